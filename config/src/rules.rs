@@ -1,0 +1,145 @@
+//! Typed OpenFlow-lite rules: what `ovs-ofctl add-flow` lines and the TOML `[[rule]]`
+//! tables parse into. No DPDK and no flow-key layout here: the translation in
+//! `ferrovs-flowcache` turns a [`Match`] into a key/mask pair and [`Action`]s into
+//! datapath actions.
+//!
+//! Field names and semantics follow `ovs-fields(7)` and `ovs-actions(7)` of Open vSwitch
+//! 3.1, with OpenFlow 1.0 (`ovs-ofctl`'s default protocol set) conventions where they
+//! differ: e.g. `dl_vlan`/`dl_vlan_pcp` are folded into one masked `vlan_tci` match the
+//! way `ovs-ofctl` does, and `mod_vlan_vid` on an untagged packet pushes a tag.
+
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+/// A value under a mask. A set mask bit means the bit must equal the value's bit.
+/// Invariant kept by constructors and the parser: `value & !mask == 0`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Masked<T> {
+    pub value: T,
+    pub mask: T,
+}
+
+/// The match part of a rule. `None` means wildcarded.
+///
+/// Several OpenFlow field names share one slot, as in OVS's `struct flow`:
+/// `nw_proto` also holds `arp_op`; `nw_src`/`nw_dst` also hold `arp_spa`/`arp_tpa`;
+/// `tp_src`/`tp_dst` also hold `icmp_type`/`icmp_code` (and their ICMPv6 forms);
+/// `nw_tos` holds `ip_dscp` (upper six bits) and `nw_ecn` (lower two) under a mask;
+/// `vlan_tci` holds `dl_vlan` and `dl_vlan_pcp` (with the 0x1000 "present" bit).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct Match {
+    pub in_port: Option<u32>,
+    pub dl_src: Option<Masked<[u8; 6]>>,
+    pub dl_dst: Option<Masked<[u8; 6]>>,
+    pub dl_type: Option<u16>,
+    /// TCI of the outer VLAN tag, with 0x1000 set when a tag is present; `dl_vlan=0xffff`
+    /// (no tag) is `value 0, mask 0xffff`.
+    pub vlan_tci: Option<Masked<u16>>,
+    pub nw_src: Option<Masked<Ipv4Addr>>,
+    pub nw_dst: Option<Masked<Ipv4Addr>>,
+    pub ipv6_src: Option<Masked<Ipv6Addr>>,
+    pub ipv6_dst: Option<Masked<Ipv6Addr>>,
+    pub nw_proto: Option<u8>,
+    pub nw_tos: Option<Masked<u8>>,
+    pub nw_ttl: Option<u8>,
+    /// Bits as in the flow key: 0x01 = is a fragment, 0x02 = is a later fragment.
+    /// `nw_frag=no` is value 0 mask 1, `yes` 1/1, `first` 1/3, `later` 3/3, `not_later` 0/2.
+    pub nw_frag: Option<Masked<u8>>,
+    pub tp_src: Option<Masked<u16>>,
+    pub tp_dst: Option<Masked<u16>>,
+    pub tcp_flags: Option<Masked<u16>>,
+    pub arp_sha: Option<Masked<[u8; 6]>>,
+    pub arp_tha: Option<Masked<[u8; 6]>>,
+}
+
+/// A field that `set_field` (and the `mod_*` shorthands) can write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SetField {
+    DlSrc([u8; 6]),
+    DlDst([u8; 6]),
+    /// VID of the outer tag (no effect on an untagged packet for `set_field`; see
+    /// [`Action::ModVlanVid`] for the pushing form).
+    VlanVid(u16),
+    VlanPcp(u8),
+    NwSrc(Ipv4Addr),
+    NwDst(Ipv4Addr),
+    Ipv6Src(Ipv6Addr),
+    Ipv6Dst(Ipv6Addr),
+    /// DSCP, as the six-bit value (`ip_dscp`); `mod_nw_tos:N` is `IpDscp(N >> 2)`.
+    IpDscp(u8),
+    NwEcn(u8),
+    NwTtl(u8),
+    TpSrc(u16),
+    TpDst(u16),
+}
+
+/// Where `resubmit` looks the packet up again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Resubmit {
+    /// `None`: keep the current in_port (`resubmit(,T)`).
+    pub in_port: Option<u32>,
+    /// `None`: the current table (`resubmit:PORT`).
+    pub table: Option<u8>,
+}
+
+/// One action of a rule, applied in order (OpenFlow 1.0 "action list" semantics).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Action {
+    /// `output:N` (or a bare port number). Output to the ingress port is dropped, as in
+    /// OpenFlow; use [`Action::InPort`] for that.
+    Output(u32),
+    /// `in_port`: send back out the ingress port.
+    InPort,
+    /// `flood`: every port of the bridge but the ingress port (and ports with no-flood).
+    Flood,
+    /// `all`: every port of the bridge but the ingress port.
+    All,
+    /// `normal`: VLAN-aware MAC-learning L2 switch.
+    Normal,
+    /// `mod_vlan_vid:V`: set the VID, pushing a tag (PCP 0) if the packet has none.
+    ModVlanVid(u16),
+    /// `mod_vlan_pcp:P`: set the PCP, pushing a tag (VID 0) if the packet has none.
+    ModVlanPcp(u8),
+    /// `strip_vlan` / `pop_vlan`.
+    StripVlan,
+    /// `push_vlan:TPID`.
+    PushVlan(u16),
+    /// `set_field:V->F` and the `mod_dl_src`, `mod_nw_dst`, `mod_tp_src`... shorthands.
+    Set(SetField),
+    /// `dec_ttl`: decrement TTL / hop limit; a packet whose TTL is 0 or 1 is dropped
+    /// (no controller, so no ICMP time-exceeded is generated), and the rest of the
+    /// actions are not executed for it.
+    DecTtl,
+    /// `resubmit:PORT`, `resubmit(,T)`, `resubmit(PORT,T)`.
+    Resubmit(Resubmit),
+    /// `goto_table:T`: continue in table T after this rule's actions (T must be greater
+    /// than the current table).
+    GotoTable(u8),
+}
+
+/// One OpenFlow-lite rule.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Rule {
+    pub table: u8,
+    /// 0..=65535; `ovs-ofctl`'s default is 32768.
+    pub priority: u16,
+    pub cookie: u64,
+    /// Seconds; 0 = never.
+    pub idle_timeout: u16,
+    /// Seconds; 0 = never.
+    pub hard_timeout: u16,
+    pub matches: Match,
+    /// Empty = drop.
+    pub actions: Vec<Action>,
+}
+
+/// Where a piece of input came from, for error messages: 1-based line and column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct Position {
+    pub line: u32,
+    pub column: u32,
+}
+
+impl Rule {
+    /// The default priority of `ovs-ofctl add-flow`.
+    pub const DEFAULT_PRIORITY: u16 = 32768;
+}

@@ -1,0 +1,48 @@
+//! Datapath actions: what a megaflow does to a packet. These are the flattened result of
+//! translating rules (`resubmit`, `normal`, `flood` are already resolved into concrete
+//! outputs by the slow path); the PMD executes them in order.
+//!
+//! Compared with the OpenFlow actions in `ferrovs_config::rules::Action`, there is no
+//! lookup left here: every action is a plain edit of the packet or an output.
+
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+/// One datapath action.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DpAction {
+    /// Transmit a copy of the packet, as it is at this point of the list, on this port.
+    Output(u32),
+    SetEthSrc([u8; 6]),
+    SetEthDst([u8; 6]),
+    /// Insert a new outer 802.1Q tag with this TPID and TCI (the 0x1000 present bit is not
+    /// part of the wire TCI and is ignored).
+    PushVlan { tpid: u16, tci: u16 },
+    /// Remove the outer VLAN tag (no effect on an untagged packet).
+    PopVlan,
+    /// Rewrite the VID of the outer tag (no effect on an untagged packet).
+    SetVlanVid(u16),
+    /// Rewrite the PCP of the outer tag (no effect on an untagged packet).
+    SetVlanPcp(u8),
+    /// IPv4 address rewrites keep the IPv4 header checksum and the TCP/UDP checksum right.
+    SetIpv4Src(Ipv4Addr),
+    SetIpv4Dst(Ipv4Addr),
+    /// IPv6 address rewrites keep the TCP/UDP/ICMPv6 checksum right.
+    SetIpv6Src(Ipv6Addr),
+    SetIpv6Dst(Ipv6Addr),
+    /// Set the six DSCP bits of the IPv4 TOS / IPv6 traffic class.
+    SetIpDscp(u8),
+    /// Set the two ECN bits.
+    SetIpEcn(u8),
+    SetTtl(u8),
+    /// Decrement the IPv4 TTL / IPv6 hop limit. If it is 0 or 1 the packet is dropped
+    /// and the remaining actions are not executed (Open vSwitch's behaviour when no
+    /// controller is configured). Doing this in the datapath, rather than translating
+    /// to `SetTtl(ttl - 1)` as OVS does, keeps `nw_ttl` out of the megaflow mask.
+    DecTtl,
+    /// TCP/UDP/SCTP port rewrites keep the L4 checksum right.
+    SetTpSrc(u16),
+    SetTpDst(u16),
+}
+
+/// The action list of a megaflow. Empty means drop.
+pub type DpActions = Vec<DpAction>;
