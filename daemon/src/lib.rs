@@ -1,1 +1,13 @@
 #![forbid(unsafe_code)]
+//! ferrovsd, the switch daemon, and the pieces ferrovs-ctl shares with it.
+//!
+//! - `protocol`: the JSON-lines control protocol.
+//! - `control`: the control socket server (and the client side used by ferrovs-ctl).
+//! - `render`: text rendering of replies.
+
+pub mod control;
+pub mod protocol;
+pub mod render;
+
+/// Where the control socket lives unless the config says otherwise.
+pub const DEFAULT_SOCKET: &str = "/run/ferrovs/ferrovsd.sock";

@@ -1,1 +1,87 @@
-fn main() {}
+#![forbid(unsafe_code)]
+//! ferrovs-ctl: talks to a running ferrovsd over its control socket.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use ferrovs_daemon::control;
+use ferrovs_daemon::protocol::Request;
+use serde_json::Value;
+
+#[derive(Parser)]
+#[command(name = "ferrovs-ctl", version, about = "Control a running ferrovsd")]
+struct Cli {
+    /// Control socket of the daemon.
+    #[arg(long, short = 's', default_value = ferrovs_daemon::DEFAULT_SOCKET, env = "FERROVS_SOCKET")]
+    socket: PathBuf,
+    /// Print the daemon's JSON reply instead of text.
+    #[arg(long)]
+    json: bool,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Bridges, ports, link state and counters.
+    Show,
+    /// Per-PMD statistics: packets, cycles per packet, busy/idle, cache hits.
+    PmdStatsShow,
+    /// Reset the PMD statistics.
+    PmdStatsClear,
+    /// Stop ferrovsd cleanly.
+    Stop,
+    /// Add a rule (ovs-ofctl syntax), e.g. `add-flow br0 "tcp,tp_dst=80,actions=output:2"`.
+    AddFlow { bridge: String, flow: String },
+    /// Add every rule of FILE (one per line, `#` comments) as one atomic change.
+    AddFlows { bridge: String, file: PathBuf },
+    /// Delete the rules that match MATCH (all rules without it).
+    DelFlows { bridge: String, r#match: Option<String> },
+    /// The rules of a bridge with their counters.
+    DumpFlows { bridge: String },
+    /// The megaflows installed in the PMDs.
+    DumpDpFlows,
+    /// Trace a packet described in ovs-ofctl syntax through a bridge's tables.
+    Trace { bridge: String, packet: String },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let req = match cli.cmd {
+        Cmd::Show => Request::Show,
+        Cmd::PmdStatsShow => Request::PmdStatsShow,
+        Cmd::PmdStatsClear => Request::PmdStatsClear,
+        Cmd::Stop => Request::Stop,
+        Cmd::AddFlow { bridge, flow } => Request::AddFlow { bridge, flow },
+        Cmd::AddFlows { bridge, file } => match std::fs::read_to_string(&file) {
+            Ok(text) => Request::AddFlows { bridge, flows: text.lines().map(str::to_owned).collect() },
+            Err(e) => {
+                eprintln!("ferrovs-ctl: {}: {e}", file.display());
+                return ExitCode::FAILURE;
+            }
+        },
+        Cmd::DelFlows { bridge, r#match } => Request::DelFlows { bridge, r#match },
+        Cmd::DumpFlows { bridge } => Request::DumpFlows { bridge },
+        Cmd::DumpDpFlows => Request::DumpDpFlows,
+        Cmd::Trace { bridge, packet } => Request::Trace { bridge, packet },
+    };
+    let resp = match control::request(&cli.socket, &req) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("ferrovs-ctl: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if !resp.ok {
+        eprintln!("ferrovs-ctl: {}", resp.error.unwrap_or_else(|| "failed".into()));
+        return ExitCode::FAILURE;
+    }
+    let result = resp.result.unwrap_or(Value::Null);
+    if cli.json {
+        println!("{result}");
+    } else {
+        print!("{}", ferrovs_daemon::render::render(&req, &result));
+    }
+    ExitCode::SUCCESS
+}
