@@ -4,3 +4,4 @@
 
 pub mod actions;
 pub mod key;
+pub mod xlate;

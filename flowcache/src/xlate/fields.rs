@@ -1,0 +1,214 @@
+//! Match fields as bit ranges of a [`FlowKey`], and the *witness* of a failed match.
+//!
+//! # Design
+//!
+//! A rule's match compiles to one key/mask pair (so "does rule R match key K" is eight
+//! ANDs and compares) plus a short list of [`FieldMatch`]es, one per matched field. The
+//! list is only used when a rule fails to match: the translator then needs a *witness*,
+//! a set of key bits that by themselves prove the rule cannot match, so that it can add
+//! just those bits to the megaflow mask (every packet that agrees with this one on the
+//! witness bits also fails the rule).
+//!
+//! A field that the rule matches on and the packet differs in yields one witness:
+//! - for *prefix* fields (IPv4/IPv6 addresses, L4 ports), the bits from the field's most
+//!   significant bit down to and including the most significant differing bit. That is
+//!   what OVS's prefix tries (and its ports trie) achieve: the mask stays a prefix, so
+//!   many packets produce the same few masks, and it is as short as a prefix can be.
+//! - for every other field, the rule's whole mask of that field (as OVS's staged lookup
+//!   un-wildcards whole stages). These fields are categorical (in_port, dl_type,
+//!   nw_proto, VLAN, fragment bits) or rarely matched with masks (MACs, TOS, TCP flags).
+
+use crate::key::{FlowKey, Mask};
+
+/// One matchable field of the key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Field {
+    InPort,
+    DlType,
+    /// Outer VLAN TCI (slot 0).
+    VlanTci,
+    DlSrc,
+    DlDst,
+    NwProto,
+    NwTos,
+    NwTtl,
+    NwFrag,
+    TpSrc,
+    TpDst,
+    TcpFlags,
+    /// IPv4 source / ARP spa.
+    NwSrc,
+    /// IPv4 destination / ARP tpa.
+    NwDst,
+    Ipv6Src,
+    Ipv6Dst,
+    ArpSha,
+    ArpTha,
+}
+
+/// Where a field lives: one bit range of one word, or a 128-bit address over two words.
+#[derive(Clone, Copy)]
+enum Loc {
+    Bits { word: usize, shift: u32, width: u32 },
+    Wide { hi: usize, lo: usize },
+}
+
+impl Field {
+    fn loc(self) -> Loc {
+        use Field::*;
+        let b = |word, shift, width| Loc::Bits { word, shift, width };
+        match self {
+            InPort => b(0, 0, 32),
+            DlType => b(0, 32, 16),
+            VlanTci => b(0, 48, 16),
+            DlDst => b(1, 0, 48),
+            DlSrc => b(2, 0, 48),
+            NwTos => b(2, 48, 8),
+            NwProto => b(2, 56, 8),
+            NwFrag => b(3, 0, 8),
+            NwTtl => b(3, 8, 8),
+            TpSrc => b(3, 16, 16),
+            TpDst => b(3, 32, 16),
+            TcpFlags => b(3, 48, 16),
+            ArpSha => b(4, 0, 48),
+            NwSrc => b(5, 0, 32),
+            ArpTha => b(6, 0, 48),
+            NwDst => b(7, 0, 32),
+            Ipv6Src => Loc::Wide { hi: 4, lo: 5 },
+            Ipv6Dst => Loc::Wide { hi: 6, lo: 7 },
+        }
+    }
+
+    /// Width of the field in bits.
+    pub fn width(self) -> u32 {
+        match self.loc() {
+            Loc::Bits { width, .. } => width,
+            Loc::Wide { .. } => 128,
+        }
+    }
+
+    /// All bits of the field, as a value of the field.
+    pub fn all_ones(self) -> u128 {
+        match self.width() {
+            128 => u128::MAX,
+            w => (1u128 << w) - 1,
+        }
+    }
+
+    /// True for fields whose rule masks are (almost always) prefixes and whose witnesses
+    /// are prefixes: addresses and L4 ports.
+    pub fn is_prefix(self) -> bool {
+        matches!(self, Field::NwSrc | Field::NwDst | Field::Ipv6Src | Field::Ipv6Dst | Field::TpSrc | Field::TpDst)
+    }
+
+    /// True for small fields with few distinct values in real traffic, where adding the
+    /// whole field to a mask splits traffic into few megaflows.
+    pub fn is_categorical(self) -> bool {
+        matches!(self, Field::InPort | Field::DlType | Field::VlanTci | Field::NwProto | Field::NwFrag)
+    }
+
+    /// The field's value in `key`.
+    #[inline]
+    pub fn get(self, key: &FlowKey) -> u128 {
+        match self.loc() {
+            Loc::Bits { word, shift, width } => ((key.w[word] >> shift) & ((1u64 << width) - 1)) as u128,
+            Loc::Wide { hi, lo } => ((key.w[hi] as u128) << 64) | key.w[lo] as u128,
+        }
+    }
+
+    /// Writes `value` into the field of `key` (other bits untouched).
+    #[inline]
+    pub fn put(self, key: &mut FlowKey, value: u128) {
+        match self.loc() {
+            Loc::Bits { word, shift, width } => {
+                let m = ((1u64 << width) - 1) << shift;
+                key.w[word] = (key.w[word] & !m) | (((value as u64) << shift) & m);
+            }
+            Loc::Wide { hi, lo } => {
+                key.w[hi] = (value >> 64) as u64;
+                key.w[lo] = value as u64;
+            }
+        }
+    }
+
+    /// A mask with exactly `bits` (a value of this field) set.
+    #[inline]
+    pub fn mask_of(self, bits: u128) -> Mask {
+        let mut m = Mask::ZERO;
+        self.put(&mut m, bits);
+        m
+    }
+}
+
+/// One field of a rule's match: the packet's field, under `mask`, must equal `value`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FieldMatch {
+    pub field: Field,
+    pub value: u128,
+    pub mask: u128,
+}
+
+impl FieldMatch {
+    /// If `key` fails this field match, the bits of the field (as a field value) that
+    /// prove it: any key equal to `key` on those bits fails too. `None` if `key` passes.
+    #[inline]
+    pub fn witness(&self, key: &FlowKey) -> Option<u128> {
+        let diff = (self.field.get(key) ^ self.value) & self.mask;
+        if diff == 0 {
+            return None;
+        }
+        if self.field.is_prefix() {
+            let top = 127 - diff.leading_zeros();
+            Some(self.field.all_ones() & !((1u128 << top) - 1))
+        } else {
+            Some(self.mask)
+        }
+    }
+}
+
+/// Writes a field match into a key/mask pair (the compiled form of a rule).
+pub fn add_to(value: &mut FlowKey, mask: &mut Mask, fm: &FieldMatch) {
+    let old_v = fm.field.get(value);
+    let old_m = fm.field.get(mask);
+    fm.field.put(mask, old_m | fm.mask);
+    fm.field.put(value, (old_v & !fm.mask) | (fm.value & fm.mask));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefix_witness_stops_at_first_difference() {
+        // Rule nw_dst=10.0.0.0/8, packet 192.168.1.1: the very first bit differs.
+        let fm = FieldMatch { field: Field::NwDst, value: 0x0a00_0000, mask: 0xff00_0000 };
+        let mut k = FlowKey::ZERO;
+        k.set_nw_dst_u32(0xc0a8_0101);
+        assert_eq!(fm.witness(&k), Some(0x8000_0000));
+        // Packet 11.0.0.1 (0x0b): differs from 0x0a only in bit 24.
+        k.set_nw_dst_u32(0x0b00_0001);
+        assert_eq!(fm.witness(&k), Some(0xff00_0000));
+        k.set_nw_dst_u32(0x0a01_0203);
+        assert_eq!(fm.witness(&k), None);
+    }
+
+    #[test]
+    fn categorical_witness_is_the_rule_mask() {
+        let fm = FieldMatch { field: Field::NwProto, value: 6, mask: 0xff };
+        let mut k = FlowKey::ZERO;
+        k.set_nw_proto(17);
+        assert_eq!(fm.witness(&k), Some(0xff));
+        assert_eq!(Field::NwProto.mask_of(0xff).nw_proto(), 0xff);
+    }
+
+    #[test]
+    fn wide_fields_round_trip() {
+        let mut k = FlowKey::ZERO;
+        Field::Ipv6Dst.put(&mut k, 0x2001_0db8_0000_0000_0000_0000_0000_0001);
+        assert_eq!(k.ipv6_dst_u128(), 0x2001_0db8_0000_0000_0000_0000_0000_0001);
+        assert_eq!(Field::Ipv6Dst.get(&k), k.ipv6_dst_u128());
+        Field::TpDst.put(&mut k, 443);
+        assert_eq!(k.tp_dst(), 443);
+        assert_eq!(Field::TpDst.get(&k), 443);
+    }
+}

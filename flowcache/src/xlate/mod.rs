@@ -1,0 +1,126 @@
+//! Translation of OpenFlow-lite rules into megaflows: the slow path's decision for a
+//! missed packet, with the widest mask that is still correct.
+//!
+//! # Overview
+//!
+//! When a PMD's caches miss, the slow path calls [`translate`] with the packet's flow
+//! key. Translation walks the key through the rule tables of a [`RuleTables`] version
+//! (table 0 first; `resubmit` and `goto_table` continue elsewhere), executes the
+//! OpenFlow actions of every matched rule into datapath actions ([`DpActions`]), and
+//! records every key bit the outcome depended on. The result's `mask` is the megaflow
+//! mask: any packet equal to this one on the masked bits gets exactly the same actions
+//! and hits exactly the same rules, so `(key & mask, mask, actions)` can be installed.
+//!
+//! Modules, in data-flow order:
+//! - `fields`: match fields as key bit ranges, and the witness of a failed match.
+//! - `tables`: [`RuleTables`], a compiled immutable rule-set version.
+//! - `translate`: the translator and its dependency tracking (the heart; read its
+//!   header for the mask algorithm).
+//! - `mac`: [`MacTable`], the learning table behind the `normal` action.
+//! - `revalidate`: what to do with installed megaflows after a change.
+//! - `reference`: a naive evaluator with no wildcard tracking, the oracle of the tests.
+//!
+//! # Semantics (OpenFlow 1.0 as in Open vSwitch 3.1 with `ovs-ofctl add-flows`)
+//!
+//! - A miss in table 0 drops; a miss in a table reached by `resubmit` does nothing (the
+//!   remaining actions of the resubmitting rule still run); `goto_table:T` continues in
+//!   T after the rule's other actions. Nesting deeper than 64 or more than 4096 lookups
+//!   drops the packet and sets [`Translation::error`] (OVS does the same).
+//! - `resubmit(P,T)` looks up with in_port P, but the rule's actions see the real
+//!   in_port again (as OVS, which restores it after the lookup).
+//! - `output:N` to the ingress port, or to a port that is not on the bridge, does
+//!   nothing; `in_port` outputs to the ingress port; `flood` and `all` output to every
+//!   bridge port but the ingress port, in port-list order.
+//! - Set-field actions become datapath actions immediately, in order (OVS instead
+//!   commits only changed fields at output time, which needs the old value of the
+//!   field in the mask; we never compare, so the mask does not grow). Actions whose
+//!   prerequisites the packet lacks (e.g. `mod_nw_src` on ARP, `mod_tp_dst` on ICMP or
+//!   on a later fragment) do nothing. Later lookups see the rewritten fields.
+//! - `dec_ttl` becomes [`DpAction::DecTtl`]: the datapath decrements and drops at TTL
+//!   <= 1. OVS instead emits `set(ttl=N-1)`, which puts the TTL in every such megaflow;
+//!   ours stays TTL-free unless a rule matches on TTL.
+//! - IP fragments (frag handling "normal"): tp_src/tp_dst read as 0. The mask covers
+//!   the fragment bit only when ports were consulted (OVS always covers nw_frag for IP).
+//! - `normal`: see [`MacTable`] and the `normal` method in `translate`.
+//!
+//! [`DpAction::DecTtl`]: crate::actions::DpAction::DecTtl
+
+mod fields;
+mod mac;
+pub mod reference;
+mod revalidate;
+mod tables;
+mod translate;
+
+use std::time::Duration;
+
+use ferrovs_config::rules::Action;
+
+pub use fields::Field;
+pub use mac::{LearnOutcome, LearnResult, MacKey, MacLearn, MacTable, is_multicast, is_reserved};
+pub use revalidate::{Revalidated, Verdict, revalidate, revalidate_all};
+pub use tables::{BuildError, N_TABLES, RuleRef, RuleTables};
+pub use translate::{MAX_DEPTH, MAX_LOOKUPS};
+
+use crate::actions::DpActions;
+use crate::key::{FlowKey, Mask};
+
+/// One table lookup of a translation, for `ofproto/trace`-style output.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TraceStep {
+    /// Resubmit nesting depth (0 for table 0).
+    pub depth: usize,
+    pub table: u8,
+    /// The in_port the lookup used (differs from the packet's for `resubmit(P,T)`).
+    pub in_port: u32,
+    /// The matched rule, `None` for a table miss.
+    pub rule: Option<RuleRef>,
+    /// The matched rule's OpenFlow actions.
+    pub actions: Vec<Action>,
+}
+
+/// Why a translation was abandoned (the packet is dropped).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum XlateError {
+    /// resubmit/goto_table nested deeper than [`MAX_DEPTH`].
+    TooDeep,
+    /// More than [`MAX_LOOKUPS`] table lookups.
+    TooManyLookups,
+}
+
+/// The outcome of translating one flow key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Translation {
+    /// Datapath actions; empty means drop.
+    pub actions: DpActions,
+    /// Megaflow mask: always covers in_port; covers dl_type if it covers any L3/L4 bit
+    /// and nw_proto if it covers any L4 bit.
+    pub mask: Mask,
+    /// Every rule that matched, in lookup order (for per-rule statistics).
+    pub rules: Vec<RuleRef>,
+    pub trace: Vec<TraceStep>,
+    /// What `normal` learned, for the slow path to apply to the [`MacTable`].
+    pub learn: Option<MacLearn>,
+    /// The (VLAN, destination MAC) entries `normal` looked up. When one of them is
+    /// learned, moves, is evicted or expires, megaflows from this translation must be
+    /// revalidated. Empty when the MAC table was not used.
+    pub mac_deps: Vec<MacKey>,
+    pub error: Option<XlateError>,
+}
+
+impl Translation {
+    /// True if the outcome depended on the MAC table.
+    pub fn uses_mac_table(&self) -> bool {
+        !self.mac_deps.is_empty()
+    }
+}
+
+/// Translates `key` through `tables`, reading (never writing) `macs` at time `now`.
+pub fn translate(tables: &RuleTables, macs: &MacTable, key: &FlowKey, now: Duration) -> Translation {
+    translate::translate(tables, macs, key, now)
+}
+
+/// The megaflow key to install for a translation of `key`.
+pub fn megaflow_key(key: &FlowKey, t: &Translation) -> FlowKey {
+    key.masked(&t.mask)
+}

@@ -1,0 +1,339 @@
+//! A naive reference evaluator of rule sets: the oracle for the translator's tests.
+//!
+//! # Design
+//!
+//! Deliberately simple and independent of the translator: it works on the raw
+//! [`Rule`]s (not on compiled key/mask pairs), compares every match field directly with
+//! the packet's field, scans each table linearly for the best rule, and executes actions
+//! on a plain copy of the key. It tracks no wildcards and is slow; it exists so that
+//! tests can check, for packets *other* than the one translated, that the megaflow
+//! decision is what the rules say. It shares with the translator only the key layout,
+//! the MAC table and the datapath action type.
+
+use std::time::Duration;
+
+use ferrovs_config::rules::{Action, Match, Resubmit, Rule, SetField};
+
+use super::mac::{MacLearn, MacTable, is_multicast, is_reserved};
+use crate::actions::{DpAction, DpActions};
+use crate::key::{FRAG_ANY, FRAG_LATER, FlowKey, VLAN_PRESENT, ethertype, ipproto, mac_to_u64};
+
+/// The reference outcome for one packet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Evaluation {
+    pub actions: DpActions,
+    /// Indices into the evaluated `rules` slice of every matched rule, in order.
+    pub rules: Vec<usize>,
+    pub learn: Option<MacLearn>,
+    /// True if the nesting or lookup limit was hit (actions are then empty).
+    pub aborted: bool,
+}
+
+/// The datapath actions the rules prescribe for `key`.
+pub fn evaluate(rules: &[Rule], ports: &[u32], macs: &MacTable, now: Duration, key: &FlowKey) -> DpActions {
+    evaluate_full(rules, ports, macs, now, key).actions
+}
+
+/// Like [`evaluate`], with matched rules and learning.
+pub fn evaluate_full(rules: &[Rule], ports: &[u32], macs: &MacTable, now: Duration, key: &FlowKey) -> Evaluation {
+    // Identical (table, priority, match) rules: the last one replaces the first in place.
+    let mut slots: Vec<(u8, u16, usize)> = Vec::new(); // (table, priority, index of the kept rule)
+    for (i, r) in rules.iter().enumerate() {
+        match slots
+            .iter_mut()
+            .find(|(t, p, k)| *t == r.table && *p == r.priority && rules[*k].matches == r.matches)
+        {
+            Some(s) => s.2 = i,
+            None => slots.push((r.table, r.priority, i)),
+        }
+    }
+    let mut pkt = *key;
+    if pkt.nw_frag() & FRAG_ANY != 0 {
+        pkt.set_tp_src(0);
+        pkt.set_tp_dst(0);
+    }
+    let mut ev = Eval {
+        rules,
+        slots,
+        ports,
+        macs,
+        now,
+        in_port: key.in_port(),
+        pkt,
+        out: Evaluation { actions: Vec::new(), rules: Vec::new(), learn: None, aborted: false },
+        lookups: 0,
+    };
+    ev.table(0, key.in_port(), 0);
+    if ev.out.aborted {
+        ev.out.actions.clear();
+    }
+    ev.out
+}
+
+struct Eval<'a> {
+    rules: &'a [Rule],
+    slots: Vec<(u8, u16, usize)>,
+    ports: &'a [u32],
+    macs: &'a MacTable,
+    now: Duration,
+    in_port: u32,
+    pkt: FlowKey,
+    out: Evaluation,
+    lookups: usize,
+}
+
+fn masked_eq<T: Copy>(v: Option<ferrovs_config::rules::Masked<T>>, pkt: u128, conv: impl Fn(T) -> u128) -> bool {
+    match v {
+        None => true,
+        Some(m) => (pkt & conv(m.mask)) == (conv(m.value) & conv(m.mask)),
+    }
+}
+
+/// Does `m` match `p`, with OpenFlow 1.0 normalisation (a field whose prerequisite is
+/// not part of the match is ignored)?
+fn matches(m: &Match, p: &FlowKey) -> bool {
+    let ip4 = m.dl_type == Some(ethertype::IPV4);
+    let ip6 = m.dl_type == Some(ethertype::IPV6);
+    let arp = m.dl_type == Some(ethertype::ARP);
+    let ip = ip4 || ip6;
+    let proto = if ip { m.nw_proto } else { None };
+    let ports = matches!(proto, Some(ipproto::TCP | ipproto::UDP | ipproto::SCTP))
+        || (ip4 && proto == Some(ipproto::ICMP))
+        || (ip6 && proto == Some(ipproto::ICMPV6));
+    let mac = |a: [u8; 6]| mac_to_u64(a) as u128;
+    let v4 = |a: std::net::Ipv4Addr| u32::from(a) as u128;
+    let v6 = |a: std::net::Ipv6Addr| u128::from(a);
+    let u16c = |x: u16| x as u128;
+    let u8c = |x: u8| x as u128;
+    m.in_port.is_none_or(|x| x == p.in_port())
+        && m.dl_type.is_none_or(|x| x == p.dl_type())
+        && masked_eq(m.vlan_tci, p.vlan_tci(0) as u128, u16c)
+        && masked_eq(m.dl_src, p.dl_src_u64() as u128, mac)
+        && masked_eq(m.dl_dst, p.dl_dst_u64() as u128, mac)
+        && (!(ip || arp) || m.nw_proto.is_none_or(|x| x == p.nw_proto()))
+        && (!(ip4 || arp) || masked_eq(m.nw_src, p.nw_src_u32() as u128, v4))
+        && (!(ip4 || arp) || masked_eq(m.nw_dst, p.nw_dst_u32() as u128, v4))
+        && (!ip6 || masked_eq(m.ipv6_src, p.ipv6_src_u128(), v6))
+        && (!ip6 || masked_eq(m.ipv6_dst, p.ipv6_dst_u128(), v6))
+        && (!ip || masked_eq(m.nw_tos, p.nw_tos() as u128, u8c))
+        && (!ip || m.nw_ttl.is_none_or(|x| x == p.nw_ttl()))
+        && (!ip || masked_eq(m.nw_frag, p.nw_frag() as u128, u8c))
+        && (!ports || masked_eq(m.tp_src, p.tp_src() as u128, u16c))
+        && (!ports || masked_eq(m.tp_dst, p.tp_dst() as u128, u16c))
+        && (proto != Some(ipproto::TCP) || masked_eq(m.tcp_flags, p.tcp_flags() as u128, u16c))
+        && (!arp || masked_eq(m.arp_sha, p.arp_sha_u64() as u128, mac))
+        && (!arp || masked_eq(m.arp_tha, p.arp_tha_u64() as u128, mac))
+}
+
+impl Eval<'_> {
+    fn table(&mut self, table: u8, lookup_port: u32, depth: usize) {
+        if self.out.aborted {
+            return;
+        }
+        self.lookups += 1;
+        if depth > super::MAX_DEPTH || self.lookups > super::MAX_LOOKUPS {
+            self.out.aborted = true;
+            return;
+        }
+        let mut probe = self.pkt;
+        probe.set_in_port(lookup_port);
+        // Best rule: highest priority, then earliest slot.
+        let mut best: Option<(u16, usize)> = None;
+        for &(t, prio, idx) in &self.slots {
+            if t == table && best.is_none_or(|(bp, _)| prio > bp) && matches(&self.rules[idx].matches, &probe) {
+                best = Some((prio, idx));
+            }
+        }
+        let Some((_, idx)) = best else { return };
+        self.out.rules.push(idx);
+        let rules = self.rules;
+        let mut goto = None;
+        for a in &rules[idx].actions {
+            match *a {
+                Action::GotoTable(t) => goto = Some(t),
+                Action::Resubmit(Resubmit { in_port, table: t }) => {
+                    self.table(t.unwrap_or(table), in_port.unwrap_or(self.in_port), depth + 1)
+                }
+                _ => self.action(a),
+            }
+        }
+        if let Some(t) = goto {
+            self.table(t, self.in_port, depth + 1);
+        }
+    }
+
+    fn emit(&mut self, a: DpAction) {
+        self.out.actions.push(a);
+    }
+
+    fn output(&mut self, port: u32) {
+        if port != self.in_port && self.ports.contains(&port) {
+            self.emit(DpAction::Output(port));
+        }
+    }
+
+    fn flood(&mut self) {
+        for i in 0..self.ports.len() {
+            let p = self.ports[i];
+            if p != self.in_port {
+                self.emit(DpAction::Output(p));
+            }
+        }
+    }
+
+    fn tagged(&self) -> bool {
+        self.pkt.vlan_tci(0) & VLAN_PRESENT != 0
+    }
+
+    fn push(&mut self, tci: u16) {
+        self.pkt.set_vlan_tci(1, self.pkt.vlan_tci(0));
+        self.pkt.set_vlan_tci(0, tci | VLAN_PRESENT);
+    }
+
+    fn ip(&self) -> bool {
+        matches!(self.pkt.dl_type(), ethertype::IPV4 | ethertype::IPV6)
+    }
+
+    fn action(&mut self, a: &Action) {
+        match *a {
+            Action::Output(n) => self.output(n),
+            Action::InPort => self.emit(DpAction::Output(self.in_port)),
+            Action::Flood | Action::All => self.flood(),
+            Action::Normal => self.normal(),
+            Action::ModVlanVid(v) => {
+                let v = v & 0x0fff;
+                if self.tagged() {
+                    let t = self.pkt.vlan_tci(0);
+                    self.pkt.set_vlan_tci(0, (t & !0x0fff) | v);
+                    self.emit(DpAction::SetVlanVid(v));
+                } else {
+                    self.push(v);
+                    self.emit(DpAction::PushVlan { tpid: ethertype::VLAN, tci: VLAN_PRESENT | v });
+                }
+            }
+            Action::ModVlanPcp(c) => {
+                let bits = ((c as u16) & 7) << 13;
+                if self.tagged() {
+                    let t = self.pkt.vlan_tci(0);
+                    self.pkt.set_vlan_tci(0, (t & !0xe000) | bits);
+                    self.emit(DpAction::SetVlanPcp(c & 7));
+                } else {
+                    self.push(bits);
+                    self.emit(DpAction::PushVlan { tpid: ethertype::VLAN, tci: VLAN_PRESENT | bits });
+                }
+            }
+            Action::StripVlan => {
+                if self.tagged() {
+                    let inner = self.pkt.vlan_tci(1);
+                    self.pkt.set_vlan_tci(0, inner);
+                    self.pkt.set_vlan_tci(1, 0);
+                    self.emit(DpAction::PopVlan);
+                }
+            }
+            Action::PushVlan(tpid) => {
+                self.push(0);
+                self.emit(DpAction::PushVlan { tpid, tci: VLAN_PRESENT });
+            }
+            Action::DecTtl => {
+                if self.ip() {
+                    let t = self.pkt.nw_ttl();
+                    self.pkt.set_nw_ttl(t.saturating_sub(1));
+                    self.emit(DpAction::DecTtl);
+                }
+            }
+            Action::Set(sf) => self.set(sf),
+            Action::Resubmit(_) | Action::GotoTable(_) => {}
+        }
+    }
+
+    fn set(&mut self, sf: SetField) {
+        let ip4 = self.pkt.dl_type() == ethertype::IPV4;
+        let ip6 = self.pkt.dl_type() == ethertype::IPV6;
+        let p = &mut self.pkt;
+        let a = match sf {
+            SetField::DlSrc(m) => {
+                p.set_dl_src(m);
+                Some(DpAction::SetEthSrc(m))
+            }
+            SetField::DlDst(m) => {
+                p.set_dl_dst(m);
+                Some(DpAction::SetEthDst(m))
+            }
+            SetField::VlanVid(v) if p.vlan_tci(0) & VLAN_PRESENT != 0 => {
+                let t = p.vlan_tci(0);
+                p.set_vlan_tci(0, (t & !0x0fff) | (v & 0x0fff));
+                Some(DpAction::SetVlanVid(v & 0x0fff))
+            }
+            SetField::VlanPcp(c) if p.vlan_tci(0) & VLAN_PRESENT != 0 => {
+                let t = p.vlan_tci(0);
+                p.set_vlan_tci(0, (t & !0xe000) | (((c as u16) & 7) << 13));
+                Some(DpAction::SetVlanPcp(c & 7))
+            }
+            SetField::NwSrc(x) if ip4 => {
+                p.set_nw_src(x);
+                Some(DpAction::SetIpv4Src(x))
+            }
+            SetField::NwDst(x) if ip4 => {
+                p.set_nw_dst(x);
+                Some(DpAction::SetIpv4Dst(x))
+            }
+            SetField::Ipv6Src(x) if ip6 => {
+                p.set_ipv6_src(x);
+                Some(DpAction::SetIpv6Src(x))
+            }
+            SetField::Ipv6Dst(x) if ip6 => {
+                p.set_ipv6_dst(x);
+                Some(DpAction::SetIpv6Dst(x))
+            }
+            SetField::IpDscp(d) if ip4 || ip6 => {
+                p.set_nw_tos((p.nw_tos() & 3) | ((d & 0x3f) << 2));
+                Some(DpAction::SetIpDscp(d & 0x3f))
+            }
+            SetField::NwEcn(e) if ip4 || ip6 => {
+                p.set_nw_tos((p.nw_tos() & 0xfc) | (e & 3));
+                Some(DpAction::SetIpEcn(e & 3))
+            }
+            SetField::NwTtl(t) if ip4 || ip6 => {
+                p.set_nw_ttl(t);
+                Some(DpAction::SetTtl(t))
+            }
+            SetField::TpSrc(x) | SetField::TpDst(x)
+                if (ip4 || ip6)
+                    && matches!(p.nw_proto(), ipproto::TCP | ipproto::UDP | ipproto::SCTP)
+                    && p.nw_frag() & FRAG_LATER == 0 =>
+            {
+                if matches!(sf, SetField::TpSrc(_)) {
+                    p.set_tp_src(x);
+                    Some(DpAction::SetTpSrc(x))
+                } else {
+                    p.set_tp_dst(x);
+                    Some(DpAction::SetTpDst(x))
+                }
+            }
+            _ => None,
+        };
+        if let Some(a) = a {
+            self.emit(a);
+        }
+    }
+
+    fn normal(&mut self) {
+        let tci = self.pkt.vlan_tci(0);
+        let vlan = if tci & VLAN_PRESENT != 0 { tci & 0x0fff } else { 0 };
+        let src = self.pkt.dl_src();
+        let dst = self.pkt.dl_dst();
+        if !is_multicast(src) {
+            self.out.learn = Some(MacLearn { vlan, mac: src, port: self.in_port });
+        }
+        if is_reserved(dst) {
+            return;
+        }
+        if is_multicast(dst) {
+            return self.flood();
+        }
+        match self.macs.lookup(vlan, dst, self.now) {
+            Some(port) if self.ports.contains(&port) => self.output(port),
+            _ => self.flood(),
+        }
+    }
+}

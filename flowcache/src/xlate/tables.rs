@@ -1,0 +1,289 @@
+//! [`RuleTables`]: one immutable, compiled version of a bridge's OpenFlow-lite rule set.
+//!
+//! # Design
+//!
+//! A rule-set version is built once from a `Vec<Rule>` and the bridge's port list and is
+//! never changed afterwards; a rule change builds a new version (the slow path swaps an
+//! `Arc` and revalidates the installed megaflows against it, see `revalidate`). Building
+//! does, once per rule, all the work the translator would otherwise repeat per upcall:
+//!
+//! - *Normalisation*, as `ovs-ofctl` does for OpenFlow 1.0: a match field whose
+//!   prerequisite is missing (e.g. `nw_dst` without `ip`/`arp`, `tp_dst` without a
+//!   transport protocol) is dropped, with a warning. This also guarantees the invariant
+//!   the key layout depends on: a rule that matches any L3 bit matches `dl_type`, and
+//!   one that matches any L4 bit matches `nw_proto`.
+//! - *Compilation* of the match into one key/mask pair and a list of [`FieldMatch`]es
+//!   (see `fields`).
+//! - *Ordering*: each table's rules are sorted by priority, highest first. Among equal
+//!   priorities the rule that came first in the input wins (OVS leaves overlapping
+//!   equal-priority rules undefined; we pick the input order so results are
+//!   reproducible). A rule with the same table, priority and match as an earlier one
+//!   *replaces* it in place, as `ovs-ofctl add-flows` does (an OFPFC_ADD of an identical
+//!   flow replaces it).
+
+use std::fmt;
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+use ferrovs_config::rules::{Action, Masked, Match, Rule};
+
+use super::fields::{self, Field, FieldMatch};
+use crate::key::{FlowKey, Mask, ethertype, ipproto, mac_to_u64};
+
+/// Number of OpenFlow tables (0..=254).
+pub const N_TABLES: usize = 255;
+
+/// A rule of one [`RuleTables`] version: its index in [`RuleTables::rules`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RuleRef(pub u32);
+
+/// A rule compiled for lookup.
+#[derive(Debug, Clone)]
+pub(crate) struct CompiledRule {
+    pub rref: RuleRef,
+    pub priority: u16,
+    /// Masked match value and mask over the key.
+    pub value: FlowKey,
+    pub mask: Mask,
+    pub fields: Vec<FieldMatch>,
+}
+
+impl CompiledRule {
+    #[inline]
+    pub fn matches(&self, key: &FlowKey) -> bool {
+        self.value.matches(&self.mask, key)
+    }
+}
+
+/// Why a rule set was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BuildError {
+    /// Table 255 is not a table.
+    BadTable { rule: usize, table: u8 },
+    /// `goto_table` must go forward.
+    GotoBackwards { rule: usize, table: u8, target: u8 },
+}
+
+impl fmt::Display for BuildError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BuildError::BadTable { rule, table } => write!(f, "rule {rule}: table {table} does not exist (tables are 0..=254)"),
+            BuildError::GotoBackwards { rule, table, target } => {
+                write!(f, "rule {rule}: goto_table:{target} in table {table} must name a later table")
+            }
+        }
+    }
+}
+
+impl std::error::Error for BuildError {}
+
+/// One compiled, immutable rule-set version of a bridge.
+#[derive(Debug, Clone)]
+pub struct RuleTables {
+    rules: Vec<Rule>,
+    /// For each rule, its index in the `Vec<Rule>` it was built from (the last of
+    /// identical duplicates).
+    source_index: Vec<usize>,
+    /// Per table, compiled rules in lookup order.
+    pub(crate) tables: Vec<Vec<CompiledRule>>,
+    ports: Vec<u32>,
+    warnings: Vec<String>,
+}
+
+impl RuleTables {
+    /// Compiles `rules` for a bridge whose OpenFlow ports are `ports` (in the order
+    /// `flood`/`all` output to them).
+    pub fn new(rules: Vec<Rule>, ports: Vec<u32>) -> Result<RuleTables, BuildError> {
+        let mut kept: Vec<Rule> = Vec::with_capacity(rules.len());
+        let mut source_index = Vec::with_capacity(rules.len());
+        let mut seen: std::collections::HashMap<(u8, u16, Match), usize> = std::collections::HashMap::new();
+        for (i, r) in rules.into_iter().enumerate() {
+            if r.table as usize >= N_TABLES {
+                return Err(BuildError::BadTable { rule: i, table: r.table });
+            }
+            for a in &r.actions {
+                if let Action::GotoTable(t) = a {
+                    if *t <= r.table || *t as usize >= N_TABLES {
+                        return Err(BuildError::GotoBackwards { rule: i, table: r.table, target: *t });
+                    }
+                }
+            }
+            match seen.get(&(r.table, r.priority, r.matches.clone())) {
+                Some(&at) => {
+                    kept[at] = r;
+                    source_index[at] = i;
+                }
+                None => {
+                    seen.insert((r.table, r.priority, r.matches.clone()), kept.len());
+                    kept.push(r);
+                    source_index.push(i);
+                }
+            }
+        }
+        let mut warnings = Vec::new();
+        let mut tables: Vec<Vec<CompiledRule>> = vec![Vec::new(); N_TABLES];
+        for (i, r) in kept.iter().enumerate() {
+            let (fields, dropped) = compile_match(&r.matches);
+            for d in dropped {
+                warnings.push(format!(
+                    "rule {} (table {}, priority {}): {d} ignored, its prerequisite is not matched",
+                    source_index[i], r.table, r.priority
+                ));
+            }
+            let mut value = FlowKey::ZERO;
+            let mut mask = Mask::ZERO;
+            for fm in &fields {
+                fields::add_to(&mut value, &mut mask, fm);
+            }
+            tables[r.table as usize].push(CompiledRule { rref: RuleRef(i as u32), priority: r.priority, value, mask, fields });
+        }
+        for t in &mut tables {
+            // Stable sort: equal priorities keep input order.
+            t.sort_by(|a, b| b.priority.cmp(&a.priority));
+        }
+        Ok(RuleTables { rules: kept, source_index, tables, ports, warnings })
+    }
+
+    /// All rules of this version; a [`RuleRef`] indexes this slice.
+    pub fn rules(&self) -> &[Rule] {
+        &self.rules
+    }
+
+    /// The rule `r` refers to.
+    pub fn rule(&self, r: RuleRef) -> &Rule {
+        &self.rules[r.0 as usize]
+    }
+
+    /// Index, in the `Vec<Rule>` given to [`RuleTables::new`], of the rule `r` refers to.
+    pub fn source_index(&self, r: RuleRef) -> usize {
+        self.source_index[r.0 as usize]
+    }
+
+    /// The rule with this identity (table, priority, match), if any: used to carry
+    /// per-rule counters over from one version to the next.
+    pub fn find(&self, table: u8, priority: u16, matches: &Match) -> Option<RuleRef> {
+        let t = self.tables.get(table as usize)?;
+        t.iter()
+            .find(|c| c.priority == priority && &self.rules[c.rref.0 as usize].matches == matches)
+            .map(|c| c.rref)
+    }
+
+    /// The bridge's ports, in flood order.
+    pub fn ports(&self) -> &[u32] {
+        &self.ports
+    }
+
+    /// Fields dropped by normalisation, one message each.
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
+    }
+
+    /// The mask of rule `r`'s match over the key (after normalisation).
+    pub fn rule_mask(&self, r: RuleRef) -> Mask {
+        let t = &self.tables[self.rules[r.0 as usize].table as usize];
+        t.iter().find(|c| c.rref == r).map(|c| c.mask).unwrap_or(Mask::ZERO)
+    }
+}
+
+fn mac(m: &Masked<[u8; 6]>) -> (u128, u128) {
+    (mac_to_u64(m.value) as u128, mac_to_u64(m.mask) as u128)
+}
+fn v4(m: &Masked<Ipv4Addr>) -> (u128, u128) {
+    (u32::from(m.value) as u128, u32::from(m.mask) as u128)
+}
+fn v6(m: &Masked<Ipv6Addr>) -> (u128, u128) {
+    (u128::from(m.value), u128::from(m.mask))
+}
+
+/// Normalises and compiles a match. Returns the field matches and the names of the
+/// fields dropped for a missing prerequisite.
+pub(crate) fn compile_match(m: &Match) -> (Vec<FieldMatch>, Vec<&'static str>) {
+    let mut out = Vec::new();
+    let mut dropped = Vec::new();
+    let is_ip4 = m.dl_type == Some(ethertype::IPV4);
+    let is_ip6 = m.dl_type == Some(ethertype::IPV6);
+    let is_arp = m.dl_type == Some(ethertype::ARP);
+    let is_ip = is_ip4 || is_ip6;
+    let proto = if is_ip { m.nw_proto } else { None };
+    let has_ports = matches!(proto, Some(ipproto::TCP | ipproto::UDP | ipproto::SCTP))
+        || (is_ip4 && proto == Some(ipproto::ICMP))
+        || (is_ip6 && proto == Some(ipproto::ICMPV6));
+    let is_tcp = proto == Some(ipproto::TCP);
+
+    let mut push = |ok: bool, name: &'static str, field: Field, vm: Option<(u128, u128)>| {
+        if let Some((value, mask)) = vm {
+            if !ok {
+                dropped.push(name);
+                return;
+            }
+            let mask = mask & field.all_ones();
+            if mask != 0 {
+                out.push(FieldMatch { field, value: value & mask, mask });
+            }
+        }
+    };
+    let full = |f: Field, v: u128| (v, f.all_ones());
+    push(true, "in_port", Field::InPort, m.in_port.map(|p| full(Field::InPort, p as u128)));
+    push(true, "dl_type", Field::DlType, m.dl_type.map(|t| full(Field::DlType, t as u128)));
+    push(true, "vlan_tci", Field::VlanTci, m.vlan_tci.map(|v| (v.value as u128, v.mask as u128)));
+    push(true, "dl_src", Field::DlSrc, m.dl_src.as_ref().map(mac));
+    push(true, "dl_dst", Field::DlDst, m.dl_dst.as_ref().map(mac));
+    push(is_ip || is_arp, "nw_proto", Field::NwProto, m.nw_proto.map(|p| full(Field::NwProto, p as u128)));
+    push(is_ip4 || is_arp, "nw_src", Field::NwSrc, m.nw_src.as_ref().map(v4));
+    push(is_ip4 || is_arp, "nw_dst", Field::NwDst, m.nw_dst.as_ref().map(v4));
+    push(is_ip6, "ipv6_src", Field::Ipv6Src, m.ipv6_src.as_ref().map(v6));
+    push(is_ip6, "ipv6_dst", Field::Ipv6Dst, m.ipv6_dst.as_ref().map(v6));
+    push(is_ip, "nw_tos", Field::NwTos, m.nw_tos.map(|v| (v.value as u128, v.mask as u128)));
+    push(is_ip, "nw_ttl", Field::NwTtl, m.nw_ttl.map(|t| full(Field::NwTtl, t as u128)));
+    push(is_ip, "nw_frag", Field::NwFrag, m.nw_frag.map(|v| (v.value as u128, v.mask as u128)));
+    push(has_ports, "tp_src", Field::TpSrc, m.tp_src.map(|v| (v.value as u128, v.mask as u128)));
+    push(has_ports, "tp_dst", Field::TpDst, m.tp_dst.map(|v| (v.value as u128, v.mask as u128)));
+    push(is_tcp, "tcp_flags", Field::TcpFlags, m.tcp_flags.map(|v| (v.value as u128, v.mask as u128)));
+    push(is_arp, "arp_sha", Field::ArpSha, m.arp_sha.as_ref().map(mac));
+    push(is_arp, "arp_tha", Field::ArpTha, m.arp_tha.as_ref().map(mac));
+    (out, dropped)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rule(table: u8, priority: u16, m: Match, actions: Vec<Action>) -> Rule {
+        Rule { table, priority, cookie: 0, idle_timeout: 0, hard_timeout: 0, matches: m, actions }
+    }
+
+    #[test]
+    fn sorts_by_priority_and_replaces_identical_rules() {
+        let ip = Match { dl_type: Some(ethertype::IPV4), ..Match::default() };
+        let rules = vec![
+            rule(0, 10, Match::default(), vec![Action::Output(1)]),
+            rule(0, 20, ip.clone(), vec![Action::Output(2)]),
+            rule(0, 10, Match::default(), vec![Action::Output(3)]),
+        ];
+        let t = RuleTables::new(rules, vec![1, 2, 3]).unwrap();
+        assert_eq!(t.rules().len(), 2);
+        let order: Vec<u16> = t.tables[0].iter().map(|c| c.priority).collect();
+        assert_eq!(order, vec![20, 10]);
+        let low = t.tables[0][1].rref;
+        assert_eq!(t.rule(low).actions, vec![Action::Output(3)]);
+        assert_eq!(t.source_index(low), 2);
+        assert_eq!(t.find(0, 20, &ip), Some(t.tables[0][0].rref));
+    }
+
+    #[test]
+    fn drops_fields_without_prerequisites() {
+        let m = Match {
+            nw_dst: Some(Masked { value: Ipv4Addr::new(10, 0, 0, 0), mask: Ipv4Addr::new(255, 0, 0, 0) }),
+            tp_dst: Some(Masked { value: 80, mask: 0xffff }),
+            ..Match::default()
+        };
+        let t = RuleTables::new(vec![rule(0, 1, m, vec![])], vec![]).unwrap();
+        assert_eq!(t.warnings().len(), 2);
+        assert!(t.tables[0][0].mask.is_zero());
+    }
+
+    #[test]
+    fn refuses_backward_goto() {
+        let r = rule(3, 1, Match::default(), vec![Action::GotoTable(2)]);
+        assert_eq!(RuleTables::new(vec![r], vec![]).unwrap_err(), BuildError::GotoBackwards { rule: 0, table: 3, target: 2 });
+    }
+}

@@ -1,0 +1,536 @@
+//! The translator: walks a flow key through the rule tables, executing OpenFlow actions
+//! into datapath actions while recording every key bit the outcome depended on.
+//!
+//! # Tracking dependencies through rewrites
+//!
+//! Actions rewrite the packet (and later lookups see the rewritten fields), so the
+//! translator keeps a *current key* beside the original one and knows, for every bit
+//! of the current key, where it came from ([`KeyState`]):
+//! - an original packet bit (untouched, the common case),
+//! - a constant written by an action (`written`): reading it depends on nothing new,
+//!   because which actions ran is itself already decided by bits in the mask,
+//! - a moved original bit: VLAN tags shift between the two tag slots on push/pop, so
+//!   each slot remembers which original slot it came from,
+//! - a derived value: after `dec_ttl` the TTL is the original minus one, so reading
+//!   any of it depends on the whole original TTL,
+//! - for IP fragments, the L4 ports read as zero (OVS's frag handling "normal"): reading
+//!   them depends on the fragment bit, not on the ports.
+//! Every read goes through [`KeyState::orig_bits`], which maps current-key bits to the
+//! original-key bits they depend on; those are OR-ed into the megaflow mask.
+//!
+//! # Lookup with minimal wildcards
+//!
+//! A table lookup scans the rules in priority order up to the first match (the winner;
+//! no lower rule can matter). The mask must make every packet it covers (1) match the
+//! winner: all of the winner's match bits, and (2) fail every rule scanned before it.
+//! For (2) each failed rule needs one *witness* (see `fields`): a field it matches on
+//! where the packet differs, reduced to a prefix for address and port fields. This is
+//! the per-rule form of what OVS gets from priority-ordered subtables, staged lookup
+//! and prefix tries; since it chooses per rule instead of per subtable it never needs
+//! more bits than a subtable-wide proof. Witnesses are chosen greedily:
+//! 1. rules with a single possible witness take it (it is unavoidable);
+//! 2. every other rule is skipped if one of its witnesses is already in the mask,
+//!    otherwise it takes the cheapest one: a categorical field (dl_type, nw_proto,
+//!    in_port, VLAN, frag) costs 1, any other field costs its number of new bits. So
+//!    "tcp,tp_dst=22" is disproved for a UDP packet by nw_proto, not by port bits.
+//! After translation, prerequisite bits are added (dl_type for any L3/L4 bit, nw_proto
+//! for any L4 bit) so that megaflows reading shared storage never alias, and in_port.
+
+use std::time::Duration;
+
+use ferrovs_config::rules::{Action, Resubmit, SetField};
+
+use super::fields::Field;
+use super::mac::{MacKey, MacLearn, MacTable, is_multicast, is_reserved};
+use super::tables::{CompiledRule, RuleRef, RuleTables};
+use super::{TraceStep, Translation, XlateError};
+use crate::actions::{DpAction, DpActions};
+use crate::key::{
+    FRAG_ANY, FRAG_LATER, FlowKey, Mask, VLAN_PCP_MASK, VLAN_PCP_SHIFT, VLAN_PRESENT, VLAN_VID_MASK, ethertype,
+    ipproto,
+};
+
+/// Nesting limit of resubmit/goto_table (OVS: 64).
+pub const MAX_DEPTH: usize = 64;
+/// Limit on table lookups in one translation (OVS: 4096 resubmits).
+pub const MAX_LOOKUPS: usize = 4096;
+
+const VLAN_WORD_BITS: u64 = 0xffff << 48;
+const TP_BITS: u64 = 0xffff_ffff << 16;
+const TTL_BITS: u64 = 0xff << 8;
+
+/// Where each bit of the current key comes from. See the module documentation.
+#[derive(Debug, Clone)]
+pub(crate) struct KeyState {
+    pub cur: FlowKey,
+    /// Bits of `cur` outside the VLAN TCIs that hold constants written by actions.
+    written: Mask,
+    /// For each current VLAN slot, the original slot it came from (None: constant).
+    vlan_src: [Option<usize>; 2],
+    /// Bits of each current VLAN slot that were written by actions.
+    vlan_written: [u16; 2],
+    ttl_derived: bool,
+    is_frag: bool,
+}
+
+impl KeyState {
+    pub fn new(orig: &FlowKey) -> KeyState {
+        let mut cur = *orig;
+        let is_frag = orig.nw_frag() & FRAG_ANY != 0;
+        if is_frag {
+            cur.set_tp_src(0);
+            cur.set_tp_dst(0);
+        }
+        KeyState {
+            cur,
+            written: Mask::ZERO,
+            vlan_src: [Some(0), Some(1)],
+            vlan_written: [0; 2],
+            ttl_derived: false,
+            is_frag,
+        }
+    }
+
+    /// The original-key bits that the current-key bits `bits` depend on.
+    pub fn orig_bits(&self, bits: &Mask) -> Mask {
+        let mut out = Mask::ZERO;
+        for i in 0..8 {
+            let mut b = bits.w[i];
+            if i < 2 {
+                b &= !VLAN_WORD_BITS;
+            }
+            out.w[i] = b & !self.written.w[i];
+        }
+        for slot in 0..2 {
+            let b = bits.vlan_tci(slot) & !self.vlan_written[slot];
+            if b != 0 {
+                if let Some(j) = self.vlan_src[slot] {
+                    out.set_vlan_tci(j, out.vlan_tci(j) | b);
+                }
+            }
+        }
+        if out.w[3] & TP_BITS != 0 {
+            if self.is_frag {
+                out.w[3] &= !TP_BITS;
+            }
+            out.w[3] |= FRAG_ANY as u64;
+        }
+        if self.ttl_derived && out.w[3] & TTL_BITS != 0 {
+            out.w[3] |= TTL_BITS;
+        }
+        out
+    }
+
+    fn write(&mut self, field: Field, value: u128) {
+        field.put(&mut self.cur, value);
+        let m = field.mask_of(field.all_ones());
+        self.written = self.written.union(&m);
+        if field == Field::NwTtl {
+            self.ttl_derived = false;
+        }
+    }
+
+    fn write_bits(&mut self, field: Field, bits: u128, value: u128) {
+        let old = field.get(&self.cur);
+        field.put(&mut self.cur, (old & !bits) | (value & bits));
+        self.written = self.written.union(&field.mask_of(bits));
+    }
+
+    fn push_vlan(&mut self, tci: u16) {
+        self.cur.set_vlan_tci(1, self.cur.vlan_tci(0));
+        self.cur.set_vlan_tci(0, tci | VLAN_PRESENT);
+        self.vlan_src = [None, self.vlan_src[0]];
+        self.vlan_written = [0xffff, self.vlan_written[0]];
+    }
+
+    fn pop_vlan(&mut self) {
+        // The key holds two tags; a third one, if any, is not represented and the
+        // inner slot reads as "no tag" afterwards.
+        self.cur.set_vlan_tci(0, self.cur.vlan_tci(1));
+        self.cur.set_vlan_tci(1, 0);
+        self.vlan_src = [self.vlan_src[1], None];
+        self.vlan_written = [self.vlan_written[1], 0xffff];
+    }
+
+    fn set_outer_vlan_bits(&mut self, bits: u16, value: u16) {
+        let t = self.cur.vlan_tci(0);
+        self.cur.set_vlan_tci(0, (t & !bits) | (value & bits));
+        self.vlan_written[0] |= bits;
+    }
+}
+
+struct Ctx<'a> {
+    tables: &'a RuleTables,
+    macs: &'a MacTable,
+    now: Duration,
+    in_port: u32,
+    st: KeyState,
+    mask: Mask,
+    actions: DpActions,
+    rules: Vec<RuleRef>,
+    trace: Vec<TraceStep>,
+    learn: Option<MacLearn>,
+    mac_deps: Vec<MacKey>,
+    lookups: usize,
+    error: Option<XlateError>,
+}
+
+/// A failed rule's possible witnesses: (current-key bits, is the field categorical).
+type Witnesses = Vec<(Mask, bool)>;
+
+impl<'a> Ctx<'a> {
+    fn read(&mut self, bits: &Mask) {
+        let o = self.st.orig_bits(bits);
+        self.mask = self.mask.union(&o);
+    }
+
+    fn read_field(&mut self, f: Field, bits: u128) {
+        self.read(&f.mask_of(bits));
+    }
+
+    fn cost(&self, w: &Mask, categorical: bool) -> u32 {
+        let o = self.st.orig_bits(w);
+        let new: u32 = (0..8).map(|i| (o.w[i] & !self.mask.w[i]).count_ones()).sum();
+        if new == 0 {
+            0
+        } else if categorical {
+            1
+        } else {
+            new
+        }
+    }
+
+    /// Looks `table` up with the current key (in_port replaced by `lookup_port`),
+    /// recording the mask bits the answer depends on.
+    fn lookup(&mut self, table: u8, lookup_port: u32) -> Option<&'a CompiledRule> {
+        let tables = self.tables;
+        let mut key = self.st.cur;
+        key.set_in_port(lookup_port);
+        let rules = &tables.tables[table as usize];
+        let mut winner = None;
+        let mut optional: Vec<Witnesses> = Vec::new();
+        for r in rules {
+            if r.matches(&key) {
+                winner = Some(r);
+                break;
+            }
+            let mut ws: Witnesses = Vec::new();
+            for fm in &r.fields {
+                if let Some(bits) = fm.witness(&key) {
+                    ws.push((fm.field.mask_of(bits), fm.field.is_categorical()));
+                }
+            }
+            match ws.len() {
+                0 => unreachable!("a rule that fails to match differs in at least one field"),
+                1 => self.read(&ws[0].0),
+                _ => optional.push(ws),
+            }
+        }
+        if let Some(w) = winner {
+            self.read(&w.mask);
+        }
+        for ws in &optional {
+            let mut best: Option<(u32, usize)> = None;
+            for (i, (m, cat)) in ws.iter().enumerate() {
+                let c = self.cost(m, *cat);
+                if best.is_none_or(|(bc, _)| c < bc) {
+                    best = Some((c, i));
+                }
+                if c == 0 {
+                    break;
+                }
+            }
+            let (c, i) = best.expect("at least two witnesses");
+            if c > 0 {
+                self.read(&ws[i].0);
+            }
+        }
+        winner
+    }
+
+    /// Looks up `table` and runs the matched rule's actions.
+    fn table(&mut self, table: u8, lookup_port: u32, depth: usize) {
+        if self.error.is_some() {
+            return;
+        }
+        if depth > MAX_DEPTH {
+            self.error = Some(XlateError::TooDeep);
+            return;
+        }
+        self.lookups += 1;
+        if self.lookups > MAX_LOOKUPS {
+            self.error = Some(XlateError::TooManyLookups);
+            return;
+        }
+        let hit = self.lookup(table, lookup_port);
+        self.trace.push(TraceStep {
+            depth,
+            table,
+            in_port: lookup_port,
+            rule: hit.map(|r| r.rref),
+            actions: hit.map(|r| self.tables.rule(r.rref).actions.clone()).unwrap_or_default(),
+        });
+        let Some(rule) = hit else { return };
+        self.rules.push(rule.rref);
+        let mut goto = None;
+        for a in &self.tables.rule(rule.rref).actions {
+            if self.error.is_some() {
+                return;
+            }
+            match *a {
+                Action::GotoTable(t) => goto = Some(t),
+                _ => self.action(a, table, depth),
+            }
+        }
+        if let Some(t) = goto {
+            self.table(t, self.in_port, depth + 1);
+        }
+    }
+
+    fn output(&mut self, port: u32) {
+        if port != self.in_port && self.tables.ports().contains(&port) {
+            self.actions.push(DpAction::Output(port));
+        }
+    }
+
+    fn flood(&mut self) {
+        for &p in self.tables.ports() {
+            if p != self.in_port {
+                self.actions.push(DpAction::Output(p));
+            }
+        }
+    }
+
+    fn is_ip(&mut self) -> (bool, bool) {
+        self.read_field(Field::DlType, 0xffff);
+        let t = self.st.cur.dl_type();
+        (t == ethertype::IPV4, t == ethertype::IPV6)
+    }
+
+    fn outer_tagged(&mut self) -> bool {
+        self.read(&Field::VlanTci.mask_of(VLAN_PRESENT as u128));
+        self.st.cur.vlan_tci(0) & VLAN_PRESENT != 0
+    }
+
+    fn action(&mut self, a: &Action, table: u8, depth: usize) {
+        match *a {
+            Action::Output(p) => self.output(p),
+            Action::InPort => self.actions.push(DpAction::Output(self.in_port)),
+            Action::Flood | Action::All => self.flood(),
+            Action::Normal => self.normal(),
+            Action::ModVlanVid(vid) => {
+                let vid = vid & VLAN_VID_MASK;
+                if self.outer_tagged() {
+                    self.actions.push(DpAction::SetVlanVid(vid));
+                    self.st.set_outer_vlan_bits(VLAN_VID_MASK, vid);
+                } else {
+                    let tci = VLAN_PRESENT | vid;
+                    self.actions.push(DpAction::PushVlan { tpid: ethertype::VLAN, tci });
+                    self.st.push_vlan(tci);
+                }
+            }
+            Action::ModVlanPcp(pcp) => {
+                let bits = ((pcp as u16) << VLAN_PCP_SHIFT) & VLAN_PCP_MASK;
+                if self.outer_tagged() {
+                    self.actions.push(DpAction::SetVlanPcp(pcp & 7));
+                    self.st.set_outer_vlan_bits(VLAN_PCP_MASK, bits);
+                } else {
+                    let tci = VLAN_PRESENT | bits;
+                    self.actions.push(DpAction::PushVlan { tpid: ethertype::VLAN, tci });
+                    self.st.push_vlan(tci);
+                }
+            }
+            Action::StripVlan => {
+                if self.outer_tagged() {
+                    self.actions.push(DpAction::PopVlan);
+                    self.st.pop_vlan();
+                }
+            }
+            Action::PushVlan(tpid) => {
+                self.actions.push(DpAction::PushVlan { tpid, tci: VLAN_PRESENT });
+                self.st.push_vlan(VLAN_PRESENT);
+            }
+            Action::DecTtl => {
+                let (v4, v6) = self.is_ip();
+                if v4 || v6 {
+                    self.actions.push(DpAction::DecTtl);
+                    let t = self.st.cur.nw_ttl();
+                    self.st.cur.set_nw_ttl(t.saturating_sub(1));
+                    self.st.ttl_derived = true;
+                }
+            }
+            Action::Set(sf) => self.set_field(sf),
+            Action::Resubmit(Resubmit { in_port, table: t }) => {
+                self.table(t.unwrap_or(table), in_port.unwrap_or(self.in_port), depth + 1);
+            }
+            Action::GotoTable(_) => {}
+        }
+    }
+
+    fn set_field(&mut self, sf: SetField) {
+        match sf {
+            SetField::DlSrc(m) => {
+                self.actions.push(DpAction::SetEthSrc(m));
+                self.st.write(Field::DlSrc, crate::key::mac_to_u64(m) as u128);
+            }
+            SetField::DlDst(m) => {
+                self.actions.push(DpAction::SetEthDst(m));
+                self.st.write(Field::DlDst, crate::key::mac_to_u64(m) as u128);
+            }
+            SetField::VlanVid(vid) => {
+                if self.outer_tagged() {
+                    let vid = vid & VLAN_VID_MASK;
+                    self.actions.push(DpAction::SetVlanVid(vid));
+                    self.st.set_outer_vlan_bits(VLAN_VID_MASK, vid);
+                }
+            }
+            SetField::VlanPcp(pcp) => {
+                if self.outer_tagged() {
+                    self.actions.push(DpAction::SetVlanPcp(pcp & 7));
+                    self.st.set_outer_vlan_bits(VLAN_PCP_MASK, ((pcp as u16) << VLAN_PCP_SHIFT) & VLAN_PCP_MASK);
+                }
+            }
+            SetField::NwSrc(a) | SetField::NwDst(a) => {
+                if self.is_ip().0 {
+                    let (act, f) = match sf {
+                        SetField::NwSrc(_) => (DpAction::SetIpv4Src(a), Field::NwSrc),
+                        _ => (DpAction::SetIpv4Dst(a), Field::NwDst),
+                    };
+                    self.actions.push(act);
+                    self.st.write(f, u32::from(a) as u128);
+                }
+            }
+            SetField::Ipv6Src(a) | SetField::Ipv6Dst(a) => {
+                if self.is_ip().1 {
+                    let (act, f) = match sf {
+                        SetField::Ipv6Src(_) => (DpAction::SetIpv6Src(a), Field::Ipv6Src),
+                        _ => (DpAction::SetIpv6Dst(a), Field::Ipv6Dst),
+                    };
+                    self.actions.push(act);
+                    self.st.write(f, u128::from(a));
+                }
+            }
+            SetField::IpDscp(d) => {
+                let (v4, v6) = self.is_ip();
+                if v4 || v6 {
+                    let d = d & 0x3f;
+                    self.actions.push(DpAction::SetIpDscp(d));
+                    self.st.write_bits(Field::NwTos, 0xfc, (d as u128) << 2);
+                }
+            }
+            SetField::NwEcn(e) => {
+                let (v4, v6) = self.is_ip();
+                if v4 || v6 {
+                    let e = e & 3;
+                    self.actions.push(DpAction::SetIpEcn(e));
+                    self.st.write_bits(Field::NwTos, 0x03, e as u128);
+                }
+            }
+            SetField::NwTtl(t) => {
+                let (v4, v6) = self.is_ip();
+                if v4 || v6 {
+                    self.actions.push(DpAction::SetTtl(t));
+                    self.st.write(Field::NwTtl, t as u128);
+                }
+            }
+            SetField::TpSrc(p) | SetField::TpDst(p) => {
+                let (v4, v6) = self.is_ip();
+                if !(v4 || v6) {
+                    return;
+                }
+                self.read_field(Field::NwProto, 0xff);
+                if !matches!(self.st.cur.nw_proto(), ipproto::TCP | ipproto::UDP | ipproto::SCTP) {
+                    return;
+                }
+                self.read_field(Field::NwFrag, FRAG_LATER as u128);
+                if self.st.cur.nw_frag() & FRAG_LATER != 0 {
+                    return;
+                }
+                let (act, f) = match sf {
+                    SetField::TpSrc(_) => (DpAction::SetTpSrc(p), Field::TpSrc),
+                    _ => (DpAction::SetTpDst(p), Field::TpDst),
+                };
+                self.actions.push(act);
+                self.st.write(f, p as u128);
+            }
+        }
+    }
+
+    /// The `normal` action: a VLAN-aware learning switch over all bridge ports (every
+    /// port is a trunk). Depends on in_port, the outer VLAN (presence and VID), the
+    /// whole dl_dst (table lookup) and the whole dl_src (so that every new or moved
+    /// source misses the megaflow cache and gets learned).
+    fn normal(&mut self) {
+        self.read(&Field::VlanTci.mask_of((VLAN_PRESENT | VLAN_VID_MASK) as u128));
+        self.read_field(Field::DlDst, Field::DlDst.all_ones());
+        self.read_field(Field::DlSrc, Field::DlSrc.all_ones());
+        let tci = self.st.cur.vlan_tci(0);
+        let vlan = if tci & VLAN_PRESENT != 0 { tci & VLAN_VID_MASK } else { 0 };
+        let src = self.st.cur.dl_src();
+        let dst = self.st.cur.dl_dst();
+        if !is_multicast(src) {
+            self.learn = Some(MacLearn { vlan, mac: src, port: self.in_port });
+        }
+        if is_reserved(dst) {
+            return;
+        }
+        if is_multicast(dst) {
+            self.flood();
+            return;
+        }
+        let dep = MacKey { vlan, mac: dst };
+        if !self.mac_deps.contains(&dep) {
+            self.mac_deps.push(dep);
+        }
+        match self.macs.lookup(vlan, dst, self.now) {
+            Some(p) if self.tables.ports().contains(&p) => self.output(p),
+            _ => self.flood(),
+        }
+    }
+}
+
+/// Adds the bits that every mask touching a field must also cover.
+pub(crate) fn add_prerequisites(mask: &mut Mask) {
+    let l3 = (mask.w[2] >> 48) != 0 || mask.w[3] & !(0xffff << 48) & 0xffff != 0 || mask.w[4..8].iter().any(|&w| w != 0);
+    let l4 = mask.w[3] & (0xffff_ffff_ffff << 16) != 0;
+    if l3 || l4 {
+        mask.set_dl_type(0xffff);
+    }
+    if l4 {
+        mask.set_nw_proto(0xff);
+    }
+    mask.set_in_port(u32::MAX);
+}
+
+pub(crate) fn translate(tables: &RuleTables, macs: &MacTable, key: &FlowKey, now: Duration) -> Translation {
+    let mut cx = Ctx {
+        tables,
+        macs,
+        now,
+        in_port: key.in_port(),
+        st: KeyState::new(key),
+        mask: Mask::ZERO,
+        actions: DpActions::new(),
+        rules: Vec::new(),
+        trace: Vec::new(),
+        learn: None,
+        mac_deps: Vec::new(),
+        lookups: 0,
+        error: None,
+    };
+    cx.table(0, cx.in_port, 0);
+    let mut mask = cx.mask;
+    add_prerequisites(&mut mask);
+    if cx.error.is_some() {
+        cx.actions.clear();
+    }
+    Translation {
+        actions: cx.actions,
+        mask,
+        rules: cx.rules,
+        trace: cx.trace,
+        learn: cx.learn,
+        mac_deps: cx.mac_deps,
+        error: cx.error,
+    }
+}
