@@ -1,0 +1,133 @@
+//! The public OpenFlow-lite parsers: a rule line (`add-flow`), a rules file
+//! (`add-flows`), a match (`del-flows`) and a packet description (`trace`).
+//!
+//! # Design
+//!
+//! A line is split into `KEY[=VALUE]` pieces ([`crate::flow_syntax`]); each piece goes
+//! through the [`RuleBuilder`] (match fields and rule properties), then the match is
+//! checked as a whole, then the action list is parsed and checked against the match
+//! ([`crate::action_parse`]). Every error carries the 1-based line and column (in
+//! characters) of the key or value it is about.
+//!
+//! The same building blocks serve the TOML config, which passes its own position mapping
+//! so that errors point into the TOML file.
+
+use crate::action_parse::{check_actions, parse_action_text, ParsedAction};
+use crate::flow_syntax::split_line;
+use crate::match_parse::{Locate, Mode, RuleBuilder};
+use crate::rule_error::RuleError;
+use crate::rules::{Masked, Match, Position, Rule};
+
+/// What `del-flows` (and other commands that select rules) match on: an optional table,
+/// an optional priority (used by strict matching), an optional masked cookie, and the
+/// match fields.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct MatchSpec {
+    pub table: Option<u8>,
+    pub priority: Option<u16>,
+    /// `cookie=V` (exact) or `cookie=V/M`; `cookie=V/-1` is an exact cookie.
+    pub cookie: Option<Masked<u64>>,
+    pub matches: Match,
+}
+
+/// Maps byte offsets of `line` to positions on line `line_no`, counting characters.
+pub(crate) fn line_locator(line: &str, line_no: u32) -> impl Fn(usize) -> Position + '_ {
+    move |offset: usize| {
+        let offset = offset.min(line.len());
+        let column = line.char_indices().take_while(|&(i, _)| i < offset).count() as u32 + 1;
+        Position { line: line_no, column }
+    }
+}
+
+/// Parses fields of a line with a builder; returns the builder and the action piece.
+fn parse_fields<'a>(
+    line: &'a str,
+    mode: Mode,
+    locate: Locate<'_>,
+) -> Result<(RuleBuilder, Option<(&'a str, usize)>), RuleError> {
+    let split = split_line(line).map_err(|e| RuleError::new(locate(e.offset), e.reason))?;
+    let mut builder = RuleBuilder::new(mode);
+    for piece in &split.fields {
+        let value_offset = piece.value_offset;
+        builder.apply(piece.key, locate(piece.key_offset), piece.value, &|off| locate(value_offset + off))?;
+    }
+    let actions = split.actions.map(|a| (a.value.unwrap_or(""), a.value_offset));
+    if let (Some(_), Some(a)) = (&actions, &split.actions) {
+        if mode != Mode::Flow {
+            return Err(RuleError::new(locate(a.key_offset), "`actions` is not allowed here"));
+        }
+    }
+    Ok((builder, actions))
+}
+
+/// Turns a finished builder plus parsed actions into a rule.
+pub(crate) fn finish_rule(
+    builder: RuleBuilder,
+    actions: Option<Vec<ParsedAction>>,
+    end: Position,
+) -> Result<Rule, RuleError> {
+    let table = builder.table.unwrap_or(0);
+    let priority = builder.priority.unwrap_or(Rule::DEFAULT_PRIORITY);
+    let cookie = builder.cookie.map_or(0, |c| c.value);
+    let idle_timeout = builder.idle_timeout.unwrap_or(0);
+    let hard_timeout = builder.hard_timeout.unwrap_or(0);
+    let matches = builder.finish(end)?;
+    let Some(actions) = actions else {
+        return Err(RuleError::new(end, "missing `actions=` (use `actions=drop` to drop)"));
+    };
+    let actions = check_actions(actions, &matches, table)?;
+    Ok(Rule { table, priority, cookie, idle_timeout, hard_timeout, matches, actions })
+}
+
+/// Parses a rule line with a caller-supplied position mapping (used by the TOML config).
+pub(crate) fn parse_flow_located(line: &str, locate: Locate<'_>) -> Result<Rule, RuleError> {
+    let (builder, actions) = parse_fields(line, Mode::Flow, locate)?;
+    let actions = match actions {
+        Some((text, offset)) => Some(parse_action_text(text, &|off| locate(offset + off))?),
+        None => None,
+    };
+    finish_rule(builder, actions, locate(line.len()))
+}
+
+/// Parses one rule in `ovs-ofctl add-flow` syntax, e.g.
+/// `priority=100,tcp,nw_dst=10.0.0.0/8,tp_dst=443,actions=output:2`.
+/// Errors are on line 1.
+pub fn parse_flow(line: &str) -> Result<Rule, RuleError> {
+    parse_flow_located(line, &line_locator(line, 1))
+}
+
+/// Parses a rules file in `ovs-ofctl add-flows` syntax: one rule per line; blank lines
+/// and lines whose first non-blank character is `#` are skipped. Stops at the first
+/// error, which carries the file's line and column.
+pub fn parse_flows(text: &str) -> Result<Vec<Rule>, RuleError> {
+    let mut rules = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let trimmed = line.trim_start();
+        if trimmed.is_empty() || trimmed.starts_with('#') {
+            continue;
+        }
+        rules.push(parse_flow_located(line, &line_locator(line, i as u32 + 1))?);
+    }
+    Ok(rules)
+}
+
+/// Parses a match as `ovs-ofctl del-flows` takes it: match fields plus optional `table`,
+/// `priority` and (masked) `cookie`; no actions, no timeouts. An empty string matches
+/// everything.
+pub fn parse_match(s: &str) -> Result<MatchSpec, RuleError> {
+    let locate = line_locator(s, 1);
+    let (builder, _) = parse_fields(s, Mode::Match, &locate)?;
+    let (table, priority, cookie) = (builder.table, builder.priority, builder.cookie);
+    let matches = builder.finish(locate(s.len()))?;
+    Ok(MatchSpec { table, priority, cookie, matches })
+}
+
+/// Parses a packet description for `trace`, in the same syntax with exact values only,
+/// e.g. `in_port=1,tcp,nw_src=198.18.0.1,nw_dst=198.18.0.2,tp_dst=80`. `in_port` is
+/// required; prerequisites are checked as for rules. Every field present in the result
+/// has a full mask; absent fields are zero in the packet.
+pub fn parse_packet(s: &str) -> Result<Match, RuleError> {
+    let locate = line_locator(s, 1);
+    let (builder, _) = parse_fields(s, Mode::Packet, &locate)?;
+    builder.finish(locate(s.len()))
+}
