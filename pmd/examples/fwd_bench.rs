@@ -1,0 +1,143 @@
+//! Forwarding benchmark: the same traffic source and sink, first through a trivial
+//! rx->tx loop (the reference: what the devices and DPDK cost), then through a ferrovs
+//! switch with one PMD (Forwarder, in_port -> output). Prints Mpps and cycles/packet.
+//!
+//! Source: `net_pcap,rx_pcap=FILE,infinite_rx=1` replaying a capture of 64-byte UDP frames
+//! (written by this program), or `net_null` with `--source null`. Sink: `net_null,no-rx=1`.
+//!
+//! Usage: cargo run --release -p ferrovs-pmd --example fwd_bench -- [--seconds N]
+//!        [--core C] [--source pcap|null] [--eal "EAL ARGS"]
+
+use std::time::{Duration, Instant};
+
+use ferrovs_dpdk::{Eal, MbufBatch, Mempool, Port, PortConfig, probe, rdtsc, rx_burst, tx_burst};
+use ferrovs_pmd::{ForwardRule, PortSpec, Switch, SwitchOptions};
+
+fn write_pcap(path: &str, n: usize) -> std::io::Result<()> {
+    let mut out = Vec::new();
+    // pcap global header: magic, v2.4, tz 0, sigfigs 0, snaplen 65535, linktype Ethernet.
+    out.extend(0xa1b2c3d4u32.to_le_bytes());
+    out.extend(2u16.to_le_bytes());
+    out.extend(4u16.to_le_bytes());
+    out.extend([0u8; 8]);
+    out.extend(65535u32.to_le_bytes());
+    out.extend(1u32.to_le_bytes());
+    for i in 0..n {
+        // 60-byte Ethernet/IPv4/UDP frame (64 on the wire with FCS), 198.18.0.1 -> 198.18.0.2.
+        let mut f = vec![0x02, 0, 0, 0, 0, 2, 0x02, 0, 0, 0, 0, 1, 0x08, 0x00];
+        let mut ip = vec![0x45, 0, 0, 46, 0, 0, 0x40, 0, 64, 17, 0, 0, 198, 18, 0, 1, 198, 18, 0, 2];
+        let mut sum: u32 = ip.chunks(2).map(|w| u16::from_be_bytes([w[0], w[1]]) as u32).sum();
+        while sum > 0xffff {
+            sum = (sum & 0xffff) + (sum >> 16);
+        }
+        ip[10..12].copy_from_slice(&(!(sum as u16)).to_be_bytes());
+        f.extend(ip);
+        f.extend((1024 + i as u16).to_be_bytes());
+        f.extend(53u16.to_be_bytes());
+        f.extend(26u16.to_be_bytes());
+        f.extend([0, 0]);
+        f.resize(60, 0xab);
+        out.extend(0u32.to_le_bytes());
+        out.extend(0u32.to_le_bytes());
+        out.extend((f.len() as u32).to_le_bytes());
+        out.extend((f.len() as u32).to_le_bytes());
+        out.extend(f);
+    }
+    std::fs::write(path, out)
+}
+
+fn main() {
+    let mut seconds = 3u64;
+    let mut core = 1usize;
+    let mut source = "pcap".to_string();
+    let mut eal_extra = "--no-huge --no-shconf --no-pci -m 512".to_string();
+    let mut it = std::env::args().skip(1);
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--seconds" => seconds = it.next().and_then(|s| s.parse().ok()).expect("--seconds N"),
+            "--core" => core = it.next().and_then(|s| s.parse().ok()).expect("--core C"),
+            "--source" => source = it.next().expect("--source pcap|null"),
+            "--eal" => eal_extra = it.next().expect("--eal ARGS"),
+            other => panic!("unknown argument {other}"),
+        }
+    }
+    let pcap = "/tmp/ferrovs_bench_64b.pcap";
+    write_pcap(pcap, 256).expect("write pcap");
+    let src = |i: u32| match source.as_str() {
+        "pcap" => format!("net_pcap{i},rx_pcap={pcap},infinite_rx=1"),
+        _ => format!("net_null{i},size=60,copy=0"),
+    };
+    let mut eal_args: Vec<String> = eal_extra.split_whitespace().map(String::from).collect();
+    eal_args.extend(["-l", "0", "--log-level=error"].map(String::from));
+    let eal = Eal::init(&eal_args).expect("EAL");
+    let hz = eal.tsc_hz() as f64;
+
+    // Reference: trivial rx -> tx loop on a registered thread pinned to `core`.
+    let (ref_mpps, ref_cpp) = {
+        let pool = Mempool::new(&eal, "ref_pool", 16383, 256, 2176, 0).expect("pool");
+        let a = probe(&eal, &src(100)).expect("source");
+        let b = probe(&eal, "net_null101,no-rx=1").expect("sink");
+        let cfg = PortConfig::default();
+        let pa = Port::configure(&eal, a, &cfg, &pool).expect("cfg a");
+        let pb = Port::configure(&eal, b, &cfg, &pool).expect("cfg b");
+        pa.start().unwrap();
+        pb.start().unwrap();
+        let mut rxq = pa.rx_queue(0).unwrap();
+        let mut txq = pb.tx_queue(0).unwrap();
+        let eal2 = eal.clone();
+        let h = std::thread::spawn(move || {
+            core_affinity::set_for_current(core_affinity::CoreId { id: core });
+            let _reg = eal2.register_thread().expect("register");
+            let mut batch = MbufBatch::new();
+            let (mut pkts, mut busy) = (0u64, 0u64);
+            let end = Instant::now() + Duration::from_secs(seconds);
+            let mut i = 0u32;
+            loop {
+                i += 1;
+                if i % 4096 == 0 && Instant::now() > end {
+                    break;
+                }
+                let t0 = rdtsc();
+                let n = rx_burst(&mut rxq, &mut batch);
+                if n == 0 {
+                    continue;
+                }
+                tx_burst(&mut txq, &mut batch);
+                batch.free_all();
+                busy += rdtsc() - t0;
+                pkts += n as u64;
+            }
+            (pkts, busy)
+        });
+        let (pkts, busy) = h.join().unwrap();
+        pa.stop().unwrap();
+        pb.stop().unwrap();
+        (pkts as f64 / seconds as f64 / 1e6, busy as f64 / pkts.max(1) as f64)
+    };
+
+    // ferrovs: the same devices through a one-PMD switch.
+    let specs = [PortSpec::new("src", 1, src(200)), PortSpec::new("sink", 2, "net_null201,no-rx=1")];
+    let opts = SwitchOptions { pmd_cores: vec![core], ..Default::default() };
+    let sw = Switch::start_forwarder(&eal, &specs, &opts, &[(1, ForwardRule::Output(2))]).expect("switch");
+    std::thread::sleep(Duration::from_millis(200));
+    let s0 = sw.stats();
+    let t0 = Instant::now();
+    std::thread::sleep(Duration::from_secs(seconds));
+    let s1 = sw.stats();
+    let dt = t0.elapsed().as_secs_f64();
+    let tx = s1.ports[1].counters.tx_packets - s0.ports[1].counters.tx_packets;
+    let pk = s1.pmds[0].packets - s0.pmds[0].packets;
+    let busy = s1.pmds[0].busy_cycles - s0.pmds[0].busy_cycles;
+    let drops = s1.ports[1].counters.drops() - s0.ports[1].counters.drops();
+    let stats = sw.stop();
+
+    println!("source: {source}, burst 32, 64-byte frames, one core (CPU {core}), TSC {:.2} GHz", hz / 1e9);
+    println!("reference rx->tx loop : {ref_mpps:7.2} Mpps  {ref_cpp:7.1} cycles/packet");
+    println!(
+        "ferrovs switch (1 PMD): {:7.2} Mpps  {:7.1} cycles/packet  (tx {:.2} Mpps, {drops} drops)",
+        pk as f64 / dt / 1e6,
+        busy as f64 / pk.max(1) as f64,
+        tx as f64 / dt / 1e6
+    );
+    println!("final: {:?}", stats.ports.iter().map(|p| (p.name.clone(), p.counters.rx_packets, p.counters.tx_packets)).collect::<Vec<_>>());
+}

@@ -1,0 +1,75 @@
+//! The interface between the poll loop and whatever decides what happens to a packet.
+//!
+//! Per burst, the loop hands a [`Classifier`] the ingress port and a view of every packet
+//! (frame bytes and the NIC's RSS hash), and gets back one [`Verdict`] per packet: the
+//! datapath actions to execute, borrowed from the classifier's own tables (so nothing is
+//! copied or allocated per packet), or `Miss`. Missed packets are then handed over one by
+//! one with ownership ([`Classifier::miss`]), e.g. to queue an upcall to a slow path;
+//! the classifier may also decline, and the loop drops and counts them.
+//!
+//! Other threads talk to a classifier through its PMD's message queue; the loop applies
+//! messages between bursts ([`Classifier::handle_message`]), with an [`Injector`] through
+//! which a message may bring packets back for transmission (missed packets returning from
+//! the slow path with their actions).
+//!
+//! The simple [`crate::Forwarder`] implements this today; the flow cache (EMC + megaflow
+//! classifier + upcalls) is meant to replace it behind the same trait.
+
+use ferrovs_dpdk::Mbuf;
+use ferrovs_flowcache::actions::DpAction;
+
+use crate::exec::TxState;
+
+/// One received packet, as the classifier sees it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PacketView<'a> {
+    /// The frame, from the Ethernet header on (first segment).
+    pub frame: &'a [u8],
+    /// RSS hash computed by the NIC, if it provides one.
+    pub rss_hash: Option<u32>,
+}
+
+/// What to do with one packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict<'a> {
+    /// Execute these actions (empty = drop).
+    Actions(&'a [DpAction]),
+    /// No cached decision: hand the packet to [`Classifier::miss`].
+    Miss,
+}
+
+/// A per-PMD packet classifier. Owned and used by exactly one PMD thread.
+pub trait Classifier: Send + 'static {
+    /// Messages other threads send to this classifier.
+    type Message: Send + 'static;
+
+    /// Classifies one burst received on `in_port`: fill `out[i]` for each `pkts[i]`
+    /// (`out.len() == pkts.len()`, pre-filled with `Miss`). Must not block, allocate or
+    /// panic, whatever the frame bytes are (runts of < 14 bytes are dropped by the loop
+    /// whatever the verdict).
+    fn classify<'s>(&'s mut self, in_port: u32, pkts: &[PacketView<'_>], out: &mut [Verdict<'s>]);
+
+    /// Takes a packet that missed. Return `None` when the packet was taken (e.g. queued as
+    /// an upcall), or give it back to have it dropped and counted as `no_rule`.
+    fn miss(&mut self, in_port: u32, pkt: Mbuf) -> Option<Mbuf> {
+        let _ = in_port;
+        Some(pkt)
+    }
+
+    /// Applies a message between bursts.
+    fn handle_message(&mut self, msg: Self::Message, inject: &mut Injector<'_>);
+}
+
+/// Lets a message handler transmit packets through the PMD's batched tx path.
+pub struct Injector<'a> {
+    pub(crate) tx: &'a mut TxState,
+}
+
+impl Injector<'_> {
+    /// Executes `actions` on `pkt` as if it had been received on `in_port` (the ingress
+    /// port only matters for counters). Outputs are batched with the next flush.
+    pub fn execute(&mut self, in_port: u32, pkt: Mbuf, actions: &[DpAction]) {
+        let idx = self.tx.port_index(in_port);
+        self.tx.execute(idx, pkt, actions);
+    }
+}

@@ -1,0 +1,198 @@
+//! The PMD (poll-mode driver) thread: one per configured core.
+//!
+//! ```text
+//! loop until the stop flag is set:
+//!     apply queued messages (try_recv, no blocking)
+//!     for each rx queue assigned to this PMD:
+//!         rx burst (<= 32)  ->  drop runts  ->  classifier.classify(burst)
+//!         hits: execute actions into per-port tx batches
+//!         misses: classifier.miss(pkt) (upcall) or drop
+//!     send every non-empty tx batch on this PMD's own tx queue of that port
+//!     account the iteration's TSC cycles as busy or idle; publish counters if busy
+//!     idle back-off (optional): sleep after N empty iterations, doubling up to a cap
+//! ```
+//!
+//! Everything the loop touches is owned by the thread (queues, batches, classifier,
+//! counters); other threads reach it only through the message queue and the stop flag,
+//! and read its counters through relaxed atomics. No lock, allocation or system call
+//! happens in the loop except the back-off sleep, which happens only when idle.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use crossbeam_channel::{Receiver, Sender};
+use ferrovs_dpdk::{BURST, Eal, MbufBatch, RxQueue, rdtsc, rx_burst};
+
+use crate::classify::{Classifier, Injector, PacketView, Verdict};
+use crate::exec::TxState;
+use crate::spec::IdleBackoff;
+use crate::stats::PmdShared;
+
+/// Minimum Ethernet header; shorter frames are dropped as malformed.
+const MIN_FRAME: usize = 14;
+
+/// A message to a PMD thread.
+pub enum PmdMessage<M> {
+    /// For the classifier ([`Classifier::handle_message`]).
+    Classifier(M),
+    /// Replies with the PMD index once every message sent before it has been applied.
+    Barrier(Sender<usize>),
+}
+
+/// One rx queue a PMD polls.
+pub(crate) struct AssignedRxq {
+    pub rxq: RxQueue,
+    pub in_port: u32,
+    pub in_idx: usize,
+}
+
+pub(crate) struct PmdThread<C: Classifier> {
+    pub index: usize,
+    pub rxqs: Vec<AssignedRxq>,
+    pub tx: TxState,
+    pub classifier: C,
+    pub messages: Receiver<PmdMessage<C::Message>>,
+    pub stop: Arc<AtomicBool>,
+    pub shared: Arc<PmdShared>,
+    pub backoff: Option<IdleBackoff>,
+    pub eal: Eal,
+}
+
+impl<C: Classifier> PmdThread<C> {
+    /// Runs the loop on the calling thread until the stop flag is set. `started` receives
+    /// Ok once the thread is registered with DPDK, or the reason it could not be.
+    pub(crate) fn run(mut self, started: Sender<Result<(), String>>) {
+        let registration = match self.eal.register_thread() {
+            Ok(r) => r,
+            Err(e) => {
+                let _ = started.send(Err(format!("rte_thread_register: {e}")));
+                return;
+            }
+        };
+        self.shared.running.store(true, Ordering::SeqCst);
+        let _ = started.send(Ok(()));
+        drop(started);
+
+        let mut batch = MbufBatch::new();
+        let mut empty_polls: u32 = 0;
+        let mut sleep = self.backoff.map(|b| b.start).unwrap_or_default();
+        let mut t_prev = rdtsc();
+        while !self.stop.load(Ordering::Relaxed) {
+            while let Ok(msg) = self.messages.try_recv() {
+                self.tx.pmd.messages += 1;
+                match msg {
+                    PmdMessage::Classifier(m) => self.classifier.handle_message(m, &mut Injector { tx: &mut self.tx }),
+                    PmdMessage::Barrier(reply) => {
+                        // Packets injected by earlier messages leave before the ack.
+                        self.tx.flush();
+                        let _ = reply.send(self.index);
+                    }
+                }
+            }
+
+            let mut received = 0usize;
+            for q in self.rxqs.iter_mut() {
+                let n = rx_burst(&mut q.rxq, &mut batch);
+                if n == 0 {
+                    continue;
+                }
+                received += n;
+                self.tx.pmd.rx_bursts += 1;
+                process_burst(q.in_port, q.in_idx, &mut batch, &mut self.classifier, &mut self.tx);
+            }
+            self.tx.flush();
+
+            let now = rdtsc();
+            let spent = now.wrapping_sub(t_prev);
+            t_prev = now;
+            self.tx.pmd.iterations += 1;
+            if received > 0 {
+                self.tx.pmd.busy_cycles += spent;
+                self.tx.pmd.packets += received as u64;
+                self.shared.publish(&self.tx.counters, &self.tx.pmd);
+                empty_polls = 0;
+                if let Some(b) = self.backoff {
+                    sleep = b.start;
+                }
+            } else {
+                self.tx.pmd.idle_cycles += spent;
+                empty_polls = empty_polls.saturating_add(1);
+                if let Some(b) = self.backoff {
+                    if empty_polls >= b.after_empty_polls {
+                        self.shared.publish_pmd(&self.tx.pmd);
+                        std::thread::sleep(sleep);
+                        sleep = (sleep * 2).min(b.max);
+                    }
+                } else if empty_polls & 1023 == 0 {
+                    self.shared.publish_pmd(&self.tx.pmd);
+                }
+            }
+        }
+
+        // Leave nothing behind: what is pending goes out (or is counted and freed).
+        self.tx.flush();
+        batch.free_all();
+        self.shared.publish(&self.tx.counters, &self.tx.pmd);
+        self.shared.running.store(false, Ordering::SeqCst);
+        // Queues, batches and the classifier (with any packets it holds) drop here, while
+        // the thread is still registered; then it unregisters.
+        drop(self);
+        drop(registration);
+    }
+}
+
+/// Classifies one burst from `in_port` and executes the verdicts. Leaves `batch` empty.
+#[inline]
+fn process_burst<C: Classifier>(in_port: u32, in_idx: usize, batch: &mut MbufBatch, classifier: &mut C, tx: &mut TxState) {
+    let n = batch.len();
+    let mut rx_bytes = 0u64;
+    let mut views = [PacketView::default(); BURST];
+    for (i, v) in views.iter_mut().enumerate().take(n) {
+        batch.prefetch(i + 1);
+        *v = PacketView { frame: batch.data(i), rss_hash: batch.rss_hash(i) };
+        rx_bytes += batch.pkt_len(i) as u64;
+    }
+    let c = &mut tx.counters[in_idx];
+    c.rx_packets += n as u64;
+    c.rx_bytes += rx_bytes;
+
+    let mut runt = [false; BURST];
+    for i in 0..n {
+        runt[i] = views[i].frame.len() < MIN_FRAME;
+    }
+    let mut verdicts = [Verdict::Miss; BURST];
+    classifier.classify(in_port, &views[..n], &mut verdicts[..n]);
+
+    let mut misses = MbufBatch::new();
+    for (i, pkt) in batch.drain().enumerate() {
+        if runt[i] {
+            tx.drop_counted(in_idx, pkt, |c| c.drop_malformed += 1);
+            continue;
+        }
+        match verdicts[i] {
+            Verdict::Actions(actions) => tx.execute(in_idx, pkt, actions),
+            // `misses` has room for a whole burst.
+            Verdict::Miss => {
+                if let Err(pkt) = misses.push(pkt) {
+                    tx.drop_counted(in_idx, pkt, |c| c.drop_no_rule += 1);
+                }
+            }
+        }
+    }
+    // The verdicts borrow the classifier; misses are handed over after they are done.
+    if misses.is_empty() {
+        return;
+    }
+    // Declined packets are freed together (one bulk free, not one call per packet).
+    let mut declined = MbufBatch::new();
+    for pkt in misses.drain() {
+        if let Some(pkt) = classifier.miss(in_port, pkt) {
+            // Same capacity as `misses`: cannot fail, but never lose a packet silently.
+            if let Err(pkt) = declined.push(pkt) {
+                drop(pkt);
+            }
+        }
+    }
+    tx.counters[in_idx].drop_no_rule += declined.len() as u64;
+    declined.free_all();
+}

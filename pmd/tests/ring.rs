@@ -1,0 +1,503 @@
+//! End-to-end tests of the binding and the poll loop over net_ring port pairs, in one
+//! process with one EAL (DPDK allows a single `rte_eal_init` per process).
+//!
+//! Each switch port is one side of a crossed ring pair; the test drives the other side
+//! ("peer"): what the peer sends, the switch receives, and what the switch sends on the
+//! port, the peer receives. Frames are real Ethernet/IPv4/UDP bytes. Every test checks
+//! that all mbufs went back to their pools at the end.
+
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use ferrovs_dpdk::{
+    BURST, DpdkError, Eal, MbufBatch, Mempool, Port, PortConfig, PortId, RxQueue, TxQueue, probe, ring_port_pair, rx_burst,
+    tx_burst,
+};
+use ferrovs_flowcache::actions::DpAction;
+use ferrovs_pmd::{
+    ForwardRule, ForwarderMessage, IdleBackoff, PortSpec, Switch, SwitchError, SwitchOptions, SwitchStats,
+};
+use libtest_mimic::{Arguments, Failed, Trial};
+
+static EAL: OnceLock<Eal> = OnceLock::new();
+
+fn eal() -> &'static Eal {
+    EAL.get().expect("EAL initialised in main")
+}
+
+fn eal_args() -> Vec<String> {
+    let extra = std::env::var("FERROVS_TEST_EAL_ARGS").unwrap_or_else(|_| "--no-huge --no-shconf --no-pci -m 512".into());
+    let mut v: Vec<String> = extra.split_whitespace().map(String::from).collect();
+    v.extend(["-l", "0", "--log-level=error"].map(String::from));
+    v
+}
+
+fn uniq(tag: &str) -> String {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static N: AtomicUsize = AtomicUsize::new(0);
+    format!("{tag}{}", N.fetch_add(1, Ordering::SeqCst))
+}
+
+/// Ethernet/IPv4/UDP frame from 02:00:00:00:00:01 to 02:00:00:00:00:02,
+/// 198.18.0.1:1000+seq -> 198.18.0.2:53, `payload` bytes of payload, valid IPv4 checksum.
+fn udp_frame(seq: u16, payload: usize) -> Vec<u8> {
+    let mut f = vec![0x02, 0, 0, 0, 0, 0x02, 0x02, 0, 0, 0, 0, 0x01, 0x08, 0x00];
+    let ip_len = (20 + 8 + payload) as u16;
+    let mut ip = vec![0x45, 0x00];
+    ip.extend(ip_len.to_be_bytes());
+    ip.extend(seq.to_be_bytes()); // identification
+    ip.extend([0x40, 0x00, 64, 17, 0, 0, 198, 18, 0, 1, 198, 18, 0, 2]);
+    let mut sum = 0u32;
+    for w in ip.chunks(2) {
+        sum += u16::from_be_bytes([w[0], w[1]]) as u32;
+    }
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    let csum = !(sum as u16);
+    ip[10..12].copy_from_slice(&csum.to_be_bytes());
+    f.extend(ip);
+    f.extend((1000u16.wrapping_add(seq)).to_be_bytes());
+    f.extend(53u16.to_be_bytes());
+    f.extend(((8 + payload) as u16).to_be_bytes());
+    f.extend([0, 0]); // UDP checksum 0 = none (IPv4)
+    f.extend((0..payload).map(|i| (i as u8) ^ (seq as u8)));
+    f
+}
+
+/// The test's side of one switch port.
+struct Peer {
+    rxqs: Vec<RxQueue>,
+    txqs: Vec<TxQueue>,
+    _port: Port,
+}
+
+struct Bench {
+    sw: Switch<ForwarderMessage>,
+    peers: Vec<Peer>,
+    pool: Mempool,
+}
+
+fn check(cond: bool, msg: impl FnOnce() -> String) -> Result<(), Failed> {
+    if cond { Ok(()) } else { Err(msg().into()) }
+}
+
+fn test_options(n_pmds: usize) -> SwitchOptions {
+    SwitchOptions {
+        // With 2 CPUs, pinning one PMD to CPU 1 is realistic; more PMDs share CPUs unpinned.
+        pmd_cores: if n_pmds == 1 { vec![1 % ferrovs_pmd::online_cpus().len()] } else { (0..n_pmds).collect() },
+        pin_threads: n_pmds == 1,
+        n_mbufs: 2047,
+        mbuf_cache: 32,
+        idle_backoff: Some(IdleBackoff { after_empty_polls: 64, start: Duration::from_micros(2), max: Duration::from_micros(100) }),
+        ..Default::default()
+    }
+}
+
+/// Builds a switch with `n_ports` ring ports numbered 1..=n (rings of `ring_sizes[i]`).
+fn bench(
+    n_ports: usize,
+    ring_sizes: &[u32],
+    n_rxq: u16,
+    n_pmds: usize,
+    rules: &[(u32, ForwardRule)],
+) -> Result<Bench, Failed> {
+    let eal = eal();
+    let pool = Mempool::new(eal, &uniq("tpool"), 4095, 0, 2176, 0)?;
+    let n_q = (n_pmds as u16).max(n_rxq);
+    let mut specs = Vec::new();
+    let mut peers = Vec::new();
+    for i in 0..n_ports {
+        let (a, b) = ring_port_pair(eal, &uniq("r"), n_q, ring_sizes[i])?;
+        let mut spec = PortSpec::existing(format!("p{}", i + 1), (i + 1) as u32, a);
+        spec.n_rxq = n_rxq;
+        specs.push(spec);
+        let cfg = PortConfig { n_rxq: n_q, n_txq: n_q, rx_desc: 256, tx_desc: 256 };
+        let port = Port::configure(eal, b, &cfg, &pool)?;
+        port.start()?;
+        let rxqs = (0..n_q).map(|q| port.rx_queue(q)).collect::<Result<Vec<_>, _>>()?;
+        let txqs = (0..n_q).map(|q| port.tx_queue(q)).collect::<Result<Vec<_>, _>>()?;
+        peers.push(Peer { rxqs, txqs, _port: port });
+    }
+    let sw = Switch::start_forwarder(eal, &specs, &test_options(n_pmds), rules)?;
+    Ok(Bench { sw, peers, pool })
+}
+
+impl Bench {
+    /// Sends `frames` from the peer of port `port` (1-based) on peer tx queue `q`.
+    fn send_on(&mut self, port: usize, q: usize, frames: &[Vec<u8>]) -> Result<(), Failed> {
+        for chunk in frames.chunks(BURST) {
+            let mut batch = MbufBatch::new();
+            for f in chunk {
+                batch.push(self.pool.alloc_frame(f)?).map_err(|_| "batch full")?;
+            }
+            let deadline = Instant::now() + Duration::from_secs(2);
+            while !batch.is_empty() {
+                tx_burst(&mut self.peers[port - 1].txqs[q], &mut batch);
+                check(Instant::now() < deadline, || "peer could not send (ring full)".into())?;
+            }
+        }
+        Ok(())
+    }
+    fn send(&mut self, port: usize, frames: &[Vec<u8>]) -> Result<(), Failed> {
+        self.send_on(port, 0, frames)
+    }
+
+    /// Receives on the peer of `port` until `n` frames arrived or `wait` passed.
+    fn recv(&mut self, port: usize, n: usize, wait: Duration) -> Vec<Vec<u8>> {
+        recv_from(&mut self.peers[port - 1], n, wait)
+    }
+
+    /// Waits until the switch's counters satisfy `f` (counters are published per burst).
+    fn wait_stats(&self, what: &str, f: impl Fn(&SwitchStats) -> bool) -> Result<SwitchStats, Failed> {
+        let deadline = Instant::now() + Duration::from_secs(3);
+        loop {
+            let s = self.sw.stats();
+            if f(&s) {
+                return Ok(s);
+            }
+            if Instant::now() > deadline {
+                return Err(format!("timed out waiting for {what}: {s:#?}").into());
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    /// Stops the switch, drains the peers and checks every mbuf came back.
+    fn finish(self) -> Result<SwitchStats, Failed> {
+        let Bench { sw, mut peers, pool } = self;
+        let sw_pool = sw.mempool().clone();
+        let stats = sw.stop();
+        for p in peers.iter_mut() {
+            let _ = recv_from(p, usize::MAX, Duration::from_millis(1));
+        }
+        drop(peers);
+        check(pool.in_use() == 0, || format!("test pool: {} mbufs still in use", pool.in_use()))?;
+        check(sw_pool.in_use() == 0, || format!("switch pool: {} mbufs still in use", sw_pool.in_use()))?;
+        Ok(stats)
+    }
+}
+
+/// Receives from a peer until `n` frames arrived (then a short grace period to catch
+/// unexpected extra frames) or `wait` passed; returns copies of the frames.
+fn recv_from(peer: &mut Peer, n: usize, wait: Duration) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    let deadline = Instant::now() + wait;
+    let mut batch = MbufBatch::new();
+    let mut poll = |out: &mut Vec<Vec<u8>>| {
+        for q in peer.rxqs.iter_mut() {
+            while rx_burst(q, &mut batch) > 0 {
+                for m in batch.drain() {
+                    out.push(m.data().to_vec());
+                }
+            }
+        }
+    };
+    loop {
+        poll(&mut out);
+        if out.len() >= n {
+            std::thread::sleep(Duration::from_millis(20));
+            poll(&mut out);
+            return out;
+        }
+        if Instant::now() > deadline {
+            return out;
+        }
+        std::thread::sleep(Duration::from_micros(200));
+    }
+}
+
+fn frames(n: usize, payload: usize) -> Vec<Vec<u8>> {
+    (0..n).map(|i| udp_frame(i as u16, payload)).collect()
+}
+
+// ---------------------------------------------------------------- tests
+
+fn output_forwards_in_order_and_counts() -> Result<(), Failed> {
+    let mut b = bench(2, &[1024, 1024], 1, 1, &[(1, ForwardRule::Output(2))])?;
+    let sent = frames(100, 64);
+    b.send(1, &sent)?;
+    let got = b.recv(2, 100, Duration::from_secs(3));
+    check(got == sent, || format!("port 2 got {} frames (want the 100 sent, same bytes, same order)", got.len()))?;
+    let back = b.recv(1, 0, Duration::from_millis(10));
+    check(back.is_empty(), || format!("{} frames came back on the ingress port", back.len()))?;
+    let bytes: u64 = sent.iter().map(|f| f.len() as u64).sum();
+    let s = b.wait_stats("counters", |s| s.ports[1].counters.tx_packets == 100)?;
+    let (p1, p2) = (&s.ports[0], &s.ports[1]);
+    check(p1.counters.rx_packets == 100 && p1.counters.rx_bytes == bytes, || format!("port 1 {:?}", p1.counters))?;
+    check(p2.counters.tx_packets == 100 && p2.counters.tx_bytes == bytes, || format!("port 2 {:?}", p2.counters))?;
+    check(p1.counters.drops() == 0 && p2.counters.drops() == 0, || "unexpected drops".into())?;
+    let e1 = p1.eth.ok_or("no eth stats")?;
+    let e2 = p2.eth.ok_or("no eth stats")?;
+    check(e1.rx_packets == 100 && e2.tx_packets == 100, || format!("eth stats {e1:?} {e2:?}"))?;
+    check(p1.link.up, || "ring link should be up".into())?;
+    let pmd = &s.pmds[0];
+    check(pmd.packets == 100 && pmd.busy_cycles > 0 && pmd.running, || format!("pmd {pmd:?}"))?;
+    check(pmd.cycles_per_packet().is_some(), || "no cycles/packet".into())?;
+    b.finish()?;
+    Ok(())
+}
+
+fn flood_reaches_every_other_port() -> Result<(), Failed> {
+    let mut b = bench(4, &[1024; 4], 1, 1, &[(1, ForwardRule::Flood)])?;
+    let sent = frames(50, 200);
+    b.send(1, &sent)?;
+    for p in 2..=4 {
+        let got = b.recv(p, 50, Duration::from_secs(3));
+        check(got == sent, || format!("port {p} got {} frames, want the 50 sent", got.len()))?;
+    }
+    check(b.recv(1, 0, Duration::from_millis(10)).is_empty(), || "flood sent back to ingress".into())?;
+    let s = b.wait_stats("tx counters", |s| s.ports[1..].iter().all(|p| p.counters.tx_packets == 50))?;
+    check(s.ports[0].counters.rx_packets == 50, || format!("{:?}", s.ports[0].counters))?;
+    b.finish()?;
+    Ok(())
+}
+
+fn drop_rule_and_missing_rule_are_counted() -> Result<(), Failed> {
+    let mut b = bench(2, &[1024, 1024], 1, 1, &[(1, ForwardRule::Drop)])?;
+    b.send(1, &frames(10, 64))?;
+    b.send(2, &frames(7, 64))?;
+    let s = b.wait_stats("drops", |s| s.ports[0].counters.drop_action == 10 && s.ports[1].counters.drop_no_rule == 7)?;
+    check(s.ports[0].counters.tx_packets == 0 && s.ports[1].counters.tx_packets == 0, || "something was sent".into())?;
+    check(b.recv(2, 0, Duration::from_millis(20)).is_empty() && b.recv(1, 0, Duration::from_millis(1)).is_empty(), || {
+        "dropped packets came out".into()
+    })?;
+    b.finish()?;
+    Ok(())
+}
+
+fn runts_are_dropped_as_malformed() -> Result<(), Failed> {
+    let mut b = bench(2, &[1024, 1024], 1, 1, &[(1, ForwardRule::Output(2))])?;
+    let mut mixed: Vec<Vec<u8>> = (0..5).map(|i| vec![0xff; 1 + i * 2]).collect();
+    mixed.push(udp_frame(9, 10));
+    b.send(1, &mixed)?;
+    let got = b.recv(2, 1, Duration::from_secs(2));
+    check(got == vec![udp_frame(9, 10)], || format!("got {} frames", got.len()))?;
+    let s = b.wait_stats("malformed", |s| s.ports[0].counters.drop_malformed == 5)?;
+    check(s.ports[0].counters.rx_packets == 6, || format!("{:?}", s.ports[0].counters))?;
+    b.finish()?;
+    Ok(())
+}
+
+fn full_tx_queue_frees_and_counts() -> Result<(), Failed> {
+    // The output ring holds 63 packets (size 64, one slot kept empty) and nobody drains it.
+    let mut b = bench(2, &[1024, 64], 1, 1, &[(1, ForwardRule::Output(2))])?;
+    b.send(1, &frames(200, 64))?;
+    let s = b.wait_stats("tx accounting", |s| s.ports[1].counters.tx_packets + s.ports[1].counters.drop_tx_full == 200)?;
+    let c = s.ports[1].counters;
+    check(c.tx_packets == 63 && c.drop_tx_full == 137, || format!("port 2 {c:?}"))?;
+    let got = b.recv(2, 63, Duration::from_secs(2));
+    check(got.len() == 63, || format!("peer got {}", got.len()))?;
+    b.finish()?;
+    Ok(())
+}
+
+fn messages_change_rules_between_bursts() -> Result<(), Failed> {
+    let mut b = bench(3, &[1024; 3], 1, 1, &[])?;
+    b.send(1, &frames(5, 64))?;
+    b.wait_stats("no rule", |s| s.ports[0].counters.drop_no_rule == 5)?;
+    b.sw.send(0, ForwarderMessage::SetActions { in_port: 1, actions: Some(vec![DpAction::Output(3)]) })?;
+    b.sw.barrier(Duration::from_secs(2))?;
+    let sent = frames(5, 64);
+    b.send(1, &sent)?;
+    let got = b.recv(3, 5, Duration::from_secs(2));
+    check(got == sent, || format!("after the message: {} frames on port 3", got.len()))?;
+    let s = b.wait_stats("messages", |s| s.pmds[0].messages >= 2)?;
+    check(s.ports[0].counters.drop_no_rule == 5, || "no_rule changed".into())?;
+    b.finish()?;
+    Ok(())
+}
+
+fn edits_are_copy_on_write_per_output() -> Result<(), Failed> {
+    let mut b = bench(3, &[1024; 3], 1, 1, &[])?;
+    // Port 2 gets the frame as received, port 3 a VLAN-100 tagged copy with a new source MAC.
+    let acts = vec![
+        DpAction::Output(2),
+        DpAction::PushVlan { tpid: 0x8100, tci: 0x1000 | (3 << 13) | 100 },
+        DpAction::SetEthSrc([0x02, 0xaa, 0xbb, 0xcc, 0xdd, 0xee]),
+        DpAction::Output(3),
+    ];
+    b.sw.send(0, ForwarderMessage::SetActions { in_port: 1, actions: Some(acts) })?;
+    // Tagged frames from port 2 are popped and sent to port 1.
+    b.sw.send(0, ForwarderMessage::SetActions { in_port: 2, actions: Some(vec![DpAction::PopVlan, DpAction::Output(1)]) })?;
+    b.sw.barrier(Duration::from_secs(2))?;
+    let sent = frames(3, 40);
+    b.send(1, &sent)?;
+    let plain = b.recv(2, 3, Duration::from_secs(2));
+    let tagged = b.recv(3, 3, Duration::from_secs(2));
+    check(plain == sent, || "port 2 frames changed".into())?;
+    let mut want = Vec::new();
+    for f in &sent {
+        let mut t = vec![0x02, 0, 0, 0, 0, 0x02, 0x02, 0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0x81, 0x00, 0x60, 100];
+        t.extend(&f[12..]);
+        want.push(t);
+    }
+    check(tagged == want, || format!("port 3 got {:02x?}", tagged.first()))?;
+    b.send(2, &want)?;
+    let popped = b.recv(1, 3, Duration::from_secs(2));
+    let mut want_popped = sent.clone();
+    for f in &mut want_popped {
+        f[6..12].copy_from_slice(&[0x02, 0xaa, 0xbb, 0xcc, 0xdd, 0xee]);
+    }
+    check(popped == want_popped, || format!("popped {:02x?}", popped.first()))?;
+    // An action this build cannot execute drops (and counts) instead of forwarding unedited.
+    b.sw.send(0, ForwarderMessage::SetActions { in_port: 1, actions: Some(vec![DpAction::DecTtl, DpAction::Output(2)]) })?;
+    b.sw.barrier(Duration::from_secs(2))?;
+    b.send(1, &frames(2, 40))?;
+    b.wait_stats("unsupported", |s| s.ports[0].counters.drop_unsupported == 2)?;
+    check(b.recv(2, 0, Duration::from_millis(20)).is_empty(), || "unedited packet forwarded".into())?;
+    b.finish()?;
+    Ok(())
+}
+
+fn two_pmds_share_rx_queues() -> Result<(), Failed> {
+    let mut b = bench(2, &[1024, 1024], 2, 2, &[(1, ForwardRule::Output(2)), (2, ForwardRule::Output(1))])?;
+    let info = b.sw.pmd_info();
+    check(info.len() == 2 && info.iter().all(|p| !p.rx_queues.is_empty()), || format!("{info:?}"))?;
+    b.send_on(1, 0, &frames(40, 64))?;
+    b.send_on(1, 1, &frames(40, 64))?;
+    let got = b.recv(2, 80, Duration::from_secs(3));
+    check(got.len() == 80, || format!("got {}", got.len()))?;
+    let s = b.wait_stats("both pmds", |s| s.pmds.iter().map(|p| p.packets).sum::<u64>() == 80)?;
+    check(s.pmds.iter().all(|p| p.packets == 40), || format!("{:?}", s.pmds))?;
+    b.finish()?;
+    Ok(())
+}
+
+fn bad_requests_fail_clearly() -> Result<(), Failed> {
+    let eal = eal();
+    let opts = test_options(1);
+    let bad = [PortSpec::new("x", 1, "net_nosuchdriver0,foo=1")];
+    match Switch::start_forwarder(eal, &bad, &opts, &[]) {
+        Err(SwitchError::Port { port, source: DpdkError::DeviceRejected { devargs, .. } }) => {
+            check(port == "x" && devargs == "net_nosuchdriver0,foo=1", || format!("{port} {devargs}"))?;
+        }
+        Err(e) => return Err(format!("wrong error: {e}").into()),
+        Ok(_) => return Err("a bogus device was accepted".into()),
+    }
+    let bad_arg = [PortSpec::new("y", 1, "net_null9,no-such-arg=1")];
+    let e = Switch::start_forwarder(eal, &bad_arg, &opts, &[]).err().ok_or("bad null args accepted")?;
+    check(e.to_string().contains("net_null9,no-such-arg=1"), || format!("message does not name the devargs: {e}"))?;
+    let dup = [PortSpec::new("a", 1, "net_null5"), PortSpec::new("a", 2, "net_null6")];
+    check(matches!(Switch::start_forwarder(eal, &dup, &opts, &[]), Err(SwitchError::Duplicate(_))), || "dup".into())?;
+    let nocore = SwitchOptions { pmd_cores: vec![4096], ..opts.clone() };
+    let one = [PortSpec::new("a", 1, "net_null5")];
+    match Switch::start_forwarder(eal, &one, &nocore, &[]) {
+        Err(e @ SwitchError::NoSuchCore { .. }) => check(e.to_string().contains("4096"), || e.to_string())?,
+        other => return Err(format!("missing core: {:?}", other.err()).into()),
+    }
+    // Nothing was probed by the failed starts above: net_null5 is still free.
+    let id = probe(eal, "net_null5")?;
+    check(matches!(probe(eal, "net_null5"), Err(DpdkError::DeviceRejected { .. })), || "second probe of the same name".into())?;
+    let _ = id;
+    Ok(())
+}
+
+fn null_ports_forward_and_close() -> Result<(), Failed> {
+    // net_null generates packets on rx (size=64) and frees what it is sent: a real probed
+    // device, forwarded for a moment, then stopped and closed.
+    let eal = eal();
+    let specs = [PortSpec::new("src", 1, "net_null20,size=64"), PortSpec::new("dst", 2, "net_null21,no-rx=1")];
+    let sw = Switch::start_forwarder(eal, &specs, &test_options(1), &[(1, ForwardRule::Output(2))])?;
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while sw.stats().ports[1].counters.tx_packets < 10_000 {
+        check(Instant::now() < deadline, || format!("{:?}", sw.stats().ports))?;
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let pool = sw.mempool().clone();
+    let s = sw.stop();
+    let c0 = s.ports[0].counters;
+    let c1 = s.ports[1].counters;
+    check(c0.rx_packets == c1.tx_packets + c1.drop_tx_full, || format!("{c0:?} {c1:?}"))?;
+    check(pool.in_use() == 0, || format!("{} mbufs in use after stop", pool.in_use()))?;
+    // Closed: the name can be probed again.
+    check(ferrovs_dpdk::port_by_name(eal, "net_null21").is_err() || probe(eal, "net_null21").is_err(), || {
+        "port state after close".into()
+    })?;
+    Ok(())
+}
+
+fn mbuf_api_share_copy_prepend_adj() -> Result<(), Failed> {
+    let eal = eal();
+    let pool = Mempool::new(eal, &uniq("mpool"), 127, 0, 2176, 0)?;
+    let frame = udp_frame(1, 20);
+    let mut m = pool.alloc_frame(&frame)?;
+    check(m.data() == &frame[..] && m.pkt_len() == frame.len(), || "alloc_frame".into())?;
+    let s = m.share();
+    check(m.is_shared() && m.data_mut().is_none() && m.prepend(4).is_none(), || "shared must be read-only".into())?;
+    let mut c = s.copy(&pool).ok_or("copy")?;
+    check(pool.in_use() == 2, || format!("in use {}", pool.in_use()))?;
+    drop(s);
+    check(!m.is_shared(), || "refcnt".into())?;
+    {
+        let d = c.prepend(4).ok_or("prepend")?;
+        d[..4].copy_from_slice(&[1, 2, 3, 4]);
+    }
+    check(c.data().len() == frame.len() + 4 && &c.data()[4..] == &frame[..], || "prepend data".into())?;
+    check(c.adj(4) && c.data() == &frame[..], || "adj".into())?;
+    check(!c.adj(5000), || "adj past the end".into())?;
+    let mut batch = MbufBatch::new();
+    batch.push(m).map_err(|_| "push")?;
+    batch.push(c).map_err(|_| "push")?;
+    for _ in 0..30 {
+        batch.push(pool.alloc()?).map_err(|_| "push")?;
+    }
+    check(batch.is_full() && batch.push(pool.alloc()?).is_err(), || "batch capacity".into())?;
+    {
+        let mut it = batch.drain();
+        let first = it.next().ok_or("drain")?;
+        check(first.data() == &frame[..], || "drain order".into())?;
+    } // rest freed by the iterator
+    check(batch.is_empty() && pool.in_use() == 0, || format!("in use {}", pool.in_use()))?;
+    check(pool.available() == 127, || format!("available {}", pool.available()))?;
+    Ok(())
+}
+
+fn queues_are_taken_once() -> Result<(), Failed> {
+    let eal = eal();
+    let pool = Mempool::new(eal, &uniq("qpool"), 255, 0, 2176, 0)?;
+    let (a, _b): (PortId, PortId) = ring_port_pair(eal, &uniq("q"), 2, 256)?;
+    let port = Port::configure(eal, a, &PortConfig { n_rxq: 2, n_txq: 1, rx_desc: 128, tx_desc: 128 }, &pool)?;
+    let q0 = port.rx_queue(0)?;
+    check(port.rx_queue(0).is_err(), || "rx queue 0 handed out twice".into())?;
+    check(port.rx_queue(2).is_err() && port.tx_queue(1).is_err(), || "nonexistent queue".into())?;
+    drop(q0);
+    let _again = port.rx_queue(0)?;
+    check(Port::configure(eal, a, &PortConfig { n_rxq: 5, n_txq: 1, rx_desc: 128, tx_desc: 128 }, &pool).is_err(), || {
+        "more queues than rings accepted".into()
+    })?;
+    Ok(())
+}
+
+fn main() {
+    let mut args = Arguments::from_args();
+    let tests: Vec<(&str, fn() -> Result<(), Failed>)> = vec![
+        ("mbuf_api_share_copy_prepend_adj", mbuf_api_share_copy_prepend_adj),
+        ("queues_are_taken_once", queues_are_taken_once),
+        ("output_forwards_in_order_and_counts", output_forwards_in_order_and_counts),
+        ("flood_reaches_every_other_port", flood_reaches_every_other_port),
+        ("drop_rule_and_missing_rule_are_counted", drop_rule_and_missing_rule_are_counted),
+        ("runts_are_dropped_as_malformed", runts_are_dropped_as_malformed),
+        ("full_tx_queue_frees_and_counts", full_tx_queue_frees_and_counts),
+        ("messages_change_rules_between_bursts", messages_change_rules_between_bursts),
+        ("edits_are_copy_on_write_per_output", edits_are_copy_on_write_per_output),
+        ("two_pmds_share_rx_queues", two_pmds_share_rx_queues),
+        ("bad_requests_fail_clearly", bad_requests_fail_clearly),
+        ("null_ports_forward_and_close", null_ports_forward_and_close),
+    ];
+    let trials: Vec<Trial> = tests.into_iter().map(|(name, f)| Trial::test(name, f)).collect();
+    if !args.list {
+        // One EAL per process, initialised on the main thread; tests run there one by one.
+        args.test_threads = Some(1);
+        match Eal::init(&eal_args()) {
+            Ok(e) => {
+                let _ = EAL.set(e);
+            }
+            Err(e) => {
+                eprintln!("cannot initialise DPDK: {e}");
+                std::process::exit(1);
+            }
+        }
+    }
+    libtest_mimic::run(&args, trials).exit();
+}
