@@ -1,7 +1,24 @@
 #![forbid(unsafe_code)]
 //! ferrovs's fast path, without DPDK and without I/O: flow keys, datapath actions,
 //! megaflows and the caches that find them, and the translation of rules into megaflows.
+//!
+//! Per burst, a PMD calls [`extract::extract_batch`] to turn frames into [`key::FlowKey`]s,
+//! [`flow_cache::FlowCache::lookup_batch`] to find each packet's megaflow, and
+//! [`edit::execute_edit`] (plus the VLAN helpers) to apply the megaflow's actions.
 
 pub mod actions;
+pub mod checksum;
+pub mod classifier;
+pub mod edit;
+pub mod emc;
+pub mod extract;
+pub mod flow_cache;
 pub mod key;
-pub mod xlate;
+pub mod megaflow;
+pub mod reference;
+pub mod sigcache;
+pub mod testpkt;
+
+pub use classifier::{Classifier, InsertError};
+pub use flow_cache::{CacheCounters, FlowCache, FlowCacheConfig};
+pub use megaflow::{Megaflow, MegaflowId, MegaflowRef, MegaflowStats};

@@ -1,0 +1,632 @@
+//! The tuple-space megaflow classifier.
+//!
+//! # Design
+//!
+//! Tuple-space search (Srinivasan et al., as in Open vSwitch's `dpcls`): megaflows are
+//! grouped by mask into *subtables*; a subtable is a hash table from masked key to
+//! megaflow. Looking up a packet means, for each subtable, masking the packet's key with
+//! the subtable's mask and probing that subtable's hash table. Because installed
+//! megaflows never overlap (insertion rejects overlap), at most one megaflow matches a
+//! packet, so the first hit is the answer and the search stops.
+//!
+//! - **Partitions by in_port.** Megaflows whose mask covers all of `in_port` live in the
+//!   partition of that port; each partition has its own subtables, so a port's packets
+//!   never probe masks that only other ports use (OVS keeps one `dpcls` per in_port for
+//!   the same reason). Megaflows with a partial `in_port` mask live in one extra
+//!   "any port" partition, probed only if it is non-empty and the packet missed its
+//!   port's partition.
+//! - **Batches.** A lookup takes up to 32 keys and a bitmap of the ones still unmatched.
+//!   Keys are grouped by in_port (a burst usually comes from one port); for each
+//!   subtable, in rank order, all still-unmatched keys of the group are hashed first and
+//!   then probed, so the memory accesses of different packets overlap; hits clear their
+//!   bit and the loop ends when the bitmap is empty.
+//! - **Ranking.** Each subtable counts its hits. Every [`RERANK_INTERVAL`] lookups of a
+//!   partition its subtables are re-sorted by hit count (most hits first) and the counts
+//!   halved, so the order follows recent traffic, deterministically.
+//! - **Hash tables.** Open addressing with linear probing, at most half full; a slot
+//!   holds the 32-bit hash and the slab index, so a probe compares hashes in one cache
+//!   line and reads the megaflow only on a hash match. Deletion shifts later entries of
+//!   the cluster back (no tombstones). The subtable hash only mixes the key words its
+//!   mask covers.
+//! - **Overlap check.** Inserting (k1, m1) must find any (k2, m2) with
+//!   `(k1 ^ k2) & m1 & m2 == 0`. For a subtable whose mask m2 is a subset of m1 that is
+//!   one probe for `k1 & m2`; other subtables are scanned. [`Classifier::insert_unchecked`]
+//!   skips the scan for callers that construct disjoint megaflows.
+//!
+//! Everything on the lookup path is allocation-free; inserting may grow a hash table.
+
+use std::collections::HashMap;
+
+use crate::actions::DpActions;
+use crate::key::{FlowKey, Mask, KEY_WORDS};
+use crate::megaflow::{masks_overlap, Megaflow, MegaflowId, MegaflowRef, MegaflowStats, Slab};
+
+/// Largest batch a lookup takes.
+pub const MAX_BATCH: usize = 32;
+/// Lookups of a partition between two re-rankings of its subtables.
+pub const RERANK_INTERVAL: u32 = 1024;
+
+const EMPTY: u32 = u32::MAX;
+/// Partition of megaflows that do not match all of `in_port`.
+const ANY_PORT: u32 = 0;
+
+/// Why an insertion was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum InsertError {
+    #[error("megaflow overlaps installed megaflow {0:?}")]
+    Overlap(MegaflowId),
+    #[error("megaflow table is full ({0} megaflows)")]
+    Full(usize),
+}
+
+#[derive(Clone, Copy)]
+struct Slot {
+    hash: u32,
+    index: u32,
+}
+
+const EMPTY_SLOT: Slot = Slot { hash: 0, index: EMPTY };
+
+struct Subtable {
+    mask: Mask,
+    /// Indices of the words of `mask` that are not zero; only they are hashed.
+    words: [u8; KEY_WORDS],
+    n_words: u8,
+    slots: Vec<Slot>,
+    len: usize,
+    hits: u64,
+    partition: u32,
+}
+
+impl Subtable {
+    fn new(mask: Mask, partition: u32) -> Self {
+        let mut words = [0u8; KEY_WORDS];
+        let mut n = 0;
+        for (i, &w) in mask.w.iter().enumerate() {
+            if w != 0 {
+                words[n] = i as u8;
+                n += 1;
+            }
+        }
+        Subtable { mask, words, n_words: n as u8, slots: vec![EMPTY_SLOT; 8], len: 0, hits: 0, partition }
+    }
+
+    /// Hash of `key & mask`, mixing only the covered words.
+    #[inline(always)]
+    fn hash(&self, key: &FlowKey) -> u32 {
+        let mut h: u64 = 0x9e37_79b9_7f4a_7c15 ^ self.n_words as u64;
+        for &wi in &self.words[..self.n_words as usize] {
+            let wi = wi as usize & (KEY_WORDS - 1);
+            h = (h ^ (key.w[wi] & self.mask.w[wi])).wrapping_mul(0xff51_afd7_ed55_8ccd);
+            h ^= h >> 32;
+        }
+        (h ^ (h >> 29)) as u32
+    }
+
+    #[inline(always)]
+    fn cap_mask(&self) -> usize {
+        self.slots.len() - 1
+    }
+
+    /// Finds the slab index of the megaflow whose key equals `masked` (already masked).
+    #[inline(always)]
+    fn find(&self, slab: &Slab, masked: &FlowKey, hash: u32) -> Option<u32> {
+        let m = self.cap_mask();
+        let mut pos = hash as usize & m;
+        loop {
+            let s = self.slots[pos];
+            if s.index == EMPTY {
+                return None;
+            }
+            if s.hash == hash && slab.matchers[s.index as usize].key == *masked {
+                return Some(s.index);
+            }
+            pos = (pos + 1) & m;
+        }
+    }
+
+    /// Probes for a packet key (not masked).
+    #[inline(always)]
+    fn probe(&self, slab: &Slab, packet: &FlowKey, hash: u32) -> Option<u32> {
+        let m = self.cap_mask();
+        let mut pos = hash as usize & m;
+        loop {
+            let s = self.slots[pos];
+            if s.index == EMPTY {
+                return None;
+            }
+            if s.hash == hash && slab.matchers[s.index as usize].key.matches(&self.mask, packet) {
+                return Some(s.index);
+            }
+            pos = (pos + 1) & m;
+        }
+    }
+
+    fn insert_slot(&mut self, slot: Slot) {
+        if (self.len + 1) * 2 > self.slots.len() {
+            let doubled = vec![EMPTY_SLOT; self.slots.len() * 2];
+            let old = std::mem::replace(&mut self.slots, doubled);
+            for s in old.into_iter().filter(|s| s.index != EMPTY) {
+                self.place(s);
+            }
+        }
+        self.place(slot);
+        self.len += 1;
+    }
+
+    fn place(&mut self, slot: Slot) {
+        let m = self.cap_mask();
+        let mut pos = slot.hash as usize & m;
+        while self.slots[pos].index != EMPTY {
+            pos = (pos + 1) & m;
+        }
+        self.slots[pos] = slot;
+    }
+
+    /// Removes the slot of slab index `index` (whose hash is `hash`), shifting the rest of
+    /// its cluster back so that every entry stays reachable from its home slot.
+    fn remove_slot(&mut self, index: u32, hash: u32) {
+        let m = self.cap_mask();
+        let mut pos = hash as usize & m;
+        while self.slots[pos].index != index {
+            debug_assert!(self.slots[pos].index != EMPTY, "removing a flow that is not in its subtable");
+            if self.slots[pos].index == EMPTY {
+                return;
+            }
+            pos = (pos + 1) & m;
+        }
+        let mut hole = pos;
+        let mut next = (hole + 1) & m;
+        loop {
+            let s = self.slots[next];
+            if s.index == EMPTY {
+                break;
+            }
+            let home = s.hash as usize & m;
+            // Move `s` into the hole unless its home lies cyclically in (hole, next].
+            let dist_hole = hole.wrapping_sub(home) & m;
+            let dist_next = next.wrapping_sub(home) & m;
+            if dist_hole < dist_next {
+                self.slots[hole] = s;
+                hole = next;
+            }
+            next = (next + 1) & m;
+        }
+        self.slots[hole] = EMPTY_SLOT;
+        self.len -= 1;
+    }
+
+    fn indices(&self) -> impl Iterator<Item = u32> + '_ {
+        self.slots.iter().filter(|s| s.index != EMPTY).map(|s| s.index)
+    }
+}
+
+#[derive(Default)]
+struct Partition {
+    /// Subtable ids in probe order.
+    order: Vec<u32>,
+    lookups: u32,
+    len: usize,
+}
+
+/// The tuple-space classifier of one PMD. See the module doc.
+pub struct Classifier {
+    pub(crate) slab: Slab,
+    subtables: Vec<Option<Subtable>>,
+    free_subtables: Vec<u32>,
+    by_mask: HashMap<(u32, Mask), u32>,
+    partitions: Vec<Partition>,
+    port_partition: HashMap<u32, u32>,
+    max_flows: usize,
+}
+
+/// The partition key of a mask/key pair: the port if the mask covers all of in_port.
+#[inline(always)]
+fn port_of(key: &FlowKey, mask: &Mask) -> Option<u32> {
+    (mask.in_port() == u32::MAX).then(|| key.in_port())
+}
+
+impl Classifier {
+    /// A classifier that holds at most `max_flows` megaflows.
+    pub fn new(max_flows: usize) -> Self {
+        Classifier {
+            slab: Slab::with_capacity(max_flows.min(1 << 20)),
+            subtables: Vec::new(),
+            free_subtables: Vec::new(),
+            by_mask: HashMap::new(),
+            partitions: vec![Partition::default()],
+            port_partition: HashMap::new(),
+            max_flows,
+        }
+    }
+
+    /// Number of installed megaflows.
+    pub fn len(&self) -> usize {
+        self.slab.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.slab.len() == 0
+    }
+
+    /// Number of subtables (distinct masks, counted per partition).
+    pub fn n_masks(&self) -> usize {
+        self.by_mask.len()
+    }
+
+    /// Installs a megaflow after checking that it overlaps no installed one.
+    /// Cost: one probe per subtable whose mask is a subset of the new mask, plus a scan
+    /// of the other subtables of the partitions it can share packets with.
+    pub fn insert(&mut self, flow: Megaflow, now: u64) -> Result<MegaflowId, InsertError> {
+        let key = flow.key.masked(&flow.mask);
+        if let Some(id) = self.find_overlap(&key, &flow.mask) {
+            return Err(InsertError::Overlap(id));
+        }
+        self.insert_unchecked(Megaflow { key, ..flow }, now)
+    }
+
+    /// Installs a megaflow checking only for one with an identical key and mask. The
+    /// caller guarantees it overlaps no other installed megaflow (an overlap would make
+    /// lookups return either of the two).
+    pub fn insert_unchecked(&mut self, flow: Megaflow, now: u64) -> Result<MegaflowId, InsertError> {
+        if self.slab.len() >= self.max_flows {
+            return Err(InsertError::Full(self.max_flows));
+        }
+        let Megaflow { key, mask, actions } = flow;
+        let key = key.masked(&mask);
+        let partition = self.partition_for(port_of(&key, &mask));
+        let st_id = self.subtable_for(partition, mask);
+        let st = self.subtables[st_id as usize].as_ref().expect("live subtable");
+        let hash = st.hash(&key);
+        if let Some(index) = st.find(&self.slab, &key, hash) {
+            return Err(InsertError::Overlap(self.slab.id_of(index)));
+        }
+        let id = self.slab.alloc(key, mask, actions, st_id, now);
+        let st = self.subtables[st_id as usize].as_mut().expect("live subtable");
+        st.insert_slot(Slot { hash, index: id.index });
+        self.partitions[partition as usize].len += 1;
+        Ok(id)
+    }
+
+    fn partition_for(&mut self, port: Option<u32>) -> u32 {
+        match port {
+            None => ANY_PORT,
+            Some(p) => *self.port_partition.entry(p).or_insert_with(|| {
+                self.partitions.push(Partition::default());
+                (self.partitions.len() - 1) as u32
+            }),
+        }
+    }
+
+    fn subtable_for(&mut self, partition: u32, mask: Mask) -> u32 {
+        if let Some(&id) = self.by_mask.get(&(partition, mask)) {
+            return id;
+        }
+        let st = Subtable::new(mask, partition);
+        let id = match self.free_subtables.pop() {
+            Some(id) => {
+                self.subtables[id as usize] = Some(st);
+                id
+            }
+            None => {
+                self.subtables.push(Some(st));
+                (self.subtables.len() - 1) as u32
+            }
+        };
+        self.by_mask.insert((partition, mask), id);
+        // New subtables go last; ranking moves them up once they get hits.
+        self.partitions[partition as usize].order.push(id);
+        id
+    }
+
+    /// An installed megaflow that some packet matching (key, mask) also matches.
+    pub fn find_overlap(&self, key: &FlowKey, mask: &Mask) -> Option<MegaflowId> {
+        let key = key.masked(mask);
+        let check = |part: &Partition| -> Option<MegaflowId> {
+            for &st_id in &part.order {
+                let st = self.subtables[st_id as usize].as_ref()?;
+                if st.mask.is_subset_of(mask) {
+                    let probe_key = key.masked(&st.mask);
+                    if let Some(i) = st.find(&self.slab, &probe_key, st.hash(&probe_key)) {
+                        return Some(self.slab.id_of(i));
+                    }
+                } else {
+                    for i in st.indices() {
+                        let m = &self.slab.matchers[i as usize];
+                        if masks_overlap(&key, mask, &m.key, &m.mask) {
+                            return Some(self.slab.id_of(i));
+                        }
+                    }
+                }
+            }
+            None
+        };
+        match port_of(&key, mask) {
+            Some(p) => {
+                if let Some(&pi) = self.port_partition.get(&p) {
+                    if let Some(id) = check(&self.partitions[pi as usize]) {
+                        return Some(id);
+                    }
+                }
+                check(&self.partitions[ANY_PORT as usize])
+            }
+            None => self.partitions.iter().find_map(check),
+        }
+    }
+
+    /// Removes a megaflow; returns it and its final stats, or `None` if `id` is stale.
+    pub fn remove(&mut self, id: MegaflowId) -> Option<(Megaflow, MegaflowStats)> {
+        let i = self.slab.resolve(id)?;
+        Some(self.remove_index(i as u32))
+    }
+
+    fn remove_index(&mut self, index: u32) -> (Megaflow, MegaflowStats) {
+        let i = index as usize;
+        let st_id = self.slab.cold[i].subtable;
+        let st = self.subtables[st_id as usize].as_mut().expect("live subtable");
+        let hash = st.hash(&self.slab.matchers[i].key);
+        st.remove_slot(index, hash);
+        let partition = st.partition;
+        let now_empty = st.len == 0;
+        self.partitions[partition as usize].len -= 1;
+        if now_empty {
+            let mask = st.mask;
+            self.subtables[st_id as usize] = None;
+            self.free_subtables.push(st_id);
+            self.by_mask.remove(&(partition, mask));
+            self.partitions[partition as usize].order.retain(|&s| s != st_id);
+        }
+        self.slab.free(index)
+    }
+
+    /// Removes every megaflow for which `pred` returns true; returns their ids and stats.
+    pub fn remove_where(&mut self, mut pred: impl FnMut(&MegaflowRef<'_>) -> bool) -> Vec<(MegaflowId, MegaflowStats)> {
+        let doomed: Vec<usize> = self.slab.live_indices().filter(|&i| pred(&self.slab.get(i))).collect();
+        doomed
+            .into_iter()
+            .map(|i| {
+                let id = self.slab.id_of(i as u32);
+                (id, self.remove_index(i as u32).1)
+            })
+            .collect()
+    }
+
+    /// Removes every megaflow not used since `now - idle` (`used + idle <= now`).
+    pub fn expire_idle(&mut self, now: u64, idle: u64) -> Vec<(MegaflowId, MegaflowStats)> {
+        self.remove_where(|m| m.stats.used.saturating_add(idle) <= now)
+    }
+
+    /// The megaflow `id`, if it is still installed.
+    pub fn get(&self, id: MegaflowId) -> Option<MegaflowRef<'_>> {
+        self.slab.resolve(id).map(|i| self.slab.get(i))
+    }
+
+    /// Every installed megaflow, in slot order.
+    pub fn iter(&self) -> impl Iterator<Item = MegaflowRef<'_>> + '_ {
+        self.slab.live_indices().map(|i| self.slab.get(i))
+    }
+
+    /// Actions of `id`, if it is still installed.
+    #[inline]
+    pub fn actions(&self, id: MegaflowId) -> Option<&DpActions> {
+        self.slab.resolve(id).map(|i| &self.slab.cold[i].actions)
+    }
+
+    /// Looks up one key.
+    pub fn lookup(&mut self, key: &FlowKey) -> Option<MegaflowId> {
+        let mut out = [EMPTY; MAX_BATCH];
+        let hits = self.lookup_batch(std::slice::from_ref(key), 1, &mut out);
+        (hits & 1 != 0).then(|| self.slab.id_of(out[0]))
+    }
+
+    /// Looks up `keys[i]` for every bit `i` set in `todo` (`keys.len() <= 32`). For each
+    /// hit, sets `out[i]` to the slab index of the megaflow; returns the bitmap of hits.
+    #[inline]
+    pub(crate) fn lookup_batch(&mut self, keys: &[FlowKey], todo: u32, out: &mut [u32; MAX_BATCH]) -> u32 {
+        debug_assert!(keys.len() <= MAX_BATCH);
+        let valid = if keys.len() >= 32 { u32::MAX } else { (1u32 << keys.len()) - 1 };
+        let mut todo = todo & valid;
+        let mut hits = 0;
+        let any_port_used = self.partitions[ANY_PORT as usize].len != 0;
+        while todo != 0 {
+            let port = keys[todo.trailing_zeros() as usize].in_port();
+            let mut group = 0u32;
+            let mut bits = todo;
+            while bits != 0 {
+                let i = bits.trailing_zeros() as usize;
+                bits &= bits - 1;
+                if keys[i].in_port() == port {
+                    group |= 1 << i;
+                }
+            }
+            todo &= !group;
+            let mut left = group;
+            if let Some(&p) = self.port_partition.get(&port) {
+                left = self.lookup_partition(p, keys, left, out);
+            }
+            if left != 0 && any_port_used {
+                left = self.lookup_partition(ANY_PORT, keys, left, out);
+            }
+            hits |= group & !left;
+        }
+        hits
+    }
+
+    /// Looks up the keys of bitmap `todo` in one partition; returns the bitmap still missing.
+    #[inline]
+    fn lookup_partition(&mut self, p: u32, keys: &[FlowKey], mut todo: u32, out: &mut [u32; MAX_BATCH]) -> u32 {
+        let part = &mut self.partitions[p as usize];
+        part.lookups += 1;
+        if part.lookups >= RERANK_INTERVAL {
+            part.lookups = 0;
+            let subtables = &mut self.subtables;
+            part.order.sort_unstable_by_key(|&s| std::cmp::Reverse(subtables[s as usize].as_ref().map_or(0, |t| t.hits)));
+            for &s in &part.order {
+                if let Some(t) = subtables[s as usize].as_mut() {
+                    t.hits /= 2;
+                }
+            }
+        }
+        let part = &self.partitions[p as usize];
+        let mut hashes = [0u32; MAX_BATCH];
+        for &st_id in &part.order {
+            let Some(st) = self.subtables[st_id as usize].as_ref() else { continue };
+            // Hash every pending key first so that the probes' loads overlap.
+            let mut bits = todo;
+            while bits != 0 {
+                let i = bits.trailing_zeros() as usize;
+                bits &= bits - 1;
+                hashes[i] = st.hash(&keys[i]);
+            }
+            let mut found = 0u32;
+            let mut bits = todo;
+            while bits != 0 {
+                let i = bits.trailing_zeros() as usize;
+                bits &= bits - 1;
+                if let Some(index) = st.probe(&self.slab, &keys[i], hashes[i]) {
+                    out[i] = index;
+                    found |= 1 << i;
+                }
+            }
+            if found != 0 {
+                todo &= !found;
+                // Counted once per burst and subtable: cheap, and enough to rank.
+                let st = self.subtables[st_id as usize].as_mut().expect("live subtable");
+                st.hits += found.count_ones() as u64;
+                if todo == 0 {
+                    break;
+                }
+            }
+        }
+        todo
+    }
+
+    /// Approximate bytes of memory used per installed megaflow by the classifier (slab +
+    /// hash slots), not counting action lists.
+    pub fn bytes_per_flow(&self) -> f64 {
+        let slots: usize = self.subtables.iter().flatten().map(|s| s.slots.len() * std::mem::size_of::<Slot>()).sum();
+        let slab = self.slab.matchers.len() * Slab::BYTES_PER_SLOT;
+        (slots + slab) as f64 / self.len().max(1) as f64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::actions::DpAction;
+
+    fn flow(port: u32, dst: u32, plen: u32, out: u32) -> Megaflow {
+        let mut k = FlowKey::ZERO;
+        k.set_in_port(port);
+        k.set_dl_type(0x0800);
+        k.set_nw_dst_u32(dst);
+        let mut m = FlowKey::ZERO;
+        m.set_in_port(u32::MAX);
+        m.set_dl_type(0xffff);
+        m.set_nw_dst_u32(if plen == 0 { 0 } else { u32::MAX << (32 - plen) });
+        Megaflow::new(k, m, vec![DpAction::Output(out)])
+    }
+
+    fn pkt(port: u32, dst: u32) -> FlowKey {
+        let mut k = FlowKey::ZERO;
+        k.set_in_port(port);
+        k.set_dl_type(0x0800);
+        k.set_nw_dst_u32(dst);
+        k.set_tp_dst(80);
+        k
+    }
+
+    #[test]
+    fn insert_lookup_remove() {
+        let mut c = Classifier::new(100);
+        let a = c.insert(flow(1, 0x0a00_0000, 8, 2), 0).unwrap();
+        let b = c.insert(flow(1, 0x0b01_0000, 16, 3), 0).unwrap();
+        let d = c.insert(flow(2, 0x0a00_0000, 8, 4), 0).unwrap();
+        assert_eq!(c.len(), 3);
+        assert_eq!(c.n_masks(), 3);
+        assert_eq!(c.lookup(&pkt(1, 0x0a63_0001)), Some(a));
+        assert_eq!(c.lookup(&pkt(1, 0x0b01_0203)), Some(b));
+        assert_eq!(c.lookup(&pkt(1, 0x0b02_0203)), None);
+        assert_eq!(c.lookup(&pkt(2, 0x0a01_0203)), Some(d));
+        assert_eq!(c.lookup(&pkt(3, 0x0a01_0203)), None);
+        assert_eq!(c.actions(b).unwrap(), &vec![DpAction::Output(3)]);
+        let (mf, _) = c.remove(b).unwrap();
+        assert_eq!(mf.actions, vec![DpAction::Output(3)]);
+        assert!(c.remove(b).is_none());
+        assert!(c.actions(b).is_none());
+        assert_eq!(c.lookup(&pkt(1, 0x0b01_0203)), None);
+        assert_eq!(c.n_masks(), 2);
+    }
+
+    #[test]
+    fn overlap_is_rejected() {
+        let mut c = Classifier::new(100);
+        let a = c.insert(flow(1, 0x0a00_0000, 8, 2), 0).unwrap();
+        // 10.1/16 is inside 10/8 (subset scan path).
+        assert_eq!(c.insert(flow(1, 0x0a01_0000, 16, 3), 0), Err(InsertError::Overlap(a)));
+        // 0/0 covers everything (probe path: existing mask /8 is not a subset of /0... it
+        // is the other way round, so this goes through the scan).
+        assert_eq!(c.insert(flow(1, 0, 0, 3), 0), Err(InsertError::Overlap(a)));
+        // Same key and mask.
+        assert_eq!(c.insert(flow(1, 0x0a00_0000, 8, 9), 0), Err(InsertError::Overlap(a)));
+        // Other port: fine.
+        assert!(c.insert(flow(2, 0x0a01_0000, 16, 3), 0).is_ok());
+        // Wildcarded in_port overlaps the port-1 flow.
+        let mut any = flow(0, 0x0a00_0000, 24, 1);
+        any.mask.set_in_port(0);
+        assert_eq!(c.insert(any.clone(), 0), Err(InsertError::Overlap(a)));
+        any.key.set_nw_dst_u32(0x0c00_0000);
+        let any_id = c.insert(any, 0).unwrap();
+        assert_eq!(c.lookup(&pkt(7, 0x0c00_00ff)), Some(any_id));
+        assert_eq!(c.lookup(&pkt(1, 0x0a00_00ff)), Some(a));
+    }
+
+    #[test]
+    fn full_table_is_rejected() {
+        let mut c = Classifier::new(2);
+        c.insert(flow(1, 0x0a00_0000, 8, 2), 0).unwrap();
+        c.insert(flow(1, 0x0b00_0000, 8, 2), 0).unwrap();
+        assert_eq!(c.insert(flow(1, 0x0c00_0000, 8, 2), 0), Err(InsertError::Full(2)));
+    }
+
+    #[test]
+    fn many_flows_survive_growth_and_deletion() {
+        let mut c = Classifier::new(100_000);
+        let ids: Vec<_> = (0..5000u32).map(|i| c.insert_unchecked(flow(1, i << 8, 24, i), 0).unwrap()).collect();
+        for (i, &id) in ids.iter().enumerate() {
+            if i % 3 == 0 {
+                c.remove(id).unwrap();
+            }
+        }
+        for (i, &id) in ids.iter().enumerate() {
+            let got = c.lookup(&pkt(1, ((i as u32) << 8) | 7));
+            assert_eq!(got, if i % 3 == 0 { None } else { Some(id) }, "flow {i}");
+        }
+    }
+
+    #[test]
+    fn remove_where_and_expire() {
+        let mut c = Classifier::new(100);
+        let a = c.insert(flow(1, 0x0a00_0000, 8, 2), 10).unwrap();
+        let b = c.insert(flow(1, 0x0b00_0000, 8, 3), 20).unwrap();
+        let gone = c.expire_idle(25, 10);
+        assert_eq!(gone.iter().map(|g| g.0).collect::<Vec<_>>(), vec![a]);
+        let gone = c.remove_where(|m| m.actions == [DpAction::Output(3)]);
+        assert_eq!(gone.iter().map(|g| g.0).collect::<Vec<_>>(), vec![b]);
+        assert!(c.is_empty());
+        assert_eq!(c.n_masks(), 0);
+    }
+
+    #[test]
+    fn reranking_puts_hot_subtable_first() {
+        let mut c = Classifier::new(100);
+        c.insert(flow(1, 0x0a00_0000, 8, 2), 0).unwrap();
+        let hot = c.insert(flow(1, 0x0b01_0000, 16, 3), 0).unwrap();
+        for _ in 0..RERANK_INTERVAL + 1 {
+            assert_eq!(c.lookup(&pkt(1, 0x0b01_0001)), Some(hot));
+        }
+        let p = c.port_partition[&1] as usize;
+        let first = c.partitions[p].order[0];
+        assert_eq!(c.subtables[first as usize].as_ref().unwrap().mask.nw_dst_u32(), 0xffff_0000);
+    }
+}

@@ -1,0 +1,459 @@
+//! Executing the packet-editing datapath actions on frame bytes.
+//!
+//! # Design
+//!
+//! [`execute_edit`] applies one [`DpAction`] to a frame in place. It locates the headers
+//! with the same parser as key extraction ([`crate::extract::layers`]), so an edit
+//! applies exactly when the key would show the field: a field that the key leaves zero
+//! (absent or truncated header, later fragment for L4) is not written, and the result
+//! says [`EditOutcome::Skipped`].
+//!
+//! Checksums are updated incrementally (RFC 1624), never recomputed over the payload:
+//! - IPv4 address, TOS, TTL rewrites update the IPv4 header checksum;
+//! - address rewrites update the TCP / UDP checksum (pseudo-header) and, for IPv6, the
+//!   ICMPv6 checksum; port rewrites update TCP / UDP;
+//! - a UDP checksum of zero over IPv4 means "none" and stays zero; a computed UDP
+//!   checksum of zero is sent as 0xffff (RFC 768);
+//! - SCTP port rewrites recompute the CRC32c over the SCTP packet (it is not
+//!   incrementally updatable), as Open vSwitch does.
+//!
+//! VLAN push and pop change the frame length, which only the PMD can do on an mbuf:
+//! [`execute_edit`] answers [`EditOutcome::NeedsResize`] for them, and the PMD calls
+//! [`push_vlan`] after prepending 4 bytes or [`pop_vlan`] before trimming 4.
+
+use crate::actions::DpAction;
+use crate::checksum;
+use crate::extract::{layers, Layers};
+use crate::key::{ethertype, ipproto, VLAN_PRESENT};
+
+/// What [`execute_edit`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EditOutcome {
+    /// The frame was changed.
+    Applied,
+    /// The frame has no such field (e.g. an IP rewrite on ARP); it is unchanged.
+    Skipped,
+    /// `DecTtl` found TTL 0 or 1: drop the packet and skip the remaining actions.
+    Drop,
+    /// Not an edit (`Output`): the caller handles it.
+    NotAnEdit,
+    /// `PushVlan` / `PopVlan`: the caller resizes the buffer and calls [`push_vlan`] /
+    /// [`pop_vlan`].
+    NeedsResize,
+}
+
+/// Why a VLAN byte edit could not be done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum VlanEditError {
+    #[error("buffer of {0} bytes is too short for a VLAN push (need 4 spare + 12 MAC bytes)")]
+    TooShort(usize),
+}
+
+/// Applies one action to `frame`. See the module doc.
+pub fn execute_edit(frame: &mut [u8], action: &DpAction) -> EditOutcome {
+    match *action {
+        DpAction::Output(_) => EditOutcome::NotAnEdit,
+        DpAction::PushVlan { .. } | DpAction::PopVlan => EditOutcome::NeedsResize,
+        DpAction::SetEthDst(mac) => set_bytes(frame, 0, &mac),
+        DpAction::SetEthSrc(mac) => set_bytes(frame, 6, &mac),
+        DpAction::SetVlanVid(vid) => set_tci(frame, 0x0fff, vid & 0x0fff),
+        DpAction::SetVlanPcp(pcp) => set_tci(frame, 0xe000, ((pcp & 7) as u16) << 13),
+        DpAction::SetIpv4Src(a) => set_ipv4_addr(frame, 12, a.octets()),
+        DpAction::SetIpv4Dst(a) => set_ipv4_addr(frame, 16, a.octets()),
+        DpAction::SetIpv6Src(a) => set_ipv6_addr(frame, 8, a.octets()),
+        DpAction::SetIpv6Dst(a) => set_ipv6_addr(frame, 24, a.octets()),
+        DpAction::SetIpDscp(d) => set_tos(frame, 0xfc, (d & 0x3f) << 2),
+        DpAction::SetIpEcn(e) => set_tos(frame, 0x03, e & 0x03),
+        DpAction::SetTtl(t) => set_ttl(frame, |_| Some(t)),
+        DpAction::DecTtl => set_ttl(frame, |t| if t <= 1 { None } else { Some(t - 1) }),
+        DpAction::SetTpSrc(p) => set_port(frame, 0, p),
+        DpAction::SetTpDst(p) => set_port(frame, 2, p),
+    }
+}
+
+fn set_bytes(frame: &mut [u8], off: usize, v: &[u8]) -> EditOutcome {
+    if frame.len() < 14 {
+        return EditOutcome::Skipped;
+    }
+    frame[off..off + v.len()].copy_from_slice(v);
+    EditOutcome::Applied
+}
+
+fn set_tci(frame: &mut [u8], mask: u16, bits: u16) -> EditOutcome {
+    let Some(off) = layers(frame).vlan else { return EditOutcome::Skipped };
+    let tci = u16::from_be_bytes([frame[off + 2], frame[off + 3]]);
+    let tci = (tci & !mask) | bits;
+    frame[off + 2..off + 4].copy_from_slice(&tci.to_be_bytes());
+    EditOutcome::Applied
+}
+
+/// The IP layer of a frame: (layers, L3 offset, is IPv4), or None if not IP.
+fn ip_layers(frame: &[u8]) -> Option<(Layers, usize, bool)> {
+    let l = layers(frame);
+    let l3 = l.l3?;
+    match l.dl_type {
+        ethertype::IPV4 => Some((l, l3, true)),
+        ethertype::IPV6 => Some((l, l3, false)),
+        _ => None,
+    }
+}
+
+/// Offset of the L4 checksum field for a pseudo-header-covered protocol, relative to
+/// the L4 header: TCP 16, UDP 6, ICMPv6 2 (IPv6 only).
+fn l4_csum_field(proto: u8, ipv4: bool) -> Option<usize> {
+    match proto {
+        ipproto::TCP => Some(16),
+        ipproto::UDP => Some(6),
+        ipproto::ICMPV6 if !ipv4 => Some(2),
+        _ => None,
+    }
+}
+
+/// Updates the L4 checksum for a pseudo-header change from `old` to `new` (an address).
+fn update_l4_for_pseudo(frame: &mut [u8], l: &Layers, ipv4: bool, old: &[u8], new: &[u8]) {
+    let Some((proto, l4)) = l.l4 else { return };
+    let Some(field) = l4_csum_field(proto, ipv4) else { return };
+    let at = l4 + field;
+    let c = u16::from_be_bytes([frame[at], frame[at + 1]]);
+    if proto == ipproto::UDP && ipv4 && c == 0 {
+        return; // no UDP checksum
+    }
+    let mut n = checksum::update(c, old, new);
+    if proto == ipproto::UDP && n == 0 {
+        n = 0xffff;
+    }
+    frame[at..at + 2].copy_from_slice(&n.to_be_bytes());
+}
+
+fn set_ipv4_addr(frame: &mut [u8], field: usize, new: [u8; 4]) -> EditOutcome {
+    let Some((l, l3, true)) = ip_layers(frame) else { return EditOutcome::Skipped };
+    let at = l3 + field;
+    let old: [u8; 4] = [frame[at], frame[at + 1], frame[at + 2], frame[at + 3]];
+    frame[at..at + 4].copy_from_slice(&new);
+    let c = u16::from_be_bytes([frame[l3 + 10], frame[l3 + 11]]);
+    frame[l3 + 10..l3 + 12].copy_from_slice(&checksum::update(c, &old, &new).to_be_bytes());
+    update_l4_for_pseudo(frame, &l, true, &old, &new);
+    EditOutcome::Applied
+}
+
+fn set_ipv6_addr(frame: &mut [u8], field: usize, new: [u8; 16]) -> EditOutcome {
+    let Some((l, l3, false)) = ip_layers(frame) else { return EditOutcome::Skipped };
+    let at = l3 + field;
+    let mut old = [0u8; 16];
+    old.copy_from_slice(&frame[at..at + 16]);
+    frame[at..at + 16].copy_from_slice(&new);
+    update_l4_for_pseudo(frame, &l, false, &old, &new);
+    EditOutcome::Applied
+}
+
+fn set_tos(frame: &mut [u8], mask: u8, bits: u8) -> EditOutcome {
+    let Some((_, l3, ipv4)) = ip_layers(frame) else { return EditOutcome::Skipped };
+    if ipv4 {
+        let old = u16::from_be_bytes([frame[l3], frame[l3 + 1]]);
+        frame[l3 + 1] = (frame[l3 + 1] & !mask) | bits;
+        let new = u16::from_be_bytes([frame[l3], frame[l3 + 1]]);
+        let c = u16::from_be_bytes([frame[l3 + 10], frame[l3 + 11]]);
+        frame[l3 + 10..l3 + 12].copy_from_slice(&checksum::update16(c, old, new).to_be_bytes());
+    } else {
+        // Traffic class: low 4 bits of byte 0 and high 4 bits of byte 1.
+        let tc = (frame[l3] << 4) | (frame[l3 + 1] >> 4);
+        let tc = (tc & !mask) | bits;
+        frame[l3] = (frame[l3] & 0xf0) | (tc >> 4);
+        frame[l3 + 1] = (frame[l3 + 1] & 0x0f) | (tc << 4);
+    }
+    EditOutcome::Applied
+}
+
+fn set_ttl(frame: &mut [u8], f: impl Fn(u8) -> Option<u8>) -> EditOutcome {
+    let Some((_, l3, ipv4)) = ip_layers(frame) else { return EditOutcome::Skipped };
+    let at = if ipv4 { l3 + 8 } else { l3 + 7 };
+    let Some(ttl) = f(frame[at]) else { return EditOutcome::Drop };
+    if ipv4 {
+        let old = u16::from_be_bytes([frame[at], frame[at + 1]]);
+        frame[at] = ttl;
+        let new = u16::from_be_bytes([frame[at], frame[at + 1]]);
+        let c = u16::from_be_bytes([frame[l3 + 10], frame[l3 + 11]]);
+        frame[l3 + 10..l3 + 12].copy_from_slice(&checksum::update16(c, old, new).to_be_bytes());
+    } else {
+        frame[at] = ttl;
+    }
+    EditOutcome::Applied
+}
+
+fn set_port(frame: &mut [u8], field: usize, port: u16) -> EditOutcome {
+    let Some((l, _, ipv4)) = ip_layers(frame) else { return EditOutcome::Skipped };
+    let Some((proto, l4)) = l.l4 else { return EditOutcome::Skipped };
+    let at = l4 + field;
+    let old = u16::from_be_bytes([frame[at], frame[at + 1]]);
+    match proto {
+        ipproto::TCP | ipproto::UDP => {
+            frame[at..at + 2].copy_from_slice(&port.to_be_bytes());
+            let cf = l4 + if proto == ipproto::TCP { 16 } else { 6 };
+            let c = u16::from_be_bytes([frame[cf], frame[cf + 1]]);
+            if !(proto == ipproto::UDP && ipv4 && c == 0) {
+                let mut n = checksum::update16(c, old, port);
+                if proto == ipproto::UDP && n == 0 {
+                    n = 0xffff;
+                }
+                frame[cf..cf + 2].copy_from_slice(&n.to_be_bytes());
+            }
+        }
+        ipproto::SCTP => {
+            frame[at..at + 2].copy_from_slice(&port.to_be_bytes());
+            let end = l.l3_end;
+            frame[l4 + 8..l4 + 12].fill(0);
+            let crc = crc32c(&frame[l4..end]);
+            // SCTP stores the CRC32c in little-endian byte order on the wire.
+            frame[l4 + 8..l4 + 12].copy_from_slice(&crc.to_le_bytes());
+        }
+        _ => return EditOutcome::Skipped,
+    }
+    EditOutcome::Applied
+}
+
+const CRC32C_TABLE: [u32; 256] = {
+    let mut t = [0u32; 256];
+    let mut i = 0;
+    while i < 256 {
+        let mut c = i as u32;
+        let mut k = 0;
+        while k < 8 {
+            c = if c & 1 != 0 { (c >> 1) ^ 0x82f6_3b78 } else { c >> 1 };
+            k += 1;
+        }
+        t[i] = c;
+        i += 1;
+    }
+    t
+};
+
+/// CRC32c (Castagnoli), as SCTP uses it.
+pub fn crc32c(data: &[u8]) -> u32 {
+    let mut c = !0u32;
+    for &b in data {
+        c = CRC32C_TABLE[((c ^ b as u32) & 0xff) as usize] ^ (c >> 8);
+    }
+    !c
+}
+
+/// Writes a new outer VLAN tag. `buf` is the frame with 4 spare bytes prepended (the PMD
+/// did `rte_pktmbuf_prepend(m, 4)`): the 12 MAC bytes move to the front and the tag goes
+/// after them. The 0x1000 "present" bit of `tci` is not written (DEI stays 0).
+pub fn push_vlan(buf: &mut [u8], tpid: u16, tci: u16) -> Result<(), VlanEditError> {
+    if buf.len() < 4 + 12 {
+        return Err(VlanEditError::TooShort(buf.len()));
+    }
+    buf.copy_within(4..16, 0);
+    buf[12..14].copy_from_slice(&tpid.to_be_bytes());
+    buf[14..16].copy_from_slice(&(tci & !VLAN_PRESENT).to_be_bytes());
+    Ok(())
+}
+
+/// Removes the outer VLAN tag by moving the MAC addresses 4 bytes towards the end; the
+/// caller then drops the first 4 bytes (`rte_pktmbuf_adj(m, 4)`). Returns false (and
+/// changes nothing) if the frame has no parsable outer tag.
+pub fn pop_vlan(frame: &mut [u8]) -> bool {
+    if layers(frame).vlan != Some(12) {
+        return false;
+    }
+    frame.copy_within(0..12, 4);
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::extract::extract;
+    use crate::testpkt::*;
+    use std::net::{Ipv4Addr, Ipv6Addr};
+
+    fn apply(frame: &mut Vec<u8>, a: DpAction) -> EditOutcome {
+        execute_edit(frame, &a)
+    }
+
+    #[test]
+    fn ipv4_tcp_address_and_port_rewrites_keep_checksums() {
+        let mut f = tcp4_frame(&TCP4);
+        assert!(checksums_ok(&f));
+        assert_eq!(apply(&mut f, DpAction::SetIpv4Src(Ipv4Addr::new(172, 16, 5, 4))), EditOutcome::Applied);
+        assert_eq!(apply(&mut f, DpAction::SetIpv4Dst(Ipv4Addr::new(8, 8, 8, 8))), EditOutcome::Applied);
+        assert_eq!(apply(&mut f, DpAction::SetTpSrc(1)), EditOutcome::Applied);
+        assert_eq!(apply(&mut f, DpAction::SetTpDst(65535)), EditOutcome::Applied);
+        let k = extract(&f, 1);
+        assert_eq!(k.nw_src(), Ipv4Addr::new(172, 16, 5, 4));
+        assert_eq!(k.nw_dst(), Ipv4Addr::new(8, 8, 8, 8));
+        assert_eq!((k.tp_src(), k.tp_dst()), (1, 65535));
+        assert!(checksums_ok(&f));
+        // Against a frame built from scratch with the new values: byte-identical.
+        let want = tcp4_frame(&Tcp4 { src: [172, 16, 5, 4], dst: [8, 8, 8, 8], sport: 1, dport: 65535, ..TCP4 });
+        assert_eq!(f, want);
+    }
+
+    #[test]
+    fn udp_checksum_rules() {
+        let mut f = udp4_frame(1000, 53, b"query");
+        apply(&mut f, DpAction::SetIpv4Dst(Ipv4Addr::new(1, 1, 1, 1)));
+        apply(&mut f, DpAction::SetTpDst(5353));
+        assert!(checksums_ok(&f));
+        assert_eq!(f, {
+            let mut g = udp4_frame(1000, 5353, b"query");
+            let l3 = 14;
+            g[l3 + 16..l3 + 20].copy_from_slice(&[1, 1, 1, 1]);
+            fix_ipv4_total_len(&mut g, l3);
+            fill_l4_checksum(&mut g);
+            g
+        });
+        // Zero UDP checksum over IPv4 stays zero.
+        let mut f = udp4_frame(1000, 53, b"query");
+        f[14 + 20 + 6] = 0;
+        f[14 + 20 + 7] = 0;
+        apply(&mut f, DpAction::SetIpv4Src(Ipv4Addr::new(9, 9, 9, 9)));
+        apply(&mut f, DpAction::SetTpSrc(7));
+        assert_eq!(&f[40..42], &[0, 0]);
+        assert!(ipv4_header_checksum_ok(&f[14..34]));
+    }
+
+    #[test]
+    fn udp_result_zero_is_sent_as_ffff() {
+        // Search a source port for which the updated checksum computes to zero; the
+        // edit must write 0xffff and the frame must still verify.
+        let base = udp4_frame(1000, 53, b"x");
+        let mut found = false;
+        for p in 0..=u16::MAX {
+            let mut f = base.clone();
+            apply(&mut f, DpAction::SetTpSrc(p));
+            if f[40..42] == [0xff, 0xff] {
+                assert!(checksums_ok(&f));
+                found = true;
+                break;
+            }
+        }
+        assert!(found, "some port yields a zero checksum");
+    }
+
+    #[test]
+    fn ttl_tos_and_dec_ttl() {
+        let mut f = tcp4_frame(&TCP4);
+        assert_eq!(apply(&mut f, DpAction::DecTtl), EditOutcome::Applied);
+        assert_eq!(extract(&f, 1).nw_ttl(), 63);
+        apply(&mut f, DpAction::SetIpDscp(46));
+        apply(&mut f, DpAction::SetIpEcn(1));
+        assert_eq!(extract(&f, 1).nw_tos(), (46 << 2) | 1);
+        assert!(checksums_ok(&f));
+        apply(&mut f, DpAction::SetTtl(1));
+        assert!(checksums_ok(&f));
+        assert_eq!(apply(&mut f, DpAction::DecTtl), EditOutcome::Drop);
+        assert_eq!(extract(&f, 1).nw_ttl(), 1, "a dropped packet is not edited");
+        // IPv6 hop limit and traffic class.
+        let mut f = ipv6_frame(6, 0, &[], &tcp_header(1, 2, 0x10, 5));
+        apply(&mut f, DpAction::DecTtl);
+        apply(&mut f, DpAction::SetIpDscp(10));
+        apply(&mut f, DpAction::SetIpEcn(3));
+        let k = extract(&f, 1);
+        assert_eq!((k.nw_ttl(), k.nw_tos()), (63, (10 << 2) | 3));
+        assert_eq!(u32::from_be_bytes([f[14], f[15], f[16], f[17]]) & 0xf00f_ffff, 0x6001_2345, "version and flow label kept");
+        assert!(checksums_ok(&f));
+        // Not IP: skipped.
+        let mut a = arp_frame(1);
+        let before = a.clone();
+        assert_eq!(apply(&mut a, DpAction::DecTtl), EditOutcome::Skipped);
+        assert_eq!(apply(&mut a, DpAction::SetIpv4Src(Ipv4Addr::new(1, 2, 3, 4))), EditOutcome::Skipped);
+        assert_eq!(a, before);
+    }
+
+    #[test]
+    fn ipv6_address_rewrite_fixes_tcp_udp_icmpv6() {
+        let new_src: Ipv6Addr = "fd00::1234:5678".parse().unwrap();
+        for l4 in [
+            (6u8, tcp_header(1, 2, 0x18, 5)),
+            (17, vec![0, 53, 0, 54, 0, 10, 0, 0, 0xab, 0xcd]),
+            (58, vec![128, 0, 0, 0, 0, 1, 0, 1, 1, 2, 3]),
+        ] {
+            let mut f = ipv6_frame(l4.0, 0, &[], &l4.1);
+            assert!(checksums_ok(&f));
+            assert_eq!(apply(&mut f, DpAction::SetIpv6Src(new_src)), EditOutcome::Applied);
+            assert_eq!(apply(&mut f, DpAction::SetIpv6Dst(Ipv6Addr::LOCALHOST)), EditOutcome::Applied);
+            let k = extract(&f, 1);
+            assert_eq!((k.ipv6_src(), k.ipv6_dst()), (new_src, Ipv6Addr::LOCALHOST));
+            assert!(checksums_ok(&f), "proto {}", l4.0);
+        }
+    }
+
+    #[test]
+    fn later_fragment_ports_are_not_touched() {
+        let mut f = tcp4_frame(&TCP4);
+        f[20] = 0;
+        f[21] = 10; // offset 80 bytes
+        fix_ipv4_total_len(&mut f, 14);
+        let before = f.clone();
+        assert_eq!(apply(&mut f, DpAction::SetTpDst(1)), EditOutcome::Skipped);
+        assert_eq!(f, before);
+        // The address rewrite still fixes the IPv4 header checksum.
+        apply(&mut f, DpAction::SetIpv4Dst(Ipv4Addr::new(1, 2, 3, 4)));
+        assert!(ipv4_header_checksum_ok(&f[14..34]));
+    }
+
+    #[test]
+    fn sctp_port_rewrite_recomputes_crc32c() {
+        // CRC32c check value of "123456789" is 0xe3069283.
+        assert_eq!(crc32c(b"123456789"), 0xe306_9283);
+        let mut sctp = vec![0x0b, 0x59, 0x0b, 0x5a, 0, 0, 0, 1, 0, 0, 0, 0];
+        sctp.extend_from_slice(&[1, 0, 0, 20, 0, 0, 0, 1, 0, 0, 0x10, 0, 0, 1, 0, 1, 0, 0, 0, 1]);
+        let mut f = ipv4_frame(132, &sctp);
+        assert_eq!(apply(&mut f, DpAction::SetTpDst(9999)), EditOutcome::Applied);
+        let l4 = 34;
+        let stored = u32::from_le_bytes(f[l4 + 8..l4 + 12].try_into().unwrap());
+        let mut g = f.clone();
+        g[l4 + 8..l4 + 12].fill(0);
+        assert_eq!(stored, crc32c(&g[l4..]));
+        assert_eq!(extract(&f, 1).tp_dst(), 9999);
+    }
+
+    #[test]
+    fn vlan_vid_pcp_push_pop() {
+        let plain = tcp4_frame(&TCP4);
+        let mut f = plain.clone();
+        assert_eq!(apply(&mut f, DpAction::SetVlanVid(5)), EditOutcome::Skipped);
+        assert_eq!(apply(&mut f, DpAction::PushVlan { tpid: 0x8100, tci: 0x1064 }), EditOutcome::NeedsResize);
+        // Push: the PMD prepends 4 bytes, then calls push_vlan.
+        let mut buf = vec![0u8; 4];
+        buf.extend_from_slice(&plain);
+        push_vlan(&mut buf, 0x8100, 0x1064 | 0xa000).unwrap();
+        assert_eq!(buf, with_vlan(&plain, 0x8100, 0xa064));
+        let k = extract(&buf, 1);
+        assert_eq!((k.vlan_tci(0), k.tp_dst()), (0xa064 | VLAN_PRESENT, 80));
+        assert_eq!(apply(&mut buf, DpAction::SetVlanVid(4095)), EditOutcome::Applied);
+        assert_eq!(apply(&mut buf, DpAction::SetVlanPcp(1)), EditOutcome::Applied);
+        assert_eq!(extract(&buf, 1).vlan_tci(0), 0x2fff | VLAN_PRESENT);
+        // Pop: move the MACs, then the PMD drops the first 4 bytes.
+        assert!(pop_vlan(&mut buf));
+        assert_eq!(&buf[4..], &plain[..]);
+        assert!(!pop_vlan(&mut f));
+        assert_eq!(push_vlan(&mut [0u8; 15], 0x8100, 1), Err(VlanEditError::TooShort(15)));
+        // L3 edits see through the tag.
+        let mut t = with_vlan(&plain, 0x8100, 7);
+        apply(&mut t, DpAction::SetIpv4Src(Ipv4Addr::new(1, 2, 3, 4)));
+        assert!(checksums_ok(&t));
+        assert_eq!(extract(&t, 1).nw_src(), Ipv4Addr::new(1, 2, 3, 4));
+    }
+
+    #[test]
+    fn eth_rewrites_and_short_frames() {
+        let mut f = tcp4_frame(&TCP4);
+        apply(&mut f, DpAction::SetEthSrc([2, 0, 0, 0, 0, 1]));
+        apply(&mut f, DpAction::SetEthDst([2, 0, 0, 0, 0, 2]));
+        assert_eq!(&f[..12], &[2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1]);
+        let mut short = vec![0u8; 13];
+        for a in [
+            DpAction::SetEthSrc([1; 6]),
+            DpAction::SetIpv4Dst(Ipv4Addr::BROADCAST),
+            DpAction::SetTpSrc(1),
+            DpAction::DecTtl,
+            DpAction::SetVlanPcp(3),
+        ] {
+            assert_eq!(execute_edit(&mut short, &a), EditOutcome::Skipped);
+        }
+        assert!(short.iter().all(|&b| b == 0));
+        assert!(!pop_vlan(&mut short));
+    }
+}

@@ -1,0 +1,170 @@
+//! The exact-match cache (EMC): full flow key -> megaflow, per PMD.
+//!
+//! # Design
+//!
+//! As in Open vSwitch's `emc_cache`: a small table (default 8192 entries) indexed by the
+//! packet's hash (the NIC's RSS hash when there is one), two candidate positions per
+//! hash (`hash` and `hash >> 16`), each entry holding the hash, the complete key and
+//! a [`MegaflowId`]. A hit needs the hash and all 64 key bytes to be equal and the id's
+//! generation to still be current in the slab, so entries of removed megaflows die
+//! without any cache walk.
+//!
+//! Keys and tags live in separate arrays: the 12-byte tags of both candidates are
+//! compared first, the 64-byte key only on a tag match.
+//!
+//! Insertion is probabilistic (1 in `insert_inverse_prob`, from a seeded xorshift, so
+//! runs are reproducible): with more active flows than entries, inserting every miss
+//! makes flows evict each other before they are hit again. See flowcache/README.md
+//! for the measurement that set the default.
+
+use crate::key::FlowKey;
+use crate::megaflow::{MegaflowId, Slab};
+
+#[derive(Clone, Copy)]
+struct Tag {
+    hash: u32,
+    index: u32,
+    generation: u32,
+}
+
+const NO_TAG: Tag = Tag { hash: 0, index: u32::MAX, generation: 0 };
+
+/// The exact-match cache. See the module doc.
+pub struct Emc {
+    keys: Vec<FlowKey>,
+    tags: Vec<Tag>,
+    mask: usize,
+    insert_inverse_prob: u32,
+    rng: u32,
+}
+
+impl Emc {
+    /// An EMC of `entries` entries (rounded up to a power of two, at least 2), inserting
+    /// one miss in `insert_inverse_prob` (1 = always, 0 = never).
+    pub fn new(entries: usize, insert_inverse_prob: u32) -> Self {
+        let n = entries.max(2).next_power_of_two();
+        Emc {
+            keys: vec![FlowKey::ZERO; n],
+            tags: vec![NO_TAG; n],
+            mask: n - 1,
+            insert_inverse_prob,
+            rng: 0x2545_f491,
+        }
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.keys.len()
+    }
+
+    #[inline(always)]
+    fn positions(&self, hash: u32) -> [usize; 2] {
+        [hash as usize & self.mask, (hash >> 16) as usize & self.mask]
+    }
+
+    /// The slab index of the megaflow cached for `key`, if the entry is live.
+    #[inline(always)]
+    pub(crate) fn lookup(&self, slab: &Slab, key: &FlowKey, hash: u32) -> Option<u32> {
+        for pos in self.positions(hash) {
+            let t = self.tags[pos];
+            if t.hash == hash && t.index != u32::MAX && self.keys[pos] == *key {
+                let h = &slab.hot[t.index as usize];
+                if h.live && h.generation == t.generation {
+                    return Some(t.index);
+                }
+            }
+        }
+        None
+    }
+
+    /// Draws whether this miss should be inserted.
+    #[inline(always)]
+    pub(crate) fn should_insert(&mut self) -> bool {
+        match self.insert_inverse_prob {
+            0 => false,
+            1 => true,
+            n => {
+                // xorshift32: deterministic, no state beyond one word.
+                let mut x = self.rng;
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                self.rng = x;
+                x % n == 0
+            }
+        }
+    }
+
+    /// Caches `key` -> `id`. Replaces an entry of the same key, else a dead entry, else
+    /// the candidate chosen by a hash bit.
+    #[inline]
+    pub(crate) fn insert(&mut self, slab: &Slab, key: &FlowKey, hash: u32, id: MegaflowId) {
+        let [a, b] = self.positions(hash);
+        let alive = |t: Tag| t.index != u32::MAX && {
+            let h = &slab.hot[t.index as usize];
+            h.live && h.generation == t.generation
+        };
+        let pos = if self.tags[a].hash == hash && self.keys[a] == *key {
+            a
+        } else if self.tags[b].hash == hash && self.keys[b] == *key {
+            b
+        } else if !alive(self.tags[a]) {
+            a
+        } else if !alive(self.tags[b]) {
+            b
+        } else if hash & 0x8000_0000 != 0 {
+            a
+        } else {
+            b
+        };
+        self.keys[pos] = *key;
+        self.tags[pos] = Tag { hash, index: id.index, generation: id.generation };
+    }
+
+    /// Forgets everything.
+    pub fn clear(&mut self) {
+        self.tags.fill(NO_TAG);
+    }
+
+    /// Bytes of memory the EMC uses.
+    pub fn memory_bytes(&self) -> usize {
+        self.keys.len() * (std::mem::size_of::<FlowKey>() + std::mem::size_of::<Tag>())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hit_miss_and_stale() {
+        let mut slab = Slab::with_capacity(4);
+        let mut k = FlowKey::ZERO;
+        k.set_in_port(1);
+        k.set_tp_dst(80);
+        let id = slab.alloc(k, FlowKey::EXACT, vec![], 0, 0);
+        let mut emc = Emc::new(16, 1);
+        let h = k.hash();
+        assert_eq!(emc.lookup(&slab, &k, h), None);
+        emc.insert(&slab, &k, h, id);
+        assert_eq!(emc.lookup(&slab, &k, h), Some(id.index));
+        // Same hash, different key: miss.
+        let mut k2 = k;
+        k2.set_tp_dst(81);
+        assert_eq!(emc.lookup(&slab, &k2, h), None);
+        // Removed megaflow: miss, even after the slot is reused.
+        slab.free(id.index);
+        assert_eq!(emc.lookup(&slab, &k, h), None);
+        let id2 = slab.alloc(k, FlowKey::EXACT, vec![], 0, 0);
+        assert_eq!(id2.index, id.index);
+        assert_eq!(emc.lookup(&slab, &k, h), None);
+    }
+
+    #[test]
+    fn insertion_probability() {
+        let mut emc = Emc::new(16, 100);
+        let n = (0..100_000).filter(|_| emc.should_insert()).count();
+        assert!((700..1300).contains(&n), "{n} insertions in 100000 draws at 1/100");
+        let mut never = Emc::new(16, 0);
+        assert!(!(0..1000).any(|_| never.should_insert()));
+    }
+}

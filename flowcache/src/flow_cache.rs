@@ -1,0 +1,384 @@
+//! The per-PMD flow cache: EMC -> signature cache -> tuple-space classifier.
+//!
+//! # Design
+//!
+//! One [`FlowCache`] is owned by one PMD thread and touched by nobody else (the slow
+//! path sends install/remove requests that the PMD applies between bursts), so nothing
+//! here locks or uses atomics. A burst of up to 32 packets goes through three levels,
+//! each working on the bitmap of packets the previous level missed:
+//!
+//! 1. the [`Emc`]: full key compare, a few thousand of the hottest flows;
+//! 2. the [`SigCache`]: hash -> megaflow slot, verified by matching the megaflow, sized
+//!    for the whole working set; its buckets are all loaded before any is examined, so
+//!    the cache misses of the burst overlap;
+//! 3. the [`Classifier`]: tuple-space search, the authority.
+//!
+//! A classifier hit is written to the signature cache; a hit of level 2 or 3 is written
+//! to the EMC with probability `1 / emc_insert_inverse_prob`. Statistics (packets,
+//! bytes, last used, TCP flags) are added per packet into the megaflow's 32-byte hot
+//! record. Removing a megaflow invalidates every cache entry for it in O(1) (generation
+//! check in the EMC, match verification in the signature cache).
+//!
+//! The packet hash should be the NIC's RSS hash when the mbuf carries one, else
+//! [`FlowKey::hash`]. Any hash is correct (every level verifies); a good one is fast.
+
+use crate::actions::DpActions;
+use crate::classifier::{Classifier, InsertError, MAX_BATCH};
+use crate::emc::Emc;
+use crate::key::FlowKey;
+use crate::megaflow::{Megaflow, MegaflowId, MegaflowRef, MegaflowStats};
+use crate::sigcache::SigCache;
+
+/// Sizes and policies of a [`FlowCache`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FlowCacheConfig {
+    /// Most megaflows installed at once (OVS's default flow limit is 200,000).
+    pub max_flows: usize,
+    /// EMC entries (0 disables the EMC).
+    pub emc_entries: usize,
+    /// Insert one EMC candidate in this many (1 = always, 0 = never).
+    pub emc_insert_inverse_prob: u32,
+    /// Signature cache entries (0 disables it).
+    pub sig_entries: usize,
+}
+
+impl Default for FlowCacheConfig {
+    fn default() -> Self {
+        FlowCacheConfig { max_flows: 200_000, emc_entries: 8192, emc_insert_inverse_prob: 100, sig_entries: 1 << 20 }
+    }
+}
+
+/// Where lookups were answered, since creation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CacheCounters {
+    pub emc_hits: u64,
+    pub sig_hits: u64,
+    pub classifier_hits: u64,
+    pub misses: u64,
+}
+
+/// The per-PMD fast-path lookup structure. See the module doc.
+pub struct FlowCache {
+    cls: Classifier,
+    emc: Option<Emc>,
+    sig: Option<SigCache>,
+    counters: CacheCounters,
+}
+
+impl FlowCache {
+    pub fn new(cfg: FlowCacheConfig) -> Self {
+        FlowCache {
+            cls: Classifier::new(cfg.max_flows),
+            emc: (cfg.emc_entries > 0).then(|| Emc::new(cfg.emc_entries, cfg.emc_insert_inverse_prob)),
+            sig: (cfg.sig_entries > 0).then(|| SigCache::new(cfg.sig_entries)),
+            counters: CacheCounters::default(),
+        }
+    }
+
+    /// Looks up a batch of keys (any length; processed 32 at a time). `hashes[i]` is the
+    /// packet's hash (RSS or `keys[i].hash()`), `bytes[i]` its length for the stats.
+    /// Sets `out[i]` to the matching megaflow or `None` (a miss: send it to the slow
+    /// path). Returns the number of misses. Slices shorter than `keys` limit the batch.
+    pub fn lookup_batch(
+        &mut self,
+        keys: &[FlowKey],
+        hashes: &[u32],
+        bytes: &[u32],
+        now: u64,
+        out: &mut [Option<MegaflowId>],
+    ) -> usize {
+        let n = keys.len().min(hashes.len()).min(bytes.len()).min(out.len());
+        let mut misses = 0;
+        let mut start = 0;
+        while start < n {
+            let end = (start + MAX_BATCH).min(n);
+            misses += self.lookup_chunk(&keys[start..end], &hashes[start..end], &bytes[start..end], now, &mut out[start..end]);
+            start = end;
+        }
+        misses
+    }
+
+    #[inline]
+    fn lookup_chunk(
+        &mut self,
+        keys: &[FlowKey],
+        hashes: &[u32],
+        bytes: &[u32],
+        now: u64,
+        out: &mut [Option<MegaflowId>],
+    ) -> usize {
+        let n = keys.len();
+        let mut idx = [u32::MAX; MAX_BATCH];
+        let mut todo: u32 = if n >= 32 { u32::MAX } else { (1u32 << n) - 1 };
+
+        if let Some(emc) = &self.emc {
+            for i in 0..n {
+                if let Some(x) = emc.lookup(&self.cls.slab, &keys[i], hashes[i]) {
+                    idx[i] = x;
+                    todo &= !(1 << i);
+                }
+            }
+            self.counters.emc_hits += (n as u32 - todo.count_ones()) as u64;
+        }
+
+        if todo != 0 {
+            if let Some(sig) = &self.sig {
+                // Load every pending bucket first so their cache misses overlap.
+                let mut acc = 0u32;
+                let mut bits = todo;
+                while bits != 0 {
+                    let i = bits.trailing_zeros() as usize;
+                    bits &= bits - 1;
+                    acc ^= sig.touch(hashes[i]);
+                }
+                std::hint::black_box(acc);
+                let mut found = 0u32;
+                let mut bits = todo;
+                while bits != 0 {
+                    let i = bits.trailing_zeros() as usize;
+                    bits &= bits - 1;
+                    if let Some(x) = sig.lookup(&self.cls.slab, &keys[i], hashes[i]) {
+                        idx[i] = x;
+                        found |= 1 << i;
+                    }
+                }
+                todo &= !found;
+                self.counters.sig_hits += found.count_ones() as u64;
+                if let Some(emc) = &mut self.emc {
+                    let mut bits = found;
+                    while bits != 0 {
+                        let i = bits.trailing_zeros() as usize;
+                        bits &= bits - 1;
+                        if emc.should_insert() {
+                            emc.insert(&self.cls.slab, &keys[i], hashes[i], self.cls.slab.id_of(idx[i]));
+                        }
+                    }
+                }
+            }
+        }
+
+        if todo != 0 {
+            let mut cls_idx = [u32::MAX; MAX_BATCH];
+            let hits = self.cls.lookup_batch(keys, todo, &mut cls_idx);
+            todo &= !hits;
+            self.counters.classifier_hits += hits.count_ones() as u64;
+            let mut bits = hits;
+            while bits != 0 {
+                let i = bits.trailing_zeros() as usize;
+                bits &= bits - 1;
+                idx[i] = cls_idx[i];
+                if let Some(sig) = &mut self.sig {
+                    sig.insert(&self.cls.slab, hashes[i], idx[i]);
+                }
+                if let Some(emc) = &mut self.emc {
+                    if emc.should_insert() {
+                        emc.insert(&self.cls.slab, &keys[i], hashes[i], self.cls.slab.id_of(idx[i]));
+                    }
+                }
+            }
+        }
+
+        let hot = &mut self.cls.slab.hot;
+        for i in 0..n {
+            let x = idx[i];
+            out[i] = if x != u32::MAX {
+                let h = &mut hot[x as usize];
+                h.packets += 1;
+                h.bytes += bytes[i] as u64;
+                h.used = now;
+                h.tcp_flags |= keys[i].tcp_flags();
+                Some(MegaflowId { index: x, generation: h.generation })
+            } else {
+                None
+            };
+        }
+        let missed = todo.count_ones() as usize;
+        self.counters.misses += missed as u64;
+        missed
+    }
+
+    /// Looks up one key without touching statistics or caches (for the slow path and
+    /// tests).
+    pub fn classify(&mut self, key: &FlowKey) -> Option<MegaflowId> {
+        self.cls.lookup(key)
+    }
+
+    /// Installs a megaflow, refusing one that overlaps an installed megaflow or one
+    /// beyond `max_flows`. `now` starts its idle timer.
+    pub fn insert(&mut self, flow: Megaflow, now: u64) -> Result<MegaflowId, InsertError> {
+        self.cls.insert(flow, now)
+    }
+
+    /// Installs a megaflow that the caller guarantees overlaps no installed megaflow
+    /// (only an identical key+mask is detected). See [`Classifier::insert_unchecked`].
+    pub fn insert_unchecked(&mut self, flow: Megaflow, now: u64) -> Result<MegaflowId, InsertError> {
+        self.cls.insert_unchecked(flow, now)
+    }
+
+    /// Removes a megaflow; every cached reference to it dies with it.
+    pub fn remove(&mut self, id: MegaflowId) -> Option<(Megaflow, MegaflowStats)> {
+        self.cls.remove(id)
+    }
+
+    /// Removes every megaflow for which `pred` is true (revalidation).
+    pub fn remove_where(&mut self, pred: impl FnMut(&MegaflowRef<'_>) -> bool) -> Vec<(MegaflowId, MegaflowStats)> {
+        self.cls.remove_where(pred)
+    }
+
+    /// Removes megaflows idle for at least `idle` (`used + idle <= now`).
+    pub fn expire_idle(&mut self, now: u64, idle: u64) -> Vec<(MegaflowId, MegaflowStats)> {
+        self.cls.expire_idle(now, idle)
+    }
+
+    /// The actions of a live megaflow.
+    #[inline]
+    pub fn actions(&self, id: MegaflowId) -> Option<&DpActions> {
+        self.cls.actions(id)
+    }
+
+    pub fn stats(&self, id: MegaflowId) -> Option<MegaflowStats> {
+        self.cls.get(id).map(|m| m.stats)
+    }
+
+    pub fn get(&self, id: MegaflowId) -> Option<MegaflowRef<'_>> {
+        self.cls.get(id)
+    }
+
+    /// Every installed megaflow (for dumps).
+    pub fn iter(&self) -> impl Iterator<Item = MegaflowRef<'_>> + '_ {
+        self.cls.iter()
+    }
+
+    pub fn len(&self) -> usize {
+        self.cls.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.cls.is_empty()
+    }
+
+    /// Number of classifier subtables.
+    pub fn n_masks(&self) -> usize {
+        self.cls.n_masks()
+    }
+
+    pub fn counters(&self) -> CacheCounters {
+        self.counters
+    }
+
+    /// Empties the EMC and signature cache (the megaflows stay).
+    pub fn clear_caches(&mut self) {
+        if let Some(e) = &mut self.emc {
+            e.clear();
+        }
+        if let Some(s) = &mut self.sig {
+            s.clear();
+        }
+    }
+
+    /// Memory in bytes: (classifier bytes per installed flow, EMC bytes, signature cache bytes).
+    pub fn memory(&self) -> (f64, usize, usize) {
+        (
+            self.cls.bytes_per_flow(),
+            self.emc.as_ref().map_or(0, |e| e.memory_bytes()),
+            self.sig.as_ref().map_or(0, |s| s.memory_bytes()),
+        )
+    }
+
+    /// The classifier (read-only), e.g. for `find_overlap`.
+    pub fn classifier(&self) -> &Classifier {
+        &self.cls
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::actions::DpAction;
+    use crate::extract::extract;
+    use crate::testpkt::*;
+
+    fn five_tuple_mask() -> FlowKey {
+        let mut m = FlowKey::ZERO;
+        m.set_in_port(u32::MAX);
+        m.set_dl_type(0xffff);
+        m.set_nw_proto(0xff);
+        m.set_nw_src_u32(u32::MAX);
+        m.set_nw_dst_u32(u32::MAX);
+        m.set_tp_src(0xffff);
+        m.set_tp_dst(0xffff);
+        m
+    }
+
+    #[test]
+    fn levels_answer_and_stats_accumulate() {
+        let mut fc = FlowCache::new(FlowCacheConfig { emc_insert_inverse_prob: 1, ..Default::default() });
+        let frame = tcp4_frame(&TCP4);
+        let key = extract(&frame, 1);
+        let mut out = [None; 1];
+        assert_eq!(fc.lookup_batch(&[key], &[key.hash()], &[frame.len() as u32], 5, &mut out), 1);
+        assert_eq!(out[0], None);
+        let id = fc.insert(Megaflow::new(key, five_tuple_mask(), vec![DpAction::Output(2)]), 5).unwrap();
+        for now in 6..9 {
+            assert_eq!(fc.lookup_batch(&[key], &[key.hash()], &[frame.len() as u32], now, &mut out), 0);
+            assert_eq!(out[0], Some(id));
+        }
+        let c = fc.counters();
+        assert_eq!((c.classifier_hits, c.emc_hits, c.misses), (1, 2, 1));
+        let s = fc.stats(id).unwrap();
+        assert_eq!((s.packets, s.bytes, s.used, s.tcp_flags), (3, 3 * frame.len() as u64, 8, 0x002));
+        // Only the signature cache (EMC cleared): still answered, by the sig cache.
+        if let Some(e) = &mut fc.emc {
+            e.clear();
+        }
+        fc.lookup_batch(&[key], &[key.hash()], &[60], 9, &mut out);
+        assert_eq!(out[0], Some(id));
+        assert_eq!(fc.counters().sig_hits, 1);
+        // Removal kills every level at once.
+        fc.remove(id).unwrap();
+        assert_eq!(fc.lookup_batch(&[key], &[key.hash()], &[60], 10, &mut out), 1);
+        assert!(fc.actions(id).is_none());
+    }
+
+    #[test]
+    fn batch_of_mixed_hits_and_misses() {
+        let mut fc = FlowCache::new(FlowCacheConfig::default());
+        let mut keys = Vec::new();
+        let mut ids = Vec::new();
+        for i in 0..40u16 {
+            let f = tcp4_frame(&Tcp4 { sport: 1000 + i, ..TCP4 });
+            let k = extract(&f, 1);
+            keys.push(k);
+            ids.push(if i % 2 == 0 {
+                Some(fc.insert(Megaflow::new(k, five_tuple_mask(), vec![DpAction::Output(i as u32)]), 0).unwrap())
+            } else {
+                None
+            });
+        }
+        let hashes: Vec<u32> = keys.iter().map(|k| k.hash()).collect();
+        let mut out = vec![None; 40];
+        for _ in 0..3 {
+            assert_eq!(fc.lookup_batch(&keys, &hashes, &vec![64; 40], 1, &mut out), 20);
+            assert_eq!(out, ids);
+        }
+    }
+
+    #[test]
+    fn rss_hash_collisions_are_harmless() {
+        // Every packet given the same "RSS" hash: all levels must still tell flows apart.
+        let mut fc = FlowCache::new(FlowCacheConfig { emc_insert_inverse_prob: 1, ..Default::default() });
+        let mut keys = Vec::new();
+        for i in 0..16u16 {
+            let k = extract(&tcp4_frame(&Tcp4 { dport: i, ..TCP4 }), 1);
+            fc.insert(Megaflow::new(k, five_tuple_mask(), vec![DpAction::Output(i as u32)]), 0).unwrap();
+            keys.push(k);
+        }
+        let mut out = vec![None; 16];
+        for _ in 0..4 {
+            fc.lookup_batch(&keys, &[7; 16], &[60; 16], 0, &mut out);
+            for i in 0..16 {
+                assert_eq!(fc.actions(out[i].unwrap()).unwrap(), &vec![DpAction::Output(i as u32)]);
+            }
+        }
+    }
+}

@@ -1,0 +1,309 @@
+//! Builders of real, well-formed frames (correct lengths and checksums) for unit tests,
+//! property tests and benchmarks, here and in the PMD and end-to-end crates.
+//!
+//! Each builder writes the bytes a real stack would put on the wire; tests then corrupt
+//! or truncate them. Nothing here is used on the data path.
+
+use crate::checksum;
+use crate::extract::layers;
+
+/// Destination MAC of every frame built here.
+pub const DST_MAC: [u8; 6] = [0x52, 0x54, 0x00, 0x12, 0x34, 0x56];
+/// Source MAC of every frame built here.
+pub const SRC_MAC: [u8; 6] = [0x52, 0x54, 0x00, 0xab, 0xcd, 0xef];
+
+/// An IPv4 TCP segment to build.
+#[derive(Debug, Clone, Copy)]
+pub struct Tcp4 {
+    pub src: [u8; 4],
+    pub dst: [u8; 4],
+    pub sport: u16,
+    pub dport: u16,
+    pub flags: u8,
+    pub tos: u8,
+    pub ttl: u8,
+}
+
+/// A SYN from 192.168.1.10:43210 to 10.0.0.1:80, TOS 0x10, TTL 64.
+pub const TCP4: Tcp4 = Tcp4 {
+    src: [192, 168, 1, 10],
+    dst: [10, 0, 0, 1],
+    sport: 43210,
+    dport: 80,
+    flags: 0x02,
+    tos: 0x10,
+    ttl: 64,
+};
+
+fn eth_header(ethertype: u16) -> Vec<u8> {
+    let mut f = Vec::with_capacity(128);
+    f.extend_from_slice(&DST_MAC);
+    f.extend_from_slice(&SRC_MAC);
+    f.extend_from_slice(&ethertype.to_be_bytes());
+    f
+}
+
+/// A TCP header with `data_offset_words` * 4 bytes (NOP options fill the rest), window
+/// 64240, sequence 1, checksum zero (filled by the frame builders).
+pub fn tcp_header(sport: u16, dport: u16, flags: u8, data_offset_words: u8) -> Vec<u8> {
+    let mut t = Vec::new();
+    t.extend_from_slice(&sport.to_be_bytes());
+    t.extend_from_slice(&dport.to_be_bytes());
+    t.extend_from_slice(&1u32.to_be_bytes());
+    t.extend_from_slice(&0u32.to_be_bytes());
+    t.push(data_offset_words << 4);
+    t.push(flags);
+    t.extend_from_slice(&64240u16.to_be_bytes());
+    t.extend_from_slice(&[0, 0, 0, 0]);
+    while t.len() < data_offset_words as usize * 4 {
+        t.push(1);
+    }
+    t
+}
+
+/// An IPv4 header for `l4_len` bytes of payload with options `opts` (a multiple of 4).
+fn ipv4_header(src: [u8; 4], dst: [u8; 4], proto: u8, tos: u8, ttl: u8, opts: &[u8], l4_len: usize) -> Vec<u8> {
+    let ihl = (20 + opts.len()) / 4;
+    let mut h = vec![0x40 | ihl as u8, tos];
+    h.extend_from_slice(&((ihl * 4 + l4_len) as u16).to_be_bytes());
+    h.extend_from_slice(&[0x12, 0x34, 0x40, 0x00, ttl, proto, 0, 0]);
+    h.extend_from_slice(&src);
+    h.extend_from_slice(&dst);
+    h.extend_from_slice(opts);
+    let c = checksum::checksum(&h);
+    h[10..12].copy_from_slice(&c.to_be_bytes());
+    h
+}
+
+/// Fills the L4 checksum of a TCP, UDP or ICMPv6 (or ICMP) frame in place.
+pub fn fill_l4_checksum(frame: &mut [u8]) {
+    let l = layers(frame);
+    let (Some(l3), Some((proto, l4))) = (l.l3, l.l4) else { return };
+    let field = match proto {
+        6 => 16,
+        17 => 6,
+        1 | 58 => 2,
+        _ => return,
+    };
+    frame[l4 + field] = 0;
+    frame[l4 + field + 1] = 0;
+    let seg = &frame[l4..l.l3_end];
+    let pseudo = if proto == 1 {
+        0
+    } else if frame[l3] >> 4 == 4 {
+        let src: [u8; 4] = frame[l3 + 12..l3 + 16].try_into().unwrap();
+        let dst: [u8; 4] = frame[l3 + 16..l3 + 20].try_into().unwrap();
+        checksum::ipv4_pseudo_sum(src, dst, proto, seg.len())
+    } else {
+        let src: [u8; 16] = frame[l3 + 8..l3 + 24].try_into().unwrap();
+        let dst: [u8; 16] = frame[l3 + 24..l3 + 40].try_into().unwrap();
+        checksum::ipv6_pseudo_sum(&src, &dst, proto, seg.len())
+    };
+    let mut c = !checksum::fold(checksum::sum_words(seg, pseudo));
+    if proto == 17 && c == 0 {
+        c = 0xffff;
+    }
+    frame[l4 + field..l4 + field + 2].copy_from_slice(&c.to_be_bytes());
+}
+
+/// True if the frame's IPv4 header checksum (if IPv4) and L4 checksum (TCP, UDP unless
+/// zero over IPv4, ICMP, ICMPv6) verify. False if the frame has no parsable L3.
+pub fn checksums_ok(frame: &[u8]) -> bool {
+    let l = layers(frame);
+    let Some(l3) = l.l3 else { return false };
+    let is_v4 = frame[l3] >> 4 == 4;
+    if is_v4 {
+        let ihl = (frame[l3] & 0xf) as usize * 4;
+        if !ipv4_header_checksum_ok(&frame[l3..l3 + ihl]) {
+            return false;
+        }
+    }
+    let Some((proto, l4)) = l.l4 else { return true };
+    let seg = &frame[l4..l.l3_end];
+    let pseudo = match (proto, is_v4) {
+        (1, _) => 0,
+        (6 | 17, true) => {
+            if proto == 17 && seg[6] == 0 && seg[7] == 0 {
+                return true; // no checksum
+            }
+            let src: [u8; 4] = frame[l3 + 12..l3 + 16].try_into().unwrap();
+            let dst: [u8; 4] = frame[l3 + 16..l3 + 20].try_into().unwrap();
+            checksum::ipv4_pseudo_sum(src, dst, proto, seg.len())
+        }
+        (6 | 17 | 58, false) => {
+            let src: [u8; 16] = frame[l3 + 8..l3 + 24].try_into().unwrap();
+            let dst: [u8; 16] = frame[l3 + 24..l3 + 40].try_into().unwrap();
+            checksum::ipv6_pseudo_sum(&src, &dst, proto, seg.len())
+        }
+        _ => return true,
+    };
+    checksum::fold(checksum::sum_words(seg, pseudo)) == 0xffff
+}
+
+/// True if an IPv4 header (with options) has a correct checksum.
+pub fn ipv4_header_checksum_ok(hdr: &[u8]) -> bool {
+    checksum::checksum(hdr) == 0
+}
+
+/// An IPv4 frame carrying `l4` as protocol `proto` (checksum of L4 filled for TCP/UDP/ICMP).
+pub fn ipv4_frame(proto: u8, l4: &[u8]) -> Vec<u8> {
+    let mut f = eth_header(0x0800);
+    f.extend_from_slice(&ipv4_header([192, 168, 1, 10], [10, 0, 0, 1], proto, 0, 64, &[], l4.len()));
+    f.extend_from_slice(l4);
+    fill_l4_checksum(&mut f);
+    f
+}
+
+/// An IPv4 TCP frame.
+pub fn tcp4_frame(t: &Tcp4) -> Vec<u8> {
+    tcp4_frame_with_options(t, &[])
+}
+
+/// An IPv4 TCP frame whose IP header carries `ip_opts` (a multiple of 4 bytes).
+pub fn tcp4_frame_with_options(t: &Tcp4, ip_opts: &[u8]) -> Vec<u8> {
+    let tcp = tcp_header(t.sport, t.dport, t.flags, 5);
+    let mut f = eth_header(0x0800);
+    f.extend_from_slice(&ipv4_header(t.src, t.dst, 6, t.tos, t.ttl, ip_opts, tcp.len()));
+    f.extend_from_slice(&tcp);
+    fill_l4_checksum(&mut f);
+    f
+}
+
+/// An IPv4 UDP frame from 192.168.1.10 to 10.0.0.1.
+pub fn udp4_frame(sport: u16, dport: u16, payload: &[u8]) -> Vec<u8> {
+    let mut u = Vec::new();
+    u.extend_from_slice(&sport.to_be_bytes());
+    u.extend_from_slice(&dport.to_be_bytes());
+    u.extend_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
+    u.extend_from_slice(&[0, 0]);
+    u.extend_from_slice(payload);
+    ipv4_frame(17, &u)
+}
+
+/// An IPv4 ICMP frame (echo identifier 1, sequence 1, 4 payload bytes).
+pub fn icmp4_frame(icmp_type: u8, code: u8) -> Vec<u8> {
+    ipv4_frame(1, &[icmp_type, code, 0, 0, 0, 1, 0, 1, b'p', b'i', b'n', b'g'])
+}
+
+/// Rewrites the IPv4 total length (and header checksum) of the IPv4 header at `l3` to
+/// cover the rest of the frame.
+pub fn fix_ipv4_total_len(f: &mut [u8], l3: usize) {
+    let len = (f.len() - l3) as u16;
+    f[l3 + 2..l3 + 4].copy_from_slice(&len.to_be_bytes());
+    f[l3 + 10] = 0;
+    f[l3 + 11] = 0;
+    let ihl = (f[l3] & 0xf) as usize * 4;
+    let c = checksum::checksum(&f[l3..l3 + ihl]);
+    f[l3 + 10..l3 + 12].copy_from_slice(&c.to_be_bytes());
+}
+
+/// `frame` with a VLAN tag (`tpid`, `tci`) inserted as the new outer tag.
+pub fn with_vlan(frame: &[u8], tpid: u16, tci: u16) -> Vec<u8> {
+    let mut f = frame[..12].to_vec();
+    f.extend_from_slice(&tpid.to_be_bytes());
+    f.extend_from_slice(&tci.to_be_bytes());
+    f.extend_from_slice(&frame[12..]);
+    f
+}
+
+/// An Ethernet/IPv4 ARP frame with opcode `op`: 10.0.0.1 (SRC_MAC) asks for 10.0.0.2.
+pub fn arp_frame(op: u16) -> Vec<u8> {
+    let mut f = eth_header(0x0806);
+    f[0..6].copy_from_slice(&[0xff; 6]);
+    f.extend_from_slice(&[0, 1, 0x08, 0x00, 6, 4]);
+    f.extend_from_slice(&op.to_be_bytes());
+    f.extend_from_slice(&SRC_MAC);
+    f.extend_from_slice(&[10, 0, 0, 1]);
+    f.extend_from_slice(&[0; 6]);
+    f.extend_from_slice(&[10, 0, 0, 2]);
+    f
+}
+
+/// IPv6 source of every IPv6 frame built here: 2001:db8::1.
+pub const IPV6_SRC: [u8; 16] = [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
+/// IPv6 destination: 2001:db8::2.
+pub const IPV6_DST: [u8; 16] = [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2];
+
+/// An IPv6 frame with traffic class `tc`, next header `next`, raw extension bytes `ext`
+/// (whose first next-header must be `next` if non-empty) and upper-layer bytes `l4`.
+pub fn ipv6_frame(next: u8, tc: u8, ext: &[u8], l4: &[u8]) -> Vec<u8> {
+    let mut f = eth_header(0x86dd);
+    let vtf: u32 = (6 << 28) | ((tc as u32) << 20) | 0x12345;
+    f.extend_from_slice(&vtf.to_be_bytes());
+    f.extend_from_slice(&((ext.len() + l4.len()) as u16).to_be_bytes());
+    f.push(next);
+    f.push(64);
+    f.extend_from_slice(&IPV6_SRC);
+    f.extend_from_slice(&IPV6_DST);
+    f.extend_from_slice(ext);
+    f.extend_from_slice(l4);
+    fill_l4_checksum(&mut f);
+    f
+}
+
+/// An IPv6 extension header for [`ipv6_frame_ext`].
+#[derive(Debug, Clone, Copy)]
+pub enum ExtHdr {
+    /// Hop-by-hop (0), routing (43) or destination options (60) with this length field
+    /// ((len + 1) * 8 bytes).
+    Opts(u8, u8),
+    /// Authentication header with this length field ((len + 2) * 4 bytes).
+    Ah(u8),
+    /// Fragment header with the offset in 8-byte units and the M flag.
+    Frag { offset: u16, more: bool },
+}
+
+/// An IPv6 frame with the extension headers `ext`, then `l4` as protocol `proto`.
+pub fn ipv6_frame_ext(ext: &[ExtHdr], proto: u8, l4: &[u8]) -> Vec<u8> {
+    let code = |e: &ExtHdr| match e {
+        ExtHdr::Opts(t, _) => *t,
+        ExtHdr::Ah(_) => 51,
+        ExtHdr::Frag { .. } => 44,
+    };
+    let mut bytes = Vec::new();
+    for (i, e) in ext.iter().enumerate() {
+        let next = ext.get(i + 1).map(code).unwrap_or(proto);
+        match *e {
+            ExtHdr::Opts(_, len) => {
+                let n = (len as usize + 1) * 8;
+                bytes.push(next);
+                bytes.push(len);
+                // PadN option filling the rest.
+                bytes.push(1);
+                bytes.push((n - 4) as u8);
+                bytes.resize(bytes.len() + n - 4, 0);
+            }
+            ExtHdr::Ah(len) => {
+                let n = (len as usize + 2) * 4;
+                bytes.push(next);
+                bytes.push(len);
+                bytes.resize(bytes.len() + n - 2, 0x5a);
+            }
+            ExtHdr::Frag { offset, more } => {
+                bytes.push(next);
+                bytes.push(0);
+                bytes.extend_from_slice(&((offset << 3) | more as u16).to_be_bytes());
+                bytes.extend_from_slice(&0xdead_beefu32.to_be_bytes());
+            }
+        }
+    }
+    let first = ext.first().map(code).unwrap_or(proto);
+    ipv6_frame(first, 0, &bytes, l4)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn built_frames_verify() {
+        assert!(checksums_ok(&tcp4_frame(&TCP4)));
+        assert!(checksums_ok(&udp4_frame(1, 2, b"hello")));
+        assert!(checksums_ok(&icmp4_frame(8, 0)));
+        assert!(checksums_ok(&ipv6_frame(6, 0, &[], &tcp_header(1, 2, 0x10, 5))));
+        assert!(checksums_ok(&ipv6_frame(58, 0, &[], &[128, 0, 0, 0, 0, 1, 0, 1])));
+        let mut f = tcp4_frame(&TCP4);
+        f[40] ^= 1;
+        assert!(!checksums_ok(&f), "a flipped TCP byte must fail verification");
+    }
+}
