@@ -66,6 +66,7 @@ pub fn evaluate_full(rules: &[Rule], ports: &[u32], macs: &MacTable, now: Durati
     ev.table(0, key.in_port(), 0);
     if ev.out.aborted {
         ev.out.actions.clear();
+        ev.out.learn = None;
     }
     ev.out
 }
@@ -149,6 +150,9 @@ impl Eval<'_> {
         let rules = self.rules;
         let mut goto = None;
         for a in &rules[idx].actions {
+            if self.out.aborted {
+                return;
+            }
             match *a {
                 Action::GotoTable(t) => goto = Some(t),
                 Action::Resubmit(Resubmit { in_port, table: t }) => {

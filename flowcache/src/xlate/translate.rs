@@ -522,7 +522,9 @@ pub(crate) fn translate(tables: &RuleTables, macs: &MacTable, key: &FlowKey, now
     let mut mask = cx.mask;
     add_prerequisites(&mut mask);
     if cx.error.is_some() {
+        // An abandoned translation drops the packet and learns nothing.
         cx.actions.clear();
+        cx.learn = None;
     }
     Translation {
         actions: cx.actions,

@@ -1,0 +1,436 @@
+//! Golden tests of translation, in the style of OVS's dpif-netdev tests: for a rule set
+//! and a packet, the exact megaflow mask and datapath actions. Packets are parsed from
+//! real frame bytes by a tiny parser at the bottom of this file, so the keys are what
+//! the wire would produce.
+
+use std::net::Ipv4Addr;
+use std::time::Duration;
+
+use ferrovs_config::rules::{Action, Masked, Match, Resubmit, Rule, SetField};
+use ferrovs_flowcache::actions::DpAction;
+use ferrovs_flowcache::key::{FRAG_ANY, FlowKey, Mask, VLAN_PRESENT, ethertype, ipproto};
+use ferrovs_flowcache::xlate::{
+    LearnOutcome, MacLearn, MacTable, RuleTables, Verdict, XlateError, revalidate, translate,
+};
+
+const PORTS: [u32; 3] = [1, 2, 3];
+const NOW: Duration = Duration::from_secs(1000);
+
+fn rule(table: u8, priority: u16, m: Match, actions: Vec<Action>) -> Rule {
+    Rule { table, priority, cookie: 0, idle_timeout: 0, hard_timeout: 0, matches: m, actions }
+}
+fn ip() -> Match {
+    Match { dl_type: Some(ethertype::IPV4), ..Match::default() }
+}
+fn udp() -> Match {
+    Match { nw_proto: Some(ipproto::UDP), ..ip() }
+}
+fn tcp() -> Match {
+    Match { nw_proto: Some(ipproto::TCP), ..ip() }
+}
+fn pfx(a: [u8; 4], len: u32) -> Masked<Ipv4Addr> {
+    let m = if len == 0 { 0 } else { u32::MAX << (32 - len) };
+    Masked { value: Ipv4Addr::from(u32::from(Ipv4Addr::from(a)) & m), mask: Ipv4Addr::from(m) }
+}
+fn exact16(v: u16) -> Masked<u16> {
+    Masked { value: v, mask: 0xffff }
+}
+
+/// The mask every translation has: in_port.
+fn base_mask() -> Mask {
+    let mut m = Mask::ZERO;
+    m.set_in_port(u32::MAX);
+    m
+}
+/// in_port + dl_type.
+fn l3_mask() -> Mask {
+    let mut m = base_mask();
+    m.set_dl_type(0xffff);
+    m
+}
+
+fn tables(rules: Vec<Rule>) -> RuleTables {
+    RuleTables::new(rules, PORTS.to_vec()).unwrap()
+}
+
+#[test]
+fn route_miss_needs_only_one_prefix_bit() {
+    // priority=100,ip,nw_dst=10.0.0.0/8,actions=output:2 ; priority=0,actions=output:3
+    let t = tables(vec![
+        rule(0, 100, Match { nw_dst: Some(pfx([10, 0, 0, 0], 8)), ..ip() }, vec![Action::Output(2)]),
+        rule(0, 0, Match::default(), vec![Action::Output(3)]),
+    ]);
+    let p = key(1, &udp_frame([192, 168, 1, 1], 1234, 80, 0));
+    let x = translate(&t, &MacTable::default(), &p, NOW);
+    let mut want = l3_mask();
+    want.set_nw_dst_u32(0x8000_0000); // 192 = 1..., 10 = 0...: one bit proves the miss
+    assert_eq!(x.mask, want);
+    assert_eq!(x.actions, vec![DpAction::Output(3)]);
+
+    // 11.0.0.1 differs from 10/8 only in the last bit of the first octet: /8.
+    let p = key(1, &udp_frame([11, 0, 0, 1], 1234, 80, 0));
+    let x = translate(&t, &MacTable::default(), &p, NOW);
+    want.set_nw_dst_u32(0xff00_0000);
+    assert_eq!(x.mask, want);
+
+    // A hit needs exactly the rule's bits.
+    let p = key(1, &udp_frame([10, 9, 8, 7], 1234, 80, 0));
+    let x = translate(&t, &MacTable::default(), &p, NOW);
+    assert_eq!(x.mask, want);
+    assert_eq!(x.actions, vec![DpAction::Output(2)]);
+    assert_eq!(x.rules.len(), 1);
+    assert_eq!(t.source_index(x.rules[0]), 0);
+
+    // An ARP packet fails `ip` on dl_type alone.
+    let p = key(2, &arp_frame());
+    let x = translate(&t, &MacTable::default(), &p, NOW);
+    assert_eq!(x.mask, l3_mask());
+    assert_eq!(x.actions, vec![DpAction::Output(3)]);
+}
+
+#[test]
+fn longest_prefix_routes_unwildcard_up_to_the_longer_prefix() {
+    let t = tables(vec![
+        rule(0, 108, Match { nw_dst: Some(pfx([20, 0, 0, 0], 8)), ..ip() }, vec![Action::Output(1)]),
+        rule(0, 116, Match { nw_dst: Some(pfx([20, 1, 0, 0], 16)), ..ip() }, vec![Action::Output(2)]),
+        rule(0, 0, Match::default(), vec![]),
+    ]);
+    // 20.3.0.1 is in the /8 but not in 20.1/16: 20.3 vs 20.1 first differ at bit 14
+    // (the 0x02 bit of the second octet), so the mask is /15.
+    let p = key(3, &udp_frame([20, 3, 0, 1], 1, 2, 0));
+    let x = translate(&t, &MacTable::default(), &p, NOW);
+    let mut want = l3_mask();
+    want.set_nw_dst_u32(0xfffe_0000);
+    assert_eq!(x.mask, want);
+    assert_eq!(x.actions, vec![DpAction::Output(1)]);
+}
+
+#[test]
+fn other_protocol_rule_is_disproved_by_nw_proto_not_by_ports() {
+    // tcp,tp_dst=22 must not put port bits into a UDP packet's megaflow.
+    let t = tables(vec![
+        rule(0, 200, Match { tp_dst: Some(exact16(22)), ..tcp() }, vec![Action::Output(2)]),
+        rule(0, 0, Match::default(), vec![Action::Output(3)]),
+    ]);
+    let p = key(1, &udp_frame([10, 0, 0, 1], 1000, 22, 0));
+    let x = translate(&t, &MacTable::default(), &p, NOW);
+    let mut want = l3_mask();
+    want.set_nw_proto(0xff);
+    assert_eq!(x.mask, want);
+    assert_eq!(x.actions, vec![DpAction::Output(3)]);
+}
+
+#[test]
+fn port_miss_unwildcards_a_port_prefix_and_the_fragment_bit() {
+    // udp,tp_dst=53 vs a packet to port 80: 0x0035 vs 0x0050 first differ in bit 6.
+    let t = tables(vec![
+        rule(0, 200, Match { tp_dst: Some(exact16(53)), ..udp() }, vec![Action::Output(2)]),
+        rule(0, 0, Match::default(), vec![Action::Output(3)]),
+    ]);
+    let p = key(1, &udp_frame([10, 0, 0, 1], 1000, 80, 0));
+    let x = translate(&t, &MacTable::default(), &p, NOW);
+    let mut want = l3_mask();
+    want.set_nw_proto(0xff);
+    want.set_tp_dst(0xffc0);
+    want.set_nw_frag(FRAG_ANY);
+    assert_eq!(x.mask, want);
+    assert_eq!(x.actions, vec![DpAction::Output(3)]);
+
+    // A first fragment carrying port 53 reads as port 0 (frag handling "normal"): no
+    // port bits in the mask, only "is a fragment". Not even nw_proto: whatever the
+    // protocol, a fragment's port reads as 0 and cannot be 53.
+    let p = key(1, &udp_frame([10, 0, 0, 1], 1000, 53, 0x2000 /* MF */));
+    assert_eq!(p.nw_frag(), FRAG_ANY);
+    let x = translate(&t, &MacTable::default(), &p, NOW);
+    let mut want = l3_mask();
+    want.set_nw_frag(FRAG_ANY);
+    assert_eq!(x.mask, want);
+    assert_eq!(x.actions, vec![DpAction::Output(3)]);
+}
+
+#[test]
+fn masked_port_range_hit_needs_only_the_range_bits() {
+    // priority=2500,udp,tp_dst=0x1000/0xf000 above a udp,tp_dst=4789 rule it contains.
+    let t = tables(vec![
+        rule(0, 3000, Match { tp_dst: Some(exact16(4789)), ..udp() }, vec![Action::Output(1)]),
+        rule(0, 2500, Match { tp_dst: Some(Masked { value: 0x1000, mask: 0xf000 }), ..udp() }, vec![Action::Output(2)]),
+    ]);
+    // 0x1001 vs 4789 = 0x12b5: first difference at bit 9 (0x0200) -> mask 0xfe00.
+    let p = key(1, &udp_frame([10, 0, 0, 1], 1000, 0x1001, 0));
+    let x = translate(&t, &MacTable::default(), &p, NOW);
+    let mut want = l3_mask();
+    want.set_nw_proto(0xff);
+    want.set_tp_dst(0xfe00);
+    want.set_nw_frag(FRAG_ANY);
+    assert_eq!(x.mask, want);
+    assert_eq!(x.actions, vec![DpAction::Output(2)]);
+}
+
+#[test]
+fn rewritten_field_seen_by_resubmit_adds_no_mask_bits() {
+    // table 0: ip -> mod_nw_dst:10.0.0.1, resubmit(,1); table 1 routes on nw_dst.
+    let t = tables(vec![
+        rule(
+            0,
+            10,
+            ip(),
+            vec![
+                Action::Set(SetField::NwDst(Ipv4Addr::new(10, 0, 0, 1))),
+                Action::Resubmit(Resubmit { in_port: None, table: Some(1) }),
+            ],
+        ),
+        rule(1, 20, Match { nw_dst: Some(pfx([10, 0, 0, 1], 32)), ..ip() }, vec![Action::Output(2)]),
+        rule(1, 0, Match::default(), vec![Action::Output(3)]),
+    ]);
+    let p = key(1, &udp_frame([1, 2, 3, 4], 1, 2, 0));
+    let x = translate(&t, &MacTable::default(), &p, NOW);
+    assert_eq!(x.mask, l3_mask());
+    assert_eq!(x.actions, vec![DpAction::SetIpv4Dst(Ipv4Addr::new(10, 0, 0, 1)), DpAction::Output(2)]);
+    assert_eq!(x.trace.len(), 2);
+    assert_eq!(x.trace[1].table, 1);
+}
+
+#[test]
+fn dec_ttl_keeps_ttl_out_of_the_mask_and_output_to_ingress_is_dropped() {
+    let t = tables(vec![rule(
+        0,
+        10,
+        ip(),
+        vec![Action::DecTtl, Action::Output(1), Action::Output(2), Action::Output(7)],
+    )]);
+    let p = key(1, &udp_frame([1, 2, 3, 4], 1, 2, 0));
+    let x = translate(&t, &MacTable::default(), &p, NOW);
+    assert_eq!(x.mask, l3_mask());
+    // output:1 is the ingress port and port 7 is not on the bridge.
+    assert_eq!(x.actions, vec![DpAction::DecTtl, DpAction::Output(2)]);
+}
+
+#[test]
+fn mod_vlan_vid_pushes_on_untagged_and_reads_only_the_tag_bit() {
+    let t = tables(vec![rule(0, 10, Match::default(), vec![Action::ModVlanVid(10), Action::All])]);
+    let p = key(2, &udp_frame([1, 2, 3, 4], 1, 2, 0));
+    let x = translate(&t, &MacTable::default(), &p, NOW);
+    let mut want = base_mask();
+    want.set_vlan_tci(0, VLAN_PRESENT);
+    assert_eq!(x.mask, want);
+    assert_eq!(
+        x.actions,
+        vec![
+            DpAction::PushVlan { tpid: ethertype::VLAN, tci: VLAN_PRESENT | 10 },
+            DpAction::Output(1),
+            DpAction::Output(3)
+        ]
+    );
+    let p = key(2, &vlan(20, &udp_frame([1, 2, 3, 4], 1, 2, 0)));
+    let x = translate(&t, &MacTable::default(), &p, NOW);
+    assert_eq!(x.actions[0], DpAction::SetVlanVid(10));
+}
+
+#[test]
+fn equal_priority_overlap_first_rule_wins_and_identical_rule_replaces() {
+    let t = tables(vec![
+        rule(0, 10, ip(), vec![Action::Output(2)]),
+        rule(0, 10, udp(), vec![Action::Output(3)]),
+        rule(0, 10, ip(), vec![Action::Output(1), Action::Output(2)]),
+    ]);
+    let p = key(3, &udp_frame([1, 2, 3, 4], 1, 2, 0));
+    let x = translate(&t, &MacTable::default(), &p, NOW);
+    assert_eq!(x.actions, vec![DpAction::Output(1), DpAction::Output(2)]);
+    assert_eq!(t.source_index(x.rules[0]), 2);
+}
+
+#[test]
+fn normal_learns_floods_unknown_and_forwards_known() {
+    let t = tables(vec![rule(0, 0, Match::default(), vec![Action::Normal])]);
+    let mut macs = MacTable::default();
+    let p = key(1, &udp_frame([10, 0, 0, 1], 1, 2, 0));
+    let x = translate(&t, &macs, &p, NOW);
+    let mut want = base_mask();
+    want.set_vlan_tci(0, VLAN_PRESENT | 0x0fff);
+    want.set_dl_dst_u64(0xffff_ffff_ffff);
+    want.set_dl_src_u64(0xffff_ffff_ffff);
+    assert_eq!(x.mask, want);
+    assert_eq!(x.actions, vec![DpAction::Output(2), DpAction::Output(3)], "unknown dst: flood but not to ingress");
+    let learn = x.learn.unwrap();
+    assert_eq!(learn, MacLearn { vlan: 0, mac: SRC, port: 1 });
+    assert_eq!(x.mac_deps.len(), 1);
+
+    // The reply, from DST on port 3, is forwarded to port 1 only.
+    assert_eq!(macs.learn(&learn, NOW).outcome, LearnOutcome::New);
+    let reply = key(3, &udp_frame_macs(SRC, DST, [10, 0, 0, 2], [10, 0, 0, 1]));
+    let y = translate(&t, &macs, &reply, NOW);
+    assert_eq!(y.actions, vec![DpAction::Output(1)]);
+
+    // Revalidation after SRC moves to port 2: the reply's megaflow gets new actions.
+    assert_eq!(macs.learn(&MacLearn { port: 2, ..learn }, NOW).outcome, LearnOutcome::Moved { from: 1 });
+    let r = revalidate(&t, &macs, NOW, &reply, &y.mask, &y.actions);
+    assert_eq!(r.verdict, Verdict::Replace(vec![DpAction::Output(2)]));
+    // After aging out, it floods again.
+    let later = NOW + MacTable::DEFAULT_AGING;
+    let r = revalidate(&t, &macs, later, &reply, &y.mask, &y.actions);
+    assert_eq!(r.verdict, Verdict::Replace(vec![DpAction::Output(1), DpAction::Output(2)]));
+
+    // Broadcast floods; the VLAN is part of the decision.
+    let b = key(2, &vlan(10, &udp_frame_macs([0xff; 6], SRC, [10, 0, 0, 1], [10, 0, 0, 255])));
+    let z = translate(&t, &macs, &b, NOW);
+    assert_eq!(z.actions, vec![DpAction::Output(1), DpAction::Output(3)]);
+    assert_eq!(z.learn.unwrap().vlan, 10);
+}
+
+#[test]
+fn revalidation_keeps_replaces_or_deletes() {
+    let old = tables(vec![
+        rule(0, 100, Match { nw_dst: Some(pfx([10, 0, 0, 0], 8)), ..ip() }, vec![Action::Output(2)]),
+        rule(0, 0, Match::default(), vec![Action::Output(3)]),
+    ]);
+    let macs = MacTable::default();
+    let a = key(1, &udp_frame([192, 168, 1, 1], 1, 2, 0));
+    let b = key(1, &udp_frame([10, 1, 1, 1], 1, 2, 0));
+    let ta = translate(&old, &macs, &a, NOW);
+    let tb = translate(&old, &macs, &b, NOW);
+
+    // New version: a /16 inside 10/8 with another output, and the default now drops.
+    let new = tables(vec![
+        rule(0, 100, Match { nw_dst: Some(pfx([10, 0, 0, 0], 8)), ..ip() }, vec![Action::Output(2)]),
+        rule(0, 116, Match { nw_dst: Some(pfx([10, 2, 0, 0], 16)), ..ip() }, vec![Action::Output(1)]),
+        rule(0, 0, Match::default(), vec![]),
+    ]);
+    // 192.168.1.1's megaflow (nw_dst/1) is still precise enough: only the actions change.
+    let ra = revalidate(&new, &macs, NOW, &a.masked(&ta.mask), &ta.mask, &ta.actions);
+    assert_eq!(ra.verdict, Verdict::Replace(vec![]));
+    // 10.1.1.1's megaflow (nw_dst/8) would cover 10.2/16 packets: delete it.
+    let rb = revalidate(&new, &macs, NOW, &b.masked(&tb.mask), &tb.mask, &tb.actions);
+    assert_eq!(rb.verdict, Verdict::Delete);
+    // Unchanged rules: keep.
+    let rk = revalidate(&old, &macs, NOW, &b, &tb.mask, &tb.actions);
+    assert_eq!(rk.verdict, Verdict::Keep);
+}
+
+#[test]
+fn resubmit_loop_is_cut_and_drops() {
+    let t = tables(vec![rule(
+        0,
+        1,
+        Match::default(),
+        vec![Action::Output(2), Action::Resubmit(Resubmit { in_port: None, table: Some(0) })],
+    )]);
+    let p = key(1, &arp_frame());
+    let x = translate(&t, &MacTable::default(), &p, NOW);
+    assert_eq!(x.error, Some(XlateError::TooDeep));
+    assert!(x.actions.is_empty());
+}
+
+#[test]
+fn table_miss_in_resubmit_continues_and_goto_runs_after_the_actions() {
+    let t = tables(vec![
+        rule(
+            0,
+            1,
+            Match::default(),
+            vec![Action::GotoTable(2), Action::Resubmit(Resubmit { in_port: None, table: Some(1) }), Action::Output(3)],
+        ),
+        rule(2, 1, Match::default(), vec![Action::Output(2)]),
+    ]);
+    let p = key(1, &arp_frame());
+    let x = translate(&t, &MacTable::default(), &p, NOW);
+    assert_eq!(x.actions, vec![DpAction::Output(3), DpAction::Output(2)]);
+    assert_eq!(x.trace.iter().map(|s| (s.table, s.rule.is_some())).collect::<Vec<_>>(), vec![(0, true), (1, false), (2, true)]);
+}
+
+// ---- Frames and a minimal parser (Ethernet, 802.1Q, IPv4, UDP, ARP) ----
+
+const SRC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x01];
+const DST: [u8; 6] = [0x02, 0, 0, 0, 0, 0x02];
+
+fn udp_frame(dst_ip: [u8; 4], sport: u16, dport: u16, frag_field: u16) -> Vec<u8> {
+    let mut f = udp_frame_macs(DST, SRC, [10, 0, 0, 1], dst_ip);
+    f[20..22].copy_from_slice(&frag_field.to_be_bytes());
+    f[34..36].copy_from_slice(&sport.to_be_bytes());
+    f[36..38].copy_from_slice(&dport.to_be_bytes());
+    f
+}
+
+fn udp_frame_macs(dst: [u8; 6], src: [u8; 6], src_ip: [u8; 4], dst_ip: [u8; 4]) -> Vec<u8> {
+    let mut f = Vec::new();
+    f.extend_from_slice(&dst);
+    f.extend_from_slice(&src);
+    f.extend_from_slice(&[0x08, 0x00]);
+    // IPv4: version/IHL, TOS, total length 46, id, flags/frag, TTL 64, UDP, checksum 0.
+    f.extend_from_slice(&[0x45, 0x00, 0x00, 0x2e, 0x00, 0x01, 0x00, 0x00, 0x40, 0x11, 0x00, 0x00]);
+    f.extend_from_slice(&src_ip);
+    f.extend_from_slice(&dst_ip);
+    // UDP: ports 1000 -> 2000, length 26, checksum 0, then 18 bytes of payload.
+    f.extend_from_slice(&[0x03, 0xe8, 0x07, 0xd0, 0x00, 0x1a, 0x00, 0x00]);
+    f.extend_from_slice(&[0u8; 18]);
+    f
+}
+
+fn arp_frame() -> Vec<u8> {
+    let mut f = Vec::new();
+    f.extend_from_slice(&[0xff; 6]);
+    f.extend_from_slice(&SRC);
+    f.extend_from_slice(&[0x08, 0x06, 0x00, 0x01, 0x08, 0x00, 0x06, 0x04, 0x00, 0x01]);
+    f.extend_from_slice(&SRC);
+    f.extend_from_slice(&[10, 0, 0, 1]);
+    f.extend_from_slice(&[0; 6]);
+    f.extend_from_slice(&[10, 0, 0, 2]);
+    f
+}
+
+fn vlan(vid: u16, frame: &[u8]) -> Vec<u8> {
+    let mut f = frame[..12].to_vec();
+    f.extend_from_slice(&[0x81, 0x00]);
+    f.extend_from_slice(&vid.to_be_bytes());
+    f.extend_from_slice(&frame[12..]);
+    f
+}
+
+fn be16(b: &[u8], at: usize) -> u16 {
+    u16::from_be_bytes([b[at], b[at + 1]])
+}
+
+/// Parses the frames built above into a flow key (enough of OVS's flow extraction for
+/// these tests; the real parser lives in the fast path).
+fn key(in_port: u32, f: &[u8]) -> FlowKey {
+    let mut k = FlowKey::ZERO;
+    k.set_in_port(in_port);
+    k.set_dl_dst(f[0..6].try_into().unwrap());
+    k.set_dl_src(f[6..12].try_into().unwrap());
+    let mut at = 12;
+    let mut tags = 0;
+    while be16(f, at) == ethertype::VLAN && tags < 2 {
+        k.set_vlan_tci(tags, be16(f, at + 2) | VLAN_PRESENT);
+        tags += 1;
+        at += 4;
+    }
+    let dl_type = be16(f, at);
+    k.set_dl_type(dl_type);
+    at += 2;
+    match dl_type {
+        ethertype::IPV4 => {
+            let ihl = (f[at] & 0x0f) as usize * 4;
+            k.set_nw_tos(f[at + 1]);
+            let frag = be16(f, at + 6);
+            if frag & 0x3fff != 0 {
+                k.set_nw_frag(FRAG_ANY | if frag & 0x1fff != 0 { ferrovs_flowcache::key::FRAG_LATER } else { 0 });
+            }
+            k.set_nw_ttl(f[at + 8]);
+            k.set_nw_proto(f[at + 9]);
+            k.set_nw_src_u32(u32::from_be_bytes(f[at + 12..at + 16].try_into().unwrap()));
+            k.set_nw_dst_u32(u32::from_be_bytes(f[at + 16..at + 20].try_into().unwrap()));
+            if k.nw_proto() == ipproto::UDP && frag & 0x1fff == 0 {
+                k.set_tp_src(be16(f, at + ihl));
+                k.set_tp_dst(be16(f, at + ihl + 2));
+            }
+        }
+        ethertype::ARP => {
+            k.set_nw_proto(be16(f, at + 6) as u8);
+            k.set_arp_sha(f[at + 8..at + 14].try_into().unwrap());
+            k.set_nw_src_u32(u32::from_be_bytes(f[at + 14..at + 18].try_into().unwrap()));
+            k.set_arp_tha(f[at + 18..at + 24].try_into().unwrap());
+            k.set_nw_dst_u32(u32::from_be_bytes(f[at + 24..at + 28].try_into().unwrap()));
+        }
+        _ => {}
+    }
+    k
+}
