@@ -313,3 +313,230 @@ impl Display for MatchSpec {
         f.write_str(&parts.join(","))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{parse_flow, parse_match, parse_packet};
+    use proptest::prelude::*;
+
+    #[test]
+    fn prints_like_dump_flows() {
+        for (input, printed) in [
+            ("in_port=1,actions=output:2", "in_port=1 actions=output:2"),
+            ("actions=drop", "actions=drop"),
+            ("priority=32768,actions=", "actions=drop"),
+            (
+                "hard_timeout=5,table=1,idle_timeout=3,cookie=0x10,priority=7,tp_dst=80,tcp,actions=IN_PORT",
+                "cookie=0x10, table=1, idle_timeout=3, hard_timeout=5, priority=7,tcp,tp_dst=80 actions=IN_PORT",
+            ),
+            ("cookie=1,actions=flood", "cookie=0x1 actions=FLOOD"),
+            (
+                "udp6,ipv6_dst=2001:db8::/32,tp_src=0x1000/0xf000,actions=all,normal",
+                "udp6,ipv6_dst=2001:db8::/32,tp_src=0x1000/0xf000 actions=ALL,NORMAL",
+            ),
+            ("ip,nw_proto=6,actions=drop", "tcp actions=drop"),
+            ("dl_type=0x0800,nw_proto=47,actions=drop", "ip,nw_proto=47 actions=drop"),
+            ("dl_type=0x88cc,actions=drop", "dl_type=0x88cc actions=drop"),
+            (
+                "arp,arp_op=1,arp_spa=10.0.0.1,arp_tpa=10.0.0.0/255.0.255.0,arp_sha=00:00:00:00:00:01,actions=drop",
+                "arp,arp_spa=10.0.0.1,arp_tpa=10.0.0.0/255.0.255.0,arp_op=1,arp_sha=00:00:00:00:00:01 actions=drop",
+            ),
+            ("dl_vlan=5,dl_vlan_pcp=3,actions=strip_vlan", "dl_vlan=5,dl_vlan_pcp=3 actions=strip_vlan"),
+            ("dl_vlan=0xffff,actions=mod_vlan_vid:3,mod_vlan_pcp:2", "vlan_tci=0x0000 actions=mod_vlan_vid:3,mod_vlan_pcp:2"),
+            ("vlan_tci=0x1000/0x1000,actions=push_vlan:0x88a8", "vlan_tci=0x1000/0x1000 actions=push_vlan:0x88a8"),
+            ("icmp,icmp_type=3,icmp_code=1,actions=dec_ttl", "icmp,icmp_type=3,icmp_code=1 actions=dec_ttl"),
+            ("icmp6,icmpv6_type=135,actions=drop", "icmp6,icmpv6_type=135 actions=drop"),
+            ("tcp,tcp_flags=0x12/0x12,actions=drop", "tcp,tcp_flags=+syn+ack actions=drop"),
+            ("tcp,tcp_flags=0x800/0x800,actions=drop", "tcp,tcp_flags=0x800/0x800 actions=drop"),
+            ("ip,ip_dscp=46,nw_ecn=1,nw_ttl=3,nw_frag=not_later,actions=drop", "ip,nw_tos=184,nw_ecn=1,nw_ttl=3,nw_frag=not_later actions=drop"),
+            (
+                "dl_src=00:11:22:33:44:55,dl_dst=01:00:00:00:00:00/01:00:00:00:00:00,actions=mod_dl_src:0a:0b:0c:0d:0e:0f",
+                "dl_src=00:11:22:33:44:55,dl_dst=01:00:00:00:00:00/01:00:00:00:00:00 actions=mod_dl_src:0a:0b:0c:0d:0e:0f",
+            ),
+            (
+                "dl_vlan=1,ipv6,actions=set_field:5->vlan_vid,set_field:1->vlan_pcp,set_field:::1->ipv6_src,mod_nw_tos:8,resubmit:3,resubmit(,4),resubmit(5,6),goto_table:9",
+                "ipv6,dl_vlan=1 actions=set_field:4101->vlan_vid,set_field:1->vlan_pcp,set_field:::1->ipv6_src,mod_nw_tos:8,resubmit:3,resubmit(,4),resubmit(5,6),goto_table:9",
+            ),
+        ] {
+            let rule = parse_flow(input).unwrap_or_else(|e| panic!("{input}: {e}"));
+            assert_eq!(rule.to_string(), printed, "{input}");
+            assert_eq!(parse_flow(printed).unwrap(), rule, "{printed}");
+        }
+    }
+
+    #[test]
+    fn match_spec_and_packet_print() {
+        let spec = parse_match("cookie=0x1/0xff,table=2,priority=5,ip").unwrap();
+        assert_eq!(spec.to_string(), "cookie=0x1/0xff,table=2,priority=5,ip");
+        assert_eq!(parse_match(&spec.to_string()).unwrap(), spec);
+        let p = parse_packet("in_port=3,udp,tp_dst=53").unwrap();
+        assert_eq!(p.to_string(), "udp,in_port=3,tp_dst=53");
+    }
+
+    fn masked_u16() -> impl Strategy<Value = Masked<u16>> {
+        (any::<u16>(), 1..=u16::MAX).prop_map(|(v, m)| Masked { value: v & m, mask: m })
+    }
+    fn mac_masked() -> impl Strategy<Value = Masked<[u8; 6]>> {
+        (any::<[u8; 6]>(), any::<[u8; 6]>(), any::<bool>()).prop_map(|(v, m, exact)| {
+            let m = if exact || m == [0; 6] { [0xff; 6] } else { m };
+            let mut v = v;
+            for (b, m) in v.iter_mut().zip(m) {
+                *b &= m;
+            }
+            Masked { value: v, mask: m }
+        })
+    }
+    fn ipv4_masked() -> impl Strategy<Value = Masked<Ipv4Addr>> {
+        (any::<u32>(), prop_oneof![(1u32..=32).prop_map(|l| u32::MAX << (32 - l)), 1..=u32::MAX])
+            .prop_map(|(v, m)| Masked { value: Ipv4Addr::from(v & m), mask: Ipv4Addr::from(m) })
+    }
+    fn ipv6_masked() -> impl Strategy<Value = Masked<Ipv6Addr>> {
+        (any::<u128>(), prop_oneof![(1u32..=128).prop_map(|l| u128::MAX << (128 - l)), 1..=u128::MAX])
+            .prop_map(|(v, m)| Masked { value: Ipv6Addr::from(v & m), mask: Ipv6Addr::from(m) })
+    }
+    fn vlan() -> impl Strategy<Value = Masked<u16>> {
+        prop_oneof![
+            (0u16..4096).prop_map(|v| Masked { value: 0x1000 | v, mask: 0x1fff }),
+            (0u16..8).prop_map(|p| Masked { value: 0x1000 | (p << 13), mask: 0xf000 }),
+            (0u16..4096, 0u16..8).prop_map(|(v, p)| Masked { value: 0x1000 | v | (p << 13), mask: 0xffff }),
+            Just(Masked { value: 0, mask: 0xffff }),
+            masked_u16(),
+        ]
+    }
+
+    /// (dl_type, nw_proto) pairs covering every prerequisite class.
+    fn l3() -> impl Strategy<Value = (Option<u16>, Option<u8>)> {
+        prop_oneof![
+            Just((None, None)),
+            Just((Some(0x88cc), None)),
+            Just((Some(ETH_ARP), None)),
+            (0u8..=255).prop_map(|p| (Some(ETH_ARP), Some(p))),
+            prop::sample::select(vec![None, Some(TCP), Some(UDP), Some(SCTP), Some(ICMP), Some(47)])
+                .prop_map(|p| (Some(ETH_IPV4), p)),
+            prop::sample::select(vec![None, Some(TCP), Some(UDP), Some(SCTP), Some(ICMPV6), Some(47)])
+                .prop_map(|p| (Some(ETH_IPV6), p)),
+        ]
+    }
+
+    prop_compose! {
+        fn valid_match()(
+            (dl_type, nw_proto) in l3(),
+            in_port in prop::option::of(1u32..=0xfeff),
+            dl_src in prop::option::of(mac_masked()),
+            dl_dst in prop::option::of(mac_masked()),
+            vlan_tci in prop::option::of(vlan()),
+            nw_src in prop::option::of(ipv4_masked()),
+            nw_dst in prop::option::of(ipv4_masked()),
+            ipv6_src in prop::option::of(ipv6_masked()),
+            ipv6_dst in prop::option::of(ipv6_masked()),
+            tos in prop::option::of((any::<u8>(), prop::sample::select(vec![0xfcu8, 0x03, 0xff]))),
+            nw_ttl in prop::option::of(any::<u8>()),
+            frag in prop::option::of(prop::sample::select(vec![(0u8, 1u8), (1, 1), (1, 3), (3, 3), (0, 2)])),
+            tp_src in prop::option::of(masked_u16()),
+            tp_dst in prop::option::of(masked_u16()),
+            icmp in (prop::option::of(0u16..256), prop::option::of(0u16..256)),
+            tcp_flags in prop::option::of((0u16..0x1000, 1u16..0x1000)),
+            arp_sha in prop::option::of(mac_masked()),
+            arp_tha in prop::option::of(mac_masked()),
+        ) -> Match {
+            let ip_any = matches!(dl_type, Some(ETH_IPV4 | ETH_IPV6));
+            let arp = dl_type == Some(ETH_ARP);
+            let v4_or_arp = dl_type == Some(ETH_IPV4) || arp;
+            let l4 = ip_any && matches!(nw_proto, Some(TCP | UDP | SCTP));
+            let icmp_any = matches!((dl_type, nw_proto), (Some(ETH_IPV4), Some(ICMP)) | (Some(ETH_IPV6), Some(ICMPV6)));
+            let exact = |v: Option<u16>| v.map(|value| Masked { value, mask: 0xffff });
+            Match {
+                in_port,
+                dl_src,
+                dl_dst,
+                dl_type,
+                vlan_tci,
+                nw_src: nw_src.filter(|_| v4_or_arp),
+                nw_dst: nw_dst.filter(|_| v4_or_arp),
+                ipv6_src: ipv6_src.filter(|_| dl_type == Some(ETH_IPV6)),
+                ipv6_dst: ipv6_dst.filter(|_| dl_type == Some(ETH_IPV6)),
+                nw_proto,
+                nw_tos: tos.filter(|_| ip_any).map(|(v, m)| Masked { value: v & m, mask: m }),
+                nw_ttl: nw_ttl.filter(|_| ip_any),
+                nw_frag: frag.filter(|_| ip_any).map(|(value, mask)| Masked { value, mask }),
+                tp_src: if icmp_any { exact(icmp.0) } else { tp_src.filter(|_| l4) },
+                tp_dst: if icmp_any { exact(icmp.1) } else { tp_dst.filter(|_| l4) },
+                tcp_flags: tcp_flags
+                    .filter(|_| ip_any && nw_proto == Some(TCP))
+                    .map(|(v, m)| Masked { value: v & m, mask: m }),
+                arp_sha: arp_sha.filter(|_| arp),
+                arp_tha: arp_tha.filter(|_| arp),
+            }
+        }
+    }
+
+    fn action() -> impl Strategy<Value = Action> {
+        prop_oneof![
+            (1u32..=0xfeff).prop_map(Action::Output),
+            Just(Action::InPort),
+            Just(Action::Flood),
+            Just(Action::All),
+            Just(Action::Normal),
+            (0u16..4096).prop_map(Action::ModVlanVid),
+            (0u8..8).prop_map(Action::ModVlanPcp),
+            Just(Action::StripVlan),
+            prop::sample::select(vec![0x8100u16, 0x88a8]).prop_map(Action::PushVlan),
+            Just(Action::DecTtl),
+            any::<[u8; 6]>().prop_map(|m| Action::Set(SetField::DlSrc(m))),
+            any::<[u8; 6]>().prop_map(|m| Action::Set(SetField::DlDst(m))),
+            (0u16..4096).prop_map(|v| Action::Set(SetField::VlanVid(v))),
+            (0u8..8).prop_map(|v| Action::Set(SetField::VlanPcp(v))),
+            any::<u32>().prop_map(|a| Action::Set(SetField::NwSrc(a.into()))),
+            any::<u32>().prop_map(|a| Action::Set(SetField::NwDst(a.into()))),
+            any::<u128>().prop_map(|a| Action::Set(SetField::Ipv6Src(a.into()))),
+            any::<u128>().prop_map(|a| Action::Set(SetField::Ipv6Dst(a.into()))),
+            (0u8..64).prop_map(|v| Action::Set(SetField::IpDscp(v))),
+            (0u8..4).prop_map(|v| Action::Set(SetField::NwEcn(v))),
+            any::<u8>().prop_map(|v| Action::Set(SetField::NwTtl(v))),
+            any::<u16>().prop_map(|v| Action::Set(SetField::TpSrc(v))),
+            any::<u16>().prop_map(|v| Action::Set(SetField::TpDst(v))),
+            (prop::option::of(1u32..=0xfeff), prop::option::of(0u8..=254))
+                .prop_filter("resubmit needs a port or a table", |(p, t)| p.is_some() || t.is_some())
+                .prop_map(|(in_port, table)| Action::Resubmit(Resubmit { in_port, table })),
+        ]
+    }
+
+    prop_compose! {
+        fn valid_rule()(
+            table in 0u8..=254,
+            priority in any::<u16>(),
+            cookie in any::<u64>(),
+            idle_timeout in any::<u16>(),
+            hard_timeout in any::<u16>(),
+            matches in valid_match(),
+            actions in prop::collection::vec(action(), 0..6),
+            goto in any::<Option<u8>>(),
+        ) -> Rule {
+            let tagged = matches.vlan_tci.is_some_and(|t| t.mask & t.value & 0x1000 != 0);
+            let ipv6 = matches.dl_type == Some(ETH_IPV6);
+            // Keep only the set_field actions whose prerequisites the match meets.
+            let mut actions: Vec<Action> = actions
+                .into_iter()
+                .filter(|a| match a {
+                    Action::Set(SetField::VlanVid(_) | SetField::VlanPcp(_)) => tagged,
+                    Action::Set(SetField::Ipv6Src(_) | SetField::Ipv6Dst(_)) => ipv6,
+                    _ => true,
+                })
+                .collect();
+            if let Some(t) = goto.filter(|&t| t > table && t != 255) {
+                actions.push(Action::GotoTable(t));
+            }
+            Rule { table, priority, cookie, idle_timeout, hard_timeout, matches, actions }
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn parse_of_display_is_identity(rule in valid_rule()) {
+            let text = rule.to_string();
+            let parsed = parse_flow(&text).map_err(|e| TestCaseError::fail(format!("{text}: {e}")))?;
+            prop_assert_eq!(parsed, rule, "{}", text);
+        }
+    }
+}
