@@ -94,7 +94,7 @@ fn main() {
             let mut i = 0u32;
             loop {
                 i += 1;
-                if i % 4096 == 0 && Instant::now() > end {
+                if i.is_multiple_of(4096) && Instant::now() > end {
                     break;
                 }
                 let t0 = rdtsc();

@@ -187,10 +187,10 @@ pub fn validate(ports: &[PortSpec], options: &SwitchOptions) -> Result<(), Switc
     if options.message_queue == 0 {
         return Err(SwitchError::Invalid("message queue capacity 0".into()));
     }
-    if let Some(b) = options.idle_backoff {
-        if b.start.is_zero() || b.max < b.start {
-            return Err(SwitchError::Invalid(format!("idle back-off {b:?}: need 0 < start <= max")));
-        }
+    if let Some(b) = options.idle_backoff
+        && (b.start.is_zero() || b.max < b.start)
+    {
+        return Err(SwitchError::Invalid(format!("idle back-off {b:?}: need 0 < start <= max")));
     }
     Ok(())
 }
