@@ -61,11 +61,11 @@ pub(crate) struct PmdThread<C: Classifier> {
 impl<C: Classifier> PmdThread<C> {
     /// Runs the loop on the calling thread until the stop flag is set. `started` receives
     /// Ok once the thread is registered with DPDK, or the reason it could not be.
-    pub(crate) fn run(mut self, started: Sender<Result<(), String>>) {
+    pub(crate) fn run(mut self, started: Sender<Result<(), (usize, String)>>) {
         let registration = match self.eal.register_thread() {
             Ok(r) => r,
             Err(e) => {
-                let _ = started.send(Err(format!("rte_thread_register: {e}")));
+                let _ = started.send(Err((self.index, format!("rte_thread_register: {e}"))));
                 return;
             }
         };

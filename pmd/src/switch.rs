@@ -270,7 +270,7 @@ impl<M: Send + 'static> Switch<M> {
                 .name(format!("pmd{pmd_index}-c{core}"))
                 .spawn(move || {
                     if pin && !core_affinity::set_for_current(core_affinity::CoreId { id: core }) {
-                        let _ = started.send(Err(format!("could not pin to core {core}")));
+                        let _ = started.send(Err((pmd_index, format!("could not pin to core {core}"))));
                         return;
                     }
                     thread.run(started)
@@ -288,10 +288,11 @@ impl<M: Send + 'static> Switch<M> {
         for _ in 0..n_pmds {
             match started_rx.recv_timeout(Duration::from_secs(10)) {
                 Ok(Ok(())) => {}
-                Ok(Err(reason)) => {
-                    return Err(SwitchError::ThreadStart { pmd: 0, reason });
+                Ok(Err((pmd, reason))) => return Err(SwitchError::ThreadStart { pmd, reason }),
+                Err(_) => {
+                    let pmd = switch.pmds.iter().position(|p| !p.shared.running.load(Ordering::SeqCst)).unwrap_or(0);
+                    return Err(SwitchError::ThreadStart { pmd, reason: "did not start within 10 s".into() });
                 }
-                Err(_) => return Err(SwitchError::ThreadStart { pmd: 0, reason: "did not start within 10 s".into() }),
             }
         }
         tracing::info!(ports = specs.len(), pmds = n_pmds, "switch started");
