@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use ferrovs_config::rules::{Action, Masked, Match, Resubmit, Rule, SetField};
 use ferrovs_flowcache::key::{FRAG_ANY, FRAG_LATER, FlowKey, VLAN_PRESENT, ethertype, ipproto};
-use ferrovs_flowcache::xlate::{MacLearn, MacTable, RuleTables, reference, translate};
+use ferrovs_flowcache::xlate::{MacLearn, MacTable, RuleTables, Verdict, reference, revalidate, translate};
 use proptest::prelude::*;
 
 /// Small deterministic PRNG (splitmix64) so a failing case is reproducible from its seed.
@@ -285,6 +285,52 @@ fn check_rule_set(seed: u64) -> Result<(), String> {
     Ok(())
 }
 
+/// Revalidation: megaflows installed from an old rule set and MAC table, revalidated
+/// against a new rule set (some rules kept, some dropped, some added) and a changed MAC
+/// table, must give every packet they still cover the new rules' decision.
+fn check_revalidation(seed: u64) -> Result<(), String> {
+    let mut r = Rng(seed);
+    let old_rules = gen_rules(&mut r);
+    let now = Duration::from_secs(10_000);
+    let old_macs = gen_macs(&mut r, now);
+    let mut new_rules: Vec<Rule> = old_rules.iter().filter(|_| r.chance(70)).cloned().collect();
+    let extra = gen_rules(&mut r);
+    new_rules.extend(extra.into_iter().take(r.below(4) as usize).map(|mut x| {
+        x.table = x.table.min(old_rules.iter().map(|o| o.table).max().unwrap_or(0));
+        x.actions.retain(|a| !matches!(a, Action::GotoTable(t) if *t <= x.table));
+        x
+    }));
+    let later = now + Duration::from_secs(r.pick(&[0, 100, 400]));
+    let mut new_macs = old_macs.clone();
+    for _ in 0..r.below(3) {
+        new_macs.learn(&MacLearn { vlan: r.pick(&[0, 10, 20]), mac: r.pick(&MACS[..3]), port: r.pick(&[1, 2, 3, 4]) }, later);
+    }
+    let old = RuleTables::new(old_rules, PORTS.to_vec()).map_err(|e| e.to_string())?;
+    let new = RuleTables::new(new_rules.clone(), PORTS.to_vec()).map_err(|e| e.to_string())?;
+    for _ in 0..24 {
+        let p = gen_packet(&mut r);
+        let t = translate(&old, &old_macs, &p, now);
+        let rv = revalidate(&new, &new_macs, later, &p.masked(&t.mask), &t.mask, &t.actions);
+        let actions = match &rv.verdict {
+            Verdict::Delete => continue,
+            Verdict::Keep => t.actions.clone(),
+            Verdict::Replace(a) => a.clone(),
+        };
+        for _ in 0..4 {
+            let noise = gen_packet(&mut r);
+            let mut q = FlowKey::ZERO;
+            for i in 0..8 {
+                q.w[i] = (p.w[i] & t.mask.w[i]) | (noise.w[i] & !t.mask.w[i]);
+            }
+            let e = reference::evaluate(&new_rules, &PORTS, &new_macs, later, &q);
+            if e != actions {
+                return Err(format!("seed {seed}: verdict {:?} but reference gives {e:?} for {q:?}", rv.verdict));
+            }
+        }
+    }
+    Ok(())
+}
+
 fn cases() -> u32 {
     std::env::var("FERROVS_PROPTEST_CASES").ok().and_then(|s| s.parse().ok()).unwrap_or(300)
 }
@@ -295,6 +341,17 @@ proptest! {
     #[test]
     fn megaflow_decision_equals_reference_for_every_covered_packet(seed in any::<u64>()) {
         if let Err(msg) = check_rule_set(seed) {
+            prop_assert!(false, "{}", msg);
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: cases(), failure_persistence: None, ..ProptestConfig::default() })]
+
+    #[test]
+    fn revalidated_megaflows_give_the_new_decision(seed in any::<u64>()) {
+        if let Err(msg) = check_revalidation(seed) {
             prop_assert!(false, "{}", msg);
         }
     }

@@ -18,6 +18,7 @@
 //!   header for the mask algorithm).
 //! - `mac`: [`MacTable`], the learning table behind the `normal` action.
 //! - `revalidate`: what to do with installed megaflows after a change.
+//! - `stats`: per-rule counters fed from megaflow statistics, idle/hard timeouts.
 //! - `reference`: a naive evaluator with no wildcard tracking, the oracle of the tests.
 //!
 //! # Semantics (OpenFlow 1.0 as in Open vSwitch 3.1 with `ovs-ofctl add-flows`)
@@ -49,6 +50,7 @@ mod fields;
 mod mac;
 pub mod reference;
 mod revalidate;
+mod stats;
 mod tables;
 mod translate;
 
@@ -59,6 +61,7 @@ use ferrovs_config::rules::Action;
 pub use fields::Field;
 pub use mac::{LearnOutcome, LearnResult, MacKey, MacLearn, MacTable, is_multicast, is_reserved};
 pub use revalidate::{Revalidated, Verdict, revalidate, revalidate_all};
+pub use stats::{RuleCounters, RuleStats};
 pub use tables::{BuildError, N_TABLES, RuleRef, RuleTables};
 pub use translate::{MAX_DEPTH, MAX_LOOKUPS};
 

@@ -21,6 +21,7 @@
 //!   *replaces* it in place, as `ovs-ofctl add-flows` does (an OFPFC_ADD of an identical
 //!   flow replaces it).
 
+use std::collections::HashMap;
 use std::fmt;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
@@ -87,6 +88,8 @@ pub struct RuleTables {
     pub(crate) tables: Vec<Vec<CompiledRule>>,
     ports: Vec<u32>,
     warnings: Vec<String>,
+    /// Rule identity (table, priority, match) to rule.
+    by_identity: HashMap<(u8, u16, Match), RuleRef>,
 }
 
 impl RuleTables {
@@ -95,7 +98,7 @@ impl RuleTables {
     pub fn new(rules: Vec<Rule>, ports: Vec<u32>) -> Result<RuleTables, BuildError> {
         let mut kept: Vec<Rule> = Vec::with_capacity(rules.len());
         let mut source_index = Vec::with_capacity(rules.len());
-        let mut seen: std::collections::HashMap<(u8, u16, Match), usize> = std::collections::HashMap::new();
+        let mut seen: HashMap<(u8, u16, Match), usize> = HashMap::new();
         for (i, r) in rules.into_iter().enumerate() {
             if r.table as usize >= N_TABLES {
                 return Err(BuildError::BadTable { rule: i, table: r.table });
@@ -140,7 +143,8 @@ impl RuleTables {
             // Stable sort: equal priorities keep input order.
             t.sort_by(|a, b| b.priority.cmp(&a.priority));
         }
-        Ok(RuleTables { rules: kept, source_index, tables, ports, warnings })
+        let by_identity = seen.into_iter().map(|(k, i)| (k, RuleRef(i as u32))).collect();
+        Ok(RuleTables { rules: kept, source_index, tables, ports, warnings, by_identity })
     }
 
     /// All rules of this version; a [`RuleRef`] indexes this slice.
@@ -161,10 +165,7 @@ impl RuleTables {
     /// The rule with this identity (table, priority, match), if any: used to carry
     /// per-rule counters over from one version to the next.
     pub fn find(&self, table: u8, priority: u16, matches: &Match) -> Option<RuleRef> {
-        let t = self.tables.get(table as usize)?;
-        t.iter()
-            .find(|c| c.priority == priority && &self.rules[c.rref.0 as usize].matches == matches)
-            .map(|c| c.rref)
+        self.by_identity.get(&(table, priority, matches.clone())).copied()
     }
 
     /// The bridge's ports, in flood order.

@@ -173,10 +173,8 @@ struct Ctx<'a> {
     mac_deps: Vec<MacKey>,
     lookups: usize,
     error: Option<XlateError>,
+    optional: Vec<&'a CompiledRule>,
 }
-
-/// A failed rule's possible witnesses: (current-key bits, is the field categorical).
-type Witnesses = Vec<(Mask, bool)>;
 
 impl<'a> Ctx<'a> {
     fn read(&mut self, bits: &Mask) {
@@ -208,43 +206,47 @@ impl<'a> Ctx<'a> {
         key.set_in_port(lookup_port);
         let rules = &tables.tables[table as usize];
         let mut winner = None;
-        let mut optional: Vec<Witnesses> = Vec::new();
+        // Failed rules with a choice of witnesses, decided once the unavoidable bits
+        // (winner, single-witness rules) are known. Reused across lookups.
+        let mut optional = std::mem::take(&mut self.optional);
+        optional.clear();
         for r in rules {
             if r.matches(&key) {
                 winner = Some(r);
                 break;
             }
-            let mut ws: Witnesses = Vec::new();
-            for fm in &r.fields {
-                if let Some(bits) = fm.witness(&key) {
-                    ws.push((fm.field.mask_of(bits), fm.field.is_categorical()));
-                }
-            }
-            match ws.len() {
-                0 => unreachable!("a rule that fails to match differs in at least one field"),
-                1 => self.read(&ws[0].0),
-                _ => optional.push(ws),
+            let mut found = r.fields.iter().filter_map(|fm| fm.witness(&key).map(|bits| (fm, bits)));
+            match (found.next(), found.next()) {
+                (Some((fm, bits)), None) => self.read_field(fm.field, bits),
+                (Some(_), Some(_)) => optional.push(r),
+                // Cannot happen (a failed match differs in some field); the rule's
+                // whole mask is a valid proof anyway.
+                (None, _) => self.read(&r.mask),
             }
         }
         if let Some(w) = winner {
             self.read(&w.mask);
         }
-        for ws in &optional {
-            let mut best: Option<(u32, usize)> = None;
-            for (i, (m, cat)) in ws.iter().enumerate() {
-                let c = self.cost(m, *cat);
+        for r in &optional {
+            let mut best: Option<(u32, Mask)> = None;
+            for fm in &r.fields {
+                let Some(bits) = fm.witness(&key) else { continue };
+                let m = fm.field.mask_of(bits);
+                let c = self.cost(&m, fm.field.is_categorical());
                 if best.is_none_or(|(bc, _)| c < bc) {
-                    best = Some((c, i));
+                    best = Some((c, m));
                 }
                 if c == 0 {
                     break;
                 }
             }
-            let (c, i) = best.expect("at least two witnesses");
-            if c > 0 {
-                self.read(&ws[i].0);
+            if let Some((c, m)) = best {
+                if c > 0 {
+                    self.read(&m);
+                }
             }
         }
+        self.optional = optional;
         winner
     }
 
@@ -517,6 +519,7 @@ pub(crate) fn translate(tables: &RuleTables, macs: &MacTable, key: &FlowKey, now
         mac_deps: Vec::new(),
         lookups: 0,
         error: None,
+        optional: Vec::new(),
     };
     cx.table(0, cx.in_port, 0);
     let mut mask = cx.mask;
