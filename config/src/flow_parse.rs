@@ -39,24 +39,28 @@ pub(crate) fn line_locator(line: &str, line_no: u32) -> impl Fn(usize) -> Positi
     }
 }
 
+/// The text after `actions=` and its byte offset in the line.
+struct ActionText<'a> {
+    text: &'a str,
+    offset: usize,
+}
+
 /// Parses fields of a line with a builder; returns the builder and the action piece.
 fn parse_fields<'a>(
     line: &'a str,
     mode: Mode,
     locate: Locate<'_>,
-) -> Result<(RuleBuilder, Option<(&'a str, usize)>), RuleError> {
+) -> Result<(RuleBuilder, Option<ActionText<'a>>), RuleError> {
     let split = split_line(line).map_err(|e| RuleError::new(locate(e.offset), e.reason))?;
     let mut builder = RuleBuilder::new(mode);
     for piece in &split.fields {
         let value_offset = piece.value_offset;
         builder.apply(piece.key, locate(piece.key_offset), piece.value, &|off| locate(value_offset + off))?;
     }
-    let actions = split.actions.map(|a| (a.value.unwrap_or(""), a.value_offset));
-    if let (Some(_), Some(a)) = (&actions, &split.actions) {
-        if mode != Mode::Flow {
-            return Err(RuleError::new(locate(a.key_offset), "`actions` is not allowed here"));
-        }
+    if let Some(a) = split.actions.as_ref().filter(|_| mode != Mode::Flow) {
+        return Err(RuleError::new(locate(a.key_offset), "`actions` is not allowed here"));
     }
+    let actions = split.actions.map(|a| ActionText { text: a.value.unwrap_or(""), offset: a.value_offset });
     Ok((builder, actions))
 }
 
@@ -83,7 +87,7 @@ pub(crate) fn finish_rule(
 pub(crate) fn parse_flow_located(line: &str, locate: Locate<'_>) -> Result<Rule, RuleError> {
     let (builder, actions) = parse_fields(line, Mode::Flow, locate)?;
     let actions = match actions {
-        Some((text, offset)) => Some(parse_action_text(text, &|off| locate(offset + off))?),
+        Some(ActionText { text, offset }) => Some(parse_action_text(text, &|off| locate(offset + off))?),
         None => None,
     };
     finish_rule(builder, actions, locate(line.len()))

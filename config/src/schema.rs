@@ -1,0 +1,159 @@
+//! The TOML file as written: serde structs that mirror the file's tables one to one,
+//! with every value wrapped in [`Spanned`] so that later checks can say where it was.
+//!
+//! # Design
+//!
+//! Deserialization does only what serde can check locally: every table denies unknown
+//! keys and every value has a type. Defaults, cross-checks (duplicate ports, the PMD core
+//! list...) and rule parsing happen afterwards in [`crate::config`], which turns these
+//! raw structs into the resolved [`crate::Config`]. Keeping the two apart means the
+//! schema stays a readable description of the file format.
+//!
+//! A `[[bridge.rule]]` table is not a fixed struct: its keys are `ovs-ofctl` match field
+//! names, so it is read as a list of `(key, value)` pairs with their spans and handed to
+//! the same field parser as rule lines.
+
+use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::Deserialize;
+use std::fmt;
+use toml::Spanned;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawConfig {
+    #[serde(default)]
+    pub eal: RawEal,
+    #[serde(default)]
+    pub control: RawControl,
+    #[serde(default)]
+    pub pmd: RawPmd,
+    #[serde(default)]
+    pub flow: RawFlow,
+    #[serde(default)]
+    pub bridge: Vec<Spanned<RawBridge>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawEal {
+    pub memory_mb: Option<Spanned<u32>>,
+    pub hugepages: Option<bool>,
+    pub main_lcore: Option<Spanned<usize>>,
+    pub log_level: Option<Spanned<String>>,
+    #[serde(default)]
+    pub extra_args: Vec<String>,
+    pub no_pci: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawControl {
+    pub socket: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawPmd {
+    pub cores: Option<Spanned<Vec<Spanned<usize>>>>,
+    pub idle_backoff_us: Option<Spanned<u32>>,
+    pub burst: Option<Spanned<u32>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawFlow {
+    pub limit_per_pmd: Option<Spanned<u32>>,
+    pub idle_expiry_ms: Option<Spanned<u64>>,
+    pub upcall_queue_len: Option<Spanned<u32>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawBridge {
+    pub name: Spanned<String>,
+    #[serde(default)]
+    pub port: Vec<Spanned<RawPort>>,
+    #[serde(default)]
+    pub flows: Vec<Spanned<String>>,
+    pub flows_file: Option<Spanned<String>>,
+    #[serde(default)]
+    pub rule: Vec<Spanned<RawRule>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawPort {
+    pub name: Spanned<String>,
+    pub number: Spanned<i64>,
+    pub devargs: Spanned<String>,
+    pub rx_queues: Option<Spanned<i64>>,
+}
+
+/// A value in a `[[bridge.rule]]` table.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum RuleValue {
+    Int(i64),
+    Str(String),
+    /// A list of strings (`actions = ["output:1", ...]`), each with its span.
+    List(Vec<Spanned<String>>),
+}
+
+impl<'de> Deserialize<'de> for RuleValue {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = RuleValue;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an integer, a string or an array of strings")
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<RuleValue, E> {
+                Ok(RuleValue::Int(v))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<RuleValue, E> {
+                i64::try_from(v).map(RuleValue::Int).map_err(|_| E::custom("integer out of range"))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<RuleValue, E> {
+                Ok(RuleValue::Str(v.to_string()))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<RuleValue, E> {
+                Ok(RuleValue::Str(v))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<RuleValue, A::Error> {
+                let mut items = Vec::new();
+                while let Some(item) = seq.next_element::<Spanned<String>>()? {
+                    items.push(item);
+                }
+                Ok(RuleValue::List(items))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// A `[[bridge.rule]]` table: its keys and values in file order.
+#[derive(Debug)]
+pub(crate) struct RawRule {
+    pub fields: Vec<(Spanned<String>, Spanned<RuleValue>)>,
+}
+
+impl<'de> Deserialize<'de> for RawRule {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = RawRule;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a table of rule fields")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawRule, A::Error> {
+                let mut fields = Vec::new();
+                while let Some(key) = map.next_key::<Spanned<String>>()? {
+                    let value = map.next_value::<Spanned<RuleValue>>()?;
+                    fields.push((key, value));
+                }
+                fields.sort_by_key(|(k, _)| k.span().start);
+                Ok(RawRule { fields })
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
