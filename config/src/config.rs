@@ -1053,3 +1053,20 @@ actions = "drop"
         load(&with_bridge(r#"flows = ["ip,actions=output:2", "priority=1,ip,actions=drop", "table=1,ip,actions=drop"]"#)).unwrap();
     }
 }
+
+#[cfg(test)]
+mod robustness_tests {
+    use super::*;
+
+    /// Every prefix of the example configs is either a config or an error: no panics.
+    #[test]
+    fn truncated_configs_never_panic() {
+        for name in ["ferrovs.toml", "ferrovs-nic.toml"] {
+            let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy").join(name);
+            let text = std::fs::read_to_string(path).unwrap();
+            for (i, _) in text.char_indices() {
+                let _ = Config::from_str(&text[..i], std::env::temp_dir());
+            }
+        }
+    }
+}

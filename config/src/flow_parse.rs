@@ -135,3 +135,39 @@ pub fn parse_packet(s: &str) -> Result<Match, RuleError> {
     let (builder, _) = parse_fields(s, Mode::Packet, &locate)?;
     builder.finish(locate(s.len()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Pieces of rule text, so that random lines get past the first field now and then.
+    const PIECES: &[&str] = &[
+        "in_port=", "tcp", "udp6", "arp", "ip", ",", " ", "=", "/", ":", "(", ")", "->", "actions=", "output:",
+        "resubmit(", "set_field:", "nw_dst=", "tp_dst=", "tcp_flags=", "+syn", "-ack", "0x", "1", "255", "65535",
+        "10.0.0.1", "::1", "00:11:22:33:44:55", "dl_vlan=", "drop", "goto_table:", "é", "\t", "#", "mod_nw_tos:",
+        "nw_frag=", "later", "icmp_type=", "vlan_tci=", "-1", "99999999999999999999999",
+    ];
+
+    proptest! {
+        /// Bad input gets an error, never a panic, whatever it looks like.
+        #[test]
+        fn parsers_never_panic(pieces in prop::collection::vec(prop::sample::select(PIECES), 0..24), noise in ".{0,40}") {
+            let line: String = pieces.concat();
+            for text in [line.as_str(), noise.as_str(), &format!("{line}{noise}")] {
+                let _ = parse_flow(text);
+                let _ = parse_match(text);
+                let _ = parse_packet(text);
+                let _ = parse_flows(text);
+            }
+        }
+    }
+
+    #[test]
+    fn error_positions_are_within_the_line() {
+        for line in ["in_port=1,actions=output:", "tcp,tp_dst=", "actions=resubmit(", "é,actions=drop"] {
+            let e = parse_flow(line).unwrap_err();
+            assert!(e.position.column as usize <= line.chars().count() + 1, "{line}: {e}");
+        }
+    }
+}
