@@ -11,3 +11,5 @@ pub mod render;
 
 /// Where the control socket lives unless the config says otherwise.
 pub const DEFAULT_SOCKET: &str = "/run/ferrovs/ferrovsd.sock";
+pub mod daemon;
+pub mod datapath;

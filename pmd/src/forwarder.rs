@@ -40,6 +40,20 @@ pub struct Forwarder {
 }
 
 impl Forwarder {
+    /// Builds the table from already-resolved actions per ingress port (e.g. a flood
+    /// limited to one bridge's ports). Ports not listed miss.
+    pub fn from_actions(table: impl IntoIterator<Item = (u32, DpActions)>) -> Forwarder {
+        let mut t: Vec<Option<DpActions>> = Vec::new();
+        for (in_port, actions) in table {
+            let i = in_port as usize;
+            if t.len() <= i {
+                t.resize(i + 1, None);
+            }
+            t[i] = Some(actions);
+        }
+        Forwarder { table: t }
+    }
+
     /// Builds the table for a bridge with ports `port_numbers` from `(in_port, rule)` pairs.
     /// Ports without a rule miss (dropped, counted as `drop_no_rule`).
     pub fn new(port_numbers: &[u32], rules: &[(u32, ForwardRule)]) -> Result<Forwarder, SwitchError> {

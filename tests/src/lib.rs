@@ -118,6 +118,9 @@ impl Default for TempDir {
 
 impl Drop for TempDir {
     fn drop(&mut self) {
+        if self.path.as_os_str().is_empty() {
+            return;
+        }
         let _ = std::fs::remove_dir_all(&self.path);
     }
 }
@@ -217,6 +220,8 @@ pub struct Daemon {
 pub struct Stopped {
     pub status: ExitStatus,
     pub log: String,
+    /// The daemon's scratch directory (its config, captures it wrote), removed on drop.
+    pub dir: TempDir,
 }
 
 impl Daemon {
@@ -326,7 +331,9 @@ impl Daemon {
             }
             std::thread::sleep(Duration::from_millis(20));
         };
-        Stopped { status, log: self.log_text() }
+        let log = self.log_text();
+        let dir = std::mem::replace(&mut self.dir, TempDir { path: PathBuf::new() });
+        Stopped { status, log, dir }
     }
 }
 

@@ -1,0 +1,155 @@
+//! ferrovsd's lifecycle: load and check the config, bind the control socket, start DPDK
+//! and the switch, serve control requests until told to stop (SIGINT, SIGTERM or
+//! `ferrovs-ctl stop`), then stop the PMDs, close the ports, log the counters and clean
+//! up the EAL.
+//!
+//! Everything that can be refused is refused before any port is touched: config syntax
+//! and rules (with line and column), cores that do not exist, duplicate ports, and an
+//! already-running daemon on the same control socket. Devargs that DPDK rejects are
+//! found when the switch probes its devices, before any port is configured or started.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use ferrovs_config::{Config, SystemFacts};
+use ferrovs_dpdk::Eal;
+use ferrovs_pmd::{IdleBackoff, PortSpec, SwitchOptions};
+use serde_json::json;
+
+use crate::control::{ControlServer, Pending};
+use crate::datapath::Datapath;
+use crate::protocol::{Request, Response};
+
+/// Why the daemon could not start (or stopped with an error).
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error("{0}")]
+    Config(#[from] ferrovs_config::ConfigError),
+    #[error("{0}")]
+    Control(#[from] crate::control::ControlError),
+    #[error("DPDK: {0}")]
+    Dpdk(#[from] ferrovs_dpdk::DpdkError),
+    #[error("{0}")]
+    Switch(#[from] ferrovs_pmd::SwitchError),
+    #[error("{0}")]
+    Datapath(String),
+    #[error("signal handler: {0}")]
+    Signal(std::io::Error),
+}
+
+/// Runs the daemon on the config at `path` until it is stopped. With `check_only`, only
+/// loads and checks the config.
+pub fn run(path: &Path, check_only: bool) -> Result<(), DaemonError> {
+    let config = Config::load(path)?;
+    config.validate(&SystemFacts { online_cpus: ferrovs_pmd::online_cpus() })?;
+    let ports = port_specs(&config);
+    let options = switch_options(&config);
+    ferrovs_pmd::validate(&ports, &options)?;
+    crate::datapath::check(&config).map_err(DaemonError::Datapath)?;
+    if check_only {
+        println!("{}: configuration OK", path.display());
+        return Ok(());
+    }
+
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, stop.clone()).map_err(DaemonError::Signal)?;
+    }
+    let (control, requests) = ControlServer::bind(&config.control.socket)?;
+
+    let eal = Eal::init(&eal_args(&config))?;
+    tracing::info!("EAL up: {} Hz TSC", eal.tsc_hz());
+    let mut dp = Datapath::start(&eal, &config, &ports, &options)?;
+    tracing::info!(
+        "forwarding: {} bridge(s), {} port(s), PMDs on cores {:?}; control socket {}",
+        config.bridges.len(),
+        ports.len(),
+        config.pmd.cores,
+        config.control.socket.display()
+    );
+
+    while !stop.load(Ordering::Relaxed) {
+        match requests.recv_timeout(Duration::from_millis(100)) {
+            Ok(Pending { request, reply }) => {
+                let is_stop = request == Request::Stop;
+                let resp = handle(&mut dp, &config, &request);
+                let _ = reply.send(resp);
+                if is_stop {
+                    stop.store(true, Ordering::Relaxed);
+                }
+            }
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
+            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
+        }
+        dp.tick();
+    }
+
+    tracing::info!("stopping");
+    drop(control);
+    let final_stats = dp.stop();
+    // The counters at exit, one line per port and PMD, for the journal.
+    for line in crate::datapath::stats_lines(&final_stats) {
+        tracing::info!("{line}");
+    }
+    drop(eal);
+    Ok(())
+}
+
+/// Answers one control request.
+fn handle(dp: &mut Datapath, config: &Config, req: &Request) -> Response {
+    match req {
+        Request::Stop => Response::ok(json!("stopping")),
+        Request::Show => Response::ok(dp.show(config)),
+        Request::PmdStatsShow => Response::ok(dp.pmd_stats()),
+        Request::PmdStatsClear => {
+            dp.pmd_stats_clear();
+            Response::ok(serde_json::Value::Null)
+        }
+        other => match dp.flow_request(other) {
+            Ok(v) => Response::ok(v),
+            Err(e) => Response::err(e),
+        },
+    }
+}
+
+/// The EAL arguments: the config's, minus its `--vdev`s, because the switch probes every
+/// virtual device itself (a failed `--vdev` would not fail `rte_eal_init`, it would just
+/// leave the port missing; probing reports DPDK's refusal for the port that caused it).
+fn eal_args(config: &Config) -> Vec<String> {
+    config.eal_args().into_iter().filter(|a| !a.starts_with("--vdev")).collect()
+}
+
+fn port_specs(config: &Config) -> Vec<PortSpec> {
+    config
+        .bridges
+        .iter()
+        .flat_map(|b| &b.ports)
+        .map(|p| {
+            let mut spec = PortSpec::new(p.name.clone(), p.number, p.devargs.clone());
+            spec.n_rxq = p.rx_queues;
+            spec
+        })
+        .collect()
+}
+
+fn switch_options(config: &Config) -> SwitchOptions {
+    let idle_backoff = (config.pmd.idle_backoff_us > 0).then(|| IdleBackoff {
+        after_empty_polls: 1024,
+        start: Duration::from_micros(1),
+        max: Duration::from_micros(config.pmd.idle_backoff_us as u64),
+    });
+    // Enough mbufs for every rx and tx descriptor of every port plus the PMDs' caches and
+    // in-flight bursts, within the EAL memory the config grants (2.2 KB per mbuf).
+    let n_ports = config.bridges.iter().map(|b| b.ports.len()).sum::<usize>() as u32;
+    let defaults = SwitchOptions::default();
+    let want = (n_ports * (defaults.rx_desc as u32 + defaults.tx_desc as u32) + 8192).next_power_of_two() - 1;
+    let budget = (config.eal.memory_mb as u64 * 1024 * 1024 / 2 / 2400) as u32;
+    SwitchOptions {
+        pmd_cores: config.pmd.cores.clone(),
+        n_mbufs: want.min(budget).max(4095),
+        idle_backoff,
+        ..defaults
+    }
+}
