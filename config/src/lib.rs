@@ -13,10 +13,10 @@
 mod action_parse;
 mod config;
 mod display;
+mod error;
 mod flow_parse;
 mod flow_syntax;
 mod match_parse;
-mod error;
 mod rule_error;
 pub mod rules;
 mod schema;
@@ -24,12 +24,12 @@ mod source_map;
 mod values;
 
 pub use config::{
-    BridgeConfig, Config, ControlConfig, EalConfig, FlowConfig, PmdConfig, PortConfig, PortDevice, SystemFacts,
-    BURST_SIZE, DEFAULT_CONTROL_SOCKET,
+    BURST_SIZE, BridgeConfig, Config, ControlConfig, DEFAULT_CONTROL_SOCKET, EalConfig, FlowConfig,
+    PmdConfig, PortConfig, PortDevice, SystemFacts, validate,
 };
 pub use display::format_actions;
 pub use error::ConfigError;
-pub use flow_parse::{parse_flow, parse_flows, parse_match, parse_packet, MatchSpec};
+pub use flow_parse::{MatchSpec, parse_flow, parse_flows, parse_match, parse_packet};
 pub use rule_error::RuleError;
 pub use rules::{Action, Masked, Match, Position, Resubmit, Rule, SetField};
 pub use values::MAX_PORT_NUMBER;

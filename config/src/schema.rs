@@ -13,8 +13,8 @@
 //! names, so it is read as a list of `(key, value)` pairs with their spans and handed to
 //! the same field parser as rule lines.
 
-use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
+use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use std::fmt;
 use toml::Spanned;
 
@@ -110,7 +110,9 @@ impl<'de> Deserialize<'de> for RuleValue {
                 Ok(RuleValue::Int(v))
             }
             fn visit_u64<E: de::Error>(self, v: u64) -> Result<RuleValue, E> {
-                i64::try_from(v).map(RuleValue::Int).map_err(|_| E::custom("integer out of range"))
+                i64::try_from(v)
+                    .map(RuleValue::Int)
+                    .map_err(|_| E::custom("integer out of range"))
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<RuleValue, E> {
                 Ok(RuleValue::Str(v.to_string()))
