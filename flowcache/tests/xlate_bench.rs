@@ -36,7 +36,10 @@ fn parse_rule(line: &str) -> Rule {
     for f in m.split(',') {
         let (k, v) = f.split_once('=').map_or((f, None), |(k, v)| (k, Some(v)));
         let num = |s: &str| {
-            let n = match s.strip_prefix("0x") { Some(h) => u32::from_str_radix(h, 16), None => s.parse::<u32>() };
+            let n = match s.strip_prefix("0x") {
+                Some(h) => u32::from_str_radix(h, 16),
+                None => s.parse::<u32>(),
+            };
             n.unwrap_or_else(|e| panic!("bad number {s:?} in {line}: {e}"))
         };
         match (k, v) {
@@ -51,7 +54,8 @@ fn parse_rule(line: &str) -> Rule {
                 let len: u32 = len.parse().unwrap();
                 let mask = if len == 0 { 0 } else { u32::MAX << (32 - len) };
                 let a: Ipv4Addr = a.parse().unwrap();
-                r.matches.nw_dst = Some(Masked { value: Ipv4Addr::from(u32::from(a) & mask), mask: Ipv4Addr::from(mask) });
+                r.matches.nw_dst =
+                    Some(Masked { value: Ipv4Addr::from(u32::from(a) & mask), mask: Ipv4Addr::from(mask) });
             }
             ("tp_dst", Some(v)) => {
                 let (val, mask) = match v.split_once('/') {

@@ -63,7 +63,8 @@ fn gen_match(r: &mut Rng) -> Match {
         m.in_port = Some(r.pick(&PORTS));
     }
     if r.chance(75) {
-        m.dl_type = Some(r.pick(&[ethertype::IPV4, ethertype::IPV4, ethertype::IPV4, ethertype::IPV6, ethertype::ARP, 0x88cc]));
+        m.dl_type =
+            Some(r.pick(&[ethertype::IPV4, ethertype::IPV4, ethertype::IPV4, ethertype::IPV6, ethertype::ARP, 0x88cc]));
     }
     if r.chance(15) {
         m.vlan_tci = Some(match r.below(4) {
@@ -221,7 +222,8 @@ fn gen_packet(r: &mut Rng) -> FlowKey {
             if r.chance(25) {
                 k.set_nw_frag(r.pick(&[FRAG_ANY, FRAG_ANY | FRAG_LATER]));
             }
-            let port = |r: &mut Rng| if r.chance(60) { r.pick(&TP_PORTS) ^ (r.below(4) as u16) } else { r.next() as u16 };
+            let port =
+                |r: &mut Rng| if r.chance(60) { r.pick(&TP_PORTS) ^ (r.below(4) as u16) } else { r.next() as u16 };
             k.set_tp_src(port(r));
             k.set_tp_dst(port(r));
             if proto == ipproto::TCP {
@@ -303,7 +305,10 @@ fn check_revalidation(seed: u64) -> Result<(), String> {
     let later = now + Duration::from_secs(r.pick(&[0, 100, 400]));
     let mut new_macs = old_macs.clone();
     for _ in 0..r.below(3) {
-        new_macs.learn(&MacLearn { vlan: r.pick(&[0, 10, 20]), mac: r.pick(&MACS[..3]), port: r.pick(&[1, 2, 3, 4]) }, later);
+        new_macs.learn(
+            &MacLearn { vlan: r.pick(&[0, 10, 20]), mac: r.pick(&MACS[..3]), port: r.pick(&[1, 2, 3, 4]) },
+            later,
+        );
     }
     let old = RuleTables::new(old_rules, PORTS.to_vec()).map_err(|e| e.to_string())?;
     let new = RuleTables::new(new_rules.clone(), PORTS.to_vec()).map_err(|e| e.to_string())?;

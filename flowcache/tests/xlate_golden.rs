@@ -192,12 +192,8 @@ fn rewritten_field_seen_by_resubmit_adds_no_mask_bits() {
 
 #[test]
 fn dec_ttl_keeps_ttl_out_of_the_mask_and_output_to_ingress_is_dropped() {
-    let t = tables(vec![rule(
-        0,
-        10,
-        ip(),
-        vec![Action::DecTtl, Action::Output(1), Action::Output(2), Action::Output(7)],
-    )]);
+    let t =
+        tables(vec![rule(0, 10, ip(), vec![Action::DecTtl, Action::Output(1), Action::Output(2), Action::Output(7)])]);
     let p = key(1, &udp_frame([1, 2, 3, 4], 1, 2, 0));
     let x = translate(&t, &MacTable::default(), &p, NOW);
     assert_eq!(x.mask, l3_mask());
@@ -334,7 +330,10 @@ fn table_miss_in_resubmit_continues_and_goto_runs_after_the_actions() {
     let p = key(1, &arp_frame());
     let x = translate(&t, &MacTable::default(), &p, NOW);
     assert_eq!(x.actions, vec![DpAction::Output(3), DpAction::Output(2)]);
-    assert_eq!(x.trace.iter().map(|s| (s.table, s.rule.is_some())).collect::<Vec<_>>(), vec![(0, true), (1, false), (2, true)]);
+    assert_eq!(
+        x.trace.iter().map(|s| (s.table, s.rule.is_some())).collect::<Vec<_>>(),
+        vec![(0, true), (1, false), (2, true)]
+    );
 }
 
 // ---- Frames and a minimal parser (Ethernet, 802.1Q, IPv4, UDP, ARP) ----

@@ -132,12 +132,11 @@ impl MacTable {
                 }
             }
             None => {
-                if self.entries.len() >= self.capacity {
-                    if let Some(&(t, k)) = self.by_age.iter().next() {
-                        self.by_age.remove(&(t, k));
-                        self.entries.remove(&k);
-                        evicted = Some(k);
-                    }
+                let oldest = self.by_age.iter().next().copied();
+                if let (true, Some((t, k))) = (self.entries.len() >= self.capacity, oldest) {
+                    self.by_age.remove(&(t, k));
+                    self.entries.remove(&k);
+                    evicted = Some(k);
                 }
                 LearnOutcome::New
             }

@@ -39,10 +39,7 @@ pub fn evaluate_full(rules: &[Rule], ports: &[u32], macs: &MacTable, now: Durati
     // Identical (table, priority, match) rules: the last one replaces the first in place.
     let mut slots: Vec<(u8, u16, usize)> = Vec::new(); // (table, priority, index of the kept rule)
     for (i, r) in rules.iter().enumerate() {
-        match slots
-            .iter_mut()
-            .find(|(t, p, k)| *t == r.table && *p == r.priority && rules[*k].matches == r.matches)
-        {
+        match slots.iter_mut().find(|(t, p, k)| *t == r.table && *p == r.priority && rules[*k].matches == r.matches) {
             Some(s) => s.2 = i,
             None => slots.push((r.table, r.priority, i)),
         }

@@ -61,10 +61,10 @@ impl RuleStats {
             if reset.contains(&rref) {
                 continue;
             }
-            if let Some(o) = old_tables.find(r.table, r.priority, &r.matches) {
-                if let Some(c) = old.per_rule.get(o.0 as usize) {
-                    s.per_rule[i] = *c;
-                }
+            let old_counters =
+                old_tables.find(r.table, r.priority, &r.matches).and_then(|o| old.per_rule.get(o.0 as usize));
+            if let Some(c) = old_counters {
+                s.per_rule[i] = *c;
             }
         }
         s
@@ -94,10 +94,10 @@ impl RuleStats {
         let mut out = Vec::new();
         for (i, r) in tables.rules().iter().enumerate() {
             let c = &self.per_rule[i];
-            let idle = r.idle_timeout != 0
-                && now.saturating_sub(c.last_used) >= Duration::from_secs(r.idle_timeout as u64);
-            let hard = r.hard_timeout != 0
-                && now.saturating_sub(c.installed_at) >= Duration::from_secs(r.hard_timeout as u64);
+            let idle =
+                r.idle_timeout != 0 && now.saturating_sub(c.last_used) >= Duration::from_secs(r.idle_timeout as u64);
+            let hard =
+                r.hard_timeout != 0 && now.saturating_sub(c.installed_at) >= Duration::from_secs(r.hard_timeout as u64);
             if idle || hard {
                 out.push(RuleRef(i as u32));
             }

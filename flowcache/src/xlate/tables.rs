@@ -67,7 +67,9 @@ pub enum BuildError {
 impl fmt::Display for BuildError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            BuildError::BadTable { rule, table } => write!(f, "rule {rule}: table {table} does not exist (tables are 0..=254)"),
+            BuildError::BadTable { rule, table } => {
+                write!(f, "rule {rule}: table {table} does not exist (tables are 0..=254)")
+            }
             BuildError::GotoBackwards { rule, table, target } => {
                 write!(f, "rule {rule}: goto_table:{target} in table {table} must name a later table")
             }
@@ -104,10 +106,11 @@ impl RuleTables {
                 return Err(BuildError::BadTable { rule: i, table: r.table });
             }
             for a in &r.actions {
-                if let Action::GotoTable(t) = a {
-                    if *t <= r.table || *t as usize >= N_TABLES {
+                match a {
+                    Action::GotoTable(t) if *t <= r.table || *t as usize >= N_TABLES => {
                         return Err(BuildError::GotoBackwards { rule: i, table: r.table, target: *t });
                     }
+                    _ => {}
                 }
             }
             match seen.get(&(r.table, r.priority, r.matches.clone())) {
@@ -137,11 +140,17 @@ impl RuleTables {
             for fm in &fields {
                 fields::add_to(&mut value, &mut mask, fm);
             }
-            tables[r.table as usize].push(CompiledRule { rref: RuleRef(i as u32), priority: r.priority, value, mask, fields });
+            tables[r.table as usize].push(CompiledRule {
+                rref: RuleRef(i as u32),
+                priority: r.priority,
+                value,
+                mask,
+                fields,
+            });
         }
         for t in &mut tables {
             // Stable sort: equal priorities keep input order.
-            t.sort_by(|a, b| b.priority.cmp(&a.priority));
+            t.sort_by_key(|c| std::cmp::Reverse(c.priority));
         }
         let by_identity = seen.into_iter().map(|(k, i)| (k, RuleRef(i as u32))).collect();
         Ok(RuleTables { rules: kept, source_index, tables, ports, warnings, by_identity })
@@ -285,6 +294,9 @@ mod tests {
     #[test]
     fn refuses_backward_goto() {
         let r = rule(3, 1, Match::default(), vec![Action::GotoTable(2)]);
-        assert_eq!(RuleTables::new(vec![r], vec![]).unwrap_err(), BuildError::GotoBackwards { rule: 0, table: 3, target: 2 });
+        assert_eq!(
+            RuleTables::new(vec![r], vec![]).unwrap_err(),
+            BuildError::GotoBackwards { rule: 0, table: 3, target: 2 }
+        );
     }
 }

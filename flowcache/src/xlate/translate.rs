@@ -15,6 +15,7 @@
 //!   any of it depends on the whole original TTL,
 //! - for IP fragments, the L4 ports read as zero (OVS's frag handling "normal"): reading
 //!   them depends on the fragment bit, not on the ports.
+//!
 //! Every read goes through [`KeyState::orig_bits`], which maps current-key bits to the
 //! original-key bits they depend on; those are OR-ed into the megaflow mask.
 //!
@@ -33,6 +34,7 @@
 //!    otherwise it takes the cheapest one: a categorical field (dl_type, nw_proto,
 //!    in_port, VLAN, frag) costs 1, any other field costs its number of new bits. So
 //!    "tcp,tp_dst=22" is disproved for a UDP packet by nw_proto, not by port bits.
+//!
 //! After translation, prerequisite bits are added (dl_type for any L3/L4 bit, nw_proto
 //! for any L4 bit) so that megaflows reading shared storage never alias, and in_port.
 
@@ -46,8 +48,7 @@ use super::tables::{CompiledRule, RuleRef, RuleTables};
 use super::{TraceStep, Translation, XlateError};
 use crate::actions::{DpAction, DpActions};
 use crate::key::{
-    FRAG_ANY, FRAG_LATER, FlowKey, Mask, VLAN_PCP_MASK, VLAN_PCP_SHIFT, VLAN_PRESENT, VLAN_VID_MASK, ethertype,
-    ipproto,
+    FRAG_ANY, FRAG_LATER, FlowKey, Mask, VLAN_PCP_MASK, VLAN_PCP_SHIFT, VLAN_PRESENT, VLAN_VID_MASK, ethertype, ipproto,
 };
 
 /// Nesting limit of resubmit/goto_table (OVS: 64).
@@ -103,10 +104,8 @@ impl KeyState {
         }
         for slot in 0..2 {
             let b = bits.vlan_tci(slot) & !self.vlan_written[slot];
-            if b != 0 {
-                if let Some(j) = self.vlan_src[slot] {
-                    out.set_vlan_tci(j, out.vlan_tci(j) | b);
-                }
+            if let (true, Some(j)) = (b != 0, self.vlan_src[slot]) {
+                out.set_vlan_tci(j, out.vlan_tci(j) | b);
             }
         }
         if out.w[3] & TP_BITS != 0 {
@@ -240,10 +239,9 @@ impl<'a> Ctx<'a> {
                     break;
                 }
             }
-            if let Some((c, m)) = best {
-                if c > 0 {
-                    self.read(&m);
-                }
+            match best {
+                Some((c, m)) if c > 0 => self.read(&m),
+                _ => {}
             }
         }
         self.optional = optional;
@@ -493,7 +491,8 @@ impl<'a> Ctx<'a> {
 
 /// Adds the bits that every mask touching a field must also cover.
 pub(crate) fn add_prerequisites(mask: &mut Mask) {
-    let l3 = (mask.w[2] >> 48) != 0 || mask.w[3] & !(0xffff << 48) & 0xffff != 0 || mask.w[4..8].iter().any(|&w| w != 0);
+    let l3 =
+        (mask.w[2] >> 48) != 0 || mask.w[3] & !(0xffff << 48) & 0xffff != 0 || mask.w[4..8].iter().any(|&w| w != 0);
     let l4 = mask.w[3] & (0xffff_ffff_ffff << 16) != 0;
     if l3 || l4 {
         mask.set_dl_type(0xffff);
