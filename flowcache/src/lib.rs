@@ -18,6 +18,8 @@ pub mod megaflow;
 pub mod reference;
 pub mod sigcache;
 pub mod testpkt;
+pub mod upcall;
+pub mod xlate;
 
 pub use classifier::{Classifier, InsertError};
 pub use flow_cache::{CacheCounters, FlowCache, FlowCacheConfig};
