@@ -90,7 +90,7 @@ pub fn fill_l4_checksum(frame: &mut [u8]) {
     let seg = &frame[l4..l.l3_end];
     let pseudo = if proto == 1 {
         0
-    } else if frame[l3] >> 4 == 4 {
+    } else if l.dl_type == 0x0800 {
         let src: [u8; 4] = frame[l3 + 12..l3 + 16].try_into().unwrap();
         let dst: [u8; 4] = frame[l3 + 16..l3 + 20].try_into().unwrap();
         checksum::ipv4_pseudo_sum(src, dst, proto, seg.len())
@@ -111,7 +111,7 @@ pub fn fill_l4_checksum(frame: &mut [u8]) {
 pub fn checksums_ok(frame: &[u8]) -> bool {
     let l = layers(frame);
     let Some(l3) = l.l3 else { return false };
-    let is_v4 = frame[l3] >> 4 == 4;
+    let is_v4 = l.dl_type == 0x0800;
     if is_v4 {
         let ihl = (frame[l3] & 0xf) as usize * 4;
         if !ipv4_header_checksum_ok(&frame[l3..l3 + ihl]) {

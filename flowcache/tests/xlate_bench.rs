@@ -21,7 +21,8 @@ use ferrovs_flowcache::xlate::{MacTable, RuleTables, translate};
 
 const BENCH: &str = "/work/shared/bench";
 
-/// Parses the subset of `ovs-ofctl` syntax that rules_acl.py prints.
+/// Parses the subset of `ovs-ofctl` syntax that rules_acl.py prints (a cross-check of
+/// `ferrovs_config::parse_flows`, which is what the measurement uses).
 fn parse_rule(line: &str) -> Rule {
     let (m, a) = line.split_once(",actions=").expect("actions");
     let mut r = Rule {
@@ -82,7 +83,12 @@ fn rules(routes_only: bool) -> Vec<Rule> {
     }
     let out = cmd.output().expect("python3");
     assert!(out.status.success());
-    String::from_utf8(out.stdout).unwrap().lines().filter(|l| !l.trim().is_empty()).map(parse_rule).collect()
+    let text = String::from_utf8(out.stdout).unwrap();
+    let rules = ferrovs_config::parse_flows(&text).expect("rules_acl.py output parses");
+    // Cross-check the config crate's parser against the minimal one above.
+    let mine: Vec<Rule> = text.lines().filter(|l| !l.trim().is_empty()).map(parse_rule).collect();
+    assert_eq!(rules, mine);
+    rules
 }
 
 /// Flow keys of the frames in gen_pcap.py's capture, in capture order, on in_port 1.

@@ -1,0 +1,208 @@
+//! Property test: the FlowCache (EMC + signature cache + tuple-space classifier) gives
+//! the same answer as the linear-scan reference classifier, for random megaflow sets
+//! and random packets, across interleaved inserts, removals, revalidation sweeps and
+//! idle expiry.
+//!
+//! Keys and masks are drawn from a small universe so that overlaps (which both sides
+//! must refuse), hits, misses, hash collisions and cache evictions are all common.
+//!
+//! Fast by default (64 cases of 200 operations). For the long run:
+//!   FERROVS_PROPTEST_CASES=20000 cargo test --release -p ferrovs-flowcache --test equivalence
+//! Each case checks about 200 * 16 = 3,200 packets, so 20,000 cases check ~64 million.
+
+use std::collections::HashMap;
+
+use ferrovs_flowcache::actions::DpAction;
+use ferrovs_flowcache::key::FlowKey;
+use ferrovs_flowcache::reference::{RefId, ReferenceClassifier};
+use ferrovs_flowcache::{FlowCache, FlowCacheConfig, InsertError, Megaflow, MegaflowId};
+use proptest::prelude::*;
+
+fn cases() -> u32 {
+    std::env::var("FERROVS_PROPTEST_CASES").ok().and_then(|s| s.parse().ok()).unwrap_or(64)
+}
+
+/// A point of the small key universe.
+#[derive(Debug, Clone, Copy)]
+struct Fields {
+    port: u32,
+    ipv6: bool,
+    proto: u8,
+    dst: u32,
+    tp_dst: u16,
+    vlan: u16,
+}
+
+fn fields() -> impl Strategy<Value = Fields> {
+    (1u32..=3, any::<bool>(), prop::sample::select(vec![6u8, 17]), 0u32..32, 0u16..4, prop::sample::select(vec![0u16, 0x1005, 0x1006]))
+        .prop_map(|(port, ipv6, proto, dst, tp_dst, vlan)| Fields { port, ipv6, proto, dst, tp_dst, vlan })
+}
+
+fn key_of(f: &Fields) -> FlowKey {
+    let mut k = FlowKey::ZERO;
+    k.set_in_port(f.port);
+    k.set_dl_type(if f.ipv6 { 0x86dd } else { 0x0800 });
+    k.set_vlan_tci(0, f.vlan);
+    k.set_nw_proto(f.proto);
+    k.set_tp_dst(f.tp_dst);
+    k.set_tcp_flags(if f.proto == 6 { 0x10 } else { 0 });
+    if f.ipv6 {
+        k.set_ipv6_dst_u128(0x2001_0db8 << 96 | f.dst as u128);
+    } else {
+        k.set_nw_dst_u32(0x0a00_0000 | f.dst);
+    }
+    k
+}
+
+/// Mask choices: (in_port exact?, dl_type, nw_proto, dst prefix drop bits, tp_dst mask, vlan mask).
+fn mask() -> impl Strategy<Value = FlowKey> {
+    (
+        prop::bool::weighted(0.9),
+        any::<bool>(),
+        any::<bool>(),
+        prop::sample::select(vec![None, Some(0u32), Some(1), Some(3), Some(5)]),
+        prop::sample::select(vec![0u16, 0xffff, 0x0001]),
+        prop::sample::select(vec![0u16, 0xffff, 0x1000]),
+    )
+        .prop_map(|(port, dl_type, proto, dst_drop, tp, vlan)| {
+            let mut m = FlowKey::ZERO;
+            if port {
+                m.set_in_port(u32::MAX);
+            }
+            // Prerequisites as translation would produce them: address and L4 bits
+            // are only matched together with dl_type (and nw_proto for L4).
+            let l3 = dl_type || dst_drop.is_some() || tp != 0;
+            if l3 {
+                m.set_dl_type(0xffff);
+            }
+            if proto || tp != 0 {
+                m.set_nw_proto(0xff);
+            }
+            if let Some(d) = dst_drop {
+                m.set_nw_dst_u32(u32::MAX << d);
+                m.w[6] = u64::MAX;
+                m.w[7] = u64::MAX << d;
+            }
+            m.set_tp_dst(tp);
+            m.set_vlan_tci(0, vlan);
+            m
+        })
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    Insert(Fields, FlowKey),
+    Remove(usize),
+    Lookup(Vec<Fields>),
+    RemoveWherePort(u32),
+    Expire(u64),
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        5 => (fields(), mask()).prop_map(|(f, m)| Op::Insert(f, m)),
+        2 => any::<usize>().prop_map(Op::Remove),
+        8 => prop::collection::vec(fields(), 1..40).prop_map(Op::Lookup),
+        1 => (1u32..=3).prop_map(Op::RemoveWherePort),
+        1 => (0u64..30).prop_map(Op::Expire),
+    ]
+}
+
+fn config() -> impl Strategy<Value = (FlowCacheConfig, u32)> {
+    (
+        prop::sample::select(vec![0usize, 2, 64, 8192]),
+        prop::sample::select(vec![0u32, 1, 2, 100]),
+        prop::sample::select(vec![0usize, 8, 64, 1 << 16]),
+        // Hash quality: full, few distinct values, constant (as a worst-case RSS).
+        prop::sample::select(vec![u32::MAX, 0x0000_0107, 0]),
+    )
+        .prop_map(|(emc, prob, sig, hash_mask)| {
+            (FlowCacheConfig { max_flows: 48, emc_entries: emc, emc_insert_inverse_prob: prob, sig_entries: sig }, hash_mask)
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: cases(), ..ProptestConfig::default() })]
+
+    #[test]
+    fn flow_cache_equals_reference((cfg, hash_mask) in config(), ops in prop::collection::vec(op(), 1..200)) {
+        let mut fc = FlowCache::new(cfg);
+        let mut reference = ReferenceClassifier::new();
+        let mut ids: HashMap<MegaflowId, RefId> = HashMap::new();
+        let mut live: Vec<MegaflowId> = Vec::new();
+        let mut now = 0u64;
+        let mut removed_packets = 0u64;
+        for op in ops {
+            now += 1;
+            match op {
+                Op::Insert(f, m) => {
+                    let mf = Megaflow::new(key_of(&f), m, vec![DpAction::Output(now as u32)]);
+                    let got = fc.insert(mf.clone(), now);
+                    if live.len() >= cfg.max_flows {
+                        prop_assert!(matches!(got, Err(InsertError::Full(_))), "{:?}", got);
+                        continue;
+                    }
+                    let want = reference.insert(mf);
+                    match (got, want) {
+                        (Ok(id), Ok(rid)) => { ids.insert(id, rid); live.push(id); }
+                        (Err(InsertError::Overlap(id)), Err(_)) => {
+                            // The reported megaflow really overlaps.
+                            let other = fc.get(id).expect("overlap names a live flow");
+                            let o = Megaflow::new(*other.key, *other.mask, vec![]);
+                            prop_assert!(o.overlaps(&Megaflow::new(key_of(&f), m, vec![])));
+                        }
+                        (g, w) => prop_assert!(false, "insert disagrees: {:?} vs {:?}", g, w),
+                    }
+                }
+                Op::Remove(i) => {
+                    if live.is_empty() { continue; }
+                    let id = live.swap_remove(i % live.len());
+                    removed_packets += fc.remove(id).expect("live").1.packets;
+                    prop_assert!(fc.remove(id).is_none());
+                    reference.remove(ids.remove(&id).unwrap());
+                }
+                Op::Lookup(pkts) => {
+                    let keys: Vec<FlowKey> = pkts.iter().map(key_of).collect();
+                    let hashes: Vec<u32> = keys.iter().map(|k| k.hash() & hash_mask).collect();
+                    let mut out = vec![None; keys.len()];
+                    // Twice: the second pass is answered by the caches filled by the first.
+                    for _ in 0..2 {
+                        let misses = fc.lookup_batch(&keys, &hashes, &vec![100; keys.len()], now, &mut out);
+                        prop_assert_eq!(misses, out.iter().filter(|o| o.is_none()).count());
+                        for (k, o) in keys.iter().zip(&out) {
+                            let want = reference.lookup(k);
+                            prop_assert_eq!(o.map(|id| ids[&id]), want, "key {:?}", k);
+                        }
+                    }
+                }
+                Op::RemoveWherePort(p) => {
+                    let gone = fc.remove_where(|m| m.mask.in_port() == u32::MAX && m.key.in_port() == p);
+                    for (id, stats) in gone {
+                        removed_packets += stats.packets;
+                        let rid = ids.remove(&id).unwrap();
+                        let mf = reference.remove(rid).unwrap();
+                        prop_assert_eq!(mf.key.in_port(), p);
+                        live.retain(|&l| l != id);
+                    }
+                    prop_assert_eq!(fc.len(), reference.len());
+                }
+                Op::Expire(idle) => {
+                    for (id, stats) in fc.expire_idle(now, idle) {
+                        prop_assert!(stats.used + idle <= now);
+                        removed_packets += stats.packets;
+                        reference.remove(ids.remove(&id).unwrap());
+                        live.retain(|&l| l != id);
+                    }
+                    for id in &live {
+                        prop_assert!(fc.stats(*id).unwrap().used + idle > now);
+                    }
+                }
+            }
+            prop_assert_eq!(fc.len(), reference.len());
+        }
+        // Stats add up: every hit was counted on exactly one megaflow.
+        let c = fc.counters();
+        let live_packets: u64 = live.iter().map(|id| fc.stats(*id).unwrap().packets).sum();
+        prop_assert_eq!(c.emc_hits + c.sig_hits + c.classifier_hits, live_packets + removed_packets);
+    }
+}
