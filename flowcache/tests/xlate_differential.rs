@@ -157,7 +157,11 @@ fn gen_action(r: &mut Rng, n_tables: u8) -> Action {
         }),
         _ => Action::Resubmit(Resubmit {
             in_port: if r.chance(30) { Some(r.pick(&PORTS)) } else { None },
-            table: if r.chance(85) { Some(r.below(n_tables as u64) as u8) } else { None },
+            table: match r.below(20) {
+                0..=16 => Some(r.below(n_tables as u64) as u8),
+                17 => Some(255),
+                _ => None,
+            },
         }),
     }
 }

@@ -433,3 +433,94 @@ fn key(in_port: u32, f: &[u8]) -> FlowKey {
     }
     k
 }
+
+// ---- Rule sets written in ovs-ofctl syntax (parsed by ferrovs-config) ----
+
+fn flows(text: &str) -> RuleTables {
+    RuleTables::new(ferrovs_config::parse_flows(text).expect("valid flows"), PORTS.to_vec()).unwrap()
+}
+
+#[test]
+fn acl_over_routes_in_ofctl_syntax() {
+    let t = flows(
+        "priority=3000,udp,nw_dst=20.1.0.0/16,tp_dst=53,actions=output:1
+         priority=2000,udp,tp_dst=53,actions=output:2
+         priority=108,ip,nw_dst=20.0.0.0/8,actions=output:3
+         priority=0,actions=drop",
+    );
+    // UDP to 21.0.0.1:53 hits the priority-2000 rule. The priority-3000 rule is
+    // disproved by nw_dst: 21 vs 20 first differ in the last bit of the first octet.
+    let p = key(3, &udp_frame([21, 0, 0, 1], 999, 53, 0));
+    let x = translate(&t, &MacTable::default(), &p, NOW);
+    let mut want = l3_mask();
+    want.set_nw_proto(0xff);
+    want.set_nw_frag(FRAG_ANY);
+    want.set_tp_dst(0xffff);
+    want.set_nw_dst_u32(0xff00_0000);
+    assert_eq!(x.mask, want);
+    assert_eq!(x.actions, vec![DpAction::Output(2)]);
+
+    // UDP to 20.1.2.3:53 hits the ACL rule: exactly its bits.
+    let p = key(3, &udp_frame([20, 1, 2, 3], 999, 53, 0));
+    let x = translate(&t, &MacTable::default(), &p, NOW);
+    want.set_nw_dst_u32(0xffff_0000);
+    assert_eq!(x.mask, want);
+    assert_eq!(x.actions, vec![DpAction::Output(1)]);
+
+    // UDP to 20.9.9.9:80 falls through to the /8 route. Port 80 vs 53 first differ in
+    // bit 6 (0x0040); 20.9 vs 20.1 at bit 19 (0x0008 of the second octet), but the
+    // ACL rule is already disproved by the port prefix, which the priority-2000 rule
+    // needed anyway; the route needs /8.
+    let p = key(1, &udp_frame([20, 9, 9, 9], 999, 80, 0));
+    let x = translate(&t, &MacTable::default(), &p, NOW);
+    want.set_tp_dst(0xffc0);
+    want.set_nw_dst_u32(0xff00_0000);
+    assert_eq!(x.mask, want);
+    assert_eq!(x.actions, vec![DpAction::Output(3)]);
+}
+
+#[test]
+fn ipv6_prefix_miss_and_arp_target_match() {
+    let t = flows(
+        "priority=10,ipv6,ipv6_dst=2001:db8::/32,actions=output:2
+         priority=10,arp,arp_tpa=10.0.0.2,actions=output:3
+         priority=0,actions=drop",
+    );
+    let mut p = FlowKey::ZERO;
+    p.set_in_port(1);
+    p.set_dl_type(ethertype::IPV6);
+    p.set_nw_proto(ipproto::UDP);
+    p.set_ipv6_dst("3001::1".parse().unwrap());
+    let x = translate(&t, &MacTable::default(), &p, NOW);
+    // 0x2001 vs 0x3001: the first differing bit is the fourth; the ARP rule fails on
+    // dl_type, which the IPv6 rule needed anyway.
+    let mut want = l3_mask();
+    want.set_ipv6_dst_u128(0xf000u128 << 112);
+    assert_eq!(x.mask, want);
+    assert!(x.actions.is_empty());
+
+    let a = key(1, &arp_frame());
+    let x = translate(&t, &MacTable::default(), &a, NOW);
+    let mut want = l3_mask();
+    want.set_nw_dst_u32(u32::MAX);
+    assert_eq!(x.mask, want);
+    assert_eq!(x.actions, vec![DpAction::Output(3)]);
+}
+
+#[test]
+fn pop_then_match_on_the_inner_tag() {
+    // table 0 strips the outer tag and resubmits; table 1 matches the VLAN, which is
+    // now the packet's inner tag: the mask must cover the inner VID, not the outer.
+    let t = flows(
+        "table=0,priority=1,actions=strip_vlan,resubmit(,1)
+         table=1,priority=5,dl_vlan=20,actions=output:2
+         table=1,priority=0,actions=output:3",
+    );
+    let inner = vlan(20, &udp_frame([1, 2, 3, 4], 1, 2, 0));
+    let p = key(1, &vlan(30, &inner));
+    assert_eq!(p.vlan_tci(1) & 0x0fff, 20);
+    let x = translate(&t, &MacTable::default(), &p, NOW);
+    assert_eq!(x.actions, vec![DpAction::PopVlan, DpAction::Output(2)]);
+    assert_eq!(x.mask.vlan_tci(0), VLAN_PRESENT, "outer tag: only 'is tagged' (for strip_vlan)");
+    assert_eq!(x.mask.vlan_tci(1), VLAN_PRESENT | 0x0fff, "inner tag: present bit and VID");
+}

@@ -153,7 +153,8 @@ impl Eval<'_> {
             match *a {
                 Action::GotoTable(t) => goto = Some(t),
                 Action::Resubmit(Resubmit { in_port, table: t }) => {
-                    self.table(t.unwrap_or(table), in_port.unwrap_or(self.in_port), depth + 1)
+                    let t = if t == Some(255) { table } else { t.unwrap_or(table) };
+                    self.table(t, in_port.unwrap_or(self.in_port), depth + 1)
                 }
                 _ => self.action(a),
             }

@@ -44,7 +44,7 @@ use ferrovs_config::rules::{Action, Resubmit, SetField};
 
 use super::fields::Field;
 use super::mac::{MacKey, MacLearn, MacTable, is_multicast, is_reserved};
-use super::tables::{CompiledRule, RuleRef, RuleTables};
+use super::tables::{CompiledRule, N_TABLES, RuleRef, RuleTables};
 use super::{TraceStep, Translation, XlateError};
 use crate::actions::{DpAction, DpActions};
 use crate::key::{
@@ -203,7 +203,7 @@ impl<'a> Ctx<'a> {
         let tables = self.tables;
         let mut key = self.st.cur;
         key.set_in_port(lookup_port);
-        let rules = &tables.tables[table as usize];
+        let Some(rules) = tables.tables.get(table as usize) else { return None };
         let mut winner = None;
         // Failed rules with a choice of witnesses, decided once the unavoidable bits
         // (winner, single-witness rules) are known. Reused across lookups.
@@ -361,7 +361,9 @@ impl<'a> Ctx<'a> {
             }
             Action::Set(sf) => self.set_field(sf),
             Action::Resubmit(Resubmit { in_port, table: t }) => {
-                self.table(t.unwrap_or(table), in_port.unwrap_or(self.in_port), depth + 1);
+                // Table 255 means the current table, as in OVS.
+                let t = t.filter(|&t| (t as usize) < N_TABLES).unwrap_or(table);
+                self.table(t, in_port.unwrap_or(self.in_port), depth + 1);
             }
             Action::GotoTable(_) => {}
         }
