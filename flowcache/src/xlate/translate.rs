@@ -203,7 +203,7 @@ impl<'a> Ctx<'a> {
         let tables = self.tables;
         let mut key = self.st.cur;
         key.set_in_port(lookup_port);
-        let Some(rules) = tables.tables.get(table as usize) else { return None };
+        let rules = tables.tables.get(table as usize)?;
         let mut winner = None;
         // Failed rules with a choice of witnesses, decided once the unavoidable bits
         // (winner, single-witness rules) are known. Reused across lookups.
