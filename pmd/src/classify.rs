@@ -58,6 +58,13 @@ pub trait Classifier: Send + 'static {
 
     /// Applies a message between bursts.
     fn handle_message(&mut self, msg: Self::Message, inject: &mut Injector<'_>);
+
+    /// Called once per loop iteration, after the bursts and before the tx flush, whether
+    /// packets arrived or not: a place for cheap periodic work (e.g. giving up on parked
+    /// packets whose upcall was never answered, publishing counters). Must not block.
+    fn housekeeping(&mut self, inject: &mut Injector<'_>) {
+        let _ = inject;
+    }
 }
 
 /// Lets a message handler transmit packets through the PMD's batched tx path.
@@ -71,5 +78,12 @@ impl Injector<'_> {
     pub fn execute(&mut self, in_port: u32, pkt: Mbuf, actions: &[DpAction]) {
         let idx = self.tx.port_index(in_port);
         self.tx.execute(idx, pkt, actions);
+    }
+
+    /// Drops a packet received on `in_port` that [`Classifier::miss`] had taken, counting
+    /// it as `drop_no_rule` on that port (e.g. its upcall was never answered).
+    pub fn drop_missed(&mut self, in_port: u32, pkt: Mbuf) {
+        let idx = self.tx.port_index(in_port);
+        self.tx.drop_counted(idx, pkt, |c| c.drop_no_rule += 1);
     }
 }

@@ -10,7 +10,8 @@
 //! queue (applied between bursts) and read its counters through relaxed atomics.
 //!
 //! Modules: [`spec`] (what to build, validation), [`classify`] (the classifier
-//! interface), [`forwarder`] (the per-ingress-port classifier), [`exec`] (executing
+//! interface), [`forwarder`] (the per-ingress-port classifier), [`flow_pipeline`] (the
+//! flow-cache classifier with parked misses and upcalls), [`exec`] (executing
 //! actions, per-port tx batching), [`edit`] (packet edits), [`stats`] (counters),
 //! [`pmd`] (the poll loop), [`switch`] (start/stats/messages/stop).
 
@@ -18,6 +19,7 @@ pub mod classify;
 pub mod edit;
 pub mod error;
 pub mod exec;
+pub mod flow_pipeline;
 pub mod forwarder;
 pub mod pmd;
 pub mod spec;
@@ -27,6 +29,9 @@ pub mod switch;
 pub use classify::{Classifier, Injector, PacketView, Verdict};
 pub use edit::{EditResult, FrameEditor};
 pub use error::SwitchError;
+pub use flow_pipeline::{
+    DpFlowDump, FlowMessage, FlowPipeline, PipelineClock, PipelineCounters, PipelineStats, flowcache_editor, pipeline_hooks,
+};
 pub use forwarder::{ForwardRule, Forwarder, ForwarderMessage};
 pub use pmd::PmdMessage;
 pub use spec::{IdleBackoff, MAX_PORT_NUMBER, PortDevice, PortSpec, SwitchOptions, online_cpus, validate};

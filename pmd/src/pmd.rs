@@ -7,6 +7,7 @@
 //!         rx burst (<= 32)  ->  drop runts  ->  classifier.classify(burst)
 //!         hits: execute actions into per-port tx batches
 //!         misses: classifier.miss(pkt) (upcall) or drop
+//!     classifier housekeeping (cheap periodic work, e.g. parked-packet timeouts)
 //!     send every non-empty tx batch on this PMD's own tx queue of that port
 //!     account the iteration's TSC cycles as busy or idle; publish counters if busy
 //!     idle back-off (optional): sleep after N empty iterations, doubling up to a cap
@@ -100,6 +101,7 @@ impl<C: Classifier> PmdThread<C> {
                 self.tx.pmd.rx_bursts += 1;
                 process_burst(q.in_port, q.in_idx, &mut batch, &mut self.classifier, &mut self.tx);
             }
+            self.classifier.housekeeping(&mut Injector { tx: &mut self.tx });
             self.tx.flush();
 
             let now = rdtsc();
