@@ -150,6 +150,9 @@ fn switch_options(config: &Config) -> SwitchOptions {
         pmd_cores: config.pmd.cores.clone(),
         n_mbufs: want.min(budget).max(4095),
         idle_backoff,
+        // Installs after a burst of new flows arrive together; the slow path waits for
+        // room rather than drop one, but a deep queue keeps it from waiting.
+        message_queue: 16384,
         ..defaults
     }
 }

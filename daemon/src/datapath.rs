@@ -1,95 +1,85 @@
 //! The running switch as the daemon sees it: the PMDs and ports (`ferrovs_pmd::Switch`)
-//! plus what the control commands need to describe them.
+//! running flow pipelines (EMC, signature cache, megaflow classifier), the slow-path
+//! thread that answers their misses, and what the control commands need to describe
+//! them.
 //!
-//! Port counters are reported as the PMDs publish them (relaxed atomics, once per
+//! Port and PMD counters are read as the PMDs publish them (relaxed atomics, once per
 //! burst), so reading them never stops forwarding.
 
 use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
-use ferrovs_config::{Action, BridgeConfig, Config, Match};
+use ferrovs_config::Config;
 use ferrovs_dpdk::Eal;
-use ferrovs_flowcache::actions::{DpAction, DpActions};
-use ferrovs_pmd::{Forwarder, ForwarderMessage, PmdStats, PortSpec, Switch, SwitchOptions, SwitchStats};
+use ferrovs_flowcache::flow_cache::FlowCacheConfig;
+use ferrovs_flowcache::slowpath::{BridgeSpec, SlowPath, SlowPathConfig};
+use ferrovs_pmd::flow_pipeline::{FlowMessage, FlowPipeline, PipelineClock, PipelineCounters, PipelineStats, pipeline_hooks};
+use ferrovs_pmd::{PmdStats, PortSpec, Switch, SwitchOptions, SwitchStats};
 use serde_json::{Value, json};
 
+use crate::daemon::DaemonError;
 use crate::protocol::Request;
+use crate::slow_path::{SlowPathThread, SlowRequest};
 
 /// The switch and the bookkeeping around it.
 pub struct Datapath {
-    switch: Switch<ForwarderMessage>,
+    switch: Switch<FlowMessage>,
+    slow: SlowPathThread,
+    pipelines: Vec<Arc<PipelineCounters>>,
     /// PMD counters at the last `pmd-stats-clear`, subtracted when showing.
-    pmd_baseline: HashMap<usize, PmdStats>,
+    pmd_baseline: HashMap<usize, (PmdStats, PipelineStats)>,
 }
 
-/// Checks that every bridge's rules can be served (before anything is started).
+/// The slow path's view of the bridges.
+fn bridge_specs(config: &Config) -> Vec<BridgeSpec> {
+    config
+        .bridges
+        .iter()
+        .map(|b| BridgeSpec {
+            name: b.name.clone(),
+            ports: b.ports.iter().map(|p| p.number).collect(),
+            rules: b.rules.clone(),
+        })
+        .collect()
+}
+
+fn slow_path_config(config: &Config) -> SlowPathConfig {
+    SlowPathConfig {
+        flow_limit_per_pmd: config.flow.limit_per_pmd as usize,
+        idle_expiry_ms: config.flow.idle_expiry.as_millis() as u64,
+        ..SlowPathConfig::default()
+    }
+}
+
+/// Checks that every bridge's rules compile (before anything is started).
 pub fn check(config: &Config) -> Result<(), String> {
-    for b in &config.bridges {
-        forwarding_table(b)?;
-    }
-    Ok(())
-}
-
-/// Per ingress port of a bridge, the actions of its highest-priority applicable rule.
-fn forwarding_table(bridge: &BridgeConfig) -> Result<Vec<(u32, DpActions)>, String> {
-    let ports: Vec<u32> = bridge.ports.iter().map(|p| p.number).collect();
-    for r in &bridge.rules {
-        let only_in_port = Match { in_port: r.matches.in_port, ..Match::default() };
-        if r.table != 0 || r.matches != only_in_port {
-            return Err(format!(
-                "bridge {}: rule \"{r}\": this build forwards by in_port only (table 0, match on in_port)",
-                bridge.name
-            ));
-        }
-    }
-    let mut out = Vec::new();
-    for &p in &ports {
-        let best = bridge
-            .rules
-            .iter()
-            .filter(|r| r.matches.in_port.is_none_or(|i| i == p))
-            .max_by_key(|r| r.priority);
-        let Some(rule) = best else { continue };
-        let mut acts = DpActions::new();
-        for a in &rule.actions {
-            match a {
-                Action::Output(n) if *n != p && ports.contains(n) => acts.push(DpAction::Output(*n)),
-                Action::Output(_) => {}
-                Action::InPort => acts.push(DpAction::Output(p)),
-                Action::Flood | Action::All => {
-                    acts.extend(ports.iter().filter(|&&o| o != p).map(|&o| DpAction::Output(o)))
-                }
-                other => {
-                    return Err(format!(
-                        "bridge {}: action {other:?} is not supported by the in_port forwarder",
-                        bridge.name
-                    ));
-                }
-            }
-        }
-        out.push((p, acts));
-    }
-    Ok(out)
+    SlowPath::new(bridge_specs(config), config.pmd.cores.len(), slow_path_config(config), 0)
+        .map(|_| ())
+        .map_err(|e| e.to_string())
 }
 
 impl Datapath {
-    pub fn start(
-        eal: &Eal,
-        config: &Config,
-        ports: &[PortSpec],
-        options: &SwitchOptions,
-    ) -> Result<Datapath, crate::daemon::DaemonError> {
-        // The PMDs start with their tables filled: a capture that replays the moment its
-        // port starts must not meet an empty table.
-        let mut table = Vec::new();
-        for b in &config.bridges {
-            table.extend(forwarding_table(b).map_err(crate::daemon::DaemonError::Datapath)?);
-        }
-        let fwd = Forwarder::from_actions(table);
-        let switch = Switch::start(eal, ports, options, ferrovs_pmd::Hooks::default(), |_| fwd.clone())?;
-        Ok(Datapath { switch, pmd_baseline: HashMap::new() })
+    pub fn start(eal: &Eal, config: &Config, ports: &[PortSpec], options: &SwitchOptions) -> Result<Datapath, DaemonError> {
+        let n_pmds = options.pmd_cores.len();
+        let clock = PipelineClock::new(eal.tsc_hz(), ferrovs_dpdk::rdtsc());
+        let slow = SlowPath::new(bridge_specs(config), n_pmds, slow_path_config(config), clock.now_ms())
+            .map_err(|e| DaemonError::Datapath(e.to_string()))?;
+        let queue = config.flow.upcall_queue_len as usize * n_pmds;
+        let (upcall_tx, upcall_rx) = crossbeam_channel::bounded(queue.max(1));
+        let (event_tx, event_rx) = crossbeam_channel::unbounded();
+        let cache = FlowCacheConfig { max_flows: config.flow.limit_per_pmd as usize, ..FlowCacheConfig::default() };
+        let pipelines: Vec<Arc<PipelineCounters>> = (0..n_pmds).map(|_| Arc::new(PipelineCounters::default())).collect();
+        let switch = Switch::start(eal, ports, options, pipeline_hooks(), |info| {
+            FlowPipeline::new(info.index, cache, upcall_tx.clone(), event_tx.clone(), clock, pipelines[info.index].clone())
+        })?;
+        let senders = (0..n_pmds).map(|i| switch.sender(i)).collect::<Result<Vec<_>, _>>()?;
+        let slow = SlowPathThread::start(slow, senders, upcall_rx, event_rx, clock)
+            .map_err(|e| DaemonError::Datapath(format!("slow-path thread: {e}")))?;
+        Ok(Datapath { switch, slow, pipelines, pmd_baseline: HashMap::new() })
     }
 
-    /// Periodic work of the main thread (nothing yet in this mode).
+    /// Periodic work of the main thread (the slow-path thread does its own).
     pub fn tick(&mut self) {}
 
     pub fn show(&self, config: &Config) -> Value {
@@ -151,8 +141,13 @@ impl Datapath {
             .pmds
             .iter()
             .map(|p| {
-                let base = self.pmd_baseline.get(&p.index);
+                let base = self.pmd_baseline.get(&p.index).map(|(b, _)| b);
                 let sub = |f: fn(&PmdStats) -> u64| f(p) - base.map(f).unwrap_or(0);
+                let pl = self.pipelines.get(p.index).map(|c| c.snapshot()).unwrap_or_default();
+                let plb = self.pmd_baseline.get(&p.index).map(|(_, b)| *b).unwrap_or_default();
+                let hits = (pl.emc_hits - plb.emc_hits) + (pl.sig_hits - plb.sig_hits) + (pl.classifier_hits - plb.classifier_hits);
+                let lookups = hits + (pl.misses - plb.misses);
+                let share = |n: u64| if lookups > 0 { 100.0 * n as f64 / lookups as f64 } else { 0.0 };
                 let busy = sub(|s| s.busy_cycles);
                 let idle = sub(|s| s.idle_cycles);
                 let packets = sub(|s| s.packets);
@@ -170,21 +165,79 @@ impl Datapath {
                     "iterations": sub(|s| s.iterations),
                     "messages": sub(|s| s.messages),
                     "drop_bad_output": sub(|s| s.drop_bad_output),
+                    "emc_hits": pl.emc_hits - plb.emc_hits,
+                    "signature_hits": pl.sig_hits - plb.sig_hits,
+                    "megaflow_hits": pl.classifier_hits - plb.classifier_hits,
+                    "misses": pl.misses - plb.misses,
+                    "emc_hit_percent": share(pl.emc_hits - plb.emc_hits),
+                    "signature_hit_percent": share(pl.sig_hits - plb.sig_hits),
+                    "megaflow_hit_percent": share(pl.classifier_hits - plb.classifier_hits),
+                    "miss_percent": share(pl.misses - plb.misses),
+                    "upcalls_sent": pl.upcalls_sent - plb.upcalls_sent,
+                    "drop_upcall_queue_full": pl.upcall_queue_full - plb.upcall_queue_full,
+                    "drop_park_full": pl.park_full - plb.park_full,
+                    "drop_park_timeout": pl.park_timeout - plb.park_timeout,
+                    "megaflows": pl.megaflows,
+                    "masks": pl.masks,
                 })
             })
             .collect();
-        json!({ "tsc_hz": stats.tsc_hz, "pmds": pmds })
+        let st = &self.slow.stats;
+        let upcalls = st.upcalls.load(Ordering::Relaxed);
+        let slow = json!({
+            "upcalls_handled": upcalls,
+            "upcall_us_avg": if upcalls > 0 { st.upcall_ns.load(Ordering::Relaxed) as f64 / upcalls as f64 / 1000.0 } else { 0.0 },
+            "upcall_us_max": st.upcall_max_ns.load(Ordering::Relaxed) as f64 / 1000.0,
+            "commands_undelivered": st.undelivered.load(Ordering::Relaxed),
+            "state": st.counters_json.lock().map(|v| v.clone()).unwrap_or(Value::Null),
+        });
+        json!({ "tsc_hz": stats.tsc_hz, "pmds": pmds, "slow_path": slow })
     }
 
     pub fn pmd_stats_clear(&mut self) {
-        self.pmd_baseline = self.switch.stats().pmds.into_iter().map(|p| (p.index, p)).collect();
+        self.pmd_baseline = self
+            .switch
+            .stats()
+            .pmds
+            .into_iter()
+            .map(|p| {
+                let pl = self.pipelines.get(p.index).map(|c| c.snapshot()).unwrap_or_default();
+                (p.index, (p, pl))
+            })
+            .collect();
     }
 
+    /// Rule and megaflow commands, answered by the slow-path thread.
     pub fn flow_request(&mut self, req: &Request) -> Result<Value, String> {
-        Err(format!("{req:?}: not supported by the in_port forwarder"))
+        let parse_rules = |lines: &[String]| -> Result<Vec<ferrovs_config::Rule>, String> {
+            let text = lines.join("\n");
+            ferrovs_config::parse_flows(&text).map_err(|e| format!("line {e}"))
+        };
+        let slow_req = match req {
+            Request::AddFlow { bridge, flow } => SlowRequest::AddFlows {
+                bridge: bridge.clone(),
+                rules: vec![ferrovs_config::parse_flow(flow).map_err(|e| format!("{flow}: column {e}"))?],
+            },
+            Request::AddFlows { bridge, flows } => SlowRequest::AddFlows { bridge: bridge.clone(), rules: parse_rules(flows)? },
+            Request::DelFlows { bridge, r#match } => SlowRequest::DelFlows {
+                bridge: bridge.clone(),
+                spec: ferrovs_config::parse_match(r#match.as_deref().unwrap_or("")).map_err(|e| format!("match: column {e}"))?,
+            },
+            Request::DumpFlows { bridge } => SlowRequest::DumpFlows { bridge: bridge.clone() },
+            Request::DumpDpFlows => SlowRequest::DumpDpFlows,
+            Request::Trace { bridge, packet } => {
+                let m = ferrovs_config::parse_packet(packet).map_err(|e| format!("packet: column {e}"))?;
+                let (key, _) = ferrovs_flowcache::xlate::match_key(&m);
+                SlowRequest::Trace { bridge: bridge.clone(), key }
+            }
+            other => return Err(format!("{other:?} is not a flow command")),
+        };
+        self.slow.request(slow_req)
     }
 
-    pub fn stop(self) -> SwitchStats {
+    /// Stops the slow path first (no more commands), then the PMDs and ports.
+    pub fn stop(mut self) -> SwitchStats {
+        self.slow.stop();
         self.switch.stop()
     }
 }

@@ -13,3 +13,5 @@ pub mod render;
 pub const DEFAULT_SOCKET: &str = "/run/ferrovs/ferrovsd.sock";
 pub mod daemon;
 pub mod datapath;
+pub mod flowfmt;
+pub mod slow_path;

@@ -127,6 +127,14 @@ impl<M: Send + 'static> PmdSender<M> {
             TrySendError::Disconnected(_) => SwitchError::PmdGone(self.index),
         })
     }
+    /// Queues `msg`, waiting up to `timeout` for room: for messages that must not be
+    /// lost (the PMD drains its queue between bursts, so a full queue empties quickly).
+    pub fn send_timeout(&self, msg: M, timeout: Duration) -> Result<(), SwitchError> {
+        self.tx.send_timeout(PmdMessage::Classifier(msg), timeout).map_err(|e| match e {
+            crossbeam_channel::SendTimeoutError::Timeout(_) => SwitchError::QueueFull(self.index),
+            crossbeam_channel::SendTimeoutError::Disconnected(_) => SwitchError::PmdGone(self.index),
+        })
+    }
     /// Waits until the PMD has applied every message sent before this call.
     pub fn barrier(&self, timeout: Duration) -> Result<(), SwitchError> {
         let (tx, rx) = crossbeam_channel::bounded(1);

@@ -62,7 +62,7 @@ pub use fields::Field;
 pub use mac::{LearnOutcome, LearnResult, MacKey, MacLearn, MacTable, is_multicast, is_reserved};
 pub use revalidate::{Revalidated, Verdict, revalidate, revalidate_all};
 pub use stats::{RuleCounters, RuleStats};
-pub use tables::{BuildError, N_TABLES, RuleRef, RuleTables};
+pub use tables::{BuildError, N_TABLES, RuleRef, RuleTables, match_key};
 pub use translate::{MAX_DEPTH, MAX_LOOKUPS};
 
 use crate::actions::DpActions;

@@ -1,0 +1,152 @@
+//! Text forms of megaflows and datapath actions, in the style of
+//! `ovs-appctl dpctl/dump-flows`: only the fields the mask covers are printed, a field
+//! covered in part is printed as `value/mask`, e.g.
+//!
+//! ```text
+//! in_port(1),eth_type(0x0800),ipv4(dst=10.1.0.0/255.255.0.0,proto=6),tcp(dst=443) actions:set(vlan_vid=20),3
+//! ```
+
+use std::fmt::Write;
+
+use ferrovs_flowcache::actions::DpAction;
+use ferrovs_flowcache::key::{FlowKey, Mask, ethertype, mac_from_u64};
+
+fn mac(v: u64) -> String {
+    let m = mac_from_u64(v);
+    format!("{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", m[0], m[1], m[2], m[3], m[4], m[5])
+}
+
+/// Appends `name=value` (or `name=value/mask`) to `parts` when `mask` is not zero.
+fn field<T: PartialEq + Copy>(parts: &mut Vec<String>, name: &str, value: T, mask: T, zero: T, full: T, show: impl Fn(T) -> String) {
+    if mask == zero {
+        return;
+    }
+    if mask == full {
+        parts.push(format!("{name}={}", show(value)));
+    } else {
+        parts.push(format!("{name}={}/{}", show(value), show(mask)));
+    }
+}
+
+fn group(out: &mut String, name: &str, parts: Vec<String>) {
+    if !parts.is_empty() {
+        let _ = write!(out, ",{name}({})", parts.join(","));
+    }
+}
+
+/// The covered fields of a megaflow's key.
+pub fn format_match(key: &FlowKey, mask: &Mask) -> String {
+    let k = key.masked(mask);
+    let mut out = format!("in_port({})", k.in_port());
+    for i in 0..2 {
+        if mask.vlan_tci(i) != 0 {
+            let _ = write!(out, ",vlan{i}(tci=0x{:04x}/0x{:04x})", k.vlan_tci(i), mask.vlan_tci(i));
+        }
+    }
+    let mut eth = Vec::new();
+    field(&mut eth, "src", k.dl_src_u64(), mask.dl_src_u64(), 0, 0xffff_ffff_ffff, mac);
+    field(&mut eth, "dst", k.dl_dst_u64(), mask.dl_dst_u64(), 0, 0xffff_ffff_ffff, mac);
+    group(&mut out, "eth", eth);
+    if mask.dl_type() != 0 {
+        let _ = write!(out, ",eth_type(0x{:04x})", k.dl_type());
+    }
+    let hex8 = |v: u8| format!("{v:#x}");
+    let dec8 = |v: u8| v.to_string();
+    match k.dl_type() {
+        ethertype::ARP => {
+            let mut a = Vec::new();
+            field(&mut a, "sip", k.nw_src_u32(), mask.nw_src_u32(), 0, u32::MAX, |v| std::net::Ipv4Addr::from(v).to_string());
+            field(&mut a, "tip", k.nw_dst_u32(), mask.nw_dst_u32(), 0, u32::MAX, |v| std::net::Ipv4Addr::from(v).to_string());
+            field(&mut a, "op", k.nw_proto(), mask.nw_proto(), 0, u8::MAX, dec8);
+            field(&mut a, "sha", k.arp_sha_u64(), mask.arp_sha_u64(), 0, 0xffff_ffff_ffff, mac);
+            field(&mut a, "tha", k.arp_tha_u64(), mask.arp_tha_u64(), 0, 0xffff_ffff_ffff, mac);
+            group(&mut out, "arp", a);
+            return out;
+        }
+        ethertype::IPV6 => {
+            let mut a = Vec::new();
+            field(&mut a, "src", k.ipv6_src_u128(), mask.ipv6_src_u128(), 0, u128::MAX, |v| std::net::Ipv6Addr::from(v).to_string());
+            field(&mut a, "dst", k.ipv6_dst_u128(), mask.ipv6_dst_u128(), 0, u128::MAX, |v| std::net::Ipv6Addr::from(v).to_string());
+            ip_common(&mut a, &k, mask, hex8, dec8);
+            group(&mut out, "ipv6", a);
+        }
+        _ => {
+            let mut a = Vec::new();
+            field(&mut a, "src", k.nw_src_u32(), mask.nw_src_u32(), 0, u32::MAX, |v| std::net::Ipv4Addr::from(v).to_string());
+            field(&mut a, "dst", k.nw_dst_u32(), mask.nw_dst_u32(), 0, u32::MAX, |v| std::net::Ipv4Addr::from(v).to_string());
+            ip_common(&mut a, &k, mask, hex8, dec8);
+            group(&mut out, "ipv4", a);
+        }
+    }
+    let mut l4 = Vec::new();
+    field(&mut l4, "src", k.tp_src(), mask.tp_src(), 0, u16::MAX, |v| v.to_string());
+    field(&mut l4, "dst", k.tp_dst(), mask.tp_dst(), 0, u16::MAX, |v| v.to_string());
+    field(&mut l4, "flags", k.tcp_flags(), mask.tcp_flags(), 0, u16::MAX, |v| format!("{v:#x}"));
+    group(&mut out, "l4", l4);
+    out
+}
+
+fn ip_common(a: &mut Vec<String>, k: &FlowKey, mask: &Mask, hex8: impl Fn(u8) -> String, dec8: impl Fn(u8) -> String + Copy) {
+    field(a, "proto", k.nw_proto(), mask.nw_proto(), 0, u8::MAX, dec8);
+    field(a, "tos", k.nw_tos(), mask.nw_tos(), 0, u8::MAX, hex8);
+    field(a, "ttl", k.nw_ttl(), mask.nw_ttl(), 0, u8::MAX, dec8);
+    field(a, "frag", k.nw_frag(), mask.nw_frag(), 0, u8::MAX, dec8);
+}
+
+/// Datapath actions, comma separated; `drop` when empty.
+pub fn format_actions(actions: &[DpAction]) -> String {
+    if actions.is_empty() {
+        return "drop".into();
+    }
+    actions
+        .iter()
+        .map(|a| match a {
+            DpAction::Output(p) => p.to_string(),
+            DpAction::SetEthSrc(m) => format!("set(eth_src={})", mac(ferrovs_flowcache::key::mac_to_u64(*m))),
+            DpAction::SetEthDst(m) => format!("set(eth_dst={})", mac(ferrovs_flowcache::key::mac_to_u64(*m))),
+            DpAction::PushVlan { tpid, tci } => format!("push_vlan(tpid=0x{tpid:04x},tci=0x{tci:04x})"),
+            DpAction::PopVlan => "pop_vlan".into(),
+            DpAction::SetVlanVid(v) => format!("set(vlan_vid={v})"),
+            DpAction::SetVlanPcp(p) => format!("set(vlan_pcp={p})"),
+            DpAction::SetIpv4Src(a) => format!("set(ipv4_src={a})"),
+            DpAction::SetIpv4Dst(a) => format!("set(ipv4_dst={a})"),
+            DpAction::SetIpv6Src(a) => format!("set(ipv6_src={a})"),
+            DpAction::SetIpv6Dst(a) => format!("set(ipv6_dst={a})"),
+            DpAction::SetIpDscp(d) => format!("set(ip_dscp={d})"),
+            DpAction::SetIpEcn(e) => format!("set(ip_ecn={e})"),
+            DpAction::SetTtl(t) => format!("set(ttl={t})"),
+            DpAction::DecTtl => "dec_ttl".into(),
+            DpAction::SetTpSrc(p) => format!("set(tp_src={p})"),
+            DpAction::SetTpDst(p) => format!("set(tp_dst={p})"),
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prints_only_covered_fields() {
+        let mut k = FlowKey::ZERO;
+        k.set_in_port(1);
+        k.set_dl_type(0x0800);
+        k.set_nw_dst_u32(0x0a01_0203);
+        k.set_nw_proto(6);
+        k.set_tp_dst(443);
+        k.set_tp_src(999);
+        let mut m = FlowKey::ZERO;
+        m.set_in_port(u32::MAX);
+        m.set_dl_type(0xffff);
+        m.set_nw_dst_u32(0xffff_0000);
+        m.set_nw_proto(0xff);
+        m.set_tp_dst(0xffff);
+        assert_eq!(
+            format_match(&k, &m),
+            "in_port(1),eth_type(0x0800),ipv4(dst=10.1.0.0/255.255.0.0,proto=6),l4(dst=443)"
+        );
+        assert_eq!(format_actions(&[DpAction::SetVlanVid(20), DpAction::Output(3)]), "set(vlan_vid=20),3");
+        assert_eq!(format_actions(&[]), "drop");
+    }
+}
