@@ -47,6 +47,17 @@ pub const MAX_BATCH: usize = 32;
 pub const RERANK_INTERVAL: u32 = 1024;
 
 const EMPTY: u32 = u32::MAX;
+/// Odd 64-bit constants (from a seeded generator), one per key word, for the subtable hash.
+const WORD_MULTIPLIERS: [u64; KEY_WORDS] = [
+    0x9e37_79b9_7f4a_7c15,
+    0xc2b2_ae3d_27d4_eb4f,
+    0x1656_67b1_9e37_79f9,
+    0xd6e8_feb8_6659_fd93,
+    0xa076_1d64_78bd_642f,
+    0xe703_7ed1_a0b4_28db,
+    0x8ebc_6af0_9c88_c6e3,
+    0x5899_65cc_7537_4cc3,
+];
 /// Partition of megaflows that do not match all of `in_port`.
 const ANY_PORT: u32 = 0;
 
@@ -91,16 +102,19 @@ impl Subtable {
         Subtable { mask, words, n_words: n as u8, slots: vec![EMPTY_SLOT; 8], len: 0, hits: 0, partition }
     }
 
-    /// Hash of `key & mask`, mixing only the covered words.
+    /// Hash of `key & mask`, over the covered words only. Each word is multiplied by
+    /// its own odd constant and the products summed (multilinear hashing): the
+    /// multiplications are independent, so they run in parallel instead of as a chain,
+    /// and one final mix spreads the sum's high bits down.
     #[inline(always)]
     fn hash(&self, key: &FlowKey) -> u32 {
-        let mut h: u64 = 0x9e37_79b9_7f4a_7c15 ^ self.n_words as u64;
+        let mut sum: u64 = 0;
         for &wi in &self.words[..self.n_words as usize] {
             let wi = wi as usize & (KEY_WORDS - 1);
-            h = (h ^ (key.w[wi] & self.mask.w[wi])).wrapping_mul(0xff51_afd7_ed55_8ccd);
-            h ^= h >> 32;
+            sum = sum.wrapping_add((key.w[wi] & self.mask.w[wi]).wrapping_mul(WORD_MULTIPLIERS[wi]));
         }
-        (h ^ (h >> 29)) as u32
+        let h = (sum ^ (sum >> 32)).wrapping_mul(0xff51_afd7_ed55_8ccd);
+        (h >> 32) as u32
     }
 
     #[inline(always)]
@@ -118,7 +132,7 @@ impl Subtable {
             if s.index == EMPTY {
                 return None;
             }
-            if s.hash == hash && slab.matchers[s.index as usize].key == *masked {
+            if s.hash == hash && slab.records[s.index as usize].key == *masked {
                 return Some(s.index);
             }
             pos = (pos + 1) & m;
@@ -135,7 +149,7 @@ impl Subtable {
             if s.index == EMPTY {
                 return None;
             }
-            if s.hash == hash && slab.matchers[s.index as usize].key.matches(&self.mask, packet) {
+            if s.hash == hash && slab.records[s.index as usize].key.matches(&self.mask, packet) {
                 return Some(s.index);
             }
             pos = (pos + 1) & m;
@@ -281,7 +295,7 @@ impl Classifier {
         if let Some(index) = st.find(&self.slab, &key, hash) {
             return Err(InsertError::Overlap(self.slab.id_of(index)));
         }
-        let id = self.slab.alloc(key, mask, actions, st_id, now);
+        let id = self.slab.alloc(key, actions, st_id, now);
         let st = self.subtables[st_id as usize].as_mut().expect("live subtable");
         st.insert_slot(Slot { hash, index: id.index });
         self.partitions[partition as usize].len += 1;
@@ -314,6 +328,7 @@ impl Classifier {
             }
         };
         self.by_mask.insert((partition, mask), id);
+        self.slab.set_subtable_mask(id, mask);
         // New subtables go last; ranking moves them up once they get hits.
         self.partitions[partition as usize].order.push(id);
         id
@@ -332,8 +347,7 @@ impl Classifier {
                     }
                 } else {
                     for i in st.indices() {
-                        let m = &self.slab.matchers[i as usize];
-                        if masks_overlap(&key, mask, &m.key, &m.mask) {
+                        if masks_overlap(&key, mask, &self.slab.records[i as usize].key, &st.mask) {
                             return Some(self.slab.id_of(i));
                         }
                     }
@@ -364,7 +378,7 @@ impl Classifier {
         let i = index as usize;
         let st_id = self.slab.cold[i].subtable;
         let st = self.subtables[st_id as usize].as_mut().expect("live subtable");
-        let hash = st.hash(&self.slab.matchers[i].key);
+        let hash = st.hash(&self.slab.records[i].key);
         st.remove_slot(index, hash);
         let partition = st.partition;
         let now_empty = st.len == 0;
@@ -505,7 +519,8 @@ impl Classifier {
     /// hash slots), not counting action lists.
     pub fn bytes_per_flow(&self) -> f64 {
         let slots: usize = self.subtables.iter().flatten().map(|s| s.slots.len() * std::mem::size_of::<Slot>()).sum();
-        let slab = self.slab.matchers.len() * Slab::BYTES_PER_SLOT;
+        let slab = self.slab.records.len() * Slab::BYTES_PER_SLOT
+            + self.slab.masks.len() * std::mem::size_of::<Mask>();
         (slots + slab) as f64 / self.len().max(1) as f64
     }
 }

@@ -111,11 +111,29 @@ impl FlowCache {
         let mut idx = [u32::MAX; MAX_BATCH];
         let mut todo: u32 = if n >= 32 { u32::MAX } else { (1u32 << n) - 1 };
 
+        // Each level works in stages over the whole burst: find candidates and load
+        // their memory for every packet, then verify. The loads of different packets
+        // are independent, so their cache misses overlap instead of queueing (safe
+        // Rust has no prefetch instruction; an early plain load does the same job).
+        let slab = &self.cls.slab;
         if let Some(emc) = &self.emc {
+            let mut pos = [usize::MAX; MAX_BATCH];
+            let mut acc = 0u64;
             for i in 0..n {
-                if let Some(x) = emc.lookup(&self.cls.slab, &keys[i], hashes[i]) {
-                    idx[i] = x;
-                    todo &= !(1 << i);
+                let p = emc.candidate(hashes[i]);
+                pos[i] = p;
+                if p != usize::MAX {
+                    let r = &slab.records[emc.index_at(p) as usize];
+                    acc ^= r.key.w[0] ^ r.packets;
+                }
+            }
+            std::hint::black_box(acc);
+            for i in 0..n {
+                if pos[i] != usize::MAX {
+                    if let Some(x) = emc.verify(slab, pos[i], &keys[i], hashes[i]) {
+                        idx[i] = x;
+                        todo &= !(1 << i);
+                    }
                 }
             }
             self.counters.emc_hits += (n as u32 - todo.count_ones()) as u64;
@@ -132,13 +150,27 @@ impl FlowCache {
                     acc ^= sig.touch(hashes[i]);
                 }
                 std::hint::black_box(acc);
+                let mut cand = [u32::MAX; MAX_BATCH];
+                let mut acc = 0u64;
+                let mut bits = todo;
+                while bits != 0 {
+                    let i = bits.trailing_zeros() as usize;
+                    bits &= bits - 1;
+                    let c = sig.candidate(hashes[i]);
+                    cand[i] = c;
+                    if let Some(r) = slab.records.get(c as usize) {
+                        acc ^= r.key.w[0] ^ r.packets;
+                    }
+                }
+                std::hint::black_box(acc);
                 let mut found = 0u32;
                 let mut bits = todo;
                 while bits != 0 {
                     let i = bits.trailing_zeros() as usize;
                     bits &= bits - 1;
-                    if let Some(x) = sig.lookup(&self.cls.slab, &keys[i], hashes[i]) {
-                        idx[i] = x;
+                    let c = cand[i] as usize;
+                    if c < slab.records.len() && slab.slot_matches(c, &keys[i]) {
+                        idx[i] = c as u32;
                         found |= 1 << i;
                     }
                 }
@@ -150,7 +182,7 @@ impl FlowCache {
                         let i = bits.trailing_zeros() as usize;
                         bits &= bits - 1;
                         if emc.should_insert() {
-                            emc.insert(&self.cls.slab, &keys[i], hashes[i], self.cls.slab.id_of(idx[i]));
+                            emc.insert(&keys[i], hashes[i], self.cls.slab.id_of(idx[i]));
                         }
                     }
                 }
@@ -172,17 +204,17 @@ impl FlowCache {
                 }
                 if let Some(emc) = &mut self.emc {
                     if emc.should_insert() {
-                        emc.insert(&self.cls.slab, &keys[i], hashes[i], self.cls.slab.id_of(idx[i]));
+                        emc.insert(&keys[i], hashes[i], self.cls.slab.id_of(idx[i]));
                     }
                 }
             }
         }
 
-        let hot = &mut self.cls.slab.hot;
+        let records = &mut self.cls.slab.records;
         for i in 0..n {
             let x = idx[i];
             out[i] = if x != u32::MAX {
-                let h = &mut hot[x as usize];
+                let h = &mut records[x as usize];
                 h.packets += 1;
                 h.bytes += bytes[i] as u64;
                 h.used = now;

@@ -6,11 +6,14 @@
 //! packet matches when `(packet & mask) == key`. The slab keeps them in three parallel
 //! arrays indexed by a `u32` slot number, split by how hot the data is:
 //!
-//! - `matchers`: key and mask, 128 bytes, two cache lines, read by every classifier and
-//!   signature-cache verification. A free slot holds a mask of zero and a key of all
-//!   ones, which no packet can match (`(p & 0) != !0`), so a stale cache reference to a
-//!   freed slot simply fails verification.
-//! - `hot`: generation and statistics, 32 bytes, written once per packet hit.
+//! - `records`: the masked key (one cache line) followed by the generation, the index of
+//!   the flow's mask in a small shared mask table, and the statistics (second line):
+//!   128 bytes that a cache hit reads and writes, adjacent so the hardware fetches
+//!   them together. Masks are shared per subtable (a few hundred), so the mask table
+//!   stays in L1/L2 instead of costing a third line per flow. A free slot holds a key
+//!   of all ones and mask index 0 (the all-zero mask), which no packet can match
+//!   (`(p & 0) != !0`), so a stale cache reference to a freed slot simply fails
+//!   verification.
 //! - `cold`: actions and classifier bookkeeping, read when a packet is executed or a
 //!   flow is removed.
 //!
@@ -93,24 +96,16 @@ pub struct MegaflowRef<'a> {
     pub stats: MegaflowStats,
 }
 
-/// Key and mask of one slot, for matching. See the module doc.
+/// The hot part of one slot: key, generation, mask and statistics, 128 bytes in two
+/// adjacent cache lines. Lookups verify against `key` and the mask table entry
+/// `mask_ix`, and write the statistics, all in this record.
 #[derive(Clone, Copy)]
 #[repr(C, align(64))]
-pub(crate) struct Matcher {
+pub(crate) struct Record {
     pub key: FlowKey,
-    pub mask: Mask,
-}
-
-impl Matcher {
-    /// Matches nothing: a mask of zero makes `packet & mask` zero, never `!0`.
-    pub const NEVER: Matcher = Matcher { key: FlowKey::EXACT, mask: FlowKey::ZERO };
-}
-
-/// Generation and statistics of one slot.
-#[derive(Clone, Copy, Default)]
-#[repr(C, align(32))]
-pub(crate) struct Hot {
     pub generation: u32,
+    /// Index into [`Slab::masks`]; 0 (the all-zero mask) for a free slot.
+    pub mask_ix: u32,
     pub tcp_flags: u16,
     pub live: bool,
     pub packets: u64,
@@ -118,7 +113,11 @@ pub(crate) struct Hot {
     pub used: u64,
 }
 
-impl Hot {
+impl Record {
+    /// A free slot: key all ones under mask 0 (table entry 0) matches no packet.
+    const FREE: Record =
+        Record { key: FlowKey::EXACT, generation: 0, mask_ix: 0, tcp_flags: 0, live: false, packets: 0, bytes: 0, used: 0 };
+
     pub fn stats(&self) -> MegaflowStats {
         MegaflowStats { packets: self.packets, bytes: self.bytes, used: self.used, tcp_flags: self.tcp_flags }
     }
@@ -134,9 +133,11 @@ pub(crate) struct Cold {
 
 /// The storage of megaflows. See the module doc.
 pub(crate) struct Slab {
-    pub matchers: Vec<Matcher>,
-    pub hot: Vec<Hot>,
+    pub records: Vec<Record>,
     pub cold: Vec<Cold>,
+    /// Mask of each subtable, at index `subtable + 1`; entry 0 is the all-zero mask that
+    /// free slots point at. Small (one entry per mask), so it stays in L1/L2.
+    pub masks: Vec<Mask>,
     free: Vec<u32>,
     len: usize,
 }
@@ -144,9 +145,9 @@ pub(crate) struct Slab {
 impl Slab {
     pub fn with_capacity(n: usize) -> Self {
         Slab {
-            matchers: Vec::with_capacity(n),
-            hot: Vec::with_capacity(n),
+            records: Vec::with_capacity(n),
             cold: Vec::with_capacity(n),
+            masks: vec![FlowKey::ZERO],
             free: Vec::new(),
             len: 0,
         }
@@ -156,21 +157,42 @@ impl Slab {
         self.len
     }
 
-    /// Stores a megaflow (key already masked) and returns its id.
-    pub fn alloc(&mut self, key: FlowKey, mask: Mask, actions: DpActions, subtable: u32, now: u64) -> MegaflowId {
+    /// Records the mask of subtable `subtable` (called when the subtable is created).
+    pub fn set_subtable_mask(&mut self, subtable: u32, mask: Mask) {
+        let ix = subtable as usize + 1;
+        if self.masks.len() <= ix {
+            self.masks.resize(ix + 1, FlowKey::ZERO);
+        }
+        self.masks[ix] = mask;
+    }
+
+    /// The mask of slot `i` (all-zero for a free slot).
+    #[inline(always)]
+    pub fn mask(&self, i: usize) -> &Mask {
+        &self.masks[self.records[i].mask_ix as usize]
+    }
+
+    /// True if the megaflow in slot `i` matches `packet` (false for a free slot).
+    #[inline(always)]
+    pub fn slot_matches(&self, i: usize, packet: &FlowKey) -> bool {
+        let r = &self.records[i];
+        r.key.matches(&self.masks[r.mask_ix as usize], packet)
+    }
+
+    /// Stores a megaflow (key already masked with its subtable's mask) and returns its id.
+    pub fn alloc(&mut self, key: FlowKey, actions: DpActions, subtable: u32, now: u64) -> MegaflowId {
         let index = match self.free.pop() {
             Some(i) => i,
             None => {
-                self.matchers.push(Matcher::NEVER);
-                self.hot.push(Hot::default());
+                self.records.push(Record::FREE);
                 self.cold.push(Cold::default());
-                (self.matchers.len() - 1) as u32
+                (self.records.len() - 1) as u32
             }
         };
         let i = index as usize;
-        self.matchers[i] = Matcher { key, mask };
-        let generation = self.hot[i].generation;
-        self.hot[i] = Hot { generation, tcp_flags: 0, live: true, packets: 0, bytes: 0, used: now };
+        let generation = self.records[i].generation;
+        self.records[i] =
+            Record { key, generation, mask_ix: subtable + 1, tcp_flags: 0, live: true, packets: 0, bytes: 0, used: now };
         self.cold[i] = Cold { actions, subtable };
         self.len += 1;
         MegaflowId { index, generation }
@@ -179,48 +201,54 @@ impl Slab {
     /// Frees a live slot, returning its megaflow and final stats.
     pub fn free(&mut self, index: u32) -> (Megaflow, MegaflowStats) {
         let i = index as usize;
-        let m = std::mem::replace(&mut self.matchers[i], Matcher::NEVER);
-        let stats = self.hot[i].stats();
-        self.hot[i].live = false;
-        self.hot[i].generation = self.hot[i].generation.wrapping_add(1);
+        let mask = *self.mask(i);
+        let r = self.records[i];
+        self.records[i] = Record { generation: r.generation.wrapping_add(1), ..Record::FREE };
         let actions = std::mem::take(&mut self.cold[i].actions);
         self.free.push(index);
         self.len -= 1;
-        (Megaflow { key: m.key, mask: m.mask, actions }, stats)
+        (Megaflow { key: r.key, mask, actions }, r.stats())
     }
 
     /// The slot of `id` if it is live.
     #[inline(always)]
     pub fn resolve(&self, id: MegaflowId) -> Option<usize> {
         let i = id.index as usize;
-        match self.hot.get(i) {
-            Some(h) if h.live && h.generation == id.generation => Some(i),
+        match self.records.get(i) {
+            Some(r) if r.live && r.generation == id.generation => Some(i),
             _ => None,
         }
     }
 
     #[inline(always)]
     pub fn id_of(&self, index: u32) -> MegaflowId {
-        MegaflowId { index, generation: self.hot[index as usize].generation }
+        MegaflowId { index, generation: self.records[index as usize].generation }
     }
 
     pub fn get(&self, i: usize) -> MegaflowRef<'_> {
         MegaflowRef {
             id: self.id_of(i as u32),
-            key: &self.matchers[i].key,
-            mask: &self.matchers[i].mask,
+            key: &self.records[i].key,
+            mask: self.mask(i),
             actions: &self.cold[i].actions,
-            stats: self.hot[i].stats(),
+            stats: self.records[i].stats(),
         }
     }
 
     pub fn live_indices(&self) -> impl Iterator<Item = usize> + '_ {
-        self.hot.iter().enumerate().filter(|(_, h)| h.live).map(|(i, _)| i)
+        self.records.iter().enumerate().filter(|(_, r)| r.live).map(|(i, _)| i)
     }
 
     /// Bytes of memory per slot of the slab itself (not counting action lists).
-    pub const BYTES_PER_SLOT: usize =
-        std::mem::size_of::<Matcher>() + std::mem::size_of::<Hot>() + std::mem::size_of::<Cold>();
+    pub const BYTES_PER_SLOT: usize = std::mem::size_of::<Record>() + std::mem::size_of::<Cold>();
+
+    /// Test helper: allocates with a fresh mask-table entry for `mask`.
+    #[cfg(test)]
+    pub fn alloc_with_mask(&mut self, key: FlowKey, mask: Mask, actions: DpActions, now: u64) -> MegaflowId {
+        let subtable = (self.masks.len() - 1) as u32;
+        self.set_subtable_mask(subtable, mask);
+        self.alloc(key.masked(&mask), actions, subtable, now)
+    }
 }
 
 #[cfg(test)]
@@ -232,17 +260,17 @@ mod tests {
         let mut slab = Slab::with_capacity(4);
         let mut k = FlowKey::ZERO;
         k.set_in_port(1);
-        let id = slab.alloc(k, FlowKey::EXACT, vec![DpAction::Output(2)], 0, 5);
+        let id = slab.alloc_with_mask(k, FlowKey::EXACT, vec![DpAction::Output(2)], 5);
         assert_eq!(slab.resolve(id), Some(0));
-        assert!(slab.matchers[0].key.matches(&slab.matchers[0].mask, &k));
+        assert!(slab.slot_matches(0, &k));
         let (mf, stats) = slab.free(id.index);
         assert_eq!(mf.actions, vec![DpAction::Output(2)]);
         assert_eq!(stats.used, 5);
         assert_eq!(slab.resolve(id), None);
         for p in [FlowKey::ZERO, FlowKey::EXACT, k] {
-            assert!(!slab.matchers[0].key.matches(&slab.matchers[0].mask, &p));
+            assert!(!slab.slot_matches(0, &p));
         }
-        let id2 = slab.alloc(k, FlowKey::EXACT, vec![], 0, 6);
+        let id2 = slab.alloc_with_mask(k, FlowKey::EXACT, vec![], 6);
         assert_eq!(id2.index, id.index);
         assert_ne!(id2, id);
         assert_eq!(slab.resolve(id), None);

@@ -20,6 +20,7 @@
 //! set). Replacement inside a full bucket is round-robin by a per-bucket-independent
 //! hash bit, deterministic.
 
+#[cfg(test)]
 use crate::key::FlowKey;
 use crate::megaflow::Slab;
 
@@ -65,17 +66,30 @@ impl SigCache {
         self.buckets[self.bucket_of(hash)].sig[0]
     }
 
-    /// The slab index of the megaflow that matches `key`, if the cache knows it.
+    /// The slab index stored under signature `hash`, unverified (insertion keeps at most
+    /// one entry per signature in a bucket), or `u32::MAX`.
     #[inline(always)]
+    pub(crate) fn candidate(&self, hash: u32) -> u32 {
+        let b = &self.buckets[self.bucket_of(hash)];
+        let mut found = EMPTY;
+        for w in 0..WAYS {
+            if b.sig[w] == hash {
+                found = b.index[w];
+            }
+        }
+        found
+    }
+
+    /// The slab index of the megaflow that matches `key`, if the cache knows it (the
+    /// one-packet form of `candidate` + verification that `FlowCache` does per burst).
+    #[cfg(test)]
     pub(crate) fn lookup(&self, slab: &Slab, key: &FlowKey, hash: u32) -> Option<u32> {
         let b = &self.buckets[self.bucket_of(hash)];
         for w in 0..WAYS {
             if b.sig[w] == hash && b.index[w] != EMPTY {
                 let i = b.index[w] as usize;
-                if let Some(m) = slab.matchers.get(i) {
-                    if m.key.matches(&m.mask, key) {
-                        return Some(i as u32);
-                    }
+                if i < slab.records.len() && slab.slot_matches(i, key) {
+                    return Some(i as u32);
                 }
             }
         }
@@ -98,7 +112,7 @@ impl SigCache {
         if victim.is_none() {
             for w in 0..WAYS {
                 let e = b.index[w];
-                if e == EMPTY || !slab.hot.get(e as usize).is_some_and(|h| h.live) {
+                if e == EMPTY || !slab.records.get(e as usize).is_some_and(|r| r.live) {
                     victim = Some(w);
                     break;
                 }
@@ -130,7 +144,7 @@ mod tests {
         k.set_tp_dst(80);
         let mut mask = FlowKey::ZERO;
         mask.set_tp_dst(0xffff);
-        let id = slab.alloc(k.masked(&mask), mask, vec![], 0, 0);
+        let id = slab.alloc_with_mask(k, mask, vec![], 0);
         let mut sc = SigCache::new(64);
         sc.insert(&slab, 1234, id.index);
         assert_eq!(sc.lookup(&slab, &k, 1234), Some(id.index));
@@ -154,7 +168,7 @@ mod tests {
             .map(|p| {
                 let mut k = FlowKey::ZERO;
                 k.set_tp_dst(p);
-                slab.alloc(k, FlowKey::EXACT, vec![], 0, 0)
+                slab.alloc_with_mask(k, FlowKey::EXACT, vec![], 0)
             })
             .collect();
         let mut sc = SigCache::new(8); // one bucket
