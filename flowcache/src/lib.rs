@@ -17,6 +17,7 @@ pub mod key;
 pub mod megaflow;
 pub mod reference;
 pub mod sigcache;
+pub mod slowpath;
 pub mod testpkt;
 pub mod upcall;
 pub mod xlate;

@@ -1,0 +1,1047 @@
+//! The slow path: a deterministic state machine that answers PMD upcalls, keeps a mirror
+//! of every PMD's megaflows, and keeps them right when rules or MAC tables change.
+//!
+//! # Design
+//!
+//! Written in the style of `quinn-proto`: no threads, no I/O, no clock. Every input
+//! (an [`Upcall`], a [`PmdEvent`], a rule change, a tick, live statistics) is a method
+//! call that takes `now_ms`, and every output is a list of `(pmd, PmdCommand)` for the
+//! caller (the daemon's slow-path thread) to put on the PMDs' queues, in the order
+//! given. The same inputs always give the same outputs.
+//!
+//! ```text
+//!   Upcall ──> translate (bridge of in_port, its RuleTables + MacTable)
+//!          ──> apply what `normal` learned; a new or moved MAC re-translates the
+//!              megaflows (of every PMD) whose mac_deps name it: Remove unless Keep
+//!          ──> answer the upcall's PMD with exactly one command:
+//!                Install{id, key & mask, mask, actions}       normally
+//!                Execute{key, actions}  if the PMD's mirror already has this key+mask
+//!                                       or a megaflow covering the key (upcalls raced),
+//!                                       or the PMD is at its flow limit
+//!   PmdEvent ─> forget the ids; credit their final statistics to their rules
+//!   rule change ─> new RuleTables version; revalidate every megaflow of the bridge:
+//!                  Keep (re-point its rules/mac_deps) or Remove (never an in-place swap)
+//!   tick ─────> MAC aging, rule idle/hard timeouts (deleted as by del-flows),
+//!               ExpireIdle to every PMD
+//! ```
+//!
+//! ## The mirror
+//!
+//! Each PMD has a [`PmdMirror`]: FlowId -> (key, mask, actions, bridge, rules, mac_deps,
+//! learn, installed_at, credited stats), indexed by key+mask; each bridge indexes its
+//! megaflows by the MAC entries they depend on. An entry is forgotten when its `Remove`
+//! is issued (commands to one PMD are applied in order, so an `Install` of the same
+//! key+mask issued later is applied after the removal), or when the PMD reports it gone.
+//! Flows whose `Remove` is issued wait in `removing` until their `Gone` event brings
+//! their final statistics, so per-rule counters lose nothing.
+//!
+//! ## Consistency: what a caller may rely on
+//!
+//! After the caller has delivered the commands of a call to every PMD and every PMD
+//! has applied them (a barrier), every megaflow in every PMD gives, for every packet it
+//! covers, the decision of the current rules and MAC table. That is what makes "no
+//! packet after a rule change returns is forwarded by a stale flow" hold: the daemon
+//! waits for the barrier before replying. Between the call and the barrier a PMD may
+//! still forward with the previous decision, as OVS does.
+//!
+//! MAC entries age out exactly when this state machine notices: every call that can
+//! translate (upcall, rule change, tick, live statistics) first expires aged entries
+//! and revalidates their dependants, so what a translation considers "learned" is
+//! exactly what is in the table, and a megaflow that unicasts to an aged entry is
+//! removed no later than the next such call.
+//!
+//! ## Decisions
+//!
+//! - A translation that was abandoned (resubmit loop: too deep, too many lookups) is
+//!   installed as a *drop* megaflow with the translation's mask (which decides the
+//!   abort, as the translator's differential test checks), so a looping rule set costs
+//!   one translation per megaflow, not one per packet. Counted in `xlate_errors`.
+//! - An upcall whose in_port is on no bridge is answered with `Execute` of drop.
+//! - An upcall naming a PMD that does not exist cannot be answered; it is counted in
+//!   `bad_upcalls` and ignored.
+//! - If what `normal` learned from the upcall changes an entry the upcall's own
+//!   decision depends on (a packet to itself, or a rewritten source), the key is
+//!   translated once more against the updated table, so the megaflow is not stale at
+//!   birth.
+//! - Megaflows may partially overlap other megaflows of the same PMD (the translator
+//!   picks witnesses per packet); both carry the same decision for the packets they
+//!   share, so the PMD must install them with `insert_unchecked`. Only an identical
+//!   key+mask, or a megaflow already covering the upcall's key, turns the answer into
+//!   an `Execute`.
+//! - Per-rule counters: a megaflow's packets are credited to the rules of its latest
+//!   translation (a megaflow kept across a rule change is re-pointed at the new
+//!   version's rules). Packets executed from the park (the upcalled ones) are not
+//!   counted: an upcall carries no packet count or length.
+//! - `replace_rules` keeps the counters of every rule whose (table, priority, match) is
+//!   unchanged, as `ovs-ofctl replace-flows` (which modifies in place); `add_flows`
+//!   resets the counters of the rules it replaces (an OFPFC_ADD of an identical flow).
+
+mod mirror;
+mod rule_edit;
+
+use std::collections::{BTreeSet, HashMap};
+use std::time::Duration;
+
+use ferrovs_config::MatchSpec;
+use ferrovs_config::rules::Rule;
+
+pub use mirror::{MirrorFlow, PmdMirror};
+pub use rule_edit::{add_rules, del_selects, match_covers};
+
+use crate::actions::DpActions;
+use crate::key::{FlowKey, Mask};
+use crate::megaflow::{Megaflow, MegaflowStats};
+use crate::upcall::{FlowId, GoneReason, PmdCommand, PmdEvent, Upcall};
+use crate::xlate::{
+    BuildError, LearnOutcome, MacKey, MacLearn, MacTable, RuleRef, RuleStats, RuleTables, Translation, Verdict,
+    revalidate, translate,
+};
+
+/// One bridge as configured.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BridgeSpec {
+    pub name: String,
+    /// OpenFlow port numbers, in flood order. Unique across bridges.
+    pub ports: Vec<u32>,
+    pub rules: Vec<Rule>,
+}
+
+/// Limits and timers of the slow path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SlowPathConfig {
+    /// Most megaflows installed in one PMD; beyond it, misses are answered by `Execute`.
+    pub flow_limit_per_pmd: usize,
+    /// Megaflows unused this long are removed by the PMDs (`ExpireIdle` on each tick).
+    pub idle_expiry_ms: u64,
+    /// MAC learning table aging time.
+    pub mac_aging: Duration,
+    /// MAC learning table capacity per bridge.
+    pub mac_capacity: usize,
+}
+
+impl Default for SlowPathConfig {
+    fn default() -> Self {
+        SlowPathConfig {
+            flow_limit_per_pmd: 200_000,
+            idle_expiry_ms: 10_000,
+            mac_aging: MacTable::DEFAULT_AGING,
+            mac_capacity: MacTable::DEFAULT_CAPACITY,
+        }
+    }
+}
+
+/// Why a slow-path request was refused. Nothing changed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SlowPathError {
+    #[error("no bridge named `{0}`")]
+    UnknownBridge(String),
+    #[error("bridge `{0}` is defined twice")]
+    DuplicateBridge(String),
+    #[error("port {port} is on both bridge `{first}` and bridge `{second}`")]
+    DuplicatePort { port: u32, first: String, second: String },
+    #[error("bridge `{bridge}`: {error}")]
+    Rules { bridge: String, error: BuildError },
+}
+
+/// What the slow path has done since it was created.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SlowPathCounters {
+    pub upcalls: u64,
+    pub installs: u64,
+    /// Every `Execute` (the sum of the three reasons below and `no_bridge`).
+    pub executes: u64,
+    /// Executes because the PMD already had this key+mask or a covering megaflow.
+    pub executes_raced: u64,
+    /// Executes because the PMD was at its flow limit.
+    pub executes_flow_limit: u64,
+    /// Upcalls whose in_port is on no bridge (answered with drop).
+    pub no_bridge: u64,
+    /// Upcalls from a PMD index that does not exist (not answered).
+    pub bad_upcalls: u64,
+    /// Abandoned translations (installed as drop).
+    pub xlate_errors: u64,
+    /// Megaflows removed by `Remove` commands.
+    pub removes: u64,
+    /// Megaflows re-translated after a rule or MAC change.
+    pub revalidated: u64,
+    /// MAC entries learned new or moved.
+    pub mac_learned: u64,
+    pub mac_moved: u64,
+    pub mac_expired: u64,
+    pub mac_evicted: u64,
+    /// Rule-set versions installed (replace/add/del and timeouts).
+    pub rule_changes: u64,
+    /// Rules deleted by idle or hard timeout.
+    pub rules_expired: u64,
+    /// Megaflows reported gone by PMDs.
+    pub flows_gone: u64,
+}
+
+/// A rule with its counters, for `dump-flows`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleDump {
+    pub rule: Rule,
+    pub packets: u64,
+    pub bytes: u64,
+    /// Since the rule was added.
+    pub duration_ms: u64,
+    /// Since the rule last had a packet (or was added).
+    pub idle_ms: u64,
+}
+
+/// One mirrored megaflow, for `dump-dp-flows`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DpFlowDump {
+    pub pmd: usize,
+    pub id: FlowId,
+    pub bridge: String,
+    pub key: FlowKey,
+    pub mask: Mask,
+    pub actions: DpActions,
+    pub installed_at: u64,
+}
+
+/// The answer to a trace request: the translation and the megaflow it would install.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TraceResult {
+    pub translation: Translation,
+    pub megaflow: Megaflow,
+}
+
+struct Bridge {
+    name: String,
+    ports: Vec<u32>,
+    tables: RuleTables,
+    stats: RuleStats,
+    macs: MacTable,
+    /// (VLAN, MAC) -> megaflows (pmd, id) whose decision looked it up.
+    mac_index: HashMap<MacKey, BTreeSet<(usize, FlowId)>>,
+}
+
+/// A megaflow whose `Remove` was issued; waits for its final statistics.
+struct Removing {
+    bridge: usize,
+    rules: Vec<RuleRef>,
+    credited: MegaflowStats,
+}
+
+/// Commands of one call: the removals of each PMD first (so that an `Install` of the
+/// same key+mask in the same call comes after its removal), then the rest in order.
+struct Out {
+    removes: Vec<Vec<FlowId>>,
+    rest: Vec<(usize, PmdCommand)>,
+}
+
+impl Out {
+    fn new(n_pmds: usize) -> Out {
+        Out { removes: vec![Vec::new(); n_pmds], rest: Vec::new() }
+    }
+
+    fn finish(self) -> Vec<(usize, PmdCommand)> {
+        let mut v: Vec<(usize, PmdCommand)> = self
+            .removes
+            .into_iter()
+            .enumerate()
+            .filter(|(_, ids)| !ids.is_empty())
+            .map(|(pmd, ids)| (pmd, PmdCommand::Remove { ids }))
+            .collect();
+        v.extend(self.rest);
+        v
+    }
+}
+
+fn ms(now_ms: u64) -> Duration {
+    Duration::from_millis(now_ms)
+}
+
+/// The slow-path state machine. See the module documentation.
+pub struct SlowPath {
+    cfg: SlowPathConfig,
+    bridges: Vec<Bridge>,
+    port_bridge: HashMap<u32, usize>,
+    mirrors: Vec<PmdMirror>,
+    removing: HashMap<FlowId, Removing>,
+    next_id: FlowId,
+    counters: SlowPathCounters,
+}
+
+impl SlowPath {
+    /// A slow path for `bridges` and `n_pmds` PMDs (numbered 0..n_pmds), created at
+    /// `now_ms` (the install time of the initial rules, for hard timeouts).
+    pub fn new(
+        bridges: Vec<BridgeSpec>,
+        n_pmds: usize,
+        cfg: SlowPathConfig,
+        now_ms: u64,
+    ) -> Result<SlowPath, SlowPathError> {
+        let mut port_bridge: HashMap<u32, usize> = HashMap::new();
+        let mut built: Vec<Bridge> = Vec::with_capacity(bridges.len());
+        for (i, b) in bridges.into_iter().enumerate() {
+            if built.iter().any(|x| x.name == b.name) {
+                return Err(SlowPathError::DuplicateBridge(b.name));
+            }
+            for &p in &b.ports {
+                if let Some(&other) = port_bridge.get(&p) {
+                    let first = if other == i { b.name.clone() } else { built[other].name.clone() };
+                    return Err(SlowPathError::DuplicatePort { port: p, first, second: b.name });
+                }
+                port_bridge.insert(p, i);
+            }
+            let tables = RuleTables::new(b.rules, b.ports.clone())
+                .map_err(|error| SlowPathError::Rules { bridge: b.name.clone(), error })?;
+            let stats = RuleStats::new(&tables, ms(now_ms));
+            built.push(Bridge {
+                name: b.name,
+                ports: b.ports,
+                tables,
+                stats,
+                macs: MacTable::new(cfg.mac_aging, cfg.mac_capacity),
+                mac_index: HashMap::new(),
+            });
+        }
+        Ok(SlowPath {
+            cfg,
+            bridges: built,
+            port_bridge,
+            mirrors: vec![PmdMirror::default(); n_pmds],
+            removing: HashMap::new(),
+            next_id: 1,
+            counters: SlowPathCounters::default(),
+        })
+    }
+
+    // ----- Upcalls and events -------------------------------------------------------
+
+    /// Answers a miss: exactly one `Install` or `Execute` to `up.pmd` (last in the
+    /// list), preceded by any `Remove`s that MAC learning made necessary in any PMD.
+    pub fn handle_upcall(&mut self, up: &Upcall, now_ms: u64) -> Vec<(usize, PmdCommand)> {
+        let mut out = Out::new(self.mirrors.len());
+        self.counters.upcalls += 1;
+        if up.pmd >= self.mirrors.len() {
+            self.counters.bad_upcalls += 1;
+            return Vec::new();
+        }
+        self.expire_macs(now_ms, &mut out);
+        let Some(&b) = self.port_bridge.get(&up.key.in_port()) else {
+            self.counters.no_bridge += 1;
+            self.counters.executes += 1;
+            out.rest.push((up.pmd, PmdCommand::Execute { key: up.key, actions: Vec::new() }));
+            return out.finish();
+        };
+        let now = ms(now_ms);
+        let br = &self.bridges[b];
+        let mut t = translate(&br.tables, &br.macs, &up.key, now);
+        if let Some(l) = t.learn {
+            let changed = self.learn(b, &l, now_ms);
+            if !changed.is_empty() {
+                self.revalidate_mac_deps(b, &changed, now_ms, &mut out);
+                if t.mac_deps.iter().any(|d| changed.contains(d)) {
+                    let br = &self.bridges[b];
+                    t = translate(&br.tables, &br.macs, &up.key, now);
+                }
+            }
+        }
+        if t.error.is_some() {
+            self.counters.xlate_errors += 1;
+        }
+        let mirror = &self.mirrors[up.pmd];
+        let raced = mirror.find_exact(&up.key, &t.mask).is_some() || mirror.find_covering(&up.key).is_some();
+        if raced || mirror.len() >= self.cfg.flow_limit_per_pmd {
+            if raced {
+                self.counters.executes_raced += 1;
+            } else {
+                self.counters.executes_flow_limit += 1;
+            }
+            self.counters.executes += 1;
+            out.rest.push((up.pmd, PmdCommand::Execute { key: up.key, actions: t.actions }));
+            return out.finish();
+        }
+        let id = self.next_id;
+        self.next_id += 1;
+        let megaflow = Megaflow::new(up.key, t.mask, t.actions.clone());
+        let flow = MirrorFlow {
+            key: megaflow.key,
+            mask: t.mask,
+            actions: t.actions,
+            bridge: b,
+            rules: t.rules,
+            mac_deps: t.mac_deps,
+            learn: t.learn,
+            installed_at: now_ms,
+            credited: MegaflowStats::default(),
+        };
+        self.index_deps(b, up.pmd, id, &flow.mac_deps);
+        self.mirrors[up.pmd].insert(id, flow);
+        self.counters.installs += 1;
+        out.rest.push((up.pmd, PmdCommand::Install { id, megaflow }));
+        out.finish()
+    }
+
+    /// Forgets megaflows a PMD reports gone and credits their final statistics to the
+    /// rules that produced them. Unknown ids are ignored.
+    pub fn handle_event(&mut self, ev: &PmdEvent, _now_ms: u64) {
+        for (id, stats) in &ev.flows {
+            self.counters.flows_gone += 1;
+            let mirrored = self.mirrors.get_mut(ev.pmd).and_then(|m| m.remove(*id));
+            if let Some(f) = mirrored {
+                self.unindex_deps(f.bridge, ev.pmd, *id, &f.mac_deps);
+                if ev.reason != GoneReason::Refused {
+                    self.credit(f.bridge, &f.rules, f.credited, stats);
+                }
+            } else if let Some(r) = self.removing.remove(id) {
+                if ev.reason != GoneReason::Refused {
+                    self.credit(r.bridge, &r.rules, r.credited, stats);
+                }
+            }
+        }
+    }
+
+    /// Credits live megaflow statistics (e.g. read from the PMDs once a second) to their
+    /// rules, so that rule idle timeouts and `dump_flows` see traffic of megaflows that
+    /// never expire, and refreshes the MAC entries their packets would teach `normal`
+    /// (those packets never reach the slow path), as OVS's revalidators do. A refresh
+    /// that finds the entry gone re-learns it, which revalidates its dependants.
+    pub fn update_stats(&mut self, live: &[(usize, FlowId, MegaflowStats)], now_ms: u64) -> Vec<(usize, PmdCommand)> {
+        let mut out = Out::new(self.mirrors.len());
+        self.expire_macs(now_ms, &mut out);
+        let mut learns: Vec<(usize, MacLearn)> = Vec::new();
+        for (pmd, id, st) in live {
+            let Some(f) = self.mirrors.get_mut(*pmd).and_then(|m| m.get_mut(*id)) else { continue };
+            let (b, rules, credited) = (f.bridge, f.rules.clone(), f.credited);
+            let new_packets = st.packets > credited.packets;
+            if new_packets {
+                if let Some(l) = f.learn {
+                    learns.push((b, l));
+                }
+            }
+            f.credited = MegaflowStats { packets: st.packets.max(credited.packets), bytes: st.bytes.max(credited.bytes), ..*st };
+            self.credit(b, &rules, credited, st);
+        }
+        for (b, l) in learns {
+            let changed = self.learn(b, &l, now_ms);
+            if !changed.is_empty() {
+                self.revalidate_mac_deps(b, &changed, now_ms, &mut out);
+            }
+        }
+        out.finish()
+    }
+
+    // ----- Rule changes -----------------------------------------------------------
+
+    /// Replaces the rule set of `bridge` (atomically: on error nothing changes) and
+    /// returns the `Remove`s that make every PMD consistent with it. Counters of rules
+    /// whose (table, priority, match) is unchanged carry over.
+    pub fn replace_rules(
+        &mut self,
+        bridge: &str,
+        rules: Vec<Rule>,
+        now_ms: u64,
+    ) -> Result<Vec<(usize, PmdCommand)>, SlowPathError> {
+        let b = self.bridge_index(bridge)?;
+        let mut out = Out::new(self.mirrors.len());
+        self.change_rules(b, rules, &[], now_ms, &mut out)?;
+        Ok(out.finish())
+    }
+
+    /// `ovs-ofctl add-flows`: each rule replaces the rule with the same table, priority
+    /// and match (its counters restart) or is added.
+    pub fn add_flows(
+        &mut self,
+        bridge: &str,
+        rules: Vec<Rule>,
+        now_ms: u64,
+    ) -> Result<Vec<(usize, PmdCommand)>, SlowPathError> {
+        let b = self.bridge_index(bridge)?;
+        let (list, replaced) = add_rules(self.bridges[b].tables.rules(), rules);
+        let mut out = Out::new(self.mirrors.len());
+        self.change_rules(b, list, &replaced, now_ms, &mut out)?;
+        Ok(out.finish())
+    }
+
+    /// `ovs-ofctl del-flows` (non-strict): deletes every rule selected by `spec` (see
+    /// [`del_selects`]). Returns the commands and the number of rules deleted.
+    pub fn del_flows(
+        &mut self,
+        bridge: &str,
+        spec: &MatchSpec,
+        now_ms: u64,
+    ) -> Result<(Vec<(usize, PmdCommand)>, usize), SlowPathError> {
+        let b = self.bridge_index(bridge)?;
+        let old = self.bridges[b].tables.rules();
+        let list: Vec<Rule> = old.iter().filter(|r| !del_selects(spec, r)).cloned().collect();
+        let deleted = old.len() - list.len();
+        let mut out = Out::new(self.mirrors.len());
+        self.change_rules(b, list, &[], now_ms, &mut out)?;
+        Ok((out.finish(), deleted))
+    }
+
+    /// Periodic work, about once a second: MAC aging, rule idle/hard timeouts (the
+    /// expired rules are deleted as one rule change per bridge), and `ExpireIdle` to
+    /// every PMD (last).
+    pub fn tick(&mut self, now_ms: u64) -> Vec<(usize, PmdCommand)> {
+        let mut out = Out::new(self.mirrors.len());
+        self.expire_macs(now_ms, &mut out);
+        for b in 0..self.bridges.len() {
+            let br = &self.bridges[b];
+            let expired = br.stats.expired(&br.tables, ms(now_ms));
+            if expired.is_empty() {
+                continue;
+            }
+            let list: Vec<Rule> = (0..br.tables.rules().len())
+                .filter(|i| !expired.contains(&RuleRef(*i as u32)))
+                .map(|i| br.tables.rules()[i].clone())
+                .collect();
+            // Deleting rules from a valid set cannot make it invalid.
+            if self.change_rules(b, list, &[], now_ms, &mut out).is_ok() {
+                self.counters.rules_expired += expired.len() as u64;
+            }
+        }
+        for pmd in 0..self.mirrors.len() {
+            out.rest.push((pmd, PmdCommand::ExpireIdle { idle_ms: self.cfg.idle_expiry_ms }));
+        }
+        out.finish()
+    }
+
+    // ----- Queries ------------------------------------------------------------------
+
+    /// Translates `key` on `bridge` as an upcall would (without learning or installing).
+    pub fn trace(&self, bridge: &str, key: &FlowKey, now_ms: u64) -> Result<TraceResult, SlowPathError> {
+        let br = &self.bridges[self.bridge_index(bridge)?];
+        let translation = translate(&br.tables, &br.macs, key, ms(now_ms));
+        let megaflow = Megaflow::new(*key, translation.mask, translation.actions.clone());
+        Ok(TraceResult { translation, megaflow })
+    }
+
+    /// The rules of `bridge` with their counters: credited statistics plus the traffic
+    /// of the live megaflows in `live` (pmd, id, current stats) not yet credited.
+    pub fn dump_flows(
+        &self,
+        bridge: &str,
+        live: &[(usize, FlowId, MegaflowStats)],
+        now_ms: u64,
+    ) -> Result<Vec<RuleDump>, SlowPathError> {
+        let b = self.bridge_index(bridge)?;
+        let br = &self.bridges[b];
+        let mut extra: Vec<(u64, u64)> = vec![(0, 0); br.tables.rules().len()];
+        for (pmd, id, st) in live {
+            let Some(f) = self.mirrors.get(*pmd).and_then(|m| m.get(*id)) else { continue };
+            if f.bridge != b {
+                continue;
+            }
+            let dp = st.packets.saturating_sub(f.credited.packets);
+            let db = st.bytes.saturating_sub(f.credited.bytes);
+            for r in &f.rules {
+                if let Some(e) = extra.get_mut(r.0 as usize) {
+                    e.0 += dp;
+                    e.1 += db;
+                }
+            }
+        }
+        let now = ms(now_ms);
+        Ok(br
+            .tables
+            .rules()
+            .iter()
+            .enumerate()
+            .map(|(i, rule)| {
+                let c = br.stats.get(RuleRef(i as u32));
+                RuleDump {
+                    rule: rule.clone(),
+                    packets: c.packets + extra[i].0,
+                    bytes: c.bytes + extra[i].1,
+                    duration_ms: now.saturating_sub(c.installed_at).as_millis() as u64,
+                    idle_ms: now.saturating_sub(c.last_used).as_millis() as u64,
+                }
+            })
+            .collect())
+    }
+
+    /// Every mirrored megaflow, by PMD then id.
+    pub fn dump_dp_flows(&self) -> Vec<DpFlowDump> {
+        let mut v = Vec::new();
+        for (pmd, m) in self.mirrors.iter().enumerate() {
+            for (id, f) in m.iter() {
+                v.push(DpFlowDump {
+                    pmd,
+                    id,
+                    bridge: self.bridges[f.bridge].name.clone(),
+                    key: f.key,
+                    mask: f.mask,
+                    actions: f.actions.clone(),
+                    installed_at: f.installed_at,
+                });
+            }
+        }
+        v
+    }
+
+    pub fn counters(&self) -> SlowPathCounters {
+        self.counters
+    }
+
+    /// Megaflows mirrored for `pmd` (0 for an unknown PMD).
+    pub fn n_flows(&self, pmd: usize) -> usize {
+        self.mirrors.get(pmd).map_or(0, |m| m.len())
+    }
+
+    pub fn n_pmds(&self) -> usize {
+        self.mirrors.len()
+    }
+
+    /// Megaflows removed but not yet reported gone.
+    pub fn n_removing(&self) -> usize {
+        self.removing.len()
+    }
+
+    /// Bridge names, in configuration order.
+    pub fn bridge_names(&self) -> Vec<&str> {
+        self.bridges.iter().map(|b| b.name.as_str()).collect()
+    }
+
+    pub fn bridge_ports(&self, bridge: &str) -> Option<&[u32]> {
+        self.bridges.iter().find(|b| b.name == bridge).map(|b| b.ports.as_slice())
+    }
+
+    /// The bridge a port belongs to.
+    pub fn bridge_of_port(&self, port: u32) -> Option<&str> {
+        self.port_bridge.get(&port).map(|&b| self.bridges[b].name.as_str())
+    }
+
+    /// The current rules of `bridge` (duplicates of one identity merged, input order).
+    pub fn rules(&self, bridge: &str) -> Option<&[Rule]> {
+        self.bridges.iter().find(|b| b.name == bridge).map(|b| b.tables.rules())
+    }
+
+    /// The current compiled rule-set version of `bridge`.
+    pub fn tables(&self, bridge: &str) -> Option<&RuleTables> {
+        self.bridges.iter().find(|b| b.name == bridge).map(|b| &b.tables)
+    }
+
+    pub fn mac_table(&self, bridge: &str) -> Option<&MacTable> {
+        self.bridges.iter().find(|b| b.name == bridge).map(|b| &b.macs)
+    }
+
+    /// The mirror of `pmd`.
+    pub fn mirror(&self, pmd: usize) -> Option<&PmdMirror> {
+        self.mirrors.get(pmd)
+    }
+
+    // ----- Internals ----------------------------------------------------------------
+
+    fn bridge_index(&self, name: &str) -> Result<usize, SlowPathError> {
+        self.bridges.iter().position(|b| b.name == name).ok_or_else(|| SlowPathError::UnknownBridge(name.to_string()))
+    }
+
+    fn credit(&mut self, b: usize, rules: &[RuleRef], credited: MegaflowStats, st: &MegaflowStats) {
+        let dp = st.packets.saturating_sub(credited.packets);
+        let db = st.bytes.saturating_sub(credited.bytes);
+        if dp > 0 || db > 0 {
+            self.bridges[b].stats.credit(rules, dp, db, ms(st.used));
+        }
+    }
+
+    /// Applies a learning to bridge `b`'s MAC table; returns the entries whose change
+    /// can alter decisions (new, moved, evicted).
+    fn learn(&mut self, b: usize, l: &MacLearn, now_ms: u64) -> Vec<MacKey> {
+        let r = self.bridges[b].macs.learn(l, ms(now_ms));
+        let mut changed = Vec::new();
+        match r.outcome {
+            LearnOutcome::New => {
+                self.counters.mac_learned += 1;
+                changed.push(MacKey { vlan: l.vlan, mac: l.mac });
+            }
+            LearnOutcome::Moved { .. } => {
+                self.counters.mac_learned += 1;
+                self.counters.mac_moved += 1;
+                changed.push(MacKey { vlan: l.vlan, mac: l.mac });
+            }
+            LearnOutcome::Refreshed => {}
+        }
+        if let Some(k) = r.evicted {
+            self.counters.mac_evicted += 1;
+            changed.push(k);
+        }
+        changed
+    }
+
+    fn expire_macs(&mut self, now_ms: u64, out: &mut Out) {
+        for b in 0..self.bridges.len() {
+            let gone = self.bridges[b].macs.expire(ms(now_ms));
+            if !gone.is_empty() {
+                self.counters.mac_expired += gone.len() as u64;
+                self.revalidate_mac_deps(b, &gone, now_ms, out);
+            }
+        }
+    }
+
+    /// Re-translates the megaflows of bridge `b` that depend on any of `keys`.
+    fn revalidate_mac_deps(&mut self, b: usize, keys: &[MacKey], now_ms: u64, out: &mut Out) {
+        let mut flows: BTreeSet<(usize, FlowId)> = BTreeSet::new();
+        for k in keys {
+            if let Some(s) = self.bridges[b].mac_index.get(k) {
+                flows.extend(s.iter().copied());
+            }
+        }
+        for (pmd, id) in flows {
+            self.revalidate_flow(pmd, id, now_ms, out);
+        }
+    }
+
+    /// Revalidates one mirrored megaflow against its bridge's current state: keeps it
+    /// (re-pointing its rules and dependencies at the fresh translation) or removes it.
+    fn revalidate_flow(&mut self, pmd: usize, id: FlowId, now_ms: u64, out: &mut Out) {
+        let Some(f) = self.mirrors[pmd].get(id) else { return };
+        let b = f.bridge;
+        let br = &self.bridges[b];
+        let rv = revalidate(&br.tables, &br.macs, ms(now_ms), &f.key, &f.mask, &f.actions);
+        self.counters.revalidated += 1;
+        match rv.verdict {
+            Verdict::Keep => {
+                let old_deps = f.mac_deps.clone();
+                self.unindex_deps(b, pmd, id, &old_deps);
+                let t = rv.translation;
+                self.index_deps(b, pmd, id, &t.mac_deps);
+                if let Some(f) = self.mirrors[pmd].get_mut(id) {
+                    f.rules = t.rules;
+                    f.mac_deps = t.mac_deps;
+                    f.learn = t.learn;
+                }
+            }
+            Verdict::Replace(_) | Verdict::Delete => self.remove_flow(pmd, id, out),
+        }
+    }
+
+    fn remove_flow(&mut self, pmd: usize, id: FlowId, out: &mut Out) {
+        let Some(f) = self.mirrors[pmd].remove(id) else { return };
+        self.unindex_deps(f.bridge, pmd, id, &f.mac_deps);
+        self.removing.insert(id, Removing { bridge: f.bridge, rules: f.rules, credited: f.credited });
+        out.removes[pmd].push(id);
+        self.counters.removes += 1;
+    }
+
+    fn index_deps(&mut self, b: usize, pmd: usize, id: FlowId, deps: &[MacKey]) {
+        for d in deps {
+            self.bridges[b].mac_index.entry(*d).or_default().insert((pmd, id));
+        }
+    }
+
+    fn unindex_deps(&mut self, b: usize, pmd: usize, id: FlowId, deps: &[MacKey]) {
+        let index = &mut self.bridges[b].mac_index;
+        for d in deps {
+            if let Some(s) = index.get_mut(d) {
+                s.remove(&(pmd, id));
+                if s.is_empty() {
+                    index.remove(d);
+                }
+            }
+        }
+    }
+
+    /// Installs `rules` as bridge `b`'s new version and revalidates its megaflows.
+    /// `reset` lists indices into `rules` whose counters restart. Atomic.
+    fn change_rules(
+        &mut self,
+        b: usize,
+        rules: Vec<Rule>,
+        reset: &[usize],
+        now_ms: u64,
+        out: &mut Out,
+    ) -> Result<(), SlowPathError> {
+        let br = &self.bridges[b];
+        let new_tables = RuleTables::new(rules, br.ports.clone())
+            .map_err(|error| SlowPathError::Rules { bridge: br.name.clone(), error })?;
+        self.expire_macs(now_ms, out);
+        let br = &mut self.bridges[b];
+        let reset_refs: Vec<RuleRef> = (0..new_tables.rules().len() as u32)
+            .map(RuleRef)
+            .filter(|r| reset.contains(&new_tables.source_index(*r)))
+            .collect();
+        let new_stats = RuleStats::carry_over(&br.tables, &br.stats, &new_tables, &reset_refs, ms(now_ms));
+        // Old version's rule -> the same rule (by identity) in the new version, for the
+        // statistics of megaflows that are already on their way out.
+        let remap: Vec<Option<RuleRef>> = br
+            .tables
+            .rules()
+            .iter()
+            .map(|r| new_tables.find(r.table, r.priority, &r.matches).filter(|n| !reset_refs.contains(n)))
+            .collect();
+        br.tables = new_tables;
+        br.stats = new_stats;
+        self.counters.rule_changes += 1;
+        let remap_refs = |rules: &[RuleRef]| -> Vec<RuleRef> {
+            rules.iter().filter_map(|r| remap.get(r.0 as usize).copied().flatten()).collect()
+        };
+        for r in self.removing.values_mut().filter(|r| r.bridge == b) {
+            r.rules = remap_refs(&r.rules);
+        }
+        for pmd in 0..self.mirrors.len() {
+            for id in self.mirrors[pmd].ids_of_bridge(b) {
+                let Some(f) = self.mirrors[pmd].get_mut(id) else { continue };
+                // Until revalidation re-points them, the flow's refs name the new version.
+                f.rules = remap_refs(&f.rules);
+                self.revalidate_flow(pmd, id, now_ms, out);
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::actions::DpAction;
+    use crate::extract::extract;
+    use crate::testpkt::{TCP4, Tcp4, icmp4_frame, tcp4_frame, udp4_frame};
+    use ferrovs_config::{parse_flow, parse_match};
+
+    const A: [u8; 6] = [0x02, 0, 0, 0, 0, 0x0a];
+    const B: [u8; 6] = [0x02, 0, 0, 0, 0, 0x0b];
+
+    fn rules(text: &[&str]) -> Vec<Rule> {
+        text.iter().map(|l| parse_flow(l).unwrap()).collect()
+    }
+
+    fn slow_path(rule_text: &[&str], n_pmds: usize, cfg: SlowPathConfig) -> SlowPath {
+        let br = BridgeSpec { name: "br0".into(), ports: vec![1, 2, 3], rules: rules(rule_text) };
+        SlowPath::new(vec![br], n_pmds, cfg, 0).unwrap()
+    }
+
+    /// The key of `frame` with its Ethernet addresses replaced, received on `port`.
+    fn key_of(mut frame: Vec<u8>, src: [u8; 6], dst: [u8; 6], port: u32) -> FlowKey {
+        frame[0..6].copy_from_slice(&dst);
+        frame[6..12].copy_from_slice(&src);
+        extract(&frame, port)
+    }
+
+    fn tcp(dport: u16, port: u32) -> FlowKey {
+        extract(&tcp4_frame(&Tcp4 { dport, ..TCP4 }), port)
+    }
+
+    fn up(pmd: usize, key: FlowKey) -> Upcall {
+        Upcall { pmd, key }
+    }
+
+    /// The single Install of `cmds` (asserted to be the last command, to `pmd`).
+    fn installed(cmds: &[(usize, PmdCommand)], pmd: usize) -> (FlowId, Megaflow) {
+        match cmds.last() {
+            Some((p, PmdCommand::Install { id, megaflow })) if *p == pmd => (*id, megaflow.clone()),
+            other => panic!("expected an Install to PMD {pmd}, got {other:?} in {cmds:?}"),
+        }
+    }
+
+    fn stats(packets: u64, bytes: u64, used: u64) -> MegaflowStats {
+        MegaflowStats { packets, bytes, used, tcp_flags: 0 }
+    }
+
+    #[test]
+    fn first_packet_installs_a_megaflow() {
+        let mut sp = slow_path(&["priority=10,ip,nw_dst=10.0.0.0/8,actions=output:2", "priority=0,actions=drop"], 2, Default::default());
+        let k = tcp(80, 1);
+        let cmds = sp.handle_upcall(&up(1, k), 5);
+        assert_eq!(cmds.len(), 1);
+        let (id, mf) = installed(&cmds, 1);
+        assert_eq!(mf.actions, vec![DpAction::Output(2)]);
+        assert!(mf.matches(&k));
+        assert!(mf.matches(&tcp(22, 1)), "the port is not in the mask");
+        assert!(!mf.matches(&tcp(80, 2)), "in_port always is");
+        assert_eq!((sp.n_flows(0), sp.n_flows(1)), (0, 1));
+        let dump = sp.dump_dp_flows();
+        assert_eq!((dump[0].pmd, dump[0].id, dump[0].installed_at, dump[0].key), (1, id, 5, mf.key));
+        let c = sp.counters();
+        assert_eq!((c.upcalls, c.installs, c.executes), (1, 1, 0));
+    }
+
+    #[test]
+    fn racing_upcalls_are_answered_with_execute() {
+        let mut sp = slow_path(&["priority=10,ip,nw_dst=10.0.0.0/8,actions=output:2"], 2, Default::default());
+        let k = tcp(80, 1);
+        installed(&sp.handle_upcall(&up(0, k), 0), 0);
+        // Same key again (sent before the Install was applied): identical key+mask.
+        let again = sp.handle_upcall(&up(0, k), 1);
+        assert_eq!(again, vec![(0, PmdCommand::Execute { key: k, actions: vec![DpAction::Output(2)] })]);
+        // Another key the first megaflow covers: its packets are executed by the Install.
+        let k2 = tcp(443, 1);
+        assert!(matches!(sp.handle_upcall(&up(0, k2), 2)[..], [(0, PmdCommand::Execute { .. })]));
+        // The other PMD has its own cache: it gets an Install.
+        installed(&sp.handle_upcall(&up(1, k), 3), 1);
+        let c = sp.counters();
+        assert_eq!((c.installs, c.executes, c.executes_raced), (2, 2, 2));
+        assert_eq!(sp.n_flows(0), 1);
+    }
+
+    #[test]
+    fn flow_limit_turns_installs_into_executes() {
+        let cfg = SlowPathConfig { flow_limit_per_pmd: 1, ..Default::default() };
+        let mut sp = slow_path(&["priority=10,ip,nw_dst=10.0.0.0/8,actions=output:2", "priority=0,actions=output:3"], 1, cfg);
+        installed(&sp.handle_upcall(&up(0, tcp(80, 1)), 0), 0);
+        let other = extract(&tcp4_frame(&Tcp4 { dst: [192, 0, 2, 1], ..TCP4 }), 1);
+        let cmds = sp.handle_upcall(&up(0, other), 1);
+        assert_eq!(cmds, vec![(0, PmdCommand::Execute { key: other, actions: vec![DpAction::Output(3)] })]);
+        assert_eq!(sp.counters().executes_flow_limit, 1);
+        // Once the PMD reports the first flow gone, there is room again.
+        let id = sp.dump_dp_flows()[0].id;
+        sp.handle_event(&PmdEvent { pmd: 0, reason: GoneReason::Expired, flows: vec![(id, stats(0, 0, 0))] }, 2);
+        installed(&sp.handle_upcall(&up(0, other), 3), 0);
+    }
+
+    #[test]
+    fn rule_change_removes_exactly_the_affected_megaflows() {
+        let mut sp = slow_path(
+            &["priority=10,tcp,tp_dst=80,actions=output:2", "priority=10,udp,actions=output:3", "priority=0,actions=drop"],
+            2,
+            Default::default(),
+        );
+        let k_tcp = tcp(80, 1);
+        let k_udp = extract(&udp4_frame(5000, 53, b"query"), 1);
+        let k_icmp = extract(&icmp4_frame(8, 0), 1);
+        let (id_tcp, _) = installed(&sp.handle_upcall(&up(0, k_tcp), 0), 0);
+        let (id_udp, _) = installed(&sp.handle_upcall(&up(0, k_udp), 0), 0);
+        let (id_icmp, _) = installed(&sp.handle_upcall(&up(1, k_icmp), 0), 1);
+        let (id_tcp1, _) = installed(&sp.handle_upcall(&up(1, k_tcp), 0), 1);
+        let cmds = sp.add_flows("br0", rules(&["priority=20,tcp,tp_dst=80,actions=output:3"]), 10).unwrap();
+        assert_eq!(
+            cmds,
+            vec![(0, PmdCommand::Remove { ids: vec![id_tcp] }), (1, PmdCommand::Remove { ids: vec![id_tcp1] })]
+        );
+        assert!(sp.mirror(0).unwrap().get(id_udp).is_some());
+        assert!(sp.mirror(1).unwrap().get(id_icmp).is_some());
+        let (_, mf) = installed(&sp.handle_upcall(&up(0, k_tcp), 11), 0);
+        assert_eq!(mf.actions, vec![DpAction::Output(3)]);
+        // Deleting the udp rule (non-strict) removes the udp megaflow only.
+        let (cmds, n) = sp.del_flows("br0", &parse_match("udp").unwrap(), 12).unwrap();
+        assert_eq!((cmds, n), (vec![(0, PmdCommand::Remove { ids: vec![id_udp] })], 1));
+        // A refused rule set changes nothing.
+        let bad = vec![Rule { table: 2, actions: vec![ferrovs_config::Action::GotoTable(1)], ..rules(&["actions=drop"])[0].clone() }];
+        assert!(matches!(sp.replace_rules("br0", bad, 13), Err(SlowPathError::Rules { .. })));
+        assert_eq!(sp.rules("br0").unwrap().len(), 3);
+        assert!(matches!(sp.replace_rules("nope", vec![], 13), Err(SlowPathError::UnknownBridge(_))));
+    }
+
+    #[test]
+    fn mac_learning_and_moves_invalidate_dependants() {
+        let mut sp = slow_path(&["actions=normal"], 2, Default::default());
+        let frame = || tcp4_frame(&TCP4);
+        // B (port 2) -> A: A unknown, flood; B learned on 2.
+        let b_to_a = key_of(frame(), B, A, 2);
+        let (f_ba, mf) = installed(&sp.handle_upcall(&up(0, b_to_a), 0), 0);
+        assert_eq!(mf.actions, vec![DpAction::Output(1), DpAction::Output(3)]);
+        // A (port 1) -> B on PMD 1: unicast to 2; learning A makes PMD 0's flood stale.
+        let a_to_b = key_of(frame(), A, B, 1);
+        let cmds = sp.handle_upcall(&up(1, a_to_b), 1);
+        assert_eq!(cmds[0], (0, PmdCommand::Remove { ids: vec![f_ba] }));
+        let (f_ab, mf) = installed(&cmds, 1);
+        assert_eq!(mf.actions, vec![DpAction::Output(2)]);
+        // B -> A again: now unicast to 1.
+        let (f_ba2, mf) = installed(&sp.handle_upcall(&up(0, b_to_a), 2), 0);
+        assert_eq!(mf.actions, vec![DpAction::Output(1)]);
+        // A moves to port 3: the flow towards A is stale, the flow towards B is not
+        // (but A's old flow from port 1 stays valid: it still says "to B: port 2").
+        let a3_to_b = key_of(frame(), A, B, 3);
+        let cmds = sp.handle_upcall(&up(1, a3_to_b), 3);
+        assert_eq!(cmds[0], (0, PmdCommand::Remove { ids: vec![f_ba2] }));
+        assert_eq!(cmds.len(), 2);
+        assert!(sp.mirror(1).unwrap().get(f_ab).is_some());
+        assert_eq!(sp.mac_table("br0").unwrap().lookup(0, A, ms(3)), Some(3));
+        let c = sp.counters();
+        assert_eq!((c.mac_learned, c.mac_moved, c.removes), (3, 1, 2));
+    }
+
+    #[test]
+    fn aged_mac_entries_invalidate_dependants_on_the_next_call() {
+        let cfg = SlowPathConfig { mac_aging: Duration::from_secs(10), ..Default::default() };
+        let mut sp = slow_path(&["actions=normal"], 1, cfg);
+        sp.handle_upcall(&up(0, key_of(tcp4_frame(&TCP4), A, B, 1)), 0);
+        let (f_ba, mf) = installed(&sp.handle_upcall(&up(0, key_of(tcp4_frame(&TCP4), B, A, 2)), 1), 0);
+        assert_eq!(mf.actions, vec![DpAction::Output(1)]);
+        assert_eq!(sp.tick(9_999), vec![(0, PmdCommand::ExpireIdle { idle_ms: 10_000 })]);
+        assert_eq!(
+            sp.tick(10_000),
+            vec![(0, PmdCommand::Remove { ids: vec![f_ba] }), (0, PmdCommand::ExpireIdle { idle_ms: 10_000 })]
+        );
+        assert_eq!(sp.counters().mac_expired, 1);
+    }
+
+    #[test]
+    fn live_traffic_refreshes_mac_entries() {
+        let cfg = SlowPathConfig { mac_aging: Duration::from_secs(10), ..Default::default() };
+        let mut sp = slow_path(&["actions=normal"], 1, cfg);
+        let a_to_b = key_of(tcp4_frame(&TCP4), A, B, 1);
+        let (f_ab, _) = installed(&sp.handle_upcall(&up(0, a_to_b), 0), 0);
+        // Learning B makes A's flood towards B stale; A's next miss unicasts.
+        let cmds = sp.handle_upcall(&up(0, key_of(tcp4_frame(&TCP4), B, A, 2)), 0);
+        assert_eq!(cmds[0], (0, PmdCommand::Remove { ids: vec![f_ab] }));
+        let (f_ab, _) = installed(&sp.handle_upcall(&up(0, a_to_b), 0), 0);
+        // A keeps sending through its megaflow; the slow path never sees it again.
+        assert!(sp.update_stats(&[(0, f_ab, stats(100, 6000, 9_000))], 9_000).is_empty());
+        assert_eq!(sp.tick(15_000).len(), 1 + 1, "B aged out (Remove of the flow to B) but A did not");
+        assert_eq!(sp.mac_table("br0").unwrap().lookup(0, A, ms(15_000)), Some(1));
+        assert_eq!(sp.mac_table("br0").unwrap().lookup(0, B, ms(15_000)), None);
+    }
+
+    #[test]
+    fn rule_stats_survive_flow_expiry_and_rule_changes() {
+        let mut sp = slow_path(&["priority=10,ip,actions=output:2", "priority=5,arp,actions=output:3"], 1, Default::default());
+        let (f1, _) = installed(&sp.handle_upcall(&up(0, tcp(80, 1)), 0), 0);
+        let (f2, _) = installed(&sp.handle_upcall(&up(0, tcp(80, 3)), 0), 0);
+        sp.handle_event(&PmdEvent { pmd: 0, reason: GoneReason::Expired, flows: vec![(f1, stats(5, 300, 40))] }, 50);
+        assert_eq!(sp.n_flows(0), 1);
+        let dump = sp.dump_flows("br0", &[(0, f2, stats(2, 120, 45))], 50).unwrap();
+        assert_eq!((dump[0].packets, dump[0].bytes, dump[1].packets), (7, 420, 0));
+        // Crediting live stats, then the final stats: only the difference is added.
+        sp.update_stats(&[(0, f2, stats(2, 120, 45))], 60);
+        assert_eq!(sp.dump_flows("br0", &[], 60).unwrap()[0].packets, 7);
+        // A rule change that keeps the rule's identity but changes its actions: f2 is
+        // removed, its final stats arrive later and still count for the rule.
+        let cmds = sp.replace_rules("br0", rules(&["priority=10,ip,actions=output:3", "priority=5,arp,actions=output:3"]), 70).unwrap();
+        assert_eq!(cmds, vec![(0, PmdCommand::Remove { ids: vec![f2] })]);
+        assert_eq!(sp.n_removing(), 1);
+        sp.handle_event(&PmdEvent { pmd: 0, reason: GoneReason::Removed, flows: vec![(f2, stats(3, 180, 65))] }, 80);
+        assert_eq!(sp.n_removing(), 0);
+        let dump = sp.dump_flows("br0", &[], 80).unwrap();
+        assert_eq!((dump[0].packets, dump[0].bytes, dump[0].duration_ms, dump[0].idle_ms), (8, 480, 80, 15));
+        // add-flows of the same identity restarts its counters.
+        sp.add_flows("br0", rules(&["priority=10,ip,actions=output:2"]), 90).unwrap();
+        assert_eq!(sp.dump_flows("br0", &[], 90).unwrap()[0].packets, 0);
+    }
+
+    #[test]
+    fn timeouts_delete_rules_and_their_megaflows() {
+        let mut sp = slow_path(
+            &["priority=10,tcp,hard_timeout=2,actions=output:2", "priority=10,udp,idle_timeout=1,actions=output:3", "priority=0,actions=drop"],
+            1,
+            Default::default(),
+        );
+        let (f_tcp, _) = installed(&sp.handle_upcall(&up(0, tcp(80, 1)), 0), 0);
+        let (f_udp, _) = installed(&sp.handle_upcall(&up(0, extract(&udp4_frame(1, 2, b""), 1)), 0), 0);
+        // UDP traffic keeps the idle timeout away; TCP traffic does not stop the hard one.
+        sp.update_stats(&[(0, f_udp, stats(1, 60, 900)), (0, f_tcp, stats(1, 60, 900))], 900);
+        assert_eq!(sp.tick(1_500).len(), 1, "nothing expired yet");
+        let cmds = sp.tick(2_000);
+        assert_eq!(cmds[0], (0, PmdCommand::Remove { ids: vec![f_tcp, f_udp] }));
+        assert_eq!(sp.rules("br0").unwrap().len(), 1);
+        assert_eq!(sp.counters().rules_expired, 2);
+    }
+
+    #[test]
+    fn looping_rules_install_a_drop_and_unknown_ports_execute_drop() {
+        let mut sp = slow_path(&["actions=resubmit(,0)"], 1, Default::default());
+        let (_, mf) = installed(&sp.handle_upcall(&up(0, tcp(80, 1)), 0), 0);
+        assert!(mf.actions.is_empty());
+        assert_eq!(sp.counters().xlate_errors, 1);
+        let k = tcp(80, 99);
+        assert_eq!(sp.handle_upcall(&up(0, k), 0), vec![(0, PmdCommand::Execute { key: k, actions: vec![] })]);
+        assert!(sp.handle_upcall(&up(5, k), 0).is_empty(), "no such PMD");
+        assert_eq!((sp.counters().no_bridge, sp.counters().bad_upcalls), (1, 1));
+    }
+
+    #[test]
+    fn refuses_bad_bridge_sets() {
+        let br = |name: &str, ports: Vec<u32>| BridgeSpec { name: name.into(), ports, rules: vec![] };
+        let dup_port = SlowPath::new(vec![br("a", vec![1, 2]), br("b", vec![2])], 1, Default::default(), 0);
+        assert!(matches!(dup_port, Err(SlowPathError::DuplicatePort { port: 2, .. })));
+        let dup_name = SlowPath::new(vec![br("a", vec![1]), br("a", vec![2])], 1, Default::default(), 0);
+        assert!(matches!(dup_name, Err(SlowPathError::DuplicateBridge(_))));
+        let sp = SlowPath::new(vec![br("a", vec![1]), br("b", vec![2, 3])], 1, Default::default(), 0).unwrap();
+        assert_eq!((sp.bridge_names(), sp.bridge_of_port(3), sp.bridge_ports("b")), (vec!["a", "b"], Some("b"), Some(&[2, 3][..])));
+    }
+}

@@ -1,0 +1,168 @@
+//! Rule-list edits with `ovs-ofctl` semantics: `add-flow(s)` and non-strict `del-flows`.
+//!
+//! # Semantics (OpenFlow 1.0, as Open vSwitch 3.1 with `ovs-ofctl`)
+//!
+//! - *add*: a rule with the same table, priority and match as an existing one replaces
+//!   it in place (an OFPFC_ADD of an identical flow), and its counters start afresh;
+//!   any other rule is appended.
+//! - *non-strict delete*: deletes every rule, in the given table or in all tables, whose
+//!   match is *at least as specific* as the given match: every field the given match
+//!   constrains, the rule constrains too, with a mask covering the given mask and the
+//!   same value under it. Priority is ignored; a masked cookie, if given, must match.
+//!   The empty match deletes everything.
+//!
+//! Both matches are first normalised as OpenFlow 1.0 does (and as `RuleTables`
+//! compiles them): a field whose prerequisite is missing (`nw_dst` without `ip`/`arp`,
+//! `tp_dst` without a transport protocol, ...) is ignored, and an all-zero mask is the
+//! same as no match. So `del-flows nw_dst=10.0.0.0/8` (no `ip`) deletes every rule,
+//! which is what `ovs-ofctl` does (after a warning).
+
+use ferrovs_config::rules::{Masked, Match, Rule};
+use ferrovs_config::MatchSpec;
+
+use crate::key::{ethertype, ipproto, mac_to_u64};
+
+/// Number of match fields compared.
+const N_FIELDS: usize = 18;
+
+/// A normalised match: per field, (value, mask) with a non-zero mask, or `None`.
+type Normalised = [Option<(u128, u128)>; N_FIELDS];
+
+fn masked<T: Copy>(m: Option<Masked<T>>, conv: impl Fn(T) -> u128) -> Option<(u128, u128)> {
+    m.map(|m| (conv(m.value) & conv(m.mask), conv(m.mask)))
+}
+
+fn exact<T: Copy>(v: Option<T>, conv: impl Fn(T) -> u128, all_ones: u128) -> Option<(u128, u128)> {
+    v.map(|v| (conv(v), all_ones))
+}
+
+fn normalise(m: &Match) -> Normalised {
+    let ip4 = m.dl_type == Some(ethertype::IPV4);
+    let ip6 = m.dl_type == Some(ethertype::IPV6);
+    let arp = m.dl_type == Some(ethertype::ARP);
+    let ip = ip4 || ip6;
+    let proto = if ip { m.nw_proto } else { None };
+    let ports = matches!(proto, Some(ipproto::TCP | ipproto::UDP | ipproto::SCTP))
+        || (ip4 && proto == Some(ipproto::ICMP))
+        || (ip6 && proto == Some(ipproto::ICMPV6));
+    let tcp = proto == Some(ipproto::TCP);
+    let mac = |a: [u8; 6]| mac_to_u64(a) as u128;
+    let v4 = |a: std::net::Ipv4Addr| u32::from(a) as u128;
+    let v6 = |a: std::net::Ipv6Addr| u128::from(a);
+    let u16c = |x: u16| x as u128;
+    let u8c = |x: u8| x as u128;
+    let keep = |ok: bool, f: Option<(u128, u128)>| if ok { f.filter(|(_, mask)| *mask != 0) } else { None };
+    [
+        keep(true, exact(m.in_port, |x| x as u128, u32::MAX as u128)),
+        keep(true, exact(m.dl_type, u16c, 0xffff)),
+        keep(true, masked(m.vlan_tci, u16c)),
+        keep(true, masked(m.dl_src, mac)),
+        keep(true, masked(m.dl_dst, mac)),
+        keep(ip || arp, exact(m.nw_proto, u8c, 0xff)),
+        keep(ip4 || arp, masked(m.nw_src, v4)),
+        keep(ip4 || arp, masked(m.nw_dst, v4)),
+        keep(ip6, masked(m.ipv6_src, v6)),
+        keep(ip6, masked(m.ipv6_dst, v6)),
+        keep(ip, masked(m.nw_tos, u8c)),
+        keep(ip, exact(m.nw_ttl, u8c, 0xff)),
+        keep(ip, masked(m.nw_frag, u8c)),
+        keep(ports, masked(m.tp_src, u16c)),
+        keep(ports, masked(m.tp_dst, u16c)),
+        keep(tcp, masked(m.tcp_flags, u16c)),
+        keep(arp, masked(m.arp_sha, mac)),
+        keep(arp, masked(m.arp_tha, mac)),
+    ]
+}
+
+/// True if `specific` is at least as specific as `general` (see the module doc).
+pub fn match_covers(general: &Match, specific: &Match) -> bool {
+    let g = normalise(general);
+    let s = normalise(specific);
+    g.iter().zip(s.iter()).all(|(g, s)| match (g, s) {
+        (None, _) => true,
+        (Some(_), None) => false,
+        (Some((gv, gm)), Some((sv, sm))) => sm & gm == *gm && (sv & gm) == (gv & gm),
+    })
+}
+
+/// True if `rule` is selected by a non-strict `del-flows` with `spec`.
+pub fn del_selects(spec: &MatchSpec, rule: &Rule) -> bool {
+    spec.table.is_none_or(|t| t == rule.table)
+        && spec.cookie.is_none_or(|c| rule.cookie & c.mask == c.value & c.mask)
+        && match_covers(&spec.matches, &rule.matches)
+}
+
+/// `rules` after adding `new` with `add-flows` semantics. Also returns, for each rule
+/// of the result that replaced an existing one, its (table, priority, match) identity
+/// index in the result, so that its counters can be reset.
+pub fn add_rules(rules: &[Rule], new: Vec<Rule>) -> (Vec<Rule>, Vec<usize>) {
+    let mut out = rules.to_vec();
+    let mut replaced = Vec::new();
+    for r in new {
+        match out.iter().position(|o| o.table == r.table && o.priority == r.priority && o.matches == r.matches) {
+            Some(i) => {
+                out[i] = r;
+                if !replaced.contains(&i) {
+                    replaced.push(i);
+                }
+            }
+            None => out.push(r),
+        }
+    }
+    (out, replaced)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ferrovs_config::{parse_flow, parse_match};
+
+    fn m(s: &str) -> Match {
+        parse_match(s).unwrap().matches
+    }
+
+    #[test]
+    fn covers_by_field_and_prefix() {
+        assert!(match_covers(&m(""), &m("tcp,tp_dst=80")));
+        assert!(match_covers(&m("ip"), &m("tcp,nw_dst=10.1.0.0/16")));
+        assert!(match_covers(&m("ip,nw_dst=10.0.0.0/8"), &m("tcp,nw_dst=10.1.0.0/16")));
+        assert!(!match_covers(&m("ip,nw_dst=10.1.0.0/16"), &m("tcp,nw_dst=10.0.0.0/8")), "wider prefix");
+        assert!(!match_covers(&m("ip,nw_dst=11.0.0.0/8"), &m("tcp,nw_dst=10.1.0.0/16")), "other value");
+        assert!(!match_covers(&m("tcp"), &m("ip")), "nw_proto not constrained");
+        assert!(!match_covers(&m("in_port=1"), &m("in_port=2,ip")));
+        assert!(match_covers(&m("tcp,tp_dst=0x1000/0xf000"), &m("tcp,tp_dst=0x1234")));
+    }
+
+    #[test]
+    fn normalisation_drops_fields_without_prerequisites() {
+        // The (normalised-away) nw_dst of the general match constrains nothing.
+        let general = Match { nw_dst: m("ip,nw_dst=10.0.0.0/8").nw_dst, ..Match::default() };
+        assert!(match_covers(&general, &m("arp")));
+        assert!(match_covers(&general, &Match::default()));
+    }
+
+    #[test]
+    fn del_selects_table_and_cookie() {
+        let r = parse_flow("table=1,cookie=0x12,priority=5,udp,tp_dst=53,actions=drop").unwrap();
+        assert!(del_selects(&parse_match("udp").unwrap(), &r));
+        assert!(del_selects(&parse_match("table=1").unwrap(), &r));
+        assert!(!del_selects(&parse_match("table=0").unwrap(), &r));
+        assert!(del_selects(&parse_match("cookie=0x10/0xf0").unwrap(), &r));
+        assert!(!del_selects(&parse_match("cookie=0x20/0xf0").unwrap(), &r));
+        assert!(del_selects(&parse_match("priority=9,udp").unwrap(), &r), "non-strict ignores priority");
+    }
+
+    #[test]
+    fn add_replaces_identical_and_appends_others() {
+        let a = parse_flow("priority=5,ip,actions=output:1").unwrap();
+        let b = parse_flow("priority=6,ip,actions=output:2").unwrap();
+        let a2 = parse_flow("priority=5,ip,actions=output:3").unwrap();
+        let (out, replaced) = add_rules(&[a, b.clone()], vec![a2.clone()]);
+        assert_eq!(out, vec![a2.clone(), b.clone()]);
+        assert_eq!(replaced, vec![0]);
+        let c = parse_flow("priority=5,tcp,actions=output:3").unwrap();
+        let (out, replaced) = add_rules(&out, vec![c.clone()]);
+        assert_eq!(out, vec![a2, b, c]);
+        assert!(replaced.is_empty());
+    }
+}
