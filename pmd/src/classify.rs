@@ -62,8 +62,11 @@ pub trait Classifier: Send + 'static {
     /// Called once per loop iteration, after the bursts and before the tx flush, whether
     /// packets arrived or not: a place for cheap periodic work (e.g. giving up on parked
     /// packets whose upcall was never answered, publishing counters). Must not block.
-    fn housekeeping(&mut self, inject: &mut Injector<'_>) {
+    /// Returns true if it executed or dropped packets (the loop then publishes the port
+    /// counters even in an idle iteration).
+    fn housekeeping(&mut self, inject: &mut Injector<'_>) -> bool {
         let _ = inject;
+        false
     }
 }
 

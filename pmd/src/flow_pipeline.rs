@@ -79,6 +79,9 @@ pub const PARK_PACKETS: usize = 512;
 pub const PARK_TIMEOUT_MS: u64 = 1000;
 
 /// Messages a [`FlowPipeline`] accepts.
+// `Command` (an `Install` carries two 64-byte keys) is the common message and `Dump` the
+// rare one, so boxing the large variant would only add an allocation per install.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum FlowMessage {
     Command(PmdCommand),
@@ -584,13 +587,7 @@ impl FlowPipeline {
         self.cache
             .iter()
             .filter_map(|m| {
-                Some(DpFlowDump {
-                    id: self.name(m.id)?,
-                    key: *m.key,
-                    mask: *m.mask,
-                    actions: m.actions.to_vec(),
-                    stats: m.stats,
-                })
+                Some(DpFlowDump { id: self.name(m.id)?, key: *m.key, mask: *m.mask, actions: m.actions.to_vec(), stats: m.stats })
             })
             .collect()
     }
@@ -728,10 +725,11 @@ impl Classifier for FlowPipeline {
         }
     }
 
-    fn housekeeping(&mut self, inject: &mut Injector<'_>) {
+    fn housekeeping(&mut self, inject: &mut Injector<'_>) -> bool {
+        let mut timed_out = 0;
         if self.park.packets() > 0 {
             let now = self.clock.now_ms();
-            let timed_out = self.park.expire(now, |in_port, pkt| inject.drop_missed(in_port, pkt));
+            timed_out = self.park.expire(now, |in_port, pkt| inject.drop_missed(in_port, pkt));
             if timed_out > 0 {
                 self.local.park_timeout += timed_out as u64;
                 self.dirty = true;
@@ -740,6 +738,7 @@ impl Classifier for FlowPipeline {
         if self.dirty {
             self.publish();
         }
+        timed_out > 0
     }
 }
 

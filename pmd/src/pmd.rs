@@ -79,10 +79,16 @@ impl<C: Classifier> PmdThread<C> {
         let mut sleep = self.backoff.map(|b| b.start).unwrap_or_default();
         let mut t_prev = rdtsc();
         while !self.stop.load(Ordering::Relaxed) {
+            // Port counters changed outside an rx burst (packets injected by a message or
+            // dropped by housekeeping): publish them even if the iteration is idle.
+            let mut touched = false;
             while let Ok(msg) = self.messages.try_recv() {
                 self.tx.pmd.messages += 1;
                 match msg {
-                    PmdMessage::Classifier(m) => self.classifier.handle_message(m, &mut Injector { tx: &mut self.tx }),
+                    PmdMessage::Classifier(m) => {
+                        touched = true;
+                        self.classifier.handle_message(m, &mut Injector { tx: &mut self.tx })
+                    }
                     PmdMessage::Barrier(reply) => {
                         // Packets injected by earlier messages leave before the ack.
                         self.tx.flush();
@@ -101,7 +107,7 @@ impl<C: Classifier> PmdThread<C> {
                 self.tx.pmd.rx_bursts += 1;
                 process_burst(q.in_port, q.in_idx, &mut batch, &mut self.classifier, &mut self.tx);
             }
-            self.classifier.housekeeping(&mut Injector { tx: &mut self.tx });
+            touched |= self.classifier.housekeeping(&mut Injector { tx: &mut self.tx });
             self.tx.flush();
 
             let now = rdtsc();
@@ -118,6 +124,9 @@ impl<C: Classifier> PmdThread<C> {
                 }
             } else {
                 self.tx.pmd.idle_cycles += spent;
+                if touched {
+                    self.shared.publish(&self.tx.counters, &self.tx.pmd);
+                }
                 empty_polls = empty_polls.saturating_add(1);
                 if let Some(b) = self.backoff {
                     if empty_polls >= b.after_empty_polls {

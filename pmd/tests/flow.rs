@@ -1,0 +1,613 @@
+//! End-to-end tests of the flow pipeline ([`FlowPipeline`]) in a running switch over
+//! net_ring port pairs, with a fake slow path, in one process with one EAL.
+//!
+//! Each switch port is one side of a crossed ring pair; the test drives the other side
+//! ("peer"). The fake slow path is a thread that receives the PMD's upcalls, records
+//! them, and answers each through the PMD's message queue as its policy says (install a
+//! megaflow matching in_port + dl_type + nw_dst, execute without installing, or nothing).
+//! Frames are real Ethernet/IPv4/UDP bytes with valid IPv4 and UDP checksums. Every test
+//! checks at the end that all mbufs went back to their pools.
+
+use std::net::Ipv4Addr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender};
+use ferrovs_dpdk::{BURST, Eal, MbufBatch, Mempool, Port, PortConfig, RxQueue, TxQueue, ring_port_pair, rx_burst, tx_burst};
+use ferrovs_flowcache::actions::{DpAction, DpActions};
+use ferrovs_flowcache::extract::extract;
+use ferrovs_flowcache::key::{FlowKey, Mask};
+use ferrovs_flowcache::testpkt::checksums_ok;
+use ferrovs_flowcache::upcall::{FlowId, GoneReason, PmdCommand, PmdEvent, Upcall};
+use ferrovs_flowcache::{FlowCacheConfig, Megaflow};
+use ferrovs_pmd::flow_pipeline::PARK_TIMEOUT_MS;
+use ferrovs_pmd::{
+    DpFlowDump, FlowMessage, FlowPipeline, IdleBackoff, PipelineClock, PipelineCounters, PipelineStats, PmdSender, PortSpec,
+    Switch, SwitchOptions, SwitchStats, pipeline_hooks,
+};
+use libtest_mimic::{Arguments, Failed, Trial};
+
+static EAL: OnceLock<Eal> = OnceLock::new();
+
+fn eal() -> &'static Eal {
+    EAL.get().expect("EAL initialised in main")
+}
+
+fn eal_args() -> Vec<String> {
+    let extra = std::env::var("FERROVS_TEST_EAL_ARGS").unwrap_or_else(|_| "--no-huge --no-shconf --no-pci -m 512".into());
+    let mut v: Vec<String> = extra.split_whitespace().map(String::from).collect();
+    v.extend(["-l", "0", "--log-level=error"].map(String::from));
+    v
+}
+
+fn uniq(tag: &str) -> String {
+    use std::sync::atomic::AtomicUsize;
+    static N: AtomicUsize = AtomicUsize::new(0);
+    format!("{tag}{}", N.fetch_add(1, Ordering::SeqCst))
+}
+
+fn check(cond: bool, msg: impl FnOnce() -> String) -> Result<(), Failed> {
+    if cond { Ok(()) } else { Err(msg().into()) }
+}
+
+fn ones_complement_sum(bytes: &[u8], mut sum: u32) -> u32 {
+    for w in bytes.chunks(2) {
+        sum += u16::from_be_bytes([w[0], *w.get(1).unwrap_or(&0)]) as u32;
+    }
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    sum
+}
+
+/// One UDP flow's packets: from 198.18.0.1:`sport` to `dst`:53.
+#[derive(Clone, Copy)]
+struct Udp {
+    sport: u16,
+    dst: [u8; 4],
+    ttl: u8,
+}
+
+const FLOW_A: Udp = Udp { sport: 1000, dst: [198, 18, 0, 2], ttl: 64 };
+
+/// Ethernet/IPv4/UDP frame from 02:00:00:00:00:01 to 02:00:00:00:00:02, `seq` in the IP
+/// identification and the payload (neither is part of the flow key), valid IPv4 header
+/// and UDP checksums.
+fn udp_frame(u: Udp, seq: u16) -> Vec<u8> {
+    let payload: Vec<u8> = (0..18u16).map(|i| (i as u8) ^ (seq as u8) ^ (seq >> 8) as u8).collect();
+    let src = [198, 18, 0, 1];
+    let udp_len = (8 + payload.len()) as u16;
+    let mut ip = vec![0x45, 0x00];
+    ip.extend((20 + udp_len).to_be_bytes());
+    ip.extend(seq.to_be_bytes());
+    ip.extend([0x40, 0x00, u.ttl, 17, 0, 0]);
+    ip.extend(src);
+    ip.extend(u.dst);
+    let csum = !(ones_complement_sum(&ip, 0) as u16);
+    ip[10..12].copy_from_slice(&csum.to_be_bytes());
+    let mut udp = Vec::new();
+    udp.extend(u.sport.to_be_bytes());
+    udp.extend(53u16.to_be_bytes());
+    udp.extend(udp_len.to_be_bytes());
+    udp.extend([0, 0]);
+    udp.extend(&payload);
+    let mut pseudo = Vec::new();
+    pseudo.extend(src);
+    pseudo.extend(u.dst);
+    pseudo.extend([0, 17]);
+    pseudo.extend(udp_len.to_be_bytes());
+    let mut c = !(ones_complement_sum(&udp, ones_complement_sum(&pseudo, 0)) as u16);
+    if c == 0 {
+        c = 0xffff;
+    }
+    udp[6..8].copy_from_slice(&c.to_be_bytes());
+    let mut f = vec![0x02, 0, 0, 0, 0, 0x02, 0x02, 0, 0, 0, 0, 0x01, 0x08, 0x00];
+    f.extend(ip);
+    f.extend(udp);
+    f
+}
+
+fn flow_frames(u: Udp, seqs: std::ops::Range<u16>) -> Vec<Vec<u8>> {
+    seqs.map(|s| udp_frame(u, s)).collect()
+}
+
+/// The megaflow mask the fake slow path installs: in_port, dl_type, nw_dst.
+fn dst_mask() -> Mask {
+    let mut m = FlowKey::ZERO;
+    m.set_in_port(u32::MAX);
+    m.set_dl_type(0xffff);
+    m.set_nw_dst_u32(u32::MAX);
+    m
+}
+
+/// How the fake slow path answers an upcall (given the id it would assign).
+type Policy = Box<dyn FnMut(&Upcall, FlowId) -> Option<PmdCommand> + Send>;
+
+/// Install a megaflow of `dst_mask()` with `actions`.
+fn install(actions: DpActions) -> Policy {
+    Box::new(move |u, id| Some(PmdCommand::Install { id, megaflow: Megaflow::new(u.key, dst_mask(), actions.clone()) }))
+}
+
+/// Execute `actions` on the parked packets, install nothing.
+fn execute_only(actions: DpActions) -> Policy {
+    Box::new(move |u, _| Some(PmdCommand::Execute { key: u.key, actions: actions.clone() }))
+}
+
+/// The fake slow path thread.
+struct SlowPath {
+    seen: Arc<Mutex<Vec<Upcall>>>,
+    stop: Arc<AtomicBool>,
+    join: Option<JoinHandle<()>>,
+}
+
+impl SlowPath {
+    fn spawn(upcalls: Receiver<Upcall>, pmds: Vec<PmdSender<FlowMessage>>, mut policy: Policy) -> SlowPath {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (seen2, stop2) = (seen.clone(), stop.clone());
+        let join = std::thread::spawn(move || {
+            let mut next_id: FlowId = 1;
+            while !stop2.load(Ordering::SeqCst) {
+                let Ok(u) = upcalls.recv_timeout(Duration::from_millis(5)) else { continue };
+                seen2.lock().unwrap().push(u.clone());
+                if let Some(cmd) = policy(&u, next_id) {
+                    next_id += 1;
+                    let _ = pmds[u.pmd].send(FlowMessage::Command(cmd));
+                }
+            }
+        });
+        SlowPath { seen, stop, join: Some(join) }
+    }
+
+    fn upcalls(&self) -> Vec<Upcall> {
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+impl Drop for SlowPath {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(j) = self.join.take() {
+            let _ = j.join();
+        }
+    }
+}
+
+/// The test's side of one switch port.
+struct Peer {
+    rxqs: Vec<RxQueue>,
+    txqs: Vec<TxQueue>,
+    _port: Port,
+}
+
+struct Bench {
+    sw: Switch<FlowMessage>,
+    peers: Vec<Peer>,
+    pool: Mempool,
+    counters: Vec<Arc<PipelineCounters>>,
+    events: Receiver<PmdEvent>,
+    /// The upcall queue, when no fake slow path reads it.
+    upcalls: Option<Receiver<Upcall>>,
+    slow: Option<SlowPath>,
+}
+
+fn test_options() -> SwitchOptions {
+    SwitchOptions {
+        pmd_cores: vec![1 % ferrovs_pmd::online_cpus().len()],
+        pin_threads: true,
+        n_mbufs: 2047,
+        mbuf_cache: 32,
+        idle_backoff: Some(IdleBackoff {
+            after_empty_polls: 64,
+            start: Duration::from_micros(2),
+            max: Duration::from_micros(100),
+        }),
+        ..Default::default()
+    }
+}
+
+/// A switch with two ring ports numbered 1 and 2, one PMD running a [`FlowPipeline`], an
+/// upcall queue of `upcall_queue` entries and, if `policy` is given, a fake slow path.
+fn bench(upcall_queue: usize, policy: Option<Policy>) -> Result<Bench, Failed> {
+    let eal = eal();
+    let pool = Mempool::new(eal, &uniq("fpool"), 4095, 0, 2176, 0)?;
+    let mut specs = Vec::new();
+    let mut peers = Vec::new();
+    for i in 0..2 {
+        let (a, b) = ring_port_pair(eal, &uniq("fr"), 1, 1024)?;
+        specs.push(PortSpec::existing(format!("p{}", i + 1), (i + 1) as u32, a));
+        let port = Port::configure(eal, b, &PortConfig { n_rxq: 1, n_txq: 1, rx_desc: 256, tx_desc: 256 }, &pool)?;
+        port.start()?;
+        let rxqs = vec![port.rx_queue(0)?];
+        let txqs = vec![port.tx_queue(0)?];
+        peers.push(Peer { rxqs, txqs, _port: port });
+    }
+    let (up_tx, up_rx) = crossbeam_channel::bounded(upcall_queue);
+    let (ev_tx, ev_rx) = crossbeam_channel::unbounded();
+    let clock = PipelineClock::new(eal.tsc_hz(), ferrovs_dpdk::rdtsc());
+    let cfg = FlowCacheConfig { max_flows: 1000, emc_entries: 1024, emc_insert_inverse_prob: 1, sig_entries: 4096 };
+    let mut counters = Vec::new();
+    let sw = Switch::start(eal, &specs, &test_options(), pipeline_hooks(), |info| {
+        let c = Arc::new(PipelineCounters::default());
+        counters.push(c.clone());
+        FlowPipeline::new(info.index, cfg, up_tx.clone(), ev_tx.clone(), clock, c)
+    })?;
+    drop((up_tx, ev_tx));
+    let (upcalls, slow) = match policy {
+        Some(p) => (None, Some(SlowPath::spawn(up_rx, vec![sw.sender(0)?], p))),
+        None => (Some(up_rx), None),
+    };
+    Ok(Bench { sw, peers, pool, counters, events: ev_rx, upcalls, slow })
+}
+
+impl Bench {
+    /// Sends `frames` from the peer of port `port` (1-based), a burst of up to 32 at a
+    /// time (each burst is enqueued on the ring at once, so the PMD sees it whole).
+    fn send(&mut self, port: usize, frames: &[Vec<u8>]) -> Result<(), Failed> {
+        for chunk in frames.chunks(BURST) {
+            let mut batch = MbufBatch::new();
+            for f in chunk {
+                batch.push(self.pool.alloc_frame(f)?).map_err(|_| "batch full")?;
+            }
+            let deadline = Instant::now() + Duration::from_secs(2);
+            while !batch.is_empty() {
+                tx_burst(&mut self.peers[port - 1].txqs[0], &mut batch);
+                check(Instant::now() < deadline, || "peer could not send (ring full)".into())?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Receives on the peer of `port` until `n` frames arrived (then a short grace period
+    /// to catch extra ones) or `wait` passed.
+    fn recv(&mut self, port: usize, n: usize, wait: Duration) -> Vec<Vec<u8>> {
+        let peer = &mut self.peers[port - 1];
+        let mut out = Vec::new();
+        let deadline = Instant::now() + wait;
+        let mut batch = MbufBatch::new();
+        let mut poll = |out: &mut Vec<Vec<u8>>| {
+            while rx_burst(&mut peer.rxqs[0], &mut batch) > 0 {
+                for m in batch.drain() {
+                    out.push(m.data().to_vec());
+                }
+            }
+        };
+        loop {
+            poll(&mut out);
+            if out.len() >= n {
+                std::thread::sleep(Duration::from_millis(20));
+                poll(&mut out);
+                return out;
+            }
+            if Instant::now() > deadline {
+                return out;
+            }
+            std::thread::sleep(Duration::from_micros(200));
+        }
+    }
+
+    fn pipeline(&self) -> PipelineStats {
+        self.counters[0].snapshot()
+    }
+
+    /// Waits until the pipeline counters satisfy `f` (published once per loop iteration).
+    fn wait_pipeline(&self, what: &str, f: impl Fn(&PipelineStats) -> bool) -> Result<PipelineStats, Failed> {
+        let deadline = Instant::now() + Duration::from_secs(3);
+        loop {
+            let s = self.pipeline();
+            if f(&s) {
+                return Ok(s);
+            }
+            if Instant::now() > deadline {
+                return Err(format!("timed out waiting for {what}: {s:#?}").into());
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    /// Waits until the switch's port/PMD counters satisfy `f`.
+    fn wait_switch(&self, what: &str, f: impl Fn(&SwitchStats) -> bool) -> Result<SwitchStats, Failed> {
+        let deadline = Instant::now() + Duration::from_secs(3);
+        loop {
+            let s = self.sw.stats();
+            if f(&s) {
+                return Ok(s);
+            }
+            if Instant::now() > deadline {
+                return Err(format!("timed out waiting for {what}: {:#?}", s.ports).into());
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    fn dump(&self) -> Result<Vec<DpFlowDump>, Failed> {
+        let (tx, rx): (Sender<Vec<DpFlowDump>>, _) = crossbeam_channel::bounded(1);
+        self.sw.send(0, FlowMessage::Dump(tx))?;
+        Ok(rx.recv_timeout(Duration::from_secs(2)).map_err(|_| "no dump reply")?)
+    }
+
+    fn command(&self, cmd: PmdCommand) -> Result<(), Failed> {
+        self.sw.send(0, FlowMessage::Command(cmd))?;
+        self.sw.barrier(Duration::from_secs(2))?;
+        Ok(())
+    }
+
+    fn upcalls_seen(&self) -> Vec<Upcall> {
+        self.slow.as_ref().map(|s| s.upcalls()).unwrap_or_default()
+    }
+
+    /// Stops the slow path and the switch, drains the peers, checks every mbuf came back.
+    fn finish(self) -> Result<(), Failed> {
+        let Bench { sw, mut peers, pool, slow, upcalls, .. } = self;
+        drop(slow);
+        let sw_pool = sw.mempool().clone();
+        sw.stop();
+        drop(upcalls);
+        for p in peers.iter_mut() {
+            let mut batch = MbufBatch::new();
+            while rx_burst(&mut p.rxqs[0], &mut batch) > 0 {
+                batch.free_all();
+            }
+        }
+        drop(peers);
+        check(pool.in_use() == 0, || format!("test pool: {} mbufs still in use", pool.in_use()))?;
+        check(sw_pool.in_use() == 0, || format!("switch pool: {} mbufs still in use", sw_pool.in_use()))?;
+        Ok(())
+    }
+}
+
+fn cache_hits(s: &PipelineStats) -> u64 {
+    s.emc_hits + s.sig_hits + s.classifier_hits
+}
+
+// ---------------------------------------------------------------- tests
+
+fn one_upcall_per_new_flow_and_no_first_packet_lost() -> Result<(), Failed> {
+    let mut b = bench(16, Some(install(vec![DpAction::Output(2)])))?;
+    // 20 packets of one new flow in one burst: one upcall, all 20 out, in order.
+    let burst = flow_frames(FLOW_A, 0..20);
+    b.send(1, &burst)?;
+    let got = b.recv(2, 20, Duration::from_secs(3));
+    check(got == burst, || format!("port 2 got {} frames (want the 20 sent, same bytes, same order)", got.len()))?;
+    let s = b.wait_pipeline("install", |s| s.installs == 1 && s.parked == 0)?;
+    check(s.upcalls_sent == 1 && s.misses + cache_hits(&s) == 20 && s.misses >= 1, || format!("{s:#?}"))?;
+    let seen = b.upcalls_seen();
+    check(seen.len() == 1 && seen[0].key == extract(&burst[0], 1) && seen[0].pmd == 0, || format!("upcalls {seen:?}"))?;
+    check(s.megaflows == 1 && s.masks == 1, || format!("{s:#?}"))?;
+
+    // A second flow (other source port) to the same destination hits the megaflow.
+    let other = flow_frames(Udp { sport: 4242, ..FLOW_A }, 100..110);
+    b.send(1, &other)?;
+    let got = b.recv(2, 10, Duration::from_secs(3));
+    check(got == other, || format!("second flow: {} frames", got.len()))?;
+    let s2 = b.wait_pipeline("hits", |x| cache_hits(x) >= cache_hits(&s) + 10)?;
+    check(s2.upcalls_sent == 1 && s2.misses == s.misses, || format!("the second flow missed: {s2:#?}"))?;
+    check(b.upcalls_seen().len() == 1, || "a second upcall reached the slow path".into())?;
+    let dump = b.dump()?;
+    check(dump.len() == 1 && dump[0].id == 1 && dump[0].mask == dst_mask(), || format!("{dump:?}"))?;
+    check(dump[0].actions == vec![DpAction::Output(2)] && dump[0].stats.packets >= 10, || format!("{dump:?}"))?;
+    // Nothing came back on the ingress port and no packet was dropped.
+    check(b.recv(1, 0, Duration::from_millis(5)).is_empty(), || "frames on the ingress port".into())?;
+    let sw = b.wait_switch("tx", |x| x.ports[1].counters.tx_packets == 30)?;
+    check(sw.ports[0].counters.drops() == 0 && sw.ports[1].counters.drops() == 0, || format!("{:?}", sw.ports))?;
+    b.finish()
+}
+
+fn packets_of_several_parked_keys_leave_in_arrival_order() -> Result<(), Failed> {
+    // No slow path: the test answers by hand, after all packets are parked.
+    let mut b = bench(16, None)?;
+    let a = Udp { sport: 1, ..FLOW_A };
+    let c = Udp { sport: 2, ..FLOW_A };
+    let other_dst = Udp { sport: 3, dst: [198, 18, 0, 77], ttl: 64 };
+    // Interleaved: a0 c0 x0 a1 c1 x1 ... (x has another destination).
+    let mut sent = Vec::new();
+    for s in 0..5u16 {
+        sent.push(udp_frame(a, s));
+        sent.push(udp_frame(c, 10 + s));
+        sent.push(udp_frame(other_dst, 20 + s));
+    }
+    b.send(1, &sent)?;
+    let s = b.wait_pipeline("parked", |s| s.parked == 15)?;
+    check(s.upcalls_sent == 3, || format!("{s:#?}"))?;
+    let rx = b.upcalls.take().ok_or("no upcall queue")?;
+    let ups: Vec<Upcall> = rx.try_iter().collect();
+    check(ups.len() == 3, || format!("{} upcalls queued", ups.len()))?;
+    // One megaflow for a's upcall covers a and c (same destination), not x.
+    let mf = Megaflow::new(ups[0].key, dst_mask(), vec![DpAction::Output(2)]);
+    b.command(PmdCommand::Install { id: 7, megaflow: mf })?;
+    let got = b.recv(2, 10, Duration::from_secs(3));
+    let want: Vec<Vec<u8>> = sent.iter().filter(|f| f[33] != 77).cloned().collect();
+    check(got == want, || format!("got {} frames, want a and c interleaved as sent", got.len()))?;
+    check(b.pipeline().parked == 5, || format!("{:#?}", b.pipeline()))?;
+    // The PMD is idle now; its port counters still show the injected packets.
+    b.wait_switch("injected tx", |s| s.ports[1].counters.tx_packets == 10)?;
+    // x's answer: execute only.
+    b.command(PmdCommand::Execute { key: ups[2].key, actions: vec![DpAction::Output(2)] })?;
+    let got = b.recv(2, 5, Duration::from_secs(3));
+    let want: Vec<Vec<u8>> = sent.iter().filter(|f| f[33] == 77).cloned().collect();
+    check(got == want, || format!("x: got {} frames", got.len()))?;
+    // c's upcall is answered with an Install of the same megaflow: refused (identical key
+    // and mask installed), reported, nothing parked any more.
+    let dup = Megaflow::new(ups[1].key, dst_mask(), vec![DpAction::Output(2)]);
+    b.command(PmdCommand::Install { id: 8, megaflow: dup })?;
+    let ev = b.events.recv_timeout(Duration::from_secs(2)).map_err(|_| "no Refused event")?;
+    check(ev.reason == GoneReason::Refused && ev.flows.len() == 1 && ev.flows[0].0 == 8, || format!("{ev:?}"))?;
+    let s = b.wait_pipeline("refused", |s| s.install_refused == 1)?;
+    check(s.parked == 0 && s.installs == 1 && s.megaflows == 1, || format!("{s:#?}"))?;
+    b.upcalls = Some(rx);
+    b.finish()
+}
+
+fn execute_without_install_forwards_and_next_packet_upcalls_again() -> Result<(), Failed> {
+    let mut b = bench(16, Some(execute_only(vec![DpAction::Output(2)])))?;
+    let first = flow_frames(FLOW_A, 0..5);
+    b.send(1, &first)?;
+    let got = b.recv(2, 5, Duration::from_secs(3));
+    check(got == first, || format!("first: {} frames", got.len()))?;
+    b.wait_pipeline("parked drained", |s| s.upcalls_sent == 1 && s.parked == 0)?;
+    let second = flow_frames(FLOW_A, 5..8);
+    b.send(1, &second)?;
+    let got = b.recv(2, 3, Duration::from_secs(3));
+    check(got == second, || format!("second: {} frames", got.len()))?;
+    let s = b.wait_pipeline("second upcall", |s| s.upcalls_sent == 2 && s.parked == 0)?;
+    check(s.megaflows == 0 && s.installs == 0 && cache_hits(&s) == 0 && s.misses == 8, || format!("{s:#?}"))?;
+    check(b.dump()?.is_empty(), || "Execute installed something".into())?;
+    check(b.upcalls_seen().len() == 2, || format!("{:?}", b.upcalls_seen()))?;
+    b.finish()
+}
+
+fn remove_and_expiry_report_gone_with_final_stats() -> Result<(), Failed> {
+    let mut b = bench(16, Some(install(vec![DpAction::Output(2)])))?;
+    b.send(1, &flow_frames(FLOW_A, 0..4))?;
+    check(b.recv(2, 4, Duration::from_secs(3)).len() == 4, || "first packets".into())?;
+    b.wait_pipeline("install", |s| s.installs == 1)?;
+    let hits = flow_frames(FLOW_A, 4..10);
+    b.send(1, &hits)?;
+    check(b.recv(2, 6, Duration::from_secs(3)) == hits, || "hits not forwarded".into())?;
+    let dump = b.dump()?;
+    check(dump.len() == 1 && dump[0].stats.packets == 6, || format!("{dump:?}"))?;
+    let id = dump[0].id;
+    let bytes = hits.iter().map(|f| f.len() as u64).sum::<u64>();
+    b.command(PmdCommand::Remove { ids: vec![id, 999] })?;
+    let ev = b.events.recv_timeout(Duration::from_secs(2)).map_err(|_| "no Gone event")?;
+    check(ev.reason == GoneReason::Removed && ev.pmd == 0 && ev.flows.len() == 1, || format!("{ev:?}"))?;
+    let (gid, st) = ev.flows[0];
+    check(gid == id && st.packets == 6 && st.bytes == bytes, || format!("{ev:?}"))?;
+    let s = b.wait_pipeline("removal", |s| s.removals == 1 && s.megaflows == 0)?;
+    check(s.masks == 0, || format!("{s:#?}"))?;
+    // The next packet misses, upcalls again, and is forwarded under the new megaflow.
+    let again = flow_frames(FLOW_A, 10..11);
+    b.send(1, &again)?;
+    check(b.recv(2, 1, Duration::from_secs(3)) == again, || "packet after removal".into())?;
+    let s = b.wait_pipeline("second install", |s| s.installs == 2)?;
+    check(s.upcalls_sent == 2, || format!("{s:#?}"))?;
+    // Idle expiry: nothing used it for >= 0 ms.
+    std::thread::sleep(Duration::from_millis(3));
+    b.command(PmdCommand::ExpireIdle { idle_ms: 1 })?;
+    let ev = b.events.recv_timeout(Duration::from_secs(2)).map_err(|_| "no Expired event")?;
+    check(ev.reason == GoneReason::Expired && ev.flows.len() == 1 && ev.flows[0].0 == 2, || format!("{ev:?}"))?;
+    check(b.events.try_recv().is_err(), || "more than one event per command".into())?;
+    b.wait_pipeline("expiry", |s| s.expirations == 1 && s.megaflows == 0)?;
+    b.finish()
+}
+
+fn full_upcall_queue_drops_and_counts() -> Result<(), Failed> {
+    // A queue of one and nobody reading it.
+    let mut b = bench(1, None)?;
+    let a = flow_frames(FLOW_A, 0..3);
+    let c = flow_frames(Udp { sport: 7, ..FLOW_A }, 0..4);
+    let x = flow_frames(Udp { sport: 8, ..FLOW_A }, 0..5);
+    let mut all = a.clone();
+    all.extend(c);
+    all.extend(x);
+    b.send(1, &all)?;
+    let s = b.wait_pipeline("queue full", |s| s.upcall_queue_full == 9)?;
+    check(s.upcalls_sent == 1 && s.parked == 3, || format!("{s:#?}"))?;
+    let sw = b.wait_switch("no_rule", |s| s.ports[0].counters.drop_no_rule == 9)?;
+    check(sw.ports[1].counters.tx_packets == 0, || "something was sent".into())?;
+    // The queued upcall is answered: only flow a's packets come out.
+    let up = b.upcalls.as_ref().ok_or("no queue")?.try_recv().map_err(|_| "no upcall queued")?;
+    check(up.key == extract(&a[0], 1), || "upcall for the wrong key".into())?;
+    b.command(PmdCommand::Execute { key: up.key, actions: vec![DpAction::Output(2)] })?;
+    check(b.recv(2, 3, Duration::from_secs(3)) == a, || "parked packets of a".into())?;
+    // Packets still parked when the switch stops are freed, not leaked.
+    b.send(1, &flow_frames(FLOW_A, 50..52))?;
+    b.wait_pipeline("parked again", |s| s.parked == 2)?;
+    b.finish()
+}
+
+fn unanswered_upcalls_time_out() -> Result<(), Failed> {
+    let mut b = bench(16, None)?;
+    b.send(1, &flow_frames(FLOW_A, 0..4))?;
+    b.wait_pipeline("parked", |s| s.parked == 4)?;
+    let t0 = Instant::now();
+    let s = b.wait_pipeline("timeout", |s| s.park_timeout == 4 && s.parked == 0)?;
+    let waited = t0.elapsed();
+    check(waited >= Duration::from_millis(PARK_TIMEOUT_MS - 100), || format!("timed out after only {waited:?}"))?;
+    check(s.upcalls_sent == 1, || format!("{s:#?}"))?;
+    b.wait_switch("no_rule", |s| s.ports[0].counters.drop_no_rule == 4)?;
+    // A late answer finds nothing parked; the next packet upcalls again.
+    let up = b.upcalls.as_ref().ok_or("no queue")?.try_recv().map_err(|_| "no upcall")?;
+    b.command(PmdCommand::Execute { key: up.key, actions: vec![DpAction::Output(2)] })?;
+    check(b.recv(2, 1, Duration::from_millis(50)).is_empty(), || "timed-out packets came out".into())?;
+    b.send(1, &flow_frames(FLOW_A, 4..5))?;
+    b.wait_pipeline("new upcall", |s| s.upcalls_sent == 2 && s.parked == 1)?;
+    b.finish()
+}
+
+fn ipv4_rewrite_keeps_checksums_valid() -> Result<(), Failed> {
+    let new_dst = Ipv4Addr::new(198, 18, 9, 9);
+    let mut b = bench(16, Some(install(vec![DpAction::SetIpv4Dst(new_dst), DpAction::Output(2)])))?;
+    // The first 3 go through the upcall (parked, then executed), the next 3 hit.
+    let sent = flow_frames(FLOW_A, 0..3);
+    b.send(1, &sent)?;
+    let mut got = b.recv(2, 3, Duration::from_secs(3));
+    b.wait_pipeline("install", |s| s.installs == 1)?;
+    let more = flow_frames(FLOW_A, 3..6);
+    b.send(1, &more)?;
+    got.extend(b.recv(2, 3, Duration::from_secs(3)));
+    check(got.len() == 6, || format!("got {} frames", got.len()))?;
+    for (f, orig) in got.iter().zip(sent.iter().chain(&more)) {
+        check(f[30..34] == new_dst.octets(), || format!("destination not rewritten: {:?}", &f[30..34]))?;
+        check(checksums_ok(f), || format!("bad IPv4 or UDP checksum in {f:02x?}"))?;
+        // Only the destination and the two checksums change.
+        check(f.len() == orig.len() && f[..24] == orig[..24] && f[26..30] == orig[26..30], || "header bytes changed".into())?;
+        check(f[34..40] == orig[34..40] && f[42..] == orig[42..], || "ports or payload changed".into())?;
+    }
+    b.finish()
+}
+
+fn dec_ttl_at_one_drops() -> Result<(), Failed> {
+    let mut b = bench(16, Some(install(vec![DpAction::DecTtl, DpAction::Output(2)])))?;
+    let first = flow_frames(FLOW_A, 0..2);
+    b.send(1, &first)?;
+    let got = b.recv(2, 2, Duration::from_secs(3));
+    check(got.len() == 2 && got.iter().all(|f| f[22] == 63 && checksums_ok(f)), || format!("{got:02x?}"))?;
+    b.wait_pipeline("install", |s| s.installs == 1)?;
+    // TTL is not in the megaflow: TTL 1 packets hit the same megaflow and are dropped.
+    b.send(1, &flow_frames(Udp { ttl: 1, ..FLOW_A }, 2..7))?;
+    b.wait_switch("ttl drops", |s| s.ports[0].counters.drop_action == 5)?;
+    check(b.recv(2, 1, Duration::from_millis(30)).is_empty(), || "a TTL-1 packet was forwarded".into())?;
+    let last = flow_frames(Udp { ttl: 2, ..FLOW_A }, 7..8);
+    b.send(1, &last)?;
+    let got = b.recv(2, 1, Duration::from_secs(3));
+    check(got.len() == 1 && got[0][22] == 1 && checksums_ok(&got[0]), || format!("{got:02x?}"))?;
+    let s = b.pipeline();
+    check(s.upcalls_sent == 1, || format!("{s:#?}"))?;
+    b.finish()
+}
+
+fn main() {
+    let mut args = Arguments::from_args();
+    type TestFn = fn() -> Result<(), Failed>;
+    let tests: Vec<(&str, TestFn)> = vec![
+        ("one_upcall_per_new_flow_and_no_first_packet_lost", one_upcall_per_new_flow_and_no_first_packet_lost),
+        ("packets_of_several_parked_keys_leave_in_arrival_order", packets_of_several_parked_keys_leave_in_arrival_order),
+        (
+            "execute_without_install_forwards_and_next_packet_upcalls_again",
+            execute_without_install_forwards_and_next_packet_upcalls_again,
+        ),
+        ("remove_and_expiry_report_gone_with_final_stats", remove_and_expiry_report_gone_with_final_stats),
+        ("full_upcall_queue_drops_and_counts", full_upcall_queue_drops_and_counts),
+        ("unanswered_upcalls_time_out", unanswered_upcalls_time_out),
+        ("ipv4_rewrite_keeps_checksums_valid", ipv4_rewrite_keeps_checksums_valid),
+        ("dec_ttl_at_one_drops", dec_ttl_at_one_drops),
+    ];
+    let trials: Vec<Trial> = tests.into_iter().map(|(name, f)| Trial::test(name, f)).collect();
+    if !args.list {
+        // One EAL per process, initialised on the main thread; tests run there one by one.
+        args.test_threads = Some(1);
+        match Eal::init(&eal_args()) {
+            Ok(e) => {
+                let _ = EAL.set(e);
+            }
+            Err(e) => {
+                eprintln!("cannot initialise DPDK: {e}");
+                std::process::exit(1);
+            }
+        }
+    }
+    libtest_mimic::run(&args, trials).exit();
+}
