@@ -23,11 +23,13 @@
 //! - **Ranking.** Each subtable counts its hits. Every [`RERANK_INTERVAL`] lookups of a
 //!   partition its subtables are re-sorted by hit count (most hits first) and the counts
 //!   halved, so the order follows recent traffic, deterministically.
-//! - **Hash tables.** Open addressing with linear probing, at most half full; a slot
-//!   holds the 32-bit hash and the slab index, so a probe compares hashes in one cache
-//!   line and reads the megaflow only on a hash match. Deletion shifts later entries of
-//!   the cluster back (no tombstones). The subtable hash only mixes the key words its
-//!   mask covers.
+//! - **Hash tables.** Buckets of one cache line: 7 (32-bit hash, slab index) pairs and
+//!   an overflow count. A probe compares the 7 hashes at once without branches and
+//!   reads a megaflow only on a hash match; it moves to the next bucket only if entries
+//!   spilled past this one (tables grow at 3/4 full, so that is rare). A first version
+//!   used one-slot linear probing; its "is this slot empty / equal" branches were
+//!   mispredicted on most probes of a missing subtable. The subtable hash only mixes
+//!   the key words its mask covers.
 //! - **Overlap check.** Inserting (k1, m1) must find any (k2, m2) with
 //!   `(k1 ^ k2) & m1 & m2 == 0`. For a subtable whose mask m2 is a subset of m1 that is
 //!   one probe for `k1 & m2`; other subtables are scanned. [`Classifier::insert_unchecked`]
@@ -70,20 +72,46 @@ pub enum InsertError {
     Full(usize),
 }
 
+/// Slots per bucket: 7 hashes, an overflow count and 7 indices fill one cache line.
+const WAYS: usize = 7;
+
+/// One cache line of a subtable's hash table.
 #[derive(Clone, Copy)]
-struct Slot {
-    hash: u32,
-    index: u32,
+#[repr(C, align(64))]
+struct Bucket {
+    hash: [u32; WAYS],
+    /// Entries stored past this bucket because it was full when they were inserted (a
+    /// lookup continues to the next bucket only if this is non-zero).
+    overflow: u32,
+    index: [u32; WAYS],
 }
 
-const EMPTY_SLOT: Slot = Slot { hash: 0, index: EMPTY };
+const EMPTY_BUCKET: Bucket = Bucket { hash: [0; WAYS], overflow: 0, index: [EMPTY; WAYS] };
+
+impl Bucket {
+    /// Bitmap of the filled ways whose hash equals `hash` (no branches: compared all at
+    /// once, so a lookup that misses costs no mispredicted branch per slot).
+    #[inline(always)]
+    fn matches(&self, hash: u32) -> u32 {
+        let mut m = 0u32;
+        for w in 0..WAYS {
+            m |= (((self.hash[w] == hash) & (self.index[w] != EMPTY)) as u32) << w;
+        }
+        m
+    }
+
+    #[inline(always)]
+    fn free_way(&self) -> Option<usize> {
+        self.index.iter().position(|&i| i == EMPTY)
+    }
+}
 
 struct Subtable {
     mask: Mask,
     /// Indices of the words of `mask` that are not zero; only they are hashed.
     words: [u8; KEY_WORDS],
     n_words: u8,
-    slots: Vec<Slot>,
+    buckets: Vec<Bucket>,
     len: usize,
     hits: u64,
     partition: u32,
@@ -99,7 +127,7 @@ impl Subtable {
                 n += 1;
             }
         }
-        Subtable { mask, words, n_words: n as u8, slots: vec![EMPTY_SLOT; 8], len: 0, hits: 0, partition }
+        Subtable { mask, words, n_words: n as u8, buckets: vec![EMPTY_BUCKET; 1], len: 0, hits: 0, partition }
     }
 
     /// Hash of `key & mask`, over the covered words only. Each word is multiplied by
@@ -118,100 +146,107 @@ impl Subtable {
     }
 
     #[inline(always)]
-    fn cap_mask(&self) -> usize {
-        self.slots.len() - 1
+    fn bucket_mask(&self) -> usize {
+        self.buckets.len() - 1
+    }
+
+    /// Finds the first entry with hash `hash` for which `is_it(slab index)` holds.
+    #[inline(always)]
+    fn search(&self, hash: u32, mut is_it: impl FnMut(u32) -> bool) -> Option<u32> {
+        let m = self.bucket_mask();
+        let mut b = hash as usize & m;
+        loop {
+            let bucket = &self.buckets[b];
+            let mut hits = bucket.matches(hash);
+            while hits != 0 {
+                let w = hits.trailing_zeros() as usize;
+                hits &= hits - 1;
+                if is_it(bucket.index[w]) {
+                    return Some(bucket.index[w]);
+                }
+            }
+            if bucket.overflow == 0 {
+                return None;
+            }
+            b = (b + 1) & m;
+        }
     }
 
     /// Finds the slab index of the megaflow whose key equals `masked` (already masked).
     #[inline(always)]
     fn find(&self, slab: &Slab, masked: &FlowKey, hash: u32) -> Option<u32> {
-        let m = self.cap_mask();
-        let mut pos = hash as usize & m;
-        loop {
-            let s = self.slots[pos];
-            if s.index == EMPTY {
-                return None;
-            }
-            if s.hash == hash && slab.records[s.index as usize].key == *masked {
-                return Some(s.index);
-            }
-            pos = (pos + 1) & m;
-        }
+        self.search(hash, |i| slab.records[i as usize].key == *masked)
     }
 
     /// Probes for a packet key (not masked).
     #[inline(always)]
     fn probe(&self, slab: &Slab, packet: &FlowKey, hash: u32) -> Option<u32> {
-        let m = self.cap_mask();
-        let mut pos = hash as usize & m;
-        loop {
-            let s = self.slots[pos];
-            if s.index == EMPTY {
-                return None;
-            }
-            if s.hash == hash && slab.records[s.index as usize].key.matches(&self.mask, packet) {
-                return Some(s.index);
-            }
-            pos = (pos + 1) & m;
-        }
+        self.search(hash, |i| slab.records[i as usize].key.matches(&self.mask, packet))
     }
 
-    fn insert_slot(&mut self, slot: Slot) {
-        if (self.len + 1) * 2 > self.slots.len() {
-            let doubled = vec![EMPTY_SLOT; self.slots.len() * 2];
-            let old = std::mem::replace(&mut self.slots, doubled);
-            for s in old.into_iter().filter(|s| s.index != EMPTY) {
-                self.place(s);
+    fn insert_slot(&mut self, hash: u32, index: u32) {
+        // Grow at 3/4 full: overflow chains stay short.
+        if (self.len + 1) * 4 > self.buckets.len() * WAYS * 3 {
+            let doubled = vec![EMPTY_BUCKET; self.buckets.len() * 2];
+            let old = std::mem::replace(&mut self.buckets, doubled);
+            for b in old {
+                for w in 0..WAYS {
+                    if b.index[w] != EMPTY {
+                        self.place(b.hash[w], b.index[w]);
+                    }
+                }
             }
         }
-        self.place(slot);
+        self.place(hash, index);
         self.len += 1;
     }
 
-    fn place(&mut self, slot: Slot) {
-        let m = self.cap_mask();
-        let mut pos = slot.hash as usize & m;
-        while self.slots[pos].index != EMPTY {
-            pos = (pos + 1) & m;
-        }
-        self.slots[pos] = slot;
-    }
-
-    /// Removes the slot of slab index `index` (whose hash is `hash`), shifting the rest of
-    /// its cluster back so that every entry stays reachable from its home slot.
-    fn remove_slot(&mut self, index: u32, hash: u32) {
-        let m = self.cap_mask();
-        let mut pos = hash as usize & m;
-        while self.slots[pos].index != index {
-            debug_assert!(self.slots[pos].index != EMPTY, "removing a flow that is not in its subtable");
-            if self.slots[pos].index == EMPTY {
+    fn place(&mut self, hash: u32, index: u32) {
+        let m = self.bucket_mask();
+        let mut b = hash as usize & m;
+        loop {
+            if let Some(w) = self.buckets[b].free_way() {
+                self.buckets[b].hash[w] = hash;
+                self.buckets[b].index[w] = index;
                 return;
             }
-            pos = (pos + 1) & m;
+            self.buckets[b].overflow += 1;
+            b = (b + 1) & m;
         }
-        let mut hole = pos;
-        let mut next = (hole + 1) & m;
+    }
+
+    /// Removes slab index `index` (whose hash is `hash`), undoing the overflow counts
+    /// its insertion added on the way.
+    fn remove_slot(&mut self, index: u32, hash: u32) {
+        let m = self.bucket_mask();
+        let home = hash as usize & m;
+        let mut b = home;
         loop {
-            let s = self.slots[next];
-            if s.index == EMPTY {
+            if let Some(w) = self.buckets[b].index.iter().position(|&i| i == index) {
+                self.buckets[b].index[w] = EMPTY;
+                self.buckets[b].hash[w] = 0;
                 break;
             }
-            let home = s.hash as usize & m;
-            // Move `s` into the hole unless its home lies cyclically in (hole, next].
-            let dist_hole = hole.wrapping_sub(home) & m;
-            let dist_next = next.wrapping_sub(home) & m;
-            if dist_hole < dist_next {
-                self.slots[hole] = s;
-                hole = next;
+            if self.buckets[b].overflow == 0 {
+                debug_assert!(false, "removing a flow that is not in its subtable");
+                return;
             }
-            next = (next + 1) & m;
+            b = (b + 1) & m;
         }
-        self.slots[hole] = EMPTY_SLOT;
+        let mut p = home;
+        while p != b {
+            self.buckets[p].overflow -= 1;
+            p = (p + 1) & m;
+        }
         self.len -= 1;
     }
 
     fn indices(&self) -> impl Iterator<Item = u32> + '_ {
-        self.slots.iter().filter(|s| s.index != EMPTY).map(|s| s.index)
+        self.buckets.iter().flat_map(|b| b.index.iter().copied()).filter(|&i| i != EMPTY)
+    }
+
+    fn memory_bytes(&self) -> usize {
+        self.buckets.len() * std::mem::size_of::<Bucket>()
     }
 }
 
@@ -297,7 +332,7 @@ impl Classifier {
         }
         let id = self.slab.alloc(key, actions, st_id, now);
         let st = self.subtables[st_id as usize].as_mut().expect("live subtable");
-        st.insert_slot(Slot { hash, index: id.index });
+        st.insert_slot(hash, id.index);
         self.partitions[partition as usize].len += 1;
         Ok(id)
     }
@@ -518,7 +553,7 @@ impl Classifier {
     /// Approximate bytes of memory used per installed megaflow by the classifier (slab +
     /// hash slots), not counting action lists.
     pub fn bytes_per_flow(&self) -> f64 {
-        let slots: usize = self.subtables.iter().flatten().map(|s| s.slots.len() * std::mem::size_of::<Slot>()).sum();
+        let slots: usize = self.subtables.iter().flatten().map(|s| s.memory_bytes()).sum();
         let slab = self.slab.records.len() * Slab::BYTES_PER_SLOT
             + self.slab.masks.len() * std::mem::size_of::<Mask>();
         (slots + slab) as f64 / self.len().max(1) as f64
@@ -630,6 +665,33 @@ mod tests {
         assert_eq!(gone.iter().map(|g| g.0).collect::<Vec<_>>(), vec![b]);
         assert!(c.is_empty());
         assert_eq!(c.n_masks(), 0);
+    }
+
+    #[test]
+    fn bucket_overflow_chains() {
+        // 40 entries whose hashes all pick bucket 0 (low bits zero), 20 more elsewhere:
+        // chains spill through several buckets and must stay findable across removals.
+        let mut st = Subtable::new(FlowKey::EXACT, 0);
+        let hash_of = |i: u32| if i < 40 { i << 20 } else { i };
+        for i in 0..60 {
+            st.insert_slot(hash_of(i), i);
+        }
+        let present = |st: &Subtable, i: u32| st.search(hash_of(i), |x| x == i) == Some(i);
+        assert!((0..60).all(|i| present(&st, i)));
+        assert!(st.buckets.iter().any(|b| b.overflow > 0), "the test must create overflow");
+        for i in (0..60).step_by(3) {
+            st.remove_slot(i, hash_of(i));
+        }
+        for i in 0..60 {
+            assert_eq!(present(&st, i), i % 3 != 0, "entry {i}");
+        }
+        for i in 0..60 {
+            if i % 3 != 0 {
+                st.remove_slot(i, hash_of(i));
+            }
+        }
+        assert_eq!(st.len, 0);
+        assert!(st.buckets.iter().all(|b| b.overflow == 0 && b.index.iter().all(|&x| x == EMPTY)));
     }
 
     #[test]
