@@ -16,9 +16,11 @@ use std::time::Duration;
 use ferrovs_e2e::{frames, read_pcap, unique, wait_until, write_pcap, Daemon, Netns, TempDir};
 use libtest_mimic::{Arguments, Failed, Trial};
 
+mod flows;
+
 /// EAL, control and PMD settings shared by every test config: no hugepages, a PMD on
 /// the last CPU with idle back-off so a test does not burn a core.
-fn preamble() -> String {
+pub(crate) fn preamble() -> String {
     let ncpu = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     let pmd = ncpu.saturating_sub(1);
     format!(
@@ -37,7 +39,7 @@ idle_backoff_us = 200
     )
 }
 
-fn counter(port: &serde_json::Value, name: &str) -> u64 {
+pub(crate) fn counter(port: &serde_json::Value, name: &str) -> u64 {
     port[name].as_u64().unwrap_or_else(|| panic!("no counter {name} in {port}"))
 }
 
@@ -173,11 +175,16 @@ devargs = "net_pcap2,rx_pcap=@DIR@/empty.pcap,tx_pcap=@DIR@/out3.pcap"
     for out in ["out2.pcap", "out3.pcap"] {
         let got = read_pcap(&dir_path.join(out));
         if got != expected {
+            let first = got.iter().zip(&expected).position(|(a, b)| a != b);
+            let index_of = |f: &Vec<u8>| expected.iter().position(|e| e == f).map(|i| i as i64).unwrap_or(-1);
+            eprintln!("{out} order: {:?}", got.iter().map(index_of).collect::<Vec<_>>());
+            let show = |v: &Vec<Vec<u8>>| first.and_then(|i| v.get(i)).map(|f| format!("{:02x?}", &f[..f.len().min(40)]));
             return Err(format!(
-                "{out}: {} frames, want {}; first difference at {:?}",
+                "{out}: {} frames, want {}; first difference at {first:?}:\n got  {:?}\n want {:?}",
                 got.len(),
                 expected.len(),
-                got.iter().zip(&expected).position(|(a, b)| a != b)
+                show(&got),
+                show(&expected)
             )
             .into());
         }
@@ -232,6 +239,9 @@ fn main() {
     let trials = vec![
         Trial::test("walks_through_namespaces", walks_through_namespaces).with_ignored_flag(!root),
         Trial::test("pcap_flood_byte_for_byte", pcap_flood_byte_for_byte),
+        Trial::test("pcap_rules_route_and_rewrite", flows::pcap_rules_route_and_rewrite),
+        Trial::test("rule_change_applies_to_next_packet", flows::rule_change_applies_to_next_packet).with_ignored_flag(!root),
+        Trial::test("normal_learns_and_stops_flooding", flows::normal_learns_and_stops_flooding).with_ignored_flag(!root),
         Trial::test(
             "bad_config_unknown_key",
             bad_config(

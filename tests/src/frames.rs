@@ -71,8 +71,18 @@ pub fn ipv4_udp(src: [u8; 4], dst: [u8; 4], sport: u16, dport: u16) -> Vec<u8> {
 }
 
 pub fn ipv4_tcp(src: [u8; 4], dst: [u8; 4], sport: u16, dport: u16, flags: u8) -> Vec<u8> {
+    let mut seg = tcp(sport, dport, flags);
+    // TCP checksum over the IPv4 pseudo-header (RFC 793), so rewrites can be checked.
+    let mut pseudo = Vec::new();
+    pseudo.extend_from_slice(&src);
+    pseudo.extend_from_slice(&dst);
+    pseudo.extend_from_slice(&[0, 6]);
+    pseudo.extend_from_slice(&(seg.len() as u16).to_be_bytes());
+    pseudo.extend_from_slice(&seg);
+    let c = csum(&pseudo);
+    seg[16..18].copy_from_slice(&c.to_be_bytes());
     let mut f = eth(MAC_B, MAC_A, 0x0800);
-    f.extend(ipv4(src, dst, 6, 64, &tcp(sport, dport, flags)));
+    f.extend(ipv4(src, dst, 6, 64, &seg));
     pad60(f)
 }
 
