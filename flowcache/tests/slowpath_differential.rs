@@ -1,0 +1,950 @@
+//! Differential test of the slow path against the naive reference evaluator, with
+//! simulated PMDs that own real `FlowCache`s.
+//!
+//! # The world
+//!
+//! Two bridges: `br0` (ports 1-4) with random multi-table rule sets (resubmit,
+//! goto_table, priorities, overlapping prefixes, masked port ranges, set-field,
+//! dec_ttl, VLAN push/pop/rewrite, flood/all/in_port, `normal`, occasional hard
+//! timeouts) and `br1` (ports 5-6) with `actions=normal`; port 7 is on no bridge.
+//! One to three simulated PMDs, each with a real [`FlowCache`] (small EMC and signature
+//! cache so that every level is exercised; sometimes a smaller table than the slow
+//! path's flow limit, so that installs are refused) and a park table that follows the
+//! `upcall.rs` contract: a miss parks the packet under its key and sends one upcall per
+//! key; `Install` executes every parked packet it matches and `Execute` the packets of
+//! exactly its key, in arrival order; commands are applied in order, but *late*: a
+//! random scheduler interleaves packet bursts, upcall handling, event handling,
+//! command application, rule changes (replace/add/del), ticks and time jumps. A rule
+//! change "returns" only after every pending command of every PMD has been applied
+//! (the daemon's barrier); packets may arrive between its issue and that point.
+//!
+//! # The oracle
+//!
+//! The model keeps its own rule list (updated with `add-flows`/replace semantics written
+//! here; `del-flows` uses the crate's `del_selects`, unit-tested separately; timeouts
+//! take the slow path's list after checking it is a subset) and its own MAC tables,
+//! fed by the reference evaluator: for every upcall the slow path handles, the model
+//! expires aged entries and applies what `reference::evaluate_full` says the packet
+//! learns. After every slow-path call that can change decisions the model records an
+//! *epoch* (rules, MAC tables, time).
+//!
+//! Which epochs may a packet's decision come from? A PMD is consistent with the current
+//! epoch once it has applied every command issued so far. Commands issued at epoch e
+//! may still be pending, so a packet executed by PMD p must get the reference decision
+//! of *some* epoch in `[e_oldest_pending(p) - 1, current]` (the epoch before the oldest
+//! command it has not applied yet, or the current one if it has applied everything).
+//! Decisions are taken at the time of the slow path's last call: the slow path expires
+//! MAC entries when it runs, not in between, and so does the model.
+//!
+//! # Checks
+//!
+//! - every executed packet: actions equal the reference's for an allowed epoch;
+//! - packets of one key on one PMD are executed in arrival order, each exactly once,
+//!   and none is left parked once everything is drained;
+//! - every upcall is answered by exactly one `Install` (covering its key) or `Execute`
+//!   (of its key), as the last command for that PMD in the call's output;
+//! - after a rule change returns (and at every quiescent point): every megaflow in
+//!   every PMD gives the current epoch's reference decision for its own key and for
+//!   every pool packet it covers; the slow path's mirrors equal the PMD caches.
+//!
+//! Case count: `FERROVS_PROPTEST_CASES` (default 40, ~40k packet decisions, a few
+//! seconds in debug). `FERROVS_SLOWPATH_SEED=N` runs the one case with that seed. The
+//! long run is in `flowcache/SLOWPATH.md`.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::net::Ipv4Addr;
+use std::rc::Rc;
+use std::time::Duration;
+
+use ferrovs_config::MatchSpec;
+use ferrovs_config::rules::{Action, Masked, Match, Resubmit, Rule, SetField};
+use ferrovs_flowcache::actions::DpActions;
+use ferrovs_flowcache::key::{FRAG_ANY, FlowKey, VLAN_PRESENT, ethertype, ipproto};
+use ferrovs_flowcache::megaflow::MegaflowId;
+use ferrovs_flowcache::slowpath::{BridgeSpec, SlowPath, SlowPathConfig, del_selects};
+use ferrovs_flowcache::upcall::{FlowId, GoneReason, PmdCommand, PmdEvent, Upcall};
+use ferrovs_flowcache::xlate::{MacTable, reference};
+use ferrovs_flowcache::{FlowCache, FlowCacheConfig, InsertError, MegaflowStats};
+
+/// splitmix64: a failing case is reproducible from its seed.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+    fn chance(&mut self, percent: u64) -> bool {
+        self.below(100) < percent
+    }
+    fn pick<T: Copy>(&mut self, xs: &[T]) -> T {
+        xs[self.below(xs.len() as u64) as usize]
+    }
+}
+
+const BR0_PORTS: [u32; 4] = [1, 2, 3, 4];
+const BR1_PORTS: [u32; 2] = [5, 6];
+/// Unicast hosts plus broadcast; few, so that learning, moves and eviction happen.
+const MACS: [[u8; 6]; 5] =
+    [[0x02, 0, 0, 0, 0, 1], [0x02, 0, 0, 0, 0, 2], [0x02, 0, 0, 0, 0, 3], [0x02, 0, 0, 0, 1, 1], [0xff; 6]];
+const NETS: [u32; 4] = [0x0a00_0000, 0x0a01_0000, 0x0a01_0200, 0xc0a8_0100];
+const TP: [u16; 5] = [22, 53, 80, 443, 0x1000];
+const VIDS: [u16; 2] = [10, 20];
+
+fn prefix(len: u32) -> u32 {
+    if len == 0 { 0 } else { u32::MAX << (32 - len) }
+}
+
+fn gen_match(r: &mut Rng) -> Match {
+    let mut m = Match::default();
+    if r.chance(20) {
+        m.in_port = Some(r.pick(&BR0_PORTS));
+    }
+    if r.chance(75) {
+        m.dl_type = Some(r.pick(&[ethertype::IPV4, ethertype::IPV4, ethertype::IPV4, ethertype::ARP, ethertype::IPV6]));
+    }
+    if r.chance(12) {
+        m.vlan_tci = Some(match r.below(3) {
+            0 => Masked { value: 0, mask: 0xffff },
+            1 => Masked { value: VLAN_PRESENT, mask: VLAN_PRESENT },
+            _ => Masked { value: VLAN_PRESENT | r.pick(&VIDS), mask: 0x1fff },
+        });
+    }
+    if r.chance(10) {
+        m.dl_dst = Some(Masked { value: r.pick(&MACS), mask: [0xff; 6] });
+    }
+    if r.chance(6) {
+        m.dl_src = Some(Masked { value: r.pick(&MACS), mask: [0xff; 6] });
+    }
+    if r.chance(55) {
+        m.nw_proto = Some(r.pick(&[ipproto::TCP, ipproto::UDP, ipproto::ICMP]));
+    }
+    for slot in [&mut m.nw_src, &mut m.nw_dst] {
+        if r.chance(35) {
+            let len = r.pick(&[0, 8, 16, 24, 25, 32]);
+            let v = (r.pick(&NETS) | r.below(4) as u32) & prefix(len);
+            *slot = Some(Masked { value: Ipv4Addr::from(v), mask: Ipv4Addr::from(prefix(len)) });
+        }
+    }
+    for slot in [&mut m.tp_src, &mut m.tp_dst] {
+        if r.chance(35) {
+            let mask: u16 = r.pick(&[0xffff, 0xffff, 0xff00, 0xfff0, 0xf000]);
+            *slot = Some(Masked { value: r.pick(&TP) & mask, mask });
+        }
+    }
+    if r.chance(5) {
+        m.nw_ttl = Some(r.pick(&[1, 64]));
+    }
+    if r.chance(5) {
+        m.nw_frag = Some(Masked { value: 1, mask: 1 });
+    }
+    m
+}
+
+fn gen_action(r: &mut Rng, n_tables: u8) -> Action {
+    match r.below(20) {
+        0..=4 => Action::Output(r.pick(&[1, 2, 3, 4, 9])),
+        5 => Action::InPort,
+        6 => Action::Flood,
+        7 => Action::All,
+        8 | 9 => Action::Normal,
+        10 => Action::ModVlanVid(r.pick(&VIDS)),
+        11 => Action::StripVlan,
+        12 => Action::PushVlan(ethertype::VLAN),
+        13 => Action::DecTtl,
+        14..=16 => Action::Set(match r.below(6) {
+            0 => SetField::DlSrc(r.pick(&MACS)),
+            1 => SetField::DlDst(r.pick(&MACS)),
+            2 => SetField::NwDst(Ipv4Addr::from(r.pick(&NETS) | 9)),
+            3 => SetField::TpDst(r.pick(&TP)),
+            4 => SetField::VlanPcp(3),
+            _ => SetField::IpDscp(46),
+        }),
+        _ => Action::Resubmit(Resubmit {
+            in_port: if r.chance(25) { Some(r.pick(&BR0_PORTS)) } else { None },
+            table: Some(r.below(n_tables as u64) as u8),
+        }),
+    }
+}
+
+fn gen_rule(r: &mut Rng, n_tables: u8) -> Rule {
+    let table = r.below(n_tables as u64) as u8;
+    let mut actions: Vec<Action> = (0..r.below(4)).map(|_| gen_action(r, n_tables)).collect();
+    if table + 1 < n_tables && r.chance(20) {
+        actions.push(Action::GotoTable(table + 1 + r.below((n_tables - table - 1) as u64) as u8));
+    }
+    Rule {
+        table,
+        priority: r.pick(&[0, 10, 100, 100, 200]),
+        cookie: r.below(4),
+        idle_timeout: 0,
+        hard_timeout: if r.chance(3) { 1 + r.below(3) as u16 } else { 0 },
+        matches: gen_match(r),
+        actions,
+    }
+}
+
+fn gen_rules(r: &mut Rng, n_tables: u8, n: u64) -> Vec<Rule> {
+    (0..n).map(|_| gen_rule(r, n_tables)).collect()
+}
+
+fn gen_packet(r: &mut Rng) -> FlowKey {
+    let mut k = FlowKey::ZERO;
+    k.set_in_port(r.pick(&[1, 2, 3, 4, 1, 2, 5, 6, 7]));
+    k.set_dl_src(r.pick(&MACS[..4]));
+    k.set_dl_dst(r.pick(&MACS));
+    if r.chance(25) {
+        k.set_vlan_tci(0, VLAN_PRESENT | r.pick(&VIDS));
+    }
+    let dl_type = r.pick(&[ethertype::IPV4, ethertype::IPV4, ethertype::IPV4, ethertype::ARP, ethertype::IPV6, 0x88cc]);
+    k.set_dl_type(dl_type);
+    match dl_type {
+        ethertype::IPV4 => {
+            k.set_nw_src_u32(r.pick(&NETS) | r.below(4) as u32);
+            k.set_nw_dst_u32(if r.chance(85) { r.pick(&NETS) | r.below(4) as u32 } else { r.next() as u32 });
+            let proto = r.pick(&[ipproto::TCP, ipproto::TCP, ipproto::UDP, ipproto::ICMP]);
+            k.set_nw_proto(proto);
+            k.set_nw_ttl(r.pick(&[1, 64, 64]));
+            if r.chance(8) {
+                k.set_nw_frag(FRAG_ANY);
+            }
+            k.set_tp_src(if r.chance(70) { r.pick(&TP) } else { r.next() as u16 });
+            k.set_tp_dst(if r.chance(70) { r.pick(&TP) } else { r.next() as u16 });
+            if proto == ipproto::TCP {
+                k.set_tcp_flags(r.pick(&[0x002, 0x010, 0x018]));
+            }
+        }
+        ethertype::IPV6 => {
+            k.set_ipv6_src_u128((0x2001_0db8u128 << 96) | 1);
+            k.set_ipv6_dst_u128((0x2001_0db8u128 << 96) | r.below(3) as u128);
+            k.set_nw_proto(ipproto::UDP);
+            k.set_nw_ttl(64);
+            k.set_tp_dst(r.pick(&TP));
+        }
+        ethertype::ARP => {
+            k.set_nw_proto(1);
+            k.set_nw_src_u32(r.pick(&NETS) | 1);
+            k.set_nw_dst_u32(r.pick(&NETS) | 2);
+            k.set_arp_sha(k.dl_src());
+        }
+        _ => {}
+    }
+    k
+}
+
+/// `rules` with identical (table, priority, match) rules merged as `RuleTables` and the
+/// reference do: the last one's content at the first one's position.
+fn canon(rules: &[Rule]) -> Vec<Rule> {
+    let mut out: Vec<Rule> = Vec::new();
+    for r in rules {
+        match out.iter_mut().find(|o| o.table == r.table && o.priority == r.priority && o.matches == r.matches) {
+            Some(o) => *o = r.clone(),
+            None => out.push(r.clone()),
+        }
+    }
+    out
+}
+
+/// `ovs-ofctl add-flows` on the model.
+fn model_add(rules: &[Rule], new: &[Rule]) -> Vec<Rule> {
+    let mut out = canon(rules);
+    for r in new {
+        match out.iter_mut().find(|o| o.table == r.table && o.priority == r.priority && o.matches == r.matches) {
+            Some(o) => *o = r.clone(),
+            None => out.push(r.clone()),
+        }
+    }
+    out
+}
+
+/// What decisions were made from: the model state after one slow-path call.
+struct Epoch {
+    br0_rules: Rc<Vec<Rule>>,
+    br1_rules: Rc<Vec<Rule>>,
+    macs: [MacTable; 2],
+    now: u64,
+}
+
+struct SimPmd {
+    cache: FlowCache,
+    to_mf: HashMap<FlowId, MegaflowId>,
+    to_id: HashMap<MegaflowId, FlowId>,
+    /// Parked packets (key, packet number), in arrival order.
+    parked: Vec<(FlowKey, u64)>,
+    parked_keys: HashSet<FlowKey>,
+    /// Commands not applied yet, with the epoch of the call that issued them.
+    inbox: VecDeque<(PmdCommand, u64)>,
+    upcalls: VecDeque<Upcall>,
+    /// Epoch of the command being applied (its parked packets are being executed).
+    applying: Option<u64>,
+}
+
+#[derive(Default, Debug, Clone, Copy)]
+struct Totals {
+    cases: u64,
+    packets: u64,
+    hits: u64,
+    upcalls: u64,
+    installs: u64,
+    executes: u64,
+    removes: u64,
+    refused: u64,
+    rule_changes: u64,
+    barriers: u64,
+    flow_checks: u64,
+    mac_learned: u64,
+    max_window: u64,
+}
+
+struct World {
+    r: Rng,
+    seed: u64,
+    sp: SlowPath,
+    pmds: Vec<SimPmd>,
+    events: VecDeque<PmdEvent>,
+    now: u64,
+    next_tick: u64,
+    n_tables: u8,
+    pool: Vec<FlowKey>,
+    /// Model state.
+    br0_rules: Rc<Vec<Rule>>,
+    br1_rules: Rc<Vec<Rule>>,
+    macs: [MacTable; 2],
+    /// Epoch `epoch_base + i` is `epochs[i]`.
+    epochs: VecDeque<Epoch>,
+    epoch_base: u64,
+    memo: HashMap<(u64, FlowKey), DpActions>,
+    /// Model's view of what the slow path credited per flow (for MAC refreshes).
+    credited: HashMap<FlowId, u64>,
+    next_packet: u64,
+    arrived: u64,
+    executed: u64,
+    last_exec: HashMap<(usize, FlowKey), u64>,
+    outstanding: HashMap<(usize, FlowKey), u64>,
+    t: Totals,
+}
+
+impl World {
+    fn new(seed: u64) -> World {
+        let mut r = Rng(seed);
+        let n_tables = 1 + r.below(3) as u8;
+        let n_rules = 1 + r.below(20);
+        let br0_rules = canon(&gen_rules(&mut r, n_tables, n_rules));
+        let br1_rules = vec![ferrovs_config::parse_flow("priority=0,actions=normal").unwrap()];
+        let n_pmds = 1 + r.below(3) as usize;
+        let limit = r.pick(&[4usize, 12, 1000]);
+        let aging = Duration::from_millis(r.pick(&[1_000, 3_000, 300_000]));
+        let capacity = r.pick(&[3usize, 8192]);
+        let cfg = SlowPathConfig {
+            flow_limit_per_pmd: limit,
+            idle_expiry_ms: r.pick(&[300, 2_000]),
+            mac_aging: aging,
+            mac_capacity: capacity,
+        };
+        let sp = SlowPath::new(
+            vec![
+                BridgeSpec { name: "br0".into(), ports: BR0_PORTS.to_vec(), rules: br0_rules.clone() },
+                BridgeSpec { name: "br1".into(), ports: BR1_PORTS.to_vec(), rules: br1_rules.clone() },
+            ],
+            n_pmds,
+            cfg,
+            0,
+        )
+        .expect("generated rule sets are valid");
+        let pmds = (0..n_pmds)
+            .map(|_| {
+                let max_flows = if limit > 4 && r.chance(40) { limit - 3 } else { limit };
+                SimPmd {
+                    cache: FlowCache::new(FlowCacheConfig {
+                        max_flows,
+                        emc_entries: 32,
+                        emc_insert_inverse_prob: r.pick(&[1, 3]),
+                        sig_entries: 256,
+                    }),
+                    to_mf: HashMap::new(),
+                    to_id: HashMap::new(),
+                    parked: Vec::new(),
+                    parked_keys: HashSet::new(),
+                    inbox: VecDeque::new(),
+                    upcalls: VecDeque::new(),
+                    applying: None,
+                }
+            })
+            .collect();
+        let pool_size = 8 + r.below(40) as usize;
+        let pool = (0..pool_size).map(|_| gen_packet(&mut r)).collect();
+        let macs = [MacTable::new(aging, capacity), MacTable::new(aging, capacity)];
+        let mut w = World {
+            r,
+            seed,
+            sp,
+            pmds,
+            events: VecDeque::new(),
+            now: 0,
+            next_tick: 1_000,
+            n_tables,
+            pool,
+            br0_rules: Rc::new(br0_rules),
+            br1_rules: Rc::new(br1_rules),
+            macs,
+            epochs: VecDeque::new(),
+            epoch_base: 0,
+            memo: HashMap::new(),
+            credited: HashMap::new(),
+            next_packet: 0,
+            arrived: 0,
+            executed: 0,
+            last_exec: HashMap::new(),
+            outstanding: HashMap::new(),
+            t: Totals::default(),
+        };
+        w.push_epoch();
+        w
+    }
+
+    fn fail(&self, msg: String) -> String {
+        format!("seed {}: {msg}\nbr0 rules (model): {:#?}", self.seed, self.br0_rules)
+    }
+
+    fn current_epoch(&self) -> u64 {
+        self.epoch_base + self.epochs.len() as u64 - 1
+    }
+
+    fn push_epoch(&mut self) {
+        self.epochs.push_back(Epoch {
+            br0_rules: self.br0_rules.clone(),
+            br1_rules: self.br1_rules.clone(),
+            macs: self.macs.clone(),
+            now: self.now,
+        });
+    }
+
+    fn bridge_of(port: u32) -> Option<usize> {
+        if BR0_PORTS.contains(&port) {
+            Some(0)
+        } else if BR1_PORTS.contains(&port) {
+            Some(1)
+        } else {
+            None
+        }
+    }
+
+    /// The reference decision for `key` at epoch `e`.
+    fn decision(&mut self, e: u64, key: &FlowKey) -> DpActions {
+        if let Some(a) = self.memo.get(&(e, *key)) {
+            return a.clone();
+        }
+        let ep = &self.epochs[(e - self.epoch_base) as usize];
+        let a = match Self::bridge_of(key.in_port()) {
+            Some(0) => reference::evaluate(&ep.br0_rules, &BR0_PORTS, &ep.macs[0], Duration::from_millis(ep.now), key),
+            Some(_) => reference::evaluate(&ep.br1_rules, &BR1_PORTS, &ep.macs[1], Duration::from_millis(ep.now), key),
+            None => Vec::new(),
+        };
+        self.memo.insert((e, *key), a.clone());
+        a
+    }
+
+    /// Oldest epoch PMD `p` may still be deciding from.
+    fn window_start(&self, p: usize) -> u64 {
+        let pm = &self.pmds[p];
+        let oldest = pm.applying.into_iter().chain(pm.inbox.front().map(|(_, e)| *e)).min();
+        oldest.map_or(self.current_epoch(), |e| e - 1)
+    }
+
+    fn prune_epochs(&mut self) {
+        let lo = (0..self.pmds.len()).map(|p| self.window_start(p)).min().unwrap_or(self.current_epoch());
+        while self.epoch_base < lo {
+            self.epochs.pop_front();
+            self.epoch_base += 1;
+        }
+        let base = self.epoch_base;
+        if self.memo.len() > 50_000 {
+            self.memo.retain(|(e, _), _| *e >= base);
+        }
+    }
+
+    /// PMD `p` executes packet `n` of `key` with `actions`.
+    fn execute(&mut self, p: usize, key: FlowKey, n: u64, actions: &DpActions) -> Result<(), String> {
+        self.executed += 1;
+        self.t.packets += 1;
+        if let Some(&last) = self.last_exec.get(&(p, key)) {
+            if last >= n {
+                return Err(self.fail(format!("PMD {p}: packet {n} of {key:?} executed after packet {last}")));
+            }
+        }
+        self.last_exec.insert((p, key), n);
+        let lo = self.window_start(p);
+        let hi = self.current_epoch();
+        self.t.max_window = self.t.max_window.max(hi - lo + 1);
+        for e in (lo..=hi).rev() {
+            if &self.decision(e, &key) == actions {
+                return Ok(());
+            }
+        }
+        let expected: Vec<DpActions> = (lo..=hi).map(|e| self.decision(e, &key)).collect();
+        Err(self.fail(format!(
+            "PMD {p}: packet {n} {key:?} executed {actions:?}; allowed (epochs {lo}..={hi}): {expected:?}"
+        )))
+    }
+
+    // ----- The PMD side ---------------------------------------------------------------
+
+    fn burst(&mut self, p: usize) -> Result<(), String> {
+        let n = 1 + self.r.below(8) as usize;
+        let keys: Vec<FlowKey> = (0..n)
+            .map(|_| if self.r.chance(95) { self.pool[self.r.below(self.pool.len() as u64) as usize] } else { gen_packet(&mut self.r) })
+            .collect();
+        let hashes: Vec<u32> = keys.iter().map(|k| k.hash()).collect();
+        let bytes: Vec<u32> = (0..n).map(|i| 60 + i as u32).collect();
+        let mut out = vec![None; n];
+        self.pmds[p].cache.lookup_batch(&keys, &hashes, &bytes, self.now, &mut out);
+        for i in 0..n {
+            let key = keys[i];
+            let num = self.next_packet;
+            self.next_packet += 1;
+            self.arrived += 1;
+            match out[i] {
+                Some(mid) => {
+                    if self.pmds[p].parked_keys.contains(&key) {
+                        return Err(self.fail(format!("PMD {p}: parked key {key:?} hit a megaflow")));
+                    }
+                    let actions = self.pmds[p].cache.actions(mid).expect("hit on a live megaflow").clone();
+                    self.t.hits += 1;
+                    self.execute(p, key, num, &actions)?;
+                }
+                None => {
+                    let pm = &mut self.pmds[p];
+                    pm.parked.push((key, num));
+                    if pm.parked_keys.insert(key) {
+                        pm.upcalls.push_back(Upcall { pmd: p, key });
+                        *self.outstanding.entry((p, key)).or_default() += 1;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Executes the parked packets `pred` selects, in arrival order.
+    fn run_parked(&mut self, p: usize, pred: impl Fn(&FlowKey) -> bool, actions: &DpActions) -> Result<(), String> {
+        let parked = std::mem::take(&mut self.pmds[p].parked);
+        let (run, keep): (Vec<_>, Vec<_>) = parked.into_iter().partition(|(k, _)| pred(k));
+        self.pmds[p].parked = keep;
+        for (k, _) in &run {
+            self.pmds[p].parked_keys.remove(k);
+        }
+        for (k, n) in run {
+            self.execute(p, k, n, actions)?;
+        }
+        Ok(())
+    }
+
+    fn apply_one(&mut self, p: usize) -> Result<bool, String> {
+        let Some((cmd, epoch)) = self.pmds[p].inbox.pop_front() else { return Ok(false) };
+        self.pmds[p].applying = Some(epoch);
+        let now = self.now;
+        match cmd {
+            PmdCommand::Install { id, megaflow } => {
+                let pm = &mut self.pmds[p];
+                match pm.cache.insert_unchecked(megaflow.clone(), now) {
+                    Ok(mid) => {
+                        pm.to_mf.insert(id, mid);
+                        pm.to_id.insert(mid, id);
+                    }
+                    Err(InsertError::Full(_)) => {
+                        self.t.refused += 1;
+                        self.events.push_back(PmdEvent {
+                            pmd: p,
+                            reason: GoneReason::Refused,
+                            flows: vec![(id, MegaflowStats::default())],
+                        });
+                    }
+                    Err(e) => return Err(self.fail(format!("PMD {p}: install {id} failed: {e}"))),
+                }
+                self.run_parked(p, |k| megaflow.matches(k), &megaflow.actions)?;
+            }
+            PmdCommand::Execute { key, actions } => self.run_parked(p, |k| *k == key, &actions)?,
+            PmdCommand::Remove { ids } => {
+                let pm = &mut self.pmds[p];
+                let mut gone = Vec::new();
+                for id in ids {
+                    if let Some(mid) = pm.to_mf.remove(&id) {
+                        pm.to_id.remove(&mid);
+                        let (_, st) = pm.cache.remove(mid).expect("mapped megaflows are live");
+                        gone.push((id, st));
+                    }
+                }
+                if !gone.is_empty() {
+                    self.events.push_back(PmdEvent { pmd: p, reason: GoneReason::Removed, flows: gone });
+                }
+            }
+            PmdCommand::ExpireIdle { idle_ms } => {
+                let pm = &mut self.pmds[p];
+                let gone: Vec<(FlowId, MegaflowStats)> = pm
+                    .cache
+                    .expire_idle(now, idle_ms)
+                    .into_iter()
+                    .map(|(mid, st)| {
+                        let id = pm.to_id.remove(&mid).expect("every megaflow was installed by an Install");
+                        pm.to_mf.remove(&id);
+                        (id, st)
+                    })
+                    .collect();
+                if !gone.is_empty() {
+                    self.events.push_back(PmdEvent { pmd: p, reason: GoneReason::Expired, flows: gone });
+                }
+            }
+        }
+        self.pmds[p].applying = None;
+        Ok(true)
+    }
+
+    /// Queues the commands of one slow-path call (issued at the current epoch).
+    fn deliver(&mut self, cmds: Vec<(usize, PmdCommand)>) {
+        let e = self.current_epoch();
+        for (p, c) in cmds {
+            if let PmdCommand::Remove { ids } = &c {
+                self.t.removes += ids.len() as u64;
+            }
+            self.pmds[p].inbox.push_back((c, e));
+        }
+    }
+
+    // ----- The slow-path side -----------------------------------------------------------
+
+    fn model_expire(&mut self) {
+        for m in &mut self.macs {
+            m.expire(Duration::from_millis(self.now));
+        }
+    }
+
+    fn handle_one_upcall(&mut self, p: usize) -> Result<(), String> {
+        let Some(up) = self.pmds[p].upcalls.pop_front() else { return Ok(()) };
+        self.t.upcalls += 1;
+        let cmds = self.sp.handle_upcall(&up, self.now);
+        // Model: expire, then learn what the reference says this packet teaches.
+        self.model_expire();
+        if let Some(b) = Self::bridge_of(up.key.in_port()) {
+            let (rules, ports) = if b == 0 { (&self.br0_rules, &BR0_PORTS[..]) } else { (&self.br1_rules, &BR1_PORTS[..]) };
+            let ev = reference::evaluate_full(rules, ports, &self.macs[b], Duration::from_millis(self.now), &up.key);
+            if let Some(l) = ev.learn {
+                self.macs[b].learn(&l, Duration::from_millis(self.now));
+            }
+        }
+        // Exactly one answer, the last command for this PMD; everything else is Remove.
+        let answers: Vec<&PmdCommand> =
+            cmds.iter().filter(|(q, c)| *q == p && !matches!(c, PmdCommand::Remove { .. })).map(|(_, c)| c).collect();
+        let others_ok = cmds.iter().all(|(q, c)| matches!(c, PmdCommand::Remove { .. }) || *q == p);
+        let last_ok = cmds.iter().rev().find(|(q, _)| *q == p).map(|(_, c)| c) == answers.first().copied();
+        let answer_ok = match answers[..] {
+            [PmdCommand::Install { megaflow, .. }] => {
+                self.t.installs += 1;
+                megaflow.matches(&up.key)
+            }
+            [PmdCommand::Execute { key, .. }] => {
+                self.t.executes += 1;
+                *key == up.key
+            }
+            _ => false,
+        };
+        if !(others_ok && last_ok && answer_ok) {
+            return Err(self.fail(format!("upcall {up:?} answered by {cmds:?}")));
+        }
+        *self.outstanding.get_mut(&(p, up.key)).expect("upcall was sent") -= 1;
+        self.push_epoch();
+        self.deliver(cmds);
+        Ok(())
+    }
+
+    fn handle_one_event(&mut self) {
+        if let Some(ev) = self.events.pop_front() {
+            for (id, _) in &ev.flows {
+                self.credited.remove(id);
+            }
+            self.sp.handle_event(&ev, self.now);
+        }
+    }
+
+    /// Applies every pending command of every PMD: the barrier a rule change waits for.
+    fn barrier(&mut self) -> Result<(), String> {
+        for p in 0..self.pmds.len() {
+            while self.apply_one(p)? {}
+        }
+        self.t.barriers += 1;
+        self.check_caches_current()
+    }
+
+    fn rule_change(&mut self) -> Result<(), String> {
+        let now = self.now;
+        let kind = self.r.below(3);
+        let cmds = match kind {
+            0 => {
+                let n = self.r.below(20);
+                let new = gen_rules(&mut self.r, self.n_tables, n);
+                let cmds = self.sp.replace_rules("br0", new.clone(), now);
+                self.br0_rules = Rc::new(canon(&new));
+                cmds
+            }
+            1 => {
+                // Half the time re-add an existing identity with new actions.
+                let n = 1 + self.r.below(3);
+                let mut new = gen_rules(&mut self.r, self.n_tables, n);
+                if !self.br0_rules.is_empty() && self.r.chance(50) {
+                    let old = self.br0_rules[self.r.below(self.br0_rules.len() as u64) as usize].clone();
+                    new[0] = Rule { actions: new[0].actions.clone(), ..old };
+                    let table = new[0].table;
+                    new[0].actions.retain(|a| !matches!(a, Action::GotoTable(t) if *t <= table));
+                }
+                let cmds = self.sp.add_flows("br0", new.clone(), now);
+                self.br0_rules = Rc::new(model_add(&self.br0_rules, &new));
+                cmds
+            }
+            _ => {
+                let mut spec = MatchSpec::default();
+                if self.r.chance(50) {
+                    spec.table = Some(self.r.below(self.n_tables as u64) as u8);
+                }
+                if !self.br0_rules.is_empty() && self.r.chance(60) {
+                    let m = self.br0_rules[self.r.below(self.br0_rules.len() as u64) as usize].matches.clone();
+                    spec.matches = Match { dl_type: m.dl_type, nw_proto: m.nw_proto, nw_dst: m.nw_dst, ..Match::default() };
+                } else if self.r.chance(50) {
+                    spec.matches = gen_match(&mut self.r);
+                }
+                let res = self.sp.del_flows("br0", &spec, now).map(|(c, _)| c);
+                let kept: Vec<Rule> = self.br0_rules.iter().filter(|r| !del_selects(&spec, r)).cloned().collect();
+                self.br0_rules = Rc::new(kept);
+                res
+            }
+        };
+        let cmds = match cmds {
+            Ok(c) => c,
+            // Generated rules only go forward with goto_table: no build error possible.
+            Err(e) => return Err(self.fail(format!("rule change {kind} refused: {e}"))),
+        };
+        if self.sp.rules("br0").unwrap() != &self.br0_rules[..] {
+            return Err(self.fail(format!("slow path rules differ from the model: {:#?}", self.sp.rules("br0"))));
+        }
+        self.model_expire();
+        self.t.rule_changes += 1;
+        self.push_epoch();
+        self.deliver(cmds);
+        // Packets keep arriving (and the old decision is still allowed) until the barrier.
+        for _ in 0..self.r.below(4) {
+            let p = self.r.below(self.pmds.len() as u64) as usize;
+            if self.r.chance(50) {
+                self.apply_one(p)?;
+            }
+            self.burst(p)?;
+        }
+        self.barrier()
+    }
+
+    fn tick(&mut self) -> Result<(), String> {
+        let cmds = self.sp.tick(self.now);
+        self.model_expire();
+        let after = self.sp.rules("br0").unwrap().to_vec();
+        if after.len() != self.br0_rules.len() {
+            if !after.iter().all(|r| self.br0_rules.contains(r)) {
+                return Err(self.fail("rule timeouts added rules".into()));
+            }
+            self.br0_rules = Rc::new(after);
+            self.t.rule_changes += 1;
+        } else if after != *self.br0_rules {
+            return Err(self.fail("tick changed rules without deleting any".into()));
+        }
+        self.push_epoch();
+        self.deliver(cmds);
+        Ok(())
+    }
+
+    /// Reads every PMD's live stats and gives them to the slow path (only at quiescent
+    /// points, so every cached flow is consistent and the model can recompute what
+    /// each flow's packets teach `normal`).
+    fn update_stats(&mut self) -> Result<(), String> {
+        let mut live = Vec::new();
+        for (p, pm) in self.pmds.iter().enumerate() {
+            let mut v: Vec<(usize, FlowId, MegaflowStats)> =
+                pm.cache.iter().map(|m| (p, pm.to_id[&m.id], m.stats)).collect();
+            v.sort_by_key(|x| x.1);
+            live.extend(v);
+        }
+        let cmds = self.sp.update_stats(&live, self.now);
+        self.model_expire();
+        let mut learns = Vec::new();
+        for (p, id, st) in &live {
+            let credited = self.credited.entry(*id).or_insert(0);
+            if st.packets > *credited {
+                *credited = st.packets;
+                let m = self.pmds[*p].cache.get(self.pmds[*p].to_mf[id]).unwrap();
+                let key = *m.key;
+                if let Some(b) = Self::bridge_of(key.in_port()) {
+                    let (rules, ports) =
+                        if b == 0 { (&self.br0_rules, &BR0_PORTS[..]) } else { (&self.br1_rules, &BR1_PORTS[..]) };
+                    let ev = reference::evaluate_full(rules, ports, &self.macs[b], Duration::from_millis(self.now), &key);
+                    if let Some(l) = ev.learn {
+                        learns.push((b, l));
+                    }
+                }
+            }
+        }
+        for (b, l) in learns {
+            self.macs[b].learn(&l, Duration::from_millis(self.now));
+        }
+        self.push_epoch();
+        self.deliver(cmds);
+        Ok(())
+    }
+
+    /// Drains every queue: upcalls, commands, events, until nothing moves.
+    fn quiesce(&mut self) -> Result<(), String> {
+        loop {
+            let mut moved = false;
+            for p in 0..self.pmds.len() {
+                while !self.pmds[p].upcalls.is_empty() {
+                    self.handle_one_upcall(p)?;
+                    moved = true;
+                }
+                while self.apply_one(p)? {
+                    moved = true;
+                }
+            }
+            while !self.events.is_empty() {
+                self.handle_one_event();
+                moved = true;
+            }
+            if !moved {
+                break;
+            }
+        }
+        if self.arrived != self.executed {
+            return Err(self.fail(format!("{} packets arrived, {} executed", self.arrived, self.executed)));
+        }
+        if let Some(((p, k), n)) = self.outstanding.iter().find(|(_, n)| **n != 0) {
+            return Err(self.fail(format!("PMD {p}: {n} upcalls for {k:?} unanswered")));
+        }
+        if self.sp.n_removing() != 0 {
+            return Err(self.fail(format!("{} removed flows never reported gone", self.sp.n_removing())));
+        }
+        self.check_mirrors()?;
+        self.check_caches_current()
+    }
+
+    /// Every megaflow of every PMD gives the current decision (checked on its own key and
+    /// on every pool packet it covers).
+    fn check_caches_current(&mut self) -> Result<(), String> {
+        let e = self.current_epoch();
+        let mut flows = Vec::new();
+        for (p, pm) in self.pmds.iter().enumerate() {
+            for m in pm.cache.iter() {
+                flows.push((p, *m.key, *m.mask, m.actions.to_vec()));
+            }
+        }
+        for (p, key, mask, actions) in flows {
+            let mut probes = vec![key];
+            probes.extend(self.pool.iter().filter(|q| key.matches(&mask, q)).copied());
+            for q in probes {
+                self.t.flow_checks += 1;
+                let want = self.decision(e, &q);
+                if want != actions {
+                    return Err(self.fail(format!(
+                        "PMD {p}: megaflow {key:?}/{:x?} -> {actions:?} is stale for {q:?}: now {want:?}",
+                        mask.w
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn check_mirrors(&self) -> Result<(), String> {
+        let mut mirrored: Vec<_> =
+            self.sp.dump_dp_flows().into_iter().map(|f| (f.pmd, f.id, f.key, f.mask, f.actions)).collect();
+        let mut cached = Vec::new();
+        for (p, pm) in self.pmds.iter().enumerate() {
+            for m in pm.cache.iter() {
+                cached.push((p, pm.to_id[&m.id], *m.key, *m.mask, m.actions.to_vec()));
+            }
+        }
+        mirrored.sort_by_key(|x| (x.0, x.1));
+        cached.sort_by_key(|x| (x.0, x.1));
+        if mirrored != cached {
+            return Err(self.fail(format!("mirror != caches:\nmirror {mirrored:?}\ncaches {cached:?}")));
+        }
+        Ok(())
+    }
+
+    fn step(&mut self) -> Result<(), String> {
+        self.now += self.r.below(40);
+        if self.now >= self.next_tick {
+            self.next_tick = self.now + 1_000;
+            self.tick()?;
+        }
+        let p = self.r.below(self.pmds.len() as u64) as usize;
+        match self.r.below(100) {
+            0..=44 => self.burst(p)?,
+            45..=59 => self.handle_one_upcall(p)?,
+            60..=67 => self.handle_one_event(),
+            68..=89 => {
+                self.apply_one(p)?;
+            }
+            90..=92 => self.rule_change()?,
+            93..=94 => {
+                self.quiesce()?;
+                self.update_stats()?;
+            }
+            95..=96 => self.quiesce()?,
+            _ => self.now += self.r.pick(&[200, 1_000, 2_500]),
+        }
+        self.prune_epochs();
+        Ok(())
+    }
+}
+
+fn run_case(seed: u64, steps: usize) -> Result<Totals, String> {
+    let mut w = World::new(seed);
+    for _ in 0..steps {
+        w.step()?;
+    }
+    w.quiesce()?;
+    w.t.cases = 1;
+    w.t.mac_learned = w.sp.counters().mac_learned;
+    let c = w.sp.counters();
+    if c.installs + c.executes != c.upcalls || c.upcalls != w.t.upcalls {
+        return Err(w.fail(format!("counters {c:?} vs {} upcalls", w.t.upcalls)));
+    }
+    Ok(w.t)
+}
+
+#[test]
+fn slow_path_matches_reference_under_late_commands() {
+    let cases: u64 = std::env::var("FERROVS_PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(40);
+    let only: Option<u64> = std::env::var("FERROVS_SLOWPATH_SEED").ok().and_then(|v| v.parse().ok());
+    let seeds: Vec<u64> = match only {
+        Some(s) => vec![s],
+        None => (0..cases).map(|i| 0x51_0000 + i).collect(),
+    };
+    let mut total = Totals::default();
+    for seed in seeds {
+        let t = run_case(seed, 600).unwrap_or_else(|e| panic!("{e}"));
+        total.cases += t.cases;
+        total.packets += t.packets;
+        total.hits += t.hits;
+        total.upcalls += t.upcalls;
+        total.installs += t.installs;
+        total.executes += t.executes;
+        total.removes += t.removes;
+        total.refused += t.refused;
+        total.rule_changes += t.rule_changes;
+        total.barriers += t.barriers;
+        total.flow_checks += t.flow_checks;
+        total.mac_learned += t.mac_learned;
+        total.max_window = total.max_window.max(t.max_window);
+    }
+    eprintln!("slowpath differential: {total:?}");
+    assert!(total.packets > 0 && total.installs > 0);
+}
