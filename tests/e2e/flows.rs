@@ -247,3 +247,29 @@ fn tcp_checksum_ok(f: &[u8]) -> bool {
     }
     ipv4_sum(&pseudo) == 0
 }
+
+/// A port whose link goes down keeps its configuration and forwards again when the
+/// link comes back.
+pub fn link_down_and_back_resumes() -> Result<(), Failed> {
+    let (d, host, guest) = two_hosts(r#""in_port=1,actions=output:2", "in_port=2,actions=output:1""#, "");
+    let (tx, rx) = host.ping("198.18.0.2", 2, 2);
+    if (tx, rx) != (2, 2) {
+        return Err(format!("before link down: {rx}/{tx}").into());
+    }
+    let tap_b = d.port_iface("b");
+    guest.exec_ok(&["ip", "link", "set", &tap_b, "down"]);
+    let (_, rx) = host.ping("198.18.0.2", 2, 1);
+    if rx != 0 {
+        return Err("replies while the guest's link was down".into());
+    }
+    guest.exec_ok(&["ip", "link", "set", &tap_b, "up"]);
+    let back = wait_until(Duration::from_secs(10), || host.ping("198.18.0.2", 1, 1) == (1, 1));
+    if !back {
+        return Err(format!("no forwarding after the link came back\n{}", d.log_text()).into());
+    }
+    let b = d.port_counters("b").expect("port b");
+    if counter(&b, "tx_packets") == 0 {
+        return Err(format!("port b counters: {b}").into());
+    }
+    Ok(())
+}

@@ -316,6 +316,17 @@ impl Daemon {
         })
     }
 
+    /// The kernel interface name (`iface=`) of a port's net_tap/af_packet devargs.
+    pub fn port_iface(&self, name: &str) -> String {
+        let p = self.port_counters(name).unwrap_or_else(|| panic!("no port {name}"));
+        let devargs = p["devargs"].as_str().unwrap_or_default().to_string();
+        devargs
+            .split(',')
+            .find_map(|kv| kv.strip_prefix("iface="))
+            .unwrap_or_else(|| panic!("port {name} has no iface= in {devargs}"))
+            .to_string()
+    }
+
     /// Sends SIGTERM and waits (up to 30 s) for the exit.
     pub fn stop(mut self) -> Stopped {
         let mut child = self.child.take().expect("running");
