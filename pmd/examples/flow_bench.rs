@@ -1,0 +1,179 @@
+//! Flow pipeline benchmark: the same traffic through a one-PMD switch, first with the
+//! per-port [`Forwarder`](ferrovs_pmd::Forwarder) (no packet parsing: the floor), then
+//! with the [`FlowPipeline`] (key extraction, EMC / signature cache / classifier lookup,
+//! upcalls answered by a minimal slow-path thread that installs one megaflow per upcall).
+//! Prints Mpps, busy cycles per packet and where the lookups were answered.
+//!
+//! Source: `net_pcap,rx_pcap=FILE,infinite_rx=1` replaying `--flows N` distinct UDP flows
+//! of 64-byte frames (source ports 1024..1024+N, written by this program). Sink:
+//! `net_null,no-rx=1`. `--mask 5tuple` installs one megaflow per flow, `--mask dst` a
+//! single megaflow for all of them (in_port + dl_type + nw_dst).
+//!
+//! Usage: cargo run --release -p ferrovs-pmd --example flow_bench -- [--seconds N]
+//!        [--core C] [--flows N] [--mask 5tuple|dst] [--emc-prob P] [--eal "EAL ARGS"]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use ferrovs_dpdk::{Eal, rdtsc};
+use ferrovs_flowcache::actions::DpAction;
+use ferrovs_flowcache::key::FlowKey;
+use ferrovs_flowcache::upcall::PmdCommand;
+use ferrovs_flowcache::{FlowCacheConfig, Megaflow};
+use ferrovs_pmd::{
+    FlowMessage, FlowPipeline, ForwardRule, PipelineClock, PipelineCounters, PortSpec, Switch, SwitchOptions, SwitchStats,
+    pipeline_hooks,
+};
+
+fn write_pcap(path: &str, flows: usize) -> std::io::Result<()> {
+    let mut out = Vec::new();
+    // pcap global header: magic, v2.4, tz 0, sigfigs 0, snaplen 65535, linktype Ethernet.
+    out.extend(0xa1b2c3d4u32.to_le_bytes());
+    out.extend(2u16.to_le_bytes());
+    out.extend(4u16.to_le_bytes());
+    out.extend([0u8; 8]);
+    out.extend(65535u32.to_le_bytes());
+    out.extend(1u32.to_le_bytes());
+    for i in 0..flows.max(1) {
+        // 60-byte Ethernet/IPv4/UDP frame, 198.18.0.1:1024+i -> 198.18.0.2:53.
+        let mut f = vec![0x02, 0, 0, 0, 0, 2, 0x02, 0, 0, 0, 0, 1, 0x08, 0x00];
+        let mut ip = vec![0x45, 0, 0, 46, 0, 0, 0x40, 0, 64, 17, 0, 0, 198, 18, 0, 1, 198, 18, 0, 2];
+        let mut sum: u32 = ip.chunks(2).map(|w| u16::from_be_bytes([w[0], w[1]]) as u32).sum();
+        while sum > 0xffff {
+            sum = (sum & 0xffff) + (sum >> 16);
+        }
+        ip[10..12].copy_from_slice(&(!(sum as u16)).to_be_bytes());
+        f.extend(ip);
+        f.extend((1024 + i as u16).to_be_bytes());
+        f.extend(53u16.to_be_bytes());
+        f.extend(26u16.to_be_bytes());
+        f.extend([0, 0]);
+        f.resize(60, 0xab);
+        out.extend(0u32.to_le_bytes());
+        out.extend(0u32.to_le_bytes());
+        out.extend((f.len() as u32).to_le_bytes());
+        out.extend((f.len() as u32).to_le_bytes());
+        out.extend(f);
+    }
+    std::fs::write(path, out)
+}
+
+fn mask(kind: &str) -> FlowKey {
+    let mut m = FlowKey::ZERO;
+    m.set_in_port(u32::MAX);
+    m.set_dl_type(0xffff);
+    m.set_nw_dst_u32(u32::MAX);
+    if kind == "5tuple" {
+        m.set_nw_proto(0xff);
+        m.set_nw_src_u32(u32::MAX);
+        m.set_tp_src(0xffff);
+        m.set_tp_dst(0xffff);
+    }
+    m
+}
+
+/// (Mpps received, busy cycles per packet) over `seconds`, after a 300 ms warm-up.
+fn measure<M: Send + 'static>(sw: &Switch<M>, seconds: u64) -> (f64, f64, SwitchStats) {
+    std::thread::sleep(Duration::from_millis(300));
+    let s0 = sw.stats();
+    let t0 = Instant::now();
+    std::thread::sleep(Duration::from_secs(seconds));
+    let s1 = sw.stats();
+    let dt = t0.elapsed().as_secs_f64();
+    let pk = s1.pmds[0].packets - s0.pmds[0].packets;
+    let busy = s1.pmds[0].busy_cycles - s0.pmds[0].busy_cycles;
+    (pk as f64 / dt / 1e6, busy as f64 / pk.max(1) as f64, s1)
+}
+
+fn main() {
+    let mut seconds = 3u64;
+    let mut core = 1usize;
+    let mut flows = 256usize;
+    let mut mask_kind = "5tuple".to_string();
+    let mut emc_prob = 100u32;
+    let mut eal_extra = "--no-huge --no-shconf --no-pci -m 512".to_string();
+    let mut it = std::env::args().skip(1);
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--seconds" => seconds = it.next().and_then(|s| s.parse().ok()).expect("--seconds N"),
+            "--core" => core = it.next().and_then(|s| s.parse().ok()).expect("--core C"),
+            "--flows" => flows = it.next().and_then(|s| s.parse().ok()).expect("--flows N"),
+            "--mask" => mask_kind = it.next().expect("--mask 5tuple|dst"),
+            "--emc-prob" => emc_prob = it.next().and_then(|s| s.parse().ok()).expect("--emc-prob P"),
+            "--eal" => eal_extra = it.next().expect("--eal ARGS"),
+            other => panic!("unknown argument {other}"),
+        }
+    }
+    let pcap = "/tmp/ferrovs_flow_bench.pcap";
+    write_pcap(pcap, flows).expect("write pcap");
+    let mut eal_args: Vec<String> = eal_extra.split_whitespace().map(String::from).collect();
+    eal_args.extend(["-l", "0", "--log-level=error"].map(String::from));
+    let eal = Eal::init(&eal_args).expect("EAL");
+    let opts = SwitchOptions { pmd_cores: vec![core], ..Default::default() };
+
+    // Floor: the Forwarder never looks at the packet.
+    let specs = [
+        PortSpec::new("src", 1, format!("net_pcap100,rx_pcap={pcap},infinite_rx=1")),
+        PortSpec::new("sink", 2, "net_null101,no-rx=1"),
+    ];
+    let sw = Switch::start_forwarder(&eal, &specs, &opts, &[(1, ForwardRule::Output(2))]).expect("switch");
+    let (fwd_mpps, fwd_cpp, _) = measure(&sw, seconds);
+    sw.stop();
+
+    // The flow pipeline with a minimal slow path.
+    let specs = [
+        PortSpec::new("src", 1, format!("net_pcap200,rx_pcap={pcap},infinite_rx=1")),
+        PortSpec::new("sink", 2, "net_null201,no-rx=1"),
+    ];
+    let (up_tx, up_rx) = crossbeam_channel::bounded(1024);
+    let (ev_tx, _ev_rx) = crossbeam_channel::unbounded();
+    let clock = PipelineClock::new(eal.tsc_hz(), rdtsc());
+    let counters = Arc::new(PipelineCounters::default());
+    let cfg = FlowCacheConfig { emc_insert_inverse_prob: emc_prob, ..Default::default() };
+    let c2 = counters.clone();
+    let sw = Switch::start(&eal, &specs, &opts, pipeline_hooks(), move |info| {
+        FlowPipeline::new(info.index, cfg, up_tx.clone(), ev_tx.clone(), clock, c2.clone())
+    })
+    .expect("switch");
+    let pmd = sw.sender(0).expect("sender");
+    let stop = Arc::new(AtomicBool::new(false));
+    let stop2 = stop.clone();
+    let m = mask(&mask_kind);
+    let slow = std::thread::spawn(move || {
+        let mut id = 0u64;
+        let mut installed = std::collections::HashSet::new();
+        while !stop2.load(Ordering::SeqCst) {
+            let Ok(u) = up_rx.recv_timeout(Duration::from_millis(10)) else { continue };
+            // One megaflow per masked key; later upcalls for a covered key just execute.
+            let cmd = if installed.insert(u.key.masked(&m)) {
+                id += 1;
+                PmdCommand::Install { id, megaflow: Megaflow::new(u.key, m, vec![DpAction::Output(2)]) }
+            } else {
+                PmdCommand::Execute { key: u.key, actions: vec![DpAction::Output(2)] }
+            };
+            let _ = pmd.send(FlowMessage::Command(cmd));
+        }
+    });
+    let (flow_mpps, flow_cpp, s) = measure(&sw, seconds);
+    let c1 = counters.snapshot();
+    stop.store(true, Ordering::SeqCst);
+    let _ = slow.join();
+    sw.stop();
+
+    let looked_up = (c1.emc_hits + c1.sig_hits + c1.classifier_hits + c1.misses) as f64;
+    println!("{flows} flows, mask {mask_kind}, EMC insert 1/{emc_prob}, burst 32, 64-byte frames, PMD on CPU {core}");
+    println!("forwarder (floor)     : {fwd_mpps:7.2} Mpps  {fwd_cpp:7.1} cycles/packet");
+    println!("flow pipeline         : {flow_mpps:7.2} Mpps  {flow_cpp:7.1} cycles/packet");
+    println!(
+        "lookups: emc {:.1}%  sig {:.1}%  classifier {:.3}%  miss {:.4}%  | upcalls {}  megaflows {}  masks {}  tx drops {}",
+        100.0 * c1.emc_hits as f64 / looked_up,
+        100.0 * c1.sig_hits as f64 / looked_up,
+        100.0 * c1.classifier_hits as f64 / looked_up,
+        100.0 * c1.misses as f64 / looked_up,
+        c1.upcalls_sent,
+        c1.megaflows,
+        c1.masks,
+        s.ports[1].counters.drops(),
+    );
+}
