@@ -453,6 +453,8 @@ pub struct FlowPipeline {
     hashes: [u32; BURST],
     bytes: [u32; BURST],
     found: [Option<MegaflowId>; BURST],
+    /// The clock as read for the last burst (misses of that burst are parked at it).
+    burst_ms: u64,
 }
 
 impl FlowPipeline {
@@ -485,6 +487,7 @@ impl FlowPipeline {
             hashes: [0; BURST],
             bytes: [0; BURST],
             found: [None; BURST],
+            burst_ms: 0,
         }
     }
 
@@ -666,6 +669,7 @@ impl Classifier for FlowPipeline {
             self.bytes[i] = p.frame.len() as u32;
         }
         let now = self.clock.now_ms();
+        self.burst_ms = now;
         self.cache.lookup_batch(&self.keys[..n], &self.hashes[..n], &self.bytes[..n], now, &mut self.found[..n]);
         self.dirty = true;
         let this: &'s FlowPipeline = self;
@@ -699,8 +703,7 @@ impl Classifier for FlowPipeline {
         match self.upcalls.try_send(Upcall { pmd: self.pmd, key }) {
             Ok(()) => {
                 self.local.upcalls_sent += 1;
-                let now = self.clock.now_ms();
-                match self.park.park_new(key, hash, now, pkt) {
+                match self.park.park_new(key, hash, self.burst_ms, pkt) {
                     Ok(_) => None,
                     Err(pkt) => {
                         self.local.park_full += 1;
