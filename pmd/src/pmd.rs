@@ -133,6 +133,12 @@ impl<C: Classifier> PmdThread<C> {
                         self.shared.publish_pmd(&self.tx.pmd);
                         std::thread::sleep(sleep);
                         sleep = (sleep * 2).min(b.max);
+                        // The sleep is idle time; charge it here, not to the next
+                        // iteration (which may be busy and would then report the
+                        // sleep as cycles spent on its packets).
+                        let woke = rdtsc();
+                        self.tx.pmd.idle_cycles += woke.wrapping_sub(t_prev);
+                        t_prev = woke;
                     }
                 } else if empty_polls & 1023 == 0 {
                     self.shared.publish_pmd(&self.tx.pmd);
