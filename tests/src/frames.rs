@@ -183,3 +183,214 @@ mod tests {
         assert_eq!(f.len(), 60);
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// Benchmark frames (used by the `ferrovs-gen` traffic generator).
+//
+// Unlike the builders above, which add recognisable payloads and IDs for the functional
+// tests, these lay a frame out exactly as the reference workload generator
+// (shared/bench/gen_pcap.py) does: IPv4 ID 0, no DF flag, TTL 64, DSCP 0, zero payload,
+// UDP checksum 0 over IPv4, and the frame padded with zeros to the requested size. The
+// same capture bytes then mean the same traffic for every switch measured.
+// ---------------------------------------------------------------------------------------
+
+/// The network layer of a benchmark frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BenchL3 {
+    V4 { src: [u8; 4], dst: [u8; 4] },
+    V6 { src: [u8; 16], dst: [u8; 16] },
+}
+
+/// The transport protocol of a benchmark frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BenchL4 {
+    Udp,
+    /// A TCP segment with only ACK set (an established connection's data).
+    Tcp,
+}
+
+/// Everything that distinguishes one benchmark frame from another.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BenchFrame {
+    pub dst_mac: [u8; 6],
+    pub src_mac: [u8; 6],
+    pub l3: BenchL3,
+    pub l4: BenchL4,
+    pub sport: u16,
+    pub dport: u16,
+}
+
+/// The MACs of the reference workload: 02:00:00:00:00:01 -> 02:00:00:00:00:02.
+pub const BENCH_SRC_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x01];
+pub const BENCH_DST_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x02];
+
+impl BenchFrame {
+    /// Smallest frame (without FCS) that holds all of this frame's headers.
+    pub fn min_size(&self) -> usize {
+        let l3 = match self.l3 {
+            BenchL3::V4 { .. } => 20,
+            BenchL3::V6 { .. } => 40,
+        };
+        let l4 = match self.l4 {
+            BenchL4::Udp => 8,
+            BenchL4::Tcp => 20,
+        };
+        14 + l3 + l4
+    }
+
+    /// The frame's bytes, `size` long (without FCS), or `min_size()` long if `size` is
+    /// smaller: the headers always fit. IPv4 and IPv6 header lengths and the UDP length
+    /// cover the whole frame (no Ethernet padding), so a switch that checks lengths
+    /// sees a well-formed packet of the asked size.
+    pub fn bytes(&self, size: usize) -> Vec<u8> {
+        let size = size.max(self.min_size());
+        let mut f = eth(self.dst_mac, self.src_mac, match self.l3 {
+            BenchL3::V4 { .. } => 0x0800,
+            BenchL3::V6 { .. } => 0x86dd,
+        });
+        let l3_hdr = match self.l3 {
+            BenchL3::V4 { .. } => 20,
+            BenchL3::V6 { .. } => 40,
+        };
+        let l4_len = size - 14 - l3_hdr;
+        let proto = match self.l4 {
+            BenchL4::Udp => 17u8,
+            BenchL4::Tcp => 6u8,
+        };
+        let mut seg = Vec::with_capacity(l4_len);
+        seg.extend_from_slice(&self.sport.to_be_bytes());
+        seg.extend_from_slice(&self.dport.to_be_bytes());
+        match self.l4 {
+            BenchL4::Udp => {
+                seg.extend_from_slice(&(l4_len as u16).to_be_bytes());
+                seg.extend_from_slice(&[0, 0]);
+            }
+            BenchL4::Tcp => {
+                // seq 1, ack 0, data offset 5 words, ACK, window 65535, checksum, urgent 0.
+                seg.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x10, 0xff, 0xff, 0, 0, 0, 0]);
+            }
+        }
+        seg.resize(l4_len, 0);
+        // Transport checksum: TCP always; UDP only over IPv6, where zero is not allowed
+        // (RFC 8200 8.1). UDP over IPv4 keeps 0, as the reference generator writes it.
+        let csum_at = match self.l4 {
+            BenchL4::Udp => 6,
+            BenchL4::Tcp => 16,
+        };
+        let want_csum = matches!(self.l4, BenchL4::Tcp) || matches!(self.l3, BenchL3::V6 { .. });
+        if want_csum {
+            let mut pseudo = Vec::with_capacity(40 + seg.len());
+            match self.l3 {
+                BenchL3::V4 { src, dst } => {
+                    pseudo.extend_from_slice(&src);
+                    pseudo.extend_from_slice(&dst);
+                    pseudo.extend_from_slice(&[0, proto]);
+                    pseudo.extend_from_slice(&(l4_len as u16).to_be_bytes());
+                }
+                BenchL3::V6 { src, dst } => {
+                    pseudo.extend_from_slice(&src);
+                    pseudo.extend_from_slice(&dst);
+                    pseudo.extend_from_slice(&(l4_len as u32).to_be_bytes());
+                    pseudo.extend_from_slice(&[0, 0, 0, proto]);
+                }
+            }
+            pseudo.extend_from_slice(&seg);
+            let mut c = csum(&pseudo);
+            if c == 0 && proto == 17 {
+                c = 0xffff;
+            }
+            seg[csum_at..csum_at + 2].copy_from_slice(&c.to_be_bytes());
+        }
+        match self.l3 {
+            BenchL3::V4 { src, dst } => {
+                let mut h = vec![0x45, 0x00];
+                h.extend_from_slice(&((20 + l4_len) as u16).to_be_bytes());
+                h.extend_from_slice(&[0, 0, 0, 0, 64, proto, 0, 0]);
+                h.extend_from_slice(&src);
+                h.extend_from_slice(&dst);
+                let c = csum(&h);
+                h[10..12].copy_from_slice(&c.to_be_bytes());
+                f.extend(h);
+            }
+            BenchL3::V6 { src, dst } => {
+                f.extend_from_slice(&[0x60, 0, 0, 0]);
+                f.extend_from_slice(&(l4_len as u16).to_be_bytes());
+                f.extend_from_slice(&[proto, 64]);
+                f.extend_from_slice(&src);
+                f.extend_from_slice(&dst);
+            }
+        }
+        f.extend(seg);
+        f
+    }
+}
+
+#[cfg(test)]
+mod bench_frame_tests {
+    use super::*;
+
+    fn udp4() -> BenchFrame {
+        BenchFrame {
+            dst_mac: BENCH_DST_MAC,
+            src_mac: BENCH_SRC_MAC,
+            l3: BenchL3::V4 { src: [10, 0, 0, 0], dst: [28, 222, 234, 60] },
+            l4: BenchL4::Udp,
+            sport: 0x2665,
+            dport: 0x13c4,
+        }
+    }
+
+    #[test]
+    fn udp4_matches_reference_generator_bytes() {
+        // The first frame of `gen_pcap.py --flows 3` (seed 1), as written by Python.
+        let want = "020000000002020000000001080045\
+                    00002e00000000401169a50a0000001cdeea3c266513c4001a0000\
+                    000000000000000000000000000000000000";
+        let want: Vec<u8> = (0..want.len() / 2)
+            .map(|i| u8::from_str_radix(&want[2 * i..2 * i + 2], 16).unwrap())
+            .collect();
+        assert_eq!(udp4().bytes(60), want);
+    }
+
+    #[test]
+    fn sizes_and_lengths() {
+        let f = udp4().bytes(128);
+        assert_eq!(f.len(), 128);
+        assert_eq!(u16::from_be_bytes([f[16], f[17]]), 114); // IPv4 total length
+        assert_eq!(u16::from_be_bytes([f[38], f[39]]), 94); // UDP length
+        assert_eq!(csum(&f[14..34]), 0);
+        // Too small a size is grown to the headers.
+        let mut t = udp4();
+        t.l4 = BenchL4::Tcp;
+        assert_eq!(t.bytes(10).len(), 54);
+    }
+
+    #[test]
+    fn tcp_and_v6_checksums_verify() {
+        let mut t = udp4();
+        t.l4 = BenchL4::Tcp;
+        let f = t.bytes(64);
+        let mut pseudo = f[26..34].to_vec();
+        pseudo.extend_from_slice(&[0, 6, 0, (64 - 34) as u8]);
+        pseudo.extend_from_slice(&f[34..]);
+        assert_eq!(csum(&pseudo), 0);
+        assert_eq!(f[47], 0x10, "ACK only");
+
+        let mut s = [0u8; 16];
+        s[0] = 0x20;
+        s[1] = 0x01;
+        s[15] = 7;
+        let mut d = s;
+        d[15] = 9;
+        let mut v6 = udp4();
+        v6.l3 = BenchL3::V6 { src: s, dst: d };
+        let f = v6.bytes(60);
+        assert_eq!(f.len(), 62, "grown to hold the IPv6 and UDP headers");
+        assert_eq!(&f[12..14], &[0x86, 0xdd]);
+        let mut pseudo = f[22..54].to_vec();
+        pseudo.extend_from_slice(&[0, 0, 0, 8, 0, 0, 0, 17]);
+        pseudo.extend_from_slice(&f[54..]);
+        assert_eq!(csum(&pseudo), 0);
+        assert_ne!(&f[60..62], &[0, 0], "UDP over IPv6 carries a checksum");
+    }
+}
