@@ -134,6 +134,49 @@ fn port_specs(config: &Config) -> Vec<PortSpec> {
         .collect()
 }
 
+/// How many frames a `net_pcap,rx_pcap=FILE,infinite_rx=1` port holds in mbufs (the
+/// number of records in FILE); 0 for any other device or a file that cannot be read (the
+/// device probe reports that one).
+fn pcap_replay_frames(devargs: &str) -> u64 {
+    let mut parts = devargs.split(',');
+    if !parts.next().is_some_and(|d| d.starts_with("net_pcap")) {
+        return 0;
+    }
+    let (mut file, mut infinite) = (None, false);
+    for kv in parts {
+        match kv.split_once('=') {
+            Some(("rx_pcap", f)) => file = Some(f),
+            Some(("infinite_rx", v)) => infinite = v.trim() == "1",
+            _ => {}
+        }
+    }
+    match (file, infinite) {
+        (Some(f), true) => std::fs::read(f).map(|b| count_pcap_records(&b)).unwrap_or(0),
+        _ => 0,
+    }
+}
+
+/// Records in a classic pcap file (either byte order); stops at a truncated record.
+fn count_pcap_records(b: &[u8]) -> u64 {
+    let Some(magic) = b.get(..4) else { return 0 };
+    let little = match magic {
+        [0xd4, 0xc3, 0xb2, 0xa1] | [0x4d, 0x3c, 0xb2, 0xa1] => true,
+        [0xa1, 0xb2, 0xc3, 0xd4] | [0xa1, 0xb2, 0x3c, 0x4d] => false,
+        _ => return 0,
+    };
+    let (mut off, mut n) = (24usize, 0u64);
+    while let Some(h) = b.get(off..off + 16) {
+        let l = [h[8], h[9], h[10], h[11]];
+        let len = if little { u32::from_le_bytes(l) } else { u32::from_be_bytes(l) } as usize;
+        if b.len() < off + 16 + len {
+            break;
+        }
+        off += 16 + len;
+        n += 1;
+    }
+    n
+}
+
 fn switch_options(config: &Config) -> SwitchOptions {
     let idle_backoff = (config.pmd.idle_backoff_us > 0).then(|| IdleBackoff {
         after_empty_polls: 1024,
@@ -144,8 +187,20 @@ fn switch_options(config: &Config) -> SwitchOptions {
     // in-flight bursts, within the EAL memory the config grants (2.2 KB per mbuf).
     let n_ports = config.bridges.iter().map(|b| b.ports.len()).sum::<usize>() as u32;
     let defaults = SwitchOptions::default();
-    let want = (n_ports * (defaults.rx_desc as u32 + defaults.tx_desc as u32) + 8192).next_power_of_two() - 1;
+    // A `net_pcap` port with `infinite_rx=1` keeps every frame of its capture in an mbuf
+    // of this pool for as long as it runs, so those frames come on top.
+    let replay: u64 = config.bridges.iter().flat_map(|b| &b.ports).map(|p| pcap_replay_frames(&p.devargs)).sum();
+    let want64 = (n_ports as u64 * (defaults.rx_desc as u64 + defaults.tx_desc as u64) + 8192 + replay).next_power_of_two() - 1;
+    let want = want64.min(u32::MAX as u64) as u32;
     let budget = (config.eal.memory_mb as u64 * 1024 * 1024 / 2 / 2400) as u32;
+    if want > budget && replay > 0 {
+        tracing::warn!(
+            "{replay} frames of pcap replay need about {} MB of EAL memory for mbufs; [eal] memory_mb = {} \
+             gives {budget} mbufs: raise memory_mb or the replay ports run out of mbufs",
+            (want64 * 2400 * 2) >> 20,
+            config.eal.memory_mb
+        );
+    }
     SwitchOptions {
         pmd_cores: config.pmd.cores.clone(),
         n_mbufs: want.min(budget).max(4095),
@@ -154,5 +209,43 @@ fn switch_options(config: &Config) -> SwitchOptions {
         // room rather than drop one, but a deep queue keeps it from waiting.
         message_queue: 16384,
         ..defaults
+    }
+}
+
+#[cfg(test)]
+mod pcap_replay_tests {
+    use super::*;
+
+    #[test]
+    fn counts_records_of_a_replayed_capture_only() {
+        // A little-endian pcap header and two 60-byte records, the second one truncated
+        // after a third complete one would begin.
+        let mut b = vec![0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0];
+        b.extend_from_slice(&[0; 8]);
+        b.extend_from_slice(&65535u32.to_le_bytes());
+        b.extend_from_slice(&1u32.to_le_bytes());
+        for _ in 0..2 {
+            b.extend_from_slice(&[0; 8]);
+            b.extend_from_slice(&60u32.to_le_bytes());
+            b.extend_from_slice(&60u32.to_le_bytes());
+            b.extend_from_slice(&[0xab; 60]);
+        }
+        assert_eq!(count_pcap_records(&b), 2);
+        let mut cut = b.clone();
+        cut.extend_from_slice(&[0; 8]);
+        cut.extend_from_slice(&60u32.to_le_bytes());
+        cut.extend_from_slice(&60u32.to_le_bytes());
+        cut.extend_from_slice(&[0; 10]);
+        assert_eq!(count_pcap_records(&cut), 2);
+        assert_eq!(count_pcap_records(b"junk"), 0);
+
+        let path = std::env::temp_dir().join(format!("ferrovsd-replay-{}.pcap", std::process::id()));
+        std::fs::write(&path, &b).unwrap();
+        let p = path.to_str().unwrap();
+        assert_eq!(pcap_replay_frames(&format!("net_pcap0,rx_pcap={p},infinite_rx=1")), 2);
+        assert_eq!(pcap_replay_frames(&format!("net_pcap0,rx_pcap={p}")), 0, "not kept in mbufs");
+        assert_eq!(pcap_replay_frames("net_null0,no-rx=1"), 0);
+        assert_eq!(pcap_replay_frames("net_pcap0,rx_pcap=/nonexistent,infinite_rx=1"), 0);
+        let _ = std::fs::remove_file(&path);
     }
 }

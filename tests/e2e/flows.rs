@@ -183,7 +183,7 @@ devargs = "net_pcap3,rx_pcap=@DIR@/empty.pcap,tx_pcap=@DIR@/out4.pcap"
     if !all_in || !settled {
         return Err(format!("not everything went through: all_in={all_in} outputs settled={settled}\n{show}\n{dp}\n{}", stopped.log).into());
     }
-    if !trace.contains("mod_nw_dst:198.18.7.7") || !trace.contains("megaflow") {
+    if !trace.contains("mod_nw_dst:198.18.7.7") || !trace.contains("Megaflow: in_port(1)") {
         return Err(format!("trace output:\n{trace}").into());
     }
     let p = |f: &str| read_pcap(&stopped.dir.path.join(f));
