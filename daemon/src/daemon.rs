@@ -57,6 +57,8 @@ pub fn run(path: &Path, check_only: bool) -> Result<(), DaemonError> {
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(sig, stop.clone()).map_err(DaemonError::Signal)?;
     }
+    let reload = Arc::new(AtomicBool::new(false));
+    signal_hook::flag::register(signal_hook::consts::SIGHUP, reload.clone()).map_err(DaemonError::Signal)?;
     let (control, requests) = ControlServer::bind(&config.control.socket)?;
 
     let eal = Eal::init(&eal_args(&config))?;
@@ -74,7 +76,14 @@ pub fn run(path: &Path, check_only: bool) -> Result<(), DaemonError> {
         match requests.recv_timeout(Duration::from_millis(100)) {
             Ok(Pending { request, reply }) => {
                 let is_stop = request == Request::Stop;
-                let resp = handle(&mut dp, &config, &request);
+                let resp = if request == Request::Reload {
+                    match reload_config(&mut dp, path, &config) {
+                        Ok(v) => Response::ok(v),
+                        Err(e) => Response::err(e),
+                    }
+                } else {
+                    handle(&mut dp, &config, &request)
+                };
                 let _ = reply.send(resp);
                 if is_stop {
                     stop.store(true, Ordering::Relaxed);
@@ -82,6 +91,12 @@ pub fn run(path: &Path, check_only: bool) -> Result<(), DaemonError> {
             }
             Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
             Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
+        }
+        if reload.swap(false, Ordering::Relaxed) {
+            match reload_config(&mut dp, path, &config) {
+                Ok(_) => tracing::info!("SIGHUP: rules reloaded from {}", path.display()),
+                Err(e) => tracing::error!("SIGHUP: reload failed, rules unchanged: {e}"),
+            }
         }
         dp.tick();
     }
@@ -95,6 +110,13 @@ pub fn run(path: &Path, check_only: bool) -> Result<(), DaemonError> {
     }
     drop(eal);
     Ok(())
+}
+
+/// Re-reads the config at `path` and applies its rules. The running config keeps
+/// describing ports and settings (which a reload may not change).
+fn reload_config(dp: &mut Datapath, path: &Path, running: &Config) -> Result<serde_json::Value, String> {
+    let new = Config::load(path).map_err(|e| e.to_string())?;
+    dp.reload_rules(running, &new)
 }
 
 /// Answers one control request.

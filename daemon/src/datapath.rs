@@ -125,7 +125,7 @@ impl Datapath {
                         v
                     })
                     .collect();
-                json!({ "name": b.name, "rules": b.rules.len(), "ports": ports })
+                json!({ "name": b.name, "ports": ports })
             })
             .collect();
         json!({
@@ -233,6 +233,25 @@ impl Datapath {
             other => return Err(format!("{other:?} is not a flow command")),
         };
         self.slow.request(slow_req)
+    }
+
+    /// Replaces each bridge's rules with those of `new` (which must have the same
+    /// bridges and ports as the running config). Each bridge changes atomically.
+    pub fn reload_rules(&mut self, running: &Config, new: &Config) -> Result<Value, String> {
+        let shape = |c: &Config| -> Vec<(String, Vec<(String, u32, String, u16)>)> {
+            c.bridges
+                .iter()
+                .map(|b| (b.name.clone(), b.ports.iter().map(|p| (p.name.clone(), p.number, p.devargs.clone(), p.rx_queues)).collect()))
+                .collect()
+        };
+        if shape(running) != shape(new) || running.eal != new.eal || running.pmd != new.pmd || running.control != new.control {
+            return Err("reload applies rules only: bridges, ports, [eal], [pmd] and [control] changed; restart ferrovsd".into());
+        }
+        let mut done = Vec::new();
+        for b in &new.bridges {
+            done.push(self.slow.request(SlowRequest::ReplaceRules { bridge: b.name.clone(), rules: b.rules.clone() })?);
+        }
+        Ok(Value::Array(done))
     }
 
     /// Stops the slow path first (no more commands), then the PMDs and ports.

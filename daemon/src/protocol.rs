@@ -45,6 +45,9 @@ pub enum Request {
     DumpDpFlows,
     /// How a packet described in ovs-ofctl syntax would be handled.
     Trace { bridge: String, packet: String },
+    /// Re-read the config file and apply its rules (each bridge's rule set replaced
+    /// atomically). Ports and other settings need a restart; a changed one is an error.
+    Reload,
 }
 
 impl Request {
@@ -53,6 +56,7 @@ impl Request {
         matches!(
             self,
             Request::Stop
+                | Request::Reload
                 | Request::PmdStatsClear
                 | Request::AddFlow { .. }
                 | Request::AddFlows { .. }

@@ -38,7 +38,7 @@ fn f(v: &Value, k: &str) -> f64 {
 fn show(out: &mut String, v: &Value) {
     for b in v["bridges"].as_array().into_iter().flatten() {
         let ports = b["ports"].as_array().map(Vec::len).unwrap_or(0);
-        let _ = writeln!(out, "{}: {} ports, {} rules", b["name"].as_str().unwrap_or("?"), ports, u(b, "rules"));
+        let _ = writeln!(out, "{}: {} ports", b["name"].as_str().unwrap_or("?"), ports);
         for p in b["ports"].as_array().into_iter().flatten() {
             let link = if p["link_up"].as_bool().unwrap_or(false) {
                 format!("up {} Mbps", u(p, "speed_mbps"))
@@ -208,11 +208,11 @@ mod tests {
 
     #[test]
     fn renders_show_as_blocks() {
-        let v = serde_json::json!({"bridges":[{"name":"br0","rules":2,"ports":[
+        let v = serde_json::json!({"bridges":[{"name":"br0","ports":[
             {"name":"a","number":1,"devargs":"net_null0","link_up":true,"speed_mbps":10000,"rx_packets":3}]}],
             "mbufs_in_use":0,"mbufs_total":4095});
         let s = render(&Request::Show, &v);
-        assert!(s.starts_with("br0: 1 ports, 2 rules\n  port 1 a (net_null0): link up 10000 Mbps\n    rx 3 pkts 0 bytes"), "{s}");
+        assert!(s.starts_with("br0: 1 ports\n  port 1 a (net_null0): link up 10000 Mbps\n    rx 3 pkts 0 bytes"), "{s}");
         assert!(s.ends_with("mbufs: 0 in use of 4095\n"));
     }
 

@@ -38,6 +38,7 @@ const TICK: Duration = Duration::from_secs(1);
 /// A request from the main (control) thread.
 pub enum SlowRequest {
     AddFlows { bridge: String, rules: Vec<Rule> },
+    ReplaceRules { bridge: String, rules: Vec<Rule> },
     DelFlows { bridge: String, spec: MatchSpec },
     DumpFlows { bridge: String },
     DumpDpFlows,
@@ -236,6 +237,14 @@ impl Worker {
                 self.deliver_and_sync(cmds)?;
                 self.publish_counters();
                 Ok(json!({ "added": n, "megaflows_removed": removed }))
+            }
+            SlowRequest::ReplaceRules { bridge, rules } => {
+                let n = rules.len();
+                let cmds = self.slow.replace_rules(&bridge, rules, now).map_err(|e| e.to_string())?;
+                let removed = count_removes(&cmds);
+                self.deliver_and_sync(cmds)?;
+                self.publish_counters();
+                Ok(json!({ "bridge": bridge, "rules": n, "megaflows_removed": removed }))
             }
             SlowRequest::DelFlows { bridge, spec } => {
                 let (cmds, deleted) = self.slow.del_flows(&bridge, &spec, now).map_err(|e| e.to_string())?;

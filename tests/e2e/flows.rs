@@ -273,3 +273,64 @@ pub fn link_down_and_back_resumes() -> Result<(), Failed> {
     }
     Ok(())
 }
+
+/// `ferrovs-ctl reload` and SIGHUP re-read the rules from the config's flows_file and
+/// apply them before answering.
+pub fn reload_applies_flows_file() -> Result<(), Failed> {
+    let dir = TempDir::new();
+    let pass = "in_port=1,actions=output:2\nin_port=2,actions=output:1\n";
+    std::fs::write(dir.join("br0.flows"), pass).expect("write flows");
+    let tap_a = unique("fva");
+    let tap_b = unique("fvb");
+    let config = format!(
+        r#"{}
+[[bridge]]
+name = "br0"
+flows_file = "br0.flows"
+
+[[bridge.port]]
+name = "a"
+number = 1
+devargs = "net_tap0,iface={tap_a}"
+
+[[bridge.port]]
+name = "b"
+number = 2
+devargs = "net_tap1,iface={tap_b}"
+"#,
+        preamble()
+    );
+    let d = Daemon::start_in(dir, &config);
+    let host = Netns::new();
+    let guest = Netns::new();
+    host.adopt(&tap_a, "198.18.0.1/24");
+    guest.adopt(&tap_b, "198.18.0.2/24");
+    if host.ping("198.18.0.2", 2, 2) != (2, 2) {
+        return Err("no forwarding before reload".into());
+    }
+    let flows = d.dir.join("br0.flows");
+    std::fs::write(&flows, format!("priority=40000,icmp,actions=drop\n{pass}")).expect("write flows");
+    ctl_ok(&d, &["reload"])?;
+    if host.ping("198.18.0.2", 1, 1).1 != 0 {
+        return Err("ICMP forwarded right after reload added a drop rule".into());
+    }
+    // SIGHUP: back to the first rules. The signal is asynchronous: wait for the effect.
+    std::fs::write(&flows, pass).expect("write flows");
+    let _ = std::process::Command::new("kill").args(["-HUP", &d.pid().to_string()]).status();
+    if !wait_until(Duration::from_secs(10), || host.ping("198.18.0.2", 1, 1) == (1, 1)) {
+        return Err(format!("SIGHUP did not restore forwarding\n{}", d.log_text()).into());
+    }
+    // A reload that changes ports is refused and changes nothing.
+    let cfg = d.dir.join("ferrovs.toml");
+    let text = std::fs::read_to_string(&cfg).expect("config");
+    std::fs::write(&cfg, text.replace("number = 2", "number = 3").replace("output:2", "output:3")).expect("write");
+    std::fs::write(&flows, "in_port=1,actions=output:3\nin_port=3,actions=output:1\n").expect("write flows");
+    let out = d.ctl(&["reload"]);
+    if out.status.success() || !String::from_utf8_lossy(&out.stderr).contains("restart") {
+        return Err(format!("a reload changing ports was not refused: {}", String::from_utf8_lossy(&out.stderr)).into());
+    }
+    if host.ping("198.18.0.2", 1, 2) != (1, 1) {
+        return Err("forwarding changed after a refused reload".into());
+    }
+    Ok(())
+}

@@ -243,6 +243,7 @@ fn main() {
         Trial::test("rule_change_applies_to_next_packet", flows::rule_change_applies_to_next_packet).with_ignored_flag(!root),
         Trial::test("normal_learns_and_stops_flooding", flows::normal_learns_and_stops_flooding).with_ignored_flag(!root),
         Trial::test("link_down_and_back_resumes", flows::link_down_and_back_resumes).with_ignored_flag(!root),
+        Trial::test("reload_applies_flows_file", flows::reload_applies_flows_file).with_ignored_flag(!root),
         Trial::test(
             "bad_config_unknown_key",
             bad_config(

@@ -44,6 +44,8 @@ enum Cmd {
     DumpDpFlows,
     /// Trace a packet described in ovs-ofctl syntax through a bridge's tables.
     Trace { bridge: String, packet: String },
+    /// Re-read the config file and replace every bridge's rules with its rules (also SIGHUP).
+    Reload,
 }
 
 fn main() -> ExitCode {
@@ -65,6 +67,7 @@ fn main() -> ExitCode {
         Cmd::DumpFlows { bridge } => Request::DumpFlows { bridge },
         Cmd::DumpDpFlows => Request::DumpDpFlows,
         Cmd::Trace { bridge, packet } => Request::Trace { bridge, packet },
+        Cmd::Reload => Request::Reload,
     };
     let resp = match control::request(&cli.socket, &req) {
         Ok(r) => r,
