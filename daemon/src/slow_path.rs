@@ -208,6 +208,15 @@ impl Worker {
         Ok(())
     }
 
+    /// Applies a rule change's commands everywhere before returning; returns how many
+    /// megaflows it removed.
+    fn apply_rule_change(&self, cmds: Vec<(usize, PmdCommand)>) -> Result<usize, String> {
+        let removed = count_removes(&cmds);
+        self.deliver_and_sync(cmds)?;
+        self.publish_counters();
+        Ok(removed)
+    }
+
     /// Every installed megaflow of every PMD, as the PMDs see them now.
     fn dump_pmds(&self) -> Vec<(usize, PmdFlowDump)> {
         let mut out = Vec::new();
@@ -233,24 +242,18 @@ impl Worker {
             SlowRequest::AddFlows { bridge, rules } => {
                 let n = rules.len();
                 let cmds = self.slow.add_flows(&bridge, rules, now).map_err(|e| e.to_string())?;
-                let removed = count_removes(&cmds);
-                self.deliver_and_sync(cmds)?;
-                self.publish_counters();
+                let removed = self.apply_rule_change(cmds)?;
                 Ok(json!({ "added": n, "megaflows_removed": removed }))
             }
             SlowRequest::ReplaceRules { bridge, rules } => {
                 let n = rules.len();
                 let cmds = self.slow.replace_rules(&bridge, rules, now).map_err(|e| e.to_string())?;
-                let removed = count_removes(&cmds);
-                self.deliver_and_sync(cmds)?;
-                self.publish_counters();
+                let removed = self.apply_rule_change(cmds)?;
                 Ok(json!({ "bridge": bridge, "rules": n, "megaflows_removed": removed }))
             }
             SlowRequest::DelFlows { bridge, spec } => {
                 let (cmds, deleted) = self.slow.del_flows(&bridge, &spec, now).map_err(|e| e.to_string())?;
-                let removed = count_removes(&cmds);
-                self.deliver_and_sync(cmds)?;
-                self.publish_counters();
+                let removed = self.apply_rule_change(cmds)?;
                 Ok(json!({ "deleted": deleted, "megaflows_removed": removed }))
             }
             SlowRequest::DumpFlows { bridge } => {

@@ -17,16 +17,17 @@ fn ctl_ok(d: &Daemon, args: &[&str]) -> Result<String, Failed> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
-/// Two namespaces on two tap ports, forwarded by `rules`; returns the daemon and the
-/// namespaces (host at 198.18.0.1, guest at 198.18.0.2).
-fn two_hosts(rules: &str, extra_ports: &str) -> (Daemon, Netns, Netns) {
+/// Two namespaces on two tap ports (1 and 2) of bridge br0, whose rules are given by
+/// `rules_key` (`flows = [...]` or `flows_file = "..."`), plus `extra_ports`. Returns
+/// the daemon and the namespaces (host at 198.18.0.1, guest at 198.18.0.2).
+pub(crate) fn two_hosts_in(dir: TempDir, rules_key: &str, extra_ports: &str) -> (Daemon, Netns, Netns) {
     let tap_a = unique("fva");
     let tap_b = unique("fvb");
     let config = format!(
         r#"{}
 [[bridge]]
 name = "br0"
-flows = [{rules}]
+{rules_key}
 
 [[bridge.port]]
 name = "a"
@@ -41,12 +42,30 @@ devargs = "net_tap1,iface={tap_b}"
 "#,
         preamble()
     );
-    let d = Daemon::start(&config);
+    let d = Daemon::start_in(dir, &config);
     let host = Netns::new();
     let guest = Netns::new();
     host.adopt(&tap_a, "198.18.0.1/24");
     guest.adopt(&tap_b, "198.18.0.2/24");
     (d, host, guest)
+}
+
+fn two_hosts(rules: &str, extra_ports: &str) -> (Daemon, Netns, Netns) {
+    two_hosts_in(TempDir::new(), &format!("flows = [{rules}]"), extra_ports)
+}
+
+/// A net_pcap port reading `rx` (a file in the daemon's directory) and writing
+/// `out<number>.pcap` there.
+pub(crate) fn pcap_port(name: &str, number: u32, rx: &str) -> String {
+    format!(
+        r#"
+[[bridge.port]]
+name = "{name}"
+number = {number}
+devargs = "net_pcap{index},rx_pcap=@DIR@/{rx},tx_pcap=@DIR@/out{number}.pcap"
+"#,
+        index = number - 1
+    )
 }
 
 /// A rule change applies to the very next packet: once `add-flow` returns, ICMP is
@@ -148,27 +167,12 @@ flows = [
   "priority=100,in_port=1,dl_vlan=20,actions=strip_vlan,output:2",
 ]
 
-[[bridge.port]]
-name = "in"
-number = 1
-devargs = "net_pcap0,rx_pcap=@DIR@/in.pcap,tx_pcap=@DIR@/out1.pcap"
-
-[[bridge.port]]
-name = "udp"
-number = 2
-devargs = "net_pcap1,rx_pcap=@DIR@/empty.pcap,tx_pcap=@DIR@/out2.pcap"
-
-[[bridge.port]]
-name = "web"
-number = 3
-devargs = "net_pcap2,rx_pcap=@DIR@/empty.pcap,tx_pcap=@DIR@/out3.pcap"
-
-[[bridge.port]]
-name = "rest"
-number = 4
-devargs = "net_pcap3,rx_pcap=@DIR@/empty.pcap,tx_pcap=@DIR@/out4.pcap"
-"#,
-        preamble()
+{}{}{}{}"#,
+        preamble(),
+        pcap_port("in", 1, "in.pcap"),
+        pcap_port("udp", 2, "empty.pcap"),
+        pcap_port("web", 3, "empty.pcap"),
+        pcap_port("rest", 4, "empty.pcap"),
     );
     let d = Daemon::start_in(dir, &config);
     let n = input.len() as u64;
@@ -280,31 +284,7 @@ pub fn reload_applies_flows_file() -> Result<(), Failed> {
     let dir = TempDir::new();
     let pass = "in_port=1,actions=output:2\nin_port=2,actions=output:1\n";
     std::fs::write(dir.join("br0.flows"), pass).expect("write flows");
-    let tap_a = unique("fva");
-    let tap_b = unique("fvb");
-    let config = format!(
-        r#"{}
-[[bridge]]
-name = "br0"
-flows_file = "br0.flows"
-
-[[bridge.port]]
-name = "a"
-number = 1
-devargs = "net_tap0,iface={tap_a}"
-
-[[bridge.port]]
-name = "b"
-number = 2
-devargs = "net_tap1,iface={tap_b}"
-"#,
-        preamble()
-    );
-    let d = Daemon::start_in(dir, &config);
-    let host = Netns::new();
-    let guest = Netns::new();
-    host.adopt(&tap_a, "198.18.0.1/24");
-    guest.adopt(&tap_b, "198.18.0.2/24");
+    let (d, host, _guest) = two_hosts_in(dir, r#"flows_file = "br0.flows""#, "");
     if host.ping("198.18.0.2", 2, 2) != (2, 2) {
         return Err("no forwarding before reload".into());
     }

@@ -13,7 +13,7 @@
 
 use std::time::Duration;
 
-use ferrovs_e2e::{frames, read_pcap, unique, wait_until, write_pcap, Daemon, Netns, TempDir};
+use ferrovs_e2e::{frames, read_pcap, wait_until, write_pcap, Daemon, TempDir};
 use libtest_mimic::{Arguments, Failed, Trial};
 
 mod flows;
@@ -47,31 +47,11 @@ pub(crate) fn counter(port: &serde_json::Value, name: &str) -> u64 {
 /// installed flow, C: the first packet of a conversation, which misses) through
 /// ferrovsd between two namespaces.
 fn walks_through_namespaces() -> Result<(), Failed> {
-    let tap_a = unique("fva");
-    let tap_b = unique("fvb");
-    let config = format!(
-        r#"{}
-[[bridge]]
-name = "br0"
-flows = ["in_port=1,actions=output:2", "in_port=2,actions=output:1"]
-
-[[bridge.port]]
-name = "a"
-number = 1
-devargs = "net_tap0,iface={tap_a}"
-
-[[bridge.port]]
-name = "b"
-number = 2
-devargs = "net_tap1,iface={tap_b}"
-"#,
-        preamble()
+    let (d, host, guest) = flows::two_hosts_in(
+        TempDir::new(),
+        r#"flows = ["in_port=1,actions=output:2", "in_port=2,actions=output:1"]"#,
+        "",
     );
-    let d = Daemon::start(&config);
-    let host = Netns::new();
-    let guest = Netns::new();
-    host.adopt(&tap_a, "198.18.0.1/24");
-    guest.adopt(&tap_b, "198.18.0.2/24");
 
     // Walk C: the very first packet of the conversation (an ARP request, then the echo
     // request) crosses the switch, and the reply comes back, within one ping wait.
@@ -137,22 +117,11 @@ fn pcap_flood_byte_for_byte() -> Result<(), Failed> {
 name = "br0"
 flows = ["in_port=1,actions=flood"]
 
-[[bridge.port]]
-name = "in"
-number = 1
-devargs = "net_pcap0,rx_pcap=@DIR@/in.pcap,tx_pcap=@DIR@/out1.pcap"
-
-[[bridge.port]]
-name = "out2"
-number = 2
-devargs = "net_pcap1,rx_pcap=@DIR@/empty.pcap,tx_pcap=@DIR@/out2.pcap"
-
-[[bridge.port]]
-name = "out3"
-number = 3
-devargs = "net_pcap2,rx_pcap=@DIR@/empty.pcap,tx_pcap=@DIR@/out3.pcap"
-"#,
-        preamble()
+{}{}{}"#,
+        preamble(),
+        flows::pcap_port("in", 1, "in.pcap"),
+        flows::pcap_port("out2", 2, "empty.pcap"),
+        flows::pcap_port("out3", 3, "empty.pcap"),
     );
     let d = Daemon::start_in(dir, &config);
     let n_in = frames_in.len() as u64;
