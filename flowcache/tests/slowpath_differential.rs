@@ -49,7 +49,9 @@
 //!
 //! Case count: `FERROVS_PROPTEST_CASES` (default 40, ~40k packet decisions, a few
 //! seconds in debug). `FERROVS_SLOWPATH_SEED=N` runs the one case with that seed. The
-//! long run is in `flowcache/SLOWPATH.md`.
+//! long run (see the slow path's final report) is
+//! `FERROVS_PROPTEST_CASES=20000 cargo test --release -p ferrovs-flowcache --test
+//! slowpath_differential -- --nocapture`, which prints the totals.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::Ipv4Addr;
@@ -299,6 +301,10 @@ struct Totals {
     flow_checks: u64,
     mac_learned: u64,
     max_window: u64,
+    executes_raced: u64,
+    executes_flow_limit: u64,
+    xlate_errors: u64,
+    revalidated: u64,
 }
 
 struct World {
@@ -337,7 +343,7 @@ impl World {
         let br0_rules = canon(&gen_rules(&mut r, n_tables, n_rules));
         let br1_rules = vec![ferrovs_config::parse_flow("priority=0,actions=normal").unwrap()];
         let n_pmds = 1 + r.below(3) as usize;
-        let limit = r.pick(&[4usize, 12, 1000]);
+        let limit = r.pick(&[6usize, 32, 1000, 1000]);
         let aging = Duration::from_millis(r.pick(&[1_000, 3_000, 300_000]));
         let capacity = r.pick(&[3usize, 8192]);
         let cfg = SlowPathConfig {
@@ -408,11 +414,41 @@ impl World {
     }
 
     fn fail(&self, msg: String) -> String {
-        format!("seed {}: {msg}\nbr0 rules (model): {:#?}", self.seed, self.br0_rules)
+        let now = Duration::from_millis(self.now);
+        let mut macs = String::new();
+        for (b, name) in ["br0", "br1"].iter().enumerate() {
+            let sut = self.sp.mac_table(name).unwrap();
+            for vlan in [0, VIDS[0], VIDS[1]] {
+                for mac in &MACS[..4] {
+                    let (s, m) = (sut.lookup(vlan, *mac, now), self.macs[b].lookup(vlan, *mac, now));
+                    if s.is_some() || m.is_some() {
+                        macs += &format!("  {name} vlan {vlan} {mac:02x?}: slow path {s:?}, model {m:?}\n");
+                    }
+                }
+            }
+        }
+        format!("seed {}: {msg}\nMAC tables at {}:\n{macs}br0 rules (model): {:?}", self.seed, self.now, self.br0_rules)
     }
 
     fn current_epoch(&self) -> u64 {
         self.epoch_base + self.epochs.len() as u64 - 1
+    }
+
+    /// The slow path's MAC tables hold what the model's do (on every address the
+    /// packets use).
+    fn check_macs(&self, what: &str) -> Result<(), String> {
+        let now = Duration::from_millis(self.now);
+        for (b, name) in ["br0", "br1"].iter().enumerate() {
+            let sut = self.sp.mac_table(name).unwrap();
+            for vlan in [0, VIDS[0], VIDS[1]] {
+                for mac in &MACS[..4] {
+                    if sut.lookup(vlan, *mac, now) != self.macs[b].lookup(vlan, *mac, now) {
+                        return Err(self.fail(format!("after {what}: MAC tables differ")));
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 
     fn push_epoch(&mut self) {
@@ -656,6 +692,7 @@ impl World {
             return Err(self.fail(format!("upcall {up:?} answered by {cmds:?}")));
         }
         *self.outstanding.get_mut(&(p, up.key)).expect("upcall was sent") -= 1;
+        self.check_macs(&format!("upcall {up:?}"))?;
         self.push_epoch();
         self.deliver(cmds);
         Ok(())
@@ -730,6 +767,7 @@ impl World {
             return Err(self.fail(format!("slow path rules differ from the model: {:#?}", self.sp.rules("br0"))));
         }
         self.model_expire();
+        self.check_macs("rule change")?;
         self.t.rule_changes += 1;
         self.push_epoch();
         self.deliver(cmds);
@@ -757,6 +795,7 @@ impl World {
         } else if after != *self.br0_rules {
             return Err(self.fail("tick changed rules without deleting any".into()));
         }
+        self.check_macs("tick")?;
         self.push_epoch();
         self.deliver(cmds);
         Ok(())
@@ -795,6 +834,7 @@ impl World {
         for (b, l) in learns {
             self.macs[b].learn(&l, Duration::from_millis(self.now));
         }
+        self.check_macs("update_stats")?;
         self.push_epoch();
         self.deliver(cmds);
         Ok(())
@@ -890,7 +930,12 @@ impl World {
             45..=59 => self.handle_one_upcall(p)?,
             60..=67 => self.handle_one_event(),
             68..=89 => {
-                self.apply_one(p)?;
+                // Usually one command, sometimes everything this PMD has pending.
+                if self.r.chance(25) {
+                    while self.apply_one(p)? {}
+                } else {
+                    self.apply_one(p)?;
+                }
             }
             90..=92 => self.rule_change()?,
             93..=94 => {
@@ -912,8 +957,12 @@ fn run_case(seed: u64, steps: usize) -> Result<Totals, String> {
     }
     w.quiesce()?;
     w.t.cases = 1;
-    w.t.mac_learned = w.sp.counters().mac_learned;
     let c = w.sp.counters();
+    w.t.mac_learned = c.mac_learned;
+    w.t.executes_raced = c.executes_raced;
+    w.t.executes_flow_limit = c.executes_flow_limit;
+    w.t.xlate_errors = c.xlate_errors;
+    w.t.revalidated = c.revalidated;
     if c.installs + c.executes != c.upcalls || c.upcalls != w.t.upcalls {
         return Err(w.fail(format!("counters {c:?} vs {} upcalls", w.t.upcalls)));
     }
@@ -944,6 +993,10 @@ fn slow_path_matches_reference_under_late_commands() {
         total.flow_checks += t.flow_checks;
         total.mac_learned += t.mac_learned;
         total.max_window = total.max_window.max(t.max_window);
+        total.executes_raced += t.executes_raced;
+        total.executes_flow_limit += t.executes_flow_limit;
+        total.xlate_errors += t.xlate_errors;
+        total.revalidated += t.revalidated;
     }
     eprintln!("slowpath differential: {total:?}");
     assert!(total.packets > 0 && total.installs > 0);

@@ -250,6 +250,11 @@ impl Out {
     }
 }
 
+/// Credited statistics after crediting `st` (never backwards).
+fn advance(credited: MegaflowStats, st: &MegaflowStats) -> MegaflowStats {
+    MegaflowStats { packets: st.packets.max(credited.packets), bytes: st.bytes.max(credited.bytes), ..*st }
+}
+
 fn ms(now_ms: u64) -> Duration {
     Duration::from_millis(now_ms)
 }
@@ -403,20 +408,29 @@ impl SlowPath {
     /// that finds the entry gone re-learns it, which revalidates its dependants.
     pub fn update_stats(&mut self, live: &[(usize, FlowId, MegaflowStats)], now_ms: u64) -> Vec<(usize, PmdCommand)> {
         let mut out = Out::new(self.mirrors.len());
-        self.expire_macs(now_ms, &mut out);
+        // Credit first, and collect what the traffic teaches before MAC aging runs: a
+        // megaflow about to be revalidated away still carried its packets.
         let mut learns: Vec<(usize, MacLearn)> = Vec::new();
         for (pmd, id, st) in live {
-            let Some(f) = self.mirrors.get_mut(*pmd).and_then(|m| m.get_mut(*id)) else { continue };
-            let (b, rules, credited) = (f.bridge, f.rules.clone(), f.credited);
-            let new_packets = st.packets > credited.packets;
-            if new_packets {
-                if let Some(l) = f.learn {
-                    learns.push((b, l));
+            let (b, rules, credited) = if let Some(f) = self.mirrors.get_mut(*pmd).and_then(|m| m.get_mut(*id)) {
+                if st.packets > f.credited.packets {
+                    if let Some(l) = f.learn {
+                        learns.push((f.bridge, l));
+                    }
                 }
-            }
-            f.credited = MegaflowStats { packets: st.packets.max(credited.packets), bytes: st.bytes.max(credited.bytes), ..*st };
+                let old = f.credited;
+                f.credited = advance(old, st);
+                (f.bridge, f.rules.clone(), old)
+            } else if let Some(r) = self.removing.get_mut(id) {
+                let old = r.credited;
+                r.credited = advance(old, st);
+                (r.bridge, r.rules.clone(), old)
+            } else {
+                continue;
+            };
             self.credit(b, &rules, credited, st);
         }
+        self.expire_macs(now_ms, &mut out);
         for (b, l) in learns {
             let changed = self.learn(b, &l, now_ms);
             if !changed.is_empty() {
