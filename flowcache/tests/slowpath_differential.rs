@@ -47,7 +47,7 @@
 //!   every PMD gives the current epoch's reference decision for its own key and for
 //!   every pool packet it covers; the slow path's mirrors equal the PMD caches.
 //!
-//! Case count: `FERROVS_PROPTEST_CASES` (default 40, ~40k packet decisions, a few
+//! Case count: `FERROVS_PROPTEST_CASES` (default 40, ~54k packet decisions, about two
 //! seconds in debug). `FERROVS_SLOWPATH_SEED=N` runs the one case with that seed. The
 //! long run (see the slow path's final report) is
 //! `FERROVS_PROPTEST_CASES=20000 cargo test --release -p ferrovs-flowcache --test
@@ -508,10 +508,10 @@ impl World {
     fn execute(&mut self, p: usize, key: FlowKey, n: u64, actions: &DpActions) -> Result<(), String> {
         self.executed += 1;
         self.t.packets += 1;
-        if let Some(&last) = self.last_exec.get(&(p, key)) {
-            if last >= n {
-                return Err(self.fail(format!("PMD {p}: packet {n} of {key:?} executed after packet {last}")));
-            }
+        if let Some(&last) = self.last_exec.get(&(p, key))
+            && last >= n
+        {
+            return Err(self.fail(format!("PMD {p}: packet {n} of {key:?} executed after packet {last}")));
         }
         self.last_exec.insert((p, key), n);
         let lo = self.window_start(p);
@@ -533,7 +533,13 @@ impl World {
     fn burst(&mut self, p: usize) -> Result<(), String> {
         let n = 1 + self.r.below(8) as usize;
         let keys: Vec<FlowKey> = (0..n)
-            .map(|_| if self.r.chance(95) { self.pool[self.r.below(self.pool.len() as u64) as usize] } else { gen_packet(&mut self.r) })
+            .map(|_| {
+                if self.r.chance(95) {
+                    self.pool[self.r.below(self.pool.len() as u64) as usize]
+                } else {
+                    gen_packet(&mut self.r)
+                }
+            })
             .collect();
         let hashes: Vec<u32> = keys.iter().map(|k| k.hash()).collect();
         let bytes: Vec<u32> = (0..n).map(|i| 60 + i as u32).collect();
@@ -666,7 +672,8 @@ impl World {
         // Model: expire, then learn what the reference says this packet teaches.
         self.model_expire();
         if let Some(b) = Self::bridge_of(up.key.in_port()) {
-            let (rules, ports) = if b == 0 { (&self.br0_rules, &BR0_PORTS[..]) } else { (&self.br1_rules, &BR1_PORTS[..]) };
+            let (rules, ports) =
+                if b == 0 { (&self.br0_rules, &BR0_PORTS[..]) } else { (&self.br1_rules, &BR1_PORTS[..]) };
             let ev = reference::evaluate_full(rules, ports, &self.macs[b], Duration::from_millis(self.now), &up.key);
             if let Some(l) = ev.learn {
                 self.macs[b].learn(&l, Duration::from_millis(self.now));
@@ -748,7 +755,8 @@ impl World {
                 }
                 if !self.br0_rules.is_empty() && self.r.chance(60) {
                     let m = self.br0_rules[self.r.below(self.br0_rules.len() as u64) as usize].matches.clone();
-                    spec.matches = Match { dl_type: m.dl_type, nw_proto: m.nw_proto, nw_dst: m.nw_dst, ..Match::default() };
+                    spec.matches =
+                        Match { dl_type: m.dl_type, nw_proto: m.nw_proto, nw_dst: m.nw_dst, ..Match::default() };
                 } else if self.r.chance(50) {
                     spec.matches = gen_match(&mut self.r);
                 }
@@ -824,7 +832,8 @@ impl World {
                 if let Some(b) = Self::bridge_of(key.in_port()) {
                     let (rules, ports) =
                         if b == 0 { (&self.br0_rules, &BR0_PORTS[..]) } else { (&self.br1_rules, &BR1_PORTS[..]) };
-                    let ev = reference::evaluate_full(rules, ports, &self.macs[b], Duration::from_millis(self.now), &key);
+                    let ev =
+                        reference::evaluate_full(rules, ports, &self.macs[b], Duration::from_millis(self.now), &key);
                     if let Some(l) = ev.learn {
                         learns.push((b, l));
                     }

@@ -393,10 +393,10 @@ impl SlowPath {
                 if ev.reason != GoneReason::Refused {
                     self.credit(f.bridge, &f.rules, f.credited, stats);
                 }
-            } else if let Some(r) = self.removing.remove(id) {
-                if ev.reason != GoneReason::Refused {
-                    self.credit(r.bridge, &r.rules, r.credited, stats);
-                }
+            } else if let Some(r) = self.removing.remove(id)
+                && ev.reason != GoneReason::Refused
+            {
+                self.credit(r.bridge, &r.rules, r.credited, stats);
             }
         }
     }
@@ -413,10 +413,10 @@ impl SlowPath {
         let mut learns: Vec<(usize, MacLearn)> = Vec::new();
         for (pmd, id, st) in live {
             let (b, rules, credited) = if let Some(f) = self.mirrors.get_mut(*pmd).and_then(|m| m.get_mut(*id)) {
-                if st.packets > f.credited.packets {
-                    if let Some(l) = f.learn {
-                        learns.push((f.bridge, l));
-                    }
+                if st.packets > f.credited.packets
+                    && let Some(l) = f.learn
+                {
+                    learns.push((f.bridge, l));
                 }
                 let old = f.credited;
                 f.credited = advance(old, st);
@@ -849,7 +849,11 @@ mod tests {
 
     #[test]
     fn first_packet_installs_a_megaflow() {
-        let mut sp = slow_path(&["priority=10,ip,nw_dst=10.0.0.0/8,actions=output:2", "priority=0,actions=drop"], 2, Default::default());
+        let mut sp = slow_path(
+            &["priority=10,ip,nw_dst=10.0.0.0/8,actions=output:2", "priority=0,actions=drop"],
+            2,
+            Default::default(),
+        );
         let k = tcp(80, 1);
         let cmds = sp.handle_upcall(&up(1, k), 5);
         assert_eq!(cmds.len(), 1);
@@ -886,7 +890,8 @@ mod tests {
     #[test]
     fn flow_limit_turns_installs_into_executes() {
         let cfg = SlowPathConfig { flow_limit_per_pmd: 1, ..Default::default() };
-        let mut sp = slow_path(&["priority=10,ip,nw_dst=10.0.0.0/8,actions=output:2", "priority=0,actions=output:3"], 1, cfg);
+        let mut sp =
+            slow_path(&["priority=10,ip,nw_dst=10.0.0.0/8,actions=output:2", "priority=0,actions=output:3"], 1, cfg);
         installed(&sp.handle_upcall(&up(0, tcp(80, 1)), 0), 0);
         let other = extract(&tcp4_frame(&Tcp4 { dst: [192, 0, 2, 1], ..TCP4 }), 1);
         let cmds = sp.handle_upcall(&up(0, other), 1);
@@ -901,7 +906,11 @@ mod tests {
     #[test]
     fn rule_change_removes_exactly_the_affected_megaflows() {
         let mut sp = slow_path(
-            &["priority=10,tcp,tp_dst=80,actions=output:2", "priority=10,udp,actions=output:3", "priority=0,actions=drop"],
+            &[
+                "priority=10,tcp,tp_dst=80,actions=output:2",
+                "priority=10,udp,actions=output:3",
+                "priority=0,actions=drop",
+            ],
             2,
             Default::default(),
         );
@@ -925,7 +934,11 @@ mod tests {
         let (cmds, n) = sp.del_flows("br0", &parse_match("udp").unwrap(), 12).unwrap();
         assert_eq!((cmds, n), (vec![(0, PmdCommand::Remove { ids: vec![id_udp] })], 1));
         // A refused rule set changes nothing.
-        let bad = vec![Rule { table: 2, actions: vec![ferrovs_config::Action::GotoTable(1)], ..rules(&["actions=drop"])[0].clone() }];
+        let bad = vec![Rule {
+            table: 2,
+            actions: vec![ferrovs_config::Action::GotoTable(1)],
+            ..rules(&["actions=drop"])[0].clone()
+        }];
         assert!(matches!(sp.replace_rules("br0", bad, 13), Err(SlowPathError::Rules { .. })));
         assert_eq!(sp.rules("br0").unwrap().len(), 3);
         assert!(matches!(sp.replace_rules("nope", vec![], 13), Err(SlowPathError::UnknownBridge(_))));
@@ -994,7 +1007,8 @@ mod tests {
 
     #[test]
     fn rule_stats_survive_flow_expiry_and_rule_changes() {
-        let mut sp = slow_path(&["priority=10,ip,actions=output:2", "priority=5,arp,actions=output:3"], 1, Default::default());
+        let mut sp =
+            slow_path(&["priority=10,ip,actions=output:2", "priority=5,arp,actions=output:3"], 1, Default::default());
         let (f1, _) = installed(&sp.handle_upcall(&up(0, tcp(80, 1)), 0), 0);
         let (f2, _) = installed(&sp.handle_upcall(&up(0, tcp(80, 3)), 0), 0);
         sp.handle_event(&PmdEvent { pmd: 0, reason: GoneReason::Expired, flows: vec![(f1, stats(5, 300, 40))] }, 50);
@@ -1006,7 +1020,9 @@ mod tests {
         assert_eq!(sp.dump_flows("br0", &[], 60).unwrap()[0].packets, 7);
         // A rule change that keeps the rule's identity but changes its actions: f2 is
         // removed, its final stats arrive later and still count for the rule.
-        let cmds = sp.replace_rules("br0", rules(&["priority=10,ip,actions=output:3", "priority=5,arp,actions=output:3"]), 70).unwrap();
+        let cmds = sp
+            .replace_rules("br0", rules(&["priority=10,ip,actions=output:3", "priority=5,arp,actions=output:3"]), 70)
+            .unwrap();
         assert_eq!(cmds, vec![(0, PmdCommand::Remove { ids: vec![f2] })]);
         assert_eq!(sp.n_removing(), 1);
         sp.handle_event(&PmdEvent { pmd: 0, reason: GoneReason::Removed, flows: vec![(f2, stats(3, 180, 65))] }, 80);
@@ -1021,7 +1037,11 @@ mod tests {
     #[test]
     fn timeouts_delete_rules_and_their_megaflows() {
         let mut sp = slow_path(
-            &["priority=10,tcp,hard_timeout=2,actions=output:2", "priority=10,udp,idle_timeout=1,actions=output:3", "priority=0,actions=drop"],
+            &[
+                "priority=10,tcp,hard_timeout=2,actions=output:2",
+                "priority=10,udp,idle_timeout=1,actions=output:3",
+                "priority=0,actions=drop",
+            ],
             1,
             Default::default(),
         );
@@ -1056,6 +1076,9 @@ mod tests {
         let dup_name = SlowPath::new(vec![br("a", vec![1]), br("a", vec![2])], 1, Default::default(), 0);
         assert!(matches!(dup_name, Err(SlowPathError::DuplicateBridge(_))));
         let sp = SlowPath::new(vec![br("a", vec![1]), br("b", vec![2, 3])], 1, Default::default(), 0).unwrap();
-        assert_eq!((sp.bridge_names(), sp.bridge_of_port(3), sp.bridge_ports("b")), (vec!["a", "b"], Some("b"), Some(&[2, 3][..])));
+        assert_eq!(
+            (sp.bridge_names(), sp.bridge_of_port(3), sp.bridge_ports("b")),
+            (vec!["a", "b"], Some("b"), Some(&[2, 3][..]))
+        );
     }
 }

@@ -17,8 +17,8 @@
 //! same as no match. So `del-flows nw_dst=10.0.0.0/8` (no `ip`) deletes every rule,
 //! which is what `ovs-ofctl` does (after a warning).
 
-use ferrovs_config::rules::{Masked, Match, Rule};
 use ferrovs_config::MatchSpec;
+use ferrovs_config::rules::{Masked, Match, Rule};
 
 use crate::key::{ethertype, ipproto, mac_to_u64};
 
