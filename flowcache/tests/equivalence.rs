@@ -108,16 +108,19 @@ fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
-fn config() -> impl Strategy<Value = (FlowCacheConfig, u32)> {
+fn config() -> impl Strategy<Value = (FlowCacheConfig, u32, u32)> {
     (
         prop::sample::select(vec![0usize, 2, 64, 8192]),
         prop::sample::select(vec![0u32, 1, 2, 100]),
         prop::sample::select(vec![0usize, 8, 64, 1 << 16]),
         // Hash quality: full, few distinct values, constant (as a worst-case RSS).
         prop::sample::select(vec![u32::MAX, 0x0000_0107, 0]),
+        // Adaptive EMC window: 0 = not adaptive, 1 and 3 = flips between probing and
+        // bypassing many times within one case.
+        prop::sample::select(vec![0u32, 1, 3, 1024]),
     )
-        .prop_map(|(emc, prob, sig, hash_mask)| {
-            (FlowCacheConfig { max_flows: 48, emc_entries: emc, emc_insert_inverse_prob: prob, sig_entries: sig }, hash_mask)
+        .prop_map(|(emc, prob, sig, hash_mask, gate)| {
+            (FlowCacheConfig { max_flows: 48, emc_entries: emc, emc_insert_inverse_prob: prob, sig_entries: sig }, hash_mask, gate)
         })
 }
 
@@ -125,8 +128,13 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: cases(), ..ProptestConfig::default() })]
 
     #[test]
-    fn flow_cache_equals_reference((cfg, hash_mask) in config(), ops in prop::collection::vec(op(), 1..200)) {
+    fn flow_cache_equals_reference((cfg, hash_mask, gate) in config(), ops in prop::collection::vec(op(), 1..200)) {
         let mut fc = FlowCache::new(cfg);
+        if gate == 0 {
+            fc.set_emc_adaptive(false);
+        } else {
+            fc.set_emc_gate_window(gate);
+        }
         let mut reference = ReferenceClassifier::new();
         let mut ids: HashMap<MegaflowId, RefId> = HashMap::new();
         let mut live: Vec<MegaflowId> = Vec::new();
