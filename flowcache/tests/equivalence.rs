@@ -11,12 +11,18 @@
 //! Each case checks about 200 * 16 = 3,200 packets, so 20,000 cases check ~64 million.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use ferrovs_flowcache::actions::DpAction;
 use ferrovs_flowcache::key::FlowKey;
 use ferrovs_flowcache::reference::{RefId, ReferenceClassifier};
 use ferrovs_flowcache::{FlowCache, FlowCacheConfig, InsertError, Megaflow, MegaflowId};
 use proptest::prelude::*;
+
+/// Packets compared against the reference, and cases run, over the whole test (printed
+/// at the end so the long run's size is visible).
+static PACKETS_CHECKED: AtomicU64 = AtomicU64::new(0);
+static CASES_RUN: AtomicU64 = AtomicU64::new(0);
 
 fn cases() -> u32 {
     std::env::var("FERROVS_PROPTEST_CASES").ok().and_then(|s| s.parse().ok()).unwrap_or(64)
@@ -177,6 +183,7 @@ proptest! {
                     for _ in 0..2 {
                         let misses = fc.lookup_batch(&keys, &hashes, &vec![100; keys.len()], now, &mut out);
                         prop_assert_eq!(misses, out.iter().filter(|o| o.is_none()).count());
+                        PACKETS_CHECKED.fetch_add(keys.len() as u64, Ordering::Relaxed);
                         for (k, o) in keys.iter().zip(&out) {
                             let want = reference.lookup(k);
                             prop_assert_eq!(o.map(|id| ids[&id]), want, "key {:?}", k);
@@ -212,5 +219,9 @@ proptest! {
         let c = fc.counters();
         let live_packets: u64 = live.iter().map(|id| fc.stats(*id).unwrap().packets).sum();
         prop_assert_eq!(c.emc_hits + c.sig_hits + c.classifier_hits, live_packets + removed_packets);
+        let run = CASES_RUN.fetch_add(1, Ordering::Relaxed) + 1;
+        if run % 10_000 == 0 || run == cases() as u64 {
+            eprintln!("equivalence: {run} cases, {} packets checked", PACKETS_CHECKED.load(Ordering::Relaxed));
+        }
     }
 }
