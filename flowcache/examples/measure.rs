@@ -171,6 +171,31 @@ fn main() {
         }
     }
 
+    for n_flows in [1_000usize, 100_000] {
+        let name = format!("insert into {n_flows} flows");
+        if !want(&name) {
+            continue;
+        }
+        // Build n_flows + 2000, remove the last 2000 and time putting them back.
+        let (mut fc, _, ids) = build(n_flows + 2000, 360, FlowCacheConfig::default());
+        let mut removed: Vec<Megaflow> = ids[n_flows..].iter().map(|&id| fc.remove(id).unwrap().0).collect();
+        let t = Instant::now();
+        let mut new_ids = Vec::new();
+        for mf in removed.drain(..) {
+            new_ids.push(fc.insert(mf, 0).expect("disjoint"));
+        }
+        let checked = t.elapsed().as_nanos() as f64 / 2000.0;
+        for id in &new_ids {
+            removed.push(fc.remove(*id).unwrap().0);
+        }
+        let t = Instant::now();
+        for mf in removed.drain(..) {
+            fc.insert_unchecked(mf, 0).unwrap();
+        }
+        let unchecked = t.elapsed().as_nanos() as f64 / 2000.0;
+        println!("| {name} (ns per insert) | checked {checked:.0} | unchecked {unchecked:.0} | | 360 masks |");
+    }
+
     if want("flows 1000000 uniform, sig 4M") {
         let cfg = FlowCacheConfig { sig_entries: 1 << 22, ..Default::default() };
         let (mut fc, packets, _) = build(1_000_000, 360, cfg);

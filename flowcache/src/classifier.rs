@@ -5,9 +5,11 @@
 //! Tuple-space search (Srinivasan et al., as in Open vSwitch's `dpcls`): megaflows are
 //! grouped by mask into *subtables*; a subtable is a hash table from masked key to
 //! megaflow. Looking up a packet means, for each subtable, masking the packet's key with
-//! the subtable's mask and probing that subtable's hash table. Because installed
-//! megaflows never overlap (insertion rejects overlap), at most one megaflow matches a
-//! packet, so the first hit is the answer and the search stops.
+//! the subtable's mask and probing that subtable's hash table. The first hit is the
+//! answer and the search stops: with [`Classifier::insert`] megaflows never overlap, so
+//! at most one matches; with [`Classifier::insert_unchecked`] the caller may install
+//! partially overlapping megaflows that carry the same decision for the packets they
+//! share (the slow path's translator does), and any one of them is a right answer.
 //!
 //! - **Partitions by in_port.** Megaflows whose mask covers all of `in_port` live in the
 //!   partition of that port; each partition has its own subtables, so a port's packets
@@ -32,8 +34,11 @@
 //!   the key words its mask covers.
 //! - **Overlap check.** Inserting (k1, m1) must find any (k2, m2) with
 //!   `(k1 ^ k2) & m1 & m2 == 0`. For a subtable whose mask m2 is a subset of m1 that is
-//!   one probe for `k1 & m2`; other subtables are scanned. [`Classifier::insert_unchecked`]
-//!   skips the scan for callers that construct disjoint megaflows.
+//!   one probe for `k1 & m2`; other subtables are scanned, so the check costs up to
+//!   O(flows): measured 6.6 µs per insert at 1,000 flows and 0.85 ms at 100,000 flows
+//!   (360 masks), against ~0.15 µs for [`Classifier::insert_unchecked`], which only
+//!   refuses an identical key and mask. A PMD should use the unchecked form and leave
+//!   overlap policy to the slow path (off the forwarding thread).
 //!
 //! Everything on the lookup path is allocation-free; inserting may grow a hash table.
 

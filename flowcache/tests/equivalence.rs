@@ -225,3 +225,69 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: cases(), ..ProptestConfig::default() })]
+
+    /// The PMD installs with `insert_unchecked`: the slow path may install megaflows that
+    /// partially overlap (with the same decision on the packets they share). Then any
+    /// matching megaflow is a right answer: a lookup must return one that matches the
+    /// packet, and a miss only when none does.
+    #[test]
+    fn overlapping_megaflows_answer_some_match((cfg, hash_mask, gate) in config(), ops in prop::collection::vec(op(), 1..200)) {
+        let mut fc = FlowCache::new(FlowCacheConfig { max_flows: 1000, ..cfg });
+        fc.set_emc_gate_window(gate.max(1));
+        let mut installed: HashMap<MegaflowId, Megaflow> = HashMap::new();
+        let mut now = 0u64;
+        for op in ops {
+            now += 1;
+            match op {
+                Op::Insert(f, m) => {
+                    let mf = Megaflow::new(key_of(&f), m, vec![DpAction::Output(now as u32)]);
+                    match fc.insert_unchecked(mf.clone(), now) {
+                        Ok(id) => { installed.insert(id, mf); }
+                        Err(InsertError::Overlap(id)) => {
+                            let other = &installed[&id];
+                            prop_assert_eq!((other.key, other.mask), (mf.key, mf.mask), "only identical flows are refused");
+                        }
+                        Err(e) => prop_assert!(false, "{:?}", e),
+                    }
+                }
+                Op::Remove(i) => {
+                    if installed.is_empty() { continue; }
+                    let mut ids: Vec<MegaflowId> = installed.keys().copied().collect();
+                    ids.sort();
+                    let id = ids[i % ids.len()];
+                    prop_assert!(fc.remove(id).is_some());
+                    installed.remove(&id);
+                }
+                Op::Lookup(pkts) => {
+                    let keys: Vec<FlowKey> = pkts.iter().map(key_of).collect();
+                    let hashes: Vec<u32> = keys.iter().map(|k| k.hash() & hash_mask).collect();
+                    let mut out = vec![None; keys.len()];
+                    for _ in 0..2 {
+                        fc.lookup_batch(&keys, &hashes, &vec![100; keys.len()], now, &mut out);
+                        PACKETS_CHECKED.fetch_add(keys.len() as u64, Ordering::Relaxed);
+                        for (k, o) in keys.iter().zip(&out) {
+                            match o {
+                                Some(id) => prop_assert!(installed[id].matches(k), "returned a non-matching megaflow"),
+                                None => prop_assert!(!installed.values().any(|m| m.matches(k)), "missed a matching megaflow"),
+                            }
+                        }
+                    }
+                }
+                Op::RemoveWherePort(p) => {
+                    for (id, _) in fc.remove_where(|m| m.key.in_port() == p) {
+                        prop_assert!(installed.remove(&id).is_some());
+                    }
+                }
+                Op::Expire(idle) => {
+                    for (id, _) in fc.expire_idle(now, idle) {
+                        prop_assert!(installed.remove(&id).is_some());
+                    }
+                }
+            }
+            prop_assert_eq!(fc.len(), installed.len());
+        }
+    }
+}
