@@ -68,7 +68,7 @@ impl Datapath {
         let queue = config.flow.upcall_queue_len as usize * n_pmds;
         let (upcall_tx, upcall_rx) = crossbeam_channel::bounded(queue.max(1));
         let (event_tx, event_rx) = crossbeam_channel::unbounded();
-        let cache = FlowCacheConfig { max_flows: config.flow.limit_per_pmd as usize, ..FlowCacheConfig::default() };
+        let cache = FlowCacheConfig::for_max_flows(config.flow.limit_per_pmd as usize);
         let pipelines: Vec<Arc<PipelineCounters>> = (0..n_pmds).map(|_| Arc::new(PipelineCounters::default())).collect();
         let switch = Switch::start(eal, ports, options, pipeline_hooks(), |info| {
             FlowPipeline::new(info.index, cache, upcall_tx.clone(), event_tx.clone(), clock, pipelines[info.index].clone())
