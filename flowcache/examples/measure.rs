@@ -171,6 +171,24 @@ fn main() {
         }
     }
 
+    if want("flows 1000000 Zipf after a uniform phase") {
+        // The same cache first serves 2^21 uniform packets (filling every bucket with
+        // flows that then go cold), then the Zipf load: replacement must let the hot
+        // flows back in.
+        let (mut fc, packets, _) = build(1_000_000, 360, FlowCacheConfig::default());
+        let uni = arrivals(&packets, &traffic(1_000_000, 1 << 21, false));
+        let mut pos = 0;
+        run_arrivals(&mut fc, &uni, uni.len() as u64, &mut pos);
+        let arr = arrivals(&packets, &traffic(1_000_000, 1 << 21, true));
+        pos = 0;
+        for _ in 0..8 {
+            run_arrivals(&mut fc, &arr, arr.len() as u64, &mut pos);
+        }
+        let before = fc.counters();
+        let ns = rounds_of(rounds, N / 2, |n| run_arrivals(&mut fc, &arr, n, &mut pos));
+        report("flows 1000000 Zipf after a uniform phase", ns, &hit_shares(&fc, before));
+    }
+
     for n_flows in [1_000usize, 100_000] {
         let name = format!("insert into {n_flows} flows");
         if !want(&name) {

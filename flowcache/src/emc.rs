@@ -111,26 +111,30 @@ impl Emc {
         self.lookup(slab, key, hash)
     }
 
+    /// xorshift32: deterministic, no state beyond one word.
+    #[inline(always)]
+    fn next_random(&mut self) -> u32 {
+        let mut x = self.rng;
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        self.rng = x;
+        x
+    }
+
     /// Draws whether this miss should be inserted.
     #[inline(always)]
     pub(crate) fn should_insert(&mut self) -> bool {
         match self.insert_inverse_prob {
             0 => false,
             1 => true,
-            n => {
-                // xorshift32: deterministic, no state beyond one word.
-                let mut x = self.rng;
-                x ^= x << 13;
-                x ^= x >> 17;
-                x ^= x << 5;
-                self.rng = x;
-                x % n == 0
-            }
+            n => self.next_random() % n == 0,
         }
     }
 
     /// Caches `key` -> `id`. Replaces an entry of the same key, else an empty entry,
-    /// else the candidate chosen by a hash bit. It does not look at the megaflows of
+    /// else a pseudo-random one of the two candidates (a choice fixed by the hash would
+    /// let a stale entry hold its position forever). It does not look at the megaflows of
     /// the current entries to prefer dead ones (OVS does): that costs two random
     /// memory reads per insertion, which measured slower than the evictions it saves.
     #[inline]
@@ -144,7 +148,7 @@ impl Emc {
             a
         } else if self.tags[b].index == u32::MAX {
             b
-        } else if hash & 0x8000_0000 != 0 {
+        } else if self.next_random() & 1 == 0 {
             a
         } else {
             b

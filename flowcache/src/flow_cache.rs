@@ -16,10 +16,11 @@
 //! A classifier hit is written to the signature cache; a hit of level 2 or 3 is written
 //! to the EMC with probability `1 / emc_insert_inverse_prob`. The EMC is bypassed
 //! while it answers few packets ([`EmcGate`]): behind a signature cache it only pays
-//! when it answers most of them. Statistics (packets,
-//! bytes, last used, TCP flags) are added per packet into the megaflow's 32-byte hot
-//! record. Removing a megaflow invalidates every cache entry for it in O(1) (generation
-//! check in the EMC, match verification in the signature cache).
+//! when it answers nearly all of them. Statistics (packets, bytes, last used, TCP
+//! flags) are added per packet into the second cache line of the megaflow's record,
+//! which verification has just read. Removing a megaflow invalidates every cache entry
+//! for it in O(1) (generation check in the EMC, match verification in the signature
+//! cache).
 //!
 //! The packet hash should be the NIC's RSS hash when the mbuf carries one, else
 //! [`FlowKey::hash`]. Any hash is correct (every level verifies); a good one is fast.
