@@ -174,18 +174,20 @@ fn bench_emc_policy(c: &mut Criterion) {
     let mut g = c.benchmark_group("emc_policy");
     g.sample_size(10);
     for (n_flows, skewed) in [(1_000usize, false), (20_000, false), (100_000, false), (100_000, true), (1_000_000, true)] {
-        for (name, emc, prob, sig) in [
-            ("emc_always_sig", 8192, 1, 1 << 20),
-            ("emc_1in100_sig", 8192, 100, 1 << 20),
-            ("no_emc_sig", 0, 0, 1 << 20),
-            ("emc_always_nosig", 8192, 1, 0),
-            ("emc_1in100_nosig", 8192, 100, 0),
+        for (name, emc, prob, sig, adaptive) in [
+            ("default_adaptive_emc_sig", 8192, 100, 1 << 20, true),
+            ("emc_always_sig", 8192, 1, 1 << 20, false),
+            ("emc_1in100_sig", 8192, 100, 1 << 20, false),
+            ("no_emc_sig", 0, 0, 1 << 20, false),
+            ("emc_always_nosig", 8192, 1, 0, false),
+            ("emc_1in100_nosig", 8192, 100, 0, false),
         ] {
             let cfg = FlowCacheConfig { emc_entries: emc, emc_insert_inverse_prob: prob, sig_entries: sig, ..Default::default() };
-            let (mut fc, packets, _) = build(n_flows, 360, cfg);
             if n_flows > 100_000 && sig == 0 {
                 continue; // minutes per sample
             }
+            let (mut fc, packets, _) = build(n_flows, 360, cfg);
+            fc.set_emc_adaptive(adaptive);
             let seq = traffic(n_flows, 1 << 20, skewed);
             let arr: Vec<FlowKey> = seq.iter().map(|&f| packets[f as usize]).collect();
             let mut pos = 0;
