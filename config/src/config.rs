@@ -689,8 +689,10 @@ pub(crate) fn parse_devargs(devargs: &str) -> Result<PortDevice, String> {
                 "device argument `{arg}` of `{name}` is not KEY=VALUE"
             ));
         };
-        // Kernel interface names are at most 15 characters (IFNAMSIZ - 1).
-        if key == "iface" && (value.is_empty() || value.len() > 15) {
+        // Kernel interface names are at most 15 characters (IFNAMSIZ - 1). net_vhost's
+        // `iface` is a unix socket path, not an interface name.
+        let names_interface = !rest[..driver_len].starts_with("vhost");
+        if key == "iface" && names_interface && (value.is_empty() || value.len() > 15) {
             return Err(format!(
                 "interface name `{value}` must be 1 to 15 characters long"
             ));
@@ -1191,6 +1193,7 @@ devargs = "net_null1"
             ("net_null0", "net_null"),
             ("net_af_packet0,iface=veth0", "net_af_packet"),
             ("net_vhost0,iface=/tmp/sock0", "net_vhost"),
+            ("net_vhost1,iface=/run/ferrovs/vhost-user-client-0.sock", "net_vhost"),
             ("net_ring", "net_ring"),
         ] {
             match parse_devargs(devargs) {

@@ -76,10 +76,23 @@ pub mod ipproto {
 }
 
 /// A flow key or a mask over flow keys. See the module documentation for the layout.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[derive(Clone, Copy, Eq, Hash, Default)]
 #[repr(C, align(64))]
 pub struct FlowKey {
     pub w: [u64; KEY_WORDS],
+}
+
+/// Word-wise and branch-free: the derived comparison of `[u64; 8]` calls `memcmp`
+/// (measured at 4 % of a forwarding core with every packet hitting the EMC).
+impl PartialEq for FlowKey {
+    #[inline(always)]
+    fn eq(&self, other: &FlowKey) -> bool {
+        let mut diff = 0;
+        for i in 0..KEY_WORDS {
+            diff |= self.w[i] ^ other.w[i];
+        }
+        diff == 0
+    }
 }
 
 /// A mask is a key whose set bits say which key bits matter.
