@@ -271,6 +271,10 @@ pub struct Classifier {
     by_mask: HashMap<(u32, Mask), u32>,
     partitions: Vec<Partition>,
     port_partition: HashMap<u32, u32>,
+    /// The last (port, partition) found in `port_partition`: a burst comes from one
+    /// port, so this saves a SipHash lookup per burst. Partitions are never removed or
+    /// renumbered, so a remembered mapping stays right forever.
+    last_port: Option<(u32, u32)>,
     max_flows: usize,
 }
 
@@ -290,6 +294,7 @@ impl Classifier {
             by_mask: HashMap::new(),
             partitions: vec![Partition::default()],
             port_partition: HashMap::new(),
+            last_port: None,
             max_flows,
         }
     }
@@ -306,6 +311,27 @@ impl Classifier {
     /// Number of subtables (distinct masks, counted per partition).
     pub fn n_masks(&self) -> usize {
         self.by_mask.len()
+    }
+
+    /// The partition of megaflows that match all of `in_port == port`, if there is one.
+    #[inline(always)]
+    fn partition_of_port(&mut self, port: u32) -> Option<u32> {
+        if let Some((p, part)) = self.last_port {
+            if p == port {
+                return Some(part);
+            }
+        }
+        let part = *self.port_partition.get(&port)?;
+        self.last_port = Some((port, part));
+        Some(part)
+    }
+
+    /// How many subtables a lookup of a packet from `port` probes at most (its port's
+    /// partition plus the "any port" partition). Cheap: one remembered port compare.
+    #[inline]
+    pub fn subtables_for_port(&mut self, port: u32) -> usize {
+        let own = self.partition_of_port(port).map_or(0, |p| self.partitions[p as usize].order.len());
+        own + self.partitions[ANY_PORT as usize].order.len()
     }
 
     /// Installs a megaflow after checking that it overlaps no installed one.
@@ -495,7 +521,7 @@ impl Classifier {
             }
             todo &= !group;
             let mut left = group;
-            if let Some(&p) = self.port_partition.get(&port) {
+            if let Some(p) = self.partition_of_port(port) {
                 left = self.lookup_partition(p, keys, left, out);
             }
             if left != 0 && any_port_used {

@@ -114,7 +114,7 @@ fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
-fn config() -> impl Strategy<Value = (FlowCacheConfig, u32, u32)> {
+fn config() -> impl Strategy<Value = (FlowCacheConfig, u32, u32, usize)> {
     (
         prop::sample::select(vec![0usize, 2, 64, 8192]),
         prop::sample::select(vec![0u32, 1, 2, 100]),
@@ -124,9 +124,12 @@ fn config() -> impl Strategy<Value = (FlowCacheConfig, u32, u32)> {
         // Adaptive EMC window: 0 = not adaptive, 1 and 3 = flips between probing and
         // bypassing many times within one case.
         prop::sample::select(vec![0u32, 1, 3, 1024]),
+        // Direct classifier lookups for ports with at most this many subtables (0 =
+        // never): 1 and 3 switch between direct and cached lookups within one case.
+        prop::sample::select(vec![0usize, 1, 3, 64]),
     )
-        .prop_map(|(emc, prob, sig, hash_mask, gate)| {
-            (FlowCacheConfig { max_flows: 48, emc_entries: emc, emc_insert_inverse_prob: prob, sig_entries: sig }, hash_mask, gate)
+        .prop_map(|(emc, prob, sig, hash_mask, gate, direct)| {
+            (FlowCacheConfig { max_flows: 48, emc_entries: emc, emc_insert_inverse_prob: prob, sig_entries: sig }, hash_mask, gate, direct)
         })
 }
 
@@ -134,8 +137,9 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: cases(), ..ProptestConfig::default() })]
 
     #[test]
-    fn flow_cache_equals_reference((cfg, hash_mask, gate) in config(), ops in prop::collection::vec(op(), 1..200)) {
+    fn flow_cache_equals_reference((cfg, hash_mask, gate, direct) in config(), ops in prop::collection::vec(op(), 1..200)) {
         let mut fc = FlowCache::new(cfg);
+        fc.set_direct_max_subtables(direct);
         if gate == 0 {
             fc.set_emc_adaptive(false);
         } else {
@@ -234,8 +238,9 @@ proptest! {
     /// matching megaflow is a right answer: a lookup must return one that matches the
     /// packet, and a miss only when none does.
     #[test]
-    fn overlapping_megaflows_answer_some_match((cfg, hash_mask, gate) in config(), ops in prop::collection::vec(op(), 1..200)) {
+    fn overlapping_megaflows_answer_some_match((cfg, hash_mask, gate, direct) in config(), ops in prop::collection::vec(op(), 1..200)) {
         let mut fc = FlowCache::new(FlowCacheConfig { max_flows: 1000, ..cfg });
+        fc.set_direct_max_subtables(direct);
         fc.set_emc_gate_window(gate.max(1));
         let mut installed: HashMap<MegaflowId, Megaflow> = HashMap::new();
         let mut now = 0u64;

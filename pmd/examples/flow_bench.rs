@@ -10,7 +10,7 @@
 //! single megaflow for all of them (in_port + dl_type + nw_dst).
 //!
 //! Usage: cargo run --release -p ferrovs-pmd --example flow_bench -- [--seconds N]
-//!        [--core C] [--flows N] [--mask 5tuple|dst] [--emc-prob P] [--eal "EAL ARGS"]
+//!        [--core C] [--flows N] [--mask 5tuple|dst] [--emc-prob P] [--direct MAX_SUBTABLES] [--eal "EAL ARGS"]
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -92,7 +92,8 @@ fn main() {
     let mut flows = 256usize;
     let mut mask_kind = "5tuple".to_string();
     let mut emc_prob = 100u32;
-    let mut eal_extra = "--no-huge --no-shconf --no-pci -m 512".to_string();
+    let mut direct: Option<usize> = None;
+    let mut eal_extra = "--no-huge --no-shconf --no-pci -m 1024".to_string();
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
         match a.as_str() {
@@ -100,6 +101,7 @@ fn main() {
             "--core" => core = it.next().and_then(|s| s.parse().ok()).expect("--core C"),
             "--flows" => flows = it.next().and_then(|s| s.parse().ok()).expect("--flows N"),
             "--mask" => mask_kind = it.next().expect("--mask 5tuple|dst"),
+            "--direct" => direct = it.next().and_then(|s| s.parse().ok()),
             "--emc-prob" => emc_prob = it.next().and_then(|s| s.parse().ok()).expect("--emc-prob P"),
             "--eal" => eal_extra = it.next().expect("--eal ARGS"),
             other => panic!("unknown argument {other}"),
@@ -110,7 +112,9 @@ fn main() {
     let mut eal_args: Vec<String> = eal_extra.split_whitespace().map(String::from).collect();
     eal_args.extend(["-l", "0", "--log-level=error"].map(String::from));
     let eal = Eal::init(&eal_args).expect("EAL");
-    let opts = SwitchOptions { pmd_cores: vec![core], ..Default::default() };
+    // net_pcap's infinite_rx keeps the whole capture in mbufs: size the pool for it.
+    let n_mbufs = (flows as u32 + 16 * 1024).max(16 * 1024 - 1);
+    let opts = SwitchOptions { pmd_cores: vec![core], n_mbufs, ..Default::default() };
 
     // Floor: the Forwarder never looks at the packet.
     let specs = [
@@ -133,7 +137,11 @@ fn main() {
     let cfg = FlowCacheConfig { emc_insert_inverse_prob: emc_prob, ..Default::default() };
     let c2 = counters.clone();
     let sw = Switch::start(&eal, &specs, &opts, pipeline_hooks(), move |info| {
-        FlowPipeline::new(info.index, cfg, up_tx.clone(), ev_tx.clone(), clock, c2.clone())
+        let mut p = FlowPipeline::new(info.index, cfg, up_tx.clone(), ev_tx.clone(), clock, c2.clone());
+        if let Some(n) = direct {
+            p.set_direct_max_subtables(n);
+        }
+        p
     })
     .expect("switch");
     let pmd = sw.sender(0).expect("sender");

@@ -508,6 +508,11 @@ impl FlowPipeline {
         &self.cache
     }
 
+    /// See [`FlowCache::set_direct_max_subtables`] (for benchmarks and tuning).
+    pub fn set_direct_max_subtables(&mut self, n: usize) {
+        self.cache.set_direct_max_subtables(n);
+    }
+
     fn refresh(&self, s: &mut PipelineStats) {
         let c = self.cache.counters();
         s.emc_hits = c.emc_hits;
@@ -662,11 +667,20 @@ impl Classifier for FlowPipeline {
         if n == 0 {
             return;
         }
-        for (i, p) in pkts[..n].iter().enumerate() {
-            let key = extract(p.frame, in_port);
-            self.hashes[i] = p.rss_hash.unwrap_or_else(|| key.hash());
-            self.keys[i] = key;
-            self.bytes[i] = p.frame.len() as u32;
+        // With few subtables the cache probes the classifier directly and reads no
+        // hash: computing one per packet would be wasted work.
+        if self.cache.uses_hashes(in_port) {
+            for (i, p) in pkts[..n].iter().enumerate() {
+                let key = extract(p.frame, in_port);
+                self.hashes[i] = p.rss_hash.unwrap_or_else(|| key.hash());
+                self.keys[i] = key;
+                self.bytes[i] = p.frame.len() as u32;
+            }
+        } else {
+            for (i, p) in pkts[..n].iter().enumerate() {
+                self.keys[i] = extract(p.frame, in_port);
+                self.bytes[i] = p.frame.len() as u32;
+            }
         }
         let now = self.clock.now_ms();
         self.burst_ms = now;
