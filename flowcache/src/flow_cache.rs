@@ -38,7 +38,9 @@
 //! sees when the EMC would pay again). Direct hits are counted as classifier hits and
 //! do not fill the caches (they would only be read once the port has more subtables,
 //! and the classifier fills them then). The decision costs one remembered-port compare
-//! per burst.
+//! per burst. End to end (`deploy/bench --quick`, 100,000 flows under one in_port
+//! megaflow, same machine and session): 11.85-12.46 Mpps before, 18.26-18.60 after,
+//! against OVS 3.1's 16.02-16.09 (its "simple match" path does the same thing).
 //!
 //! The packet hash should be the NIC's RSS hash when the mbuf carries one, else
 //! [`FlowKey::hash`]. Any hash is correct (every level verifies); a good one is fast.
