@@ -22,19 +22,6 @@ use ferrovs_flowcache::key::{FlowKey, FRAG_LATER};
 use ferrovs_flowcache::testpkt::*;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
-struct SplitMix(u64);
-impl SplitMix {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
 
 fn seeds() -> Vec<Vec<u8>> {
     let sctp = [0x0b, 0x59, 0x0b, 0x5a, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0, 0, 4];
@@ -69,53 +56,53 @@ fn seeds() -> Vec<Vec<u8>> {
 
 fn mutate(rng: &mut SplitMix, seed: &[u8], out: &mut Vec<u8>) {
     out.clear();
-    match rng.below(10) {
+    match rng.index(10) {
         0 => {
             // Fully random bytes.
-            let len = rng.below(128);
+            let len = rng.index(128);
             out.extend((0..len).map(|_| rng.next() as u8));
             // Sometimes with a plausible EtherType so deeper layers are reached.
-            if len >= 14 && rng.below(2) == 0 {
+            if len >= 14 && rng.index(2) == 0 {
                 let t: [u16; 6] = [0x0800, 0x86dd, 0x0806, 0x8100, 0x88a8, 0x0030];
-                out[12..14].copy_from_slice(&t[rng.below(6)].to_be_bytes());
+                out[12..14].copy_from_slice(&t[rng.index(6)].to_be_bytes());
             }
             return;
         }
         _ => out.extend_from_slice(seed),
     }
-    let n = 1 + rng.below(4);
+    let n = 1 + rng.index(4);
     for _ in 0..n {
         if out.is_empty() {
             break;
         }
-        match rng.below(6) {
+        match rng.index(6) {
             0 => {
-                let i = rng.below(out.len());
-                out[i] ^= 1 << rng.below(8);
+                let i = rng.index(out.len());
+                out[i] ^= 1 << rng.index(8);
             }
             1 => {
-                let i = rng.below(out.len());
+                let i = rng.index(out.len());
                 out[i] = rng.next() as u8;
             }
             2 => {
                 // Header bytes that steer parsing: type, IHL, lengths, next headers.
                 let spots = [12usize, 13, 14, 15, 16, 17, 18, 19, 20, 21, 23, 24, 46, 54, 55, 56, 57];
-                let i = spots[rng.below(spots.len())];
+                let i = spots[rng.index(spots.len())];
                 if i < out.len() {
                     out[i] = rng.next() as u8;
                 }
             }
             3 => {
-                let len = rng.below(out.len() + 1);
+                let len = rng.index(out.len() + 1);
                 out.truncate(len);
             }
             4 => {
-                let extra = rng.below(16);
+                let extra = rng.index(16);
                 out.extend((0..extra).map(|_| rng.next() as u8));
             }
             _ => {
-                let i = rng.below(out.len());
-                let j = rng.below(out.len());
+                let i = rng.index(out.len());
+                let j = rng.index(out.len());
                 out.swap(i, j);
             }
         }
@@ -159,7 +146,7 @@ fn millions_of_mutated_frames() {
     let mut keys = [FlowKey::ZERO; 32];
     let (mut with_l4, mut verified_edits) = (0usize, 0usize);
     for n in 0..total {
-        let seed = &seeds[rng.below(seeds.len())];
+        let seed = &seeds[rng.index(seeds.len())];
         mutate(&mut rng, seed, &mut frame);
         let k = extract(&frame, 5);
         assert_eq!(k, extract(&frame, 5));
@@ -170,7 +157,7 @@ fn millions_of_mutated_frames() {
         // Every 8th frame: run one edit; if the frame verified before, it must after.
         if n % 8 == 0 {
             let ok_before = checksums_ok(&frame);
-            let a = EDITS[rng.below(EDITS.len())];
+            let a = EDITS[rng.index(EDITS.len())];
             let outcome = execute_edit(&mut frame, &a);
             if ok_before && outcome == EditOutcome::Applied {
                 assert!(checksums_ok(&frame), "{a:?} broke checksums of {frame:02x?}");

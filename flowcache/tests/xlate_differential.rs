@@ -19,26 +19,7 @@ use ferrovs_flowcache::key::{FRAG_ANY, FRAG_LATER, FlowKey, VLAN_PRESENT, ethert
 use ferrovs_flowcache::xlate::{MacLearn, MacTable, RuleTables, Verdict, reference, revalidate, translate};
 use proptest::prelude::*;
 
-/// Small deterministic PRNG (splitmix64) so a failing case is reproducible from its seed.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-    fn chance(&mut self, percent: u64) -> bool {
-        self.below(100) < percent
-    }
-    fn pick<T: Copy>(&mut self, xs: &[T]) -> T {
-        xs[self.below(xs.len() as u64) as usize]
-    }
-}
+use ferrovs_flowcache::testpkt::SplitMix as Rng;
 
 const PORTS: [u32; 4] = [1, 2, 3, 4];
 const MACS: [[u8; 6]; 6] = [
