@@ -23,24 +23,12 @@ fn ctl_ok(d: &Daemon, args: &[&str]) -> Result<String, Failed> {
 pub(crate) fn two_hosts_in(dir: TempDir, rules_key: &str, extra_ports: &str) -> (Daemon, Netns, Netns) {
     let tap_a = unique("fva");
     let tap_b = unique("fvb");
+    let devargs_a = format!("net_tap0,iface={tap_a}");
+    let devargs_b = format!("net_tap1,iface={tap_b}");
     let config = format!(
-        r#"{}
-[[bridge]]
-name = "br0"
-{rules_key}
-
-[[bridge.port]]
-name = "a"
-number = 1
-devargs = "net_tap0,iface={tap_a}"
-
-[[bridge.port]]
-name = "b"
-number = 2
-devargs = "net_tap1,iface={tap_b}"
-{extra_ports}
-"#,
-        preamble()
+        "{}{}{extra_ports}",
+        preamble(),
+        crate::bridge(rules_key, &[("a", 1, &devargs_a), ("b", 2, &devargs_b)])
     );
     let d = Daemon::start_in(dir, &config);
     let host = Netns::new();

@@ -166,7 +166,7 @@ flows = ["in_port=1,actions=flood"]
 }
 
 /// A config that must be refused, and a word the error must contain.
-fn bad_config(body: &'static str, must_mention: &'static [&'static str]) -> impl FnOnce() -> Result<(), Failed> {
+fn bad_config(body: String, must_mention: &'static [&'static str]) -> impl FnOnce() -> Result<(), Failed> {
     move || {
         let cfg = format!("{}{}", preamble().replace("@SOCKET@", "@DIR@/ctl.sock"), body);
         let (status, out) = ferrovs_e2e::ferrovsd_check_fails(&cfg, &[]);
@@ -182,21 +182,21 @@ fn bad_config(body: &'static str, must_mention: &'static [&'static str]) -> impl
     }
 }
 
-const PORTS_OK: &str = r#"
-[[bridge]]
-name = "br0"
-flows = ["in_port=1,actions=output:2"]
+/// Bridge `br0` with the keys `extra` and these (name, number, devargs) ports.
+pub(crate) fn bridge(extra: &str, ports: &[(&str, u32, &str)]) -> String {
+    let mut s = format!("\n[[bridge]]\nname = \"br0\"\n{extra}\n");
+    for (name, number, devargs) in ports {
+        s += &format!("\n[[bridge.port]]\nname = \"{name}\"\nnumber = {number}\ndevargs = \"{devargs}\"\n");
+    }
+    s
+}
 
-[[bridge.port]]
-name = "a"
-number = 1
-devargs = "net_null0,no-rx=1"
+const NULL_A: (&str, u32, &str) = ("a", 1, "net_null0,no-rx=1");
+const NULL_B: (&str, u32, &str) = ("b", 2, "net_null1,no-rx=1");
 
-[[bridge.port]]
-name = "b"
-number = 2
-devargs = "net_null1,no-rx=1"
-"#;
+fn ports_ok() -> String {
+    bridge(r#"flows = ["in_port=1,actions=output:2"]"#, &[NULL_A, NULL_B])
+}
 
 fn main() {
     let args = Arguments::from_args();
@@ -205,7 +205,14 @@ fn main() {
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
         .unwrap_or(false);
-    let trials = vec![
+    let bad: [(&str, String, &'static [&'static str]); 5] = [
+        ("bad_config_unknown_key", bridge(r#"colour = "blue""#, &[NULL_A]), &["colour"]),
+        ("bad_config_duplicate_port_number", bridge("", &[NULL_A, ("b", 1, "net_null1,no-rx=1")]), &["number", "1"]),
+        ("bad_config_duplicate_port_name", bridge("", &[NULL_A, ("a", 2, "net_null1,no-rx=1")]), &["duplicate port name", "a"]),
+        ("bad_config_devargs_rejected_by_dpdk", bridge("", &[("a", 1, "net_nosuchdriver0,foo=bar")]), &["net_nosuchdriver0"]),
+        ("bad_config_bad_flow", bridge(r#"flows = ["in_port=1,tp_dst=80,actions=output:2"]"#, &[NULL_A]), &["tp_dst"]),
+    ];
+    let mut trials = vec![
         Trial::test("walks_through_namespaces", walks_through_namespaces).with_ignored_flag(!root),
         Trial::test("pcap_flood_byte_for_byte", pcap_flood_byte_for_byte),
         Trial::test("pcap_rules_route_and_rewrite", flows::pcap_rules_route_and_rewrite),
@@ -213,92 +220,10 @@ fn main() {
         Trial::test("normal_learns_and_stops_flooding", flows::normal_learns_and_stops_flooding).with_ignored_flag(!root),
         Trial::test("link_down_and_back_resumes", flows::link_down_and_back_resumes).with_ignored_flag(!root),
         Trial::test("reload_applies_flows_file", flows::reload_applies_flows_file).with_ignored_flag(!root),
-        Trial::test(
-            "bad_config_unknown_key",
-            bad_config(
-                r#"
-[[bridge]]
-name = "br0"
-colour = "blue"
-[[bridge.port]]
-name = "a"
-number = 1
-devargs = "net_null0,no-rx=1"
-"#,
-                &["colour"],
-            ),
-        ),
-        Trial::test(
-            "bad_config_duplicate_port_number",
-            bad_config(
-                r#"
-[[bridge]]
-name = "br0"
-[[bridge.port]]
-name = "a"
-number = 1
-devargs = "net_null0,no-rx=1"
-[[bridge.port]]
-name = "b"
-number = 1
-devargs = "net_null1,no-rx=1"
-"#,
-                &["number", "1"],
-            ),
-        ),
-        Trial::test(
-            "bad_config_duplicate_port_name",
-            bad_config(
-                r#"
-[[bridge]]
-name = "br0"
-[[bridge.port]]
-name = "a"
-number = 1
-devargs = "net_null0,no-rx=1"
-[[bridge.port]]
-name = "a"
-number = 2
-devargs = "net_null1,no-rx=1"
-"#,
-                &["duplicate port name", "a"],
-            ),
-        ),
-        Trial::test(
-            "bad_config_devargs_rejected_by_dpdk",
-            bad_config(
-                r#"
-[[bridge]]
-name = "br0"
-[[bridge.port]]
-name = "a"
-number = 1
-devargs = "net_nosuchdriver0,foo=bar"
-"#,
-                &["net_nosuchdriver0"],
-            ),
-        ),
-        Trial::test(
-            "bad_config_core_does_not_exist",
-            bad_config_core_missing,
-        ),
-        Trial::test(
-            "bad_config_bad_flow",
-            bad_config(
-                r#"
-[[bridge]]
-name = "br0"
-flows = ["in_port=1,tp_dst=80,actions=output:2"]
-[[bridge.port]]
-name = "a"
-number = 1
-devargs = "net_null0,no-rx=1"
-"#,
-                &["tp_dst"],
-            ),
-        ),
+        Trial::test("bad_config_core_does_not_exist", bad_config_core_missing),
         Trial::test("ctl_stop_exits_cleanly", ctl_stop_exits_cleanly),
     ];
+    trials.extend(bad.into_iter().map(|(name, body, words)| Trial::test(name, bad_config(body, words))));
     libtest_mimic::run(&args, trials).exit();
 }
 
@@ -311,7 +236,7 @@ fn bad_config_core_missing() -> Result<(), Failed> {
                 &format!("cores = [{}]", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) - 1),
                 "cores = [4000]"
             ),
-        PORTS_OK
+        ports_ok()
     );
     let (status, out) = ferrovs_e2e::ferrovsd_check_fails(&cfg, &[]);
     if status.success() {
@@ -325,7 +250,7 @@ fn bad_config_core_missing() -> Result<(), Failed> {
 
 /// `ferrovs-ctl stop` stops the daemon, which exits 0 and prints its counters.
 fn ctl_stop_exits_cleanly() -> Result<(), Failed> {
-    let d = Daemon::start(&format!("{}{}", preamble(), PORTS_OK));
+    let d = Daemon::start(&format!("{}{}", preamble(), ports_ok()));
     let pmd = d.ctl_json(&["pmd-stats-show"]);
     if pmd["pmds"].as_array().map(|a| a.len()) != Some(1) {
         return Err(format!("pmd-stats-show: {pmd}").into());
