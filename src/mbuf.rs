@@ -314,6 +314,28 @@ impl MbufBatch {
         }
     }
 
+    /// Calls `f(i, frame, rss_hash, pkt_len)` for every packet `i` in order, prefetching
+    /// the next packet's data first: the per-burst pass that builds the classifier's view
+    /// of a burst, with one bounds check for the whole batch instead of one per field.
+    #[inline(always)]
+    pub fn for_each_packet<'a>(&'a self, mut f: impl FnMut(usize, &'a [u8], Option<u32>, u32)) {
+        let pkts = &self.pkts[..self.len];
+        for (i, &m) in pkts.iter().enumerate() {
+            if let Some(&next) = pkts.get(i + 1) {
+                // SAFETY: slots below len hold valid mbufs owned by the batch (field
+                // reads); the address stays inside the buffer and a prefetch never faults.
+                unsafe {
+                    let nm = &*next;
+                    prefetch_line((nm.buf_addr as *const u8).add(nm.data_off as usize));
+                }
+            }
+            // SAFETY: slot i < len holds a valid mbuf owned by the batch; the frame borrow
+            // is tied to &'a self.
+            let (frame, hash, len) = unsafe { (seg_data(m), rss(m), (*m).pkt_len) };
+            f(i, frame, hash, len);
+        }
+    }
+
     /// Adds a packet; gives it back if the batch is full.
     #[inline(always)]
     pub fn push(&mut self, m: Mbuf) -> Result<(), Mbuf> {
@@ -373,6 +395,28 @@ pub struct Drain<'a> {
     batch: &'a mut MbufBatch,
     next: usize,
     end: usize,
+}
+
+impl Drain<'_> {
+    /// Packets not yet moved out.
+    #[inline(always)]
+    pub fn remaining(&self) -> usize {
+        self.end - self.next
+    }
+
+    /// Moves the next `count` packets (fewer if fewer remain or `dst` has less room) to
+    /// the end of `dst`, in order, as raw slots (no `Mbuf` is built or dropped per
+    /// packet). Returns how many moved.
+    #[inline(always)]
+    pub fn move_to(&mut self, count: usize, dst: &mut MbufBatch) -> usize {
+        let k = count.min(self.end - self.next).min(BURST - dst.len);
+        // Ownership of the k mbufs passes from this iterator (which skips them from now
+        // on) to `dst` (which owns slots 0..len).
+        dst.pkts[dst.len..dst.len + k].copy_from_slice(&self.batch.pkts[self.next..self.next + k]);
+        dst.len += k;
+        self.next += k;
+        k
+    }
 }
 
 impl Iterator for Drain<'_> {

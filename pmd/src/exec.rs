@@ -11,7 +11,7 @@
 //! that point, the PMD edits a private deep copy. The last output hands over the PMD's own
 //! reference, so the common single-output case touches no refcount at all.
 
-use ferrovs_dpdk::{Mbuf, MbufBatch, Mempool, TxQueue, tx_burst};
+use ferrovs_dpdk::{Drain, Mbuf, MbufBatch, Mempool, TxQueue, tx_burst};
 use ferrovs_flowcache::actions::DpAction;
 
 use crate::edit::{self, EditResult, FrameEditor};
@@ -152,6 +152,33 @@ impl TxState {
             // must never be lost silently.
             self.counters[idx].drop_tx_full += 1;
             drop(pkt);
+        }
+    }
+
+    /// Queues the next `count` packets of `pkts` (all with the single action
+    /// `Output(number)`, `bytes` long in total) for port `number`, moving them as a block.
+    #[inline(always)]
+    pub(crate) fn output_run(&mut self, number: u32, pkts: &mut Drain<'_>, count: usize, bytes: u64) {
+        let idx = self.port_index(number);
+        if idx == NO_PORT {
+            for _ in 0..count {
+                self.pmd.drop_bad_output += 1;
+                drop(pkts.next());
+            }
+            return;
+        }
+        self.ports[idx].pending_bytes += bytes;
+        let mut left = count;
+        while left > 0 {
+            if self.ports[idx].batch.is_full() {
+                self.flush_port(idx);
+            }
+            let moved = pkts.move_to(left, &mut self.ports[idx].batch);
+            if moved == 0 {
+                // Only if the caller asked for more packets than remain: nothing to lose.
+                break;
+            }
+            left -= moved;
         }
     }
 

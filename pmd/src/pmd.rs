@@ -24,6 +24,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use crossbeam_channel::{Receiver, Sender};
 use ferrovs_dpdk::{BURST, Eal, MbufBatch, RxQueue, rdtsc, rx_burst};
 
+use ferrovs_flowcache::actions::DpAction;
+
 use crate::classify::{Classifier, Injector, PacketView, Verdict};
 use crate::exec::TxState;
 use crate::spec::IdleBackoff;
@@ -158,44 +160,78 @@ impl<C: Classifier> PmdThread<C> {
     }
 }
 
+/// Whether `v` is exactly `actions` (the same table entry, compared by address).
+#[inline(always)]
+fn same_actions(v: Verdict<'_>, actions: &[DpAction]) -> bool {
+    match v {
+        Verdict::Actions(a) => std::ptr::eq(a, actions),
+        Verdict::Miss => false,
+    }
+}
+
 /// Classifies one burst from `in_port` and executes the verdicts. Leaves `batch` empty.
 #[inline]
 fn process_burst<C: Classifier>(in_port: u32, in_idx: usize, batch: &mut MbufBatch, classifier: &mut C, tx: &mut TxState) {
     let n = batch.len();
     let mut rx_bytes = 0u64;
     let mut views = [PacketView::default(); BURST];
-    for (i, v) in views.iter_mut().enumerate().take(n) {
-        batch.prefetch(i + 1);
-        *v = PacketView { frame: batch.data(i), rss_hash: batch.rss_hash(i) };
-        rx_bytes += batch.pkt_len(i) as u64;
-    }
+    let mut lens = [0u32; BURST];
+    let mut runt = [false; BURST];
+    batch.for_each_packet(|i, frame, rss_hash, len| {
+        views[i] = PacketView { frame, rss_hash };
+        lens[i] = len;
+        runt[i] = frame.len() < MIN_FRAME;
+        rx_bytes += len as u64;
+    });
     let c = &mut tx.counters[in_idx];
     c.rx_packets += n as u64;
     c.rx_bytes += rx_bytes;
 
-    let mut runt = [false; BURST];
-    for i in 0..n {
-        runt[i] = views[i].frame.len() < MIN_FRAME;
-    }
     let mut verdicts = [Verdict::Miss; BURST];
     classifier.classify(in_port, &views[..n], &mut verdicts[..n]);
 
     let mut misses = MbufBatch::new();
-    for (i, pkt) in batch.drain().enumerate() {
+    let mut pkts = batch.drain();
+    let mut i = 0;
+    while i < n {
         if runt[i] {
-            tx.drop_counted(in_idx, pkt, |c| c.drop_malformed += 1);
+            if let Some(pkt) = pkts.next() {
+                tx.drop_counted(in_idx, pkt, |c| c.drop_malformed += 1);
+            }
+            i += 1;
             continue;
         }
         match verdicts[i] {
-            Verdict::Actions(actions) => tx.execute(in_idx, pkt, actions),
+            // The common case: a run of packets with the same single output (verdicts
+            // borrowed from the same table entry) moves to the tx batch as a block.
+            Verdict::Actions(actions @ [DpAction::Output(port)]) => {
+                let mut j = i + 1;
+                let mut bytes = lens[i] as u64;
+                while j < n && !runt[j] && same_actions(verdicts[j], actions) {
+                    bytes += lens[j] as u64;
+                    j += 1;
+                }
+                tx.output_run(*port, &mut pkts, j - i, bytes);
+                i = j;
+            }
+            Verdict::Actions(actions) => {
+                if let Some(pkt) = pkts.next() {
+                    tx.execute(in_idx, pkt, actions);
+                }
+                i += 1;
+            }
             // `misses` has room for a whole burst.
             Verdict::Miss => {
-                if let Err(pkt) = misses.push(pkt) {
-                    tx.drop_counted(in_idx, pkt, |c| c.drop_no_rule += 1);
+                if let Some(pkt) = pkts.next() {
+                    if let Err(pkt) = misses.push(pkt) {
+                        tx.drop_counted(in_idx, pkt, |c| c.drop_no_rule += 1);
+                    }
                 }
+                i += 1;
             }
         }
     }
+    drop(pkts);
     // The verdicts borrow the classifier; misses are handed over after they are done.
     if misses.is_empty() {
         return;
