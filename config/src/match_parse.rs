@@ -151,6 +151,34 @@ struct Origin<T> {
     explicit: bool,
 }
 
+/// Records that `key` sets a field that shorthands (`tcp`, `ip`...) may also set:
+/// agreeing repeats are fine (`ip,tcp`), a different value is a conflict, and two
+/// explicit settings of the field are a duplicate. `field` and `show` name the field
+/// and print a value in messages.
+fn set_origin<T: Copy + PartialEq>(
+    slot: &mut Option<Origin<T>>,
+    value: T,
+    key: &str,
+    pos: Position,
+    explicit: bool,
+    (field, show): (&str, fn(T) -> String),
+) -> Result<(), RuleError> {
+    match slot {
+        Some(old) if old.value != value => Err(RuleError::new(
+            pos,
+            format!("`{key}` conflicts with `{}` ({field} {} vs {})", old.key, show(value), show(old.value)),
+        )),
+        Some(old) if explicit && old.explicit => {
+            Err(RuleError::new(pos, format!("`{key}` sets the same field as `{}`", old.key)))
+        }
+        Some(_) => Ok(()),
+        None => {
+            *slot = Some(Origin { value, key: key.to_string(), explicit });
+            Ok(())
+        }
+    }
+}
+
 /// Accumulates fields; see the module documentation.
 #[derive(Debug)]
 pub(crate) struct RuleBuilder {
@@ -216,29 +244,7 @@ impl RuleBuilder {
         pos: Position,
         explicit: bool,
     ) -> Result<(), RuleError> {
-        if let Some(old) = &self.dl_type {
-            if old.value != value {
-                return Err(RuleError::new(
-                    pos,
-                    format!(
-                        "`{key}` conflicts with `{}` (dl_type 0x{value:04x} vs 0x{:04x})",
-                        old.key, old.value
-                    ),
-                ));
-            }
-            if explicit && old.explicit {
-                return Err(RuleError::new(
-                    pos,
-                    format!("`{key}` sets the same field as `{}`", old.key),
-                ));
-            }
-        } else {
-            self.dl_type = Some(Origin {
-                value,
-                key: key.to_string(),
-                explicit,
-            });
-        }
+        set_origin(&mut self.dl_type, value, key, pos, explicit, ("dl_type", |v| format!("0x{v:04x}")))?;
         self.m.dl_type = Some(value);
         Ok(())
     }
@@ -250,29 +256,7 @@ impl RuleBuilder {
         pos: Position,
         explicit: bool,
     ) -> Result<(), RuleError> {
-        if let Some(old) = &self.nw_proto {
-            if old.value != value {
-                return Err(RuleError::new(
-                    pos,
-                    format!(
-                        "`{key}` conflicts with `{}` (nw_proto {value} vs {})",
-                        old.key, old.value
-                    ),
-                ));
-            }
-            if explicit && old.explicit {
-                return Err(RuleError::new(
-                    pos,
-                    format!("`{key}` sets the same field as `{}`", old.key),
-                ));
-            }
-        } else {
-            self.nw_proto = Some(Origin {
-                value,
-                key: key.to_string(),
-                explicit,
-            });
-        }
+        set_origin(&mut self.nw_proto, value, key, pos, explicit, ("nw_proto", |v| v.to_string()))?;
         self.m.nw_proto = Some(value);
         Ok(())
     }
