@@ -12,18 +12,11 @@ use ferrovs_flowcache::{FlowCache, FlowCacheConfig, Megaflow, MegaflowId};
 
 pub const BURST: usize = 32;
 
-pub struct Rng(pub u64);
-impl Rng {
-    pub fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    pub fn f64(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
-    }
+pub use ferrovs_flowcache::testpkt::SplitMix as Rng;
+
+/// A uniform float in [0, 1).
+pub fn unit_f64(rng: &mut Rng) -> f64 {
+    (rng.next() >> 11) as f64 / (1u64 << 53) as f64
 }
 
 /// Mask number `i` of the family of 360: in_port, dl_type, nw_proto, tp_src and the
@@ -104,7 +97,7 @@ pub fn traffic(n_flows: usize, len: usize, skewed: bool) -> Vec<u32> {
     }
     (0..len)
         .map(|_| {
-            let x = rng.f64() * acc;
+            let x = unit_f64(&mut rng) * acc;
             cdf.partition_point(|&c| c < x).min(n_flows - 1) as u32
         })
         .collect()
