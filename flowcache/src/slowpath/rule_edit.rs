@@ -18,70 +18,19 @@
 //! which is what `ovs-ofctl` does (after a warning).
 
 use ferrovs_config::MatchSpec;
-use ferrovs_config::rules::{Masked, Match, Rule};
+use ferrovs_config::rules::{Match, Rule};
 
-use crate::key::{ethertype, ipproto, mac_to_u64};
-
-/// Number of match fields compared.
-const N_FIELDS: usize = 18;
-
-/// A normalised match: per field, (value, mask) with a non-zero mask, or `None`.
-type Normalised = [Option<(u128, u128)>; N_FIELDS];
-
-fn masked<T: Copy>(m: Option<Masked<T>>, conv: impl Fn(T) -> u128) -> Option<(u128, u128)> {
-    m.map(|m| (conv(m.value) & conv(m.mask), conv(m.mask)))
-}
-
-fn exact<T: Copy>(v: Option<T>, conv: impl Fn(T) -> u128, all_ones: u128) -> Option<(u128, u128)> {
-    v.map(|v| (conv(v), all_ones))
-}
-
-fn normalise(m: &Match) -> Normalised {
-    let ip4 = m.dl_type == Some(ethertype::IPV4);
-    let ip6 = m.dl_type == Some(ethertype::IPV6);
-    let arp = m.dl_type == Some(ethertype::ARP);
-    let ip = ip4 || ip6;
-    let proto = if ip { m.nw_proto } else { None };
-    let ports = matches!(proto, Some(ipproto::TCP | ipproto::UDP | ipproto::SCTP))
-        || (ip4 && proto == Some(ipproto::ICMP))
-        || (ip6 && proto == Some(ipproto::ICMPV6));
-    let tcp = proto == Some(ipproto::TCP);
-    let mac = |a: [u8; 6]| mac_to_u64(a) as u128;
-    let v4 = |a: std::net::Ipv4Addr| u32::from(a) as u128;
-    let v6 = |a: std::net::Ipv6Addr| u128::from(a);
-    let u16c = |x: u16| x as u128;
-    let u8c = |x: u8| x as u128;
-    let keep = |ok: bool, f: Option<(u128, u128)>| if ok { f.filter(|(_, mask)| *mask != 0) } else { None };
-    [
-        keep(true, exact(m.in_port, |x| x as u128, u32::MAX as u128)),
-        keep(true, exact(m.dl_type, u16c, 0xffff)),
-        keep(true, masked(m.vlan_tci, u16c)),
-        keep(true, masked(m.dl_src, mac)),
-        keep(true, masked(m.dl_dst, mac)),
-        keep(ip || arp, exact(m.nw_proto, u8c, 0xff)),
-        keep(ip4 || arp, masked(m.nw_src, v4)),
-        keep(ip4 || arp, masked(m.nw_dst, v4)),
-        keep(ip6, masked(m.ipv6_src, v6)),
-        keep(ip6, masked(m.ipv6_dst, v6)),
-        keep(ip, masked(m.nw_tos, u8c)),
-        keep(ip, exact(m.nw_ttl, u8c, 0xff)),
-        keep(ip, masked(m.nw_frag, u8c)),
-        keep(ports, masked(m.tp_src, u16c)),
-        keep(ports, masked(m.tp_dst, u16c)),
-        keep(tcp, masked(m.tcp_flags, u16c)),
-        keep(arp, masked(m.arp_sha, mac)),
-        keep(arp, masked(m.arp_tha, mac)),
-    ]
-}
+use crate::xlate::tables::compile_match;
 
 /// True if `specific` is at least as specific as `general` (see the module doc).
+/// Both matches are normalised exactly as `RuleTables` compiles rules.
 pub fn match_covers(general: &Match, specific: &Match) -> bool {
-    let g = normalise(general);
-    let s = normalise(specific);
-    g.iter().zip(s.iter()).all(|(g, s)| match (g, s) {
-        (None, _) => true,
-        (Some(_), None) => false,
-        (Some((gv, gm)), Some((sv, sm))) => sm & gm == *gm && (sv & gm) == (gv & gm),
+    let (g, _) = compile_match(general);
+    let (s, _) = compile_match(specific);
+    g.iter().all(|gf| {
+        s.iter()
+            .find(|sf| sf.field == gf.field)
+            .is_some_and(|sf| sf.mask & gf.mask == gf.mask && sf.value & gf.mask == gf.value)
     })
 }
 

@@ -51,7 +51,7 @@ mod mac;
 pub mod reference;
 mod revalidate;
 mod stats;
-mod tables;
+pub(crate) mod tables;
 mod translate;
 
 use std::time::Duration;
