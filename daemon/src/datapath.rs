@@ -15,7 +15,7 @@ use ferrovs_dpdk::Eal;
 use ferrovs_flowcache::flow_cache::FlowCacheConfig;
 use ferrovs_flowcache::slowpath::{BridgeSpec, SlowPath, SlowPathConfig};
 use ferrovs_pmd::flow_pipeline::{FlowMessage, FlowPipeline, PipelineClock, PipelineCounters, PipelineStats, pipeline_hooks};
-use ferrovs_pmd::{PmdStats, PortSpec, Switch, SwitchOptions, SwitchStats};
+use ferrovs_pmd::{PmdLocal, PmdStats, PortSpec, Switch, SwitchOptions, SwitchStats};
 use serde_json::{Value, json};
 
 use crate::daemon::DaemonError;
@@ -142,7 +142,7 @@ impl Datapath {
             .iter()
             .map(|p| {
                 let base = self.pmd_baseline.get(&p.index).map(|(b, _)| b);
-                let sub = |f: fn(&PmdStats) -> u64| f(p) - base.map(f).unwrap_or(0);
+                let sub = |f: fn(&PmdLocal) -> u64| f(&p.counters) - base.map(|b| f(&b.counters)).unwrap_or(0);
                 let pl = self.pipelines.get(p.index).map(|c| c.snapshot()).unwrap_or_default();
                 let plb = self.pmd_baseline.get(&p.index).map(|(_, b)| *b).unwrap_or_default();
                 let hits = (pl.emc_hits - plb.emc_hits) + (pl.sig_hits - plb.sig_hits) + (pl.classifier_hits - plb.classifier_hits);
@@ -288,9 +288,9 @@ pub fn stats_lines(s: &SwitchStats) -> Vec<String> {
             "pmd {} (core {}): packets={} busy_cycles={} idle_cycles={} cycles_per_packet={:.1}",
             p.index,
             p.core,
-            p.packets,
-            p.busy_cycles,
-            p.idle_cycles,
+            p.counters.packets,
+            p.counters.busy_cycles,
+            p.counters.idle_cycles,
             p.cycles_per_packet().unwrap_or(0.0)
         ));
     }

@@ -81,8 +81,8 @@ fn measure<M: Send + 'static>(sw: &Switch<M>, seconds: u64) -> (f64, f64, Switch
     std::thread::sleep(Duration::from_secs(seconds));
     let s1 = sw.stats();
     let dt = t0.elapsed().as_secs_f64();
-    let pk = s1.pmds[0].packets - s0.pmds[0].packets;
-    let busy = s1.pmds[0].busy_cycles - s0.pmds[0].busy_cycles;
+    let pk = s1.pmds[0].counters.packets - s0.pmds[0].counters.packets;
+    let busy = s1.pmds[0].counters.busy_cycles - s0.pmds[0].counters.busy_cycles;
     (pk as f64 / dt / 1e6, busy as f64 / pk.max(1) as f64, s1)
 }
 

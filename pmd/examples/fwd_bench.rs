@@ -126,8 +126,8 @@ fn main() {
     let s1 = sw.stats();
     let dt = t0.elapsed().as_secs_f64();
     let tx = s1.ports[1].counters.tx_packets - s0.ports[1].counters.tx_packets;
-    let pk = s1.pmds[0].packets - s0.pmds[0].packets;
-    let busy = s1.pmds[0].busy_cycles - s0.pmds[0].busy_cycles;
+    let pk = s1.pmds[0].counters.packets - s0.pmds[0].counters.packets;
+    let busy = s1.pmds[0].counters.busy_cycles - s0.pmds[0].counters.busy_cycles;
     let drops = s1.ports[1].counters.drops() - s0.ports[1].counters.drops();
     let stats = sw.stop();
 

@@ -30,7 +30,7 @@ use crate::exec::TxState;
 use crate::forwarder::{ForwardRule, Forwarder};
 use crate::pmd::{AssignedRxq, PmdMessage, PmdThread};
 use crate::spec::{PortDevice, PortSpec, SwitchOptions, validate};
-use crate::stats::{PmdShared, PortCounters};
+use crate::stats::{PmdLocal, PmdShared, PortCounters};
 
 static SWITCH_SEQ: AtomicUsize = AtomicUsize::new(0);
 
@@ -72,24 +72,21 @@ pub struct PmdStats {
     pub core: usize,
     pub running: bool,
     pub rx_queues: Vec<RxqAssignment>,
-    pub busy_cycles: u64,
-    pub idle_cycles: u64,
-    pub packets: u64,
-    pub iterations: u64,
-    pub rx_bursts: u64,
-    pub drop_bad_output: u64,
-    pub messages: u64,
+    /// The PMD's counters as last published.
+    pub counters: PmdLocal,
 }
 
 impl PmdStats {
     /// Busy TSC cycles per received packet.
     pub fn cycles_per_packet(&self) -> Option<f64> {
-        (self.packets > 0).then(|| self.busy_cycles as f64 / self.packets as f64)
+        let c = &self.counters;
+        (c.packets > 0).then(|| c.busy_cycles as f64 / c.packets as f64)
     }
     /// Share of cycles spent in iterations that had packets (0..=1).
     pub fn busy_ratio(&self) -> f64 {
-        let t = self.busy_cycles + self.idle_cycles;
-        if t == 0 { 0.0 } else { self.busy_cycles as f64 / t as f64 }
+        let c = &self.counters;
+        let t = c.busy_cycles + c.idle_cycles;
+        if t == 0 { 0.0 } else { c.busy_cycles as f64 / t as f64 }
     }
 }
 
@@ -373,19 +370,12 @@ impl<M: Send + 'static> Switch<M> {
             .pmds
             .iter()
             .map(|p| {
-                let l = p.shared.pmd();
                 PmdStats {
                     index: p.info.index,
                     core: p.info.core,
                     running: p.shared.running.load(Ordering::SeqCst),
                     rx_queues: p.info.rx_queues.clone(),
-                    busy_cycles: l.busy_cycles,
-                    idle_cycles: l.idle_cycles,
-                    packets: l.packets,
-                    iterations: l.iterations,
-                    rx_bursts: l.rx_bursts,
-                    drop_bad_output: l.drop_bad_output,
-                    messages: l.messages,
+                    counters: p.shared.pmd(),
                 }
             })
             .collect();

@@ -232,7 +232,7 @@ fn output_forwards_in_order_and_counts() -> Result<(), Failed> {
     check(e1.rx_packets == 100 && e2.tx_packets == 100, || format!("eth stats {e1:?} {e2:?}"))?;
     check(p1.link.up, || "ring link should be up".into())?;
     let pmd = &s.pmds[0];
-    check(pmd.packets == 100 && pmd.busy_cycles > 0 && pmd.running, || format!("pmd {pmd:?}"))?;
+    check(pmd.counters.packets == 100 && pmd.counters.busy_cycles > 0 && pmd.running, || format!("pmd {pmd:?}"))?;
     check(pmd.cycles_per_packet().is_some(), || "no cycles/packet".into())?;
     b.finish()?;
     Ok(())
@@ -302,7 +302,7 @@ fn messages_change_rules_between_bursts() -> Result<(), Failed> {
     b.send(1, &sent)?;
     let got = b.recv(3, 5, Duration::from_secs(2));
     check(got == sent, || format!("after the message: {} frames on port 3", got.len()))?;
-    let s = b.wait_stats("messages", |s| s.pmds[0].messages >= 2)?;
+    let s = b.wait_stats("messages", |s| s.pmds[0].counters.messages >= 2)?;
     check(s.ports[0].counters.drop_no_rule == 5, || "no_rule changed".into())?;
     b.finish()?;
     Ok(())
@@ -358,8 +358,8 @@ fn two_pmds_share_rx_queues() -> Result<(), Failed> {
     b.send_on(1, 1, &frames(40, 64))?;
     let got = b.recv(2, 80, Duration::from_secs(3));
     check(got.len() == 80, || format!("got {}", got.len()))?;
-    let s = b.wait_stats("both pmds", |s| s.pmds.iter().map(|p| p.packets).sum::<u64>() == 80)?;
-    check(s.pmds.iter().all(|p| p.packets == 40), || format!("{:?}", s.pmds))?;
+    let s = b.wait_stats("both pmds", |s| s.pmds.iter().map(|p| p.counters.packets).sum::<u64>() == 80)?;
+    check(s.pmds.iter().all(|p| p.counters.packets == 40), || format!("{:?}", s.pmds))?;
     b.finish()?;
     Ok(())
 }
