@@ -10,12 +10,12 @@
 
 use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
-use ferrovs_dpdk::{BURST, Eal, MbufBatch, Mempool, Port, PortConfig, RxQueue, TxQueue, ring_port_pair, rx_burst, tx_burst};
+use ferrovs_dpdk::{BURST, MbufBatch, Mempool, Port, PortConfig, RxQueue, TxQueue, ring_port_pair, rx_burst, tx_burst};
 use ferrovs_flowcache::actions::{DpAction, DpActions};
 use ferrovs_flowcache::extract::extract;
 use ferrovs_flowcache::key::{FlowKey, Mask};
@@ -27,30 +27,10 @@ use ferrovs_pmd::{
     DpFlowDump, FlowMessage, FlowPipeline, IdleBackoff, PipelineClock, PipelineCounters, PipelineStats, PmdSender, PortSpec,
     Switch, SwitchOptions, SwitchStats, pipeline_hooks,
 };
-use libtest_mimic::{Arguments, Failed, Trial};
+use libtest_mimic::Failed;
 
-static EAL: OnceLock<Eal> = OnceLock::new();
-
-fn eal() -> &'static Eal {
-    EAL.get().expect("EAL initialised in main")
-}
-
-fn eal_args() -> Vec<String> {
-    let extra = std::env::var("FERROVS_TEST_EAL_ARGS").unwrap_or_else(|_| "--no-huge --no-shconf --no-pci -m 512".into());
-    let mut v: Vec<String> = extra.split_whitespace().map(String::from).collect();
-    v.extend(["-l", "0", "--log-level=error"].map(String::from));
-    v
-}
-
-fn uniq(tag: &str) -> String {
-    use std::sync::atomic::AtomicUsize;
-    static N: AtomicUsize = AtomicUsize::new(0);
-    format!("{tag}{}", N.fetch_add(1, Ordering::SeqCst))
-}
-
-fn check(cond: bool, msg: impl FnOnce() -> String) -> Result<(), Failed> {
-    if cond { Ok(()) } else { Err(msg().into()) }
-}
+mod common;
+use common::{check, eal, uniq};
 
 fn ones_complement_sum(bytes: &[u8], mut sum: u32) -> u32 {
     for w in bytes.chunks(2) {
@@ -580,9 +560,7 @@ fn dec_ttl_at_one_drops() -> Result<(), Failed> {
 }
 
 fn main() {
-    let mut args = Arguments::from_args();
-    type TestFn = fn() -> Result<(), Failed>;
-    let tests: Vec<(&str, TestFn)> = vec![
+    let tests: Vec<(&str, common::TestFn)> = vec![
         ("one_upcall_per_new_flow_and_no_first_packet_lost", one_upcall_per_new_flow_and_no_first_packet_lost),
         ("packets_of_several_parked_keys_leave_in_arrival_order", packets_of_several_parked_keys_leave_in_arrival_order),
         (
@@ -595,19 +573,5 @@ fn main() {
         ("ipv4_rewrite_keeps_checksums_valid", ipv4_rewrite_keeps_checksums_valid),
         ("dec_ttl_at_one_drops", dec_ttl_at_one_drops),
     ];
-    let trials: Vec<Trial> = tests.into_iter().map(|(name, f)| Trial::test(name, f)).collect();
-    if !args.list {
-        // One EAL per process, initialised on the main thread; tests run there one by one.
-        args.test_threads = Some(1);
-        match Eal::init(&eal_args()) {
-            Ok(e) => {
-                let _ = EAL.set(e);
-            }
-            Err(e) => {
-                eprintln!("cannot initialise DPDK: {e}");
-                std::process::exit(1);
-            }
-        }
-    }
-    libtest_mimic::run(&args, trials).exit();
+    common::run(tests)
 }

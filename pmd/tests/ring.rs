@@ -6,37 +6,20 @@
 //! port, the peer receives. Frames are real Ethernet/IPv4/UDP bytes. Every test checks
 //! that all mbufs went back to their pools at the end.
 
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use ferrovs_dpdk::{
-    BURST, DpdkError, Eal, MbufBatch, Mempool, Port, PortConfig, PortId, RxQueue, TxQueue, probe, ring_port_pair, rx_burst,
+    BURST, DpdkError, MbufBatch, Mempool, Port, PortConfig, PortId, RxQueue, TxQueue, probe, ring_port_pair, rx_burst,
     tx_burst,
 };
 use ferrovs_flowcache::actions::DpAction;
 use ferrovs_pmd::{
     ForwardRule, ForwarderMessage, IdleBackoff, PortSpec, Switch, SwitchError, SwitchOptions, SwitchStats,
 };
-use libtest_mimic::{Arguments, Failed, Trial};
+use libtest_mimic::Failed;
 
-static EAL: OnceLock<Eal> = OnceLock::new();
-
-fn eal() -> &'static Eal {
-    EAL.get().expect("EAL initialised in main")
-}
-
-fn eal_args() -> Vec<String> {
-    let extra = std::env::var("FERROVS_TEST_EAL_ARGS").unwrap_or_else(|_| "--no-huge --no-shconf --no-pci -m 512".into());
-    let mut v: Vec<String> = extra.split_whitespace().map(String::from).collect();
-    v.extend(["-l", "0", "--log-level=error"].map(String::from));
-    v
-}
-
-fn uniq(tag: &str) -> String {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    static N: AtomicUsize = AtomicUsize::new(0);
-    format!("{tag}{}", N.fetch_add(1, Ordering::SeqCst))
-}
+mod common;
+use common::{check, eal, uniq};
 
 /// Ethernet/IPv4/UDP frame from 02:00:00:00:00:01 to 02:00:00:00:00:02,
 /// 198.18.0.1:1000+seq -> 198.18.0.2:53, `payload` bytes of payload, valid IPv4 checksum.
@@ -76,10 +59,6 @@ struct Bench {
     sw: Switch<ForwarderMessage>,
     peers: Vec<Peer>,
     pool: Mempool,
-}
-
-fn check(cond: bool, msg: impl FnOnce() -> String) -> Result<(), Failed> {
-    if cond { Ok(()) } else { Err(msg().into()) }
 }
 
 fn test_options(n_pmds: usize) -> SwitchOptions {
@@ -468,9 +447,7 @@ fn queues_are_taken_once() -> Result<(), Failed> {
 }
 
 fn main() {
-    let mut args = Arguments::from_args();
-    type TestFn = fn() -> Result<(), Failed>;
-    let tests: Vec<(&str, TestFn)> = vec![
+    let tests: Vec<(&str, common::TestFn)> = vec![
         ("mbuf_api_share_copy_prepend_adj", mbuf_api_share_copy_prepend_adj),
         ("queues_are_taken_once", queues_are_taken_once),
         ("output_forwards_in_order_and_counts", output_forwards_in_order_and_counts),
@@ -484,19 +461,5 @@ fn main() {
         ("bad_requests_fail_clearly", bad_requests_fail_clearly),
         ("null_ports_forward_and_close", null_ports_forward_and_close),
     ];
-    let trials: Vec<Trial> = tests.into_iter().map(|(name, f)| Trial::test(name, f)).collect();
-    if !args.list {
-        // One EAL per process, initialised on the main thread; tests run there one by one.
-        args.test_threads = Some(1);
-        match Eal::init(&eal_args()) {
-            Ok(e) => {
-                let _ = EAL.set(e);
-            }
-            Err(e) => {
-                eprintln!("cannot initialise DPDK: {e}");
-                std::process::exit(1);
-            }
-        }
-    }
-    libtest_mimic::run(&args, trials).exit();
+    common::run(tests)
 }
