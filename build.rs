@@ -12,11 +12,7 @@ fn main() {
     println!("cargo:rerun-if-changed=csrc/ferrovs_dpdk.c");
     println!("cargo:rerun-if-changed=build.rs");
 
-    let dpdk = match pkg_config::Config::new()
-        .atleast_version("22.11")
-        .cargo_metadata(true)
-        .probe("libdpdk")
-    {
+    let dpdk = match pkg_config::Config::new().atleast_version("22.11").cargo_metadata(true).probe("libdpdk") {
         Ok(lib) => lib,
         Err(e) => {
             eprintln!("{MISSING}\n(pkg-config said: {e})");
@@ -34,10 +30,7 @@ fn main() {
         .filter(|s| !s.is_empty())
         .map(|s| s.split_whitespace().map(String::from).collect())
         .unwrap_or_else(|| {
-            let out = std::process::Command::new("pkg-config")
-                .args(["--cflags", "libdpdk"])
-                .output()
-                .expect(MISSING);
+            let out = std::process::Command::new("pkg-config").args(["--cflags", "libdpdk"]).output().expect(MISSING);
             String::from_utf8_lossy(&out.stdout).split_whitespace().map(String::from).collect()
         });
     let mut clang_args: Vec<String> = cflags.clone();

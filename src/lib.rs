@@ -48,6 +48,6 @@ pub use error::DpdkError;
 pub use mbuf::{BURST, Drain, Mbuf, MbufBatch};
 pub use mempool::Mempool;
 pub use port::{
-    EthStats, LinkStatus, Port, PortConfig, PortId, RxQueue, TxQueue, port_by_name, probe,
-    ring_port_pair, rx_burst, tx_burst,
+    EthStats, LinkStatus, Port, PortConfig, PortId, RxQueue, TxQueue, port_by_name, probe, ring_port_pair, rx_burst,
+    tx_burst,
 };

@@ -60,9 +60,7 @@ impl Mempool {
         }
         // SAFETY: cname is a valid C string; the other arguments are plain integers that
         // DPDK validates itself.
-        let p = unsafe {
-            sys::rte_pktmbuf_pool_create(cname.as_ptr(), n_mbufs, cache_size, 0, data_room, socket)
-        };
+        let p = unsafe { sys::rte_pktmbuf_pool_create(cname.as_ptr(), n_mbufs, cache_size, 0, data_room, socket) };
         let ptr = NonNull::new(p).ok_or_else(|| {
             let code = rte_errno();
             DpdkError::Call {
@@ -71,9 +69,7 @@ impl Mempool {
                 message: strerror(code),
             }
         })?;
-        Ok(Mempool {
-            inner: Arc::new(MempoolInner { ptr, name: name.to_string(), size: n_mbufs, _eal: eal.clone() }),
-        })
+        Ok(Mempool { inner: Arc::new(MempoolInner { ptr, name: name.to_string(), size: n_mbufs, _eal: eal.clone() }) })
     }
 
     pub fn name(&self) -> &str {

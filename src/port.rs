@@ -58,7 +58,8 @@ pub fn probe(eal: &Eal, devargs: &str) -> Result<PortId, DpdkError> {
         Some((n, a)) => (n.trim(), a.trim()),
         None => (devargs.trim(), ""),
     };
-    let rejected = |code: i32, message: String| DpdkError::DeviceRejected { devargs: devargs.to_string(), code, message };
+    let rejected =
+        |code: i32, message: String| DpdkError::DeviceRejected { devargs: devargs.to_string(), code, message };
     if name.is_empty() {
         return Err(rejected(libc_einval(), "empty device name".into()));
     }
@@ -84,7 +85,8 @@ pub fn probe(eal: &Eal, devargs: &str) -> Result<PortId, DpdkError> {
         }
         return Err(rejected(code, message));
     }
-    port_by_name(eal, name).map_err(|_| rejected(19, format!("probe succeeded but no ethdev port named {name:?} appeared")))
+    port_by_name(eal, name)
+        .map_err(|_| rejected(19, format!("probe succeeded but no ethdev port named {name:?} appeared")))
 }
 
 fn libc_einval() -> i32 {
@@ -108,7 +110,11 @@ pub fn ring_port_pair(eal: &Eal, name: &str, n_queues: u16, ring_size: u32) -> R
                 let r = unsafe { sys::fvs_ring_create(c.as_ptr(), ring_size, socket) };
                 if r.is_null() {
                     let code = rte_errno();
-                    Err(DpdkError::Call { what: format!("rte_ring_create({rname:?}, {ring_size})"), code, message: strerror(code) })
+                    Err(DpdkError::Call {
+                        what: format!("rte_ring_create({rname:?}, {ring_size})"),
+                        code,
+                        message: strerror(code),
+                    })
                 } else {
                     Ok(r)
                 }
@@ -121,7 +127,14 @@ pub fn ring_port_pair(eal: &Eal, name: &str, n_queues: u16, ring_size: u32) -> R
         let c = CString::new(pname.clone()).map_err(|_| DpdkError::InvalidArgument(pname.clone()))?;
         // SAFETY: valid name, arrays of n_queues valid rings that are never freed.
         let ret = unsafe {
-            sys::rte_eth_from_rings(c.as_ptr(), rx.as_ptr(), rx.len() as u32, tx.as_ptr(), tx.len() as u32, socket as u32)
+            sys::rte_eth_from_rings(
+                c.as_ptr(),
+                rx.as_ptr(),
+                rx.len() as u32,
+                tx.as_ptr(),
+                tx.len() as u32,
+                socket as u32,
+            )
         };
         if ret < 0 {
             Err(DpdkError::call(format!("rte_eth_from_rings({pname:?})"), ret))
@@ -226,9 +239,8 @@ impl Port {
         let socket = if socket < 0 { 0 } else { socket as u32 };
         for q in 0..config.n_rxq {
             // SAFETY: configured port, queue index in range, NULL conf = driver defaults, live pool.
-            let ret = unsafe {
-                sys::rte_eth_rx_queue_setup(pid, q, config.rx_desc, socket, std::ptr::null(), pool.as_ptr())
-            };
+            let ret =
+                unsafe { sys::rte_eth_rx_queue_setup(pid, q, config.rx_desc, socket, std::ptr::null(), pool.as_ptr()) };
             if ret != 0 {
                 return Err(DpdkError::call(format!("rte_eth_rx_queue_setup({name}, queue {q})"), ret));
             }
@@ -325,13 +337,21 @@ impl Port {
         let mut a = sys::rte_ether_addr::default();
         // SAFETY: valid port, out struct.
         let ret = unsafe { sys::rte_eth_macaddr_get(self.inner.id, &mut a) };
-        if ret != 0 { Err(DpdkError::call(format!("rte_eth_macaddr_get({})", self.inner.name), ret)) } else { Ok(a.addr_bytes) }
+        if ret != 0 {
+            Err(DpdkError::call(format!("rte_eth_macaddr_get({})", self.inner.name), ret))
+        } else {
+            Ok(a.addr_bytes)
+        }
     }
 
     pub fn set_promiscuous(&self, on: bool) -> Result<(), DpdkError> {
         // SAFETY: valid port.
         let ret = unsafe {
-            if on { sys::rte_eth_promiscuous_enable(self.inner.id) } else { sys::rte_eth_promiscuous_disable(self.inner.id) }
+            if on {
+                sys::rte_eth_promiscuous_enable(self.inner.id)
+            } else {
+                sys::rte_eth_promiscuous_disable(self.inner.id)
+            }
         };
         // Some virtual drivers (net_ring) do not implement promiscuous mode: they accept
         // every frame anyway, so "not supported" is not a failure.
@@ -436,7 +456,8 @@ pub fn rx_burst(rxq: &mut RxQueue, batch: &mut MbufBatch) -> usize {
     // SAFETY: we hold the only handle of this queue (&mut, and the queue is taken once);
     // the driver writes at most `room` valid mbuf pointers after the current ones, which the
     // batch then owns.
-    let n = unsafe { sys::fvs_rx_burst(rxq.port.inner.id, rxq.queue, pkts.as_mut_ptr().add(*len), room as u16) } as usize;
+    let n =
+        unsafe { sys::fvs_rx_burst(rxq.port.inner.id, rxq.queue, pkts.as_mut_ptr().add(*len), room as u16) } as usize;
     *len += n;
     n
 }

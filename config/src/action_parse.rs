@@ -56,25 +56,14 @@ pub(crate) struct ParsedAction {
 
 /// Parses one action list (`output:2,mod_vlan_vid:10`); `locate` maps byte offsets in
 /// `text` to positions.
-pub(crate) fn parse_action_text(
-    text: &str,
-    locate: Locate<'_>,
-) -> Result<Vec<ParsedAction>, RuleError> {
+pub(crate) fn parse_action_text(text: &str, locate: Locate<'_>) -> Result<Vec<ParsedAction>, RuleError> {
     let pieces = split_actions(text, 0).map_err(|e| RuleError::new(locate(e.offset), e.reason))?;
     let mut out = Vec::with_capacity(pieces.len());
     for p in pieces {
         let position = locate(p.offset);
         let arg_at = |off: usize| locate(p.arg_offset + off);
-        let verr = |e: ValueError| {
-            RuleError::new(
-                arg_at(e.offset),
-                format!("invalid `{}`: {}", p.name, e.reason),
-            )
-        };
-        let arg = || {
-            p.arg
-                .ok_or_else(|| RuleError::new(position, format!("`{}` needs an argument", p.name)))
-        };
+        let verr = |e: ValueError| RuleError::new(arg_at(e.offset), format!("invalid `{}`: {}", p.name, e.reason));
+        let arg = || p.arg.ok_or_else(|| RuleError::new(position, format!("`{}` needs an argument", p.name)));
         let simple = |a: Action| (Some(a), None);
         let (action, prereq) = match p.name {
             "output" => match reserved_port(arg()?) {
@@ -89,10 +78,7 @@ pub(crate) fn parse_action_text(
                     "dec_ttl" => simple(Action::DecTtl),
                     _ if name.starts_with(|c: char| c.is_ascii_digit()) => {
                         let port = parse_port_number(name).map_err(|e| {
-                            RuleError::new(
-                                locate(p.offset + e.offset),
-                                format!("invalid output port: {}", e.reason),
-                            )
+                            RuleError::new(locate(p.offset + e.offset), format!("invalid output port: {}", e.reason))
                         })?;
                         simple(Action::Output(port))
                     }
@@ -101,43 +87,21 @@ pub(crate) fn parse_action_text(
             },
             "mod_dl_src" | "mod_dl_dst" => {
                 let mac = parse_mac(arg()?).map_err(verr)?;
-                simple(Action::Set(if p.name == "mod_dl_src" {
-                    SetField::DlSrc(mac)
-                } else {
-                    SetField::DlDst(mac)
-                }))
+                simple(Action::Set(if p.name == "mod_dl_src" { SetField::DlSrc(mac) } else { SetField::DlDst(mac) }))
             }
             "mod_nw_src" | "mod_nw_dst" => {
                 let ip = parse_ipv4(arg()?).map_err(verr)?;
-                simple(Action::Set(if p.name == "mod_nw_src" {
-                    SetField::NwSrc(ip)
-                } else {
-                    SetField::NwDst(ip)
-                }))
+                simple(Action::Set(if p.name == "mod_nw_src" { SetField::NwSrc(ip) } else { SetField::NwDst(ip) }))
             }
-            "mod_nw_tos" => simple(Action::Set(SetField::IpDscp(
-                parse_tos(arg()?).map_err(verr)?,
-            ))),
-            "mod_nw_ecn" => simple(Action::Set(SetField::NwEcn(
-                parse_uint(arg()?, 3).map_err(verr)? as u8,
-            ))),
-            "mod_nw_ttl" => simple(Action::Set(SetField::NwTtl(
-                parse_uint(arg()?, 255).map_err(verr)? as u8,
-            ))),
+            "mod_nw_tos" => simple(Action::Set(SetField::IpDscp(parse_tos(arg()?).map_err(verr)?))),
+            "mod_nw_ecn" => simple(Action::Set(SetField::NwEcn(parse_uint(arg()?, 3).map_err(verr)? as u8))),
+            "mod_nw_ttl" => simple(Action::Set(SetField::NwTtl(parse_uint(arg()?, 255).map_err(verr)? as u8))),
             "mod_tp_src" | "mod_tp_dst" => {
                 let port = parse_uint(arg()?, 0xffff).map_err(verr)? as u16;
-                simple(Action::Set(if p.name == "mod_tp_src" {
-                    SetField::TpSrc(port)
-                } else {
-                    SetField::TpDst(port)
-                }))
+                simple(Action::Set(if p.name == "mod_tp_src" { SetField::TpSrc(port) } else { SetField::TpDst(port) }))
             }
-            "mod_vlan_vid" => simple(Action::ModVlanVid(
-                parse_uint(arg()?, 0x0fff).map_err(verr)? as u16,
-            )),
-            "mod_vlan_pcp" => simple(Action::ModVlanPcp(
-                parse_uint(arg()?, 7).map_err(verr)? as u8
-            )),
+            "mod_vlan_vid" => simple(Action::ModVlanVid(parse_uint(arg()?, 0x0fff).map_err(verr)? as u16)),
+            "mod_vlan_pcp" => simple(Action::ModVlanPcp(parse_uint(arg()?, 7).map_err(verr)? as u8)),
             "push_vlan" => {
                 let tpid = parse_uint(arg()?, 0xffff).map_err(verr)? as u16;
                 if tpid != 0x8100 && tpid != 0x88a8 {
@@ -153,17 +117,10 @@ pub(crate) fn parse_action_text(
                 (Some(Action::Set(set)), Some(prereq).flatten())
             }
             "resubmit" => simple(Action::Resubmit(parse_resubmit(arg()?, &arg_at, position)?)),
-            "goto_table" => simple(Action::GotoTable(
-                parse_uint(arg()?, 254).map_err(verr)? as u8
-            )),
+            "goto_table" => simple(Action::GotoTable(parse_uint(arg()?, 254).map_err(verr)? as u8)),
             name => return Err(unsupported(name, position)),
         };
-        out.push(ParsedAction {
-            action,
-            position,
-            name: p.name.to_string(),
-            prereq,
-        });
+        out.push(ParsedAction { action, position, name: p.name.to_string(), prereq });
     }
     Ok(out)
 }
@@ -180,9 +137,9 @@ fn reserved_port(name: &str) -> Option<Result<Action, String>> {
         "flood" => Some(Ok(Action::Flood)),
         "all" => Some(Ok(Action::All)),
         "normal" => Some(Ok(Action::Normal)),
-        "local" | "controller" | "table" | "none" | "any" => Some(Err(format!(
-            "reserved port `{name}` is not supported (ferrovs has no local port or controller)"
-        ))),
+        "local" | "controller" | "table" | "none" | "any" => {
+            Some(Err(format!("reserved port `{name}` is not supported (ferrovs has no local port or controller)")))
+        }
         _ => None,
     }
 }
@@ -191,10 +148,7 @@ fn reserved_port(name: &str) -> Option<Result<Action, String>> {
 fn parse_tos(s: &str) -> Result<u8, ValueError> {
     let v = parse_uint(s, 255)? as u8;
     if v & 0x03 != 0 {
-        return Err(ValueError::new(
-            0,
-            format!("{s} is not a multiple of 4 (the TOS byte's low two bits are ECN)"),
-        ));
+        return Err(ValueError::new(0, format!("{s} is not a multiple of 4 (the TOS byte's low two bits are ECN)")));
     }
     Ok(v >> 2)
 }
@@ -205,24 +159,13 @@ fn parse_set_field(
     arg_at: &dyn Fn(usize) -> Position,
 ) -> Result<(SetField, Option<ActionPrereq>), RuleError> {
     let Some((value, field)) = arg.split_once("->") else {
-        return Err(RuleError::new(
-            arg_at(0),
-            "`set_field` must be written `set_field:VALUE->FIELD`",
-        ));
+        return Err(RuleError::new(arg_at(0), "`set_field` must be written `set_field:VALUE->FIELD`"));
     };
     let field_at = arg_at(value.len() + 2);
     if let Some(slash) = value.find('/') {
-        return Err(RuleError::new(
-            arg_at(slash),
-            "a masked `set_field` is not supported",
-        ));
+        return Err(RuleError::new(arg_at(slash), "a masked `set_field` is not supported"));
     }
-    let verr = |e: ValueError| {
-        RuleError::new(
-            arg_at(e.offset),
-            format!("invalid value for `{field}`: {}", e.reason),
-        )
-    };
+    let verr = |e: ValueError| RuleError::new(arg_at(e.offset), format!("invalid value for `{field}`: {}", e.reason));
     use ActionPrereq::{Match as M, VlanTag};
     let set = match field {
         "eth_src" | "dl_src" => (SetField::DlSrc(parse_mac(value).map_err(verr)?), None),
@@ -232,48 +175,17 @@ fn parse_set_field(
             let v = parse_uint(value, 0x1fff).map_err(verr)? as u16;
             (SetField::VlanVid(v & 0x0fff), Some(VlanTag))
         }
-        "dl_vlan" => (
-            SetField::VlanVid(parse_uint(value, 0x0fff).map_err(verr)? as u16),
-            Some(VlanTag),
-        ),
-        "vlan_pcp" | "dl_vlan_pcp" => (
-            SetField::VlanPcp(parse_uint(value, 7).map_err(verr)? as u8),
-            Some(VlanTag),
-        ),
-        "ip_src" | "nw_src" => (
-            SetField::NwSrc(parse_ipv4(value).map_err(verr)?),
-            Some(M(Prereq::Ip)),
-        ),
-        "ip_dst" | "nw_dst" => (
-            SetField::NwDst(parse_ipv4(value).map_err(verr)?),
-            Some(M(Prereq::Ip)),
-        ),
-        "ipv6_src" => (
-            SetField::Ipv6Src(parse_ipv6(value).map_err(verr)?),
-            Some(M(Prereq::Ipv6)),
-        ),
-        "ipv6_dst" => (
-            SetField::Ipv6Dst(parse_ipv6(value).map_err(verr)?),
-            Some(M(Prereq::Ipv6)),
-        ),
-        "ip_dscp" => (
-            SetField::IpDscp(parse_uint(value, 63).map_err(verr)? as u8),
-            Some(M(Prereq::IpAny)),
-        ),
-        "nw_tos" => (
-            SetField::IpDscp(parse_tos(value).map_err(verr)?),
-            Some(M(Prereq::IpAny)),
-        ),
-        "nw_ecn" | "ip_ecn" => (
-            SetField::NwEcn(parse_uint(value, 3).map_err(verr)? as u8),
-            Some(M(Prereq::IpAny)),
-        ),
-        "nw_ttl" => (
-            SetField::NwTtl(parse_uint(value, 255).map_err(verr)? as u8),
-            Some(M(Prereq::IpAny)),
-        ),
-        "tp_src" | "tp_dst" | "tcp_src" | "tcp_dst" | "udp_src" | "udp_dst" | "sctp_src"
-        | "sctp_dst" => {
+        "dl_vlan" => (SetField::VlanVid(parse_uint(value, 0x0fff).map_err(verr)? as u16), Some(VlanTag)),
+        "vlan_pcp" | "dl_vlan_pcp" => (SetField::VlanPcp(parse_uint(value, 7).map_err(verr)? as u8), Some(VlanTag)),
+        "ip_src" | "nw_src" => (SetField::NwSrc(parse_ipv4(value).map_err(verr)?), Some(M(Prereq::Ip))),
+        "ip_dst" | "nw_dst" => (SetField::NwDst(parse_ipv4(value).map_err(verr)?), Some(M(Prereq::Ip))),
+        "ipv6_src" => (SetField::Ipv6Src(parse_ipv6(value).map_err(verr)?), Some(M(Prereq::Ipv6))),
+        "ipv6_dst" => (SetField::Ipv6Dst(parse_ipv6(value).map_err(verr)?), Some(M(Prereq::Ipv6))),
+        "ip_dscp" => (SetField::IpDscp(parse_uint(value, 63).map_err(verr)? as u8), Some(M(Prereq::IpAny))),
+        "nw_tos" => (SetField::IpDscp(parse_tos(value).map_err(verr)?), Some(M(Prereq::IpAny))),
+        "nw_ecn" | "ip_ecn" => (SetField::NwEcn(parse_uint(value, 3).map_err(verr)? as u8), Some(M(Prereq::IpAny))),
+        "nw_ttl" => (SetField::NwTtl(parse_uint(value, 255).map_err(verr)? as u8), Some(M(Prereq::IpAny))),
+        "tp_src" | "tp_dst" | "tcp_src" | "tcp_dst" | "udp_src" | "udp_dst" | "sctp_src" | "sctp_dst" => {
             let port = parse_uint(value, 0xffff).map_err(verr)? as u16;
             let prereq = match field.split('_').next() {
                 Some("tcp") => Prereq::Tcp,
@@ -281,29 +193,18 @@ fn parse_set_field(
                 Some("sctp") => Prereq::Sctp,
                 _ => Prereq::L4,
             };
-            let set = if field.ends_with("src") {
-                SetField::TpSrc(port)
-            } else {
-                SetField::TpDst(port)
-            };
+            let set = if field.ends_with("src") { SetField::TpSrc(port) } else { SetField::TpDst(port) };
             (set, Some(M(prereq)))
         }
         _ => {
-            return Err(RuleError::new(
-                field_at,
-                format!("`set_field` of field `{field}` is not supported"),
-            ));
+            return Err(RuleError::new(field_at, format!("`set_field` of field `{field}` is not supported")));
         }
     };
     Ok(set)
 }
 
 /// `PORT`, `PORT,TABLE`, `,TABLE` (`in_port` as PORT means the current ingress port).
-fn parse_resubmit(
-    arg: &str,
-    arg_at: &dyn Fn(usize) -> Position,
-    position: Position,
-) -> Result<Resubmit, RuleError> {
+fn parse_resubmit(arg: &str, arg_at: &dyn Fn(usize) -> Position, position: Position) -> Result<Resubmit, RuleError> {
     let (port_text, table_text) = match arg.split_once(',') {
         Some((p, t)) => (p, Some(t)),
         None => (arg, None),
@@ -311,46 +212,31 @@ fn parse_resubmit(
     let in_port = match port_text {
         "" => None,
         p if p.eq_ignore_ascii_case("in_port") => None,
-        p => Some(parse_port_number(p).map_err(|e| {
-            RuleError::new(
-                arg_at(e.offset),
-                format!("invalid `resubmit` port: {}", e.reason),
-            )
-        })?),
+        p => Some(
+            parse_port_number(p)
+                .map_err(|e| RuleError::new(arg_at(e.offset), format!("invalid `resubmit` port: {}", e.reason)))?,
+        ),
     };
     let table = match table_text {
         None | Some("") => None,
         Some(t) => {
             let off = port_text.len() + 1;
             Some(parse_uint(t, 254).map_err(|e| {
-                RuleError::new(
-                    arg_at(off + e.offset),
-                    format!("invalid `resubmit` table: {}", e.reason),
-                )
+                RuleError::new(arg_at(off + e.offset), format!("invalid `resubmit` table: {}", e.reason))
             })? as u8)
         }
     };
     if in_port.is_none() && table.is_none() {
-        return Err(RuleError::new(
-            position,
-            "`resubmit` needs a port or a table",
-        ));
+        return Err(RuleError::new(position, "`resubmit` needs a port or a table"));
     }
     Ok(Resubmit { in_port, table })
 }
 
 /// Checks a whole action list against the rule's match and table.
-pub(crate) fn check_actions(
-    parsed: Vec<ParsedAction>,
-    m: &Match,
-    table: u8,
-) -> Result<Vec<Action>, RuleError> {
+pub(crate) fn check_actions(parsed: Vec<ParsedAction>, m: &Match, table: u8) -> Result<Vec<Action>, RuleError> {
     if let Some(drop) = parsed.iter().find(|a| a.action.is_none()) {
         if parsed.len() > 1 {
-            return Err(RuleError::new(
-                drop.position,
-                "`drop` cannot be combined with other actions",
-            ));
+            return Err(RuleError::new(drop.position, "`drop` cannot be combined with other actions"));
         }
         return Ok(Vec::new());
     }
@@ -360,10 +246,7 @@ pub(crate) fn check_actions(
         let action = p.action.expect("drop handled above");
         if let Action::GotoTable(t) = action {
             if i + 1 != count {
-                return Err(RuleError::new(
-                    p.position,
-                    "`goto_table` must be the last action",
-                ));
+                return Err(RuleError::new(p.position, "`goto_table` must be the last action"));
             }
             if t <= table {
                 return Err(RuleError::new(
@@ -376,11 +259,7 @@ pub(crate) fn check_actions(
             Some(ActionPrereq::Match(pr)) if !pr.holds(m.dl_type, m.nw_proto) => {
                 return Err(RuleError::new(
                     p.position,
-                    format!(
-                        "`{}` of this field requires the rule to match on {}",
-                        p.name,
-                        pr.describe()
-                    ),
+                    format!("`{}` of this field requires the rule to match on {}", p.name, pr.describe()),
                 ));
             }
             Some(ActionPrereq::VlanTag) => {
@@ -411,13 +290,8 @@ mod tests {
 
     /// The actions of `match,actions=ACTIONS`.
     fn acts(matches: &str, actions: &str) -> Vec<Action> {
-        let line = format!(
-            "{matches}{}actions={actions}",
-            if matches.is_empty() { "" } else { "," }
-        );
-        parse_flow(&line)
-            .unwrap_or_else(|e| panic!("{line}: {e}"))
-            .actions
+        let line = format!("{matches}{}actions={actions}", if matches.is_empty() { "" } else { "," });
+        parse_flow(&line).unwrap_or_else(|e| panic!("{line}: {e}")).actions
     }
 
     /// The error of `line`, as (column, reason).
@@ -431,26 +305,14 @@ mod tests {
         assert_eq!(acts("", "output:3"), vec![Action::Output(3)]);
         assert_eq!(acts("", "3,4"), vec![Action::Output(3), Action::Output(4)]);
         assert_eq!(acts("", "output(5)"), vec![Action::Output(5)]);
-        assert_eq!(
-            acts("", "in_port,IN_PORT,output:in_port"),
-            vec![Action::InPort; 3]
-        );
+        assert_eq!(acts("", "in_port,IN_PORT,output:in_port"), vec![Action::InPort; 3]);
         assert_eq!(acts("", "flood,FLOOD"), vec![Action::Flood; 2]);
         assert_eq!(acts("", "all,ALL,output:all"), vec![Action::All; 3]);
         assert_eq!(acts("", "normal,NORMAL"), vec![Action::Normal; 2]);
         assert_eq!(acts("", "drop"), vec![]);
         assert_eq!(acts("", ""), vec![]);
-        assert_eq!(
-            acts("", "  output:1 , output:2 "),
-            vec![Action::Output(1), Action::Output(2)]
-        );
-        assert_eq!(
-            err("actions=output:0"),
-            (
-                16,
-                "invalid `output`: port number 0 is out of range 1..=65279".into()
-            )
-        );
+        assert_eq!(acts("", "  output:1 , output:2 "), vec![Action::Output(1), Action::Output(2)]);
+        assert_eq!(err("actions=output:0"), (16, "invalid `output`: port number 0 is out of range 1..=65279".into()));
         assert_eq!(err("actions=output:65280").0, 16);
         assert_eq!(err("actions=output:x").0, 16);
         assert_eq!(err("actions=output").0, 9);
@@ -461,56 +323,29 @@ mod tests {
 
     #[test]
     fn drop_must_be_alone() {
-        assert_eq!(
-            err("actions=output:1,drop"),
-            (18, "`drop` cannot be combined with other actions".into())
-        );
+        assert_eq!(err("actions=output:1,drop"), (18, "`drop` cannot be combined with other actions".into()));
         assert_eq!(err("actions=drop,drop").0, 9);
     }
 
     #[test]
     fn header_rewrites() {
         let mac = [0, 0x11, 0x22, 0x33, 0x44, 0x55];
-        assert_eq!(
-            acts("", "mod_dl_src:00:11:22:33:44:55"),
-            vec![Action::Set(SetField::DlSrc(mac))]
-        );
-        assert_eq!(
-            acts("", "mod_dl_dst:00:11:22:33:44:55"),
-            vec![Action::Set(SetField::DlDst(mac))]
-        );
+        assert_eq!(acts("", "mod_dl_src:00:11:22:33:44:55"), vec![Action::Set(SetField::DlSrc(mac))]);
+        assert_eq!(acts("", "mod_dl_dst:00:11:22:33:44:55"), vec![Action::Set(SetField::DlDst(mac))]);
         let ip = Ipv4Addr::new(10, 0, 0, 1);
         // OpenFlow 1.0 actions need no matching prerequisite (as in OVS).
-        assert_eq!(
-            acts("", "mod_nw_src:10.0.0.1"),
-            vec![Action::Set(SetField::NwSrc(ip))]
-        );
-        assert_eq!(
-            acts("", "mod_nw_dst:10.0.0.1"),
-            vec![Action::Set(SetField::NwDst(ip))]
-        );
-        assert_eq!(
-            acts("", "mod_nw_tos:184"),
-            vec![Action::Set(SetField::IpDscp(46))]
-        );
-        assert_eq!(
-            acts("", "mod_nw_ecn:2"),
-            vec![Action::Set(SetField::NwEcn(2))]
-        );
-        assert_eq!(
-            acts("", "mod_nw_ttl:9"),
-            vec![Action::Set(SetField::NwTtl(9))]
-        );
-        assert_eq!(
-            acts("", "mod_tp_src:1"),
-            vec![Action::Set(SetField::TpSrc(1))]
-        );
-        assert_eq!(
-            acts("", "mod_tp_dst:65535"),
-            vec![Action::Set(SetField::TpDst(65535))]
-        );
+        assert_eq!(acts("", "mod_nw_src:10.0.0.1"), vec![Action::Set(SetField::NwSrc(ip))]);
+        assert_eq!(acts("", "mod_nw_dst:10.0.0.1"), vec![Action::Set(SetField::NwDst(ip))]);
+        assert_eq!(acts("", "mod_nw_tos:184"), vec![Action::Set(SetField::IpDscp(46))]);
+        assert_eq!(acts("", "mod_nw_ecn:2"), vec![Action::Set(SetField::NwEcn(2))]);
+        assert_eq!(acts("", "mod_nw_ttl:9"), vec![Action::Set(SetField::NwTtl(9))]);
+        assert_eq!(acts("", "mod_tp_src:1"), vec![Action::Set(SetField::TpSrc(1))]);
+        assert_eq!(acts("", "mod_tp_dst:65535"), vec![Action::Set(SetField::TpDst(65535))]);
         assert_eq!(acts("", "dec_ttl"), vec![Action::DecTtl]);
-        assert_eq!(err("actions=mod_nw_tos:2"), (20, "invalid `mod_nw_tos`: 2 is not a multiple of 4 (the TOS byte's low two bits are ECN)".into()));
+        assert_eq!(
+            err("actions=mod_nw_tos:2"),
+            (20, "invalid `mod_nw_tos`: 2 is not a multiple of 4 (the TOS byte's low two bits are ECN)".into())
+        );
         assert_eq!(err("actions=mod_nw_tos:256").0, 20);
         assert_eq!(err("actions=mod_nw_ecn:4").0, 20);
         assert_eq!(err("actions=mod_tp_dst:65536").0, 20);
@@ -532,89 +367,35 @@ mod tests {
         assert_eq!(err("actions=mod_vlan_pcp:8").0, 22);
         assert_eq!(
             err("actions=push_vlan:0x0800"),
-            (
-                19,
-                "invalid `push_vlan`: TPID 0x0800 is not 0x8100 or 0x88a8".into()
-            )
+            (19, "invalid `push_vlan`: TPID 0x0800 is not 0x8100 or 0x88a8".into())
         );
     }
 
     #[test]
     fn set_field() {
         let mac = [0, 0x11, 0x22, 0x33, 0x44, 0x55];
-        assert_eq!(
-            acts("", "set_field:00:11:22:33:44:55->eth_src"),
-            vec![Action::Set(SetField::DlSrc(mac))]
-        );
-        assert_eq!(
-            acts("", "set_field:00:11:22:33:44:55->dl_dst"),
-            vec![Action::Set(SetField::DlDst(mac))]
-        );
-        assert_eq!(
-            acts("dl_vlan=5", "set_field:4116->vlan_vid"),
-            vec![Action::Set(SetField::VlanVid(20))]
-        );
-        assert_eq!(
-            acts("dl_vlan=5", "set_field:20->vlan_vid"),
-            vec![Action::Set(SetField::VlanVid(20))]
-        );
-        assert_eq!(
-            acts("vlan_tci=0x1000/0x1000", "set_field:3->vlan_pcp"),
-            vec![Action::Set(SetField::VlanPcp(3))]
-        );
+        assert_eq!(acts("", "set_field:00:11:22:33:44:55->eth_src"), vec![Action::Set(SetField::DlSrc(mac))]);
+        assert_eq!(acts("", "set_field:00:11:22:33:44:55->dl_dst"), vec![Action::Set(SetField::DlDst(mac))]);
+        assert_eq!(acts("dl_vlan=5", "set_field:4116->vlan_vid"), vec![Action::Set(SetField::VlanVid(20))]);
+        assert_eq!(acts("dl_vlan=5", "set_field:20->vlan_vid"), vec![Action::Set(SetField::VlanVid(20))]);
+        assert_eq!(acts("vlan_tci=0x1000/0x1000", "set_field:3->vlan_pcp"), vec![Action::Set(SetField::VlanPcp(3))]);
         let ip = Ipv4Addr::new(10, 0, 0, 1);
-        assert_eq!(
-            acts("ip", "set_field:10.0.0.1->ip_src"),
-            vec![Action::Set(SetField::NwSrc(ip))]
-        );
-        assert_eq!(
-            acts("tcp", "set_field:10.0.0.1->nw_dst"),
-            vec![Action::Set(SetField::NwDst(ip))]
-        );
+        assert_eq!(acts("ip", "set_field:10.0.0.1->ip_src"), vec![Action::Set(SetField::NwSrc(ip))]);
+        assert_eq!(acts("tcp", "set_field:10.0.0.1->nw_dst"), vec![Action::Set(SetField::NwDst(ip))]);
         let ip6: Ipv6Addr = "2001:db8::1".parse().unwrap();
-        assert_eq!(
-            acts("ipv6", "set_field:2001:db8::1->ipv6_src"),
-            vec![Action::Set(SetField::Ipv6Src(ip6))]
-        );
-        assert_eq!(
-            acts("ipv6", "set_field:2001:db8::1->ipv6_dst"),
-            vec![Action::Set(SetField::Ipv6Dst(ip6))]
-        );
-        assert_eq!(
-            acts("ipv6", "set_field:46->ip_dscp"),
-            vec![Action::Set(SetField::IpDscp(46))]
-        );
-        assert_eq!(
-            acts("ip", "set_field:184->nw_tos"),
-            vec![Action::Set(SetField::IpDscp(46))]
-        );
-        assert_eq!(
-            acts("ip", "set_field:1->nw_ecn"),
-            vec![Action::Set(SetField::NwEcn(1))]
-        );
-        assert_eq!(
-            acts("ip", "set_field:1->nw_ttl"),
-            vec![Action::Set(SetField::NwTtl(1))]
-        );
-        assert_eq!(
-            acts("udp", "set_field:53->udp_dst"),
-            vec![Action::Set(SetField::TpDst(53))]
-        );
-        assert_eq!(
-            acts("tcp6", "set_field:53->tcp_src"),
-            vec![Action::Set(SetField::TpSrc(53))]
-        );
-        assert_eq!(
-            acts("sctp", "set_field:53->tp_src"),
-            vec![Action::Set(SetField::TpSrc(53))]
-        );
+        assert_eq!(acts("ipv6", "set_field:2001:db8::1->ipv6_src"), vec![Action::Set(SetField::Ipv6Src(ip6))]);
+        assert_eq!(acts("ipv6", "set_field:2001:db8::1->ipv6_dst"), vec![Action::Set(SetField::Ipv6Dst(ip6))]);
+        assert_eq!(acts("ipv6", "set_field:46->ip_dscp"), vec![Action::Set(SetField::IpDscp(46))]);
+        assert_eq!(acts("ip", "set_field:184->nw_tos"), vec![Action::Set(SetField::IpDscp(46))]);
+        assert_eq!(acts("ip", "set_field:1->nw_ecn"), vec![Action::Set(SetField::NwEcn(1))]);
+        assert_eq!(acts("ip", "set_field:1->nw_ttl"), vec![Action::Set(SetField::NwTtl(1))]);
+        assert_eq!(acts("udp", "set_field:53->udp_dst"), vec![Action::Set(SetField::TpDst(53))]);
+        assert_eq!(acts("tcp6", "set_field:53->tcp_src"), vec![Action::Set(SetField::TpSrc(53))]);
+        assert_eq!(acts("sctp", "set_field:53->tp_src"), vec![Action::Set(SetField::TpSrc(53))]);
         // Prerequisites, as OVS checks them for set_field.
         assert_eq!(
             err("actions=set_field:10.0.0.1->ip_src"),
-            (
-                9,
-                "`set_field` of this field requires the rule to match on ip".into()
-            )
+            (9, "`set_field` of this field requires the rule to match on ip".into())
         );
         assert_eq!(err("ipv6,actions=set_field:10.0.0.1->ip_src").0, 14);
         assert_eq!(err("ip,actions=set_field:::1->ipv6_dst").0, 12);
@@ -624,21 +405,9 @@ mod tests {
         assert_eq!(err("actions=set_field:20->vlan_vid").0, 9);
         assert_eq!(err("dl_vlan=0xffff,actions=set_field:2->vlan_pcp").0, 24);
         // Syntax and values.
-        assert_eq!(
-            err("actions=set_field:1->tun_id"),
-            (22, "`set_field` of field `tun_id` is not supported".into())
-        );
-        assert_eq!(
-            err("actions=set_field:1"),
-            (
-                19,
-                "`set_field` must be written `set_field:VALUE->FIELD`".into()
-            )
-        );
-        assert_eq!(
-            err("ip,actions=set_field:1/1->nw_ttl"),
-            (23, "a masked `set_field` is not supported".into())
-        );
+        assert_eq!(err("actions=set_field:1->tun_id"), (22, "`set_field` of field `tun_id` is not supported".into()));
+        assert_eq!(err("actions=set_field:1"), (19, "`set_field` must be written `set_field:VALUE->FIELD`".into()));
+        assert_eq!(err("ip,actions=set_field:1/1->nw_ttl"), (23, "a masked `set_field` is not supported".into()));
         assert_eq!(err("dl_vlan=1,actions=set_field:0x2000->vlan_vid").0, 29);
         assert_eq!(err("ip,actions=set_field:300->nw_ttl").0, 22);
     }
@@ -651,29 +420,17 @@ mod tests {
         assert_eq!(acts("", "resubmit(4,2)"), r(Some(4), Some(2)));
         assert_eq!(acts("", "resubmit(in_port,2)"), r(None, Some(2)));
         assert_eq!(acts("", "resubmit(5,)"), r(Some(5), None));
-        assert_eq!(
-            acts("", "output:1,goto_table:1"),
-            vec![Action::Output(1), Action::GotoTable(1)]
-        );
+        assert_eq!(acts("", "output:1,goto_table:1"), vec![Action::Output(1), Action::GotoTable(1)]);
         assert_eq!(acts("table=3", "goto_table:4"), vec![Action::GotoTable(4)]);
-        assert_eq!(
-            err("actions=resubmit(,)"),
-            (9, "`resubmit` needs a port or a table".into())
-        );
+        assert_eq!(err("actions=resubmit(,)"), (9, "`resubmit` needs a port or a table".into()));
         assert_eq!(err("actions=resubmit:in_port").0, 9);
         assert_eq!(err("actions=resubmit(,255)").0, 19);
         assert_eq!(err("actions=resubmit(0,1)").0, 18);
         assert_eq!(err("actions=resubmit(,1").0, 17);
-        assert_eq!(
-            err("actions=goto_table:1,output:1"),
-            (9, "`goto_table` must be the last action".into())
-        );
+        assert_eq!(err("actions=goto_table:1,output:1"), (9, "`goto_table` must be the last action".into()));
         assert_eq!(
             err("table=2,actions=goto_table:2"),
-            (
-                17,
-                "`goto_table:2` must go to a table after this rule's table 2".into()
-            )
+            (17, "`goto_table:2` must go to a table after this rule's table 2".into())
         );
         assert_eq!(err("actions=goto_table:255").0, 20);
     }
@@ -703,18 +460,12 @@ mod tests {
         // Generated by /work/shared/bench/rules_acl.py when it is there; the parse itself
         // is checked on a fixed excerpt below either way.
         let script = std::path::Path::new("/work/shared/bench/rules_acl.py");
-        for (args, expected) in [
-            (&["--out-port", "2"][..], 617),
-            (&["--out-port", "2", "--routes-only"][..], 481),
-        ] {
+        for (args, expected) in [(&["--out-port", "2"][..], 617), (&["--out-port", "2", "--routes-only"][..], 481)] {
             if !script.exists() {
                 eprintln!("skipping {}: not present", script.display());
                 continue;
             }
-            let out = std::process::Command::new("python3")
-                .arg(script)
-                .args(args)
-                .output();
+            let out = std::process::Command::new("python3").arg(script).args(args).output();
             let Ok(out) = out else {
                 eprintln!("skipping: python3 not runnable");
                 continue;

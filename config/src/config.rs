@@ -188,14 +188,7 @@ impl Config {
     pub fn parse(text: &str, file: &Path, base_dir: &Path) -> Result<Config, ConfigError> {
         let map = SourceMap::new(text);
         let raw: RawConfig = deserialize(text, file, &map)?;
-        resolve(
-            raw,
-            &Ctx {
-                file,
-                map: &map,
-                base_dir,
-            },
-        )
+        resolve(raw, &Ctx { file, map: &map, base_dir })
     }
 
     /// Checks the config against the machine: the main lcore and every PMD core must be
@@ -213,22 +206,14 @@ impl Config {
             return Err(err(
                 self.origin.main_lcore,
                 "eal.main_lcore".into(),
-                format!(
-                    "CPU {} is not online here (online CPUs: {})",
-                    self.eal.main_lcore,
-                    list()
-                ),
+                format!("CPU {} is not online here (online CPUs: {})", self.eal.main_lcore, list()),
             ));
         }
         for (i, core) in self.pmd.cores.iter().enumerate() {
             if !online(core) {
                 return Err(err(
                     self.origin.pmd_cores.get(i).copied(),
-                    if self.origin.pmd_cores.is_empty() {
-                        "pmd.cores".into()
-                    } else {
-                        format!("pmd.cores[{i}]")
-                    },
+                    if self.origin.pmd_cores.is_empty() { "pmd.cores".into() } else { format!("pmd.cores[{i}]") },
                     format!("CPU {core} is not online here (online CPUs: {})", list()),
                 ));
             }
@@ -242,12 +227,7 @@ impl Config {
     /// lcores: they are pinned by the daemon and registered with DPDK.
     pub fn eal_args(&self) -> Vec<String> {
         let e = &self.eal;
-        let mut args = vec![
-            "-l".to_string(),
-            e.main_lcore.to_string(),
-            "-m".to_string(),
-            e.memory_mb.to_string(),
-        ];
+        let mut args = vec!["-l".to_string(), e.main_lcore.to_string(), "-m".to_string(), e.memory_mb.to_string()];
         if e.hugepages {
             args.push("--in-memory".into());
         } else {
@@ -291,12 +271,7 @@ struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
-    fn err(
-        &self,
-        offset: usize,
-        key: impl Into<String>,
-        message: impl Into<String>,
-    ) -> ConfigError {
+    fn err(&self, offset: usize, key: impl Into<String>, message: impl Into<String>) -> ConfigError {
         ConfigError {
             file: self.file.to_path_buf(),
             position: Some(self.map.position(offset)),
@@ -305,12 +280,7 @@ impl Ctx<'_> {
         }
     }
     fn rule_err(&self, key: impl Into<String>, e: RuleError) -> ConfigError {
-        ConfigError {
-            file: self.file.to_path_buf(),
-            position: Some(e.position),
-            key: key.into(),
-            message: e.reason,
-        }
+        ConfigError { file: self.file.to_path_buf(), position: Some(e.position), key: key.into(), message: e.reason }
     }
 }
 
@@ -318,17 +288,12 @@ fn deserialize(text: &str, file: &Path, map: &SourceMap<'_>) -> Result<RawConfig
     let de = toml::Deserializer::new(text);
     serde_path_to_error::deserialize(de).map_err(|e| {
         // toml's `Spanned` shows up in the path as a private field: leave it out.
-        let mut path = e
-            .path()
-            .to_string()
-            .replace(".$__serde_spanned_private_value", "");
+        let mut path = e.path().to_string().replace(".$__serde_spanned_private_value", "");
         let inner = e.into_inner();
         // The keys of a `[[bridge.rule]]` table are read with their spans, which hides
         // them from the path (`?`); recover the key from the `KEY = VALUE` line.
-        let hidden_key = path
-            .find('?')
-            .zip(inner.span())
-            .and_then(|(q, span)| Some((q, key_before(map.text(), span.start)?)));
+        let hidden_key =
+            path.find('?').zip(inner.span()).and_then(|(q, span)| Some((q, key_before(map.text(), span.start)?)));
         if let Some((q, key)) = hidden_key {
             path.replace_range(q..q + 1, key);
         }
@@ -346,18 +311,12 @@ fn key_before(text: &str, offset: usize) -> Option<&str> {
     let line_start = text.get(..offset)?.rfind('\n').map_or(0, |i| i + 1);
     let (key, rest) = text.get(line_start..offset)?.split_once('=')?;
     let key = key.trim();
-    let simple = !key.is_empty()
-        && key
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    let simple = !key.is_empty() && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
     (simple && !rest.contains('=')).then_some(key)
 }
 
 fn resolve(raw: RawConfig, ctx: &Ctx<'_>) -> Result<Config, ConfigError> {
-    let mut origin = Origin {
-        file: ctx.file.to_path_buf(),
-        ..Origin::default()
-    };
+    let mut origin = Origin { file: ctx.file.to_path_buf(), ..Origin::default() };
 
     // [eal]
     let main_lcore = match &raw.eal.main_lcore {
@@ -376,8 +335,7 @@ fn resolve(raw: RawConfig, ctx: &Ctx<'_>) -> Result<Config, ConfigError> {
     };
     let log_level = match &raw.eal.log_level {
         Some(l) => {
-            check_log_level(l.get_ref())
-                .map_err(|m| ctx.err(l.span().start, "eal.log_level", m))?;
+            check_log_level(l.get_ref()).map_err(|m| ctx.err(l.span().start, "eal.log_level", m))?;
             l.get_ref().clone()
         }
         None => "warning".into(),
@@ -431,25 +389,12 @@ fn resolve(raw: RawConfig, ctx: &Ctx<'_>) -> Result<Config, ConfigError> {
             cores
         }
     };
-    if let Some(b) = raw
-        .pmd
-        .burst
-        .as_ref()
-        .filter(|b| *b.get_ref() as usize != BURST_SIZE)
-    {
-        return Err(ctx.err(
-            b.span().start,
-            "pmd.burst",
-            format!("the burst size is fixed at {BURST_SIZE}"),
-        ));
+    if let Some(b) = raw.pmd.burst.as_ref().filter(|b| *b.get_ref() as usize != BURST_SIZE) {
+        return Err(ctx.err(b.span().start, "pmd.burst", format!("the burst size is fixed at {BURST_SIZE}")));
     }
     let idle_backoff_us = match &raw.pmd.idle_backoff_us {
         Some(b) if *b.get_ref() > 1_000_000 => {
-            return Err(ctx.err(
-                b.span().start,
-                "pmd.idle_backoff_us",
-                "must be at most 1000000 (one second)",
-            ));
+            return Err(ctx.err(b.span().start, "pmd.idle_backoff_us", "must be at most 1000000 (one second)"));
         }
         Some(b) => *b.get_ref(),
         None => 0,
@@ -487,8 +432,7 @@ fn resolve(raw: RawConfig, ctx: &Ctx<'_>) -> Result<Config, ConfigError> {
     for (bi, b) in raw.bridge.iter().enumerate() {
         let bkey = format!("bridge[{bi}]");
         let name = b.get_ref().name.get_ref();
-        check_name(name)
-            .map_err(|m| ctx.err(b.get_ref().name.span().start, format!("{bkey}.name"), m))?;
+        check_name(name).map_err(|m| ctx.err(b.get_ref().name.span().start, format!("{bkey}.name"), m))?;
         if bridges.iter().any(|x| &x.name == name) {
             return Err(ctx.err(
                 b.get_ref().name.span().start,
@@ -498,17 +442,10 @@ fn resolve(raw: RawConfig, ctx: &Ctx<'_>) -> Result<Config, ConfigError> {
         }
         let ports = resolve_ports(b, &bkey, ctx, &mut devices, &mut port_names)?;
         let rules = resolve_rules(b.get_ref(), &bkey, &ports, ctx)?;
-        bridges.push(BridgeConfig {
-            name: name.clone(),
-            ports,
-            rules,
-        });
+        bridges.push(BridgeConfig { name: name.clone(), ports, rules });
     }
 
-    let any_pci = bridges
-        .iter()
-        .flat_map(|b| &b.ports)
-        .any(|p| matches!(p.device, PortDevice::Pci { .. }));
+    let any_pci = bridges.iter().flat_map(|b| &b.ports).any(|p| matches!(p.device, PortDevice::Pci { .. }));
     let no_pci = raw.eal.no_pci.unwrap_or(!any_pci);
     Ok(Config {
         eal: EalConfig {
@@ -520,32 +457,15 @@ fn resolve(raw: RawConfig, ctx: &Ctx<'_>) -> Result<Config, ConfigError> {
             no_pci,
         },
         control: ControlConfig { socket },
-        pmd: PmdConfig {
-            cores,
-            idle_backoff_us,
-            burst: BURST_SIZE,
-        },
-        flow: FlowConfig {
-            limit_per_pmd,
-            idle_expiry,
-            upcall_queue_len,
-        },
+        pmd: PmdConfig { cores, idle_backoff_us, burst: BURST_SIZE },
+        flow: FlowConfig { limit_per_pmd, idle_expiry, upcall_queue_len },
         bridges,
         origin,
     })
 }
 
 fn check_log_level(level: &str) -> Result<(), String> {
-    const LEVELS: [&str; 8] = [
-        "emergency",
-        "alert",
-        "critical",
-        "error",
-        "warning",
-        "notice",
-        "info",
-        "debug",
-    ];
+    const LEVELS: [&str; 8] = ["emergency", "alert", "critical", "error", "warning", "notice", "info", "debug"];
     let last = level.rsplit(':').next().unwrap_or(level);
     if LEVELS.contains(&last) || matches!(last.parse::<u8>(), Ok(1..=8)) {
         Ok(())
@@ -562,13 +482,8 @@ fn check_name(name: &str) -> Result<(), String> {
     if name.is_empty() || name.len() > 15 {
         return Err(format!("`{name}` must be 1 to 15 characters long"));
     }
-    if let Some(c) = name
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')))
-    {
-        return Err(format!(
-            "`{name}` contains `{c}` (use letters, digits, `_`, `-`, `.`)"
-        ));
+    if let Some(c) = name.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))) {
+        return Err(format!("`{name}` contains `{c}` (use letters, digits, `_`, `-`, `.`)"));
     }
     Ok(())
 }
@@ -585,23 +500,14 @@ fn resolve_ports(
         return Err(ctx.err(
             raw.name.span().start,
             format!("{bkey}.port"),
-            format!(
-                "bridge `{}` has no ports ([[bridge.port]])",
-                raw.name.get_ref()
-            ),
+            format!("bridge `{}` has no ports ([[bridge.port]])", raw.name.get_ref()),
         ));
     }
     let mut ports: Vec<PortConfig> = Vec::new();
     for (pi, p) in raw.port.iter().enumerate() {
         let pkey = format!("{bkey}.port[{pi}]");
-        let RawPort {
-            name,
-            number,
-            devargs,
-            rx_queues,
-        } = p.get_ref();
-        check_name(name.get_ref())
-            .map_err(|m| ctx.err(name.span().start, format!("{pkey}.name"), m))?;
+        let RawPort { name, number, devargs, rx_queues } = p.get_ref();
+        check_name(name.get_ref()).map_err(|m| ctx.err(name.span().start, format!("{pkey}.name"), m))?;
         if let Some(first) = port_names.get(name.get_ref()) {
             return Err(ctx.err(
                 name.span().start,
@@ -645,10 +551,7 @@ fn resolve_ports(
                 ));
             }
         };
-        devices.insert(
-            device.name().to_string(),
-            format!("{pkey} (`{}`)", name.get_ref()),
-        );
+        devices.insert(device.name().to_string(), format!("{pkey} (`{}`)", name.get_ref()));
         port_names.insert(name.get_ref().clone(), pkey.clone());
         ports.push(PortConfig {
             name: name.get_ref().clone(),
@@ -674,34 +577,23 @@ pub(crate) fn parse_devargs(devargs: &str) -> Result<PortDevice, String> {
         ));
     };
     let driver_len = rest.trim_end_matches(|c: char| c.is_ascii_digit()).len();
-    if driver_len == 0
-        || !rest[..driver_len]
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_')
-    {
+    if driver_len == 0 || !rest[..driver_len].chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
         return Err(format!(
             "`{name}` is not a virtual device name (expected net_DRIVER followed by a number, e.g. net_tap0)"
         ));
     }
     for arg in args.split(',').filter(|a| !a.is_empty()) {
         let Some((key, value)) = arg.split_once('=') else {
-            return Err(format!(
-                "device argument `{arg}` of `{name}` is not KEY=VALUE"
-            ));
+            return Err(format!("device argument `{arg}` of `{name}` is not KEY=VALUE"));
         };
         // Kernel interface names are at most 15 characters (IFNAMSIZ - 1). net_vhost's
         // `iface` is a unix socket path, not an interface name.
         let names_interface = !rest[..driver_len].starts_with("vhost");
         if key == "iface" && names_interface && (value.is_empty() || value.len() > 15) {
-            return Err(format!(
-                "interface name `{value}` must be 1 to 15 characters long"
-            ));
+            return Err(format!("interface name `{value}` must be 1 to 15 characters long"));
         }
     }
-    Ok(PortDevice::Vdev {
-        name: name.to_string(),
-        driver: format!("net_{}", &rest[..driver_len]),
-    })
+    Ok(PortDevice::Vdev { name: name.to_string(), driver: format!("net_{}", &rest[..driver_len]) })
 }
 
 /// `DDDD:BB:DD.F` or `BB:DD.F` in hex, normalized to the long lowercase form.
@@ -714,8 +606,7 @@ fn pci_address(s: &str) -> Option<String> {
         _ => return None,
     };
     let (dev, func) = devfn.split_once('.')?;
-    if !(hex(bus, 2) && hex(dev, 2) && func.len() == 1 && matches!(func.as_bytes()[0], b'0'..=b'7'))
-    {
+    if !(hex(bus, 2) && hex(dev, 2) && func.len() == 1 && matches!(func.as_bytes()[0], b'0'..=b'7')) {
         return None;
     }
     Some(format!("{domain}:{bus}:{dev}.{func}").to_ascii_lowercase())
@@ -729,44 +620,24 @@ struct Sourced {
     key: String,
 }
 
-fn resolve_rules(
-    b: &RawBridge,
-    bkey: &str,
-    ports: &[PortConfig],
-    ctx: &Ctx<'_>,
-) -> Result<Vec<Rule>, ConfigError> {
+fn resolve_rules(b: &RawBridge, bkey: &str, ports: &[PortConfig], ctx: &Ctx<'_>) -> Result<Vec<Rule>, ConfigError> {
     let mut rules: Vec<Sourced> = Vec::new();
     for (ri, r) in b.rule.iter().enumerate() {
         let key = format!("{bkey}.rule[{ri}]");
         let rule = rule_from_table(r, &key, ctx)?;
-        rules.push(Sourced {
-            rule,
-            file: ctx.file.to_path_buf(),
-            position: ctx.map.position(r.span().start),
-            key,
-        });
+        rules.push(Sourced { rule, file: ctx.file.to_path_buf(), position: ctx.map.position(r.span().start), key });
     }
     for (fi, f) in b.flows.iter().enumerate() {
         let key = format!("{bkey}.flows[{fi}]");
         let locate = ctx.map.string_locator(f.span(), f.get_ref());
-        let rule =
-            parse_flow_located(f.get_ref(), &locate).map_err(|e| ctx.rule_err(key.clone(), e))?;
-        rules.push(Sourced {
-            rule,
-            file: ctx.file.to_path_buf(),
-            position: locate(0),
-            key,
-        });
+        let rule = parse_flow_located(f.get_ref(), &locate).map_err(|e| ctx.rule_err(key.clone(), e))?;
+        rules.push(Sourced { rule, file: ctx.file.to_path_buf(), position: locate(0), key });
     }
     if let Some(ff) = &b.flows_file {
         let key = format!("{bkey}.flows_file");
         let path = ctx.base_dir.join(ff.get_ref());
         let text = std::fs::read_to_string(&path).map_err(|e| {
-            ctx.err(
-                ff.span().start,
-                key.clone(),
-                format!("cannot read flows file `{}`: {e}", path.display()),
-            )
+            ctx.err(ff.span().start, key.clone(), format!("cannot read flows file `{}`: {e}", path.display()))
         })?;
         for (i, line) in text.lines().enumerate() {
             let trimmed = line.trim_start();
@@ -780,12 +651,7 @@ fn resolve_rules(
                 key: key.clone(),
                 message: e.reason,
             })?;
-            rules.push(Sourced {
-                rule,
-                file: path.clone(),
-                position: locate(0),
-                key: key.clone(),
-            });
+            rules.push(Sourced { rule, file: path.clone(), position: locate(0), key: key.clone() });
         }
     }
     check_bridge_rules(&rules, b.name.get_ref(), ports)?;
@@ -794,11 +660,7 @@ fn resolve_rules(
 
 /// Checks that rules name ports of their bridge and that no two rules have the same
 /// table, priority and match (OVS would silently keep only the later one).
-fn check_bridge_rules(
-    rules: &[Sourced],
-    bridge: &str,
-    ports: &[PortConfig],
-) -> Result<(), ConfigError> {
+fn check_bridge_rules(rules: &[Sourced], bridge: &str, ports: &[PortConfig]) -> Result<(), ConfigError> {
     let has_port = |n: u32| ports.iter().any(|p| p.number == n);
     let mut seen: HashMap<(u8, u16, &Match), usize> = HashMap::new();
     for (i, s) in rules.iter().enumerate() {
@@ -809,9 +671,7 @@ fn check_bridge_rules(
             message,
         };
         if let Some(p) = s.rule.matches.in_port.filter(|&p| !has_port(p)) {
-            return Err(err(format!(
-                "in_port={p}: bridge `{bridge}` has no port {p}"
-            )));
+            return Err(err(format!("in_port={p}: bridge `{bridge}` has no port {p}")));
         }
         for a in &s.rule.actions {
             let port = match a {
@@ -868,47 +728,30 @@ fn rule_from_table(r: &Spanned<RawRule>, key: &str, ctx: &Ctx<'_>) -> Result<Rul
             }
             ("proto", RuleValue::Str(s)) if !SHORTHANDS.iter().any(|(n, _, _)| n == s) => {
                 let names: Vec<&str> = SHORTHANDS.iter().map(|(n, _, _)| *n).collect();
-                return Err(ctx.err(
-                    value_start,
-                    fkey,
-                    format!("`{s}` is not one of {}", names.join(", ")),
-                ));
+                return Err(ctx.err(value_start, fkey, format!("`{s}` is not one of {}", names.join(", "))));
             }
             ("proto", RuleValue::Str(s)) => {
                 builder
-                    .apply(s, ctx.map.position(value_start), None, &|_| {
-                        ctx.map.position(value_start)
-                    })
+                    .apply(s, ctx.map.position(value_start), None, &|_| ctx.map.position(value_start))
                     .map_err(rerr)?;
             }
             ("proto", _) => {
-                return Err(ctx.err(
-                    value_start,
-                    fkey,
-                    "must be a string such as \"tcp\", \"udp6\" or \"arp\"",
-                ));
+                return Err(ctx.err(value_start, fkey, "must be a string such as \"tcp\", \"udp6\" or \"arp\""));
             }
             (_, RuleValue::Int(i)) => {
                 let text = i.to_string();
-                builder
-                    .apply(name, key_pos, Some(&text), &|_| {
-                        ctx.map.position(value_start)
-                    })
-                    .map_err(rerr)?;
+                builder.apply(name, key_pos, Some(&text), &|_| ctx.map.position(value_start)).map_err(rerr)?;
             }
             (_, RuleValue::Str(s)) => {
                 let locate = ctx.map.string_locator(v.span(), s);
-                builder
-                    .apply(name, key_pos, Some(s), &locate)
-                    .map_err(rerr)?;
+                builder.apply(name, key_pos, Some(s), &locate).map_err(rerr)?;
             }
             (_, RuleValue::List(_)) => {
                 return Err(ctx.err(value_start, fkey, "takes a single value, not an array"));
             }
         }
     }
-    finish_rule(builder, actions, ctx.map.position(r.span().start))
-        .map_err(|e| ctx.rule_err(key, e))
+    finish_rule(builder, actions, ctx.map.position(r.span().start)).map_err(|e| ctx.rule_err(key, e))
 }
 
 #[cfg(test)]
@@ -944,9 +787,7 @@ devargs = "net_null1"
     }
 
     fn deploy(name: &str) -> PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../deploy")
-            .join(name)
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy").join(name)
     }
 
     #[test]
@@ -958,21 +799,12 @@ devargs = "net_null1"
         assert_eq!(c.pmd.idle_backoff_us, 50);
         let br = c.bridge("br0").unwrap();
         assert_eq!(br.ports.len(), 2);
-        assert_eq!(
-            br.ports[0].device,
-            PortDevice::Vdev {
-                name: "net_tap0".into(),
-                driver: "net_tap".into()
-            }
-        );
+        assert_eq!(br.ports[0].device, PortDevice::Vdev { name: "net_tap0".into(), driver: "net_tap".into() });
         assert_eq!(br.rules.len(), 2);
         assert_eq!(br.rules[0].matches.in_port, Some(1));
         assert_eq!(br.rules[0].actions, vec![Action::Output(2)]);
         assert_eq!(br.rules[1].actions, vec![Action::Output(1)]);
-        c.validate(&SystemFacts {
-            online_cpus: vec![0, 1],
-        })
-        .unwrap();
+        c.validate(&SystemFacts { online_cpus: vec![0, 1] }).unwrap();
         assert_eq!(
             c.eal_args(),
             [
@@ -993,35 +825,16 @@ devargs = "net_null1"
         assert!(c.eal.hugepages);
         assert!(!c.eal.no_pci);
         let br = &c.bridges[0];
-        assert_eq!(
-            br.ports[0].device,
-            PortDevice::Pci {
-                address: "0000:01:00.0".into()
-            }
-        );
+        assert_eq!(br.ports[0].device, PortDevice::Pci { address: "0000:01:00.0".into() });
         assert_eq!(br.ports[1].rx_queues, 2);
         assert_eq!(br.rules.len(), 3);
-        assert_eq!(
-            br.rules[0].matches.tp_dst,
-            Some(Masked {
-                value: 443,
-                mask: 0xffff
-            })
-        );
-        assert_eq!(
-            br.rules[0].matches.nw_dst.unwrap().mask,
-            Ipv4Addr::new(255, 254, 0, 0)
-        );
+        assert_eq!(br.rules[0].matches.tp_dst, Some(Masked { value: 443, mask: 0xffff }));
+        assert_eq!(br.rules[0].matches.nw_dst.unwrap().mask, Ipv4Addr::new(255, 254, 0, 0));
         let args = c.eal_args();
         assert!(args.contains(&"--in-memory".to_string()));
         assert!(args.windows(2).any(|w| w == ["-a", "0000:01:00.1"]));
         assert!(!args.contains(&"--no-pci".to_string()));
-        assert!(
-            c.validate(&SystemFacts {
-                online_cpus: vec![0, 1]
-            })
-            .is_err()
-        );
+        assert!(c.validate(&SystemFacts { online_cpus: vec![0, 1] }).is_err());
     }
 
     #[test]
@@ -1032,10 +845,7 @@ devargs = "net_null1"
         assert_eq!(c.eal.main_lcore, 0);
         assert_eq!(c.eal.log_level, "warning");
         assert!(c.eal.no_pci);
-        assert_eq!(
-            c.control.socket,
-            PathBuf::from("/run/ferrovs/ferrovsd.sock")
-        );
+        assert_eq!(c.control.socket, PathBuf::from("/run/ferrovs/ferrovsd.sock"));
         assert_eq!(c.pmd.cores, vec![1]);
         assert_eq!(c.pmd.idle_backoff_us, 0);
         assert_eq!(c.pmd.burst, 32);
@@ -1052,17 +862,9 @@ devargs = "net_null1"
             err("[eal]\nbogus = 1\n"),
             (2, 1, "eal.bogus".into(), "unknown field `bogus`, expected one of `memory_mb`, `hugepages`, `main_lcore`, `log_level`, `extra_args`, `no_pci`".into())
         );
-        assert_eq!(
-            err("[pmd]\ncores = 1\n").0..=err("[pmd]\ncores = 1\n").1,
-            2..=9
-        );
-        let e = err(&format!(
-            "{PORTS}\n[[bridge.port]]\nname = \"p3\"\nnumber = \"x\"\ndevargs = \"net_null2\"\n"
-        ));
-        assert_eq!(
-            (e.0, e.1, e.2.as_str()),
-            (17, 10, "bridge[0].port[2].number")
-        );
+        assert_eq!(err("[pmd]\ncores = 1\n").0..=err("[pmd]\ncores = 1\n").1, 2..=9);
+        let e = err(&format!("{PORTS}\n[[bridge.port]]\nname = \"p3\"\nnumber = \"x\"\ndevargs = \"net_null2\"\n"));
+        assert_eq!((e.0, e.1, e.2.as_str()), (17, 10, "bridge[0].port[2].number"));
         assert!(e.3.contains("invalid type"), "{}", e.3);
         let e = err("[[bridge]]\nname = \"br0\"\nfoo = 1\n");
         assert_eq!((e.0, e.2.as_str()), (3, "bridge[0].foo"));
@@ -1076,17 +878,9 @@ devargs = "net_null1"
     #[test]
     fn error_display_names_file_line_column_and_key() {
         let e = load("[eal]\nbogus = 1\n").unwrap_err();
-        assert!(
-            e.to_string()
-                .starts_with("<config>:2:1: eal.bogus: unknown field `bogus`"),
-            "{e}"
-        );
+        assert!(e.to_string().starts_with("<config>:2:1: eal.bogus: unknown field `bogus`"), "{e}");
         let e = Config::load("/nonexistent/ferrovs.toml").unwrap_err();
-        assert!(
-            e.to_string()
-                .starts_with("/nonexistent/ferrovs.toml: cannot read the config file"),
-            "{e}"
-        );
+        assert!(e.to_string().starts_with("/nonexistent/ferrovs.toml: cannot read the config file"), "{e}");
     }
 
     #[test]
@@ -1094,64 +888,28 @@ devargs = "net_null1"
         let dup_number = PORTS.replace("number = 2", "number = 1");
         assert_eq!(
             err(&dup_number),
-            (
-                12,
-                10,
-                "bridge[0].port[1].number".into(),
-                "duplicate port number 1 (also port `p1`)".into()
-            )
+            (12, 10, "bridge[0].port[1].number".into(), "duplicate port number 1 (also port `p1`)".into())
         );
         let dup_name = PORTS.replace("name = \"p2\"", "name = \"p1\"");
         assert_eq!(
             err(&dup_name),
-            (
-                11,
-                8,
-                "bridge[0].port[1].name".into(),
-                "duplicate port name `p1` (also bridge[0].port[0])".into()
-            )
+            (11, 8, "bridge[0].port[1].name".into(), "duplicate port name `p1` (also bridge[0].port[0])".into())
         );
         let dup_dev = PORTS.replace("net_null1", "net_null0,no-rx=1");
-        assert_eq!(
-            err(&dup_dev).3,
-            "device `net_null0` is already used by bridge[0].port[0] (`p1`)"
-        );
-        assert_eq!(
-            err(&PORTS.replace("number = 2", "number = 0")).3,
-            "0 is out of range 1..=65279"
-        );
-        assert_eq!(
-            err(&PORTS.replace("number = 2", "number = 65280")).3,
-            "65280 is out of range 1..=65279"
-        );
-        assert_eq!(
-            err(&PORTS.replace("number = 2", "number = -1")).3,
-            "-1 is out of range 1..=65279"
-        );
+        assert_eq!(err(&dup_dev).3, "device `net_null0` is already used by bridge[0].port[0] (`p1`)");
+        assert_eq!(err(&PORTS.replace("number = 2", "number = 0")).3, "0 is out of range 1..=65279");
+        assert_eq!(err(&PORTS.replace("number = 2", "number = 65280")).3, "65280 is out of range 1..=65279");
+        assert_eq!(err(&PORTS.replace("number = 2", "number = -1")).3, "-1 is out of range 1..=65279");
         let bad = PORTS.replace("\"net_null1\"", "\"eth0\"");
         assert_eq!(err(&bad).2, "bridge[0].port[1].devargs");
         assert_eq!(
             err(&PORTS.replace("net_null1", "net_tap1,iface=a-very-long-name0")).3,
             "interface name `a-very-long-name0` must be 1 to 15 characters long"
         );
-        assert_eq!(
-            err(&PORTS.replace("net_null1", "net_1")).2,
-            "bridge[0].port[1].devargs"
-        );
-        assert_eq!(
-            err(&PORTS.replace("net_null1", "net_tap1,iface")).2,
-            "bridge[0].port[1].devargs"
-        );
+        assert_eq!(err(&PORTS.replace("net_null1", "net_1")).2, "bridge[0].port[1].devargs");
+        assert_eq!(err(&PORTS.replace("net_null1", "net_tap1,iface")).2, "bridge[0].port[1].devargs");
         let queues = PORTS.replace("number = 2", "number = 2\nrx_queues = 0");
-        assert_eq!(
-            err(&queues),
-            (
-                13,
-                13,
-                "bridge[0].port[1].rx_queues".into(),
-                "0 is out of range 1..=1024".into()
-            )
-        );
+        assert_eq!(err(&queues), (13, 13, "bridge[0].port[1].rx_queues".into(), "0 is out of range 1..=1024".into()));
         assert_eq!(
             err(&PORTS.replace("\"p2\"", "\"p 2\"")).3,
             "`p 2` contains ` ` (use letters, digits, `_`, `-`, `.`)"
@@ -1159,32 +917,17 @@ devargs = "net_null1"
         let no_ports = "[[bridge]]\nname = \"br0\"\n";
         assert_eq!(
             err(no_ports),
-            (
-                2,
-                8,
-                "bridge[0].port".into(),
-                "bridge `br0` has no ports ([[bridge.port]])".into()
-            )
+            (2, 8, "bridge[0].port".into(), "bridge `br0` has no ports ([[bridge.port]])".into())
         );
-        assert_eq!(
-            err("[eal]\n").3,
-            "no [[bridge]]: the switch needs at least one bridge with ports"
-        );
+        assert_eq!(err("[eal]\n").3, "no [[bridge]]: the switch needs at least one bridge with ports");
     }
 
     #[test]
     fn devargs_forms() {
-        assert_eq!(
-            parse_devargs("01:00.1"),
-            Ok(PortDevice::Pci {
-                address: "0000:01:00.1".into()
-            })
-        );
+        assert_eq!(parse_devargs("01:00.1"), Ok(PortDevice::Pci { address: "0000:01:00.1".into() }));
         assert_eq!(
             parse_devargs("0000:AF:00.0,txq_inline=128"),
-            Ok(PortDevice::Pci {
-                address: "0000:af:00.0".into()
-            })
+            Ok(PortDevice::Pci { address: "0000:af:00.0".into() })
         );
         assert!(parse_devargs("0000:01:00.8").is_err());
         for (devargs, driver) in [
@@ -1205,33 +948,19 @@ devargs = "net_null1"
 
     #[test]
     fn bridges() {
-        let two = format!(
-            "{PORTS}\n{}",
-            PORTS
-                .replace("net_null", "net_ring")
-                .replace("\"p", "\"q")
-                .replace("br0", "br1")
-        );
+        let two =
+            format!("{PORTS}\n{}", PORTS.replace("net_null", "net_ring").replace("\"p", "\"q").replace("br0", "br1"));
         let c = load(&two).unwrap();
         assert_eq!(c.bridges.len(), 2);
         let e = err(&two.replace("\"q1\"", "\"p1\""));
         assert_eq!(
             (e.2.as_str(), e.3.as_str()),
-            (
-                "bridge[1].port[0].name",
-                "duplicate port name `p1` (also bridge[0].port[0])"
-            )
+            ("bridge[1].port[0].name", "duplicate port name `p1` (also bridge[0].port[0])")
         );
-        let e = err(&format!(
-            "{PORTS}\n{}",
-            PORTS.replace("\"p", "\"q").replace("br0", "br1")
-        ));
+        let e = err(&format!("{PORTS}\n{}", PORTS.replace("\"p", "\"q").replace("br0", "br1")));
         assert_eq!((e.0, e.2.as_str()), (22, "bridge[1].port[0].devargs"));
         let e = err(&two.replace("\"br1\"", "\"br0\""));
-        assert_eq!(
-            (e.0, e.1, e.2.as_str(), e.3.as_str()),
-            (17, 8, "bridge[1].name", "duplicate bridge name `br0`")
-        );
+        assert_eq!((e.0, e.1, e.2.as_str(), e.3.as_str()), (17, 8, "bridge[1].name", "duplicate bridge name `br0`"));
     }
 
     #[test]
@@ -1241,62 +970,15 @@ devargs = "net_null1"
         assert_eq!(c.eal.main_lcore, 2);
         assert!(!c.eal.no_pci);
         assert_eq!(c.eal_args().last().unwrap(), "--x");
-        assert_eq!(
-            c.eal_args()[..6],
-            [
-                "-l",
-                "2",
-                "-m",
-                "512",
-                "--in-memory",
-                "--log-level=pmd.net.tap:critical"
-            ]
-        );
+        assert_eq!(c.eal_args()[..6], ["-l", "2", "-m", "512", "--in-memory", "--log-level=pmd.net.tap:critical"]);
         // Validation against the machine.
-        let e = c
-            .validate(&SystemFacts {
-                online_cpus: vec![0, 1, 2],
-            })
-            .unwrap_err();
-        assert_eq!(
-            (e.position, e.key.as_str()),
-            (
-                Some(Position {
-                    line: 2,
-                    column: 13
-                }),
-                "pmd.cores[1]"
-            )
-        );
-        assert_eq!(
-            e.message,
-            "CPU 3 is not online here (online CPUs: [0, 1, 2])"
-        );
-        let e = c
-            .validate(&SystemFacts {
-                online_cpus: vec![1, 3],
-            })
-            .unwrap_err();
-        assert_eq!(
-            (e.position, e.key.as_str()),
-            (
-                Some(Position {
-                    line: 6,
-                    column: 14
-                }),
-                "eal.main_lcore"
-            )
-        );
-        c.validate(&SystemFacts {
-            online_cpus: vec![0, 1, 2, 3],
-        })
-        .unwrap();
-        let e = load(PORTS)
-            .unwrap()
-            .validate(&SystemFacts {
-                online_cpus: vec![0],
-            })
-            .unwrap_err();
+        let e = c.validate(&SystemFacts { online_cpus: vec![0, 1, 2] }).unwrap_err();
+        assert_eq!((e.position, e.key.as_str()), (Some(Position { line: 2, column: 13 }), "pmd.cores[1]"));
+        assert_eq!(e.message, "CPU 3 is not online here (online CPUs: [0, 1, 2])");
+        let e = c.validate(&SystemFacts { online_cpus: vec![1, 3] }).unwrap_err();
+        assert_eq!((e.position, e.key.as_str()), (Some(Position { line: 6, column: 14 }), "eal.main_lcore"));
+        c.validate(&SystemFacts { online_cpus: vec![0, 1, 2, 3] }).unwrap();
+        let e = load(PORTS).unwrap().validate(&SystemFacts { online_cpus: vec![0] }).unwrap_err();
         assert_eq!((e.position, e.key.as_str()), (None, "pmd.cores"));
 
         assert_eq!(
@@ -1305,62 +987,22 @@ devargs = "net_null1"
         );
         assert_eq!(
             err(&format!("[pmd]\ncores = [1, 2, 1]\n{PORTS}")),
-            (
-                2,
-                16,
-                "pmd.cores[2]".into(),
-                "CPU 1 is listed twice (also pmd.cores[0])".into()
-            )
+            (2, 16, "pmd.cores[2]".into(), "CPU 1 is listed twice (also pmd.cores[0])".into())
         );
-        assert_eq!(
-            err(&format!("[pmd]\ncores = [0]\n{PORTS}")).2,
-            "pmd.cores[0]"
-        );
-        assert_eq!(
-            err(&format!("[eal]\nmain_lcore = 1\n{PORTS}")).2,
-            "eal.main_lcore"
-        );
+        assert_eq!(err(&format!("[pmd]\ncores = [0]\n{PORTS}")).2, "pmd.cores[0]");
+        assert_eq!(err(&format!("[eal]\nmain_lcore = 1\n{PORTS}")).2, "eal.main_lcore");
         assert_eq!(
             err(&format!("[pmd]\nburst = 64\n{PORTS}")),
-            (
-                2,
-                9,
-                "pmd.burst".into(),
-                "the burst size is fixed at 32".into()
-            )
+            (2, 9, "pmd.burst".into(), "the burst size is fixed at 32".into())
         );
-        assert_eq!(
-            err(&format!("[pmd]\nidle_backoff_us = 2000000\n{PORTS}")).2,
-            "pmd.idle_backoff_us"
-        );
-        assert_eq!(
-            err(&format!("[eal]\nlog_level = \"loud\"\n{PORTS}")).2,
-            "eal.log_level"
-        );
-        assert_eq!(
-            err(&format!("[eal]\nmemory_mb = 0\n{PORTS}")).2,
-            "eal.memory_mb"
-        );
-        assert_eq!(
-            err(&format!("[flow]\nlimit_per_pmd = 0\n{PORTS}")).2,
-            "flow.limit_per_pmd"
-        );
-        assert_eq!(
-            err(&format!("[flow]\nidle_expiry_ms = 0\n{PORTS}")).2,
-            "flow.idle_expiry_ms"
-        );
-        assert_eq!(
-            err(&format!("[flow]\nupcall_queue_len = 0\n{PORTS}")).2,
-            "flow.upcall_queue_len"
-        );
-        assert_eq!(
-            err(&format!("[control]\nsocket = \"\"\n{PORTS}")).2,
-            "control.socket"
-        );
-        let c = load(&format!(
-            "[flow]\nidle_expiry_ms = 1500\n[control]\nsocket = \"/tmp/x.sock\"\n{PORTS}"
-        ))
-        .unwrap();
+        assert_eq!(err(&format!("[pmd]\nidle_backoff_us = 2000000\n{PORTS}")).2, "pmd.idle_backoff_us");
+        assert_eq!(err(&format!("[eal]\nlog_level = \"loud\"\n{PORTS}")).2, "eal.log_level");
+        assert_eq!(err(&format!("[eal]\nmemory_mb = 0\n{PORTS}")).2, "eal.memory_mb");
+        assert_eq!(err(&format!("[flow]\nlimit_per_pmd = 0\n{PORTS}")).2, "flow.limit_per_pmd");
+        assert_eq!(err(&format!("[flow]\nidle_expiry_ms = 0\n{PORTS}")).2, "flow.idle_expiry_ms");
+        assert_eq!(err(&format!("[flow]\nupcall_queue_len = 0\n{PORTS}")).2, "flow.upcall_queue_len");
+        assert_eq!(err(&format!("[control]\nsocket = \"\"\n{PORTS}")).2, "control.socket");
+        let c = load(&format!("[flow]\nidle_expiry_ms = 1500\n[control]\nsocket = \"/tmp/x.sock\"\n{PORTS}")).unwrap();
         assert_eq!(c.flow.idle_expiry, Duration::from_millis(1500));
         assert_eq!(c.control.socket, PathBuf::from("/tmp/x.sock"));
     }
@@ -1372,24 +1014,15 @@ devargs = "net_null1"
 
     #[test]
     fn flows_strings() {
-        let c = load(&with_bridge(
-            r#"flows = ["priority=5,in_port=1,actions=output:2", 'tcp,tp_dst=80,actions=drop']"#,
-        ))
-        .unwrap();
+        let c =
+            load(&with_bridge(r#"flows = ["priority=5,in_port=1,actions=output:2", 'tcp,tp_dst=80,actions=drop']"#))
+                .unwrap();
         let rules = &c.bridges[0].rules;
         assert_eq!(rules.len(), 2);
         assert_eq!(rules[0].priority, 5);
-        assert_eq!(
-            rules[1].matches.tp_dst,
-            Some(Masked {
-                value: 80,
-                mask: 0xffff
-            })
-        );
+        assert_eq!(rules[1].matches.tp_dst, Some(Masked { value: 80, mask: 0xffff }));
         // The column points inside the string, in the TOML file.
-        let e = err(&with_bridge(
-            "flows = [\n  \"in_port=1,actions=output:2\",\n  \"tp_dst=80,actions=drop\",\n]",
-        ));
+        let e = err(&with_bridge("flows = [\n  \"in_port=1,actions=output:2\",\n  \"tp_dst=80,actions=drop\",\n]"));
         assert_eq!(
             e,
             (
@@ -1402,9 +1035,7 @@ devargs = "net_null1"
         let e = err(&with_bridge(r#"flows = ["in_port=1,actions=output:x"]"#));
         assert_eq!((e.0, e.1), (4, 36));
         // With an escape inside the string, the position falls back to the opening quote.
-        let e = err(&with_bridge(
-            r#"flows = ["in_port=1,\u0061ctions=output:x"]"#,
-        ));
+        let e = err(&with_bridge(r#"flows = ["in_port=1,\u0061ctions=output:x"]"#));
         assert_eq!((e.0, e.1), (4, 10));
     }
 
@@ -1417,11 +1048,8 @@ devargs = "net_null1"
             "# rules\n\npriority=10,in_port=1,actions=output:2\nin_port=2,actions=output:1\n",
         )
         .unwrap();
-        std::fs::write(
-            dir.join("bad.flows"),
-            "in_port=1,actions=output:2\n\n  ip,nw_dst=10.0.0.0/40,actions=drop\n",
-        )
-        .unwrap();
+        std::fs::write(dir.join("bad.flows"), "in_port=1,actions=output:2\n\n  ip,nw_dst=10.0.0.0/40,actions=drop\n")
+            .unwrap();
         let text = with_bridge(r#"flows_file = "br0.flows""#);
         std::fs::write(dir.join("ferrovs.toml"), &text).unwrap();
         let c = Config::load(dir.join("ferrovs.toml")).unwrap();
@@ -1429,13 +1057,7 @@ devargs = "net_null1"
         assert_eq!(c.bridges[0].rules[1].actions, vec![Action::Output(1)]);
         let e = Config::from_str(&with_bridge(r#"flows_file = "bad.flows""#), &dir).unwrap_err();
         assert_eq!(e.file, dir.join("bad.flows"));
-        assert_eq!(
-            e.position,
-            Some(Position {
-                line: 3,
-                column: 22
-            })
-        );
+        assert_eq!(e.position, Some(Position { line: 3, column: 22 }));
         assert_eq!(e.key, "bridge[0].flows_file");
         assert_eq!(
             e.to_string(),
@@ -1444,23 +1066,9 @@ devargs = "net_null1"
                 dir.join("bad.flows").display()
             )
         );
-        let e =
-            Config::from_str(&with_bridge(r#"flows_file = "missing.flows""#), &dir).unwrap_err();
-        assert_eq!(
-            (e.position, e.key.as_str()),
-            (
-                Some(Position {
-                    line: 4,
-                    column: 14
-                }),
-                "bridge[0].flows_file"
-            )
-        );
-        assert!(
-            e.message.starts_with("cannot read flows file"),
-            "{}",
-            e.message
-        );
+        let e = Config::from_str(&with_bridge(r#"flows_file = "missing.flows""#), &dir).unwrap_err();
+        assert_eq!((e.position, e.key.as_str()), (Some(Position { line: 4, column: 14 }), "bridge[0].flows_file"));
+        assert!(e.message.starts_with("cannot read flows file"), "{}", e.message);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
@@ -1492,38 +1100,13 @@ actions = "drop"
         assert_eq!(e.3, "`arp` is a shorthand and takes no value");
         let c = load(&text.replace("arp = 0", "proto = \"arp\"")).unwrap();
         let r = &c.bridges[0].rules[0];
-        assert_eq!(
-            (r.table, r.priority, r.cookie, r.idle_timeout),
-            (1, 200, 0x10, 30)
-        );
-        assert_eq!(
-            r.matches.tp_dst,
-            Some(Masked {
-                value: 0x1000,
-                mask: 0xf000
-            })
-        );
-        assert_eq!(
-            r.matches.tcp_flags,
-            Some(Masked {
-                value: 2,
-                mask: 0x12
-            })
-        );
-        assert_eq!(
-            r.matches.vlan_tci,
-            Some(Masked {
-                value: 0x1005,
-                mask: 0x1fff
-            })
-        );
+        assert_eq!((r.table, r.priority, r.cookie, r.idle_timeout), (1, 200, 0x10, 30));
+        assert_eq!(r.matches.tp_dst, Some(Masked { value: 0x1000, mask: 0xf000 }));
+        assert_eq!(r.matches.tcp_flags, Some(Masked { value: 2, mask: 0x12 }));
+        assert_eq!(r.matches.vlan_tci, Some(Masked { value: 0x1005, mask: 0x1fff }));
         assert_eq!(
             r.actions,
-            vec![
-                Action::ModVlanVid(20),
-                Action::Set(SetField::NwDst(Ipv4Addr::new(10, 0, 0, 1))),
-                Action::Output(2)
-            ]
+            vec![Action::ModVlanVid(20), Action::Set(SetField::NwDst(Ipv4Addr::new(10, 0, 0, 1))), Action::Output(2)]
         );
         assert_eq!(c.bridges[0].rules[1].matches.dl_type, Some(0x0806));
         assert!(c.bridges[0].rules[1].actions.is_empty());
@@ -1541,25 +1124,11 @@ actions = "drop"
         );
         assert_eq!(
             rule("in_port = 1"),
-            (
-                15,
-                1,
-                "bridge[0].rule[0]".into(),
-                "missing `actions=` (use `actions=drop` to drop)".into()
-            )
+            (15, 1, "bridge[0].rule[0]".into(), "missing `actions=` (use `actions=drop` to drop)".into())
         );
-        assert_eq!(
-            rule("bogus = 1\nactions = \"drop\"").3,
-            "unknown or unsupported field `bogus`"
-        );
-        assert_eq!(
-            rule("proto = \"tcpp\"\nactions = \"drop\"").2,
-            "bridge[0].rule[0].proto"
-        );
-        assert_eq!(
-            rule("proto = 6\nactions = \"drop\"").2,
-            "bridge[0].rule[0].proto"
-        );
+        assert_eq!(rule("bogus = 1\nactions = \"drop\"").3, "unknown or unsupported field `bogus`");
+        assert_eq!(rule("proto = \"tcpp\"\nactions = \"drop\"").2, "bridge[0].rule[0].proto");
+        assert_eq!(rule("proto = 6\nactions = \"drop\"").2, "bridge[0].rule[0].proto");
         assert_eq!(
             rule("proto = \"tcp\"\ntp_dst = 65536\nactions = \"drop\""),
             (
@@ -1569,30 +1138,24 @@ actions = "drop"
                 "invalid `tp_dst`: 65536 is out of range (maximum 65535)".into()
             )
         );
+        assert_eq!(rule("proto = \"ip\"\nnw_dst = \"10.0.0.0/33\"\nactions = \"drop\"").1, 20);
         assert_eq!(
-            rule("proto = \"ip\"\nnw_dst = \"10.0.0.0/33\"\nactions = \"drop\"").1,
-            20
+            rule("actions = [\"output:2\", \"output:x\"]"),
+            (
+                16,
+                32,
+                "bridge[0].rule[0].actions".into(),
+                "invalid `output`: port `x` is not supported here (expected a port number 1..=65279)".into()
+            )
         );
-        assert_eq!(rule("actions = [\"output:2\", \"output:x\"]"), (16, 32, "bridge[0].rule[0].actions".into(), "invalid `output`: port `x` is not supported here (expected a port number 1..=65279)".into()));
         assert_eq!(rule("actions = [\"output:2\", \"drop\"]").1, 25);
         assert_eq!(rule("actions = 5").2, "bridge[0].rule[0].actions");
         assert_eq!(
             rule("in_port = [1]\nactions = \"drop\""),
-            (
-                16,
-                12,
-                "bridge[0].rule[0].in_port[0]".into(),
-                "invalid type: integer `1`, expected a string".into()
-            )
+            (16, 12, "bridge[0].rule[0].in_port[0]".into(), "invalid type: integer `1`, expected a string".into())
         );
-        assert_eq!(
-            rule("in_port = [\"1\"]\nactions = \"drop\"").2,
-            "bridge[0].rule[0].in_port"
-        );
-        assert_eq!(
-            rule("in_port = { a = 1 }\nactions = \"drop\"").2,
-            "bridge[0].rule[0].in_port"
-        );
+        assert_eq!(rule("in_port = [\"1\"]\nactions = \"drop\"").2, "bridge[0].rule[0].in_port");
+        assert_eq!(rule("in_port = { a = 1 }\nactions = \"drop\"").2, "bridge[0].rule[0].in_port");
         assert_eq!(rule("in_port = true\nactions = \"drop\"").0, 16);
         assert_eq!(rule("in_port = -1\nactions = \"drop\"").1, 11);
     }
@@ -1600,15 +1163,7 @@ actions = "drop"
     #[test]
     fn rules_must_name_ports_of_their_bridge_and_not_repeat() {
         let e = err(&with_bridge(r#"flows = ["in_port=3,actions=output:2"]"#));
-        assert_eq!(
-            e,
-            (
-                4,
-                11,
-                "bridge[0].flows[0]".into(),
-                "in_port=3: bridge `br0` has no port 3".into()
-            )
-        );
+        assert_eq!(e, (4, 11, "bridge[0].flows[0]".into(), "in_port=3: bridge `br0` has no port 3".into()));
         assert_eq!(
             err(&with_bridge(r#"flows = ["actions=output:1,output:9"]"#)).3,
             "`output:9`: bridge `br0` has no port 9"
@@ -1618,16 +1173,17 @@ actions = "drop"
             "`resubmit(7,1)`: bridge `br0` has no port 7"
         );
         load(&with_bridge(r#"flows = ["actions=resubmit(,1)"]"#)).unwrap();
-        let e = err(&with_bridge(
-            r#"flows = ["ip,in_port=1,actions=output:2", "in_port=1,ip,actions=drop"]"#,
-        ));
+        let e = err(&with_bridge(r#"flows = ["ip,in_port=1,actions=output:2", "in_port=1,ip,actions=drop"]"#));
         assert_eq!((e.0, e.1, e.2.as_str()), (4, 44, "bridge[0].flows[1]"));
         assert_eq!(
             e.3,
             "this rule has the same table, priority and match as the rule at <config>:4:11 (bridge[0].flows[0])"
         );
         // Same match at another priority or table is fine.
-        load(&with_bridge(r#"flows = ["ip,actions=output:2", "priority=1,ip,actions=drop", "table=1,ip,actions=drop"]"#)).unwrap();
+        load(&with_bridge(
+            r#"flows = ["ip,actions=output:2", "priority=1,ip,actions=drop", "table=1,ip,actions=drop"]"#,
+        ))
+        .unwrap();
     }
 }
 
@@ -1639,9 +1195,7 @@ mod robustness_tests {
     #[test]
     fn truncated_configs_never_panic() {
         for name in ["ferrovs.toml", "ferrovs-nic.toml"] {
-            let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("../deploy")
-                .join(name);
+            let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy").join(name);
             let text = std::fs::read_to_string(path).unwrap();
             for (i, _) in text.char_indices() {
                 let _ = Config::from_str(&text[..i], std::env::temp_dir());

@@ -17,18 +17,11 @@ use std::fmt::{self, Display, Formatter, Write as _};
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 fn mac(m: [u8; 6]) -> String {
-    format!(
-        "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
-        m[0], m[1], m[2], m[3], m[4], m[5]
-    )
+    format!("{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", m[0], m[1], m[2], m[3], m[4], m[5])
 }
 
 fn masked_mac(m: &Masked<[u8; 6]>) -> String {
-    if m.mask == [0xff; 6] {
-        mac(m.value)
-    } else {
-        format!("{}/{}", mac(m.value), mac(m.mask))
-    }
+    if m.mask == [0xff; 6] { mac(m.value) } else { format!("{}/{}", mac(m.value), mac(m.mask)) }
 }
 
 fn masked_ipv4(m: &Masked<Ipv4Addr>) -> String {
@@ -54,11 +47,7 @@ fn masked_ipv6(m: &Masked<Ipv6Addr>) -> String {
 }
 
 fn masked_u16(m: &Masked<u16>) -> String {
-    if m.mask == 0xffff {
-        m.value.to_string()
-    } else {
-        format!("0x{:x}/0x{:x}", m.value, m.mask)
-    }
+    if m.mask == 0xffff { m.value.to_string() } else { format!("0x{:x}/0x{:x}", m.value, m.mask) }
 }
 
 fn tcp_flags(m: &Masked<u16>) -> String {
@@ -140,18 +129,10 @@ pub(crate) fn match_fields(m: &Match) -> Vec<String> {
     }
     let arp = m.dl_type == Some(ETH_ARP);
     if let Some(a) = &m.nw_src {
-        out.push(format!(
-            "{}={}",
-            if arp { "arp_spa" } else { "nw_src" },
-            masked_ipv4(a)
-        ));
+        out.push(format!("{}={}", if arp { "arp_spa" } else { "nw_src" }, masked_ipv4(a)));
     }
     if let Some(a) = &m.nw_dst {
-        out.push(format!(
-            "{}={}",
-            if arp { "arp_tpa" } else { "nw_dst" },
-            masked_ipv4(a)
-        ));
+        out.push(format!("{}={}", if arp { "arp_tpa" } else { "nw_dst" }, masked_ipv4(a)));
     }
     if let Some(a) = &m.ipv6_src {
         out.push(format!("ipv6_src={}", masked_ipv6(a)));
@@ -355,43 +336,22 @@ mod tests {
                 "udp6,ipv6_dst=2001:db8::/32,tp_src=0x1000/0xf000 actions=ALL,NORMAL",
             ),
             ("ip,nw_proto=6,actions=drop", "tcp actions=drop"),
-            (
-                "dl_type=0x0800,nw_proto=47,actions=drop",
-                "ip,nw_proto=47 actions=drop",
-            ),
+            ("dl_type=0x0800,nw_proto=47,actions=drop", "ip,nw_proto=47 actions=drop"),
             ("dl_type=0x88cc,actions=drop", "dl_type=0x88cc actions=drop"),
             (
                 "arp,arp_op=1,arp_spa=10.0.0.1,arp_tpa=10.0.0.0/255.0.255.0,arp_sha=00:00:00:00:00:01,actions=drop",
                 "arp,arp_spa=10.0.0.1,arp_tpa=10.0.0.0/255.0.255.0,arp_op=1,arp_sha=00:00:00:00:00:01 actions=drop",
             ),
-            (
-                "dl_vlan=5,dl_vlan_pcp=3,actions=strip_vlan",
-                "dl_vlan=5,dl_vlan_pcp=3 actions=strip_vlan",
-            ),
+            ("dl_vlan=5,dl_vlan_pcp=3,actions=strip_vlan", "dl_vlan=5,dl_vlan_pcp=3 actions=strip_vlan"),
             (
                 "dl_vlan=0xffff,actions=mod_vlan_vid:3,mod_vlan_pcp:2",
                 "vlan_tci=0x0000 actions=mod_vlan_vid:3,mod_vlan_pcp:2",
             ),
-            (
-                "vlan_tci=0x1000/0x1000,actions=push_vlan:0x88a8",
-                "vlan_tci=0x1000/0x1000 actions=push_vlan:0x88a8",
-            ),
-            (
-                "icmp,icmp_type=3,icmp_code=1,actions=dec_ttl",
-                "icmp,icmp_type=3,icmp_code=1 actions=dec_ttl",
-            ),
-            (
-                "icmp6,icmpv6_type=135,actions=drop",
-                "icmp6,icmpv6_type=135 actions=drop",
-            ),
-            (
-                "tcp,tcp_flags=0x12/0x12,actions=drop",
-                "tcp,tcp_flags=+syn+ack actions=drop",
-            ),
-            (
-                "tcp,tcp_flags=0x800/0x800,actions=drop",
-                "tcp,tcp_flags=0x800/0x800 actions=drop",
-            ),
+            ("vlan_tci=0x1000/0x1000,actions=push_vlan:0x88a8", "vlan_tci=0x1000/0x1000 actions=push_vlan:0x88a8"),
+            ("icmp,icmp_type=3,icmp_code=1,actions=dec_ttl", "icmp,icmp_type=3,icmp_code=1 actions=dec_ttl"),
+            ("icmp6,icmpv6_type=135,actions=drop", "icmp6,icmpv6_type=135 actions=drop"),
+            ("tcp,tcp_flags=0x12/0x12,actions=drop", "tcp,tcp_flags=+syn+ack actions=drop"),
+            ("tcp,tcp_flags=0x800/0x800,actions=drop", "tcp,tcp_flags=0x800/0x800 actions=drop"),
             (
                 "ip,ip_dscp=46,nw_ecn=1,nw_ttl=3,nw_frag=not_later,actions=drop",
                 "ip,nw_tos=184,nw_ecn=1,nw_ttl=3,nw_frag=not_later actions=drop",
@@ -421,10 +381,7 @@ mod tests {
     }
 
     fn masked_u16() -> impl Strategy<Value = Masked<u16>> {
-        (any::<u16>(), 1..=u16::MAX).prop_map(|(v, m)| Masked {
-            value: v & m,
-            mask: m,
-        })
+        (any::<u16>(), 1..=u16::MAX).prop_map(|(v, m)| Masked { value: v & m, mask: m })
     }
     fn mac_masked() -> impl Strategy<Value = Masked<[u8; 6]>> {
         (any::<[u8; 6]>(), any::<[u8; 6]>(), any::<bool>()).prop_map(|(v, m, exact)| {
@@ -437,46 +394,19 @@ mod tests {
         })
     }
     fn ipv4_masked() -> impl Strategy<Value = Masked<Ipv4Addr>> {
-        (
-            any::<u32>(),
-            prop_oneof![(1u32..=32).prop_map(|l| u32::MAX << (32 - l)), 1..=u32::MAX],
-        )
-            .prop_map(|(v, m)| Masked {
-                value: Ipv4Addr::from(v & m),
-                mask: Ipv4Addr::from(m),
-            })
+        (any::<u32>(), prop_oneof![(1u32..=32).prop_map(|l| u32::MAX << (32 - l)), 1..=u32::MAX])
+            .prop_map(|(v, m)| Masked { value: Ipv4Addr::from(v & m), mask: Ipv4Addr::from(m) })
     }
     fn ipv6_masked() -> impl Strategy<Value = Masked<Ipv6Addr>> {
-        (
-            any::<u128>(),
-            prop_oneof![
-                (1u32..=128).prop_map(|l| u128::MAX << (128 - l)),
-                1..=u128::MAX
-            ],
-        )
-            .prop_map(|(v, m)| Masked {
-                value: Ipv6Addr::from(v & m),
-                mask: Ipv6Addr::from(m),
-            })
+        (any::<u128>(), prop_oneof![(1u32..=128).prop_map(|l| u128::MAX << (128 - l)), 1..=u128::MAX])
+            .prop_map(|(v, m)| Masked { value: Ipv6Addr::from(v & m), mask: Ipv6Addr::from(m) })
     }
     fn vlan() -> impl Strategy<Value = Masked<u16>> {
         prop_oneof![
-            (0u16..4096).prop_map(|v| Masked {
-                value: 0x1000 | v,
-                mask: 0x1fff
-            }),
-            (0u16..8).prop_map(|p| Masked {
-                value: 0x1000 | (p << 13),
-                mask: 0xf000
-            }),
-            (0u16..4096, 0u16..8).prop_map(|(v, p)| Masked {
-                value: 0x1000 | v | (p << 13),
-                mask: 0xffff
-            }),
-            Just(Masked {
-                value: 0,
-                mask: 0xffff
-            }),
+            (0u16..4096).prop_map(|v| Masked { value: 0x1000 | v, mask: 0x1fff }),
+            (0u16..8).prop_map(|p| Masked { value: 0x1000 | (p << 13), mask: 0xf000 }),
+            (0u16..4096, 0u16..8).prop_map(|(v, p)| Masked { value: 0x1000 | v | (p << 13), mask: 0xffff }),
+            Just(Masked { value: 0, mask: 0xffff }),
             masked_u16(),
         ]
     }
@@ -488,24 +418,10 @@ mod tests {
             Just((Some(0x88cc), None)),
             Just((Some(ETH_ARP), None)),
             (0u8..=255).prop_map(|p| (Some(ETH_ARP), Some(p))),
-            prop::sample::select(vec![
-                None,
-                Some(TCP),
-                Some(UDP),
-                Some(SCTP),
-                Some(ICMP),
-                Some(47)
-            ])
-            .prop_map(|p| (Some(ETH_IPV4), p)),
-            prop::sample::select(vec![
-                None,
-                Some(TCP),
-                Some(UDP),
-                Some(SCTP),
-                Some(ICMPV6),
-                Some(47)
-            ])
-            .prop_map(|p| (Some(ETH_IPV6), p)),
+            prop::sample::select(vec![None, Some(TCP), Some(UDP), Some(SCTP), Some(ICMP), Some(47)])
+                .prop_map(|p| (Some(ETH_IPV4), p)),
+            prop::sample::select(vec![None, Some(TCP), Some(UDP), Some(SCTP), Some(ICMPV6), Some(47)])
+                .prop_map(|p| (Some(ETH_IPV6), p)),
         ]
     }
 
@@ -587,8 +503,7 @@ mod tests {
             any::<u16>().prop_map(|v| Action::Set(SetField::TpSrc(v))),
             any::<u16>().prop_map(|v| Action::Set(SetField::TpDst(v))),
             (prop::option::of(1u32..=0xfeff), prop::option::of(0u8..=254))
-                .prop_filter("resubmit needs a port or a table", |(p, t)| p.is_some()
-                    || t.is_some())
+                .prop_filter("resubmit needs a port or a table", |(p, t)| p.is_some() || t.is_some())
                 .prop_map(|(in_port, table)| Action::Resubmit(Resubmit { in_port, table })),
         ]
     }

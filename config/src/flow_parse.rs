@@ -35,10 +35,7 @@ pub(crate) fn line_locator(line: &str, line_no: u32) -> impl Fn(usize) -> Positi
     move |offset: usize| {
         let offset = offset.min(line.len());
         let column = line.char_indices().take_while(|&(i, _)| i < offset).count() as u32 + 1;
-        Position {
-            line: line_no,
-            column,
-        }
+        Position { line: line_no, column }
     }
 }
 
@@ -58,20 +55,12 @@ fn parse_fields<'a>(
     let mut builder = RuleBuilder::new(mode);
     for piece in &split.fields {
         let value_offset = piece.value_offset;
-        builder.apply(piece.key, locate(piece.key_offset), piece.value, &|off| {
-            locate(value_offset + off)
-        })?;
+        builder.apply(piece.key, locate(piece.key_offset), piece.value, &|off| locate(value_offset + off))?;
     }
     if let Some(a) = split.actions.as_ref().filter(|_| mode != Mode::Flow) {
-        return Err(RuleError::new(
-            locate(a.key_offset),
-            "`actions` is not allowed here",
-        ));
+        return Err(RuleError::new(locate(a.key_offset), "`actions` is not allowed here"));
     }
-    let actions = split.actions.map(|a| ActionText {
-        text: a.value.unwrap_or(""),
-        offset: a.value_offset,
-    });
+    let actions = split.actions.map(|a| ActionText { text: a.value.unwrap_or(""), offset: a.value_offset });
     Ok((builder, actions))
 }
 
@@ -88,30 +77,17 @@ pub(crate) fn finish_rule(
     let hard_timeout = builder.hard_timeout.unwrap_or(0);
     let matches = builder.finish(end)?;
     let Some(actions) = actions else {
-        return Err(RuleError::new(
-            end,
-            "missing `actions=` (use `actions=drop` to drop)",
-        ));
+        return Err(RuleError::new(end, "missing `actions=` (use `actions=drop` to drop)"));
     };
     let actions = check_actions(actions, &matches, table)?;
-    Ok(Rule {
-        table,
-        priority,
-        cookie,
-        idle_timeout,
-        hard_timeout,
-        matches,
-        actions,
-    })
+    Ok(Rule { table, priority, cookie, idle_timeout, hard_timeout, matches, actions })
 }
 
 /// Parses a rule line with a caller-supplied position mapping (used by the TOML config).
 pub(crate) fn parse_flow_located(line: &str, locate: Locate<'_>) -> Result<Rule, RuleError> {
     let (builder, actions) = parse_fields(line, Mode::Flow, locate)?;
     let actions = match actions {
-        Some(ActionText { text, offset }) => {
-            Some(parse_action_text(text, &|off| locate(offset + off))?)
-        }
+        Some(ActionText { text, offset }) => Some(parse_action_text(text, &|off| locate(offset + off))?),
         None => None,
     };
     finish_rule(builder, actions, locate(line.len()))
@@ -147,12 +123,7 @@ pub fn parse_match(s: &str) -> Result<MatchSpec, RuleError> {
     let (builder, _) = parse_fields(s, Mode::Match, &locate)?;
     let (table, priority, cookie) = (builder.table, builder.priority, builder.cookie);
     let matches = builder.finish(locate(s.len()))?;
-    Ok(MatchSpec {
-        table,
-        priority,
-        cookie,
-        matches,
-    })
+    Ok(MatchSpec { table, priority, cookie, matches })
 }
 
 /// Parses a packet description for `trace`, in the same syntax with exact values only,
@@ -232,17 +203,9 @@ mod tests {
 
     #[test]
     fn error_positions_are_within_the_line() {
-        for line in [
-            "in_port=1,actions=output:",
-            "tcp,tp_dst=",
-            "actions=resubmit(",
-            "é,actions=drop",
-        ] {
+        for line in ["in_port=1,actions=output:", "tcp,tp_dst=", "actions=resubmit(", "é,actions=drop"] {
             let e = parse_flow(line).unwrap_err();
-            assert!(
-                e.position.column as usize <= line.chars().count() + 1,
-                "{line}: {e}"
-            );
+            assert!(e.position.column as usize <= line.chars().count() + 1, "{line}: {e}");
         }
     }
 }

@@ -56,10 +56,7 @@ fn token_end(s: &str, start: usize) -> Result<usize, SyntaxError> {
             }
             b')' => {
                 if depth == 0 {
-                    return Err(SyntaxError {
-                        offset: i,
-                        reason: "`)` without a matching `(`".into(),
-                    });
+                    return Err(SyntaxError { offset: i, reason: "`)` without a matching `(`".into() });
                 }
                 depth -= 1;
             }
@@ -69,10 +66,7 @@ fn token_end(s: &str, start: usize) -> Result<usize, SyntaxError> {
         i += 1;
     }
     if depth > 0 {
-        return Err(SyntaxError {
-            offset: open_at,
-            reason: "`(` without a matching `)`".into(),
-        });
+        return Err(SyntaxError { offset: open_at, reason: "`(` without a matching `)`".into() });
     }
     Ok(i)
 }
@@ -93,42 +87,20 @@ pub(crate) fn split_line(s: &str) -> Result<SplitLine<'_>, SyntaxError> {
         let end = token_end(s, i)?;
         let token = &s[i..end];
         let piece = match token.split_once('=') {
-            None => Piece {
-                key: token,
-                key_offset: i,
-                value: None,
-                value_offset: end,
-            },
-            Some((key, value)) => Piece {
-                key,
-                key_offset: i,
-                value: Some(value),
-                value_offset: i + key.len() + 1,
-            },
+            None => Piece { key: token, key_offset: i, value: None, value_offset: end },
+            Some((key, value)) => Piece { key, key_offset: i, value: Some(value), value_offset: i + key.len() + 1 },
         };
         if piece.key.is_empty() {
-            return Err(SyntaxError {
-                offset: i,
-                reason: "missing field name before `=`".into(),
-            });
+            return Err(SyntaxError { offset: i, reason: "missing field name before `=`".into() });
         }
         if piece.key == "actions" && piece.value.is_some() {
             let value = s[piece.value_offset..].trim_end_matches(|c: char| c.is_ascii_whitespace());
-            return Ok(SplitLine {
-                fields,
-                actions: Some(Piece {
-                    value: Some(value),
-                    ..piece
-                }),
-            });
+            return Ok(SplitLine { fields, actions: Some(Piece { value: Some(value), ..piece }) });
         }
         fields.push(piece);
         i = skip_separators(s, end);
     }
-    Ok(SplitLine {
-        fields,
-        actions: None,
-    })
+    Ok(SplitLine { fields, actions: None })
 }
 
 /// One action of an action list: `NAME`, `NAME:ARG` or `NAME(ARG)`.
@@ -150,10 +122,7 @@ pub(crate) fn split_actions(s: &str, base: usize) -> Result<Vec<ActionPiece<'_>>
     let mut out = Vec::new();
     let mut i = skip_separators(s, 0);
     while i < s.len() {
-        let end = token_end(s, i).map_err(|e| SyntaxError {
-            offset: e.offset + base,
-            ..e
-        })?;
+        let end = token_end(s, i).map_err(|e| SyntaxError { offset: e.offset + base, ..e })?;
         let text = &s[i..end];
         let colon = text.find(':');
         let paren = text.find('(');
@@ -205,11 +174,7 @@ mod tests {
     fn fields_and_actions() {
         let line = " priority=10, tcp,in_port=1\ttp_dst=80 actions=output:2, resubmit(,3) ";
         let split = split_line(line).unwrap();
-        let keys: Vec<_> = split
-            .fields
-            .iter()
-            .map(|p| (p.key, p.value, p.key_offset))
-            .collect();
+        let keys: Vec<_> = split.fields.iter().map(|p| (p.key, p.value, p.key_offset)).collect();
         assert_eq!(
             keys,
             vec![
@@ -224,14 +189,8 @@ mod tests {
         assert_eq!(actions.value_offset, 46);
         let pieces = split_actions(actions.value.unwrap(), actions.value_offset).unwrap();
         assert_eq!(pieces.len(), 2);
-        assert_eq!(
-            (pieces[0].name, pieces[0].arg, pieces[0].arg_offset),
-            ("output", Some("2"), 53)
-        );
-        assert_eq!(
-            (pieces[1].name, pieces[1].arg, pieces[1].parenthesized),
-            ("resubmit", Some(",3"), true)
-        );
+        assert_eq!((pieces[0].name, pieces[0].arg, pieces[0].arg_offset), ("output", Some("2"), 53));
+        assert_eq!((pieces[1].name, pieces[1].arg, pieces[1].parenthesized), ("resubmit", Some(",3"), true));
         assert_eq!(pieces[1].offset, 56);
     }
 

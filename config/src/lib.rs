@@ -24,8 +24,8 @@ mod source_map;
 mod values;
 
 pub use config::{
-    BURST_SIZE, BridgeConfig, Config, ControlConfig, DEFAULT_CONTROL_SOCKET, EalConfig, FlowConfig,
-    PmdConfig, PortConfig, PortDevice, SystemFacts, validate,
+    BURST_SIZE, BridgeConfig, Config, ControlConfig, DEFAULT_CONTROL_SOCKET, EalConfig, FlowConfig, PmdConfig,
+    PortConfig, PortDevice, SystemFacts, validate,
 };
 pub use display::format_actions;
 pub use error::ConfigError;

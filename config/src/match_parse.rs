@@ -28,8 +28,8 @@
 use crate::rule_error::RuleError;
 use crate::rules::{Masked, Match, Position};
 use crate::values::{
-    TCP_FLAGS_ALL, ValueError, parse_masked_ipv4, parse_masked_ipv6, parse_masked_mac,
-    parse_masked_uint, parse_port_number, parse_tcp_flags, parse_uint,
+    TCP_FLAGS_ALL, ValueError, parse_masked_ipv4, parse_masked_ipv6, parse_masked_mac, parse_masked_uint,
+    parse_port_number, parse_tcp_flags, parse_uint,
 };
 use std::net::{Ipv4Addr, Ipv6Addr};
 
@@ -228,34 +228,19 @@ impl RuleBuilder {
 
     fn claim(&mut self, slot: &'static str, key: &str, pos: Position) -> Result<(), RuleError> {
         if let Some((_, prev)) = self.slots.iter().find(|(s, _)| *s == slot) {
-            return Err(RuleError::new(
-                pos,
-                format!("`{key}` sets the same field as `{prev}`"),
-            ));
+            return Err(RuleError::new(pos, format!("`{key}` sets the same field as `{prev}`")));
         }
         self.slots.push((slot, key.to_string()));
         Ok(())
     }
 
-    fn set_dl_type(
-        &mut self,
-        value: u16,
-        key: &str,
-        pos: Position,
-        explicit: bool,
-    ) -> Result<(), RuleError> {
+    fn set_dl_type(&mut self, value: u16, key: &str, pos: Position, explicit: bool) -> Result<(), RuleError> {
         set_origin(&mut self.dl_type, value, key, pos, explicit, ("dl_type", |v| format!("0x{v:04x}")))?;
         self.m.dl_type = Some(value);
         Ok(())
     }
 
-    fn set_nw_proto(
-        &mut self,
-        value: u8,
-        key: &str,
-        pos: Position,
-        explicit: bool,
-    ) -> Result<(), RuleError> {
+    fn set_nw_proto(&mut self, value: u8, key: &str, pos: Position, explicit: bool) -> Result<(), RuleError> {
         set_origin(&mut self.nw_proto, value, key, pos, explicit, ("nw_proto", |v| v.to_string()))?;
         self.m.nw_proto = Some(value);
         Ok(())
@@ -277,10 +262,7 @@ impl RuleBuilder {
 
         if let Some(&(name, eth, ip)) = SHORTHANDS.iter().find(|(n, _, _)| *n == key) {
             if value.is_some() {
-                return Err(RuleError::new(
-                    key_pos,
-                    format!("`{name}` is a shorthand and takes no value"),
-                ));
+                return Err(RuleError::new(key_pos, format!("`{name}` is a shorthand and takes no value")));
             }
             self.set_dl_type(eth, key, key_pos, false)?;
             if let Some(ip) = ip {
@@ -289,39 +271,26 @@ impl RuleBuilder {
             return Ok(());
         }
         if key == "actions" {
-            return Err(RuleError::new(
-                key_pos,
-                "`actions` must be written `actions=ACTION,...`",
-            ));
+            return Err(RuleError::new(key_pos, "`actions` must be written `actions=ACTION,...`"));
         }
         let Some(text) = value else {
             if is_known_field(key) {
-                return Err(RuleError::new(
-                    key_pos,
-                    format!("`{key}` needs a value (`{key}=...`)"),
-                ));
+                return Err(RuleError::new(key_pos, format!("`{key}` needs a value (`{key}=...`)")));
             }
-            return Err(RuleError::new(
-                key_pos,
-                format!("unknown or unsupported field `{key}`"),
-            ));
+            return Err(RuleError::new(key_pos, format!("unknown or unsupported field `{key}`")));
         };
-        let verr = |e: ValueError| {
-            RuleError::new(locate(e.offset), format!("invalid `{key}`: {}", e.reason))
-        };
+        let verr = |e: ValueError| RuleError::new(locate(e.offset), format!("invalid `{key}`: {}", e.reason));
         let packet = self.mode == Mode::Packet;
         // A packet is described with exact values only.
         let exact_only = |text: &str| -> Result<(), RuleError> {
             match text.find('/') {
-                Some(slash) if packet => Err(RuleError::new(
-                    locate(slash),
-                    format!("`{key}` of a packet takes an exact value, not a mask"),
-                )),
+                Some(slash) if packet => {
+                    Err(RuleError::new(locate(slash), format!("`{key}` of a packet takes an exact value, not a mask")))
+                }
                 _ => Ok(()),
             }
         };
-        let not_in =
-            |what: &str| RuleError::new(key_pos, format!("`{key}` is not allowed in {what}"));
+        let not_in = |what: &str| RuleError::new(key_pos, format!("`{key}` is not allowed in {what}"));
 
         match key {
             "table" => {
@@ -350,10 +319,7 @@ impl RuleBuilder {
                             "a cookie mask is only accepted when matching rules (del-flows), not in a rule",
                         ));
                     }
-                    (_, Some((v, "-1"))) => Masked {
-                        value: parse_uint(v, u64::MAX).map_err(verr)?,
-                        mask: u64::MAX,
-                    },
+                    (_, Some((v, "-1"))) => Masked { value: parse_uint(v, u64::MAX).map_err(verr)?, mask: u64::MAX },
                     _ => parse_masked_uint(text, u64::MAX).map_err(verr)?,
                 };
                 self.cookie = Some(cookie);
@@ -362,15 +328,7 @@ impl RuleBuilder {
                 if self.mode != Mode::Flow {
                     return Err(not_in(if packet { "a packet" } else { "a match" }));
                 }
-                self.claim(
-                    if key == "idle_timeout" {
-                        "idle_timeout"
-                    } else {
-                        "hard_timeout"
-                    },
-                    key,
-                    key_pos,
-                )?;
+                self.claim(if key == "idle_timeout" { "idle_timeout" } else { "hard_timeout" }, key, key_pos)?;
                 let t = Some(parse_uint(text, 65535).map_err(verr)? as u16);
                 if key == "idle_timeout" {
                     self.idle_timeout = t;
@@ -409,9 +367,7 @@ impl RuleBuilder {
                     _ => {
                         return Err(RuleError::new(
                             locate(0),
-                            format!(
-                                "invalid `dl_vlan`: {text} is not a VLAN ID (0..=4095, or 0xffff for no tag)"
-                            ),
+                            format!("invalid `dl_vlan`: {text} is not a VLAN ID (0..=4095, or 0xffff for no tag)"),
                         ));
                     }
                 });
@@ -425,25 +381,15 @@ impl RuleBuilder {
                 self.claim("vlan_vid", key, key_pos)?;
                 self.claim("vlan_pcp", key, key_pos)?;
                 let m = parse_masked_uint(text, 0xffff).map_err(verr)?;
-                self.vlan_tci = Some(Masked {
-                    value: m.value as u16,
-                    mask: m.mask as u16,
-                });
+                self.vlan_tci = Some(Masked { value: m.value as u16, mask: m.mask as u16 });
             }
             "nw_src" | "ip_src" | "nw_dst" | "ip_dst" | "arp_spa" | "arp_tpa" => {
                 exact_only(text)?;
                 let src = matches!(key, "nw_src" | "ip_src" | "arp_spa");
                 self.claim(if src { "nw_src" } else { "nw_dst" }, key, key_pos)?;
-                let prereq = if key.starts_with("arp") {
-                    Prereq::Arp
-                } else {
-                    Prereq::IpOrArp
-                };
+                let prereq = if key.starts_with("arp") { Prereq::Arp } else { Prereq::IpOrArp };
                 self.prereqs.push((prereq, key.to_string(), key_pos));
-                let ip = nonzero(
-                    parse_masked_ipv4(text).map_err(verr)?,
-                    Ipv4Addr::UNSPECIFIED,
-                );
+                let ip = nonzero(parse_masked_ipv4(text).map_err(verr)?, Ipv4Addr::UNSPECIFIED);
                 if src {
                     self.m.nw_src = ip;
                 } else {
@@ -455,10 +401,7 @@ impl RuleBuilder {
                 let src = key == "ipv6_src";
                 self.claim(if src { "ipv6_src" } else { "ipv6_dst" }, key, key_pos)?;
                 self.prereqs.push((Prereq::Ipv6, key.to_string(), key_pos));
-                let ip = nonzero(
-                    parse_masked_ipv6(text).map_err(verr)?,
-                    Ipv6Addr::UNSPECIFIED,
-                );
+                let ip = nonzero(parse_masked_ipv6(text).map_err(verr)?, Ipv6Addr::UNSPECIFIED);
                 if src {
                     self.m.ipv6_src = ip;
                 } else {
@@ -467,11 +410,7 @@ impl RuleBuilder {
             }
             "nw_proto" | "ip_proto" | "arp_op" => {
                 let v = parse_uint(text, 255).map_err(verr)? as u8;
-                let prereq = if key == "arp_op" {
-                    Prereq::Arp
-                } else {
-                    Prereq::IpAnyOrArp
-                };
+                let prereq = if key == "arp_op" { Prereq::Arp } else { Prereq::IpAnyOrArp };
                 self.prereqs.push((prereq, key.to_string(), key_pos));
                 self.set_nw_proto(v, key, key_pos, true)?;
             }
@@ -520,24 +459,19 @@ impl RuleBuilder {
                     ("yes" | "not_later", true) => {
                         return Err(RuleError::new(
                             locate(0),
-                            format!(
-                                "`{key}={text}` does not describe one packet: use no, first or later"
-                            ),
+                            format!("`{key}={text}` does not describe one packet: use no, first or later"),
                         ));
                     }
                     _ => {
                         return Err(RuleError::new(
                             locate(0),
-                            format!(
-                                "invalid `{key}`: `{text}` is not one of no, yes, first, later, not_later"
-                            ),
+                            format!("invalid `{key}`: `{text}` is not one of no, yes, first, later, not_later"),
                         ));
                     }
                 };
                 self.m.nw_frag = Some(Masked { value, mask });
             }
-            "tp_src" | "tp_dst" | "tcp_src" | "tcp_dst" | "udp_src" | "udp_dst" | "sctp_src"
-            | "sctp_dst" => {
+            "tp_src" | "tp_dst" | "tcp_src" | "tcp_dst" | "udp_src" | "udp_dst" | "sctp_src" | "sctp_dst" => {
                 exact_only(text)?;
                 let src = key.ends_with("src");
                 self.claim(if src { "tp_src" } else { "tp_dst" }, key, key_pos)?;
@@ -549,33 +483,19 @@ impl RuleBuilder {
                 };
                 self.prereqs.push((prereq, key.to_string(), key_pos));
                 let m = parse_masked_uint(text, 0xffff).map_err(verr)?;
-                let port = nonzero(
-                    Masked {
-                        value: m.value as u16,
-                        mask: m.mask as u16,
-                    },
-                    0,
-                );
+                let port = nonzero(Masked { value: m.value as u16, mask: m.mask as u16 }, 0);
                 if src {
                     self.m.tp_src = port;
                 } else {
                     self.m.tp_dst = port;
                 }
             }
-            "icmp_type" | "icmpv4_type" | "icmp_code" | "icmpv4_code" | "icmpv6_type"
-            | "icmpv6_code" => {
+            "icmp_type" | "icmpv4_type" | "icmp_code" | "icmpv4_code" | "icmpv6_type" | "icmpv6_code" => {
                 let is_type = key.ends_with("type");
                 self.claim(if is_type { "tp_src" } else { "tp_dst" }, key, key_pos)?;
-                let prereq = if key.starts_with("icmpv6") {
-                    Prereq::Icmpv6
-                } else {
-                    Prereq::Icmp
-                };
+                let prereq = if key.starts_with("icmpv6") { Prereq::Icmpv6 } else { Prereq::Icmp };
                 self.prereqs.push((prereq, key.to_string(), key_pos));
-                let v = Some(Masked {
-                    value: parse_uint(text, 255).map_err(verr)? as u16,
-                    mask: 0xffff,
-                });
+                let v = Some(Masked { value: parse_uint(text, 255).map_err(verr)? as u16, mask: 0xffff });
                 if is_type {
                     self.m.tp_src = v;
                 } else {
@@ -607,10 +527,7 @@ impl RuleBuilder {
                 }
             }
             _ => {
-                return Err(RuleError::new(
-                    key_pos,
-                    format!("unknown or unsupported field `{key}`"),
-                ));
+                return Err(RuleError::new(key_pos, format!("unknown or unsupported field `{key}`")));
             }
         }
         Ok(())
@@ -618,13 +535,7 @@ impl RuleBuilder {
 
     fn or_nw_tos(&mut self, value: u8, mask: u8) {
         let old = self.m.nw_tos.unwrap_or(Masked { value: 0, mask: 0 });
-        self.m.nw_tos = nonzero(
-            Masked {
-                value: old.value | value,
-                mask: old.mask | mask,
-            },
-            0,
-        );
+        self.m.nw_tos = nonzero(Masked { value: old.value | value, mask: old.mask | mask }, 0);
     }
 
     /// Checks the fields as a whole and returns the match. `end` is the position used for
@@ -638,32 +549,17 @@ impl RuleBuilder {
                     "`dl_vlan_pcp` conflicts with `dl_vlan=0xffff` (which matches packets without a VLAN tag)",
                 ));
             }
-            (None, Some(VlanVid::NoTag), None) => Some(Masked {
-                value: 0,
-                mask: 0xffff,
-            }),
+            (None, Some(VlanVid::NoTag), None) => Some(Masked { value: 0, mask: 0xffff }),
             (None, Some(VlanVid::Vid(vid)), pcp) => Some(match pcp {
-                Some((p, _)) => Masked {
-                    value: 0x1000 | vid | (u16::from(p) << 13),
-                    mask: 0xffff,
-                },
-                None => Masked {
-                    value: 0x1000 | vid,
-                    mask: 0x1fff,
-                },
+                Some((p, _)) => Masked { value: 0x1000 | vid | (u16::from(p) << 13), mask: 0xffff },
+                None => Masked { value: 0x1000 | vid, mask: 0x1fff },
             }),
-            (None, None, Some((p, _))) => Some(Masked {
-                value: 0x1000 | (u16::from(p) << 13),
-                mask: 0xf000,
-            }),
+            (None, None, Some((p, _))) => Some(Masked { value: 0x1000 | (u16::from(p) << 13), mask: 0xf000 }),
             (None, None, None) => None,
         };
         for (prereq, key, pos) in &self.prereqs {
             if !prereq.holds(self.m.dl_type, self.m.nw_proto) {
-                return Err(RuleError::new(
-                    *pos,
-                    format!("`{key}` requires a match on {}", prereq.describe()),
-                ));
+                return Err(RuleError::new(*pos, format!("`{key}` requires a match on {}", prereq.describe())));
             }
         }
         if self.mode == Mode::Packet {
@@ -755,9 +651,7 @@ mod tests {
 
     /// The match of `fields,actions=drop`.
     fn m(fields: &str) -> Match {
-        parse_flow(&format!("{fields},actions=drop"))
-            .unwrap_or_else(|e| panic!("{fields}: {e}"))
-            .matches
+        parse_flow(&format!("{fields},actions=drop")).unwrap_or_else(|e| panic!("{fields}: {e}")).matches
     }
 
     /// The error of `line`, as (column, reason).
@@ -787,11 +681,7 @@ mod tests {
             ("icmp6", 0x86dd, Some(58)),
         ] {
             let got = m(name);
-            assert_eq!(
-                (got.dl_type, got.nw_proto),
-                (Some(dl_type), proto),
-                "{name}"
-            );
+            assert_eq!((got.dl_type, got.nw_proto), (Some(dl_type), proto), "{name}");
         }
         // Consistent repetition is fine, as in OVS.
         assert_eq!(m("ip,tcp").nw_proto, Some(6));
@@ -801,20 +691,11 @@ mod tests {
 
     #[test]
     fn conflicting_and_duplicate_fields() {
-        assert_eq!(
-            err("tcp,udp,actions=drop"),
-            (5, "`udp` conflicts with `tcp` (nw_proto 17 vs 6)".into())
-        );
+        assert_eq!(err("tcp,udp,actions=drop"), (5, "`udp` conflicts with `tcp` (nw_proto 17 vs 6)".into()));
         assert_eq!(err("ip,ipv6,actions=drop").0, 4);
         assert_eq!(err("ipv6,dl_type=0x0800,actions=drop").0, 6);
-        assert_eq!(
-            err("tcp,tcp,actions=drop"),
-            (5, "duplicate field `tcp`".into())
-        );
-        assert_eq!(
-            err("in_port=1,in_port=2,actions=drop"),
-            (11, "duplicate field `in_port`".into())
-        );
+        assert_eq!(err("tcp,tcp,actions=drop"), (5, "duplicate field `tcp`".into()));
+        assert_eq!(err("in_port=1,in_port=2,actions=drop"), (11, "duplicate field `in_port`".into()));
         assert_eq!(
             err("dl_type=0x800,eth_type=0x800,actions=drop"),
             (15, "`eth_type` sets the same field as `dl_type`".into())
@@ -856,14 +737,8 @@ mod tests {
         assert_eq!(m("dl_vlan=10").vlan_tci, exact(0x100a, 0x1fff));
         assert_eq!(m("dl_vlan=0xffff").vlan_tci, exact(0, 0xffff));
         assert_eq!(m("dl_vlan_pcp=5").vlan_tci, exact(0xb000, 0xf000));
-        assert_eq!(
-            m("dl_vlan=10,dl_vlan_pcp=5").vlan_tci,
-            exact(0xb00a, 0xffff)
-        );
-        assert_eq!(
-            m("dl_vlan_pcp=5,dl_vlan=10").vlan_tci,
-            exact(0xb00a, 0xffff)
-        );
+        assert_eq!(m("dl_vlan=10,dl_vlan_pcp=5").vlan_tci, exact(0xb00a, 0xffff));
+        assert_eq!(m("dl_vlan_pcp=5,dl_vlan=10").vlan_tci, exact(0xb00a, 0xffff));
         assert_eq!(m("vlan_tci=0x1000/0x1000").vlan_tci, exact(0x1000, 0x1000));
         assert_eq!(m("vlan_tci=0").vlan_tci, exact(0, 0xffff));
         assert_eq!(err("dl_vlan=4096,actions=drop").0, 9);
@@ -874,34 +749,16 @@ mod tests {
     #[test]
     fn ipv4_and_arp_addresses() {
         let got = m("ip,nw_src=10.1.0.0/16,nw_dst=192.168.1.1");
-        assert_eq!(
-            got.nw_src,
-            exact(Ipv4Addr::new(10, 1, 0, 0), Ipv4Addr::new(255, 255, 0, 0))
-        );
-        assert_eq!(
-            got.nw_dst,
-            exact(Ipv4Addr::new(192, 168, 1, 1), Ipv4Addr::BROADCAST)
-        );
-        assert_eq!(
-            m("ip,ip_dst=10.0.0.0/255.0.0.255").nw_dst.unwrap().mask,
-            Ipv4Addr::new(255, 0, 0, 255)
-        );
+        assert_eq!(got.nw_src, exact(Ipv4Addr::new(10, 1, 0, 0), Ipv4Addr::new(255, 255, 0, 0)));
+        assert_eq!(got.nw_dst, exact(Ipv4Addr::new(192, 168, 1, 1), Ipv4Addr::BROADCAST));
+        assert_eq!(m("ip,ip_dst=10.0.0.0/255.0.0.255").nw_dst.unwrap().mask, Ipv4Addr::new(255, 0, 0, 255));
         assert_eq!(m("ip,nw_dst=10.0.0.0/0").nw_dst, None);
-        assert_eq!(
-            m("arp,nw_src=10.0.0.1").nw_src,
-            m("arp,arp_spa=10.0.0.1").nw_src
-        );
-        assert_eq!(
-            m("arp,arp_tpa=10.0.0.1").nw_dst.unwrap().value,
-            Ipv4Addr::new(10, 0, 0, 1)
-        );
+        assert_eq!(m("arp,nw_src=10.0.0.1").nw_src, m("arp,arp_spa=10.0.0.1").nw_src);
+        assert_eq!(m("arp,arp_tpa=10.0.0.1").nw_dst.unwrap().value, Ipv4Addr::new(10, 0, 0, 1));
         assert_eq!(m("arp,arp_op=2").nw_proto, Some(2));
         assert_eq!(m("arp,nw_proto=1").nw_proto, Some(1));
         let mac = [2, 0, 0, 0, 0, 1];
-        assert_eq!(
-            m("arp,arp_sha=02:00:00:00:00:01").arp_sha,
-            exact(mac, [0xff; 6])
-        );
+        assert_eq!(m("arp,arp_sha=02:00:00:00:00:01").arp_sha, exact(mac, [0xff; 6]));
         assert_eq!(
             m("arp,arp_tha=02:00:00:00:00:01/ff:ff:ff:00:00:00").arp_tha,
             exact([2, 0, 0, 0, 0, 0], [0xff, 0xff, 0xff, 0, 0, 0])
@@ -914,14 +771,8 @@ mod tests {
     #[test]
     fn ipv6_addresses() {
         let got = m("ipv6,ipv6_src=2001:db8::/32,ipv6_dst=::1");
-        assert_eq!(
-            got.ipv6_src.unwrap().mask,
-            "ffff:ffff::".parse::<Ipv6Addr>().unwrap()
-        );
-        assert_eq!(
-            got.ipv6_dst,
-            exact(Ipv6Addr::LOCALHOST, Ipv6Addr::from(u128::MAX))
-        );
+        assert_eq!(got.ipv6_src.unwrap().mask, "ffff:ffff::".parse::<Ipv6Addr>().unwrap());
+        assert_eq!(got.ipv6_dst, exact(Ipv6Addr::LOCALHOST, Ipv6Addr::from(u128::MAX)));
         assert_eq!(err("ipv6,ipv6_src=2001:db8::/200,actions=drop").0, 26);
     }
 
@@ -934,20 +785,13 @@ mod tests {
         assert_eq!(m("ip,nw_ecn=3").nw_tos, exact(3, 0x03));
         assert_eq!(m("ip,ip_ecn=1,ip_dscp=46").nw_tos, exact(185, 0xff));
         assert_eq!(m("ipv6,nw_ttl=64").nw_ttl, Some(64));
-        for (name, v, mask) in [
-            ("no", 0, 1),
-            ("yes", 1, 1),
-            ("first", 1, 3),
-            ("later", 3, 3),
-            ("not_later", 0, 2),
-        ] {
-            assert_eq!(
-                m(&format!("ip,nw_frag={name}")).nw_frag,
-                exact(v, mask),
-                "{name}"
-            );
+        for (name, v, mask) in [("no", 0, 1), ("yes", 1, 1), ("first", 1, 3), ("later", 3, 3), ("not_later", 0, 2)] {
+            assert_eq!(m(&format!("ip,nw_frag={name}")).nw_frag, exact(v, mask), "{name}");
         }
-        assert_eq!(err("ip,nw_tos=185,actions=drop"), (11, "invalid `nw_tos`: 185 is not a multiple of 4 (its low two bits are ECN: use nw_ecn)".into()));
+        assert_eq!(
+            err("ip,nw_tos=185,actions=drop"),
+            (11, "invalid `nw_tos`: 185 is not a multiple of 4 (its low two bits are ECN: use nw_ecn)".into())
+        );
         assert_eq!(err("ip,ip_dscp=64,actions=drop").0, 12);
         assert_eq!(err("ip,nw_ecn=4,actions=drop").0, 11);
         assert_eq!(err("ip,nw_ttl=256,actions=drop").0, 11);
@@ -967,10 +811,7 @@ mod tests {
         assert_eq!(m("tcp,tcp_flags=0x02/0x12").tcp_flags, exact(0x002, 0x012));
         assert_eq!(m("icmp,icmp_type=8,icmp_code=0").tp_src, exact(8, 0xffff));
         assert_eq!(m("icmp,icmp_type=8,icmp_code=0").tp_dst, exact(0, 0xffff));
-        assert_eq!(
-            m("icmp6,icmpv6_type=135,icmpv6_code=0").tp_src,
-            exact(135, 0xffff)
-        );
+        assert_eq!(m("icmp6,icmpv6_type=135,icmpv6_code=0").tp_src, exact(135, 0xffff));
         assert_eq!(err("tcp,tp_dst=65536,actions=drop").0, 12);
         assert_eq!(err("tcp,tp_dst=0x1000/0x10000,actions=drop").0, 19);
         assert_eq!(err("tcp,tcp_flags=+syn+bogus,actions=drop").0, 20);
@@ -980,160 +821,44 @@ mod tests {
     #[test]
     fn prerequisites() {
         let cases = [
-            (
-                "tp_dst=80,actions=drop",
-                1,
-                "`tp_dst` requires a match on tcp, udp or sctp (or tcp6, udp6, sctp6)",
-            ),
-            (
-                "ip,tp_dst=80,actions=drop",
-                4,
-                "`tp_dst` requires a match on tcp, udp or sctp (or tcp6, udp6, sctp6)",
-            ),
-            (
-                "udp,tcp_dst=80,actions=drop",
-                5,
-                "`tcp_dst` requires a match on tcp or tcp6",
-            ),
-            (
-                "tcp,udp_src=80,actions=drop",
-                5,
-                "`udp_src` requires a match on udp or udp6",
-            ),
-            (
-                "tcp,sctp_src=80,actions=drop",
-                5,
-                "`sctp_src` requires a match on sctp or sctp6",
-            ),
-            (
-                "nw_src=1.2.3.4,actions=drop",
-                1,
-                "`nw_src` requires a match on ip or arp",
-            ),
-            (
-                "ipv6,nw_dst=1.2.3.4,actions=drop",
-                6,
-                "`nw_dst` requires a match on ip or arp",
-            ),
-            (
-                "ip,ipv6_src=::1,actions=drop",
-                4,
-                "`ipv6_src` requires a match on ipv6",
-            ),
-            (
-                "ipv6_dst=::1,actions=drop",
-                1,
-                "`ipv6_dst` requires a match on ipv6",
-            ),
-            (
-                "ip,icmp_type=8,actions=drop",
-                4,
-                "`icmp_type` requires a match on icmp",
-            ),
-            (
-                "icmp6,icmp_type=8,actions=drop",
-                7,
-                "`icmp_type` requires a match on icmp",
-            ),
-            (
-                "icmp,icmpv6_code=0,actions=drop",
-                6,
-                "`icmpv6_code` requires a match on icmp6",
-            ),
-            (
-                "ip,arp_op=1,actions=drop",
-                4,
-                "`arp_op` requires a match on arp",
-            ),
-            (
-                "ip,arp_spa=1.2.3.4,actions=drop",
-                4,
-                "`arp_spa` requires a match on arp",
-            ),
-            (
-                "arp_sha=00:00:00:00:00:01,actions=drop",
-                1,
-                "`arp_sha` requires a match on arp",
-            ),
-            (
-                "ip,arp_tha=00:00:00:00:00:01,actions=drop",
-                4,
-                "`arp_tha` requires a match on arp",
-            ),
-            (
-                "udp,tcp_flags=+syn,actions=drop",
-                5,
-                "`tcp_flags` requires a match on tcp or tcp6",
-            ),
-            (
-                "nw_proto=6,actions=drop",
-                1,
-                "`nw_proto` requires a match on ip, ipv6 or arp",
-            ),
-            (
-                "nw_tos=4,actions=drop",
-                1,
-                "`nw_tos` requires a match on ip or ipv6",
-            ),
-            (
-                "arp,ip_dscp=4,actions=drop",
-                5,
-                "`ip_dscp` requires a match on ip or ipv6",
-            ),
-            (
-                "nw_ecn=1,actions=drop",
-                1,
-                "`nw_ecn` requires a match on ip or ipv6",
-            ),
-            (
-                "nw_ttl=1,actions=drop",
-                1,
-                "`nw_ttl` requires a match on ip or ipv6",
-            ),
-            (
-                "nw_frag=yes,actions=drop",
-                1,
-                "`nw_frag` requires a match on ip or ipv6",
-            ),
+            ("tp_dst=80,actions=drop", 1, "`tp_dst` requires a match on tcp, udp or sctp (or tcp6, udp6, sctp6)"),
+            ("ip,tp_dst=80,actions=drop", 4, "`tp_dst` requires a match on tcp, udp or sctp (or tcp6, udp6, sctp6)"),
+            ("udp,tcp_dst=80,actions=drop", 5, "`tcp_dst` requires a match on tcp or tcp6"),
+            ("tcp,udp_src=80,actions=drop", 5, "`udp_src` requires a match on udp or udp6"),
+            ("tcp,sctp_src=80,actions=drop", 5, "`sctp_src` requires a match on sctp or sctp6"),
+            ("nw_src=1.2.3.4,actions=drop", 1, "`nw_src` requires a match on ip or arp"),
+            ("ipv6,nw_dst=1.2.3.4,actions=drop", 6, "`nw_dst` requires a match on ip or arp"),
+            ("ip,ipv6_src=::1,actions=drop", 4, "`ipv6_src` requires a match on ipv6"),
+            ("ipv6_dst=::1,actions=drop", 1, "`ipv6_dst` requires a match on ipv6"),
+            ("ip,icmp_type=8,actions=drop", 4, "`icmp_type` requires a match on icmp"),
+            ("icmp6,icmp_type=8,actions=drop", 7, "`icmp_type` requires a match on icmp"),
+            ("icmp,icmpv6_code=0,actions=drop", 6, "`icmpv6_code` requires a match on icmp6"),
+            ("ip,arp_op=1,actions=drop", 4, "`arp_op` requires a match on arp"),
+            ("ip,arp_spa=1.2.3.4,actions=drop", 4, "`arp_spa` requires a match on arp"),
+            ("arp_sha=00:00:00:00:00:01,actions=drop", 1, "`arp_sha` requires a match on arp"),
+            ("ip,arp_tha=00:00:00:00:00:01,actions=drop", 4, "`arp_tha` requires a match on arp"),
+            ("udp,tcp_flags=+syn,actions=drop", 5, "`tcp_flags` requires a match on tcp or tcp6"),
+            ("nw_proto=6,actions=drop", 1, "`nw_proto` requires a match on ip, ipv6 or arp"),
+            ("nw_tos=4,actions=drop", 1, "`nw_tos` requires a match on ip or ipv6"),
+            ("arp,ip_dscp=4,actions=drop", 5, "`ip_dscp` requires a match on ip or ipv6"),
+            ("nw_ecn=1,actions=drop", 1, "`nw_ecn` requires a match on ip or ipv6"),
+            ("nw_ttl=1,actions=drop", 1, "`nw_ttl` requires a match on ip or ipv6"),
+            ("nw_frag=yes,actions=drop", 1, "`nw_frag` requires a match on ip or ipv6"),
         ];
         for (line, column, reason) in cases {
             assert_eq!(err(line), (column, reason.to_string()), "{line}");
         }
         // Prerequisites do not depend on order.
         assert_eq!(m("tp_dst=80,tcp").tp_dst, exact(80, 0xffff));
-        assert_eq!(
-            m("tp_dst=80,dl_type=0x0800,nw_proto=6").tp_dst,
-            exact(80, 0xffff)
-        );
+        assert_eq!(m("tp_dst=80,dl_type=0x0800,nw_proto=6").tp_dst, exact(80, 0xffff));
     }
 
     #[test]
     fn rule_properties() {
-        let r = parse_flow(
-            "table=3,priority=7,cookie=0xdead,idle_timeout=10,hard_timeout=60,actions=drop",
-        )
-        .unwrap();
-        assert_eq!(
-            (
-                r.table,
-                r.priority,
-                r.cookie,
-                r.idle_timeout,
-                r.hard_timeout
-            ),
-            (3, 7, 0xdead, 10, 60)
-        );
+        let r = parse_flow("table=3,priority=7,cookie=0xdead,idle_timeout=10,hard_timeout=60,actions=drop").unwrap();
+        assert_eq!((r.table, r.priority, r.cookie, r.idle_timeout, r.hard_timeout), (3, 7, 0xdead, 10, 60));
         let r = parse_flow("actions=drop").unwrap();
-        assert_eq!(
-            (
-                r.table,
-                r.priority,
-                r.cookie,
-                r.idle_timeout,
-                r.hard_timeout
-            ),
-            (0, 32768, 0, 0, 0)
-        );
+        assert_eq!((r.table, r.priority, r.cookie, r.idle_timeout, r.hard_timeout), (0, 32768, 0, 0, 0));
         assert_eq!(r.matches, Match::default());
         // dump-flows counters are accepted and ignored.
         let r = parse_flow(
@@ -1149,33 +874,15 @@ mod tests {
 
     #[test]
     fn unknown_fields_and_syntax() {
-        assert_eq!(
-            err("in_port=1,tun_id=5,actions=drop"),
-            (11, "unknown or unsupported field `tun_id`".into())
-        );
-        assert_eq!(
-            err("in_port=1,rarp,actions=drop"),
-            (11, "unknown or unsupported field `rarp`".into())
-        );
-        assert_eq!(
-            err("in_port,actions=drop"),
-            (1, "`in_port` needs a value (`in_port=...`)".into())
-        );
-        assert_eq!(
-            err("tcp=1,actions=drop"),
-            (1, "`tcp` is a shorthand and takes no value".into())
-        );
-        assert_eq!(
-            err("in_port=1"),
-            (10, "missing `actions=` (use `actions=drop` to drop)".into())
-        );
+        assert_eq!(err("in_port=1,tun_id=5,actions=drop"), (11, "unknown or unsupported field `tun_id`".into()));
+        assert_eq!(err("in_port=1,rarp,actions=drop"), (11, "unknown or unsupported field `rarp`".into()));
+        assert_eq!(err("in_port,actions=drop"), (1, "`in_port` needs a value (`in_port=...`)".into()));
+        assert_eq!(err("tcp=1,actions=drop"), (1, "`tcp` is a shorthand and takes no value".into()));
+        assert_eq!(err("in_port=1"), (10, "missing `actions=` (use `actions=drop` to drop)".into()));
         assert_eq!(err("in_port=1, =2,actions=drop").0, 12);
         assert_eq!(err("in_port=1,actions").0, 11);
         // Columns count characters, not bytes.
-        assert_eq!(
-            err("in_port=1,é=2,actions=drop"),
-            (11, "unknown or unsupported field `é`".into())
-        );
+        assert_eq!(err("in_port=1,é=2,actions=drop"), (11, "unknown or unsupported field `é`".into()));
         assert_eq!(err("n_bytes=é,in_port=x,actions=drop").0, 19);
     }
 
@@ -1186,17 +893,11 @@ mod tests {
         assert_eq!(spec.priority, Some(10));
         assert_eq!(spec.cookie, exact(0x10, 0xf0));
         assert_eq!(spec.matches.tp_dst, exact(80, 0xffff));
-        assert_eq!(
-            parse_match("cookie=0x5/-1").unwrap().cookie,
-            exact(5, u64::MAX)
-        );
+        assert_eq!(parse_match("cookie=0x5/-1").unwrap().cookie, exact(5, u64::MAX));
         assert_eq!(parse_match("").unwrap(), Default::default());
         let e = parse_match("tcp,actions=drop").unwrap_err();
         assert_eq!(e.position, Position { line: 1, column: 5 });
-        assert_eq!(
-            parse_match("idle_timeout=5").unwrap_err().position.column,
-            1
-        );
+        assert_eq!(parse_match("idle_timeout=5").unwrap_err().position.column, 1);
         assert_eq!(
             parse_match("tp_dst=5").unwrap_err().reason,
             "`tp_dst` requires a match on tcp, udp or sctp (or tcp6, udp6, sctp6)"
@@ -1205,17 +906,12 @@ mod tests {
 
     #[test]
     fn packets_for_trace() {
-        let p =
-            parse_packet("in_port=1,tcp,nw_src=198.18.0.1,nw_dst=198.18.0.2,tp_dst=80").unwrap();
+        let p = parse_packet("in_port=1,tcp,nw_src=198.18.0.1,nw_dst=198.18.0.2,tp_dst=80").unwrap();
         assert_eq!(p.in_port, Some(1));
-        assert_eq!(
-            p.nw_src,
-            exact(Ipv4Addr::new(198, 18, 0, 1), Ipv4Addr::BROADCAST)
-        );
+        assert_eq!(p.nw_src, exact(Ipv4Addr::new(198, 18, 0, 1), Ipv4Addr::BROADCAST));
         assert_eq!(p.tp_dst, exact(80, 0xffff));
         assert_eq!(p.tp_src, None);
-        let p = parse_packet("in_port=1,dl_vlan=5,ip,ip_dscp=46,nw_frag=no,tcp,tcp_flags=0x002")
-            .unwrap();
+        let p = parse_packet("in_port=1,dl_vlan=5,ip,ip_dscp=46,nw_frag=no,tcp,tcp_flags=0x002").unwrap();
         assert_eq!(p.vlan_tci, exact(0x1005, 0xffff));
         assert_eq!(p.nw_tos, exact(184, 0xff));
         assert_eq!(p.nw_frag, exact(0, 3));

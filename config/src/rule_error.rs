@@ -14,9 +14,6 @@ pub struct RuleError {
 
 impl RuleError {
     pub(crate) fn new(position: Position, reason: impl Into<String>) -> Self {
-        RuleError {
-            position,
-            reason: reason.into(),
-        }
+        RuleError { position, reason: reason.into() }
     }
 }

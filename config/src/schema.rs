@@ -110,9 +110,7 @@ impl<'de> Deserialize<'de> for RuleValue {
                 Ok(RuleValue::Int(v))
             }
             fn visit_u64<E: de::Error>(self, v: u64) -> Result<RuleValue, E> {
-                i64::try_from(v)
-                    .map(RuleValue::Int)
-                    .map_err(|_| E::custom("integer out of range"))
+                i64::try_from(v).map(RuleValue::Int).map_err(|_| E::custom("integer out of range"))
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<RuleValue, E> {
                 Ok(RuleValue::Str(v.to_string()))

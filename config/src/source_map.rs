@@ -30,40 +30,19 @@ impl<'a> SourceMap<'a> {
         let offset = offset.min(self.text.len());
         let line = self.line_starts.partition_point(|&start| start <= offset) - 1;
         let start = self.line_starts[line];
-        let column = self
-            .text
-            .get(start..offset)
-            .map_or(offset - start, |s| s.chars().count())
-            + 1;
-        Position {
-            line: line as u32 + 1,
-            column: column as u32,
-        }
+        let column = self.text.get(start..offset).map_or(offset - start, |s| s.chars().count()) + 1;
+        Position { line: line as u32 + 1, column: column as u32 }
     }
 
     /// Maps byte offsets inside the parsed value of the TOML string at `span` to positions.
-    pub(crate) fn string_locator(
-        &self,
-        span: Range<usize>,
-        parsed: &str,
-    ) -> impl Fn(usize) -> Position + '_ {
+    pub(crate) fn string_locator(&self, span: Range<usize>, parsed: &str) -> impl Fn(usize) -> Position + '_ {
         let raw = self.text.get(span.clone()).unwrap_or("");
-        let quote = if raw.starts_with("\"\"\"") || raw.starts_with("'''") {
-            3
-        } else {
-            1
-        };
-        let inner = raw
-            .get(quote..raw.len().saturating_sub(quote))
-            .unwrap_or("");
+        let quote = if raw.starts_with("\"\"\"") || raw.starts_with("'''") { 3 } else { 1 };
+        let inner = raw.get(quote..raw.len().saturating_sub(quote)).unwrap_or("");
         let exact = inner == parsed;
         let start = span.start;
         move |offset| {
-            if exact {
-                self.position(start + quote + offset)
-            } else {
-                self.position(start)
-            }
+            if exact { self.position(start + quote + offset) } else { self.position(start) }
         }
     }
 }

@@ -27,10 +27,7 @@ pub(crate) struct ValueError {
 
 impl ValueError {
     pub(crate) fn new(offset: usize, reason: impl Into<String>) -> Self {
-        ValueError {
-            offset,
-            reason: reason.into(),
-        }
+        ValueError { offset, reason: reason.into() }
     }
     fn shifted(mut self, by: usize) -> Self {
         self.offset += by;
@@ -53,17 +50,11 @@ pub(crate) fn parse_uint(s: &str, max: u64) -> ValueResult<u64> {
         return Err(ValueError::new(0, format!("`{s}` is not a number")));
     }
     if let Some(bad) = digits.find(|c: char| !c.is_digit(radix)) {
-        return Err(ValueError::new(
-            skip + bad,
-            format!("`{s}` is not a number"),
-        ));
+        return Err(ValueError::new(skip + bad, format!("`{s}` is not a number")));
     }
     match u64::from_str_radix(digits, radix) {
         Ok(v) if v <= max => Ok(v),
-        _ => Err(ValueError::new(
-            0,
-            format!("{s} is out of range (maximum {max})"),
-        )),
+        _ => Err(ValueError::new(0, format!("{s} is out of range (maximum {max})"))),
     }
 }
 
@@ -74,17 +65,11 @@ pub const MAX_PORT_NUMBER: u32 = 0xfeff;
 /// refused here; the action parser handles the ones it supports (`IN_PORT`, `FLOOD`...).
 pub(crate) fn parse_port_number(s: &str) -> ValueResult<u32> {
     if s.chars().next().is_some_and(|c| c.is_ascii_alphabetic()) {
-        return Err(ValueError::new(
-            0,
-            format!("port `{s}` is not supported here (expected a port number 1..=65279)"),
-        ));
+        return Err(ValueError::new(0, format!("port `{s}` is not supported here (expected a port number 1..=65279)")));
     }
     match parse_uint(s, u64::from(u32::MAX)) {
         Ok(n @ 1..=0xfeff) => Ok(n as u32),
-        Ok(_) => Err(ValueError::new(
-            0,
-            format!("port number {s} is out of range 1..=65279"),
-        )),
+        Ok(_) => Err(ValueError::new(0, format!("port number {s} is out of range 1..=65279"))),
         Err(e) => Err(e),
     }
 }
@@ -92,17 +77,11 @@ pub(crate) fn parse_port_number(s: &str) -> ValueResult<u32> {
 /// `VALUE` or `VALUE/MASK`, both no greater than `max`; a bare value gets the full mask.
 pub(crate) fn parse_masked_uint(s: &str, max: u64) -> ValueResult<Masked<u64>> {
     match s.split_once('/') {
-        None => Ok(Masked {
-            value: parse_uint(s, max)?,
-            mask: max,
-        }),
+        None => Ok(Masked { value: parse_uint(s, max)?, mask: max }),
         Some((v, m)) => {
             let value = parse_uint(v, max)?;
             let mask = parse_uint(m, max).map_err(|e| e.shifted(v.len() + 1))?;
-            Ok(Masked {
-                value: value & mask,
-                mask,
-            })
+            Ok(Masked { value: value & mask, mask })
         }
     }
 }
@@ -114,25 +93,16 @@ pub(crate) fn parse_mac(s: &str) -> ValueResult<[u8; 6]> {
     let mut parts = s.split(':');
     for octet in mac.iter_mut() {
         let part = parts.next().ok_or_else(|| {
-            ValueError::new(
-                s.len(),
-                format!("`{s}` is not a MAC address (expected xx:xx:xx:xx:xx:xx)"),
-            )
+            ValueError::new(s.len(), format!("`{s}` is not a MAC address (expected xx:xx:xx:xx:xx:xx)"))
         })?;
         if part.is_empty() || part.len() > 2 || !part.chars().all(|c| c.is_ascii_hexdigit()) {
-            return Err(ValueError::new(
-                offset,
-                format!("`{s}` is not a MAC address (expected xx:xx:xx:xx:xx:xx)"),
-            ));
+            return Err(ValueError::new(offset, format!("`{s}` is not a MAC address (expected xx:xx:xx:xx:xx:xx)")));
         }
         *octet = u8::from_str_radix(part, 16).expect("checked hex digits");
         offset += part.len() + 1;
     }
     if parts.next().is_some() {
-        return Err(ValueError::new(
-            offset - 1,
-            format!("`{s}` is not a MAC address (expected xx:xx:xx:xx:xx:xx)"),
-        ));
+        return Err(ValueError::new(offset - 1, format!("`{s}` is not a MAC address (expected xx:xx:xx:xx:xx:xx)")));
     }
     Ok(mac)
 }
@@ -140,10 +110,7 @@ pub(crate) fn parse_mac(s: &str) -> ValueResult<[u8; 6]> {
 /// `MAC` or `MAC/MASK`.
 pub(crate) fn parse_masked_mac(s: &str) -> ValueResult<Masked<[u8; 6]>> {
     match s.split_once('/') {
-        None => Ok(Masked {
-            value: parse_mac(s)?,
-            mask: [0xff; 6],
-        }),
+        None => Ok(Masked { value: parse_mac(s)?, mask: [0xff; 6] }),
         Some((v, m)) => {
             let value = parse_mac(v)?;
             let mask = parse_mac(m).map_err(|e| e.shifted(v.len() + 1))?;
@@ -151,27 +118,20 @@ pub(crate) fn parse_masked_mac(s: &str) -> ValueResult<Masked<[u8; 6]>> {
             for (b, m) in masked.iter_mut().zip(mask) {
                 *b &= m;
             }
-            Ok(Masked {
-                value: masked,
-                mask,
-            })
+            Ok(Masked { value: masked, mask })
         }
     }
 }
 
 pub(crate) fn parse_ipv4(s: &str) -> ValueResult<Ipv4Addr> {
-    s.parse()
-        .map_err(|_| ValueError::new(0, format!("`{s}` is not an IPv4 address")))
+    s.parse().map_err(|_| ValueError::new(0, format!("`{s}` is not an IPv4 address")))
 }
 
 /// `A.B.C.D`, `A.B.C.D/LEN` (0..=32) or `A.B.C.D/M.M.M.M` (any mask, as NXM allows).
 pub(crate) fn parse_masked_ipv4(s: &str) -> ValueResult<Masked<Ipv4Addr>> {
     let (v, m) = match s.split_once('/') {
         None => {
-            return Ok(Masked {
-                value: parse_ipv4(s)?,
-                mask: Ipv4Addr::BROADCAST,
-            });
+            return Ok(Masked { value: parse_ipv4(s)?, mask: Ipv4Addr::BROADCAST });
         }
         Some(parts) => parts,
     };
@@ -181,32 +141,22 @@ pub(crate) fn parse_masked_ipv4(s: &str) -> ValueResult<Masked<Ipv4Addr>> {
         parse_ipv4(m).map_err(|e| e.shifted(moff))?
     } else {
         let len = parse_uint(m, 32).map_err(|e| {
-            ValueError::new(
-                moff + e.offset,
-                format!("`{m}` is not a prefix length (0..=32) or a dotted mask"),
-            )
+            ValueError::new(moff + e.offset, format!("`{m}` is not a prefix length (0..=32) or a dotted mask"))
         })?;
         Ipv4Addr::from(if len == 0 { 0 } else { u32::MAX << (32 - len) })
     };
-    Ok(Masked {
-        value: Ipv4Addr::from(u32::from(value) & u32::from(mask)),
-        mask,
-    })
+    Ok(Masked { value: Ipv4Addr::from(u32::from(value) & u32::from(mask)), mask })
 }
 
 pub(crate) fn parse_ipv6(s: &str) -> ValueResult<Ipv6Addr> {
-    s.parse()
-        .map_err(|_| ValueError::new(0, format!("`{s}` is not an IPv6 address")))
+    s.parse().map_err(|_| ValueError::new(0, format!("`{s}` is not an IPv6 address")))
 }
 
 /// `ADDR`, `ADDR/LEN` (0..=128) or `ADDR/MASK`.
 pub(crate) fn parse_masked_ipv6(s: &str) -> ValueResult<Masked<Ipv6Addr>> {
     let (v, m) = match s.split_once('/') {
         None => {
-            return Ok(Masked {
-                value: parse_ipv6(s)?,
-                mask: Ipv6Addr::from(u128::MAX),
-            });
+            return Ok(Masked { value: parse_ipv6(s)?, mask: Ipv6Addr::from(u128::MAX) });
         }
         Some(parts) => parts,
     };
@@ -216,21 +166,11 @@ pub(crate) fn parse_masked_ipv6(s: &str) -> ValueResult<Masked<Ipv6Addr>> {
         parse_ipv6(m).map_err(|e| e.shifted(moff))?
     } else {
         let len = parse_uint(m, 128).map_err(|e| {
-            ValueError::new(
-                moff + e.offset,
-                format!("`{m}` is not a prefix length (0..=128) or an IPv6 mask"),
-            )
+            ValueError::new(moff + e.offset, format!("`{m}` is not a prefix length (0..=128) or an IPv6 mask"))
         })?;
-        Ipv6Addr::from(if len == 0 {
-            0
-        } else {
-            u128::MAX << (128 - len)
-        })
+        Ipv6Addr::from(if len == 0 { 0 } else { u128::MAX << (128 - len) })
     };
-    Ok(Masked {
-        value: Ipv6Addr::from(u128::from(value) & u128::from(mask)),
-        mask,
-    })
+    Ok(Masked { value: Ipv6Addr::from(u128::from(value) & u128::from(mask)), mask })
 }
 
 /// TCP flag names and bits, in the order `ovs-ofctl` prints them.
@@ -254,10 +194,7 @@ pub(crate) const TCP_FLAGS_ALL: u16 = 0x0fff;
 pub(crate) fn parse_tcp_flags(s: &str) -> ValueResult<Masked<u16>> {
     if !s.starts_with(['+', '-']) {
         let m = parse_masked_uint(s, TCP_FLAGS_ALL as u64)?;
-        return Ok(Masked {
-            value: m.value as u16,
-            mask: m.mask as u16,
-        });
+        return Ok(Masked { value: m.value as u16, mask: m.mask as u16 });
     }
     let mut value = 0u16;
     let mut mask = 0u16;
@@ -270,23 +207,11 @@ pub(crate) fn parse_tcp_flags(s: &str) -> ValueResult<Masked<u16>> {
         let rest = &s[pos + 1..];
         let name_len = rest.find(['+', '-']).unwrap_or(rest.len());
         let name = &rest[..name_len];
-        let bit = TCP_FLAG_NAMES
-            .iter()
-            .find(|(n, _)| *n == name)
-            .map(|&(_, b)| b)
-            .ok_or_else(|| {
-                ValueError::new(
-                    pos + 1,
-                    format!(
-                        "unknown TCP flag `{name}` (known: fin syn rst psh ack urg ece cwr ns)"
-                    ),
-                )
-            })?;
+        let bit = TCP_FLAG_NAMES.iter().find(|(n, _)| *n == name).map(|&(_, b)| b).ok_or_else(|| {
+            ValueError::new(pos + 1, format!("unknown TCP flag `{name}` (known: fin syn rst psh ack urg ece cwr ns)"))
+        })?;
         if mask & bit != 0 {
-            return Err(ValueError::new(
-                pos + 1,
-                format!("TCP flag `{name}` given twice"),
-            ));
+            return Err(ValueError::new(pos + 1, format!("TCP flag `{name}` given twice")));
         }
         mask |= bit;
         if sign == "+" {
@@ -324,88 +249,39 @@ mod tests {
         assert_eq!(parse_port_number("0xfeff"), Ok(0xfeff));
         assert!(parse_port_number("0").is_err());
         assert!(parse_port_number("65280").is_err());
-        assert!(
-            parse_port_number("LOCAL")
-                .unwrap_err()
-                .reason
-                .contains("LOCAL")
-        );
+        assert!(parse_port_number("LOCAL").unwrap_err().reason.contains("LOCAL"));
         assert_eq!(parse_port_number("1x").unwrap_err().offset, 1);
     }
 
     #[test]
     fn masked_integers_clear_bits_outside_the_mask() {
-        assert_eq!(
-            parse_masked_uint("0x1234/0xf000", 0xffff),
-            Ok(Masked {
-                value: 0x1000,
-                mask: 0xf000
-            })
-        );
-        assert_eq!(
-            parse_masked_uint("80", 0xffff),
-            Ok(Masked {
-                value: 80,
-                mask: 0xffff
-            })
-        );
-        assert_eq!(
-            parse_masked_uint("1/0x10000", 0xffff).unwrap_err().offset,
-            2
-        );
+        assert_eq!(parse_masked_uint("0x1234/0xf000", 0xffff), Ok(Masked { value: 0x1000, mask: 0xf000 }));
+        assert_eq!(parse_masked_uint("80", 0xffff), Ok(Masked { value: 80, mask: 0xffff }));
+        assert_eq!(parse_masked_uint("1/0x10000", 0xffff).unwrap_err().offset, 2);
     }
 
     #[test]
     fn macs() {
-        assert_eq!(
-            parse_mac("00:1b:21:0A:ff:1"),
-            Ok([0, 0x1b, 0x21, 0x0a, 0xff, 1])
-        );
+        assert_eq!(parse_mac("00:1b:21:0A:ff:1"), Ok([0, 0x1b, 0x21, 0x0a, 0xff, 1]));
         assert_eq!(parse_mac("00:1b:21:0a:ff").unwrap_err().offset, 14);
         assert_eq!(parse_mac("00:1b:21:0a:ff:01:02").unwrap_err().offset, 17);
         assert_eq!(parse_mac("00:1b:2x:0a:ff:01").unwrap_err().offset, 6);
         assert_eq!(parse_mac("00:1b:123:0a:ff:01").unwrap_err().offset, 6);
         assert_eq!(
             parse_masked_mac("01:02:03:04:05:06/ff:ff:ff:00:00:00"),
-            Ok(Masked {
-                value: [1, 2, 3, 0, 0, 0],
-                mask: [0xff, 0xff, 0xff, 0, 0, 0]
-            })
+            Ok(Masked { value: [1, 2, 3, 0, 0, 0], mask: [0xff, 0xff, 0xff, 0, 0, 0] })
         );
-        assert_eq!(
-            parse_masked_mac("01:02:03:04:05:06/ff:ff:zz:00:00:00")
-                .unwrap_err()
-                .offset,
-            24
-        );
+        assert_eq!(parse_masked_mac("01:02:03:04:05:06/ff:ff:zz:00:00:00").unwrap_err().offset, 24);
     }
 
     #[test]
     fn ipv4_prefixes_and_masks() {
         let m = parse_masked_ipv4("10.1.2.3/8").unwrap();
-        assert_eq!(
-            m,
-            Masked {
-                value: Ipv4Addr::new(10, 0, 0, 0),
-                mask: Ipv4Addr::new(255, 0, 0, 0)
-            }
-        );
+        assert_eq!(m, Masked { value: Ipv4Addr::new(10, 0, 0, 0), mask: Ipv4Addr::new(255, 0, 0, 0) });
         let m = parse_masked_ipv4("10.1.2.3/255.0.255.0").unwrap();
-        assert_eq!(
-            m,
-            Masked {
-                value: Ipv4Addr::new(10, 0, 2, 0),
-                mask: Ipv4Addr::new(255, 0, 255, 0)
-            }
-        );
-        assert_eq!(
-            parse_masked_ipv4("10.1.2.3/0").unwrap().mask,
-            Ipv4Addr::UNSPECIFIED
-        );
-        assert_eq!(
-            parse_masked_ipv4("10.1.2.3").unwrap().mask,
-            Ipv4Addr::BROADCAST
-        );
+        assert_eq!(m, Masked { value: Ipv4Addr::new(10, 0, 2, 0), mask: Ipv4Addr::new(255, 0, 255, 0) });
+        assert_eq!(parse_masked_ipv4("10.1.2.3/0").unwrap().mask, Ipv4Addr::UNSPECIFIED);
+        assert_eq!(parse_masked_ipv4("10.1.2.3").unwrap().mask, Ipv4Addr::BROADCAST);
         assert_eq!(parse_masked_ipv4("10.1.2.3/33").unwrap_err().offset, 9);
         assert_eq!(parse_masked_ipv4("10.1.2.256/8").unwrap_err().offset, 0);
         assert_eq!(parse_masked_ipv4("10.1.2.3/255.0.0").unwrap_err().offset, 9);
@@ -420,42 +296,15 @@ mod tests {
         assert_eq!(m.value, "2001::1".parse::<Ipv6Addr>().unwrap());
         assert_eq!(parse_masked_ipv6("2001:db8::1/129").unwrap_err().offset, 12);
         assert_eq!(parse_masked_ipv6("2001:db8:::1").unwrap_err().offset, 0);
-        assert_eq!(
-            parse_masked_ipv6("::1").unwrap().mask,
-            Ipv6Addr::from(u128::MAX)
-        );
+        assert_eq!(parse_masked_ipv6("::1").unwrap().mask, Ipv6Addr::from(u128::MAX));
     }
 
     #[test]
     fn tcp_flags() {
-        assert_eq!(
-            parse_tcp_flags("+syn-ack"),
-            Ok(Masked {
-                value: 0x002,
-                mask: 0x012
-            })
-        );
-        assert_eq!(
-            parse_tcp_flags("-fin+ns"),
-            Ok(Masked {
-                value: 0x100,
-                mask: 0x101
-            })
-        );
-        assert_eq!(
-            parse_tcp_flags("0x02/0x12"),
-            Ok(Masked {
-                value: 0x002,
-                mask: 0x012
-            })
-        );
-        assert_eq!(
-            parse_tcp_flags("0x002"),
-            Ok(Masked {
-                value: 0x002,
-                mask: 0xfff
-            })
-        );
+        assert_eq!(parse_tcp_flags("+syn-ack"), Ok(Masked { value: 0x002, mask: 0x012 }));
+        assert_eq!(parse_tcp_flags("-fin+ns"), Ok(Masked { value: 0x100, mask: 0x101 }));
+        assert_eq!(parse_tcp_flags("0x02/0x12"), Ok(Masked { value: 0x002, mask: 0x012 }));
+        assert_eq!(parse_tcp_flags("0x002"), Ok(Masked { value: 0x002, mask: 0xfff }));
         assert_eq!(parse_tcp_flags("+syn+foo").unwrap_err().offset, 5);
         assert_eq!(parse_tcp_flags("+syn-syn").unwrap_err().offset, 5);
         assert_eq!(parse_tcp_flags("+syn-").unwrap_err().offset, 5);

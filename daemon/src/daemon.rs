@@ -213,7 +213,8 @@ fn switch_options(config: &Config) -> SwitchOptions {
     // of this pool for as long as it runs, so those frames come on top.
     let replay: u64 = config.bridges.iter().flat_map(|b| &b.ports).map(|p| pcap_replay_frames(&p.devargs)).sum();
     // Not rounded up to a power of two: at 1M replayed frames that would double the pool.
-    let want64 = (n_ports as u64 * (defaults.rx_desc as u64 + defaults.tx_desc as u64) + 8192).next_power_of_two() - 1 + replay;
+    let want64 =
+        (n_ports as u64 * (defaults.rx_desc as u64 + defaults.tx_desc as u64) + 8192).next_power_of_two() - 1 + replay;
     let want = want64.min(u32::MAX as u64) as u32;
     let budget = (config.eal.memory_mb as u64 * 1024 * 1024 / 2 / 2400) as u32;
     if want > budget && replay > 0 {

@@ -14,7 +14,9 @@ use ferrovs_config::Config;
 use ferrovs_dpdk::Eal;
 use ferrovs_flowcache::flow_cache::FlowCacheConfig;
 use ferrovs_flowcache::slowpath::{BridgeSpec, SlowPath, SlowPathConfig};
-use ferrovs_pmd::flow_pipeline::{FlowMessage, FlowPipeline, PipelineClock, PipelineCounters, PipelineStats, pipeline_hooks};
+use ferrovs_pmd::flow_pipeline::{
+    FlowMessage, FlowPipeline, PipelineClock, PipelineCounters, PipelineStats, pipeline_hooks,
+};
 use ferrovs_pmd::{PmdLocal, PmdStats, PortSpec, Switch, SwitchOptions, SwitchStats};
 use serde_json::{Value, json};
 
@@ -60,7 +62,12 @@ pub fn check(config: &Config) -> Result<(), String> {
 }
 
 impl Datapath {
-    pub fn start(eal: &Eal, config: &Config, ports: &[PortSpec], options: &SwitchOptions) -> Result<Datapath, DaemonError> {
+    pub fn start(
+        eal: &Eal,
+        config: &Config,
+        ports: &[PortSpec],
+        options: &SwitchOptions,
+    ) -> Result<Datapath, DaemonError> {
         let n_pmds = options.pmd_cores.len();
         let clock = PipelineClock::new(eal.tsc_hz(), ferrovs_dpdk::rdtsc());
         let slow = SlowPath::new(bridge_specs(config), n_pmds, slow_path_config(config), clock.now_ms())
@@ -69,9 +76,17 @@ impl Datapath {
         let (upcall_tx, upcall_rx) = crossbeam_channel::bounded(queue.max(1));
         let (event_tx, event_rx) = crossbeam_channel::unbounded();
         let cache = FlowCacheConfig::for_max_flows(config.flow.limit_per_pmd as usize);
-        let pipelines: Vec<Arc<PipelineCounters>> = (0..n_pmds).map(|_| Arc::new(PipelineCounters::default())).collect();
+        let pipelines: Vec<Arc<PipelineCounters>> =
+            (0..n_pmds).map(|_| Arc::new(PipelineCounters::default())).collect();
         let switch = Switch::start(eal, ports, options, pipeline_hooks(), |info| {
-            FlowPipeline::new(info.index, cache, upcall_tx.clone(), event_tx.clone(), clock, pipelines[info.index].clone())
+            FlowPipeline::new(
+                info.index,
+                cache,
+                upcall_tx.clone(),
+                event_tx.clone(),
+                clock,
+                pipelines[info.index].clone(),
+            )
         })?;
         let senders = (0..n_pmds).map(|i| switch.sender(i)).collect::<Result<Vec<_>, _>>()?;
         let slow = SlowPathThread::start(slow, senders, upcall_rx, event_rx, clock)
@@ -145,7 +160,9 @@ impl Datapath {
                 let sub = |f: fn(&PmdLocal) -> u64| f(&p.counters) - base.map(|b| f(&b.counters)).unwrap_or(0);
                 let pl = self.pipelines.get(p.index).map(|c| c.snapshot()).unwrap_or_default();
                 let plb = self.pmd_baseline.get(&p.index).map(|(_, b)| *b).unwrap_or_default();
-                let hits = (pl.emc_hits - plb.emc_hits) + (pl.sig_hits - plb.sig_hits) + (pl.classifier_hits - plb.classifier_hits);
+                let hits = (pl.emc_hits - plb.emc_hits)
+                    + (pl.sig_hits - plb.sig_hits)
+                    + (pl.classifier_hits - plb.classifier_hits);
                 let lookups = hits + (pl.misses - plb.misses);
                 let share = |n: u64| if lookups > 0 { 100.0 * n as f64 / lookups as f64 } else { 0.0 };
                 let busy = sub(|s| s.busy_cycles);
@@ -218,10 +235,13 @@ impl Datapath {
                 bridge: bridge.clone(),
                 rules: vec![ferrovs_config::parse_flow(flow).map_err(|e| format!("{flow}: column {e}"))?],
             },
-            Request::AddFlows { bridge, flows } => SlowRequest::AddFlows { bridge: bridge.clone(), rules: parse_rules(flows)? },
+            Request::AddFlows { bridge, flows } => {
+                SlowRequest::AddFlows { bridge: bridge.clone(), rules: parse_rules(flows)? }
+            }
             Request::DelFlows { bridge, r#match } => SlowRequest::DelFlows {
                 bridge: bridge.clone(),
-                spec: ferrovs_config::parse_match(r#match.as_deref().unwrap_or("")).map_err(|e| format!("match: column {e}"))?,
+                spec: ferrovs_config::parse_match(r#match.as_deref().unwrap_or(""))
+                    .map_err(|e| format!("match: column {e}"))?,
             },
             Request::DumpFlows { bridge } => SlowRequest::DumpFlows { bridge: bridge.clone() },
             Request::DumpDpFlows => SlowRequest::DumpDpFlows,
@@ -241,11 +261,23 @@ impl Datapath {
         let shape = |c: &Config| -> Vec<(String, Vec<(String, u32, String, u16)>)> {
             c.bridges
                 .iter()
-                .map(|b| (b.name.clone(), b.ports.iter().map(|p| (p.name.clone(), p.number, p.devargs.clone(), p.rx_queues)).collect()))
+                .map(|b| {
+                    (
+                        b.name.clone(),
+                        b.ports.iter().map(|p| (p.name.clone(), p.number, p.devargs.clone(), p.rx_queues)).collect(),
+                    )
+                })
                 .collect()
         };
-        if shape(running) != shape(new) || running.eal != new.eal || running.pmd != new.pmd || running.control != new.control {
-            return Err("reload applies rules only: bridges, ports, [eal], [pmd] and [control] changed; restart ferrovsd".into());
+        if shape(running) != shape(new)
+            || running.eal != new.eal
+            || running.pmd != new.pmd
+            || running.control != new.control
+        {
+            return Err(
+                "reload applies rules only: bridges, ports, [eal], [pmd] and [control] changed; restart ferrovsd"
+                    .into(),
+            );
         }
         let mut done = Vec::new();
         for b in &new.bridges {

@@ -17,7 +17,15 @@ fn mac(v: u64) -> String {
 }
 
 /// Appends `name=value` (or `name=value/mask`) to `parts` when `mask` is not zero.
-fn field<T: PartialEq + Copy>(parts: &mut Vec<String>, name: &str, value: T, mask: T, zero: T, full: T, show: impl Fn(T) -> String) {
+fn field<T: PartialEq + Copy>(
+    parts: &mut Vec<String>,
+    name: &str,
+    value: T,
+    mask: T,
+    zero: T,
+    full: T,
+    show: impl Fn(T) -> String,
+) {
     if mask == zero {
         return;
     }
@@ -55,8 +63,12 @@ pub fn format_match(key: &FlowKey, mask: &Mask) -> String {
     match k.dl_type() {
         ethertype::ARP => {
             let mut a = Vec::new();
-            field(&mut a, "sip", k.nw_src_u32(), mask.nw_src_u32(), 0, u32::MAX, |v| std::net::Ipv4Addr::from(v).to_string());
-            field(&mut a, "tip", k.nw_dst_u32(), mask.nw_dst_u32(), 0, u32::MAX, |v| std::net::Ipv4Addr::from(v).to_string());
+            field(&mut a, "sip", k.nw_src_u32(), mask.nw_src_u32(), 0, u32::MAX, |v| {
+                std::net::Ipv4Addr::from(v).to_string()
+            });
+            field(&mut a, "tip", k.nw_dst_u32(), mask.nw_dst_u32(), 0, u32::MAX, |v| {
+                std::net::Ipv4Addr::from(v).to_string()
+            });
             field(&mut a, "op", k.nw_proto(), mask.nw_proto(), 0, u8::MAX, dec8);
             field(&mut a, "sha", k.arp_sha_u64(), mask.arp_sha_u64(), 0, 0xffff_ffff_ffff, mac);
             field(&mut a, "tha", k.arp_tha_u64(), mask.arp_tha_u64(), 0, 0xffff_ffff_ffff, mac);
@@ -65,15 +77,23 @@ pub fn format_match(key: &FlowKey, mask: &Mask) -> String {
         }
         ethertype::IPV6 => {
             let mut a = Vec::new();
-            field(&mut a, "src", k.ipv6_src_u128(), mask.ipv6_src_u128(), 0, u128::MAX, |v| std::net::Ipv6Addr::from(v).to_string());
-            field(&mut a, "dst", k.ipv6_dst_u128(), mask.ipv6_dst_u128(), 0, u128::MAX, |v| std::net::Ipv6Addr::from(v).to_string());
+            field(&mut a, "src", k.ipv6_src_u128(), mask.ipv6_src_u128(), 0, u128::MAX, |v| {
+                std::net::Ipv6Addr::from(v).to_string()
+            });
+            field(&mut a, "dst", k.ipv6_dst_u128(), mask.ipv6_dst_u128(), 0, u128::MAX, |v| {
+                std::net::Ipv6Addr::from(v).to_string()
+            });
             ip_common(&mut a, &k, mask, hex8, dec8);
             group(&mut out, "ipv6", a);
         }
         _ => {
             let mut a = Vec::new();
-            field(&mut a, "src", k.nw_src_u32(), mask.nw_src_u32(), 0, u32::MAX, |v| std::net::Ipv4Addr::from(v).to_string());
-            field(&mut a, "dst", k.nw_dst_u32(), mask.nw_dst_u32(), 0, u32::MAX, |v| std::net::Ipv4Addr::from(v).to_string());
+            field(&mut a, "src", k.nw_src_u32(), mask.nw_src_u32(), 0, u32::MAX, |v| {
+                std::net::Ipv4Addr::from(v).to_string()
+            });
+            field(&mut a, "dst", k.nw_dst_u32(), mask.nw_dst_u32(), 0, u32::MAX, |v| {
+                std::net::Ipv4Addr::from(v).to_string()
+            });
             ip_common(&mut a, &k, mask, hex8, dec8);
             group(&mut out, "ipv4", a);
         }
@@ -86,7 +106,13 @@ pub fn format_match(key: &FlowKey, mask: &Mask) -> String {
     out
 }
 
-fn ip_common(a: &mut Vec<String>, k: &FlowKey, mask: &Mask, hex8: impl Fn(u8) -> String, dec8: impl Fn(u8) -> String + Copy) {
+fn ip_common(
+    a: &mut Vec<String>,
+    k: &FlowKey,
+    mask: &Mask,
+    hex8: impl Fn(u8) -> String,
+    dec8: impl Fn(u8) -> String + Copy,
+) {
     field(a, "proto", k.nw_proto(), mask.nw_proto(), 0, u8::MAX, dec8);
     field(a, "tos", k.nw_tos(), mask.nw_tos(), 0, u8::MAX, hex8);
     field(a, "ttl", k.nw_ttl(), mask.nw_ttl(), 0, u8::MAX, dec8);

@@ -92,8 +92,7 @@ mod tests {
     fn requests_round_trip() {
         let r: Request = serde_json::from_str(r#"{"cmd":"pmd-stats-show"}"#).unwrap();
         assert_eq!(r, Request::PmdStatsShow);
-        let r: Request =
-            serde_json::from_str(r#"{"cmd":"del-flows","bridge":"br0","match":"tcp"}"#).unwrap();
+        let r: Request = serde_json::from_str(r#"{"cmd":"del-flows","bridge":"br0","match":"tcp"}"#).unwrap();
         assert_eq!(r, Request::DelFlows { bridge: "br0".into(), r#match: Some("tcp".into()) });
         assert!(r.is_mutating());
         // Unknown fields of commands that take arguments are refused (serde ignores

@@ -95,7 +95,12 @@ fn pmd_stats(out: &mut String, v: &Value) {
         let _ = writeln!(out, "pmd {} core {}: rx queues {}", u(p, "pmd"), u(p, "core"), queues.join(" "));
         let _ = writeln!(out, "  packets received: {}", u(p, "packets"));
         let _ = writeln!(out, "  emc hits: {} ({:.1} %)", u(p, "emc_hits"), f(p, "emc_hit_percent"));
-        let _ = writeln!(out, "  signature cache hits: {} ({:.1} %)", u(p, "signature_hits"), f(p, "signature_hit_percent"));
+        let _ = writeln!(
+            out,
+            "  signature cache hits: {} ({:.1} %)",
+            u(p, "signature_hits"),
+            f(p, "signature_hit_percent")
+        );
         let _ = writeln!(out, "  megaflow hits: {} ({:.1} %)", u(p, "megaflow_hits"), f(p, "megaflow_hit_percent"));
         let _ = writeln!(
             out,
@@ -145,7 +150,13 @@ fn trace(out: &mut String, v: &Value) {
     let _ = writeln!(out, "Flow: {}", v["flow"].as_str().unwrap_or("?"));
     for s in v["steps"].as_array().into_iter().flatten() {
         let indent = "    ".repeat(u(s, "depth") as usize);
-        let _ = writeln!(out, "{indent}table {} (in_port {}): {}", u(s, "table"), u(s, "in_port"), s["rule"].as_str().unwrap_or("?"));
+        let _ = writeln!(
+            out,
+            "{indent}table {} (in_port {}): {}",
+            u(s, "table"),
+            u(s, "in_port"),
+            s["rule"].as_str().unwrap_or("?")
+        );
     }
     if let Some(e) = v["error"].as_str() {
         let _ = writeln!(out, "Translation abandoned: {e}");
@@ -212,7 +223,10 @@ mod tests {
             {"name":"a","number":1,"devargs":"net_null0","link_up":true,"speed_mbps":10000,"rx_packets":3}]}],
             "mbufs_in_use":0,"mbufs_total":4095});
         let s = render(&Request::Show, &v);
-        assert!(s.starts_with("br0: 1 ports\n  port 1 a (net_null0): link up 10000 Mbps\n    rx 3 pkts 0 bytes"), "{s}");
+        assert!(
+            s.starts_with("br0: 1 ports\n  port 1 a (net_null0): link up 10000 Mbps\n    rx 3 pkts 0 bytes"),
+            "{s}"
+        );
         assert!(s.ends_with("mbufs: 0 in use of 4095\n"));
     }
 

@@ -20,11 +20,11 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender, select};
 use ferrovs_config::{MatchSpec, Rule};
 use ferrovs_flowcache::key::FlowKey;
+use ferrovs_flowcache::megaflow::MegaflowStats;
 use ferrovs_flowcache::slowpath::SlowPath;
 use ferrovs_flowcache::upcall::{FlowId, PmdCommand, PmdEvent, Upcall};
-use ferrovs_flowcache::megaflow::MegaflowStats;
-use ferrovs_pmd::flow_pipeline::{DpFlowDump as PmdFlowDump, FlowMessage, PipelineClock};
 use ferrovs_pmd::PmdSender;
+use ferrovs_pmd::flow_pipeline::{DpFlowDump as PmdFlowDump, FlowMessage, PipelineClock};
 use serde_json::{Value, json};
 
 use crate::flowfmt::{format_actions, format_match};
@@ -91,7 +91,9 @@ impl SlowPathThread {
     /// Sends a request and waits for the answer.
     pub fn request(&self, req: SlowRequest) -> Result<Value, String> {
         let (tx, rx) = crossbeam_channel::bounded(1);
-        self.requests.send_timeout((req, tx), Duration::from_secs(5)).map_err(|_| "slow path is not answering".to_string())?;
+        self.requests
+            .send_timeout((req, tx), Duration::from_secs(5))
+            .map_err(|_| "slow path is not answering".to_string())?;
         rx.recv_timeout(Duration::from_secs(60)).map_err(|_| "slow path did not answer in 60 s".to_string())?
     }
 
@@ -289,7 +291,11 @@ impl Worker {
                                 format_match(&f.key, &f.mask),
                                 f.stats.packets,
                                 f.stats.bytes,
-                                if f.stats.packets == 0 { "never".to_string() } else { format!("{:.3}s", age_ms as f64 / 1000.0) },
+                                if f.stats.packets == 0 {
+                                    "never".to_string()
+                                } else {
+                                    format!("{:.3}s", age_ms as f64 / 1000.0)
+                                },
                                 format_actions(&f.actions)
                             ))
                         })

@@ -20,7 +20,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::*;
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
+use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use ferrovs_flowcache::actions::DpAction;
 use ferrovs_flowcache::extract::{extract, extract_batch};
 use ferrovs_flowcache::key::FlowKey;
@@ -73,7 +73,11 @@ fn bench_emc(c: &mut Criterion) {
         eprintln!(
             "emc_hit/{n}: EMC answered {:.1}% of measured packets",
             100.0 * (after.emc_hits - before.emc_hits) as f64
-                / (after.emc_hits + after.sig_hits + after.classifier_hits - before.emc_hits - before.sig_hits - before.classifier_hits).max(1) as f64
+                / (after.emc_hits + after.sig_hits + after.classifier_hits
+                    - before.emc_hits
+                    - before.sig_hits
+                    - before.classifier_hits)
+                    .max(1) as f64
         );
     }
     g.finish();
@@ -158,7 +162,11 @@ fn bench_flows(c: &mut Criterion) {
                 b.iter_custom(|iters| run_arrivals(&mut fc, &arr, iters, &mut pos))
             });
             let a = fc.counters();
-            let total = (a.emc_hits + a.sig_hits + a.classifier_hits - before.emc_hits - before.sig_hits - before.classifier_hits).max(1) as f64;
+            let total = (a.emc_hits + a.sig_hits + a.classifier_hits
+                - before.emc_hits
+                - before.sig_hits
+                - before.classifier_hits)
+                .max(1) as f64;
             eprintln!(
                 "flows/{name}: answered by EMC {:.1}%, sig cache {:.1}%, classifier {:.1}%",
                 100.0 * (a.emc_hits - before.emc_hits) as f64 / total,
@@ -173,7 +181,9 @@ fn bench_flows(c: &mut Criterion) {
 fn bench_emc_policy(c: &mut Criterion) {
     let mut g = c.benchmark_group("emc_policy");
     g.sample_size(10);
-    for (n_flows, skewed) in [(1_000usize, false), (20_000, false), (100_000, false), (100_000, true), (1_000_000, true)] {
+    for (n_flows, skewed) in
+        [(1_000usize, false), (20_000, false), (100_000, false), (100_000, true), (1_000_000, true)]
+    {
         for (name, emc, prob, sig, adaptive) in [
             ("default_adaptive_emc_sig", 8192, 100, 1 << 20, true),
             ("emc_always_sig", 8192, 1, 1 << 20, false),
@@ -182,7 +192,12 @@ fn bench_emc_policy(c: &mut Criterion) {
             ("emc_always_nosig", 8192, 1, 0, false),
             ("emc_1in100_nosig", 8192, 100, 0, false),
         ] {
-            let cfg = FlowCacheConfig { emc_entries: emc, emc_insert_inverse_prob: prob, sig_entries: sig, ..Default::default() };
+            let cfg = FlowCacheConfig {
+                emc_entries: emc,
+                emc_insert_inverse_prob: prob,
+                sig_entries: sig,
+                ..Default::default()
+            };
             if n_flows > 100_000 && sig == 0 {
                 continue; // minutes per sample
             }

@@ -92,14 +92,18 @@ fn run(flows: usize, k: usize, direct: Option<usize>, rounds: usize) -> (f64, f6
 
 fn main() {
     let rounds: usize = std::env::args().nth(1).and_then(|s| s.parse().ok()).unwrap_or(5);
-    println!("| flows | subtables | always direct ns/pkt (min-max) | never direct | caches answered by | default policy | default answered by |");
+    println!(
+        "| flows | subtables | always direct ns/pkt (min-max) | never direct | caches answered by | default policy | default answered by |"
+    );
     println!("|---|---|---|---|---|---|---|");
     for flows in [1usize, 1000, 100_000] {
         for k in [1usize, 2, 3, 4, 6, 8] {
             let (dmin, dmax, _) = run(flows, k, Some(64), rounds);
             let (cmin, cmax, share) = run(flows, k, Some(0), rounds);
             let (pmin, pmax, pshare) = run(flows, k, None, rounds);
-            println!("| {flows} | {k} | {dmin:.1}-{dmax:.1} | {cmin:.1}-{cmax:.1} | {share} | {pmin:.1}-{pmax:.1} | {pshare} |");
+            println!(
+                "| {flows} | {k} | {dmin:.1}-{dmax:.1} | {cmin:.1}-{cmax:.1} | {share} | {pmin:.1}-{pmax:.1} | {pshare} |"
+            );
         }
     }
 }

@@ -152,14 +152,21 @@ fn main() {
         ("EMC always only", 8192, 1, 0, false),
         ("EMC 1/100 only", 8192, 100, 0, false),
     ];
-    for (n_flows, skewed) in [(1_000usize, false), (1_000, true), (20_000, false), (100_000, false), (100_000, true), (1_000_000, true)] {
+    for (n_flows, skewed) in
+        [(1_000usize, false), (1_000, true), (20_000, false), (100_000, false), (100_000, true), (1_000_000, true)]
+    {
         for (pname, emc, prob, sig, adaptive) in policies {
             let dist = if skewed { "Zipf" } else { "uniform" };
             let name = format!("policy {n_flows} {dist}: {pname}");
             if !want(&name) || (sig == 0 && n_flows > 1000) {
                 continue; // without the signature cache, large sets run at classifier speed
             }
-            let cfg = FlowCacheConfig { emc_entries: emc, emc_insert_inverse_prob: prob, sig_entries: sig, ..Default::default() };
+            let cfg = FlowCacheConfig {
+                emc_entries: emc,
+                emc_insert_inverse_prob: prob,
+                sig_entries: sig,
+                ..Default::default()
+            };
             let (mut fc, packets, _) = build(n_flows, 360, cfg);
             fc.set_emc_adaptive(adaptive);
             let arr = arrivals(&packets, &traffic(n_flows, 1 << 21, skewed));
@@ -225,7 +232,6 @@ fn main() {
         report("flows 1000000 uniform, sig 4M entries (32 MB)", ns, &hit_shares(&fc, before));
     }
     if false {
-        {
-        }
+        {}
     }
 }

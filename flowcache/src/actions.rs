@@ -16,7 +16,10 @@ pub enum DpAction {
     SetEthDst([u8; 6]),
     /// Insert a new outer 802.1Q tag with this TPID and TCI (the 0x1000 present bit is not
     /// part of the wire TCI and is ignored).
-    PushVlan { tpid: u16, tci: u16 },
+    PushVlan {
+        tpid: u16,
+        tci: u16,
+    },
     /// Remove the outer VLAN tag (no effect on an untagged packet).
     PopVlan,
     /// Rewrite the VID of the outer tag (no effect on an untagged packet).

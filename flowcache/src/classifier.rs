@@ -45,8 +45,8 @@
 use std::collections::HashMap;
 
 use crate::actions::DpActions;
-use crate::key::{FlowKey, Mask, KEY_WORDS};
-use crate::megaflow::{masks_overlap, Megaflow, MegaflowId, MegaflowRef, MegaflowStats, Slab};
+use crate::key::{FlowKey, KEY_WORDS, Mask};
+use crate::megaflow::{Megaflow, MegaflowId, MegaflowRef, MegaflowStats, Slab, masks_overlap};
 
 /// Largest batch a lookup takes.
 pub const MAX_BATCH: usize = 32;
@@ -540,7 +540,8 @@ impl Classifier {
         if part.lookups >= RERANK_INTERVAL {
             part.lookups = 0;
             let subtables = &mut self.subtables;
-            part.order.sort_unstable_by_key(|&s| std::cmp::Reverse(subtables[s as usize].as_ref().map_or(0, |t| t.hits)));
+            part.order
+                .sort_unstable_by_key(|&s| std::cmp::Reverse(subtables[s as usize].as_ref().map_or(0, |t| t.hits)));
             for &s in &part.order {
                 if let Some(t) = subtables[s as usize].as_mut() {
                     t.hits /= 2;
@@ -585,8 +586,7 @@ impl Classifier {
     /// hash slots), not counting action lists.
     pub fn bytes_per_flow(&self) -> f64 {
         let slots: usize = self.subtables.iter().flatten().map(|s| s.memory_bytes()).sum();
-        let slab = self.slab.records.len() * Slab::BYTES_PER_SLOT
-            + self.slab.masks.len() * std::mem::size_of::<Mask>();
+        let slab = self.slab.records.len() * Slab::BYTES_PER_SLOT + self.slab.masks.len() * std::mem::size_of::<Mask>();
         (slots + slab) as f64 / self.len().max(1) as f64
     }
 }

@@ -23,8 +23,8 @@
 
 use crate::actions::DpAction;
 use crate::checksum;
-use crate::extract::{layers, Layers};
-use crate::key::{ethertype, ipproto, VLAN_PRESENT};
+use crate::extract::{Layers, layers};
+use crate::key::{VLAN_PRESENT, ethertype, ipproto};
 
 /// What [`execute_edit`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -351,7 +351,11 @@ mod tests {
         apply(&mut f, DpAction::SetIpEcn(3));
         let k = extract(&f, 1);
         assert_eq!((k.nw_ttl(), k.nw_tos()), (63, (10 << 2) | 3));
-        assert_eq!(u32::from_be_bytes([f[14], f[15], f[16], f[17]]) & 0xf00f_ffff, 0x6001_2345, "version and flow label kept");
+        assert_eq!(
+            u32::from_be_bytes([f[14], f[15], f[16], f[17]]) & 0xf00f_ffff,
+            0x6001_2345,
+            "version and flow label kept"
+        );
         assert!(checksums_ok(&f));
         // Not IP: skipped.
         let mut a = arp_frame(1);

@@ -43,13 +43,7 @@ impl Emc {
     /// one miss in `insert_inverse_prob` (1 = always, 0 = never).
     pub fn new(entries: usize, insert_inverse_prob: u32) -> Self {
         let n = entries.max(2).next_power_of_two();
-        Emc {
-            keys: vec![FlowKey::ZERO; n],
-            tags: vec![NO_TAG; n],
-            mask: n - 1,
-            insert_inverse_prob,
-            rng: 0x2545_f491,
-        }
+        Emc { keys: vec![FlowKey::ZERO; n], tags: vec![NO_TAG; n], mask: n - 1, insert_inverse_prob, rng: 0x2545_f491 }
     }
 
     pub fn capacity(&self) -> usize {

@@ -34,7 +34,7 @@
 //! Where OVS 3.1 and this code differ: nowhere on purpose. (OVS also parses MPLS, ND,
 //! conntrack and tunnel metadata; the ferrovs key has no such fields.)
 
-use crate::key::{FlowKey, FRAG_ANY, FRAG_LATER, VLAN_PRESENT, ethertype, ipproto};
+use crate::key::{FRAG_ANY, FRAG_LATER, FlowKey, VLAN_PRESENT, ethertype, ipproto};
 
 /// `dl_type` of an 802.3 frame without a SNAP EtherType (OVS's `FLOW_DL_TYPE_NONE`).
 pub const DL_TYPE_NONE: u16 = 0x05ff;
@@ -260,11 +260,8 @@ fn parse_ipv6(p: &[u8], key: &mut FlowKey) -> Option<(usize, usize)> {
                 if end - off < 8 {
                     return None;
                 }
-                let len = if next == IPPROTO_AH {
-                    (p[off + 1] as usize + 2) * 4
-                } else {
-                    (p[off + 1] as usize + 1) * 8
-                };
+                let len =
+                    if next == IPPROTO_AH { (p[off + 1] as usize + 2) * 4 } else { (p[off + 1] as usize + 1) * 8 };
                 if end - off < len {
                     return None;
                 }
@@ -644,10 +641,7 @@ mod tests {
         let k = extract(&ipv6_frame(58, 0, &[], &icmp), 2);
         assert_eq!((k.nw_proto(), k.tp_src(), k.tp_dst()), (58, 128, 0));
         // Hop-by-hop (8 bytes) then destination options (16 bytes) then ICMPv6.
-        let ext = [
-            ExtHdr::Opts(IPPROTO_HOPOPTS, 0),
-            ExtHdr::Opts(IPPROTO_DSTOPTS, 1),
-        ];
+        let ext = [ExtHdr::Opts(IPPROTO_HOPOPTS, 0), ExtHdr::Opts(IPPROTO_DSTOPTS, 1)];
         let k = extract(&ipv6_frame_ext(&ext, 58, &icmp), 2);
         assert_eq!((k.nw_proto(), k.tp_src(), k.nw_frag()), (58, 128, 0));
         // AH (length in 4-byte units + 2): len field 1 = 12 bytes.

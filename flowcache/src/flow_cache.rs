@@ -67,12 +67,7 @@ pub struct FlowCacheConfig {
 
 impl Default for FlowCacheConfig {
     fn default() -> Self {
-        FlowCacheConfig {
-            max_flows: 200_000,
-            emc_entries: 8192,
-            emc_insert_inverse_prob: 100,
-            sig_entries: 1 << 20,
-        }
+        FlowCacheConfig { max_flows: 200_000, emc_entries: 8192, emc_insert_inverse_prob: 100, sig_entries: 1 << 20 }
     }
 }
 
@@ -203,7 +198,13 @@ impl FlowCache {
         let mut start = 0;
         while start < n {
             let end = (start + MAX_BATCH).min(n);
-            misses += self.lookup_chunk(&keys[start..end], &hashes[start..end], &bytes[start..end], now, &mut out[start..end]);
+            misses += self.lookup_chunk(
+                &keys[start..end],
+                &hashes[start..end],
+                &bytes[start..end],
+                now,
+                &mut out[start..end],
+            );
             start = end;
         }
         misses
@@ -707,7 +708,8 @@ mod tests {
         };
         // emc_entries 0 stands for "EMC bypassed": direct up to the threshold.
         for emc_entries in [8192, 0] {
-            let mut fc = FlowCache::new(FlowCacheConfig { emc_entries, emc_insert_inverse_prob: 1, ..Default::default() });
+            let mut fc =
+                FlowCache::new(FlowCacheConfig { emc_entries, emc_insert_inverse_prob: 1, ..Default::default() });
             fc.set_direct_max_subtables(2);
             // Nothing installed: direct (no hash needed), every packet misses.
             assert!(!fc.uses_hashes(1));

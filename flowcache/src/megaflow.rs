@@ -115,8 +115,16 @@ pub(crate) struct Record {
 
 impl Record {
     /// A free slot: key all ones under mask 0 (table entry 0) matches no packet.
-    const FREE: Record =
-        Record { key: FlowKey::EXACT, generation: 0, mask_ix: 0, tcp_flags: 0, live: false, packets: 0, bytes: 0, used: 0 };
+    const FREE: Record = Record {
+        key: FlowKey::EXACT,
+        generation: 0,
+        mask_ix: 0,
+        tcp_flags: 0,
+        live: false,
+        packets: 0,
+        bytes: 0,
+        used: 0,
+    };
 
     pub fn stats(&self) -> MegaflowStats {
         MegaflowStats { packets: self.packets, bytes: self.bytes, used: self.used, tcp_flags: self.tcp_flags }
@@ -191,8 +199,16 @@ impl Slab {
         };
         let i = index as usize;
         let generation = self.records[i].generation;
-        self.records[i] =
-            Record { key, generation, mask_ix: subtable + 1, tcp_flags: 0, live: true, packets: 0, bytes: 0, used: now };
+        self.records[i] = Record {
+            key,
+            generation,
+            mask_ix: subtable + 1,
+            tcp_flags: 0,
+            live: true,
+            packets: 0,
+            bytes: 0,
+            used: now,
+        };
         self.cold[i] = Cold { actions, subtable };
         self.len += 1;
         MegaflowId { index, generation }

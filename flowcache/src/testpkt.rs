@@ -25,15 +25,8 @@ pub struct Tcp4 {
 }
 
 /// A SYN from 192.168.1.10:43210 to 10.0.0.1:80, TOS 0x10, TTL 64.
-pub const TCP4: Tcp4 = Tcp4 {
-    src: [192, 168, 1, 10],
-    dst: [10, 0, 0, 1],
-    sport: 43210,
-    dport: 80,
-    flags: 0x02,
-    tos: 0x10,
-    ttl: 64,
-};
+pub const TCP4: Tcp4 =
+    Tcp4 { src: [192, 168, 1, 10], dst: [10, 0, 0, 1], sport: 43210, dport: 80, flags: 0x02, tos: 0x10, ttl: 64 };
 
 fn eth_header(ethertype: u16) -> Vec<u8> {
     let mut f = Vec::with_capacity(128);

@@ -40,7 +40,14 @@ struct Fields {
 }
 
 fn fields() -> impl Strategy<Value = Fields> {
-    (1u32..=3, any::<bool>(), prop::sample::select(vec![6u8, 17]), 0u32..32, 0u16..4, prop::sample::select(vec![0u16, 0x1005, 0x1006]))
+    (
+        1u32..=3,
+        any::<bool>(),
+        prop::sample::select(vec![6u8, 17]),
+        0u32..32,
+        0u16..4,
+        prop::sample::select(vec![0u16, 0x1005, 0x1006]),
+    )
         .prop_map(|(port, ipv6, proto, dst, tp_dst, vlan)| Fields { port, ipv6, proto, dst, tp_dst, vlan })
 }
 
@@ -129,7 +136,12 @@ fn config() -> impl Strategy<Value = (FlowCacheConfig, u32, u32, usize)> {
         prop::sample::select(vec![0usize, 1, 3, 64]),
     )
         .prop_map(|(emc, prob, sig, hash_mask, gate, direct)| {
-            (FlowCacheConfig { max_flows: 48, emc_entries: emc, emc_insert_inverse_prob: prob, sig_entries: sig }, hash_mask, gate, direct)
+            (
+                FlowCacheConfig { max_flows: 48, emc_entries: emc, emc_insert_inverse_prob: prob, sig_entries: sig },
+                hash_mask,
+                gate,
+                direct,
+            )
         })
 }
 

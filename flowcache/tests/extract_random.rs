@@ -16,12 +16,11 @@
 //! Default 2,000,000 frames; `FERROVS_FUZZ_FRAMES=N` changes it.
 
 use ferrovs_flowcache::actions::DpAction;
-use ferrovs_flowcache::edit::{execute_edit, pop_vlan, EditOutcome};
+use ferrovs_flowcache::edit::{EditOutcome, execute_edit, pop_vlan};
 use ferrovs_flowcache::extract::{extract, extract_batch};
-use ferrovs_flowcache::key::{FlowKey, FRAG_LATER};
+use ferrovs_flowcache::key::{FRAG_LATER, FlowKey};
 use ferrovs_flowcache::testpkt::*;
 use std::net::{Ipv4Addr, Ipv6Addr};
-
 
 fn seeds() -> Vec<Vec<u8>> {
     let sctp = [0x0b, 0x59, 0x0b, 0x5a, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0, 0, 4];

@@ -8,9 +8,9 @@
 #![no_main]
 
 use ferrovs_flowcache::actions::DpAction;
-use ferrovs_flowcache::edit::{execute_edit, pop_vlan, EditOutcome};
+use ferrovs_flowcache::edit::{EditOutcome, execute_edit, pop_vlan};
 use ferrovs_flowcache::extract::{extract, extract_batch, layers};
-use ferrovs_flowcache::key::{FlowKey, FRAG_LATER};
+use ferrovs_flowcache::key::{FRAG_LATER, FlowKey};
 use ferrovs_flowcache::testpkt::checksums_ok;
 use libfuzzer_sys::fuzz_target;
 use std::net::{Ipv4Addr, Ipv6Addr};

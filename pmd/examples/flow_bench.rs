@@ -22,8 +22,8 @@ use ferrovs_flowcache::key::FlowKey;
 use ferrovs_flowcache::upcall::PmdCommand;
 use ferrovs_flowcache::{FlowCacheConfig, Megaflow};
 use ferrovs_pmd::{
-    FlowMessage, FlowPipeline, ForwardRule, PipelineClock, PipelineCounters, PortSpec, Switch, SwitchOptions, SwitchStats,
-    pipeline_hooks,
+    FlowMessage, FlowPipeline, ForwardRule, PipelineClock, PipelineCounters, PortSpec, Switch, SwitchOptions,
+    SwitchStats, pipeline_hooks,
 };
 
 mod common;

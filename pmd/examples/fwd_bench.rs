@@ -109,5 +109,8 @@ fn main() {
         busy as f64 / pk.max(1) as f64,
         tx as f64 / dt / 1e6
     );
-    println!("final: {:?}", stats.ports.iter().map(|p| (p.name.clone(), p.counters.rx_packets, p.counters.tx_packets)).collect::<Vec<_>>());
+    println!(
+        "final: {:?}",
+        stats.ports.iter().map(|p| (p.name.clone(), p.counters.rx_packets, p.counters.tx_packets)).collect::<Vec<_>>()
+    );
 }

@@ -47,7 +47,10 @@ impl TxState {
         }
         let n = ports.len();
         TxState {
-            ports: ports.into_iter().map(|(_, txq)| TxPort { txq, batch: MbufBatch::new(), pending_bytes: 0 }).collect(),
+            ports: ports
+                .into_iter()
+                .map(|(_, txq)| TxPort { txq, batch: MbufBatch::new(), pending_bytes: 0 })
+                .collect(),
             index_by_number,
             counters: vec![PortCounters::default(); n],
             pmd: PmdLocal::default(),
@@ -106,10 +109,18 @@ impl TxState {
                     };
                     let result = match *a {
                         DpAction::PushVlan { tpid, tci } => {
-                            if edit::push_vlan(&mut m, tpid, tci) { EditResult::Done } else { EditResult::Unsupported }
+                            if edit::push_vlan(&mut m, tpid, tci) {
+                                EditResult::Done
+                            } else {
+                                EditResult::Unsupported
+                            }
                         }
                         DpAction::PopVlan => {
-                            if edit::pop_vlan(&mut m) { EditResult::Done } else { EditResult::Unsupported }
+                            if edit::pop_vlan(&mut m) {
+                                EditResult::Done
+                            } else {
+                                EditResult::Unsupported
+                            }
                         }
                         _ => match m.data_mut() {
                             Some(frame) => edit::apply_in_place(frame, a, self.editor),

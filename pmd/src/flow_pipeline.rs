@@ -595,7 +595,13 @@ impl FlowPipeline {
         self.cache
             .iter()
             .filter_map(|m| {
-                Some(DpFlowDump { id: self.name(m.id)?, key: *m.key, mask: *m.mask, actions: m.actions.to_vec(), stats: m.stats })
+                Some(DpFlowDump {
+                    id: self.name(m.id)?,
+                    key: *m.key,
+                    mask: *m.mask,
+                    actions: m.actions.to_vec(),
+                    stats: m.stats,
+                })
             })
             .collect()
     }
@@ -885,11 +891,20 @@ mod tests {
         assert_eq!(z.ms_at(1_000_000), 1000);
     }
 
-    fn pipeline(upcall_len: usize) -> (FlowPipeline, crossbeam_channel::Receiver<Upcall>, crossbeam_channel::Receiver<PmdEvent>) {
+    fn pipeline(
+        upcall_len: usize,
+    ) -> (FlowPipeline, crossbeam_channel::Receiver<Upcall>, crossbeam_channel::Receiver<PmdEvent>) {
         let (utx, urx) = crossbeam_channel::bounded(upcall_len);
         let (etx, erx) = crossbeam_channel::unbounded();
         let cfg = FlowCacheConfig { max_flows: 4, emc_entries: 64, emc_insert_inverse_prob: 1, sig_entries: 256 };
-        let p = FlowPipeline::new(3, cfg, utx, etx, PipelineClock::new(1_000_000, 0), Arc::new(PipelineCounters::default()));
+        let p = FlowPipeline::new(
+            3,
+            cfg,
+            utx,
+            etx,
+            PipelineClock::new(1_000_000, 0),
+            Arc::new(PipelineCounters::default()),
+        );
         (p, urx, erx)
     }
 
@@ -952,7 +967,8 @@ mod tests {
         let fifth = Megaflow::new(extract(&frames[4], 1), dst_mask(), vec![]);
         assert!(matches!(p.install(4, fifth, 0), Err(InstallError::Cache(InsertError::Full(4)))));
         // Flows 1 and 3 are used at t=50; expiring with idle 30 at t=60 removes 0 and 2.
-        let views = [PacketView { frame: &frames[1], rss_hash: None }, PacketView { frame: &frames[3], rss_hash: None }];
+        let views =
+            [PacketView { frame: &frames[1], rss_hash: None }, PacketView { frame: &frames[3], rss_hash: None }];
         // now_ms() reads the real TSC: look up through the cache with explicit times.
         let keys = [extract(&frames[1], 1), extract(&frames[3], 1)];
         let mut found = [None; 2];

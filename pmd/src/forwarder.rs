@@ -81,7 +81,9 @@ impl Forwarder {
                 vec![DpAction::Output(p)]
             }
             ForwardRule::Drop => Vec::new(),
-            ForwardRule::Flood => port_numbers.iter().filter(|&&p| p != in_port).map(|&p| DpAction::Output(p)).collect(),
+            ForwardRule::Flood => {
+                port_numbers.iter().filter(|&&p| p != in_port).map(|&p| DpAction::Output(p)).collect()
+            }
         })
     }
 }
@@ -122,7 +124,8 @@ mod tests {
     #[test]
     fn flood_excludes_ingress_and_rules_validate() {
         let ports = [1, 2, 5];
-        let f = Forwarder::new(&ports, &[(1, ForwardRule::Flood), (2, ForwardRule::Output(5)), (5, ForwardRule::Drop)]).unwrap();
+        let f = Forwarder::new(&ports, &[(1, ForwardRule::Flood), (2, ForwardRule::Output(5)), (5, ForwardRule::Drop)])
+            .unwrap();
         assert_eq!(f.table[1].as_deref(), Some(&[DpAction::Output(2), DpAction::Output(5)][..]));
         assert_eq!(f.table[2].as_deref(), Some(&[DpAction::Output(5)][..]));
         assert_eq!(f.table[5].as_deref(), Some(&[][..]));

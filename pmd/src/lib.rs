@@ -30,7 +30,8 @@ pub use classify::{Classifier, Injector, PacketView, Verdict};
 pub use edit::{EditResult, FrameEditor};
 pub use error::SwitchError;
 pub use flow_pipeline::{
-    DpFlowDump, FlowMessage, FlowPipeline, PipelineClock, PipelineCounters, PipelineStats, flowcache_editor, pipeline_hooks,
+    DpFlowDump, FlowMessage, FlowPipeline, PipelineClock, PipelineCounters, PipelineStats, flowcache_editor,
+    pipeline_hooks,
 };
 pub use forwarder::{ForwardRule, Forwarder, ForwarderMessage};
 pub use pmd::PmdMessage;

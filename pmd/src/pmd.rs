@@ -171,7 +171,13 @@ fn same_actions(v: Verdict<'_>, actions: &[DpAction]) -> bool {
 
 /// Classifies one burst from `in_port` and executes the verdicts. Leaves `batch` empty.
 #[inline]
-fn process_burst<C: Classifier>(in_port: u32, in_idx: usize, batch: &mut MbufBatch, classifier: &mut C, tx: &mut TxState) {
+fn process_burst<C: Classifier>(
+    in_port: u32,
+    in_idx: usize,
+    batch: &mut MbufBatch,
+    classifier: &mut C,
+    tx: &mut TxState,
+) {
     let n = batch.len();
     let mut rx_bytes = 0u64;
     let mut views = [PacketView::default(); BURST];

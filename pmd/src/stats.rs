@@ -71,7 +71,12 @@ impl PortCounters {
     }
     /// All drops.
     pub fn drops(&self) -> u64 {
-        self.drop_tx_full + self.drop_no_rule + self.drop_action + self.drop_malformed + self.drop_unsupported + self.drop_no_mbuf
+        self.drop_tx_full
+            + self.drop_no_rule
+            + self.drop_action
+            + self.drop_malformed
+            + self.drop_unsupported
+            + self.drop_no_mbuf
     }
 }
 
@@ -121,7 +126,15 @@ impl PmdShared {
     }
 
     pub(crate) fn publish_pmd(&self, pmd: &PmdLocal) {
-        let v = [pmd.busy_cycles, pmd.idle_cycles, pmd.packets, pmd.iterations, pmd.rx_bursts, pmd.drop_bad_output, pmd.messages];
+        let v = [
+            pmd.busy_cycles,
+            pmd.idle_cycles,
+            pmd.packets,
+            pmd.iterations,
+            pmd.rx_bursts,
+            pmd.drop_bad_output,
+            pmd.messages,
+        ];
         for (d, s) in self.pmd.iter().zip(v) {
             d.store(s, Relaxed);
         }

@@ -214,14 +214,17 @@ impl<M: Send + 'static> Switch<M> {
         let mut ids = Vec::with_capacity(specs.len());
         for s in specs {
             let id = match &s.device {
-                PortDevice::Devargs(d) => probe(eal, d).map_err(|e| SwitchError::Port { port: s.name.clone(), source: e })?,
+                PortDevice::Devargs(d) => {
+                    probe(eal, d).map_err(|e| SwitchError::Port { port: s.name.clone(), source: e })?
+                }
                 PortDevice::Existing(id) => *id,
             };
             ids.push(id);
         }
         let mut ports = Vec::with_capacity(specs.len());
         for (s, id) in specs.iter().zip(&ids) {
-            let cfg = PortConfig { n_rxq: s.n_rxq, n_txq: n_pmds as u16, rx_desc: options.rx_desc, tx_desc: options.tx_desc };
+            let cfg =
+                PortConfig { n_rxq: s.n_rxq, n_txq: n_pmds as u16, rx_desc: options.rx_desc, tx_desc: options.tx_desc };
             let perr = |e| SwitchError::Port { port: s.name.clone(), source: e };
             let port = Port::configure(eal, *id, &cfg, &pool).map_err(perr)?;
             port.start().map_err(perr)?;
@@ -231,27 +234,40 @@ impl<M: Send + 'static> Switch<M> {
 
         // Round-robin (port, rx queue) -> PMD.
         let mut assigned: Vec<Vec<AssignedRxq>> = (0..n_pmds).map(|_| Vec::new()).collect();
-        let mut infos: Vec<PmdInfo> =
-            options.pmd_cores.iter().enumerate().map(|(index, &core)| PmdInfo { index, core, rx_queues: Vec::new() }).collect();
+        let mut infos: Vec<PmdInfo> = options
+            .pmd_cores
+            .iter()
+            .enumerate()
+            .map(|(index, &core)| PmdInfo { index, core, rx_queues: Vec::new() })
+            .collect();
         let mut k = 0usize;
         for (idx, sp) in ports.iter().enumerate() {
             for q in 0..sp.spec.n_rxq {
-                let rxq = sp.port.rx_queue(q).map_err(|e| SwitchError::Port { port: sp.spec.name.clone(), source: e })?;
+                let rxq =
+                    sp.port.rx_queue(q).map_err(|e| SwitchError::Port { port: sp.spec.name.clone(), source: e })?;
                 let pmd = k % n_pmds;
                 k += 1;
                 assigned[pmd].push(AssignedRxq { rxq, in_port: sp.spec.number, in_idx: idx });
-                infos[pmd].rx_queues.push(RxqAssignment { port_name: sp.spec.name.clone(), port_number: sp.spec.number, queue: q });
+                infos[pmd].rx_queues.push(RxqAssignment {
+                    port_name: sp.spec.name.clone(),
+                    port_number: sp.spec.number,
+                    queue: q,
+                });
             }
         }
 
         let stop = Arc::new(AtomicBool::new(false));
-        let mut switch = Switch { eal: eal.clone(), ports: Vec::new(), pool: pool.clone(), pmds: Vec::new(), stop: stop.clone() };
+        let mut switch =
+            Switch { eal: eal.clone(), ports: Vec::new(), pool: pool.clone(), pmds: Vec::new(), stop: stop.clone() };
         let (started_tx, started_rx) = crossbeam_channel::unbounded();
         for (pmd_index, rxqs) in assigned.into_iter().enumerate() {
             let info = infos[pmd_index].clone();
             let mut txqs = Vec::with_capacity(ports.len());
             for sp in &ports {
-                let q = sp.port.tx_queue(pmd_index as u16).map_err(|e| SwitchError::Port { port: sp.spec.name.clone(), source: e })?;
+                let q = sp
+                    .port
+                    .tx_queue(pmd_index as u16)
+                    .map_err(|e| SwitchError::Port { port: sp.spec.name.clone(), source: e })?;
                 txqs.push((sp.spec.number, q));
             }
             let classifier = make_classifier(&info);
@@ -369,14 +385,12 @@ impl<M: Send + 'static> Switch<M> {
         let pmds = self
             .pmds
             .iter()
-            .map(|p| {
-                PmdStats {
-                    index: p.info.index,
-                    core: p.info.core,
-                    running: p.shared.running.load(Ordering::SeqCst),
-                    rx_queues: p.info.rx_queues.clone(),
-                    counters: p.shared.pmd(),
-                }
+            .map(|p| PmdStats {
+                index: p.info.index,
+                core: p.info.core,
+                running: p.shared.running.load(Ordering::SeqCst),
+                rx_queues: p.info.rx_queues.clone(),
+                counters: p.shared.pmd(),
             })
             .collect();
         SwitchStats {

@@ -24,8 +24,8 @@ use ferrovs_flowcache::upcall::{FlowId, GoneReason, PmdCommand, PmdEvent, Upcall
 use ferrovs_flowcache::{FlowCacheConfig, Megaflow};
 use ferrovs_pmd::flow_pipeline::PARK_TIMEOUT_MS;
 use ferrovs_pmd::{
-    DpFlowDump, FlowMessage, FlowPipeline, IdleBackoff, PipelineClock, PipelineCounters, PipelineStats, PmdSender, PortSpec,
-    Switch, SwitchOptions, SwitchStats, pipeline_hooks,
+    DpFlowDump, FlowMessage, FlowPipeline, IdleBackoff, PipelineClock, PipelineCounters, PipelineStats, PmdSender,
+    PortSpec, Switch, SwitchOptions, SwitchStats, pipeline_hooks,
 };
 use libtest_mimic::Failed;
 
@@ -533,7 +533,9 @@ fn ipv4_rewrite_keeps_checksums_valid() -> Result<(), Failed> {
         check(f[30..34] == new_dst.octets(), || format!("destination not rewritten: {:?}", &f[30..34]))?;
         check(checksums_ok(f), || format!("bad IPv4 or UDP checksum in {f:02x?}"))?;
         // Only the destination and the two checksums change.
-        check(f.len() == orig.len() && f[..24] == orig[..24] && f[26..30] == orig[26..30], || "header bytes changed".into())?;
+        check(f.len() == orig.len() && f[..24] == orig[..24] && f[26..30] == orig[26..30], || {
+            "header bytes changed".into()
+        })?;
         check(f[34..40] == orig[34..40] && f[42..] == orig[42..], || "ports or payload changed".into())?;
     }
     b.finish()
@@ -562,7 +564,10 @@ fn dec_ttl_at_one_drops() -> Result<(), Failed> {
 fn main() {
     let tests: Vec<(&str, common::TestFn)> = vec![
         ("one_upcall_per_new_flow_and_no_first_packet_lost", one_upcall_per_new_flow_and_no_first_packet_lost),
-        ("packets_of_several_parked_keys_leave_in_arrival_order", packets_of_several_parked_keys_leave_in_arrival_order),
+        (
+            "packets_of_several_parked_keys_leave_in_arrival_order",
+            packets_of_several_parked_keys_leave_in_arrival_order,
+        ),
         (
             "execute_without_install_forwards_and_next_packet_upcalls_again",
             execute_without_install_forwards_and_next_packet_upcalls_again,

@@ -68,7 +68,11 @@ fn test_options(n_pmds: usize) -> SwitchOptions {
         pin_threads: n_pmds == 1,
         n_mbufs: 2047,
         mbuf_cache: 32,
-        idle_backoff: Some(IdleBackoff { after_empty_polls: 64, start: Duration::from_micros(2), max: Duration::from_micros(100) }),
+        idle_backoff: Some(IdleBackoff {
+            after_empty_polls: 64,
+            start: Duration::from_micros(2),
+            max: Duration::from_micros(100),
+        }),
         ..Default::default()
     }
 }
@@ -236,11 +240,13 @@ fn drop_rule_and_missing_rule_are_counted() -> Result<(), Failed> {
     let mut b = bench(2, &[1024, 1024], 1, 1, &[(1, ForwardRule::Drop)])?;
     b.send(1, &frames(10, 64))?;
     b.send(2, &frames(7, 64))?;
-    let s = b.wait_stats("drops", |s| s.ports[0].counters.drop_action == 10 && s.ports[1].counters.drop_no_rule == 7)?;
+    let s =
+        b.wait_stats("drops", |s| s.ports[0].counters.drop_action == 10 && s.ports[1].counters.drop_no_rule == 7)?;
     check(s.ports[0].counters.tx_packets == 0 && s.ports[1].counters.tx_packets == 0, || "something was sent".into())?;
-    check(b.recv(2, 0, Duration::from_millis(20)).is_empty() && b.recv(1, 0, Duration::from_millis(1)).is_empty(), || {
-        "dropped packets came out".into()
-    })?;
+    check(
+        b.recv(2, 0, Duration::from_millis(20)).is_empty() && b.recv(1, 0, Duration::from_millis(1)).is_empty(),
+        || "dropped packets came out".into(),
+    )?;
     b.finish()?;
     Ok(())
 }
@@ -262,7 +268,8 @@ fn full_tx_queue_frees_and_counts() -> Result<(), Failed> {
     // The output ring holds 63 packets (size 64, one slot kept empty) and nobody drains it.
     let mut b = bench(2, &[1024, 64], 1, 1, &[(1, ForwardRule::Output(2))])?;
     b.send(1, &frames(200, 64))?;
-    let s = b.wait_stats("tx accounting", |s| s.ports[1].counters.tx_packets + s.ports[1].counters.drop_tx_full == 200)?;
+    let s =
+        b.wait_stats("tx accounting", |s| s.ports[1].counters.tx_packets + s.ports[1].counters.drop_tx_full == 200)?;
     let c = s.ports[1].counters;
     check(c.tx_packets == 63 && c.drop_tx_full == 137, || format!("port 2 {c:?}"))?;
     let got = b.recv(2, 63, Duration::from_secs(2));
@@ -298,7 +305,10 @@ fn edits_are_copy_on_write_per_output() -> Result<(), Failed> {
     ];
     b.sw.send(0, ForwarderMessage::SetActions { in_port: 1, actions: Some(acts) })?;
     // Tagged frames from port 2 are popped and sent to port 1.
-    b.sw.send(0, ForwarderMessage::SetActions { in_port: 2, actions: Some(vec![DpAction::PopVlan, DpAction::Output(1)]) })?;
+    b.sw.send(
+        0,
+        ForwarderMessage::SetActions { in_port: 2, actions: Some(vec![DpAction::PopVlan, DpAction::Output(1)]) },
+    )?;
     b.sw.barrier(Duration::from_secs(2))?;
     let sent = frames(3, 40);
     b.send(1, &sent)?;
@@ -320,7 +330,10 @@ fn edits_are_copy_on_write_per_output() -> Result<(), Failed> {
     }
     check(popped == want_popped, || format!("popped {:02x?}", popped.first()))?;
     // An action this build cannot execute drops (and counts) instead of forwarding unedited.
-    b.sw.send(0, ForwarderMessage::SetActions { in_port: 1, actions: Some(vec![DpAction::DecTtl, DpAction::Output(2)]) })?;
+    b.sw.send(
+        0,
+        ForwarderMessage::SetActions { in_port: 1, actions: Some(vec![DpAction::DecTtl, DpAction::Output(2)]) },
+    )?;
     b.sw.barrier(Duration::from_secs(2))?;
     b.send(1, &frames(2, 40))?;
     b.wait_stats("unsupported", |s| s.ports[0].counters.drop_unsupported == 2)?;
@@ -367,7 +380,9 @@ fn bad_requests_fail_clearly() -> Result<(), Failed> {
     }
     // Nothing was probed by the failed starts above: net_null5 is still free.
     let id = probe(eal, "net_null5")?;
-    check(matches!(probe(eal, "net_null5"), Err(DpdkError::DeviceRejected { .. })), || "second probe of the same name".into())?;
+    check(matches!(probe(eal, "net_null5"), Err(DpdkError::DeviceRejected { .. })), || {
+        "second probe of the same name".into()
+    })?;
     let _ = id;
     Ok(())
 }
@@ -440,9 +455,10 @@ fn queues_are_taken_once() -> Result<(), Failed> {
     check(port.rx_queue(2).is_err() && port.tx_queue(1).is_err(), || "nonexistent queue".into())?;
     drop(q0);
     let _again = port.rx_queue(0)?;
-    check(Port::configure(eal, a, &PortConfig { n_rxq: 5, n_txq: 1, rx_desc: 128, tx_desc: 128 }, &pool).is_err(), || {
-        "more queues than rings accepted".into()
-    })?;
+    check(
+        Port::configure(eal, a, &PortConfig { n_rxq: 5, n_txq: 1, rx_desc: 128, tx_desc: 128 }, &pool).is_err(),
+        || "more queues than rings accepted".into(),
+    )?;
     Ok(())
 }
 

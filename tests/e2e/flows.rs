@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use ferrovs_e2e::{frames, read_pcap, unique, wait_until, write_pcap, Daemon, Netns, TempDir};
+use ferrovs_e2e::{Daemon, Netns, TempDir, frames, read_pcap, unique, wait_until, write_pcap};
 use libtest_mimic::Failed;
 
 use crate::{counter, preamble};
@@ -140,7 +140,16 @@ pub fn pcap_rules_route_and_rewrite() -> Result<(), Failed> {
     let arp = frames::arp_request(a, b);
     let v6 = frames::ipv6_udp(1, 2, 5000, 6000);
     let tagged = frames::vlan_ipv4_udp(20, 3, a, b);
-    let input = vec![udp.clone(), tcp.clone(), arp.clone(), v6.clone(), tagged.clone(), tcp_other.clone(), frames::runt(), udp.clone()];
+    let input = vec![
+        udp.clone(),
+        tcp.clone(),
+        arp.clone(),
+        v6.clone(),
+        tagged.clone(),
+        tcp_other.clone(),
+        frames::runt(),
+        udp.clone(),
+    ];
     write_pcap(&dir.join("in.pcap"), &input);
     write_pcap(&dir.join("empty.pcap"), &[]);
     let config = format!(
@@ -164,16 +173,23 @@ flows = [
     );
     let d = Daemon::start_in(dir, &config);
     let n = input.len() as u64;
-    let all_in = wait_until(Duration::from_secs(10), || d.port_counters("in").map(|p| counter(&p, "rx_packets")) == Some(n));
+    let all_in =
+        wait_until(Duration::from_secs(10), || d.port_counters("in").map(|p| counter(&p, "rx_packets")) == Some(n));
     // Outputs are batched; give the PMD a moment to flush the last burst.
-    let out_total = |d: &Daemon| -> u64 { ["udp", "web", "rest"].iter().map(|p| counter(&d.port_counters(p).expect("port"), "tx_packets")).sum() };
+    let out_total = |d: &Daemon| -> u64 {
+        ["udp", "web", "rest"].iter().map(|p| counter(&d.port_counters(p).expect("port"), "tx_packets")).sum()
+    };
     let settled = wait_until(Duration::from_secs(5), || out_total(&d) == 9);
     let trace = ctl_ok(&d, &["trace", "br0", "in_port=1,tcp,nw_src=198.18.0.1,nw_dst=198.18.0.2,tp_dst=80"])?;
     let show = ctl_ok(&d, &["show"])?;
     let dp = ctl_ok(&d, &["dump-dp-flows"])?;
     let stopped = d.stop();
     if !all_in || !settled {
-        return Err(format!("not everything went through: all_in={all_in} outputs settled={settled}\n{show}\n{dp}\n{}", stopped.log).into());
+        return Err(format!(
+            "not everything went through: all_in={all_in} outputs settled={settled}\n{show}\n{dp}\n{}",
+            stopped.log
+        )
+        .into());
     }
     if !trace.contains("mod_nw_dst:198.18.7.7") || !trace.contains("Megaflow: in_port(1)") {
         return Err(format!("trace output:\n{trace}").into());

@@ -13,7 +13,7 @@
 
 use std::time::Duration;
 
-use ferrovs_e2e::{frames, read_pcap, wait_until, write_pcap, Daemon, TempDir};
+use ferrovs_e2e::{Daemon, TempDir, frames, read_pcap, wait_until, write_pcap};
 use libtest_mimic::{Arguments, Failed, Trial};
 
 mod flows;
@@ -125,9 +125,8 @@ flows = ["in_port=1,actions=flood"]
     );
     let d = Daemon::start_in(dir, &config);
     let n_in = frames_in.len() as u64;
-    let all_in = wait_until(Duration::from_secs(10), || {
-        d.port_counters("in").map(|p| counter(&p, "rx_packets")) == Some(n_in)
-    });
+    let all_in =
+        wait_until(Duration::from_secs(10), || d.port_counters("in").map(|p| counter(&p, "rx_packets")) == Some(n_in));
     let port_in = d.port_counters("in").expect("port in");
     if !all_in {
         return Err(format!("port in received {port_in}, want {n_in} rx_packets").into());
@@ -147,7 +146,8 @@ flows = ["in_port=1,actions=flood"]
             let first = got.iter().zip(&expected).position(|(a, b)| a != b);
             let index_of = |f: &Vec<u8>| expected.iter().position(|e| e == f).map(|i| i as i64).unwrap_or(-1);
             eprintln!("{out} order: {:?}", got.iter().map(index_of).collect::<Vec<_>>());
-            let show = |v: &Vec<Vec<u8>>| first.and_then(|i| v.get(i)).map(|f| format!("{:02x?}", &f[..f.len().min(40)]));
+            let show =
+                |v: &Vec<Vec<u8>>| first.and_then(|i| v.get(i)).map(|f| format!("{:02x?}", &f[..f.len().min(40)]));
             return Err(format!(
                 "{out}: {} frames, want {}; first difference at {first:?}:\n got  {:?}\n want {:?}",
                 got.len(),
@@ -208,16 +208,26 @@ fn main() {
     let bad: [(&str, String, &'static [&'static str]); 5] = [
         ("bad_config_unknown_key", bridge(r#"colour = "blue""#, &[NULL_A]), &["colour"]),
         ("bad_config_duplicate_port_number", bridge("", &[NULL_A, ("b", 1, "net_null1,no-rx=1")]), &["number", "1"]),
-        ("bad_config_duplicate_port_name", bridge("", &[NULL_A, ("a", 2, "net_null1,no-rx=1")]), &["duplicate port name", "a"]),
-        ("bad_config_devargs_rejected_by_dpdk", bridge("", &[("a", 1, "net_nosuchdriver0,foo=bar")]), &["net_nosuchdriver0"]),
+        (
+            "bad_config_duplicate_port_name",
+            bridge("", &[NULL_A, ("a", 2, "net_null1,no-rx=1")]),
+            &["duplicate port name", "a"],
+        ),
+        (
+            "bad_config_devargs_rejected_by_dpdk",
+            bridge("", &[("a", 1, "net_nosuchdriver0,foo=bar")]),
+            &["net_nosuchdriver0"],
+        ),
         ("bad_config_bad_flow", bridge(r#"flows = ["in_port=1,tp_dst=80,actions=output:2"]"#, &[NULL_A]), &["tp_dst"]),
     ];
     let mut trials = vec![
         Trial::test("walks_through_namespaces", walks_through_namespaces).with_ignored_flag(!root),
         Trial::test("pcap_flood_byte_for_byte", pcap_flood_byte_for_byte),
         Trial::test("pcap_rules_route_and_rewrite", flows::pcap_rules_route_and_rewrite),
-        Trial::test("rule_change_applies_to_next_packet", flows::rule_change_applies_to_next_packet).with_ignored_flag(!root),
-        Trial::test("normal_learns_and_stops_flooding", flows::normal_learns_and_stops_flooding).with_ignored_flag(!root),
+        Trial::test("rule_change_applies_to_next_packet", flows::rule_change_applies_to_next_packet)
+            .with_ignored_flag(!root),
+        Trial::test("normal_learns_and_stops_flooding", flows::normal_learns_and_stops_flooding)
+            .with_ignored_flag(!root),
         Trial::test("link_down_and_back_resumes", flows::link_down_and_back_resumes).with_ignored_flag(!root),
         Trial::test("reload_applies_flows_file", flows::reload_applies_flows_file).with_ignored_flag(!root),
         Trial::test("bad_config_core_does_not_exist", bad_config_core_missing),
@@ -230,12 +240,10 @@ fn main() {
 fn bad_config_core_missing() -> Result<(), Failed> {
     let cfg = format!(
         "{}{}",
-        preamble()
-            .replace("@SOCKET@", "@DIR@/ctl.sock")
-            .replace(
-                &format!("cores = [{}]", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) - 1),
-                "cores = [4000]"
-            ),
+        preamble().replace("@SOCKET@", "@DIR@/ctl.sock").replace(
+            &format!("cores = [{}]", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) - 1),
+            "cores = [4000]"
+        ),
         ports_ok()
     );
     let (status, out) = ferrovs_e2e::ferrovsd_check_fails(&cfg, &[]);

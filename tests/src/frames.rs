@@ -244,10 +244,14 @@ impl BenchFrame {
     /// sees a well-formed packet of the asked size.
     pub fn bytes(&self, size: usize) -> Vec<u8> {
         let size = size.max(self.min_size());
-        let mut f = eth(self.dst_mac, self.src_mac, match self.l3 {
-            BenchL3::V4 { .. } => 0x0800,
-            BenchL3::V6 { .. } => 0x86dd,
-        });
+        let mut f = eth(
+            self.dst_mac,
+            self.src_mac,
+            match self.l3 {
+                BenchL3::V4 { .. } => 0x0800,
+                BenchL3::V6 { .. } => 0x86dd,
+            },
+        );
         let l3_hdr = match self.l3 {
             BenchL3::V4 { .. } => 20,
             BenchL3::V6 { .. } => 40,
@@ -346,9 +350,8 @@ mod bench_frame_tests {
         let want = "020000000002020000000001080045\
                     00002e00000000401169a50a0000001cdeea3c266513c4001a0000\
                     000000000000000000000000000000000000";
-        let want: Vec<u8> = (0..want.len() / 2)
-            .map(|i| u8::from_str_radix(&want[2 * i..2 * i + 2], 16).unwrap())
-            .collect();
+        let want: Vec<u8> =
+            (0..want.len() / 2).map(|i| u8::from_str_radix(&want[2 * i..2 * i + 2], 16).unwrap()).collect();
         assert_eq!(udp4().bytes(60), want);
     }
 

@@ -51,20 +51,13 @@ pub fn bin_dir() -> PathBuf {
 
 pub fn bin(name: &str) -> PathBuf {
     let p = bin_dir().join(name);
-    assert!(
-        p.exists(),
-        "{} is not built: run `cargo build --workspace --bins` first",
-        p.display()
-    );
+    assert!(p.exists(), "{} is not built: run `cargo build --workspace --bins` first", p.display());
     p
 }
 
 /// Runs a command, returning its output; panics with stderr if it cannot be started.
 pub fn run(cmd: &str, args: &[&str]) -> Output {
-    Command::new(cmd)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {cmd}: {e}"))
+    Command::new(cmd).args(args).output().unwrap_or_else(|e| panic!("cannot run {cmd}: {e}"))
 }
 
 /// Runs a command that must succeed.
@@ -164,18 +157,8 @@ impl Netns {
     /// Sends `count` pings to `dst`, 0.2 s apart, each waiting up to `wait_s` seconds.
     /// Returns (transmitted, received).
     pub fn ping(&self, dst: &str, count: u32, wait_s: u32) -> (u32, u32) {
-        let out = self.exec(&[
-            "ping",
-            "-n",
-            "-q",
-            "-c",
-            &count.to_string(),
-            "-i",
-            "0.2",
-            "-W",
-            &wait_s.to_string(),
-            dst,
-        ]);
+        let out =
+            self.exec(&["ping", "-n", "-q", "-c", &count.to_string(), "-i", "0.2", "-W", &wait_s.to_string(), dst]);
         parse_ping_summary(&String::from_utf8_lossy(&out.stdout))
     }
 }
@@ -188,10 +171,7 @@ impl Default for Netns {
 
 impl Drop for Netns {
     fn drop(&mut self) {
-        let _ = Command::new("ip")
-            .args(["netns", "delete", &self.name])
-            .stderr(Stdio::null())
-            .status();
+        let _ = Command::new("ip").args(["netns", "delete", &self.name]).stderr(Stdio::null()).status();
     }
 }
 
@@ -283,12 +263,7 @@ impl Daemon {
 
     /// Runs `ferrovs-ctl --socket SOCK args...`.
     pub fn ctl(&self, args: &[&str]) -> Output {
-        Command::new(bin("ferrovs-ctl"))
-            .arg("--socket")
-            .arg(&self.socket)
-            .args(args)
-            .output()
-            .expect("run ferrovs-ctl")
+        Command::new(bin("ferrovs-ctl")).arg("--socket").arg(&self.socket).args(args).output().expect("run ferrovs-ctl")
     }
 
     /// `ferrovs-ctl --json ARGS`, parsed.
@@ -303,17 +278,14 @@ impl Daemon {
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
-        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-            panic!("ferrovs-ctl printed no JSON ({e}): {}", String::from_utf8_lossy(&out.stdout))
-        })
+        serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("ferrovs-ctl printed no JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
     }
 
     /// Port counters by port name from `show`: (rx_packets, tx_packets, total drops).
     pub fn port_counters(&self, name: &str) -> Option<serde_json::Value> {
         let v = self.ctl_json(&["show"]);
-        v["bridges"].as_array()?.iter().find_map(|b| {
-            b["ports"].as_array()?.iter().find(|p| p["name"] == name).cloned()
-        })
+        v["bridges"].as_array()?.iter().find_map(|b| b["ports"].as_array()?.iter().find(|p| p["name"] == name).cloned())
     }
 
     /// The kernel interface name (`iface=`) of a port's net_tap/af_packet devargs.
@@ -373,11 +345,7 @@ pub fn ferrovsd_check_fails(config: &str, extra_args: &[&str]) -> (ExitStatus, S
         .stdin(Stdio::null())
         .output()
         .expect("run ferrovsd");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     (out.status, text)
 }
 

@@ -74,9 +74,7 @@ pub fn build(n_flows: usize, n_masks: usize, cfg: FlowCacheConfig) -> (FlowCache
         p.set_tp_src(rank as u16);
         let extra = (rank >> 16) as u32; // beyond 65536 flows per mask: into nw_dst
         p.set_nw_dst_u32(((mi as u32 & 0xffff) << 16) | ((extra & 0xff) << 8) | (rng.next() as u32 & 0xff));
-        let id = fc
-            .insert_unchecked(Megaflow::new(p, m, vec![DpAction::Output(2)]), 0)
-            .expect("disjoint flows");
+        let id = fc.insert_unchecked(Megaflow::new(p, m, vec![DpAction::Output(2)]), 0).expect("disjoint flows");
         ids.push(id);
         packets.push(p);
     }
@@ -143,7 +141,6 @@ pub fn frames() -> Vec<Vec<u8>> {
     }
     v
 }
-
 
 /// A classifier-only FlowCache (EMC and signature cache off) with `n_masks` subtables
 /// of 10 flows each, and one packet per flow. Up to 360 masks come from [`mask_n`];

@@ -17,7 +17,8 @@ pub fn eal() -> &'static Eal {
 
 /// No hugepages, no PCI: `FERROVS_TEST_EAL_ARGS` replaces the defaults.
 pub fn eal_args() -> Vec<String> {
-    let extra = std::env::var("FERROVS_TEST_EAL_ARGS").unwrap_or_else(|_| "--no-huge --no-shconf --no-pci -m 512".into());
+    let extra =
+        std::env::var("FERROVS_TEST_EAL_ARGS").unwrap_or_else(|_| "--no-huge --no-shconf --no-pci -m 512".into());
     let mut v: Vec<String> = extra.split_whitespace().map(String::from).collect();
     v.extend(["-l", "0", "--log-level=error"].map(String::from));
     v

@@ -448,7 +448,11 @@ mod tests {
     }
 
     fn generate(cli_args: &[&str]) -> Vec<u8> {
-        let dir = std::env::temp_dir().join(format!("ferrovs-gen-test-{}-{}", std::process::id(), cli_args.join("_").replace([':', '/'], "-")));
+        let dir = std::env::temp_dir().join(format!(
+            "ferrovs-gen-test-{}-{}",
+            std::process::id(),
+            cli_args.join("_").replace([':', '/'], "-")
+        ));
         let out = dir.to_str().unwrap().to_string() + ".pcap";
         let mut args = vec!["ferrovs-gen", "--out", &out];
         args.extend_from_slice(cli_args);
