@@ -51,11 +51,11 @@ impl ControlServer {
     /// receiver.
     pub fn bind(path: &Path) -> Result<(ControlServer, Receiver<Pending>), ControlError> {
         let io = |source| ControlError::Io { path: path.display().to_string(), source };
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            if !dir.exists() {
-                std::fs::create_dir_all(dir).map_err(io)?;
-                std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o750)).map_err(io)?;
-            }
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
+            && !dir.exists()
+        {
+            std::fs::create_dir_all(dir).map_err(io)?;
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o750)).map_err(io)?;
         }
         if path.exists() {
             // A live daemon answers; a stale file from a crash does not and is replaced.

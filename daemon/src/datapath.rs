@@ -258,7 +258,9 @@ impl Datapath {
     /// Replaces each bridge's rules with those of `new` (which must have the same
     /// bridges and ports as the running config). Each bridge changes atomically.
     pub fn reload_rules(&mut self, running: &Config, new: &Config) -> Result<Value, String> {
-        let shape = |c: &Config| -> Vec<(String, Vec<(String, u32, String, u16)>)> {
+        // (bridge, [(port name, number, devargs, rx queues)])
+        type Shape = Vec<(String, Vec<(String, u32, String, u16)>)>;
+        let shape = |c: &Config| -> Shape {
             c.bridges
                 .iter()
                 .map(|b| {

@@ -56,7 +56,7 @@ fn bench_emc(c: &mut Criterion) {
         let packets: Vec<FlowKey> = (0..n)
             .map(|i| {
                 let mut k = extract(&tcp4_frame(&Tcp4 { sport: i as u16, ..TCP4 }), 1);
-                k.set_nw_src_u32(rng.next() as u32);
+                k.set_nw_src_u32(rng.next_u64() as u32);
                 fc.insert_unchecked(Megaflow::new(k, exact_mask(), vec![DpAction::Output(2)]), 0).unwrap();
                 k
             })

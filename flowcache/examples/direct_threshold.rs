@@ -58,8 +58,8 @@ fn run(flows: usize, k: usize, direct: Option<usize>, rounds: usize) -> (f64, f6
         let t = Instant::now();
         let mut n = 0;
         while n < per_round {
-            for b in 0..32 {
-                keys[b] = pkts[pos];
+            for k in keys.iter_mut() {
+                *k = pkts[pos];
                 pos += 7919;
                 if pos >= flows {
                     pos %= flows;

@@ -316,10 +316,10 @@ impl Classifier {
     /// The partition of megaflows that match all of `in_port == port`, if there is one.
     #[inline(always)]
     fn partition_of_port(&mut self, port: u32) -> Option<u32> {
-        if let Some((p, part)) = self.last_port {
-            if p == port {
-                return Some(part);
-            }
+        if let Some((p, part)) = self.last_port
+            && p == port
+        {
+            return Some(part);
         }
         let part = *self.port_partition.get(&port)?;
         self.last_port = Some((port, part));
@@ -423,10 +423,10 @@ impl Classifier {
         };
         match port_of(&key, mask) {
             Some(p) => {
-                if let Some(&pi) = self.port_partition.get(&p) {
-                    if let Some(id) = check(&self.partitions[pi as usize]) {
-                        return Some(id);
-                    }
+                if let Some(&pi) = self.port_partition.get(&p)
+                    && let Some(id) = check(&self.partitions[pi as usize])
+                {
+                    return Some(id);
                 }
                 check(&self.partitions[ANY_PORT as usize])
             }

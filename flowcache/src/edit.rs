@@ -267,7 +267,7 @@ mod tests {
     use crate::testpkt::*;
     use std::net::{Ipv4Addr, Ipv6Addr};
 
-    fn apply(frame: &mut Vec<u8>, a: DpAction) -> EditOutcome {
+    fn apply(frame: &mut [u8], a: DpAction) -> EditOutcome {
         execute_edit(frame, &a)
     }
 

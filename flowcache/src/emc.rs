@@ -122,7 +122,7 @@ impl Emc {
         match self.insert_inverse_prob {
             0 => false,
             1 => true,
-            n => self.next_random() % n == 0,
+            n => self.next_random().is_multiple_of(n),
         }
     }
 

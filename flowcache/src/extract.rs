@@ -189,11 +189,9 @@ fn parse_with_layers(frame: &[u8], key: &mut FlowKey, layers: &mut Layers) {
                 }
             }
         }
-        ethertype::ARP | ETHERTYPE_RARP => {
-            if parse_arp(l3, key) {
-                layers.l3 = Some(off);
-                layers.l3_end = off + 28;
-            }
+        ethertype::ARP | ETHERTYPE_RARP if parse_arp(l3, key) => {
+            layers.l3 = Some(off);
+            layers.l3_end = off + 28;
         }
         _ => {}
     }
@@ -313,44 +311,34 @@ fn parse_arp(p: &[u8], key: &mut FlowKey) -> bool {
 #[inline(always)]
 fn parse_l4(l4: &[u8], key: &mut FlowKey, is_ipv6: bool) -> bool {
     match key.nw_proto() {
-        ipproto::TCP => {
-            if l4.len() >= 20 {
-                let data_offset = ((l4[12] >> 4) as usize) * 4;
-                if data_offset >= 20 && l4.len() >= data_offset {
-                    key.set_tp_src(be16(l4, 0));
-                    key.set_tp_dst(be16(l4, 2));
-                    key.set_tcp_flags(be16(l4, 12) & 0x0fff);
-                    return true;
-                }
-            }
-        }
-        ipproto::UDP => {
-            if l4.len() >= 8 {
+        ipproto::TCP if l4.len() >= 20 => {
+            let data_offset = ((l4[12] >> 4) as usize) * 4;
+            if data_offset >= 20 && l4.len() >= data_offset {
                 key.set_tp_src(be16(l4, 0));
                 key.set_tp_dst(be16(l4, 2));
+                key.set_tcp_flags(be16(l4, 12) & 0x0fff);
                 return true;
             }
         }
-        ipproto::SCTP => {
-            if l4.len() >= 12 {
-                key.set_tp_src(be16(l4, 0));
-                key.set_tp_dst(be16(l4, 2));
-                return true;
-            }
+        ipproto::UDP if l4.len() >= 8 => {
+            key.set_tp_src(be16(l4, 0));
+            key.set_tp_dst(be16(l4, 2));
+            return true;
         }
-        ipproto::ICMP if !is_ipv6 => {
-            if l4.len() >= 8 {
-                key.set_tp_src(l4[0] as u16);
-                key.set_tp_dst(l4[1] as u16);
-                return true;
-            }
+        ipproto::SCTP if l4.len() >= 12 => {
+            key.set_tp_src(be16(l4, 0));
+            key.set_tp_dst(be16(l4, 2));
+            return true;
         }
-        ipproto::ICMPV6 if is_ipv6 => {
-            if l4.len() >= 8 {
-                key.set_tp_src(l4[0] as u16);
-                key.set_tp_dst(l4[1] as u16);
-                return true;
-            }
+        ipproto::ICMP if !is_ipv6 && l4.len() >= 8 => {
+            key.set_tp_src(l4[0] as u16);
+            key.set_tp_dst(l4[1] as u16);
+            return true;
+        }
+        ipproto::ICMPV6 if is_ipv6 && l4.len() >= 8 => {
+            key.set_tp_src(l4[0] as u16);
+            key.set_tp_dst(l4[1] as u16);
+            return true;
         }
         _ => {}
     }

@@ -125,7 +125,7 @@ impl EmcGate {
     /// Whether to probe the EMC for the next burst.
     #[inline(always)]
     fn probe_now(&self) -> bool {
-        self.active || self.tick % Self::SAMPLE_EVERY == 0
+        self.active || self.tick.is_multiple_of(Self::SAMPLE_EVERY)
     }
 
     /// Records one burst (`probed` packets looked up in the EMC, `hits` found).
@@ -283,11 +283,11 @@ impl FlowCache {
             }
             std::hint::black_box(acc);
             for i in 0..n {
-                if pos[i] != usize::MAX {
-                    if let Some(x) = emc.verify(slab, pos[i], &keys[i], hashes[i]) {
-                        idx[i] = x;
-                        todo &= !(1 << i);
-                    }
+                if pos[i] != usize::MAX
+                    && let Some(x) = emc.verify(slab, pos[i], &keys[i], hashes[i])
+                {
+                    idx[i] = x;
+                    todo &= !(1 << i);
                 }
             }
             let hits = n as u32 - todo.count_ones();
@@ -299,51 +299,51 @@ impl FlowCache {
             self.emc_gate.record(0, 0);
         }
 
-        if todo != 0 {
-            if let Some(sig) = &self.sig {
-                // Load every pending bucket first so their cache misses overlap.
-                let mut acc = 0u32;
-                let mut bits = todo;
+        if todo != 0
+            && let Some(sig) = &self.sig
+        {
+            // Load every pending bucket first so their cache misses overlap.
+            let mut acc = 0u32;
+            let mut bits = todo;
+            while bits != 0 {
+                let i = bits.trailing_zeros() as usize;
+                bits &= bits - 1;
+                acc ^= sig.touch(hashes[i]);
+            }
+            std::hint::black_box(acc);
+            let mut cand = [u32::MAX; MAX_BATCH];
+            let mut acc = 0u64;
+            let mut bits = todo;
+            while bits != 0 {
+                let i = bits.trailing_zeros() as usize;
+                bits &= bits - 1;
+                let c = sig.candidate(hashes[i]);
+                cand[i] = c;
+                if let Some(r) = slab.records.get(c as usize) {
+                    acc ^= r.key.w[0] ^ r.packets;
+                }
+            }
+            std::hint::black_box(acc);
+            let mut found = 0u32;
+            let mut bits = todo;
+            while bits != 0 {
+                let i = bits.trailing_zeros() as usize;
+                bits &= bits - 1;
+                let c = cand[i] as usize;
+                if c < slab.records.len() && slab.slot_matches(c, &keys[i]) {
+                    idx[i] = c as u32;
+                    found |= 1 << i;
+                }
+            }
+            todo &= !found;
+            self.counters.sig_hits += found.count_ones() as u64;
+            if let Some(emc) = &mut self.emc {
+                let mut bits = found;
                 while bits != 0 {
                     let i = bits.trailing_zeros() as usize;
                     bits &= bits - 1;
-                    acc ^= sig.touch(hashes[i]);
-                }
-                std::hint::black_box(acc);
-                let mut cand = [u32::MAX; MAX_BATCH];
-                let mut acc = 0u64;
-                let mut bits = todo;
-                while bits != 0 {
-                    let i = bits.trailing_zeros() as usize;
-                    bits &= bits - 1;
-                    let c = sig.candidate(hashes[i]);
-                    cand[i] = c;
-                    if let Some(r) = slab.records.get(c as usize) {
-                        acc ^= r.key.w[0] ^ r.packets;
-                    }
-                }
-                std::hint::black_box(acc);
-                let mut found = 0u32;
-                let mut bits = todo;
-                while bits != 0 {
-                    let i = bits.trailing_zeros() as usize;
-                    bits &= bits - 1;
-                    let c = cand[i] as usize;
-                    if c < slab.records.len() && slab.slot_matches(c, &keys[i]) {
-                        idx[i] = c as u32;
-                        found |= 1 << i;
-                    }
-                }
-                todo &= !found;
-                self.counters.sig_hits += found.count_ones() as u64;
-                if let Some(emc) = &mut self.emc {
-                    let mut bits = found;
-                    while bits != 0 {
-                        let i = bits.trailing_zeros() as usize;
-                        bits &= bits - 1;
-                        if emc.should_insert() {
-                            emc.insert(&keys[i], hashes[i], self.cls.slab.id_of(idx[i]));
-                        }
+                    if emc.should_insert() {
+                        emc.insert(&keys[i], hashes[i], self.cls.slab.id_of(idx[i]));
                     }
                 }
             }
@@ -362,10 +362,10 @@ impl FlowCache {
                 if let Some(sig) = &mut self.sig {
                     sig.insert(&self.cls.slab, hashes[i], idx[i]);
                 }
-                if let Some(emc) = &mut self.emc {
-                    if emc.should_insert() {
-                        emc.insert(&keys[i], hashes[i], self.cls.slab.id_of(idx[i]));
-                    }
+                if let Some(emc) = &mut self.emc
+                    && emc.should_insert()
+                {
+                    emc.insert(&keys[i], hashes[i], self.cls.slab.id_of(idx[i]));
                 }
             }
         }
@@ -670,7 +670,7 @@ mod tests {
         let hashes: Vec<u32> = keys.iter().map(|k| k.hash()).collect();
         let mut out = vec![None; 40];
         for _ in 0..3 {
-            assert_eq!(fc.lookup_batch(&keys, &hashes, &vec![64; 40], 1, &mut out), 20);
+            assert_eq!(fc.lookup_batch(&keys, &hashes, &[64; 40], 1, &mut out), 20);
             assert_eq!(out, ids);
         }
     }
@@ -689,8 +689,8 @@ mod tests {
         let mut out = vec![None; 16];
         for _ in 0..4 {
             fc.lookup_batch(&keys, &[7; 16], &[60; 16], 0, &mut out);
-            for i in 0..16 {
-                assert_eq!(fc.actions(out[i].unwrap()).unwrap(), &vec![DpAction::Output(i as u32)]);
+            for (i, id) in out.iter().enumerate() {
+                assert_eq!(fc.actions(id.unwrap()).unwrap(), &vec![DpAction::Output(i as u32)]);
             }
         }
     }

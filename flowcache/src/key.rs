@@ -76,7 +76,7 @@ pub mod ipproto {
 }
 
 /// A flow key or a mask over flow keys. See the module documentation for the layout.
-#[derive(Clone, Copy, Eq, Hash, Default)]
+#[derive(Clone, Copy, Eq, Default)]
 #[repr(C, align(64))]
 pub struct FlowKey {
     pub w: [u64; KEY_WORDS],
@@ -92,6 +92,13 @@ impl PartialEq for FlowKey {
             diff |= self.w[i] ^ other.w[i];
         }
         diff == 0
+    }
+}
+
+/// Hashes exactly the words that `eq` compares, so equal keys hash alike.
+impl std::hash::Hash for FlowKey {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.w.hash(state);
     }
 }
 

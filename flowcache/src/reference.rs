@@ -26,10 +26,10 @@ impl ReferenceClassifier {
     pub fn insert(&mut self, flow: Megaflow) -> Result<RefId, RefId> {
         let flow = Megaflow::new(flow.key, flow.mask, flow.actions);
         for (i, f) in self.flows.iter().enumerate() {
-            if let Some(f) = f {
-                if f.overlaps(&flow) {
-                    return Err(i);
-                }
+            if let Some(f) = f
+                && f.overlaps(&flow)
+            {
+                return Err(i);
             }
         }
         self.flows.push(Some(flow));

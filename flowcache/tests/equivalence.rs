@@ -236,7 +236,7 @@ proptest! {
         let live_packets: u64 = live.iter().map(|id| fc.stats(*id).unwrap().packets).sum();
         prop_assert_eq!(c.emc_hits + c.sig_hits + c.classifier_hits, live_packets + removed_packets);
         let run = CASES_RUN.fetch_add(1, Ordering::Relaxed) + 1;
-        if run % 10_000 == 0 || run == cases() as u64 {
+        if run.is_multiple_of(10_000) || run == cases() as u64 {
             eprintln!("equivalence: {run} cases, {} packets checked", PACKETS_CHECKED.load(Ordering::Relaxed));
         }
     }

@@ -59,7 +59,7 @@ fn mutate(rng: &mut SplitMix, seed: &[u8], out: &mut Vec<u8>) {
         0 => {
             // Fully random bytes.
             let len = rng.index(128);
-            out.extend((0..len).map(|_| rng.next() as u8));
+            out.extend((0..len).map(|_| rng.next_u64() as u8));
             // Sometimes with a plausible EtherType so deeper layers are reached.
             if len >= 14 && rng.index(2) == 0 {
                 let t: [u16; 6] = [0x0800, 0x86dd, 0x0806, 0x8100, 0x88a8, 0x0030];
@@ -81,14 +81,14 @@ fn mutate(rng: &mut SplitMix, seed: &[u8], out: &mut Vec<u8>) {
             }
             1 => {
                 let i = rng.index(out.len());
-                out[i] = rng.next() as u8;
+                out[i] = rng.next_u64() as u8;
             }
             2 => {
                 // Header bytes that steer parsing: type, IHL, lengths, next headers.
                 let spots = [12usize, 13, 14, 15, 16, 17, 18, 19, 20, 21, 23, 24, 46, 54, 55, 56, 57];
                 let i = spots[rng.index(spots.len())];
                 if i < out.len() {
-                    out[i] = rng.next() as u8;
+                    out[i] = rng.next_u64() as u8;
                 }
             }
             3 => {
@@ -97,7 +97,7 @@ fn mutate(rng: &mut SplitMix, seed: &[u8], out: &mut Vec<u8>) {
             }
             4 => {
                 let extra = rng.index(16);
-                out.extend((0..extra).map(|_| rng.next() as u8));
+                out.extend((0..extra).map(|_| rng.next_u64() as u8));
             }
             _ => {
                 let i = rng.index(out.len());

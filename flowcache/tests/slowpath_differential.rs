@@ -190,15 +190,15 @@ fn gen_packet(r: &mut Rng) -> FlowKey {
     match dl_type {
         ethertype::IPV4 => {
             k.set_nw_src_u32(r.pick(&NETS) | r.below(4) as u32);
-            k.set_nw_dst_u32(if r.chance(85) { r.pick(&NETS) | r.below(4) as u32 } else { r.next() as u32 });
+            k.set_nw_dst_u32(if r.chance(85) { r.pick(&NETS) | r.below(4) as u32 } else { r.next_u64() as u32 });
             let proto = r.pick(&[ipproto::TCP, ipproto::TCP, ipproto::UDP, ipproto::ICMP]);
             k.set_nw_proto(proto);
             k.set_nw_ttl(r.pick(&[1, 64, 64]));
             if r.chance(8) {
                 k.set_nw_frag(FRAG_ANY);
             }
-            k.set_tp_src(if r.chance(70) { r.pick(&TP) } else { r.next() as u16 });
-            k.set_tp_dst(if r.chance(70) { r.pick(&TP) } else { r.next() as u16 });
+            k.set_tp_src(if r.chance(70) { r.pick(&TP) } else { r.next_u64() as u16 });
+            k.set_tp_dst(if r.chance(70) { r.pick(&TP) } else { r.next_u64() as u16 });
             if proto == ipproto::TCP {
                 k.set_tcp_flags(r.pick(&[0x002, 0x010, 0x018]));
             }

@@ -192,13 +192,13 @@ fn gen_packet(r: &mut Rng) -> FlowKey {
                     let bits = r.below(32);
                     r.pick(&V4_BASES) ^ (r.below(1 << bits) as u32)
                 } else {
-                    r.next() as u32
+                    r.next_u64() as u32
                 };
                 k.set_nw_dst_u32(dst);
             } else {
                 k.set_ipv6_src_u128(((0x2001_0db8u128) << 96) | r.below(1 << 20) as u128);
                 let shift = r.below(64);
-                k.set_ipv6_dst_u128(((0x2001_0db8u128) << 96) ^ ((r.next() as u128) >> shift));
+                k.set_ipv6_dst_u128(((0x2001_0db8u128) << 96) ^ ((r.next_u64() as u128) >> shift));
             }
             let proto = r.pick(&[ipproto::TCP, ipproto::UDP, ipproto::UDP, ipproto::ICMP, ipproto::ICMPV6, 47]);
             k.set_nw_proto(proto);
@@ -208,7 +208,7 @@ fn gen_packet(r: &mut Rng) -> FlowKey {
                 k.set_nw_frag(r.pick(&[FRAG_ANY, FRAG_ANY | FRAG_LATER]));
             }
             let port =
-                |r: &mut Rng| if r.chance(60) { r.pick(&TP_PORTS) ^ (r.below(4) as u16) } else { r.next() as u16 };
+                |r: &mut Rng| if r.chance(60) { r.pick(&TP_PORTS) ^ (r.below(4) as u16) } else { r.next_u64() as u16 };
             k.set_tp_src(port(r));
             k.set_tp_dst(port(r));
             if proto == ipproto::TCP {
@@ -254,7 +254,7 @@ fn check_rule_set(seed: u64) -> Result<(), String> {
             let noise = match v {
                 0 => p,
                 1 | 2 => gen_packet(&mut r),
-                _ => FlowKey { w: std::array::from_fn(|_| r.next()) },
+                _ => FlowKey { w: std::array::from_fn(|_| r.next_u64()) },
             };
             let mut q = FlowKey::ZERO;
             for i in 0..8 {

@@ -228,10 +228,10 @@ fn process_burst<C: Classifier>(
             }
             // `misses` has room for a whole burst.
             Verdict::Miss => {
-                if let Some(pkt) = pkts.next() {
-                    if let Err(pkt) = misses.push(pkt) {
-                        tx.drop_counted(in_idx, pkt, |c| c.drop_no_rule += 1);
-                    }
+                if let Some(pkt) = pkts.next()
+                    && let Err(pkt) = misses.push(pkt)
+                {
+                    tx.drop_counted(in_idx, pkt, |c| c.drop_no_rule += 1);
                 }
                 i += 1;
             }

@@ -16,7 +16,7 @@ pub use ferrovs_flowcache::testpkt::SplitMix as Rng;
 
 /// A uniform float in [0, 1).
 pub fn unit_f64(rng: &mut Rng) -> f64 {
-    (rng.next() >> 11) as f64 / (1u64 << 53) as f64
+    (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64
 }
 
 /// Mask number `i` of the family of 360: in_port, dl_type, nw_proto, tp_src and the
@@ -60,20 +60,20 @@ pub fn build(n_flows: usize, n_masks: usize, cfg: FlowCacheConfig) -> (FlowCache
         p.set_in_port(1);
         p.set_dl_type(0x0800);
         p.set_nw_proto(6);
-        p.set_dl_src_u64(rng.next() & 0xffff_ffff_ffff);
-        p.set_dl_dst_u64(rng.next() & 0xffff_ffff_ffff);
+        p.set_dl_src_u64(rng.next_u64() & 0xffff_ffff_ffff);
+        p.set_dl_dst_u64(rng.next_u64() & 0xffff_ffff_ffff);
         p.set_nw_ttl(64);
-        p.set_nw_tos(rng.next() as u8);
-        p.set_vlan_tci(0, 0x1000 | (rng.next() as u16 & 0x0fff));
-        p.set_nw_src_u32(rng.next() as u32);
-        p.set_tp_dst(rng.next() as u16);
+        p.set_nw_tos(rng.next_u64() as u8);
+        p.set_vlan_tci(0, 0x1000 | (rng.next_u64() as u16 & 0x0fff));
+        p.set_nw_src_u32(rng.next_u64() as u32);
+        p.set_tp_dst(rng.next_u64() as u16);
         p.set_tcp_flags(0x10);
         // Distinct per flow within its mask: tp_src carries the flow's rank in the mask
         // (up to 65536 per mask), the rest of nw_dst below the mask number is random.
         let rank = f / n_masks;
         p.set_tp_src(rank as u16);
         let extra = (rank >> 16) as u32; // beyond 65536 flows per mask: into nw_dst
-        p.set_nw_dst_u32(((mi as u32 & 0xffff) << 16) | ((extra & 0xff) << 8) | (rng.next() as u32 & 0xff));
+        p.set_nw_dst_u32(((mi as u32 & 0xffff) << 16) | ((extra & 0xff) << 8) | (rng.next_u64() as u32 & 0xff));
         let id = fc.insert_unchecked(Megaflow::new(p, m, vec![DpAction::Output(2)]), 0).expect("disjoint flows");
         ids.push(id);
         packets.push(p);
@@ -85,7 +85,7 @@ pub fn build(n_flows: usize, n_masks: usize, cfg: FlowCacheConfig) -> (FlowCache
 pub fn traffic(n_flows: usize, len: usize, skewed: bool) -> Vec<u32> {
     let mut rng = Rng(7);
     if !skewed {
-        return (0..len).map(|_| (rng.next() % n_flows as u64) as u32).collect();
+        return (0..len).map(|_| (rng.next_u64() % n_flows as u64) as u32).collect();
     }
     let mut cdf = Vec::with_capacity(n_flows);
     let mut acc = 0.0;
@@ -121,7 +121,7 @@ pub fn run_arrivals(fc: &mut FlowCache, arrivals: &[FlowKey], iters: u64, pos: &
             hashes[i] = keys[i].hash();
         }
         *pos += BURST;
-        misses += fc.lookup_batch(&keys, &hashes, &bytes, 1, &mut out);
+        misses += fc.lookup_batch(keys, &hashes, &bytes, 1, &mut out);
         std::hint::black_box(&out);
     }
     let t = start.elapsed();

@@ -253,6 +253,19 @@ pub(crate) fn compile_match(m: &Match) -> (Vec<FieldMatch>, Vec<&'static str>) {
     (out, dropped)
 }
 
+/// The flow key value and mask a match describes (fields whose prerequisite is missing
+/// are left out, as when compiling a rule). `ferrovs-ctl trace` uses it to turn a packet
+/// described in `ovs-ofctl` syntax into a flow key.
+pub fn match_key(m: &Match) -> (FlowKey, Mask) {
+    let (fields, _) = compile_match(m);
+    let mut value = FlowKey::ZERO;
+    let mut mask = Mask::ZERO;
+    for fm in &fields {
+        fields::add_to(&mut value, &mut mask, fm);
+    }
+    (value, mask)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -299,17 +312,4 @@ mod tests {
             BuildError::GotoBackwards { rule: 0, table: 3, target: 2 }
         );
     }
-}
-
-/// The flow key value and mask a match describes (fields whose prerequisite is missing
-/// are left out, as when compiling a rule). `ferrovs-ctl trace` uses it to turn a packet
-/// described in `ovs-ofctl` syntax into a flow key.
-pub fn match_key(m: &Match) -> (FlowKey, Mask) {
-    let (fields, _) = compile_match(m);
-    let mut value = FlowKey::ZERO;
-    let mut mask = Mask::ZERO;
-    for fm in &fields {
-        fields::add_to(&mut value, &mut mask, fm);
-    }
-    (value, mask)
 }
