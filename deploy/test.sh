@@ -11,6 +11,16 @@ export PATH="$HOME/.cargo/bin:$PATH"
 
 deploy/setup.sh --debug
 
+# Gates before any test: formatting, lints and the API docs. Each fails the run.
+rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt
+rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy
+echo "test.sh: cargo fmt --check"
+cargo fmt --all --check
+echo "test.sh: cargo clippy -D warnings"
+cargo clippy --workspace --all-targets -- -D warnings
+echo "test.sh: cargo doc -D warnings"
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
+
 # The e2e tests start target/debug/ferrovsd; build every binary first.
 cargo build --workspace --bins
 # A PMD busy-polls a core; on a 2-core machine run the DPDK test binaries one at a time.

@@ -3,7 +3,7 @@
 //!
 //! Each PMD counts into plain integers of its own ([`PortCounters`] per port, plus
 //! [`PmdLocal`]) and, once per busy loop iteration (a burst or several), copies them into
-//! relaxed atomics in [`PmdShared`] with plain stores: there is a single writer, so no
+//! relaxed atomics in `PmdShared` with plain stores: there is a single writer, so no
 //! read-modify-write and no cache-line ping-pong per packet. A reader loads the atomics
 //! and sums over PMDs; a snapshot may be a burst behind, never torn within a counter.
 

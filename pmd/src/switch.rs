@@ -2,7 +2,7 @@
 //! statistics, send its PMD threads messages, stop it.
 //!
 //! Start-up order, so that a bad request fails before any port is touched where possible:
-//! 1. [`validate`](crate::spec::validate) names, numbers, devices, cores (no DPDK);
+//! 1. [`validate`] names, numbers, devices, cores (no DPDK);
 //! 2. create the mempool; probe every device (the error names the devargs DPDK rejected);
 //! 3. configure each port with its rx queues and one tx queue per PMD, start it, enable
 //!    promiscuous mode;

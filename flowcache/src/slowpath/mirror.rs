@@ -34,7 +34,7 @@ pub struct MirrorFlow {
     pub key: FlowKey,
     pub mask: Mask,
     pub actions: DpActions,
-    /// Index of the bridge (in [`super::SlowPath::bridges`] order).
+    /// Index of the bridge (in `SlowPath::bridges` order).
     pub bridge: usize,
     /// Rules of the bridge's current rule-set version that the translation matched.
     pub rules: Vec<RuleRef>,
