@@ -21,7 +21,11 @@ cargo clippy --workspace --all-targets -- -D warnings
 echo "test.sh: cargo doc -D warnings"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
 
+# The shipped systemd units: verify clean, exposure at most 5.0.
+command -v systemd-analyze >/dev/null || { apt-get update -qq; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends systemd >/dev/null; }
 # The e2e tests start target/debug/ferrovsd; build every binary first.
 cargo build --workspace --bins
+deploy/check-units.sh target/debug
+
 # A PMD busy-polls a core; on a 2-core machine run the DPDK test binaries one at a time.
 cargo test --workspace -- --test-threads=1

@@ -11,7 +11,7 @@
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ferrovs_config::{Config, SystemFacts};
 use ferrovs_dpdk::Eal;
@@ -21,6 +21,7 @@ use serde_json::json;
 use crate::control::{ControlServer, Pending};
 use crate::datapath::Datapath;
 use crate::protocol::{Request, Response};
+use crate::sd_notify::{Notifier, PmdLiveness};
 
 /// Why the daemon could not start (or stopped with an error).
 #[derive(Debug, thiserror::Error)]
@@ -64,6 +65,10 @@ pub fn run(path: &Path, check_only: bool) -> Result<(), DaemonError> {
     let eal = Eal::init(&eal_args(&config))?;
     tracing::info!("EAL up: {} Hz TSC", eal.tsc_hz());
     let mut dp = Datapath::start(&eal, &config, &ports, &options)?;
+    // Every port is started and every PMD has polled once `start` returns.
+    let mut notifier = Notifier::from_env();
+    let mut liveness = PmdLiveness::default();
+    notifier.ready(&format!("forwarding: {} bridge(s), {} port(s)", config.bridges.len(), ports.len()));
     tracing::info!(
         "forwarding: {} bridge(s), {} port(s), PMDs on cores {:?}; control socket {}",
         config.bridges.len(),
@@ -77,7 +82,10 @@ pub fn run(path: &Path, check_only: bool) -> Result<(), DaemonError> {
             Ok(Pending { request, reply }) => {
                 let is_stop = request == Request::Stop;
                 let resp = if request == Request::Reload {
-                    match reload_config(&mut dp, path, &config) {
+                    notifier.reloading();
+                    let r = reload_config(&mut dp, path, &config);
+                    notifier.ready("forwarding");
+                    match r {
                         Ok(v) => Response::ok(v),
                         Err(e) => Response::err(e),
                     }
@@ -93,15 +101,25 @@ pub fn run(path: &Path, check_only: bool) -> Result<(), DaemonError> {
             Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
         }
         if reload.swap(false, Ordering::Relaxed) {
+            notifier.reloading();
             match reload_config(&mut dp, path, &config) {
                 Ok(_) => tracing::info!("SIGHUP: rules reloaded from {}", path.display()),
                 Err(e) => tracing::error!("SIGHUP: reload failed, rules unchanged: {e}"),
             }
+            notifier.ready("forwarding");
         }
-        dp.tick();
+        let now = Instant::now();
+        if notifier.watchdog_due(now) {
+            let stalled = liveness.stalled(&dp.pmd_iterations());
+            if !stalled.is_empty() {
+                tracing::error!("PMD(s) {stalled:?} made no progress; not feeding the watchdog");
+            }
+            notifier.watchdog(now, stalled.is_empty());
+        }
     }
 
     tracing::info!("stopping");
+    notifier.stopping();
     drop(control);
     let final_stats = dp.stop();
     // The counters at exit, one line per port and PMD, for the journal.

@@ -94,8 +94,10 @@ impl Datapath {
         Ok(Datapath { switch, slow, pipelines, pmd_baseline: HashMap::new() })
     }
 
-    /// Periodic work of the main thread (the slow-path thread does its own).
-    pub fn tick(&mut self) {}
+    /// Each PMD's loop-iteration counter as last published (the watchdog's sign of life).
+    pub fn pmd_iterations(&self) -> Vec<u64> {
+        self.switch.stats().pmds.iter().map(|p| p.counters.iterations).collect()
+    }
 
     pub fn show(&self, config: &Config) -> Value {
         let stats = self.switch.stats();

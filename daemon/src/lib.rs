@@ -8,6 +8,7 @@
 pub mod control;
 pub mod protocol;
 pub mod render;
+pub mod sd_notify;
 
 /// Where the control socket lives unless the config says otherwise.
 pub const DEFAULT_SOCKET: &str = "/run/ferrovs/ferrovsd.sock";

@@ -17,6 +17,7 @@ use ferrovs_e2e::{Daemon, TempDir, frames, read_pcap, wait_until, write_pcap};
 use libtest_mimic::{Arguments, Failed, Trial};
 
 mod flows;
+mod service;
 
 /// EAL, control and PMD settings shared by every test config: no hugepages, a PMD on
 /// the last CPU with idle back-off so a test does not burn a core.
@@ -194,7 +195,7 @@ pub(crate) fn bridge(extra: &str, ports: &[(&str, u32, &str)]) -> String {
 const NULL_A: (&str, u32, &str) = ("a", 1, "net_null0,no-rx=1");
 const NULL_B: (&str, u32, &str) = ("b", 2, "net_null1,no-rx=1");
 
-fn ports_ok() -> String {
+pub(crate) fn ports_ok() -> String {
     bridge(r#"flows = ["in_port=1,actions=output:2"]"#, &[NULL_A, NULL_B])
 }
 
@@ -232,6 +233,7 @@ fn main() {
         Trial::test("reload_applies_flows_file", flows::reload_applies_flows_file).with_ignored_flag(!root),
         Trial::test("bad_config_core_does_not_exist", bad_config_core_missing),
         Trial::test("ctl_stop_exits_cleanly", ctl_stop_exits_cleanly),
+        Trial::test("service_notifies_ready_then_feeds_watchdog", service::notifies_ready_then_feeds_watchdog),
     ];
     trials.extend(bad.into_iter().map(|(name, body, words)| Trial::test(name, bad_config(body, words))));
     libtest_mimic::run(&args, trials).exit();

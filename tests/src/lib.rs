@@ -214,6 +214,11 @@ impl Daemon {
     }
 
     pub fn start_in(dir: TempDir, config: &str) -> Daemon {
+        Self::start_in_with_env(dir, config, &[])
+    }
+
+    /// As [`Daemon::start_in`], with extra environment variables for ferrovsd.
+    pub fn start_in_with_env(dir: TempDir, config: &str, env: &[(&str, &str)]) -> Daemon {
         let socket = dir.join("ctl.sock");
         let config = config
             .replace("@SOCKET@", socket.to_str().expect("utf8 path"))
@@ -226,6 +231,7 @@ impl Daemon {
             .arg("--config")
             .arg(&cfg)
             .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(logf.try_clone().expect("dup log"))
             .stderr(logf)
