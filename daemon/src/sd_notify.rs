@@ -128,7 +128,13 @@ impl PmdLiveness {
     /// advance since the previous call (empty: all alive). The first call only records.
     pub fn stalled(&mut self, iterations: &[u64]) -> Vec<usize> {
         let stalled = if self.last.len() == iterations.len() {
-            iterations.iter().zip(&self.last).enumerate().filter(|(_, (now, then))| now == then).map(|(i, _)| i).collect()
+            iterations
+                .iter()
+                .zip(&self.last)
+                .enumerate()
+                .filter(|(_, (now, then))| now == then)
+                .map(|(i, _)| i)
+                .collect()
         } else {
             Vec::new()
         };

@@ -36,8 +36,12 @@ pub fn notifies_ready_then_feeds_watchdog() -> Result<(), Failed> {
     }
     // Ready means forwarding: every port is up in `show` right away.
     let show = d.ctl_json(&["show"]);
-    let ports: Vec<&serde_json::Value> =
-        show["bridges"].as_array().into_iter().flatten().flat_map(|b| b["ports"].as_array().into_iter().flatten()).collect();
+    let ports: Vec<&serde_json::Value> = show["bridges"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|b| b["ports"].as_array().into_iter().flatten())
+        .collect();
     if ports.len() != 2 || !ports.iter().all(|p| p["link_up"] == true) {
         return Err(format!("READY before the ports are up: {show}").into());
     }
