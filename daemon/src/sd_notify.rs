@@ -79,11 +79,11 @@ impl Notifier {
     /// Sends one notification (`KEY=VALUE` lines).
     pub fn notify(&mut self, state: &str) {
         let Some((sock, addr)) = &self.target else { return };
-        if let Err(e) = sock.send_to_addr(state.as_bytes(), addr) {
-            if !self.warned {
-                tracing::warn!("sd_notify: {e}");
-                self.warned = true;
-            }
+        if let Err(e) = sock.send_to_addr(state.as_bytes(), addr)
+            && !self.warned
+        {
+            tracing::warn!("sd_notify: {e}");
+            self.warned = true;
         }
     }
 
