@@ -42,7 +42,8 @@ pub enum DaemonError {
 
 /// Runs the daemon on the config at `path` until it is stopped. With `check_only`, only
 /// loads and checks the config.
-pub fn run(path: &Path, check_only: bool) -> Result<(), DaemonError> {
+pub fn run(path: &Path, check_only: bool, log: crate::logging::LogControl) -> Result<(), DaemonError> {
+    let _log = log;
     let config = Config::load(path)?;
     config.validate(&SystemFacts { online_cpus: ferrovs_pmd::online_cpus() })?;
     let ports = port_specs(&config);

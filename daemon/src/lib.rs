@@ -6,9 +6,11 @@
 //! - `render`: text rendering of replies.
 
 pub mod control;
+pub mod logging;
 pub mod protocol;
 pub mod render;
 pub mod sd_notify;
+pub mod unixctl;
 
 /// Where the control socket lives unless the config says otherwise.
 pub const DEFAULT_SOCKET: &str = "/run/ferrovs/ferrovsd.sock";

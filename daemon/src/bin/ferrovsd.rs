@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
+use ferrovs_daemon::logging::LogFormat;
 
 #[derive(Parser)]
 #[command(name = "ferrovsd", version, about = "ferrovs userspace virtual switch (DPDK poll-mode)")]
@@ -15,18 +16,16 @@ struct Cli {
     /// Check the configuration (syntax, rules, cores) and exit without touching DPDK.
     #[arg(long)]
     check: bool,
+    /// Log format on stderr: text (colour only on a terminal) or one JSON object per line.
+    #[arg(long, value_enum, default_value = "text", env = "FERROVS_LOG_FORMAT")]
+    log_format: LogFormat,
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     let cli = Cli::parse();
-    match ferrovs_daemon::daemon::run(&cli.config, cli.check) {
+    // Levels: RUST_LOG at start, `vlog/set` later (see ferrovs_daemon::logging).
+    let log = ferrovs_daemon::logging::init(cli.log_format);
+    match ferrovs_daemon::daemon::run(&cli.config, cli.check, log) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("ferrovsd: {e}");
