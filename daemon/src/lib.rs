@@ -1,16 +1,19 @@
 #![forbid(unsafe_code)]
 //! ferrovsd, the switch daemon, and the pieces ferrovs-ctl shares with it.
 //!
-//! - `protocol`: the JSON-lines control protocol.
+//! - `protocol`: the JSON-lines control protocol: requests, typed replies, and
+//!   `protocol::parse_request`, the daemon's whole request parser.
 //! - `control`: the control socket server (and the client side used by ferrovs-ctl).
 //! - `render`: text rendering of replies.
+//! - `daemon`, `datapath`, `slow_path`, `flowfmt`: the daemon itself.
+//!
+//! The default control socket path is the config's (`ferrovs_config::DEFAULT_CONTROL_SOCKET`),
+//! so a daemon without `[control] socket` and a ferrovs-ctl without `--socket` meet.
 
 pub mod control;
 pub mod protocol;
 pub mod render;
 
-/// Where the control socket lives unless the config says otherwise.
-pub const DEFAULT_SOCKET: &str = "/run/ferrovs/ferrovsd.sock";
 pub mod daemon;
 pub mod datapath;
 pub mod flowfmt;
