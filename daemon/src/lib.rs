@@ -5,7 +5,9 @@
 //!   `protocol::parse_request`, the daemon's whole request parser.
 //! - `control`: the control socket server (and the client side used by ferrovs-ctl).
 //! - `render`: text rendering of replies.
-//! - `daemon`, `datapath`, `slow_path`, `flowfmt`: the daemon itself.
+//! - `daemon`, `datapath`, `slow_path`, `flowfmt`: the daemon itself (feature `switch`, on
+//!   by default; without it the crate needs no DPDK, for ferrovs-ctl-like clients and
+//!   fuzz targets of `protocol::parse_request`).
 //!
 //! The default control socket path is the config's (`ferrovs_config::DEFAULT_CONTROL_SOCKET`),
 //! so a daemon without `[control] socket` and a ferrovs-ctl without `--socket` meet.
@@ -14,7 +16,11 @@ pub mod control;
 pub mod protocol;
 pub mod render;
 
+#[cfg(feature = "switch")]
 pub mod daemon;
+#[cfg(feature = "switch")]
 pub mod datapath;
+#[cfg(feature = "switch")]
 pub mod flowfmt;
+#[cfg(feature = "switch")]
 pub mod slow_path;
