@@ -22,7 +22,9 @@ use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender, bounded};
 
-use crate::protocol::{MAX_REQUEST_BYTES, Request, Response};
+use crate::protocol::{
+    ANSWER_TIMEOUT, CLIENT_TIMEOUT, LINE_TIMEOUT, MAX_REQUEST_BYTES, Reply, Request, Response, parse_request,
+};
 
 /// A request waiting for the main thread, with where to send the answer.
 pub struct Pending {
@@ -118,53 +120,64 @@ fn peer_uid(stream: &UnixStream) -> Option<u32> {
 
 fn serve(stream: UnixStream, to_main: &Sender<Pending>, my_uid: u32) -> std::io::Result<()> {
     stream.set_nonblocking(false)?;
-    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
-    stream.set_write_timeout(Some(Duration::from_secs(5)))?;
-    let mut line = String::new();
-    BufReader::new((&stream).take(MAX_REQUEST_BYTES as u64 + 1)).read_line(&mut line)?;
-    let response = if line.len() > MAX_REQUEST_BYTES {
-        Response::err(format!("request longer than {MAX_REQUEST_BYTES} bytes"))
-    } else {
-        match serde_json::from_str::<Request>(line.trim_end()) {
-            Err(e) => Response::err(format!("bad request: {e}")),
-            Ok(req) => {
-                let uid = peer_uid(&stream);
-                if req.is_mutating() && uid != Some(0) && uid != Some(my_uid) {
-                    Response::err("permission denied: this command needs root (or the daemon's user)")
+    stream.set_read_timeout(Some(LINE_TIMEOUT))?;
+    stream.set_write_timeout(Some(LINE_TIMEOUT))?;
+    let mut line = Vec::new();
+    BufReader::new((&stream).take(MAX_REQUEST_BYTES as u64 + 1)).read_until(b'\n', &mut line)?;
+    let response = match parse_request(&line) {
+        Err(e) => Response::Err(e),
+        Ok(req) => {
+            let uid = peer_uid(&stream);
+            if req.is_mutating() && uid != Some(0) && uid != Some(my_uid) {
+                Response::err("permission denied: this command needs root (or the daemon's user)")
+            } else {
+                let (rtx, rrx) = bounded(1);
+                if to_main.send(Pending { request: req, reply: rtx }).is_err() {
+                    Response::err("ferrovsd is shutting down")
                 } else {
-                    let (rtx, rrx) = bounded(1);
-                    if to_main.send(Pending { request: req, reply: rtx }).is_err() {
-                        Response::err("ferrovsd is shutting down")
-                    } else {
-                        // Rule changes wait for every PMD to acknowledge; allow for it.
-                        rrx.recv_timeout(Duration::from_secs(30))
-                            .unwrap_or_else(|_| Response::err("ferrovsd did not answer in 30 s"))
-                    }
+                    // Rule changes wait for every PMD to acknowledge; allow for it.
+                    rrx.recv_timeout(ANSWER_TIMEOUT).unwrap_or_else(|_| {
+                        Response::err(format!("ferrovsd did not answer in {} s", ANSWER_TIMEOUT.as_secs()))
+                    })
                 }
             }
         }
     };
-    let mut out = serde_json::to_vec(&response).unwrap_or_else(|_| b"{\"ok\":false}".to_vec());
-    out.push(b'\n');
-    (&stream).write_all(&out)
+    (&stream).write_all(&response.to_line())
 }
 
-/// Client side: sends one request to `path` and returns the reply.
-pub fn request(path: &Path, req: &Request) -> Result<Response, String> {
+/// Client side: sends one request to `path` and returns the daemon's reply, or its
+/// error, or why there was none. A reply that does not parse as the protocol's types
+/// (a daemon of another version) or that answers another request is an error too.
+pub fn request(path: &Path, req: &Request) -> Result<Reply, String> {
     let mut s = UnixStream::connect(path)
         .map_err(|e| format!("cannot connect to {}: {e} (is ferrovsd running?)", path.display()))?;
-    s.set_read_timeout(Some(Duration::from_secs(60))).map_err(|e| e.to_string())?;
-    let mut line = serde_json::to_vec(req).map_err(|e| e.to_string())?;
-    line.push(b'\n');
-    s.write_all(&line).map_err(|e| format!("send: {e}"))?;
-    let mut reply = String::new();
-    BufReader::new(s).read_line(&mut reply).map_err(|e| format!("receive: {e}"))?;
-    serde_json::from_str(&reply).map_err(|e| format!("bad reply from ferrovsd ({e}): {reply}"))
+    s.set_write_timeout(Some(LINE_TIMEOUT)).map_err(|e| e.to_string())?;
+    s.set_read_timeout(Some(CLIENT_TIMEOUT)).map_err(|e| e.to_string())?;
+    s.write_all(&req.to_line()).map_err(|e| format!("send: {e}"))?;
+    let mut line = Vec::new();
+    BufReader::new(s).read_until(b'\n', &mut line).map_err(|e| format!("receive: {e}"))?;
+    let text = || String::from_utf8_lossy(&line).trim_end().to_string();
+    match serde_json::from_slice::<Response>(&line) {
+        Err(e) => Err(format!("bad reply from ferrovsd ({e}): {}", text())),
+        Ok(Response::Err(e)) => Err(e),
+        Ok(Response::Ok(reply)) if !reply.answers(req) => Err(format!("ferrovsd answered another request: {}", text())),
+        Ok(Response::Ok(reply)) => Ok(reply),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Sends `bytes` as they are and returns the reply line.
+    fn raw(path: &Path, bytes: &[u8]) -> Response {
+        let mut s = UnixStream::connect(path).unwrap();
+        s.write_all(bytes).unwrap();
+        let mut reply = String::new();
+        BufReader::new(s).read_line(&mut reply).unwrap();
+        serde_json::from_str(&reply).unwrap()
+    }
 
     #[test]
     fn serves_requests_and_rejects_garbage() {
@@ -172,20 +185,35 @@ mod tests {
         let path = dir.join("s.sock");
         let (server, rx) = ControlServer::bind(&path).unwrap();
         let main = std::thread::spawn(move || {
-            for p in rx.iter().take(1) {
-                assert_eq!(p.request, Request::Show);
-                p.reply.send(Response::ok(serde_json::json!({"bridges": []}))).unwrap();
-            }
+            let mut it = rx.iter();
+            let p = it.next().unwrap();
+            assert_eq!(p.request, Request::Show);
+            let show = crate::protocol::ShowReply { bridges: vec![], mbufs_in_use: 1, mbufs_total: 2 };
+            p.reply.send(Response::Ok(Reply::Show(show))).unwrap();
+            // A daemon that answers the wrong request is caught by the client.
+            let p = it.next().unwrap();
+            assert_eq!(p.request, Request::DumpDpFlows);
+            p.reply.send(Response::Ok(Reply::Stop)).unwrap();
+            let p = it.next().unwrap();
+            p.reply.send(Response::err("unknown bridge \"x\"")).unwrap();
         });
-        let r = request(&path, &Request::Show).unwrap();
-        assert!(r.ok);
+        match request(&path, &Request::Show) {
+            Ok(Reply::Show(s)) => assert_eq!((s.mbufs_in_use, s.mbufs_total), (1, 2)),
+            other => panic!("{other:?}"),
+        }
+        let e = request(&path, &Request::DumpDpFlows).unwrap_err();
+        assert!(e.contains("answered another request") && e.contains("\"stop\""), "{e}");
+        let e = request(&path, &Request::DumpFlows { bridge: "x".into() }).unwrap_err();
+        assert_eq!(e, "unknown bridge \"x\"");
         // Garbage gets an error and the server keeps serving.
-        let mut s = UnixStream::connect(&path).unwrap();
-        s.write_all(b"{not json\n").unwrap();
-        let mut reply = String::new();
-        BufReader::new(s).read_line(&mut reply).unwrap();
-        let r: Response = serde_json::from_str(&reply).unwrap();
-        assert!(!r.ok && r.error.unwrap().contains("bad request"));
+        match raw(&path, b"{not json\n") {
+            Response::Err(e) => assert!(e.contains("bad request"), "{e}"),
+            other => panic!("{other:?}"),
+        }
+        match raw(&path, b"{\"cmd\":\"show\xff\"}\n") {
+            Response::Err(e) => assert!(e.contains("bad request"), "{e}"),
+            other => panic!("{other:?}"),
+        }
         main.join().unwrap();
         // A second server on the same live socket is refused.
         assert!(matches!(ControlServer::bind(&path), Err(ControlError::InUse { .. })));

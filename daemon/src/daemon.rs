@@ -16,11 +16,10 @@ use std::time::{Duration, Instant};
 use ferrovs_config::{Config, SystemFacts};
 use ferrovs_dpdk::Eal;
 use ferrovs_pmd::{IdleBackoff, PortSpec, SwitchOptions};
-use serde_json::json;
 
 use crate::control::{ControlServer, Pending};
 use crate::datapath::Datapath;
-use crate::protocol::{Request, Response};
+use crate::protocol::{ReloadReply, Reply, Request, Response};
 use crate::sd_notify::{Notifier, PmdLiveness};
 
 /// Why the daemon could not start (or stopped with an error).
@@ -86,12 +85,9 @@ pub fn run(path: &Path, check_only: bool, log: crate::logging::LogControl) -> Re
                     notifier.reloading();
                     let r = reload_config(&mut dp, path, &config);
                     notifier.ready("forwarding");
-                    match r {
-                        Ok(v) => Response::ok(v),
-                        Err(e) => Response::err(e),
-                    }
+                    Response::from(r.map(Reply::Reload))
                 } else {
-                    handle(&mut dp, &config, &request)
+                    Response::from(handle(&mut dp, &config, &request))
                 };
                 let _ = reply.send(resp);
                 if is_stop {
@@ -133,25 +129,22 @@ pub fn run(path: &Path, check_only: bool, log: crate::logging::LogControl) -> Re
 
 /// Re-reads the config at `path` and applies its rules. The running config keeps
 /// describing ports and settings (which a reload may not change).
-fn reload_config(dp: &mut Datapath, path: &Path, running: &Config) -> Result<serde_json::Value, String> {
+fn reload_config(dp: &mut Datapath, path: &Path, running: &Config) -> Result<ReloadReply, String> {
     let new = Config::load(path).map_err(|e| e.to_string())?;
     dp.reload_rules(running, &new)
 }
 
-/// Answers one control request.
-fn handle(dp: &mut Datapath, config: &Config, req: &Request) -> Response {
+/// Answers one control request (but `reload`, which needs the config's path).
+fn handle(dp: &mut Datapath, config: &Config, req: &Request) -> Result<Reply, String> {
     match req {
-        Request::Stop => Response::ok(json!("stopping")),
-        Request::Show => Response::ok(dp.show(config)),
-        Request::PmdStatsShow => Response::ok(dp.pmd_stats()),
+        Request::Stop => Ok(Reply::Stop),
+        Request::Show => Ok(Reply::Show(dp.show(config))),
+        Request::PmdStatsShow => Ok(Reply::PmdStatsShow(dp.pmd_stats())),
         Request::PmdStatsClear => {
             dp.pmd_stats_clear();
-            Response::ok(serde_json::Value::Null)
+            Ok(Reply::PmdStatsClear)
         }
-        other => match dp.flow_request(other) {
-            Ok(v) => Response::ok(v),
-            Err(e) => Response::err(e),
-        },
+        other => dp.flow_request(other),
     }
 }
 

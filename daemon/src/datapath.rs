@@ -13,16 +13,18 @@ use std::sync::atomic::Ordering;
 use ferrovs_config::Config;
 use ferrovs_dpdk::Eal;
 use ferrovs_flowcache::flow_cache::FlowCacheConfig;
-use ferrovs_flowcache::slowpath::{BridgeSpec, SlowPath, SlowPathConfig};
+use ferrovs_flowcache::slowpath::{BridgeSpec, SlowPath, SlowPathConfig, SlowPathCounters as MachineCounters};
 use ferrovs_pmd::flow_pipeline::{
     FlowMessage, FlowPipeline, PipelineClock, PipelineCounters, PipelineStats, pipeline_hooks,
 };
-use ferrovs_pmd::{PmdLocal, PmdStats, PortSpec, Switch, SwitchOptions, SwitchStats};
-use serde_json::{Value, json};
+use ferrovs_pmd::{PmdLocal, PmdStats, PortCounters, PortSpec, PortStats, Switch, SwitchOptions, SwitchStats};
 
 use crate::daemon::DaemonError;
-use crate::protocol::Request;
-use crate::slow_path::{SlowPathThread, SlowRequest};
+use crate::protocol::{
+    BridgeInfo, NicCounters, PmdInfo, PmdStatsReply, PortInfo, ReloadReply, Reply, Request, ShowReply,
+    SlowPathCounters, SlowPathInfo,
+};
+use crate::slow_path::SlowPathThread;
 
 /// The switch and the bookkeeping around it.
 pub struct Datapath {
@@ -99,62 +101,26 @@ impl Datapath {
         self.switch.stats().pmds.iter().map(|p| p.counters.iterations).collect()
     }
 
-    pub fn show(&self, config: &Config) -> Value {
+    pub fn show(&self, config: &Config) -> ShowReply {
         let stats = self.switch.stats();
-        let bridges: Vec<Value> = config
+        let bridges = config
             .bridges
             .iter()
-            .map(|b| {
-                let ports: Vec<Value> = b
+            .map(|b| BridgeInfo {
+                name: b.name.clone(),
+                ports: b
                     .ports
                     .iter()
-                    .filter_map(|pc| stats.ports.iter().find(|s| s.name == pc.name).map(|s| (pc, s)))
-                    .map(|(pc, s)| {
-                        let c = &s.counters;
-                        let mut v = json!({
-                            "name": s.name,
-                            "number": s.number,
-                            "devargs": pc.devargs,
-                            "device": s.device,
-                            "link_up": s.link.up,
-                            "speed_mbps": s.link.speed_mbps,
-                            "rx_packets": c.rx_packets,
-                            "rx_bytes": c.rx_bytes,
-                            "tx_packets": c.tx_packets,
-                            "tx_bytes": c.tx_bytes,
-                            "drop_tx_full": c.drop_tx_full,
-                            "drop_no_rule": c.drop_no_rule,
-                            "drop_action": c.drop_action,
-                            "drop_malformed": c.drop_malformed,
-                            "drop_unsupported": c.drop_unsupported,
-                            "drop_no_mbuf": c.drop_no_mbuf,
-                        });
-                        if let Some(e) = &s.eth {
-                            v["nic"] = json!({
-                                "rx_packets": e.rx_packets,
-                                "tx_packets": e.tx_packets,
-                                "rx_missed": e.rx_missed,
-                                "rx_errors": e.rx_errors,
-                                "tx_errors": e.tx_errors,
-                                "rx_nombuf": e.rx_nombuf,
-                            });
-                        }
-                        v
-                    })
-                    .collect();
-                json!({ "name": b.name, "ports": ports })
+                    .filter_map(|pc| stats.ports.iter().find(|s| s.name == pc.name).map(|s| port_info(s, &pc.devargs)))
+                    .collect(),
             })
             .collect();
-        json!({
-            "bridges": bridges,
-            "mbufs_in_use": stats.mbufs_in_use,
-            "mbufs_total": stats.mbufs_total,
-        })
+        ShowReply { bridges, mbufs_in_use: stats.mbufs_in_use, mbufs_total: stats.mbufs_total }
     }
 
-    pub fn pmd_stats(&self) -> Value {
+    pub fn pmd_stats(&self) -> PmdStatsReply {
         let stats = self.switch.stats();
-        let pmds: Vec<Value> = stats
+        let pmds = stats
             .pmds
             .iter()
             .map(|p| {
@@ -162,55 +128,57 @@ impl Datapath {
                 let sub = |f: fn(&PmdLocal) -> u64| f(&p.counters) - base.map(|b| f(&b.counters)).unwrap_or(0);
                 let pl = self.pipelines.get(p.index).map(|c| c.snapshot()).unwrap_or_default();
                 let plb = self.pmd_baseline.get(&p.index).map(|(_, b)| *b).unwrap_or_default();
-                let hits = (pl.emc_hits - plb.emc_hits)
-                    + (pl.sig_hits - plb.sig_hits)
-                    + (pl.classifier_hits - plb.classifier_hits);
-                let lookups = hits + (pl.misses - plb.misses);
-                let share = |n: u64| if lookups > 0 { 100.0 * n as f64 / lookups as f64 } else { 0.0 };
-                let busy = sub(|s| s.busy_cycles);
-                let idle = sub(|s| s.idle_cycles);
+                let (emc_hits, signature_hits, megaflow_hits, misses) = (
+                    pl.emc_hits - plb.emc_hits,
+                    pl.sig_hits - plb.sig_hits,
+                    pl.classifier_hits - plb.classifier_hits,
+                    pl.misses - plb.misses,
+                );
+                let lookups = emc_hits + signature_hits + megaflow_hits + misses;
+                let busy_cycles = sub(|s| s.busy_cycles);
+                let idle_cycles = sub(|s| s.idle_cycles);
                 let packets = sub(|s| s.packets);
-                json!({
-                    "pmd": p.index,
-                    "core": p.core,
-                    "running": p.running,
-                    "rx_queues": p.rx_queues.iter().map(|q| format!("{}:{}", q.port_name, q.queue)).collect::<Vec<_>>(),
-                    "packets": packets,
-                    "busy_cycles": busy,
-                    "idle_cycles": idle,
-                    "cycles_per_packet": if packets > 0 { busy as f64 / packets as f64 } else { 0.0 },
-                    "busy_percent": if busy + idle > 0 { 100.0 * busy as f64 / (busy + idle) as f64 } else { 0.0 },
-                    "rx_bursts": sub(|s| s.rx_bursts),
-                    "iterations": sub(|s| s.iterations),
-                    "messages": sub(|s| s.messages),
-                    "drop_bad_output": sub(|s| s.drop_bad_output),
-                    "emc_hits": pl.emc_hits - plb.emc_hits,
-                    "signature_hits": pl.sig_hits - plb.sig_hits,
-                    "megaflow_hits": pl.classifier_hits - plb.classifier_hits,
-                    "misses": pl.misses - plb.misses,
-                    "emc_hit_percent": share(pl.emc_hits - plb.emc_hits),
-                    "signature_hit_percent": share(pl.sig_hits - plb.sig_hits),
-                    "megaflow_hit_percent": share(pl.classifier_hits - plb.classifier_hits),
-                    "miss_percent": share(pl.misses - plb.misses),
-                    "upcalls_sent": pl.upcalls_sent - plb.upcalls_sent,
-                    "drop_upcall_queue_full": pl.upcall_queue_full - plb.upcall_queue_full,
-                    "drop_park_full": pl.park_full - plb.park_full,
-                    "drop_park_timeout": pl.park_timeout - plb.park_timeout,
-                    "megaflows": pl.megaflows,
-                    "masks": pl.masks,
-                })
+                PmdInfo {
+                    pmd: p.index,
+                    core: p.core,
+                    running: p.running,
+                    rx_queues: p.rx_queues.iter().map(|q| format!("{}:{}", q.port_name, q.queue)).collect(),
+                    packets,
+                    busy_cycles,
+                    idle_cycles,
+                    cycles_per_packet: ratio(busy_cycles, packets),
+                    busy_percent: 100.0 * ratio(busy_cycles, busy_cycles + idle_cycles),
+                    rx_bursts: sub(|s| s.rx_bursts),
+                    iterations: sub(|s| s.iterations),
+                    messages: sub(|s| s.messages),
+                    drop_bad_output: sub(|s| s.drop_bad_output),
+                    emc_hits,
+                    signature_hits,
+                    megaflow_hits,
+                    misses,
+                    emc_hit_percent: 100.0 * ratio(emc_hits, lookups),
+                    signature_hit_percent: 100.0 * ratio(signature_hits, lookups),
+                    megaflow_hit_percent: 100.0 * ratio(megaflow_hits, lookups),
+                    miss_percent: 100.0 * ratio(misses, lookups),
+                    upcalls_sent: pl.upcalls_sent - plb.upcalls_sent,
+                    drop_upcall_queue_full: pl.upcall_queue_full - plb.upcall_queue_full,
+                    drop_park_full: pl.park_full - plb.park_full,
+                    drop_park_timeout: pl.park_timeout - plb.park_timeout,
+                    megaflows: pl.megaflows,
+                    masks: pl.masks,
+                }
             })
             .collect();
         let st = &self.slow.stats;
         let upcalls = st.upcalls.load(Ordering::Relaxed);
-        let slow = json!({
-            "upcalls_handled": upcalls,
-            "upcall_us_avg": if upcalls > 0 { st.upcall_ns.load(Ordering::Relaxed) as f64 / upcalls as f64 / 1000.0 } else { 0.0 },
-            "upcall_us_max": st.upcall_max_ns.load(Ordering::Relaxed) as f64 / 1000.0,
-            "commands_undelivered": st.undelivered.load(Ordering::Relaxed),
-            "state": st.counters_json.lock().map(|v| v.clone()).unwrap_or(Value::Null),
-        });
-        json!({ "tsc_hz": stats.tsc_hz, "pmds": pmds, "slow_path": slow })
+        let slow_path = SlowPathInfo {
+            upcalls_handled: upcalls,
+            upcall_us_avg: ratio(st.upcall_ns.load(Ordering::Relaxed), upcalls) / 1000.0,
+            upcall_us_max: st.upcall_max_ns.load(Ordering::Relaxed) as f64 / 1000.0,
+            commands_undelivered: st.undelivered.load(Ordering::Relaxed),
+            state: machine_counters(st.machine.lock().map(|g| *g).unwrap_or_default()),
+        };
+        PmdStatsReply { tsc_hz: stats.tsc_hz, pmds, slow_path }
     }
 
     pub fn pmd_stats_clear(&mut self) {
@@ -227,39 +195,36 @@ impl Datapath {
     }
 
     /// Rule and megaflow commands, answered by the slow-path thread.
-    pub fn flow_request(&mut self, req: &Request) -> Result<Value, String> {
-        let parse_rules = |lines: &[String]| -> Result<Vec<ferrovs_config::Rule>, String> {
-            let text = lines.join("\n");
-            ferrovs_config::parse_flows(&text).map_err(|e| format!("line {e}"))
-        };
-        let slow_req = match req {
-            Request::AddFlow { bridge, flow } => SlowRequest::AddFlows {
-                bridge: bridge.clone(),
-                rules: vec![ferrovs_config::parse_flow(flow).map_err(|e| format!("{flow}: column {e}"))?],
-            },
-            Request::AddFlows { bridge, flows } => {
-                SlowRequest::AddFlows { bridge: bridge.clone(), rules: parse_rules(flows)? }
+    pub fn flow_request(&mut self, req: &Request) -> Result<Reply, String> {
+        let slow = &self.slow;
+        Ok(match req {
+            Request::AddFlow { bridge, flow } => {
+                let rule = ferrovs_config::parse_flow(flow).map_err(|e| format!("{flow}: column {e}"))?;
+                Reply::AddFlow(slow.add_flows(bridge.clone(), vec![rule])?)
             }
-            Request::DelFlows { bridge, r#match } => SlowRequest::DelFlows {
-                bridge: bridge.clone(),
-                spec: ferrovs_config::parse_match(r#match.as_deref().unwrap_or(""))
-                    .map_err(|e| format!("match: column {e}"))?,
-            },
-            Request::DumpFlows { bridge } => SlowRequest::DumpFlows { bridge: bridge.clone() },
-            Request::DumpDpFlows => SlowRequest::DumpDpFlows,
+            Request::AddFlows { bridge, flows } => {
+                let rules = ferrovs_config::parse_flows(&flows.join("\n")).map_err(|e| format!("line {e}"))?;
+                Reply::AddFlows(slow.add_flows(bridge.clone(), rules)?)
+            }
+            Request::DelFlows { bridge, r#match } => {
+                let spec = ferrovs_config::parse_match(r#match.as_deref().unwrap_or(""))
+                    .map_err(|e| format!("match: column {e}"))?;
+                Reply::DelFlows(slow.del_flows(bridge.clone(), spec)?)
+            }
+            Request::DumpFlows { bridge } => Reply::DumpFlows(slow.dump_flows(bridge.clone())?),
+            Request::DumpDpFlows => Reply::DumpDpFlows(slow.dump_dp_flows()?),
             Request::Trace { bridge, packet } => {
                 let m = ferrovs_config::parse_packet(packet).map_err(|e| format!("packet: column {e}"))?;
                 let (key, _) = ferrovs_flowcache::xlate::match_key(&m);
-                SlowRequest::Trace { bridge: bridge.clone(), key }
+                Reply::Trace(slow.trace(bridge.clone(), key)?)
             }
             other => return Err(format!("{other:?} is not a flow command")),
-        };
-        self.slow.request(slow_req)
+        })
     }
 
     /// Replaces each bridge's rules with those of `new` (which must have the same
     /// bridges and ports as the running config). Each bridge changes atomically.
-    pub fn reload_rules(&mut self, running: &Config, new: &Config) -> Result<Value, String> {
+    pub fn reload_rules(&mut self, running: &Config, new: &Config) -> Result<ReloadReply, String> {
         // (bridge, [(port name, number, devargs, rx queues)])
         type Shape = Vec<(String, Vec<(String, u32, String, u16)>)>;
         let shape = |c: &Config| -> Shape {
@@ -283,17 +248,108 @@ impl Datapath {
                     .into(),
             );
         }
-        let mut done = Vec::new();
+        let mut bridges = Vec::new();
         for b in &new.bridges {
-            done.push(self.slow.request(SlowRequest::ReplaceRules { bridge: b.name.clone(), rules: b.rules.clone() })?);
+            bridges.push(self.slow.replace_rules(b.name.clone(), b.rules.clone())?);
         }
-        Ok(Value::Array(done))
+        Ok(ReloadReply { bridges })
     }
 
     /// Stops the slow path first (no more commands), then the PMDs and ports.
     pub fn stop(mut self) -> SwitchStats {
         self.slow.stop();
         self.switch.stop()
+    }
+}
+
+/// `n / d`, 0 when `d` is 0 (so every ratio of a reply is finite).
+fn ratio(n: u64, d: u64) -> f64 {
+    if d == 0 { 0.0 } else { n as f64 / d as f64 }
+}
+
+/// A port of `show`. The counters are taken apart field by field without `..`: a
+/// counter added to or renamed in the PMD's structs does not compile here until the
+/// reply has it too.
+fn port_info(s: &PortStats, devargs: &str) -> PortInfo {
+    let PortCounters {
+        rx_packets,
+        rx_bytes,
+        tx_packets,
+        tx_bytes,
+        drop_tx_full,
+        drop_no_rule,
+        drop_action,
+        drop_malformed,
+        drop_unsupported,
+        drop_no_mbuf,
+    } = s.counters;
+    PortInfo {
+        name: s.name.clone(),
+        number: s.number,
+        devargs: devargs.to_string(),
+        device: s.device.clone(),
+        link_up: s.link.up,
+        speed_mbps: s.link.speed_mbps,
+        rx_packets,
+        rx_bytes,
+        tx_packets,
+        tx_bytes,
+        drop_tx_full,
+        drop_no_rule,
+        drop_action,
+        drop_malformed,
+        drop_unsupported,
+        drop_no_mbuf,
+        nic: s.eth.map(|e| NicCounters {
+            rx_packets: e.rx_packets,
+            tx_packets: e.tx_packets,
+            rx_missed: e.rx_missed,
+            rx_errors: e.rx_errors,
+            tx_errors: e.tx_errors,
+            rx_nombuf: e.rx_nombuf,
+        }),
+    }
+}
+
+/// The slow-path state machine's counters, every one (no `..`, as for ports).
+fn machine_counters(c: MachineCounters) -> SlowPathCounters {
+    let MachineCounters {
+        upcalls,
+        installs,
+        executes,
+        executes_raced,
+        executes_flow_limit,
+        no_bridge,
+        bad_upcalls,
+        xlate_errors,
+        removes,
+        revalidated,
+        mac_learned,
+        mac_moved,
+        mac_expired,
+        mac_evicted,
+        rule_changes,
+        rules_expired,
+        flows_gone,
+    } = c;
+    SlowPathCounters {
+        upcalls,
+        installs,
+        executes,
+        executes_raced,
+        executes_flow_limit,
+        no_bridge,
+        bad_upcalls,
+        xlate_errors,
+        removes,
+        revalidated,
+        mac_learned,
+        mac_moved,
+        mac_expired,
+        mac_evicted,
+        rule_changes,
+        rules_expired,
+        flows_gone,
     }
 }
 

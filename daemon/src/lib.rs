@@ -1,20 +1,32 @@
 #![forbid(unsafe_code)]
 //! ferrovsd, the switch daemon, and the pieces ferrovs-ctl shares with it.
 //!
-//! - `protocol`: the JSON-lines control protocol.
+//! - `protocol`: the JSON-lines control protocol: requests, typed replies, and
+//!   `protocol::parse_request`, the daemon's whole request parser.
 //! - `control`: the control socket server (and the client side used by ferrovs-ctl).
 //! - `render`: text rendering of replies.
+//! - `daemon`, `datapath`, `slow_path`, `flowfmt`: the daemon itself (feature `switch`, on
+//!   by default; without it the crate needs no DPDK, for ferrovs-ctl-like clients and
+//!   fuzz targets of `protocol::parse_request`).
+//!
+//! The default control socket path is the config's (`ferrovs_config::DEFAULT_CONTROL_SOCKET`),
+//! so a daemon without `[control] socket` and a ferrovs-ctl without `--socket` meet.
 
 pub mod control;
-pub mod logging;
 pub mod protocol;
 pub mod render;
-pub mod sd_notify;
 pub mod unixctl;
 
-/// Where the control socket lives unless the config says otherwise.
-pub const DEFAULT_SOCKET: &str = "/run/ferrovs/ferrovsd.sock";
+#[cfg(feature = "switch")]
+pub mod logging;
+#[cfg(feature = "switch")]
+pub mod sd_notify;
+
+#[cfg(feature = "switch")]
 pub mod daemon;
+#[cfg(feature = "switch")]
 pub mod datapath;
+#[cfg(feature = "switch")]
 pub mod flowfmt;
+#[cfg(feature = "switch")]
 pub mod slow_path;

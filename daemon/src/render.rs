@@ -1,241 +1,263 @@
-//! Text rendering of control replies for people: nested objects as indented
-//! `key: value` lines (YAML-like), arrays of strings as plain lines (flow dumps), so
-//! every command's reply reads well without a renderer of its own.
+//! Text rendering of control replies for people, one function per reply type. The
+//! layouts follow the OVS tools they stand in for: `show` and `pmd-stats-show` are
+//! indented blocks, `dump-flows` and `dump-dp-flows` one line per rule or megaflow in
+//! ovs-ofctl / ovs-appctl style, `trace` in the shape of `ofproto/trace`, and the
+//! small replies of rule changes `key: value` lines.
+//!
+//! Every value printed is a field of the typed reply (`protocol::reply`): there is no
+//! lookup by name that could miss and print a default.
 
 use std::fmt::Write;
 
-use serde_json::Value;
+use crate::protocol::{
+    AddFlowsReply, DelFlowsReply, DumpDpFlowsReply, DumpFlowsReply, PmdStatsReply, PortInfo, ReloadReply, Reply,
+    ShowReply, TraceReply,
+};
 
-use crate::protocol::Request;
-
-/// Renders `result` of `req` as text ending in a newline (or nothing).
-pub fn render(req: &Request, result: &Value) -> String {
+/// Renders `reply` as text ending in a newline (or as nothing).
+pub fn render(reply: &Reply) -> String {
     let mut out = String::new();
-    match (req, result) {
-        (_, Value::Null) => {}
-        (Request::Show, v) if v["bridges"].is_array() => show(&mut out, v),
-        (Request::PmdStatsShow, v) if v["pmds"].is_array() => pmd_stats(&mut out, v),
-        (Request::Trace { .. }, v) if v["steps"].is_array() => trace(&mut out, v),
-        (_, Value::Array(items)) if items.iter().all(Value::is_string) => {
-            for s in items {
-                let _ = writeln!(out, "{}", s.as_str().unwrap_or_default());
-            }
-        }
-        _ => value(&mut out, result, 0),
+    match reply {
+        Reply::Show(r) => show(&mut out, r),
+        Reply::PmdStatsShow(r) => pmd_stats(&mut out, r),
+        Reply::PmdStatsClear => {}
+        Reply::Stop => out.push_str("stopping\n"),
+        Reply::AddFlow(r) | Reply::AddFlows(r) => added(&mut out, r),
+        Reply::DelFlows(r) => deleted(&mut out, r),
+        Reply::DumpFlows(r) => dump_flows(&mut out, r),
+        Reply::DumpDpFlows(r) => dump_dp_flows(&mut out, r),
+        Reply::Trace(r) => trace(&mut out, r),
+        Reply::Reload(r) => reload(&mut out, r),
     }
     out
 }
 
-fn u(v: &Value, k: &str) -> u64 {
-    v[k].as_u64().unwrap_or(0)
-}
-
-fn f(v: &Value, k: &str) -> f64 {
-    v[k].as_f64().unwrap_or(0.0)
-}
-
 /// `ferrovs-ctl show`: one block per bridge, a few lines per port.
-fn show(out: &mut String, v: &Value) {
-    for b in v["bridges"].as_array().into_iter().flatten() {
-        let ports = b["ports"].as_array().map(Vec::len).unwrap_or(0);
-        let _ = writeln!(out, "{}: {} ports", b["name"].as_str().unwrap_or("?"), ports);
-        for p in b["ports"].as_array().into_iter().flatten() {
-            let link = if p["link_up"].as_bool().unwrap_or(false) {
-                format!("up {} Mbps", u(p, "speed_mbps"))
-            } else {
-                "down".to_string()
-            };
-            let _ = writeln!(
-                out,
-                "  port {} {} ({}): link {link}",
-                u(p, "number"),
-                p["name"].as_str().unwrap_or("?"),
-                p["devargs"].as_str().unwrap_or("?")
-            );
-            let _ = writeln!(
-                out,
-                "    rx {} pkts {} bytes, tx {} pkts {} bytes",
-                u(p, "rx_packets"),
-                u(p, "rx_bytes"),
-                u(p, "tx_packets"),
-                u(p, "tx_bytes")
-            );
-            let _ = writeln!(
-                out,
-                "    drops: tx_full {}, no_rule {}, action {}, malformed {}, unsupported {}, no_mbuf {}",
-                u(p, "drop_tx_full"),
-                u(p, "drop_no_rule"),
-                u(p, "drop_action"),
-                u(p, "drop_malformed"),
-                u(p, "drop_unsupported"),
-                u(p, "drop_no_mbuf")
-            );
-            let nic = &p["nic"];
-            if nic.is_object() {
-                let _ = writeln!(
-                    out,
-                    "    nic: rx {} tx {}, rx_missed {}, rx_errors {}, tx_errors {}, rx_nombuf {}",
-                    u(nic, "rx_packets"),
-                    u(nic, "tx_packets"),
-                    u(nic, "rx_missed"),
-                    u(nic, "rx_errors"),
-                    u(nic, "tx_errors"),
-                    u(nic, "rx_nombuf")
-                );
-            }
+fn show(out: &mut String, r: &ShowReply) {
+    for b in &r.bridges {
+        let _ = writeln!(out, "{}: {} ports", b.name, b.ports.len());
+        for p in &b.ports {
+            port(out, p);
         }
     }
-    let _ = writeln!(out, "mbufs: {} in use of {}", u(v, "mbufs_in_use"), u(v, "mbufs_total"));
+    let _ = writeln!(out, "mbufs: {} in use of {}", r.mbufs_in_use, r.mbufs_total);
+}
+
+fn port(out: &mut String, p: &PortInfo) {
+    let link = if p.link_up { format!("up {} Mbps", p.speed_mbps) } else { "down".to_string() };
+    let _ = writeln!(out, "  port {} {} ({}): link {link}", p.number, p.name, p.devargs);
+    let _ = writeln!(
+        out,
+        "    rx {} pkts {} bytes, tx {} pkts {} bytes",
+        p.rx_packets, p.rx_bytes, p.tx_packets, p.tx_bytes
+    );
+    let _ = writeln!(
+        out,
+        "    drops: tx_full {}, no_rule {}, action {}, malformed {}, unsupported {}, no_mbuf {}",
+        p.drop_tx_full, p.drop_no_rule, p.drop_action, p.drop_malformed, p.drop_unsupported, p.drop_no_mbuf
+    );
+    if let Some(nic) = &p.nic {
+        let _ = writeln!(
+            out,
+            "    nic: rx {} tx {}, rx_missed {}, rx_errors {}, tx_errors {}, rx_nombuf {}",
+            nic.rx_packets, nic.tx_packets, nic.rx_missed, nic.rx_errors, nic.tx_errors, nic.rx_nombuf
+        );
+    }
 }
 
 /// `ferrovs-ctl pmd-stats-show`, in the spirit of `ovs-appctl dpif-netdev/pmd-stats-show`.
-fn pmd_stats(out: &mut String, v: &Value) {
-    for p in v["pmds"].as_array().into_iter().flatten() {
-        let queues: Vec<&str> = p["rx_queues"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
-        let _ = writeln!(out, "pmd {} core {}: rx queues {}", u(p, "pmd"), u(p, "core"), queues.join(" "));
-        let _ = writeln!(out, "  packets received: {}", u(p, "packets"));
-        let _ = writeln!(out, "  emc hits: {} ({:.1} %)", u(p, "emc_hits"), f(p, "emc_hit_percent"));
-        let _ = writeln!(
-            out,
-            "  signature cache hits: {} ({:.1} %)",
-            u(p, "signature_hits"),
-            f(p, "signature_hit_percent")
-        );
-        let _ = writeln!(out, "  megaflow hits: {} ({:.1} %)", u(p, "megaflow_hits"), f(p, "megaflow_hit_percent"));
+fn pmd_stats(out: &mut String, r: &PmdStatsReply) {
+    for p in &r.pmds {
+        let _ = writeln!(out, "pmd {} core {}: rx queues {}", p.pmd, p.core, p.rx_queues.join(" "));
+        let _ = writeln!(out, "  packets received: {}", p.packets);
+        let _ = writeln!(out, "  emc hits: {} ({:.1} %)", p.emc_hits, p.emc_hit_percent);
+        let _ = writeln!(out, "  signature cache hits: {} ({:.1} %)", p.signature_hits, p.signature_hit_percent);
+        let _ = writeln!(out, "  megaflow hits: {} ({:.1} %)", p.megaflow_hits, p.megaflow_hit_percent);
         let _ = writeln!(
             out,
             "  misses: {} ({:.1} %), upcalls sent {}; dropped: upcall queue full {}, park full {}, park timeout {}",
-            u(p, "misses"),
-            f(p, "miss_percent"),
-            u(p, "upcalls_sent"),
-            u(p, "drop_upcall_queue_full"),
-            u(p, "drop_park_full"),
-            u(p, "drop_park_timeout")
+            p.misses, p.miss_percent, p.upcalls_sent, p.drop_upcall_queue_full, p.drop_park_full, p.drop_park_timeout
         );
-        let _ = writeln!(out, "  megaflows: {} in {} masks", u(p, "megaflows"), u(p, "masks"));
+        let _ = writeln!(out, "  megaflows: {} in {} masks", p.megaflows, p.masks);
         let _ = writeln!(
             out,
             "  busy cycles: {} ({:.1} %), idle cycles: {}, cycles per packet: {:.1}",
-            u(p, "busy_cycles"),
-            f(p, "busy_percent"),
-            u(p, "idle_cycles"),
-            f(p, "cycles_per_packet")
+            p.busy_cycles, p.busy_percent, p.idle_cycles, p.cycles_per_packet
         );
     }
-    let s = &v["slow_path"];
-    if s.is_object() {
-        let st = &s["state"];
+    let s = &r.slow_path;
+    let st = &s.state;
+    let _ = writeln!(
+        out,
+        "slow path: upcalls {} ({:.1} us avg, {:.1} us max), installs {}, executes {} (raced {}, flow limit {}), \
+         removes {}, revalidated {}, rule changes {}, MACs learned {}, undelivered commands {}",
+        s.upcalls_handled,
+        s.upcall_us_avg,
+        s.upcall_us_max,
+        st.installs,
+        st.executes,
+        st.executes_raced,
+        st.executes_flow_limit,
+        st.removes,
+        st.revalidated,
+        st.rule_changes,
+        st.mac_learned,
+        s.commands_undelivered
+    );
+}
+
+fn added(out: &mut String, r: &AddFlowsReply) {
+    let _ = writeln!(out, "added: {}\nmegaflows_removed: {}", r.added, r.megaflows_removed);
+}
+
+fn deleted(out: &mut String, r: &DelFlowsReply) {
+    let _ = writeln!(out, "deleted: {}\nmegaflows_removed: {}", r.deleted, r.megaflows_removed);
+}
+
+fn reload(out: &mut String, r: &ReloadReply) {
+    for b in &r.bridges {
+        let _ =
+            writeln!(out, "- bridge: {}\n  rules: {}\n  megaflows_removed: {}", b.bridge, b.rules, b.megaflows_removed);
+    }
+}
+
+/// Milliseconds as seconds with three decimals, as ovs-ofctl prints durations.
+fn seconds(ms: u64) -> String {
+    format!("{}.{:03}s", ms / 1000, ms % 1000)
+}
+
+/// `ferrovs-ctl dump-flows`, as `ovs-ofctl dump-flows` prints rules.
+fn dump_flows(out: &mut String, r: &DumpFlowsReply) {
+    for f in &r.flows {
         let _ = writeln!(
             out,
-            "slow path: upcalls {} ({:.1} us avg, {:.1} us max), installs {}, executes {} (raced {}, flow limit {}), \
-             removes {}, revalidated {}, rule changes {}, MACs learned {}, undelivered commands {}",
-            u(s, "upcalls_handled"),
-            f(s, "upcall_us_avg"),
-            f(s, "upcall_us_max"),
-            u(st, "installs"),
-            u(st, "executes"),
-            u(st, "executes_raced"),
-            u(st, "executes_flow_limit"),
-            u(st, "removes"),
-            u(st, "revalidated"),
-            u(st, "rule_changes"),
-            u(st, "mac_learned"),
-            u(s, "commands_undelivered")
+            "duration={}, n_packets={}, n_bytes={}, idle_age={}, {}",
+            seconds(f.duration_ms),
+            f.n_packets,
+            f.n_bytes,
+            f.idle_ms / 1000,
+            f.rule
+        );
+    }
+}
+
+/// `ferrovs-ctl dump-dp-flows`, as `ovs-appctl dpctl/dump-flows` prints megaflows.
+fn dump_dp_flows(out: &mut String, r: &DumpDpFlowsReply) {
+    for f in &r.flows {
+        let used = f.used_ms_ago.map(seconds).unwrap_or_else(|| "never".into());
+        let _ = writeln!(
+            out,
+            "pmd={} {}, packets:{}, bytes:{}, used:{used}, actions:{}",
+            f.pmd, f.flow, f.packets, f.bytes, f.actions
         );
     }
 }
 
 /// `ferrovs-ctl trace`, in the spirit of `ovs-appctl ofproto/trace`.
-fn trace(out: &mut String, v: &Value) {
-    let _ = writeln!(out, "Flow: {}", v["flow"].as_str().unwrap_or("?"));
-    for s in v["steps"].as_array().into_iter().flatten() {
-        let indent = "    ".repeat(u(s, "depth") as usize);
-        let _ = writeln!(
-            out,
-            "{indent}table {} (in_port {}): {}",
-            u(s, "table"),
-            u(s, "in_port"),
-            s["rule"].as_str().unwrap_or("?")
-        );
+fn trace(out: &mut String, r: &TraceReply) {
+    let _ = writeln!(out, "Flow: {}", r.flow);
+    for s in &r.steps {
+        let indent = "    ".repeat(s.depth as usize);
+        let rule = s.rule.as_deref().unwrap_or("no match");
+        let _ = writeln!(out, "{indent}table {} (in_port {}): {rule}", s.table, s.in_port);
     }
-    if let Some(e) = v["error"].as_str() {
+    if let Some(e) = &r.error {
         let _ = writeln!(out, "Translation abandoned: {e}");
     }
-    let _ = writeln!(out, "Datapath actions: {}", v["datapath_actions"].as_str().unwrap_or("?"));
-    let _ = writeln!(out, "Megaflow: {}", v["megaflow"].as_str().unwrap_or("?"));
-}
-
-fn scalar(v: &Value) -> Option<String> {
-    match v {
-        Value::Null => Some("-".into()),
-        Value::Bool(b) => Some(b.to_string()),
-        Value::Number(n) => Some(n.to_string()),
-        Value::String(s) => Some(s.clone()),
-        _ => None,
-    }
-}
-
-fn value(out: &mut String, v: &Value, indent: usize) {
-    let pad = " ".repeat(indent);
-    match v {
-        Value::Object(map) => {
-            for (k, x) in map {
-                match scalar(x) {
-                    Some(s) => {
-                        let _ = writeln!(out, "{pad}{k}: {s}");
-                    }
-                    None => {
-                        let _ = writeln!(out, "{pad}{k}:");
-                        value(out, x, indent + 2);
-                    }
-                }
-            }
-        }
-        Value::Array(items) => {
-            for x in items {
-                match scalar(x) {
-                    Some(s) => {
-                        let _ = writeln!(out, "{pad}- {s}");
-                    }
-                    None => {
-                        let mut inner = String::new();
-                        value(&mut inner, x, indent + 2);
-                        // First line carries the list marker.
-                        let inner = inner.replacen(&format!("{pad}  "), &format!("{pad}- "), 1);
-                        out.push_str(&inner);
-                    }
-                }
-            }
-        }
-        other => {
-            let _ = writeln!(out, "{pad}{}", scalar(other).unwrap_or_default());
-        }
-    }
+    let _ = writeln!(out, "Datapath actions: {}", r.datapath_actions);
+    let _ = writeln!(out, "Megaflow: {}", r.megaflow);
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::protocol::samples;
 
     #[test]
     fn renders_show_as_blocks() {
-        let v = serde_json::json!({"bridges":[{"name":"br0","ports":[
-            {"name":"a","number":1,"devargs":"net_null0","link_up":true,"speed_mbps":10000,"rx_packets":3}]}],
-            "mbufs_in_use":0,"mbufs_total":4095});
-        let s = render(&Request::Show, &v);
-        assert!(
-            s.starts_with("br0: 1 ports\n  port 1 a (net_null0): link up 10000 Mbps\n    rx 3 pkts 0 bytes"),
-            "{s}"
+        assert_eq!(
+            render(&Reply::Show(samples::show())),
+            "br0: 2 ports
+  port 1 a (net_null1,no-rx=1): link up 10000 Mbps
+    rx 101 pkts 102 bytes, tx 103 pkts 104 bytes
+    drops: tx_full 105, no_rule 106, action 107, malformed 108, unsupported 109, no_mbuf 110
+    nic: rx 111 tx 112, rx_missed 113, rx_errors 114, tx_errors 115, rx_nombuf 116
+  port 2 b (net_null2,no-rx=1): link down
+    rx 201 pkts 202 bytes, tx 203 pkts 204 bytes
+    drops: tx_full 205, no_rule 206, action 207, malformed 208, unsupported 209, no_mbuf 210
+br1: 0 ports
+mbufs: 1023 in use of 16383
+"
         );
-        assert!(s.ends_with("mbufs: 0 in use of 4095\n"));
     }
 
     #[test]
-    fn renders_nested_objects_and_lists() {
-        let v = serde_json::json!({"bridges":[{"name":"br0","ports":[{"name":"a","rx_packets":3}]}]});
-        let s = render(&Request::DumpFlows { bridge: "x".into() }, &v);
-        assert_eq!(s, "bridges:\n  - name: br0\n    ports:\n      - name: a\n        rx_packets: 3\n");
-        let s = render(&Request::DumpDpFlows, &serde_json::json!(["f1", "f2"]));
-        assert_eq!(s, "f1\nf2\n");
+    fn renders_pmd_stats() {
+        assert_eq!(
+            render(&Reply::PmdStatsShow(samples::pmd_stats())),
+            "pmd 0 core 3: rx queues a:0 b:1
+  packets received: 1000
+  emc hits: 500 (50.0 %)
+  signature cache hits: 250 (25.0 %)
+  megaflow hits: 125 (12.5 %)
+  misses: 125 (12.5 %), upcalls sent 120; dropped: upcall queue full 2, park full 3, park timeout 4
+  megaflows: 17 in 5 masks
+  busy cycles: 250000 (25.0 %), idle cycles: 750000, cycles per packet: 250.0
+slow path: upcalls 118 (3.5 us avg, 41.5 us max), installs 101, executes 17 (raced 11, flow limit 5), \
+removes 30, revalidated 31, rule changes 36, MACs learned 32, undelivered commands 6
+"
+        );
+    }
+
+    #[test]
+    fn renders_trace_with_and_without_error() {
+        assert_eq!(
+            render(&Reply::Trace(samples::trace(false))),
+            "Flow: in_port(1),eth_type(0x0800),ipv4(proto=6),l4(dst=80)
+table 0 (in_port 1): tcp actions=resubmit(,1)
+    table 1 (in_port 1): no match
+Datapath actions: 3
+Megaflow: in_port(1),eth_type(0x0800),ipv4(proto=6)
+"
+        );
+        let s = render(&Reply::Trace(samples::trace(true)));
+        assert!(
+            s.contains("    table 1 (in_port 1): no match\nTranslation abandoned: TooDeep\nDatapath actions: drop\n"),
+            "{s}"
+        );
+    }
+
+    #[test]
+    fn renders_flow_dumps_one_line_each() {
+        let all = samples::all();
+        let find = |f: fn(&Reply) -> bool| all.iter().find(|r| f(r)).expect("sample");
+        assert_eq!(
+            render(find(|r| matches!(r, Reply::DumpFlows(_)))),
+            "duration=12.345s, n_packets=7, n_bytes=686, idle_age=2, priority=40000,icmp actions=drop
+duration=0.005s, n_packets=0, n_bytes=0, idle_age=0, actions=normal
+"
+        );
+        assert_eq!(
+            render(find(|r| matches!(r, Reply::DumpDpFlows(_)))),
+            "pmd=0 in_port(1),eth_type(0x0800), packets:10, bytes:980, used:1.250s, actions:set(vlan_vid=20),3
+pmd=1 in_port(2), packets:0, bytes:0, used:never, actions:drop
+"
+        );
+    }
+
+    #[test]
+    fn renders_rule_changes_and_the_rest() {
+        let all = samples::all();
+        let text: Vec<String> = all.iter().map(render).collect();
+        let of = |f: fn(&Reply) -> bool| text[all.iter().position(f).expect("sample")].clone();
+        assert_eq!(of(|r| matches!(r, Reply::AddFlow(_))), "added: 1\nmegaflows_removed: 4\n");
+        assert_eq!(of(|r| matches!(r, Reply::AddFlows(_))), "added: 12\nmegaflows_removed: 0\n");
+        assert_eq!(of(|r| matches!(r, Reply::DelFlows(_))), "deleted: 3\nmegaflows_removed: 9\n");
+        assert_eq!(
+            of(|r| matches!(r, Reply::Reload(_))),
+            "- bridge: br0\n  rules: 3\n  megaflows_removed: 2\n- bridge: br1\n  rules: 0\n  megaflows_removed: 0\n"
+        );
+        assert_eq!(of(|r| matches!(r, Reply::Stop)), "stopping\n");
+        assert_eq!(of(|r| matches!(r, Reply::PmdStatsClear)), "");
     }
 }

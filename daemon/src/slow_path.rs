@@ -21,13 +21,16 @@ use crossbeam_channel::{Receiver, Sender, select};
 use ferrovs_config::{MatchSpec, Rule};
 use ferrovs_flowcache::key::FlowKey;
 use ferrovs_flowcache::megaflow::MegaflowStats;
-use ferrovs_flowcache::slowpath::SlowPath;
+use ferrovs_flowcache::slowpath::{SlowPath, SlowPathCounters};
 use ferrovs_flowcache::upcall::{FlowId, PmdCommand, PmdEvent, Upcall};
 use ferrovs_pmd::PmdSender;
 use ferrovs_pmd::flow_pipeline::{DpFlowDump as PmdFlowDump, FlowMessage, PipelineClock};
-use serde_json::{Value, json};
 
 use crate::flowfmt::{format_actions, format_match};
+use crate::protocol::{
+    ANSWER_TIMEOUT, AddFlowsReply, DelFlowsReply, DpFlow, DumpDpFlowsReply, DumpFlowsReply, LINE_TIMEOUT,
+    ReloadedBridge, RuleCounters, TraceReply, TraceStep,
+};
 
 /// How long to wait for a PMD to take a command or pass a barrier before giving up on
 /// it (it would have to be stuck; the PMD never waits for the slow path).
@@ -35,14 +38,17 @@ const PMD_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often live statistics are collected and the state machine ticks.
 const TICK: Duration = Duration::from_secs(1);
 
-/// A request from the main (control) thread.
-pub enum SlowRequest {
-    AddFlows { bridge: String, rules: Vec<Rule> },
-    ReplaceRules { bridge: String, rules: Vec<Rule> },
-    DelFlows { bridge: String, spec: MatchSpec },
-    DumpFlows { bridge: String },
-    DumpDpFlows,
-    Trace { bridge: String, key: FlowKey },
+/// Where a request's answer goes.
+type Answer<T> = Sender<Result<T, String>>;
+
+/// A request from the main (control) thread, with where to send its typed answer.
+enum SlowRequest {
+    AddFlows { bridge: String, rules: Vec<Rule>, answer: Answer<AddFlowsReply> },
+    ReplaceRules { bridge: String, rules: Vec<Rule>, answer: Answer<ReloadedBridge> },
+    DelFlows { bridge: String, spec: MatchSpec, answer: Answer<DelFlowsReply> },
+    DumpFlows { bridge: String, answer: Answer<DumpFlowsReply> },
+    DumpDpFlows { answer: Answer<DumpDpFlowsReply> },
+    Trace { bridge: String, key: FlowKey, answer: Answer<TraceReply> },
 }
 
 /// Counters of the thread itself, readable from any thread.
@@ -55,15 +61,14 @@ pub struct SlowPathThreadStats {
     pub upcall_max_ns: AtomicU64,
     /// Commands that could not be delivered (a PMD stuck for PMD_TIMEOUT).
     pub undelivered: AtomicU64,
-    /// Snapshot of the state machine's counters, as JSON, refreshed every tick.
-    pub counters_json: std::sync::Mutex<Value>,
+    /// Snapshot of the state machine's counters, refreshed every tick and after every
+    /// rule change.
+    pub machine: std::sync::Mutex<SlowPathCounters>,
 }
-
-type Reply = Sender<Result<Value, String>>;
 
 /// The running thread.
 pub struct SlowPathThread {
-    requests: Sender<(SlowRequest, Reply)>,
+    requests: Sender<SlowRequest>,
     stop: Arc<AtomicBool>,
     join: Option<JoinHandle<()>>,
     pub stats: Arc<SlowPathThreadStats>,
@@ -88,13 +93,40 @@ impl SlowPathThread {
         Ok(SlowPathThread { requests: tx, stop, join: Some(join), stats })
     }
 
-    /// Sends a request and waits for the answer.
-    pub fn request(&self, req: SlowRequest) -> Result<Value, String> {
+    /// Sends the request `make` builds around its answer channel and waits for the
+    /// answer (for less than the control socket's deadline, so the client hears why).
+    fn ask<T>(&self, make: impl FnOnce(Answer<T>) -> SlowRequest) -> Result<T, String> {
         let (tx, rx) = crossbeam_channel::bounded(1);
-        self.requests
-            .send_timeout((req, tx), Duration::from_secs(5))
-            .map_err(|_| "slow path is not answering".to_string())?;
-        rx.recv_timeout(Duration::from_secs(60)).map_err(|_| "slow path did not answer in 60 s".to_string())?
+        self.requests.send_timeout(make(tx), LINE_TIMEOUT).map_err(|_| "slow path is not answering".to_string())?;
+        let wait = ANSWER_TIMEOUT - LINE_TIMEOUT;
+        rx.recv_timeout(wait).map_err(|_| format!("slow path did not answer in {} s", wait.as_secs()))?
+    }
+
+    /// Adds rules to `bridge` as one change, applied by every PMD before this returns.
+    pub fn add_flows(&self, bridge: String, rules: Vec<Rule>) -> Result<AddFlowsReply, String> {
+        self.ask(|answer| SlowRequest::AddFlows { bridge, rules, answer })
+    }
+
+    /// Replaces all rules of `bridge` (a reload), applied everywhere before returning.
+    pub fn replace_rules(&self, bridge: String, rules: Vec<Rule>) -> Result<ReloadedBridge, String> {
+        self.ask(|answer| SlowRequest::ReplaceRules { bridge, rules, answer })
+    }
+
+    /// Deletes the rules `spec` matches (non-strictly), applied everywhere before returning.
+    pub fn del_flows(&self, bridge: String, spec: MatchSpec) -> Result<DelFlowsReply, String> {
+        self.ask(|answer| SlowRequest::DelFlows { bridge, spec, answer })
+    }
+
+    pub fn dump_flows(&self, bridge: String) -> Result<DumpFlowsReply, String> {
+        self.ask(|answer| SlowRequest::DumpFlows { bridge, answer })
+    }
+
+    pub fn dump_dp_flows(&self) -> Result<DumpDpFlowsReply, String> {
+        self.ask(|answer| SlowRequest::DumpDpFlows { answer })
+    }
+
+    pub fn trace(&self, bridge: String, key: FlowKey) -> Result<TraceReply, String> {
+        self.ask(|answer| SlowRequest::Trace { bridge, key, answer })
     }
 
     pub fn stop(&mut self) {
@@ -123,7 +155,7 @@ impl Worker {
         &mut self,
         upcalls: Receiver<Upcall>,
         events: Receiver<PmdEvent>,
-        requests: Receiver<(SlowRequest, Reply)>,
+        requests: Receiver<SlowRequest>,
         stop: Arc<AtomicBool>,
     ) {
         let mut last_tick = Instant::now();
@@ -147,9 +179,8 @@ impl Worker {
                     }
                 }
                 recv(requests) -> r => {
-                    if let Ok((req, reply)) = r {
-                        let answer = self.handle_request(req);
-                        let _ = reply.send(answer);
+                    if let Ok(req) = r {
+                        self.handle_request(req);
                     }
                 }
                 default(Duration::from_millis(50)) => {}
@@ -168,25 +199,8 @@ impl Worker {
     }
 
     fn publish_counters(&self) {
-        let c = self.slow.counters();
-        let v = json!({
-            "upcalls": c.upcalls,
-            "installs": c.installs,
-            "executes": c.executes,
-            "executes_raced": c.executes_raced,
-            "executes_flow_limit": c.executes_flow_limit,
-            "xlate_errors": c.xlate_errors,
-            "removes": c.removes,
-            "revalidated": c.revalidated,
-            "mac_learned": c.mac_learned,
-            "mac_moved": c.mac_moved,
-            "mac_expired": c.mac_expired,
-            "rule_changes": c.rule_changes,
-            "rules_expired": c.rules_expired,
-            "flows_gone": c.flows_gone,
-        });
-        if let Ok(mut g) = self.stats.counters_json.lock() {
-            *g = v;
+        if let Ok(mut g) = self.stats.machine.lock() {
+            *g = self.slow.counters();
         }
     }
 
@@ -238,97 +252,101 @@ impl Worker {
         self.dump_pmds().into_iter().map(|(pmd, f)| (pmd, f.id, f.stats)).collect()
     }
 
-    fn handle_request(&mut self, req: SlowRequest) -> Result<Value, String> {
+    /// Answers one request; the answer channel's receiver may be gone (it timed out),
+    /// which changes nothing.
+    fn handle_request(&mut self, req: SlowRequest) {
         let now = self.clock.now_ms();
         match req {
-            SlowRequest::AddFlows { bridge, rules } => {
-                let n = rules.len();
-                let cmds = self.slow.add_flows(&bridge, rules, now).map_err(|e| e.to_string())?;
-                let removed = self.apply_rule_change(cmds)?;
-                Ok(json!({ "added": n, "megaflows_removed": removed }))
+            SlowRequest::AddFlows { bridge, rules, answer } => {
+                let added = rules.len() as u64;
+                let r = self.rule_change(|slow| slow.add_flows(&bridge, rules, now));
+                let _ = answer.send(r.map(|megaflows_removed| AddFlowsReply { added, megaflows_removed }));
             }
-            SlowRequest::ReplaceRules { bridge, rules } => {
-                let n = rules.len();
-                let cmds = self.slow.replace_rules(&bridge, rules, now).map_err(|e| e.to_string())?;
-                let removed = self.apply_rule_change(cmds)?;
-                Ok(json!({ "bridge": bridge, "rules": n, "megaflows_removed": removed }))
+            SlowRequest::ReplaceRules { bridge, rules, answer } => {
+                let n = rules.len() as u64;
+                let r = self.rule_change(|slow| slow.replace_rules(&bridge, rules, now));
+                let _ = answer.send(r.map(|megaflows_removed| ReloadedBridge { bridge, rules: n, megaflows_removed }));
             }
-            SlowRequest::DelFlows { bridge, spec } => {
-                let (cmds, deleted) = self.slow.del_flows(&bridge, &spec, now).map_err(|e| e.to_string())?;
-                let removed = self.apply_rule_change(cmds)?;
-                Ok(json!({ "deleted": deleted, "megaflows_removed": removed }))
+            SlowRequest::DelFlows { bridge, spec, answer } => {
+                let mut deleted = 0;
+                let r = self.rule_change(|slow| {
+                    slow.del_flows(&bridge, &spec, now).map(|(cmds, n)| {
+                        deleted = n as u64;
+                        cmds
+                    })
+                });
+                let _ = answer.send(r.map(|megaflows_removed| DelFlowsReply { deleted, megaflows_removed }));
             }
-            SlowRequest::DumpFlows { bridge } => {
+            SlowRequest::DumpFlows { bridge, answer } => {
                 let live = self.live_stats();
-                let rules = self.slow.dump_flows(&bridge, &live, now).map_err(|e| e.to_string())?;
-                Ok(Value::Array(
-                    rules
+                let r = self.slow.dump_flows(&bridge, &live, now).map_err(|e| e.to_string()).map(|rules| {
+                    let flows = rules
                         .iter()
-                        .map(|r| {
-                            let text = r.rule.to_string();
-                            json!(format!(
-                                "duration={:.3}s, n_packets={}, n_bytes={}, idle_age={}, {}",
-                                r.duration_ms as f64 / 1000.0,
-                                r.packets,
-                                r.bytes,
-                                r.idle_ms / 1000,
-                                text
-                            ))
+                        .map(|r| RuleCounters {
+                            rule: r.rule.to_string(),
+                            n_packets: r.packets,
+                            n_bytes: r.bytes,
+                            duration_ms: r.duration_ms,
+                            idle_ms: r.idle_ms,
                         })
-                        .collect(),
-                ))
+                        .collect();
+                    DumpFlowsReply { flows }
+                });
+                let _ = answer.send(r);
             }
-            SlowRequest::DumpDpFlows => {
+            SlowRequest::DumpDpFlows { answer } => {
                 let mut flows = self.dump_pmds();
                 flows.sort_by_key(|(pmd, f)| (*pmd, f.id));
-                Ok(Value::Array(
-                    flows
-                        .iter()
-                        .map(|(pmd, f)| {
-                            let age_ms = now.saturating_sub(f.stats.used);
-                            json!(format!(
-                                "pmd={pmd} {}, packets:{}, bytes:{}, used:{}, actions:{}",
-                                format_match(&f.key, &f.mask),
-                                f.stats.packets,
-                                f.stats.bytes,
-                                if f.stats.packets == 0 {
-                                    "never".to_string()
-                                } else {
-                                    format!("{:.3}s", age_ms as f64 / 1000.0)
-                                },
-                                format_actions(&f.actions)
-                            ))
-                        })
-                        .collect(),
-                ))
-            }
-            SlowRequest::Trace { bridge, key } => {
-                let t = self.slow.trace(&bridge, &key, now).map_err(|e| e.to_string())?;
-                let steps: Vec<Value> = t
-                    .translation
-                    .trace
+                let flows = flows
                     .iter()
-                    .map(|s| {
-                        json!({
-                            "table": s.table,
-                            "depth": s.depth,
-                            "in_port": s.in_port,
-                            "rule": match (s.rule, self.slow.tables(&bridge)) {
-                                (Some(r), Some(t)) => t.rule(r).to_string(),
-                                _ => "no match".to_string(),
-                            },
-                        })
+                    .map(|(pmd, f)| DpFlow {
+                        pmd: *pmd,
+                        flow: format_match(&f.key, &f.mask),
+                        packets: f.stats.packets,
+                        bytes: f.stats.bytes,
+                        used_ms_ago: (f.stats.packets > 0).then(|| now.saturating_sub(f.stats.used)),
+                        actions: format_actions(&f.actions),
                     })
                     .collect();
-                Ok(json!({
-                    "flow": format_match(&key, &ferrovs_flowcache::key::FlowKey::EXACT),
-                    "steps": steps,
-                    "datapath_actions": format_actions(&t.translation.actions),
-                    "megaflow": format_match(&t.megaflow.key, &t.megaflow.mask),
-                    "error": t.translation.error.map(|e| format!("{e:?}")),
-                }))
+                let _ = answer.send(Ok(DumpDpFlowsReply { flows }));
+            }
+            SlowRequest::Trace { bridge, key, answer } => {
+                let _ = answer.send(self.trace(&bridge, &key, now));
             }
         }
+    }
+
+    /// Runs a rule change of the state machine and applies its commands everywhere;
+    /// returns how many megaflows it removed.
+    fn rule_change<E: std::fmt::Display>(
+        &mut self,
+        change: impl FnOnce(&mut SlowPath) -> Result<Vec<(usize, PmdCommand)>, E>,
+    ) -> Result<u64, String> {
+        let cmds = change(&mut self.slow).map_err(|e| e.to_string())?;
+        self.apply_rule_change(cmds).map(|n| n as u64)
+    }
+
+    fn trace(&self, bridge: &str, key: &FlowKey, now: u64) -> Result<TraceReply, String> {
+        let t = self.slow.trace(bridge, key, now).map_err(|e| e.to_string())?;
+        let tables = self.slow.tables(bridge);
+        let steps = t
+            .translation
+            .trace
+            .iter()
+            .map(|s| TraceStep {
+                table: s.table,
+                depth: s.depth as u32,
+                in_port: s.in_port,
+                rule: s.rule.zip(tables).map(|(r, t)| t.rule(r).to_string()),
+            })
+            .collect();
+        Ok(TraceReply {
+            flow: format_match(key, &FlowKey::EXACT),
+            steps,
+            datapath_actions: format_actions(&t.translation.actions),
+            megaflow: format_match(&t.megaflow.key, &t.megaflow.mask),
+            error: t.translation.error.map(|e| format!("{e:?}")),
+        })
     }
 }
 

@@ -7,15 +7,14 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use ferrovs_daemon::control;
 use ferrovs_daemon::protocol::Request;
-use serde_json::Value;
 
 #[derive(Parser)]
 #[command(name = "ferrovs-ctl", version, about = "Control a running ferrovsd")]
 struct Cli {
     /// Control socket of the daemon.
-    #[arg(long, short = 's', default_value = ferrovs_daemon::DEFAULT_SOCKET, env = "FERROVS_SOCKET")]
+    #[arg(long, short = 's', default_value = ferrovs_config::DEFAULT_CONTROL_SOCKET, env = "FERROVS_SOCKET")]
     socket: PathBuf,
-    /// Print the daemon's JSON reply instead of text.
+    /// Print the daemon's reply as JSON (one object, tagged `"cmd"`) instead of text.
     #[arg(long)]
     json: bool,
     #[command(subcommand)]
@@ -69,22 +68,23 @@ fn main() -> ExitCode {
         Cmd::Trace { bridge, packet } => Request::Trace { bridge, packet },
         Cmd::Reload => Request::Reload,
     };
-    let resp = match control::request(&cli.socket, &req) {
+    let reply = match control::request(&cli.socket, &req) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("ferrovs-ctl: {e}");
             return ExitCode::FAILURE;
         }
     };
-    if !resp.ok {
-        eprintln!("ferrovs-ctl: {}", resp.error.unwrap_or_else(|| "failed".into()));
-        return ExitCode::FAILURE;
-    }
-    let result = resp.result.unwrap_or(Value::Null);
     if cli.json {
-        println!("{result}");
+        match serde_json::to_string(&reply) {
+            Ok(s) => println!("{s}"),
+            Err(e) => {
+                eprintln!("ferrovs-ctl: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
     } else {
-        print!("{}", ferrovs_daemon::render::render(&req, &result));
+        print!("{}", ferrovs_daemon::render::render(&reply));
     }
     ExitCode::SUCCESS
 }

@@ -1,0 +1,318 @@
+//! What ferrovsd answers: one typed reply per request, tagged with the command it
+//! answers (`{"cmd":"show","bridges":[...],...}`).
+//!
+//! These structs are the contract between the daemon, which fills them, and
+//! ferrovs-ctl, which renders them; both sides use these exact types, so a counter
+//! renamed on one side does not compile on the other. Every struct refuses unknown
+//! fields and requires every field, so a ferrovs-ctl and a ferrovsd of different
+//! versions fail loudly ("unknown field", "missing field") instead of printing a
+//! counter that is not there as 0.
+//!
+//! The types are plain data with no dependency on the switch's own structs: the daemon
+//! maps the PMD's, the ports' and the slow path's counters into them (`datapath`,
+//! `slow_path`), which keeps the wire format stable while those internals change.
+//! Derived values that scripts read (hit percentages, cycles per packet) are computed
+//! by the daemon once and shipped, so every reader sees the same numbers.
+
+use serde::{Deserialize, Serialize};
+
+use super::Request;
+
+/// The result of a successful request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "cmd", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum Reply {
+    Show(ShowReply),
+    PmdStatsShow(PmdStatsReply),
+    PmdStatsClear,
+    /// The daemon is stopping (it answers before it stops).
+    Stop,
+    AddFlow(AddFlowsReply),
+    AddFlows(AddFlowsReply),
+    DelFlows(DelFlowsReply),
+    DumpFlows(DumpFlowsReply),
+    DumpDpFlows(DumpDpFlowsReply),
+    Trace(TraceReply),
+    Reload(ReloadReply),
+}
+
+impl Reply {
+    /// Whether this is the kind of reply `req` asks for.
+    pub fn answers(&self, req: &Request) -> bool {
+        match self {
+            Reply::Show(_) => matches!(req, Request::Show),
+            Reply::PmdStatsShow(_) => matches!(req, Request::PmdStatsShow),
+            Reply::PmdStatsClear => matches!(req, Request::PmdStatsClear),
+            Reply::Stop => matches!(req, Request::Stop),
+            Reply::AddFlow(_) => matches!(req, Request::AddFlow { .. }),
+            Reply::AddFlows(_) => matches!(req, Request::AddFlows { .. }),
+            Reply::DelFlows(_) => matches!(req, Request::DelFlows { .. }),
+            Reply::DumpFlows(_) => matches!(req, Request::DumpFlows { .. }),
+            Reply::DumpDpFlows(_) => matches!(req, Request::DumpDpFlows),
+            Reply::Trace(_) => matches!(req, Request::Trace { .. }),
+            Reply::Reload(_) => matches!(req, Request::Reload),
+        }
+    }
+}
+
+/// `show`: every bridge with its ports, and the packet buffer pool.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShowReply {
+    pub bridges: Vec<BridgeInfo>,
+    /// Mbufs taken from the pool (in rx rings, in flight, held by replayed captures).
+    pub mbufs_in_use: u32,
+    pub mbufs_total: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BridgeInfo {
+    pub name: String,
+    pub ports: Vec<PortInfo>,
+}
+
+/// One port: identity, link, and the switch's counters for it (flat, so scripts read
+/// `port["rx_packets"]`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PortInfo {
+    pub name: String,
+    /// OpenFlow port number.
+    pub number: u32,
+    pub devargs: String,
+    /// DPDK device name.
+    pub device: String,
+    pub link_up: bool,
+    /// 0 when unknown or down.
+    pub speed_mbps: u32,
+    pub rx_packets: u64,
+    pub rx_bytes: u64,
+    pub tx_packets: u64,
+    pub tx_bytes: u64,
+    /// Output packets freed because this port's tx queue was full.
+    pub drop_tx_full: u64,
+    /// Packets received here that no rule took.
+    pub drop_no_rule: u64,
+    /// Packets received here that their actions dropped.
+    pub drop_action: u64,
+    /// Runts and malformed frames received here.
+    pub drop_malformed: u64,
+    /// Packets received here with an action this build cannot execute.
+    pub drop_unsupported: u64,
+    /// Packets received here dropped because a copy could not be allocated.
+    pub drop_no_mbuf: u64,
+    /// The driver's own counters; `null` when the driver did not report them.
+    pub nic: Option<NicCounters>,
+}
+
+/// The driver's counters of a port (`rte_eth_stats`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NicCounters {
+    pub rx_packets: u64,
+    pub tx_packets: u64,
+    /// Dropped by the NIC for want of an rx descriptor.
+    pub rx_missed: u64,
+    pub rx_errors: u64,
+    pub tx_errors: u64,
+    /// Rx mbuf allocation failures.
+    pub rx_nombuf: u64,
+}
+
+/// `pmd-stats-show`: every PMD, then the slow path. PMD counters are since the last
+/// `pmd-stats-clear`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PmdStatsReply {
+    /// TSC ticks per second, to turn cycles into time.
+    pub tsc_hz: u64,
+    pub pmds: Vec<PmdInfo>,
+    pub slow_path: SlowPathInfo,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PmdInfo {
+    /// PMD index.
+    pub pmd: usize,
+    /// CPU the PMD runs on.
+    pub core: usize,
+    pub running: bool,
+    /// `port:queue` of every rx queue the PMD polls.
+    pub rx_queues: Vec<String>,
+    pub packets: u64,
+    pub busy_cycles: u64,
+    pub idle_cycles: u64,
+    /// Busy cycles per packet (0 without packets).
+    pub cycles_per_packet: f64,
+    /// Busy share of all cycles, in percent.
+    pub busy_percent: f64,
+    pub rx_bursts: u64,
+    pub iterations: u64,
+    pub messages: u64,
+    /// Outputs to a port number the switch does not have.
+    pub drop_bad_output: u64,
+    pub emc_hits: u64,
+    pub signature_hits: u64,
+    pub megaflow_hits: u64,
+    pub misses: u64,
+    /// The four shares of lookups, in percent (they add up to 100 with lookups).
+    pub emc_hit_percent: f64,
+    pub signature_hit_percent: f64,
+    pub megaflow_hit_percent: f64,
+    pub miss_percent: f64,
+    pub upcalls_sent: u64,
+    pub drop_upcall_queue_full: u64,
+    pub drop_park_full: u64,
+    pub drop_park_timeout: u64,
+    /// Megaflows installed now, and their distinct masks.
+    pub megaflows: u64,
+    pub masks: u64,
+}
+
+/// The slow-path thread: its upcall handling and its state machine's counters (both
+/// since the daemon started).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlowPathInfo {
+    pub upcalls_handled: u64,
+    pub upcall_us_avg: f64,
+    pub upcall_us_max: f64,
+    /// Commands a stuck PMD did not take.
+    pub commands_undelivered: u64,
+    pub state: SlowPathCounters,
+}
+
+/// The slow-path state machine's counters (refreshed about once a second).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlowPathCounters {
+    pub upcalls: u64,
+    pub installs: u64,
+    /// Every execute (packets sent without installing a megaflow).
+    pub executes: u64,
+    /// Executes because the PMD already had a covering megaflow.
+    pub executes_raced: u64,
+    /// Executes because the PMD was at its flow limit.
+    pub executes_flow_limit: u64,
+    /// Upcalls whose in_port is on no bridge.
+    pub no_bridge: u64,
+    /// Upcalls from a PMD that does not exist.
+    pub bad_upcalls: u64,
+    /// Abandoned translations (installed as drop).
+    pub xlate_errors: u64,
+    pub removes: u64,
+    /// Megaflows re-translated after a rule or MAC change.
+    pub revalidated: u64,
+    pub mac_learned: u64,
+    pub mac_moved: u64,
+    pub mac_expired: u64,
+    pub mac_evicted: u64,
+    pub rule_changes: u64,
+    pub rules_expired: u64,
+    /// Megaflows the PMDs reported gone.
+    pub flows_gone: u64,
+}
+
+/// `add-flow` and `add-flows`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AddFlowsReply {
+    pub added: u64,
+    /// Megaflows the change invalidated (removed from every PMD before the answer).
+    pub megaflows_removed: u64,
+}
+
+/// `del-flows`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DelFlowsReply {
+    pub deleted: u64,
+    pub megaflows_removed: u64,
+}
+
+/// `reload`: one entry per bridge, in config order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReloadReply {
+    pub bridges: Vec<ReloadedBridge>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReloadedBridge {
+    pub bridge: String,
+    /// Rules the bridge has now.
+    pub rules: u64,
+    pub megaflows_removed: u64,
+}
+
+/// `dump-flows`: the rules of a bridge in table order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DumpFlowsReply {
+    pub flows: Vec<RuleCounters>,
+}
+
+/// A rule with its counters.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleCounters {
+    /// The rule in ovs-ofctl syntax.
+    pub rule: String,
+    pub n_packets: u64,
+    pub n_bytes: u64,
+    /// Since the rule was added.
+    pub duration_ms: u64,
+    /// Since the rule last matched a packet (or was added).
+    pub idle_ms: u64,
+}
+
+/// `dump-dp-flows`: every megaflow of every PMD, by PMD then flow id.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DumpDpFlowsReply {
+    pub flows: Vec<DpFlow>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DpFlow {
+    pub pmd: usize,
+    /// The covered fields of key and mask, `in_port(1),eth_type(0x0800),...`.
+    pub flow: String,
+    pub packets: u64,
+    pub bytes: u64,
+    /// Since the megaflow's last packet; `null` when it has had none.
+    pub used_ms_ago: Option<u64>,
+    /// Datapath actions, `drop` when none.
+    pub actions: String,
+}
+
+/// `trace`: the tables the packet went through and what the datapath would do.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TraceReply {
+    /// The packet's exact key.
+    pub flow: String,
+    pub steps: Vec<TraceStep>,
+    pub datapath_actions: String,
+    /// The megaflow an upcall would install.
+    pub megaflow: String,
+    /// Why translation was abandoned (the packet is then dropped).
+    pub error: Option<String>,
+}
+
+/// One table lookup of a trace.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TraceStep {
+    pub table: u8,
+    /// Resubmit nesting depth (0 for table 0).
+    pub depth: u32,
+    /// The in_port the lookup used.
+    pub in_port: u32,
+    /// The matched rule, `null` for a table miss.
+    pub rule: Option<String>,
+}
