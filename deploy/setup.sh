@@ -24,8 +24,9 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 # Packages: DPDK headers and the PMD plugins (libdpdk-dev pulls the drivers), dpdk for
-# dpdk-testpmd and dpdk-hugepages.py, libclang for bindgen, ping/ip/tcpdump for the tests.
-pkgs=(libdpdk-dev dpdk pkg-config libclang-dev clang gcc make iputils-ping iproute2 procps python3 ca-certificates curl)
+# dpdk-testpmd and dpdk-hugepages.py, libclang for bindgen, ping/ip/tcpdump for the tests,
+# openvswitch-common for ovs-appctl/ovs-ofctl (the tests drive ferrovsd with the OVS tools).
+pkgs=(libdpdk-dev dpdk pkg-config libclang-dev clang gcc make iputils-ping iproute2 procps python3 ca-certificates curl openvswitch-common)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -29,6 +29,8 @@ use crate::protocol::{
 /// A request waiting for the main thread, with where to send the answer.
 pub struct Pending {
     pub request: Request,
+    /// The peer's uid (SO_PEERCRED), for the log of changes.
+    pub peer_uid: Option<u32>,
     pub reply: Sender<Response>,
 }
 
@@ -132,7 +134,7 @@ fn serve(stream: UnixStream, to_main: &Sender<Pending>, my_uid: u32) -> std::io:
                 Response::err("permission denied: this command needs root (or the daemon's user)")
             } else {
                 let (rtx, rrx) = bounded(1);
-                if to_main.send(Pending { request: req, reply: rtx }).is_err() {
+                if to_main.send(Pending { request: req, peer_uid: uid, reply: rtx }).is_err() {
                     Response::err("ferrovsd is shutting down")
                 } else {
                     // Rule changes wait for every PMD to acknowledge; allow for it.

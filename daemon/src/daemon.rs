@@ -17,10 +17,17 @@ use ferrovs_config::{Config, SystemFacts};
 use ferrovs_dpdk::Eal;
 use ferrovs_pmd::{IdleBackoff, PortSpec, SwitchOptions};
 
+use crate::appctl::{self, AppctlCall};
 use crate::control::{ControlServer, Pending};
 use crate::datapath::Datapath;
+use crate::logging::LogControl;
 use crate::protocol::{ReloadReply, Reply, Request, Response};
 use crate::sd_notify::{Notifier, PmdLiveness};
+use crate::unixctl::{UnixctlCall, UnixctlServer};
+
+/// File name of the ovs-appctl socket, in the directory of the control socket (as OVS
+/// keeps `ovs-vswitchd.PID.ctl` beside its other sockets).
+pub const APPCTL_SOCKET_NAME: &str = "ferrovsd.ctl";
 
 /// Why the daemon could not start (or stopped with an error).
 #[derive(Debug, thiserror::Error)]
@@ -41,8 +48,7 @@ pub enum DaemonError {
 
 /// Runs the daemon on the config at `path` until it is stopped. With `check_only`, only
 /// loads and checks the config.
-pub fn run(path: &Path, check_only: bool, log: crate::logging::LogControl) -> Result<(), DaemonError> {
-    let _log = log;
+pub fn run(path: &Path, check_only: bool, log: LogControl) -> Result<(), DaemonError> {
     let config = Config::load(path)?;
     config.validate(&SystemFacts { online_cpus: ferrovs_pmd::online_cpus() })?;
     let ports = port_specs(&config);
@@ -77,9 +83,32 @@ pub fn run(path: &Path, check_only: bool, log: crate::logging::LogControl) -> Re
         config.control.socket.display()
     );
 
+    // The ovs-appctl socket: `ferrovsd.ctl` beside the control socket.
+    let appctl_path = config.control.socket.with_file_name(APPCTL_SOCKET_NAME);
+    let (appctl_server, appctl_calls) = UnixctlServer::bind(&appctl_path)
+        .map_err(|e| DaemonError::Datapath(format!("appctl socket {}: {e}", appctl_path.display())))?;
+    let my_uid = nix::unistd::geteuid().as_raw();
+
     while !stop.load(Ordering::Relaxed) {
-        match requests.recv_timeout(Duration::from_millis(100)) {
-            Ok(Pending { request, reply }) => {
+        let mut got = None;
+        crossbeam_channel::select! {
+            recv(requests) -> r => match r {
+                Ok(p) => got = Some(p),
+                Err(_) => break,
+            },
+            recv(appctl_calls) -> c => {
+                if let Ok(call) = c {
+                    let outcome = appctl(&mut dp, &config, &log, &call, my_uid);
+                    let _ = call.reply.send(outcome);
+                }
+            },
+            default(Duration::from_millis(100)) => {},
+        }
+        if let Some(Pending { request, peer_uid, reply }) = got {
+            {
+                if request.is_mutating() {
+                    tracing::info!(target: "ferrovs_daemon::control", uid = ?peer_uid, "change: {request:?}");
+                }
                 let is_stop = request == Request::Stop;
                 let resp = if request == Request::Reload {
                     notifier.reloading();
@@ -94,8 +123,6 @@ pub fn run(path: &Path, check_only: bool, log: crate::logging::LogControl) -> Re
                     stop.store(true, Ordering::Relaxed);
                 }
             }
-            Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
-            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
         }
         if reload.swap(false, Ordering::Relaxed) {
             notifier.reloading();
@@ -118,6 +145,7 @@ pub fn run(path: &Path, check_only: bool, log: crate::logging::LogControl) -> Re
     tracing::info!("stopping");
     notifier.stopping();
     drop(control);
+    drop(appctl_server);
     let final_stats = dp.stop();
     // The counters at exit, one line per port and PMD, for the journal.
     for line in crate::datapath::stats_lines(&final_stats) {
@@ -125,6 +153,37 @@ pub fn run(path: &Path, check_only: bool, log: crate::logging::LogControl) -> Re
     }
     drop(eal);
     Ok(())
+}
+
+/// Answers one `ovs-appctl` call: the text to print, or the error.
+fn appctl(
+    dp: &mut Datapath,
+    config: &Config,
+    log: &LogControl,
+    call: &UnixctlCall,
+    my_uid: u32,
+) -> Result<String, String> {
+    let what = appctl::parse(&call.method, &call.params)?;
+    if what.is_mutating() {
+        if call.peer_uid != Some(0) && call.peer_uid != Some(my_uid) {
+            return Err("permission denied: this command needs root (or the daemon's user)".into());
+        }
+        tracing::info!(target: "ferrovs_daemon::control", uid = ?call.peer_uid, "change (appctl): {} {:?}", call.method, call.params);
+    }
+    let pmd_stats = |dp: &mut Datapath| match handle(dp, config, &Request::PmdStatsShow)? {
+        Reply::PmdStatsShow(r) => Ok(r),
+        _ => Err("internal error: pmd-stats-show answered with another reply".to_string()),
+    };
+    match what {
+        AppctlCall::Control(req) => handle(dp, config, &req).map(|r| crate::render::render(&r)),
+        AppctlCall::PmdRxqShow => pmd_stats(dp).map(|r| appctl::pmd_rxq_show(&r)),
+        AppctlCall::PmdPerfShow => pmd_stats(dp).map(|r| appctl::pmd_perf_show(&r)),
+        AppctlCall::CoverageShow => pmd_stats(dp).map(|r| appctl::coverage_show(&r)),
+        AppctlCall::VlogList => Ok(log.list()),
+        AppctlCall::VlogSet(specs) => log.set(&specs),
+        AppctlCall::ListCommands => Ok(appctl::list_commands()),
+        AppctlCall::Version => Ok(format!("ferrovsd (ferrovs) {}\n", env!("CARGO_PKG_VERSION"))),
+    }
 }
 
 /// Re-reads the config at `path` and applies its rules. The running config keeps

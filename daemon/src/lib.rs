@@ -23,6 +23,8 @@ pub mod logging;
 pub mod sd_notify;
 
 #[cfg(feature = "switch")]
+pub mod appctl;
+#[cfg(feature = "switch")]
 pub mod daemon;
 #[cfg(feature = "switch")]
 pub mod datapath;

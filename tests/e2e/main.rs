@@ -234,6 +234,7 @@ fn main() {
         Trial::test("bad_config_core_does_not_exist", bad_config_core_missing),
         Trial::test("ctl_stop_exits_cleanly", ctl_stop_exits_cleanly),
         Trial::test("service_notifies_ready_then_feeds_watchdog", service::notifies_ready_then_feeds_watchdog),
+        Trial::test("service_ovs_appctl_views", service::ovs_appctl_views),
     ];
     trials.extend(bad.into_iter().map(|(name, body, words)| Trial::test(name, bad_config(body, words))));
     libtest_mimic::run(&args, trials).exit();

@@ -76,3 +76,67 @@ pub fn notifies_ready_then_feeds_watchdog() -> Result<(), Failed> {
     }
     Ok(())
 }
+
+/// The unmodified `ovs-appctl -t SOCKET` reads ferrovsd's views: each answers, the
+/// numbers are ferrovs-ctl's, run-time log levels change, and errors come back as errors.
+pub fn ovs_appctl_views() -> Result<(), Failed> {
+    let d = Daemon::start(&format!("{}{}", preamble(), ports_ok()));
+    let target = d.socket.with_file_name("ferrovsd.ctl");
+    let target = target.to_str().ok_or("utf8 path")?.to_string();
+    let appctl = |args: &[&str]| -> Result<(bool, String, String), Failed> {
+        let out = std::process::Command::new("ovs-appctl")
+            .arg("-t")
+            .arg(&target)
+            .args(args)
+            .output()
+            .map_err(|e| format!("ovs-appctl cannot run ({e}); deploy/test.sh installs openvswitch-common"))?;
+        Ok((
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        ))
+    };
+    let expect = |args: &[&str], words: &[&str]| -> Result<String, Failed> {
+        let (ok, out, err) = appctl(args)?;
+        if !ok {
+            return Err(format!("ovs-appctl {args:?} failed: {err}").into());
+        }
+        for w in words {
+            if !out.contains(w) {
+                return Err(format!("ovs-appctl {args:?}: no {w:?} in\n{out}").into());
+            }
+        }
+        Ok(out)
+    };
+    expect(&["list-commands"], &["dpif-netdev/pmd-stats-show", "ofproto/trace", "vlog/set"])?;
+    expect(&["version"], &["ferrovsd"])?;
+    let stats = expect(&["dpif-netdev/pmd-stats-show"], &["pmd 0", "megaflows"])?;
+    let ctl = String::from_utf8_lossy(&d.ctl(&["pmd-stats-show"]).stdout).into_owned();
+    // Same renderer, same source: the first line (PMD, core, queues) is identical.
+    if stats.lines().next() != ctl.lines().next() {
+        return Err(format!("appctl and ctl disagree:\n{stats}\n---\n{ctl}").into());
+    }
+    expect(&["dpif-netdev/pmd-rxq-show"], &["pmd thread numa_id 0 core_id", "queue-id"])?;
+    expect(&["dpif-netdev/pmd-perf-show"], &["Iterations"])?;
+    expect(&["dpctl/show"], &["br0: 2 ports", "port 1 a"])?;
+    expect(&["dpctl/dump-flows"], &[])?;
+    expect(&["bridge/dump-flows", "br0"], &["in_port=1"])?;
+    expect(&["ofproto/trace", "br0", "in_port=1,tcp,nw_dst=198.18.0.2"], &["Datapath actions: 2"])?;
+    expect(&["coverage/show"], &["events never hit"])?;
+    expect(&["vlog/set", "pmd:debug"], &["pmd          debug"])?;
+    expect(&["vlog/list"], &["pmd          debug", "control      info"])?;
+    expect(&["dpif-netdev/pmd-stats-clear"], &[])?;
+    let (ok, _, err) = appctl(&["no/such/command"])?;
+    if ok || !err.contains("not a valid command") {
+        return Err(format!("unknown command accepted or unclear: {err}").into());
+    }
+    let (ok, _, err) = appctl(&["vlog/set", "pmd:loud"])?;
+    if ok || !err.contains("unknown log level") {
+        return Err(format!("bad level accepted or unclear: {err}").into());
+    }
+    if !d.log_text().contains("change (appctl): vlog/set") {
+        return Err(format!("the change was not logged:\n{}", d.log_text()).into());
+    }
+    drop(d.stop());
+    Ok(())
+}
