@@ -15,6 +15,7 @@
 pub mod control;
 pub mod protocol;
 pub mod render;
+pub mod socket_server;
 pub mod unixctl;
 
 #[cfg(feature = "switch")]

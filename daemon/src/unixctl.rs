@@ -11,27 +11,25 @@
 //! carry several requests; each gets its reply in order.
 //!
 //! [`Framer`] is the sans-IO half: bytes in, complete requests out (or a protocol error).
-//! The server half gives every connection its own thread with a read deadline, so an idle
-//! or slow client delays nobody else, and hands each request to the daemon's main thread
+//! The server half (on `socket_server`) gives every connection its own thread with a read
+//! deadline, so an idle or slow client delays nobody else, and hands each request to the
+//! daemon's main thread
 //! (which owns all switch state) with the peer's uid; the main thread decides what each
 //! method means and whether the peer may call it.
 
 use std::io::{Read, Write};
-use std::os::unix::fs::PermissionsExt;
-use std::os::unix::net::{UnixListener, UnixStream};
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::thread::JoinHandle;
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender, bounded};
 use serde::{Deserialize, Serialize};
 
+use crate::socket_server::SocketServer;
+
 /// Longest request accepted (a request is a method name and a few words).
 pub const MAX_REQUEST_BYTES: usize = 64 * 1024;
-/// Connections served at once; more wait in the listen backlog.
-const MAX_CONNECTIONS: usize = 256;
 /// A connection that sends nothing for this long is closed.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -111,87 +109,34 @@ pub struct UnixctlCall {
     pub reply: Sender<Result<String, String>>,
 }
 
-/// The listening socket and its thread; dropping it stops accepting and removes the file.
+/// The ovs-appctl socket; dropping it stops accepting and removes the file.
 pub struct UnixctlServer {
-    path: PathBuf,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
+    _server: SocketServer,
 }
 
 impl UnixctlServer {
-    /// Binds `path` (mode 0660; a stale file from a crash is replaced, a live one refused).
+    /// Binds `path` (see `socket_server` for modes and stale files); calls arrive on the
+    /// returned receiver.
     pub fn bind(path: &Path) -> std::io::Result<(UnixctlServer, Receiver<UnixctlCall>)> {
-        if path.exists() {
-            if UnixStream::connect(path).is_ok() {
-                return Err(std::io::Error::new(
-                    std::io::ErrorKind::AddrInUse,
-                    format!("{}: another process answers there", path.display()),
-                ));
-            }
-            std::fs::remove_file(path)?;
-        }
-        let listener = UnixListener::bind(path)?;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))?;
-        listener.set_nonblocking(true)?;
         let (tx, rx) = bounded::<UnixctlCall>(64);
-        let stop = Arc::new(AtomicBool::new(false));
-        let stop2 = stop.clone();
-        let thread =
-            std::thread::Builder::new().name("ferrovs-appctl".into()).spawn(move || accept(listener, tx, stop2))?;
-        Ok((UnixctlServer { path: path.to_path_buf(), stop, thread: Some(thread) }, rx))
-    }
-}
-
-impl Drop for UnixctlServer {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-        let _ = std::fs::remove_file(&self.path);
-    }
-}
-
-fn accept(listener: UnixListener, to_main: Sender<UnixctlCall>, stop: Arc<AtomicBool>) {
-    let active = Arc::new(AtomicUsize::new(0));
-    while !stop.load(Ordering::Relaxed) {
-        if active.load(Ordering::Relaxed) >= MAX_CONNECTIONS {
-            std::thread::sleep(Duration::from_millis(10));
-            continue;
-        }
-        match listener.accept() {
-            Ok((stream, _)) => {
-                let (to_main, active2, stop2) = (to_main.clone(), active.clone(), stop.clone());
-                active.fetch_add(1, Ordering::Relaxed);
-                let spawned = std::thread::Builder::new().name("ferrovs-appctl-conn".into()).spawn(move || {
-                    if let Err(e) = serve(stream, &to_main, &stop2) {
-                        tracing::debug!("appctl connection: {e}");
-                    }
-                    active2.fetch_sub(1, Ordering::Relaxed);
-                });
-                if spawned.is_err() {
-                    active.fetch_sub(1, Ordering::Relaxed);
-                }
+        let serve = move |stream: UnixStream, uid: Option<u32>, stop: &AtomicBool| {
+            if let Err(e) = serve(stream, uid, &tx, stop) {
+                tracing::debug!("appctl connection: {e}");
             }
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => std::thread::sleep(Duration::from_millis(20)),
-            Err(e) => {
-                tracing::warn!("appctl socket accept: {e}");
-                std::thread::sleep(Duration::from_millis(100));
-            }
-        }
+        };
+        let server = SocketServer::bind(path, "ferrovs-appctl", Box::new(serve))?;
+        Ok((UnixctlServer { _server: server }, rx))
     }
 }
 
-fn peer_uid(stream: &UnixStream) -> Option<u32> {
-    use nix::sys::socket::{getsockopt, sockopt::PeerCredentials};
-    getsockopt(stream, PeerCredentials).ok().map(|c| c.uid())
-}
-
-fn serve(mut stream: UnixStream, to_main: &Sender<UnixctlCall>, stop: &AtomicBool) -> std::io::Result<()> {
-    stream.set_nonblocking(false)?;
+fn serve(
+    mut stream: UnixStream,
+    uid: Option<u32>,
+    to_main: &Sender<UnixctlCall>,
+    stop: &AtomicBool,
+) -> std::io::Result<()> {
     stream.set_read_timeout(Some(IDLE_TIMEOUT))?;
     stream.set_write_timeout(Some(Duration::from_secs(5)))?;
-    let uid = peer_uid(&stream);
     let mut framer = Framer::default();
     let mut buf = [0u8; 4096];
     while !stop.load(Ordering::Relaxed) {
