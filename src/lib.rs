@@ -42,6 +42,7 @@ mod error;
 mod mbuf;
 mod mempool;
 mod port;
+pub mod telemetry;
 
 pub use eal::{Eal, ThreadRegistration, lcore_id, rdtsc};
 pub use error::DpdkError;

@@ -22,6 +22,7 @@ use crate::control::{ControlServer, Pending};
 use crate::datapath::Datapath;
 use crate::logging::LogControl;
 use crate::protocol::{ReloadReply, Reply, Request, Response};
+use crate::published::{PUBLISH_EVERY, Published, Snapshot};
 use crate::sd_notify::{Notifier, PmdLiveness};
 use crate::unixctl::{UnixctlCall, UnixctlServer};
 
@@ -88,6 +89,13 @@ pub fn run(path: &Path, check_only: bool, log: LogControl) -> Result<(), DaemonE
     let (appctl_server, appctl_calls) = UnixctlServer::bind(&appctl_path)
         .map_err(|e| DaemonError::Datapath(format!("appctl socket {}: {e}", appctl_path.display())))?;
     let my_uid = nix::unistd::geteuid().as_raw();
+    // Counters for readers on other threads (telemetry, metrics): see `published`.
+    let published = Arc::new(Published::default());
+    publish(&dp, &config, &published);
+    let mut last_publish = Instant::now();
+    if let Err(e) = crate::dpdk_telemetry::register_commands(published.clone()) {
+        tracing::warn!("DPDK telemetry commands not registered: {e}");
+    }
 
     while !stop.load(Ordering::Relaxed) {
         let mut got = None;
@@ -133,6 +141,10 @@ pub fn run(path: &Path, check_only: bool, log: LogControl) -> Result<(), DaemonE
             notifier.ready("forwarding");
         }
         let now = Instant::now();
+        if now.duration_since(last_publish) >= PUBLISH_EVERY {
+            publish(&dp, &config, &published);
+            last_publish = now;
+        }
         if notifier.watchdog_due(now) {
             let stalled = liveness.stalled(&dp.pmd_iterations());
             if !stalled.is_empty() {
@@ -153,6 +165,11 @@ pub fn run(path: &Path, check_only: bool, log: LogControl) -> Result<(), DaemonE
     }
     drop(eal);
     Ok(())
+}
+
+/// Publishes the counters for other threads (see `published`).
+fn publish(dp: &Datapath, config: &Config, published: &Published) {
+    published.publish(Snapshot { show: dp.show(config), pmd: dp.pmd_stats(), taken: Instant::now() });
 }
 
 /// Answers one `ovs-appctl` call: the text to print, or the error.

@@ -14,6 +14,7 @@
 
 pub mod control;
 pub mod protocol;
+pub mod published;
 pub mod render;
 pub mod socket_server;
 pub mod unixctl;
@@ -29,6 +30,8 @@ pub mod appctl;
 pub mod daemon;
 #[cfg(feature = "switch")]
 pub mod datapath;
+#[cfg(feature = "switch")]
+pub mod dpdk_telemetry;
 #[cfg(feature = "switch")]
 pub mod flowfmt;
 #[cfg(feature = "switch")]
