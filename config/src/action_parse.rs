@@ -284,8 +284,8 @@ pub(crate) fn check_actions(parsed: Vec<ParsedAction>, m: &Match, table: u8) -> 
 
 #[cfg(test)]
 mod tests {
-    use crate::rules::{Action, Resubmit, SetField};
     use crate::parse_flow;
+    use crate::rules::{Action, Resubmit, SetField};
     use std::net::{Ipv4Addr, Ipv6Addr};
 
     /// The actions of `match,actions=ACTIONS`.

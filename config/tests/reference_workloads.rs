@@ -73,9 +73,11 @@ struct Plan {
 fn plan(rng: &mut SplitMix) -> Plan {
     let nets8: Vec<u32> = (20..36).map(|o| o << 24).collect();
     let nets12: Vec<u32> = nets8.iter().map(|n| n | rng.below(16) << 20).collect();
-    let nets16: Vec<u32> = nets8.iter().flat_map(|n| rng.sample(256, 4).into_iter().map(move |b| n | b << 16)).collect();
+    let nets16: Vec<u32> =
+        nets8.iter().flat_map(|n| rng.sample(256, 4).into_iter().map(move |b| n | b << 16)).collect();
     let nets20: Vec<u32> = nets16.iter().map(|n| n | rng.below(16) << 12).collect();
-    let nets24: Vec<u32> = nets16.iter().flat_map(|n| rng.sample(256, 2).into_iter().map(move |c| n | c << 8)).collect();
+    let nets24: Vec<u32> =
+        nets16.iter().flat_map(|n| rng.sample(256, 2).into_iter().map(move |c| n | c << 8)).collect();
     let nets28: Vec<u32> = nets24.iter().step_by(2).map(|n| n | rng.below(16) << 4).collect();
     let hosts32: Vec<u32> = nets24.iter().map(|n| n | rng.below(256)).collect();
     let routes = vec![
