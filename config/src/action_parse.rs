@@ -30,8 +30,9 @@
 //!   `output:`); `LOCAL`, `CONTROLLER`, `TABLE` and `NONE` are refused: ferrovs has no
 //!   local port and no controller.
 
+use crate::field::Prereq;
 use crate::flow_syntax::split_actions;
-use crate::match_parse::{Locate, Prereq};
+use crate::match_builder::Locate;
 use crate::rule_error::RuleError;
 use crate::rules::{Action, Match, Position, Resubmit, SetField};
 use crate::values::{ValueError, parse_ipv4, parse_ipv6, parse_mac, parse_port_number, parse_uint};

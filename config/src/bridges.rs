@@ -9,8 +9,9 @@
 use crate::action_parse::{ParsedAction, parse_action_text};
 use crate::config::{BridgeConfig, PortConfig};
 use crate::error::ConfigError;
+use crate::field::SHORTHANDS;
 use crate::flow_parse::{finish_rule, line_locator, parse_flow_located};
-use crate::match_parse::{Mode, RuleBuilder, SHORTHANDS};
+use crate::match_builder::{Mode, RuleBuilder};
 use crate::ports::{PortRegistry, check_name, check_port_number, check_rx_queues, parse_devargs};
 use crate::resolve::Ctx;
 use crate::rule_error::RuleError;
@@ -238,8 +239,8 @@ fn table_proto(
 ) -> Result<(), ConfigError> {
     let at = v.span().start;
     match v.get_ref() {
-        RuleValue::Str(s) if !SHORTHANDS.iter().any(|(n, _, _)| n == s) => {
-            let names: Vec<&str> = SHORTHANDS.iter().map(|(n, _, _)| *n).collect();
+        RuleValue::Str(s) if !SHORTHANDS.iter().any(|sh| sh.name == s) => {
+            let names: Vec<&str> = SHORTHANDS.iter().map(|sh| sh.name).collect();
             Err(ctx.err(at, fkey, format!("`{s}` is not one of {}", names.join(", "))))
         }
         RuleValue::Str(s) => {

@@ -6,6 +6,8 @@
 //!   [`ConfigError`]s that say `FILE:LINE:COL: key: message`; the schema is in
 //!   `config/README.md`.
 //! - [`rules`]: the typed rule model ([`Rule`], [`Match`], [`Action`]...).
+//! - [`field`]: the table of match fields ([`FIELDS`]): names, storage ([`MatchSlot`]),
+//!   syntax, masking and prerequisites, which drives parsing and printing.
 //! - [`parse_flow`], [`parse_flows`], [`parse_match`], [`parse_packet`]: `ovs-ofctl`
 //!   syntax into that model; `Display` on [`Rule`], [`Match`] and [`Action`] prints it
 //!   back.
@@ -15,9 +17,11 @@ mod bridges;
 mod config;
 mod display;
 mod error;
+pub mod field;
+mod field_value;
 mod flow_parse;
 mod flow_syntax;
-mod match_parse;
+mod match_builder;
 mod ports;
 mod resolve;
 mod rule_error;
@@ -32,6 +36,7 @@ pub use config::{
 };
 pub use display::format_actions;
 pub use error::ConfigError;
+pub use field::{FIELDS, FieldDef, Masking, MatchSlot, Prereq, SlotStorage, ValueKind, field_by_name};
 pub use flow_parse::{MatchSpec, parse_flow, parse_flows, parse_match, parse_packet};
 pub use ports::{
     MAX_NAME_LEN, MAX_PORT_NUMBER, MAX_RX_QUEUES, PortDevice, PortRegistry, check_name, check_port_number,
