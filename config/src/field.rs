@@ -16,8 +16,8 @@
 //! - its prerequisite ([`Prereq`]) on `dl_type`/`nw_proto`;
 //! - whether `dump-flows` prints the slot under this name.
 //!
-//! The table drives match parsing ([`crate::match_builder`]: lookup by name, duplicate
-//! detection by slot bits, prerequisite checks), printing ([`crate::display`]: which name
+//! The table drives match parsing (`match_builder`: lookup by name, duplicate
+//! detection by slot bits, prerequisite checks), printing (`display`: which name
 //! and format a slot prints with) and, through [`MatchSlot`], the flow-key layout of
 //! `ferrovs-flowcache`, which maps each slot to key bits ([`SlotStorage`]). Adding a field
 //! means one row here, plus a slot and its key location if it needs new storage.
