@@ -9,182 +9,63 @@
 //! express (e.g. `nw_tos` under mask 0xf0, or an ICMP type under a partial mask) prints
 //! the closest form and is documented as lossy.
 
+use crate::field::{MatchSlot, SHORTHANDS};
+use crate::field_value::format_slot;
 use crate::flow_parse::MatchSpec;
-use crate::match_parse::proto::*;
 use crate::rules::{Action, Masked, Match, Resubmit, Rule, SetField};
-use crate::values::TCP_FLAG_NAMES;
 use std::fmt::{self, Display, Formatter, Write as _};
-use std::net::{Ipv4Addr, Ipv6Addr};
 
 fn mac(m: [u8; 6]) -> String {
     format!("{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", m[0], m[1], m[2], m[3], m[4], m[5])
 }
 
-fn masked_mac(m: &Masked<[u8; 6]>) -> String {
-    if m.mask == [0xff; 6] { mac(m.value) } else { format!("{}/{}", mac(m.value), mac(m.mask)) }
-}
-
-fn masked_ipv4(m: &Masked<Ipv4Addr>) -> String {
-    let mask = u32::from(m.mask);
-    if mask == u32::MAX {
-        m.value.to_string()
-    } else if mask.leading_ones() + mask.trailing_zeros() == 32 {
-        format!("{}/{}", m.value, mask.leading_ones())
-    } else {
-        format!("{}/{}", m.value, m.mask)
-    }
-}
-
-fn masked_ipv6(m: &Masked<Ipv6Addr>) -> String {
-    let mask = u128::from(m.mask);
-    if mask == u128::MAX {
-        m.value.to_string()
-    } else if mask.leading_ones() + mask.trailing_zeros() == 128 {
-        format!("{}/{}", m.value, mask.leading_ones())
-    } else {
-        format!("{}/{}", m.value, m.mask)
-    }
-}
-
-fn masked_u16(m: &Masked<u16>) -> String {
-    if m.mask == 0xffff { m.value.to_string() } else { format!("0x{:x}/0x{:x}", m.value, m.mask) }
-}
-
-fn tcp_flags(m: &Masked<u16>) -> String {
-    let named: u16 = TCP_FLAG_NAMES.iter().map(|&(_, b)| b).sum();
-    if m.mask & !named != 0 {
-        return format!("0x{:03x}/0x{:03x}", m.value, m.mask);
-    }
-    let mut s = String::new();
-    for &(name, bit) in &TCP_FLAG_NAMES {
-        if m.mask & bit != 0 {
-            s.push(if m.value & bit != 0 { '+' } else { '-' });
-            s.push_str(name);
-        }
-    }
-    s
-}
-
 /// The `ovs-ofctl` shorthand for a `dl_type`/`nw_proto` pair, and whether it covers
 /// `nw_proto` too.
 fn shorthand(dl_type: u16, nw_proto: Option<u8>) -> Option<(&'static str, bool)> {
-    let with_proto = match (dl_type, nw_proto) {
-        (ETH_IPV4, Some(TCP)) => Some("tcp"),
-        (ETH_IPV4, Some(UDP)) => Some("udp"),
-        (ETH_IPV4, Some(SCTP)) => Some("sctp"),
-        (ETH_IPV4, Some(ICMP)) => Some("icmp"),
-        (ETH_IPV6, Some(TCP)) => Some("tcp6"),
-        (ETH_IPV6, Some(UDP)) => Some("udp6"),
-        (ETH_IPV6, Some(SCTP)) => Some("sctp6"),
-        (ETH_IPV6, Some(ICMPV6)) => Some("icmp6"),
-        _ => None,
-    };
-    if let Some(name) = with_proto {
-        return Some((name, true));
-    }
-    match dl_type {
-        ETH_IPV4 => Some(("ip", false)),
-        ETH_IPV6 => Some(("ipv6", false)),
-        ETH_ARP => Some(("arp", false)),
-        _ => None,
+    let find = |p: Option<u8>| SHORTHANDS.iter().find(|s| s.dl_type == dl_type && s.nw_proto == p);
+    match nw_proto.and_then(|p| find(Some(p))) {
+        Some(s) => Some((s.name, true)),
+        None => find(None).map(|s| (s.name, false)),
     }
 }
 
-/// The fields of a match in `ovs-ofctl` order, each as `KEY` or `KEY=VALUE`.
+/// `dl_vlan`/`dl_vlan_pcp` when the TCI match says "a tag with this VID and/or PCP",
+/// else `vlan_tci`.
+fn vlan_fields(t: Masked<u16>, out: &mut Vec<String>) {
+    let present = t.value & 0x1000 != 0;
+    let vid = t.value & 0x0fff;
+    let pcp = t.value >> 13;
+    match t.mask {
+        0x1fff if present => out.push(format!("dl_vlan={vid}")),
+        0xf000 if present => out.push(format!("dl_vlan_pcp={pcp}")),
+        0xffff if present => {
+            out.push(format!("dl_vlan={vid}"));
+            out.push(format!("dl_vlan_pcp={pcp}"));
+        }
+        0xffff => out.push(format!("vlan_tci=0x{:04x}", t.value)),
+        _ => out.push(format!("vlan_tci=0x{:04x}/0x{:04x}", t.value, t.mask)),
+    }
+}
+
+/// The fields of a match in `ovs-ofctl` order, each as `KEY` or `KEY=VALUE`: slot by slot
+/// ([`MatchSlot::ALL`]), each under the name and in the format the field table gives.
 pub(crate) fn match_fields(m: &Match) -> Vec<String> {
     let mut out = Vec::new();
     let mut proto_printed = false;
-    if let Some(t) = m.dl_type {
-        match shorthand(t, m.nw_proto) {
-            Some((name, covers_proto)) => {
-                out.push(name.to_string());
-                proto_printed = covers_proto;
-            }
-            None => out.push(format!("dl_type=0x{t:04x}")),
+    for slot in MatchSlot::ALL {
+        let Some(v) = m.slot(slot) else { continue };
+        match slot {
+            MatchSlot::DlType => match shorthand(v.value as u16, m.nw_proto) {
+                Some((name, covers_proto)) => {
+                    out.push(name.to_string());
+                    proto_printed = covers_proto;
+                }
+                None => out.extend(format_slot(slot, v, m.dl_type, m.nw_proto)),
+            },
+            MatchSlot::NwProto if proto_printed => {}
+            MatchSlot::VlanTci => vlan_fields(Masked { value: v.value as u16, mask: v.mask as u16 }, &mut out),
+            _ => out.extend(format_slot(slot, v, m.dl_type, m.nw_proto)),
         }
-    }
-    if let Some(p) = m.in_port {
-        out.push(format!("in_port={p}"));
-    }
-    if let Some(t) = &m.vlan_tci {
-        let present = t.value & 0x1000 != 0;
-        let vid = t.value & 0x0fff;
-        let pcp = t.value >> 13;
-        match t.mask {
-            0x1fff if present => out.push(format!("dl_vlan={vid}")),
-            0xf000 if present => out.push(format!("dl_vlan_pcp={pcp}")),
-            0xffff if present => {
-                out.push(format!("dl_vlan={vid}"));
-                out.push(format!("dl_vlan_pcp={pcp}"));
-            }
-            0xffff => out.push(format!("vlan_tci=0x{:04x}", t.value)),
-            _ => out.push(format!("vlan_tci=0x{:04x}/0x{:04x}", t.value, t.mask)),
-        }
-    }
-    if let Some(a) = &m.dl_src {
-        out.push(format!("dl_src={}", masked_mac(a)));
-    }
-    if let Some(a) = &m.dl_dst {
-        out.push(format!("dl_dst={}", masked_mac(a)));
-    }
-    let arp = m.dl_type == Some(ETH_ARP);
-    if let Some(a) = &m.nw_src {
-        out.push(format!("{}={}", if arp { "arp_spa" } else { "nw_src" }, masked_ipv4(a)));
-    }
-    if let Some(a) = &m.nw_dst {
-        out.push(format!("{}={}", if arp { "arp_tpa" } else { "nw_dst" }, masked_ipv4(a)));
-    }
-    if let Some(a) = &m.ipv6_src {
-        out.push(format!("ipv6_src={}", masked_ipv6(a)));
-    }
-    if let Some(a) = &m.ipv6_dst {
-        out.push(format!("ipv6_dst={}", masked_ipv6(a)));
-    }
-    if let (Some(p), false) = (m.nw_proto, proto_printed) {
-        out.push(format!("{}={p}", if arp { "arp_op" } else { "nw_proto" }));
-    }
-    if let Some(t) = &m.nw_tos {
-        if t.mask & 0xfc != 0 {
-            out.push(format!("nw_tos={}", t.value & 0xfc));
-        }
-        if t.mask & 0x03 != 0 {
-            out.push(format!("nw_ecn={}", t.value & 0x03));
-        }
-    }
-    if let Some(t) = m.nw_ttl {
-        out.push(format!("nw_ttl={t}"));
-    }
-    if let Some(f) = &m.nw_frag {
-        out.push(match (f.value, f.mask) {
-            (0, 1) | (0, 3) => "nw_frag=no".to_string(),
-            (1, 1) => "nw_frag=yes".to_string(),
-            (1, 3) => "nw_frag=first".to_string(),
-            (3, 3) => "nw_frag=later".to_string(),
-            (0, 2) => "nw_frag=not_later".to_string(),
-            (v, mask) => format!("nw_frag=0x{v:x}/0x{mask:x}"),
-        });
-    }
-    let icmp = match (m.dl_type, m.nw_proto) {
-        (Some(ETH_IPV4), Some(ICMP)) => Some("icmp"),
-        (Some(ETH_IPV6), Some(ICMPV6)) => Some("icmpv6"),
-        _ => None,
-    };
-    for (field, name, icmp_name) in [(&m.tp_src, "tp_src", "type"), (&m.tp_dst, "tp_dst", "code")] {
-        if let Some(p) = field {
-            match icmp {
-                Some(prefix) => out.push(format!("{prefix}_{icmp_name}={}", p.value)),
-                None => out.push(format!("{name}={}", masked_u16(p))),
-            }
-        }
-    }
-    if let Some(f) = &m.tcp_flags {
-        out.push(format!("tcp_flags={}", tcp_flags(f)));
-    }
-    if let Some(a) = &m.arp_sha {
-        out.push(format!("arp_sha={}", masked_mac(a)));
-    }
-    if let Some(a) = &m.arp_tha {
-        out.push(format!("arp_tha={}", masked_mac(a)));
     }
     out
 }
@@ -317,8 +198,10 @@ impl Display for MatchSpec {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::field::proto::*;
     use crate::{parse_flow, parse_match, parse_packet};
     use proptest::prelude::*;
+    use std::net::{Ipv4Addr, Ipv6Addr};
 
     #[test]
     fn prints_like_dump_flows() {

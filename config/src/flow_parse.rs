@@ -14,7 +14,7 @@
 
 use crate::action_parse::{ParsedAction, check_actions, parse_action_text};
 use crate::flow_syntax::split_line;
-use crate::match_parse::{Locate, Mode, RuleBuilder};
+use crate::match_builder::{Locate, Mode, RuleBuilder};
 use crate::rule_error::RuleError;
 use crate::rules::{Masked, Match, Position, Rule};
 

@@ -6,17 +6,24 @@
 //!   [`ConfigError`]s that say `FILE:LINE:COL: key: message`; the schema is in
 //!   `config/README.md`.
 //! - [`rules`]: the typed rule model ([`Rule`], [`Match`], [`Action`]...).
+//! - [`field`]: the table of match fields ([`FIELDS`]): names, storage ([`MatchSlot`]),
+//!   syntax, masking and prerequisites, which drives parsing and printing.
 //! - [`parse_flow`], [`parse_flows`], [`parse_match`], [`parse_packet`]: `ovs-ofctl`
 //!   syntax into that model; `Display` on [`Rule`], [`Match`] and [`Action`] prints it
 //!   back.
 
 mod action_parse;
+mod bridges;
 mod config;
 mod display;
 mod error;
+pub mod field;
+mod field_value;
 mod flow_parse;
 mod flow_syntax;
-mod match_parse;
+mod match_builder;
+mod ports;
+mod resolve;
 mod rule_error;
 pub mod rules;
 mod schema;
@@ -25,11 +32,15 @@ mod values;
 
 pub use config::{
     BURST_SIZE, BridgeConfig, Config, ControlConfig, DEFAULT_CONTROL_SOCKET, EalConfig, FlowConfig, PmdConfig,
-    PortConfig, PortDevice, SystemFacts, validate,
+    PortConfig, SystemFacts, validate,
 };
 pub use display::format_actions;
 pub use error::ConfigError;
+pub use field::{FIELDS, FieldDef, Masking, MatchSlot, Prereq, SlotStorage, ValueKind, field_by_name};
 pub use flow_parse::{MatchSpec, parse_flow, parse_flows, parse_match, parse_packet};
+pub use ports::{
+    MAX_NAME_LEN, MAX_PORT_NUMBER, MAX_RX_QUEUES, PortDevice, PortRegistry, check_name, check_port_number,
+    check_rx_queues, parse_devargs,
+};
 pub use rule_error::RuleError;
 pub use rules::{Action, Masked, Match, Position, Resubmit, Rule, SetField};
-pub use values::MAX_PORT_NUMBER;

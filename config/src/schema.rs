@@ -13,9 +13,12 @@
 //! names, so it is read as a list of `(key, value)` pairs with their spans and handed to
 //! the same field parser as rule lines.
 
+use crate::error::ConfigError;
+use crate::source_map::SourceMap;
 use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use std::fmt;
+use std::path::Path;
 use toml::Spanned;
 
 #[derive(Debug, Default, Deserialize)]
@@ -156,4 +159,37 @@ impl<'de> Deserialize<'de> for RawRule {
         }
         d.deserialize_map(V)
     }
+}
+
+/// Pass 1 of loading: the TOML text into [`RawConfig`], with the key path and position
+/// of the first error.
+pub(crate) fn deserialize(text: &str, file: &Path, map: &SourceMap<'_>) -> Result<RawConfig, ConfigError> {
+    let de = toml::Deserializer::new(text);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        // toml's `Spanned` shows up in the path as a private field: leave it out.
+        let mut path = e.path().to_string().replace(".$__serde_spanned_private_value", "");
+        let inner = e.into_inner();
+        // The keys of a `[[bridge.rule]]` table are read with their spans, which hides
+        // them from the path (`?`); recover the key from the `KEY = VALUE` line.
+        let hidden_key =
+            path.find('?').zip(inner.span()).and_then(|(q, span)| Some((q, key_before(map.text(), span.start)?)));
+        if let Some((q, key)) = hidden_key {
+            path.replace_range(q..q + 1, key);
+        }
+        ConfigError {
+            file: file.to_path_buf(),
+            position: inner.span().map(|s| map.position(s.start)),
+            key: if path == "." { String::new() } else { path },
+            message: inner.message().trim_end().replace('\n', ": "),
+        }
+    })
+}
+
+/// The bare key of a `KEY = ...` line whose value starts at byte `offset`.
+fn key_before(text: &str, offset: usize) -> Option<&str> {
+    let line_start = text.get(..offset)?.rfind('\n').map_or(0, |i| i + 1);
+    let (key, rest) = text.get(line_start..offset)?.split_once('=')?;
+    let key = key.trim();
+    let simple = !key.is_empty() && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    (simple && !rest.contains('=')).then_some(key)
 }

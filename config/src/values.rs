@@ -14,6 +14,7 @@
 //! `VALUE/MASK`; bits of the value outside the mask are cleared, as OVS does, so the
 //! [`Masked`] invariant `value & !mask == 0` always holds.
 
+use crate::ports::{MAX_PORT_NUMBER, check_port_number};
 use crate::rules::Masked;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
@@ -58,20 +59,18 @@ pub(crate) fn parse_uint(s: &str, max: u64) -> ValueResult<u64> {
     }
 }
 
-/// Highest OpenFlow port number a bridge port can have (OpenFlow 1.0's `OFPP_MAX - 1`).
-pub const MAX_PORT_NUMBER: u32 = 0xfeff;
-
-/// An OpenFlow port number of a bridge port: `1..=0xfeff`. Reserved port names are
-/// refused here; the action parser handles the ones it supports (`IN_PORT`, `FLOOD`...).
+/// An OpenFlow port number of a bridge port: `1..=MAX_PORT_NUMBER`. Reserved port names
+/// are refused here; the action parser handles the ones it supports (`IN_PORT`, `FLOOD`...).
 pub(crate) fn parse_port_number(s: &str) -> ValueResult<u32> {
     if s.chars().next().is_some_and(|c| c.is_ascii_alphabetic()) {
-        return Err(ValueError::new(0, format!("port `{s}` is not supported here (expected a port number 1..=65279)")));
+        return Err(ValueError::new(
+            0,
+            format!("port `{s}` is not supported here (expected a port number 1..={MAX_PORT_NUMBER})"),
+        ));
     }
-    match parse_uint(s, u64::from(u32::MAX)) {
-        Ok(n @ 1..=0xfeff) => Ok(n as u32),
-        Ok(_) => Err(ValueError::new(0, format!("port number {s} is out of range 1..=65279"))),
-        Err(e) => Err(e),
-    }
+    let n = parse_uint(s, u64::from(u32::MAX))?;
+    check_port_number(n as i64)
+        .map_err(|_| ValueError::new(0, format!("port number {s} is out of range 1..={MAX_PORT_NUMBER}")))
 }
 
 /// `VALUE` or `VALUE/MASK`, both no greater than `max`; a bare value gets the full mask.

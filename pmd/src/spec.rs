@@ -1,20 +1,23 @@
 //! What the daemon asks for: ports ([`PortSpec`]) and switch options ([`SwitchOptions`]),
 //! and the checks made on them before any device is touched ([`validate`]).
+//!
+//! Port names, numbers, devices and queue counts are checked by `ferrovs-config`'s port
+//! checks (the one home of those rules, shared with the config loader), so a program that
+//! builds [`PortSpec`]s by hand gets the same limits as a config file.
 
 use std::collections::HashSet;
 use std::time::Duration;
 
+use ferrovs_config::{PortRegistry, check_port_number, check_rx_queues, parse_devargs};
 use ferrovs_dpdk::PortId;
 
 use crate::error::SwitchError;
 
-/// Highest port number accepted: OpenFlow 1.0 port numbers end at 0xff00 (OFPP_MAX);
-/// the numbers above are reserved names (in_port, flood, local ...).
-pub const MAX_PORT_NUMBER: u32 = 0xff00;
+pub use ferrovs_config::MAX_PORT_NUMBER;
 
-/// Where a port's device comes from.
+/// Where a port's device comes from: DPDK devargs to probe, or a port that exists.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PortDevice {
+pub enum PortSource {
     /// DPDK devargs, e.g. `net_null0,no-rx=1`, `net_pcap0,rx_pcap=/x.pcap`, `0000:01:00.0`.
     Devargs(String),
     /// A port that already exists (e.g. one side of `ring_port_pair`); the switch does not
@@ -22,14 +25,19 @@ pub enum PortDevice {
     Existing(PortId),
 }
 
+/// The former name of [`PortSource`], kept until `switch.rs` and `lib.rs` use the new one.
+/// (What a devargs string names is `ferrovs_config::PortDevice`.)
+pub type PortDevice = PortSource;
+
 /// One port of the bridge.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PortSpec {
     /// Name used in logs and stats.
     pub name: String,
-    /// OpenFlow port number (1..=0xff00), what rules and `DpAction::Output` refer to.
+    /// OpenFlow port number (1..=[`MAX_PORT_NUMBER`]), what rules and `DpAction::Output`
+    /// refer to.
     pub number: u32,
-    pub device: PortDevice,
+    pub device: PortSource,
     /// Number of rx queues (each polled by one PMD thread).
     pub n_rxq: u16,
 }
@@ -37,11 +45,11 @@ pub struct PortSpec {
 impl PortSpec {
     /// A port probed from DPDK devargs, with one rx queue.
     pub fn new(name: impl Into<String>, number: u32, devargs: impl Into<String>) -> PortSpec {
-        PortSpec { name: name.into(), number, device: PortDevice::Devargs(devargs.into()), n_rxq: 1 }
+        PortSpec { name: name.into(), number, device: PortSource::Devargs(devargs.into()), n_rxq: 1 }
     }
     /// A port that already exists, with one rx queue.
     pub fn existing(name: impl Into<String>, number: u32, id: PortId) -> PortSpec {
-        PortSpec { name: name.into(), number, device: PortDevice::Existing(id), n_rxq: 1 }
+        PortSpec { name: name.into(), number, device: PortSource::Existing(id), n_rxq: 1 }
     }
 }
 
@@ -120,9 +128,32 @@ pub fn online_cpus() -> Vec<usize> {
     (0..std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)).collect()
 }
 
-/// The device name part of devargs (before the first comma).
-pub fn device_name(devargs: &str) -> &str {
-    devargs.split(',').next().unwrap_or("").trim()
+/// One port, with config's checks: a name, a number in range, a device no other port
+/// has (devargs are parsed, so `01:00.0` and `0000:01:00.0` are the same device), and a
+/// queue count in range. Names are not held to config's character rules: ports built by
+/// programs may be named freely.
+fn check_port<'a>(p: &'a PortSpec, registry: &mut PortRegistry<&'a str>) -> Result<(), SwitchError> {
+    let invalid = |m: String| SwitchError::Invalid(format!("port {:?}: {m}", p.name));
+    if p.name.is_empty() {
+        return Err(SwitchError::Invalid(format!("port number {} has an empty name", p.number)));
+    }
+    if let Err(first) = registry.claim_name(&p.name, &p.name) {
+        return Err(SwitchError::Duplicate(format!("port name {first:?}")));
+    }
+    let number = check_port_number(i64::from(p.number)).map_err(|m| invalid(format!("number {m}")))?;
+    if let Err(first) = registry.claim_number(number, &p.name) {
+        return Err(SwitchError::Duplicate(format!("port number {number} (ports {first:?} and {:?})", p.name)));
+    }
+    let device = match &p.device {
+        PortSource::Devargs(d) => parse_devargs(d).map_err(invalid)?.name().to_string(),
+        // An existing port is named by its DPDK port id, which no devargs name looks like.
+        PortSource::Existing(id) => format!("port id {}", id.0),
+    };
+    if let Err(first) = registry.claim_device(&device, &p.name) {
+        return Err(SwitchError::Duplicate(format!("device {device} (ports {first:?} and {:?})", p.name)));
+    }
+    check_rx_queues(i64::from(p.n_rxq)).map_err(|m| invalid(format!("rx queues {m}")))?;
+    Ok(())
 }
 
 /// Checks everything that can be checked without DPDK.
@@ -130,40 +161,9 @@ pub fn validate(ports: &[PortSpec], options: &SwitchOptions) -> Result<(), Switc
     if ports.is_empty() {
         return Err(SwitchError::Invalid("a switch needs at least one port".into()));
     }
-    let mut names = HashSet::new();
-    let mut numbers = HashSet::new();
-    let mut devices = HashSet::new();
+    let mut registry = PortRegistry::new();
     for p in ports {
-        if p.name.is_empty() {
-            return Err(SwitchError::Invalid(format!("port number {} has an empty name", p.number)));
-        }
-        if !names.insert(p.name.as_str()) {
-            return Err(SwitchError::Duplicate(format!("port name {:?}", p.name)));
-        }
-        if p.number == 0 || p.number > MAX_PORT_NUMBER {
-            return Err(SwitchError::Invalid(format!(
-                "port {:?}: number {} is outside 1..={MAX_PORT_NUMBER}",
-                p.name, p.number
-            )));
-        }
-        if !numbers.insert(p.number) {
-            return Err(SwitchError::Duplicate(format!("port number {} (port {:?})", p.number, p.name)));
-        }
-        let dev = match &p.device {
-            PortDevice::Devargs(d) => {
-                if device_name(d).is_empty() {
-                    return Err(SwitchError::Invalid(format!("port {:?}: empty devargs", p.name)));
-                }
-                format!("dev:{}", device_name(d))
-            }
-            PortDevice::Existing(id) => format!("id:{}", id.0),
-        };
-        if !devices.insert(dev) {
-            return Err(SwitchError::Duplicate(format!("device of port {:?} ({:?})", p.name, p.device)));
-        }
-        if p.n_rxq == 0 || p.n_rxq > 64 {
-            return Err(SwitchError::Invalid(format!("port {:?}: {} rx queues (1..=64)", p.name, p.n_rxq)));
-        }
+        check_port(p, &mut registry)?;
     }
     if options.pmd_cores.is_empty() {
         return Err(SwitchError::Invalid("no PMD cores given".into()));
@@ -218,6 +218,17 @@ mod tests {
         assert!(matches!(validate(&zero, &opts()), Err(SwitchError::Invalid(_))));
         let big = [PortSpec::new("a", 0xff01, "net_null0")];
         assert!(matches!(validate(&big, &opts()), Err(SwitchError::Invalid(_))));
+        // 0xff00 and above are OpenFlow's reserved ports; 0xfeff is the highest usable.
+        let reserved = [PortSpec::new("a", 0xff00, "net_null0")];
+        assert!(matches!(validate(&reserved, &opts()), Err(SwitchError::Invalid(_))));
+        assert!(validate(&[PortSpec::new("a", 0xfeff, "net_null0")], &opts()).is_ok());
+        // The same PCI device written two ways is one device.
+        let pci = [PortSpec::new("a", 1, "01:00.0"), PortSpec::new("b", 2, "0000:01:00.0,txq_inline=1")];
+        assert!(matches!(validate(&pci, &opts()), Err(SwitchError::Duplicate(_))));
+        let not_a_device = [PortSpec::new("a", 1, "eth0")];
+        assert!(matches!(validate(&not_a_device, &opts()), Err(SwitchError::Invalid(_))));
+        let no_queues = [PortSpec { n_rxq: 0, ..PortSpec::new("a", 1, "net_null0") }];
+        assert!(matches!(validate(&no_queues, &opts()), Err(SwitchError::Invalid(_))));
         assert!(validate(&[], &opts()).is_err());
     }
 

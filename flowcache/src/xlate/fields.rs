@@ -19,32 +19,14 @@
 //!   nw_proto, VLAN, fragment bits) or rarely matched with masks (MACs, TOS, TCP flags).
 
 use crate::key::{FlowKey, Mask};
+use ferrovs_config::{MatchSlot, SlotStorage};
 
-/// One matchable field of the key.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Field {
-    InPort,
-    DlType,
-    /// Outer VLAN TCI (slot 0).
-    VlanTci,
-    DlSrc,
-    DlDst,
-    NwProto,
-    NwTos,
-    NwTtl,
-    NwFrag,
-    TpSrc,
-    TpDst,
-    TcpFlags,
-    /// IPv4 source / ARP spa.
-    NwSrc,
-    /// IPv4 destination / ARP tpa.
-    NwDst,
-    Ipv6Src,
-    Ipv6Dst,
-    ArpSha,
-    ArpTha,
-}
+/// One matchable field of the key: `ferrovs-config`'s [`MatchSlot`], the storage
+/// identity its field table uses, so the field list exists once. Its width, prefix and
+/// categorical properties come from there; this module adds only where each slot lives in
+/// a [`FlowKey`] (the private `loc`), through [`SlotStorage`], which gives `Field::get`, `put` and
+/// `mask_of`.
+pub use ferrovs_config::MatchSlot as Field;
 
 /// Where a field lives: one bit range of one word, or a 128-bit address over two words.
 #[derive(Clone, Copy)]
@@ -53,90 +35,59 @@ enum Loc {
     Wide { hi: usize, lo: usize },
 }
 
-impl Field {
-    fn loc(self) -> Loc {
-        use Field::*;
-        let b = |word, shift, width| Loc::Bits { word, shift, width };
-        match self {
-            InPort => b(0, 0, 32),
-            DlType => b(0, 32, 16),
-            VlanTci => b(0, 48, 16),
-            DlDst => b(1, 0, 48),
-            DlSrc => b(2, 0, 48),
-            NwTos => b(2, 48, 8),
-            NwProto => b(2, 56, 8),
-            NwFrag => b(3, 0, 8),
-            NwTtl => b(3, 8, 8),
-            TpSrc => b(3, 16, 16),
-            TpDst => b(3, 32, 16),
-            TcpFlags => b(3, 48, 16),
-            ArpSha => b(4, 0, 48),
-            NwSrc => b(5, 0, 32),
-            ArpTha => b(6, 0, 48),
-            NwDst => b(7, 0, 32),
-            Ipv6Src => Loc::Wide { hi: 4, lo: 5 },
-            Ipv6Dst => Loc::Wide { hi: 6, lo: 7 },
-        }
+/// The key location of each slot: the flow key's layout (see [`FlowKey`]).
+const fn loc(slot: MatchSlot) -> Loc {
+    use MatchSlot::*;
+    const fn b(word: usize, shift: u32, slot: MatchSlot) -> Loc {
+        Loc::Bits { word, shift, width: slot.width() }
+    }
+    match slot {
+        InPort => b(0, 0, slot),
+        DlType => b(0, 32, slot),
+        VlanTci => b(0, 48, slot),
+        DlDst => b(1, 0, slot),
+        DlSrc => b(2, 0, slot),
+        NwTos => b(2, 48, slot),
+        NwProto => b(2, 56, slot),
+        NwFrag => b(3, 0, slot),
+        NwTtl => b(3, 8, slot),
+        TpSrc => b(3, 16, slot),
+        TpDst => b(3, 32, slot),
+        TcpFlags => b(3, 48, slot),
+        ArpSha => b(4, 0, slot),
+        NwSrc => b(5, 0, slot),
+        ArpTha => b(6, 0, slot),
+        NwDst => b(7, 0, slot),
+        Ipv6Src => Loc::Wide { hi: 4, lo: 5 },
+        Ipv6Dst => Loc::Wide { hi: 6, lo: 7 },
+    }
+}
+
+impl SlotStorage for FlowKey {
+    fn zero() -> Self {
+        FlowKey::ZERO
     }
 
-    /// Width of the field in bits.
-    pub fn width(self) -> u32 {
-        match self.loc() {
-            Loc::Bits { width, .. } => width,
-            Loc::Wide { .. } => 128,
-        }
-    }
-
-    /// All bits of the field, as a value of the field.
-    pub fn all_ones(self) -> u128 {
-        match self.width() {
-            128 => u128::MAX,
-            w => (1u128 << w) - 1,
-        }
-    }
-
-    /// True for fields whose rule masks are (almost always) prefixes and whose witnesses
-    /// are prefixes: addresses and L4 ports.
-    pub fn is_prefix(self) -> bool {
-        matches!(self, Field::NwSrc | Field::NwDst | Field::Ipv6Src | Field::Ipv6Dst | Field::TpSrc | Field::TpDst)
-    }
-
-    /// True for small fields with few distinct values in real traffic, where adding the
-    /// whole field to a mask splits traffic into few megaflows.
-    pub fn is_categorical(self) -> bool {
-        matches!(self, Field::InPort | Field::DlType | Field::VlanTci | Field::NwProto | Field::NwFrag)
-    }
-
-    /// The field's value in `key`.
     #[inline]
-    pub fn get(self, key: &FlowKey) -> u128 {
-        match self.loc() {
-            Loc::Bits { word, shift, width } => ((key.w[word] >> shift) & ((1u64 << width) - 1)) as u128,
-            Loc::Wide { hi, lo } => ((key.w[hi] as u128) << 64) | key.w[lo] as u128,
+    fn get_slot(&self, slot: MatchSlot) -> u128 {
+        match loc(slot) {
+            Loc::Bits { word, shift, width } => ((self.w[word] >> shift) & ((1u64 << width) - 1)) as u128,
+            Loc::Wide { hi, lo } => ((self.w[hi] as u128) << 64) | self.w[lo] as u128,
         }
     }
 
-    /// Writes `value` into the field of `key` (other bits untouched).
     #[inline]
-    pub fn put(self, key: &mut FlowKey, value: u128) {
-        match self.loc() {
+    fn put_slot(&mut self, slot: MatchSlot, value: u128) {
+        match loc(slot) {
             Loc::Bits { word, shift, width } => {
                 let m = ((1u64 << width) - 1) << shift;
-                key.w[word] = (key.w[word] & !m) | (((value as u64) << shift) & m);
+                self.w[word] = (self.w[word] & !m) | (((value as u64) << shift) & m);
             }
             Loc::Wide { hi, lo } => {
-                key.w[hi] = (value >> 64) as u64;
-                key.w[lo] = value as u64;
+                self.w[hi] = (value >> 64) as u64;
+                self.w[lo] = value as u64;
             }
         }
-    }
-
-    /// A mask with exactly `bits` (a value of this field) set.
-    #[inline]
-    pub fn mask_of(self, bits: u128) -> Mask {
-        let mut m = Mask::ZERO;
-        self.put(&mut m, bits);
-        m
     }
 }
 
@@ -198,7 +149,22 @@ mod tests {
         let mut k = FlowKey::ZERO;
         k.set_nw_proto(17);
         assert_eq!(fm.witness(&k), Some(0xff));
-        assert_eq!(Field::NwProto.mask_of(0xff).nw_proto(), 0xff);
+        assert_eq!(Field::NwProto.mask_of::<Mask>(0xff).nw_proto(), 0xff);
+    }
+
+    #[test]
+    fn slots_do_not_overlap_in_the_key() {
+        // IPv6 addresses share their words with the IPv4/ARP slots (a packet has one or
+        // the other); every other pair of slots is disjoint.
+        let mut seen = Mask::ZERO;
+        for slot in Field::ALL {
+            let m: Mask = slot.mask_of(slot.all_ones());
+            assert_eq!(slot.get(&m), slot.all_ones(), "{slot:?}");
+            if !matches!(slot, Field::Ipv6Src | Field::Ipv6Dst) {
+                assert!(m.masked(&seen).is_zero(), "{slot:?} overlaps another slot");
+                seen = seen.union(&m);
+            }
+        }
     }
 
     #[test]

@@ -1,0 +1,269 @@
+//! `[[bridge]]` tables: names, ports and rules, checked across the whole switch.
+//!
+//! Ports go through the one set of port checks in [`crate::ports`] (a [`PortRegistry`]
+//! shared by all bridges, so names, numbers and devices are unique switch-wide). The
+//! rules of a bridge are read from its `[[bridge.rule]]` tables, its `flows` strings and
+//! its `flows_file`, in that order, with the same parser as `ovs-ofctl` lines; then
+//! [`check_bridge_rules`] checks them against the bridge's ports and each other.
+
+use crate::action_parse::{ParsedAction, parse_action_text};
+use crate::config::{BridgeConfig, PortConfig};
+use crate::error::ConfigError;
+use crate::field::SHORTHANDS;
+use crate::flow_parse::{finish_rule, line_locator, parse_flow_located};
+use crate::match_builder::{Mode, RuleBuilder};
+use crate::ports::{PortRegistry, check_name, check_port_number, check_rx_queues, parse_devargs};
+use crate::resolve::Ctx;
+use crate::rule_error::RuleError;
+use crate::rules::{Action, Match, Position, Rule};
+use crate::schema::{RawBridge, RawPort, RawRule, RuleValue};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use toml::Spanned;
+
+/// How a port is named in messages: its key path and its name.
+struct PortRef {
+    key: String,
+    name: String,
+}
+
+pub(crate) fn resolve_bridges(raw: &[Spanned<RawBridge>], ctx: &Ctx<'_>) -> Result<Vec<BridgeConfig>, ConfigError> {
+    if raw.is_empty() {
+        return Err(ConfigError {
+            file: ctx.file.to_path_buf(),
+            position: Some(Position { line: 1, column: 1 }),
+            key: "bridge".into(),
+            message: "no [[bridge]]: the switch needs at least one bridge with ports".into(),
+        });
+    }
+    let mut bridges: Vec<BridgeConfig> = Vec::new();
+    let mut registry = PortRegistry::new();
+    for (bi, b) in raw.iter().enumerate() {
+        let bkey = format!("bridge[{bi}]");
+        let name = b.get_ref().name.get_ref();
+        let name_at = b.get_ref().name.span().start;
+        check_name(name).map_err(|m| ctx.err(name_at, format!("{bkey}.name"), m))?;
+        if bridges.iter().any(|x| &x.name == name) {
+            return Err(ctx.err(name_at, format!("{bkey}.name"), format!("duplicate bridge name `{name}`")));
+        }
+        let ports = resolve_ports(b.get_ref(), &bkey, ctx, &mut registry)?;
+        let rules = resolve_rules(b.get_ref(), &bkey, &ports, ctx)?;
+        bridges.push(BridgeConfig { name: name.clone(), ports, rules });
+    }
+    Ok(bridges)
+}
+
+fn resolve_ports(
+    raw: &RawBridge,
+    bkey: &str,
+    ctx: &Ctx<'_>,
+    registry: &mut PortRegistry<PortRef>,
+) -> Result<Vec<PortConfig>, ConfigError> {
+    if raw.port.is_empty() {
+        return Err(ctx.err(
+            raw.name.span().start,
+            format!("{bkey}.port"),
+            format!("bridge `{}` has no ports ([[bridge.port]])", raw.name.get_ref()),
+        ));
+    }
+    let mut ports = Vec::new();
+    for (pi, p) in raw.port.iter().enumerate() {
+        ports.push(resolve_port(p.get_ref(), &format!("{bkey}.port[{pi}]"), ctx, registry)?);
+    }
+    Ok(ports)
+}
+
+/// One port, checked in file order of its keys' concerns: name, number, device, queues.
+fn resolve_port(
+    raw: &RawPort,
+    pkey: &str,
+    ctx: &Ctx<'_>,
+    registry: &mut PortRegistry<PortRef>,
+) -> Result<PortConfig, ConfigError> {
+    let RawPort { name, number, devargs, rx_queues } = raw;
+    let at = |start: usize, key: &str, message: String| ctx.err(start, format!("{pkey}.{key}"), message);
+    let me = || PortRef { key: pkey.to_string(), name: name.get_ref().clone() };
+    check_name(name.get_ref()).map_err(|m| at(name.span().start, "name", m))?;
+    registry.claim_name(name.get_ref(), me()).map_err(|first| {
+        at(name.span().start, "name", format!("duplicate port name `{}` (also {})", name.get_ref(), first.key))
+    })?;
+    let n = check_port_number(*number.get_ref()).map_err(|m| at(number.span().start, "number", m))?;
+    registry.claim_number(n, me()).map_err(|first| {
+        at(number.span().start, "number", format!("duplicate port number {n} (also port `{}`)", first.name))
+    })?;
+    let device = parse_devargs(devargs.get_ref()).map_err(|m| at(devargs.span().start, "devargs", m))?;
+    registry.claim_device(device.name(), me()).map_err(|first| {
+        let message = format!("device `{}` is already used by {} (`{}`)", device.name(), first.key, first.name);
+        at(devargs.span().start, "devargs", message)
+    })?;
+    let rx_queues = match rx_queues {
+        None => 1,
+        Some(q) => check_rx_queues(*q.get_ref()).map_err(|m| at(q.span().start, "rx_queues", m))?,
+    };
+    Ok(PortConfig { name: name.get_ref().clone(), number: n, devargs: devargs.get_ref().clone(), device, rx_queues })
+}
+
+/// A rule and where it came from (for the bridge-level checks).
+struct Sourced {
+    rule: Rule,
+    file: PathBuf,
+    position: Position,
+    key: String,
+}
+
+fn resolve_rules(b: &RawBridge, bkey: &str, ports: &[PortConfig], ctx: &Ctx<'_>) -> Result<Vec<Rule>, ConfigError> {
+    let mut rules: Vec<Sourced> = Vec::new();
+    for (ri, r) in b.rule.iter().enumerate() {
+        let key = format!("{bkey}.rule[{ri}]");
+        let rule = rule_from_table(r, &key, ctx)?;
+        rules.push(Sourced { rule, file: ctx.file.to_path_buf(), position: ctx.map.position(r.span().start), key });
+    }
+    for (fi, f) in b.flows.iter().enumerate() {
+        let key = format!("{bkey}.flows[{fi}]");
+        let locate = ctx.map.string_locator(f.span(), f.get_ref());
+        let rule = parse_flow_located(f.get_ref(), &locate).map_err(|e| ctx.rule_err(key.clone(), e))?;
+        rules.push(Sourced { rule, file: ctx.file.to_path_buf(), position: locate(0), key });
+    }
+    if let Some(ff) = &b.flows_file {
+        rules.extend(rules_from_file(ff, &format!("{bkey}.flows_file"), ctx)?);
+    }
+    check_bridge_rules(&rules, b.name.get_ref(), ports)?;
+    Ok(rules.into_iter().map(|s| s.rule).collect())
+}
+
+/// The rules of a `flows_file` (relative to the config's directory); errors point into
+/// that file.
+fn rules_from_file(ff: &Spanned<String>, key: &str, ctx: &Ctx<'_>) -> Result<Vec<Sourced>, ConfigError> {
+    let path = ctx.base_dir.join(ff.get_ref());
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| ctx.err(ff.span().start, key, format!("cannot read flows file `{}`: {e}", path.display())))?;
+    let mut rules = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let trimmed = line.trim_start();
+        if trimmed.is_empty() || trimmed.starts_with('#') {
+            continue;
+        }
+        let locate = line_locator(line, i as u32 + 1);
+        let rule = parse_flow_located(line, &locate).map_err(|e| ConfigError {
+            file: path.clone(),
+            position: Some(e.position),
+            key: key.to_string(),
+            message: e.reason,
+        })?;
+        rules.push(Sourced { rule, file: path.clone(), position: locate(0), key: key.to_string() });
+    }
+    Ok(rules)
+}
+
+/// Checks that rules name ports of their bridge and that no two rules have the same
+/// table, priority and match (OVS would silently keep only the later one).
+fn check_bridge_rules(rules: &[Sourced], bridge: &str, ports: &[PortConfig]) -> Result<(), ConfigError> {
+    let has_port = |n: u32| ports.iter().any(|p| p.number == n);
+    let mut seen: HashMap<(u8, u16, &Match), usize> = HashMap::new();
+    for (i, s) in rules.iter().enumerate() {
+        let err = |message: String| ConfigError {
+            file: s.file.clone(),
+            position: Some(s.position),
+            key: s.key.clone(),
+            message,
+        };
+        if let Some(p) = s.rule.matches.in_port.filter(|&p| !has_port(p)) {
+            return Err(err(format!("in_port={p}: bridge `{bridge}` has no port {p}")));
+        }
+        for a in &s.rule.actions {
+            let port = match a {
+                Action::Output(p) => Some(*p),
+                Action::Resubmit(r) => r.in_port,
+                _ => None,
+            };
+            if let Some(p) = port.filter(|&p| !has_port(p)) {
+                return Err(err(format!("`{a}`: bridge `{bridge}` has no port {p}")));
+            }
+        }
+        if let Some(&j) = seen.get(&(s.rule.table, s.rule.priority, &s.rule.matches)) {
+            let first = &rules[j];
+            return Err(err(format!(
+                "this rule has the same table, priority and match as the rule at {}:{}:{} ({})",
+                first.file.display(),
+                first.position.line,
+                first.position.column,
+                first.key
+            )));
+        }
+        seen.insert((s.rule.table, s.rule.priority, &s.rule.matches), i);
+    }
+    Ok(())
+}
+
+/// A `[[bridge.rule]]` table: each key is a rule field as in `ovs-ofctl` (`in_port = 1`,
+/// `nw_dst = "10.0.0.0/8"`, `tp_dst = "0x1000/0xf000"`), `proto = "tcp"` stands for a
+/// shorthand, and `actions` is a string or an array of strings.
+fn rule_from_table(r: &Spanned<RawRule>, key: &str, ctx: &Ctx<'_>) -> Result<Rule, ConfigError> {
+    let mut builder = RuleBuilder::new(Mode::Flow);
+    let mut actions: Option<Vec<ParsedAction>> = None;
+    for (k, v) in &r.get_ref().fields {
+        let name = k.get_ref().as_str();
+        let fkey = format!("{key}.{name}");
+        match name {
+            "actions" => actions = Some(table_actions(v, &fkey, ctx)?),
+            "proto" => table_proto(v, &mut builder, &fkey, ctx)?,
+            _ => table_field(name, ctx.map.position(k.span().start), v, &mut builder, &fkey, ctx)?,
+        }
+    }
+    finish_rule(builder, actions, ctx.map.position(r.span().start)).map_err(|e| ctx.rule_err(key, e))
+}
+
+/// `actions = "A,B"` or `actions = ["A", "B"]`.
+fn table_actions(v: &Spanned<RuleValue>, fkey: &str, ctx: &Ctx<'_>) -> Result<Vec<ParsedAction>, ConfigError> {
+    let rerr = |e: RuleError| ctx.rule_err(fkey, e);
+    match v.get_ref() {
+        RuleValue::Str(s) => parse_action_text(s, &ctx.map.string_locator(v.span(), s)).map_err(rerr),
+        RuleValue::List(items) => {
+            let mut list = Vec::new();
+            for item in items {
+                let locate = ctx.map.string_locator(item.span(), item.get_ref());
+                list.extend(parse_action_text(item.get_ref(), &locate).map_err(rerr)?);
+            }
+            Ok(list)
+        }
+        RuleValue::Int(_) => Err(ctx.err(v.span().start, fkey, "must be a string or an array of strings")),
+    }
+}
+
+/// `proto = "tcp"`: a shorthand.
+fn table_proto(
+    v: &Spanned<RuleValue>,
+    builder: &mut RuleBuilder,
+    fkey: &str,
+    ctx: &Ctx<'_>,
+) -> Result<(), ConfigError> {
+    let at = v.span().start;
+    match v.get_ref() {
+        RuleValue::Str(s) if !SHORTHANDS.iter().any(|sh| sh.name == s) => {
+            let names: Vec<&str> = SHORTHANDS.iter().map(|sh| sh.name).collect();
+            Err(ctx.err(at, fkey, format!("`{s}` is not one of {}", names.join(", "))))
+        }
+        RuleValue::Str(s) => {
+            builder.apply(s, ctx.map.position(at), None, &|_| ctx.map.position(at)).map_err(|e| ctx.rule_err(fkey, e))
+        }
+        _ => Err(ctx.err(at, fkey, "must be a string such as \"tcp\", \"udp6\" or \"arp\"")),
+    }
+}
+
+/// `FIELD = VALUE`: a match field or rule property, an integer or a string.
+fn table_field(
+    name: &str,
+    key_pos: Position,
+    v: &Spanned<RuleValue>,
+    builder: &mut RuleBuilder,
+    fkey: &str,
+    ctx: &Ctx<'_>,
+) -> Result<(), ConfigError> {
+    let at = v.span().start;
+    let applied = match v.get_ref() {
+        RuleValue::Int(i) => builder.apply(name, key_pos, Some(&i.to_string()), &|_| ctx.map.position(at)),
+        RuleValue::Str(s) => builder.apply(name, key_pos, Some(s), &ctx.map.string_locator(v.span(), s)),
+        RuleValue::List(_) => return Err(ctx.err(at, fkey, "takes a single value, not an array")),
+    };
+    applied.map_err(|e| ctx.rule_err(fkey, e))
+}

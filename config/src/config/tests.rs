@@ -1,0 +1,421 @@
+//! Tests of loading and checking whole config files.
+
+use super::*;
+use crate::ports::PortDevice;
+use crate::rules::{Action, Masked, SetField};
+use std::net::Ipv4Addr;
+
+const PORTS: &str = r#"
+[[bridge]]
+name = "br0"
+
+[[bridge.port]]
+name = "p1"
+number = 1
+devargs = "net_null0"
+
+[[bridge.port]]
+name = "p2"
+number = 2
+devargs = "net_null1"
+"#;
+
+fn load(text: &str) -> Result<Config, ConfigError> {
+    Config::from_str(text, std::env::temp_dir())
+}
+
+/// The error of `text` as (line, column, key, message).
+fn err(text: &str) -> (u32, u32, String, String) {
+    let e = load(text).expect_err(text);
+    let p = e.position.expect("a position");
+    (p.line, p.column, e.key, e.message)
+}
+
+fn deploy(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy").join(name)
+}
+
+#[test]
+fn example_configs_load() {
+    let c = Config::load(deploy("ferrovs.toml")).unwrap_or_else(|e| panic!("{e}"));
+    assert!(!c.eal.hugepages);
+    assert!(c.eal.no_pci);
+    assert_eq!(c.pmd.cores, vec![1]);
+    assert_eq!(c.pmd.idle_backoff_us, 50);
+    let br = c.bridge("br0").unwrap();
+    assert_eq!(br.ports.len(), 2);
+    assert_eq!(br.ports[0].device, PortDevice::Vdev { name: "net_tap0".into(), driver: "net_tap".into() });
+    assert_eq!(br.rules.len(), 2);
+    assert_eq!(br.rules[0].matches.in_port, Some(1));
+    assert_eq!(br.rules[0].actions, vec![Action::Output(2)]);
+    assert_eq!(br.rules[1].actions, vec![Action::Output(1)]);
+    c.validate(&SystemFacts { online_cpus: vec![0, 1] }).unwrap();
+    assert_eq!(
+        c.eal_args(),
+        [
+            "-l",
+            "0",
+            "-m",
+            "512",
+            "--no-huge",
+            "--no-shconf",
+            "--log-level=warning",
+            "--no-pci",
+            "--vdev=net_tap0,iface=fvs-tap0",
+            "--vdev=net_tap1,iface=fvs-tap1",
+        ]
+    );
+
+    let c = Config::load(deploy("ferrovs-nic.toml")).unwrap_or_else(|e| panic!("{e}"));
+    assert!(c.eal.hugepages);
+    assert!(!c.eal.no_pci);
+    let br = &c.bridges[0];
+    assert_eq!(br.ports[0].device, PortDevice::Pci { address: "0000:01:00.0".into() });
+    assert_eq!(br.ports[1].rx_queues, 2);
+    assert_eq!(br.rules.len(), 3);
+    assert_eq!(br.rules[0].matches.tp_dst, Some(Masked { value: 443, mask: 0xffff }));
+    assert_eq!(br.rules[0].matches.nw_dst.unwrap().mask, Ipv4Addr::new(255, 254, 0, 0));
+    let args = c.eal_args();
+    assert!(args.contains(&"--in-memory".to_string()));
+    assert!(args.windows(2).any(|w| w == ["-a", "0000:01:00.1"]));
+    assert!(!args.contains(&"--no-pci".to_string()));
+    assert!(c.validate(&SystemFacts { online_cpus: vec![0, 1] }).is_err());
+}
+
+#[test]
+fn defaults() {
+    let c = load(PORTS).unwrap();
+    assert_eq!(c.eal.memory_mb, 512);
+    assert!(!c.eal.hugepages);
+    assert_eq!(c.eal.main_lcore, 0);
+    assert_eq!(c.eal.log_level, "warning");
+    assert!(c.eal.no_pci);
+    assert_eq!(c.control.socket, PathBuf::from("/run/ferrovs/ferrovsd.sock"));
+    assert_eq!(c.pmd.cores, vec![1]);
+    assert_eq!(c.pmd.idle_backoff_us, 0);
+    assert_eq!(c.pmd.burst, 32);
+    assert_eq!(c.flow.limit_per_pmd, 200_000);
+    assert_eq!(c.flow.idle_expiry, Duration::from_secs(10));
+    assert_eq!(c.flow.upcall_queue_len, 4096);
+    assert_eq!(c.bridges[0].ports[1].rx_queues, 1);
+    assert!(c.bridges[0].rules.is_empty());
+}
+
+#[test]
+fn unknown_keys_and_wrong_types() {
+    assert_eq!(
+            err("[eal]\nbogus = 1\n"),
+            (2, 1, "eal.bogus".into(), "unknown field `bogus`, expected one of `memory_mb`, `hugepages`, `main_lcore`, `log_level`, `extra_args`, `no_pci`".into())
+        );
+    assert_eq!(err("[pmd]\ncores = 1\n").0..=err("[pmd]\ncores = 1\n").1, 2..=9);
+    let e = err(&format!("{PORTS}\n[[bridge.port]]\nname = \"p3\"\nnumber = \"x\"\ndevargs = \"net_null2\"\n"));
+    assert_eq!((e.0, e.1, e.2.as_str()), (17, 10, "bridge[0].port[2].number"));
+    assert!(e.3.contains("invalid type"), "{}", e.3);
+    let e = err("[[bridge]]\nname = \"br0\"\nfoo = 1\n");
+    assert_eq!((e.0, e.2.as_str()), (3, "bridge[0].foo"));
+    assert_eq!(err("[control]\nsocket = 5\n").2, "control.socket");
+    assert_eq!(err("[tunnel]\n").2, "tunnel");
+    let e = err("x = [");
+    assert_eq!((e.0, e.1), (1, 6));
+    assert_eq!(err("[eal]\nhugepages = \"yes\"\n").0, 2);
+}
+
+#[test]
+fn error_display_names_file_line_column_and_key() {
+    let e = load("[eal]\nbogus = 1\n").unwrap_err();
+    assert!(e.to_string().starts_with("<config>:2:1: eal.bogus: unknown field `bogus`"), "{e}");
+    let missing =
+        std::env::temp_dir().join(format!("ferrovs-config-missing-{}", std::process::id())).join("ferrovs.toml");
+    let e = Config::load(&missing).unwrap_err();
+    let expected = format!("{}: cannot read the config file", missing.display());
+    assert!(e.to_string().starts_with(&expected), "{e}");
+}
+
+#[test]
+fn ports() {
+    let dup_number = PORTS.replace("number = 2", "number = 1");
+    assert_eq!(
+        err(&dup_number),
+        (12, 10, "bridge[0].port[1].number".into(), "duplicate port number 1 (also port `p1`)".into())
+    );
+    let dup_name = PORTS.replace("name = \"p2\"", "name = \"p1\"");
+    assert_eq!(
+        err(&dup_name),
+        (11, 8, "bridge[0].port[1].name".into(), "duplicate port name `p1` (also bridge[0].port[0])".into())
+    );
+    let dup_dev = PORTS.replace("net_null1", "net_null0,no-rx=1");
+    assert_eq!(err(&dup_dev).3, "device `net_null0` is already used by bridge[0].port[0] (`p1`)");
+    assert_eq!(err(&PORTS.replace("number = 2", "number = 0")).3, "0 is out of range 1..=65279");
+    assert_eq!(err(&PORTS.replace("number = 2", "number = 65280")).3, "65280 is out of range 1..=65279");
+    assert_eq!(err(&PORTS.replace("number = 2", "number = -1")).3, "-1 is out of range 1..=65279");
+    let bad = PORTS.replace("\"net_null1\"", "\"eth0\"");
+    assert_eq!(err(&bad).2, "bridge[0].port[1].devargs");
+    assert_eq!(
+        err(&PORTS.replace("net_null1", "net_tap1,iface=a-very-long-name0")).3,
+        "interface name `a-very-long-name0` must be 1 to 15 characters long"
+    );
+    assert_eq!(err(&PORTS.replace("net_null1", "net_1")).2, "bridge[0].port[1].devargs");
+    assert_eq!(err(&PORTS.replace("net_null1", "net_tap1,iface")).2, "bridge[0].port[1].devargs");
+    let queues = PORTS.replace("number = 2", "number = 2\nrx_queues = 0");
+    assert_eq!(err(&queues), (13, 13, "bridge[0].port[1].rx_queues".into(), "0 is out of range 1..=1024".into()));
+    assert_eq!(err(&PORTS.replace("\"p2\"", "\"p 2\"")).3, "`p 2` contains ` ` (use letters, digits, `_`, `-`, `.`)");
+    let no_ports = "[[bridge]]\nname = \"br0\"\n";
+    assert_eq!(err(no_ports), (2, 8, "bridge[0].port".into(), "bridge `br0` has no ports ([[bridge.port]])".into()));
+    assert_eq!(err("[eal]\n").3, "no [[bridge]]: the switch needs at least one bridge with ports");
+}
+
+#[test]
+fn bridges() {
+    // A second bridge: other port names, numbers 3 and 4, and `devargs` as given.
+    let second = |ports: &str| {
+        ports
+            .replace("\"p", "\"q")
+            .replace("br0", "br1")
+            .replace("number = 1", "number = 3")
+            .replace("number = 2", "number = 4")
+    };
+    let two = format!("{PORTS}\n{}", second(&PORTS.replace("net_null", "net_ring")));
+    let c = load(&two).unwrap();
+    assert_eq!(c.bridges.len(), 2);
+    assert_eq!(c.bridges[1].ports[1].number, 4);
+    let e = err(&two.replace("\"q1\"", "\"p1\""));
+    assert_eq!(
+        (e.2.as_str(), e.3.as_str()),
+        ("bridge[1].port[0].name", "duplicate port name `p1` (also bridge[0].port[0])")
+    );
+    let e = err(&format!("{PORTS}\n{}", second(PORTS)));
+    assert_eq!((e.0, e.2.as_str()), (22, "bridge[1].port[0].devargs"));
+    assert_eq!(e.3, "device `net_null0` is already used by bridge[0].port[0] (`p1`)");
+    // Port numbers are one space for the whole switch (the datapath's).
+    let e = err(&two.replace("number = 3", "number = 1"));
+    assert_eq!(e, (21, 10, "bridge[1].port[0].number".into(), "duplicate port number 1 (also port `p1`)".into()));
+    let e = err(&two.replace("\"br1\"", "\"br0\""));
+    assert_eq!((e.0, e.1, e.2.as_str(), e.3.as_str()), (17, 8, "bridge[1].name", "duplicate bridge name `br0`"));
+}
+
+#[test]
+fn pmd_and_eal() {
+    let c = load(&format!("[pmd]\ncores = [1, 3]\nidle_backoff_us = 50\nburst = 32\n[eal]\nmain_lcore = 2\nno_pci = false\nhugepages = true\nlog_level = \"pmd.net.tap:critical\"\nextra_args = [\"--x\"]\n{PORTS}")).unwrap();
+    assert_eq!(c.pmd.cores, vec![1, 3]);
+    assert_eq!(c.eal.main_lcore, 2);
+    assert!(!c.eal.no_pci);
+    assert_eq!(c.eal_args().last().unwrap(), "--x");
+    assert_eq!(c.eal_args()[..6], ["-l", "2", "-m", "512", "--in-memory", "--log-level=pmd.net.tap:critical"]);
+    // Validation against the machine.
+    let e = c.validate(&SystemFacts { online_cpus: vec![0, 1, 2] }).unwrap_err();
+    assert_eq!((e.position, e.key.as_str()), (Some(Position { line: 2, column: 13 }), "pmd.cores[1]"));
+    assert_eq!(e.message, "CPU 3 is not online here (online CPUs: [0, 1, 2])");
+    let e = c.validate(&SystemFacts { online_cpus: vec![1, 3] }).unwrap_err();
+    assert_eq!((e.position, e.key.as_str()), (Some(Position { line: 6, column: 14 }), "eal.main_lcore"));
+    c.validate(&SystemFacts { online_cpus: vec![0, 1, 2, 3] }).unwrap();
+    let e = load(PORTS).unwrap().validate(&SystemFacts { online_cpus: vec![0] }).unwrap_err();
+    assert_eq!((e.position, e.key.as_str()), (None, "pmd.cores"));
+
+    assert_eq!(
+        err(&format!("[pmd]\ncores = []\n{PORTS}")),
+        (2, 9, "pmd.cores".into(), "needs at least one CPU".into())
+    );
+    assert_eq!(
+        err(&format!("[pmd]\ncores = [1, 2, 1]\n{PORTS}")),
+        (2, 16, "pmd.cores[2]".into(), "CPU 1 is listed twice (also pmd.cores[0])".into())
+    );
+    assert_eq!(err(&format!("[pmd]\ncores = [0]\n{PORTS}")).2, "pmd.cores[0]");
+    assert_eq!(err(&format!("[eal]\nmain_lcore = 1\n{PORTS}")).2, "eal.main_lcore");
+    assert_eq!(
+        err(&format!("[pmd]\nburst = 64\n{PORTS}")),
+        (2, 9, "pmd.burst".into(), "the burst size is fixed at 32".into())
+    );
+    assert_eq!(err(&format!("[pmd]\nidle_backoff_us = 2000000\n{PORTS}")).2, "pmd.idle_backoff_us");
+    assert_eq!(err(&format!("[eal]\nlog_level = \"loud\"\n{PORTS}")).2, "eal.log_level");
+    assert_eq!(err(&format!("[eal]\nmemory_mb = 0\n{PORTS}")).2, "eal.memory_mb");
+    assert_eq!(err(&format!("[flow]\nlimit_per_pmd = 0\n{PORTS}")).2, "flow.limit_per_pmd");
+    assert_eq!(err(&format!("[flow]\nidle_expiry_ms = 0\n{PORTS}")).2, "flow.idle_expiry_ms");
+    assert_eq!(err(&format!("[flow]\nupcall_queue_len = 0\n{PORTS}")).2, "flow.upcall_queue_len");
+    assert_eq!(err(&format!("[control]\nsocket = \"\"\n{PORTS}")).2, "control.socket");
+    let c = load(&format!("[flow]\nidle_expiry_ms = 1500\n[control]\nsocket = \"run/x.sock\"\n{PORTS}")).unwrap();
+    assert_eq!(c.flow.idle_expiry, Duration::from_millis(1500));
+    assert_eq!(c.control.socket, PathBuf::from("run/x.sock"));
+}
+
+/// PORTS with `extra` added to the bridge table (before its ports).
+fn with_bridge(extra: &str) -> String {
+    PORTS.replacen("name = \"br0\"\n", &format!("name = \"br0\"\n{extra}\n"), 1)
+}
+
+#[test]
+fn flows_strings() {
+    let c = load(&with_bridge(r#"flows = ["priority=5,in_port=1,actions=output:2", 'tcp,tp_dst=80,actions=drop']"#))
+        .unwrap();
+    let rules = &c.bridges[0].rules;
+    assert_eq!(rules.len(), 2);
+    assert_eq!(rules[0].priority, 5);
+    assert_eq!(rules[1].matches.tp_dst, Some(Masked { value: 80, mask: 0xffff }));
+    // The column points inside the string, in the TOML file.
+    let e = err(&with_bridge("flows = [\n  \"in_port=1,actions=output:2\",\n  \"tp_dst=80,actions=drop\",\n]"));
+    assert_eq!(
+        e,
+        (
+            6,
+            4,
+            "bridge[0].flows[1]".into(),
+            "`tp_dst` requires a match on tcp, udp or sctp (or tcp6, udp6, sctp6)".into()
+        )
+    );
+    let e = err(&with_bridge(r#"flows = ["in_port=1,actions=output:x"]"#));
+    assert_eq!((e.0, e.1), (4, 36));
+    // With an escape inside the string, the position falls back to the opening quote.
+    let e = err(&with_bridge(r#"flows = ["in_port=1,\u0061ctions=output:x"]"#));
+    assert_eq!((e.0, e.1), (4, 10));
+}
+
+#[test]
+fn flows_file() {
+    let dir = std::env::temp_dir().join(format!("ferrovs-config-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("br0.flows"),
+        "# rules\n\npriority=10,in_port=1,actions=output:2\nin_port=2,actions=output:1\n",
+    )
+    .unwrap();
+    std::fs::write(dir.join("bad.flows"), "in_port=1,actions=output:2\n\n  ip,nw_dst=10.0.0.0/40,actions=drop\n")
+        .unwrap();
+    let text = with_bridge(r#"flows_file = "br0.flows""#);
+    std::fs::write(dir.join("ferrovs.toml"), &text).unwrap();
+    let c = Config::load(dir.join("ferrovs.toml")).unwrap();
+    assert_eq!(c.bridges[0].rules.len(), 2);
+    assert_eq!(c.bridges[0].rules[1].actions, vec![Action::Output(1)]);
+    let e = Config::from_str(&with_bridge(r#"flows_file = "bad.flows""#), &dir).unwrap_err();
+    assert_eq!(e.file, dir.join("bad.flows"));
+    assert_eq!(e.position, Some(Position { line: 3, column: 22 }));
+    assert_eq!(e.key, "bridge[0].flows_file");
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "{}:3:22: bridge[0].flows_file: invalid `nw_dst`: `40` is not a prefix length (0..=32) or a dotted mask",
+            dir.join("bad.flows").display()
+        )
+    );
+    let e = Config::from_str(&with_bridge(r#"flows_file = "missing.flows""#), &dir).unwrap_err();
+    assert_eq!((e.position, e.key.as_str()), (Some(Position { line: 4, column: 14 }), "bridge[0].flows_file"));
+    assert!(e.message.starts_with("cannot read flows file"), "{}", e.message);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn rule_tables() {
+    let text = format!(
+        "{PORTS}{}",
+        r#"
+[[bridge.rule]]
+table = 1
+priority = 200
+cookie = 0x10
+idle_timeout = 30
+in_port = 1
+proto = "tcp"
+nw_dst = "10.0.0.0/8"
+tp_dst = "0x1000/0xf000"
+tcp_flags = "+syn-ack"
+dl_vlan = 5
+actions = ["mod_vlan_vid:20", "set_field:10.0.0.1->ip_dst", "output:2"]
+
+[[bridge.rule]]
+arp = 0
+actions = "drop"
+"#
+    );
+    let e = err(&text);
+    assert_eq!((e.0, e.1, e.2.as_str()), (29, 1, "bridge[0].rule[1].arp"));
+    assert_eq!(e.3, "`arp` is a shorthand and takes no value");
+    let c = load(&text.replace("arp = 0", "proto = \"arp\"")).unwrap();
+    let r = &c.bridges[0].rules[0];
+    assert_eq!((r.table, r.priority, r.cookie, r.idle_timeout), (1, 200, 0x10, 30));
+    assert_eq!(r.matches.tp_dst, Some(Masked { value: 0x1000, mask: 0xf000 }));
+    assert_eq!(r.matches.tcp_flags, Some(Masked { value: 2, mask: 0x12 }));
+    assert_eq!(r.matches.vlan_tci, Some(Masked { value: 0x1005, mask: 0x1fff }));
+    assert_eq!(
+        r.actions,
+        vec![Action::ModVlanVid(20), Action::Set(SetField::NwDst(Ipv4Addr::new(10, 0, 0, 1))), Action::Output(2)]
+    );
+    assert_eq!(c.bridges[0].rules[1].matches.dl_type, Some(0x0806));
+    assert!(c.bridges[0].rules[1].actions.is_empty());
+
+    let rule = |body: &str| err(&format!("{PORTS}\n[[bridge.rule]]\n{body}\n"));
+    // Line 15 is the `[[bridge.rule]]` header, line 16 its first key.
+    assert_eq!(
+        rule("tp_dst = 80\nactions = \"drop\""),
+        (
+            16,
+            1,
+            "bridge[0].rule[0]".into(),
+            "`tp_dst` requires a match on tcp, udp or sctp (or tcp6, udp6, sctp6)".into()
+        )
+    );
+    assert_eq!(
+        rule("in_port = 1"),
+        (15, 1, "bridge[0].rule[0]".into(), "missing `actions=` (use `actions=drop` to drop)".into())
+    );
+    assert_eq!(rule("bogus = 1\nactions = \"drop\"").3, "unknown or unsupported field `bogus`");
+    assert_eq!(rule("proto = \"tcpp\"\nactions = \"drop\"").2, "bridge[0].rule[0].proto");
+    assert_eq!(rule("proto = 6\nactions = \"drop\"").2, "bridge[0].rule[0].proto");
+    assert_eq!(
+        rule("proto = \"tcp\"\ntp_dst = 65536\nactions = \"drop\""),
+        (17, 10, "bridge[0].rule[0].tp_dst".into(), "invalid `tp_dst`: 65536 is out of range (maximum 65535)".into())
+    );
+    assert_eq!(rule("proto = \"ip\"\nnw_dst = \"10.0.0.0/33\"\nactions = \"drop\"").1, 20);
+    assert_eq!(
+        rule("actions = [\"output:2\", \"output:x\"]"),
+        (
+            16,
+            32,
+            "bridge[0].rule[0].actions".into(),
+            "invalid `output`: port `x` is not supported here (expected a port number 1..=65279)".into()
+        )
+    );
+    assert_eq!(rule("actions = [\"output:2\", \"drop\"]").1, 25);
+    assert_eq!(rule("actions = 5").2, "bridge[0].rule[0].actions");
+    assert_eq!(
+        rule("in_port = [1]\nactions = \"drop\""),
+        (16, 12, "bridge[0].rule[0].in_port[0]".into(), "invalid type: integer `1`, expected a string".into())
+    );
+    assert_eq!(rule("in_port = [\"1\"]\nactions = \"drop\"").2, "bridge[0].rule[0].in_port");
+    assert_eq!(rule("in_port = { a = 1 }\nactions = \"drop\"").2, "bridge[0].rule[0].in_port");
+    assert_eq!(rule("in_port = true\nactions = \"drop\"").0, 16);
+    assert_eq!(rule("in_port = -1\nactions = \"drop\"").1, 11);
+}
+
+#[test]
+fn rules_must_name_ports_of_their_bridge_and_not_repeat() {
+    let e = err(&with_bridge(r#"flows = ["in_port=3,actions=output:2"]"#));
+    assert_eq!(e, (4, 11, "bridge[0].flows[0]".into(), "in_port=3: bridge `br0` has no port 3".into()));
+    assert_eq!(
+        err(&with_bridge(r#"flows = ["actions=output:1,output:9"]"#)).3,
+        "`output:9`: bridge `br0` has no port 9"
+    );
+    assert_eq!(
+        err(&with_bridge(r#"flows = ["actions=resubmit(7,1)"]"#)).3,
+        "`resubmit(7,1)`: bridge `br0` has no port 7"
+    );
+    load(&with_bridge(r#"flows = ["actions=resubmit(,1)"]"#)).unwrap();
+    let e = err(&with_bridge(r#"flows = ["ip,in_port=1,actions=output:2", "in_port=1,ip,actions=drop"]"#));
+    assert_eq!((e.0, e.1, e.2.as_str()), (4, 44, "bridge[0].flows[1]"));
+    assert_eq!(
+        e.3,
+        "this rule has the same table, priority and match as the rule at <config>:4:11 (bridge[0].flows[0])"
+    );
+    // Same match at another priority or table is fine.
+    load(&with_bridge(r#"flows = ["ip,actions=output:2", "priority=1,ip,actions=drop", "table=1,ip,actions=drop"]"#))
+        .unwrap();
+}
+
+/// Every prefix of the example configs is either a config or an error: no panics.
+#[test]
+fn truncated_configs_never_panic() {
+    for name in ["ferrovs.toml", "ferrovs-nic.toml"] {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy").join(name);
+        let text = std::fs::read_to_string(path).unwrap();
+        for (i, _) in text.char_indices() {
+            let _ = Config::from_str(&text[..i], std::env::temp_dir());
+        }
+    }
+}

@@ -1,0 +1,534 @@
+//! The match fields: one table ([`FIELDS`]) that says, for every `ovs-ofctl` match field,
+//! everything the rest of the crate needs to know about it.
+//!
+//! # Design
+//!
+//! Like Open vSwitch's `lib/meta-flow.h`, each field is described once, as data:
+//!
+//! - its names: the canonical one (`nw_src`) and aliases with the same meaning
+//!   (`ip_src`). Names with a *different* meaning get their own row even when they share
+//!   storage (`arp_spa` is stored where `nw_src` is, but needs `arp`);
+//! - where its value lives: a [`MatchSlot`] (one member of [`Match`], and one range of
+//!   the flow key in `ferrovs-flowcache`) and which bits of it (`nw_tos` and `nw_ecn`
+//!   share the TOS byte; `dl_vlan` and `dl_vlan_pcp` share the TCI);
+//! - its value syntax and width ([`ValueKind`]) and whether and how it can be masked
+//!   ([`Masking`]);
+//! - its prerequisite ([`Prereq`]) on `dl_type`/`nw_proto`;
+//! - whether `dump-flows` prints the slot under this name.
+//!
+//! The table drives match parsing (`match_builder`: lookup by name, duplicate
+//! detection by slot bits, prerequisite checks), printing (`display`: which name
+//! and format a slot prints with) and, through [`MatchSlot`], the flow-key layout of
+//! `ferrovs-flowcache`, which maps each slot to key bits ([`SlotStorage`]). Adding a field
+//! means one row here, plus a slot and its key location if it needs new storage.
+//!
+//! Rule properties (`table`, `priority`, `cookie`, timeouts), the `dump-flows` counters
+//! and the shorthands (`tcp`, `arp`...) are not match fields and are handled by the
+//! builder directly.
+
+use crate::rules::{Masked, Match};
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+/// EtherTypes and IP protocols the shorthands and prerequisites refer to.
+pub(crate) mod proto {
+    pub const ETH_IPV4: u16 = 0x0800;
+    pub const ETH_ARP: u16 = 0x0806;
+    pub const ETH_IPV6: u16 = 0x86dd;
+    pub const ICMP: u8 = 1;
+    pub const TCP: u8 = 6;
+    pub const UDP: u8 = 17;
+    pub const ICMPV6: u8 = 58;
+    pub const SCTP: u8 = 132;
+}
+use proto::*;
+
+/// A shorthand keyword: `tcp` means `dl_type=0x0800,nw_proto=6`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Shorthand {
+    pub name: &'static str,
+    pub dl_type: u16,
+    pub nw_proto: Option<u8>,
+}
+
+const fn sh(name: &'static str, dl_type: u16, nw_proto: Option<u8>) -> Shorthand {
+    Shorthand { name, dl_type, nw_proto }
+}
+
+/// The shorthands, in the order `ovs-ofctl` documents them.
+pub(crate) const SHORTHANDS: [Shorthand; 11] = [
+    sh("ip", ETH_IPV4, None),
+    sh("ipv6", ETH_IPV6, None),
+    sh("arp", ETH_ARP, None),
+    sh("tcp", ETH_IPV4, Some(TCP)),
+    sh("udp", ETH_IPV4, Some(UDP)),
+    sh("sctp", ETH_IPV4, Some(SCTP)),
+    sh("icmp", ETH_IPV4, Some(ICMP)),
+    sh("tcp6", ETH_IPV6, Some(TCP)),
+    sh("udp6", ETH_IPV6, Some(UDP)),
+    sh("sctp6", ETH_IPV6, Some(SCTP)),
+    sh("icmp6", ETH_IPV6, Some(ICMPV6)),
+];
+
+/// What a field needs `dl_type`/`nw_proto` to be (OpenFlow's prerequisites).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Prereq {
+    /// IPv4 or IPv6.
+    IpAny,
+    /// IPv4, IPv6 or ARP (`nw_proto` doubles as the ARP opcode in OpenFlow 1.0).
+    IpAnyOrArp,
+    /// IPv4 or ARP (`nw_src`/`nw_dst` double as ARP's protocol addresses).
+    IpOrArp,
+    /// IPv4 only.
+    Ip,
+    Ipv6,
+    Arp,
+    /// TCP, UDP or SCTP over IPv4 or IPv6.
+    L4,
+    Tcp,
+    Udp,
+    Sctp,
+    Icmp,
+    Icmpv6,
+}
+
+impl Prereq {
+    pub fn holds(self, dl_type: Option<u16>, nw_proto: Option<u8>) -> bool {
+        let ip_any = matches!(dl_type, Some(ETH_IPV4 | ETH_IPV6));
+        match self {
+            Prereq::IpAny => ip_any,
+            Prereq::IpAnyOrArp => ip_any || dl_type == Some(ETH_ARP),
+            Prereq::IpOrArp => matches!(dl_type, Some(ETH_IPV4 | ETH_ARP)),
+            Prereq::Ip => dl_type == Some(ETH_IPV4),
+            Prereq::Ipv6 => dl_type == Some(ETH_IPV6),
+            Prereq::Arp => dl_type == Some(ETH_ARP),
+            Prereq::L4 => ip_any && matches!(nw_proto, Some(TCP | UDP | SCTP)),
+            Prereq::Tcp => ip_any && nw_proto == Some(TCP),
+            Prereq::Udp => ip_any && nw_proto == Some(UDP),
+            Prereq::Sctp => ip_any && nw_proto == Some(SCTP),
+            Prereq::Icmp => dl_type == Some(ETH_IPV4) && nw_proto == Some(ICMP),
+            Prereq::Icmpv6 => dl_type == Some(ETH_IPV6) && nw_proto == Some(ICMPV6),
+        }
+    }
+
+    /// The shorthands that satisfy it, for messages.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Prereq::IpAny => "ip or ipv6",
+            Prereq::IpAnyOrArp => "ip, ipv6 or arp",
+            Prereq::IpOrArp => "ip or arp",
+            Prereq::Ip => "ip",
+            Prereq::Ipv6 => "ipv6",
+            Prereq::Arp => "arp",
+            Prereq::L4 => "tcp, udp or sctp (or tcp6, udp6, sctp6)",
+            Prereq::Tcp => "tcp or tcp6",
+            Prereq::Udp => "udp or udp6",
+            Prereq::Sctp => "sctp or sctp6",
+            Prereq::Icmp => "icmp",
+            Prereq::Icmpv6 => "icmp6",
+        }
+    }
+}
+
+/// Where a match field's value is stored: one member of [`Match`] (and, in
+/// `ferrovs-flowcache`, one range of the flow key). Several fields may share a slot
+/// (`nw_src` and `arp_spa`; `nw_tos`, `ip_dscp` and `nw_ecn`). Declared in the order
+/// `dump-flows` prints them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum MatchSlot {
+    DlType,
+    InPort,
+    /// Outer VLAN TCI, with the 0x1000 "present" bit.
+    VlanTci,
+    DlSrc,
+    DlDst,
+    /// IPv4 source / ARP spa.
+    NwSrc,
+    /// IPv4 destination / ARP tpa.
+    NwDst,
+    Ipv6Src,
+    Ipv6Dst,
+    /// IP protocol / ARP opcode.
+    NwProto,
+    /// The TOS byte: DSCP (upper six bits) and ECN (lower two).
+    NwTos,
+    NwTtl,
+    NwFrag,
+    /// L4 source port / ICMP type.
+    TpSrc,
+    /// L4 destination port / ICMP code.
+    TpDst,
+    TcpFlags,
+    ArpSha,
+    ArpTha,
+}
+
+impl MatchSlot {
+    /// Every slot, in `dump-flows` order.
+    pub const ALL: [MatchSlot; 18] = {
+        use MatchSlot::*;
+        [
+            DlType, InPort, VlanTci, DlSrc, DlDst, NwSrc, NwDst, Ipv6Src, Ipv6Dst, NwProto, NwTos, NwTtl, NwFrag,
+            TpSrc, TpDst, TcpFlags, ArpSha, ArpTha,
+        ]
+    };
+
+    /// Width of the slot's value in bits.
+    pub const fn width(self) -> u32 {
+        use MatchSlot::*;
+        match self {
+            InPort => 32,
+            DlType | VlanTci | TpSrc | TpDst | TcpFlags => 16,
+            DlSrc | DlDst | ArpSha | ArpTha => 48,
+            NwSrc | NwDst => 32,
+            Ipv6Src | Ipv6Dst => 128,
+            NwProto | NwTos | NwTtl | NwFrag => 8,
+        }
+    }
+
+    /// All bits of the slot, as a value of the slot.
+    pub const fn all_ones(self) -> u128 {
+        match self.width() {
+            128 => u128::MAX,
+            w => (1u128 << w) - 1,
+        }
+    }
+
+    /// True for slots whose rule masks are (almost always) prefixes: addresses and L4
+    /// ports. The flow cache proves a mismatch on them with the shortest prefix.
+    pub const fn is_prefix(self) -> bool {
+        use MatchSlot::*;
+        matches!(self, NwSrc | NwDst | Ipv6Src | Ipv6Dst | TpSrc | TpDst)
+    }
+
+    /// True for small slots with few distinct values in real traffic, where adding the
+    /// whole slot to a megaflow mask splits traffic into few megaflows.
+    pub const fn is_categorical(self) -> bool {
+        use MatchSlot::*;
+        matches!(self, InPort | DlType | VlanTci | NwProto | NwFrag)
+    }
+
+    /// The fields stored in this slot, in table order.
+    pub fn fields(self) -> impl Iterator<Item = &'static FieldDef> {
+        FIELDS.iter().filter(move |f| f.slot == self)
+    }
+
+    /// Whether a rule with this `dl_type`/`nw_proto` can match on the slot at all: some
+    /// field of the slot has its prerequisite met (e.g. `tp_src` needs TCP, UDP, SCTP,
+    /// ICMP or ICMPv6). A compiler of matches leaves a slot out otherwise.
+    pub fn prereq_holds(self, dl_type: Option<u16>, nw_proto: Option<u8>) -> bool {
+        self.fields().any(|f| f.prereq.is_none_or(|p| p.holds(dl_type, nw_proto)))
+    }
+
+    /// The slot's value in `key`, for the flow key or any other [`SlotStorage`].
+    #[inline]
+    pub fn get<S: SlotStorage>(self, key: &S) -> u128 {
+        key.get_slot(self)
+    }
+
+    /// Writes `value` into the slot of `key` (other slots untouched).
+    #[inline]
+    pub fn put<S: SlotStorage>(self, key: &mut S, value: u128) {
+        key.put_slot(self, value)
+    }
+
+    /// A mask (a storage with every other bit zero) with exactly `bits` of this slot set.
+    #[inline]
+    pub fn mask_of<S: SlotStorage>(self, bits: u128) -> S {
+        let mut m = S::zero();
+        m.put_slot(self, bits);
+        m
+    }
+}
+
+/// A store of slot values laid out its own way: `ferrovs-flowcache`'s flow key
+/// implements it with the key location of each slot.
+pub trait SlotStorage {
+    /// Every slot zero.
+    fn zero() -> Self;
+    fn get_slot(&self, slot: MatchSlot) -> u128;
+    fn put_slot(&mut self, slot: MatchSlot, value: u128);
+}
+
+/// The syntax (and printed form) of a field's value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ValueKind {
+    /// A port number `1..=MAX_PORT_NUMBER`; reserved names refused.
+    PortNumber,
+    /// An unsigned integer up to `max`, printed in decimal (masked: `0xV/0xM`).
+    Decimal {
+        max: u64,
+    },
+    /// An unsigned integer up to `max`, printed as `0x` and four hex digits.
+    Hex {
+        max: u64,
+    },
+    Ethernet,
+    Ipv4,
+    Ipv6,
+    /// The TOS byte's DSCP bits as a multiple of 4 (`nw_tos`).
+    Tos,
+    /// The DSCP as six bits (`ip_dscp`), stored shifted left by 2.
+    Dscp,
+    /// `dl_vlan`: a VID 0..=4095, or 0xffff for "no tag".
+    VlanVid,
+    /// `dl_vlan_pcp`: 0..=7.
+    VlanPcp,
+    /// `no`, `yes`, `first`, `later`, `not_later`.
+    Frag,
+    /// `+syn-ack` or `VALUE[/MASK]` over the 12 flag bits.
+    TcpFlags,
+}
+
+/// Whether and how a field can be masked (`FIELD=VALUE/MASK`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Masking {
+    /// Exact values only.
+    None,
+    /// Any bit mask.
+    Arbitrary,
+    /// A prefix length (`/24`) or any bit mask; printed as a prefix length when the
+    /// mask is one.
+    Prefix,
+}
+
+/// One match field. See the module documentation.
+#[derive(Debug)]
+pub struct FieldDef {
+    /// The name `dump-flows` prints.
+    pub name: &'static str,
+    /// Other names with the same meaning.
+    pub aliases: &'static [&'static str],
+    pub slot: MatchSlot,
+    /// The bits of the slot the field covers, as a value of the slot.
+    pub bits: u128,
+    pub kind: ValueKind,
+    pub masking: Masking,
+    pub prereq: Option<Prereq>,
+    /// Whether the slot prints under this name (of a slot's printed fields covering the
+    /// same bits, the first whose prerequisite holds, else the last).
+    pub printed: bool,
+}
+
+impl FieldDef {
+    pub fn is_named(&self, name: &str) -> bool {
+        self.name == name || self.aliases.contains(&name)
+    }
+}
+
+const fn row(
+    name: &'static str,
+    aliases: &'static [&'static str],
+    slot: MatchSlot,
+    kind: ValueKind,
+    masking: Masking,
+    prereq: Option<Prereq>,
+) -> FieldDef {
+    FieldDef { name, aliases, slot, bits: slot.all_ones(), kind, masking, prereq, printed: true }
+}
+
+impl FieldDef {
+    /// The same field covering only `bits` of its slot.
+    const fn bits(mut self, bits: u128) -> Self {
+        self.bits = bits;
+        self
+    }
+    /// An input-only name: the slot never prints under it.
+    const fn input_only(mut self) -> Self {
+        self.printed = false;
+        self
+    }
+}
+
+/// Every match field. Within a slot, a field needing a narrower prerequisite comes
+/// before the general one, which is what printing relies on.
+pub static FIELDS: [FieldDef; 35] = {
+    use Masking::{Arbitrary, Prefix};
+    use MatchSlot::*;
+    use Prereq::*;
+    use ValueKind as K;
+    const N: Masking = Masking::None;
+    [
+        row("in_port", &[], InPort, K::PortNumber, N, None),
+        row("dl_type", &["eth_type"], DlType, K::Hex { max: 0xffff }, N, None),
+        row("dl_vlan", &[], VlanTci, K::VlanVid, N, None).bits(0x0fff),
+        row("dl_vlan_pcp", &[], VlanTci, K::VlanPcp, N, None).bits(0xe000),
+        row("vlan_tci", &[], VlanTci, K::Hex { max: 0xffff }, Arbitrary, None),
+        row("dl_src", &["eth_src"], DlSrc, K::Ethernet, Arbitrary, None),
+        row("dl_dst", &["eth_dst"], DlDst, K::Ethernet, Arbitrary, None),
+        row("arp_spa", &[], NwSrc, K::Ipv4, Prefix, Some(Arp)),
+        row("nw_src", &["ip_src"], NwSrc, K::Ipv4, Prefix, Some(IpOrArp)),
+        row("arp_tpa", &[], NwDst, K::Ipv4, Prefix, Some(Arp)),
+        row("nw_dst", &["ip_dst"], NwDst, K::Ipv4, Prefix, Some(IpOrArp)),
+        row("ipv6_src", &[], Ipv6Src, K::Ipv6, Prefix, Some(Ipv6)),
+        row("ipv6_dst", &[], Ipv6Dst, K::Ipv6, Prefix, Some(Ipv6)),
+        row("arp_op", &[], NwProto, K::Decimal { max: 255 }, N, Some(Arp)),
+        row("nw_proto", &["ip_proto"], NwProto, K::Decimal { max: 255 }, N, Some(IpAnyOrArp)),
+        row("nw_tos", &[], NwTos, K::Tos, N, Some(IpAny)).bits(0xfc),
+        row("ip_dscp", &[], NwTos, K::Dscp, N, Some(IpAny)).bits(0xfc).input_only(),
+        row("nw_ecn", &["ip_ecn"], NwTos, K::Decimal { max: 3 }, N, Some(IpAny)).bits(0x03),
+        row("nw_ttl", &[], NwTtl, K::Decimal { max: 255 }, N, Some(IpAny)),
+        row("nw_frag", &["ip_frag"], NwFrag, K::Frag, N, Some(IpAny)).bits(0x03),
+        row("icmp_type", &["icmpv4_type"], TpSrc, K::Decimal { max: 255 }, N, Some(Icmp)),
+        row("icmpv6_type", &[], TpSrc, K::Decimal { max: 255 }, N, Some(Icmpv6)),
+        row("tcp_src", &[], TpSrc, K::Decimal { max: 0xffff }, Arbitrary, Some(Tcp)).input_only(),
+        row("udp_src", &[], TpSrc, K::Decimal { max: 0xffff }, Arbitrary, Some(Udp)).input_only(),
+        row("sctp_src", &[], TpSrc, K::Decimal { max: 0xffff }, Arbitrary, Some(Sctp)).input_only(),
+        row("tp_src", &[], TpSrc, K::Decimal { max: 0xffff }, Arbitrary, Some(L4)),
+        row("icmp_code", &["icmpv4_code"], TpDst, K::Decimal { max: 255 }, N, Some(Icmp)),
+        row("icmpv6_code", &[], TpDst, K::Decimal { max: 255 }, N, Some(Icmpv6)),
+        row("tcp_dst", &[], TpDst, K::Decimal { max: 0xffff }, Arbitrary, Some(Tcp)).input_only(),
+        row("udp_dst", &[], TpDst, K::Decimal { max: 0xffff }, Arbitrary, Some(Udp)).input_only(),
+        row("sctp_dst", &[], TpDst, K::Decimal { max: 0xffff }, Arbitrary, Some(Sctp)).input_only(),
+        row("tp_dst", &[], TpDst, K::Decimal { max: 0xffff }, Arbitrary, Some(L4)),
+        row("tcp_flags", &[], TcpFlags, K::TcpFlags, Arbitrary, Some(Tcp)).bits(0x0fff),
+        row("arp_sha", &[], ArpSha, K::Ethernet, Arbitrary, Some(Arp)),
+        row("arp_tha", &[], ArpTha, K::Ethernet, Arbitrary, Some(Arp)),
+    ]
+};
+
+/// The field called `name` (canonical or alias).
+pub fn field_by_name(name: &str) -> Option<&'static FieldDef> {
+    FIELDS.iter().find(|f| f.is_named(name))
+}
+
+fn mac_bits(m: [u8; 6]) -> u128 {
+    m.iter().fold(0, |acc, &b| acc << 8 | u128::from(b))
+}
+
+fn bits_mac(v: u128) -> [u8; 6] {
+    let b = (v as u64).to_be_bytes();
+    [b[2], b[3], b[4], b[5], b[6], b[7]]
+}
+
+fn exact(value: u128, slot: MatchSlot) -> Masked<u128> {
+    Masked { value, mask: slot.all_ones() }
+}
+
+fn wide<T: Copy>(m: &Option<Masked<T>>, f: impl Fn(T) -> u128) -> Option<Masked<u128>> {
+    m.map(|m| Masked { value: f(m.value), mask: f(m.mask) })
+}
+
+fn narrow<T>(m: Option<Masked<u128>>, f: impl Fn(u128) -> T) -> Option<Masked<T>> {
+    m.map(|m| Masked { value: f(m.value), mask: f(m.mask) })
+}
+
+impl Match {
+    /// The value of `slot` under its mask, widened to 128 bits; `None` if wildcarded.
+    /// Exact-only slots (`in_port`, `dl_type`, `nw_proto`, `nw_ttl`) have a full mask.
+    pub fn slot(&self, slot: MatchSlot) -> Option<Masked<u128>> {
+        use MatchSlot::*;
+        let v4 = |a: Ipv4Addr| u128::from(u32::from(a));
+        match slot {
+            InPort => self.in_port.map(|p| exact(p.into(), slot)),
+            DlType => self.dl_type.map(|t| exact(t.into(), slot)),
+            VlanTci => wide(&self.vlan_tci, u128::from),
+            DlSrc => wide(&self.dl_src, mac_bits),
+            DlDst => wide(&self.dl_dst, mac_bits),
+            NwSrc => wide(&self.nw_src, v4),
+            NwDst => wide(&self.nw_dst, v4),
+            Ipv6Src => wide(&self.ipv6_src, u128::from),
+            Ipv6Dst => wide(&self.ipv6_dst, u128::from),
+            NwProto => self.nw_proto.map(|p| exact(p.into(), slot)),
+            NwTos => wide(&self.nw_tos, u128::from),
+            NwTtl => self.nw_ttl.map(|t| exact(t.into(), slot)),
+            NwFrag => wide(&self.nw_frag, u128::from),
+            TpSrc => wide(&self.tp_src, u128::from),
+            TpDst => wide(&self.tp_dst, u128::from),
+            TcpFlags => wide(&self.tcp_flags, u128::from),
+            ArpSha => wide(&self.arp_sha, mac_bits),
+            ArpTha => wide(&self.arp_tha, mac_bits),
+        }
+    }
+
+    /// Sets `slot` (bits beyond the slot's width are dropped). Exact-only slots keep the
+    /// value and ignore the mask.
+    pub fn set_slot(&mut self, slot: MatchSlot, m: Option<Masked<u128>>) {
+        use MatchSlot::*;
+        let v4 = |v: u128| Ipv4Addr::from(v as u32);
+        let v = m.map(|m| m.value);
+        match slot {
+            InPort => self.in_port = v.map(|v| v as u32),
+            DlType => self.dl_type = v.map(|v| v as u16),
+            VlanTci => self.vlan_tci = narrow(m, |v| v as u16),
+            DlSrc => self.dl_src = narrow(m, bits_mac),
+            DlDst => self.dl_dst = narrow(m, bits_mac),
+            NwSrc => self.nw_src = narrow(m, v4),
+            NwDst => self.nw_dst = narrow(m, v4),
+            Ipv6Src => self.ipv6_src = narrow(m, Ipv6Addr::from),
+            Ipv6Dst => self.ipv6_dst = narrow(m, Ipv6Addr::from),
+            NwProto => self.nw_proto = v.map(|v| v as u8),
+            NwTos => self.nw_tos = narrow(m, |v| v as u8),
+            NwTtl => self.nw_ttl = v.map(|v| v as u8),
+            NwFrag => self.nw_frag = narrow(m, |v| v as u8),
+            TpSrc => self.tp_src = narrow(m, |v| v as u16),
+            TpDst => self.tp_dst = narrow(m, |v| v as u16),
+            TcpFlags => self.tcp_flags = narrow(m, |v| v as u16),
+            ArpSha => self.arp_sha = narrow(m, bits_mac),
+            ArpTha => self.arp_tha = narrow(m, bits_mac),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_name_is_unique_and_every_slot_has_a_printed_field() {
+        let mut names: Vec<&str> =
+            FIELDS.iter().flat_map(|f| std::iter::once(f.name).chain(f.aliases.iter().copied())).collect();
+        let n = names.len();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), n, "a name is in two rows");
+        for slot in MatchSlot::ALL {
+            assert!(slot.fields().any(|f| f.printed), "{slot:?}");
+            for f in slot.fields() {
+                assert_eq!(f.bits & !slot.all_ones(), 0, "{}", f.name);
+            }
+        }
+        for s in SHORTHANDS {
+            assert!(field_by_name(s.name).is_none(), "{} is a shorthand and a field", s.name);
+        }
+    }
+
+    #[test]
+    fn slot_prerequisites_are_the_union_of_their_fields() {
+        let tcp = (Some(ETH_IPV4), Some(TCP));
+        let icmp6 = (Some(ETH_IPV6), Some(ICMPV6));
+        let arp = (Some(ETH_ARP), None);
+        assert!(MatchSlot::TpSrc.prereq_holds(tcp.0, tcp.1));
+        assert!(MatchSlot::TpSrc.prereq_holds(icmp6.0, icmp6.1));
+        assert!(!MatchSlot::TpSrc.prereq_holds(arp.0, arp.1));
+        assert!(MatchSlot::NwSrc.prereq_holds(arp.0, arp.1));
+        assert!(!MatchSlot::NwSrc.prereq_holds(icmp6.0, icmp6.1));
+        assert!(MatchSlot::NwProto.prereq_holds(arp.0, arp.1));
+        assert!(MatchSlot::InPort.prereq_holds(None, None));
+        assert!(!MatchSlot::TcpFlags.prereq_holds(Some(ETH_IPV4), Some(UDP)));
+    }
+
+    #[test]
+    fn slots_round_trip_through_match() {
+        let mut m = Match::default();
+        let values = [
+            (MatchSlot::DlSrc, 0x0011_2233_4455u128, 0xffff_ff00_0000u128),
+            (MatchSlot::NwDst, 0x0a00_0000, 0xff00_0000),
+            (MatchSlot::Ipv6Src, 1 << 100, u128::MAX << 64),
+            (MatchSlot::TpDst, 0x1000, 0xf000),
+            (MatchSlot::NwTos, 0xb8, 0xfc),
+        ];
+        for (slot, value, mask) in values {
+            m.set_slot(slot, Some(Masked { value, mask }));
+            assert_eq!(m.slot(slot), Some(Masked { value, mask }), "{slot:?}");
+        }
+        assert_eq!(
+            m.dl_src,
+            Some(Masked { value: [0, 0x11, 0x22, 0x33, 0x44, 0x55], mask: [0xff, 0xff, 0xff, 0, 0, 0] })
+        );
+        assert_eq!(m.nw_dst.unwrap().value, Ipv4Addr::new(10, 0, 0, 0));
+        m.set_slot(MatchSlot::InPort, Some(Masked { value: 7, mask: 0 }));
+        assert_eq!(m.slot(MatchSlot::InPort), Some(Masked { value: 7, mask: 0xffff_ffff }));
+        m.set_slot(MatchSlot::TpDst, None);
+        assert_eq!(m.tp_dst, None);
+    }
+}

@@ -1,0 +1,195 @@
+//! A match field's value text to a masked slot value and back, by [`ValueKind`].
+//!
+//! Parsing gives a value and mask in the coordinates of the field's [`MatchSlot`]
+//! (`ip_dscp=46` is `0xb8/0xfc` of the TOS byte), so the builder can store any field the
+//! same way. Printing is the inverse for the forms `dump-flows` uses. VLAN fields are
+//! folded into one TCI by the builder, so they only parse here.
+
+use crate::field::{FieldDef, Masking, MatchSlot, ValueKind};
+use crate::rules::Masked;
+use crate::values::{
+    TCP_FLAG_NAMES, ValueError, parse_masked_ipv4, parse_masked_ipv6, parse_masked_mac, parse_masked_uint,
+    parse_port_number, parse_tcp_flags, parse_uint,
+};
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+/// A parsed value that is not an error but has an error message of its own, positioned
+/// at the value's start (e.g. `nw_tos=185`).
+pub(crate) enum ParseFailure {
+    Value(ValueError),
+    /// A message for the whole value.
+    Whole(String),
+}
+
+impl From<ValueError> for ParseFailure {
+    fn from(e: ValueError) -> Self {
+        ParseFailure::Value(e)
+    }
+}
+
+fn mac_bits(m: [u8; 6]) -> u128 {
+    m.iter().fold(0, |acc, &b| acc << 8 | u128::from(b))
+}
+
+fn widen<T: Copy>(m: Masked<T>, f: impl Fn(T) -> u128) -> Masked<u128> {
+    Masked { value: f(m.value), mask: f(m.mask) }
+}
+
+/// Parses the value of field `f`, given as `name` (for messages). `packet`: a packet description (`trace`), where
+/// `nw_frag` takes the values that describe one packet. The mask of the result is within
+/// `f.bits` (a zero mask means "not matched").
+pub(crate) fn parse_field_value(
+    f: &FieldDef,
+    name: &str,
+    text: &str,
+    packet: bool,
+) -> Result<Masked<u128>, ParseFailure> {
+    let exact = |value: u128| Masked { value, mask: f.bits };
+    Ok(match f.kind {
+        ValueKind::PortNumber => exact(parse_port_number(text)?.into()),
+        ValueKind::Decimal { max } | ValueKind::Hex { max } => match f.masking {
+            Masking::None => exact(parse_uint(text, max)?.into()),
+            _ => widen(parse_masked_uint(text, max)?, u128::from),
+        },
+        ValueKind::Ethernet => widen(parse_masked_mac(text)?, mac_bits),
+        ValueKind::Ipv4 => widen(parse_masked_ipv4(text)?, |a: Ipv4Addr| u32::from(a).into()),
+        ValueKind::Ipv6 => widen(parse_masked_ipv6(text)?, u128::from),
+        ValueKind::Tos => {
+            let v = parse_uint(text, 255)?;
+            if v & 0x03 != 0 {
+                return Err(ParseFailure::Whole(format!(
+                    "invalid `{name}`: {text} is not a multiple of 4 (its low two bits are ECN: use nw_ecn)"
+                )));
+            }
+            exact(v.into())
+        }
+        ValueKind::Dscp => exact(u128::from(parse_uint(text, 63)?) << 2),
+        ValueKind::VlanVid => match parse_uint(text, 0xffff)? {
+            // No tag: the whole TCI is zero.
+            0xffff => Masked { value: 0, mask: 0xffff },
+            v @ 0..=0x0fff => Masked { value: 0x1000 | u128::from(v), mask: 0x1fff },
+            _ => {
+                return Err(ParseFailure::Whole(format!(
+                    "invalid `{name}`: {text} is not a VLAN ID (0..=4095, or 0xffff for no tag)"
+                )));
+            }
+        },
+        ValueKind::VlanPcp => Masked { value: 0x1000 | u128::from(parse_uint(text, 7)?) << 13, mask: 0xf000 },
+        ValueKind::Frag => {
+            let (value, mask) = parse_frag(name, text, packet)?;
+            Masked { value, mask }
+        }
+        ValueKind::TcpFlags => widen(parse_tcp_flags(text)?, u128::from),
+    })
+}
+
+/// `nw_frag`'s keywords as (value, mask) of the fragment bits (0x01 is a fragment, 0x02
+/// a later one). A packet is one of `no`, `first` or `later`.
+fn parse_frag(name: &str, text: &str, packet: bool) -> Result<(u128, u128), ParseFailure> {
+    Ok(match (text, packet) {
+        ("no", false) => (0, 1),
+        ("yes", false) => (1, 1),
+        ("first", false) => (1, 3),
+        ("later", false) => (3, 3),
+        ("not_later", false) => (0, 2),
+        ("no", true) => (0, 3),
+        ("first", true) => (1, 3),
+        ("later", true) => (3, 3),
+        ("yes" | "not_later", true) => {
+            return Err(ParseFailure::Whole(format!(
+                "`{name}={text}` does not describe one packet: use no, first or later"
+            )));
+        }
+        _ => {
+            return Err(ParseFailure::Whole(format!(
+                "invalid `{name}`: `{text}` is not one of no, yes, first, later, not_later"
+            )));
+        }
+    })
+}
+
+/// Prints `m` (a value of `f`'s slot) as `f`'s value: only the bits of `f`, masks only
+/// for maskable fields, prefixes as `/LEN`.
+pub(crate) fn format_field_value(f: &FieldDef, m: Masked<u128>) -> String {
+    let (value, mask) = (m.value & f.bits, m.mask & f.bits);
+    let masked = f.masking != Masking::None && mask != f.bits;
+    match f.kind {
+        ValueKind::Ethernet if masked => format!("{}/{}", mac(value), mac(mask)),
+        ValueKind::Ethernet => mac(value),
+        ValueKind::Ipv4 => prefix_or_mask(Ipv4Addr::from(value as u32), Ipv4Addr::from(mask as u32), mask, 32),
+        ValueKind::Ipv6 => prefix_or_mask(Ipv6Addr::from(value), Ipv6Addr::from(mask), mask, 128),
+        ValueKind::Hex { .. } if masked => format!("0x{value:04x}/0x{mask:04x}"),
+        ValueKind::Hex { .. } => format!("0x{value:04x}"),
+        ValueKind::Decimal { .. } | ValueKind::PortNumber if masked => format!("0x{value:x}/0x{mask:x}"),
+        ValueKind::Frag => frag(value, mask),
+        ValueKind::TcpFlags => tcp_flags(value as u16, mask as u16),
+        ValueKind::Dscp => (value >> 2).to_string(),
+        ValueKind::Decimal { .. } | ValueKind::PortNumber | ValueKind::Tos => value.to_string(),
+        // Printed as part of the TCI by the caller.
+        ValueKind::VlanVid => (value & 0x0fff).to_string(),
+        ValueKind::VlanPcp => (value >> 13).to_string(),
+    }
+}
+
+fn mac(v: u128) -> String {
+    let b = (v as u64).to_be_bytes();
+    format!("{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", b[2], b[3], b[4], b[5], b[6], b[7])
+}
+
+fn prefix_or_mask<A: std::fmt::Display>(value: A, mask_addr: A, mask: u128, width: u32) -> String {
+    let all = if width == 128 { u128::MAX } else { (1u128 << width) - 1 };
+    let leading = (mask << (128 - width)).leading_ones();
+    if mask == all {
+        value.to_string()
+    } else if leading + mask.trailing_zeros().min(width) == width {
+        format!("{value}/{leading}")
+    } else {
+        format!("{value}/{mask_addr}")
+    }
+}
+
+fn frag(value: u128, mask: u128) -> String {
+    match (value, mask) {
+        (0, 1) | (0, 3) => "no".to_string(),
+        (1, 1) => "yes".to_string(),
+        (1, 3) => "first".to_string(),
+        (3, 3) => "later".to_string(),
+        (0, 2) => "not_later".to_string(),
+        (v, mask) => format!("0x{v:x}/0x{mask:x}"),
+    }
+}
+
+fn tcp_flags(value: u16, mask: u16) -> String {
+    let named: u16 = TCP_FLAG_NAMES.iter().map(|&(_, b)| b).sum();
+    if mask & !named != 0 {
+        return format!("0x{value:03x}/0x{mask:03x}");
+    }
+    let mut s = String::new();
+    for &(name, bit) in &TCP_FLAG_NAMES {
+        if mask & bit != 0 {
+            s.push(if value & bit != 0 { '+' } else { '-' });
+            s.push_str(name);
+        }
+    }
+    s
+}
+
+/// A slot's value printed as `dump-flows` does, as `NAME=VALUE` pieces: for each group of
+/// printed fields covering the same bits, the first field whose prerequisite holds (else
+/// the group's last) names it. `dl_type` and VLAN slots are printed by the caller.
+pub(crate) fn format_slot(slot: MatchSlot, m: Masked<u128>, dl_type: Option<u16>, nw_proto: Option<u8>) -> Vec<String> {
+    let printed: Vec<&FieldDef> = slot.fields().filter(|f| f.printed).collect();
+    let mut out = Vec::new();
+    let mut done = 0u128;
+    for (i, f) in printed.iter().enumerate() {
+        if f.bits & m.mask == 0 || f.bits & done != 0 {
+            continue;
+        }
+        let last_of_group = printed[i + 1..].iter().all(|g| g.bits != f.bits);
+        if last_of_group || f.prereq.is_none_or(|p| p.holds(dl_type, nw_proto)) {
+            out.push(format!("{}={}", f.name, format_field_value(f, m)));
+            done |= f.bits;
+        }
+    }
+    out
+}

@@ -1,0 +1,370 @@
+//! Building a [`Match`] (plus the rule properties `table`, `priority`, `cookie` and the
+//! timeouts) from `KEY[=VALUE]` fields, one at a time, then checking it as a whole.
+//!
+//! # Design
+//!
+//! What a match field is (names, storage, syntax, masking, prerequisite) is data in
+//! [`crate::field::FIELDS`]; this builder only applies it. [`RuleBuilder::apply`] handles
+//! one field: it looks the key up, refuses a field that was already given (directly or
+//! through another name covering the same bits of the same slot, e.g. `nw_src` and
+//! `arp_spa`), parses the value ([`crate::field_value`]) and records the prerequisite.
+//! Shorthands (`tcp`, `arp`...) set `dl_type`/`nw_proto`; they may repeat what another
+//! field says (`ip,tcp`) but never contradict it (`tcp,udp`, `ipv6,dl_type=0x0800`).
+//!
+//! [`RuleBuilder::finish`] runs once every field is known, because OpenFlow
+//! prerequisites do not depend on field order (`tp_dst=80,tcp` is fine): each field's
+//! prerequisite is checked against the final `dl_type`/`nw_proto`, and a missing one is
+//! an error at that field's position. Open vSwitch instead silently drops such fields
+//! ("normalization changed ofp_match"); a rule that quietly matches more than it says is
+//! a security bug, so ferrovs refuses it.
+//!
+//! The builder serves three callers, told apart by [`Mode`]: flows (`add-flow`), matches
+//! (`del-flows`: `table`, `priority` and a masked `cookie` allowed, no timeouts) and
+//! packets (`trace`: exact values only, `in_port` required, masks widened to exact).
+//!
+//! Positions come from the caller through a `locate` function mapping a byte offset
+//! inside the value to a [`Position`], so the TOML `[[bridge.rule]]` form, which has no
+//! ofctl line, reports positions in the TOML file.
+
+use crate::field::{FieldDef, Masking, MatchSlot, Prereq, SHORTHANDS, Shorthand, ValueKind, field_by_name};
+use crate::field_value::{ParseFailure, parse_field_value};
+use crate::rule_error::RuleError;
+use crate::rules::{Masked, Match, Position};
+use crate::values::{ValueError, parse_masked_uint, parse_uint};
+
+/// Maps a byte offset inside a value (or key) to a position in the caller's input.
+pub(crate) type Locate<'a> = &'a dyn Fn(usize) -> Position;
+
+/// What is being parsed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Mode {
+    /// A rule (`add-flow`): timeouts allowed, exact cookie, actions required.
+    Flow,
+    /// A match for `del-flows`: table, priority and a masked cookie allowed.
+    Match,
+    /// A packet for `trace`: exact values only, `in_port` required.
+    Packet,
+}
+
+/// The rule properties: keys that are not match fields.
+const PROPERTIES: [&str; 5] = ["table", "priority", "cookie", "idle_timeout", "hard_timeout"];
+
+/// Counters printed by `ovs-ofctl dump-flows`: accepted and ignored in rules and matches,
+/// as OVS does, so dump-flows output can be fed back. They carry no match semantics.
+const COUNTERS: [&str; 5] = ["duration", "n_packets", "n_bytes", "idle_age", "hard_age"];
+
+/// Who set `dl_type` or `nw_proto` first: the key, and whether it was an explicit field
+/// (as opposed to a shorthand).
+#[derive(Debug, Clone)]
+struct Origin<T> {
+    value: T,
+    key: String,
+    explicit: bool,
+}
+
+/// Records that `key` sets a field that shorthands (`tcp`, `ip`...) may also set:
+/// agreeing repeats are fine (`ip,tcp`), a different value is a conflict, and two
+/// explicit settings of the field are a duplicate. `field` and `show` name the field
+/// and print a value in messages.
+fn set_origin<T: Copy + PartialEq>(
+    slot: &mut Option<Origin<T>>,
+    value: T,
+    key: &str,
+    pos: Position,
+    explicit: bool,
+    (field, show): (&str, fn(T) -> String),
+) -> Result<(), RuleError> {
+    match slot {
+        Some(old) if old.value != value => Err(RuleError::new(
+            pos,
+            format!("`{key}` conflicts with `{}` ({field} {} vs {})", old.key, show(value), show(old.value)),
+        )),
+        Some(old) if explicit && old.explicit => {
+            Err(RuleError::new(pos, format!("`{key}` sets the same field as `{}`", old.key)))
+        }
+        Some(_) => Ok(()),
+        None => {
+            *slot = Some(Origin { value, key: key.to_string(), explicit });
+            Ok(())
+        }
+    }
+}
+
+fn nonzero<T: PartialEq>(m: Masked<T>, zero: T) -> Option<Masked<T>> {
+    if m.mask == zero { None } else { Some(m) }
+}
+
+/// The VLAN fields given so far, folded into one TCI at the end.
+#[derive(Debug, Default)]
+struct Vlan {
+    tci: Option<Masked<u128>>,
+    /// `dl_vlan=0xffff` was given.
+    no_tag: bool,
+    /// Where `dl_vlan_pcp` was given.
+    pcp_at: Option<Position>,
+}
+
+/// Accumulates fields; see the module documentation.
+#[derive(Debug)]
+pub(crate) struct RuleBuilder {
+    mode: Mode,
+    pub table: Option<u8>,
+    pub priority: Option<u16>,
+    pub cookie: Option<Masked<u64>>,
+    pub idle_timeout: Option<u16>,
+    pub hard_timeout: Option<u16>,
+    m: Match,
+    /// Keys given so far (for "duplicate field").
+    seen: Vec<String>,
+    /// Slot bits taken so far and by which key (for names sharing storage).
+    claims: Vec<(MatchSlot, u128, String)>,
+    dl_type: Option<Origin<u16>>,
+    nw_proto: Option<Origin<u8>>,
+    vlan: Vlan,
+    prereqs: Vec<(Prereq, String, Position)>,
+}
+
+impl RuleBuilder {
+    pub(crate) fn new(mode: Mode) -> Self {
+        RuleBuilder {
+            mode,
+            table: None,
+            priority: None,
+            cookie: None,
+            idle_timeout: None,
+            hard_timeout: None,
+            m: Match::default(),
+            seen: Vec::new(),
+            claims: Vec::new(),
+            dl_type: None,
+            nw_proto: None,
+            vlan: Vlan::default(),
+            prereqs: Vec::new(),
+        }
+    }
+
+    /// Applies one field. `key_pos` is where the key starts; `locate` maps byte offsets
+    /// inside `value` to positions.
+    pub(crate) fn apply(
+        &mut self,
+        key: &str,
+        key_pos: Position,
+        value: Option<&str>,
+        locate: Locate<'_>,
+    ) -> Result<(), RuleError> {
+        if self.seen.iter().any(|k| k == key) {
+            return Err(RuleError::new(key_pos, format!("duplicate field `{key}`")));
+        }
+        self.seen.push(key.to_string());
+        if let Some(sh) = SHORTHANDS.iter().find(|s| s.name == key) {
+            return self.apply_shorthand(sh, value, key_pos);
+        }
+        if key == "actions" {
+            return Err(RuleError::new(key_pos, "`actions` must be written `actions=ACTION,...`"));
+        }
+        let field = field_by_name(key);
+        let Some(text) = value else {
+            if field.is_some() || PROPERTIES.contains(&key) {
+                return Err(RuleError::new(key_pos, format!("`{key}` needs a value (`{key}=...`)")));
+            }
+            return Err(unknown(key, key_pos));
+        };
+        match field {
+            Some(f) => self.apply_field(f, key, key_pos, text, locate),
+            None => self.apply_property(key, key_pos, text, locate),
+        }
+    }
+
+    fn apply_shorthand(&mut self, sh: &Shorthand, value: Option<&str>, key_pos: Position) -> Result<(), RuleError> {
+        if value.is_some() {
+            return Err(RuleError::new(key_pos, format!("`{}` is a shorthand and takes no value", sh.name)));
+        }
+        self.set_dl_type(sh.dl_type, sh.name, key_pos, false)?;
+        if let Some(p) = sh.nw_proto {
+            self.set_nw_proto(p, sh.name, key_pos, false)?;
+        }
+        Ok(())
+    }
+
+    /// `table`, `priority`, `cookie`, the timeouts, and the ignored counters.
+    fn apply_property(
+        &mut self,
+        key: &str,
+        key_pos: Position,
+        text: &str,
+        locate: Locate<'_>,
+    ) -> Result<(), RuleError> {
+        let packet = self.mode == Mode::Packet;
+        if packet && PROPERTIES.contains(&key) {
+            return Err(not_allowed(key, key_pos, "a packet"));
+        }
+        let verr = |e: ValueError| invalid(key, e, locate);
+        match key {
+            "table" => self.table = Some(parse_uint(text, 254).map_err(verr)? as u8),
+            "priority" => self.priority = Some(parse_uint(text, 65535).map_err(verr)? as u16),
+            "cookie" => self.cookie = Some(self.parse_cookie(text, locate)?),
+            "idle_timeout" | "hard_timeout" => {
+                if self.mode != Mode::Flow {
+                    return Err(not_allowed(key, key_pos, "a match"));
+                }
+                let t = Some(parse_uint(text, 65535).map_err(verr)? as u16);
+                if key == "idle_timeout" {
+                    self.idle_timeout = t;
+                } else {
+                    self.hard_timeout = t;
+                }
+            }
+            _ if COUNTERS.contains(&key) && !packet => {}
+            _ => return Err(unknown(key, key_pos)),
+        }
+        Ok(())
+    }
+
+    /// `cookie=V`, or in a match `cookie=V/M` (`V/-1` is exact).
+    fn parse_cookie(&self, text: &str, locate: Locate<'_>) -> Result<Masked<u64>, RuleError> {
+        let verr = |e: ValueError| invalid("cookie", e, locate);
+        match (self.mode, text.split_once('/')) {
+            (Mode::Flow, Some((v, _))) => Err(RuleError::new(
+                locate(v.len()),
+                "a cookie mask is only accepted when matching rules (del-flows), not in a rule",
+            )),
+            (_, Some((v, "-1"))) => Ok(Masked { value: parse_uint(v, u64::MAX).map_err(verr)?, mask: u64::MAX }),
+            _ => parse_masked_uint(text, u64::MAX).map_err(verr),
+        }
+    }
+
+    /// A match field of the table.
+    fn apply_field(
+        &mut self,
+        f: &FieldDef,
+        key: &str,
+        key_pos: Position,
+        text: &str,
+        locate: Locate<'_>,
+    ) -> Result<(), RuleError> {
+        if self.mode == Mode::Packet {
+            check_packet_value(f, key, text, locate)?;
+        }
+        if !matches!(f.slot, MatchSlot::DlType | MatchSlot::NwProto) {
+            self.claim(f, key, key_pos)?;
+        }
+        if let Some(p) = f.prereq {
+            self.prereqs.push((p, key.to_string(), key_pos));
+        }
+        let v = parse_field_value(f, key, text, self.mode == Mode::Packet).map_err(|e| match e {
+            ParseFailure::Value(e) => invalid(key, e, locate),
+            ParseFailure::Whole(reason) => RuleError::new(locate(0), reason),
+        })?;
+        self.store(f, key, key_pos, v)
+    }
+
+    /// Refuses `key` if an earlier key covers some of the same bits of the same slot.
+    fn claim(&mut self, f: &FieldDef, key: &str, pos: Position) -> Result<(), RuleError> {
+        if let Some((_, _, prev)) = self.claims.iter().find(|(s, bits, _)| *s == f.slot && bits & f.bits != 0) {
+            return Err(RuleError::new(pos, format!("`{key}` sets the same field as `{prev}`")));
+        }
+        self.claims.push((f.slot, f.bits, key.to_string()));
+        Ok(())
+    }
+
+    fn store(&mut self, f: &FieldDef, key: &str, key_pos: Position, v: Masked<u128>) -> Result<(), RuleError> {
+        match f.slot {
+            MatchSlot::DlType => self.set_dl_type(v.value as u16, key, key_pos, true)?,
+            MatchSlot::NwProto => self.set_nw_proto(v.value as u8, key, key_pos, true)?,
+            MatchSlot::VlanTci => {
+                let old = self.vlan.tci.unwrap_or(Masked { value: 0, mask: 0 });
+                self.vlan.tci = Some(Masked { value: old.value | v.value, mask: old.mask | v.mask });
+                self.vlan.no_tag |= f.kind == ValueKind::VlanVid && v.value == 0;
+                if f.kind == ValueKind::VlanPcp {
+                    self.vlan.pcp_at = Some(key_pos);
+                }
+            }
+            slot if f.bits == slot.all_ones() => self.m.set_slot(slot, nonzero(v, 0)),
+            // Part of a slot (`nw_ecn` of the TOS byte): merged with the other parts.
+            slot => {
+                let old = self.m.slot(slot).unwrap_or(Masked { value: 0, mask: 0 });
+                self.m.set_slot(slot, nonzero(Masked { value: old.value | v.value, mask: old.mask | v.mask }, 0));
+            }
+        }
+        Ok(())
+    }
+
+    fn set_dl_type(&mut self, value: u16, key: &str, pos: Position, explicit: bool) -> Result<(), RuleError> {
+        set_origin(&mut self.dl_type, value, key, pos, explicit, ("dl_type", |v| format!("0x{v:04x}")))?;
+        self.m.dl_type = Some(value);
+        Ok(())
+    }
+
+    fn set_nw_proto(&mut self, value: u8, key: &str, pos: Position, explicit: bool) -> Result<(), RuleError> {
+        set_origin(&mut self.nw_proto, value, key, pos, explicit, ("nw_proto", |v| v.to_string()))?;
+        self.m.nw_proto = Some(value);
+        Ok(())
+    }
+
+    /// Checks the fields as a whole and returns the match. `end` is the position used for
+    /// errors about something missing (e.g. a packet without `in_port`).
+    pub(crate) fn finish(mut self, end: Position) -> Result<Match, RuleError> {
+        if let (true, Some(pcp_at)) = (self.vlan.no_tag, self.vlan.pcp_at) {
+            return Err(RuleError::new(
+                pcp_at,
+                "`dl_vlan_pcp` conflicts with `dl_vlan=0xffff` (which matches packets without a VLAN tag)",
+            ));
+        }
+        self.m.set_slot(MatchSlot::VlanTci, self.vlan.tci.and_then(|t| nonzero(t, 0)));
+        for (prereq, key, pos) in &self.prereqs {
+            if !prereq.holds(self.m.dl_type, self.m.nw_proto) {
+                return Err(RuleError::new(*pos, format!("`{key}` requires a match on {}", prereq.describe())));
+            }
+        }
+        if self.mode == Mode::Packet {
+            if self.m.in_port.is_none() {
+                return Err(RuleError::new(end, "a packet needs `in_port=N`"));
+            }
+            widen_to_exact(&mut self.m);
+        }
+        Ok(self.m)
+    }
+}
+
+/// A packet is described with exact values only.
+fn check_packet_value(f: &FieldDef, key: &str, text: &str, locate: Locate<'_>) -> Result<(), RuleError> {
+    if f.kind == ValueKind::TcpFlags && text.starts_with(['+', '-']) {
+        return Err(RuleError::new(
+            locate(0),
+            "`tcp_flags` of a packet takes an exact value (e.g. 0x002), not +flag/-flag",
+        ));
+    }
+    match text.find('/') {
+        Some(slash) if f.masking != Masking::None => {
+            Err(RuleError::new(locate(slash), format!("`{key}` of a packet takes an exact value, not a mask")))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Turns every matched slot into an exact match of all the bits its fields cover: a
+/// packet has every bit of a field it has. Fields absent from the description stay
+/// `None` (zero in the packet).
+fn widen_to_exact(m: &mut Match) {
+    for slot in MatchSlot::ALL {
+        if let Some(v) = m.slot(slot) {
+            let all = slot.fields().fold(0, |acc, f| acc | f.bits);
+            m.set_slot(slot, Some(Masked { value: v.value, mask: all }));
+        }
+    }
+}
+
+fn invalid(key: &str, e: ValueError, locate: Locate<'_>) -> RuleError {
+    RuleError::new(locate(e.offset), format!("invalid `{key}`: {}", e.reason))
+}
+
+fn unknown(key: &str, pos: Position) -> RuleError {
+    RuleError::new(pos, format!("unknown or unsupported field `{key}`"))
+}
+
+fn not_allowed(key: &str, pos: Position, what: &str) -> RuleError {
+    RuleError::new(pos, format!("`{key}` is not allowed in {what}"))
+}
+
+#[cfg(test)]
+mod tests;

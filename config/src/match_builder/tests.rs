@@ -1,0 +1,280 @@
+//! Tests of match fields as rules, matches and packets see them.
+
+use crate::rules::{Masked, Match, Position};
+use crate::{RuleError, parse_flow, parse_match, parse_packet};
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+/// The match of `fields,actions=drop`.
+fn m(fields: &str) -> Match {
+    parse_flow(&format!("{fields},actions=drop")).unwrap_or_else(|e| panic!("{fields}: {e}")).matches
+}
+
+/// The error of `line`, as (column, reason).
+fn err(line: &str) -> (u32, String) {
+    let e: RuleError = parse_flow(line).expect_err(line);
+    assert_eq!(e.position.line, 1);
+    (e.position.column, e.reason)
+}
+
+fn exact<T>(value: T, mask: T) -> Option<Masked<T>> {
+    Some(Masked { value, mask })
+}
+
+#[test]
+fn shorthands() {
+    for (name, dl_type, proto) in [
+        ("ip", 0x0800, None),
+        ("ipv6", 0x86dd, None),
+        ("arp", 0x0806, None),
+        ("tcp", 0x0800, Some(6)),
+        ("udp", 0x0800, Some(17)),
+        ("sctp", 0x0800, Some(132)),
+        ("icmp", 0x0800, Some(1)),
+        ("tcp6", 0x86dd, Some(6)),
+        ("udp6", 0x86dd, Some(17)),
+        ("sctp6", 0x86dd, Some(132)),
+        ("icmp6", 0x86dd, Some(58)),
+    ] {
+        let got = m(name);
+        assert_eq!((got.dl_type, got.nw_proto), (Some(dl_type), proto), "{name}");
+    }
+    // Consistent repetition is fine, as in OVS.
+    assert_eq!(m("ip,tcp").nw_proto, Some(6));
+    assert_eq!(m("tcp,dl_type=0x0800,nw_proto=6").nw_proto, Some(6));
+    assert_eq!(m("eth_type=0x86dd,ip_proto=17"), m("udp6"));
+}
+
+#[test]
+fn conflicting_and_duplicate_fields() {
+    assert_eq!(err("tcp,udp,actions=drop"), (5, "`udp` conflicts with `tcp` (nw_proto 17 vs 6)".into()));
+    assert_eq!(err("ip,ipv6,actions=drop").0, 4);
+    assert_eq!(err("ipv6,dl_type=0x0800,actions=drop").0, 6);
+    assert_eq!(err("tcp,tcp,actions=drop"), (5, "duplicate field `tcp`".into()));
+    assert_eq!(err("in_port=1,in_port=2,actions=drop"), (11, "duplicate field `in_port`".into()));
+    assert_eq!(
+        err("dl_type=0x800,eth_type=0x800,actions=drop"),
+        (15, "`eth_type` sets the same field as `dl_type`".into())
+    );
+    assert_eq!(err("ip,nw_src=1.1.1.1,ip_src=1.1.1.1,actions=drop").0, 19);
+    assert_eq!(err("arp,arp_spa=1.1.1.1,nw_src=1.1.1.1,actions=drop").0, 21);
+    assert_eq!(err("ip,nw_tos=4,ip_dscp=1,actions=drop").0, 13);
+    assert_eq!(err("dl_vlan=1,vlan_tci=0x1001,actions=drop").0, 11);
+    assert_eq!(err("udp,tp_dst=1,udp_dst=1,actions=drop").0, 14);
+    assert_eq!(err("icmp,icmp_type=1,icmpv4_type=1,actions=drop").0, 18);
+    assert_eq!(err("priority=1,priority=1,actions=drop").0, 12);
+    assert_eq!(err("arp,nw_proto=1,arp_op=1,actions=drop").0, 16);
+}
+
+#[test]
+fn in_port_and_ethernet() {
+    assert_eq!(m("in_port=7").in_port, Some(7));
+    assert_eq!(m("in_port=0xfeff").in_port, Some(0xfeff));
+    assert_eq!(err("in_port=0,actions=drop").0, 9);
+    assert_eq!(err("in_port=65280,actions=drop").0, 9);
+    assert_eq!(err("in_port=LOCAL,actions=drop").0, 9);
+    let mac = [0x00, 0x11, 0x22, 0x33, 0x44, 0x55];
+    assert_eq!(m("dl_src=00:11:22:33:44:55").dl_src, exact(mac, [0xff; 6]));
+    assert_eq!(m("eth_dst=00:11:22:33:44:55").dl_dst, exact(mac, [0xff; 6]));
+    assert_eq!(m("dl_dst=01:00:00:00:00:00/01:00:00:00:00:00").dl_dst, exact([1, 0, 0, 0, 0, 0], [1, 0, 0, 0, 0, 0]));
+    // A zero mask matches everything: the field is not matched at all.
+    assert_eq!(m("dl_dst=01:00:00:00:00:00/00:00:00:00:00:00").dl_dst, None);
+    assert_eq!(err("dl_src=00:11:22:33:44,actions=drop").0, 22);
+    assert_eq!(m("dl_type=0x88cc").dl_type, Some(0x88cc));
+    assert_eq!(m("eth_type=2048").dl_type, Some(0x0800));
+    assert_eq!(err("dl_type=0x10000,actions=drop").0, 9);
+}
+
+#[test]
+fn vlan_fields() {
+    assert_eq!(m("dl_vlan=10").vlan_tci, exact(0x100a, 0x1fff));
+    assert_eq!(m("dl_vlan=0xffff").vlan_tci, exact(0, 0xffff));
+    assert_eq!(m("dl_vlan_pcp=5").vlan_tci, exact(0xb000, 0xf000));
+    assert_eq!(m("dl_vlan=10,dl_vlan_pcp=5").vlan_tci, exact(0xb00a, 0xffff));
+    assert_eq!(m("dl_vlan_pcp=5,dl_vlan=10").vlan_tci, exact(0xb00a, 0xffff));
+    assert_eq!(m("vlan_tci=0x1000/0x1000").vlan_tci, exact(0x1000, 0x1000));
+    assert_eq!(m("vlan_tci=0").vlan_tci, exact(0, 0xffff));
+    assert_eq!(err("dl_vlan=4096,actions=drop").0, 9);
+    assert_eq!(err("dl_vlan_pcp=8,actions=drop").0, 13);
+    assert_eq!(err("dl_vlan=0xffff,dl_vlan_pcp=1,actions=drop").0, 16);
+}
+
+#[test]
+fn ipv4_and_arp_addresses() {
+    let got = m("ip,nw_src=10.1.0.0/16,nw_dst=192.168.1.1");
+    assert_eq!(got.nw_src, exact(Ipv4Addr::new(10, 1, 0, 0), Ipv4Addr::new(255, 255, 0, 0)));
+    assert_eq!(got.nw_dst, exact(Ipv4Addr::new(192, 168, 1, 1), Ipv4Addr::BROADCAST));
+    assert_eq!(m("ip,ip_dst=10.0.0.0/255.0.0.255").nw_dst.unwrap().mask, Ipv4Addr::new(255, 0, 0, 255));
+    assert_eq!(m("ip,nw_dst=10.0.0.0/0").nw_dst, None);
+    assert_eq!(m("arp,nw_src=10.0.0.1").nw_src, m("arp,arp_spa=10.0.0.1").nw_src);
+    assert_eq!(m("arp,arp_tpa=10.0.0.1").nw_dst.unwrap().value, Ipv4Addr::new(10, 0, 0, 1));
+    assert_eq!(m("arp,arp_op=2").nw_proto, Some(2));
+    assert_eq!(m("arp,nw_proto=1").nw_proto, Some(1));
+    let mac = [2, 0, 0, 0, 0, 1];
+    assert_eq!(m("arp,arp_sha=02:00:00:00:00:01").arp_sha, exact(mac, [0xff; 6]));
+    assert_eq!(
+        m("arp,arp_tha=02:00:00:00:00:01/ff:ff:ff:00:00:00").arp_tha,
+        exact([2, 0, 0, 0, 0, 0], [0xff, 0xff, 0xff, 0, 0, 0])
+    );
+    assert_eq!(err("ip,nw_dst=10.0.0.0/33,actions=drop").0, 20);
+    assert_eq!(err("ip,nw_dst=10.0.0,actions=drop").0, 11);
+    assert_eq!(err("arp,arp_op=256,actions=drop").0, 12);
+}
+
+#[test]
+fn ipv6_addresses() {
+    let got = m("ipv6,ipv6_src=2001:db8::/32,ipv6_dst=::1");
+    assert_eq!(got.ipv6_src.unwrap().mask, "ffff:ffff::".parse::<Ipv6Addr>().unwrap());
+    assert_eq!(got.ipv6_dst, exact(Ipv6Addr::LOCALHOST, Ipv6Addr::from(u128::MAX)));
+    assert_eq!(err("ipv6,ipv6_src=2001:db8::/200,actions=drop").0, 26);
+}
+
+#[test]
+fn ip_header_fields() {
+    assert_eq!(m("ip,nw_proto=47").nw_proto, Some(47));
+    assert_eq!(m("ipv6,ip_proto=47").nw_proto, Some(47));
+    assert_eq!(m("ip,nw_tos=184").nw_tos, exact(184, 0xfc));
+    assert_eq!(m("ip,ip_dscp=46").nw_tos, exact(184, 0xfc));
+    assert_eq!(m("ip,nw_ecn=3").nw_tos, exact(3, 0x03));
+    assert_eq!(m("ip,ip_ecn=1,ip_dscp=46").nw_tos, exact(185, 0xff));
+    assert_eq!(m("ipv6,nw_ttl=64").nw_ttl, Some(64));
+    for (name, v, mask) in [("no", 0, 1), ("yes", 1, 1), ("first", 1, 3), ("later", 3, 3), ("not_later", 0, 2)] {
+        assert_eq!(m(&format!("ip,nw_frag={name}")).nw_frag, exact(v, mask), "{name}");
+    }
+    assert_eq!(
+        err("ip,nw_tos=185,actions=drop"),
+        (11, "invalid `nw_tos`: 185 is not a multiple of 4 (its low two bits are ECN: use nw_ecn)".into())
+    );
+    assert_eq!(err("ip,ip_dscp=64,actions=drop").0, 12);
+    assert_eq!(err("ip,nw_ecn=4,actions=drop").0, 11);
+    assert_eq!(err("ip,nw_ttl=256,actions=drop").0, 11);
+    assert_eq!(err("ip,nw_frag=maybe,actions=drop").0, 12);
+    assert_eq!(err("ip,nw_proto=256,actions=drop").0, 13);
+}
+
+#[test]
+fn transport_fields() {
+    assert_eq!(m("tcp,tp_dst=443").tp_dst, exact(443, 0xffff));
+    assert_eq!(m("udp,tp_src=0x1000/0xf000").tp_src, exact(0x1000, 0xf000));
+    assert_eq!(m("sctp6,tp_dst=1").tp_dst, exact(1, 0xffff));
+    assert_eq!(m("tcp,tcp_dst=80"), m("tcp,tp_dst=80"));
+    assert_eq!(m("udp,udp_src=53").tp_src, exact(53, 0xffff));
+    assert_eq!(m("sctp,sctp_dst=9").tp_dst, exact(9, 0xffff));
+    assert_eq!(m("tcp,tcp_flags=+syn-ack").tcp_flags, exact(0x002, 0x012));
+    assert_eq!(m("tcp,tcp_flags=0x02/0x12").tcp_flags, exact(0x002, 0x012));
+    assert_eq!(m("icmp,icmp_type=8,icmp_code=0").tp_src, exact(8, 0xffff));
+    assert_eq!(m("icmp,icmp_type=8,icmp_code=0").tp_dst, exact(0, 0xffff));
+    assert_eq!(m("icmp6,icmpv6_type=135,icmpv6_code=0").tp_src, exact(135, 0xffff));
+    assert_eq!(err("tcp,tp_dst=65536,actions=drop").0, 12);
+    assert_eq!(err("tcp,tp_dst=0x1000/0x10000,actions=drop").0, 19);
+    assert_eq!(err("tcp,tcp_flags=+syn+bogus,actions=drop").0, 20);
+    assert_eq!(err("icmp,icmp_type=256,actions=drop").0, 16);
+}
+
+#[test]
+fn prerequisites() {
+    let cases = [
+        ("tp_dst=80,actions=drop", 1, "`tp_dst` requires a match on tcp, udp or sctp (or tcp6, udp6, sctp6)"),
+        ("ip,tp_dst=80,actions=drop", 4, "`tp_dst` requires a match on tcp, udp or sctp (or tcp6, udp6, sctp6)"),
+        ("udp,tcp_dst=80,actions=drop", 5, "`tcp_dst` requires a match on tcp or tcp6"),
+        ("tcp,udp_src=80,actions=drop", 5, "`udp_src` requires a match on udp or udp6"),
+        ("tcp,sctp_src=80,actions=drop", 5, "`sctp_src` requires a match on sctp or sctp6"),
+        ("nw_src=1.2.3.4,actions=drop", 1, "`nw_src` requires a match on ip or arp"),
+        ("ipv6,nw_dst=1.2.3.4,actions=drop", 6, "`nw_dst` requires a match on ip or arp"),
+        ("ip,ipv6_src=::1,actions=drop", 4, "`ipv6_src` requires a match on ipv6"),
+        ("ipv6_dst=::1,actions=drop", 1, "`ipv6_dst` requires a match on ipv6"),
+        ("ip,icmp_type=8,actions=drop", 4, "`icmp_type` requires a match on icmp"),
+        ("icmp6,icmp_type=8,actions=drop", 7, "`icmp_type` requires a match on icmp"),
+        ("icmp,icmpv6_code=0,actions=drop", 6, "`icmpv6_code` requires a match on icmp6"),
+        ("ip,arp_op=1,actions=drop", 4, "`arp_op` requires a match on arp"),
+        ("ip,arp_spa=1.2.3.4,actions=drop", 4, "`arp_spa` requires a match on arp"),
+        ("arp_sha=00:00:00:00:00:01,actions=drop", 1, "`arp_sha` requires a match on arp"),
+        ("ip,arp_tha=00:00:00:00:00:01,actions=drop", 4, "`arp_tha` requires a match on arp"),
+        ("udp,tcp_flags=+syn,actions=drop", 5, "`tcp_flags` requires a match on tcp or tcp6"),
+        ("nw_proto=6,actions=drop", 1, "`nw_proto` requires a match on ip, ipv6 or arp"),
+        ("nw_tos=4,actions=drop", 1, "`nw_tos` requires a match on ip or ipv6"),
+        ("arp,ip_dscp=4,actions=drop", 5, "`ip_dscp` requires a match on ip or ipv6"),
+        ("nw_ecn=1,actions=drop", 1, "`nw_ecn` requires a match on ip or ipv6"),
+        ("nw_ttl=1,actions=drop", 1, "`nw_ttl` requires a match on ip or ipv6"),
+        ("nw_frag=yes,actions=drop", 1, "`nw_frag` requires a match on ip or ipv6"),
+    ];
+    for (line, column, reason) in cases {
+        assert_eq!(err(line), (column, reason.to_string()), "{line}");
+    }
+    // Prerequisites do not depend on order.
+    assert_eq!(m("tp_dst=80,tcp").tp_dst, exact(80, 0xffff));
+    assert_eq!(m("tp_dst=80,dl_type=0x0800,nw_proto=6").tp_dst, exact(80, 0xffff));
+}
+
+#[test]
+fn rule_properties() {
+    let r = parse_flow("table=3,priority=7,cookie=0xdead,idle_timeout=10,hard_timeout=60,actions=drop").unwrap();
+    assert_eq!((r.table, r.priority, r.cookie, r.idle_timeout, r.hard_timeout), (3, 7, 0xdead, 10, 60));
+    let r = parse_flow("actions=drop").unwrap();
+    assert_eq!((r.table, r.priority, r.cookie, r.idle_timeout, r.hard_timeout), (0, 32768, 0, 0, 0));
+    assert_eq!(r.matches, Match::default());
+    // dump-flows counters are accepted and ignored.
+    let r = parse_flow(
+        "cookie=0x0, duration=1.5s, table=0, n_packets=3, n_bytes=180, idle_age=1, priority=5,ip actions=drop",
+    );
+    assert_eq!(r.unwrap().priority, 5);
+    assert_eq!(err("table=255,actions=drop").0, 7);
+    assert_eq!(err("priority=65536,actions=drop").0, 10);
+    assert_eq!(err("idle_timeout=65536,actions=drop").0, 14);
+    assert_eq!(err("hard_timeout=x,actions=drop").0, 14);
+    assert_eq!(err("cookie=1/1,actions=drop").0, 9);
+}
+
+#[test]
+fn unknown_fields_and_syntax() {
+    assert_eq!(err("in_port=1,tun_id=5,actions=drop"), (11, "unknown or unsupported field `tun_id`".into()));
+    assert_eq!(err("in_port=1,rarp,actions=drop"), (11, "unknown or unsupported field `rarp`".into()));
+    assert_eq!(err("in_port,actions=drop"), (1, "`in_port` needs a value (`in_port=...`)".into()));
+    assert_eq!(err("tcp=1,actions=drop"), (1, "`tcp` is a shorthand and takes no value".into()));
+    assert_eq!(err("in_port=1"), (10, "missing `actions=` (use `actions=drop` to drop)".into()));
+    assert_eq!(err("in_port=1, =2,actions=drop").0, 12);
+    assert_eq!(err("in_port=1,actions").0, 11);
+    // Columns count characters, not bytes.
+    assert_eq!(err("in_port=1,é=2,actions=drop"), (11, "unknown or unsupported field `é`".into()));
+    assert_eq!(err("n_bytes=é,in_port=x,actions=drop").0, 19);
+}
+
+#[test]
+fn match_for_del_flows() {
+    let spec = parse_match("table=2,priority=10,cookie=0x10/0xf0,tcp,tp_dst=80").unwrap();
+    assert_eq!(spec.table, Some(2));
+    assert_eq!(spec.priority, Some(10));
+    assert_eq!(spec.cookie, exact(0x10, 0xf0));
+    assert_eq!(spec.matches.tp_dst, exact(80, 0xffff));
+    assert_eq!(parse_match("cookie=0x5/-1").unwrap().cookie, exact(5, u64::MAX));
+    assert_eq!(parse_match("").unwrap(), Default::default());
+    let e = parse_match("tcp,actions=drop").unwrap_err();
+    assert_eq!(e.position, Position { line: 1, column: 5 });
+    assert_eq!(parse_match("idle_timeout=5").unwrap_err().position.column, 1);
+    assert_eq!(
+        parse_match("tp_dst=5").unwrap_err().reason,
+        "`tp_dst` requires a match on tcp, udp or sctp (or tcp6, udp6, sctp6)"
+    );
+}
+
+#[test]
+fn packets_for_trace() {
+    let p = parse_packet("in_port=1,tcp,nw_src=198.18.0.1,nw_dst=198.18.0.2,tp_dst=80").unwrap();
+    assert_eq!(p.in_port, Some(1));
+    assert_eq!(p.nw_src, exact(Ipv4Addr::new(198, 18, 0, 1), Ipv4Addr::BROADCAST));
+    assert_eq!(p.tp_dst, exact(80, 0xffff));
+    assert_eq!(p.tp_src, None);
+    let p = parse_packet("in_port=1,dl_vlan=5,ip,ip_dscp=46,nw_frag=no,tcp,tcp_flags=0x002").unwrap();
+    assert_eq!(p.vlan_tci, exact(0x1005, 0xffff));
+    assert_eq!(p.nw_tos, exact(184, 0xff));
+    assert_eq!(p.nw_frag, exact(0, 3));
+    assert_eq!(p.tcp_flags, exact(2, 0xfff));
+    let e = |s: &str| parse_packet(s).unwrap_err();
+    assert_eq!(e("tcp,tp_dst=80").position.column, 14);
+    assert_eq!(e("tcp,tp_dst=80").reason, "a packet needs `in_port=N`");
+    assert_eq!(e("in_port=1,ip,nw_dst=10.0.0.0/8").position.column, 29);
+    assert_eq!(e("in_port=1,tcp,tcp_flags=+syn").position.column, 25);
+    assert_eq!(e("in_port=1,ip,nw_frag=yes").position.column, 22);
+    assert_eq!(e("in_port=1,priority=5").position.column, 11);
+    assert_eq!(e("in_port=1,tp_dst=80").position.column, 11);
+    assert_eq!(e("in_port=1,actions=drop").position.column, 11);
+}

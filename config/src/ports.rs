@@ -1,0 +1,228 @@
+//! Switch ports: the OpenFlow port number range, device arguments, and the checks that
+//! make a set of ports valid (names, numbers and devices unique, values in range).
+//!
+//! # Design
+//!
+//! These checks have one home, here, and every layer that accepts ports uses them: the
+//! config loader (which adds the file position and key of the offending value) and the
+//! PMD switch's own validation (which may be given ports by a program, not a config
+//! file). They take plain values and return plain messages; callers wrap the messages in
+//! their own error types.
+//!
+//! The datapath has a single port number space: a flow key's `in_port` and an `output`
+//! action name a port of the whole switch, so port numbers are unique across all bridges
+//! (Open vSwitch's datapath port numbers are switch-wide in the same way; only its
+//! OpenFlow numbers are per bridge, and ferrovs uses one number for both).
+
+use std::collections::HashMap;
+
+/// Highest OpenFlow port number a port can have: OpenFlow 1.0 reserves 0xff00 and above
+/// (`OFPP_MAX` = 0xff00 and the named ports `IN_PORT`, `FLOOD`, `LOCAL`...), so the
+/// highest usable number is 0xfeff (65279).
+pub const MAX_PORT_NUMBER: u32 = 0xfeff;
+
+/// Most receive queues a port may have (DPDK's default `RTE_MAX_QUEUES_PER_PORT`).
+pub const MAX_RX_QUEUES: u16 = 1024;
+
+/// Longest bridge, port or kernel interface name (the kernel's `IFNAMSIZ` - 1).
+pub const MAX_NAME_LEN: usize = 15;
+
+/// The device a port's `devargs` names.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum PortDevice {
+    /// A PCI device; `address` is in full `DDDD:BB:DD.F` form (lowercase).
+    Pci { address: String },
+    /// A DPDK virtual device (`--vdev`): `name` is the device name (`net_tap0`), `driver`
+    /// the name without its instance number (`net_tap`).
+    Vdev { name: String, driver: String },
+}
+
+impl PortDevice {
+    /// The name DPDK knows the device by; unique across the switch.
+    pub fn name(&self) -> &str {
+        match self {
+            PortDevice::Pci { address } => address,
+            PortDevice::Vdev { name, .. } => name,
+        }
+    }
+}
+
+/// Bridge and port names: 1..=15 characters of letters, digits, `_`, `-` and `.`.
+pub fn check_name(name: &str) -> Result<(), String> {
+    if name.is_empty() || name.len() > MAX_NAME_LEN {
+        return Err(format!("`{name}` must be 1 to {MAX_NAME_LEN} characters long"));
+    }
+    if let Some(c) = name.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))) {
+        return Err(format!("`{name}` contains `{c}` (use letters, digits, `_`, `-`, `.`)"));
+    }
+    Ok(())
+}
+
+/// A port number: `1..=MAX_PORT_NUMBER`.
+pub fn check_port_number(number: i64) -> Result<u32, String> {
+    match u32::try_from(number) {
+        Ok(n @ 1..=MAX_PORT_NUMBER) => Ok(n),
+        _ => Err(format!("{number} is out of range 1..={MAX_PORT_NUMBER}")),
+    }
+}
+
+/// A port's receive queue count: `1..=MAX_RX_QUEUES`.
+pub fn check_rx_queues(queues: i64) -> Result<u16, String> {
+    match u16::try_from(queues) {
+        Ok(q @ 1..=MAX_RX_QUEUES) => Ok(q),
+        _ => Err(format!("{queues} is out of range 1..={MAX_RX_QUEUES}")),
+    }
+}
+
+/// Parses a `devargs` string: a PCI address (`0000:01:00.0` or `01:00.0`) or a virtual
+/// device `net_DRIVER<N>`, either followed by `,key=value` arguments.
+pub fn parse_devargs(devargs: &str) -> Result<PortDevice, String> {
+    let (name, args) = devargs.split_once(',').unwrap_or((devargs, ""));
+    if let Some(address) = pci_address(name) {
+        return Ok(PortDevice::Pci { address });
+    }
+    let Some(rest) = name.strip_prefix("net_") else {
+        return Err(format!(
+            "`{devargs}` is neither a PCI address (0000:01:00.0) nor a virtual device (net_tap0,iface=..., net_pcap0,..., net_null0...)"
+        ));
+    };
+    let driver_len = rest.trim_end_matches(|c: char| c.is_ascii_digit()).len();
+    if driver_len == 0 || !rest[..driver_len].chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        return Err(format!(
+            "`{name}` is not a virtual device name (expected net_DRIVER followed by a number, e.g. net_tap0)"
+        ));
+    }
+    for arg in args.split(',').filter(|a| !a.is_empty()) {
+        let Some((key, value)) = arg.split_once('=') else {
+            return Err(format!("device argument `{arg}` of `{name}` is not KEY=VALUE"));
+        };
+        // net_vhost's `iface` is a unix socket path, not an interface name.
+        let names_interface = !rest[..driver_len].starts_with("vhost");
+        if key == "iface" && names_interface && (value.is_empty() || value.len() > MAX_NAME_LEN) {
+            return Err(format!("interface name `{value}` must be 1 to {MAX_NAME_LEN} characters long"));
+        }
+    }
+    Ok(PortDevice::Vdev { name: name.to_string(), driver: format!("net_{}", &rest[..driver_len]) })
+}
+
+/// `DDDD:BB:DD.F` or `BB:DD.F` in hex, normalized to the long lowercase form.
+fn pci_address(s: &str) -> Option<String> {
+    let hex = |p: &str, n: usize| p.len() == n && p.chars().all(|c| c.is_ascii_hexdigit());
+    let parts: Vec<&str> = s.split(':').collect();
+    let (domain, bus, devfn) = match parts.as_slice() {
+        [d, b, df] if hex(d, 4) => (*d, *b, *df),
+        [b, df] => ("0000", *b, *df),
+        _ => return None,
+    };
+    let (dev, func) = devfn.split_once('.')?;
+    if !(hex(bus, 2) && hex(dev, 2) && func.len() == 1 && matches!(func.as_bytes()[0], b'0'..=b'7')) {
+        return None;
+    }
+    Some(format!("{domain}:{bus}:{dev}.{func}").to_ascii_lowercase())
+}
+
+/// The names, numbers and devices taken by the ports of one switch so far, each with
+/// who took it (`H`: whatever the caller uses to name a port in messages).
+///
+/// Each `claim_*` records the value for `holder`, or returns the earlier holder when the
+/// value is taken. Callers check in the order they want errors reported.
+#[derive(Debug, Clone)]
+pub struct PortRegistry<H> {
+    names: HashMap<String, H>,
+    numbers: HashMap<u32, H>,
+    devices: HashMap<String, H>,
+}
+
+impl<H> Default for PortRegistry<H> {
+    fn default() -> Self {
+        PortRegistry { names: HashMap::new(), numbers: HashMap::new(), devices: HashMap::new() }
+    }
+}
+
+fn claim<K: std::hash::Hash + Eq, H>(map: &mut HashMap<K, H>, key: K, holder: H) -> Result<(), &H> {
+    use std::collections::hash_map::Entry;
+    match map.entry(key) {
+        Entry::Occupied(first) => Err(first.into_mut()),
+        Entry::Vacant(slot) => {
+            slot.insert(holder);
+            Ok(())
+        }
+    }
+}
+
+impl<H> PortRegistry<H> {
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// Port names are unique across the switch.
+    pub fn claim_name(&mut self, name: &str, holder: H) -> Result<(), &H> {
+        claim(&mut self.names, name.to_string(), holder)
+    }
+    /// Port numbers are unique across the switch (see the module documentation).
+    pub fn claim_number(&mut self, number: u32, holder: H) -> Result<(), &H> {
+        claim(&mut self.numbers, number, holder)
+    }
+    /// Devices ([`PortDevice::name`], or any other name of an existing device) are unique
+    /// across the switch.
+    pub fn claim_device(&mut self, device: &str, holder: H) -> Result<(), &H> {
+        claim(&mut self.devices, device.to_string(), holder)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn devargs_forms() {
+        assert_eq!(parse_devargs("01:00.1"), Ok(PortDevice::Pci { address: "0000:01:00.1".into() }));
+        assert_eq!(
+            parse_devargs("0000:AF:00.0,txq_inline=128"),
+            Ok(PortDevice::Pci { address: "0000:af:00.0".into() })
+        );
+        assert!(parse_devargs("0000:01:00.8").is_err());
+        for (devargs, driver) in [
+            ("net_tap0,iface=x", "net_tap"),
+            ("net_pcap0,rx_pcap=capture.pcap,infinite_rx=1", "net_pcap"),
+            ("net_null0", "net_null"),
+            ("net_af_packet0,iface=veth0", "net_af_packet"),
+            ("net_vhost0,iface=vhost/sock0", "net_vhost"),
+            ("net_vhost1,iface=vhost/a-socket-path-longer-than-fifteen.sock", "net_vhost"),
+            ("net_ring", "net_ring"),
+        ] {
+            match parse_devargs(devargs) {
+                Ok(PortDevice::Vdev { driver: d, .. }) => assert_eq!(d, driver, "{devargs}"),
+                other => panic!("{devargs}: {other:?}"),
+            }
+        }
+        assert!(parse_devargs("net_tap0,iface=a-very-long-name0").is_err());
+        assert!(parse_devargs("eth0").is_err());
+    }
+
+    #[test]
+    fn ranges() {
+        assert_eq!(check_port_number(1), Ok(1));
+        assert_eq!(check_port_number(0xfeff), Ok(0xfeff));
+        assert_eq!(check_port_number(0xff00), Err("65280 is out of range 1..=65279".into()));
+        assert_eq!(check_port_number(-1), Err("-1 is out of range 1..=65279".into()));
+        assert_eq!(check_port_number(1 << 33), Err("8589934592 is out of range 1..=65279".into()));
+        assert_eq!(check_rx_queues(1024), Ok(1024));
+        assert_eq!(check_rx_queues(0), Err("0 is out of range 1..=1024".into()));
+        assert!(check_name("br-0.x_y").is_ok());
+        assert!(check_name("").is_err());
+        assert!(check_name("sixteen-chars-xx").is_err());
+    }
+
+    #[test]
+    fn registry_reports_the_first_holder() {
+        let mut r = PortRegistry::new();
+        assert_eq!(r.claim_name("a", 0), Ok(()));
+        assert_eq!(r.claim_number(1, 0), Ok(()));
+        assert_eq!(r.claim_device("net_null0", 0), Ok(()));
+        assert_eq!(r.claim_name("b", 1), Ok(()));
+        assert_eq!(r.claim_name("a", 2), Err(&0));
+        assert_eq!(r.claim_number(1, 2), Err(&0));
+        assert_eq!(r.claim_number(2, 1), Ok(()));
+        assert_eq!(r.claim_device("net_null0", 2), Err(&0));
+    }
+}
