@@ -34,15 +34,20 @@
 //!   search gives what OVS's prefix tries and ports trie give, and it is never longer
 //!   than the longest per-rule witness of that node.
 //!
-//! So each rule is disproved by its first differing field in stage order, the same
-//! witness the per-rule scan would take when that field is its only or its cheapest
-//! one; the scan's greedy choice can differ when a rule differs in several fields
-//! (see XLATE.md for how often and by how much on random rule sets).
+//! So each rule is disproved by its first differing field in tree order, the witness
+//! the per-rule scan takes when that field is its only or its cheapest one; the scan's
+//! greedy choice can differ when a rule differs in several fields. To narrow that gap:
+//! a leaf that differs in several fields is handed back to the caller's greedy choice;
+//! a group with two or more non-categorical fields has a second tree with those fields
+//! in reverse order, and the caller keeps the proof that adds fewer bits; and a group of
+//! at most `PER_RULE_LIMIT` rules is not walked at all but disproved rule by rule, as the
+//! scan does (XLATE.md has the figures).
 //!
-//! Groups at the winner's priority that come before the winner in input order (OVS
-//! leaves overlapping equal-priority rules undefined; here the first given wins) are
-//! disproved rule by rule when small, else by the whole group's tree proof: correct,
-//! possibly a few bits wider, and rare in real rule sets.
+//! Groups at the winner's priority are resolved once the winner is known: only their
+//! rules before it in input order need a witness (OVS leaves overlapping equal-priority
+//! rules undefined; here the first given wins). A large such group that has rules on
+//! both sides of the winner is disproved whole: correct, possibly a few bits wider, and
+//! rare in real rule sets.
 //!
 //! Cost of a lookup: for each visited group, one root-to-leaf walk of at most one node
 //! per matched field, each a binary search over that node's values: O(groups visited x
@@ -76,9 +81,10 @@ const STAGE_ORDER: [Field; 18] = [
     Field::TpSrc,
 ];
 
-/// Groups at the winner's priority with at most this many rules are disproved rule by
-/// rule (only the rules that come before the winner); larger ones by their tree.
-const PER_RULE_LIMIT: usize = 32;
+/// Groups of at most this many rules are disproved rule by rule (as the scan does);
+/// larger ones by their trees. Chosen so that the reference rule sets' groups with
+/// several fields (at most 48 rules each) keep the scan's megaflow counts.
+const PER_RULE_LIMIT: usize = 64;
 
 /// Marks a `next` entry that names a rule (its position in the table) instead of a node.
 const LEAF: u32 = 1 << 31;
@@ -197,9 +203,21 @@ impl TableIndex {
                 // A new, lower level and no winner yet: the previous level's rules all
                 // come before any winner.
                 for p in pending.drain(..) {
-                    p.commit(proof);
+                    p.commit(&self.groups, rules, key, proof);
                 }
                 level = Some(g.priority);
+            }
+            if g.members.len() <= PER_RULE_LIMIT {
+                // Small group: rule by rule, as the scan does, so that every rule that
+                // differs in several fields gets the cheapest witness.
+                let hit = g.members.iter().copied().find(|&p| rules[p as usize].matches(key));
+                if let Some(pos) = hit
+                    && best.is_none_or(|(_, bpos)| pos < bpos)
+                {
+                    best = Some((g.priority, pos));
+                }
+                pending.push(Pending { group: gi as u32, bits: Mask::ZERO, leaf: None, alt: None, per_rule: true });
+                continue;
             }
             let mut bits = Mask::ZERO;
             let mut leaf = None;
@@ -217,11 +235,11 @@ impl TableIndex {
                     alt = Some((abits, l));
                 }
             }
-            pending.push(Pending { group: gi as u32, bits, leaf, alt });
+            pending.push(Pending { group: gi as u32, bits, leaf, alt, per_rule: false });
         }
         let Some((_, wpos)) = best else {
             for p in pending.drain(..) {
-                p.commit(proof);
+                p.commit(&self.groups, rules, key, proof);
             }
             proof.pending = pending;
             return None;
@@ -234,13 +252,9 @@ impl TableIndex {
                 continue;
             }
             if g.members.len() <= PER_RULE_LIMIT {
-                for &pos in g.members.iter().take_while(|&&p| p < wpos) {
-                    if let Leaf::Several = g.trees[0].leaf_witness(&rules[pos as usize], key, 0, &mut proof.bits) {
-                        proof.optional.push(pos);
-                    }
-                }
+                g.per_rule(rules, key, wpos, proof);
             } else {
-                p.commit(proof);
+                p.commit(&self.groups, rules, key, proof);
             }
         }
         proof.pending = pending;
@@ -257,10 +271,16 @@ pub(crate) struct Pending {
     leaf: Option<u32>,
     /// The proof by the group's second tree, if it has one and it differs.
     alt: Option<(Mask, Option<u32>)>,
+    /// A small group, disproved rule by rule when committed.
+    per_rule: bool,
 }
 
 impl Pending {
-    fn commit(&self, proof: &mut Proof) {
+    fn commit(&self, groups: &[Group], rules: &[CompiledRule], key: &FlowKey, proof: &mut Proof) {
+        if self.per_rule {
+            groups[self.group as usize].per_rule(rules, key, u32::MAX, proof);
+            return;
+        }
         match self.alt {
             None => {
                 proof.bits = proof.bits.union(&self.bits);
@@ -289,6 +309,17 @@ enum Leaf {
 }
 
 impl Group {
+    /// Disproves the group's failing rules before position `until` one by one: a rule
+    /// differing in one field adds that witness, one differing in several is left to
+    /// the caller. Matching rules (after the winner) are skipped.
+    fn per_rule(&self, rules: &[CompiledRule], key: &FlowKey, until: u32, proof: &mut Proof) {
+        for &pos in self.members.iter().take_while(|&&p| p < until) {
+            if let Leaf::Several = self.trees[0].leaf_witness(&rules[pos as usize], key, 0, &mut proof.bits) {
+                proof.optional.push(pos);
+            }
+        }
+    }
+
     fn new(priority: u16, mut members: Vec<u32>, rules: &[CompiledRule]) -> Group {
         members.sort_unstable();
         let r0 = &rules[members[0] as usize];
