@@ -2,7 +2,9 @@
 //! rule sets of `rules_acl.py` (set r with `--routes-only`, set b without) and the
 //! traffic of `gen_pcap.py`, replayed once in capture order through a model of the
 //! megaflow cache (a miss translates and installs `key & mask`; a hit must carry the
-//! same actions a fresh translation gives).
+//! same actions a fresh translation gives). Both table lookups are measured (the
+//! classifier and the former linear scan), and per packet how often their masks differ
+//! in size.
 //!
 //! Ignored by default (it runs python3 and takes a few seconds in release mode):
 //! `cargo test --release -p ferrovs-flowcache --test xlate_bench -- --ignored --nocapture`
@@ -17,7 +19,7 @@ use std::time::{Duration, Instant};
 use ferrovs_config::rules::{Action, Masked, Match, Rule};
 use ferrovs_flowcache::actions::DpActions;
 use ferrovs_flowcache::key::{FlowKey, Mask, ethertype, ipproto};
-use ferrovs_flowcache::xlate::{MacTable, RuleTables, translate};
+use ferrovs_flowcache::xlate::{Lookup, MacTable, RuleTables, translate_with};
 
 const BENCH: &str = "/work/shared/bench";
 
@@ -139,14 +141,14 @@ struct Counts {
     translate_us: f64,
 }
 
-fn replay(tables: &RuleTables, keys: &[FlowKey]) -> Counts {
+fn replay(tables: &RuleTables, keys: &[FlowKey], lookup: Lookup) -> Counts {
     let macs = MacTable::default();
     let now = Duration::ZERO;
     let mut order: Vec<Mask> = Vec::new();
     let mut cache: HashMap<Mask, HashMap<FlowKey, DpActions>> = HashMap::new();
     let mut megaflows = 0;
     let start = Instant::now();
-    let all: Vec<_> = keys.iter().map(|k| translate(tables, &macs, k, now)).collect();
+    let all: Vec<_> = keys.iter().map(|k| translate_with(tables, &macs, k, now, lookup)).collect();
     let translate_us = start.elapsed().as_secs_f64() * 1e6 / keys.len() as f64;
     for (k, t) in keys.iter().zip(all) {
         let hit = order.iter().find_map(|m| cache[m].get(&k.masked(m)));
@@ -190,11 +192,30 @@ fn megaflow_and_mask_counts_for_reference_workloads() {
         let tables = RuleTables::new(rs, vec![1, 2]).unwrap();
         for &n in &flows {
             let keys = traffic(n);
-            let c = replay(&tables, &keys);
-            println!(
-                "set {name} ({n_rules} rules), {n} flows: {} megaflows, {} masks ({:.1} us per translation)",
-                c.megaflows, c.masks, c.translate_us
-            );
+            for lookup in [Lookup::LinearScan, Lookup::Index] {
+                let c = replay(&tables, &keys, lookup);
+                println!(
+                    "set {name} ({n_rules} rules), {n} flows, {lookup:?}: {} megaflows, {} masks ({:.1} us per translation)",
+                    c.megaflows, c.masks, c.translate_us
+                );
+            }
+            let macs = MacTable::default();
+            let (mut wider, mut narrower, mut shown) = (0, 0, 0);
+            for k in &keys {
+                let a = translate_with(&tables, &macs, k, Duration::ZERO, Lookup::LinearScan).mask;
+                let b = translate_with(&tables, &macs, k, Duration::ZERO, Lookup::Index).mask;
+                let bits = |m: &Mask| m.w.iter().map(|w| w.count_ones()).sum::<u32>();
+                if bits(&b) > bits(&a) {
+                    wider += 1;
+                    if shown < 5 && std::env::var("FERROVS_XLATE_BENCH_MASKS").is_ok() {
+                        shown += 1;
+                        println!("  wider: key {k:?}\n    linear {:x?}\n    index  {:x?}", a.w, b.w);
+                    }
+                } else if bits(&b) < bits(&a) {
+                    narrower += 1;
+                }
+            }
+            println!("  index mask vs linear scan: {wider} wider, {narrower} narrower of {n}");
         }
     }
 }

@@ -14,6 +14,9 @@
 //! Modules, in data-flow order:
 //! - `fields`: match fields as key bit ranges, and the witness of a failed match.
 //! - `tables`: [`RuleTables`], a compiled immutable rule-set version.
+//! - `rule_index`: the classifier of each table (priority-ordered groups of equal mask,
+//!   each a decision tree over its fields), which finds the winner and the witness bits
+//!   of a lookup without scanning the table.
 //! - `translate`: the translator and its dependency tracking (the heart; read its
 //!   header for the mask algorithm).
 //! - `mac`: [`MacTable`], the learning table behind the `normal` action.
@@ -50,6 +53,7 @@ mod fields;
 mod mac;
 pub mod reference;
 mod revalidate;
+mod rule_index;
 mod stats;
 pub(crate) mod tables;
 mod translate;
@@ -63,7 +67,7 @@ pub use mac::{LearnOutcome, LearnResult, MacKey, MacLearn, MacTable, is_multicas
 pub use revalidate::{Revalidated, Verdict, revalidate, revalidate_all};
 pub use stats::{RuleCounters, RuleStats};
 pub use tables::{BuildError, N_TABLES, RuleRef, RuleTables, match_key};
-pub use translate::{MAX_DEPTH, MAX_LOOKUPS};
+pub use translate::{Lookup, MAX_DEPTH, MAX_LOOKUPS};
 
 use crate::actions::DpActions;
 use crate::key::{FlowKey, Mask};
@@ -120,7 +124,19 @@ impl Translation {
 
 /// Translates `key` through `tables`, reading (never writing) `macs` at time `now`.
 pub fn translate(tables: &RuleTables, macs: &MacTable, key: &FlowKey, now: Duration) -> Translation {
-    translate::translate(tables, macs, key, now)
+    translate::translate(tables, macs, key, now, Lookup::Index)
+}
+
+/// [`translate`] with a chosen table lookup: [`Lookup::LinearScan`] is the former
+/// O(rules) scan, kept for differential tests and timing against the classifier.
+pub fn translate_with(
+    tables: &RuleTables,
+    macs: &MacTable,
+    key: &FlowKey,
+    now: Duration,
+    lookup: Lookup,
+) -> Translation {
+    translate::translate(tables, macs, key, now, lookup)
 }
 
 /// The megaflow key to install for a translation of `key`.

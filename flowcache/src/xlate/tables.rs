@@ -28,6 +28,7 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use ferrovs_config::rules::{Action, Masked, Match, Rule};
 
 use super::fields::{self, Field, FieldMatch};
+use super::rule_index::TableIndex;
 use crate::key::{FlowKey, Mask, ethertype, ipproto, mac_to_u64};
 
 /// Number of OpenFlow tables (0..=254).
@@ -88,6 +89,8 @@ pub struct RuleTables {
     source_index: Vec<usize>,
     /// Per table, compiled rules in lookup order.
     pub(crate) tables: Vec<Vec<CompiledRule>>,
+    /// Per table, the classifier over `tables[t]` (see `rule_index`).
+    pub(crate) index: Vec<TableIndex>,
     ports: Vec<u32>,
     warnings: Vec<String>,
     /// Rule identity (table, priority, match) to rule.
@@ -152,8 +155,9 @@ impl RuleTables {
             // Stable sort: equal priorities keep input order.
             t.sort_by_key(|c| std::cmp::Reverse(c.priority));
         }
+        let index = tables.iter().map(|t| TableIndex::new(t)).collect();
         let by_identity = seen.into_iter().map(|(k, i)| (k, RuleRef(i as u32))).collect();
-        Ok(RuleTables { rules: kept, source_index, tables, ports, warnings, by_identity })
+        Ok(RuleTables { rules: kept, source_index, tables, index, ports, warnings, by_identity })
     }
 
     /// All rules of this version; a [`RuleRef`] indexes this slice.
@@ -185,6 +189,23 @@ impl RuleTables {
     /// Fields dropped by normalisation, one message each.
     pub fn warnings(&self) -> &[String] {
         &self.warnings
+    }
+
+    /// Number of classifier groups (distinct mask and priority pairs) over all tables.
+    pub fn index_groups(&self) -> usize {
+        self.index.iter().map(TableIndex::groups).sum()
+    }
+
+    /// Approximate heap bytes of the compiled rules and the classifier (not counting
+    /// the source rules and the identity map).
+    pub fn index_heap_bytes(&self) -> usize {
+        let compiled: usize = self
+            .tables
+            .iter()
+            .flatten()
+            .map(|c| std::mem::size_of::<CompiledRule>() + c.fields.capacity() * std::mem::size_of::<FieldMatch>())
+            .sum();
+        compiled + self.index.iter().map(TableIndex::heap_bytes).sum::<usize>()
     }
 
     /// The mask of rule `r`'s match over the key (after normalisation).

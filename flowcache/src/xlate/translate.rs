@@ -44,6 +44,7 @@ use ferrovs_config::rules::{Action, Resubmit, SetField};
 
 use super::fields::Field;
 use super::mac::{MacKey, MacLearn, MacTable, is_multicast, is_reserved};
+use super::rule_index::Proof;
 use super::tables::{CompiledRule, N_TABLES, RuleRef, RuleTables};
 use super::{TraceStep, Translation, XlateError};
 use crate::actions::{DpAction, DpActions};
@@ -173,6 +174,20 @@ struct Ctx<'a> {
     lookups: usize,
     error: Option<XlateError>,
     optional: Vec<&'a CompiledRule>,
+    /// Which lookup to use: the classifier (normal) or the linear scan (reference).
+    lookup: Lookup,
+    /// Output of the classifier lookup, reused across lookups.
+    proof: Proof,
+}
+
+/// How a table lookup finds the winner and the witness bits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lookup {
+    /// The per-table classifier (`rule_index`): the normal path.
+    Index,
+    /// A scan of the table in priority order with a greedy per-rule witness choice:
+    /// O(rules) per lookup, kept as the reference the classifier is measured against.
+    LinearScan,
 }
 
 impl<'a> Ctx<'a> {
@@ -200,6 +215,62 @@ impl<'a> Ctx<'a> {
     /// Looks `table` up with the current key (in_port replaced by `lookup_port`),
     /// recording the mask bits the answer depends on.
     fn lookup(&mut self, table: u8, lookup_port: u32) -> Option<&'a CompiledRule> {
+        match self.lookup {
+            Lookup::Index => self.lookup_index(table, lookup_port),
+            Lookup::LinearScan => self.lookup_linear(table, lookup_port),
+        }
+    }
+
+    /// [`Ctx::lookup`] through the table's classifier.
+    fn lookup_index(&mut self, table: u8, lookup_port: u32) -> Option<&'a CompiledRule> {
+        let tables = self.tables;
+        let mut key = self.st.cur;
+        key.set_in_port(lookup_port);
+        let rules = tables.tables.get(table as usize)?;
+        let mut proof = std::mem::take(&mut self.proof);
+        let winner = tables.index[table as usize].lookup(rules, &key, &mut proof);
+        self.read(&proof.bits);
+        let winner = winner.map(|w| &rules[w as usize]);
+        if let Some(w) = winner {
+            self.read(&w.mask);
+        }
+        // Groups with two proofs: the one adding fewer bits, given the unavoidable ones.
+        for [a, b] in &proof.choices {
+            let (bits, leaf) = if self.cost(&b.0, false) < self.cost(&a.0, false) { b } else { a };
+            self.read(bits);
+            proof.optional.extend(*leaf);
+        }
+        for &pos in &proof.optional {
+            self.cheapest_witness(&rules[pos as usize], &key);
+        }
+        self.proof = proof;
+        winner
+    }
+
+    /// Adds to the mask the cheapest witness of the failed rule `r` (nothing if one is
+    /// already covered): a categorical field costs 1, any other its number of new bits.
+    fn cheapest_witness(&mut self, r: &CompiledRule, key: &FlowKey) {
+        let mut best: Option<(u32, Mask)> = None;
+        for fm in &r.fields {
+            let Some(bits) = fm.witness(key) else { continue };
+            let m = fm.field.mask_of(bits);
+            let c = self.cost(&m, fm.field.is_categorical());
+            if best.is_none_or(|(bc, _)| c < bc) {
+                best = Some((c, m));
+            }
+            if c == 0 {
+                break;
+            }
+        }
+        match best {
+            Some((c, m)) if c > 0 => self.read(&m),
+            _ => {}
+        }
+    }
+
+    /// [`Ctx::lookup`] by scanning the table up to the winner, choosing witnesses
+    /// greedily (see the module documentation).
+    fn lookup_linear(&mut self, table: u8, lookup_port: u32) -> Option<&'a CompiledRule> {
         let tables = self.tables;
         let mut key = self.st.cur;
         key.set_in_port(lookup_port);
@@ -227,22 +298,7 @@ impl<'a> Ctx<'a> {
             self.read(&w.mask);
         }
         for r in &optional {
-            let mut best: Option<(u32, Mask)> = None;
-            for fm in &r.fields {
-                let Some(bits) = fm.witness(&key) else { continue };
-                let m = fm.field.mask_of(bits);
-                let c = self.cost(&m, fm.field.is_categorical());
-                if best.is_none_or(|(bc, _)| c < bc) {
-                    best = Some((c, m));
-                }
-                if c == 0 {
-                    break;
-                }
-            }
-            match best {
-                Some((c, m)) if c > 0 => self.read(&m),
-                _ => {}
-            }
+            self.cheapest_witness(r, &key);
         }
         self.optional = optional;
         winner
@@ -505,7 +561,13 @@ pub(crate) fn add_prerequisites(mask: &mut Mask) {
     mask.set_in_port(u32::MAX);
 }
 
-pub(crate) fn translate(tables: &RuleTables, macs: &MacTable, key: &FlowKey, now: Duration) -> Translation {
+pub(crate) fn translate(
+    tables: &RuleTables,
+    macs: &MacTable,
+    key: &FlowKey,
+    now: Duration,
+    lookup: Lookup,
+) -> Translation {
     let mut cx = Ctx {
         tables,
         macs,
@@ -521,6 +583,8 @@ pub(crate) fn translate(tables: &RuleTables, macs: &MacTable, key: &FlowKey, now
         lookups: 0,
         error: None,
         optional: Vec::new(),
+        lookup,
+        proof: Proof::default(),
     };
     cx.table(0, cx.in_port, 0);
     let mut mask = cx.mask;

@@ -1,0 +1,458 @@
+//! [`TableIndex`]: the classifier over one OpenFlow table, which finds the winning rule
+//! of a lookup and the key bits that prove every higher-priority rule fails, without
+//! scanning the table.
+//!
+//! # Why not a linear scan
+//!
+//! The translator must report, besides the winner, a *witness* for every rule that
+//! comes before it in priority order (see `translate`): key bits on which the packet
+//! differs from that rule, so that the megaflow mask excludes it. A scan does this rule
+//! by rule and costs O(rules) per upcall. This index does it group by group.
+//!
+//! # Structure
+//!
+//! Rules are partitioned into *groups* of equal compiled mask and equal priority (a
+//! tuple space as in OVS's classifier, split by priority so that a group is either
+//! wholly above the winner, wholly equal to it, or not looked at). Groups are visited in
+//! priority order, and the visit stops at the first group whose priority is below the
+//! best match found: lower rules can neither win nor need a witness.
+//!
+//! Inside a group every rule matches the same fields under the same masks, so the group
+//! is a decision tree over its fields in a fixed *stage order*: categorical fields first
+//! (in_port, dl_type, VLAN, fragment bits, nw_proto, ...), then MACs, then addresses,
+//! then L4 ports. A tree node holds the sorted distinct values that the rules below it
+//! have in the node's field; a node whose rules all share one rule collapses into a
+//! leaf that names that rule (the remaining fields are compared with the rule itself).
+//! Looking a key up walks one path: at a node, the key's value either is present (go on)
+//! or not (no rule of the group matches; stop). Every rule the walk leaves behind at a
+//! node differs from the key in that node's field, and that field is the rule's witness:
+//! - a categorical field: the group's whole mask of that field (as the per-rule witness
+//!   and as OVS's staged lookup, which un-wildcards a whole stage);
+//! - an address or port field: the prefix down to the first bit where the key differs
+//!   from the *closest* value left behind. In a sorted array the value sharing the
+//!   longest prefix with the key is next to the key's insertion point, so one binary
+//!   search gives what OVS's prefix tries and ports trie give, and it is never longer
+//!   than the longest per-rule witness of that node.
+//!
+//! So each rule is disproved by its first differing field in tree order, the witness
+//! the per-rule scan takes when that field is its only or its cheapest one; the scan's
+//! greedy choice can differ when a rule differs in several fields. To narrow that gap:
+//! a leaf that differs in several fields is handed back to the caller's greedy choice;
+//! a group with two or more non-categorical fields has a second tree with those fields
+//! in reverse order, and the caller keeps the proof that adds fewer bits; and a group of
+//! at most `PER_RULE_LIMIT` rules is not walked at all but disproved rule by rule, as the
+//! scan does (XLATE.md has the figures).
+//!
+//! Groups at the winner's priority are resolved once the winner is known: only their
+//! rules before it in input order need a witness (OVS leaves overlapping equal-priority
+//! rules undefined; here the first given wins). A large such group that has rules on
+//! both sides of the winner is disproved whole: correct, possibly a few bits wider, and
+//! rare in real rule sets.
+//!
+//! Cost of a lookup: for each visited group, one root-to-leaf walk of at most one node
+//! per matched field, each a binary search over that node's values: O(groups visited x
+//! fields x log rules). Built once per [`RuleTables`](super::RuleTables) version.
+
+use super::fields::Field;
+use super::tables::CompiledRule;
+use crate::key::{FlowKey, Mask};
+
+/// The order in which a group's fields are tested. Earlier fields are preferred as
+/// witnesses: categorical fields split traffic into few megaflows, addresses come before
+/// ports because routing tables put address prefixes into most masks anyway.
+const STAGE_ORDER: [Field; 18] = [
+    Field::InPort,
+    Field::DlType,
+    Field::VlanTci,
+    Field::NwFrag,
+    Field::NwProto,
+    Field::NwTos,
+    Field::NwTtl,
+    Field::TcpFlags,
+    Field::DlDst,
+    Field::DlSrc,
+    Field::ArpSha,
+    Field::ArpTha,
+    Field::NwDst,
+    Field::NwSrc,
+    Field::Ipv6Dst,
+    Field::Ipv6Src,
+    Field::TpDst,
+    Field::TpSrc,
+];
+
+/// Groups of at most this many rules are disproved rule by rule (as the scan does);
+/// larger ones by their trees. Chosen so that the reference rule sets' groups with
+/// several fields (at most 48 rules each) keep the scan's megaflow counts.
+const PER_RULE_LIMIT: usize = 64;
+
+/// Marks a `next` entry that names a rule (its position in the table) instead of a node.
+const LEAF: u32 = 1 << 31;
+
+/// The classifier of one table. See the module documentation.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct TableIndex {
+    /// Highest priority first; equal priorities by first rule in table order.
+    groups: Vec<Group>,
+}
+
+/// Rules of one compiled mask and one priority.
+#[derive(Debug, Clone)]
+struct Group {
+    priority: u16,
+    /// Position (in the table's lookup order) of the group's first rule.
+    first: u32,
+    /// Positions of all rules, ascending (for the per-rule fallback).
+    members: Vec<u32>,
+    /// One decision tree, or two over different field orders when the group has two
+    /// or more non-categorical fields (the caller then keeps the cheaper proof).
+    trees: Vec<Tree>,
+}
+
+/// A decision tree over a group's fields in one order.
+#[derive(Debug, Clone)]
+struct Tree {
+    /// The matched fields in test order, each with the group's mask of it.
+    stages: Vec<(Field, u128)>,
+    /// Node `i` covers `values[start..start + len]` and `next[start..start + len]`.
+    nodes: Vec<(u32, u32)>,
+    values: Vec<u128>,
+    /// Child node, or `LEAF | position` of the first rule with that value path.
+    next: Vec<u32>,
+    /// The entry of the root: a node, or a leaf for a group with a single rule or no
+    /// matched field.
+    root: u32,
+}
+
+/// What a lookup found to disprove the rules before the winner.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Proof {
+    /// Witness bits that are needed whatever else is chosen.
+    pub bits: Mask,
+    /// Failed rules (positions) that differ in several fields: the caller picks a witness.
+    pub optional: Vec<u32>,
+    /// Groups with two alternative proofs (bits, and a rule left to the caller): the
+    /// caller takes the one that adds fewer bits to its mask.
+    pub choices: Vec<[(Mask, Option<u32>); 2]>,
+    /// Scratch: proofs of the groups at the current priority level.
+    pending: Vec<Pending>,
+}
+
+impl TableIndex {
+    /// Indexes `rules`, a table's compiled rules in lookup order.
+    pub fn new(rules: &[CompiledRule]) -> TableIndex {
+        let mut by_shape: std::collections::HashMap<(u16, Mask), Vec<u32>> = std::collections::HashMap::new();
+        for (pos, r) in rules.iter().enumerate() {
+            by_shape.entry((r.priority, r.mask)).or_default().push(pos as u32);
+        }
+        let mut groups: Vec<Group> = by_shape.into_iter().map(|((p, _), m)| Group::new(p, m, rules)).collect();
+        groups.sort_by_key(|g| (std::cmp::Reverse(g.priority), g.first));
+        TableIndex { groups }
+    }
+
+    /// Number of groups (distinct mask and priority pairs).
+    pub fn groups(&self) -> usize {
+        self.groups.len()
+    }
+
+    /// Approximate heap bytes of the index.
+    pub fn heap_bytes(&self) -> usize {
+        self.groups
+            .iter()
+            .map(|g| {
+                std::mem::size_of::<Group>()
+                    + g.members.capacity() * 4
+                    + g.trees
+                        .iter()
+                        .map(|t| {
+                            std::mem::size_of::<Tree>()
+                                + t.stages.capacity() * std::mem::size_of::<(Field, u128)>()
+                                + t.nodes.capacity() * 8
+                                + t.values.capacity() * 16
+                                + t.next.capacity() * 4
+                        })
+                        .sum::<usize>()
+            })
+            .sum()
+    }
+
+    /// The position (in `rules`, the table this index was built from) of the rule that
+    /// wins for `key`, if any. Fills `proof` (cleared first; bits of `key`) with what
+    /// disproves every rule before the winner in lookup order. The winner's own mask is
+    /// not included.
+    pub fn lookup(&self, rules: &[CompiledRule], key: &FlowKey, proof: &mut Proof) -> Option<u32> {
+        let mut best: Option<(u16, u32)> = None;
+        proof.bits = Mask::ZERO;
+        proof.optional.clear();
+        proof.choices.clear();
+        // Proofs of the groups at the current priority level: committed only once it is
+        // known whether the winner is at this level, since some may be unnecessary.
+        let mut pending = std::mem::take(&mut proof.pending);
+        pending.clear();
+        let mut level = None;
+        for (gi, g) in self.groups.iter().enumerate() {
+            if let Some((bp, bpos)) = best {
+                if g.priority < bp {
+                    break;
+                }
+                if g.first > bpos {
+                    continue;
+                }
+            }
+            if level != Some(g.priority) {
+                // A new, lower level and no winner yet: the previous level's rules all
+                // come before any winner.
+                for p in pending.drain(..) {
+                    p.commit(&self.groups, rules, key, proof);
+                }
+                level = Some(g.priority);
+            }
+            if g.members.len() <= PER_RULE_LIMIT {
+                // Small group: rule by rule, as the scan does, so that every rule that
+                // differs in several fields gets the cheapest witness.
+                let hit = g.members.iter().copied().find(|&p| rules[p as usize].matches(key));
+                if let Some(pos) = hit
+                    && best.is_none_or(|(_, bpos)| pos < bpos)
+                {
+                    best = Some((g.priority, pos));
+                }
+                pending.push(Pending { group: gi as u32, bits: Mask::ZERO, leaf: None, alt: None, per_rule: true });
+                continue;
+            }
+            let mut bits = Mask::ZERO;
+            let mut leaf = None;
+            match g.trees[0].probe(rules, key, &mut bits) {
+                Probe::Hit(pos) if best.is_none_or(|(_, bpos)| pos < bpos) => best = Some((g.priority, pos)),
+                Probe::Hit(_) => {}
+                Probe::Miss(l) => leaf = l,
+            }
+            let mut alt = None;
+            if let Some(t) = g.trees.get(1) {
+                let mut abits = Mask::ZERO;
+                if let Probe::Miss(l) = t.probe(rules, key, &mut abits)
+                    && (abits != bits || l.is_some() || leaf.is_some())
+                {
+                    alt = Some((abits, l));
+                }
+            }
+            pending.push(Pending { group: gi as u32, bits, leaf, alt, per_rule: false });
+        }
+        let Some((_, wpos)) = best else {
+            for p in pending.drain(..) {
+                p.commit(&self.groups, rules, key, proof);
+            }
+            proof.pending = pending;
+            return None;
+        };
+        for p in pending.iter() {
+            let g = &self.groups[p.group as usize];
+            if g.first > wpos || g.members.binary_search(&wpos).is_ok() {
+                // Nothing in the group comes before the winner, or it is the winner's
+                // group, whose proof lies inside the winner's mask.
+                continue;
+            }
+            if g.members.len() <= PER_RULE_LIMIT {
+                g.per_rule(rules, key, wpos, proof);
+            } else {
+                p.commit(&self.groups, rules, key, proof);
+            }
+        }
+        proof.pending = pending;
+        Some(wpos)
+    }
+}
+
+/// A visited group's proof, held until it is known whether it is needed.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Pending {
+    group: u32,
+    bits: Mask,
+    /// A failed rule whose witness is left to the caller.
+    leaf: Option<u32>,
+    /// The proof by the group's second tree, if it has one and it differs.
+    alt: Option<(Mask, Option<u32>)>,
+    /// A small group, disproved rule by rule when committed.
+    per_rule: bool,
+}
+
+impl Pending {
+    fn commit(&self, groups: &[Group], rules: &[CompiledRule], key: &FlowKey, proof: &mut Proof) {
+        if self.per_rule {
+            groups[self.group as usize].per_rule(rules, key, u32::MAX, proof);
+            return;
+        }
+        match self.alt {
+            None => {
+                proof.bits = proof.bits.union(&self.bits);
+                proof.optional.extend(self.leaf);
+            }
+            Some(alt) => proof.choices.push([(self.bits, self.leaf), alt]),
+        }
+    }
+}
+
+/// Outcome of walking one group.
+enum Probe {
+    /// The first rule (in lookup order) of the group that matches.
+    Hit(u32),
+    /// No rule matches; a rule left for the caller to disprove, if any.
+    Miss(Option<u32>),
+}
+
+/// Outcome of comparing one rule with the key.
+enum Leaf {
+    Matches,
+    /// Differs in exactly one field, whose witness was added.
+    One,
+    /// Differs in several fields; nothing was added.
+    Several,
+}
+
+impl Group {
+    /// Disproves the group's failing rules before position `until` one by one: a rule
+    /// differing in one field adds that witness, one differing in several is left to
+    /// the caller. Matching rules (after the winner) are skipped.
+    fn per_rule(&self, rules: &[CompiledRule], key: &FlowKey, until: u32, proof: &mut Proof) {
+        for &pos in self.members.iter().take_while(|&&p| p < until) {
+            if let Leaf::Several = self.trees[0].leaf_witness(&rules[pos as usize], key, 0, &mut proof.bits) {
+                proof.optional.push(pos);
+            }
+        }
+    }
+
+    fn new(priority: u16, mut members: Vec<u32>, rules: &[CompiledRule]) -> Group {
+        members.sort_unstable();
+        let r0 = &rules[members[0] as usize];
+        let mut stages: Vec<(Field, u128)> = STAGE_ORDER
+            .iter()
+            .filter_map(|&f| r0.fields.iter().find(|fm| fm.field == f).map(|fm| (f, fm.mask)))
+            .collect();
+        debug_assert_eq!(stages.len(), r0.fields.len(), "every field has a stage");
+        // Categorical fields stay first; the others go by number of distinct values,
+        // fewest first (stable, so ties keep STAGE_ORDER). The second tree, if any,
+        // tests the non-categorical fields in the reverse order.
+        let distinct = |&(f, m): &(Field, u128)| {
+            let mut v: Vec<u128> = members.iter().map(|&p| f.get(&rules[p as usize].value) & m).collect();
+            v.sort_unstable();
+            v.dedup();
+            v.len()
+        };
+        let n_cat = stages.iter().take_while(|(f, _)| f.is_categorical()).count();
+        stages[n_cat..].sort_by_cached_key(distinct);
+        let mut trees = vec![Tree::new(stages.clone(), &members, rules)];
+        if stages.len() - n_cat >= 2 && members.len() > 1 {
+            stages[n_cat..].reverse();
+            trees.push(Tree::new(stages, &members, rules));
+        }
+        Group { priority, first: members[0], members, trees }
+    }
+}
+
+impl Tree {
+    fn new(stages: Vec<(Field, u128)>, members: &[u32], rules: &[CompiledRule]) -> Tree {
+        let mut t = Tree { stages, nodes: Vec::new(), values: Vec::new(), next: Vec::new(), root: 0 };
+        let mut work = members.to_vec();
+        t.root = t.build(&mut work, 0, rules);
+        t
+    }
+
+    /// Builds the subtree of `set` (rules agreeing on stages before `stage`); returns
+    /// its entry (node index or leaf).
+    fn build(&mut self, set: &mut [u32], stage: usize, rules: &[CompiledRule]) -> u32 {
+        if set.len() == 1 || stage == self.stages.len() {
+            // One rule, or duplicates of one value path: the first in order wins.
+            return LEAF | *set.iter().min().expect("non-empty");
+        }
+        let (field, fmask) = self.stages[stage];
+        let val = |pos: u32| field.get(&rules[pos as usize].value) & fmask;
+        set.sort_unstable_by_key(|&p| (val(p), p));
+        let mut runs = Vec::new();
+        let mut i = 0;
+        while i < set.len() {
+            let v = val(set[i]);
+            let mut j = i + 1;
+            while j < set.len() && val(set[j]) == v {
+                j += 1;
+            }
+            runs.push((v, i, j));
+            i = j;
+        }
+        let start = self.values.len();
+        self.values.extend(runs.iter().map(|r| r.0));
+        self.next.resize(start + runs.len(), 0);
+        let node = self.nodes.len() as u32;
+        self.nodes.push((start as u32, runs.len() as u32));
+        for (k, &(_, i, j)) in runs.iter().enumerate() {
+            let child = self.build(&mut set[i..j], stage + 1, rules);
+            self.next[start + k] = child;
+        }
+        node
+    }
+
+    /// Walks the key's path. Returns the matching rule's position, and adds to `bits`
+    /// the witnesses of every rule of the group left behind on the way.
+    fn probe(&self, rules: &[CompiledRule], key: &FlowKey, bits: &mut Mask) -> Probe {
+        let mut entry = self.root;
+        let mut stage = 0;
+        loop {
+            if entry & LEAF != 0 {
+                let pos = entry & !LEAF;
+                return match self.leaf_witness(&rules[pos as usize], key, stage, bits) {
+                    Leaf::Matches => Probe::Hit(pos),
+                    Leaf::One => Probe::Miss(None),
+                    Leaf::Several => Probe::Miss(Some(pos)),
+                };
+            }
+            let (field, fmask) = self.stages[stage];
+            let (start, len) = self.nodes[entry as usize];
+            let vals = &self.values[start as usize..(start + len) as usize];
+            let v = field.get(key) & fmask;
+            let found = vals.binary_search(&v);
+            if vals.len() > 1 || found.is_err() {
+                let w = if field.is_prefix() {
+                    let at = match found {
+                        Ok(i) => i,
+                        Err(i) => i,
+                    };
+                    let skip = found.is_ok() as usize;
+                    // Closest values below and above the key's, other than the key's.
+                    let lo = at.checked_sub(1).map(|i| vals[i]);
+                    let hi = vals.get(at + skip).copied();
+                    let top = [lo, hi].into_iter().flatten().map(|x| 127 - (x ^ v).leading_zeros()).min();
+                    top.map_or(0, |t| field.all_ones() & !((1u128 << t) - 1))
+                } else {
+                    fmask
+                };
+                *bits = bits.union(&field.mask_of(w));
+            }
+            match found {
+                Ok(i) => {
+                    entry = self.next[start as usize + i];
+                    stage += 1;
+                }
+                Err(_) => return Probe::Miss(None),
+            }
+        }
+    }
+
+    /// Compares `rule` with `key` on the stages from `stage` on. If exactly one field
+    /// differs, adds its witness to `bits`.
+    fn leaf_witness(&self, rule: &CompiledRule, key: &FlowKey, stage: usize, bits: &mut Mask) -> Leaf {
+        let mut differing = self.stages[stage..]
+            .iter()
+            .filter(|&&(field, fmask)| (field.get(key) ^ field.get(&rule.value)) & fmask != 0);
+        let Some(&(field, fmask)) = differing.next() else { return Leaf::Matches };
+        if differing.next().is_some() {
+            return Leaf::Several;
+        }
+        let diff = (field.get(key) ^ field.get(&rule.value)) & fmask;
+        let w = if field.is_prefix() {
+            let top = 127 - diff.leading_zeros();
+            field.all_ones() & !((1u128 << top) - 1)
+        } else {
+            fmask
+        };
+        *bits = bits.union(&field.mask_of(w));
+        Leaf::One
+    }
+}
