@@ -1,0 +1,276 @@
+//! Unit tests of the slow-path state machine, over real frames and rules.
+use super::*;
+use crate::actions::DpAction;
+use crate::extract::extract;
+use crate::testpkt::{TCP4, Tcp4, icmp4_frame, tcp4_frame, udp4_frame};
+use ferrovs_config::{parse_flow, parse_match};
+
+const A: [u8; 6] = [0x02, 0, 0, 0, 0, 0x0a];
+const B: [u8; 6] = [0x02, 0, 0, 0, 0, 0x0b];
+
+fn rules(text: &[&str]) -> Vec<Rule> {
+    text.iter().map(|l| parse_flow(l).unwrap()).collect()
+}
+
+fn slow_path(rule_text: &[&str], n_pmds: usize, cfg: SlowPathConfig) -> SlowPath {
+    let br = BridgeSpec { name: "br0".into(), ports: vec![1, 2, 3], rules: rules(rule_text) };
+    SlowPath::new(vec![br], n_pmds, cfg, 0).unwrap()
+}
+
+/// The key of `frame` with its Ethernet addresses replaced, received on `port`.
+fn key_of(mut frame: Vec<u8>, src: [u8; 6], dst: [u8; 6], port: u32) -> FlowKey {
+    frame[0..6].copy_from_slice(&dst);
+    frame[6..12].copy_from_slice(&src);
+    extract(&frame, port)
+}
+
+fn tcp(dport: u16, port: u32) -> FlowKey {
+    extract(&tcp4_frame(&Tcp4 { dport, ..TCP4 }), port)
+}
+
+fn up(pmd: usize, key: FlowKey) -> Upcall {
+    Upcall { pmd, key }
+}
+
+/// The single Install of `cmds` (asserted to be the last command, to `pmd`).
+fn installed(cmds: &[(usize, PmdCommand)], pmd: usize) -> (FlowId, Megaflow) {
+    match cmds.last() {
+        Some((p, PmdCommand::Install { id, megaflow })) if *p == pmd => (*id, megaflow.clone()),
+        other => panic!("expected an Install to PMD {pmd}, got {other:?} in {cmds:?}"),
+    }
+}
+
+fn stats(packets: u64, bytes: u64, used: u64) -> MegaflowStats {
+    MegaflowStats { packets, bytes, used, tcp_flags: 0 }
+}
+
+#[test]
+fn first_packet_installs_a_megaflow() {
+    let mut sp = slow_path(
+        &["priority=10,ip,nw_dst=10.0.0.0/8,actions=output:2", "priority=0,actions=drop"],
+        2,
+        Default::default(),
+    );
+    let k = tcp(80, 1);
+    let cmds = sp.handle_upcall(&up(1, k), 5);
+    assert_eq!(cmds.len(), 1);
+    let (id, mf) = installed(&cmds, 1);
+    assert_eq!(mf.actions, vec![DpAction::Output(2)]);
+    assert!(mf.matches(&k));
+    assert!(mf.matches(&tcp(22, 1)), "the port is not in the mask");
+    assert!(!mf.matches(&tcp(80, 2)), "in_port always is");
+    assert_eq!((sp.n_flows(0), sp.n_flows(1)), (0, 1));
+    let dump = sp.dump_dp_flows();
+    assert_eq!((dump[0].pmd, dump[0].id, dump[0].installed_at, dump[0].key), (1, id, 5, mf.key));
+    let c = sp.counters();
+    assert_eq!((c.upcalls, c.installs, c.executes), (1, 1, 0));
+}
+
+#[test]
+fn racing_upcalls_are_answered_with_execute() {
+    let mut sp = slow_path(&["priority=10,ip,nw_dst=10.0.0.0/8,actions=output:2"], 2, Default::default());
+    let k = tcp(80, 1);
+    installed(&sp.handle_upcall(&up(0, k), 0), 0);
+    // Same key again (sent before the Install was applied): identical key+mask.
+    let again = sp.handle_upcall(&up(0, k), 1);
+    assert_eq!(again, vec![(0, PmdCommand::Execute { key: k, actions: vec![DpAction::Output(2)] })]);
+    // Another key the first megaflow covers: its packets are executed by the Install.
+    let k2 = tcp(443, 1);
+    assert!(matches!(sp.handle_upcall(&up(0, k2), 2)[..], [(0, PmdCommand::Execute { .. })]));
+    // The other PMD has its own cache: it gets an Install.
+    installed(&sp.handle_upcall(&up(1, k), 3), 1);
+    let c = sp.counters();
+    assert_eq!((c.installs, c.executes, c.executes_raced), (2, 2, 2));
+    assert_eq!(sp.n_flows(0), 1);
+}
+
+#[test]
+fn flow_limit_turns_installs_into_executes() {
+    let cfg = SlowPathConfig { flow_limit_per_pmd: 1, ..Default::default() };
+    let mut sp =
+        slow_path(&["priority=10,ip,nw_dst=10.0.0.0/8,actions=output:2", "priority=0,actions=output:3"], 1, cfg);
+    installed(&sp.handle_upcall(&up(0, tcp(80, 1)), 0), 0);
+    let other = extract(&tcp4_frame(&Tcp4 { dst: [192, 0, 2, 1], ..TCP4 }), 1);
+    let cmds = sp.handle_upcall(&up(0, other), 1);
+    assert_eq!(cmds, vec![(0, PmdCommand::Execute { key: other, actions: vec![DpAction::Output(3)] })]);
+    assert_eq!(sp.counters().executes_flow_limit, 1);
+    // Once the PMD reports the first flow gone, there is room again.
+    let id = sp.dump_dp_flows()[0].id;
+    sp.handle_event(&PmdEvent { pmd: 0, reason: GoneReason::Expired, flows: vec![(id, stats(0, 0, 0))] }, 2);
+    installed(&sp.handle_upcall(&up(0, other), 3), 0);
+}
+
+#[test]
+fn rule_change_removes_exactly_the_affected_megaflows() {
+    let mut sp = slow_path(
+        &["priority=10,tcp,tp_dst=80,actions=output:2", "priority=10,udp,actions=output:3", "priority=0,actions=drop"],
+        2,
+        Default::default(),
+    );
+    let k_tcp = tcp(80, 1);
+    let k_udp = extract(&udp4_frame(5000, 53, b"query"), 1);
+    let k_icmp = extract(&icmp4_frame(8, 0), 1);
+    let (id_tcp, _) = installed(&sp.handle_upcall(&up(0, k_tcp), 0), 0);
+    let (id_udp, _) = installed(&sp.handle_upcall(&up(0, k_udp), 0), 0);
+    let (id_icmp, _) = installed(&sp.handle_upcall(&up(1, k_icmp), 0), 1);
+    let (id_tcp1, _) = installed(&sp.handle_upcall(&up(1, k_tcp), 0), 1);
+    let cmds = sp.add_flows("br0", rules(&["priority=20,tcp,tp_dst=80,actions=output:3"]), 10).unwrap();
+    assert_eq!(
+        cmds,
+        vec![(0, PmdCommand::Remove { ids: vec![id_tcp] }), (1, PmdCommand::Remove { ids: vec![id_tcp1] })]
+    );
+    assert!(sp.mirror(0).unwrap().get(id_udp).is_some());
+    assert!(sp.mirror(1).unwrap().get(id_icmp).is_some());
+    let (_, mf) = installed(&sp.handle_upcall(&up(0, k_tcp), 11), 0);
+    assert_eq!(mf.actions, vec![DpAction::Output(3)]);
+    // Deleting the udp rule (non-strict) removes the udp megaflow only.
+    let (cmds, n) = sp.del_flows("br0", &parse_match("udp").unwrap(), 12).unwrap();
+    assert_eq!((cmds, n), (vec![(0, PmdCommand::Remove { ids: vec![id_udp] })], 1));
+    // A refused rule set changes nothing.
+    let bad = vec![Rule {
+        table: 2,
+        actions: vec![ferrovs_config::Action::GotoTable(1)],
+        ..rules(&["actions=drop"])[0].clone()
+    }];
+    assert!(matches!(sp.replace_rules("br0", bad, 13), Err(SlowPathError::Rules { .. })));
+    assert_eq!(sp.rules("br0").unwrap().len(), 3);
+    assert!(matches!(sp.replace_rules("nope", vec![], 13), Err(SlowPathError::UnknownBridge(_))));
+}
+
+#[test]
+fn mac_learning_and_moves_invalidate_dependants() {
+    let mut sp = slow_path(&["actions=normal"], 2, Default::default());
+    let frame = || tcp4_frame(&TCP4);
+    // B (port 2) -> A: A unknown, flood; B learned on 2.
+    let b_to_a = key_of(frame(), B, A, 2);
+    let (f_ba, mf) = installed(&sp.handle_upcall(&up(0, b_to_a), 0), 0);
+    assert_eq!(mf.actions, vec![DpAction::Output(1), DpAction::Output(3)]);
+    // A (port 1) -> B on PMD 1: unicast to 2; learning A makes PMD 0's flood stale.
+    let a_to_b = key_of(frame(), A, B, 1);
+    let cmds = sp.handle_upcall(&up(1, a_to_b), 1);
+    assert_eq!(cmds[0], (0, PmdCommand::Remove { ids: vec![f_ba] }));
+    let (f_ab, mf) = installed(&cmds, 1);
+    assert_eq!(mf.actions, vec![DpAction::Output(2)]);
+    // B -> A again: now unicast to 1.
+    let (f_ba2, mf) = installed(&sp.handle_upcall(&up(0, b_to_a), 2), 0);
+    assert_eq!(mf.actions, vec![DpAction::Output(1)]);
+    // A moves to port 3: the flow towards A is stale, the flow towards B is not
+    // (but A's old flow from port 1 stays valid: it still says "to B: port 2").
+    let a3_to_b = key_of(frame(), A, B, 3);
+    let cmds = sp.handle_upcall(&up(1, a3_to_b), 3);
+    assert_eq!(cmds[0], (0, PmdCommand::Remove { ids: vec![f_ba2] }));
+    assert_eq!(cmds.len(), 2);
+    assert!(sp.mirror(1).unwrap().get(f_ab).is_some());
+    assert_eq!(sp.mac_table("br0").unwrap().lookup(0, A, ms(3)), Some(3));
+    let c = sp.counters();
+    assert_eq!((c.mac_learned, c.mac_moved, c.removes), (3, 1, 2));
+}
+
+#[test]
+fn aged_mac_entries_invalidate_dependants_on_the_next_call() {
+    let cfg = SlowPathConfig { mac_aging: Duration::from_secs(10), ..Default::default() };
+    let mut sp = slow_path(&["actions=normal"], 1, cfg);
+    sp.handle_upcall(&up(0, key_of(tcp4_frame(&TCP4), A, B, 1)), 0);
+    let (f_ba, mf) = installed(&sp.handle_upcall(&up(0, key_of(tcp4_frame(&TCP4), B, A, 2)), 1), 0);
+    assert_eq!(mf.actions, vec![DpAction::Output(1)]);
+    assert_eq!(sp.tick(9_999), vec![(0, PmdCommand::ExpireIdle { idle_ms: 10_000 })]);
+    assert_eq!(
+        sp.tick(10_000),
+        vec![(0, PmdCommand::Remove { ids: vec![f_ba] }), (0, PmdCommand::ExpireIdle { idle_ms: 10_000 })]
+    );
+    assert_eq!(sp.counters().mac_expired, 1);
+}
+
+#[test]
+fn live_traffic_refreshes_mac_entries() {
+    let cfg = SlowPathConfig { mac_aging: Duration::from_secs(10), ..Default::default() };
+    let mut sp = slow_path(&["actions=normal"], 1, cfg);
+    let a_to_b = key_of(tcp4_frame(&TCP4), A, B, 1);
+    let (f_ab, _) = installed(&sp.handle_upcall(&up(0, a_to_b), 0), 0);
+    // Learning B makes A's flood towards B stale; A's next miss unicasts.
+    let cmds = sp.handle_upcall(&up(0, key_of(tcp4_frame(&TCP4), B, A, 2)), 0);
+    assert_eq!(cmds[0], (0, PmdCommand::Remove { ids: vec![f_ab] }));
+    let (f_ab, _) = installed(&sp.handle_upcall(&up(0, a_to_b), 0), 0);
+    // A keeps sending through its megaflow; the slow path never sees it again.
+    assert!(sp.update_stats(&[(0, f_ab, stats(100, 6000, 9_000))], 9_000).is_empty());
+    assert_eq!(sp.tick(15_000).len(), 1 + 1, "B aged out (Remove of the flow to B) but A did not");
+    assert_eq!(sp.mac_table("br0").unwrap().lookup(0, A, ms(15_000)), Some(1));
+    assert_eq!(sp.mac_table("br0").unwrap().lookup(0, B, ms(15_000)), None);
+}
+
+#[test]
+fn rule_stats_survive_flow_expiry_and_rule_changes() {
+    let mut sp =
+        slow_path(&["priority=10,ip,actions=output:2", "priority=5,arp,actions=output:3"], 1, Default::default());
+    let (f1, _) = installed(&sp.handle_upcall(&up(0, tcp(80, 1)), 0), 0);
+    let (f2, _) = installed(&sp.handle_upcall(&up(0, tcp(80, 3)), 0), 0);
+    sp.handle_event(&PmdEvent { pmd: 0, reason: GoneReason::Expired, flows: vec![(f1, stats(5, 300, 40))] }, 50);
+    assert_eq!(sp.n_flows(0), 1);
+    let dump = sp.dump_flows("br0", &[(0, f2, stats(2, 120, 45))], 50).unwrap();
+    assert_eq!((dump[0].packets, dump[0].bytes, dump[1].packets), (7, 420, 0));
+    // Crediting live stats, then the final stats: only the difference is added.
+    sp.update_stats(&[(0, f2, stats(2, 120, 45))], 60);
+    assert_eq!(sp.dump_flows("br0", &[], 60).unwrap()[0].packets, 7);
+    // A rule change that keeps the rule's identity but changes its actions: f2 is
+    // removed, its final stats arrive later and still count for the rule.
+    let cmds = sp
+        .replace_rules("br0", rules(&["priority=10,ip,actions=output:3", "priority=5,arp,actions=output:3"]), 70)
+        .unwrap();
+    assert_eq!(cmds, vec![(0, PmdCommand::Remove { ids: vec![f2] })]);
+    assert_eq!(sp.n_removing(), 1);
+    sp.handle_event(&PmdEvent { pmd: 0, reason: GoneReason::Removed, flows: vec![(f2, stats(3, 180, 65))] }, 80);
+    assert_eq!(sp.n_removing(), 0);
+    let dump = sp.dump_flows("br0", &[], 80).unwrap();
+    assert_eq!((dump[0].packets, dump[0].bytes, dump[0].duration_ms, dump[0].idle_ms), (8, 480, 80, 15));
+    // add-flows of the same identity restarts its counters.
+    sp.add_flows("br0", rules(&["priority=10,ip,actions=output:2"]), 90).unwrap();
+    assert_eq!(sp.dump_flows("br0", &[], 90).unwrap()[0].packets, 0);
+}
+
+#[test]
+fn timeouts_delete_rules_and_their_megaflows() {
+    let mut sp = slow_path(
+        &[
+            "priority=10,tcp,hard_timeout=2,actions=output:2",
+            "priority=10,udp,idle_timeout=1,actions=output:3",
+            "priority=0,actions=drop",
+        ],
+        1,
+        Default::default(),
+    );
+    let (f_tcp, _) = installed(&sp.handle_upcall(&up(0, tcp(80, 1)), 0), 0);
+    let (f_udp, _) = installed(&sp.handle_upcall(&up(0, extract(&udp4_frame(1, 2, b""), 1)), 0), 0);
+    // UDP traffic keeps the idle timeout away; TCP traffic does not stop the hard one.
+    sp.update_stats(&[(0, f_udp, stats(1, 60, 900)), (0, f_tcp, stats(1, 60, 900))], 900);
+    assert_eq!(sp.tick(1_500).len(), 1, "nothing expired yet");
+    let cmds = sp.tick(2_000);
+    assert_eq!(cmds[0], (0, PmdCommand::Remove { ids: vec![f_tcp, f_udp] }));
+    assert_eq!(sp.rules("br0").unwrap().len(), 1);
+    assert_eq!(sp.counters().rules_expired, 2);
+}
+
+#[test]
+fn looping_rules_install_a_drop_and_unknown_ports_execute_drop() {
+    let mut sp = slow_path(&["actions=resubmit(,0)"], 1, Default::default());
+    let (_, mf) = installed(&sp.handle_upcall(&up(0, tcp(80, 1)), 0), 0);
+    assert!(mf.actions.is_empty());
+    assert_eq!(sp.counters().xlate_errors, 1);
+    let k = tcp(80, 99);
+    assert_eq!(sp.handle_upcall(&up(0, k), 0), vec![(0, PmdCommand::Execute { key: k, actions: vec![] })]);
+    assert!(sp.handle_upcall(&up(5, k), 0).is_empty(), "no such PMD");
+    assert_eq!((sp.counters().no_bridge, sp.counters().bad_upcalls), (1, 1));
+}
+
+#[test]
+fn refuses_bad_bridge_sets() {
+    let br = |name: &str, ports: Vec<u32>| BridgeSpec { name: name.into(), ports, rules: vec![] };
+    let dup_port = SlowPath::new(vec![br("a", vec![1, 2]), br("b", vec![2])], 1, Default::default(), 0);
+    assert!(matches!(dup_port, Err(SlowPathError::DuplicatePort { port: 2, .. })));
+    let dup_name = SlowPath::new(vec![br("a", vec![1]), br("a", vec![2])], 1, Default::default(), 0);
+    assert!(matches!(dup_name, Err(SlowPathError::DuplicateBridge(_))));
+    let sp = SlowPath::new(vec![br("a", vec![1]), br("b", vec![2, 3])], 1, Default::default(), 0).unwrap();
+    assert_eq!(
+        (sp.bridge_names(), sp.bridge_of_port(3), sp.bridge_ports("b")),
+        (vec!["a", "b"], Some("b"), Some(&[2, 3][..]))
+    );
+}
