@@ -22,6 +22,7 @@ mod field_value;
 mod flow_parse;
 mod flow_syntax;
 mod match_builder;
+pub mod persist;
 mod ports;
 mod resolve;
 mod rule_error;

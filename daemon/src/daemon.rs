@@ -60,6 +60,9 @@ pub fn run(path: &Path, check_only: bool, log: LogControl) -> Result<(), DaemonE
         println!("{}: configuration OK", path.display());
         return Ok(());
     }
+    // Runtime changes are written back; refuse a config that cannot be.
+    ferrovs_config::persist::check_writable(path)
+        .map_err(|e| DaemonError::Datapath(format!("the config cannot hold runtime changes: {e}")))?;
 
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
@@ -124,7 +127,8 @@ pub fn run(path: &Path, check_only: bool, log: LogControl) -> Result<(), DaemonE
                     notifier.ready("forwarding");
                     Response::from(r.map(Reply::Reload))
                 } else {
-                    Response::from(handle(&mut dp, &config, &request))
+                    let r = handle(&mut dp, &config, &request);
+                    Response::from(r.and_then(|reply| persist(&mut dp, path, &request).map(|()| reply)))
                 };
                 let _ = reply.send(resp);
                 if is_stop {
@@ -165,6 +169,24 @@ pub fn run(path: &Path, check_only: bool, log: LogControl) -> Result<(), DaemonE
     }
     drop(eal);
     Ok(())
+}
+
+/// Writes the rules of the bridge a rule change touched back to the config (see
+/// `ferrovs_config::persist`), so a restart comes back to the running rules. The change
+/// itself is applied whatever happens here; a failure is reported, never hidden.
+fn persist(dp: &mut Datapath, path: &Path, request: &Request) -> Result<(), String> {
+    let bridge = match request {
+        Request::AddFlow { bridge, .. } | Request::AddFlows { bridge, .. } | Request::DelFlows { bridge, .. } => bridge,
+        _ => return Ok(()),
+    };
+    let flows = match dp.flow_request(&Request::DumpFlows { bridge: bridge.clone() })? {
+        Reply::DumpFlows(d) => d.flows.into_iter().map(|r| r.rule).collect::<Vec<_>>(),
+        _ => return Err("internal error: dump-flows answered with another reply".into()),
+    };
+    ferrovs_config::persist::write_bridge_flows(path, bridge, &flows).map_err(|e| {
+        tracing::error!("rule change applied but not written back: {e}");
+        format!("the change is applied, but it could not be written back to the config: {e}")
+    })
 }
 
 /// Publishes the counters for other threads (see `published`).

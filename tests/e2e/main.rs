@@ -17,6 +17,7 @@ use ferrovs_e2e::{Daemon, TempDir, frames, read_pcap, wait_until, write_pcap};
 use libtest_mimic::{Arguments, Failed, Trial};
 
 mod flows;
+mod persist;
 mod service;
 
 /// EAL, control and PMD settings shared by every test config: no hugepages, a PMD on
@@ -235,6 +236,7 @@ fn main() {
         Trial::test("ctl_stop_exits_cleanly", ctl_stop_exits_cleanly),
         Trial::test("service_notifies_ready_then_feeds_watchdog", service::notifies_ready_then_feeds_watchdog),
         Trial::test("service_ovs_appctl_views", service::ovs_appctl_views),
+        Trial::test("persist_rules_survive_kill_9", persist::rules_survive_kill_9),
     ];
     trials.extend(bad.into_iter().map(|(name, body, words)| Trial::test(name, bad_config(body, words))));
     libtest_mimic::run(&args, trials).exit();

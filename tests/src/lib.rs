@@ -223,8 +223,15 @@ impl Daemon {
         let config = config
             .replace("@SOCKET@", socket.to_str().expect("utf8 path"))
             .replace("@DIR@", dir.path.to_str().expect("utf8 path"));
+        std::fs::write(dir.join("ferrovs.toml"), config).expect("write config");
+        Self::restart_in(dir, env)
+    }
+
+    /// Starts ferrovsd on the config already in `dir` (`ferrovs.toml`, as a previous
+    /// `start_in` left it, with whatever the daemon wrote back), e.g. after [`Daemon::kill`].
+    pub fn restart_in(dir: TempDir, env: &[(&str, &str)]) -> Daemon {
+        let socket = dir.join("ctl.sock");
         let cfg = dir.join("ferrovs.toml");
-        std::fs::write(&cfg, config).expect("write config");
         let log = dir.join("ferrovsd.log");
         let logf = std::fs::File::create(&log).expect("log file");
         let child = Command::new(bin("ferrovsd"))
@@ -306,6 +313,16 @@ impl Daemon {
     }
 
     /// Sends SIGTERM and waits (up to 30 s) for the exit.
+    /// Kills ferrovsd with SIGKILL (no clean-up of its own) and gives back its scratch
+    /// directory, config included.
+    pub fn kill(mut self) -> TempDir {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        std::mem::replace(&mut self.dir, TempDir { path: PathBuf::new() })
+    }
+
     pub fn stop(mut self) -> Stopped {
         let mut child = self.child.take().expect("running");
         let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();

@@ -1,0 +1,228 @@
+//! Writing runtime changes back to the config, so that a restart (or `kill -9` and a
+//! start) comes back to exactly the running rules.
+//!
+//! # Design
+//!
+//! - **Where a bridge's rules go.** A bridge's rules come from its `[[bridge.rule]]`
+//!   tables, its `flows` array and its `flows_file`, in that order. After a runtime change
+//!   the whole running rule set of the bridge is written to one place: its `flows_file`
+//!   if it has one (one rule per line), else its `flows` array; the other sources are
+//!   removed from the bridge's table so no rule is loaded twice.
+//! - **Layout kept.** The TOML is edited with `toml_edit`: every other key, table and
+//!   comment of the file stays as the operator wrote it. The file is not rewritten when
+//!   the edit changes nothing.
+//! - **Atomic.** Each file is written to a temporary file in the same directory, synced,
+//!   renamed over the old one, and the directory synced: a crash leaves the old or the
+//!   new file, never a torn one.
+//! - [`check_writable`] runs at start: a config that cannot be written back is refused
+//!   before anything starts, with the reason.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use toml_edit::{Array, DocumentMut, Item, Value};
+
+/// Why a change could not be written back.
+#[derive(Debug, thiserror::Error)]
+pub enum PersistError {
+    #[error("{path}: {source}")]
+    Io { path: String, source: std::io::Error },
+    #[error("{path}: not valid TOML any more ({message}); runtime changes cannot be written back")]
+    Toml { path: String, message: String },
+    #[error("{path}: no [[bridge]] named `{bridge}`")]
+    NoBridge { path: String, bridge: String },
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> PersistError + '_ {
+    move |source| PersistError::Io { path: path.display().to_string(), source }
+}
+
+/// Writes `bytes` to `path` atomically (temporary file, fsync, rename, fsync of the
+/// directory).
+pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<(), PersistError> {
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    let result = (|| {
+        let mut f = std::fs::File::create(&tmp).map_err(io(&tmp))?;
+        if let Ok(meta) = std::fs::metadata(path) {
+            // Keep the old file's permissions (a config may be 0640).
+            let _ = f.set_permissions(meta.permissions());
+        }
+        f.write_all(bytes).map_err(io(&tmp))?;
+        f.sync_all().map_err(io(&tmp))?;
+        std::fs::rename(&tmp, path).map_err(io(path))?;
+        std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir))
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// Checks that the config at `path` (and the directory it is in, for the temporary
+/// file) can be written, and that it parses as TOML for the editor.
+pub fn check_writable(path: &Path) -> Result<(), PersistError> {
+    let text = std::fs::read_to_string(path).map_err(io(path))?;
+    text.parse::<DocumentMut>()
+        .map_err(|e| PersistError::Toml { path: path.display().to_string(), message: e.to_string() })?;
+    std::fs::OpenOptions::new().append(true).open(path).map_err(io(path))?;
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let probe: PathBuf = dir.join(format!(".ferrovs-write-check.{}", std::process::id()));
+    std::fs::File::create(&probe).map_err(io(dir))?;
+    let _ = std::fs::remove_file(&probe);
+    Ok(())
+}
+
+/// Makes `flows` (rules in ovs-ofctl syntax, in table order) the whole rule set of
+/// bridge `bridge` in the config at `path`. See the module doc for where they go.
+pub fn write_bridge_flows(path: &Path, bridge: &str, flows: &[String]) -> Result<(), PersistError> {
+    let text = std::fs::read_to_string(path).map_err(io(path))?;
+    let mut doc = text
+        .parse::<DocumentMut>()
+        .map_err(|e| PersistError::Toml { path: path.display().to_string(), message: e.to_string() })?;
+    let no_bridge = || PersistError::NoBridge { path: path.display().to_string(), bridge: bridge.to_string() };
+    let bridges = doc.get_mut("bridge").and_then(Item::as_array_of_tables_mut).ok_or_else(no_bridge)?;
+    let table =
+        bridges.iter_mut().find(|t| t.get("name").and_then(Item::as_str) == Some(bridge)).ok_or_else(no_bridge)?;
+    table.remove("rule");
+    match table.get("flows_file").and_then(Item::as_str).map(str::to_string) {
+        Some(file) => {
+            table.remove("flows");
+            let base = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+            let file_path = base.join(&file);
+            let mut body = format!("# Rules of bridge {bridge}, written back by ferrovsd after a runtime change.\n");
+            for f in flows {
+                body.push_str(f);
+                body.push('\n');
+            }
+            atomic_write(&file_path, body.as_bytes())?;
+        }
+        None => {
+            let mut array = Array::new();
+            for f in flows {
+                let mut v = Value::from(f.as_str());
+                v.decor_mut().set_prefix("\n    ");
+                array.push_formatted(v);
+            }
+            array.set_trailing_comma(!flows.is_empty());
+            array.set_trailing(if flows.is_empty() { "" } else { "\n" });
+            match table.get_mut("flows") {
+                Some(item) if item.is_array() => {
+                    // Keep the key's own decoration (comments before it).
+                    if let Some(old) = item.as_array_mut() {
+                        let decor = old.decor().clone();
+                        *old = array;
+                        *old.decor_mut() = decor;
+                    }
+                }
+                _ => {
+                    table.insert("flows", Item::Value(Value::Array(array)));
+                }
+            }
+        }
+    }
+    let new_text = doc.to_string();
+    if new_text != text {
+        atomic_write(path, new_text.as_bytes())?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp_dir(tag: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!(
+            "ferrovs-persist-{tag}-{}-{:?}",
+            std::process::id(),
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos()
+        ));
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    const CONFIG: &str = r#"# the operator's comment
+[eal]
+hugepages = false   # trailing comment
+
+[[bridge]]
+name = "br0"
+# the rules
+flows = ["in_port=1,actions=output:2"]
+
+[[bridge.rule]]
+priority = 5
+match = "in_port=2"
+actions = "output:1"
+
+[[bridge.port]]
+name = "a"
+number = 1
+devargs = "net_null0"
+
+[[bridge]]
+name = "br1"
+flows_file = "br1.flows"
+"#;
+
+    #[test]
+    fn flows_replace_every_rule_source_and_keep_the_rest_of_the_file() {
+        let d = temp_dir("flows");
+        let p = d.join("f.toml");
+        std::fs::write(&p, CONFIG).unwrap();
+        check_writable(&p).unwrap();
+        let rules = vec!["priority=7,in_port=1,actions=output:2".to_string(), "actions=drop".to_string()];
+        write_bridge_flows(&p, "br0", &rules).unwrap();
+        let text = std::fs::read_to_string(&p).unwrap();
+        assert!(
+            text.starts_with("# the operator's comment\n[eal]\nhugepages = false   # trailing comment\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "# the rules\nflows = [\n    \"priority=7,in_port=1,actions=output:2\",\n    \"actions=drop\",\n]"
+            ),
+            "{text}"
+        );
+        assert!(!text.contains("[[bridge.rule]]"), "{text}");
+        assert!(text.contains("[[bridge.port]]\nname = \"a\""), "{text}");
+        // Unchanged content: the file is not rewritten (same modification).
+        let before = std::fs::metadata(&p).unwrap().modified().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        write_bridge_flows(&p, "br0", &rules).unwrap();
+        assert_eq!(std::fs::metadata(&p).unwrap().modified().unwrap(), before);
+        // No rules: an empty array.
+        write_bridge_flows(&p, "br0", &[]).unwrap();
+        assert!(std::fs::read_to_string(&p).unwrap().contains("flows = []"));
+        assert!(matches!(write_bridge_flows(&p, "nope", &[]), Err(PersistError::NoBridge { .. })));
+        std::fs::remove_dir_all(d).unwrap();
+    }
+
+    #[test]
+    fn a_flows_file_gets_the_rules_and_leaves_no_temporary_behind() {
+        let d = temp_dir("file");
+        let p = d.join("f.toml");
+        std::fs::write(&p, CONFIG).unwrap();
+        std::fs::write(d.join("br1.flows"), "in_port=9,actions=drop\n").unwrap();
+        write_bridge_flows(&p, "br1", &["in_port=3,actions=output:4".to_string()]).unwrap();
+        let flows = std::fs::read_to_string(d.join("br1.flows")).unwrap();
+        assert!(flows.ends_with("\nin_port=3,actions=output:4\n") && flows.starts_with('#'), "{flows}");
+        // The TOML did not need to change.
+        assert_eq!(std::fs::read_to_string(&p).unwrap(), CONFIG);
+        let left: Vec<_> = std::fs::read_dir(&d).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(left.len(), 2, "{left:?}");
+        std::fs::remove_dir_all(d).unwrap();
+    }
+
+    #[test]
+    fn unwritable_or_broken_configs_are_refused() {
+        let d = temp_dir("bad");
+        let p = d.join("f.toml");
+        assert!(matches!(check_writable(&p), Err(PersistError::Io { .. })));
+        std::fs::write(&p, "[[bridge]\n").unwrap();
+        assert!(matches!(check_writable(&p), Err(PersistError::Toml { .. })));
+        std::fs::remove_dir_all(d).unwrap();
+    }
+}
