@@ -10,7 +10,15 @@ use ferrovs_flowcache::key::FlowKey;
 use ferrovs_flowcache::testpkt::*;
 use ferrovs_flowcache::{FlowCache, FlowCacheConfig, Megaflow, MegaflowId};
 
-pub const BURST: usize = 32;
+/// Packets per burst: the largest batch the cache looks up at once (the PMD's burst).
+pub use ferrovs_flowcache::classifier::MAX_BATCH as BURST;
+
+/// Extracts the key of every frame of a burst (all from port 1) into `keys`.
+pub fn extract_burst<F: AsRef<[u8]>>(frames: &[F], keys: &mut [FlowKey]) {
+    for (k, f) in keys.iter_mut().zip(frames) {
+        *k = ferrovs_flowcache::extract::extract(f.as_ref(), 1);
+    }
+}
 
 pub use ferrovs_flowcache::testpkt::SplitMix as Rng;
 
