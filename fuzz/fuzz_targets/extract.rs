@@ -1,9 +1,11 @@
 //! Fuzzes flow key extraction and the packet editor on arbitrary frame bytes.
 //!
 //! Beyond "never panics, never reads out of bounds" (libFuzzer plus Rust bounds checks),
-//! it checks properties that hold for every input: extraction is deterministic, a short frame yields only in_port, later
-//! fragments carry no L4 fields, and an edit of a frame whose checksums verify leaves
-//! checksums that verify.
+//! it checks properties that hold for every input: extraction is deterministic, a short
+//! frame yields only in_port, later fragments carry no L4 fields, a prefix of the frame
+//! never gains L4 fields, and an edit of a frame whose checksums verify leaves checksums
+//! that verify. (`frames` checks what each edit does to the key; the stable test
+//! `flowcache/tests/extract_random.rs` compares extraction with a reference parser.)
 #![no_main]
 
 use ferrovs_flowcache::actions::DpAction;
@@ -30,6 +32,12 @@ fuzz_target!(|data: &[u8]| {
     }
     if k.nw_frag() & FRAG_LATER != 0 {
         assert_eq!((k.tp_src(), k.tp_dst(), k.tcp_flags()), (0, 0, 0));
+    }
+    // A prefix never gains L4 fields: a cut whose key has one is the whole frame's key.
+    let cut = &frame[..choice as usize % (frame.len() + 1)];
+    let p = extract(cut, 3);
+    if (p.tp_src(), p.tp_dst(), p.tcp_flags()) != (0, 0, 0) {
+        assert_eq!(p, k, "a prefix of {} bytes gained L4 fields", cut.len());
     }
     let _ = layers(frame);
 
