@@ -19,7 +19,7 @@ use ferrovs_dpdk::{BURST, MbufBatch, Mempool, Port, PortConfig, RxQueue, TxQueue
 use ferrovs_flowcache::actions::{DpAction, DpActions};
 use ferrovs_flowcache::extract::extract;
 use ferrovs_flowcache::key::{FlowKey, Mask};
-use ferrovs_flowcache::testpkt::checksums_ok;
+use ferrovs_flowcache::testpkt::{Ipv4Hdr, checksums_ok, eth_header, fill_l4_checksum, ipv4_header, udp_segment};
 use ferrovs_flowcache::upcall::{FlowId, GoneReason, PmdCommand, PmdEvent, Upcall};
 use ferrovs_flowcache::{FlowCacheConfig, Megaflow};
 use ferrovs_pmd::flow_pipeline::PARK_TIMEOUT_MS;
@@ -31,16 +31,6 @@ use libtest_mimic::Failed;
 
 mod common;
 use common::{check, eal, uniq};
-
-fn ones_complement_sum(bytes: &[u8], mut sum: u32) -> u32 {
-    for w in bytes.chunks(2) {
-        sum += u16::from_be_bytes([w[0], *w.get(1).unwrap_or(&0)]) as u32;
-    }
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    sum
-}
 
 /// One UDP flow's packets: from 198.18.0.1:`sport` to `dst`:53.
 #[derive(Clone, Copy)]
@@ -57,35 +47,12 @@ const FLOW_A: Udp = Udp { sport: 1000, dst: [198, 18, 0, 2], ttl: 64 };
 /// and UDP checksums.
 fn udp_frame(u: Udp, seq: u16) -> Vec<u8> {
     let payload: Vec<u8> = (0..18u16).map(|i| (i as u8) ^ (seq as u8) ^ (seq >> 8) as u8).collect();
-    let src = [198, 18, 0, 1];
-    let udp_len = (8 + payload.len()) as u16;
-    let mut ip = vec![0x45, 0x00];
-    ip.extend((20 + udp_len).to_be_bytes());
-    ip.extend(seq.to_be_bytes());
-    ip.extend([0x40, 0x00, u.ttl, 17, 0, 0]);
-    ip.extend(src);
-    ip.extend(u.dst);
-    let csum = !(ones_complement_sum(&ip, 0) as u16);
-    ip[10..12].copy_from_slice(&csum.to_be_bytes());
-    let mut udp = Vec::new();
-    udp.extend(u.sport.to_be_bytes());
-    udp.extend(53u16.to_be_bytes());
-    udp.extend(udp_len.to_be_bytes());
-    udp.extend([0, 0]);
-    udp.extend(&payload);
-    let mut pseudo = Vec::new();
-    pseudo.extend(src);
-    pseudo.extend(u.dst);
-    pseudo.extend([0, 17]);
-    pseudo.extend(udp_len.to_be_bytes());
-    let mut c = !(ones_complement_sum(&udp, ones_complement_sum(&pseudo, 0)) as u16);
-    if c == 0 {
-        c = 0xffff;
-    }
-    udp[6..8].copy_from_slice(&c.to_be_bytes());
-    let mut f = vec![0x02, 0, 0, 0, 0, 0x02, 0x02, 0, 0, 0, 0, 0x01, 0x08, 0x00];
-    f.extend(ip);
+    let udp = udp_segment(u.sport, 53, &payload);
+    let ip = Ipv4Hdr { ttl: u.ttl, id: seq, ..Ipv4Hdr::new([198, 18, 0, 1], u.dst, 17) };
+    let mut f = eth_header([0x02, 0, 0, 0, 0, 0x02], [0x02, 0, 0, 0, 0, 0x01], 0x0800);
+    f.extend(ipv4_header(&ip, &[], udp.len()));
     f.extend(udp);
+    fill_l4_checksum(&mut f);
     f
 }
 

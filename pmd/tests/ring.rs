@@ -13,6 +13,7 @@ use ferrovs_dpdk::{
     tx_burst,
 };
 use ferrovs_flowcache::actions::DpAction;
+use ferrovs_flowcache::testpkt::{Ipv4Hdr, eth_header, ipv4_header, udp_segment};
 use ferrovs_pmd::{
     ForwardRule, ForwarderMessage, IdleBackoff, PortSpec, Switch, SwitchError, SwitchOptions, SwitchStats,
 };
@@ -24,27 +25,12 @@ use common::{check, eal, uniq};
 /// Ethernet/IPv4/UDP frame from 02:00:00:00:00:01 to 02:00:00:00:00:02,
 /// 198.18.0.1:1000+seq -> 198.18.0.2:53, `payload` bytes of payload, valid IPv4 checksum.
 fn udp_frame(seq: u16, payload: usize) -> Vec<u8> {
-    let mut f = vec![0x02, 0, 0, 0, 0, 0x02, 0x02, 0, 0, 0, 0, 0x01, 0x08, 0x00];
-    let ip_len = (20 + 8 + payload) as u16;
-    let mut ip = vec![0x45, 0x00];
-    ip.extend(ip_len.to_be_bytes());
-    ip.extend(seq.to_be_bytes()); // identification
-    ip.extend([0x40, 0x00, 64, 17, 0, 0, 198, 18, 0, 1, 198, 18, 0, 2]);
-    let mut sum = 0u32;
-    for w in ip.chunks(2) {
-        sum += u16::from_be_bytes([w[0], w[1]]) as u32;
-    }
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    let csum = !(sum as u16);
-    ip[10..12].copy_from_slice(&csum.to_be_bytes());
-    f.extend(ip);
-    f.extend((1000u16.wrapping_add(seq)).to_be_bytes());
-    f.extend(53u16.to_be_bytes());
-    f.extend(((8 + payload) as u16).to_be_bytes());
-    f.extend([0, 0]); // UDP checksum 0 = none (IPv4)
-    f.extend((0..payload).map(|i| (i as u8) ^ (seq as u8)));
+    let bytes: Vec<u8> = (0..payload).map(|i| (i as u8) ^ (seq as u8)).collect();
+    let udp = udp_segment(1000u16.wrapping_add(seq), 53, &bytes); // checksum 0 = none (IPv4)
+    let ip = Ipv4Hdr { id: seq, ..Ipv4Hdr::new([198, 18, 0, 1], [198, 18, 0, 2], 17) };
+    let mut f = eth_header([0x02, 0, 0, 0, 0, 0x02], [0x02, 0, 0, 0, 0, 0x01], 0x0800);
+    f.extend(ipv4_header(&ip, &[], udp.len()));
+    f.extend(udp);
     f
 }
 
