@@ -15,7 +15,6 @@ use common::*;
 use ferrovs_flowcache::actions::DpAction;
 use ferrovs_flowcache::extract::extract;
 use ferrovs_flowcache::key::FlowKey;
-use ferrovs_flowcache::testpkt::*;
 use ferrovs_flowcache::{FlowCache, FlowCacheConfig, Megaflow};
 
 fn report(name: &str, mut ns: Vec<f64>, note: &str) {
@@ -46,18 +45,7 @@ fn main() {
     println!("| workload | min ns/pkt | median | max | notes |");
     println!("|---|---|---|---|---|");
 
-    let frames = {
-        let mut v = Vec::new();
-        for i in 0..BURST as u16 {
-            v.push(match i % 4 {
-                0 => tcp4_frame(&Tcp4 { sport: 1000 + i, ..TCP4 }),
-                1 => udp4_frame(2000 + i, 53, &[0; 18]),
-                2 => with_vlan(&tcp4_frame(&Tcp4 { dport: 443, sport: i, ..TCP4 }), 0x8100, 100),
-                _ => ipv6_frame(6, 0, &[], &tcp_header(i, 80, 0x10, 5)),
-            });
-        }
-        v
-    };
+    let frames = frames();
 
     if want("extract") {
         let mut keys = [FlowKey::ZERO; BURST];

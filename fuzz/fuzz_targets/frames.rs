@@ -7,6 +7,7 @@
 //! - an edit that is not `Applied` leaves the bytes alone;
 //! - after an `Applied` edit, extraction still works and the key is the old key with
 //!   exactly the edited field changed (the parser sees the same structure);
+//! - an `Applied` edit of a frame whose checksums verify leaves checksums that verify;
 //! - a VLAN push onto an untagged frame adds that outer tag and changes nothing else in
 //!   the key; a pop of a frame with one tag removes it and changes nothing else.
 #![no_main]
@@ -15,6 +16,7 @@ use ferrovs_flowcache::actions::DpAction;
 use ferrovs_flowcache::edit::{EditOutcome, execute_edit, pop_vlan, push_vlan};
 use ferrovs_flowcache::extract::extract;
 use ferrovs_flowcache::key::{FlowKey, VLAN_PRESENT};
+use ferrovs_flowcache::testpkt::checksums_ok;
 use libfuzzer_sys::fuzz_target;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
@@ -71,12 +73,16 @@ fuzz_target!(|data: &[u8]| {
         DpAction::SetTpDst(port),
     ];
     let before = extract(frame, 7);
+    let checksums_before = checksums_ok(frame);
     for a in &actions {
         let mut buf = frame.to_vec();
         match execute_edit(&mut buf, a) {
             EditOutcome::Applied => {
                 let after = extract(&buf, 7);
                 assert_eq!(after, edited(before, a), "{a:?} on {frame:02x?}");
+                if checksums_before {
+                    assert!(checksums_ok(&buf), "{a:?} broke the checksums of {frame:02x?}");
+                }
             }
             EditOutcome::NeedsResize => match *a {
                 DpAction::PushVlan { tpid, tci } => {

@@ -15,7 +15,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
-use ferrovs_dpdk::{BURST, MbufBatch, Mempool, Port, PortConfig, RxQueue, TxQueue, ring_port_pair, rx_burst, tx_burst};
+use ferrovs_dpdk::{Mempool, ring_port_pair};
 use ferrovs_flowcache::actions::{DpAction, DpActions};
 use ferrovs_flowcache::extract::extract;
 use ferrovs_flowcache::key::{FlowKey, Mask};
@@ -30,7 +30,7 @@ use ferrovs_pmd::{
 use libtest_mimic::Failed;
 
 mod common;
-use common::{check, eal, uniq};
+use common::{Peer, check, eal, uniq, wait_for};
 
 /// One UDP flow's packets: from 198.18.0.1:`sport` to `dst`:53.
 #[derive(Clone, Copy)]
@@ -122,13 +122,6 @@ impl Drop for SlowPath {
     }
 }
 
-/// The test's side of one switch port.
-struct Peer {
-    rxqs: Vec<RxQueue>,
-    txqs: Vec<TxQueue>,
-    _port: Port,
-}
-
 struct Bench {
     sw: Switch<FlowMessage>,
     peers: Vec<Peer>,
@@ -165,11 +158,7 @@ fn bench(upcall_queue: usize, policy: Option<Policy>) -> Result<Bench, Failed> {
     for i in 0..2 {
         let (a, b) = ring_port_pair(eal, &uniq("fr"), 1, 1024)?;
         specs.push(PortSpec::existing(format!("p{}", i + 1), (i + 1) as u32, a));
-        let port = Port::configure(eal, b, &PortConfig { n_rxq: 1, n_txq: 1, rx_desc: 256, tx_desc: 256 }, &pool)?;
-        port.start()?;
-        let rxqs = vec![port.rx_queue(0)?];
-        let txqs = vec![port.tx_queue(0)?];
-        peers.push(Peer { rxqs, txqs, _port: port });
+        peers.push(Peer::open(b, 1, &pool)?);
     }
     let (up_tx, up_rx) = crossbeam_channel::bounded(upcall_queue);
     let (ev_tx, ev_rx) = crossbeam_channel::unbounded();
@@ -193,46 +182,13 @@ impl Bench {
     /// Sends `frames` from the peer of port `port` (1-based), a burst of up to 32 at a
     /// time (each burst is enqueued on the ring at once, so the PMD sees it whole).
     fn send(&mut self, port: usize, frames: &[Vec<u8>]) -> Result<(), Failed> {
-        for chunk in frames.chunks(BURST) {
-            let mut batch = MbufBatch::new();
-            for f in chunk {
-                batch.push(self.pool.alloc_frame(f)?).map_err(|_| "batch full")?;
-            }
-            let deadline = Instant::now() + Duration::from_secs(2);
-            while !batch.is_empty() {
-                tx_burst(&mut self.peers[port - 1].txqs[0], &mut batch);
-                check(Instant::now() < deadline, || "peer could not send (ring full)".into())?;
-            }
-        }
-        Ok(())
+        self.peers[port - 1].send(&self.pool, 0, frames)
     }
 
     /// Receives on the peer of `port` until `n` frames arrived (then a short grace period
     /// to catch extra ones) or `wait` passed.
     fn recv(&mut self, port: usize, n: usize, wait: Duration) -> Vec<Vec<u8>> {
-        let peer = &mut self.peers[port - 1];
-        let mut out = Vec::new();
-        let deadline = Instant::now() + wait;
-        let mut batch = MbufBatch::new();
-        let mut poll = |out: &mut Vec<Vec<u8>>| {
-            while rx_burst(&mut peer.rxqs[0], &mut batch) > 0 {
-                for m in batch.drain() {
-                    out.push(m.data().to_vec());
-                }
-            }
-        };
-        loop {
-            poll(&mut out);
-            if out.len() >= n {
-                std::thread::sleep(Duration::from_millis(20));
-                poll(&mut out);
-                return out;
-            }
-            if Instant::now() > deadline {
-                return out;
-            }
-            std::thread::sleep(Duration::from_micros(200));
-        }
+        self.peers[port - 1].recv(n, wait)
     }
 
     fn pipeline(&self) -> PipelineStats {
@@ -241,32 +197,12 @@ impl Bench {
 
     /// Waits until the pipeline counters satisfy `f` (published once per loop iteration).
     fn wait_pipeline(&self, what: &str, f: impl Fn(&PipelineStats) -> bool) -> Result<PipelineStats, Failed> {
-        let deadline = Instant::now() + Duration::from_secs(3);
-        loop {
-            let s = self.pipeline();
-            if f(&s) {
-                return Ok(s);
-            }
-            if Instant::now() > deadline {
-                return Err(format!("timed out waiting for {what}: {s:#?}").into());
-            }
-            std::thread::sleep(Duration::from_millis(1));
-        }
+        wait_for(what, || self.pipeline(), f)
     }
 
     /// Waits until the switch's port/PMD counters satisfy `f`.
     fn wait_switch(&self, what: &str, f: impl Fn(&SwitchStats) -> bool) -> Result<SwitchStats, Failed> {
-        let deadline = Instant::now() + Duration::from_secs(3);
-        loop {
-            let s = self.sw.stats();
-            if f(&s) {
-                return Ok(s);
-            }
-            if Instant::now() > deadline {
-                return Err(format!("timed out waiting for {what}: {:#?}", s.ports).into());
-            }
-            std::thread::sleep(Duration::from_millis(1));
-        }
+        wait_for(what, || self.sw.stats(), f)
     }
 
     fn dump(&self) -> Result<Vec<DpFlowDump>, Failed> {
@@ -293,10 +229,7 @@ impl Bench {
         sw.stop();
         drop(upcalls);
         for p in peers.iter_mut() {
-            let mut batch = MbufBatch::new();
-            while rx_burst(&mut p.rxqs[0], &mut batch) > 0 {
-                batch.free_all();
-            }
+            p.drain();
         }
         drop(peers);
         check(pool.in_use() == 0, || format!("test pool: {} mbufs still in use", pool.in_use()))?;

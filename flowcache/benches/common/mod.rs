@@ -137,6 +137,7 @@ pub fn run_arrivals(fc: &mut FlowCache, arrivals: &[FlowKey], iters: u64, pos: &
     t
 }
 
+/// One burst of the extraction workload: TCP4, UDP4, VLAN-tagged TCP4 and IPv6 TCP in turn.
 pub fn frames() -> Vec<Vec<u8>> {
     let mut v = Vec::new();
     for i in 0..BURST as u16 {
