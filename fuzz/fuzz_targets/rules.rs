@@ -15,34 +15,26 @@ fn check_position(e: &RuleError, line: &str) {
     assert!(p.line == 1 && p.column >= 1 && p.column as usize <= line.chars().count() + 1, "{e:?} for {line:?}");
 }
 
+/// Parses `line`; if accepted, its printed form must parse back to the same value, and
+/// if refused, the error must point into the line.
+fn round_trip<T: std::fmt::Display + PartialEq + std::fmt::Debug>(line: &str, parse: fn(&str) -> Result<T, RuleError>) {
+    match parse(line) {
+        Ok(value) => {
+            let printed = value.to_string();
+            let again = parse(&printed).unwrap_or_else(|e| panic!("{line:?} printed as {printed:?}: {e}"));
+            assert_eq!(again, value, "{line:?} printed as {printed:?}");
+        }
+        Err(e) => check_position(&e, line),
+    }
+}
+
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else { return };
     // Rules are single lines; a file of several goes to `parse_flows` below.
     let line = text.lines().next().unwrap_or("");
-    match parse_flow(line) {
-        Ok(rule) => {
-            let printed = rule.to_string();
-            let again = parse_flow(&printed).unwrap_or_else(|e| panic!("{line:?} printed as {printed:?}: {e}"));
-            assert_eq!(again, rule, "{line:?} printed as {printed:?}");
-        }
-        Err(e) => check_position(&e, line),
-    }
-    match parse_match(line) {
-        Ok(spec) => {
-            let printed = spec.to_string();
-            let again = parse_match(&printed).unwrap_or_else(|e| panic!("{line:?} printed as {printed:?}: {e}"));
-            assert_eq!(again, spec, "{line:?} printed as {printed:?}");
-        }
-        Err(e) => check_position(&e, line),
-    }
-    match parse_packet(line) {
-        Ok(packet) => {
-            let printed = packet.to_string();
-            let again = parse_packet(&printed).unwrap_or_else(|e| panic!("{line:?} printed as {printed:?}: {e}"));
-            assert_eq!(again, packet, "{line:?} printed as {printed:?}");
-        }
-        Err(e) => check_position(&e, line),
-    }
+    round_trip(line, parse_flow);
+    round_trip(line, parse_match);
+    round_trip(line, parse_packet);
     if let Ok(rules) = parse_flows(text) {
         let printed: Vec<String> = rules.iter().map(|r| r.to_string()).collect();
         let again = parse_flows(&printed.join("\n")).expect("printed rules parse");
