@@ -29,3 +29,7 @@ deploy/check-units.sh target/debug
 
 # A PMD busy-polls a core; on a 2-core machine run the DPDK test binaries one at a time.
 cargo test --workspace -- --test-threads=1
+
+# Fuzz gate: every cargo-fuzz target for FERROVS_FUZZ_SECONDS (default 15) each; fails
+# the run on a crash, a failed property, or a missing toolchain (see deploy/fuzz.sh).
+deploy/fuzz.sh

@@ -22,20 +22,19 @@ use std::time::{Duration, Instant};
 use common::*;
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use ferrovs_flowcache::actions::DpAction;
-use ferrovs_flowcache::extract::{extract, extract_batch};
+use ferrovs_flowcache::extract::extract;
 use ferrovs_flowcache::key::FlowKey;
 use ferrovs_flowcache::testpkt::*;
 use ferrovs_flowcache::{FlowCache, FlowCacheConfig, Megaflow};
 
 fn bench_extract(c: &mut Criterion) {
     let frames = frames();
-    let ports = [1u32; BURST];
     let mut keys = [FlowKey::ZERO; BURST];
     c.bench_function("extract/mix_burst32", |b| {
         b.iter_custom(|iters| {
             let start = Instant::now();
             for _ in 0..(iters as usize).div_ceil(BURST) {
-                extract_batch(std::hint::black_box(&frames), &ports, &mut keys);
+                extract_burst(std::hint::black_box(&frames), &mut keys);
                 std::hint::black_box(&keys);
             }
             start.elapsed()
@@ -85,7 +84,6 @@ fn bench_emc(c: &mut Criterion) {
 
 fn bench_extract_and_lookup(c: &mut Criterion) {
     let frames = frames();
-    let ports = [1u32; BURST];
     let mut fc = FlowCache::new(FlowCacheConfig { emc_insert_inverse_prob: 1, ..Default::default() });
     for f in &frames {
         let k = extract(f, 1);
@@ -106,7 +104,7 @@ fn bench_extract_and_lookup(c: &mut Criterion) {
                 let start = Instant::now();
                 let mut misses = 0;
                 for _ in 0..(iters as usize).div_ceil(BURST) {
-                    extract_batch(std::hint::black_box(&frames), &ports, &mut keys);
+                    extract_burst(std::hint::black_box(&frames), &mut keys);
                     for i in 0..BURST {
                         hashes[i] = if rss { rss_hashes[i] } else { keys[i].hash() };
                     }

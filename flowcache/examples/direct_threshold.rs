@@ -8,6 +8,7 @@
 use std::time::Instant;
 
 use ferrovs_flowcache::actions::DpAction;
+use ferrovs_flowcache::classifier::MAX_BATCH as BURST;
 use ferrovs_flowcache::key::FlowKey;
 use ferrovs_flowcache::{FlowCache, FlowCacheConfig, Megaflow};
 
@@ -49,9 +50,9 @@ fn run(flows: usize, k: usize, direct: Option<usize>, rounds: usize) -> (f64, f6
     let pkts: Vec<FlowKey> = (0..flows).map(|i| packet(i, k)).collect();
     // Each round: 2^20 packets, walking the flows in a fixed shuffled order.
     let per_round = 1usize << 20;
-    let mut keys = [FlowKey::ZERO; 32];
-    let mut hashes = [0u32; 32];
-    let mut out = [None; 32];
+    let mut keys = [FlowKey::ZERO; BURST];
+    let mut hashes = [0u32; BURST];
+    let mut out = [None; BURST];
     let mut pos = 0usize;
     let mut results = Vec::new();
     for r in 0..=rounds {
@@ -66,13 +67,13 @@ fn run(flows: usize, k: usize, direct: Option<usize>, rounds: usize) -> (f64, f6
                 }
             }
             if fc.uses_hashes(1) {
-                for b in 0..32 {
+                for b in 0..BURST {
                     hashes[b] = keys[b].hash();
                 }
             }
-            let m = fc.lookup_batch(&keys, &hashes, &[60; 32], r as u64, &mut out);
+            let m = fc.lookup_batch(&keys, &hashes, &[60; BURST], r as u64, &mut out);
             assert_eq!(m, 0);
-            n += 32;
+            n += BURST;
         }
         if r > 0 {
             results.push(t.elapsed().as_nanos() as f64 / per_round as f64);

@@ -13,9 +13,8 @@ use std::time::Instant;
 
 use common::*;
 use ferrovs_flowcache::actions::DpAction;
-use ferrovs_flowcache::extract::{extract, extract_batch};
+use ferrovs_flowcache::extract::extract;
 use ferrovs_flowcache::key::FlowKey;
-use ferrovs_flowcache::testpkt::*;
 use ferrovs_flowcache::{FlowCache, FlowCacheConfig, Megaflow};
 
 fn report(name: &str, mut ns: Vec<f64>, note: &str) {
@@ -46,26 +45,14 @@ fn main() {
     println!("| workload | min ns/pkt | median | max | notes |");
     println!("|---|---|---|---|---|");
 
-    let frames = {
-        let mut v = Vec::new();
-        for i in 0..32u16 {
-            v.push(match i % 4 {
-                0 => tcp4_frame(&Tcp4 { sport: 1000 + i, ..TCP4 }),
-                1 => udp4_frame(2000 + i, 53, &[0; 18]),
-                2 => with_vlan(&tcp4_frame(&Tcp4 { dport: 443, sport: i, ..TCP4 }), 0x8100, 100),
-                _ => ipv6_frame(6, 0, &[], &tcp_header(i, 80, 0x10, 5)),
-            });
-        }
-        v
-    };
-    let ports = [1u32; 32];
+    let frames = frames();
 
     if want("extract") {
-        let mut keys = [FlowKey::ZERO; 32];
+        let mut keys = [FlowKey::ZERO; BURST];
         let ns = rounds_of(rounds, N, |n| {
             let t = Instant::now();
-            for _ in 0..n / 32 {
-                extract_batch(std::hint::black_box(&frames), &ports, &mut keys);
+            for _ in 0..n / BURST as u64 {
+                extract_burst(std::hint::black_box(&frames), &mut keys);
                 std::hint::black_box(&keys);
             }
             t.elapsed()
@@ -82,14 +69,15 @@ fn main() {
         for f in &frames {
             fc.insert_unchecked(Megaflow::new(extract(f, 1), FlowKey::EXACT, vec![DpAction::Output(2)]), 0).unwrap();
         }
-        let rss_hashes: Vec<u32> = (0..32u32).map(|i| i.wrapping_mul(0x9e37_79b9)).collect();
-        let (mut keys, mut hashes, bytes, mut out) = ([FlowKey::ZERO; 32], [0u32; 32], [64u32; 32], [None; 32]);
+        let rss_hashes: Vec<u32> = (0..BURST as u32).map(|i| i.wrapping_mul(0x9e37_79b9)).collect();
+        let (mut keys, mut hashes, bytes, mut out) =
+            ([FlowKey::ZERO; BURST], [0u32; BURST], [64u32; BURST], [None; BURST]);
         let before = fc.counters();
         let ns = rounds_of(rounds, N, |n| {
             let t = Instant::now();
-            for _ in 0..n / 32 {
-                extract_batch(std::hint::black_box(&frames), &ports, &mut keys);
-                for i in 0..32 {
+            for _ in 0..n / BURST as u64 {
+                extract_burst(std::hint::black_box(&frames), &mut keys);
+                for i in 0..BURST {
                     hashes[i] = if rss { rss_hashes[i] } else { keys[i].hash() };
                 }
                 let m = fc.lookup_batch(&keys, &hashes, &bytes, 1, &mut out);
@@ -98,7 +86,7 @@ fn main() {
             }
             t.elapsed()
         });
-        report(name, ns, &format!("32 flows; {}", hit_shares(&fc, before)));
+        report(name, ns, &format!("{BURST} flows; {}", hit_shares(&fc, before)));
     }
 
     if want("emc hit") {

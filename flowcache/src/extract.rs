@@ -80,15 +80,6 @@ pub fn extract(frame: &[u8], in_port: u32) -> FlowKey {
     key
 }
 
-/// Extracts the keys of a batch of frames: `out[i] = extract(frames[i], in_ports[i])`.
-/// Processes `min(frames.len(), in_ports.len(), out.len())` frames.
-#[inline]
-pub fn extract_batch<F: AsRef<[u8]>>(frames: &[F], in_ports: &[u32], out: &mut [FlowKey]) {
-    for ((frame, &port), key) in frames.iter().zip(in_ports).zip(out.iter_mut()) {
-        *key = extract(frame.as_ref(), port);
-    }
-}
-
 /// Where the layers of a frame start, for code that edits frames (see `edit`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Layers {
@@ -694,17 +685,6 @@ mod tests {
         assert_eq!(k.dl_type(), 0x88cc);
         assert_eq!(k.w[2] >> 48, 0);
         assert_eq!(k.w[3] | k.w[4] | k.w[5] | k.w[6] | k.w[7], 0);
-    }
-
-    #[test]
-    fn batch_matches_single() {
-        let frames = [tcp4_frame(&TCP4), arp_frame(1), icmp4_frame(8, 0), vec![1, 2, 3]];
-        let ports = [1, 2, 3, 4];
-        let mut keys = [FlowKey::ZERO; 4];
-        extract_batch(&frames, &ports, &mut keys);
-        for i in 0..4 {
-            assert_eq!(keys[i], extract(&frames[i], ports[i]));
-        }
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! ferrovs's fast path, without DPDK and without I/O: flow keys, datapath actions,
 //! megaflows and the caches that find them, and the translation of rules into megaflows.
 //!
-//! Per burst, a PMD calls [`extract::extract_batch`] to turn frames into [`key::FlowKey`]s,
+//! Per burst, a PMD calls [`extract::extract`] on each frame to get its [`key::FlowKey`],
 //! [`flow_cache::FlowCache::lookup_batch`] to find each packet's megaflow, and
 //! [`edit::execute_edit`] (plus the VLAN helpers) to apply the megaflow's actions.
 

@@ -3,13 +3,20 @@
 //!
 //! Each builder writes the bytes a real stack would put on the wire; tests then corrupt
 //! or truncate them. Nothing here is used on the data path.
+//!
+//! This is the one home of frame building in the workspace: the header builders
+//! ([`eth_header`], [`ipv4_header`], [`ipv6_header`], [`udp_segment`], [`tcp_header`],
+//! [`fill_l4_checksum`]) are what the ready-made frames below, the PMD tests and
+//! examples, the end-to-end frames and the benchmark generator are made of. It lives in
+//! the lowest crate that needs frames (flowcache's own unit tests, the fuzz targets)
+//! and next to the checksum code it uses; every crate above depends on flowcache anyway.
 
 use crate::checksum;
 use crate::extract::layers;
 
-/// Destination MAC of every frame built here.
+/// Destination MAC of the ready-made frames here.
 pub const DST_MAC: [u8; 6] = [0x52, 0x54, 0x00, 0x12, 0x34, 0x56];
-/// Source MAC of every frame built here.
+/// Source MAC of the ready-made frames here.
 pub const SRC_MAC: [u8; 6] = [0x52, 0x54, 0x00, 0xab, 0xcd, 0xef];
 
 /// An IPv4 TCP segment to build.
@@ -28,12 +35,73 @@ pub struct Tcp4 {
 pub const TCP4: Tcp4 =
     Tcp4 { src: [192, 168, 1, 10], dst: [10, 0, 0, 1], sport: 43210, dport: 80, flags: 0x02, tos: 0x10, ttl: 64 };
 
-fn eth_header(ethertype: u16) -> Vec<u8> {
+/// An untagged Ethernet header from `src` to `dst`.
+pub fn eth_header(dst: [u8; 6], src: [u8; 6], ethertype: u16) -> Vec<u8> {
     let mut f = Vec::with_capacity(128);
-    f.extend_from_slice(&DST_MAC);
-    f.extend_from_slice(&SRC_MAC);
+    f.extend_from_slice(&dst);
+    f.extend_from_slice(&src);
     f.extend_from_slice(&ethertype.to_be_bytes());
     f
+}
+
+/// The fields of an IPv4 header that tests vary. [`Ipv4Hdr::new`] gives the usual ones:
+/// TOS 0, TTL 64, identification 0x1234, DF set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ipv4Hdr {
+    pub src: [u8; 4],
+    pub dst: [u8; 4],
+    pub proto: u8,
+    pub tos: u8,
+    pub ttl: u8,
+    pub id: u16,
+    pub dont_fragment: bool,
+}
+
+impl Ipv4Hdr {
+    pub const fn new(src: [u8; 4], dst: [u8; 4], proto: u8) -> Ipv4Hdr {
+        Ipv4Hdr { src, dst, proto, tos: 0, ttl: 64, id: 0x1234, dont_fragment: true }
+    }
+}
+
+/// An IPv4 header with options `opts` (a multiple of 4 bytes) for `l4_len` bytes of
+/// payload, its checksum filled.
+pub fn ipv4_header(h: &Ipv4Hdr, opts: &[u8], l4_len: usize) -> Vec<u8> {
+    let ihl = (20 + opts.len()) / 4;
+    let mut v = vec![0x40 | ihl as u8, h.tos];
+    v.extend_from_slice(&((ihl * 4 + l4_len) as u16).to_be_bytes());
+    v.extend_from_slice(&h.id.to_be_bytes());
+    v.extend_from_slice(&[if h.dont_fragment { 0x40 } else { 0 }, 0, h.ttl, h.proto, 0, 0]);
+    v.extend_from_slice(&h.src);
+    v.extend_from_slice(&h.dst);
+    v.extend_from_slice(opts);
+    let c = checksum::checksum(&v);
+    v[10..12].copy_from_slice(&c.to_be_bytes());
+    v
+}
+
+/// An IPv6 header: version 6, traffic class `tc`, flow label `flow_label` (20 bits),
+/// next header `next`, hop limit 64, for `payload_len` bytes after it.
+pub fn ipv6_header(src: &[u8; 16], dst: &[u8; 16], next: u8, tc: u8, flow_label: u32, payload_len: usize) -> Vec<u8> {
+    let vtf: u32 = (6 << 28) | ((tc as u32) << 20) | (flow_label & 0xf_ffff);
+    let mut v = Vec::with_capacity(40);
+    v.extend_from_slice(&vtf.to_be_bytes());
+    v.extend_from_slice(&(payload_len as u16).to_be_bytes());
+    v.push(next);
+    v.push(64);
+    v.extend_from_slice(src);
+    v.extend_from_slice(dst);
+    v
+}
+
+/// A UDP header and `payload`, checksum zero (fill it with [`fill_l4_checksum`]).
+pub fn udp_segment(sport: u16, dport: u16, payload: &[u8]) -> Vec<u8> {
+    let mut u = Vec::with_capacity(8 + payload.len());
+    u.extend_from_slice(&sport.to_be_bytes());
+    u.extend_from_slice(&dport.to_be_bytes());
+    u.extend_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
+    u.extend_from_slice(&[0, 0]);
+    u.extend_from_slice(payload);
+    u
 }
 
 /// A TCP header with `data_offset_words` * 4 bytes (NOP options fill the rest), window
@@ -52,20 +120,6 @@ pub fn tcp_header(sport: u16, dport: u16, flags: u8, data_offset_words: u8) -> V
         t.push(1);
     }
     t
-}
-
-/// An IPv4 header for `l4_len` bytes of payload with options `opts` (a multiple of 4).
-fn ipv4_header(src: [u8; 4], dst: [u8; 4], proto: u8, tos: u8, ttl: u8, opts: &[u8], l4_len: usize) -> Vec<u8> {
-    let ihl = (20 + opts.len()) / 4;
-    let mut h = vec![0x40 | ihl as u8, tos];
-    h.extend_from_slice(&((ihl * 4 + l4_len) as u16).to_be_bytes());
-    h.extend_from_slice(&[0x12, 0x34, 0x40, 0x00, ttl, proto, 0, 0]);
-    h.extend_from_slice(&src);
-    h.extend_from_slice(&dst);
-    h.extend_from_slice(opts);
-    let c = checksum::checksum(&h);
-    h[10..12].copy_from_slice(&c.to_be_bytes());
-    h
 }
 
 /// Fills the L4 checksum of a TCP, UDP or ICMPv6 (or ICMP) frame in place.
@@ -140,8 +194,8 @@ pub fn ipv4_header_checksum_ok(hdr: &[u8]) -> bool {
 
 /// An IPv4 frame carrying `l4` as protocol `proto` (checksum of L4 filled for TCP/UDP/ICMP).
 pub fn ipv4_frame(proto: u8, l4: &[u8]) -> Vec<u8> {
-    let mut f = eth_header(0x0800);
-    f.extend_from_slice(&ipv4_header([192, 168, 1, 10], [10, 0, 0, 1], proto, 0, 64, &[], l4.len()));
+    let mut f = eth_header(DST_MAC, SRC_MAC, 0x0800);
+    f.extend_from_slice(&ipv4_header(&Ipv4Hdr::new([192, 168, 1, 10], [10, 0, 0, 1], proto), &[], l4.len()));
     f.extend_from_slice(l4);
     fill_l4_checksum(&mut f);
     f
@@ -155,8 +209,9 @@ pub fn tcp4_frame(t: &Tcp4) -> Vec<u8> {
 /// An IPv4 TCP frame whose IP header carries `ip_opts` (a multiple of 4 bytes).
 pub fn tcp4_frame_with_options(t: &Tcp4, ip_opts: &[u8]) -> Vec<u8> {
     let tcp = tcp_header(t.sport, t.dport, t.flags, 5);
-    let mut f = eth_header(0x0800);
-    f.extend_from_slice(&ipv4_header(t.src, t.dst, 6, t.tos, t.ttl, ip_opts, tcp.len()));
+    let mut f = eth_header(DST_MAC, SRC_MAC, 0x0800);
+    let h = Ipv4Hdr { tos: t.tos, ttl: t.ttl, ..Ipv4Hdr::new(t.src, t.dst, 6) };
+    f.extend_from_slice(&ipv4_header(&h, ip_opts, tcp.len()));
     f.extend_from_slice(&tcp);
     fill_l4_checksum(&mut f);
     f
@@ -164,13 +219,7 @@ pub fn tcp4_frame_with_options(t: &Tcp4, ip_opts: &[u8]) -> Vec<u8> {
 
 /// An IPv4 UDP frame from 192.168.1.10 to 10.0.0.1.
 pub fn udp4_frame(sport: u16, dport: u16, payload: &[u8]) -> Vec<u8> {
-    let mut u = Vec::new();
-    u.extend_from_slice(&sport.to_be_bytes());
-    u.extend_from_slice(&dport.to_be_bytes());
-    u.extend_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
-    u.extend_from_slice(&[0, 0]);
-    u.extend_from_slice(payload);
-    ipv4_frame(17, &u)
+    ipv4_frame(17, &udp_segment(sport, dport, payload))
 }
 
 /// An IPv4 ICMP frame (echo identifier 1, sequence 1, 4 payload bytes).
@@ -190,6 +239,15 @@ pub fn fix_ipv4_total_len(f: &mut [u8], l3: usize) {
     f[l3 + 10..l3 + 12].copy_from_slice(&c.to_be_bytes());
 }
 
+/// `frame` padded with zeros to `len` bytes (Ethernet's 60-byte minimum, say); a longer
+/// frame is left as it is.
+pub fn pad_to(mut frame: Vec<u8>, len: usize) -> Vec<u8> {
+    if frame.len() < len {
+        frame.resize(len, 0);
+    }
+    frame
+}
+
 /// `frame` with a VLAN tag (`tpid`, `tci`) inserted as the new outer tag.
 pub fn with_vlan(frame: &[u8], tpid: u16, tci: u16) -> Vec<u8> {
     let mut f = frame[..12].to_vec();
@@ -201,8 +259,7 @@ pub fn with_vlan(frame: &[u8], tpid: u16, tci: u16) -> Vec<u8> {
 
 /// An Ethernet/IPv4 ARP frame with opcode `op`: 10.0.0.1 (SRC_MAC) asks for 10.0.0.2.
 pub fn arp_frame(op: u16) -> Vec<u8> {
-    let mut f = eth_header(0x0806);
-    f[0..6].copy_from_slice(&[0xff; 6]);
+    let mut f = eth_header([0xff; 6], SRC_MAC, 0x0806);
     f.extend_from_slice(&[0, 1, 0x08, 0x00, 6, 4]);
     f.extend_from_slice(&op.to_be_bytes());
     f.extend_from_slice(&SRC_MAC);
@@ -220,14 +277,8 @@ pub const IPV6_DST: [u8; 16] = [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 
 /// An IPv6 frame with traffic class `tc`, next header `next`, raw extension bytes `ext`
 /// (whose first next-header must be `next` if non-empty) and upper-layer bytes `l4`.
 pub fn ipv6_frame(next: u8, tc: u8, ext: &[u8], l4: &[u8]) -> Vec<u8> {
-    let mut f = eth_header(0x86dd);
-    let vtf: u32 = (6 << 28) | ((tc as u32) << 20) | 0x12345;
-    f.extend_from_slice(&vtf.to_be_bytes());
-    f.extend_from_slice(&((ext.len() + l4.len()) as u16).to_be_bytes());
-    f.push(next);
-    f.push(64);
-    f.extend_from_slice(&IPV6_SRC);
-    f.extend_from_slice(&IPV6_DST);
+    let mut f = eth_header(DST_MAC, SRC_MAC, 0x86dd);
+    f.extend_from_slice(&ipv6_header(&IPV6_SRC, &IPV6_DST, next, tc, 0x12345, ext.len() + l4.len()));
     f.extend_from_slice(ext);
     f.extend_from_slice(l4);
     fill_l4_checksum(&mut f);

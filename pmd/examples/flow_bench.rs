@@ -27,7 +27,7 @@ use ferrovs_pmd::{
 };
 
 mod common;
-use common::write_pcap;
+use common::TempCapture;
 
 fn mask(kind: &str) -> FlowKey {
     let mut m = FlowKey::ZERO;
@@ -77,8 +77,8 @@ fn main() {
             other => panic!("unknown argument {other}"),
         }
     }
-    let pcap = "/tmp/ferrovs_flow_bench.pcap";
-    write_pcap(pcap, flows).expect("write pcap");
+    let capture = TempCapture::udp_flows("ferrovs-flow-bench", flows).expect("write pcap");
+    let pcap = capture.devarg();
     let mut eal_args: Vec<String> = eal_extra.split_whitespace().map(String::from).collect();
     eal_args.extend(["-l", "0", "--log-level=error"].map(String::from));
     let eal = Eal::init(&eal_args).expect("EAL");

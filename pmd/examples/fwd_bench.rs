@@ -14,7 +14,7 @@ use ferrovs_dpdk::{Eal, MbufBatch, Mempool, Port, PortConfig, probe, rdtsc, rx_b
 use ferrovs_pmd::{ForwardRule, PortSpec, Switch, SwitchOptions};
 
 mod common;
-use common::write_pcap;
+use common::TempCapture;
 
 fn main() {
     let mut seconds = 3u64;
@@ -31,8 +31,8 @@ fn main() {
             other => panic!("unknown argument {other}"),
         }
     }
-    let pcap = "/tmp/ferrovs_bench_64b.pcap";
-    write_pcap(pcap, 256).expect("write pcap");
+    let capture = TempCapture::udp_flows("ferrovs-fwd-bench", 256).expect("write pcap");
+    let pcap = capture.devarg();
     let src = |i: u32| match source.as_str() {
         "pcap" => format!("net_pcap{i},rx_pcap={pcap},infinite_rx=1"),
         _ => format!("net_null{i},size=60,copy=0"),

@@ -15,11 +15,11 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
-use ferrovs_dpdk::{BURST, MbufBatch, Mempool, Port, PortConfig, RxQueue, TxQueue, ring_port_pair, rx_burst, tx_burst};
+use ferrovs_dpdk::{Mempool, ring_port_pair};
 use ferrovs_flowcache::actions::{DpAction, DpActions};
 use ferrovs_flowcache::extract::extract;
 use ferrovs_flowcache::key::{FlowKey, Mask};
-use ferrovs_flowcache::testpkt::checksums_ok;
+use ferrovs_flowcache::testpkt::{Ipv4Hdr, checksums_ok, eth_header, fill_l4_checksum, ipv4_header, udp_segment};
 use ferrovs_flowcache::upcall::{FlowId, GoneReason, PmdCommand, PmdEvent, Upcall};
 use ferrovs_flowcache::{FlowCacheConfig, Megaflow};
 use ferrovs_pmd::flow_pipeline::PARK_TIMEOUT_MS;
@@ -30,17 +30,7 @@ use ferrovs_pmd::{
 use libtest_mimic::Failed;
 
 mod common;
-use common::{check, eal, uniq};
-
-fn ones_complement_sum(bytes: &[u8], mut sum: u32) -> u32 {
-    for w in bytes.chunks(2) {
-        sum += u16::from_be_bytes([w[0], *w.get(1).unwrap_or(&0)]) as u32;
-    }
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    sum
-}
+use common::{Peer, check, eal, uniq, wait_for};
 
 /// One UDP flow's packets: from 198.18.0.1:`sport` to `dst`:53.
 #[derive(Clone, Copy)]
@@ -57,35 +47,12 @@ const FLOW_A: Udp = Udp { sport: 1000, dst: [198, 18, 0, 2], ttl: 64 };
 /// and UDP checksums.
 fn udp_frame(u: Udp, seq: u16) -> Vec<u8> {
     let payload: Vec<u8> = (0..18u16).map(|i| (i as u8) ^ (seq as u8) ^ (seq >> 8) as u8).collect();
-    let src = [198, 18, 0, 1];
-    let udp_len = (8 + payload.len()) as u16;
-    let mut ip = vec![0x45, 0x00];
-    ip.extend((20 + udp_len).to_be_bytes());
-    ip.extend(seq.to_be_bytes());
-    ip.extend([0x40, 0x00, u.ttl, 17, 0, 0]);
-    ip.extend(src);
-    ip.extend(u.dst);
-    let csum = !(ones_complement_sum(&ip, 0) as u16);
-    ip[10..12].copy_from_slice(&csum.to_be_bytes());
-    let mut udp = Vec::new();
-    udp.extend(u.sport.to_be_bytes());
-    udp.extend(53u16.to_be_bytes());
-    udp.extend(udp_len.to_be_bytes());
-    udp.extend([0, 0]);
-    udp.extend(&payload);
-    let mut pseudo = Vec::new();
-    pseudo.extend(src);
-    pseudo.extend(u.dst);
-    pseudo.extend([0, 17]);
-    pseudo.extend(udp_len.to_be_bytes());
-    let mut c = !(ones_complement_sum(&udp, ones_complement_sum(&pseudo, 0)) as u16);
-    if c == 0 {
-        c = 0xffff;
-    }
-    udp[6..8].copy_from_slice(&c.to_be_bytes());
-    let mut f = vec![0x02, 0, 0, 0, 0, 0x02, 0x02, 0, 0, 0, 0, 0x01, 0x08, 0x00];
-    f.extend(ip);
+    let udp = udp_segment(u.sport, 53, &payload);
+    let ip = Ipv4Hdr { ttl: u.ttl, id: seq, ..Ipv4Hdr::new([198, 18, 0, 1], u.dst, 17) };
+    let mut f = eth_header([0x02, 0, 0, 0, 0, 0x02], [0x02, 0, 0, 0, 0, 0x01], 0x0800);
+    f.extend(ipv4_header(&ip, &[], udp.len()));
     f.extend(udp);
+    fill_l4_checksum(&mut f);
     f
 }
 
@@ -155,13 +122,6 @@ impl Drop for SlowPath {
     }
 }
 
-/// The test's side of one switch port.
-struct Peer {
-    rxqs: Vec<RxQueue>,
-    txqs: Vec<TxQueue>,
-    _port: Port,
-}
-
 struct Bench {
     sw: Switch<FlowMessage>,
     peers: Vec<Peer>,
@@ -198,11 +158,7 @@ fn bench(upcall_queue: usize, policy: Option<Policy>) -> Result<Bench, Failed> {
     for i in 0..2 {
         let (a, b) = ring_port_pair(eal, &uniq("fr"), 1, 1024)?;
         specs.push(PortSpec::existing(format!("p{}", i + 1), (i + 1) as u32, a));
-        let port = Port::configure(eal, b, &PortConfig { n_rxq: 1, n_txq: 1, rx_desc: 256, tx_desc: 256 }, &pool)?;
-        port.start()?;
-        let rxqs = vec![port.rx_queue(0)?];
-        let txqs = vec![port.tx_queue(0)?];
-        peers.push(Peer { rxqs, txqs, _port: port });
+        peers.push(Peer::open(b, 1, &pool)?);
     }
     let (up_tx, up_rx) = crossbeam_channel::bounded(upcall_queue);
     let (ev_tx, ev_rx) = crossbeam_channel::unbounded();
@@ -226,46 +182,13 @@ impl Bench {
     /// Sends `frames` from the peer of port `port` (1-based), a burst of up to 32 at a
     /// time (each burst is enqueued on the ring at once, so the PMD sees it whole).
     fn send(&mut self, port: usize, frames: &[Vec<u8>]) -> Result<(), Failed> {
-        for chunk in frames.chunks(BURST) {
-            let mut batch = MbufBatch::new();
-            for f in chunk {
-                batch.push(self.pool.alloc_frame(f)?).map_err(|_| "batch full")?;
-            }
-            let deadline = Instant::now() + Duration::from_secs(2);
-            while !batch.is_empty() {
-                tx_burst(&mut self.peers[port - 1].txqs[0], &mut batch);
-                check(Instant::now() < deadline, || "peer could not send (ring full)".into())?;
-            }
-        }
-        Ok(())
+        self.peers[port - 1].send(&self.pool, 0, frames)
     }
 
     /// Receives on the peer of `port` until `n` frames arrived (then a short grace period
     /// to catch extra ones) or `wait` passed.
     fn recv(&mut self, port: usize, n: usize, wait: Duration) -> Vec<Vec<u8>> {
-        let peer = &mut self.peers[port - 1];
-        let mut out = Vec::new();
-        let deadline = Instant::now() + wait;
-        let mut batch = MbufBatch::new();
-        let mut poll = |out: &mut Vec<Vec<u8>>| {
-            while rx_burst(&mut peer.rxqs[0], &mut batch) > 0 {
-                for m in batch.drain() {
-                    out.push(m.data().to_vec());
-                }
-            }
-        };
-        loop {
-            poll(&mut out);
-            if out.len() >= n {
-                std::thread::sleep(Duration::from_millis(20));
-                poll(&mut out);
-                return out;
-            }
-            if Instant::now() > deadline {
-                return out;
-            }
-            std::thread::sleep(Duration::from_micros(200));
-        }
+        self.peers[port - 1].recv(n, wait)
     }
 
     fn pipeline(&self) -> PipelineStats {
@@ -274,32 +197,12 @@ impl Bench {
 
     /// Waits until the pipeline counters satisfy `f` (published once per loop iteration).
     fn wait_pipeline(&self, what: &str, f: impl Fn(&PipelineStats) -> bool) -> Result<PipelineStats, Failed> {
-        let deadline = Instant::now() + Duration::from_secs(3);
-        loop {
-            let s = self.pipeline();
-            if f(&s) {
-                return Ok(s);
-            }
-            if Instant::now() > deadline {
-                return Err(format!("timed out waiting for {what}: {s:#?}").into());
-            }
-            std::thread::sleep(Duration::from_millis(1));
-        }
+        wait_for(what, || self.pipeline(), f)
     }
 
     /// Waits until the switch's port/PMD counters satisfy `f`.
     fn wait_switch(&self, what: &str, f: impl Fn(&SwitchStats) -> bool) -> Result<SwitchStats, Failed> {
-        let deadline = Instant::now() + Duration::from_secs(3);
-        loop {
-            let s = self.sw.stats();
-            if f(&s) {
-                return Ok(s);
-            }
-            if Instant::now() > deadline {
-                return Err(format!("timed out waiting for {what}: {:#?}", s.ports).into());
-            }
-            std::thread::sleep(Duration::from_millis(1));
-        }
+        wait_for(what, || self.sw.stats(), f)
     }
 
     fn dump(&self) -> Result<Vec<DpFlowDump>, Failed> {
@@ -326,10 +229,7 @@ impl Bench {
         sw.stop();
         drop(upcalls);
         for p in peers.iter_mut() {
-            let mut batch = MbufBatch::new();
-            while rx_burst(&mut p.rxqs[0], &mut batch) > 0 {
-                batch.free_all();
-            }
+            p.drain();
         }
         drop(peers);
         check(pool.in_use() == 0, || format!("test pool: {} mbufs still in use", pool.in_use()))?;

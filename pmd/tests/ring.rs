@@ -8,51 +8,27 @@
 
 use std::time::{Duration, Instant};
 
-use ferrovs_dpdk::{
-    BURST, DpdkError, MbufBatch, Mempool, Port, PortConfig, PortId, RxQueue, TxQueue, probe, ring_port_pair, rx_burst,
-    tx_burst,
-};
+use ferrovs_dpdk::{DpdkError, MbufBatch, Mempool, Port, PortConfig, PortId, probe, ring_port_pair};
 use ferrovs_flowcache::actions::DpAction;
+use ferrovs_flowcache::testpkt::{Ipv4Hdr, eth_header, ipv4_header, udp_segment};
 use ferrovs_pmd::{
     ForwardRule, ForwarderMessage, IdleBackoff, PortSpec, Switch, SwitchError, SwitchOptions, SwitchStats,
 };
 use libtest_mimic::Failed;
 
 mod common;
-use common::{check, eal, uniq};
+use common::{Peer, check, eal, uniq, wait_for};
 
 /// Ethernet/IPv4/UDP frame from 02:00:00:00:00:01 to 02:00:00:00:00:02,
 /// 198.18.0.1:1000+seq -> 198.18.0.2:53, `payload` bytes of payload, valid IPv4 checksum.
 fn udp_frame(seq: u16, payload: usize) -> Vec<u8> {
-    let mut f = vec![0x02, 0, 0, 0, 0, 0x02, 0x02, 0, 0, 0, 0, 0x01, 0x08, 0x00];
-    let ip_len = (20 + 8 + payload) as u16;
-    let mut ip = vec![0x45, 0x00];
-    ip.extend(ip_len.to_be_bytes());
-    ip.extend(seq.to_be_bytes()); // identification
-    ip.extend([0x40, 0x00, 64, 17, 0, 0, 198, 18, 0, 1, 198, 18, 0, 2]);
-    let mut sum = 0u32;
-    for w in ip.chunks(2) {
-        sum += u16::from_be_bytes([w[0], w[1]]) as u32;
-    }
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    let csum = !(sum as u16);
-    ip[10..12].copy_from_slice(&csum.to_be_bytes());
-    f.extend(ip);
-    f.extend((1000u16.wrapping_add(seq)).to_be_bytes());
-    f.extend(53u16.to_be_bytes());
-    f.extend(((8 + payload) as u16).to_be_bytes());
-    f.extend([0, 0]); // UDP checksum 0 = none (IPv4)
-    f.extend((0..payload).map(|i| (i as u8) ^ (seq as u8)));
+    let bytes: Vec<u8> = (0..payload).map(|i| (i as u8) ^ (seq as u8)).collect();
+    let udp = udp_segment(1000u16.wrapping_add(seq), 53, &bytes); // checksum 0 = none (IPv4)
+    let ip = Ipv4Hdr { id: seq, ..Ipv4Hdr::new([198, 18, 0, 1], [198, 18, 0, 2], 17) };
+    let mut f = eth_header([0x02, 0, 0, 0, 0, 0x02], [0x02, 0, 0, 0, 0, 0x01], 0x0800);
+    f.extend(ipv4_header(&ip, &[], udp.len()));
+    f.extend(udp);
     f
-}
-
-/// The test's side of one switch port.
-struct Peer {
-    rxqs: Vec<RxQueue>,
-    txqs: Vec<TxQueue>,
-    _port: Port,
 }
 
 struct Bench {
@@ -95,12 +71,7 @@ fn bench(
         let mut spec = PortSpec::existing(format!("p{}", i + 1), (i + 1) as u32, a);
         spec.n_rxq = n_rxq;
         specs.push(spec);
-        let cfg = PortConfig { n_rxq: n_q, n_txq: n_q, rx_desc: 256, tx_desc: 256 };
-        let port = Port::configure(eal, b, &cfg, &pool)?;
-        port.start()?;
-        let rxqs = (0..n_q).map(|q| port.rx_queue(q)).collect::<Result<Vec<_>, _>>()?;
-        let txqs = (0..n_q).map(|q| port.tx_queue(q)).collect::<Result<Vec<_>, _>>()?;
-        peers.push(Peer { rxqs, txqs, _port: port });
+        peers.push(Peer::open(b, n_q, &pool)?);
     }
     let sw = Switch::start_forwarder(eal, &specs, &test_options(n_pmds), rules)?;
     Ok(Bench { sw, peers, pool })
@@ -109,41 +80,21 @@ fn bench(
 impl Bench {
     /// Sends `frames` from the peer of port `port` (1-based) on peer tx queue `q`.
     fn send_on(&mut self, port: usize, q: usize, frames: &[Vec<u8>]) -> Result<(), Failed> {
-        for chunk in frames.chunks(BURST) {
-            let mut batch = MbufBatch::new();
-            for f in chunk {
-                batch.push(self.pool.alloc_frame(f)?).map_err(|_| "batch full")?;
-            }
-            let deadline = Instant::now() + Duration::from_secs(2);
-            while !batch.is_empty() {
-                tx_burst(&mut self.peers[port - 1].txqs[q], &mut batch);
-                check(Instant::now() < deadline, || "peer could not send (ring full)".into())?;
-            }
-        }
-        Ok(())
+        self.peers[port - 1].send(&self.pool, q, frames)
     }
+
     fn send(&mut self, port: usize, frames: &[Vec<u8>]) -> Result<(), Failed> {
         self.send_on(port, 0, frames)
     }
 
     /// Receives on the peer of `port` until `n` frames arrived or `wait` passed.
     fn recv(&mut self, port: usize, n: usize, wait: Duration) -> Vec<Vec<u8>> {
-        recv_from(&mut self.peers[port - 1], n, wait)
+        self.peers[port - 1].recv(n, wait)
     }
 
     /// Waits until the switch's counters satisfy `f` (counters are published per burst).
     fn wait_stats(&self, what: &str, f: impl Fn(&SwitchStats) -> bool) -> Result<SwitchStats, Failed> {
-        let deadline = Instant::now() + Duration::from_secs(3);
-        loop {
-            let s = self.sw.stats();
-            if f(&s) {
-                return Ok(s);
-            }
-            if Instant::now() > deadline {
-                return Err(format!("timed out waiting for {what}: {s:#?}").into());
-            }
-            std::thread::sleep(Duration::from_millis(1));
-        }
+        wait_for(what, || self.sw.stats(), f)
     }
 
     /// Stops the switch, drains the peers and checks every mbuf came back.
@@ -152,41 +103,12 @@ impl Bench {
         let sw_pool = sw.mempool().clone();
         let stats = sw.stop();
         for p in peers.iter_mut() {
-            let _ = recv_from(p, usize::MAX, Duration::from_millis(1));
+            p.drain();
         }
         drop(peers);
         check(pool.in_use() == 0, || format!("test pool: {} mbufs still in use", pool.in_use()))?;
         check(sw_pool.in_use() == 0, || format!("switch pool: {} mbufs still in use", sw_pool.in_use()))?;
         Ok(stats)
-    }
-}
-
-/// Receives from a peer until `n` frames arrived (then a short grace period to catch
-/// unexpected extra frames) or `wait` passed; returns copies of the frames.
-fn recv_from(peer: &mut Peer, n: usize, wait: Duration) -> Vec<Vec<u8>> {
-    let mut out = Vec::new();
-    let deadline = Instant::now() + wait;
-    let mut batch = MbufBatch::new();
-    let mut poll = |out: &mut Vec<Vec<u8>>| {
-        for q in peer.rxqs.iter_mut() {
-            while rx_burst(q, &mut batch) > 0 {
-                for m in batch.drain() {
-                    out.push(m.data().to_vec());
-                }
-            }
-        }
-    };
-    loop {
-        poll(&mut out);
-        if out.len() >= n {
-            std::thread::sleep(Duration::from_millis(20));
-            poll(&mut out);
-            return out;
-        }
-        if Instant::now() > deadline {
-            return out;
-        }
-        std::thread::sleep(Duration::from_micros(200));
     }
 }
 

@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use ferrovs_e2e::{Daemon, Netns, TempDir, frames, read_pcap, unique, wait_until, write_pcap};
+use ferrovs_flowcache::testpkt::checksums_ok;
 use libtest_mimic::Failed;
 
 use crate::{counter, preamble};
@@ -217,7 +218,7 @@ flows = [
         return Err(format!("port 3 got {} frames, want 2 (rewritten tcp, arp)", got3.len()).into());
     }
     let f = got3.iter().find(|f| **f != arp).expect("two frames");
-    if f[30..34] != [198, 18, 7, 7] || f[22] != 63 || ipv4_sum(&f[14..34]) != 0 || !tcp_checksum_ok(f) {
+    if f[30..34] != [198, 18, 7, 7] || f[22] != 63 || !checksums_ok(f) {
         return Err(format!("port 3 frame not rewritten right: {:02x?}", &f[14..54]).into());
     }
     // Port 4: the default rule (IPv6, TCP to port 22) plus the flooded ARP.
@@ -230,30 +231,6 @@ flows = [
         return Err("a frame went back out its ingress port".into());
     }
     Ok(())
-}
-
-fn ipv4_sum(h: &[u8]) -> u16 {
-    let mut s: u32 = h.chunks(2).map(|c| u16::from_be_bytes([c[0], c[1]]) as u32).sum();
-    while s >> 16 != 0 {
-        s = (s & 0xffff) + (s >> 16);
-    }
-    !(s as u16)
-}
-
-/// TCP checksum over the IPv4 pseudo-header of an Ethernet/IPv4/TCP frame.
-fn tcp_checksum_ok(f: &[u8]) -> bool {
-    let ihl = ((f[14] & 0x0f) as usize) * 4;
-    let total = u16::from_be_bytes([f[16], f[17]]) as usize;
-    let l4 = &f[14 + ihl..14 + total];
-    let mut pseudo = Vec::new();
-    pseudo.extend_from_slice(&f[26..34]);
-    pseudo.extend_from_slice(&[0, 6]);
-    pseudo.extend_from_slice(&(l4.len() as u16).to_be_bytes());
-    pseudo.extend_from_slice(l4);
-    if pseudo.len() % 2 == 1 {
-        pseudo.push(0);
-    }
-    ipv4_sum(&pseudo) == 0
 }
 
 /// A port whose link goes down keeps its configuration and forwards again when the

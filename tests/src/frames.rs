@@ -2,132 +2,70 @@
 //! with correct IPv4 header checksums, plus deliberately broken ones (runts, truncated
 //! headers) that the switch must account for without forwarding garbage or crashing.
 
+use ferrovs_flowcache::testpkt::{
+    Ipv4Hdr, eth_header, fill_l4_checksum, ipv4_header, ipv6_header, pad_to, tcp_header, udp_segment, with_vlan,
+};
+
 pub const MAC_A: [u8; 6] = [0x02, 0x00, 0x00, 0x00, 0x00, 0x0a];
 pub const MAC_B: [u8; 6] = [0x02, 0x00, 0x00, 0x00, 0x00, 0x0b];
 
-fn eth(dst: [u8; 6], src: [u8; 6], ethertype: u16) -> Vec<u8> {
-    let mut f = Vec::with_capacity(128);
-    f.extend_from_slice(&dst);
-    f.extend_from_slice(&src);
-    f.extend_from_slice(&ethertype.to_be_bytes());
-    f
-}
-
-fn csum(data: &[u8]) -> u16 {
-    let mut s: u32 = 0;
-    for c in data.chunks(2) {
-        let w = if c.len() == 2 { u16::from_be_bytes([c[0], c[1]]) } else { (c[0] as u16) << 8 };
-        s += w as u32;
-    }
-    while s >> 16 != 0 {
-        s = (s & 0xffff) + (s >> 16);
-    }
-    !(s as u16)
-}
-
-/// An IPv4 header (no options) followed by `l4`.
-fn ipv4(src: [u8; 4], dst: [u8; 4], proto: u8, ttl: u8, l4: &[u8]) -> Vec<u8> {
-    let total = (20 + l4.len()) as u16;
-    let mut h = vec![0x45, 0x00];
-    h.extend_from_slice(&total.to_be_bytes());
-    h.extend_from_slice(&[0x12, 0x34, 0x40, 0x00, ttl, proto, 0, 0]);
-    h.extend_from_slice(&src);
-    h.extend_from_slice(&dst);
-    let c = csum(&h);
-    h[10..12].copy_from_slice(&c.to_be_bytes());
-    h.extend_from_slice(l4);
-    h
-}
-
-fn udp(sport: u16, dport: u16, payload: &[u8]) -> Vec<u8> {
-    let mut u = Vec::new();
-    u.extend_from_slice(&sport.to_be_bytes());
-    u.extend_from_slice(&dport.to_be_bytes());
-    u.extend_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
-    u.extend_from_slice(&[0, 0]); // checksum 0: legal for IPv4
-    u.extend_from_slice(payload);
-    u
-}
-
-fn tcp(sport: u16, dport: u16, flags: u8) -> Vec<u8> {
-    let mut t = Vec::new();
-    t.extend_from_slice(&sport.to_be_bytes());
-    t.extend_from_slice(&dport.to_be_bytes());
-    t.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 0, 0x50, flags, 0xff, 0xff, 0, 0, 0, 0]);
-    t
-}
-
-fn pad60(mut f: Vec<u8>) -> Vec<u8> {
-    if f.len() < 60 {
-        f.resize(60, 0);
+/// An Ethernet/IPv4 frame from MAC_A to MAC_B carrying `l4` as `proto` (TTL 64), its L4
+/// checksum filled unless it is UDP (zero is legal over IPv4), padded to 60 bytes.
+fn ipv4_frame(src: [u8; 4], dst: [u8; 4], proto: u8, l4: &[u8]) -> Vec<u8> {
+    let mut f = eth_header(MAC_B, MAC_A, 0x0800);
+    f.extend(ipv4_header(&Ipv4Hdr::new(src, dst, proto), &[], l4.len()));
+    f.extend_from_slice(l4);
+    let mut f = pad_to(f, 60);
+    if proto != 17 {
+        fill_l4_checksum(&mut f);
     }
     f
 }
 
 pub fn ipv4_udp(src: [u8; 4], dst: [u8; 4], sport: u16, dport: u16) -> Vec<u8> {
-    let mut f = eth(MAC_B, MAC_A, 0x0800);
-    f.extend(ipv4(src, dst, 17, 64, &udp(sport, dport, b"ferrovs")));
-    pad60(f)
+    ipv4_frame(src, dst, 17, &udp_segment(sport, dport, b"ferrovs"))
 }
 
+/// TCP with a checksum over the IPv4 pseudo-header (RFC 793), so rewrites can be checked.
 pub fn ipv4_tcp(src: [u8; 4], dst: [u8; 4], sport: u16, dport: u16, flags: u8) -> Vec<u8> {
-    let mut seg = tcp(sport, dport, flags);
-    // TCP checksum over the IPv4 pseudo-header (RFC 793), so rewrites can be checked.
-    let mut pseudo = Vec::new();
-    pseudo.extend_from_slice(&src);
-    pseudo.extend_from_slice(&dst);
-    pseudo.extend_from_slice(&[0, 6]);
-    pseudo.extend_from_slice(&(seg.len() as u16).to_be_bytes());
-    pseudo.extend_from_slice(&seg);
-    let c = csum(&pseudo);
-    seg[16..18].copy_from_slice(&c.to_be_bytes());
-    let mut f = eth(MAC_B, MAC_A, 0x0800);
-    f.extend(ipv4(src, dst, 6, 64, &seg));
-    pad60(f)
+    ipv4_frame(src, dst, 6, &tcp_header(sport, dport, flags, 5))
 }
 
 pub fn ipv4_icmp_echo(src: [u8; 4], dst: [u8; 4]) -> Vec<u8> {
     let mut icmp = vec![8, 0, 0, 0, 0x12, 0x34, 0, 1];
     icmp.extend_from_slice(b"ping-payload");
-    let c = csum(&icmp);
-    icmp[2..4].copy_from_slice(&c.to_be_bytes());
-    let mut f = eth(MAC_B, MAC_A, 0x0800);
-    f.extend(ipv4(src, dst, 1, 64, &icmp));
-    pad60(f)
+    ipv4_frame(src, dst, 1, &icmp)
 }
 
 pub fn arp_request(spa: [u8; 4], tpa: [u8; 4]) -> Vec<u8> {
-    let mut f = eth([0xff; 6], MAC_A, 0x0806);
+    let mut f = eth_header([0xff; 6], MAC_A, 0x0806);
     f.extend_from_slice(&[0, 1, 0x08, 0x00, 6, 4, 0, 1]);
     f.extend_from_slice(&MAC_A);
     f.extend_from_slice(&spa);
     f.extend_from_slice(&[0; 6]);
     f.extend_from_slice(&tpa);
-    pad60(f)
+    pad_to(f, 60)
 }
 
+/// IPv6/UDP between 2001:2::`src_last` and 2001:2::`dst_last` (2001:2::/48 is the IPv6
+/// benchmarking range, RFC 5180), UDP checksum filled (it is mandatory over IPv6).
 pub fn ipv6_udp(src_last: u8, dst_last: u8, sport: u16, dport: u16) -> Vec<u8> {
-    let mut f = eth(MAC_B, MAC_A, 0x86dd);
-    let payload = udp(sport, dport, b"v6");
-    f.extend_from_slice(&[0x60, 0, 0, 0]);
-    f.extend_from_slice(&(payload.len() as u16).to_be_bytes());
-    f.extend_from_slice(&[17, 64]);
-    // 2001:2::/48 is the IPv6 benchmarking range (RFC 5180).
+    let payload = udp_segment(sport, dport, b"v6");
     let mut src = [0x20, 0x01, 0x00, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, src_last];
-    f.extend_from_slice(&src);
-    src[15] = dst_last;
-    f.extend_from_slice(&src);
+    let mut dst = src;
+    dst[15] = dst_last;
+    src[15] = src_last;
+    let mut f = eth_header(MAC_B, MAC_A, 0x86dd);
+    f.extend(ipv6_header(&src, &dst, 17, 0, 0, payload.len()));
     f.extend(payload);
+    fill_l4_checksum(&mut f);
     f
 }
 
 /// An 802.1Q-tagged IPv4/UDP frame.
 pub fn vlan_ipv4_udp(vid: u16, pcp: u8, src: [u8; 4], dst: [u8; 4]) -> Vec<u8> {
-    let mut f = eth(MAC_B, MAC_A, 0x8100);
-    f.extend_from_slice(&(((pcp as u16) << 13) | vid).to_be_bytes());
-    f.extend_from_slice(&0x0800u16.to_be_bytes());
-    f.extend(ipv4(src, dst, 17, 64, &udp(1000, 2000, b"tagged")));
-    pad60(f)
+    let inner = ipv4_frame(src, dst, 17, &udp_segment(1000, 2000, b"tagged"));
+    with_vlan(&inner, 0x8100, ((pcp as u16) << 13) | vid)
 }
 
 /// A frame shorter than an Ethernet header: every switch must drop it.
@@ -175,11 +113,12 @@ pub fn mixed_capture() -> Vec<(Vec<u8>, bool)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ferrovs_flowcache::checksum::checksum;
 
     #[test]
     fn ipv4_checksum_verifies() {
         let f = ipv4_udp([198, 18, 0, 1], [198, 18, 0, 2], 1, 2);
-        assert_eq!(csum(&f[14..34]), 0);
+        assert_eq!(checksum(&f[14..34]), 0);
         assert_eq!(f.len(), 60);
     }
 }
@@ -244,87 +183,38 @@ impl BenchFrame {
     /// sees a well-formed packet of the asked size.
     pub fn bytes(&self, size: usize) -> Vec<u8> {
         let size = size.max(self.min_size());
-        let mut f = eth(
-            self.dst_mac,
-            self.src_mac,
-            match self.l3 {
-                BenchL3::V4 { .. } => 0x0800,
-                BenchL3::V6 { .. } => 0x86dd,
-            },
-        );
-        let l3_hdr = match self.l3 {
-            BenchL3::V4 { .. } => 20,
-            BenchL3::V6 { .. } => 40,
+        let (ethertype, l3_len) = match self.l3 {
+            BenchL3::V4 { .. } => (0x0800, 20),
+            BenchL3::V6 { .. } => (0x86dd, 40),
         };
-        let l4_len = size - 14 - l3_hdr;
-        let proto = match self.l4 {
-            BenchL4::Udp => 17u8,
-            BenchL4::Tcp => 6u8,
-        };
-        let mut seg = Vec::with_capacity(l4_len);
-        seg.extend_from_slice(&self.sport.to_be_bytes());
-        seg.extend_from_slice(&self.dport.to_be_bytes());
-        match self.l4 {
-            BenchL4::Udp => {
-                seg.extend_from_slice(&(l4_len as u16).to_be_bytes());
-                seg.extend_from_slice(&[0, 0]);
-            }
+        let l4_len = size - 14 - l3_len;
+        let (proto, mut seg) = match self.l4 {
+            BenchL4::Udp => (17, udp_segment(self.sport, self.dport, &[])),
             BenchL4::Tcp => {
-                // seq 1, ack 0, data offset 5 words, ACK, window 65535, checksum, urgent 0.
-                seg.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x10, 0xff, 0xff, 0, 0, 0, 0]);
+                // seq 1, ack 0, data offset 5 words, ACK, window 65535, urgent 0.
+                let mut t = tcp_header(self.sport, self.dport, 0x10, 5);
+                t[14..16].copy_from_slice(&0xffffu16.to_be_bytes());
+                (6, t)
             }
-        }
-        seg.resize(l4_len, 0);
-        // Transport checksum: TCP always; UDP only over IPv6, where zero is not allowed
-        // (RFC 8200 8.1). UDP over IPv4 keeps 0, as the reference generator writes it.
-        let csum_at = match self.l4 {
-            BenchL4::Udp => 6,
-            BenchL4::Tcp => 16,
         };
-        let want_csum = matches!(self.l4, BenchL4::Tcp) || matches!(self.l3, BenchL3::V6 { .. });
-        if want_csum {
-            let mut pseudo = Vec::with_capacity(40 + seg.len());
-            match self.l3 {
-                BenchL3::V4 { src, dst } => {
-                    pseudo.extend_from_slice(&src);
-                    pseudo.extend_from_slice(&dst);
-                    pseudo.extend_from_slice(&[0, proto]);
-                    pseudo.extend_from_slice(&(l4_len as u16).to_be_bytes());
-                }
-                BenchL3::V6 { src, dst } => {
-                    pseudo.extend_from_slice(&src);
-                    pseudo.extend_from_slice(&dst);
-                    pseudo.extend_from_slice(&(l4_len as u32).to_be_bytes());
-                    pseudo.extend_from_slice(&[0, 0, 0, proto]);
-                }
-            }
-            pseudo.extend_from_slice(&seg);
-            let mut c = csum(&pseudo);
-            if c == 0 && proto == 17 {
-                c = 0xffff;
-            }
-            seg[csum_at..csum_at + 2].copy_from_slice(&c.to_be_bytes());
+        seg.resize(l4_len, 0);
+        if proto == 17 {
+            seg[4..6].copy_from_slice(&(l4_len as u16).to_be_bytes());
         }
+        let mut f = eth_header(self.dst_mac, self.src_mac, ethertype);
         match self.l3 {
             BenchL3::V4 { src, dst } => {
-                let mut h = vec![0x45, 0x00];
-                h.extend_from_slice(&((20 + l4_len) as u16).to_be_bytes());
-                h.extend_from_slice(&[0, 0, 0, 0, 64, proto, 0, 0]);
-                h.extend_from_slice(&src);
-                h.extend_from_slice(&dst);
-                let c = csum(&h);
-                h[10..12].copy_from_slice(&c.to_be_bytes());
-                f.extend(h);
+                let h = Ipv4Hdr { id: 0, dont_fragment: false, ..Ipv4Hdr::new(src, dst, proto) };
+                f.extend(ipv4_header(&h, &[], l4_len));
             }
-            BenchL3::V6 { src, dst } => {
-                f.extend_from_slice(&[0x60, 0, 0, 0]);
-                f.extend_from_slice(&(l4_len as u16).to_be_bytes());
-                f.extend_from_slice(&[proto, 64]);
-                f.extend_from_slice(&src);
-                f.extend_from_slice(&dst);
-            }
+            BenchL3::V6 { src, dst } => f.extend(ipv6_header(&src, &dst, proto, 0, 0, l4_len)),
         }
         f.extend(seg);
+        // Transport checksum: TCP always; UDP only over IPv6, where zero is not allowed
+        // (RFC 8200 8.1). UDP over IPv4 keeps 0, as the reference generator writes it.
+        if proto == 6 || matches!(self.l3, BenchL3::V6 { .. }) {
+            fill_l4_checksum(&mut f);
+        }
         f
     }
 }
@@ -332,6 +222,7 @@ impl BenchFrame {
 #[cfg(test)]
 mod bench_frame_tests {
     use super::*;
+    use ferrovs_flowcache::checksum::checksum;
 
     fn udp4() -> BenchFrame {
         BenchFrame {
@@ -361,7 +252,7 @@ mod bench_frame_tests {
         assert_eq!(f.len(), 128);
         assert_eq!(u16::from_be_bytes([f[16], f[17]]), 114); // IPv4 total length
         assert_eq!(u16::from_be_bytes([f[38], f[39]]), 94); // UDP length
-        assert_eq!(csum(&f[14..34]), 0);
+        assert_eq!(checksum(&f[14..34]), 0);
         // Too small a size is grown to the headers.
         let mut t = udp4();
         t.l4 = BenchL4::Tcp;
@@ -376,7 +267,7 @@ mod bench_frame_tests {
         let mut pseudo = f[26..34].to_vec();
         pseudo.extend_from_slice(&[0, 6, 0, (64 - 34) as u8]);
         pseudo.extend_from_slice(&f[34..]);
-        assert_eq!(csum(&pseudo), 0);
+        assert_eq!(checksum(&pseudo), 0);
         assert_eq!(f[47], 0x10, "ACK only");
 
         let mut s = [0u8; 16];
@@ -393,7 +284,7 @@ mod bench_frame_tests {
         let mut pseudo = f[22..54].to_vec();
         pseudo.extend_from_slice(&[0, 0, 0, 8, 0, 0, 0, 17]);
         pseudo.extend_from_slice(&f[54..]);
-        assert_eq!(csum(&pseudo), 0);
+        assert_eq!(checksum(&pseudo), 0);
         assert_ne!(&f[60..62], &[0, 0], "UDP over IPv6 carries a checksum");
     }
 }

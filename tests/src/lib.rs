@@ -398,26 +398,14 @@ mod tests {
 }
 
 pub mod frames;
+pub mod pcap;
 
-/// Writes `frames` as a pcap file (Ethernet link type, microsecond timestamps).
+/// Writes `frames` as a pcap file; panics on an I/O error (a test harness failure).
 pub fn write_pcap(path: &Path, frames: &[Vec<u8>]) {
-    use pcap_file::pcap::{PcapPacket, PcapWriter};
-    let file = std::fs::File::create(path).expect("create pcap");
-    let mut w = PcapWriter::new(file).expect("pcap header");
-    for (i, f) in frames.iter().enumerate() {
-        let ts = Duration::from_micros(1_000 + i as u64);
-        w.write_packet(&PcapPacket::new(ts, f.len() as u32, f)).expect("write packet");
-    }
+    pcap::write_frames(path, frames).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
 }
 
-/// Reads every frame of a pcap file.
+/// Reads every frame of a pcap file; panics if it cannot.
 pub fn read_pcap(path: &Path) -> Vec<Vec<u8>> {
-    use pcap_file::pcap::PcapReader;
-    let file = std::fs::File::open(path).unwrap_or_else(|e| panic!("open {}: {e}", path.display()));
-    let mut r = PcapReader::new(file).expect("pcap header");
-    let mut out = Vec::new();
-    while let Some(p) = r.next_packet() {
-        out.push(p.expect("pcap record").data.into_owned());
-    }
-    out
+    pcap::read_frames(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
 }

@@ -10,7 +10,15 @@ use ferrovs_flowcache::key::FlowKey;
 use ferrovs_flowcache::testpkt::*;
 use ferrovs_flowcache::{FlowCache, FlowCacheConfig, Megaflow, MegaflowId};
 
-pub const BURST: usize = 32;
+/// Packets per burst: the largest batch the cache looks up at once (the PMD's burst).
+pub use ferrovs_flowcache::classifier::MAX_BATCH as BURST;
+
+/// Extracts the key of every frame of a burst (all from port 1) into `keys`.
+pub fn extract_burst<F: AsRef<[u8]>>(frames: &[F], keys: &mut [FlowKey]) {
+    for (k, f) in keys.iter_mut().zip(frames) {
+        *k = ferrovs_flowcache::extract::extract(f.as_ref(), 1);
+    }
+}
 
 pub use ferrovs_flowcache::testpkt::SplitMix as Rng;
 
@@ -129,6 +137,7 @@ pub fn run_arrivals(fc: &mut FlowCache, arrivals: &[FlowKey], iters: u64, pos: &
     t
 }
 
+/// One burst of the extraction workload: TCP4, UDP4, VLAN-tagged TCP4 and IPv6 TCP in turn.
 pub fn frames() -> Vec<Vec<u8>> {
     let mut v = Vec::new();
     for i in 0..BURST as u16 {

@@ -1,36 +1,47 @@
-//! Shared by the forwarding benchmarks (`fwd_bench`, `flow_bench`).
+//! Shared by the forwarding benchmarks (`fwd_bench`, `flow_bench`): the replayed
+//! capture, written to a file of its own in the temp directory and removed afterwards.
 
-/// Writes a capture of `n` (at least 1) 60-byte Ethernet/IPv4/UDP frames (64 on the wire),
-/// 198.18.0.1:1024+i -> 198.18.0.2:53, one per flow, with a valid IPv4 checksum.
-pub fn write_pcap(path: &str, n: usize) -> std::io::Result<()> {
-    let mut out = Vec::new();
-    // pcap global header: magic, v2.4, tz 0, sigfigs 0, snaplen 65535, linktype Ethernet.
-    out.extend(0xa1b2c3d4u32.to_le_bytes());
-    out.extend(2u16.to_le_bytes());
-    out.extend(4u16.to_le_bytes());
-    out.extend([0u8; 8]);
-    out.extend(65535u32.to_le_bytes());
-    out.extend(1u32.to_le_bytes());
-    for i in 0..n.max(1) {
-        // 60-byte Ethernet/IPv4/UDP frame (64 on the wire with FCS), 198.18.0.1 -> 198.18.0.2.
-        let mut f = vec![0x02, 0, 0, 0, 0, 2, 0x02, 0, 0, 0, 0, 1, 0x08, 0x00];
-        let mut ip = vec![0x45, 0, 0, 46, 0, 0, 0x40, 0, 64, 17, 0, 0, 198, 18, 0, 1, 198, 18, 0, 2];
-        let mut sum: u32 = ip.chunks(2).map(|w| u16::from_be_bytes([w[0], w[1]]) as u32).sum();
-        while sum > 0xffff {
-            sum = (sum & 0xffff) + (sum >> 16);
-        }
-        ip[10..12].copy_from_slice(&(!(sum as u16)).to_be_bytes());
-        f.extend(ip);
-        f.extend((1024 + i as u16).to_be_bytes());
-        f.extend(53u16.to_be_bytes());
-        f.extend(26u16.to_be_bytes());
-        f.extend([0, 0]);
-        f.resize(60, 0xab);
-        out.extend(0u32.to_le_bytes());
-        out.extend(0u32.to_le_bytes());
-        out.extend((f.len() as u32).to_le_bytes());
-        out.extend((f.len() as u32).to_le_bytes());
-        out.extend(f);
+use std::collections::hash_map::RandomState;
+use std::hash::{BuildHasher, Hasher};
+use std::path::PathBuf;
+
+use ferrovs_e2e::pcap::write_frames;
+use ferrovs_flowcache::testpkt::{Ipv4Hdr, eth_header, ipv4_header, udp_segment};
+
+/// A capture file with a name unique to this process and call (`<prefix>-<pid>-<random>`)
+/// in the temp directory; removed when dropped.
+pub struct TempCapture {
+    pub path: PathBuf,
+}
+
+impl TempCapture {
+    /// Writes `n` (at least 1) 60-byte Ethernet/IPv4/UDP frames (64 on the wire),
+    /// 198.18.0.1:1024+i -> 198.18.0.2:53, one per flow, with a valid IPv4 checksum.
+    pub fn udp_flows(prefix: &str, n: usize) -> std::io::Result<TempCapture> {
+        let random = RandomState::new().build_hasher().finish();
+        let path = std::env::temp_dir().join(format!("{prefix}-{}-{random:016x}.pcap", std::process::id()));
+        let frames: Vec<Vec<u8>> = (0..n.max(1))
+            .map(|i| {
+                let udp = udp_segment(1024 + i as u16, 53, &[0xab; 18]);
+                let ip = Ipv4Hdr { id: 0, ..Ipv4Hdr::new([198, 18, 0, 1], [198, 18, 0, 2], 17) };
+                let mut f = eth_header([0x02, 0, 0, 0, 0, 2], [0x02, 0, 0, 0, 0, 1], 0x0800);
+                f.extend(ipv4_header(&ip, &[], udp.len()));
+                f.extend(udp);
+                f
+            })
+            .collect();
+        write_frames(&path, &frames)?;
+        Ok(TempCapture { path })
     }
-    std::fs::write(path, out)
+
+    /// The path as DPDK devargs take it.
+    pub fn devarg(&self) -> &str {
+        self.path.to_str().expect("the temp directory is UTF-8")
+    }
+}
+
+impl Drop for TempCapture {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
 }

@@ -1,11 +1,13 @@
 //! The harness shared by the in-process DPDK test binaries (`ring`, `flow`): one EAL per
 //! process, initialised on the main thread before the tests, which then run there one by
-//! one (libtest-mimic, so `--list` works without touching DPDK).
+//! one (libtest-mimic, so `--list` works without touching DPDK); and the test's side of a
+//! switch port ([`Peer`]).
 #![allow(dead_code)]
 
 use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
-use ferrovs_dpdk::Eal;
+use ferrovs_dpdk::{BURST, Eal, MbufBatch, Mempool, Port, PortConfig, PortId, RxQueue, TxQueue, rx_burst, tx_burst};
 use libtest_mimic::{Arguments, Failed, Trial};
 
 static EAL: OnceLock<Eal> = OnceLock::new();
@@ -54,4 +56,93 @@ pub fn run(tests: Vec<(&'static str, TestFn)>) -> ! {
         }
     }
     libtest_mimic::run(&args, trials).exit()
+}
+
+/// The test's side of one switch port: the other end of a ring pair, opened with
+/// `n_q` rx and tx queues.
+pub struct Peer {
+    pub rxqs: Vec<RxQueue>,
+    pub txqs: Vec<TxQueue>,
+    _port: Port,
+}
+
+impl Peer {
+    /// Configures and starts the peer end `port_id` of a ring pair, with `n_q` queues.
+    pub fn open(port_id: PortId, n_q: u16, pool: &Mempool) -> Result<Peer, Failed> {
+        let cfg = PortConfig { n_rxq: n_q, n_txq: n_q, rx_desc: 256, tx_desc: 256 };
+        let port = Port::configure(eal(), port_id, &cfg, pool)?;
+        port.start()?;
+        let rxqs = (0..n_q).map(|q| port.rx_queue(q)).collect::<Result<Vec<_>, _>>()?;
+        let txqs = (0..n_q).map(|q| port.tx_queue(q)).collect::<Result<Vec<_>, _>>()?;
+        Ok(Peer { rxqs, txqs, _port: port })
+    }
+
+    /// Sends `frames` (copied into mbufs of `pool`) on tx queue `q`, a burst of up to
+    /// [`BURST`] at a time: each burst is enqueued on the ring at once, so the switch's
+    /// PMD sees it whole.
+    pub fn send(&mut self, pool: &Mempool, q: usize, frames: &[Vec<u8>]) -> Result<(), Failed> {
+        for chunk in frames.chunks(BURST) {
+            let mut batch = MbufBatch::new();
+            for f in chunk {
+                batch.push(pool.alloc_frame(f)?).map_err(|_| "batch full")?;
+            }
+            let deadline = Instant::now() + Duration::from_secs(2);
+            while !batch.is_empty() {
+                tx_burst(&mut self.txqs[q], &mut batch);
+                check(Instant::now() < deadline, || "peer could not send (ring full)".into())?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Receives on every rx queue until `n` frames arrived (then a short grace period to
+    /// catch unexpected extra frames) or `wait` passed; returns copies of the frames.
+    pub fn recv(&mut self, n: usize, wait: Duration) -> Vec<Vec<u8>> {
+        let mut out = Vec::new();
+        let deadline = Instant::now() + wait;
+        let mut batch = MbufBatch::new();
+        let mut poll = |out: &mut Vec<Vec<u8>>| {
+            for q in self.rxqs.iter_mut() {
+                while rx_burst(q, &mut batch) > 0 {
+                    for m in batch.drain() {
+                        out.push(m.data().to_vec());
+                    }
+                }
+            }
+        };
+        loop {
+            poll(&mut out);
+            if out.len() >= n {
+                std::thread::sleep(Duration::from_millis(20));
+                poll(&mut out);
+                return out;
+            }
+            if Instant::now() > deadline {
+                return out;
+            }
+            std::thread::sleep(Duration::from_micros(200));
+        }
+    }
+
+    /// Frees whatever is waiting on the rx queues (before checking that every mbuf came
+    /// back to its pool).
+    pub fn drain(&mut self) {
+        let _ = self.recv(usize::MAX, Duration::ZERO);
+    }
+}
+
+/// Polls `get` every millisecond until its value satisfies `ok` (counters are published
+/// once per burst or loop iteration), for up to 3 s.
+pub fn wait_for<T: std::fmt::Debug>(what: &str, get: impl Fn() -> T, ok: impl Fn(&T) -> bool) -> Result<T, Failed> {
+    let deadline = Instant::now() + Duration::from_secs(3);
+    loop {
+        let v = get();
+        if ok(&v) {
+            return Ok(v);
+        }
+        if Instant::now() > deadline {
+            return Err(format!("timed out waiting for {what}: {v:#?}").into());
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
 }

@@ -29,12 +29,13 @@
 //! Packets are written round-robin over flows (or in drawn order for Zipf), dealt over
 //! `--split K` files (`OUT.0.pcap` ...) as gen_pcap.py does: flow i goes to file i % K.
 
-use std::fs::File;
-use std::io::{BufWriter, Write};
+use std::path::Path;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::Parser;
 use ferrovs_e2e::frames::{BENCH_DST_MAC, BENCH_SRC_MAC, BenchFrame, BenchL3, BenchL4};
+use ferrovs_e2e::pcap::PcapOut;
 
 /// Writes pcap captures of benchmark traffic (see the module docs for the address plan).
 #[derive(Parser, Debug)]
@@ -302,37 +303,6 @@ fn zipf_draw(cdf: &[f64], r: &mut PyRandom) -> usize {
     cdf.partition_point(|&c| c <= x).min(cdf.len() - 1)
 }
 
-// ---------------------------------------------------------------------------------------
-// Pcap output.
-// ---------------------------------------------------------------------------------------
-
-/// Classic pcap, microsecond timestamps (all 0, as gen_pcap.py), snaplen 65535, Ethernet.
-struct PcapOut {
-    w: BufWriter<File>,
-}
-
-impl PcapOut {
-    fn create(path: &str) -> std::io::Result<PcapOut> {
-        let mut w = BufWriter::with_capacity(1 << 20, File::create(path)?);
-        w.write_all(&0xa1b2_c3d4u32.to_le_bytes())?;
-        w.write_all(&2u16.to_le_bytes())?;
-        w.write_all(&4u16.to_le_bytes())?;
-        w.write_all(&0i32.to_le_bytes())?;
-        w.write_all(&0u32.to_le_bytes())?;
-        w.write_all(&65535u32.to_le_bytes())?;
-        w.write_all(&1u32.to_le_bytes())?;
-        Ok(PcapOut { w })
-    }
-
-    fn frame(&mut self, f: &[u8]) -> std::io::Result<()> {
-        let len = (f.len() as u32).to_le_bytes();
-        self.w.write_all(&[0; 8])?;
-        self.w.write_all(&len)?;
-        self.w.write_all(&len)?;
-        self.w.write_all(f)
-    }
-}
-
 fn output_names(out: &str, split: u32) -> Vec<String> {
     if split == 1 {
         return vec![out.to_string()];
@@ -372,7 +342,7 @@ fn run(cli: &Cli) -> Result<Vec<String>, String> {
     let names = output_names(&cli.out, cli.split);
     let mut files = Vec::new();
     for n in &names {
-        files.push(PcapOut::create(n).map_err(|e| format!("{n}: {e}"))?);
+        files.push(PcapOut::create(Path::new(n)).map_err(|e| format!("{n}: {e}"))?);
     }
     let io = |n: &str, e: std::io::Error| format!("{n}: {e}");
     match zipf {
@@ -381,7 +351,7 @@ fn run(cli: &Cli) -> Result<Vec<String>, String> {
                 let t = reference_tuple(i, &plan, &mut r);
                 let f = flow_frame(i, t, &shape, &mut extra).bytes(cli.size);
                 let k = (i % cli.split) as usize;
-                files[k].frame(&f).map_err(|e| io(&names[k], e))?;
+                files[k].frame(Duration::ZERO, &f).map_err(|e| io(&names[k], e))?;
             }
         }
         Some(s) => {
@@ -397,12 +367,13 @@ fn run(cli: &Cli) -> Result<Vec<String>, String> {
             for p in 0..packets {
                 let i = zipf_draw(&cdf, &mut extra);
                 let k = (p % cli.split as u64) as usize;
-                files[k].frame(&frames[i]).map_err(|e| io(&names[k], e))?;
+                files[k].frame(Duration::ZERO, &frames[i]).map_err(|e| io(&names[k], e))?;
             }
         }
     }
-    for (f, n) in files.iter_mut().zip(&names) {
-        f.w.flush().map_err(|e| io(n, e))?;
+    // Timestamps are all zero, as gen_pcap.py writes them.
+    for (f, n) in files.into_iter().zip(&names) {
+        f.finish().map_err(|e| io(n, e))?;
     }
     Ok(names)
 }

@@ -1,0 +1,115 @@
+//! Fuzzes every packet edit of `flowcache::edit` over arbitrary frames.
+//!
+//! The first 8 bytes choose the edit values (addresses, ports, TTL, VLAN TCI...), the
+//! rest is the frame. For every action kind, on a copy of the frame:
+//! - nothing panics (`execute_edit`, and `push_vlan` / `pop_vlan` for the two actions
+//!   that answer `NeedsResize`);
+//! - an edit that is not `Applied` leaves the bytes alone;
+//! - after an `Applied` edit, extraction still works and the key is the old key with
+//!   exactly the edited field changed (the parser sees the same structure);
+//! - an `Applied` edit of a frame whose checksums verify leaves checksums that verify;
+//! - a VLAN push onto an untagged frame adds that outer tag and changes nothing else in
+//!   the key; a pop of a frame with one tag removes it and changes nothing else.
+#![no_main]
+
+use ferrovs_flowcache::actions::DpAction;
+use ferrovs_flowcache::edit::{EditOutcome, execute_edit, pop_vlan, push_vlan};
+use ferrovs_flowcache::extract::extract;
+use ferrovs_flowcache::key::{FlowKey, VLAN_PRESENT};
+use ferrovs_flowcache::testpkt::checksums_ok;
+use libfuzzer_sys::fuzz_target;
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+/// The key after an `Applied` edit: `k` with exactly the edited field changed.
+fn edited(mut k: FlowKey, a: &DpAction) -> FlowKey {
+    match *a {
+        DpAction::SetEthSrc(m) => k.set_dl_src(m),
+        DpAction::SetEthDst(m) => k.set_dl_dst(m),
+        DpAction::SetVlanVid(v) => k.set_vlan_tci(0, (k.vlan_tci(0) & 0xf000) | (v & 0x0fff)),
+        DpAction::SetVlanPcp(p) => k.set_vlan_tci(0, (k.vlan_tci(0) & 0x1fff) | (u16::from(p & 7) << 13)),
+        DpAction::SetIpv4Src(ip) => k.set_nw_src(ip),
+        DpAction::SetIpv4Dst(ip) => k.set_nw_dst(ip),
+        DpAction::SetIpv6Src(ip) => k.set_ipv6_src(ip),
+        DpAction::SetIpv6Dst(ip) => k.set_ipv6_dst(ip),
+        DpAction::SetIpDscp(d) => k.set_nw_tos((k.nw_tos() & 3) | (d << 2)),
+        DpAction::SetIpEcn(e) => k.set_nw_tos((k.nw_tos() & 0xfc) | (e & 3)),
+        DpAction::SetTtl(t) => k.set_nw_ttl(t),
+        DpAction::DecTtl => k.set_nw_ttl(k.nw_ttl() - 1),
+        DpAction::SetTpSrc(p) => k.set_tp_src(p),
+        DpAction::SetTpDst(p) => k.set_tp_dst(p),
+        DpAction::Output(_) | DpAction::PushVlan { .. } | DpAction::PopVlan => {}
+    }
+    k
+}
+
+fuzz_target!(|data: &[u8]| {
+    if data.len() < 8 {
+        return;
+    }
+    let (v, frame) = data.split_at(8);
+    let mac = [2, v[0], v[1], v[2], v[3], v[4]];
+    let ip4 = Ipv4Addr::new(v[0], v[1], v[2], v[3]);
+    let ip6 = Ipv6Addr::new(0xfd00, 0, 0, 0, u16::from(v[0]), u16::from(v[1]), u16::from(v[2]), u16::from(v[3]));
+    let port = u16::from_be_bytes([v[4], v[5]]);
+    let tci = u16::from_be_bytes([v[6], v[7]]);
+    let tpid = if v[5] & 1 == 0 { 0x8100 } else { 0x88a8 };
+    let actions = [
+        DpAction::Output(u32::from(v[0])),
+        DpAction::SetEthSrc(mac),
+        DpAction::SetEthDst(mac),
+        DpAction::PushVlan { tpid, tci },
+        DpAction::PopVlan,
+        DpAction::SetVlanVid(tci),
+        DpAction::SetVlanPcp(v[6]),
+        DpAction::SetIpv4Src(ip4),
+        DpAction::SetIpv4Dst(ip4),
+        DpAction::SetIpv6Src(ip6),
+        DpAction::SetIpv6Dst(ip6),
+        DpAction::SetIpDscp(v[4] & 0x3f),
+        DpAction::SetIpEcn(v[4] & 3),
+        DpAction::SetTtl(v[5]),
+        DpAction::DecTtl,
+        DpAction::SetTpSrc(port),
+        DpAction::SetTpDst(port),
+    ];
+    let before = extract(frame, 7);
+    let checksums_before = checksums_ok(frame);
+    for a in &actions {
+        let mut buf = frame.to_vec();
+        match execute_edit(&mut buf, a) {
+            EditOutcome::Applied => {
+                let after = extract(&buf, 7);
+                assert_eq!(after, edited(before, a), "{a:?} on {frame:02x?}");
+                if checksums_before {
+                    assert!(checksums_ok(&buf), "{a:?} broke the checksums of {frame:02x?}");
+                }
+            }
+            EditOutcome::NeedsResize => match *a {
+                DpAction::PushVlan { tpid, tci } => {
+                    let mut grown = vec![0u8; 4];
+                    grown.extend_from_slice(frame);
+                    if push_vlan(&mut grown, tpid, tci).is_ok() && frame.len() >= 14 && before.vlan_tci(0) == 0 {
+                        let mut want = before;
+                        want.set_vlan_tci(0, (tci & !VLAN_PRESENT) | VLAN_PRESENT);
+                        assert_eq!(extract(&grown, 7), want, "{a:?} on {frame:02x?}");
+                    }
+                }
+                DpAction::PopVlan => {
+                    if pop_vlan(&mut buf) {
+                        let popped = extract(&buf[4..], 7);
+                        if before.vlan_tci(1) == 0 {
+                            let mut want = before;
+                            want.set_vlan_tci(0, 0);
+                            assert_eq!(popped, want, "pop on {frame:02x?}");
+                        }
+                    } else {
+                        assert_eq!(buf, frame, "a refused pop changed the frame");
+                        assert_eq!(before.vlan_tci(0), 0, "pop refused a tagged frame");
+                    }
+                }
+                _ => panic!("{a:?} answered NeedsResize"),
+            },
+            outcome => assert_eq!(buf, frame, "{a:?} answered {outcome:?} but changed the frame"),
+        }
+    }
+});
