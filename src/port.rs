@@ -48,7 +48,7 @@ pub fn port_by_name(_eal: &Eal, name: &str) -> Result<PortId, DpdkError> {
 }
 
 /// Creates the device described by `devargs` (e.g. `net_null0,no-rx=1`,
-/// `net_pcap0,rx_pcap=/tmp/a.pcap`, or a PCI address `0000:01:00.0`) and returns its port.
+/// `net_pcap0,rx_pcap=capture.pcap`, or a PCI address `0000:01:00.0`) and returns its port.
 ///
 /// Virtual devices (`net_*` / `eth_*` names) go through `rte_vdev_init`; anything else
 /// through `rte_dev_probe`. The error names the devargs DPDK rejected. A device whose name

@@ -1,4 +1,5 @@
-//! Megaflow and mask counts for the reference workloads in /work/shared/bench: the
+//! Megaflow and mask counts for the reference workloads in `../shared/bench` (beside the
+//! checkout; `FERROVS_BENCH_DIR` overrides): the
 //! rule sets of `rules_acl.py` (set r with `--routes-only`, set b without) and the
 //! traffic of `gen_pcap.py`, replayed once in capture order through a model of the
 //! megaflow cache (a miss translates and installs `key & mask`; a hit must carry the
@@ -21,7 +22,12 @@ use ferrovs_flowcache::actions::DpActions;
 use ferrovs_flowcache::key::{FlowKey, Mask, ethertype, ipproto};
 use ferrovs_flowcache::xlate::{Lookup, MacTable, RuleTables, translate_with};
 
-const BENCH: &str = "/work/shared/bench";
+/// The reference workloads: `FERROVS_BENCH_DIR`, else `shared/bench` beside the checkout.
+fn bench_dir() -> PathBuf {
+    std::env::var_os("FERROVS_BENCH_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/bench"))
+}
 
 /// Parses the subset of `ovs-ofctl` syntax that rules_acl.py prints (a cross-check of
 /// `ferrovs_config::parse_flows`, which is what the measurement uses).
@@ -79,7 +85,7 @@ fn parse_rule(line: &str) -> Rule {
 
 fn rules(routes_only: bool) -> Vec<Rule> {
     let mut cmd = Command::new("python3");
-    cmd.arg(format!("{BENCH}/rules_acl.py")).args(["--out-port", "2"]);
+    cmd.arg(bench_dir().join("rules_acl.py")).args(["--out-port", "2"]);
     if routes_only {
         cmd.arg("--routes-only");
     }
@@ -99,7 +105,7 @@ fn traffic(flows: usize) -> Vec<FlowKey> {
     std::fs::create_dir_all(&dir).unwrap();
     let pcap: PathBuf = dir.join(format!("flows{flows}.pcap"));
     let st = Command::new("python3")
-        .arg(format!("{BENCH}/gen_pcap.py"))
+        .arg(bench_dir().join("gen_pcap.py"))
         .args(["--flows", &flows.to_string(), "--out"])
         .arg(&pcap)
         .stdout(std::process::Stdio::null())
