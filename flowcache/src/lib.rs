@@ -15,6 +15,7 @@ pub mod extract;
 pub mod flow_cache;
 pub mod key;
 pub mod megaflow;
+pub mod pending;
 pub mod reference;
 pub mod sigcache;
 pub mod slowpath;
