@@ -14,9 +14,8 @@ use ferrovs_config::Config;
 use ferrovs_dpdk::Eal;
 use ferrovs_flowcache::flow_cache::FlowCacheConfig;
 use ferrovs_flowcache::slowpath::{BridgeSpec, SlowPath, SlowPathConfig};
-use ferrovs_pmd::flow_pipeline::{
-    FlowMessage, FlowPipeline, PipelineClock, PipelineCounters, PipelineStats, pipeline_hooks,
-};
+use ferrovs_pmd::PipelineClock;
+use ferrovs_pmd::flow_pipeline::{FlowMessage, FlowPipeline, PipelineCounters, PipelineStats, pending_config_for_pool};
 use ferrovs_pmd::{PmdLocal, PmdStats, PortSpec, Switch, SwitchOptions, SwitchStats};
 use serde_json::{Value, json};
 
@@ -78,10 +77,12 @@ impl Datapath {
         let cache = FlowCacheConfig::for_max_flows(config.flow.limit_per_pmd as usize);
         let pipelines: Vec<Arc<PipelineCounters>> =
             (0..n_pmds).map(|_| Arc::new(PipelineCounters::default())).collect();
-        let switch = Switch::start(eal, ports, options, pipeline_hooks(), |info| {
+        let pending = pending_config_for_pool(options.n_mbufs, n_pmds);
+        let switch = Switch::start(eal, ports, options, |info| {
             FlowPipeline::new(
                 info.index,
                 cache,
+                pending,
                 upcall_tx.clone(),
                 event_tx.clone(),
                 clock,

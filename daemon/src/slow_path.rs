@@ -23,8 +23,9 @@ use ferrovs_flowcache::key::FlowKey;
 use ferrovs_flowcache::megaflow::MegaflowStats;
 use ferrovs_flowcache::slowpath::SlowPath;
 use ferrovs_flowcache::upcall::{FlowId, PmdCommand, PmdEvent, Upcall};
+use ferrovs_pmd::PipelineClock;
 use ferrovs_pmd::PmdSender;
-use ferrovs_pmd::flow_pipeline::{DpFlowDump as PmdFlowDump, FlowMessage, PipelineClock};
+use ferrovs_pmd::flow_pipeline::{DpFlowDump as PmdFlowDump, FlowMessage};
 use serde_json::{Value, json};
 
 use crate::flowfmt::{format_actions, format_match};

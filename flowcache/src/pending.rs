@@ -134,8 +134,7 @@ struct Entry {
     newer: u32,
 }
 
-const EMPTY_ENTRY: Entry =
-    Entry { hash: 0, count: 0, since_ms: 0, head: NIL, tail: NIL, older: NIL, newer: NIL };
+const EMPTY_ENTRY: Entry = Entry { hash: 0, count: 0, since_ms: 0, head: NIL, tail: NIL, older: NIL, newer: NIL };
 
 struct Slot<P> {
     pkt: Option<P>,
@@ -184,7 +183,9 @@ impl<P> PendingMisses<P> {
             entries: vec![EMPTY_ENTRY; config.max_keys],
             entry_keys: vec![FlowKey::ZERO; config.max_keys],
             free_entries: (0..config.max_keys as u32).rev().collect(),
-            slots: (0..n).map(|i| Slot { pkt: None, seq: 0, next: if i + 1 < n { i as u32 + 1 } else { NIL } }).collect(),
+            slots: (0..n)
+                .map(|i| Slot { pkt: None, seq: 0, next: if i + 1 < n { i as u32 + 1 } else { NIL } })
+                .collect(),
             free_slot: 0,
             n_keys: 0,
             n_packets: 0,
@@ -272,7 +273,8 @@ impl<P> PendingMisses<P> {
             NIL => now_ms,
             n => now_ms.max(self.entries[n as usize].since_ms),
         };
-        self.entries[e as usize] = Entry { hash, count: 0, since_ms, head: NIL, tail: NIL, older: self.newest, newer: NIL };
+        self.entries[e as usize] =
+            Entry { hash, count: 0, since_ms, head: NIL, tail: NIL, older: self.newest, newer: NIL };
         self.entry_keys[e as usize] = *key;
         match self.newest {
             NIL => self.oldest = e,

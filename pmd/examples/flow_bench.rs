@@ -23,7 +23,7 @@ use ferrovs_flowcache::upcall::PmdCommand;
 use ferrovs_flowcache::{FlowCacheConfig, Megaflow};
 use ferrovs_pmd::{
     FlowMessage, FlowPipeline, ForwardRule, PipelineClock, PipelineCounters, PortSpec, Switch, SwitchOptions,
-    SwitchStats, pipeline_hooks,
+    SwitchStats, pending_config_for_pool,
 };
 
 mod common;
@@ -106,8 +106,9 @@ fn main() {
     let counters = Arc::new(PipelineCounters::default());
     let cfg = FlowCacheConfig { emc_insert_inverse_prob: emc_prob, ..Default::default() };
     let c2 = counters.clone();
-    let sw = Switch::start(&eal, &specs, &opts, pipeline_hooks(), move |info| {
-        let mut p = FlowPipeline::new(info.index, cfg, up_tx.clone(), ev_tx.clone(), clock, c2.clone());
+    let pending = pending_config_for_pool(opts.n_mbufs, opts.pmd_cores.len());
+    let sw = Switch::start(&eal, &specs, &opts, move |info| {
+        let mut p = FlowPipeline::new(info.index, cfg, pending, up_tx.clone(), ev_tx.clone(), clock, c2.clone());
         if let Some(n) = direct {
             p.set_direct_max_subtables(n);
         }

@@ -19,13 +19,13 @@ use ferrovs_dpdk::{BURST, MbufBatch, Mempool, Port, PortConfig, RxQueue, TxQueue
 use ferrovs_flowcache::actions::{DpAction, DpActions};
 use ferrovs_flowcache::extract::extract;
 use ferrovs_flowcache::key::{FlowKey, Mask};
+use ferrovs_flowcache::pending::PendingConfig;
 use ferrovs_flowcache::testpkt::checksums_ok;
 use ferrovs_flowcache::upcall::{FlowId, GoneReason, PmdCommand, PmdEvent, Upcall};
 use ferrovs_flowcache::{FlowCacheConfig, Megaflow};
-use ferrovs_pmd::flow_pipeline::PARK_TIMEOUT_MS;
 use ferrovs_pmd::{
     DpFlowDump, FlowMessage, FlowPipeline, IdleBackoff, PipelineClock, PipelineCounters, PipelineStats, PmdSender,
-    PortSpec, Switch, SwitchOptions, SwitchStats, pipeline_hooks,
+    PortSpec, Switch, SwitchOptions, SwitchStats, pending_config_for_pool,
 };
 use libtest_mimic::Failed;
 
@@ -209,10 +209,12 @@ fn bench(upcall_queue: usize, policy: Option<Policy>) -> Result<Bench, Failed> {
     let clock = PipelineClock::new(eal.tsc_hz(), ferrovs_dpdk::rdtsc());
     let cfg = FlowCacheConfig { max_flows: 1000, emc_entries: 1024, emc_insert_inverse_prob: 1, sig_entries: 4096 };
     let mut counters = Vec::new();
-    let sw = Switch::start(eal, &specs, &test_options(), pipeline_hooks(), |info| {
+    let options = test_options();
+    let pending = pending_config_for_pool(options.n_mbufs, options.pmd_cores.len());
+    let sw = Switch::start(eal, &specs, &options, |info| {
         let c = Arc::new(PipelineCounters::default());
         counters.push(c.clone());
-        FlowPipeline::new(info.index, cfg, up_tx.clone(), ev_tx.clone(), clock, c)
+        FlowPipeline::new(info.index, cfg, pending, up_tx.clone(), ev_tx.clone(), clock, c)
     })?;
     drop((up_tx, ev_tx));
     let (upcalls, slow) = match policy {
@@ -420,6 +422,30 @@ fn packets_of_several_parked_keys_leave_in_arrival_order() -> Result<(), Failed>
     b.finish()
 }
 
+fn a_thousand_new_flows_park_and_one_install_releases_them_in_order() -> Result<(), Failed> {
+    // More distinct keys than the old 64-key table held: each packet is a new flow (its
+    // own source port), all to one destination, parked before any answer.
+    let n = 1000u16;
+    check(pending_config_for_pool(test_options().n_mbufs, 1).max_keys >= n as usize, || "table too small".into())?;
+    let mut b = bench(1024, None)?;
+    let sent: Vec<Vec<u8>> = (0..n).map(|i| udp_frame(Udp { sport: 10_000 + i, ..FLOW_A }, i)).collect();
+    b.send(1, &sent)?;
+    let s = b.wait_pipeline("parked", |s| s.parked == n as u64)?;
+    check(s.upcalls_sent == n as u64 && s.park_full == 0, || format!("{s:#?}"))?;
+    let rx = b.upcalls.take().ok_or("no upcall queue")?;
+    let ups: Vec<Upcall> = rx.try_iter().collect();
+    check(ups.len() == n as usize, || format!("{} upcalls queued", ups.len()))?;
+    // The last flow's megaflow (destination only) covers every parked key.
+    let mf = Megaflow::new(ups[n as usize - 1].key, dst_mask(), vec![DpAction::Output(2)]);
+    b.command(PmdCommand::Install { id: 1, megaflow: mf })?;
+    let got = b.recv(2, n as usize, Duration::from_secs(3));
+    check(got == sent, || format!("got {} of {n} frames (or out of order)", got.len()))?;
+    let s = b.wait_pipeline("released", |s| s.parked == 0 && s.installs == 1)?;
+    check(s.park_timeout == 0, || format!("{s:#?}"))?;
+    b.upcalls = Some(rx);
+    b.finish()
+}
+
 fn execute_without_install_forwards_and_next_packet_upcalls_again() -> Result<(), Failed> {
     let mut b = bench(16, Some(execute_only(vec![DpAction::Output(2)])))?;
     let first = flow_frames(FLOW_A, 0..5);
@@ -505,7 +531,9 @@ fn unanswered_upcalls_time_out() -> Result<(), Failed> {
     let t0 = Instant::now();
     let s = b.wait_pipeline("timeout", |s| s.park_timeout == 4 && s.parked == 0)?;
     let waited = t0.elapsed();
-    check(waited >= Duration::from_millis(PARK_TIMEOUT_MS - 100), || format!("timed out after only {waited:?}"))?;
+    check(waited >= Duration::from_millis(PendingConfig::DEFAULT_TIMEOUT_MS - 100), || {
+        format!("timed out after only {waited:?}")
+    })?;
     check(s.upcalls_sent == 1, || format!("{s:#?}"))?;
     b.wait_switch("no_rule", |s| s.ports[0].counters.drop_no_rule == 4)?;
     // A late answer finds nothing parked; the next packet upcalls again.
@@ -567,6 +595,10 @@ fn main() {
         (
             "packets_of_several_parked_keys_leave_in_arrival_order",
             packets_of_several_parked_keys_leave_in_arrival_order,
+        ),
+        (
+            "a_thousand_new_flows_park_and_one_install_releases_them_in_order",
+            a_thousand_new_flows_park_and_one_install_releases_them_in_order,
         ),
         (
             "execute_without_install_forwards_and_next_packet_upcalls_again",
