@@ -9,10 +9,12 @@
 //! timeouts) and `br1` (ports 5-6) with `actions=normal`; port 7 is on no bridge.
 //! One to three simulated PMDs, each with a real [`FlowCache`] (small EMC and signature
 //! cache so that every level is exercised; sometimes a smaller table than the slow
-//! path's flow limit, so that installs are refused) and a park table that follows the
-//! `upcall.rs` contract: a miss parks the packet under its key and sends one upcall per
-//! key; `Install` executes every parked packet it matches and `Execute` the packets of
-//! exactly its key, in arrival order; commands are applied in order, but *late*: a
+//! path's flow limit, so that installs are refused) and the real parking table
+//! ([`PendingMisses`], the PMD's, sometimes tiny so that packets and new keys are refused
+//! and dropped) driven as the `upcall.rs` contract says: a miss parks the packet under
+//! its key and sends one upcall per new key; `Install` executes every parked packet it
+//! matches and `Execute` the packets of exactly its key, in arrival order (the test checks
+//! the order itself); commands are applied in order, but *late*: a
 //! random scheduler interleaves packet bursts, upcall handling, event handling,
 //! command application, rule changes (replace/add/del), ticks and time jumps. A rule
 //! change "returns" only after every pending command of every PMD has been applied
@@ -54,7 +56,7 @@
 //! slowpath_differential -- --nocapture` (20M packet decisions, 107 s on this machine),
 //! which prints the totals.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::net::Ipv4Addr;
 use std::rc::Rc;
 use std::time::Duration;
@@ -64,6 +66,7 @@ use ferrovs_config::rules::{Action, Masked, Match, Resubmit, Rule, SetField};
 use ferrovs_flowcache::actions::DpActions;
 use ferrovs_flowcache::key::{FRAG_ANY, FlowKey, VLAN_PRESENT, ethertype, ipproto};
 use ferrovs_flowcache::megaflow::MegaflowId;
+use ferrovs_flowcache::pending::{Parked, PendingConfig, PendingMisses};
 use ferrovs_flowcache::slowpath::{BridgeSpec, SlowPath, SlowPathConfig, del_selects};
 use ferrovs_flowcache::upcall::{FlowId, GoneReason, PmdCommand, PmdEvent, Upcall};
 use ferrovs_flowcache::xlate::{MacTable, reference};
@@ -258,9 +261,8 @@ struct SimPmd {
     cache: FlowCache,
     to_mf: HashMap<FlowId, MegaflowId>,
     to_id: HashMap<MegaflowId, FlowId>,
-    /// Parked packets (key, packet number), in arrival order.
-    parked: Vec<(FlowKey, u64)>,
-    parked_keys: HashSet<FlowKey>,
+    /// Parked packets (their numbers), by key.
+    pending: PendingMisses<u64>,
     /// Commands not applied yet, with the epoch of the call that issued them.
     inbox: VecDeque<(PmdCommand, u64)>,
     upcalls: VecDeque<Upcall>,
@@ -278,6 +280,7 @@ struct Totals {
     executes: u64,
     removes: u64,
     refused: u64,
+    park_full: u64,
     rule_changes: u64,
     barriers: u64,
     flow_checks: u64,
@@ -312,6 +315,8 @@ struct World {
     next_packet: u64,
     arrived: u64,
     executed: u64,
+    /// Packets the parking table had no room for.
+    dropped: u64,
     last_exec: HashMap<(usize, FlowKey), u64>,
     outstanding: HashMap<(usize, FlowKey), u64>,
     t: Totals,
@@ -356,8 +361,11 @@ impl World {
                     }),
                     to_mf: HashMap::new(),
                     to_id: HashMap::new(),
-                    parked: Vec::new(),
-                    parked_keys: HashSet::new(),
+                    pending: PendingMisses::new(if r.chance(20) {
+                        PendingConfig { timeout_ms: u64::MAX, ..PendingConfig::new(3, 8) }
+                    } else {
+                        PendingConfig { timeout_ms: u64::MAX, ..PendingConfig::default() }
+                    }),
                     inbox: VecDeque::new(),
                     upcalls: VecDeque::new(),
                     applying: None,
@@ -387,6 +395,7 @@ impl World {
             next_packet: 0,
             arrived: 0,
             executed: 0,
+            dropped: 0,
             last_exec: HashMap::new(),
             outstanding: HashMap::new(),
             t: Totals::default(),
@@ -534,7 +543,7 @@ impl World {
             self.arrived += 1;
             match out[i] {
                 Some(mid) => {
-                    if self.pmds[p].parked_keys.contains(&key) {
+                    if self.pmds[p].pending.contains(&key) {
                         return Err(self.fail(format!("PMD {p}: parked key {key:?} hit a megaflow")));
                     }
                     let actions = self.pmds[p].cache.actions(mid).expect("hit on a live megaflow").clone();
@@ -543,10 +552,20 @@ impl World {
                 }
                 None => {
                     let pm = &mut self.pmds[p];
-                    pm.parked.push((key, num));
-                    if pm.parked_keys.insert(key) {
-                        pm.upcalls.push_back(Upcall { pmd: p, key });
-                        *self.outstanding.entry((p, key)).or_default() += 1;
+                    let before = pm.pending.packets_of(&key);
+                    match pm.pending.park(&key, self.now, num) {
+                        Parked::NewKey if before == 0 => {
+                            pm.upcalls.push_back(Upcall { pmd: p, key });
+                            *self.outstanding.entry((p, key)).or_default() += 1;
+                        }
+                        Parked::Joined if before > 0 => {}
+                        Parked::Full(n) if n == num => {
+                            self.dropped += 1;
+                            self.t.park_full += 1;
+                        }
+                        other => {
+                            return Err(self.fail(format!("PMD {p}: park of {key:?} ({before} parked) gave {other:?}")));
+                        }
                     }
                 }
             }
@@ -554,13 +573,23 @@ impl World {
         Ok(())
     }
 
-    /// Executes the parked packets `pred` selects, in arrival order.
-    fn run_parked(&mut self, p: usize, pred: impl Fn(&FlowKey) -> bool, actions: &DpActions) -> Result<(), String> {
-        let parked = std::mem::take(&mut self.pmds[p].parked);
-        let (run, keep): (Vec<_>, Vec<_>) = parked.into_iter().partition(|(k, _)| pred(k));
-        self.pmds[p].parked = keep;
-        for (k, _) in &run {
-            self.pmds[p].parked_keys.remove(k);
+    /// Executes the parked packets `pred` selects (all of exactly `key` if given), which
+    /// the table releases in arrival order (checked: packet numbers increase).
+    fn run_parked(
+        &mut self,
+        p: usize,
+        key: Option<&FlowKey>,
+        pred: impl FnMut(&FlowKey) -> bool,
+        actions: &DpActions,
+    ) -> Result<(), String> {
+        let mut run = Vec::new();
+        let pending = &mut self.pmds[p].pending;
+        match key {
+            Some(k) => pending.release_key(k, |k, n| run.push((*k, n))),
+            None => pending.release_where(pred, |k, n| run.push((*k, n))),
+        };
+        if run.windows(2).any(|w| w[0].1 >= w[1].1) {
+            return Err(self.fail(format!("PMD {p}: parked packets released out of arrival order: {run:?}")));
         }
         for (k, n) in run {
             self.execute(p, k, n, actions)?;
@@ -590,9 +619,9 @@ impl World {
                     }
                     Err(e) => return Err(self.fail(format!("PMD {p}: install {id} failed: {e}"))),
                 }
-                self.run_parked(p, |k| megaflow.matches(k), &megaflow.actions)?;
+                self.run_parked(p, None, |k| megaflow.matches(k), &megaflow.actions)?;
             }
-            PmdCommand::Execute { key, actions } => self.run_parked(p, |k| *k == key, &actions)?,
+            PmdCommand::Execute { key, actions } => self.run_parked(p, Some(&key), |_| false, &actions)?,
             PmdCommand::Remove { ids } => {
                 let pm = &mut self.pmds[p];
                 let mut gone = Vec::new();
@@ -852,8 +881,14 @@ impl World {
                 break;
             }
         }
-        if self.arrived != self.executed {
-            return Err(self.fail(format!("{} packets arrived, {} executed", self.arrived, self.executed)));
+        if self.arrived != self.executed + self.dropped {
+            return Err(self.fail(format!(
+                "{} packets arrived, {} executed, {} dropped (park table full)",
+                self.arrived, self.executed, self.dropped
+            )));
+        }
+        if let Some(p) = self.pmds.iter().position(|pm| !pm.pending.is_empty()) {
+            return Err(self.fail(format!("PMD {p}: packets still parked: {:?}", self.pmds[p].pending)));
         }
         if let Some(((p, k), n)) = self.outstanding.iter().find(|(_, n)| **n != 0) {
             return Err(self.fail(format!("PMD {p}: {n} upcalls for {k:?} unanswered")));
@@ -979,6 +1014,7 @@ fn slow_path_matches_reference_under_late_commands() {
         total.executes += t.executes;
         total.removes += t.removes;
         total.refused += t.refused;
+        total.park_full += t.park_full;
         total.rule_changes += t.rule_changes;
         total.barriers += t.barriers;
         total.flow_checks += t.flow_checks;
