@@ -24,11 +24,15 @@
 //!
 //! The model keeps its own rule list (updated with `add-flows`/replace semantics written
 //! here; `del-flows` uses the crate's `del_selects`, unit-tested separately; timeouts
-//! take the slow path's list after checking it is a subset) and its own MAC tables,
-//! fed by the reference evaluator: for every upcall the slow path handles, the model
-//! expires aged entries and applies what `reference::evaluate_full` says the packet
-//! learns. After every slow-path call that can change decisions the model records an
-//! *epoch* (rules, MAC tables, time).
+//! take the slow path's list after checking it is a subset) and its own MAC learning
+//! model ([`ModelMacs`]: aging, moves, least-recently-seen eviction, written here and
+//! sharing no code with the crate's `MacTable`), fed by the reference evaluator: for
+//! every upcall the slow path handles, the model expires aged entries and applies what
+//! `reference::evaluate_full` says the packet learns. The reference evaluator reads MAC
+//! entries through a `MacTable`; it gets one built from the model's live entries only
+//! (no aging, no capacity), so it is a plain map there and every learning, aging and
+//! eviction decision is the model's. After every slow-path call that can change
+//! decisions the model records an *epoch* (rules, MAC tables, time).
 //!
 //! Which epochs may a packet's decision come from? A PMD is consistent with the current
 //! epoch once it has applied every command issued so far. Commands issued at epoch e
@@ -69,7 +73,7 @@ use ferrovs_flowcache::megaflow::MegaflowId;
 use ferrovs_flowcache::pending::{Parked, PendingConfig, PendingMisses};
 use ferrovs_flowcache::slowpath::{BridgeSpec, SlowPath, SlowPathConfig, del_selects};
 use ferrovs_flowcache::upcall::{FlowId, GoneReason, PmdCommand, PmdEvent, Upcall};
-use ferrovs_flowcache::xlate::{MacTable, reference};
+use ferrovs_flowcache::xlate::{MacLearn, MacTable, reference};
 use ferrovs_flowcache::{FlowCache, FlowCacheConfig, InsertError, MegaflowStats};
 
 use ferrovs_flowcache::testpkt::SplitMix as Rng;
@@ -249,10 +253,79 @@ fn model_add(rules: &[Rule], new: &[Rule]) -> Vec<Rule> {
     out
 }
 
+/// One MAC entry of the model.
+#[derive(Debug, Clone, Copy)]
+struct ModelMac {
+    vlan: u16,
+    mac: [u8; 6],
+    port: u32,
+    seen_ms: u64,
+}
+
+/// The test's own MAC learning table of one bridge, written from the behaviour OVS
+/// documents: an entry answers lookups until `aging_ms` after it was last seen; learning
+/// an address again refreshes it (and moves it if the port changed); learning a new one
+/// into a full table evicts the least recently seen entry (ties: lowest VLAN, then MAC);
+/// group addresses are never learned; aged entries are removed when the slow path runs.
+#[derive(Debug, Clone)]
+struct ModelMacs {
+    aging_ms: u64,
+    capacity: usize,
+    entries: Vec<ModelMac>,
+}
+
+impl ModelMacs {
+    fn new(aging_ms: u64, capacity: usize) -> ModelMacs {
+        ModelMacs { aging_ms, capacity, entries: Vec::new() }
+    }
+
+    fn alive(&self, e: &ModelMac, now_ms: u64) -> bool {
+        now_ms.saturating_sub(e.seen_ms) < self.aging_ms
+    }
+
+    fn lookup(&self, vlan: u16, mac: [u8; 6], now_ms: u64) -> Option<u32> {
+        self.entries.iter().find(|e| e.vlan == vlan && e.mac == mac && self.alive(e, now_ms)).map(|e| e.port)
+    }
+
+    fn expire(&mut self, now_ms: u64) {
+        let aging = self.aging_ms;
+        self.entries.retain(|e| now_ms.saturating_sub(e.seen_ms) < aging);
+    }
+
+    fn learn(&mut self, l: &MacLearn, now_ms: u64) {
+        if l.mac[0] & 1 != 0 {
+            return;
+        }
+        if let Some(e) = self.entries.iter_mut().find(|e| e.vlan == l.vlan && e.mac == l.mac) {
+            e.port = l.port;
+            e.seen_ms = e.seen_ms.max(now_ms);
+            return;
+        }
+        if self.entries.len() >= self.capacity.max(1) {
+            let oldest = (0..self.entries.len())
+                .min_by_key(|&i| (self.entries[i].seen_ms, self.entries[i].vlan, self.entries[i].mac))
+                .expect("a full table has entries");
+            self.entries.swap_remove(oldest);
+        }
+        self.entries.push(ModelMac { vlan: l.vlan, mac: l.mac, port: l.port, seen_ms: now_ms });
+    }
+
+    /// The live entries at `now_ms` in a `MacTable` that never ages nor evicts, for the
+    /// reference evaluator (which reads MAC entries through that type).
+    fn snapshot(&self, now_ms: u64) -> MacTable {
+        let mut t = MacTable::new(Duration::MAX, usize::MAX);
+        for e in self.entries.iter().filter(|e| self.alive(e, now_ms)) {
+            t.learn(&MacLearn { vlan: e.vlan, mac: e.mac, port: e.port }, Duration::from_millis(e.seen_ms));
+        }
+        t
+    }
+}
+
 /// What decisions were made from: the model state after one slow-path call.
 struct Epoch {
     br0_rules: Rc<Vec<Rule>>,
     br1_rules: Rc<Vec<Rule>>,
+    /// The model's MAC tables at `now`, as the reference evaluator reads them.
     macs: [MacTable; 2],
     now: u64,
 }
@@ -305,7 +378,7 @@ struct World {
     /// Model state.
     br0_rules: Rc<Vec<Rule>>,
     br1_rules: Rc<Vec<Rule>>,
-    macs: [MacTable; 2],
+    macs: [ModelMacs; 2],
     /// Epoch `epoch_base + i` is `epochs[i]`.
     epochs: VecDeque<Epoch>,
     epoch_base: u64,
@@ -374,7 +447,8 @@ impl World {
             .collect();
         let pool_size = 8 + r.below(40) as usize;
         let pool = (0..pool_size).map(|_| gen_packet(&mut r)).collect();
-        let macs = [MacTable::new(aging, capacity), MacTable::new(aging, capacity)];
+        let aging_ms = aging.as_millis() as u64;
+        let macs = [ModelMacs::new(aging_ms, capacity), ModelMacs::new(aging_ms, capacity)];
         let mut w = World {
             r,
             seed,
@@ -411,7 +485,7 @@ impl World {
             let sut = self.sp.mac_table(name).unwrap();
             for vlan in [0, VIDS[0], VIDS[1]] {
                 for mac in &MACS[..4] {
-                    let (s, m) = (sut.lookup(vlan, *mac, now), self.macs[b].lookup(vlan, *mac, now));
+                    let (s, m) = (sut.lookup(vlan, *mac, now), self.macs[b].lookup(vlan, *mac, self.now));
                     if s.is_some() || m.is_some() {
                         macs += &format!("  {name} vlan {vlan} {mac:02x?}: slow path {s:?}, model {m:?}\n");
                     }
@@ -433,7 +507,7 @@ impl World {
             let sut = self.sp.mac_table(name).unwrap();
             for vlan in [0, VIDS[0], VIDS[1]] {
                 for mac in &MACS[..4] {
-                    if sut.lookup(vlan, *mac, now) != self.macs[b].lookup(vlan, *mac, now) {
+                    if sut.lookup(vlan, *mac, now) != self.macs[b].lookup(vlan, *mac, self.now) {
                         return Err(self.fail(format!("after {what}: MAC tables differ")));
                     }
                 }
@@ -446,7 +520,7 @@ impl World {
         self.epochs.push_back(Epoch {
             br0_rules: self.br0_rules.clone(),
             br1_rules: self.br1_rules.clone(),
-            macs: self.macs.clone(),
+            macs: [self.macs[0].snapshot(self.now), self.macs[1].snapshot(self.now)],
             now: self.now,
         });
     }
@@ -672,7 +746,7 @@ impl World {
 
     fn model_expire(&mut self) {
         for m in &mut self.macs {
-            m.expire(Duration::from_millis(self.now));
+            m.expire(self.now);
         }
     }
 
@@ -685,9 +759,10 @@ impl World {
         if let Some(b) = Self::bridge_of(up.key.in_port()) {
             let (rules, ports) =
                 if b == 0 { (&self.br0_rules, &BR0_PORTS[..]) } else { (&self.br1_rules, &BR1_PORTS[..]) };
-            let ev = reference::evaluate_full(rules, ports, &self.macs[b], Duration::from_millis(self.now), &up.key);
+            let table = self.macs[b].snapshot(self.now);
+            let ev = reference::evaluate_full(rules, ports, &table, Duration::from_millis(self.now), &up.key);
             if let Some(l) = ev.learn {
-                self.macs[b].learn(&l, Duration::from_millis(self.now));
+                self.macs[b].learn(&l, self.now);
             }
         }
         // Exactly one answer, the last command for this PMD; everything else is Remove.
@@ -843,8 +918,8 @@ impl World {
                 if let Some(b) = Self::bridge_of(key.in_port()) {
                     let (rules, ports) =
                         if b == 0 { (&self.br0_rules, &BR0_PORTS[..]) } else { (&self.br1_rules, &BR1_PORTS[..]) };
-                    let ev =
-                        reference::evaluate_full(rules, ports, &self.macs[b], Duration::from_millis(self.now), &key);
+                    let table = self.macs[b].snapshot(self.now);
+                    let ev = reference::evaluate_full(rules, ports, &table, Duration::from_millis(self.now), &key);
                     if let Some(l) = ev.learn {
                         learns.push((b, l));
                     }
@@ -852,7 +927,7 @@ impl World {
             }
         }
         for (b, l) in learns {
-            self.macs[b].learn(&l, Duration::from_millis(self.now));
+            self.macs[b].learn(&l, self.now);
         }
         self.check_macs("update_stats")?;
         self.push_epoch();
