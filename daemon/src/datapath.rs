@@ -71,6 +71,8 @@ impl Datapath {
         let clock = PipelineClock::new(eal.tsc_hz(), ferrovs_dpdk::rdtsc());
         let slow = SlowPath::new(bridge_specs(config), n_pmds, slow_path_config(config), clock.now_ms())
             .map_err(|e| DaemonError::Datapath(e.to_string()))?;
+        // One message per burst with new flows (an `UpcallBatch`, about 2 KiB, slots
+        // preallocated by the channel).
         let queue = config.flow.upcall_queue_len as usize * n_pmds;
         let (upcall_tx, upcall_rx) = crossbeam_channel::bounded(queue.max(1));
         let (event_tx, event_rx) = crossbeam_channel::unbounded();

@@ -12,7 +12,8 @@
 //! path's flow limit, so that installs are refused) and the real parking table
 //! ([`PendingMisses`], the PMD's, sometimes tiny so that packets and new keys are refused
 //! and dropped) driven as the `upcall.rs` contract says: a miss parks the packet under
-//! its key and sends one upcall per new key; `Install` executes every parked packet it
+//! its key, a burst's new keys go to the slow path as one `UpcallBatch` (handled whole
+//! per wake-up); `Install` executes every parked packet it
 //! matches and `Execute` the packets of exactly its key, in arrival order (the test checks
 //! the order itself); commands are applied in order, but *late*: a
 //! random scheduler interleaves packet bursts, upcall handling, event handling,
@@ -81,7 +82,7 @@ use ferrovs_flowcache::key::{FRAG_ANY, FlowKey, VLAN_PRESENT, ethertype, ipproto
 use ferrovs_flowcache::megaflow::MegaflowId;
 use ferrovs_flowcache::pending::{Parked, PendingConfig, PendingMisses};
 use ferrovs_flowcache::slowpath::{BridgeSpec, SlowPath, SlowPathConfig, del_selects};
-use ferrovs_flowcache::upcall::{FlowId, GoneReason, PmdCommand, PmdEvent, Upcall};
+use ferrovs_flowcache::upcall::{FlowId, GoneReason, PmdCommand, PmdEvent, Upcall, UpcallBatch};
 use ferrovs_flowcache::xlate::{MacLearn, MacTable, reference};
 use ferrovs_flowcache::{FlowCache, FlowCacheConfig, InsertError, MegaflowStats};
 
@@ -370,7 +371,8 @@ struct SimPmd {
     pending: PendingMisses<u64>,
     /// Commands not applied yet, with the epoch of the call that issued them.
     inbox: VecDeque<(PmdCommand, u64)>,
-    upcalls: VecDeque<Upcall>,
+    /// One message per burst that parked new keys, as the PMD sends them.
+    upcalls: VecDeque<UpcallBatch>,
     /// Epoch of the command being applied (its parked packets are being executed).
     applying: Option<u64>,
 }
@@ -722,6 +724,7 @@ impl World {
         let bytes: Vec<u32> = (0..n).map(|i| 60 + i as u32).collect();
         let mut out = vec![None; n];
         self.pmds[p].cache.lookup_batch(&keys, &hashes, &bytes, self.now, &mut out);
+        let mut batch = UpcallBatch::new(p);
         for i in 0..n {
             let key = keys[i];
             let num = self.next_packet;
@@ -741,7 +744,7 @@ impl World {
                     let before = pm.pending.packets_of(&key);
                     match pm.pending.park(&key, self.now, num) {
                         Parked::NewKey if before == 0 => {
-                            pm.upcalls.push_back(Upcall { pmd: p, key });
+                            batch.push(key).expect("a burst is at most a batch");
                             *self.outstanding.entry((p, key)).or_default() += 1;
                         }
                         Parked::Joined if before > 0 => {}
@@ -755,6 +758,9 @@ impl World {
                     }
                 }
             }
+        }
+        if !batch.is_empty() {
+            self.pmds[p].upcalls.push_back(batch);
         }
         Ok(())
     }
@@ -872,8 +878,16 @@ impl World {
         }
     }
 
+    /// The slow path wakes up for one upcall message of PMD `p` and handles all of it.
     fn handle_one_upcall(&mut self, p: usize) -> Result<(), String> {
-        let Some(up) = self.pmds[p].upcalls.pop_front() else { return Ok(()) };
+        let Some(batch) = self.pmds[p].upcalls.pop_front() else { return Ok(()) };
+        for up in batch.upcalls() {
+            self.handle_upcall(p, up)?;
+        }
+        Ok(())
+    }
+
+    fn handle_upcall(&mut self, p: usize, up: Upcall) -> Result<(), String> {
         self.t.upcalls += 1;
         let cmds = self.sp.handle_upcall(&up, self.now);
         // Model: expire, then learn what the reference says this packet teaches.

@@ -123,15 +123,17 @@ fn main() {
         let mut id = 0u64;
         let mut installed = std::collections::HashSet::new();
         while !stop2.load(Ordering::SeqCst) {
-            let Ok(u) = up_rx.recv_timeout(Duration::from_millis(10)) else { continue };
-            // One megaflow per masked key; later upcalls for a covered key just execute.
-            let cmd = if installed.insert(u.key.masked(&m)) {
-                id += 1;
-                PmdCommand::Install { id, megaflow: Megaflow::new(u.key, m, vec![DpAction::Output(2)]) }
-            } else {
-                PmdCommand::Execute { key: u.key, actions: vec![DpAction::Output(2)] }
-            };
-            let _ = pmd.send(FlowMessage::Command(cmd));
+            let Ok(batch) = up_rx.recv_timeout(Duration::from_millis(10)) else { continue };
+            for u in batch.upcalls() {
+                // One megaflow per masked key; later upcalls for a covered key just execute.
+                let cmd = if installed.insert(u.key.masked(&m)) {
+                    id += 1;
+                    PmdCommand::Install { id, megaflow: Megaflow::new(u.key, m, vec![DpAction::Output(2)]) }
+                } else {
+                    PmdCommand::Execute { key: u.key, actions: vec![DpAction::Output(2)] }
+                };
+                let _ = pmd.send(FlowMessage::Command(cmd));
+            }
         }
     });
     let (flow_mpps, flow_cpp, s) = measure(&sw, seconds);

@@ -57,6 +57,12 @@ pub trait Classifier: Send + 'static {
         Some(pkt)
     }
 
+    /// Called once after the misses of a burst were handed over (only if there were
+    /// some): e.g. to send the burst's upcalls as one message. Must not block.
+    fn misses_done(&mut self, inject: &mut Injector<'_>) {
+        let _ = inject;
+    }
+
     /// Applies a message between bursts.
     fn handle_message(&mut self, msg: Self::Message, inject: &mut Injector<'_>);
 

@@ -20,10 +20,13 @@
 //! ```text
 //!   key already parked      -> the packet joins that key (no new upcall)
 //!   parking table full      -> give the packet back (dropped), count park_full
-//!   new key                 -> send Upcall { pmd, key }; if the upcall queue is full,
-//!                              take the key back and give the packet back (dropped),
-//!                              count upcall_queue_full
+//!   new key                 -> add the key to this burst's UpcallBatch
 //! ```
+//!
+//! After the burst's misses ([`Classifier::misses_done`]) the batch goes to the slow
+//! path as one message (counted in `upcalls_sent`, one per key). If the upcall queue is
+//! full, nobody will answer those keys: their packets (the first ones and any that joined
+//! them in the same burst) are dropped at once and counted in `upcall_queue_full`.
 //!
 //! Between bursts ([`Classifier::handle_message`]) the slow path's answers arrive:
 //! - `Install{id, megaflow}`: insert it (`insert_unchecked`: the slow path guarantees no
@@ -54,7 +57,7 @@ use ferrovs_flowcache::actions::DpActions;
 use ferrovs_flowcache::extract::extract;
 use ferrovs_flowcache::key::{FlowKey, Mask};
 use ferrovs_flowcache::pending::{Parked, PendingConfig, PendingMisses};
-use ferrovs_flowcache::upcall::{FlowId, GoneReason, PmdCommand, PmdEvent, Upcall};
+use ferrovs_flowcache::upcall::{FlowId, GoneReason, PmdCommand, PmdEvent, UpcallBatch};
 use ferrovs_flowcache::{FlowCache, FlowCacheConfig, InsertError, Megaflow, MegaflowId, MegaflowStats};
 
 use crate::classify::{Classifier, Injector, PacketView, Verdict};
@@ -141,7 +144,9 @@ pub fn pending_config_for_pool(n_mbufs: u32, n_pmds: usize) -> PendingConfig {
 pub struct FlowPipeline {
     pmd: usize,
     cache: FlowCache,
-    upcalls: Sender<Upcall>,
+    upcalls: Sender<UpcallBatch>,
+    /// The keys the current burst parked first, sent by `misses_done`.
+    new_keys: UpcallBatch,
     events: Sender<PmdEvent>,
     clock: PipelineClock,
     shared: Arc<PipelineCounters>,
@@ -168,7 +173,7 @@ impl FlowPipeline {
         pmd: usize,
         config: FlowCacheConfig,
         pending: PendingConfig,
-        upcalls: Sender<Upcall>,
+        upcalls: Sender<UpcallBatch>,
         events: Sender<PmdEvent>,
         clock: PipelineClock,
         counters: Arc<PipelineCounters>,
@@ -179,6 +184,7 @@ impl FlowPipeline {
             pmd,
             cache: FlowCache::new(config),
             upcalls,
+            new_keys: UpcallBatch::new(pmd),
             events,
             clock,
             shared: counters,
@@ -395,13 +401,10 @@ impl Classifier for FlowPipeline {
                 self.local.park_full += 1;
                 Some(pkt)
             }
-            Parked::NewKey => match self.upcalls.try_send(Upcall { pmd: self.pmd, key }) {
-                Ok(()) => {
-                    self.local.upcalls_sent += 1;
-                    None
-                }
-                // Queue full, or the slow path gone: nobody will answer, so the packet
-                // must not wait.
+            Parked::NewKey => match self.new_keys.push(key) {
+                Ok(()) => None,
+                // Only if a burst had more packets than a batch holds: no upcall, so the
+                // packet must not wait.
                 Err(_) => {
                     self.local.upcall_queue_full += 1;
                     let mut back = None;
@@ -410,6 +413,31 @@ impl Classifier for FlowPipeline {
                 }
             },
         }
+    }
+
+    fn misses_done(&mut self, inject: &mut Injector<'_>) {
+        if self.new_keys.is_empty() {
+            return;
+        }
+        let n = self.new_keys.len() as u64;
+        // The batch is copied into the channel's preallocated slot; ours is reused.
+        match self.upcalls.try_send(self.new_keys.clone()) {
+            Ok(()) => self.local.upcalls_sent += n,
+            // Queue full, or the slow path gone: nobody will answer, so the packets must
+            // not wait.
+            Err(_) => {
+                let mut dropped = 0u64;
+                for key in self.new_keys.keys() {
+                    self.pending.release_key(key, |k, pkt| {
+                        dropped += 1;
+                        inject.drop_missed(k.in_port(), pkt)
+                    });
+                }
+                self.local.upcall_queue_full += dropped;
+            }
+        }
+        self.new_keys.clear();
+        self.dirty = true;
     }
 
     fn handle_message(&mut self, msg: FlowMessage, inject: &mut Injector<'_>) {
@@ -448,7 +476,7 @@ mod tests {
 
     fn pipeline(
         upcall_len: usize,
-    ) -> (FlowPipeline, crossbeam_channel::Receiver<Upcall>, crossbeam_channel::Receiver<PmdEvent>) {
+    ) -> (FlowPipeline, crossbeam_channel::Receiver<UpcallBatch>, crossbeam_channel::Receiver<PmdEvent>) {
         let (utx, urx) = crossbeam_channel::bounded(upcall_len);
         let (etx, erx) = crossbeam_channel::unbounded();
         let cfg = FlowCacheConfig { max_flows: 4, emc_entries: 64, emc_insert_inverse_prob: 1, sig_entries: 256 };

@@ -21,7 +21,7 @@ use ferrovs_flowcache::extract::extract;
 use ferrovs_flowcache::key::{FlowKey, Mask};
 use ferrovs_flowcache::pending::PendingConfig;
 use ferrovs_flowcache::testpkt::checksums_ok;
-use ferrovs_flowcache::upcall::{FlowId, GoneReason, PmdCommand, PmdEvent, Upcall};
+use ferrovs_flowcache::upcall::{FlowId, GoneReason, PmdCommand, PmdEvent, Upcall, UpcallBatch};
 use ferrovs_flowcache::{FlowCacheConfig, Megaflow};
 use ferrovs_pmd::{
     DpFlowDump, FlowMessage, FlowPipeline, IdleBackoff, PipelineClock, PipelineCounters, PipelineStats, PmdSender,
@@ -123,18 +123,20 @@ struct SlowPath {
 }
 
 impl SlowPath {
-    fn spawn(upcalls: Receiver<Upcall>, pmds: Vec<PmdSender<FlowMessage>>, mut policy: Policy) -> SlowPath {
+    fn spawn(upcalls: Receiver<UpcallBatch>, pmds: Vec<PmdSender<FlowMessage>>, mut policy: Policy) -> SlowPath {
         let seen = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
         let (seen2, stop2) = (seen.clone(), stop.clone());
         let join = std::thread::spawn(move || {
             let mut next_id: FlowId = 1;
             while !stop2.load(Ordering::SeqCst) {
-                let Ok(u) = upcalls.recv_timeout(Duration::from_millis(5)) else { continue };
-                seen2.lock().unwrap().push(u.clone());
-                if let Some(cmd) = policy(&u, next_id) {
-                    next_id += 1;
-                    let _ = pmds[u.pmd].send(FlowMessage::Command(cmd));
+                let Ok(batch) = upcalls.recv_timeout(Duration::from_millis(5)) else { continue };
+                for u in batch.upcalls() {
+                    seen2.lock().unwrap().push(u.clone());
+                    if let Some(cmd) = policy(&u, next_id) {
+                        next_id += 1;
+                        let _ = pmds[u.pmd].send(FlowMessage::Command(cmd));
+                    }
                 }
             }
         });
@@ -169,7 +171,7 @@ struct Bench {
     counters: Vec<Arc<PipelineCounters>>,
     events: Receiver<PmdEvent>,
     /// The upcall queue, when no fake slow path reads it.
-    upcalls: Option<Receiver<Upcall>>,
+    upcalls: Option<Receiver<UpcallBatch>>,
     slow: Option<SlowPath>,
 }
 
@@ -394,8 +396,11 @@ fn packets_of_several_parked_keys_leave_in_arrival_order() -> Result<(), Failed>
     let s = b.wait_pipeline("parked", |s| s.parked == 15)?;
     check(s.upcalls_sent == 3, || format!("{s:#?}"))?;
     let rx = b.upcalls.take().ok_or("no upcall queue")?;
-    let ups: Vec<Upcall> = rx.try_iter().collect();
+    let batches: Vec<UpcallBatch> = rx.try_iter().collect();
+    let ups: Vec<Upcall> = batches.iter().flat_map(|b| b.upcalls()).collect();
     check(ups.len() == 3, || format!("{} upcalls queued", ups.len()))?;
+    // All in one burst: one message.
+    check(batches.len() == 1, || format!("{} upcall messages for one burst", batches.len()))?;
     // One megaflow for a's upcall covers a and c (same destination), not x.
     let mf = Megaflow::new(ups[0].key, dst_mask(), vec![DpAction::Output(2)]);
     b.command(PmdCommand::Install { id: 7, megaflow: mf })?;
@@ -433,8 +438,13 @@ fn a_thousand_new_flows_park_and_one_install_releases_them_in_order() -> Result<
     let s = b.wait_pipeline("parked", |s| s.parked == n as u64)?;
     check(s.upcalls_sent == n as u64 && s.park_full == 0, || format!("{s:#?}"))?;
     let rx = b.upcalls.take().ok_or("no upcall queue")?;
-    let ups: Vec<Upcall> = rx.try_iter().collect();
+    let batches: Vec<UpcallBatch> = rx.try_iter().collect();
+    let ups: Vec<Upcall> = batches.iter().flat_map(|b| b.upcalls()).collect();
     check(ups.len() == n as usize, || format!("{} upcalls queued", ups.len()))?;
+    // One message per burst of up to 32 packets.
+    check(batches.len() >= (n as usize).div_ceil(32) && batches.len() < n as usize, || {
+        format!("{} upcall messages", batches.len())
+    })?;
     // The last flow's megaflow (destination only) covers every parked key.
     let mf = Megaflow::new(ups[n as usize - 1].key, dst_mask(), vec![DpAction::Output(2)]);
     b.command(PmdCommand::Install { id: 1, megaflow: mf })?;
@@ -505,18 +515,21 @@ fn full_upcall_queue_drops_and_counts() -> Result<(), Failed> {
     let a = flow_frames(FLOW_A, 0..3);
     let c = flow_frames(Udp { sport: 7, ..FLOW_A }, 0..4);
     let x = flow_frames(Udp { sport: 8, ..FLOW_A }, 0..5);
-    let mut all = a.clone();
-    all.extend(c);
-    all.extend(x);
-    b.send(1, &all)?;
+    // First burst: a's batch fills the queue.
+    b.send(1, &a)?;
+    b.wait_pipeline("a parked", |s| s.parked == 3 && s.upcalls_sent == 1)?;
+    // Second burst: its batch (c and x) finds the queue full; all 9 packets are dropped.
+    let mut cx = c.clone();
+    cx.extend(x);
+    b.send(1, &cx)?;
     let s = b.wait_pipeline("queue full", |s| s.upcall_queue_full == 9)?;
     check(s.upcalls_sent == 1 && s.parked == 3, || format!("{s:#?}"))?;
     let sw = b.wait_switch("no_rule", |s| s.ports[0].counters.drop_no_rule == 9)?;
     check(sw.ports[1].counters.tx_packets == 0, || "something was sent".into())?;
     // The queued upcall is answered: only flow a's packets come out.
     let up = b.upcalls.as_ref().ok_or("no queue")?.try_recv().map_err(|_| "no upcall queued")?;
-    check(up.key == extract(&a[0], 1), || "upcall for the wrong key".into())?;
-    b.command(PmdCommand::Execute { key: up.key, actions: vec![DpAction::Output(2)] })?;
+    check(up.keys() == [extract(&a[0], 1)], || format!("upcall batch {up:?}"))?;
+    b.command(PmdCommand::Execute { key: up.keys()[0], actions: vec![DpAction::Output(2)] })?;
     check(b.recv(2, 3, Duration::from_secs(3)) == a, || "parked packets of a".into())?;
     // Packets still parked when the switch stops are freed, not leaked.
     b.send(1, &flow_frames(FLOW_A, 50..52))?;
@@ -538,7 +551,7 @@ fn unanswered_upcalls_time_out() -> Result<(), Failed> {
     b.wait_switch("no_rule", |s| s.ports[0].counters.drop_no_rule == 4)?;
     // A late answer finds nothing parked; the next packet upcalls again.
     let up = b.upcalls.as_ref().ok_or("no queue")?.try_recv().map_err(|_| "no upcall")?;
-    b.command(PmdCommand::Execute { key: up.key, actions: vec![DpAction::Output(2)] })?;
+    b.command(PmdCommand::Execute { key: up.keys()[0], actions: vec![DpAction::Output(2)] })?;
     check(b.recv(2, 1, Duration::from_millis(50)).is_empty(), || "timed-out packets came out".into())?;
     b.send(1, &flow_frames(FLOW_A, 4..5))?;
     b.wait_pipeline("new upcall", |s| s.upcalls_sent == 2 && s.parked == 1)?;
