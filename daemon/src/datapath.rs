@@ -14,9 +14,8 @@ use ferrovs_config::Config;
 use ferrovs_dpdk::Eal;
 use ferrovs_flowcache::flow_cache::FlowCacheConfig;
 use ferrovs_flowcache::slowpath::{BridgeSpec, SlowPath, SlowPathConfig, SlowPathCounters as MachineCounters};
-use ferrovs_pmd::flow_pipeline::{
-    FlowMessage, FlowPipeline, PipelineClock, PipelineCounters, PipelineStats, pipeline_hooks,
-};
+use ferrovs_pmd::PipelineClock;
+use ferrovs_pmd::flow_pipeline::{FlowMessage, FlowPipeline, PipelineCounters, PipelineStats, pending_config_for_pool};
 use ferrovs_pmd::{PmdLocal, PmdStats, PortCounters, PortSpec, PortStats, Switch, SwitchOptions, SwitchStats};
 
 use crate::daemon::DaemonError;
@@ -74,16 +73,20 @@ impl Datapath {
         let clock = PipelineClock::new(eal.tsc_hz(), ferrovs_dpdk::rdtsc());
         let slow = SlowPath::new(bridge_specs(config), n_pmds, slow_path_config(config), clock.now_ms())
             .map_err(|e| DaemonError::Datapath(e.to_string()))?;
+        // One message per burst with new flows (an `UpcallBatch`, about 2 KiB, slots
+        // preallocated by the channel).
         let queue = config.flow.upcall_queue_len as usize * n_pmds;
         let (upcall_tx, upcall_rx) = crossbeam_channel::bounded(queue.max(1));
         let (event_tx, event_rx) = crossbeam_channel::unbounded();
         let cache = FlowCacheConfig::for_max_flows(config.flow.limit_per_pmd as usize);
         let pipelines: Vec<Arc<PipelineCounters>> =
             (0..n_pmds).map(|_| Arc::new(PipelineCounters::default())).collect();
-        let switch = Switch::start(eal, ports, options, pipeline_hooks(), |info| {
+        let pending = pending_config_for_pool(options.n_mbufs, n_pmds);
+        let switch = Switch::start(eal, ports, options, |info| {
             FlowPipeline::new(
                 info.index,
                 cache,
+                pending,
                 upcall_tx.clone(),
                 event_tx.clone(),
                 clock,

@@ -22,9 +22,10 @@ use ferrovs_config::{MatchSpec, Rule};
 use ferrovs_flowcache::key::FlowKey;
 use ferrovs_flowcache::megaflow::MegaflowStats;
 use ferrovs_flowcache::slowpath::{SlowPath, SlowPathCounters};
-use ferrovs_flowcache::upcall::{FlowId, PmdCommand, PmdEvent, Upcall};
+use ferrovs_flowcache::upcall::{FlowId, PmdCommand, PmdEvent, UpcallBatch};
+use ferrovs_pmd::PipelineClock;
 use ferrovs_pmd::PmdSender;
-use ferrovs_pmd::flow_pipeline::{DpFlowDump as PmdFlowDump, FlowMessage, PipelineClock};
+use ferrovs_pmd::flow_pipeline::{DpFlowDump as PmdFlowDump, FlowMessage};
 
 use crate::flowfmt::{format_actions, format_match};
 use crate::protocol::{
@@ -78,7 +79,7 @@ impl SlowPathThread {
     pub fn start(
         slow: SlowPath,
         pmds: Vec<PmdSender<FlowMessage>>,
-        upcalls: Receiver<Upcall>,
+        upcalls: Receiver<UpcallBatch>,
         events: Receiver<PmdEvent>,
         clock: PipelineClock,
     ) -> std::io::Result<SlowPathThread> {
@@ -153,7 +154,7 @@ struct Worker {
 impl Worker {
     fn run(
         &mut self,
-        upcalls: Receiver<Upcall>,
+        upcalls: Receiver<UpcallBatch>,
         events: Receiver<PmdEvent>,
         requests: Receiver<SlowRequest>,
         stop: Arc<AtomicBool>,
@@ -162,15 +163,18 @@ impl Worker {
         self.publish_counters();
         while !stop.load(Ordering::Relaxed) {
             select! {
-                recv(upcalls) -> up => {
-                    if let Ok(up) = up {
-                        let t0 = Instant::now();
-                        let cmds = self.slow.handle_upcall(&up, self.clock.now_ms());
-                        self.deliver(cmds);
-                        let ns = t0.elapsed().as_nanos() as u64;
-                        self.stats.upcall_ns.fetch_add(ns, Ordering::Relaxed);
-                        self.stats.upcalls.fetch_add(1, Ordering::Relaxed);
-                        self.stats.upcall_max_ns.fetch_max(ns, Ordering::Relaxed);
+                // One burst's new keys per message: the whole batch per wake-up.
+                recv(upcalls) -> batch => {
+                    if let Ok(batch) = batch {
+                        for up in batch.upcalls() {
+                            let t0 = Instant::now();
+                            let cmds = self.slow.handle_upcall(&up, self.clock.now_ms());
+                            self.deliver(cmds);
+                            let ns = t0.elapsed().as_nanos() as u64;
+                            self.stats.upcall_ns.fetch_add(ns, Ordering::Relaxed);
+                            self.stats.upcalls.fetch_add(1, Ordering::Relaxed);
+                            self.stats.upcall_max_ns.fetch_max(ns, Ordering::Relaxed);
+                        }
                     }
                 }
                 recv(events) -> ev => {

@@ -4,7 +4,10 @@
 //!
 //! Per burst, a PMD calls [`extract::extract`] on each frame to get its [`key::FlowKey`],
 //! [`flow_cache::FlowCache::lookup_batch`] to find each packet's megaflow, and
-//! [`edit::execute_edit`] (plus the VLAN helpers) to apply the megaflow's actions.
+//! [`edit::execute_edit`] (plus the VLAN helpers) to apply the megaflow's actions. A
+//! packet that misses waits in [`pending::PendingMisses`] while its key travels to the
+//! slow path in an [`upcall::UpcallBatch`]; [`slowpath`] answers with the commands of
+//! [`upcall`].
 
 pub mod actions;
 pub mod checksum;
@@ -15,6 +18,7 @@ pub mod extract;
 pub mod flow_cache;
 pub mod key;
 pub mod megaflow;
+pub mod pending;
 pub mod reference;
 pub mod sigcache;
 pub mod slowpath;

@@ -1,13 +1,19 @@
 //! The messages between a PMD's fast path and the slow path.
 //!
 //! ```text
-//!   PMD --- Upcall (bounded queue; full = packet dropped and counted) ---> slow path
+//!   PMD --- UpcallBatch (bounded queue; full = packets dropped, counted) --> slow path
 //!   PMD <-- PmdCommand (the PMD's message queue, applied between bursts) -- slow path
 //!   PMD --- PmdEvent (megaflows that left the cache, with final stats) ---> slow path
 //! ```
 //!
 //! A missed packet stays with its PMD, parked under its flow key, while the upcall
-//! travels; the slow path answers every upcall with exactly one `Install` or `Execute`
+//! travels. A PMD sends at most one message per burst: an [`UpcallBatch`] of the keys
+//! that burst parked for the first time (a burst has at most [`UPCALL_BATCH_KEYS`]
+//! packets, so the batch never overflows); the keys are held inline, so sending
+//! allocates nothing (a bounded channel preallocates its slots, about 2 KiB each). If the
+//! queue is full, none of the batch's keys is waiting for an answer: the PMD drops their
+//! packets at once. The slow path handles a whole batch per wake-up, each key as one
+//! [`Upcall`]; the slow path answers every upcall with exactly one `Install` or `Execute`
 //! for that key, and the PMD then executes the parked packets in arrival order before
 //! anything newer of the same flow can be classified (commands are applied between
 //! bursts). So no first packet is lost, packets of one flow stay in order, and only one
@@ -32,6 +38,85 @@ pub type FlowId = u64;
 pub struct Upcall {
     pub pmd: usize,
     pub key: FlowKey,
+}
+
+/// Most keys in one [`UpcallBatch`]: a burst's worth of packets.
+pub const UPCALL_BATCH_KEYS: usize = 32;
+
+/// The new keys one burst of PMD `pmd` parked, in arrival order: one message per burst.
+#[derive(Clone, PartialEq, Eq)]
+pub struct UpcallBatch {
+    pub pmd: usize,
+    len: usize,
+    keys: [FlowKey; UPCALL_BATCH_KEYS],
+}
+
+impl UpcallBatch {
+    /// An empty batch from PMD `pmd`.
+    pub fn new(pmd: usize) -> UpcallBatch {
+        UpcallBatch { pmd, len: 0, keys: [FlowKey::ZERO; UPCALL_BATCH_KEYS] }
+    }
+
+    /// Adds `key`; gives it back if the batch is full.
+    pub fn push(&mut self, key: FlowKey) -> Result<(), FlowKey> {
+        if self.len == UPCALL_BATCH_KEYS {
+            return Err(key);
+        }
+        self.keys[self.len] = key;
+        self.len += 1;
+        Ok(())
+    }
+
+    pub fn keys(&self) -> &[FlowKey] {
+        &self.keys[..self.len]
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub fn clear(&mut self) {
+        self.len = 0;
+    }
+
+    /// The batch as one [`Upcall`] per key, in order.
+    pub fn upcalls(&self) -> impl Iterator<Item = Upcall> + '_ {
+        self.keys().iter().map(|&key| Upcall { pmd: self.pmd, key })
+    }
+}
+
+impl std::fmt::Debug for UpcallBatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpcallBatch").field("pmd", &self.pmd).field("keys", &self.keys()).finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batch_holds_a_burst_in_order() {
+        let mut b = UpcallBatch::new(3);
+        let key = |i: u32| {
+            let mut k = FlowKey::ZERO;
+            k.set_in_port(i + 1);
+            k
+        };
+        for i in 0..UPCALL_BATCH_KEYS as u32 {
+            b.push(key(i)).unwrap();
+        }
+        assert_eq!(b.push(key(99)), Err(key(99)));
+        let ups: Vec<Upcall> = b.upcalls().collect();
+        assert_eq!(ups.len(), UPCALL_BATCH_KEYS);
+        assert!(ups.iter().enumerate().all(|(i, u)| u.pmd == 3 && u.key == key(i as u32)));
+        b.clear();
+        assert!(b.is_empty() && b.upcalls().next().is_none());
+    }
 }
 
 /// What the slow path asks one PMD to do, in order.

@@ -9,10 +9,13 @@
 //! timeouts) and `br1` (ports 5-6) with `actions=normal`; port 7 is on no bridge.
 //! One to three simulated PMDs, each with a real [`FlowCache`] (small EMC and signature
 //! cache so that every level is exercised; sometimes a smaller table than the slow
-//! path's flow limit, so that installs are refused) and a park table that follows the
-//! `upcall.rs` contract: a miss parks the packet under its key and sends one upcall per
-//! key; `Install` executes every parked packet it matches and `Execute` the packets of
-//! exactly its key, in arrival order; commands are applied in order, but *late*: a
+//! path's flow limit, so that installs are refused) and the real parking table
+//! ([`PendingMisses`], the PMD's, sometimes tiny so that packets and new keys are refused
+//! and dropped) driven as the `upcall.rs` contract says: a miss parks the packet under
+//! its key, a burst's new keys go to the slow path as one `UpcallBatch` (handled whole
+//! per wake-up); `Install` executes every parked packet it
+//! matches and `Execute` the packets of exactly its key, in arrival order (the test checks
+//! the order itself); commands are applied in order, but *late*: a
 //! random scheduler interleaves packet bursts, upcall handling, event handling,
 //! command application, rule changes (replace/add/del), ticks and time jumps. A rule
 //! change "returns" only after every pending command of every PMD has been applied
@@ -21,12 +24,19 @@
 //! # The oracle
 //!
 //! The model keeps its own rule list (updated with `add-flows`/replace semantics written
-//! here; `del-flows` uses the crate's `del_selects`, unit-tested separately; timeouts
-//! take the slow path's list after checking it is a subset) and its own MAC tables,
-//! fed by the reference evaluator: for every upcall the slow path handles, the model
-//! expires aged entries and applies what `reference::evaluate_full` says the packet
-//! learns. After every slow-path call that can change decisions the model records an
-//! *epoch* (rules, MAC tables, time).
+//! here; `del-flows` uses the crate's `del_selects`, unit-tested separately) with its own
+//! rule clocks ([`RuleClock`]: install and last-use time of every rule, by identity,
+//! credited from the megaflows' statistics to the rules the reference says each
+//! megaflow's key matches; idle and hard timeouts computed from them and compared with
+//! the rules the slow path deletes at each tick) and its own MAC learning
+//! model ([`ModelMacs`]: aging, moves, least-recently-seen eviction, written here and
+//! sharing no code with the crate's `MacTable`), fed by the reference evaluator: for
+//! every upcall the slow path handles, the model expires aged entries and applies what
+//! `reference::evaluate_full` says the packet learns. The reference evaluator reads MAC
+//! entries through a `MacTable`; it gets one built from the model's live entries only
+//! (no aging, no capacity), so it is a plain map there and every learning, aging and
+//! eviction decision is the model's. After every slow-path call that can change
+//! decisions the model records an *epoch* (rules, MAC tables, time).
 //!
 //! Which epochs may a packet's decision come from? A PMD is consistent with the current
 //! epoch once it has applied every command issued so far. Commands issued at epoch e
@@ -45,16 +55,22 @@
 //!   (of its key), as the last command for that PMD in the call's output;
 //! - after a rule change returns (and at every quiescent point): every megaflow in
 //!   every PMD gives the current epoch's reference decision for its own key and for
-//!   every pool packet it covers; the slow path's mirrors equal the PMD caches.
+//!   every pool packet it covers; the slow path's mirrors equal the PMD caches;
+//! - after every slow-path call: the slow path's MAC tables answer as the model's on
+//!   every address and VLAN the packets use;
+//! - at every tick: the rules the slow path deletes for idle or hard timeouts are
+//!   exactly those the model's rule clocks say have timed out;
+//! - every packet the parking table refused is counted, and arrivals = executions +
+//!   refusals once everything is drained.
 //!
-//! Case count: `FERROVS_PROPTEST_CASES` (default 40, ~54k packet decisions, about two
-//! seconds in debug). `FERROVS_SLOWPATH_SEED=N` runs the one case with that seed. The
+//! Case count: `FERROVS_PROPTEST_CASES` (default 40, ~49k packet decisions, about two
+//! seconds in debug; 3,000 cases in release: 3.6M decisions, 16k rule timeouts, 13 s). `FERROVS_SLOWPATH_SEED=N` runs the one case with that seed. The
 //! long run (see the slow path's final report) is
 //! `FERROVS_PROPTEST_CASES=15000 cargo test --release -p ferrovs-flowcache --test
 //! slowpath_differential -- --nocapture` (20M packet decisions, 107 s on this machine),
 //! which prints the totals.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::net::Ipv4Addr;
 use std::rc::Rc;
 use std::time::Duration;
@@ -64,9 +80,10 @@ use ferrovs_config::rules::{Action, Masked, Match, Resubmit, Rule, SetField};
 use ferrovs_flowcache::actions::DpActions;
 use ferrovs_flowcache::key::{FRAG_ANY, FlowKey, VLAN_PRESENT, ethertype, ipproto};
 use ferrovs_flowcache::megaflow::MegaflowId;
+use ferrovs_flowcache::pending::{Parked, PendingConfig, PendingMisses};
 use ferrovs_flowcache::slowpath::{BridgeSpec, SlowPath, SlowPathConfig, del_selects};
-use ferrovs_flowcache::upcall::{FlowId, GoneReason, PmdCommand, PmdEvent, Upcall};
-use ferrovs_flowcache::xlate::{MacTable, reference};
+use ferrovs_flowcache::upcall::{FlowId, GoneReason, PmdCommand, PmdEvent, Upcall, UpcallBatch};
+use ferrovs_flowcache::xlate::{MacLearn, MacTable, reference};
 use ferrovs_flowcache::{FlowCache, FlowCacheConfig, InsertError, MegaflowStats};
 
 use ferrovs_flowcache::testpkt::SplitMix as Rng;
@@ -166,7 +183,7 @@ fn gen_rule(r: &mut Rng, n_tables: u8) -> Rule {
         table,
         priority: r.pick(&[0, 10, 100, 100, 200]),
         cookie: r.below(4),
-        idle_timeout: 0,
+        idle_timeout: if r.chance(12) { 1 + r.below(3) as u16 } else { 0 },
         hard_timeout: if r.chance(3) { 1 + r.below(3) as u16 } else { 0 },
         matches: gen_match(r),
         actions,
@@ -246,10 +263,102 @@ fn model_add(rules: &[Rule], new: &[Rule]) -> Vec<Rule> {
     out
 }
 
+/// A rule's identity: OpenFlow's (table, priority, match).
+type RuleId = (u8, u16, Match);
+
+fn rule_id(r: &Rule) -> RuleId {
+    (r.table, r.priority, r.matches.clone())
+}
+
+/// When a rule of the model was installed and last credited with a packet (ms).
+#[derive(Debug, Clone)]
+struct RuleClock {
+    id: RuleId,
+    installed_ms: u64,
+    used_ms: u64,
+}
+
+/// The model's view of one megaflow the slow path installed on br0: its key and the
+/// rules its traffic is credited to.
+#[derive(Debug, Clone)]
+struct TrackedFlow {
+    key: FlowKey,
+    rules: Vec<RuleId>,
+}
+
+/// One MAC entry of the model.
+#[derive(Debug, Clone, Copy)]
+struct ModelMac {
+    vlan: u16,
+    mac: [u8; 6],
+    port: u32,
+    seen_ms: u64,
+}
+
+/// The test's own MAC learning table of one bridge, written from the behaviour OVS
+/// documents: an entry answers lookups until `aging_ms` after it was last seen; learning
+/// an address again refreshes it (and moves it if the port changed); learning a new one
+/// into a full table evicts the least recently seen entry (ties: lowest VLAN, then MAC);
+/// group addresses are never learned; aged entries are removed when the slow path runs.
+#[derive(Debug, Clone)]
+struct ModelMacs {
+    aging_ms: u64,
+    capacity: usize,
+    entries: Vec<ModelMac>,
+}
+
+impl ModelMacs {
+    fn new(aging_ms: u64, capacity: usize) -> ModelMacs {
+        ModelMacs { aging_ms, capacity, entries: Vec::new() }
+    }
+
+    fn alive(&self, e: &ModelMac, now_ms: u64) -> bool {
+        now_ms.saturating_sub(e.seen_ms) < self.aging_ms
+    }
+
+    fn lookup(&self, vlan: u16, mac: [u8; 6], now_ms: u64) -> Option<u32> {
+        self.entries.iter().find(|e| e.vlan == vlan && e.mac == mac && self.alive(e, now_ms)).map(|e| e.port)
+    }
+
+    fn expire(&mut self, now_ms: u64) {
+        let aging = self.aging_ms;
+        self.entries.retain(|e| now_ms.saturating_sub(e.seen_ms) < aging);
+    }
+
+    fn learn(&mut self, l: &MacLearn, now_ms: u64) {
+        if l.mac[0] & 1 != 0 {
+            return;
+        }
+        if let Some(e) = self.entries.iter_mut().find(|e| e.vlan == l.vlan && e.mac == l.mac) {
+            e.port = l.port;
+            e.seen_ms = e.seen_ms.max(now_ms);
+            return;
+        }
+        if self.entries.len() >= self.capacity.max(1) {
+            let oldest = (0..self.entries.len())
+                .min_by_key(|&i| (self.entries[i].seen_ms, self.entries[i].vlan, self.entries[i].mac))
+                .expect("a full table has entries");
+            self.entries.swap_remove(oldest);
+        }
+        self.entries.push(ModelMac { vlan: l.vlan, mac: l.mac, port: l.port, seen_ms: now_ms });
+    }
+
+    /// The live entries at `now_ms` in a `MacTable` that never ages nor evicts, for the
+    /// reference evaluator (which reads MAC entries through that type).
+    fn snapshot(&self, now_ms: u64) -> MacTable {
+        let mut t = MacTable::new(Duration::MAX, usize::MAX);
+        for e in self.entries.iter().filter(|e| self.alive(e, now_ms)) {
+            t.learn(&MacLearn { vlan: e.vlan, mac: e.mac, port: e.port }, Duration::from_millis(e.seen_ms));
+        }
+        t
+    }
+}
+
 /// What decisions were made from: the model state after one slow-path call.
 struct Epoch {
     br0_rules: Rc<Vec<Rule>>,
     br1_rules: Rc<Vec<Rule>>,
+    /// The model's MAC tables at `now`, as the reference evaluator reads them.
     macs: [MacTable; 2],
     now: u64,
 }
@@ -258,12 +367,12 @@ struct SimPmd {
     cache: FlowCache,
     to_mf: HashMap<FlowId, MegaflowId>,
     to_id: HashMap<MegaflowId, FlowId>,
-    /// Parked packets (key, packet number), in arrival order.
-    parked: Vec<(FlowKey, u64)>,
-    parked_keys: HashSet<FlowKey>,
+    /// Parked packets (their numbers), by key.
+    pending: PendingMisses<u64>,
     /// Commands not applied yet, with the epoch of the call that issued them.
     inbox: VecDeque<(PmdCommand, u64)>,
-    upcalls: VecDeque<Upcall>,
+    /// One message per burst that parked new keys, as the PMD sends them.
+    upcalls: VecDeque<UpcallBatch>,
     /// Epoch of the command being applied (its parked packets are being executed).
     applying: Option<u64>,
 }
@@ -278,7 +387,9 @@ struct Totals {
     executes: u64,
     removes: u64,
     refused: u64,
+    park_full: u64,
     rule_changes: u64,
+    rules_timed_out: u64,
     barriers: u64,
     flow_checks: u64,
     mac_learned: u64,
@@ -302,16 +413,24 @@ struct World {
     /// Model state.
     br0_rules: Rc<Vec<Rule>>,
     br1_rules: Rc<Vec<Rule>>,
-    macs: [MacTable; 2],
+    macs: [ModelMacs; 2],
     /// Epoch `epoch_base + i` is `epochs[i]`.
     epochs: VecDeque<Epoch>,
     epoch_base: u64,
     memo: HashMap<(u64, FlowKey), DpActions>,
     /// Model's view of what the slow path credited per flow (for MAC refreshes).
     credited: HashMap<FlowId, u64>,
+    /// Install / last-use times of br0's rules, in `br0_rules` order.
+    rule_clocks: Vec<RuleClock>,
+    /// br0 megaflows the slow path installed and has not heard gone yet.
+    tracked: HashMap<FlowId, TrackedFlow>,
+    /// Ids a `Remove` was issued for (on their way out; their rules are only remapped).
+    removing: std::collections::HashSet<FlowId>,
     next_packet: u64,
     arrived: u64,
     executed: u64,
+    /// Packets the parking table had no room for.
+    dropped: u64,
     last_exec: HashMap<(usize, FlowKey), u64>,
     outstanding: HashMap<(usize, FlowKey), u64>,
     t: Totals,
@@ -356,8 +475,11 @@ impl World {
                     }),
                     to_mf: HashMap::new(),
                     to_id: HashMap::new(),
-                    parked: Vec::new(),
-                    parked_keys: HashSet::new(),
+                    pending: PendingMisses::new(if r.chance(20) {
+                        PendingConfig { timeout_ms: u64::MAX, ..PendingConfig::new(3, 8) }
+                    } else {
+                        PendingConfig { timeout_ms: u64::MAX, ..PendingConfig::default() }
+                    }),
                     inbox: VecDeque::new(),
                     upcalls: VecDeque::new(),
                     applying: None,
@@ -366,7 +488,8 @@ impl World {
             .collect();
         let pool_size = 8 + r.below(40) as usize;
         let pool = (0..pool_size).map(|_| gen_packet(&mut r)).collect();
-        let macs = [MacTable::new(aging, capacity), MacTable::new(aging, capacity)];
+        let aging_ms = aging.as_millis() as u64;
+        let macs = [ModelMacs::new(aging_ms, capacity), ModelMacs::new(aging_ms, capacity)];
         let mut w = World {
             r,
             seed,
@@ -384,15 +507,89 @@ impl World {
             epoch_base: 0,
             memo: HashMap::new(),
             credited: HashMap::new(),
+            rule_clocks: Vec::new(),
+            tracked: HashMap::new(),
+            removing: Default::default(),
             next_packet: 0,
             arrived: 0,
             executed: 0,
+            dropped: 0,
             last_exec: HashMap::new(),
             outstanding: HashMap::new(),
             t: Totals::default(),
         };
+        w.retime(&[]);
         w.push_epoch();
         w
+    }
+
+    // ----- The rule-timeout model -------------------------------------------------------
+
+    /// Rebuilds the rule clocks after br0's rules changed: a rule whose identity was
+    /// there before keeps its times unless it is in `reset` (re-added by `add-flows`);
+    /// any other starts now.
+    fn retime(&mut self, reset: &[RuleId]) {
+        let old = std::mem::take(&mut self.rule_clocks);
+        self.rule_clocks = self
+            .br0_rules
+            .iter()
+            .map(|r| {
+                let id = rule_id(r);
+                match old.iter().find(|c| c.id == id).filter(|_| !reset.contains(&id)) {
+                    Some(c) => c.clone(),
+                    None => RuleClock { id, installed_ms: self.now, used_ms: self.now },
+                }
+            })
+            .collect();
+    }
+
+    /// The identities of the br0 rules the reference matches for `key` now.
+    fn matched_rules(&self, key: &FlowKey) -> Vec<RuleId> {
+        let table = self.macs[0].snapshot(self.now);
+        let ev = reference::evaluate_full(&self.br0_rules, &BR0_PORTS, &table, Duration::from_millis(self.now), key);
+        ev.rules.iter().map(|&i| rule_id(&self.br0_rules[i])).collect()
+    }
+
+    /// After a br0 rule change: flows on their way out keep the rules that still exist
+    /// (and were not reset); every other flow is credited to what its key matches now
+    /// (the slow path revalidates it).
+    fn rerule_flows(&mut self, reset: &[RuleId]) {
+        let ids: Vec<FlowId> = self.tracked.keys().copied().collect();
+        for id in ids {
+            let rules = if self.removing.contains(&id) {
+                let live: Vec<RuleId> = self.rule_clocks.iter().map(|c| c.id.clone()).collect();
+                let mut r = self.tracked[&id].rules.clone();
+                r.retain(|x| live.contains(x) && !reset.contains(x));
+                r
+            } else {
+                self.matched_rules(&self.tracked[&id].key)
+            };
+            self.tracked.get_mut(&id).expect("listed").rules = rules;
+        }
+    }
+
+    /// Credits new traffic of flow `id` (last hit at `used_ms`) to its rules.
+    fn credit_rules(&mut self, id: FlowId, used_ms: u64) {
+        let Some(f) = self.tracked.get(&id) else { return };
+        for r in &f.rules {
+            if let Some(c) = self.rule_clocks.iter_mut().find(|c| c.id == *r) {
+                c.used_ms = c.used_ms.max(used_ms);
+            }
+        }
+    }
+
+    /// br0's rules whose idle or hard timeout has passed now.
+    fn timed_out_rules(&self) -> Vec<RuleId> {
+        let now = self.now;
+        self.br0_rules
+            .iter()
+            .zip(&self.rule_clocks)
+            .filter(|(r, c)| {
+                (r.idle_timeout != 0 && now - c.used_ms >= r.idle_timeout as u64 * 1000)
+                    || (r.hard_timeout != 0 && now - c.installed_ms >= r.hard_timeout as u64 * 1000)
+            })
+            .map(|(r, _)| rule_id(r))
+            .collect()
     }
 
     fn fail(&self, msg: String) -> String {
@@ -402,7 +599,7 @@ impl World {
             let sut = self.sp.mac_table(name).unwrap();
             for vlan in [0, VIDS[0], VIDS[1]] {
                 for mac in &MACS[..4] {
-                    let (s, m) = (sut.lookup(vlan, *mac, now), self.macs[b].lookup(vlan, *mac, now));
+                    let (s, m) = (sut.lookup(vlan, *mac, now), self.macs[b].lookup(vlan, *mac, self.now));
                     if s.is_some() || m.is_some() {
                         macs += &format!("  {name} vlan {vlan} {mac:02x?}: slow path {s:?}, model {m:?}\n");
                     }
@@ -424,7 +621,7 @@ impl World {
             let sut = self.sp.mac_table(name).unwrap();
             for vlan in [0, VIDS[0], VIDS[1]] {
                 for mac in &MACS[..4] {
-                    if sut.lookup(vlan, *mac, now) != self.macs[b].lookup(vlan, *mac, now) {
+                    if sut.lookup(vlan, *mac, now) != self.macs[b].lookup(vlan, *mac, self.now) {
                         return Err(self.fail(format!("after {what}: MAC tables differ")));
                     }
                 }
@@ -437,7 +634,7 @@ impl World {
         self.epochs.push_back(Epoch {
             br0_rules: self.br0_rules.clone(),
             br1_rules: self.br1_rules.clone(),
-            macs: self.macs.clone(),
+            macs: [self.macs[0].snapshot(self.now), self.macs[1].snapshot(self.now)],
             now: self.now,
         });
     }
@@ -527,6 +724,7 @@ impl World {
         let bytes: Vec<u32> = (0..n).map(|i| 60 + i as u32).collect();
         let mut out = vec![None; n];
         self.pmds[p].cache.lookup_batch(&keys, &hashes, &bytes, self.now, &mut out);
+        let mut batch = UpcallBatch::new(p);
         for i in 0..n {
             let key = keys[i];
             let num = self.next_packet;
@@ -534,7 +732,7 @@ impl World {
             self.arrived += 1;
             match out[i] {
                 Some(mid) => {
-                    if self.pmds[p].parked_keys.contains(&key) {
+                    if self.pmds[p].pending.contains(&key) {
                         return Err(self.fail(format!("PMD {p}: parked key {key:?} hit a megaflow")));
                     }
                     let actions = self.pmds[p].cache.actions(mid).expect("hit on a live megaflow").clone();
@@ -543,24 +741,47 @@ impl World {
                 }
                 None => {
                     let pm = &mut self.pmds[p];
-                    pm.parked.push((key, num));
-                    if pm.parked_keys.insert(key) {
-                        pm.upcalls.push_back(Upcall { pmd: p, key });
-                        *self.outstanding.entry((p, key)).or_default() += 1;
+                    let before = pm.pending.packets_of(&key);
+                    match pm.pending.park(&key, self.now, num) {
+                        Parked::NewKey if before == 0 => {
+                            batch.push(key).expect("a burst is at most a batch");
+                            *self.outstanding.entry((p, key)).or_default() += 1;
+                        }
+                        Parked::Joined if before > 0 => {}
+                        Parked::Full(n) if n == num => {
+                            self.dropped += 1;
+                            self.t.park_full += 1;
+                        }
+                        other => {
+                            return Err(self.fail(format!("PMD {p}: park of {key:?} ({before} parked) gave {other:?}")));
+                        }
                     }
                 }
             }
         }
+        if !batch.is_empty() {
+            self.pmds[p].upcalls.push_back(batch);
+        }
         Ok(())
     }
 
-    /// Executes the parked packets `pred` selects, in arrival order.
-    fn run_parked(&mut self, p: usize, pred: impl Fn(&FlowKey) -> bool, actions: &DpActions) -> Result<(), String> {
-        let parked = std::mem::take(&mut self.pmds[p].parked);
-        let (run, keep): (Vec<_>, Vec<_>) = parked.into_iter().partition(|(k, _)| pred(k));
-        self.pmds[p].parked = keep;
-        for (k, _) in &run {
-            self.pmds[p].parked_keys.remove(k);
+    /// Executes the parked packets `pred` selects (all of exactly `key` if given), which
+    /// the table releases in arrival order (checked: packet numbers increase).
+    fn run_parked(
+        &mut self,
+        p: usize,
+        key: Option<&FlowKey>,
+        pred: impl FnMut(&FlowKey) -> bool,
+        actions: &DpActions,
+    ) -> Result<(), String> {
+        let mut run = Vec::new();
+        let pending = &mut self.pmds[p].pending;
+        match key {
+            Some(k) => pending.release_key(k, |k, n| run.push((*k, n))),
+            None => pending.release_where(pred, |k, n| run.push((*k, n))),
+        };
+        if run.windows(2).any(|w| w[0].1 >= w[1].1) {
+            return Err(self.fail(format!("PMD {p}: parked packets released out of arrival order: {run:?}")));
         }
         for (k, n) in run {
             self.execute(p, k, n, actions)?;
@@ -590,9 +811,9 @@ impl World {
                     }
                     Err(e) => return Err(self.fail(format!("PMD {p}: install {id} failed: {e}"))),
                 }
-                self.run_parked(p, |k| megaflow.matches(k), &megaflow.actions)?;
+                self.run_parked(p, None, |k| megaflow.matches(k), &megaflow.actions)?;
             }
-            PmdCommand::Execute { key, actions } => self.run_parked(p, |k| *k == key, &actions)?,
+            PmdCommand::Execute { key, actions } => self.run_parked(p, Some(&key), |_| false, &actions)?,
             PmdCommand::Remove { ids } => {
                 let pm = &mut self.pmds[p];
                 let mut gone = Vec::new();
@@ -628,12 +849,22 @@ impl World {
         Ok(true)
     }
 
+    /// Marks the flows `cmds` remove as on their way out.
+    fn note_removes(&mut self, cmds: &[(usize, PmdCommand)]) {
+        for (_, c) in cmds {
+            if let PmdCommand::Remove { ids } = c {
+                self.removing.extend(ids.iter().copied());
+            }
+        }
+    }
+
     /// Queues the commands of one slow-path call (issued at the current epoch).
     fn deliver(&mut self, cmds: Vec<(usize, PmdCommand)>) {
         let e = self.current_epoch();
         for (p, c) in cmds {
             if let PmdCommand::Remove { ids } = &c {
                 self.t.removes += ids.len() as u64;
+                self.removing.extend(ids.iter().copied());
             }
             self.pmds[p].inbox.push_back((c, e));
         }
@@ -643,12 +874,20 @@ impl World {
 
     fn model_expire(&mut self) {
         for m in &mut self.macs {
-            m.expire(Duration::from_millis(self.now));
+            m.expire(self.now);
         }
     }
 
+    /// The slow path wakes up for one upcall message of PMD `p` and handles all of it.
     fn handle_one_upcall(&mut self, p: usize) -> Result<(), String> {
-        let Some(up) = self.pmds[p].upcalls.pop_front() else { return Ok(()) };
+        let Some(batch) = self.pmds[p].upcalls.pop_front() else { return Ok(()) };
+        for up in batch.upcalls() {
+            self.handle_upcall(p, up)?;
+        }
+        Ok(())
+    }
+
+    fn handle_upcall(&mut self, p: usize, up: Upcall) -> Result<(), String> {
         self.t.upcalls += 1;
         let cmds = self.sp.handle_upcall(&up, self.now);
         // Model: expire, then learn what the reference says this packet teaches.
@@ -656,9 +895,10 @@ impl World {
         if let Some(b) = Self::bridge_of(up.key.in_port()) {
             let (rules, ports) =
                 if b == 0 { (&self.br0_rules, &BR0_PORTS[..]) } else { (&self.br1_rules, &BR1_PORTS[..]) };
-            let ev = reference::evaluate_full(rules, ports, &self.macs[b], Duration::from_millis(self.now), &up.key);
+            let table = self.macs[b].snapshot(self.now);
+            let ev = reference::evaluate_full(rules, ports, &table, Duration::from_millis(self.now), &up.key);
             if let Some(l) = ev.learn {
-                self.macs[b].learn(&l, Duration::from_millis(self.now));
+                self.macs[b].learn(&l, self.now);
             }
         }
         // Exactly one answer, the last command for this PMD; everything else is Remove.
@@ -667,8 +907,12 @@ impl World {
         let others_ok = cmds.iter().all(|(q, c)| matches!(c, PmdCommand::Remove { .. }) || *q == p);
         let last_ok = cmds.iter().rev().find(|(q, _)| *q == p).map(|(_, c)| c) == answers.first().copied();
         let answer_ok = match answers[..] {
-            [PmdCommand::Install { megaflow, .. }] => {
+            [PmdCommand::Install { megaflow, id }] => {
                 self.t.installs += 1;
+                if Self::bridge_of(up.key.in_port()) == Some(0) {
+                    let rules = self.matched_rules(&up.key);
+                    self.tracked.insert(*id, TrackedFlow { key: megaflow.key, rules });
+                }
                 megaflow.matches(&up.key)
             }
             [PmdCommand::Execute { key, .. }] => {
@@ -689,8 +933,13 @@ impl World {
 
     fn handle_one_event(&mut self) {
         if let Some(ev) = self.events.pop_front() {
-            for (id, _) in &ev.flows {
-                self.credited.remove(id);
+            for (id, st) in &ev.flows {
+                let credited = self.credited.remove(id).unwrap_or(0);
+                if ev.reason != GoneReason::Refused && st.packets > credited {
+                    self.credit_rules(*id, st.used);
+                }
+                self.tracked.remove(id);
+                self.removing.remove(id);
             }
             self.sp.handle_event(&ev, self.now);
         }
@@ -708,6 +957,7 @@ impl World {
     fn rule_change(&mut self) -> Result<(), String> {
         let now = self.now;
         let kind = self.r.below(3);
+        let mut reset: Vec<RuleId> = Vec::new();
         let cmds = match kind {
             0 => {
                 let n = self.r.below(20);
@@ -728,6 +978,8 @@ impl World {
                 }
                 let cmds = self.sp.add_flows("br0", new.clone(), now);
                 self.br0_rules = Rc::new(model_add(&self.br0_rules, &new));
+                // Re-adding a rule restarts its counters and clocks.
+                reset = new.iter().map(rule_id).collect();
                 cmds
             }
             _ => {
@@ -756,6 +1008,9 @@ impl World {
         if self.sp.rules("br0").unwrap() != &self.br0_rules[..] {
             return Err(self.fail(format!("slow path rules differ from the model: {:#?}", self.sp.rules("br0"))));
         }
+        self.note_removes(&cmds);
+        self.retime(&reset);
+        self.rerule_flows(&reset);
         self.model_expire();
         self.check_macs("rule change")?;
         self.t.rule_changes += 1;
@@ -773,17 +1028,26 @@ impl World {
     }
 
     fn tick(&mut self) -> Result<(), String> {
+        let timed_out = self.timed_out_rules();
         let cmds = self.sp.tick(self.now);
         self.model_expire();
+        let want: Vec<Rule> = self.br0_rules.iter().filter(|r| !timed_out.contains(&rule_id(r))).cloned().collect();
         let after = self.sp.rules("br0").unwrap().to_vec();
-        if after.len() != self.br0_rules.len() {
-            if !after.iter().all(|r| self.br0_rules.contains(r)) {
-                return Err(self.fail("rule timeouts added rules".into()));
-            }
+        if after != want {
+            let clocks: Vec<(u64, u64)> = self.rule_clocks.iter().map(|c| (c.installed_ms, c.used_ms)).collect();
+            return Err(self.fail(format!(
+                "rule timeouts at {}: slow path kept {after:#?}\nmodel keeps {want:#?}\nmodel clocks (installed, used) \
+                 {clocks:?}",
+                self.now
+            )));
+        }
+        if !timed_out.is_empty() {
             self.br0_rules = Rc::new(after);
             self.t.rule_changes += 1;
-        } else if after != *self.br0_rules {
-            return Err(self.fail("tick changed rules without deleting any".into()));
+            self.t.rules_timed_out += timed_out.len() as u64;
+            self.note_removes(&cmds);
+            self.retime(&[]);
+            self.rerule_flows(&[]);
         }
         self.check_macs("tick")?;
         self.push_epoch();
@@ -809,13 +1073,14 @@ impl World {
             let credited = self.credited.entry(*id).or_insert(0);
             if st.packets > *credited {
                 *credited = st.packets;
+                self.credit_rules(*id, st.used);
                 let m = self.pmds[*p].cache.get(self.pmds[*p].to_mf[id]).unwrap();
                 let key = *m.key;
                 if let Some(b) = Self::bridge_of(key.in_port()) {
                     let (rules, ports) =
                         if b == 0 { (&self.br0_rules, &BR0_PORTS[..]) } else { (&self.br1_rules, &BR1_PORTS[..]) };
-                    let ev =
-                        reference::evaluate_full(rules, ports, &self.macs[b], Duration::from_millis(self.now), &key);
+                    let table = self.macs[b].snapshot(self.now);
+                    let ev = reference::evaluate_full(rules, ports, &table, Duration::from_millis(self.now), &key);
                     if let Some(l) = ev.learn {
                         learns.push((b, l));
                     }
@@ -823,7 +1088,7 @@ impl World {
             }
         }
         for (b, l) in learns {
-            self.macs[b].learn(&l, Duration::from_millis(self.now));
+            self.macs[b].learn(&l, self.now);
         }
         self.check_macs("update_stats")?;
         self.push_epoch();
@@ -852,8 +1117,14 @@ impl World {
                 break;
             }
         }
-        if self.arrived != self.executed {
-            return Err(self.fail(format!("{} packets arrived, {} executed", self.arrived, self.executed)));
+        if self.arrived != self.executed + self.dropped {
+            return Err(self.fail(format!(
+                "{} packets arrived, {} executed, {} dropped (park table full)",
+                self.arrived, self.executed, self.dropped
+            )));
+        }
+        if let Some(p) = self.pmds.iter().position(|pm| !pm.pending.is_empty()) {
+            return Err(self.fail(format!("PMD {p}: packets still parked: {:?}", self.pmds[p].pending)));
         }
         if let Some(((p, k), n)) = self.outstanding.iter().find(|(_, n)| **n != 0) {
             return Err(self.fail(format!("PMD {p}: {n} upcalls for {k:?} unanswered")));
@@ -979,6 +1250,8 @@ fn slow_path_matches_reference_under_late_commands() {
         total.executes += t.executes;
         total.removes += t.removes;
         total.refused += t.refused;
+        total.park_full += t.park_full;
+        total.rules_timed_out += t.rules_timed_out;
         total.rule_changes += t.rule_changes;
         total.barriers += t.barriers;
         total.flow_checks += t.flow_checks;

@@ -23,7 +23,7 @@ use ferrovs_flowcache::upcall::PmdCommand;
 use ferrovs_flowcache::{FlowCacheConfig, Megaflow};
 use ferrovs_pmd::{
     FlowMessage, FlowPipeline, ForwardRule, PipelineClock, PipelineCounters, PortSpec, Switch, SwitchOptions,
-    SwitchStats, pipeline_hooks,
+    SwitchStats, pending_config_for_pool,
 };
 
 mod common;
@@ -106,8 +106,9 @@ fn main() {
     let counters = Arc::new(PipelineCounters::default());
     let cfg = FlowCacheConfig { emc_insert_inverse_prob: emc_prob, ..Default::default() };
     let c2 = counters.clone();
-    let sw = Switch::start(&eal, &specs, &opts, pipeline_hooks(), move |info| {
-        let mut p = FlowPipeline::new(info.index, cfg, up_tx.clone(), ev_tx.clone(), clock, c2.clone());
+    let pending = pending_config_for_pool(opts.n_mbufs, opts.pmd_cores.len());
+    let sw = Switch::start(&eal, &specs, &opts, move |info| {
+        let mut p = FlowPipeline::new(info.index, cfg, pending, up_tx.clone(), ev_tx.clone(), clock, c2.clone());
         if let Some(n) = direct {
             p.set_direct_max_subtables(n);
         }
@@ -122,15 +123,17 @@ fn main() {
         let mut id = 0u64;
         let mut installed = std::collections::HashSet::new();
         while !stop2.load(Ordering::SeqCst) {
-            let Ok(u) = up_rx.recv_timeout(Duration::from_millis(10)) else { continue };
-            // One megaflow per masked key; later upcalls for a covered key just execute.
-            let cmd = if installed.insert(u.key.masked(&m)) {
-                id += 1;
-                PmdCommand::Install { id, megaflow: Megaflow::new(u.key, m, vec![DpAction::Output(2)]) }
-            } else {
-                PmdCommand::Execute { key: u.key, actions: vec![DpAction::Output(2)] }
-            };
-            let _ = pmd.send(FlowMessage::Command(cmd));
+            let Ok(batch) = up_rx.recv_timeout(Duration::from_millis(10)) else { continue };
+            for u in batch.upcalls() {
+                // One megaflow per masked key; later upcalls for a covered key just execute.
+                let cmd = if installed.insert(u.key.masked(&m)) {
+                    id += 1;
+                    PmdCommand::Install { id, megaflow: Megaflow::new(u.key, m, vec![DpAction::Output(2)]) }
+                } else {
+                    PmdCommand::Execute { key: u.key, actions: vec![DpAction::Output(2)] }
+                };
+                let _ = pmd.send(FlowMessage::Command(cmd));
+            }
         }
     });
     let (flow_mpps, flow_cpp, s) = measure(&sw, seconds);

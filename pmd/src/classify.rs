@@ -12,8 +12,9 @@
 //! which a message may bring packets back for transmission (missed packets returning from
 //! the slow path with their actions).
 //!
-//! The simple [`crate::Forwarder`] implements this today; the flow cache (EMC + megaflow
-//! classifier + upcalls) is meant to replace it behind the same trait.
+//! Two classifiers implement it: [`crate::FlowPipeline`] (the flow cache with parked
+//! misses and upcalls, what the daemon runs) and [`crate::Forwarder`] (one decision per
+//! ingress port, for the ring tests and as the benchmarks' floor).
 
 use ferrovs_dpdk::Mbuf;
 use ferrovs_flowcache::actions::DpAction;
@@ -54,6 +55,12 @@ pub trait Classifier: Send + 'static {
     fn miss(&mut self, in_port: u32, pkt: Mbuf) -> Option<Mbuf> {
         let _ = in_port;
         Some(pkt)
+    }
+
+    /// Called once after the misses of a burst were handed over (only if there were
+    /// some): e.g. to send the burst's upcalls as one message. Must not block.
+    fn misses_done(&mut self, inject: &mut Injector<'_>) {
+        let _ = inject;
     }
 
     /// Applies a message between bursts.

@@ -10,11 +10,19 @@
 //! of copying it. An edit after an output is copy-on-write: if the buffer is shared at
 //! that point, the PMD edits a private deep copy. The last output hands over the PMD's own
 //! reference, so the common single-output case touches no refcount at all.
+//!
+//! Edits are flowcache's ([`ferrovs_flowcache::edit`]), the same parser as key
+//! extraction deciding where each header is: in-place rewrites go to
+//! [`execute_edit`]; for VLAN push and pop the PMD only resizes the mbuf (prepend or trim 4
+//! bytes of headroom) and flowcache's [`push_vlan`] / [`pop_vlan`] move the bytes. A
+//! `DecTtl` at TTL 0 or 1 drops the packet (`drop_action`); an edit that cannot be done
+//! (no headroom, or a buffer that cannot be written) drops it as `drop_unsupported`,
+//! never forwarding it unedited.
 
 use ferrovs_dpdk::{Drain, Mbuf, MbufBatch, Mempool, TxQueue, tx_burst};
 use ferrovs_flowcache::actions::DpAction;
+use ferrovs_flowcache::edit::{EditOutcome, execute_edit, pop_vlan, push_vlan};
 
-use crate::edit::{self, EditResult, FrameEditor};
 use crate::stats::{PmdLocal, PortCounters};
 
 /// Dense index meaning "no such port".
@@ -26,7 +34,7 @@ pub(crate) struct TxPort {
     pending_bytes: u64,
 }
 
-/// One PMD's output side: per-port tx queue and batch, counters, and what editing needs.
+/// One PMD's output side: per-port tx queue and batch, counters, and the pool for copies.
 pub struct TxState {
     ports: Vec<TxPort>,
     /// Dense port index by OpenFlow port number (`NO_PORT` where there is none).
@@ -34,12 +42,54 @@ pub struct TxState {
     pub(crate) counters: Vec<PortCounters>,
     pub(crate) pmd: PmdLocal,
     pool: Mempool,
-    editor: Option<FrameEditor>,
+}
+
+/// What one edit did to a packet.
+enum EditResult {
+    Done,
+    /// The action drops the packet (DecTtl at TTL 0 or 1).
+    Drop,
+    /// The edit could not be done.
+    Unsupported,
+}
+
+/// Inserts an outer VLAN tag: 4 bytes of headroom, then flowcache writes the tag.
+fn push_vlan_mbuf(m: &mut Mbuf, tpid: u16, tci: u16) -> EditResult {
+    if m.data().len() < 12 {
+        return EditResult::Unsupported;
+    }
+    let Some(buf) = m.prepend(4) else { return EditResult::Unsupported };
+    match push_vlan(buf, tpid, tci) {
+        Ok(()) => EditResult::Done,
+        // Unreachable (12 bytes were checked above), but never send a half-built frame.
+        Err(_) => EditResult::Unsupported,
+    }
+}
+
+/// Removes the outer VLAN tag if flowcache's parser sees one (else nothing to do).
+fn pop_vlan_mbuf(m: &mut Mbuf) -> EditResult {
+    let Some(frame) = m.data_mut() else { return EditResult::Unsupported };
+    if !pop_vlan(frame) {
+        return EditResult::Done;
+    }
+    // The MAC addresses have moved 4 bytes on: the packet now starts there.
+    if m.adj(4) { EditResult::Done } else { EditResult::Unsupported }
+}
+
+/// An in-place edit through flowcache.
+fn edit_in_place(m: &mut Mbuf, a: &DpAction) -> EditResult {
+    let Some(frame) = m.data_mut() else { return EditResult::Unsupported };
+    match execute_edit(frame, a) {
+        EditOutcome::Applied | EditOutcome::Skipped => EditResult::Done,
+        EditOutcome::Drop => EditResult::Drop,
+        // Outputs and VLAN push/pop are handled by the caller and never get here.
+        EditOutcome::NotAnEdit | EditOutcome::NeedsResize => EditResult::Unsupported,
+    }
 }
 
 impl TxState {
     /// `ports[i] = (number, this PMD's tx queue of port i)`.
-    pub(crate) fn new(ports: Vec<(u32, TxQueue)>, pool: Mempool, editor: Option<FrameEditor>) -> TxState {
+    pub(crate) fn new(ports: Vec<(u32, TxQueue)>, pool: Mempool) -> TxState {
         let max = ports.iter().map(|(n, _)| *n as usize).max().unwrap_or(0);
         let mut index_by_number = vec![NO_PORT; max + 1];
         for (i, (n, _)) in ports.iter().enumerate() {
@@ -55,7 +105,6 @@ impl TxState {
             counters: vec![PortCounters::default(); n],
             pmd: PmdLocal::default(),
             pool,
-            editor,
         }
     }
 
@@ -108,24 +157,9 @@ impl TxState {
                         None => return self.count_in(in_idx, |c| c.drop_no_mbuf += 1),
                     };
                     let result = match *a {
-                        DpAction::PushVlan { tpid, tci } => {
-                            if edit::push_vlan(&mut m, tpid, tci) {
-                                EditResult::Done
-                            } else {
-                                EditResult::Unsupported
-                            }
-                        }
-                        DpAction::PopVlan => {
-                            if edit::pop_vlan(&mut m) {
-                                EditResult::Done
-                            } else {
-                                EditResult::Unsupported
-                            }
-                        }
-                        _ => match m.data_mut() {
-                            Some(frame) => edit::apply_in_place(frame, a, self.editor),
-                            None => EditResult::Unsupported,
-                        },
+                        DpAction::PushVlan { tpid, tci } => push_vlan_mbuf(&mut m, tpid, tci),
+                        DpAction::PopVlan => pop_vlan_mbuf(&mut m),
+                        _ => edit_in_place(&mut m, a),
                     };
                     match result {
                         EditResult::Done => {}

@@ -1,7 +1,9 @@
 //! The simplest classifier: one decision per ingress port (`output:N`, `drop` or `flood`),
 //! looked up by port number in a table, so a burst is classified without touching the
-//! packet bytes. It stands in for the flow cache until that replaces it behind
-//! [`Classifier`].
+//! packet bytes. The daemon does not use it (it runs [`crate::FlowPipeline`]s): it is the
+//! classifier of the ring tests (`tests/ring.rs`, the poll loop and tx path without any
+//! flow logic) and the floor of the benchmarks (`examples/fwd_bench.rs`,
+//! `examples/flow_bench.rs`).
 //!
 //! Decisions are resolved to datapath actions when the table is built (flood becomes one
 //! `Output` per other port of the bridge), so executing them needs no further lookup.

@@ -9,16 +9,21 @@
 //! the counters all belong to the PMD. Other threads talk to a PMD through its message
 //! queue (applied between bursts) and read its counters through relaxed atomics.
 //!
-//! Modules: [`spec`] (what to build, validation), [`classify`] (the classifier
-//! interface), [`forwarder`] (the per-ingress-port classifier), [`flow_pipeline`] (the
-//! flow-cache classifier with parked misses and upcalls), [`exec`] (executing
-//! actions, per-port tx batching), [`edit`] (packet edits), [`stats`] (counters),
-//! [`pmd`] (the poll loop), [`switch`] (start/stats/messages/stop).
+//! Modules: [`spec`] (what to build, validation), [`switch`] (start/stats/messages/stop),
+//! [`pmd`] (the poll loop), [`classify`] (the classifier interface between the loop and
+//! what decides), [`flow_pipeline`] (the flow-cache classifier: lookups, parked misses,
+//! upcalls and the slow path's commands), `flow_names` (slow-path
+//! flow ids against cache ids, private), [`clock`] (the pipeline's millisecond time base),
+//! [`exec`] (executing actions through flowcache's edits, per-port tx batching), [`stats`]
+//! (counters and their published atomic mirrors), [`forwarder`] (a per-ingress-port
+//! classifier without packet parsing, used by the ring tests and as the benchmarks'
+//! floor; the daemon does not use it).
 
 pub mod classify;
-pub mod edit;
+pub mod clock;
 pub mod error;
 pub mod exec;
+mod flow_names;
 pub mod flow_pipeline;
 pub mod forwarder;
 pub mod pmd;
@@ -27,14 +32,13 @@ pub mod stats;
 pub mod switch;
 
 pub use classify::{Classifier, Injector, PacketView, Verdict};
-pub use edit::{EditResult, FrameEditor};
+pub use clock::PipelineClock;
 pub use error::SwitchError;
 pub use flow_pipeline::{
-    DpFlowDump, FlowMessage, FlowPipeline, PipelineClock, PipelineCounters, PipelineStats, flowcache_editor,
-    pipeline_hooks,
+    DpFlowDump, FlowMessage, FlowPipeline, PipelineCounters, PipelineStats, pending_config_for_pool,
 };
 pub use forwarder::{ForwardRule, Forwarder, ForwarderMessage};
 pub use pmd::PmdMessage;
 pub use spec::{IdleBackoff, MAX_PORT_NUMBER, PortDevice, PortSpec, SwitchOptions, online_cpus, validate};
-pub use stats::{PmdLocal, PortCounters};
-pub use switch::{Hooks, PmdInfo, PmdSender, PmdStats, PortStats, RxqAssignment, Switch, SwitchStats};
+pub use stats::{AtomicPmdLocal, AtomicPortCounters, PmdLocal, PortCounters};
+pub use switch::{PmdInfo, PmdSender, PmdStats, PortStats, RxqAssignment, Switch, SwitchStats};

@@ -6,7 +6,8 @@
 //!     for each rx queue assigned to this PMD:
 //!         rx burst (<= 32)  ->  drop runts  ->  classifier.classify(burst)
 //!         hits: execute actions into per-port tx batches
-//!         misses: classifier.miss(pkt) (upcall) or drop
+//!         misses: classifier.miss(pkt) (park) or drop; then classifier.misses_done
+//!         (e.g. one upcall message for the burst)
 //!     classifier housekeeping (cheap periodic work, e.g. parked-packet timeouts)
 //!     send every non-empty tx batch on this PMD's own tx queue of that port
 //!     account the iteration's TSC cycles as busy or idle; publish counters if busy
@@ -254,4 +255,5 @@ fn process_burst<C: Classifier>(
     }
     tx.counters[in_idx].drop_no_rule += declined.len() as u64;
     declined.free_all();
+    classifier.misses_done(&mut Injector { tx });
 }

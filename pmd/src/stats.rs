@@ -1,74 +1,88 @@
 //! Counters of the data path, kept per PMD thread and readable from other threads while
 //! forwarding goes on.
 //!
-//! Each PMD counts into plain integers of its own ([`PortCounters`] per port, plus
-//! [`PmdLocal`]) and, once per busy loop iteration (a burst or several), copies them into
-//! relaxed atomics in `PmdShared` with plain stores: there is a single writer, so no
-//! read-modify-write and no cache-line ping-pong per packet. A reader loads the atomics
-//! and sums over PMDs; a snapshot may be a burst behind, never torn within a counter.
+//! Each PMD counts into plain integers of its own ([`PortCounters`] per port,
+//! [`PmdLocal`], and its flow pipeline's [`PipelineStats`](crate::PipelineStats)) and,
+//! at most once per loop iteration, copies them into an atomic mirror with relaxed plain
+//! stores: there is a single writer, so no read-modify-write and no cache-line ping-pong
+//! per packet. A reader loads the atomics and sums over PMDs; a snapshot may be an
+//! iteration behind, never torn within a counter.
+//!
+//! Every counter set is declared once, with the `counter_set!` macro: the macro generates the
+//! plain struct, its atomic mirror, `publish` / `snapshot` between them, and `add`, so
+//! that a new counter is one line and cannot be forgotten by one of them.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::AtomicBool;
 
-/// Counters of one port (as seen by one PMD, or summed over PMDs).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct PortCounters {
-    pub rx_packets: u64,
-    pub rx_bytes: u64,
-    pub tx_packets: u64,
-    pub tx_bytes: u64,
-    /// Output packets freed because this port's tx queue was full (counted on the output port).
-    pub drop_tx_full: u64,
-    /// Packets that missed and that the classifier did not take (counted on the ingress port).
-    pub drop_no_rule: u64,
-    /// Packets whose actions dropped them: empty action list, or DecTtl at 0/1 (ingress port).
-    pub drop_action: u64,
-    /// Runts / malformed frames (ingress port).
-    pub drop_malformed: u64,
-    /// Packets with an action this build cannot execute, or an edit that did not fit (ingress port).
-    pub drop_unsupported: u64,
-    /// Packets dropped because a copy for a modified output could not be allocated (ingress port).
-    pub drop_no_mbuf: u64,
+/// Declares a counter set: `$plain` (plain `u64` fields, `Copy`, `Default`, with `add`)
+/// and `$atomic` (the same fields as `AtomicU64`, with `publish` from a `$plain` by its
+/// single writer and `snapshot` for any reader). Doc comments on fields go to both.
+macro_rules! counter_set {
+    (
+        $(#[$pdoc:meta])* pub struct $plain:ident;
+        $(#[$adoc:meta])* pub struct $atomic:ident;
+        { $($(#[$doc:meta])* $name:ident,)* }
+    ) => {
+        $(#[$pdoc])*
+        #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+        pub struct $plain {
+            $($(#[$doc])* pub $name: u64,)*
+        }
+
+        $(#[$adoc])*
+        #[derive(Debug, Default)]
+        pub struct $atomic {
+            $($(#[$doc])* pub $name: ::std::sync::atomic::AtomicU64,)*
+        }
+
+        impl $plain {
+            /// Adds `other` field by field (e.g. to sum over PMDs).
+            pub fn add(&mut self, other: &$plain) {
+                $(self.$name += other.$name;)*
+            }
+        }
+
+        impl $atomic {
+            /// Stores every field of `s` (relaxed). For the single writer only.
+            pub fn publish(&self, s: &$plain) {
+                $(self.$name.store(s.$name, ::std::sync::atomic::Ordering::Relaxed);)*
+            }
+
+            /// Loads every field (relaxed).
+            pub fn snapshot(&self) -> $plain {
+                $plain { $($name: self.$name.load(::std::sync::atomic::Ordering::Relaxed),)* }
+            }
+        }
+    };
+}
+pub(crate) use counter_set;
+
+counter_set! {
+    /// Counters of one port (as seen by one PMD, or summed over PMDs).
+    pub struct PortCounters;
+    /// The published mirror of a [`PortCounters`].
+    pub struct AtomicPortCounters;
+    {
+        rx_packets,
+        rx_bytes,
+        tx_packets,
+        tx_bytes,
+        /// Output packets freed because this port's tx queue was full (counted on the output port).
+        drop_tx_full,
+        /// Packets that missed and that the classifier did not take (counted on the ingress port).
+        drop_no_rule,
+        /// Packets whose actions dropped them: empty action list, or DecTtl at 0/1 (ingress port).
+        drop_action,
+        /// Runts / malformed frames (ingress port).
+        drop_malformed,
+        /// Packets with an action this build cannot execute, or an edit that did not fit (ingress port).
+        drop_unsupported,
+        /// Packets dropped because a copy for a modified output could not be allocated (ingress port).
+        drop_no_mbuf,
+    }
 }
 
-const N_PORT: usize = 10;
-
 impl PortCounters {
-    fn to_array(self) -> [u64; N_PORT] {
-        [
-            self.rx_packets,
-            self.rx_bytes,
-            self.tx_packets,
-            self.tx_bytes,
-            self.drop_tx_full,
-            self.drop_no_rule,
-            self.drop_action,
-            self.drop_malformed,
-            self.drop_unsupported,
-            self.drop_no_mbuf,
-        ]
-    }
-    fn from_array(a: [u64; N_PORT]) -> Self {
-        PortCounters {
-            rx_packets: a[0],
-            rx_bytes: a[1],
-            tx_packets: a[2],
-            tx_bytes: a[3],
-            drop_tx_full: a[4],
-            drop_no_rule: a[5],
-            drop_action: a[6],
-            drop_malformed: a[7],
-            drop_unsupported: a[8],
-            drop_no_mbuf: a[9],
-        }
-    }
-    /// Adds `other` field by field.
-    pub fn add(&mut self, other: &PortCounters) {
-        let mut a = self.to_array();
-        for (x, y) in a.iter_mut().zip(other.to_array()) {
-            *x += y;
-        }
-        *self = Self::from_array(a);
-    }
     /// All drops.
     pub fn drops(&self) -> u64 {
         self.drop_tx_full
@@ -80,37 +94,41 @@ impl PortCounters {
     }
 }
 
-/// PMD-wide counters, owned by the PMD thread.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct PmdLocal {
-    /// TSC cycles spent in iterations that received packets.
-    pub busy_cycles: u64,
-    /// TSC cycles spent in iterations that received nothing (including back-off sleeps).
-    pub idle_cycles: u64,
-    /// Packets received and processed.
-    pub packets: u64,
-    /// Loop iterations.
-    pub iterations: u64,
-    /// Non-empty rx bursts.
-    pub rx_bursts: u64,
-    /// Outputs to a port number this switch does not have.
-    pub drop_bad_output: u64,
-    /// Messages applied.
-    pub messages: u64,
+counter_set! {
+    /// PMD-wide counters, owned by the PMD thread.
+    pub struct PmdLocal;
+    /// The published mirror of a [`PmdLocal`].
+    pub struct AtomicPmdLocal;
+    {
+        /// TSC cycles spent in iterations that received packets.
+        busy_cycles,
+        /// TSC cycles spent in iterations that received nothing (including back-off sleeps).
+        idle_cycles,
+        /// Packets received and processed.
+        packets,
+        /// Loop iterations.
+        iterations,
+        /// Non-empty rx bursts.
+        rx_bursts,
+        /// Outputs to a port number this switch does not have.
+        drop_bad_output,
+        /// Messages applied.
+        messages,
+    }
 }
 
 /// The atomics a PMD publishes into; shared with readers through an `Arc`.
 pub(crate) struct PmdShared {
-    ports: Vec<[AtomicU64; N_PORT]>,
-    pmd: [AtomicU64; 7],
+    ports: Vec<AtomicPortCounters>,
+    pmd: AtomicPmdLocal,
     pub(crate) running: AtomicBool,
 }
 
 impl PmdShared {
     pub(crate) fn new(n_ports: usize) -> PmdShared {
         PmdShared {
-            ports: (0..n_ports).map(|_| std::array::from_fn(|_| AtomicU64::new(0))).collect(),
-            pmd: std::array::from_fn(|_| AtomicU64::new(0)),
+            ports: (0..n_ports).map(|_| AtomicPortCounters::default()).collect(),
+            pmd: AtomicPmdLocal::default(),
             running: AtomicBool::new(false),
         }
     }
@@ -118,44 +136,21 @@ impl PmdShared {
     /// Called by the owning PMD only (single writer): plain relaxed stores.
     pub(crate) fn publish(&self, ports: &[PortCounters], pmd: &PmdLocal) {
         for (dst, src) in self.ports.iter().zip(ports) {
-            for (d, s) in dst.iter().zip(src.to_array()) {
-                d.store(s, Relaxed);
-            }
+            dst.publish(src);
         }
         self.publish_pmd(pmd);
     }
 
     pub(crate) fn publish_pmd(&self, pmd: &PmdLocal) {
-        let v = [
-            pmd.busy_cycles,
-            pmd.idle_cycles,
-            pmd.packets,
-            pmd.iterations,
-            pmd.rx_bursts,
-            pmd.drop_bad_output,
-            pmd.messages,
-        ];
-        for (d, s) in self.pmd.iter().zip(v) {
-            d.store(s, Relaxed);
-        }
+        self.pmd.publish(pmd);
     }
 
     pub(crate) fn port(&self, i: usize) -> PortCounters {
-        let a = &self.ports[i];
-        PortCounters::from_array(std::array::from_fn(|k| a[k].load(Relaxed)))
+        self.ports[i].snapshot()
     }
 
     pub(crate) fn pmd(&self) -> PmdLocal {
-        let v: [u64; 7] = std::array::from_fn(|k| self.pmd[k].load(Relaxed));
-        PmdLocal {
-            busy_cycles: v[0],
-            idle_cycles: v[1],
-            packets: v[2],
-            iterations: v[3],
-            rx_bursts: v[4],
-            drop_bad_output: v[5],
-            messages: v[6],
-        }
+        self.pmd.snapshot()
     }
 }
 
@@ -180,5 +175,25 @@ mod tests {
         assert_eq!(sum.rx_packets, 7);
         assert_eq!(sum.tx_bytes, 99);
         assert_eq!(sum.drops(), 3);
+    }
+
+    #[test]
+    fn every_field_round_trips_and_adds() {
+        // Distinct values in every field, so that a field mapped to another one shows.
+        let p = PmdLocal {
+            busy_cycles: 1,
+            idle_cycles: 2,
+            packets: 3,
+            iterations: 4,
+            rx_bursts: 5,
+            drop_bad_output: 6,
+            messages: 7,
+        };
+        let a = AtomicPmdLocal::default();
+        a.publish(&p);
+        assert_eq!(a.snapshot(), p);
+        let mut twice = p;
+        twice.add(&p);
+        assert_eq!((twice.busy_cycles, twice.iterations, twice.messages), (2, 8, 14));
     }
 }

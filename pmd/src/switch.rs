@@ -24,7 +24,6 @@ use crossbeam_channel::{Sender, TrySendError};
 use ferrovs_dpdk::{Eal, EthStats, LinkStatus, Mempool, Port, PortConfig, PortId, probe};
 
 use crate::classify::Classifier;
-use crate::edit::FrameEditor;
 use crate::error::SwitchError;
 use crate::exec::TxState;
 use crate::forwarder::{ForwardRule, Forwarder};
@@ -161,13 +160,6 @@ pub struct Switch<M: Send + 'static> {
     stop: Arc<AtomicBool>,
 }
 
-/// Extra knobs of [`Switch::start`] beyond [`SwitchOptions`].
-#[derive(Clone, Copy, Default)]
-pub struct Hooks {
-    /// Editor for L3/L4 field actions (see [`crate::edit`]).
-    pub editor: Option<FrameEditor>,
-}
-
 impl Switch<crate::forwarder::ForwarderMessage> {
     /// Starts a switch whose PMDs forward by ingress port with `rules`.
     pub fn start_forwarder(
@@ -179,7 +171,7 @@ impl Switch<crate::forwarder::ForwarderMessage> {
         let numbers: Vec<u32> = ports.iter().map(|p| p.number).collect();
         validate(ports, options)?;
         let fwd = Forwarder::new(&numbers, rules)?;
-        Switch::start(eal, ports, options, Hooks::default(), |_| fwd.clone())
+        Switch::start(eal, ports, options, |_| fwd.clone())
     }
 }
 
@@ -190,7 +182,6 @@ impl<M: Send + 'static> Switch<M> {
         eal: &Eal,
         specs: &[PortSpec],
         options: &SwitchOptions,
-        hooks: Hooks,
         mut make_classifier: F,
     ) -> Result<Switch<M>, SwitchError>
     where
@@ -276,7 +267,7 @@ impl<M: Send + 'static> Switch<M> {
             let thread = PmdThread {
                 index: pmd_index,
                 rxqs,
-                tx: TxState::new(txqs, pool.clone(), hooks.editor),
+                tx: TxState::new(txqs, pool.clone()),
                 classifier,
                 messages: msg_rx,
                 stop: stop.clone(),

@@ -19,13 +19,13 @@ use ferrovs_dpdk::{Mempool, ring_port_pair};
 use ferrovs_flowcache::actions::{DpAction, DpActions};
 use ferrovs_flowcache::extract::extract;
 use ferrovs_flowcache::key::{FlowKey, Mask};
+use ferrovs_flowcache::pending::PendingConfig;
 use ferrovs_flowcache::testpkt::{Ipv4Hdr, checksums_ok, eth_header, fill_l4_checksum, ipv4_header, udp_segment};
-use ferrovs_flowcache::upcall::{FlowId, GoneReason, PmdCommand, PmdEvent, Upcall};
+use ferrovs_flowcache::upcall::{FlowId, GoneReason, PmdCommand, PmdEvent, Upcall, UpcallBatch};
 use ferrovs_flowcache::{FlowCacheConfig, Megaflow};
-use ferrovs_pmd::flow_pipeline::PARK_TIMEOUT_MS;
 use ferrovs_pmd::{
     DpFlowDump, FlowMessage, FlowPipeline, IdleBackoff, PipelineClock, PipelineCounters, PipelineStats, PmdSender,
-    PortSpec, Switch, SwitchOptions, SwitchStats, pipeline_hooks,
+    PortSpec, Switch, SwitchOptions, SwitchStats, pending_config_for_pool,
 };
 use libtest_mimic::Failed;
 
@@ -90,18 +90,20 @@ struct SlowPath {
 }
 
 impl SlowPath {
-    fn spawn(upcalls: Receiver<Upcall>, pmds: Vec<PmdSender<FlowMessage>>, mut policy: Policy) -> SlowPath {
+    fn spawn(upcalls: Receiver<UpcallBatch>, pmds: Vec<PmdSender<FlowMessage>>, mut policy: Policy) -> SlowPath {
         let seen = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
         let (seen2, stop2) = (seen.clone(), stop.clone());
         let join = std::thread::spawn(move || {
             let mut next_id: FlowId = 1;
             while !stop2.load(Ordering::SeqCst) {
-                let Ok(u) = upcalls.recv_timeout(Duration::from_millis(5)) else { continue };
-                seen2.lock().unwrap().push(u.clone());
-                if let Some(cmd) = policy(&u, next_id) {
-                    next_id += 1;
-                    let _ = pmds[u.pmd].send(FlowMessage::Command(cmd));
+                let Ok(batch) = upcalls.recv_timeout(Duration::from_millis(5)) else { continue };
+                for u in batch.upcalls() {
+                    seen2.lock().unwrap().push(u.clone());
+                    if let Some(cmd) = policy(&u, next_id) {
+                        next_id += 1;
+                        let _ = pmds[u.pmd].send(FlowMessage::Command(cmd));
+                    }
                 }
             }
         });
@@ -129,7 +131,7 @@ struct Bench {
     counters: Vec<Arc<PipelineCounters>>,
     events: Receiver<PmdEvent>,
     /// The upcall queue, when no fake slow path reads it.
-    upcalls: Option<Receiver<Upcall>>,
+    upcalls: Option<Receiver<UpcallBatch>>,
     slow: Option<SlowPath>,
 }
 
@@ -165,10 +167,12 @@ fn bench(upcall_queue: usize, policy: Option<Policy>) -> Result<Bench, Failed> {
     let clock = PipelineClock::new(eal.tsc_hz(), ferrovs_dpdk::rdtsc());
     let cfg = FlowCacheConfig { max_flows: 1000, emc_entries: 1024, emc_insert_inverse_prob: 1, sig_entries: 4096 };
     let mut counters = Vec::new();
-    let sw = Switch::start(eal, &specs, &test_options(), pipeline_hooks(), |info| {
+    let options = test_options();
+    let pending = pending_config_for_pool(options.n_mbufs, options.pmd_cores.len());
+    let sw = Switch::start(eal, &specs, &options, |info| {
         let c = Arc::new(PipelineCounters::default());
         counters.push(c.clone());
-        FlowPipeline::new(info.index, cfg, up_tx.clone(), ev_tx.clone(), clock, c)
+        FlowPipeline::new(info.index, cfg, pending, up_tx.clone(), ev_tx.clone(), clock, c)
     })?;
     drop((up_tx, ev_tx));
     let (upcalls, slow) = match policy {
@@ -292,8 +296,11 @@ fn packets_of_several_parked_keys_leave_in_arrival_order() -> Result<(), Failed>
     let s = b.wait_pipeline("parked", |s| s.parked == 15)?;
     check(s.upcalls_sent == 3, || format!("{s:#?}"))?;
     let rx = b.upcalls.take().ok_or("no upcall queue")?;
-    let ups: Vec<Upcall> = rx.try_iter().collect();
+    let batches: Vec<UpcallBatch> = rx.try_iter().collect();
+    let ups: Vec<Upcall> = batches.iter().flat_map(|b| b.upcalls()).collect();
     check(ups.len() == 3, || format!("{} upcalls queued", ups.len()))?;
+    // All in one burst: one message.
+    check(batches.len() == 1, || format!("{} upcall messages for one burst", batches.len()))?;
     // One megaflow for a's upcall covers a and c (same destination), not x.
     let mf = Megaflow::new(ups[0].key, dst_mask(), vec![DpAction::Output(2)]);
     b.command(PmdCommand::Install { id: 7, megaflow: mf })?;
@@ -316,6 +323,35 @@ fn packets_of_several_parked_keys_leave_in_arrival_order() -> Result<(), Failed>
     check(ev.reason == GoneReason::Refused && ev.flows.len() == 1 && ev.flows[0].0 == 8, || format!("{ev:?}"))?;
     let s = b.wait_pipeline("refused", |s| s.install_refused == 1)?;
     check(s.parked == 0 && s.installs == 1 && s.megaflows == 1, || format!("{s:#?}"))?;
+    b.upcalls = Some(rx);
+    b.finish()
+}
+
+fn a_thousand_new_flows_park_and_one_install_releases_them_in_order() -> Result<(), Failed> {
+    // More distinct keys than the old 64-key table held: each packet is a new flow (its
+    // own source port), all to one destination, parked before any answer.
+    let n = 1000u16;
+    check(pending_config_for_pool(test_options().n_mbufs, 1).max_keys >= n as usize, || "table too small".into())?;
+    let mut b = bench(1024, None)?;
+    let sent: Vec<Vec<u8>> = (0..n).map(|i| udp_frame(Udp { sport: 10_000 + i, ..FLOW_A }, i)).collect();
+    b.send(1, &sent)?;
+    let s = b.wait_pipeline("parked", |s| s.parked == n as u64)?;
+    check(s.upcalls_sent == n as u64 && s.park_full == 0, || format!("{s:#?}"))?;
+    let rx = b.upcalls.take().ok_or("no upcall queue")?;
+    let batches: Vec<UpcallBatch> = rx.try_iter().collect();
+    let ups: Vec<Upcall> = batches.iter().flat_map(|b| b.upcalls()).collect();
+    check(ups.len() == n as usize, || format!("{} upcalls queued", ups.len()))?;
+    // One message per burst of up to 32 packets.
+    check(batches.len() >= (n as usize).div_ceil(32) && batches.len() < n as usize, || {
+        format!("{} upcall messages", batches.len())
+    })?;
+    // The last flow's megaflow (destination only) covers every parked key.
+    let mf = Megaflow::new(ups[n as usize - 1].key, dst_mask(), vec![DpAction::Output(2)]);
+    b.command(PmdCommand::Install { id: 1, megaflow: mf })?;
+    let got = b.recv(2, n as usize, Duration::from_secs(3));
+    check(got == sent, || format!("got {} of {n} frames (or out of order)", got.len()))?;
+    let s = b.wait_pipeline("released", |s| s.parked == 0 && s.installs == 1)?;
+    check(s.park_timeout == 0, || format!("{s:#?}"))?;
     b.upcalls = Some(rx);
     b.finish()
 }
@@ -379,18 +415,21 @@ fn full_upcall_queue_drops_and_counts() -> Result<(), Failed> {
     let a = flow_frames(FLOW_A, 0..3);
     let c = flow_frames(Udp { sport: 7, ..FLOW_A }, 0..4);
     let x = flow_frames(Udp { sport: 8, ..FLOW_A }, 0..5);
-    let mut all = a.clone();
-    all.extend(c);
-    all.extend(x);
-    b.send(1, &all)?;
+    // First burst: a's batch fills the queue.
+    b.send(1, &a)?;
+    b.wait_pipeline("a parked", |s| s.parked == 3 && s.upcalls_sent == 1)?;
+    // Second burst: its batch (c and x) finds the queue full; all 9 packets are dropped.
+    let mut cx = c.clone();
+    cx.extend(x);
+    b.send(1, &cx)?;
     let s = b.wait_pipeline("queue full", |s| s.upcall_queue_full == 9)?;
     check(s.upcalls_sent == 1 && s.parked == 3, || format!("{s:#?}"))?;
     let sw = b.wait_switch("no_rule", |s| s.ports[0].counters.drop_no_rule == 9)?;
     check(sw.ports[1].counters.tx_packets == 0, || "something was sent".into())?;
     // The queued upcall is answered: only flow a's packets come out.
     let up = b.upcalls.as_ref().ok_or("no queue")?.try_recv().map_err(|_| "no upcall queued")?;
-    check(up.key == extract(&a[0], 1), || "upcall for the wrong key".into())?;
-    b.command(PmdCommand::Execute { key: up.key, actions: vec![DpAction::Output(2)] })?;
+    check(up.keys() == [extract(&a[0], 1)], || format!("upcall batch {up:?}"))?;
+    b.command(PmdCommand::Execute { key: up.keys()[0], actions: vec![DpAction::Output(2)] })?;
     check(b.recv(2, 3, Duration::from_secs(3)) == a, || "parked packets of a".into())?;
     // Packets still parked when the switch stops are freed, not leaked.
     b.send(1, &flow_frames(FLOW_A, 50..52))?;
@@ -405,12 +444,14 @@ fn unanswered_upcalls_time_out() -> Result<(), Failed> {
     let t0 = Instant::now();
     let s = b.wait_pipeline("timeout", |s| s.park_timeout == 4 && s.parked == 0)?;
     let waited = t0.elapsed();
-    check(waited >= Duration::from_millis(PARK_TIMEOUT_MS - 100), || format!("timed out after only {waited:?}"))?;
+    check(waited >= Duration::from_millis(PendingConfig::DEFAULT_TIMEOUT_MS - 100), || {
+        format!("timed out after only {waited:?}")
+    })?;
     check(s.upcalls_sent == 1, || format!("{s:#?}"))?;
     b.wait_switch("no_rule", |s| s.ports[0].counters.drop_no_rule == 4)?;
     // A late answer finds nothing parked; the next packet upcalls again.
     let up = b.upcalls.as_ref().ok_or("no queue")?.try_recv().map_err(|_| "no upcall")?;
-    b.command(PmdCommand::Execute { key: up.key, actions: vec![DpAction::Output(2)] })?;
+    b.command(PmdCommand::Execute { key: up.keys()[0], actions: vec![DpAction::Output(2)] })?;
     check(b.recv(2, 1, Duration::from_millis(50)).is_empty(), || "timed-out packets came out".into())?;
     b.send(1, &flow_frames(FLOW_A, 4..5))?;
     b.wait_pipeline("new upcall", |s| s.upcalls_sent == 2 && s.parked == 1)?;
@@ -467,6 +508,10 @@ fn main() {
         (
             "packets_of_several_parked_keys_leave_in_arrival_order",
             packets_of_several_parked_keys_leave_in_arrival_order,
+        ),
+        (
+            "a_thousand_new_flows_park_and_one_install_releases_them_in_order",
+            a_thousand_new_flows_park_and_one_install_releases_them_in_order,
         ),
         (
             "execute_without_install_forwards_and_next_packet_upcalls_again",

@@ -1,0 +1,679 @@
+//! Packets that missed every cache and wait for the slow path's answer ("parked"),
+//! grouped by flow key.
+//!
+//! # Why
+//!
+//! The upcall contract ([`crate::upcall`]) keeps a missed packet with its PMD while the
+//! upcall travels: one upcall per distinct key, every later packet of that key joins the
+//! first, and the answer (`Install` or `Execute`) releases them in arrival order. A flood
+//! of new flows (a port scan, a restart with full traffic) must not lose first packets
+//! because the table is small, so the table holds thousands of keys; and since the PMD
+//! calls it from the poll loop, every operation has bounded cost and nothing is allocated
+//! after [`PendingMisses::new`]. Time is passed in (milliseconds), so the same code runs in
+//! the PMD and in the slow-path differential test.
+//!
+//! # Design
+//!
+//! Three arrays, all allocated once:
+//!
+//! ```text
+//!   index   [u32; 2^k >= 2 * max_keys]   open addressing on the key's hash, linear
+//!                                         probing, entry number or EMPTY
+//!   entries [Entry; max_keys]             key, hash, first-park time, packet count,
+//!                                         head/tail of its packet list, and the
+//!                                         older/newer links of the age list
+//!   packets [Slot<P>; max_packets]        the packet, its arrival number, the next
+//!                                         packet of the same key (or of the free list)
+//! ```
+//!
+//! - Each key's packets form a singly linked list through the slot array (append at the
+//!   tail, take from the head), so a key's packets stay in arrival order. Free slots are
+//!   chained the same way; free entries sit on a stack.
+//! - Every packet gets a global arrival number. Releasing several keys at once
+//!   ([`PendingMisses::release_where`]) merges their lists by that number with a binary
+//!   heap of one (next arrival number, entry) pair per key, so the packets come out in
+//!   global arrival order. The heap's storage is reserved up front (`max_keys`).
+//! - Entries are also on a doubly linked *age list* in the order their keys were first
+//!   parked. Park times never decrease (a clock that steps back is clamped to the newest
+//!   park time), so the oldest key is at the head: the next deadline is O(1) and
+//!   [`PendingMisses::expire`] takes keys from the head, at most `max_keys` per call, so a
+//!   burst of timeouts is spread over several loop iterations. Freeing an entry unlinks
+//!   it in O(1).
+//! - Removing a key from the index uses backward-shift deletion (no tombstones), so
+//!   probe sequences stay short however many keys come and go; with the index at most
+//!   half full, a lookup probes about 1.5 slots on average for a hit, 2.5 for a miss.
+//!
+//! # Costs
+//!
+//! Memory (64-bit, `size_of` checked in the tests): 96 bytes per entry, 8 bytes of index
+//! per entry (two 4-byte slots), 16 bytes of heap reservation per entry, and
+//! `size_of::<P>() + 16` bytes per packet slot rounded to 8 (24 bytes for an mbuf
+//! pointer: the packet, its arrival number, the next link). For 4,096 keys and
+//! 16,384 packets of pointer size: 4096 * 120 + 16384 * 24 = 864 KiB per PMD.
+//!
+//! Time:
+//! - [`park`](PendingMisses::park): one hash, O(1) expected probes, O(1) list append.
+//! - [`contains`](PendingMisses::contains), [`release_key`](PendingMisses::release_key):
+//!   O(1) expected to find the key, then O(packets of the key).
+//! - [`release_where`](PendingMisses::release_where) (an `Install` releasing every parked
+//!   key its megaflow covers): O(parked keys) predicate calls — a megaflow is a masked
+//!   match, so the table cannot hash it and scans the live keys (the age list, not the
+//!   whole array) — plus O(n log k) for n packets of k selected keys. At 4,096 parked
+//!   keys the scan is 4,096 masked compares of 64 bytes, measured at about 9 us in a
+//!   release build; it is paid only by installs that arrive while keys are parked (a
+//!   flood of 4,096 new flows answered one install at a time costs at most 4,096 such
+//!   scans, about 36 ms of PMD time in all). An index of parked keys by in_port (which the
+//!   translator puts in every megaflow mask) would cut this; it is not done.
+//! - [`expire`](PendingMisses::expire): O(1) if nothing is due, else O(keys released +
+//!   their packets), keys bounded by the caller's budget.
+//! - [`next_deadline`](PendingMisses::next_deadline), the counts: O(1).
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+
+use crate::key::FlowKey;
+
+/// Sizes and timeout of a [`PendingMisses`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PendingConfig {
+    /// Most distinct keys parked at once (one upcall each).
+    pub max_keys: usize,
+    /// Most packets parked at once, over all keys.
+    pub max_packets: usize,
+    /// A key parked this long without an answer is given up (its packets dropped).
+    pub timeout_ms: u64,
+}
+
+impl PendingConfig {
+    /// Default number of keys: the slow-path requirement of at least 4,096 new flows
+    /// waiting per PMD.
+    pub const DEFAULT_KEYS: usize = 4096;
+    /// Default timeout of an unanswered upcall.
+    pub const DEFAULT_TIMEOUT_MS: u64 = 1000;
+
+    /// `max_keys` keys and `max_packets` packets (each at least 1), default timeout.
+    pub fn new(max_keys: usize, max_packets: usize) -> PendingConfig {
+        PendingConfig {
+            max_keys: max_keys.max(1),
+            max_packets: max_packets.max(1),
+            timeout_ms: Self::DEFAULT_TIMEOUT_MS,
+        }
+    }
+}
+
+impl Default for PendingConfig {
+    /// 4,096 keys, four packets per key on average, one second.
+    fn default() -> Self {
+        PendingConfig::new(Self::DEFAULT_KEYS, 4 * Self::DEFAULT_KEYS)
+    }
+}
+
+/// What [`PendingMisses::park`] did with a packet.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Parked<P> {
+    /// The key was already parked: the packet joined it (no new upcall).
+    Joined,
+    /// The packet is the first of a new key: send its upcall (or, if that fails, take
+    /// the key back with [`PendingMisses::release_key`]).
+    NewKey,
+    /// No room (no free packet slot, or no free entry for a new key): the packet is
+    /// given back.
+    Full(P),
+}
+
+const NIL: u32 = u32::MAX;
+
+#[derive(Clone, Copy)]
+struct Entry {
+    hash: u32,
+    /// Packets parked under this key.
+    count: u32,
+    /// When the first packet was parked (and the upcall sent).
+    since_ms: u64,
+    head: u32,
+    tail: u32,
+    /// Age list: the entry parked just before / after this one.
+    older: u32,
+    newer: u32,
+}
+
+const EMPTY_ENTRY: Entry = Entry { hash: 0, count: 0, since_ms: 0, head: NIL, tail: NIL, older: NIL, newer: NIL };
+
+struct Slot<P> {
+    pkt: Option<P>,
+    /// Global arrival number.
+    seq: u64,
+    /// Next packet of the same key, or next free slot.
+    next: u32,
+}
+
+/// The parking table. See the module doc.
+pub struct PendingMisses<P> {
+    config: PendingConfig,
+    /// Entry number by open addressing on the hash; `NIL` = empty.
+    index: Vec<u32>,
+    index_mask: usize,
+    entries: Vec<Entry>,
+    /// The key of each entry (apart: a key is 64-byte aligned, so inside `Entry` it would
+    /// pad it to 128 bytes).
+    entry_keys: Vec<FlowKey>,
+    free_entries: Vec<u32>,
+    slots: Vec<Slot<P>>,
+    free_slot: u32,
+    n_keys: usize,
+    n_packets: usize,
+    next_seq: u64,
+    oldest: u32,
+    newest: u32,
+    /// Merge heap of `release_where`, reserved for `max_keys` elements.
+    heap: BinaryHeap<Reverse<(u64, u32)>>,
+}
+
+impl<P> PendingMisses<P> {
+    /// An empty table; the only allocation it ever makes.
+    pub fn new(config: PendingConfig) -> PendingMisses<P> {
+        let config = PendingConfig {
+            max_keys: config.max_keys.clamp(1, (NIL / 2) as usize),
+            max_packets: config.max_packets.clamp(1, (NIL - 1) as usize),
+            ..config
+        };
+        let index_len = (2 * config.max_keys).next_power_of_two();
+        let n = config.max_packets;
+        PendingMisses {
+            config,
+            index: vec![NIL; index_len],
+            index_mask: index_len - 1,
+            entries: vec![EMPTY_ENTRY; config.max_keys],
+            entry_keys: vec![FlowKey::ZERO; config.max_keys],
+            free_entries: (0..config.max_keys as u32).rev().collect(),
+            slots: (0..n)
+                .map(|i| Slot { pkt: None, seq: 0, next: if i + 1 < n { i as u32 + 1 } else { NIL } })
+                .collect(),
+            free_slot: 0,
+            n_keys: 0,
+            n_packets: 0,
+            next_seq: 0,
+            oldest: NIL,
+            newest: NIL,
+            heap: BinaryHeap::with_capacity(config.max_keys),
+        }
+    }
+
+    pub fn config(&self) -> &PendingConfig {
+        &self.config
+    }
+
+    /// Distinct keys parked.
+    pub fn keys(&self) -> usize {
+        self.n_keys
+    }
+
+    /// Packets parked.
+    pub fn packets(&self) -> usize {
+        self.n_packets
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.n_packets == 0
+    }
+
+    /// Whether `key` is parked.
+    pub fn contains(&self, key: &FlowKey) -> bool {
+        self.find(key, key.hash()).is_some()
+    }
+
+    /// Packets parked under `key`.
+    pub fn packets_of(&self, key: &FlowKey) -> usize {
+        self.find(key, key.hash()).map_or(0, |(_, e)| self.entries[e as usize].count as usize)
+    }
+
+    /// When the oldest parked key times out (`None` if nothing is parked).
+    pub fn next_deadline(&self) -> Option<u64> {
+        (self.oldest != NIL).then(|| self.entries[self.oldest as usize].since_ms.saturating_add(self.config.timeout_ms))
+    }
+
+    /// The parked keys, oldest first (for dumps and tests; O(parked keys)).
+    pub fn iter_keys(&self) -> impl Iterator<Item = &FlowKey> + '_ {
+        let mut e = self.oldest;
+        std::iter::from_fn(move || {
+            if e == NIL {
+                return None;
+            }
+            let key = &self.entry_keys[e as usize];
+            e = self.entries[e as usize].newer;
+            Some(key)
+        })
+    }
+
+    /// (index position, entry number) of `key`.
+    fn find(&self, key: &FlowKey, hash: u32) -> Option<(usize, u32)> {
+        let mut i = hash as usize & self.index_mask;
+        loop {
+            let e = self.index[i];
+            if e == NIL {
+                return None;
+            }
+            if self.entries[e as usize].hash == hash && self.entry_keys[e as usize] == *key {
+                return Some((i, e));
+            }
+            i = (i + 1) & self.index_mask;
+        }
+    }
+
+    /// Parks `pkt` under `key` at time `now_ms`. See [`Parked`].
+    pub fn park(&mut self, key: &FlowKey, now_ms: u64, pkt: P) -> Parked<P> {
+        let hash = key.hash();
+        if self.free_slot == NIL {
+            return Parked::Full(pkt);
+        }
+        if let Some((_, e)) = self.find(key, hash) {
+            self.append(e, pkt);
+            return Parked::Joined;
+        }
+        let Some(e) = self.free_entries.pop() else { return Parked::Full(pkt) };
+        // Park times never decrease along the age list (see the module doc).
+        let since_ms = match self.newest {
+            NIL => now_ms,
+            n => now_ms.max(self.entries[n as usize].since_ms),
+        };
+        self.entries[e as usize] =
+            Entry { hash, count: 0, since_ms, head: NIL, tail: NIL, older: self.newest, newer: NIL };
+        self.entry_keys[e as usize] = *key;
+        match self.newest {
+            NIL => self.oldest = e,
+            n => self.entries[n as usize].newer = e,
+        }
+        self.newest = e;
+        let mut i = hash as usize & self.index_mask;
+        while self.index[i] != NIL {
+            i = (i + 1) & self.index_mask;
+        }
+        self.index[i] = e;
+        self.n_keys += 1;
+        self.append(e, pkt);
+        Parked::NewKey
+    }
+
+    /// Appends to entry `e`'s list; a free slot must exist.
+    fn append(&mut self, e: u32, pkt: P) {
+        let s = self.free_slot;
+        let slot = &mut self.slots[s as usize];
+        self.free_slot = slot.next;
+        *slot = Slot { pkt: Some(pkt), seq: self.next_seq, next: NIL };
+        self.next_seq += 1;
+        self.n_packets += 1;
+        let entry = &mut self.entries[e as usize];
+        entry.count += 1;
+        match entry.tail {
+            NIL => entry.head = s,
+            t => self.slots[t as usize].next = s,
+        }
+        entry.tail = s;
+    }
+
+    /// Takes the oldest packet of entry `e` (which has one); frees the entry after its
+    /// last packet.
+    fn pop(&mut self, e: u32) -> P {
+        let s = self.entries[e as usize].head;
+        let slot = &mut self.slots[s as usize];
+        let pkt = slot.pkt.take().expect("a listed slot holds a packet");
+        let next = slot.next;
+        slot.next = self.free_slot;
+        self.free_slot = s;
+        self.n_packets -= 1;
+        let entry = &mut self.entries[e as usize];
+        entry.head = next;
+        entry.count -= 1;
+        if next == NIL {
+            entry.tail = NIL;
+            self.free_entry(e);
+        }
+        pkt
+    }
+
+    /// Unlinks entry `e` (now without packets) from the index and the age list.
+    fn free_entry(&mut self, e: u32) {
+        let Entry { hash, older, newer, .. } = self.entries[e as usize];
+        match older {
+            NIL => self.oldest = newer,
+            o => self.entries[o as usize].newer = newer,
+        }
+        match newer {
+            NIL => self.newest = older,
+            n => self.entries[n as usize].older = older,
+        }
+        // Backward-shift deletion: move later members of the probe run into the hole
+        // unless that would put them before their home position.
+        let mut hole = hash as usize & self.index_mask;
+        while self.index[hole] != e {
+            hole = (hole + 1) & self.index_mask;
+        }
+        let mut j = hole;
+        loop {
+            j = (j + 1) & self.index_mask;
+            let f = self.index[j];
+            if f == NIL {
+                break;
+            }
+            let home = self.entries[f as usize].hash as usize & self.index_mask;
+            // Movable iff home is not cyclically in (hole, j].
+            let dist_home = j.wrapping_sub(home) & self.index_mask;
+            let dist_hole = j.wrapping_sub(hole) & self.index_mask;
+            if dist_home >= dist_hole {
+                self.index[hole] = f;
+                hole = j;
+            }
+        }
+        self.index[hole] = NIL;
+        self.free_entries.push(e);
+        self.n_keys -= 1;
+    }
+
+    /// Releases every packet of entry `e`, oldest first.
+    fn release_entry(&mut self, e: u32, f: &mut impl FnMut(&FlowKey, P)) -> usize {
+        let key = self.entry_keys[e as usize];
+        let n = self.entries[e as usize].count as usize;
+        for _ in 0..n {
+            let p = self.pop(e);
+            f(&key, p);
+        }
+        n
+    }
+
+    /// Releases the packets parked under exactly `key`, in arrival order, to `f` (with
+    /// their key). Returns how many.
+    pub fn release_key(&mut self, key: &FlowKey, mut f: impl FnMut(&FlowKey, P)) -> usize {
+        match self.find(key, key.hash()) {
+            Some((_, e)) => self.release_entry(e, &mut f),
+            None => 0,
+        }
+    }
+
+    /// Releases the packets of every parked key for which `pred` holds, in global arrival
+    /// order, to `f` (with their key). Returns how many.
+    pub fn release_where(&mut self, mut pred: impl FnMut(&FlowKey) -> bool, mut f: impl FnMut(&FlowKey, P)) -> usize {
+        self.heap.clear();
+        let mut e = self.oldest;
+        while e != NIL {
+            let entry = &self.entries[e as usize];
+            if pred(&self.entry_keys[e as usize]) {
+                self.heap.push(Reverse((self.slots[entry.head as usize].seq, e)));
+            }
+            e = entry.newer;
+        }
+        if self.heap.len() == 1 {
+            let Reverse((_, e)) = self.heap.pop().expect("one element");
+            return self.release_entry(e, &mut f);
+        }
+        let mut n = 0;
+        while let Some(Reverse((_, e))) = self.heap.pop() {
+            let key = self.entry_keys[e as usize];
+            let last = self.entries[e as usize].count == 1;
+            let p = self.pop(e);
+            if !last {
+                let head = self.entries[e as usize].head;
+                self.heap.push(Reverse((self.slots[head as usize].seq, e)));
+            }
+            f(&key, p);
+            n += 1;
+        }
+        n
+    }
+
+    /// Releases (to `f`, to be dropped) the keys parked at or before `now_ms -
+    /// timeout_ms`, oldest key first, at most `max_keys` keys. Returns the packets
+    /// released.
+    pub fn expire(&mut self, now_ms: u64, max_keys: usize, mut f: impl FnMut(&FlowKey, P)) -> usize {
+        let mut n = 0;
+        for _ in 0..max_keys {
+            match self.next_deadline() {
+                Some(d) if d <= now_ms => n += self.release_entry(self.oldest, &mut f),
+                _ => break,
+            }
+        }
+        n
+    }
+}
+
+impl<P> std::fmt::Debug for PendingMisses<P> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PendingMisses")
+            .field("config", &self.config)
+            .field("keys", &self.n_keys)
+            .field("packets", &self.n_packets)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::extract::extract;
+    use crate::testpkt::{TCP4, Tcp4, arp_frame, tcp4_frame, udp4_frame};
+    use proptest::prelude::*;
+
+    /// Real keys: TCP, UDP and ARP frames extracted on some port.
+    fn real_keys() -> Vec<FlowKey> {
+        let mut v = Vec::new();
+        for i in 0..6u8 {
+            v.push(extract(&tcp4_frame(&Tcp4 { dst: [10, 0, 0, i], ..TCP4 }), 1));
+            v.push(extract(&tcp4_frame(&Tcp4 { sport: 1000 + i as u16, ..TCP4 }), 2));
+            v.push(extract(&udp4_frame(53, 1000 + i as u16, b"q"), 1));
+        }
+        v.push(extract(&arp_frame(1), 3));
+        v
+    }
+
+    fn collect<P: Copy>(v: &mut Vec<(FlowKey, P)>) -> impl FnMut(&FlowKey, P) + '_ {
+        move |k, p| v.push((*k, p))
+    }
+
+    #[test]
+    fn sizes_are_what_the_doc_says() {
+        assert_eq!(std::mem::size_of::<Entry>() + std::mem::size_of::<FlowKey>(), 96);
+        assert_eq!(std::mem::size_of::<Slot<std::ptr::NonNull<u8>>>(), 24);
+        assert_eq!(std::mem::size_of::<Reverse<(u64, u32)>>(), 16);
+        let t: PendingMisses<u8> = PendingMisses::new(PendingConfig::default());
+        assert_eq!((t.index.len(), t.entries.len(), t.slots.len(), t.heap.capacity()), (8192, 4096, 16384, 4096));
+    }
+
+    #[test]
+    fn joins_and_releases_in_global_arrival_order() {
+        let k = real_keys();
+        let (a, b, c) = (k[0], k[1], k[3]);
+        let mut t = PendingMisses::new(PendingConfig::new(8, 16));
+        assert_eq!(t.park(&a, 0, 100), Parked::NewKey);
+        assert_eq!(t.park(&b, 0, 200), Parked::NewKey);
+        assert_eq!(t.park(&a, 0, 101), Parked::Joined);
+        assert_eq!(t.park(&c, 0, 300), Parked::NewKey);
+        assert_eq!(t.park(&b, 0, 201), Parked::Joined);
+        assert_eq!(t.park(&a, 0, 102), Parked::Joined);
+        assert_eq!((t.packets(), t.keys(), t.packets_of(&a)), (6, 3, 3));
+        let mut got = Vec::new();
+        assert_eq!(t.release_where(|k| *k == a || *k == b, collect(&mut got)), 5);
+        assert_eq!(got, vec![(a, 100), (b, 200), (a, 101), (b, 201), (a, 102)]);
+        assert_eq!((t.packets(), t.keys(), t.contains(&a), t.contains(&c)), (1, 1, false, true));
+        // The freed entries and slots are reused.
+        assert_eq!(t.park(&a, 0, 103), Parked::NewKey);
+        let mut got = Vec::new();
+        t.release_where(|_| true, collect(&mut got));
+        assert_eq!(got, vec![(c, 300), (a, 103)]);
+        assert_eq!((t.packets(), t.keys(), t.next_deadline()), (0, 0, None));
+        // release_key takes exactly one key.
+        t.park(&a, 5, 1);
+        t.park(&b, 5, 2);
+        t.park(&a, 5, 3);
+        let mut got = Vec::new();
+        assert_eq!(t.release_key(&a, collect(&mut got)), 2);
+        assert_eq!(got, vec![(a, 1), (a, 3)]);
+        assert_eq!(t.release_key(&a, collect(&mut got)), 0);
+        assert_eq!(t.iter_keys().copied().collect::<Vec<_>>(), vec![b]);
+    }
+
+    #[test]
+    fn capacity_limits_keys_and_packets() {
+        let k = real_keys();
+        let mut t = PendingMisses::new(PendingConfig::new(4, 6));
+        for (i, key) in k[..4].iter().enumerate() {
+            assert_eq!(t.park(key, 0, i), Parked::NewKey);
+        }
+        assert_eq!(t.park(&k[4], 0, 9), Parked::Full(9), "no entry left");
+        assert_eq!(t.park(&k[0], 0, 10), Parked::Joined);
+        assert_eq!(t.park(&k[1], 0, 11), Parked::Joined);
+        assert_eq!(t.park(&k[1], 0, 12), Parked::Full(12), "no slot left");
+        assert_eq!(t.packets(), 6);
+        let mut got = Vec::new();
+        t.release_where(|key| *key == k[1], collect(&mut got));
+        assert_eq!(got, vec![(k[1], 1), (k[1], 11)]);
+        assert_eq!(t.park(&k[4], 0, 13), Parked::NewKey);
+        assert_eq!(t.park(&k[4], 0, 14), Parked::Joined);
+        assert_eq!(t.park(&k[5], 0, 15), Parked::Full(15));
+    }
+
+    #[test]
+    fn expiry_takes_oldest_keys_first_within_the_budget() {
+        let k = real_keys();
+        let mut t = PendingMisses::new(PendingConfig { timeout_ms: 1000, ..PendingConfig::new(8, 16) });
+        t.park(&k[0], 100, 1);
+        t.park(&k[1], 600, 2);
+        t.park(&k[0], 700, 3);
+        t.park(&k[2], 650, 4); // clock stepped back: clamped to 700
+        assert_eq!(t.next_deadline(), Some(1100));
+        let mut got = Vec::new();
+        assert_eq!(t.expire(1099, 8, collect(&mut got)), 0);
+        assert_eq!(t.expire(1100, 8, collect(&mut got)), 2);
+        assert_eq!(got, vec![(k[0], 1), (k[0], 3)]);
+        assert_eq!(t.next_deadline(), Some(1600));
+        // Budget of one key per call.
+        got.clear();
+        assert_eq!(t.expire(5000, 1, collect(&mut got)), 1);
+        assert_eq!(t.expire(5000, 1, collect(&mut got)), 1);
+        assert_eq!(got, vec![(k[1], 2), (k[2], 4)]);
+        assert_eq!((t.keys(), t.next_deadline()), (0, None));
+    }
+
+    #[test]
+    fn index_survives_many_colliding_deletes() {
+        // A tiny index (2 keys -> 4 positions) makes every probe run wrap and shift.
+        let k = real_keys();
+        let mut t = PendingMisses::new(PendingConfig::new(2, 4));
+        for round in 0..200usize {
+            let (x, y) = (k[round % k.len()], k[(round * 7 + 3) % k.len()]);
+            t.park(&x, 0, round);
+            t.park(&y, 0, round);
+            assert!(t.contains(&x) && t.contains(&y));
+            let mut got = Vec::new();
+            t.release_key(&x, collect(&mut got));
+            assert!(!t.contains(&x));
+            assert_eq!(t.contains(&y), x != y);
+            t.release_where(|_| true, collect(&mut got));
+            assert_eq!(t.keys(), 0);
+        }
+    }
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Park(usize, u64),
+        ReleaseKey(usize),
+        /// Keys whose index has this bit set.
+        ReleaseWhere(u32),
+        Expire(u64, usize),
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            6 => (0..19usize, 0..50u64).prop_map(|(k, dt)| Op::Park(k, dt)),
+            1 => (0..19usize).prop_map(Op::ReleaseKey),
+            1 => (1..u32::MAX).prop_map(Op::ReleaseWhere),
+            1 => (0..400u64, 0..4usize).prop_map(|(dt, b)| Op::Expire(dt, b)),
+        ]
+    }
+
+    /// The naive model: every parked packet as (key, number, park time of its key), in
+    /// arrival order.
+    struct Model {
+        parked: Vec<(FlowKey, u64)>,
+        since: Vec<(FlowKey, u64)>,
+    }
+
+    impl Model {
+        fn take(&mut self, sel: impl Fn(&FlowKey) -> bool) -> Vec<(FlowKey, u64)> {
+            let (out, keep) = self.parked.drain(..).partition(|(k, _)| sel(k));
+            self.parked = keep;
+            self.since.retain(|(k, _)| !sel(k));
+            out
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+        #[test]
+        fn behaves_like_a_vec_of_key_and_number(
+            keys_cap in 1..6usize, pkts_cap in 1..12usize, ops in proptest::collection::vec(op(), 1..120)
+        ) {
+            let keys = real_keys();
+            let timeout = 100;
+            let mut t = PendingMisses::new(PendingConfig { timeout_ms: timeout, ..PendingConfig::new(keys_cap, pkts_cap) });
+            let mut m = Model { parked: Vec::new(), since: Vec::new() };
+            let (mut now, mut n) = (0u64, 0u64);
+            for o in ops {
+                match o {
+                    Op::Park(k, dt) => {
+                        now += dt;
+                        let key = keys[k];
+                        n += 1;
+                        let known = m.since.iter().any(|(x, _)| *x == key);
+                        let want = if m.parked.len() == pkts_cap || (!known && m.since.len() == keys_cap) {
+                            Parked::Full(n)
+                        } else if known {
+                            Parked::Joined
+                        } else {
+                            Parked::NewKey
+                        };
+                        if want != Parked::Full(n) {
+                            m.parked.push((key, n));
+                            if !known {
+                                m.since.push((key, now));
+                            }
+                        }
+                        prop_assert_eq!(t.park(&key, now, n), want);
+                    }
+                    Op::ReleaseKey(k) => {
+                        let key = keys[k];
+                        let mut got = Vec::new();
+                        t.release_key(&key, collect(&mut got));
+                        prop_assert_eq!(got, m.take(|x| *x == key));
+                    }
+                    Op::ReleaseWhere(bits) => {
+                        let sel = |x: &FlowKey| {
+                            let i = keys.iter().position(|k| k == x).unwrap();
+                            bits & (1 << i) != 0
+                        };
+                        let mut got = Vec::new();
+                        t.release_where(sel, collect(&mut got));
+                        prop_assert_eq!(got, m.take(sel));
+                    }
+                    Op::Expire(dt, budget) => {
+                        now += dt;
+                        let due: Vec<FlowKey> = m.since.iter()
+                            .filter(|(_, s)| s + timeout <= now).take(budget).map(|(k, _)| *k).collect();
+                        let mut want = Vec::new();
+                        for k in &due {
+                            want.extend(m.take(|x| x == k));
+                        }
+                        let mut got = Vec::new();
+                        t.expire(now, budget, collect(&mut got));
+                        prop_assert_eq!(got, want);
+                    }
+                }
+                prop_assert_eq!((t.packets(), t.keys()), (m.parked.len(), m.since.len()));
+                prop_assert_eq!(t.next_deadline(), m.since.first().map(|(_, s)| s + timeout));
+                let order: Vec<FlowKey> = t.iter_keys().copied().collect();
+                prop_assert_eq!(order, m.since.iter().map(|(k, _)| *k).collect::<Vec<_>>());
+                for k in &keys {
+                    prop_assert_eq!(t.packets_of(k), m.parked.iter().filter(|(x, _)| x == k).count());
+                }
+            }
+        }
+    }
+}
