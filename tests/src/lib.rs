@@ -381,6 +381,7 @@ mod tests {
 }
 
 pub mod frames;
+pub mod ovs;
 
 /// Writes `frames` as a pcap file (Ethernet link type, microsecond timestamps).
 pub fn write_pcap(path: &Path, frames: &[Vec<u8>]) {
