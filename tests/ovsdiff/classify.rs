@@ -95,6 +95,9 @@ pub fn classify(d: &Difference) -> Class {
     if d.frame.len() > 1518 || d.ovs.iter().chain(&d.ferrovs).any(|(_, f)| f.len() > 1518) {
         return Class::Open("mtu");
     }
+    if actions_have(d.rules, &["push_vlan"]) && actions_have(d.rules, &["normal"]) {
+        return Class::Open("normal-after-push_vlan (OVS sends the pushed VID 0 tag untagged)");
+    }
     if input.ip_unparsable() && actions_have(d.rules, &["dec_ttl"]) {
         return Class::Open("dec_ttl-on-unparsable-ip");
     }

@@ -12,9 +12,16 @@ pub struct Mismatch {
     pub ferrovs: Vec<(u32, Vec<u8>)>,
 }
 
-/// Bytes that differ, plus a penalty for different lengths.
+/// Bytes that differ, plus a penalty for different lengths; a 4-byte VLAN tag more or
+/// less (after the MACs) counts as one difference, not as a shifted frame.
 fn distance(a: &[u8], b: &[u8]) -> usize {
-    a.iter().zip(b).filter(|(x, y)| x != y).count() + 4 * a.len().abs_diff(b.len())
+    let plain = |a: &[u8], b: &[u8]| a.iter().zip(b).filter(|(x, y)| x != y).count() + 4 * a.len().abs_diff(b.len());
+    let (short, long) = if a.len() <= b.len() { (a, b) } else { (b, a) };
+    if long.len() == short.len() + 4 && long.len() >= 16 {
+        let untagged: Vec<u8> = long[..12].iter().chain(&long[16..]).copied().collect();
+        return plain(short, &untagged).min(plain(a, b)) + 1;
+    }
+    plain(a, b)
 }
 
 /// `ovs[i]`: what OVS sent for input frame `i`; `ferrovs[p - 1]`: what ferrovs sent on port `p`.

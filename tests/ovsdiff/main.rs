@@ -38,9 +38,9 @@ use crate::report::Report;
 use crate::rng::Rng;
 
 /// Seeds run every time, so a CI run always covers the same ground, plus a fresh one.
-const FIXED_SEEDS: std::ops::RangeInclusive<u64> = 1..=60;
+const FIXED_SEEDS: std::ops::RangeInclusive<u64> = 1..=200;
 /// Cases drawn from the fresh random seed in a default run.
-const FRESH_CASES: u64 = 30;
+const FRESH_CASES: u64 = 60;
 const FRAMES_PER_CASE: usize = 40;
 
 fn env_u64(name: &str) -> Option<u64> {

@@ -15,11 +15,12 @@
 //! changed default shows up as a changed result rather than silently).
 //!
 //! Frames are processed one at a time: `netdev-dummy/receive` queues the frame on the
-//! port, the main loop of ovs-vswitchd polls dummy ports and handles the miss (upcall,
-//! translation, MAC learning) in the same thread before it serves the next unixctl
-//! request. So once a following request has been answered, the frame's outputs are in
-//! the tx pcaps (each write is flushed), and every output frame can be attributed to the
-//! input frame that caused it.
+//! port and returns; the datapath polls the port later. An answered unixctl request is
+//! not enough to know the frame was handled (seen here: outputs of frame N showed up
+//! after frame N+1 was sent). So `send` waits until the datapath's lookup counter
+//! (`dpctl/show`: hit + missed + lost) has grown; the frame's actions, and so its
+//! writes to the tx pcaps (each flushed), are done by then, and every output frame can
+//! be attributed to the input frame that caused it.
 
 use std::io::{BufReader, Write};
 use std::os::unix::net::UnixStream;
@@ -274,13 +275,33 @@ impl Ovs {
         Ok(reply["result"].as_str().unwrap_or_default().to_string())
     }
 
+    /// Frames the datapath has looked up so far (`hit + missed + lost` of `dpctl/show`).
+    fn processed(&mut self) -> Result<u64, String> {
+        let text = self.appctl("dpctl/show", &[])?;
+        let line = text.lines().find(|l| l.contains("lookups:")).ok_or_else(|| format!("dpctl/show: {text}"))?;
+        Ok(line
+            .split_whitespace()
+            .filter_map(|w| w.split_once(':'))
+            .filter(|(k, _)| matches!(*k, "hit" | "missed" | "lost"))
+            .filter_map(|(_, v)| v.parse::<u64>().ok())
+            .sum())
+    }
+
     /// Feeds `frame` into port `port` and returns what every port sent because of it,
     /// as (port, frame) in the order each port sent them, ports in increasing order.
     pub fn send(&mut self, port: u32, frame: &[u8]) -> Result<PortFrames, String> {
         let hex: String = frame.iter().map(|b| format!("{b:02x}")).collect();
+        let before = self.processed()?;
         self.appctl("netdev-dummy/receive", &[&format!("p{port}"), &hex])?;
-        // A second request is served only after the main loop has handled the frame.
-        self.appctl("version", &[])?;
+        // Wait until the datapath has looked the frame up (hit, miss or lost): its
+        // actions, and so its outputs, are done by then.
+        let start = std::time::Instant::now();
+        while self.processed()? == before {
+            if start.elapsed() > Duration::from_secs(10) {
+                return Err(format!("OVS did not process a frame within 10 s\n{}", self.log()));
+            }
+            std::thread::sleep(Duration::from_micros(200));
+        }
         let mut out = Vec::new();
         for p in 1..=self.n_ports {
             let (frames, end) = read_pcap_from(&self.tx_pcap(p), self.tx_offsets[p as usize - 1]);
