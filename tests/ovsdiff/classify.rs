@@ -12,6 +12,7 @@
 //! - Anything else is an unclassified difference and fails the run.
 
 use crate::frame_view::View;
+use crate::gen_rules::N_PORTS;
 
 /// One input frame whose outputs differ.
 pub struct Difference<'a> {
@@ -95,8 +96,31 @@ pub fn classify(d: &Difference) -> Class {
     if d.frame.len() > 1518 || d.ovs.iter().chain(&d.ferrovs).any(|(_, f)| f.len() > 1518) {
         return Class::Open("mtu");
     }
-    if actions_have(d.rules, &["push_vlan"]) && actions_have(d.rules, &["normal"]) {
-        return Class::Open("normal-after-push_vlan (OVS sends the pushed VID 0 tag untagged)");
+    if actions_have(d.rules, &["push_vlan", "mod_vlan_vid:0"]) && actions_have(d.rules, &["normal"]) {
+        return Class::Open("normal-with-vid-0-tag (OVS's normal sends a pushed or set VID 0 tag untagged)");
+    }
+    // `normal` flooded by ferrovs where OVS, having learned the destination since,
+    // forwards it to one port or drops it (learned on the input port): the flooding
+    // megaflow installed before the MAC was learned is still used.
+    let ports = |o: &[(u32, Vec<u8>)]| o.iter().map(|(p, _)| *p).collect::<std::collections::BTreeSet<u32>>();
+    if actions_have(d.rules, &["normal"])
+        && ports(&d.ferrovs).len() == N_PORTS as usize - 1
+        && ports(&d.ovs).len() < N_PORTS as usize - 1
+        && ports(&d.ovs).is_subset(&ports(&d.ferrovs))
+    {
+        return Class::Open("normal-keeps-flooding-after-learning (stale flood megaflow)");
+    }
+    if input.partial_vlan_tag() {
+        return Class::Open("partial-vlan-tag (OVS drops a frame whose VLAN tag is cut short)");
+    }
+    if input.ipv6_later_fragment() {
+        return Class::Open("ipv6-later-fragment (OVS gives it nw_proto 44, so tcp6/udp6/icmp6 rules miss it)");
+    }
+    if input.is_icmp() && actions_have(d.rules, &["mod_tp_", "tp_src->", "tp_dst->"]) {
+        return Class::Open("mod_tp-on-icmp (OVS writes ICMP type/code)");
+    }
+    if input.ipv6_has_routing_header() && actions_have(d.rules, &["->ipv6_dst"]) {
+        return Class::Open("ipv6-dst-rewrite-with-routing-header (OVS leaves the L4 checksum alone)");
     }
     if input.ip_unparsable() && actions_have(d.rules, &["dec_ttl"]) {
         return Class::Open("dec_ttl-on-unparsable-ip");

@@ -79,8 +79,8 @@ impl<'a> View<'a> {
         self.l4_offset().and_then(|o| self.bytes.get(o..)).unwrap_or(&[])
     }
 
-    /// IP EtherType but a header no parser can read: truncated, IHL < 5, or a total
-    /// length beyond the frame.
+    /// IP EtherType but a header no parser can read: truncated, IHL < 5, a total
+    /// length beyond the frame, or IPv6 extension headers running past the end.
     pub fn ip_unparsable(&self) -> bool {
         let h = self.bytes.get(self.l3..).unwrap_or(&[]);
         match self.ethertype {
@@ -90,13 +90,14 @@ impl<'a> View<'a> {
                     total > h.len() || total < (h[0] & 0x0f) as usize * 4
                 }
             }
-            0x86dd => h.len() < 40 || u16::from_be_bytes([h[4], h[5]]) as usize + 40 > h.len(),
+            0x86dd => {
+                h.len() < 40 || u16::from_be_bytes([h[4], h[5]]) as usize + 40 > h.len() || self.ipv6_chain().is_none()
+            }
             _ => false,
         }
     }
 
-    /// The TCP data offset (IPv4 first fragments and unfragmented only, and IPv6
-    /// without extension headers).
+    /// The TCP data offset (first fragments and unfragmented packets only).
     pub fn tcp_data_offset(&self) -> Option<u8> {
         if let Some(h) = self.ipv4() {
             if h[9] != 6 || self.ipv4_later_fragment() {
@@ -105,32 +106,64 @@ impl<'a> View<'a> {
             let l4 = self.l4_bytes();
             return l4.get(12).map(|b| b >> 4);
         }
-        let h = self.bytes.get(self.l3..)?;
-        if self.ethertype == 0x86dd && h.len() >= 40 && h[6] == 6 {
-            return h.get(40 + 12).map(|b| b >> 4);
+        let (_, proto, at) = self.ipv6_chain()?;
+        if proto != 6 || self.ipv6_later_fragment() {
+            return None;
         }
-        None
+        self.bytes.get(self.l3 + at + 12).map(|b| b >> 4)
+    }
+
+    /// Walks the IPv6 extension headers: the headers seen (type, offset in the IPv6
+    /// packet), then the upper-layer protocol and its offset, or `None` when the chain
+    /// runs past the end of the frame.
+    fn ipv6_chain(&self) -> Option<(Vec<(u8, usize)>, u8, usize)> {
+        let h = self.bytes.get(self.l3..)?;
+        if self.ethertype != 0x86dd || h.len() < 40 {
+            return None;
+        }
+        let mut seen = Vec::new();
+        let mut next = h[6];
+        let mut at = 40;
+        while matches!(next, 0 | 43 | 44 | 60) && seen.len() < 8 {
+            let len = if next == 44 { 8 } else { (*h.get(at + 1)? as usize + 1) * 8 };
+            if at + len > h.len() {
+                return None;
+            }
+            seen.push((next, at));
+            next = h[at];
+            at += len;
+        }
+        Some((seen, next, at))
+    }
+
+    fn ipv6_fragment_field(&self) -> Option<u16> {
+        let (seen, _, _) = self.ipv6_chain()?;
+        let (_, at) = seen.into_iter().find(|(t, _)| *t == 44)?;
+        let h = &self.bytes[self.l3..];
+        Some(u16::from_be_bytes([h[at + 2], h[at + 3]]))
     }
 
     /// An IPv6 fragment header with offset 0 and no more fragments.
     pub fn ipv6_atomic_fragment(&self) -> bool {
-        let Some(h) = self.bytes.get(self.l3..) else { return false };
-        if self.ethertype != 0x86dd || h.len() < 40 {
-            return false;
-        }
-        let mut next = h[6];
-        let mut at = 40;
-        for _ in 0..8 {
-            match next {
-                0 | 43 | 60 => {
-                    let Some(len) = h.get(at + 1) else { return false };
-                    next = h[at];
-                    at += (*len as usize + 1) * 8;
-                }
-                44 => return h.get(at + 2..at + 4).is_some_and(|fo| u16::from_be_bytes([fo[0], fo[1]]) == 0),
-                _ => return false,
-            }
-        }
-        false
+        self.ipv6_fragment_field() == Some(0)
+    }
+
+    /// An IPv6 fragment header with a non-zero offset.
+    pub fn ipv6_later_fragment(&self) -> bool {
+        self.ipv6_fragment_field().is_some_and(|f| f >> 3 != 0)
+    }
+
+    pub fn ipv6_has_routing_header(&self) -> bool {
+        self.ipv6_chain().is_some_and(|(seen, _, _)| seen.iter().any(|(t, _)| *t == 43))
+    }
+
+    /// An outer VLAN TPID with too few bytes after it for the tag and an EtherType.
+    pub fn partial_vlan_tag(&self) -> bool {
+        let t = self.bytes.get(12..14).map(|t| u16::from_be_bytes([t[0], t[1]]));
+        matches!(t, Some(0x8100 | 0x88a8)) && self.bytes.len() < 18
+    }
+
+    pub fn is_icmp(&self) -> bool {
+        self.ipv4_proto() == Some(1) || self.ipv6_chain().is_some_and(|(_, p, _)| p == 58)
     }
 }

@@ -323,7 +323,7 @@ pub fn frame(rng: &mut Rng) -> Frame {
     }
     // Truncated or broken on purpose.
     match rng.below(20) {
-        0 | 1 => {
+        0 | 1 if f.len() > 15 => {
             let keep = rng.range(14, f.len() as u64 - 1) as usize;
             f.truncate(keep);
             desc += &format!(" truncated-to={keep}");

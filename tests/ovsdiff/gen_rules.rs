@@ -239,6 +239,7 @@ pub fn rule_set(rng: &mut Rng) -> RuleSet {
     let n_tables = *rng.pick(&[1u32, 1, 2, 3]);
     let mut rules = Vec::new();
     let mut openflow13 = false;
+    let mut used: Vec<(u32, u32)> = Vec::new();
     for table in 0..n_tables {
         let n = if table == 0 { rng.range(1, 8) } else { rng.range(1, 4) };
         for _ in 0..n {
@@ -264,13 +265,33 @@ pub fn rule_set(rng: &mut Rng) -> RuleSet {
             if table > 0 {
                 head.push(format!("table={table}"));
             }
-            if rng.chance(80) {
-                head.push(format!("priority={}", rng.pick(&[0u32, 1, 100, 200, 32768, 65535])));
+            // Overlapping rules of equal priority have no defined order in OpenFlow (OVS
+            // and ferrovs may pick either), so every rule of a table gets its own.
+            let mut priority = if rng.chance(80) { *rng.pick(&[0u32, 1, 100, 200, 32768, 65535]) } else { 32768 };
+            while used.contains(&(table, priority)) {
+                priority = rng.range(2, 65534) as u32;
+            }
+            used.push((table, priority));
+            if priority != 32768 || rng.chance(50) {
+                head.push(format!("priority={priority}"));
             }
             head.extend(fields);
             head.push(format!("actions={acts}"));
             rules.push(head.join(","));
         }
     }
+    if openflow13 {
+        // ovs-ofctl encodes the OpenFlow 1.0 `mod_vlan_vid`/`mod_vlan_pcp` ("push a tag
+        // if there is none") for OpenFlow 1.3 as an unconditional push_vlan plus
+        // set_field, which is another action; leave them out of OpenFlow 1.3 sets.
+        rules = rules.into_iter().map(|r| without_mod_vlan(&r)).collect();
+    }
     RuleSet { rules, in_port, openflow13 }
+}
+
+fn without_mod_vlan(rule: &str) -> String {
+    let Some((head, acts)) = rule.split_once("actions=") else { return rule.to_string() };
+    let kept: Vec<&str> = acts.split(',').filter(|a| !a.starts_with("mod_vlan_")).collect();
+    let acts = if kept.is_empty() { "drop".to_string() } else { kept.join(",") };
+    format!("{head}actions={acts}")
 }

@@ -94,6 +94,16 @@ fn run_case(ovs: &mut Ovs, seed: u64, n_frames: usize, report: &mut Report) -> R
         ovs_out.push(ovs.send(set.in_port, f)?);
     }
     let fer_out = ferrovs_side::run(&rules, set.in_port, &inputs).map_err(|e| format!("seed {seed}: {e}"))?;
+    if report.verbose() {
+        // One case alone: the whole run, so order effects (MAC learning) can be followed.
+        for (i, (f, o)) in frames.iter().zip(&ovs_out).enumerate() {
+            let ports: Vec<u32> = o.iter().map(|(p, _)| *p).collect();
+            println!("frame {i}: {} -> OVS ports {ports:?}", f.desc);
+        }
+        for (p, out) in fer_out.iter().enumerate() {
+            println!("ferrovs port {}: {} frames", p + 1, out.len());
+        }
+    }
     report.case(inputs.len());
     let (mismatches, order_differs) = compare::compare(&inputs, &ovs_out, &fer_out);
     if order_differs {

@@ -70,6 +70,10 @@ impl Report {
         }
     }
 
+    pub fn verbose(&self) -> bool {
+        self.verbose
+    }
+
     pub fn case(&mut self, frames: usize) {
         self.cases += 1;
         self.frames += frames as u64;
