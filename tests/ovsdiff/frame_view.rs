@@ -2,6 +2,9 @@
 //! header, fragments, the L4 header. Written independently of ferrovs's parser (it only
 //! serves to name a difference, never to decide what is right).
 
+/// IPv6 extension headers (type, offset), the upper-layer protocol and its offset.
+type Ipv6Chain = (Vec<(u8, usize)>, u8, usize);
+
 pub struct View<'a> {
     pub bytes: &'a [u8],
     tags: usize,
@@ -116,7 +119,7 @@ impl<'a> View<'a> {
     /// Walks the IPv6 extension headers: the headers seen (type, offset in the IPv6
     /// packet), then the upper-layer protocol and its offset, or `None` when the chain
     /// runs past the end of the frame.
-    fn ipv6_chain(&self) -> Option<(Vec<(u8, usize)>, u8, usize)> {
+    fn ipv6_chain(&self) -> Option<Ipv6Chain> {
         let h = self.bytes.get(self.l3..)?;
         if self.ethertype != 0x86dd || h.len() < 40 {
             return None;

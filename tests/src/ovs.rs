@@ -144,22 +144,19 @@ impl Ovs {
         .to_vec();
         for p in 1..=n_ports {
             let pcap = ovs.tx_pcap(p);
-            args.extend(
-                [
-                    "--".to_string(),
-                    "add-port".to_string(),
-                    "br0".to_string(),
-                    format!("p{p}"),
-                    "--".to_string(),
-                    "set".to_string(),
-                    "interface".to_string(),
-                    format!("p{p}"),
-                    "type=dummy".to_string(),
-                    format!("ofport_request={p}"),
-                    format!("options:tx_pcap={}", pcap.display()),
-                ]
-                .into_iter(),
-            );
+            args.extend([
+                "--".to_string(),
+                "add-port".to_string(),
+                "br0".to_string(),
+                format!("p{p}"),
+                "--".to_string(),
+                "set".to_string(),
+                "interface".to_string(),
+                format!("p{p}"),
+                "type=dummy".to_string(),
+                format!("ofport_request={p}"),
+                format!("options:tx_pcap={}", pcap.display()),
+            ]);
         }
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         ovs.vsctl(&args);
