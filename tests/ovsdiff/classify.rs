@@ -96,7 +96,10 @@ pub fn classify(d: &Difference) -> Class {
     if d.frame.len() > 1518 || d.ovs.iter().chain(&d.ferrovs).any(|(_, f)| f.len() > 1518) {
         return Class::Open("mtu");
     }
-    if actions_have(d.rules, &["push_vlan", "mod_vlan_vid:0"]) && actions_have(d.rules, &["normal"]) {
+    // A VID 0 tag: pushed, set, or pushed by `mod_vlan_pcp` on an untagged frame.
+    let vid0 = actions_have(d.rules, &["push_vlan", "mod_vlan_vid:0"])
+        || (input.vlan_tags() == 0 && actions_have(d.rules, &["mod_vlan_pcp"]));
+    if vid0 && actions_have(d.rules, &["normal"]) {
         return Class::Open("normal-with-vid-0-tag (OVS's normal sends a pushed or set VID 0 tag untagged)");
     }
     // `normal` flooded by ferrovs where OVS, having learned the destination since,
