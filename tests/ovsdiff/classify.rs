@@ -84,7 +84,10 @@ pub fn classify(d: &Difference) -> Class {
     if input.vlan_tags() >= 2 {
         return Class::Open("two-or-more-vlan-tags (OVS vlan-limit=1 parses one tag)");
     }
-    if input.any_dei() && actions_have(d.rules, &["mod_vlan_vid", "->vlan_vid", "push_vlan", "mod_vlan_pcp"]) {
+    if input.any_dei()
+        && d.differs_only(|_, i| i == 14)
+        && d.ovs.iter().zip(&d.ferrovs).any(|((_, a), (_, b))| a[14] ^ b[14] == 0x10)
+    {
         return Class::Open("dei-bit-on-vlan-rewrite");
     }
     if input.tcp_data_offset().is_some_and(|o| o < 5) {

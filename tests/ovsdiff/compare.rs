@@ -25,11 +25,16 @@ fn distance(a: &[u8], b: &[u8]) -> usize {
 }
 
 /// `ovs[i]`: what OVS sent for input frame `i`; `ferrovs[p - 1]`: what ferrovs sent on port `p`.
-/// Returns the per-frame mismatches and whether the outputs differ only in order.
-pub fn compare(inputs: &[Vec<u8>], ovs: &[Vec<(u32, Vec<u8>)>], ferrovs: &[Vec<Vec<u8>>]) -> (Vec<Mismatch>, bool) {
+/// Returns the per-frame mismatches and, for ports whose frames are the same but in
+/// another order, a line each naming the order (by input frame index).
+pub fn compare(
+    inputs: &[Vec<u8>],
+    ovs: &[Vec<(u32, Vec<u8>)>],
+    ferrovs: &[Vec<Vec<u8>>],
+) -> (Vec<Mismatch>, Vec<String>) {
     let mut missing: Vec<(usize, u32, Vec<u8>)> = Vec::new(); // OVS sent, ferrovs did not
     let mut extra: Vec<(u32, Vec<u8>)> = Vec::new(); // ferrovs sent, OVS did not
-    let mut order_differs = false;
+    let mut order = Vec::new();
     for p in 1..=N_PORTS {
         let want: Vec<(usize, &Vec<u8>)> = ovs
             .iter()
@@ -54,7 +59,18 @@ pub fn compare(inputs: &[Vec<u8>], ovs: &[Vec<(u32, Vec<u8>)>], ferrovs: &[Vec<V
         let port_extra: Vec<(u32, Vec<u8>)> =
             got.iter().zip(&used).filter(|(_, u)| !**u).map(|(g, _)| (p, g.clone())).collect();
         if port_missing == 0 && port_extra.is_empty() {
-            order_differs = true;
+            // Same frames, another order: name each by the input frame OVS sent it for.
+            let ovs_order: Vec<usize> = want.iter().map(|(i, _)| *i).collect();
+            let mut taken = vec![false; want.len()];
+            let fer_order: Vec<usize> = got
+                .iter()
+                .map(|g| {
+                    let k = (0..want.len()).find(|&k| !taken[k] && want[k].1 == g).expect("same multiset");
+                    taken[k] = true;
+                    want[k].0
+                })
+                .collect();
+            order.push(format!("port {p}: OVS sent frames {ovs_order:?}, ferrovs {fer_order:?}"));
         }
         extra.extend(port_extra);
     }
@@ -83,5 +99,5 @@ pub fn compare(inputs: &[Vec<u8>], ovs: &[Vec<(u32, Vec<u8>)>], ferrovs: &[Vec<V
             Mismatch { frame_index: i, ovs: ovs[i].clone(), ferrovs: fer }
         })
         .collect();
-    (mismatches, order_differs)
+    (mismatches, order)
 }

@@ -105,9 +105,10 @@ fn run_case(ovs: &mut Ovs, seed: u64, n_frames: usize, report: &mut Report) -> R
         }
     }
     report.case(inputs.len());
-    let (mismatches, order_differs) = compare::compare(&inputs, &ovs_out, &fer_out);
-    if order_differs {
-        report.order_only(seed, &rules, set.in_port);
+    let (mismatches, order) = compare::compare(&inputs, &ovs_out, &fer_out);
+    if !order.is_empty() {
+        let described: Vec<String> = frames.iter().enumerate().map(|(i, f)| format!("frame {i}: {}", f.desc)).collect();
+        report.order_only(seed, &rules, set.in_port, &order, &described);
     }
     for m in mismatches {
         let frame = &frames[m.frame_index];

@@ -93,10 +93,13 @@ impl Report {
         self.errors.push(format!("seed {seed}: {e}"));
     }
 
-    pub fn order_only(&mut self, seed: u64, rules: &[String], in_port: u32) {
+    pub fn order_only(&mut self, seed: u64, rules: &[String], in_port: u32, order: &[String], frames: &[String]) {
         let text = format!(
-            "seed {seed} in_port {in_port}: same frames per port, different order\n  rules:\n    {}\n",
-            rules.join("\n    ")
+            "seed {seed} (rerun: FERROVS_OVSDIFF_SEED={seed}), input port {in_port}: same frames per port, another \
+             order\n  rules:\n    {}\n  {}\n  frames:\n    {}\n",
+            rules.join("\n    "),
+            order.join("\n  "),
+            frames.join("\n    ")
         );
         self.note(Class::Open("output-order-only"), rules.len() * 1000, text);
     }
