@@ -23,6 +23,10 @@ RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
 
 # The shipped systemd units: verify clean, exposure at most 5.0.
 command -v systemd-analyze >/dev/null || { apt-get update -qq; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends systemd >/dev/null; }
+# The differential test (tests/ovsdiff) runs a private Open vSwitch 3.1 next to ferrovsd:
+# ovs-vswitchd and ovs-vsctl are in openvswitch-switch; ovsdb-server, ovsdb-tool, ovs-ofctl
+# and ovs-appctl in openvswitch-common. Without them that test fails.
+command -v ovs-vswitchd >/dev/null || [ -x /usr/sbin/ovs-vswitchd ] || { apt-get update -qq; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends openvswitch-common openvswitch-switch >/dev/null; }
 # The e2e tests start target/debug/ferrovsd; build every binary first.
 cargo build --workspace --bins
 deploy/check-units.sh target/debug

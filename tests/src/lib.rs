@@ -398,6 +398,7 @@ mod tests {
 }
 
 pub mod frames;
+pub mod ovs;
 pub mod pcap;
 
 /// Writes `frames` as a pcap file; panics on an I/O error (a test harness failure).

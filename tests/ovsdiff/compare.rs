@@ -1,0 +1,103 @@
+//! Comparing the two switches' outputs for one run: per port, the sequence of frames
+//! byte for byte. OVS's outputs are known per input frame (it handles one frame at a
+//! time); ferrovs's only per port, so a frame only ferrovs sent is attributed to the
+//! input frame whose expected output (or, failing that, whose own bytes) it resembles
+//! most. The result is one `Mismatch` per input frame whose outputs differ.
+
+use crate::gen_rules::N_PORTS;
+
+pub struct Mismatch {
+    pub frame_index: usize,
+    pub ovs: Vec<(u32, Vec<u8>)>,
+    pub ferrovs: Vec<(u32, Vec<u8>)>,
+}
+
+/// Bytes that differ, plus a penalty for different lengths; a 4-byte VLAN tag more or
+/// less (after the MACs) counts as one difference, not as a shifted frame.
+fn distance(a: &[u8], b: &[u8]) -> usize {
+    let plain = |a: &[u8], b: &[u8]| a.iter().zip(b).filter(|(x, y)| x != y).count() + 4 * a.len().abs_diff(b.len());
+    let (short, long) = if a.len() <= b.len() { (a, b) } else { (b, a) };
+    if long.len() == short.len() + 4 && long.len() >= 16 {
+        let untagged: Vec<u8> = long[..12].iter().chain(&long[16..]).copied().collect();
+        return plain(short, &untagged).min(plain(a, b)) + 1;
+    }
+    plain(a, b)
+}
+
+/// `ovs[i]`: what OVS sent for input frame `i`; `ferrovs[p - 1]`: what ferrovs sent on port `p`.
+/// Returns the per-frame mismatches and, for ports whose frames are the same but in
+/// another order, a line each naming the order (by input frame index).
+pub fn compare(
+    inputs: &[Vec<u8>],
+    ovs: &[Vec<(u32, Vec<u8>)>],
+    ferrovs: &[Vec<Vec<u8>>],
+) -> (Vec<Mismatch>, Vec<String>) {
+    let mut missing: Vec<(usize, u32, Vec<u8>)> = Vec::new(); // OVS sent, ferrovs did not
+    let mut extra: Vec<(u32, Vec<u8>)> = Vec::new(); // ferrovs sent, OVS did not
+    let mut order = Vec::new();
+    for p in 1..=N_PORTS {
+        let want: Vec<(usize, &Vec<u8>)> = ovs
+            .iter()
+            .enumerate()
+            .flat_map(|(i, outs)| outs.iter().filter(|(q, _)| *q == p).map(move |(_, f)| (i, f)))
+            .collect();
+        let got = &ferrovs[p as usize - 1];
+        if want.len() == got.len() && want.iter().zip(got).all(|((_, a), b)| *a == b) {
+            continue;
+        }
+        let mut used = vec![false; got.len()];
+        let mut port_missing = 0;
+        for (i, f) in &want {
+            match got.iter().enumerate().position(|(k, g)| !used[k] && g == *f) {
+                Some(k) => used[k] = true,
+                None => {
+                    missing.push((*i, p, (*f).clone()));
+                    port_missing += 1;
+                }
+            }
+        }
+        let port_extra: Vec<(u32, Vec<u8>)> =
+            got.iter().zip(&used).filter(|(_, u)| !**u).map(|(g, _)| (p, g.clone())).collect();
+        if port_missing == 0 && port_extra.is_empty() {
+            // Same frames, another order: name each by the input frame OVS sent it for.
+            let ovs_order: Vec<usize> = want.iter().map(|(i, _)| *i).collect();
+            let mut taken = vec![false; want.len()];
+            let fer_order: Vec<usize> = got
+                .iter()
+                .map(|g| {
+                    let k = (0..want.len()).find(|&k| !taken[k] && want[k].1 == g).expect("same multiset");
+                    taken[k] = true;
+                    want[k].0
+                })
+                .collect();
+            order.push(format!("port {p}: OVS sent frames {ovs_order:?}, ferrovs {fer_order:?}"));
+        }
+        extra.extend(port_extra);
+    }
+    let mut by_frame: std::collections::BTreeMap<usize, Vec<(u32, Vec<u8>)>> = Default::default();
+    for (p, f) in extra {
+        let near_missing = missing.iter().filter(|(_, q, _)| *q == p).min_by_key(|(_, _, m)| distance(m, &f));
+        let i = match near_missing {
+            Some((i, _, m)) if distance(m, &f) * 2 < f.len() => *i,
+            _ => (0..inputs.len()).min_by_key(|&i| distance(&inputs[i], &f)).unwrap_or(0),
+        };
+        by_frame.entry(i).or_default().push((p, f));
+    }
+    for (i, _, _) in &missing {
+        by_frame.entry(*i).or_default();
+    }
+    let mismatches = by_frame
+        .into_iter()
+        .map(|(i, mut extra_here)| {
+            let mut fer: Vec<(u32, Vec<u8>)> = ovs[i]
+                .iter()
+                .filter(|(p, f)| !missing.iter().any(|(j, q, m)| *j == i && q == p && m == f))
+                .cloned()
+                .collect();
+            fer.append(&mut extra_here);
+            fer.sort_by_key(|(p, _)| *p);
+            Mismatch { frame_index: i, ovs: ovs[i].clone(), ferrovs: fer }
+        })
+        .collect();
+    (mismatches, order)
+}

@@ -1,0 +1,297 @@
+//! Random rule sets in ovs-ofctl syntax over the match fields and actions ferrovs
+//! supports: up to three tables, random priorities, matches with their prerequisites
+//! (and, rarely, without them or with fields ferrovs refuses, to record what it refuses
+//! that OVS accepts), and action lists mixing rewrites, VLAN edits, `dec_ttl`, forward
+//! `resubmit`/`goto_table`, and the outputs (`output`, `in_port`, `flood`, `all`,
+//! `normal`, `drop`).
+
+use crate::pools;
+use crate::rng::Rng;
+
+/// Ports of the bridge on both switches: OpenFlow numbers 1..=N_PORTS.
+pub const N_PORTS: u32 = 4;
+
+/// A rule set and the input port of its run.
+pub struct RuleSet {
+    pub rules: Vec<String>,
+    pub in_port: u32,
+    /// Uses `goto_table` or `push_vlan`: must be added to OVS as OpenFlow 1.3.
+    pub openflow13: bool,
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Class {
+    Any,
+    Ip,
+    Ipv6,
+    Arp,
+    Tcp,
+    Udp,
+    Sctp,
+    Icmp,
+    Tcp6,
+    Udp6,
+    Icmp6,
+}
+
+impl Class {
+    fn word(self) -> &'static str {
+        match self {
+            Class::Any => "",
+            Class::Ip => "ip",
+            Class::Ipv6 => "ipv6",
+            Class::Arp => "arp",
+            Class::Tcp => "tcp",
+            Class::Udp => "udp",
+            Class::Sctp => "sctp",
+            Class::Icmp => "icmp",
+            Class::Tcp6 => "tcp6",
+            Class::Udp6 => "udp6",
+            Class::Icmp6 => "icmp6",
+        }
+    }
+    fn v4(self) -> bool {
+        matches!(self, Class::Ip | Class::Tcp | Class::Udp | Class::Sctp | Class::Icmp)
+    }
+    fn v6(self) -> bool {
+        matches!(self, Class::Ipv6 | Class::Tcp6 | Class::Udp6 | Class::Icmp6)
+    }
+    fn ports(self) -> bool {
+        matches!(self, Class::Tcp | Class::Udp | Class::Sctp | Class::Tcp6 | Class::Udp6)
+    }
+}
+
+fn mac(rng: &mut Rng) -> String {
+    pools::fmt_mac(*rng.pick(pools::MACS))
+}
+
+fn ipv4_prefix(rng: &mut Rng) -> String {
+    let a = *rng.pick(pools::IPV4);
+    match rng.below(4) {
+        0 => pools::fmt_ipv4(a),
+        1 => format!("{}/24", pools::fmt_ipv4([a[0], a[1], a[2], 0])),
+        2 => format!("{}/16", pools::fmt_ipv4([a[0], a[1], 0, 0])),
+        _ => format!("{}/8", pools::fmt_ipv4([a[0], 0, 0, 0])),
+    }
+}
+
+fn tp(rng: &mut Rng) -> String {
+    let p = *rng.pick(pools::PORTS);
+    if rng.chance(25) { format!("{:#x}/0xff00", p & 0xff00) } else { p.to_string() }
+}
+
+/// The match part of a rule (without `table`/`priority`), possibly empty.
+fn match_fields(rng: &mut Rng, in_port: u32, class: Class) -> Vec<String> {
+    let mut m = Vec::new();
+    if !class.word().is_empty() {
+        m.push(class.word().to_string());
+    }
+    if rng.chance(40) {
+        let p = if rng.chance(80) { in_port } else { rng.range(1, N_PORTS as u64) as u32 };
+        m.push(format!("in_port={p}"));
+    }
+    if rng.chance(20) {
+        let key = *rng.pick(&["dl_src", "dl_dst"]);
+        if rng.chance(30) {
+            m.push(format!("{key}=01:00:00:00:00:00/01:00:00:00:00:00"));
+        } else {
+            m.push(format!("{key}={}", mac(rng)));
+        }
+    }
+    if rng.chance(20) {
+        let v = *rng.pick(&[0xffffu16, 0, 10, 20, 4095]);
+        m.push(format!("dl_vlan={v}"));
+        if v != 0xffff && rng.chance(30) {
+            m.push(format!("dl_vlan_pcp={}", rng.below(8)));
+        }
+    }
+    if class == Class::Any && rng.chance(10) {
+        m.push(format!("dl_type={}", rng.pick(&["0x0800", "0x86dd", "0x0806", "0x88cc"])));
+    }
+    if class.v4() || class == Class::Arp {
+        if rng.chance(40) {
+            m.push(format!("nw_src={}", ipv4_prefix(rng)));
+        }
+        if rng.chance(40) {
+            m.push(format!("nw_dst={}", ipv4_prefix(rng)));
+        }
+    }
+    if class == Class::Arp && rng.chance(30) {
+        m.push(format!("arp_op={}", rng.range(1, 2)));
+    }
+    if class.v6() && rng.chance(40) {
+        let i = rng.below(pools::IPV6.len() as u64) as usize;
+        let key = *rng.pick(&["ipv6_src", "ipv6_dst"]);
+        m.push(format!("{key}={}{}", pools::fmt_ipv6(i), if rng.chance(30) { "/64" } else { "" }));
+    }
+    if class.v4() || class.v6() {
+        if matches!(class, Class::Ip | Class::Ipv6) && rng.chance(25) {
+            m.push(format!("nw_proto={}", rng.pick(&[6u8, 17, 1, 58, 0, 132])));
+        }
+        match rng.below(10) {
+            0 => m.push(format!("nw_tos={}", rng.pick(&[0u8, 0xb8, 0x10]))),
+            1 => m.push(format!("ip_dscp={}", rng.pick(&[0u8, 46, 4]))),
+            2 => m.push(format!("nw_ttl={}", rng.pick(&[0u8, 1, 64]))),
+            3 => m.push(format!("nw_frag={}", rng.pick(&["no", "yes", "first", "later", "not_later"]))),
+            _ => {}
+        }
+    }
+    if class.ports() {
+        if rng.chance(40) {
+            m.push(format!("tp_dst={}", tp(rng)));
+        }
+        if rng.chance(30) {
+            m.push(format!("tp_src={}", tp(rng)));
+        }
+    }
+    if class == Class::Icmp && rng.chance(30) {
+        m.push(format!("icmp_type={}", rng.pick(&[0u8, 8, 3])));
+    }
+    if class == Class::Icmp6 && rng.chance(30) {
+        m.push(format!("icmpv6_type={}", rng.pick(&[128u8, 129, 135])));
+    }
+    // Rarely: forms OVS accepts and ferrovs refuses or treats differently, to keep the
+    // list of refusals current.
+    if rng.chance(4) {
+        m.push(
+            rng.pick(&[
+                "tp_dst=80",
+                "icmp_type=3",
+                "nw_src=10.0.0.1",
+                "rarp",
+                "ipv6_label=0x12345",
+                "nd_target=fd00::1",
+                "nw_proto=6",
+            ])
+            .to_string(),
+        );
+    }
+    m
+}
+
+/// Actions of a rule in `table` (resubmit/goto only forward, so no loops).
+fn actions(rng: &mut Rng, table: u32, n_tables: u32, in_port: u32, class: Class, vlan_matched: bool) -> (String, bool) {
+    if rng.chance(8) {
+        return ("drop".to_string(), false);
+    }
+    let mut a = Vec::new();
+    let mut of13 = false;
+    for _ in 0..rng.below(4) {
+        let act = match rng.below(22) {
+            0 => format!("mod_dl_src:{}", mac(rng)),
+            1 => format!("mod_dl_dst:{}", mac(rng)),
+            2 => format!("mod_nw_src:{}", pools::fmt_ipv4(*rng.pick(pools::IPV4))),
+            3 => format!("mod_nw_dst:{}", pools::fmt_ipv4(*rng.pick(pools::IPV4))),
+            4 => format!("mod_tp_src:{}", rng.pick(pools::PORTS)),
+            5 => format!("mod_tp_dst:{}", rng.pick(pools::PORTS)),
+            6 => format!("mod_vlan_vid:{}", rng.pick(&[10u16, 20, 0, 4095])),
+            7 => format!("mod_vlan_pcp:{}", rng.below(8)),
+            8 | 9 => "strip_vlan".to_string(),
+            10 => {
+                of13 = true;
+                "push_vlan:0x8100".to_string()
+            }
+            11 | 12 => "dec_ttl".to_string(),
+            13 => format!("mod_nw_tos:{}", rng.pick(&[0u8, 0x10, 0xb8])),
+            14 => format!("mod_nw_ttl:{}", rng.pick(&[1u8, 9, 0])),
+            15 => format!("set_field:{}->eth_dst", mac(rng)),
+            16 if class.v4() => format!("set_field:{}->ip_dst", pools::fmt_ipv4(*rng.pick(pools::IPV4))),
+            17 if vlan_matched => format!("set_field:{}->vlan_vid", 4096 + rng.pick(&[10u16, 20])),
+            18 if class.ports() && class.v4() => {
+                let f = match class {
+                    Class::Tcp => "tcp_dst",
+                    Class::Udp => "udp_dst",
+                    _ => "sctp_dst",
+                };
+                format!("set_field:{}->{f}", rng.pick(pools::PORTS))
+            }
+            19 if class.v6() => format!("set_field:{}->ipv6_dst", pools::fmt_ipv6(0)),
+            _ => format!("output:{}", rng.range(1, N_PORTS as u64)),
+        };
+        a.push(act);
+    }
+    // How the rule ends: an output of some kind, a forward resubmit, or a goto_table.
+    let later = table + 1 < n_tables;
+    match rng.below(12) {
+        0 | 1 if later => a.push(format!("resubmit(,{})", rng.range(table as u64 + 1, n_tables as u64 - 1))),
+        2 if later => {
+            of13 = true;
+            a.push(format!("goto_table:{}", rng.range(table as u64 + 1, n_tables as u64 - 1)));
+        }
+        3 => a.push("normal".to_string()),
+        4 => a.push("flood".to_string()),
+        5 => a.push("all".to_string()),
+        6 => a.push("in_port".to_string()),
+        7 => a.push(format!("output:{in_port}")),
+        _ => a.push(format!("output:{}", rng.range(1, N_PORTS as u64))),
+    }
+    if rng.chance(15) {
+        a.push(format!("output:{}", rng.range(1, N_PORTS as u64)));
+        if a.iter().any(|x| x.starts_with("goto_table")) {
+            a.pop();
+        }
+    }
+    (a.join(","), of13)
+}
+
+pub fn rule_set(rng: &mut Rng) -> RuleSet {
+    let in_port = rng.range(1, N_PORTS as u64) as u32;
+    let n_tables = *rng.pick(&[1u32, 1, 2, 3]);
+    let mut rules = Vec::new();
+    let mut openflow13 = false;
+    let mut used: Vec<(u32, u32)> = Vec::new();
+    for table in 0..n_tables {
+        let n = if table == 0 { rng.range(1, 8) } else { rng.range(1, 4) };
+        for _ in 0..n {
+            let class = *rng.pick(&[
+                Class::Any,
+                Class::Any,
+                Class::Ip,
+                Class::Ipv6,
+                Class::Arp,
+                Class::Tcp,
+                Class::Udp,
+                Class::Sctp,
+                Class::Icmp,
+                Class::Tcp6,
+                Class::Udp6,
+                Class::Icmp6,
+            ]);
+            let fields = match_fields(rng, in_port, class);
+            let vlan_matched = fields.iter().any(|f| f.starts_with("dl_vlan=") && f != "dl_vlan=65535");
+            let (acts, of13) = actions(rng, table, n_tables, in_port, class, vlan_matched);
+            openflow13 |= of13;
+            let mut head = Vec::new();
+            if table > 0 {
+                head.push(format!("table={table}"));
+            }
+            // Overlapping rules of equal priority have no defined order in OpenFlow (OVS
+            // and ferrovs may pick either), so every rule of a table gets its own.
+            let mut priority = if rng.chance(80) { *rng.pick(&[0u32, 1, 100, 200, 32768, 65535]) } else { 32768 };
+            while used.contains(&(table, priority)) {
+                priority = rng.range(2, 65534) as u32;
+            }
+            used.push((table, priority));
+            if priority != 32768 || rng.chance(50) {
+                head.push(format!("priority={priority}"));
+            }
+            head.extend(fields);
+            head.push(format!("actions={acts}"));
+            rules.push(head.join(","));
+        }
+    }
+    if openflow13 {
+        // ovs-ofctl encodes the OpenFlow 1.0 `mod_vlan_vid`/`mod_vlan_pcp` ("push a tag
+        // if there is none") for OpenFlow 1.3 as an unconditional push_vlan plus
+        // set_field, which is another action; leave them out of OpenFlow 1.3 sets.
+        rules = rules.into_iter().map(|r| without_mod_vlan(&r)).collect();
+    }
+    RuleSet { rules, in_port, openflow13 }
+}
+
+fn without_mod_vlan(rule: &str) -> String {
+    let Some((head, acts)) = rule.split_once("actions=") else { return rule.to_string() };
+    let kept: Vec<&str> = acts.split(',').filter(|a| !a.starts_with("mod_vlan_")).collect();
+    let acts = if kept.is_empty() { "drop".to_string() } else { kept.join(",") };
+    format!("{head}actions={acts}")
+}
