@@ -35,7 +35,7 @@ if ! command -v ovs-vswitchd >/dev/null && [ ! -x /usr/sbin/ovs-vswitchd ]; then
   fi
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends openvswitch-common openvswitch-switch >/dev/null
-  [ "$own_policy" = 1 ] && rm -f /usr/sbin/policy-rc.d
+  if [ "$own_policy" = 1 ]; then rm -f /usr/sbin/policy-rc.d; fi
 fi
 # The e2e tests start target/debug/ferrovsd; build every binary first.
 cargo build --workspace --bins
