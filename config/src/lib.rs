@@ -21,6 +21,7 @@ pub mod field;
 mod field_value;
 mod flow_parse;
 mod flow_syntax;
+mod hugepages;
 mod match_builder;
 mod ports;
 mod resolve;
@@ -31,9 +32,10 @@ mod source_map;
 mod values;
 
 pub use config::{
-    BURST_SIZE, BridgeConfig, Config, ControlConfig, DEFAULT_CONTROL_SOCKET, EalConfig, FlowConfig, PmdConfig,
-    PortConfig, SystemFacts, validate,
+    BURST_SIZE, BridgeConfig, Config, ControlConfig, DEFAULT_CONTROL_SOCKET, EalConfig, FlowConfig, MetricsConfig,
+    PmdConfig, PortConfig, SystemFacts, validate,
 };
+pub use hugepages::{HugepageReservation, HugepageSize, HugepagesConfig};
 pub use display::format_actions;
 pub use error::ConfigError;
 pub use field::{FIELDS, FieldDef, Masking, MatchSlot, Prereq, SlotStorage, ValueKind, field_by_name};
