@@ -35,11 +35,11 @@ pub use config::{
     BURST_SIZE, BridgeConfig, Config, ControlConfig, DEFAULT_CONTROL_SOCKET, EalConfig, FlowConfig, MetricsConfig,
     PmdConfig, PortConfig, SystemFacts, validate,
 };
-pub use hugepages::{HugepageReservation, HugepageSize, HugepagesConfig};
 pub use display::format_actions;
 pub use error::ConfigError;
 pub use field::{FIELDS, FieldDef, Masking, MatchSlot, Prereq, SlotStorage, ValueKind, field_by_name};
 pub use flow_parse::{MatchSpec, parse_flow, parse_flows, parse_match, parse_packet};
+pub use hugepages::{HugepageReservation, HugepageSize, HugepagesConfig};
 pub use ports::{
     MAX_NAME_LEN, MAX_PORT_NUMBER, MAX_RX_QUEUES, PortDevice, PortRegistry, check_name, check_port_number,
     check_rx_queues, parse_devargs,

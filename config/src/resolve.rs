@@ -8,8 +8,7 @@
 
 use crate::bridges::resolve_bridges;
 use crate::config::{
-    BURST_SIZE, Config, ControlConfig, DEFAULT_CONTROL_SOCKET, EalConfig, FlowConfig, MetricsConfig, Origin,
-    PmdConfig,
+    BURST_SIZE, Config, ControlConfig, DEFAULT_CONTROL_SOCKET, EalConfig, FlowConfig, MetricsConfig, Origin, PmdConfig,
 };
 use crate::error::ConfigError;
 use crate::hugepages::resolve_hugepages;

@@ -28,7 +28,7 @@
 //! PMD counters restart from 0 after `pmd-stats-clear`; Prometheus treats that as a
 //! counter reset, so rates stay right.
 //!
-//! The HTTP side is [`http`]: one thread accepts, one short-lived thread per connection.
+//! The HTTP side is [`MetricsServer`] (module `http`): one thread accepts, one short-lived thread per connection.
 
 mod http;
 
@@ -46,6 +46,8 @@ pub use http::MetricsServer;
 
 /// Labels of one sample: (name, value) pairs.
 type Labels = Vec<(&'static str, String)>;
+/// A label value and the counter of `T` it labels.
+type Labelled<T> = (&'static str, fn(&T) -> u64);
 
 /// Reads the published snapshot at every scrape.
 #[derive(Debug)]
@@ -128,7 +130,13 @@ fn encode_snapshot(s: &Snapshot, enc: &mut DescriptorEncoder) -> fmt::Result {
     encode_pmds(s, enc)?;
     encode_slow_path(s, enc)?;
     let pool = &s.show;
-    gauges(enc, "ferrovs_mbufs_in_use", "Packet buffers taken from the pool", None, [(vec![], pool.mbufs_in_use as f64)])?;
+    gauges(
+        enc,
+        "ferrovs_mbufs_in_use",
+        "Packet buffers taken from the pool",
+        None,
+        [(vec![], pool.mbufs_in_use as f64)],
+    )?;
     gauges(enc, "ferrovs_mbuf_pool_size", "Packet buffers in the pool", None, [(vec![], pool.mbufs_total as f64)])?;
     gauges(
         enc,
@@ -147,7 +155,7 @@ fn encode_ports(s: &Snapshot, enc: &mut DescriptorEncoder) -> fmt::Result {
     counters(enc, "ferrovs_port_rx", "Bytes received on the port", Some(&Unit::Bytes), each(|p| p.rx_bytes))?;
     counters(enc, "ferrovs_port_tx_packets", "Packets sent on the port", None, each(|p| p.tx_packets))?;
     counters(enc, "ferrovs_port_tx", "Bytes sent on the port", Some(&Unit::Bytes), each(|p| p.tx_bytes))?;
-    let reasons: [(&str, fn(&PortInfo) -> u64); 6] = [
+    let reasons: [Labelled<PortInfo>; 6] = [
         ("tx_full", |p| p.drop_tx_full),
         ("no_rule", |p| p.drop_no_rule),
         ("action", |p| p.drop_action),
@@ -182,9 +190,10 @@ fn encode_pmds(s: &Snapshot, enc: &mut DescriptorEncoder) -> fmt::Result {
         "ferrovs_pmd_cycles",
         "TSC cycles spent busy (processing packets) or idle (polling empty queues)",
         None,
-        pmds.iter().flat_map(|(l, p)| [(with(l, "state", "busy"), p.busy_cycles), (with(l, "state", "idle"), p.idle_cycles)]),
+        pmds.iter()
+            .flat_map(|(l, p)| [(with(l, "state", "busy"), p.busy_cycles), (with(l, "state", "idle"), p.idle_cycles)]),
     )?;
-    let levels: [(&str, fn(&PmdInfo) -> u64); 4] = [
+    let levels: [Labelled<PmdInfo>; 4] = [
         ("emc", |p| p.emc_hits),
         ("signature", |p| p.signature_hits),
         ("megaflow", |p| p.megaflow_hits),
@@ -198,7 +207,7 @@ fn encode_pmds(s: &Snapshot, enc: &mut DescriptorEncoder) -> fmt::Result {
         pmds.iter().flat_map(|(l, p)| levels.iter().map(move |(lv, f)| (with(l, "level", lv), f(p)))),
     )?;
     counters(enc, "ferrovs_pmd_upcalls", "Misses sent to the slow path", None, each(|p| p.upcalls_sent))?;
-    let reasons: [(&str, fn(&PmdInfo) -> u64); 4] = [
+    let reasons: [Labelled<PmdInfo>; 4] = [
         ("upcall_queue_full", |p| p.drop_upcall_queue_full),
         ("park_full", |p| p.drop_park_full),
         ("park_timeout", |p| p.drop_park_timeout),
@@ -215,13 +224,7 @@ fn encode_pmds(s: &Snapshot, enc: &mut DescriptorEncoder) -> fmt::Result {
     let each_gauge = |f: fn(&PmdInfo) -> u64| pmds.iter().map(move |(l, p)| (l.clone(), f(p) as f64));
     gauges(enc, "ferrovs_pmd_megaflows", "Megaflows installed in the PMD", None, each_gauge(|p| p.megaflows))?;
     gauges(enc, "ferrovs_pmd_masks", "Distinct megaflow masks in the PMD", None, each_gauge(|p| p.masks))?;
-    gauges(
-        enc,
-        "ferrovs_pmd_running",
-        "1 while the PMD thread runs",
-        None,
-        each_gauge(|p| p.running as u64),
-    )?;
+    gauges(enc, "ferrovs_pmd_running", "1 while the PMD thread runs", None, each_gauge(|p| p.running as u64))?;
     gauges(
         enc,
         "ferrovs_tsc_frequency",
@@ -267,8 +270,13 @@ fn encode_slow_path(s: &Snapshot, enc: &mut DescriptorEncoder) -> fmt::Result {
         "ferrovs_slow_path_mac_events",
         "MAC learning table events",
         None,
-        [("learned", st.mac_learned), ("moved", st.mac_moved), ("expired", st.mac_expired), ("evicted", st.mac_evicted)]
-            .map(|(e, v)| (vec![("event", e.to_string())], v)),
+        [
+            ("learned", st.mac_learned),
+            ("moved", st.mac_moved),
+            ("expired", st.mac_expired),
+            ("evicted", st.mac_evicted),
+        ]
+        .map(|(e, v)| (vec![("event", e.to_string())], v)),
     )?;
     let h = &sp.upcall_latency;
     let bounds = h.bounds_us.iter().map(|b| b / 1e6).chain(std::iter::once(f64::INFINITY));
@@ -315,8 +323,14 @@ mod tests {
         let pmd = samples::pmd_stats();
         let q = &pmd.pmds[0];
         let l = format!("pmd=\"{}\",core=\"{}\"", q.pmd, q.core);
-        assert_eq!(sample(&t, &format!("ferrovs_pmd_lookups_total{{{l},level=\"signature\"}}")), q.signature_hits as f64);
-        assert_eq!(sample(&t, &format!("ferrovs_pmd_drops_total{{{l},reason=\"park_timeout\"}}")), q.drop_park_timeout as f64);
+        assert_eq!(
+            sample(&t, &format!("ferrovs_pmd_lookups_total{{{l},level=\"signature\"}}")),
+            q.signature_hits as f64
+        );
+        assert_eq!(
+            sample(&t, &format!("ferrovs_pmd_drops_total{{{l},reason=\"park_timeout\"}}")),
+            q.drop_park_timeout as f64
+        );
         assert_eq!(sample(&t, &format!("ferrovs_pmd_cycles_total{{{l},state=\"idle\"}}")), q.idle_cycles as f64);
         assert_eq!(sample(&t, &format!("ferrovs_pmd_megaflows{{{l}}}")), q.megaflows as f64);
         let st = &pmd.slow_path.state;

@@ -56,7 +56,8 @@ pub struct UpcallLatency {
 impl UpcallLatency {
     /// Counts one upcall that took `ns` nanoseconds.
     pub fn record(&self, ns: u64) {
-        let bucket = UPCALL_LATENCY_BOUNDS_US.iter().position(|&le| ns <= le * 1000).unwrap_or(UPCALL_LATENCY_BOUNDS_US.len());
+        let bucket =
+            UPCALL_LATENCY_BOUNDS_US.iter().position(|&le| ns <= le * 1000).unwrap_or(UPCALL_LATENCY_BOUNDS_US.len());
         self.counts[bucket].fetch_add(1, Ordering::Relaxed);
     }
 

@@ -16,7 +16,7 @@ struct Cli {
     /// Check the configuration (syntax, rules, cores) and exit without touching DPDK.
     #[arg(long)]
     check: bool,
-    /// Print the hugepage plan of the config's [hugepages] section, one `NODE SIZE_KIB PAGES` line
+    /// Print the hugepage plan of the config's `[hugepages]` section, one `NODE SIZE_KIB PAGES` line
     /// per NUMA node (nothing without the section), and exit. deploy/hugepages.sh applies it.
     #[arg(long, conflicts_with = "check")]
     print_hugepages: bool,

@@ -147,13 +147,9 @@ fn respond_to(head: &[u8], registry: &Registry) -> Response {
         return Response { head_only: method == "HEAD", ..plain("404 Not Found", "", "not found; try /metrics\n") };
     }
     match super::exposition(registry) {
-        Ok(body) => Response {
-            status: "200 OK",
-            headers: "",
-            content_type: OPENMETRICS,
-            body,
-            head_only: method == "HEAD",
-        },
+        Ok(body) => {
+            Response { status: "200 OK", headers: "", content_type: OPENMETRICS, body, head_only: method == "HEAD" }
+        }
         Err(_) => plain("500 Internal Server Error", "", "encoding failed\n"),
     }
 }

@@ -179,8 +179,9 @@ pub struct SlowPathInfo {
     pub upcalls_handled: u64,
     pub upcall_us_avg: f64,
     pub upcall_us_max: f64,
-    /// How long upcalls took, bucketed.
-    pub upcall_latency: LatencyHistogram,
+    /// How long upcalls took, bucketed. (Boxed: it keeps `Reply` small; the JSON is the
+    /// same.)
+    pub upcall_latency: Box<LatencyHistogram>,
     /// Commands a stuck PMD did not take.
     pub commands_undelivered: u64,
     pub state: SlowPathCounters,

@@ -18,7 +18,7 @@ use clap::{Parser, Subcommand, ValueEnum};
                   (the reason is printed on standard error)."
 )]
 pub struct Cli {
-    /// Control socket of the daemon (the config's [control] socket).
+    /// Control socket of the daemon (the config's `[control]` socket).
     #[arg(long, short = 's', value_name = "PATH", default_value = ferrovs_config::DEFAULT_CONTROL_SOCKET, env = "FERROVS_SOCKET")]
     pub socket: PathBuf,
     /// Print the daemon's reply as JSON (one object, tagged `"cmd"`) instead of text.
