@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Checks the shipped systemd units: `systemd-analyze verify` on the units as installed
 # (paths of the installed binaries and scripts pointed at this checkout's build) and
-# `systemd-analyze security` of ferrovsd.service at or below 5.0. Exit non-zero on any
-# finding. Usage: deploy/check-units.sh [target/debug|target/release]
+# `systemd-analyze security` of each service at or below 5.0 (mount units have no
+# exposure score). Exit non-zero on any finding. Usage: deploy/check-units.sh [target/debug|target/release]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bindir=$(realpath "${1:-target/debug}")
@@ -12,13 +12,14 @@ for b in ferrovsd ferrovs-ctl; do
 done
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-for u in deploy/ferrovsd.service deploy/ferrovs-hugepages.service; do
+units=(ferrovsd.service ferrovs-hugepages.service dev-hugepages1G.mount)
+for u in "${units[@]/#/deploy/}"; do
   sed -e "s#/usr/local/sbin/ferrovsd#$bindir/ferrovsd#g" \
       -e "s#/usr/local/bin/ferrovs-ctl#$bindir/ferrovs-ctl#g" \
       -e "s#/usr/local/lib/ferrovs/hugepages.sh#$PWD/deploy/hugepages.sh#g" "$u" > "$tmp/$(basename "$u")"
 done
 # verify prints findings on stderr and may still exit 0 for some of them: any output fails.
-out=$(cd "$tmp" && systemd-analyze verify ferrovsd.service ferrovs-hugepages.service 2>&1 || echo "exit status $?")
+out=$(cd "$tmp" && systemd-analyze verify "${units[@]}" 2>&1 || echo "exit status $?")
 if [ -n "$out" ]; then
   echo "check-units.sh: systemd-analyze verify:" >&2
   echo "$out" >&2

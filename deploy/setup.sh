@@ -25,8 +25,9 @@ fi
 
 # Packages: DPDK headers and the PMD plugins (libdpdk-dev pulls the drivers), dpdk for
 # dpdk-testpmd and dpdk-hugepages.py, libclang for bindgen, ping/ip/tcpdump for the tests,
-# openvswitch-common for ovs-appctl/ovs-ofctl (the tests drive ferrovsd with the OVS tools).
-pkgs=(libdpdk-dev dpdk pkg-config libclang-dev clang gcc make iputils-ping iproute2 procps python3 ca-certificates curl openvswitch-common)
+# openvswitch-common for ovs-appctl/ovs-ofctl (the tests drive ferrovsd with the OVS tools),
+# dpdk-dev for dpdk-telemetry.py (the tests read ferrovs's telemetry commands with it).
+pkgs=(libdpdk-dev dpdk dpdk-dev pkg-config libclang-dev clang gcc make iputils-ping iproute2 procps python3 ca-certificates curl openvswitch-common)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -20,11 +20,13 @@
 //! the resolved values and their defaults.
 
 use crate::error::ConfigError;
+use crate::hugepages::HugepagesConfig;
 use crate::ports::PortDevice;
 use crate::resolve::{Ctx, resolve};
 use crate::rules::{Position, Rule};
 use crate::schema::deserialize;
 use crate::source_map::SourceMap;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -42,6 +44,10 @@ pub struct Config {
     pub control: ControlConfig,
     pub pmd: PmdConfig,
     pub flow: FlowConfig,
+    pub metrics: MetricsConfig,
+    /// `[hugepages]`: what `deploy/hugepages.sh` reserves (`ferrovsd --print-hugepages`);
+    /// none without the section.
+    pub hugepages: Option<HugepagesConfig>,
     pub bridges: Vec<BridgeConfig>,
     /// Where things were, for [`Config::validate`]'s errors.
     pub(crate) origin: Origin,
@@ -72,6 +78,11 @@ pub struct EalConfig {
     pub extra_args: Vec<String>,
     /// `no_pci`: pass `--no-pci`. Default: true exactly when no port has a PCI address.
     pub no_pci: bool,
+    /// `file_prefix`, default none: DPDK's `--file-prefix`, which names its runtime
+    /// directory (`/var/run/dpdk/PREFIX`, where the telemetry socket is) so that several
+    /// DPDK processes can run side by side. Without it DPDK uses `rte`. 1..=64 of
+    /// `[A-Za-z0-9_.-]`, not starting with a dot.
+    pub file_prefix: Option<String>,
 }
 
 /// `[control]`.
@@ -79,6 +90,15 @@ pub struct EalConfig {
 pub struct ControlConfig {
     /// `socket`, default `/run/ferrovs/ferrovsd.sock`: the control socket's path.
     pub socket: PathBuf,
+}
+
+/// `[metrics]`: the Prometheus endpoint.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct MetricsConfig {
+    /// `listen`, default none (no endpoint): the `ADDRESS:PORT` where `GET /metrics`
+    /// is served, such as `127.0.0.1:9477`. Only what is written here is exposed: use a
+    /// loopback address unless the scraper is on another machine.
+    pub listen: Option<SocketAddr>,
 }
 
 /// `[pmd]`: the forwarding threads.
@@ -198,7 +218,7 @@ impl Config {
     }
 
     /// The EAL arguments for this config (without the program name): the main lcore,
-    /// memory, hugepage mode, log level, `--no-pci` or an allow-list entry (`-a`) per PCI
+    /// memory, hugepage mode, log level, the file prefix if any, `--no-pci` or an allow-list entry (`-a`) per PCI
     /// port, a `--vdev` per virtual port, then `extra_args`. PMD threads are not EAL
     /// lcores: they are pinned by the daemon and registered with DPDK.
     pub fn eal_args(&self) -> Vec<String> {
@@ -211,6 +231,9 @@ impl Config {
             args.push("--no-shconf".into());
         }
         args.push(format!("--log-level={}", e.log_level));
+        if let Some(prefix) = &e.file_prefix {
+            args.push(format!("--file-prefix={prefix}"));
+        }
         if e.no_pci {
             args.push("--no-pci".into());
         }

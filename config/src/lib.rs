@@ -21,6 +21,7 @@ pub mod field;
 mod field_value;
 mod flow_parse;
 mod flow_syntax;
+mod hugepages;
 mod match_builder;
 pub mod persist;
 mod ports;
@@ -32,13 +33,14 @@ mod source_map;
 mod values;
 
 pub use config::{
-    BURST_SIZE, BridgeConfig, Config, ControlConfig, DEFAULT_CONTROL_SOCKET, EalConfig, FlowConfig, PmdConfig,
-    PortConfig, SystemFacts, validate,
+    BURST_SIZE, BridgeConfig, Config, ControlConfig, DEFAULT_CONTROL_SOCKET, EalConfig, FlowConfig, MetricsConfig,
+    PmdConfig, PortConfig, SystemFacts, validate,
 };
 pub use display::format_actions;
 pub use error::ConfigError;
 pub use field::{FIELDS, FieldDef, Masking, MatchSlot, Prereq, SlotStorage, ValueKind, field_by_name};
 pub use flow_parse::{MatchSpec, parse_flow, parse_flows, parse_match, parse_packet};
+pub use hugepages::{HugepageReservation, HugepageSize, HugepagesConfig};
 pub use ports::{
     MAX_NAME_LEN, MAX_PORT_NUMBER, MAX_RX_QUEUES, PortDevice, PortRegistry, check_name, check_port_number,
     check_rx_queues, parse_devargs,

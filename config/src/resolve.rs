@@ -8,12 +8,13 @@
 
 use crate::bridges::resolve_bridges;
 use crate::config::{
-    BURST_SIZE, Config, ControlConfig, DEFAULT_CONTROL_SOCKET, EalConfig, FlowConfig, Origin, PmdConfig,
+    BURST_SIZE, Config, ControlConfig, DEFAULT_CONTROL_SOCKET, EalConfig, FlowConfig, MetricsConfig, Origin, PmdConfig,
 };
 use crate::error::ConfigError;
+use crate::hugepages::resolve_hugepages;
 use crate::ports::PortDevice;
 use crate::rule_error::RuleError;
-use crate::schema::{RawConfig, RawControl, RawEal, RawFlow, RawPmd};
+use crate::schema::{RawConfig, RawControl, RawEal, RawFlow, RawMetrics, RawPmd};
 use crate::source_map::SourceMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -49,10 +50,12 @@ pub(crate) fn resolve(raw: RawConfig, ctx: &Ctx<'_>) -> Result<Config, ConfigErr
     let main_lcore_at = raw.eal.main_lcore.as_ref().map_or(0, |m| m.span().start);
     let pmd = resolve_pmd(&raw.pmd, (eal.main_lcore, main_lcore_at), ctx, &mut origin)?;
     let flow = resolve_flow(&raw.flow, ctx)?;
+    let metrics = resolve_metrics(&raw.metrics, ctx)?;
+    let hugepages = raw.hugepages.as_ref().map(|h| resolve_hugepages(h, ctx)).transpose()?;
     let bridges = resolve_bridges(&raw.bridge, ctx)?;
     let any_pci = bridges.iter().flat_map(|b| &b.ports).any(|p| matches!(p.device, PortDevice::Pci { .. }));
     eal.no_pci = raw.eal.no_pci.unwrap_or(!any_pci);
-    Ok(Config { eal, control, pmd, flow, bridges, origin })
+    Ok(Config { eal, control, pmd, flow, metrics, hugepages, bridges, origin })
 }
 
 /// `[eal]`; `no_pci` is left for [`resolve`] (its default depends on the ports).
@@ -78,6 +81,13 @@ fn resolve_eal(raw: &RawEal, ctx: &Ctx<'_>, origin: &mut Origin) -> Result<EalCo
         }
         None => "warning".into(),
     };
+    let file_prefix = match &raw.file_prefix {
+        Some(p) => {
+            check_file_prefix(p.get_ref()).map_err(|m| ctx.err(p.span().start, "eal.file_prefix", m))?;
+            Some(p.get_ref().clone())
+        }
+        None => None,
+    };
     Ok(EalConfig {
         memory_mb,
         hugepages: raw.hugepages.unwrap_or(false),
@@ -85,7 +95,32 @@ fn resolve_eal(raw: &RawEal, ctx: &Ctx<'_>, origin: &mut Origin) -> Result<EalCo
         log_level,
         extra_args: raw.extra_args.clone(),
         no_pci: false,
+        file_prefix,
     })
+}
+
+/// A `--file-prefix` names a directory under `/var/run/dpdk` and the files in it: a
+/// plain file name, short enough that the telemetry socket's path fits a socket address.
+fn check_file_prefix(prefix: &str) -> Result<(), String> {
+    let ok_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-');
+    if prefix.is_empty() || prefix.len() > 64 || prefix.starts_with('.') || !prefix.chars().all(ok_char) {
+        return Err(format!("`{prefix}` is not 1..=64 of [A-Za-z0-9_.-] (not starting with a dot)"));
+    }
+    Ok(())
+}
+
+/// `[metrics]`: `listen` is `ADDRESS:PORT` with a port that is not 0 (the scraper must
+/// know where to find it).
+fn resolve_metrics(raw: &RawMetrics, ctx: &Ctx<'_>) -> Result<MetricsConfig, ConfigError> {
+    let Some(l) = &raw.listen else { return Ok(MetricsConfig::default()) };
+    let at = l.span().start;
+    let addr: std::net::SocketAddr = l.get_ref().parse().map_err(|_| {
+        ctx.err(at, "metrics.listen", format!("`{}` is not ADDRESS:PORT (127.0.0.1:9477, [::1]:9477)", l.get_ref()))
+    })?;
+    if addr.port() == 0 {
+        return Err(ctx.err(at, "metrics.listen", "port 0 would be a random port; give the port to scrape"));
+    }
+    Ok(MetricsConfig { listen: Some(addr) })
 }
 
 fn check_log_level(level: &str) -> Result<(), String> {

@@ -33,6 +33,9 @@ pub(crate) struct RawConfig {
     #[serde(default)]
     pub flow: RawFlow,
     #[serde(default)]
+    pub metrics: RawMetrics,
+    pub hugepages: Option<Spanned<RawHugepages>>,
+    #[serde(default)]
     pub bridge: Vec<Spanned<RawBridge>>,
 }
 
@@ -46,12 +49,27 @@ pub(crate) struct RawEal {
     #[serde(default)]
     pub extra_args: Vec<String>,
     pub no_pci: Option<bool>,
+    pub file_prefix: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawControl {
     pub socket: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawMetrics {
+    pub listen: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawHugepages {
+    pub size: Spanned<String>,
+    pub pages: Option<Spanned<u32>>,
+    pub pages_per_node: Option<Spanned<Vec<Spanned<u32>>>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

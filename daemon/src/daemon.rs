@@ -21,6 +21,7 @@ use crate::appctl::{self, AppctlCall};
 use crate::control::{ControlServer, Pending};
 use crate::datapath::Datapath;
 use crate::logging::LogControl;
+use crate::metrics::MetricsServer;
 use crate::protocol::{ReloadReply, Reply, Request, Response};
 use crate::published::{PUBLISH_EVERY, Published, Snapshot};
 use crate::sd_notify::{Notifier, PmdLiveness};
@@ -45,6 +46,8 @@ pub enum DaemonError {
     Datapath(String),
     #[error("signal handler: {0}")]
     Signal(std::io::Error),
+    #[error("metrics endpoint {0}: {1}")]
+    Metrics(std::net::SocketAddr, std::io::Error),
 }
 
 /// Runs the daemon on the config at `path` until it is stopped. With `check_only`, only
@@ -71,6 +74,11 @@ pub fn run(path: &Path, check_only: bool, log: LogControl) -> Result<(), DaemonE
     let reload = Arc::new(AtomicBool::new(false));
     signal_hook::flag::register(signal_hook::consts::SIGHUP, reload.clone()).map_err(DaemonError::Signal)?;
     let (control, requests) = ControlServer::bind(&config.control.socket)?;
+    // Bound now, so that a busy or bad address stops the start before DPDK does anything.
+    let mut metrics = match config.metrics.listen {
+        Some(addr) => Some(MetricsServer::bind(addr).map_err(|e| DaemonError::Metrics(addr, e))?),
+        None => None,
+    };
 
     let eal = Eal::init(&eal_args(&config))?;
     tracing::info!("EAL up: {} Hz TSC", eal.tsc_hz());
@@ -98,6 +106,10 @@ pub fn run(path: &Path, check_only: bool, log: LogControl) -> Result<(), DaemonE
     let mut last_publish = Instant::now();
     if let Err(e) = crate::dpdk_telemetry::register_commands(published.clone()) {
         tracing::warn!("DPDK telemetry commands not registered: {e}");
+    }
+    if let Some(m) = &mut metrics {
+        m.serve(published.clone()).map_err(|e| DaemonError::Metrics(m.local_addr(), e))?;
+        tracing::info!("metrics: http://{}/metrics", m.local_addr());
     }
 
     while !stop.load(Ordering::Relaxed) {
@@ -162,6 +174,7 @@ pub fn run(path: &Path, check_only: bool, log: LogControl) -> Result<(), DaemonE
     notifier.stopping();
     drop(control);
     drop(appctl_server);
+    drop(metrics);
     let final_stats = dp.stop();
     // The counters at exit, one line per port and PMD, for the journal.
     for line in crate::datapath::stats_lines(&final_stats) {

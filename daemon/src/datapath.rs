@@ -20,10 +20,10 @@ use ferrovs_pmd::{PmdLocal, PmdStats, PortCounters, PortSpec, PortStats, Switch,
 
 use crate::daemon::DaemonError;
 use crate::protocol::{
-    BridgeInfo, NicCounters, PmdInfo, PmdStatsReply, PortInfo, ReloadReply, Reply, Request, ShowReply,
-    SlowPathCounters, SlowPathInfo,
+    BridgeInfo, LatencyHistogram, NicCounters, PmdInfo, PmdStatsReply, PortInfo, ReloadReply, Reply, Request,
+    ShowReply, SlowPathCounters, SlowPathInfo,
 };
-use crate::slow_path::SlowPathThread;
+use crate::slow_path::{SlowPathThread, UPCALL_LATENCY_BOUNDS_US};
 
 /// The switch and the bookkeeping around it.
 pub struct Datapath {
@@ -178,6 +178,11 @@ impl Datapath {
             upcalls_handled: upcalls,
             upcall_us_avg: ratio(st.upcall_ns.load(Ordering::Relaxed), upcalls) / 1000.0,
             upcall_us_max: st.upcall_max_ns.load(Ordering::Relaxed) as f64 / 1000.0,
+            upcall_latency: Box::new(LatencyHistogram {
+                bounds_us: UPCALL_LATENCY_BOUNDS_US.iter().map(|&b| b as f64).collect(),
+                counts: st.upcall_latency.counts(),
+                sum_us: st.upcall_ns.load(Ordering::Relaxed) as f64 / 1000.0,
+            }),
             commands_undelivered: st.undelivered.load(Ordering::Relaxed),
             state: machine_counters(st.machine.lock().map(|g| *g).unwrap_or_default()),
         };

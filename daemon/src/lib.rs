@@ -35,4 +35,6 @@ pub mod dpdk_telemetry;
 #[cfg(feature = "switch")]
 pub mod flowfmt;
 #[cfg(feature = "switch")]
+pub mod metrics;
+#[cfg(feature = "switch")]
 pub mod slow_path;

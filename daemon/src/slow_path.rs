@@ -39,6 +39,35 @@ const PMD_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often live statistics are collected and the state machine ticks.
 const TICK: Duration = Duration::from_secs(1);
 
+/// Upper bounds of the upcall latency buckets, in microseconds: from a translation that
+/// hits warm caches (a few µs) to one stuck behind a full PMD queue (tens of ms). Fixed,
+/// so every reader (the typed reply, the metrics endpoint) sees the same buckets; the
+/// last bucket counts everything above the last bound.
+pub const UPCALL_LATENCY_BOUNDS_US: [u64; 12] = [5, 10, 25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 50_000];
+
+/// Upcall handling times counted into [`UPCALL_LATENCY_BOUNDS_US`]: one slot per bucket
+/// plus one for the overflow, each bumped by the slow-path thread alone and read from
+/// any thread. A histogram and not just the mean: one slow upcall in a thousand is what
+/// makes a new connection's first packet late.
+#[derive(Default)]
+pub struct UpcallLatency {
+    counts: [AtomicU64; UPCALL_LATENCY_BOUNDS_US.len() + 1],
+}
+
+impl UpcallLatency {
+    /// Counts one upcall that took `ns` nanoseconds.
+    pub fn record(&self, ns: u64) {
+        let bucket =
+            UPCALL_LATENCY_BOUNDS_US.iter().position(|&le| ns <= le * 1000).unwrap_or(UPCALL_LATENCY_BOUNDS_US.len());
+        self.counts[bucket].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Upcalls per bucket (not cumulative), the overflow last.
+    pub fn counts(&self) -> Vec<u64> {
+        self.counts.iter().map(|c| c.load(Ordering::Relaxed)).collect()
+    }
+}
+
 /// Where a request's answer goes.
 type Answer<T> = Sender<Result<T, String>>;
 
@@ -60,6 +89,8 @@ pub struct SlowPathThreadStats {
     pub upcalls: AtomicU64,
     /// Longest single upcall, in nanoseconds.
     pub upcall_max_ns: AtomicU64,
+    /// How long each upcall took, bucketed.
+    pub upcall_latency: UpcallLatency,
     /// Commands that could not be delivered (a PMD stuck for PMD_TIMEOUT).
     pub undelivered: AtomicU64,
     /// Snapshot of the state machine's counters, refreshed every tick and after every
@@ -174,6 +205,7 @@ impl Worker {
                             self.stats.upcall_ns.fetch_add(ns, Ordering::Relaxed);
                             self.stats.upcalls.fetch_add(1, Ordering::Relaxed);
                             self.stats.upcall_max_ns.fetch_max(ns, Ordering::Relaxed);
+                            self.stats.upcall_latency.record(ns);
                         }
                     }
                 }
@@ -356,4 +388,25 @@ impl Worker {
 
 fn count_removes(cmds: &[(usize, PmdCommand)]) -> usize {
     cmds.iter().map(|(_, c)| if let PmdCommand::Remove { ids } = c { ids.len() } else { 0 }).sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn upcall_latency_buckets_include_their_bound() {
+        let h = UpcallLatency::default();
+        for ns in [0, 5_000, 5_001, 10_000, 49_999_999, 50_000_000, 50_000_001, u64::MAX] {
+            h.record(ns);
+        }
+        let c = h.counts();
+        assert_eq!(c.len(), UPCALL_LATENCY_BOUNDS_US.len() + 1);
+        // <= 5 us: 0 and 5000 ns; (5, 10]: 5001 and 10000; (10000, 50000] us: the two
+        // just at or under 50 ms; above: the rest.
+        assert_eq!((c[0], c[1]), (2, 2));
+        assert_eq!(c[UPCALL_LATENCY_BOUNDS_US.len() - 1], 2);
+        assert_eq!(c[UPCALL_LATENCY_BOUNDS_US.len()], 2);
+        assert_eq!(c.iter().sum::<u64>(), 8);
+    }
 }

@@ -237,6 +237,9 @@ fn main() {
         Trial::test("service_notifies_ready_then_feeds_watchdog", service::notifies_ready_then_feeds_watchdog),
         Trial::test("service_ovs_appctl_views", service::ovs_appctl_views),
         Trial::test("persist_rules_survive_kill_9", persist::rules_survive_kill_9),
+        Trial::test("service_metrics_endpoint_matches_ctl", service::metrics_endpoint_matches_ctl),
+        Trial::test("service_dpdk_telemetry_with_file_prefix", service::dpdk_telemetry_with_file_prefix),
+        Trial::test("service_hugepages_script_applies_the_plan", service::hugepages_script_applies_the_plan),
     ];
     trials.extend(bad.into_iter().map(|(name, body, words)| Trial::test(name, bad_config(body, words))));
     libtest_mimic::run(&args, trials).exit();

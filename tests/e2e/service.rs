@@ -1,11 +1,16 @@
-//! ferrovsd under a service manager: the `sd_notify` protocol as systemd speaks it
-//! (`Type=notify`, `WatchdogSec=`), with a datagram socket of the test standing in for
-//! systemd.
+//! ferrovsd under a service manager and its operators' tools: the `sd_notify` protocol
+//! as systemd speaks it (`Type=notify`, `WatchdogSec=`, with a datagram socket of the
+//! test standing in for systemd), `ovs-appctl`, the Prometheus endpoint, DPDK's
+//! telemetry client, and the hugepage script.
 
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
 use std::os::unix::net::UnixDatagram;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use ferrovs_e2e::{Daemon, TempDir};
+use ferrovs_e2e::{Daemon, TempDir, frames, unique, wait_until, write_pcap};
 use libtest_mimic::Failed;
 
 use crate::{ports_ok, preamble};
@@ -138,5 +143,396 @@ pub fn ovs_appctl_views() -> Result<(), Failed> {
         return Err(format!("the change was not logged:\n{}", d.log_text()).into());
     }
     drop(d.stop());
+    Ok(())
+}
+
+/// One sample of an OpenMetrics exposition: `name{labels} value`.
+#[derive(Debug)]
+struct Sample {
+    name: String,
+    labels: BTreeMap<String, String>,
+    value: f64,
+}
+
+/// A parsed exposition: every sample, and each family's declared type.
+struct Exposition {
+    samples: Vec<Sample>,
+    types: BTreeMap<String, String>,
+}
+
+/// Parses OpenMetrics text (the subset a scraper needs: `# TYPE`/`# HELP`/`# UNIT`
+/// lines, samples with quoted, escaped label values, the closing `# EOF`). Any line it
+/// does not understand is an error, and so is a sample whose family has no `# TYPE`.
+fn parse_exposition(text: &str) -> Result<Exposition, String> {
+    let mut samples = Vec::new();
+    let mut types = BTreeMap::new();
+    let mut lines = text.lines().peekable();
+    let mut eof = false;
+    while let Some(line) = lines.next() {
+        if line == "# EOF" {
+            eof = lines.peek().is_none();
+            break;
+        }
+        if let Some(rest) = line.strip_prefix("# ") {
+            let mut words = rest.splitn(3, ' ');
+            match (words.next(), words.next(), words.next()) {
+                (Some("TYPE"), Some(family), Some(t)) => {
+                    types.insert(family.to_string(), t.to_string());
+                }
+                (Some("HELP" | "UNIT"), Some(_), _) => {}
+                _ => return Err(format!("unknown comment line {line:?}")),
+            }
+            continue;
+        }
+        samples.push(parse_sample(line)?);
+    }
+    if !eof {
+        return Err("the exposition does not end with `# EOF`".into());
+    }
+    for s in &samples {
+        let family = ["_total", "_bucket", "_sum", "_count"]
+            .iter()
+            .find_map(|suffix| s.name.strip_suffix(suffix).filter(|f| types.contains_key(*f)))
+            .unwrap_or(&s.name);
+        if !types.contains_key(family) {
+            return Err(format!("sample {} has no # TYPE", s.name));
+        }
+    }
+    Ok(Exposition { samples, types })
+}
+
+fn parse_sample(line: &str) -> Result<Sample, String> {
+    let bad = |why: &str| format!("{why} in sample line {line:?}");
+    let name_end = line.find(['{', ' ']).ok_or_else(|| bad("no value"))?;
+    let name = &line[..name_end];
+    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':') {
+        return Err(bad("bad metric name"));
+    }
+    let mut labels = BTreeMap::new();
+    let mut rest = &line[name_end..];
+    if let Some(after) = rest.strip_prefix('{') {
+        let mut chars = after.char_indices().peekable();
+        loop {
+            let key_start = chars.peek().map(|(i, _)| *i).ok_or_else(|| bad("unterminated labels"))?;
+            if after[key_start..].starts_with('}') {
+                rest = &after[key_start + 1..];
+                break;
+            }
+            let eq = after[key_start..].find("=\"").ok_or_else(|| bad("label without =\""))? + key_start;
+            let key = after[key_start..eq].to_string();
+            while chars.peek().is_some_and(|(i, _)| *i < eq + 2) {
+                chars.next();
+            }
+            let mut value = String::new();
+            loop {
+                match chars.next().ok_or_else(|| bad("unterminated label value"))? {
+                    (_, '"') => break,
+                    (_, '\\') => match chars.next().ok_or_else(|| bad("dangling escape"))?.1 {
+                        'n' => value.push('\n'),
+                        c @ ('\\' | '"') => value.push(c),
+                        _ => return Err(bad("unknown escape")),
+                    },
+                    (_, c) => value.push(c),
+                }
+            }
+            if labels.insert(key, value).is_some() {
+                return Err(bad("repeated label"));
+            }
+            if chars.peek().is_some_and(|(_, c)| *c == ',') {
+                chars.next();
+            }
+        }
+    }
+    let value = rest.strip_prefix(' ').ok_or_else(|| bad("no space before the value"))?;
+    let value = match value {
+        "+Inf" => f64::INFINITY,
+        "-Inf" => f64::NEG_INFINITY,
+        v => v.parse().map_err(|_| bad("bad value"))?,
+    };
+    Ok(Sample { name: name.to_string(), labels, value })
+}
+
+impl Exposition {
+    /// The value of the one sample called `name` whose labels include `with`.
+    fn value(&self, name: &str, with: &[(&str, &str)]) -> Result<f64, String> {
+        let matching: Vec<&Sample> = self
+            .samples
+            .iter()
+            .filter(|s| s.name == name && with.iter().all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(v)))
+            .collect();
+        match matching.as_slice() {
+            [one] => Ok(one.value),
+            other => Err(format!("{} samples {name}{with:?}", other.len())),
+        }
+    }
+}
+
+/// Sends `GET path` to the metrics endpoint; returns (status code, body).
+fn http_get(addr: &str, path: &str) -> Result<(u16, String), Failed> {
+    let mut s = TcpStream::connect(addr)?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\n\r\n")?;
+    let mut reply = String::new();
+    s.read_to_string(&mut reply)?;
+    let (head, body) = reply.split_once("\r\n\r\n").ok_or("no end of headers")?;
+    let code = head.split(' ').nth(1).and_then(|c| c.parse().ok()).ok_or("no status code")?;
+    Ok((code, body.to_string()))
+}
+
+/// A loopback port nobody listens on right now.
+fn free_loopback_port() -> Result<u16, Failed> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// `[metrics] listen`: a capture replayed through ferrovsd, then the endpoint scraped
+/// and parsed; every port, PMD and slow-path counter equals what `ferrovs-ctl --json`
+/// reports, the upcall histogram is a well-formed histogram of the handled upcalls, and
+/// other paths are 404.
+pub fn metrics_endpoint_matches_ctl() -> Result<(), Failed> {
+    let dir = TempDir::new();
+    let input = frames::mixed_capture();
+    let frames_in: Vec<Vec<u8>> = input.iter().map(|(f, _)| f.clone()).collect();
+    write_pcap(&dir.join("in.pcap"), &frames_in);
+    write_pcap(&dir.join("empty.pcap"), &[]);
+    let addr = format!("127.0.0.1:{}", free_loopback_port()?);
+    let config = format!(
+        "{}\n[metrics]\nlisten = \"{addr}\"\n{}{}{}",
+        preamble(),
+        crate::bridge(r#"flows = ["in_port=1,actions=output:2"]"#, &[]),
+        crate::flows::pcap_port("in", 1, "in.pcap"),
+        crate::flows::pcap_port("out", 2, "empty.pcap"),
+    );
+    let d = Daemon::start_in(dir, &config);
+    let n_in = frames_in.len() as f64;
+    // The endpoint reads the once-a-second publication: wait for the replay to show.
+    let mut last = String::new();
+    let seen = wait_until(Duration::from_secs(15), || {
+        let Ok((200, body)) = http_get(&addr, "/metrics") else { return false };
+        last = body;
+        parse_exposition(&last)
+            .and_then(|e| e.value("ferrovs_port_rx_packets_total", &[("port", "in")]))
+            .is_ok_and(|v| v == n_in)
+    });
+    if !seen {
+        return Err(format!("the scrape never showed {n_in} packets in:\n{last}\n{}", d.log_text()).into());
+    }
+    // The replay is over and the counters are still, but the slow path refreshes its
+    // state machine's counters once a second and the main thread publishes once a
+    // second: allow a few publications for the two views to meet.
+    let start = Instant::now();
+    loop {
+        match scrape_agrees_with_ctl(&d, &addr, n_in) {
+            Ok(()) => break,
+            Err(e) if start.elapsed() > Duration::from_secs(10) => return Err(e),
+            Err(_) => std::thread::sleep(Duration::from_millis(300)),
+        }
+    }
+    let (code, _) = http_get(&addr, "/")?;
+    if code != 404 {
+        return Err(format!("GET /: {code}, want 404").into());
+    }
+    drop(d.stop());
+    Ok(())
+}
+
+/// One scrape against `ferrovs-ctl --json show` and `pmd-stats-show` taken just before.
+fn scrape_agrees_with_ctl(d: &Daemon, addr: &str, n_in: f64) -> Result<(), Failed> {
+    let show = d.ctl_json(&["show"]);
+    let stats = d.ctl_json(&["pmd-stats-show"]);
+    let (code, body) = http_get(addr, "/metrics")?;
+    if code != 200 {
+        return Err(format!("GET /metrics: {code}").into());
+    }
+    let e = parse_exposition(&body).map_err(|m| format!("{m}\n{body}"))?;
+    let check = |name: &str, with: &[(&str, &str)], want: &serde_json::Value| -> Result<(), Failed> {
+        let got = e.value(name, with)?;
+        let want = want.as_f64().ok_or_else(|| format!("{want} is not a number ({name})"))?;
+        if got != want {
+            return Err(format!("{name}{with:?} = {got}, ferrovs-ctl says {want}").into());
+        }
+        Ok(())
+    };
+    let mut rx_total = 0.0;
+    for b in show["bridges"].as_array().ok_or("no bridges")? {
+        let bridge = b["name"].as_str().ok_or("bridge name")?;
+        for p in b["ports"].as_array().ok_or("no ports")? {
+            let port = p["name"].as_str().ok_or("port name")?;
+            let l = [("bridge", bridge), ("port", port)];
+            rx_total += p["rx_packets"].as_f64().unwrap_or(0.0);
+            check("ferrovs_port_rx_packets_total", &l, &p["rx_packets"])?;
+            check("ferrovs_port_rx_bytes_total", &l, &p["rx_bytes"])?;
+            check("ferrovs_port_tx_packets_total", &l, &p["tx_packets"])?;
+            check("ferrovs_port_tx_bytes_total", &l, &p["tx_bytes"])?;
+            for reason in ["tx_full", "no_rule", "action", "malformed", "unsupported", "no_mbuf"] {
+                let with = [l[0], l[1], ("reason", reason)];
+                check("ferrovs_port_drops_total", &with, &p[&format!("drop_{reason}")])?;
+            }
+        }
+    }
+    if rx_total != n_in || e.value("ferrovs_port_drops_total", &[("port", "in"), ("reason", "malformed")])? == 0.0 {
+        return Err(format!("the replay did not move the counters as expected:\n{body}").into());
+    }
+    for p in stats["pmds"].as_array().ok_or("no pmds")? {
+        let pmd = p["pmd"].to_string();
+        let l = [("pmd", pmd.as_str())];
+        check("ferrovs_pmd_packets_total", &l, &p["packets"])?;
+        check("ferrovs_pmd_upcalls_total", &l, &p["upcalls_sent"])?;
+        check("ferrovs_pmd_megaflows", &l, &p["megaflows"])?;
+        check("ferrovs_pmd_masks", &l, &p["masks"])?;
+        for (level, field) in [("emc", "emc_hits"), ("signature", "signature_hits"), ("megaflow", "megaflow_hits")] {
+            check("ferrovs_pmd_lookups_total", &[l[0], ("level", level)], &p[field])?;
+        }
+        check("ferrovs_pmd_lookups_total", &[l[0], ("level", "miss")], &p["misses"])?;
+        for reason in ["upcall_queue_full", "park_full", "park_timeout", "bad_output"] {
+            check("ferrovs_pmd_drops_total", &[l[0], ("reason", reason)], &p[&format!("drop_{reason}")])?;
+        }
+    }
+    let sp = &stats["slow_path"];
+    check("ferrovs_slow_path_upcalls_handled_total", &[], &sp["upcalls_handled"])?;
+    check("ferrovs_slow_path_installs_total", &[], &sp["state"]["installs"])?;
+    check("ferrovs_slow_path_rule_changes_total", &[], &sp["state"]["rule_changes"])?;
+    check("ferrovs_slow_path_mac_events_total", &[("event", "learned")], &sp["state"]["mac_learned"])?;
+    if sp["upcalls_handled"].as_u64().unwrap_or(0) == 0 {
+        return Err(format!("no upcalls for a new capture: {sp}").into());
+    }
+    // The histogram: cumulative buckets with increasing bounds ending at +Inf, whose
+    // count is the handled upcalls.
+    let h = "ferrovs_slow_path_upcall_duration_seconds";
+    if e.types.get(h).map(String::as_str) != Some("histogram") {
+        return Err(format!("{h} is not declared a histogram").into());
+    }
+    let mut buckets: Vec<(f64, f64)> = e
+        .samples
+        .iter()
+        .filter(|s| s.name == format!("{h}_bucket"))
+        .map(|s| Ok((s.labels.get("le").ok_or("bucket without le")?.parse::<f64>().map_err(|_| "bad le")?, s.value)))
+        .collect::<Result<_, &str>>()?;
+    buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let monotone = buckets.windows(2).all(|w| w[0].1 <= w[1].1);
+    let count = e.value(&format!("{h}_count"), &[])?;
+    let last = buckets.last().copied().unwrap_or_default();
+    if buckets.len() < 2 || !monotone || last != (f64::INFINITY, count) || e.value(&format!("{h}_sum"), &[])? <= 0.0 {
+        return Err(format!("bad upcall histogram {buckets:?} count {count}").into());
+    }
+    check(&format!("{h}_count"), &[], &sp["upcalls_handled"])
+}
+
+/// `[eal] file_prefix`: DPDK's runtime directory is `RUNTIME_DIRECTORY/dpdk/PREFIX`
+/// (the test points RUNTIME_DIRECTORY at its own directory, as systemd does for the
+/// service), and the stock `dpdk-telemetry.py -f PREFIX` reads ferrovs's commands there.
+pub fn dpdk_telemetry_with_file_prefix() -> Result<(), Failed> {
+    let dir = TempDir::new();
+    let run_dir = dir.join("run");
+    std::fs::create_dir_all(&run_dir)?;
+    let run = run_dir.to_str().ok_or("utf8 path")?.to_string();
+    let prefix = unique("fvt");
+    let config = format!(
+        "{}{}",
+        preamble().replace("[eal]\n", &format!("[eal]\nfile_prefix = \"{prefix}\"\n")),
+        crate::ports_ok()
+    );
+    let d = Daemon::start_in_with_env(dir, &config, &[("RUNTIME_DIRECTORY", &run)]);
+    let socket = run_dir.join("dpdk").join(&prefix).join("dpdk_telemetry.v2");
+    if !wait_until(Duration::from_secs(10), || socket.exists()) {
+        return Err(format!("no telemetry socket at {}:\n{}", socket.display(), d.log_text()).into());
+    }
+    // The first publication is made before the daemon answers `show`, so every command
+    // has numbers to return.
+    let commands =
+        ["/ferrovs/pmd_stats", "/ferrovs/ports", "/ferrovs/flows", "/ferrovs/pmd_stats,0", "/ferrovs/ports,a"];
+    let mut child = Command::new("dpdk-telemetry.py")
+        .args(["-f", &prefix])
+        .env("RUNTIME_DIRECTORY", &run)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("dpdk-telemetry.py cannot run ({e}); deploy/setup.sh installs dpdk-dev"))?;
+    child.stdin.take().ok_or("stdin")?.write_all(format!("{}\n", commands.join("\n")).as_bytes())?;
+    let out = child.wait_with_output()?;
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let replies: Vec<serde_json::Value> = text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    if !out.status.success() || replies.len() != commands.len() {
+        return Err(format!(
+            "dpdk-telemetry.py: {} JSON replies to {} commands:\n{text}{}",
+            replies.len(),
+            commands.len(),
+            String::from_utf8_lossy(&out.stderr)
+        )
+        .into());
+    }
+    // A reply is keyed by the command without its parameter.
+    let reply = |i: usize| &replies[i][commands[i].split(',').next().unwrap_or_default()];
+    let keys = |v: &serde_json::Value, want: &[&str]| -> Result<(), Failed> {
+        for k in want {
+            if v.get(k).is_none() {
+                return Err(format!("no {k:?} in {v}").into());
+            }
+        }
+        Ok(())
+    };
+    if reply(0) != &serde_json::json!([0]) {
+        return Err(format!("/ferrovs/pmd_stats: {}, want the one PMD index", reply(0)).into());
+    }
+    if reply(1) != &serde_json::json!(["a", "b"]) {
+        return Err(format!("/ferrovs/ports: {}, want the port names", reply(1)).into());
+    }
+    keys(reply(2), &["megaflows_per_pmd", "masks_per_pmd", "upcalls", "installs", "revalidated", "rule_changes"])?;
+    keys(reply(3), &["pmd", "core", "packets", "busy_cycles", "emc_hits", "misses", "megaflows", "masks"])?;
+    keys(reply(4), &["name", "number", "rx_packets", "tx_packets", "drop_no_rule", "drop_tx_full"])?;
+    if reply(4)["number"] != 1 {
+        return Err(format!("/ferrovs/ports,a: {}", reply(4)).into());
+    }
+    drop(d.stop());
+    Ok(())
+}
+
+/// `deploy/hugepages.sh` applies `ferrovsd --print-hugepages`: each node's count lands
+/// in that node's `nr_hugepages` (a scratch sysfs tree stands in for /sys), a size the
+/// machine lacks fails naming it, and a config without `[hugepages]` changes nothing.
+pub fn hugepages_script_applies_the_plan() -> Result<(), Failed> {
+    let dir = TempDir::new();
+    let sys = dir.join("sys");
+    let nr = |node: usize| sys.join(format!("devices/system/node/node{node}/hugepages/hugepages-2048kB/nr_hugepages"));
+    for node in 0..3 {
+        std::fs::create_dir_all(nr(node).parent().ok_or("parent")?)?;
+        std::fs::write(nr(node), "9\n")?;
+    }
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/hugepages.sh");
+    let run = |section: &str| -> Result<(bool, String), Failed> {
+        let cfg = dir.join("hp.toml");
+        std::fs::write(&cfg, format!("{section}\n{}", crate::ports_ok()))?;
+        let out = Command::new(&script)
+            .arg(&cfg)
+            .env("FERROVSD", ferrovs_e2e::bin("ferrovsd"))
+            .env("FERROVS_SYSFS", &sys)
+            .env_remove("INVOCATION_ID")
+            .output()?;
+        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        Ok((out.status.success(), text))
+    };
+    let counts = || -> Result<Vec<String>, Failed> {
+        (0..3).map(|n| Ok(std::fs::read_to_string(nr(n))?.trim().to_string())).collect()
+    };
+    let (ok, text) = run("")?;
+    if !ok || counts()? != ["9", "9", "9"] {
+        return Err(format!("no [hugepages] changed something ({ok}): {text} {:?}", counts()?).into());
+    }
+    let (ok, text) = run("[hugepages]\nsize = \"2M\"\npages_per_node = [3, 0, 7]")?;
+    if !ok || counts()? != ["3", "0", "7"] {
+        return Err(format!("per-node plan not applied ({ok}): {text} {:?}", counts()?).into());
+    }
+    let (ok, text) = run("[hugepages]\nsize = \"2M\"\npages = 5")?;
+    if !ok || counts()? != ["5", "0", "7"] {
+        return Err(format!("`pages` is not node 0's count ({ok}): {text} {:?}", counts()?).into());
+    }
+    let (ok, text) = run("[hugepages]\nsize = \"1G\"\npages = 1")?;
+    if ok || !text.contains("1048576") {
+        return Err(format!("a missing page size was not reported ({ok}): {text}").into());
+    }
+    let (ok, text) = run("[hugepages]\nsize = \"3M\"\npages = 1")?;
+    if ok || !text.contains("hugepages.size") {
+        return Err(format!("a bad config was not refused with its key ({ok}): {text}").into());
+    }
     Ok(())
 }

@@ -105,7 +105,7 @@ fn defaults() {
 fn unknown_keys_and_wrong_types() {
     assert_eq!(
             err("[eal]\nbogus = 1\n"),
-            (2, 1, "eal.bogus".into(), "unknown field `bogus`, expected one of `memory_mb`, `hugepages`, `main_lcore`, `log_level`, `extra_args`, `no_pci`".into())
+            (2, 1, "eal.bogus".into(), "unknown field `bogus`, expected one of `memory_mb`, `hugepages`, `main_lcore`, `log_level`, `extra_args`, `no_pci`, `file_prefix`".into())
         );
     assert_eq!(err("[pmd]\ncores = 1\n").0..=err("[pmd]\ncores = 1\n").1, 2..=9);
     let e = err(&format!("{PORTS}\n[[bridge.port]]\nname = \"p3\"\nnumber = \"x\"\ndevargs = \"net_null2\"\n"));
@@ -417,5 +417,34 @@ fn truncated_configs_never_panic() {
         for (i, _) in text.char_indices() {
             let _ = Config::from_str(&text[..i], std::env::temp_dir());
         }
+    }
+}
+
+#[test]
+fn metrics_listen_is_an_address_and_port() {
+    assert_eq!(load(PORTS).unwrap().metrics.listen, None, "off by default");
+    let c = load(&format!("[metrics]\nlisten = \"127.0.0.1:9477\"\n{PORTS}")).unwrap();
+    assert_eq!(c.metrics.listen, Some("127.0.0.1:9477".parse().unwrap()));
+    let c = load(&format!("[metrics]\nlisten = \"[::1]:9100\"\n{PORTS}")).unwrap();
+    assert_eq!(c.metrics.listen.map(|a| a.port()), Some(9100));
+    for (bad, word) in [("localhost:9477", "ADDRESS:PORT"), ("127.0.0.1", "ADDRESS:PORT"), ("127.0.0.1:0", "port 0")] {
+        let (line, col, key, msg) = err(&format!("[metrics]\nlisten = \"{bad}\"\n{PORTS}"));
+        assert_eq!((line, col, key.as_str()), (2, 10, "metrics.listen"), "{bad}");
+        assert!(msg.contains(word), "{bad}: {msg}");
+    }
+    let (line, _, key, _) = err(&format!("[metrics]\nport = 9477\n{PORTS}"));
+    assert_eq!((line, key.as_str()), (2, "metrics.port"));
+}
+
+#[test]
+fn file_prefix_reaches_the_eal_arguments() {
+    let c = load(PORTS).unwrap();
+    assert_eq!(c.eal.file_prefix, None);
+    assert!(!c.eal_args().iter().any(|a| a.starts_with("--file-prefix")), "none by default");
+    let c = load(&format!("[eal]\nfile_prefix = \"fvs-test.1\"\n{PORTS}")).unwrap();
+    assert_eq!(c.eal_args().iter().filter(|a| *a == "--file-prefix=fvs-test.1").count(), 1);
+    for bad in ["", "a/b", ".hidden", "sp ace", &"x".repeat(65)] {
+        let (line, col, key, _) = err(&format!("[eal]\nfile_prefix = \"{bad}\"\n{PORTS}"));
+        assert_eq!((line, col, key.as_str()), (2, 15, "eal.file_prefix"), "{bad:?}");
     }
 }

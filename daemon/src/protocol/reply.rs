@@ -179,9 +179,26 @@ pub struct SlowPathInfo {
     pub upcalls_handled: u64,
     pub upcall_us_avg: f64,
     pub upcall_us_max: f64,
+    /// How long upcalls took, bucketed. (Boxed: it keeps `Reply` small; the JSON is the
+    /// same.)
+    pub upcall_latency: Box<LatencyHistogram>,
     /// Commands a stuck PMD did not take.
     pub commands_undelivered: u64,
     pub state: SlowPathCounters,
+}
+
+/// A histogram of durations with fixed buckets.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LatencyHistogram {
+    /// Upper bound of each bucket in microseconds, increasing.
+    pub bounds_us: Vec<f64>,
+    /// Events per bucket (not cumulative): `counts[i]` took more than `bounds_us[i-1]`
+    /// and at most `bounds_us[i]`; the last entry, one past `bounds_us`, took longer
+    /// than every bound.
+    pub counts: Vec<u64>,
+    /// All the durations added up, in microseconds.
+    pub sum_us: f64,
 }
 
 /// The slow-path state machine's counters (refreshed about once a second).

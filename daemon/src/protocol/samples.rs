@@ -80,6 +80,11 @@ pub(crate) fn pmd_stats() -> PmdStatsReply {
             upcalls_handled: 118,
             upcall_us_avg: 3.5,
             upcall_us_max: 41.5,
+            upcall_latency: Box::new(LatencyHistogram {
+                bounds_us: vec![5.0, 50.0],
+                counts: vec![100, 17, 1],
+                sum_us: 413.0,
+            }),
             commands_undelivered: 6,
             state: SlowPathCounters {
                 upcalls: 118,

@@ -1,51 +1,28 @@
 #![forbid(unsafe_code)]
 //! ferrovs-ctl: talks to a running ferrovsd over its control socket.
 
-use std::path::PathBuf;
+mod cli;
+
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::Parser;
+use cli::{Cli, Cmd, Shell};
 use ferrovs_daemon::control;
 use ferrovs_daemon::protocol::Request;
 
-#[derive(Parser)]
-#[command(name = "ferrovs-ctl", version, about = "Control a running ferrovsd")]
-struct Cli {
-    /// Control socket of the daemon.
-    #[arg(long, short = 's', default_value = ferrovs_config::DEFAULT_CONTROL_SOCKET, env = "FERROVS_SOCKET")]
-    socket: PathBuf,
-    /// Print the daemon's reply as JSON (one object, tagged `"cmd"`) instead of text.
-    #[arg(long)]
-    json: bool,
-    #[command(subcommand)]
-    cmd: Cmd,
+/// The completion script build.rs rendered for `shell`.
+fn completion_script(shell: Shell) -> &'static str {
+    match shell {
+        Shell::Bash => include_str!(concat!(env!("OUT_DIR"), "/completion.bash")),
+        Shell::Zsh => include_str!(concat!(env!("OUT_DIR"), "/completion.zsh")),
+        Shell::Fish => include_str!(concat!(env!("OUT_DIR"), "/completion.fish")),
+        Shell::Elvish => include_str!(concat!(env!("OUT_DIR"), "/completion.elvish")),
+        Shell::Powershell => include_str!(concat!(env!("OUT_DIR"), "/completion.powershell")),
+    }
 }
 
-#[derive(Subcommand)]
-enum Cmd {
-    /// Bridges, ports, link state and counters.
-    Show,
-    /// Per-PMD statistics: packets, cycles per packet, busy/idle, cache hits.
-    PmdStatsShow,
-    /// Reset the PMD statistics.
-    PmdStatsClear,
-    /// Stop ferrovsd cleanly.
-    Stop,
-    /// Add a rule (ovs-ofctl syntax), e.g. `add-flow br0 "tcp,tp_dst=80,actions=output:2"`.
-    AddFlow { bridge: String, flow: String },
-    /// Add every rule of FILE (one per line, `#` comments) as one atomic change.
-    AddFlows { bridge: String, file: PathBuf },
-    /// Delete the rules that match MATCH (all rules without it).
-    DelFlows { bridge: String, r#match: Option<String> },
-    /// The rules of a bridge with their counters.
-    DumpFlows { bridge: String },
-    /// The megaflows installed in the PMDs.
-    DumpDpFlows,
-    /// Trace a packet described in ovs-ofctl syntax through a bridge's tables.
-    Trace { bridge: String, packet: String },
-    /// Re-read the config file and replace every bridge's rules with its rules (also SIGHUP).
-    Reload,
-}
+/// The man page build.rs rendered.
+const MAN_PAGE: &str = include_str!(concat!(env!("OUT_DIR"), "/ferrovs-ctl.1"));
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -67,6 +44,14 @@ fn main() -> ExitCode {
         Cmd::DumpDpFlows => Request::DumpDpFlows,
         Cmd::Trace { bridge, packet } => Request::Trace { bridge, packet },
         Cmd::Reload => Request::Reload,
+        Cmd::Completions { shell } => {
+            print!("{}", completion_script(shell));
+            return ExitCode::SUCCESS;
+        }
+        Cmd::Man => {
+            print!("{MAN_PAGE}");
+            return ExitCode::SUCCESS;
+        }
     };
     let reply = match control::request(&cli.socket, &req) {
         Ok(r) => r,

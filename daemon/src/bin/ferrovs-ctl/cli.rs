@@ -1,0 +1,95 @@
+// ferrovs-ctl's command line. Shared with daemon/build.rs, which renders the shell
+// completions and the man page from these definitions at build time, so this file uses
+// only clap, std and ferrovs_config (and no inner attributes: build.rs `include!`s it).
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+#[derive(Parser)]
+#[command(
+    name = "ferrovs-ctl",
+    version,
+    about = "Control a running ferrovsd",
+    long_about = "Control a running ferrovsd (the ferrovs userspace virtual switch) over its control socket: \
+                  show ports and PMD statistics, add, delete and dump OpenFlow-lite rules, trace packets, \
+                  reload the configuration, stop the daemon.",
+    after_help = "Exit status: 0 on success; 1 when the daemon cannot be reached or refuses the request \
+                  (the reason is printed on standard error)."
+)]
+pub struct Cli {
+    /// Control socket of the daemon (the config's `[control]` socket).
+    #[arg(long, short = 's', value_name = "PATH", default_value = ferrovs_config::DEFAULT_CONTROL_SOCKET, env = "FERROVS_SOCKET")]
+    pub socket: PathBuf,
+    /// Print the daemon's reply as JSON (one object, tagged `"cmd"`) instead of text.
+    #[arg(long)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+pub enum Cmd {
+    /// Bridges, ports, link state and counters.
+    Show,
+    /// Per-PMD statistics: packets, cycles per packet, busy/idle, cache hits.
+    PmdStatsShow,
+    /// Reset the PMD statistics.
+    PmdStatsClear,
+    /// Stop ferrovsd cleanly.
+    Stop,
+    /// Add a rule (ovs-ofctl syntax), e.g. `add-flow br0 "tcp,tp_dst=80,actions=output:2"`.
+    AddFlow {
+        /// The bridge to add the rule to.
+        bridge: String,
+        /// The rule: `[table=T,][priority=P,]MATCH,actions=ACTIONS`, as for ovs-ofctl add-flow.
+        flow: String,
+    },
+    /// Add every rule of FILE (one per line, `#` comments) as one atomic change.
+    AddFlows {
+        /// The bridge to add the rules to.
+        bridge: String,
+        /// File of rules, one per line in ovs-ofctl syntax (read by ferrovs-ctl).
+        file: PathBuf,
+    },
+    /// Delete the rules that match MATCH (all rules without it).
+    DelFlows {
+        /// The bridge to delete rules from.
+        bridge: String,
+        /// Match fields in ovs-ofctl syntax; every rule that matches at least these is deleted.
+        r#match: Option<String>,
+    },
+    /// The rules of a bridge with their counters.
+    DumpFlows {
+        /// The bridge whose rules to print.
+        bridge: String,
+    },
+    /// The megaflows installed in the PMDs.
+    DumpDpFlows,
+    /// Trace a packet described in ovs-ofctl syntax through a bridge's tables.
+    Trace {
+        /// The bridge whose tables the packet goes through.
+        bridge: String,
+        /// The packet's fields, e.g. `in_port=1,tcp,nw_dst=10.0.0.1,tp_dst=80`.
+        packet: String,
+    },
+    /// Re-read the config file and replace every bridge's rules with its rules (also SIGHUP).
+    Reload,
+    /// Print a shell completion script to standard output (needs no daemon).
+    Completions {
+        /// The shell to complete for.
+        shell: Shell,
+    },
+    /// Print this program's manual page (roff, section 1) to standard output (needs no daemon).
+    Man,
+}
+
+/// Shells with a completion script (build.rs writes each to `completion.NAME` in OUT_DIR).
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Shell {
+    Bash,
+    Zsh,
+    Fish,
+    Elvish,
+    Powershell,
+}
