@@ -17,6 +17,7 @@ mod error;
 mod flow_parse;
 mod flow_syntax;
 mod match_parse;
+pub mod openflow;
 mod rule_error;
 pub mod rules;
 mod schema;
