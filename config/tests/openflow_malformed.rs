@@ -199,3 +199,20 @@ fn truncated_and_corrupted_captures_never_panic() {
     }
     assert!(n > 10_000, "only {n} inputs tried");
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: 20_000, ..Default::default() })]
+
+    /// Random bodies under every message type of both versions: decode returns.
+    #[test]
+    fn random_bodies_never_panic(
+        version in proptest::sample::select(vec![1u8, 4]),
+        t in 0u8..32,
+        body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200),
+    ) {
+        let m = header(version, t, &body);
+        if let Ok((decoded, _)) = openflow::decode(&m) {
+            let _ = openflow::encode(&decoded);
+        }
+    }
+}

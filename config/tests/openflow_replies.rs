@@ -1,5 +1,5 @@
 //! The switch side: replies and asynchronous messages the connection layer will send.
-//! Their encodings are pinned in `openflow_golden/replies.hex`, each line checked once
+//! Their encodings are pinned in `openflow_golden/switch_replies.txt`, each line checked once
 //! with `ovs-ofctl ofp-print` (its output is stored above the line), so what we send
 //! is what OVS's own parser accepts.
 
@@ -27,7 +27,13 @@ fn port(v: Version) -> Port {
 }
 
 fn tcp443() -> Match {
-    Match { fields: vec![MatchField::exact(Field::EthType, 0x0800), MatchField::exact(Field::IpProto, 6), MatchField::exact(Field::TcpDst, 443)] }
+    Match {
+        fields: vec![
+            MatchField::exact(Field::EthType, 0x0800),
+            MatchField::exact(Field::IpProto, 6),
+            MatchField::exact(Field::TcpDst, 443),
+        ],
+    }
 }
 
 fn flow(nicira: bool) -> FlowStats {
@@ -53,7 +59,7 @@ fn reply(body: MpReply) -> Body {
     Body::MultipartReply(MultipartReply { more: false, body })
 }
 
-/// Every reply kind, named as in `replies.hex`.
+/// Every reply kind, named as in `switch_replies.txt`.
 fn replies() -> Vec<(&'static str, Message)> {
     use Version::*;
     let m = |version, body| Message { version, xid: 7, body };
@@ -134,18 +140,16 @@ fn replies() -> Vec<(&'static str, Message)> {
             "of13_group_desc_reply",
             m(
                 Of13,
-                reply(
-                    MpReply::GroupDesc(vec![GroupDesc {
-                        group_type: GroupType::Select,
-                        group_id: 7,
-                        buckets: vec![Bucket {
-                            weight: 10,
-                            watch_port: OFPP_ANY,
-                            watch_group: OFPG_ANY,
-                            actions: vec![Action::Output { port: 1, max_len: 0 }],
-                        }],
-                    }]),
-                ),
+                reply(MpReply::GroupDesc(vec![GroupDesc {
+                    group_type: GroupType::Select,
+                    group_id: 7,
+                    buckets: vec![Bucket {
+                        weight: 10,
+                        watch_port: OFPP_ANY,
+                        watch_group: OFPG_ANY,
+                        actions: vec![Action::Output { port: 1, max_len: 0 }],
+                    }],
+                }])),
             ),
         ),
         ("of10_packet_in", m(Of10, Body::PacketIn(packet_in(Of10)))),
@@ -170,14 +174,15 @@ fn replies() -> Vec<(&'static str, Message)> {
 }
 
 fn golden() -> Vec<(String, Vec<u8>)> {
-    let path = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/openflow_golden/replies.hex");
+    let path = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/openflow_golden/switch_replies.txt");
     std::fs::read_to_string(path)
-        .expect("replies.hex")
+        .expect("switch_replies.txt")
         .lines()
         .filter(|l| !l.starts_with('#'))
         .map(|l| {
             let (name, hex) = l.split_once(' ').expect("NAME HEX");
-            let bytes = (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(&hex[i..i + 2], 16).expect("hex")).collect();
+            let bytes =
+                (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(&hex[i..i + 2], 16).expect("hex")).collect();
             (name.to_owned(), bytes)
         })
         .collect()

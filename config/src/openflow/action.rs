@@ -14,7 +14,7 @@
 use super::Version;
 use super::error::{EncodeError, OfpError, len16};
 use super::field::{Dialect, Field, Header, MatchField, decode_tlv, encode_tlv};
-use super::port::{port_from_of10, port_to_of10, read_port, write_port};
+use super::port::{port_from_of10, port_to_of10, write_port};
 use super::wire::{Reader, Writer};
 
 /// Nicira's vendor id, in actions, messages and statistics.
@@ -125,7 +125,7 @@ fn read_slice_header(r: &mut Reader) -> Result<Field, OfpError> {
 
 fn check_slice(s: FieldSlice) -> Result<FieldSlice, OfpError> {
     let width = s.field.header(NX_SLICE_DIALECT).len as u16 * 8;
-    if s.n_bits == 0 || s.ofs + s.n_bits > width {
+    if s.n_bits == 0 || u32::from(s.ofs) + u32::from(s.n_bits) > u32::from(width) {
         return Err(OfpError::BadSetLen);
     }
     Ok(s)
@@ -149,7 +149,7 @@ pub(crate) fn decode_actions(r: &mut Reader, v: Version) -> Result<Vec<Action>, 
         let mut peek = r.clone();
         peek.skip(2)?;
         let len = peek.u16()? as usize;
-        if len < 8 || len % 8 != 0 || len > r.remaining() {
+        if len < 8 || !len.is_multiple_of(8) || len > r.remaining() {
             return Err(OfpError::BadActionLen);
         }
         let mut a = r.sub(len, OfpError::BadActionLen)?;
@@ -497,7 +497,11 @@ fn encode_action(w: &mut Writer, action: &Action, v: Version) -> Result<(), Enco
     Ok(())
 }
 
+/// `s` if it lies within its field and its width fits the 6-bit `n_bits - 1`.
 fn checked(s: FieldSlice) -> Result<FieldSlice, EncodeError> {
+    if s.n_bits > 64 {
+        return Err(EncodeError::Invalid("field slice wider than 64 bits"));
+    }
     check_slice(s).map_err(|_| EncodeError::Invalid("field slice out of the field"))
 }
 
@@ -531,7 +535,7 @@ pub(crate) fn decode_instructions(r: &mut Reader) -> Result<Vec<Instruction>, Of
         let mut peek = r.clone();
         peek.skip(2).map_err(|_| OfpError::BadInstructionLen)?;
         let len = peek.u16().map_err(|_| OfpError::BadInstructionLen)? as usize;
-        if len < 8 || len % 8 != 0 || len > r.remaining() {
+        if len < 8 || !len.is_multiple_of(8) || len > r.remaining() {
             return Err(OfpError::BadInstructionLen);
         }
         let mut i = r.sub(len, OfpError::BadInstructionLen)?;
@@ -617,9 +621,4 @@ pub(crate) fn instructions_to_actions(list: &[Instruction]) -> Result<&[Action],
         [Instruction::ApplyActions(a)] if !a.is_empty() => Ok(a),
         _ => Err(EncodeError::Unsupported("instructions other than one non-empty apply_actions", Version::Of10)),
     }
-}
-
-/// Reads a port number field of an action or request in `v` (used by packet-out).
-pub(crate) fn read_port_field(r: &mut Reader, v: Version) -> Result<u32, OfpError> {
-    read_port(r, v)
 }

@@ -401,9 +401,10 @@ pub struct FlowStats {
     pub hard_timeout: u16,
     /// 1.3 only (0 otherwise).
     pub flags: u16,
-    /// Nicira only (0 otherwise): seconds since last hit / since added or modified.
+    /// Nicira only (0 otherwise): seconds since the last hit, plus one (0: unknown);
+    /// `ovs-ofctl` prints this minus one as `idle_age`.
     pub idle_age: u16,
-    /// Nicira only (0 otherwise).
+    /// Nicira only (0 otherwise): seconds since added or modified, plus one (0: unknown).
     pub hard_age: u16,
     pub cookie: u64,
     pub packet_count: u64,

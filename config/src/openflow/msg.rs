@@ -1,12 +1,12 @@
 //! The message envelope: header framing, the [`Body`] of every message type, and the
 //! per-version dispatch between wire type numbers and bodies.
 
-use super::action::{Action, NX_VENDOR_ID, decode_actions, encode_actions, read_port_field};
+use super::action::{Action, NX_VENDOR_ID, decode_actions, encode_actions};
 use super::error::{DecodeError, EncodeError, OfpError, len16};
 use super::field::{Field, Match, MatchField, decode_oxm_match, encode_oxm_match};
 use super::flow::{FlowMod, FlowRemoved, Format};
 use super::multipart::{Bucket, GroupType, MultipartReply, MultipartRequest, decode_buckets, encode_buckets};
-use super::port::{Port, PortMod, PortStatus, port_len, write_port};
+use super::port::{Port, PortMod, PortStatus, port_len, read_port, write_port};
 use super::wire::{Reader, Writer};
 
 /// An OpenFlow version this codec speaks.
@@ -341,13 +341,12 @@ fn decode_hello(r: &mut Reader, version: u8) -> Result<Hello, OfpError> {
 
 fn decode_body(r: &mut Reader, v: Version, t: u8) -> Result<Body, OfpError> {
     use Version::*;
-    let empty = |body: Body| Ok(body);
     Ok(match (v, t) {
         (_, ty::ERROR) => Body::Error(ErrorMsg { err_type: r.u16()?, code: r.u16()?, data: r.rest().to_vec() }),
         (_, ty::ECHO_REQUEST) => Body::EchoRequest(r.rest().to_vec()),
         (_, ty::ECHO_REPLY) => Body::EchoReply(r.rest().to_vec()),
         (_, ty::VENDOR) => decode_vendor(r, v)?,
-        (_, ty::FEATURES_REQUEST) => empty(Body::FeaturesRequest)?,
+        (_, ty::FEATURES_REQUEST) => Body::FeaturesRequest,
         (_, ty::FEATURES_REPLY) => {
             let mut f =
                 FeaturesReply { datapath_id: r.u64()?, n_buffers: r.u32()?, n_tables: r.u8()?, ..Default::default() };
@@ -377,7 +376,7 @@ fn decode_body(r: &mut Reader, v: Version, t: u8) -> Result<Body, OfpError> {
         (_, ty::PORT_STATUS) => Body::PortStatus(PortStatus::decode(r, v)?),
         (_, ty::PACKET_OUT) => {
             let buffer_id = r.u32()?;
-            let in_port = read_port_field(r, v)?;
+            let in_port = read_port(r, v)?;
             let actions_len = r.u16()? as usize;
             if v == Of13 {
                 r.skip(6)?;
@@ -439,7 +438,7 @@ fn decode_packet_in(r: &mut Reader, v: Version) -> Result<PacketIn, OfpError> {
     let total_len = r.u16()?;
     let (reason, table_id, cookie, matches);
     if v == Version::Of10 {
-        let in_port = read_port_field(r, v)?;
+        let in_port = read_port(r, v)?;
         reason = r.u8()?;
         r.skip(1)?;
         (table_id, cookie) = (0, 0);

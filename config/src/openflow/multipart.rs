@@ -187,7 +187,7 @@ pub(crate) fn decode_buckets(r: &mut Reader) -> Result<Vec<Bucket>, OfpError> {
     let mut out = Vec::new();
     while !r.is_empty() {
         let len = r.u16().map_err(|_| OfpError::GroupModBadBucket)? as usize;
-        if len < 16 || len % 8 != 0 {
+        if len < 16 || !len.is_multiple_of(8) {
             return Err(OfpError::GroupModBadBucket);
         }
         let mut b = r.sub(len - 2, OfpError::GroupModBadBucket)?;
@@ -557,7 +557,7 @@ fn encode_port_stats(w: &mut Writer, p: &PortStats, v: Version) -> Result<(), En
 
 fn decode_group_stats(r: &mut Reader) -> Result<GroupStats, OfpError> {
     let len = r.u16()? as usize;
-    if len < 40 || (len - 40) % 16 != 0 {
+    if len < 40 || !(len - 40).is_multiple_of(16) {
         return Err(OfpError::BadLen);
     }
     let mut e = r.sub(len - 2, OfpError::BadLen)?;
