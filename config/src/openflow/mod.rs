@@ -84,8 +84,10 @@
 //! rejected), and a 1.3 table-features reply must carry, per table, the eight required
 //! properties (instructions, next tables, write/apply actions, match, wildcards,
 //! write/apply set-field), else `ovs-ofctl` gives up. `tests/openflow_replies.rs` pins
-//! replies that `ovs-ofctl ofp-print` accepts. `ovs-ofctl` never sent SET_CONFIG, ROLE,
-//! ECHO or NXT_SET_PACKET_IN_FORMAT in these captures (controllers do).
+//! replies that `ovs-ofctl ofp-print` accepts. `ovs-ofctl` never sent ROLE or ECHO in
+//! these captures (controllers do). `monitor` asks for `NXT_PACKET_IN2` packet-ins,
+//! which this codec cannot encode: the connection layer should refuse that format with
+//! an error (OVS's `monitor` then keeps standard packet-ins) or the encoder needs it.
 //!
 //! # Not covered
 //!

@@ -7,13 +7,19 @@ here=$(cd "$(dirname "$0")" && pwd)
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/ofcapture.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 sock=$tmp/switch.sock
+# ovs-ofctl monitor creates a control socket there.
+OVS_RUNDIR=$tmp
+export OVS_RUNDIR
 
-cap() { # NAME VERSION [--strict] SUBCOMMAND ARGS... (the target goes after the subcommand)
+cap() { # NAME VERSION [--OPTION...] SUBCOMMAND ARGS... (the target goes after the subcommand)
     name=$1 version=$2
     shift 2
     opts=""
     if [ "$version" = 4 ]; then opts="-O OpenFlow13"; fi
-    if [ "$1" = --strict ]; then opts="$opts --strict"; shift; fi
+    while [ "${1#--}" != "$1" ]; do
+        opts="$opts $1"
+        shift
+    done
     sub=$1
     shift
     # shellcheck disable=SC2086 # $opts is a word list
@@ -51,6 +57,9 @@ cap of10_dump_ports 1 dump-ports
 cap of10_dump_ports_desc 1 dump-ports-desc
 cap of10_dump_tables 1 dump-tables
 cap of10_mod_port_down 1 mod-port p1 down
+cap of10_dump_desc 1 dump-desc
+# monitor runs until --timeout's alarm (exit status -14).
+cap of10_monitor 1 --timeout=2 monitor 65534
 cap of10_packet_out 1 packet-out 'in_port=1 packet=ffffffffffff020000000001080600010800060400010200000000010a0000010000000000000a000002 actions=output:2'
 
 of13 of13_add_flow_basic add-flow "$flow_basic"
@@ -73,6 +82,8 @@ of13 of13_dump_ports dump-ports
 of13 of13_dump_ports_desc dump-ports-desc
 of13 of13_dump_tables dump-tables
 of13 of13_mod_port_down mod-port p1 down
+of13 of13_dump_desc dump-desc
+of13 of13_monitor --timeout=2 monitor 65534
 of13 of13_packet_out packet-out 'in_port=1 packet=ffffffffffff020000000001080600010800060400010200000000010a0000010000000000000a000002 actions=output:2'
 of13 of13_add_group_select add-group 'group_id=7,type=select,bucket=weight:10,output:1,bucket=weight:20,output:2'
 of13 of13_add_group_all add-group 'group_id=8,type=all,bucket=output:1,bucket=mod_vlan_vid:5,output:2'

@@ -11,6 +11,7 @@ connection (ovs-ofctl may connect more than once). The switch has one port (numb
 name p1). Replies are minimal: enough for ovs-ofctl to finish its work.
 """
 import os
+import re
 import socket
 import struct
 import subprocess
@@ -131,7 +132,7 @@ def main():
         f.write("# command: %s\n" % printable)
         f.write("# exit: %d\n" % proc.returncode)
         for line in proc.stderr.strip().splitlines():
-            f.write("# stderr: %s\n" % line)
+            f.write("# stderr: %s\n" % re.sub(r"^[0-9TZ:.-]+\|[0-9]+\|", "", line))
         for i, out in enumerate(conns):
             f.write("# connection %d\n" % (i + 1))
             for m in out:
