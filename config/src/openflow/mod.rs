@@ -64,6 +64,8 @@
 //! | `show` | `FEATURES_REQUEST` (the 1.0 reply lists the ports) \| `GET_CONFIG_REQUEST` |
 //! | `dump-ports` / `dump-ports-desc` / `dump-tables` | `OFPST_PORT(ANY)` / `OFPST_PORT_DESC` (type 13, an OVS extension in 1.0) / `OFPST_TABLE` |
 //! | `mod-port P down` | `FEATURES_REQUEST` (port number and MAC) \| `PORT_MOD`, `BARRIER_REQUEST` |
+//! | `dump-desc` | `OFPST_DESC` |
+//! | `monitor SW 65534` | `GET_CONFIG_REQUEST`, `SET_CONFIG(miss_send_len=65534)`, `BARRIER_REQUEST`, `NXT_SET_PACKET_IN_FORMAT(nxt_packet_in2)`, `BARRIER_REQUEST` |
 //!
 //! OpenFlow 1.3 (`-O OpenFlow13`); no Nicira setup messages: NXM-only fields travel in
 //! the OXM list under their NXM headers, Nicira actions inline:
@@ -77,6 +79,8 @@
 //! | `dump-ports` / `dump-ports-desc` / `dump-tables` | `OFPMP_PORT_STATS(ANY)` / `OFPMP_PORT_DESC` / `OFPMP_TABLE` |
 //! | `dump-groups` / `dump-group-stats` | `OFPMP_GROUP_DESC` / `OFPMP_TABLE_FEATURES` \| `OFPMP_PORT_DESC` \| `OFPMP_GROUP(ALL)` |
 //! | `mod-port P down` | `OFPMP_PORT_DESC` \| `PORT_MOD`, `BARRIER_REQUEST` |
+//! | `dump-desc` | `OFPMP_DESC` |
+//! | `monitor SW 65534` | as in 1.0: `GET_CONFIG_REQUEST`, `SET_CONFIG`, `BARRIER_REQUEST`, `NXT_SET_PACKET_IN_FORMAT(nxt_packet_in2)`, `BARRIER_REQUEST` |
 //!
 //! What the switch must answer for `ovs-ofctl` to carry on (learned while capturing):
 //! ECHO, FEATURES (1.0: with ports), GET_CONFIG, BARRIER, and every statistics request
@@ -86,8 +90,9 @@
 //! write/apply set-field), else `ovs-ofctl` gives up. `tests/openflow_replies.rs` pins
 //! replies that `ovs-ofctl ofp-print` accepts. `ovs-ofctl` never sent ROLE or ECHO in
 //! these captures (controllers do). `monitor` asks for `NXT_PACKET_IN2` packet-ins,
-//! which this codec cannot encode: the connection layer should refuse that format with
-//! an error (OVS's `monitor` then keeps standard packet-ins) or the encoder needs it.
+//! which this codec cannot encode: either the encoder learns `NXT_PACKET_IN2` or the
+//! connection layer answers that request with an error (whether `monitor` then falls
+//! back to standard packet-ins was not checked).
 //!
 //! # Not covered
 //!
