@@ -185,8 +185,10 @@ impl OfpError {
         let (of10, of13) = self.pairs();
         match version {
             Version::Of10 => of10.unwrap_or((1, 521)),
-            // Only `Unencodable` lacks an OpenFlow 1.3 pair; it means "bad request" there.
-            Version::Of13 => of13.unwrap_or((1, 0)),
+            // Only `Unencodable` lacks an OpenFlow 1.3 pair (OVS sends it as a Nicira
+            // experimenter error there); nothing produces it for 1.3, and should
+            // something, `OFPBRC_BAD_TYPE` is the nearest standard code.
+            Version::Of13 => of13.unwrap_or((1, 1)),
         }
     }
 
@@ -205,8 +207,7 @@ impl OfpError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DecodeError {
     pub error: OfpError,
-    /// The version of the offending message's header (for the reply's version), when
-    /// the header could be read.
+    /// The version of the offending message's header, when it is one we speak.
     pub version: Option<Version>,
     pub xid: u32,
     pub data: Vec<u8>,
@@ -222,10 +223,10 @@ impl DecodeError {
         DecodeError { error, version, xid, data: msg[..msg.len().min(ERROR_DATA_LEN)].to_vec() }
     }
 
-    /// The `OFPT_ERROR` message to send back, in the offending message's version (or
-    /// `fallback` when that is not one we speak) and with its xid.
-    pub fn to_reply(&self, fallback: Version) -> Message {
-        let version = self.version.unwrap_or(fallback);
+    /// The `OFPT_ERROR` message to send back on a connection that negotiated
+    /// `version` (OVS answers in the connection's version even when the offending
+    /// message claimed another), with the offending message's xid.
+    pub fn to_reply(&self, version: Version) -> Message {
         let (err_type, code) = self.error.wire(version);
         Message { version, xid: self.xid, body: Body::Error(ErrorMsg { err_type, code, data: self.data.clone() }) }
     }

@@ -297,20 +297,15 @@ pub(crate) fn decode_tlv(r: &mut Reader) -> Result<MatchField, OfpError> {
         return Err(OfpError::BadMask);
     }
     let mut value = read_be(&payload[..len as usize]);
-    let mut mask = has_mask.then(|| read_be(&payload[len as usize..]));
+    let mask = has_mask.then(|| read_be(&payload[len as usize..]));
     if field == Field::InPort && len == 2 {
         value = u128::from(port_from_of10(value as u16));
     }
     if value & !field.value_bits() != 0 {
         return Err(OfpError::BadValue);
     }
-    if let Some(m) = mask {
-        if value & !m != 0 {
-            return Err(OfpError::BadWildcards);
-        }
-        if field == Field::InPort {
-            mask = None;
-        }
+    if mask.is_some_and(|m| value & !m != 0) {
+        return Err(OfpError::BadWildcards);
     }
     Ok(MatchField { field, value, mask })
 }
