@@ -23,6 +23,7 @@ mod flow_parse;
 mod flow_syntax;
 mod hugepages;
 mod match_builder;
+pub mod openflow;
 pub mod persist;
 mod ports;
 mod resolve;
