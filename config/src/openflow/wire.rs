@@ -76,11 +76,13 @@ impl<'a> Reader<'a> {
         Ok(u64::from_be_bytes(self.array()?))
     }
 
-    /// A NUL-padded fixed-size string field, up to its first NUL.
+    /// A NUL-padded fixed-size string field, up to its first NUL and at most `n - 1`
+    /// bytes (the writer always leaves room for the NUL, as OVS does). Names on the wire
+    /// are ASCII; any other byte reads as `?`, so what is read writes back the same.
     pub(crate) fn string(&mut self, n: usize) -> Result<String, OfpError> {
         let raw = self.bytes(n)?;
-        let end = raw.iter().position(|&b| b == 0).unwrap_or(n);
-        Ok(String::from_utf8_lossy(&raw[..end]).into_owned())
+        let end = raw.iter().position(|&b| b == 0).unwrap_or(n).min(n.saturating_sub(1));
+        Ok(raw[..end].iter().map(|&b| if b.is_ascii() { b as char } else { '?' }).collect())
     }
 }
 
@@ -128,7 +130,11 @@ impl Writer {
     /// A NUL-padded fixed-size string field; longer strings are cut to `n - 1` bytes.
     pub(crate) fn string(&mut self, s: &str, n: usize) {
         let b = s.as_bytes();
-        let take = b.len().min(n - 1);
+        // Cut at a character boundary, leaving room for the NUL.
+        let mut take = b.len().min(n - 1);
+        while !s.is_char_boundary(take) {
+            take -= 1;
+        }
         self.bytes(&b[..take]);
         self.zeros(n - take);
     }
@@ -136,5 +142,27 @@ impl Writer {
     /// Overwrites the u16 at `at` (a length field written before its contents).
     pub(crate) fn patch_u16(&mut self, at: usize, v: u16) {
         self.buf[at..at + 2].copy_from_slice(&v.to_be_bytes());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Found by the openflow fuzz target: a 16-byte name field with no NUL and bytes
+    /// that are not UTF-8 must read as something that writes back to the same reading.
+    #[test]
+    fn fixed_strings_read_what_they_write() {
+        let raw = [0xd8u8, 0xd8, b'e', b't', b'h', 0xd8, 0xd8, b'0', 1, 2, 3, 4, 5, 6, 7, 8];
+        let s = Reader::new(&raw, OfpError::BadLen).string(16).unwrap();
+        assert_eq!(s, "??eth??0\u{1}\u{2}\u{3}\u{4}\u{5}\u{6}\u{7}");
+        let mut w = Writer::default();
+        w.string(&s, 16);
+        assert_eq!(Reader::new(&w.buf, OfpError::BadLen).string(16).unwrap(), s);
+        // A name too long for the field is cut at a character boundary.
+        let mut w = Writer::default();
+        w.string("ééééééééé", 16);
+        assert_eq!(&w.buf[..15], "ééééééé\u{0}".as_bytes().get(..15).unwrap_or_default());
+        assert_eq!(w.buf[14..], [0, 0]);
     }
 }
