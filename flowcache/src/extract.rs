@@ -39,7 +39,7 @@ use crate::key::{FRAG_ANY, FRAG_LATER, FlowKey, VLAN_PRESENT, ethertype, ipproto
 /// `dl_type` of an 802.3 frame without a SNAP EtherType (OVS's `FLOW_DL_TYPE_NONE`).
 pub const DL_TYPE_NONE: u16 = 0x05ff;
 /// EtherType of reverse ARP, parsed like ARP.
-pub const ETHERTYPE_RARP: u16 = 0x8035;
+pub const ETHERTYPE_RARP: u16 = ethertype::RARP;
 /// Smallest value of the Ethernet type/length field that is a type.
 pub const ETH_TYPE_MIN: u16 = 0x0600;
 

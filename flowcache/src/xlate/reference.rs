@@ -92,7 +92,7 @@ fn masked_eq<T: Copy>(v: Option<ferrovs_config::rules::Masked<T>>, pkt: u128, co
 fn matches(m: &Match, p: &FlowKey) -> bool {
     let ip4 = m.dl_type == Some(ethertype::IPV4);
     let ip6 = m.dl_type == Some(ethertype::IPV6);
-    let arp = m.dl_type == Some(ethertype::ARP);
+    let arp = m.dl_type == Some(ethertype::ARP) || m.dl_type == Some(0x8035);
     let ip = ip4 || ip6;
     let proto = if ip { m.nw_proto } else { None };
     let ports = matches!(proto, Some(ipproto::TCP | ipproto::UDP | ipproto::SCTP))
