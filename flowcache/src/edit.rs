@@ -79,10 +79,12 @@ fn set_bytes(frame: &mut [u8], off: usize, v: &[u8]) -> EditOutcome {
     EditOutcome::Applied
 }
 
+/// Rewrites bits of the outer TCI. The DEI/CFI bit is cleared, as OVS does: it rewrites a
+/// tag by popping it and pushing a new one whose TCI never carries DEI.
 fn set_tci(frame: &mut [u8], mask: u16, bits: u16) -> EditOutcome {
     let Some(off) = layers(frame).vlan else { return EditOutcome::Skipped };
     let tci = u16::from_be_bytes([frame[off + 2], frame[off + 3]]);
-    let tci = (tci & !mask) | bits;
+    let tci = (tci & !mask & !VLAN_PRESENT) | bits;
     frame[off + 2..off + 4].copy_from_slice(&tci.to_be_bytes());
     EditOutcome::Applied
 }
@@ -110,9 +112,27 @@ fn l4_csum_field(proto: u8, ipv4: bool) -> Option<usize> {
 }
 
 /// Updates the L4 checksum for a pseudo-header change from `old` to `new` (an address).
+///
+/// As OVS's `packet_set_ipv4_addr` / `packet_update_csum128`, the checksum is updated
+/// whenever the IP payload is long enough to hold the L4 header's fixed part (TCP 20,
+/// UDP 8, ICMPv6 4 bytes), even if the key could not parse the header (a TCP data
+/// offset below 5 or past the end). Unlike OVS, a later fragment is left alone: its
+/// payload bytes at that offset are data, not a checksum.
 fn update_l4_for_pseudo(frame: &mut [u8], l: &Layers, ipv4: bool, old: &[u8], new: &[u8]) {
-    let Some((proto, l4)) = l.l4 else { return };
+    let Some(l4) = l.l4_start else { return };
+    if l.later_fragment {
+        return;
+    }
+    let proto = l.ip_proto;
     let Some(field) = l4_csum_field(proto, ipv4) else { return };
+    let fixed_len = match proto {
+        ipproto::TCP => 20,
+        ipproto::UDP => 8,
+        _ => 4,
+    };
+    if l.l3_end < l4 + fixed_len {
+        return;
+    }
     let at = l4 + field;
     let c = u16::from_be_bytes([frame[at], frame[at + 1]]);
     if proto == ipproto::UDP && ipv4 && c == 0 {
@@ -459,5 +479,114 @@ mod tests {
         }
         assert!(short.iter().all(|&b| b == 0));
         assert!(!pop_vlan(&mut short));
+    }
+
+    /// OVS rewrites a tag by pop + push of a TCI without DEI: VID and PCP rewrites clear
+    /// the DEI/CFI bit (ofproto-dpif-xlate's commit_vlan_action pushes `tci & ~CFI`).
+    #[test]
+    fn vlan_rewrites_clear_dei() {
+        let plain = tcp4_frame(&TCP4);
+        for a in [DpAction::SetVlanVid(7), DpAction::SetVlanPcp(3)] {
+            let mut f = with_vlan(&plain, 0x8100, 0xa000 | 0x1000 | 100); // PCP 5, DEI, VID 100
+            assert_eq!(apply(&mut f, a), EditOutcome::Applied);
+            let tci = u16::from_be_bytes([f[14], f[15]]);
+            assert_eq!(tci & 0x1000, 0, "{a:?}: DEI cleared");
+            let want = match a {
+                DpAction::SetVlanVid(_) => 0xa000 | 7,
+                _ => 0x6000 | 100,
+            };
+            assert_eq!(tci, want, "{a:?}");
+        }
+    }
+
+    /// The L3 header is found behind any number of tags: after the translator pushed a
+    /// tag the key still says IP, and the edit must apply (it used to be skipped with
+    /// three tags, because the edit parser stopped at the key's tag limit).
+    #[test]
+    fn l3_edits_behind_many_tags() {
+        let mut f = tcp4_frame(&TCP4);
+        for n in 1..=4u16 {
+            f = with_vlan(&f, 0x8100, n);
+            let mut g = f.clone();
+            assert_eq!(apply(&mut g, DpAction::SetIpDscp(46)), EditOutcome::Applied, "{n} tags");
+            assert_eq!(apply(&mut g, DpAction::SetIpv4Dst(Ipv4Addr::new(1, 2, 3, 4))), EditOutcome::Applied);
+            assert_eq!(apply(&mut g, DpAction::SetTpDst(8080)), EditOutcome::Applied);
+            let l3 = 14 + 4 * n as usize;
+            assert_eq!(g[l3 + 1] >> 2, 46);
+            let mut untagged = g[..12].to_vec();
+            untagged.extend_from_slice(&g[12 + 4 * n as usize..]);
+            assert!(checksums_ok(&untagged), "{n} tags");
+            assert_eq!(extract(&untagged, 1).tp_dst(), 8080);
+        }
+    }
+
+    /// One's-complement sum of a TCP segment with its IPv4 pseudo-header (0xffff if the
+    /// checksum verifies), whatever its data offset says.
+    fn tcp4_sum(f: &[u8], l3: usize, end: usize) -> u16 {
+        let ihl = (f[l3] & 0xf) as usize * 4;
+        let src: [u8; 4] = f[l3 + 12..l3 + 16].try_into().unwrap();
+        let dst: [u8; 4] = f[l3 + 16..l3 + 20].try_into().unwrap();
+        let seg = &f[l3 + ihl..end];
+        checksum::fold(checksum::sum_words(seg, checksum::ipv4_pseudo_sum(src, dst, 6, seg.len())))
+    }
+
+    /// OVS updates the TCP checksum on an address rewrite whenever 20 bytes of TCP are
+    /// there (packet_set_ipv4_addr checks only `l4_size >= TCP_HEADER_LEN`), even when the
+    /// data offset is below 5 or points past the end and the key has no ports.
+    #[test]
+    fn tcp_checksum_follows_address_rewrites_with_any_data_offset() {
+        for doff in [0u8, 4, 15] {
+            let mut f = tcp4_frame(&TCP4);
+            let l4 = 34;
+            f[l4 + 12] = (doff << 4) | (f[l4 + 12] & 0x0f);
+            // Make the checksum valid for the changed header, as a sender would.
+            f[l4 + 16..l4 + 18].fill(0);
+            let c = !tcp4_sum(&f, 14, f.len());
+            f[l4 + 16..l4 + 18].copy_from_slice(&c.to_be_bytes());
+            assert_eq!(tcp4_sum(&f, 14, f.len()), 0xffff);
+            assert_eq!(extract(&f, 1).tp_dst(), 0, "the key has no L4 with data offset {doff}");
+            assert_eq!(apply(&mut f, DpAction::SetIpv4Src(Ipv4Addr::new(172, 16, 0, 9))), EditOutcome::Applied);
+            assert_eq!(tcp4_sum(&f, 14, f.len()), 0xffff, "data offset {doff}");
+            assert!(ipv4_header_checksum_ok(&f[14..34]));
+            // Port rewrites need a parsed header (OVS: dp_packet_get_tcp_payload).
+            let before = f.clone();
+            assert_eq!(apply(&mut f, DpAction::SetTpDst(1)), EditOutcome::Skipped);
+            assert_eq!(f, before);
+        }
+        // Fewer than 20 bytes of TCP: no checksum to update.
+        let mut f = ipv4_frame(6, &[0, 1, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0x50, 0, 0, 0, 0xaa, 0xbb]);
+        let tail = f[34..].to_vec();
+        apply(&mut f, DpAction::SetIpv4Src(Ipv4Addr::new(1, 1, 1, 1)));
+        assert_eq!(&f[34..], &tail[..]);
+    }
+
+    /// ferrovs keeps this difference from OVS 3.1 (docs/OVS-DIFFERENCES.md): rewriting
+    /// an address of a later IPv4 fragment does not touch its payload, where OVS
+    /// "updates" bytes 16-17 of the payload as if they were a TCP checksum.
+    #[test]
+    fn later_fragment_payload_is_not_edited_as_a_checksum() {
+        let mut f = tcp4_frame(&TCP4);
+        f[20] = 0;
+        f[21] = 10; // offset 80 bytes
+        fix_ipv4_total_len(&mut f, 14);
+        let payload = f[34..].to_vec();
+        assert_eq!(apply(&mut f, DpAction::SetIpv4Src(Ipv4Addr::new(9, 9, 9, 9))), EditOutcome::Applied);
+        assert_eq!(&f[34..], &payload[..]);
+        assert!(ipv4_header_checksum_ok(&f[14..34]));
+    }
+
+    /// ferrovs keeps this difference from OVS 3.1 (docs/OVS-DIFFERENCES.md): IPv4 with
+    /// protocol 0 is still IPv4, so address, TOS and TTL edits apply (OVS's
+    /// commit_set_nw_action skips a flow whose nw_proto is 0).
+    #[test]
+    fn ipv4_protocol_zero_is_edited() {
+        let mut f = ipv4_frame(0, &[1, 2, 3, 4, 5, 6, 7, 8]);
+        assert_eq!(apply(&mut f, DpAction::SetIpv4Dst(Ipv4Addr::new(5, 6, 7, 8))), EditOutcome::Applied);
+        assert_eq!(apply(&mut f, DpAction::SetIpDscp(10)), EditOutcome::Applied);
+        assert_eq!(apply(&mut f, DpAction::DecTtl), EditOutcome::Applied);
+        let k = extract(&f, 1);
+        assert_eq!((k.nw_dst(), k.nw_tos() >> 2, k.nw_ttl(), k.nw_proto()), (Ipv4Addr::new(5, 6, 7, 8), 10, 63, 0));
+        assert!(ipv4_header_checksum_ok(&f[14..34]));
+        assert_eq!(&f[34..], &[1, 2, 3, 4, 5, 6, 7, 8]);
     }
 }
