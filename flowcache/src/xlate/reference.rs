@@ -156,6 +156,9 @@ impl Eval<'_> {
                     let t = if t == Some(255) { table } else { t.unwrap_or(table) };
                     self.table(t, in_port.unwrap_or(self.in_port), depth + 1)
                 }
+                // TTL exception: this rule stops here (no goto_table either); whoever
+                // resubmitted to this table goes on.
+                Action::DecTtl if self.ip() && self.pkt.nw_ttl() < 2 => return,
                 _ => self.action(a),
             }
         }
@@ -238,8 +241,7 @@ impl Eval<'_> {
             }
             Action::DecTtl => {
                 if self.ip() {
-                    let t = self.pkt.nw_ttl();
-                    self.pkt.set_nw_ttl(t.saturating_sub(1));
+                    self.pkt.set_nw_ttl(self.pkt.nw_ttl() - 1);
                     self.emit(DpAction::DecTtl);
                 }
             }
