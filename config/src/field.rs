@@ -396,6 +396,11 @@ pub static FIELDS: [FieldDef; 35] = {
     ]
 };
 
+/// Match fields OVS 3.1 has that ferrovs refuses because its flow key (one 64-byte
+/// cache line, every bit used) has no room for them: `nd_target` alone needs 128 bits
+/// beside the IPv6 addresses an ND rule also matches. See docs/OVS-DIFFERENCES.md.
+pub const FIELDS_WITHOUT_KEY_ROOM: [&str; 4] = ["nd_target", "nd_sll", "nd_tll", "ipv6_label"];
+
 /// The field called `name` (canonical or alias).
 pub fn field_by_name(name: &str) -> Option<&'static FieldDef> {
     FIELDS.iter().find(|f| f.is_named(name))

@@ -28,7 +28,9 @@
 //! inside the value to a [`Position`], so the TOML `[[bridge.rule]]` form, which has no
 //! ofctl line, reports positions in the TOML file.
 
-use crate::field::{FieldDef, Masking, MatchSlot, Prereq, SHORTHANDS, Shorthand, ValueKind, field_by_name};
+use crate::field::{
+    FIELDS_WITHOUT_KEY_ROOM, FieldDef, Masking, MatchSlot, Prereq, SHORTHANDS, Shorthand, ValueKind, field_by_name,
+};
 use crate::field_value::{ParseFailure, parse_field_value};
 use crate::rule_error::RuleError;
 use crate::rules::{Masked, Match, Position};
@@ -256,6 +258,12 @@ fn invalid(key: &str, e: ValueError, locate: Locate<'_>) -> RuleError {
 }
 
 fn unknown(key: &str, pos: Position) -> RuleError {
+    if FIELDS_WITHOUT_KEY_ROOM.contains(&key) {
+        return RuleError::new(
+            pos,
+            format!("`{key}` is an Open vSwitch field that ferrovs does not support: its flow key has no room for it"),
+        );
+    }
     RuleError::new(pos, format!("unknown or unsupported field `{key}`"))
 }
 

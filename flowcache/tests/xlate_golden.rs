@@ -611,3 +611,25 @@ fn ip_rules_do_not_match_behind_a_second_tag() {
     // The real extraction agrees.
     assert_eq!(ferrovs_flowcache::extract::extract(&two, 1), key(1, &two));
 }
+
+/// ferrovs keeps this difference from OVS 3.1 (docs/OVS-DIFFERENCES.md): IPv4 with
+/// protocol 0 is IPv4, so mod_nw_* and dec_ttl apply. OVS's commit_set_nw_action and
+/// commit_set_port_action return early when `nw_proto` is 0, silently skipping them.
+#[test]
+fn ipv4_protocol_zero_is_still_rewritten() {
+    let t = flows("priority=5,ip,actions=mod_nw_src:9.9.9.9,mod_nw_tos:4,dec_ttl,output:2");
+    let mut f = udp_frame([1, 2, 3, 4], 1, 2, 0);
+    f[23] = 0; // protocol 0 (IPv6 hop-by-hop's number, meaningless in IPv4)
+    let k = ferrovs_flowcache::extract::extract(&f, 1);
+    assert_eq!((k.dl_type(), k.nw_proto(), k.nw_ttl()), (ethertype::IPV4, 0, 64));
+    let x = translate(&t, &MacTable::default(), &k, NOW);
+    assert_eq!(
+        x.actions,
+        vec![
+            DpAction::SetIpv4Src(Ipv4Addr::new(9, 9, 9, 9)),
+            DpAction::SetIpDscp(1),
+            DpAction::DecTtl,
+            DpAction::Output(2)
+        ]
+    );
+}

@@ -252,6 +252,14 @@ fn rule_properties() {
 fn unknown_fields_and_syntax() {
     assert_eq!(err("in_port=1,tun_id=5,actions=drop"), (11, "unknown or unsupported field `tun_id`".into()));
     assert_eq!(err("in_port=1,rarpx,actions=drop"), (11, "unknown or unsupported field `rarpx`".into()));
+    assert_eq!(
+        err("icmp6,icmp_type=135,nd_target=fe80::1,actions=drop"),
+        (
+            21,
+            "`nd_target` is an Open vSwitch field that ferrovs does not support: its flow key has no room for it"
+                .into()
+        )
+    );
     assert_eq!(err("in_port,actions=drop"), (1, "`in_port` needs a value (`in_port=...`)".into()));
     assert_eq!(err("tcp=1,actions=drop"), (1, "`tcp` is a shorthand and takes no value".into()));
     assert_eq!(err("in_port=1"), (10, "missing `actions=` (use `actions=drop` to drop)".into()));
