@@ -204,9 +204,9 @@ fn set_port(frame: &mut [u8], field: usize, port: u16) -> EditOutcome {
     let Some((l, _, ipv4)) = ip_layers(frame) else { return EditOutcome::Skipped };
     let Some((proto, l4)) = l.l4 else { return EditOutcome::Skipped };
     let at = l4 + field;
-    let old = u16::from_be_bytes([frame[at], frame[at + 1]]);
     match proto {
         ipproto::TCP | ipproto::UDP => {
+            let old = u16::from_be_bytes([frame[at], frame[at + 1]]);
             frame[at..at + 2].copy_from_slice(&port.to_be_bytes());
             let cf = l4 + if proto == ipproto::TCP { 16 } else { 6 };
             let c = u16::from_be_bytes([frame[cf], frame[cf + 1]]);
@@ -225,6 +225,15 @@ fn set_port(frame: &mut [u8], field: usize, port: u16) -> EditOutcome {
             let crc = crc32c(&frame[l4..end]);
             // SCTP stores the CRC32c in little-endian byte order on the wire.
             frame[l4 + 8..l4 + 12].copy_from_slice(&crc.to_le_bytes());
+        }
+        // ICMP type (field 0) or code (field 2 -> byte 1): OVS's packet_set_icmp, for
+        // both ICMP and ICMPv6 (the key only has these in their own IP version).
+        ipproto::ICMP | ipproto::ICMPV6 => {
+            let old = u16::from_be_bytes([frame[l4], frame[l4 + 1]]);
+            frame[l4 + field / 2] = port as u8;
+            let new = u16::from_be_bytes([frame[l4], frame[l4 + 1]]);
+            let c = u16::from_be_bytes([frame[l4 + 2], frame[l4 + 3]]);
+            frame[l4 + 2..l4 + 4].copy_from_slice(&checksum::update16(c, old, new).to_be_bytes());
         }
         _ => return EditOutcome::Skipped,
     }
@@ -588,5 +597,22 @@ mod tests {
         assert_eq!((k.nw_dst(), k.nw_tos() >> 2, k.nw_ttl(), k.nw_proto()), (Ipv4Addr::new(5, 6, 7, 8), 10, 63, 0));
         assert!(ipv4_header_checksum_ok(&f[14..34]));
         assert_eq!(&f[34..], &[1, 2, 3, 4, 5, 6, 7, 8]);
+    }
+
+    /// `mod_tp_src`/`mod_tp_dst` on ICMP and ICMPv6 write the type and code (low byte),
+    /// with the checksum updated, as OVS 3.1 does.
+    #[test]
+    fn tp_rewrites_on_icmp_write_type_and_code() {
+        let mut f = icmp4_frame(8, 0);
+        assert_eq!(apply(&mut f, DpAction::SetTpSrc(0x0100)), EditOutcome::Applied);
+        assert_eq!(apply(&mut f, DpAction::SetTpDst(3)), EditOutcome::Applied);
+        assert_eq!(f, icmp4_frame(0, 3));
+        assert!(checksums_ok(&f));
+        let mut f = ipv6_frame(58, 0, &[], &[128, 0, 0, 0, 0, 1, 0, 1]);
+        assert!(checksums_ok(&f));
+        assert_eq!(apply(&mut f, DpAction::SetTpSrc(129)), EditOutcome::Applied);
+        let k = extract(&f, 1);
+        assert_eq!((k.tp_src(), k.tp_dst()), (129, 0));
+        assert!(checksums_ok(&f));
     }
 }

@@ -38,8 +38,9 @@
 //! - Set-field actions become datapath actions immediately, in order (OVS instead
 //!   commits only changed fields at output time, which needs the old value of the
 //!   field in the mask; we never compare, so the mask does not grow). Actions whose
-//!   prerequisites the packet lacks (e.g. `mod_nw_src` on ARP, `mod_tp_dst` on ICMP or
-//!   on a later fragment) do nothing. Later lookups see the rewritten fields.
+//!   prerequisites the packet lacks (e.g. `mod_nw_src` on ARP, `mod_tp_dst` on GRE or
+//!   on a later fragment) do nothing; `mod_tp_src`/`mod_tp_dst` on ICMP (ICMPv6) write
+//!   the type/code, as OVS does. Later lookups see the rewritten fields.
 //! - `dec_ttl` on IP: at TTL 0 or 1 (also the TTL 0 of an IP header the key could not
 //!   parse) it is OVS's TTL exception: the rest of the current rule's actions, its
 //!   `goto_table` included, do not run, while a rule that resubmitted to this table

@@ -301,10 +301,15 @@ impl Eval<'_> {
                 p.set_nw_ttl(t);
                 Some(DpAction::SetTtl(t))
             }
+            // L4 ports; for ICMP/ICMPv6 the type (src) and code (dst), as OVS writes them.
             SetField::TpSrc(x) | SetField::TpDst(x)
-                if (ip4 || ip6)
-                    && matches!(p.nw_proto(), ipproto::TCP | ipproto::UDP | ipproto::SCTP)
-                    && p.nw_frag() & FRAG_LATER == 0 =>
+                if p.nw_frag() & FRAG_LATER == 0
+                    && match p.nw_proto() {
+                        ipproto::TCP | ipproto::UDP | ipproto::SCTP => ip4 || ip6,
+                        ipproto::ICMP => ip4,
+                        ipproto::ICMPV6 => ip6,
+                        _ => false,
+                    } =>
             {
                 if matches!(sf, SetField::TpSrc(_)) {
                     p.set_tp_src(x);

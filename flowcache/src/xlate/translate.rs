@@ -508,7 +508,14 @@ impl<'a> Ctx<'a> {
                     return;
                 }
                 self.read_field(Field::NwProto, 0xff);
-                if !matches!(self.st.cur.nw_proto(), ipproto::TCP | ipproto::UDP | ipproto::SCTP) {
+                // As OVS (commit_set_port_action / commit_set_icmp_action): ports of
+                // TCP, UDP, SCTP; on ICMP (in IPv4) and ICMPv6 (in IPv6) the low byte
+                // becomes the type (tp_src) or code (tp_dst).
+                let proto = self.st.cur.nw_proto();
+                let has_ports = matches!(proto, ipproto::TCP | ipproto::UDP | ipproto::SCTP)
+                    || (v4 && proto == ipproto::ICMP)
+                    || (v6 && proto == ipproto::ICMPV6);
+                if !has_ports {
                     return;
                 }
                 self.read_field(Field::NwFrag, FRAG_LATER as u128);
