@@ -60,7 +60,7 @@ pub fn execute_edit(frame: &mut [u8], action: &DpAction) -> EditOutcome {
         DpAction::SetVlanPcp(pcp) => set_tci(frame, 0xe000, ((pcp & 7) as u16) << 13),
         DpAction::SetIpv4Src(a) => set_ipv4_addr(frame, 12, a.octets()),
         DpAction::SetIpv4Dst(a) => set_ipv4_addr(frame, 16, a.octets()),
-        DpAction::SetIpv6Src(a) => set_ipv6_addr(frame, 8, a.octets()),
+        DpAction::SetIpv6Src(a) => set_ipv6_addr(frame, IPV6_SRC, a.octets()),
         DpAction::SetIpv6Dst(a) => set_ipv6_addr(frame, 24, a.octets()),
         DpAction::SetIpDscp(d) => set_tos(frame, 0xfc, (d & 0x3f) << 2),
         DpAction::SetIpEcn(e) => set_tos(frame, 0x03, e & 0x03),
@@ -162,8 +162,36 @@ fn set_ipv6_addr(frame: &mut [u8], field: usize, new: [u8; 16]) -> EditOutcome {
     let mut old = [0u8; 16];
     old.copy_from_slice(&frame[at..at + 16]);
     frame[at..at + 16].copy_from_slice(&new);
-    update_l4_for_pseudo(frame, &l, false, &old, &new);
+    let pseudo_has_it = field == IPV6_SRC || l.l4_start.is_none_or(|l4| !routing_header_pending(frame, l3, l4));
+    if pseudo_has_it {
+        update_l4_for_pseudo(frame, &l, false, &old, &new);
+    }
     EditOutcome::Applied
+}
+
+const IPV6_SRC: usize = 8;
+
+/// True if the IPv6 extension headers between `l3 + 40` and `l4` include a routing
+/// header with segments left. The L4 pseudo-header then holds the final destination
+/// (the routing header's last address), not the destination field (RFC 8200 8.1), so a
+/// destination rewrite leaves the L4 checksum alone, as OVS's `packet_set_ipv6` does.
+fn routing_header_pending(frame: &[u8], l3: usize, l4: usize) -> bool {
+    let mut next = frame[l3 + 6];
+    let mut off = l3 + 40;
+    while off + 8 <= l4 {
+        let len = match next {
+            51 => (frame[off + 1] as usize + 2) * 4, // AH
+            44 => 8,                                 // fragment
+            0 | 43 | 60 => (frame[off + 1] as usize + 1) * 8,
+            _ => return false,
+        };
+        if next == 43 && frame[off + 3] > 0 {
+            return true;
+        }
+        next = frame[off];
+        off += len;
+    }
+    false
 }
 
 fn set_tos(frame: &mut [u8], mask: u8, bits: u8) -> EditOutcome {
@@ -613,6 +641,56 @@ mod tests {
         assert_eq!(apply(&mut f, DpAction::SetTpSrc(129)), EditOutcome::Applied);
         let k = extract(&f, 1);
         assert_eq!((k.tp_src(), k.tp_dst()), (129, 0));
+        assert!(checksums_ok(&f));
+    }
+
+    /// With a routing header that has segments left, the L4 pseudo-header holds the final
+    /// destination, so rewriting the IPv6 destination field leaves the L4 checksum as it
+    /// is (OVS's packet_set_ipv6 does the same); a source rewrite still updates it.
+    #[test]
+    fn ipv6_dst_rewrite_behind_a_pending_routing_header_keeps_the_l4_checksum() {
+        let tcp = tcp_header(1, 2, 0x10, 5);
+        let routed = ipv6_frame_ext(&[ExtHdr::Opts(43, 2)], 6, &tcp);
+        let segments_left_at = 14 + 40 + 3;
+        assert!(routed[segments_left_at] > 0);
+        let l4 = layers(&routed).l4.unwrap().1;
+        let mut f = routed.clone();
+        assert_eq!(apply(&mut f, DpAction::SetIpv6Dst(Ipv6Addr::LOCALHOST)), EditOutcome::Applied);
+        assert_eq!(extract(&f, 1).ipv6_dst(), Ipv6Addr::LOCALHOST);
+        assert_eq!(&f[l4..], &routed[l4..], "L4 untouched");
+        let mut f = routed.clone();
+        apply(&mut f, DpAction::SetIpv6Src("fd00::9".parse().unwrap()));
+        assert!(checksums_ok(&f), "source rewrite updates the checksum");
+        // No segments left: the destination field is the final destination.
+        let mut f = routed.clone();
+        f[segments_left_at] = 0;
+        fill_l4_checksum(&mut f);
+        apply(&mut f, DpAction::SetIpv6Dst(Ipv6Addr::LOCALHOST));
+        assert!(checksums_ok(&f));
+    }
+
+    /// ferrovs keeps this difference from OVS 3.1 (docs/OVS-DIFFERENCES.md): an IPv6
+    /// atomic fragment (offset 0, M=0) is a whole packet, so an address rewrite updates
+    /// its L4 checksum. OVS's packet_rh_present counts only offset 0 *with* M=1 as a
+    /// first fragment and leaves the checksum stale.
+    #[test]
+    fn ipv6_atomic_fragment_address_rewrite_keeps_the_l4_checksum_right() {
+        let tcp = tcp_header(1, 2, 0x10, 5);
+        let mut f = ipv6_frame_ext(&[ExtHdr::Frag { offset: 0, more: false }], 6, &tcp);
+        assert!(checksums_ok(&f));
+        assert_eq!(apply(&mut f, DpAction::SetIpv6Src("fd00::9".parse().unwrap())), EditOutcome::Applied);
+        assert_eq!(apply(&mut f, DpAction::SetIpv6Dst(Ipv6Addr::LOCALHOST)), EditOutcome::Applied);
+        assert!(checksums_ok(&f));
+    }
+
+    /// ferrovs keeps this difference from OVS 3.1 (docs/OVS-DIFFERENCES.md): a source
+    /// rewrite behind a routing header with segments left updates the L4 checksum (the
+    /// source is in the pseudo-header); OVS's packet_set_ipv6 skips it.
+    #[test]
+    fn ipv6_src_rewrite_behind_a_routing_header_updates_the_l4_checksum() {
+        let mut f = ipv6_frame_ext(&[ExtHdr::Opts(43, 2)], 17, &[0, 53, 0, 54, 0, 10, 0, 0, 0xab, 0xcd]);
+        assert!(checksums_ok(&f));
+        apply(&mut f, DpAction::SetIpv6Src("fd00::9".parse().unwrap()));
         assert!(checksums_ok(&f));
     }
 }
