@@ -158,7 +158,12 @@ fn millions_of_mutated_frames() {
             let ok_before = checksums_ok(&frame);
             let a = EDITS[rng.index(EDITS.len())];
             let outcome = execute_edit(&mut frame, &a);
-            if ok_before && outcome == EditOutcome::Applied {
+            // The checker takes the IPv6 destination field as the pseudo-header's
+            // destination; behind a routing header with segments left that is not the
+            // final destination, and a destination rewrite rightly leaves the L4
+            // checksum alone, so the checker cannot judge that case.
+            let unjudgeable = matches!(a, DpAction::SetIpv6Dst(_)) && routing_header_pending(&frame);
+            if ok_before && outcome == EditOutcome::Applied && !unjudgeable {
                 assert!(checksums_ok(&frame), "{a:?} broke checksums of {frame:02x?}");
                 verified_edits += 1;
             }

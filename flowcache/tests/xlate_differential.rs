@@ -199,6 +199,8 @@ fn gen_packet(r: &mut Rng) -> FlowKey {
         ethertype::ARP,
         ethertype::RARP,
         0x88cc,
+        // A tag cut short, or one beyond the vlan-limit: the TPID is the EtherType.
+        ethertype::VLAN,
     ]);
     k.set_dl_type(dl_type);
     match dl_type {

@@ -302,6 +302,8 @@ fn normal_learns_floods_unknown_and_forwards_known() {
     want.set_vlan_tci(0, VLAN_PRESENT | 0x0fff);
     want.set_dl_dst_u64(0xffff_ffff_ffff);
     want.set_dl_src_u64(0xffff_ffff_ffff);
+    // Untagged: dl_type tells a frame with a partial tag (dropped) from a plain one.
+    want.set_dl_type(0xffff);
     assert_eq!(x.mask, want);
     assert_eq!(x.actions, vec![DpAction::Output(2), DpAction::Output(3)], "unknown dst: flood but not to ingress");
     let learn = x.learn.unwrap();
@@ -632,4 +634,27 @@ fn ipv4_protocol_zero_is_still_rewritten() {
             DpAction::Output(2)
         ]
     );
+}
+
+/// OVS's xlate_normal drops "a packet with partial VLAN tag": a VLAN EtherType with no
+/// tag parsed (the tag was cut short, or a pop left the key's tag slot empty in front
+/// of a tag beyond the vlan-limit). Nothing is learned.
+#[test]
+fn normal_drops_a_partial_vlan_tag() {
+    let t = flows("priority=0,actions=normal");
+    let tagged = vlan(10, &udp_frame([10, 0, 0, 1], 1, 2, 0));
+    let cut = &tagged[..16];
+    let k = ferrovs_flowcache::extract::extract(cut, 1);
+    assert_eq!((k.dl_type(), k.vlan_tci(0)), (ethertype::VLAN, 0));
+    let x = translate(&t, &MacTable::default(), &k, NOW);
+    assert_eq!((x.actions.len(), x.learn), (0, None));
+    // Two tags, strip_vlan, normal: with vlan-limit 1 the key is left with no tag and
+    // dl_type 0x8100, which normal drops too.
+    let t = flows("priority=0,actions=strip_vlan,normal");
+    let two = vlan(20, &tagged);
+    let x = translate(&t, &MacTable::default(), &key(1, &two), NOW);
+    assert_eq!(x.actions, vec![DpAction::PopVlan]);
+    // One tag: forwarded (flooded).
+    let x = translate(&t, &MacTable::default(), &key(1, &tagged), NOW);
+    assert_eq!(x.actions, vec![DpAction::PopVlan, DpAction::Output(2), DpAction::Output(3)]);
 }

@@ -11,7 +11,7 @@ use ferrovs_flowcache::actions::DpAction;
 use ferrovs_flowcache::edit::{EditOutcome, execute_edit, pop_vlan};
 use ferrovs_flowcache::extract::{extract, extract_batch, layers};
 use ferrovs_flowcache::key::{FRAG_LATER, FlowKey};
-use ferrovs_flowcache::testpkt::checksums_ok;
+use ferrovs_flowcache::testpkt::{checksums_ok, routing_header_pending};
 use libfuzzer_sys::fuzz_target;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
@@ -55,7 +55,10 @@ fuzz_target!(|data: &[u8]| {
     let mut buf = frame.to_vec();
     let ok_before = checksums_ok(&buf);
     let a = actions[choice as usize % actions.len()];
-    if execute_edit(&mut buf, &a) == EditOutcome::Applied && ok_before {
+    // A destination rewrite behind a pending routing header rightly keeps the L4
+    // checksum, which the checker cannot judge.
+    let judgeable = !(matches!(a, DpAction::SetIpv6Dst(_)) && routing_header_pending(&buf));
+    if execute_edit(&mut buf, &a) == EditOutcome::Applied && ok_before && judgeable {
         assert!(checksums_ok(&buf), "{a:?}");
     }
     let _ = pop_vlan(&mut buf);

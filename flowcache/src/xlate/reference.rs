@@ -328,6 +328,10 @@ impl Eval<'_> {
 
     fn normal(&mut self) {
         let tci = self.pkt.vlan_tci(0);
+        // Partial VLAN tag: dropped as malformed (OVS's xlate_normal), nothing learned.
+        if tci & VLAN_PRESENT == 0 && (self.pkt.dl_type() == 0x8100 || self.pkt.dl_type() == 0x88a8) {
+            return;
+        }
         let vlan = if tci & VLAN_PRESENT != 0 { tci & 0x0fff } else { 0 };
         let src = self.pkt.dl_src();
         let dst = self.pkt.dl_dst();

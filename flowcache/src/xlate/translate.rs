@@ -541,6 +541,15 @@ impl<'a> Ctx<'a> {
         self.read_field(Field::DlDst, Field::DlDst.all_ones());
         self.read_field(Field::DlSrc, Field::DlSrc.all_ones());
         let tci = self.st.cur.vlan_tci(0);
+        // A VLAN EtherType without a parsed tag (a tag cut short, or a tag beyond the
+        // vlan-limit left behind by a pop): OVS's xlate_normal drops it as malformed,
+        // before learning.
+        if tci & VLAN_PRESENT == 0 {
+            self.read_field(Field::DlType, 0xffff);
+            if matches!(self.st.cur.dl_type(), ethertype::VLAN | ethertype::QINQ) {
+                return;
+            }
+        }
         let vlan = if tci & VLAN_PRESENT != 0 { tci & VLAN_VID_MASK } else { 0 };
         let src = self.st.cur.dl_src();
         let dst = self.st.cur.dl_dst();
