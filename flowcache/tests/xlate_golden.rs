@@ -658,3 +658,25 @@ fn normal_drops_a_partial_vlan_tag() {
     let x = translate(&t, &MacTable::default(), &key(1, &tagged), NOW);
     assert_eq!(x.actions, vec![DpAction::PopVlan, DpAction::Output(2), DpAction::Output(3)]);
 }
+
+/// RARP (0x8035) carries the ARP header, and `rarp` rules match its fields (OVS's
+/// `is_arp` covers both EtherTypes).
+#[test]
+fn rarp_rules_match_rarp_frames() {
+    let t = flows(
+        "priority=5,rarp,arp_op=1,arp_spa=10.0.0.1,arp_tpa=10.0.0.0/24,actions=output:2
+         priority=4,arp,actions=output:3
+         priority=0,actions=drop",
+    );
+    let mut f = arp_frame();
+    f[12..14].copy_from_slice(&ethertype::RARP.to_be_bytes());
+    let k = ferrovs_flowcache::extract::extract(&f, 1);
+    assert_eq!((k.dl_type(), k.nw_proto(), k.nw_src()), (ethertype::RARP, 1, Ipv4Addr::new(10, 0, 0, 1)));
+    assert_eq!(translate(&t, &MacTable::default(), &k, NOW).actions, vec![DpAction::Output(2)]);
+    let k = ferrovs_flowcache::extract::extract(&arp_frame(), 1);
+    assert_eq!(translate(&t, &MacTable::default(), &k, NOW).actions, vec![DpAction::Output(3)]);
+    // Another opcode: the rarp rule misses and so does the arp one.
+    f[21] = 3;
+    let k = ferrovs_flowcache::extract::extract(&f, 1);
+    assert_eq!(translate(&t, &MacTable::default(), &k, NOW).actions, vec![]);
+}
