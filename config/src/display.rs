@@ -196,6 +196,9 @@ impl Display for MatchSpec {
 }
 
 #[cfg(test)]
+mod ovs_golden;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use crate::field::proto::*;
@@ -232,7 +235,7 @@ mod tests {
             ),
             ("vlan_tci=0x1000/0x1000,actions=push_vlan:0x88a8", "vlan_tci=0x1000/0x1000 actions=push_vlan:0x88a8"),
             ("icmp,icmp_type=3,icmp_code=1,actions=dec_ttl", "icmp,icmp_type=3,icmp_code=1 actions=dec_ttl"),
-            ("icmp6,icmpv6_type=135,actions=drop", "icmp6,icmpv6_type=135 actions=drop"),
+            ("icmp6,icmpv6_type=135,actions=drop", "icmp6,icmp_type=135 actions=drop"),
             ("tcp,tcp_flags=0x12/0x12,actions=drop", "tcp,tcp_flags=+syn+ack actions=drop"),
             ("tcp,tcp_flags=0x800/0x800,actions=drop", "tcp,tcp_flags=0x800/0x800 actions=drop"),
             (

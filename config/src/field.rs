@@ -33,6 +33,8 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 pub(crate) mod proto {
     pub const ETH_IPV4: u16 = 0x0800;
     pub const ETH_ARP: u16 = 0x0806;
+    /// Reverse ARP: same header as ARP, so the ARP fields apply (as in OVS).
+    pub const ETH_RARP: u16 = 0x8035;
     pub const ETH_IPV6: u16 = 0x86dd;
     pub const ICMP: u8 = 1;
     pub const TCP: u8 = 6;
@@ -55,10 +57,11 @@ const fn sh(name: &'static str, dl_type: u16, nw_proto: Option<u8>) -> Shorthand
 }
 
 /// The shorthands, in the order `ovs-ofctl` documents them.
-pub(crate) const SHORTHANDS: [Shorthand; 11] = [
+pub(crate) const SHORTHANDS: [Shorthand; 12] = [
     sh("ip", ETH_IPV4, None),
     sh("ipv6", ETH_IPV6, None),
     sh("arp", ETH_ARP, None),
+    sh("rarp", ETH_RARP, None),
     sh("tcp", ETH_IPV4, Some(TCP)),
     sh("udp", ETH_IPV4, Some(UDP)),
     sh("sctp", ETH_IPV4, Some(SCTP)),
@@ -74,13 +77,14 @@ pub(crate) const SHORTHANDS: [Shorthand; 11] = [
 pub enum Prereq {
     /// IPv4 or IPv6.
     IpAny,
-    /// IPv4, IPv6 or ARP (`nw_proto` doubles as the ARP opcode in OpenFlow 1.0).
+    /// IPv4, IPv6 or ARP/RARP (`nw_proto` doubles as the ARP opcode in OpenFlow 1.0).
     IpAnyOrArp,
-    /// IPv4 or ARP (`nw_src`/`nw_dst` double as ARP's protocol addresses).
+    /// IPv4 or ARP/RARP (`nw_src`/`nw_dst` double as ARP's protocol addresses).
     IpOrArp,
     /// IPv4 only.
     Ip,
     Ipv6,
+    /// ARP or RARP (`dl_type` 0x0806 or 0x8035: OVS's `is_arp`).
     Arp,
     /// TCP, UDP or SCTP over IPv4 or IPv6.
     L4,
@@ -89,24 +93,29 @@ pub enum Prereq {
     Sctp,
     Icmp,
     Icmpv6,
+    /// ICMP over IPv4 or ICMPv6 over IPv6: OVS reads `icmp_type`/`icmp_code` in an
+    /// `icmp6` rule as the ICMPv6 type/code.
+    IcmpAny,
 }
 
 impl Prereq {
     pub fn holds(self, dl_type: Option<u16>, nw_proto: Option<u8>) -> bool {
         let ip_any = matches!(dl_type, Some(ETH_IPV4 | ETH_IPV6));
+        let arp = matches!(dl_type, Some(ETH_ARP | ETH_RARP));
         match self {
             Prereq::IpAny => ip_any,
-            Prereq::IpAnyOrArp => ip_any || dl_type == Some(ETH_ARP),
-            Prereq::IpOrArp => matches!(dl_type, Some(ETH_IPV4 | ETH_ARP)),
+            Prereq::IpAnyOrArp => ip_any || arp,
+            Prereq::IpOrArp => arp || dl_type == Some(ETH_IPV4),
             Prereq::Ip => dl_type == Some(ETH_IPV4),
             Prereq::Ipv6 => dl_type == Some(ETH_IPV6),
-            Prereq::Arp => dl_type == Some(ETH_ARP),
+            Prereq::Arp => arp,
             Prereq::L4 => ip_any && matches!(nw_proto, Some(TCP | UDP | SCTP)),
             Prereq::Tcp => ip_any && nw_proto == Some(TCP),
             Prereq::Udp => ip_any && nw_proto == Some(UDP),
             Prereq::Sctp => ip_any && nw_proto == Some(SCTP),
             Prereq::Icmp => dl_type == Some(ETH_IPV4) && nw_proto == Some(ICMP),
             Prereq::Icmpv6 => dl_type == Some(ETH_IPV6) && nw_proto == Some(ICMPV6),
+            Prereq::IcmpAny => Prereq::Icmp.holds(dl_type, nw_proto) || Prereq::Icmpv6.holds(dl_type, nw_proto),
         }
     }
 
@@ -114,17 +123,18 @@ impl Prereq {
     pub fn describe(self) -> &'static str {
         match self {
             Prereq::IpAny => "ip or ipv6",
-            Prereq::IpAnyOrArp => "ip, ipv6 or arp",
-            Prereq::IpOrArp => "ip or arp",
+            Prereq::IpAnyOrArp => "ip, ipv6, arp or rarp",
+            Prereq::IpOrArp => "ip, arp or rarp",
             Prereq::Ip => "ip",
             Prereq::Ipv6 => "ipv6",
-            Prereq::Arp => "arp",
+            Prereq::Arp => "arp or rarp",
             Prereq::L4 => "tcp, udp or sctp (or tcp6, udp6, sctp6)",
             Prereq::Tcp => "tcp or tcp6",
             Prereq::Udp => "udp or udp6",
             Prereq::Sctp => "sctp or sctp6",
             Prereq::Icmp => "icmp",
             Prereq::Icmpv6 => "icmp6",
+            Prereq::IcmpAny => "icmp or icmp6",
         }
     }
 }
@@ -368,14 +378,14 @@ pub static FIELDS: [FieldDef; 35] = {
         row("nw_ecn", &["ip_ecn"], NwTos, K::Decimal { max: 3 }, N, Some(IpAny)).bits(0x03),
         row("nw_ttl", &[], NwTtl, K::Decimal { max: 255 }, N, Some(IpAny)),
         row("nw_frag", &["ip_frag"], NwFrag, K::Frag, N, Some(IpAny)).bits(0x03),
-        row("icmp_type", &["icmpv4_type"], TpSrc, K::Decimal { max: 255 }, N, Some(Icmp)),
-        row("icmpv6_type", &[], TpSrc, K::Decimal { max: 255 }, N, Some(Icmpv6)),
+        row("icmp_type", &["icmpv4_type"], TpSrc, K::Decimal { max: 255 }, N, Some(IcmpAny)),
+        row("icmpv6_type", &[], TpSrc, K::Decimal { max: 255 }, N, Some(Icmpv6)).input_only(),
         row("tcp_src", &[], TpSrc, K::Decimal { max: 0xffff }, Arbitrary, Some(Tcp)).input_only(),
         row("udp_src", &[], TpSrc, K::Decimal { max: 0xffff }, Arbitrary, Some(Udp)).input_only(),
         row("sctp_src", &[], TpSrc, K::Decimal { max: 0xffff }, Arbitrary, Some(Sctp)).input_only(),
         row("tp_src", &[], TpSrc, K::Decimal { max: 0xffff }, Arbitrary, Some(L4)),
-        row("icmp_code", &["icmpv4_code"], TpDst, K::Decimal { max: 255 }, N, Some(Icmp)),
-        row("icmpv6_code", &[], TpDst, K::Decimal { max: 255 }, N, Some(Icmpv6)),
+        row("icmp_code", &["icmpv4_code"], TpDst, K::Decimal { max: 255 }, N, Some(IcmpAny)),
+        row("icmpv6_code", &[], TpDst, K::Decimal { max: 255 }, N, Some(Icmpv6)).input_only(),
         row("tcp_dst", &[], TpDst, K::Decimal { max: 0xffff }, Arbitrary, Some(Tcp)).input_only(),
         row("udp_dst", &[], TpDst, K::Decimal { max: 0xffff }, Arbitrary, Some(Udp)).input_only(),
         row("sctp_dst", &[], TpDst, K::Decimal { max: 0xffff }, Arbitrary, Some(Sctp)).input_only(),
@@ -385,6 +395,11 @@ pub static FIELDS: [FieldDef; 35] = {
         row("arp_tha", &[], ArpTha, K::Ethernet, Arbitrary, Some(Arp)),
     ]
 };
+
+/// Match fields OVS 3.1 has that ferrovs refuses because its flow key (one 64-byte
+/// cache line, every bit used) has no room for them: `nd_target` alone needs 128 bits
+/// beside the IPv6 addresses an ND rule also matches. See docs/OVS-DIFFERENCES.md.
+pub const FIELDS_WITHOUT_KEY_ROOM: [&str; 4] = ["nd_target", "nd_sll", "nd_tll", "ipv6_label"];
 
 /// The field called `name` (canonical or alias).
 pub fn field_by_name(name: &str) -> Option<&'static FieldDef> {

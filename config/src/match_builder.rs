@@ -5,11 +5,13 @@
 //!
 //! What a match field is (names, storage, syntax, masking, prerequisite) is data in
 //! [`crate::field::FIELDS`]; this builder only applies it. [`RuleBuilder::apply`] handles
-//! one field: it looks the key up, refuses a field that was already given (directly or
-//! through another name covering the same bits of the same slot, e.g. `nw_src` and
-//! `arp_spa`), parses the value ([`crate::field_value`]) and records the prerequisite.
-//! Shorthands (`tcp`, `arp`...) set `dl_type`/`nw_proto`; they may repeat what another
-//! field says (`ip,tcp`) but never contradict it (`tcp,udp`, `ipv6,dl_type=0x0800`).
+//! one field: it looks the key up, parses the value ([`crate::field_value`]), records the
+//! prerequisite and stores the value over the bits the field covers. As in `ovs-ofctl`
+//! (OVS 3.1, checked with `ovs-ofctl parse-flow`), a later field replaces what earlier
+//! ones said about the same bits, whatever names they used: `tp_dst=80,tp_dst=81` is
+//! `tp_dst=81`, `tcp,udp` is `udp`, `nw_tos=4,nw_ecn=1,nw_tos=8` is `nw_tos=8,nw_ecn=1`,
+//! `dl_vlan=0xffff,dl_vlan=5` is `dl_vlan=5,dl_vlan_pcp=0` (the PCP bits stay matched),
+//! and a repeated property (`priority`) keeps its last value.
 //!
 //! [`RuleBuilder::finish`] runs once every field is known, because OpenFlow
 //! prerequisites do not depend on field order (`tp_dst=80,tcp` is fine): each field's
@@ -26,7 +28,9 @@
 //! inside the value to a [`Position`], so the TOML `[[bridge.rule]]` form, which has no
 //! ofctl line, reports positions in the TOML file.
 
-use crate::field::{FieldDef, Masking, MatchSlot, Prereq, SHORTHANDS, Shorthand, ValueKind, field_by_name};
+use crate::field::{
+    FIELDS_WITHOUT_KEY_ROOM, FieldDef, Masking, MatchSlot, Prereq, SHORTHANDS, Shorthand, ValueKind, field_by_name,
+};
 use crate::field_value::{ParseFailure, parse_field_value};
 use crate::rule_error::RuleError;
 use crate::rules::{Masked, Match, Position};
@@ -53,55 +57,8 @@ const PROPERTIES: [&str; 5] = ["table", "priority", "cookie", "idle_timeout", "h
 /// as OVS does, so dump-flows output can be fed back. They carry no match semantics.
 const COUNTERS: [&str; 5] = ["duration", "n_packets", "n_bytes", "idle_age", "hard_age"];
 
-/// Who set `dl_type` or `nw_proto` first: the key, and whether it was an explicit field
-/// (as opposed to a shorthand).
-#[derive(Debug, Clone)]
-struct Origin<T> {
-    value: T,
-    key: String,
-    explicit: bool,
-}
-
-/// Records that `key` sets a field that shorthands (`tcp`, `ip`...) may also set:
-/// agreeing repeats are fine (`ip,tcp`), a different value is a conflict, and two
-/// explicit settings of the field are a duplicate. `field` and `show` name the field
-/// and print a value in messages.
-fn set_origin<T: Copy + PartialEq>(
-    slot: &mut Option<Origin<T>>,
-    value: T,
-    key: &str,
-    pos: Position,
-    explicit: bool,
-    (field, show): (&str, fn(T) -> String),
-) -> Result<(), RuleError> {
-    match slot {
-        Some(old) if old.value != value => Err(RuleError::new(
-            pos,
-            format!("`{key}` conflicts with `{}` ({field} {} vs {})", old.key, show(value), show(old.value)),
-        )),
-        Some(old) if explicit && old.explicit => {
-            Err(RuleError::new(pos, format!("`{key}` sets the same field as `{}`", old.key)))
-        }
-        Some(_) => Ok(()),
-        None => {
-            *slot = Some(Origin { value, key: key.to_string(), explicit });
-            Ok(())
-        }
-    }
-}
-
 fn nonzero<T: PartialEq>(m: Masked<T>, zero: T) -> Option<Masked<T>> {
     if m.mask == zero { None } else { Some(m) }
-}
-
-/// The VLAN fields given so far, folded into one TCI at the end.
-#[derive(Debug, Default)]
-struct Vlan {
-    tci: Option<Masked<u128>>,
-    /// `dl_vlan=0xffff` was given.
-    no_tag: bool,
-    /// Where `dl_vlan_pcp` was given.
-    pcp_at: Option<Position>,
 }
 
 /// Accumulates fields; see the module documentation.
@@ -114,13 +71,6 @@ pub(crate) struct RuleBuilder {
     pub idle_timeout: Option<u16>,
     pub hard_timeout: Option<u16>,
     m: Match,
-    /// Keys given so far (for "duplicate field").
-    seen: Vec<String>,
-    /// Slot bits taken so far and by which key (for names sharing storage).
-    claims: Vec<(MatchSlot, u128, String)>,
-    dl_type: Option<Origin<u16>>,
-    nw_proto: Option<Origin<u8>>,
-    vlan: Vlan,
     prereqs: Vec<(Prereq, String, Position)>,
 }
 
@@ -134,11 +84,6 @@ impl RuleBuilder {
             idle_timeout: None,
             hard_timeout: None,
             m: Match::default(),
-            seen: Vec::new(),
-            claims: Vec::new(),
-            dl_type: None,
-            nw_proto: None,
-            vlan: Vlan::default(),
             prereqs: Vec::new(),
         }
     }
@@ -152,10 +97,6 @@ impl RuleBuilder {
         value: Option<&str>,
         locate: Locate<'_>,
     ) -> Result<(), RuleError> {
-        if self.seen.iter().any(|k| k == key) {
-            return Err(RuleError::new(key_pos, format!("duplicate field `{key}`")));
-        }
-        self.seen.push(key.to_string());
         if let Some(sh) = SHORTHANDS.iter().find(|s| s.name == key) {
             return self.apply_shorthand(sh, value, key_pos);
         }
@@ -179,9 +120,9 @@ impl RuleBuilder {
         if value.is_some() {
             return Err(RuleError::new(key_pos, format!("`{}` is a shorthand and takes no value", sh.name)));
         }
-        self.set_dl_type(sh.dl_type, sh.name, key_pos, false)?;
+        self.m.dl_type = Some(sh.dl_type);
         if let Some(p) = sh.nw_proto {
-            self.set_nw_proto(p, sh.name, key_pos, false)?;
+            self.m.nw_proto = Some(p);
         }
         Ok(())
     }
@@ -245,9 +186,6 @@ impl RuleBuilder {
         if self.mode == Mode::Packet {
             check_packet_value(f, key, text, locate)?;
         }
-        if !matches!(f.slot, MatchSlot::DlType | MatchSlot::NwProto) {
-            self.claim(f, key, key_pos)?;
-        }
         if let Some(p) = f.prereq {
             self.prereqs.push((p, key.to_string(), key_pos));
         }
@@ -255,62 +193,23 @@ impl RuleBuilder {
             ParseFailure::Value(e) => invalid(key, e, locate),
             ParseFailure::Whole(reason) => RuleError::new(locate(0), reason),
         })?;
-        self.store(f, key, key_pos, v)
-    }
-
-    /// Refuses `key` if an earlier key covers some of the same bits of the same slot.
-    fn claim(&mut self, f: &FieldDef, key: &str, pos: Position) -> Result<(), RuleError> {
-        if let Some((_, _, prev)) = self.claims.iter().find(|(s, bits, _)| *s == f.slot && bits & f.bits != 0) {
-            return Err(RuleError::new(pos, format!("`{key}` sets the same field as `{prev}`")));
-        }
-        self.claims.push((f.slot, f.bits, key.to_string()));
+        self.store(f, v);
         Ok(())
     }
 
-    fn store(&mut self, f: &FieldDef, key: &str, key_pos: Position, v: Masked<u128>) -> Result<(), RuleError> {
-        match f.slot {
-            MatchSlot::DlType => self.set_dl_type(v.value as u16, key, key_pos, true)?,
-            MatchSlot::NwProto => self.set_nw_proto(v.value as u8, key, key_pos, true)?,
-            MatchSlot::VlanTci => {
-                let old = self.vlan.tci.unwrap_or(Masked { value: 0, mask: 0 });
-                self.vlan.tci = Some(Masked { value: old.value | v.value, mask: old.mask | v.mask });
-                self.vlan.no_tag |= f.kind == ValueKind::VlanVid && v.value == 0;
-                if f.kind == ValueKind::VlanPcp {
-                    self.vlan.pcp_at = Some(key_pos);
-                }
-            }
-            slot if f.bits == slot.all_ones() => self.m.set_slot(slot, nonzero(v, 0)),
-            // Part of a slot (`nw_ecn` of the TOS byte): merged with the other parts.
-            slot => {
-                let old = self.m.slot(slot).unwrap_or(Masked { value: 0, mask: 0 });
-                self.m.set_slot(slot, nonzero(Masked { value: old.value | v.value, mask: old.mask | v.mask }, 0));
-            }
-        }
-        Ok(())
-    }
-
-    fn set_dl_type(&mut self, value: u16, key: &str, pos: Position, explicit: bool) -> Result<(), RuleError> {
-        set_origin(&mut self.dl_type, value, key, pos, explicit, ("dl_type", |v| format!("0x{v:04x}")))?;
-        self.m.dl_type = Some(value);
-        Ok(())
-    }
-
-    fn set_nw_proto(&mut self, value: u8, key: &str, pos: Position, explicit: bool) -> Result<(), RuleError> {
-        set_origin(&mut self.nw_proto, value, key, pos, explicit, ("nw_proto", |v| v.to_string()))?;
-        self.m.nw_proto = Some(value);
-        Ok(())
+    /// Stores `v` over the bits `f` covers (plus the bits its mask sets, e.g. the VLAN
+    /// "present" bit of `dl_vlan`): earlier values of those bits are replaced, other bits
+    /// of the slot are kept.
+    fn store(&mut self, f: &FieldDef, v: Masked<u128>) {
+        let cover = f.bits | v.mask;
+        let old = self.m.slot(f.slot).unwrap_or(Masked { value: 0, mask: 0 });
+        let new = Masked { value: (old.value & !cover) | v.value, mask: (old.mask & !cover) | v.mask };
+        self.m.set_slot(f.slot, nonzero(new, 0));
     }
 
     /// Checks the fields as a whole and returns the match. `end` is the position used for
     /// errors about something missing (e.g. a packet without `in_port`).
     pub(crate) fn finish(mut self, end: Position) -> Result<Match, RuleError> {
-        if let (true, Some(pcp_at)) = (self.vlan.no_tag, self.vlan.pcp_at) {
-            return Err(RuleError::new(
-                pcp_at,
-                "`dl_vlan_pcp` conflicts with `dl_vlan=0xffff` (which matches packets without a VLAN tag)",
-            ));
-        }
-        self.m.set_slot(MatchSlot::VlanTci, self.vlan.tci.and_then(|t| nonzero(t, 0)));
         for (prereq, key, pos) in &self.prereqs {
             if !prereq.holds(self.m.dl_type, self.m.nw_proto) {
                 return Err(RuleError::new(*pos, format!("`{key}` requires a match on {}", prereq.describe())));
@@ -359,6 +258,12 @@ fn invalid(key: &str, e: ValueError, locate: Locate<'_>) -> RuleError {
 }
 
 fn unknown(key: &str, pos: Position) -> RuleError {
+    if FIELDS_WITHOUT_KEY_ROOM.contains(&key) {
+        return RuleError::new(
+            pos,
+            format!("`{key}` is an Open vSwitch field that ferrovs does not support: its flow key has no room for it"),
+        );
+    }
     RuleError::new(pos, format!("unknown or unsupported field `{key}`"))
 }
 

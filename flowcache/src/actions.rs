@@ -37,10 +37,12 @@ pub enum DpAction {
     /// Set the two ECN bits.
     SetIpEcn(u8),
     SetTtl(u8),
-    /// Decrement the IPv4 TTL / IPv6 hop limit. If it is 0 or 1 the packet is dropped
-    /// and the remaining actions are not executed (Open vSwitch's behaviour when no
-    /// controller is configured). Doing this in the datapath, rather than translating
-    /// to `SetTtl(ttl - 1)` as OVS does, keeps `nw_ttl` out of the megaflow mask.
+    /// Decrement the IPv4 TTL / IPv6 hop limit. The translator emits it only for a TTL
+    /// above 1 (the TTL exception is decided at translation, under a mask that proves
+    /// the side of "TTL <= 1"); if the datapath still finds 0 or 1 the packet is
+    /// dropped and the remaining actions are not executed, as a safety net. A relative
+    /// decrement, rather than OVS's `SetTtl(ttl - 1)`, needs only a TTL prefix in the
+    /// megaflow mask instead of the whole TTL.
     DecTtl,
     /// TCP/UDP/SCTP port rewrites keep the L4 checksum right.
     SetTpSrc(u16),

@@ -60,7 +60,7 @@ pub fn execute_edit(frame: &mut [u8], action: &DpAction) -> EditOutcome {
         DpAction::SetVlanPcp(pcp) => set_tci(frame, 0xe000, ((pcp & 7) as u16) << 13),
         DpAction::SetIpv4Src(a) => set_ipv4_addr(frame, 12, a.octets()),
         DpAction::SetIpv4Dst(a) => set_ipv4_addr(frame, 16, a.octets()),
-        DpAction::SetIpv6Src(a) => set_ipv6_addr(frame, 8, a.octets()),
+        DpAction::SetIpv6Src(a) => set_ipv6_addr(frame, IPV6_SRC, a.octets()),
         DpAction::SetIpv6Dst(a) => set_ipv6_addr(frame, 24, a.octets()),
         DpAction::SetIpDscp(d) => set_tos(frame, 0xfc, (d & 0x3f) << 2),
         DpAction::SetIpEcn(e) => set_tos(frame, 0x03, e & 0x03),
@@ -79,10 +79,12 @@ fn set_bytes(frame: &mut [u8], off: usize, v: &[u8]) -> EditOutcome {
     EditOutcome::Applied
 }
 
+/// Rewrites bits of the outer TCI. The DEI/CFI bit is cleared, as OVS does: it rewrites a
+/// tag by popping it and pushing a new one whose TCI never carries DEI.
 fn set_tci(frame: &mut [u8], mask: u16, bits: u16) -> EditOutcome {
     let Some(off) = layers(frame).vlan else { return EditOutcome::Skipped };
     let tci = u16::from_be_bytes([frame[off + 2], frame[off + 3]]);
-    let tci = (tci & !mask) | bits;
+    let tci = (tci & !mask & !VLAN_PRESENT) | bits;
     frame[off + 2..off + 4].copy_from_slice(&tci.to_be_bytes());
     EditOutcome::Applied
 }
@@ -110,9 +112,27 @@ fn l4_csum_field(proto: u8, ipv4: bool) -> Option<usize> {
 }
 
 /// Updates the L4 checksum for a pseudo-header change from `old` to `new` (an address).
+///
+/// As OVS's `packet_set_ipv4_addr` / `packet_update_csum128`, the checksum is updated
+/// whenever the IP payload is long enough to hold the L4 header's fixed part (TCP 20,
+/// UDP 8, ICMPv6 4 bytes), even if the key could not parse the header (a TCP data
+/// offset below 5 or past the end). Unlike OVS, a later fragment is left alone: its
+/// payload bytes at that offset are data, not a checksum.
 fn update_l4_for_pseudo(frame: &mut [u8], l: &Layers, ipv4: bool, old: &[u8], new: &[u8]) {
-    let Some((proto, l4)) = l.l4 else { return };
+    let Some(l4) = l.l4_start else { return };
+    if l.later_fragment {
+        return;
+    }
+    let proto = l.ip_proto;
     let Some(field) = l4_csum_field(proto, ipv4) else { return };
+    let fixed_len = match proto {
+        ipproto::TCP => 20,
+        ipproto::UDP => 8,
+        _ => 4,
+    };
+    if l.l3_end < l4 + fixed_len {
+        return;
+    }
     let at = l4 + field;
     let c = u16::from_be_bytes([frame[at], frame[at + 1]]);
     if proto == ipproto::UDP && ipv4 && c == 0 {
@@ -142,8 +162,36 @@ fn set_ipv6_addr(frame: &mut [u8], field: usize, new: [u8; 16]) -> EditOutcome {
     let mut old = [0u8; 16];
     old.copy_from_slice(&frame[at..at + 16]);
     frame[at..at + 16].copy_from_slice(&new);
-    update_l4_for_pseudo(frame, &l, false, &old, &new);
+    let pseudo_has_it = field == IPV6_SRC || l.l4_start.is_none_or(|l4| !routing_header_pending(frame, l3, l4));
+    if pseudo_has_it {
+        update_l4_for_pseudo(frame, &l, false, &old, &new);
+    }
     EditOutcome::Applied
+}
+
+const IPV6_SRC: usize = 8;
+
+/// True if the IPv6 extension headers between `l3 + 40` and `l4` include a routing
+/// header with segments left. The L4 pseudo-header then holds the final destination
+/// (the routing header's last address), not the destination field (RFC 8200 8.1), so a
+/// destination rewrite leaves the L4 checksum alone, as OVS's `packet_set_ipv6` does.
+fn routing_header_pending(frame: &[u8], l3: usize, l4: usize) -> bool {
+    let mut next = frame[l3 + 6];
+    let mut off = l3 + 40;
+    while off + 8 <= l4 {
+        let len = match next {
+            51 => (frame[off + 1] as usize + 2) * 4, // AH
+            44 => 8,                                 // fragment
+            0 | 43 | 60 => (frame[off + 1] as usize + 1) * 8,
+            _ => return false,
+        };
+        if next == 43 && frame[off + 3] > 0 {
+            return true;
+        }
+        next = frame[off];
+        off += len;
+    }
+    false
 }
 
 fn set_tos(frame: &mut [u8], mask: u8, bits: u8) -> EditOutcome {
@@ -184,9 +232,9 @@ fn set_port(frame: &mut [u8], field: usize, port: u16) -> EditOutcome {
     let Some((l, _, ipv4)) = ip_layers(frame) else { return EditOutcome::Skipped };
     let Some((proto, l4)) = l.l4 else { return EditOutcome::Skipped };
     let at = l4 + field;
-    let old = u16::from_be_bytes([frame[at], frame[at + 1]]);
     match proto {
         ipproto::TCP | ipproto::UDP => {
+            let old = u16::from_be_bytes([frame[at], frame[at + 1]]);
             frame[at..at + 2].copy_from_slice(&port.to_be_bytes());
             let cf = l4 + if proto == ipproto::TCP { 16 } else { 6 };
             let c = u16::from_be_bytes([frame[cf], frame[cf + 1]]);
@@ -205,6 +253,15 @@ fn set_port(frame: &mut [u8], field: usize, port: u16) -> EditOutcome {
             let crc = crc32c(&frame[l4..end]);
             // SCTP stores the CRC32c in little-endian byte order on the wire.
             frame[l4 + 8..l4 + 12].copy_from_slice(&crc.to_le_bytes());
+        }
+        // ICMP type (field 0) or code (field 2 -> byte 1): OVS's packet_set_icmp, for
+        // both ICMP and ICMPv6 (the key only has these in their own IP version).
+        ipproto::ICMP | ipproto::ICMPV6 => {
+            let old = u16::from_be_bytes([frame[l4], frame[l4 + 1]]);
+            frame[l4 + field / 2] = port as u8;
+            let new = u16::from_be_bytes([frame[l4], frame[l4 + 1]]);
+            let c = u16::from_be_bytes([frame[l4 + 2], frame[l4 + 3]]);
+            frame[l4 + 2..l4 + 4].copy_from_slice(&checksum::update16(c, old, new).to_be_bytes());
         }
         _ => return EditOutcome::Skipped,
     }
@@ -459,5 +516,181 @@ mod tests {
         }
         assert!(short.iter().all(|&b| b == 0));
         assert!(!pop_vlan(&mut short));
+    }
+
+    /// OVS rewrites a tag by pop + push of a TCI without DEI: VID and PCP rewrites clear
+    /// the DEI/CFI bit (ofproto-dpif-xlate's commit_vlan_action pushes `tci & ~CFI`).
+    #[test]
+    fn vlan_rewrites_clear_dei() {
+        let plain = tcp4_frame(&TCP4);
+        for a in [DpAction::SetVlanVid(7), DpAction::SetVlanPcp(3)] {
+            let mut f = with_vlan(&plain, 0x8100, 0xa000 | 0x1000 | 100); // PCP 5, DEI, VID 100
+            assert_eq!(apply(&mut f, a), EditOutcome::Applied);
+            let tci = u16::from_be_bytes([f[14], f[15]]);
+            assert_eq!(tci & 0x1000, 0, "{a:?}: DEI cleared");
+            let want = match a {
+                DpAction::SetVlanVid(_) => 0xa000 | 7,
+                _ => 0x6000 | 100,
+            };
+            assert_eq!(tci, want, "{a:?}");
+        }
+    }
+
+    /// The L3 header is found behind any number of tags: after the translator pushed a
+    /// tag the key still says IP, and the edit must apply (it used to be skipped with
+    /// three tags, because the edit parser stopped at the key's tag limit).
+    #[test]
+    fn l3_edits_behind_many_tags() {
+        let mut f = tcp4_frame(&TCP4);
+        for n in 1..=4u16 {
+            f = with_vlan(&f, 0x8100, n);
+            let mut g = f.clone();
+            assert_eq!(apply(&mut g, DpAction::SetIpDscp(46)), EditOutcome::Applied, "{n} tags");
+            assert_eq!(apply(&mut g, DpAction::SetIpv4Dst(Ipv4Addr::new(1, 2, 3, 4))), EditOutcome::Applied);
+            assert_eq!(apply(&mut g, DpAction::SetTpDst(8080)), EditOutcome::Applied);
+            let l3 = 14 + 4 * n as usize;
+            assert_eq!(g[l3 + 1] >> 2, 46);
+            let mut untagged = g[..12].to_vec();
+            untagged.extend_from_slice(&g[12 + 4 * n as usize..]);
+            assert!(checksums_ok(&untagged), "{n} tags");
+            assert_eq!(extract(&untagged, 1).tp_dst(), 8080);
+        }
+    }
+
+    /// One's-complement sum of a TCP segment with its IPv4 pseudo-header (0xffff if the
+    /// checksum verifies), whatever its data offset says.
+    fn tcp4_sum(f: &[u8], l3: usize, end: usize) -> u16 {
+        let ihl = (f[l3] & 0xf) as usize * 4;
+        let src: [u8; 4] = f[l3 + 12..l3 + 16].try_into().unwrap();
+        let dst: [u8; 4] = f[l3 + 16..l3 + 20].try_into().unwrap();
+        let seg = &f[l3 + ihl..end];
+        checksum::fold(checksum::sum_words(seg, checksum::ipv4_pseudo_sum(src, dst, 6, seg.len())))
+    }
+
+    /// OVS updates the TCP checksum on an address rewrite whenever 20 bytes of TCP are
+    /// there (packet_set_ipv4_addr checks only `l4_size >= TCP_HEADER_LEN`), even when the
+    /// data offset is below 5 or points past the end and the key has no ports.
+    #[test]
+    fn tcp_checksum_follows_address_rewrites_with_any_data_offset() {
+        for doff in [0u8, 4, 15] {
+            let mut f = tcp4_frame(&TCP4);
+            let l4 = 34;
+            f[l4 + 12] = (doff << 4) | (f[l4 + 12] & 0x0f);
+            // Make the checksum valid for the changed header, as a sender would.
+            f[l4 + 16..l4 + 18].fill(0);
+            let c = !tcp4_sum(&f, 14, f.len());
+            f[l4 + 16..l4 + 18].copy_from_slice(&c.to_be_bytes());
+            assert_eq!(tcp4_sum(&f, 14, f.len()), 0xffff);
+            assert_eq!(extract(&f, 1).tp_dst(), 0, "the key has no L4 with data offset {doff}");
+            assert_eq!(apply(&mut f, DpAction::SetIpv4Src(Ipv4Addr::new(172, 16, 0, 9))), EditOutcome::Applied);
+            assert_eq!(tcp4_sum(&f, 14, f.len()), 0xffff, "data offset {doff}");
+            assert!(ipv4_header_checksum_ok(&f[14..34]));
+            // Port rewrites need a parsed header (OVS: dp_packet_get_tcp_payload).
+            let before = f.clone();
+            assert_eq!(apply(&mut f, DpAction::SetTpDst(1)), EditOutcome::Skipped);
+            assert_eq!(f, before);
+        }
+        // Fewer than 20 bytes of TCP: no checksum to update.
+        let mut f = ipv4_frame(6, &[0, 1, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0x50, 0, 0, 0, 0xaa, 0xbb]);
+        let tail = f[34..].to_vec();
+        apply(&mut f, DpAction::SetIpv4Src(Ipv4Addr::new(1, 1, 1, 1)));
+        assert_eq!(&f[34..], &tail[..]);
+    }
+
+    /// ferrovs keeps this difference from OVS 3.1 (docs/OVS-DIFFERENCES.md): rewriting
+    /// an address of a later IPv4 fragment does not touch its payload, where OVS
+    /// "updates" bytes 16-17 of the payload as if they were a TCP checksum.
+    #[test]
+    fn later_fragment_payload_is_not_edited_as_a_checksum() {
+        let mut f = tcp4_frame(&TCP4);
+        f[20] = 0;
+        f[21] = 10; // offset 80 bytes
+        fix_ipv4_total_len(&mut f, 14);
+        let payload = f[34..].to_vec();
+        assert_eq!(apply(&mut f, DpAction::SetIpv4Src(Ipv4Addr::new(9, 9, 9, 9))), EditOutcome::Applied);
+        assert_eq!(&f[34..], &payload[..]);
+        assert!(ipv4_header_checksum_ok(&f[14..34]));
+    }
+
+    /// ferrovs keeps this difference from OVS 3.1 (docs/OVS-DIFFERENCES.md): IPv4 with
+    /// protocol 0 is still IPv4, so address, TOS and TTL edits apply (OVS's
+    /// commit_set_nw_action skips a flow whose nw_proto is 0).
+    #[test]
+    fn ipv4_protocol_zero_is_edited() {
+        let mut f = ipv4_frame(0, &[1, 2, 3, 4, 5, 6, 7, 8]);
+        assert_eq!(apply(&mut f, DpAction::SetIpv4Dst(Ipv4Addr::new(5, 6, 7, 8))), EditOutcome::Applied);
+        assert_eq!(apply(&mut f, DpAction::SetIpDscp(10)), EditOutcome::Applied);
+        assert_eq!(apply(&mut f, DpAction::DecTtl), EditOutcome::Applied);
+        let k = extract(&f, 1);
+        assert_eq!((k.nw_dst(), k.nw_tos() >> 2, k.nw_ttl(), k.nw_proto()), (Ipv4Addr::new(5, 6, 7, 8), 10, 63, 0));
+        assert!(ipv4_header_checksum_ok(&f[14..34]));
+        assert_eq!(&f[34..], &[1, 2, 3, 4, 5, 6, 7, 8]);
+    }
+
+    /// `mod_tp_src`/`mod_tp_dst` on ICMP and ICMPv6 write the type and code (low byte),
+    /// with the checksum updated, as OVS 3.1 does.
+    #[test]
+    fn tp_rewrites_on_icmp_write_type_and_code() {
+        let mut f = icmp4_frame(8, 0);
+        assert_eq!(apply(&mut f, DpAction::SetTpSrc(0x0100)), EditOutcome::Applied);
+        assert_eq!(apply(&mut f, DpAction::SetTpDst(3)), EditOutcome::Applied);
+        assert_eq!(f, icmp4_frame(0, 3));
+        assert!(checksums_ok(&f));
+        let mut f = ipv6_frame(58, 0, &[], &[128, 0, 0, 0, 0, 1, 0, 1]);
+        assert!(checksums_ok(&f));
+        assert_eq!(apply(&mut f, DpAction::SetTpSrc(129)), EditOutcome::Applied);
+        let k = extract(&f, 1);
+        assert_eq!((k.tp_src(), k.tp_dst()), (129, 0));
+        assert!(checksums_ok(&f));
+    }
+
+    /// With a routing header that has segments left, the L4 pseudo-header holds the final
+    /// destination, so rewriting the IPv6 destination field leaves the L4 checksum as it
+    /// is (OVS's packet_set_ipv6 does the same); a source rewrite still updates it.
+    #[test]
+    fn ipv6_dst_rewrite_behind_a_pending_routing_header_keeps_the_l4_checksum() {
+        let tcp = tcp_header(1, 2, 0x10, 5);
+        let routed = ipv6_frame_ext(&[ExtHdr::Opts(43, 2)], 6, &tcp);
+        let segments_left_at = 14 + 40 + 3;
+        assert!(routed[segments_left_at] > 0);
+        let l4 = layers(&routed).l4.unwrap().1;
+        let mut f = routed.clone();
+        assert_eq!(apply(&mut f, DpAction::SetIpv6Dst(Ipv6Addr::LOCALHOST)), EditOutcome::Applied);
+        assert_eq!(extract(&f, 1).ipv6_dst(), Ipv6Addr::LOCALHOST);
+        assert_eq!(&f[l4..], &routed[l4..], "L4 untouched");
+        let mut f = routed.clone();
+        apply(&mut f, DpAction::SetIpv6Src("fd00::9".parse().unwrap()));
+        assert!(checksums_ok(&f), "source rewrite updates the checksum");
+        // No segments left: the destination field is the final destination.
+        let mut f = routed.clone();
+        f[segments_left_at] = 0;
+        fill_l4_checksum(&mut f);
+        apply(&mut f, DpAction::SetIpv6Dst(Ipv6Addr::LOCALHOST));
+        assert!(checksums_ok(&f));
+    }
+
+    /// ferrovs keeps this difference from OVS 3.1 (docs/OVS-DIFFERENCES.md): an IPv6
+    /// atomic fragment (offset 0, M=0) is a whole packet, so an address rewrite updates
+    /// its L4 checksum. OVS's packet_rh_present counts only offset 0 *with* M=1 as a
+    /// first fragment and leaves the checksum stale.
+    #[test]
+    fn ipv6_atomic_fragment_address_rewrite_keeps_the_l4_checksum_right() {
+        let tcp = tcp_header(1, 2, 0x10, 5);
+        let mut f = ipv6_frame_ext(&[ExtHdr::Frag { offset: 0, more: false }], 6, &tcp);
+        assert!(checksums_ok(&f));
+        assert_eq!(apply(&mut f, DpAction::SetIpv6Src("fd00::9".parse().unwrap())), EditOutcome::Applied);
+        assert_eq!(apply(&mut f, DpAction::SetIpv6Dst(Ipv6Addr::LOCALHOST)), EditOutcome::Applied);
+        assert!(checksums_ok(&f));
+    }
+
+    /// ferrovs keeps this difference from OVS 3.1 (docs/OVS-DIFFERENCES.md): a source
+    /// rewrite behind a routing header with segments left updates the L4 checksum (the
+    /// source is in the pseudo-header); OVS's packet_set_ipv6 skips it.
+    #[test]
+    fn ipv6_src_rewrite_behind_a_routing_header_updates_the_l4_checksum() {
+        let mut f = ipv6_frame_ext(&[ExtHdr::Opts(43, 2)], 17, &[0, 53, 0, 54, 0, 10, 0, 0, 0xab, 0xcd]);
+        assert!(checksums_ok(&f));
+        apply(&mut f, DpAction::SetIpv6Src("fd00::9".parse().unwrap()));
+        assert!(checksums_ok(&f));
     }
 }

@@ -10,10 +10,11 @@
 //! mutated frames" test in `tests/extract_random.rs` check that).
 //!
 //! Layer by layer (the rules below are OVS 3.1's, and tests pin each one):
-//! - **Ethernet**: fewer than 14 bytes: only `in_port` is set. Then up to two 802.1Q /
-//!   802.1ad tags; a tag is only taken if the 4 tag bytes *and* the following EtherType
-//!   are present, otherwise `dl_type` stays the tag's TPID. A third tag is not parsed
-//!   (`dl_type` = its TPID). A type/length below 0x600 is an 802.3 length: an LLC/SNAP
+//! - **Ethernet**: fewer than 14 bytes: only `in_port` is set. Then up to `vlan-limit`
+//!   802.1Q / 802.1ad tags (OVS's default 1, at most 2: [`DEFAULT_VLAN_LIMIT`]); a tag is
+//!   only taken if the 4 tag bytes *and* the following EtherType are present, otherwise
+//!   `dl_type` stays the tag's TPID. A tag beyond the limit is not parsed (`dl_type` =
+//!   its TPID, nothing behind it). A type/length below 0x600 is an 802.3 length: an LLC/SNAP
 //!   header with OUI 0 yields its SNAP type, anything else `dl_type = 0x05ff`
 //!   ([`DL_TYPE_NONE`]).
 //! - **IPv4**: rejected (only L2 fields kept) if shorter than 20 bytes, if IHL < 5, if the
@@ -22,8 +23,9 @@
 //!   ignored by the L4 parse.
 //! - **IPv6**: rejected if shorter than 40 bytes or if the payload length exceeds the
 //!   frame. Hop-by-hop, routing, destination-options and AH extension headers are
-//!   skipped; a fragment header sets `FRAG_ANY` and, with a non-zero offset,
-//!   `FRAG_LATER` and ends parsing. A truncated extension header keeps the addresses
+//!   skipped; a fragment header with a non-zero offset/flags word sets `FRAG_ANY` (an
+//!   atomic fragment, offset 0 and M=0, is no fragment: RFC 6946) and, with a non-zero
+//!   offset, `FRAG_LATER`, `nw_proto = 44` and ends parsing. A truncated extension header keeps the addresses
 //!   but leaves `nw_proto`, `nw_tos`, `nw_ttl` and `nw_frag` zero, as OVS does.
 //! - **ARP/RARP**: only Ethernet/IPv4 ARP (hrd 1, pro 0x0800, hln 6, pln 4) with all 28
 //!   bytes present; an opcode above 255 leaves `nw_proto` zero.
@@ -39,7 +41,7 @@ use crate::key::{FRAG_ANY, FRAG_LATER, FlowKey, VLAN_PRESENT, ethertype, ipproto
 /// `dl_type` of an 802.3 frame without a SNAP EtherType (OVS's `FLOW_DL_TYPE_NONE`).
 pub const DL_TYPE_NONE: u16 = 0x05ff;
 /// EtherType of reverse ARP, parsed like ARP.
-pub const ETHERTYPE_RARP: u16 = 0x8035;
+pub const ETHERTYPE_RARP: u16 = ethertype::RARP;
 /// Smallest value of the Ethernet type/length field that is a type.
 pub const ETH_TYPE_MIN: u16 = 0x0600;
 
@@ -71,46 +73,79 @@ fn be64(b: &[u8], off: usize) -> u64 {
     u64::from_be_bytes([s[0], s[1], s[2], s[3], s[4], s[5], s[6], s[7]])
 }
 
-/// Extracts the flow key of one frame received on `in_port`.
+/// OVS's default `other_config:vlan-limit` (1): the key parses at most one VLAN tag, so
+/// with two tags `dl_type` is the inner TPID and nothing behind it is parsed.
+pub const DEFAULT_VLAN_LIMIT: usize = 1;
+/// Tags the key can hold (OVS's `FLOW_MAX_VLAN_HEADERS`), the largest useful limit.
+pub const MAX_VLAN_HEADERS: usize = 2;
+
+/// The number of tags the key parses for a configured `vlan-limit`, as OVS's
+/// `flow_limit_vlans()`: 0 means "as many as the key holds", larger values are capped.
+pub const fn vlan_limit(configured: usize) -> usize {
+    if configured == 0 || configured > MAX_VLAN_HEADERS { MAX_VLAN_HEADERS } else { configured }
+}
+
+/// Extracts the flow key of one frame received on `in_port`, with the default
+/// `vlan-limit` ([`DEFAULT_VLAN_LIMIT`]).
 #[inline]
 pub fn extract(frame: &[u8], in_port: u32) -> FlowKey {
+    extract_with_vlan_limit(frame, in_port, DEFAULT_VLAN_LIMIT)
+}
+
+/// Extracts the flow key of one frame, parsing at most `vlan_limit(limit)` VLAN tags.
+/// The limit is a per-switch setting (OVS: `other_config:vlan-limit`); a bridge option
+/// would pass it here. Every cached key of a switch must use the same limit.
+#[inline]
+pub fn extract_with_vlan_limit(frame: &[u8], in_port: u32, limit: usize) -> FlowKey {
     let mut key = FlowKey::ZERO;
     key.set_in_port(in_port);
-    parse_ethernet(frame, &mut key);
+    let mut layers = Layers::default();
+    parse_with_layers(frame, &mut key, &mut layers, vlan_limit(limit));
     key
 }
 
 /// Where the layers of a frame start, for code that edits frames (see `edit`).
+///
+/// Unlike the key, which stops at the `vlan-limit`, [`layers`] walks through every VLAN
+/// tag, so the L3 header is found behind any number of them. That is what edits need:
+/// the translator emits an L3/L4 edit only where the *key* says the header is, and the
+/// key may have been rewritten since extraction (a `push_vlan` before `mod_nw_tos` puts
+/// the IP header behind one more tag than the key's parse saw). Where the key says the
+/// header is absent (more tags than the limit), no such edit is emitted at all.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Layers {
     /// Offset of the outer VLAN tag's TPID, if the frame has a tag that was parsed.
     pub vlan: Option<usize>,
-    /// EtherType after VLAN tags (as in the key).
+    /// Number of VLAN tags in front of `dl_type`.
+    pub n_tags: usize,
+    /// EtherType after the VLAN tags.
     pub dl_type: u16,
     /// Offset of the L3 header, if it passed the checks above (IPv4, IPv6, ARP).
     pub l3: Option<usize>,
+    /// IP protocol as the key has it (for an IPv6 later fragment, 44).
+    pub ip_proto: u8,
+    /// Offset just past the IP header and the IPv6 extension headers, when `l3` is IP:
+    /// OVS's `l4_ofs`, set even when no L4 header could be parsed.
+    pub l4_start: Option<usize>,
+    /// The IP packet is a later fragment (it carries no L4 header).
+    pub later_fragment: bool,
     /// IP protocol of the L4 header, and its offset, if the L4 header passed the checks.
     pub l4: Option<(u8, usize)>,
     /// End of the IP packet (start of Ethernet padding) when `l3` is IP.
     pub l3_end: usize,
 }
 
-/// Finds the layer offsets of a frame with the same rules as [`extract`].
+/// Finds the layer offsets of a frame with the same rules as [`extract`], except that
+/// every VLAN tag is skipped (see [`Layers`]).
 pub fn layers(frame: &[u8]) -> Layers {
     let mut key = FlowKey::ZERO;
     let mut layers = Layers::default();
-    parse_with_layers(frame, &mut key, &mut layers);
+    parse_with_layers(frame, &mut key, &mut layers, usize::MAX);
     layers
 }
 
 #[inline(always)]
-fn parse_ethernet(frame: &[u8], key: &mut FlowKey) {
-    let mut layers = Layers::default();
-    parse_with_layers(frame, key, &mut layers);
-}
-
-#[inline(always)]
-fn parse_with_layers(frame: &[u8], key: &mut FlowKey, layers: &mut Layers) {
+fn parse_with_layers(frame: &[u8], key: &mut FlowKey, layers: &mut Layers, vlan_limit: usize) {
     if frame.len() < 14 {
         return;
     }
@@ -121,7 +156,7 @@ fn parse_with_layers(frame: &[u8], key: &mut FlowKey, layers: &mut Layers) {
     let mut off = 12;
     let mut dl_type = be16(frame, off);
     let mut n_tags = 0;
-    while (dl_type == ethertype::VLAN || dl_type == ethertype::QINQ) && n_tags < 2 {
+    while (dl_type == ethertype::VLAN || dl_type == ethertype::QINQ) && n_tags < vlan_limit {
         // The tag is only taken with its TCI and the next type field present.
         if frame.len() < off + 6 {
             break;
@@ -129,11 +164,14 @@ fn parse_with_layers(frame: &[u8], key: &mut FlowKey, layers: &mut Layers) {
         if n_tags == 0 {
             layers.vlan = Some(off);
         }
-        key.set_vlan_tci(n_tags, be16(frame, off + 2) | VLAN_PRESENT);
+        if n_tags < MAX_VLAN_HEADERS {
+            key.set_vlan_tci(n_tags, be16(frame, off + 2) | VLAN_PRESENT);
+        }
         n_tags += 1;
         off += 4;
         dl_type = be16(frame, off);
     }
+    layers.n_tags = n_tags;
     off += 2;
     if dl_type < ETH_TYPE_MIN {
         // 802.3 length field: look for LLC/SNAP (DSAP AA, SSAP AA, control 03, OUI 0).
@@ -155,36 +193,28 @@ fn parse_with_layers(frame: &[u8], key: &mut FlowKey, layers: &mut Layers) {
     layers.dl_type = dl_type;
 
     let l3 = &frame[off..];
-    match dl_type {
-        ethertype::IPV4 => {
-            if let Some((l4, len)) = parse_ipv4(l3, key) {
+    let ip = match dl_type {
+        ethertype::IPV4 => parse_ipv4(l3, key).map(|r| (r, false)),
+        ethertype::IPV6 => parse_ipv6(l3, key).map(|r| (r, true)),
+        ethertype::ARP | ETHERTYPE_RARP => {
+            if parse_arp(l3, key) {
                 layers.l3 = Some(off);
-                layers.l3_end = off + len;
-                if key.nw_frag() & FRAG_LATER == 0 {
-                    let l4_off = off + l4;
-                    if parse_l4(&frame[l4_off..off + len], key, false) {
-                        layers.l4 = Some((key.nw_proto(), l4_off));
-                    }
-                }
+                layers.l3_end = off + 28;
             }
+            None
         }
-        ethertype::IPV6 => {
-            if let Some((l4, len)) = parse_ipv6(l3, key) {
-                layers.l3 = Some(off);
-                layers.l3_end = off + len;
-                if key.nw_frag() & FRAG_LATER == 0 {
-                    let l4_off = off + l4;
-                    if parse_l4(&frame[l4_off..off + len], key, true) {
-                        layers.l4 = Some((key.nw_proto(), l4_off));
-                    }
-                }
-            }
+        _ => None,
+    };
+    if let Some(((l4, len), is_ipv6)) = ip {
+        let l4_off = off + l4;
+        layers.l3 = Some(off);
+        layers.l3_end = off + len;
+        layers.l4_start = Some(l4_off);
+        layers.ip_proto = key.nw_proto();
+        layers.later_fragment = key.nw_frag() & FRAG_LATER != 0;
+        if !layers.later_fragment && parse_l4(&frame[l4_off..off + len], key, is_ipv6) {
+            layers.l4 = Some((key.nw_proto(), l4_off));
         }
-        ethertype::ARP | ETHERTYPE_RARP if parse_arp(l3, key) => {
-            layers.l3 = Some(off);
-            layers.l3_end = off + 28;
-        }
-        _ => {}
     }
 }
 
@@ -261,13 +291,18 @@ fn parse_ipv6(p: &[u8], key: &mut FlowKey) -> Option<(usize, usize)> {
                 if end - off < 8 {
                     return None;
                 }
-                frag = FRAG_ANY;
                 next = p[off];
                 let offset_flags = be16(p, off + 2);
                 off += 8;
-                if offset_flags & 0xfff8 != 0 {
-                    frag |= FRAG_LATER;
-                    break;
+                // An atomic fragment (offset 0, M=0) is no fragment (RFC 6946).
+                if offset_flags != 0 {
+                    frag = FRAG_ANY;
+                    if offset_flags & 0xfff8 != 0 {
+                        // As OVS: a later fragment's protocol reads as "fragment".
+                        frag |= FRAG_LATER;
+                        next = IPPROTO_FRAGMENT;
+                        break;
+                    }
                 }
             }
             _ => break,
@@ -405,24 +440,48 @@ mod tests {
         assert_eq!(k.dl_type(), 0x0800);
         assert_eq!(k.tp_dst(), 80);
 
+        // Default vlan-limit 1 (OVS's default): the second tag is not parsed, dl_type is
+        // its TPID and nothing behind it is in the key.
         let f2 = with_vlan(&f, 0x88a8, 0x0005);
         let k = extract(&f2, 1);
         assert_eq!(k.vlan_tci(0), 0x0005 | VLAN_PRESENT);
-        assert_eq!(k.vlan_tci(1), 0xa064 | VLAN_PRESENT);
-        assert_eq!(k.dl_type(), 0x0800);
-        assert_eq!(k.tp_dst(), 80);
+        assert_eq!(k.vlan_tci(1), 0);
+        assert_eq!(k.dl_type(), 0x8100);
+        assert_eq!((k.nw_proto(), k.tp_dst(), k.nw_src_u32(), k.nw_ttl()), (0, 0, 0, 0));
+
+        // vlan-limit 2 (or 0, "as many as the key holds"): both tags.
+        for limit in [2, 0, 7] {
+            let k = extract_with_vlan_limit(&f2, 1, limit);
+            assert_eq!(k.vlan_tci(0), 0x0005 | VLAN_PRESENT);
+            assert_eq!(k.vlan_tci(1), 0xa064 | VLAN_PRESENT);
+            assert_eq!(k.dl_type(), 0x0800);
+            assert_eq!(k.tp_dst(), 80);
+        }
+        assert_eq!(extract_with_vlan_limit(&f2, 1, 1), extract(&f2, 1));
 
         // VID 0 priority tag is still a tag.
         let f = with_vlan(&inner, 0x8100, 0x0000);
         assert_eq!(extract(&f, 1).vlan_tci(0), VLAN_PRESENT);
 
-        // A third tag is not parsed: dl_type is its TPID and nothing after it.
+        // A third tag is never parsed: dl_type is its TPID and nothing after it.
         let f3 = with_vlan(&f2, 0x8100, 0x0007);
-        let k = extract(&f3, 1);
+        let k = extract_with_vlan_limit(&f3, 1, 2);
         assert_eq!(k.vlan_tci(0), 0x0007 | VLAN_PRESENT);
         assert_eq!(k.vlan_tci(1), 0x0005 | VLAN_PRESENT);
         assert_eq!(k.dl_type(), 0x8100);
         assert_eq!((k.nw_proto(), k.tp_dst(), k.nw_src_u32()), (0, 0, 0));
+    }
+
+    #[test]
+    fn layers_see_through_any_number_of_tags() {
+        let mut f = tcp4_frame(&TCP4);
+        for n in 1..=5 {
+            f = with_vlan(&f, 0x8100, n as u16);
+            let l = layers(&f);
+            assert_eq!((l.vlan, l.n_tags, l.dl_type), (Some(12), n, 0x0800), "{n} tags");
+            assert_eq!(l.l3, Some(14 + 4 * n));
+            assert_eq!(l.l4, Some((6, 34 + 4 * n)));
+        }
     }
 
     #[test]
@@ -637,12 +696,13 @@ mod tests {
         // First fragment: FRAG_ANY, L4 parsed after the fragment header.
         let k = extract(&ipv6_frame_ext(&[ExtHdr::Frag { offset: 0, more: true }], 17, &udp), 2);
         assert_eq!((k.nw_frag(), k.nw_proto(), k.tp_dst()), (FRAG_ANY, 17, 12345));
-        // Later fragment: FRAG_LATER, nw_proto from the fragment header, no L4.
+        // Later fragment: FRAG_LATER, no L4, and (as OVS's parse_ipv6_ext_hdrs__)
+        // nw_proto reads 44, "fragment", not the protocol the fragment header names.
         let k = extract(&ipv6_frame_ext(&[ExtHdr::Frag { offset: 100, more: false }], 17, &udp), 2);
-        assert_eq!((k.nw_frag(), k.nw_proto(), k.tp_dst()), (FRAG_ANY | FRAG_LATER, 17, 0));
-        // Atomic fragment (offset 0, M=0) is still a fragment.
+        assert_eq!((k.nw_frag(), k.nw_proto(), k.tp_dst()), (FRAG_ANY | FRAG_LATER, IPPROTO_FRAGMENT, 0));
+        // Atomic fragment (offset 0, M=0): no fragment at all (RFC 6946, OVS 3.1), L4 parsed.
         let k = extract(&ipv6_frame_ext(&[ExtHdr::Frag { offset: 0, more: false }], 17, &udp), 2);
-        assert_eq!(k.nw_frag(), FRAG_ANY);
+        assert_eq!((k.nw_frag(), k.nw_proto(), k.tp_dst()), (0, 17, 12345));
     }
 
     #[test]

@@ -61,6 +61,8 @@ pub const VLAN_PCP_SHIFT: u16 = 13;
 pub mod ethertype {
     pub const IPV4: u16 = 0x0800;
     pub const ARP: u16 = 0x0806;
+    /// Reverse ARP: parsed like ARP, and the ARP fields apply to it.
+    pub const RARP: u16 = 0x8035;
     pub const VLAN: u16 = 0x8100;
     pub const QINQ: u16 = 0x88a8;
     pub const IPV6: u16 = 0x86dd;

@@ -364,6 +364,42 @@ impl SplitMix {
     }
 }
 
+/// True if an IPv6 frame (behind any VLAN tags) has a routing header (type 43) with
+/// segments left among its extension headers. [`checksums_ok`] takes the destination
+/// field as the pseudo-header's destination, which is then not the final destination,
+/// so it cannot judge such a frame's L4 checksum after a destination rewrite. Written
+/// independently of the editor's own check.
+pub fn routing_header_pending(f: &[u8]) -> bool {
+    let mut at = 12;
+    while at + 4 <= f.len() && matches!(u16::from_be_bytes([f[at], f[at + 1]]), 0x8100 | 0x88a8) {
+        at += 4;
+    }
+    if at + 2 + 40 > f.len() || f[at..at + 2] != [0x86, 0xdd] {
+        return false;
+    }
+    let mut next = f[at + 2 + 6];
+    let mut h = at + 2 + 40;
+    while h + 8 <= f.len() {
+        match next {
+            43 if f[h + 3] != 0 => return true,
+            0 | 43 | 60 => {
+                next = f[h];
+                h += (f[h + 1] as usize + 1) * 8;
+            }
+            51 => {
+                next = f[h];
+                h += (f[h + 1] as usize + 2) * 4;
+            }
+            44 => {
+                next = f[h];
+                h += 8;
+            }
+            _ => return false,
+        }
+    }
+    false
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -72,6 +72,8 @@ struct RefKey {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 struct RefLayers {
     vlan: Option<usize>,
+    /// EtherType after every tag.
+    dl_type: u16,
     l3: Option<usize>,
     l4: Option<(u8, usize)>,
     l3_end: usize,
@@ -85,8 +87,19 @@ fn u16_at(b: &[u8], at: usize) -> Option<u16> {
     get::<2>(b, at).map(u16::from_be_bytes)
 }
 
-/// Parses `frame` by the documented rules, knowing nothing of flowcache's parser.
+/// The key parses at most this many VLAN tags, as OVS's default `vlan-limit`; the layers
+/// an edit needs are found behind any number of tags.
+const VLAN_LIMIT: usize = 1;
+
+/// Parses `frame` by the documented rules, knowing nothing of flowcache's parser: the key
+/// with at most [`VLAN_LIMIT`] tags, the layers behind every tag.
 fn reference_parse(frame: &[u8], in_port: u32) -> (RefKey, RefLayers) {
+    let (k, _) = reference_parse_tags(frame, in_port, VLAN_LIMIT);
+    let (_, lay) = reference_parse_tags(frame, in_port, usize::MAX);
+    (k, lay)
+}
+
+fn reference_parse_tags(frame: &[u8], in_port: u32, vlan_limit: usize) -> (RefKey, RefLayers) {
     let mut k = RefKey { in_port, ..RefKey::default() };
     let mut lay = RefLayers::default();
     if frame.len() < 14 {
@@ -95,10 +108,11 @@ fn reference_parse(frame: &[u8], in_port: u32) -> (RefKey, RefLayers) {
     k.dl_dst = get(frame, 0).unwrap();
     k.dl_src = get(frame, 6).unwrap();
 
-    // Up to two tags; one is taken only if its TCI and the type after it are present.
+    // Up to `vlan_limit` tags; one is taken only if its TCI and the type after it are
+    // present. The key has room for two.
     let mut type_at = 12;
     let mut ty = u16_at(frame, 12).unwrap();
-    for tag in 0..2 {
+    for tag in 0..vlan_limit {
         if ty != 0x8100 && ty != 0x88a8 {
             break;
         }
@@ -106,7 +120,9 @@ fn reference_parse(frame: &[u8], in_port: u32) -> (RefKey, RefLayers) {
         if tag == 0 {
             lay.vlan = Some(type_at);
         }
-        k.vlan[tag] = tci | 0x1000;
+        if tag < 2 {
+            k.vlan[tag] = tci | 0x1000;
+        }
         type_at += 4;
         ty = next;
     }
@@ -123,6 +139,7 @@ fn reference_parse(frame: &[u8], in_port: u32) -> (RefKey, RefLayers) {
         }
     }
     k.dl_type = ty;
+    lay.dl_type = ty;
     let p = &frame[l3..];
     match ty {
         0x0800 => ref_ipv4(p, l3, &mut k, &mut lay),
@@ -199,11 +216,17 @@ fn ref_ipv6(p: &[u8], l3: usize, k: &mut RefKey, lay: &mut RefLayers) {
         let this = next;
         next = payload[at];
         if this == 44 {
-            frag |= 1;
-            let offset = u16::from_be_bytes([payload[at + 2], payload[at + 3]]) >> 3;
+            // Offset and flags all zero: an atomic fragment, a whole packet (RFC 6946).
+            let word = u16::from_be_bytes([payload[at + 2], payload[at + 3]]);
+            if word != 0 {
+                frag |= 1;
+            }
             at += n;
-            if offset != 0 {
+            if word >> 3 != 0 {
+                // A later fragment carries no upper-layer header: its protocol reads as
+                // the fragment header's own number, as OVS has it.
                 frag |= 2;
+                next = 44;
                 break;
             }
         } else {
@@ -317,7 +340,7 @@ fn check_against_reference(frame: &[u8], in_port: u32) -> (FlowKey, RefKey) {
     if (l.vlan, l.l3, l.l4) != (rl.vlan, rl.l3, rl.l4) || (rl.l3.is_some() && l.l3_end != rl.l3_end) {
         panic!("layers differ\nframe {frame:02x?}\nreference {rl:?}\nlayers {l:?}");
     }
-    if rl.l3.is_some() && l.dl_type != r.dl_type {
+    if rl.l3.is_some() && l.dl_type != rl.dl_type {
         fail("layers.dl_type");
     }
     (k, r)
@@ -352,6 +375,10 @@ const EDITS: [DpAction; 14] = [
     DpAction::SetTpDst(8080),
 ];
 
+fn icmp(r: &RefKey) -> bool {
+    (r.dl_type == 0x0800 && r.nw_proto == 1) || (r.dl_type == 0x86dd && r.nw_proto == 58)
+}
+
 /// The reference key after an `Applied` edit: `before` with exactly the edited field
 /// changed.
 fn edited(before: &RefKey, a: &DpAction) -> RefKey {
@@ -369,6 +396,10 @@ fn edited(before: &RefKey, a: &DpAction) -> RefKey {
         DpAction::SetIpEcn(e) => r.nw_tos = (r.nw_tos & 0xfc) | (e & 3),
         DpAction::SetTtl(t) => r.nw_ttl = t,
         DpAction::DecTtl => r.nw_ttl -= 1,
+        // On ICMP/ICMPv6 the "ports" are the one-byte type and code: OVS writes the low
+        // byte of the value there.
+        DpAction::SetTpSrc(p) if icmp(&r) => r.tp_src = p & 0xff,
+        DpAction::SetTpDst(p) if icmp(&r) => r.tp_dst = p & 0xff,
         DpAction::SetTpSrc(p) => r.tp_src = p,
         DpAction::SetTpDst(p) => r.tp_dst = p,
         _ => unreachable!("not in EDITS"),
@@ -379,7 +410,9 @@ fn edited(before: &RefKey, a: &DpAction) -> RefKey {
 /// Applies `a` to `frame` and checks the editing properties of the module doc. Returns
 /// true if the frame's checksums verified before and were checked after.
 fn check_edit(frame: &mut Vec<u8>, a: &DpAction) -> bool {
-    let (before, _) = reference_parse(frame, 5);
+    // Edits act where `layers` finds the headers, behind any number of tags: judge them
+    // on the reference's view without a tag limit.
+    let (before, _) = reference_parse_tags(frame, 5, usize::MAX);
     let ok_before = checksums_ok(frame);
     let original = frame.clone();
     let outcome = execute_edit(frame, a);
@@ -387,12 +420,18 @@ fn check_edit(frame: &mut Vec<u8>, a: &DpAction) -> bool {
         assert_eq!(*frame, original, "{a:?} answered {outcome:?} but changed the frame");
         return false;
     }
-    let (_, after) = check_against_reference(frame, 5);
+    check_against_reference(frame, 5);
+    let (after, _) = reference_parse_tags(frame, 5, usize::MAX);
     assert_eq!(after, edited(&before, a), "{a:?} changed more than its field of {original:02x?}");
-    if ok_before {
+    // The checksum checker takes the IPv6 destination field as the pseudo-header's
+    // destination; behind a routing header with segments left the final destination is
+    // elsewhere and a destination rewrite rightly leaves the L4 checksum alone, so the
+    // checker cannot judge that case.
+    let judgeable = !(matches!(a, DpAction::SetIpv6Dst(_)) && routing_header_pending(&original));
+    if ok_before && judgeable {
         assert!(checksums_ok(frame), "{a:?} broke the checksums of {original:02x?}");
     }
-    ok_before
+    ok_before && judgeable
 }
 
 // ---------------------------------------------------------------------------------------
@@ -504,8 +543,16 @@ fn reference_reads_known_frames() {
     let udp = [0u8, 53, 0x30, 0x39, 0, 8, 0, 0];
     let (r, _) = reference_parse(&ipv6_frame_ext(&[ExtHdr::Opts(0, 1), ExtHdr::Ah(1)], 17, &udp), 3);
     assert_eq!((r.ip6_src, r.nw_proto, r.tp_src, r.tp_dst, r.nw_frag), (IPV6_SRC, 17, 53, 12345, 0));
+    // A later fragment reads protocol 44; an atomic fragment is no fragment at all.
     let (r, _) = reference_parse(&ipv6_frame_ext(&[ExtHdr::Frag { offset: 3, more: true }], 17, &udp), 3);
-    assert_eq!((r.nw_proto, r.tp_src, r.nw_frag), (17, 0, 3));
+    assert_eq!((r.nw_proto, r.tp_src, r.nw_frag), (44, 0, 3));
+    let (r, _) = reference_parse(&ipv6_frame_ext(&[ExtHdr::Frag { offset: 0, more: false }], 17, &udp), 3);
+    assert_eq!((r.nw_proto, r.tp_src, r.nw_frag), (17, 53, 0));
+    // Two tags: the key stops after the first (dl_type is the inner TPID), the layers do not.
+    let two = with_vlan(&with_vlan(&tcp4_frame(&TCP4), 0x8100, 0x2064), 0x88a8, 0x0005);
+    let (r, l) = reference_parse(&two, 3);
+    assert_eq!((r.vlan, r.dl_type, r.nw_proto, r.tp_dst), ([0x1005, 0], 0x8100, 0, 0));
+    assert_eq!((l.vlan, l.dl_type, l.l3, l.l4), (Some(12), 0x0800, Some(22), Some((6, 42))));
     let (r, _) = reference_parse(&arp_frame(2), 3);
     assert_eq!(
         (r.dl_type, r.nw_proto, r.ip4_src, r.ip4_dst, r.arp_sha),

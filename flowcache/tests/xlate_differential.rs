@@ -46,8 +46,15 @@ fn gen_match(r: &mut Rng) -> Match {
         m.in_port = Some(r.pick(&PORTS));
     }
     if r.chance(75) {
-        m.dl_type =
-            Some(r.pick(&[ethertype::IPV4, ethertype::IPV4, ethertype::IPV4, ethertype::IPV6, ethertype::ARP, 0x88cc]));
+        m.dl_type = Some(r.pick(&[
+            ethertype::IPV4,
+            ethertype::IPV4,
+            ethertype::IPV4,
+            ethertype::IPV6,
+            ethertype::ARP,
+            ethertype::RARP,
+            0x88cc,
+        ]));
     }
     if r.chance(15) {
         m.vlan_tci = Some(match r.below(4) {
@@ -184,7 +191,17 @@ fn gen_packet(r: &mut Rng) -> FlowKey {
             k.set_vlan_tci(1, VLAN_PRESENT | r.pick(&VIDS));
         }
     }
-    let dl_type = r.pick(&[ethertype::IPV4, ethertype::IPV4, ethertype::IPV4, ethertype::IPV6, ethertype::ARP, 0x88cc]);
+    let dl_type = r.pick(&[
+        ethertype::IPV4,
+        ethertype::IPV4,
+        ethertype::IPV4,
+        ethertype::IPV6,
+        ethertype::ARP,
+        ethertype::RARP,
+        0x88cc,
+        // A tag cut short, or one beyond the vlan-limit: the TPID is the EtherType.
+        ethertype::VLAN,
+    ]);
     k.set_dl_type(dl_type);
     match dl_type {
         ethertype::IPV4 | ethertype::IPV6 => {
@@ -217,8 +234,8 @@ fn gen_packet(r: &mut Rng) -> FlowKey {
                 k.set_tcp_flags(r.below(0x1000) as u16);
             }
         }
-        ethertype::ARP => {
-            k.set_nw_proto(r.pick(&[1, 2]));
+        ethertype::ARP | ethertype::RARP => {
+            k.set_nw_proto(r.pick(&[1, 2, 3, 4]));
             k.set_nw_src_u32(r.pick(&V4_BASES) | 1);
             k.set_nw_dst_u32(r.pick(&V4_BASES) | 2);
             k.set_arp_sha(r.pick(&MACS));

@@ -191,14 +191,71 @@ fn rewritten_field_seen_by_resubmit_adds_no_mask_bits() {
 }
 
 #[test]
-fn dec_ttl_keeps_ttl_out_of_the_mask_and_output_to_ingress_is_dropped() {
+fn dec_ttl_reads_which_side_of_one_the_ttl_is_and_output_to_ingress_is_dropped() {
     let t =
         tables(vec![rule(0, 10, ip(), vec![Action::DecTtl, Action::Output(1), Action::Output(2), Action::Output(7)])]);
     let p = key(1, &udp_frame([1, 2, 3, 4], 1, 2, 0));
     let x = translate(&t, &MacTable::default(), &p, NOW);
-    assert_eq!(x.mask, l3_mask());
+    // TTL 64: the top two bits prove "TTL >= 2" for every TTL 64..=127.
+    let mut want = l3_mask();
+    want.set_nw_ttl(0xc0);
+    assert_eq!(x.mask, want);
     // output:1 is the ingress port and port 7 is not on the bridge.
     assert_eq!(x.actions, vec![DpAction::DecTtl, DpAction::Output(2)]);
+}
+
+/// OVS's compose_dec_ttl (ofproto-dpif-xlate.c): at TTL 0 or 1 it returns "stop
+/// processing for current table": the rest of that rule's actions do not run, but a
+/// rule that resubmitted to the table continues with its next action. At top level
+/// the actions before dec_ttl stay.
+#[test]
+fn dec_ttl_exception_stops_only_the_current_table() {
+    let t = tables(vec![
+        rule(
+            0,
+            10,
+            ip(),
+            vec![Action::Output(3), Action::Resubmit(Resubmit { in_port: None, table: Some(1) }), Action::Output(2)],
+        ),
+        rule(1, 10, ip(), vec![Action::DecTtl, Action::Output(1), Action::GotoTable(2)]),
+        rule(2, 10, ip(), vec![Action::Output(1)]),
+    ]);
+    let mut f = udp_frame([1, 2, 3, 4], 1, 2, 0);
+    for ttl in [0u8, 1] {
+        f[22] = ttl;
+        let x = translate(&t, &MacTable::default(), &key(9, &f), NOW);
+        assert_eq!(x.actions, vec![DpAction::Output(3), DpAction::Output(2)], "TTL {ttl}");
+        let mut want = l3_mask();
+        want.set_nw_ttl(0xfe);
+        assert_eq!(x.mask, want, "TTL {ttl}");
+    }
+    f[22] = 2;
+    let x = translate(&t, &MacTable::default(), &key(9, &f), NOW);
+    assert_eq!(
+        x.actions,
+        vec![DpAction::Output(3), DpAction::DecTtl, DpAction::Output(1), DpAction::Output(1), DpAction::Output(2)]
+    );
+    // Top level: the exception ends table 0's actions; the output before it stays.
+    let t = tables(vec![rule(0, 10, ip(), vec![Action::Output(3), Action::DecTtl, Action::Output(2)])]);
+    f[22] = 1;
+    let x = translate(&t, &MacTable::default(), &key(9, &f), NOW);
+    assert_eq!(x.actions, vec![DpAction::Output(3)]);
+}
+
+/// An IPv4 frame whose header the key cannot parse has TTL 0 in the key: OVS takes the
+/// dec_ttl exception (drops), and so must ferrovs, rather than forward it.
+#[test]
+fn dec_ttl_on_an_unparsable_ip_header_is_the_exception() {
+    let t = tables(vec![rule(0, 10, ip(), vec![Action::DecTtl, Action::Output(2)])]);
+    let mut f = udp_frame([1, 2, 3, 4], 1, 2, 0);
+    f[14] = 0x44; // IHL 4: not a valid IPv4 header
+    let k = ferrovs_flowcache::extract::extract(&f, 1);
+    assert_eq!((k.dl_type(), k.nw_ttl()), (ethertype::IPV4, 0));
+    let x = translate(&t, &MacTable::default(), &k, NOW);
+    assert_eq!(x.actions, vec![]);
+    // A valid header with TTL 64 is forwarded.
+    let k = ferrovs_flowcache::extract::extract(&udp_frame([1, 2, 3, 4], 1, 2, 0), 1);
+    assert_eq!(translate(&t, &MacTable::default(), &k, NOW).actions, vec![DpAction::DecTtl, DpAction::Output(2)]);
 }
 
 #[test]
@@ -245,6 +302,8 @@ fn normal_learns_floods_unknown_and_forwards_known() {
     want.set_vlan_tci(0, VLAN_PRESENT | 0x0fff);
     want.set_dl_dst_u64(0xffff_ffff_ffff);
     want.set_dl_src_u64(0xffff_ffff_ffff);
+    // Untagged: dl_type tells a frame with a partial tag (dropped) from a plain one.
+    want.set_dl_type(0xffff);
     assert_eq!(x.mask, want);
     assert_eq!(x.actions, vec![DpAction::Output(2), DpAction::Output(3)], "unknown dst: flood but not to ingress");
     let learn = x.learn.unwrap();
@@ -391,13 +450,18 @@ fn be16(b: &[u8], at: usize) -> u16 {
 /// Parses the frames built above into a flow key (enough of OVS's flow extraction for
 /// these tests; the real parser lives in the fast path).
 fn key(in_port: u32, f: &[u8]) -> FlowKey {
+    key_with_vlan_limit(in_port, f, 1)
+}
+
+/// [`key`] parsing up to `vlan_limit` tags.
+fn key_with_vlan_limit(in_port: u32, f: &[u8], vlan_limit: usize) -> FlowKey {
     let mut k = FlowKey::ZERO;
     k.set_in_port(in_port);
     k.set_dl_dst(f[0..6].try_into().unwrap());
     k.set_dl_src(f[6..12].try_into().unwrap());
     let mut at = 12;
     let mut tags = 0;
-    while be16(f, at) == ethertype::VLAN && tags < 2 {
+    while be16(f, at) == ethertype::VLAN && tags < vlan_limit {
         k.set_vlan_tci(tags, be16(f, at + 2) | VLAN_PRESENT);
         tags += 1;
         at += 4;
@@ -517,10 +581,102 @@ fn pop_then_match_on_the_inner_tag() {
          table=1,priority=0,actions=output:3",
     );
     let inner = vlan(20, &udp_frame([1, 2, 3, 4], 1, 2, 0));
-    let p = key(1, &vlan(30, &inner));
+    // With vlan-limit 2 the key holds both tags.
+    let p = key_with_vlan_limit(1, &vlan(30, &inner), 2);
     assert_eq!(p.vlan_tci(1) & 0x0fff, 20);
     let x = translate(&t, &MacTable::default(), &p, NOW);
     assert_eq!(x.actions, vec![DpAction::PopVlan, DpAction::Output(2)]);
     assert_eq!(x.mask.vlan_tci(0), VLAN_PRESENT, "outer tag: only 'is tagged' (for strip_vlan)");
     assert_eq!(x.mask.vlan_tci(1), VLAN_PRESENT | 0x0fff, "inner tag: present bit and VID");
+    // With the default vlan-limit 1 (OVS's), the key never saw the inner tag: after the
+    // pop it reads "no tag" and dl_type 0x8100, so dl_vlan=20 does not match.
+    let p = key(1, &vlan(30, &inner));
+    assert_eq!((p.vlan_tci(1), p.dl_type()), (0, ethertype::VLAN));
+    let x = translate(&t, &MacTable::default(), &p, NOW);
+    assert_eq!(x.actions, vec![DpAction::PopVlan, DpAction::Output(3)]);
+}
+
+/// vlan-limit 1: behind a second tag nothing is IP, so ip/udp rules do not match and IP
+/// edits are not emitted (OVS 3.1 with its default `other_config:vlan-limit`).
+#[test]
+fn ip_rules_do_not_match_behind_a_second_tag() {
+    let t = flows(
+        "priority=5,udp,actions=mod_nw_tos:8,output:2
+         priority=0,actions=output:3",
+    );
+    let one = vlan(30, &udp_frame([1, 2, 3, 4], 1, 2, 0));
+    let x = translate(&t, &MacTable::default(), &key(1, &one), NOW);
+    assert_eq!(x.actions, vec![DpAction::SetIpDscp(2), DpAction::Output(2)]);
+    let two = vlan(40, &one);
+    let x = translate(&t, &MacTable::default(), &key(1, &two), NOW);
+    assert_eq!(x.actions, vec![DpAction::Output(3)]);
+    // The real extraction agrees.
+    assert_eq!(ferrovs_flowcache::extract::extract(&two, 1), key(1, &two));
+}
+
+/// ferrovs keeps this difference from OVS 3.1 (docs/OVS-DIFFERENCES.md): IPv4 with
+/// protocol 0 is IPv4, so mod_nw_* and dec_ttl apply. OVS's commit_set_nw_action and
+/// commit_set_port_action return early when `nw_proto` is 0, silently skipping them.
+#[test]
+fn ipv4_protocol_zero_is_still_rewritten() {
+    let t = flows("priority=5,ip,actions=mod_nw_src:9.9.9.9,mod_nw_tos:4,dec_ttl,output:2");
+    let mut f = udp_frame([1, 2, 3, 4], 1, 2, 0);
+    f[23] = 0; // protocol 0 (IPv6 hop-by-hop's number, meaningless in IPv4)
+    let k = ferrovs_flowcache::extract::extract(&f, 1);
+    assert_eq!((k.dl_type(), k.nw_proto(), k.nw_ttl()), (ethertype::IPV4, 0, 64));
+    let x = translate(&t, &MacTable::default(), &k, NOW);
+    assert_eq!(
+        x.actions,
+        vec![
+            DpAction::SetIpv4Src(Ipv4Addr::new(9, 9, 9, 9)),
+            DpAction::SetIpDscp(1),
+            DpAction::DecTtl,
+            DpAction::Output(2)
+        ]
+    );
+}
+
+/// OVS's xlate_normal drops "a packet with partial VLAN tag": a VLAN EtherType with no
+/// tag parsed (the tag was cut short, or a pop left the key's tag slot empty in front
+/// of a tag beyond the vlan-limit). Nothing is learned.
+#[test]
+fn normal_drops_a_partial_vlan_tag() {
+    let t = flows("priority=0,actions=normal");
+    let tagged = vlan(10, &udp_frame([10, 0, 0, 1], 1, 2, 0));
+    let cut = &tagged[..16];
+    let k = ferrovs_flowcache::extract::extract(cut, 1);
+    assert_eq!((k.dl_type(), k.vlan_tci(0)), (ethertype::VLAN, 0));
+    let x = translate(&t, &MacTable::default(), &k, NOW);
+    assert_eq!((x.actions.len(), x.learn), (0, None));
+    // Two tags, strip_vlan, normal: with vlan-limit 1 the key is left with no tag and
+    // dl_type 0x8100, which normal drops too.
+    let t = flows("priority=0,actions=strip_vlan,normal");
+    let two = vlan(20, &tagged);
+    let x = translate(&t, &MacTable::default(), &key(1, &two), NOW);
+    assert_eq!(x.actions, vec![DpAction::PopVlan]);
+    // One tag: forwarded (flooded).
+    let x = translate(&t, &MacTable::default(), &key(1, &tagged), NOW);
+    assert_eq!(x.actions, vec![DpAction::PopVlan, DpAction::Output(2), DpAction::Output(3)]);
+}
+
+/// RARP (0x8035) carries the ARP header, and `rarp` rules match its fields (OVS's
+/// `is_arp` covers both EtherTypes).
+#[test]
+fn rarp_rules_match_rarp_frames() {
+    let t = flows(
+        "priority=5,rarp,arp_op=1,arp_spa=10.0.0.1,arp_tpa=10.0.0.0/24,actions=output:2
+         priority=4,arp,actions=output:3
+         priority=0,actions=drop",
+    );
+    let mut f = arp_frame();
+    f[12..14].copy_from_slice(&ethertype::RARP.to_be_bytes());
+    let k = ferrovs_flowcache::extract::extract(&f, 1);
+    assert_eq!((k.dl_type(), k.nw_proto(), k.nw_src()), (ethertype::RARP, 1, Ipv4Addr::new(10, 0, 0, 1)));
+    assert_eq!(translate(&t, &MacTable::default(), &k, NOW).actions, vec![DpAction::Output(2)]);
+    let k = ferrovs_flowcache::extract::extract(&arp_frame(), 1);
+    assert_eq!(translate(&t, &MacTable::default(), &k, NOW).actions, vec![DpAction::Output(3)]);
+    // Another opcode: the rarp rule misses and so does the arp one.
+    f[21] = 3;
+    let k = ferrovs_flowcache::extract::extract(&f, 1);
+    assert_eq!(translate(&t, &MacTable::default(), &k, NOW).actions, vec![]);
 }

@@ -38,11 +38,15 @@
 //! - Set-field actions become datapath actions immediately, in order (OVS instead
 //!   commits only changed fields at output time, which needs the old value of the
 //!   field in the mask; we never compare, so the mask does not grow). Actions whose
-//!   prerequisites the packet lacks (e.g. `mod_nw_src` on ARP, `mod_tp_dst` on ICMP or
-//!   on a later fragment) do nothing. Later lookups see the rewritten fields.
-//! - `dec_ttl` becomes [`DpAction::DecTtl`]: the datapath decrements and drops at TTL
-//!   <= 1. OVS instead emits `set(ttl=N-1)`, which puts the TTL in every such megaflow;
-//!   ours stays TTL-free unless a rule matches on TTL.
+//!   prerequisites the packet lacks (e.g. `mod_nw_src` on ARP, `mod_tp_dst` on GRE or
+//!   on a later fragment) do nothing; `mod_tp_src`/`mod_tp_dst` on ICMP (ICMPv6) write
+//!   the type/code, as OVS does. Later lookups see the rewritten fields.
+//! - `dec_ttl` on IP: at TTL 0 or 1 (also the TTL 0 of an IP header the key could not
+//!   parse) it is OVS's TTL exception: the rest of the current rule's actions, its
+//!   `goto_table` included, do not run, while a rule that resubmitted to this table
+//!   continues (`compose_dec_ttl` returns "stop processing for current table"). Otherwise
+//!   it becomes [`DpAction::DecTtl`]. The mask gets only the TTL bits that decide the
+//!   side of "TTL <= 1" (a prefix: 0xc0 for TTL 64), where OVS takes the whole TTL.
 //! - IP fragments (frag handling "normal"): tp_src/tp_dst read as 0. The mask covers
 //!   the fragment bit only when ports were consulted (OVS always covers nw_frag for IP).
 //! - `normal`: see [`MacTable`] and the `normal` method in `translate`.

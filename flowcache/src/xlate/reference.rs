@@ -92,7 +92,7 @@ fn masked_eq<T: Copy>(v: Option<ferrovs_config::rules::Masked<T>>, pkt: u128, co
 fn matches(m: &Match, p: &FlowKey) -> bool {
     let ip4 = m.dl_type == Some(ethertype::IPV4);
     let ip6 = m.dl_type == Some(ethertype::IPV6);
-    let arp = m.dl_type == Some(ethertype::ARP);
+    let arp = m.dl_type == Some(ethertype::ARP) || m.dl_type == Some(0x8035);
     let ip = ip4 || ip6;
     let proto = if ip { m.nw_proto } else { None };
     let ports = matches!(proto, Some(ipproto::TCP | ipproto::UDP | ipproto::SCTP))
@@ -156,6 +156,9 @@ impl Eval<'_> {
                     let t = if t == Some(255) { table } else { t.unwrap_or(table) };
                     self.table(t, in_port.unwrap_or(self.in_port), depth + 1)
                 }
+                // TTL exception: this rule stops here (no goto_table either); whoever
+                // resubmitted to this table goes on.
+                Action::DecTtl if self.ip() && self.pkt.nw_ttl() < 2 => return,
                 _ => self.action(a),
             }
         }
@@ -238,8 +241,7 @@ impl Eval<'_> {
             }
             Action::DecTtl => {
                 if self.ip() {
-                    let t = self.pkt.nw_ttl();
-                    self.pkt.set_nw_ttl(t.saturating_sub(1));
+                    self.pkt.set_nw_ttl(self.pkt.nw_ttl() - 1);
                     self.emit(DpAction::DecTtl);
                 }
             }
@@ -299,10 +301,15 @@ impl Eval<'_> {
                 p.set_nw_ttl(t);
                 Some(DpAction::SetTtl(t))
             }
+            // L4 ports; for ICMP/ICMPv6 the type (src) and code (dst), as OVS writes them.
             SetField::TpSrc(x) | SetField::TpDst(x)
-                if (ip4 || ip6)
-                    && matches!(p.nw_proto(), ipproto::TCP | ipproto::UDP | ipproto::SCTP)
-                    && p.nw_frag() & FRAG_LATER == 0 =>
+                if p.nw_frag() & FRAG_LATER == 0
+                    && match p.nw_proto() {
+                        ipproto::TCP | ipproto::UDP | ipproto::SCTP => ip4 || ip6,
+                        ipproto::ICMP => ip4,
+                        ipproto::ICMPV6 => ip6,
+                        _ => false,
+                    } =>
             {
                 if matches!(sf, SetField::TpSrc(_)) {
                     p.set_tp_src(x);
@@ -321,6 +328,10 @@ impl Eval<'_> {
 
     fn normal(&mut self) {
         let tci = self.pkt.vlan_tci(0);
+        // Partial VLAN tag: dropped as malformed (OVS's xlate_normal), nothing learned.
+        if tci & VLAN_PRESENT == 0 && (self.pkt.dl_type() == 0x8100 || self.pkt.dl_type() == 0x88a8) {
+            return;
+        }
         let vlan = if tci & VLAN_PRESENT != 0 { tci & 0x0fff } else { 0 };
         let src = self.pkt.dl_src();
         let dst = self.pkt.dl_dst();

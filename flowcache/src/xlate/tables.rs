@@ -232,7 +232,7 @@ pub(crate) fn compile_match(m: &Match) -> (Vec<FieldMatch>, Vec<&'static str>) {
     let mut dropped = Vec::new();
     let is_ip4 = m.dl_type == Some(ethertype::IPV4);
     let is_ip6 = m.dl_type == Some(ethertype::IPV6);
-    let is_arp = m.dl_type == Some(ethertype::ARP);
+    let is_arp = matches!(m.dl_type, Some(ethertype::ARP | ethertype::RARP));
     let is_ip = is_ip4 || is_ip6;
     let proto = if is_ip { m.nw_proto } else { None };
     let has_ports = matches!(proto, Some(ipproto::TCP | ipproto::UDP | ipproto::SCTP))

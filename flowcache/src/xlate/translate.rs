@@ -335,7 +335,13 @@ impl<'a> Ctx<'a> {
             }
             match *a {
                 Action::GotoTable(t) => goto = Some(t),
-                _ => self.action(a, table, depth),
+                _ => {
+                    if self.action(a, table, depth) == Flow::StopTable {
+                        // The rest of this rule, its goto_table included, is skipped;
+                        // a resubmitting caller continues.
+                        return;
+                    }
+                }
             }
         }
         if let Some(t) = goto {
@@ -368,7 +374,7 @@ impl<'a> Ctx<'a> {
         self.st.cur.vlan_tci(0) & VLAN_PRESENT != 0
     }
 
-    fn action(&mut self, a: &Action, table: u8, depth: usize) {
+    fn action(&mut self, a: &Action, table: u8, depth: usize) -> Flow {
         match *a {
             Action::Output(p) => self.output(p),
             Action::InPort => self.actions.push(DpAction::Output(self.in_port)),
@@ -409,9 +415,13 @@ impl<'a> Ctx<'a> {
             Action::DecTtl => {
                 let (v4, v6) = self.is_ip();
                 if v4 || v6 {
-                    self.actions.push(DpAction::DecTtl);
                     let t = self.st.cur.nw_ttl();
-                    self.st.cur.set_nw_ttl(t.saturating_sub(1));
+                    self.read_field(Field::NwTtl, ttl_side_bits(t) as u128);
+                    if t <= 1 {
+                        return Flow::StopTable;
+                    }
+                    self.actions.push(DpAction::DecTtl);
+                    self.st.cur.set_nw_ttl(t - 1);
                     self.st.ttl_derived = true;
                 }
             }
@@ -423,6 +433,7 @@ impl<'a> Ctx<'a> {
             }
             Action::GotoTable(_) => {}
         }
+        Flow::Continue
     }
 
     fn set_field(&mut self, sf: SetField) {
@@ -497,7 +508,14 @@ impl<'a> Ctx<'a> {
                     return;
                 }
                 self.read_field(Field::NwProto, 0xff);
-                if !matches!(self.st.cur.nw_proto(), ipproto::TCP | ipproto::UDP | ipproto::SCTP) {
+                // As OVS (commit_set_port_action / commit_set_icmp_action): ports of
+                // TCP, UDP, SCTP; on ICMP (in IPv4) and ICMPv6 (in IPv6) the low byte
+                // becomes the type (tp_src) or code (tp_dst).
+                let proto = self.st.cur.nw_proto();
+                let has_ports = matches!(proto, ipproto::TCP | ipproto::UDP | ipproto::SCTP)
+                    || (v4 && proto == ipproto::ICMP)
+                    || (v6 && proto == ipproto::ICMPV6);
+                if !has_ports {
                     return;
                 }
                 self.read_field(Field::NwFrag, FRAG_LATER as u128);
@@ -523,6 +541,15 @@ impl<'a> Ctx<'a> {
         self.read_field(Field::DlDst, Field::DlDst.all_ones());
         self.read_field(Field::DlSrc, Field::DlSrc.all_ones());
         let tci = self.st.cur.vlan_tci(0);
+        // A VLAN EtherType without a parsed tag (a tag cut short, or a tag beyond the
+        // vlan-limit left behind by a pop): OVS's xlate_normal drops it as malformed,
+        // before learning.
+        if tci & VLAN_PRESENT == 0 {
+            self.read_field(Field::DlType, 0xffff);
+            if matches!(self.st.cur.dl_type(), ethertype::VLAN | ethertype::QINQ) {
+                return;
+            }
+        }
         let vlan = if tci & VLAN_PRESENT != 0 { tci & VLAN_VID_MASK } else { 0 };
         let src = self.st.cur.dl_src();
         let dst = self.st.cur.dl_dst();
@@ -545,6 +572,25 @@ impl<'a> Ctx<'a> {
             _ => self.flood(),
         }
     }
+}
+
+/// Whether a rule's remaining actions run after an action.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Flow {
+    Continue,
+    /// `dec_ttl` found TTL 0 or 1: OVS's `compose_dec_ttl` returns "stop processing for
+    /// the current table", so the rest of this rule's actions (and its goto_table) do not
+    /// run, but a rule that resubmitted here goes on with its own next action.
+    StopTable,
+}
+
+/// The TTL bits that decide on which side of "TTL <= 1" (the `dec_ttl` exception) a
+/// TTL `t` is, as few as possible: bits 7..1 for 0 and 1; otherwise the bits from the top
+/// down to `t`'s highest set bit (TTL 64 needs `0xc0`: every 64..=127 decrements). OVS
+/// un-wildcards the whole TTL; this prefix gives the same decision with at most 7
+/// megaflows instead of 256.
+fn ttl_side_bits(t: u8) -> u8 {
+    if t <= 1 { 0xfe } else { 0xff << (7 - t.leading_zeros()) }
 }
 
 /// Adds the bits that every mask touching a field must also cover.
