@@ -23,7 +23,8 @@ use std::path::{Path, PathBuf};
 
 /// The hugetlbfs files of `prefix` mapped by this process now.
 pub(crate) fn mapped_by_us(prefix: &str) -> Vec<PathBuf> {
-    let (Ok(maps), Ok(mounts)) = (std::fs::read_to_string("/proc/self/maps"), std::fs::read_to_string("/proc/self/mounts"))
+    let (Ok(maps), Ok(mounts)) =
+        (std::fs::read_to_string("/proc/self/maps"), std::fs::read_to_string("/proc/self/mounts"))
     else {
         return Vec::new();
     };
@@ -55,7 +56,10 @@ pub(crate) fn remove_runtime_files(dir: &Path) {
     for e in entries.flatten() {
         let name = e.file_name();
         let name = name.to_string_lossy();
-        if name == "config" || name == "hugepage_info" || name.starts_with("fbarray_") || name.starts_with("dpdk_telemetry")
+        if name == "config"
+            || name == "hugepage_info"
+            || name.starts_with("fbarray_")
+            || name.starts_with("dpdk_telemetry")
         {
             let _ = std::fs::remove_file(e.path());
         }

@@ -54,6 +54,6 @@ pub use mbuf::{BURST, Drain, Mbuf, MbufBatch};
 pub use mempool::Mempool;
 pub use pdump::Pdump;
 pub use port::{
-    EthStats, LinkState, LinkStatus, Port, PortConfig, PortId, RxQueue, TxQueue, port_by_name, probe, ring_port_pair, rx_burst,
-    tx_burst,
+    EthStats, LinkState, LinkStatus, Port, PortConfig, PortId, RxQueue, TxQueue, port_by_name, probe, ring_port_pair,
+    rx_burst, tx_burst,
 };

@@ -93,7 +93,11 @@ fn resolve_eal(raw: &RawEal, ctx: &Ctx<'_>, origin: &mut Origin) -> Result<EalCo
         Some(d) => {
             let at = d.span().start;
             if !hugepages {
-                return Err(ctx.err(at, "eal.huge_dir", "needs hugepages = true (without hugepages there is no hugetlbfs)"));
+                return Err(ctx.err(
+                    at,
+                    "eal.huge_dir",
+                    "needs hugepages = true (without hugepages there is no hugetlbfs)",
+                ));
             }
             let path = PathBuf::from(d.get_ref());
             if !path.is_absolute() {
@@ -139,7 +143,9 @@ fn check_capture(hugepages: bool, has_prefix: bool, extra_args: &[String]) -> Re
     }
     let private = ["--in-memory", "--no-shconf", "--no-huge"];
     if let Some(a) = extra_args.iter().find(|a| private.contains(&a.split('=').next().unwrap_or(a))) {
-        return Err(format!("eal.extra_args has `{a}`, which keeps DPDK's memory private: the capture tools could not attach"));
+        return Err(format!(
+            "eal.extra_args has `{a}`, which keeps DPDK's memory private: the capture tools could not attach"
+        ));
     }
     Ok(())
 }

@@ -20,8 +20,8 @@ use ferrovs_pmd::{PmdLocal, PmdStats, PortCounters, PortSpec, PortStats, Switch,
 
 use crate::daemon::DaemonError;
 use crate::protocol::{
-    BridgeInfo, LatencyHistogram, LinkState, NicCounters, PmdInfo, PmdStatsReply, PortInfo, ReloadReply, Reply, Request,
-    ShowReply, SlowPathCounters, SlowPathInfo,
+    BridgeInfo, LatencyHistogram, LinkState, NicCounters, PmdInfo, PmdStatsReply, PortInfo, ReloadReply, Reply,
+    Request, ShowReply, SlowPathCounters, SlowPathInfo,
 };
 use crate::slow_path::{SlowPathThread, UPCALL_LATENCY_BOUNDS_US};
 

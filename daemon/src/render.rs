@@ -10,8 +10,8 @@
 use std::fmt::Write;
 
 use crate::protocol::{
-    AddFlowsReply, DelFlowsReply, DumpDpFlowsReply, DumpFlowsReply, LinkState, PmdStatsReply, PortInfo, ReloadReply, Reply,
-    ShowReply, TraceReply,
+    AddFlowsReply, DelFlowsReply, DumpDpFlowsReply, DumpFlowsReply, LinkState, PmdStatsReply, PortInfo, ReloadReply,
+    Reply, ShowReply, TraceReply,
 };
 
 /// Renders `reply` as text ending in a newline (or as nothing).
@@ -202,7 +202,9 @@ mbufs: 1023 in use of 16383
         p.link_state = LinkState::Unknown;
         let text = render(&Reply::Show(show));
         assert!(
-            text.contains("  port 2 b (net_null2,no-rx=1): link unknown (its interface is in another network namespace)\n"),
+            text.contains(
+                "  port 2 b (net_null2,no-rx=1): link unknown (its interface is in another network namespace)\n"
+            ),
             "{text}"
         );
     }

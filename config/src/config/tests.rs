@@ -484,7 +484,9 @@ fn capture_refuses_what_cannot_work() {
     at_capture(&format!("[eal]\ncapture = true\nhugepages = true\n{PORTS}"), "file_prefix");
     for extra in ["--in-memory", "--no-shconf", "--no-huge"] {
         at_capture(
-            &format!("[eal]\ncapture = true\nhugepages = true\nfile_prefix = \"p\"\nextra_args = [\"{extra}\"]\n{PORTS}"),
+            &format!(
+                "[eal]\ncapture = true\nhugepages = true\nfile_prefix = \"p\"\nextra_args = [\"{extra}\"]\n{PORTS}"
+            ),
             extra,
         );
     }
