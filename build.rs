@@ -23,6 +23,9 @@ fn main() {
     // plugins loaded at run time): rte_eth_from_rings (net_ring) and rte_vdev_init (bus_vdev).
     println!("cargo:rustc-link-lib=rte_net_ring");
     println!("cargo:rustc-link-lib=rte_bus_vdev");
+    // Listed by pkg-config too, but named here because ferrovs depends on it directly
+    // (the capture tools' request handler, src/pdump.rs).
+    println!("cargo:rustc-link-lib=rte_pdump");
 
     // The cflags pkg-config gives (include paths, `-include rte_config.h`, `-march=...`).
     let cflags: Vec<String> = pkg_config::get_variable("libdpdk", "cflags")
@@ -66,6 +69,10 @@ fn main() {
         .allowlist_function("fvs_.*")
         .allowlist_function("rte_eal_init")
         .allowlist_function("rte_eal_cleanup")
+        .allowlist_function("rte_eal_get_runtime_dir")
+        .allowlist_function("rte_pdump_init")
+        .allowlist_function("rte_pdump_uninit")
+        .allowlist_function("if_indextoname")
         .allowlist_function("rte_strerror")
         .allowlist_function("rte_socket_id")
         .allowlist_function("rte_get_tsc_hz")

@@ -21,6 +21,8 @@
 #include <rte_dev.h>
 #include <rte_bus_vdev.h>
 #include <rte_eth_ring.h>
+#include <rte_pdump.h>
+#include <net/if.h>
 
 uint16_t fvs_rx_burst(uint16_t port_id, uint16_t queue_id, struct rte_mbuf **pkts, uint16_t n);
 uint16_t fvs_tx_burst(uint16_t port_id, uint16_t queue_id, struct rte_mbuf **pkts, uint16_t n);

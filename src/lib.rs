@@ -17,6 +17,8 @@
 //!   by one `rte_eth_rx_burst` and sent by one `rte_eth_tx_burst`. Per-packet accessors
 //!   read the mbuf fields directly from the bound struct (no FFI call per packet);
 //!   FFI calls are made once per burst (rx, tx, bulk free).
+//! - [`Pdump`] lets DPDK's capture tools (`dpdk-dumpcap`, `dpdk-pdump`) copy a port's
+//!   packets from a running process.
 //! - [`Mbuf`] is one owned packet (freed on drop) for packets that leave a burst: moved
 //!   into another batch, queued to a slow path, or shared between several outputs.
 //!
@@ -39,8 +41,10 @@ pub mod sys {
 
 mod eal;
 mod error;
+mod hugefiles;
 mod mbuf;
 mod mempool;
+mod pdump;
 mod port;
 pub mod telemetry;
 
@@ -48,7 +52,8 @@ pub use eal::{Eal, ThreadRegistration, lcore_id, rdtsc};
 pub use error::DpdkError;
 pub use mbuf::{BURST, Drain, Mbuf, MbufBatch};
 pub use mempool::Mempool;
+pub use pdump::Pdump;
 pub use port::{
-    EthStats, LinkStatus, Port, PortConfig, PortId, RxQueue, TxQueue, port_by_name, probe, ring_port_pair, rx_burst,
-    tx_burst,
+    EthStats, LinkState, LinkStatus, Port, PortConfig, PortId, RxQueue, TxQueue, port_by_name, probe, ring_port_pair,
+    rx_burst, tx_burst,
 };

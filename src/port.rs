@@ -89,6 +89,14 @@ pub fn probe(eal: &Eal, devargs: &str) -> Result<PortId, DpdkError> {
         .map_err(|_| rejected(19, format!("probe succeeded but no ethdev port named {name:?} appeared")))
 }
 
+/// Is there an interface with this index in the calling thread's network namespace?
+fn interface_exists(if_index: u32) -> bool {
+    let mut buf = [0 as c_char; 16]; // IF_NAMESIZE
+    // SAFETY: buf has IF_NAMESIZE bytes, as if_indextoname requires; it returns NULL
+    // (ENXIO) when no interface has the index.
+    !unsafe { sys::if_indextoname(if_index, buf.as_mut_ptr()) }.is_null()
+}
+
 fn libc_einval() -> i32 {
     22
 }
@@ -162,10 +170,37 @@ impl Default for PortConfig {
     }
 }
 
+/// Whether a link is up, as far as this process can know.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LinkState {
+    Up,
+    #[default]
+    Down,
+    /// The driver's answer cannot be trusted: the port is bound to a host interface
+    /// (a net_tap's kernel interface) that is no longer in this process's network
+    /// namespace, typically because it was moved into another one. The driver asks the
+    /// kernel about the interface by name in our namespace, where it no longer exists,
+    /// and so reports "down" while the port forwards.
+    Unknown,
+}
+
+impl LinkState {
+    /// `up`, `down` or `unknown`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LinkState::Up => "up",
+            LinkState::Down => "down",
+            LinkState::Unknown => "unknown",
+        }
+    }
+}
+
 /// Link state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct LinkStatus {
+    /// Known to be up (`state` is [`LinkState::Up`]).
     pub up: bool,
+    pub state: LinkState,
     /// Mbit/s (0 when unknown or down).
     pub speed_mbps: u32,
     pub full_duplex: bool,
@@ -200,6 +235,9 @@ struct PortInner {
     rxq_taken: AtomicU64,
     txq_taken: AtomicU64,
     started: AtomicBool,
+    /// The host interface the port is bound to (`rte_eth_dev_info.if_index`; net_tap sets
+    /// it), 0 if none.
+    host_if_index: u32,
     _pool: Mempool,
     _eal: Eal,
 }
@@ -260,6 +298,7 @@ impl Port {
                 rxq_taken: AtomicU64::new(0),
                 txq_taken: AtomicU64::new(0),
                 started: AtomicBool::new(false),
+                host_if_index: info.if_index,
                 _pool: pool.clone(),
                 _eal: eal.clone(),
             }),
@@ -297,7 +336,8 @@ impl Port {
         if ret != 0 { Err(DpdkError::call(format!("rte_eth_dev_stop({})", self.inner.name), ret)) } else { Ok(()) }
     }
 
-    /// Link state, without waiting.
+    /// Link state, without waiting. [`LinkState::Unknown`] when the port's host
+    /// interface has left this network namespace (see [`LinkState`]).
     pub fn link(&self) -> LinkStatus {
         let mut l = sys::rte_eth_link::default();
         // SAFETY: valid port, out struct.
@@ -305,9 +345,13 @@ impl Port {
         if ret != 0 {
             return LinkStatus::default();
         }
+        if self.inner.host_if_index != 0 && !interface_exists(self.inner.host_if_index) {
+            return LinkStatus { state: LinkState::Unknown, ..LinkStatus::default() };
+        }
         let up = l.link_status() != 0;
         LinkStatus {
             up,
+            state: if up { LinkState::Up } else { LinkState::Down },
             speed_mbps: if up && l.link_speed != u32::MAX { l.link_speed } else { 0 },
             full_duplex: l.link_duplex() != 0,
         }

@@ -67,7 +67,8 @@ pub(crate) struct Origin {
 pub struct EalConfig {
     /// `memory_mb`, default 512: memory DPDK reserves (`-m`).
     pub memory_mb: u32,
-    /// `hugepages`, default false. Off: `--no-huge --no-shconf`; on: `--in-memory`.
+    /// `hugepages`, default false. Off: `--no-huge --no-shconf`; on: `--in-memory`, or
+    /// hugepage files shared with the capture tools when `capture` is on.
     pub hugepages: bool,
     /// `main_lcore`, default 0: the CPU of the main (control) thread; no PMD may use it.
     pub main_lcore: usize,
@@ -83,6 +84,17 @@ pub struct EalConfig {
     /// DPDK processes can run side by side. Without it DPDK uses `rte`. 1..=64 of
     /// `[A-Za-z0-9_.-]`, not starting with a dot.
     pub file_prefix: Option<String>,
+    /// `huge_dir`, default none: DPDK's `--huge-dir`, the hugetlbfs mount to take pages
+    /// from (DPDK's default: the first mount of the default page size). Needs
+    /// `hugepages`; an absolute path.
+    pub huge_dir: Option<PathBuf>,
+    /// `capture`, default false: let DPDK's capture tools (`dpdk-dumpcap`, `dpdk-pdump`)
+    /// attach to ferrovsd and copy a port's packets. They are secondary processes that map
+    /// ferrovsd's memory through its hugepage files, so this needs `hugepages` and a
+    /// `file_prefix` (which the tools are given: `dpdk-dumpcap --file-prefix=PREFIX`),
+    /// and replaces `--in-memory` by file-backed pages (removed again when ferrovsd
+    /// exits).
+    pub capture: bool,
 }
 
 /// `[control]`.
@@ -218,17 +230,26 @@ impl Config {
     }
 
     /// The EAL arguments for this config (without the program name): the main lcore,
-    /// memory, hugepage mode, log level, the file prefix if any, `--no-pci` or an allow-list entry (`-a`) per PCI
-    /// port, a `--vdev` per virtual port, then `extra_args`. PMD threads are not EAL
-    /// lcores: they are pinned by the daemon and registered with DPDK.
+    /// memory, hugepage mode (`--no-huge --no-shconf`; `--in-memory`; or, with `capture`,
+    /// neither: file-backed pages and a runtime directory the capture tools attach to),
+    /// the hugetlbfs directory, log level, the file prefix if any, `--no-pci` or an
+    /// allow-list entry (`-a`) per PCI port, a `--vdev` per virtual port, then
+    /// `extra_args`. PMD threads are not EAL lcores: they are pinned by the daemon and
+    /// registered with DPDK.
     pub fn eal_args(&self) -> Vec<String> {
         let e = &self.eal;
         let mut args = vec!["-l".to_string(), e.main_lcore.to_string(), "-m".to_string(), e.memory_mb.to_string()];
-        if e.hugepages {
-            args.push("--in-memory".into());
-        } else {
-            args.push("--no-huge".into());
-            args.push("--no-shconf".into());
+        match (e.hugepages, e.capture) {
+            (true, false) => args.push("--in-memory".into()),
+            // Resolving refuses capture without hugepages.
+            (true, true) => {}
+            (false, _) => {
+                args.push("--no-huge".into());
+                args.push("--no-shconf".into());
+            }
+        }
+        if let Some(dir) = &e.huge_dir {
+            args.push(format!("--huge-dir={}", dir.display()));
         }
         args.push(format!("--log-level={}", e.log_level));
         if let Some(prefix) = &e.file_prefix {

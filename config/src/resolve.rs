@@ -88,15 +88,66 @@ fn resolve_eal(raw: &RawEal, ctx: &Ctx<'_>, origin: &mut Origin) -> Result<EalCo
         }
         None => None,
     };
+    let hugepages = raw.hugepages.unwrap_or(false);
+    let huge_dir = match &raw.huge_dir {
+        Some(d) => {
+            let at = d.span().start;
+            if !hugepages {
+                return Err(ctx.err(
+                    at,
+                    "eal.huge_dir",
+                    "needs hugepages = true (without hugepages there is no hugetlbfs)",
+                ));
+            }
+            let path = PathBuf::from(d.get_ref());
+            if !path.is_absolute() {
+                return Err(ctx.err(at, "eal.huge_dir", format!("`{}` is not an absolute path", d.get_ref())));
+            }
+            Some(path)
+        }
+        None => None,
+    };
+    let capture = match &raw.capture {
+        Some(c) if *c.get_ref() => {
+            check_capture(hugepages, file_prefix.is_some(), &raw.extra_args)
+                .map_err(|m| ctx.err(c.span().start, "eal.capture", m))?;
+            true
+        }
+        _ => false,
+    };
     Ok(EalConfig {
         memory_mb,
-        hugepages: raw.hugepages.unwrap_or(false),
+        hugepages,
         main_lcore,
         log_level,
         extra_args: raw.extra_args.clone(),
         no_pci: false,
         file_prefix,
+        huge_dir,
+        capture,
     })
+}
+
+/// `capture = true`: the capture tools are DPDK secondary processes, which map the
+/// primary's memory through its hugepage files and find it by its file prefix.
+fn check_capture(hugepages: bool, has_prefix: bool, extra_args: &[String]) -> Result<(), String> {
+    if !hugepages {
+        return Err("needs hugepages = true: the capture tools (dpdk-dumpcap, dpdk-pdump) map ferrovsd's memory \
+                    through its hugepage files, and --no-huge memory is private to ferrovsd"
+            .into());
+    }
+    if !has_prefix {
+        return Err("needs eal.file_prefix: the capture tools find ferrovsd by it \
+                    (dpdk-dumpcap --file-prefix=PREFIX)"
+            .into());
+    }
+    let private = ["--in-memory", "--no-shconf", "--no-huge"];
+    if let Some(a) = extra_args.iter().find(|a| private.contains(&a.split('=').next().unwrap_or(a))) {
+        return Err(format!(
+            "eal.extra_args has `{a}`, which keeps DPDK's memory private: the capture tools could not attach"
+        ));
+    }
+    Ok(())
 }
 
 /// A `--file-prefix` names a directory under `/var/run/dpdk` and the files in it: a

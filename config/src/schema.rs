@@ -50,6 +50,8 @@ pub(crate) struct RawEal {
     pub extra_args: Vec<String>,
     pub no_pci: Option<bool>,
     pub file_prefix: Option<Spanned<String>>,
+    pub huge_dir: Option<Spanned<String>>,
+    pub capture: Option<Spanned<bool>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

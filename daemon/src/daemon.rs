@@ -80,8 +80,18 @@ pub fn run(path: &Path, check_only: bool, log: LogControl) -> Result<(), DaemonE
         None => None,
     };
 
-    let eal = Eal::init(&eal_args(&config))?;
+    // `[eal] capture`: a primary the capture tools (DPDK secondaries) can attach to, with
+    // the handler they talk to (see ferrovs_dpdk::Pdump).
+    let eal = if config.eal.capture { Eal::init_multi_process } else { Eal::init }(&eal_args(&config))?;
     tracing::info!("EAL up: {} Hz TSC", eal.tsc_hz());
+    let pdump = if config.eal.capture { Some(ferrovs_dpdk::Pdump::init(&eal)?) } else { None };
+    if pdump.is_some() {
+        tracing::info!(
+            "capture enabled: dpdk-dumpcap --file-prefix={} -i PORT; PMD threads have no DPDK lcore id \
+             (DPDK shuts secondaries out once a thread registers), so no mempool cache",
+            eal.file_prefix()
+        );
+    }
     let mut dp = Datapath::start(&eal, &config, &ports, &options)?;
     // Every port is started and every PMD has polled once `start` returns.
     let mut notifier = Notifier::from_env();
@@ -176,6 +186,8 @@ pub fn run(path: &Path, check_only: bool, log: LogControl) -> Result<(), DaemonE
     drop(appctl_server);
     drop(metrics);
     let final_stats = dp.stop();
+    // After the PMDs and ports: a capture's callbacks update counters in pdump's memory.
+    drop(pdump);
     // The counters at exit, one line per port and PMD, for the journal.
     for line in crate::datapath::stats_lines(&final_stats) {
         tracing::info!("{line}");

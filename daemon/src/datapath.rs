@@ -20,8 +20,8 @@ use ferrovs_pmd::{PmdLocal, PmdStats, PortCounters, PortSpec, PortStats, Switch,
 
 use crate::daemon::DaemonError;
 use crate::protocol::{
-    BridgeInfo, LatencyHistogram, NicCounters, PmdInfo, PmdStatsReply, PortInfo, ReloadReply, Reply, Request,
-    ShowReply, SlowPathCounters, SlowPathInfo,
+    BridgeInfo, LatencyHistogram, LinkState, NicCounters, PmdInfo, PmdStatsReply, PortInfo, ReloadReply, Reply,
+    Request, ShowReply, SlowPathCounters, SlowPathInfo,
 };
 use crate::slow_path::{SlowPathThread, UPCALL_LATENCY_BOUNDS_US};
 
@@ -297,6 +297,11 @@ fn port_info(s: &PortStats, devargs: &str) -> PortInfo {
         devargs: devargs.to_string(),
         device: s.device.clone(),
         link_up: s.link.up,
+        link_state: match s.link.state {
+            ferrovs_dpdk::LinkState::Up => LinkState::Up,
+            ferrovs_dpdk::LinkState::Down => LinkState::Down,
+            ferrovs_dpdk::LinkState::Unknown => LinkState::Unknown,
+        },
         speed_mbps: s.link.speed_mbps,
         rx_packets,
         rx_bytes,

@@ -16,7 +16,8 @@
 //! |---|---|---|
 //! | `ferrovs_port_{rx,tx}_packets_total`, `ferrovs_port_{rx,tx}_bytes_total` | bridge, port | `show` |
 //! | `ferrovs_port_drops_total` | bridge, port, reason | `show` `drop_*` |
-//! | `ferrovs_port_link_up` | bridge, port | `show` |
+//! | `ferrovs_port_link_up` | bridge, port (absent while the link state is unknown) | `show` |
+//! | `ferrovs_port_link_state` | bridge, port, state (up, down, unknown): 1 for the current one | `show` |
 //! | `ferrovs_pmd_packets_total`, `ferrovs_pmd_iterations_total`, `ferrovs_pmd_upcalls_total` | pmd, core | `pmd-stats-show` |
 //! | `ferrovs_pmd_cycles_total` | pmd, core, state (busy, idle) | |
 //! | `ferrovs_pmd_lookups_total` | pmd, core, level (emc, signature, megaflow, miss) | |
@@ -39,7 +40,7 @@ use prometheus_client::encoding::{DescriptorEncoder, NoLabelSet};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::{Registry, Unit};
 
-use crate::protocol::{PmdInfo, PortInfo};
+use crate::protocol::{LinkState, PmdInfo, PortInfo};
 use crate::published::{Published, Snapshot};
 
 pub use http::MetricsServer;
@@ -171,12 +172,27 @@ fn encode_ports(s: &Snapshot, enc: &mut DescriptorEncoder) -> fmt::Result {
         None,
         ports.iter().flat_map(|(l, p)| reasons.iter().map(move |(r, f)| (with(l, "reason", r), f(p)))),
     )?;
+    // A port whose link state is unknown (its interface is in another namespace) has no
+    // link_up sample: 0 would say "down", which is not known either.
     gauges(
         enc,
         "ferrovs_port_link_up",
-        "1 when the port's link is up",
+        "1 when the port's link is up, 0 when down; no sample when unknown",
         None,
-        ports.iter().map(|(l, p)| (l.clone(), if p.link_up { 1.0 } else { 0.0 })),
+        ports
+            .iter()
+            .filter(|(_, p)| p.link_state != LinkState::Unknown)
+            .map(|(l, p)| (l.clone(), if p.link_up { 1.0 } else { 0.0 })),
+    )?;
+    let states = [LinkState::Up, LinkState::Down, LinkState::Unknown];
+    gauges(
+        enc,
+        "ferrovs_port_link_state",
+        "1 for the port's link state (up, down, or unknown: its interface is in another network namespace)",
+        None,
+        ports.iter().flat_map(|(l, p)| {
+            states.iter().map(move |s| (with(l, "state", s.as_str()), if *s == p.link_state { 1.0 } else { 0.0 }))
+        }),
     )
 }
 

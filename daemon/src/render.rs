@@ -10,8 +10,8 @@
 use std::fmt::Write;
 
 use crate::protocol::{
-    AddFlowsReply, DelFlowsReply, DumpDpFlowsReply, DumpFlowsReply, PmdStatsReply, PortInfo, ReloadReply, Reply,
-    ShowReply, TraceReply,
+    AddFlowsReply, DelFlowsReply, DumpDpFlowsReply, DumpFlowsReply, LinkState, PmdStatsReply, PortInfo, ReloadReply,
+    Reply, ShowReply, TraceReply,
 };
 
 /// Renders `reply` as text ending in a newline (or as nothing).
@@ -44,7 +44,11 @@ fn show(out: &mut String, r: &ShowReply) {
 }
 
 fn port(out: &mut String, p: &PortInfo) {
-    let link = if p.link_up { format!("up {} Mbps", p.speed_mbps) } else { "down".to_string() };
+    let link = match p.link_state {
+        LinkState::Up => format!("up {} Mbps", p.speed_mbps),
+        LinkState::Down => "down".to_string(),
+        LinkState::Unknown => "unknown (its interface is in another network namespace)".to_string(),
+    };
     let _ = writeln!(out, "  port {} {} ({}): link {link}", p.number, p.name, p.devargs);
     let _ = writeln!(
         out,
@@ -188,6 +192,20 @@ mod tests {
 br1: 0 ports
 mbufs: 1023 in use of 16383
 "
+        );
+    }
+
+    #[test]
+    fn renders_an_unknown_link_as_unknown() {
+        let mut show = samples::show();
+        let p = &mut show.bridges[0].ports[1];
+        p.link_state = LinkState::Unknown;
+        let text = render(&Reply::Show(show));
+        assert!(
+            text.contains(
+                "  port 2 b (net_null2,no-rx=1): link unknown (its interface is in another network namespace)\n"
+            ),
+            "{text}"
         );
     }
 

@@ -240,6 +240,9 @@ fn main() {
         Trial::test("service_metrics_endpoint_matches_ctl", service::metrics_endpoint_matches_ctl),
         Trial::test("service_dpdk_telemetry_with_file_prefix", service::dpdk_telemetry_with_file_prefix),
         Trial::test("service_hugepages_script_applies_the_plan", service::hugepages_script_applies_the_plan),
+        Trial::test("service_dumpcap_captures_a_port", service::dumpcap_captures_a_port),
+        Trial::test("service_tap_in_another_namespace_reads_unknown", service::tap_in_another_namespace_reads_unknown)
+            .with_ignored_flag(!root),
     ];
     trials.extend(bad.into_iter().map(|(name, body, words)| Trial::test(name, bad_config(body, words))));
     libtest_mimic::run(&args, trials).exit();

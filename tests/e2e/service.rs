@@ -536,3 +536,260 @@ pub fn hugepages_script_applies_the_plan() -> Result<(), Failed> {
     }
     Ok(())
 }
+
+/// 2 MiB pages added to the kernel's pool for as long as this lives. The pool is shared
+/// by every test process on the machine, so each change is a read-modify-write under a
+/// lock (`flock`), and dropping removes exactly what was added (never writing back an old
+/// value that would take pages another test added since).
+struct HugepageReservation {
+    added: u64,
+}
+
+const NR_HUGEPAGES: &str = "/proc/sys/vm/nr_hugepages";
+
+impl HugepageReservation {
+    fn add(pages: u64) -> Result<HugepageReservation, Failed> {
+        let (before, after) = adjust_hugepages(&format!("+ {pages}"))?;
+        let r = HugepageReservation { added: after.saturating_sub(before) };
+        if r.added < pages {
+            return Err(format!(
+                "could reserve only {} of {pages} more 2 MiB hugepages ({before} -> {after})",
+                r.added
+            )
+            .into());
+        }
+        Ok(r)
+    }
+}
+
+impl Drop for HugepageReservation {
+    fn drop(&mut self) {
+        if self.added > 0 {
+            let _ = adjust_hugepages(&format!("- {}", self.added));
+        }
+    }
+}
+
+/// `nr_hugepages = nr_hugepages OP N` under the machine-wide lock: (before, after).
+fn adjust_hugepages(op: &str) -> Result<(u64, u64), Failed> {
+    let lock = std::env::temp_dir().join("ferrovs-e2e-nr_hugepages.lock");
+    let script = format!(
+        "b=$(cat {NR_HUGEPAGES}); n=$((b {op})); [ $n -lt 0 ] && n=0; echo $n > {NR_HUGEPAGES}; echo $b $(cat {NR_HUGEPAGES})"
+    );
+    let out = Command::new("flock").arg(&lock).args(["sh", "-c", &script]).output()?;
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let nums: Vec<u64> = text.split_whitespace().filter_map(|w| w.parse().ok()).collect();
+    match nums[..] {
+        [b, a] if out.status.success() => Ok((b, a)),
+        _ => Err(format!("{NR_HUGEPAGES} {op}: {text}{}", String::from_utf8_lossy(&out.stderr)).into()),
+    }
+}
+
+/// A private hugetlbfs (2 MiB pages) mounted on a fresh directory, unmounted on drop.
+struct HugetlbfsMount {
+    dir: TempDir,
+}
+
+impl HugetlbfsMount {
+    fn new() -> Result<HugetlbfsMount, Failed> {
+        let dir = TempDir::new();
+        let out =
+            Command::new("mount").args(["-t", "hugetlbfs", "-o", "pagesize=2M", "none"]).arg(&dir.path).output()?;
+        if !out.status.success() {
+            return Err(format!("mount hugetlbfs: {}", String::from_utf8_lossy(&out.stderr)).into());
+        }
+        Ok(HugetlbfsMount { dir })
+    }
+}
+
+impl Drop for HugetlbfsMount {
+    fn drop(&mut self) {
+        // Lazy: a daemon killed by a panicking test may still hold it for a moment.
+        let _ = Command::new("umount").arg("-l").arg(&self.dir.path).status();
+    }
+}
+
+/// The frames of every Enhanced Packet Block of a pcapng file. A walk over the blocks
+/// (type, length, body) rather than the pcap-file crate: DPDK 22.11 ends block options
+/// without `opt_endofopt`, which the spec allows and pcap-file 2.0 refuses ("Invalid
+/// option"). Options are not read; only the frames are.
+fn read_pcapng(path: &std::path::Path) -> Result<Vec<Vec<u8>>, Failed> {
+    let bytes = std::fs::read(path)?;
+    let bad = |why: &str| -> Failed { format!("{}: {why}", path.display()).into() };
+    // The Section Header Block's byte-order magic says how to read every number.
+    let little = match bytes.get(8..12) {
+        Some([0x4d, 0x3c, 0x2b, 0x1a]) => true,
+        Some([0x1a, 0x2b, 0x3c, 0x4d]) => false,
+        _ => return Err(bad("no pcapng section header")),
+    };
+    let u32_at = |at: usize| -> Option<u32> {
+        let b: [u8; 4] = bytes.get(at..at + 4)?.try_into().ok()?;
+        Some(if little { u32::from_le_bytes(b) } else { u32::from_be_bytes(b) })
+    };
+    let mut frames = Vec::new();
+    let mut at = 0;
+    while at < bytes.len() {
+        let (kind, len) =
+            (u32_at(at).ok_or_else(|| bad("cut block"))?, u32_at(at + 4).ok_or_else(|| bad("cut block"))?);
+        let len = len as usize;
+        if len < 12 || !len.is_multiple_of(4) || at + len > bytes.len() {
+            return Err(bad(&format!("bad block length {len} at {at}")));
+        }
+        // Enhanced Packet Block: interface, timestamp (2 words), captured and original
+        // lengths, then the frame.
+        if kind == 6 {
+            let caplen = u32_at(at + 20).ok_or_else(|| bad("cut packet block"))? as usize;
+            let frame = bytes.get(at + 28..at + 28 + caplen).filter(|_| 28 + caplen <= len - 4);
+            frames.push(frame.ok_or_else(|| bad("frame longer than its block"))?.to_vec());
+        }
+        at += len;
+    }
+    Ok(frames)
+}
+
+/// `[eal] capture`: `dpdk-dumpcap` attaches to a running ferrovsd (hugepages in a private
+/// hugetlbfs, its own file prefix) and captures port 1, a net_tap whose interface sits in
+/// a namespace with IPv6 off (so the kernel sends nothing of its own); the frames of the
+/// mixed capture are written to that interface once dumpcap counts packets, and
+/// the pcapng dumpcap writes must hold exactly those frames, byte for byte, in order.
+/// After ferrovsd stops, none of its hugepage or runtime files are left.
+pub fn dumpcap_captures_a_port() -> Result<(), Failed> {
+    let _pages = HugepageReservation::add(256)?;
+    let huge = HugetlbfsMount::new()?;
+    let dir = TempDir::new();
+    let run_dir = dir.join("run");
+    std::fs::create_dir_all(&run_dir)?;
+    let run = run_dir.to_str().ok_or("utf8 path")?.to_string();
+    let prefix = unique("fvc");
+    let tap = unique("fvc");
+    let eal = format!(
+        "[eal]\ncapture = true\nfile_prefix = \"{prefix}\"\nhuge_dir = \"{}\"\n",
+        huge.dir.path.to_str().ok_or("utf8 path")?
+    );
+    let config = format!(
+        "{}{}",
+        preamble().replace("hugepages = false", "hugepages = true").replace("[eal]\n", &eal),
+        crate::bridge(
+            r#"flows = ["in_port=1,actions=output:2"]"#,
+            &[("a", 1, &format!("net_tap0,iface={tap}")), ("b", 2, "net_null1,no-rx=1")]
+        )
+    );
+    let d = Daemon::start_in_with_env(dir, &config, &[("RUNTIME_DIRECTORY", &run)]);
+    let ns = ferrovs_e2e::Netns::new();
+    ns.exec_ok(&["sh", "-c", "echo 1 > /proc/sys/net/ipv6/conf/default/disable_ipv6"]);
+    ferrovs_e2e::run_ok("ip", &["link", "set", &tap, "netns", &ns.name]);
+    ns.exec_ok(&["ip", "link", "set", &tap, "up"]);
+
+    let sent: Vec<Vec<u8>> = frames::mixed_capture().into_iter().filter(|(_, runt)| !runt).map(|(f, _)| f).collect();
+    let out = d.dir.join("dumpcap.pcapng");
+    let err = d.dir.join("dumpcap.err");
+    let mut dumpcap = Command::new("dpdk-dumpcap")
+        .arg(format!("--file-prefix={prefix}"))
+        .args(["-i", "net_tap0", "-c", &sent.len().to_string(), "-w"])
+        .arg(&out)
+        .env("RUNTIME_DIRECTORY", &run)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&err)?)
+        .spawn()
+        .map_err(|e| format!("dpdk-dumpcap cannot run ({e}); deploy/setup.sh installs dpdk-dev"))?;
+    let log = || std::fs::read_to_string(&err).unwrap_or_default();
+    // dumpcap prints its running count on stderr once the capture is enabled.
+    if !wait_until(Duration::from_secs(30), || log().contains("Packets captured:")) {
+        let _ = dumpcap.kill();
+        let _ = dumpcap.wait();
+        return Err(format!("dpdk-dumpcap never started capturing:\n{}\n{}", log(), d.log_text()).into());
+    }
+    // One raw socket writes the frames in order onto the tap, which ferrovsd receives.
+    let script = "import socket,sys\ns=socket.socket(socket.AF_PACKET,socket.SOCK_RAW)\ns.bind((sys.argv[1],0))\n\
+                  for h in sys.argv[2:]: s.send(bytes.fromhex(h))\n";
+    let hex: Vec<String> = sent.iter().map(|f| f.iter().map(|b| format!("{b:02x}")).collect()).collect();
+    let mut argv = vec!["python3", "-c", script, tap.as_str()];
+    argv.extend(hex.iter().map(String::as_str));
+    ns.exec_ok(&argv);
+    let exited = wait_until(Duration::from_secs(20), || matches!(dumpcap.try_wait(), Ok(Some(_))));
+    if !exited {
+        let _ = dumpcap.kill();
+    }
+    let status = dumpcap.wait()?;
+    if !exited || !status.success() {
+        return Err(format!("dpdk-dumpcap did not finish ({status}):\n{}", log()).into());
+    }
+    let got = read_pcapng(&out)?;
+    if got != sent {
+        let first = got.iter().zip(&sent).position(|(a, b)| a != b);
+        return Err(format!("captured {} frames, sent {}; first difference at {first:?}", got.len(), sent.len()).into());
+    }
+    let port_a = d.port_counters("a").ok_or("port a")?;
+    if crate::counter(&port_a, "rx_packets") < sent.len() as u64 {
+        return Err(format!("ferrovsd received fewer frames than were captured: {port_a}").into());
+    }
+    let stopped = d.stop();
+    if !stopped.status.success() {
+        return Err(format!("ferrovsd exit {}:\n{}", stopped.status, stopped.log).into());
+    }
+    let left: Vec<String> =
+        std::fs::read_dir(&huge.dir.path)?.flatten().map(|e| e.file_name().to_string_lossy().into()).collect();
+    if !left.is_empty() {
+        return Err(format!("hugepage files left after exit: {left:?}").into());
+    }
+    if run_dir.join("dpdk").join(&prefix).exists() {
+        return Err(format!("runtime directory of {prefix} left after exit").into());
+    }
+    Ok(())
+}
+
+/// A net_tap port whose interface was moved into another namespace forwards, and `show`
+/// says its link state is unknown (not "down", which the tap driver would report: it
+/// looks for the interface in ferrovsd's namespace); a tap left in ferrovsd's namespace
+/// reads "up". Text, JSON and metrics agree.
+pub fn tap_in_another_namespace_reads_unknown() -> Result<(), Failed> {
+    let tap_c = unique("fvl");
+    let extra = format!("\n[[bridge.port]]\nname = \"c\"\nnumber = 3\ndevargs = \"net_tap2,iface={tap_c}\"\n");
+    let addr = format!("127.0.0.1:{}", free_loopback_port()?);
+    let dir = TempDir::new();
+    let (d, host, _guest) = crate::flows::two_hosts_in(
+        dir,
+        &format!(
+            "flows = [\"in_port=1,actions=output:2\", \"in_port=2,actions=output:1\"]\n\n[metrics]\nlisten = \"{addr}\"\n"
+        ),
+        &extra,
+    );
+    if host.ping("198.18.0.2", 2, 2) != (2, 2) {
+        return Err(format!("no forwarding between the namespaces\n{}", d.log_text()).into());
+    }
+    let show = d.ctl_json(&["show"]);
+    let port = |name: &str| -> Result<serde_json::Value, Failed> {
+        show["bridges"][0]["ports"]
+            .as_array()
+            .and_then(|ps| ps.iter().find(|p| p["name"] == name).cloned())
+            .ok_or_else(|| format!("no port {name} in {show}").into())
+    };
+    for (name, state, up) in [("a", "unknown", false), ("b", "unknown", false), ("c", "up", true)] {
+        let p = port(name)?;
+        if p["link_state"] != state || p["link_up"] != up {
+            return Err(format!("port {name}: want link_state {state}, link_up {up}: {p}").into());
+        }
+    }
+    let text = String::from_utf8_lossy(&d.ctl(&["show"]).stdout).into_owned();
+    let line = |n: u32| text.lines().find(|l| l.trim_start().starts_with(&format!("port {n} "))).unwrap_or_default();
+    if !line(1).contains("link unknown") || !line(3).contains("link up") {
+        return Err(format!("ferrovs-ctl show:\n{text}").into());
+    }
+    // The endpoint reads the once-a-second publication.
+    let mut body = String::new();
+    let agrees = wait_until(Duration::from_secs(5), || {
+        let Ok((200, b)) = http_get(&addr, "/metrics") else { return false };
+        body = b;
+        let Ok(e) = parse_exposition(&body) else { return false };
+        let state = |port: &str, s: &str| e.value("ferrovs_port_link_state", &[("port", port), ("state", s)]).ok();
+        state("a", "unknown") == Some(1.0)
+            && state("a", "down") == Some(0.0)
+            && state("c", "up") == Some(1.0)
+            && e.value("ferrovs_port_link_up", &[("port", "a")]).is_err()
+            && e.value("ferrovs_port_link_up", &[("port", "c")]).ok() == Some(1.0)
+    });
+    if !agrees {
+        return Err(format!("metrics do not show the link states:\n{body}").into());
+    }
+    Ok(())
+}

@@ -105,7 +105,7 @@ fn defaults() {
 fn unknown_keys_and_wrong_types() {
     assert_eq!(
             err("[eal]\nbogus = 1\n"),
-            (2, 1, "eal.bogus".into(), "unknown field `bogus`, expected one of `memory_mb`, `hugepages`, `main_lcore`, `log_level`, `extra_args`, `no_pci`, `file_prefix`".into())
+            (2, 1, "eal.bogus".into(), "unknown field `bogus`, expected one of `memory_mb`, `hugepages`, `main_lcore`, `log_level`, `extra_args`, `no_pci`, `file_prefix`, `huge_dir`, `capture`".into())
         );
     assert_eq!(err("[pmd]\ncores = 1\n").0..=err("[pmd]\ncores = 1\n").1, 2..=9);
     let e = err(&format!("{PORTS}\n[[bridge.port]]\nname = \"p3\"\nnumber = \"x\"\ndevargs = \"net_null2\"\n"));
@@ -447,4 +447,60 @@ fn file_prefix_reaches_the_eal_arguments() {
         let (line, col, key, _) = err(&format!("[eal]\nfile_prefix = \"{bad}\"\n{PORTS}"));
         assert_eq!((line, col, key.as_str()), (2, 15, "eal.file_prefix"), "{bad:?}");
     }
+}
+
+#[test]
+fn capture_keeps_hugepage_files_for_the_capture_tools() {
+    let eal = |keys: &str| format!("[eal]\nhugepages = true\nfile_prefix = \"fvs1\"\n{keys}\n{PORTS}");
+    // Without capture: private memory, as before.
+    let c = load(&eal("")).unwrap();
+    assert!(!c.eal.capture);
+    assert_eq!(c.eal_args().iter().filter(|a| *a == "--in-memory").count(), 1);
+    // With capture: file-backed pages and a shared runtime directory.
+    let c = load(&eal("capture = true\nhuge_dir = \"/mnt/fvs huge\"")).unwrap();
+    assert!(c.eal.capture);
+    assert_eq!(c.eal.huge_dir.as_deref(), Some(Path::new("/mnt/fvs huge")));
+    let args = c.eal_args();
+    for private in ["--in-memory", "--no-shconf", "--no-huge"] {
+        assert!(!args.iter().any(|a| a == private), "{private} in {args:?}");
+    }
+    for want in ["--file-prefix=fvs1", "--huge-dir=/mnt/fvs huge"] {
+        assert_eq!(args.iter().filter(|a| *a == want).count(), 1, "{want} in {args:?}");
+    }
+    // capture = false is the default, written out.
+    assert!(load(&eal("capture = false")).unwrap().eal_args().iter().any(|a| a == "--in-memory"));
+}
+
+#[test]
+fn capture_refuses_what_cannot_work() {
+    let at_capture = |text: &str, word: &str| {
+        let (line, col, key, msg) = err(text);
+        assert_eq!(key, "eal.capture", "{text}: {msg}");
+        assert_eq!((line, col), (2, 11), "{text}");
+        assert!(msg.contains(word), "{text}: {msg}");
+    };
+    at_capture(&format!("[eal]\ncapture = true\nfile_prefix = \"p\"\n{PORTS}"), "hugepages = true");
+    at_capture(&format!("[eal]\ncapture = true\nhugepages = false\nfile_prefix = \"p\"\n{PORTS}"), "--no-huge");
+    at_capture(&format!("[eal]\ncapture = true\nhugepages = true\n{PORTS}"), "file_prefix");
+    for extra in ["--in-memory", "--no-shconf", "--no-huge"] {
+        at_capture(
+            &format!(
+                "[eal]\ncapture = true\nhugepages = true\nfile_prefix = \"p\"\nextra_args = [\"{extra}\"]\n{PORTS}"
+            ),
+            extra,
+        );
+    }
+}
+
+#[test]
+fn huge_dir_needs_hugepages_and_an_absolute_path() {
+    let (line, col, key, msg) = err(&format!("[eal]\nhuge_dir = \"/mnt/h\"\n{PORTS}"));
+    assert_eq!((line, col, key.as_str()), (2, 12, "eal.huge_dir"));
+    assert!(msg.contains("hugepages = true"), "{msg}");
+    let (_, _, key, msg) = err(&format!("[eal]\nhugepages = true\nhuge_dir = \"mnt/h\"\n{PORTS}"));
+    assert_eq!(key, "eal.huge_dir");
+    assert!(msg.contains("absolute"), "{msg}");
+    let c = load(&format!("[eal]\nhugepages = true\nhuge_dir = \"/mnt/h\"\n{PORTS}")).unwrap();
+    let args = c.eal_args();
+    assert!(args.contains(&"--in-memory".to_string()) && args.contains(&"--huge-dir=/mnt/h".to_string()), "{args:?}");
 }

@@ -83,7 +83,11 @@ pub struct PortInfo {
     pub devargs: String,
     /// DPDK device name.
     pub device: String,
+    /// The link is known to be up (`link_state` is `up`).
     pub link_up: bool,
+    /// `up`, `down`, or `unknown`: the port's kernel interface (a net_tap's) is in
+    /// another network namespace, where ferrovsd cannot see its state.
+    pub link_state: LinkState,
     /// 0 when unknown or down.
     pub speed_mbps: u32,
     pub rx_packets: u64,
@@ -104,6 +108,29 @@ pub struct PortInfo {
     pub drop_no_mbuf: u64,
     /// The driver's own counters; `null` when the driver did not report them.
     pub nic: Option<NicCounters>,
+}
+
+/// A port's link, as far as ferrovsd can know it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LinkState {
+    Up,
+    Down,
+    /// The port is bound to a kernel interface that has left ferrovsd's network
+    /// namespace (a net_tap moved into another one): its driver can only ask the kernel
+    /// about the interface in ferrovsd's namespace, where it no longer is, so whatever
+    /// it said ("down") would not be true. The port still forwards.
+    Unknown,
+}
+
+impl LinkState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LinkState::Up => "up",
+            LinkState::Down => "down",
+            LinkState::Unknown => "unknown",
+        }
+    }
 }
 
 /// The driver's counters of a port (`rte_eth_stats`).

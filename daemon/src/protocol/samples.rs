@@ -11,6 +11,7 @@ pub(crate) fn port(name: &str, number: u32, base: u64, nic: bool) -> PortInfo {
         devargs: format!("net_null{number},no-rx=1"),
         device: format!("net_null{number}"),
         link_up: nic,
+        link_state: if nic { LinkState::Up } else { LinkState::Down },
         speed_mbps: if nic { 10000 } else { 0 },
         rx_packets: base + 1,
         rx_bytes: base + 2,
