@@ -807,14 +807,21 @@ impl SlowPath {
         for r in self.removing.values_mut().filter(|r| r.bridge == b) {
             remap_refs(&mut r.rules);
         }
+        // Refs of unaffected megaflows need rewriting only if rules moved (a deletion
+        // shifts the later ones); an affected megaflow's are rewritten before its
+        // revalidation, which re-points them anyway when it is kept.
+        let moved = remap.iter().enumerate().any(|(i, m)| m.is_some_and(|n| n.0 as usize != i));
         for pmd in 0..self.mirrors.len() {
             let mut affected = Vec::new();
             for (id, f) in self.mirrors[pmd].iter_bridge_mut(b) {
-                if delta.affects(f) {
+                let hit = delta.affects(f);
+                if hit {
                     affected.push(id);
                 }
-                // Until revalidation re-points them, the flow's refs name the new version.
-                remap_refs(&mut f.rules);
+                if hit || moved {
+                    // Until revalidation re-points them, the flow's refs name the new version.
+                    remap_refs(&mut f.rules);
+                }
             }
             for id in affected {
                 self.revalidate_flow(pmd, id, now_ms, out);
@@ -834,6 +841,8 @@ enum RuleDelta {
     /// Revalidate every megaflow of the bridge.
     Full,
     Partial {
+        /// Whether `dead` has any rule.
+        any_dead: bool,
         /// Per rule of the old version: deleted, or its actions changed.
         dead: Vec<bool>,
         /// Rules of the new version that are new or changed.
@@ -873,15 +882,15 @@ impl RuleDelta {
             .filter(|(_, k)| !**k)
             .map(|(i, _)| AddedRule::of(new, RuleRef(i as u32)))
             .collect();
-        RuleDelta::Partial { dead, added }
+        RuleDelta::Partial { any_dead: dead.contains(&true), dead, added }
     }
 
     /// Whether the megaflow `f` (its refs still naming the old version) may have to change.
     fn affects(&self, f: &MirrorFlow) -> bool {
         match self {
             RuleDelta::Full => true,
-            RuleDelta::Partial { dead, added } => {
-                f.rules.iter().any(|r| dead.get(r.0 as usize).copied().unwrap_or(true))
+            RuleDelta::Partial { any_dead, dead, added } => {
+                (*any_dead && f.rules.iter().any(|r| dead.get(r.0 as usize).copied().unwrap_or(true)))
                     || added.iter().any(|a| f.rule_deps.may_be_changed_by(&f.key, a))
             }
         }

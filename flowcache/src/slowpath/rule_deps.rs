@@ -140,11 +140,12 @@ impl RuleDeps {
     /// Whether adding `r` can change the decision of some packet of the megaflow with
     /// (masked) key `key` and these dependencies. False only when it provably cannot.
     pub fn may_be_changed_by(&self, key: &FlowKey, r: &AddedRule) -> bool {
-        let reaches = self.lookups.iter().any(|l| {
-            l.table == r.table
-                && l.winner.is_none_or(|w| w <= r.priority)
-                && r.in_port.is_none_or(|p| p == l.in_port)
-        });
-        reaches && (0..key.w.len()).all(|i| (key.w[i] ^ r.value.w[i]) & self.fixed.w[i] & r.mask.w[i] == 0)
+        // The bit test first: it reads only what is inline in the megaflow.
+        (0..key.w.len()).all(|i| (key.w[i] ^ r.value.w[i]) & self.fixed.w[i] & r.mask.w[i] == 0)
+            && self.lookups.iter().any(|l| {
+                l.table == r.table
+                    && l.winner.is_none_or(|w| w <= r.priority)
+                    && r.in_port.is_none_or(|p| p == l.in_port)
+            })
     }
 }
