@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use ferrovs_daemon::control;
-use ferrovs_daemon::protocol::Request;
+use ferrovs_daemon::protocol::{Reply, Request};
 
 #[derive(Parser)]
 #[command(name = "ferrovs-ctl", version, about = "Control a running ferrovsd")]
@@ -33,7 +33,8 @@ enum Cmd {
     Stop,
     /// Add a rule (ovs-ofctl syntax), e.g. `add-flow br0 "tcp,tp_dst=80,actions=output:2"`.
     AddFlow { bridge: String, flow: String },
-    /// Add every rule of FILE (one per line, `#` comments) as one atomic change.
+    /// Add every rule of FILE (one per line, `#` comments) as one atomic change, of any
+    /// size (the file is streamed; the command waits until the change is applied).
     AddFlows { bridge: String, file: PathBuf },
     /// Delete the rules that match MATCH (all rules without it).
     DelFlows { bridge: String, r#match: Option<String> },
@@ -55,27 +56,28 @@ fn main() -> ExitCode {
         Cmd::PmdStatsClear => Request::PmdStatsClear,
         Cmd::Stop => Request::Stop,
         Cmd::AddFlow { bridge, flow } => Request::AddFlow { bridge, flow },
-        Cmd::AddFlows { bridge, file } => match std::fs::read_to_string(&file) {
-            Ok(text) => Request::AddFlows { bridge, flows: text.lines().map(str::to_owned).collect() },
-            Err(e) => {
-                eprintln!("ferrovs-ctl: {}: {e}", file.display());
-                return ExitCode::FAILURE;
-            }
-        },
+        Cmd::AddFlows { bridge, file } => {
+            return finish(control::add_flows_file(&cli.socket, &bridge, &file), cli.json);
+        }
         Cmd::DelFlows { bridge, r#match } => Request::DelFlows { bridge, r#match },
         Cmd::DumpFlows { bridge } => Request::DumpFlows { bridge },
         Cmd::DumpDpFlows => Request::DumpDpFlows,
         Cmd::Trace { bridge, packet } => Request::Trace { bridge, packet },
         Cmd::Reload => Request::Reload,
     };
-    let reply = match control::request(&cli.socket, &req) {
+    finish(control::request(&cli.socket, &req), cli.json)
+}
+
+/// Prints the reply (as text, or as JSON with `--json`) or the error.
+fn finish(reply: Result<Reply, String>, json: bool) -> ExitCode {
+    let reply = match reply {
         Ok(r) => r,
         Err(e) => {
             eprintln!("ferrovs-ctl: {e}");
             return ExitCode::FAILURE;
         }
     };
-    if cli.json {
+    if json {
         match serde_json::to_string(&reply) {
             Ok(s) => println!("{s}"),
             Err(e) => {
