@@ -79,7 +79,9 @@ fn serve(stream: UnixStream, uid: Option<u32>, to_main: &Sender<Pending>, my_uid
         }
         Ok(Request::AddFlowsStream { bridge, bytes }) => match read_body(&mut reader, bytes) {
             Err(e) => Response::Err(e),
-            Ok(text) => ask_main(Request::AddFlows { bridge, flows: text.lines().map(str::to_owned).collect() }, uid, to_main),
+            Ok(text) => {
+                ask_main(Request::AddFlows { bridge, flows: text.lines().map(str::to_owned).collect() }, uid, to_main)
+            }
         },
         Ok(req) => ask_main(req, uid, to_main),
     };
@@ -229,7 +231,8 @@ mod tests {
         let path = dir.join("s.sock");
         let file = dir.join("rules.flows");
         // Bigger than one request line may be, and than the server's read buffer.
-        let lines: Vec<String> = (0..40_000).map(|i| format!("priority={},tcp,tp_dst={i},actions=drop", i % 7)).collect();
+        let lines: Vec<String> =
+            (0..40_000).map(|i| format!("priority={},tcp,tp_dst={i},actions=drop", i % 7)).collect();
         std::fs::write(&file, lines.join("\n")).unwrap();
         assert!(std::fs::metadata(&file).unwrap().len() > MAX_REQUEST_BYTES as u64);
         let (server, rx) = ControlServer::bind(&path).unwrap();

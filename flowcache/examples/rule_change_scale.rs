@@ -67,10 +67,7 @@ fn main() {
             attempts += 1;
         }
         let n = sp.n_flows(0) + sp.n_flows(1);
-        println!(
-            "{n} megaflows ({n_rules} rules, {attempts} upcalls in {:.1} s):",
-            t.elapsed().as_secs_f64()
-        );
+        println!("{n} megaflows ({n_rules} rules, {attempts} upcalls in {:.1} s):", t.elapsed().as_secs_f64());
         let acl = "table=0,priority=300,tcp,nw_src=10.0.1.2,nw_dst=16.1.2.3,tp_src=1111,tp_dst=80,actions=output:3";
         timed(&mut sp, "add exact 5-tuple ACL (table 0, prio 300)", |sp| {
             sp.add_flows("br0", vec![parse_flow(acl).unwrap()], 1).unwrap()
@@ -92,8 +89,12 @@ fn main() {
         });
         let first_acl = rules[0].clone();
         timed(&mut sp, "delete one exact ACL rule", |sp| {
-            let spec =
-                ferrovs_config::MatchSpec { table: Some(0), priority: None, matches: first_acl.matches.clone(), cookie: None };
+            let spec = ferrovs_config::MatchSpec {
+                table: Some(0),
+                priority: None,
+                matches: first_acl.matches.clone(),
+                cookie: None,
+            };
             sp.del_flows("br0", &spec, 5).unwrap().0
         });
         timed(&mut sp, "add catch-all above all (table 0, prio 1000)", |sp| {

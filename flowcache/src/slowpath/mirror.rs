@@ -21,11 +21,11 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use super::rule_deps::RuleDeps;
 use crate::actions::DpActions;
 use crate::key::{FlowKey, Mask};
 use crate::megaflow::MegaflowStats;
 use crate::upcall::FlowId;
-use super::rule_deps::RuleDeps;
 use crate::xlate::{MacKey, MacLearn, RuleRef};
 
 /// What the slow path remembers about one installed megaflow.

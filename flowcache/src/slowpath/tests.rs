@@ -311,7 +311,10 @@ fn rule_changes_revalidate_only_what_they_can_affect() {
 #[test]
 fn rewritten_fields_are_not_used_to_skip_revalidation() {
     let mut sp = slow_path(
-        &["priority=10,ip,nw_dst=10.0.0.1,actions=mod_nw_dst:10.9.9.9,resubmit(,1)", "table=1,priority=1,actions=output:2"],
+        &[
+            "priority=10,ip,nw_dst=10.0.0.1,actions=mod_nw_dst:10.9.9.9,resubmit(,1)",
+            "table=1,priority=1,actions=output:2",
+        ],
         1,
         Default::default(),
     );
@@ -325,4 +328,29 @@ fn rewritten_fields_are_not_used_to_skip_revalidation() {
     let again = sp.handle_upcall(&up(0, k1), 2);
     assert!(matches!(&again[..], [(0, PmdCommand::Install { megaflow, .. })]
         if megaflow.actions.last() == Some(&DpAction::Output(3))));
+}
+
+/// The ovsdiff case "normal-keeps-flooding-after-learning" (seed 183), at the state
+/// machine: a flood megaflow towards A, then a frame *from* A on the same port (A is
+/// learned on port 1), then another frame towards A from port 1, which must be dropped
+/// (destination on the input port). The state machine removes the flood megaflow when A
+/// is learned and answers the later frame with a drop. (The divergence seen end to end
+/// comes from the PMD: an `Install` releases every parked key its megaflow covers, so a
+/// frame parked under its own key after the learning frame is flooded by the earlier
+/// flood megaflow's `Install` before its `Remove` is applied.)
+#[test]
+fn learning_the_destination_on_the_input_port_stops_the_flood() {
+    let mut sp = slow_path(&["priority=0,in_port=1,actions=normal"], 1, Default::default());
+    let to_a = key_of(tcp4_frame(&TCP4), B, A, 1);
+    let (flood, mf) = installed(&sp.handle_upcall(&up(0, to_a), 0), 0);
+    assert_eq!(mf.actions, vec![DpAction::Output(2), DpAction::Output(3)], "A unknown: flood");
+    let from_a = key_of(tcp4_frame(&TCP4), A, B, 1);
+    let cmds = sp.handle_upcall(&up(0, from_a), 1);
+    assert_eq!(cmds[0], (0, PmdCommand::Remove { ids: vec![flood] }), "learning A removes the flood: {cmds:?}");
+    // Another frame towards A on port 1 (another TTL: a key the flood megaflow covered).
+    let mut again = to_a;
+    again.set_nw_ttl(to_a.nw_ttl() ^ 1);
+    assert!(mf.matches(&again));
+    let (_, mf2) = installed(&sp.handle_upcall(&up(0, again), 2), 0);
+    assert_eq!(mf2.actions, vec![], "A is on the input port: drop");
 }
