@@ -19,7 +19,8 @@ use std::sync::atomic::AtomicBool;
 use crossbeam_channel::{Receiver, Sender, bounded};
 
 use crate::protocol::{
-    ANSWER_TIMEOUT, CLIENT_TIMEOUT, LINE_TIMEOUT, MAX_REQUEST_BYTES, Reply, Request, Response, parse_request,
+    ANSWER_TIMEOUT, CLIENT_TIMEOUT, LINE_TIMEOUT, MAX_REQUEST_BYTES, MAX_STREAM_BYTES, Reply, Request, Response,
+    parse_request,
 };
 use crate::socket_server::SocketServer;
 
@@ -68,38 +69,91 @@ impl ControlServer {
 fn serve(stream: UnixStream, uid: Option<u32>, to_main: &Sender<Pending>, my_uid: u32) -> std::io::Result<()> {
     stream.set_read_timeout(Some(LINE_TIMEOUT))?;
     stream.set_write_timeout(Some(LINE_TIMEOUT))?;
+    let mut reader = BufReader::with_capacity(1 << 16, &stream);
     let mut line = Vec::new();
-    BufReader::new((&stream).take(MAX_REQUEST_BYTES as u64 + 1)).read_until(b'\n', &mut line)?;
+    (&mut reader).take(MAX_REQUEST_BYTES as u64 + 1).read_until(b'\n', &mut line)?;
     let response = match parse_request(&line) {
         Err(e) => Response::Err(e),
-        Ok(req) => {
-            if req.is_mutating() && uid != Some(0) && uid != Some(my_uid) {
-                Response::err("permission denied: this command needs root (or the daemon's user)")
-            } else {
-                let (rtx, rrx) = bounded(1);
-                if to_main.send(Pending { request: req, peer_uid: uid, reply: rtx }).is_err() {
-                    Response::err("ferrovsd is shutting down")
-                } else {
-                    // Rule changes wait for every PMD to acknowledge; allow for it.
-                    rrx.recv_timeout(ANSWER_TIMEOUT).unwrap_or_else(|_| {
-                        Response::err(format!("ferrovsd did not answer in {} s", ANSWER_TIMEOUT.as_secs()))
-                    })
-                }
-            }
+        Ok(req) if req.is_mutating() && uid != Some(0) && uid != Some(my_uid) => {
+            Response::err("permission denied: this command needs root (or the daemon's user)")
         }
+        Ok(Request::AddFlowsStream { bridge, bytes }) => match read_body(&mut reader, bytes) {
+            Err(e) => Response::Err(e),
+            Ok(text) => {
+                ask_main(Request::AddFlows { bridge, flows: text.lines().map(str::to_owned).collect() }, uid, to_main)
+            }
+        },
+        Ok(req) => ask_main(req, uid, to_main),
     };
     (&stream).write_all(&response.to_line())
+}
+
+/// Reads the `bytes` bytes of rule text after an `add-flows-stream` line.
+fn read_body(reader: &mut impl Read, bytes: u64) -> Result<String, String> {
+    if bytes > MAX_STREAM_BYTES {
+        return Err(format!("add-flows-stream body of {bytes} bytes is over the limit of {MAX_STREAM_BYTES}"));
+    }
+    let mut body = Vec::with_capacity(bytes as usize);
+    reader.take(bytes).read_to_end(&mut body).map_err(|e| format!("reading the rules: {e}"))?;
+    if body.len() as u64 != bytes {
+        return Err(format!("the connection ended after {} of {bytes} bytes of rules; nothing changed", body.len()));
+    }
+    String::from_utf8(body).map_err(|e| format!("the rules are not UTF-8: {e}"))
+}
+
+/// Hands `req` to the main thread and waits for its answer: without a deadline for a
+/// change (the main thread answers once it is applied or refused, see the protocol
+/// module), within [`ANSWER_TIMEOUT`] otherwise.
+fn ask_main(req: Request, uid: Option<u32>, to_main: &Sender<Pending>) -> Response {
+    let mutating = req.is_mutating();
+    let (rtx, rrx) = bounded(1);
+    if to_main.send(Pending { request: req, peer_uid: uid, reply: rtx }).is_err() {
+        return Response::err("ferrovsd is shutting down");
+    }
+    if mutating {
+        return rrx.recv().unwrap_or_else(|_| Response::err("ferrovsd stopped before answering"));
+    }
+    rrx.recv_timeout(ANSWER_TIMEOUT)
+        .unwrap_or_else(|_| Response::err(format!("ferrovsd did not answer in {} s", ANSWER_TIMEOUT.as_secs())))
+}
+
+/// Client side: streams the rules file at `file` to bridge `bridge` as one atomic
+/// `add-flows-stream` change and returns the daemon's reply (it waits for it however
+/// long the change takes).
+pub fn add_flows_file(path: &Path, bridge: &str, file: &Path) -> Result<Reply, String> {
+    let mut f = std::fs::File::open(file).map_err(|e| format!("{}: {e}", file.display()))?;
+    let bytes = f.metadata().map_err(|e| format!("{}: {e}", file.display()))?.len();
+    let req = Request::AddFlowsStream { bridge: bridge.to_string(), bytes };
+    exchange(path, &req, |s| {
+        let n = std::io::copy(&mut (&mut f).take(bytes), s)?;
+        if n != bytes {
+            return Err(std::io::Error::other(format!("{} changed while being sent", file.display())));
+        }
+        Ok(())
+    })
 }
 
 /// Client side: sends one request to `path` and returns the daemon's reply, or its
 /// error, or why there was none. A reply that does not parse as the protocol's types
 /// (a daemon of another version) or that answers another request is an error too.
 pub fn request(path: &Path, req: &Request) -> Result<Reply, String> {
+    exchange(path, req, |_| Ok(()))
+}
+
+/// Sends `req`, then whatever `body` writes, and reads the reply. The reply is waited for
+/// without a deadline for a mutating request (see the protocol module).
+fn exchange(
+    path: &Path,
+    req: &Request,
+    body: impl FnOnce(&mut UnixStream) -> std::io::Result<()>,
+) -> Result<Reply, String> {
     let mut s = UnixStream::connect(path)
         .map_err(|e| format!("cannot connect to {}: {e} (is ferrovsd running?)", path.display()))?;
     s.set_write_timeout(Some(LINE_TIMEOUT)).map_err(|e| e.to_string())?;
-    s.set_read_timeout(Some(CLIENT_TIMEOUT)).map_err(|e| e.to_string())?;
+    let read_timeout = if req.is_mutating() { None } else { Some(CLIENT_TIMEOUT) };
+    s.set_read_timeout(read_timeout).map_err(|e| e.to_string())?;
     s.write_all(&req.to_line()).map_err(|e| format!("send: {e}"))?;
+    body(&mut s).map_err(|e| format!("send: {e}"))?;
     let mut line = Vec::new();
     BufReader::new(s).read_until(b'\n', &mut line).map_err(|e| format!("receive: {e}"))?;
     let text = || String::from_utf8_lossy(&line).trim_end().to_string();
@@ -119,6 +173,7 @@ mod tests {
     fn raw(path: &Path, bytes: &[u8]) -> Response {
         let mut s = UnixStream::connect(path).unwrap();
         s.write_all(bytes).unwrap();
+        s.shutdown(std::net::Shutdown::Write).unwrap();
         let mut reply = String::new();
         BufReader::new(s).read_line(&mut reply).unwrap();
         serde_json::from_str(&reply).unwrap()
@@ -164,6 +219,47 @@ mod tests {
         assert!(matches!(ControlServer::bind(&path), Err(ControlError::InUse { .. })));
         drop(server);
         assert!(!path.exists());
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    /// A streamed rules file arrives at the main thread as one `add-flows` of its lines;
+    /// a body cut short, or over the limit, is refused before the main thread sees it.
+    #[test]
+    fn streamed_add_flows_arrive_whole_or_not_at_all() {
+        let dir = std::env::temp_dir().join(format!("ferrovs-ctl-stream-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("s.sock");
+        let file = dir.join("rules.flows");
+        // Bigger than one request line may be, and than the server's read buffer.
+        let lines: Vec<String> =
+            (0..40_000).map(|i| format!("priority={},tcp,tp_dst={i},actions=drop", i % 7)).collect();
+        std::fs::write(&file, lines.join("\n")).unwrap();
+        assert!(std::fs::metadata(&file).unwrap().len() > MAX_REQUEST_BYTES as u64);
+        let (server, rx) = ControlServer::bind(&path).unwrap();
+        let expected = lines.clone();
+        let main = std::thread::spawn(move || {
+            let p = rx.recv().unwrap();
+            match &p.request {
+                Request::AddFlows { bridge, flows } => {
+                    assert_eq!(bridge, "br0");
+                    assert!(flows == &expected, "{} lines arrived", flows.len());
+                }
+                other => panic!("{other:?}"),
+            }
+            let added = crate::protocol::AddFlowsReply { added: 40_000, megaflows_removed: 0 };
+            p.reply.send(Response::Ok(Reply::AddFlows(added))).unwrap();
+            assert!(rx.recv_timeout(std::time::Duration::from_millis(500)).is_err(), "nothing else reaches main");
+        });
+        match add_flows_file(&path, "br0", &file) {
+            Ok(Reply::AddFlows(r)) => assert_eq!(r.added, 40_000),
+            other => panic!("{other:?}"),
+        }
+        let cut = raw(&path, b"{\"cmd\":\"add-flows-stream\",\"bridge\":\"br0\",\"bytes\":100}\nactions=drop\n");
+        assert!(matches!(&cut, Response::Err(e) if e.contains("after 13 of 100 bytes")), "{cut:?}");
+        let big = format!("{{\"cmd\":\"add-flows-stream\",\"bridge\":\"br0\",\"bytes\":{}}}\n", MAX_STREAM_BYTES + 1);
+        assert!(matches!(raw(&path, big.as_bytes()), Response::Err(e) if e.contains("over the limit")));
+        main.join().unwrap();
+        drop(server);
         let _ = std::fs::remove_dir_all(dir);
     }
 

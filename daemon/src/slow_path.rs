@@ -134,19 +134,28 @@ impl SlowPathThread {
         rx.recv_timeout(wait).map_err(|_| format!("slow path did not answer in {} s", wait.as_secs()))?
     }
 
+    /// Like [`SlowPathThread::ask`] for a rule change, but waits for the answer without a
+    /// deadline: once queued the change will be applied (the thread's PMD barrier is
+    /// bounded), and a timeout here would report as failed a change that then applies.
+    fn ask_change<T>(&self, make: impl FnOnce(Answer<T>) -> SlowRequest) -> Result<T, String> {
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        self.requests.send_timeout(make(tx), LINE_TIMEOUT).map_err(|_| "slow path is not answering".to_string())?;
+        rx.recv().map_err(|_| "the slow path stopped before answering".to_string())?
+    }
+
     /// Adds rules to `bridge` as one change, applied by every PMD before this returns.
     pub fn add_flows(&self, bridge: String, rules: Vec<Rule>) -> Result<AddFlowsReply, String> {
-        self.ask(|answer| SlowRequest::AddFlows { bridge, rules, answer })
+        self.ask_change(|answer| SlowRequest::AddFlows { bridge, rules, answer })
     }
 
     /// Replaces all rules of `bridge` (a reload), applied everywhere before returning.
     pub fn replace_rules(&self, bridge: String, rules: Vec<Rule>) -> Result<ReloadedBridge, String> {
-        self.ask(|answer| SlowRequest::ReplaceRules { bridge, rules, answer })
+        self.ask_change(|answer| SlowRequest::ReplaceRules { bridge, rules, answer })
     }
 
     /// Deletes the rules `spec` matches (non-strictly), applied everywhere before returning.
     pub fn del_flows(&self, bridge: String, spec: MatchSpec) -> Result<DelFlowsReply, String> {
-        self.ask(|answer| SlowRequest::DelFlows { bridge, spec, answer })
+        self.ask_change(|answer| SlowRequest::DelFlows { bridge, spec, answer })
     }
 
     pub fn dump_flows(&self, bridge: String) -> Result<DumpFlowsReply, String> {

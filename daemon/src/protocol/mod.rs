@@ -14,6 +14,32 @@
 //! not have exactly the fields of its type is refused by the reader, so a mismatch
 //! between a ferrovs-ctl and a ferrovsd is an error, never a silently wrong number.
 //!
+//! # Bulk rule loads
+//!
+//! `add-flows-stream` carries a rules file of any size: its request line gives the
+//! body's length in bytes, and exactly that many bytes of rule text follow on the same
+//! connection, then the reply comes as usual:
+//!
+//! ```text
+//! -> {"cmd":"add-flows-stream","bridge":"br0","bytes":74512345}
+//! -> priority=300,tcp,nw_src=10.0.3.4,...,actions=output:2
+//! -> ... (74512345 bytes in all)
+//! <- {"ok":true,"result":{"cmd":"add-flows","added":1000000,"megaflows_removed":0}}
+//! ```
+//!
+//! A byte count rather than a path: the client and the daemon need not share a
+//! filesystem (a container, another mount namespace) nor the daemon read what the
+//! client may read, and the body needs no escaping (a JSON array of a million strings
+//! would be escaped by the client, unescaped and copied by the daemon). The body is at
+//! most [`MAX_STREAM_BYTES`]; only its inactivity is timed ([`LINE_TIMEOUT`] per read), so
+//! a slow link is fine. The whole body is parsed before anything changes, and the rules
+//! are applied as one atomic change, so an error (a bad line, a cut connection) changes
+//! nothing.
+//!
+//! Timeouts never hide an applied change: once a mutating request is handed to the
+//! daemon, the daemon answers only when it is applied everywhere or refused (its own
+//! PMD barrier is bounded), and the client waits for that answer without a deadline.
+//!
 //! Commands that change the switch are admin-only (see `control`), as OVS's datapath
 //! commands require CAP_NET_ADMIN.
 
@@ -36,13 +62,17 @@ pub use request::{Request, parse_request};
 /// buffer without bound.
 pub const MAX_REQUEST_BYTES: usize = 1 << 20;
 
+/// Largest body of an `add-flows-stream` (1 GiB: about 13 million rules of 80 bytes).
+pub const MAX_STREAM_BYTES: u64 = 1 << 30;
+
 /// How long either end waits for the other to send its line (the request, or the reply
 /// once it is ready) before giving up on the connection.
 pub const LINE_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// How long the daemon may take to answer once it has the request. Rule changes wait
-/// for every PMD to apply them, which takes milliseconds unless a PMD is stuck; the
-/// daemon answers with an error when this runs out.
+/// How long the daemon may take to answer a request that changes nothing. Rule changes
+/// wait for every PMD to apply them, which takes milliseconds unless a PMD is stuck (the
+/// slow path's own barrier deadline); mutating requests are waited for without this
+/// deadline, so that a reply never says "timed out" about a change that then applies.
 pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How long a client waits for the reply line after sending its request: the daemon's

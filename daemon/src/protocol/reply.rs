@@ -45,7 +45,7 @@ impl Reply {
             Reply::PmdStatsClear => matches!(req, Request::PmdStatsClear),
             Reply::Stop => matches!(req, Request::Stop),
             Reply::AddFlow(_) => matches!(req, Request::AddFlow { .. }),
-            Reply::AddFlows(_) => matches!(req, Request::AddFlows { .. }),
+            Reply::AddFlows(_) => matches!(req, Request::AddFlows { .. } | Request::AddFlowsStream { .. }),
             Reply::DelFlows(_) => matches!(req, Request::DelFlows { .. }),
             Reply::DumpFlows(_) => matches!(req, Request::DumpFlows { .. }),
             Reply::DumpDpFlows(_) => matches!(req, Request::DumpDpFlows),

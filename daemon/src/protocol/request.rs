@@ -21,6 +21,10 @@ pub enum Request {
     AddFlow { bridge: String, flow: String },
     /// Add several rules atomically.
     AddFlows { bridge: String, flows: Vec<String> },
+    /// Add the rules of a file atomically: exactly `bytes` bytes of rule text in
+    /// `ovs-ofctl add-flows` syntax (one rule per line, `#` comments) follow the request
+    /// line on the connection (see the protocol module doc). Answered by `add-flows`.
+    AddFlowsStream { bridge: String, bytes: u64 },
     /// Delete rules matching (non-strictly) a match in ovs-ofctl syntax; all when None.
     DelFlows {
         bridge: String,
@@ -48,6 +52,7 @@ impl Request {
                 | Request::PmdStatsClear
                 | Request::AddFlow { .. }
                 | Request::AddFlows { .. }
+                | Request::AddFlowsStream { .. }
                 | Request::DelFlows { .. }
         )
     }
@@ -96,6 +101,7 @@ mod tests {
             Request::Stop,
             Request::AddFlow { bridge: "br0".into(), flow: "actions=drop".into() },
             Request::AddFlows { bridge: "br0".into(), flows: vec!["a".into(), "b\n\"c\"".into()] },
+            Request::AddFlowsStream { bridge: "br0".into(), bytes: 1 << 33 },
             Request::DelFlows { bridge: "br0".into(), r#match: None },
             Request::DumpFlows { bridge: "br0".into() },
             Request::DumpDpFlows,

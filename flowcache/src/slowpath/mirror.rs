@@ -21,6 +21,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use super::rule_deps::RuleDeps;
 use crate::actions::DpActions;
 use crate::key::{FlowKey, Mask};
 use crate::megaflow::MegaflowStats;
@@ -40,6 +41,8 @@ pub struct MirrorFlow {
     pub rules: Vec<RuleRef>,
     /// MAC table entries the decision depends on.
     pub mac_deps: Vec<MacKey>,
+    /// What the translation looked at in the rule tables (which rule changes can affect it).
+    pub rule_deps: RuleDeps,
     /// What `normal` learns from this flow's packets (refreshed while it has traffic).
     pub learn: Option<MacLearn>,
     /// `now_ms` of the `Install`.
@@ -105,6 +108,11 @@ impl PmdMirror {
         self.flows.iter().map(|(id, f)| (*id, f))
     }
 
+    /// Every megaflow of bridge `bridge`, mutably, by increasing id.
+    pub fn iter_bridge_mut(&mut self, bridge: usize) -> impl Iterator<Item = (FlowId, &mut MirrorFlow)> + '_ {
+        self.flows.iter_mut().filter(move |(_, f)| f.bridge == bridge).map(|(id, f)| (*id, f))
+    }
+
     /// Ids of the megaflows of bridge `bridge`, by increasing id.
     pub fn ids_of_bridge(&self, bridge: usize) -> Vec<FlowId> {
         self.flows.iter().filter(|(_, f)| f.bridge == bridge).map(|(id, _)| *id).collect()
@@ -131,6 +139,7 @@ mod tests {
             bridge: 0,
             rules: vec![],
             mac_deps: vec![],
+            rule_deps: RuleDeps::default(),
             learn: None,
             installed_at: 0,
             credited: MegaflowStats::default(),

@@ -77,6 +77,7 @@
 //!   resets the counters of the rules it replaces (an OFPFC_ADD of an identical flow).
 
 mod mirror;
+mod rule_deps;
 mod rule_edit;
 
 use std::collections::{BTreeSet, HashMap};
@@ -86,6 +87,7 @@ use ferrovs_config::MatchSpec;
 use ferrovs_config::rules::Rule;
 
 pub use mirror::{MirrorFlow, PmdMirror};
+pub use rule_deps::{AddedRule, RuleDeps, TableLookup};
 pub use rule_edit::{add_rules, del_selects, match_covers};
 
 use crate::actions::DpActions;
@@ -364,6 +366,7 @@ impl SlowPath {
         let id = self.next_id;
         self.next_id += 1;
         let megaflow = Megaflow::new(up.key, t.mask, t.actions.clone());
+        let rule_deps = RuleDeps::of(&t, &self.bridges[b].tables, &megaflow.key, &t.mask);
         let flow = MirrorFlow {
             key: megaflow.key,
             mask: t.mask,
@@ -371,6 +374,7 @@ impl SlowPath {
             bridge: b,
             rules: t.rules,
             mac_deps: t.mac_deps,
+            rule_deps,
             learn: t.learn,
             installed_at: now_ms,
             credited: MegaflowStats::default(),
@@ -715,7 +719,9 @@ impl SlowPath {
                 self.unindex_deps(b, pmd, id, &old_deps);
                 let t = rv.translation;
                 self.index_deps(b, pmd, id, &t.mac_deps);
+                let tables = &self.bridges[b].tables;
                 if let Some(f) = self.mirrors[pmd].get_mut(id) {
+                    f.rule_deps = RuleDeps::of(&t, tables, &f.key, &f.mask);
                     f.rules = t.rules;
                     f.mac_deps = t.mac_deps;
                     f.learn = t.learn;
@@ -751,8 +757,9 @@ impl SlowPath {
         }
     }
 
-    /// Installs `rules` as bridge `b`'s new version and revalidates its megaflows.
-    /// `reset` lists indices into `rules` whose counters restart. Atomic.
+    /// Installs `rules` as bridge `b`'s new version and revalidates the megaflows the
+    /// change can affect (see `rule_deps`). `reset` lists indices into `rules` whose
+    /// counters restart. Atomic.
     fn change_rules(
         &mut self,
         b: usize,
@@ -766,37 +773,127 @@ impl SlowPath {
             .map_err(|error| SlowPathError::Rules { bridge: br.name.clone(), error })?;
         self.expire_macs(now_ms, out);
         let br = &mut self.bridges[b];
+        let mut is_reset = vec![false; reset.iter().max().map_or(0, |m| m + 1)];
+        for &i in reset {
+            is_reset[i] = true;
+        }
         let reset_refs: Vec<RuleRef> = (0..new_tables.rules().len() as u32)
             .map(RuleRef)
-            .filter(|r| reset.contains(&new_tables.source_index(*r)))
+            .filter(|r| is_reset.get(new_tables.source_index(*r)).copied().unwrap_or(false))
             .collect();
         let new_stats = RuleStats::carry_over(&br.tables, &br.stats, &new_tables, &reset_refs, ms(now_ms));
         // Old version's rule -> the same rule (by identity) in the new version, for the
         // statistics of megaflows that are already on their way out.
+        let reset_new: std::collections::HashSet<RuleRef> = reset_refs.iter().copied().collect();
         let remap: Vec<Option<RuleRef>> = br
             .tables
             .rules()
             .iter()
-            .map(|r| new_tables.find(r.table, r.priority, &r.matches).filter(|n| !reset_refs.contains(n)))
+            .map(|r| new_tables.find(r.table, r.priority, &r.matches).filter(|n| !reset_new.contains(n)))
             .collect();
+        let delta = RuleDelta::new(&br.tables, &new_tables, &remap);
         br.tables = new_tables;
         br.stats = new_stats;
         self.counters.rule_changes += 1;
-        let remap_refs = |rules: &[RuleRef]| -> Vec<RuleRef> {
-            rules.iter().filter_map(|r| remap.get(r.0 as usize).copied().flatten()).collect()
+        let remap_refs = |rules: &mut Vec<RuleRef>| {
+            rules.retain_mut(|r| match remap.get(r.0 as usize).copied().flatten() {
+                Some(n) => {
+                    *r = n;
+                    true
+                }
+                None => false,
+            })
         };
         for r in self.removing.values_mut().filter(|r| r.bridge == b) {
-            r.rules = remap_refs(&r.rules);
+            remap_refs(&mut r.rules);
         }
+        // Refs of unaffected megaflows need rewriting only if rules moved (a deletion
+        // shifts the later ones); an affected megaflow's are rewritten before its
+        // revalidation, which re-points them anyway when it is kept.
+        let moved = remap.iter().enumerate().any(|(i, m)| m.is_some_and(|n| n.0 as usize != i));
         for pmd in 0..self.mirrors.len() {
-            for id in self.mirrors[pmd].ids_of_bridge(b) {
-                let Some(f) = self.mirrors[pmd].get_mut(id) else { continue };
-                // Until revalidation re-points them, the flow's refs name the new version.
-                f.rules = remap_refs(&f.rules);
+            let mut affected = Vec::new();
+            for (id, f) in self.mirrors[pmd].iter_bridge_mut(b) {
+                let hit = delta.affects(f);
+                if hit {
+                    affected.push(id);
+                }
+                if hit || moved {
+                    // Until revalidation re-points them, the flow's refs name the new version.
+                    remap_refs(&mut f.rules);
+                }
+            }
+            for id in affected {
                 self.revalidate_flow(pmd, id, now_ms, out);
             }
         }
         Ok(())
+    }
+}
+
+/// Most rules a change may add (or modify) and still revalidate only the megaflows that
+/// overlap them: each added rule costs one cheap test per megaflow, a re-translation
+/// costs a few microseconds, so beyond this a full revalidation is about as fast.
+const MAX_FILTERED_ADDS: usize = 256;
+
+/// What a rule change did, in the terms `rule_deps` can test a megaflow against.
+enum RuleDelta {
+    /// Revalidate every megaflow of the bridge.
+    Full,
+    Partial {
+        /// Whether `dead` has any rule.
+        any_dead: bool,
+        /// Per rule of the old version: deleted, or its actions changed.
+        dead: Vec<bool>,
+        /// Rules of the new version that are new or changed.
+        added: Vec<AddedRule>,
+    },
+}
+
+impl RuleDelta {
+    /// The delta from `old` to `new`, where `remap` maps each old rule to the new rule
+    /// of the same identity that keeps its counters.
+    fn new(old: &RuleTables, new: &RuleTables, remap: &[Option<RuleRef>]) -> RuleDelta {
+        let mut dead = vec![false; old.rules().len()];
+        let mut kept_new = vec![false; new.rules().len()];
+        // Kept rules of one (table, priority) must stay in the same relative order: the
+        // first in input order wins a tie.
+        let mut last_pos: HashMap<(u8, u16), u32> = HashMap::new();
+        for (i, m) in remap.iter().enumerate() {
+            let old_rule = &old.rules()[i];
+            match m {
+                Some(n) if new.rule(*n).actions == old_rule.actions => {
+                    kept_new[n.0 as usize] = true;
+                    let prev = last_pos.insert((old_rule.table, old_rule.priority), n.0);
+                    if prev.is_some_and(|p| p > n.0) {
+                        return RuleDelta::Full;
+                    }
+                }
+                _ => dead[i] = true,
+            }
+        }
+        let n_added = kept_new.iter().filter(|k| !**k).count();
+        if n_added > MAX_FILTERED_ADDS {
+            return RuleDelta::Full;
+        }
+        let added = kept_new
+            .iter()
+            .enumerate()
+            .filter(|(_, k)| !**k)
+            .map(|(i, _)| AddedRule::of(new, RuleRef(i as u32)))
+            .collect();
+        RuleDelta::Partial { any_dead: dead.contains(&true), dead, added }
+    }
+
+    /// Whether the megaflow `f` (its refs still naming the old version) may have to change.
+    fn affects(&self, f: &MirrorFlow) -> bool {
+        match self {
+            RuleDelta::Full => true,
+            RuleDelta::Partial { any_dead, dead, added } => {
+                (*any_dead && f.rules.iter().any(|r| dead.get(r.0 as usize).copied().unwrap_or(true)))
+                    || added.iter().any(|a| f.rule_deps.may_be_changed_by(&f.key, a))
+            }
+        }
     }
 }
 

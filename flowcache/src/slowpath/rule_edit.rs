@@ -20,7 +20,7 @@
 use ferrovs_config::MatchSpec;
 use ferrovs_config::rules::{Match, Rule};
 
-use crate::xlate::tables::compile_match;
+use crate::xlate::tables::{IdentityIndex, compile_match, identity_hash};
 
 /// True if `specific` is at least as specific as `general` (see the module doc).
 /// Both matches are normalised exactly as `RuleTables` compiles rules.
@@ -47,15 +47,28 @@ pub fn del_selects(spec: &MatchSpec, rule: &Rule) -> bool {
 pub fn add_rules(rules: &[Rule], new: Vec<Rule>) -> (Vec<Rule>, Vec<usize>) {
     let mut out = rules.to_vec();
     let mut replaced = Vec::new();
+    // Identity -> position in `out`, extended as new rules are appended (a bulk add
+    // must not be quadratic).
+    let mut at = IdentityIndex::with_capacity(out.len() + new.len());
+    for (i, o) in out.iter().enumerate() {
+        at.insert(identity_hash(o.table, o.priority, &o.matches), i);
+    }
+    let mut is_replaced = vec![false; out.len()];
     for r in new {
-        match out.iter().position(|o| o.table == r.table && o.priority == r.priority && o.matches == r.matches) {
+        let h = identity_hash(r.table, r.priority, &r.matches);
+        let same = |i: usize| out[i].table == r.table && out[i].priority == r.priority && out[i].matches == r.matches;
+        match at.find(h, same) {
             Some(i) => {
-                out[i] = r;
-                if !replaced.contains(&i) {
+                if i < is_replaced.len() && !is_replaced[i] {
+                    is_replaced[i] = true;
                     replaced.push(i);
                 }
+                out[i] = r;
             }
-            None => out.push(r),
+            None => {
+                at.insert(h, out.len());
+                out.push(r);
+            }
         }
     }
     (out, replaced)

@@ -56,9 +56,15 @@ impl RuleStats {
         now: Duration,
     ) -> RuleStats {
         let mut s = RuleStats::new(new_tables, now);
+        // A flag per rule: `reset` may list a million rules (a bulk add of existing ones).
+        let mut is_reset = vec![false; new_tables.rules().len()];
+        for r in reset {
+            if let Some(f) = is_reset.get_mut(r.0 as usize) {
+                *f = true;
+            }
+        }
         for (i, r) in new_tables.rules().iter().enumerate() {
-            let rref = RuleRef(i as u32);
-            if reset.contains(&rref) {
+            if is_reset[i] {
                 continue;
             }
             let old_counters =

@@ -23,6 +23,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::hash::{BuildHasherDefault, Hash, Hasher};
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use ferrovs_config::rules::{Action, Masked, Match, Rule};
@@ -94,7 +95,7 @@ pub struct RuleTables {
     ports: Vec<u32>,
     warnings: Vec<String>,
     /// Rule identity (table, priority, match) to rule.
-    by_identity: HashMap<(u8, u16, Match), RuleRef>,
+    by_identity: IdentityIndex,
 }
 
 impl RuleTables {
@@ -103,7 +104,7 @@ impl RuleTables {
     pub fn new(rules: Vec<Rule>, ports: Vec<u32>) -> Result<RuleTables, BuildError> {
         let mut kept: Vec<Rule> = Vec::with_capacity(rules.len());
         let mut source_index = Vec::with_capacity(rules.len());
-        let mut seen: HashMap<(u8, u16, Match), usize> = HashMap::new();
+        let mut by_identity = IdentityIndex::with_capacity(rules.len());
         for (i, r) in rules.into_iter().enumerate() {
             if r.table as usize >= N_TABLES {
                 return Err(BuildError::BadTable { rule: i, table: r.table });
@@ -116,13 +117,14 @@ impl RuleTables {
                     _ => {}
                 }
             }
-            match seen.get(&(r.table, r.priority, r.matches.clone())) {
-                Some(&at) => {
+            let h = identity_hash(r.table, r.priority, &r.matches);
+            match by_identity.find(h, |k| same_identity(&kept[k], r.table, r.priority, &r.matches)) {
+                Some(at) => {
                     kept[at] = r;
                     source_index[at] = i;
                 }
                 None => {
-                    seen.insert((r.table, r.priority, r.matches.clone()), kept.len());
+                    by_identity.insert(h, kept.len());
                     kept.push(r);
                     source_index.push(i);
                 }
@@ -156,7 +158,6 @@ impl RuleTables {
             t.sort_by_key(|c| std::cmp::Reverse(c.priority));
         }
         let index = tables.iter().map(|t| TableIndex::new(t)).collect();
-        let by_identity = seen.into_iter().map(|(k, i)| (k, RuleRef(i as u32))).collect();
         Ok(RuleTables { rules: kept, source_index, tables, index, ports, warnings, by_identity })
     }
 
@@ -178,7 +179,8 @@ impl RuleTables {
     /// The rule with this identity (table, priority, match), if any: used to carry
     /// per-rule counters over from one version to the next.
     pub fn find(&self, table: u8, priority: u16, matches: &Match) -> Option<RuleRef> {
-        self.by_identity.get(&(table, priority, matches.clone())).copied()
+        let h = identity_hash(table, priority, matches);
+        self.by_identity.find(h, |k| same_identity(&self.rules[k], table, priority, matches)).map(|k| RuleRef(k as u32))
     }
 
     /// The bridge's ports, in flood order.
@@ -212,6 +214,98 @@ impl RuleTables {
     pub fn rule_mask(&self, r: RuleRef) -> Mask {
         let t = &self.tables[self.rules[r.0 as usize].table as usize];
         t.iter().find(|c| c.rref == r).map(|c| c.mask).unwrap_or(Mask::ZERO)
+    }
+}
+
+/// A fast, non-keyed hasher (multiply-rotate, as rustc's) for rule identities: rules
+/// come from the administrator, and SipHash over a million matches costs more than the
+/// rest of building a version.
+#[derive(Default, Clone, Copy)]
+pub(crate) struct IdentityHasher(u64);
+
+impl IdentityHasher {
+    #[inline]
+    fn add(&mut self, x: u64) {
+        self.0 = (self.0.rotate_left(5) ^ x).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+}
+
+impl Hasher for IdentityHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            self.add(u64::from_le_bytes(c.try_into().expect("8 bytes")));
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut b = [0u8; 8];
+            b[..rest.len()].copy_from_slice(rest);
+            self.add(u64::from_le_bytes(b) ^ ((rest.len() as u64) << 59));
+        }
+    }
+    fn write_u8(&mut self, i: u8) {
+        self.add(i as u64);
+    }
+    fn write_u16(&mut self, i: u16) {
+        self.add(i as u64);
+    }
+    fn write_u32(&mut self, i: u32) {
+        self.add(i as u64);
+    }
+    fn write_u64(&mut self, i: u64) {
+        self.add(i);
+    }
+    fn write_usize(&mut self, i: usize) {
+        self.add(i as u64);
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+/// The hash of a rule identity (table, priority, match).
+pub(crate) fn identity_hash(table: u8, priority: u16, matches: &Match) -> u64 {
+    let mut h = IdentityHasher::default();
+    (table, priority, matches).hash(&mut h);
+    h.finish()
+}
+
+fn same_identity(r: &Rule, table: u8, priority: u16, matches: &Match) -> bool {
+    r.table == table && r.priority == priority && &r.matches == matches
+}
+
+/// Rule identities -> positions in a rule list, without copies of the matches: the
+/// first position of each identity hash, and a chain through positions of equal hash.
+/// The caller compares the rules themselves.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct IdentityIndex {
+    first: HashMap<u64, u32, BuildHasherDefault<IdentityHasher>>,
+    /// For each position, the next position of the same hash (`u32::MAX`: none).
+    next: Vec<u32>,
+}
+
+impl IdentityIndex {
+    pub fn with_capacity(n: usize) -> IdentityIndex {
+        IdentityIndex { first: HashMap::with_capacity_and_hasher(n, Default::default()), next: Vec::with_capacity(n) }
+    }
+
+    /// The first position of hash `h` for which `same` holds.
+    pub fn find(&self, h: u64, same: impl Fn(usize) -> bool) -> Option<usize> {
+        let mut at = *self.first.get(&h)?;
+        while at != u32::MAX {
+            if same(at as usize) {
+                return Some(at as usize);
+            }
+            at = self.next[at as usize];
+        }
+        None
+    }
+
+    /// Records position `pos` (the next one: positions are inserted in order) with hash `h`.
+    pub fn insert(&mut self, h: u64, pos: usize) {
+        debug_assert_eq!(pos, self.next.len());
+        let prev = self.first.insert(h, pos as u32).unwrap_or(u32::MAX);
+        self.next.push(prev);
     }
 }
 

@@ -45,7 +45,8 @@ pub enum Cmd {
         /// The rule: `[table=T,][priority=P,]MATCH,actions=ACTIONS`, as for ovs-ofctl add-flow.
         flow: String,
     },
-    /// Add every rule of FILE (one per line, `#` comments) as one atomic change.
+    /// Add every rule of FILE (one per line, `#` comments) as one atomic change, of any
+    /// size (the file is streamed; the command waits until the change is applied).
     AddFlows {
         /// The bridge to add the rules to.
         bridge: String,

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use cli::{Cli, Cmd, Shell};
 use ferrovs_daemon::control;
-use ferrovs_daemon::protocol::Request;
+use ferrovs_daemon::protocol::{Reply, Request};
 
 /// The completion script build.rs rendered for `shell`.
 fn completion_script(shell: Shell) -> &'static str {
@@ -32,13 +32,9 @@ fn main() -> ExitCode {
         Cmd::PmdStatsClear => Request::PmdStatsClear,
         Cmd::Stop => Request::Stop,
         Cmd::AddFlow { bridge, flow } => Request::AddFlow { bridge, flow },
-        Cmd::AddFlows { bridge, file } => match std::fs::read_to_string(&file) {
-            Ok(text) => Request::AddFlows { bridge, flows: text.lines().map(str::to_owned).collect() },
-            Err(e) => {
-                eprintln!("ferrovs-ctl: {}: {e}", file.display());
-                return ExitCode::FAILURE;
-            }
-        },
+        Cmd::AddFlows { bridge, file } => {
+            return finish(control::add_flows_file(&cli.socket, &bridge, &file), cli.json);
+        }
         Cmd::DelFlows { bridge, r#match } => Request::DelFlows { bridge, r#match },
         Cmd::DumpFlows { bridge } => Request::DumpFlows { bridge },
         Cmd::DumpDpFlows => Request::DumpDpFlows,
@@ -53,14 +49,19 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
     };
-    let reply = match control::request(&cli.socket, &req) {
+    finish(control::request(&cli.socket, &req), cli.json)
+}
+
+/// Prints the reply (as text, or as JSON with `--json`) or the error.
+fn finish(reply: Result<Reply, String>, json: bool) -> ExitCode {
+    let reply = match reply {
         Ok(r) => r,
         Err(e) => {
             eprintln!("ferrovs-ctl: {e}");
             return ExitCode::FAILURE;
         }
     };
-    if cli.json {
+    if json {
         match serde_json::to_string(&reply) {
             Ok(s) => println!("{s}"),
             Err(e) => {

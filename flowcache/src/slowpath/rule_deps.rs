@@ -1,0 +1,151 @@
+//! What a megaflow's translation looked at in the rule tables, so that a rule change
+//! revalidates only the megaflows it can affect.
+//!
+//! # Why this is enough
+//!
+//! Every packet a megaflow covers takes the same path through the tables (the megaflow
+//! property: same lookups, same winners, same actions). A rule change can alter a
+//! packet's decision only by changing the winner of one of those lookups:
+//!
+//! - *A rule is deleted or its actions change*: only lookups it won are affected (a rule
+//!   that lost, or was never reached, still loses or is still not reached without it).
+//!   So the megaflows to revalidate are those whose matched rules include it.
+//! - *A rule R (table T, priority P) is added*: it can win a lookup only in table T, and
+//!   only one that missed or whose winner has priority <= P (equal priorities are
+//!   ordered by input position; we do not rely on that order), and only if some packet of
+//!   the megaflow matches R *at that lookup*. The lookup key is the packet's key with the
+//!   lookup's in_port (`resubmit(P,T)` changes it) and with whatever earlier actions
+//!   rewrote. [`RuleDeps::fixed`] is the part of the megaflow mask the lookups see
+//!   unchanged: the megaflow's mask minus in_port (checked against the recorded lookup
+//!   in_ports instead), minus every field a datapath action of the megaflow writes
+//!   (set-field, VLAN push/pop/set, TTL), minus the L4 ports unless the megaflow is known
+//!   to cover only non-fragments (fragments look up with ports 0). If R disagrees with
+//!   the megaflow's key on a fixed bit, no packet of the megaflow can match R.
+//!
+//! An abandoned translation (resubmit loop) executes no actions, so its rewrites are not
+//! visible in its (empty) action list: nothing of its mask counts as fixed.
+//!
+//! Rule changes that are not a set of such deletions and additions (the relative order
+//! of kept equal-priority rules changes, or too many rules are added at once) fall back to
+//! revalidating every megaflow of the bridge (see `SlowPath::change_rules`).
+
+use crate::actions::{DpAction, DpActions};
+use crate::key::{FRAG_ANY, FlowKey, Mask};
+use crate::xlate::{Field, RuleRef, RuleTables, Translation, match_key};
+
+/// One table lookup of a translation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TableLookup {
+    pub table: u8,
+    /// The in_port the lookup used.
+    pub in_port: u32,
+    /// Priority of the winner; `None` for a miss.
+    pub winner: Option<u16>,
+}
+
+/// The rule-table dependencies of one megaflow. See the module documentation.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RuleDeps {
+    /// Distinct lookups, each (table, in_port) once with its lowest winner priority.
+    pub lookups: Vec<TableLookup>,
+    /// Bits of the megaflow mask that every lookup sees as the packet has them.
+    pub fixed: Mask,
+}
+
+/// A rule added by a change, compiled for the overlap test.
+#[derive(Debug, Clone)]
+pub struct AddedRule {
+    pub table: u8,
+    pub priority: u16,
+    pub in_port: Option<u32>,
+    /// Match value and mask over the key, in_port left out.
+    pub value: FlowKey,
+    pub mask: Mask,
+}
+
+impl AddedRule {
+    /// Rule `r` of `tables`, compiled for [`RuleDeps::may_be_changed_by`].
+    pub fn of(tables: &RuleTables, r: RuleRef) -> AddedRule {
+        let rule = tables.rule(r);
+        let (mut value, mut mask) = match_key(&rule.matches);
+        let in_port = (mask.in_port() != 0).then(|| value.in_port());
+        value.set_in_port(0);
+        mask.set_in_port(0);
+        AddedRule { table: rule.table, priority: rule.priority, in_port, value, mask }
+    }
+}
+
+/// Key bits that some action in `actions` writes.
+fn written_bits(actions: &DpActions) -> Mask {
+    let mut m = Mask::ZERO;
+    let field = |m: &mut Mask, f: Field| *m = m.union(&f.mask_of(f.all_ones()));
+    for a in actions {
+        match a {
+            DpAction::Output(_) => {}
+            DpAction::SetEthSrc(_) => field(&mut m, Field::DlSrc),
+            DpAction::SetEthDst(_) => field(&mut m, Field::DlDst),
+            DpAction::PushVlan { .. } | DpAction::PopVlan | DpAction::SetVlanVid(_) | DpAction::SetVlanPcp(_) => {
+                m.set_vlan_tci(0, 0xffff);
+                m.set_vlan_tci(1, 0xffff);
+            }
+            DpAction::SetIpv4Src(_) => field(&mut m, Field::NwSrc),
+            DpAction::SetIpv4Dst(_) => field(&mut m, Field::NwDst),
+            DpAction::SetIpv6Src(_) => field(&mut m, Field::Ipv6Src),
+            DpAction::SetIpv6Dst(_) => field(&mut m, Field::Ipv6Dst),
+            DpAction::SetIpDscp(_) | DpAction::SetIpEcn(_) => field(&mut m, Field::NwTos),
+            DpAction::SetTtl(_) | DpAction::DecTtl => field(&mut m, Field::NwTtl),
+            DpAction::SetTpSrc(_) => field(&mut m, Field::TpSrc),
+            DpAction::SetTpDst(_) => field(&mut m, Field::TpDst),
+        }
+    }
+    m
+}
+
+impl RuleDeps {
+    /// The dependencies of the megaflow `(key & mask, mask)` installed from `t`, a
+    /// translation against `tables`.
+    pub fn of(t: &Translation, tables: &RuleTables, key: &FlowKey, mask: &Mask) -> RuleDeps {
+        let mut lookups: Vec<TableLookup> = Vec::new();
+        for s in &t.trace {
+            let winner = s.rule.map(|r| tables.rule(r).priority);
+            match lookups.iter_mut().find(|l| l.table == s.table && l.in_port == s.in_port) {
+                Some(l) => {
+                    l.winner = match (l.winner, winner) {
+                        (Some(a), Some(b)) => Some(a.min(b)),
+                        _ => None,
+                    }
+                }
+                None => lookups.push(TableLookup { table: s.table, in_port: s.in_port, winner }),
+            }
+        }
+        let fixed = if t.error.is_some() {
+            Mask::ZERO
+        } else {
+            let mut unstable = written_bits(&t.actions);
+            unstable.set_in_port(u32::MAX);
+            let non_fragment = mask.nw_frag() & FRAG_ANY != 0 && key.nw_frag() & FRAG_ANY == 0;
+            if !non_fragment {
+                unstable.set_tp_src(0xffff);
+                unstable.set_tp_dst(0xffff);
+            }
+            let mut f = Mask::ZERO;
+            for i in 0..f.w.len() {
+                f.w[i] = mask.w[i] & !unstable.w[i];
+            }
+            f
+        };
+        RuleDeps { lookups, fixed }
+    }
+
+    /// Whether adding `r` can change the decision of some packet of the megaflow with
+    /// (masked) key `key` and these dependencies. False only when it provably cannot.
+    pub fn may_be_changed_by(&self, key: &FlowKey, r: &AddedRule) -> bool {
+        // The bit test first: it reads only what is inline in the megaflow.
+        (0..key.w.len()).all(|i| (key.w[i] ^ r.value.w[i]) & self.fixed.w[i] & r.mask.w[i] == 0)
+            && self.lookups.iter().any(|l| {
+                l.table == r.table
+                    && l.winner.is_none_or(|w| w <= r.priority)
+                    && r.in_port.is_none_or(|p| p == l.in_port)
+            })
+    }
+}
