@@ -349,8 +349,14 @@ impl Classifier {
     /// caller guarantees it overlaps no other installed megaflow (an overlap would make
     /// lookups return either of the two).
     pub fn insert_unchecked(&mut self, flow: Megaflow, now: u64) -> Result<MegaflowId, InsertError> {
+        self.try_insert_unchecked(flow, now).map_err(|(e, _)| e)
+    }
+
+    /// [`Classifier::insert_unchecked`] that gives the megaflow back (key masked) when it
+    /// refuses it, so that a caller can still use its actions without having copied them.
+    pub fn try_insert_unchecked(&mut self, flow: Megaflow, now: u64) -> Result<MegaflowId, (InsertError, Megaflow)> {
         if self.slab.len() >= self.max_flows {
-            return Err(InsertError::Full(self.max_flows));
+            return Err((InsertError::Full(self.max_flows), flow));
         }
         let Megaflow { key, mask, actions } = flow;
         let key = key.masked(&mask);
@@ -359,13 +365,44 @@ impl Classifier {
         let st = self.subtables[st_id as usize].as_ref().expect("live subtable");
         let hash = st.hash(&key);
         if let Some(index) = st.find(&self.slab, &key, hash) {
-            return Err(InsertError::Overlap(self.slab.id_of(index)));
+            return Err((InsertError::Overlap(self.slab.id_of(index)), Megaflow { key, mask, actions }));
         }
         let id = self.slab.alloc(key, actions, st_id, now);
         let st = self.subtables[st_id as usize].as_mut().expect("live subtable");
         st.insert_slot(hash, id.index);
         self.partitions[partition as usize].len += 1;
         Ok(id)
+    }
+
+    /// Most megaflows installed at once.
+    pub fn max_flows(&self) -> usize {
+        self.max_flows
+    }
+
+    /// One past the highest slot number ever used: every live megaflow's
+    /// [`MegaflowId::index`] is below it (for walks that visit slots a few at a time).
+    pub fn slots(&self) -> usize {
+        self.slab.records.len()
+    }
+
+    /// The megaflow in slot `slot` and its statistics, if the slot is live. O(1).
+    #[inline]
+    pub fn slot_stats(&self, slot: usize) -> Option<(MegaflowId, MegaflowStats)> {
+        let r = self.slab.records.get(slot)?;
+        r.live.then(|| (MegaflowId { index: slot as u32, generation: r.generation }, r.stats()))
+    }
+
+    /// Adds `packets` and `bytes` handled by megaflow `id` outside a lookup (e.g. packets
+    /// that waited for its installation) to its statistics, and marks it used at `now`.
+    /// False if `id` is stale.
+    pub fn add_stats(&mut self, id: MegaflowId, packets: u64, bytes: u64, tcp_flags: u16, now: u64) -> bool {
+        let Some(i) = self.slab.resolve(id) else { return false };
+        let r = &mut self.slab.records[i];
+        r.packets += packets;
+        r.bytes += bytes;
+        r.tcp_flags |= tcp_flags;
+        r.used = r.used.max(now);
+        true
     }
 
     fn partition_for(&mut self, port: Option<u32>) -> u32 {

@@ -156,7 +156,8 @@ impl Slab {
             records: Vec::with_capacity(n),
             cold: Vec::with_capacity(n),
             masks: vec![FlowKey::ZERO],
-            free: Vec::new(),
+            // Every slot can be free at once: freeing never grows the list.
+            free: Vec::with_capacity(n),
             len: 0,
         }
     }
