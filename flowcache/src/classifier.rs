@@ -44,7 +44,7 @@
 //!   So is inserting and removing, within the sizes reserved at creation: the slab
 //!   holds `max_flows` slots; subtable, partition and mask tables are reserved for
 //!   [`PREALLOC_SUBTABLES`] subtables and [`PREALLOC_PORTS`] ports; and subtable hash
-//!   tables come from a [`BucketPool`] of spare bucket arrays, filled at creation with
+//!   tables come from a pool (`BucketPool`) of spare bucket arrays, filled at creation with
 //!   one array of every power-of-two size up to what `max_flows` megaflows in one
 //!   subtable need (about twice that table: 8 MiB at 200,000 flows) plus
 //!   [`PREALLOC_SUBTABLES`] one-bucket arrays. A table that grows or dies gives its
@@ -431,6 +431,8 @@ impl Classifier {
 
     /// [`Classifier::insert_unchecked`] that gives the megaflow back (key masked) when it
     /// refuses it, so that a caller can still use its actions without having copied them.
+    // Given back by value: boxing it would allocate on the PMD thread.
+    #[allow(clippy::result_large_err)]
     pub fn try_insert_unchecked(&mut self, flow: Megaflow, now: u64) -> Result<MegaflowId, (InsertError, Megaflow)> {
         if self.slab.len() >= self.max_flows {
             return Err((InsertError::Full(self.max_flows), flow));

@@ -448,6 +448,8 @@ impl FlowCache {
 
     /// [`FlowCache::insert_unchecked`] that gives the megaflow back when it refuses it
     /// (see [`Classifier::try_insert_unchecked`]).
+    // Given back by value: boxing it would allocate on the PMD thread.
+    #[allow(clippy::result_large_err)]
     pub fn try_insert_unchecked(&mut self, flow: Megaflow, now: u64) -> Result<MegaflowId, (InsertError, Megaflow)> {
         self.cls.try_insert_unchecked(flow, now)
     }

@@ -233,6 +233,8 @@ impl PmdReport {
     }
 
     /// Adds an executed key; gives it back if the report has no room.
+    // Given back by value: boxing it would allocate on the PMD thread.
+    #[allow(clippy::result_large_err)]
     pub fn push_executed(&mut self, e: ExecutedKey) -> Result<(), ExecutedKey> {
         if self.n_executed == REPORT_EXECUTED {
             return Err(e);

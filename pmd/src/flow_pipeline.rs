@@ -59,7 +59,7 @@
 //!   the statistics line) plus one 64-byte table write per changed megaflow; per
 //!   megaflow: one visit per turn of the hand. Nothing walks every megaflow at once.
 //! - reports (gone megaflows, executed keys) leave in fixed-size [`PmdReport`]s, see
-//!   [`crate::flow_reports`];
+//!   the private `flow_reports` module;
 //! - the counters are published, at most once per iteration, as relaxed atomic stores
 //!   ([`PipelineCounters`]).
 //!
@@ -298,6 +298,8 @@ impl FlowPipeline {
 
     /// Installs `megaflow` as `id` (the cache part of `Install`), evicting first at the
     /// flow limit; gives the megaflow back if refused.
+    // Given back by value: boxing it would allocate on the PMD thread.
+    #[allow(clippy::result_large_err)]
     fn install(&mut self, id: FlowId, megaflow: Megaflow, now_ms: u64) -> Result<MegaflowId, (InstallError, Megaflow)> {
         if self.names.contains(id) {
             return Err((InstallError::DuplicateId, megaflow));
