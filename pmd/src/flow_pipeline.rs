@@ -58,16 +58,21 @@
 //!   counted in `sweeps`. Cost per iteration: that many slot reads (128-byte records,
 //!   the statistics line) plus one 64-byte table write per changed megaflow; per
 //!   megaflow: one visit per turn of the hand. Nothing walks every megaflow at once.
+//!   Measured (`sweep_and_eviction_cost`, release, 200,000 megaflows): 20-25 ns per
+//!   slot visited, so about 0.2 µs per busy iteration and 6 µs per idle one; a turn
+//!   takes 25,000 busy iterations (tens of milliseconds under load). An install at the
+//!   flow limit, eviction included, took 1.7 µs.
 //! - reports (gone megaflows, executed keys) leave in fixed-size [`PmdReport`]s, see
 //!   the private `flow_reports` module;
 //! - the counters are published, at most once per iteration, as relaxed atomic stores
 //!   ([`PipelineCounters`]).
 //!
-//! Nothing above allocates on the PMD thread, with two exceptions a test would notice:
-//! a command's own heap parts (a megaflow's action list, a `Remove`'s id list) are
-//! allocated by the slow path and freed here; and the classifier allocates when a new
-//! mask (subtable) appears or a subtable's hash table grows (see
-//! [`ferrovs_flowcache::classifier`]).
+//! Nothing above allocates on the PMD thread (`tests/alloc.rs` counts it: forwarding,
+//! parking, installs with evictions, executes, removals, expiry, statistics). Two
+//! limits: a command's own heap parts (a megaflow's action list, a `Remove`'s id list)
+//! are allocated by the slow path and *freed* here; and the classifier's reserves
+//! (subtables, ports, spare hash tables: see [`ferrovs_flowcache::classifier`]) can be
+//! outgrown by unusual rule sets, which then allocate on install.
 
 use std::sync::Arc;
 
