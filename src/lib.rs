@@ -22,6 +22,9 @@
 //! - [`Mbuf`] is one owned packet (freed on drop) for packets that leave a burst: moved
 //!   into another batch, queued to a slow path, or shared between several outputs.
 //!
+//! - [`alloc_count`] is a counting global allocator for tests that check a thread
+//!   allocates nothing (the PMD loop); the only `unsafe` here that is not about DPDK.
+//!
 //! Static inline DPDK functions and macros are reached through the small C file
 //! `csrc/ferrovs_dpdk.c`, compiled by build.rs with DPDK's cflags.
 
@@ -39,6 +42,7 @@ pub mod sys {
     include!(concat!(env!("OUT_DIR"), "/bindings.rs"));
 }
 
+pub mod alloc_count;
 mod eal;
 mod error;
 mod hugefiles;

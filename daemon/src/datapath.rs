@@ -15,7 +15,7 @@ use ferrovs_dpdk::Eal;
 use ferrovs_flowcache::flow_cache::FlowCacheConfig;
 use ferrovs_flowcache::slowpath::{BridgeSpec, SlowPath, SlowPathConfig, SlowPathCounters as MachineCounters};
 use ferrovs_pmd::PipelineClock;
-use ferrovs_pmd::flow_pipeline::{FlowMessage, FlowPipeline, PipelineCounters, PipelineStats, pending_config_for_pool};
+use ferrovs_pmd::flow_pipeline::{FlowMessage, FlowPipeline, PipelineShared, PipelineStats, pending_config_for_pool};
 use ferrovs_pmd::{PmdLocal, PmdStats, PortCounters, PortSpec, PortStats, Switch, SwitchOptions, SwitchStats};
 
 use crate::daemon::DaemonError;
@@ -25,11 +25,15 @@ use crate::protocol::{
 };
 use crate::slow_path::{SlowPathThread, UPCALL_LATENCY_BOUNDS_US};
 
+/// Report slots per PMD in the queue to the slow path (a PMD sends at most
+/// `flow_reports::REPORTS_PER_ITERATION` per loop iteration).
+const REPORT_QUEUE_PER_PMD: usize = 256;
+
 /// The switch and the bookkeeping around it.
 pub struct Datapath {
     switch: Switch<FlowMessage>,
     slow: SlowPathThread,
-    pipelines: Vec<Arc<PipelineCounters>>,
+    pipelines: Vec<Arc<PipelineShared>>,
     /// PMD counters at the last `pmd-stats-clear`, subtracted when showing.
     pmd_baseline: HashMap<usize, (PmdStats, PipelineStats)>,
 }
@@ -49,7 +53,11 @@ fn bridge_specs(config: &Config) -> Vec<BridgeSpec> {
 
 fn slow_path_config(config: &Config) -> SlowPathConfig {
     SlowPathConfig {
-        flow_limit_per_pmd: config.flow.limit_per_pmd as usize,
+        // The PMDs enforce the flow limit by evicting their least recently used
+        // megaflows (reported gone), so new flows are still cached there. The slow
+        // path's mirror may run ahead of a PMD by the evictions in flight; its own limit
+        // (answering `Execute`) is only a backstop at twice that.
+        flow_limit_per_pmd: (config.flow.limit_per_pmd as usize).saturating_mul(2),
         idle_expiry_ms: config.flow.idle_expiry.as_millis() as u64,
         ..SlowPathConfig::default()
     }
@@ -77,10 +85,11 @@ impl Datapath {
         // preallocated by the channel).
         let queue = config.flow.upcall_queue_len as usize * n_pmds;
         let (upcall_tx, upcall_rx) = crossbeam_channel::bounded(queue.max(1));
-        let (event_tx, event_rx) = crossbeam_channel::unbounded();
+        // Reports (gone megaflows, executed keys): fixed-size, about 3 KiB a slot; a
+        // PMD keeps what does not fit in its own backlog.
+        let (report_tx, report_rx) = crossbeam_channel::bounded(REPORT_QUEUE_PER_PMD * n_pmds.max(1));
         let cache = FlowCacheConfig::for_max_flows(config.flow.limit_per_pmd as usize);
-        let pipelines: Vec<Arc<PipelineCounters>> =
-            (0..n_pmds).map(|_| Arc::new(PipelineCounters::default())).collect();
+        let pipelines: Vec<Arc<PipelineShared>> = (0..n_pmds).map(|_| Arc::new(PipelineShared::new(&cache))).collect();
         let pending = pending_config_for_pool(options.n_mbufs, n_pmds);
         let switch = Switch::start(eal, ports, options, |info| {
             FlowPipeline::new(
@@ -88,13 +97,13 @@ impl Datapath {
                 cache,
                 pending,
                 upcall_tx.clone(),
-                event_tx.clone(),
+                report_tx.clone(),
                 clock,
                 pipelines[info.index].clone(),
             )
         })?;
         let senders = (0..n_pmds).map(|i| switch.sender(i)).collect::<Result<Vec<_>, _>>()?;
-        let slow = SlowPathThread::start(slow, senders, upcall_rx, event_rx, clock)
+        let slow = SlowPathThread::start(slow, senders, pipelines.clone(), upcall_rx, report_rx, clock)
             .map_err(|e| DaemonError::Datapath(format!("slow-path thread: {e}")))?;
         Ok(Datapath { switch, slow, pipelines, pmd_baseline: HashMap::new() })
     }
@@ -129,7 +138,7 @@ impl Datapath {
             .map(|p| {
                 let base = self.pmd_baseline.get(&p.index).map(|(b, _)| b);
                 let sub = |f: fn(&PmdLocal) -> u64| f(&p.counters) - base.map(|b| f(&b.counters)).unwrap_or(0);
-                let pl = self.pipelines.get(p.index).map(|c| c.snapshot()).unwrap_or_default();
+                let pl = self.pipelines.get(p.index).map(|c| c.counters.snapshot()).unwrap_or_default();
                 let plb = self.pmd_baseline.get(&p.index).map(|(_, b)| *b).unwrap_or_default();
                 let (emc_hits, signature_hits, megaflow_hits, misses) = (
                     pl.emc_hits - plb.emc_hits,
@@ -196,7 +205,7 @@ impl Datapath {
             .pmds
             .into_iter()
             .map(|p| {
-                let pl = self.pipelines.get(p.index).map(|c| c.snapshot()).unwrap_or_default();
+                let pl = self.pipelines.get(p.index).map(|c| c.counters.snapshot()).unwrap_or_default();
                 (p.index, (p, pl))
             })
             .collect();
@@ -344,6 +353,10 @@ fn machine_counters(c: MachineCounters) -> SlowPathCounters {
         rule_changes,
         rules_expired,
         flows_gone,
+        // Not in the reply yet (the protocol would need the fields): visible in the
+        // state machine's counters and the PMDs' `evictions` only.
+        flows_evicted: _,
+        executed_packets: _,
     } = c;
     SlowPathCounters {
         upcalls,

@@ -8,10 +8,15 @@
 //! every PMD has applied the change's commands (a barrier on each PMD's queue), so when
 //! `ferrovs-ctl add-flow` returns, no packet is forwarded by a stale megaflow.
 //!
-//! Every second or so the thread collects the PMDs' live megaflow statistics (for rule
-//! counters, rule idle timeouts and refreshing MAC entries of cached flows) and runs the
-//! state machine's tick (MAC aging, rule timeouts, megaflow idle expiry).
+//! The PMDs' reports (megaflows gone, packets executed without a megaflow) are applied as
+//! they come. Every second or so the thread reads the PMDs' live megaflow statistics from
+//! their tables of atomics (for rule counters, rule idle timeouts and refreshing MAC
+//! entries of cached flows; the PMDs are not asked anything) and runs the state
+//! machine's tick (MAC aging, rule idle/hard timeouts, the PMDs' idle timeout).
+//! `dump-flows` reads the same tables; `dump-dp-flows` is the state machine's mirror
+//! with the tables' statistics.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
@@ -22,10 +27,9 @@ use ferrovs_config::{MatchSpec, Rule};
 use ferrovs_flowcache::key::FlowKey;
 use ferrovs_flowcache::megaflow::MegaflowStats;
 use ferrovs_flowcache::slowpath::{SlowPath, SlowPathCounters};
-use ferrovs_flowcache::upcall::{FlowId, PmdCommand, PmdEvent, UpcallBatch};
-use ferrovs_pmd::PipelineClock;
-use ferrovs_pmd::PmdSender;
-use ferrovs_pmd::flow_pipeline::{DpFlowDump as PmdFlowDump, FlowMessage};
+use ferrovs_flowcache::upcall::{FlowId, PmdCommand, PmdReport, UpcallBatch};
+use ferrovs_pmd::flow_pipeline::{FlowMessage, PipelineShared};
+use ferrovs_pmd::{PipelineClock, PmdSender};
 
 use crate::flowfmt::{format_actions, format_match};
 use crate::protocol::{
@@ -110,18 +114,19 @@ impl SlowPathThread {
     pub fn start(
         slow: SlowPath,
         pmds: Vec<PmdSender<FlowMessage>>,
+        shared: Vec<Arc<PipelineShared>>,
         upcalls: Receiver<UpcallBatch>,
-        events: Receiver<PmdEvent>,
+        reports: Receiver<PmdReport>,
         clock: PipelineClock,
     ) -> std::io::Result<SlowPathThread> {
         let (tx, rx) = crossbeam_channel::bounded(16);
         let stop = Arc::new(AtomicBool::new(false));
         let stats = Arc::new(SlowPathThreadStats::default());
-        let mut worker = Worker { slow, pmds, clock, stats: stats.clone() };
+        let mut worker = Worker { slow, pmds, shared, clock, stats: stats.clone() };
         let stop2 = stop.clone();
         let join = std::thread::Builder::new()
             .name("ferrovs-slowpath".into())
-            .spawn(move || worker.run(upcalls, events, rx, stop2))?;
+            .spawn(move || worker.run(upcalls, reports, rx, stop2))?;
         Ok(SlowPathThread { requests: tx, stop, join: Some(join), stats })
     }
 
@@ -187,6 +192,8 @@ impl Drop for SlowPathThread {
 struct Worker {
     slow: SlowPath,
     pmds: Vec<PmdSender<FlowMessage>>,
+    /// Each PMD's counters and live megaflow statistics, by PMD index.
+    shared: Vec<Arc<PipelineShared>>,
     clock: PipelineClock,
     stats: Arc<SlowPathThreadStats>,
 }
@@ -195,7 +202,7 @@ impl Worker {
     fn run(
         &mut self,
         upcalls: Receiver<UpcallBatch>,
-        events: Receiver<PmdEvent>,
+        reports: Receiver<PmdReport>,
         requests: Receiver<SlowRequest>,
         stop: Arc<AtomicBool>,
     ) {
@@ -218,9 +225,9 @@ impl Worker {
                         }
                     }
                 }
-                recv(events) -> ev => {
-                    if let Ok(ev) = ev {
-                        self.slow.handle_event(&ev, self.clock.now_ms());
+                recv(reports) -> r => {
+                    if let Ok(r) = r {
+                        self.slow.handle_report(&r, self.clock.now_ms());
                     }
                 }
                 recv(requests) -> r => {
@@ -278,23 +285,14 @@ impl Worker {
         Ok(removed)
     }
 
-    /// Every installed megaflow of every PMD, as the PMDs see them now.
-    fn dump_pmds(&self) -> Vec<(usize, PmdFlowDump)> {
+    /// Every named megaflow of every PMD with its statistics, as last published by the
+    /// PMDs (read from their tables; O(slots), on this thread).
+    fn live_stats(&self) -> Vec<(usize, FlowId, MegaflowStats)> {
         let mut out = Vec::new();
-        for s in &self.pmds {
-            let (tx, rx) = crossbeam_channel::bounded(1);
-            if s.send_timeout(FlowMessage::Dump(tx), PMD_TIMEOUT).is_err() {
-                continue;
-            }
-            if let Ok(flows) = rx.recv_timeout(PMD_TIMEOUT) {
-                out.extend(flows.into_iter().map(|f| (s.pmd(), f)));
-            }
+        for (pmd, s) in self.shared.iter().enumerate() {
+            s.flows.snapshot(pmd, &mut out);
         }
         out
-    }
-
-    fn live_stats(&self) -> Vec<(usize, FlowId, MegaflowStats)> {
-        self.dump_pmds().into_iter().map(|(pmd, f)| (pmd, f.id, f.stats)).collect()
     }
 
     /// Answers one request; the answer channel's receiver may be gone (it timed out),
@@ -340,17 +338,24 @@ impl Worker {
                 let _ = answer.send(r);
             }
             SlowRequest::DumpDpFlows { answer } => {
-                let mut flows = self.dump_pmds();
-                flows.sort_by_key(|(pmd, f)| (*pmd, f.id));
-                let flows = flows
+                // The mirror (by PMD, then id) with the live statistics; a megaflow whose
+                // install the PMD has not applied yet shows no traffic.
+                let live: HashMap<(usize, FlowId), MegaflowStats> =
+                    self.live_stats().into_iter().map(|(pmd, id, st)| ((pmd, id), st)).collect();
+                let flows = self
+                    .slow
+                    .dump_dp_flows()
                     .iter()
-                    .map(|(pmd, f)| DpFlow {
-                        pmd: *pmd,
-                        flow: format_match(&f.key, &f.mask),
-                        packets: f.stats.packets,
-                        bytes: f.stats.bytes,
-                        used_ms_ago: (f.stats.packets > 0).then(|| now.saturating_sub(f.stats.used)),
-                        actions: format_actions(&f.actions),
+                    .map(|f| {
+                        let st = live.get(&(f.pmd, f.id)).copied().unwrap_or_default();
+                        DpFlow {
+                            pmd: f.pmd,
+                            flow: format_match(&f.key, &f.mask),
+                            packets: st.packets,
+                            bytes: st.bytes,
+                            used_ms_ago: (st.packets > 0).then(|| now.saturating_sub(st.used)),
+                            actions: format_actions(&f.actions),
+                        }
                     })
                     .collect();
                 let _ = answer.send(Ok(DumpDpFlowsReply { flows }));

@@ -40,7 +40,17 @@
 //!   refuses an identical key and mask. A PMD should use the unchecked form and leave
 //!   overlap policy to the slow path (off the forwarding thread).
 //!
-//! Everything on the lookup path is allocation-free; inserting may grow a hash table.
+//! - **Storage without allocation.** Everything on the lookup path is allocation-free.
+//!   So is inserting and removing, within the sizes reserved at creation: the slab
+//!   holds `max_flows` slots; subtable, partition and mask tables are reserved for
+//!   [`PREALLOC_SUBTABLES`] subtables and [`PREALLOC_PORTS`] ports; and subtable hash
+//!   tables come from a pool (`BucketPool`) of spare bucket arrays, filled at creation with
+//!   one array of every power-of-two size up to what `max_flows` megaflows in one
+//!   subtable need (about twice that table: 8 MiB at 200,000 flows) plus
+//!   [`PREALLOC_SUBTABLES`] one-bucket arrays. A table that grows or dies gives its
+//!   array back to the pool, so the arrays circulate; only a shape of use beyond that
+//!   (more subtables, several huge subtables at once) allocates, counted in
+//!   [`Classifier::heap_tables`].
 
 use std::collections::HashMap;
 
@@ -65,6 +75,10 @@ const WORD_MULTIPLIERS: [u64; KEY_WORDS] = [
     0x8ebc_6af0_9c88_c6e3,
     0x5899_65cc_7537_4cc3,
 ];
+/// Subtables (distinct masks) whose bookkeeping is reserved at creation (more allocate).
+pub const PREALLOC_SUBTABLES: usize = 256;
+/// In_port partitions reserved at creation (more allocate).
+pub const PREALLOC_PORTS: usize = 64;
 /// Partition of megaflows that do not match all of `in_port`.
 const ANY_PORT: u32 = 0;
 
@@ -111,6 +125,55 @@ impl Bucket {
     }
 }
 
+/// Spare bucket arrays for subtable hash tables, so that creating and growing a
+/// subtable takes memory allocated earlier (see the module doc).
+struct BucketPool {
+    spare: Vec<Vec<Bucket>>,
+    /// Arrays that had to be allocated because no spare was big enough.
+    heap: u64,
+}
+
+impl BucketPool {
+    /// Spares for `subtables` new subtables and for one subtable growing to hold
+    /// `max_flows` entries.
+    fn new(subtables: usize, max_flows: usize) -> BucketPool {
+        let mut sizes = vec![1usize; subtables];
+        let mut n = 2usize;
+        while n / 2 * WAYS * 3 < max_flows * 4 {
+            sizes.push(n);
+            n *= 2;
+        }
+        let mut spare = Vec::with_capacity(2 * sizes.len() + 8);
+        spare.extend(sizes.into_iter().map(|n| vec![EMPTY_BUCKET; n]));
+        BucketPool { spare, heap: 0 }
+    }
+
+    /// An array of `n` empty buckets: the smallest spare that holds `n`, else a new one.
+    fn take(&mut self, n: usize) -> Vec<Bucket> {
+        let best =
+            (0..self.spare.len()).filter(|&i| self.spare[i].capacity() >= n).min_by_key(|&i| self.spare[i].capacity());
+        match best {
+            Some(i) => {
+                let mut v = self.spare.swap_remove(i);
+                v.clear();
+                v.resize(n, EMPTY_BUCKET);
+                v
+            }
+            None => {
+                self.heap += 1;
+                vec![EMPTY_BUCKET; n]
+            }
+        }
+    }
+
+    /// Keeps `v` for later (freed only if the pool is full).
+    fn give(&mut self, v: Vec<Bucket>) {
+        if self.spare.len() < self.spare.capacity() {
+            self.spare.push(v);
+        }
+    }
+}
+
 struct Subtable {
     mask: Mask,
     /// Indices of the words of `mask` that are not zero; only they are hashed.
@@ -123,7 +186,7 @@ struct Subtable {
 }
 
 impl Subtable {
-    fn new(mask: Mask, partition: u32) -> Self {
+    fn new(mask: Mask, partition: u32, buckets: Vec<Bucket>) -> Self {
         let mut words = [0u8; KEY_WORDS];
         let mut n = 0;
         for (i, &w) in mask.w.iter().enumerate() {
@@ -132,7 +195,7 @@ impl Subtable {
                 n += 1;
             }
         }
-        Subtable { mask, words, n_words: n as u8, buckets: vec![EMPTY_BUCKET; 1], len: 0, hits: 0, partition }
+        Subtable { mask, words, n_words: n as u8, buckets, len: 0, hits: 0, partition }
     }
 
     /// Hash of `key & mask`, over the covered words only. Each word is multiplied by
@@ -189,18 +252,19 @@ impl Subtable {
         self.search(hash, |i| slab.records[i as usize].key.matches(&self.mask, packet))
     }
 
-    fn insert_slot(&mut self, hash: u32, index: u32) {
+    fn insert_slot(&mut self, hash: u32, index: u32, pool: &mut BucketPool) {
         // Grow at 3/4 full: overflow chains stay short.
         if (self.len + 1) * 4 > self.buckets.len() * WAYS * 3 {
-            let doubled = vec![EMPTY_BUCKET; self.buckets.len() * 2];
+            let doubled = pool.take(self.buckets.len() * 2);
             let old = std::mem::replace(&mut self.buckets, doubled);
-            for b in old {
+            for b in &old {
                 for w in 0..WAYS {
                     if b.index[w] != EMPTY {
                         self.place(b.hash[w], b.index[w]);
                     }
                 }
             }
+            pool.give(old);
         }
         self.place(hash, index);
         self.len += 1;
@@ -268,6 +332,9 @@ pub struct Classifier {
     pub(crate) slab: Slab,
     subtables: Vec<Option<Subtable>>,
     free_subtables: Vec<u32>,
+    buckets: BucketPool,
+    /// Empty probe-order lists for new partitions (reserved at creation).
+    spare_orders: Vec<Vec<u32>>,
     by_mask: HashMap<(u32, Mask), u32>,
     partitions: Vec<Partition>,
     port_partition: HashMap<u32, u32>,
@@ -289,11 +356,17 @@ impl Classifier {
     pub fn new(max_flows: usize) -> Self {
         Classifier {
             slab: Slab::with_capacity(max_flows.min(1 << 20)),
-            subtables: Vec::new(),
-            free_subtables: Vec::new(),
-            by_mask: HashMap::new(),
-            partitions: vec![Partition::default()],
-            port_partition: HashMap::new(),
+            subtables: Vec::with_capacity(PREALLOC_SUBTABLES),
+            free_subtables: Vec::with_capacity(PREALLOC_SUBTABLES),
+            buckets: BucketPool::new(PREALLOC_SUBTABLES, max_flows.min(1 << 20)),
+            spare_orders: (0..PREALLOC_PORTS).map(|_| Vec::with_capacity(PREALLOC_SUBTABLES)).collect(),
+            by_mask: HashMap::with_capacity(PREALLOC_SUBTABLES),
+            partitions: {
+                let mut v = Vec::with_capacity(PREALLOC_PORTS + 1);
+                v.push(Partition { order: Vec::with_capacity(PREALLOC_SUBTABLES), ..Partition::default() });
+                v
+            },
+            port_partition: HashMap::with_capacity(PREALLOC_PORTS),
             last_port: None,
             max_flows,
         }
@@ -306,6 +379,10 @@ impl Classifier {
 
     pub fn is_empty(&self) -> bool {
         self.slab.len() == 0
+    }
+    /// Subtable hash tables that had to be allocated on insert (the pool had no spare).
+    pub fn heap_tables(&self) -> u64 {
+        self.buckets.heap
     }
 
     /// Number of subtables (distinct masks, counted per partition).
@@ -349,8 +426,16 @@ impl Classifier {
     /// caller guarantees it overlaps no other installed megaflow (an overlap would make
     /// lookups return either of the two).
     pub fn insert_unchecked(&mut self, flow: Megaflow, now: u64) -> Result<MegaflowId, InsertError> {
+        self.try_insert_unchecked(flow, now).map_err(|(e, _)| e)
+    }
+
+    /// [`Classifier::insert_unchecked`] that gives the megaflow back (key masked) when it
+    /// refuses it, so that a caller can still use its actions without having copied them.
+    // Given back by value: boxing it would allocate on the PMD thread.
+    #[allow(clippy::result_large_err)]
+    pub fn try_insert_unchecked(&mut self, flow: Megaflow, now: u64) -> Result<MegaflowId, (InsertError, Megaflow)> {
         if self.slab.len() >= self.max_flows {
-            return Err(InsertError::Full(self.max_flows));
+            return Err((InsertError::Full(self.max_flows), flow));
         }
         let Megaflow { key, mask, actions } = flow;
         let key = key.masked(&mask);
@@ -359,20 +444,52 @@ impl Classifier {
         let st = self.subtables[st_id as usize].as_ref().expect("live subtable");
         let hash = st.hash(&key);
         if let Some(index) = st.find(&self.slab, &key, hash) {
-            return Err(InsertError::Overlap(self.slab.id_of(index)));
+            return Err((InsertError::Overlap(self.slab.id_of(index)), Megaflow { key, mask, actions }));
         }
         let id = self.slab.alloc(key, actions, st_id, now);
         let st = self.subtables[st_id as usize].as_mut().expect("live subtable");
-        st.insert_slot(hash, id.index);
+        st.insert_slot(hash, id.index, &mut self.buckets);
         self.partitions[partition as usize].len += 1;
         Ok(id)
+    }
+
+    /// Most megaflows installed at once.
+    pub fn max_flows(&self) -> usize {
+        self.max_flows
+    }
+
+    /// One past the highest slot number ever used: every live megaflow's
+    /// [`MegaflowId::index`] is below it (for walks that visit slots a few at a time).
+    pub fn slots(&self) -> usize {
+        self.slab.records.len()
+    }
+
+    /// The megaflow in slot `slot` and its statistics, if the slot is live. O(1).
+    #[inline]
+    pub fn slot_stats(&self, slot: usize) -> Option<(MegaflowId, MegaflowStats)> {
+        let r = self.slab.records.get(slot)?;
+        r.live.then(|| (MegaflowId { index: slot as u32, generation: r.generation }, r.stats()))
+    }
+
+    /// Adds `packets` and `bytes` handled by megaflow `id` outside a lookup (e.g. packets
+    /// that waited for its installation) to its statistics, and marks it used at `now`.
+    /// False if `id` is stale.
+    pub fn add_stats(&mut self, id: MegaflowId, packets: u64, bytes: u64, tcp_flags: u16, now: u64) -> bool {
+        let Some(i) = self.slab.resolve(id) else { return false };
+        let r = &mut self.slab.records[i];
+        r.packets += packets;
+        r.bytes += bytes;
+        r.tcp_flags |= tcp_flags;
+        r.used = r.used.max(now);
+        true
     }
 
     fn partition_for(&mut self, port: Option<u32>) -> u32 {
         match port {
             None => ANY_PORT,
             Some(p) => *self.port_partition.entry(p).or_insert_with(|| {
-                self.partitions.push(Partition::default());
+                let order = self.spare_orders.pop().unwrap_or_default();
+                self.partitions.push(Partition { order, ..Partition::default() });
                 (self.partitions.len() - 1) as u32
             }),
         }
@@ -382,7 +499,7 @@ impl Classifier {
         if let Some(&id) = self.by_mask.get(&(partition, mask)) {
             return id;
         }
-        let st = Subtable::new(mask, partition);
+        let st = Subtable::new(mask, partition, self.buckets.take(1));
         let id = match self.free_subtables.pop() {
             Some(id) => {
                 self.subtables[id as usize] = Some(st);
@@ -451,7 +568,9 @@ impl Classifier {
         self.partitions[partition as usize].len -= 1;
         if now_empty {
             let mask = st.mask;
-            self.subtables[st_id as usize] = None;
+            if let Some(dead) = self.subtables[st_id as usize].take() {
+                self.buckets.give(dead.buckets);
+            }
             self.free_subtables.push(st_id);
             self.by_mask.remove(&(partition, mask));
             self.partitions[partition as usize].order.retain(|&s| s != st_id);
@@ -702,10 +821,11 @@ mod tests {
     fn bucket_overflow_chains() {
         // 40 entries whose hashes all pick bucket 0 (low bits zero), 20 more elsewhere:
         // chains spill through several buckets and must stay findable across removals.
-        let mut st = Subtable::new(FlowKey::EXACT, 0);
+        let mut pool = BucketPool::new(1, 64);
+        let mut st = Subtable::new(FlowKey::EXACT, 0, pool.take(1));
         let hash_of = |i: u32| if i < 40 { i << 20 } else { i };
         for i in 0..60 {
-            st.insert_slot(hash_of(i), i);
+            st.insert_slot(hash_of(i), i, &mut pool);
         }
         let present = |st: &Subtable, i: u32| st.search(hash_of(i), |x| x == i) == Some(i);
         assert!((0..60).all(|i| present(&st, i)));

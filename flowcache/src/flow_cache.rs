@@ -446,6 +446,35 @@ impl FlowCache {
         self.cls.insert_unchecked(flow, now)
     }
 
+    /// [`FlowCache::insert_unchecked`] that gives the megaflow back when it refuses it
+    /// (see [`Classifier::try_insert_unchecked`]).
+    // Given back by value: boxing it would allocate on the PMD thread.
+    #[allow(clippy::result_large_err)]
+    pub fn try_insert_unchecked(&mut self, flow: Megaflow, now: u64) -> Result<MegaflowId, (InsertError, Megaflow)> {
+        self.cls.try_insert_unchecked(flow, now)
+    }
+
+    /// Most megaflows installed at once.
+    pub fn max_flows(&self) -> usize {
+        self.cls.max_flows()
+    }
+
+    /// One past the highest slot number ever used (see [`Classifier::slots`]).
+    pub fn slots(&self) -> usize {
+        self.cls.slots()
+    }
+
+    /// The live megaflow in slot `slot` and its statistics. O(1).
+    #[inline]
+    pub fn slot_stats(&self, slot: usize) -> Option<(MegaflowId, MegaflowStats)> {
+        self.cls.slot_stats(slot)
+    }
+
+    /// See [`Classifier::add_stats`].
+    pub fn add_stats(&mut self, id: MegaflowId, packets: u64, bytes: u64, tcp_flags: u16, now: u64) -> bool {
+        self.cls.add_stats(id, packets, bytes, tcp_flags, now)
+    }
+
     /// Removes a megaflow; every cached reference to it dies with it.
     pub fn remove(&mut self, id: MegaflowId) -> Option<(Megaflow, MegaflowStats)> {
         self.cls.remove(id)

@@ -155,8 +155,13 @@ impl Slab {
         Slab {
             records: Vec::with_capacity(n),
             cold: Vec::with_capacity(n),
-            masks: vec![FlowKey::ZERO],
-            free: Vec::new(),
+            masks: {
+                let mut m = Vec::with_capacity(crate::classifier::PREALLOC_SUBTABLES + 1);
+                m.push(FlowKey::ZERO);
+                m
+            },
+            // Every slot can be free at once: freeing never grows the list.
+            free: Vec::with_capacity(n),
             len: 0,
         }
     }

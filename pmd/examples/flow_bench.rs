@@ -22,7 +22,7 @@ use ferrovs_flowcache::key::FlowKey;
 use ferrovs_flowcache::upcall::PmdCommand;
 use ferrovs_flowcache::{FlowCacheConfig, Megaflow};
 use ferrovs_pmd::{
-    FlowMessage, FlowPipeline, ForwardRule, PipelineClock, PipelineCounters, PortSpec, Switch, SwitchOptions,
+    FlowMessage, FlowPipeline, ForwardRule, PipelineClock, PipelineShared, PortSpec, Switch, SwitchOptions,
     SwitchStats, pending_config_for_pool,
 };
 
@@ -101,10 +101,10 @@ fn main() {
         PortSpec::new("sink", 2, "net_null201,no-rx=1"),
     ];
     let (up_tx, up_rx) = crossbeam_channel::bounded(1024);
-    let (ev_tx, _ev_rx) = crossbeam_channel::unbounded();
+    let (ev_tx, _ev_rx) = crossbeam_channel::bounded(1024);
     let clock = PipelineClock::new(eal.tsc_hz(), rdtsc());
-    let counters = Arc::new(PipelineCounters::default());
     let cfg = FlowCacheConfig { emc_insert_inverse_prob: emc_prob, ..Default::default() };
+    let counters = Arc::new(PipelineShared::new(&cfg));
     let c2 = counters.clone();
     let pending = pending_config_for_pool(opts.n_mbufs, opts.pmd_cores.len());
     let sw = Switch::start(&eal, &specs, &opts, move |info| {
@@ -137,7 +137,7 @@ fn main() {
         }
     });
     let (flow_mpps, flow_cpp, s) = measure(&sw, seconds);
-    let c1 = counters.snapshot();
+    let c1 = counters.counters.snapshot();
     stop.store(true, Ordering::SeqCst);
     let _ = slow.join();
     sw.stop();

@@ -29,8 +29,10 @@ pub(crate) struct FlowNames {
 
 impl FlowNames {
     /// Room for `n` names before anything grows (slots are below the cache's flow limit).
+    /// The map is reserved for twice that: with at most half its room in use, clearing
+    /// the tombstones that removals leave rehashes in place instead of reallocating.
     pub(crate) fn with_capacity(n: usize) -> FlowNames {
-        FlowNames { slot_of: HashMap::with_capacity(n), name_of: vec![None; n] }
+        FlowNames { slot_of: HashMap::with_capacity(2 * n), name_of: vec![None; n] }
     }
 
     pub(crate) fn contains(&self, id: FlowId) -> bool {

@@ -12,7 +12,9 @@
 //! Modules: [`spec`] (what to build, validation), [`switch`] (start/stats/messages/stop),
 //! [`pmd`] (the poll loop), [`classify`] (the classifier interface between the loop and
 //! what decides), [`flow_pipeline`] (the flow-cache classifier: lookups, parked misses,
-//! upcalls and the slow path's commands), `flow_names` (slow-path
+//! upcalls and the slow path's commands), [`flow_stats`] (live megaflow statistics for
+//! the slow path), `flow_reports` (gone megaflows and executed keys on their way to the
+//! slow path, private), `flow_names` (slow-path
 //! flow ids against cache ids, private), [`clock`] (the pipeline's millisecond time base),
 //! [`exec`] (executing actions through flowcache's edits, per-port tx batching), [`stats`]
 //! (counters and their published atomic mirrors), [`forwarder`] (a per-ingress-port
@@ -25,6 +27,8 @@ pub mod error;
 pub mod exec;
 mod flow_names;
 pub mod flow_pipeline;
+mod flow_reports;
+pub mod flow_stats;
 pub mod forwarder;
 pub mod pmd;
 pub mod spec;
@@ -35,8 +39,9 @@ pub use classify::{Classifier, Injector, PacketView, Verdict};
 pub use clock::PipelineClock;
 pub use error::SwitchError;
 pub use flow_pipeline::{
-    DpFlowDump, FlowMessage, FlowPipeline, PipelineCounters, PipelineStats, pending_config_for_pool,
+    FlowMessage, FlowPipeline, PipelineCounters, PipelineShared, PipelineStats, pending_config_for_pool,
 };
+pub use flow_stats::FlowStatsTable;
 pub use forwarder::{ForwardRule, Forwarder, ForwarderMessage};
 pub use pmd::PmdMessage;
 pub use spec::{IdleBackoff, MAX_PORT_NUMBER, PortDevice, PortSpec, SwitchOptions, online_cpus, validate};

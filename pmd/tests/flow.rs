@@ -14,18 +14,18 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Sender};
+use crossbeam_channel::Receiver;
 use ferrovs_dpdk::{Mempool, ring_port_pair};
 use ferrovs_flowcache::actions::{DpAction, DpActions};
 use ferrovs_flowcache::extract::extract;
 use ferrovs_flowcache::key::{FlowKey, Mask};
 use ferrovs_flowcache::pending::PendingConfig;
 use ferrovs_flowcache::testpkt::{Ipv4Hdr, checksums_ok, eth_header, fill_l4_checksum, ipv4_header, udp_segment};
-use ferrovs_flowcache::upcall::{FlowId, GoneReason, PmdCommand, PmdEvent, Upcall, UpcallBatch};
-use ferrovs_flowcache::{FlowCacheConfig, Megaflow};
+use ferrovs_flowcache::upcall::{FlowId, GoneFlow, GoneReason, PmdCommand, PmdReport, Upcall, UpcallBatch};
+use ferrovs_flowcache::{FlowCacheConfig, Megaflow, MegaflowStats};
 use ferrovs_pmd::{
-    DpFlowDump, FlowMessage, FlowPipeline, IdleBackoff, PipelineClock, PipelineCounters, PipelineStats, PmdSender,
-    PortSpec, Switch, SwitchOptions, SwitchStats, pending_config_for_pool,
+    FlowMessage, FlowPipeline, IdleBackoff, PipelineClock, PipelineShared, PipelineStats, PmdSender, PortSpec, Switch,
+    SwitchOptions, SwitchStats, pending_config_for_pool,
 };
 use libtest_mimic::Failed;
 
@@ -128,8 +128,8 @@ struct Bench {
     sw: Switch<FlowMessage>,
     peers: Vec<Peer>,
     pool: Mempool,
-    counters: Vec<Arc<PipelineCounters>>,
-    events: Receiver<PmdEvent>,
+    shared: Vec<Arc<PipelineShared>>,
+    reports: Receiver<PmdReport>,
     /// The upcall queue, when no fake slow path reads it.
     upcalls: Option<Receiver<UpcallBatch>>,
     slow: Option<SlowPath>,
@@ -163,15 +163,15 @@ fn bench(upcall_queue: usize, policy: Option<Policy>) -> Result<Bench, Failed> {
         peers.push(Peer::open(b, 1, &pool)?);
     }
     let (up_tx, up_rx) = crossbeam_channel::bounded(upcall_queue);
-    let (ev_tx, ev_rx) = crossbeam_channel::unbounded();
+    let (ev_tx, ev_rx) = crossbeam_channel::bounded(64);
     let clock = PipelineClock::new(eal.tsc_hz(), ferrovs_dpdk::rdtsc());
     let cfg = FlowCacheConfig { max_flows: 1000, emc_entries: 1024, emc_insert_inverse_prob: 1, sig_entries: 4096 };
-    let mut counters = Vec::new();
+    let mut shared = Vec::new();
     let options = test_options();
     let pending = pending_config_for_pool(options.n_mbufs, options.pmd_cores.len());
     let sw = Switch::start(eal, &specs, &options, |info| {
-        let c = Arc::new(PipelineCounters::default());
-        counters.push(c.clone());
+        let c = Arc::new(PipelineShared::new(&cfg));
+        shared.push(c.clone());
         FlowPipeline::new(info.index, cfg, pending, up_tx.clone(), ev_tx.clone(), clock, c)
     })?;
     drop((up_tx, ev_tx));
@@ -179,7 +179,7 @@ fn bench(upcall_queue: usize, policy: Option<Policy>) -> Result<Bench, Failed> {
         Some(p) => (None, Some(SlowPath::spawn(up_rx, vec![sw.sender(0)?], p))),
         None => (Some(up_rx), None),
     };
-    Ok(Bench { sw, peers, pool, counters, events: ev_rx, upcalls, slow })
+    Ok(Bench { sw, peers, pool, shared, reports: ev_rx, upcalls, slow })
 }
 
 impl Bench {
@@ -196,7 +196,7 @@ impl Bench {
     }
 
     fn pipeline(&self) -> PipelineStats {
-        self.counters[0].snapshot()
+        self.shared[0].counters.snapshot()
     }
 
     /// Waits until the pipeline counters satisfy `f` (published once per loop iteration).
@@ -209,10 +209,27 @@ impl Bench {
         wait_for(what, || self.sw.stats(), f)
     }
 
-    fn dump(&self) -> Result<Vec<DpFlowDump>, Failed> {
-        let (tx, rx): (Sender<Vec<DpFlowDump>>, _) = crossbeam_channel::bounded(1);
-        self.sw.send(0, FlowMessage::Dump(tx))?;
-        Ok(rx.recv_timeout(Duration::from_secs(2)).map_err(|_| "no dump reply")?)
+    /// The PMD's live megaflow statistics, once its clock hand has gone round twice
+    /// since the call (so everything that happened before is published). A cache that
+    /// never held a megaflow has no slots for the hand to turn over.
+    fn flows(&self) -> Result<Vec<(FlowId, MegaflowStats)>, Failed> {
+        let s = self.pipeline();
+        if s.installs > 0 {
+            self.wait_pipeline("two turns of the clock hand", |x| x.sweeps >= s.sweeps + 2)?;
+        }
+        let mut v = Vec::new();
+        self.shared[0].flows.snapshot(0, &mut v);
+        Ok(v.into_iter().map(|(_, id, st)| (id, st)).collect())
+    }
+
+    /// The next report from the PMD.
+    fn report(&self, what: &str) -> Result<PmdReport, Failed> {
+        Ok(self.reports.recv_timeout(Duration::from_secs(2)).map_err(|_| format!("no report: {what}"))?)
+    }
+
+    /// The gone megaflows of the next report.
+    fn gone(&self, what: &str) -> Result<Vec<GoneFlow>, Failed> {
+        Ok(self.report(what)?.gone().to_vec())
     }
 
     fn command(&self, cmd: PmdCommand) -> Result<(), Failed> {
@@ -269,9 +286,11 @@ fn one_upcall_per_new_flow_and_no_first_packet_lost() -> Result<(), Failed> {
     let s2 = b.wait_pipeline("hits", |x| cache_hits(x) >= cache_hits(&s) + 10)?;
     check(s2.upcalls_sent == 1 && s2.misses == s.misses, || format!("the second flow missed: {s2:#?}"))?;
     check(b.upcalls_seen().len() == 1, || "a second upcall reached the slow path".into())?;
-    let dump = b.dump()?;
-    check(dump.len() == 1 && dump[0].id == 1 && dump[0].mask == dst_mask(), || format!("{dump:?}"))?;
-    check(dump[0].actions == vec![DpAction::Output(2)] && dump[0].stats.packets >= 10, || format!("{dump:?}"))?;
+    // Every packet counts in the megaflow: the parked ones its install released and the hits.
+    let dump = b.flows()?;
+    let bytes = burst.iter().chain(&other).map(|f| f.len() as u64).sum::<u64>();
+    check(dump.len() == 1 && dump[0].0 == 1 && dump[0].1.packets == 30, || format!("{dump:?}"))?;
+    check(dump[0].1.bytes == bytes, || format!("{dump:?} (want {bytes} bytes)"))?;
     // Nothing came back on the ingress port and no packet was dropped.
     check(b.recv(1, 0, Duration::from_millis(5)).is_empty(), || "frames on the ingress port".into())?;
     let sw = b.wait_switch("tx", |x| x.ports[1].counters.tx_packets == 30)?;
@@ -319,8 +338,15 @@ fn packets_of_several_parked_keys_leave_in_arrival_order() -> Result<(), Failed>
     // and mask installed), reported, nothing parked any more.
     let dup = Megaflow::new(ups[1].key, dst_mask(), vec![DpAction::Output(2)]);
     b.command(PmdCommand::Install { id: 8, megaflow: dup })?;
-    let ev = b.events.recv_timeout(Duration::from_secs(2)).map_err(|_| "no Refused event")?;
-    check(ev.reason == GoneReason::Refused && ev.flows.len() == 1 && ev.flows[0].0 == 8, || format!("{ev:?}"))?;
+    // First the report of x's Execute: its five packets, under its key.
+    let r = b.report("executed x")?;
+    let x_bytes = sent.iter().filter(|f| f[33] == 77).map(|f| f.len() as u64).sum::<u64>();
+    check(r.executed().len() == 1 && r.gone().is_empty(), || format!("{r:?}"))?;
+    let e = r.executed()[0];
+    check(e.key == ups[2].key && e.packets == 5 && e.bytes == x_bytes, || format!("{r:?}"))?;
+    let ev = b.gone("refused")?;
+    check(ev.len() == 1 && ev[0].reason == GoneReason::Refused && ev[0].id == 8, || format!("{ev:?}"))?;
+    check(ev[0].stats.packets == 0, || format!("nothing was parked for it any more: {ev:?}"))?;
     let s = b.wait_pipeline("refused", |s| s.install_refused == 1)?;
     check(s.parked == 0 && s.installs == 1 && s.megaflows == 1, || format!("{s:#?}"))?;
     b.upcalls = Some(rx);
@@ -369,7 +395,14 @@ fn execute_without_install_forwards_and_next_packet_upcalls_again() -> Result<()
     check(got == second, || format!("second: {} frames", got.len()))?;
     let s = b.wait_pipeline("second upcall", |s| s.upcalls_sent == 2 && s.parked == 0)?;
     check(s.megaflows == 0 && s.installs == 0 && cache_hits(&s) == 0 && s.misses == 8, || format!("{s:#?}"))?;
-    check(b.dump()?.is_empty(), || "Execute installed something".into())?;
+    check(b.flows()?.is_empty(), || "Execute installed something".into())?;
+    // Each Execute's packets come back as counts for the key.
+    let mut executed = Vec::new();
+    while executed.len() < 2 {
+        executed.extend(b.report("executed")?.executed().iter().map(|e| (e.packets, e.bytes)));
+    }
+    let bytes = |f: &[Vec<u8>]| f.iter().map(|f| f.len() as u64).sum::<u64>();
+    check(executed == vec![(5, bytes(&first)), (3, bytes(&second))], || format!("{executed:?}"))?;
     check(b.upcalls_seen().len() == 2, || format!("{:?}", b.upcalls_seen()))?;
     b.finish()
 }
@@ -382,15 +415,18 @@ fn remove_and_expiry_report_gone_with_final_stats() -> Result<(), Failed> {
     let hits = flow_frames(FLOW_A, 4..10);
     b.send(1, &hits)?;
     check(b.recv(2, 6, Duration::from_secs(3)) == hits, || "hits not forwarded".into())?;
-    let dump = b.dump()?;
-    check(dump.len() == 1 && dump[0].stats.packets == 6, || format!("{dump:?}"))?;
-    let id = dump[0].id;
-    let bytes = hits.iter().map(|f| f.len() as u64).sum::<u64>();
+    // The four parked first packets count too: the install released them.
+    let dump = b.flows()?;
+    check(dump.len() == 1 && dump[0].1.packets == 10, || format!("{dump:?}"))?;
+    let id = dump[0].0;
+    let bytes = flow_frames(FLOW_A, 0..10).iter().map(|f| f.len() as u64).sum::<u64>();
+    check(dump[0].1.bytes == bytes, || format!("{dump:?}"))?;
     b.command(PmdCommand::Remove { ids: vec![id, 999] })?;
-    let ev = b.events.recv_timeout(Duration::from_secs(2)).map_err(|_| "no Gone event")?;
-    check(ev.reason == GoneReason::Removed && ev.pmd == 0 && ev.flows.len() == 1, || format!("{ev:?}"))?;
-    let (gid, st) = ev.flows[0];
-    check(gid == id && st.packets == 6 && st.bytes == bytes, || format!("{ev:?}"))?;
+    let r = b.report("removed")?;
+    check(r.pmd == 0 && r.gone().len() == 1 && r.gone()[0].reason == GoneReason::Removed, || format!("{r:?}"))?;
+    let g = r.gone()[0];
+    check(g.id == id && g.stats.packets == 10 && g.stats.bytes == bytes, || format!("{r:?}"))?;
+    check(b.flows()?.is_empty(), || "removed megaflow still in the stats table".into())?;
     let s = b.wait_pipeline("removal", |s| s.removals == 1 && s.megaflows == 0)?;
     check(s.masks == 0, || format!("{s:#?}"))?;
     // The next packet misses, upcalls again, and is forwarded under the new megaflow.
@@ -399,13 +435,13 @@ fn remove_and_expiry_report_gone_with_final_stats() -> Result<(), Failed> {
     check(b.recv(2, 1, Duration::from_secs(3)) == again, || "packet after removal".into())?;
     let s = b.wait_pipeline("second install", |s| s.installs == 2)?;
     check(s.upcalls_sent == 2, || format!("{s:#?}"))?;
-    // Idle expiry: nothing used it for >= 0 ms.
+    // Idle expiry: the clock hand removes it once it is idle for 1 ms.
     std::thread::sleep(Duration::from_millis(3));
     b.command(PmdCommand::ExpireIdle { idle_ms: 1 })?;
-    let ev = b.events.recv_timeout(Duration::from_secs(2)).map_err(|_| "no Expired event")?;
-    check(ev.reason == GoneReason::Expired && ev.flows.len() == 1 && ev.flows[0].0 == 2, || format!("{ev:?}"))?;
-    check(b.events.try_recv().is_err(), || "more than one event per command".into())?;
+    let ev = b.gone("expired")?;
+    check(ev.len() == 1 && ev[0].reason == GoneReason::Expired && ev[0].id == 2, || format!("{ev:?}"))?;
     b.wait_pipeline("expiry", |s| s.expirations == 1 && s.megaflows == 0)?;
+    check(b.reports.recv_timeout(Duration::from_millis(100)).is_err(), || "a second report".into())?;
     b.finish()
 }
 

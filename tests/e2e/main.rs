@@ -6,6 +6,8 @@
 //!   both ways over installed flows.
 //! - `pcap_*`: a capture of mixed and malformed frames replayed through net_pcap; what
 //!   comes out is compared byte for byte, and the drop counters account for the rest.
+//! - `pcap_new_flows_at_full_speed`: 3,000 new flows replayed at line rate through
+//!   net_pcap all come out, in order, with no drop (`many_flows`).
 //! - `bad_config_*`: every config error exits non-zero with a message naming the problem.
 //!
 //! Needs root (namespaces, tap devices) but no hugepages and no NIC. Every test creates
@@ -17,6 +19,7 @@ use ferrovs_e2e::{Daemon, TempDir, frames, read_pcap, wait_until, write_pcap};
 use libtest_mimic::{Arguments, Failed, Trial};
 
 mod flows;
+mod many_flows;
 mod persist;
 mod service;
 
@@ -226,6 +229,7 @@ fn main() {
         Trial::test("walks_through_namespaces", walks_through_namespaces).with_ignored_flag(!root),
         Trial::test("pcap_flood_byte_for_byte", pcap_flood_byte_for_byte),
         Trial::test("pcap_rules_route_and_rewrite", flows::pcap_rules_route_and_rewrite),
+        Trial::test("pcap_new_flows_at_full_speed", many_flows::new_flows_replayed_at_full_speed_come_out_complete),
         Trial::test("rule_change_applies_to_next_packet", flows::rule_change_applies_to_next_packet)
             .with_ignored_flag(!root),
         Trial::test("normal_learns_and_stops_flooding", flows::normal_learns_and_stops_flooding)

@@ -19,6 +19,7 @@
 //!                                       or a megaflow covering the key (upcalls raced),
 //!                                       or the PMD is at its flow limit
 //!   PmdEvent ─> forget the ids; credit their final statistics to their rules
+//!   executed ─> credit an Execute's packets to the rules of its key's translation
 //!   rule change ─> new RuleTables version; revalidate every megaflow of the bridge:
 //!                  Keep (re-point its rules/mac_deps) or Remove (never an in-place swap)
 //!   tick ─────> MAC aging, rule idle/hard timeouts (deleted as by del-flows),
@@ -68,14 +69,18 @@
 //!   share, so the PMD must install them with `insert_unchecked`. Only an identical
 //!   key+mask, or a megaflow already covering the upcall's key, turns the answer into
 //!   an `Execute`.
-//! - Per-rule counters: a megaflow's packets are credited to the rules of its latest
-//!   translation (a megaflow kept across a rule change is re-pointed at the new
-//!   version's rules). Packets executed from the park (the upcalled ones) are not
-//!   counted: an upcall carries no packet count or length.
+//! - Per-rule counters count every packet a rule handled. A megaflow's packets are
+//!   credited to the rules of its latest translation (a megaflow kept across a rule
+//!   change is re-pointed at the new version's rules); they include the parked packets
+//!   its `Install` released (the PMD adds them to its statistics) and, for a refused
+//!   install, the packets it executed anyway (in the `Refused` report). Packets an
+//!   `Execute` released come back as counts for their key ([`SlowPath::credit_executed`])
+//!   and are credited to the rules of that key's translation at that time.
 //! - `replace_rules` keeps the counters of every rule whose (table, priority, match) is
 //!   unchanged, as `ovs-ofctl replace-flows` (which modifies in place); `add_flows`
 //!   resets the counters of the rules it replaces (an OFPFC_ADD of an identical flow).
 
+mod executed;
 mod mirror;
 mod rule_deps;
 mod rule_edit;
@@ -177,6 +182,11 @@ pub struct SlowPathCounters {
     pub rules_expired: u64,
     /// Megaflows reported gone by PMDs.
     pub flows_gone: u64,
+    /// Of those, megaflows a PMD evicted at its flow limit.
+    pub flows_evicted: u64,
+    /// Packets executed by PMDs without a megaflow (`Execute` answers), credited to the
+    /// rules of their key's translation.
+    pub executed_packets: u64,
 }
 
 /// A rule with its counters, for `dump-flows`.
@@ -387,19 +397,19 @@ impl SlowPath {
     }
 
     /// Forgets megaflows a PMD reports gone and credits their final statistics to the
-    /// rules that produced them. Unknown ids are ignored.
+    /// rules that produced them (for a `Refused` one: the parked packets the PMD executed
+    /// with its actions). Unknown ids are ignored.
     pub fn handle_event(&mut self, ev: &PmdEvent, _now_ms: u64) {
         for (id, stats) in &ev.flows {
             self.counters.flows_gone += 1;
+            if ev.reason == GoneReason::Evicted {
+                self.counters.flows_evicted += 1;
+            }
             let mirrored = self.mirrors.get_mut(ev.pmd).and_then(|m| m.remove(*id));
             if let Some(f) = mirrored {
                 self.unindex_deps(f.bridge, ev.pmd, *id, &f.mac_deps);
-                if ev.reason != GoneReason::Refused {
-                    self.credit(f.bridge, &f.rules, f.credited, stats);
-                }
-            } else if let Some(r) = self.removing.remove(id)
-                && ev.reason != GoneReason::Refused
-            {
+                self.credit(f.bridge, &f.rules, f.credited, stats);
+            } else if let Some(r) = self.removing.remove(id) {
                 self.credit(r.bridge, &r.rules, r.credited, stats);
             }
         }
