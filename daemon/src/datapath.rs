@@ -178,6 +178,8 @@ impl Datapath {
                     drop_park_timeout: pl.park_timeout - plb.park_timeout,
                     megaflows: pl.megaflows,
                     masks: pl.masks,
+                    evictions: pl.evictions - plb.evictions,
+                    reports_lost: pl.reports_lost - plb.reports_lost,
                 }
             })
             .collect();
@@ -353,10 +355,8 @@ fn machine_counters(c: MachineCounters) -> SlowPathCounters {
         rule_changes,
         rules_expired,
         flows_gone,
-        // Not in the reply yet (the protocol would need the fields): visible in the
-        // state machine's counters and the PMDs' `evictions` only.
-        flows_evicted: _,
-        executed_packets: _,
+        flows_evicted,
+        executed_packets,
     } = c;
     SlowPathCounters {
         upcalls,
@@ -376,6 +376,8 @@ fn machine_counters(c: MachineCounters) -> SlowPathCounters {
         rule_changes,
         rules_expired,
         flows_gone,
+        flows_evicted,
+        executed_packets,
     }
 }
 

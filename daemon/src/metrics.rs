@@ -241,6 +241,15 @@ fn encode_pmds(s: &Snapshot, enc: &mut DescriptorEncoder) -> fmt::Result {
     gauges(enc, "ferrovs_pmd_megaflows", "Megaflows installed in the PMD", None, each_gauge(|p| p.megaflows))?;
     gauges(enc, "ferrovs_pmd_masks", "Distinct megaflow masks in the PMD", None, each_gauge(|p| p.masks))?;
     gauges(enc, "ferrovs_pmd_running", "1 while the PMD thread runs", None, each_gauge(|p| p.running as u64))?;
+    let each = |f: fn(&PmdInfo) -> u64| pmds.iter().map(move |(l, p)| (l.clone(), f(p)));
+    counters(enc, "ferrovs_pmd_evictions", "Megaflows evicted at the flow limit", None, each(|p| p.evictions))?;
+    counters(
+        enc,
+        "ferrovs_pmd_reports_lost",
+        "Reports to the slow path that were lost",
+        None,
+        each(|p| p.reports_lost),
+    )?;
     gauges(
         enc,
         "ferrovs_tsc_frequency",
@@ -267,6 +276,13 @@ fn encode_slow_path(s: &Snapshot, enc: &mut DescriptorEncoder) -> fmt::Result {
     )?;
     counters(enc, "ferrovs_slow_path_rule_changes", "Rule changes applied", None, one(st.rule_changes))?;
     counters(enc, "ferrovs_slow_path_rules_expired", "Rules removed by their timeouts", None, one(st.rules_expired))?;
+    counters(
+        enc,
+        "ferrovs_slow_path_executed_packets",
+        "Packets executed without a megaflow, credited to their rules",
+        None,
+        one(st.executed_packets),
+    )?;
     counters(
         enc,
         "ferrovs_slow_path_xlate_errors",

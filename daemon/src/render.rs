@@ -82,7 +82,11 @@ fn pmd_stats(out: &mut String, r: &PmdStatsReply) {
             "  misses: {} ({:.1} %), upcalls sent {}; dropped: upcall queue full {}, park full {}, park timeout {}",
             p.misses, p.miss_percent, p.upcalls_sent, p.drop_upcall_queue_full, p.drop_park_full, p.drop_park_timeout
         );
-        let _ = writeln!(out, "  megaflows: {} in {} masks", p.megaflows, p.masks);
+        let _ = writeln!(
+            out,
+            "  megaflows: {} in {} masks, evicted {}, reports lost {}",
+            p.megaflows, p.masks, p.evictions, p.reports_lost
+        );
         let _ = writeln!(
             out,
             "  busy cycles: {} ({:.1} %), idle cycles: {}, cycles per packet: {:.1}",
@@ -219,7 +223,7 @@ mbufs: 1023 in use of 16383
   signature cache hits: 250 (25.0 %)
   megaflow hits: 125 (12.5 %)
   misses: 125 (12.5 %), upcalls sent 120; dropped: upcall queue full 2, park full 3, park timeout 4
-  megaflows: 17 in 5 masks
+  megaflows: 17 in 5 masks, evicted 7, reports lost 0
   busy cycles: 250000 (25.0 %), idle cycles: 750000, cycles per packet: 250.0
 slow path: upcalls 118 (3.5 us avg, 41.5 us max), installs 101, executes 17 (raced 11, flow limit 5), \
 removes 30, revalidated 31, rule changes 36, MACs learned 32, undelivered commands 6

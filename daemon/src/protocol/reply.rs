@@ -196,6 +196,10 @@ pub struct PmdInfo {
     /// Megaflows installed now, and their distinct masks.
     pub megaflows: u64,
     pub masks: u64,
+    /// Megaflows evicted (least recently used) to make room at the flow limit.
+    pub evictions: u64,
+    /// Reports to the slow path (gone megaflows, executed keys) that were lost.
+    pub reports_lost: u64,
 }
 
 /// The slow-path thread: its upcall handling and its state machine's counters (both
@@ -257,6 +261,10 @@ pub struct SlowPathCounters {
     pub rules_expired: u64,
     /// Megaflows the PMDs reported gone.
     pub flows_gone: u64,
+    /// Megaflows the PMDs evicted at their flow limit.
+    pub flows_evicted: u64,
+    /// Packets the PMDs executed without a megaflow, credited to their rules.
+    pub executed_packets: u64,
 }
 
 /// `add-flow` and `add-flows`.

@@ -76,6 +76,8 @@ pub(crate) fn pmd_stats() -> PmdStatsReply {
             drop_park_timeout: 4,
             megaflows: 17,
             masks: 5,
+            evictions: 7,
+            reports_lost: 0,
         }],
         slow_path: SlowPathInfo {
             upcalls_handled: 118,
@@ -105,6 +107,8 @@ pub(crate) fn pmd_stats() -> PmdStatsReply {
                 rule_changes: 36,
                 rules_expired: 37,
                 flows_gone: 38,
+                flows_evicted: 39,
+                executed_packets: 40,
             },
         },
     }
