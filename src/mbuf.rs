@@ -22,7 +22,9 @@ use crate::error::DpdkError;
 use crate::mempool::Mempool;
 use crate::sys;
 
-/// Packets per burst.
+/// Packets per burst. The fact's home is `ferrovs_config::BURST_SIZE`; this crate sits
+/// beside the others and cannot name it, so the PMD crate checks at compile time that the
+/// two agree.
 pub const BURST: usize = 32;
 
 /// `RTE_MBUF_F_RX_RSS_HASH`: `hash.rss` is valid.

@@ -13,7 +13,7 @@ use std::sync::atomic::Ordering;
 use ferrovs_config::Config;
 use ferrovs_dpdk::Eal;
 use ferrovs_flowcache::flow_cache::FlowCacheConfig;
-use ferrovs_flowcache::slowpath::{BridgeSpec, SlowPath, SlowPathConfig, SlowPathCounters as MachineCounters};
+use ferrovs_flowcache::slow_path::{BridgeSpec, SlowPath, SlowPathConfig, SlowPathCounters as MachineCounters};
 use ferrovs_pmd::PipelineClock;
 use ferrovs_pmd::flow_pipeline::{FlowMessage, FlowPipeline, PipelineShared, PipelineStats, pending_config_for_pool};
 use ferrovs_pmd::{PmdLocal, PmdStats, PortCounters, PortSpec, PortStats, Switch, SwitchOptions, SwitchStats};
@@ -23,7 +23,7 @@ use crate::protocol::{
     BridgeInfo, LatencyHistogram, LinkState, NicCounters, PmdInfo, PmdStatsReply, PortInfo, ReloadReply, Reply,
     Request, ShowReply, SlowPathCounters, SlowPathInfo,
 };
-use crate::slow_path::{SlowPathThread, UPCALL_LATENCY_BOUNDS_US};
+use crate::slow_path_thread::{SlowPathThread, UPCALL_LATENCY_BOUNDS_US};
 
 /// Report slots per PMD in the queue to the slow path (a PMD sends at most
 /// `flow_reports::REPORTS_PER_ITERATION` per loop iteration).

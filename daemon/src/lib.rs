@@ -5,7 +5,7 @@
 //!   `protocol::parse_request`, the daemon's whole request parser.
 //! - `control`: the control socket server (and the client side used by ferrovs-ctl).
 //! - `render`: text rendering of replies.
-//! - `daemon`, `datapath`, `slow_path`, `flowfmt`: the daemon itself (feature `switch`, on
+//! - `daemon`, `datapath`, `slow_path_thread`, `flowfmt`: the daemon itself (feature `switch`, on
 //!   by default; without it the crate needs no DPDK, for ferrovs-ctl-like clients and
 //!   fuzz targets of `protocol::parse_request`).
 //!
@@ -37,4 +37,4 @@ pub mod flowfmt;
 #[cfg(feature = "switch")]
 pub mod metrics;
 #[cfg(feature = "switch")]
-pub mod slow_path;
+pub mod slow_path_thread;

@@ -27,7 +27,7 @@ pub const SUBSYSTEMS: &[(&str, &str)] = &[
     ("daemon", "ferrovs_daemon::daemon"),
     ("control", "ferrovs_daemon::control"),
     ("datapath", "ferrovs_daemon::datapath"),
-    ("slow_path", "ferrovs_daemon::slow_path"),
+    ("slow_path", "ferrovs_daemon::slow_path_thread"),
     ("service", "ferrovs_daemon::sd_notify"),
     ("pmd", "ferrovs_pmd"),
     ("flowcache", "ferrovs_flowcache"),

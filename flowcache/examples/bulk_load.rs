@@ -14,7 +14,7 @@ mod scale_rules;
 
 use std::time::Instant;
 
-use ferrovs_flowcache::slowpath::{BridgeSpec, SlowPath};
+use ferrovs_flowcache::slow_path::{BridgeSpec, SlowPath};
 use ferrovs_flowcache::xlate::RuleTables;
 use scale_rules::scale_rules;
 

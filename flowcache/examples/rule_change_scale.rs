@@ -22,7 +22,7 @@ mod scale_rules;
 use std::time::Instant;
 
 use ferrovs_config::{parse_flow, parse_match};
-use ferrovs_flowcache::slowpath::{BridgeSpec, SlowPath, SlowPathConfig};
+use ferrovs_flowcache::slow_path::{BridgeSpec, SlowPath, SlowPathConfig};
 use ferrovs_flowcache::testpkt::SplitMix;
 use ferrovs_flowcache::upcall::{PmdCommand, Upcall};
 use scale_rules::{scale_packet, scale_rules};

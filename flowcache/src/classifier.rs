@@ -59,7 +59,7 @@ use crate::key::{FlowKey, KEY_WORDS, Mask};
 use crate::megaflow::{Megaflow, MegaflowId, MegaflowRef, MegaflowStats, Slab, masks_overlap};
 
 /// Largest batch a lookup takes.
-pub const MAX_BATCH: usize = 32;
+pub const MAX_BATCH: usize = ferrovs_config::BURST_SIZE;
 /// Lookups of a partition between two re-rankings of its subtables.
 pub const RERANK_INTERVAL: u32 = 1024;
 

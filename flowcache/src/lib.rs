@@ -6,7 +6,7 @@
 //! [`flow_cache::FlowCache::lookup_batch`] to find each packet's megaflow, and
 //! [`edit::execute_edit`] (plus the VLAN helpers) to apply the megaflow's actions. A
 //! packet that misses waits in [`pending::PendingMisses`] while its key travels to the
-//! slow path in an [`upcall::UpcallBatch`]; [`slowpath`] answers with the commands of
+//! slow path in an [`upcall::UpcallBatch`]; [`slow_path`] answers with the commands of
 //! [`upcall`].
 
 pub mod actions;
@@ -21,7 +21,7 @@ pub mod megaflow;
 pub mod pending;
 pub mod reference;
 pub mod sigcache;
-pub mod slowpath;
+pub mod slow_path;
 pub mod testpkt;
 pub mod upcall;
 pub mod xlate;

@@ -2,19 +2,19 @@
 //!
 //! # Design
 //!
-//! A [`FlowPipeline`] is the [`Classifier`] of one PMD thread. It owns that PMD's
+//! A [`FlowPipeline`] is the [`Pipeline`] of one PMD thread. It owns that PMD's
 //! [`FlowCache`] (EMC -> signature cache -> tuple-space classifier) and a
 //! [`PendingMisses`] table of *parked* packets, and talks to the slow path with the
 //! messages of [`ferrovs_flowcache::upcall`] (read that module's doc: it is the contract).
 //!
-//! Per burst ([`Classifier::classify`]): extract the keys of up to 32 frames into fixed
+//! Per burst ([`Pipeline::classify`]): extract the keys of up to 32 frames into fixed
 //! arrays, hash each with the NIC's RSS hash when the mbuf has one (else
 //! [`FlowKey::hash`]), read the clock once, and run [`FlowCache::lookup_batch`]. Each
 //! packet's verdict is its megaflow's action list, borrowed from the cache, or `Miss`.
 //! Nothing is allocated, locked or called across FFI per packet (the clock costs one
 //! `rdtsc` per burst).
 //!
-//! Misses ([`Classifier::miss`], rare) re-extract the key and park the packet under it
+//! Misses ([`Pipeline::miss`], rare) re-extract the key and park the packet under it
 //! (see [`PendingMisses`] for the table's design and costs):
 //!
 //! ```text
@@ -23,12 +23,12 @@
 //!   new key                 -> add the key to this burst's UpcallBatch
 //! ```
 //!
-//! After the burst's misses ([`Classifier::misses_done`]) the batch goes to the slow
+//! After the burst's misses ([`Pipeline::misses_done`]) the batch goes to the slow
 //! path as one message (counted in `upcalls_sent`, one per key). If the upcall queue is
 //! full, nobody will answer those keys: their packets (the first ones and any that joined
 //! them in the same burst) are dropped at once and counted in `upcall_queue_full`.
 //!
-//! Between bursts ([`Classifier::handle_message`]) the slow path's answers arrive:
+//! Between bursts ([`Pipeline::handle_message`]) the slow path's answers arrive:
 //! - `Install{id, megaflow}`: insert it (`try_insert_unchecked`: the slow path guarantees
 //!   no overlap), name it `id` (the private `flow_names` module), then execute its
 //!   actions on every parked packet it matches, in arrival order, through the
@@ -46,7 +46,7 @@
 //! - `Remove{ids}`: remove, report each as gone (`Removed`) with its final statistics.
 //! - `ExpireIdle{idle_ms}`: set the idle timeout the clock hand applies (below).
 //!
-//! Once per loop iteration ([`Classifier::housekeeping`]):
+//! Once per loop iteration ([`Pipeline::housekeeping`]):
 //! - if the oldest parked key's deadline has passed, keys whose upcall got no answer
 //!   within the timeout are dropped, at most [`EXPIRE_KEYS_PER_ITERATION`] keys per
 //!   iteration, and counted (`park_timeout`, and `drop_no_rule` on the ingress port);
@@ -84,11 +84,11 @@ use ferrovs_flowcache::pending::{Parked, PendingConfig, PendingMisses};
 use ferrovs_flowcache::upcall::{ExecutedKey, FlowId, GoneFlow, GoneReason, PmdCommand, PmdReport, UpcallBatch};
 use ferrovs_flowcache::{FlowCache, FlowCacheConfig, InsertError, Megaflow, MegaflowId, MegaflowStats};
 
-use crate::classify::{Classifier, Injector, PacketView, Verdict};
 use crate::clock::PipelineClock;
 use crate::flow_names::FlowNames;
 use crate::flow_reports::ReportQueue;
 use crate::flow_stats::FlowStatsTable;
+use crate::pipeline::{Injector, PacketView, Pipeline, Verdict};
 use crate::stats::counter_set;
 
 /// Most parked keys given up per loop iteration (the rest wait for the next ones), so
@@ -181,7 +181,7 @@ pub fn pending_config_for_pool(n_mbufs: u32, n_pmds: usize) -> PendingConfig {
     PendingConfig::new(PendingConfig::DEFAULT_KEYS.min(packets), packets)
 }
 
-/// A PMD's flow pipeline: the [`Classifier`] that uses the flow cache. See the module doc.
+/// A PMD's flow pipeline: the [`Pipeline`] that uses the flow cache. See the module doc.
 pub struct FlowPipeline {
     pmd: usize,
     cache: FlowCache,
@@ -460,7 +460,7 @@ enum InstallError {
     DuplicateId,
 }
 
-impl Classifier for FlowPipeline {
+impl Pipeline for FlowPipeline {
     type Message = FlowMessage;
 
     fn classify<'s>(&'s mut self, in_port: u32, pkts: &[PacketView<'_>], out: &mut [Verdict<'s>]) {

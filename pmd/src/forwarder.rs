@@ -1,4 +1,4 @@
-//! The simplest classifier: one decision per ingress port (`output:N`, `drop` or `flood`),
+//! The simplest pipeline: one decision per ingress port (`output:N`, `drop` or `flood`),
 //! looked up by port number in a table, so a burst is classified without touching the
 //! packet bytes. The daemon does not use it (it runs [`crate::FlowPipeline`]s): it is the
 //! classifier of the ring tests (`tests/ring.rs`, the poll loop and tx path without any
@@ -11,8 +11,8 @@
 use ferrovs_dpdk::Mbuf;
 use ferrovs_flowcache::actions::{DpAction, DpActions};
 
-use crate::classify::{Classifier, Injector, PacketView, Verdict};
 use crate::error::SwitchError;
+use crate::pipeline::{Injector, PacketView, Pipeline, Verdict};
 
 /// What to do with every packet received on one port.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,7 +90,7 @@ impl Forwarder {
     }
 }
 
-impl Classifier for Forwarder {
+impl Pipeline for Forwarder {
     type Message = ForwarderMessage;
 
     #[inline]

@@ -3,25 +3,24 @@
 //!
 //! A [`Switch`] owns the ports of one bridge and a set of PMD threads, one per configured
 //! core. Each PMD polls the rx queues assigned to it in bursts of 32, asks its own
-//! [`Classifier`] what to do with each packet, executes the resulting datapath actions
+//! [`Pipeline`] what to do with each packet, executes the resulting datapath actions
 //! into per-port tx batches and sends them on its own tx queue of each port. Nothing on
-//! that path is shared with another thread: the classifier, the queues, the batches and
+//! that path is shared with another thread: the pipeline, the queues, the batches and
 //! the counters all belong to the PMD. Other threads talk to a PMD through its message
 //! queue (applied between bursts) and read its counters through relaxed atomics.
 //!
 //! Modules: [`spec`] (what to build, validation), [`switch`] (start/stats/messages/stop),
-//! [`pmd`] (the poll loop), [`classify`] (the classifier interface between the loop and
-//! what decides), [`flow_pipeline`] (the flow-cache classifier: lookups, parked misses,
+//! [`pmd`] (the poll loop), [`pipeline`] (the pipeline interface between the loop and
+//! what decides), [`flow_pipeline`] (the flow-cache pipeline: lookups, parked misses,
 //! upcalls and the slow path's commands), [`flow_stats`] (live megaflow statistics for
 //! the slow path), `flow_reports` (gone megaflows and executed keys on their way to the
 //! slow path, private), `flow_names` (slow-path
 //! flow ids against cache ids, private), [`clock`] (the pipeline's millisecond time base),
 //! [`exec`] (executing actions through flowcache's edits, per-port tx batching), [`stats`]
 //! (counters and their published atomic mirrors), [`forwarder`] (a per-ingress-port
-//! classifier without packet parsing, used by the ring tests and as the benchmarks'
+//! pipeline without packet parsing, used by the ring tests and as the benchmarks'
 //! floor; the daemon does not use it).
 
-pub mod classify;
 pub mod clock;
 pub mod error;
 pub mod exec;
@@ -30,12 +29,12 @@ pub mod flow_pipeline;
 mod flow_reports;
 pub mod flow_stats;
 pub mod forwarder;
+pub mod pipeline;
 pub mod pmd;
 pub mod spec;
 pub mod stats;
 pub mod switch;
 
-pub use classify::{Classifier, Injector, PacketView, Verdict};
 pub use clock::PipelineClock;
 pub use error::SwitchError;
 pub use flow_pipeline::{
@@ -43,7 +42,13 @@ pub use flow_pipeline::{
 };
 pub use flow_stats::FlowStatsTable;
 pub use forwarder::{ForwardRule, Forwarder, ForwarderMessage};
+pub use pipeline::{Injector, PacketView, Pipeline, Verdict};
 pub use pmd::PmdMessage;
-pub use spec::{IdleBackoff, MAX_PORT_NUMBER, PortDevice, PortSpec, SwitchOptions, online_cpus, validate};
+pub use spec::{IdleBackoff, MAX_PORT_NUMBER, PortSource, PortSpec, SwitchOptions, online_cpus, validate};
 pub use stats::{AtomicPmdLocal, AtomicPortCounters, PmdLocal, PortCounters};
 pub use switch::{PmdInfo, PmdSender, PmdStats, PortStats, RxqAssignment, Switch, SwitchStats};
+
+// One burst size everywhere: the binding's batch, the flow cache's lookup batch and the
+// config's fixed `burst` are the same fact (`ferrovs_config::BURST_SIZE`).
+const _: () = assert!(ferrovs_dpdk::BURST == ferrovs_config::BURST_SIZE);
+const _: () = assert!(ferrovs_flowcache::classifier::MAX_BATCH == ferrovs_config::BURST_SIZE);

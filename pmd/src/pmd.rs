@@ -4,17 +4,17 @@
 //! loop until the stop flag is set:
 //!     apply queued messages (try_recv, no blocking)
 //!     for each rx queue assigned to this PMD:
-//!         rx burst (<= 32)  ->  drop runts  ->  classifier.classify(burst)
+//!         rx burst (<= 32)  ->  drop runts  ->  pipeline.classify(burst)
 //!         hits: execute actions into per-port tx batches
-//!         misses: classifier.miss(pkt) (park) or drop; then classifier.misses_done
+//!         misses: pipeline.miss(pkt) (park) or drop; then pipeline.misses_done
 //!         (e.g. one upcall message for the burst)
-//!     classifier housekeeping (cheap periodic work, e.g. parked-packet timeouts)
+//!     pipeline housekeeping (cheap periodic work, e.g. parked-packet timeouts)
 //!     send every non-empty tx batch on this PMD's own tx queue of that port
 //!     account the iteration's TSC cycles as busy or idle; publish counters if busy
 //!     idle back-off (optional): sleep after N empty iterations, doubling up to a cap
 //! ```
 //!
-//! Everything the loop touches is owned by the thread (queues, batches, classifier,
+//! Everything the loop touches is owned by the thread (queues, batches, pipeline,
 //! counters); other threads reach it only through the message queue and the stop flag,
 //! and read its counters through relaxed atomics. No lock, allocation or system call
 //! happens in the loop except the back-off sleep, which happens only when idle.
@@ -27,8 +27,8 @@ use ferrovs_dpdk::{BURST, Eal, MbufBatch, RxQueue, rdtsc, rx_burst};
 
 use ferrovs_flowcache::actions::DpAction;
 
-use crate::classify::{Classifier, Injector, PacketView, Verdict};
 use crate::exec::TxState;
+use crate::pipeline::{Injector, PacketView, Pipeline, Verdict};
 use crate::spec::IdleBackoff;
 use crate::stats::PmdShared;
 
@@ -37,8 +37,8 @@ const MIN_FRAME: usize = 14;
 
 /// A message to a PMD thread.
 pub enum PmdMessage<M> {
-    /// For the classifier ([`Classifier::handle_message`]).
-    Classifier(M),
+    /// For the pipeline ([`Pipeline::handle_message`]).
+    Pipeline(M),
     /// Replies with the PMD index once every message sent before it has been applied.
     Barrier(Sender<usize>),
 }
@@ -50,11 +50,11 @@ pub(crate) struct AssignedRxq {
     pub in_idx: usize,
 }
 
-pub(crate) struct PmdThread<C: Classifier> {
+pub(crate) struct PmdThread<C: Pipeline> {
     pub index: usize,
     pub rxqs: Vec<AssignedRxq>,
     pub tx: TxState,
-    pub classifier: C,
+    pub pipeline: C,
     pub messages: Receiver<PmdMessage<C::Message>>,
     pub stop: Arc<AtomicBool>,
     pub shared: Arc<PmdShared>,
@@ -62,7 +62,7 @@ pub(crate) struct PmdThread<C: Classifier> {
     pub eal: Eal,
 }
 
-impl<C: Classifier> PmdThread<C> {
+impl<C: Pipeline> PmdThread<C> {
     /// Runs the loop on the calling thread until the stop flag is set. `started` receives
     /// Ok once the thread is registered with DPDK, or the reason it could not be.
     pub(crate) fn run(mut self, started: Sender<Result<(), (usize, String)>>) {
@@ -88,9 +88,9 @@ impl<C: Classifier> PmdThread<C> {
             while let Ok(msg) = self.messages.try_recv() {
                 self.tx.pmd.messages += 1;
                 match msg {
-                    PmdMessage::Classifier(m) => {
+                    PmdMessage::Pipeline(m) => {
                         touched = true;
-                        self.classifier.handle_message(m, &mut Injector { tx: &mut self.tx })
+                        self.pipeline.handle_message(m, &mut Injector { tx: &mut self.tx })
                     }
                     PmdMessage::Barrier(reply) => {
                         // Packets injected by earlier messages leave before the ack.
@@ -108,9 +108,9 @@ impl<C: Classifier> PmdThread<C> {
                 }
                 received += n;
                 self.tx.pmd.rx_bursts += 1;
-                process_burst(q.in_port, q.in_idx, &mut batch, &mut self.classifier, &mut self.tx);
+                process_burst(q.in_port, q.in_idx, &mut batch, &mut self.pipeline, &mut self.tx);
             }
-            touched |= self.classifier.housekeeping(&mut Injector { tx: &mut self.tx });
+            touched |= self.pipeline.housekeeping(&mut Injector { tx: &mut self.tx });
             self.tx.flush();
 
             let now = rdtsc();
@@ -154,7 +154,7 @@ impl<C: Classifier> PmdThread<C> {
         batch.free_all();
         self.shared.publish(&self.tx.counters, &self.tx.pmd);
         self.shared.running.store(false, Ordering::SeqCst);
-        // Queues, batches and the classifier (with any packets it holds) drop here, while
+        // Queues, batches and the pipeline (with any packets it holds) drop here, while
         // the thread is still registered; then it unregisters.
         drop(self);
         drop(registration);
@@ -172,13 +172,7 @@ fn same_actions(v: Verdict<'_>, actions: &[DpAction]) -> bool {
 
 /// Classifies one burst from `in_port` and executes the verdicts. Leaves `batch` empty.
 #[inline]
-fn process_burst<C: Classifier>(
-    in_port: u32,
-    in_idx: usize,
-    batch: &mut MbufBatch,
-    classifier: &mut C,
-    tx: &mut TxState,
-) {
+fn process_burst<C: Pipeline>(in_port: u32, in_idx: usize, batch: &mut MbufBatch, pipeline: &mut C, tx: &mut TxState) {
     let n = batch.len();
     let mut rx_bytes = 0u64;
     let mut views = [PacketView::default(); BURST];
@@ -195,7 +189,7 @@ fn process_burst<C: Classifier>(
     c.rx_bytes += rx_bytes;
 
     let mut verdicts = [Verdict::Miss; BURST];
-    classifier.classify(in_port, &views[..n], &mut verdicts[..n]);
+    pipeline.classify(in_port, &views[..n], &mut verdicts[..n]);
 
     let mut misses = MbufBatch::new();
     let mut pkts = batch.drain();
@@ -239,14 +233,14 @@ fn process_burst<C: Classifier>(
         }
     }
     drop(pkts);
-    // The verdicts borrow the classifier; misses are handed over after they are done.
+    // The verdicts borrow the pipeline; misses are handed over after they are done.
     if misses.is_empty() {
         return;
     }
     // Declined packets are freed together (one bulk free, not one call per packet).
     let mut declined = MbufBatch::new();
     for pkt in misses.drain() {
-        if let Some(pkt) = classifier.miss(in_port, pkt) {
+        if let Some(pkt) = pipeline.miss(in_port, pkt) {
             // Same capacity as `misses`: cannot fail, but never lose a packet silently.
             if let Err(pkt) = declined.push(pkt) {
                 drop(pkt);
@@ -255,5 +249,5 @@ fn process_burst<C: Classifier>(
     }
     tx.counters[in_idx].drop_no_rule += declined.len() as u64;
     declined.free_all();
-    classifier.misses_done(&mut Injector { tx });
+    pipeline.misses_done(&mut Injector { tx });
 }

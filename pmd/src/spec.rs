@@ -18,16 +18,12 @@ pub use ferrovs_config::MAX_PORT_NUMBER;
 /// Where a port's device comes from: DPDK devargs to probe, or a port that exists.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PortSource {
-    /// DPDK devargs, e.g. `net_null0,no-rx=1`, `net_pcap0,rx_pcap=/x.pcap`, `0000:01:00.0`.
+    /// DPDK devargs, e.g. `net_null0,no-rx=1`, `net_pcap0,rx_pcap=capture.pcap`, `0000:01:00.0`.
     Devargs(String),
     /// A port that already exists (e.g. one side of `ring_port_pair`); the switch does not
     /// probe it but configures, starts and closes it like the others.
     Existing(PortId),
 }
-
-/// The former name of [`PortSource`], kept until `switch.rs` and `lib.rs` use the new one.
-/// (What a devargs string names is `ferrovs_config::PortDevice`.)
-pub type PortDevice = PortSource;
 
 /// One port of the bridge.
 #[derive(Debug, Clone, PartialEq, Eq)]

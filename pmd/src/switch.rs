@@ -23,12 +23,12 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Sender, TrySendError};
 use ferrovs_dpdk::{Eal, EthStats, LinkStatus, Mempool, Port, PortConfig, PortId, probe};
 
-use crate::classify::Classifier;
 use crate::error::SwitchError;
 use crate::exec::TxState;
 use crate::forwarder::{ForwardRule, Forwarder};
+use crate::pipeline::Pipeline;
 use crate::pmd::{AssignedRxq, PmdMessage, PmdThread};
-use crate::spec::{PortDevice, PortSpec, SwitchOptions, validate};
+use crate::spec::{PortSource, PortSpec, SwitchOptions, validate};
 use crate::stats::{PmdLocal, PmdShared, PortCounters};
 
 static SWITCH_SEQ: AtomicUsize = AtomicUsize::new(0);
@@ -116,9 +116,9 @@ impl<M: Send + 'static> PmdSender<M> {
     pub fn pmd(&self) -> usize {
         self.index
     }
-    /// Queues `msg` for the PMD's classifier without blocking; it is applied between bursts.
+    /// Queues `msg` for the PMD's pipeline without blocking; it is applied between bursts.
     pub fn send(&self, msg: M) -> Result<(), SwitchError> {
-        self.tx.try_send(PmdMessage::Classifier(msg)).map_err(|e| match e {
+        self.tx.try_send(PmdMessage::Pipeline(msg)).map_err(|e| match e {
             TrySendError::Full(_) => SwitchError::QueueFull(self.index),
             TrySendError::Disconnected(_) => SwitchError::PmdGone(self.index),
         })
@@ -126,7 +126,7 @@ impl<M: Send + 'static> PmdSender<M> {
     /// Queues `msg`, waiting up to `timeout` for room: for messages that must not be
     /// lost (the PMD drains its queue between bursts, so a full queue empties quickly).
     pub fn send_timeout(&self, msg: M, timeout: Duration) -> Result<(), SwitchError> {
-        self.tx.send_timeout(PmdMessage::Classifier(msg), timeout).map_err(|e| match e {
+        self.tx.send_timeout(PmdMessage::Pipeline(msg), timeout).map_err(|e| match e {
             crossbeam_channel::SendTimeoutError::Timeout(_) => SwitchError::QueueFull(self.index),
             crossbeam_channel::SendTimeoutError::Disconnected(_) => SwitchError::PmdGone(self.index),
         })
@@ -151,7 +151,7 @@ struct PmdHandle<M> {
     join: Option<JoinHandle<()>>,
 }
 
-/// A running switch. `M` is the classifier's message type.
+/// A running switch. `M` is the pipeline's message type.
 pub struct Switch<M: Send + 'static> {
     eal: Eal,
     ports: Vec<SwitchPort>,
@@ -176,16 +176,16 @@ impl Switch<crate::forwarder::ForwarderMessage> {
 }
 
 impl<M: Send + 'static> Switch<M> {
-    /// Starts the switch. `make_classifier` is called once per PMD (on this thread) and
-    /// the classifier moved to that PMD.
+    /// Starts the switch. `make_pipeline` is called once per PMD (on this thread) and
+    /// the pipeline moved to that PMD.
     pub fn start<C, F>(
         eal: &Eal,
         specs: &[PortSpec],
         options: &SwitchOptions,
-        mut make_classifier: F,
+        mut make_pipeline: F,
     ) -> Result<Switch<M>, SwitchError>
     where
-        C: Classifier<Message = M>,
+        C: Pipeline<Message = M>,
         F: FnMut(&PmdInfo) -> C,
     {
         validate(specs, options)?;
@@ -205,10 +205,10 @@ impl<M: Send + 'static> Switch<M> {
         let mut ids = Vec::with_capacity(specs.len());
         for s in specs {
             let id = match &s.device {
-                PortDevice::Devargs(d) => {
+                PortSource::Devargs(d) => {
                     probe(eal, d).map_err(|e| SwitchError::Port { port: s.name.clone(), source: e })?
                 }
-                PortDevice::Existing(id) => *id,
+                PortSource::Existing(id) => *id,
             };
             ids.push(id);
         }
@@ -261,14 +261,14 @@ impl<M: Send + 'static> Switch<M> {
                     .map_err(|e| SwitchError::Port { port: sp.spec.name.clone(), source: e })?;
                 txqs.push((sp.spec.number, q));
             }
-            let classifier = make_classifier(&info);
+            let pipeline = make_pipeline(&info);
             let (msg_tx, msg_rx) = crossbeam_channel::bounded(options.message_queue);
             let shared = Arc::new(PmdShared::new(ports.len()));
             let thread = PmdThread {
                 index: pmd_index,
                 rxqs,
                 tx: TxState::new(txqs, pool.clone()),
-                classifier,
+                pipeline,
                 messages: msg_rx,
                 stop: stop.clone(),
                 shared: shared.clone(),

@@ -27,8 +27,8 @@ use ferrovs_flowcache::testpkt::{Ipv4Hdr, eth_header, fill_l4_checksum, ipv4_hea
 use ferrovs_flowcache::upcall::{FlowId, PmdCommand, PmdReport, UpcallBatch};
 use ferrovs_flowcache::{FlowCacheConfig, Megaflow};
 use ferrovs_pmd::{
-    Classifier, FlowMessage, FlowPipeline, Injector, PacketView, PipelineClock, PipelineShared, PipelineStats,
-    PmdSender, PortSpec, Switch, SwitchOptions, Verdict,
+    FlowMessage, FlowPipeline, Injector, PacketView, Pipeline, PipelineClock, PipelineShared, PipelineStats, PmdSender,
+    PortSpec, Switch, SwitchOptions, Verdict,
 };
 use libtest_mimic::Failed;
 
@@ -50,7 +50,7 @@ enum Msg {
     Count(bool),
 }
 
-impl Classifier for Counted {
+impl Pipeline for Counted {
     type Message = Msg;
 
     fn classify<'s>(&'s mut self, in_port: u32, pkts: &[PacketView<'_>], out: &mut [Verdict<'s>]) {

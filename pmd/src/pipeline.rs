@@ -1,18 +1,18 @@
 //! The interface between the poll loop and whatever decides what happens to a packet.
 //!
-//! Per burst, the loop hands a [`Classifier`] the ingress port and a view of every packet
+//! Per burst, the loop hands a [`Pipeline`] the ingress port and a view of every packet
 //! (frame bytes and the NIC's RSS hash), and gets back one [`Verdict`] per packet: the
-//! datapath actions to execute, borrowed from the classifier's own tables (so nothing is
+//! datapath actions to execute, borrowed from the pipeline's own tables (so nothing is
 //! copied or allocated per packet), or `Miss`. Missed packets are then handed over one by
-//! one with ownership ([`Classifier::miss`]), e.g. to queue an upcall to a slow path;
-//! the classifier may also decline, and the loop drops and counts them.
+//! one with ownership ([`Pipeline::miss`]), e.g. to queue an upcall to a slow path;
+//! the pipeline may also decline, and the loop drops and counts them.
 //!
-//! Other threads talk to a classifier through its PMD's message queue; the loop applies
-//! messages between bursts ([`Classifier::handle_message`]), with an [`Injector`] through
+//! Other threads talk to a pipeline through its PMD's message queue; the loop applies
+//! messages between bursts ([`Pipeline::handle_message`]), with an [`Injector`] through
 //! which a message may bring packets back for transmission (missed packets returning from
 //! the slow path with their actions).
 //!
-//! Two classifiers implement it: [`crate::FlowPipeline`] (the flow cache with parked
+//! Two pipelines implement it: [`crate::FlowPipeline`] (the flow cache with parked
 //! misses and upcalls, what the daemon runs) and [`crate::Forwarder`] (one decision per
 //! ingress port, for the ring tests and as the benchmarks' floor).
 
@@ -21,7 +21,7 @@ use ferrovs_flowcache::actions::DpAction;
 
 use crate::exec::TxState;
 
-/// One received packet, as the classifier sees it.
+/// One received packet, as the pipeline sees it.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct PacketView<'a> {
     /// The frame, from the Ethernet header on (first segment).
@@ -35,13 +35,13 @@ pub struct PacketView<'a> {
 pub enum Verdict<'a> {
     /// Execute these actions (empty = drop).
     Actions(&'a [DpAction]),
-    /// No cached decision: hand the packet to [`Classifier::miss`].
+    /// No cached decision: hand the packet to [`Pipeline::miss`].
     Miss,
 }
 
-/// A per-PMD packet classifier. Owned and used by exactly one PMD thread.
-pub trait Classifier: Send + 'static {
-    /// Messages other threads send to this classifier.
+/// A per-PMD packet pipeline. Owned and used by exactly one PMD thread.
+pub trait Pipeline: Send + 'static {
+    /// Messages other threads send to this pipeline.
     type Message: Send + 'static;
 
     /// Classifies one burst received on `in_port`: fill `out[i]` for each `pkts[i]`
@@ -90,7 +90,7 @@ impl Injector<'_> {
         self.tx.execute(idx, pkt, actions);
     }
 
-    /// Drops a packet received on `in_port` that [`Classifier::miss`] had taken, counting
+    /// Drops a packet received on `in_port` that [`Pipeline::miss`] had taken, counting
     /// it as `drop_no_rule` on that port (e.g. its upcall was never answered).
     pub fn drop_missed(&mut self, in_port: u32, pkt: Mbuf) {
         let idx = self.tx.port_index(in_port);

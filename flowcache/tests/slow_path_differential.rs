@@ -67,7 +67,7 @@
 //! seconds in debug; 3,000 cases in release: 3.6M decisions, 16k rule timeouts, 13 s). `FERROVS_SLOWPATH_SEED=N` runs the one case with that seed. The
 //! long run (see the slow path's final report) is
 //! `FERROVS_PROPTEST_CASES=15000 cargo test --release -p ferrovs-flowcache --test
-//! slowpath_differential -- --nocapture` (20M packet decisions, 107 s on this machine),
+//! slow_path_differential -- --nocapture` (20M packet decisions, 107 s on this machine),
 //! which prints the totals.
 
 use std::collections::{HashMap, VecDeque};
@@ -81,7 +81,7 @@ use ferrovs_flowcache::actions::DpActions;
 use ferrovs_flowcache::key::{FRAG_ANY, FlowKey, VLAN_PRESENT, ethertype, ipproto};
 use ferrovs_flowcache::megaflow::MegaflowId;
 use ferrovs_flowcache::pending::{Parked, PendingConfig, PendingMisses};
-use ferrovs_flowcache::slowpath::{BridgeSpec, SlowPath, SlowPathConfig, del_selects};
+use ferrovs_flowcache::slow_path::{BridgeSpec, SlowPath, SlowPathConfig, del_selects};
 use ferrovs_flowcache::upcall::{FlowId, GoneReason, PmdCommand, PmdEvent, Upcall, UpcallBatch};
 use ferrovs_flowcache::xlate::{MacLearn, MacTable, reference};
 use ferrovs_flowcache::{FlowCache, FlowCacheConfig, InsertError, MegaflowStats};
@@ -1262,6 +1262,6 @@ fn slow_path_matches_reference_under_late_commands() {
         total.xlate_errors += t.xlate_errors;
         total.revalidated += t.revalidated;
     }
-    eprintln!("slowpath differential: {total:?}");
+    eprintln!("slow_path differential: {total:?}");
     assert!(total.packets > 0 && total.installs > 0);
 }

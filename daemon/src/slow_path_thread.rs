@@ -1,4 +1,4 @@
-//! The slow-path thread: drives the deterministic `ferrovs_flowcache::slowpath::SlowPath`
+//! The slow-path thread: drives the deterministic `ferrovs_flowcache::slow_path::SlowPath`
 //! with real inputs — upcalls and events from the PMDs, control requests from the main
 //! thread, the clock — and delivers its commands to the PMDs.
 //!
@@ -26,7 +26,7 @@ use crossbeam_channel::{Receiver, Sender, select};
 use ferrovs_config::{MatchSpec, Rule};
 use ferrovs_flowcache::key::FlowKey;
 use ferrovs_flowcache::megaflow::MegaflowStats;
-use ferrovs_flowcache::slowpath::{SlowPath, SlowPathCounters};
+use ferrovs_flowcache::slow_path::{SlowPath, SlowPathCounters};
 use ferrovs_flowcache::upcall::{FlowId, PmdCommand, PmdReport, UpcallBatch};
 use ferrovs_pmd::flow_pipeline::{FlowMessage, PipelineShared};
 use ferrovs_pmd::{PipelineClock, PmdSender};
@@ -125,7 +125,7 @@ impl SlowPathThread {
         let mut worker = Worker { slow, pmds, shared, clock, stats: stats.clone() };
         let stop2 = stop.clone();
         let join = std::thread::Builder::new()
-            .name("ferrovs-slowpath".into())
+            .name("ferrovs-slow_path".into())
             .spawn(move || worker.run(upcalls, reports, rx, stop2))?;
         Ok(SlowPathThread { requests: tx, stop, join: Some(join), stats })
     }
