@@ -40,8 +40,8 @@ const FLOW_MOD_EPERM: [(u16, u16); 2] = [(3, 2), (5, 4)];
 /// `OFPET_FLOW_MOD_FAILED` with the version's "unknown"/"unsupported" code: the
 /// datapath refused a change the codec and rule model accepted.
 const FLOW_MOD_FAILED: [(u16, u16); 2] = [(3, 5), (5, 0)];
-/// `OFPET_PORT_MOD_FAILED` / `OFPPMFC_BAD_CONFIG` (1.3), `NXBRC_UNENCODABLE_ERROR` (1.0,
-/// which has no such code).
+/// A port-mod that changes the (unsupported) administrative state: `OFPPMFC_BAD_CONFIG`
+/// in 1.3; 1.0 has no such code, so `OFPBRC_EPERM` there.
 const PORT_MOD_BAD_CONFIG: [(u16, u16); 2] = [(1, 5), (7, 2)];
 
 struct Conn<'a> {
@@ -93,7 +93,7 @@ pub fn serve(stream: UnixStream, peer: Peer, to_main: &Sender<OfCall>, stop: &At
                 Ok(_) => return Ok(()),
                 Err(e) => {
                     // No way to find the next message: answer and hang up.
-                    write(&stream, &[e.to_reply(conn.version)])?;
+                    write_raw(&stream, &[decode_error_reply(conn.version, &e)])?;
                     return Ok(());
                 }
             };
@@ -119,7 +119,7 @@ pub fn serve(stream: UnixStream, peer: Peer, to_main: &Sender<OfCall>, stop: &At
                         negotiated = true;
                     }
                     Err(e) => {
-                        write(&stream, &[e.to_reply(e.version.unwrap_or(Version::Of10))])?;
+                        write_raw(&stream, &[decode_error_reply(e.version.unwrap_or(Version::Of10), &e)])?;
                         return Ok(());
                     }
                 }
@@ -147,9 +147,33 @@ fn stream_write(mut stream: &UnixStream, bytes: &[u8]) -> std::io::Result<()> {
 }
 
 /// An error reply to the message `raw`.
-fn error_reply(v: Version, raw: &[u8], (err_type, code): (u16, u16)) -> Vec<u8> {
-    let xid = u32::from_be_bytes([raw[4], raw[5], raw[6], raw[7]]);
-    let data = raw[..raw.len().min(ferrovs_config::openflow::ERROR_DATA_LEN)].to_vec();
+fn error_reply(v: Version, raw: &[u8], pair: (u16, u16)) -> Vec<u8> {
+    let xid = raw.get(4..8).map_or(0, |b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]));
+    error_message(v, xid, pair, &raw[..raw.len().min(ferrovs_config::openflow::ERROR_DATA_LEN)])
+}
+
+/// The reply for a message the codec could not decode.
+fn decode_error_reply(v: Version, e: &DecodeError) -> Vec<u8> {
+    error_message(v, e.xid, e.error.wire(v), &e.data)
+}
+
+/// `NXET_VENDOR` / `NXVC_VENDOR_ERROR`: how OpenFlow 1.0 carries OVS's own error codes.
+const NXET_VENDOR: u16 = 0xb0c2;
+
+/// An `OFPT_ERROR` with `(type, code)`. In OpenFlow 1.0 the codes OVS added (all at or
+/// above 0x100, e.g. `OFPBMC_BAD_FIELD` = (0,263)) travel as a Nicira vendor error:
+/// type `NXET_VENDOR`, code 0, then the vendor id, the inner type and code, and the
+/// data; `ovs-ofctl` cannot decode them otherwise.
+fn error_message(v: Version, xid: u32, (err_type, code): (u16, u16), data: &[u8]) -> Vec<u8> {
+    let (err_type, code, data) = if v == Version::Of10 && code >= 0x100 {
+        let mut d = ferrovs_config::openflow::NX_VENDOR_ID.to_be_bytes().to_vec();
+        d.extend_from_slice(&err_type.to_be_bytes());
+        d.extend_from_slice(&code.to_be_bytes());
+        d.extend_from_slice(data);
+        (NXET_VENDOR, 0, d)
+    } else {
+        (err_type, code, data.to_vec())
+    };
     let m = Message { version: v, xid, body: Body::Error(ErrorMsg { err_type, code, data }) };
     encode(&m).expect("an error message always encodes")
 }
@@ -160,11 +184,10 @@ impl Conn<'_> {
         let v = self.version;
         let msg = match decode(raw) {
             Ok((m, _)) => m,
-            Err(e) => return vec![encode(&e.to_reply(v)).expect("an error message always encodes")],
+            Err(e) => return vec![decode_error_reply(v, &e)],
         };
         if msg.version != v && !matches!(msg.body, Body::Hello(_)) {
-            let e = DecodeError { error: OfpError::BadVersion, version: Some(msg.version), xid: msg.xid, data: raw.to_vec() };
-            return vec![encode(&e.to_reply(v)).expect("an error message always encodes")];
+            return vec![error_reply(v, raw, OfpError::BadVersion.wire(v))];
         }
         let xid = msg.xid;
         let reply = |body| vec![encode(&Message { version: v, xid, body }).expect("replies encode")];
