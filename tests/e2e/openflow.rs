@@ -106,7 +106,10 @@ fn dumped(version: &str, target: &Path) -> Result<BTreeSet<Printed>, Failed> {
 fn ctl_rules(d: &Daemon) -> Result<Vec<String>, Failed> {
     let v = d.ctl_json(&["dump-flows", "br0"]);
     let flows = v["flows"].as_array().ok_or_else(|| format!("no flows in {v}"))?;
-    flows.iter().map(|f| f["rule"].as_str().map(str::to_string).ok_or_else(|| format!("no rule in {f}").into())).collect()
+    flows
+        .iter()
+        .map(|f| f["rule"].as_str().map(str::to_string).ok_or_else(|| format!("no rule in {f}").into()))
+        .collect()
 }
 
 fn same(what: &str, got: &BTreeSet<Printed>, want: &BTreeSet<Printed>) -> Result<(), Failed> {
@@ -195,7 +198,9 @@ fn manage_in(version: &str) -> Result<(), Failed> {
     }
 
     // Refused: a field and an output the rule model lacks; the port's admin state.
-    for (rule, error) in [("reg0=1,actions=output:1", "OFPBMC_BAD_FIELD"), ("actions=CONTROLLER", "OFPBAC_BAD_OUT_PORT")] {
+    for (rule, error) in
+        [("reg0=1,actions=output:1", "OFPBMC_BAD_FIELD"), ("actions=CONTROLLER", "OFPBAC_BAD_OUT_PORT")]
+    {
         match ofctl(version, &of, &["add-flow", rule]) {
             Ok(out) => return Err(format!("add-flow {rule} was accepted: {out}").into()),
             Err(e) if e.contains(error) => {}
@@ -272,11 +277,8 @@ pub fn rules_route_traffic() -> Result<(), Failed> {
         .map(|f| f.iter().filter_map(|r| r["n_packets"].as_u64()).sum())
         .unwrap_or(0);
     let dump = ofctl_ok("OpenFlow13", &of, &["dump-flows"])?;
-    let of_packets: u64 = dump
-        .split("n_packets=")
-        .skip(1)
-        .filter_map(|s| s.split(',').next().and_then(|n| n.parse::<u64>().ok()))
-        .sum();
+    let of_packets: u64 =
+        dump.split("n_packets=").skip(1).filter_map(|s| s.split(',').next().and_then(|n| n.parse::<u64>().ok())).sum();
     if before == 0 || of_packets < before {
         return Err(format!("rule counters: ferrovs-ctl {before}, ovs-ofctl {of_packets}\n{dump}").into());
     }

@@ -38,7 +38,9 @@
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
-use super::{Action as WireAction, Field, Instruction, Match as WireMatch, MatchField, OFPP_IN_PORT, OfpError, Version};
+use super::{
+    Action as WireAction, Field, Instruction, Match as WireMatch, MatchField, OFPP_IN_PORT, OfpError, Version,
+};
 use crate::field::MatchSlot;
 use crate::rules::{self, Action, Masked, Resubmit, Rule, SetField};
 
@@ -184,13 +186,16 @@ pub fn match_to_wire(m: &rules::Match, form: MatchForm) -> Result<WireMatch, &'s
     }
     if let Some(t) = m.vlan_tci {
         match form {
-            MatchForm::Tlv => push(&mut fields, Field::VlanTci, MatchSlot::VlanTci, get(MatchSlot::VlanTci).expect("set")),
+            MatchForm::Tlv => {
+                push(&mut fields, Field::VlanTci, MatchSlot::VlanTci, get(MatchSlot::VlanTci).expect("set"))
+            }
             MatchForm::Of10 => {
                 let present = t.value & VLAN_CFI != 0;
                 let vid = |f: &mut Vec<MatchField>| {
                     f.push(MatchField::exact(Field::VlanVid, u128::from(VLAN_CFI | (t.value & 0xfff))))
                 };
-                let pcp = |f: &mut Vec<MatchField>| f.push(MatchField::exact(Field::VlanPcp, u128::from(t.value >> 13)));
+                let pcp =
+                    |f: &mut Vec<MatchField>| f.push(MatchField::exact(Field::VlanPcp, u128::from(t.value >> 13)));
                 match t.mask {
                     0xffff if !present && t.value == 0 => fields.push(MatchField::exact(Field::VlanVid, 0)),
                     0x1fff if present => vid(&mut fields),
@@ -307,9 +312,8 @@ fn set_field(field: Field, value: u128) -> Result<Action, OfpError> {
 fn actions_from_wire(list: &[WireAction], out: &mut Vec<Action>) -> Result<(), OfpError> {
     let mut pushed = false;
     for (i, a) in list.iter().enumerate() {
-        let next_sets_vlan = || {
-            matches!(list.get(i + 1), Some(WireAction::SetField { field: Field::VlanVid | Field::VlanPcp, .. }))
-        };
+        let next_sets_vlan =
+            || matches!(list.get(i + 1), Some(WireAction::SetField { field: Field::VlanVid | Field::VlanPcp, .. }));
         let action = match *a {
             WireAction::Output { port, .. } => output(port)?,
             WireAction::SetVlanVid(v) => Action::ModVlanVid(v),

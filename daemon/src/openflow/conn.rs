@@ -9,13 +9,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use crossbeam_channel::{Sender, bounded};
+use ferrovs_config::Masked;
 use ferrovs_config::openflow::convert::{OFPTT_ALL, WireRule, rule_from_wire, selection_from_wire};
 use ferrovs_config::openflow::{
     Body, DecodeError, ErrorMsg, FlowFormat, FlowMod, FlowModCommand, FlowStatsRequest, Hello, Message, MpReply,
     MpRequest, MultipartReply, OFPP_ANY, OfpError, PortMod, SwitchConfig, Version, decode, encode, negotiate,
     next_message_len,
 };
-use ferrovs_config::Masked;
 use ferrovs_flowcache::slowpath::match_covers;
 
 use super::flow_table::{ChangeKind, FlowChange, outputs_to};
@@ -308,7 +308,7 @@ impl Conn<'_> {
             modify_cookie: !of13 && fm.cookie != u64::MAX,
             add_if_missing: !of13,
         };
-        match self.ask(OfRequest::FlowMod(change)) {
+        match self.ask(OfRequest::FlowMod(Box::new(change))) {
             Ok(_) => Vec::new(),
             Err(e) => self.failed(raw, &e),
         }
@@ -381,8 +381,7 @@ impl Conn<'_> {
                                 }
                             })
                             .collect();
-                        let make: &dyn Fn(Vec<_>) -> MpReply =
-                            if nicira { &MpReply::NxFlow } else { &MpReply::Flow };
+                        let make: &dyn Fn(Vec<_>) -> MpReply = if nicira { &MpReply::NxFlow } else { &MpReply::Flow };
                         split(replies::encode_split(v, xid, &entries, make))
                     }
                 }

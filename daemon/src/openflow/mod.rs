@@ -67,7 +67,7 @@ pub fn datapath_id(bridge: &str) -> u64 {
 #[derive(Debug, Clone, PartialEq)]
 pub enum OfRequest {
     /// Change the bridge's rules.
-    FlowMod(FlowChange),
+    FlowMod(Box<FlowChange>),
     /// The bridge's rules with their counters.
     Flows,
     /// The bridge's ports with their counters.

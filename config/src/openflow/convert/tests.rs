@@ -8,7 +8,10 @@ use crate::parse_flow;
 /// Rules in `ovs-ofctl` syntax and whether OpenFlow 1.0's fixed match expresses them.
 const RULES: &[(&str, bool)] = &[
     ("priority=10,in_port=1,actions=output:2", true),
-    ("table=3,priority=200,cookie=0x1234,idle_timeout=30,hard_timeout=60,tcp,nw_dst=198.18.0.0/15,tp_dst=443,actions=mod_vlan_vid:20,output:3", true),
+    (
+        "table=3,priority=200,cookie=0x1234,idle_timeout=30,hard_timeout=60,tcp,nw_dst=198.18.0.0/15,tp_dst=443,actions=mod_vlan_vid:20,output:3",
+        true,
+    ),
     ("dl_src=02:00:00:00:00:01,dl_dst=01:00:00:00:00:00/01:00:00:00:00:00,actions=FLOOD", false),
     ("dl_vlan=5,actions=strip_vlan,NORMAL", true),
     ("dl_vlan=5,dl_vlan_pcp=3,actions=set_field:4102->vlan_vid,IN_PORT", true),
