@@ -36,6 +36,8 @@
 //! modified by a flow-mod restarts its counters (the rule model replaces the rule).
 
 mod conn;
+#[cfg(test)]
+mod connection_tests;
 mod flow_table;
 mod replies;
 
