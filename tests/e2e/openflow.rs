@@ -96,7 +96,14 @@ fn as_loaded(version: &str, rules: &[String]) -> Result<BTreeSet<Printed>, Faile
 }
 
 fn dumped(version: &str, target: &Path) -> Result<BTreeSet<Printed>, Failed> {
-    let out = ofctl_ok(version, target, &["dump-flows", "--no-stats"])?;
+    dumped_matching(version, target, &[])
+}
+
+/// `dump-flows --no-stats` with optional match arguments.
+fn dumped_matching(version: &str, target: &Path, filter: &[&str]) -> Result<BTreeSet<Printed>, Failed> {
+    let mut args = vec!["dump-flows", "--no-stats"];
+    args.extend_from_slice(filter);
+    let out = ofctl_ok(version, target, &args)?;
     out.lines()
         .filter(|l| l.contains("actions="))
         .map(|l| from_dump(l).ok_or_else(|| format!("dump-flows line {l:?}").into()))
@@ -161,6 +168,10 @@ fn manage_in(version: &str) -> Result<(), Failed> {
         return Err(format!("dump-aggregate: {agg}").into());
     }
     same("ferrovs-ctl dump-flows", &as_loaded(version, &ctl_rules(&d)?)?, &dumped(version, &of)?)?;
+    // dump-flows with a match selects the rules at least as specific as it.
+    same("dump-flows tcp", &dumped_matching(version, &of, &["tcp"])?, &as_loaded(version, &strings(&[ADDED_ONE]))?)?;
+    let arp = strings(&[ADDED_FILE[3]]);
+    same("dump-flows table=2", &dumped_matching(version, &of, &["table=2"])?, &as_loaded(version, &arp)?)?;
 
     // Deletions: non-strict by match, strict (table and priority), strict that selects
     // nothing, by output port; then a modify.
@@ -169,12 +180,18 @@ fn manage_in(version: &str) -> Result<(), Failed> {
     ofctl_ok(version, &of, &["del-flows", "--strict", "priority=8,ip,nw_ttl=9"])?;
     ofctl_ok(version, &of, &["del-flows", "out_port=3"])?;
     ofctl_ok(version, &of, &["mod-flows", "table=2,arp,actions=output:2"])?;
+    // A strict modify with another priority changes nothing (and adds nothing in 1.3;
+    // in 1.0 a modify that selects nothing adds, so only 1.3 tries it).
+    if version == "OpenFlow13" {
+        ofctl_ok(version, &of, &["mod-flows", "--strict", "priority=21,dl_vlan=5,actions=drop"])?;
+    }
+    ofctl_ok(version, &of, &["mod-flows", "--strict", "priority=20,dl_vlan=5,actions=mod_vlan_pcp:3,output:2"])?;
     let want = strings(&[
         ADDED_ONE,
         ADDED_FILE[1],
         ADDED_FILE[2],
         "table=2,priority=3,arp,arp_tpa=10.0.0.0/24,actions=output:2",
-        ADDED_FILE[4],
+        "priority=20,dl_vlan=5,actions=mod_vlan_pcp:3,output:2",
         ADDED_FILE[6],
     ]);
     same("dump-flows after del-flows and mod-flows", &dumped(version, &of)?, &as_loaded(version, &want)?)?;
@@ -222,6 +239,17 @@ fn manage_in(version: &str) -> Result<(), Failed> {
     let dpid_after = show.lines().next().and_then(|l| l.split("dpid:").nth(1)).map(str::to_string);
     if dpid.is_none() || dpid != dpid_after {
         return Err(format!("datapath id changed over a restart: {dpid:?} -> {dpid_after:?}").into());
+    }
+
+    // 1.3 selects by cookie under a mask.
+    if version == "OpenFlow13" {
+        ofctl_ok(version, &of, &["del-flows", "cookie=0x1f/-1"])?;
+        let mut left = before.clone();
+        left.retain(|p| p.1 != "0x1f");
+        if left.len() + 1 != before.len() {
+            return Err(format!("no rule with cookie 0x1f in {before:#?}").into());
+        }
+        same("dump-flows after del-flows cookie=0x1f/-1", &dumped(version, &of)?, &left)?;
     }
 
     // del-flows without a match empties the bridge.

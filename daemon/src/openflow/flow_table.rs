@@ -1,7 +1,10 @@
 //! Flow-mod semantics over a bridge's rule list, as Open vSwitch applies them: which
 //! rules a modify or delete selects (strict or not, table, cookie under a mask, output
-//! port) and what the list becomes. Pure: the main thread applies the result as one
-//! atomic rule change (`replace_rules`, which keeps the counters of untouched rules).
+//! port) and what the list becomes. Pure: the main thread reads the rules, computes the
+//! new list and applies it as one atomic rule change (`replace_rules`, which carries the
+//! counters over by rule identity — table, priority, match — so a modified rule keeps its
+//! counters and age, as in OVS). A rule that times out between that read and the change
+//! would come back; the window is one main-thread step.
 //!
 //! - *add* is the slow path's `add-flows` (same table, priority and match replaces).
 //! - *modify* changes the actions of every selected rule (and, in OpenFlow 1.0, its

@@ -32,8 +32,7 @@
 //! not acted on). `port_mod` is refused: the datapath has no administrative port state
 //! (`OFPPMFC_BAD_CONFIG` in 1.3, `OFPBRC_EPERM` in 1.0, which lacks that code;
 //! `OFPPMFC_BAD_PORT` for a port the bridge lacks; a port-mod that changes nothing is
-//! accepted). A rule
-//! modified by a flow-mod restarts its counters (the rule model replaces the rule).
+//! accepted).
 
 mod conn;
 #[cfg(test)]
