@@ -76,6 +76,7 @@ pub fn serve(stream: UnixStream, peer: Peer, to_main: &Sender<OfCall>, stop: &At
     };
     let mut buf: Vec<u8> = Vec::new();
     let mut negotiated = false;
+    let mut received: Vec<Vec<u8>> = Vec::new();
     let mut chunk = [0u8; 16384];
     while !stop.load(Ordering::Relaxed) {
         match (&stream).read(&mut chunk) {
@@ -92,8 +93,11 @@ pub fn serve(stream: UnixStream, peer: Peer, to_main: &Sender<OfCall>, stop: &At
                 Ok(_) if buf.len() <= MAX_MESSAGE => break,
                 Ok(_) => return Ok(()),
                 Err(e) => {
-                    // No way to find the next message: answer and hang up.
-                    write_raw(&stream, &[decode_error_reply(conn.version, &e)])?;
+                    // No way to find the next message: answer what came before, then
+                    // this, and hang up.
+                    let mut replies = conn.handle_all(std::mem::take(&mut received));
+                    replies.push(decode_error_reply(conn.version, &e));
+                    write_raw(&stream, &replies)?;
                     return Ok(());
                 }
             };
@@ -124,9 +128,10 @@ pub fn serve(stream: UnixStream, peer: Peer, to_main: &Sender<OfCall>, stop: &At
                     }
                 }
             }
-            let replies = conn.handle(&raw);
-            write_raw(&stream, &replies)?;
+            received.push(raw);
         }
+        let replies = conn.handle_all(std::mem::take(&mut received));
+        write_raw(&stream, &replies)?;
     }
     Ok(())
 }
@@ -261,10 +266,21 @@ impl Conn<'_> {
     }
 
     fn flow_mod(&mut self, raw: &[u8], fm: FlowMod, of13: bool) -> Vec<Vec<u8>> {
+        match self.prepare_flow_mod(raw, &fm, of13) {
+            Ok(change) => match self.ask(OfRequest::FlowMod(Box::new(change))) {
+                Ok(_) => Vec::new(),
+                Err(e) => self.failed(raw, &e),
+            },
+            Err(reply) => reply,
+        }
+    }
+
+    /// A flow-mod as a rule change, or the error reply that refuses it.
+    fn prepare_flow_mod(&self, raw: &[u8], fm: &FlowMod, of13: bool) -> Result<FlowChange, Vec<Vec<u8>>> {
         let v = self.version;
-        let err = |e: OfpError| vec![error_reply(v, raw, e.wire(v))];
+        let err = |e: OfpError| Err(vec![error_reply(v, raw, e.wire(v))]);
         if !self.peer.may_change {
-            return vec![error_reply(v, raw, pair(FLOW_MOD_EPERM, v))];
+            return Err(vec![error_reply(v, raw, pair(FLOW_MOD_EPERM, v))]);
         }
         // 1.0 / Nicira flow-mods carry a table id only once NXT_FLOW_MOD_TABLE_ID enabled it.
         let table = if of13 || self.table_id_enabled { fm.table_id } else { OFPTT_ALL };
@@ -299,7 +315,7 @@ impl Conn<'_> {
         // 1.3 selects modify/delete by cookie under cookie_mask (and adds set the cookie);
         // 1.0 has no selection by cookie, and a modify sets it.
         let cookie = (of13 && fm.cookie_mask != 0).then_some(Masked { value: fm.cookie, mask: fm.cookie_mask });
-        let change = FlowChange {
+        Ok(FlowChange {
             kind,
             rule,
             table,
@@ -307,11 +323,60 @@ impl Conn<'_> {
             cookie,
             modify_cookie: !of13 && fm.cookie != u64::MAX,
             add_if_missing: !of13,
-        };
-        match self.ask(OfRequest::FlowMod(Box::new(change))) {
-            Ok(_) => Vec::new(),
-            Err(e) => self.failed(raw, &e),
+        })
+    }
+
+    /// The replies to the messages received together, in order. A run of adds (a client
+    /// that pipelines flow-mods; `ovs-ofctl add-flows` does not, it waits for a barrier
+    /// after each) is applied as one rule change (one PMD synchronisation, one
+    /// write-back) instead of one per rule; if the switch
+    /// refuses the run, its adds are applied one by one so each refusal answers its own
+    /// message.
+    fn handle_all(&mut self, msgs: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
+        let mut out = Vec::new();
+        let mut run: Vec<(Vec<u8>, FlowChange)> = Vec::new();
+        for raw in msgs {
+            match self.batchable_add(&raw) {
+                Some(change) => run.push((raw, change)),
+                None => {
+                    out.extend(self.apply_adds(std::mem::take(&mut run)));
+                    out.extend(self.handle(&raw));
+                }
+            }
         }
+        out.extend(self.apply_adds(run));
+        out
+    }
+
+    /// The change of an add that converts cleanly (anything else takes the normal path).
+    fn batchable_add(&self, raw: &[u8]) -> Option<FlowChange> {
+        let msg = decode(raw).ok()?.0;
+        let (fm, of13) = match msg.body {
+            Body::FlowMod(fm) if msg.version == self.version => (fm, msg.version == Version::Of13),
+            Body::NxFlowMod(fm) if msg.version == self.version => (fm, false),
+            _ => return None,
+        };
+        if fm.command != FlowModCommand::Add {
+            return None;
+        }
+        self.prepare_flow_mod(raw, &fm, of13).ok()
+    }
+
+    fn apply_adds(&self, run: Vec<(Vec<u8>, FlowChange)>) -> Vec<Vec<u8>> {
+        if run.is_empty() {
+            return Vec::new();
+        }
+        let rules = run.iter().map(|(_, c)| c.rule.clone()).collect();
+        if self.ask(OfRequest::AddRules(rules)).is_ok() {
+            return Vec::new();
+        }
+        let mut out = Vec::new();
+        for (raw, change) in run {
+            if let Err(e) = self.ask(OfRequest::FlowMod(Box::new(change))) {
+                out.extend(self.failed(&raw, &e));
+            }
+        }
+        out
     }
 
     fn port_mod(&self, raw: &[u8], pm: &PortMod) -> Vec<Vec<u8>> {

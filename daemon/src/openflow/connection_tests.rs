@@ -80,7 +80,7 @@ fn main_thread(calls: Receiver<OfCall>) -> std::thread::JoinHandle<Vec<OfRequest
             let answer = match &call.request {
                 OfRequest::Ports => OfAnswer::Ports(Vec::new()),
                 OfRequest::Flows => OfAnswer::Flows(Vec::new()),
-                OfRequest::FlowMod(_) => {
+                OfRequest::FlowMod(_) | OfRequest::AddRules(_) => {
                     // A rule change takes a while (every PMD confirms it).
                     std::thread::sleep(Duration::from_millis(50));
                     OfAnswer::Changed
@@ -165,11 +165,61 @@ fn barrier_comes_after_the_flow_mod_is_applied() {
     relay.join().unwrap();
     let seen = main.join().unwrap();
     match seen.as_slice() {
-        [OfRequest::FlowMod(change)] => {
-            assert_eq!(change.kind, ChangeKind::Add);
-            assert_eq!(change.rule.to_string(), "priority=100,in_port=1 actions=output:2");
+        [OfRequest::AddRules(rules)] => {
+            assert_eq!(rules.len(), 1);
+            assert_eq!(rules[0].to_string(), "priority=100,in_port=1 actions=output:2");
         }
         other => panic!("{other:?}"),
+    }
+}
+
+/// Adds sent together are one change; when the switch refuses that change, each add is
+/// tried alone and only the refused one is answered with an error.
+#[test]
+fn adds_sent_together_are_one_change_and_refusals_are_per_message() {
+    for refuse_batch in [false, true] {
+        let mut c = Client::connect(true);
+        let calls = c.calls.clone();
+        let main = std::thread::spawn(move || {
+            let mut seen = Vec::new();
+            while let Ok(call) = calls.recv_timeout(Duration::from_secs(2)) {
+                let answer = match &call.request {
+                    OfRequest::AddRules(_) if refuse_batch => Err("refused".to_string()),
+                    OfRequest::FlowMod(ch) if ch.rule.priority == 13 => Err("refused".to_string()),
+                    _ => Ok(OfAnswer::Changed),
+                };
+                seen.push(call.request.clone());
+                let _ = call.reply.send(answer);
+            }
+            seen
+        });
+        c.hello(Version::Of13);
+        let mut bytes = Vec::new();
+        for (xid, prio) in [(50, 11), (51, 12), (52, 13)] {
+            let mut fm = flow_mod(vec![MatchField::exact(Field::InPort, 1)]);
+            fm.priority = prio;
+            bytes.extend(encode(&Message { version: Version::Of13, xid, body: Body::FlowMod(fm) }).unwrap());
+        }
+        bytes.extend(encode(&Message { version: Version::Of13, xid: 53, body: Body::BarrierRequest }).unwrap());
+        c.send_raw(&bytes);
+        if refuse_batch {
+            match c.recv() {
+                Message { xid: 52, body: Body::Error(e), .. } => assert_eq!((e.err_type, e.code), (5, 0)),
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(c.recv(), Message { version: Version::Of13, xid: 53, body: Body::BarrierReply });
+        drop(c);
+        let seen = main.join().unwrap();
+        let kinds: Vec<usize> = seen
+            .iter()
+            .map(|r| match r {
+                OfRequest::AddRules(rules) => rules.len(),
+                OfRequest::FlowMod(_) => 1,
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(kinds, if refuse_batch { vec![3, 1, 1, 1] } else { vec![3] }, "{seen:?}");
     }
 }
 

@@ -69,6 +69,8 @@ pub fn datapath_id(bridge: &str) -> u64 {
 pub enum OfRequest {
     /// Change the bridge's rules.
     FlowMod(Box<FlowChange>),
+    /// Add these rules as one change (a run of adds received together).
+    AddRules(Vec<Rule>),
     /// The bridge's rules with their counters.
     Flows,
     /// The bridge's ports with their counters.
@@ -143,6 +145,10 @@ pub fn answer(dp: &mut Datapath, config: &Config, call: &OfCall) -> (Result<OfAn
             (Ok(OfAnswer::Ports(ports)), false)
         }
         OfRequest::Flows => (dp.rules(bridge).map(OfAnswer::Flows), false),
+        OfRequest::AddRules(rules) => {
+            tracing::info!(target: "ferrovs_daemon::control", uid = ?call.peer_uid, "change (OpenFlow on {bridge}): add {} rule(s)", rules.len());
+            (dp.add_rules(bridge, rules.clone()).map(|()| OfAnswer::Changed), true)
+        }
         OfRequest::FlowMod(change) => {
             tracing::info!(target: "ferrovs_daemon::control", uid = ?call.peer_uid, "change (OpenFlow on {bridge}): {:?} {}", change.kind, change.rule);
             if change.kind == ChangeKind::Add {
