@@ -109,6 +109,11 @@ pub fn run(path: &Path, check_only: bool, log: LogControl) -> Result<(), DaemonE
     let appctl_path = config.control.socket.with_file_name(APPCTL_SOCKET_NAME);
     let (appctl_server, appctl_calls) = UnixctlServer::bind(&appctl_path)
         .map_err(|e| DaemonError::Datapath(format!("appctl socket {}: {e}", appctl_path.display())))?;
+    // The OpenFlow management sockets: `BRIDGE.mgmt` beside the control socket.
+    let bridge_names: Vec<String> = config.bridges.iter().map(|b| b.name.clone()).collect();
+    let (openflow_servers, openflow_calls) =
+        crate::openflow::OpenFlowServers::bind(&config.control.socket, &bridge_names)
+            .map_err(|e| DaemonError::Datapath(format!("OpenFlow management socket {e}")))?;
     let my_uid = nix::unistd::geteuid().as_raw();
     // Counters for readers on other threads (telemetry, metrics): see `published`.
     let published = Arc::new(Published::default());
@@ -132,6 +137,17 @@ pub fn run(path: &Path, check_only: bool, log: LogControl) -> Result<(), DaemonE
             recv(appctl_calls) -> c => {
                 if let Ok(call) = c {
                     let outcome = appctl(&mut dp, &config, &log, &call, my_uid);
+                    let _ = call.reply.send(outcome);
+                }
+            },
+            recv(openflow_calls) -> c => {
+                if let Ok(call) = c {
+                    let (outcome, changed) = crate::openflow::answer(&mut dp, &config, &call);
+                    let outcome = if changed && outcome.is_ok() {
+                        persist_bridge(&mut dp, path, &call.bridge).and(outcome)
+                    } else {
+                        outcome
+                    };
                     let _ = call.reply.send(outcome);
                 }
             },
@@ -184,6 +200,7 @@ pub fn run(path: &Path, check_only: bool, log: LogControl) -> Result<(), DaemonE
     notifier.stopping();
     drop(control);
     drop(appctl_server);
+    drop(openflow_servers);
     drop(metrics);
     let final_stats = dp.stop();
     // After the PMDs and ports: a capture's callbacks update counters in pdump's memory.
@@ -204,7 +221,12 @@ fn persist(dp: &mut Datapath, path: &Path, request: &Request) -> Result<(), Stri
         Request::AddFlow { bridge, .. } | Request::AddFlows { bridge, .. } | Request::DelFlows { bridge, .. } => bridge,
         _ => return Ok(()),
     };
-    let flows = match dp.flow_request(&Request::DumpFlows { bridge: bridge.clone() })? {
+    persist_bridge(dp, path, bridge)
+}
+
+/// Writes the running rules of `bridge` back to the config (see [`persist`]).
+fn persist_bridge(dp: &mut Datapath, path: &Path, bridge: &str) -> Result<(), String> {
+    let flows = match dp.flow_request(&Request::DumpFlows { bridge: bridge.to_string() })? {
         Reply::DumpFlows(d) => d.flows.into_iter().map(|r| r.rule).collect::<Vec<_>>(),
         _ => return Err("internal error: dump-flows answered with another reply".into()),
     };

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use ferrovs_config::Config;
+use ferrovs_config::{Config, Rule};
 use ferrovs_dpdk::Eal;
 use ferrovs_flowcache::flow_cache::FlowCacheConfig;
 use ferrovs_flowcache::slow_path::{BridgeSpec, SlowPath, SlowPathConfig, SlowPathCounters as MachineCounters};
@@ -239,6 +239,37 @@ impl Datapath {
             }
             other => return Err(format!("{other:?} is not a flow command")),
         })
+    }
+
+    /// The rules of `bridge` with their counters, in table order (OpenFlow statistics).
+    pub fn rules(&mut self, bridge: &str) -> Result<Vec<crate::openflow::RuleStats>, String> {
+        let dump = self.slow.dump_flows(bridge.to_string())?;
+        dump.flows
+            .into_iter()
+            .map(|f| {
+                let rule = ferrovs_config::parse_flow(&f.rule)
+                    .map_err(|e| format!("internal error: dumped rule {:?} does not parse: {e:?}", f.rule))?;
+                Ok(crate::openflow::RuleStats {
+                    rule,
+                    n_packets: f.n_packets,
+                    n_bytes: f.n_bytes,
+                    duration_ms: f.duration_ms,
+                    idle_ms: f.idle_ms,
+                })
+            })
+            .collect()
+    }
+
+    /// Adds typed rules to `bridge` (`add-flows` semantics), applied by every PMD before
+    /// this returns.
+    pub fn add_rules(&mut self, bridge: &str, rules: Vec<Rule>) -> Result<(), String> {
+        self.slow.add_flows(bridge.to_string(), rules).map(|_| ())
+    }
+
+    /// Replaces the rules of `bridge` as one change (counters of unchanged rules kept),
+    /// applied by every PMD before this returns.
+    pub fn set_rules(&mut self, bridge: &str, rules: Vec<Rule>) -> Result<(), String> {
+        self.slow.replace_rules(bridge.to_string(), rules).map(|_| ())
     }
 
     /// Replaces each bridge's rules with those of `new` (which must have the same

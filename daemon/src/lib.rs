@@ -37,4 +37,6 @@ pub mod flowfmt;
 #[cfg(feature = "switch")]
 pub mod metrics;
 #[cfg(feature = "switch")]
+pub mod openflow;
+#[cfg(feature = "switch")]
 pub mod slow_path_thread;

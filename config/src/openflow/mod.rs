@@ -105,6 +105,7 @@
 //! pop_queue and clone; table-features properties are kept as raw bytes.
 
 mod action;
+pub mod convert;
 mod error;
 mod field;
 mod flow;

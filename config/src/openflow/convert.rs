@@ -1,0 +1,558 @@
+//! Conversion between the OpenFlow wire model ([`Match`](super::Match) field lists,
+//! [`Instruction`]s) and ferrovs's rule model ([`Rule`], [`rules::Match`], [`Action`]).
+//!
+//! # Direction wire -> rule (flow-mods)
+//!
+//! Every wire field lands in the rule model's slot that holds it (see
+//! [`MatchSlot`]): `ip_src` and `arp_spa` both in `nw_src`, `tcp_src`/`udp_src`/
+//! `icmp_type` in `tp_src`, `nw_tos`/`ip_dscp`/`ip_ecn` merged into the `nw_tos` byte under
+//! a mask, OXM `vlan_vid`/`vlan_pcp` folded into one masked `vlan_tci` as `ovs-ofctl`
+//! does. Fields the model lacks (registers, metadata, IPv6 labels, ND, MPLS, tunnels...)
+//! are refused with `OFPBMC_BAD_FIELD`; actions it lacks with `OFPBAC_BAD_TYPE` (or
+//! `OFPBAC_BAD_OUT_PORT` for the controller and other reserved ports, `OFPBAC_BAD_SET_TYPE`
+//! for set-field of such a field); instructions other than apply-actions and goto-table
+//! with `OFPBIC_UNSUP_INST`.
+//!
+//! OpenFlow 1.3 has no "modify VLAN, pushing a tag if needed": `ovs-ofctl` writes
+//! `mod_vlan_vid:V` as `push_vlan:0x8100,set_field:V->vlan_vid`. A `push_vlan:0x8100`
+//! followed by set-fields of `vlan_vid`/`vlan_pcp` therefore becomes the model's
+//! [`Action::ModVlanVid`]/[`Action::ModVlanPcp`] — the same on untagged packets, the
+//! case this encoding exists for; on a packet that already has a tag the model rewrites
+//! that tag where OpenFlow would push a second one (the model has no double tagging).
+//!
+//! The converted rule is then checked by the rule model's own parser: it is printed and
+//! parsed back ([`rule_from_wire`]), so prerequisites (`tcp_dst` needs `tcp`), action
+//! consistency (`set_field` of a VLAN field needs a tag) and `goto_table` order are
+//! checked in one place, with `OFPBMC_BAD_PREREQ` for the match and
+//! `OFPBAC_BAD_ARGUMENT` for the actions.
+//!
+//! # Direction rule -> wire (flow statistics)
+//!
+//! [`match_to_wire`] and [`actions_to_wire`] encode a rule so that `ovs-ofctl dump-flows`
+//! prints what `ovs-ofctl` would print for the same rule loaded into Open vSwitch:
+//! `ovs-ofctl` prints from the decoded flow, not from the wire form, so any encoding of
+//! the same match prints the same; actions are written the way OVS writes them for the
+//! version (1.0 `mod_*` actions, 1.3 set-field, `push_vlan` before a VLAN set-field when
+//! the match does not require a tag). What a form cannot express is an `Err` naming it;
+//! the caller leaves that rule out of the reply and logs it.
+
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+use super::{
+    Action as WireAction, Field, Instruction, Match as WireMatch, MatchField, OFPP_IN_PORT, OfpError, Version,
+};
+use crate::field::MatchSlot;
+use crate::rules::{self, Action, Masked, Resubmit, Rule, SetField};
+
+/// `OFPP_NORMAL`.
+pub const OFPP_NORMAL: u32 = 0xffff_fffa;
+/// `OFPP_FLOOD`.
+pub const OFPP_FLOOD: u32 = 0xffff_fffb;
+/// `OFPP_ALL`.
+pub const OFPP_ALL: u32 = 0xffff_fffc;
+/// `OFPP_MAX`: the first reserved port number.
+pub const OFPP_MAX: u32 = 0xffff_ff00;
+/// `OFPTT_ALL`: every table (delete, modify, statistics).
+pub const OFPTT_ALL: u8 = 0xff;
+
+const VLAN_CFI: u16 = 0x1000;
+const ETH_ARP: u16 = 0x0806;
+const ETH_IPV4: u16 = 0x0800;
+const ETH_IPV6: u16 = 0x86dd;
+
+/// The wire form a match is written in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MatchForm {
+    /// OpenFlow 1.0's fixed `ofp_match` (standard `OFPST_FLOW` replies in 1.0).
+    Of10,
+    /// Nicira NXM (`NXST_FLOW`) or OpenFlow 1.3 OXM: TLVs, any field.
+    Tlv,
+}
+
+fn set(m: &mut rules::Match, slot: MatchSlot, value: u128, mask: u128) -> Result<(), OfpError> {
+    if mask == 0 {
+        return Ok(());
+    }
+    if m.slot(slot).is_some() {
+        return Err(OfpError::DupField);
+    }
+    m.set_slot(slot, Some(Masked { value: value & mask, mask }));
+    Ok(())
+}
+
+/// A wire match as the rule model's match. Prerequisites are not checked here (see
+/// [`rule_from_wire`]).
+pub fn match_from_wire(wire: &WireMatch) -> Result<rules::Match, OfpError> {
+    use Field::*;
+    let mut m = rules::Match::default();
+    let (mut vid, mut pcp, mut tos) = (None, None, Masked { value: 0u8, mask: 0u8 });
+    for f in &wire.fields {
+        let mask = |slot: MatchSlot| f.mask.unwrap_or(slot.all_ones());
+        let put = |m: &mut rules::Match, slot: MatchSlot| set(m, slot, f.value, mask(slot));
+        match f.field {
+            InPort => put(&mut m, MatchSlot::InPort)?,
+            EthSrc => put(&mut m, MatchSlot::DlSrc)?,
+            EthDst => put(&mut m, MatchSlot::DlDst)?,
+            EthType => put(&mut m, MatchSlot::DlType)?,
+            VlanTci => put(&mut m, MatchSlot::VlanTci)?,
+            VlanVid => vid = Some((f.value as u16, f.mask.map_or(0x1fff, |x| x as u16))),
+            VlanPcp => pcp = Some(f.value as u16),
+            IpProto => put(&mut m, MatchSlot::NwProto)?,
+            ArpOp if f.value > 255 => return Err(OfpError::BadValue),
+            ArpOp => put(&mut m, MatchSlot::NwProto)?,
+            Ipv4Src | ArpSpa => put(&mut m, MatchSlot::NwSrc)?,
+            Ipv4Dst | ArpTpa => put(&mut m, MatchSlot::NwDst)?,
+            Ipv6Src => put(&mut m, MatchSlot::Ipv6Src)?,
+            Ipv6Dst => put(&mut m, MatchSlot::Ipv6Dst)?,
+            NwTos | IpDscp | IpEcn => {
+                let (value, bits) = match f.field {
+                    NwTos => (f.value as u8 & 0xfc, 0xfc),
+                    IpDscp => ((f.value as u8) << 2, 0xfc),
+                    _ => (f.value as u8 & 3, 3),
+                };
+                if tos.mask & bits != 0 {
+                    return Err(OfpError::DupField);
+                }
+                tos = Masked { value: tos.value | value, mask: tos.mask | bits };
+            }
+            NwTtl => put(&mut m, MatchSlot::NwTtl)?,
+            IpFrag => put(&mut m, MatchSlot::NwFrag)?,
+            TcpSrc | UdpSrc | SctpSrc | Icmpv4Type | Icmpv6Type => put(&mut m, MatchSlot::TpSrc)?,
+            TcpDst | UdpDst | SctpDst | Icmpv4Code | Icmpv6Code => put(&mut m, MatchSlot::TpDst)?,
+            TcpFlags => put(&mut m, MatchSlot::TcpFlags)?,
+            ArpSha => put(&mut m, MatchSlot::ArpSha)?,
+            ArpTha => put(&mut m, MatchSlot::ArpTha)?,
+            _ => return Err(OfpError::BadField),
+        }
+    }
+    if tos.mask != 0 {
+        m.nw_tos = Some(tos);
+    }
+    if vid.is_some() || pcp.is_some() {
+        if m.vlan_tci.is_some() {
+            return Err(OfpError::DupField);
+        }
+        let mut tci = Masked { value: 0u16, mask: 0u16 };
+        match vid {
+            // OFPVID_NONE: no tag at all.
+            Some((0, 0x1fff)) => tci = Masked { value: 0, mask: 0xffff },
+            Some((v, mask)) => tci = Masked { value: v & mask, mask },
+            None => {}
+        }
+        if let Some(p) = pcp {
+            if tci.mask == 0xffff && tci.value == 0 {
+                return Err(OfpError::BadPrereq);
+            }
+            tci.value |= (p << 13) | VLAN_CFI;
+            tci.mask |= 0xe000 | VLAN_CFI;
+        }
+        if tci.mask != 0 {
+            m.vlan_tci = Some(tci);
+        }
+    }
+    Ok(m)
+}
+
+fn mac_bits(a: [u8; 6]) -> u128 {
+    a.iter().fold(0u128, |acc, &b| (acc << 8) | u128::from(b))
+}
+
+fn bits_mac(v: u128) -> [u8; 6] {
+    let b = v.to_be_bytes();
+    [b[10], b[11], b[12], b[13], b[14], b[15]]
+}
+
+/// The rule model's match as wire fields in `form`, ordered so that every field comes
+/// after its prerequisites (OVS checks them field by field while decoding).
+pub fn match_to_wire(m: &rules::Match, form: MatchForm) -> Result<WireMatch, &'static str> {
+    let mut fields = Vec::new();
+    fn push(fields: &mut Vec<MatchField>, field: Field, slot: MatchSlot, v: Masked<u128>) {
+        let mask = (v.mask != slot.all_ones()).then_some(v.mask);
+        fields.push(MatchField { field, value: v.value, mask });
+    }
+    let arp = m.dl_type == Some(ETH_ARP);
+    let get = |slot| m.slot(slot);
+    if let Some(v) = get(MatchSlot::InPort) {
+        push(&mut fields, Field::InPort, MatchSlot::InPort, v);
+    }
+    if let Some(v) = get(MatchSlot::DlSrc) {
+        push(&mut fields, Field::EthSrc, MatchSlot::DlSrc, v);
+    }
+    if let Some(v) = get(MatchSlot::DlDst) {
+        push(&mut fields, Field::EthDst, MatchSlot::DlDst, v);
+    }
+    if let Some(v) = get(MatchSlot::DlType) {
+        push(&mut fields, Field::EthType, MatchSlot::DlType, v);
+    }
+    if let Some(t) = m.vlan_tci {
+        match form {
+            MatchForm::Tlv => {
+                push(&mut fields, Field::VlanTci, MatchSlot::VlanTci, get(MatchSlot::VlanTci).expect("set"))
+            }
+            MatchForm::Of10 => {
+                let present = t.value & VLAN_CFI != 0;
+                let vid = |f: &mut Vec<MatchField>| {
+                    f.push(MatchField::exact(Field::VlanVid, u128::from(VLAN_CFI | (t.value & 0xfff))))
+                };
+                let pcp =
+                    |f: &mut Vec<MatchField>| f.push(MatchField::exact(Field::VlanPcp, u128::from(t.value >> 13)));
+                match t.mask {
+                    0xffff if !present && t.value == 0 => fields.push(MatchField::exact(Field::VlanVid, 0)),
+                    0x1fff if present => vid(&mut fields),
+                    0xf000 if present => pcp(&mut fields),
+                    0xffff if present => {
+                        vid(&mut fields);
+                        pcp(&mut fields);
+                    }
+                    _ => return Err("a vlan_tci mask OpenFlow 1.0 cannot express"),
+                }
+            }
+        }
+    }
+    if let Some(v) = get(MatchSlot::NwProto) {
+        push(&mut fields, if arp { Field::ArpOp } else { Field::IpProto }, MatchSlot::NwProto, v);
+    }
+    if let Some(v) = get(MatchSlot::NwSrc) {
+        push(&mut fields, if arp { Field::ArpSpa } else { Field::Ipv4Src }, MatchSlot::NwSrc, v);
+    }
+    if let Some(v) = get(MatchSlot::NwDst) {
+        push(&mut fields, if arp { Field::ArpTpa } else { Field::Ipv4Dst }, MatchSlot::NwDst, v);
+    }
+    if let Some(v) = get(MatchSlot::Ipv6Src) {
+        push(&mut fields, Field::Ipv6Src, MatchSlot::Ipv6Src, v);
+    }
+    if let Some(v) = get(MatchSlot::Ipv6Dst) {
+        push(&mut fields, Field::Ipv6Dst, MatchSlot::Ipv6Dst, v);
+    }
+    if let Some(t) = m.nw_tos {
+        match t.mask & 0xfc {
+            0 => {}
+            0xfc => fields.push(MatchField::exact(Field::NwTos, u128::from(t.value & 0xfc))),
+            _ => return Err("a partial DSCP mask"),
+        }
+        match t.mask & 3 {
+            0 => {}
+            3 if form == MatchForm::Tlv => fields.push(MatchField::exact(Field::IpEcn, u128::from(t.value & 3))),
+            _ => return Err("this ECN match"),
+        }
+    }
+    if let Some(v) = get(MatchSlot::NwTtl) {
+        push(&mut fields, Field::NwTtl, MatchSlot::NwTtl, v);
+    }
+    if let Some(v) = get(MatchSlot::NwFrag) {
+        push(&mut fields, Field::IpFrag, MatchSlot::NwFrag, v);
+    }
+    let ports = match (m.dl_type, m.nw_proto) {
+        (Some(ETH_IPV4 | ETH_IPV6), Some(6)) => Some((Field::TcpSrc, Field::TcpDst, false)),
+        (Some(ETH_IPV4 | ETH_IPV6), Some(17)) => Some((Field::UdpSrc, Field::UdpDst, false)),
+        (Some(ETH_IPV4 | ETH_IPV6), Some(132)) => Some((Field::SctpSrc, Field::SctpDst, false)),
+        (Some(ETH_IPV4), Some(1)) => Some((Field::Icmpv4Type, Field::Icmpv4Code, true)),
+        (Some(ETH_IPV6), Some(58)) => Some((Field::Icmpv6Type, Field::Icmpv6Code, true)),
+        _ => None,
+    };
+    if let Some((src, dst, icmp)) = ports {
+        for (slot, field) in [(MatchSlot::TpSrc, src), (MatchSlot::TpDst, dst)] {
+            if let Some(v) = get(slot) {
+                if icmp {
+                    fields.push(MatchField::exact(field, v.value & 0xff));
+                } else {
+                    push(&mut fields, field, slot, v);
+                }
+            }
+        }
+    }
+    if let Some(v) = get(MatchSlot::TcpFlags) {
+        push(&mut fields, Field::TcpFlags, MatchSlot::TcpFlags, v);
+    }
+    if let Some(v) = get(MatchSlot::ArpSha) {
+        push(&mut fields, Field::ArpSha, MatchSlot::ArpSha, v);
+    }
+    if let Some(v) = get(MatchSlot::ArpTha) {
+        push(&mut fields, Field::ArpTha, MatchSlot::ArpTha, v);
+    }
+    Ok(WireMatch { fields })
+}
+
+fn output(port: u32) -> Result<Action, OfpError> {
+    Ok(match port {
+        OFPP_IN_PORT => Action::InPort,
+        OFPP_FLOOD => Action::Flood,
+        OFPP_ALL => Action::All,
+        OFPP_NORMAL => Action::Normal,
+        p if p >= OFPP_MAX || p == 0 => return Err(OfpError::BadActionOutPort),
+        p => Action::Output(p),
+    })
+}
+
+/// A set-field (1.3 `set_field`, Nicira `load` of a whole field) in the rule model.
+fn set_field(field: Field, value: u128) -> Result<Action, OfpError> {
+    use Field::*;
+    let s = match field {
+        EthSrc => SetField::DlSrc(bits_mac(value)),
+        EthDst => SetField::DlDst(bits_mac(value)),
+        VlanVid => SetField::VlanVid(value as u16 & 0xfff),
+        VlanPcp => SetField::VlanPcp(value as u8),
+        Ipv4Src => SetField::NwSrc(Ipv4Addr::from(value as u32)),
+        Ipv4Dst => SetField::NwDst(Ipv4Addr::from(value as u32)),
+        Ipv6Src => SetField::Ipv6Src(Ipv6Addr::from(value)),
+        Ipv6Dst => SetField::Ipv6Dst(Ipv6Addr::from(value)),
+        IpDscp => SetField::IpDscp(value as u8),
+        NwTos => SetField::IpDscp(value as u8 >> 2),
+        IpEcn => SetField::NwEcn(value as u8),
+        NwTtl => SetField::NwTtl(value as u8),
+        TcpSrc | UdpSrc | SctpSrc => SetField::TpSrc(value as u16),
+        TcpDst | UdpDst | SctpDst => SetField::TpDst(value as u16),
+        _ => return Err(OfpError::BadSetType),
+    };
+    Ok(Action::Set(s))
+}
+
+/// One wire action list in the rule model; `pushed` says a `push_vlan:0x8100` came
+/// before (see the module doc).
+fn actions_from_wire(list: &[WireAction], out: &mut Vec<Action>) -> Result<(), OfpError> {
+    let mut pushed = false;
+    for (i, a) in list.iter().enumerate() {
+        let next_sets_vlan =
+            || matches!(list.get(i + 1), Some(WireAction::SetField { field: Field::VlanVid | Field::VlanPcp, .. }));
+        let action = match *a {
+            WireAction::Output { port, .. } => output(port)?,
+            WireAction::SetVlanVid(v) => Action::ModVlanVid(v),
+            WireAction::SetVlanPcp(p) => Action::ModVlanPcp(p),
+            WireAction::PopVlan => {
+                pushed = false;
+                Action::StripVlan
+            }
+            WireAction::SetDlSrc(mac) => Action::Set(SetField::DlSrc(mac)),
+            WireAction::SetDlDst(mac) => Action::Set(SetField::DlDst(mac)),
+            WireAction::SetNwSrc(ip) => Action::Set(SetField::NwSrc(Ipv4Addr::from(ip))),
+            WireAction::SetNwDst(ip) => Action::Set(SetField::NwDst(Ipv4Addr::from(ip))),
+            WireAction::SetNwTos(tos) => Action::Set(SetField::IpDscp(tos >> 2)),
+            WireAction::SetTpSrc(p) => Action::Set(SetField::TpSrc(p)),
+            WireAction::SetTpDst(p) => Action::Set(SetField::TpDst(p)),
+            WireAction::PushVlan(0x8100) if next_sets_vlan() => {
+                pushed = true;
+                continue;
+            }
+            WireAction::PushVlan(tpid) => Action::PushVlan(tpid),
+            WireAction::SetNwTtl(t) => Action::Set(SetField::NwTtl(t)),
+            WireAction::DecNwTtl | WireAction::NxDecTtl => Action::DecTtl,
+            WireAction::SetField { field: Field::VlanVid, value } if pushed => Action::ModVlanVid(value as u16 & 0xfff),
+            WireAction::SetField { field: Field::VlanPcp, value } if pushed => Action::ModVlanPcp(value as u8),
+            WireAction::SetField { field, value } => set_field(field, value)?,
+            WireAction::RegLoad2(MatchField { field, value, mask: None }) => set_field(field, value)?,
+            WireAction::RegLoad { dst, value } if dst.ofs == 0 && usize::from(dst.n_bits) == dst.field.width() * 8 => {
+                set_field(dst.field, u128::from(value))?
+            }
+            WireAction::Resubmit { in_port, table } => {
+                let in_port = (in_port != OFPP_IN_PORT).then_some(in_port);
+                let table = table.filter(|&t| t != OFPTT_ALL);
+                if in_port.is_none() && table.is_none() {
+                    return Err(OfpError::BadActionArgument);
+                }
+                Action::Resubmit(Resubmit { in_port, table })
+            }
+            WireAction::Enqueue { .. }
+            | WireAction::CopyTtlOut
+            | WireAction::CopyTtlIn
+            | WireAction::SetQueue(_)
+            | WireAction::Group(_)
+            | WireAction::PopQueue
+            | WireAction::Note(_)
+            | WireAction::RegLoad { .. }
+            | WireAction::RegLoad2(_)
+            | WireAction::RegMove { .. }
+            | WireAction::OutputReg { .. }
+            | WireAction::Clone(_) => return Err(OfpError::BadActionType),
+        };
+        out.push(action);
+    }
+    Ok(())
+}
+
+/// Instructions (1.3) or a 1.0 action list (one apply-actions) as the model's actions.
+pub fn instructions_from_wire(list: &[Instruction]) -> Result<Vec<Action>, OfpError> {
+    let mut out = Vec::new();
+    let mut goto = None;
+    for i in list {
+        match i {
+            Instruction::ApplyActions(a) => actions_from_wire(a, &mut out)?,
+            Instruction::GotoTable(t) => goto = Some(*t),
+            Instruction::WriteMetadata { .. }
+            | Instruction::WriteActions(_)
+            | Instruction::ClearActions
+            | Instruction::Meter(_) => return Err(OfpError::UnsupportedInstruction),
+        }
+    }
+    out.extend(goto.map(Action::GotoTable));
+    Ok(out)
+}
+
+/// What a flow-mod says about one rule, before the rule model's checks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WireRule<'a> {
+    pub table: u8,
+    pub priority: u16,
+    pub cookie: u64,
+    pub idle_timeout: u16,
+    pub hard_timeout: u16,
+    pub matches: &'a WireMatch,
+    pub instructions: &'a [Instruction],
+}
+
+/// A flow-mod's rule in the rule model, checked by the model's parser (see the module
+/// doc): the error is the `OFPT_ERROR` to answer with.
+pub fn rule_from_wire(w: &WireRule) -> Result<Rule, OfpError> {
+    let rule = Rule {
+        table: w.table,
+        priority: w.priority,
+        cookie: w.cookie,
+        idle_timeout: w.idle_timeout,
+        hard_timeout: w.hard_timeout,
+        matches: match_from_wire(w.matches)?,
+        actions: instructions_from_wire(w.instructions)?,
+    };
+    check(rule)
+}
+
+/// `rule` as the rule model's parser accepts it, or the error for the part it refuses.
+fn check(rule: Rule) -> Result<Rule, OfpError> {
+    let text = rule.to_string();
+    match crate::parse_flow(&text) {
+        Ok(parsed) => Ok(parsed),
+        Err(e) => {
+            let actions_at = text.find("actions=").map_or(usize::MAX, |i| text[..i].chars().count() + 1);
+            if (e.position.column as usize) < actions_at {
+                Err(OfpError::BadPrereq)
+            } else {
+                Err(OfpError::BadActionArgument)
+            }
+        }
+    }
+}
+
+/// A match as the rule model sees it, for the selection of delete/modify and
+/// statistics requests; checked like a rule's (prerequisites included).
+pub fn selection_from_wire(m: &WireMatch) -> Result<rules::Match, OfpError> {
+    let matches = match_from_wire(m)?;
+    let rule = Rule {
+        table: 0,
+        priority: Rule::DEFAULT_PRIORITY,
+        cookie: 0,
+        idle_timeout: 0,
+        hard_timeout: 0,
+        matches,
+        actions: Vec::new(),
+    };
+    check(rule).map(|r| r.matches)
+}
+
+fn vlan_tagged(m: &rules::Match) -> bool {
+    m.vlan_tci.is_some_and(|t| t.mask & t.value & VLAN_CFI != 0)
+}
+
+fn set_field_to_wire(s: SetField, m: &rules::Match, v: Version) -> Result<WireAction, &'static str> {
+    use SetField::*;
+    let tp = |src: bool| match m.nw_proto {
+        Some(6) => Ok(if src { Field::TcpSrc } else { Field::TcpDst }),
+        Some(17) => Ok(if src { Field::UdpSrc } else { Field::UdpDst }),
+        Some(132) => Ok(if src { Field::SctpSrc } else { Field::SctpDst }),
+        _ => Err("a transport port rewrite without a transport protocol"),
+    };
+    let field = |field: Field, value: u128| match v {
+        Version::Of13 => WireAction::SetField { field, value },
+        Version::Of10 => WireAction::RegLoad2(MatchField::exact(field, value)),
+    };
+    Ok(match (s, v) {
+        (DlSrc(a), Version::Of10) => WireAction::SetDlSrc(a),
+        (DlDst(a), Version::Of10) => WireAction::SetDlDst(a),
+        (NwSrc(a), Version::Of10) => WireAction::SetNwSrc(u32::from(a)),
+        (NwDst(a), Version::Of10) => WireAction::SetNwDst(u32::from(a)),
+        (IpDscp(d), Version::Of10) => WireAction::SetNwTos(d << 2),
+        (TpSrc(p), Version::Of10) => WireAction::SetTpSrc(p),
+        (TpDst(p), Version::Of10) => WireAction::SetTpDst(p),
+        (DlSrc(a), _) => field(Field::EthSrc, mac_bits(a)),
+        (DlDst(a), _) => field(Field::EthDst, mac_bits(a)),
+        (NwSrc(a), _) => field(Field::Ipv4Src, u128::from(u32::from(a))),
+        (NwDst(a), _) => field(Field::Ipv4Dst, u128::from(u32::from(a))),
+        (IpDscp(d), _) => field(Field::IpDscp, u128::from(d)),
+        (TpSrc(p), _) => field(tp(true)?, u128::from(p)),
+        (TpDst(p), _) => field(tp(false)?, u128::from(p)),
+        (VlanVid(x), _) => field(Field::VlanVid, u128::from(VLAN_CFI | x)),
+        (VlanPcp(x), _) => field(Field::VlanPcp, u128::from(x)),
+        (Ipv6Src(a), _) => field(Field::Ipv6Src, u128::from(a)),
+        (Ipv6Dst(a), _) => field(Field::Ipv6Dst, u128::from(a)),
+        (NwEcn(e), _) => field(Field::IpEcn, u128::from(e)),
+        (NwTtl(t), Version::Of13) => WireAction::SetNwTtl(t),
+        (NwTtl(t), Version::Of10) => field(Field::NwTtl, u128::from(t)),
+    })
+}
+
+/// A rule's actions as `v`'s instructions (1.0: at most one apply-actions).
+pub fn actions_to_wire(rule: &Rule, v: Version) -> Result<Vec<Instruction>, &'static str> {
+    let mut list = Vec::new();
+    let mut goto = None;
+    // Whether the packet surely has a tag at this point (for 1.3's push-before-set).
+    let mut tagged = vlan_tagged(&rule.matches);
+    let out = |port: u32| WireAction::Output { port, max_len: 0 };
+    for a in &rule.actions {
+        match *a {
+            Action::Output(p) => list.push(out(p)),
+            Action::InPort => list.push(out(OFPP_IN_PORT)),
+            Action::Flood => list.push(out(OFPP_FLOOD)),
+            Action::All => list.push(out(OFPP_ALL)),
+            Action::Normal => list.push(out(OFPP_NORMAL)),
+            Action::ModVlanVid(x) => match v {
+                Version::Of10 => list.push(WireAction::SetVlanVid(x)),
+                Version::Of13 => {
+                    if !tagged {
+                        list.push(WireAction::PushVlan(0x8100));
+                        tagged = true;
+                    }
+                    list.push(WireAction::SetField { field: Field::VlanVid, value: u128::from(VLAN_CFI | x) });
+                }
+            },
+            Action::ModVlanPcp(x) => match v {
+                Version::Of10 => list.push(WireAction::SetVlanPcp(x)),
+                Version::Of13 => {
+                    if !tagged {
+                        list.push(WireAction::PushVlan(0x8100));
+                        tagged = true;
+                    }
+                    list.push(WireAction::SetField { field: Field::VlanPcp, value: u128::from(x) });
+                }
+            },
+            Action::StripVlan => {
+                tagged = false;
+                list.push(WireAction::PopVlan);
+            }
+            Action::PushVlan(tpid) => {
+                if v == Version::Of10 {
+                    return Err("push_vlan in OpenFlow 1.0");
+                }
+                tagged = true;
+                list.push(WireAction::PushVlan(tpid));
+            }
+            Action::Set(s) => list.push(set_field_to_wire(s, &rule.matches, v)?),
+            Action::DecTtl => list.push(if v == Version::Of10 { WireAction::NxDecTtl } else { WireAction::DecNwTtl }),
+            Action::Resubmit(Resubmit { in_port, table }) => list.push(WireAction::Resubmit {
+                in_port: in_port.unwrap_or(OFPP_IN_PORT),
+                table: if in_port.is_some() && table.is_none() { None } else { Some(table.unwrap_or(OFPTT_ALL)) },
+            }),
+            Action::GotoTable(t) => {
+                if v == Version::Of10 {
+                    return Err("goto_table in OpenFlow 1.0");
+                }
+                goto = Some(t);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    if !list.is_empty() {
+        out.push(Instruction::ApplyActions(list));
+    }
+    out.extend(goto.map(Instruction::GotoTable));
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,132 @@
+//! Rules survive the trip through the wire in every form that can express them, and
+//! what the rule model cannot hold is refused with the error OVS would send.
+
+use super::*;
+use crate::openflow::{Body, FlowMod, FlowModCommand, Message, NO_BUFFER, OFPG_ANY, OFPP_ANY, decode, encode};
+use crate::parse_flow;
+
+/// Rules in `ovs-ofctl` syntax and whether OpenFlow 1.0's fixed match expresses them.
+const RULES: &[(&str, bool)] = &[
+    ("priority=10,in_port=1,actions=output:2", true),
+    (
+        "table=3,priority=200,cookie=0x1234,idle_timeout=30,hard_timeout=60,tcp,nw_dst=198.18.0.0/15,tp_dst=443,actions=mod_vlan_vid:20,output:3",
+        true,
+    ),
+    ("dl_src=02:00:00:00:00:01,dl_dst=01:00:00:00:00:00/01:00:00:00:00:00,actions=FLOOD", false),
+    ("dl_vlan=5,actions=strip_vlan,NORMAL", true),
+    ("dl_vlan=5,dl_vlan_pcp=3,actions=set_field:4102->vlan_vid,IN_PORT", true),
+    ("vlan_tci=0x0000,actions=mod_vlan_pcp:4,ALL", true),
+    ("arp,arp_op=1,arp_spa=10.0.0.1,arp_tpa=10.0.0.0/24,actions=NORMAL", true),
+    ("arp,arp_sha=02:00:00:00:00:09,actions=NORMAL", false),
+    ("udp,nw_src=10.1.2.3,tp_src=53,actions=mod_nw_src:10.9.9.9,mod_tp_dst:5353,output:1", true),
+    ("icmp,icmp_type=8,icmp_code=0,actions=mod_dl_src:02:00:00:00:00:07,mod_dl_dst:02:00:00:00:00:08,output:2", true),
+    ("ip,nw_tos=184,actions=mod_nw_tos:32,dec_ttl,output:2", true),
+    ("ip,nw_ttl=64,nw_frag=no,actions=mod_nw_ttl:9,output:2", false),
+    ("ipv6,ipv6_src=2001:db8::/32,actions=set_field:2001:db8::1->ipv6_dst,output:2", false),
+    ("tcp,tcp_flags=+syn-ack,tp_dst=0x50/0xfff0,actions=resubmit(,2)", false),
+    ("in_port=2,actions=resubmit:1,resubmit(3,4)", true),
+    ("priority=0,actions=drop", true),
+];
+
+fn roundtrip(text: &str, form: MatchForm, v: Version, nicira: bool) -> Rule {
+    let rule = parse_flow(text).unwrap_or_else(|e| panic!("{text}: {e:?}"));
+    let fm = FlowMod {
+        cookie: rule.cookie,
+        cookie_mask: 0,
+        table_id: rule.table,
+        command: FlowModCommand::Add,
+        idle_timeout: rule.idle_timeout,
+        hard_timeout: rule.hard_timeout,
+        priority: rule.priority,
+        buffer_id: NO_BUFFER,
+        out_port: OFPP_ANY,
+        out_group: OFPG_ANY,
+        flags: 0,
+        matches: match_to_wire(&rule.matches, form).unwrap_or_else(|e| panic!("{text}: {e}")),
+        instructions: actions_to_wire(&rule, v).unwrap_or_else(|e| panic!("{text}: {e}")),
+    };
+    let body = if nicira { Body::NxFlowMod(fm) } else { Body::FlowMod(fm) };
+    let bytes = encode(&Message { version: v, xid: 1, body }).unwrap_or_else(|e| panic!("{text}: {e}"));
+    let (back, _) = decode(&bytes).unwrap_or_else(|e| panic!("{text}: {e}"));
+    let (Body::FlowMod(fm) | Body::NxFlowMod(fm)) = back.body else { panic!("{text}: not a flow-mod") };
+    let w = WireRule {
+        table: fm.table_id,
+        priority: fm.priority,
+        cookie: fm.cookie,
+        idle_timeout: fm.idle_timeout,
+        hard_timeout: fm.hard_timeout,
+        matches: &fm.matches,
+        instructions: &fm.instructions,
+    };
+    let got = rule_from_wire(&w).unwrap_or_else(|e| panic!("{text}: {e:?}"));
+    assert_eq!(got, rule, "{text} via {form:?} {v}");
+    got
+}
+
+#[test]
+fn rules_survive_every_form_that_expresses_them() {
+    for &(text, of10) in RULES {
+        roundtrip(text, MatchForm::Tlv, Version::Of13, false);
+        roundtrip(text, MatchForm::Tlv, Version::Of10, true);
+        if of10 {
+            roundtrip(text, MatchForm::Of10, Version::Of10, false);
+        }
+    }
+}
+
+#[test]
+fn of13_mod_vlan_vid_is_push_then_set_field() {
+    let rule = parse_flow("ip,actions=mod_vlan_vid:20,output:3").unwrap();
+    let ins = actions_to_wire(&rule, Version::Of13).unwrap();
+    assert_eq!(
+        ins,
+        vec![Instruction::ApplyActions(vec![
+            WireAction::PushVlan(0x8100),
+            WireAction::SetField { field: Field::VlanVid, value: 0x1000 | 20 },
+            WireAction::Output { port: 3, max_len: 0 },
+        ])]
+    );
+    // With a tag in the match there is nothing to push.
+    let rule = parse_flow("dl_vlan=7,actions=mod_vlan_vid:20").unwrap();
+    let ins = actions_to_wire(&rule, Version::Of13).unwrap();
+    assert_eq!(ins, vec![Instruction::ApplyActions(vec![WireAction::SetField { field: Field::VlanVid, value: 4116 }])]);
+}
+
+fn wire_rule<'a>(m: &'a WireMatch, ins: &'a [Instruction]) -> WireRule<'a> {
+    WireRule { table: 0, priority: 1, cookie: 0, idle_timeout: 0, hard_timeout: 0, matches: m, instructions: ins }
+}
+
+#[test]
+fn what_the_model_lacks_is_refused_with_the_right_error() {
+    let out = |port| vec![Instruction::ApplyActions(vec![WireAction::Output { port, max_len: 0 }])];
+    let m = |fields: Vec<MatchField>| WireMatch { fields };
+    let reg = m(vec![MatchField::exact(Field::Reg(0), 1)]);
+    assert_eq!(rule_from_wire(&wire_rule(&reg, &out(1))), Err(OfpError::BadField));
+    let empty = m(vec![]);
+    assert_eq!(rule_from_wire(&wire_rule(&empty, &out(0xffff_fffd))), Err(OfpError::BadActionOutPort));
+    let no_proto = m(vec![MatchField::exact(Field::EthType, 0x0800), MatchField::exact(Field::TcpDst, 80)]);
+    assert_eq!(rule_from_wire(&wire_rule(&no_proto, &out(1))), Err(OfpError::BadPrereq));
+    let set_vid = vec![Instruction::ApplyActions(vec![WireAction::SetField { field: Field::VlanVid, value: 4100 }])];
+    assert_eq!(rule_from_wire(&wire_rule(&empty, &set_vid)), Err(OfpError::BadActionArgument));
+    let meter = vec![Instruction::Meter(1)];
+    assert_eq!(rule_from_wire(&wire_rule(&empty, &meter)), Err(OfpError::UnsupportedInstruction));
+    let group = vec![Instruction::ApplyActions(vec![WireAction::Group(1)])];
+    assert_eq!(rule_from_wire(&wire_rule(&empty, &group)), Err(OfpError::BadActionType));
+    let set_mpls = vec![Instruction::ApplyActions(vec![WireAction::SetField { field: Field::MplsLabel, value: 1 }])];
+    assert_eq!(rule_from_wire(&wire_rule(&empty, &set_mpls)), Err(OfpError::BadSetType));
+    let back_goto = vec![Instruction::GotoTable(0)];
+    assert_eq!(rule_from_wire(&wire_rule(&empty, &back_goto)), Err(OfpError::BadActionArgument));
+}
+
+#[test]
+fn oxm_vlan_fields_fold_into_the_tci() {
+    let m = |fields: Vec<MatchField>| match_from_wire(&WireMatch { fields }).unwrap();
+    let tci = |value, mask| Some(Masked { value, mask });
+    assert_eq!(m(vec![MatchField::exact(Field::VlanVid, 0)]).vlan_tci, tci(0, 0xffff));
+    assert_eq!(m(vec![MatchField::exact(Field::VlanVid, 0x1005)]).vlan_tci, tci(0x1005, 0x1fff));
+    assert_eq!(m(vec![MatchField::masked(Field::VlanVid, 0x1000, 0x1000)]).vlan_tci, tci(0x1000, 0x1000));
+    assert_eq!(
+        m(vec![MatchField::exact(Field::VlanVid, 0x1005), MatchField::exact(Field::VlanPcp, 3)]).vlan_tci,
+        tci(0x7005, 0xffff)
+    );
+}

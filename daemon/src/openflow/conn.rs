@@ -1,0 +1,483 @@
+//! One OpenFlow connection: hello and version negotiation, framing, the connection's
+//! state (see `ferrovs_config::openflow`'s "connection state"), and one handler per
+//! message kind. Messages are handled one at a time, in order; rule changes and
+//! statistics go to the main thread ([`OfCall`]) and are waited for.
+
+use std::io::{ErrorKind, Read, Write};
+use std::os::unix::net::UnixStream;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use crossbeam_channel::{Sender, bounded};
+use ferrovs_config::Masked;
+use ferrovs_config::openflow::convert::{OFPTT_ALL, WireRule, rule_from_wire, selection_from_wire};
+use ferrovs_config::openflow::{
+    Body, DecodeError, ErrorMsg, FlowFormat, FlowMod, FlowModCommand, FlowStatsRequest, Hello, Message, MpReply,
+    MpRequest, MultipartReply, OFPP_ANY, OfpError, PortMod, SwitchConfig, Version, decode, encode, negotiate,
+    next_message_len,
+};
+use ferrovs_flowcache::slow_path::match_covers;
+
+use super::flow_table::{ChangeKind, FlowChange, outputs_to};
+use super::replies::{self, N_TABLES};
+use super::{OfAnswer, OfCall, OfRequest, RuleStats, datapath_id};
+use crate::protocol::{ANSWER_TIMEOUT, PortInfo};
+
+/// Who is at the other end.
+pub struct Peer<'a> {
+    pub bridge: &'a str,
+    pub uid: Option<u32>,
+    /// Root or the daemon's user: may change rules.
+    pub may_change: bool,
+}
+
+/// The largest message a peer may send (the header's length field is 16 bits).
+const MAX_MESSAGE: usize = 65535;
+/// How often a blocked read wakes up to check whether the server is stopping.
+const POLL: Duration = Duration::from_millis(200);
+/// `OFPET_FLOW_MOD_FAILED` / `OFPFMFC_EPERM` per version.
+const FLOW_MOD_EPERM: [(u16, u16); 2] = [(3, 2), (5, 4)];
+/// `OFPET_FLOW_MOD_FAILED` with the version's "unknown"/"unsupported" code: the
+/// datapath refused a change the codec and rule model accepted.
+const FLOW_MOD_FAILED: [(u16, u16); 2] = [(3, 5), (5, 0)];
+/// A port-mod that changes the (unsupported) administrative state: `OFPPMFC_BAD_CONFIG`
+/// in 1.3; 1.0 has no such code, so `OFPBRC_EPERM` there.
+const PORT_MOD_BAD_CONFIG: [(u16, u16); 2] = [(1, 5), (7, 2)];
+
+struct Conn<'a> {
+    peer: Peer<'a>,
+    to_main: &'a Sender<OfCall>,
+    version: Version,
+    dpid: u64,
+    flow_format: FlowFormat,
+    table_id_enabled: bool,
+    config: SwitchConfig,
+}
+
+fn pair(p: [(u16, u16); 2], v: Version) -> (u16, u16) {
+    if v == Version::Of10 { p[0] } else { p[1] }
+}
+
+/// Serves one connection until the peer closes it or the server stops.
+pub fn serve(stream: UnixStream, peer: Peer, to_main: &Sender<OfCall>, stop: &AtomicBool) -> std::io::Result<()> {
+    stream.set_read_timeout(Some(POLL))?;
+    stream.set_write_timeout(Some(ANSWER_TIMEOUT))?;
+    let ours = Hello::offering(&[Version::Of10, Version::Of13]);
+    let hello = Message { version: Version::Of13, xid: 0, body: Body::Hello(ours.clone()) };
+    (&stream).write_all(&encode(&hello).map_err(std::io::Error::other)?)?;
+    let mut conn = Conn {
+        dpid: datapath_id(peer.bridge),
+        peer,
+        to_main,
+        version: Version::Of10,
+        flow_format: FlowFormat::OpenFlow10,
+        table_id_enabled: false,
+        config: SwitchConfig { flags: 0, miss_send_len: 128 },
+    };
+    let mut buf: Vec<u8> = Vec::new();
+    let mut negotiated = false;
+    let mut received: Vec<Vec<u8>> = Vec::new();
+    let mut chunk = [0u8; 16384];
+    while !stop.load(Ordering::Relaxed) {
+        match (&stream).read(&mut chunk) {
+            Ok(0) => return Ok(()),
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted) => {
+                continue;
+            }
+            Err(e) => return Err(e),
+        }
+        loop {
+            let len = match next_message_len(&buf) {
+                Ok(Some(len)) if len <= buf.len() => len,
+                Ok(_) if buf.len() <= MAX_MESSAGE => break,
+                Ok(_) => return Ok(()),
+                Err(e) => {
+                    // No way to find the next message: answer what came before, then
+                    // this, and hang up.
+                    let mut replies = conn.handle_all(std::mem::take(&mut received));
+                    replies.push(decode_error_reply(conn.version, &e));
+                    write_raw(&stream, &replies)?;
+                    return Ok(());
+                }
+            };
+            let raw: Vec<u8> = buf.drain(..len).collect();
+            if !negotiated {
+                match decode(&raw) {
+                    Ok((Message { body: Body::Hello(theirs), .. }, _)) => match negotiate(&ours, &theirs) {
+                        Some(v) => {
+                            conn.version = v;
+                            negotiated = true;
+                            continue;
+                        }
+                        None => {
+                            let e = ErrorMsg { err_type: 0, code: 0, data: b"no common OpenFlow version".to_vec() };
+                            let reply = Message { version: Version::Of10, xid: 0, body: Body::Error(e) };
+                            write(&stream, &[reply])?;
+                            return Ok(());
+                        }
+                    },
+                    // OVS carries on with the version of a first message that is not a hello.
+                    Ok((m, _)) => {
+                        conn.version = m.version;
+                        negotiated = true;
+                    }
+                    Err(e) => {
+                        write_raw(&stream, &[decode_error_reply(e.version.unwrap_or(Version::Of10), &e)])?;
+                        return Ok(());
+                    }
+                }
+            }
+            received.push(raw);
+        }
+        let replies = conn.handle_all(std::mem::take(&mut received));
+        write_raw(&stream, &replies)?;
+    }
+    Ok(())
+}
+
+fn write(stream: &UnixStream, msgs: &[Message]) -> std::io::Result<()> {
+    for m in msgs {
+        stream_write(stream, &encode(m).map_err(std::io::Error::other)?)?;
+    }
+    Ok(())
+}
+
+fn write_raw(stream: &UnixStream, msgs: &[Vec<u8>]) -> std::io::Result<()> {
+    msgs.iter().try_for_each(|m| stream_write(stream, m))
+}
+
+fn stream_write(mut stream: &UnixStream, bytes: &[u8]) -> std::io::Result<()> {
+    stream.write_all(bytes)
+}
+
+/// An error reply to the message `raw`.
+fn error_reply(v: Version, raw: &[u8], pair: (u16, u16)) -> Vec<u8> {
+    let xid = raw.get(4..8).map_or(0, |b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]));
+    error_message(v, xid, pair, &raw[..raw.len().min(ferrovs_config::openflow::ERROR_DATA_LEN)])
+}
+
+/// The reply for a message the codec could not decode.
+fn decode_error_reply(v: Version, e: &DecodeError) -> Vec<u8> {
+    error_message(v, e.xid, e.error.wire(v), &e.data)
+}
+
+/// `NXET_VENDOR` / `NXVC_VENDOR_ERROR`: how OpenFlow 1.0 carries OVS's own error codes.
+const NXET_VENDOR: u16 = 0xb0c2;
+
+/// An `OFPT_ERROR` with `(type, code)`. In OpenFlow 1.0 the codes OVS added (all at or
+/// above 0x100, e.g. `OFPBMC_BAD_FIELD` = (0,263)) travel as a Nicira vendor error:
+/// type `NXET_VENDOR`, code 0, then the vendor id, the inner type and code, and the
+/// data; `ovs-ofctl` cannot decode them otherwise.
+fn error_message(v: Version, xid: u32, (err_type, code): (u16, u16), data: &[u8]) -> Vec<u8> {
+    let (err_type, code, data) = if v == Version::Of10 && code >= 0x100 {
+        let mut d = ferrovs_config::openflow::NX_VENDOR_ID.to_be_bytes().to_vec();
+        d.extend_from_slice(&err_type.to_be_bytes());
+        d.extend_from_slice(&code.to_be_bytes());
+        d.extend_from_slice(data);
+        (NXET_VENDOR, 0, d)
+    } else {
+        (err_type, code, data.to_vec())
+    };
+    let m = Message { version: v, xid, body: Body::Error(ErrorMsg { err_type, code, data }) };
+    encode(&m).expect("an error message always encodes")
+}
+
+impl Conn<'_> {
+    /// The replies to one received message (raw bytes, already framed).
+    fn handle(&mut self, raw: &[u8]) -> Vec<Vec<u8>> {
+        let v = self.version;
+        let msg = match decode(raw) {
+            Ok((m, _)) => m,
+            Err(e) => return vec![decode_error_reply(v, &e)],
+        };
+        if msg.version != v && !matches!(msg.body, Body::Hello(_)) {
+            return vec![error_reply(v, raw, OfpError::BadVersion.wire(v))];
+        }
+        let xid = msg.xid;
+        let reply = |body| vec![encode(&Message { version: v, xid, body }).expect("replies encode")];
+        let err = |e: OfpError| vec![error_reply(v, raw, e.wire(v))];
+        match msg.body {
+            Body::Hello(_) | Body::EchoReply(_) | Body::Error(_) | Body::BarrierReply => Vec::new(),
+            Body::EchoRequest(d) => reply(Body::EchoReply(d)),
+            Body::BarrierRequest => reply(Body::BarrierReply),
+            Body::FeaturesRequest => match self.ports() {
+                Ok(ports) => reply(Body::FeaturesReply(replies::features(self.dpid, &ports, v))),
+                Err(e) => self.failed(raw, &e),
+            },
+            Body::GetConfigRequest => reply(Body::GetConfigReply(self.config)),
+            Body::SetConfig(c) => {
+                self.config = c;
+                Vec::new()
+            }
+            Body::NxSetFlowFormat(f) => {
+                self.flow_format = f;
+                Vec::new()
+            }
+            Body::NxFlowModTableId(on) => {
+                self.table_id_enabled = on;
+                Vec::new()
+            }
+            // Accepted and remembered by OVS; this switch sends no packet-ins at all.
+            Body::NxSetPacketInFormat(_) | Body::SetAsync(_) => Vec::new(),
+            Body::FlowMod(fm) => self.flow_mod(raw, fm, v == Version::Of13),
+            Body::NxFlowMod(fm) => self.flow_mod(raw, fm, false),
+            Body::PortMod(pm) => self.port_mod(raw, &pm),
+            Body::MultipartRequest(r) => self.stats(raw, xid, r.body),
+            Body::PacketOut(_) | Body::GroupMod(_) | Body::TableMod(_) | Body::RoleRequest(_) => err(OfpError::BadType),
+            Body::GetAsyncRequest => err(OfpError::BadType),
+            // Messages only a switch sends.
+            Body::FeaturesReply(_)
+            | Body::GetConfigReply(_)
+            | Body::PacketIn(_)
+            | Body::FlowRemoved(_)
+            | Body::PortStatus(_)
+            | Body::MultipartReply(_)
+            | Body::RoleReply(_)
+            | Body::GetAsyncReply(_) => err(OfpError::BadType),
+        }
+    }
+
+    fn ask(&self, request: OfRequest) -> Result<OfAnswer, String> {
+        let (tx, rx) = bounded(1);
+        let call = OfCall { bridge: self.peer.bridge.to_string(), request, peer_uid: self.peer.uid, reply: tx };
+        self.to_main.send(call).map_err(|_| "ferrovsd is shutting down".to_string())?;
+        rx.recv_timeout(ANSWER_TIMEOUT).map_err(|_| "ferrovsd did not answer".to_string())?
+    }
+
+    fn ports(&self) -> Result<Vec<PortInfo>, String> {
+        match self.ask(OfRequest::Ports)? {
+            OfAnswer::Ports(p) => Ok(p),
+            _ => Err("internal error: ports answered with another reply".into()),
+        }
+    }
+
+    fn flows(&self) -> Result<Vec<RuleStats>, String> {
+        match self.ask(OfRequest::Flows)? {
+            OfAnswer::Flows(f) => Ok(f),
+            _ => Err("internal error: flows answered with another reply".into()),
+        }
+    }
+
+    /// The switch could not do what a well-formed request asked.
+    fn failed(&self, raw: &[u8], why: &str) -> Vec<Vec<u8>> {
+        tracing::warn!("OpenFlow request on {} failed: {why}", self.peer.bridge);
+        vec![error_reply(self.version, raw, pair(FLOW_MOD_FAILED, self.version))]
+    }
+
+    fn flow_mod(&mut self, raw: &[u8], fm: FlowMod, of13: bool) -> Vec<Vec<u8>> {
+        match self.prepare_flow_mod(raw, &fm, of13) {
+            Ok(change) => match self.ask(OfRequest::FlowMod(Box::new(change))) {
+                Ok(_) => Vec::new(),
+                Err(e) => self.failed(raw, &e),
+            },
+            Err(reply) => reply,
+        }
+    }
+
+    /// A flow-mod as a rule change, or the error reply that refuses it.
+    fn prepare_flow_mod(&self, raw: &[u8], fm: &FlowMod, of13: bool) -> Result<FlowChange, Vec<Vec<u8>>> {
+        let v = self.version;
+        let err = |e: OfpError| Err(vec![error_reply(v, raw, e.wire(v))]);
+        if !self.peer.may_change {
+            return Err(vec![error_reply(v, raw, pair(FLOW_MOD_EPERM, v))]);
+        }
+        // 1.0 / Nicira flow-mods carry a table id only once NXT_FLOW_MOD_TABLE_ID enabled it.
+        let table = if of13 || self.table_id_enabled { fm.table_id } else { OFPTT_ALL };
+        let kind = match fm.command {
+            FlowModCommand::Add => ChangeKind::Add,
+            FlowModCommand::Modify => ChangeKind::Modify { strict: false },
+            FlowModCommand::ModifyStrict => ChangeKind::Modify { strict: true },
+            FlowModCommand::Delete => ChangeKind::Delete { strict: false },
+            FlowModCommand::DeleteStrict => ChangeKind::Delete { strict: true },
+        };
+        let table = match (kind, table) {
+            (ChangeKind::Add, OFPTT_ALL) if of13 => return err(OfpError::BadTableId),
+            (ChangeKind::Add, OFPTT_ALL) => Some(0),
+            (_, OFPTT_ALL) => None,
+            (_, t) if t >= N_TABLES => return err(OfpError::BadTableId),
+            (_, t) => Some(t),
+        };
+        let deleting = matches!(kind, ChangeKind::Delete { .. });
+        let wire = WireRule {
+            table: table.unwrap_or(0),
+            priority: fm.priority,
+            cookie: fm.cookie,
+            idle_timeout: fm.idle_timeout,
+            hard_timeout: fm.hard_timeout,
+            matches: &fm.matches,
+            instructions: if deleting { &[] } else { &fm.instructions },
+        };
+        let rule = match rule_from_wire(&wire) {
+            Ok(r) => r,
+            Err(e) => return err(e),
+        };
+        // 1.3 selects modify/delete by cookie under cookie_mask (and adds set the cookie);
+        // 1.0 has no selection by cookie, and a modify sets it.
+        let cookie = (of13 && fm.cookie_mask != 0).then_some(Masked { value: fm.cookie, mask: fm.cookie_mask });
+        Ok(FlowChange {
+            kind,
+            rule,
+            table,
+            out_port: if deleting { fm.out_port } else { OFPP_ANY },
+            cookie,
+            modify_cookie: !of13 && fm.cookie != u64::MAX,
+            add_if_missing: !of13,
+        })
+    }
+
+    /// The replies to the messages received together, in order. A run of adds (a client
+    /// that pipelines flow-mods; `ovs-ofctl add-flows` does not, it waits for a barrier
+    /// after each) is applied as one rule change (one PMD synchronisation, one
+    /// write-back) instead of one per rule; if the switch
+    /// refuses the run, its adds are applied one by one so each refusal answers its own
+    /// message.
+    fn handle_all(&mut self, msgs: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
+        let mut out = Vec::new();
+        let mut run: Vec<(Vec<u8>, FlowChange)> = Vec::new();
+        for raw in msgs {
+            match self.batchable_add(&raw) {
+                Some(change) => run.push((raw, change)),
+                None => {
+                    out.extend(self.apply_adds(std::mem::take(&mut run)));
+                    out.extend(self.handle(&raw));
+                }
+            }
+        }
+        out.extend(self.apply_adds(run));
+        out
+    }
+
+    /// The change of an add that converts cleanly (anything else takes the normal path).
+    fn batchable_add(&self, raw: &[u8]) -> Option<FlowChange> {
+        let msg = decode(raw).ok()?.0;
+        let (fm, of13) = match msg.body {
+            Body::FlowMod(fm) if msg.version == self.version => (fm, msg.version == Version::Of13),
+            Body::NxFlowMod(fm) if msg.version == self.version => (fm, false),
+            _ => return None,
+        };
+        if fm.command != FlowModCommand::Add {
+            return None;
+        }
+        self.prepare_flow_mod(raw, &fm, of13).ok()
+    }
+
+    fn apply_adds(&self, run: Vec<(Vec<u8>, FlowChange)>) -> Vec<Vec<u8>> {
+        if run.is_empty() {
+            return Vec::new();
+        }
+        let rules = run.iter().map(|(_, c)| c.rule.clone()).collect();
+        if self.ask(OfRequest::AddRules(rules)).is_ok() {
+            return Vec::new();
+        }
+        let mut out = Vec::new();
+        for (raw, change) in run {
+            if let Err(e) = self.ask(OfRequest::FlowMod(Box::new(change))) {
+                out.extend(self.failed(&raw, &e));
+            }
+        }
+        out
+    }
+
+    fn port_mod(&self, raw: &[u8], pm: &PortMod) -> Vec<Vec<u8>> {
+        let v = self.version;
+        if !self.peer.may_change {
+            return vec![error_reply(v, raw, pair(FLOW_MOD_EPERM, v))];
+        }
+        match self.ports() {
+            Err(e) => self.failed(raw, &e),
+            Ok(ports) if !ports.iter().any(|p| p.number == pm.port_no) => {
+                vec![error_reply(v, raw, OfpError::PortModBadPort.wire(v))]
+            }
+            // Nothing to change is accepted; administrative state is not supported.
+            Ok(_) if pm.mask == 0 => Vec::new(),
+            Ok(_) => vec![error_reply(v, raw, pair(PORT_MOD_BAD_CONFIG, v))],
+        }
+    }
+
+    /// The rules a flow or aggregate statistics request selects.
+    fn selected<'r>(&self, rules: &'r [RuleStats], req: &FlowStatsRequest) -> Result<Vec<&'r RuleStats>, OfpError> {
+        let m = selection_from_wire(&req.matches)?;
+        Ok(rules
+            .iter()
+            .filter(|r| req.table_id == OFPTT_ALL || r.rule.table == req.table_id)
+            .filter(|r| r.rule.cookie & req.cookie_mask == req.cookie & req.cookie_mask)
+            .filter(|r| outputs_to(&r.rule, req.out_port))
+            .filter(|r| match_covers(&m, &r.rule.matches))
+            .collect())
+    }
+
+    fn stats(&self, raw: &[u8], xid: u32, body: MpRequest) -> Vec<Vec<u8>> {
+        let v = self.version;
+        let one = |body| {
+            let m = Message { version: v, xid, body: Body::MultipartReply(MultipartReply { more: false, body }) };
+            vec![encode(&m).expect("replies encode")]
+        };
+        let split = |r: Result<Vec<Vec<u8>>, ferrovs_config::openflow::EncodeError>| match r {
+            Ok(m) => m,
+            Err(e) => self.failed(raw, &e.to_string()),
+        };
+        match body {
+            MpRequest::Desc => one(MpReply::Desc(replies::desc(self.peer.bridge))),
+            MpRequest::Flow(ref req)
+            | MpRequest::NxFlow(ref req)
+            | MpRequest::Aggregate(ref req)
+            | MpRequest::NxAggregate(ref req) => {
+                let rules = match self.flows() {
+                    Ok(r) => r,
+                    Err(e) => return self.failed(raw, &e),
+                };
+                let selected = match self.selected(&rules, req) {
+                    Ok(s) => s,
+                    Err(e) => return vec![error_reply(v, raw, e.wire(v))],
+                };
+                match body {
+                    MpRequest::Aggregate(_) => one(MpReply::Aggregate(replies::aggregate(&selected))),
+                    MpRequest::NxAggregate(_) => one(MpReply::NxAggregate(replies::aggregate(&selected))),
+                    _ => {
+                        let nicira = matches!(body, MpRequest::NxFlow(_));
+                        let entries: Vec<_> = selected
+                            .iter()
+                            .filter_map(|r| match replies::flow_stats(r, v, nicira) {
+                                Ok(s) => Some(s),
+                                Err(why) => {
+                                    tracing::info!("flow stats on {}: {} left out: {why}", self.peer.bridge, r.rule);
+                                    None
+                                }
+                            })
+                            .collect();
+                        let make: &dyn Fn(Vec<_>) -> MpReply = if nicira { &MpReply::NxFlow } else { &MpReply::Flow };
+                        split(replies::encode_split(v, xid, &entries, make))
+                    }
+                }
+            }
+            MpRequest::Table => match self.flows() {
+                Ok(rules) => one(MpReply::Table(replies::table_stats(&rules, v))),
+                Err(e) => self.failed(raw, &e),
+            },
+            MpRequest::TableFeatures => {
+                split(replies::encode_split(v, xid, &replies::table_features(), &MpReply::TableFeatures))
+            }
+            MpRequest::Port(port) => match self.ports() {
+                Ok(ports) => {
+                    let stats: Vec<_> = ports
+                        .iter()
+                        .filter(|p| port == OFPP_ANY || p.number == port)
+                        .map(replies::port_stats)
+                        .collect();
+                    split(replies::encode_split(v, xid, &stats, &MpReply::Port))
+                }
+                Err(e) => self.failed(raw, &e),
+            },
+            MpRequest::PortDesc => match self.ports() {
+                Ok(ports) => {
+                    let desc: Vec<_> = ports.iter().map(|p| replies::port_desc(p, self.dpid, v)).collect();
+                    split(replies::encode_split(v, xid, &desc, &MpReply::PortDesc))
+                }
+                Err(e) => self.failed(raw, &e),
+            },
+            MpRequest::Group(_) => one(MpReply::Group(Vec::new())),
+            MpRequest::GroupDesc => one(MpReply::GroupDesc(Vec::new())),
+        }
+    }
+}

@@ -1,0 +1,180 @@
+//! The OpenFlow management channel: one unix socket per bridge, `BRIDGE.mgmt` in the
+//! directory of the control socket (as OVS keeps `br0.mgmt` in its run directory), on
+//! which the unmodified `ovs-ofctl` manages the bridge over OpenFlow 1.0 or 1.3:
+//! `ovs-ofctl dump-flows unix:/run/ferrovs/br0.mgmt`.
+//!
+//! # Processing model
+//!
+//! Each connection is served on its own thread (`socket_server`). The thread owns the
+//! connection's state (negotiated version, Nicira flow format, whether flow-mods carry
+//! table ids, switch config), decodes messages with the sans-IO codec
+//! (`ferrovs_config::openflow`), converts matches and actions into the rule model
+//! (`openflow::convert`), and sends typed [`OfRequest`]s to the daemon's main thread,
+//! which owns the datapath, over a channel, as the control socket does. The main thread
+//! answers each with typed data ([`OfAnswer`]); the connection thread builds and writes
+//! the OpenFlow replies. A connection's messages are handled strictly in order, and a
+//! rule change is answered only after every PMD applied it (the slow path's rule-change
+//! barrier), so a `BARRIER_REPLY` sent after the previous messages were handled means
+//! exactly what OpenFlow says.
+//!
+//! Rule changes are written back to the config like `ferrovs-ctl`'s (the daemon's
+//! `persist`), so a restart keeps rules added over OpenFlow.
+//!
+//! Access: the sockets are created mode 0660 like the control socket, and changes
+//! (flow-mod, port-mod) from a peer that is neither root nor the daemon's user are
+//! refused with `OFPFMFC_EPERM`.
+//!
+//! # Not supported
+//!
+//! Controllers (TCP, active connections), packet-in/packet-out, groups (a group
+//! description is answered empty, group-mods are refused), roles, flow-removed and
+//! port-status messages, `OFPFF_CHECK_OVERLAP` and `OFPFF_SEND_FLOW_REM` (accepted,
+//! not acted on). `port_mod` is refused: the datapath has no administrative port state
+//! (`OFPPMFC_BAD_CONFIG` in 1.3, `OFPBRC_EPERM` in 1.0, which lacks that code;
+//! `OFPPMFC_BAD_PORT` for a port the bridge lacks; a port-mod that changes nothing is
+//! accepted).
+
+mod conn;
+#[cfg(test)]
+mod connection_tests;
+mod flow_table;
+mod replies;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+
+use crossbeam_channel::{Receiver, Sender, bounded};
+use ferrovs_config::{Config, Rule};
+
+use crate::datapath::Datapath;
+use crate::protocol::PortInfo;
+use crate::socket_server::SocketServer;
+
+pub use flow_table::{ChangeKind, FlowChange, apply_change};
+
+/// The management socket of `bridge`, beside the control socket.
+pub fn mgmt_socket(control_socket: &Path, bridge: &str) -> PathBuf {
+    control_socket.with_file_name(format!("{bridge}.mgmt"))
+}
+
+/// The datapath id of a bridge: stable across restarts, derived from its name (FNV-1a,
+/// top 16 bits clear as OVS's "implementation defined" part).
+pub fn datapath_id(bridge: &str) -> u64 {
+    let h = bridge.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+    h & 0x0000_ffff_ffff_ffff
+}
+
+/// What a connection asks the main thread for.
+#[derive(Debug, Clone, PartialEq)]
+pub enum OfRequest {
+    /// Change the bridge's rules.
+    FlowMod(Box<FlowChange>),
+    /// Add these rules as one change (a run of adds received together).
+    AddRules(Vec<Rule>),
+    /// The bridge's rules with their counters.
+    Flows,
+    /// The bridge's ports with their counters.
+    Ports,
+}
+
+/// A rule with its counters, as the switch reports them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RuleStats {
+    pub rule: Rule,
+    pub n_packets: u64,
+    pub n_bytes: u64,
+    pub duration_ms: u64,
+    pub idle_ms: u64,
+}
+
+/// The main thread's answer.
+#[derive(Debug, Clone, PartialEq)]
+pub enum OfAnswer {
+    /// The change is applied on every PMD (and written back).
+    Changed,
+    Flows(Vec<RuleStats>),
+    Ports(Vec<PortInfo>),
+}
+
+/// One request for the main thread, with where the answer goes.
+pub struct OfCall {
+    pub bridge: String,
+    pub request: OfRequest,
+    pub peer_uid: Option<u32>,
+    pub reply: Sender<Result<OfAnswer, String>>,
+}
+
+/// The management sockets of every bridge. Dropping it stops accepting and removes the
+/// socket files.
+pub struct OpenFlowServers {
+    _servers: Vec<SocketServer>,
+}
+
+impl OpenFlowServers {
+    /// Binds `BRIDGE.mgmt` for each bridge beside `control_socket`; calls arrive on the
+    /// returned receiver.
+    pub fn bind(control_socket: &Path, bridges: &[String]) -> std::io::Result<(OpenFlowServers, Receiver<OfCall>)> {
+        let (tx, rx) = bounded::<OfCall>(64);
+        let me = nix::unistd::geteuid().as_raw();
+        let mut servers = Vec::new();
+        for bridge in bridges {
+            let path = mgmt_socket(control_socket, bridge);
+            let (tx, bridge2) = (tx.clone(), bridge.clone());
+            let serve = move |stream, uid: Option<u32>, stop: &AtomicBool| {
+                let may_change = uid == Some(0) || uid == Some(me);
+                if let Err(e) = conn::serve(stream, conn::Peer { bridge: &bridge2, uid, may_change }, &tx, stop) {
+                    tracing::debug!("OpenFlow connection on {bridge2}: {e}");
+                }
+            };
+            let server = SocketServer::bind(&path, "ferrovs-of", Box::new(serve))
+                .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
+            servers.push(server);
+        }
+        Ok((OpenFlowServers { _servers: servers }, rx))
+    }
+}
+
+/// Answers one call on the main thread; the bridge's rules changed when it says so
+/// (the caller writes them back).
+pub fn answer(dp: &mut Datapath, config: &Config, call: &OfCall) -> (Result<OfAnswer, String>, bool) {
+    let bridge = &call.bridge;
+    match &call.request {
+        OfRequest::Ports => {
+            let show = dp.show(config);
+            let ports = show.bridges.into_iter().find(|b| &b.name == bridge).map(|b| b.ports).unwrap_or_default();
+            (Ok(OfAnswer::Ports(ports)), false)
+        }
+        OfRequest::Flows => (dp.rules(bridge).map(OfAnswer::Flows), false),
+        OfRequest::AddRules(rules) => {
+            tracing::info!(target: "ferrovs_daemon::control", uid = ?call.peer_uid, "change (OpenFlow on {bridge}): add {} rule(s)", rules.len());
+            (dp.add_rules(bridge, rules.clone()).map(|()| OfAnswer::Changed), true)
+        }
+        OfRequest::FlowMod(change) => {
+            tracing::info!(target: "ferrovs_daemon::control", uid = ?call.peer_uid, "change (OpenFlow on {bridge}): {:?} {}", change.kind, change.rule);
+            if change.kind == ChangeKind::Add {
+                return (dp.add_rules(bridge, vec![change.rule.clone()]).map(|()| OfAnswer::Changed), true);
+            }
+            let rules: Vec<Rule> = match dp.rules(bridge) {
+                Ok(r) => r.into_iter().map(|r| r.rule).collect(),
+                Err(e) => return (Err(e), false),
+            };
+            match apply_change(&rules, change) {
+                None => (Ok(OfAnswer::Changed), false),
+                Some(new) => (dp.set_rules(bridge, new).map(|()| OfAnswer::Changed), true),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn datapath_ids_are_stable_and_differ_per_bridge() {
+        assert_eq!(datapath_id("br0"), datapath_id("br0"));
+        assert_ne!(datapath_id("br0"), datapath_id("br1"));
+        assert_eq!(datapath_id("br0") >> 48, 0);
+        assert_eq!(mgmt_socket(Path::new("run/ferrovsd.sock"), "br0"), PathBuf::from("run/br0.mgmt"));
+    }
+}

@@ -1,0 +1,327 @@
+//! The unmodified `ovs-ofctl` manages ferrovsd over its per-bridge management socket
+//! (`br0.mgmt` beside the control socket), in OpenFlow 1.0 and 1.3.
+//!
+//! The reference for "the rules printed are the ones given" is `ovs-ofctl parse-flow`
+//! (OVS's own parser and printer, through the wire encoding of the chosen version): the
+//! rules `ovs-ofctl dump-flows` prints must be, field for field, what `parse-flow`
+//! prints for the rules that were added; and `ferrovs-ctl dump-flows`'s rules, fed to
+//! `parse-flow`, must give the same set.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use ferrovs_e2e::{Daemon, TempDir, frames, wait_until, write_pcap};
+use libtest_mimic::Failed;
+
+use crate::flows::pcap_port;
+use crate::{bridge, counter, preamble};
+
+/// Whether `ovs-ofctl` can be run here (the tests need it and are ignored without it).
+pub fn have_ovs_ofctl() -> bool {
+    Command::new("ovs-ofctl").arg("--version").output().is_ok_and(|o| o.status.success())
+}
+
+fn mgmt(d: &Daemon) -> PathBuf {
+    d.socket.with_file_name("br0.mgmt")
+}
+
+/// `ovs-ofctl -O VERSION ARGS...` against the bridge; stdout, or the failure.
+fn ofctl(version: &str, target: &Path, args: &[&str]) -> Result<String, String> {
+    let (cmd, rest) = args.split_first().expect("a subcommand");
+    let mut c = Command::new("ovs-ofctl");
+    c.args(["-O", version, "--timeout=10"]);
+    let (opts, rest): (Vec<&str>, Vec<&str>) = rest.iter().partition(|a| a.starts_with("--"));
+    c.args(&opts).arg(cmd).arg(format!("unix:{}", target.display())).args(&rest);
+    let out = c.output().map_err(|e| format!("ovs-ofctl: {e}"))?;
+    if !out.status.success() {
+        return Err(format!("ovs-ofctl -O {version} {args:?}: {}", String::from_utf8_lossy(&out.stderr)));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+fn ofctl_ok(version: &str, target: &Path, args: &[&str]) -> Result<String, Failed> {
+    ofctl(version, target, args).map_err(Failed::from)
+}
+
+/// A rule as `ovs-ofctl` prints it, taken apart so that the two printed forms compare:
+/// (table, cookie, idle, hard, match with priority, actions).
+type Printed = (u32, String, u32, u32, String, String);
+
+/// `ovs-ofctl parse-flow`'s line: `ADD table:1 priority=5,udp cookie:0x5 idle:30 actions=...`.
+fn from_parse_flow(line: &str) -> Option<Printed> {
+    let rest = line.split_once(": ADD ")?.1;
+    let (head, actions) = rest.rsplit_once("actions=")?;
+    let mut p: Printed = (0, "0x0".into(), 0, 0, String::new(), actions.trim().to_string());
+    for tok in head.split_whitespace() {
+        match tok.split_once(':') {
+            Some(("table", v)) => p.0 = v.parse().ok()?,
+            Some(("cookie", v)) => p.1 = v.to_string(),
+            Some(("idle", v)) => p.2 = v.parse().ok()?,
+            Some(("hard", v)) => p.3 = v.parse().ok()?,
+            _ => p.4 = tok.to_string(),
+        }
+    }
+    Some(p)
+}
+
+/// A `dump-flows --no-stats` line: ` cookie=0x5, table=1, idle_timeout=30, priority=5,udp actions=...`.
+fn from_dump(line: &str) -> Option<Printed> {
+    let (head, actions) = line.trim().rsplit_once("actions=")?;
+    let mut p: Printed = (0, "0x0".into(), 0, 0, String::new(), actions.trim().to_string());
+    for item in head.trim().split(", ") {
+        match item.split_once('=') {
+            Some(("table", v)) => p.0 = v.parse().ok()?,
+            Some(("cookie", v)) => p.1 = v.to_string(),
+            Some(("idle_timeout", v)) => p.2 = v.trim_end_matches(',').parse().ok()?,
+            Some(("hard_timeout", v)) => p.3 = v.trim_end_matches(',').parse().ok()?,
+            _ => p.4 = item.trim().to_string(),
+        }
+    }
+    Some(p)
+}
+
+/// What OVS makes of `rules` (in `ovs-ofctl add-flow` syntax) under `version`.
+fn as_loaded(version: &str, rules: &[String]) -> Result<BTreeSet<Printed>, Failed> {
+    rules
+        .iter()
+        .map(|r| {
+            let out = Command::new("ovs-ofctl").args(["-O", version, "parse-flow", r]).output()?;
+            let text = String::from_utf8_lossy(&out.stdout);
+            let line = text.lines().find(|l| l.contains(": ADD ")).unwrap_or_default();
+            from_parse_flow(line).ok_or_else(|| format!("parse-flow {r}: {text}").into())
+        })
+        .collect()
+}
+
+fn dumped(version: &str, target: &Path) -> Result<BTreeSet<Printed>, Failed> {
+    dumped_matching(version, target, &[])
+}
+
+/// `dump-flows --no-stats` with optional match arguments.
+fn dumped_matching(version: &str, target: &Path, filter: &[&str]) -> Result<BTreeSet<Printed>, Failed> {
+    let mut args = vec!["dump-flows", "--no-stats"];
+    args.extend_from_slice(filter);
+    let out = ofctl_ok(version, target, &args)?;
+    out.lines()
+        .filter(|l| l.contains("actions="))
+        .map(|l| from_dump(l).ok_or_else(|| format!("dump-flows line {l:?}").into()))
+        .collect()
+}
+
+fn ctl_rules(d: &Daemon) -> Result<Vec<String>, Failed> {
+    let v = d.ctl_json(&["dump-flows", "br0"]);
+    let flows = v["flows"].as_array().ok_or_else(|| format!("no flows in {v}"))?;
+    flows
+        .iter()
+        .map(|f| f["rule"].as_str().map(str::to_string).ok_or_else(|| format!("no rule in {f}").into()))
+        .collect()
+}
+
+fn same(what: &str, got: &BTreeSet<Printed>, want: &BTreeSet<Printed>) -> Result<(), Failed> {
+    if got != want {
+        return Err(format!("{what}:\n got  {got:#?}\n want {want:#?}").into());
+    }
+    Ok(())
+}
+
+fn strings(rules: &[&str]) -> Vec<String> {
+    rules.iter().map(|s| s.to_string()).collect()
+}
+
+const ADDED_ONE: &str = "priority=200,tcp,nw_dst=198.18.0.0/15,tp_dst=443,actions=mod_vlan_vid:20,output:2";
+const ADDED_FILE: &[&str] = &[
+    "table=1,priority=5,udp,actions=output:1",
+    "cookie=0x1f,idle_timeout=300,priority=10,in_port=2,dl_vlan=7,dl_src=02:00:00:00:00:01,actions=pop_vlan,NORMAL",
+    "hard_timeout=600,priority=7,ip,nw_ttl=9,actions=dec_ttl,output:1",
+    "table=2,priority=3,arp,arp_tpa=10.0.0.0/24,actions=FLOOD",
+    "priority=20,dl_vlan=5,actions=mod_vlan_pcp:3,IN_PORT",
+    "priority=9,icmp,icmp_type=8,actions=mod_nw_dst:10.0.0.9,mod_dl_src:02:00:00:00:00:09,output:3",
+    "priority=4,in_port=3,actions=resubmit(,1)",
+    "table=1,priority=1,actions=drop",
+];
+
+/// add-flow, add-flows, dump-flows, del-flows (with and without a match, strict, by
+/// output port), mod-flows, show, dump-ports(-desc), dump-aggregate, then ferrovs-ctl's
+/// view and a restart, all in one OpenFlow version.
+fn manage_in(version: &str) -> Result<(), Failed> {
+    let ports = [("a", 1, "net_null0,no-rx=1"), ("b", 2, "net_null1,no-rx=1"), ("c", 3, "net_null2,no-rx=1")];
+    let config = format!("{}{}", preamble(), bridge("flows = []", &ports));
+    let d = Daemon::start_in(TempDir::new(), &config);
+    let of = mgmt(&d);
+    if !of.exists() {
+        return Err(format!("no management socket at {}", of.display()).into());
+    }
+
+    ofctl_ok(version, &of, &["add-flow", ADDED_ONE])?;
+    let file = d.dir.join("rules.txt");
+    std::fs::write(&file, format!("# rules\n{}\n", ADDED_FILE.join("\n")))?;
+    ofctl_ok(version, &of, &["add-flows", file.to_str().expect("utf8")])?;
+    let mut given = strings(ADDED_FILE);
+    given.push(ADDED_ONE.to_string());
+    same("dump-flows after add-flow(s)", &dumped(version, &of)?, &as_loaded(version, &given)?)?;
+
+    // dump-aggregate counts them; the ferrovs view is the same rule set.
+    let agg = ofctl_ok(version, &of, &["dump-aggregate"])?;
+    if !agg.contains(&format!("flow_count={}", given.len())) {
+        return Err(format!("dump-aggregate: {agg}").into());
+    }
+    same("ferrovs-ctl dump-flows", &as_loaded(version, &ctl_rules(&d)?)?, &dumped(version, &of)?)?;
+    // dump-flows with a match selects the rules at least as specific as it.
+    same("dump-flows tcp", &dumped_matching(version, &of, &["tcp"])?, &as_loaded(version, &strings(&[ADDED_ONE]))?)?;
+    let arp = strings(&[ADDED_FILE[3]]);
+    same("dump-flows table=2", &dumped_matching(version, &of, &["table=2"])?, &as_loaded(version, &arp)?)?;
+
+    // Deletions: non-strict by match, strict (table and priority), strict that selects
+    // nothing, by output port; then a modify.
+    ofctl_ok(version, &of, &["del-flows", "udp"])?;
+    ofctl_ok(version, &of, &["del-flows", "--strict", "table=1,priority=1"])?;
+    ofctl_ok(version, &of, &["del-flows", "--strict", "priority=8,ip,nw_ttl=9"])?;
+    ofctl_ok(version, &of, &["del-flows", "out_port=3"])?;
+    ofctl_ok(version, &of, &["mod-flows", "table=2,arp,actions=output:2"])?;
+    // A strict modify with another priority changes nothing (and adds nothing in 1.3;
+    // in 1.0 a modify that selects nothing adds, so only 1.3 tries it).
+    if version == "OpenFlow13" {
+        ofctl_ok(version, &of, &["mod-flows", "--strict", "priority=21,dl_vlan=5,actions=drop"])?;
+    }
+    ofctl_ok(version, &of, &["mod-flows", "--strict", "priority=20,dl_vlan=5,actions=mod_vlan_pcp:3,output:2"])?;
+    let want = strings(&[
+        ADDED_ONE,
+        ADDED_FILE[1],
+        ADDED_FILE[2],
+        "table=2,priority=3,arp,arp_tpa=10.0.0.0/24,actions=output:2",
+        "priority=20,dl_vlan=5,actions=mod_vlan_pcp:3,output:2",
+        ADDED_FILE[6],
+    ]);
+    same("dump-flows after del-flows and mod-flows", &dumped(version, &of)?, &as_loaded(version, &want)?)?;
+    same("ferrovs-ctl after the changes", &as_loaded(version, &ctl_rules(&d)?)?, &as_loaded(version, &want)?)?;
+
+    // show, dump-ports-desc, dump-ports: the bridge's ports with the switch's counters.
+    let show = ofctl_ok(version, &of, &["show"])?;
+    let dpid = show.lines().next().and_then(|l| l.split("dpid:").nth(1)).map(str::to_string);
+    for p in ["1(a)", "2(b)", "3(c)"] {
+        if !show.contains(p) {
+            return Err(format!("show lacks {p}:\n{show}").into());
+        }
+    }
+    let desc = ofctl_ok(version, &of, &["dump-ports-desc"])?;
+    if ["1(a)", "2(b)", "3(c)"].iter().any(|p| !desc.contains(p)) {
+        return Err(format!("dump-ports-desc:\n{desc}").into());
+    }
+    let stats = ofctl_ok(version, &of, &["dump-ports"])?;
+    if !stats.contains("3 ports") || stats.matches("rx pkts=0").count() != 3 {
+        return Err(format!("dump-ports:\n{stats}").into());
+    }
+
+    // Refused: a field and an output the rule model lacks; the port's admin state.
+    for (rule, error) in
+        [("reg0=1,actions=output:1", "OFPBMC_BAD_FIELD"), ("actions=CONTROLLER", "OFPBAC_BAD_OUT_PORT")]
+    {
+        match ofctl(version, &of, &["add-flow", rule]) {
+            Ok(out) => return Err(format!("add-flow {rule} was accepted: {out}").into()),
+            Err(e) if e.contains(error) => {}
+            Err(e) => return Err(format!("add-flow {rule}: expected {error}, got {e}").into()),
+        }
+    }
+    if ofctl(version, &of, &["mod-port", "a", "down"]).is_ok() {
+        return Err("mod-port a down was accepted".into());
+    }
+
+    // A restart comes back with the rules added over OpenFlow (written back), and the
+    // same datapath id.
+    let before = dumped(version, &of)?;
+    let dir = d.kill();
+    let d = Daemon::restart_in(dir, &[]);
+    let of = mgmt(&d);
+    same("dump-flows after a restart", &dumped(version, &of)?, &before)?;
+    let show = ofctl_ok(version, &of, &["show"])?;
+    let dpid_after = show.lines().next().and_then(|l| l.split("dpid:").nth(1)).map(str::to_string);
+    if dpid.is_none() || dpid != dpid_after {
+        return Err(format!("datapath id changed over a restart: {dpid:?} -> {dpid_after:?}").into());
+    }
+
+    // 1.3 selects by cookie under a mask.
+    if version == "OpenFlow13" {
+        ofctl_ok(version, &of, &["del-flows", "cookie=0x1f/-1"])?;
+        let mut left = before.clone();
+        left.retain(|p| p.1 != "0x1f");
+        if left.len() + 1 != before.len() {
+            return Err(format!("no rule with cookie 0x1f in {before:#?}").into());
+        }
+        same("dump-flows after del-flows cookie=0x1f/-1", &dumped(version, &of)?, &left)?;
+    }
+
+    // del-flows without a match empties the bridge.
+    ofctl_ok(version, &of, &["del-flows"])?;
+    if !dumped(version, &of)?.is_empty() || !ctl_rules(&d)?.is_empty() {
+        return Err("del-flows left rules".into());
+    }
+    let stopped = d.stop();
+    if !stopped.status.success() {
+        return Err(format!("ferrovsd exited with {}:\n{}", stopped.status, stopped.log).into());
+    }
+    if stopped.dir.join("br0.mgmt").exists() {
+        return Err("the management socket is left after stop".into());
+    }
+    Ok(())
+}
+
+pub fn manages_rules_of10() -> Result<(), Failed> {
+    manage_in("OpenFlow10")
+}
+
+pub fn manages_rules_of13() -> Result<(), Failed> {
+    manage_in("OpenFlow13")
+}
+
+/// Rules set with `ovs-ofctl` route replayed traffic; the rule and port counters that
+/// `ovs-ofctl` reports are the switch's (they agree with `ferrovs-ctl`).
+pub fn rules_route_traffic() -> Result<(), Failed> {
+    let dir = TempDir::new();
+    let udp = frames::ipv4_udp([198, 18, 0, 1], [198, 18, 0, 2], 1234, 53);
+    let tcp = frames::ipv4_tcp([198, 18, 0, 1], [198, 18, 0, 2], 40000, 80, 0x02);
+    write_pcap(&dir.join("in.pcap"), &[udp, tcp]);
+    // The capture loops forever; with no rules everything is dropped until ovs-ofctl adds some.
+    let ports = [("udp", 2, "net_null0,no-rx=1"), ("tcp", 3, "net_null1,no-rx=1")];
+    let config = format!(
+        "{}{}{}",
+        preamble(),
+        bridge("flows = []", &ports),
+        pcap_port("in", 1, "in.pcap").replace("tx_pcap=@DIR@/out1.pcap", "infinite_rx=1"),
+    );
+    let d = Daemon::start_in(dir, &config);
+    let of = mgmt(&d);
+    ofctl_ok("OpenFlow13", &of, &["add-flow", "priority=10,in_port=1,udp,actions=output:2"])?;
+    ofctl_ok("OpenFlow10", &of, &["add-flow", "priority=10,in_port=1,tcp,tp_dst=80,actions=output:3"])?;
+    let tx = |d: &Daemon, p: &str| counter(&d.port_counters(p).expect("port"), "tx_packets");
+    if !wait_until(Duration::from_secs(10), || tx(&d, "udp") > 1000 && tx(&d, "tcp") > 1000) {
+        return Err(format!("traffic did not follow the rules: udp {} tcp {}", tx(&d, "udp"), tx(&d, "tcp")).into());
+    }
+    // Rule counters: ovs-ofctl's are at least ferrovs-ctl's taken just before (counters
+    // only grow), and both are far from zero.
+    let before: u64 = d.ctl_json(&["dump-flows", "br0"])["flows"]
+        .as_array()
+        .map(|f| f.iter().filter_map(|r| r["n_packets"].as_u64()).sum())
+        .unwrap_or(0);
+    let dump = ofctl_ok("OpenFlow13", &of, &["dump-flows"])?;
+    let of_packets: u64 =
+        dump.split("n_packets=").skip(1).filter_map(|s| s.split(',').next().and_then(|n| n.parse::<u64>().ok())).sum();
+    if before == 0 || of_packets < before {
+        return Err(format!("rule counters: ferrovs-ctl {before}, ovs-ofctl {of_packets}\n{dump}").into());
+    }
+    // Port counters likewise.
+    let ctl_tx = tx(&d, "udp");
+    let ports = ofctl_ok("OpenFlow10", &of, &["dump-ports", "2"])?;
+    let of_tx: u64 = ports
+        .split("tx pkts=")
+        .nth(1)
+        .and_then(|s| s.split(',').next())
+        .and_then(|n| n.parse().ok())
+        .ok_or_else(|| format!("dump-ports 2: {ports}"))?;
+    if of_tx < ctl_tx {
+        return Err(format!("port 2 tx: ferrovs-ctl {ctl_tx}, ovs-ofctl {of_tx}").into());
+    }
+    drop(d.stop());
+    Ok(())
+}
