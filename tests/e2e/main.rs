@@ -242,12 +242,9 @@ fn main() {
         Trial::test("service_notifies_ready_then_feeds_watchdog", service::notifies_ready_then_feeds_watchdog),
         Trial::test("service_ovs_appctl_views", service::ovs_appctl_views),
         Trial::test("persist_rules_survive_kill_9", persist::rules_survive_kill_9),
-        Trial::test("openflow_ovs_ofctl_manages_rules_of10", openflow::manages_rules_of10)
-            .with_ignored_flag(!openflow::have_ovs_ofctl()),
-        Trial::test("openflow_ovs_ofctl_manages_rules_of13", openflow::manages_rules_of13)
-            .with_ignored_flag(!openflow::have_ovs_ofctl()),
-        Trial::test("openflow_rules_route_traffic", openflow::rules_route_traffic)
-            .with_ignored_flag(!openflow::have_ovs_ofctl()),
+        Trial::test("openflow_ovs_ofctl_manages_rules_of10", openflow::manages_rules_of10),
+        Trial::test("openflow_ovs_ofctl_manages_rules_of13", openflow::manages_rules_of13),
+        Trial::test("openflow_rules_route_traffic", openflow::rules_route_traffic),
         Trial::test("service_metrics_endpoint_matches_ctl", service::metrics_endpoint_matches_ctl),
         Trial::test("service_dpdk_telemetry_with_file_prefix", service::dpdk_telemetry_with_file_prefix),
         Trial::test("service_hugepages_script_applies_the_plan", service::hugepages_script_applies_the_plan),

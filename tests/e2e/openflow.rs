@@ -18,11 +18,6 @@ use libtest_mimic::Failed;
 use crate::flows::pcap_port;
 use crate::{bridge, counter, preamble};
 
-/// Whether `ovs-ofctl` can be run here (the tests need it and are ignored without it).
-pub fn have_ovs_ofctl() -> bool {
-    Command::new("ovs-ofctl").arg("--version").output().is_ok_and(|o| o.status.success())
-}
-
 fn mgmt(d: &Daemon) -> PathBuf {
     d.socket.with_file_name("br0.mgmt")
 }
