@@ -129,7 +129,7 @@ mod tests {
     #[test]
     fn hugetlbfs_mount_points() {
         let text = "proc /proc proc rw 0 0\nhugetlbfs /dev/hugepages hugetlbfs rw,pagesize=2M 0 0\n\
-                    none /tmp/a\\040b hugetlbfs rw,pagesize=2M 0 0\ntmpfs /run tmpfs rw 0 0\n";
-        assert_eq!(hugetlbfs_mounts(text), [PathBuf::from("/dev/hugepages"), PathBuf::from("/tmp/a b")]);
+                    none /srv/a\\040b hugetlbfs rw,pagesize=2M 0 0\ntmpfs /run tmpfs rw 0 0\n";
+        assert_eq!(hugetlbfs_mounts(text), [PathBuf::from("/dev/hugepages"), PathBuf::from("/srv/a b")]);
     }
 }
