@@ -40,6 +40,32 @@ pub(crate) fn read_port(r: &mut Reader, v: Version) -> Result<u32, OfpError> {
     }
 }
 
+/// The head `ofp_port` and `ofp_port_mod` share: port number and hardware address (1.3
+/// pads both to 8-byte alignment).
+fn read_port_and_addr(r: &mut Reader, v: Version) -> Result<(u32, [u8; 6]), OfpError> {
+    let port_no = read_port(r, v)?;
+    if v == Version::Of13 {
+        r.skip(4)?;
+    }
+    let hw_addr = r.array()?;
+    if v == Version::Of13 {
+        r.skip(2)?;
+    }
+    Ok((port_no, hw_addr))
+}
+
+fn write_port_and_addr(w: &mut Writer, v: Version, port_no: u32, hw_addr: &[u8; 6]) -> Result<(), EncodeError> {
+    write_port(w, v, port_no)?;
+    if v == Version::Of13 {
+        w.zeros(4);
+    }
+    w.bytes(hw_addr);
+    if v == Version::Of13 {
+        w.zeros(2);
+    }
+    Ok(())
+}
+
 pub(crate) fn write_port(w: &mut Writer, v: Version, p: u32) -> Result<(), EncodeError> {
     match v {
         Version::Of10 => w.u16(port_to_of10(p).ok_or(EncodeError::Invalid("port number beyond OpenFlow 1.0's range"))?),
@@ -78,14 +104,7 @@ pub(crate) fn port_len(v: Version) -> usize {
 
 impl Port {
     pub(crate) fn decode(r: &mut Reader, v: Version) -> Result<Port, OfpError> {
-        let port_no = read_port(r, v)?;
-        if v == Version::Of13 {
-            r.skip(4)?;
-        }
-        let hw_addr = r.array()?;
-        if v == Version::Of13 {
-            r.skip(2)?;
-        }
+        let (port_no, hw_addr) = read_port_and_addr(r, v)?;
         let name = r.string(16)?;
         let mut p = Port { port_no, hw_addr, name, ..Port::default() };
         for slot in [&mut p.config, &mut p.state, &mut p.curr, &mut p.advertised, &mut p.supported, &mut p.peer] {
@@ -99,14 +118,7 @@ impl Port {
     }
 
     pub(crate) fn encode(&self, w: &mut Writer, v: Version) -> Result<(), EncodeError> {
-        write_port(w, v, self.port_no)?;
-        if v == Version::Of13 {
-            w.zeros(4);
-        }
-        w.bytes(&self.hw_addr);
-        if v == Version::Of13 {
-            w.zeros(2);
-        }
+        write_port_and_addr(w, v, self.port_no, &self.hw_addr)?;
         w.string(&self.name, 16);
         for x in [self.config, self.state, self.curr, self.advertised, self.supported, self.peer] {
             w.u32(x);
@@ -165,28 +177,14 @@ pub struct PortMod {
 
 impl PortMod {
     pub(crate) fn decode(r: &mut Reader, v: Version) -> Result<Self, OfpError> {
-        let port_no = read_port(r, v)?;
-        if v == Version::Of13 {
-            r.skip(4)?;
-        }
-        let hw_addr = r.array()?;
-        if v == Version::Of13 {
-            r.skip(2)?;
-        }
+        let (port_no, hw_addr) = read_port_and_addr(r, v)?;
         let pm = PortMod { port_no, hw_addr, config: r.u32()?, mask: r.u32()?, advertise: r.u32()? };
         r.skip(4)?;
         Ok(pm)
     }
 
     pub(crate) fn encode(&self, w: &mut Writer, v: Version) -> Result<(), EncodeError> {
-        write_port(w, v, self.port_no)?;
-        if v == Version::Of13 {
-            w.zeros(4);
-        }
-        w.bytes(&self.hw_addr);
-        if v == Version::Of13 {
-            w.zeros(2);
-        }
+        write_port_and_addr(w, v, self.port_no, &self.hw_addr)?;
         w.u32(self.config);
         w.u32(self.mask);
         w.u32(self.advertise);
