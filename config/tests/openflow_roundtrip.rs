@@ -61,6 +61,23 @@ fn tlv_match() -> impl Strategy<Value = Match> {
         .prop_map(|fields| Match { fields })
 }
 
+/// The L3/L4 part of an OpenFlow 1.0 match (dscp, proto, src prefix length and value, dst
+/// prefix length and value, tp_src, tp_dst, which fields are present), for IPv4 and ARP alike.
+#[allow(clippy::type_complexity)]
+fn l3_fields() -> impl Strategy<Value = (u8, u8, u32, u32, u32, u32, u16, u16, [bool; 4])> {
+    (
+        0u8..64,
+        any::<u8>(),
+        0u32..33,
+        any::<u32>(),
+        0u32..33,
+        any::<u32>(),
+        any::<u16>(),
+        any::<u16>(),
+        any::<[bool; 4]>(),
+    )
+}
+
 /// An OpenFlow 1.0 match, in the canonical order the decoder produces.
 fn match10() -> impl Strategy<Value = Match> {
     let l2 = (proptest::option::of(port()), proptest::option::of(0u64..1 << 48), proptest::option::of(0u64..1 << 48));
@@ -68,30 +85,8 @@ fn match10() -> impl Strategy<Value = Match> {
     let l3 = prop_oneof![
         Just(None),
         (any::<u16>()).prop_map(|t| Some((t, None))),
-        (
-            0u8..64,
-            any::<u8>(),
-            0u32..33,
-            any::<u32>(),
-            0u32..33,
-            any::<u32>(),
-            any::<u16>(),
-            any::<u16>(),
-            any::<[bool; 4]>()
-        )
-            .prop_map(|x| Some((0x0800, Some(x)))),
-        (
-            0u8..64,
-            any::<u8>(),
-            0u32..33,
-            any::<u32>(),
-            0u32..33,
-            any::<u32>(),
-            any::<u16>(),
-            any::<u16>(),
-            any::<[bool; 4]>()
-        )
-            .prop_map(|x| Some((0x0806, Some(x)))),
+        l3_fields().prop_map(|x| Some((0x0800, Some(x)))),
+        l3_fields().prop_map(|x| Some((0x0806, Some(x)))),
     ];
     (l2, vlan, l3).prop_map(|((in_port, src, dst), vlan, l3)| {
         let mut f = Vec::new();
