@@ -10,12 +10,23 @@ use libtest_mimic::Failed;
 
 use crate::{counter, preamble};
 
-fn ctl_ok(d: &Daemon, args: &[&str]) -> Result<String, Failed> {
+/// `ferrovs-ctl ARGS` that must succeed; its stdout.
+pub(crate) fn ctl_ok(d: &Daemon, args: &[&str]) -> Result<String, Failed> {
     let out = d.ctl(args);
     if !out.status.success() {
         return Err(format!("ferrovs-ctl {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr)).into());
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// The rules of bridge br0 as `ferrovs-ctl dump-flows` prints them, in table order.
+pub(crate) fn ctl_rules(d: &Daemon) -> Result<Vec<String>, Failed> {
+    let v = d.ctl_json(&["dump-flows", "br0"]);
+    let flows = v["flows"].as_array().ok_or_else(|| format!("no flows in {v}"))?;
+    flows
+        .iter()
+        .map(|f| f["rule"].as_str().map(str::to_string).ok_or_else(|| format!("no rule in {f}").into()))
+        .collect()
 }
 
 /// Two namespaces on two tap ports (1 and 2) of bridge br0, whose rules are given by

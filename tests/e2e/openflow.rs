@@ -15,7 +15,7 @@ use std::time::Duration;
 use ferrovs_e2e::{Daemon, TempDir, frames, wait_until, write_pcap};
 use libtest_mimic::Failed;
 
-use crate::flows::pcap_port;
+use crate::flows::{ctl_rules, pcap_port};
 use crate::{bridge, counter, preamble};
 
 fn mgmt(d: &Daemon) -> PathBuf {
@@ -102,15 +102,6 @@ fn dumped_matching(version: &str, target: &Path, filter: &[&str]) -> Result<BTre
     out.lines()
         .filter(|l| l.contains("actions="))
         .map(|l| from_dump(l).ok_or_else(|| format!("dump-flows line {l:?}").into()))
-        .collect()
-}
-
-fn ctl_rules(d: &Daemon) -> Result<Vec<String>, Failed> {
-    let v = d.ctl_json(&["dump-flows", "br0"]);
-    let flows = v["flows"].as_array().ok_or_else(|| format!("no flows in {v}"))?;
-    flows
-        .iter()
-        .map(|f| f["rule"].as_str().map(str::to_string).ok_or_else(|| format!("no rule in {f}").into()))
         .collect()
 }
 

@@ -4,24 +4,8 @@
 use ferrovs_e2e::{Daemon, TempDir};
 use libtest_mimic::Failed;
 
+use crate::flows::{ctl_ok, ctl_rules};
 use crate::{bridge, preamble};
-
-fn rules(d: &Daemon) -> Result<Vec<String>, Failed> {
-    let v = d.ctl_json(&["dump-flows", "br0"]);
-    let flows = v["flows"].as_array().ok_or_else(|| format!("no flows in {v}"))?;
-    flows
-        .iter()
-        .map(|f| f["rule"].as_str().map(str::to_string).ok_or_else(|| format!("no rule in {f}").into()))
-        .collect()
-}
-
-fn ctl_ok(d: &Daemon, args: &[&str]) -> Result<(), Failed> {
-    let out = d.ctl(args);
-    if !out.status.success() {
-        return Err(format!("ferrovs-ctl {args:?}: {}", String::from_utf8_lossy(&out.stderr)).into());
-    }
-    Ok(())
-}
 
 pub fn rules_survive_kill_9() -> Result<(), Failed> {
     let ports = [("a", 1, "net_null0,no-rx=1"), ("b", 2, "net_null1,no-rx=1"), ("c", 3, "net_null2,no-rx=1")];
@@ -38,7 +22,7 @@ pub fn rules_survive_kill_9() -> Result<(), Failed> {
     ctl_ok(&d, &["add-flow", "br0", "table=1,priority=5,udp,actions=drop"])?;
     ctl_ok(&d, &["add-flow", "br0", "priority=300,in_port=3,actions=output:1"])?;
     ctl_ok(&d, &["del-flows", "br0", "in_port=3"])?;
-    let before = rules(&d)?;
+    let before = ctl_rules(&d)?;
     if before.len() != 3 {
         return Err(format!("expected 3 rules before the crash: {before:?}").into());
     }
@@ -48,7 +32,7 @@ pub fn rules_survive_kill_9() -> Result<(), Failed> {
         return Err(format!("the operator's layout was lost:\n{text}").into());
     }
     let d = Daemon::restart_in(dir, &[]);
-    let after = rules(&d)?;
+    let after = ctl_rules(&d)?;
     if after != before {
         return Err(format!("rules after kill -9 differ:\nbefore {before:?}\nafter  {after:?}").into());
     }
