@@ -20,7 +20,7 @@ use crate::protocol::{PmdStatsReply, ShowReply};
 pub struct Snapshot {
     pub show: ShowReply,
     pub pmd: PmdStatsReply,
-    /// Megaflows and masks per PMD, and rules per bridge, at the same time.
+    /// When the replies were built (the metrics export the snapshot's age).
     pub taken: Instant,
 }
 
