@@ -22,7 +22,7 @@ use crate::protocol::{
     ANSWER_TIMEOUT, CLIENT_TIMEOUT, LINE_TIMEOUT, MAX_REQUEST_BYTES, MAX_STREAM_BYTES, Reply, Request, Response,
     parse_request,
 };
-use crate::socket_server::SocketServer;
+use crate::socket_server::{SocketServer, may_change};
 
 /// A request waiting for the main thread, with where to send the answer.
 pub struct Pending {
@@ -50,9 +50,8 @@ impl ControlServer {
     /// per connection, each with its peer's uid and a reply channel.
     pub fn bind(path: &Path) -> Result<(ControlServer, Receiver<Pending>), ControlError> {
         let (tx, rx) = bounded::<Pending>(64);
-        let me = nix::unistd::geteuid().as_raw();
         let serve = move |stream: UnixStream, uid: Option<u32>, _stop: &AtomicBool| {
-            if let Err(e) = serve(stream, uid, &tx, me) {
+            if let Err(e) = serve(stream, uid, &tx) {
                 tracing::debug!("control connection: {e}");
             }
         };
@@ -66,7 +65,7 @@ impl ControlServer {
     }
 }
 
-fn serve(stream: UnixStream, uid: Option<u32>, to_main: &Sender<Pending>, my_uid: u32) -> std::io::Result<()> {
+fn serve(stream: UnixStream, uid: Option<u32>, to_main: &Sender<Pending>) -> std::io::Result<()> {
     stream.set_read_timeout(Some(LINE_TIMEOUT))?;
     stream.set_write_timeout(Some(LINE_TIMEOUT))?;
     let mut reader = BufReader::with_capacity(1 << 16, &stream);
@@ -74,7 +73,7 @@ fn serve(stream: UnixStream, uid: Option<u32>, to_main: &Sender<Pending>, my_uid
     (&mut reader).take(MAX_REQUEST_BYTES as u64 + 1).read_until(b'\n', &mut line)?;
     let response = match parse_request(&line) {
         Err(e) => Response::Err(e),
-        Ok(req) if req.is_mutating() && uid != Some(0) && uid != Some(my_uid) => {
+        Ok(req) if req.is_mutating() && !may_change(uid) => {
             Response::err("permission denied: this command needs root (or the daemon's user)")
         }
         Ok(Request::AddFlowsStream { bridge, bytes }) => match read_body(&mut reader, bytes) {

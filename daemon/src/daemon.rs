@@ -114,7 +114,6 @@ pub fn run(path: &Path, check_only: bool, log: LogControl) -> Result<(), DaemonE
     let (openflow_servers, openflow_calls) =
         crate::openflow::OpenFlowServers::bind(&config.control.socket, &bridge_names)
             .map_err(|e| DaemonError::Datapath(format!("OpenFlow management socket {e}")))?;
-    let my_uid = nix::unistd::geteuid().as_raw();
     // Counters for readers on other threads (telemetry, metrics): see `published`.
     let published = Arc::new(Published::default());
     publish(&dp, &config, &published);
@@ -136,7 +135,7 @@ pub fn run(path: &Path, check_only: bool, log: LogControl) -> Result<(), DaemonE
             },
             recv(appctl_calls) -> c => {
                 if let Ok(call) = c {
-                    let outcome = appctl(&mut dp, &config, &log, &call, my_uid);
+                    let outcome = appctl(&mut dp, &config, &log, &call);
                     let _ = call.reply.send(outcome);
                 }
             },
@@ -242,16 +241,10 @@ fn publish(dp: &Datapath, config: &Config, published: &Published) {
 }
 
 /// Answers one `ovs-appctl` call: the text to print, or the error.
-fn appctl(
-    dp: &mut Datapath,
-    config: &Config,
-    log: &LogControl,
-    call: &UnixctlCall,
-    my_uid: u32,
-) -> Result<String, String> {
+fn appctl(dp: &mut Datapath, config: &Config, log: &LogControl, call: &UnixctlCall) -> Result<String, String> {
     let what = appctl::parse(&call.method, &call.params)?;
     if what.is_mutating() {
-        if call.peer_uid != Some(0) && call.peer_uid != Some(my_uid) {
+        if !crate::socket_server::may_change(call.peer_uid) {
             return Err("permission denied: this command needs root (or the daemon's user)".into());
         }
         tracing::info!(target: "ferrovs_daemon::control", uid = ?call.peer_uid, "change (appctl): {} {:?}", call.method, call.params);

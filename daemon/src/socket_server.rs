@@ -82,6 +82,12 @@ impl Drop for SocketServer {
     }
 }
 
+/// Whether a peer with `uid` may change the switch: root or the daemon's own user, in the
+/// spirit of the kernel datapath's GENL_ADMIN_PERM commands. One rule for every socket.
+pub fn may_change(uid: Option<u32>) -> bool {
+    uid.is_some_and(|u| u == 0 || u == nix::unistd::geteuid().as_raw())
+}
+
 /// The uid of the process at the other end (SO_PEERCRED).
 pub fn peer_uid(stream: &UnixStream) -> Option<u32> {
     use nix::sys::socket::{getsockopt, sockopt::PeerCredentials};

@@ -115,13 +115,12 @@ impl OpenFlowServers {
     /// returned receiver.
     pub fn bind(control_socket: &Path, bridges: &[String]) -> std::io::Result<(OpenFlowServers, Receiver<OfCall>)> {
         let (tx, rx) = bounded::<OfCall>(64);
-        let me = nix::unistd::geteuid().as_raw();
         let mut servers = Vec::new();
         for bridge in bridges {
             let path = mgmt_socket(control_socket, bridge);
             let (tx, bridge2) = (tx.clone(), bridge.clone());
             let serve = move |stream, uid: Option<u32>, stop: &AtomicBool| {
-                let may_change = uid == Some(0) || uid == Some(me);
+                let may_change = crate::socket_server::may_change(uid);
                 if let Err(e) = conn::serve(stream, conn::Peer { bridge: &bridge2, uid, may_change }, &tx, stop) {
                     tracing::debug!("OpenFlow connection on {bridge2}: {e}");
                 }
