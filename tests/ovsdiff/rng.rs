@@ -1,24 +1,23 @@
 //! A small deterministic PRNG (SplitMix64): the same seed gives the same rule sets and
 //! frames on every machine and every run, so a printed seed reproduces a case exactly.
 
-pub struct Rng(u64);
+use ferrovs_flowcache::testpkt::SplitMix;
+
+/// The project's SplitMix64 with what the generators need on top.
+pub struct Rng(SplitMix);
 
 impl Rng {
     pub fn new(seed: u64) -> Rng {
-        Rng(seed ^ 0x5851_f42d_4c95_7f2d)
+        Rng(SplitMix(seed ^ 0x5851_f42d_4c95_7f2d))
     }
 
     pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
+        self.0.next_u64()
     }
 
     /// Uniform in `0..n` (`n > 0`).
     pub fn below(&mut self, n: u64) -> u64 {
-        self.next_u64() % n
+        self.0.below(n)
     }
 
     pub fn range(&mut self, lo: u64, hi_inclusive: u64) -> u64 {
@@ -27,7 +26,7 @@ impl Rng {
 
     /// True with probability `percent`/100.
     pub fn chance(&mut self, percent: u64) -> bool {
-        self.below(100) < percent
+        self.0.chance(percent)
     }
 
     pub fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
