@@ -91,6 +91,7 @@ fn main() {
         .allowlist_function("rte_eth_dev_start")
         .allowlist_function("rte_eth_dev_stop")
         .allowlist_function("rte_eth_dev_close")
+        .allowlist_function("rte_eth_dev_set_mtu")
         .allowlist_function("rte_eth_dev_socket_id")
         .allowlist_function("rte_eth_dev_get_port_by_name")
         .allowlist_function("rte_eth_dev_get_name_by_port")

@@ -238,6 +238,9 @@ struct PortInner {
     /// The host interface the port is bound to (`rte_eth_dev_info.if_index`; net_tap sets
     /// it), 0 if none.
     host_if_index: u32,
+    /// Remove the virtual device from DPDK when the port closes (see
+    /// [`Port::remove_device_on_close`]).
+    remove_device: AtomicBool,
     _pool: Mempool,
     _eal: Eal,
 }
@@ -299,6 +302,7 @@ impl Port {
                 txq_taken: AtomicU64::new(0),
                 started: AtomicBool::new(false),
                 host_if_index: info.if_index,
+                remove_device: AtomicBool::new(false),
                 _pool: pool.clone(),
                 _eal: eal.clone(),
             }),
@@ -388,6 +392,24 @@ impl Port {
         }
     }
 
+    /// Sets the device's MTU. A driver that cannot (net_ring, net_pcap: "not supported")
+    /// is not an error: the switch enforces the limit on output itself.
+    pub fn set_mtu(&self, mtu: u16) -> Result<(), DpdkError> {
+        // SAFETY: valid port.
+        let ret = unsafe { sys::rte_eth_dev_set_mtu(self.inner.id, mtu) };
+        if ret != 0 && ret != -95 {
+            return Err(DpdkError::call(format!("MTU {mtu} on {}", self.inner.name), ret));
+        }
+        Ok(())
+    }
+
+    /// When the last handle goes, also remove the virtual device (`net_*` / `eth_*`) from
+    /// DPDK, so that the same devargs can be probed again (a port removed and added back
+    /// at run time). For ports the caller probed; a device it did not create stays.
+    pub fn remove_device_on_close(&self) {
+        self.inner.remove_device.store(true, Ordering::SeqCst);
+    }
+
     pub fn set_promiscuous(&self, on: bool) -> Result<(), DpdkError> {
         // SAFETY: valid port.
         let ret = unsafe {
@@ -443,7 +465,24 @@ impl Drop for PortInner {
             }
             sys::rte_eth_dev_close(self.id);
         }
+        let is_vdev = self.name.starts_with("net_") || self.name.starts_with("eth_");
+        if self.remove_device.load(Ordering::SeqCst)
+            && is_vdev
+            && let Ok(name) = CString::new(self.name.as_str())
+        {
+            // SAFETY: valid C string; the port is closed, so the driver's remove only frees
+            // the device (a driver whose close already freed it returns without work).
+            let ret = unsafe { sys::rte_vdev_uninit(name.as_ptr()) };
+            if ret != 0 {
+                report_remove_failure(&self.name, ret);
+            }
+        }
     }
+}
+
+/// Reports a device that could not be removed (nothing else can be done in a destructor).
+fn report_remove_failure(name: &str, ret: i32) {
+    eprintln!("ferrovs-dpdk: removing device {name}: error {ret}");
 }
 
 /// Exclusive handle of one rx queue. `Send`, not `Sync`: one polling thread.

@@ -12,7 +12,9 @@ use crate::error::ConfigError;
 use crate::field::SHORTHANDS;
 use crate::flow_parse::{finish_rule, line_locator, parse_flow_located};
 use crate::match_builder::{Mode, RuleBuilder};
-use crate::ports::{PortRegistry, check_name, check_port_number, check_rx_queues, parse_devargs};
+use crate::ports::{
+    DEFAULT_MTU, PortRegistry, check_mtu, check_name, check_port_number, check_rx_queues, parse_devargs,
+};
 use crate::resolve::Ctx;
 use crate::rule_error::RuleError;
 use crate::rules::{Action, Match, Position, Rule};
@@ -28,14 +30,8 @@ struct PortRef {
 }
 
 pub(crate) fn resolve_bridges(raw: &[Spanned<RawBridge>], ctx: &Ctx<'_>) -> Result<Vec<BridgeConfig>, ConfigError> {
-    if raw.is_empty() {
-        return Err(ConfigError {
-            file: ctx.file.to_path_buf(),
-            position: Some(Position { line: 1, column: 1 }),
-            key: "bridge".into(),
-            message: "no [[bridge]]: the switch needs at least one bridge with ports".into(),
-        });
-    }
+    // No bridge, or a bridge without ports, is a switch waiting for `add-br` / `add-port`
+    // (and what the write-back leaves after the last `del-port`).
     let mut bridges: Vec<BridgeConfig> = Vec::new();
     let mut registry = PortRegistry::new();
     for (bi, b) in raw.iter().enumerate() {
@@ -59,13 +55,6 @@ fn resolve_ports(
     ctx: &Ctx<'_>,
     registry: &mut PortRegistry<PortRef>,
 ) -> Result<Vec<PortConfig>, ConfigError> {
-    if raw.port.is_empty() {
-        return Err(ctx.err(
-            raw.name.span().start,
-            format!("{bkey}.port"),
-            format!("bridge `{}` has no ports ([[bridge.port]])", raw.name.get_ref()),
-        ));
-    }
     let mut ports = Vec::new();
     for (pi, p) in raw.port.iter().enumerate() {
         ports.push(resolve_port(p.get_ref(), &format!("{bkey}.port[{pi}]"), ctx, registry)?);
@@ -80,7 +69,7 @@ fn resolve_port(
     ctx: &Ctx<'_>,
     registry: &mut PortRegistry<PortRef>,
 ) -> Result<PortConfig, ConfigError> {
-    let RawPort { name, number, devargs, rx_queues } = raw;
+    let RawPort { name, number, devargs, rx_queues, mtu } = raw;
     let at = |start: usize, key: &str, message: String| ctx.err(start, format!("{pkey}.{key}"), message);
     let me = || PortRef { key: pkey.to_string(), name: name.get_ref().clone() };
     check_name(name.get_ref()).map_err(|m| at(name.span().start, "name", m))?;
@@ -100,7 +89,18 @@ fn resolve_port(
         None => 1,
         Some(q) => check_rx_queues(*q.get_ref()).map_err(|m| at(q.span().start, "rx_queues", m))?,
     };
-    Ok(PortConfig { name: name.get_ref().clone(), number: n, devargs: devargs.get_ref().clone(), device, rx_queues })
+    let mtu = match mtu {
+        None => DEFAULT_MTU,
+        Some(m) => check_mtu(*m.get_ref()).map_err(|msg| at(m.span().start, "mtu", msg))?,
+    };
+    Ok(PortConfig {
+        name: name.get_ref().clone(),
+        number: n,
+        devargs: devargs.get_ref().clone(),
+        device,
+        rx_queues,
+        mtu,
+    })
 }
 
 /// A rule and where it came from (for the bridge-level checks).
@@ -157,8 +157,9 @@ fn rules_from_file(ff: &Spanned<String>, key: &str, ctx: &Ctx<'_>) -> Result<Vec
 
 /// Checks that rules name ports of their bridge and that no two rules have the same
 /// table, priority and match (OVS would silently keep only the later one).
-fn check_bridge_rules(rules: &[Sourced], bridge: &str, ports: &[PortConfig]) -> Result<(), ConfigError> {
-    let has_port = |n: u32| ports.iter().any(|p| p.number == n);
+/// Rules may name ports the bridge does not have (yet): as in OVS, `in_port` of a
+/// missing port matches nothing and output to it drops (see [`dangling_ports`]).
+fn check_bridge_rules(rules: &[Sourced], _bridge: &str, _ports: &[PortConfig]) -> Result<(), ConfigError> {
     let mut seen: HashMap<(u8, u16, &Match), usize> = HashMap::new();
     for (i, s) in rules.iter().enumerate() {
         let err = |message: String| ConfigError {
@@ -167,19 +168,6 @@ fn check_bridge_rules(rules: &[Sourced], bridge: &str, ports: &[PortConfig]) -> 
             key: s.key.clone(),
             message,
         };
-        if let Some(p) = s.rule.matches.in_port.filter(|&p| !has_port(p)) {
-            return Err(err(format!("in_port={p}: bridge `{bridge}` has no port {p}")));
-        }
-        for a in &s.rule.actions {
-            let port = match a {
-                Action::Output(p) => Some(*p),
-                Action::Resubmit(r) => r.in_port,
-                _ => None,
-            };
-            if let Some(p) = port.filter(|&p| !has_port(p)) {
-                return Err(err(format!("`{a}`: bridge `{bridge}` has no port {p}")));
-            }
-        }
         if let Some(&j) = seen.get(&(s.rule.table, s.rule.priority, &s.rule.matches)) {
             let first = &rules[j];
             return Err(err(format!(
@@ -266,4 +254,51 @@ fn table_field(
         RuleValue::List(_) => return Err(ctx.err(at, fkey, "takes a single value, not an array")),
     };
     applied.map_err(|e| ctx.rule_err(fkey, e))
+}
+
+/// The port numbers `rules` name (in_port, output, resubmit's port) that are not among
+/// `ports`, each once, in order: what a daemon warns about (the rules load, as in OVS).
+pub fn dangling_ports(rules: &[Rule], ports: &[PortConfig]) -> Vec<u32> {
+    let mut out: Vec<u32> = Vec::new();
+    for r in rules {
+        let named = r.matches.in_port.into_iter().chain(r.actions.iter().filter_map(|a| match a {
+            Action::Output(p) => Some(*p),
+            Action::Resubmit(x) => x.in_port,
+            _ => None,
+        }));
+        for p in named {
+            if !ports.iter().any(|x| x.number == p) && !out.contains(&p) {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+/// Checks bridges and ports built at run time as the loader checks a file: bridge names
+/// valid and unique; port names valid and unique, numbers in range and unique, devices
+/// parseable and unique, queue counts and MTUs in range, across the switch.
+pub fn check_topology(bridges: &[BridgeConfig]) -> Result<(), String> {
+    let mut registry: PortRegistry<String> = PortRegistry::new();
+    for (i, b) in bridges.iter().enumerate() {
+        check_name(&b.name).map_err(|m| format!("bridge name: {m}"))?;
+        if bridges[..i].iter().any(|x| x.name == b.name) {
+            return Err(format!("bridge {} exists", b.name));
+        }
+        for p in &b.ports {
+            check_name(&p.name).map_err(|m| format!("port name: {m}"))?;
+            registry.claim_name(&p.name, p.name.clone()).map_err(|_| format!("port {} exists", p.name))?;
+            check_port_number(i64::from(p.number)).map_err(|m| format!("port {}: number {m}", p.name))?;
+            registry
+                .claim_number(p.number, p.name.clone())
+                .map_err(|first| format!("port number {} is in use by port {first}", p.number))?;
+            let device = parse_devargs(&p.devargs).map_err(|m| format!("port {}: {m}", p.name))?;
+            registry
+                .claim_device(device.name(), p.name.clone())
+                .map_err(|first| format!("device {} is in use by port {first}", device.name()))?;
+            check_rx_queues(i64::from(p.rx_queues)).map_err(|m| format!("port {}: rx queues {m}", p.name))?;
+            check_mtu(i64::from(p.mtu)).map_err(|m| format!("port {}: MTU {m}", p.name))?;
+        }
+    }
+    Ok(())
 }

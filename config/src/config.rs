@@ -161,6 +161,8 @@ pub struct PortConfig {
     pub device: PortDevice,
     /// `rx_queues`, default 1.
     pub rx_queues: u16,
+    /// `mtu`, default [`crate::DEFAULT_MTU`].
+    pub mtu: u16,
 }
 
 /// What [`Config::validate`] needs to know about the machine.

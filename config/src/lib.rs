@@ -33,6 +33,7 @@ mod schema;
 mod source_map;
 mod values;
 
+pub use bridges::{check_topology, dangling_ports};
 pub use config::{
     BURST_SIZE, BridgeConfig, Config, ControlConfig, DEFAULT_CONTROL_SOCKET, EalConfig, FlowConfig, MetricsConfig,
     PmdConfig, PortConfig, SystemFacts, validate,
@@ -43,8 +44,8 @@ pub use field::{FIELDS, FieldDef, Masking, MatchSlot, Prereq, SlotStorage, Value
 pub use flow_parse::{MatchSpec, parse_flow, parse_flows, parse_match, parse_packet};
 pub use hugepages::{HugepageReservation, HugepageSize, HugepagesConfig};
 pub use ports::{
-    MAX_NAME_LEN, MAX_PORT_NUMBER, MAX_RX_QUEUES, PortDevice, PortRegistry, check_name, check_port_number,
-    check_rx_queues, parse_devargs,
+    DEFAULT_MTU, MAX_MTU, MAX_NAME_LEN, MAX_PORT_NUMBER, MAX_RX_QUEUES, MIN_MTU, PortDevice, PortRegistry, check_mtu,
+    check_name, check_port_number, check_rx_queues, parse_devargs,
 };
 pub use rule_error::RuleError;
 pub use rules::{Action, Masked, Match, Position, Resubmit, Rule, SetField};

@@ -14,13 +14,21 @@
 //! - **Atomic.** Each file is written to a temporary file in the same directory, synced,
 //!   renamed over the old one, and the directory synced: a crash leaves the old or the
 //!   new file, never a torn one.
+//! - **Bridges and ports.** After `add-br`, `del-br`, `add-port`, `del-port` or `set-port`
+//!   the `[[bridge]]` tables and their `[[bridge.port]]` tables are made to match the
+//!   running switch ([`write_topology`]): a port table that stays keeps its comments and
+//!   key order, only changed values are rewritten; new tables are appended; a removed
+//!   bridge's table goes (its `flows_file`, if any, stays on disk).
 //! - [`check_writable`] runs at start: a config that cannot be written back is refused
 //!   before anything starts, with the reason.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use toml_edit::{Array, DocumentMut, Item, Value};
+use toml_edit::{Array, ArrayOfTables, DocumentMut, Item, Table, Value};
+
+use crate::config::{BridgeConfig, PortConfig};
+use crate::ports::DEFAULT_MTU;
 
 /// Why a change could not be written back.
 #[derive(Debug, thiserror::Error)]
@@ -129,6 +137,87 @@ pub fn write_bridge_flows(path: &Path, bridge: &str, flows: &[String]) -> Result
     Ok(())
 }
 
+/// Makes the `[[bridge]]` and `[[bridge.port]]` tables of the config at `path` describe
+/// `bridges` (names, ports and their settings; rules are [`write_bridge_flows`]'s). See
+/// the module doc for what is kept.
+pub fn write_topology(path: &Path, bridges: &[BridgeConfig]) -> Result<(), PersistError> {
+    let text = std::fs::read_to_string(path).map_err(io(path))?;
+    let mut doc = text
+        .parse::<DocumentMut>()
+        .map_err(|e| PersistError::Toml { path: path.display().to_string(), message: e.to_string() })?;
+    if !doc.contains_key("bridge") {
+        doc.insert("bridge", Item::ArrayOfTables(ArrayOfTables::new()));
+    }
+    let Some(tables) = doc.get_mut("bridge").and_then(Item::as_array_of_tables_mut) else {
+        return Err(PersistError::Toml {
+            path: path.display().to_string(),
+            message: "`bridge` is not [[bridge]]".into(),
+        });
+    };
+    let name_of = |t: &Table| t.get("name").and_then(Item::as_str).map(str::to_string);
+    tables.retain(|t| name_of(t).is_some_and(|n| bridges.iter().any(|b| b.name == n)));
+    for b in bridges {
+        if !tables.iter().any(|t| name_of(t).as_deref() == Some(b.name.as_str())) {
+            let mut t = Table::new();
+            t.insert("name", toml_edit::value(b.name.as_str()));
+            t.insert("flows", Item::Value(Value::Array(Array::new())));
+            tables.push(t);
+        }
+        let Some(t) = tables.iter_mut().find(|t| name_of(t).as_deref() == Some(b.name.as_str())) else { continue };
+        write_ports(t, &b.ports);
+    }
+    let new_text = doc.to_string();
+    if new_text != text {
+        atomic_write(path, new_text.as_bytes())?;
+    }
+    Ok(())
+}
+
+/// Makes a bridge table's `[[bridge.port]]` tables describe `ports`, in that order.
+fn write_ports(bridge: &mut Table, ports: &[PortConfig]) {
+    let mut old: Vec<Table> = match bridge.remove("port") {
+        Some(Item::ArrayOfTables(a)) => a.into_iter().collect(),
+        _ => Vec::new(),
+    };
+    if ports.is_empty() {
+        return;
+    }
+    let mut new = ArrayOfTables::new();
+    for p in ports {
+        let at = old.iter().position(|t| t.get("name").and_then(Item::as_str) == Some(p.name.as_str()));
+        let mut t = match at {
+            Some(i) => old.remove(i),
+            None => {
+                let mut t = Table::new();
+                t.insert("name", toml_edit::value(p.name.as_str()));
+                t
+            }
+        };
+        set_if_changed(&mut t, "number", Value::from(i64::from(p.number)));
+        set_if_changed(&mut t, "devargs", Value::from(p.devargs.as_str()));
+        if p.rx_queues != 1 || t.contains_key("rx_queues") {
+            set_if_changed(&mut t, "rx_queues", Value::from(i64::from(p.rx_queues)));
+        }
+        if p.mtu != DEFAULT_MTU || t.contains_key("mtu") {
+            set_if_changed(&mut t, "mtu", Value::from(i64::from(p.mtu)));
+        }
+        new.push(t);
+    }
+    bridge.insert("port", Item::ArrayOfTables(new));
+}
+
+/// Sets `key` to `v` unless it already holds that value (so its decoration stays).
+fn set_if_changed(t: &mut Table, key: &str, v: Value) {
+    let same = match (t.get(key).and_then(Item::as_value), &v) {
+        (Some(Value::Integer(a)), Value::Integer(b)) => a.value() == b.value(),
+        (Some(Value::String(a)), Value::String(b)) => a.value() == b.value(),
+        _ => false,
+    };
+    if !same {
+        t.insert(key, Item::Value(v));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -223,6 +312,44 @@ flows_file = "br1.flows"
         assert!(matches!(check_writable(&p), Err(PersistError::Io { .. })));
         std::fs::write(&p, "[[bridge]\n").unwrap();
         assert!(matches!(check_writable(&p), Err(PersistError::Toml { .. })));
+        std::fs::remove_dir_all(d).unwrap();
+    }
+
+    #[test]
+    fn topology_follows_the_running_bridges_and_keeps_comments() {
+        let d = temp_dir("topology");
+        let p = d.join("f.toml");
+        let config = "[[bridge]]\nname = \"br0\"\nflows = [\"actions=drop\"]\n\n[[bridge.port]]\nname = \"a\"\n\
+                      number = 1  # the uplink\ndevargs = \"net_null0\"\n\n[[bridge]]\nname = \"br1\"\n";
+        std::fs::write(&p, config).unwrap();
+        let mut c = crate::Config::load(&p).unwrap();
+        // br1 goes, br2 comes with two ports, br0 gets a second port and port a's MTU.
+        c.bridges.retain(|b| b.name != "br1");
+        c.bridges[0].ports[0].mtu = 9000;
+        let port = |name: &str, number, devargs: &str| PortConfig {
+            name: name.into(),
+            number,
+            devargs: devargs.into(),
+            device: crate::parse_devargs(devargs).unwrap(),
+            rx_queues: 1,
+            mtu: DEFAULT_MTU,
+        };
+        c.bridges[0].ports.push(port("b", 2, "net_null1"));
+        c.bridges.push(BridgeConfig {
+            name: "br2".into(),
+            ports: vec![port("c", 3, "net_tap0,iface=x0"), PortConfig { rx_queues: 4, ..port("d", 4, "net_null2") }],
+            rules: Vec::new(),
+        });
+        write_topology(&p, &c.bridges).unwrap();
+        let text = std::fs::read_to_string(&p).unwrap();
+        assert!(text.contains("number = 1  # the uplink"), "{text}");
+        assert!(!text.contains("br1"), "{text}");
+        let back = crate::Config::load(&p).unwrap();
+        assert_eq!(back.bridges, c.bridges, "{text}");
+        // The last port of a bridge goes: the bridge stays, without port tables.
+        c.bridges[1].ports.clear();
+        write_topology(&p, &c.bridges).unwrap();
+        assert_eq!(crate::Config::load(&p).unwrap().bridges, c.bridges);
         std::fs::remove_dir_all(d).unwrap();
     }
 }

@@ -66,6 +66,22 @@ pub fn check_port_number(number: i64) -> Result<u32, String> {
     }
 }
 
+/// The MTU a port has unless told otherwise (Ethernet's, as in OVS).
+pub const DEFAULT_MTU: u16 = 1500;
+/// The smallest MTU (IPv4's minimum datagram, RFC 791).
+pub const MIN_MTU: u16 = 68;
+/// The largest MTU (a 9 KiB jumbo frame's payload, the usual NIC limit).
+pub const MAX_MTU: u16 = 9216;
+
+/// A port's MTU: `MIN_MTU..=MAX_MTU`. Frames longer than MTU + 18 bytes (Ethernet header
+/// and one VLAN tag) are not sent.
+pub fn check_mtu(mtu: i64) -> Result<u16, String> {
+    match u16::try_from(mtu) {
+        Ok(m @ MIN_MTU..=MAX_MTU) => Ok(m),
+        _ => Err(format!("{mtu} is out of range {MIN_MTU}..={MAX_MTU}")),
+    }
+}
+
 /// A port's receive queue count: `1..=MAX_RX_QUEUES`.
 pub fn check_rx_queues(queues: i64) -> Result<u16, String> {
     match u16::try_from(queues) {

@@ -110,6 +110,7 @@ pub(crate) struct RawPort {
     pub number: Spanned<i64>,
     pub devargs: Spanned<String>,
     pub rx_queues: Option<Spanned<i64>>,
+    pub mtu: Option<Spanned<i64>>,
 }
 
 /// A value in a `[[bridge.rule]]` table.

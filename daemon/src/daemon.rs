@@ -22,7 +22,8 @@ use crate::control::{ControlServer, Pending};
 use crate::datapath::Datapath;
 use crate::logging::LogControl;
 use crate::metrics::MetricsServer;
-use crate::protocol::{ReloadReply, Reply, Request, Response};
+use crate::openflow::OpenFlowServers;
+use crate::protocol::{ChangeReply, Reply, Request, Response};
 use crate::published::{PUBLISH_EVERY, Published, Snapshot};
 use crate::sd_notify::{Notifier, PmdLiveness};
 use crate::unixctl::{UnixctlCall, UnixctlServer};
@@ -53,9 +54,12 @@ pub enum DaemonError {
 /// Runs the daemon on the config at `path` until it is stopped. With `check_only`, only
 /// loads and checks the config.
 pub fn run(path: &Path, check_only: bool, log: LogControl) -> Result<(), DaemonError> {
-    let config = Config::load(path)?;
+    let mut config = Config::load(path)?;
     config.validate(&SystemFacts { online_cpus: ferrovs_pmd::online_cpus() })?;
-    let ports = port_specs(&config);
+    let ports: Vec<PortSpec> = config.bridges.iter().flat_map(|b| &b.ports).map(crate::reconcile::port_spec).collect();
+    for w in crate::topology::dangling_port_warnings(&config) {
+        tracing::warn!("{w}");
+    }
     let options = switch_options(&config);
     ferrovs_pmd::validate(&ports, &options)?;
     crate::datapath::check(&config).map_err(DaemonError::Datapath)?;
@@ -111,7 +115,7 @@ pub fn run(path: &Path, check_only: bool, log: LogControl) -> Result<(), DaemonE
         .map_err(|e| DaemonError::Datapath(format!("appctl socket {}: {e}", appctl_path.display())))?;
     // The OpenFlow management sockets: `BRIDGE.mgmt` beside the control socket.
     let bridge_names: Vec<String> = config.bridges.iter().map(|b| b.name.clone()).collect();
-    let (openflow_servers, openflow_calls) =
+    let (mut openflow_servers, openflow_calls) =
         crate::openflow::OpenFlowServers::bind(&config.control.socket, &bridge_names)
             .map_err(|e| DaemonError::Datapath(format!("OpenFlow management socket {e}")))?;
     // Counters for readers on other threads (telemetry, metrics): see `published`.
@@ -160,9 +164,11 @@ pub fn run(path: &Path, check_only: bool, log: LogControl) -> Result<(), DaemonE
                 let is_stop = request == Request::Stop;
                 let resp = if request == Request::Reload {
                     notifier.reloading();
-                    let r = reload_config(&mut dp, path, &config);
+                    let r = reload_config(&mut dp, path, &mut config, &mut openflow_servers);
                     notifier.ready("forwarding");
                     Response::from(r.map(Reply::Reload))
+                } else if crate::topology::is_topology_request(&request) {
+                    Response::from(change_topology(&mut dp, path, &mut config, &mut openflow_servers, &request))
                 } else {
                     let r = handle(&mut dp, &config, &request);
                     Response::from(r.and_then(|reply| persist(&mut dp, path, &request).map(|()| reply)))
@@ -175,9 +181,9 @@ pub fn run(path: &Path, check_only: bool, log: LogControl) -> Result<(), DaemonE
         }
         if reload.swap(false, Ordering::Relaxed) {
             notifier.reloading();
-            match reload_config(&mut dp, path, &config) {
-                Ok(_) => tracing::info!("SIGHUP: rules reloaded from {}", path.display()),
-                Err(e) => tracing::error!("SIGHUP: reload failed, rules unchanged: {e}"),
+            match reload_config(&mut dp, path, &mut config, &mut openflow_servers) {
+                Ok(r) => tracing::info!("SIGHUP: reloaded {}: {r:?}", path.display()),
+                Err(e) => tracing::error!("SIGHUP: reload failed: {e}"),
             }
             notifier.ready("forwarding");
         }
@@ -267,9 +273,78 @@ fn appctl(dp: &mut Datapath, config: &Config, log: &LogControl, call: &UnixctlCa
 
 /// Re-reads the config at `path` and applies its rules. The running config keeps
 /// describing ports and settings (which a reload may not change).
-fn reload_config(dp: &mut Datapath, path: &Path, running: &Config) -> Result<ReloadReply, String> {
+/// Re-reads the config and applies the difference (see `reconcile`). The file is the
+/// source here, so nothing is written back; after a partial failure the error says
+/// what did not apply, and `running` describes what runs.
+fn reload_config(
+    dp: &mut Datapath,
+    path: &Path,
+    running: &mut Config,
+    openflow: &mut OpenFlowServers,
+) -> Result<ChangeReply, String> {
     let new = Config::load(path).map_err(|e| e.to_string())?;
-    dp.reload_rules(running, &new)
+    new.validate(&SystemFacts { online_cpus: ferrovs_pmd::online_cpus() }).map_err(|e| e.to_string())?;
+    apply_desired(dp, running, &new, openflow)
+}
+
+/// Applies `desired`, then follows the bridges with their management sockets, and
+/// collects the warnings.
+fn apply_desired(
+    dp: &mut Datapath,
+    running: &mut Config,
+    desired: &Config,
+    openflow: &mut OpenFlowServers,
+) -> Result<ChangeReply, String> {
+    let before: Vec<String> = running.bridges.iter().map(|b| b.name.clone()).collect();
+    let result = crate::reconcile::reconcile(dp, running, desired);
+    // Whatever applied (all, or part before an error): sockets follow the running bridges.
+    for b in &before {
+        if running.bridge(b).is_none() {
+            openflow.remove_bridge(b);
+        }
+    }
+    for b in &running.bridges {
+        if !before.contains(&b.name)
+            && let Err(e) = openflow.add_bridge(&b.name)
+        {
+            tracing::warn!("bridge {}: OpenFlow management socket not bound: {e}", b.name);
+        }
+    }
+    let mut reply = result?;
+    reply.warnings = crate::topology::dangling_port_warnings(running);
+    Ok(reply)
+}
+
+/// `add-br`, `del-br`, `add-port`, `del-port`, `set-port` (applied, then written back),
+/// `list-br`, `list-ports`.
+fn change_topology(
+    dp: &mut Datapath,
+    path: &Path,
+    running: &mut Config,
+    openflow: &mut OpenFlowServers,
+    req: &Request,
+) -> Result<Reply, String> {
+    let desired = match crate::topology::desired_after(running, req)? {
+        crate::topology::Outcome::Names(n) => {
+            return Ok(if matches!(req, Request::ListBr) { Reply::ListBr(n) } else { Reply::ListPorts(n) });
+        }
+        crate::topology::Outcome::Change(d) => d,
+    };
+    let result = apply_desired(dp, running, &desired, openflow);
+    // Write back what runs, also after a partial failure.
+    let written = ferrovs_config::persist::write_topology(path, &running.bridges).map_err(|e| {
+        tracing::error!("change applied but not written back: {e}");
+        format!("the change is applied, but it could not be written back to the config: {e}")
+    });
+    let reply = result?;
+    written?;
+    Ok(match req {
+        Request::AddBr { .. } => Reply::AddBr(reply),
+        Request::DelBr { .. } => Reply::DelBr(reply),
+        Request::AddPort { .. } => Reply::AddPort(reply),
+        Request::DelPort { .. } => Reply::DelPort(reply),
+        _ => Reply::SetPort(reply),
+    })
 }
 
 /// Answers one control request (but `reload`, which needs the config's path).
@@ -293,22 +368,6 @@ fn eal_args(config: &Config) -> Vec<String> {
     config.eal_args().into_iter().filter(|a| !a.starts_with("--vdev")).collect()
 }
 
-fn port_specs(config: &Config) -> Vec<PortSpec> {
-    config
-        .bridges
-        .iter()
-        .flat_map(|b| &b.ports)
-        .map(|p| {
-            let mut spec = PortSpec::new(p.name.clone(), p.number, p.devargs.clone());
-            spec.n_rxq = p.rx_queues;
-            spec
-        })
-        .collect()
-}
-
-/// How many frames a `net_pcap,rx_pcap=FILE,infinite_rx=1` port holds in mbufs (the
-/// number of records in FILE); 0 for any other device or a file that cannot be read (the
-/// device probe reports that one).
 fn pcap_replay_frames(devargs: &str) -> u64 {
     let mut parts = devargs.split(',');
     if !parts.next().is_some_and(|d| d.starts_with("net_pcap")) {

@@ -20,10 +20,10 @@ use ferrovs_pmd::{PmdLocal, PmdStats, PortCounters, PortSpec, PortStats, Switch,
 
 use crate::daemon::DaemonError;
 use crate::protocol::{
-    BridgeInfo, LatencyHistogram, LinkState, NicCounters, PmdInfo, PmdStatsReply, PortInfo, ReloadReply, Reply,
-    Request, ShowReply, SlowPathCounters, SlowPathInfo,
+    BridgeInfo, LatencyHistogram, LinkState, NicCounters, PmdInfo, PmdStatsReply, PortInfo, Reply, Request, ShowReply,
+    SlowPathCounters, SlowPathInfo,
 };
-use crate::slow_path_thread::{SlowPathThread, UPCALL_LATENCY_BOUNDS_US};
+use crate::slow_path_thread::{SlowPathThread, TopologyChange, UPCALL_LATENCY_BOUNDS_US};
 
 /// Report slots per PMD in the queue to the slow path (a PMD sends at most
 /// `flow_reports::REPORTS_PER_ITERATION` per loop iteration).
@@ -123,7 +123,9 @@ impl Datapath {
                 ports: b
                     .ports
                     .iter()
-                    .filter_map(|pc| stats.ports.iter().find(|s| s.name == pc.name).map(|s| port_info(s, &pc.devargs)))
+                    .filter_map(|pc| {
+                        stats.ports.iter().find(|s| s.name == pc.name).map(|s| port_info(s, &pc.devargs, pc.mtu))
+                    })
                     .collect(),
             })
             .collect();
@@ -272,37 +274,35 @@ impl Datapath {
         self.slow.replace_rules(bridge.to_string(), rules).map(|_| ())
     }
 
-    /// Replaces each bridge's rules with those of `new` (which must have the same
-    /// bridges and ports as the running config). Each bridge changes atomically.
-    pub fn reload_rules(&mut self, running: &Config, new: &Config) -> Result<ReloadReply, String> {
-        // (bridge, [(port name, number, devargs, rx queues)])
-        type Shape = Vec<(String, Vec<(String, u32, String, u16)>)>;
-        let shape = |c: &Config| -> Shape {
-            c.bridges
-                .iter()
-                .map(|b| {
-                    (
-                        b.name.clone(),
-                        b.ports.iter().map(|p| (p.name.clone(), p.number, p.devargs.clone(), p.rx_queues)).collect(),
-                    )
-                })
-                .collect()
-        };
-        if shape(running) != shape(new)
-            || running.eal != new.eal
-            || running.pmd != new.pmd
-            || running.control != new.control
-        {
-            return Err(
-                "reload applies rules only: bridges, ports, [eal], [pmd] and [control] changed; restart ferrovsd"
-                    .into(),
-            );
-        }
-        let mut bridges = Vec::new();
-        for b in &new.bridges {
-            bridges.push(self.slow.replace_rules(b.name.clone(), b.rules.clone())?);
-        }
-        Ok(ReloadReply { bridges })
+    /// Adds a port to the switch: its device probed and started, every PMD given its tx
+    /// queue; not yet polled, not yet on a bridge (see `reconcile`).
+    pub fn add_port(&mut self, spec: PortSpec) -> Result<(), String> {
+        self.switch.add_port(spec).map_err(|e| e.to_string())
+    }
+
+    /// Starts polling a port's rx queues.
+    pub fn poll_port(&mut self, name: &str) -> Result<(), String> {
+        self.switch.poll_port(name).map_err(|e| e.to_string())
+    }
+
+    /// Stops polling a port's rx queues.
+    pub fn unpoll_port(&mut self, name: &str) -> Result<(), String> {
+        self.switch.unpoll_port(name).map_err(|e| e.to_string())
+    }
+
+    /// Takes a port's tx queues back from the PMDs and closes its device.
+    pub fn remove_port(&mut self, name: &str) -> Result<(), String> {
+        self.switch.remove_port(name).map_err(|e| e.to_string())
+    }
+
+    pub fn set_port_mtu(&mut self, name: &str, mtu: u16) -> Result<(), String> {
+        self.switch.set_port_mtu(name, mtu).map_err(|e| e.to_string())
+    }
+
+    /// A bridge or port-set change in the slow path, applied by every PMD before this
+    /// returns; the number of megaflows it removed.
+    pub fn topology(&mut self, change: TopologyChange) -> Result<u64, String> {
+        self.slow.topology(change)
     }
 
     /// Stops the slow path first (no more commands), then the PMDs and ports.
@@ -320,7 +320,7 @@ fn ratio(n: u64, d: u64) -> f64 {
 /// A port of `show`. The counters are taken apart field by field without `..`: a
 /// counter added to or renamed in the PMD's structs does not compile here until the
 /// reply has it too.
-fn port_info(s: &PortStats, devargs: &str) -> PortInfo {
+fn port_info(s: &PortStats, devargs: &str, mtu: u16) -> PortInfo {
     let PortCounters {
         rx_packets,
         rx_bytes,
@@ -332,6 +332,7 @@ fn port_info(s: &PortStats, devargs: &str) -> PortInfo {
         drop_malformed,
         drop_unsupported,
         drop_no_mbuf,
+        drop_oversize,
     } = s.counters;
     PortInfo {
         name: s.name.clone(),
@@ -355,6 +356,8 @@ fn port_info(s: &PortStats, devargs: &str) -> PortInfo {
         drop_malformed,
         drop_unsupported,
         drop_no_mbuf,
+        drop_oversize,
+        mtu,
         nic: s.eth.map(|e| NicCounters {
             rx_packets: e.rx_packets,
             tx_packets: e.tx_packets,
@@ -419,7 +422,7 @@ pub fn stats_lines(s: &SwitchStats) -> Vec<String> {
         let c = &p.counters;
         out.push(format!(
             "port {} ({}): rx_packets={} rx_bytes={} tx_packets={} tx_bytes={} drop_tx_full={} drop_no_rule={} \
-             drop_action={} drop_malformed={} drop_unsupported={} drop_no_mbuf={}",
+             drop_action={} drop_malformed={} drop_unsupported={} drop_no_mbuf={} drop_oversize={}",
             p.number,
             p.name,
             c.rx_packets,
@@ -431,7 +434,8 @@ pub fn stats_lines(s: &SwitchStats) -> Vec<String> {
             c.drop_action,
             c.drop_malformed,
             c.drop_unsupported,
-            c.drop_no_mbuf
+            c.drop_no_mbuf,
+            c.drop_oversize
         ));
     }
     for p in &s.pmds {

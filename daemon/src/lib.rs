@@ -17,6 +17,7 @@ pub mod protocol;
 pub mod published;
 pub mod render;
 pub mod socket_server;
+pub mod topology;
 pub mod unixctl;
 
 #[cfg(feature = "switch")]
@@ -38,5 +39,7 @@ pub mod flowfmt;
 pub mod metrics;
 #[cfg(feature = "switch")]
 pub mod openflow;
+#[cfg(feature = "switch")]
+pub mod reconcile;
 #[cfg(feature = "switch")]
 pub mod slow_path_thread;

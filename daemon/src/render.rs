@@ -10,8 +10,8 @@
 use std::fmt::Write;
 
 use crate::protocol::{
-    AddFlowsReply, DelFlowsReply, DumpDpFlowsReply, DumpFlowsReply, LinkState, PmdStatsReply, PortInfo, ReloadReply,
-    Reply, ShowReply, TraceReply,
+    AddFlowsReply, ChangeReply, DelFlowsReply, DumpDpFlowsReply, DumpFlowsReply, LinkState, NamesReply, PmdStatsReply,
+    PortInfo, Reply, ShowReply, TraceReply,
 };
 
 /// Renders `reply` as text ending in a newline (or as nothing).
@@ -27,7 +27,13 @@ pub fn render(reply: &Reply) -> String {
         Reply::DumpFlows(r) => dump_flows(&mut out, r),
         Reply::DumpDpFlows(r) => dump_dp_flows(&mut out, r),
         Reply::Trace(r) => trace(&mut out, r),
-        Reply::Reload(r) => reload(&mut out, r),
+        Reply::Reload(r)
+        | Reply::AddBr(r)
+        | Reply::DelBr(r)
+        | Reply::AddPort(r)
+        | Reply::DelPort(r)
+        | Reply::SetPort(r) => changed(&mut out, r),
+        Reply::ListBr(r) | Reply::ListPorts(r) => names(&mut out, r),
     }
     out
 }
@@ -122,10 +128,32 @@ fn deleted(out: &mut String, r: &DelFlowsReply) {
     let _ = writeln!(out, "deleted: {}\nmegaflows_removed: {}", r.deleted, r.megaflows_removed);
 }
 
-fn reload(out: &mut String, r: &ReloadReply) {
-    for b in &r.bridges {
-        let _ =
-            writeln!(out, "- bridge: {}\n  rules: {}\n  megaflows_removed: {}", b.bridge, b.rules, b.megaflows_removed);
+/// Only what happened, one `what: names` line each; warnings on their own lines.
+fn changed(out: &mut String, r: &ChangeReply) {
+    let lists = [
+        ("bridges added", &r.bridges_added),
+        ("bridges removed", &r.bridges_removed),
+        ("ports added", &r.ports_added),
+        ("ports removed", &r.ports_removed),
+        ("ports changed", &r.ports_changed),
+        ("rules replaced", &r.rules_replaced),
+    ];
+    for (what, names) in lists {
+        if !names.is_empty() {
+            let _ = writeln!(out, "{what}: {}", names.join(" "));
+        }
+    }
+    if r.megaflows_removed > 0 {
+        let _ = writeln!(out, "megaflows removed: {}", r.megaflows_removed);
+    }
+    for w in &r.warnings {
+        let _ = writeln!(out, "warning: {w}");
+    }
+}
+
+fn names(out: &mut String, r: &NamesReply) {
+    for n in &r.names {
+        let _ = writeln!(out, "{n}");
     }
 }
 
@@ -277,8 +305,14 @@ pmd=1 in_port(2), packets:0, bytes:0, used:never, actions:drop
         assert_eq!(of(|r| matches!(r, Reply::DelFlows(_))), "deleted: 3\nmegaflows_removed: 9\n");
         assert_eq!(
             of(|r| matches!(r, Reply::Reload(_))),
-            "- bridge: br0\n  rules: 3\n  megaflows_removed: 2\n- bridge: br1\n  rules: 0\n  megaflows_removed: 0\n"
+            "bridges added: br1\nports added: p3\nports changed: p1\nrules replaced: br0\nmegaflows removed: 2\n"
         );
+        assert_eq!(
+            of(|r| matches!(r, Reply::AddPort(_))),
+            "ports added: p3\nwarning: bridge br0's rules name port 9, which it does not have\n"
+        );
+        assert_eq!(of(|r| matches!(r, Reply::ListBr(_))), "br0\nbr1\n");
+        assert_eq!(of(|r| matches!(r, Reply::ListPorts(_))), "");
         assert_eq!(of(|r| matches!(r, Reply::Stop)), "stopping\n");
         assert_eq!(of(|r| matches!(r, Reply::PmdStatsClear)), "");
     }

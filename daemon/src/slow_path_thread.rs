@@ -26,7 +26,7 @@ use crossbeam_channel::{Receiver, Sender, select};
 use ferrovs_config::{MatchSpec, Rule};
 use ferrovs_flowcache::key::FlowKey;
 use ferrovs_flowcache::megaflow::MegaflowStats;
-use ferrovs_flowcache::slow_path::{SlowPath, SlowPathCounters};
+use ferrovs_flowcache::slow_path::{BridgeSpec, SlowPath, SlowPathCounters};
 use ferrovs_flowcache::upcall::{FlowId, PmdCommand, PmdReport, UpcallBatch};
 use ferrovs_pmd::flow_pipeline::{FlowMessage, PipelineShared};
 use ferrovs_pmd::{PipelineClock, PmdSender};
@@ -77,12 +77,50 @@ type Answer<T> = Sender<Result<T, String>>;
 
 /// A request from the main (control) thread, with where to send its typed answer.
 enum SlowRequest {
-    AddFlows { bridge: String, rules: Vec<Rule>, answer: Answer<AddFlowsReply> },
-    ReplaceRules { bridge: String, rules: Vec<Rule>, answer: Answer<ReloadedBridge> },
-    DelFlows { bridge: String, spec: MatchSpec, answer: Answer<DelFlowsReply> },
-    DumpFlows { bridge: String, answer: Answer<DumpFlowsReply> },
-    DumpDpFlows { answer: Answer<DumpDpFlowsReply> },
-    Trace { bridge: String, key: FlowKey, answer: Answer<TraceReply> },
+    AddFlows {
+        bridge: String,
+        rules: Vec<Rule>,
+        answer: Answer<AddFlowsReply>,
+    },
+    ReplaceRules {
+        bridge: String,
+        rules: Vec<Rule>,
+        answer: Answer<ReloadedBridge>,
+    },
+    DelFlows {
+        bridge: String,
+        spec: MatchSpec,
+        answer: Answer<DelFlowsReply>,
+    },
+    DumpFlows {
+        bridge: String,
+        answer: Answer<DumpFlowsReply>,
+    },
+    DumpDpFlows {
+        answer: Answer<DumpDpFlowsReply>,
+    },
+    Trace {
+        bridge: String,
+        key: FlowKey,
+        answer: Answer<TraceReply>,
+    },
+    /// A bridge added or removed, or a bridge's port set changed; answered with the
+    /// number of megaflows removed once every PMD has applied the change.
+    Topology {
+        change: TopologyChange,
+        answer: Answer<u64>,
+    },
+}
+
+/// A change of bridges or ports, as the slow path sees it.
+pub enum TopologyChange {
+    AddBridge(BridgeSpec),
+    RemoveBridge(String),
+    /// The bridge's ports, in flood order.
+    SetPorts {
+        bridge: String,
+        ports: Vec<u32>,
+    },
 }
 
 /// Counters of the thread itself, readable from any thread.
@@ -161,6 +199,12 @@ impl SlowPathThread {
     /// Deletes the rules `spec` matches (non-strictly), applied everywhere before returning.
     pub fn del_flows(&self, bridge: String, spec: MatchSpec) -> Result<DelFlowsReply, String> {
         self.ask_change(|answer| SlowRequest::DelFlows { bridge, spec, answer })
+    }
+
+    /// Adds or removes a bridge or changes its ports, applied by every PMD before this
+    /// returns (so no megaflow outputs to a removed port). Returns the megaflows removed.
+    pub fn topology(&self, change: TopologyChange) -> Result<u64, String> {
+        self.ask_change(|answer| SlowRequest::Topology { change, answer })
     }
 
     pub fn dump_flows(&self, bridge: String) -> Result<DumpFlowsReply, String> {
@@ -319,6 +363,14 @@ impl Worker {
                     })
                 });
                 let _ = answer.send(r.map(|megaflows_removed| DelFlowsReply { deleted, megaflows_removed }));
+            }
+            SlowRequest::Topology { change, answer } => {
+                let r = self.rule_change(|slow| match change {
+                    TopologyChange::AddBridge(spec) => slow.add_bridge(spec, now).map(|()| Vec::new()),
+                    TopologyChange::RemoveBridge(name) => slow.remove_bridge(&name, now),
+                    TopologyChange::SetPorts { bridge, ports } => slow.set_bridge_ports(&bridge, ports, now),
+                });
+                let _ = answer.send(r);
             }
             SlowRequest::DumpFlows { bridge, answer } => {
                 let live = self.live_stats();

@@ -16,6 +16,8 @@ pub enum SwitchError {
     Dpdk(#[from] DpdkError),
     #[error("PMD thread {pmd} failed to start: {reason}")]
     ThreadStart { pmd: usize, reason: String },
+    #[error("no port named {0:?}")]
+    NoSuchPort(String),
     #[error("no PMD thread {0}")]
     NoSuchPmd(usize),
     #[error("PMD thread {0} has stopped")]

@@ -11,6 +11,14 @@
 //! that point, the PMD edits a private deep copy. The last output hands over the PMD's own
 //! reference, so the common single-output case touches no refcount at all.
 //!
+//! A port whose frame is longer than its MTU allows (MTU + 18: Ethernet header, one VLAN
+//! tag and no FCS, as OVS counts it) is not sent: the packet is freed and counted as
+//! `drop_oversize` on that port.
+//!
+//! Ports come and go at run time ([`crate::port_change`]): the per-port table has a
+//! fixed number of slots, sized when the switch starts, so attaching a port moves a
+//! prepared [`TxPort`] into a free slot and never allocates on the PMD.
+//!
 //! Edits are flowcache's ([`ferrovs_flowcache::edit`]), the same parser as key
 //! extraction deciding where each header is: in-place rewrites go to
 //! [`execute_edit`]; for VLAN push and pop the PMD only resizes the mbuf (prepend or trim 4
@@ -27,18 +35,37 @@ use crate::stats::{PmdLocal, PortCounters};
 
 /// Dense index meaning "no such port".
 pub(crate) const NO_PORT: usize = usize::MAX;
+/// [`NO_PORT`] in a [`SlotTable`].
+pub(crate) const NO_SLOT: u16 = u16::MAX;
 
+/// Slot of each port by OpenFlow port number ([`NO_SLOT`] where there is none), as long
+/// as the highest number in use. Built by the control thread, swapped in by the PMD.
+pub(crate) type SlotTable = Vec<u16>;
+
+/// One port as one PMD sends to it: its own tx queue, the pending batch, the frame limit.
 pub(crate) struct TxPort {
     txq: TxQueue,
     batch: MbufBatch,
     pending_bytes: u64,
+    /// Longest frame the port sends (MTU + 18).
+    max_frame: u32,
+}
+
+impl TxPort {
+    pub(crate) fn new(txq: TxQueue, max_frame: u32) -> TxPort {
+        TxPort { txq, batch: MbufBatch::new(), pending_bytes: 0, max_frame }
+    }
 }
 
 /// One PMD's output side: per-port tx queue and batch, counters, and the pool for copies.
 pub struct TxState {
-    ports: Vec<TxPort>,
-    /// Dense port index by OpenFlow port number (`NO_PORT` where there is none).
-    index_by_number: Vec<usize>,
+    /// By slot; `None` where no port is attached. Never grows after construction.
+    ports: Vec<Option<TxPort>>,
+    /// One past the highest attached slot: what `flush` walks.
+    slots_in_use: usize,
+    /// Dense port index by OpenFlow port number.
+    index_by_number: SlotTable,
+    /// By slot, as many as `ports`.
     pub(crate) counters: Vec<PortCounters>,
     pub(crate) pmd: PmdLocal,
     pool: Mempool,
@@ -88,30 +115,62 @@ fn edit_in_place(m: &mut Mbuf, a: &DpAction) -> EditResult {
 }
 
 impl TxState {
-    /// `ports[i] = (number, this PMD's tx queue of port i)`.
-    pub(crate) fn new(ports: Vec<(u32, TxQueue)>, pool: Mempool) -> TxState {
-        let max = ports.iter().map(|(n, _)| *n as usize).max().unwrap_or(0);
-        let mut index_by_number = vec![NO_PORT; max + 1];
-        for (i, (n, _)) in ports.iter().enumerate() {
-            index_by_number[*n as usize] = i;
-        }
-        let n = ports.len();
-        TxState {
-            ports: ports
-                .into_iter()
-                .map(|(_, txq)| TxPort { txq, batch: MbufBatch::new(), pending_bytes: 0 })
-                .collect(),
-            index_by_number,
-            counters: vec![PortCounters::default(); n],
+    /// A PMD's output side with `slots` port slots, `ports[i] = (number, its tx port)` in
+    /// slot `i`.
+    pub(crate) fn new(slots: usize, ports: Vec<(u32, TxPort)>, pool: Mempool) -> TxState {
+        let mut tx = TxState {
+            ports: (0..slots).map(|_| None).collect(),
+            slots_in_use: 0,
+            index_by_number: SlotTable::new(),
+            counters: vec![PortCounters::default(); slots],
             pmd: PmdLocal::default(),
             pool,
+        };
+        let mut table = SlotTable::new();
+        for (slot, (number, port)) in ports.into_iter().enumerate() {
+            set_slot(&mut table, number, slot);
+            tx.attach(slot, port);
         }
+        tx.index_by_number = table;
+        tx
     }
 
     /// Dense index of port `number`, or `NO_PORT`.
     #[inline(always)]
     pub(crate) fn port_index(&self, number: u32) -> usize {
-        self.index_by_number.get(number as usize).copied().unwrap_or(NO_PORT)
+        match self.index_by_number.get(number as usize) {
+            Some(&s) if s != NO_SLOT => s as usize,
+            _ => NO_PORT,
+        }
+    }
+
+    /// Puts `port` in `slot` (free; `slot` < the slot count) with zeroed counters.
+    pub(crate) fn attach(&mut self, slot: usize, port: TxPort) {
+        self.ports[slot] = Some(port);
+        self.counters[slot] = PortCounters::default();
+        self.slots_in_use = self.slots_in_use.max(slot + 1);
+    }
+
+    /// Sends what is pending for `slot` and takes its port out.
+    pub(crate) fn detach(&mut self, slot: usize) -> Option<TxPort> {
+        self.flush_port(slot);
+        let port = self.ports.get_mut(slot)?.take();
+        while self.slots_in_use > 0 && self.ports[self.slots_in_use - 1].is_none() {
+            self.slots_in_use -= 1;
+        }
+        port
+    }
+
+    /// Changes the longest frame `slot` sends.
+    pub(crate) fn set_max_frame(&mut self, slot: usize, max_frame: u32) {
+        if let Some(Some(p)) = self.ports.get_mut(slot) {
+            p.max_frame = max_frame;
+        }
+    }
+
+    /// Replaces the number → slot table, returning the old one.
+    pub(crate) fn swap_slot_table(&mut self, table: SlotTable) -> SlotTable {
+        std::mem::replace(&mut self.index_by_number, table)
     }
 
     #[inline(always)]
@@ -183,15 +242,20 @@ impl TxState {
     #[inline(always)]
     pub(crate) fn output(&mut self, number: u32, pkt: Mbuf) {
         let idx = self.port_index(number);
-        if idx == NO_PORT {
+        let Some(Some(port)) = self.ports.get_mut(idx) else {
             self.pmd.drop_bad_output += 1;
             return drop(pkt);
+        };
+        let len = pkt.pkt_len();
+        if len > port.max_frame as usize {
+            self.counters[idx].drop_oversize += 1;
+            return drop(pkt);
         }
-        if self.ports[idx].batch.is_full() {
+        if port.batch.is_full() {
             self.flush_port(idx);
         }
-        let port = &mut self.ports[idx];
-        port.pending_bytes += pkt.pkt_len() as u64;
+        let Some(port) = &mut self.ports[idx] else { return drop(pkt) };
+        port.pending_bytes += len as u64;
         if let Err(pkt) = port.batch.push(pkt) {
             // Unreachable after the flush above (it always empties the batch), but a packet
             // must never be lost silently.
@@ -201,24 +265,42 @@ impl TxState {
     }
 
     /// Queues the next `count` packets of `pkts` (all with the single action
-    /// `Output(number)`, `bytes` long in total) for port `number`, moving them as a block.
+    /// `Output(number)`, `bytes` long in total, none longer than `longest`) for port
+    /// `number`, moving them as a block.
     #[inline(always)]
-    pub(crate) fn output_run(&mut self, number: u32, pkts: &mut Drain<'_>, count: usize, bytes: u64) {
+    pub(crate) fn output_run(&mut self, number: u32, pkts: &mut Drain<'_>, count: usize, bytes: u64, longest: u32) {
         let idx = self.port_index(number);
-        if idx == NO_PORT {
+        let fits = match self.ports.get(idx) {
+            Some(Some(p)) => longest <= p.max_frame,
+            _ => {
+                for _ in 0..count {
+                    self.pmd.drop_bad_output += 1;
+                    drop(pkts.next());
+                }
+                return;
+            }
+        };
+        if !fits {
+            // Some frame is over the port's MTU: check them one by one.
             for _ in 0..count {
-                self.pmd.drop_bad_output += 1;
-                drop(pkts.next());
+                if let Some(pkt) = pkts.next() {
+                    self.output(number, pkt);
+                }
             }
             return;
         }
-        self.ports[idx].pending_bytes += bytes;
         let mut left = count;
+        let mut first = true;
         while left > 0 {
-            if self.ports[idx].batch.is_full() {
+            if self.ports[idx].as_ref().is_some_and(|p| p.batch.is_full()) {
                 self.flush_port(idx);
             }
-            let moved = pkts.move_to(left, &mut self.ports[idx].batch);
+            let Some(port) = &mut self.ports[idx] else { break };
+            if first {
+                port.pending_bytes += bytes;
+                first = false;
+            }
+            let moved = pkts.move_to(left, &mut port.batch);
             if moved == 0 {
                 // Only if the caller asked for more packets than remain: nothing to lose.
                 break;
@@ -229,7 +311,7 @@ impl TxState {
 
     /// Sends port `idx`'s batch; frees and counts what the queue did not take.
     fn flush_port(&mut self, idx: usize) {
-        let port = &mut self.ports[idx];
+        let Some(Some(port)) = self.ports.get_mut(idx) else { return };
         let queued = port.batch.len();
         if queued == 0 {
             return;
@@ -249,8 +331,17 @@ impl TxState {
 
     /// Sends every pending batch.
     pub(crate) fn flush(&mut self) {
-        for idx in 0..self.ports.len() {
+        for idx in 0..self.slots_in_use {
             self.flush_port(idx);
         }
     }
+}
+
+/// Points port `number` at `slot` in `table`, growing it as needed (control thread only).
+pub(crate) fn set_slot(table: &mut SlotTable, number: u32, slot: usize) {
+    let n = number as usize;
+    if table.len() <= n {
+        table.resize(n + 1, NO_SLOT);
+    }
+    table[n] = u16::try_from(slot).unwrap_or(NO_SLOT);
 }

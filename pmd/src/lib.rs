@@ -31,6 +31,7 @@ pub mod flow_stats;
 pub mod forwarder;
 pub mod pipeline;
 pub mod pmd;
+mod port_change;
 pub mod spec;
 pub mod stats;
 pub mod switch;

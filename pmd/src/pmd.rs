@@ -29,8 +29,9 @@ use ferrovs_flowcache::actions::DpAction;
 
 use crate::exec::TxState;
 use crate::pipeline::{Injector, PacketView, Pipeline, Verdict};
+use crate::port_change::PortChangeMessage;
 use crate::spec::IdleBackoff;
-use crate::stats::PmdShared;
+use crate::stats::{AtomicRxqCounters, PmdShared, RxqLocal};
 
 /// Minimum Ethernet header; shorter frames are dropped as malformed.
 const MIN_FRAME: usize = 14;
@@ -41,13 +42,18 @@ pub enum PmdMessage<M> {
     Pipeline(M),
     /// Replies with the PMD index once every message sent before it has been applied.
     Barrier(Sender<usize>),
+    /// Ports added, removed or changed (see [`crate::port_change`]).
+    Ports(PortChangeMessage),
 }
 
 /// One rx queue a PMD polls.
 pub(crate) struct AssignedRxq {
     pub rxq: RxQueue,
     pub in_port: u32,
+    /// The port's slot.
     pub in_idx: usize,
+    pub counters: RxqLocal,
+    pub shared: Arc<AtomicRxqCounters>,
 }
 
 pub(crate) struct PmdThread<C: Pipeline> {
@@ -97,11 +103,18 @@ impl<C: Pipeline> PmdThread<C> {
                         self.tx.flush();
                         let _ = reply.send(self.index);
                     }
+                    PmdMessage::Ports(PortChangeMessage { mut change, done }) => {
+                        touched = true;
+                        self.tx.flush();
+                        change.apply(&mut self.rxqs, &mut self.tx);
+                        let _ = done.send(change);
+                    }
                 }
             }
 
             let mut received = 0usize;
             for q in self.rxqs.iter_mut() {
+                let t0 = rdtsc();
                 let n = rx_burst(&mut q.rxq, &mut batch);
                 if n == 0 {
                     continue;
@@ -109,6 +122,9 @@ impl<C: Pipeline> PmdThread<C> {
                 received += n;
                 self.tx.pmd.rx_bursts += 1;
                 process_burst(q.in_port, q.in_idx, &mut batch, &mut self.pipeline, &mut self.tx);
+                // The queue's share of the PMD (pmd-rxq-show, and where a new queue goes).
+                q.counters.busy_cycles += rdtsc().wrapping_sub(t0);
+                q.counters.packets += n as u64;
             }
             touched |= self.pipeline.housekeeping(&mut Injector { tx: &mut self.tx });
             self.tx.flush();
@@ -121,6 +137,9 @@ impl<C: Pipeline> PmdThread<C> {
                 self.tx.pmd.busy_cycles += spent;
                 self.tx.pmd.packets += received as u64;
                 self.shared.publish(&self.tx.counters, &self.tx.pmd);
+                for q in &self.rxqs {
+                    q.shared.publish(&q.counters);
+                }
                 empty_polls = 0;
                 if let Some(b) = self.backoff {
                     sleep = b.start;
@@ -208,11 +227,13 @@ fn process_burst<C: Pipeline>(in_port: u32, in_idx: usize, batch: &mut MbufBatch
             Verdict::Actions(actions @ [DpAction::Output(port)]) => {
                 let mut j = i + 1;
                 let mut bytes = lens[i] as u64;
+                let mut longest = lens[i];
                 while j < n && !runt[j] && same_actions(verdicts[j], actions) {
                     bytes += lens[j] as u64;
+                    longest = longest.max(lens[j]);
                     j += 1;
                 }
-                tx.output_run(*port, &mut pkts, j - i, bytes);
+                tx.output_run(*port, &mut pkts, j - i, bytes, longest);
                 i = j;
             }
             Verdict::Actions(actions) => {

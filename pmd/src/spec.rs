@@ -8,7 +8,7 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use ferrovs_config::{PortRegistry, check_port_number, check_rx_queues, parse_devargs};
+use ferrovs_config::{DEFAULT_MTU, PortRegistry, check_mtu, check_port_number, check_rx_queues, parse_devargs};
 use ferrovs_dpdk::PortId;
 
 use crate::error::SwitchError;
@@ -36,16 +36,19 @@ pub struct PortSpec {
     pub device: PortSource,
     /// Number of rx queues (each polled by one PMD thread).
     pub n_rxq: u16,
+    /// Largest IP packet the port sends: frames longer than `mtu` + 18 bytes are dropped
+    /// on output and counted (`drop_oversize`), as OVS does.
+    pub mtu: u16,
 }
 
 impl PortSpec {
     /// A port probed from DPDK devargs, with one rx queue.
     pub fn new(name: impl Into<String>, number: u32, devargs: impl Into<String>) -> PortSpec {
-        PortSpec { name: name.into(), number, device: PortSource::Devargs(devargs.into()), n_rxq: 1 }
+        PortSpec { name: name.into(), number, device: PortSource::Devargs(devargs.into()), n_rxq: 1, mtu: DEFAULT_MTU }
     }
     /// A port that already exists, with one rx queue.
     pub fn existing(name: impl Into<String>, number: u32, id: PortId) -> PortSpec {
-        PortSpec { name: name.into(), number, device: PortSource::Existing(id), n_rxq: 1 }
+        PortSpec { name: name.into(), number, device: PortSource::Existing(id), n_rxq: 1, mtu: DEFAULT_MTU }
     }
 }
 
@@ -84,7 +87,13 @@ pub struct SwitchOptions {
     pub pin_threads: bool,
     /// Capacity of each PMD's message queue.
     pub message_queue: usize,
+    /// Most ports the switch can have at once (slots in each PMD's per-port tables,
+    /// allocated at start so that adding a port never allocates on a PMD).
+    pub max_ports: usize,
 }
+
+/// Default [`SwitchOptions::max_ports`]: 256 slots cost each PMD about 100 KiB.
+pub const DEFAULT_MAX_PORTS: usize = 256;
 
 impl Default for SwitchOptions {
     fn default() -> Self {
@@ -98,6 +107,7 @@ impl Default for SwitchOptions {
             idle_backoff: None,
             pin_threads: true,
             message_queue: 1024,
+            max_ports: DEFAULT_MAX_PORTS,
         }
     }
 }
@@ -149,13 +159,17 @@ fn check_port<'a>(p: &'a PortSpec, registry: &mut PortRegistry<&'a str>) -> Resu
         return Err(SwitchError::Duplicate(format!("device {device} (ports {first:?} and {:?})", p.name)));
     }
     check_rx_queues(i64::from(p.n_rxq)).map_err(|m| invalid(format!("rx queues {m}")))?;
+    check_mtu(i64::from(p.mtu)).map_err(|m| invalid(format!("MTU {m}")))?;
     Ok(())
 }
 
 /// Checks everything that can be checked without DPDK.
 pub fn validate(ports: &[PortSpec], options: &SwitchOptions) -> Result<(), SwitchError> {
-    if ports.is_empty() {
-        return Err(SwitchError::Invalid("a switch needs at least one port".into()));
+    if ports.len() > options.max_ports {
+        return Err(SwitchError::Invalid(format!("{} ports (at most {})", ports.len(), options.max_ports)));
+    }
+    if options.max_ports == 0 || options.max_ports >= usize::from(crate::exec::NO_SLOT) {
+        return Err(SwitchError::Invalid(format!("{} port slots (1..{})", options.max_ports, crate::exec::NO_SLOT)));
     }
     let mut registry = PortRegistry::new();
     for p in ports {
@@ -225,7 +239,10 @@ mod tests {
         assert!(matches!(validate(&not_a_device, &opts()), Err(SwitchError::Invalid(_))));
         let no_queues = [PortSpec { n_rxq: 0, ..PortSpec::new("a", 1, "net_null0") }];
         assert!(matches!(validate(&no_queues, &opts()), Err(SwitchError::Invalid(_))));
-        assert!(validate(&[], &opts()).is_err());
+        // A switch may start without ports: they can be added at run time.
+        assert!(validate(&[], &opts()).is_ok());
+        let tiny_mtu = [PortSpec { mtu: 60, ..PortSpec::new("a", 1, "net_null0") }];
+        assert!(matches!(validate(&tiny_mtu, &opts()), Err(SwitchError::Invalid(_))));
     }
 
     #[test]

@@ -79,6 +79,8 @@ counter_set! {
         drop_unsupported,
         /// Packets dropped because a copy for a modified output could not be allocated (ingress port).
         drop_no_mbuf,
+        /// Frames longer than the port's MTU allows, not sent (output port).
+        drop_oversize,
     }
 }
 
@@ -91,6 +93,7 @@ impl PortCounters {
             + self.drop_malformed
             + self.drop_unsupported
             + self.drop_no_mbuf
+            + self.drop_oversize
     }
 }
 
@@ -114,6 +117,20 @@ counter_set! {
         drop_bad_output,
         /// Messages applied.
         messages,
+    }
+}
+
+counter_set! {
+    /// Counters of one rx queue, kept by the PMD polling it.
+    pub struct RxqLocal;
+    /// The published mirror of an [`RxqLocal`], shared with readers (and kept by the switch
+    /// when the queue moves to another PMD, so its history moves with it).
+    pub struct AtomicRxqCounters;
+    {
+        /// TSC cycles spent receiving and processing this queue's bursts.
+        busy_cycles,
+        /// Packets received.
+        packets,
     }
 }
 

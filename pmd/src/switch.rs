@@ -24,12 +24,33 @@ use crossbeam_channel::{Sender, TrySendError};
 use ferrovs_dpdk::{Eal, EthStats, LinkStatus, Mempool, Port, PortConfig, PortId, probe};
 
 use crate::error::SwitchError;
-use crate::exec::TxState;
+use crate::exec::{SlotTable, TxPort, TxState, set_slot};
 use crate::forwarder::{ForwardRule, Forwarder};
 use crate::pipeline::Pipeline;
 use crate::pmd::{AssignedRxq, PmdMessage, PmdThread};
+use crate::port_change::{PortChange, PortChangeMessage};
 use crate::spec::{PortSource, PortSpec, SwitchOptions, validate};
-use crate::stats::{PmdLocal, PmdShared, PortCounters};
+use crate::stats::{AtomicRxqCounters, PmdLocal, PmdShared, PortCounters, RxqLocal};
+
+/// How long a PMD may take to apply a port change (it does so between two bursts).
+const PORT_CHANGE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Sets the device's MTU where the driver can. Not fatal when it cannot (a net_tap whose
+/// interface moved to another namespace answers "no such device"): the PMDs enforce the
+/// limit on output either way.
+fn set_device_mtu(port: &Port, name: &str, mtu: u16) {
+    if let Err(e) = port.set_mtu(mtu) {
+        tracing::warn!(port = %name, error = %e, "device MTU not set; the switch still drops longer frames");
+    }
+}
+
+/// The device of `spec`: probed from its devargs, or the existing port.
+fn probe_source(eal: &Eal, spec: &PortSpec) -> Result<PortId, SwitchError> {
+    match &spec.device {
+        PortSource::Devargs(d) => probe(eal, d).map_err(|e| SwitchError::Port { port: spec.name.clone(), source: e }),
+        PortSource::Existing(id) => Ok(*id),
+    }
+}
 
 static SWITCH_SEQ: AtomicUsize = AtomicUsize::new(0);
 
@@ -39,6 +60,10 @@ pub struct RxqAssignment {
     pub port_name: String,
     pub port_number: u32,
     pub queue: u16,
+    /// TSC cycles its PMD spent on this queue's bursts since it was first polled.
+    pub busy_cycles: u64,
+    /// Packets received on it.
+    pub packets: u64,
 }
 
 /// What a PMD thread is doing; see [`Switch::pmd_info`].
@@ -142,22 +167,50 @@ impl<M: Send + 'static> PmdSender<M> {
 struct SwitchPort {
     spec: PortSpec,
     port: Port,
+    slot: usize,
+    /// Whether the PMDs poll its rx queues.
+    polled: bool,
+}
+
+/// One rx queue and where it is polled; its counters survive a move to another PMD.
+struct RxqState {
+    slot: usize,
+    port_name: String,
+    port_number: u32,
+    queue: u16,
+    pmd: usize,
+    counters: Arc<AtomicRxqCounters>,
 }
 
 struct PmdHandle<M> {
-    info: PmdInfo,
+    index: usize,
+    core: usize,
     sender: PmdSender<M>,
     shared: Arc<PmdShared>,
     join: Option<JoinHandle<()>>,
 }
 
 /// A running switch. `M` is the pipeline's message type.
+///
+/// Ports are added and removed while the PMDs forward ([`Switch::add_port`],
+/// [`Switch::poll_port`], [`Switch::unpoll_port`], [`Switch::remove_port`]); see
+/// [`crate::port_change`] for how a change reaches the PMDs.
 pub struct Switch<M: Send + 'static> {
     eal: Eal,
+    options: SwitchOptions,
     ports: Vec<SwitchPort>,
+    rxqs: Vec<RxqState>,
+    /// Port number → slot, as the PMDs have it.
+    slot_table: SlotTable,
     pool: Mempool,
     pmds: Vec<PmdHandle<M>>,
     stop: Arc<AtomicBool>,
+}
+
+/// Longest frame a port with `mtu` sends: Ethernet header, one VLAN tag, no FCS (OVS's
+/// limit).
+pub fn max_frame(mtu: u16) -> u32 {
+    u32::from(mtu) + 18
 }
 
 impl Switch<crate::forwarder::ForwarderMessage> {
@@ -176,8 +229,9 @@ impl Switch<crate::forwarder::ForwarderMessage> {
 }
 
 impl<M: Send + 'static> Switch<M> {
-    /// Starts the switch. `make_pipeline` is called once per PMD (on this thread) and
-    /// the pipeline moved to that PMD.
+    /// Starts the switch: the PMD threads, then each port of `specs` (added and polled as
+    /// [`Switch::add_port`] and [`Switch::poll_port`] would). `make_pipeline` is called once
+    /// per PMD (on this thread) and the pipeline moved to that PMD.
     pub fn start<C, F>(
         eal: &Eal,
         specs: &[PortSpec],
@@ -200,74 +254,27 @@ impl<M: Send + 'static> Switch<M> {
             eal.socket_id(),
         )?;
 
-        // Probe every device first: a rejected devargs fails here, before any port is
-        // configured.
-        let mut ids = Vec::with_capacity(specs.len());
-        for s in specs {
-            let id = match &s.device {
-                PortSource::Devargs(d) => {
-                    probe(eal, d).map_err(|e| SwitchError::Port { port: s.name.clone(), source: e })?
-                }
-                PortSource::Existing(id) => *id,
-            };
-            ids.push(id);
-        }
-        let mut ports = Vec::with_capacity(specs.len());
-        for (s, id) in specs.iter().zip(&ids) {
-            let cfg =
-                PortConfig { n_rxq: s.n_rxq, n_txq: n_pmds as u16, rx_desc: options.rx_desc, tx_desc: options.tx_desc };
-            let perr = |e| SwitchError::Port { port: s.name.clone(), source: e };
-            let port = Port::configure(eal, *id, &cfg, &pool).map_err(perr)?;
-            port.start().map_err(perr)?;
-            port.set_promiscuous(true).map_err(perr)?;
-            ports.push(SwitchPort { spec: s.clone(), port });
-        }
-
-        // Round-robin (port, rx queue) -> PMD.
-        let mut assigned: Vec<Vec<AssignedRxq>> = (0..n_pmds).map(|_| Vec::new()).collect();
-        let mut infos: Vec<PmdInfo> = options
-            .pmd_cores
-            .iter()
-            .enumerate()
-            .map(|(index, &core)| PmdInfo { index, core, rx_queues: Vec::new() })
-            .collect();
-        let mut k = 0usize;
-        for (idx, sp) in ports.iter().enumerate() {
-            for q in 0..sp.spec.n_rxq {
-                let rxq =
-                    sp.port.rx_queue(q).map_err(|e| SwitchError::Port { port: sp.spec.name.clone(), source: e })?;
-                let pmd = k % n_pmds;
-                k += 1;
-                assigned[pmd].push(AssignedRxq { rxq, in_port: sp.spec.number, in_idx: idx });
-                infos[pmd].rx_queues.push(RxqAssignment {
-                    port_name: sp.spec.name.clone(),
-                    port_number: sp.spec.number,
-                    queue: q,
-                });
-            }
-        }
-
         let stop = Arc::new(AtomicBool::new(false));
-        let mut switch =
-            Switch { eal: eal.clone(), ports: Vec::new(), pool: pool.clone(), pmds: Vec::new(), stop: stop.clone() };
+        let mut switch = Switch {
+            eal: eal.clone(),
+            options: options.clone(),
+            ports: Vec::new(),
+            rxqs: Vec::new(),
+            slot_table: SlotTable::new(),
+            pool: pool.clone(),
+            pmds: Vec::new(),
+            stop: stop.clone(),
+        };
         let (started_tx, started_rx) = crossbeam_channel::unbounded();
-        for (pmd_index, rxqs) in assigned.into_iter().enumerate() {
-            let info = infos[pmd_index].clone();
-            let mut txqs = Vec::with_capacity(ports.len());
-            for sp in &ports {
-                let q = sp
-                    .port
-                    .tx_queue(pmd_index as u16)
-                    .map_err(|e| SwitchError::Port { port: sp.spec.name.clone(), source: e })?;
-                txqs.push((sp.spec.number, q));
-            }
+        for (pmd_index, &core) in options.pmd_cores.iter().enumerate() {
+            let info = PmdInfo { index: pmd_index, core, rx_queues: Vec::new() };
             let pipeline = make_pipeline(&info);
             let (msg_tx, msg_rx) = crossbeam_channel::bounded(options.message_queue);
-            let shared = Arc::new(PmdShared::new(ports.len()));
+            let shared = Arc::new(PmdShared::new(options.max_ports));
             let thread = PmdThread {
                 index: pmd_index,
-                rxqs,
-                tx: TxState::new(txqs, pool.clone()),
+                rxqs: Vec::new(),
+                tx: TxState::new(options.max_ports, Vec::new(), pool.clone()),
                 pipeline,
                 messages: msg_rx,
                 stop: stop.clone(),
@@ -275,7 +282,6 @@ impl<M: Send + 'static> Switch<M> {
                 backoff: options.idle_backoff,
                 eal: eal.clone(),
             };
-            let core = info.core;
             let pin = options.pin_threads;
             let started = started_tx.clone();
             let join = std::thread::Builder::new()
@@ -289,14 +295,14 @@ impl<M: Send + 'static> Switch<M> {
                 })
                 .map_err(|e| SwitchError::ThreadStart { pmd: pmd_index, reason: e.to_string() })?;
             switch.pmds.push(PmdHandle {
-                info,
+                index: pmd_index,
+                core,
                 sender: PmdSender { index: pmd_index, tx: msg_tx },
                 shared,
                 join: Some(join),
             });
         }
         drop(started_tx);
-        switch.ports = ports;
         for _ in 0..n_pmds {
             match started_rx.recv_timeout(Duration::from_secs(10)) {
                 Ok(Ok(())) => {}
@@ -307,13 +313,242 @@ impl<M: Send + 'static> Switch<M> {
                 }
             }
         }
+        // Probe every device first: a rejected devargs fails here, before any port is
+        // configured.
+        let mut ids = Vec::with_capacity(specs.len());
+        for s in specs {
+            ids.push(probe_source(eal, s)?);
+        }
+        for (s, id) in specs.iter().zip(ids) {
+            switch.attach_port(s.clone(), id, matches!(s.device, PortSource::Devargs(_)))?;
+        }
+        for s in specs {
+            switch.poll_port(&s.name)?;
+        }
         tracing::info!(ports = specs.len(), pmds = n_pmds, "switch started");
         Ok(switch)
     }
 
+    /// Adds a port: probes its device, configures it (its rx queues, one tx queue per
+    /// PMD), starts it, and gives every PMD its tx queue. The port is not polled until
+    /// [`Switch::poll_port`]. Refused, with nothing changed, when the name, number or
+    /// device is taken, the switch has no free slot, or DPDK rejects the device.
+    pub fn add_port(&mut self, spec: PortSpec) -> Result<(), SwitchError> {
+        let mut all: Vec<PortSpec> = self.ports.iter().map(|p| p.spec.clone()).collect();
+        all.push(spec.clone());
+        validate(&all, &self.options)?;
+        let id = probe_source(&self.eal, &spec)?;
+        self.attach_port(spec, id, matches!(all.last().map(|s| &s.device), Some(PortSource::Devargs(_))))
+    }
+
+    fn attach_port(&mut self, spec: PortSpec, id: PortId, probed: bool) -> Result<(), SwitchError> {
+        let perr = |e| SwitchError::Port { port: spec.name.clone(), source: e };
+        // `validate` kept the port count within the slots.
+        let slot = (0..self.options.max_ports)
+            .find(|s| self.ports.iter().all(|p| p.slot != *s))
+            .ok_or_else(|| SwitchError::Invalid(format!("at most {} ports", self.options.max_ports)))?;
+        let n_pmds = self.pmds.len() as u16;
+        let cfg = PortConfig {
+            n_rxq: spec.n_rxq,
+            n_txq: n_pmds,
+            rx_desc: self.options.rx_desc,
+            tx_desc: self.options.tx_desc,
+        };
+        let port = Port::configure(&self.eal, id, &cfg, &self.pool).map_err(perr)?;
+        if probed {
+            port.remove_device_on_close();
+        }
+        set_device_mtu(&port, &spec.name, spec.mtu);
+        port.start().map_err(perr)?;
+        port.set_promiscuous(true).map_err(perr)?;
+        let mut table = self.slot_table.clone();
+        set_slot(&mut table, spec.number, slot);
+        let mut changes = Vec::with_capacity(self.pmds.len());
+        for pmd in 0..self.pmds.len() {
+            let txq = port.tx_queue(pmd as u16).map_err(perr)?;
+            changes.push(PortChange {
+                attach_tx: Some((slot, TxPort::new(txq, max_frame(spec.mtu)))),
+                slot_table: Some(table.clone()),
+                ..PortChange::default()
+            });
+        }
+        self.apply(changes.into_iter().enumerate().collect())?;
+        self.slot_table = table;
+        tracing::info!(port = %spec.name, number = spec.number, slot, "port added");
+        self.ports.push(SwitchPort { spec, port, slot, polled: false });
+        Ok(())
+    }
+
+    /// Starts polling `name`'s rx queues: each queue goes to the PMD with the least
+    /// measured load (busy cycles of the queues it polls; then fewest queues).
+    pub fn poll_port(&mut self, name: &str) -> Result<(), SwitchError> {
+        let i = self.port_position(name)?;
+        if self.ports[i].polled {
+            return Ok(());
+        }
+        let (slot, number, n_rxq) = (self.ports[i].slot, self.ports[i].spec.number, self.ports[i].spec.n_rxq);
+        let mut load: Vec<(u64, usize)> = vec![(0, 0); self.pmds.len()];
+        for q in &self.rxqs {
+            load[q.pmd].0 += q.counters.snapshot().busy_cycles;
+            load[q.pmd].1 += 1;
+        }
+        let mut adds: Vec<Vec<AssignedRxq>> = (0..self.pmds.len()).map(|_| Vec::new()).collect();
+        let mut new_states = Vec::new();
+        for queue in 0..n_rxq {
+            let pmd = (0..load.len()).min_by_key(|&p| (load[p].0, load[p].1, p)).unwrap_or(0);
+            load[pmd].1 += 1;
+            let rxq =
+                self.ports[i].port.rx_queue(queue).map_err(|e| SwitchError::Port { port: name.into(), source: e })?;
+            let counters = Arc::new(AtomicRxqCounters::default());
+            adds[pmd].push(AssignedRxq {
+                rxq,
+                in_port: number,
+                in_idx: slot,
+                counters: RxqLocal::default(),
+                shared: counters.clone(),
+            });
+            new_states.push(RxqState { slot, port_name: name.into(), port_number: number, queue, pmd, counters });
+        }
+        let mut changes = Vec::new();
+        for (pmd, add) in adds.into_iter().enumerate() {
+            if add.is_empty() {
+                continue;
+            }
+            let keep = self.rxqs.iter().filter(|q| q.pmd == pmd).count();
+            changes.push((
+                pmd,
+                PortChange {
+                    rx_set: Some(Vec::with_capacity(keep + add.len())),
+                    add_rxqs: add,
+                    ..PortChange::default()
+                },
+            ));
+        }
+        self.apply(changes)?;
+        self.rxqs.extend(new_states);
+        self.ports[i].polled = true;
+        Ok(())
+    }
+
+    /// Stops polling `name`'s rx queues (every PMD has let go of them when this returns).
+    pub fn unpoll_port(&mut self, name: &str) -> Result<(), SwitchError> {
+        let i = self.port_position(name)?;
+        if !self.ports[i].polled {
+            return Ok(());
+        }
+        let slot = self.ports[i].slot;
+        let mut changes = Vec::new();
+        for pmd in 0..self.pmds.len() {
+            let total = self.rxqs.iter().filter(|q| q.pmd == pmd).count();
+            let theirs = self.rxqs.iter().filter(|q| q.pmd == pmd && q.slot == slot).count();
+            if theirs == 0 {
+                continue;
+            }
+            changes.push((
+                pmd,
+                PortChange {
+                    rx_set: Some(Vec::with_capacity(total - theirs)),
+                    remove_rxqs: vec![(slot, None)],
+                    retired_rxqs: Vec::with_capacity(theirs),
+                    ..PortChange::default()
+                },
+            ));
+        }
+        // The returned changes (and the queue handles in them) drop here.
+        self.apply(changes)?;
+        self.rxqs.retain(|q| q.slot != slot);
+        self.ports[i].polled = false;
+        Ok(())
+    }
+
+    /// Removes port `name`: stops polling it, takes its tx queues back from every PMD
+    /// (sending what they had pending), then stops and closes the device (and removes a
+    /// virtual device the switch probed, so its devargs can be used again).
+    pub fn remove_port(&mut self, name: &str) -> Result<(), SwitchError> {
+        self.unpoll_port(name)?;
+        let i = self.port_position(name)?;
+        let (slot, number) = (self.ports[i].slot, self.ports[i].spec.number);
+        let mut table = self.slot_table.clone();
+        if let Some(s) = table.get_mut(number as usize) {
+            *s = crate::exec::NO_SLOT;
+        }
+        let changes = (0..self.pmds.len())
+            .map(|pmd| {
+                (pmd, PortChange { detach_tx: Some(slot), slot_table: Some(table.clone()), ..PortChange::default() })
+            })
+            .collect();
+        self.apply(changes)?;
+        self.slot_table = table;
+        let sp = self.ports.remove(i);
+        if let Err(e) = sp.port.stop() {
+            tracing::warn!(port = %sp.spec.name, error = %e, "stopping port");
+        }
+        tracing::info!(port = %sp.spec.name, number, "port removed");
+        Ok(())
+    }
+
+    /// Changes `name`'s MTU: the device's (where the driver can) and the PMDs' limit.
+    pub fn set_port_mtu(&mut self, name: &str, mtu: u16) -> Result<(), SwitchError> {
+        let i = self.port_position(name)?;
+        set_device_mtu(&self.ports[i].port, name, mtu);
+        let slot = self.ports[i].slot;
+        let changes = (0..self.pmds.len())
+            .map(|pmd| (pmd, PortChange { max_frame: Some((slot, max_frame(mtu))), ..PortChange::default() }))
+            .collect();
+        self.apply(changes)?;
+        self.ports[i].spec.mtu = mtu;
+        Ok(())
+    }
+
+    /// The ports, in the order they were added.
+    pub fn port_specs(&self) -> Vec<PortSpec> {
+        self.ports.iter().map(|p| p.spec.clone()).collect()
+    }
+
+    fn port_position(&self, name: &str) -> Result<usize, SwitchError> {
+        self.ports.iter().position(|p| p.spec.name == name).ok_or_else(|| SwitchError::NoSuchPort(name.to_string()))
+    }
+
+    /// Sends each `(pmd, change)` and waits until every PMD has sent its change back;
+    /// what comes back (old tables, retired queues) is dropped here, on this thread.
+    fn apply(&self, changes: Vec<(usize, PortChange)>) -> Result<(), SwitchError> {
+        let (done_tx, done_rx) = crossbeam_channel::bounded(changes.len().max(1));
+        let n = changes.len();
+        for (pmd, change) in changes {
+            let p = self.pmds.get(pmd).ok_or(SwitchError::NoSuchPmd(pmd))?;
+            let msg = PmdMessage::Ports(PortChangeMessage { change: Box::new(change), done: done_tx.clone() });
+            p.sender.tx.send_timeout(msg, PORT_CHANGE_TIMEOUT).map_err(|_| SwitchError::PmdGone(pmd))?;
+        }
+        for _ in 0..n {
+            done_rx.recv_timeout(PORT_CHANGE_TIMEOUT).map_err(|_| SwitchError::PmdGone(0))?;
+        }
+        Ok(())
+    }
+
     /// The PMD threads and their rx queues.
     pub fn pmd_info(&self) -> Vec<PmdInfo> {
-        self.pmds.iter().map(|p| p.info.clone()).collect()
+        self.pmds
+            .iter()
+            .map(|p| PmdInfo { index: p.index, core: p.core, rx_queues: self.rx_queues_of(p.index) })
+            .collect()
+    }
+
+    /// The rx queues `pmd` polls, with their counters.
+    fn rx_queues_of(&self, pmd: usize) -> Vec<RxqAssignment> {
+        self.rxqs
+            .iter()
+            .filter(|q| q.pmd == pmd)
+            .map(|q| {
+                let c = q.counters.snapshot();
+                RxqAssignment {
+                    port_name: q.port_name.clone(),
+                    port_number: q.port_number,
+                    queue: q.queue,
+                    busy_cycles: c.busy_cycles,
+                    packets: c.packets,
+                }
+            })
+            .collect()
     }
 
     /// A handle to send messages to PMD `index`.
@@ -356,11 +591,10 @@ impl<M: Send + 'static> Switch<M> {
         let ports = self
             .ports
             .iter()
-            .enumerate()
-            .map(|(i, sp)| {
+            .map(|sp| {
                 let mut counters = PortCounters::default();
                 for p in &self.pmds {
-                    counters.add(&p.shared.port(i));
+                    counters.add(&p.shared.port(sp.slot));
                 }
                 PortStats {
                     name: sp.spec.name.clone(),
@@ -377,10 +611,10 @@ impl<M: Send + 'static> Switch<M> {
             .pmds
             .iter()
             .map(|p| PmdStats {
-                index: p.info.index,
-                core: p.info.core,
+                index: p.index,
+                core: p.core,
                 running: p.shared.running.load(Ordering::SeqCst),
-                rx_queues: p.info.rx_queues.clone(),
+                rx_queues: self.rx_queues_of(p.index),
                 counters: p.shared.pmd(),
             })
             .collect();

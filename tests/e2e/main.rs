@@ -22,6 +22,7 @@ mod flows;
 mod many_flows;
 mod openflow;
 mod persist;
+mod runtime;
 mod service;
 
 /// EAL, control and PMD settings shared by every test config: no hugepages, a PMD on
@@ -242,6 +243,8 @@ fn main() {
         Trial::test("service_notifies_ready_then_feeds_watchdog", service::notifies_ready_then_feeds_watchdog),
         Trial::test("service_ovs_appctl_views", service::ovs_appctl_views),
         Trial::test("persist_rules_survive_kill_9", persist::rules_survive_kill_9),
+        Trial::test("runtime_ports_come_and_go_under_traffic", runtime::ports_come_and_go_under_traffic)
+            .with_ignored_flag(!root),
         Trial::test("openflow_ovs_ofctl_manages_rules_of10", openflow::manages_rules_of10),
         Trial::test("openflow_ovs_ofctl_manages_rules_of13", openflow::manages_rules_of13),
         Trial::test("openflow_rules_route_traffic", openflow::rules_route_traffic),

@@ -159,9 +159,14 @@ fn ports() {
     let queues = PORTS.replace("number = 2", "number = 2\nrx_queues = 0");
     assert_eq!(err(&queues), (13, 13, "bridge[0].port[1].rx_queues".into(), "0 is out of range 1..=1024".into()));
     assert_eq!(err(&PORTS.replace("\"p2\"", "\"p 2\"")).3, "`p 2` contains ` ` (use letters, digits, `_`, `-`, `.`)");
-    let no_ports = "[[bridge]]\nname = \"br0\"\n";
-    assert_eq!(err(no_ports), (2, 8, "bridge[0].port".into(), "bridge `br0` has no ports ([[bridge.port]])".into()));
-    assert_eq!(err("[eal]\n").3, "no [[bridge]]: the switch needs at least one bridge with ports");
+    // A bridge without ports, and no bridge at all, wait for ports added at run time.
+    let no_ports = load("[[bridge]]\nname = \"br0\"\n").unwrap();
+    assert!(no_ports.bridges[0].ports.is_empty());
+    assert!(load("[eal]\n").unwrap().bridges.is_empty());
+    let mtu = PORTS.replace("number = 2", "number = 2\nmtu = 9000");
+    assert_eq!(load(&mtu).unwrap().bridges[0].ports[1].mtu, 9000);
+    assert_eq!(load(PORTS).unwrap().bridges[0].ports[1].mtu, crate::DEFAULT_MTU);
+    assert_eq!(err(&PORTS.replace("number = 2", "number = 2\nmtu = 67")).3, "67 is out of range 68..=9216");
 }
 
 #[test]
@@ -385,17 +390,13 @@ actions = "drop"
 }
 
 #[test]
-fn rules_must_name_ports_of_their_bridge_and_not_repeat() {
-    let e = err(&with_bridge(r#"flows = ["in_port=3,actions=output:2"]"#));
-    assert_eq!(e, (4, 11, "bridge[0].flows[0]".into(), "in_port=3: bridge `br0` has no port 3".into()));
-    assert_eq!(
-        err(&with_bridge(r#"flows = ["actions=output:1,output:9"]"#)).3,
-        "`output:9`: bridge `br0` has no port 9"
-    );
-    assert_eq!(
-        err(&with_bridge(r#"flows = ["actions=resubmit(7,1)"]"#)).3,
-        "`resubmit(7,1)`: bridge `br0` has no port 7"
-    );
+fn rules_may_name_missing_ports_but_not_repeat() {
+    // As in OVS: a rule may name a port the bridge does not have (yet); the daemon warns.
+    let c = load(&with_bridge(
+        r#"flows = ["in_port=3,actions=output:2", "ip,actions=output:1,output:9", "actions=resubmit(7,1)"]"#,
+    ))
+    .unwrap();
+    assert_eq!(crate::dangling_ports(&c.bridges[0].rules, &c.bridges[0].ports), vec![3, 9, 7]);
     load(&with_bridge(r#"flows = ["actions=resubmit(,1)"]"#)).unwrap();
     let e = err(&with_bridge(r#"flows = ["ip,in_port=1,actions=output:2", "in_port=1,ip,actions=drop"]"#));
     assert_eq!((e.0, e.1, e.2.as_str()), (4, 44, "bridge[0].flows[1]"));

@@ -107,7 +107,9 @@ pub struct OfCall {
 /// The management sockets of every bridge. Dropping it stops accepting and removes the
 /// socket files.
 pub struct OpenFlowServers {
-    _servers: Vec<SocketServer>,
+    servers: Vec<(String, SocketServer)>,
+    control_socket: PathBuf,
+    calls: Sender<OfCall>,
 }
 
 impl OpenFlowServers {
@@ -115,21 +117,33 @@ impl OpenFlowServers {
     /// returned receiver.
     pub fn bind(control_socket: &Path, bridges: &[String]) -> std::io::Result<(OpenFlowServers, Receiver<OfCall>)> {
         let (tx, rx) = bounded::<OfCall>(64);
-        let mut servers = Vec::new();
+        let mut servers =
+            OpenFlowServers { servers: Vec::new(), control_socket: control_socket.to_path_buf(), calls: tx };
         for bridge in bridges {
-            let path = mgmt_socket(control_socket, bridge);
-            let (tx, bridge2) = (tx.clone(), bridge.clone());
-            let serve = move |stream, uid: Option<u32>, stop: &AtomicBool| {
-                let may_change = crate::socket_server::may_change(uid);
-                if let Err(e) = conn::serve(stream, conn::Peer { bridge: &bridge2, uid, may_change }, &tx, stop) {
-                    tracing::debug!("OpenFlow connection on {bridge2}: {e}");
-                }
-            };
-            let server = SocketServer::bind(&path, "ferrovs-of", Box::new(serve))
-                .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
-            servers.push(server);
+            servers.add_bridge(bridge)?;
         }
-        Ok((OpenFlowServers { _servers: servers }, rx))
+        Ok((servers, rx))
+    }
+
+    /// Binds the management socket of a bridge added at run time.
+    pub fn add_bridge(&mut self, bridge: &str) -> std::io::Result<()> {
+        let path = mgmt_socket(&self.control_socket, bridge);
+        let (tx, bridge2) = (self.calls.clone(), bridge.to_string());
+        let serve = move |stream, uid: Option<u32>, stop: &AtomicBool| {
+            let may_change = crate::socket_server::may_change(uid);
+            if let Err(e) = conn::serve(stream, conn::Peer { bridge: &bridge2, uid, may_change }, &tx, stop) {
+                tracing::debug!("OpenFlow connection on {bridge2}: {e}");
+            }
+        };
+        let server = SocketServer::bind(&path, "ferrovs-of", Box::new(serve))
+            .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
+        self.servers.push((bridge.to_string(), server));
+        Ok(())
+    }
+
+    /// Closes the management socket of a removed bridge.
+    pub fn remove_bridge(&mut self, bridge: &str) {
+        self.servers.retain(|(b, _)| b != bridge);
     }
 }
 

@@ -33,7 +33,14 @@ pub enum Reply {
     DumpFlows(DumpFlowsReply),
     DumpDpFlows(DumpDpFlowsReply),
     Trace(TraceReply),
-    Reload(ReloadReply),
+    Reload(ChangeReply),
+    AddBr(ChangeReply),
+    DelBr(ChangeReply),
+    ListBr(NamesReply),
+    AddPort(ChangeReply),
+    DelPort(ChangeReply),
+    SetPort(ChangeReply),
+    ListPorts(NamesReply),
 }
 
 impl Reply {
@@ -51,6 +58,13 @@ impl Reply {
             Reply::DumpDpFlows(_) => matches!(req, Request::DumpDpFlows),
             Reply::Trace(_) => matches!(req, Request::Trace { .. }),
             Reply::Reload(_) => matches!(req, Request::Reload),
+            Reply::AddBr(_) => matches!(req, Request::AddBr { .. }),
+            Reply::DelBr(_) => matches!(req, Request::DelBr { .. }),
+            Reply::ListBr(_) => matches!(req, Request::ListBr),
+            Reply::AddPort(_) => matches!(req, Request::AddPort { .. }),
+            Reply::DelPort(_) => matches!(req, Request::DelPort { .. }),
+            Reply::SetPort(_) => matches!(req, Request::SetPort { .. }),
+            Reply::ListPorts(_) => matches!(req, Request::ListPorts { .. }),
         }
     }
 }
@@ -106,6 +120,10 @@ pub struct PortInfo {
     pub drop_unsupported: u64,
     /// Packets received here dropped because a copy could not be allocated.
     pub drop_no_mbuf: u64,
+    /// Frames longer than this port's MTU allows (MTU + 18), not sent.
+    pub drop_oversize: u64,
+    /// The port's MTU.
+    pub mtu: u16,
     /// The driver's own counters; `null` when the driver did not report them.
     pub nic: Option<NicCounters>,
 }
@@ -284,11 +302,30 @@ pub struct DelFlowsReply {
     pub megaflows_removed: u64,
 }
 
-/// `reload`: one entry per bridge, in config order.
+/// What a change of the desired state did to the running switch (`reload`, `add-br`,
+/// `del-br`, `add-port`, `del-port`, `set-port`).
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChangeReply {
+    pub bridges_added: Vec<String>,
+    pub bridges_removed: Vec<String>,
+    pub ports_added: Vec<String>,
+    pub ports_removed: Vec<String>,
+    /// Ports changed in place (MTU).
+    pub ports_changed: Vec<String>,
+    /// Bridges whose rule set was replaced.
+    pub rules_replaced: Vec<String>,
+    /// Megaflows removed from the PMDs by the change.
+    pub megaflows_removed: u64,
+    /// Things the operator should know (e.g. rules that name a port the bridge lacks).
+    pub warnings: Vec<String>,
+}
+
+/// `list-br`, `list-ports`: names, one per line.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ReloadReply {
-    pub bridges: Vec<ReloadedBridge>,
+pub struct NamesReply {
+    pub names: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -37,9 +37,40 @@ pub enum Request {
     DumpDpFlows,
     /// How a packet described in ovs-ofctl syntax would be handled.
     Trace { bridge: String, packet: String },
-    /// Re-read the config file and apply its rules (each bridge's rule set replaced
-    /// atomically). Ports and other settings need a restart; a changed one is an error.
+    /// Re-read the config file and apply the difference: bridges and ports added,
+    /// removed or changed, each changed bridge's rule set replaced atomically. Settings
+    /// that apply at start only (`[eal]`, `[pmd]`, ...) are refused, naming them.
     Reload,
+    /// Add a bridge (no ports, no rules).
+    AddBr { bridge: String },
+    /// Remove a bridge; refused while it has ports unless `force`.
+    DelBr {
+        bridge: String,
+        #[serde(default)]
+        force: bool,
+    },
+    /// The bridges' names.
+    ListBr,
+    /// Add a port to a running bridge.
+    AddPort {
+        bridge: String,
+        port: String,
+        devargs: String,
+        /// OpenFlow port number; the lowest free one when absent.
+        #[serde(default)]
+        number: Option<u32>,
+        #[serde(default)]
+        rx_queues: Option<u16>,
+        #[serde(default)]
+        mtu: Option<u16>,
+    },
+    /// Remove a port.
+    DelPort { port: String },
+    /// Change a port's settings: `KEY=VALUE` with keys `devargs`, `rx_queues`, `mtu`,
+    /// `number` (all but `mtu` re-create the port).
+    SetPort { port: String, settings: Vec<String> },
+    /// The ports of a bridge.
+    ListPorts { bridge: String },
 }
 
 impl Request {
@@ -54,6 +85,11 @@ impl Request {
                 | Request::AddFlows { .. }
                 | Request::AddFlowsStream { .. }
                 | Request::DelFlows { .. }
+                | Request::AddBr { .. }
+                | Request::DelBr { .. }
+                | Request::AddPort { .. }
+                | Request::DelPort { .. }
+                | Request::SetPort { .. }
         )
     }
 
@@ -107,6 +143,20 @@ mod tests {
             Request::DumpDpFlows,
             Request::Trace { bridge: "br0".into(), packet: "in_port=1,tcp".into() },
             Request::Reload,
+            Request::AddBr { bridge: "br1".into() },
+            Request::DelBr { bridge: "br1".into(), force: true },
+            Request::ListBr,
+            Request::AddPort {
+                bridge: "br0".into(),
+                port: "p3".into(),
+                devargs: "net_tap3,iface=x3".into(),
+                number: Some(3),
+                rx_queues: None,
+                mtu: Some(9000),
+            },
+            Request::DelPort { port: "p3".into() },
+            Request::SetPort { port: "p3".into(), settings: vec!["mtu=1400".into()] },
+            Request::ListPorts { bridge: "br0".into() },
         ];
         for r in all {
             let line = r.to_line();

@@ -23,6 +23,8 @@ pub(crate) fn port(name: &str, number: u32, base: u64, nic: bool) -> PortInfo {
         drop_malformed: base + 8,
         drop_unsupported: base + 9,
         drop_no_mbuf: base + 10,
+        drop_oversize: base + 11,
+        mtu: 1500,
         nic: nic.then_some(NicCounters {
             rx_packets: base + 11,
             tx_packets: base + 12,
@@ -171,11 +173,33 @@ pub(crate) fn all() -> Vec<Reply> {
         }),
         Reply::Trace(trace(false)),
         Reply::Trace(trace(true)),
-        Reply::Reload(ReloadReply {
-            bridges: vec![
-                ReloadedBridge { bridge: "br0".into(), rules: 3, megaflows_removed: 2 },
-                ReloadedBridge { bridge: "br1".into(), rules: 0, megaflows_removed: 0 },
-            ],
+        Reply::Reload(ChangeReply {
+            bridges_added: vec!["br1".into()],
+            ports_added: vec!["p3".into()],
+            ports_changed: vec!["p1".into()],
+            rules_replaced: vec!["br0".into()],
+            megaflows_removed: 2,
+            ..ChangeReply::default()
         }),
+        Reply::AddBr(ChangeReply { bridges_added: vec!["br1".into()], ..ChangeReply::default() }),
+        Reply::DelBr(ChangeReply {
+            bridges_removed: vec!["br1".into()],
+            ports_removed: vec!["p3".into()],
+            megaflows_removed: 4,
+            ..ChangeReply::default()
+        }),
+        Reply::ListBr(NamesReply { names: vec!["br0".into(), "br1".into()] }),
+        Reply::AddPort(ChangeReply {
+            ports_added: vec!["p3".into()],
+            warnings: vec!["bridge br0's rules name port 9, which it does not have".into()],
+            ..ChangeReply::default()
+        }),
+        Reply::DelPort(ChangeReply {
+            ports_removed: vec!["p3".into()],
+            megaflows_removed: 1,
+            ..ChangeReply::default()
+        }),
+        Reply::SetPort(ChangeReply { ports_changed: vec!["p1".into()], ..ChangeReply::default() }),
+        Reply::ListPorts(NamesReply { names: vec![] }),
     ]
 }

@@ -24,9 +24,16 @@ fn kind(r: &Reply) -> usize {
         Reply::DumpDpFlows(_) => 8,
         Reply::Trace(_) => 9,
         Reply::Reload(_) => 10,
+        Reply::AddBr(_) => 11,
+        Reply::DelBr(_) => 12,
+        Reply::ListBr(_) => 13,
+        Reply::AddPort(_) => 14,
+        Reply::DelPort(_) => 15,
+        Reply::SetPort(_) => 16,
+        Reply::ListPorts(_) => 17,
     }
 }
-const KINDS: usize = 11;
+const KINDS: usize = 18;
 
 #[test]
 fn samples_cover_every_kind() {

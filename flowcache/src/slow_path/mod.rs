@@ -84,6 +84,7 @@ mod executed;
 mod mirror;
 mod rule_deps;
 mod rule_edit;
+mod topology;
 
 use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
@@ -623,7 +624,7 @@ impl SlowPath {
 
     /// Bridge names, in configuration order.
     pub fn bridge_names(&self) -> Vec<&str> {
-        self.bridges.iter().map(|b| b.name.as_str()).collect()
+        self.bridges.iter().filter(|b| !b.name.is_empty()).map(|b| b.name.as_str()).collect()
     }
 
     pub fn bridge_ports(&self, bridge: &str) -> Option<&[u32]> {
@@ -657,7 +658,10 @@ impl SlowPath {
     // ----- Internals ----------------------------------------------------------------
 
     fn bridge_index(&self, name: &str) -> Result<usize, SlowPathError> {
-        self.bridges.iter().position(|b| b.name == name).ok_or_else(|| SlowPathError::UnknownBridge(name.to_string()))
+        self.bridges
+            .iter()
+            .position(|b| !b.name.is_empty() && b.name == name)
+            .ok_or_else(|| SlowPathError::UnknownBridge(name.to_string()))
     }
 
     fn credit(&mut self, b: usize, rules: &[RuleRef], credited: MegaflowStats, st: &MegaflowStats) {

@@ -354,3 +354,61 @@ fn learning_the_destination_on_the_input_port_stops_the_flood() {
     let (_, mf2) = installed(&sp.handle_upcall(&up(0, again), 2), 0);
     assert_eq!(mf2.actions, vec![], "A is on the input port: drop");
 }
+
+/// The megaflow ids each `Remove` of `cmds` names, in order.
+fn removed_ids(cmds: &[(usize, PmdCommand)]) -> Vec<FlowId> {
+    cmds.iter()
+        .flat_map(|(_, c)| match c {
+            PmdCommand::Remove { ids } => ids.clone(),
+            _ => Vec::new(),
+        })
+        .collect()
+}
+
+#[test]
+fn port_changes_revalidate_floods_and_forget_removed_in_ports() {
+    let mut sp =
+        slow_path(&["priority=10,in_port=1,actions=output:3", "priority=0,actions=flood"], 1, Default::default());
+    let (to3, mf) = installed(&sp.handle_upcall(&up(0, tcp(80, 1)), 0), 0);
+    assert_eq!(mf.actions, vec![DpAction::Output(3)]);
+    let (flood, mf) = installed(&sp.handle_upcall(&up(0, tcp(80, 2)), 0), 0);
+    assert_eq!(mf.actions, vec![DpAction::Output(1), DpAction::Output(3)]);
+    let (from3, _) = installed(&sp.handle_upcall(&up(0, tcp(80, 3)), 0), 0);
+    // Port 4 joins: the flood's output set changes, the output:3 megaflow stays.
+    let cmds = sp.set_bridge_ports("br0", vec![1, 2, 3, 4], 1).unwrap();
+    assert_eq!(removed_ids(&cmds), vec![flood, from3]);
+    assert_eq!(sp.bridge_of_port(4), Some("br0"));
+    let (_, mf) = installed(&sp.handle_upcall(&up(0, tcp(80, 2)), 2), 0);
+    assert_eq!(mf.actions, vec![DpAction::Output(1), DpAction::Output(3), DpAction::Output(4)]);
+    // Port 3 leaves: output:3 now translates to nothing, so that megaflow goes too, and
+    // nothing left in the mirror outputs to 3 or comes from it.
+    let cmds = sp.set_bridge_ports("br0", vec![1, 2, 4], 3).unwrap();
+    assert!(removed_ids(&cmds).contains(&to3), "{cmds:?}");
+    for (_, f) in sp.mirror(0).unwrap().iter() {
+        assert!(!f.actions.contains(&DpAction::Output(3)) && f.key.in_port() != 3, "{f:?}");
+    }
+    assert_eq!(sp.bridge_of_port(3), None);
+    // A miss from the removed port is answered without a megaflow.
+    assert!(matches!(sp.handle_upcall(&up(0, tcp(80, 3)), 4)[..], [(0, PmdCommand::Execute { .. })]));
+}
+
+#[test]
+fn bridges_come_and_go() {
+    let mut sp = slow_path(&["actions=normal"], 2, Default::default());
+    let br1 = BridgeSpec { name: "br1".into(), ports: vec![3], rules: Vec::new() };
+    assert!(matches!(sp.add_bridge(br1.clone(), 0), Err(SlowPathError::DuplicatePort { port: 3, .. })));
+    let br1 = BridgeSpec { ports: vec![7, 8], rules: rules(&["actions=output:8"]), ..br1 };
+    sp.add_bridge(br1.clone(), 0).unwrap();
+    assert!(matches!(sp.add_bridge(br1, 0), Err(SlowPathError::DuplicateBridge(_))));
+    let (id, mf) = installed(&sp.handle_upcall(&up(1, tcp(80, 7)), 0), 1);
+    assert_eq!(mf.actions, vec![DpAction::Output(8)]);
+    installed(&sp.handle_upcall(&up(1, tcp(80, 1)), 0), 1);
+    let cmds = sp.remove_bridge("br1", 1).unwrap();
+    assert_eq!(cmds, vec![(1, PmdCommand::Remove { ids: vec![id] })]);
+    assert_eq!(sp.bridge_names(), vec!["br0"]);
+    assert_eq!(sp.n_flows(1), 1, "br0's megaflow stays");
+    assert!(matches!(sp.remove_bridge("br1", 1), Err(SlowPathError::UnknownBridge(_))));
+    // The retired slot is reused, and port 7 is free again.
+    sp.add_bridge(BridgeSpec { name: "br2".into(), ports: vec![7], rules: Vec::new() }, 2).unwrap();
+    assert_eq!(sp.bridge_of_port(7), Some("br2"));
+}

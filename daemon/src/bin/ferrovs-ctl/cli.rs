@@ -74,8 +74,61 @@ pub enum Cmd {
         /// The packet's fields, e.g. `in_port=1,tcp,nw_dst=10.0.0.1,tp_dst=80`.
         packet: String,
     },
-    /// Re-read the config file and replace every bridge's rules with its rules (also SIGHUP).
+    /// Re-read the config file and apply what changed: bridges, ports, rules (also SIGHUP).
     Reload,
+    /// Add a bridge (no ports, no rules; its changes are written back to the config).
+    AddBr {
+        /// The new bridge's name.
+        bridge: String,
+    },
+    /// Delete a bridge; refused while it has ports unless --force.
+    DelBr {
+        /// The bridge to delete.
+        bridge: String,
+        /// Delete its ports too.
+        #[arg(long)]
+        force: bool,
+    },
+    /// The bridges, one per line.
+    ListBr,
+    /// Add a port to a running bridge, e.g. `add-port br0 tap2 net_tap2,iface=fvs-tap2`.
+    AddPort {
+        /// The bridge to add the port to.
+        bridge: String,
+        /// The port's name (unique across the switch).
+        port: String,
+        /// DPDK device arguments: `net_tap2,iface=NAME`, `0000:01:00.0`, ...
+        devargs: String,
+        /// OpenFlow port number (default: the lowest free one).
+        #[arg(long, value_name = "N")]
+        number: Option<u32>,
+        /// Receive queues (default 1).
+        #[arg(long, value_name = "Q")]
+        rx_queues: Option<u16>,
+        /// MTU (default 1500): longer frames are not sent on this port.
+        #[arg(long, value_name = "M")]
+        mtu: Option<u16>,
+    },
+    /// Delete a port: `del-port [BRIDGE] PORT`, as ovs-vsctl.
+    DelPort {
+        /// The bridge (optional; checked when given), then the port.
+        #[arg(num_args = 1..=2, required = true, value_name = "[BRIDGE] PORT")]
+        names: Vec<String>,
+    },
+    /// Change a port's settings: `mtu=M`, `rx_queues=Q`, `devargs=D`, `number=N` (all but
+    /// `mtu` re-create the port).
+    SetPort {
+        /// The port to change.
+        port: String,
+        /// `KEY=VALUE` settings.
+        #[arg(required = true)]
+        settings: Vec<String>,
+    },
+    /// The ports of a bridge, one per line.
+    ListPorts {
+        /// The bridge whose ports to list.
+        bridge: String,
+    },
     /// Print a shell completion script to standard output (needs no daemon).
     Completions {
         /// The shell to complete for.

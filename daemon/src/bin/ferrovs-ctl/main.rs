@@ -40,6 +40,26 @@ fn main() -> ExitCode {
         Cmd::DumpDpFlows => Request::DumpDpFlows,
         Cmd::Trace { bridge, packet } => Request::Trace { bridge, packet },
         Cmd::Reload => Request::Reload,
+        Cmd::AddBr { bridge } => Request::AddBr { bridge },
+        Cmd::DelBr { bridge, force } => Request::DelBr { bridge, force },
+        Cmd::ListBr => Request::ListBr,
+        Cmd::AddPort { bridge, port, devargs, number, rx_queues, mtu } => {
+            Request::AddPort { bridge, port, devargs, number, rx_queues, mtu }
+        }
+        Cmd::DelPort { names } => {
+            let port = names.last().cloned().unwrap_or_default();
+            if let [bridge, _] = &names[..] {
+                // ovs-vsctl's form: the port must be on that bridge.
+                match control::request(&cli.socket, &Request::ListPorts { bridge: bridge.clone() }) {
+                    Ok(Reply::ListPorts(p)) if p.names.contains(&port) => {}
+                    Ok(_) => return finish(Err(format!("bridge {bridge} has no port {port}")), cli.json),
+                    Err(e) => return finish(Err(e), cli.json),
+                }
+            }
+            Request::DelPort { port }
+        }
+        Cmd::SetPort { port, settings } => Request::SetPort { port, settings },
+        Cmd::ListPorts { bridge } => Request::ListPorts { bridge },
         Cmd::Completions { shell } => {
             print!("{}", completion_script(shell));
             return ExitCode::SUCCESS;

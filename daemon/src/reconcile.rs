@@ -1,0 +1,188 @@
+//! The desired state of the switch and the running datapath.
+//!
+//! The switch's desired state is a [`Config`]: bridges, their ports with their settings,
+//! and rules. Every source of change edits a copy of it the same way — the TOML file at
+//! start and on `reload`, ferrovs-ctl's `add-br` / `del-br` / `add-port` / `del-port` /
+//! `set-port` at run time — and hands it to [`reconcile`], which applies only the
+//! difference to the running datapath:
+//!
+//! 1. ports that go (or whose device, number, queues or bridge changed) are removed:
+//!    the PMDs stop polling them, the slow path forgets them (every megaflow that output
+//!    to or came from them is revalidated or removed, on every PMD), then their tx queues
+//!    are taken back and the device is closed;
+//! 2. bridges that go are removed (with their megaflows);
+//! 3. new bridges are added, then new ports: tx queues first, then the slow path learns
+//!    the port, then the PMDs poll it, so no miss from it meets a slow path that does not
+//!    know it;
+//! 4. MTUs are changed; bridges whose rules changed get their new rule set (one atomic
+//!    change each).
+//!
+//! Each step that succeeds is recorded in the running state at once, so when a step
+//! fails (DPDK rejects a device) the running state still says exactly what runs: the
+//! caller writes that back and reports the error. Settings that only a restart can
+//! apply (`[eal]`, `[pmd]`, `[control]`, `[flow]`, `[metrics]`) are refused before
+//! anything is touched, naming the section.
+
+use ferrovs_config::{BridgeConfig, Config, PortConfig};
+use ferrovs_pmd::PortSpec;
+
+use crate::datapath::Datapath;
+use crate::protocol::ChangeReply;
+use crate::slow_path_thread::TopologyChange;
+
+/// The switch's view of a configured port.
+pub fn port_spec(p: &PortConfig) -> PortSpec {
+    let mut spec = PortSpec::new(p.name.clone(), p.number, p.devargs.clone());
+    spec.n_rxq = p.rx_queues;
+    spec.mtu = p.mtu;
+    spec
+}
+
+/// The sections of `desired` that differ from `running` and need a restart.
+pub fn restart_only_changes(running: &Config, desired: &Config) -> Vec<&'static str> {
+    let mut changed = Vec::new();
+    if running.eal != desired.eal {
+        changed.push("[eal]");
+    }
+    if running.pmd != desired.pmd {
+        changed.push("[pmd]");
+    }
+    if running.control != desired.control {
+        changed.push("[control]");
+    }
+    if running.flow != desired.flow {
+        changed.push("[flow]");
+    }
+    if running.metrics != desired.metrics {
+        changed.push("[metrics]");
+    }
+    changed
+}
+
+/// Whether `a` and `b` are the same port as far as the device is concerned (what only
+/// a remove and add can change).
+fn same_device(a: &PortConfig, b: &PortConfig) -> bool {
+    a.number == b.number && a.devargs == b.devargs && a.rx_queues == b.rx_queues
+}
+
+fn find_port<'a>(c: &'a Config, name: &str) -> Option<(&'a BridgeConfig, &'a PortConfig)> {
+    c.bridges.iter().find_map(|b| b.ports.iter().find(|p| p.name == name).map(|p| (b, p)))
+}
+
+/// Makes the running datapath (described by `running`) match `desired`; see the module
+/// doc. On success `running` equals `desired`; on error it describes what runs.
+pub fn reconcile(dp: &mut Datapath, running: &mut Config, desired: &Config) -> Result<ChangeReply, String> {
+    let restart = restart_only_changes(running, desired);
+    if !restart.is_empty() {
+        return Err(format!("{} changed: these settings apply at start only; restart ferrovsd", restart.join(", ")));
+    }
+    let mut done = ChangeReply::default();
+    // 1. Ports that go, or that only a remove and add can change.
+    let leaving: Vec<(String, String)> = running
+        .bridges
+        .iter()
+        .flat_map(|b| b.ports.iter().map(move |p| (b, p)))
+        .filter(|(b, p)| match find_port(desired, &p.name) {
+            Some((db, dp)) => db.name != b.name || !same_device(p, dp),
+            None => true,
+        })
+        .map(|(b, p)| (b.name.clone(), p.name.clone()))
+        .collect();
+    for (bridge, port) in leaving {
+        done.megaflows_removed += remove_port(dp, running, &bridge, &port)?;
+        done.ports_removed.push(port);
+    }
+    // 2. Bridges that go.
+    let gone: Vec<String> =
+        running.bridges.iter().filter(|b| desired.bridge(&b.name).is_none()).map(|b| b.name.clone()).collect();
+    for name in gone {
+        // Their ports left in step 1.
+        done.megaflows_removed += dp.topology(TopologyChange::RemoveBridge(name.clone()))?;
+        running.bridges.retain(|b| b.name != name);
+        done.bridges_removed.push(name);
+    }
+    // 3. New bridges (with their rules, without ports yet), then new ports.
+    for b in &desired.bridges {
+        if running.bridge(&b.name).is_none() {
+            let spec = ferrovs_flowcache::slow_path::BridgeSpec {
+                name: b.name.clone(),
+                ports: Vec::new(),
+                rules: b.rules.clone(),
+            };
+            dp.topology(TopologyChange::AddBridge(spec))?;
+            running.bridges.push(BridgeConfig { name: b.name.clone(), ports: Vec::new(), rules: b.rules.clone() });
+            done.bridges_added.push(b.name.clone());
+        }
+    }
+    for b in &desired.bridges {
+        for p in &b.ports {
+            if find_port(running, &p.name).is_none() {
+                done.megaflows_removed += add_port(dp, running, &b.name, p)?;
+                done.ports_added.push(p.name.clone());
+            }
+        }
+    }
+    // 4. MTUs, then rules.
+    for b in &desired.bridges {
+        for p in &b.ports {
+            let Some((_, now)) = find_port(running, &p.name) else { continue };
+            if now.mtu != p.mtu {
+                dp.set_port_mtu(&p.name, p.mtu)?;
+                set_running_port(running, &p.name, |rp| rp.mtu = p.mtu);
+                done.ports_changed.push(p.name.clone());
+            }
+        }
+        let Some(rb) = running.bridges.iter_mut().find(|x| x.name == b.name) else { continue };
+        if rb.rules != b.rules {
+            dp.set_rules(&b.name, b.rules.clone())?;
+            rb.rules = b.rules.clone();
+            done.rules_replaced.push(b.name.clone());
+        }
+    }
+    // Same bridges and ports; now the same order and everything else too.
+    *running = desired.clone();
+    Ok(done)
+}
+
+fn set_running_port(running: &mut Config, name: &str, f: impl FnOnce(&mut PortConfig)) {
+    if let Some(p) = running.bridges.iter_mut().flat_map(|b| b.ports.iter_mut()).find(|p| p.name == name) {
+        f(p)
+    }
+}
+
+/// Adds `p` to `bridge` (which runs): tx queues, then the slow path, then polling.
+fn add_port(dp: &mut Datapath, running: &mut Config, bridge: &str, p: &PortConfig) -> Result<u64, String> {
+    dp.add_port(port_spec(p))?;
+    let mut ports: Vec<u32> =
+        running.bridge(bridge).map(|b| b.ports.iter().map(|x| x.number).collect()).unwrap_or_default();
+    ports.push(p.number);
+    let removed = match dp.topology(TopologyChange::SetPorts { bridge: bridge.to_string(), ports }) {
+        Ok(n) => n,
+        Err(e) => {
+            // The slow path refused it: take the port back out, as if never added.
+            let _ = dp.remove_port(&p.name);
+            return Err(e);
+        }
+    };
+    if let Some(b) = running.bridges.iter_mut().find(|b| b.name == bridge) {
+        b.ports.push(p.clone());
+    }
+    dp.poll_port(&p.name)?;
+    Ok(removed)
+}
+
+/// Removes port `name` from `bridge`: polling stops, the slow path forgets it, then the
+/// device goes.
+fn remove_port(dp: &mut Datapath, running: &mut Config, bridge: &str, name: &str) -> Result<u64, String> {
+    dp.unpoll_port(name)?;
+    let ports: Vec<u32> = running
+        .bridge(bridge)
+        .map(|b| b.ports.iter().filter(|x| x.name != name).map(|x| x.number).collect())
+        .unwrap_or_default();
+    let removed = dp.topology(TopologyChange::SetPorts { bridge: bridge.to_string(), ports })?;
+    if let Some(b) = running.bridges.iter_mut().find(|b| b.name == bridge) {
+        b.ports.retain(|x| x.name != name);
+    }
+    dp.remove_port(name)?;
+    Ok(removed)
+}

@@ -1,0 +1,129 @@
+//! Bridges and ports that change at run time (`add-br`, `del-br`, `add-port`,
+//! `del-port`).
+//!
+//! A bridge keeps its index for life (megaflows in the mirrors and the `Removing` table
+//! name their bridge by index): a removed bridge is retired in place — no name, no
+//! ports, no rules — and its slot is reused by the next bridge added.
+//!
+//! A port change touches only the bridge it is on, but every megaflow of that bridge:
+//! `flood`, `all` and `normal` output to the bridge's port set, and an `output:N` to a
+//! port the bridge did not have translated to nothing. Megaflows whose `in_port` left the
+//! bridge are removed (no packet can hit them); the others are revalidated against the
+//! new port set. MAC entries learned on a removed port are forgotten, as OVS does. The
+//! caller applies the returned commands (and waits for every PMD) before it reports the
+//! change done, so after `del-port` returns no megaflow outputs to the port.
+
+use crate::upcall::PmdCommand;
+use crate::xlate::{MacTable, RuleStats, RuleTables};
+
+use super::{Bridge, BridgeSpec, Out, SlowPath, SlowPathError, ms};
+
+impl SlowPath {
+    /// Adds a bridge with its ports and rules. Nothing installed can depend on it yet.
+    pub fn add_bridge(&mut self, spec: BridgeSpec, now_ms: u64) -> Result<(), SlowPathError> {
+        if self.bridge_index(&spec.name).is_ok() {
+            return Err(SlowPathError::DuplicateBridge(spec.name));
+        }
+        self.check_ports_free(&spec.name, &spec.ports)?;
+        let tables = RuleTables::new(spec.rules, spec.ports.clone())
+            .map_err(|error| SlowPathError::Rules { bridge: spec.name.clone(), error })?;
+        let bridge = Bridge {
+            stats: RuleStats::new(&tables, ms(now_ms)),
+            name: spec.name,
+            ports: spec.ports,
+            tables,
+            macs: MacTable::new(self.cfg.mac_aging, self.cfg.mac_capacity),
+            mac_index: Default::default(),
+        };
+        let b = match self.bridges.iter().position(|b| b.name.is_empty()) {
+            Some(b) => {
+                self.bridges[b] = bridge;
+                b
+            }
+            None => {
+                self.bridges.push(bridge);
+                self.bridges.len() - 1
+            }
+        };
+        for &p in &self.bridges[b].ports {
+            self.port_bridge.insert(p, b);
+        }
+        Ok(())
+    }
+
+    /// Removes a bridge and every megaflow of it from every PMD.
+    pub fn remove_bridge(&mut self, name: &str, now_ms: u64) -> Result<Vec<(usize, PmdCommand)>, SlowPathError> {
+        let b = self.bridge_index(name)?;
+        let mut out = Out::new(self.mirrors.len());
+        for pmd in 0..self.mirrors.len() {
+            for id in self.mirrors[pmd].ids_of_bridge(b) {
+                self.remove_flow(pmd, id, &mut out);
+            }
+        }
+        self.port_bridge.retain(|_, x| *x != b);
+        let retired = RuleTables::new(Vec::new(), Vec::new())
+            .map_err(|error| SlowPathError::Rules { bridge: name.to_string(), error })?;
+        let br = &mut self.bridges[b];
+        br.stats = RuleStats::new(&retired, ms(now_ms));
+        br.tables = retired;
+        br.name.clear();
+        br.ports.clear();
+        br.macs = MacTable::new(self.cfg.mac_aging, self.cfg.mac_capacity);
+        br.mac_index.clear();
+        Ok(out.finish())
+    }
+
+    /// Makes `ports` (in flood order) the ports of bridge `name`: see the module doc.
+    pub fn set_bridge_ports(
+        &mut self,
+        name: &str,
+        ports: Vec<u32>,
+        now_ms: u64,
+    ) -> Result<Vec<(usize, PmdCommand)>, SlowPathError> {
+        let b = self.bridge_index(name)?;
+        self.check_ports_free(name, &ports)?;
+        let removed: Vec<u32> = self.bridges[b].ports.iter().copied().filter(|p| !ports.contains(p)).collect();
+        let mut out = Out::new(self.mirrors.len());
+        let rules = self.bridges[b].tables.rules().to_vec();
+        let old_ports = std::mem::replace(&mut self.bridges[b].ports, ports);
+        // Same rules, new port set: rebuilds the tables, counters carried over.
+        if let Err(e) = self.change_rules(b, rules, &[], now_ms, &mut out) {
+            self.bridges[b].ports = old_ports;
+            return Err(e);
+        }
+        self.port_bridge.retain(|_, x| *x != b);
+        for &p in &self.bridges[b].ports {
+            self.port_bridge.insert(p, b);
+        }
+        for p in &removed {
+            self.bridges[b].macs.flush_port(*p);
+        }
+        for pmd in 0..self.mirrors.len() {
+            for id in self.mirrors[pmd].ids_of_bridge(b) {
+                let gone_port = self.mirrors[pmd].get(id).is_some_and(|f| removed.contains(&f.key.in_port()));
+                if gone_port {
+                    self.remove_flow(pmd, id, &mut out);
+                } else {
+                    self.revalidate_flow(pmd, id, now_ms, &mut out);
+                }
+            }
+        }
+        Ok(out.finish())
+    }
+
+    /// Refuses ports that another bridge has.
+    fn check_ports_free(&self, bridge: &str, ports: &[u32]) -> Result<(), SlowPathError> {
+        for (i, p) in ports.iter().enumerate() {
+            if ports[..i].contains(p) {
+                return Err(SlowPathError::DuplicatePort { port: *p, first: bridge.into(), second: bridge.into() });
+            }
+            if let Some(&other) = self.port_bridge.get(p)
+                && self.bridges[other].name != bridge
+            {
+                let first = self.bridges[other].name.clone();
+                return Err(SlowPathError::DuplicatePort { port: *p, first, second: bridge.into() });
+            }
+        }
+        Ok(())
+    }
+}

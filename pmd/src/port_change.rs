@@ -1,0 +1,83 @@
+//! Ports that come and go while the PMDs forward.
+//!
+//! A port change is prepared by the control thread ([`crate::Switch`]) and applied by each
+//! PMD between two bursts, by moving values only:
+//!
+//! - the control thread builds everything the change needs: the new port-number → slot
+//!   table, the PMD's tx queue of an added port (wrapped in a [`TxPort`]), the rx queues
+//!   the PMD starts polling, and empty vectors with room for everything the PMD will hand
+//!   back;
+//! - the PMD swaps and moves those values into place — no allocation, no lock, no system
+//!   call — and sends the [`PortChange`] back with what it took out: the old table, the
+//!   removed port's tx queue (its pending batch already sent) and rx queues;
+//! - the control thread frees them. A device is closed only once every PMD has handed its
+//!   queues back, so no PMD ever polls or sends to a closed port.
+//!
+//! Ordering with the slow path (done by the daemon): a new port gets its tx queues first
+//! (so megaflows may output to it), then the slow path learns it, then the PMDs poll it; a
+//! removed port stops being polled first, then the slow path forgets it (revalidating
+//! every megaflow that outputs to it), then its tx queues are taken back.
+
+use crossbeam_channel::Sender;
+
+use crate::exec::{SlotTable, TxPort, TxState};
+use crate::pmd::AssignedRxq;
+
+/// One change, sent to one PMD and sent back by it.
+#[derive(Default)]
+pub(crate) struct PortChange {
+    /// The new number → slot table; the old one comes back here.
+    pub slot_table: Option<SlotTable>,
+    /// A port to send to: its slot and this PMD's tx port.
+    pub attach_tx: Option<(usize, TxPort)>,
+    /// The slot of a port to stop sending to; its [`TxPort`] comes back in `retired_tx`.
+    pub detach_tx: Option<usize>,
+    pub retired_tx: Option<TxPort>,
+    /// A new frame limit for a slot.
+    pub max_frame: Option<(usize, u32)>,
+    /// The PMD's next rx queue set: empty, with room for the queues it keeps plus
+    /// `add_rxqs`. The old (emptied) vector comes back here.
+    pub rx_set: Option<Vec<AssignedRxq>>,
+    /// Rx queues to start polling.
+    pub add_rxqs: Vec<AssignedRxq>,
+    /// Stop polling the rx queues of these (slot, queue) pairs; `None` as queue: all of
+    /// the slot's. The queues come back in `retired_rxqs` (which has room for them).
+    pub remove_rxqs: Vec<(usize, Option<u16>)>,
+    pub retired_rxqs: Vec<AssignedRxq>,
+}
+
+/// A [`PortChange`] on its way to a PMD, and where to send it back.
+pub struct PortChangeMessage {
+    pub(crate) change: Box<PortChange>,
+    pub(crate) done: Sender<Box<PortChange>>,
+}
+
+impl PortChange {
+    /// Applies the change to a PMD's rx queue set and output side. Allocation-free given
+    /// the capacities the control thread reserved.
+    pub(crate) fn apply(&mut self, rxqs: &mut Vec<AssignedRxq>, tx: &mut TxState) {
+        if let Some((slot, port)) = self.attach_tx.take() {
+            tx.attach(slot, port);
+        }
+        if let Some(slot) = self.detach_tx {
+            self.retired_tx = tx.detach(slot);
+        }
+        if let Some((slot, max_frame)) = self.max_frame {
+            tx.set_max_frame(slot, max_frame);
+        }
+        if let Some(table) = self.slot_table.take() {
+            self.slot_table = Some(tx.swap_slot_table(table));
+        }
+        if let Some(mut next) = self.rx_set.take() {
+            for q in rxqs.drain(..) {
+                let removed = self
+                    .remove_rxqs
+                    .iter()
+                    .any(|&(slot, queue)| q.in_idx == slot && queue.is_none_or(|n| n == q.rxq.queue()));
+                if removed { self.retired_rxqs.push(q) } else { next.push(q) }
+            }
+            next.append(&mut self.add_rxqs);
+            self.rx_set = Some(std::mem::replace(rxqs, next));
+        }
+    }
+}

@@ -1,0 +1,145 @@
+//! Bridges and ports changed while traffic flows (ferrovs-ctl add-br / del-br /
+//! add-port / del-port / set-port), written back so that kill -9 and a start come back
+//! to the same switch.
+
+use std::time::Duration;
+
+use ferrovs_e2e::{Daemon, Netns, TempDir, unique, wait_until};
+use libtest_mimic::Failed;
+
+use crate::counter;
+use crate::flows::{ctl_ok, two_hosts_in};
+
+/// `list-br`, each bridge's `list-ports`, and br0's rules: what must survive a restart.
+fn topology(d: &Daemon) -> Result<Vec<String>, Failed> {
+    let mut out = Vec::new();
+    for br in ctl_ok(d, &["list-br"])?.lines() {
+        out.push(format!("bridge {br}"));
+        for p in ctl_ok(d, &["list-ports", br])?.lines() {
+            out.push(format!("  port {p}"));
+        }
+    }
+    out.extend(crate::flows::ctl_rules(d)?);
+    Ok(out)
+}
+
+/// 20 ports on 3 bridges added and removed while a ping runs between two other ports:
+/// no ping is lost. Then a tap port added to the running bridge carries a third host's
+/// traffic, its removal leaves no megaflow pointing at it, an MTU change drops (and
+/// counts) oversize frames, and kill -9 plus a start restores the same bridges, ports
+/// and rules.
+pub fn ports_come_and_go_under_traffic() -> Result<(), Failed> {
+    let (d, host, guest) = two_hosts_in(TempDir::new(), r#"flows = ["actions=normal"]"#, "");
+    if host.ping("198.18.0.2", 1, 3) != (1, 1) {
+        return Err(format!("first ping lost\n{}", d.log_text()).into());
+    }
+    // A steady ping in the background while the switch changes under it.
+    let ns = host.name.clone();
+    let pinger = std::thread::spawn(move || {
+        let out = std::process::Command::new("ip")
+            .args(["netns", "exec", &ns, "ping", "-n", "-q", "-c", "60", "-i", "0.05", "-W", "1", "198.18.0.2"])
+            .output();
+        out.map(|o| ferrovs_e2e::parse_ping_summary(&String::from_utf8_lossy(&o.stdout))).unwrap_or((0, 0))
+    });
+    let mut null = 10;
+    for round in 1..=3 {
+        let br = format!("brx{round}");
+        ctl_ok(&d, &["add-br", &br])?;
+        for _ in 0..7 {
+            let (name, devargs) = (format!("n{null}"), format!("net_null{null},no-rx=1"));
+            ctl_ok(&d, &["add-port", if null % 2 == 0 { &br } else { "br0" }, &name, &devargs])?;
+            null += 1;
+        }
+        // Refused without --force while it has ports; nothing changes.
+        if d.ctl(&["del-br", &br]).status.success() {
+            return Err(format!("del-br {br} with ports was not refused").into());
+        }
+        ctl_ok(&d, &["del-br", "--force", &br])?;
+    }
+    for n in 10..null {
+        if n % 2 == 1 {
+            ctl_ok(&d, &["del-port", "br0", &format!("n{n}")])?;
+        }
+    }
+    let (tx, rx) = pinger.join().map_err(|_| "ping thread panicked")?;
+    if tx != 60 || rx != 60 {
+        return Err(format!("pings lost while ports changed: {rx}/{tx}\n{}", d.log_text()).into());
+    }
+    let ports = ctl_ok(&d, &["list-ports", "br0"])?;
+    if ports.lines().collect::<Vec<_>>() != ["a", "b"] {
+        return Err(format!("br0's ports after the churn: {ports:?}").into());
+    }
+
+    // Refusals say why and change nothing.
+    for (args, why) in [
+        (vec!["add-port", "br0", "a", "net_null90,no-rx=1"], "exists"),
+        (vec!["add-port", "br0", "z", "net_null90,no-rx=1", "--number", "2"], "in use"),
+        (vec!["add-port", "br0", "z", "net_null90,no-rx=1", "--number", "65280"], "out of range"),
+        (vec!["add-port", "br0", "z", "net_nosuchdriver0"], "net_nosuchdriver0"),
+        (vec!["add-port", "nobr", "z", "net_null90,no-rx=1"], "no bridge"),
+    ] {
+        let out = d.ctl(&args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        if out.status.success() || !err.contains(why) {
+            return Err(
+                format!("ferrovs-ctl {}: expected a refusal naming {why:?}, got {err:?}", args.join(" ")).into()
+            );
+        }
+    }
+
+    // A third host on a port added at run time.
+    let tap_c = unique("fvc");
+    ctl_ok(&d, &["add-port", "br0", "c", &format!("net_tap7,iface={tap_c}"), "--number", "3"])?;
+    let third = Netns::new();
+    third.adopt(&tap_c, "198.18.0.3/24");
+    let (tx, rx) = host.ping("198.18.0.3", 3, 3);
+    if rx == 0 {
+        return Err(format!("no reply through the added port ({rx}/{tx})\n{}", d.log_text()).into());
+    }
+    let dp = ctl_ok(&d, &["dump-dp-flows"])?;
+    if !dp.contains("in_port(3)") {
+        return Err(format!("no megaflow from the added port:\n{dp}").into());
+    }
+    ctl_ok(&d, &["del-port", "c"])?;
+    let dp = ctl_ok(&d, &["dump-dp-flows"])?;
+    let stale: Vec<&str> = dp.lines().filter(|l| l.contains("in_port(3)") || l.contains("actions:3")).collect();
+    if !stale.is_empty()
+        || dp.lines().any(|l| l.split("actions:").nth(1).is_some_and(|a| a.split(',').any(|x| x == "3")))
+    {
+        return Err(format!("megaflows still use the removed port:\n{dp}").into());
+    }
+
+    // MTU: frames longer than MTU + 18 are not sent, and counted.
+    ctl_ok(&d, &["set-port", "b", "mtu=1000"])?;
+    let (_, rx_small) = host.ping("198.18.0.2", 2, 2);
+    let big = host.exec(&["ping", "-n", "-q", "-c", "2", "-W", "1", "-s", "1200", "198.18.0.2"]);
+    let (_, rx_big) = ferrovs_e2e::parse_ping_summary(&String::from_utf8_lossy(&big.stdout));
+    let oversize =
+        wait_until(Duration::from_secs(3), || d.port_counters("b").is_some_and(|p| counter(&p, "drop_oversize") >= 2));
+    if rx_small == 0 || rx_big != 0 || !oversize {
+        return Err(format!(
+            "MTU 1000: small pings answered {rx_small}, 1200-byte pings answered {rx_big}, b = {:?}",
+            d.port_counters("b")
+        )
+        .into());
+    }
+
+    // Crash and start again on the written-back config: the same switch.
+    ctl_ok(&d, &["add-br", "br9"])?;
+    ctl_ok(&d, &["add-port", "br9", "n99", "net_null99,no-rx=1", "--mtu", "9000"])?;
+    let before = topology(&d)?;
+    let dir = d.kill();
+    drop(guest);
+    drop(host);
+    let d = Daemon::restart_in(dir, &[]);
+    let after = topology(&d)?;
+    if after != before {
+        return Err(format!("after kill -9:\nbefore {before:?}\nafter  {after:?}").into());
+    }
+    let mtu = d.port_counters("n99").map(|p| counter(&p, "mtu"));
+    if mtu != Some(9000) {
+        return Err(format!("n99's MTU after restart: {mtu:?}").into());
+    }
+    drop(d.stop());
+    Ok(())
+}
