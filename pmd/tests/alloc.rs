@@ -1,6 +1,6 @@
 //! The PMD thread allocates nothing while it forwards, parks misses, installs megaflows
 //! (evicting at the flow limit), executes, removes, expires idle megaflows and publishes
-//! statistics.
+//! statistics, and while a port is added, polled and removed.
 //!
 //! The binary's global allocator counts the allocations of threads that ask for it
 //! ([`ferrovs_dpdk::alloc_count`]). The PMD runs a [`FlowPipeline`] wrapped in a
@@ -155,7 +155,7 @@ fn pmd_loop_does_not_allocate() -> Result<(), Failed> {
         ..Default::default()
     };
     let sh = shared.clone();
-    let sw = Switch::start(eal, &specs, &options, |info| {
+    let mut sw = Switch::start(eal, &specs, &options, |info| {
         Counted(FlowPipeline::new(
             info.index,
             cfg,
@@ -204,6 +204,17 @@ fn pmd_loop_does_not_allocate() -> Result<(), Failed> {
     std::thread::sleep(Duration::from_millis(5));
     sw.send(0, Msg::Flow(FlowMessage::Command(PmdCommand::ExpireIdle { idle_ms: 1 })))?;
     let s = wait_for("expiry", stats, |s| s.megaflows == 0 && s.expirations > 0)?;
+    // A port added, forwarded from and removed while counting: the PMD only moves the
+    // values the control thread prepared (queues, slot table, room for what it hands back).
+    let (c, c_peer) = ring_port_pair(eal, &uniq("ar"), 1, 1024)?;
+    let mut peer3 = Peer::open(c_peer, 1, &pool)?;
+    sw.add_port(PortSpec::existing("p3", 3, c))?;
+    sw.poll_port("p3")?;
+    let frames: Vec<Vec<u8>> = (0..8).map(|i| frame(200 + i, 9)).collect();
+    peer3.send(&pool, 0, &frames)?;
+    let got = peers[1].recv(frames.len(), Duration::from_secs(3));
+    check(got.len() == frames.len(), || format!("from the added port: {} of {} frames", got.len(), frames.len()))?;
+    sw.remove_port("p3")?;
 
     sw.send(0, Msg::Count(false))?;
     sw.barrier(Duration::from_secs(2))?;
@@ -223,10 +234,10 @@ fn pmd_loop_does_not_allocate() -> Result<(), Failed> {
     check(allocs == 0, || format!("the PMD thread allocated {allocs} times"))?;
     let sw_pool = sw.mempool().clone();
     sw.stop();
-    for p in peers.iter_mut() {
+    for p in peers.iter_mut().chain([&mut peer3]) {
         p.drain();
     }
-    drop(peers);
+    drop((peers, peer3));
     check(pool.in_use() == 0 && sw_pool.in_use() == 0, || "mbufs still in use".into())?;
     Ok(())
 }

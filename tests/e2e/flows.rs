@@ -292,17 +292,30 @@ pub fn reload_applies_flows_file() -> Result<(), Failed> {
     if !wait_until(Duration::from_secs(10), || host.ping("198.18.0.2", 1, 1) == (1, 1)) {
         return Err(format!("SIGHUP did not restore forwarding\n{}", d.log_text()).into());
     }
-    // A reload that changes ports is refused and changes nothing.
+    // A reload that changes a setting applied at start only is refused, naming it, and
+    // changes nothing (not even the rules or ports it also changes).
     let cfg = d.dir.join("ferrovs.toml");
     let text = std::fs::read_to_string(&cfg).expect("config");
-    std::fs::write(&cfg, text.replace("number = 2", "number = 3").replace("output:2", "output:3")).expect("write");
+    let extra = "\n[[bridge.port]]\nname = \"c\"\nnumber = 3\ndevargs = \"net_null5,no-rx=1\"\n";
+    let start_only = text.replace("idle_backoff_us = 200", "idle_backoff_us = 300") + extra;
+    std::fs::write(&cfg, start_only).expect("write");
     std::fs::write(&flows, "in_port=1,actions=output:3\nin_port=3,actions=output:1\n").expect("write flows");
     let out = d.ctl(&["reload"]);
-    if out.status.success() || !String::from_utf8_lossy(&out.stderr).contains("restart") {
-        return Err(format!("a reload changing ports was not refused: {}", String::from_utf8_lossy(&out.stderr)).into());
+    let err = String::from_utf8_lossy(&out.stderr);
+    if out.status.success() || !err.contains("[pmd]") || !err.contains("restart") {
+        return Err(format!("a reload changing [pmd] was not refused by name: {err}").into());
     }
-    if host.ping("198.18.0.2", 1, 2) != (1, 1) {
-        return Err("forwarding changed after a refused reload".into());
+    if host.ping("198.18.0.2", 1, 2) != (1, 1) || ctl_ok(&d, &["list-ports", "br0"])? != "a\nb\n" {
+        return Err("forwarding or ports changed after a refused reload".into());
+    }
+    // The same file without the [pmd] change: the port is added and the rules replaced.
+    std::fs::write(&cfg, text + extra).expect("write");
+    let out = ctl_ok(&d, &["reload"])?;
+    if !out.contains("ports added: c") || ctl_ok(&d, &["list-ports", "br0"])? != "a\nb\nc\n" {
+        return Err(format!("reload did not add port c: {out}").into());
+    }
+    if host.ping("198.18.0.2", 1, 1).1 != 0 {
+        return Err("ping still answered after the rules sent port 1's traffic to port 3".into());
     }
     Ok(())
 }

@@ -182,6 +182,20 @@ fn replies_answer_their_request_only() {
         Request::DumpDpFlows,
         Request::Trace { bridge: "b".into(), packet: "p".into() },
         Request::Reload,
+        Request::AddBr { bridge: "b".into() },
+        Request::DelBr { bridge: "b".into(), force: false },
+        Request::ListBr,
+        Request::AddPort {
+            bridge: "b".into(),
+            port: "p".into(),
+            devargs: "d".into(),
+            number: None,
+            rx_queues: None,
+            mtu: None,
+        },
+        Request::DelPort { port: "p".into() },
+        Request::SetPort { port: "p".into(), settings: vec![] },
+        Request::ListPorts { bridge: "b".into() },
     ];
     for r in samples::all() {
         let answered: Vec<&Request> = requests.iter().filter(|q| r.answers(q)).collect();
