@@ -26,6 +26,25 @@ use crate::sys;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct PortId(pub u16);
 
+/// `RTE_ETH_RSS_IP | RTE_ETH_RSS_TCP | RTE_ETH_RSS_UDP` (rte_ethdev.h: function-like
+/// macros bindgen cannot evaluate): IPv4/IPv6 (fragments, other, extension headers),
+/// TCP and UDP over both.
+const RSS_IP_TCP_UDP: u64 = 1 << 2
+    | 1 << 3
+    | 1 << 4
+    | 1 << 5
+    | 1 << 7
+    | 1 << 8
+    | 1 << 9
+    | 1 << 10
+    | 1 << 11
+    | 1 << 13
+    | 1 << 15
+    | 1 << 16
+    | 1 << 17;
+/// `RTE_ETH_RX_OFFLOAD_RSS_HASH`: the driver stores the RSS hash in the mbuf.
+const RX_OFFLOAD_RSS_HASH: u64 = 1 << 19;
+
 /// Name of an existing port.
 fn port_name(id: u16) -> Option<String> {
     let mut buf = [0 as c_char; 64];
@@ -269,8 +288,17 @@ impl Port {
                 info.max_rx_queues, info.max_tx_queues, config.n_rxq, config.n_txq
             )));
         }
-        let conf = sys::rte_eth_conf::default();
-        // SAFETY: valid port id and a zeroed (default) configuration.
+        let mut conf = sys::rte_eth_conf::default();
+        // Several rx queues: let the device spread flows over them by an IP/TCP/UDP hash,
+        // and hand that hash to the flow cache (which then does not compute one).
+        let rss_hf = RSS_IP_TCP_UDP & info.flow_type_rss_offloads;
+        if config.n_rxq > 1 && rss_hf != 0 {
+            conf.rxmode.mq_mode = sys::rte_eth_rx_mq_mode_RTE_ETH_MQ_RX_RSS;
+            conf.rx_adv_conf.rss_conf.rss_hf = rss_hf;
+            conf.rxmode.offloads |= RX_OFFLOAD_RSS_HASH & info.rx_offload_capa;
+        }
+        // SAFETY: valid port id and a configuration without pointers (no RSS key: the
+        // driver's default).
         let ret = unsafe { sys::rte_eth_dev_configure(pid, config.n_rxq, config.n_txq, &conf) };
         if ret != 0 {
             return Err(DpdkError::call(format!("rte_eth_dev_configure({name})"), ret));

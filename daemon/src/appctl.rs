@@ -46,6 +46,7 @@ pub const METHODS: &[(&str, &str)] = &[
     ("dpctl/dump-flows", ""),
     ("dpctl/show", ""),
     ("dpif-netdev/pmd-perf-show", ""),
+    ("dpif-netdev/pmd-rxq-rebalance", ""),
     ("dpif-netdev/pmd-rxq-show", ""),
     ("dpif-netdev/pmd-stats-clear", ""),
     ("dpif-netdev/pmd-stats-show", ""),
@@ -79,6 +80,7 @@ pub fn parse(method: &str, params: &[String]) -> Result<AppctlCall, String> {
         "dpif-netdev/pmd-stats-show" => no_args(AppctlCall::Control(Request::PmdStatsShow)),
         "dpif-netdev/pmd-stats-clear" => no_args(AppctlCall::Control(Request::PmdStatsClear)),
         "dpif-netdev/pmd-rxq-show" => no_args(AppctlCall::PmdRxqShow),
+        "dpif-netdev/pmd-rxq-rebalance" => no_args(AppctlCall::Control(Request::PmdRxqRebalance)),
         "dpif-netdev/pmd-perf-show" => no_args(AppctlCall::PmdPerfShow),
         "bridge/dump-flows" => match params {
             [bridge] => Ok(AppctlCall::Control(Request::DumpFlows { bridge: bridge.clone() })),
@@ -101,16 +103,20 @@ pub fn list_commands() -> String {
     out
 }
 
-/// `dpif-netdev/pmd-rxq-show`, in OVS's layout. Per-queue shares of busy cycles are not
-/// measured yet; the PMD's overall busy share is shown, and each queue's as NOT AVAIL.
+/// `dpif-netdev/pmd-rxq-show`, in OVS's layout: each queue's share of its PMD's cycles
+/// since the queue was first polled (OVS averages the last minute), and the PMD's busy
+/// share. Overhead is not measured apart.
 pub fn pmd_rxq_show(r: &PmdStatsReply) -> String {
     let mut out = String::new();
     for p in &r.pmds {
         let _ = writeln!(out, "pmd thread numa_id 0 core_id {}:", p.core);
         let _ = writeln!(out, "  isolated : false");
-        for q in &p.rx_queues {
-            let (port, queue) = q.rsplit_once(':').unwrap_or((q.as_str(), "0"));
-            let _ = writeln!(out, "  port: {port:<16} queue-id: {queue:>2} (enabled)   pmd usage: NOT AVAIL");
+        for q in &p.rxq_usage {
+            let _ = writeln!(
+                out,
+                "  port: {:<16} queue-id: {:>2} (enabled)   pmd usage: {:>2.0} %",
+                q.port, q.queue, q.usage_percent
+            );
         }
         let _ = writeln!(out, "  overhead: NOT AVAIL");
         let _ = writeln!(out, "  busy: {:.0} %", p.busy_percent);

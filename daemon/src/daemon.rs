@@ -357,6 +357,7 @@ fn handle(dp: &mut Datapath, config: &Config, req: &Request) -> Result<Reply, St
             dp.pmd_stats_clear();
             Ok(Reply::PmdStatsClear)
         }
+        Request::PmdRxqRebalance => dp.rebalance_rxqs().map(Reply::PmdRxqRebalance),
         other => dp.flow_request(other),
     }
 }

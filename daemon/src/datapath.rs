@@ -20,8 +20,8 @@ use ferrovs_pmd::{PmdLocal, PmdStats, PortCounters, PortSpec, PortStats, Switch,
 
 use crate::daemon::DaemonError;
 use crate::protocol::{
-    BridgeInfo, LatencyHistogram, LinkState, NicCounters, PmdInfo, PmdStatsReply, PortInfo, Reply, Request, ShowReply,
-    SlowPathCounters, SlowPathInfo,
+    BridgeInfo, LatencyHistogram, LinkState, NicCounters, PmdInfo, PmdStatsReply, PortInfo, RebalanceReply, Reply,
+    Request, RxqMove, RxqUsage, ShowReply, SlowPathCounters, SlowPathInfo,
 };
 use crate::slow_path_thread::{SlowPathThread, TopologyChange, UPCALL_LATENCY_BOUNDS_US};
 
@@ -157,6 +157,18 @@ impl Datapath {
                     core: p.core,
                     running: p.running,
                     rx_queues: p.rx_queues.iter().map(|q| format!("{}:{}", q.port_name, q.queue)).collect(),
+                    rxq_usage: p
+                        .rx_queues
+                        .iter()
+                        .map(|q| RxqUsage {
+                            port: q.port_name.clone(),
+                            queue: q.queue,
+                            packets: q.packets,
+                            busy_cycles: q.busy_cycles,
+                            usage_percent: 100.0
+                                * ratio(q.busy_cycles, p.counters.busy_cycles + p.counters.idle_cycles),
+                        })
+                        .collect(),
                     packets,
                     busy_cycles,
                     idle_cycles,
@@ -297,6 +309,19 @@ impl Datapath {
 
     pub fn set_port_mtu(&mut self, name: &str, mtu: u16) -> Result<(), String> {
         self.switch.set_port_mtu(name, mtu).map_err(|e| e.to_string())
+    }
+
+    /// Reassigns rx queues to PMDs by measured load.
+    pub fn rebalance_rxqs(&mut self) -> Result<RebalanceReply, String> {
+        let moves = self.switch.rebalance_rxqs().map_err(|e| e.to_string())?;
+        for (port, queue, from, to) in &moves {
+            tracing::info!("rx queue {port}:{queue} moved from PMD {from} to PMD {to}");
+        }
+        let moves = moves
+            .into_iter()
+            .map(|(port, queue, from_pmd, to_pmd)| RxqMove { port, queue, from_pmd, to_pmd })
+            .collect();
+        Ok(RebalanceReply { moves })
     }
 
     /// A bridge or port-set change in the slow path, applied by every PMD before this

@@ -34,6 +34,11 @@ pub fn render(reply: &Reply) -> String {
         | Reply::DelPort(r)
         | Reply::SetPort(r) => changed(&mut out, r),
         Reply::ListBr(r) | Reply::ListPorts(r) => names(&mut out, r),
+        Reply::PmdRxqRebalance(r) => {
+            for m in &r.moves {
+                let _ = writeln!(out, "port {} queue {}: pmd {} -> pmd {}", m.port, m.queue, m.from_pmd, m.to_pmd);
+            }
+        }
     }
     out
 }

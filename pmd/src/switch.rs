@@ -35,6 +35,19 @@ use crate::stats::{AtomicRxqCounters, PmdLocal, PmdShared, PortCounters, RxqLoca
 /// How long a PMD may take to apply a port change (it does so between two bursts).
 const PORT_CHANGE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Rx and tx queue counts of a port: its rx queues, one tx queue per PMD. net_tap wants
+/// as many of one as of the other, so there both are the larger (every rx queue is
+/// polled; spare tx queues stay unused).
+fn queue_counts(spec: &PortSpec, n_pmds: u16) -> (u16, u16) {
+    let is_tap = matches!(&spec.device, PortSource::Devargs(d) if d.trim_start().starts_with("net_tap"));
+    if is_tap {
+        let n = spec.n_rxq.max(n_pmds);
+        (n, n)
+    } else {
+        (spec.n_rxq, n_pmds)
+    }
+}
+
 /// Sets the device's MTU where the driver can. Not fatal when it cannot (a net_tap whose
 /// interface moved to another namespace answers "no such device"): the PMDs enforce the
 /// limit on output either way.
@@ -180,6 +193,8 @@ struct RxqState {
     queue: u16,
     pmd: usize,
     counters: Arc<AtomicRxqCounters>,
+    /// `counters.busy_cycles` at the last rebalance: the load since is what counts.
+    cycles_at_rebalance: u64,
 }
 
 struct PmdHandle<M> {
@@ -347,13 +362,8 @@ impl<M: Send + 'static> Switch<M> {
         let slot = (0..self.options.max_ports)
             .find(|s| self.ports.iter().all(|p| p.slot != *s))
             .ok_or_else(|| SwitchError::Invalid(format!("at most {} ports", self.options.max_ports)))?;
-        let n_pmds = self.pmds.len() as u16;
-        let cfg = PortConfig {
-            n_rxq: spec.n_rxq,
-            n_txq: n_pmds,
-            rx_desc: self.options.rx_desc,
-            tx_desc: self.options.tx_desc,
-        };
+        let (n_rxq, n_txq) = queue_counts(&spec, self.pmds.len() as u16);
+        let cfg = PortConfig { n_rxq, n_txq, rx_desc: self.options.rx_desc, tx_desc: self.options.tx_desc };
         let port = Port::configure(&self.eal, id, &cfg, &self.pool).map_err(perr)?;
         if probed {
             port.remove_device_on_close();
@@ -386,7 +396,7 @@ impl<M: Send + 'static> Switch<M> {
         if self.ports[i].polled {
             return Ok(());
         }
-        let (slot, number, n_rxq) = (self.ports[i].slot, self.ports[i].spec.number, self.ports[i].spec.n_rxq);
+        let (slot, number, n_rxq) = (self.ports[i].slot, self.ports[i].spec.number, self.ports[i].port.config().n_rxq);
         let mut load: Vec<(u64, usize)> = vec![(0, 0); self.pmds.len()];
         for q in &self.rxqs {
             load[q.pmd].0 += q.counters.snapshot().busy_cycles;
@@ -407,7 +417,15 @@ impl<M: Send + 'static> Switch<M> {
                 counters: RxqLocal::default(),
                 shared: counters.clone(),
             });
-            new_states.push(RxqState { slot, port_name: name.into(), port_number: number, queue, pmd, counters });
+            new_states.push(RxqState {
+                slot,
+                port_name: name.into(),
+                port_number: number,
+                queue,
+                pmd,
+                counters,
+                cycles_at_rebalance: 0,
+            });
         }
         let mut changes = Vec::new();
         for (pmd, add) in adds.into_iter().enumerate() {
@@ -511,7 +529,7 @@ impl<M: Send + 'static> Switch<M> {
 
     /// Sends each `(pmd, change)` and waits until every PMD has sent its change back;
     /// what comes back (old tables, retired queues) is dropped here, on this thread.
-    fn apply(&self, changes: Vec<(usize, PortChange)>) -> Result<(), SwitchError> {
+    fn apply(&self, changes: Vec<(usize, PortChange)>) -> Result<Vec<Box<PortChange>>, SwitchError> {
         let (done_tx, done_rx) = crossbeam_channel::bounded(changes.len().max(1));
         let n = changes.len();
         for (pmd, change) in changes {
@@ -519,10 +537,89 @@ impl<M: Send + 'static> Switch<M> {
             let msg = PmdMessage::Ports(PortChangeMessage { change: Box::new(change), done: done_tx.clone() });
             p.sender.tx.send_timeout(msg, PORT_CHANGE_TIMEOUT).map_err(|_| SwitchError::PmdGone(pmd))?;
         }
-        for _ in 0..n {
-            done_rx.recv_timeout(PORT_CHANGE_TIMEOUT).map_err(|_| SwitchError::PmdGone(0))?;
+        (0..n).map(|_| done_rx.recv_timeout(PORT_CHANGE_TIMEOUT).map_err(|_| SwitchError::PmdGone(0))).collect()
+    }
+
+    /// Reassigns every polled rx queue by its load since the last rebalance (OVS's
+    /// `pmd-rxq-assign=cycles`): busiest queue first, each to the PMD with the least load
+    /// so far. A moving queue is let go by its PMD, then taken by the new one (packets
+    /// wait in the device's ring meanwhile). Returns the moves as (port, queue, from, to).
+    pub fn rebalance_rxqs(&mut self) -> Result<Vec<(String, u16, usize, usize)>, SwitchError> {
+        let mut order: Vec<(u64, usize)> = self
+            .rxqs
+            .iter()
+            .enumerate()
+            .map(|(i, q)| (q.counters.snapshot().busy_cycles.saturating_sub(q.cycles_at_rebalance), i))
+            .collect();
+        order.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+        let mut load = vec![(0u64, 0usize); self.pmds.len()];
+        let mut target = vec![0usize; self.rxqs.len()];
+        for (cycles, i) in order {
+            let pmd = (0..load.len()).min_by_key(|&p| (load[p].0, load[p].1, p)).unwrap_or(0);
+            load[pmd].0 += cycles;
+            load[pmd].1 += 1;
+            target[i] = pmd;
         }
-        Ok(())
+        let moving: Vec<usize> = (0..self.rxqs.len()).filter(|&i| target[i] != self.rxqs[i].pmd).collect();
+        // Let go: each source PMD hands its moving queues back.
+        let mut changes = Vec::new();
+        for pmd in 0..self.pmds.len() {
+            let out: Vec<(usize, Option<u16>)> = moving
+                .iter()
+                .filter(|&&i| self.rxqs[i].pmd == pmd)
+                .map(|&i| (self.rxqs[i].slot, Some(self.rxqs[i].queue)))
+                .collect();
+            if out.is_empty() {
+                continue;
+            }
+            let total = self.rxqs.iter().filter(|q| q.pmd == pmd).count();
+            changes.push((
+                pmd,
+                PortChange {
+                    rx_set: Some(Vec::with_capacity(total - out.len())),
+                    retired_rxqs: Vec::with_capacity(out.len()),
+                    remove_rxqs: out,
+                    ..PortChange::default()
+                },
+            ));
+        }
+        let mut taken: Vec<AssignedRxq> = Vec::new();
+        for mut back in self.apply(changes)? {
+            taken.append(&mut back.retired_rxqs);
+        }
+        // Take: each target PMD gets its new queues (with their counters).
+        let mut adds: Vec<Vec<AssignedRxq>> = (0..self.pmds.len()).map(|_| Vec::new()).collect();
+        for q in taken {
+            let i = self.rxqs.iter().position(|r| r.slot == q.in_idx && r.queue == q.rxq.queue());
+            if let Some(i) = i {
+                adds[target[i]].push(q);
+            }
+        }
+        let mut changes = Vec::new();
+        for (pmd, add) in adds.into_iter().enumerate() {
+            if add.is_empty() {
+                continue;
+            }
+            let keep = self.rxqs.iter().enumerate().filter(|(i, q)| q.pmd == pmd && !moving.contains(i)).count();
+            changes.push((
+                pmd,
+                PortChange {
+                    rx_set: Some(Vec::with_capacity(keep + add.len())),
+                    add_rxqs: add,
+                    ..PortChange::default()
+                },
+            ));
+        }
+        self.apply(changes)?;
+        let mut moves = Vec::new();
+        for (i, q) in self.rxqs.iter_mut().enumerate() {
+            if moving.contains(&i) {
+                moves.push((q.port_name.clone(), q.queue, q.pmd, target[i]));
+                q.pmd = target[i];
+            }
+            q.cycles_at_rebalance = q.counters.snapshot().busy_cycles;
+        }
+        Ok(moves)
     }
 
     /// The PMD threads and their rx queues.

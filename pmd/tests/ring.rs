@@ -284,6 +284,42 @@ fn two_pmds_share_rx_queues() -> Result<(), Failed> {
     Ok(())
 }
 
+/// The PMD polling rx queue `queue` of port `port` (by `pmd_info`).
+fn pmd_of(sw: &Switch<ferrovs_pmd::ForwarderMessage>, port: &str, queue: u16) -> Option<usize> {
+    sw.pmd_info().iter().find(|p| p.rx_queues.iter().any(|q| q.port_name == port && q.queue == queue)).map(|p| p.index)
+}
+
+fn rebalance_spreads_busy_queues() -> Result<(), Failed> {
+    let mut b = bench(2, &[1024, 1024], 2, 2, &[(1, ForwardRule::Output(2)), (2, ForwardRule::Output(1))])?;
+    // Each port's queue 0 on PMD 0, queue 1 on PMD 1 (least loaded, then fewest queues).
+    let (p1q0, p2q0) = (pmd_of(&b.sw, "p1", 0), pmd_of(&b.sw, "p2", 0));
+    check(p1q0 == Some(0) && p2q0 == Some(0), || format!("{:?}", b.sw.pmd_info()))?;
+    // Load only the two queue-0s: PMD 0 does all the work.
+    for _ in 0..20 {
+        b.send_on(1, 0, &frames(32, 64))?;
+        b.send_on(2, 0, &frames(32, 64))?;
+        check(b.recv(2, 32, Duration::from_secs(3)).len() == 32, || "p1 -> p2".into())?;
+        check(b.recv(1, 32, Duration::from_secs(3)).len() == 32, || "p2 -> p1".into())?;
+    }
+    let queued = |sw: &Switch<ferrovs_pmd::ForwarderMessage>| -> u64 {
+        sw.pmd_info().iter().flat_map(|p| p.rx_queues.clone()).map(|q| q.packets).sum()
+    };
+    // Counters are published after the burst is sent: wait for the last one.
+    let before = wait_for("queue counters", || queued(&b.sw), |n| *n == 1280)?;
+    let moves = b.sw.rebalance_rxqs()?;
+    let (p1q0, p2q0) = (pmd_of(&b.sw, "p1", 0), pmd_of(&b.sw, "p2", 0));
+    check(p1q0.is_some() && p2q0.is_some() && p1q0 != p2q0, || format!("moves {moves:?}: {:?}", b.sw.pmd_info()))?;
+    // The queues' history moved with them, and forwarding goes on from the new PMDs.
+    let after = queued(&b.sw);
+    check(before == 1280 && after == before, || format!("queue packets {before} then {after}"))?;
+    b.send_on(1, 0, &frames(32, 64))?;
+    b.send_on(2, 0, &frames(32, 64))?;
+    check(b.recv(2, 32, Duration::from_secs(3)).len() == 32, || "p1 -> p2 after the move".into())?;
+    check(b.recv(1, 32, Duration::from_secs(3)).len() == 32, || "p2 -> p1 after the move".into())?;
+    b.finish()?;
+    Ok(())
+}
+
 fn bad_requests_fail_clearly() -> Result<(), Failed> {
     let eal = eal();
     let opts = test_options(1);
@@ -402,6 +438,7 @@ fn main() {
         ("messages_change_rules_between_bursts", messages_change_rules_between_bursts),
         ("edits_are_copy_on_write_per_output", edits_are_copy_on_write_per_output),
         ("two_pmds_share_rx_queues", two_pmds_share_rx_queues),
+        ("rebalance_spreads_busy_queues", rebalance_spreads_busy_queues),
         ("bad_requests_fail_clearly", bad_requests_fail_clearly),
         ("null_ports_forward_and_close", null_ports_forward_and_close),
     ];

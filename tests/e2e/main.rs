@@ -245,6 +245,8 @@ fn main() {
         Trial::test("persist_rules_survive_kill_9", persist::rules_survive_kill_9),
         Trial::test("runtime_ports_come_and_go_under_traffic", runtime::ports_come_and_go_under_traffic)
             .with_ignored_flag(!root),
+        Trial::test("runtime_multi_queue_tap_spreads_flows", runtime::multi_queue_tap_spreads_flows)
+            .with_ignored_flag(!root),
         Trial::test("openflow_ovs_ofctl_manages_rules_of10", openflow::manages_rules_of10),
         Trial::test("openflow_ovs_ofctl_manages_rules_of13", openflow::manages_rules_of13),
         Trial::test("openflow_rules_route_traffic", openflow::rules_route_traffic),

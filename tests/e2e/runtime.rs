@@ -143,3 +143,50 @@ pub fn ports_come_and_go_under_traffic() -> Result<(), Failed> {
     drop(d.stop());
     Ok(())
 }
+
+/// A net_tap port with 4 rx queues: the kernel spreads the host's flows over them, every
+/// queue is polled, `pmd-rxq-show` gives each queue's share, and a rebalance answers.
+pub fn multi_queue_tap_spreads_flows() -> Result<(), Failed> {
+    let (tap_a, tap_b) = (unique("fqa"), unique("fqb"));
+    let config = format!(
+        "{}\n[[bridge]]\nname = \"br0\"\nflows = [\"actions=normal\"]\n\n[[bridge.port]]\nname = \"a\"\nnumber = 1\n\
+         devargs = \"net_tap0,iface={tap_a}\"\nrx_queues = 4\n\n[[bridge.port]]\nname = \"b\"\nnumber = 2\n\
+         devargs = \"net_tap1,iface={tap_b}\"\n",
+        crate::preamble()
+    );
+    let d = Daemon::start_in(TempDir::new(), &config);
+    let (host, guest) = (Netns::new(), Netns::new());
+    host.adopt(&tap_a, "198.18.0.1/24");
+    guest.adopt(&tap_b, "198.18.0.2/24");
+    if host.ping("198.18.0.2", 1, 3) != (1, 1) {
+        return Err(format!("no ping through the switch\n{}", d.log_text()).into());
+    }
+    // 200 UDP flows (one source port each) from the host.
+    let script = "for i in $(seq 1 200); do echo x > /dev/udp/198.18.0.2/$((5000 + i)); done";
+    host.exec_ok(&["bash", "-c", script]);
+    let busy_queues = |d: &Daemon| -> usize {
+        let v = d.ctl_json(&["pmd-stats-show"]);
+        let pmds = v["pmds"].as_array().cloned().unwrap_or_default();
+        pmds.iter()
+            .flat_map(|p| p["rxq_usage"].as_array().cloned().unwrap_or_default())
+            .filter(|q| q["port"] == "a" && q["packets"].as_u64().unwrap_or(0) > 0)
+            .count()
+    };
+    if !wait_until(Duration::from_secs(5), || busy_queues(&d) >= 2) {
+        return Err(format!("the flows did not spread: {}", d.ctl_json(&["pmd-stats-show"])).into());
+    }
+    let show = ferrovs_e2e::run_ok(
+        "ovs-appctl",
+        &["-t", &d.dir.join("ferrovsd.ctl").display().to_string(), "dpif-netdev/pmd-rxq-show"],
+    );
+    let lines = show.lines().filter(|l| l.contains("port: a") && l.contains("pmd usage:")).count();
+    if lines != 4 || show.contains("NOT AVAIL ") {
+        return Err(format!("pmd-rxq-show:\n{show}").into());
+    }
+    ctl_ok(&d, &["pmd-rxq-rebalance"])?;
+    if host.ping("198.18.0.2", 2, 2).1 != 2 {
+        return Err("no forwarding after the rebalance".into());
+    }
+    drop(d.stop());
+    Ok(())
+}

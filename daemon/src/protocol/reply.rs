@@ -25,6 +25,7 @@ pub enum Reply {
     Show(ShowReply),
     PmdStatsShow(PmdStatsReply),
     PmdStatsClear,
+    PmdRxqRebalance(RebalanceReply),
     /// The daemon is stopping (it answers before it stops).
     Stop,
     AddFlow(AddFlowsReply),
@@ -50,6 +51,7 @@ impl Reply {
             Reply::Show(_) => matches!(req, Request::Show),
             Reply::PmdStatsShow(_) => matches!(req, Request::PmdStatsShow),
             Reply::PmdStatsClear => matches!(req, Request::PmdStatsClear),
+            Reply::PmdRxqRebalance(_) => matches!(req, Request::PmdRxqRebalance),
             Reply::Stop => matches!(req, Request::Stop),
             Reply::AddFlow(_) => matches!(req, Request::AddFlow { .. }),
             Reply::AddFlows(_) => matches!(req, Request::AddFlows { .. } | Request::AddFlowsStream { .. }),
@@ -186,6 +188,8 @@ pub struct PmdInfo {
     pub running: bool,
     /// `port:queue` of every rx queue the PMD polls.
     pub rx_queues: Vec<String>,
+    /// The same queues with what each cost the PMD.
+    pub rxq_usage: Vec<RxqUsage>,
     pub packets: u64,
     pub busy_cycles: u64,
     pub idle_cycles: u64,
@@ -300,6 +304,35 @@ pub struct AddFlowsReply {
 pub struct DelFlowsReply {
     pub deleted: u64,
     pub megaflows_removed: u64,
+}
+
+/// `pmd-rxq-rebalance`: the queues that moved.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RebalanceReply {
+    pub moves: Vec<RxqMove>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RxqMove {
+    pub port: String,
+    pub queue: u16,
+    pub from_pmd: usize,
+    pub to_pmd: usize,
+}
+
+/// One rx queue's share of its PMD (`pmd-rxq-show`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RxqUsage {
+    pub port: String,
+    pub queue: u16,
+    pub packets: u64,
+    /// TSC cycles the PMD spent on this queue's bursts since the queue was first polled.
+    pub busy_cycles: u64,
+    /// `busy_cycles` over all the PMD's cycles (busy and idle) since it started, in %.
+    pub usage_percent: f64,
 }
 
 /// What a change of the desired state did to the running switch (`reload`, `add-br`,

@@ -15,6 +15,8 @@ pub enum Request {
     PmdStatsShow,
     /// Zero the PMD cycle counters (port counters are never reset).
     PmdStatsClear,
+    /// Reassign rx queues to PMDs by their measured load since the last rebalance.
+    PmdRxqRebalance,
     /// Stop the daemon cleanly.
     Stop,
     /// Add one rule in ovs-ofctl syntax to a bridge.
@@ -81,6 +83,7 @@ impl Request {
             Request::Stop
                 | Request::Reload
                 | Request::PmdStatsClear
+                | Request::PmdRxqRebalance
                 | Request::AddFlow { .. }
                 | Request::AddFlows { .. }
                 | Request::AddFlowsStream { .. }
@@ -134,6 +137,7 @@ mod tests {
             Request::Show,
             Request::PmdStatsShow,
             Request::PmdStatsClear,
+            Request::PmdRxqRebalance,
             Request::Stop,
             Request::AddFlow { bridge: "br0".into(), flow: "actions=drop".into() },
             Request::AddFlows { bridge: "br0".into(), flows: vec!["a".into(), "b\n\"c\"".into()] },

@@ -55,6 +55,10 @@ pub(crate) fn pmd_stats() -> PmdStatsReply {
             core: 3,
             running: true,
             rx_queues: vec!["a:0".into(), "b:1".into()],
+            rxq_usage: vec![
+                RxqUsage { port: "a".into(), queue: 0, packets: 900, busy_cycles: 90_000, usage_percent: 30.0 },
+                RxqUsage { port: "b".into(), queue: 1, packets: 100, busy_cycles: 3_000, usage_percent: 1.0 },
+            ],
             packets: 1000,
             busy_cycles: 250_000,
             idle_cycles: 750_000,
@@ -201,5 +205,8 @@ pub(crate) fn all() -> Vec<Reply> {
         }),
         Reply::SetPort(ChangeReply { ports_changed: vec!["p1".into()], ..ChangeReply::default() }),
         Reply::ListPorts(NamesReply { names: vec![] }),
+        Reply::PmdRxqRebalance(RebalanceReply {
+            moves: vec![RxqMove { port: "a".into(), queue: 1, from_pmd: 0, to_pmd: 1 }],
+        }),
     ]
 }

@@ -31,9 +31,10 @@ fn kind(r: &Reply) -> usize {
         Reply::DelPort(_) => 15,
         Reply::SetPort(_) => 16,
         Reply::ListPorts(_) => 17,
+        Reply::PmdRxqRebalance(_) => 18,
     }
 }
-const KINDS: usize = 18;
+const KINDS: usize = 19;
 
 #[test]
 fn samples_cover_every_kind() {
@@ -174,6 +175,7 @@ fn replies_answer_their_request_only() {
         Request::Show,
         Request::PmdStatsShow,
         Request::PmdStatsClear,
+        Request::PmdRxqRebalance,
         Request::Stop,
         Request::AddFlow { bridge: "b".into(), flow: "f".into() },
         Request::AddFlows { bridge: "b".into(), flows: vec![] },

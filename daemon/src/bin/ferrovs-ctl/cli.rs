@@ -36,6 +36,8 @@ pub enum Cmd {
     PmdStatsShow,
     /// Reset the PMD statistics.
     PmdStatsClear,
+    /// Reassign rx queues to PMDs by their measured load since the last rebalance.
+    PmdRxqRebalance,
     /// Stop ferrovsd cleanly.
     Stop,
     /// Add a rule (ovs-ofctl syntax), e.g. `add-flow br0 "tcp,tp_dst=80,actions=output:2"`.

@@ -30,6 +30,7 @@ fn main() -> ExitCode {
         Cmd::Show => Request::Show,
         Cmd::PmdStatsShow => Request::PmdStatsShow,
         Cmd::PmdStatsClear => Request::PmdStatsClear,
+        Cmd::PmdRxqRebalance => Request::PmdRxqRebalance,
         Cmd::Stop => Request::Stop,
         Cmd::AddFlow { bridge, flow } => Request::AddFlow { bridge, flow },
         Cmd::AddFlows { bridge, file } => {
