@@ -529,7 +529,7 @@ impl<M: Send + 'static> Switch<M> {
 
     /// Sends each `(pmd, change)` and waits until every PMD has sent its change back;
     /// what comes back (old tables, retired queues) is dropped here, on this thread.
-    fn apply(&self, changes: Vec<(usize, PortChange)>) -> Result<Vec<Box<PortChange>>, SwitchError> {
+    fn apply(&self, changes: Vec<(usize, PortChange)>) -> Result<Vec<PortChange>, SwitchError> {
         let (done_tx, done_rx) = crossbeam_channel::bounded(changes.len().max(1));
         let n = changes.len();
         for (pmd, change) in changes {
@@ -537,7 +537,9 @@ impl<M: Send + 'static> Switch<M> {
             let msg = PmdMessage::Ports(PortChangeMessage { change: Box::new(change), done: done_tx.clone() });
             p.sender.tx.send_timeout(msg, PORT_CHANGE_TIMEOUT).map_err(|_| SwitchError::PmdGone(pmd))?;
         }
-        (0..n).map(|_| done_rx.recv_timeout(PORT_CHANGE_TIMEOUT).map_err(|_| SwitchError::PmdGone(0))).collect()
+        (0..n)
+            .map(|_| done_rx.recv_timeout(PORT_CHANGE_TIMEOUT).map(|c| *c).map_err(|_| SwitchError::PmdGone(0)))
+            .collect()
     }
 
     /// Reassigns every polled rx queue by its load since the last rebalance (OVS's
