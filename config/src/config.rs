@@ -102,6 +102,10 @@ pub struct EalConfig {
 pub struct ControlConfig {
     /// `socket`, default `/run/ferrovs/ferrovsd.sock`: the control socket's path.
     pub socket: PathBuf,
+    /// `socket_group`: a group whose members may use the daemon's sockets (control,
+    /// ovs-appctl, OpenFlow management) for read-only commands; changes stay with root
+    /// and the daemon's user. Without it only those two can connect.
+    pub socket_group: Option<String>,
 }
 
 /// `[metrics]`: the Prometheus endpoint.

@@ -196,7 +196,14 @@ fn resolve_control(raw: &RawControl, ctx: &Ctx<'_>) -> Result<ControlConfig, Con
         Some(s) => PathBuf::from(s.get_ref()),
         None => PathBuf::from(DEFAULT_CONTROL_SOCKET),
     };
-    Ok(ControlConfig { socket })
+    let socket_group = match &raw.socket_group {
+        Some(g) if g.get_ref().is_empty() => {
+            return Err(ctx.err(g.span().start, "control.socket_group", "must not be empty"));
+        }
+        Some(g) => Some(g.get_ref().clone()),
+        None => None,
+    };
+    Ok(ControlConfig { socket, socket_group })
 }
 
 /// `[pmd]`. `main_lcore` is the main lcore and the offset of its value (0 if defaulted).

@@ -58,6 +58,7 @@ pub(crate) struct RawEal {
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawControl {
     pub socket: Option<Spanned<String>>,
+    pub socket_group: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -34,7 +34,7 @@ pub struct Pending {
 
 /// The control socket. Dropping it stops accepting and removes the socket file.
 pub struct ControlServer {
-    _server: SocketServer,
+    server: SocketServer,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -46,6 +46,11 @@ pub enum ControlError {
 }
 
 impl ControlServer {
+    /// See [`SocketServer::share_with_group`].
+    pub fn share_with_group(&self, gid: u32) -> std::io::Result<()> {
+        self.server.share_with_group(gid)
+    }
+
     /// Binds `path` and starts serving; requests arrive on the returned receiver, one
     /// per connection, each with its peer's uid and a reply channel.
     pub fn bind(path: &Path) -> Result<(ControlServer, Receiver<Pending>), ControlError> {
@@ -56,7 +61,7 @@ impl ControlServer {
             }
         };
         match SocketServer::bind(path, "ferrovs-ctl", Box::new(serve)) {
-            Ok(server) => Ok((ControlServer { _server: server }, rx)),
+            Ok(server) => Ok((ControlServer { server }, rx)),
             Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
                 Err(ControlError::InUse { path: path.display().to_string() })
             }

@@ -77,7 +77,11 @@ pub fn run(path: &Path, check_only: bool, log: LogControl) -> Result<(), DaemonE
     }
     let reload = Arc::new(AtomicBool::new(false));
     signal_hook::flag::register(signal_hook::consts::SIGHUP, reload.clone()).map_err(DaemonError::Signal)?;
+    let group = socket_group(&config)?;
     let (control, requests) = ControlServer::bind(&config.control.socket)?;
+    if let Some(gid) = group {
+        control.share_with_group(gid).map_err(|e| DaemonError::Datapath(format!("control.socket_group: {e}")))?;
+    }
     // Bound now, so that a busy or bad address stops the start before DPDK does anything.
     let mut metrics = match config.metrics.listen {
         Some(addr) => Some(MetricsServer::bind(addr).map_err(|e| DaemonError::Metrics(addr, e))?),
@@ -113,10 +117,13 @@ pub fn run(path: &Path, check_only: bool, log: LogControl) -> Result<(), DaemonE
     let appctl_path = config.control.socket.with_file_name(APPCTL_SOCKET_NAME);
     let (appctl_server, appctl_calls) = UnixctlServer::bind(&appctl_path)
         .map_err(|e| DaemonError::Datapath(format!("appctl socket {}: {e}", appctl_path.display())))?;
+    if let Some(gid) = group {
+        appctl_server.share_with_group(gid).map_err(|e| DaemonError::Datapath(format!("control.socket_group: {e}")))?;
+    }
     // The OpenFlow management sockets: `BRIDGE.mgmt` beside the control socket.
     let bridge_names: Vec<String> = config.bridges.iter().map(|b| b.name.clone()).collect();
     let (mut openflow_servers, openflow_calls) =
-        crate::openflow::OpenFlowServers::bind(&config.control.socket, &bridge_names)
+        crate::openflow::OpenFlowServers::bind(&config.control.socket, &bridge_names, group)
             .map_err(|e| DaemonError::Datapath(format!("OpenFlow management socket {e}")))?;
     // Counters for readers on other threads (telemetry, metrics): see `published`.
     let published = Arc::new(Published::default());
@@ -273,6 +280,16 @@ fn appctl(dp: &mut Datapath, config: &Config, log: &LogControl, call: &UnixctlCa
 
 /// Re-reads the config at `path` and applies its rules. The running config keeps
 /// describing ports and settings (which a reload may not change).
+/// The gid of `[control] socket_group`, if set; an unknown group stops the start.
+fn socket_group(config: &Config) -> Result<Option<u32>, DaemonError> {
+    let Some(name) = &config.control.socket_group else { return Ok(None) };
+    match nix::unistd::Group::from_name(name) {
+        Ok(Some(g)) => Ok(Some(g.gid.as_raw())),
+        Ok(None) => Err(DaemonError::Datapath(format!("control.socket_group: no group named {name:?}"))),
+        Err(e) => Err(DaemonError::Datapath(format!("control.socket_group {name:?}: {e}"))),
+    }
+}
+
 /// Re-reads the config and applies the difference (see `reconcile`). The file is the
 /// source here, so nothing is written back; after a partial failure the error says
 /// what did not apply, and `running` describes what runs.

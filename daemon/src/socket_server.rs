@@ -70,6 +70,17 @@ impl SocketServer {
     pub fn path(&self) -> &Path {
         &self.path
     }
+
+    /// Lets members of group `gid` connect (`[control] socket_group`): the socket file and
+    /// its directory get that group (modes 0660 and 0750 let the group in, nobody else).
+    /// What a peer may then do is [`may_change`]'s rule, as for everyone.
+    pub fn share_with_group(&self, gid: u32) -> std::io::Result<()> {
+        std::os::unix::fs::chown(&self.path, None, Some(gid))?;
+        if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::os::unix::fs::chown(dir, None, Some(gid))?;
+        }
+        Ok(())
+    }
 }
 
 impl Drop for SocketServer {

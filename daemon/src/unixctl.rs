@@ -111,10 +111,15 @@ pub struct UnixctlCall {
 
 /// The ovs-appctl socket; dropping it stops accepting and removes the file.
 pub struct UnixctlServer {
-    _server: SocketServer,
+    server: SocketServer,
 }
 
 impl UnixctlServer {
+    /// See [`SocketServer::share_with_group`].
+    pub fn share_with_group(&self, gid: u32) -> std::io::Result<()> {
+        self.server.share_with_group(gid)
+    }
+
     /// Binds `path` (see `socket_server` for modes and stale files); calls arrive on the
     /// returned receiver.
     pub fn bind(path: &Path) -> std::io::Result<(UnixctlServer, Receiver<UnixctlCall>)> {
@@ -125,7 +130,7 @@ impl UnixctlServer {
             }
         };
         let server = SocketServer::bind(path, "ferrovs-appctl", Box::new(serve))?;
-        Ok((UnixctlServer { _server: server }, rx))
+        Ok((UnixctlServer { server }, rx))
     }
 }
 

@@ -190,3 +190,39 @@ pub fn multi_queue_tap_spreads_flows() -> Result<(), Failed> {
     drop(d.stop());
     Ok(())
 }
+
+/// `[control] socket_group`: a member of the group may read (`show`, `list-br`) but not
+/// change; a user outside it cannot connect at all.
+pub fn control_socket_group_reads_only() -> Result<(), Failed> {
+    let config = format!(
+        "{}{}",
+        crate::preamble().replace("[control]\n", "[control]\nsocket_group = \"nogroup\"\n"),
+        crate::ports_ok()
+    );
+    let d = Daemon::start_in(TempDir::new(), &config);
+    let socket = d.dir.join("ctl.sock");
+    let as_user = |group: &str, args: &[&str]| {
+        let ctl = ferrovs_e2e::bin("ferrovs-ctl");
+        let mut argv = vec!["--reuid=nobody", "--regid", group, "--clear-groups", ctl.to_str().unwrap_or_default()];
+        argv.extend(["-s", socket.to_str().unwrap_or_default()]);
+        argv.extend_from_slice(args);
+        ferrovs_e2e::run("setpriv", &argv)
+    };
+    let show = as_user("nogroup", &["list-br"]);
+    if !show.status.success() || String::from_utf8_lossy(&show.stdout) != "br0\n" {
+        return Err(format!("group member could not read: {}", String::from_utf8_lossy(&show.stderr)).into());
+    }
+    let change = as_user("nogroup", &["add-br", "brz"]);
+    if change.status.success() || !String::from_utf8_lossy(&change.stderr).contains("permission denied") {
+        return Err(format!("group member changed the switch: {}", String::from_utf8_lossy(&change.stderr)).into());
+    }
+    let outsider = as_user("daemon", &["list-br"]);
+    if outsider.status.success() {
+        return Err("a user outside the socket group could read".into());
+    }
+    if ctl_ok(&d, &["list-br"])? != "br0\n" {
+        return Err("the refused change changed something".into());
+    }
+    drop(d.stop());
+    Ok(())
+}

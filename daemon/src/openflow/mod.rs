@@ -110,15 +110,21 @@ pub struct OpenFlowServers {
     servers: Vec<(String, SocketServer)>,
     control_socket: PathBuf,
     calls: Sender<OfCall>,
+    /// `[control] socket_group`'s gid, given to every management socket.
+    group: Option<u32>,
 }
 
 impl OpenFlowServers {
     /// Binds `BRIDGE.mgmt` for each bridge beside `control_socket`; calls arrive on the
     /// returned receiver.
-    pub fn bind(control_socket: &Path, bridges: &[String]) -> std::io::Result<(OpenFlowServers, Receiver<OfCall>)> {
+    pub fn bind(
+        control_socket: &Path,
+        bridges: &[String],
+        group: Option<u32>,
+    ) -> std::io::Result<(OpenFlowServers, Receiver<OfCall>)> {
         let (tx, rx) = bounded::<OfCall>(64);
         let mut servers =
-            OpenFlowServers { servers: Vec::new(), control_socket: control_socket.to_path_buf(), calls: tx };
+            OpenFlowServers { servers: Vec::new(), control_socket: control_socket.to_path_buf(), calls: tx, group };
         for bridge in bridges {
             servers.add_bridge(bridge)?;
         }
@@ -137,6 +143,9 @@ impl OpenFlowServers {
         };
         let server = SocketServer::bind(&path, "ferrovs-of", Box::new(serve))
             .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
+        if let Some(gid) = self.group {
+            server.share_with_group(gid)?;
+        }
         self.servers.push((bridge.to_string(), server));
         Ok(())
     }
