@@ -55,9 +55,16 @@ fn resolve_ports(
     ctx: &Ctx<'_>,
     registry: &mut PortRegistry<PortRef>,
 ) -> Result<Vec<PortConfig>, ConfigError> {
-    let mut ports = Vec::new();
+    let mut ports: Vec<PortConfig> = Vec::new();
     for (pi, p) in raw.port.iter().enumerate() {
-        ports.push(resolve_port(p.get_ref(), &format!("{bkey}.port[{pi}]"), ctx, registry)?);
+        let port = resolve_port(p.get_ref(), &format!("{bkey}.port[{pi}]"), ctx, registry)?;
+        // OpenFlow numbers are the bridge's own: two bridges may each have a port 1.
+        if let Some(first) = ports.iter().find(|x| x.number == port.number) {
+            let number = &p.get_ref().number;
+            let message = format!("duplicate port number {} (also port `{}`)", port.number, first.name);
+            return Err(ctx.err(number.span().start, format!("{bkey}.port[{pi}].number"), message));
+        }
+        ports.push(port);
     }
     Ok(ports)
 }
@@ -77,9 +84,6 @@ fn resolve_port(
         at(name.span().start, "name", format!("duplicate port name `{}` (also {})", name.get_ref(), first.key))
     })?;
     let n = check_port_number(*number.get_ref()).map_err(|m| at(number.span().start, "number", m))?;
-    registry.claim_number(n, me()).map_err(|first| {
-        at(number.span().start, "number", format!("duplicate port number {n} (also port `{}`)", first.name))
-    })?;
     let device = parse_devargs(devargs.get_ref()).map_err(|m| at(devargs.span().start, "devargs", m))?;
     registry.claim_device(device.name(), me()).map_err(|first| {
         let message = format!("device `{}` is already used by {} (`{}`)", device.name(), first.key, first.name);
@@ -276,8 +280,9 @@ pub fn dangling_ports(rules: &[Rule], ports: &[PortConfig]) -> Vec<u32> {
 }
 
 /// Checks bridges and ports built at run time as the loader checks a file: bridge names
-/// valid and unique; port names valid and unique, numbers in range and unique, devices
-/// parseable and unique, queue counts and MTUs in range, across the switch.
+/// valid and unique; port names valid and unique across the switch, numbers in range and
+/// unique in their bridge, devices parseable and unique across the switch, queue counts
+/// and MTUs in range.
 pub fn check_topology(bridges: &[BridgeConfig]) -> Result<(), String> {
     let mut registry: PortRegistry<String> = PortRegistry::new();
     for (i, b) in bridges.iter().enumerate() {
@@ -289,9 +294,9 @@ pub fn check_topology(bridges: &[BridgeConfig]) -> Result<(), String> {
             check_name(&p.name).map_err(|m| format!("port name: {m}"))?;
             registry.claim_name(&p.name, p.name.clone()).map_err(|_| format!("port {} exists", p.name))?;
             check_port_number(i64::from(p.number)).map_err(|m| format!("port {}: number {m}", p.name))?;
-            registry
-                .claim_number(p.number, p.name.clone())
-                .map_err(|first| format!("port number {} is in use by port {first}", p.number))?;
+            if let Some(first) = b.ports.iter().take_while(|x| x.name != p.name).find(|x| x.number == p.number) {
+                return Err(format!("port number {} is in use by port {} on bridge {}", p.number, first.name, b.name));
+            }
             let device = parse_devargs(&p.devargs).map_err(|m| format!("port {}: {m}", p.name))?;
             registry
                 .claim_device(device.name(), p.name.clone())

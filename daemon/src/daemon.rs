@@ -56,7 +56,13 @@ pub enum DaemonError {
 pub fn run(path: &Path, check_only: bool, log: LogControl) -> Result<(), DaemonError> {
     let mut config = Config::load(path)?;
     config.validate(&SystemFacts { online_cpus: ferrovs_pmd::online_cpus() })?;
-    let ports: Vec<PortSpec> = config.bridges.iter().flat_map(|b| &b.ports).map(crate::reconcile::port_spec).collect();
+    let dp_numbers = crate::datapath::datapath_numbers(&config);
+    let ports: Vec<PortSpec> = config
+        .bridges
+        .iter()
+        .flat_map(|b| &b.ports)
+        .map(|p| crate::reconcile::port_spec(p, dp_numbers[&p.name]))
+        .collect();
     for w in crate::topology::dangling_port_warnings(&config) {
         tracing::warn!("{w}");
     }

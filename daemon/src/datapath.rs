@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use ferrovs_config::{Config, Rule};
+use ferrovs_config::{Config, PortConfig, Rule};
 use ferrovs_dpdk::Eal;
 use ferrovs_flowcache::flow_cache::FlowCacheConfig;
 use ferrovs_flowcache::slow_path::{BridgeSpec, SlowPath, SlowPathConfig, SlowPathCounters as MachineCounters};
@@ -36,16 +36,42 @@ pub struct Datapath {
     pipelines: Vec<Arc<PipelineShared>>,
     /// PMD counters at the last `pmd-stats-clear`, subtracted when showing.
     pmd_baseline: HashMap<usize, (PmdStats, PipelineStats)>,
+    /// Each port's datapath number, by port name.
+    dp_numbers: HashMap<String, u32>,
+}
+
+/// The datapath's port numbers (unique across the switch; what the PMDs use): each
+/// port keeps its bridge's OpenFlow number unless a port of another bridge took it first,
+/// then it gets the lowest free one. One bridge, or bridges with distinct numbers, see
+/// the same numbers everywhere.
+pub fn datapath_numbers(config: &Config) -> HashMap<String, u32> {
+    let mut out: HashMap<String, u32> = HashMap::new();
+    for p in config.bridges.iter().flat_map(|b| &b.ports) {
+        let n = free_number(p.number, out.values());
+        out.insert(p.name.clone(), n);
+    }
+    out
+}
+
+/// `wanted` if no number in `used` is it, else the lowest free number.
+fn free_number<'a>(wanted: u32, used: impl Iterator<Item = &'a u32> + Clone) -> u32 {
+    let taken = |n: u32| used.clone().any(|&u| u == n);
+    if !taken(wanted) {
+        return wanted;
+    }
+    (1..=ferrovs_config::MAX_PORT_NUMBER).find(|&n| !taken(n)).unwrap_or(wanted)
 }
 
 /// The slow path's view of the bridges.
 fn bridge_specs(config: &Config) -> Vec<BridgeSpec> {
+    let dp = datapath_numbers(config);
     config
         .bridges
         .iter()
         .map(|b| BridgeSpec {
             name: b.name.clone(),
             ports: b.ports.iter().map(|p| p.number).collect(),
+            datapath_ports: b.ports.iter().map(|p| dp[&p.name]).collect(),
             rules: b.rules.clone(),
         })
         .collect()
@@ -105,7 +131,8 @@ impl Datapath {
         let senders = (0..n_pmds).map(|i| switch.sender(i)).collect::<Result<Vec<_>, _>>()?;
         let slow = SlowPathThread::start(slow, senders, pipelines.clone(), upcall_rx, report_rx, clock)
             .map_err(|e| DaemonError::Datapath(format!("slow-path thread: {e}")))?;
-        Ok(Datapath { switch, slow, pipelines, pmd_baseline: HashMap::new() })
+        let dp_numbers = ports.iter().map(|p| (p.name.clone(), p.number)).collect();
+        Ok(Datapath { switch, slow, pipelines, pmd_baseline: HashMap::new(), dp_numbers })
     }
 
     /// Each PMD's loop-iteration counter as last published (the watchdog's sign of life).
@@ -123,9 +150,7 @@ impl Datapath {
                 ports: b
                     .ports
                     .iter()
-                    .filter_map(|pc| {
-                        stats.ports.iter().find(|s| s.name == pc.name).map(|s| port_info(s, &pc.devargs, pc.mtu))
-                    })
+                    .filter_map(|pc| stats.ports.iter().find(|s| s.name == pc.name).map(|s| port_info(s, pc)))
                     .collect(),
             })
             .collect();
@@ -287,9 +312,18 @@ impl Datapath {
     }
 
     /// Adds a port to the switch: its device probed and started, every PMD given its tx
-    /// queue; not yet polled, not yet on a bridge (see `reconcile`).
-    pub fn add_port(&mut self, spec: PortSpec) -> Result<(), String> {
-        self.switch.add_port(spec).map_err(|e| e.to_string())
+    /// queue; not yet polled, not yet on a bridge (see `reconcile`). Returns its datapath
+    /// number (its OpenFlow number if free, see [`datapath_numbers`]).
+    pub fn add_port(&mut self, p: &PortConfig) -> Result<u32, String> {
+        let n = free_number(p.number, self.dp_numbers.values());
+        self.switch.add_port(crate::reconcile::port_spec(p, n)).map_err(|e| e.to_string())?;
+        self.dp_numbers.insert(p.name.clone(), n);
+        Ok(n)
+    }
+
+    /// The datapath number of port `name`.
+    pub fn datapath_number(&self, name: &str) -> Option<u32> {
+        self.dp_numbers.get(name).copied()
     }
 
     /// Starts polling a port's rx queues.
@@ -304,7 +338,9 @@ impl Datapath {
 
     /// Takes a port's tx queues back from the PMDs and closes its device.
     pub fn remove_port(&mut self, name: &str) -> Result<(), String> {
-        self.switch.remove_port(name).map_err(|e| e.to_string())
+        self.switch.remove_port(name).map_err(|e| e.to_string())?;
+        self.dp_numbers.remove(name);
+        Ok(())
     }
 
     pub fn set_port_mtu(&mut self, name: &str, mtu: u16) -> Result<(), String> {
@@ -345,7 +381,7 @@ fn ratio(n: u64, d: u64) -> f64 {
 /// A port of `show`. The counters are taken apart field by field without `..`: a
 /// counter added to or renamed in the PMD's structs does not compile here until the
 /// reply has it too.
-fn port_info(s: &PortStats, devargs: &str, mtu: u16) -> PortInfo {
+fn port_info(s: &PortStats, pc: &PortConfig) -> PortInfo {
     let PortCounters {
         rx_packets,
         rx_bytes,
@@ -361,8 +397,9 @@ fn port_info(s: &PortStats, devargs: &str, mtu: u16) -> PortInfo {
     } = s.counters;
     PortInfo {
         name: s.name.clone(),
-        number: s.number,
-        devargs: devargs.to_string(),
+        // The bridge's OpenFlow number (the datapath's may differ).
+        number: pc.number,
+        devargs: pc.devargs.clone(),
         device: s.device.clone(),
         link_up: s.link.up,
         link_state: match s.link.state {
@@ -382,7 +419,7 @@ fn port_info(s: &PortStats, devargs: &str, mtu: u16) -> PortInfo {
         drop_unsupported,
         drop_no_mbuf,
         drop_oversize,
-        mtu,
+        mtu: pc.mtu,
         nic: s.eth.map(|e| NicCounters {
             rx_packets: e.rx_packets,
             tx_packets: e.tx_packets,

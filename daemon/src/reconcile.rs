@@ -30,9 +30,9 @@ use crate::datapath::Datapath;
 use crate::protocol::ChangeReply;
 use crate::slow_path_thread::TopologyChange;
 
-/// The switch's view of a configured port.
-pub fn port_spec(p: &PortConfig) -> PortSpec {
-    let mut spec = PortSpec::new(p.name.clone(), p.number, p.devargs.clone());
+/// The switch's view of a configured port, with its datapath number.
+pub fn port_spec(p: &PortConfig, datapath_number: u32) -> PortSpec {
+    let mut spec = PortSpec::new(p.name.clone(), datapath_number, p.devargs.clone());
     spec.n_rxq = p.rx_queues;
     spec.mtu = p.mtu;
     spec
@@ -107,6 +107,7 @@ pub fn reconcile(dp: &mut Datapath, running: &mut Config, desired: &Config) -> R
             let spec = ferrovs_flowcache::slow_path::BridgeSpec {
                 name: b.name.clone(),
                 ports: Vec::new(),
+                datapath_ports: Vec::new(),
                 rules: b.rules.clone(),
             };
             dp.topology(TopologyChange::AddBridge(spec))?;
@@ -152,11 +153,11 @@ fn set_running_port(running: &mut Config, name: &str, f: impl FnOnce(&mut PortCo
 
 /// Adds `p` to `bridge` (which runs): tx queues, then the slow path, then polling.
 fn add_port(dp: &mut Datapath, running: &mut Config, bridge: &str, p: &PortConfig) -> Result<u64, String> {
-    dp.add_port(port_spec(p))?;
-    let mut ports: Vec<u32> =
-        running.bridge(bridge).map(|b| b.ports.iter().map(|x| x.number).collect()).unwrap_or_default();
-    ports.push(p.number);
-    let removed = match dp.topology(TopologyChange::SetPorts { bridge: bridge.to_string(), ports }) {
+    dp.add_port(p)?;
+    let mut ports: Vec<&PortConfig> = running.bridge(bridge).map(|b| b.ports.iter().collect()).unwrap_or_default();
+    ports.push(p);
+    let change = set_ports(dp, bridge, &ports);
+    let removed = match dp.topology(change) {
         Ok(n) => n,
         Err(e) => {
             // The slow path refused it: take the port back out, as if never added.
@@ -171,15 +172,23 @@ fn add_port(dp: &mut Datapath, running: &mut Config, bridge: &str, p: &PortConfi
     Ok(removed)
 }
 
+/// The slow path's port set of `bridge` made of `ports` (in flood order).
+fn set_ports(dp: &Datapath, bridge: &str, ports: &[&PortConfig]) -> TopologyChange {
+    TopologyChange::SetPorts {
+        bridge: bridge.to_string(),
+        ports: ports.iter().map(|p| p.number).collect(),
+        datapath_ports: ports.iter().map(|p| dp.datapath_number(&p.name).unwrap_or(p.number)).collect(),
+    }
+}
+
 /// Removes port `name` from `bridge`: polling stops, the slow path forgets it, then the
 /// device goes.
 fn remove_port(dp: &mut Datapath, running: &mut Config, bridge: &str, name: &str) -> Result<u64, String> {
     dp.unpoll_port(name)?;
-    let ports: Vec<u32> = running
-        .bridge(bridge)
-        .map(|b| b.ports.iter().filter(|x| x.name != name).map(|x| x.number).collect())
-        .unwrap_or_default();
-    let removed = dp.topology(TopologyChange::SetPorts { bridge: bridge.to_string(), ports })?;
+    let ports: Vec<&PortConfig> =
+        running.bridge(bridge).map(|b| b.ports.iter().filter(|x| x.name != name).collect()).unwrap_or_default();
+    let change = set_ports(dp, bridge, &ports);
+    let removed = dp.topology(change)?;
     if let Some(b) = running.bridges.iter_mut().find(|b| b.name == bridge) {
         b.ports.retain(|x| x.name != name);
     }

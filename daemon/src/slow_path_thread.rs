@@ -116,10 +116,11 @@ enum SlowRequest {
 pub enum TopologyChange {
     AddBridge(BridgeSpec),
     RemoveBridge(String),
-    /// The bridge's ports, in flood order.
+    /// The bridge's ports (OpenFlow numbers, in flood order) and their datapath numbers.
     SetPorts {
         bridge: String,
         ports: Vec<u32>,
+        datapath_ports: Vec<u32>,
     },
 }
 
@@ -368,7 +369,9 @@ impl Worker {
                 let r = self.rule_change(|slow| match change {
                     TopologyChange::AddBridge(spec) => slow.add_bridge(spec, now).map(|()| Vec::new()),
                     TopologyChange::RemoveBridge(name) => slow.remove_bridge(&name, now),
-                    TopologyChange::SetPorts { bridge, ports } => slow.set_bridge_ports(&bridge, ports, now),
+                    TopologyChange::SetPorts { bridge, ports, datapath_ports } => {
+                        slow.set_bridge_ports(&bridge, ports, datapath_ports, now)
+                    }
                 });
                 let _ = answer.send(r);
             }

@@ -43,7 +43,7 @@ fn main() {
     println!("  RuleTables::new   {:>8.0} ms ({} groups)", t.elapsed().as_secs_f64() * 1e3, tables.index_groups());
     drop(tables);
 
-    let br = BridgeSpec { name: "br0".into(), ports: vec![1, 2, 3, 4], rules: Vec::new() };
+    let br = BridgeSpec { name: "br0".into(), ports: vec![1, 2, 3, 4], datapath_ports: Vec::new(), rules: Vec::new() };
     let mut sp = SlowPath::new(vec![br], 1, Default::default(), 0).expect("a bridge");
     let t = Instant::now();
     sp.add_flows("br0", parsed.clone(), 1).expect("valid rules");

@@ -55,7 +55,12 @@ fn main() {
         let cfg = SlowPathConfig { flow_limit_per_pmd: usize::MAX, ..Default::default() };
         // Many ingress ports (in_port is in every megaflow) so that the packets give
         // enough distinct megaflows.
-        let br = BridgeSpec { name: "br0".into(), ports: (1..=PORTS).collect(), rules: rules.clone() };
+        let br = BridgeSpec {
+            name: "br0".into(),
+            ports: (1..=PORTS).collect(),
+            datapath_ports: Vec::new(),
+            rules: rules.clone(),
+        };
         let mut sp = SlowPath::new(vec![br], 2, cfg, 0).expect("valid rules");
         let mut rng = SplitMix(target as u64);
         let t = Instant::now();

@@ -455,8 +455,18 @@ impl World {
         };
         let sp = SlowPath::new(
             vec![
-                BridgeSpec { name: "br0".into(), ports: BR0_PORTS.to_vec(), rules: br0_rules.clone() },
-                BridgeSpec { name: "br1".into(), ports: BR1_PORTS.to_vec(), rules: br1_rules.clone() },
+                BridgeSpec {
+                    name: "br0".into(),
+                    ports: BR0_PORTS.to_vec(),
+                    datapath_ports: Vec::new(),
+                    rules: br0_rules.clone(),
+                },
+                BridgeSpec {
+                    name: "br1".into(),
+                    ports: BR1_PORTS.to_vec(),
+                    datapath_ports: Vec::new(),
+                    rules: br1_rules.clone(),
+                },
             ],
             n_pmds,
             cfg,

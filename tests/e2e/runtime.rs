@@ -226,3 +226,51 @@ pub fn control_socket_group_reads_only() -> Result<(), Failed> {
     drop(d.stop());
     Ok(())
 }
+
+/// Two bridges, each with its own ports 1 and 2 (OpenFlow numbers are per bridge), each
+/// forwarding between its own two hosts with `in_port=1,actions=output:2` rules; then a
+/// third port 3 on each bridge added at run time.
+pub fn two_bridges_each_with_port_1() -> Result<(), Failed> {
+    let taps: Vec<String> = (0..4).map(|i| unique(&format!("fb{i}"))).collect();
+    let rules = r#"flows = ["in_port=1,actions=output:2", "in_port=2,actions=output:1"]"#;
+    let mut config = crate::preamble();
+    for (b, br) in ["br0", "br1"].iter().enumerate() {
+        config += &format!("\n[[bridge]]\nname = \"{br}\"\n{rules}\n");
+        for n in 1..=2u32 {
+            let i = b * 2 + (n as usize - 1);
+            config += &format!(
+                "\n[[bridge.port]]\nname = \"p{i}\"\nnumber = {n}\ndevargs = \"net_tap{i},iface={}\"\n",
+                taps[i]
+            );
+        }
+    }
+    let d = Daemon::start_in(TempDir::new(), &config);
+    let hosts: Vec<Netns> = (0..4).map(|_| Netns::new()).collect();
+    for (i, h) in hosts.iter().enumerate() {
+        h.adopt(&taps[i], &format!("198.18.{}.{}/24", i / 2, i % 2 + 1));
+    }
+    for b in 0..2 {
+        let dst = format!("198.18.{b}.2");
+        let (tx, rx) = hosts[b * 2].ping(&dst, 3, 2);
+        if rx == 0 {
+            return Err(format!("bridge br{b}: no reply from {dst} ({rx}/{tx})\n{}", d.log_text()).into());
+        }
+    }
+    // Each bridge's view of its ports: OpenFlow numbers 1 and 2 on both.
+    let show = d.ctl_json(&["show"]);
+    for b in show["bridges"].as_array().cloned().unwrap_or_default() {
+        let numbers: Vec<u64> =
+            b["ports"].as_array().map(|p| p.iter().filter_map(|x| x["number"].as_u64()).collect()).unwrap_or_default();
+        if numbers != [1, 2] {
+            return Err(format!("bridge {}: port numbers {numbers:?}", b["name"]).into());
+        }
+    }
+    // Port 3 on both bridges at run time, each a different datapath port.
+    ctl_ok(&d, &["add-port", "br0", "x0", "net_null20,no-rx=1", "--number", "3"])?;
+    ctl_ok(&d, &["add-port", "br1", "x1", "net_null21,no-rx=1", "--number", "3"])?;
+    if hosts[2].ping("198.18.1.2", 2, 2).1 == 0 {
+        return Err("br1 stopped forwarding after the port-3 additions".into());
+    }
+    drop(d.stop());
+    Ok(())
+}

@@ -191,9 +191,12 @@ fn bridges() {
     let e = err(&format!("{PORTS}\n{}", second(PORTS)));
     assert_eq!((e.0, e.2.as_str()), (22, "bridge[1].port[0].devargs"));
     assert_eq!(e.3, "device `net_null0` is already used by bridge[0].port[0] (`p1`)");
-    // Port numbers are one space for the whole switch (the datapath's).
-    let e = err(&two.replace("number = 3", "number = 1"));
-    assert_eq!(e, (21, 10, "bridge[1].port[0].number".into(), "duplicate port number 1 (also port `p1`)".into()));
+    // OpenFlow port numbers are each bridge's own (as in OVS): br1 may have a port 1 too,
+    // but not two.
+    let c = load(&two.replace("number = 3", "number = 1")).unwrap();
+    assert_eq!((c.bridges[0].ports[0].number, c.bridges[1].ports[0].number), (1, 1));
+    let e = err(&two.replace("number = 3", "number = 4"));
+    assert_eq!(e, (26, 10, "bridge[1].port[1].number".into(), "duplicate port number 4 (also port `q1`)".into()));
     let e = err(&two.replace("\"br1\"", "\"br0\""));
     assert_eq!((e.0, e.1, e.2.as_str(), e.3.as_str()), (17, 8, "bridge[1].name", "duplicate bridge name `br0`"));
 }

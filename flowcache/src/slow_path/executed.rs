@@ -19,7 +19,7 @@ impl SlowPath {
         let _ = pmd;
         let Some(&b) = self.port_bridge.get(&e.key.in_port()) else { return };
         let br = &self.bridges[b];
-        let t = translate(&br.tables, &br.macs, &e.key, ms(e.used));
+        let t = translate(&br.tables, &br.macs, &br.port_map.of_key(&e.key), ms(e.used));
         self.counters.executed_packets += e.packets;
         self.bridges[b].stats.credit(&t.rules, e.packets, e.bytes, ms(e.used));
     }
@@ -124,6 +124,7 @@ mod tests {
         let br = BridgeSpec {
             name: "br0".into(),
             ports: vec![1, 2, 3],
+            datapath_ports: Vec::new(),
             rules: vec![
                 ferrovs_config::parse_flow("priority=10,in_port=1,actions=output:2").unwrap(),
                 ferrovs_config::parse_flow("priority=10,in_port=3,actions=output:2").unwrap(),

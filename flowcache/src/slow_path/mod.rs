@@ -82,6 +82,7 @@
 
 mod executed;
 mod mirror;
+mod port_map;
 mod rule_deps;
 mod rule_edit;
 mod topology;
@@ -109,8 +110,11 @@ use crate::xlate::{
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BridgeSpec {
     pub name: String,
-    /// OpenFlow port numbers, in flood order. Unique across bridges.
+    /// OpenFlow port numbers, in flood order (each bridge has its own).
     pub ports: Vec<u32>,
+    /// The datapath's number of each port of `ports` (unique across the switch; what the
+    /// PMDs' keys and actions use). Empty: the same numbers as `ports`.
+    pub datapath_ports: Vec<u32>,
     pub rules: Vec<Rule>,
 }
 
@@ -223,7 +227,10 @@ pub struct TraceResult {
 
 struct Bridge {
     name: String,
+    /// OpenFlow numbers, flood order.
     ports: Vec<u32>,
+    /// OpenFlow numbers <-> the datapath's.
+    port_map: port_map::PortMap,
     tables: RuleTables,
     stats: RuleStats,
     macs: MacTable,
@@ -298,7 +305,8 @@ impl SlowPath {
             if built.iter().any(|x| x.name == b.name) {
                 return Err(SlowPathError::DuplicateBridge(b.name));
             }
-            for &p in &b.ports {
+            let port_map = port_map::PortMap::new(&b.ports, &b.datapath_ports);
+            for p in port_map.dp_ports() {
                 if let Some(&other) = port_bridge.get(&p) {
                     let first = if other == i { b.name.clone() } else { built[other].name.clone() };
                     return Err(SlowPathError::DuplicatePort { port: p, first, second: b.name });
@@ -311,6 +319,7 @@ impl SlowPath {
             built.push(Bridge {
                 name: b.name,
                 ports: b.ports,
+                port_map,
                 tables,
                 stats,
                 macs: MacTable::new(cfg.mac_aging, cfg.mac_capacity),
@@ -348,14 +357,16 @@ impl SlowPath {
         };
         let now = ms(now_ms);
         let br = &self.bridges[b];
-        let mut t = translate(&br.tables, &br.macs, &up.key, now);
+        // The bridge's view of the key: its own OpenFlow in_port.
+        let of_key = br.port_map.of_key(&up.key);
+        let mut t = translate(&br.tables, &br.macs, &of_key, now);
         if let Some(l) = t.learn {
             let changed = self.learn(b, &l, now_ms);
             if !changed.is_empty() {
                 self.revalidate_mac_deps(b, &changed, now_ms, &mut out);
                 if t.mac_deps.iter().any(|d| changed.contains(d)) {
                     let br = &self.bridges[b];
-                    t = translate(&br.tables, &br.macs, &up.key, now);
+                    t = translate(&br.tables, &br.macs, &of_key, now);
                 }
             }
         }
@@ -371,13 +382,14 @@ impl SlowPath {
                 self.counters.executes_flow_limit += 1;
             }
             self.counters.executes += 1;
-            out.rest.push((up.pmd, PmdCommand::Execute { key: up.key, actions: t.actions }));
+            let actions = self.bridges[b].port_map.dp_actions(&t.actions);
+            out.rest.push((up.pmd, PmdCommand::Execute { key: up.key, actions }));
             return out.finish();
         }
         let id = self.next_id;
         self.next_id += 1;
-        let megaflow = Megaflow::new(up.key, t.mask, t.actions.clone());
-        let rule_deps = RuleDeps::of(&t, &self.bridges[b].tables, &megaflow.key, &t.mask);
+        let megaflow = Megaflow::new(up.key, t.mask, self.bridges[b].port_map.dp_actions(&t.actions));
+        let rule_deps = RuleDeps::of(&t, &self.bridges[b].tables, &of_key, &t.mask);
         let flow = MirrorFlow {
             key: megaflow.key,
             mask: t.mask,
@@ -596,7 +608,7 @@ impl SlowPath {
                     bridge: self.bridges[f.bridge].name.clone(),
                     key: f.key,
                     mask: f.mask,
-                    actions: f.actions.clone(),
+                    actions: self.bridges[f.bridge].port_map.dp_actions(&f.actions),
                     installed_at: f.installed_at,
                 });
             }
@@ -631,7 +643,7 @@ impl SlowPath {
         self.bridges.iter().find(|b| b.name == bridge).map(|b| b.ports.as_slice())
     }
 
-    /// The bridge a port belongs to.
+    /// The bridge a datapath port belongs to.
     pub fn bridge_of_port(&self, port: u32) -> Option<&str> {
         self.port_bridge.get(&port).map(|&b| self.bridges[b].name.as_str())
     }
@@ -725,7 +737,8 @@ impl SlowPath {
         let Some(f) = self.mirrors[pmd].get(id) else { return };
         let b = f.bridge;
         let br = &self.bridges[b];
-        let rv = revalidate(&br.tables, &br.macs, ms(now_ms), &f.key, &f.mask, &f.actions);
+        let of_key = br.port_map.of_key(&f.key);
+        let rv = revalidate(&br.tables, &br.macs, ms(now_ms), &of_key, &f.mask, &f.actions);
         self.counters.revalidated += 1;
         match rv.verdict {
             Verdict::Keep => {
@@ -735,7 +748,7 @@ impl SlowPath {
                 self.index_deps(b, pmd, id, &t.mac_deps);
                 let tables = &self.bridges[b].tables;
                 if let Some(f) = self.mirrors[pmd].get_mut(id) {
-                    f.rule_deps = RuleDeps::of(&t, tables, &f.key, &f.mask);
+                    f.rule_deps = RuleDeps::of(&t, tables, &of_key, &f.mask);
                     f.rules = t.rules;
                     f.mac_deps = t.mac_deps;
                     f.learn = t.learn;

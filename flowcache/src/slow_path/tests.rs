@@ -13,7 +13,8 @@ fn rules(text: &[&str]) -> Vec<Rule> {
 }
 
 fn slow_path(rule_text: &[&str], n_pmds: usize, cfg: SlowPathConfig) -> SlowPath {
-    let br = BridgeSpec { name: "br0".into(), ports: vec![1, 2, 3], rules: rules(rule_text) };
+    let br =
+        BridgeSpec { name: "br0".into(), ports: vec![1, 2, 3], datapath_ports: Vec::new(), rules: rules(rule_text) };
     SlowPath::new(vec![br], n_pmds, cfg, 0).unwrap()
 }
 
@@ -263,7 +264,12 @@ fn looping_rules_install_a_drop_and_unknown_ports_execute_drop() {
 
 #[test]
 fn refuses_bad_bridge_sets() {
-    let br = |name: &str, ports: Vec<u32>| BridgeSpec { name: name.into(), ports, rules: vec![] };
+    let br = |name: &str, ports: Vec<u32>| BridgeSpec {
+        name: name.into(),
+        ports,
+        datapath_ports: Vec::new(),
+        rules: vec![],
+    };
     let dup_port = SlowPath::new(vec![br("a", vec![1, 2]), br("b", vec![2])], 1, Default::default(), 0);
     assert!(matches!(dup_port, Err(SlowPathError::DuplicatePort { port: 2, .. })));
     let dup_name = SlowPath::new(vec![br("a", vec![1]), br("a", vec![2])], 1, Default::default(), 0);
@@ -375,14 +381,14 @@ fn port_changes_revalidate_floods_and_forget_removed_in_ports() {
     assert_eq!(mf.actions, vec![DpAction::Output(1), DpAction::Output(3)]);
     let (from3, _) = installed(&sp.handle_upcall(&up(0, tcp(80, 3)), 0), 0);
     // Port 4 joins: the flood's output set changes, the output:3 megaflow stays.
-    let cmds = sp.set_bridge_ports("br0", vec![1, 2, 3, 4], 1).unwrap();
+    let cmds = sp.set_bridge_ports("br0", vec![1, 2, 3, 4], vec![], 1).unwrap();
     assert_eq!(removed_ids(&cmds), vec![flood, from3]);
     assert_eq!(sp.bridge_of_port(4), Some("br0"));
     let (_, mf) = installed(&sp.handle_upcall(&up(0, tcp(80, 2)), 2), 0);
     assert_eq!(mf.actions, vec![DpAction::Output(1), DpAction::Output(3), DpAction::Output(4)]);
     // Port 3 leaves: output:3 now translates to nothing, so that megaflow goes too, and
     // nothing left in the mirror outputs to 3 or comes from it.
-    let cmds = sp.set_bridge_ports("br0", vec![1, 2, 4], 3).unwrap();
+    let cmds = sp.set_bridge_ports("br0", vec![1, 2, 4], vec![], 3).unwrap();
     assert!(removed_ids(&cmds).contains(&to3), "{cmds:?}");
     for (_, f) in sp.mirror(0).unwrap().iter() {
         assert!(!f.actions.contains(&DpAction::Output(3)) && f.key.in_port() != 3, "{f:?}");
@@ -395,9 +401,9 @@ fn port_changes_revalidate_floods_and_forget_removed_in_ports() {
 #[test]
 fn bridges_come_and_go() {
     let mut sp = slow_path(&["actions=normal"], 2, Default::default());
-    let br1 = BridgeSpec { name: "br1".into(), ports: vec![3], rules: Vec::new() };
+    let br1 = BridgeSpec { name: "br1".into(), ports: vec![3], datapath_ports: Vec::new(), rules: Vec::new() };
     assert!(matches!(sp.add_bridge(br1.clone(), 0), Err(SlowPathError::DuplicatePort { port: 3, .. })));
-    let br1 = BridgeSpec { ports: vec![7, 8], rules: rules(&["actions=output:8"]), ..br1 };
+    let br1 = BridgeSpec { ports: vec![7, 8], datapath_ports: Vec::new(), rules: rules(&["actions=output:8"]), ..br1 };
     sp.add_bridge(br1.clone(), 0).unwrap();
     assert!(matches!(sp.add_bridge(br1, 0), Err(SlowPathError::DuplicateBridge(_))));
     let (id, mf) = installed(&sp.handle_upcall(&up(1, tcp(80, 7)), 0), 1);
@@ -409,6 +415,37 @@ fn bridges_come_and_go() {
     assert_eq!(sp.n_flows(1), 1, "br0's megaflow stays");
     assert!(matches!(sp.remove_bridge("br1", 1), Err(SlowPathError::UnknownBridge(_))));
     // The retired slot is reused, and port 7 is free again.
-    sp.add_bridge(BridgeSpec { name: "br2".into(), ports: vec![7], rules: Vec::new() }, 2).unwrap();
+    sp.add_bridge(BridgeSpec { name: "br2".into(), ports: vec![7], datapath_ports: Vec::new(), rules: Vec::new() }, 2)
+        .unwrap();
     assert_eq!(sp.bridge_of_port(7), Some("br2"));
+}
+
+#[test]
+fn each_bridge_has_its_own_port_numbers() {
+    // br0's ports 1 and 2 are datapath ports 1 and 2; br1's ports 1 and 2 are 3 and 4.
+    let rule = rules(&["in_port=1,actions=output:2", "in_port=2,actions=flood"]);
+    let br = |name: &str, dp: Vec<u32>| BridgeSpec {
+        name: name.into(),
+        ports: vec![1, 2],
+        datapath_ports: dp,
+        rules: rule.clone(),
+    };
+    let mut sp = SlowPath::new(vec![br("br0", vec![1, 2]), br("br1", vec![3, 4])], 1, Default::default(), 0).unwrap();
+    let (_, mf) = installed(&sp.handle_upcall(&up(0, tcp(80, 3)), 0), 0);
+    assert_eq!(mf.actions, vec![DpAction::Output(4)], "br1's port 2 is datapath port 4");
+    assert_eq!(mf.key.in_port(), 3, "the PMD's key keeps the datapath's in_port");
+    let (_, mf) = installed(&sp.handle_upcall(&up(0, tcp(80, 4)), 0), 0);
+    assert_eq!(mf.actions, vec![DpAction::Output(3)], "flood stays within br1");
+    let (_, mf) = installed(&sp.handle_upcall(&up(0, tcp(80, 1)), 0), 0);
+    assert_eq!(mf.actions, vec![DpAction::Output(2)]);
+    assert_eq!((sp.bridge_of_port(3), sp.bridge_of_port(1)), (Some("br1"), Some("br0")));
+    // The same datapath port in two bridges is refused.
+    assert!(SlowPath::new(vec![br("br0", vec![1, 2]), br("br1", vec![2, 4])], 1, Default::default(), 0).is_err());
+    // br1's port 2 moves to datapath port 5: its megaflows go, br0's stay.
+    let before = sp.n_flows(0);
+    let cmds = sp.set_bridge_ports("br1", vec![1, 2], vec![3, 5], 1).unwrap();
+    assert_eq!(removed_ids(&cmds).len(), 2, "{cmds:?}");
+    assert_eq!(sp.n_flows(0), before - 2);
+    let (_, mf) = installed(&sp.handle_upcall(&up(0, tcp(80, 3)), 2), 0);
+    assert_eq!(mf.actions, vec![DpAction::Output(5)]);
 }

@@ -13,9 +13,11 @@
 //! caller applies the returned commands (and waits for every PMD) before it reports the
 //! change done, so after `del-port` returns no megaflow outputs to the port.
 
+use crate::actions::DpAction;
 use crate::upcall::PmdCommand;
 use crate::xlate::{MacTable, RuleStats, RuleTables};
 
+use super::port_map::PortMap;
 use super::{Bridge, BridgeSpec, Out, SlowPath, SlowPathError, ms};
 
 impl SlowPath {
@@ -24,13 +26,15 @@ impl SlowPath {
         if self.bridge_index(&spec.name).is_ok() {
             return Err(SlowPathError::DuplicateBridge(spec.name));
         }
-        self.check_ports_free(&spec.name, &spec.ports)?;
+        let port_map = PortMap::new(&spec.ports, &spec.datapath_ports);
+        self.check_ports_free(&spec.name, &spec.ports, &port_map)?;
         let tables = RuleTables::new(spec.rules, spec.ports.clone())
             .map_err(|error| SlowPathError::Rules { bridge: spec.name.clone(), error })?;
         let bridge = Bridge {
             stats: RuleStats::new(&tables, ms(now_ms)),
             name: spec.name,
             ports: spec.ports,
+            port_map,
             tables,
             macs: MacTable::new(self.cfg.mac_aging, self.cfg.mac_capacity),
             mac_index: Default::default(),
@@ -45,7 +49,8 @@ impl SlowPath {
                 self.bridges.len() - 1
             }
         };
-        for &p in &self.bridges[b].ports {
+        let dp: Vec<u32> = self.bridges[b].port_map.dp_ports().collect();
+        for p in dp {
             self.port_bridge.insert(p, b);
         }
         Ok(())
@@ -68,39 +73,61 @@ impl SlowPath {
         br.tables = retired;
         br.name.clear();
         br.ports.clear();
+        br.port_map = PortMap::default();
         br.macs = MacTable::new(self.cfg.mac_aging, self.cfg.mac_capacity);
         br.mac_index.clear();
         Ok(out.finish())
     }
 
-    /// Makes `ports` (in flood order) the ports of bridge `name`: see the module doc.
+    /// Makes `ports` (OpenFlow numbers, in flood order; the datapath's numbers in
+    /// `datapath_ports`, empty for the same) the ports of bridge `name`: see the module doc.
     pub fn set_bridge_ports(
         &mut self,
         name: &str,
         ports: Vec<u32>,
+        datapath_ports: Vec<u32>,
         now_ms: u64,
     ) -> Result<Vec<(usize, PmdCommand)>, SlowPathError> {
         let b = self.bridge_index(name)?;
-        self.check_ports_free(name, &ports)?;
-        let removed: Vec<u32> = self.bridges[b].ports.iter().copied().filter(|p| !ports.contains(p)).collect();
+        let port_map = PortMap::new(&ports, &datapath_ports);
+        self.check_ports_free(name, &ports, &port_map)?;
+        let old_map = &self.bridges[b].port_map;
+        // A port is gone when its OpenFlow number or its datapath number is.
+        let removed: Vec<(u32, Option<u32>)> = self.bridges[b]
+            .ports
+            .iter()
+            .map(|&of| (of, old_map.dp(of)))
+            .filter(|&(of, dp)| port_map.dp(of) != dp)
+            .collect();
         let mut out = Out::new(self.mirrors.len());
         let rules = self.bridges[b].tables.rules().to_vec();
         let old_ports = std::mem::replace(&mut self.bridges[b].ports, ports);
+        let old_map = std::mem::replace(&mut self.bridges[b].port_map, port_map);
         // Same rules, new port set: rebuilds the tables, counters carried over.
         if let Err(e) = self.change_rules(b, rules, &[], now_ms, &mut out) {
             self.bridges[b].ports = old_ports;
+            self.bridges[b].port_map = old_map;
             return Err(e);
         }
         self.port_bridge.retain(|_, x| *x != b);
-        for &p in &self.bridges[b].ports {
+        let dp: Vec<u32> = self.bridges[b].port_map.dp_ports().collect();
+        for p in dp {
             self.port_bridge.insert(p, b);
         }
-        for p in &removed {
-            self.bridges[b].macs.flush_port(*p);
+        for (of, _) in &removed {
+            self.bridges[b].macs.flush_port(*of);
         }
+        let removed_dp: Vec<u32> = removed.iter().filter_map(|(_, dp)| *dp).collect();
         for pmd in 0..self.mirrors.len() {
             for id in self.mirrors[pmd].ids_of_bridge(b) {
-                let gone_port = self.mirrors[pmd].get(id).is_some_and(|f| removed.contains(&f.key.in_port()));
+                // Revalidation compares OpenFlow numbers: a flow that outputs to a port whose
+                // datapath number changed must go even when its translation did not change.
+                let gone_port = self.mirrors[pmd].get(id).is_some_and(|f| {
+                    removed_dp.contains(&f.key.in_port())
+                        || f.actions
+                            .iter()
+                            .any(|a| matches!(a, DpAction::Output(p) if removed.iter().any(|r| r.0 == *p)))
+                });
                 if gone_port {
                     self.remove_flow(pmd, id, &mut out);
                 } else {
@@ -111,17 +138,19 @@ impl SlowPath {
         Ok(out.finish())
     }
 
-    /// Refuses ports that another bridge has.
-    fn check_ports_free(&self, bridge: &str, ports: &[u32]) -> Result<(), SlowPathError> {
+    /// Refuses an OpenFlow number twice in the bridge, and datapath ports another bridge has.
+    fn check_ports_free(&self, bridge: &str, ports: &[u32], map: &PortMap) -> Result<(), SlowPathError> {
         for (i, p) in ports.iter().enumerate() {
             if ports[..i].contains(p) {
                 return Err(SlowPathError::DuplicatePort { port: *p, first: bridge.into(), second: bridge.into() });
             }
-            if let Some(&other) = self.port_bridge.get(p)
+        }
+        for p in map.dp_ports() {
+            if let Some(&other) = self.port_bridge.get(&p)
                 && self.bridges[other].name != bridge
             {
                 let first = self.bridges[other].name.clone();
-                return Err(SlowPathError::DuplicatePort { port: *p, first, second: bridge.into() });
+                return Err(SlowPathError::DuplicatePort { port: p, first, second: bridge.into() });
             }
         }
         Ok(())
