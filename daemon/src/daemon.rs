@@ -155,7 +155,7 @@ pub fn run(path: &Path, check_only: bool, log: LogControl) -> Result<(), DaemonE
         if let Some(Pending { request, peer_uid, reply }) = got {
             {
                 if request.is_mutating() {
-                    tracing::info!(target: "ferrovs_daemon::control", uid = ?peer_uid, "change: {request:?}");
+                    tracing::info!(target: "ferrovs_daemon::control", uid = ?peer_uid, "change: {}", describe(&request));
                 }
                 let is_stop = request == Request::Stop;
                 let resp = if request == Request::Reload {
@@ -164,8 +164,20 @@ pub fn run(path: &Path, check_only: bool, log: LogControl) -> Result<(), DaemonE
                     notifier.ready("forwarding");
                     Response::from(r.map(Reply::Reload))
                 } else {
+                    let started = Instant::now();
                     let r = handle(&mut dp, &config, &request);
-                    Response::from(r.and_then(|reply| persist(&mut dp, path, &request).map(|()| reply)))
+                    let applied = started.elapsed();
+                    let r = r.and_then(|reply| persist(&mut dp, path, &request).map(|()| reply));
+                    if let Request::AddFlows { bridge, flows } = &request {
+                        tracing::info!(
+                            target: "ferrovs_daemon::control",
+                            "add-flows {bridge}: {} line(s) parsed and applied in {} ms, written back in {} ms",
+                            flows.iter().map(|f| f.lines().count()).sum::<usize>(),
+                            applied.as_millis(),
+                            (started.elapsed() - applied).as_millis()
+                        );
+                    }
+                    Response::from(r)
                 };
                 let _ = reply.send(resp);
                 if is_stop {
@@ -210,6 +222,19 @@ pub fn run(path: &Path, check_only: bool, log: LogControl) -> Result<(), DaemonE
     }
     drop(eal);
     Ok(())
+}
+
+/// A change request for the log: `add-flows` by its size, not its (maybe million) lines.
+fn describe(request: &Request) -> String {
+    match request {
+        Request::AddFlows { bridge, flows } => {
+            format!(
+                "AddFlows {{ bridge: {bridge:?}, {} line(s) }}",
+                flows.iter().map(|f| f.lines().count()).sum::<usize>()
+            )
+        }
+        other => format!("{other:?}"),
+    }
 }
 
 /// Writes the rules of the bridge a rule change touched back to the config (see

@@ -322,19 +322,11 @@ impl Worker {
             }
             SlowRequest::DumpFlows { bridge, answer } => {
                 let live = self.live_stats();
-                let r = self.slow.dump_flows(&bridge, &live, now).map_err(|e| e.to_string()).map(|rules| {
-                    let flows = rules
-                        .iter()
-                        .map(|r| RuleCounters {
-                            rule: r.rule.to_string(),
-                            n_packets: r.packets,
-                            n_bytes: r.bytes,
-                            duration_ms: r.duration_ms,
-                            idle_ms: r.idle_ms,
-                        })
-                        .collect();
-                    DumpFlowsReply { flows }
-                });
+                let r = self
+                    .slow
+                    .dump_flows(&bridge, &live, now)
+                    .map_err(|e| e.to_string())
+                    .map(|rules| DumpFlowsReply { flows: rule_counters(&rules) });
                 let _ = answer.send(r);
             }
             SlowRequest::DumpDpFlows { answer } => {
@@ -402,6 +394,37 @@ impl Worker {
 
 fn count_removes(cmds: &[(usize, PmdCommand)]) -> usize {
     cmds.iter().map(|(_, c)| if let PmdCommand::Remove { ids } = c { ids.len() } else { 0 }).sum()
+}
+
+/// Smallest share of a dump worth a formatting thread of its own.
+const MIN_FORMAT_PIECE: usize = 50_000;
+
+/// The rules of a dump as text with their counters. A large dump (every `add-flows` is
+/// written back from one) is formatted in pieces on scoped threads, one per CPU: a
+/// million rules take most of a second on one, and no upcall is served meanwhile.
+fn rule_counters(rules: &[ferrovs_flowcache::slow_path::RuleDump]) -> Vec<RuleCounters> {
+    let one = |r: &ferrovs_flowcache::slow_path::RuleDump| RuleCounters {
+        rule: r.rule.to_string(),
+        n_packets: r.packets,
+        n_bytes: r.bytes,
+        duration_ms: r.duration_ms,
+        idle_ms: r.idle_ms,
+    };
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(rules.len() / MIN_FORMAT_PIECE);
+    if threads <= 1 {
+        return rules.iter().map(one).collect();
+    }
+    let piece = rules.len().div_ceil(threads);
+    std::thread::scope(|s| {
+        let handles: Vec<_> =
+            rules.chunks(piece).skip(1).map(|c| s.spawn(move || c.iter().map(one).collect::<Vec<_>>())).collect();
+        let mut out: Vec<RuleCounters> = Vec::with_capacity(rules.len());
+        out.extend(rules.chunks(piece).next().unwrap_or_default().iter().map(one));
+        for h in handles {
+            out.extend(h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)));
+        }
+        out
+    })
 }
 
 #[cfg(test)]
