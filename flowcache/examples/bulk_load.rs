@@ -4,9 +4,10 @@
 //! revalidating), formatting every rule for the write-back (dump-flows) and writing the
 //! config back (TOML `flows` array, and a `flows_file`).
 //!
-//! `cargo run --release -p ferrovs-flowcache --example bulk_load [-- N [FILE]]`
+//! `cargo run --release -p ferrovs-flowcache --example bulk_load [-- N [FILE [--write-only]]]`
 //! (N rules, default 1000000; with FILE, the rules are also written there, one per line
-//! in `ovs-ofctl` syntax, for `ferrovs-ctl add-flows` and `ovs-ofctl add-flows`).
+//! in `ovs-ofctl` syntax, for `ferrovs-ctl add-flows` and `ovs-ofctl add-flows`; with
+//! `--write-only` nothing is timed: the rule generator of `deploy/bench`).
 //!
 //! Rules come from `tests/scale_rules` (deterministic: ACLs, port ranges, routes; one
 //! table).
@@ -38,6 +39,9 @@ fn main() {
     }
     if let Some(f) = &file {
         std::fs::write(f, &text).expect("writable file");
+    }
+    if args.next().as_deref() == Some("--write-only") {
+        return;
     }
     println!("{} rules, {:.1} MB of text", rules.len(), text.len() as f64 / 1e6);
 
