@@ -250,10 +250,7 @@ fn persist(dp: &mut Datapath, path: &Path, request: &Request) -> Result<(), Stri
 
 /// Writes the running rules of `bridge` back to the config (see [`persist`]).
 fn persist_bridge(dp: &mut Datapath, path: &Path, bridge: &str) -> Result<(), String> {
-    let flows = match dp.flow_request(&Request::DumpFlows { bridge: bridge.to_string() })? {
-        Reply::DumpFlows(d) => d.flows.into_iter().map(|r| r.rule).collect::<Vec<_>>(),
-        _ => return Err("internal error: dump-flows answered with another reply".into()),
-    };
+    let flows = dp.rule_texts(bridge)?;
     ferrovs_config::persist::write_bridge_flows(path, bridge, &flows).map_err(|e| {
         tracing::error!("rule change applied but not written back: {e}");
         format!("the change is applied, but it could not be written back to the config: {e}")
