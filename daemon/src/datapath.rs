@@ -280,6 +280,11 @@ impl Datapath {
         })
     }
 
+    /// The rules of `bridge` as text, in table order, without counters (for the write-back).
+    pub fn rule_texts(&self, bridge: &str) -> Result<Vec<String>, String> {
+        self.slow.rule_texts(bridge.to_string())
+    }
+
     /// The rules of `bridge` with their counters, in table order (OpenFlow statistics).
     pub fn rules(&mut self, bridge: &str) -> Result<Vec<crate::openflow::RuleStats>, String> {
         let dump = self.slow.dump_flows(bridge.to_string())?;

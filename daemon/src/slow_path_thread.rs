@@ -96,6 +96,10 @@ enum SlowRequest {
         bridge: String,
         answer: Answer<DumpFlowsReply>,
     },
+    RuleTexts {
+        bridge: String,
+        answer: Answer<Vec<String>>,
+    },
     DumpDpFlows {
         answer: Answer<DumpDpFlowsReply>,
     },
@@ -210,6 +214,12 @@ impl SlowPathThread {
 
     pub fn dump_flows(&self, bridge: String) -> Result<DumpFlowsReply, String> {
         self.ask(|answer| SlowRequest::DumpFlows { bridge, answer })
+    }
+
+    /// The rules of `bridge` as text, in table order, without counters (for writing them
+    /// back: no read of the PMDs' megaflow statistics, which is O(megaflows)).
+    pub fn rule_texts(&self, bridge: String) -> Result<Vec<String>, String> {
+        self.ask(|answer| SlowRequest::RuleTexts { bridge, answer })
     }
 
     pub fn dump_dp_flows(&self) -> Result<DumpDpFlowsReply, String> {
@@ -377,19 +387,19 @@ impl Worker {
             }
             SlowRequest::DumpFlows { bridge, answer } => {
                 let live = self.live_stats();
-                let r = self.slow.dump_flows(&bridge, &live, now).map_err(|e| e.to_string()).map(|rules| {
-                    let flows = rules
-                        .iter()
-                        .map(|r| RuleCounters {
-                            rule: r.rule.to_string(),
-                            n_packets: r.packets,
-                            n_bytes: r.bytes,
-                            duration_ms: r.duration_ms,
-                            idle_ms: r.idle_ms,
-                        })
-                        .collect();
-                    DumpFlowsReply { flows }
-                });
+                let r = self
+                    .slow
+                    .dump_flows(&bridge, &live, now)
+                    .map_err(|e| e.to_string())
+                    .map(|rules| DumpFlowsReply { flows: format_in_pieces(&rules, rule_counters) });
+                let _ = answer.send(r);
+            }
+            SlowRequest::RuleTexts { bridge, answer } => {
+                let r = self
+                    .slow
+                    .rules(&bridge)
+                    .map(|rules| format_in_pieces(rules, |r| r.to_string()))
+                    .ok_or_else(|| format!("no bridge named {bridge:?}"));
                 let _ = answer.send(r);
             }
             SlowRequest::DumpDpFlows { answer } => {
@@ -457,6 +467,42 @@ impl Worker {
 
 fn count_removes(cmds: &[(usize, PmdCommand)]) -> usize {
     cmds.iter().map(|(_, c)| if let PmdCommand::Remove { ids } = c { ids.len() } else { 0 }).sum()
+}
+
+/// Smallest share of a dump worth a formatting thread of its own.
+const MIN_FORMAT_PIECE: usize = 50_000;
+
+/// The rules of a dump as text with their counters.
+fn rule_counters(r: &ferrovs_flowcache::slow_path::RuleDump) -> RuleCounters {
+    RuleCounters {
+        rule: r.rule.to_string(),
+        n_packets: r.packets,
+        n_bytes: r.bytes,
+        duration_ms: r.duration_ms,
+        idle_ms: r.idle_ms,
+    }
+}
+
+/// `items` mapped by `one` (formatting rules), in order. A large list (every `add-flows`
+/// is written back from one) is done in pieces on scoped threads, one per CPU: a million
+/// rules take most of a second on one, and no upcall is served meanwhile.
+fn format_in_pieces<T: Sync, U: Send>(items: &[T], one: impl Fn(&T) -> U + Sync) -> Vec<U> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(items.len() / MIN_FORMAT_PIECE);
+    if threads <= 1 {
+        return items.iter().map(one).collect();
+    }
+    let piece = items.len().div_ceil(threads);
+    let one = &one;
+    std::thread::scope(|s| {
+        let handles: Vec<_> =
+            items.chunks(piece).skip(1).map(|c| s.spawn(move || c.iter().map(one).collect::<Vec<_>>())).collect();
+        let mut out: Vec<U> = Vec::with_capacity(items.len());
+        out.extend(items.chunks(piece).next().unwrap_or_default().iter().map(one));
+        for h in handles {
+            out.extend(h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)));
+        }
+        out
+    })
 }
 
 #[cfg(test)]

@@ -1,10 +1,13 @@
-//! Time of a bulk `add-flows` by stage: parsing the text, building the `RuleTables`
-//! version, and the whole slow-path change (which builds the version again, carries
-//! counters over and revalidates).
+//! Time of a bulk `add-flows` by stage, the stages the daemon runs for
+//! `ferrovs-ctl add-flows`: splitting the streamed text into lines, parsing it, the
+//! slow-path change (building the `RuleTables` version, carrying counters over,
+//! revalidating), formatting every rule for the write-back (dump-flows) and writing the
+//! config back (TOML `flows` array, and a `flows_file`).
 //!
-//! `cargo run --release -p ferrovs-flowcache --example bulk_load [-- N [FILE]]`
+//! `cargo run --release -p ferrovs-flowcache --example bulk_load [-- N [FILE [--write-only]]]`
 //! (N rules, default 1000000; with FILE, the rules are also written there, one per line
-//! in `ovs-ofctl` syntax, for `ferrovs-ctl add-flows` and `ovs-ofctl add-flows`).
+//! in `ovs-ofctl` syntax, for `ferrovs-ctl add-flows` and `ovs-ofctl add-flows`; with
+//! `--write-only` nothing is timed: the rule generator of `deploy/bench`).
 //!
 //! Rules come from `tests/scale_rules` (deterministic: ACLs, port ranges, routes; one
 //! table).
@@ -15,8 +18,14 @@ mod scale_rules;
 use std::time::Instant;
 
 use ferrovs_flowcache::slow_path::{BridgeSpec, SlowPath};
-use ferrovs_flowcache::xlate::RuleTables;
 use scale_rules::scale_rules;
+
+fn stage<T>(name: &str, f: impl FnOnce() -> T) -> T {
+    let t = Instant::now();
+    let r = f();
+    println!("  {name:<28} {:>8.0} ms", t.elapsed().as_secs_f64() * 1e3);
+    r
+}
 
 fn main() {
     let mut args = std::env::args().skip(1);
@@ -31,24 +40,33 @@ fn main() {
     if let Some(f) = &file {
         std::fs::write(f, &text).expect("writable file");
     }
+    if args.next().as_deref() == Some("--write-only") {
+        return;
+    }
     println!("{} rules, {:.1} MB of text", rules.len(), text.len() as f64 / 1e6);
 
-    let t = Instant::now();
-    let parsed = ferrovs_config::parse_flows(&text).expect("the generated rules parse");
-    println!("  parse             {:>8.0} ms", t.elapsed().as_secs_f64() * 1e3);
+    let total = Instant::now();
+    let lines: Vec<String> = stage("split into lines", || text.lines().map(str::to_owned).collect());
+    let joined = stage("join lines", || lines.join("\n"));
+    let parsed = stage("parse", || ferrovs_config::parse_flows(&joined).expect("the generated rules parse"));
     assert_eq!(parsed.len(), rules.len());
-
-    let t = Instant::now();
-    let tables = RuleTables::new(parsed.clone(), vec![1, 2, 3, 4]).expect("valid rules");
-    println!("  RuleTables::new   {:>8.0} ms ({} groups)", t.elapsed().as_secs_f64() * 1e3, tables.index_groups());
-    drop(tables);
-
     let br = BridgeSpec { name: "br0".into(), ports: vec![1, 2, 3, 4], datapath_ports: Vec::new(), rules: Vec::new() };
     let mut sp = SlowPath::new(vec![br], 1, Default::default(), 0).expect("a bridge");
-    let t = Instant::now();
-    sp.add_flows("br0", parsed.clone(), 1).expect("valid rules");
-    println!("  add_flows (empty) {:>8.0} ms", t.elapsed().as_secs_f64() * 1e3);
-    let t = Instant::now();
-    sp.add_flows("br0", parsed, 2).expect("valid rules");
-    println!("  add_flows (again) {:>8.0} ms (every rule replaces itself)", t.elapsed().as_secs_f64() * 1e3);
+    stage("slow path add_flows (empty)", || sp.add_flows("br0", parsed.clone(), 1).expect("valid rules"));
+    let dump = stage("dump-flows", || sp.dump_flows("br0", &[], 2).expect("a bridge"));
+    let texts: Vec<String> = stage("format rules", || dump.iter().map(|d| d.rule.to_string()).collect());
+    let dir = std::env::temp_dir().join(format!("ferrovs-bulk-load-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let config = dir.join("ferrovs.toml");
+    std::fs::write(&config, "[[bridge]]\nname = \"br0\"\nflows = []\n").expect("config");
+    stage("write back (TOML array)", || {
+        ferrovs_config::persist::write_bridge_flows(&config, "br0", &texts).expect("written")
+    });
+    println!("  {:<28} {:>8.0} ms", "total", total.elapsed().as_secs_f64() * 1e3);
+    std::fs::write(&config, "[[bridge]]\nname = \"br0\"\nflows_file = \"br0.flows\"\n").expect("config");
+    stage("write back (flows_file)", || {
+        ferrovs_config::persist::write_bridge_flows(&config, "br0", &texts).expect("written")
+    });
+    std::fs::remove_dir_all(&dir).expect("temp dir removed");
+    stage("slow path add_flows (again)", || sp.add_flows("br0", parsed, 3).expect("valid rules"));
 }

@@ -51,7 +51,10 @@ fn main() {
         String::from_utf8_lossy(&out.stdout).trim().replace('\n', ", "),
         String::from_utf8_lossy(&out.stderr).trim()
     );
-    drop(d.stop());
+    // The daemon's own split of that time (parse and apply, write-back).
+    for line in d.stop().log.lines().filter(|l| l.contains("add-flows br0:")) {
+        println!("  ferrovsd: {}", line.split("add-flows").nth(1).map_or(line, str::trim));
+    }
 
     if let Err(e) = ferrovs_e2e::ovs::installed() {
         println!("OVS: not run ({e})");

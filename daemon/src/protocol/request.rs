@@ -21,7 +21,7 @@ pub enum Request {
     Stop,
     /// Add one rule in ovs-ofctl syntax to a bridge.
     AddFlow { bridge: String, flow: String },
-    /// Add several rules atomically.
+    /// Add several rules atomically (each element one or more lines of rules).
     AddFlows { bridge: String, flows: Vec<String> },
     /// Add the rules of a file atomically: exactly `bytes` bytes of rule text in
     /// `ovs-ofctl add-flows` syntax (one rule per line, `#` comments) follow the request

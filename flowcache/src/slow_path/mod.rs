@@ -95,7 +95,7 @@ use ferrovs_config::rules::Rule;
 
 pub use mirror::{MirrorFlow, PmdMirror};
 pub use rule_deps::{AddedRule, RuleDeps, TableLookup};
-pub use rule_edit::{add_rules, del_selects, match_covers};
+pub use rule_edit::{del_selects, match_covers};
 
 use crate::actions::DpActions;
 use crate::key::{FlowKey, Mask};
@@ -480,7 +480,7 @@ impl SlowPath {
     ) -> Result<Vec<(usize, PmdCommand)>, SlowPathError> {
         let b = self.bridge_index(bridge)?;
         let mut out = Out::new(self.mirrors.len());
-        self.change_rules(b, rules, &[], now_ms, &mut out)?;
+        self.change_rules(b, rules, usize::MAX, now_ms, &mut out)?;
         Ok(out.finish())
     }
 
@@ -493,9 +493,16 @@ impl SlowPath {
         now_ms: u64,
     ) -> Result<Vec<(usize, PmdCommand)>, SlowPathError> {
         let b = self.bridge_index(bridge)?;
-        let (list, replaced) = add_rules(self.bridges[b].tables.rules(), rules);
+        // The existing rules (unique identities) followed by the new ones: building the
+        // version replaces a rule in place by a later one of the same identity, which is
+        // `add-flows` (see `rule_edit`), in one identity pass.
+        let old = self.bridges[b].tables.rules();
+        let n_old = old.len();
+        let mut list = Vec::with_capacity(n_old + rules.len());
+        list.extend_from_slice(old);
+        list.extend(rules);
         let mut out = Out::new(self.mirrors.len());
-        self.change_rules(b, list, &replaced, now_ms, &mut out)?;
+        self.change_rules(b, list, n_old, now_ms, &mut out)?;
         Ok(out.finish())
     }
 
@@ -512,7 +519,7 @@ impl SlowPath {
         let list: Vec<Rule> = old.iter().filter(|r| !del_selects(spec, r)).cloned().collect();
         let deleted = old.len() - list.len();
         let mut out = Out::new(self.mirrors.len());
-        self.change_rules(b, list, &[], now_ms, &mut out)?;
+        self.change_rules(b, list, usize::MAX, now_ms, &mut out)?;
         Ok((out.finish(), deleted))
     }
 
@@ -533,7 +540,7 @@ impl SlowPath {
                 .map(|i| br.tables.rules()[i].clone())
                 .collect();
             // Deleting rules from a valid set cannot make it invalid.
-            if self.change_rules(b, list, &[], now_ms, &mut out).is_ok() {
+            if self.change_rules(b, list, usize::MAX, now_ms, &mut out).is_ok() {
                 self.counters.rules_expired += expired.len() as u64;
             }
         }
@@ -785,13 +792,14 @@ impl SlowPath {
     }
 
     /// Installs `rules` as bridge `b`'s new version and revalidates the megaflows the
-    /// change can affect (see `rule_deps`). `reset` lists indices into `rules` whose
-    /// counters restart. Atomic.
+    /// change can affect (see `rule_deps`). A rule given at index `replaced_from` or
+    /// later that took the place of one given before it (same identity: an `add-flows`
+    /// of an existing rule) restarts its counters. Atomic.
     fn change_rules(
         &mut self,
         b: usize,
         rules: Vec<Rule>,
-        reset: &[usize],
+        replaced_from: usize,
         now_ms: u64,
         out: &mut Out,
     ) -> Result<(), SlowPathError> {
@@ -800,23 +808,19 @@ impl SlowPath {
             .map_err(|error| SlowPathError::Rules { bridge: br.name.clone(), error })?;
         self.expire_macs(now_ms, out);
         let br = &mut self.bridges[b];
-        let mut is_reset = vec![false; reset.iter().max().map_or(0, |m| m + 1)];
-        for &i in reset {
-            is_reset[i] = true;
-        }
-        let reset_refs: Vec<RuleRef> = (0..new_tables.rules().len() as u32)
-            .map(RuleRef)
-            .filter(|r| is_reset.get(new_tables.source_index(*r)).copied().unwrap_or(false))
-            .collect();
+        // Kept positions follow first occurrences, so a rule at a position below
+        // `replaced_from` whose last occurrence was at or after it was replaced.
+        let is_reset = |r: RuleRef| (r.0 as usize) < replaced_from && new_tables.source_index(r) >= replaced_from;
+        let reset_refs: Vec<RuleRef> =
+            (0..new_tables.rules().len().min(replaced_from) as u32).map(RuleRef).filter(|r| is_reset(*r)).collect();
         let new_stats = RuleStats::carry_over(&br.tables, &br.stats, &new_tables, &reset_refs, ms(now_ms));
         // Old version's rule -> the same rule (by identity) in the new version, for the
         // statistics of megaflows that are already on their way out.
-        let reset_new: std::collections::HashSet<RuleRef> = reset_refs.iter().copied().collect();
         let remap: Vec<Option<RuleRef>> = br
             .tables
             .rules()
             .iter()
-            .map(|r| new_tables.find(r.table, r.priority, &r.matches).filter(|n| !reset_new.contains(n)))
+            .map(|r| new_tables.find(r.table, r.priority, &r.matches).filter(|n| !is_reset(*n)))
             .collect();
         let delta = RuleDelta::new(&br.tables, &new_tables, &remap);
         br.tables = new_tables;

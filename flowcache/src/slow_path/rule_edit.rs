@@ -4,7 +4,9 @@
 //!
 //! - *add*: a rule with the same table, priority and match as an existing one replaces
 //!   it in place (an OFPFC_ADD of an identical flow), and its counters start afresh;
-//!   any other rule is appended.
+//!   any other rule is appended. `SlowPath::add_flows` builds the new version from the
+//!   existing rules followed by the added ones, and `RuleTables::new` does the in-place
+//!   replacement.
 //! - *non-strict delete*: deletes every rule, in the given table or in all tables, whose
 //!   match is *at least as specific* as the given match: every field the given match
 //!   constrains, the rule constrains too, with a mask covering the given mask and the
@@ -20,7 +22,7 @@
 use ferrovs_config::MatchSpec;
 use ferrovs_config::rules::{Match, Rule};
 
-use crate::xlate::tables::{IdentityIndex, compile_match, identity_hash};
+use crate::xlate::tables::compile_match;
 
 /// True if `specific` is at least as specific as `general` (see the module doc).
 /// Both matches are normalised exactly as `RuleTables` compiles rules.
@@ -39,39 +41,6 @@ pub fn del_selects(spec: &MatchSpec, rule: &Rule) -> bool {
     spec.table.is_none_or(|t| t == rule.table)
         && spec.cookie.is_none_or(|c| rule.cookie & c.mask == c.value & c.mask)
         && match_covers(&spec.matches, &rule.matches)
-}
-
-/// `rules` after adding `new` with `add-flows` semantics. Also returns, for each rule
-/// of the result that replaced an existing one, its (table, priority, match) identity
-/// index in the result, so that its counters can be reset.
-pub fn add_rules(rules: &[Rule], new: Vec<Rule>) -> (Vec<Rule>, Vec<usize>) {
-    let mut out = rules.to_vec();
-    let mut replaced = Vec::new();
-    // Identity -> position in `out`, extended as new rules are appended (a bulk add
-    // must not be quadratic).
-    let mut at = IdentityIndex::with_capacity(out.len() + new.len());
-    for (i, o) in out.iter().enumerate() {
-        at.insert(identity_hash(o.table, o.priority, &o.matches), i);
-    }
-    let mut is_replaced = vec![false; out.len()];
-    for r in new {
-        let h = identity_hash(r.table, r.priority, &r.matches);
-        let same = |i: usize| out[i].table == r.table && out[i].priority == r.priority && out[i].matches == r.matches;
-        match at.find(h, same) {
-            Some(i) => {
-                if i < is_replaced.len() && !is_replaced[i] {
-                    is_replaced[i] = true;
-                    replaced.push(i);
-                }
-                out[i] = r;
-            }
-            None => {
-                at.insert(h, out.len());
-                out.push(r);
-            }
-        }
-    }
-    (out, replaced)
 }
 
 #[cfg(test)]
@@ -112,19 +81,5 @@ mod tests {
         assert!(del_selects(&parse_match("cookie=0x10/0xf0").unwrap(), &r));
         assert!(!del_selects(&parse_match("cookie=0x20/0xf0").unwrap(), &r));
         assert!(del_selects(&parse_match("priority=9,udp").unwrap(), &r), "non-strict ignores priority");
-    }
-
-    #[test]
-    fn add_replaces_identical_and_appends_others() {
-        let a = parse_flow("priority=5,ip,actions=output:1").unwrap();
-        let b = parse_flow("priority=6,ip,actions=output:2").unwrap();
-        let a2 = parse_flow("priority=5,ip,actions=output:3").unwrap();
-        let (out, replaced) = add_rules(&[a, b.clone()], vec![a2.clone()]);
-        assert_eq!(out, vec![a2.clone(), b.clone()]);
-        assert_eq!(replaced, vec![0]);
-        let c = parse_flow("priority=5,tcp,actions=output:3").unwrap();
-        let (out, replaced) = add_rules(&out, vec![c.clone()]);
-        assert_eq!(out, vec![a2, b, c]);
-        assert!(replaced.is_empty());
     }
 }

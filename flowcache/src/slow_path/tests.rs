@@ -229,6 +229,27 @@ fn rule_stats_survive_flow_expiry_and_rule_changes() {
 }
 
 #[test]
+fn add_flows_replaces_identical_rules_in_place_and_appends_others() {
+    let mut sp =
+        slow_path(&["priority=5,ip,actions=output:1", "priority=6,ip,actions=output:2"], 1, Default::default());
+    let (f, _) = installed(&sp.handle_upcall(&up(0, tcp(80, 1)), 0), 0);
+    sp.update_stats(&[(0, f, stats(4, 240, 10))], 10);
+    assert_eq!(sp.dump_flows("br0", &[], 10).unwrap()[1].packets, 4);
+    // Two adds of one identity in one change: the last wins, in the old rule's place.
+    let added =
+        rules(&["priority=5,ip,actions=output:3", "priority=5,tcp,actions=output:3", "priority=5,ip,actions=output:2"]);
+    sp.add_flows("br0", added, 20).unwrap();
+    let text: Vec<String> = sp.rules("br0").unwrap().iter().map(|r| r.to_string()).collect();
+    assert_eq!(
+        text,
+        ["priority=5,ip actions=output:2", "priority=6,ip actions=output:2", "priority=5,tcp actions=output:3"]
+    );
+    let dump = sp.dump_flows("br0", &[], 20).unwrap();
+    assert_eq!((dump[0].packets, dump[0].duration_ms), (0, 0), "the replaced rule restarts");
+    assert_eq!((dump[1].packets, dump[1].duration_ms), (4, 20), "the untouched rule keeps its counters");
+}
+
+#[test]
 fn timeouts_delete_rules_and_their_megaflows() {
     let mut sp = slow_path(
         &[

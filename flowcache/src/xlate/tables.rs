@@ -130,14 +130,27 @@ impl RuleTables {
                 }
             }
         }
+        // Lookup order: by table, highest priority first, equal priorities in input
+        // order. Sorting packed keys and compiling in that order moves no compiled rule
+        // (a stable sort of a million of them took a quarter of the build).
+        let mut order: Vec<u64> = kept
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (r.table as u64) << 48 | ((u16::MAX - r.priority) as u64) << 32 | i as u64)
+            .collect();
+        order.sort_unstable();
         let mut warnings = Vec::new();
         let mut tables: Vec<Vec<CompiledRule>> = vec![Vec::new(); N_TABLES];
-        for (i, r) in kept.iter().enumerate() {
+        for i in order.into_iter().map(|k| k as u32 as usize) {
+            let r = &kept[i];
             let (fields, dropped) = compile_match(&r.matches);
             for d in dropped {
-                warnings.push(format!(
-                    "rule {} (table {}, priority {}): {d} ignored, its prerequisite is not matched",
-                    source_index[i], r.table, r.priority
+                warnings.push((
+                    i,
+                    format!(
+                        "rule {} (table {}, priority {}): {d} ignored, its prerequisite is not matched",
+                        source_index[i], r.table, r.priority
+                    ),
                 ));
             }
             let mut value = FlowKey::ZERO;
@@ -153,10 +166,8 @@ impl RuleTables {
                 fields,
             });
         }
-        for t in &mut tables {
-            // Stable sort: equal priorities keep input order.
-            t.sort_by_key(|c| std::cmp::Reverse(c.priority));
-        }
+        warnings.sort_by_key(|w| w.0);
+        let warnings = warnings.into_iter().map(|w| w.1).collect();
         let index = tables.iter().map(|t| TableIndex::new(t)).collect();
         Ok(RuleTables { rules: kept, source_index, tables, index, ports, warnings, by_identity })
     }
@@ -222,6 +233,9 @@ impl RuleTables {
 /// rest of building a version.
 #[derive(Default, Clone, Copy)]
 pub(crate) struct IdentityHasher(u64);
+
+/// Builds [`IdentityHasher`]s, for maps keyed by rule identities or masks.
+pub(crate) type IdentityBuildHasher = BuildHasherDefault<IdentityHasher>;
 
 impl IdentityHasher {
     #[inline]
