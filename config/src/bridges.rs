@@ -48,7 +48,18 @@ pub(crate) fn resolve_bridges(raw: &[Spanned<RawBridge>], ctx: &Ctx<'_>) -> Resu
         }
         let ports = resolve_ports(b.get_ref(), &bkey, ctx, &mut registry)?;
         let rules = resolve_rules(b.get_ref(), &bkey, &ports, ctx)?;
-        bridges.push(BridgeConfig { name: name.clone(), ports, rules });
+        let mut controllers = Vec::new();
+        for (i, c) in b.get_ref().controller.iter().enumerate() {
+            let t = crate::config::ControllerTarget::parse(c.get_ref())
+                .map_err(|m| ctx.err(c.span().start, format!("{bkey}.controller[{i}]"), m))?;
+            controllers.push(t);
+        }
+        let fail_mode = match &b.get_ref().fail_mode {
+            Some(f) => crate::config::FailMode::parse(f.get_ref())
+                .map_err(|m| ctx.err(f.span().start, format!("{bkey}.fail_mode"), m))?,
+            None => crate::config::FailMode::default(),
+        };
+        bridges.push(BridgeConfig { name: name.clone(), ports, rules, controllers, fail_mode });
     }
     Ok(bridges)
 }

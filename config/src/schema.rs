@@ -101,6 +101,9 @@ pub(crate) struct RawBridge {
     pub flows_file: Option<Spanned<String>>,
     #[serde(default)]
     pub rule: Vec<Spanned<RawRule>>,
+    #[serde(default)]
+    pub controller: Vec<Spanned<String>>,
+    pub fail_mode: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
