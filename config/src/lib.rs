@@ -34,8 +34,8 @@ mod source_map;
 mod values;
 
 pub use config::{
-    BURST_SIZE, BridgeConfig, Config, ControlConfig, ControllerTarget, DEFAULT_CONTROL_SOCKET, EalConfig, FlowConfig,
-    MetricsConfig, PmdConfig, PortConfig, SystemFacts, validate,
+    BURST_SIZE, BridgeConfig, Config, ControlConfig, ControllerTarget, DEFAULT_CONTROL_SOCKET, EalConfig, FailMode,
+    FlowConfig, MetricsConfig, PmdConfig, PortConfig, SystemFacts, validate,
 };
 pub use display::format_actions;
 pub use error::ConfigError;

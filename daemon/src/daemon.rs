@@ -114,6 +114,9 @@ pub fn run(path: &Path, check_only: bool, log: LogControl) -> Result<(), DaemonE
     let (openflow_servers, openflow_calls) =
         crate::openflow::OpenFlowServers::bind(&config.control.socket, &bridge_names)
             .map_err(|e| DaemonError::Datapath(format!("OpenFlow management socket {e}")))?;
+    openflow_servers
+        .start_controllers(&config, dp.take_packet_in())
+        .map_err(|e| DaemonError::Datapath(format!("OpenFlow controllers: {e}")))?;
     // Counters for readers on other threads (telemetry, metrics): see `published`.
     let published = Arc::new(Published::default());
     publish(&dp, &config, &published);
@@ -141,7 +144,7 @@ pub fn run(path: &Path, check_only: bool, log: LogControl) -> Result<(), DaemonE
             },
             recv(openflow_calls) -> c => {
                 if let Ok(call) = c {
-                    let (outcome, changed) = crate::openflow::answer(&mut dp, &config, &call);
+                    let (outcome, changed) = crate::openflow::answer(&mut dp, &config, openflow_servers.hub(), &call);
                     let outcome = if changed && outcome.is_ok() {
                         persist_bridge(&mut dp, path, &call.bridge).and(outcome)
                     } else {

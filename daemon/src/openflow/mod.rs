@@ -37,11 +37,17 @@
 mod conn;
 #[cfg(test)]
 mod connection_tests;
+pub mod controller;
 mod flow_table;
 mod replies;
 
+use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use controller::Hub;
+use ferrovs_pmd::PacketInSource;
 
 use crossbeam_channel::{Receiver, Sender, bounded};
 use ferrovs_config::{Config, Rule};
@@ -75,6 +81,10 @@ pub enum OfRequest {
     Flows,
     /// The bridge's ports with their counters.
     Ports,
+    /// Execute a packet-out.
+    PacketOut(Box<crate::slow_path_thread::PacketOutRequest>),
+    /// The bridge's connected controllers changed: apply [`Hub::miss_mode`].
+    MissModeChanged,
 }
 
 /// A rule with its counters, as the switch reports them.
@@ -104,10 +114,50 @@ pub struct OfCall {
     pub reply: Sender<Result<OfAnswer, String>>,
 }
 
-/// The management sockets of every bridge. Dropping it stops accepting and removes the
-/// socket files.
+/// The management sockets of every bridge and the controller connections. Dropping it
+/// stops accepting and removes the socket files (controller threads are told to stop).
 pub struct OpenFlowServers {
     _servers: Vec<SocketServer>,
+    hub: Arc<Hub>,
+    stop: Arc<AtomicBool>,
+}
+
+impl OpenFlowServers {
+    pub fn hub(&self) -> &Arc<Hub> {
+        &self.hub
+    }
+
+    /// Starts the controller connections of every bridge of `config` and the packet-in
+    /// sender reading `packet_in`.
+    pub fn start_controllers(&self, config: &Config, packet_in: Option<PacketInSource>) -> Result<(), String> {
+        for b in &config.bridges {
+            for p in &b.ports {
+                self.hub.port_added(&b.name, p.number);
+            }
+            if !b.controllers.is_empty() {
+                self.hub
+                    .set_controllers(&b.name, &b.controllers, b.fail_mode)
+                    .map_err(|e| format!("bridge {}: {e}", b.name))?;
+            }
+        }
+        if let Some(source) = packet_in {
+            let (hub, stop) = (self.hub.clone(), self.stop.clone());
+            std::thread::Builder::new()
+                .name("ferrovs-pktin".into())
+                .spawn(move || controller::run_packet_ins(hub, source, stop))
+                .map_err(|e| format!("packet-in thread: {e}"))?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for OpenFlowServers {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        for b in self.hub.bridges() {
+            let _ = self.hub.set_controllers(&b, &[], ferrovs_config::FailMode::default());
+        }
+    }
 }
 
 impl OpenFlowServers {
@@ -115,13 +165,15 @@ impl OpenFlowServers {
     /// returned receiver.
     pub fn bind(control_socket: &Path, bridges: &[String]) -> std::io::Result<(OpenFlowServers, Receiver<OfCall>)> {
         let (tx, rx) = bounded::<OfCall>(64);
+        let hub = Hub::new(tx.clone());
         let mut servers = Vec::new();
         for bridge in bridges {
             let path = mgmt_socket(control_socket, bridge);
-            let (tx, bridge2) = (tx.clone(), bridge.clone());
-            let serve = move |stream, uid: Option<u32>, stop: &AtomicBool| {
+            let (tx, bridge2, hub2) = (tx.clone(), bridge.clone(), hub.clone());
+            let serve = move |stream: UnixStream, uid: Option<u32>, stop: &AtomicBool| {
                 let may_change = crate::socket_server::may_change(uid);
-                if let Err(e) = conn::serve(stream, conn::Peer { bridge: &bridge2, uid, may_change }, &tx, stop) {
+                let peer = conn::Peer { bridge: &bridge2, uid, may_change, controller: None };
+                if let Err(e) = conn::serve(Arc::new(stream), peer, &tx, &hub2, stop) {
                     tracing::debug!("OpenFlow connection on {bridge2}: {e}");
                 }
             };
@@ -129,15 +181,21 @@ impl OpenFlowServers {
                 .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
             servers.push(server);
         }
-        Ok((OpenFlowServers { _servers: servers }, rx))
+        Ok((OpenFlowServers { _servers: servers, hub, stop: Arc::new(AtomicBool::new(false)) }, rx))
     }
 }
 
 /// Answers one call on the main thread; the bridge's rules changed when it says so
 /// (the caller writes them back).
-pub fn answer(dp: &mut Datapath, config: &Config, call: &OfCall) -> (Result<OfAnswer, String>, bool) {
+pub fn answer(dp: &mut Datapath, config: &Config, hub: &Hub, call: &OfCall) -> (Result<OfAnswer, String>, bool) {
     let bridge = &call.bridge;
     match &call.request {
+        OfRequest::PacketOut(out) => (dp.packet_out(bridge, (**out).clone()).map(|()| OfAnswer::Changed), false),
+        OfRequest::MissModeChanged => {
+            let mode = hub.miss_mode(bridge);
+            tracing::info!("OpenFlow: table misses on {bridge}: {mode:?}");
+            (dp.set_miss_mode(bridge, mode).map(|()| OfAnswer::Changed), false)
+        }
         OfRequest::Ports => {
             let show = dp.show(config);
             let ports = show.bridges.into_iter().find(|b| &b.name == bridge).map(|b| b.ports).unwrap_or_default();
