@@ -166,6 +166,8 @@ pub fn run(path: &Path, check_only: bool, log: LogControl) -> Result<(), DaemonE
                     let r = reload_config(&mut dp, path, &config);
                     notifier.ready("forwarding");
                     Response::from(r.map(Reply::Reload))
+                } else if let Some(r) = crate::openflow::controller_request(openflow_servers.hub(), &config, &request) {
+                    Response::from(r)
                 } else {
                     let r = handle(&mut dp, &config, &request);
                     Response::from(r.and_then(|reply| persist(&mut dp, path, &request).map(|()| reply)))

@@ -28,6 +28,16 @@ pub fn render(reply: &Reply) -> String {
         Reply::DumpDpFlows(r) => dump_dp_flows(&mut out, r),
         Reply::Trace(r) => trace(&mut out, r),
         Reply::Reload(r) => reload(&mut out, r),
+        Reply::SetController | Reply::DelController => {}
+        Reply::GetController(r) => {
+            for t in &r.targets {
+                out.push_str(&format!("{t}\n"));
+            }
+            out.push_str(&format!(
+                "connected: {}\npacket_ins_sent: {}\npacket_ins_rate_limited: {}\n",
+                r.connected, r.packet_ins_sent, r.packet_ins_rate_limited
+            ));
+        }
     }
     out
 }

@@ -480,7 +480,7 @@ impl Conn<'_> {
             Body::NxFlowMod(fm) if msg.version == self.version => (fm, false),
             _ => return None,
         };
-        if fm.command != FlowModCommand::Add {
+        if fm.command != FlowModCommand::Add || self.hub.is_slave(self.peer.bridge, self.id) {
             return None;
         }
         self.prepare_flow_mod(raw, &fm, of13).ok()

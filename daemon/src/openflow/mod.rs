@@ -185,6 +185,37 @@ impl OpenFlowServers {
     }
 }
 
+/// Answers a control request about controllers (`None`: not such a request).
+pub fn controller_request(
+    hub: &Arc<Hub>,
+    config: &Config,
+    req: &crate::protocol::Request,
+) -> Option<Result<crate::protocol::Reply, String>> {
+    use crate::protocol::{ControllersReply, Reply, Request};
+    let known =
+        |bridge: &str| config.bridges.iter().find(|b| b.name == bridge).ok_or_else(|| format!("no bridge `{bridge}`"));
+    Some(match req {
+        Request::SetController { bridge, targets } => known(bridge).and_then(|b| {
+            let parsed =
+                targets.iter().map(|t| ferrovs_config::ControllerTarget::parse(t)).collect::<Result<Vec<_>, _>>()?;
+            hub.set_controllers(bridge, &parsed, b.fail_mode).map(|()| Reply::SetController)
+        }),
+        Request::DelController { bridge } => {
+            known(bridge).and_then(|b| hub.set_controllers(bridge, &[], b.fail_mode).map(|()| Reply::DelController))
+        }
+        Request::GetController { bridge } => known(bridge).map(|_| {
+            let (targets, connected, counts) = hub.controllers(bridge);
+            Reply::GetController(ControllersReply {
+                targets: targets.into_iter().map(|t| t.target).collect(),
+                connected: connected as u64,
+                packet_ins_sent: counts.sent,
+                packet_ins_rate_limited: counts.rate_limited,
+            })
+        }),
+        _ => return None,
+    })
+}
+
 /// Answers one call on the main thread; the bridge's rules changed when it says so
 /// (the caller writes them back).
 pub fn answer(dp: &mut Datapath, config: &Config, hub: &Hub, call: &OfCall) -> (Result<OfAnswer, String>, bool) {

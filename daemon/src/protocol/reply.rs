@@ -34,6 +34,21 @@ pub enum Reply {
     DumpDpFlows(DumpDpFlowsReply),
     Trace(TraceReply),
     Reload(ReloadReply),
+    SetController,
+    DelController,
+    GetController(ControllersReply),
+}
+
+/// `get-controller`: the bridge's OpenFlow controllers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ControllersReply {
+    pub targets: Vec<String>,
+    /// Controllers connected right now.
+    pub connected: u64,
+    /// Packet-ins written to the controllers, and dropped by the rate limit.
+    pub packet_ins_sent: u64,
+    pub packet_ins_rate_limited: u64,
 }
 
 impl Reply {
@@ -51,6 +66,9 @@ impl Reply {
             Reply::DumpDpFlows(_) => matches!(req, Request::DumpDpFlows),
             Reply::Trace(_) => matches!(req, Request::Trace { .. }),
             Reply::Reload(_) => matches!(req, Request::Reload),
+            Reply::SetController => matches!(req, Request::SetController { .. }),
+            Reply::DelController => matches!(req, Request::DelController { .. }),
+            Reply::GetController(_) => matches!(req, Request::GetController { .. }),
         }
     }
 }

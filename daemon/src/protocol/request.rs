@@ -40,6 +40,13 @@ pub enum Request {
     /// Re-read the config file and apply its rules (each bridge's rule set replaced
     /// atomically). Ports and other settings need a restart; a changed one is an error.
     Reload,
+    /// Connect the bridge to these OpenFlow controllers (`tcp:IP:PORT`,
+    /// `ptcp:PORT[:IP]`), replacing its targets (not written back to the config).
+    SetController { bridge: String, targets: Vec<String> },
+    /// Disconnect the bridge from its controllers.
+    DelController { bridge: String },
+    /// The bridge's controllers.
+    GetController { bridge: String },
 }
 
 impl Request {
@@ -54,6 +61,8 @@ impl Request {
                 | Request::AddFlows { .. }
                 | Request::AddFlowsStream { .. }
                 | Request::DelFlows { .. }
+                | Request::SetController { .. }
+                | Request::DelController { .. }
         )
     }
 
@@ -107,6 +116,9 @@ mod tests {
             Request::DumpDpFlows,
             Request::Trace { bridge: "br0".into(), packet: "in_port=1,tcp".into() },
             Request::Reload,
+            Request::SetController { bridge: "br0".into(), targets: vec!["tcp:127.0.0.1:6653".into()] },
+            Request::DelController { bridge: "br0".into() },
+            Request::GetController { bridge: "br0".into() },
         ];
         for r in all {
             let line = r.to_line();

@@ -177,5 +177,13 @@ pub(crate) fn all() -> Vec<Reply> {
                 ReloadedBridge { bridge: "br1".into(), rules: 0, megaflows_removed: 0 },
             ],
         }),
+        Reply::SetController,
+        Reply::DelController,
+        Reply::GetController(ControllersReply {
+            targets: vec!["tcp:127.0.0.1:6653".into()],
+            connected: 1,
+            packet_ins_sent: 12,
+            packet_ins_rate_limited: 0,
+        }),
     ]
 }

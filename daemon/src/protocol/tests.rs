@@ -24,9 +24,12 @@ fn kind(r: &Reply) -> usize {
         Reply::DumpDpFlows(_) => 8,
         Reply::Trace(_) => 9,
         Reply::Reload(_) => 10,
+        Reply::SetController => 11,
+        Reply::DelController => 12,
+        Reply::GetController(_) => 13,
     }
 }
-const KINDS: usize = 11;
+const KINDS: usize = 14;
 
 #[test]
 fn samples_cover_every_kind() {
@@ -175,6 +178,9 @@ fn replies_answer_their_request_only() {
         Request::DumpDpFlows,
         Request::Trace { bridge: "b".into(), packet: "p".into() },
         Request::Reload,
+        Request::SetController { bridge: "b".into(), targets: vec![] },
+        Request::DelController { bridge: "b".into() },
+        Request::GetController { bridge: "b".into() },
     ];
     for r in samples::all() {
         let answered: Vec<&Request> = requests.iter().filter(|q| r.answers(q)).collect();

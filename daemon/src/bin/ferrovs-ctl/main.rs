@@ -40,6 +40,9 @@ fn main() -> ExitCode {
         Cmd::DumpDpFlows => Request::DumpDpFlows,
         Cmd::Trace { bridge, packet } => Request::Trace { bridge, packet },
         Cmd::Reload => Request::Reload,
+        Cmd::SetController { bridge, targets } => Request::SetController { bridge, targets },
+        Cmd::DelController { bridge } => Request::DelController { bridge },
+        Cmd::GetController { bridge } => Request::GetController { bridge },
         Cmd::Completions { shell } => {
             print!("{}", completion_script(shell));
             return ExitCode::SUCCESS;
