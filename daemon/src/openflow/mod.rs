@@ -24,12 +24,17 @@
 //! (flow-mod, port-mod) from a peer that is neither root nor the daemon's user are
 //! refused with `OFPFMFC_EPERM`.
 //!
+//! Controllers (`tcp:`/`ptcp:` targets from the config or `ferrovs-ctl set-controller`)
+//! are served by the same connection code, registered in the [`controller::Hub`] (roles,
+//! packet-ins, fail mode; see that module). A packet-out is translated by the slow path
+//! and executed by a PMD; a slave controller may not change rules or send packets.
+//!
 //! # Not supported
 //!
-//! Controllers (TCP, active connections), packet-in/packet-out, groups (a group
-//! description is answered empty, group-mods are refused), roles, flow-removed and
-//! port-status messages, `OFPFF_CHECK_OVERLAP` and `OFPFF_SEND_FLOW_REM` (accepted,
-//! not acted on). `port_mod` is refused: the datapath has no administrative port state
+//! Groups (a group description is answered empty, group-mods are refused), flow-removed
+//! and port-status messages, roles over OpenFlow 1.0 (Nicira role requests),
+//! `OFPFF_CHECK_OVERLAP` and `OFPFF_SEND_FLOW_REM` (accepted, not acted on), buffered
+//! packet-ins. `port_mod` is refused: the datapath has no administrative port state
 //! (`OFPPMFC_BAD_CONFIG` in 1.3, `OFPBRC_EPERM` in 1.0, which lacks that code;
 //! `OFPPMFC_BAD_PORT` for a port the bridge lacks; a port-mod that changes nothing is
 //! accepted).
