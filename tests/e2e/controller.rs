@@ -13,6 +13,9 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use ferrovs_config::openflow::{
+    Action as WireAction, Body, Field, Hello, Message, NO_BUFFER, PacketOut, Version, decode, encode, next_message_len,
+};
 use ferrovs_e2e::{Daemon, Netns, TempDir, unique, wait_until};
 use libtest_mimic::Failed;
 
@@ -157,5 +160,153 @@ pub fn osken_simple_switch_13() -> Result<(), Failed> {
         return Err(format!("ferrovsd exit {}:\n{}", stopped.status, stopped.log).into());
     }
     drop(controller);
+    Ok(())
+}
+
+/// A minimal OpenFlow 1.0 controller written against the codec: it floods every
+/// packet-in back with a packet-out and records what it was sent.
+struct RawController {
+    stream: std::net::TcpStream,
+    buf: Vec<u8>,
+}
+
+impl RawController {
+    fn connect(port: u16) -> Result<RawController, Failed> {
+        let stream = std::net::TcpStream::connect(("127.0.0.1", port)).map_err(|e| format!("connect: {e}"))?;
+        stream.set_read_timeout(Some(Duration::from_secs(5))).map_err(|e| e.to_string())?;
+        let mut c = RawController { stream, buf: Vec::new() };
+        c.send(Body::Hello(Hello::offering(&[Version::Of10])))?;
+        match c.recv()?.body {
+            Body::Hello(_) => {}
+            other => return Err(format!("expected a hello, got {other:?}").into()),
+        }
+        c.send(Body::FeaturesRequest)?;
+        match c.recv()?.body {
+            Body::FeaturesReply(_) => Ok(c),
+            other => Err(format!("expected a features reply, got {other:?}").into()),
+        }
+    }
+
+    fn send(&mut self, body: Body) -> Result<(), Failed> {
+        use std::io::Write;
+        let bytes = encode(&Message { version: Version::Of10, xid: 7, body }).map_err(|e| e.to_string())?;
+        self.stream.write_all(&bytes).map_err(|e| format!("send: {e}").into())
+    }
+
+    /// The next message; Err when the switch closed the connection or was silent.
+    fn recv(&mut self) -> Result<Message, Failed> {
+        use std::io::Read;
+        loop {
+            if let Ok(Some(n)) = next_message_len(&self.buf)
+                && n <= self.buf.len()
+            {
+                let raw: Vec<u8> = self.buf.drain(..n).collect();
+                return decode(&raw).map(|(m, _)| m).map_err(|e| format!("undecodable: {e}").into());
+            }
+            let mut chunk = [0u8; 65536];
+            match self.stream.read(&mut chunk) {
+                Ok(0) => return Err("closed".into()),
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+                Err(e) => return Err(format!("read: {e}").into()),
+            }
+        }
+    }
+}
+
+/// Runs `c` until the switch closes the connection: every packet-in is answered with a
+/// packet-out that floods it. Returns the packet-ins (in_port, reason, frame length,
+/// total length).
+fn flood_controller(mut c: RawController) -> std::thread::JoinHandle<Vec<(u32, u8, usize, u16)>> {
+    std::thread::spawn(move || {
+        let mut seen = Vec::new();
+        while let Ok(m) = c.recv() {
+            match m.body {
+                Body::PacketIn(p) => {
+                    let in_port =
+                        p.matches.fields.iter().find(|f| f.field == Field::InPort).map_or(0, |f| f.value as u32);
+                    seen.push((in_port, p.reason, p.data.len(), p.total_len));
+                    let out = PacketOut {
+                        buffer_id: NO_BUFFER,
+                        in_port,
+                        actions: vec![WireAction::Output { port: 0xffff_fffb, max_len: 0 }],
+                        data: p.data,
+                    };
+                    if c.send(Body::PacketOut(out)).is_err() {
+                        break;
+                    }
+                }
+                Body::EchoRequest(d) => {
+                    let _ = c.send(Body::EchoReply(d));
+                }
+                _ => {}
+            }
+        }
+        seen
+    })
+}
+
+/// Fail-open, then an OpenFlow 1.0 controller on a `ptcp:` target set by ferrovs-ctl:
+/// with no rules at all, a standalone bridge whose controller is unreachable switches
+/// as `normal`; once a 1.0 controller is connected every table miss is a packet-in and
+/// its packet-outs carry the pings; once it is removed, misses drop.
+pub fn fail_open_then_of10_controller() -> Result<(), Failed> {
+    let dir = TempDir::new();
+    let (nobody, listen) = (free_port(), free_port());
+    let tap_a = unique("fva");
+    let tap_b = unique("fvb");
+    let extra = format!("controller = [\"tcp:127.0.0.1:{nobody}\"]");
+    let config = format!(
+        "{}{}",
+        preamble(),
+        crate::bridge(
+            &extra,
+            &[("a", 1, &format!("net_tap0,iface={tap_a}")), ("b", 2, &format!("net_tap1,iface={tap_b}"))]
+        )
+    );
+    let d = Daemon::start_in(dir, &config);
+    let host = Netns::new();
+    let guest = Netns::new();
+    host.adopt(&tap_a, "198.18.0.1/24");
+    guest.adopt(&tap_b, "198.18.0.2/24");
+
+    let (tx, rx) = host.ping("198.18.0.2", 3, 3);
+    if rx == 0 {
+        return Err(format!("fail-open: {rx}/{tx} pings\n{}", d.log_text()).into());
+    }
+    crate::flows::ctl_ok(&d, &["set-controller", "br0", &format!("ptcp:{listen}")])?;
+    let shown = crate::flows::ctl_ok(&d, &["get-controller", "br0"])?;
+    if !shown.contains(&format!("ptcp:{listen}:127.0.0.1")) || !shown.contains("connected: 0") {
+        return Err(format!("get-controller: {shown}").into());
+    }
+    let controller = flood_controller(RawController::connect(listen)?);
+    // The miss mode changes once the main thread has seen the connection.
+    std::thread::sleep(Duration::from_millis(500));
+    let (tx, rx) = host.ping("198.18.0.2", 5, 3);
+    if (tx, rx) != (5, 5) {
+        return Err(format!("through the controller: {rx}/{tx} pings\n{}", d.log_text()).into());
+    }
+    let shown = crate::flows::ctl_ok(&d, &["get-controller", "br0"])?;
+    if !shown.contains("connected: 1") {
+        return Err(format!("get-controller: {shown}").into());
+    }
+    crate::flows::ctl_ok(&d, &["del-controller", "br0"])?;
+    let seen = controller.join().map_err(|_| "controller thread panicked")?;
+    // Every ping and its reply went up (ARP too), as table misses, whole (shorter than
+    // miss_send_len = 128), from both ports.
+    if seen.len() < 10
+        || seen.iter().any(|&(p, reason, len, total)| !(1..=2).contains(&p) || reason != 0 || len != total as usize)
+    {
+        return Err(format!("packet-ins: {seen:?}").into());
+    }
+    // No controller and no rules: misses drop.
+    std::thread::sleep(Duration::from_millis(500));
+    let (tx, rx) = host.ping("198.18.0.2", 2, 1);
+    if rx != 0 {
+        return Err(format!("without a controller: {rx}/{tx} pings passed").into());
+    }
+    let stopped = d.stop();
+    if !stopped.status.success() {
+        return Err(format!("ferrovsd exit {}:\n{}", stopped.status, stopped.log).into());
+    }
     Ok(())
 }
