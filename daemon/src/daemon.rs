@@ -189,6 +189,7 @@ pub fn run(path: &Path, check_only: bool, log: LogControl) -> Result<(), DaemonE
         let now = Instant::now();
         if now.duration_since(last_publish) >= PUBLISH_EVERY {
             publish(&dp, &config, &published);
+            openflow_servers.hub().watch_links(&dp.show(&config));
             last_publish = now;
         }
         if notifier.watchdog_due(now) {

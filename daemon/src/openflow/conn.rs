@@ -78,6 +78,10 @@ pub struct ConnWriter {
 }
 
 impl ConnWriter {
+    pub fn new(stream: Arc<dyn OfStream>) -> ConnWriter {
+        ConnWriter { stream, lock: Mutex::new(()) }
+    }
+
     pub fn send(&self, bytes: &[u8]) -> std::io::Result<()> {
         let _g = self.lock.lock().unwrap_or_else(|e| e.into_inner());
         self.stream.write_bytes(bytes)
@@ -133,7 +137,7 @@ pub fn serve(
     stop: &AtomicBool,
 ) -> std::io::Result<()> {
     stream.set_timeouts(POLL, if peer.controller.is_some() { CONTROLLER_WRITE_TIMEOUT } else { ANSWER_TIMEOUT })?;
-    let writer = Arc::new(ConnWriter { stream: stream.clone(), lock: Mutex::new(()) });
+    let writer = Arc::new(ConnWriter::new(stream.clone()));
     let ours = Hello::offering(&[Version::Of10, Version::Of13]);
     let hello = Message { version: Version::Of13, xid: 0, body: Body::Hello(ours.clone()) };
     writer.send(&encode(&hello).map_err(std::io::Error::other)?)?;

@@ -35,7 +35,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Sender, bounded};
-use ferrovs_config::openflow::{Body, Field, Match, MatchField, Message, NO_BUFFER, PacketIn, Role, Version, encode};
+use ferrovs_config::openflow::{
+    Body, Field, Match, MatchField, Message, NO_BUFFER, PacketIn, PortReason, PortStatus, Role, Version, encode,
+};
 use ferrovs_config::{ControllerTarget, FailMode};
 use ferrovs_flowcache::xlate::MissMode;
 use ferrovs_pmd::{PacketInFrame, PacketInSource};
@@ -125,6 +127,8 @@ impl Bucket {
 struct HubState {
     bridges: HashMap<String, BridgeState>,
     port_bridge: HashMap<u32, String>,
+    /// Each port's link state as last seen by [`Hub::watch_links`].
+    link_up: HashMap<u32, bool>,
 }
 
 /// The OpenFlow connections of every bridge. See the module doc.
@@ -156,14 +160,53 @@ impl Hub {
     }
 
     /// Port `port` belongs to `bridge` (packet-ins from it go to that bridge's
-    /// controllers). For the datapath when it adds a port.
+    /// controllers).
     pub fn port_added(&self, bridge: &str, port: u32) {
         self.lock().port_bridge.insert(port, bridge.to_string());
     }
 
-    /// Port `port` is gone.
-    pub fn port_removed(&self, port: u32) {
-        self.lock().port_bridge.remove(&port);
+    /// Sends a `OFPPR_MODIFY` port status for every port whose link went up or down
+    /// since the last call (the first call only records).
+    pub fn watch_links(&self, show: &crate::protocol::ShowReply) {
+        let mut changed = Vec::new();
+        {
+            let mut st = self.lock();
+            for b in &show.bridges {
+                for p in &b.ports {
+                    if st.link_up.insert(p.number, p.link_up).is_some_and(|was| was != p.link_up) {
+                        changed.push((b.name.clone(), p.clone()));
+                    }
+                }
+            }
+        }
+        for (bridge, port) in changed {
+            self.port_status(&bridge, &port, PortReason::Modify);
+        }
+    }
+
+    /// A port of `bridge` was added, deleted or changed (link state): records it and
+    /// sends `OFPT_PORT_STATUS` to the bridge's controllers. For the datapath, when it
+    /// adds or removes a port at run time or sees a link change.
+    pub fn port_status(&self, bridge: &str, port: &crate::protocol::PortInfo, reason: PortReason) {
+        let writers: Vec<(Version, Arc<ConnWriter>)> = {
+            let mut st = self.lock();
+            match reason {
+                PortReason::Delete => st.port_bridge.remove(&port.number),
+                PortReason::Add | PortReason::Modify => st.port_bridge.insert(port.number, bridge.to_string()),
+            };
+            let Some(b) = st.bridges.get(bridge) else { return };
+            b.conns.iter().filter(|c| c.controller).map(|c| (c.version, c.writer.clone())).collect()
+        };
+        let dpid = super::datapath_id(bridge);
+        for (version, writer) in writers {
+            let desc = super::replies::port_desc(port, dpid, version);
+            let m = Message { version, xid: 0, body: Body::PortStatus(PortStatus { reason, desc }) };
+            if let Ok(bytes) = encode(&m)
+                && writer.send(&bytes).is_err()
+            {
+                writer.close();
+            }
+        }
     }
 
     /// What a table miss does on `bridge` now (see the module doc).
@@ -459,6 +502,30 @@ pub fn run_packet_ins(hub: Arc<Hub>, source: PacketInSource, stop: Arc<AtomicBoo
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A link change of a port is a `PORT_STATUS` (modify) to the bridge's controllers;
+    /// the first look only records.
+    #[test]
+    fn link_changes_are_port_statuses() {
+        use std::io::Read;
+        let (tx, _rx) = crossbeam_channel::unbounded();
+        let hub = Hub::new(tx);
+        let (ours, theirs) = std::os::unix::net::UnixStream::pair().unwrap();
+        ours.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        let writer = Arc::new(ConnWriter::new(Arc::new(theirs)));
+        hub.register("br0", 1, Version::Of13, true, writer);
+        let mut show = crate::protocol::samples::show();
+        hub.watch_links(&show);
+        show.bridges[0].ports[1].link_up = !show.bridges[0].ports[1].link_up;
+        hub.watch_links(&show);
+        let mut buf = [0u8; 4096];
+        let n = (&ours).read(&mut buf).unwrap();
+        let (m, used) = ferrovs_config::openflow::decode(&buf[..n]).unwrap();
+        assert_eq!(used, n, "exactly one message");
+        let Body::PortStatus(s) = m.body else { panic!("{m:?}") };
+        assert_eq!((s.reason, s.desc.port_no), (PortReason::Modify, 2));
+        assert_eq!(s.desc.state & 1 == 0, show.bridges[0].ports[1].link_up);
+    }
 
     #[test]
     fn the_token_bucket_allows_a_burst_then_the_rate() {
