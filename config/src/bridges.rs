@@ -59,7 +59,23 @@ pub(crate) fn resolve_bridges(raw: &[Spanned<RawBridge>], ctx: &Ctx<'_>) -> Resu
                 .map_err(|m| ctx.err(f.span().start, format!("{bkey}.fail_mode"), m))?,
             None => crate::config::FailMode::default(),
         };
-        bridges.push(BridgeConfig { name: name.clone(), ports, rules, controllers, fail_mode });
+        let datapath_id = match &b.get_ref().datapath_id {
+            Some(d) => {
+                let text = d.get_ref();
+                let hex = text.strip_prefix("0x").unwrap_or(text);
+                let id =
+                    u64::from_str_radix(hex, 16).ok().filter(|id| *id != 0 && !hex.is_empty()).ok_or_else(|| {
+                        ctx.err(
+                            d.span().start,
+                            format!("{bkey}.datapath_id"),
+                            format!("`{text}` is not a non-zero hexadecimal datapath id"),
+                        )
+                    })?;
+                Some(id)
+            }
+            None => None,
+        };
+        bridges.push(BridgeConfig { name: name.clone(), ports, rules, controllers, fail_mode, datapath_id });
     }
     Ok(bridges)
 }

@@ -150,6 +150,10 @@ pub struct BridgeConfig {
     /// `ptcp:PORT[:IP]` (the switch listens, on 127.0.0.1 unless an IP is given).
     pub controllers: Vec<ControllerTarget>,
     pub fail_mode: FailMode,
+    /// The OpenFlow datapath id (`datapath_id = "0x..."`, at most 48 bits as OVS
+    /// derives them); `None`: derived from the bridge's name. Controllers tell switches
+    /// apart by it: bridges of one name on several hosts need their own.
+    pub datapath_id: Option<u64>,
 }
 
 /// Where an OpenFlow controller is.

@@ -104,6 +104,7 @@ pub(crate) struct RawBridge {
     #[serde(default)]
     pub controller: Vec<Spanned<String>>,
     pub fail_mode: Option<Spanned<String>>,
+    pub datapath_id: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -110,10 +110,8 @@ pub fn run(path: &Path, check_only: bool, log: LogControl) -> Result<(), DaemonE
     let (appctl_server, appctl_calls) = UnixctlServer::bind(&appctl_path)
         .map_err(|e| DaemonError::Datapath(format!("appctl socket {}: {e}", appctl_path.display())))?;
     // The OpenFlow management sockets: `BRIDGE.mgmt` beside the control socket.
-    let bridge_names: Vec<String> = config.bridges.iter().map(|b| b.name.clone()).collect();
-    let (openflow_servers, openflow_calls) =
-        crate::openflow::OpenFlowServers::bind(&config.control.socket, &bridge_names)
-            .map_err(|e| DaemonError::Datapath(format!("OpenFlow management socket {e}")))?;
+    let (openflow_servers, openflow_calls) = crate::openflow::OpenFlowServers::bind(&config)
+        .map_err(|e| DaemonError::Datapath(format!("OpenFlow management socket {e}")))?;
     openflow_servers
         .start_controllers(&config, dp.take_packet_in())
         .map_err(|e| DaemonError::Datapath(format!("OpenFlow controllers: {e}")))?;

@@ -90,15 +90,12 @@ fn ofctl13(d: &Daemon, args: &[&str]) -> String {
         .unwrap_or_default()
 }
 
-/// os-ken's learning switch: the first ping and every later one get through, and the
-/// learned flows show in `dump-flows`.
-pub fn osken_simple_switch_13() -> Result<(), Failed> {
-    let dir = TempDir::new();
-    let port = free_port();
-    let controller = start_controller(&dir, port)?;
+/// A ferrovsd whose bridge (datapath id `dpid`) connects to the controller on `port`
+/// in `fail_mode = "secure"` with no rules, and two namespaces on its two tap ports.
+fn switch_with_two_hosts(port: u16, dpid: u64) -> (Daemon, Netns, Netns) {
     let tap_a = unique("fva");
     let tap_b = unique("fvb");
-    let extra = format!("controller = [\"tcp:127.0.0.1:{port}\"]\nfail_mode = \"secure\"");
+    let extra = format!("controller = [\"tcp:127.0.0.1:{port}\"]\nfail_mode = \"secure\"\ndatapath_id = \"{dpid:#x}\"");
     let config = format!(
         "{}{}",
         preamble(),
@@ -107,15 +104,20 @@ pub fn osken_simple_switch_13() -> Result<(), Failed> {
             &[("a", 1, &format!("net_tap0,iface={tap_a}")), ("b", 2, &format!("net_tap1,iface={tap_b}"))]
         )
     );
-    let d = Daemon::start_in(dir, &config);
+    let d = Daemon::start_in(TempDir::new(), &config);
     let host = Netns::new();
     let guest = Netns::new();
     host.adopt(&tap_a, "198.18.0.1/24");
     guest.adopt(&tap_b, "198.18.0.2/24");
+    (d, host, guest)
+}
 
+/// Through the controller's learning switch: the first ping and every later one get
+/// through both ways, and the learned flows show (with packets) in `dump-flows`.
+fn learns_and_forwards(d: &Daemon, host: &Netns, guest: &Netns, controller: &Controller) -> Result<(), Failed> {
     // The controller has connected once its table-miss rule is in.
     let connected =
-        wait_until(Duration::from_secs(30), || ofctl13(&d, &["dump-flows"]).contains("actions=CONTROLLER:65535"));
+        wait_until(Duration::from_secs(30), || ofctl13(d, &["dump-flows"]).contains("actions=CONTROLLER:65535"));
     if !connected {
         return Err(format!(
             "no table-miss rule from the controller\ncontroller:\n{}\nferrovsd:\n{}",
@@ -128,7 +130,7 @@ pub fn osken_simple_switch_13() -> Result<(), Failed> {
     if (tx, rx) != (1, 1) {
         return Err(format!(
             "first ping lost ({rx}/{tx})\n{}\ncontroller:\n{}\nferrovsd:\n{}",
-            ofctl13(&d, &["dump-flows"]),
+            ofctl13(d, &["dump-flows"]),
             controller.log_text(),
             d.log_text()
         )
@@ -143,7 +145,7 @@ pub fn osken_simple_switch_13() -> Result<(), Failed> {
         return Err(format!("guest->host: {rx}/{tx} replies").into());
     }
     // The learned flows: one per direction between the two hosts' MACs.
-    let flows = ofctl13(&d, &["dump-flows"]);
+    let flows = ofctl13(d, &["dump-flows"]);
     let learned: Vec<&str> =
         flows.lines().filter(|l| l.contains("priority=1,") && l.contains("dl_src=") && l.contains("dl_dst=")).collect();
     let to = |p: u32| {
@@ -156,12 +158,51 @@ pub fn osken_simple_switch_13() -> Result<(), Failed> {
     if !learned.iter().any(|l| !l.contains("n_packets=0,")) {
         return Err(format!("the learned flows forwarded nothing:\n{flows}").into());
     }
+    Ok(())
+}
+
+fn stop(d: Daemon) -> Result<(), Failed> {
     let stopped = d.stop();
     if !stopped.status.success() {
         return Err(format!("ferrovsd exit {}:\n{}", stopped.status, stopped.log).into());
     }
-    drop(controller);
     Ok(())
+}
+
+/// os-ken's learning switch drives one ferrovsd.
+pub fn osken_simple_switch_13() -> Result<(), Failed> {
+    let dir = TempDir::new();
+    let port = free_port();
+    let controller = start_controller(&dir, port)?;
+    let (d, host, guest) = switch_with_two_hosts(port, 0x1);
+    learns_and_forwards(&d, &host, &guest, &controller)?;
+    stop(d)
+}
+
+/// Two ferrovsd instances (two simulated hosts, each with its own pair of namespaces)
+/// on one os-ken controller at once: each learns and forwards on its own.
+pub fn osken_two_switches() -> Result<(), Failed> {
+    let dir = TempDir::new();
+    let port = free_port();
+    let controller = start_controller(&dir, port)?;
+    let (d1, host1, guest1) = switch_with_two_hosts(port, 0x1);
+    let (d2, host2, guest2) = switch_with_two_hosts(port, 0x2);
+    learns_and_forwards(&d1, &host1, &guest1, &controller)?;
+    learns_and_forwards(&d2, &host2, &guest2, &controller)?;
+    // Both connected at once, as two datapaths.
+    let log = controller.log_text();
+    for dpid in ["dpid=0000000000000001", "dpid=0000000000000002"] {
+        if !log.contains(dpid) {
+            return Err(format!("the controller never saw {dpid}:\n{log}").into());
+        }
+    }
+    // The first switch still works after the second joined.
+    let (tx, rx) = host1.ping("198.18.0.2", 3, 2);
+    if (tx, rx) != (3, 3) {
+        return Err(format!("first switch after the second joined: {rx}/{tx}").into());
+    }
+    stop(d1)?;
+    stop(d2)
 }
 
 /// A minimal OpenFlow 1.0 controller written against the codec: it floods every

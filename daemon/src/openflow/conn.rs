@@ -25,7 +25,7 @@ use ferrovs_flowcache::slow_path::match_covers;
 use super::controller::Hub;
 use super::flow_table::{ChangeKind, FlowChange, outputs_to};
 use super::replies::{self, N_TABLES};
-use super::{OfAnswer, OfCall, OfRequest, RuleStats, datapath_id};
+use super::{OfAnswer, OfCall, OfRequest, RuleStats};
 use crate::protocol::{ANSWER_TIMEOUT, PortInfo};
 use crate::slow_path_thread::PacketOutRequest;
 
@@ -145,7 +145,7 @@ pub fn serve(
     let _registration = Registration { hub, id, bridge: peer.bridge };
     let probe = peer.controller;
     let mut conn = Conn {
-        dpid: datapath_id(peer.bridge),
+        dpid: hub.dpid(peer.bridge),
         peer,
         to_main,
         hub,

@@ -129,6 +129,8 @@ struct HubState {
     port_bridge: HashMap<u32, String>,
     /// Each port's link state as last seen by [`Hub::watch_links`].
     link_up: HashMap<u32, bool>,
+    /// Configured datapath ids.
+    dpids: HashMap<String, u64>,
 }
 
 /// The OpenFlow connections of every bridge. See the module doc.
@@ -153,6 +155,15 @@ impl Hub {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HubState> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The bridge's datapath id: configured, or derived from its name.
+    pub fn dpid(&self, bridge: &str) -> u64 {
+        self.lock().dpids.get(bridge).copied().unwrap_or_else(|| super::datapath_id(bridge))
+    }
+
+    pub fn set_dpid(&self, bridge: &str, dpid: u64) {
+        self.lock().dpids.insert(bridge.to_string(), dpid);
     }
 
     pub fn next_id(&self) -> u64 {
@@ -197,7 +208,7 @@ impl Hub {
             let Some(b) = st.bridges.get(bridge) else { return };
             b.conns.iter().filter(|c| c.controller).map(|c| (c.version, c.writer.clone())).collect()
         };
-        let dpid = super::datapath_id(bridge);
+        let dpid = self.dpid(bridge);
         for (version, writer) in writers {
             let desc = super::replies::port_desc(port, dpid, version);
             let m = Message { version, xid: 0, body: Body::PortStatus(PortStatus { reason, desc }) };

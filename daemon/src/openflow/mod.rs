@@ -166,13 +166,18 @@ impl Drop for OpenFlowServers {
 }
 
 impl OpenFlowServers {
-    /// Binds `BRIDGE.mgmt` for each bridge beside `control_socket`; calls arrive on the
-    /// returned receiver.
-    pub fn bind(control_socket: &Path, bridges: &[String]) -> std::io::Result<(OpenFlowServers, Receiver<OfCall>)> {
+    /// Binds `BRIDGE.mgmt` for each bridge of `config` beside its control socket; calls
+    /// arrive on the returned receiver.
+    pub fn bind(config: &Config) -> std::io::Result<(OpenFlowServers, Receiver<OfCall>)> {
         let (tx, rx) = bounded::<OfCall>(64);
         let hub = Hub::new(tx.clone());
         let mut servers = Vec::new();
-        for bridge in bridges {
+        let control_socket = &config.control.socket;
+        for b in &config.bridges {
+            let bridge = &b.name;
+            if let Some(id) = b.datapath_id {
+                hub.set_dpid(bridge, id);
+            }
             let path = mgmt_socket(control_socket, bridge);
             let (tx, bridge2, hub2) = (tx.clone(), bridge.clone(), hub.clone());
             let serve = move |stream: UnixStream, uid: Option<u32>, stop: &AtomicBool| {
