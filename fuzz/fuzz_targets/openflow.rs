@@ -21,15 +21,7 @@ fuzz_target!(|data: &[u8]| {
     }
     match &msg.body {
         Body::FlowMod(fm) | Body::NxFlowMod(fm) => {
-            let _ = rule_from_wire(&WireRule {
-                table: fm.table_id,
-                priority: fm.priority,
-                cookie: fm.cookie,
-                idle_timeout: fm.idle_timeout,
-                hard_timeout: fm.hard_timeout,
-                matches: &fm.matches,
-                instructions: &fm.instructions,
-            });
+            let _ = rule_from_wire(&WireRule::of(fm));
         }
         Body::PacketOut(po) => {
             let _ = packet_out_actions_from_wire(&po.actions);

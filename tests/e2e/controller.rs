@@ -17,10 +17,10 @@ use ferrovs_config::openflow::{
     Action as WireAction, Body, Field, Hello, Message, NO_BUFFER, PacketOut, PortReason, Version, decode, encode,
     next_message_len,
 };
-use ferrovs_e2e::{Daemon, Netns, TempDir, unique, wait_until};
+use ferrovs_e2e::{Daemon, Netns, TempDir, wait_until};
 use libtest_mimic::Failed;
 
-use crate::preamble;
+use crate::flows::two_hosts_in;
 
 /// The os-ken version deploy/test.sh installs.
 pub const OSKEN_VERSION: &str = "4.2.2";
@@ -90,26 +90,11 @@ fn ofctl13(d: &Daemon, args: &[&str]) -> String {
         .unwrap_or_default()
 }
 
-/// A ferrovsd whose bridge (datapath id `dpid`) connects to the controller on `port`
-/// in `fail_mode = "secure"` with no rules, and two namespaces on its two tap ports.
-fn switch_with_two_hosts(port: u16, dpid: u64) -> (Daemon, Netns, Netns) {
-    let tap_a = unique("fva");
-    let tap_b = unique("fvb");
+/// Two namespaces on a ferrovsd whose bridge (no rules) connects to the controller on
+/// `port` in `fail_mode = "secure"`, as datapath `dpid` (see `flows::two_hosts_in`).
+fn secure_switch(port: u16, dpid: u64) -> (Daemon, Netns, Netns) {
     let extra = format!("controller = [\"tcp:127.0.0.1:{port}\"]\nfail_mode = \"secure\"\ndatapath_id = \"{dpid:#x}\"");
-    let config = format!(
-        "{}{}",
-        preamble(),
-        crate::bridge(
-            &extra,
-            &[("a", 1, &format!("net_tap0,iface={tap_a}")), ("b", 2, &format!("net_tap1,iface={tap_b}"))]
-        )
-    );
-    let d = Daemon::start_in(TempDir::new(), &config);
-    let host = Netns::new();
-    let guest = Netns::new();
-    host.adopt(&tap_a, "198.18.0.1/24");
-    guest.adopt(&tap_b, "198.18.0.2/24");
-    (d, host, guest)
+    two_hosts_in(TempDir::new(), &extra, "")
 }
 
 /// Through the controller's learning switch: the first ping and every later one get
@@ -174,7 +159,7 @@ pub fn osken_simple_switch_13() -> Result<(), Failed> {
     let dir = TempDir::new();
     let port = free_port();
     let controller = start_controller(&dir, port)?;
-    let (d, host, guest) = switch_with_two_hosts(port, 0x1);
+    let (d, host, guest) = secure_switch(port, 0x1);
     learns_and_forwards(&d, &host, &guest, &controller)?;
     stop(d)
 }
@@ -185,8 +170,8 @@ pub fn osken_two_switches() -> Result<(), Failed> {
     let dir = TempDir::new();
     let port = free_port();
     let controller = start_controller(&dir, port)?;
-    let (d1, host1, guest1) = switch_with_two_hosts(port, 0x1);
-    let (d2, host2, guest2) = switch_with_two_hosts(port, 0x2);
+    let (d1, host1, guest1) = secure_switch(port, 0x1);
+    let (d2, host2, guest2) = secure_switch(port, 0x2);
     learns_and_forwards(&d1, &host1, &guest1, &controller)?;
     learns_and_forwards(&d2, &host2, &guest2, &controller)?;
     // Both connected at once, as two datapaths.
@@ -296,24 +281,8 @@ fn flood_controller(mut c: RawController) -> std::thread::JoinHandle<Seen> {
 /// as `normal`; once a 1.0 controller is connected every table miss is a packet-in and
 /// its packet-outs carry the pings; once it is removed, misses drop.
 pub fn fail_open_then_of10_controller() -> Result<(), Failed> {
-    let dir = TempDir::new();
     let (nobody, listen) = (free_port(), free_port());
-    let tap_a = unique("fva");
-    let tap_b = unique("fvb");
-    let extra = format!("controller = [\"tcp:127.0.0.1:{nobody}\"]");
-    let config = format!(
-        "{}{}",
-        preamble(),
-        crate::bridge(
-            &extra,
-            &[("a", 1, &format!("net_tap0,iface={tap_a}")), ("b", 2, &format!("net_tap1,iface={tap_b}"))]
-        )
-    );
-    let d = Daemon::start_in(dir, &config);
-    let host = Netns::new();
-    let guest = Netns::new();
-    host.adopt(&tap_a, "198.18.0.1/24");
-    guest.adopt(&tap_b, "198.18.0.2/24");
+    let (d, host, _guest) = two_hosts_in(TempDir::new(), &format!("controller = [\"tcp:127.0.0.1:{nobody}\"]"), "");
 
     let (tx, rx) = host.ping("198.18.0.2", 3, 3);
     if rx == 0 {

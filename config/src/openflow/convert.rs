@@ -393,6 +393,21 @@ pub fn instructions_from_wire(list: &[Instruction]) -> Result<Vec<Action>, OfpEr
     Ok(out)
 }
 
+impl<'a> WireRule<'a> {
+    /// What the flow-mod `fm` says, as received (its own table id).
+    pub fn of(fm: &'a super::FlowMod) -> WireRule<'a> {
+        WireRule {
+            table: fm.table_id,
+            priority: fm.priority,
+            cookie: fm.cookie,
+            idle_timeout: fm.idle_timeout,
+            hard_timeout: fm.hard_timeout,
+            matches: &fm.matches,
+            instructions: &fm.instructions,
+        }
+    }
+}
+
 /// A packet-out's action list in the rule model: as a rule's, plus `output:TABLE`
 /// (as `resubmit(,0)`, run with the packet-out's in_port).
 pub fn packet_out_actions_from_wire(list: &[WireAction]) -> Result<Vec<Action>, OfpError> {

@@ -49,16 +49,7 @@ fn roundtrip(text: &str, form: MatchForm, v: Version, nicira: bool) -> Rule {
     let bytes = encode(&Message { version: v, xid: 1, body }).unwrap_or_else(|e| panic!("{text}: {e}"));
     let (back, _) = decode(&bytes).unwrap_or_else(|e| panic!("{text}: {e}"));
     let (Body::FlowMod(fm) | Body::NxFlowMod(fm)) = back.body else { panic!("{text}: not a flow-mod") };
-    let w = WireRule {
-        table: fm.table_id,
-        priority: fm.priority,
-        cookie: fm.cookie,
-        idle_timeout: fm.idle_timeout,
-        hard_timeout: fm.hard_timeout,
-        matches: &fm.matches,
-        instructions: &fm.instructions,
-    };
-    let got = rule_from_wire(&w).unwrap_or_else(|e| panic!("{text}: {e:?}"));
+    let got = rule_from_wire(&WireRule::of(&fm)).unwrap_or_else(|e| panic!("{text}: {e:?}"));
     assert_eq!(got, rule, "{text} via {form:?} {v}");
     got
 }
