@@ -67,7 +67,7 @@ pub enum Cmd {
     },
     /// The megaflows installed in the PMDs.
     DumpDpFlows,
-    /// Connect a bridge to OpenFlow controllers (tcp:IP:PORT, ptcp:PORT[:IP]).
+    /// Connect a bridge to OpenFlow controllers (`tcp:IP:PORT`, `ptcp:PORT[:IP]`).
     SetController {
         /// The bridge.
         bridge: String,
