@@ -538,6 +538,40 @@ mod tests {
         assert_eq!(s.desc.state & 1 == 0, show.bridges[0].ports[1].link_up);
     }
 
+    /// The miss mode follows who is connected: see the module doc.
+    #[test]
+    fn miss_mode_follows_targets_connections_and_fail_mode() {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let hub = Hub::new(tx);
+        let conn = || {
+            let (_ours, theirs) = std::os::unix::net::UnixStream::pair().unwrap();
+            Arc::new(ConnWriter::new(Arc::new(theirs)))
+        };
+        assert_eq!(hub.miss_mode("br0"), MissMode::Drop, "no controllers: the rules decide");
+        // A target nobody listens on (port 9 on loopback refuses at once).
+        let target = ControllerTarget::parse("tcp:127.0.0.1:9").unwrap();
+        hub.set_controllers("br0", &[target], FailMode::Standalone).unwrap();
+        assert_eq!(hub.miss_mode("br0"), MissMode::FailOpen);
+        hub.set_controllers("br0", &[target], FailMode::Secure).unwrap();
+        assert_eq!(hub.miss_mode("br0"), MissMode::Drop);
+        hub.register("br0", 1, Version::Of13, true, conn());
+        assert_eq!(hub.miss_mode("br0"), MissMode::Drop, "1.3: the controller installs its table-miss rule");
+        hub.register("br0", 2, Version::Of10, true, conn());
+        assert_eq!(hub.miss_mode("br0"), MissMode::Controller, "1.0: a miss is a packet-in");
+        // A management connection is no controller.
+        hub.unregister("br0", 2);
+        hub.register("br0", 3, Version::Of10, false, conn());
+        assert_eq!(hub.miss_mode("br0"), MissMode::Drop);
+        hub.unregister("br0", 1);
+        hub.set_controllers("br0", &[target], FailMode::Standalone).unwrap();
+        assert_eq!(hub.miss_mode("br0"), MissMode::FailOpen);
+        hub.set_controllers("br0", &[], FailMode::Standalone).unwrap();
+        assert_eq!(hub.miss_mode("br0"), MissMode::Drop);
+        // Every change asked the main thread to re-read the mode.
+        let asked = rx.try_iter().filter(|c| c.request == OfRequest::MissModeChanged).count();
+        assert!(asked >= 7, "{asked}");
+    }
+
     #[test]
     fn the_token_bucket_allows_a_burst_then_the_rate() {
         let mut b = Bucket::default();
