@@ -37,6 +37,15 @@ if ! command -v ovs-vswitchd >/dev/null && [ ! -x /usr/sbin/ovs-vswitchd ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends openvswitch-common openvswitch-switch >/dev/null
   if [ "$own_policy" = 1 ]; then rm -f /usr/sbin/policy-rc.d; fi
 fi
+# The OpenFlow controller test (tests/e2e/controller.rs) drives ferrovsd from os-ken, a
+# test peer from PyPI, pinned and kept in its own virtualenv under target/.
+osken_venv=target/osken-venv
+if ! "$osken_venv/bin/python3" -c 'import os_ken' 2>/dev/null; then
+  command -v python3 >/dev/null || { apt-get update -qq; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3 >/dev/null; }
+  python3 -m venv "$osken_venv" 2>/dev/null || { apt-get update -qq; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3-venv >/dev/null; python3 -m venv "$osken_venv"; }
+  "$osken_venv/bin/pip" install -q os-ken==4.2.2
+fi
+export FERROVS_OSKEN_PYTHON="$PWD/$osken_venv/bin/python3"
 # The e2e tests start target/debug/ferrovsd; build every binary first.
 cargo build --workspace --bins
 deploy/check-units.sh target/debug

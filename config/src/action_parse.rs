@@ -26,9 +26,10 @@
 //!   than the rule's table (the OpenFlow 1.1+ instruction rules OVS enforces).
 //! - `resubmit` needs a port or a table; `in_port` as the resubmit port means "keep the
 //!   current ingress port".
-//! - Reserved ports: `IN_PORT`, `FLOOD`, `ALL` and `NORMAL` (any case, bare or after
-//!   `output:`); `LOCAL`, `CONTROLLER`, `TABLE` and `NONE` are refused: ferrovs has no
-//!   local port and no controller.
+//! - Reserved ports: `IN_PORT`, `FLOOD`, `ALL`, `NORMAL` and `CONTROLLER` (any case,
+//!   bare or after `output:`; `controller:N` and `controller(max_len=N)` send at most N
+//!   bytes, the bare form the whole packet, as in OVS); `LOCAL`, `TABLE` and `NONE` are
+//!   refused: ferrovs has no local port, and `TABLE` is for packet-outs only.
 
 use crate::field::Prereq;
 use crate::flow_syntax::split_actions;
@@ -119,6 +120,23 @@ pub(crate) fn parse_action_text(text: &str, locate: Locate<'_>) -> Result<Vec<Pa
             }
             "resubmit" => simple(Action::Resubmit(parse_resubmit(arg()?, &arg_at, position)?)),
             "goto_table" => simple(Action::GotoTable(parse_uint(arg()?, 254).map_err(verr)? as u8)),
+            name if name.eq_ignore_ascii_case("controller") => {
+                let a = arg()?;
+                let (n, at) = match a.strip_prefix("max_len=") {
+                    Some(n) => (n, 8),
+                    None if a.contains('=') => {
+                        return Err(RuleError::new(
+                            arg_at(0),
+                            "`controller(...)` supports only `max_len=N` (no reason, userdata or controller id)",
+                        ));
+                    }
+                    None => (a, 0),
+                };
+                let max_len = parse_uint(n, 0xffff).map_err(|e| {
+                    RuleError::new(arg_at(at + e.offset), format!("invalid `controller`: {}", e.reason))
+                })?;
+                simple(Action::Controller { max_len: max_len as u16 })
+            }
             name => return Err(unsupported(name, position)),
         };
         out.push(ParsedAction { action, position, name: p.name.to_string(), prereq });
@@ -138,8 +156,9 @@ fn reserved_port(name: &str) -> Option<Result<Action, String>> {
         "flood" => Some(Ok(Action::Flood)),
         "all" => Some(Ok(Action::All)),
         "normal" => Some(Ok(Action::Normal)),
-        "local" | "controller" | "table" | "none" | "any" => {
-            Some(Err(format!("reserved port `{name}` is not supported (ferrovs has no local port or controller)")))
+        "controller" => Some(Ok(Action::Controller { max_len: u16::MAX })),
+        "local" | "table" | "none" | "any" => {
+            Some(Err(format!("reserved port `{name}` is not supported in a rule (ferrovs has no local port)")))
         }
         _ => None,
     }
@@ -318,7 +337,17 @@ mod tests {
         assert_eq!(err("actions=output:x").0, 16);
         assert_eq!(err("actions=output").0, 9);
         assert_eq!(err("actions=1,LOCAL").0, 11);
-        assert_eq!(err("actions=output:controller").0, 16);
+        assert_eq!(err("actions=output:table").0, 16);
+        assert_eq!(acts("", "output:controller"), vec![Action::Controller { max_len: u16::MAX }]);
+        assert_eq!(
+            acts("", "controller,CONTROLLER:128,controller(max_len=64)"),
+            vec![
+                Action::Controller { max_len: u16::MAX },
+                Action::Controller { max_len: 128 },
+                Action::Controller { max_len: 64 }
+            ]
+        );
+        assert!(err("actions=controller(reason=no_match)").1.contains("max_len"));
         assert_eq!(err("actions=12z").0, 11);
     }
 
@@ -439,7 +468,6 @@ mod tests {
     #[test]
     fn unsupported_actions_are_named() {
         for (action, name) in [
-            ("controller", "controller"),
             ("learn(table=1)", "learn"),
             ("load:1->NXM_OF_IP_TOS[]", "load"),
             ("ct(commit)", "ct"),
@@ -448,11 +476,7 @@ mod tests {
         ] {
             let (column, reason) = err(&format!("actions={action}"));
             assert_eq!(column, 9, "{action}");
-            if name == "controller" {
-                assert!(reason.contains("reserved port `controller`"), "{reason}");
-            } else {
-                assert_eq!(reason, format!("unknown or unsupported action `{name}`"));
-            }
+            assert_eq!(reason, format!("unknown or unsupported action `{name}`"));
         }
     }
 }

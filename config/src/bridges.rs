@@ -44,7 +44,34 @@ pub(crate) fn resolve_bridges(raw: &[Spanned<RawBridge>], ctx: &Ctx<'_>) -> Resu
         }
         let ports = resolve_ports(b.get_ref(), &bkey, ctx, &mut registry)?;
         let rules = resolve_rules(b.get_ref(), &bkey, &ports, ctx)?;
-        bridges.push(BridgeConfig { name: name.clone(), ports, rules });
+        let mut controllers = Vec::new();
+        for (i, c) in b.get_ref().controller.iter().enumerate() {
+            let t = crate::config::ControllerTarget::parse(c.get_ref())
+                .map_err(|m| ctx.err(c.span().start, format!("{bkey}.controller[{i}]"), m))?;
+            controllers.push(t);
+        }
+        let fail_mode = match &b.get_ref().fail_mode {
+            Some(f) => crate::config::FailMode::parse(f.get_ref())
+                .map_err(|m| ctx.err(f.span().start, format!("{bkey}.fail_mode"), m))?,
+            None => crate::config::FailMode::default(),
+        };
+        let datapath_id = match &b.get_ref().datapath_id {
+            Some(d) => {
+                let text = d.get_ref();
+                let hex = text.strip_prefix("0x").unwrap_or(text);
+                let id =
+                    u64::from_str_radix(hex, 16).ok().filter(|id| *id != 0 && !hex.is_empty()).ok_or_else(|| {
+                        ctx.err(
+                            d.span().start,
+                            format!("{bkey}.datapath_id"),
+                            format!("`{text}` is not a non-zero hexadecimal datapath id"),
+                        )
+                    })?;
+                Some(id)
+            }
+            None => None,
+        };
+        bridges.push(BridgeConfig { name: name.clone(), ports, rules, controllers, fail_mode, datapath_id });
     }
     Ok(bridges)
 }

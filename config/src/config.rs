@@ -143,13 +143,86 @@ pub struct FlowConfig {
 }
 
 /// `[[bridge]]`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct BridgeConfig {
     pub name: String,
     pub ports: Vec<PortConfig>,
     /// Every rule of the bridge: `[[bridge.rule]]` tables, then `flows`, then the lines
     /// of `flows_file`, in file order.
     pub rules: Vec<Rule>,
+    /// OpenFlow controller targets: `tcp:IP:PORT` (the switch connects) and
+    /// `ptcp:PORT[:IP]` (the switch listens, on 127.0.0.1 unless an IP is given).
+    pub controllers: Vec<ControllerTarget>,
+    pub fail_mode: FailMode,
+    /// The OpenFlow datapath id (`datapath_id = "0x..."`, at most 48 bits as OVS
+    /// derives them); `None`: derived from the bridge's name. Controllers tell switches
+    /// apart by it: bridges of one name on several hosts need their own.
+    pub datapath_id: Option<u64>,
+}
+
+/// Where an OpenFlow controller is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ControllerTarget {
+    /// `tcp:IP:PORT`: connect to a controller (reconnecting with back-off).
+    Tcp(std::net::SocketAddr),
+    /// `ptcp:PORT[:IP]`: listen for controllers.
+    Ptcp(std::net::SocketAddr),
+}
+
+impl ControllerTarget {
+    /// Parses `tcp:IP:PORT` (IPv6 as `tcp:[IP]:PORT`) or `ptcp:PORT[:IP]`.
+    pub fn parse(s: &str) -> Result<ControllerTarget, String> {
+        let port = |p: &str| p.parse::<u16>().map_err(|_| format!("`{p}` is not a TCP port number"));
+        let ip = |a: &str| {
+            a.trim_start_matches('[')
+                .trim_end_matches(']')
+                .parse::<std::net::IpAddr>()
+                .map_err(|_| format!("`{a}` is not an IP address"))
+        };
+        if let Some(rest) = s.strip_prefix("tcp:") {
+            let (a, p) = rest.rsplit_once(':').ok_or_else(|| format!("`{s}`: expected tcp:IP:PORT"))?;
+            Ok(ControllerTarget::Tcp(std::net::SocketAddr::new(ip(a)?, port(p)?)))
+        } else if let Some(rest) = s.strip_prefix("ptcp:") {
+            let (p, a) = rest.split_once(':').unwrap_or((rest, "127.0.0.1"));
+            Ok(ControllerTarget::Ptcp(std::net::SocketAddr::new(ip(a)?, port(p)?)))
+        } else {
+            Err(format!("`{s}`: a controller is tcp:IP:PORT or ptcp:PORT[:IP] (unix and ssl are not supported)"))
+        }
+    }
+}
+
+impl std::fmt::Display for ControllerTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ControllerTarget::Tcp(a) => write!(f, "tcp:{}:{}", bracketed(a.ip()), a.port()),
+            ControllerTarget::Ptcp(a) => write!(f, "ptcp:{}:{}", a.port(), bracketed(a.ip())),
+        }
+    }
+}
+
+fn bracketed(ip: std::net::IpAddr) -> String {
+    if ip.is_ipv6() { format!("[{ip}]") } else { ip.to_string() }
+}
+
+/// What a bridge with controllers does while none is connected (OVS's `fail_mode`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum FailMode {
+    /// Switch as `normal` (MAC learning), bypassing the rules, until a controller
+    /// connects.
+    #[default]
+    Standalone,
+    /// Keep the rules; table misses drop.
+    Secure,
+}
+
+impl FailMode {
+    pub fn parse(s: &str) -> Result<FailMode, String> {
+        match s {
+            "standalone" => Ok(FailMode::Standalone),
+            "secure" => Ok(FailMode::Secure),
+            _ => Err(format!("`{s}`: fail_mode is `standalone` or `secure`")),
+        }
+    }
 }
 
 /// `[[bridge.port]]`.

@@ -35,8 +35,8 @@ mod values;
 
 pub use bridges::{check_topology, dangling_ports};
 pub use config::{
-    BURST_SIZE, BridgeConfig, Config, ControlConfig, DEFAULT_CONTROL_SOCKET, EalConfig, FlowConfig, MetricsConfig,
-    PmdConfig, PortConfig, SystemFacts, validate,
+    BURST_SIZE, BridgeConfig, Config, ControlConfig, ControllerTarget, DEFAULT_CONTROL_SOCKET, EalConfig, FailMode,
+    FlowConfig, MetricsConfig, PmdConfig, PortConfig, SystemFacts, validate,
 };
 pub use display::format_actions;
 pub use error::ConfigError;

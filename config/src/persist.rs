@@ -377,7 +377,7 @@ flows_file = "br1.flows"
         c.bridges.push(BridgeConfig {
             name: "br2".into(),
             ports: vec![port("c", 3, "net_tap0,iface=x0"), PortConfig { rx_queues: 4, ..port("d", 4, "net_null2") }],
-            rules: Vec::new(),
+            ..BridgeConfig::default()
         });
         write_topology(&p, &c.bridges).unwrap();
         let text = std::fs::read_to_string(&p).unwrap();

@@ -111,6 +111,9 @@ pub enum Action {
     DecTtl,
     /// `resubmit:PORT`, `resubmit(,T)`, `resubmit(PORT,T)`.
     Resubmit(Resubmit),
+    /// `controller:MAX_LEN` / `output:CONTROLLER`: send the packet (at most `max_len`
+    /// bytes of it; 65535 = all) to the bridge's OpenFlow controllers as a packet-in.
+    Controller { max_len: u16 },
     /// `goto_table:T`: continue in table T after this rule's actions (T must be greater
     /// than the current table).
     GotoTable(u8),

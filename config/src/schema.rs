@@ -102,6 +102,10 @@ pub(crate) struct RawBridge {
     pub flows_file: Option<Spanned<String>>,
     #[serde(default)]
     pub rule: Vec<Spanned<RawRule>>,
+    #[serde(default)]
+    pub controller: Vec<Spanned<String>>,
+    pub fail_mode: Option<Spanned<String>>,
+    pub datapath_id: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

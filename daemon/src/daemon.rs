@@ -127,10 +127,11 @@ pub fn run(path: &Path, check_only: bool, log: LogControl) -> Result<(), DaemonE
         appctl_server.share_with_group(gid).map_err(|e| DaemonError::Datapath(format!("control.socket_group: {e}")))?;
     }
     // The OpenFlow management sockets: `BRIDGE.mgmt` beside the control socket.
-    let bridge_names: Vec<String> = config.bridges.iter().map(|b| b.name.clone()).collect();
-    let (mut openflow_servers, openflow_calls) =
-        crate::openflow::OpenFlowServers::bind(&config.control.socket, &bridge_names, group)
-            .map_err(|e| DaemonError::Datapath(format!("OpenFlow management socket {e}")))?;
+    let (mut openflow_servers, openflow_calls) = crate::openflow::OpenFlowServers::bind(&config, group)
+        .map_err(|e| DaemonError::Datapath(format!("OpenFlow management socket {e}")))?;
+    openflow_servers
+        .start_controllers(&config, &dp_numbers, dp.take_packet_in())
+        .map_err(|e| DaemonError::Datapath(format!("OpenFlow controllers: {e}")))?;
     // Counters for readers on other threads (telemetry, metrics): see `published`.
     let published = Arc::new(Published::default());
     publish(&dp, &config, &published);
@@ -158,7 +159,7 @@ pub fn run(path: &Path, check_only: bool, log: LogControl) -> Result<(), DaemonE
             },
             recv(openflow_calls) -> c => {
                 if let Ok(call) = c {
-                    let (outcome, changed) = crate::openflow::answer(&mut dp, &config, &call);
+                    let (outcome, changed) = crate::openflow::answer(&mut dp, &config, openflow_servers.hub(), &call);
                     let outcome = if changed && outcome.is_ok() {
                         persist_bridge(&mut dp, path, &call.bridge).and(outcome)
                     } else {
@@ -182,6 +183,8 @@ pub fn run(path: &Path, check_only: bool, log: LogControl) -> Result<(), DaemonE
                     Response::from(r.map(Reply::Reload))
                 } else if crate::topology::is_topology_request(&request) {
                     Response::from(change_topology(&mut dp, path, &mut config, &mut openflow_servers, &request))
+                } else if let Some(r) = crate::openflow::controller_request(openflow_servers.hub(), &config, &request) {
+                    Response::from(r)
                 } else {
                     let started = Instant::now();
                     let r = handle(&mut dp, &config, &request);
@@ -215,6 +218,7 @@ pub fn run(path: &Path, check_only: bool, log: LogControl) -> Result<(), DaemonE
         let now = Instant::now();
         if now.duration_since(last_publish) >= PUBLISH_EVERY {
             publish(&dp, &config, &published);
+            openflow_servers.hub().watch_links(&dp.show(&config));
             last_publish = now;
         }
         if notifier.watchdog_due(now) {
@@ -340,19 +344,51 @@ fn apply_desired(
     desired: &Config,
     openflow: &mut OpenFlowServers,
 ) -> Result<ChangeReply, String> {
-    let before: Vec<String> = running.bridges.iter().map(|b| b.name.clone()).collect();
+    let before = running.clone();
+    let before_numbers: std::collections::HashMap<String, u32> = before
+        .bridges
+        .iter()
+        .flat_map(|b| &b.ports)
+        .filter_map(|p| dp.datapath_number(&p.name).map(|n| (p.name.clone(), n)))
+        .collect();
     let result = crate::reconcile::reconcile(dp, running, desired);
-    // Whatever applied (all, or part before an error): sockets follow the running bridges.
-    for b in &before {
-        if running.bridge(b).is_none() {
-            openflow.remove_bridge(b);
+    // Whatever applied (all, or part before an error): the OpenFlow side follows the
+    // running bridges and ports.
+    for b in &before.bridges {
+        if running.bridge(&b.name).is_none() {
+            openflow.remove_bridge(&b.name);
         }
     }
     for b in &running.bridges {
-        if !before.contains(&b.name)
-            && let Err(e) = openflow.add_bridge(&b.name)
+        let old = before.bridge(&b.name);
+        if old.is_none()
+            && let Err(e) = openflow.add_bridge(&b.name, b.datapath_id)
         {
             tracing::warn!("bridge {}: OpenFlow management socket not bound: {e}", b.name);
+        }
+        let same_controllers = old.is_some_and(|o| o.controllers == b.controllers && o.fail_mode == b.fail_mode);
+        if !same_controllers
+            && (old.is_some() || !b.controllers.is_empty())
+            && let Err(e) = openflow.hub().set_controllers(&b.name, &b.controllers, b.fail_mode)
+        {
+            tracing::warn!("bridge {}: controllers not set: {e}", b.name);
+        }
+        if let Some(id) = b.datapath_id.filter(|_| old.is_some_and(|o| o.datapath_id != b.datapath_id)) {
+            openflow.hub().set_dpid(&b.name, id);
+        }
+        for p in &b.ports {
+            if old.is_none_or(|o| !o.ports.iter().any(|x| x.name == p.name))
+                && let Some(n) = dp.datapath_number(&p.name)
+            {
+                openflow.hub().port_added(&b.name, p.number, n);
+            }
+        }
+    }
+    for p in before.bridges.iter().flat_map(|b| &b.ports) {
+        if !running.bridges.iter().any(|b| b.ports.iter().any(|x| x.name == p.name))
+            && let Some(n) = before_numbers.get(&p.name)
+        {
+            openflow.hub().port_removed(*n);
         }
     }
     let mut reply = result?;

@@ -36,6 +36,8 @@ pub struct Datapath {
     pipelines: Vec<Arc<PipelineShared>>,
     /// PMD counters at the last `pmd-stats-clear`, subtracted when showing.
     pmd_baseline: HashMap<usize, (PmdStats, PipelineStats)>,
+    /// The consumer end of the PMDs' packet-ins, until the OpenFlow side takes it.
+    packet_in: Option<ferrovs_pmd::PacketInSource>,
     /// Each port's datapath number, by port name.
     dp_numbers: HashMap<String, u32>,
 }
@@ -117,6 +119,7 @@ impl Datapath {
         let cache = FlowCacheConfig::for_max_flows(config.flow.limit_per_pmd as usize);
         let pipelines: Vec<Arc<PipelineShared>> = (0..n_pmds).map(|_| Arc::new(PipelineShared::new(&cache))).collect();
         let pending = pending_config_for_pool(options.n_mbufs, n_pmds);
+        let (packet_in_sink, packet_in) = ferrovs_pmd::packet_in_channel(ferrovs_pmd::packet_in::PACKET_IN_BUFFERS);
         let switch = Switch::start(eal, ports, options, |info| {
             FlowPipeline::new(
                 info.index,
@@ -127,12 +130,28 @@ impl Datapath {
                 clock,
                 pipelines[info.index].clone(),
             )
+            .with_packet_in(packet_in_sink.clone())
         })?;
         let senders = (0..n_pmds).map(|i| switch.sender(i)).collect::<Result<Vec<_>, _>>()?;
         let slow = SlowPathThread::start(slow, senders, pipelines.clone(), upcall_rx, report_rx, clock)
             .map_err(|e| DaemonError::Datapath(format!("slow-path thread: {e}")))?;
         let dp_numbers = ports.iter().map(|p| (p.name.clone(), p.number)).collect();
-        Ok(Datapath { switch, slow, pipelines, pmd_baseline: HashMap::new(), dp_numbers })
+        Ok(Datapath { switch, slow, pipelines, pmd_baseline: HashMap::new(), dp_numbers, packet_in: Some(packet_in) })
+    }
+
+    /// The packet-ins of every PMD (once; the OpenFlow side sends them).
+    pub fn take_packet_in(&mut self) -> Option<ferrovs_pmd::PacketInSource> {
+        self.packet_in.take()
+    }
+
+    /// Sets what a table miss does on `bridge` (controllers connected or not).
+    pub fn set_miss_mode(&mut self, bridge: &str, miss: ferrovs_flowcache::xlate::MissMode) -> Result<(), String> {
+        self.slow.set_miss_mode(bridge.to_string(), miss).map(|_| ())
+    }
+
+    /// Executes an OpenFlow packet-out on `bridge`.
+    pub fn packet_out(&mut self, bridge: &str, out: crate::slow_path_thread::PacketOutRequest) -> Result<(), String> {
+        self.slow.packet_out(bridge.to_string(), out)
     }
 
     /// Each PMD's loop-iteration counter as last published (the watchdog's sign of life).

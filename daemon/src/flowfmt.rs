@@ -144,6 +144,9 @@ pub fn format_actions(actions: &[DpAction]) -> String {
             DpAction::DecTtl => "dec_ttl".into(),
             DpAction::SetTpSrc(p) => format!("set(tp_src={p})"),
             DpAction::SetTpDst(p) => format!("set(tp_dst={p})"),
+            DpAction::Controller { max_len, reason, table, cookie, .. } => {
+                format!("userspace(controller(max_len={max_len},reason={reason},table={table},cookie={cookie:#x}))")
+            }
         })
         .collect::<Vec<_>>()
         .join(",")

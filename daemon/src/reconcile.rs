@@ -111,7 +111,7 @@ pub fn reconcile(dp: &mut Datapath, running: &mut Config, desired: &Config) -> R
                 rules: b.rules.clone(),
             };
             dp.topology(TopologyChange::AddBridge(spec))?;
-            running.bridges.push(BridgeConfig { name: b.name.clone(), ports: Vec::new(), rules: b.rules.clone() });
+            running.bridges.push(BridgeConfig { ports: Vec::new(), ..b.clone() });
             done.bridges_added.push(b.name.clone());
         }
     }

@@ -39,6 +39,16 @@ pub fn render(reply: &Reply) -> String {
                 let _ = writeln!(out, "port {} queue {}: pmd {} -> pmd {}", m.port, m.queue, m.from_pmd, m.to_pmd);
             }
         }
+        Reply::SetController | Reply::DelController => {}
+        Reply::GetController(r) => {
+            for t in &r.targets {
+                out.push_str(&format!("{t}\n"));
+            }
+            out.push_str(&format!(
+                "connected: {}\npacket_ins_sent: {}\npacket_ins_rate_limited: {}\n",
+                r.connected, r.packet_ins_sent, r.packet_ins_rate_limited
+            ));
+        }
     }
     out
 }

@@ -28,7 +28,8 @@ use ferrovs_flowcache::key::FlowKey;
 use ferrovs_flowcache::megaflow::MegaflowStats;
 use ferrovs_flowcache::slow_path::{BridgeSpec, SlowPath, SlowPathCounters};
 use ferrovs_flowcache::upcall::{FlowId, PmdCommand, PmdReport, UpcallBatch};
-use ferrovs_pmd::flow_pipeline::{FlowMessage, PipelineShared};
+use ferrovs_flowcache::xlate::MissMode;
+use ferrovs_pmd::flow_pipeline::{FlowMessage, PacketOut, PipelineShared};
 use ferrovs_pmd::{PipelineClock, PmdSender};
 
 use crate::flowfmt::{format_actions, format_match};
@@ -96,10 +97,6 @@ enum SlowRequest {
         bridge: String,
         answer: Answer<DumpFlowsReply>,
     },
-    RuleTexts {
-        bridge: String,
-        answer: Answer<Vec<String>>,
-    },
     DumpDpFlows {
         answer: Answer<DumpDpFlowsReply>,
     },
@@ -107,6 +104,20 @@ enum SlowRequest {
         bridge: String,
         key: FlowKey,
         answer: Answer<TraceReply>,
+    },
+    SetMissMode {
+        bridge: String,
+        miss: MissMode,
+        answer: Answer<u64>,
+    },
+    PacketOut {
+        bridge: String,
+        out: PacketOutRequest,
+        answer: Answer<()>,
+    },
+    RuleTexts {
+        bridge: String,
+        answer: Answer<Vec<String>>,
     },
     /// A bridge added or removed, or a bridge's port set changed; answered with the
     /// number of megaflows removed once every PMD has applied the change.
@@ -126,6 +137,14 @@ pub enum TopologyChange {
         ports: Vec<u32>,
         datapath_ports: Vec<u32>,
     },
+}
+
+/// An OpenFlow packet-out in the rule model: `actions` on `frame` from `in_port`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PacketOutRequest {
+    pub in_port: u32,
+    pub frame: Vec<u8>,
+    pub actions: Vec<ferrovs_config::Action>,
 }
 
 /// Counters of the thread itself, readable from any thread.
@@ -194,6 +213,17 @@ impl SlowPathThread {
     /// Adds rules to `bridge` as one change, applied by every PMD before this returns.
     pub fn add_flows(&self, bridge: String, rules: Vec<Rule>) -> Result<AddFlowsReply, String> {
         self.ask_change(|answer| SlowRequest::AddFlows { bridge, rules, answer })
+    }
+
+    /// Sets what a table miss does on `bridge`, applied everywhere before returning.
+    pub fn set_miss_mode(&self, bridge: String, miss: MissMode) -> Result<u64, String> {
+        self.ask_change(|answer| SlowRequest::SetMissMode { bridge, miss, answer })
+    }
+
+    /// Translates a packet-out and hands it to a PMD (which sends it after the
+    /// messages already queued to it).
+    pub fn packet_out(&self, bridge: String, out: PacketOutRequest) -> Result<(), String> {
+        self.ask(|answer| SlowRequest::PacketOut { bridge, out, answer })
     }
 
     /// Replaces all rules of `bridge` (a reload), applied everywhere before returning.
@@ -364,6 +394,18 @@ impl Worker {
                 let n = rules.len() as u64;
                 let r = self.rule_change(|slow| slow.replace_rules(&bridge, rules, now));
                 let _ = answer.send(r.map(|megaflows_removed| ReloadedBridge { bridge, rules: n, megaflows_removed }));
+            }
+            SlowRequest::SetMissMode { bridge, miss, answer } => {
+                let _ = answer.send(self.rule_change(|slow| slow.set_miss_mode(&bridge, miss, now)));
+            }
+            SlowRequest::PacketOut { bridge, out, answer } => {
+                let r = self.slow.packet_out(&bridge, &out.frame, out.in_port, &out.actions, now);
+                let r = r.map_err(|e| e.to_string()).and_then(|actions| {
+                    let msg = FlowMessage::PacketOut(PacketOut { in_port: out.in_port, frame: out.frame, actions });
+                    let pmd = self.pmds.first().ok_or("no PMD")?;
+                    pmd.send_timeout(msg, PMD_TIMEOUT).map_err(|e| format!("packet-out not delivered: {e}"))
+                });
+                let _ = answer.send(r);
             }
             SlowRequest::DelFlows { bridge, spec, answer } => {
                 let mut deleted = 0;

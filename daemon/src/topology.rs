@@ -41,7 +41,7 @@ pub fn desired_after(running: &Config, req: &Request) -> Result<Outcome, String>
             if running.bridge(bridge).is_some() {
                 return Err(format!("bridge {bridge} exists"));
             }
-            d.bridges.push(BridgeConfig { name: bridge.clone(), ports: Vec::new(), rules: Vec::new() });
+            d.bridges.push(BridgeConfig { name: bridge.clone(), ..BridgeConfig::default() });
         }
         Request::DelBr { bridge, force } => {
             let b = running.bridge(bridge).ok_or_else(|| no_bridge(bridge))?;

@@ -47,7 +47,26 @@ pub enum DpAction {
     /// TCP/UDP/SCTP port rewrites keep the L4 checksum right.
     SetTpSrc(u16),
     SetTpDst(u16),
+    /// Send a copy of the packet, as it is at this point of the list, to the bridge's
+    /// OpenFlow controllers (a packet-in): at most `max_len` bytes of it (`u16::MAX`:
+    /// the whole frame), with the reason (`OFPR_NO_MATCH` = 0 for a table miss,
+    /// `OFPR_ACTION` = 1), the table and the cookie of the rule that sent it. Every
+    /// packet of a megaflow with this action goes to the controller: the PMD executes it
+    /// like an output.
+    Controller {
+        /// The packet's ingress port (always exact in a megaflow's mask).
+        in_port: u32,
+        max_len: u16,
+        reason: u8,
+        table: u8,
+        cookie: u64,
+    },
 }
+
+/// `OFPR_NO_MATCH`: a packet-in for a table miss.
+pub const REASON_NO_MATCH: u8 = 0;
+/// `OFPR_ACTION`: a packet-in for a controller action.
+pub const REASON_ACTION: u8 = 1;
 
 /// The action list of a megaflow. Empty means drop.
 pub type DpActions = Vec<DpAction>;

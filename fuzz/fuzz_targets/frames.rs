@@ -42,7 +42,7 @@ fn edited(mut k: FlowKey, a: &DpAction) -> FlowKey {
         DpAction::DecTtl => k.set_nw_ttl(k.nw_ttl() - 1),
         DpAction::SetTpSrc(p) => k.set_tp_src(p),
         DpAction::SetTpDst(p) => k.set_tp_dst(p),
-        DpAction::Output(_) | DpAction::PushVlan { .. } | DpAction::PopVlan => {}
+        DpAction::Output(_) | DpAction::Controller { .. } | DpAction::PushVlan { .. } | DpAction::PopVlan => {}
     }
     k
 }

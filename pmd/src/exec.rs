@@ -69,6 +69,8 @@ pub struct TxState {
     pub(crate) counters: Vec<PortCounters>,
     pub(crate) pmd: PmdLocal,
     pool: Mempool,
+    /// Where `DpAction::Controller` copies go (none: they are dropped and counted).
+    pub(crate) packet_in: Option<crate::packet_in::PacketInSink>,
 }
 
 /// What one edit did to a packet.
@@ -125,6 +127,7 @@ impl TxState {
             counters: vec![PortCounters::default(); slots],
             pmd: PmdLocal::default(),
             pool,
+            packet_in: None,
         };
         let mut table = SlotTable::new();
         for (slot, (number, port)) in ports.into_iter().enumerate() {
@@ -199,7 +202,9 @@ impl TxState {
 
     fn execute_list(&mut self, in_idx: usize, pkt: Mbuf, actions: &[DpAction]) {
         // Edits after the last output cannot be observed: stop there.
-        let Some(last_out) = actions.iter().rposition(|a| matches!(a, DpAction::Output(_))) else {
+        let Some(last_out) =
+            actions.iter().rposition(|a| matches!(a, DpAction::Output(_) | DpAction::Controller { .. }))
+        else {
             return self.drop_counted(in_idx, pkt, |c| c.drop_action += 1);
         };
         let mut m = pkt;
@@ -209,6 +214,12 @@ impl TxState {
                 DpAction::Output(p) => {
                     let s = m.share();
                     self.output(p, s);
+                }
+                DpAction::Controller { .. } => {
+                    crate::packet_in::execute(self.packet_in.as_ref(), &m, a);
+                    if k == last_out {
+                        return;
+                    }
                 }
                 _ => {
                     m = match self.private(m) {
@@ -327,6 +338,15 @@ impl TxState {
         c.drop_tx_full += (queued - sent) as u64;
         port.batch.free_all();
         port.pending_bytes = 0;
+    }
+
+    /// Executes `actions` on a copy of `frame` in a new mbuf (a packet-out), as if
+    /// received on `in_idx`. Counted as `drop_no_mbuf` if the pool is empty.
+    pub(crate) fn execute_frame(&mut self, in_idx: usize, frame: &[u8], actions: &[DpAction]) {
+        match self.pool.alloc_frame(frame) {
+            Ok(m) => self.execute(in_idx, m, actions),
+            Err(_) => self.count_in(in_idx, |c| c.drop_no_mbuf += 1),
+        }
     }
 
     /// Sends every pending batch.

@@ -78,6 +78,7 @@ use std::sync::Arc;
 
 use crossbeam_channel::Sender;
 use ferrovs_dpdk::{BURST, Mbuf};
+use ferrovs_flowcache::actions::DpActions;
 use ferrovs_flowcache::extract::extract;
 use ferrovs_flowcache::key::FlowKey;
 use ferrovs_flowcache::pending::{Parked, PendingConfig, PendingMisses};
@@ -88,6 +89,7 @@ use crate::clock::PipelineClock;
 use crate::flow_names::FlowNames;
 use crate::flow_reports::ReportQueue;
 use crate::flow_stats::FlowStatsTable;
+use crate::packet_in::PacketInSink;
 use crate::pipeline::{Injector, PacketView, Pipeline, Verdict};
 use crate::stats::counter_set;
 
@@ -106,6 +108,17 @@ pub const EVICT_SAMPLE: usize = 16;
 #[derive(Debug, Clone)]
 pub enum FlowMessage {
     Command(PmdCommand),
+    /// An OpenFlow packet-out, translated by the slow path.
+    PacketOut(PacketOut),
+}
+
+/// A frame to send with its datapath actions (see [`Injector::execute_frame`]).
+#[derive(Debug, Clone)]
+pub struct PacketOut {
+    /// The ingress port the frame is treated as coming from (maybe a reserved port).
+    pub in_port: u32,
+    pub frame: Vec<u8>,
+    pub actions: DpActions,
 }
 
 counter_set! {
@@ -211,6 +224,8 @@ pub struct FlowPipeline {
     found: [Option<MegaflowId>; BURST],
     /// The clock as read for the last burst (misses of that burst are parked at it).
     burst_ms: u64,
+    /// Where `DpAction::Controller` sends packets (see [`FlowPipeline::with_packet_in`]).
+    packet_in: Option<PacketInSink>,
 }
 
 impl FlowPipeline {
@@ -251,7 +266,14 @@ impl FlowPipeline {
             bytes: [0; BURST],
             found: [None; BURST],
             burst_ms: 0,
+            packet_in: None,
         }
+    }
+
+    /// This pipeline's PMD copies the packets of `DpAction::Controller` to `sink`.
+    pub fn with_packet_in(mut self, sink: PacketInSink) -> FlowPipeline {
+        self.packet_in = Some(sink);
+        self
     }
 
     pub fn pmd(&self) -> usize {
@@ -551,7 +573,12 @@ impl Pipeline for FlowPipeline {
         self.dirty = true;
         match msg {
             FlowMessage::Command(cmd) => self.handle_command(cmd, inject),
+            FlowMessage::PacketOut(p) => inject.execute_frame(p.in_port, &p.frame, &p.actions),
         }
+    }
+
+    fn packet_in_sink(&self) -> Option<PacketInSink> {
+        self.packet_in.clone()
     }
 
     fn housekeeping(&mut self, inject: &mut Injector<'_>) -> bool {

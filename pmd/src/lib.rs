@@ -16,7 +16,8 @@
 //! the slow path), `flow_reports` (gone megaflows and executed keys on their way to the
 //! slow path, private), `flow_names` (slow-path
 //! flow ids against cache ids, private), [`clock`] (the pipeline's millisecond time base),
-//! [`exec`] (executing actions through flowcache's edits, per-port tx batching), [`stats`]
+//! [`exec`] (executing actions through flowcache's edits, per-port tx batching),
+//! [`packet_in`] (frames copied for the OpenFlow controllers), [`stats`]
 //! (counters and their published atomic mirrors), [`forwarder`] (a per-ingress-port
 //! pipeline without packet parsing, used by the ring tests and as the benchmarks'
 //! floor; the daemon does not use it).
@@ -29,6 +30,7 @@ pub mod flow_pipeline;
 mod flow_reports;
 pub mod flow_stats;
 pub mod forwarder;
+pub mod packet_in;
 pub mod pipeline;
 pub mod pmd;
 mod port_change;
@@ -39,10 +41,11 @@ pub mod switch;
 pub use clock::PipelineClock;
 pub use error::SwitchError;
 pub use flow_pipeline::{
-    FlowMessage, FlowPipeline, PipelineCounters, PipelineShared, PipelineStats, pending_config_for_pool,
+    FlowMessage, FlowPipeline, PacketOut, PipelineCounters, PipelineShared, PipelineStats, pending_config_for_pool,
 };
 pub use flow_stats::FlowStatsTable;
 pub use forwarder::{ForwardRule, Forwarder, ForwarderMessage};
+pub use packet_in::{PacketInFrame, PacketInSink, PacketInSource, packet_in_channel};
 pub use pipeline::{Injector, PacketView, Pipeline, Verdict};
 pub use pmd::PmdMessage;
 pub use spec::{IdleBackoff, MAX_PORT_NUMBER, PortSource, PortSpec, SwitchOptions, online_cpus, validate};

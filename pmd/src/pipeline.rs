@@ -75,6 +75,12 @@ pub trait Pipeline: Send + 'static {
         let _ = inject;
         false
     }
+
+    /// Where this PMD sends the packets of `DpAction::Controller` (asked once, when the
+    /// PMD starts); none by default, and then such copies are not made.
+    fn packet_in_sink(&self) -> Option<crate::packet_in::PacketInSink> {
+        None
+    }
 }
 
 /// Lets a message handler transmit packets through the PMD's batched tx path.
@@ -88,6 +94,13 @@ impl Injector<'_> {
     pub fn execute(&mut self, in_port: u32, pkt: Mbuf, actions: &[DpAction]) {
         let idx = self.tx.port_index(in_port);
         self.tx.execute(idx, pkt, actions);
+    }
+
+    /// Executes `actions` on a copy of `frame` in a new mbuf from the pool, as if
+    /// received on `in_port` (a packet-out; `in_port` may be a reserved port).
+    pub fn execute_frame(&mut self, in_port: u32, frame: &[u8], actions: &[DpAction]) {
+        let idx = self.tx.port_index(in_port);
+        self.tx.execute_frame(idx, frame, actions);
     }
 
     /// Drops a packet received on `in_port` that [`Pipeline::miss`] had taken, counting

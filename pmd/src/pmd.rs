@@ -79,6 +79,7 @@ impl<C: Pipeline> PmdThread<C> {
                 return;
             }
         };
+        self.tx.packet_in = self.pipeline.packet_in_sink();
         self.shared.running.store(true, Ordering::SeqCst);
         let _ = started.send(Ok(()));
         drop(started);

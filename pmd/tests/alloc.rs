@@ -75,6 +75,10 @@ impl Pipeline for Counted {
     fn housekeeping(&mut self, inject: &mut Injector<'_>) -> bool {
         self.0.housekeeping(inject)
     }
+
+    fn packet_in_sink(&self) -> Option<ferrovs_pmd::PacketInSink> {
+        self.0.packet_in_sink()
+    }
 }
 
 /// UDP from 198.18.0.1 to 10.0.(d / 256).(d % 256): one megaflow per destination.
@@ -99,23 +103,34 @@ fn dst_mask() -> Mask {
 
 /// The fake slow path: installs a megaflow (in_port, dl_type, nw_dst -> output 2) per
 /// upcall, except for destinations whose last byte is a multiple of 5 (executed without
-/// a megaflow, every time they miss); drains the reports. Returns the ids it installed.
+/// a megaflow, every time they miss); destinations whose last byte is a multiple of 3
+/// also go to the controller (packet-ins, drained here). Drains the reports. Returns
+/// the ids it installed, the packets executed and the packet-ins received.
 fn slow_path(
     upcalls: crossbeam_channel::Receiver<UpcallBatch>,
     reports: crossbeam_channel::Receiver<PmdReport>,
+    packet_ins: ferrovs_pmd::PacketInSource,
     pmd: PmdSender<Msg>,
     stop: Arc<AtomicBool>,
-) -> std::thread::JoinHandle<(Vec<FlowId>, u64)> {
+) -> std::thread::JoinHandle<(Vec<FlowId>, u64, u64)> {
     std::thread::spawn(move || {
-        let (mut ids, mut executed) = (Vec::new(), 0u64);
+        let (mut ids, mut executed, mut pins) = (Vec::new(), 0u64, 0u64);
         let mut next: FlowId = 1;
         while !stop.load(Ordering::SeqCst) {
             while let Ok(r) = reports.try_recv() {
                 executed += r.executed().iter().map(|e| e.packets).sum::<u64>();
             }
+            while let Some(p) = packet_ins.recv_timeout(Duration::ZERO) {
+                pins += 1;
+                packet_ins.recycle(p.data);
+            }
             let Ok(batch) = upcalls.recv_timeout(Duration::from_millis(2)) else { continue };
             for u in batch.upcalls() {
-                let actions = vec![DpAction::Output(2)];
+                let mut actions = vec![DpAction::Output(2)];
+                if u.key.nw_dst_u32() % 3 == 0 {
+                    let c = DpAction::Controller { in_port: 1, max_len: u16::MAX, reason: 1, table: 0, cookie: 0 };
+                    actions.insert(0, c);
+                }
                 let cmd = if u.key.nw_dst_u32() % 5 == 0 {
                     PmdCommand::Execute { key: u.key, actions }
                 } else {
@@ -126,7 +141,7 @@ fn slow_path(
                 let _ = pmd.send_timeout(Msg::Flow(FlowMessage::Command(cmd)), Duration::from_secs(2));
             }
         }
-        (ids, executed)
+        (ids, executed, pins)
     })
 }
 
@@ -155,20 +170,24 @@ fn pmd_loop_does_not_allocate() -> Result<(), Failed> {
         ..Default::default()
     };
     let sh = shared.clone();
+    let (pin_sink, pin_source) = ferrovs_pmd::packet_in_channel(64);
     let mut sw = Switch::start(eal, &specs, &options, |info| {
-        Counted(FlowPipeline::new(
-            info.index,
-            cfg,
-            PendingConfig::new(256, 1024),
-            up_tx.clone(),
-            rep_tx.clone(),
-            clock,
-            sh.clone(),
-        ))
+        Counted(
+            FlowPipeline::new(
+                info.index,
+                cfg,
+                PendingConfig::new(256, 1024),
+                up_tx.clone(),
+                rep_tx.clone(),
+                clock,
+                sh.clone(),
+            )
+            .with_packet_in(pin_sink.clone()),
+        )
     })?;
     drop((up_tx, rep_tx));
     let stop = Arc::new(AtomicBool::new(false));
-    let slow = slow_path(up_rx, rep_rx, sw.sender(0)?, stop.clone());
+    let slow = slow_path(up_rx, rep_rx, pin_source, sw.sender(0)?, stop.clone());
     let stats = || -> PipelineStats { shared.counters.snapshot() };
 
     sw.send(0, Msg::Count(true))?;
@@ -220,17 +239,17 @@ fn pmd_loop_does_not_allocate() -> Result<(), Failed> {
     sw.barrier(Duration::from_secs(2))?;
     let (allocs, frees) = (allocations() - a0, deallocations() - f0);
     stop.store(true, Ordering::SeqCst);
-    let (installed, executed) = slow.join().map_err(|_| "slow path panicked")?;
+    let (installed, executed, packet_ins) = slow.join().map_err(|_| "slow path panicked")?;
     println!(
-        "{sent} packets, {} installs, {} evictions, {} executed, {} removals, {} expirations: \
-         {allocs} allocations and {frees} frees on the PMD thread",
+        "{sent} packets, {} installs, {} evictions, {} executed, {packet_ins} packet-ins, {} removals, \
+         {} expirations: {allocs} allocations and {frees} frees on the PMD thread",
         installed.len(),
         s.evictions,
         executed,
         s.removals,
         s.expirations
     );
-    check(executed > 0 && installed.len() > LIMIT, || format!("{s:#?}"))?;
+    check(executed > 0 && installed.len() > LIMIT && packet_ins > 0, || format!("{s:#?}"))?;
     check(allocs == 0, || format!("the PMD thread allocated {allocs} times"))?;
     let sw_pool = sw.mempool().clone();
     sw.stop();

@@ -18,6 +18,7 @@ use std::time::Duration;
 use ferrovs_e2e::{Daemon, TempDir, frames, read_pcap, wait_until, write_pcap};
 use libtest_mimic::{Arguments, Failed, Trial};
 
+mod controller;
 mod flows;
 mod many_flows;
 mod openflow;
@@ -254,6 +255,11 @@ fn main() {
         Trial::test("openflow_ovs_ofctl_manages_rules_of10", openflow::manages_rules_of10),
         Trial::test("openflow_ovs_ofctl_manages_rules_of13", openflow::manages_rules_of13),
         Trial::test("openflow_rules_route_traffic", openflow::rules_route_traffic),
+        Trial::test("openflow_controller_osken_simple_switch_13", controller::osken_simple_switch_13)
+            .with_ignored_flag(!root),
+        Trial::test("openflow_controller_osken_two_switches", controller::osken_two_switches).with_ignored_flag(!root),
+        Trial::test("openflow_fail_open_then_of10_controller", controller::fail_open_then_of10_controller)
+            .with_ignored_flag(!root),
         Trial::test("service_metrics_endpoint_matches_ctl", service::metrics_endpoint_matches_ctl),
         Trial::test("service_dpdk_telemetry_with_file_prefix", service::dpdk_telemetry_with_file_prefix),
         Trial::test("service_hugepages_script_applies_the_plan", service::hugepages_script_applies_the_plan),

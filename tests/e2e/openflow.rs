@@ -126,6 +126,7 @@ const ADDED_FILE: &[&str] = &[
     "priority=9,icmp,icmp_type=8,actions=mod_nw_dst:10.0.0.9,mod_dl_src:02:00:00:00:00:09,output:3",
     "priority=4,in_port=3,actions=resubmit(,1)",
     "table=1,priority=1,actions=drop",
+    "table=3,priority=0,actions=CONTROLLER:100",
 ];
 
 /// add-flow, add-flows, dump-flows, del-flows (with and without a match, strict, by
@@ -165,6 +166,7 @@ fn manage_in(version: &str) -> Result<(), Failed> {
     ofctl_ok(version, &of, &["del-flows", "--strict", "table=1,priority=1"])?;
     ofctl_ok(version, &of, &["del-flows", "--strict", "priority=8,ip,nw_ttl=9"])?;
     ofctl_ok(version, &of, &["del-flows", "out_port=3"])?;
+    ofctl_ok(version, &of, &["del-flows", "out_port=CONTROLLER"])?;
     ofctl_ok(version, &of, &["mod-flows", "table=2,arp,actions=output:2"])?;
     // A strict modify with another priority changes nothing (and adds nothing in 1.3;
     // in 1.0 a modify that selects nothing adds, so only 1.3 tries it).
@@ -201,9 +203,7 @@ fn manage_in(version: &str) -> Result<(), Failed> {
     }
 
     // Refused: a field and an output the rule model lacks; the port's admin state.
-    for (rule, error) in
-        [("reg0=1,actions=output:1", "OFPBMC_BAD_FIELD"), ("actions=CONTROLLER", "OFPBAC_BAD_OUT_PORT")]
-    {
+    for (rule, error) in [("reg0=1,actions=output:1", "OFPBMC_BAD_FIELD"), ("actions=LOCAL", "OFPBAC_BAD_OUT_PORT")] {
         match ofctl(version, &of, &["add-flow", rule]) {
             Ok(out) => return Err(format!("add-flow {rule} was accepted: {out}").into()),
             Err(e) if e.contains(error) => {}

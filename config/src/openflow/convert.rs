@@ -39,7 +39,8 @@
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use super::{
-    Action as WireAction, Field, Instruction, Match as WireMatch, MatchField, OFPP_IN_PORT, OfpError, Version,
+    Action as WireAction, Field, Instruction, Match as WireMatch, MatchField, OFPP_CONTROLLER, OFPP_IN_PORT, OfpError,
+    Version,
 };
 use crate::field::MatchSlot;
 use crate::rules::{self, Action, Masked, Resubmit, Rule, SetField};
@@ -50,6 +51,8 @@ pub const OFPP_NORMAL: u32 = 0xffff_fffa;
 pub const OFPP_FLOOD: u32 = 0xffff_fffb;
 /// `OFPP_ALL`.
 pub const OFPP_ALL: u32 = 0xffff_fffc;
+/// `OFPP_TABLE`: in a packet-out, "through the flow tables" (from table 0).
+pub const OFPP_TABLE: u32 = 0xffff_fff9;
 /// `OFPP_MAX`: the first reserved port number.
 pub const OFPP_MAX: u32 = 0xffff_ff00;
 /// `OFPTT_ALL`: every table (delete, modify, statistics).
@@ -273,9 +276,12 @@ pub fn match_to_wire(m: &rules::Match, form: MatchForm) -> Result<WireMatch, &'s
     Ok(WireMatch { fields })
 }
 
-fn output(port: u32) -> Result<Action, OfpError> {
+fn output(port: u32, max_len: u16, packet_out: bool) -> Result<Action, OfpError> {
     Ok(match port {
         OFPP_IN_PORT => Action::InPort,
+        OFPP_CONTROLLER => Action::Controller { max_len },
+        // `resubmit(,0)` with the packet-out's in_port is exactly "through the tables".
+        OFPP_TABLE if packet_out => Action::Resubmit(Resubmit { in_port: None, table: Some(0) }),
         OFPP_FLOOD => Action::Flood,
         OFPP_ALL => Action::All,
         OFPP_NORMAL => Action::Normal,
@@ -309,13 +315,13 @@ fn set_field(field: Field, value: u128) -> Result<Action, OfpError> {
 
 /// One wire action list in the rule model; `pushed` says a `push_vlan:0x8100` came
 /// before (see the module doc).
-fn actions_from_wire(list: &[WireAction], out: &mut Vec<Action>) -> Result<(), OfpError> {
+fn actions_from_wire(list: &[WireAction], out: &mut Vec<Action>, packet_out: bool) -> Result<(), OfpError> {
     let mut pushed = false;
     for (i, a) in list.iter().enumerate() {
         let next_sets_vlan =
             || matches!(list.get(i + 1), Some(WireAction::SetField { field: Field::VlanVid | Field::VlanPcp, .. }));
         let action = match *a {
-            WireAction::Output { port, .. } => output(port)?,
+            WireAction::Output { port, max_len } => output(port, max_len, packet_out)?,
             WireAction::SetVlanVid(v) => Action::ModVlanVid(v),
             WireAction::SetVlanPcp(p) => Action::ModVlanPcp(p),
             WireAction::PopVlan => {
@@ -375,7 +381,7 @@ pub fn instructions_from_wire(list: &[Instruction]) -> Result<Vec<Action>, OfpEr
     let mut goto = None;
     for i in list {
         match i {
-            Instruction::ApplyActions(a) => actions_from_wire(a, &mut out)?,
+            Instruction::ApplyActions(a) => actions_from_wire(a, &mut out, false)?,
             Instruction::GotoTable(t) => goto = Some(*t),
             Instruction::WriteMetadata { .. }
             | Instruction::WriteActions(_)
@@ -384,6 +390,29 @@ pub fn instructions_from_wire(list: &[Instruction]) -> Result<Vec<Action>, OfpEr
         }
     }
     out.extend(goto.map(Action::GotoTable));
+    Ok(out)
+}
+
+impl<'a> WireRule<'a> {
+    /// What the flow-mod `fm` says, as received (its own table id).
+    pub fn of(fm: &'a super::FlowMod) -> WireRule<'a> {
+        WireRule {
+            table: fm.table_id,
+            priority: fm.priority,
+            cookie: fm.cookie,
+            idle_timeout: fm.idle_timeout,
+            hard_timeout: fm.hard_timeout,
+            matches: &fm.matches,
+            instructions: &fm.instructions,
+        }
+    }
+}
+
+/// A packet-out's action list in the rule model: as a rule's, plus `output:TABLE`
+/// (as `resubmit(,0)`, run with the packet-out's in_port).
+pub fn packet_out_actions_from_wire(list: &[WireAction]) -> Result<Vec<Action>, OfpError> {
+    let mut out = Vec::new();
+    actions_from_wire(list, &mut out, true)?;
     Ok(out)
 }
 
@@ -501,6 +530,7 @@ pub fn actions_to_wire(rule: &Rule, v: Version) -> Result<Vec<Instruction>, &'st
             Action::Flood => list.push(out(OFPP_FLOOD)),
             Action::All => list.push(out(OFPP_ALL)),
             Action::Normal => list.push(out(OFPP_NORMAL)),
+            Action::Controller { max_len } => list.push(WireAction::Output { port: OFPP_CONTROLLER, max_len }),
             Action::ModVlanVid(x) => match v {
                 Version::Of10 => list.push(WireAction::SetVlanVid(x)),
                 Version::Of13 => {

@@ -4,24 +4,30 @@
 //! statistics go to the main thread ([`OfCall`]) and are waited for.
 
 use std::io::{ErrorKind, Read, Write};
+use std::net::TcpStream;
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Sender, bounded};
 use ferrovs_config::Masked;
-use ferrovs_config::openflow::convert::{OFPTT_ALL, WireRule, rule_from_wire, selection_from_wire};
+use ferrovs_config::openflow::convert::{
+    OFPTT_ALL, WireRule, packet_out_actions_from_wire, rule_from_wire, selection_from_wire,
+};
 use ferrovs_config::openflow::{
     Body, DecodeError, ErrorMsg, FlowFormat, FlowMod, FlowModCommand, FlowStatsRequest, Hello, Message, MpReply,
-    MpRequest, MultipartReply, OFPP_ANY, OfpError, PortMod, SwitchConfig, Version, decode, encode, negotiate,
-    next_message_len,
+    MpRequest, MultipartReply, NO_BUFFER, OFPP_ANY, OfpError, PacketOut, PortMod, SwitchConfig, Version, decode,
+    encode, negotiate, next_message_len,
 };
 use ferrovs_flowcache::slow_path::match_covers;
 
+use super::controller::Hub;
 use super::flow_table::{ChangeKind, FlowChange, outputs_to};
 use super::replies::{self, N_TABLES};
-use super::{OfAnswer, OfCall, OfRequest, RuleStats, datapath_id};
+use super::{OfAnswer, OfCall, OfRequest, RuleStats};
 use crate::protocol::{ANSWER_TIMEOUT, PortInfo};
+use crate::slow_path_thread::PacketOutRequest;
 
 /// Who is at the other end.
 pub struct Peer<'a> {
@@ -29,6 +35,62 @@ pub struct Peer<'a> {
     pub uid: Option<u32>,
     /// Root or the daemon's user: may change rules.
     pub may_change: bool,
+    /// A controller (TCP, active or passive): gets packet-ins, counts for the fail mode,
+    /// and is probed with echo requests when idle this long (dropped after twice it).
+    pub controller: Option<Duration>,
+}
+
+/// A byte stream an OpenFlow connection runs over (unix or TCP).
+pub trait OfStream: Send + Sync + 'static {
+    fn read_some(&self, buf: &mut [u8]) -> std::io::Result<usize>;
+    fn write_bytes(&self, bytes: &[u8]) -> std::io::Result<()>;
+    fn set_timeouts(&self, read: Duration, write: Duration) -> std::io::Result<()>;
+    fn close(&self);
+}
+
+macro_rules! of_stream {
+    ($t:ty) => {
+        impl OfStream for $t {
+            fn read_some(&self, buf: &mut [u8]) -> std::io::Result<usize> {
+                (&*self).read(buf)
+            }
+            fn write_bytes(&self, bytes: &[u8]) -> std::io::Result<()> {
+                (&*self).write_all(bytes)
+            }
+            fn set_timeouts(&self, read: Duration, write: Duration) -> std::io::Result<()> {
+                self.set_read_timeout(Some(read))?;
+                self.set_write_timeout(Some(write))
+            }
+            fn close(&self) {
+                let _ = self.shutdown(std::net::Shutdown::Both);
+            }
+        }
+    };
+}
+of_stream!(UnixStream);
+of_stream!(TcpStream);
+
+/// The writing side of a connection, shared by its own thread (replies) and the
+/// packet-in sender: one message is written whole before the next.
+pub struct ConnWriter {
+    stream: Arc<dyn OfStream>,
+    lock: Mutex<()>,
+}
+
+impl ConnWriter {
+    pub fn new(stream: Arc<dyn OfStream>) -> ConnWriter {
+        ConnWriter { stream, lock: Mutex::new(()) }
+    }
+
+    pub fn send(&self, bytes: &[u8]) -> std::io::Result<()> {
+        let _g = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+        self.stream.write_bytes(bytes)
+    }
+
+    /// Closes the connection (its thread then ends).
+    pub fn close(&self) {
+        self.stream.close();
+    }
 }
 
 /// The largest message a peer may send (the header's length field is 16 bits).
@@ -43,10 +105,17 @@ const FLOW_MOD_FAILED: [(u16, u16); 2] = [(3, 5), (5, 0)];
 /// A port-mod that changes the (unsupported) administrative state: `OFPPMFC_BAD_CONFIG`
 /// in 1.3; 1.0 has no such code, so `OFPBRC_EPERM` there.
 const PORT_MOD_BAD_CONFIG: [(u16, u16); 2] = [(1, 5), (7, 2)];
+/// A change from a slave controller: `OFPBRC_IS_SLAVE` in 1.3, `OFPBRC_EPERM` in 1.0.
+const IS_SLAVE: [(u16, u16); 2] = [(1, 5), (1, 10)];
+/// `OFPET_ROLE_REQUEST_FAILED` (1.3).
+const ROLE_REQUEST_FAILED: u16 = 11;
 
 struct Conn<'a> {
     peer: Peer<'a>,
     to_main: &'a Sender<OfCall>,
+    hub: &'a Hub,
+    /// This connection's id in the hub (registered once the version is known).
+    id: u64,
     version: Version,
     dpid: u64,
     flow_format: FlowFormat,
@@ -58,17 +127,29 @@ fn pair(p: [(u16, u16); 2], v: Version) -> (u16, u16) {
     if v == Version::Of10 { p[0] } else { p[1] }
 }
 
-/// Serves one connection until the peer closes it or the server stops.
-pub fn serve(stream: UnixStream, peer: Peer, to_main: &Sender<OfCall>, stop: &AtomicBool) -> std::io::Result<()> {
-    stream.set_read_timeout(Some(POLL))?;
-    stream.set_write_timeout(Some(ANSWER_TIMEOUT))?;
+/// Serves one connection until the peer closes it, stops answering echo requests (a
+/// controller), or the server stops.
+pub fn serve(
+    stream: Arc<dyn OfStream>,
+    peer: Peer,
+    to_main: &Sender<OfCall>,
+    hub: &Hub,
+    stop: &AtomicBool,
+) -> std::io::Result<()> {
+    stream.set_timeouts(POLL, if peer.controller.is_some() { CONTROLLER_WRITE_TIMEOUT } else { ANSWER_TIMEOUT })?;
+    let writer = Arc::new(ConnWriter::new(stream.clone()));
     let ours = Hello::offering(&[Version::Of10, Version::Of13]);
     let hello = Message { version: Version::Of13, xid: 0, body: Body::Hello(ours.clone()) };
-    (&stream).write_all(&encode(&hello).map_err(std::io::Error::other)?)?;
+    writer.send(&encode(&hello).map_err(std::io::Error::other)?)?;
+    let id = hub.next_id();
+    let _registration = Registration { hub, id, bridge: peer.bridge };
+    let probe = peer.controller;
     let mut conn = Conn {
-        dpid: datapath_id(peer.bridge),
+        dpid: hub.dpid(peer.bridge),
         peer,
         to_main,
+        hub,
+        id,
         version: Version::Of10,
         flow_format: FlowFormat::OpenFlow10,
         table_id_enabled: false,
@@ -78,11 +159,32 @@ pub fn serve(stream: UnixStream, peer: Peer, to_main: &Sender<OfCall>, stop: &At
     let mut negotiated = false;
     let mut received: Vec<Vec<u8>> = Vec::new();
     let mut chunk = [0u8; 16384];
+    let mut last_rx = Instant::now();
+    let mut probed = false;
     while !stop.load(Ordering::Relaxed) {
-        match (&stream).read(&mut chunk) {
+        match stream.read_some(&mut chunk) {
             Ok(0) => return Ok(()),
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Ok(n) => {
+                buf.extend_from_slice(&chunk[..n]);
+                last_rx = Instant::now();
+                probed = false;
+            }
             Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted) => {
+                if let Some(interval) = probe {
+                    let idle = last_rx.elapsed();
+                    if idle >= 2 * interval {
+                        tracing::warn!(
+                            "OpenFlow controller on {}: no answer for {idle:?}, disconnecting",
+                            conn.peer.bridge
+                        );
+                        return Ok(());
+                    }
+                    if idle >= interval && !probed && negotiated {
+                        probed = true;
+                        let echo = Message { version: conn.version, xid: 0, body: Body::EchoRequest(Vec::new()) };
+                        writer.send(&encode(&echo).map_err(std::io::Error::other)?)?;
+                    }
+                }
                 continue;
             }
             Err(e) => return Err(e),
@@ -97,7 +199,7 @@ pub fn serve(stream: UnixStream, peer: Peer, to_main: &Sender<OfCall>, stop: &At
                     // this, and hang up.
                     let mut replies = conn.handle_all(std::mem::take(&mut received));
                     replies.push(decode_error_reply(conn.version, &e));
-                    write_raw(&stream, &replies)?;
+                    write_raw(&writer, &replies)?;
                     return Ok(());
                 }
             };
@@ -108,12 +210,13 @@ pub fn serve(stream: UnixStream, peer: Peer, to_main: &Sender<OfCall>, stop: &At
                         Some(v) => {
                             conn.version = v;
                             negotiated = true;
+                            conn.register(&writer);
                             continue;
                         }
                         None => {
                             let e = ErrorMsg { err_type: 0, code: 0, data: b"no common OpenFlow version".to_vec() };
                             let reply = Message { version: Version::Of10, xid: 0, body: Body::Error(e) };
-                            write(&stream, &[reply])?;
+                            write(&writer, &[reply])?;
                             return Ok(());
                         }
                     },
@@ -121,9 +224,10 @@ pub fn serve(stream: UnixStream, peer: Peer, to_main: &Sender<OfCall>, stop: &At
                     Ok((m, _)) => {
                         conn.version = m.version;
                         negotiated = true;
+                        conn.register(&writer);
                     }
                     Err(e) => {
-                        write_raw(&stream, &[decode_error_reply(e.version.unwrap_or(Version::Of10), &e)])?;
+                        write_raw(&writer, &[decode_error_reply(e.version.unwrap_or(Version::Of10), &e)])?;
                         return Ok(());
                     }
                 }
@@ -131,24 +235,37 @@ pub fn serve(stream: UnixStream, peer: Peer, to_main: &Sender<OfCall>, stop: &At
             received.push(raw);
         }
         let replies = conn.handle_all(std::mem::take(&mut received));
-        write_raw(&stream, &replies)?;
+        write_raw(&writer, &replies)?;
     }
     Ok(())
 }
 
-fn write(stream: &UnixStream, msgs: &[Message]) -> std::io::Result<()> {
+/// How long a write to a controller may block (a stuck controller must not hold up the
+/// packet-in sender for long).
+const CONTROLLER_WRITE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Removes a connection from the hub when its thread ends, however it ends.
+struct Registration<'a> {
+    hub: &'a Hub,
+    id: u64,
+    bridge: &'a str,
+}
+
+impl Drop for Registration<'_> {
+    fn drop(&mut self) {
+        self.hub.unregister(self.bridge, self.id);
+    }
+}
+
+fn write(writer: &ConnWriter, msgs: &[Message]) -> std::io::Result<()> {
     for m in msgs {
-        stream_write(stream, &encode(m).map_err(std::io::Error::other)?)?;
+        writer.send(&encode(m).map_err(std::io::Error::other)?)?;
     }
     Ok(())
 }
 
-fn write_raw(stream: &UnixStream, msgs: &[Vec<u8>]) -> std::io::Result<()> {
-    msgs.iter().try_for_each(|m| stream_write(stream, m))
-}
-
-fn stream_write(mut stream: &UnixStream, bytes: &[u8]) -> std::io::Result<()> {
-    stream.write_all(bytes)
+fn write_raw(writer: &ConnWriter, msgs: &[Vec<u8>]) -> std::io::Result<()> {
+    msgs.iter().try_for_each(|m| writer.send(m))
 }
 
 /// An error reply to the message `raw`.
@@ -208,6 +325,7 @@ impl Conn<'_> {
             Body::GetConfigRequest => reply(Body::GetConfigReply(self.config)),
             Body::SetConfig(c) => {
                 self.config = c;
+                self.hub.set_miss_send_len(self.peer.bridge, self.id, c.miss_send_len);
                 Vec::new()
             }
             Body::NxSetFlowFormat(f) => {
@@ -220,11 +338,21 @@ impl Conn<'_> {
             }
             // Accepted and remembered by OVS; this switch sends no packet-ins at all.
             Body::NxSetPacketInFormat(_) | Body::SetAsync(_) => Vec::new(),
+            Body::FlowMod(_) | Body::NxFlowMod(_) | Body::PortMod(_) | Body::PacketOut(_)
+                if self.hub.is_slave(self.peer.bridge, self.id) =>
+            {
+                vec![error_reply(v, raw, pair(IS_SLAVE, v))]
+            }
             Body::FlowMod(fm) => self.flow_mod(raw, fm, v == Version::Of13),
             Body::NxFlowMod(fm) => self.flow_mod(raw, fm, false),
             Body::PortMod(pm) => self.port_mod(raw, &pm),
+            Body::PacketOut(po) => self.packet_out(raw, po),
+            Body::RoleRequest(r) if v == Version::Of13 => match self.hub.role_request(self.peer.bridge, self.id, r) {
+                Ok(role) => reply(Body::RoleReply(role)),
+                Err(code) => vec![error_reply(v, raw, (ROLE_REQUEST_FAILED, code))],
+            },
             Body::MultipartRequest(r) => self.stats(raw, xid, r.body),
-            Body::PacketOut(_) | Body::GroupMod(_) | Body::TableMod(_) | Body::RoleRequest(_) => err(OfpError::BadType),
+            Body::GroupMod(_) | Body::TableMod(_) | Body::RoleRequest(_) => err(OfpError::BadType),
             Body::GetAsyncRequest => err(OfpError::BadType),
             // Messages only a switch sends.
             Body::FeaturesReply(_)
@@ -356,7 +484,7 @@ impl Conn<'_> {
             Body::NxFlowMod(fm) if msg.version == self.version => (fm, false),
             _ => return None,
         };
-        if fm.command != FlowModCommand::Add {
+        if fm.command != FlowModCommand::Add || self.hub.is_slave(self.peer.bridge, self.id) {
             return None;
         }
         self.prepare_flow_mod(raw, &fm, of13).ok()
@@ -377,6 +505,32 @@ impl Conn<'_> {
             }
         }
         out
+    }
+
+    /// Registers this connection with the hub once its version is known.
+    fn register(&self, writer: &Arc<ConnWriter>) {
+        let c = self.peer.controller.is_some();
+        self.hub.register(self.peer.bridge, self.id, self.version, c, writer.clone());
+    }
+
+    fn packet_out(&self, raw: &[u8], po: PacketOut) -> Vec<Vec<u8>> {
+        let v = self.version;
+        if !self.peer.may_change {
+            return vec![error_reply(v, raw, pair(FLOW_MOD_EPERM, v))];
+        }
+        if po.buffer_id != NO_BUFFER {
+            // The switch buffers nothing: every packet-in carries the whole frame.
+            return vec![error_reply(v, raw, (1, 8))];
+        }
+        let actions = match packet_out_actions_from_wire(&po.actions) {
+            Ok(a) => a,
+            Err(e) => return vec![error_reply(v, raw, e.wire(v))],
+        };
+        let out = PacketOutRequest { in_port: po.in_port, frame: po.data, actions };
+        match self.ask(OfRequest::PacketOut(Box::new(out))) {
+            Ok(_) => Vec::new(),
+            Err(e) => self.failed(raw, &e),
+        }
     }
 
     fn port_mod(&self, raw: &[u8], pm: &PortMod) -> Vec<Vec<u8>> {

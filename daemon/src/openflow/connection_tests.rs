@@ -34,8 +34,9 @@ impl Client {
         let (tx, rx) = unbounded();
         let server = std::thread::spawn(move || {
             let stop = AtomicBool::new(false);
-            let peer = Peer { bridge: "br0", uid: Some(1000), may_change };
-            let _ = serve(theirs, peer, &tx, &stop);
+            let peer = Peer { bridge: "br0", uid: Some(1000), may_change, controller: None };
+            let hub = super::controller::Hub::new(tx.clone());
+            let _ = serve(std::sync::Arc::new(theirs), peer, &tx, &hub, &stop);
         });
         Client { stream: ours, buf: Vec::new(), calls: rx, _server: server }
     }
@@ -80,6 +81,7 @@ fn main_thread(calls: Receiver<OfCall>) -> std::thread::JoinHandle<Vec<OfRequest
             let answer = match &call.request {
                 OfRequest::Ports => OfAnswer::Ports(Vec::new()),
                 OfRequest::Flows => OfAnswer::Flows(Vec::new()),
+                OfRequest::PacketOut(_) | OfRequest::MissModeChanged => OfAnswer::Changed,
                 OfRequest::FlowMod(_) | OfRequest::AddRules(_) => {
                     // A rule change takes a while (every PMD confirms it).
                     std::thread::sleep(Duration::from_millis(50));
@@ -282,4 +284,59 @@ fn table_features_span_several_messages() {
     }
     assert!(parts > 1, "one message cannot hold 254 tables' features");
     assert_eq!(tables, (0..254).collect::<Vec<u8>>());
+}
+
+/// Role requests: a master with a generation id; an older generation is stale; a slave
+/// may not change rules or send packets.
+#[test]
+fn roles_follow_generation_ids_and_slaves_are_refused() {
+    let mut c = Client::connect(true);
+    let main = main_thread(c.calls.clone());
+    c.hello(Version::Of13);
+    let role = |role, generation_id| Body::RoleRequest(ferrovs_config::openflow::Role { role, generation_id });
+    c.send(Version::Of13, 2, role(2, 5));
+    let m = c.recv();
+    assert!(matches!(m.body, Body::RoleReply(r) if r.role == 2 && r.generation_id == 5), "{m:?}");
+    c.send(Version::Of13, 3, role(3, 4));
+    let m = c.recv();
+    assert!(matches!(&m.body, Body::Error(e) if (e.err_type, e.code) == (11, 0)), "stale: {m:?}");
+    c.send(Version::Of13, 4, role(3, 6));
+    let m = c.recv();
+    assert!(matches!(m.body, Body::RoleReply(r) if r.role == 3 && r.generation_id == 6), "{m:?}");
+    c.send(Version::Of13, 5, Body::FlowMod(flow_mod(Vec::new())));
+    c.send(Version::Of13, 6, Body::BarrierRequest);
+    let m = c.recv();
+    assert!(matches!(&m.body, Body::Error(e) if (e.err_type, e.code) == (1, 10)) && m.xid == 5, "slave: {m:?}");
+    assert!(matches!(c.recv().body, Body::BarrierReply));
+    drop(c);
+    assert!(main.join().unwrap().is_empty(), "a slave's flow-mod reached the switch");
+}
+
+/// A packet-out's actions reach the switch in the rule model; a buffered one is refused.
+#[test]
+fn packet_outs_reach_the_switch() {
+    use ferrovs_config::openflow::{Action as WireAction, NO_BUFFER, PacketOut};
+    let mut c = Client::connect(true);
+    let main = main_thread(c.calls.clone());
+    c.hello(Version::Of13);
+    let out = |buffer_id| {
+        Body::PacketOut(PacketOut {
+            buffer_id,
+            in_port: 1,
+            actions: vec![WireAction::Output { port: 0xffff_fffb, max_len: 0 }],
+            data: vec![0xff; 60],
+        })
+    };
+    c.send(Version::Of13, 2, out(7));
+    c.send(Version::Of13, 3, out(NO_BUFFER));
+    c.send(Version::Of13, 4, Body::BarrierRequest);
+    let m = c.recv();
+    assert!(matches!(&m.body, Body::Error(e) if (e.err_type, e.code) == (1, 8)) && m.xid == 2, "{m:?}");
+    assert!(matches!(c.recv().body, Body::BarrierReply));
+    drop(c);
+    let seen = main.join().unwrap();
+    assert!(
+        matches!(seen.as_slice(), [OfRequest::PacketOut(p)] if p.in_port == 1 && p.actions == vec![ferrovs_config::Action::Flood] && p.frame.len() == 60),
+        "{seen:?}"
+    );
 }

@@ -17,7 +17,7 @@ use ferrovs_config::{Action, Masked, Rule};
 use ferrovs_flowcache::slow_path::match_covers;
 
 use ferrovs_config::openflow::convert::{OFPP_ALL, OFPP_FLOOD, OFPP_NORMAL};
-use ferrovs_config::openflow::{OFPP_ANY, OFPP_IN_PORT};
+use ferrovs_config::openflow::{OFPP_ANY, OFPP_CONTROLLER, OFPP_IN_PORT};
 
 /// What a flow-mod does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,6 +54,7 @@ pub fn outputs_to(rule: &Rule, port: u32) -> bool {
             Action::Flood => port == OFPP_FLOOD,
             Action::All => port == OFPP_ALL,
             Action::Normal => port == OFPP_NORMAL,
+            Action::Controller { .. } => port == OFPP_CONTROLLER,
             _ => false,
         })
 }

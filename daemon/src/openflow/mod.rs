@@ -24,12 +24,17 @@
 //! (flow-mod, port-mod) from a peer that is neither root nor the daemon's user are
 //! refused with `OFPFMFC_EPERM`.
 //!
+//! Controllers (`tcp:`/`ptcp:` targets from the config or `ferrovs-ctl set-controller`)
+//! are served by the same connection code, registered in the [`controller::Hub`] (roles,
+//! packet-ins, fail mode; see that module). A packet-out is translated by the slow path
+//! and executed by a PMD; a slave controller may not change rules or send packets.
+//!
 //! # Not supported
 //!
-//! Controllers (TCP, active connections), packet-in/packet-out, groups (a group
-//! description is answered empty, group-mods are refused), roles, flow-removed and
-//! port-status messages, `OFPFF_CHECK_OVERLAP` and `OFPFF_SEND_FLOW_REM` (accepted,
-//! not acted on). `port_mod` is refused: the datapath has no administrative port state
+//! Groups (a group description is answered empty, group-mods are refused), flow-removed
+//! and port-status messages, roles over OpenFlow 1.0 (Nicira role requests),
+//! `OFPFF_CHECK_OVERLAP` and `OFPFF_SEND_FLOW_REM` (accepted, not acted on), buffered
+//! packet-ins. `port_mod` is refused: the datapath has no administrative port state
 //! (`OFPPMFC_BAD_CONFIG` in 1.3, `OFPBRC_EPERM` in 1.0, which lacks that code;
 //! `OFPPMFC_BAD_PORT` for a port the bridge lacks; a port-mod that changes nothing is
 //! accepted).
@@ -37,11 +42,17 @@
 mod conn;
 #[cfg(test)]
 mod connection_tests;
+pub mod controller;
 mod flow_table;
 mod replies;
 
+use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use controller::Hub;
+use ferrovs_pmd::PacketInSource;
 
 use crossbeam_channel::{Receiver, Sender, bounded};
 use ferrovs_config::{Config, Rule};
@@ -75,6 +86,10 @@ pub enum OfRequest {
     Flows,
     /// The bridge's ports with their counters.
     Ports,
+    /// Execute a packet-out.
+    PacketOut(Box<crate::slow_path_thread::PacketOutRequest>),
+    /// The bridge's connected controllers changed: apply [`Hub::miss_mode`].
+    MissModeChanged,
 }
 
 /// A rule with its counters, as the switch reports them.
@@ -104,40 +119,49 @@ pub struct OfCall {
     pub reply: Sender<Result<OfAnswer, String>>,
 }
 
-/// The management sockets of every bridge. Dropping it stops accepting and removes the
-/// socket files.
+/// The management sockets of every bridge and the controller connections. Dropping it
+/// stops accepting and removes the socket files (controller threads are told to stop).
 pub struct OpenFlowServers {
     servers: Vec<(String, SocketServer)>,
     control_socket: PathBuf,
     calls: Sender<OfCall>,
     /// `[control] socket_group`'s gid, given to every management socket.
     group: Option<u32>,
+    hub: Arc<Hub>,
+    stop: Arc<AtomicBool>,
 }
 
 impl OpenFlowServers {
-    /// Binds `BRIDGE.mgmt` for each bridge beside `control_socket`; calls arrive on the
-    /// returned receiver.
-    pub fn bind(
-        control_socket: &Path,
-        bridges: &[String],
-        group: Option<u32>,
-    ) -> std::io::Result<(OpenFlowServers, Receiver<OfCall>)> {
+    /// Binds `BRIDGE.mgmt` for each bridge of `config` beside its control socket; calls
+    /// arrive on the returned receiver.
+    pub fn bind(config: &Config, group: Option<u32>) -> std::io::Result<(OpenFlowServers, Receiver<OfCall>)> {
         let (tx, rx) = bounded::<OfCall>(64);
-        let mut servers =
-            OpenFlowServers { servers: Vec::new(), control_socket: control_socket.to_path_buf(), calls: tx, group };
-        for bridge in bridges {
-            servers.add_bridge(bridge)?;
+        let hub = Hub::new(tx.clone());
+        let mut servers = OpenFlowServers {
+            servers: Vec::new(),
+            control_socket: config.control.socket.clone(),
+            calls: tx,
+            group,
+            hub,
+            stop: Arc::new(AtomicBool::new(false)),
+        };
+        for b in &config.bridges {
+            servers.add_bridge(&b.name, b.datapath_id)?;
         }
         Ok((servers, rx))
     }
 
-    /// Binds the management socket of a bridge added at run time.
-    pub fn add_bridge(&mut self, bridge: &str) -> std::io::Result<()> {
+    /// Binds the management socket of a bridge (at start, or added at run time).
+    pub fn add_bridge(&mut self, bridge: &str, datapath_id: Option<u64>) -> std::io::Result<()> {
+        if let Some(id) = datapath_id {
+            self.hub.set_dpid(bridge, id);
+        }
         let path = mgmt_socket(&self.control_socket, bridge);
-        let (tx, bridge2) = (self.calls.clone(), bridge.to_string());
-        let serve = move |stream, uid: Option<u32>, stop: &AtomicBool| {
+        let (tx, bridge2, hub2) = (self.calls.clone(), bridge.to_string(), self.hub.clone());
+        let serve = move |stream: UnixStream, uid: Option<u32>, stop: &AtomicBool| {
             let may_change = crate::socket_server::may_change(uid);
-            if let Err(e) = conn::serve(stream, conn::Peer { bridge: &bridge2, uid, may_change }, &tx, stop) {
+            let peer = conn::Peer { bridge: &bridge2, uid, may_change, controller: None };
+            if let Err(e) = conn::serve(Arc::new(stream), peer, &tx, &hub2, stop) {
                 tracing::debug!("OpenFlow connection on {bridge2}: {e}");
             }
         };
@@ -150,17 +174,96 @@ impl OpenFlowServers {
         Ok(())
     }
 
-    /// Closes the management socket of a removed bridge.
+    /// Closes the management socket and the controller connections of a removed bridge.
     pub fn remove_bridge(&mut self, bridge: &str) {
+        let _ = self.hub.set_controllers(bridge, &[], ferrovs_config::FailMode::default());
         self.servers.retain(|(b, _)| b != bridge);
     }
+
+    pub fn hub(&self) -> &Arc<Hub> {
+        &self.hub
+    }
+
+    /// Starts the controller connections of every bridge of `config` and the packet-in
+    /// sender reading `packet_in` (whose in_ports are `datapath_numbers`' values).
+    pub fn start_controllers(
+        &self,
+        config: &Config,
+        datapath_numbers: &std::collections::HashMap<String, u32>,
+        packet_in: Option<PacketInSource>,
+    ) -> Result<(), String> {
+        for b in &config.bridges {
+            for p in &b.ports {
+                self.hub.port_added(&b.name, p.number, datapath_numbers.get(&p.name).copied().unwrap_or(p.number));
+            }
+            if !b.controllers.is_empty() {
+                self.hub
+                    .set_controllers(&b.name, &b.controllers, b.fail_mode)
+                    .map_err(|e| format!("bridge {}: {e}", b.name))?;
+            }
+        }
+        if let Some(source) = packet_in {
+            let (hub, stop) = (self.hub.clone(), self.stop.clone());
+            std::thread::Builder::new()
+                .name("ferrovs-pktin".into())
+                .spawn(move || controller::run_packet_ins(hub, source, stop))
+                .map_err(|e| format!("packet-in thread: {e}"))?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for OpenFlowServers {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        for b in self.hub.bridges() {
+            let _ = self.hub.set_controllers(&b, &[], ferrovs_config::FailMode::default());
+        }
+    }
+}
+
+/// Answers a control request about controllers (`None`: not such a request).
+pub fn controller_request(
+    hub: &Arc<Hub>,
+    config: &Config,
+    req: &crate::protocol::Request,
+) -> Option<Result<crate::protocol::Reply, String>> {
+    use crate::protocol::{ControllersReply, Reply, Request};
+    let known =
+        |bridge: &str| config.bridges.iter().find(|b| b.name == bridge).ok_or_else(|| format!("no bridge `{bridge}`"));
+    Some(match req {
+        Request::SetController { bridge, targets } => known(bridge).and_then(|b| {
+            let parsed =
+                targets.iter().map(|t| ferrovs_config::ControllerTarget::parse(t)).collect::<Result<Vec<_>, _>>()?;
+            hub.set_controllers(bridge, &parsed, b.fail_mode).map(|()| Reply::SetController)
+        }),
+        Request::DelController { bridge } => {
+            known(bridge).and_then(|b| hub.set_controllers(bridge, &[], b.fail_mode).map(|()| Reply::DelController))
+        }
+        Request::GetController { bridge } => known(bridge).map(|_| {
+            let (targets, connected, counts) = hub.controllers(bridge);
+            Reply::GetController(ControllersReply {
+                targets: targets.into_iter().map(|t| t.target).collect(),
+                connected: connected as u64,
+                packet_ins_sent: counts.sent,
+                packet_ins_rate_limited: counts.rate_limited,
+            })
+        }),
+        _ => return None,
+    })
 }
 
 /// Answers one call on the main thread; the bridge's rules changed when it says so
 /// (the caller writes them back).
-pub fn answer(dp: &mut Datapath, config: &Config, call: &OfCall) -> (Result<OfAnswer, String>, bool) {
+pub fn answer(dp: &mut Datapath, config: &Config, hub: &Hub, call: &OfCall) -> (Result<OfAnswer, String>, bool) {
     let bridge = &call.bridge;
     match &call.request {
+        OfRequest::PacketOut(out) => (dp.packet_out(bridge, (**out).clone()).map(|()| OfAnswer::Changed), false),
+        OfRequest::MissModeChanged => {
+            let mode = hub.miss_mode(bridge);
+            tracing::info!("OpenFlow: table misses on {bridge}: {mode:?}");
+            (dp.set_miss_mode(bridge, mode).map(|()| OfAnswer::Changed), false)
+        }
         OfRequest::Ports => {
             let show = dp.show(config);
             let ports = show.bridges.into_iter().find(|b| &b.name == bridge).map(|b| b.ports).unwrap_or_default();

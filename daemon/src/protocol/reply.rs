@@ -42,6 +42,21 @@ pub enum Reply {
     DelPort(ChangeReply),
     SetPort(ChangeReply),
     ListPorts(NamesReply),
+    SetController,
+    DelController,
+    GetController(ControllersReply),
+}
+
+/// `get-controller`: the bridge's OpenFlow controllers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ControllersReply {
+    pub targets: Vec<String>,
+    /// Controllers connected right now.
+    pub connected: u64,
+    /// Packet-ins written to the controllers, and dropped by the rate limit.
+    pub packet_ins_sent: u64,
+    pub packet_ins_rate_limited: u64,
 }
 
 impl Reply {
@@ -67,6 +82,9 @@ impl Reply {
             Reply::DelPort(_) => matches!(req, Request::DelPort { .. }),
             Reply::SetPort(_) => matches!(req, Request::SetPort { .. }),
             Reply::ListPorts(_) => matches!(req, Request::ListPorts { .. }),
+            Reply::SetController => matches!(req, Request::SetController { .. }),
+            Reply::DelController => matches!(req, Request::DelController { .. }),
+            Reply::GetController(_) => matches!(req, Request::GetController { .. }),
         }
     }
 }

@@ -73,6 +73,13 @@ pub enum Request {
     SetPort { port: String, settings: Vec<String> },
     /// The ports of a bridge.
     ListPorts { bridge: String },
+    /// Connect the bridge to these OpenFlow controllers (`tcp:IP:PORT`,
+    /// `ptcp:PORT[:IP]`), replacing its targets (not written back to the config).
+    SetController { bridge: String, targets: Vec<String> },
+    /// Disconnect the bridge from its controllers.
+    DelController { bridge: String },
+    /// The bridge's controllers.
+    GetController { bridge: String },
 }
 
 impl Request {
@@ -93,6 +100,8 @@ impl Request {
                 | Request::AddPort { .. }
                 | Request::DelPort { .. }
                 | Request::SetPort { .. }
+                | Request::SetController { .. }
+                | Request::DelController { .. }
         )
     }
 
@@ -161,6 +170,9 @@ mod tests {
             Request::DelPort { port: "p3".into() },
             Request::SetPort { port: "p3".into(), settings: vec!["mtu=1400".into()] },
             Request::ListPorts { bridge: "br0".into() },
+            Request::SetController { bridge: "br0".into(), targets: vec!["tcp:127.0.0.1:6653".into()] },
+            Request::DelController { bridge: "br0".into() },
+            Request::GetController { bridge: "br0".into() },
         ];
         for r in all {
             let line = r.to_line();

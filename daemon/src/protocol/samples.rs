@@ -208,5 +208,13 @@ pub(crate) fn all() -> Vec<Reply> {
         Reply::PmdRxqRebalance(RebalanceReply {
             moves: vec![RxqMove { port: "a".into(), queue: 1, from_pmd: 0, to_pmd: 1 }],
         }),
+        Reply::SetController,
+        Reply::DelController,
+        Reply::GetController(ControllersReply {
+            targets: vec!["tcp:127.0.0.1:6653".into()],
+            connected: 1,
+            packet_ins_sent: 12,
+            packet_ins_rate_limited: 0,
+        }),
     ]
 }

@@ -32,9 +32,12 @@ fn kind(r: &Reply) -> usize {
         Reply::SetPort(_) => 16,
         Reply::ListPorts(_) => 17,
         Reply::PmdRxqRebalance(_) => 18,
+        Reply::SetController => 19,
+        Reply::DelController => 20,
+        Reply::GetController(_) => 21,
     }
 }
-const KINDS: usize = 19;
+const KINDS: usize = 22;
 
 #[test]
 fn samples_cover_every_kind() {
@@ -198,6 +201,9 @@ fn replies_answer_their_request_only() {
         Request::DelPort { port: "p".into() },
         Request::SetPort { port: "p".into(), settings: vec![] },
         Request::ListPorts { bridge: "b".into() },
+        Request::SetController { bridge: "b".into(), targets: vec![] },
+        Request::DelController { bridge: "b".into() },
+        Request::GetController { bridge: "b".into() },
     ];
     for r in samples::all() {
         let answered: Vec<&Request> = requests.iter().filter(|q| r.answers(q)).collect();

@@ -102,8 +102,8 @@ use crate::key::{FlowKey, Mask};
 use crate::megaflow::{Megaflow, MegaflowStats};
 use crate::upcall::{FlowId, GoneReason, PmdCommand, PmdEvent, Upcall};
 use crate::xlate::{
-    BuildError, LearnOutcome, MacKey, MacLearn, MacTable, RuleRef, RuleStats, RuleTables, Translation, Verdict,
-    revalidate, translate,
+    BuildError, LearnOutcome, MacKey, MacLearn, MacTable, MissMode, RuleRef, RuleStats, RuleTables, Translation,
+    Verdict, revalidate, translate,
 };
 
 /// One bridge as configured.
@@ -480,8 +480,46 @@ impl SlowPath {
     ) -> Result<Vec<(usize, PmdCommand)>, SlowPathError> {
         let b = self.bridge_index(bridge)?;
         let mut out = Out::new(self.mirrors.len());
-        self.change_rules(b, rules, usize::MAX, now_ms, &mut out)?;
+        self.change_rules(b, rules, usize::MAX, None, now_ms, &mut out)?;
         Ok(out.finish())
+    }
+
+    /// Sets what a table miss does on `bridge` (see [`MissMode`]) and returns the
+    /// commands that make every PMD consistent with it (every megaflow of the bridge is
+    /// revalidated when it changes).
+    pub fn set_miss_mode(
+        &mut self,
+        bridge: &str,
+        miss: MissMode,
+        now_ms: u64,
+    ) -> Result<Vec<(usize, PmdCommand)>, SlowPathError> {
+        let b = self.bridge_index(bridge)?;
+        if self.bridges[b].tables.miss == miss {
+            return Ok(Vec::new());
+        }
+        let rules = self.bridges[b].tables.rules().to_vec();
+        let mut out = Out::new(self.mirrors.len());
+        self.change_rules(b, rules, usize::MAX, Some(miss), now_ms, &mut out)?;
+        Ok(out.finish())
+    }
+
+    /// The datapath actions a packet-out's `actions` (in the rule model) have on `frame`
+    /// received on `in_port` of `bridge` (which may be a reserved port such as
+    /// `OFPP_CONTROLLER`): `Err` for an unknown bridge; a translation that failed drops.
+    pub fn packet_out(
+        &self,
+        bridge: &str,
+        frame: &[u8],
+        in_port: u32,
+        actions: &[ferrovs_config::rules::Action],
+        now_ms: u64,
+    ) -> Result<DpActions, SlowPathError> {
+        let br = &self.bridges[self.bridge_index(bridge)?];
+        // `in_port` is the bridge's OpenFlow number (or a pseudo port); the actions go to
+        // a PMD, in datapath numbers.
+        let key = crate::extract::extract(frame, in_port);
+        let t = crate::xlate::translate_actions(&br.tables, &br.macs, &key, ms(now_ms), actions);
+        Ok(br.port_map.dp_actions(&t.actions))
     }
 
     /// `ovs-ofctl add-flows`: each rule replaces the rule with the same table, priority
@@ -502,7 +540,7 @@ impl SlowPath {
         list.extend_from_slice(old);
         list.extend(rules);
         let mut out = Out::new(self.mirrors.len());
-        self.change_rules(b, list, n_old, now_ms, &mut out)?;
+        self.change_rules(b, list, n_old, None, now_ms, &mut out)?;
         Ok(out.finish())
     }
 
@@ -519,7 +557,7 @@ impl SlowPath {
         let list: Vec<Rule> = old.iter().filter(|r| !del_selects(spec, r)).cloned().collect();
         let deleted = old.len() - list.len();
         let mut out = Out::new(self.mirrors.len());
-        self.change_rules(b, list, usize::MAX, now_ms, &mut out)?;
+        self.change_rules(b, list, usize::MAX, None, now_ms, &mut out)?;
         Ok((out.finish(), deleted))
     }
 
@@ -540,7 +578,7 @@ impl SlowPath {
                 .map(|i| br.tables.rules()[i].clone())
                 .collect();
             // Deleting rules from a valid set cannot make it invalid.
-            if self.change_rules(b, list, usize::MAX, now_ms, &mut out).is_ok() {
+            if self.change_rules(b, list, usize::MAX, None, now_ms, &mut out).is_ok() {
                 self.counters.rules_expired += expired.len() as u64;
             }
         }
@@ -800,12 +838,14 @@ impl SlowPath {
         b: usize,
         rules: Vec<Rule>,
         replaced_from: usize,
+        miss: Option<MissMode>,
         now_ms: u64,
         out: &mut Out,
     ) -> Result<(), SlowPathError> {
         let br = &self.bridges[b];
-        let new_tables = RuleTables::new(rules, br.ports.clone())
+        let mut new_tables = RuleTables::new(rules, br.ports.clone())
             .map_err(|error| SlowPathError::Rules { bridge: br.name.clone(), error })?;
+        new_tables.miss = miss.unwrap_or(br.tables.miss);
         self.expire_macs(now_ms, out);
         let br = &mut self.bridges[b];
         // Kept positions follow first occurrences, so a rule at a position below
@@ -822,7 +862,11 @@ impl SlowPath {
             .iter()
             .map(|r| new_tables.find(r.table, r.priority, &r.matches).filter(|n| !is_reset(*n)))
             .collect();
-        let delta = RuleDelta::new(&br.tables, &new_tables, &remap);
+        let delta = if new_tables.miss == br.tables.miss {
+            RuleDelta::new(&br.tables, &new_tables, &remap)
+        } else {
+            RuleDelta::Full
+        };
         br.tables = new_tables;
         br.stats = new_stats;
         self.counters.rule_changes += 1;

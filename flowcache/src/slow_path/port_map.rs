@@ -58,6 +58,16 @@ impl PortMap {
             .iter()
             .filter_map(|a| match a {
                 DpAction::Output(of) => self.dp(*of).map(DpAction::Output),
+                // The PMD reports the datapath's in_port with the packet-in; the daemon maps
+                // it back to the bridge and its OpenFlow number. (A packet-out's pseudo
+                // in_port, e.g. CONTROLLER, has no datapath number and stays.)
+                DpAction::Controller { in_port, max_len, reason, table, cookie } => Some(DpAction::Controller {
+                    in_port: self.dp(*in_port).unwrap_or(*in_port),
+                    max_len: *max_len,
+                    reason: *reason,
+                    table: *table,
+                    cookie: *cookie,
+                }),
                 other => Some(*other),
             })
             .collect()

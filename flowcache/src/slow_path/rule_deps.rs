@@ -81,7 +81,7 @@ fn written_bits(actions: &DpActions) -> Mask {
     let field = |m: &mut Mask, f: Field| *m = m.union(&f.mask_of(f.all_ones()));
     for a in actions {
         match a {
-            DpAction::Output(_) => {}
+            DpAction::Output(_) | DpAction::Controller { .. } => {}
             DpAction::SetEthSrc(_) => field(&mut m, Field::DlSrc),
             DpAction::SetEthDst(_) => field(&mut m, Field::DlDst),
             DpAction::PushVlan { .. } | DpAction::PopVlan | DpAction::SetVlanVid(_) | DpAction::SetVlanPcp(_) => {

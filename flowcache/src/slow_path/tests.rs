@@ -470,3 +470,47 @@ fn each_bridge_has_its_own_port_numbers() {
     let (_, mf) = installed(&sp.handle_upcall(&up(0, tcp(80, 3)), 2), 0);
     assert_eq!(mf.actions, vec![DpAction::Output(5)]);
 }
+
+#[test]
+fn controller_actions_and_table_miss_modes() {
+    use crate::actions::{REASON_ACTION, REASON_NO_MATCH};
+    let mut sp =
+        slow_path(&["table=0,priority=5,cookie=0x77,tcp,actions=output:2,controller:128"], 1, Default::default());
+    let k = tcp(80, 1);
+    // A rule's controller action: the megaflow itself sends every packet up, with the
+    // rule's table and cookie and the packet's in_port.
+    let (_, mf) = installed(&sp.handle_upcall(&up(0, k), 1), 0);
+    let to_controller =
+        |max_len, reason, cookie| DpAction::Controller { in_port: 1, max_len, reason, table: 0, cookie };
+    assert_eq!(mf.actions, vec![DpAction::Output(2), to_controller(128, REASON_ACTION, 0x77)]);
+    // A miss drops by default.
+    let udp = extract(&udp4_frame(5000, 53, b"q"), 1);
+    assert_eq!(installed(&sp.handle_upcall(&up(0, udp), 2), 0).1.actions, vec![]);
+    // OpenFlow 1.0 controller connected: a miss is a packet-in; the drop megaflow goes.
+    let cmds = sp.set_miss_mode("br0", MissMode::Controller, 3).unwrap();
+    assert!(cmds.iter().any(|(_, c)| matches!(c, PmdCommand::Remove { .. })), "{cmds:?}");
+    let (_, mf) = installed(&sp.handle_upcall(&up(0, udp), 4), 0);
+    assert_eq!(mf.actions, vec![to_controller(u16::MAX, REASON_NO_MATCH, u64::MAX)]);
+    // Fail-open: the rules are bypassed, the bridge floods like `normal`.
+    sp.set_miss_mode("br0", MissMode::FailOpen, 5).unwrap();
+    let (_, mf) = installed(&sp.handle_upcall(&up(0, k), 6), 0);
+    assert_eq!(mf.actions, vec![DpAction::Output(2), DpAction::Output(3)]);
+    // Setting the same mode again changes nothing.
+    assert_eq!(sp.set_miss_mode("br0", MissMode::FailOpen, 7).unwrap(), vec![]);
+    assert_eq!(sp.rules("br0").unwrap().len(), 1, "the rules survive mode changes");
+}
+
+#[test]
+fn packet_out_translates_actions_and_output_table() {
+    let sp = slow_path(&["priority=5,in_port=1,tcp,actions=output:3"], 1, Default::default());
+    let frame = tcp4_frame(&TCP4);
+    let flood = [ferrovs_config::Action::Flood];
+    assert_eq!(sp.packet_out("br0", &frame, 1, &flood, 0).unwrap(), vec![DpAction::Output(2), DpAction::Output(3)]);
+    // From the controller (no ingress port of the bridge): every port.
+    let all = sp.packet_out("br0", &frame, 0xffff_fffd, &flood, 0).unwrap();
+    assert_eq!(all, vec![DpAction::Output(1), DpAction::Output(2), DpAction::Output(3)]);
+    // output:TABLE: through the rules, as received on in_port.
+    let table = [ferrovs_config::Action::Resubmit(ferrovs_config::rules::Resubmit { in_port: None, table: Some(0) })];
+    assert_eq!(sp.packet_out("br0", &frame, 1, &table, 0).unwrap(), vec![DpAction::Output(3)]);
+    assert!(matches!(sp.packet_out("nope", &frame, 1, &flood, 0), Err(SlowPathError::UnknownBridge(_))));
+}

@@ -104,7 +104,7 @@ impl SlowPath {
         let old_ports = std::mem::replace(&mut self.bridges[b].ports, ports);
         let old_map = std::mem::replace(&mut self.bridges[b].port_map, port_map);
         // Same rules, new port set: rebuilds the tables, counters carried over.
-        if let Err(e) = self.change_rules(b, rules, usize::MAX, now_ms, &mut out) {
+        if let Err(e) = self.change_rules(b, rules, usize::MAX, None, now_ms, &mut out) {
             self.bridges[b].ports = old_ports;
             self.bridges[b].port_map = old_map;
             return Err(e);

@@ -70,7 +70,7 @@ pub use fields::Field;
 pub use mac::{LearnOutcome, LearnResult, MacKey, MacLearn, MacTable, is_multicast, is_reserved};
 pub use revalidate::{Revalidated, Verdict, revalidate, revalidate_all};
 pub use stats::{RuleCounters, RuleStats};
-pub use tables::{BuildError, N_TABLES, RuleRef, RuleTables, match_key};
+pub use tables::{BuildError, MissMode, N_TABLES, RuleRef, RuleTables, match_key};
 pub use translate::{Lookup, MAX_DEPTH, MAX_LOOKUPS};
 
 use crate::actions::DpActions;
@@ -141,6 +141,18 @@ pub fn translate_with(
     lookup: Lookup,
 ) -> Translation {
     translate::translate(tables, macs, key, now, lookup)
+}
+
+/// The datapath actions of a packet-out: `actions` (a rule's, plus `resubmit(,0)` for
+/// `output:TABLE`) executed on the packet whose key is `key`.
+pub fn translate_actions(
+    tables: &RuleTables,
+    macs: &MacTable,
+    key: &FlowKey,
+    now: Duration,
+    actions: &[ferrovs_config::rules::Action],
+) -> Translation {
+    translate::translate_actions(tables, macs, key, now, actions)
 }
 
 /// The megaflow key to install for a translation of `key`.

@@ -152,6 +152,13 @@ impl Eval<'_> {
             }
             match *a {
                 Action::GotoTable(t) => goto = Some(t),
+                Action::Controller { max_len } => self.emit(DpAction::Controller {
+                    in_port: self.in_port,
+                    max_len,
+                    reason: crate::actions::REASON_ACTION,
+                    table,
+                    cookie: rules[idx].cookie,
+                }),
                 Action::Resubmit(Resubmit { in_port, table: t }) => {
                     let t = if t == Some(255) { table } else { t.unwrap_or(table) };
                     self.table(t, in_port.unwrap_or(self.in_port), depth + 1)
@@ -246,7 +253,7 @@ impl Eval<'_> {
                 }
             }
             Action::Set(sf) => self.set(sf),
-            Action::Resubmit(_) | Action::GotoTable(_) => {}
+            Action::Resubmit(_) | Action::GotoTable(_) | Action::Controller { .. } => {}
         }
     }
 

@@ -81,6 +81,20 @@ impl fmt::Display for BuildError {
 
 impl std::error::Error for BuildError {}
 
+/// What a packet that no rule of a table matches gets (beyond the rules themselves).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum MissMode {
+    /// Nothing: it is dropped (OpenFlow 1.3's table miss; a bridge with no controller).
+    #[default]
+    Drop,
+    /// A packet-in with reason `OFPR_NO_MATCH` (OpenFlow 1.0's table miss, when an
+    /// OpenFlow 1.0 controller is connected).
+    Controller,
+    /// The rules are bypassed and the bridge switches as `normal`: OVS's fail-open, a
+    /// standalone bridge whose controllers are all unreachable.
+    FailOpen,
+}
+
 /// One compiled, immutable rule-set version of a bridge.
 #[derive(Debug, Clone)]
 pub struct RuleTables {
@@ -96,6 +110,8 @@ pub struct RuleTables {
     warnings: Vec<String>,
     /// Rule identity (table, priority, match) to rule.
     by_identity: IdentityIndex,
+    /// What a table miss does.
+    pub miss: MissMode,
 }
 
 impl RuleTables {
@@ -169,7 +185,7 @@ impl RuleTables {
         warnings.sort_by_key(|w| w.0);
         let warnings = warnings.into_iter().map(|w| w.1).collect();
         let index = tables.iter().map(|t| TableIndex::new(t)).collect();
-        Ok(RuleTables { rules: kept, source_index, tables, index, ports, warnings, by_identity })
+        Ok(RuleTables { rules: kept, source_index, tables, index, ports, warnings, by_identity, miss: MissMode::Drop })
     }
 
     /// All rules of this version; a [`RuleRef`] indexes this slice.

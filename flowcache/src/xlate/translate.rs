@@ -45,9 +45,9 @@ use ferrovs_config::rules::{Action, Resubmit, SetField};
 use super::fields::Field;
 use super::mac::{MacKey, MacLearn, MacTable, is_multicast, is_reserved};
 use super::rule_index::Proof;
-use super::tables::{CompiledRule, N_TABLES, RuleRef, RuleTables};
+use super::tables::{CompiledRule, MissMode, N_TABLES, RuleRef, RuleTables};
 use super::{TraceStep, Translation, XlateError};
-use crate::actions::{DpAction, DpActions};
+use crate::actions::{DpAction, DpActions, REASON_ACTION, REASON_NO_MATCH};
 use crate::key::{
     FRAG_ANY, FRAG_LATER, FlowKey, Mask, VLAN_PCP_MASK, VLAN_PCP_SHIFT, VLAN_PRESENT, VLAN_VID_MASK, ethertype, ipproto,
 };
@@ -305,7 +305,7 @@ impl<'a> Ctx<'a> {
     }
 
     /// Looks up `table` and runs the matched rule's actions.
-    fn table(&mut self, table: u8, lookup_port: u32, depth: usize) {
+    fn table(&mut self, table: u8, lookup_port: u32, depth: usize, honor_miss: bool) {
         if self.error.is_some() {
             return;
         }
@@ -326,7 +326,20 @@ impl<'a> Ctx<'a> {
             rule: hit.map(|r| r.rref),
             actions: hit.map(|r| self.tables.rule(r.rref).actions.clone()).unwrap_or_default(),
         });
-        let Some(rule) = hit else { return };
+        let Some(rule) = hit else {
+            // A miss in a table reached by goto_table (or table 0) is the bridge's table
+            // miss; one after a resubmit just returns, as in OVS.
+            if honor_miss && self.tables.miss == MissMode::Controller {
+                self.actions.push(DpAction::Controller {
+                    in_port: self.in_port,
+                    max_len: u16::MAX,
+                    reason: REASON_NO_MATCH,
+                    table,
+                    cookie: u64::MAX,
+                });
+            }
+            return;
+        };
         self.rules.push(rule.rref);
         let mut goto = None;
         for a in &self.tables.rule(rule.rref).actions {
@@ -335,6 +348,16 @@ impl<'a> Ctx<'a> {
             }
             match *a {
                 Action::GotoTable(t) => goto = Some(t),
+                Action::Controller { max_len } => {
+                    let cookie = self.tables.rule(rule.rref).cookie;
+                    self.actions.push(DpAction::Controller {
+                        in_port: self.in_port,
+                        max_len,
+                        reason: REASON_ACTION,
+                        table,
+                        cookie,
+                    });
+                }
                 _ => {
                     if self.action(a, table, depth) == Flow::StopTable {
                         // The rest of this rule, its goto_table included, is skipped;
@@ -345,7 +368,7 @@ impl<'a> Ctx<'a> {
             }
         }
         if let Some(t) = goto {
-            self.table(t, self.in_port, depth + 1);
+            self.table(t, self.in_port, depth + 1, true);
         }
     }
 
@@ -429,8 +452,16 @@ impl<'a> Ctx<'a> {
             Action::Resubmit(Resubmit { in_port, table: t }) => {
                 // Table 255 means the current table, as in OVS.
                 let t = t.filter(|&t| (t as usize) < N_TABLES).unwrap_or(table);
-                self.table(t, in_port.unwrap_or(self.in_port), depth + 1);
+                self.table(t, in_port.unwrap_or(self.in_port), depth + 1, false);
             }
+            // Only in a packet-out (a rule's is handled by `table`, which knows its cookie).
+            Action::Controller { max_len } => self.actions.push(DpAction::Controller {
+                in_port: self.in_port,
+                max_len,
+                reason: REASON_ACTION,
+                table,
+                cookie: u64::MAX,
+            }),
             Action::GotoTable(_) => {}
         }
         Flow::Continue
@@ -614,39 +645,76 @@ pub(crate) fn translate(
     now: Duration,
     lookup: Lookup,
 ) -> Translation {
-    let mut cx = Ctx {
-        tables,
-        macs,
-        now,
-        in_port: key.in_port(),
-        st: KeyState::new(key),
-        mask: Mask::ZERO,
-        actions: DpActions::new(),
-        rules: Vec::new(),
-        trace: Vec::new(),
-        learn: None,
-        mac_deps: Vec::new(),
-        lookups: 0,
-        error: None,
-        optional: Vec::new(),
-        lookup,
-        proof: Proof::default(),
-    };
-    cx.table(0, cx.in_port, 0);
-    let mut mask = cx.mask;
-    add_prerequisites(&mut mask);
-    if cx.error.is_some() {
-        // An abandoned translation drops the packet and learns nothing.
-        cx.actions.clear();
-        cx.learn = None;
+    let mut cx = Ctx::new(tables, macs, key, now, lookup);
+    if tables.miss == MissMode::FailOpen {
+        cx.normal();
+    } else {
+        cx.table(0, cx.in_port, 0, true);
     }
-    Translation {
-        actions: cx.actions,
-        mask,
-        rules: cx.rules,
-        trace: cx.trace,
-        learn: cx.learn,
-        mac_deps: cx.mac_deps,
-        error: cx.error,
+    cx.finish()
+}
+
+/// The datapath actions of a packet-out: `actions` run on the packet `key` (its in_port
+/// the packet-out's) as a rule of table 0 would run them. No megaflow comes of it.
+pub(crate) fn translate_actions(
+    tables: &RuleTables,
+    macs: &MacTable,
+    key: &FlowKey,
+    now: Duration,
+    actions: &[Action],
+) -> Translation {
+    let mut cx = Ctx::new(tables, macs, key, now, Lookup::Index);
+    for a in actions {
+        if cx.error.is_some() {
+            break;
+        }
+        if let Action::GotoTable(t) = *a {
+            cx.table(t, cx.in_port, 1, true);
+        } else if cx.action(a, 0, 0) == Flow::StopTable {
+            break;
+        }
+    }
+    cx.finish()
+}
+
+impl<'a> Ctx<'a> {
+    fn new(tables: &'a RuleTables, macs: &'a MacTable, key: &FlowKey, now: Duration, lookup: Lookup) -> Ctx<'a> {
+        Ctx {
+            tables,
+            macs,
+            now,
+            in_port: key.in_port(),
+            st: KeyState::new(key),
+            mask: Mask::ZERO,
+            actions: DpActions::new(),
+            rules: Vec::new(),
+            trace: Vec::new(),
+            learn: None,
+            mac_deps: Vec::new(),
+            lookups: 0,
+            error: None,
+            optional: Vec::new(),
+            lookup,
+            proof: Proof::default(),
+        }
+    }
+
+    fn finish(mut self) -> Translation {
+        let mut mask = self.mask;
+        add_prerequisites(&mut mask);
+        if self.error.is_some() {
+            // An abandoned translation drops the packet and learns nothing.
+            self.actions.clear();
+            self.learn = None;
+        }
+        Translation {
+            actions: self.actions,
+            mask,
+            rules: self.rules,
+            trace: self.trace,
+            learn: self.learn,
+            mac_deps: self.mac_deps,
+            error: self.error,
+        }
     }
 }

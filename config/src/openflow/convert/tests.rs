@@ -49,16 +49,7 @@ fn roundtrip(text: &str, form: MatchForm, v: Version, nicira: bool) -> Rule {
     let bytes = encode(&Message { version: v, xid: 1, body }).unwrap_or_else(|e| panic!("{text}: {e}"));
     let (back, _) = decode(&bytes).unwrap_or_else(|e| panic!("{text}: {e}"));
     let (Body::FlowMod(fm) | Body::NxFlowMod(fm)) = back.body else { panic!("{text}: not a flow-mod") };
-    let w = WireRule {
-        table: fm.table_id,
-        priority: fm.priority,
-        cookie: fm.cookie,
-        idle_timeout: fm.idle_timeout,
-        hard_timeout: fm.hard_timeout,
-        matches: &fm.matches,
-        instructions: &fm.instructions,
-    };
-    let got = rule_from_wire(&w).unwrap_or_else(|e| panic!("{text}: {e:?}"));
+    let got = rule_from_wire(&WireRule::of(&fm)).unwrap_or_else(|e| panic!("{text}: {e:?}"));
     assert_eq!(got, rule, "{text} via {form:?} {v}");
     got
 }
@@ -103,7 +94,18 @@ fn what_the_model_lacks_is_refused_with_the_right_error() {
     let reg = m(vec![MatchField::exact(Field::Reg(0), 1)]);
     assert_eq!(rule_from_wire(&wire_rule(&reg, &out(1))), Err(OfpError::BadField));
     let empty = m(vec![]);
-    assert_eq!(rule_from_wire(&wire_rule(&empty, &out(0xffff_fffd))), Err(OfpError::BadActionOutPort));
+    // LOCAL; and TABLE, which only a packet-out may use.
+    assert_eq!(rule_from_wire(&wire_rule(&empty, &out(0xffff_fffe))), Err(OfpError::BadActionOutPort));
+    assert_eq!(rule_from_wire(&wire_rule(&empty, &out(0xffff_fff9))), Err(OfpError::BadActionOutPort));
+    // CONTROLLER with its max_len.
+    let to_controller = vec![Instruction::ApplyActions(vec![WireAction::Output { port: 0xffff_fffd, max_len: 128 }])];
+    let r = rule_from_wire(&wire_rule(&empty, &to_controller)).unwrap();
+    assert_eq!(r.actions, vec![crate::rules::Action::Controller { max_len: 128 }]);
+    let table = [WireAction::Output { port: 0xffff_fff9, max_len: 0 }];
+    assert_eq!(
+        super::packet_out_actions_from_wire(&table),
+        Ok(vec![crate::rules::Action::Resubmit(crate::rules::Resubmit { in_port: None, table: Some(0) })])
+    );
     let no_proto = m(vec![MatchField::exact(Field::EthType, 0x0800), MatchField::exact(Field::TcpDst, 80)]);
     assert_eq!(rule_from_wire(&wire_rule(&no_proto, &out(1))), Err(OfpError::BadPrereq));
     let set_vid = vec![Instruction::ApplyActions(vec![WireAction::SetField { field: Field::VlanVid, value: 4100 }])];

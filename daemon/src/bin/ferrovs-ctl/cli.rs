@@ -69,6 +69,24 @@ pub enum Cmd {
     },
     /// The megaflows installed in the PMDs.
     DumpDpFlows,
+    /// Connect a bridge to OpenFlow controllers (`tcp:IP:PORT`, `ptcp:PORT[:IP]`).
+    SetController {
+        /// The bridge.
+        bridge: String,
+        /// The controller targets; they replace the bridge's current ones.
+        #[arg(required = true)]
+        targets: Vec<String>,
+    },
+    /// Disconnect a bridge from its OpenFlow controllers.
+    DelController {
+        /// The bridge.
+        bridge: String,
+    },
+    /// A bridge's OpenFlow controllers and how many are connected.
+    GetController {
+        /// The bridge.
+        bridge: String,
+    },
     /// Trace a packet described in ovs-ofctl syntax through a bridge's tables.
     Trace {
         /// The bridge whose tables the packet goes through.

@@ -61,6 +61,9 @@ fn main() -> ExitCode {
         }
         Cmd::SetPort { port, settings } => Request::SetPort { port, settings },
         Cmd::ListPorts { bridge } => Request::ListPorts { bridge },
+        Cmd::SetController { bridge, targets } => Request::SetController { bridge, targets },
+        Cmd::DelController { bridge } => Request::DelController { bridge },
+        Cmd::GetController { bridge } => Request::GetController { bridge },
         Cmd::Completions { shell } => {
             print!("{}", completion_script(shell));
             return ExitCode::SUCCESS;

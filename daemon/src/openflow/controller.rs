@@ -1,0 +1,615 @@
+//! OpenFlow controllers: connections the switch makes (`tcp:IP:PORT`, reconnecting with
+//! back-off) or accepts (`ptcp:PORT[:IP]`), the bridge's connection registry (roles,
+//! who gets packet-ins), the fail mode, and the packet-in sender.
+//!
+//! # Design
+//!
+//! The [`Hub`] is shared by every connection thread, the target threads and the
+//! packet-in thread; it holds only small bookkeeping under one mutex (never held while
+//! writing to a socket or waiting for the main thread). Per bridge it knows the
+//! configured targets, the connected controllers (version, role, `miss_send_len`, the
+//! writer shared with the connection's own thread), and the master election's
+//! generation id.
+//!
+//! What a table miss does follows from who is connected, as in OVS: a bridge without
+//! controllers drops misses (its rules decide everything); with controllers but none
+//! connected, `standalone` switches as `normal` (OVS's fail-open) and `secure` drops; with
+//! a controller connected, misses drop unless an OpenFlow 1.0 controller is among them
+//! (1.0's table miss is a packet-in; 1.3 controllers install a table-miss rule instead).
+//! When that changes, the hub asks the main thread to recompute it
+//! ([`OfRequest::MissModeChanged`]); the main thread reads the current answer from
+//! [`Hub::miss_mode`], so concurrent changes cannot leave a stale mode behind. Unlike
+//! OVS, fail-open takes effect at once (OVS waits a few probe intervals).
+//!
+//! Packet-ins: the PMDs copy frames into a bounded pool (`ferrovs_pmd::packet_in`); one
+//! thread here takes them, applies the bridge's token bucket ([`RATE`] per second, burst
+//! [`BURST`], as OVS's `controller_rate_limit` / `controller_burst_limit`; the excess is
+//! counted and dropped), and writes a packet-in to every connected controller that is
+//! not a slave, in its version, truncated to the action's `max_len` (a table miss: the
+//! connection's `miss_send_len`). Writes to a controller time out after a short while.
+
+use std::collections::HashMap;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Sender, bounded};
+use ferrovs_config::openflow::{
+    Body, Field, Match, MatchField, Message, NO_BUFFER, PacketIn, PortReason, PortStatus, Role, Version, encode,
+};
+use ferrovs_config::{ControllerTarget, FailMode};
+use ferrovs_flowcache::xlate::MissMode;
+use ferrovs_pmd::{PacketInFrame, PacketInSource};
+
+use super::conn::{self, ConnWriter, Peer};
+use super::{OfCall, OfRequest};
+
+/// Packet-ins per second per bridge (OVS's default `controller_rate_limit`).
+pub const RATE: u32 = 1000;
+/// Burst of the token bucket (OVS: a quarter of the rate).
+pub const BURST: u32 = RATE / 4;
+/// A controller connection idle this long is probed with an echo request.
+pub const PROBE_INTERVAL: Duration = Duration::from_secs(5);
+/// Reconnection back-off: first wait, and the most.
+const BACKOFF_MIN: Duration = Duration::from_secs(1);
+const BACKOFF_MAX: Duration = Duration::from_secs(8);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+const POLL: Duration = Duration::from_millis(100);
+
+/// `OFPCR_ROLE_*`.
+const ROLE_NOCHANGE: u32 = 0;
+const ROLE_EQUAL: u32 = 1;
+const ROLE_MASTER: u32 = 2;
+const ROLE_SLAVE: u32 = 3;
+/// `OFPRRFC_STALE`, `OFPRRFC_BAD_ROLE`.
+const RRFC_STALE: u16 = 0;
+const RRFC_BAD_ROLE: u16 = 2;
+
+struct ConnEntry {
+    id: u64,
+    version: Version,
+    controller: bool,
+    role: u32,
+    miss_send_len: u16,
+    writer: Arc<ConnWriter>,
+}
+
+struct RunningTarget {
+    target: ControllerTarget,
+    stop: Arc<AtomicBool>,
+}
+
+#[derive(Default)]
+struct BridgeState {
+    fail_mode: FailMode,
+    targets: Vec<RunningTarget>,
+    conns: Vec<ConnEntry>,
+    generation: Option<u64>,
+    bucket: Bucket,
+}
+
+/// Counters of one bridge's packet-ins.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct PacketInCounts {
+    pub sent: u64,
+    pub rate_limited: u64,
+}
+
+struct Bucket {
+    tokens: f64,
+    at: Instant,
+    counts: PacketInCounts,
+}
+
+impl Default for Bucket {
+    fn default() -> Self {
+        Bucket { tokens: f64::from(BURST), at: Instant::now(), counts: PacketInCounts::default() }
+    }
+}
+
+impl Bucket {
+    fn take(&mut self, now: Instant) -> bool {
+        let dt = now.duration_since(self.at).as_secs_f64();
+        self.at = now;
+        self.tokens = (self.tokens + dt * f64::from(RATE)).min(f64::from(BURST));
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            self.counts.rate_limited += 1;
+            false
+        }
+    }
+}
+
+#[derive(Default)]
+struct HubState {
+    bridges: HashMap<String, BridgeState>,
+    /// Datapath port -> (bridge, its OpenFlow number): where a packet-in goes (the PMD
+    /// reports the datapath's in_port; OpenFlow numbers are per bridge).
+    dp_ports: HashMap<u32, (String, u32)>,
+    /// Each port's link state as last seen by [`Hub::watch_links`].
+    link_up: HashMap<u32, bool>,
+    /// Configured datapath ids.
+    dpids: HashMap<String, u64>,
+}
+
+/// The OpenFlow connections of every bridge. See the module doc.
+pub struct Hub {
+    state: Mutex<HubState>,
+    to_main: Sender<OfCall>,
+    next_id: AtomicU64,
+}
+
+/// One controller target as `get-controller` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TargetStatus {
+    pub target: String,
+    /// Controllers connected through it right now.
+    pub connected: usize,
+}
+
+impl Hub {
+    pub fn new(to_main: Sender<OfCall>) -> Arc<Hub> {
+        Arc::new(Hub { state: Mutex::new(HubState::default()), to_main, next_id: AtomicU64::new(1) })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HubState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The bridge's datapath id: configured, or derived from its name.
+    pub fn dpid(&self, bridge: &str) -> u64 {
+        self.lock().dpids.get(bridge).copied().unwrap_or_else(|| super::datapath_id(bridge))
+    }
+
+    pub fn set_dpid(&self, bridge: &str, dpid: u64) {
+        self.lock().dpids.insert(bridge.to_string(), dpid);
+    }
+
+    pub fn next_id(&self) -> u64 {
+        self.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Port `port` belongs to `bridge` (packet-ins from it go to that bridge's
+    /// controllers).
+    pub fn port_added(&self, bridge: &str, port: u32, datapath_port: u32) {
+        self.lock().dp_ports.insert(datapath_port, (bridge.to_string(), port));
+    }
+
+    /// Forgets a removed port (by its datapath number).
+    pub fn port_removed(&self, datapath_port: u32) {
+        self.lock().dp_ports.remove(&datapath_port);
+    }
+
+    /// Sends a `OFPPR_MODIFY` port status for every port whose link went up or down
+    /// since the last call (the first call only records).
+    pub fn watch_links(&self, show: &crate::protocol::ShowReply) {
+        let mut changed = Vec::new();
+        {
+            let mut st = self.lock();
+            for b in &show.bridges {
+                for p in &b.ports {
+                    if st.link_up.insert(p.number, p.link_up).is_some_and(|was| was != p.link_up) {
+                        changed.push((b.name.clone(), p.clone()));
+                    }
+                }
+            }
+        }
+        for (bridge, port) in changed {
+            self.port_status(&bridge, &port, PortReason::Modify);
+        }
+    }
+
+    /// A port of `bridge` was added, deleted or changed (link state): records it and
+    /// sends `OFPT_PORT_STATUS` to the bridge's controllers. For the datapath, when it
+    /// adds or removes a port at run time or sees a link change.
+    pub fn port_status(&self, bridge: &str, port: &crate::protocol::PortInfo, reason: PortReason) {
+        let writers: Vec<(Version, Arc<ConnWriter>)> = {
+            let _ = reason;
+            let st = self.lock();
+            let Some(b) = st.bridges.get(bridge) else { return };
+            b.conns.iter().filter(|c| c.controller).map(|c| (c.version, c.writer.clone())).collect()
+        };
+        let dpid = self.dpid(bridge);
+        for (version, writer) in writers {
+            let desc = super::replies::port_desc(port, dpid, version);
+            let m = Message { version, xid: 0, body: Body::PortStatus(PortStatus { reason, desc }) };
+            if let Ok(bytes) = encode(&m)
+                && writer.send(&bytes).is_err()
+            {
+                writer.close();
+            }
+        }
+    }
+
+    /// What a table miss does on `bridge` now (see the module doc).
+    pub fn miss_mode(&self, bridge: &str) -> MissMode {
+        let st = self.lock();
+        let Some(b) = st.bridges.get(bridge) else { return MissMode::Drop };
+        miss_mode_of(b)
+    }
+
+    fn changed(&self, bridge: &str) {
+        // The reply is not waited for: the main thread reads `miss_mode` itself.
+        let (reply, _) = bounded(1);
+        let call = OfCall { bridge: bridge.to_string(), request: OfRequest::MissModeChanged, peer_uid: None, reply };
+        let _ = self.to_main.send(call);
+    }
+
+    pub(super) fn register(&self, bridge: &str, id: u64, version: Version, controller: bool, writer: Arc<ConnWriter>) {
+        {
+            let mut st = self.lock();
+            let b = st.bridges.entry(bridge.to_string()).or_default();
+            b.conns.push(ConnEntry { id, version, controller, role: ROLE_EQUAL, miss_send_len: 128, writer });
+        }
+        if controller {
+            tracing::info!("OpenFlow controller connected to {bridge} ({version:?})");
+            self.changed(bridge);
+        }
+    }
+
+    pub(super) fn unregister(&self, bridge: &str, id: u64) {
+        let was_controller = {
+            let mut st = self.lock();
+            let Some(b) = st.bridges.get_mut(bridge) else { return };
+            let before = b.conns.len();
+            let c = b.conns.iter().any(|c| c.id == id && c.controller);
+            b.conns.retain(|c| c.id != id);
+            c && b.conns.len() < before
+        };
+        if was_controller {
+            tracing::info!("OpenFlow controller disconnected from {bridge}");
+            self.changed(bridge);
+        }
+    }
+
+    pub(super) fn set_miss_send_len(&self, bridge: &str, id: u64, len: u16) {
+        let mut st = self.lock();
+        if let Some(c) = st.bridges.get_mut(bridge).and_then(|b| b.conns.iter_mut().find(|c| c.id == id)) {
+            c.miss_send_len = len;
+        }
+    }
+
+    pub(super) fn is_slave(&self, bridge: &str, id: u64) -> bool {
+        let st = self.lock();
+        st.bridges.get(bridge).and_then(|b| b.conns.iter().find(|c| c.id == id)).is_some_and(|c| c.role == ROLE_SLAVE)
+    }
+
+    /// OpenFlow 1.3's role request: the role now, or the `OFPRRFC_*` code refusing it.
+    pub(super) fn role_request(&self, bridge: &str, id: u64, req: Role) -> Result<Role, u16> {
+        let mut st = self.lock();
+        let b = st.bridges.entry(bridge.to_string()).or_default();
+        if !matches!(req.role, ROLE_NOCHANGE | ROLE_EQUAL | ROLE_MASTER | ROLE_SLAVE) {
+            return Err(RRFC_BAD_ROLE);
+        }
+        if matches!(req.role, ROLE_MASTER | ROLE_SLAVE) {
+            // Stale: older than the newest generation seen (by wrap-around distance).
+            if let Some(g) = b.generation
+                && (req.generation_id.wrapping_sub(g) as i64) < 0
+            {
+                return Err(RRFC_STALE);
+            }
+            b.generation = Some(req.generation_id);
+        }
+        if req.role == ROLE_MASTER {
+            for c in b.conns.iter_mut().filter(|c| c.id != id && c.role == ROLE_MASTER) {
+                c.role = ROLE_SLAVE;
+            }
+        }
+        let generation_id = b.generation.unwrap_or(0);
+        let c = b.conns.iter_mut().find(|c| c.id == id).ok_or(RRFC_BAD_ROLE)?;
+        if req.role != ROLE_NOCHANGE {
+            c.role = req.role;
+        }
+        Ok(Role { role: c.role, generation_id })
+    }
+
+    /// The bridge's controller targets and fail mode; connections of targets no longer
+    /// listed are closed, new ones started. Errors name a target that cannot be used
+    /// (e.g. a listening port in use); the others are still set.
+    pub fn set_controllers(
+        self: &Arc<Self>,
+        bridge: &str,
+        targets: &[ControllerTarget],
+        fail_mode: FailMode,
+    ) -> Result<(), String> {
+        let mut errors = Vec::new();
+        let mut closing = Vec::new();
+        {
+            let mut st = self.lock();
+            let b = st.bridges.entry(bridge.to_string()).or_default();
+            b.fail_mode = fail_mode;
+            let (keep, gone): (Vec<_>, Vec<_>) =
+                std::mem::take(&mut b.targets).into_iter().partition(|t| targets.contains(&t.target));
+            b.targets = keep;
+            for t in gone {
+                t.stop.store(true, Ordering::Relaxed);
+                closing.push(t.target);
+            }
+            let new: Vec<ControllerTarget> =
+                targets.iter().filter(|t| !b.targets.iter().any(|r| r.target == **t)).copied().collect();
+            for target in new {
+                let stop = Arc::new(AtomicBool::new(false));
+                match self.start_target(bridge, target, stop.clone()) {
+                    Ok(()) => b.targets.push(RunningTarget { target, stop }),
+                    Err(e) => errors.push(format!("{target}: {e}")),
+                }
+            }
+            // Connections of removed targets: their threads notice the stop flag; close
+            // the controllers' sockets now (a controller connection belongs to exactly one
+            // target, but which one is not recorded: close them all if every target went).
+            if b.targets.is_empty() {
+                for c in b.conns.iter().filter(|c| c.controller) {
+                    c.writer.close();
+                }
+            }
+        }
+        if !closing.is_empty() {
+            tracing::info!("OpenFlow controllers of {bridge} removed: {closing:?}");
+        }
+        self.changed(bridge);
+        if errors.is_empty() { Ok(()) } else { Err(errors.join("; ")) }
+    }
+
+    /// The bridges the hub knows.
+    pub fn bridges(&self) -> Vec<String> {
+        self.lock().bridges.keys().cloned().collect()
+    }
+
+    /// The bridge's targets and how many controllers are connected.
+    pub fn controllers(&self, bridge: &str) -> (Vec<TargetStatus>, usize, PacketInCounts) {
+        let st = self.lock();
+        let Some(b) = st.bridges.get(bridge) else { return (Vec::new(), 0, PacketInCounts::default()) };
+        let connected = b.conns.iter().filter(|c| c.controller).count();
+        let targets = b.targets.iter().map(|t| TargetStatus { target: t.target.to_string(), connected }).collect();
+        (targets, connected, b.bucket.counts)
+    }
+
+    fn start_target(
+        self: &Arc<Self>,
+        bridge: &str,
+        target: ControllerTarget,
+        stop: Arc<AtomicBool>,
+    ) -> Result<(), String> {
+        let hub = self.clone();
+        let bridge = bridge.to_string();
+        match target {
+            ControllerTarget::Tcp(addr) => std::thread::Builder::new()
+                .name("ferrovs-ofctl".into())
+                .spawn(move || hub.run_active(&bridge, addr, &stop))
+                .map(|_| ())
+                .map_err(|e| e.to_string()),
+            ControllerTarget::Ptcp(addr) => {
+                let listener = TcpListener::bind(addr).map_err(|e| format!("listen on {addr}: {e}"))?;
+                listener.set_nonblocking(true).map_err(|e| e.to_string())?;
+                std::thread::Builder::new()
+                    .name("ferrovs-ofctl".into())
+                    .spawn(move || hub.run_passive(&bridge, listener, &stop))
+                    .map(|_| ())
+                    .map_err(|e| e.to_string())
+            }
+        }
+    }
+
+    fn serve(&self, bridge: &str, stream: TcpStream, stop: &AtomicBool) {
+        let _ = stream.set_nodelay(true);
+        let peer = Peer { bridge, uid: None, may_change: true, controller: Some(PROBE_INTERVAL) };
+        if let Err(e) = conn::serve(Arc::new(stream), peer, &self.to_main, self, stop) {
+            tracing::info!("OpenFlow controller connection on {bridge}: {e}");
+        }
+    }
+
+    /// `tcp:IP:PORT`: connect, serve until the connection ends, wait, again.
+    fn run_active(&self, bridge: &str, addr: SocketAddr, stop: &AtomicBool) {
+        let mut backoff = BACKOFF_MIN;
+        while !stop.load(Ordering::Relaxed) {
+            match TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT) {
+                Ok(s) => {
+                    backoff = BACKOFF_MIN;
+                    self.serve(bridge, s, stop);
+                }
+                Err(e) => tracing::debug!("OpenFlow controller tcp:{addr} for {bridge}: {e}"),
+            }
+            let until = Instant::now() + backoff;
+            while Instant::now() < until && !stop.load(Ordering::Relaxed) {
+                std::thread::sleep(POLL);
+            }
+            backoff = (backoff * 2).min(BACKOFF_MAX);
+        }
+    }
+
+    /// `ptcp:PORT[:IP]`: accept controllers, each served on its own thread.
+    fn run_passive(self: Arc<Self>, bridge: &str, listener: TcpListener, stop: &Arc<AtomicBool>) {
+        while !stop.load(Ordering::Relaxed) {
+            match listener.accept() {
+                Ok((s, _)) => {
+                    let _ = s.set_nonblocking(false);
+                    let (hub, bridge, stop) = (self.clone(), bridge.to_string(), stop.clone());
+                    let _ = std::thread::Builder::new()
+                        .name("ferrovs-ofctl".into())
+                        .spawn(move || hub.serve(&bridge, s, &stop));
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => std::thread::sleep(POLL),
+                Err(e) => {
+                    tracing::warn!("OpenFlow listener for {bridge}: {e}");
+                    std::thread::sleep(POLL);
+                }
+            }
+        }
+    }
+
+    /// Sends one packet-in to the bridge's controllers (rate-limited). Returns how many
+    /// controllers it was written to.
+    fn deliver(&self, pin: &PacketInFrame) -> usize {
+        let (targets, in_port): (Vec<(Version, u16, Arc<ConnWriter>)>, u32) = {
+            let mut st = self.lock();
+            let Some((bridge, in_port)) = st.dp_ports.get(&pin.in_port).cloned() else { return 0 };
+            let Some(b) = st.bridges.get_mut(&bridge) else { return 0 };
+            let eligible: Vec<_> = b
+                .conns
+                .iter()
+                .filter(|c| c.controller && c.role != ROLE_SLAVE)
+                .map(|c| (c.version, c.miss_send_len, c.writer.clone()))
+                .collect();
+            if eligible.is_empty() || !b.bucket.take(Instant::now()) {
+                return 0;
+            }
+            b.bucket.counts.sent += 1;
+            (eligible, in_port)
+        };
+        let mut n = 0;
+        for (version, miss_send_len, writer) in targets {
+            let max_len =
+                if pin.reason == ferrovs_flowcache::actions::REASON_NO_MATCH { miss_send_len } else { pin.max_len };
+            let Ok(bytes) = encode(&packet_in_message(pin, in_port, version, max_len)) else { continue };
+            if writer.send(&bytes).is_ok() {
+                n += 1;
+            } else {
+                writer.close();
+            }
+        }
+        n
+    }
+}
+
+fn miss_mode_of(b: &BridgeState) -> MissMode {
+    if b.targets.is_empty() {
+        return MissMode::Drop;
+    }
+    let mut controllers = b.conns.iter().filter(|c| c.controller).peekable();
+    if controllers.peek().is_none() {
+        return match b.fail_mode {
+            FailMode::Standalone => MissMode::FailOpen,
+            FailMode::Secure => MissMode::Drop,
+        };
+    }
+    if controllers.any(|c| c.version == Version::Of10) { MissMode::Controller } else { MissMode::Drop }
+}
+
+/// The packet-in message for `pin` in `version`, at most `max_len` bytes of the frame
+/// (65535: all of it). OVS's match: the ingress port.
+/// The packet-in of `pin`, received on the bridge's OpenFlow port `in_port`.
+pub fn packet_in_message(pin: &PacketInFrame, in_port: u32, version: Version, max_len: u16) -> Message {
+    let n = if max_len == u16::MAX { pin.data.len() } else { pin.data.len().min(usize::from(max_len)) };
+    let (table_id, cookie) = if version == Version::Of13 { (pin.table, pin.cookie) } else { (0, 0) };
+    let body = PacketIn {
+        buffer_id: NO_BUFFER,
+        total_len: u16::try_from(pin.total_len).unwrap_or(u16::MAX),
+        reason: pin.reason,
+        table_id,
+        cookie,
+        matches: Match { fields: vec![MatchField::exact(Field::InPort, u128::from(in_port))] },
+        data: pin.data[..n].to_vec(),
+    };
+    Message { version, xid: 0, body: Body::PacketIn(body) }
+}
+
+/// Runs the packet-in sender until `stop`: see the module doc.
+pub fn run_packet_ins(hub: Arc<Hub>, source: PacketInSource, stop: Arc<AtomicBool>) {
+    while !stop.load(Ordering::Relaxed) {
+        let Some(pin) = source.recv_timeout(POLL) else { continue };
+        hub.deliver(&pin);
+        source.recycle(pin.data);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A link change of a port is a `PORT_STATUS` (modify) to the bridge's controllers;
+    /// the first look only records.
+    #[test]
+    fn link_changes_are_port_statuses() {
+        use std::io::Read;
+        let (tx, _rx) = crossbeam_channel::unbounded();
+        let hub = Hub::new(tx);
+        let (ours, theirs) = std::os::unix::net::UnixStream::pair().unwrap();
+        ours.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        let writer = Arc::new(ConnWriter::new(Arc::new(theirs)));
+        hub.register("br0", 1, Version::Of13, true, writer);
+        let mut show = crate::protocol::samples::show();
+        hub.watch_links(&show);
+        show.bridges[0].ports[1].link_up = !show.bridges[0].ports[1].link_up;
+        hub.watch_links(&show);
+        let mut buf = [0u8; 4096];
+        let n = (&ours).read(&mut buf).unwrap();
+        let (m, used) = ferrovs_config::openflow::decode(&buf[..n]).unwrap();
+        assert_eq!(used, n, "exactly one message");
+        let Body::PortStatus(s) = m.body else { panic!("{m:?}") };
+        assert_eq!((s.reason, s.desc.port_no), (PortReason::Modify, 2));
+        assert_eq!(s.desc.state & 1 == 0, show.bridges[0].ports[1].link_up);
+    }
+
+    /// The miss mode follows who is connected: see the module doc.
+    #[test]
+    fn miss_mode_follows_targets_connections_and_fail_mode() {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let hub = Hub::new(tx);
+        let conn = || {
+            let (_ours, theirs) = std::os::unix::net::UnixStream::pair().unwrap();
+            Arc::new(ConnWriter::new(Arc::new(theirs)))
+        };
+        assert_eq!(hub.miss_mode("br0"), MissMode::Drop, "no controllers: the rules decide");
+        // A target nobody listens on (port 9 on loopback refuses at once).
+        let target = ControllerTarget::parse("tcp:127.0.0.1:9").unwrap();
+        hub.set_controllers("br0", &[target], FailMode::Standalone).unwrap();
+        assert_eq!(hub.miss_mode("br0"), MissMode::FailOpen);
+        hub.set_controllers("br0", &[target], FailMode::Secure).unwrap();
+        assert_eq!(hub.miss_mode("br0"), MissMode::Drop);
+        hub.register("br0", 1, Version::Of13, true, conn());
+        assert_eq!(hub.miss_mode("br0"), MissMode::Drop, "1.3: the controller installs its table-miss rule");
+        hub.register("br0", 2, Version::Of10, true, conn());
+        assert_eq!(hub.miss_mode("br0"), MissMode::Controller, "1.0: a miss is a packet-in");
+        // A management connection is no controller.
+        hub.unregister("br0", 2);
+        hub.register("br0", 3, Version::Of10, false, conn());
+        assert_eq!(hub.miss_mode("br0"), MissMode::Drop);
+        hub.unregister("br0", 1);
+        hub.set_controllers("br0", &[target], FailMode::Standalone).unwrap();
+        assert_eq!(hub.miss_mode("br0"), MissMode::FailOpen);
+        hub.set_controllers("br0", &[], FailMode::Standalone).unwrap();
+        assert_eq!(hub.miss_mode("br0"), MissMode::Drop);
+        // Every change asked the main thread to re-read the mode.
+        let asked = rx.try_iter().filter(|c| c.request == OfRequest::MissModeChanged).count();
+        assert!(asked >= 7, "{asked}");
+    }
+
+    #[test]
+    fn the_token_bucket_allows_a_burst_then_the_rate() {
+        let mut b = Bucket::default();
+        let t0 = b.at;
+        let passed = (0..BURST + 10).filter(|_| b.take(t0)).count();
+        assert_eq!(passed, BURST as usize);
+        assert_eq!(b.counts.rate_limited, 10);
+        // 10 ms later: RATE/100 more.
+        let passed = (0..100).filter(|_| b.take(t0 + Duration::from_millis(10))).count();
+        assert_eq!(passed, (RATE / 100) as usize);
+    }
+
+    #[test]
+    fn packet_ins_carry_in_port_and_truncate() {
+        let pin = PacketInFrame {
+            in_port: 7,
+            reason: 1,
+            table: 2,
+            cookie: 9,
+            max_len: 3,
+            total_len: 5,
+            data: vec![1, 2, 3, 4, 5],
+        };
+        let m = packet_in_message(&pin, pin.in_port, Version::Of13, 3);
+        let Body::PacketIn(p) = &m.body else { panic!() };
+        assert_eq!(
+            (p.buffer_id, p.total_len, p.table_id, p.cookie, p.data.as_slice()),
+            (NO_BUFFER, 5, 2, 9, &[1u8, 2, 3][..])
+        );
+        let back = ferrovs_config::openflow::decode(&encode(&m).unwrap()).unwrap().0;
+        assert_eq!(back, m);
+        let m10 = packet_in_message(&pin, pin.in_port, Version::Of10, u16::MAX);
+        let back = ferrovs_config::openflow::decode(&encode(&m10).unwrap()).unwrap().0;
+        assert_eq!(back, m10);
+    }
+}
