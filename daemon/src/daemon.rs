@@ -18,6 +18,7 @@ use ferrovs_dpdk::Eal;
 use ferrovs_pmd::{IdleBackoff, PortSpec, SwitchOptions};
 
 use crate::appctl::{self, AppctlCall};
+use crate::capture::Captures;
 use crate::control::{ControlServer, Pending};
 use crate::datapath::Datapath;
 use crate::logging::LogControl;
@@ -93,6 +94,7 @@ pub fn run(path: &Path, check_only: bool, log: LogControl) -> Result<(), DaemonE
         );
     }
     let mut dp = Datapath::start(&eal, &config, &ports, &options)?;
+    let mut captures = Captures::new(eal.tsc_hz());
     // Every port is started and every PMD has polled once `start` returns.
     let mut notifier = Notifier::from_env();
     let mut liveness = PmdLiveness::default();
@@ -152,7 +154,15 @@ pub fn run(path: &Path, check_only: bool, log: LogControl) -> Result<(), DaemonE
             },
             default(Duration::from_millis(100)) => {},
         }
-        if let Some(Pending { request, peer_uid, reply }) = got {
+        // A request answered by a stream (capture) comes with its connection.
+        if let Some(p) = got.take_if(|p| p.connection.is_some()) {
+            let started = p
+                .connection
+                .ok_or_else(|| "no connection".to_string())
+                .and_then(|conn| captures.start(dp.capture_taps(), &config, &p.request, p.peer_uid, conn));
+            let _ = p.reply.send(Response::from(started.map(Reply::Capture)));
+        }
+        if let Some(Pending { request, peer_uid, reply, .. }) = got {
             {
                 if request.is_mutating() {
                     tracing::info!(target: "ferrovs_daemon::control", uid = ?peer_uid, "change: {request:?}");
@@ -201,6 +211,7 @@ pub fn run(path: &Path, check_only: bool, log: LogControl) -> Result<(), DaemonE
     drop(appctl_server);
     drop(openflow_servers);
     drop(metrics);
+    captures.stop_all();
     let final_stats = dp.stop();
     // After the PMDs and ports: a capture's callbacks update counters in pdump's memory.
     drop(pdump);

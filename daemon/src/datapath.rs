@@ -108,6 +108,11 @@ impl Datapath {
         Ok(Datapath { switch, slow, pipelines, pmd_baseline: HashMap::new() })
     }
 
+    /// The switch's packet captures (see `capture`).
+    pub fn capture_taps(&self) -> &Arc<ferrovs_pmd::capture::CaptureTaps> {
+        self.switch.capture()
+    }
+
     /// Each PMD's loop-iteration counter as last published (the watchdog's sign of life).
     pub fn pmd_iterations(&self) -> Vec<u64> {
         self.switch.stats().pmds.iter().map(|p| p.counters.iterations).collect()

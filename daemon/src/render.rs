@@ -28,6 +28,9 @@ pub fn render(reply: &Reply) -> String {
         Reply::DumpDpFlows(r) => dump_dp_flows(&mut out, r),
         Reply::Trace(r) => trace(&mut out, r),
         Reply::Reload(r) => reload(&mut out, r),
+        Reply::Capture(r) => {
+            let _ = writeln!(out, "capturing port {} ({}), up to {} bytes a frame", r.port, r.number, r.snap_len);
+        }
     }
     out
 }

@@ -19,16 +19,21 @@
 //! (no headroom, or a buffer that cannot be written) drops it as `drop_unsupported`,
 //! never forwarding it unedited.
 
+use std::sync::Arc;
+
 use ferrovs_dpdk::{Drain, Mbuf, MbufBatch, Mempool, TxQueue, tx_burst};
 use ferrovs_flowcache::actions::DpAction;
 use ferrovs_flowcache::edit::{EditOutcome, execute_edit, pop_vlan, push_vlan};
 
+use crate::capture::CaptureTaps;
 use crate::stats::{PmdLocal, PortCounters};
 
 /// Dense index meaning "no such port".
 pub(crate) const NO_PORT: usize = usize::MAX;
 
 pub(crate) struct TxPort {
+    /// OpenFlow port number.
+    number: u32,
     txq: TxQueue,
     batch: MbufBatch,
     pending_bytes: u64,
@@ -42,6 +47,8 @@ pub struct TxState {
     pub(crate) counters: Vec<PortCounters>,
     pub(crate) pmd: PmdLocal,
     pool: Mempool,
+    /// The switch's captures (`capture.rs`): checked once per rx and per tx burst.
+    pub(crate) capture: Arc<CaptureTaps>,
 }
 
 /// What one edit did to a packet.
@@ -89,7 +96,7 @@ fn edit_in_place(m: &mut Mbuf, a: &DpAction) -> EditResult {
 
 impl TxState {
     /// `ports[i] = (number, this PMD's tx queue of port i)`.
-    pub(crate) fn new(ports: Vec<(u32, TxQueue)>, pool: Mempool) -> TxState {
+    pub(crate) fn new(ports: Vec<(u32, TxQueue)>, pool: Mempool, capture: Arc<CaptureTaps>) -> TxState {
         let max = ports.iter().map(|(n, _)| *n as usize).max().unwrap_or(0);
         let mut index_by_number = vec![NO_PORT; max + 1];
         for (i, (n, _)) in ports.iter().enumerate() {
@@ -99,12 +106,13 @@ impl TxState {
         TxState {
             ports: ports
                 .into_iter()
-                .map(|(_, txq)| TxPort { txq, batch: MbufBatch::new(), pending_bytes: 0 })
+                .map(|(number, txq)| TxPort { number, txq, batch: MbufBatch::new(), pending_bytes: 0 })
                 .collect(),
             index_by_number,
             counters: vec![PortCounters::default(); n],
             pmd: PmdLocal::default(),
             pool,
+            capture,
         }
     }
 
@@ -234,6 +242,7 @@ impl TxState {
         if queued == 0 {
             return;
         }
+        crate::capture::tx(&self.capture, port.number, &port.batch);
         let sent = tx_burst(&mut port.txq, &mut port.batch);
         let mut unsent_bytes = 0u64;
         for i in 0..port.batch.len() {

@@ -17,10 +17,12 @@
 //! slow path, private), `flow_names` (slow-path
 //! flow ids against cache ids, private), [`clock`] (the pipeline's millisecond time base),
 //! [`exec`] (executing actions through flowcache's edits, per-port tx batching), [`stats`]
-//! (counters and their published atomic mirrors), [`forwarder`] (a per-ingress-port
+//! (counters and their published atomic mirrors), [`capture`] (copies of a port's frames
+//! while a capture is armed), [`forwarder`] (a per-ingress-port
 //! pipeline without packet parsing, used by the ring tests and as the benchmarks'
 //! floor; the daemon does not use it).
 
+pub mod capture;
 pub mod clock;
 pub mod error;
 pub mod exec;

@@ -108,6 +108,7 @@ impl<C: Pipeline> PmdThread<C> {
                 }
                 received += n;
                 self.tx.pmd.rx_bursts += 1;
+                crate::capture::rx(&self.tx.capture, q.in_port, &batch);
                 process_burst(q.in_port, q.in_idx, &mut batch, &mut self.pipeline, &mut self.tx);
             }
             touched |= self.pipeline.housekeeping(&mut Injector { tx: &mut self.tx });

@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Sender, TrySendError};
 use ferrovs_dpdk::{Eal, EthStats, LinkStatus, Mempool, Port, PortConfig, PortId, probe};
 
+use crate::capture::CaptureTaps;
 use crate::error::SwitchError;
 use crate::exec::TxState;
 use crate::forwarder::{ForwardRule, Forwarder};
@@ -158,6 +159,7 @@ pub struct Switch<M: Send + 'static> {
     pool: Mempool,
     pmds: Vec<PmdHandle<M>>,
     stop: Arc<AtomicBool>,
+    capture: Arc<CaptureTaps>,
 }
 
 impl Switch<crate::forwarder::ForwarderMessage> {
@@ -248,8 +250,15 @@ impl<M: Send + 'static> Switch<M> {
         }
 
         let stop = Arc::new(AtomicBool::new(false));
-        let mut switch =
-            Switch { eal: eal.clone(), ports: Vec::new(), pool: pool.clone(), pmds: Vec::new(), stop: stop.clone() };
+        let capture = Arc::new(CaptureTaps::default());
+        let mut switch = Switch {
+            eal: eal.clone(),
+            ports: Vec::new(),
+            pool: pool.clone(),
+            pmds: Vec::new(),
+            stop: stop.clone(),
+            capture: capture.clone(),
+        };
         let (started_tx, started_rx) = crossbeam_channel::unbounded();
         for (pmd_index, rxqs) in assigned.into_iter().enumerate() {
             let info = infos[pmd_index].clone();
@@ -267,7 +276,7 @@ impl<M: Send + 'static> Switch<M> {
             let thread = PmdThread {
                 index: pmd_index,
                 rxqs,
-                tx: TxState::new(txqs, pool.clone()),
+                tx: TxState::new(txqs, pool.clone(), capture.clone()),
                 pipeline,
                 messages: msg_rx,
                 stop: stop.clone(),
@@ -344,6 +353,11 @@ impl<M: Send + 'static> Switch<M> {
             p.sender.barrier(deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(1)))?;
         }
         Ok(())
+    }
+
+    /// The switch's packet captures: arm one with [`CaptureTaps::arm`].
+    pub fn capture(&self) -> &Arc<CaptureTaps> {
+        &self.capture
     }
 
     /// The switch's mbuf pool.

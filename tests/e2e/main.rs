@@ -18,6 +18,7 @@ use std::time::Duration;
 use ferrovs_e2e::{Daemon, TempDir, frames, read_pcap, wait_until, write_pcap};
 use libtest_mimic::{Arguments, Failed, Trial};
 
+mod capture;
 mod flows;
 mod many_flows;
 mod openflow;
@@ -249,6 +250,8 @@ fn main() {
         Trial::test("service_dpdk_telemetry_with_file_prefix", service::dpdk_telemetry_with_file_prefix),
         Trial::test("service_hugepages_script_applies_the_plan", service::hugepages_script_applies_the_plan),
         Trial::test("service_dumpcap_captures_a_port", service::dumpcap_captures_a_port),
+        Trial::test("capture_ctl_is_what_was_sent", capture::ctl_capture_is_what_was_sent).with_ignored_flag(!root),
+        Trial::test("capture_ctl_filter_and_limits", capture::ctl_capture_filter_and_limits).with_ignored_flag(!root),
         Trial::test("service_tap_in_another_namespace_reads_unknown", service::tap_in_another_namespace_reads_unknown)
             .with_ignored_flag(!root),
     ];

@@ -676,7 +676,7 @@ pub fn dumpcap_captures_a_port() -> Result<(), Failed> {
     );
     let d = Daemon::start_in_with_env(dir, &config, &[("RUNTIME_DIRECTORY", &run)]);
     let ns = ferrovs_e2e::Netns::new();
-    ns.exec_ok(&["sh", "-c", "echo 1 > /proc/sys/net/ipv6/conf/default/disable_ipv6"]);
+    ns.quiet_ipv6();
     ferrovs_e2e::run_ok("ip", &["link", "set", &tap, "netns", &ns.name]);
     ns.exec_ok(&["ip", "link", "set", &tap, "up"]);
 
@@ -700,12 +700,7 @@ pub fn dumpcap_captures_a_port() -> Result<(), Failed> {
         return Err(format!("dpdk-dumpcap never started capturing:\n{}\n{}", log(), d.log_text()).into());
     }
     // One raw socket writes the frames in order onto the tap, which ferrovsd receives.
-    let script = "import socket,sys\ns=socket.socket(socket.AF_PACKET,socket.SOCK_RAW)\ns.bind((sys.argv[1],0))\n\
-                  for h in sys.argv[2:]: s.send(bytes.fromhex(h))\n";
-    let hex: Vec<String> = sent.iter().map(|f| f.iter().map(|b| format!("{b:02x}")).collect()).collect();
-    let mut argv = vec!["python3", "-c", script, tap.as_str()];
-    argv.extend(hex.iter().map(String::as_str));
-    ns.exec_ok(&argv);
+    ns.send_frames(&tap, &sent);
     let exited = wait_until(Duration::from_secs(20), || matches!(dumpcap.try_wait(), Ok(Some(_))));
     if !exited {
         let _ = dumpcap.kill();

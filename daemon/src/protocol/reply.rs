@@ -34,6 +34,8 @@ pub enum Reply {
     DumpDpFlows(DumpDpFlowsReply),
     Trace(TraceReply),
     Reload(ReloadReply),
+    /// A capture started; the capture stream follows (see `protocol::capture`).
+    Capture(CaptureReply),
 }
 
 impl Reply {
@@ -51,8 +53,20 @@ impl Reply {
             Reply::DumpDpFlows(_) => matches!(req, Request::DumpDpFlows),
             Reply::Trace(_) => matches!(req, Request::Trace { .. }),
             Reply::Reload(_) => matches!(req, Request::Reload),
+            Reply::Capture(_) => matches!(req, Request::Capture { .. }),
         }
     }
+}
+
+/// `capture`: the port being captured.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CaptureReply {
+    pub port: String,
+    /// OpenFlow port number.
+    pub number: u32,
+    /// Most bytes of a frame the capture keeps.
+    pub snap_len: u32,
 }
 
 /// `show`: every bridge with its ports, and the packet buffer pool.

@@ -40,6 +40,19 @@ pub enum Request {
     /// Re-read the config file and apply its rules (each bridge's rule set replaced
     /// atomically). Ports and other settings need a restart; a changed one is an error.
     Reload,
+    /// Capture the frames a port receives and sends, until `count` frames that match
+    /// `filter` (ovs-ofctl match syntax) were sent or `duration_ms` passed (neither: until
+    /// the client closes the connection). Answered by `capture`, then the capture stream
+    /// on the same connection (see `protocol::capture`).
+    Capture {
+        port: String,
+        #[serde(default)]
+        count: Option<u64>,
+        #[serde(default)]
+        duration_ms: Option<u64>,
+        #[serde(default)]
+        filter: Option<String>,
+    },
 }
 
 impl Request {
@@ -55,6 +68,12 @@ impl Request {
                 | Request::AddFlowsStream { .. }
                 | Request::DelFlows { .. }
         )
+    }
+
+    /// Whether the request shows the traffic itself (and so needs an administrator, as
+    /// capturing on a kernel interface needs CAP_NET_RAW).
+    pub fn reveals_traffic(&self) -> bool {
+        matches!(self, Request::Capture { .. })
     }
 
     /// The request as one line of the wire format, newline included.
@@ -107,6 +126,7 @@ mod tests {
             Request::DumpDpFlows,
             Request::Trace { bridge: "br0".into(), packet: "in_port=1,tcp".into() },
             Request::Reload,
+            Request::Capture { port: "a".into(), count: Some(3), duration_ms: None, filter: Some("udp".into()) },
         ];
         for r in all {
             let line = r.to_line();

@@ -177,5 +177,6 @@ pub(crate) fn all() -> Vec<Reply> {
                 ReloadedBridge { bridge: "br1".into(), rules: 0, megaflows_removed: 0 },
             ],
         }),
+        Reply::Capture(CaptureReply { port: "a".into(), number: 1, snap_len: 2048 }),
     ]
 }

@@ -24,9 +24,10 @@ fn kind(r: &Reply) -> usize {
         Reply::DumpDpFlows(_) => 8,
         Reply::Trace(_) => 9,
         Reply::Reload(_) => 10,
+        Reply::Capture(_) => 11,
     }
 }
-const KINDS: usize = 11;
+const KINDS: usize = 12;
 
 #[test]
 fn samples_cover_every_kind() {
@@ -175,6 +176,7 @@ fn replies_answer_their_request_only() {
         Request::DumpDpFlows,
         Request::Trace { bridge: "b".into(), packet: "p".into() },
         Request::Reload,
+        Request::Capture { port: "a".into(), count: None, duration_ms: None, filter: None },
     ];
     for r in samples::all() {
         let answered: Vec<&Request> = requests.iter().filter(|q| r.answers(q)).collect();

@@ -76,6 +76,24 @@ pub enum Cmd {
     },
     /// Re-read the config file and replace every bridge's rules with its rules (also SIGHUP).
     Reload,
+    /// Capture the frames a port receives and sends into a pcapng file (written by
+    /// ferrovs-ctl), until --count frames, --duration seconds, or Ctrl-C.
+    Capture {
+        /// The port to capture (its name in the config).
+        port: String,
+        /// The pcapng file to write (created or truncated).
+        file: PathBuf,
+        /// Stop after this many frames (that match --filter).
+        #[arg(long, short = 'c', value_name = "N")]
+        count: Option<u64>,
+        /// Stop after this many seconds (fractions allowed).
+        #[arg(long, short = 'd', value_name = "SECONDS")]
+        duration: Option<f64>,
+        /// Keep only frames that match, in ovs-ofctl match syntax, e.g. `udp,tp_dst=53`
+        /// (no in_port: every frame is of PORT).
+        #[arg(long, short = 'f', value_name = "MATCH")]
+        filter: Option<String>,
+    },
     /// Print a shell completion script to standard output (needs no daemon).
     Completions {
         /// The shell to complete for.
