@@ -118,36 +118,6 @@ pub fn pmd_rxq_show(r: &PmdStatsReply) -> String {
     out
 }
 
-/// `dpif-netdev/pmd-perf-show`: the per-PMD iteration figures ferrovs keeps (no
-/// per-iteration histograms yet).
-pub fn pmd_perf_show(r: &PmdStatsReply) -> String {
-    let mut out = String::new();
-    for p in &r.pmds {
-        let total = p.busy_cycles + p.idle_cycles;
-        let secs = if r.tsc_hz > 0 { total as f64 / r.tsc_hz as f64 } else { 0.0 };
-        let per = |v: u64| if p.iterations > 0 { v as f64 / p.iterations as f64 } else { 0.0 };
-        let _ = writeln!(out, "Time: {secs:.3} s, PMD {} on core {}", p.pmd, p.core);
-        let _ = writeln!(
-            out,
-            "  Iterations:        {:>12}  ({:.2} us/it)",
-            p.iterations,
-            per(total) * 1e6 / r.tsc_hz.max(1) as f64
-        );
-        let _ = writeln!(out, "  - Used TSC cycles: {:>12}  ({:5.1} % of total cycles)", p.busy_cycles, p.busy_percent);
-        let _ = writeln!(out, "  - idle iterations:{:>12}", p.iterations.saturating_sub(p.rx_bursts));
-        let _ = writeln!(
-            out,
-            "  Rx packets:        {:>12}  ({:.1} pkts/it, {:.0} cycles/pkt)",
-            p.packets,
-            per(p.packets),
-            p.cycles_per_packet
-        );
-        let _ = writeln!(out, "  Upcalls:           {:>12}", p.upcalls_sent);
-        let _ = writeln!(out, "  Messages applied:  {:>12}", p.messages);
-    }
-    out
-}
-
 /// `coverage/show`: event totals since start (OVS also shows rates; ferrovs keeps totals).
 pub fn coverage_show(r: &PmdStatsReply) -> String {
     let mut events: Vec<(&str, u64)> = Vec::new();

@@ -267,7 +267,7 @@ fn appctl(dp: &mut Datapath, config: &Config, log: &LogControl, call: &UnixctlCa
     match what {
         AppctlCall::Control(req) => handle(dp, config, &req).map(|r| crate::render::render(&r)),
         AppctlCall::PmdRxqShow => pmd_stats(dp).map(|r| appctl::pmd_rxq_show(&r)),
-        AppctlCall::PmdPerfShow => pmd_stats(dp).map(|r| appctl::pmd_perf_show(&r)),
+        AppctlCall::PmdPerfShow => pmd_stats(dp).map(|r| crate::render::pmd_perf(&r)),
         AppctlCall::CoverageShow => pmd_stats(dp).map(|r| appctl::coverage_show(&r)),
         AppctlCall::VlogList => Ok(log.list()),
         AppctlCall::VlogSet(specs) => log.set(&specs),

@@ -20,8 +20,8 @@ use ferrovs_pmd::{PmdLocal, PmdStats, PortCounters, PortSpec, PortStats, Switch,
 
 use crate::daemon::DaemonError;
 use crate::protocol::{
-    BridgeInfo, LatencyHistogram, LinkState, NicCounters, PmdInfo, PmdStatsReply, PortInfo, ReloadReply, Reply,
-    Request, ShowReply, SlowPathCounters, SlowPathInfo,
+    BridgeInfo, IterationHistograms, LatencyHistogram, LinkState, NicCounters, PmdInfo, PmdStatsReply, PortInfo,
+    ReloadReply, Reply, Request, ShowReply, SlowPathCounters, SlowPathInfo,
 };
 use crate::slow_path_thread::{SlowPathThread, UPCALL_LATENCY_BOUNDS_US};
 
@@ -185,6 +185,7 @@ impl Datapath {
                     masks: pl.masks,
                     evictions: pl.evictions - plb.evictions,
                     reports_lost: pl.reports_lost - plb.reports_lost,
+                    histograms: histograms(&base.map_or(p.histograms, |b| p.histograms.since(&b.histograms))),
                 }
             })
             .collect();
@@ -314,6 +315,16 @@ impl Datapath {
     pub fn stop(mut self) -> SwitchStats {
         self.slow.stop();
         self.switch.stop()
+    }
+}
+
+/// A PMD's histograms as the reply carries them.
+fn histograms(h: &ferrovs_pmd::perf::PmdHistograms) -> IterationHistograms {
+    IterationHistograms {
+        cycles_per_iteration: h.cycles_per_iteration.counts.to_vec(),
+        packets_per_iteration: h.packets_per_iteration.counts.to_vec(),
+        cycles_per_packet: h.cycles_per_packet.counts.to_vec(),
+        packets_per_batch: h.packets_per_batch.counts.to_vec(),
     }
 }
 

@@ -26,6 +26,7 @@ use ferrovs_flowcache::actions::DpAction;
 use ferrovs_flowcache::edit::{EditOutcome, execute_edit, pop_vlan, push_vlan};
 
 use crate::capture::CaptureTaps;
+use crate::perf::PmdPerf;
 use crate::stats::{PmdLocal, PortCounters};
 
 /// Dense index meaning "no such port".
@@ -49,6 +50,8 @@ pub struct TxState {
     pool: Mempool,
     /// The switch's captures (`capture.rs`): checked once per rx and per tx burst.
     pub(crate) capture: Arc<CaptureTaps>,
+    /// The PMD's iteration histograms (`perf.rs`).
+    pub(crate) perf: PmdPerf,
 }
 
 /// What one edit did to a packet.
@@ -113,6 +116,7 @@ impl TxState {
             pmd: PmdLocal::default(),
             pool,
             capture,
+            perf: PmdPerf::default(),
         }
     }
 

@@ -17,7 +17,8 @@
 //! slow path, private), `flow_names` (slow-path
 //! flow ids against cache ids, private), [`clock`] (the pipeline's millisecond time base),
 //! [`exec`] (executing actions through flowcache's edits, per-port tx batching), [`stats`]
-//! (counters and their published atomic mirrors), [`capture`] (copies of a port's frames
+//! (counters and their published atomic mirrors), [`perf`] (iteration histograms),
+//! [`capture`] (copies of a port's frames
 //! while a capture is armed), [`forwarder`] (a per-ingress-port
 //! pipeline without packet parsing, used by the ring tests and as the benchmarks'
 //! floor; the daemon does not use it).
@@ -31,6 +32,7 @@ pub mod flow_pipeline;
 mod flow_reports;
 pub mod flow_stats;
 pub mod forwarder;
+pub mod perf;
 pub mod pipeline;
 pub mod pmd;
 pub mod spec;

@@ -122,6 +122,7 @@ pub(crate) struct PmdShared {
     ports: Vec<AtomicPortCounters>,
     pmd: AtomicPmdLocal,
     pub(crate) running: AtomicBool,
+    pub(crate) perf: crate::perf::AtomicPmdHistograms,
 }
 
 impl PmdShared {
@@ -130,6 +131,7 @@ impl PmdShared {
             ports: (0..n_ports).map(|_| AtomicPortCounters::default()).collect(),
             pmd: AtomicPmdLocal::default(),
             running: AtomicBool::new(false),
+            perf: Default::default(),
         }
     }
 

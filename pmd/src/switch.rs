@@ -74,6 +74,8 @@ pub struct PmdStats {
     pub rx_queues: Vec<RxqAssignment>,
     /// The PMD's counters as last published.
     pub counters: PmdLocal,
+    /// Its iteration histograms as last published (see `perf`).
+    pub histograms: crate::perf::PmdHistograms,
 }
 
 impl PmdStats {
@@ -396,6 +398,7 @@ impl<M: Send + 'static> Switch<M> {
                 running: p.shared.running.load(Ordering::SeqCst),
                 rx_queues: p.info.rx_queues.clone(),
                 counters: p.shared.pmd(),
+                histograms: p.shared.perf.snapshot(),
             })
             .collect();
         SwitchStats {

@@ -50,9 +50,10 @@ fn read_pcapng(path: &Path) -> Result<(Vec<PcapNgFrame>, Vec<String>), Failed> {
     Ok((frames, names))
 }
 
-/// ferrovsd with port `a` (a tap, moved into a quiet namespace) and `b` (a sink),
+/// ferrovsd with port `a` (a tap, moved into a quiet namespace; returned: the daemon, the
+/// namespace and the tap's name) and `b` (a sink),
 /// `in_port=1,actions=output:2`, plus `extra` ports and rules.
-fn tap_switch(dir: TempDir, extra_flows: &str, extra_ports: &str) -> (Daemon, Netns, String) {
+pub(crate) fn tap_switch(dir: TempDir, extra_flows: &str, extra_ports: &str) -> (Daemon, Netns, String) {
     let tap = unique("fvk");
     let config = format!(
         "{}{}{extra_ports}",

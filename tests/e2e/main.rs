@@ -22,6 +22,7 @@ mod capture;
 mod flows;
 mod many_flows;
 mod openflow;
+mod perf;
 mod persist;
 mod service;
 
@@ -252,6 +253,8 @@ fn main() {
         Trial::test("service_dumpcap_captures_a_port", service::dumpcap_captures_a_port),
         Trial::test("capture_ctl_is_what_was_sent", capture::ctl_capture_is_what_was_sent).with_ignored_flag(!root),
         Trial::test("capture_ctl_filter_and_limits", capture::ctl_capture_filter_and_limits).with_ignored_flag(!root),
+        Trial::test("service_pmd_perf_histograms_move_and_clear", perf::pmd_perf_histograms_move_and_clear)
+            .with_ignored_flag(!root),
         Trial::test("service_tap_in_another_namespace_reads_unknown", service::tap_in_another_namespace_reads_unknown)
             .with_ignored_flag(!root),
     ];

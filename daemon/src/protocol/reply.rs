@@ -214,6 +214,24 @@ pub struct PmdInfo {
     pub evictions: u64,
     /// Reports to the slow path (gone megaflows, executed keys) that were lost.
     pub reports_lost: u64,
+    /// Iteration histograms (`pmd-perf-show`).
+    pub histograms: IterationHistograms,
+}
+
+/// A PMD's iteration histograms, with log2 buckets: `counts[0]` counts the value 0,
+/// `counts[i]` the values in `[2^(i-1), 2^i)`, and the last bucket also every larger
+/// value. Since the last `pmd-stats-clear`, like the other PMD counters.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IterationHistograms {
+    /// TSC cycles per loop iteration (idle iterations included, back-off sleeps not).
+    pub cycles_per_iteration: Vec<u64>,
+    /// Packets received per loop iteration (idle iterations count as 0).
+    pub packets_per_iteration: Vec<u64>,
+    /// Cycles per packet of each iteration that received packets.
+    pub cycles_per_packet: Vec<u64>,
+    /// Packets per non-empty rx burst.
+    pub packets_per_batch: Vec<u64>,
 }
 
 /// The slow-path thread: its upcall handling and its state machine's counters (both

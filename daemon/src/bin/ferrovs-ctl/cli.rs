@@ -34,7 +34,10 @@ pub enum Cmd {
     Show,
     /// Per-PMD statistics: packets, cycles per packet, busy/idle, cache hits.
     PmdStatsShow,
-    /// Reset the PMD statistics.
+    /// Per-PMD iteration figures and histograms (cycles and packets per iteration,
+    /// cycles per packet, packets per rx batch), as `ovs-appctl dpif-netdev/pmd-perf-show`.
+    PmdPerfShow,
+    /// Reset the PMD statistics (counters and histograms).
     PmdStatsClear,
     /// Stop ferrovsd cleanly.
     Stop,

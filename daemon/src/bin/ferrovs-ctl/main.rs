@@ -31,6 +31,16 @@ fn main() -> ExitCode {
     let req = match cli.cmd {
         Cmd::Show => Request::Show,
         Cmd::PmdStatsShow => Request::PmdStatsShow,
+        Cmd::PmdPerfShow => {
+            let reply = control::request(&cli.socket, &Request::PmdStatsShow);
+            return match reply {
+                Ok(Reply::PmdStatsShow(r)) if !cli.json => {
+                    print!("{}", ferrovs_daemon::render::pmd_perf(&r));
+                    ExitCode::SUCCESS
+                }
+                other => finish(other, cli.json),
+            };
+        }
         Cmd::PmdStatsClear => Request::PmdStatsClear,
         Cmd::Stop => Request::Stop,
         Cmd::AddFlow { bridge, flow } => Request::AddFlow { bridge, flow },
