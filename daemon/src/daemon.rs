@@ -95,6 +95,13 @@ pub fn run(path: &Path, check_only: bool, log: LogControl) -> Result<(), DaemonE
     }
     let mut dp = Datapath::start(&eal, &config, &ports, &options)?;
     let mut captures = Captures::new(eal.tsc_hz());
+    let test_hooks = std::env::var(appctl::TEST_HOOKS_ENV).is_ok_and(|v| v == "1");
+    if test_hooks {
+        tracing::warn!(
+            "{}=1: test hooks enabled (ovs-appctl ferrovs/stall-pmd can stop a PMD); never in production",
+            appctl::TEST_HOOKS_ENV
+        );
+    }
     // Every port is started and every PMD has polled once `start` returns.
     let mut notifier = Notifier::from_env();
     let mut liveness = PmdLiveness::default();
@@ -137,7 +144,7 @@ pub fn run(path: &Path, check_only: bool, log: LogControl) -> Result<(), DaemonE
             },
             recv(appctl_calls) -> c => {
                 if let Ok(call) = c {
-                    let outcome = appctl(&mut dp, &config, &log, &call);
+                    let outcome = appctl(&mut dp, &config, &log, &call, test_hooks);
                     let _ = call.reply.send(outcome);
                 }
             },
@@ -252,8 +259,15 @@ fn publish(dp: &Datapath, config: &Config, published: &Published) {
 }
 
 /// Answers one `ovs-appctl` call: the text to print, or the error.
-fn appctl(dp: &mut Datapath, config: &Config, log: &LogControl, call: &UnixctlCall) -> Result<String, String> {
-    let what = appctl::parse(&call.method, &call.params)?;
+fn appctl(
+    dp: &mut Datapath,
+    config: &Config,
+    log: &LogControl,
+    call: &UnixctlCall,
+    test_hooks: bool,
+) -> Result<String, String> {
+    let hook = test_hooks.then(|| appctl::parse_test_hook(&call.method, &call.params)).flatten();
+    let what = hook.unwrap_or_else(|| appctl::parse(&call.method, &call.params))?;
     if what.is_mutating() {
         if !crate::socket_server::may_change(call.peer_uid) {
             return Err("permission denied: this command needs root (or the daemon's user)".into());
@@ -273,6 +287,11 @@ fn appctl(dp: &mut Datapath, config: &Config, log: &LogControl, call: &UnixctlCa
         AppctlCall::VlogSet(specs) => log.set(&specs),
         AppctlCall::ListCommands => Ok(appctl::list_commands()),
         AppctlCall::Version => Ok(format!("ferrovsd (ferrovs) {}\n", env!("CARGO_PKG_VERSION"))),
+        AppctlCall::StallPmd { pmd, seconds } => {
+            dp.stall_pmd(pmd, Duration::from_secs_f64(seconds))?;
+            tracing::warn!("test hook: PMD {pmd} told to stall for {seconds} s");
+            Ok(String::new())
+        }
     }
 }
 

@@ -113,6 +113,12 @@ impl Datapath {
         self.switch.capture()
     }
 
+    /// Test hook (see `appctl::parse_test_hook`): makes PMD `pmd` sleep for `d` in the
+    /// middle of its loop.
+    pub fn stall_pmd(&self, pmd: usize, d: std::time::Duration) -> Result<(), String> {
+        self.switch.send(pmd, FlowMessage::Stall(d)).map_err(|e| e.to_string())
+    }
+
     /// Each PMD's loop-iteration counter as last published (the watchdog's sign of life).
     pub fn pmd_iterations(&self) -> Vec<u64> {
         self.switch.stats().pmds.iter().map(|p| p.counters.iterations).collect()

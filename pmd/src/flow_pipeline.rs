@@ -104,8 +104,13 @@ pub const EVICT_SAMPLE: usize = 16;
 /// Messages a [`FlowPipeline`] accepts.
 // An `Install` carries two 64-byte keys; boxing would add an allocation per install.
 #[derive(Debug, Clone)]
+#[allow(clippy::large_enum_variant)]
 pub enum FlowMessage {
     Command(PmdCommand),
+    /// Test hook: the PMD sleeps this long when it applies the message, so that it makes
+    /// no progress (the daemon's watchdog test). ferrovsd sends it only from an
+    /// `ovs-appctl` command that exists when it was started with `FERROVS_TEST_HOOKS=1`.
+    Stall(std::time::Duration),
 }
 
 counter_set! {
@@ -551,6 +556,7 @@ impl Pipeline for FlowPipeline {
         self.dirty = true;
         match msg {
             FlowMessage::Command(cmd) => self.handle_command(cmd, inject),
+            FlowMessage::Stall(d) => std::thread::sleep(d),
         }
     }
 

@@ -243,6 +243,7 @@ fn main() {
         Trial::test("ctl_stop_exits_cleanly", ctl_stop_exits_cleanly),
         Trial::test("service_notifies_ready_then_feeds_watchdog", service::notifies_ready_then_feeds_watchdog),
         Trial::test("service_ovs_appctl_views", service::ovs_appctl_views),
+        Trial::test("service_pmd_stall_trips_the_watchdog", service::pmd_stall_trips_the_watchdog),
         Trial::test("persist_rules_survive_kill_9", persist::rules_survive_kill_9),
         Trial::test("openflow_ovs_ofctl_manages_rules_of10", openflow::manages_rules_of10),
         Trial::test("openflow_ovs_ofctl_manages_rules_of13", openflow::manages_rules_of13),
