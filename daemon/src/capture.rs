@@ -221,23 +221,29 @@ impl Session {
         conn.set_write_timeout(Some(LINE_TIMEOUT)).map_err(|e| e.to_string())?;
         write(&mut conn, &first)?;
         let (mut frames, mut filtered_out) = (0u64, 0u64);
-        let mut buf = Vec::with_capacity(WRITE_CHUNK + SNAP_LEN + 64);
+        let mut buf = Vec::with_capacity(WRITE_CHUNK + ferrovs_dpdk::BURST * (SNAP_LEN + 64));
         let mut last_check = Instant::now();
         let reason = loop {
             let mut took = false;
-            while let Some(f) = self.handle.try_next() {
+            while let Some(burst) = self.handle.try_next() {
                 took = true;
-                if self.filter.as_ref().is_none_or(|flt| flt.matches(f.bytes())) {
-                    let direction = match f.direction {
-                        Direction::Rx => FrameDirection::In,
-                        Direction::Tx => FrameDirection::Out,
-                    };
-                    encode_frame(&mut buf, self.clock.ns(f.tsc), f.orig_len, direction, f.bytes());
-                    frames += 1;
-                } else {
-                    filtered_out += 1;
+                let direction = match burst.direction {
+                    Direction::Rx => FrameDirection::In,
+                    Direction::Tx => FrameDirection::Out,
+                };
+                let ns = self.clock.ns(burst.tsc);
+                for f in burst.frames() {
+                    if self.count.is_some_and(|c| frames >= c) {
+                        break;
+                    }
+                    if self.filter.as_ref().is_none_or(|flt| flt.matches(f.bytes)) {
+                        encode_frame(&mut buf, ns, f.orig_len, direction, f.bytes);
+                        frames += 1;
+                    } else {
+                        filtered_out += 1;
+                    }
                 }
-                self.handle.recycle(f);
+                self.handle.recycle(burst);
                 if self.count.is_some_and(|c| frames >= c) || buf.len() >= WRITE_CHUNK {
                     break;
                 }

@@ -71,10 +71,12 @@ fn main() {
                         let mut sum = 0u64;
                         while !stop.load(Ordering::Relaxed) {
                             match h.try_next() {
-                                Some(f) => {
-                                    sum = sum.wrapping_add(f.bytes().iter().map(|&b| b as u64).sum::<u64>());
-                                    h.recycle(f);
-                                    taken.fetch_add(1, Ordering::Relaxed);
+                                Some(b) => {
+                                    for f in b.frames() {
+                                        sum = sum.wrapping_add(f.bytes.iter().map(|&x| x as u64).sum::<u64>());
+                                    }
+                                    taken.fetch_add(b.len() as u64, Ordering::Relaxed);
+                                    h.recycle(b);
                                 }
                                 None => std::thread::sleep(Duration::from_millis(1)),
                             }

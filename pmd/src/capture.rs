@@ -6,17 +6,22 @@
 //! The switch owns one [`CaptureTaps`] for its whole life, shared by every PMD (through
 //! its `TxState`) and by whoever arms captures (the daemon). It holds, per OpenFlow port
 //! number, one byte saying which capture slot (if any) takes that port's frames, and
-//! [`MAX_CAPTURES`] slots, each a pair of bounded queues of fixed-size frame buffers:
+//! [`MAX_CAPTURES`] slots, each a pair of bounded queues of fixed-size buffers, one
+//! buffer holding one burst (up to [`BURST`] frames of up to [`SNAP_LEN`] bytes):
 //!
 //! ```text
 //!   arm(port) ─► buffers allocated (reader's thread) ─► slot.free
 //!   PMD, per rx burst of the port and per tx burst to it, while the port's byte is set:
-//!       one relaxed load (a byte of a read-mostly table) ─► for each frame: take a
-//!       buffer from slot.free, copy the frame into it, push it to slot.full;
-//!       no buffer ─► count a capture drop, leave the rest of the burst alone
+//!       one relaxed load (a byte of a read-mostly table) ─► take a buffer from
+//!       slot.free, copy the burst's frames into it, push it to slot.full;
+//!       no buffer ─► count the burst's frames as capture drops
 //!   reader: pop slot.full ─► filter / write out ─► push the buffer back to slot.free
 //!   drop(CaptureHandle) ─► port byte cleared, buffers freed (reader's thread)
 //! ```
+//!
+//! A buffer per burst rather than per frame: the two queue operations (atomics on cache
+//! lines the reader's core also writes) are paid once per burst, so a captured frame
+//! costs little more than its copy.
 //!
 //! Nothing on the PMD allocates, locks or waits: the queues are bounded crossbeam channels
 //! (array flavour: slots preallocated when the taps are made), used only with `try_send`
@@ -33,13 +38,13 @@
 //! A disarm races with PMDs in the middle of a burst: a PMD that read the port's byte just
 //! before it was cleared may still push a few frames. Those stay in the slot's queue and
 //! are freed by the next [`CaptureTaps::arm`] of the slot (or when the taps drop); every
-//! frame carries its port number and the reader skips frames of another port.
+//! frame carries its port number and the reader skips bursts of another port.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 
 use crossbeam_channel::{Receiver, Sender, bounded};
-use ferrovs_dpdk::{MbufBatch, rdtsc};
+use ferrovs_dpdk::{BURST, MbufBatch, rdtsc};
 
 use crate::spec::MAX_PORT_NUMBER;
 
@@ -50,13 +55,13 @@ pub const SNAP_LEN: usize = 2048;
 /// Captures that may run at once (on different ports).
 pub const MAX_CAPTURES: usize = 4;
 
-/// Frame buffers a capture gets unless told otherwise: 4,096 of 2 KiB (8 MiB), about a
-/// millisecond of a busy 10 Gb/s port; allocated when the capture starts, freed when it
-/// ends.
-pub const DEFAULT_CAPTURE_BUFFERS: usize = 4096;
+/// Burst buffers a capture gets unless told otherwise: 128 of 64 KiB (8 MiB), 4,096
+/// frames, about a millisecond of a busy 10 Gb/s port; allocated when the capture
+/// starts, freed when it ends.
+pub const DEFAULT_CAPTURE_BUFFERS: usize = 128;
 
 /// Most buffers one capture may have in flight (the capacity of each slot queue).
-pub const MAX_CAPTURE_BUFFERS: usize = 8192;
+pub const MAX_CAPTURE_BUFFERS: usize = 1024;
 
 /// Which way a captured frame was going.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,32 +72,59 @@ pub enum Direction {
     Tx,
 }
 
-/// One captured frame in a fixed-size buffer.
-pub struct CapturedFrame {
-    /// TSC when the PMD copied the frame (one read per burst).
+/// One captured burst in a fixed-size buffer.
+pub struct CapturedBurst {
+    /// TSC when the PMD copied the burst.
     pub tsc: u64,
-    /// OpenFlow number of the port the frame was captured on.
+    /// OpenFlow number of the port the burst was captured on.
     pub port: u32,
     pub direction: Direction,
-    /// Length of the whole frame on the wire (all segments).
+    /// Frames held (`<= BURST`).
+    n: usize,
+    /// Bytes of `data[i]` that hold frame `i` (`<= SNAP_LEN`).
+    lens: [u32; BURST],
+    /// Length of frame `i` on the wire (all segments).
+    orig_lens: [u32; BURST],
+    data: [[u8; SNAP_LEN]; BURST],
+}
+
+/// One frame of a [`CapturedBurst`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CapturedFrame<'a> {
+    pub bytes: &'a [u8],
+    /// Length of the frame on the wire (`>= bytes.len()`).
     pub orig_len: u32,
-    /// Bytes of `data` that hold the frame (`<= orig_len`, `<= SNAP_LEN`).
-    pub len: u32,
-    pub data: [u8; SNAP_LEN],
 }
 
-impl CapturedFrame {
-    /// The captured bytes.
-    pub fn bytes(&self) -> &[u8] {
-        &self.data[..self.len as usize]
+impl CapturedBurst {
+    /// The frames, in the order of the burst.
+    pub fn frames(&self) -> impl Iterator<Item = CapturedFrame<'_>> {
+        (0..self.n)
+            .map(|i| CapturedFrame { bytes: &self.data[i][..self.lens[i] as usize], orig_len: self.orig_lens[i] })
     }
 
-    fn empty() -> Box<CapturedFrame> {
-        Box::new(CapturedFrame { tsc: 0, port: 0, direction: Direction::Rx, orig_len: 0, len: 0, data: [0; SNAP_LEN] })
+    pub fn len(&self) -> usize {
+        self.n
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.n == 0
+    }
+
+    fn empty() -> Box<CapturedBurst> {
+        Box::new(CapturedBurst {
+            tsc: 0,
+            port: 0,
+            direction: Direction::Rx,
+            n: 0,
+            lens: [0; BURST],
+            orig_lens: [0; BURST],
+            data: [[0; SNAP_LEN]; BURST],
+        })
     }
 }
 
-type Frame = Box<CapturedFrame>;
+type Frame = Box<CapturedBurst>;
 
 /// One capture's queues and counters.
 struct Slot {
@@ -168,7 +200,7 @@ impl CaptureTaps {
         s.dropped.store(0, Ordering::SeqCst);
         for _ in 0..buffers {
             // Capacity is MAX_CAPTURE_BUFFERS and the queue was just drained.
-            let _ = s.free_tx.try_send(CapturedFrame::empty());
+            let _ = s.free_tx.try_send(CapturedBurst::empty());
         }
         if entry.compare_exchange(0, slot as u8 + 1, Ordering::SeqCst, Ordering::SeqCst).is_err() {
             s.drain();
@@ -187,31 +219,32 @@ impl CaptureTaps {
         }
     }
 
-    /// Copies the frames of `batch` into slot `slot`'s free buffers.
+    /// Copies the frames of `batch` into one of slot `slot`'s free buffers.
     #[cold]
     #[inline(never)]
     fn copy_batch(&self, slot: usize, port: u32, direction: Direction, batch: &MbufBatch) {
         let s = &self.slots[slot];
-        let tsc = rdtsc();
-        for i in 0..batch.len() {
-            let Ok(mut f) = s.free_rx.try_recv() else {
-                s.dropped.fetch_add((batch.len() - i) as u64, Ordering::Relaxed);
-                return;
-            };
+        let Ok(mut b) = s.free_rx.try_recv() else {
+            s.dropped.fetch_add(batch.len() as u64, Ordering::Relaxed);
+            return;
+        };
+        b.tsc = rdtsc();
+        b.port = port;
+        b.direction = direction;
+        b.n = batch.len();
+        for i in 0..b.n {
             let data = batch.data(i);
             let n = data.len().min(SNAP_LEN);
-            f.data[..n].copy_from_slice(&data[..n]);
-            f.len = n as u32;
-            f.orig_len = batch.pkt_len(i) as u32;
-            f.tsc = tsc;
-            f.port = port;
-            f.direction = direction;
-            // Both queues have room for every buffer, so this cannot fail; if it ever
-            // did, the buffer goes back (never freed on the PMD).
-            if let Err(e) = s.full_tx.try_send(f) {
-                let _ = s.free_tx.try_send(e.into_inner());
-                s.dropped.fetch_add(1, Ordering::Relaxed);
-            }
+            b.data[i][..n].copy_from_slice(&data[..n]);
+            b.lens[i] = n as u32;
+            b.orig_lens[i] = batch.pkt_len(i) as u32;
+        }
+        // Both queues have room for every buffer, so this cannot fail; if it ever did,
+        // the buffer goes back (never freed on the PMD).
+        if let Err(e) = s.full_tx.try_send(b) {
+            let b = e.into_inner();
+            s.dropped.fetch_add(b.n as u64, Ordering::Relaxed);
+            let _ = s.free_tx.try_send(b);
         }
     }
 }
@@ -244,8 +277,8 @@ impl CaptureHandle {
         self.port
     }
 
-    /// The next captured frame of this port, if one is waiting (never blocks).
-    pub fn try_next(&self) -> Option<Box<CapturedFrame>> {
+    /// The next captured burst of this port, if one is waiting (never blocks).
+    pub fn try_next(&self) -> Option<Box<CapturedBurst>> {
         let s = &self.taps.slots[self.slot];
         while let Ok(f) = s.full_rx.try_recv() {
             if f.port == self.port {
@@ -257,8 +290,8 @@ impl CaptureHandle {
         None
     }
 
-    /// Gives a frame's buffer back for the PMDs to fill again.
-    pub fn recycle(&self, f: Box<CapturedFrame>) {
+    /// Gives a burst's buffer back for the PMDs to fill again.
+    pub fn recycle(&self, f: Box<CapturedBurst>) {
         let _ = self.taps.slots[self.slot].free_tx.try_send(f);
     }
 
@@ -311,11 +344,13 @@ mod tests {
         s.full_tx.try_send(stale).unwrap();
         let mut good = s.free_rx.try_recv().unwrap();
         good.port = 7;
-        good.len = 2;
-        good.data[..2].copy_from_slice(b"ok");
+        good.n = 1;
+        good.lens[0] = 2;
+        good.orig_lens[0] = 60;
+        good.data[0][..2].copy_from_slice(b"ok");
         s.full_tx.try_send(good).unwrap();
-        let f = h.try_next().expect("the port's frame");
-        assert_eq!(f.bytes(), b"ok");
+        let f = h.try_next().expect("the port's burst");
+        assert_eq!(f.frames().collect::<Vec<_>>(), [CapturedFrame { bytes: b"ok", orig_len: 60 }]);
         assert!(h.try_next().is_none());
         assert_eq!(s.free_rx.len(), 1, "the stale buffer went back");
         h.recycle(f);
