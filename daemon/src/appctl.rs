@@ -27,6 +27,11 @@ pub enum AppctlCall {
     VlogSet(Vec<String>),
     ListCommands,
     Version,
+    /// `ferrovs/stall-pmd PMD SECONDS`: a test hook (see [`parse_test_hook`]).
+    StallPmd {
+        pmd: usize,
+        seconds: f64,
+    },
 }
 
 impl AppctlCall {
@@ -34,7 +39,7 @@ impl AppctlCall {
     pub fn is_mutating(&self) -> bool {
         match self {
             AppctlCall::Control(r) => r.is_mutating(),
-            AppctlCall::VlogSet(_) => true,
+            AppctlCall::VlogSet(_) | AppctlCall::StallPmd { .. } => true,
             _ => false,
         }
     }
@@ -94,6 +99,31 @@ pub fn parse(method: &str, params: &[String]) -> Result<AppctlCall, String> {
     }
 }
 
+/// The environment variable that enables the test hooks.
+pub const TEST_HOOKS_ENV: &str = "FERROVS_TEST_HOOKS";
+
+/// Test hooks: methods that exist only when ferrovsd was started with
+/// `FERROVS_TEST_HOOKS=1` (the caller checks), so that a production daemon cannot be
+/// told to misbehave: nothing in a config, a request or a unit file turns them on, and a
+/// daemon that has them logs a warning at start. An environment variable rather than a
+/// build feature: the end-to-end tests run the binaries every build produces.
+///
+/// `ferrovs/stall-pmd PMD SECONDS` makes a PMD sleep in the middle of its loop, which the
+/// watchdog must notice (`sd_notify`). `None`: not a test hook.
+pub fn parse_test_hook(method: &str, params: &[String]) -> Option<Result<AppctlCall, String>> {
+    if method != "ferrovs/stall-pmd" {
+        return None;
+    }
+    let usage = || "\"ferrovs/stall-pmd\" command requires 2 arguments: pmd seconds (0 < seconds <= 60)".to_string();
+    Some(match params {
+        [pmd, secs] => match (pmd.parse::<usize>(), secs.parse::<f64>()) {
+            (Ok(pmd), Ok(seconds)) if seconds > 0.0 && seconds <= 60.0 => Ok(AppctlCall::StallPmd { pmd, seconds }),
+            _ => Err(usage()),
+        },
+        _ => Err(usage()),
+    })
+}
+
 /// `list-commands`.
 pub fn list_commands() -> String {
     let mut out = String::from("The available commands are:\n");
@@ -120,36 +150,6 @@ pub fn pmd_rxq_show(r: &PmdStatsReply) -> String {
         }
         let _ = writeln!(out, "  overhead: NOT AVAIL");
         let _ = writeln!(out, "  busy: {:.0} %", p.busy_percent);
-    }
-    out
-}
-
-/// `dpif-netdev/pmd-perf-show`: the per-PMD iteration figures ferrovs keeps (no
-/// per-iteration histograms yet).
-pub fn pmd_perf_show(r: &PmdStatsReply) -> String {
-    let mut out = String::new();
-    for p in &r.pmds {
-        let total = p.busy_cycles + p.idle_cycles;
-        let secs = if r.tsc_hz > 0 { total as f64 / r.tsc_hz as f64 } else { 0.0 };
-        let per = |v: u64| if p.iterations > 0 { v as f64 / p.iterations as f64 } else { 0.0 };
-        let _ = writeln!(out, "Time: {secs:.3} s, PMD {} on core {}", p.pmd, p.core);
-        let _ = writeln!(
-            out,
-            "  Iterations:        {:>12}  ({:.2} us/it)",
-            p.iterations,
-            per(total) * 1e6 / r.tsc_hz.max(1) as f64
-        );
-        let _ = writeln!(out, "  - Used TSC cycles: {:>12}  ({:5.1} % of total cycles)", p.busy_cycles, p.busy_percent);
-        let _ = writeln!(out, "  - idle iterations:{:>12}", p.iterations.saturating_sub(p.rx_bursts));
-        let _ = writeln!(
-            out,
-            "  Rx packets:        {:>12}  ({:.1} pkts/it, {:.0} cycles/pkt)",
-            p.packets,
-            per(p.packets),
-            p.cycles_per_packet
-        );
-        let _ = writeln!(out, "  Upcalls:           {:>12}", p.upcalls_sent);
-        let _ = writeln!(out, "  Messages applied:  {:>12}", p.messages);
     }
     out
 }
@@ -226,5 +226,19 @@ mod tests {
             assert!(parse(m, &params).is_ok(), "{m}");
         }
         assert!(list_commands().contains("  dpif-netdev/pmd-rxq-show"));
+        assert!(parse("ferrovs/stall-pmd", &s(&["0", "1"])).is_err(), "the hook is not a method");
+    }
+
+    #[test]
+    fn the_stall_hook_checks_its_arguments() {
+        assert_eq!(parse_test_hook("dpctl/show", &[]), None);
+        assert_eq!(
+            parse_test_hook("ferrovs/stall-pmd", &s(&["1", "2.5"])),
+            Some(Ok(AppctlCall::StallPmd { pmd: 1, seconds: 2.5 }))
+        );
+        assert!(parse_test_hook("ferrovs/stall-pmd", &s(&["1", "2.5"])).unwrap().unwrap().is_mutating());
+        for bad in [&["1"][..], &["x", "1"], &["0", "0"], &["0", "61"], &["0", "NaN"]] {
+            assert!(matches!(parse_test_hook("ferrovs/stall-pmd", &s(bad)), Some(Err(_))), "{bad:?}");
+        }
     }
 }

@@ -9,7 +9,11 @@
 //! Access: the socket is created mode 0660 in a directory the daemon creates mode 0750,
 //! and commands that change the switch (`Request::is_mutating`) are refused unless the
 //! peer's uid (SO_PEERCRED) is root or the daemon's own uid, in the spirit of the kernel
-//! datapath's GENL_ADMIN_PERM commands.
+//! datapath's GENL_ADMIN_PERM commands; so is `capture` (`Request::reveals_traffic`).
+//!
+//! `capture` is the one request answered by a stream: its connection is handed to the
+//! main thread with the request (`Pending::connection`), which gives it to a capture
+//! thread (`capture`, in the daemon) that writes the reply line and the frames.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::UnixStream;
@@ -30,6 +34,11 @@ pub struct Pending {
     /// The peer's uid (SO_PEERCRED), for the log of changes.
     pub peer_uid: Option<u32>,
     pub reply: Sender<Response>,
+    /// For a request answered by a stream (`capture`): the client's connection. The main
+    /// thread either answers an error on `reply` (the connection thread writes it), or
+    /// hands the connection to the thread that writes the reply and the stream, and
+    /// answers `reply` with that reply (the connection thread then writes nothing).
+    pub connection: Option<UnixStream>,
 }
 
 /// The control socket. Dropping it stops accepting and removes the socket file.
@@ -78,9 +87,13 @@ fn serve(stream: UnixStream, uid: Option<u32>, to_main: &Sender<Pending>) -> std
     (&mut reader).take(MAX_REQUEST_BYTES as u64 + 1).read_until(b'\n', &mut line)?;
     let response = match parse_request(&line) {
         Err(e) => Response::Err(e),
-        Ok(req) if req.is_mutating() && !may_change(uid) => {
+        Ok(req) if (req.is_mutating() || req.reveals_traffic()) && !may_change(uid) => {
             Response::err("permission denied: this command needs root (or the daemon's user)")
         }
+        Ok(req @ Request::Capture { .. }) => match hand_over(req, uid, &stream, to_main) {
+            None => return Ok(()),
+            Some(refused) => refused,
+        },
         Ok(Request::AddFlowsStream { bridge, bytes }) => match read_body(&mut reader, bytes) {
             Err(e) => Response::Err(e),
             // The whole text as one element (an element may hold several lines): a
@@ -111,7 +124,7 @@ fn read_body(reader: &mut impl Read, bytes: u64) -> Result<String, String> {
 fn ask_main(req: Request, uid: Option<u32>, to_main: &Sender<Pending>) -> Response {
     let mutating = req.is_mutating();
     let (rtx, rrx) = bounded(1);
-    if to_main.send(Pending { request: req, peer_uid: uid, reply: rtx }).is_err() {
+    if to_main.send(Pending { request: req, peer_uid: uid, reply: rtx, connection: None }).is_err() {
         return Response::err("ferrovsd is shutting down");
     }
     if mutating {
@@ -119,6 +132,24 @@ fn ask_main(req: Request, uid: Option<u32>, to_main: &Sender<Pending>) -> Respon
     }
     rrx.recv_timeout(ANSWER_TIMEOUT)
         .unwrap_or_else(|_| Response::err(format!("ferrovsd did not answer in {} s", ANSWER_TIMEOUT.as_secs())))
+}
+
+/// Hands a streamed request and its connection to the main thread. `None` once another
+/// thread owns the connection; the response to write here if the request was refused.
+fn hand_over(req: Request, uid: Option<u32>, stream: &UnixStream, to_main: &Sender<Pending>) -> Option<Response> {
+    let connection = match stream.try_clone() {
+        Ok(c) => c,
+        Err(e) => return Some(Response::err(format!("cannot hand the connection over: {e}"))),
+    };
+    let (rtx, rrx) = bounded(1);
+    if to_main.send(Pending { request: req, peer_uid: uid, reply: rtx, connection: Some(connection) }).is_err() {
+        return Some(Response::err("ferrovsd is shutting down"));
+    }
+    match rrx.recv_timeout(ANSWER_TIMEOUT) {
+        Ok(Response::Ok(_)) => None,
+        Ok(refused) => Some(refused),
+        Err(_) => Some(Response::err(format!("ferrovsd did not answer in {} s", ANSWER_TIMEOUT.as_secs()))),
+    }
 }
 
 /// Client side: streams the rules file at `file` to bridge `bridge` as one atomic

@@ -18,6 +18,7 @@ use ferrovs_dpdk::Eal;
 use ferrovs_pmd::{IdleBackoff, PortSpec, SwitchOptions};
 
 use crate::appctl::{self, AppctlCall};
+use crate::capture::Captures;
 use crate::control::{ControlServer, Pending};
 use crate::datapath::Datapath;
 use crate::logging::LogControl;
@@ -107,6 +108,14 @@ pub fn run(path: &Path, check_only: bool, log: LogControl) -> Result<(), DaemonE
         );
     }
     let mut dp = Datapath::start(&eal, &config, &ports, &options)?;
+    let mut captures = Captures::new(eal.tsc_hz());
+    let test_hooks = std::env::var(appctl::TEST_HOOKS_ENV).is_ok_and(|v| v == "1");
+    if test_hooks {
+        tracing::warn!(
+            "{}=1: test hooks enabled (ovs-appctl ferrovs/stall-pmd can stop a PMD); never in production",
+            appctl::TEST_HOOKS_ENV
+        );
+    }
     // Every port is started and every PMD has polled once `start` returns.
     let mut notifier = Notifier::from_env();
     let mut liveness = PmdLiveness::default();
@@ -153,7 +162,7 @@ pub fn run(path: &Path, check_only: bool, log: LogControl) -> Result<(), DaemonE
             },
             recv(appctl_calls) -> c => {
                 if let Ok(call) = c {
-                    let outcome = appctl(&mut dp, &config, &log, &call);
+                    let outcome = appctl(&mut dp, &config, &log, &call, test_hooks);
                     let _ = call.reply.send(outcome);
                 }
             },
@@ -170,7 +179,14 @@ pub fn run(path: &Path, check_only: bool, log: LogControl) -> Result<(), DaemonE
             },
             default(Duration::from_millis(100)) => {},
         }
-        if let Some(Pending { request, peer_uid, reply }) = got {
+        // A request answered by a stream (capture) comes with its connection.
+        if let Some(p) = got.take_if(|p| p.connection.is_some()) {
+            let started = p.connection.ok_or_else(|| "no connection".to_string()).and_then(|conn| {
+                captures.start(dp.capture_taps(), &config, |n| dp.datapath_number(n), &p.request, p.peer_uid, conn)
+            });
+            let _ = p.reply.send(Response::from(started.map(Reply::Capture)));
+        }
+        if let Some(Pending { request, peer_uid, reply, .. }) = got {
             {
                 if request.is_mutating() {
                     tracing::info!(target: "ferrovs_daemon::control", uid = ?peer_uid, "change: {}", describe(&request));
@@ -236,6 +252,7 @@ pub fn run(path: &Path, check_only: bool, log: LogControl) -> Result<(), DaemonE
     drop(appctl_server);
     drop(openflow_servers);
     drop(metrics);
+    captures.stop_all();
     let final_stats = dp.stop();
     // After the PMDs and ports: a capture's callbacks update counters in pdump's memory.
     drop(pdump);
@@ -286,8 +303,15 @@ fn publish(dp: &Datapath, config: &Config, published: &Published) {
 }
 
 /// Answers one `ovs-appctl` call: the text to print, or the error.
-fn appctl(dp: &mut Datapath, config: &Config, log: &LogControl, call: &UnixctlCall) -> Result<String, String> {
-    let what = appctl::parse(&call.method, &call.params)?;
+fn appctl(
+    dp: &mut Datapath,
+    config: &Config,
+    log: &LogControl,
+    call: &UnixctlCall,
+    test_hooks: bool,
+) -> Result<String, String> {
+    let hook = test_hooks.then(|| appctl::parse_test_hook(&call.method, &call.params)).flatten();
+    let what = hook.unwrap_or_else(|| appctl::parse(&call.method, &call.params))?;
     if what.is_mutating() {
         if !crate::socket_server::may_change(call.peer_uid) {
             return Err("permission denied: this command needs root (or the daemon's user)".into());
@@ -301,12 +325,17 @@ fn appctl(dp: &mut Datapath, config: &Config, log: &LogControl, call: &UnixctlCa
     match what {
         AppctlCall::Control(req) => handle(dp, config, &req).map(|r| crate::render::render(&r)),
         AppctlCall::PmdRxqShow => pmd_stats(dp).map(|r| appctl::pmd_rxq_show(&r)),
-        AppctlCall::PmdPerfShow => pmd_stats(dp).map(|r| appctl::pmd_perf_show(&r)),
+        AppctlCall::PmdPerfShow => pmd_stats(dp).map(|r| crate::render::pmd_perf(&r)),
         AppctlCall::CoverageShow => pmd_stats(dp).map(|r| appctl::coverage_show(&r)),
         AppctlCall::VlogList => Ok(log.list()),
         AppctlCall::VlogSet(specs) => log.set(&specs),
         AppctlCall::ListCommands => Ok(appctl::list_commands()),
         AppctlCall::Version => Ok(format!("ferrovsd (ferrovs) {}\n", env!("CARGO_PKG_VERSION"))),
+        AppctlCall::StallPmd { pmd, seconds } => {
+            dp.stall_pmd(pmd, Duration::from_secs_f64(seconds))?;
+            tracing::warn!("test hook: PMD {pmd} told to stall for {seconds} s");
+            Ok(String::new())
+        }
     }
 }
 

@@ -20,8 +20,8 @@ use ferrovs_pmd::{PmdLocal, PmdStats, PortCounters, PortSpec, PortStats, Switch,
 
 use crate::daemon::DaemonError;
 use crate::protocol::{
-    BridgeInfo, LatencyHistogram, LinkState, NicCounters, PmdInfo, PmdStatsReply, PortInfo, RebalanceReply, Reply,
-    Request, RxqMove, RxqUsage, ShowReply, SlowPathCounters, SlowPathInfo,
+    BridgeInfo, IterationHistograms, LatencyHistogram, LinkState, NicCounters, PmdInfo, PmdStatsReply, PortInfo,
+    RebalanceReply, Reply, Request, RxqMove, RxqUsage, ShowReply, SlowPathCounters, SlowPathInfo,
 };
 use crate::slow_path_thread::{SlowPathThread, TopologyChange, UPCALL_LATENCY_BOUNDS_US};
 
@@ -154,6 +154,17 @@ impl Datapath {
         self.slow.packet_out(bridge.to_string(), out)
     }
 
+    /// The switch's packet captures (see `capture`).
+    pub fn capture_taps(&self) -> &Arc<ferrovs_pmd::capture::CaptureTaps> {
+        self.switch.capture()
+    }
+
+    /// Test hook (see `appctl::parse_test_hook`): makes PMD `pmd` sleep for `d` in the
+    /// middle of its loop.
+    pub fn stall_pmd(&self, pmd: usize, d: std::time::Duration) -> Result<(), String> {
+        self.switch.send(pmd, FlowMessage::Stall(d)).map_err(|e| e.to_string())
+    }
+
     /// Each PMD's loop-iteration counter as last published (the watchdog's sign of life).
     pub fn pmd_iterations(&self) -> Vec<u64> {
         self.switch.stats().pmds.iter().map(|p| p.counters.iterations).collect()
@@ -238,6 +249,7 @@ impl Datapath {
                     masks: pl.masks,
                     evictions: pl.evictions - plb.evictions,
                     reports_lost: pl.reports_lost - plb.reports_lost,
+                    histograms: histograms(&base.map_or(p.histograms, |b| p.histograms.since(&b.histograms))),
                 }
             })
             .collect();
@@ -394,6 +406,16 @@ impl Datapath {
     pub fn stop(mut self) -> SwitchStats {
         self.slow.stop();
         self.switch.stop()
+    }
+}
+
+/// A PMD's histograms as the reply carries them.
+fn histograms(h: &ferrovs_pmd::perf::PmdHistograms) -> IterationHistograms {
+    IterationHistograms {
+        cycles_per_iteration: h.cycles_per_iteration.counts.to_vec(),
+        packets_per_iteration: h.packets_per_iteration.counts.to_vec(),
+        cycles_per_packet: h.cycles_per_packet.counts.to_vec(),
+        packets_per_batch: h.packets_per_batch.counts.to_vec(),
     }
 }
 

@@ -5,6 +5,8 @@
 //!   `protocol::parse_request`, the daemon's whole request parser.
 //! - `control`: the control socket server (and the client side used by ferrovs-ctl).
 //! - `render`: text rendering of replies.
+//! - `capture_client`: `ferrovs-ctl capture`'s side of a capture (the stream to pcapng);
+//!   `capture` is the daemon's (arming, filtering, streaming).
 //! - `daemon`, `datapath`, `slow_path_thread`, `flowfmt`: the daemon itself (feature `switch`, on
 //!   by default; without it the crate needs no DPDK, for ferrovs-ctl-like clients and
 //!   fuzz targets of `protocol::parse_request`).
@@ -12,6 +14,7 @@
 //! The default control socket path is the config's (`ferrovs_config::DEFAULT_CONTROL_SOCKET`),
 //! so a daemon without `[control] socket` and a ferrovs-ctl without `--socket` meet.
 
+pub mod capture_client;
 pub mod control;
 pub mod protocol;
 pub mod published;
@@ -27,6 +30,8 @@ pub mod sd_notify;
 
 #[cfg(feature = "switch")]
 pub mod appctl;
+#[cfg(feature = "switch")]
+pub mod capture;
 #[cfg(feature = "switch")]
 pub mod daemon;
 #[cfg(feature = "switch")]

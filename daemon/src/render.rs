@@ -2,7 +2,9 @@
 //! layouts follow the OVS tools they stand in for: `show` and `pmd-stats-show` are
 //! indented blocks, `dump-flows` and `dump-dp-flows` one line per rule or megaflow in
 //! ovs-ofctl / ovs-appctl style, `trace` in the shape of `ofproto/trace`, and the
-//! small replies of rule changes `key: value` lines.
+//! small replies of rule changes `key: value` lines. [`pmd_perf`] renders a
+//! `pmd-stats-show` reply as `ovs-appctl dpif-netdev/pmd-perf-show` does (`ferrovs-ctl
+//! pmd-perf-show` and the appctl method both print it).
 //!
 //! Every value printed is a field of the typed reply (`protocol::reply`): there is no
 //! lookup by name that could miss and print a default.
@@ -10,8 +12,8 @@
 use std::fmt::Write;
 
 use crate::protocol::{
-    AddFlowsReply, ChangeReply, DelFlowsReply, DumpDpFlowsReply, DumpFlowsReply, LinkState, NamesReply, PmdStatsReply,
-    PortInfo, Reply, ShowReply, TraceReply,
+    AddFlowsReply, ChangeReply, DelFlowsReply, DumpDpFlowsReply, DumpFlowsReply, IterationHistograms, LinkState,
+    NamesReply, PmdStatsReply, PortInfo, Reply, ShowReply, TraceReply,
 };
 
 /// Renders `reply` as text ending in a newline (or as nothing).
@@ -48,6 +50,9 @@ pub fn render(reply: &Reply) -> String {
                 "connected: {}\npacket_ins_sent: {}\npacket_ins_rate_limited: {}\n",
                 r.connected, r.packet_ins_sent, r.packet_ins_rate_limited
             ));
+        }
+        Reply::Capture(r) => {
+            let _ = writeln!(out, "capturing port {} ({}), up to {} bytes a frame", r.port, r.number, r.snap_len);
         }
     }
     out
@@ -219,10 +224,97 @@ fn trace(out: &mut String, r: &TraceReply) {
     let _ = writeln!(out, "Megaflow: {}", r.megaflow);
 }
 
+/// `pmd-perf-show`: per PMD, the iteration figures and the iteration histograms, in the
+/// spirit of `ovs-appctl dpif-netdev/pmd-perf-show` (OVS's buckets are its own; these
+/// are powers of two, see `IterationHistograms`).
+pub fn pmd_perf(r: &PmdStatsReply) -> String {
+    let mut out = String::new();
+    for p in &r.pmds {
+        let total = p.busy_cycles + p.idle_cycles;
+        let secs = if r.tsc_hz > 0 { total as f64 / r.tsc_hz as f64 } else { 0.0 };
+        let per = |v: u64| if p.iterations > 0 { v as f64 / p.iterations as f64 } else { 0.0 };
+        let _ = writeln!(out, "Time: {secs:.3} s, PMD {} on core {}", p.pmd, p.core);
+        let _ = writeln!(
+            out,
+            "  Iterations:        {:>12}  ({:.2} us/it)",
+            p.iterations,
+            per(total) * 1e6 / r.tsc_hz.max(1) as f64
+        );
+        let _ = writeln!(out, "  - Used TSC cycles: {:>12}  ({:5.1} % of total cycles)", p.busy_cycles, p.busy_percent);
+        let _ = writeln!(out, "  - idle iterations:{:>12}", p.histograms.packets_per_iteration.first().unwrap_or(&0));
+        let _ = writeln!(
+            out,
+            "  Rx packets:        {:>12}  ({:.1} pkts/it, {:.0} cycles/pkt)",
+            p.packets,
+            per(p.packets),
+            p.cycles_per_packet
+        );
+        let _ = writeln!(out, "  Rx batches:        {:>12}", p.rx_bursts);
+        let _ = writeln!(out, "  Upcalls:           {:>12}", p.upcalls_sent);
+        let _ = writeln!(out, "  Messages applied:  {:>12}", p.messages);
+        histogram_table(&mut out, &p.histograms);
+    }
+    out
+}
+
+/// The four histograms side by side, one row per log2 bucket up to the highest bucket
+/// any of them uses.
+fn histogram_table(out: &mut String, h: &IterationHistograms) {
+    let cols = [&h.cycles_per_iteration, &h.packets_per_iteration, &h.cycles_per_packet, &h.packets_per_batch];
+    let rows = cols.iter().filter_map(|c| c.iter().rposition(|&n| n > 0)).max().map_or(0, |last| last + 1);
+    let _ = writeln!(out, "  Histograms");
+    let _ = writeln!(
+        out,
+        "    {:<24} {:>12} {:>12} {:>12} {:>12}",
+        "values", "cycles/it", "packets/it", "cycles/pkt", "pkts/batch"
+    );
+    for i in 0..rows {
+        let range = match i {
+            0 => "0".to_string(),
+            1 => "1".to_string(),
+            _ => format!("{}-{}", 1u64 << (i - 1), (1u64 << i) - 1),
+        };
+        let _ = write!(out, "    {range:<24}");
+        for c in cols {
+            // A column shorter than the row: its last bucket took every larger value.
+            match c.get(i) {
+                Some(n) if i + 1 == c.len() => {
+                    let _ = write!(out, " {:>11}+", n);
+                }
+                Some(n) => {
+                    let _ = write!(out, " {n:>12}");
+                }
+                None => {
+                    let _ = write!(out, " {:>12}", "");
+                }
+            }
+        }
+        out.push('\n');
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::protocol::samples;
+
+    #[test]
+    fn renders_pmd_perf_with_histograms() {
+        let text = pmd_perf(&samples::pmd_stats());
+        assert!(text.starts_with("Time: 0.000 s, PMD 0 on core 3\n  Iterations:                9000"), "{text}");
+        assert!(text.contains("  - idle iterations:        8960\n"), "{text}");
+        assert!(text.contains("  Rx batches:                  40\n"), "{text}");
+        let rows: Vec<&str> = text.lines().skip_while(|l| !l.contains("Histograms")).skip(2).collect();
+        // Up to bucket 10 (512-1023 cycles), the highest one used (cycles per iteration).
+        assert_eq!(rows.len(), 11, "{text}");
+        let cells = |row: &str| row.split_whitespace().map(str::to_string).collect::<Vec<_>>();
+        assert_eq!(cells(rows[0]), ["0", "0", "8960", "0", "0"]);
+        assert_eq!(cells(rows[5]), ["16-31", "0", "20", "0", "20"]);
+        // The batch histogram's last bucket (32 and up) is marked as open-ended.
+        assert_eq!(cells(rows[6]), ["32-63", "0", "10", "0", "10+"]);
+        assert_eq!(cells(rows[7]), ["64-127", "8000", "0", "30"]);
+        assert_eq!(cells(rows[10]), ["512-1023", "40", "0", "0"]);
+    }
 
     #[test]
     fn renders_show_as_blocks() {

@@ -18,6 +18,11 @@
 //!   stuck in a loop, blocked, or gone does not, the watchdog runs out, and systemd
 //!   restarts the service (`Restart=on-failure`).
 //!
+//! The end-to-end test `service_pmd_stall_trips_the_watchdog` plays systemd (its own
+//! datagram socket as `NOTIFY_SOCKET`) and stalls a PMD on purpose with the test-only
+//! `ovs-appctl ferrovs/stall-pmd` (present only under `FERROVS_TEST_HOOKS=1`, see
+//! `appctl::parse_test_hook`): the feeds stop, the log names the PMD, and they resume.
+//!
 //! Without `NOTIFY_SOCKET` (not started by systemd) every call is a no-op. Send errors
 //! are logged once and otherwise ignored: notification must never stop forwarding.
 

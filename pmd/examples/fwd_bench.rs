@@ -10,7 +10,7 @@
 
 use std::time::{Duration, Instant};
 
-use ferrovs_dpdk::{Eal, MbufBatch, Mempool, Port, PortConfig, probe, rdtsc, rx_burst, tx_burst};
+use ferrovs_dpdk::{MbufBatch, Mempool, Port, PortConfig, probe, rdtsc, rx_burst, tx_burst};
 use ferrovs_pmd::{ForwardRule, PortSpec, Switch, SwitchOptions};
 
 mod common;
@@ -37,9 +37,7 @@ fn main() {
         "pcap" => format!("net_pcap{i},rx_pcap={pcap},infinite_rx=1"),
         _ => format!("net_null{i},size=60,copy=0"),
     };
-    let mut eal_args: Vec<String> = eal_extra.split_whitespace().map(String::from).collect();
-    eal_args.extend(["-l", "0", "--log-level=error"].map(String::from));
-    let eal = Eal::init(&eal_args).expect("EAL");
+    let eal = common::init_eal(&eal_extra);
     let hz = eal.tsc_hz() as f64;
 
     // Reference: trivial rx -> tx loop on a registered thread pinned to `core`.

@@ -27,10 +27,14 @@
 //! (no headroom, or a buffer that cannot be written) drops it as `drop_unsupported`,
 //! never forwarding it unedited.
 
+use std::sync::Arc;
+
 use ferrovs_dpdk::{Drain, Mbuf, MbufBatch, Mempool, TxQueue, tx_burst};
 use ferrovs_flowcache::actions::DpAction;
 use ferrovs_flowcache::edit::{EditOutcome, execute_edit, pop_vlan, push_vlan};
 
+use crate::capture::CaptureTaps;
+use crate::perf::PmdPerf;
 use crate::stats::{PmdLocal, PortCounters};
 
 /// Dense index meaning "no such port".
@@ -44,6 +48,8 @@ pub(crate) type SlotTable = Vec<u16>;
 
 /// One port as one PMD sends to it: its own tx queue, the pending batch, the frame limit.
 pub(crate) struct TxPort {
+    /// The port's (datapath) number, what captures are armed by.
+    number: u32,
     txq: TxQueue,
     batch: MbufBatch,
     pending_bytes: u64,
@@ -52,8 +58,8 @@ pub(crate) struct TxPort {
 }
 
 impl TxPort {
-    pub(crate) fn new(txq: TxQueue, max_frame: u32) -> TxPort {
-        TxPort { txq, batch: MbufBatch::new(), pending_bytes: 0, max_frame }
+    pub(crate) fn new(number: u32, txq: TxQueue, max_frame: u32) -> TxPort {
+        TxPort { number, txq, batch: MbufBatch::new(), pending_bytes: 0, max_frame }
     }
 }
 
@@ -71,6 +77,10 @@ pub struct TxState {
     pool: Mempool,
     /// Where `DpAction::Controller` copies go (none: they are dropped and counted).
     pub(crate) packet_in: Option<crate::packet_in::PacketInSink>,
+    /// The switch's captures (`capture.rs`): checked once per rx and per tx burst.
+    pub(crate) capture: Arc<CaptureTaps>,
+    /// The PMD's iteration histograms (`perf.rs`).
+    pub(crate) perf: PmdPerf,
 }
 
 /// What one edit did to a packet.
@@ -119,7 +129,7 @@ fn edit_in_place(m: &mut Mbuf, a: &DpAction) -> EditResult {
 impl TxState {
     /// A PMD's output side with `slots` port slots, `ports[i] = (number, its tx port)` in
     /// slot `i`.
-    pub(crate) fn new(slots: usize, ports: Vec<(u32, TxPort)>, pool: Mempool) -> TxState {
+    pub(crate) fn new(slots: usize, ports: Vec<(u32, TxPort)>, pool: Mempool, capture: Arc<CaptureTaps>) -> TxState {
         let mut tx = TxState {
             ports: (0..slots).map(|_| None).collect(),
             slots_in_use: 0,
@@ -128,6 +138,8 @@ impl TxState {
             pmd: PmdLocal::default(),
             pool,
             packet_in: None,
+            capture,
+            perf: PmdPerf::default(),
         };
         let mut table = SlotTable::new();
         for (slot, (number, port)) in ports.into_iter().enumerate() {
@@ -327,6 +339,7 @@ impl TxState {
         if queued == 0 {
             return;
         }
+        crate::capture::tx(&self.capture, port.number, &port.batch);
         let sent = tx_burst(&mut port.txq, &mut port.batch);
         let mut unsent_bytes = 0u64;
         for i in 0..port.batch.len() {

@@ -106,10 +106,15 @@ pub const EVICT_SAMPLE: usize = 16;
 /// Messages a [`FlowPipeline`] accepts.
 // An `Install` carries two 64-byte keys; boxing would add an allocation per install.
 #[derive(Debug, Clone)]
+#[allow(clippy::large_enum_variant)]
 pub enum FlowMessage {
     Command(PmdCommand),
     /// An OpenFlow packet-out, translated by the slow path.
     PacketOut(PacketOut),
+    /// Test hook: the PMD sleeps this long when it applies the message, so that it makes
+    /// no progress (the daemon's watchdog test). ferrovsd sends it only from an
+    /// `ovs-appctl` command that exists when it was started with `FERROVS_TEST_HOOKS=1`.
+    Stall(std::time::Duration),
 }
 
 /// A frame to send with its datapath actions (see [`Injector::execute_frame`]).
@@ -574,6 +579,7 @@ impl Pipeline for FlowPipeline {
         match msg {
             FlowMessage::Command(cmd) => self.handle_command(cmd, inject),
             FlowMessage::PacketOut(p) => inject.execute_frame(p.in_port, &p.frame, &p.actions),
+            FlowMessage::Stall(d) => std::thread::sleep(d),
         }
     }
 

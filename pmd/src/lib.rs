@@ -18,10 +18,12 @@
 //! flow ids against cache ids, private), [`clock`] (the pipeline's millisecond time base),
 //! [`exec`] (executing actions through flowcache's edits, per-port tx batching),
 //! [`packet_in`] (frames copied for the OpenFlow controllers), [`stats`]
-//! (counters and their published atomic mirrors), [`forwarder`] (a per-ingress-port
+//! (counters and their published atomic mirrors), [`perf`] (iteration histograms),
+//! [`capture`] (copies of a port's frames while a capture is armed), [`forwarder`] (a per-ingress-port
 //! pipeline without packet parsing, used by the ring tests and as the benchmarks'
 //! floor; the daemon does not use it).
 
+pub mod capture;
 pub mod clock;
 pub mod error;
 pub mod exec;
@@ -31,6 +33,7 @@ mod flow_reports;
 pub mod flow_stats;
 pub mod forwarder;
 pub mod packet_in;
+pub mod perf;
 pub mod pipeline;
 pub mod pmd;
 mod port_change;

@@ -122,6 +122,8 @@ impl<C: Pipeline> PmdThread<C> {
                 }
                 received += n;
                 self.tx.pmd.rx_bursts += 1;
+                self.tx.perf.batch(n);
+                crate::capture::rx(&self.tx.capture, q.in_port, &batch);
                 process_burst(q.in_port, q.in_idx, &mut batch, &mut self.pipeline, &mut self.tx);
                 // The queue's share of the PMD (pmd-rxq-show, and where a new queue goes).
                 q.counters.busy_cycles += rdtsc().wrapping_sub(t0);
@@ -134,6 +136,7 @@ impl<C: Pipeline> PmdThread<C> {
             let spent = now.wrapping_sub(t_prev);
             t_prev = now;
             self.tx.pmd.iterations += 1;
+            self.tx.perf.iteration(spent, received, &self.shared.perf);
             if received > 0 {
                 self.tx.pmd.busy_cycles += spent;
                 self.tx.pmd.packets += received as u64;
@@ -173,6 +176,7 @@ impl<C: Pipeline> PmdThread<C> {
         self.tx.flush();
         batch.free_all();
         self.shared.publish(&self.tx.counters, &self.tx.pmd);
+        self.tx.perf.publish(&self.shared.perf);
         self.shared.running.store(false, Ordering::SeqCst);
         // Queues, batches and the pipeline (with any packets it holds) drop here, while
         // the thread is still registered; then it unregisters.

@@ -139,6 +139,7 @@ pub(crate) struct PmdShared {
     ports: Vec<AtomicPortCounters>,
     pmd: AtomicPmdLocal,
     pub(crate) running: AtomicBool,
+    pub(crate) perf: crate::perf::AtomicPmdHistograms,
 }
 
 impl PmdShared {
@@ -147,6 +148,7 @@ impl PmdShared {
             ports: (0..n_ports).map(|_| AtomicPortCounters::default()).collect(),
             pmd: AtomicPmdLocal::default(),
             running: AtomicBool::new(false),
+            perf: Default::default(),
         }
     }
 

@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Sender, TrySendError};
 use ferrovs_dpdk::{Eal, EthStats, LinkStatus, Mempool, Port, PortConfig, PortId, probe};
 
+use crate::capture::CaptureTaps;
 use crate::error::SwitchError;
 use crate::exec::{SlotTable, TxPort, TxState, set_slot};
 use crate::forwarder::{ForwardRule, Forwarder};
@@ -111,6 +112,8 @@ pub struct PmdStats {
     pub rx_queues: Vec<RxqAssignment>,
     /// The PMD's counters as last published.
     pub counters: PmdLocal,
+    /// Its iteration histograms as last published (see `perf`).
+    pub histograms: crate::perf::PmdHistograms,
 }
 
 impl PmdStats {
@@ -220,6 +223,7 @@ pub struct Switch<M: Send + 'static> {
     pool: Mempool,
     pmds: Vec<PmdHandle<M>>,
     stop: Arc<AtomicBool>,
+    capture: Arc<CaptureTaps>,
 }
 
 /// Longest frame a port with `mtu` sends: Ethernet header, one VLAN tag, no FCS (OVS's
@@ -270,6 +274,7 @@ impl<M: Send + 'static> Switch<M> {
         )?;
 
         let stop = Arc::new(AtomicBool::new(false));
+        let capture = Arc::new(CaptureTaps::default());
         let mut switch = Switch {
             eal: eal.clone(),
             options: options.clone(),
@@ -279,6 +284,7 @@ impl<M: Send + 'static> Switch<M> {
             pool: pool.clone(),
             pmds: Vec::new(),
             stop: stop.clone(),
+            capture: capture.clone(),
         };
         let (started_tx, started_rx) = crossbeam_channel::unbounded();
         for (pmd_index, &core) in options.pmd_cores.iter().enumerate() {
@@ -289,7 +295,7 @@ impl<M: Send + 'static> Switch<M> {
             let thread = PmdThread {
                 index: pmd_index,
                 rxqs: Vec::new(),
-                tx: TxState::new(options.max_ports, Vec::new(), pool.clone()),
+                tx: TxState::new(options.max_ports, Vec::new(), pool.clone(), capture.clone()),
                 pipeline,
                 messages: msg_rx,
                 stop: stop.clone(),
@@ -377,7 +383,7 @@ impl<M: Send + 'static> Switch<M> {
         for pmd in 0..self.pmds.len() {
             let txq = port.tx_queue(pmd as u16).map_err(perr)?;
             changes.push(PortChange {
-                attach_tx: Some((slot, TxPort::new(txq, max_frame(spec.mtu)))),
+                attach_tx: Some((slot, TxPort::new(spec.number, txq, max_frame(spec.mtu)))),
                 slot_table: Some(table.clone()),
                 ..PortChange::default()
             });
@@ -680,6 +686,11 @@ impl<M: Send + 'static> Switch<M> {
         Ok(())
     }
 
+    /// The switch's packet captures: arm one with [`CaptureTaps::arm`].
+    pub fn capture(&self) -> &Arc<CaptureTaps> {
+        &self.capture
+    }
+
     /// The switch's mbuf pool.
     pub fn mempool(&self) -> &Mempool {
         &self.pool
@@ -715,6 +726,7 @@ impl<M: Send + 'static> Switch<M> {
                 running: p.shared.running.load(Ordering::SeqCst),
                 rx_queues: self.rx_queues_of(p.index),
                 counters: p.shared.pmd(),
+                histograms: p.shared.perf.snapshot(),
             })
             .collect();
         SwitchStats {

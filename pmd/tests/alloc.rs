@@ -3,8 +3,8 @@
 //! statistics, and while a port is added, polled and removed.
 //!
 //! The binary's global allocator counts the allocations of threads that ask for it
-//! ([`ferrovs_dpdk::alloc_count`]). The PMD runs a [`FlowPipeline`] wrapped in a
-//! classifier that switches counting on and off on the PMD thread when told by a message,
+//! ([`ferrovs_dpdk::alloc_count`]). The PMD runs a [`FlowPipeline`] wrapped in `common`'s
+//! `Counted`, which switches counting on and off on the PMD thread when told by a message,
 //! so everything the poll loop does between the two messages (its own code included) is
 //! counted. A fake slow path answers upcalls (installs for most flows, executes for some)
 //! and drains the reports, on its own (uncounted) thread. Frees on the PMD are counted
@@ -18,8 +18,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use ferrovs_dpdk::alloc_count::{CountingAllocator, allocations, count_this_thread, deallocations};
-use ferrovs_dpdk::{Mbuf, Mempool, ring_port_pair};
+use ferrovs_dpdk::alloc_count::{CountingAllocator, allocations, deallocations};
+use ferrovs_dpdk::{Mempool, ring_port_pair};
 use ferrovs_flowcache::actions::DpAction;
 use ferrovs_flowcache::key::{FlowKey, Mask};
 use ferrovs_flowcache::pending::PendingConfig;
@@ -27,59 +27,17 @@ use ferrovs_flowcache::testpkt::{Ipv4Hdr, eth_header, fill_l4_checksum, ipv4_hea
 use ferrovs_flowcache::upcall::{FlowId, PmdCommand, PmdReport, UpcallBatch};
 use ferrovs_flowcache::{FlowCacheConfig, Megaflow};
 use ferrovs_pmd::{
-    FlowMessage, FlowPipeline, Injector, PacketView, Pipeline, PipelineClock, PipelineShared, PipelineStats, PmdSender,
-    PortSpec, Switch, SwitchOptions, Verdict,
+    FlowMessage, FlowPipeline, PipelineClock, PipelineShared, PipelineStats, PmdSender, PortSpec, Switch, SwitchOptions,
 };
 use libtest_mimic::Failed;
 
 mod common;
-use common::{Peer, check, eal, uniq, wait_for};
+use common::{Counted, CountedMsg, Peer, check, eal, stop_and_check_pools, uniq, wait_for};
 
 #[global_allocator]
 static ALLOCATOR: CountingAllocator = CountingAllocator;
 
-/// A [`FlowPipeline`] whose PMD thread counts its allocations between `Count(true)` and
-/// `Count(false)`.
-struct Counted(FlowPipeline);
-
-// Boxing the flow message would allocate on the test's side only, but keep it like the
-// daemon's messages: by value.
-#[allow(clippy::large_enum_variant)]
-enum Msg {
-    Flow(FlowMessage),
-    Count(bool),
-}
-
-impl Pipeline for Counted {
-    type Message = Msg;
-
-    fn classify<'s>(&'s mut self, in_port: u32, pkts: &[PacketView<'_>], out: &mut [Verdict<'s>]) {
-        self.0.classify(in_port, pkts, out)
-    }
-
-    fn miss(&mut self, in_port: u32, pkt: Mbuf) -> Option<Mbuf> {
-        self.0.miss(in_port, pkt)
-    }
-
-    fn misses_done(&mut self, inject: &mut Injector<'_>) {
-        self.0.misses_done(inject)
-    }
-
-    fn handle_message(&mut self, msg: Msg, inject: &mut Injector<'_>) {
-        match msg {
-            Msg::Flow(m) => self.0.handle_message(m, inject),
-            Msg::Count(on) => count_this_thread(on),
-        }
-    }
-
-    fn housekeeping(&mut self, inject: &mut Injector<'_>) -> bool {
-        self.0.housekeeping(inject)
-    }
-
-    fn packet_in_sink(&self) -> Option<ferrovs_pmd::PacketInSink> {
-        self.0.packet_in_sink()
-    }
-}
+type Msg = CountedMsg<FlowMessage>;
 
 /// UDP from 198.18.0.1 to 10.0.(d / 256).(d % 256): one megaflow per destination.
 fn frame(d: u16, seq: u16) -> Vec<u8> {
@@ -138,7 +96,7 @@ fn slow_path(
                     next += 1;
                     PmdCommand::Install { id: next - 1, megaflow: Megaflow::new(u.key, dst_mask(), actions) }
                 };
-                let _ = pmd.send_timeout(Msg::Flow(FlowMessage::Command(cmd)), Duration::from_secs(2));
+                let _ = pmd.send_timeout(Msg::Inner(FlowMessage::Command(cmd)), Duration::from_secs(2));
             }
         }
         (ids, executed, pins)
@@ -217,11 +175,11 @@ fn pmd_loop_does_not_allocate() -> Result<(), Failed> {
     check(!live.is_empty() && live.len() <= LIMIT, || format!("{} live flows", live.len()))?;
     // Removal of half of what is installed.
     let ids: Vec<FlowId> = live.iter().step_by(2).map(|l| l.1).collect();
-    sw.send(0, Msg::Flow(FlowMessage::Command(PmdCommand::Remove { ids })))?;
+    sw.send(0, Msg::Inner(FlowMessage::Command(PmdCommand::Remove { ids })))?;
     wait_for("removals", stats, |s| s.removals > 0)?;
     // Idle expiry of the rest.
     std::thread::sleep(Duration::from_millis(5));
-    sw.send(0, Msg::Flow(FlowMessage::Command(PmdCommand::ExpireIdle { idle_ms: 1 })))?;
+    sw.send(0, Msg::Inner(FlowMessage::Command(PmdCommand::ExpireIdle { idle_ms: 1 })))?;
     let s = wait_for("expiry", stats, |s| s.megaflows == 0 && s.expirations > 0)?;
     // A port added, forwarded from and removed while counting: the PMD only moves the
     // values the control thread prepared (queues, slot table, room for what it hands back).
@@ -251,14 +209,8 @@ fn pmd_loop_does_not_allocate() -> Result<(), Failed> {
     );
     check(executed > 0 && installed.len() > LIMIT && packet_ins > 0, || format!("{s:#?}"))?;
     check(allocs == 0, || format!("the PMD thread allocated {allocs} times"))?;
-    let sw_pool = sw.mempool().clone();
-    sw.stop();
-    for p in peers.iter_mut().chain([&mut peer3]) {
-        p.drain();
-    }
-    drop((peers, peer3));
-    check(pool.in_use() == 0 && sw_pool.in_use() == 0, || "mbufs still in use".into())?;
-    Ok(())
+    peers.push(peer3);
+    stop_and_check_pools(sw, peers, &pool)
 }
 
 fn main() {

@@ -18,10 +18,12 @@ use std::time::Duration;
 use ferrovs_e2e::{Daemon, TempDir, frames, read_pcap, wait_until, write_pcap};
 use libtest_mimic::{Arguments, Failed, Trial};
 
+mod capture;
 mod controller;
 mod flows;
 mod many_flows;
 mod openflow;
+mod perf;
 mod persist;
 mod runtime;
 mod service;
@@ -243,6 +245,7 @@ fn main() {
         Trial::test("ctl_stop_exits_cleanly", ctl_stop_exits_cleanly),
         Trial::test("service_notifies_ready_then_feeds_watchdog", service::notifies_ready_then_feeds_watchdog),
         Trial::test("service_ovs_appctl_views", service::ovs_appctl_views),
+        Trial::test("service_pmd_stall_trips_the_watchdog", service::pmd_stall_trips_the_watchdog),
         Trial::test("persist_rules_survive_kill_9", persist::rules_survive_kill_9),
         Trial::test("runtime_ports_come_and_go_under_traffic", runtime::ports_come_and_go_under_traffic)
             .with_ignored_flag(!root),
@@ -264,6 +267,10 @@ fn main() {
         Trial::test("service_dpdk_telemetry_with_file_prefix", service::dpdk_telemetry_with_file_prefix),
         Trial::test("service_hugepages_script_applies_the_plan", service::hugepages_script_applies_the_plan),
         Trial::test("service_dumpcap_captures_a_port", service::dumpcap_captures_a_port),
+        Trial::test("capture_ctl_is_what_was_sent", capture::ctl_capture_is_what_was_sent).with_ignored_flag(!root),
+        Trial::test("capture_ctl_filter_and_limits", capture::ctl_capture_filter_and_limits).with_ignored_flag(!root),
+        Trial::test("service_pmd_perf_histograms_move_and_clear", perf::pmd_perf_histograms_move_and_clear)
+            .with_ignored_flag(!root),
         Trial::test("service_tap_in_another_namespace_reads_unknown", service::tap_in_another_namespace_reads_unknown)
             .with_ignored_flag(!root),
     ];

@@ -21,24 +21,28 @@ fn next_message(s: &UnixDatagram) -> Option<String> {
     Some(String::from_utf8_lossy(&buf[..n]).into_owned())
 }
 
-/// READY=1 arrives once ferrovsd forwards (its ports are up when it is read), then
-/// WATCHDOG=1 every half period while the PMD polls, and STOPPING=1 on stop.
-pub fn notifies_ready_then_feeds_watchdog() -> Result<(), Failed> {
+/// ferrovsd with a 600 ms watchdog (fed every 300 ms) and the test's datagram socket as
+/// `NOTIFY_SOCKET`, plus `env`; returns once its first notification, READY=1, arrived.
+fn under_watchdog(env: &[(&str, &str)]) -> Result<(Daemon, UnixDatagram), Failed> {
     let dir = TempDir::new();
     let notify = dir.join("notify.sock");
     let sock = UnixDatagram::bind(&notify)?;
     sock.set_read_timeout(Some(Duration::from_secs(30)))?;
     let notify_path = notify.to_str().ok_or("utf8 path")?.to_string();
-    // 600 ms watchdog: fed every 300 ms.
-    let d = Daemon::start_in_with_env(
-        dir,
-        &format!("{}{}", preamble(), ports_ok()),
-        &[("NOTIFY_SOCKET", &notify_path), ("WATCHDOG_USEC", "600000")],
-    );
+    let mut all = vec![("NOTIFY_SOCKET", notify_path.as_str()), ("WATCHDOG_USEC", "600000")];
+    all.extend_from_slice(env);
+    let d = Daemon::start_in_with_env(dir, &format!("{}{}", preamble(), ports_ok()), &all);
     let first = next_message(&sock).ok_or("no notification within 30 s")?;
     if !first.lines().any(|l| l == "READY=1") {
         return Err(format!("first notification is not READY=1: {first:?}").into());
     }
+    Ok((d, sock))
+}
+
+/// READY=1 arrives once ferrovsd forwards (its ports are up when it is read), then
+/// WATCHDOG=1 every half period while the PMD polls, and STOPPING=1 on stop.
+pub fn notifies_ready_then_feeds_watchdog() -> Result<(), Failed> {
+    let (d, sock) = under_watchdog(&[])?;
     // Ready means forwarding: every port is up in `show` right away.
     let show = d.ctl_json(&["show"]);
     let ports: Vec<&serde_json::Value> = show["bridges"]
@@ -79,6 +83,63 @@ pub fn notifies_ready_then_feeds_watchdog() -> Result<(), Failed> {
     if !stopping {
         return Err("no STOPPING=1 on stop".into());
     }
+    Ok(())
+}
+
+/// A PMD stalled on purpose (the test hook `ferrovs/stall-pmd`, present because the test
+/// starts ferrovsd with `FERROVS_TEST_HOOKS=1`) starves the watchdog: feeds arrive every
+/// half period while the PMD polls, none while it sleeps (from the second check after the
+/// stall began until it ends), the log names the PMD, and feeding resumes afterwards.
+pub fn pmd_stall_trips_the_watchdog() -> Result<(), Failed> {
+    let (d, sock) = under_watchdog(&[("FERROVS_TEST_HOOKS", "1")])?;
+    // Feeds (their arrival times) until `until`.
+    let feeds_until = |until: Instant| -> Vec<Instant> {
+        let mut at = Vec::new();
+        while Instant::now() < until {
+            let _ = sock
+                .set_read_timeout(Some(until.saturating_duration_since(Instant::now()).max(Duration::from_millis(1))));
+            if let Some(m) = next_message(&sock)
+                && m == "WATCHDOG=1"
+            {
+                at.push(Instant::now());
+            }
+        }
+        at
+    };
+    let before = feeds_until(Instant::now() + Duration::from_millis(1500));
+    if before.len() < 3 {
+        return Err(format!("{} watchdog feeds in 1.5 s before the stall\n{}", before.len(), d.log_text()).into());
+    }
+    let target = d.socket.with_file_name("ferrovsd.ctl");
+    let stall_s = 3.0;
+    let t0 = Instant::now();
+    let out = Command::new("ovs-appctl")
+        .arg("-t")
+        .arg(&target)
+        .args(["ferrovs/stall-pmd", "0", &stall_s.to_string()])
+        .output()
+        .map_err(|e| format!("ovs-appctl cannot run ({e}); deploy/test.sh installs openvswitch-common"))?;
+    if !out.status.success() {
+        return Err(format!("ferrovs/stall-pmd: {}", String::from_utf8_lossy(&out.stderr)).into());
+    }
+    // The first check after t0 may still see iterations from before the stall; from the
+    // second one (at most two half periods later, plus a margin) until shortly before the
+    // stall ends, there must be no feed (six periods).
+    let during = feeds_until(t0 + Duration::from_secs_f64(stall_s - 0.4));
+    let starved_from = t0 + Duration::from_millis(750);
+    let late: Vec<Duration> = during.iter().filter(|t| **t > starved_from).map(|t| t.duration_since(t0)).collect();
+    if !late.is_empty() {
+        return Err(format!("the watchdog was fed while PMD 0 stalled, at {late:?} after the stall began").into());
+    }
+    let after = feeds_until(Instant::now() + Duration::from_millis(1500));
+    if after.len() < 2 {
+        return Err(format!("feeding did not resume after the stall ({} feeds)\n{}", after.len(), d.log_text()).into());
+    }
+    let log = d.log_text();
+    if !log.contains("PMD(s) [0] made no progress") || !log.contains("test hooks enabled") {
+        return Err(format!("the log does not name the stalled PMD:\n{log}").into());
+    }
+    drop(d.stop());
     Ok(())
 }
 
@@ -131,6 +192,11 @@ pub fn ovs_appctl_views() -> Result<(), Failed> {
     expect(&["vlog/set", "pmd:debug"], &["pmd          debug"])?;
     expect(&["vlog/list"], &["pmd          debug", "control      info"])?;
     expect(&["dpif-netdev/pmd-stats-clear"], &[])?;
+    // The test hook exists only with FERROVS_TEST_HOOKS=1.
+    let (ok, _, err) = appctl(&["ferrovs/stall-pmd", "0", "1"])?;
+    if ok || !err.contains("not a valid command") {
+        return Err(format!("the stall hook answered without FERROVS_TEST_HOOKS: {err}").into());
+    }
     let (ok, _, err) = appctl(&["no/such/command"])?;
     if ok || !err.contains("not a valid command") {
         return Err(format!("unknown command accepted or unclear: {err}").into());
@@ -676,7 +742,7 @@ pub fn dumpcap_captures_a_port() -> Result<(), Failed> {
     );
     let d = Daemon::start_in_with_env(dir, &config, &[("RUNTIME_DIRECTORY", &run)]);
     let ns = ferrovs_e2e::Netns::new();
-    ns.exec_ok(&["sh", "-c", "echo 1 > /proc/sys/net/ipv6/conf/default/disable_ipv6"]);
+    ns.quiet_ipv6();
     ferrovs_e2e::run_ok("ip", &["link", "set", &tap, "netns", &ns.name]);
     ns.exec_ok(&["ip", "link", "set", &tap, "up"]);
 
@@ -700,12 +766,7 @@ pub fn dumpcap_captures_a_port() -> Result<(), Failed> {
         return Err(format!("dpdk-dumpcap never started capturing:\n{}\n{}", log(), d.log_text()).into());
     }
     // One raw socket writes the frames in order onto the tap, which ferrovsd receives.
-    let script = "import socket,sys\ns=socket.socket(socket.AF_PACKET,socket.SOCK_RAW)\ns.bind((sys.argv[1],0))\n\
-                  for h in sys.argv[2:]: s.send(bytes.fromhex(h))\n";
-    let hex: Vec<String> = sent.iter().map(|f| f.iter().map(|b| format!("{b:02x}")).collect()).collect();
-    let mut argv = vec!["python3", "-c", script, tap.as_str()];
-    argv.extend(hex.iter().map(String::as_str));
-    ns.exec_ok(&argv);
+    ns.send_frames(&tap, &sent);
     let exited = wait_until(Duration::from_secs(20), || matches!(dumpcap.try_wait(), Ok(Some(_))));
     if !exited {
         let _ = dumpcap.kill();

@@ -154,6 +154,23 @@ impl Netns {
         self.exec_ok(&["ip", "link", "set", iface, "up"]);
     }
 
+    /// Writes `frames` in order onto `iface` (an interface in this namespace), whole and
+    /// unchanged, through one raw packet socket.
+    pub fn send_frames(&self, iface: &str, frames: &[Vec<u8>]) {
+        let script = "import socket,sys\ns=socket.socket(socket.AF_PACKET,socket.SOCK_RAW)\ns.bind((sys.argv[1],0))\n\
+                      for h in sys.argv[2:]: s.send(bytes.fromhex(h))\n";
+        let hex: Vec<String> = frames.iter().map(|f| f.iter().map(|b| format!("{b:02x}")).collect()).collect();
+        let mut argv = vec!["python3", "-c", script, iface];
+        argv.extend(hex.iter().map(String::as_str));
+        self.exec_ok(&argv);
+    }
+
+    /// Turns IPv6 off for interfaces that join the namespace later, so the kernel sends
+    /// nothing of its own on them (no router solicitations, no MLD reports).
+    pub fn quiet_ipv6(&self) {
+        self.exec_ok(&["sh", "-c", "echo 1 > /proc/sys/net/ipv6/conf/default/disable_ipv6"]);
+    }
+
     /// Sends `count` pings to `dst`, 0.2 s apart, each waiting up to `wait_s` seconds.
     /// Returns (transmitted, received).
     pub fn ping(&self, dst: &str, count: u32, wait_s: u32) -> (u32, u32) {

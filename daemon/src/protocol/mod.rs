@@ -48,6 +48,7 @@ use std::time::Duration;
 use serde::de::Error as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+pub mod capture;
 mod reply;
 mod request;
 #[cfg(test)]

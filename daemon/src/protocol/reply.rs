@@ -45,6 +45,8 @@ pub enum Reply {
     SetController,
     DelController,
     GetController(ControllersReply),
+    /// A capture started; the capture stream follows (see `protocol::capture`).
+    Capture(CaptureReply),
 }
 
 /// `get-controller`: the bridge's OpenFlow controllers.
@@ -85,8 +87,20 @@ impl Reply {
             Reply::SetController => matches!(req, Request::SetController { .. }),
             Reply::DelController => matches!(req, Request::DelController { .. }),
             Reply::GetController(_) => matches!(req, Request::GetController { .. }),
+            Reply::Capture(_) => matches!(req, Request::Capture { .. }),
         }
     }
+}
+
+/// `capture`: the port being captured.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CaptureReply {
+    pub port: String,
+    /// OpenFlow port number.
+    pub number: u32,
+    /// Most bytes of a frame the capture keeps.
+    pub snap_len: u32,
 }
 
 /// `show`: every bridge with its ports, and the packet buffer pool.
@@ -240,6 +254,24 @@ pub struct PmdInfo {
     pub evictions: u64,
     /// Reports to the slow path (gone megaflows, executed keys) that were lost.
     pub reports_lost: u64,
+    /// Iteration histograms (`pmd-perf-show`).
+    pub histograms: IterationHistograms,
+}
+
+/// A PMD's iteration histograms, with log2 buckets: `counts[0]` counts the value 0,
+/// `counts[i]` the values in `[2^(i-1), 2^i)`, and the last bucket also every larger
+/// value. Since the last `pmd-stats-clear`, like the other PMD counters.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IterationHistograms {
+    /// TSC cycles per loop iteration (idle iterations included, back-off sleeps not).
+    pub cycles_per_iteration: Vec<u64>,
+    /// Packets received per loop iteration (idle iterations count as 0).
+    pub packets_per_iteration: Vec<u64>,
+    /// Cycles per packet of each iteration that received packets.
+    pub cycles_per_packet: Vec<u64>,
+    /// Packets per non-empty rx burst.
+    pub packets_per_batch: Vec<u64>,
 }
 
 /// The slow-path thread: its upcall handling and its state machine's counters (both

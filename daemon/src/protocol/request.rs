@@ -80,6 +80,19 @@ pub enum Request {
     DelController { bridge: String },
     /// The bridge's controllers.
     GetController { bridge: String },
+    /// Capture the frames a port receives and sends, until `count` frames that match
+    /// `filter` (ovs-ofctl match syntax) were sent or `duration_ms` passed (neither: until
+    /// the client closes the connection). Answered by `capture`, then the capture stream
+    /// on the same connection (see `protocol::capture`).
+    Capture {
+        port: String,
+        #[serde(default)]
+        count: Option<u64>,
+        #[serde(default)]
+        duration_ms: Option<u64>,
+        #[serde(default)]
+        filter: Option<String>,
+    },
 }
 
 impl Request {
@@ -103,6 +116,12 @@ impl Request {
                 | Request::SetController { .. }
                 | Request::DelController { .. }
         )
+    }
+
+    /// Whether the request shows the traffic itself (and so needs an administrator, as
+    /// capturing on a kernel interface needs CAP_NET_RAW).
+    pub fn reveals_traffic(&self) -> bool {
+        matches!(self, Request::Capture { .. })
     }
 
     /// The request as one line of the wire format, newline included.
@@ -173,6 +192,7 @@ mod tests {
             Request::SetController { bridge: "br0".into(), targets: vec!["tcp:127.0.0.1:6653".into()] },
             Request::DelController { bridge: "br0".into() },
             Request::GetController { bridge: "br0".into() },
+            Request::Capture { port: "a".into(), count: Some(3), duration_ms: None, filter: Some("udp".into()) },
         ];
         for r in all {
             let line = r.to_line();

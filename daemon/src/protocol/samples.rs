@@ -47,6 +47,13 @@ pub(crate) fn show() -> ShowReply {
     }
 }
 
+/// `counts` followed by zeros up to `n` buckets.
+fn padded(counts: &[u64], n: usize) -> Vec<u64> {
+    let mut v = counts.to_vec();
+    v.resize(n, 0);
+    v
+}
+
 pub(crate) fn pmd_stats() -> PmdStatsReply {
     PmdStatsReply {
         tsc_hz: 2_500_000_000,
@@ -84,6 +91,13 @@ pub(crate) fn pmd_stats() -> PmdStatsReply {
             masks: 5,
             evictions: 7,
             reports_lost: 0,
+            // As many buckets as the PMD keeps (32, 16, 32, 7).
+            histograms: IterationHistograms {
+                cycles_per_iteration: padded(&[0, 0, 0, 0, 0, 0, 0, 8000, 960, 0, 40], 32),
+                packets_per_iteration: padded(&[8960, 0, 0, 0, 10, 20, 10], 16),
+                cycles_per_packet: padded(&[0, 0, 0, 0, 0, 0, 0, 30, 10], 32),
+                packets_per_batch: padded(&[0, 0, 0, 0, 10, 20, 10], 7),
+            },
         }],
         slow_path: SlowPathInfo {
             upcalls_handled: 118,
@@ -216,5 +230,6 @@ pub(crate) fn all() -> Vec<Reply> {
             packet_ins_sent: 12,
             packet_ins_rate_limited: 0,
         }),
+        Reply::Capture(CaptureReply { port: "a".into(), number: 1, snap_len: 2048 }),
     ]
 }

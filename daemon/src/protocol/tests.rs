@@ -35,9 +35,10 @@ fn kind(r: &Reply) -> usize {
         Reply::SetController => 19,
         Reply::DelController => 20,
         Reply::GetController(_) => 21,
+        Reply::Capture(_) => 22,
     }
 }
-const KINDS: usize = 22;
+const KINDS: usize = 23;
 
 #[test]
 fn samples_cover_every_kind() {
@@ -204,6 +205,7 @@ fn replies_answer_their_request_only() {
         Request::SetController { bridge: "b".into(), targets: vec![] },
         Request::DelController { bridge: "b".into() },
         Request::GetController { bridge: "b".into() },
+        Request::Capture { port: "a".into(), count: None, duration_ms: None, filter: None },
     ];
     for r in samples::all() {
         let answered: Vec<&Request> = requests.iter().filter(|q| r.answers(q)).collect();

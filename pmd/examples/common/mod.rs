@@ -1,10 +1,13 @@
-//! Shared by the forwarding benchmarks (`fwd_bench`, `flow_bench`): the replayed
-//! capture, written to a file of its own in the temp directory and removed afterwards.
+//! Shared by the forwarding benchmarks (`fwd_bench`, `flow_bench`, `capture_bench`): the
+//! replayed capture, written to a file of its own in the temp directory and removed
+//! afterwards, and the EAL start.
+#![allow(dead_code)]
 
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
 use std::path::PathBuf;
 
+use ferrovs_dpdk::Eal;
 use ferrovs_e2e::pcap::write_frames;
 use ferrovs_flowcache::testpkt::{Ipv4Hdr, eth_header, ipv4_header, udp_segment};
 
@@ -44,4 +47,11 @@ impl Drop for TempCapture {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.path);
     }
+}
+
+/// Starts the EAL with `extra` (the `--eal` argument) on lcore 0, quietly.
+pub fn init_eal(extra: &str) -> Eal {
+    let mut args: Vec<String> = extra.split_whitespace().map(String::from).collect();
+    args.extend(["-l", "0", "--log-level=error"].map(String::from));
+    Eal::init(&args).expect("EAL")
 }

@@ -146,3 +146,66 @@ pub fn wait_for<T: std::fmt::Debug>(what: &str, get: impl Fn() -> T, ok: impl Fn
         std::thread::sleep(Duration::from_millis(1));
     }
 }
+
+/// Stops `sw` (its PMDs flush and free what they hold), frees what waits at the peers,
+/// and checks that every mbuf of `pool` and of the switch's pool came back.
+pub fn stop_and_check_pools<M: Send + 'static>(
+    sw: ferrovs_pmd::Switch<M>,
+    mut peers: Vec<Peer>,
+    pool: &Mempool,
+) -> Result<(), Failed> {
+    let sw_pool = sw.mempool().clone();
+    sw.stop();
+    for p in peers.iter_mut() {
+        p.drain();
+    }
+    drop(peers);
+    check(pool.in_use() == 0 && sw_pool.in_use() == 0, || "mbufs still in use".into())
+}
+
+/// A pipeline whose PMD thread counts its allocations (`ferrovs_dpdk::alloc_count`)
+/// between `Count(true)` and `Count(false)`, so everything the poll loop does in between
+/// (its own code included) is counted. The binary must install the counting allocator.
+pub struct Counted<P>(pub P);
+
+/// The messages of a [`Counted`] pipeline.
+pub enum CountedMsg<M> {
+    Inner(M),
+    Count(bool),
+}
+
+impl<P: ferrovs_pmd::Pipeline> ferrovs_pmd::Pipeline for Counted<P> {
+    type Message = CountedMsg<P::Message>;
+
+    fn classify<'s>(
+        &'s mut self,
+        in_port: u32,
+        pkts: &[ferrovs_pmd::PacketView<'_>],
+        out: &mut [ferrovs_pmd::Verdict<'s>],
+    ) {
+        self.0.classify(in_port, pkts, out)
+    }
+
+    fn miss(&mut self, in_port: u32, pkt: ferrovs_dpdk::Mbuf) -> Option<ferrovs_dpdk::Mbuf> {
+        self.0.miss(in_port, pkt)
+    }
+
+    fn misses_done(&mut self, inject: &mut ferrovs_pmd::Injector<'_>) {
+        self.0.misses_done(inject)
+    }
+
+    fn handle_message(&mut self, msg: Self::Message, inject: &mut ferrovs_pmd::Injector<'_>) {
+        match msg {
+            CountedMsg::Inner(m) => self.0.handle_message(m, inject),
+            CountedMsg::Count(on) => ferrovs_dpdk::alloc_count::count_this_thread(on),
+        }
+    }
+
+    fn housekeeping(&mut self, inject: &mut ferrovs_pmd::Injector<'_>) -> bool {
+        self.0.housekeeping(inject)
+    }
+
+    fn packet_in_sink(&self) -> Option<ferrovs_pmd::PacketInSink> {
+        self.0.packet_in_sink()
+    }
+}

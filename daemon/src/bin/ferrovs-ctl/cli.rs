@@ -34,7 +34,10 @@ pub enum Cmd {
     Show,
     /// Per-PMD statistics: packets, cycles per packet, busy/idle, cache hits.
     PmdStatsShow,
-    /// Reset the PMD statistics.
+    /// Per-PMD iteration figures and histograms (cycles and packets per iteration,
+    /// cycles per packet, packets per rx batch), as `ovs-appctl dpif-netdev/pmd-perf-show`.
+    PmdPerfShow,
+    /// Reset the PMD statistics (counters and histograms).
     PmdStatsClear,
     /// Reassign rx queues to PMDs by their measured load since the last rebalance.
     PmdRxqRebalance,
@@ -148,6 +151,24 @@ pub enum Cmd {
     ListPorts {
         /// The bridge whose ports to list.
         bridge: String,
+    },
+    /// Capture the frames a port receives and sends into a pcapng file (written by
+    /// ferrovs-ctl), until --count frames, --duration seconds, or Ctrl-C.
+    Capture {
+        /// The port to capture (its name in the config).
+        port: String,
+        /// The pcapng file to write (created or truncated).
+        file: PathBuf,
+        /// Stop after this many frames (that match --filter).
+        #[arg(long, short = 'c', value_name = "N")]
+        count: Option<u64>,
+        /// Stop after this many seconds (fractions allowed).
+        #[arg(long, short = 'd', value_name = "SECONDS")]
+        duration: Option<f64>,
+        /// Keep only frames that match, in ovs-ofctl match syntax, e.g. `udp,tp_dst=53`
+        /// (no in_port: every frame is of PORT).
+        #[arg(long, short = 'f', value_name = "MATCH")]
+        filter: Option<String>,
     },
     /// Print a shell completion script to standard output (needs no daemon).
     Completions {

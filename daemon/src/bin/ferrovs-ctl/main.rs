@@ -4,6 +4,8 @@
 mod cli;
 
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 
 use clap::Parser;
 use cli::{Cli, Cmd, Shell};
@@ -29,6 +31,16 @@ fn main() -> ExitCode {
     let req = match cli.cmd {
         Cmd::Show => Request::Show,
         Cmd::PmdStatsShow => Request::PmdStatsShow,
+        Cmd::PmdPerfShow => {
+            let reply = control::request(&cli.socket, &Request::PmdStatsShow);
+            return match reply {
+                Ok(Reply::PmdStatsShow(r)) if !cli.json => {
+                    print!("{}", ferrovs_daemon::render::pmd_perf(&r));
+                    ExitCode::SUCCESS
+                }
+                other => finish(other, cli.json),
+            };
+        }
         Cmd::PmdStatsClear => Request::PmdStatsClear,
         Cmd::PmdRxqRebalance => Request::PmdRxqRebalance,
         Cmd::Stop => Request::Stop,
@@ -64,6 +76,9 @@ fn main() -> ExitCode {
         Cmd::SetController { bridge, targets } => Request::SetController { bridge, targets },
         Cmd::DelController { bridge } => Request::DelController { bridge },
         Cmd::GetController { bridge } => Request::GetController { bridge },
+        Cmd::Capture { port, file, count, duration, filter } => {
+            return capture(&cli.socket, cli.json, port, &file, count, duration, filter);
+        }
         Cmd::Completions { shell } => {
             print!("{}", completion_script(shell));
             return ExitCode::SUCCESS;
@@ -74,6 +89,57 @@ fn main() -> ExitCode {
         }
     };
     finish(control::request(&cli.socket, &req), cli.json)
+}
+
+/// `capture`: streams the port's frames into `file` until the daemon ends the capture or
+/// Ctrl-C; prints what it wrote (as text on standard error, or as JSON on standard output).
+fn capture(
+    socket: &std::path::Path,
+    json: bool,
+    port: String,
+    file: &std::path::Path,
+    count: Option<u64>,
+    duration: Option<f64>,
+    filter: Option<String>,
+) -> ExitCode {
+    let fail = |e: String| {
+        eprintln!("ferrovs-ctl: {e}");
+        ExitCode::FAILURE
+    };
+    let duration_ms = match duration {
+        None => None,
+        Some(s) if s.is_finite() && s > 0.0 && s < 1e9 => Some((s * 1000.0).ceil() as u64),
+        Some(s) => return fail(format!("--duration {s}: not a positive number of seconds")),
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        if let Err(e) = signal_hook::flag::register(sig, stop.clone()) {
+            return fail(format!("signal handler: {e}"));
+        }
+    }
+    let req = Request::Capture { port, count, duration_ms, filter };
+    let open = |r: &ferrovs_daemon::protocol::CaptureReply| {
+        let f = std::fs::File::create(file).map_err(|e| format!("{}: {e}", file.display()))?;
+        eprintln!("capturing port {} ({}) into {}", r.port, r.number, file.display());
+        Ok(std::io::BufWriter::with_capacity(1 << 20, f))
+    };
+    let (outcome, out) = match ferrovs_daemon::capture_client::capture(socket, &req, stop, open) {
+        Ok(r) => r,
+        Err(e) => return fail(e),
+    };
+    if let Err(e) = out.into_inner().map_err(|e| e.into_error()).and_then(|f| f.sync_all()) {
+        return fail(format!("{}: {e}", file.display()));
+    }
+    match (&outcome.end, json) {
+        (Some(end), true) => println!("{}", serde_json::to_string(end).unwrap_or_default()),
+        (None, true) => println!("{{\"frames\":{},\"reason\":\"interrupted\"}}", outcome.written),
+        (Some(end), false) => eprintln!(
+            "{} frames written ({:?}); {} filtered out, {} missed by the capture (read too slowly)",
+            outcome.written, end.reason, end.filtered_out, end.dropped
+        ),
+        (None, false) => eprintln!("{} frames written (interrupted)", outcome.written),
+    }
+    ExitCode::SUCCESS
 }
 
 /// Prints the reply (as text, or as JSON with `--json`) or the error.
