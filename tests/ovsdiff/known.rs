@@ -27,8 +27,8 @@ fn ipv4_frame(proto: u8, frag: u16, ttl: u8, payload: &[u8]) -> Vec<u8> {
     f
 }
 
-/// Runs `rule` (loaded into OVS as OpenFlow 1.3 if `openflow13`) on `frame` (input port
-/// 1) through both; returns what ferrovs sent on each port (index 0: port 1), after
+/// Runs `rule` (loaded into OVS as OpenFlow 1.3 if `openflow13`) on `frame`, received on
+/// port 1, through both; returns what ferrovs sent on each port (index 0: port 1), after
 /// printing both sides.
 fn through_both_all(rule: &str, openflow13: bool, frame: &[u8]) -> Result<Vec<Vec<Vec<u8>>>, Failed> {
     let rules = vec![rule.to_string()];
