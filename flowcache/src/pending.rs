@@ -5,12 +5,31 @@
 //!
 //! The upcall contract ([`crate::upcall`]) keeps a missed packet with its PMD while the
 //! upcall travels: one upcall per distinct key, every later packet of that key joins the
-//! first, and the answer (`Install` or `Execute`) releases them in arrival order. A flood
-//! of new flows (a port scan, a restart with full traffic) must not lose first packets
-//! because the table is small, so the table holds thousands of keys; and since the PMD
-//! calls it from the poll loop, every operation has bounded cost and nothing is allocated
-//! after [`PendingMisses::new`]. Time is passed in (milliseconds), so the same code runs in
-//! the PMD and in the slow-path differential test.
+//! first, and the answer to that key's upcall (`Install` or `Execute`) releases them in
+//! arrival order. A flood of new flows (a port scan, a restart with full traffic) must
+//! not lose first packets because the table is small, so the table holds thousands of
+//! keys; and since the PMD calls it from the poll loop, every operation has bounded cost
+//! and nothing is allocated after [`PendingMisses::new`]. Time is passed in
+//! (milliseconds), so the same code runs in the PMD and in the slow-path differential
+//! test.
+//!
+//! # Each key waits for its own answer
+//!
+//! An `Install` releases only the packets of the key whose upcall it answers, even when
+//! its megaflow also covers other parked keys. Each of those has its own upcall in
+//! flight, translated later, possibly against a MAC table that the earlier upcall
+//! changed (a frame to an address that frame itself taught `normal`, on its own input
+//! port: OVS drops it; the earlier key's decision would flood it). So each packet is
+//! forwarded by the decision of its own key's translation, as in OVS, where every
+//! missed packet is translated.
+//!
+//! The other covered keys are *shadowed* ([`PendingMisses::shadow_where`]): a megaflow
+//! now matches their packets, but their parked packets have not been sent yet. A newer
+//! packet of a shadowed key must not use the megaflow (it would overtake its flow's
+//! parked packets), so the PMD asks [`PendingMisses::must_join`] for each packet while
+//! any key is shadowed, and parks the packets it names behind their key. That costs one
+//! hash and probe per packet, only between such an install and the answers of the keys
+//! it shadowed (a fraction of a millisecond); [`PendingMisses::shadowed`] is O(1).
 //!
 //! # Design
 //!
@@ -20,19 +39,15 @@
 //!   index   [u32; 2^k >= 2 * max_keys]   open addressing on the key's hash, linear
 //!                                         probing, entry number or EMPTY
 //!   entries [Entry; max_keys]             key, hash, first-park time, packet count,
-//!                                         head/tail of its packet list, and the
-//!                                         older/newer links of the age list
-//!   packets [Slot<P>; max_packets]        the packet, its arrival number, the next
-//!                                         packet of the same key (or of the free list)
+//!                                         shadowed flag, head/tail of its packet list,
+//!                                         and the older/newer links of the age list
+//!   packets [Slot<P>; max_packets]        the packet and the next packet of the same
+//!                                         key (or of the free list)
 //! ```
 //!
 //! - Each key's packets form a singly linked list through the slot array (append at the
 //!   tail, take from the head), so a key's packets stay in arrival order. Free slots are
 //!   chained the same way; free entries sit on a stack.
-//! - Every packet gets a global arrival number. Releasing several keys at once
-//!   ([`PendingMisses::release_where`]) merges their lists by that number with a binary
-//!   heap of one (next arrival number, entry) pair per key, so the packets come out in
-//!   global arrival order. The heap's storage is reserved up front (`max_keys`).
 //! - Entries are also on a doubly linked *age list* in the order their keys were first
 //!   parked. Park times never decrease (a clock that steps back is clamped to the newest
 //!   park time), so the oldest key is at the head: the next deadline is O(1) and
@@ -45,31 +60,27 @@
 //!
 //! # Costs
 //!
-//! Memory (64-bit, `size_of` checked in the tests): 96 bytes per entry, 8 bytes of index
-//! per entry (two 4-byte slots), 16 bytes of heap reservation per entry, and
-//! `size_of::<P>() + 16` bytes per packet slot rounded to 8 (24 bytes for an mbuf
-//! pointer: the packet, its arrival number, the next link). For 4,096 keys and
-//! 16,384 packets of pointer size: 4096 * 120 + 16384 * 24 = 864 KiB per PMD.
+//! Memory (64-bit, `size_of` checked in the tests): 104 bytes per entry, 8 bytes of index
+//! per entry (two 4-byte slots), and `size_of::<P>() + 4` bytes per packet slot rounded
+//! up to `P`'s alignment (16 bytes for an mbuf pointer: the packet and the next link).
+//! For 4,096 keys and 16,384 packets of pointer size: 4096 * 112 + 16384 * 16 = 704 KiB
+//! per PMD.
 //!
 //! Time:
 //! - [`park`](PendingMisses::park): one hash, O(1) expected probes, O(1) list append.
-//! - [`contains`](PendingMisses::contains), [`release_key`](PendingMisses::release_key):
-//!   O(1) expected to find the key, then O(packets of the key).
-//! - [`release_where`](PendingMisses::release_where) (an `Install` releasing every parked
-//!   key its megaflow covers): O(parked keys) predicate calls — a megaflow is a masked
+//! - [`contains`](PendingMisses::contains), [`must_join`](PendingMisses::must_join),
+//!   [`release_key`](PendingMisses::release_key): O(1) expected to find the key, then
+//!   O(packets of the key) to release.
+//! - [`shadow_where`](PendingMisses::shadow_where) (an `Install` marking the other parked
+//!   keys its megaflow covers): O(parked keys) predicate calls — a megaflow is a masked
 //!   match, so the table cannot hash it and scans the live keys (the age list, not the
-//!   whole array) — plus O(n log k) for n packets of k selected keys. At 4,096 parked
-//!   keys the scan is 4,096 masked compares of 64 bytes, measured at about 9 us in a
-//!   release build; it is paid only by installs that arrive while keys are parked (a
-//!   flood of 4,096 new flows answered one install at a time costs at most 4,096 such
-//!   scans, about 36 ms of PMD time in all). An index of parked keys by in_port (which the
-//!   translator puts in every megaflow mask) would cut this; it is not done.
+//!   whole array). At 4,096 parked keys the scan is 4,096 masked compares of 64 bytes,
+//!   about 9 us in a release build; it is paid only by installs that arrive while other
+//!   keys are parked. An index of parked keys by in_port (which the translator puts in
+//!   every megaflow mask) would cut this; it is not done.
 //! - [`expire`](PendingMisses::expire): O(1) if nothing is due, else O(keys released +
 //!   their packets), keys bounded by the caller's budget.
 //! - [`next_deadline`](PendingMisses::next_deadline), the counts: O(1).
-
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
 
 use crate::key::FlowKey;
 
@@ -130,6 +141,8 @@ struct Entry {
     count: u32,
     /// When the first packet was parked (and the upcall sent).
     since_ms: u64,
+    /// A megaflow installed since covers this key (see the module doc).
+    shadowed: bool,
     head: u32,
     tail: u32,
     /// Age list: the entry parked just before / after this one.
@@ -137,12 +150,11 @@ struct Entry {
     newer: u32,
 }
 
-const EMPTY_ENTRY: Entry = Entry { hash: 0, count: 0, since_ms: 0, head: NIL, tail: NIL, older: NIL, newer: NIL };
+const EMPTY_ENTRY: Entry =
+    Entry { hash: 0, count: 0, since_ms: 0, shadowed: false, head: NIL, tail: NIL, older: NIL, newer: NIL };
 
 struct Slot<P> {
     pkt: Option<P>,
-    /// Global arrival number.
-    seq: u64,
     /// Next packet of the same key, or next free slot.
     next: u32,
 }
@@ -162,11 +174,10 @@ pub struct PendingMisses<P> {
     free_slot: u32,
     n_keys: usize,
     n_packets: usize,
-    next_seq: u64,
+    /// Entries with `shadowed` set.
+    n_shadowed: usize,
     oldest: u32,
     newest: u32,
-    /// Merge heap of `release_where`, reserved for `max_keys` elements.
-    heap: BinaryHeap<Reverse<(u64, u32)>>,
 }
 
 impl<P> PendingMisses<P> {
@@ -186,16 +197,13 @@ impl<P> PendingMisses<P> {
             entries: vec![EMPTY_ENTRY; config.max_keys],
             entry_keys: vec![FlowKey::ZERO; config.max_keys],
             free_entries: (0..config.max_keys as u32).rev().collect(),
-            slots: (0..n)
-                .map(|i| Slot { pkt: None, seq: 0, next: if i + 1 < n { i as u32 + 1 } else { NIL } })
-                .collect(),
+            slots: (0..n).map(|i| Slot { pkt: None, next: if i + 1 < n { i as u32 + 1 } else { NIL } }).collect(),
             free_slot: 0,
             n_keys: 0,
             n_packets: 0,
-            next_seq: 0,
+            n_shadowed: 0,
             oldest: NIL,
             newest: NIL,
-            heap: BinaryHeap::with_capacity(config.max_keys),
         }
     }
 
@@ -277,7 +285,7 @@ impl<P> PendingMisses<P> {
             n => now_ms.max(self.entries[n as usize].since_ms),
         };
         self.entries[e as usize] =
-            Entry { hash, count: 0, since_ms, head: NIL, tail: NIL, older: self.newest, newer: NIL };
+            Entry { hash, count: 0, since_ms, shadowed: false, head: NIL, tail: NIL, older: self.newest, newer: NIL };
         self.entry_keys[e as usize] = *key;
         match self.newest {
             NIL => self.oldest = e,
@@ -299,8 +307,7 @@ impl<P> PendingMisses<P> {
         let s = self.free_slot;
         let slot = &mut self.slots[s as usize];
         self.free_slot = slot.next;
-        *slot = Slot { pkt: Some(pkt), seq: self.next_seq, next: NIL };
-        self.next_seq += 1;
+        *slot = Slot { pkt: Some(pkt), next: NIL };
         self.n_packets += 1;
         let entry = &mut self.entries[e as usize];
         entry.count += 1;
@@ -333,7 +340,8 @@ impl<P> PendingMisses<P> {
 
     /// Unlinks entry `e` (now without packets) from the index and the age list.
     fn free_entry(&mut self, e: u32) {
-        let Entry { hash, older, newer, .. } = self.entries[e as usize];
+        let Entry { hash, older, newer, shadowed, .. } = self.entries[e as usize];
+        self.n_shadowed -= shadowed as usize;
         match older {
             NIL => self.oldest = newer,
             o => self.entries[o as usize].newer = newer,
@@ -389,35 +397,34 @@ impl<P> PendingMisses<P> {
         }
     }
 
-    /// Releases the packets of every parked key for which `pred` holds, in global arrival
-    /// order, to `f` (with their key). Returns how many.
-    pub fn release_where(&mut self, mut pred: impl FnMut(&FlowKey) -> bool, mut f: impl FnMut(&FlowKey, P)) -> usize {
-        self.heap.clear();
+    /// Marks every parked key for which `pred` holds as shadowed: a megaflow installed
+    /// now covers it, while its packets wait for the answer to its own upcall (see the
+    /// module doc). Returns how many keys were newly marked.
+    pub fn shadow_where(&mut self, mut pred: impl FnMut(&FlowKey) -> bool) -> usize {
+        let mut n = 0;
         let mut e = self.oldest;
         while e != NIL {
-            let entry = &self.entries[e as usize];
-            if pred(&self.entry_keys[e as usize]) {
-                self.heap.push(Reverse((self.slots[entry.head as usize].seq, e)));
+            let entry = &mut self.entries[e as usize];
+            if !entry.shadowed && pred(&self.entry_keys[e as usize]) {
+                entry.shadowed = true;
+                n += 1;
             }
             e = entry.newer;
         }
-        if self.heap.len() == 1 {
-            let Reverse((_, e)) = self.heap.pop().expect("one element");
-            return self.release_entry(e, &mut f);
-        }
-        let mut n = 0;
-        while let Some(Reverse((_, e))) = self.heap.pop() {
-            let key = self.entry_keys[e as usize];
-            let last = self.entries[e as usize].count == 1;
-            let p = self.pop(e);
-            if !last {
-                let head = self.entries[e as usize].head;
-                self.heap.push(Reverse((self.slots[head as usize].seq, e)));
-            }
-            f(&key, p);
-            n += 1;
-        }
+        self.n_shadowed += n;
         n
+    }
+
+    /// Parked keys that are shadowed. While it is 0, no packet needs
+    /// [`PendingMisses::must_join`].
+    pub fn shadowed(&self) -> usize {
+        self.n_shadowed
+    }
+
+    /// Whether a packet of `key` must be parked behind its key although a megaflow
+    /// matches it: the key is shadowed (parked, with a covering megaflow installed since).
+    pub fn must_join(&self, key: &FlowKey) -> bool {
+        self.n_shadowed > 0 && self.find(key, key.hash()).is_some_and(|(_, e)| self.entries[e as usize].shadowed)
     }
 
     /// Releases (to `f`, to be dropped) the keys parked at or before `now_ms -
@@ -470,15 +477,14 @@ mod tests {
 
     #[test]
     fn sizes_are_what_the_doc_says() {
-        assert_eq!(std::mem::size_of::<Entry>() + std::mem::size_of::<FlowKey>(), 96);
-        assert_eq!(std::mem::size_of::<Slot<std::ptr::NonNull<u8>>>(), 24);
-        assert_eq!(std::mem::size_of::<Reverse<(u64, u32)>>(), 16);
+        assert_eq!(std::mem::size_of::<Entry>() + std::mem::size_of::<FlowKey>(), 104);
+        assert_eq!(std::mem::size_of::<Slot<std::ptr::NonNull<u8>>>(), 16);
         let t: PendingMisses<u8> = PendingMisses::new(PendingConfig::default());
-        assert_eq!((t.index.len(), t.entries.len(), t.slots.len(), t.heap.capacity()), (8192, 4096, 16384, 4096));
+        assert_eq!((t.index.len(), t.entries.len(), t.slots.len()), (8192, 4096, 16384));
     }
 
     #[test]
-    fn joins_and_releases_in_global_arrival_order() {
+    fn joins_and_releases_each_key_in_arrival_order() {
         let k = real_keys();
         let (a, b, c) = (k[0], k[1], k[3]);
         let mut t = PendingMisses::new(PendingConfig::new(8, 16));
@@ -490,24 +496,50 @@ mod tests {
         assert_eq!(t.park(&a, 0, 102), Parked::Joined);
         assert_eq!((t.packets(), t.keys(), t.packets_of(&a)), (6, 3, 3));
         let mut got = Vec::new();
-        assert_eq!(t.release_where(|k| *k == a || *k == b, collect(&mut got)), 5);
-        assert_eq!(got, vec![(a, 100), (b, 200), (a, 101), (b, 201), (a, 102)]);
-        assert_eq!((t.packets(), t.keys(), t.contains(&a), t.contains(&c)), (1, 1, false, true));
-        // The freed entries and slots are reused.
-        assert_eq!(t.park(&a, 0, 103), Parked::NewKey);
-        let mut got = Vec::new();
-        t.release_where(|_| true, collect(&mut got));
-        assert_eq!(got, vec![(c, 300), (a, 103)]);
-        assert_eq!((t.packets(), t.keys(), t.next_deadline()), (0, 0, None));
-        // release_key takes exactly one key.
-        t.park(&a, 5, 1);
-        t.park(&b, 5, 2);
-        t.park(&a, 5, 3);
-        let mut got = Vec::new();
-        assert_eq!(t.release_key(&a, collect(&mut got)), 2);
-        assert_eq!(got, vec![(a, 1), (a, 3)]);
+        assert_eq!(t.release_key(&a, collect(&mut got)), 3);
+        assert_eq!(got, vec![(a, 100), (a, 101), (a, 102)]);
+        assert_eq!((t.packets(), t.keys(), t.contains(&a), t.contains(&c)), (3, 2, false, true));
         assert_eq!(t.release_key(&a, collect(&mut got)), 0);
-        assert_eq!(t.iter_keys().copied().collect::<Vec<_>>(), vec![b]);
+        // The freed entry and slots are reused; the age list keeps first-park order.
+        assert_eq!(t.park(&a, 0, 103), Parked::NewKey);
+        assert_eq!(t.iter_keys().copied().collect::<Vec<_>>(), vec![b, c, a]);
+        got.clear();
+        t.release_key(&b, collect(&mut got));
+        t.release_key(&c, collect(&mut got));
+        t.release_key(&a, collect(&mut got));
+        assert_eq!(got, vec![(b, 200), (b, 201), (c, 300), (a, 103)]);
+        assert_eq!((t.packets(), t.keys(), t.next_deadline()), (0, 0, None));
+    }
+
+    #[test]
+    fn shadowed_keys_are_joined_until_their_own_release() {
+        let k = real_keys();
+        let (a, b, c) = (k[0], k[1], k[3]);
+        let mut t = PendingMisses::new(PendingConfig::new(8, 16));
+        t.park(&a, 0, 1);
+        t.park(&b, 0, 2);
+        t.park(&c, 0, 3);
+        assert!(!t.must_join(&a) && !t.must_join(&b) && t.shadowed() == 0, "nothing shadowed yet");
+        // An install answering a's upcall covers a and b: a goes, b is shadowed.
+        let mut got = Vec::new();
+        t.release_key(&a, collect(&mut got));
+        assert_eq!(t.shadow_where(|x| *x == a || *x == b), 1);
+        assert_eq!(t.shadow_where(|x| *x == b), 0, "already shadowed");
+        assert_eq!(got, vec![(a, 1)]);
+        assert_eq!(t.shadowed(), 1);
+        assert!(t.must_join(&b) && !t.must_join(&c) && !t.must_join(&a));
+        assert_eq!(t.park(&b, 0, 4), Parked::Joined);
+        // b's own answer releases both of its packets, in order, and ends the shadow.
+        got.clear();
+        t.release_key(&b, collect(&mut got));
+        assert_eq!(got, vec![(b, 2), (b, 4)]);
+        assert_eq!(t.shadowed(), 0);
+        assert!(!t.must_join(&b));
+        // A shadowed key that times out is no longer shadowed either.
+        t.shadow_where(|x| *x == c);
+        assert_eq!(t.shadowed(), 1);
+        t.expire(u64::MAX, 8, |_, _| {});
+        assert_eq!((t.shadowed(), t.keys()), (0, 0));
     }
 
     #[test]
@@ -523,7 +555,7 @@ mod tests {
         assert_eq!(t.park(&k[1], 0, 12), Parked::Full(12), "no slot left");
         assert_eq!(t.packets(), 6);
         let mut got = Vec::new();
-        t.release_where(|key| *key == k[1], collect(&mut got));
+        t.release_key(&k[1], collect(&mut got));
         assert_eq!(got, vec![(k[1], 1), (k[1], 11)]);
         assert_eq!(t.park(&k[4], 0, 13), Parked::NewKey);
         assert_eq!(t.park(&k[4], 0, 14), Parked::Joined);
@@ -566,7 +598,7 @@ mod tests {
             t.release_key(&x, collect(&mut got));
             assert!(!t.contains(&x));
             assert_eq!(t.contains(&y), x != y);
-            t.release_where(|_| true, collect(&mut got));
+            t.expire(u64::MAX, 4, collect(&mut got));
             assert_eq!(t.keys(), 0);
         }
     }
@@ -575,8 +607,8 @@ mod tests {
     enum Op {
         Park(usize, u64),
         ReleaseKey(usize),
-        /// Keys whose index has this bit set.
-        ReleaseWhere(u32),
+        /// Shadows the parked keys whose index has this bit set.
+        ShadowWhere(u32),
         Expire(u64, usize),
     }
 
@@ -584,16 +616,17 @@ mod tests {
         prop_oneof![
             6 => (0..19usize, 0..50u64).prop_map(|(k, dt)| Op::Park(k, dt)),
             1 => (0..19usize).prop_map(Op::ReleaseKey),
-            1 => (1..u32::MAX).prop_map(Op::ReleaseWhere),
+            1 => (1..u32::MAX).prop_map(Op::ShadowWhere),
             1 => (0..400u64, 0..4usize).prop_map(|(dt, b)| Op::Expire(dt, b)),
         ]
     }
 
-    /// The naive model: every parked packet as (key, number, park time of its key), in
-    /// arrival order.
+    /// The naive model: every parked packet as (key, number), in arrival order; the
+    /// parked keys with their park time, in first-park order; the shadowed keys.
     struct Model {
         parked: Vec<(FlowKey, u64)>,
         since: Vec<(FlowKey, u64)>,
+        shadowed: Vec<FlowKey>,
     }
 
     impl Model {
@@ -601,6 +634,7 @@ mod tests {
             let (out, keep) = self.parked.drain(..).partition(|(k, _)| sel(k));
             self.parked = keep;
             self.since.retain(|(k, _)| !sel(k));
+            self.shadowed.retain(|k| !sel(k));
             out
         }
     }
@@ -614,7 +648,7 @@ mod tests {
             let keys = real_keys();
             let timeout = 100;
             let mut t = PendingMisses::new(PendingConfig { timeout_ms: timeout, ..PendingConfig::new(keys_cap, pkts_cap) });
-            let mut m = Model { parked: Vec::new(), since: Vec::new() };
+            let mut m = Model { parked: Vec::new(), since: Vec::new(), shadowed: Vec::new() };
             let (mut now, mut n) = (0u64, 0u64);
             for o in ops {
                 match o {
@@ -644,14 +678,15 @@ mod tests {
                         t.release_key(&key, collect(&mut got));
                         prop_assert_eq!(got, m.take(|x| *x == key));
                     }
-                    Op::ReleaseWhere(bits) => {
+                    Op::ShadowWhere(bits) => {
                         let sel = |x: &FlowKey| {
                             let i = keys.iter().position(|k| k == x).unwrap();
                             bits & (1 << i) != 0
                         };
-                        let mut got = Vec::new();
-                        t.release_where(sel, collect(&mut got));
-                        prop_assert_eq!(got, m.take(sel));
+                        let new: Vec<FlowKey> = m.since.iter().map(|(k, _)| *k)
+                            .filter(|k| sel(k) && !m.shadowed.contains(k)).collect();
+                        prop_assert_eq!(t.shadow_where(sel), new.len());
+                        m.shadowed.extend(new);
                     }
                     Op::Expire(dt, budget) => {
                         now += dt;
@@ -670,8 +705,10 @@ mod tests {
                 prop_assert_eq!(t.next_deadline(), m.since.first().map(|(_, s)| s + timeout));
                 let order: Vec<FlowKey> = t.iter_keys().copied().collect();
                 prop_assert_eq!(order, m.since.iter().map(|(k, _)| *k).collect::<Vec<_>>());
+                prop_assert_eq!(t.shadowed(), m.shadowed.len());
                 for k in &keys {
                     prop_assert_eq!(t.packets_of(k), m.parked.iter().filter(|(x, _)| x == k).count());
+                    prop_assert_eq!(t.must_join(k), m.shadowed.contains(k));
                 }
             }
         }

@@ -16,10 +16,12 @@
 //! queue is full, none of the batch's keys is waiting for an answer: the PMD drops their
 //! packets at once. The slow path handles a whole batch per wake-up, each key as one
 //! [`Upcall`]; the slow path answers every upcall with exactly one `Install` or `Execute`
-//! for that key, and the PMD then executes the parked packets in arrival order before
-//! anything newer of the same flow can be classified (commands are applied between
-//! bursts). So no first packet is lost, packets of one flow stay in order, and only one
-//! upcall per key is in flight.
+//! for that key, and the PMD then executes that key's parked packets, in arrival order,
+//! with that answer's actions, before anything newer of the same flow can be classified
+//! (commands are applied between bursts; a newer packet of a key still parked joins it
+//! even if an installed megaflow covers it). So no first packet is lost, packets of one
+//! flow stay in order, every packet gets its own key's decision, and only one upcall
+//! per key is in flight.
 //!
 //! Megaflows are named by a [`FlowId`] that the slow path assigns, so that it can keep
 //! a mirror of every PMD's cache (for revalidation, flow limits and dumps) without
@@ -130,9 +132,11 @@ mod tests {
 /// What the slow path asks one PMD to do, in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PmdCommand {
-    /// Install `megaflow` as `id`, then execute its actions on every parked packet it
-    /// matches (the upcall's key and any other parked key it covers), in arrival order.
-    Install { id: FlowId, megaflow: Megaflow },
+    /// Install `megaflow` as `id`, then execute its actions on the packets parked under
+    /// exactly `key` (the upcall's key, which the megaflow covers), in arrival order.
+    /// Other parked keys it covers wait for the answers to their own upcalls (see
+    /// [`crate::pending`], "Each key waits for its own answer").
+    Install { id: FlowId, key: FlowKey, megaflow: Megaflow },
     /// Execute `actions` on the packets parked under exactly `key`, without installing
     /// anything (flow limit reached, or the decision must not be cached).
     Execute { key: FlowKey, actions: DpActions },

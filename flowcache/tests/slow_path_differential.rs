@@ -13,9 +13,11 @@
 //! ([`PendingMisses`], the PMD's, sometimes tiny so that packets and new keys are refused
 //! and dropped) driven as the `upcall.rs` contract says: a miss parks the packet under
 //! its key, a burst's new keys go to the slow path as one `UpcallBatch` (handled whole
-//! per wake-up); `Install` executes every parked packet it
-//! matches and `Execute` the packets of exactly its key, in arrival order (the test checks
-//! the order itself); commands are applied in order, but *late*: a
+//! per wake-up); `Install` and `Execute` execute the packets parked under exactly the key
+//! of the upcall they answer, in arrival order (the test checks the order itself), and
+//! an `Install` *shadows* the other parked keys its megaflow covers, whose newer packets
+//! then join their key instead of using the megaflow (the PMD's rule, see
+//! `ferrovs_flowcache::pending`); commands are applied in order, but *late*: a
 //! random scheduler interleaves packet bursts, upcall handling, event handling,
 //! command application, rule changes (replace/add/del), ticks and time jumps. A rule
 //! change "returns" only after every pending command of every PMD has been applied
@@ -48,11 +50,15 @@
 //!
 //! # Checks
 //!
-//! - every executed packet: actions equal the reference's for an allowed epoch;
+//! - every executed packet: actions equal the reference's for an allowed epoch; a parked
+//!   packet, exactly the reference's at the epoch of the answer to its key's upcall
+//!   (each packet gets its own key's decision, as in OVS, where every miss is
+//!   translated: not that of another key whose megaflow happens to cover it);
 //! - packets of one key on one PMD are executed in arrival order, each exactly once,
 //!   and none is left parked once everything is drained;
-//! - every upcall is answered by exactly one `Install` (covering its key) or `Execute`
-//!   (of its key), as the last command for that PMD in the call's output;
+//! - every upcall is answered by exactly one `Install` (of its key, with a megaflow
+//!   covering it) or `Execute` (of its key), as the last command for that PMD in the
+//!   call's output;
 //! - after a rule change returns (and at every quiescent point): every megaflow in
 //!   every PMD gives the current epoch's reference decision for its own key and for
 //!   every pool packet it covers; the slow path's mirrors equal the PMD caches;
@@ -433,6 +439,8 @@ struct World {
     dropped: u64,
     last_exec: HashMap<(usize, FlowKey), u64>,
     outstanding: HashMap<(usize, FlowKey), u64>,
+    /// The epoch of the answer issued to the upcall of each key parked on each PMD.
+    answered: HashMap<(usize, FlowKey), u64>,
     t: Totals,
 }
 
@@ -526,6 +534,7 @@ impl World {
             dropped: 0,
             last_exec: HashMap::new(),
             outstanding: HashMap::new(),
+            answered: HashMap::new(),
             t: Totals::default(),
         };
         w.retime(&[]);
@@ -733,7 +742,15 @@ impl World {
         let hashes: Vec<u32> = keys.iter().map(|k| k.hash()).collect();
         let bytes: Vec<u32> = (0..n).map(|i| 60 + i as u32).collect();
         let mut out = vec![None; n];
-        self.pmds[p].cache.lookup_batch(&keys, &hashes, &bytes, self.now, &mut out);
+        // As the PMD: packets of shadowed parked keys skip the lookup and join their key.
+        let looked: Vec<usize> = (0..n).filter(|&i| !self.pmds[p].pending.must_join(&keys[i])).collect();
+        let pick = |v: &[u32]| looked.iter().map(|&i| v[i]).collect::<Vec<u32>>();
+        let lkeys: Vec<FlowKey> = looked.iter().map(|&i| keys[i]).collect();
+        let mut lout = vec![None; looked.len()];
+        self.pmds[p].cache.lookup_batch(&lkeys, &pick(&hashes), &pick(&bytes), self.now, &mut lout);
+        for (&i, found) in looked.iter().zip(lout) {
+            out[i] = found;
+        }
         let mut batch = UpcallBatch::new(p);
         for i in 0..n {
             let key = keys[i];
@@ -775,25 +792,30 @@ impl World {
         Ok(())
     }
 
-    /// Executes the parked packets `pred` selects (all of exactly `key` if given), which
-    /// the table releases in arrival order (checked: packet numbers increase).
-    fn run_parked(
-        &mut self,
-        p: usize,
-        key: Option<&FlowKey>,
-        pred: impl FnMut(&FlowKey) -> bool,
-        actions: &DpActions,
-    ) -> Result<(), String> {
+    /// Executes the packets parked under `key` with `actions` (an answer to its upcall).
+    /// The table releases them in arrival order (checked: packet numbers increase), and
+    /// each must get exactly its key's decision at the epoch of the answer to that key's
+    /// own upcall: as in OVS, where a packet sees what every earlier packet taught.
+    fn run_parked(&mut self, p: usize, key: &FlowKey, actions: &DpActions) -> Result<(), String> {
         let mut run = Vec::new();
-        let pending = &mut self.pmds[p].pending;
-        match key {
-            Some(k) => pending.release_key(k, |k, n| run.push((*k, n))),
-            None => pending.release_where(pred, |k, n| run.push((*k, n))),
-        };
+        self.pmds[p].pending.release_key(key, |k, n| run.push((*k, n)));
         if run.windows(2).any(|w| w[0].1 >= w[1].1) {
             return Err(self.fail(format!("PMD {p}: parked packets released out of arrival order: {run:?}")));
         }
+        for &(k, n) in &run {
+            let Some(&e) = self.answered.get(&(p, k)) else {
+                return Err(self.fail(format!("PMD {p}: packet {n} of {k:?} released before its upcall was answered")));
+            };
+            let want = self.decision(e, &k);
+            if want != *actions {
+                return Err(self.fail(format!(
+                    "PMD {p}: parked packet {n} of {k:?} executed {actions:?}; its key's decision at the answer \
+                     to its upcall (epoch {e}) is {want:?}"
+                )));
+            }
+        }
         for (k, n) in run {
+            self.answered.remove(&(p, k));
             self.execute(p, k, n, actions)?;
         }
         Ok(())
@@ -804,7 +826,7 @@ impl World {
         self.pmds[p].applying = Some(epoch);
         let now = self.now;
         match cmd {
-            PmdCommand::Install { id, megaflow } => {
+            PmdCommand::Install { id, key, megaflow } => {
                 let pm = &mut self.pmds[p];
                 match pm.cache.insert_unchecked(megaflow.clone(), now) {
                     Ok(mid) => {
@@ -821,9 +843,10 @@ impl World {
                     }
                     Err(e) => return Err(self.fail(format!("PMD {p}: install {id} failed: {e}"))),
                 }
-                self.run_parked(p, None, |k| megaflow.matches(k), &megaflow.actions)?;
+                self.run_parked(p, &key, &megaflow.actions)?;
+                self.pmds[p].pending.shadow_where(|k| megaflow.matches(k));
             }
-            PmdCommand::Execute { key, actions } => self.run_parked(p, Some(&key), |_| false, &actions)?,
+            PmdCommand::Execute { key, actions } => self.run_parked(p, &key, &actions)?,
             PmdCommand::Remove { ids } => {
                 let pm = &mut self.pmds[p];
                 let mut gone = Vec::new();
@@ -917,13 +940,13 @@ impl World {
         let others_ok = cmds.iter().all(|(q, c)| matches!(c, PmdCommand::Remove { .. }) || *q == p);
         let last_ok = cmds.iter().rev().find(|(q, _)| *q == p).map(|(_, c)| c) == answers.first().copied();
         let answer_ok = match answers[..] {
-            [PmdCommand::Install { megaflow, id }] => {
+            [PmdCommand::Install { megaflow, id, key }] => {
                 self.t.installs += 1;
                 if Self::bridge_of(up.key.in_port()) == Some(0) {
                     let rules = self.matched_rules(&up.key);
                     self.tracked.insert(*id, TrackedFlow { key: megaflow.key, rules });
                 }
-                megaflow.matches(&up.key)
+                *key == up.key && megaflow.matches(&up.key)
             }
             [PmdCommand::Execute { key, .. }] => {
                 self.t.executes += 1;
@@ -937,6 +960,7 @@ impl World {
         *self.outstanding.get_mut(&(p, up.key)).expect("upcall was sent") -= 1;
         self.check_macs(&format!("upcall {up:?}"))?;
         self.push_epoch();
+        self.answered.insert((p, up.key), self.current_epoch());
         self.deliver(cmds);
         Ok(())
     }

@@ -277,6 +277,12 @@ fn mod_vlan_vid_pushes_on_untagged_and_reads_only_the_tag_bit() {
     let p = key(2, &vlan(20, &udp_frame([1, 2, 3, 4], 1, 2, 0)));
     let x = translate(&t, &MacTable::default(), &p, NOW);
     assert_eq!(x.actions[0], DpAction::SetVlanVid(10));
+    // Already VID 10: OVS commits no change, so the tag (its DEI bit included) is left
+    // as it is. The decision reads the VID.
+    let p = key(2, &vlan(10, &udp_frame([1, 2, 3, 4], 1, 2, 0)));
+    let x = translate(&t, &MacTable::default(), &p, NOW);
+    assert_eq!(x.actions, vec![DpAction::Output(1), DpAction::Output(3)]);
+    assert_eq!(x.mask.vlan_tci(0), VLAN_PRESENT | 0x0fff);
 }
 
 #[test]
@@ -679,4 +685,36 @@ fn rarp_rules_match_rarp_frames() {
     f[21] = 3;
     let k = ferrovs_flowcache::extract::extract(&f, 1);
     assert_eq!(translate(&t, &MacTable::default(), &k, NOW).actions, vec![]);
+}
+
+/// OVS's `output_normal` rebuilds the outer tag from VID and PCP and does not send a tag
+/// whose TCI is then 0 (`xvlan_put`): a VID 0, PCP 0 tag (received, pushed or set) leaves
+/// `normal` untagged, and the actions after `normal` see it again (pushed back with TCI
+/// 0). A VID 0 tag with a priority is kept. The megaflow reads the PCP only for VID 0.
+#[test]
+fn normal_sends_a_vid_0_pcp_0_tag_untagged() {
+    let t = flows("priority=0,actions=normal");
+    let mut f = vlan(0, &udp_frame([10, 0, 0, 1], 1, 2, 0));
+    let x = translate(&t, &MacTable::default(), &key(1, &f), NOW);
+    assert_eq!(x.actions, vec![DpAction::PopVlan, DpAction::Output(2), DpAction::Output(3)]);
+    assert_eq!(x.mask.vlan_tci(0), 0xffff, "presence, VID and PCP");
+    f[14] = 0x20; // PCP 1
+    let x = translate(&t, &MacTable::default(), &key(1, &f), NOW);
+    assert_eq!(x.actions, vec![DpAction::Output(2), DpAction::Output(3)]);
+    let x = translate(&t, &MacTable::default(), &key(1, &vlan(10, &udp_frame([10, 0, 0, 1], 1, 2, 0))), NOW);
+    assert_eq!((x.actions.len(), x.mask.vlan_tci(0)), (2, VLAN_PRESENT | 0x0fff), "VID 10: PCP not read");
+    // Pushed by mod_vlan_vid:0, with an output after normal: the tag comes back for it.
+    let t = flows("priority=0,actions=mod_vlan_vid:0,normal,output:1");
+    let x = translate(&t, &MacTable::default(), &key(2, &udp_frame([10, 0, 0, 1], 1, 2, 0)), NOW);
+    let tag0 = DpAction::PushVlan { tpid: ethertype::VLAN, tci: VLAN_PRESENT };
+    assert_eq!(
+        x.actions,
+        vec![tag0, DpAction::PopVlan, DpAction::Output(1), DpAction::Output(3), tag0, DpAction::Output(1)]
+    );
+    // Learned on the input port: no output, no pop.
+    let mut macs = MacTable::default();
+    macs.learn(&MacLearn { vlan: 0, mac: DST, port: 1 }, NOW);
+    let t = flows("priority=0,actions=normal");
+    let k = key(1, &vlan(0, &udp_frame([10, 0, 0, 1], 1, 2, 0)));
+    assert_eq!(translate(&t, &macs, &k, NOW).actions, vec![]);
 }

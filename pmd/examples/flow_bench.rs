@@ -128,7 +128,7 @@ fn main() {
                 // One megaflow per masked key; later upcalls for a covered key just execute.
                 let cmd = if installed.insert(u.key.masked(&m)) {
                     id += 1;
-                    PmdCommand::Install { id, megaflow: Megaflow::new(u.key, m, vec![DpAction::Output(2)]) }
+                    PmdCommand::Install { id, key: u.key, megaflow: Megaflow::new(u.key, m, vec![DpAction::Output(2)]) }
                 } else {
                     PmdCommand::Execute { key: u.key, actions: vec![DpAction::Output(2)] }
                 };

@@ -10,7 +10,9 @@
 //! Per burst ([`Pipeline::classify`]): extract the keys of up to 32 frames into fixed
 //! arrays, hash each with the NIC's RSS hash when the mbuf has one (else
 //! [`FlowKey::hash`]), read the clock once, and run [`FlowCache::lookup_batch`]. Each
-//! packet's verdict is its megaflow's action list, borrowed from the cache, or `Miss`.
+//! packet's verdict is its megaflow's action list, borrowed from the cache, or `Miss`
+//! (also for a packet of a shadowed parked key, held out of the lookup: see `Install`
+//! below).
 //! Nothing is allocated, locked or called across FFI per packet (the clock costs one
 //! `rdtsc` per burst).
 //!
@@ -29,17 +31,22 @@
 //! them in the same burst) are dropped at once and counted in `upcall_queue_full`.
 //!
 //! Between bursts ([`Pipeline::handle_message`]) the slow path's answers arrive:
-//! - `Install{id, megaflow}`: insert it (`try_insert_unchecked`: the slow path guarantees
-//!   no overlap), name it `id` (the private `flow_names` module), then execute its
-//!   actions on every parked packet it matches, in arrival order, through the
-//!   [`Injector`] (so they leave through the PMD's own tx batches, before any newer packet
-//!   of the flow can be classified), and add those packets to the new megaflow's
-//!   statistics (they were handled by its actions). At the flow limit, the least
+//! - `Install{id, key, megaflow}`: insert it (`try_insert_unchecked`: the slow path
+//!   guarantees no overlap), name it `id` (the private `flow_names` module), then execute
+//!   its actions on the packets parked under exactly `key` (the upcall it answers), in
+//!   arrival order, through the [`Injector`] (so they leave through the PMD's own tx
+//!   batches, before any newer packet of the flow can be classified), and add those
+//!   packets to the new megaflow's statistics (they were handled by its actions). Other
+//!   parked keys the megaflow covers wait for their own answers, *shadowed*: while any
+//!   key is, `classify` keeps the packets of shadowed keys out of the lookup and they
+//!   join their key (see [`PendingMisses`], "Each key waits for its own answer"), so
+//!   every packet gets its own key's decision and a flow's packets stay in order. At
+//!   the flow limit, the least
 //!   recently used megaflow of a sample of [`EVICT_SAMPLE`] live slots is evicted first
 //!   (reported `Evicted`, counted in `evictions`). If the cache refuses it anyway (an
-//!   identical key+mask is installed, or nothing could be evicted), the parked packets
-//!   are still executed with its actions and the slow path is told `Refused`, with
-//!   their count.
+//!   identical key+mask is installed, or nothing could be evicted), the key's parked
+//!   packets are still executed with its actions and the slow path is told `Refused`,
+//!   with their count.
 //! - `Execute{key, actions}`: execute on the packets parked under exactly `key`; their
 //!   count goes to the slow path (an [`ExecutedKey`]) so that it credits the rules of
 //!   that key's translation.
@@ -227,6 +234,8 @@ pub struct FlowPipeline {
     hashes: [u32; BURST],
     bytes: [u32; BURST],
     found: [Option<MegaflowId>; BURST],
+    /// Position in the burst of each looked-up key, when shadowed keys were held back.
+    burst_pos: [u8; BURST],
     /// The clock as read for the last burst (misses of that burst are parked at it).
     burst_ms: u64,
     /// Where `DpAction::Controller` sends packets (see [`FlowPipeline::with_packet_in`]).
@@ -270,6 +279,7 @@ impl FlowPipeline {
             hashes: [0; BURST],
             bytes: [0; BURST],
             found: [None; BURST],
+            burst_pos: [0; BURST],
             burst_ms: 0,
             packet_in: None,
         }
@@ -427,6 +437,40 @@ impl FlowPipeline {
         }
     }
 
+    /// Keeps the packets of shadowed parked keys (see [`PendingMisses::must_join`]) out of
+    /// this burst's lookup: moves the keys, hashes and lengths of the other `n` packets
+    /// to the front, noting where each came from. Returns how many are left to look up.
+    fn hold_shadowed(&mut self, n: usize) -> usize {
+        let mut m = 0;
+        for i in 0..n {
+            if self.pending.must_join(&self.keys[i]) {
+                continue;
+            }
+            self.keys[m] = self.keys[i];
+            self.hashes[m] = self.hashes[i];
+            self.bytes[m] = self.bytes[i];
+            self.burst_pos[m] = i as u8;
+            m += 1;
+        }
+        m
+    }
+
+    /// Puts the results of looking up the first `m` keys after [`Self::hold_shadowed`]
+    /// back at their packets' positions in the burst of `n`; held packets miss (and
+    /// `miss` parks them behind their key). Backwards, so no result is overwritten before
+    /// it is moved (`burst_pos[j] >= j`).
+    fn spread_found(&mut self, n: usize, m: usize) {
+        let mut j = m;
+        for i in (0..n).rev() {
+            if j > 0 && self.burst_pos[j - 1] as usize == i {
+                j -= 1;
+                self.found[i] = self.found[j];
+            } else {
+                self.found[i] = None;
+            }
+        }
+    }
+
     fn handle_command(&mut self, cmd: PmdCommand, inject: &mut Injector<'_>) {
         let now = self.clock.now_ms();
         // Packets released from the park, for the statistics of what handled them.
@@ -437,16 +481,18 @@ impl FlowPipeline {
             flags |= k.tcp_flags();
         };
         match cmd {
-            PmdCommand::Install { id, megaflow } => {
+            PmdCommand::Install { id, key, megaflow } => {
                 let (mkey, mmask) = (megaflow.key.masked(&megaflow.mask), megaflow.mask);
-                let covered = |k: &FlowKey| mkey.matches(&mmask, k);
                 match self.install(id, megaflow, now) {
                     Ok(mid) => {
                         let actions = self.cache.actions(mid).map(Vec::as_slice).unwrap_or(&[]);
-                        self.pending.release_where(covered, |k, pkt| {
+                        self.pending.release_key(&key, |k, pkt| {
                             count(k, &pkt);
                             inject.execute(k.in_port(), pkt, actions)
                         });
+                        if !self.pending.is_empty() {
+                            self.pending.shadow_where(|k| mkey.matches(&mmask, k));
+                        }
                         if packets > 0 {
                             self.cache.add_stats(mid, packets, bytes, flags, now);
                         }
@@ -454,7 +500,7 @@ impl FlowPipeline {
                     Err((e, megaflow)) => {
                         tracing::warn!(pmd = self.pmd, id, error = %e, "megaflow install refused");
                         self.local.install_refused += 1;
-                        self.pending.release_where(covered, |k, pkt| {
+                        self.pending.release_key(&key, |k, pkt| {
                             count(k, &pkt);
                             inject.execute(k.in_port(), pkt, &megaflow.actions)
                         });
@@ -514,7 +560,11 @@ impl Pipeline for FlowPipeline {
         }
         let now = self.clock.now_ms();
         self.burst_ms = now;
-        self.cache.lookup_batch(&self.keys[..n], &self.hashes[..n], &self.bytes[..n], now, &mut self.found[..n]);
+        let m = if self.pending.shadowed() > 0 { self.hold_shadowed(n) } else { n };
+        self.cache.lookup_batch(&self.keys[..m], &self.hashes[..m], &self.bytes[..m], now, &mut self.found[..m]);
+        if m < n {
+            self.spread_found(n, m);
+        }
         self.dirty = true;
         self.busy = true;
         let this: &'s FlowPipeline = self;

@@ -94,7 +94,11 @@ fn slow_path(
                 } else {
                     ids.push(next);
                     next += 1;
-                    PmdCommand::Install { id: next - 1, megaflow: Megaflow::new(u.key, dst_mask(), actions) }
+                    PmdCommand::Install {
+                        id: next - 1,
+                        key: u.key,
+                        megaflow: Megaflow::new(u.key, dst_mask(), actions),
+                    }
                 };
                 let _ = pmd.send_timeout(Msg::Inner(FlowMessage::Command(cmd)), Duration::from_secs(2));
             }

@@ -14,14 +14,17 @@
 use crate::frame_view::View;
 use crate::gen_rules::N_PORTS;
 
+/// (port, frame) pairs one switch sent.
+type Outputs = Vec<(u32, Vec<u8>)>;
+
 /// One input frame whose outputs differ.
 pub struct Difference<'a> {
     pub rules: &'a [String],
     pub frame: &'a [u8],
     /// (port, frame) as OVS sent them.
-    pub ovs: Vec<(u32, Vec<u8>)>,
+    pub ovs: Outputs,
     /// (port, frame) as ferrovs sent them.
-    pub ferrovs: Vec<(u32, Vec<u8>)>,
+    pub ferrovs: Outputs,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
@@ -44,6 +47,22 @@ impl Difference<'_> {
     fn same_shape(&self) -> bool {
         self.ovs.len() == self.ferrovs.len()
             && self.ovs.iter().zip(&self.ferrovs).all(|((p, a), (q, b))| p == q && a.len() == b.len())
+    }
+
+    /// The outputs of each side that the other side did not send (the same frame to the
+    /// same port counts once on each side), each in port order.
+    fn unshared(&self) -> (Outputs, Outputs) {
+        let mut fer = self.ferrovs.clone();
+        let mut ovs = Vec::new();
+        for o in &self.ovs {
+            match fer.iter().position(|f| f == o) {
+                Some(k) => {
+                    fer.remove(k);
+                }
+                None => ovs.push(o.clone()),
+            }
+        }
+        (ovs, fer)
     }
 
     /// Every pair of outputs differs only at byte offsets `keep(offset)` allows.
@@ -80,59 +99,51 @@ pub fn classify(d: &Difference) -> Class {
     {
         return Class::Known("ipv4-protocol-0-rewritten");
     }
-    // Open divergences (ferrovs must follow OVS).
-    if input.vlan_tags() >= 2 {
-        return Class::Open("two-or-more-vlan-tags (OVS vlan-limit=1 parses one tag)");
-    }
-    if input.any_dei()
-        && d.differs_only(|_, i| i == 14)
-        && d.ovs.iter().zip(&d.ferrovs).any(|((_, a), (_, b))| a[14] ^ b[14] == 0x10)
+    // Known intended: an IPv6 address rewrite of an atomic fragment, or of a packet with
+    // a routing header, keeps the L4 checksum right (OVS leaves it stale). ferrovs's side:
+    // only the L4 checksum differs, and it is right.
+    if (input.ipv6_atomic_fragment() || input.ipv6_has_routing_header())
+        && actions_have(d.rules, &["ipv6_src", "ipv6_dst"])
+        && d.differs_only(|v, i| v.ipv6_l4_checksum_offset().is_some_and(|o| i == o || i == o + 1))
+        && d.ferrovs.iter().all(|(_, f)| {
+            let v = View::parse(f);
+            v.ipv6_has_routing_header() || v.ipv6_l4_checksum_ok()
+        })
     {
-        return Class::Open("dei-bit-on-vlan-rewrite");
+        return Class::Known("ipv6-rewrite-keeps-the-l4-checksum-right");
     }
-    if input.tcp_data_offset().is_some_and(|o| o < 5) {
-        return Class::Open("tcp-data-offset-below-5");
+    // Known intended: `normal` on a frame with a VID 0, PCP 0 tag pushed in front of
+    // another tag sends it with that other tag (OVS 3.1 drops both). ferrovs's side: the
+    // frame with one more tag than OVS's, right after the MACs; the rest the same.
+    if input.vlan_tags() >= 1 && actions_have(d.rules, &["push_vlan"]) && actions_have(d.rules, &["normal"]) && {
+        let (ovs, fer) = d.unshared();
+        !ovs.is_empty()
+            && ovs.len() == fer.len()
+            && ovs.iter().zip(&fer).all(|((p, o), (q, f))| {
+                p == q
+                    && f.len() == o.len() + 4
+                    && f[..12] == o[..12]
+                    && f[16..] == o[12..]
+                    && View::parse(f).vlan_tags() >= 1
+            })
+    } {
+        return Class::Known("normal-keeps-the-tag-behind-a-vid-0-tag");
     }
-    if input.ipv6_atomic_fragment() {
-        return Class::Open("ipv6-atomic-fragment");
-    }
+    // Open divergences (ferrovs must follow OVS).
     if d.frame.len() > 1518 || d.ovs.iter().chain(&d.ferrovs).any(|(_, f)| f.len() > 1518) {
         return Class::Open("mtu");
     }
-    // A VID 0 tag: pushed, set, or pushed by `mod_vlan_pcp` on an untagged frame.
-    let vid0 = actions_have(d.rules, &["push_vlan", "mod_vlan_vid:0"])
-        || (input.vlan_tags() == 0 && actions_have(d.rules, &["mod_vlan_pcp"]));
-    if vid0 && actions_have(d.rules, &["normal"]) {
-        return Class::Open("normal-with-vid-0-tag (OVS's normal sends a pushed or set VID 0 tag untagged)");
-    }
-    // `normal` flooded by ferrovs where OVS, having learned the destination since,
-    // forwards it to one port or drops it (learned on the input port): the flooding
-    // megaflow installed before the MAC was learned is still used.
-    let ports = |o: &[(u32, Vec<u8>)]| o.iter().map(|(p, _)| *p).collect::<std::collections::BTreeSet<u32>>();
-    if actions_have(d.rules, &["normal"])
-        && ports(&d.ferrovs).len() == N_PORTS as usize - 1
-        && ports(&d.ovs).len() < N_PORTS as usize - 1
-        && ports(&d.ovs).is_subset(&ports(&d.ferrovs))
-    {
-        return Class::Open("normal-keeps-flooding-after-learning (stale flood megaflow)");
-    }
-    if input.partial_vlan_tag() {
-        return Class::Open("partial-vlan-tag (OVS drops a frame whose VLAN tag is cut short)");
-    }
-    if input.ipv6_later_fragment() {
-        return Class::Open("ipv6-later-fragment (OVS gives it nw_proto 44, so tcp6/udp6/icmp6 rules miss it)");
-    }
-    if input.is_icmp() && actions_have(d.rules, &["mod_tp_", "tp_src->", "tp_dst->"]) {
-        return Class::Open("mod_tp-on-icmp (OVS writes ICMP type/code)");
-    }
-    if input.ipv6_has_routing_header() && actions_have(d.rules, &["->ipv6_dst"]) {
-        return Class::Open("ipv6-dst-rewrite-with-routing-header (OVS leaves the L4 checksum alone)");
-    }
-    if input.ip_unparsable() && actions_have(d.rules, &["dec_ttl"]) {
-        return Class::Open("dec_ttl-on-unparsable-ip");
-    }
-    if actions_have(d.rules, &["dec_ttl"]) && actions_have(d.rules, &["resubmit", "goto_table"]) && input.is_ip() {
-        return Class::Open("dec_ttl-inside-resubmit");
+    // `normal` dropped by ferrovs (the destination learned on the input port) where OVS
+    // floods: OVS had not learned the address from an earlier frame that ferrovs learned
+    // it from (seeds 96285297875820, 7886042957098, 201937465313896; the last one only
+    // in some runs, so OVS's side depends on timing): not yet analysed. OVS's outputs
+    // that ferrovs did not send are the unchanged frame on every port but the input.
+    if actions_have(d.rules, &["normal"]) && {
+        let (ovs, fer) = d.unshared();
+        let ports: std::collections::BTreeSet<u32> = ovs.iter().map(|(p, _)| *p).collect();
+        fer.is_empty() && ports.len() == N_PORTS as usize - 1 && ovs.iter().all(|(_, f)| f == d.frame)
+    } {
+        return Class::Open("normal-learned-where-ovs-did-not (not analysed)");
     }
     Class::Unclassified
 }

@@ -6,6 +6,31 @@
 
 use crate::gen_rules::N_PORTS;
 
+/// A port whose frames are the same in both, in another order: the input frame index of
+/// each, in the order each switch sent them.
+pub struct PortOrder {
+    pub port: u32,
+    pub ovs: Vec<usize>,
+    pub ferrovs: Vec<usize>,
+}
+
+impl PortOrder {
+    /// Whether ferrovs kept the order of the frames of each flow (`flow[i]`: the flow of
+    /// input frame `i`): only frames of different flows changed places.
+    pub fn keeps_flow_order<K: PartialEq>(&self, flow: &[K]) -> bool {
+        self.ferrovs
+            .iter()
+            .enumerate()
+            .all(|(a, &i)| self.ferrovs[a + 1..].iter().all(|&j| flow[i] != flow[j] || i <= j))
+    }
+}
+
+impl std::fmt::Display for PortOrder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "port {}: OVS sent frames {:?}, ferrovs {:?}", self.port, self.ovs, self.ferrovs)
+    }
+}
+
 pub struct Mismatch {
     pub frame_index: usize,
     pub ovs: Vec<(u32, Vec<u8>)>,
@@ -25,13 +50,13 @@ fn distance(a: &[u8], b: &[u8]) -> usize {
 }
 
 /// `ovs[i]`: what OVS sent for input frame `i`; `ferrovs[p - 1]`: what ferrovs sent on port `p`.
-/// Returns the per-frame mismatches and, for ports whose frames are the same but in
-/// another order, a line each naming the order (by input frame index).
+/// Returns the per-frame mismatches and the ports whose frames are the same but in
+/// another order.
 pub fn compare(
     inputs: &[Vec<u8>],
     ovs: &[Vec<(u32, Vec<u8>)>],
     ferrovs: &[Vec<Vec<u8>>],
-) -> (Vec<Mismatch>, Vec<String>) {
+) -> (Vec<Mismatch>, Vec<PortOrder>) {
     let mut missing: Vec<(usize, u32, Vec<u8>)> = Vec::new(); // OVS sent, ferrovs did not
     let mut extra: Vec<(u32, Vec<u8>)> = Vec::new(); // ferrovs sent, OVS did not
     let mut order = Vec::new();
@@ -70,7 +95,7 @@ pub fn compare(
                     want[k].0
                 })
                 .collect();
-            order.push(format!("port {p}: OVS sent frames {ovs_order:?}, ferrovs {fer_order:?}"));
+            order.push(PortOrder { port: p, ovs: ovs_order, ferrovs: fer_order });
         }
         extra.extend(port_extra);
     }

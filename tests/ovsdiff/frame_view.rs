@@ -1,4 +1,4 @@
-//! A read-only look into a frame for classifying differences: VLAN tags, the L3
+//! A read-only look into a frame for classifying differences: VLAN tags, the IP
 //! header, fragments, the L4 header. Written independently of ferrovs's parser (it only
 //! serves to name a difference, never to decide what is right).
 
@@ -8,7 +8,6 @@ type Ipv6Chain = (Vec<(u8, usize)>, u8, usize);
 pub struct View<'a> {
     pub bytes: &'a [u8],
     tags: usize,
-    dei: bool,
     ethertype: u16,
     l3: usize,
 }
@@ -17,32 +16,22 @@ impl<'a> View<'a> {
     pub fn parse(bytes: &'a [u8]) -> View<'a> {
         let mut at = 12;
         let mut tags = 0;
-        let mut dei = false;
         let mut ethertype = 0;
         while at + 2 <= bytes.len() {
             ethertype = u16::from_be_bytes([bytes[at], bytes[at + 1]]);
             if (ethertype == 0x8100 || ethertype == 0x88a8) && at + 4 <= bytes.len() {
                 tags += 1;
-                dei |= bytes[at + 2] & 0x10 != 0;
                 at += 4;
             } else {
                 at += 2;
                 break;
             }
         }
-        View { bytes, tags, dei, ethertype, l3: at }
+        View { bytes, tags, ethertype, l3: at }
     }
 
     pub fn vlan_tags(&self) -> usize {
         self.tags
-    }
-
-    pub fn any_dei(&self) -> bool {
-        self.dei
-    }
-
-    pub fn is_ip(&self) -> bool {
-        self.ethertype == 0x0800 || self.ethertype == 0x86dd
     }
 
     fn ipv4(&self) -> Option<&'a [u8]> {
@@ -82,40 +71,6 @@ impl<'a> View<'a> {
         self.l4_offset().and_then(|o| self.bytes.get(o..)).unwrap_or(&[])
     }
 
-    /// IP EtherType but a header no parser can read: truncated, IHL < 5, a total
-    /// length beyond the frame, or IPv6 extension headers running past the end.
-    pub fn ip_unparsable(&self) -> bool {
-        let h = self.bytes.get(self.l3..).unwrap_or(&[]);
-        match self.ethertype {
-            0x0800 => {
-                h.len() < 20 || h[0] >> 4 != 4 || (h[0] & 0x0f) < 5 || {
-                    let total = u16::from_be_bytes([h[2], h[3]]) as usize;
-                    total > h.len() || total < (h[0] & 0x0f) as usize * 4
-                }
-            }
-            0x86dd => {
-                h.len() < 40 || u16::from_be_bytes([h[4], h[5]]) as usize + 40 > h.len() || self.ipv6_chain().is_none()
-            }
-            _ => false,
-        }
-    }
-
-    /// The TCP data offset (first fragments and unfragmented packets only).
-    pub fn tcp_data_offset(&self) -> Option<u8> {
-        if let Some(h) = self.ipv4() {
-            if h[9] != 6 || self.ipv4_later_fragment() {
-                return None;
-            }
-            let l4 = self.l4_bytes();
-            return l4.get(12).map(|b| b >> 4);
-        }
-        let (_, proto, at) = self.ipv6_chain()?;
-        if proto != 6 || self.ipv6_later_fragment() {
-            return None;
-        }
-        self.bytes.get(self.l3 + at + 12).map(|b| b >> 4)
-    }
-
     /// Walks the IPv6 extension headers: the headers seen (type, offset in the IPv6
     /// packet), then the upper-layer protocol and its offset, or `None` when the chain
     /// runs past the end of the frame.
@@ -139,34 +94,43 @@ impl<'a> View<'a> {
         Some((seen, next, at))
     }
 
-    fn ipv6_fragment_field(&self) -> Option<u16> {
-        let (seen, _, _) = self.ipv6_chain()?;
-        let (_, at) = seen.into_iter().find(|(t, _)| *t == 44)?;
-        let h = &self.bytes[self.l3..];
-        Some(u16::from_be_bytes([h[at + 2], h[at + 3]]))
-    }
-
     /// An IPv6 fragment header with offset 0 and no more fragments.
     pub fn ipv6_atomic_fragment(&self) -> bool {
-        self.ipv6_fragment_field() == Some(0)
-    }
-
-    /// An IPv6 fragment header with a non-zero offset.
-    pub fn ipv6_later_fragment(&self) -> bool {
-        self.ipv6_fragment_field().is_some_and(|f| f >> 3 != 0)
+        let Some((seen, _, _)) = self.ipv6_chain() else { return false };
+        seen.iter().any(|&(t, at)| t == 44 && self.bytes[self.l3 + at + 2..self.l3 + at + 4] == [0, 0])
     }
 
     pub fn ipv6_has_routing_header(&self) -> bool {
         self.ipv6_chain().is_some_and(|(seen, _, _)| seen.iter().any(|(t, _)| *t == 43))
     }
 
-    /// An outer VLAN TPID with too few bytes after it for the tag and an EtherType.
-    pub fn partial_vlan_tag(&self) -> bool {
-        let t = self.bytes.get(12..14).map(|t| u16::from_be_bytes([t[0], t[1]]));
-        matches!(t, Some(0x8100 | 0x88a8)) && self.bytes.len() < 18
+    /// Offset in the frame of the TCP/UDP/ICMPv6 checksum of an IPv6 packet.
+    pub fn ipv6_l4_checksum_offset(&self) -> Option<usize> {
+        let (_, proto, at) = self.ipv6_chain()?;
+        let field = match proto {
+            6 => 16,
+            17 => 6,
+            58 => 2,
+            _ => return None,
+        };
+        let off = self.l3 + at + field;
+        (off + 2 <= self.bytes.len()).then_some(off)
     }
 
-    pub fn is_icmp(&self) -> bool {
-        self.ipv4_proto() == Some(1) || self.ipv6_chain().is_some_and(|(_, p, _)| p == 58)
+    /// Whether the TCP/UDP/ICMPv6 checksum of an IPv6 packet is right for its pseudo-header
+    /// (the destination in the IPv6 header: no routing header is followed) and payload
+    /// up to the payload length.
+    pub fn ipv6_l4_checksum_ok(&self) -> bool {
+        let Some((_, proto, at)) = self.ipv6_chain() else { return false };
+        let h = &self.bytes[self.l3..];
+        let end = (40 + u16::from_be_bytes([h[4], h[5]]) as usize).min(h.len());
+        let Some(l4) = h.get(at..end) else { return false };
+        let mut sum: u64 = h[8..40].chunks(2).map(|c| u16::from_be_bytes([c[0], c[1]]) as u64).sum();
+        sum += l4.len() as u64 + proto as u64;
+        sum += l4.chunks(2).map(|c| u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]) as u64).sum::<u64>();
+        while sum >> 16 != 0 {
+            sum = (sum & 0xffff) + (sum >> 16);
+        }
+        sum == 0xffff
     }
 }

@@ -68,11 +68,13 @@ mod tests {
             }
         }
 
-        /// One packet: a cache hit counts in its megaflow; a miss parks (a new key
-        /// becomes an upcall).
+        /// One packet: a cache hit counts in its megaflow; a miss, or a packet of a
+        /// shadowed key, parks (a new key becomes an upcall).
         fn packet(&mut self, key: &crate::key::FlowKey, len: usize, now: u64, upcalls: &mut VecDeque<Upcall>) {
             let mut out = [None];
-            self.cache.lookup_batch(std::slice::from_ref(key), &[key.hash()], &[len as u32], now, &mut out);
+            if !self.park.must_join(key) {
+                self.cache.lookup_batch(std::slice::from_ref(key), &[key.hash()], &[len as u32], now, &mut out);
+            }
             if out[0].is_none() && matches!(self.park.park(key, now, len), Parked::NewKey) {
                 upcalls.push_back(Upcall { pmd: 0, key: *key });
             }
@@ -85,10 +87,11 @@ mod tests {
                 bytes += len as u64;
             };
             match cmd {
-                PmdCommand::Install { id, megaflow } => {
+                PmdCommand::Install { id, key, megaflow } => {
                     let covers = megaflow.clone();
                     let mid = self.cache.insert_unchecked(megaflow, now).expect("room");
-                    self.park.release_where(|k| covers.matches(k), &mut count);
+                    self.park.release_key(&key, &mut count);
+                    self.park.shadow_where(|k| covers.matches(k));
                     self.cache.add_stats(mid, packets, bytes, 0, now);
                     self.names.push((id, mid));
                 }

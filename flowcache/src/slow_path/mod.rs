@@ -14,7 +14,7 @@
 //!          ──> apply what `normal` learned; a new or moved MAC re-translates the
 //!              megaflows (of every PMD) whose mac_deps name it: Remove unless Keep
 //!          ──> answer the upcall's PMD with exactly one command:
-//!                Install{id, key & mask, mask, actions}       normally
+//!                Install{id, key, megaflow (key & mask, mask, actions)}  normally
 //!                Execute{key, actions}  if the PMD's mirror already has this key+mask
 //!                                       or a megaflow covering the key (upcalls raced),
 //!                                       or the PMD is at its flow limit
@@ -405,7 +405,7 @@ impl SlowPath {
         self.index_deps(b, up.pmd, id, &flow.mac_deps);
         self.mirrors[up.pmd].insert(id, flow);
         self.counters.installs += 1;
-        out.rest.push((up.pmd, PmdCommand::Install { id, megaflow }));
+        out.rest.push((up.pmd, PmdCommand::Install { id, key: up.key, megaflow }));
         out.finish()
     }
 

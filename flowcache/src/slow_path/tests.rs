@@ -36,7 +36,7 @@ fn up(pmd: usize, key: FlowKey) -> Upcall {
 /// The single Install of `cmds` (asserted to be the last command, to `pmd`).
 fn installed(cmds: &[(usize, PmdCommand)], pmd: usize) -> (FlowId, Megaflow) {
     match cmds.last() {
-        Some((p, PmdCommand::Install { id, megaflow })) if *p == pmd => (*id, megaflow.clone()),
+        Some((p, PmdCommand::Install { id, megaflow, .. })) if *p == pmd => (*id, megaflow.clone()),
         other => panic!("expected an Install to PMD {pmd}, got {other:?} in {cmds:?}"),
     }
 }
@@ -362,9 +362,12 @@ fn rewritten_fields_are_not_used_to_skip_revalidation() {
 /// learned on port 1), then another frame towards A from port 1, which must be dropped
 /// (destination on the input port). The state machine removes the flood megaflow when A
 /// is learned and answers the later frame with a drop. (The divergence seen end to end
-/// comes from the PMD: an `Install` releases every parked key its megaflow covers, so a
-/// frame parked under its own key after the learning frame is flooded by the earlier
-/// flood megaflow's `Install` before its `Remove` is applied.)
+/// came from the PMD: an `Install` released every parked key its megaflow covered, so a
+/// frame parked under its own key after the learning frame was flooded by the earlier
+/// flood megaflow's `Install`. Now each key waits for its own answer: checked by the
+/// slow-path differential test, whose oracle wants each parked packet to get its key's
+/// decision at the answer to its own upcall, and by the PMD test
+/// `each_parked_key_waits_for_its_own_answer_in_arrival_order`.)
 #[test]
 fn learning_the_destination_on_the_input_port_stops_the_flood() {
     let mut sp = slow_path(&["priority=0,in_port=1,actions=normal"], 1, Default::default());

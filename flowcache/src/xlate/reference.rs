@@ -59,8 +59,12 @@ pub fn evaluate_full(rules: &[Rule], ports: &[u32], macs: &MacTable, now: Durati
         pkt,
         out: Evaluation { actions: Vec::new(), rules: Vec::new(), learn: None, aborted: false },
         lookups: 0,
+        retag_at: None,
     };
     ev.table(0, key.in_port(), 0);
+    if ev.retag_at.is_some_and(|i| i + 1 == ev.out.actions.len()) {
+        ev.out.actions.pop();
+    }
     if ev.out.aborted {
         ev.out.actions.clear();
         ev.out.learn = None;
@@ -78,6 +82,8 @@ struct Eval<'a> {
     pkt: FlowKey,
     out: Evaluation,
     lookups: usize,
+    /// Where `normal` last put back a tag it sent untagged (dropped if nothing follows).
+    retag_at: Option<usize>,
 }
 
 fn masked_eq<T: Copy>(v: Option<ferrovs_config::rules::Masked<T>>, pkt: u128, conv: impl Fn(T) -> u128) -> bool {
@@ -202,6 +208,16 @@ impl Eval<'_> {
         self.pkt.set_vlan_tci(0, tci | VLAN_PRESENT);
     }
 
+    /// Sets the `field` bits of the outer tag to `bits` with `action`, unless equal
+    /// already (OVS commits only a changed TCI; an unchanged tag keeps its DEI bit).
+    fn set_outer(&mut self, field: u16, bits: u16, action: DpAction) {
+        let t = self.pkt.vlan_tci(0);
+        if t & field != bits {
+            self.pkt.set_vlan_tci(0, (t & !field) | bits);
+            self.emit(action);
+        }
+    }
+
     fn ip(&self) -> bool {
         matches!(self.pkt.dl_type(), ethertype::IPV4 | ethertype::IPV6)
     }
@@ -215,9 +231,7 @@ impl Eval<'_> {
             Action::ModVlanVid(v) => {
                 let v = v & 0x0fff;
                 if self.tagged() {
-                    let t = self.pkt.vlan_tci(0);
-                    self.pkt.set_vlan_tci(0, (t & !0x0fff) | v);
-                    self.emit(DpAction::SetVlanVid(v));
+                    self.set_outer(0x0fff, v, DpAction::SetVlanVid(v));
                 } else {
                     self.push(v);
                     self.emit(DpAction::PushVlan { tpid: ethertype::VLAN, tci: VLAN_PRESENT | v });
@@ -226,9 +240,7 @@ impl Eval<'_> {
             Action::ModVlanPcp(c) => {
                 let bits = ((c as u16) & 7) << 13;
                 if self.tagged() {
-                    let t = self.pkt.vlan_tci(0);
-                    self.pkt.set_vlan_tci(0, (t & !0xe000) | bits);
-                    self.emit(DpAction::SetVlanPcp(c & 7));
+                    self.set_outer(0xe000, bits, DpAction::SetVlanPcp(c & 7));
                 } else {
                     self.push(bits);
                     self.emit(DpAction::PushVlan { tpid: ethertype::VLAN, tci: VLAN_PRESENT | bits });
@@ -271,14 +283,10 @@ impl Eval<'_> {
                 Some(DpAction::SetEthDst(m))
             }
             SetField::VlanVid(v) if p.vlan_tci(0) & VLAN_PRESENT != 0 => {
-                let t = p.vlan_tci(0);
-                p.set_vlan_tci(0, (t & !0x0fff) | (v & 0x0fff));
-                Some(DpAction::SetVlanVid(v & 0x0fff))
+                return self.set_outer(0x0fff, v & 0x0fff, DpAction::SetVlanVid(v & 0x0fff));
             }
             SetField::VlanPcp(c) if p.vlan_tci(0) & VLAN_PRESENT != 0 => {
-                let t = p.vlan_tci(0);
-                p.set_vlan_tci(0, (t & !0xe000) | (((c as u16) & 7) << 13));
-                Some(DpAction::SetVlanPcp(c & 7))
+                return self.set_outer(0xe000, ((c as u16) & 7) << 13, DpAction::SetVlanPcp(c & 7));
             }
             SetField::NwSrc(x) if ip4 => {
                 p.set_nw_src(x);
@@ -340,6 +348,23 @@ impl Eval<'_> {
             return;
         }
         let vlan = if tci & VLAN_PRESENT != 0 { tci & 0x0fff } else { 0 };
+        // A tag with VID 0 and PCP 0 leaves untagged (OVS's xvlan_put), then comes back.
+        if tci & VLAN_PRESENT != 0 && tci & 0xefff == 0 {
+            let start = self.out.actions.len();
+            self.emit(DpAction::PopVlan);
+            self.normal_outputs(vlan);
+            if self.out.actions.len() == start + 1 {
+                self.out.actions.pop();
+            } else {
+                self.retag_at = Some(self.out.actions.len());
+                self.emit(DpAction::PushVlan { tpid: ethertype::VLAN, tci: VLAN_PRESENT });
+            }
+            return;
+        }
+        self.normal_outputs(vlan);
+    }
+
+    fn normal_outputs(&mut self, vlan: u16) {
         let src = self.pkt.dl_src();
         let dst = self.pkt.dl_dst();
         if !is_multicast(src) {

@@ -178,6 +178,8 @@ struct Ctx<'a> {
     lookup: Lookup,
     /// Output of the classifier lookup, reused across lookups.
     proof: Proof,
+    /// Index in `actions` of the tag `normal` last put back after sending it untagged.
+    retag_at: Option<usize>,
 }
 
 /// How a table lookup finds the winner and the witness bits.
@@ -392,6 +394,20 @@ impl<'a> Ctx<'a> {
         (t == ethertype::IPV4, t == ethertype::IPV6)
     }
 
+    /// Writes `bits` into the `field` bits (VID or PCP) of the present outer tag with
+    /// `action`, unless they already hold that value: OVS commits a VLAN change only if
+    /// the TCI differs, and only then is the DEI bit cleared (the tag is popped and
+    /// pushed again), so an equal value leaves the tag, DEI included, as it is. Reads
+    /// the field.
+    fn set_outer_vlan(&mut self, field: u16, bits: u16, action: DpAction) {
+        self.read(&Field::VlanTci.mask_of(field as u128));
+        if self.st.cur.vlan_tci(0) & field == bits {
+            return;
+        }
+        self.actions.push(action);
+        self.st.set_outer_vlan_bits(field, bits);
+    }
+
     fn outer_tagged(&mut self) -> bool {
         self.read(&Field::VlanTci.mask_of(VLAN_PRESENT as u128));
         self.st.cur.vlan_tci(0) & VLAN_PRESENT != 0
@@ -406,8 +422,7 @@ impl<'a> Ctx<'a> {
             Action::ModVlanVid(vid) => {
                 let vid = vid & VLAN_VID_MASK;
                 if self.outer_tagged() {
-                    self.actions.push(DpAction::SetVlanVid(vid));
-                    self.st.set_outer_vlan_bits(VLAN_VID_MASK, vid);
+                    self.set_outer_vlan(VLAN_VID_MASK, vid, DpAction::SetVlanVid(vid));
                 } else {
                     let tci = VLAN_PRESENT | vid;
                     self.actions.push(DpAction::PushVlan { tpid: ethertype::VLAN, tci });
@@ -417,8 +432,7 @@ impl<'a> Ctx<'a> {
             Action::ModVlanPcp(pcp) => {
                 let bits = ((pcp as u16) << VLAN_PCP_SHIFT) & VLAN_PCP_MASK;
                 if self.outer_tagged() {
-                    self.actions.push(DpAction::SetVlanPcp(pcp & 7));
-                    self.st.set_outer_vlan_bits(VLAN_PCP_MASK, bits);
+                    self.set_outer_vlan(VLAN_PCP_MASK, bits, DpAction::SetVlanPcp(pcp & 7));
                 } else {
                     let tci = VLAN_PRESENT | bits;
                     self.actions.push(DpAction::PushVlan { tpid: ethertype::VLAN, tci });
@@ -480,14 +494,13 @@ impl<'a> Ctx<'a> {
             SetField::VlanVid(vid) => {
                 if self.outer_tagged() {
                     let vid = vid & VLAN_VID_MASK;
-                    self.actions.push(DpAction::SetVlanVid(vid));
-                    self.st.set_outer_vlan_bits(VLAN_VID_MASK, vid);
+                    self.set_outer_vlan(VLAN_VID_MASK, vid, DpAction::SetVlanVid(vid));
                 }
             }
             SetField::VlanPcp(pcp) => {
                 if self.outer_tagged() {
-                    self.actions.push(DpAction::SetVlanPcp(pcp & 7));
-                    self.st.set_outer_vlan_bits(VLAN_PCP_MASK, ((pcp as u16) << VLAN_PCP_SHIFT) & VLAN_PCP_MASK);
+                    let bits = ((pcp as u16) << VLAN_PCP_SHIFT) & VLAN_PCP_MASK;
+                    self.set_outer_vlan(VLAN_PCP_MASK, bits, DpAction::SetVlanPcp(pcp & 7));
                 }
             }
             SetField::NwSrc(a) | SetField::NwDst(a) => {
@@ -564,9 +577,15 @@ impl<'a> Ctx<'a> {
     }
 
     /// The `normal` action: a VLAN-aware learning switch over all bridge ports (every
-    /// port is a trunk). Depends on in_port, the outer VLAN (presence and VID), the
-    /// whole dl_dst (table lookup) and the whole dl_src (so that every new or moved
-    /// source misses the megaflow cache and gets learned).
+    /// port is a trunk). Depends on in_port, the outer VLAN (presence and VID; the PCP
+    /// too for VID 0), the whole dl_dst (table lookup) and the whole dl_src (so that every
+    /// new or moved source misses the megaflow cache and gets learned).
+    ///
+    /// As OVS's `output_normal`, each output carries the outer tag rebuilt from its VID
+    /// and PCP, and a tag whose TCI is then 0 (VID 0, PCP 0: a priority tag without
+    /// priority) is not sent (`xvlan_put`): the outputs are wrapped in `PopVlan` ...
+    /// `PushVlan` (TCI 0, DEI cleared, as OVS's restore for the actions after `normal`;
+    /// dropped again at the end if nothing follows).
     fn normal(&mut self) {
         self.read(&Field::VlanTci.mask_of((VLAN_PRESENT | VLAN_VID_MASK) as u128));
         self.read_field(Field::DlDst, Field::DlDst.all_ones());
@@ -582,6 +601,27 @@ impl<'a> Ctx<'a> {
             }
         }
         let vlan = if tci & VLAN_PRESENT != 0 { tci & VLAN_VID_MASK } else { 0 };
+        let untag = tci & VLAN_PRESENT != 0 && vlan == 0 && {
+            self.read(&Field::VlanTci.mask_of(VLAN_PCP_MASK as u128));
+            tci & VLAN_PCP_MASK == 0
+        };
+        let start = self.actions.len();
+        if untag {
+            self.actions.push(DpAction::PopVlan);
+        }
+        self.normal_outputs(vlan);
+        if untag {
+            if self.actions.len() == start + 1 {
+                self.actions.pop();
+            } else {
+                self.retag_at = Some(self.actions.len());
+                self.actions.push(DpAction::PushVlan { tpid: ethertype::VLAN, tci: VLAN_PRESENT });
+            }
+        }
+    }
+
+    /// What `normal` learns and where it sends the packet (the outer VID is `vlan`).
+    fn normal_outputs(&mut self, vlan: u16) {
         let src = self.st.cur.dl_src();
         let dst = self.st.cur.dl_dst();
         if !is_multicast(src) {
@@ -696,10 +736,15 @@ impl<'a> Ctx<'a> {
             optional: Vec::new(),
             lookup,
             proof: Proof::default(),
+            retag_at: None,
         }
     }
 
     fn finish(mut self) -> Translation {
+        // A tag `normal` put back for later actions that never came is not output.
+        if self.retag_at.is_some_and(|i| i + 1 == self.actions.len()) {
+            self.actions.pop();
+        }
         let mut mask = self.mask;
         add_prerequisites(&mut mask);
         if self.error.is_some() {
