@@ -105,7 +105,7 @@ pub fn parse_flow(line: &str) -> Result<Rule, RuleError> {
 /// line order) is returned, with the file's line and column.
 ///
 /// A large text is cut at line ends into one piece per available CPU (at most
-/// [`MAX_PARSE_THREADS`]), parsed on scoped threads: lines are independent, and a
+/// `MAX_PARSE_THREADS`), parsed on scoped threads: lines are independent, and a
 /// million-rule file takes about a second on one thread.
 pub fn parse_flows(text: &str) -> Result<Vec<Rule>, RuleError> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(MAX_PARSE_THREADS);

@@ -17,7 +17,7 @@
 //!
 //! Ports come and go at run time ([`crate::port_change`]): the per-port table has a
 //! fixed number of slots, sized when the switch starts, so attaching a port moves a
-//! prepared [`TxPort`] into a free slot and never allocates on the PMD.
+//! prepared `TxPort` into a free slot and never allocates on the PMD.
 //!
 //! Edits are flowcache's ([`ferrovs_flowcache::edit`]), the same parser as key
 //! extraction deciding where each header is: in-place rewrites go to

@@ -36,7 +36,7 @@ pub mod packet_in;
 pub mod perf;
 pub mod pipeline;
 pub mod pmd;
-mod port_change;
+pub mod port_change;
 pub mod spec;
 pub mod stats;
 pub mod switch;

@@ -4,11 +4,11 @@
 //! PMD between two bursts, by moving values only:
 //!
 //! - the control thread builds everything the change needs: the new port-number → slot
-//!   table, the PMD's tx queue of an added port (wrapped in a [`TxPort`]), the rx queues
+//!   table, the PMD's tx queue of an added port (wrapped in a `TxPort`), the rx queues
 //!   the PMD starts polling, and empty vectors with room for everything the PMD will hand
 //!   back;
 //! - the PMD swaps and moves those values into place — no allocation, no lock, no system
-//!   call — and sends the [`PortChange`] back with what it took out: the old table, the
+//!   call — and sends the `PortChange` back with what it took out: the old table, the
 //!   removed port's tx queue (its pending batch already sent) and rx queues;
 //! - the control thread frees them. A device is closed only once every PMD has handed its
 //!   queues back, so no PMD ever polls or sends to a closed port.
@@ -46,7 +46,7 @@ pub(crate) struct PortChange {
     pub retired_rxqs: Vec<AssignedRxq>,
 }
 
-/// A [`PortChange`] on its way to a PMD, and where to send it back.
+/// A `PortChange` on its way to a PMD, and where to send it back.
 pub struct PortChangeMessage {
     pub(crate) change: Box<PortChange>,
     pub(crate) done: Sender<Box<PortChange>>,
