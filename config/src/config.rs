@@ -128,6 +128,12 @@ pub struct PmdConfig {
     pub idle_backoff_us: u32,
     /// Always [`BURST_SIZE`]; `burst` in the file may only repeat it.
     pub burst: usize,
+    /// `auto_rebalance_interval_s`, default 0 (off): every this many seconds, if the
+    /// busiest PMD was busy at least `auto_rebalance_threshold` % of the interval and
+    /// another had room, the rx queues are reassigned by load (OVS's `pmd-auto-lb`).
+    pub auto_rebalance_interval_s: u32,
+    /// `auto_rebalance_threshold`, default 95 (%, as OVS's `pmd-auto-lb-load-threshold`).
+    pub auto_rebalance_threshold: u8,
 }
 
 /// `[flow]`: slow-path and megaflow cache knobs.

@@ -227,7 +227,21 @@ fn resolve_pmd(
         Some(b) => *b.get_ref(),
         None => 0,
     };
-    Ok(PmdConfig { cores, idle_backoff_us, burst: BURST_SIZE })
+    let auto_rebalance_interval_s = match &raw.auto_rebalance_interval_s {
+        Some(i) if *i.get_ref() > 86_400 => {
+            return Err(ctx.err(i.span().start, "pmd.auto_rebalance_interval_s", "must be at most 86400 (a day)"));
+        }
+        Some(i) => *i.get_ref(),
+        None => 0,
+    };
+    let auto_rebalance_threshold = match &raw.auto_rebalance_threshold {
+        Some(t) if !(1..=100).contains(t.get_ref()) => {
+            return Err(ctx.err(t.span().start, "pmd.auto_rebalance_threshold", "must be a percentage, 1 to 100"));
+        }
+        Some(t) => *t.get_ref() as u8,
+        None => 95,
+    };
+    Ok(PmdConfig { cores, idle_backoff_us, burst: BURST_SIZE, auto_rebalance_interval_s, auto_rebalance_threshold })
 }
 
 /// No `pmd.cores`: CPU 1, unless that is the main lcore.

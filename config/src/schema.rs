@@ -81,6 +81,8 @@ pub(crate) struct RawPmd {
     pub cores: Option<Spanned<Vec<Spanned<usize>>>>,
     pub idle_backoff_us: Option<Spanned<u32>>,
     pub burst: Option<Spanned<u32>>,
+    pub auto_rebalance_interval_s: Option<Spanned<u32>>,
+    pub auto_rebalance_threshold: Option<Spanned<u32>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

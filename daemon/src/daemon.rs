@@ -153,6 +153,11 @@ pub fn run(path: &Path, check_only: bool, log: LogControl) -> Result<(), DaemonE
         tracing::info!("metrics: http://{}/metrics", m.local_addr());
     }
 
+    let mut auto_rebalance = crate::auto_rebalance::AutoRebalance::new(
+        config.pmd.auto_rebalance_interval_s,
+        config.pmd.auto_rebalance_threshold,
+        Instant::now(),
+    );
     while !stop.load(Ordering::Relaxed) {
         let mut got = None;
         crossbeam_channel::select! {
@@ -236,6 +241,15 @@ pub fn run(path: &Path, check_only: bool, log: LogControl) -> Result<(), DaemonE
             publish(&dp, &config, &published);
             openflow_servers.hub().watch_links(&dp.show(&config));
             last_publish = now;
+        }
+        if let Some(auto) = &mut auto_rebalance {
+            let cycles: Vec<(u64, u64)> = dp.pmd_cycles();
+            if auto.due(now, &cycles) {
+                match dp.rebalance_rxqs() {
+                    Ok(r) => tracing::info!("automatic rx queue rebalance: {} queue(s) moved", r.moves.len()),
+                    Err(e) => tracing::warn!("automatic rx queue rebalance failed: {e}"),
+                }
+            }
         }
         if notifier.watchdog_due(now) {
             let stalled = liveness.stalled(&dp.pmd_iterations());

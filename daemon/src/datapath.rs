@@ -165,6 +165,11 @@ impl Datapath {
         self.switch.send(pmd, FlowMessage::Stall(d)).map_err(|e| e.to_string())
     }
 
+    /// Each PMD's (busy, idle) TSC cycles as last published.
+    pub fn pmd_cycles(&self) -> Vec<(u64, u64)> {
+        self.switch.stats().pmds.iter().map(|p| (p.counters.busy_cycles, p.counters.idle_cycles)).collect()
+    }
+
     /// Each PMD's loop-iteration counter as last published (the watchdog's sign of life).
     pub fn pmd_iterations(&self) -> Vec<u64> {
         self.switch.stats().pmds.iter().map(|p| p.counters.iterations).collect()

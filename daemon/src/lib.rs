@@ -14,6 +14,7 @@
 //! The default control socket path is the config's (`ferrovs_config::DEFAULT_CONTROL_SOCKET`),
 //! so a daemon without `[control] socket` and a ferrovs-ctl without `--socket` meet.
 
+pub mod auto_rebalance;
 pub mod capture_client;
 pub mod control;
 pub mod protocol;
