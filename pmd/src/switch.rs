@@ -36,6 +36,19 @@ use crate::stats::{AtomicRxqCounters, PmdLocal, PmdShared, PortCounters, RxqLoca
 /// How long a PMD may take to apply a port change (it does so between two bursts).
 const PORT_CHANGE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// One change per PMD that has queues in `adds` (by PMD index): start polling them,
+/// with room for the `keep(pmd)` queues it goes on polling.
+fn taking_changes(adds: Vec<Vec<AssignedRxq>>, keep: impl Fn(usize) -> usize) -> Vec<(usize, PortChange)> {
+    adds.into_iter()
+        .enumerate()
+        .filter(|(_, add)| !add.is_empty())
+        .map(|(pmd, add)| {
+            let rx_set = Some(Vec::with_capacity(keep(pmd) + add.len()));
+            (pmd, PortChange { rx_set, add_rxqs: add, ..PortChange::default() })
+        })
+        .collect()
+}
+
 /// Rx and tx queue counts of a port: its rx queues, one tx queue per PMD. net_tap wants
 /// as many of one as of the other, so there both are the larger (every rx queue is
 /// polled; spare tx queues stay unused).
@@ -433,21 +446,7 @@ impl<M: Send + 'static> Switch<M> {
                 cycles_at_rebalance: 0,
             });
         }
-        let mut changes = Vec::new();
-        for (pmd, add) in adds.into_iter().enumerate() {
-            if add.is_empty() {
-                continue;
-            }
-            let keep = self.rxqs.iter().filter(|q| q.pmd == pmd).count();
-            changes.push((
-                pmd,
-                PortChange {
-                    rx_set: Some(Vec::with_capacity(keep + add.len())),
-                    add_rxqs: add,
-                    ..PortChange::default()
-                },
-            ));
-        }
+        let changes = taking_changes(adds, |pmd| self.rxqs.iter().filter(|q| q.pmd == pmd).count());
         self.apply(changes)?;
         self.rxqs.extend(new_states);
         self.ports[i].polled = true;
@@ -603,21 +602,9 @@ impl<M: Send + 'static> Switch<M> {
                 adds[target[i]].push(q);
             }
         }
-        let mut changes = Vec::new();
-        for (pmd, add) in adds.into_iter().enumerate() {
-            if add.is_empty() {
-                continue;
-            }
-            let keep = self.rxqs.iter().enumerate().filter(|(i, q)| q.pmd == pmd && !moving.contains(i)).count();
-            changes.push((
-                pmd,
-                PortChange {
-                    rx_set: Some(Vec::with_capacity(keep + add.len())),
-                    add_rxqs: add,
-                    ..PortChange::default()
-                },
-            ));
-        }
+        let changes = taking_changes(adds, |pmd| {
+            self.rxqs.iter().enumerate().filter(|(i, q)| q.pmd == pmd && !moving.contains(i)).count()
+        });
         self.apply(changes)?;
         let mut moves = Vec::new();
         for (i, q) in self.rxqs.iter_mut().enumerate() {
