@@ -127,6 +127,8 @@ pub fn ports_come_and_go_under_traffic() -> Result<(), Failed> {
     // Crash and start again on the written-back config: the same switch.
     ctl_ok(&d, &["add-br", "br9"])?;
     ctl_ok(&d, &["add-port", "br9", "n99", "net_null99,no-rx=1", "--mtu", "9000"])?;
+    // A queue count change re-creates the port (the MTU stays).
+    ctl_ok(&d, &["set-port", "n99", "rx_queues=2"])?;
     let before = topology(&d)?;
     let dir = d.kill();
     drop(guest);
@@ -139,6 +141,19 @@ pub fn ports_come_and_go_under_traffic() -> Result<(), Failed> {
     let mtu = d.port_counters("n99").map(|p| counter(&p, "mtu"));
     if mtu != Some(9000) {
         return Err(format!("n99's MTU after restart: {mtu:?}").into());
+    }
+    let pmds = d.ctl_json(&["pmd-stats-show"]);
+    let queues = pmds["pmds"]
+        .as_array()
+        .map(|p| {
+            p.iter()
+                .flat_map(|x| x["rxq_usage"].as_array().cloned().unwrap_or_default())
+                .filter(|q| q["port"] == "n99")
+                .count()
+        })
+        .unwrap_or(0);
+    if queues != 2 {
+        return Err(format!("n99 polls {queues} rx queues after restart, want 2: {pmds}").into());
     }
     drop(d.stop());
     Ok(())
