@@ -284,17 +284,15 @@ pub(crate) fn check_actions(parsed: Vec<ParsedAction>, m: &Match, table: u8) -> 
                     format!("`{}` of this field requires the rule to match on {}", p.name, pr.describe()),
                 ));
             }
-            Some(ActionPrereq::VlanTag) => {
-                if !tagged {
-                    return Err(RuleError::new(
-                        p.position,
-                        format!(
-                            "`{}` of a VLAN field requires a VLAN tag: match on one (e.g. dl_vlan=N) or \
-                             push one first (push_vlan, mod_vlan_vid, mod_vlan_pcp)",
-                            p.name
-                        ),
-                    ));
-                }
+            Some(ActionPrereq::VlanTag) if !tagged => {
+                return Err(RuleError::new(
+                    p.position,
+                    format!(
+                        "`{}` of a VLAN field requires a VLAN tag: match on one (e.g. dl_vlan=N) or \
+                         push one first (push_vlan, mod_vlan_vid, mod_vlan_pcp)",
+                        p.name
+                    ),
+                ));
             }
             _ => {}
         }
