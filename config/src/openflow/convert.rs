@@ -461,6 +461,34 @@ pub fn as_loaded(rule: Rule, v: Version) -> Result<Rule, String> {
     check(Rule { actions, ..rule }).map_err(|e| format!("{e:?} under {}", v.ofctl_name()))
 }
 
+/// The version in which the rules in `texts` (in `ovs-ofctl` syntax, as the rule model
+/// prints them) read back as themselves, preferring `preferred`: what a bridge's
+/// `protocols` must say when its running rules are written back to the config. Only
+/// VLAN actions read differently by version, so only lines naming a VLAN are parsed.
+/// `Err` when no one version reads them all back (OpenFlow 1.0's `mod_vlan_vid` pushing
+/// only if needed next to a `push_vlan`), naming one rule of each kind.
+pub fn version_reading_back(texts: &[String], preferred: Version) -> Result<Version, String> {
+    let other = if preferred == Version::Of10 { Version::Of13 } else { Version::Of10 };
+    let mut refused_by: [Option<&str>; 2] = [None, None];
+    for text in texts.iter().filter(|t| t.contains("vlan")) {
+        let rule = crate::parse_flow(text).map_err(|e| format!("{text}: {e}"))?;
+        for (i, v) in [preferred, other].into_iter().enumerate() {
+            if refused_by[i].is_none() && as_loaded(rule.clone(), v).as_ref() != Ok(&rule) {
+                refused_by[i] = Some(text);
+            }
+        }
+    }
+    match refused_by {
+        [None, _] => Ok(preferred),
+        [_, None] => Ok(other),
+        [Some(a), Some(b)] => Err(format!(
+            "no one OpenFlow version reads back both `{b}` (only {}) and `{a}` (only {})",
+            preferred.ofctl_name(),
+            other.ofctl_name()
+        )),
+    }
+}
+
 /// `rule` as the rule model's parser accepts it, or the error for the part it refuses.
 fn check(rule: Rule) -> Result<Rule, OfpError> {
     let text = rule.to_string();

@@ -134,3 +134,18 @@ fn oxm_vlan_fields_fold_into_the_tci() {
         tci(0x7005, 0xffff)
     );
 }
+
+#[test]
+fn the_version_that_reads_rules_back_is_found() {
+    let texts = |t: &[&str]| t.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let of10 = texts(&["actions=mod_vlan_vid:5", "ip,actions=output:1"]);
+    let of13 = texts(&["actions=push_vlan:0x8100,set_field:4101->vlan_vid", "ip,actions=output:1"]);
+    let both = texts(&["dl_vlan=3,actions=set_field:4101->vlan_vid", "ip,actions=output:1"]);
+    assert_eq!(version_reading_back(&of10, Version::Of13), Ok(Version::Of10));
+    assert_eq!(version_reading_back(&of13, Version::Of10), Ok(Version::Of13));
+    assert_eq!(version_reading_back(&both, Version::Of13), Ok(Version::Of13));
+    assert_eq!(version_reading_back(&both, Version::Of10), Ok(Version::Of10));
+    let mixed = [of10[0].clone(), of13[0].clone()];
+    let e = version_reading_back(&mixed, Version::Of10).unwrap_err();
+    assert!(e.contains("mod_vlan_vid:5") && e.contains("push_vlan"), "{e}");
+}
