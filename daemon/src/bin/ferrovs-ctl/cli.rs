@@ -49,6 +49,11 @@ pub enum Cmd {
         bridge: String,
         /// The rule: `[table=T,][priority=P,]MATCH,actions=ACTIONS`, as for ovs-ofctl add-flow.
         flow: String,
+        /// The OpenFlow version the rules are read in, as ovs-ofctl's `-O` (OpenFlow10, its
+        /// default, or OpenFlow13): under OpenFlow13 `mod_vlan_vid` without a VLAN match is
+        /// push_vlan + set_field, as ovs-ofctl encodes it.
+        #[arg(short = 'O', long = "protocols", value_name = "VERSION")]
+        protocols: Option<String>,
     },
     /// Add every rule of FILE (one per line, `#` comments) as one atomic change, of any
     /// size (the file is streamed; the command waits until the change is applied).
@@ -57,6 +62,11 @@ pub enum Cmd {
         bridge: String,
         /// File of rules, one per line in ovs-ofctl syntax (read by ferrovs-ctl).
         file: PathBuf,
+        /// The OpenFlow version the rules are read in, as ovs-ofctl's `-O` (OpenFlow10, its
+        /// default, or OpenFlow13): under OpenFlow13 `mod_vlan_vid` without a VLAN match is
+        /// push_vlan + set_field, as ovs-ofctl encodes it.
+        #[arg(short = 'O', long = "protocols", value_name = "VERSION")]
+        protocols: Option<String>,
     },
     /// Delete the rules that match MATCH (all rules without it).
     DelFlows {
@@ -64,6 +74,10 @@ pub enum Cmd {
         bridge: String,
         /// Match fields in ovs-ofctl syntax; every rule that matches at least these is deleted.
         r#match: Option<String>,
+        /// The OpenFlow version, as ovs-ofctl's `-O` (OpenFlow10 or OpenFlow13); a match
+        /// reads the same in both, so it is only checked.
+        #[arg(short = 'O', long = "protocols", value_name = "VERSION")]
+        protocols: Option<String>,
     },
     /// The rules of a bridge with their counters.
     DumpFlows {
