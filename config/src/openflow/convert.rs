@@ -454,7 +454,18 @@ pub fn as_loaded(rule: Rule, v: Version) -> Result<Rule, String> {
         }
     }
     if v == Version::Of10 {
-        return Ok(rule);
+        // OpenFlow 1.0 has no set-field: `ovs-ofctl` sends a VLAN one (valid only with a
+        // tag, checked above) as the 1.0 action, which on a tagged frame is the same.
+        let actions = rule
+            .actions
+            .into_iter()
+            .map(|a| match a {
+                Action::Set(SetField::VlanVid(x)) => Action::ModVlanVid(x),
+                Action::Set(SetField::VlanPcp(x)) => Action::ModVlanPcp(x),
+                a => a,
+            })
+            .collect();
+        return Ok(Rule { actions, ..rule });
     }
     let instructions = actions_to_wire(&rule, v).map_err(|e| format!("{e} under {}", v.ofctl_name()))?;
     let actions = instructions_from_wire(&instructions).map_err(|e| format!("{e:?} under {}", v.ofctl_name()))?;
