@@ -24,6 +24,12 @@ pub struct Cli {
     /// Print the daemon's reply as JSON (one object, tagged `"cmd"`) instead of text.
     #[arg(long)]
     pub json: bool,
+    /// The OpenFlow version rules are read in, as ovs-ofctl's `-O`, before or after the
+    /// command: OpenFlow10 (its default) or OpenFlow13, where `mod_vlan_vid` without a
+    /// VLAN match is push_vlan + set_field as ovs-ofctl encodes it (add-flow, add-flows;
+    /// del-flows only checks it: a match reads the same in both).
+    #[arg(short = 'O', long = "protocols", value_name = "VERSION", global = true)]
+    pub protocols: Option<String>,
     #[command(subcommand)]
     pub cmd: Cmd,
 }
@@ -49,11 +55,6 @@ pub enum Cmd {
         bridge: String,
         /// The rule: `[table=T,][priority=P,]MATCH,actions=ACTIONS`, as for ovs-ofctl add-flow.
         flow: String,
-        /// The OpenFlow version the rules are read in, as ovs-ofctl's `-O` (OpenFlow10, its
-        /// default, or OpenFlow13): under OpenFlow13 `mod_vlan_vid` without a VLAN match is
-        /// push_vlan + set_field, as ovs-ofctl encodes it.
-        #[arg(short = 'O', long = "protocols", value_name = "VERSION")]
-        protocols: Option<String>,
     },
     /// Add every rule of FILE (one per line, `#` comments) as one atomic change, of any
     /// size (the file is streamed; the command waits until the change is applied).
@@ -62,11 +63,6 @@ pub enum Cmd {
         bridge: String,
         /// File of rules, one per line in ovs-ofctl syntax (read by ferrovs-ctl).
         file: PathBuf,
-        /// The OpenFlow version the rules are read in, as ovs-ofctl's `-O` (OpenFlow10, its
-        /// default, or OpenFlow13): under OpenFlow13 `mod_vlan_vid` without a VLAN match is
-        /// push_vlan + set_field, as ovs-ofctl encodes it.
-        #[arg(short = 'O', long = "protocols", value_name = "VERSION")]
-        protocols: Option<String>,
     },
     /// Delete the rules that match MATCH (all rules without it).
     DelFlows {
@@ -74,10 +70,6 @@ pub enum Cmd {
         bridge: String,
         /// Match fields in ovs-ofctl syntax; every rule that matches at least these is deleted.
         r#match: Option<String>,
-        /// The OpenFlow version, as ovs-ofctl's `-O` (OpenFlow10 or OpenFlow13); a match
-        /// reads the same in both, so it is only checked.
-        #[arg(short = 'O', long = "protocols", value_name = "VERSION")]
-        protocols: Option<String>,
     },
     /// The rules of a bridge with their counters.
     DumpFlows {

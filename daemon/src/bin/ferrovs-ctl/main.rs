@@ -45,12 +45,12 @@ fn main() -> ExitCode {
         Cmd::PmdStatsClear => Request::PmdStatsClear,
         Cmd::PmdRxqRebalance => Request::PmdRxqRebalance,
         Cmd::Stop => Request::Stop,
-        Cmd::AddFlow { bridge, flow, protocols } => Request::AddFlow { bridge, flow, protocol: protocols },
-        Cmd::AddFlows { bridge, file, protocols } => {
-            return finish(control::add_flows_file(&cli.socket, &bridge, &file, protocols), cli.json);
+        Cmd::AddFlow { bridge, flow } => Request::AddFlow { bridge, flow, protocol: cli.protocols },
+        Cmd::AddFlows { bridge, file } => {
+            return finish(control::add_flows_file(&cli.socket, &bridge, &file, cli.protocols), cli.json);
         }
-        Cmd::DelFlows { bridge, r#match, protocols } => {
-            if let Some(Err(e)) = protocols.as_deref().map(Version::from_ofctl_name) {
+        Cmd::DelFlows { bridge, r#match } => {
+            if let Some(Err(e)) = cli.protocols.as_deref().map(Version::from_ofctl_name) {
                 return finish(Err(e), cli.json);
             }
             Request::DelFlows { bridge, r#match }
