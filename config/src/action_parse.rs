@@ -19,8 +19,9 @@
 //!   do nothing at run time.
 //! - `set_field` is checked like OVS checks it at add time: the rule must match the
 //!   field's prerequisites (e.g. `set_field:10.0.0.1->ip_dst` needs `ip`), and setting
-//!   `vlan_vid`/`vlan_pcp` needs a match on a present VLAN tag. Masked `set_field` is
-//!   not supported.
+//!   `vlan_vid`/`vlan_pcp` needs a present VLAN tag at that point: a match on one, or an
+//!   earlier `push_vlan`/`mod_vlan_vid`/`mod_vlan_pcp` (not undone by `strip_vlan`), as
+//!   OVS tracks it (`ofpacts_check`). Masked `set_field` is not supported.
 //! - `drop` must be the only action; an empty list also means drop.
 //! - `goto_table:T` must be the last action, may appear once, and T must be greater
 //!   than the rule's table (the OpenFlow 1.1+ instruction rules OVS enforces).
@@ -262,6 +263,7 @@ pub(crate) fn check_actions(parsed: Vec<ParsedAction>, m: &Match, table: u8) -> 
     }
     let count = parsed.len();
     let mut actions = Vec::with_capacity(count);
+    let mut tagged = m.vlan_tci.is_some_and(|t| t.mask & t.value & 0x1000 != 0);
     for (i, p) in parsed.into_iter().enumerate() {
         let action = p.action.expect("drop handled above");
         if let Action::GotoTable(t) = action {
@@ -282,19 +284,21 @@ pub(crate) fn check_actions(parsed: Vec<ParsedAction>, m: &Match, table: u8) -> 
                     format!("`{}` of this field requires the rule to match on {}", p.name, pr.describe()),
                 ));
             }
-            Some(ActionPrereq::VlanTag) => {
-                let tagged = m.vlan_tci.is_some_and(|t| t.mask & t.value & 0x1000 != 0);
-                if !tagged {
-                    return Err(RuleError::new(
-                        p.position,
-                        format!(
-                            "`{}` of a VLAN field requires the rule to match on a VLAN tag (e.g. dl_vlan=N); \
-                             use mod_vlan_vid/mod_vlan_pcp to push one",
-                            p.name
-                        ),
-                    ));
-                }
+            Some(ActionPrereq::VlanTag) if !tagged => {
+                return Err(RuleError::new(
+                    p.position,
+                    format!(
+                        "`{}` of a VLAN field requires a VLAN tag: match on one (e.g. dl_vlan=N) or \
+                         push one first (push_vlan, mod_vlan_vid, mod_vlan_pcp)",
+                        p.name
+                    ),
+                ));
             }
+            _ => {}
+        }
+        match action {
+            Action::PushVlan(_) | Action::ModVlanVid(_) | Action::ModVlanPcp(_) => tagged = true,
+            Action::StripVlan => tagged = false,
             _ => {}
         }
         actions.push(action);

@@ -12,6 +12,8 @@ use crate::error::ConfigError;
 use crate::field::SHORTHANDS;
 use crate::flow_parse::{finish_rule, line_locator, parse_flow_located};
 use crate::match_builder::{Mode, RuleBuilder};
+use crate::openflow::Version;
+use crate::openflow::convert::as_loaded;
 use crate::ports::{
     DEFAULT_MTU, PortRegistry, check_mtu, check_name, check_port_number, check_rx_queues, parse_devargs,
 };
@@ -158,6 +160,19 @@ fn resolve_rules(b: &RawBridge, bkey: &str, ports: &[PortConfig], ctx: &Ctx<'_>)
     if let Some(ff) = &b.flows_file {
         rules.extend(rules_from_file(ff, &format!("{bkey}.flows_file"), ctx)?);
     }
+    // Every rule as `ovs-ofctl -O <protocols>` loads it (see `openflow::convert::as_loaded`).
+    let version = match &b.protocols {
+        None => Version::Of10,
+        Some(p) => Version::from_ofctl_name(p.get_ref())
+            .map_err(|m| ctx.err(p.span().start, format!("{bkey}.protocols"), m))?,
+    };
+    let rules = rules
+        .into_iter()
+        .map(|s| match as_loaded(s.rule, version) {
+            Ok(rule) => Ok(Sourced { rule, ..s }),
+            Err(message) => Err(ConfigError { file: s.file, position: Some(s.position), key: s.key, message }),
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     check_bridge_rules(&rules, b.name.get_ref(), ports)?;
     Ok(rules.into_iter().map(|s| s.rule).collect())
 }

@@ -407,14 +407,23 @@ mod tests {
             actions in prop::collection::vec(action(), 0..6),
             goto in any::<Option<u8>>(),
         ) -> Rule {
-            let tagged = matches.vlan_tci.is_some_and(|t| t.mask & t.value & 0x1000 != 0);
+            let mut tagged = matches.vlan_tci.is_some_and(|t| t.mask & t.value & 0x1000 != 0);
             let ipv6 = matches.dl_type == Some(ETH_IPV6);
-            // Keep only the set_field actions whose prerequisites the match meets.
+            // Keep only the set_field actions whose prerequisites are met at that point
+            // (a VLAN tag: matched, or pushed and not stripped since).
             let mut actions: Vec<Action> = actions
                 .into_iter()
                 .filter(|a| match a {
                     Action::Set(SetField::VlanVid(_) | SetField::VlanPcp(_)) => tagged,
                     Action::Set(SetField::Ipv6Src(_) | SetField::Ipv6Dst(_)) => ipv6,
+                    Action::PushVlan(_) | Action::ModVlanVid(_) | Action::ModVlanPcp(_) => {
+                        tagged = true;
+                        true
+                    }
+                    Action::StripVlan => {
+                        tagged = false;
+                        true
+                    }
                     _ => true,
                 })
                 .collect();

@@ -19,6 +19,11 @@
 //!   running switch ([`write_topology`]): a port table that stays keeps its comments and
 //!   key order, only changed values are rewritten; new tables are appended; a removed
 //!   bridge's table goes (its `flows_file`, if any, stays on disk).
+//! - **The version the rules are read in.** A bridge's rules are read in its `protocols`
+//!   version (as `ovs-ofctl -O`), and rules added at runtime may have been loaded in
+//!   another: the bridge's `protocols` is set to the version that reads every written rule
+//!   back as itself (`openflow::convert::version_reading_back`, the configured one when it
+//!   does); a set no one version reads back is not written, with the reason.
 //! - [`check_writable`] runs at start: a config that cannot be written back is refused
 //!   before anything starts, with the reason.
 
@@ -28,6 +33,8 @@ use std::path::{Path, PathBuf};
 use toml_edit::{Array, ArrayOfTables, DocumentMut, Item, Table, Value};
 
 use crate::config::{BridgeConfig, PortConfig};
+use crate::openflow::Version;
+use crate::openflow::convert::version_reading_back;
 use crate::ports::DEFAULT_MTU;
 
 /// Why a change could not be written back.
@@ -39,6 +46,8 @@ pub enum PersistError {
     Toml { path: String, message: String },
     #[error("{path}: no [[bridge]] named `{bridge}`")]
     NoBridge { path: String, bridge: String },
+    #[error("{path}: bridge `{bridge}`: {message}")]
+    Protocols { path: String, bridge: String, message: String },
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> PersistError + '_ {
@@ -93,6 +102,18 @@ pub fn write_bridge_flows(path: &Path, bridge: &str, flows: &[String]) -> Result
     let bridges = doc.get_mut("bridge").and_then(Item::as_array_of_tables_mut).ok_or_else(no_bridge)?;
     let table =
         bridges.iter_mut().find(|t| t.get("name").and_then(Item::as_str) == Some(bridge)).ok_or_else(no_bridge)?;
+    let configured = match table.get("protocols").and_then(Item::as_str) {
+        Some(name) => Version::from_ofctl_name(name).unwrap_or(Version::Of10),
+        None => Version::Of10,
+    };
+    let version = version_reading_back(flows, configured).map_err(|message| PersistError::Protocols {
+        path: path.display().to_string(),
+        bridge: bridge.to_string(),
+        message,
+    })?;
+    if version != configured || table.contains_key("protocols") {
+        table.insert("protocols", toml_edit::value(version.ofctl_name()));
+    }
     table.remove("rule");
     match table.get("flows_file").and_then(Item::as_str).map(str::to_string) {
         Some(file) => {
@@ -279,6 +300,31 @@ devargs = "net_null0"
 name = "br1"
 flows_file = "br1.flows"
 "#;
+
+    #[test]
+    fn the_written_rules_are_read_back_in_a_version_that_keeps_them() {
+        let d = temp_dir("protocols");
+        let p = d.join("f.toml");
+        std::fs::write(&p, CONFIG).unwrap();
+        std::fs::write(d.join("br1.flows"), "").unwrap();
+        let load = || crate::Config::load(&p).unwrap().bridge("br0").unwrap().rules.clone();
+        // OpenFlow 1.3's push + set-field: only 1.3 reads it back, so the bridge says so.
+        let of13 = vec!["actions=push_vlan:0x8100,set_field:4101->vlan_vid,output:2".to_string()];
+        write_bridge_flows(&p, "br0", &of13).unwrap();
+        assert!(std::fs::read_to_string(&p).unwrap().contains("protocols = \"OpenFlow13\""));
+        assert_eq!(load()[0], crate::parse_flow(&of13[0]).unwrap());
+        // OpenFlow 1.0's mod_vlan_vid (push only if needed) needs 1.0 back.
+        let of10 = vec!["actions=mod_vlan_vid:5,output:2".to_string()];
+        write_bridge_flows(&p, "br0", &of10).unwrap();
+        assert!(std::fs::read_to_string(&p).unwrap().contains("protocols = \"OpenFlow10\""));
+        assert_eq!(load()[0], crate::parse_flow(&of10[0]).unwrap());
+        // Both kinds: nothing is written, and the error says why.
+        let before = std::fs::read_to_string(&p).unwrap();
+        let both = [of10, of13].concat();
+        let e = write_bridge_flows(&p, "br0", &both).unwrap_err();
+        assert!(matches!(e, PersistError::Protocols { .. }), "{e}");
+        assert_eq!(std::fs::read_to_string(&p).unwrap(), before);
+    }
 
     #[test]
     fn flows_replace_every_rule_source_and_keep_the_rest_of_the_file() {

@@ -108,6 +108,9 @@ pub(crate) struct RawBridge {
     pub controller: Vec<Spanned<String>>,
     pub fail_mode: Option<Spanned<String>>,
     pub datapath_id: Option<Spanned<String>>,
+    /// The OpenFlow version the bridge's rules are read in, as `ovs-ofctl -O` (default
+    /// OpenFlow10, as `ovs-ofctl`).
+    pub protocols: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -94,11 +94,11 @@ fn serve(stream: UnixStream, uid: Option<u32>, to_main: &Sender<Pending>) -> std
             None => return Ok(()),
             Some(refused) => refused,
         },
-        Ok(Request::AddFlowsStream { bridge, bytes }) => match read_body(&mut reader, bytes) {
+        Ok(Request::AddFlowsStream { bridge, bytes, protocol }) => match read_body(&mut reader, bytes) {
             Err(e) => Response::Err(e),
             // The whole text as one element (an element may hold several lines): a
             // million lines split into a million strings cost more than parsing them.
-            Ok(text) => ask_main(Request::AddFlows { bridge, flows: vec![text] }, uid, to_main),
+            Ok(text) => ask_main(Request::AddFlows { bridge, flows: vec![text], protocol }, uid, to_main),
         },
         Ok(req) => ask_main(req, uid, to_main),
     };
@@ -155,10 +155,11 @@ fn hand_over(req: Request, uid: Option<u32>, stream: &UnixStream, to_main: &Send
 /// Client side: streams the rules file at `file` to bridge `bridge` as one atomic
 /// `add-flows-stream` change and returns the daemon's reply (it waits for it however
 /// long the change takes).
-pub fn add_flows_file(path: &Path, bridge: &str, file: &Path) -> Result<Reply, String> {
+/// `protocol`: the OpenFlow version the rules are read in (see [`Request::AddFlows`]).
+pub fn add_flows_file(path: &Path, bridge: &str, file: &Path, protocol: Option<String>) -> Result<Reply, String> {
     let mut f = std::fs::File::open(file).map_err(|e| format!("{}: {e}", file.display()))?;
     let bytes = f.metadata().map_err(|e| format!("{}: {e}", file.display()))?.len();
-    let req = Request::AddFlowsStream { bridge: bridge.to_string(), bytes };
+    let req = Request::AddFlowsStream { bridge: bridge.to_string(), bytes, protocol };
     exchange(path, &req, |s| {
         let n = std::io::copy(&mut (&mut f).take(bytes), s)?;
         if n != bytes {
@@ -275,7 +276,7 @@ mod tests {
         let main = std::thread::spawn(move || {
             let p = rx.recv().unwrap();
             match &p.request {
-                Request::AddFlows { bridge, flows } => {
+                Request::AddFlows { bridge, flows, .. } => {
                     assert_eq!(bridge, "br0");
                     assert!(
                         flows == &expected,
@@ -289,7 +290,7 @@ mod tests {
             p.reply.send(Response::Ok(Reply::AddFlows(added))).unwrap();
             assert!(rx.recv_timeout(std::time::Duration::from_millis(500)).is_err(), "nothing else reaches main");
         });
-        match add_flows_file(&path, "br0", &file) {
+        match add_flows_file(&path, "br0", &file, None) {
             Ok(Reply::AddFlows(r)) => assert_eq!(r.added, 40_000),
             other => panic!("{other:?}"),
         }

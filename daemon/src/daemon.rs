@@ -211,7 +211,7 @@ pub fn run(path: &Path, check_only: bool, log: LogControl) -> Result<(), DaemonE
                     let r = handle(&mut dp, &config, &request);
                     let applied = started.elapsed();
                     let r = r.and_then(|reply| persist(&mut dp, path, &request).map(|()| reply));
-                    if let Request::AddFlows { bridge, flows } = &request {
+                    if let Request::AddFlows { bridge, flows, .. } = &request {
                         tracing::info!(
                             target: "ferrovs_daemon::control",
                             "add-flows {bridge}: {} line(s) parsed and applied in {} ms, written back in {} ms",
@@ -281,7 +281,7 @@ pub fn run(path: &Path, check_only: bool, log: LogControl) -> Result<(), DaemonE
 /// A change request for the log: `add-flows` by its size, not its (maybe million) lines.
 fn describe(request: &Request) -> String {
     match request {
-        Request::AddFlows { bridge, flows } => {
+        Request::AddFlows { bridge, flows, .. } => {
             format!(
                 "AddFlows {{ bridge: {bridge:?}, {} line(s) }}",
                 flows.iter().map(|f| f.lines().count()).sum::<usize>()

@@ -10,6 +10,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
+use ferrovs_config::openflow::Version;
+use ferrovs_config::openflow::convert::as_loaded;
 use ferrovs_config::{Config, PortConfig, Rule};
 use ferrovs_dpdk::Eal;
 use ferrovs_flowcache::flow_cache::FlowCacheConfig;
@@ -292,12 +294,20 @@ impl Datapath {
     pub fn flow_request(&mut self, req: &Request) -> Result<Reply, String> {
         let slow = &self.slow;
         Ok(match req {
-            Request::AddFlow { bridge, flow } => {
+            Request::AddFlow { bridge, flow, protocol } => {
+                let version = request_version(protocol.as_deref())?;
                 let rule = ferrovs_config::parse_flow(flow).map_err(|e| format!("{flow}: column {e}"))?;
+                let rule = as_loaded(rule, version).map_err(|e| format!("{flow}: {e}"))?;
                 Reply::AddFlow(slow.add_flows(bridge.clone(), vec![rule])?)
             }
-            Request::AddFlows { bridge, flows } => {
+            Request::AddFlows { bridge, flows, protocol } => {
+                let version = request_version(protocol.as_deref())?;
                 let rules = ferrovs_config::parse_flows(&flows.join("\n")).map_err(|e| format!("line {e}"))?;
+                let rules = rules
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, r)| as_loaded(r, version).map_err(|e| format!("rule {} of the set: {e}", i + 1)))
+                    .collect::<Result<Vec<_>, _>>()?;
                 Reply::AddFlows(slow.add_flows(bridge.clone(), rules)?)
             }
             Request::DelFlows { bridge, r#match } => {
@@ -415,6 +425,12 @@ impl Datapath {
 }
 
 /// A PMD's histograms as the reply carries them.
+/// The OpenFlow version an add-flow request's rules are read in (`ovs-ofctl -O`; absent:
+/// OpenFlow10, its default).
+fn request_version(protocol: Option<&str>) -> Result<Version, String> {
+    protocol.map_or(Ok(Version::Of10), Version::from_ofctl_name)
+}
+
 fn histograms(h: &ferrovs_pmd::perf::PmdHistograms) -> IterationHistograms {
     IterationHistograms {
         cycles_per_iteration: h.cycles_per_iteration.counts.to_vec(),

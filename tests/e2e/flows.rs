@@ -319,3 +319,47 @@ pub fn reload_applies_flows_file() -> Result<(), Failed> {
     }
     Ok(())
 }
+
+/// `ferrovs-ctl add-flow -O VERSION` reads the rule as `ovs-ofctl -O VERSION` does: under
+/// OpenFlow13 `mod_vlan_vid` without a VLAN match is loaded (and dumped) as push_vlan +
+/// set_field, under the default OpenFlow10 it stays itself and `push_vlan` is refused.
+/// The write-back records the version that reads the rules back (`protocols`); a set
+/// that no one version reads back is applied but not written, and the answer says so.
+pub fn add_flow_reads_the_given_openflow_version() -> Result<(), Failed> {
+    let config = format!("{}{}", crate::preamble(), crate::ports_ok());
+    let d = Daemon::start(&config);
+    let written = || std::fs::read_to_string(d.dir.join("ferrovs.toml")).unwrap_or_default();
+    ctl_ok(&d, &["add-flow", "-O", "OpenFlow13", "br0", "priority=5,actions=mod_vlan_vid:5,output:2"])?;
+    let dump = ctl_ok(&d, &["dump-flows", "br0"])?;
+    if !dump.contains("priority=5 actions=push_vlan:0x8100,set_field:4101->vlan_vid,output:2") {
+        return Err(format!("OpenFlow13 mod_vlan_vid not loaded as push_vlan + set_field:\n{dump}").into());
+    }
+    let text = written();
+    if !text.contains("protocols = \"OpenFlow13\"") || !text.contains("push_vlan:0x8100,set_field:4101->vlan_vid") {
+        return Err(format!("write-back without the version:\n{text}").into());
+    }
+    let refused = d.ctl(&["add-flow", "br0", "priority=7,actions=push_vlan:0x8100,output:2"]);
+    let why = String::from_utf8_lossy(&refused.stderr).into_owned();
+    if refused.status.success() || !why.contains("push_vlan needs OpenFlow 1.1") {
+        return Err(format!("push_vlan under OpenFlow10: {} {why}", refused.status).into());
+    }
+    let bad = d.ctl(&["add-flow", "-O", "OpenFlow99", "br0", "actions=drop"]);
+    if bad.status.success() || !String::from_utf8_lossy(&bad.stderr).contains("OpenFlow99") {
+        return Err("an unknown version was accepted".into());
+    }
+    // OpenFlow10's mod_vlan_vid (push only if needed) next to the push_vlan rule.
+    let mixed = d.ctl(&["add-flow", "br0", "priority=6,in_port=2,actions=mod_vlan_vid:6,output:1"]);
+    let why = String::from_utf8_lossy(&mixed.stderr).into_owned();
+    if mixed.status.success() || !why.contains("no one OpenFlow version reads back") {
+        return Err(format!("mixed versions: {} {why}", mixed.status).into());
+    }
+    let dump = ctl_ok(&d, &["dump-flows", "br0"])?;
+    if !dump.contains("actions=mod_vlan_vid:6,output:1") {
+        return Err(format!("the applied rule is not in dump-flows:\n{dump}").into());
+    }
+    let stopped = d.stop();
+    if !stopped.status.success() {
+        return Err(format!("ferrovsd exit {}:\n{}", stopped.status, stopped.log).into());
+    }
+    Ok(())
+}

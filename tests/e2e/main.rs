@@ -237,6 +237,7 @@ fn main() {
         Trial::test("pcap_new_flows_at_full_speed", many_flows::new_flows_replayed_at_full_speed_come_out_complete),
         Trial::test("rule_change_applies_to_next_packet", flows::rule_change_applies_to_next_packet)
             .with_ignored_flag(!root),
+        Trial::test("add_flow_reads_the_given_openflow_version", flows::add_flow_reads_the_given_openflow_version),
         Trial::test("normal_learns_and_stops_flooding", flows::normal_learns_and_stops_flooding)
             .with_ignored_flag(!root),
         Trial::test("link_down_and_back_resumes", flows::link_down_and_back_resumes).with_ignored_flag(!root),

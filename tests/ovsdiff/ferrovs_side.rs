@@ -23,10 +23,21 @@ fn toml_string(s: &str) -> String {
     serde_json::Value::String(s.to_string()).to_string()
 }
 
-/// The whole config for `rules` with input on `in_port`.
-pub fn config(rules: &[String], in_port: u32) -> String {
+/// The OpenFlow version the rules are read in, as OVS gets them (`ovs-ofctl -O`).
+fn protocols(openflow13: bool) -> &'static str {
+    if openflow13 { "OpenFlow13" } else { "OpenFlow10" }
+}
+
+/// The whole config for `rules` (read in OpenFlow 1.3 if `openflow13`, else 1.0) with
+/// input on `in_port`.
+pub fn config(rules: &[String], openflow13: bool, in_port: u32) -> String {
     let flows: Vec<String> = rules.iter().map(|r| toml_string(r)).collect();
-    let mut s = format!("{}\n[[bridge]]\nname = \"br0\"\nflows = [\n  {}\n]\n", preamble(), flows.join(",\n  "));
+    let mut s = format!(
+        "{}\n[[bridge]]\nname = \"br0\"\nprotocols = \"{}\"\nflows = [\n  {}\n]\n",
+        preamble(),
+        protocols(openflow13),
+        flows.join(",\n  ")
+    );
     for p in 1..=N_PORTS {
         let rx = if p == in_port { "in.pcap" } else { "empty.pcap" };
         s += &format!(
@@ -39,14 +50,17 @@ pub fn config(rules: &[String], in_port: u32) -> String {
 }
 
 /// Whether ferrovs's config parser accepts `rules` (the same check ferrovsd makes at start).
-pub fn accepts(rules: &[String]) -> Result<(), String> {
-    let text = config(rules, 1).replace("@SOCKET@", "/nonexistent/ctl.sock").replace("@DIR@", "/nonexistent");
+pub fn accepts(rules: &[String], openflow13: bool) -> Result<(), String> {
+    let text =
+        config(rules, openflow13, 1).replace("@SOCKET@", "/nonexistent/ctl.sock").replace("@DIR@", "/nonexistent");
     ferrovs_config::Config::from_str(&text, std::env::temp_dir()).map(|_| ()).map_err(|e| e.to_string())
 }
 
 /// Whether ferrovs accepts one rule on its own.
-pub fn accepts_rule(rule: &str) -> Result<(), String> {
-    ferrovs_config::parse_flow(rule).map(|_| ()).map_err(|e| e.to_string())
+pub fn accepts_rule(rule: &str, openflow13: bool) -> Result<(), String> {
+    let version = ferrovs_config::openflow::Version::from_ofctl_name(protocols(openflow13))?;
+    let parsed = ferrovs_config::parse_flow(rule).map_err(|e| e.to_string())?;
+    ferrovs_config::openflow::convert::as_loaded(parsed, version).map(|_| ())
 }
 
 fn counter(v: &serde_json::Value, port: &str, name: &str) -> u64 {
@@ -61,11 +75,11 @@ fn counter(v: &serde_json::Value, port: &str, name: &str) -> u64 {
 }
 
 /// Per port (index = port - 1), the frames ferrovsd sent, in order.
-pub fn run(rules: &[String], in_port: u32, frames: &[Vec<u8>]) -> Result<Vec<Vec<Vec<u8>>>, String> {
+pub fn run(rules: &[String], openflow13: bool, in_port: u32, frames: &[Vec<u8>]) -> Result<Vec<Vec<Vec<u8>>>, String> {
     let dir = TempDir::new();
     write_pcap(&dir.join("in.pcap"), frames);
     write_pcap(&dir.join("empty.pcap"), &[]);
-    let d = Daemon::start_in(dir, &config(rules, in_port));
+    let d = Daemon::start_in(dir, &config(rules, openflow13, in_port));
     let show = |d: &Daemon| -> serde_json::Value {
         d.request(r#"{"cmd":"show"}"#)
             .ok()

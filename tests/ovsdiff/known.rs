@@ -32,11 +32,11 @@ fn ipv4_frame(proto: u8, frag: u16, ttl: u8, payload: &[u8]) -> Vec<u8> {
 /// printing both sides.
 fn through_both_all(rule: &str, openflow13: bool, frame: &[u8]) -> Result<Vec<Vec<Vec<u8>>>, Failed> {
     let rules = vec![rule.to_string()];
-    ferrovs_side::accepts(&rules)?;
+    ferrovs_side::accepts(&rules, openflow13)?;
     let mut ovs = Ovs::start(N_PORTS);
     ovs.replace_rules(&rules, openflow13)?;
     let from_ovs = ovs.send(1, frame)?;
-    let fer = ferrovs_side::run(&rules, 1, &[frame.to_vec()])?;
+    let fer = ferrovs_side::run(&rules, openflow13, 1, &[frame.to_vec()])?;
     println!("rule {rule}\n  input   {}", hex(frame));
     for (p, f) in &from_ovs {
         println!("  OVS     port {p}: {}", hex(f));

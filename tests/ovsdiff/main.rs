@@ -67,7 +67,7 @@ fn case_seed(base: u64, i: u64) -> u64 {
 fn accepted_rules(ovs: &mut Ovs, set: &gen_rules::RuleSet, report: &mut Report) -> Vec<String> {
     let mut kept: Vec<String> = Vec::new();
     for rule in &set.rules {
-        if let Err(why) = ferrovs_side::accepts_rule(rule) {
+        if let Err(why) = ferrovs_side::accepts_rule(rule, set.openflow13) {
             if ovs.accepts(rule, set.openflow13).is_ok() {
                 report.refused(rule, &why);
             }
@@ -75,7 +75,7 @@ fn accepted_rules(ovs: &mut Ovs, set: &gen_rules::RuleSet, report: &mut Report) 
         }
         let mut with = kept.clone();
         with.push(rule.clone());
-        match ferrovs_side::accepts(&with) {
+        match ferrovs_side::accepts(&with, set.openflow13) {
             Ok(()) => kept = with,
             Err(why) => report.refused_in_set(rule, &why),
         }
@@ -99,7 +99,8 @@ fn run_case(ovs: &mut Ovs, seed: u64, n_frames: usize, report: &mut Report) -> R
     for f in &inputs {
         ovs_out.push(ovs.send(set.in_port, f)?);
     }
-    let fer_out = ferrovs_side::run(&rules, set.in_port, &inputs).map_err(|e| format!("seed {seed}: {e}"))?;
+    let fer_out =
+        ferrovs_side::run(&rules, set.openflow13, set.in_port, &inputs).map_err(|e| format!("seed {seed}: {e}"))?;
     if report.verbose() {
         // One case alone: the whole run, so order effects (MAC learning) can be followed.
         for (i, (f, o)) in frames.iter().zip(&ovs_out).enumerate() {

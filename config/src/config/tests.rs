@@ -508,3 +508,31 @@ fn huge_dir_needs_hugepages_and_an_absolute_path() {
     let args = c.eal_args();
     assert!(args.contains(&"--in-memory".to_string()) && args.contains(&"--huge-dir=/mnt/h".to_string()), "{args:?}");
 }
+
+#[test]
+fn a_bridge_reads_its_rules_in_its_protocols_version_as_ovs_ofctl() {
+    let with = |protocols: &str, flow: &str| {
+        let head = if protocols.is_empty() { String::new() } else { format!("protocols = \"{protocols}\"\n") };
+        let text = PORTS.replacen("name = \"br0\"\n", &format!("name = \"br0\"\n{head}flows = [\"{flow}\"]\n"), 1);
+        load(&text)
+    };
+    let actions =
+        |protocols: &str, flow: &str| with(protocols, flow).unwrap().bridge("br0").unwrap().rules[0].actions.clone();
+    // OpenFlow 1.0 (the default): "set the VID, pushing a tag if there is none".
+    assert_eq!(actions("", "actions=mod_vlan_vid:5,output:2"), vec![Action::ModVlanVid(5), Action::Output(2)]);
+    assert_eq!(actions("OpenFlow10", "actions=mod_vlan_pcp:3"), vec![Action::ModVlanPcp(3)]);
+    // OpenFlow 1.3: an unconditional push and a set-field, unless the match requires a tag.
+    assert_eq!(
+        actions("OpenFlow13", "actions=mod_vlan_vid:5,output:2"),
+        vec![Action::PushVlan(0x8100), Action::Set(SetField::VlanVid(5)), Action::Output(2)]
+    );
+    assert_eq!(actions("openflow13", "dl_vlan=3,actions=mod_vlan_pcp:3"), vec![Action::Set(SetField::VlanPcp(3))]);
+    // What ovs-ofctl refuses for the version is refused, saying why.
+    let e = with("", "actions=push_vlan:0x8100").unwrap_err();
+    assert_eq!(e.key, "bridge[0].flows[0]");
+    assert!(e.message.contains("push_vlan needs OpenFlow 1.1"), "{}", e.message);
+    let e = with("OpenFlow13", "actions=strip_vlan").unwrap_err();
+    assert!(e.message.contains("needs a VLAN tag"), "{}", e.message);
+    let e = with("OpenFlow15", "actions=drop").unwrap_err();
+    assert_eq!((e.key.as_str(), e.message.contains("OpenFlow10 or OpenFlow13")), ("bridge[0].protocols", true));
+}

@@ -14,11 +14,16 @@
 //! with `OFPBIC_UNSUP_INST`.
 //!
 //! OpenFlow 1.3 has no "modify VLAN, pushing a tag if needed": `ovs-ofctl` writes
-//! `mod_vlan_vid:V` as `push_vlan:0x8100,set_field:V->vlan_vid`. A `push_vlan:0x8100`
-//! followed by set-fields of `vlan_vid`/`vlan_pcp` therefore becomes the model's
-//! [`Action::ModVlanVid`]/[`Action::ModVlanPcp`] — the same on untagged packets, the
-//! case this encoding exists for; on a packet that already has a tag the model rewrites
-//! that tag where OpenFlow would push a second one (the model has no double tagging).
+//! `mod_vlan_vid:V` as `push_vlan:0x8100,set_field:V->vlan_vid` when the match does not
+//! require a tag. Those are decoded as what they say, [`Action::PushVlan`] and a VLAN
+//! [`SetField`]: a frame that already has a tag gets a second one, as in OVS.
+//!
+//! # Rules in `ovs-ofctl` syntax under a protocol version
+//!
+//! [`as_loaded`] is what `ovs-ofctl -O <version> add-flow` makes of a parsed rule: the rule
+//! is encoded for the version ([`actions_to_wire`]) and decoded back, so the rule ferrovs
+//! loads (and `dump-flows` prints) is the one OVS would hold, and the encoding rules live
+//! only here.
 //!
 //! The converted rule is then checked by the rule model's own parser: it is printed and
 //! parsed back ([`rule_from_wire`]), so prerequisites (`tcp_dst` needs `tcp`), action
@@ -313,21 +318,14 @@ fn set_field(field: Field, value: u128) -> Result<Action, OfpError> {
     Ok(Action::Set(s))
 }
 
-/// One wire action list in the rule model; `pushed` says a `push_vlan:0x8100` came
-/// before (see the module doc).
+/// One wire action list in the rule model.
 fn actions_from_wire(list: &[WireAction], out: &mut Vec<Action>, packet_out: bool) -> Result<(), OfpError> {
-    let mut pushed = false;
-    for (i, a) in list.iter().enumerate() {
-        let next_sets_vlan =
-            || matches!(list.get(i + 1), Some(WireAction::SetField { field: Field::VlanVid | Field::VlanPcp, .. }));
+    for a in list {
         let action = match *a {
             WireAction::Output { port, max_len } => output(port, max_len, packet_out)?,
             WireAction::SetVlanVid(v) => Action::ModVlanVid(v),
             WireAction::SetVlanPcp(p) => Action::ModVlanPcp(p),
-            WireAction::PopVlan => {
-                pushed = false;
-                Action::StripVlan
-            }
+            WireAction::PopVlan => Action::StripVlan,
             WireAction::SetDlSrc(mac) => Action::Set(SetField::DlSrc(mac)),
             WireAction::SetDlDst(mac) => Action::Set(SetField::DlDst(mac)),
             WireAction::SetNwSrc(ip) => Action::Set(SetField::NwSrc(Ipv4Addr::from(ip))),
@@ -335,15 +333,9 @@ fn actions_from_wire(list: &[WireAction], out: &mut Vec<Action>, packet_out: boo
             WireAction::SetNwTos(tos) => Action::Set(SetField::IpDscp(tos >> 2)),
             WireAction::SetTpSrc(p) => Action::Set(SetField::TpSrc(p)),
             WireAction::SetTpDst(p) => Action::Set(SetField::TpDst(p)),
-            WireAction::PushVlan(0x8100) if next_sets_vlan() => {
-                pushed = true;
-                continue;
-            }
             WireAction::PushVlan(tpid) => Action::PushVlan(tpid),
             WireAction::SetNwTtl(t) => Action::Set(SetField::NwTtl(t)),
             WireAction::DecNwTtl | WireAction::NxDecTtl => Action::DecTtl,
-            WireAction::SetField { field: Field::VlanVid, value } if pushed => Action::ModVlanVid(value as u16 & 0xfff),
-            WireAction::SetField { field: Field::VlanPcp, value } if pushed => Action::ModVlanPcp(value as u8),
             WireAction::SetField { field, value } => set_field(field, value)?,
             WireAction::RegLoad2(MatchField { field, value, mask: None }) => set_field(field, value)?,
             WireAction::RegLoad { dst, value } if dst.ofs == 0 && usize::from(dst.n_bits) == dst.field.width() * 8 => {
@@ -441,6 +433,71 @@ pub fn rule_from_wire(w: &WireRule) -> Result<Rule, OfpError> {
         actions: instructions_from_wire(w.instructions)?,
     };
     check(rule)
+}
+
+/// What `ovs-ofctl -O v` loads for `rule` (parsed in `ovs-ofctl` syntax): see the module
+/// doc. Refused, with the reason, where `ovs-ofctl` refuses the rule for that version.
+pub fn as_loaded(rule: Rule, v: Version) -> Result<Rule, String> {
+    let refuse = |why: &str| Err(format!("{why} under {}", v.ofctl_name()));
+    let mut tagged = vlan_tagged(&rule.matches);
+    for a in &rule.actions {
+        match a {
+            Action::PushVlan(_) if v == Version::Of10 => {
+                return refuse("push_vlan needs OpenFlow 1.1 or later (-O OpenFlow13)");
+            }
+            Action::StripVlan if v != Version::Of10 && !tagged => {
+                return refuse("strip_vlan/pop_vlan needs a VLAN tag in the match (or pushed before it)");
+            }
+            Action::PushVlan(_) | Action::ModVlanVid(_) | Action::ModVlanPcp(_) => tagged = true,
+            Action::StripVlan => tagged = false,
+            _ => {}
+        }
+    }
+    if v == Version::Of10 {
+        // OpenFlow 1.0 has no set-field: `ovs-ofctl` sends a VLAN one (valid only with a
+        // tag, checked above) as the 1.0 action, which on a tagged frame is the same.
+        let actions = rule
+            .actions
+            .into_iter()
+            .map(|a| match a {
+                Action::Set(SetField::VlanVid(x)) => Action::ModVlanVid(x),
+                Action::Set(SetField::VlanPcp(x)) => Action::ModVlanPcp(x),
+                a => a,
+            })
+            .collect();
+        return Ok(Rule { actions, ..rule });
+    }
+    let instructions = actions_to_wire(&rule, v).map_err(|e| format!("{e} under {}", v.ofctl_name()))?;
+    let actions = instructions_from_wire(&instructions).map_err(|e| format!("{e:?} under {}", v.ofctl_name()))?;
+    check(Rule { actions, ..rule }).map_err(|e| format!("{e:?} under {}", v.ofctl_name()))
+}
+
+/// The version in which the rules in `texts` (in `ovs-ofctl` syntax, as the rule model
+/// prints them) read back as themselves, preferring `preferred`: what a bridge's
+/// `protocols` must say when its running rules are written back to the config. Only
+/// VLAN actions read differently by version, so only lines naming a VLAN are parsed.
+/// `Err` when no one version reads them all back (OpenFlow 1.0's `mod_vlan_vid` pushing
+/// only if needed next to a `push_vlan`), naming one rule of each kind.
+pub fn version_reading_back(texts: &[String], preferred: Version) -> Result<Version, String> {
+    let other = if preferred == Version::Of10 { Version::Of13 } else { Version::Of10 };
+    let mut refused_by: [Option<&str>; 2] = [None, None];
+    for text in texts.iter().filter(|t| t.contains("vlan")) {
+        let rule = crate::parse_flow(text).map_err(|e| format!("{text}: {e}"))?;
+        for (i, v) in [preferred, other].into_iter().enumerate() {
+            if refused_by[i].is_none() && as_loaded(rule.clone(), v).as_ref() != Ok(&rule) {
+                refused_by[i] = Some(text);
+            }
+        }
+    }
+    match refused_by {
+        [None, _] => Ok(preferred),
+        [_, None] => Ok(other),
+        [Some(a), Some(b)] => Err(format!(
+            "no one OpenFlow version reads back both `{b}` (only {}) and `{a}` (only {})",
+            preferred.ofctl_name(),
+            other.ofctl_name()
+        )),
+    }
 }
 
 /// `rule` as the rule model's parser accepts it, or the error for the part it refuses.

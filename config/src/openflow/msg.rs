@@ -26,6 +26,22 @@ impl Version {
         }
     }
 
+    /// `ovs-ofctl`'s name for the version (its `-O`, a bridge's `protocols`).
+    pub fn ofctl_name(self) -> &'static str {
+        match self {
+            Version::Of10 => "OpenFlow10",
+            Version::Of13 => "OpenFlow13",
+        }
+    }
+
+    /// The version `ovs-ofctl` names `name` (case-insensitive, as `-O` takes it).
+    pub fn from_ofctl_name(name: &str) -> Result<Version, String> {
+        [Version::Of10, Version::Of13]
+            .into_iter()
+            .find(|v| v.ofctl_name().eq_ignore_ascii_case(name.trim()))
+            .ok_or_else(|| format!("unknown or unsupported OpenFlow version `{name}` (OpenFlow10 or OpenFlow13)"))
+    }
+
     pub fn from_wire(v: u8) -> Option<Version> {
         match v {
             1 => Some(Version::Of10),

@@ -19,14 +19,30 @@ pub enum Request {
     PmdRxqRebalance,
     /// Stop the daemon cleanly.
     Stop,
-    /// Add one rule in ovs-ofctl syntax to a bridge.
-    AddFlow { bridge: String, flow: String },
+    /// Add one rule in ovs-ofctl syntax to a bridge. `protocol`: the OpenFlow version the
+    /// rule is read in, as `ovs-ofctl -O` names it (absent: OpenFlow10, its default).
+    AddFlow {
+        bridge: String,
+        flow: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        protocol: Option<String>,
+    },
     /// Add several rules atomically (each element one or more lines of rules).
-    AddFlows { bridge: String, flows: Vec<String> },
+    AddFlows {
+        bridge: String,
+        flows: Vec<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        protocol: Option<String>,
+    },
     /// Add the rules of a file atomically: exactly `bytes` bytes of rule text in
     /// `ovs-ofctl add-flows` syntax (one rule per line, `#` comments) follow the request
     /// line on the connection (see the protocol module doc). Answered by `add-flows`.
-    AddFlowsStream { bridge: String, bytes: u64 },
+    AddFlowsStream {
+        bridge: String,
+        bytes: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        protocol: Option<String>,
+    },
     /// Delete rules matching (non-strictly) a match in ovs-ofctl syntax; all when None.
     DelFlows {
         bridge: String,
@@ -158,6 +174,12 @@ mod tests {
     fn requests_parse_and_round_trip() {
         let r = parse_request(b"{\"cmd\":\"pmd-stats-show\"}\n").unwrap();
         assert_eq!(r, Request::PmdStatsShow);
+        // The OpenFlow version of added rules: optional, so older clients' lines still parse.
+        let r = parse_request(br#"{"cmd":"add-flow","bridge":"b","flow":"f","protocol":"OpenFlow13"}"#).unwrap();
+        assert_eq!(r, Request::AddFlow { bridge: "b".into(), flow: "f".into(), protocol: Some("OpenFlow13".into()) });
+        let r = parse_request(br#"{"cmd":"add-flow","bridge":"b","flow":"f"}"#).unwrap();
+        assert_eq!(r, Request::AddFlow { bridge: "b".into(), flow: "f".into(), protocol: None });
+        assert!(!String::from_utf8(r.to_line()).unwrap().contains("protocol"));
         let r = parse_request(br#"{"cmd":"del-flows","bridge":"br0","match":"tcp"}"#).unwrap();
         assert_eq!(r, Request::DelFlows { bridge: "br0".into(), r#match: Some("tcp".into()) });
         assert!(r.is_mutating());
@@ -167,9 +189,12 @@ mod tests {
             Request::PmdStatsClear,
             Request::PmdRxqRebalance,
             Request::Stop,
-            Request::AddFlow { bridge: "br0".into(), flow: "actions=drop".into() },
-            Request::AddFlows { bridge: "br0".into(), flows: vec!["a".into(), "b\n\"c\"".into()] },
-            Request::AddFlowsStream { bridge: "br0".into(), bytes: 1 << 33 },
+            Request::AddFlow { bridge: "br0".into(), flow: "actions=drop".into(), protocol: None },
+            Request::AddFlow { bridge: "br0".into(), flow: "actions=drop".into(), protocol: Some("OpenFlow13".into()) },
+            Request::AddFlows { bridge: "br0".into(), flows: vec!["a".into(), "b\n\"c\"".into()], protocol: None },
+            Request::AddFlows { bridge: "b".into(), flows: vec![], protocol: Some("OpenFlow10".into()) },
+            Request::AddFlowsStream { bridge: "br0".into(), bytes: 1 << 33, protocol: None },
+            Request::AddFlowsStream { bridge: "br0".into(), bytes: 1, protocol: Some("OpenFlow13".into()) },
             Request::DelFlows { bridge: "br0".into(), r#match: None },
             Request::DumpFlows { bridge: "br0".into() },
             Request::DumpDpFlows,
@@ -232,6 +257,8 @@ mod tests {
         // extra fields next to the tag of argument-less commands, which is harmless).
         assert!(parse_request(br#"{"cmd":"dump-flows","bridge":"b","x":1}"#).is_err());
         assert!(parse_request(br#"{"cmd":"dump-flows"}"#).is_err(), "missing argument");
+        assert!(parse_request(br#"{"cmd":"add-flow","bridge":"b","flow":"f","protocols":"x"}"#).is_err());
+        assert!(parse_request(br#"{"cmd":"add-flow","bridge":"b","flow":"f","protocol":13}"#).is_err());
         assert!(parse_request(br#"{"cmd":"reboot"}"#).is_err());
         assert!(parse_request(b"{not json").unwrap_err().starts_with("bad request"));
         assert!(parse_request(b"{\"cmd\":\"show\xff\"}").is_err(), "not UTF-8");

@@ -24,6 +24,12 @@ pub struct Cli {
     /// Print the daemon's reply as JSON (one object, tagged `"cmd"`) instead of text.
     #[arg(long)]
     pub json: bool,
+    /// The OpenFlow version rules are read in, as ovs-ofctl's `-O`, before or after the
+    /// command: OpenFlow10 (its default) or OpenFlow13, where `mod_vlan_vid` without a
+    /// VLAN match is push_vlan + set_field as ovs-ofctl encodes it (add-flow, add-flows;
+    /// del-flows only checks it: a match reads the same in both).
+    #[arg(short = 'O', long = "protocols", value_name = "VERSION", global = true)]
+    pub protocols: Option<String>,
     #[command(subcommand)]
     pub cmd: Cmd,
 }

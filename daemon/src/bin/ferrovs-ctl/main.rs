@@ -9,6 +9,7 @@ use std::sync::atomic::AtomicBool;
 
 use clap::Parser;
 use cli::{Cli, Cmd, Shell};
+use ferrovs_config::openflow::Version;
 use ferrovs_daemon::control;
 use ferrovs_daemon::protocol::{Reply, Request};
 
@@ -44,11 +45,16 @@ fn main() -> ExitCode {
         Cmd::PmdStatsClear => Request::PmdStatsClear,
         Cmd::PmdRxqRebalance => Request::PmdRxqRebalance,
         Cmd::Stop => Request::Stop,
-        Cmd::AddFlow { bridge, flow } => Request::AddFlow { bridge, flow },
+        Cmd::AddFlow { bridge, flow } => Request::AddFlow { bridge, flow, protocol: cli.protocols },
         Cmd::AddFlows { bridge, file } => {
-            return finish(control::add_flows_file(&cli.socket, &bridge, &file), cli.json);
+            return finish(control::add_flows_file(&cli.socket, &bridge, &file, cli.protocols), cli.json);
         }
-        Cmd::DelFlows { bridge, r#match } => Request::DelFlows { bridge, r#match },
+        Cmd::DelFlows { bridge, r#match } => {
+            if let Some(Err(e)) = cli.protocols.as_deref().map(Version::from_ofctl_name) {
+                return finish(Err(e), cli.json);
+            }
+            Request::DelFlows { bridge, r#match }
+        }
         Cmd::DumpFlows { bridge } => Request::DumpFlows { bridge },
         Cmd::DumpDpFlows => Request::DumpDpFlows,
         Cmd::Trace { bridge, packet } => Request::Trace { bridge, packet },
