@@ -196,7 +196,13 @@ fn same_actions(v: Verdict<'_>, actions: &[DpAction]) -> bool {
 
 /// Classifies one burst from `in_port` and executes the verdicts. Leaves `batch` empty.
 #[inline]
-fn process_burst<C: Pipeline>(in_port: u32, in_idx: usize, batch: &mut MbufBatch, pipeline: &mut C, tx: &mut TxState) {
+pub(crate) fn process_burst<C: Pipeline>(
+    in_port: u32,
+    in_idx: usize,
+    batch: &mut MbufBatch,
+    pipeline: &mut C,
+    tx: &mut TxState,
+) {
     let n = batch.len();
     let mut rx_bytes = 0u64;
     let mut views = [PacketView::default(); BURST];
