@@ -222,13 +222,15 @@ pub(crate) fn process_burst<C: Pipeline>(
     pipeline.classify(in_port, &views[..n], &mut verdicts[..n]);
 
     let mut misses = MbufBatch::new();
+    // Runts and packets whose actions drop them: freed together after the loop (one bulk
+    // free, not one call into C per packet).
+    let mut dropped = MbufBatch::new();
     let mut pkts = batch.drain();
     let mut i = 0;
     while i < n {
         if runt[i] {
-            if let Some(pkt) = pkts.next() {
-                tx.drop_counted(in_idx, pkt, |c| c.drop_malformed += 1);
-            }
+            // `dropped` has room for a whole burst.
+            tx.counters[in_idx].drop_malformed += pkts.move_to(1, &mut dropped) as u64;
             i += 1;
             continue;
         }
@@ -246,6 +248,10 @@ pub(crate) fn process_burst<C: Pipeline>(
                 }
                 tx.output_run(*port, &mut pkts, j - i, bytes, longest);
                 i = j;
+            }
+            Verdict::Actions([]) => {
+                tx.counters[in_idx].drop_action += pkts.move_to(1, &mut dropped) as u64;
+                i += 1;
             }
             Verdict::Actions(actions) => {
                 if let Some(pkt) = pkts.next() {
@@ -265,6 +271,7 @@ pub(crate) fn process_burst<C: Pipeline>(
         }
     }
     drop(pkts);
+    dropped.free_all();
     // The verdicts borrow the pipeline; misses are handed over after they are done.
     if misses.is_empty() {
         return;
