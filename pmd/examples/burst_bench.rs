@@ -101,14 +101,24 @@ fn main() {
     }
     let (_, _, _) = pass(&mut bb, &frames, 0, per_pass, false);
     let (sent0, dropped0, no_rule0) = bb.counts();
+    let s0 = bb.stats();
 
     let (_, cycles, answered) = pass(&mut bb, &frames, 0, bursts, true);
     let (sent1, dropped1, no_rule1) = bb.counts();
+    let s1 = bb.stats();
     let packets = (bursts * BURST) as u64;
     assert_eq!(answered, 0, "a measured burst missed");
+    assert_eq!(s1.misses, s0.misses, "a measured lookup missed");
     assert_eq!(no_rule1, no_rule0, "a measured packet was dropped for want of a rule");
     let (want_sent, want_dropped) = if actions == BenchActions::Drop { (0, packets) } else { (packets, 0) };
     assert_eq!((sent1 - sent0, dropped1 - dropped0), (want_sent, want_dropped), "packets went the wrong way");
+    println!(
+        "lookups in the measured bursts: emc {} sig {} classifier {} miss {}",
+        s1.emc_hits - s0.emc_hits,
+        s1.sig_hits - s0.sig_hits,
+        s1.classifier_hits - s0.classifier_hits,
+        s1.misses - s0.misses
+    );
     println!(
         "flows {flows} actions {actions:?} bursts {bursts} packets {packets} warm-up passes {passes} tsc cycles/packet {:.1}",
         cycles as f64 / packets as f64
