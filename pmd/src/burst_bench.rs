@@ -12,14 +12,15 @@
 //!
 //! Setup goes through the real miss path: a warm-up pass over every flow parks the
 //! misses, the harness answers each upcall with an `Install` of a megaflow for that
-//! flow's 5-tuple (as a slow path would), and passes repeat until no packet misses.
+//! flow's 5-tuple (`five_tuple_mask`: every flow its own megaflow, as a slow path would
+//! install for 5-tuple rules), and passes repeat until no packet misses.
 
 use std::sync::Arc;
 
 use crossbeam_channel::Receiver;
 use ferrovs_dpdk::{Eal, MbufBatch, Mempool, Port, PortConfig, probe};
 use ferrovs_flowcache::actions::DpAction;
-use ferrovs_flowcache::key::FlowKey;
+use ferrovs_flowcache::testpkt::five_tuple_mask;
 use ferrovs_flowcache::upcall::{PmdCommand, PmdReport, UpcallBatch};
 use ferrovs_flowcache::{FlowCacheConfig, Megaflow};
 
@@ -32,20 +33,6 @@ use crate::{FlowMessage, FlowPipeline, PipelineClock, PipelineShared, pending_co
 /// The ingress port's number (slot 0); output goes to [`OUT_PORT`] (slot 1).
 pub const IN_PORT: u32 = 1;
 pub const OUT_PORT: u32 = 2;
-
-/// The mask of the installed megaflows: in_port, dl_type and the IPv4 5-tuple, so that
-/// every flow has its own megaflow (the EMC and the signature cache see every flow).
-fn five_tuple_mask() -> FlowKey {
-    let mut m = FlowKey::ZERO;
-    m.set_in_port(u32::MAX);
-    m.set_dl_type(0xffff);
-    m.set_nw_proto(0xff);
-    m.set_nw_src_u32(u32::MAX);
-    m.set_nw_dst_u32(u32::MAX);
-    m.set_tp_src(0xffff);
-    m.set_tp_dst(0xffff);
-    m
-}
 
 /// What every installed megaflow does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
