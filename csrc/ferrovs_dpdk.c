@@ -25,11 +25,6 @@ void fvs_pktmbuf_free(struct rte_mbuf *m)
 	rte_pktmbuf_free(m);
 }
 
-void fvs_mbuf_refcnt_update(struct rte_mbuf *m, int16_t delta)
-{
-	rte_mbuf_refcnt_update(m, delta);
-}
-
 char *fvs_pktmbuf_prepend(struct rte_mbuf *m, uint16_t len)
 {
 	return rte_pktmbuf_prepend(m, len);

@@ -28,7 +28,6 @@ uint16_t fvs_rx_burst(uint16_t port_id, uint16_t queue_id, struct rte_mbuf **pkt
 uint16_t fvs_tx_burst(uint16_t port_id, uint16_t queue_id, struct rte_mbuf **pkts, uint16_t n);
 int fvs_pktmbuf_alloc_bulk(struct rte_mempool *mp, struct rte_mbuf **mbufs, unsigned int n);
 void fvs_pktmbuf_free(struct rte_mbuf *m);
-void fvs_mbuf_refcnt_update(struct rte_mbuf *m, int16_t delta);
 char *fvs_pktmbuf_prepend(struct rte_mbuf *m, uint16_t len);
 char *fvs_pktmbuf_adj(struct rte_mbuf *m, uint16_t len);
 char *fvs_pktmbuf_append(struct rte_mbuf *m, uint16_t len);

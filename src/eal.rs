@@ -210,11 +210,24 @@ impl Drop for ThreadRegistration {
     }
 }
 
-/// Reads the time stamp counter.
-#[inline]
+/// Reads the time stamp counter (the counter `Eal::tsc_hz` is the frequency of).
+///
+/// On x86_64 this is the `rdtsc` instruction inline, as DPDK's `rte_rdtsc` is (not
+/// serialising); the PMD reads it several times per loop iteration, so it must not be a
+/// call into C. Elsewhere it goes through DPDK's own `rte_rdtsc` for the platform.
+#[inline(always)]
 pub fn rdtsc() -> u64 {
-    // SAFETY: executes the rdtsc instruction; no memory access.
-    unsafe { sys::fvs_rdtsc() }
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: `rdtsc` only reads the time stamp counter into registers: no memory access,
+    // and every x86_64 CPU has it.
+    unsafe {
+        core::arch::x86_64::_rdtsc()
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    // SAFETY: a C wrapper of rte_rdtsc; reads a counter, no memory access.
+    unsafe {
+        sys::fvs_rdtsc()
+    }
 }
 
 /// The lcore id of the calling thread (`u32::MAX` for an unregistered thread).

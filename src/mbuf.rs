@@ -195,13 +195,24 @@ impl Mbuf {
     }
 
     /// Another reference to the same buffer (refcount + 1): for sending one unmodified
-    /// packet to several ports.
+    /// packet to several ports. Inline, as DPDK's `rte_mbuf_refcnt_update` is (no call
+    /// into C per extra output): a plain store while this is the only reference (nobody
+    /// else can look at the count), an atomic add otherwise.
     #[inline]
     pub fn share(&self) -> Mbuf {
-        // SAFETY: valid mbuf we hold a reference to; the new Mbuf owns the added reference.
+        let m = self.0.as_ptr();
+        // SAFETY: valid mbuf we hold a reference to. refcnt is a naturally aligned u16
+        // that DPDK updates atomically; this is the same access rte_mbuf_refcnt_update
+        // makes (the store only when we hold the sole reference, so no other thread can
+        // be updating it). The new Mbuf owns the added reference.
         unsafe {
-            sys::fvs_mbuf_refcnt_update(self.0.as_ptr(), 1);
-            Mbuf::from_raw(self.0.as_ptr())
+            let count = AtomicU16::from_ptr(&raw mut (*m).refcnt);
+            if count.load(Ordering::Relaxed) == 1 {
+                count.store(2, Ordering::Relaxed);
+            } else {
+                count.fetch_add(1, Ordering::AcqRel);
+            }
+            Mbuf::from_raw(m)
         }
     }
 

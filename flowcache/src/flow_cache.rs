@@ -582,18 +582,6 @@ mod tests {
     use crate::extract::extract;
     use crate::testpkt::*;
 
-    fn five_tuple_mask() -> FlowKey {
-        let mut m = FlowKey::ZERO;
-        m.set_in_port(u32::MAX);
-        m.set_dl_type(0xffff);
-        m.set_nw_proto(0xff);
-        m.set_nw_src_u32(u32::MAX);
-        m.set_nw_dst_u32(u32::MAX);
-        m.set_tp_src(0xffff);
-        m.set_tp_dst(0xffff);
-        m
-    }
-
     #[test]
     fn levels_answer_and_stats_accumulate() {
         let mut fc = FlowCache::new(FlowCacheConfig { emc_insert_inverse_prob: 1, ..Default::default() });

@@ -196,7 +196,13 @@ fn same_actions(v: Verdict<'_>, actions: &[DpAction]) -> bool {
 
 /// Classifies one burst from `in_port` and executes the verdicts. Leaves `batch` empty.
 #[inline]
-fn process_burst<C: Pipeline>(in_port: u32, in_idx: usize, batch: &mut MbufBatch, pipeline: &mut C, tx: &mut TxState) {
+pub(crate) fn process_burst<C: Pipeline>(
+    in_port: u32,
+    in_idx: usize,
+    batch: &mut MbufBatch,
+    pipeline: &mut C,
+    tx: &mut TxState,
+) {
     let n = batch.len();
     let mut rx_bytes = 0u64;
     let mut views = [PacketView::default(); BURST];
@@ -216,13 +222,15 @@ fn process_burst<C: Pipeline>(in_port: u32, in_idx: usize, batch: &mut MbufBatch
     pipeline.classify(in_port, &views[..n], &mut verdicts[..n]);
 
     let mut misses = MbufBatch::new();
+    // Runts and packets whose actions drop them: freed together after the loop (one bulk
+    // free, not one call into C per packet).
+    let mut dropped = MbufBatch::new();
     let mut pkts = batch.drain();
     let mut i = 0;
     while i < n {
         if runt[i] {
-            if let Some(pkt) = pkts.next() {
-                tx.drop_counted(in_idx, pkt, |c| c.drop_malformed += 1);
-            }
+            // `dropped` has room for a whole burst.
+            tx.counters[in_idx].drop_malformed += pkts.move_to(1, &mut dropped) as u64;
             i += 1;
             continue;
         }
@@ -240,6 +248,10 @@ fn process_burst<C: Pipeline>(in_port: u32, in_idx: usize, batch: &mut MbufBatch
                 }
                 tx.output_run(*port, &mut pkts, j - i, bytes, longest);
                 i = j;
+            }
+            Verdict::Actions([]) => {
+                tx.counters[in_idx].drop_action += pkts.move_to(1, &mut dropped) as u64;
+                i += 1;
             }
             Verdict::Actions(actions) => {
                 if let Some(pkt) = pkts.next() {
@@ -259,6 +271,7 @@ fn process_burst<C: Pipeline>(in_port: u32, in_idx: usize, batch: &mut MbufBatch
         }
     }
     drop(pkts);
+    dropped.free_all();
     // The verdicts borrow the pipeline; misses are handed over after they are done.
     if misses.is_empty() {
         return;
