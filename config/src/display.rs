@@ -156,6 +156,9 @@ impl Display for Rule {
         if self.hard_timeout != 0 {
             header.push(format!("hard_timeout={}", self.hard_timeout));
         }
+        if self.send_flow_rem {
+            header.push(crate::match_builder::SEND_FLOW_REM.to_string());
+        }
         let mut body = Vec::new();
         if self.priority != Rule::DEFAULT_PRIORITY {
             body.push(format!("priority={}", self.priority));
@@ -403,6 +406,7 @@ mod tests {
             cookie in any::<u64>(),
             idle_timeout in any::<u16>(),
             hard_timeout in any::<u16>(),
+            send_flow_rem in any::<bool>(),
             matches in valid_match(),
             actions in prop::collection::vec(action(), 0..6),
             goto in any::<Option<u8>>(),
@@ -421,7 +425,7 @@ mod tests {
             if let Some(t) = goto.filter(|&t| t > table && t != 255) {
                 actions.push(Action::GotoTable(t));
             }
-            Rule { table, priority, cookie, idle_timeout, hard_timeout, matches, actions }
+            Rule { table, priority, cookie, idle_timeout, hard_timeout, send_flow_rem, matches, actions }
         }
     }
 

@@ -130,6 +130,9 @@ pub struct Rule {
     pub idle_timeout: u16,
     /// Seconds; 0 = never.
     pub hard_timeout: u16,
+    /// `send_flow_rem` (`OFPFF_SEND_FLOW_REM`): tell the bridge's controllers when the
+    /// rule expires or is deleted by a flow-mod.
+    pub send_flow_rem: bool,
     pub matches: Match,
     /// Empty = drop.
     pub actions: Vec<Action>,

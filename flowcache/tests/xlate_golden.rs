@@ -17,7 +17,7 @@ const PORTS: [u32; 3] = [1, 2, 3];
 const NOW: Duration = Duration::from_secs(1000);
 
 fn rule(table: u8, priority: u16, m: Match, actions: Vec<Action>) -> Rule {
-    Rule { table, priority, cookie: 0, idle_timeout: 0, hard_timeout: 0, matches: m, actions }
+    Rule { table, priority, cookie: 0, idle_timeout: 0, hard_timeout: 0, send_flow_rem: false, matches: m, actions }
 }
 fn ip() -> Match {
     Match { dl_type: Some(ethertype::IPV4), ..Match::default() }

@@ -402,6 +402,7 @@ impl<'a> WireRule<'a> {
             cookie: fm.cookie,
             idle_timeout: fm.idle_timeout,
             hard_timeout: fm.hard_timeout,
+            flags: fm.flags,
             matches: &fm.matches,
             instructions: &fm.instructions,
         }
@@ -424,6 +425,8 @@ pub struct WireRule<'a> {
     pub cookie: u64,
     pub idle_timeout: u16,
     pub hard_timeout: u16,
+    /// `OFPFF_*` flags (only `OFPFF_SEND_FLOW_REM` reaches the rule model).
+    pub flags: u16,
     pub matches: &'a WireMatch,
     pub instructions: &'a [Instruction],
 }
@@ -437,6 +440,7 @@ pub fn rule_from_wire(w: &WireRule) -> Result<Rule, OfpError> {
         cookie: w.cookie,
         idle_timeout: w.idle_timeout,
         hard_timeout: w.hard_timeout,
+        send_flow_rem: w.flags & super::OFPFF_SEND_FLOW_REM != 0,
         matches: match_from_wire(w.matches)?,
         actions: instructions_from_wire(w.instructions)?,
     };
@@ -469,6 +473,7 @@ pub fn selection_from_wire(m: &WireMatch) -> Result<rules::Match, OfpError> {
         cookie: 0,
         idle_timeout: 0,
         hard_timeout: 0,
+        send_flow_rem: false,
         matches,
         actions: Vec::new(),
     };

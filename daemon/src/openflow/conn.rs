@@ -433,6 +433,7 @@ impl Conn<'_> {
             cookie: fm.cookie,
             idle_timeout: fm.idle_timeout,
             hard_timeout: fm.hard_timeout,
+            flags: fm.flags,
             matches: &fm.matches,
             instructions: if deleting { &[] } else { &fm.instructions },
         };

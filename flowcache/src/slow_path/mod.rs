@@ -102,8 +102,8 @@ use crate::key::{FlowKey, Mask};
 use crate::megaflow::{Megaflow, MegaflowStats};
 use crate::upcall::{FlowId, GoneReason, PmdCommand, PmdEvent, Upcall};
 use crate::xlate::{
-    BuildError, LearnOutcome, MacKey, MacLearn, MacTable, MissMode, RuleRef, RuleStats, RuleTables, Translation,
-    Verdict, revalidate, translate,
+    BuildError, Expiry, LearnOutcome, MacKey, MacLearn, MacTable, MissMode, RuleCounters, RuleRef, RuleStats,
+    RuleTables, Translation, Verdict, revalidate, translate,
 };
 
 /// One bridge as configured.
@@ -206,6 +206,28 @@ pub struct RuleDump {
     pub idle_ms: u64,
 }
 
+impl RuleDump {
+    /// `rule` with counters `c` plus `extra` (packets, bytes) not yet credited, at `now`.
+    fn new(rule: &Rule, c: RuleCounters, extra: (u64, u64), now: Duration) -> RuleDump {
+        RuleDump {
+            rule: rule.clone(),
+            packets: c.packets + extra.0,
+            bytes: c.bytes + extra.1,
+            duration_ms: now.saturating_sub(c.installed_at).as_millis() as u64,
+            idle_ms: now.saturating_sub(c.last_used).as_millis() as u64,
+        }
+    }
+}
+
+/// A rule with the `send_flow_rem` flag that timed out, with its final counters, for
+/// the bridge's OpenFlow controllers (taken with [`SlowPath::take_expired`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExpiredRule {
+    pub bridge: String,
+    pub dump: RuleDump,
+    pub reason: Expiry,
+}
+
 /// One mirrored megaflow, for `dump-dp-flows`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DpFlowDump {
@@ -288,7 +310,13 @@ pub struct SlowPath {
     removing: HashMap<FlowId, Removing>,
     next_id: FlowId,
     counters: SlowPathCounters,
+    /// Timed-out `send_flow_rem` rules not yet taken (bounded by [`MAX_EXPIRED_KEPT`]).
+    expired: Vec<ExpiredRule>,
 }
+
+/// At most this many unreported expirations are kept; older ones are dropped (a caller
+/// that never takes them must not grow the slow path without bound).
+pub const MAX_EXPIRED_KEPT: usize = 4096;
 
 impl SlowPath {
     /// A slow path for `bridges` and `n_pmds` PMDs (numbered 0..n_pmds), created at
@@ -334,6 +362,7 @@ impl SlowPath {
             removing: HashMap::new(),
             next_id: 1,
             counters: SlowPathCounters::default(),
+            expired: Vec::new(),
         })
     }
 
@@ -573,10 +602,20 @@ impl SlowPath {
             if expired.is_empty() {
                 continue;
             }
-            let list: Vec<Rule> = (0..br.tables.rules().len())
-                .filter(|i| !expired.contains(&RuleRef(*i as u32)))
-                .map(|i| br.tables.rules()[i].clone())
-                .collect();
+            let mut gone = vec![false; br.tables.rules().len()];
+            for (r, reason) in &expired {
+                gone[r.0 as usize] = true;
+                let rule = &br.tables.rules()[r.0 as usize];
+                if rule.send_flow_rem {
+                    let dump = RuleDump::new(rule, br.stats.get(*r), (0, 0), ms(now_ms));
+                    if self.expired.len() >= MAX_EXPIRED_KEPT {
+                        self.expired.remove(0);
+                    }
+                    self.expired.push(ExpiredRule { bridge: br.name.clone(), dump, reason: *reason });
+                }
+            }
+            let list: Vec<Rule> =
+                br.tables.rules().iter().zip(&gone).filter(|(_, g)| !**g).map(|(r, _)| r.clone()).collect();
             // Deleting rules from a valid set cannot make it invalid.
             if self.change_rules(b, list, usize::MAX, None, now_ms, &mut out).is_ok() {
                 self.counters.rules_expired += expired.len() as u64;
@@ -586,6 +625,11 @@ impl SlowPath {
             out.rest.push((pmd, PmdCommand::ExpireIdle { idle_ms: self.cfg.idle_expiry_ms }));
         }
         out.finish()
+    }
+
+    /// The `send_flow_rem` rules that timed out since the last call, oldest first.
+    pub fn take_expired(&mut self) -> Vec<ExpiredRule> {
+        std::mem::take(&mut self.expired)
     }
 
     // ----- Queries ------------------------------------------------------------------
@@ -629,16 +673,7 @@ impl SlowPath {
             .rules()
             .iter()
             .enumerate()
-            .map(|(i, rule)| {
-                let c = br.stats.get(RuleRef(i as u32));
-                RuleDump {
-                    rule: rule.clone(),
-                    packets: c.packets + extra[i].0,
-                    bytes: c.bytes + extra[i].1,
-                    duration_ms: now.saturating_sub(c.installed_at).as_millis() as u64,
-                    idle_ms: now.saturating_sub(c.last_used).as_millis() as u64,
-                }
-            })
+            .map(|(i, rule)| RuleDump::new(rule, br.stats.get(RuleRef(i as u32)), extra[i], now))
             .collect())
     }
 

@@ -253,7 +253,7 @@ fn add_flows_replaces_identical_rules_in_place_and_appends_others() {
 fn timeouts_delete_rules_and_their_megaflows() {
     let mut sp = slow_path(
         &[
-            "priority=10,tcp,hard_timeout=2,actions=output:2",
+            "priority=10,tcp,hard_timeout=2,send_flow_rem,cookie=0x7,actions=output:2",
             "priority=10,udp,idle_timeout=1,actions=output:3",
             "priority=0,actions=drop",
         ],
@@ -269,6 +269,13 @@ fn timeouts_delete_rules_and_their_megaflows() {
     assert_eq!(cmds[0], (0, PmdCommand::Remove { ids: vec![f_tcp, f_udp] }));
     assert_eq!(sp.rules("br0").unwrap().len(), 1);
     assert_eq!(sp.counters().rules_expired, 2);
+    // Only the rule with send_flow_rem is reported, once, with its counters and reason.
+    let expired = sp.take_expired();
+    assert_eq!(expired.len(), 1);
+    let e = &expired[0];
+    assert_eq!((e.bridge.as_str(), e.reason, e.dump.rule.cookie), ("br0", crate::xlate::Expiry::Hard, 7));
+    assert_eq!((e.dump.packets, e.dump.bytes, e.dump.duration_ms), (1, 60, 2_000));
+    assert!(sp.take_expired().is_empty());
 }
 
 #[test]

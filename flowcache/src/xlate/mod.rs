@@ -69,7 +69,7 @@ use ferrovs_config::rules::Action;
 pub use fields::Field;
 pub use mac::{LearnOutcome, LearnResult, MacKey, MacLearn, MacTable, is_multicast, is_reserved};
 pub use revalidate::{Revalidated, Verdict, revalidate, revalidate_all};
-pub use stats::{RuleCounters, RuleStats};
+pub use stats::{Expiry, RuleCounters, RuleStats};
 pub use tables::{BuildError, MissMode, N_TABLES, RuleRef, RuleTables, match_key};
 pub use translate::{Lookup, MAX_DEPTH, MAX_LOOKUPS};
 

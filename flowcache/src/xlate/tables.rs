@@ -416,7 +416,7 @@ mod tests {
     use super::*;
 
     fn rule(table: u8, priority: u16, m: Match, actions: Vec<Action>) -> Rule {
-        Rule { table, priority, cookie: 0, idle_timeout: 0, hard_timeout: 0, matches: m, actions }
+        Rule { table, priority, cookie: 0, idle_timeout: 0, hard_timeout: 0, send_flow_rem: false, matches: m, actions }
     }
 
     #[test]

@@ -84,7 +84,16 @@ fn of13_mod_vlan_vid_is_push_then_set_field() {
 }
 
 fn wire_rule<'a>(m: &'a WireMatch, ins: &'a [Instruction]) -> WireRule<'a> {
-    WireRule { table: 0, priority: 1, cookie: 0, idle_timeout: 0, hard_timeout: 0, matches: m, instructions: ins }
+    WireRule {
+        table: 0,
+        priority: 1,
+        cookie: 0,
+        idle_timeout: 0,
+        hard_timeout: 0,
+        flags: 0,
+        matches: m,
+        instructions: ins,
+    }
 }
 
 #[test]
