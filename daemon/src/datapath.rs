@@ -38,6 +38,8 @@ pub struct Datapath {
     pmd_baseline: HashMap<usize, (PmdStats, PipelineStats)>,
     /// The consumer end of the PMDs' packet-ins, until the OpenFlow side takes it.
     packet_in: Option<ferrovs_pmd::PacketInSource>,
+    /// Timed-out `send_flow_rem` rules (taken once by the OpenFlow side).
+    expired: Option<crossbeam_channel::Receiver<ferrovs_flowcache::slow_path::ExpiredRule>>,
     /// Each port's datapath number, by port name.
     dp_numbers: HashMap<String, u32>,
 }
@@ -133,15 +135,29 @@ impl Datapath {
             .with_packet_in(packet_in_sink.clone())
         })?;
         let senders = (0..n_pmds).map(|i| switch.sender(i)).collect::<Result<Vec<_>, _>>()?;
-        let slow = SlowPathThread::start(slow, senders, pipelines.clone(), upcall_rx, report_rx, clock)
+        let (expired_tx, expired) = crossbeam_channel::bounded(crate::slow_path_thread::EXPIRED_QUEUE);
+        let slow = SlowPathThread::start(slow, senders, pipelines.clone(), upcall_rx, report_rx, clock, expired_tx)
             .map_err(|e| DaemonError::Datapath(format!("slow-path thread: {e}")))?;
         let dp_numbers = ports.iter().map(|p| (p.name.clone(), p.number)).collect();
-        Ok(Datapath { switch, slow, pipelines, pmd_baseline: HashMap::new(), dp_numbers, packet_in: Some(packet_in) })
+        Ok(Datapath {
+            switch,
+            slow,
+            pipelines,
+            pmd_baseline: HashMap::new(),
+            dp_numbers,
+            packet_in: Some(packet_in),
+            expired: Some(expired),
+        })
     }
 
     /// The packet-ins of every PMD (once; the OpenFlow side sends them).
     pub fn take_packet_in(&mut self) -> Option<ferrovs_pmd::PacketInSource> {
         self.packet_in.take()
+    }
+
+    /// The timed-out `send_flow_rem` rules (once; the OpenFlow side sends flow-removed).
+    pub fn take_expired(&mut self) -> Option<crossbeam_channel::Receiver<ferrovs_flowcache::slow_path::ExpiredRule>> {
+        self.expired.take()
     }
 
     /// Sets what a table miss does on `bridge` (controllers connected or not).

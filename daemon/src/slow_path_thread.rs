@@ -26,7 +26,7 @@ use crossbeam_channel::{Receiver, Sender, select};
 use ferrovs_config::{MatchSpec, Rule};
 use ferrovs_flowcache::key::FlowKey;
 use ferrovs_flowcache::megaflow::MegaflowStats;
-use ferrovs_flowcache::slow_path::{BridgeSpec, SlowPath, SlowPathCounters};
+use ferrovs_flowcache::slow_path::{BridgeSpec, ExpiredRule, SlowPath, SlowPathCounters};
 use ferrovs_flowcache::upcall::{FlowId, PmdCommand, PmdReport, UpcallBatch};
 use ferrovs_flowcache::xlate::MissMode;
 use ferrovs_pmd::flow_pipeline::{FlowMessage, PacketOut, PipelineShared};
@@ -180,11 +180,12 @@ impl SlowPathThread {
         upcalls: Receiver<UpcallBatch>,
         reports: Receiver<PmdReport>,
         clock: PipelineClock,
+        expired: Sender<ExpiredRule>,
     ) -> std::io::Result<SlowPathThread> {
         let (tx, rx) = crossbeam_channel::bounded(16);
         let stop = Arc::new(AtomicBool::new(false));
         let stats = Arc::new(SlowPathThreadStats::default());
-        let mut worker = Worker { slow, pmds, shared, clock, stats: stats.clone() };
+        let mut worker = Worker { slow, pmds, shared, clock, stats: stats.clone(), expired };
         let stop2 = stop.clone();
         let join = std::thread::Builder::new()
             .name("ferrovs-slow_path".into())
@@ -281,7 +282,13 @@ struct Worker {
     shared: Vec<Arc<PipelineShared>>,
     clock: PipelineClock,
     stats: Arc<SlowPathThreadStats>,
+    /// Timed-out `send_flow_rem` rules, for the bridge's OpenFlow controllers.
+    expired: Sender<ExpiredRule>,
 }
+
+/// Timed-out rules waiting for the OpenFlow side; beyond this they are dropped (and
+/// counted in the log): a flow-removed is a notification, never worth stalling for.
+pub const EXPIRED_QUEUE: usize = 1024;
 
 impl Worker {
     fn run(
@@ -330,6 +337,11 @@ impl Worker {
                 self.deliver(cmds);
                 let cmds = self.slow.tick(now);
                 self.deliver(cmds);
+                for e in self.slow.take_expired() {
+                    if self.expired.try_send(e).is_err() {
+                        tracing::warn!("slow path: a flow-removed notification was dropped (queue full)");
+                    }
+                }
                 self.publish_counters();
             }
         }

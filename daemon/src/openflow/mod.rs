@@ -55,7 +55,9 @@ use controller::Hub;
 use ferrovs_pmd::PacketInSource;
 
 use crossbeam_channel::{Receiver, Sender, bounded};
+use ferrovs_config::openflow::FlowRemovedReason;
 use ferrovs_config::{Config, Rule};
+use ferrovs_flowcache::slow_path::ExpiredRule;
 
 use crate::datapath::Datapath;
 use crate::protocol::PortInfo;
@@ -191,6 +193,7 @@ impl OpenFlowServers {
         config: &Config,
         datapath_numbers: &std::collections::HashMap<String, u32>,
         packet_in: Option<PacketInSource>,
+        expired: Option<Receiver<ExpiredRule>>,
     ) -> Result<(), String> {
         for b in &config.bridges {
             for p in &b.ports {
@@ -208,6 +211,13 @@ impl OpenFlowServers {
                 .name("ferrovs-pktin".into())
                 .spawn(move || controller::run_packet_ins(hub, source, stop))
                 .map_err(|e| format!("packet-in thread: {e}"))?;
+        }
+        if let Some(expired) = expired {
+            let (hub, stop) = (self.hub.clone(), self.stop.clone());
+            std::thread::Builder::new()
+                .name("ferrovs-flowrem".into())
+                .spawn(move || controller::run_flow_removed(hub, expired, stop))
+                .map_err(|e| format!("flow-removed thread: {e}"))?;
         }
         Ok(())
     }
@@ -279,21 +289,62 @@ pub fn answer(dp: &mut Datapath, config: &Config, hub: &Hub, call: &OfCall) -> (
             if change.kind == ChangeKind::Add {
                 return (dp.add_rules(bridge, vec![change.rule.clone()]).map(|()| OfAnswer::Changed), true);
             }
-            let rules: Vec<Rule> = match dp.rules(bridge) {
-                Ok(r) => r.into_iter().map(|r| r.rule).collect(),
+            let before = match dp.rules(bridge) {
+                Ok(r) => r,
                 Err(e) => return (Err(e), false),
             };
-            match apply_change(&rules, change) {
-                None => (Ok(OfAnswer::Changed), false),
-                Some(new) => (dp.set_rules(bridge, new).map(|()| OfAnswer::Changed), true),
+            let rules: Vec<Rule> = before.iter().map(|r| r.rule.clone()).collect();
+            let Some(new) = apply_change(&rules, change) else { return (Ok(OfAnswer::Changed), false) };
+            let deleted = deleted_notified(&before, &new);
+            let outcome = dp.set_rules(bridge, new).map(|()| OfAnswer::Changed);
+            if outcome.is_ok() {
+                for r in deleted {
+                    hub.flow_removed(bridge, r, FlowRemovedReason::Delete);
+                }
             }
+            (outcome, true)
         }
     }
+}
+
+/// The rules of `before` with `send_flow_rem` that `after` no longer has (a flow-mod
+/// delete keeps the other rules unchanged; a modify keeps every rule's identity, so it
+/// deletes none).
+fn deleted_notified<'a>(before: &'a [RuleStats], after: &[Rule]) -> Vec<&'a RuleStats> {
+    let kept: std::collections::HashSet<(u8, u16, &ferrovs_config::Match)> =
+        after.iter().map(|r| (r.table, r.priority, &r.matches)).collect();
+    before
+        .iter()
+        .filter(|r| r.rule.send_flow_rem && !kept.contains(&(r.rule.table, r.rule.priority, &r.rule.matches)))
+        .collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn deletes_notify_only_send_flow_rem_rules_that_went() {
+        let stats = |text: &str| RuleStats {
+            rule: ferrovs_config::parse_flow(text).unwrap(),
+            n_packets: 0,
+            n_bytes: 0,
+            duration_ms: 0,
+            idle_ms: 0,
+        };
+        let before = vec![
+            stats("priority=5,ip,send_flow_rem,actions=drop"),
+            stats("priority=6,ip,send_flow_rem,actions=drop"),
+            stats("priority=7,ip,actions=drop"),
+        ];
+        let after = vec![before[1].rule.clone()];
+        let got: Vec<u16> = deleted_notified(&before, &after).iter().map(|r| r.rule.priority).collect();
+        assert_eq!(got, vec![5], "6 stays, 7 has no flag");
+        // A modify keeps identities: nothing is deleted.
+        let mut modified: Vec<Rule> = before.iter().map(|r| r.rule.clone()).collect();
+        modified[0].actions = vec![ferrovs_config::Action::Normal];
+        assert!(deleted_notified(&before, &modified).is_empty());
+    }
 
     #[test]
     fn datapath_ids_are_stable_and_differ_per_bridge() {

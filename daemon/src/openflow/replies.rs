@@ -5,8 +5,8 @@
 
 use ferrovs_config::openflow::convert::{MatchForm, actions_to_wire, match_to_wire};
 use ferrovs_config::openflow::{
-    AggregateStats, Desc, EncodeError, FeaturesReply, FlowStats, Message, MpReply, MultipartReply, Port, PortStats,
-    TableFeatures, TableStats, Version, encode,
+    AggregateStats, Desc, EncodeError, FeaturesReply, FlowRemoved, FlowRemovedReason, FlowStats, Message, MpReply,
+    MultipartReply, OFPFF_SEND_FLOW_REM, Port, PortStats, TableFeatures, TableStats, Version, encode,
 };
 
 use super::RuleStats;
@@ -214,14 +214,16 @@ pub fn table_features() -> Vec<TableFeatures> {
 pub fn flow_stats(r: &RuleStats, v: Version, nicira: bool) -> Result<FlowStats, &'static str> {
     let form = if v == Version::Of10 && !nicira { MatchForm::Of10 } else { MatchForm::Tlv };
     let secs = |ms: u64| (ms / 1000).min(u64::from(u16::MAX)) as u16;
+    let (duration_sec, duration_nsec) = duration(r.duration_ms);
     Ok(FlowStats {
         table_id: r.rule.table,
-        duration_sec: (r.duration_ms / 1000) as u32,
-        duration_nsec: ((r.duration_ms % 1000) * 1_000_000) as u32,
+        duration_sec,
+        duration_nsec,
         priority: r.rule.priority,
         idle_timeout: r.rule.idle_timeout,
         hard_timeout: r.rule.hard_timeout,
-        flags: 0,
+        // Only 1.3's flow statistics carry the flags (1.0's and Nicira's have no field).
+        flags: if v == Version::Of13 && r.rule.send_flow_rem { OFPFF_SEND_FLOW_REM } else { 0 },
         idle_age: if nicira { secs(r.idle_ms) } else { 0 },
         hard_age: if nicira { secs(r.duration_ms) } else { 0 },
         cookie: r.rule.cookie,
@@ -230,6 +232,33 @@ pub fn flow_stats(r: &RuleStats, v: Version, nicira: bool) -> Result<FlowStats, 
         matches: match_to_wire(&r.rule.matches, form)?,
         instructions: actions_to_wire(&r.rule, v)?,
     })
+}
+
+/// Seconds and nanoseconds of a duration in milliseconds.
+fn duration(ms: u64) -> (u32, u32) {
+    ((ms / 1000) as u32, ((ms % 1000) * 1_000_000) as u32)
+}
+
+/// The `OFPT_FLOW_REMOVED` of rule `r` (with its final counters) in `v`, or why `v`'s
+/// match cannot express the rule's (1.0's fixed match has no IPv6 fields, for example).
+pub fn flow_removed(r: &RuleStats, reason: FlowRemovedReason, v: Version) -> Result<Message, &'static str> {
+    let of13 = v == Version::Of13;
+    let form = if of13 { MatchForm::Tlv } else { MatchForm::Of10 };
+    let (duration_sec, duration_nsec) = duration(r.duration_ms);
+    let body = FlowRemoved {
+        cookie: r.rule.cookie,
+        priority: r.rule.priority,
+        reason,
+        table_id: if of13 { r.rule.table } else { 0 },
+        duration_sec,
+        duration_nsec,
+        idle_timeout: r.rule.idle_timeout,
+        hard_timeout: if of13 { r.rule.hard_timeout } else { 0 },
+        packet_count: r.n_packets,
+        byte_count: r.n_bytes,
+        matches: match_to_wire(&r.rule.matches, form)?,
+    };
+    Ok(Message { version: v, xid: 0, body: ferrovs_config::openflow::Body::FlowRemoved(body) })
 }
 
 pub fn aggregate(rules: &[&RuleStats]) -> AggregateStats {
