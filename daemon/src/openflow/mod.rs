@@ -31,10 +31,14 @@
 //!
 //! # Not supported
 //!
-//! Groups (a group description is answered empty, group-mods are refused), flow-removed
-//! and port-status messages, roles over OpenFlow 1.0 (Nicira role requests),
-//! `OFPFF_CHECK_OVERLAP` and `OFPFF_SEND_FLOW_REM` (accepted, not acted on), buffered
-//! packet-ins. `port_mod` is refused: the datapath has no administrative port state
+//! Groups (a group description is answered empty, group-mods are refused), roles over
+//! OpenFlow 1.0 (Nicira role requests), `OFPFF_CHECK_OVERLAP` (accepted, not acted on),
+//! buffered packet-ins, `set_async` (accepted, not applied).
+//!
+//! Flow-removed: a rule keeps `OFPFF_SEND_FLOW_REM` as its `send_flow_rem` flag; when
+//! such a rule times out (the slow path reports it, see `controller::run_flow_removed`)
+//! or a flow-mod deletes it ([`answer`]), its controllers get `OFPT_FLOW_REMOVED`
+//! ([`controller::Hub::flow_removed`]). `port_mod` is refused: the datapath has no administrative port state
 //! (`OFPPMFC_BAD_CONFIG` in 1.3, `OFPBRC_EPERM` in 1.0, which lacks that code;
 //! `OFPPMFC_BAD_PORT` for a port the bridge lacks; a port-mod that changes nothing is
 //! accepted).
