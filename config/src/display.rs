@@ -122,6 +122,7 @@ impl Display for Action {
                 (None, None) => f.write_str("resubmit(in_port,)"),
             },
             Action::GotoTable(t) => write!(f, "goto_table:{t}"),
+            Action::Group(g) => write!(f, "group:{g}"),
         }
     }
 }
@@ -380,6 +381,7 @@ mod tests {
             Just(Action::StripVlan),
             prop::sample::select(vec![0x8100u16, 0x88a8]).prop_map(Action::PushVlan),
             Just(Action::DecTtl),
+            (0u32..=0xffff_ff00).prop_map(Action::Group),
             any::<[u8; 6]>().prop_map(|m| Action::Set(SetField::DlSrc(m))),
             any::<[u8; 6]>().prop_map(|m| Action::Set(SetField::DlDst(m))),
             (0u16..4096).prop_map(|v| Action::Set(SetField::VlanVid(v))),

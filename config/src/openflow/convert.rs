@@ -349,6 +349,7 @@ fn actions_from_wire(list: &[WireAction], out: &mut Vec<Action>, packet_out: boo
             WireAction::RegLoad { dst, value } if dst.ofs == 0 && usize::from(dst.n_bits) == dst.field.width() * 8 => {
                 set_field(dst.field, u128::from(value))?
             }
+            WireAction::Group(g) => Action::Group(g),
             WireAction::Resubmit { in_port, table } => {
                 let in_port = (in_port != OFPP_IN_PORT).then_some(in_port);
                 let table = table.filter(|&t| t != OFPTT_ALL);
@@ -361,7 +362,6 @@ fn actions_from_wire(list: &[WireAction], out: &mut Vec<Action>, packet_out: boo
             | WireAction::CopyTtlOut
             | WireAction::CopyTtlIn
             | WireAction::SetQueue(_)
-            | WireAction::Group(_)
             | WireAction::PopQueue
             | WireAction::Note(_)
             | WireAction::RegLoad { .. }
@@ -578,6 +578,12 @@ pub fn actions_to_wire(rule: &Rule, v: Version) -> Result<Vec<Instruction>, &'st
                     return Err("goto_table in OpenFlow 1.0");
                 }
                 goto = Some(t);
+            }
+            Action::Group(g) => {
+                if v == Version::Of10 {
+                    return Err("group in OpenFlow 1.0");
+                }
+                list.push(WireAction::Group(g));
             }
         }
     }

@@ -91,7 +91,8 @@ use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
 
 use ferrovs_config::MatchSpec;
-use ferrovs_config::rules::Rule;
+use ferrovs_config::rules::{GroupKind, Groups, Rule};
+use std::sync::Arc;
 
 pub use mirror::{MirrorFlow, PmdMirror};
 pub use rule_deps::{AddedRule, RuleDeps, TableLookup};
@@ -142,6 +143,35 @@ impl Default for SlowPathConfig {
     }
 }
 
+/// Why a group change was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum GroupError {
+    #[error("already exists")]
+    Exists,
+    #[error("does not exist")]
+    Unknown,
+    #[error("is a reserved group id")]
+    Invalid,
+    #[error("an indirect group has exactly one bucket")]
+    IndirectBuckets,
+    #[error("a bucket may not contain goto_table")]
+    BadBucketAction,
+}
+
+/// A group-mod (OpenFlow 1.1+): see [`SlowPath::group_mod`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GroupChange {
+    Add(u32, ferrovs_config::rules::Group),
+    Modify(u32, ferrovs_config::rules::Group),
+    /// [`OFPG_ALL`]: every group.
+    Delete(u32),
+}
+
+/// The largest group id (`OFPG_MAX`); the ids above are reserved.
+pub const OFPG_MAX: u32 = 0xffff_ff00;
+/// `OFPG_ALL`: every group (delete).
+pub const OFPG_ALL: u32 = 0xffff_fffc;
+
 /// Why a slow-path request was refused. Nothing changed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SlowPathError {
@@ -149,6 +179,8 @@ pub enum SlowPathError {
     UnknownBridge(String),
     #[error("bridge `{0}` is defined twice")]
     DuplicateBridge(String),
+    #[error("group {id}: {error}")]
+    Group { id: u32, error: GroupError },
     #[error("port {port} is on both bridge `{first}` and bridge `{second}`")]
     DuplicatePort { port: u32, first: String, second: String },
     #[error("bridge `{bridge}`: {error}")]
@@ -509,8 +541,61 @@ impl SlowPath {
     ) -> Result<Vec<(usize, PmdCommand)>, SlowPathError> {
         let b = self.bridge_index(bridge)?;
         let mut out = Out::new(self.mirrors.len());
-        self.change_rules(b, rules, usize::MAX, None, now_ms, &mut out)?;
+        self.change_rules(b, rules, usize::MAX, Replace::default(), now_ms, &mut out)?;
         Ok(out.finish())
+    }
+
+    /// Adds, modifies or deletes groups of `bridge`, as one rule-set version: every
+    /// megaflow of the bridge is revalidated (a full revalidation, simpler than tracking
+    /// which megaflows used which group). Deleting a group also deletes the rules that
+    /// use it, as OVS does. Returns the commands and the number of rules deleted.
+    pub fn group_mod(
+        &mut self,
+        bridge: &str,
+        change: GroupChange,
+        now_ms: u64,
+    ) -> Result<(Vec<(usize, PmdCommand)>, usize), SlowPathError> {
+        let b = self.bridge_index(bridge)?;
+        let refuse = |id: u32, error: GroupError| Err(SlowPathError::Group { id, error });
+        let mut groups: Groups = (*self.bridges[b].tables.groups).clone();
+        let rules = self.bridges[b].tables.rules();
+        let mut list = rules.to_vec();
+        let adding = matches!(change, GroupChange::Add(..));
+        match change {
+            GroupChange::Add(id, g) | GroupChange::Modify(id, g) => {
+                match (adding, groups.contains_key(&id)) {
+                    (true, true) => return refuse(id, GroupError::Exists),
+                    (false, false) => return refuse(id, GroupError::Unknown),
+                    _ => {}
+                }
+                if id > OFPG_MAX {
+                    return refuse(id, GroupError::Invalid);
+                }
+                if g.kind == GroupKind::Indirect && g.buckets.len() != 1 {
+                    return refuse(id, GroupError::IndirectBuckets);
+                }
+                if g.buckets.iter().flatten().any(|a| matches!(a, ferrovs_config::Action::GotoTable(_))) {
+                    return refuse(id, GroupError::BadBucketAction);
+                }
+                groups.insert(id, g);
+            }
+            GroupChange::Delete(id) => {
+                let gone = |g: u32| id == OFPG_ALL || g == id;
+                groups.retain(|g, _| !gone(*g));
+                list.retain(|r| !r.actions.iter().any(|a| matches!(a, ferrovs_config::Action::Group(g) if gone(*g))));
+            }
+        }
+        let deleted = rules.len() - list.len();
+        let mut out = Out::new(self.mirrors.len());
+        self.change_rules(
+            b,
+            list,
+            usize::MAX,
+            Replace { groups: Some(Arc::new(groups)), ..Replace::default() },
+            now_ms,
+            &mut out,
+        )?;
+        Ok((out.finish(), deleted))
     }
 
     /// Sets what a table miss does on `bridge` (see [`MissMode`]) and returns the
@@ -528,7 +613,7 @@ impl SlowPath {
         }
         let rules = self.bridges[b].tables.rules().to_vec();
         let mut out = Out::new(self.mirrors.len());
-        self.change_rules(b, rules, usize::MAX, Some(miss), now_ms, &mut out)?;
+        self.change_rules(b, rules, usize::MAX, Replace { miss: Some(miss), ..Replace::default() }, now_ms, &mut out)?;
         Ok(out.finish())
     }
 
@@ -569,7 +654,7 @@ impl SlowPath {
         list.extend_from_slice(old);
         list.extend(rules);
         let mut out = Out::new(self.mirrors.len());
-        self.change_rules(b, list, n_old, None, now_ms, &mut out)?;
+        self.change_rules(b, list, n_old, Replace::default(), now_ms, &mut out)?;
         Ok(out.finish())
     }
 
@@ -586,7 +671,7 @@ impl SlowPath {
         let list: Vec<Rule> = old.iter().filter(|r| !del_selects(spec, r)).cloned().collect();
         let deleted = old.len() - list.len();
         let mut out = Out::new(self.mirrors.len());
-        self.change_rules(b, list, usize::MAX, None, now_ms, &mut out)?;
+        self.change_rules(b, list, usize::MAX, Replace::default(), now_ms, &mut out)?;
         Ok((out.finish(), deleted))
     }
 
@@ -617,7 +702,7 @@ impl SlowPath {
             let list: Vec<Rule> =
                 br.tables.rules().iter().zip(&gone).filter(|(_, g)| !**g).map(|(r, _)| r.clone()).collect();
             // Deleting rules from a valid set cannot make it invalid.
-            if self.change_rules(b, list, usize::MAX, None, now_ms, &mut out).is_ok() {
+            if self.change_rules(b, list, usize::MAX, Replace::default(), now_ms, &mut out).is_ok() {
                 self.counters.rules_expired += expired.len() as u64;
             }
         }
@@ -731,6 +816,11 @@ impl SlowPath {
     /// The current rules of `bridge` (duplicates of one identity merged, input order).
     pub fn rules(&self, bridge: &str) -> Option<&[Rule]> {
         self.bridges.iter().find(|b| b.name == bridge).map(|b| b.tables.rules())
+    }
+
+    /// The groups of `bridge`.
+    pub fn groups(&self, bridge: &str) -> Option<Arc<Groups>> {
+        self.bridges.iter().find(|b| b.name == bridge).map(|b| b.tables.groups.clone())
     }
 
     /// The current compiled rule-set version of `bridge`.
@@ -873,14 +963,15 @@ impl SlowPath {
         b: usize,
         rules: Vec<Rule>,
         replaced_from: usize,
-        miss: Option<MissMode>,
+        replace: Replace,
         now_ms: u64,
         out: &mut Out,
     ) -> Result<(), SlowPathError> {
         let br = &self.bridges[b];
         let mut new_tables = RuleTables::new(rules, br.ports.clone())
             .map_err(|error| SlowPathError::Rules { bridge: br.name.clone(), error })?;
-        new_tables.miss = miss.unwrap_or(br.tables.miss);
+        new_tables.miss = replace.miss.unwrap_or(br.tables.miss);
+        new_tables.groups = replace.groups.unwrap_or_else(|| br.tables.groups.clone());
         self.expire_macs(now_ms, out);
         let br = &mut self.bridges[b];
         // Kept positions follow first occurrences, so a rule at a position below
@@ -897,7 +988,9 @@ impl SlowPath {
             .iter()
             .map(|r| new_tables.find(r.table, r.priority, &r.matches).filter(|n| !is_reset(*n)))
             .collect();
-        let delta = if new_tables.miss == br.tables.miss {
+        // A group change revalidates the whole bridge (megaflows do not record the
+        // groups their translation used).
+        let delta = if new_tables.miss == br.tables.miss && Arc::ptr_eq(&new_tables.groups, &br.tables.groups) {
             RuleDelta::new(&br.tables, &new_tables, &remap)
         } else {
             RuleDelta::Full
@@ -939,6 +1032,13 @@ impl SlowPath {
         }
         Ok(())
     }
+}
+
+/// Bridge-wide state a rule change may replace along with the rules (`None`: kept).
+#[derive(Default)]
+struct Replace {
+    miss: Option<MissMode>,
+    groups: Option<Arc<Groups>>,
 }
 
 /// Most rules a change may add (or modify) and still revalidate only the megaflows that

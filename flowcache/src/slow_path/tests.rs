@@ -524,3 +524,43 @@ fn packet_out_translates_actions_and_output_table() {
     assert_eq!(sp.packet_out("br0", &frame, 1, &table, 0).unwrap(), vec![DpAction::Output(3)]);
     assert!(matches!(sp.packet_out("nope", &frame, 1, &flood, 0), Err(SlowPathError::UnknownBridge(_))));
 }
+
+#[test]
+fn group_changes_revalidate_and_group_deletes_take_their_rules() {
+    use ferrovs_config::{Group, GroupKind};
+    let mut sp = slow_path(&["priority=10,tcp,actions=group:1", "priority=0,actions=drop"], 1, Default::default());
+    let all = |ports: &[u32]| Group {
+        kind: GroupKind::All,
+        buckets: ports.iter().map(|p| vec![ferrovs_config::Action::Output(*p)]).collect(),
+    };
+    sp.group_mod("br0", GroupChange::Add(1, all(&[2, 3])), 0).unwrap();
+    let (id, mf) = installed(&sp.handle_upcall(&up(0, tcp(80, 1)), 1), 0);
+    assert_eq!(mf.actions, vec![DpAction::Output(2), DpAction::Output(3)]);
+    // Modifying the group re-translates the megaflow that used it.
+    let (cmds, deleted) = sp.group_mod("br0", GroupChange::Modify(1, all(&[3])), 2).unwrap();
+    assert_eq!(deleted, 0);
+    assert!(!cmds.is_empty(), "the megaflow is revalidated");
+    let now_actions = sp.mirror(0).unwrap().get(id).map(|f| f.actions.clone());
+    match now_actions {
+        Some(a) => assert_eq!(a, vec![DpAction::Output(3)], "updated in place"),
+        None => {
+            let (_, mf) = installed(&sp.handle_upcall(&up(0, tcp(80, 1)), 3), 0);
+            assert_eq!(mf.actions, vec![DpAction::Output(3)], "removed, then translated anew");
+        }
+    }
+    // Refusals change nothing.
+    let e = |r: Result<_, SlowPathError>| match r {
+        Err(SlowPathError::Group { error, .. }) => error,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(e(sp.group_mod("br0", GroupChange::Add(1, all(&[2])), 4)), GroupError::Exists);
+    assert_eq!(e(sp.group_mod("br0", GroupChange::Modify(5, all(&[2])), 4)), GroupError::Unknown);
+    let two = Group { kind: GroupKind::Indirect, ..all(&[2, 3]) };
+    assert_eq!(e(sp.group_mod("br0", GroupChange::Add(2, two), 4)), GroupError::IndirectBuckets);
+    assert_eq!(sp.groups("br0").unwrap().len(), 1);
+    // Deleting the group deletes the rule that used it.
+    let (_, deleted) = sp.group_mod("br0", GroupChange::Delete(1), 5).unwrap();
+    assert_eq!(deleted, 1);
+    assert_eq!(sp.rules("br0").unwrap().len(), 1);
+    assert!(sp.groups("br0").unwrap().is_empty());
+}
