@@ -122,7 +122,9 @@ fn what_the_model_lacks_is_refused_with_the_right_error() {
     let meter = vec![Instruction::Meter(1)];
     assert_eq!(rule_from_wire(&wire_rule(&empty, &meter)), Err(OfpError::UnsupportedInstruction));
     let group = vec![Instruction::ApplyActions(vec![WireAction::Group(1)])];
-    assert_eq!(rule_from_wire(&wire_rule(&empty, &group)), Err(OfpError::BadActionType));
+    assert_eq!(rule_from_wire(&wire_rule(&empty, &group)).map(|r| r.actions), Ok(vec![crate::rules::Action::Group(1)]));
+    let set_queue = vec![Instruction::ApplyActions(vec![WireAction::SetQueue(1)])];
+    assert_eq!(rule_from_wire(&wire_rule(&empty, &set_queue)), Err(OfpError::BadActionType));
     let set_mpls = vec![Instruction::ApplyActions(vec![WireAction::SetField { field: Field::MplsLabel, value: 1 }])];
     assert_eq!(rule_from_wire(&wire_rule(&empty, &set_mpls)), Err(OfpError::BadSetType));
     let back_goto = vec![Instruction::GotoTable(0)];
