@@ -359,6 +359,20 @@ impl Datapath {
 
     /// Replaces the rules of `bridge` as one change (counters of unchanged rules kept),
     /// applied by every PMD before this returns.
+    /// Changes a group of `bridge` (see `SlowPath::group_mod`); `Ok(Err)`: refused.
+    pub fn group_mod(
+        &mut self,
+        bridge: &str,
+        change: ferrovs_flowcache::slow_path::GroupChange,
+    ) -> Result<Result<(), ferrovs_flowcache::slow_path::GroupError>, String> {
+        self.slow.group_mod(bridge.to_string(), change)
+    }
+
+    /// The groups of `bridge`.
+    pub fn groups(&mut self, bridge: &str) -> Result<Arc<ferrovs_config::Groups>, String> {
+        self.slow.groups(bridge.to_string())
+    }
+
     pub fn set_rules(&mut self, bridge: &str, rules: Vec<Rule>) -> Result<(), String> {
         self.slow.replace_rules(bridge.to_string(), rules).map(|_| ())
     }

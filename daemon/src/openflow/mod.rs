@@ -60,8 +60,9 @@ use ferrovs_pmd::PacketInSource;
 
 use crossbeam_channel::{Receiver, Sender, bounded};
 use ferrovs_config::openflow::FlowRemovedReason;
+use ferrovs_config::{Action, Group};
 use ferrovs_config::{Config, Rule};
-use ferrovs_flowcache::slow_path::ExpiredRule;
+use ferrovs_flowcache::slow_path::{ExpiredRule, GroupChange, GroupError};
 
 use crate::datapath::Datapath;
 use crate::protocol::PortInfo;
@@ -96,6 +97,10 @@ pub enum OfRequest {
     PacketOut(Box<crate::slow_path_thread::PacketOutRequest>),
     /// The bridge's connected controllers changed: apply [`Hub::miss_mode`].
     MissModeChanged,
+    /// Change a group.
+    GroupMod(GroupChange),
+    /// The bridge's groups with the number of rules using each.
+    Groups,
 }
 
 /// A rule with its counters, as the switch reports them.
@@ -115,6 +120,10 @@ pub enum OfAnswer {
     Changed,
     Flows(Vec<RuleStats>),
     Ports(Vec<PortInfo>),
+    /// A group change the switch refused (nothing changed).
+    GroupRefused(GroupError),
+    /// Each group with the number of rules that use it.
+    Groups(Vec<(u32, Group, u32)>),
 }
 
 /// One request for the main thread, with where the answer goes.
@@ -284,6 +293,23 @@ pub fn answer(dp: &mut Datapath, config: &Config, hub: &Hub, call: &OfCall) -> (
             (Ok(OfAnswer::Ports(ports)), false)
         }
         OfRequest::Flows => (dp.rules(bridge).map(OfAnswer::Flows), false),
+        OfRequest::GroupMod(change) => {
+            tracing::info!(target: "ferrovs_daemon::control", uid = ?call.peer_uid, "change (OpenFlow on {bridge}): group {change:?}");
+            match dp.group_mod(bridge, change.clone()) {
+                Ok(Ok(())) => (Ok(OfAnswer::Changed), true),
+                Ok(Err(e)) => (Ok(OfAnswer::GroupRefused(e)), false),
+                Err(e) => (Err(e), false),
+            }
+        }
+        OfRequest::Groups => {
+            let answer = dp.groups(bridge).and_then(|groups| {
+                let rules = dp.rules(bridge)?;
+                let uses =
+                    |id: u32| rules.iter().filter(|r| r.rule.actions.contains(&Action::Group(id))).count() as u32;
+                Ok(OfAnswer::Groups(groups.iter().map(|(id, g)| (*id, g.clone(), uses(*id))).collect()))
+            });
+            (answer, false)
+        }
         OfRequest::AddRules(rules) => {
             tracing::info!(target: "ferrovs_daemon::control", uid = ?call.peer_uid, "change (OpenFlow on {bridge}): add {} rule(s)", rules.len());
             (dp.add_rules(bridge, rules.clone()).map(|()| OfAnswer::Changed), true)
