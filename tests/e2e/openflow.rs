@@ -370,3 +370,35 @@ pub fn flow_removed_reaches_controllers() -> Result<(), Failed> {
     }
     Ok(())
 }
+
+/// `ovs-ofctl -O OpenFlow13 add-group/dump-groups/del-groups`: an `all` group is added
+/// and listed, a rule uses it (`group:1`), deleting the group deletes that rule.
+pub fn ovs_ofctl_manages_groups() -> Result<(), Failed> {
+    let ports = [("a", 1, "net_null0,no-rx=1"), ("b", 2, "net_null1,no-rx=1")];
+    let d = Daemon::start_in(TempDir::new(), &format!("{}{}", preamble(), bridge("flows = []", &ports)));
+    let of = mgmt(&d);
+    ofctl_ok("OpenFlow13", &of, &["add-group", "group_id=1,type=all,bucket=output:1,bucket=output:2"])?;
+    ofctl_ok("OpenFlow13", &of, &["add-flow", "priority=5,udp,actions=group:1"])?;
+    let groups = ofctl_ok("OpenFlow13", &of, &["dump-groups"])?;
+    if !groups.contains("group_id=1,type=all,bucket=actions=output:1,bucket=actions=output:2") {
+        return Err(format!("dump-groups:\n{groups}").into());
+    }
+    let flows = ofctl_ok("OpenFlow13", &of, &["dump-flows"])?;
+    if !flows.contains("actions=group:1") {
+        return Err(format!("dump-flows:\n{flows}").into());
+    }
+    if ofctl("OpenFlow13", &of, &["add-group", "group_id=1,type=all,bucket=output:1"]).is_ok() {
+        return Err("adding an existing group succeeded".into());
+    }
+    ofctl_ok("OpenFlow13", &of, &["del-groups", "group_id=1"])?;
+    let groups = ofctl_ok("OpenFlow13", &of, &["dump-groups"])?;
+    let flows = ofctl_ok("OpenFlow13", &of, &["dump-flows"])?;
+    if groups.contains("group_id=1") || flows.contains("group:1") {
+        return Err(format!("after del-groups:\n{groups}\n{flows}").into());
+    }
+    let stopped = d.stop();
+    if !stopped.status.success() {
+        return Err(format!("ferrovsd exit {}:\n{}", stopped.status, stopped.log).into());
+    }
+    Ok(())
+}
