@@ -31,7 +31,10 @@
 //!
 //! # Not supported
 //!
-//! Groups (a group description is answered empty, group-mods are refused), roles over
+//! Groups: only `all` and `indirect` (select/fast-failover refused with
+//! `OFPGMFC_BAD_TYPE`); groups are not written back to the config (rules using them
+//! are, and do nothing after a restart until the group is added again); group
+//! statistics count the rules using a group, not packets (all ones). Roles over
 //! OpenFlow 1.0 (Nicira role requests), `OFPFF_CHECK_OVERLAP` (accepted, not acted on),
 //! buffered packet-ins, `set_async` (accepted, not applied).
 //!
