@@ -121,6 +121,8 @@ pub(crate) fn parse_action_text(text: &str, locate: Locate<'_>) -> Result<Vec<Pa
             }
             "resubmit" => simple(Action::Resubmit(parse_resubmit(arg()?, &arg_at, position)?)),
             "goto_table" => simple(Action::GotoTable(parse_uint(arg()?, 254).map_err(verr)? as u8)),
+            // OFPG_MAX = 0xffffff00: the larger ids are reserved (ALL, ANY).
+            "group" => simple(Action::Group(parse_uint(arg()?, 0xffff_ff00).map_err(verr)? as u32)),
             name if name.eq_ignore_ascii_case("controller") => {
                 let a = arg()?;
                 let (n, at) = match a.strip_prefix("max_len=") {

@@ -122,6 +122,7 @@ impl Display for Action {
                 (None, None) => f.write_str("resubmit(in_port,)"),
             },
             Action::GotoTable(t) => write!(f, "goto_table:{t}"),
+            Action::Group(g) => write!(f, "group:{g}"),
         }
     }
 }
@@ -155,6 +156,9 @@ impl Display for Rule {
         }
         if self.hard_timeout != 0 {
             header.push(format!("hard_timeout={}", self.hard_timeout));
+        }
+        if self.send_flow_rem {
+            header.push(crate::match_builder::SEND_FLOW_REM.to_string());
         }
         let mut body = Vec::new();
         if self.priority != Rule::DEFAULT_PRIORITY {
@@ -377,6 +381,7 @@ mod tests {
             Just(Action::StripVlan),
             prop::sample::select(vec![0x8100u16, 0x88a8]).prop_map(Action::PushVlan),
             Just(Action::DecTtl),
+            (0u32..=0xffff_ff00).prop_map(Action::Group),
             any::<[u8; 6]>().prop_map(|m| Action::Set(SetField::DlSrc(m))),
             any::<[u8; 6]>().prop_map(|m| Action::Set(SetField::DlDst(m))),
             (0u16..4096).prop_map(|v| Action::Set(SetField::VlanVid(v))),
@@ -403,6 +408,7 @@ mod tests {
             cookie in any::<u64>(),
             idle_timeout in any::<u16>(),
             hard_timeout in any::<u16>(),
+            send_flow_rem in any::<bool>(),
             matches in valid_match(),
             actions in prop::collection::vec(action(), 0..6),
             goto in any::<Option<u8>>(),
@@ -430,7 +436,7 @@ mod tests {
             if let Some(t) = goto.filter(|&t| t > table && t != 255) {
                 actions.push(Action::GotoTable(t));
             }
-            Rule { table, priority, cookie, idle_timeout, hard_timeout, matches, actions }
+            Rule { table, priority, cookie, idle_timeout, hard_timeout, send_flow_rem, matches, actions }
         }
     }
 

@@ -75,12 +75,13 @@ pub(crate) fn finish_rule(
     let cookie = builder.cookie.map_or(0, |c| c.value);
     let idle_timeout = builder.idle_timeout.unwrap_or(0);
     let hard_timeout = builder.hard_timeout.unwrap_or(0);
+    let send_flow_rem = builder.send_flow_rem;
     let matches = builder.finish(end)?;
     let Some(actions) = actions else {
         return Err(RuleError::new(end, "missing `actions=` (use `actions=drop` to drop)"));
     };
     let actions = check_actions(actions, &matches, table)?;
-    Ok(Rule { table, priority, cookie, idle_timeout, hard_timeout, matches, actions })
+    Ok(Rule { table, priority, cookie, idle_timeout, hard_timeout, send_flow_rem, matches, actions })
 }
 
 /// Parses a rule line with a caller-supplied position mapping (used by the TOML config).

@@ -48,4 +48,4 @@ pub use ports::{
     check_name, check_port_number, check_rx_queues, parse_devargs,
 };
 pub use rule_error::RuleError;
-pub use rules::{Action, Masked, Match, Position, Resubmit, Rule, SetField};
+pub use rules::{Action, Group, GroupKind, Groups, Masked, Match, Position, Resubmit, Rule, SetField};

@@ -53,6 +53,9 @@ pub(crate) enum Mode {
 /// The rule properties: keys that are not match fields.
 const PROPERTIES: [&str; 5] = ["table", "priority", "cookie", "idle_timeout", "hard_timeout"];
 
+/// The rule flag keyword (OVS's `send_flow_rem`).
+pub(crate) const SEND_FLOW_REM: &str = "send_flow_rem";
+
 /// Counters printed by `ovs-ofctl dump-flows`: accepted and ignored in rules and matches,
 /// as OVS does, so dump-flows output can be fed back. They carry no match semantics.
 const COUNTERS: [&str; 5] = ["duration", "n_packets", "n_bytes", "idle_age", "hard_age"];
@@ -70,6 +73,8 @@ pub(crate) struct RuleBuilder {
     pub cookie: Option<Masked<u64>>,
     pub idle_timeout: Option<u16>,
     pub hard_timeout: Option<u16>,
+    /// The `send_flow_rem` flag (a keyword without value).
+    pub send_flow_rem: bool,
     m: Match,
     prereqs: Vec<(Prereq, String, Position)>,
 }
@@ -83,6 +88,7 @@ impl RuleBuilder {
             cookie: None,
             idle_timeout: None,
             hard_timeout: None,
+            send_flow_rem: false,
             m: Match::default(),
             prereqs: Vec::new(),
         }
@@ -99,6 +105,16 @@ impl RuleBuilder {
     ) -> Result<(), RuleError> {
         if let Some(sh) = SHORTHANDS.iter().find(|s| s.name == key) {
             return self.apply_shorthand(sh, value, key_pos);
+        }
+        if key == SEND_FLOW_REM {
+            if self.mode != Mode::Flow {
+                return Err(not_allowed(key, key_pos, if self.mode == Mode::Packet { "a packet" } else { "a match" }));
+            }
+            if value.is_some() {
+                return Err(RuleError::new(key_pos, "`send_flow_rem` is a flag and takes no value"));
+            }
+            self.send_flow_rem = true;
+            return Ok(());
         }
         if key == "actions" {
             return Err(RuleError::new(key_pos, "`actions` must be written `actions=ACTION,...`"));

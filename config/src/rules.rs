@@ -114,10 +114,33 @@ pub enum Action {
     /// `controller:MAX_LEN` / `output:CONTROLLER`: send the packet (at most `max_len`
     /// bytes of it; 65535 = all) to the bridge's OpenFlow controllers as a packet-in.
     Controller { max_len: u16 },
+    /// `group:G`: the actions of group G of the bridge (OpenFlow 1.1+ groups; `all`:
+    /// every bucket on its own copy of the packet, `indirect`: the one bucket).
+    Group(u32),
     /// `goto_table:T`: continue in table T after this rule's actions (T must be greater
     /// than the current table).
     GotoTable(u8),
 }
+
+/// The OpenFlow group types ferrovs supports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum GroupKind {
+    /// Every bucket, each on its own copy of the packet, in order (flooding).
+    All,
+    /// The one bucket (a shared next hop).
+    Indirect,
+}
+
+/// One group of a bridge: what `group:ID` does.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Group {
+    pub kind: GroupKind,
+    /// Each bucket's actions (no `goto_table`); `Indirect` has exactly one.
+    pub buckets: Vec<Vec<Action>>,
+}
+
+/// A bridge's groups by id.
+pub type Groups = std::collections::BTreeMap<u32, Group>;
 
 /// One OpenFlow-lite rule.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -130,6 +153,9 @@ pub struct Rule {
     pub idle_timeout: u16,
     /// Seconds; 0 = never.
     pub hard_timeout: u16,
+    /// `send_flow_rem` (`OFPFF_SEND_FLOW_REM`): tell the bridge's controllers when the
+    /// rule expires or is deleted by a flow-mod.
+    pub send_flow_rem: bool,
     pub matches: Match,
     /// Empty = drop.
     pub actions: Vec<Action>,

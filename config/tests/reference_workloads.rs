@@ -110,6 +110,7 @@ fn rule(priority: u16, matches: Match, out_port: u32) -> Rule {
         cookie: 0,
         idle_timeout: 0,
         hard_timeout: 0,
+        send_flow_rem: false,
         matches,
         actions: vec![Action::Output(out_port)],
     }

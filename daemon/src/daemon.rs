@@ -139,7 +139,7 @@ pub fn run(path: &Path, check_only: bool, log: LogControl) -> Result<(), DaemonE
     let (mut openflow_servers, openflow_calls) = crate::openflow::OpenFlowServers::bind(&config, group)
         .map_err(|e| DaemonError::Datapath(format!("OpenFlow management socket {e}")))?;
     openflow_servers
-        .start_controllers(&config, &dp_numbers, dp.take_packet_in())
+        .start_controllers(&config, &dp_numbers, dp.take_packet_in(), dp.take_expired())
         .map_err(|e| DaemonError::Datapath(format!("OpenFlow controllers: {e}")))?;
     // Counters for readers on other threads (telemetry, metrics): see `published`.
     let published = Arc::new(Published::default());

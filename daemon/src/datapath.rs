@@ -40,6 +40,8 @@ pub struct Datapath {
     pmd_baseline: HashMap<usize, (PmdStats, PipelineStats)>,
     /// The consumer end of the PMDs' packet-ins, until the OpenFlow side takes it.
     packet_in: Option<ferrovs_pmd::PacketInSource>,
+    /// Timed-out `send_flow_rem` rules (taken once by the OpenFlow side).
+    expired: Option<crossbeam_channel::Receiver<ferrovs_flowcache::slow_path::ExpiredRule>>,
     /// Each port's datapath number, by port name.
     dp_numbers: HashMap<String, u32>,
 }
@@ -135,15 +137,29 @@ impl Datapath {
             .with_packet_in(packet_in_sink.clone())
         })?;
         let senders = (0..n_pmds).map(|i| switch.sender(i)).collect::<Result<Vec<_>, _>>()?;
-        let slow = SlowPathThread::start(slow, senders, pipelines.clone(), upcall_rx, report_rx, clock)
+        let (expired_tx, expired) = crossbeam_channel::bounded(crate::slow_path_thread::EXPIRED_QUEUE);
+        let slow = SlowPathThread::start(slow, senders, pipelines.clone(), upcall_rx, report_rx, clock, expired_tx)
             .map_err(|e| DaemonError::Datapath(format!("slow-path thread: {e}")))?;
         let dp_numbers = ports.iter().map(|p| (p.name.clone(), p.number)).collect();
-        Ok(Datapath { switch, slow, pipelines, pmd_baseline: HashMap::new(), dp_numbers, packet_in: Some(packet_in) })
+        Ok(Datapath {
+            switch,
+            slow,
+            pipelines,
+            pmd_baseline: HashMap::new(),
+            dp_numbers,
+            packet_in: Some(packet_in),
+            expired: Some(expired),
+        })
     }
 
     /// The packet-ins of every PMD (once; the OpenFlow side sends them).
     pub fn take_packet_in(&mut self) -> Option<ferrovs_pmd::PacketInSource> {
         self.packet_in.take()
+    }
+
+    /// The timed-out `send_flow_rem` rules (once; the OpenFlow side sends flow-removed).
+    pub fn take_expired(&mut self) -> Option<crossbeam_channel::Receiver<ferrovs_flowcache::slow_path::ExpiredRule>> {
+        self.expired.take()
     }
 
     /// Sets what a table miss does on `bridge` (controllers connected or not).
@@ -358,6 +374,20 @@ impl Datapath {
 
     /// Replaces the rules of `bridge` as one change (counters of unchanged rules kept),
     /// applied by every PMD before this returns.
+    /// Changes a group of `bridge` (see `SlowPath::group_mod`); `Ok(Err)`: refused.
+    pub fn group_mod(
+        &mut self,
+        bridge: &str,
+        change: ferrovs_flowcache::slow_path::GroupChange,
+    ) -> Result<Result<(), ferrovs_flowcache::slow_path::GroupError>, String> {
+        self.slow.group_mod(bridge.to_string(), change)
+    }
+
+    /// The groups of `bridge`.
+    pub fn groups(&mut self, bridge: &str) -> Result<Arc<ferrovs_config::Groups>, String> {
+        self.slow.groups(bridge.to_string())
+    }
+
     pub fn set_rules(&mut self, bridge: &str, rules: Vec<Rule>) -> Result<(), String> {
         self.slow.replace_rules(bridge.to_string(), rules).map(|_| ())
     }

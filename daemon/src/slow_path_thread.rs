@@ -23,10 +23,13 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, select};
+use ferrovs_config::Groups;
 use ferrovs_config::{MatchSpec, Rule};
 use ferrovs_flowcache::key::FlowKey;
 use ferrovs_flowcache::megaflow::MegaflowStats;
-use ferrovs_flowcache::slow_path::{BridgeSpec, SlowPath, SlowPathCounters};
+use ferrovs_flowcache::slow_path::{
+    BridgeSpec, ExpiredRule, GroupChange, GroupError, SlowPath, SlowPathCounters, SlowPathError,
+};
 use ferrovs_flowcache::upcall::{FlowId, PmdCommand, PmdReport, UpcallBatch};
 use ferrovs_flowcache::xlate::MissMode;
 use ferrovs_pmd::flow_pipeline::{FlowMessage, PacketOut, PipelineShared};
@@ -110,6 +113,15 @@ enum SlowRequest {
         miss: MissMode,
         answer: Answer<u64>,
     },
+    GroupMod {
+        bridge: String,
+        change: GroupChange,
+        answer: Answer<Result<(), GroupError>>,
+    },
+    Groups {
+        bridge: String,
+        answer: Answer<Arc<Groups>>,
+    },
     PacketOut {
         bridge: String,
         out: PacketOutRequest,
@@ -180,11 +192,12 @@ impl SlowPathThread {
         upcalls: Receiver<UpcallBatch>,
         reports: Receiver<PmdReport>,
         clock: PipelineClock,
+        expired: Sender<ExpiredRule>,
     ) -> std::io::Result<SlowPathThread> {
         let (tx, rx) = crossbeam_channel::bounded(16);
         let stop = Arc::new(AtomicBool::new(false));
         let stats = Arc::new(SlowPathThreadStats::default());
-        let mut worker = Worker { slow, pmds, shared, clock, stats: stats.clone() };
+        let mut worker = Worker { slow, pmds, shared, clock, stats: stats.clone(), expired };
         let stop2 = stop.clone();
         let join = std::thread::Builder::new()
             .name("ferrovs-slow_path".into())
@@ -218,6 +231,17 @@ impl SlowPathThread {
     /// Sets what a table miss does on `bridge`, applied everywhere before returning.
     pub fn set_miss_mode(&self, bridge: String, miss: MissMode) -> Result<u64, String> {
         self.ask_change(|answer| SlowRequest::SetMissMode { bridge, miss, answer })
+    }
+
+    /// Changes a group of `bridge` (every megaflow of the bridge revalidated), applied
+    /// everywhere before returning; `Ok(Err)`: the change was refused, nothing changed.
+    pub fn group_mod(&self, bridge: String, change: GroupChange) -> Result<Result<(), GroupError>, String> {
+        self.ask_change(|answer| SlowRequest::GroupMod { bridge, change, answer })
+    }
+
+    /// The groups of `bridge`.
+    pub fn groups(&self, bridge: String) -> Result<Arc<Groups>, String> {
+        self.ask(|answer| SlowRequest::Groups { bridge, answer })
     }
 
     /// Translates a packet-out and hands it to a PMD (which sends it after the
@@ -281,7 +305,13 @@ struct Worker {
     shared: Vec<Arc<PipelineShared>>,
     clock: PipelineClock,
     stats: Arc<SlowPathThreadStats>,
+    /// Timed-out `send_flow_rem` rules, for the bridge's OpenFlow controllers.
+    expired: Sender<ExpiredRule>,
 }
+
+/// Timed-out rules waiting for the OpenFlow side; beyond this they are dropped (and
+/// counted in the log): a flow-removed is a notification, never worth stalling for.
+pub const EXPIRED_QUEUE: usize = 1024;
 
 impl Worker {
     fn run(
@@ -330,6 +360,11 @@ impl Worker {
                 self.deliver(cmds);
                 let cmds = self.slow.tick(now);
                 self.deliver(cmds);
+                for e in self.slow.take_expired() {
+                    if self.expired.try_send(e).is_err() {
+                        tracing::warn!("slow path: a flow-removed notification was dropped (queue full)");
+                    }
+                }
                 self.publish_counters();
             }
         }
@@ -397,6 +432,17 @@ impl Worker {
             }
             SlowRequest::SetMissMode { bridge, miss, answer } => {
                 let _ = answer.send(self.rule_change(|slow| slow.set_miss_mode(&bridge, miss, now)));
+            }
+            SlowRequest::GroupMod { bridge, change, answer } => {
+                let r = match self.slow.group_mod(&bridge, change, now) {
+                    Ok((cmds, _)) => self.apply_rule_change(cmds).map(|_| Ok(())),
+                    Err(SlowPathError::Group { error, .. }) => Ok(Err(error)),
+                    Err(e) => Err(e.to_string()),
+                };
+                let _ = answer.send(r);
+            }
+            SlowRequest::Groups { bridge, answer } => {
+                let _ = answer.send(self.slow.groups(&bridge).ok_or_else(|| format!("no bridge `{bridge}`")));
             }
             SlowRequest::PacketOut { bridge, out, answer } => {
                 let r = self.slow.packet_out(&bridge, &out.frame, out.in_port, &out.actions, now);

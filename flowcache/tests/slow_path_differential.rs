@@ -191,6 +191,7 @@ fn gen_rule(r: &mut Rng, n_tables: u8) -> Rule {
         cookie: r.below(4),
         idle_timeout: if r.chance(12) { 1 + r.below(3) as u16 } else { 0 },
         hard_timeout: if r.chance(3) { 1 + r.below(3) as u16 } else { 0 },
+        send_flow_rem: false,
         matches: gen_match(r),
         actions,
     }

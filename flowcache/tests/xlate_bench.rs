@@ -39,6 +39,7 @@ fn parse_rule(line: &str) -> Rule {
         cookie: 0,
         idle_timeout: 0,
         hard_timeout: 0,
+        send_flow_rem: false,
         matches: Match::default(),
         actions: Vec::new(),
     };

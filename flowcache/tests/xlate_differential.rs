@@ -173,6 +173,7 @@ fn gen_rules(r: &mut Rng) -> Vec<Rule> {
             cookie: 0,
             idle_timeout: 0,
             hard_timeout: 0,
+            send_flow_rem: false,
             matches: gen_match(r),
             actions,
         });
@@ -377,6 +378,7 @@ fn comparison_catches_a_too_wide_mask() {
             cookie: 0,
             idle_timeout: 0,
             hard_timeout: 0,
+            send_flow_rem: false,
             matches: Match { dl_type: Some(ethertype::IPV4), nw_proto: Some(ipproto::TCP), ..Match::default() },
             actions: vec![Action::Output(2)],
         },
@@ -386,6 +388,7 @@ fn comparison_catches_a_too_wide_mask() {
             cookie: 0,
             idle_timeout: 0,
             hard_timeout: 0,
+            send_flow_rem: false,
             matches: Match::default(),
             actions: vec![Action::Output(3)],
         },

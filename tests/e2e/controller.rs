@@ -190,19 +190,19 @@ pub fn osken_two_switches() -> Result<(), Failed> {
     stop(d2)
 }
 
-/// A minimal OpenFlow 1.0 controller written against the codec: it floods every
-/// packet-in back with a packet-out and records what it was sent.
-struct RawController {
+/// A minimal OpenFlow controller written against the codec, speaking one version.
+pub(crate) struct RawController {
     stream: std::net::TcpStream,
     buf: Vec<u8>,
+    version: Version,
 }
 
 impl RawController {
-    fn connect(port: u16) -> Result<RawController, Failed> {
+    pub(crate) fn connect(port: u16, version: Version) -> Result<RawController, Failed> {
         let stream = std::net::TcpStream::connect(("127.0.0.1", port)).map_err(|e| format!("connect: {e}"))?;
         stream.set_read_timeout(Some(Duration::from_secs(5))).map_err(|e| e.to_string())?;
-        let mut c = RawController { stream, buf: Vec::new() };
-        c.send(Body::Hello(Hello::offering(&[Version::Of10])))?;
+        let mut c = RawController { stream, buf: Vec::new(), version };
+        c.send(Body::Hello(Hello::offering(&[version])))?;
         match c.recv()?.body {
             Body::Hello(_) => {}
             other => return Err(format!("expected a hello, got {other:?}").into()),
@@ -216,12 +216,12 @@ impl RawController {
 
     fn send(&mut self, body: Body) -> Result<(), Failed> {
         use std::io::Write;
-        let bytes = encode(&Message { version: Version::Of10, xid: 7, body }).map_err(|e| e.to_string())?;
+        let bytes = encode(&Message { version: self.version, xid: 7, body }).map_err(|e| e.to_string())?;
         self.stream.write_all(&bytes).map_err(|e| format!("send: {e}").into())
     }
 
     /// The next message; Err when the switch closed the connection or was silent.
-    fn recv(&mut self) -> Result<Message, Failed> {
+    pub(crate) fn recv(&mut self) -> Result<Message, Failed> {
         use std::io::Read;
         loop {
             if let Ok(Some(n)) = next_message_len(&self.buf)
@@ -276,6 +276,23 @@ fn flood_controller(mut c: RawController) -> std::thread::JoinHandle<Seen> {
     })
 }
 
+/// The next flow-removed `c` is sent (echo requests answered, other messages skipped),
+/// or why none came within `wait`.
+pub(crate) fn next_flow_removed(
+    c: &mut RawController,
+    wait: Duration,
+) -> Result<ferrovs_config::openflow::FlowRemoved, Failed> {
+    let until = std::time::Instant::now() + wait;
+    while std::time::Instant::now() < until {
+        match c.recv()?.body {
+            Body::FlowRemoved(f) => return Ok(f),
+            Body::EchoRequest(d) => c.send(Body::EchoReply(d))?,
+            _ => {}
+        }
+    }
+    Err(format!("no flow-removed within {wait:?}").into())
+}
+
 /// Fail-open, then an OpenFlow 1.0 controller on a `ptcp:` target set by ferrovs-ctl:
 /// with no rules at all, a standalone bridge whose controller is unreachable switches
 /// as `normal`; once a 1.0 controller is connected every table miss is a packet-in and
@@ -293,7 +310,7 @@ pub fn fail_open_then_of10_controller() -> Result<(), Failed> {
     if !shown.contains(&format!("ptcp:{listen}:127.0.0.1")) || !shown.contains("connected: 0") {
         return Err(format!("get-controller: {shown}").into());
     }
-    let controller = flood_controller(RawController::connect(listen)?);
+    let controller = flood_controller(RawController::connect(listen, Version::Of10)?);
     // The miss mode changes once the main thread has seen the connection.
     std::thread::sleep(Duration::from_millis(500));
     let (tx, rx) = host.ping("198.18.0.2", 5, 3);

@@ -311,3 +311,94 @@ pub fn rules_route_traffic() -> Result<(), Failed> {
     drop(d.stop());
     Ok(())
 }
+
+/// Rules with `send_flow_rem` tell the controllers when they go: a 1 s hard timeout is a
+/// flow-removed (reason hard timeout) with the rule's cookie, priority, match and
+/// timeouts, and `ovs-ofctl del-flows` is one with reason delete; an OpenFlow 1.0 and an
+/// OpenFlow 1.3 controller each get it in their version, and `ovs-ofctl dump-flows`
+/// shows the flag.
+pub fn flow_removed_reaches_controllers() -> Result<(), Failed> {
+    use crate::controller::{RawController, next_flow_removed};
+    use ferrovs_config::openflow::{Field, FlowRemovedReason, Version};
+    let ports = [("a", 1, "net_null0,no-rx=1"), ("b", 2, "net_null1,no-rx=1")];
+    let d = Daemon::start_in(TempDir::new(), &format!("{}{}", preamble(), bridge("flows = []", &ports)));
+    let listen = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    crate::flows::ctl_ok(&d, &["set-controller", "br0", &format!("ptcp:{listen}")])?;
+    let mut of10 = RawController::connect(listen, Version::Of10)?;
+    let mut of13 = RawController::connect(listen, Version::Of13)?;
+    let of = mgmt(&d);
+    ofctl_ok(
+        "OpenFlow13",
+        &of,
+        &["add-flow", "cookie=0x2a,hard_timeout=1,send_flow_rem,priority=100,udp,actions=drop"],
+    )?;
+    ofctl_ok("OpenFlow13", &of, &["add-flow", "send_flow_rem,priority=200,tcp,tp_dst=80,actions=drop"])?;
+    ofctl_ok("OpenFlow13", &of, &["add-flow", "priority=300,icmp,actions=drop"])?;
+    let dump = ofctl_ok("OpenFlow13", &of, &["dump-flows"])?;
+    let flagged = dump.lines().filter(|l| l.contains("send_flow_rem")).count();
+    if flagged != 2 {
+        return Err(format!("dump-flows should show send_flow_rem on two rules:\n{dump}").into());
+    }
+    for (c, v) in [(&mut of10, Version::Of10), (&mut of13, Version::Of13)] {
+        let f = next_flow_removed(c, Duration::from_secs(5))?;
+        let udp = f.matches.fields.iter().any(|m| m.field == Field::IpProto && m.value == 17);
+        let hard = if v == Version::Of13 { 1 } else { 0 };
+        if (f.reason, f.cookie, f.priority, f.hard_timeout, f.packet_count)
+            != (FlowRemovedReason::HardTimeout, 0x2a, 100, hard, 0)
+            || !udp
+            || f.duration_sec < 1
+        {
+            return Err(format!("{v:?}: hard-timeout flow-removed: {f:?}").into());
+        }
+    }
+    ofctl_ok("OpenFlow13", &of, &["del-flows", "tcp"])?;
+    ofctl_ok("OpenFlow13", &of, &["del-flows", "icmp"])?;
+    for (c, v) in [(&mut of10, Version::Of10), (&mut of13, Version::Of13)] {
+        let f = next_flow_removed(c, Duration::from_secs(5))?;
+        let port80 = f.matches.fields.iter().any(|m| m.field == Field::TcpDst && m.value == 80);
+        if (f.reason, f.priority) != (FlowRemovedReason::Delete, 200) || !port80 {
+            return Err(format!("{v:?}: delete flow-removed: {f:?}").into());
+        }
+    }
+    let left = ofctl_ok("OpenFlow13", &of, &["dump-flows"])?;
+    if left.lines().any(|l| l.contains("priority=")) {
+        return Err(format!("rules left:\n{left}").into());
+    }
+    let stopped = d.stop();
+    if !stopped.status.success() {
+        return Err(format!("ferrovsd exit {}:\n{}", stopped.status, stopped.log).into());
+    }
+    Ok(())
+}
+
+/// `ovs-ofctl -O OpenFlow13 add-group/dump-groups/del-groups`: an `all` group is added
+/// and listed, a rule uses it (`group:1`), deleting the group deletes that rule.
+pub fn ovs_ofctl_manages_groups() -> Result<(), Failed> {
+    let ports = [("a", 1, "net_null0,no-rx=1"), ("b", 2, "net_null1,no-rx=1")];
+    let d = Daemon::start_in(TempDir::new(), &format!("{}{}", preamble(), bridge("flows = []", &ports)));
+    let of = mgmt(&d);
+    ofctl_ok("OpenFlow13", &of, &["add-group", "group_id=1,type=all,bucket=output:1,bucket=output:2"])?;
+    ofctl_ok("OpenFlow13", &of, &["add-flow", "priority=5,udp,actions=group:1"])?;
+    let groups = ofctl_ok("OpenFlow13", &of, &["dump-groups"])?;
+    if !groups.contains("group_id=1,type=all,bucket=actions=output:1,bucket=actions=output:2") {
+        return Err(format!("dump-groups:\n{groups}").into());
+    }
+    let flows = ofctl_ok("OpenFlow13", &of, &["dump-flows"])?;
+    if !flows.contains("actions=group:1") {
+        return Err(format!("dump-flows:\n{flows}").into());
+    }
+    if ofctl("OpenFlow13", &of, &["add-group", "group_id=1,type=all,bucket=output:1"]).is_ok() {
+        return Err("adding an existing group succeeded".into());
+    }
+    ofctl_ok("OpenFlow13", &of, &["del-groups", "group_id=1"])?;
+    let groups = ofctl_ok("OpenFlow13", &of, &["dump-groups"])?;
+    let flows = ofctl_ok("OpenFlow13", &of, &["dump-flows"])?;
+    if groups.contains("group_id=1") || flows.contains("group:1") {
+        return Err(format!("after del-groups:\n{groups}\n{flows}").into());
+    }
+    let stopped = d.stop();
+    if !stopped.status.success() {
+        return Err(format!("ferrovsd exit {}:\n{}", stopped.status, stopped.log).into());
+    }
+    Ok(())
+}

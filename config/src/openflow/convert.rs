@@ -341,6 +341,7 @@ fn actions_from_wire(list: &[WireAction], out: &mut Vec<Action>, packet_out: boo
             WireAction::RegLoad { dst, value } if dst.ofs == 0 && usize::from(dst.n_bits) == dst.field.width() * 8 => {
                 set_field(dst.field, u128::from(value))?
             }
+            WireAction::Group(g) => Action::Group(g),
             WireAction::Resubmit { in_port, table } => {
                 let in_port = (in_port != OFPP_IN_PORT).then_some(in_port);
                 let table = table.filter(|&t| t != OFPTT_ALL);
@@ -353,7 +354,6 @@ fn actions_from_wire(list: &[WireAction], out: &mut Vec<Action>, packet_out: boo
             | WireAction::CopyTtlOut
             | WireAction::CopyTtlIn
             | WireAction::SetQueue(_)
-            | WireAction::Group(_)
             | WireAction::PopQueue
             | WireAction::Note(_)
             | WireAction::RegLoad { .. }
@@ -394,6 +394,7 @@ impl<'a> WireRule<'a> {
             cookie: fm.cookie,
             idle_timeout: fm.idle_timeout,
             hard_timeout: fm.hard_timeout,
+            flags: fm.flags,
             matches: &fm.matches,
             instructions: &fm.instructions,
         }
@@ -416,6 +417,8 @@ pub struct WireRule<'a> {
     pub cookie: u64,
     pub idle_timeout: u16,
     pub hard_timeout: u16,
+    /// `OFPFF_*` flags (only `OFPFF_SEND_FLOW_REM` reaches the rule model).
+    pub flags: u16,
     pub matches: &'a WireMatch,
     pub instructions: &'a [Instruction],
 }
@@ -429,6 +432,7 @@ pub fn rule_from_wire(w: &WireRule) -> Result<Rule, OfpError> {
         cookie: w.cookie,
         idle_timeout: w.idle_timeout,
         hard_timeout: w.hard_timeout,
+        send_flow_rem: w.flags & super::OFPFF_SEND_FLOW_REM != 0,
         matches: match_from_wire(w.matches)?,
         actions: instructions_from_wire(w.instructions)?,
     };
@@ -526,6 +530,7 @@ pub fn selection_from_wire(m: &WireMatch) -> Result<rules::Match, OfpError> {
         cookie: 0,
         idle_timeout: 0,
         hard_timeout: 0,
+        send_flow_rem: false,
         matches,
         actions: Vec::new(),
     };
@@ -630,6 +635,12 @@ pub fn actions_to_wire(rule: &Rule, v: Version) -> Result<Vec<Instruction>, &'st
                     return Err("goto_table in OpenFlow 1.0");
                 }
                 goto = Some(t);
+            }
+            Action::Group(g) => {
+                if v == Version::Of10 {
+                    return Err("group in OpenFlow 1.0");
+                }
+                list.push(WireAction::Group(g));
             }
         }
     }

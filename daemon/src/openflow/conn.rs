@@ -11,16 +11,16 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Sender, bounded};
-use ferrovs_config::Masked;
 use ferrovs_config::openflow::convert::{
-    OFPTT_ALL, WireRule, packet_out_actions_from_wire, rule_from_wire, selection_from_wire,
+    OFPTT_ALL, WireRule, instructions_from_wire, packet_out_actions_from_wire, rule_from_wire, selection_from_wire,
 };
 use ferrovs_config::openflow::{
-    Body, DecodeError, ErrorMsg, FlowFormat, FlowMod, FlowModCommand, FlowStatsRequest, Hello, Message, MpReply,
-    MpRequest, MultipartReply, NO_BUFFER, OFPP_ANY, OfpError, PacketOut, PortMod, SwitchConfig, Version, decode,
-    encode, negotiate, next_message_len,
+    Body, DecodeError, ErrorMsg, FlowFormat, FlowMod, FlowModCommand, FlowStatsRequest, GroupMod, GroupModCommand,
+    GroupType, Hello, Instruction, Message, MpReply, MpRequest, MultipartReply, NO_BUFFER, OFPP_ANY, OfpError,
+    PacketOut, PortMod, SwitchConfig, Version, decode, encode, negotiate, next_message_len,
 };
-use ferrovs_flowcache::slow_path::match_covers;
+use ferrovs_config::{Group, GroupKind, Masked};
+use ferrovs_flowcache::slow_path::{GroupChange, GroupError, OFPG_ALL, match_covers};
 
 use super::controller::Hub;
 use super::flow_table::{ChangeKind, FlowChange, outputs_to};
@@ -109,6 +109,14 @@ const PORT_MOD_BAD_CONFIG: [(u16, u16); 2] = [(1, 5), (7, 2)];
 const IS_SLAVE: [(u16, u16); 2] = [(1, 5), (1, 10)];
 /// `OFPET_ROLE_REQUEST_FAILED` (1.3).
 const ROLE_REQUEST_FAILED: u16 = 11;
+/// `OFPET_GROUP_MOD_FAILED` (1.3) and its codes.
+const GROUP_MOD_FAILED: u16 = 6;
+const GMFC_GROUP_EXISTS: u16 = 0;
+const GMFC_INVALID_GROUP: u16 = 1;
+const GMFC_UNKNOWN_GROUP: u16 = 8;
+const GMFC_BAD_TYPE: u16 = 10;
+const GMFC_BAD_BUCKET: u16 = 12;
+const GMFC_EPERM: u16 = 14;
 
 struct Conn<'a> {
     peer: Peer<'a>,
@@ -338,7 +346,7 @@ impl Conn<'_> {
             }
             // Accepted and remembered by OVS; this switch sends no packet-ins at all.
             Body::NxSetPacketInFormat(_) | Body::SetAsync(_) => Vec::new(),
-            Body::FlowMod(_) | Body::NxFlowMod(_) | Body::PortMod(_) | Body::PacketOut(_)
+            Body::FlowMod(_) | Body::NxFlowMod(_) | Body::PortMod(_) | Body::PacketOut(_) | Body::GroupMod(_)
                 if self.hub.is_slave(self.peer.bridge, self.id) =>
             {
                 vec![error_reply(v, raw, pair(IS_SLAVE, v))]
@@ -352,6 +360,7 @@ impl Conn<'_> {
                 Err(code) => vec![error_reply(v, raw, (ROLE_REQUEST_FAILED, code))],
             },
             Body::MultipartRequest(r) => self.stats(raw, xid, r.body),
+            Body::GroupMod(gm) if v == Version::Of13 => self.group_mod(raw, gm),
             Body::GroupMod(_) | Body::TableMod(_) | Body::RoleRequest(_) => err(OfpError::BadType),
             Body::GetAsyncRequest => err(OfpError::BadType),
             // Messages only a switch sends.
@@ -384,6 +393,56 @@ impl Conn<'_> {
         match self.ask(OfRequest::Flows)? {
             OfAnswer::Flows(f) => Ok(f),
             _ => Err("internal error: flows answered with another reply".into()),
+        }
+    }
+
+    fn groups(&self) -> Result<Vec<(u32, Group, u32)>, String> {
+        match self.ask(OfRequest::Groups)? {
+            OfAnswer::Groups(g) => Ok(g),
+            _ => Err("internal error: groups answered with another reply".into()),
+        }
+    }
+
+    /// A group-mod (1.3): `all` and `indirect` groups whose buckets hold actions the
+    /// rule model has; refusals with `OFPET_GROUP_MOD_FAILED` codes.
+    fn group_mod(&mut self, raw: &[u8], gm: GroupMod) -> Vec<Vec<u8>> {
+        let v = self.version;
+        let refuse = |code: u16| vec![error_reply(v, raw, (GROUP_MOD_FAILED, code))];
+        if !self.peer.may_change {
+            return refuse(GMFC_EPERM);
+        }
+        let change = match gm.command {
+            GroupModCommand::Delete => GroupChange::Delete(gm.group_id),
+            GroupModCommand::Add | GroupModCommand::Modify => {
+                let kind = match gm.group_type {
+                    GroupType::All => GroupKind::All,
+                    GroupType::Indirect => GroupKind::Indirect,
+                    GroupType::Select | GroupType::FastFailover => return refuse(GMFC_BAD_TYPE),
+                };
+                let mut buckets = Vec::with_capacity(gm.buckets.len());
+                for b in gm.buckets {
+                    match instructions_from_wire(&[Instruction::ApplyActions(b.actions)]) {
+                        Ok(actions) => buckets.push(actions),
+                        Err(_) => return refuse(GMFC_BAD_BUCKET),
+                    }
+                }
+                let group = Group { kind, buckets };
+                if gm.command == GroupModCommand::Add {
+                    GroupChange::Add(gm.group_id, group)
+                } else {
+                    GroupChange::Modify(gm.group_id, group)
+                }
+            }
+        };
+        match self.ask(OfRequest::GroupMod(change)) {
+            Ok(OfAnswer::GroupRefused(e)) => refuse(match e {
+                GroupError::Exists => GMFC_GROUP_EXISTS,
+                GroupError::Unknown => GMFC_UNKNOWN_GROUP,
+                GroupError::Invalid => GMFC_INVALID_GROUP,
+                GroupError::IndirectBuckets | GroupError::BadBucketAction => GMFC_BAD_BUCKET,
+            }),
+            Ok(_) => Vec::new(),
+            Err(e) => self.failed(raw, &e),
         }
     }
 
@@ -433,6 +492,7 @@ impl Conn<'_> {
             cookie: fm.cookie,
             idle_timeout: fm.idle_timeout,
             hard_timeout: fm.hard_timeout,
+            flags: fm.flags,
             matches: &fm.matches,
             instructions: if deleting { &[] } else { &fm.instructions },
         };
@@ -630,8 +690,24 @@ impl Conn<'_> {
                 }
                 Err(e) => self.failed(raw, &e),
             },
-            MpRequest::Group(_) => one(MpReply::Group(Vec::new())),
-            MpRequest::GroupDesc => one(MpReply::GroupDesc(Vec::new())),
+            MpRequest::Group(id) => match self.groups() {
+                Ok(groups) => {
+                    let stats: Vec<_> =
+                        groups.iter().filter(|g| id == OFPG_ALL || g.0 == id).map(replies::group_stats).collect();
+                    split(replies::encode_split(v, xid, &stats, &MpReply::Group))
+                }
+                Err(e) => self.failed(raw, &e),
+            },
+            MpRequest::GroupDesc => match self.groups() {
+                Ok(groups) => {
+                    let desc: Result<Vec<_>, _> = groups.iter().map(|g| replies::group_desc(g, v)).collect();
+                    match desc {
+                        Ok(desc) => split(replies::encode_split(v, xid, &desc, &MpReply::GroupDesc)),
+                        Err(e) => self.failed(raw, e),
+                    }
+                }
+                Err(e) => self.failed(raw, &e),
+            },
         }
     }
 }

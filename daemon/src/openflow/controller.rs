@@ -34,12 +34,14 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Sender, bounded};
+use crossbeam_channel::{Receiver, Sender, bounded};
 use ferrovs_config::openflow::{
-    Body, Field, Match, MatchField, Message, NO_BUFFER, PacketIn, PortReason, PortStatus, Role, Version, encode,
+    Body, Field, FlowRemovedReason, Match, MatchField, Message, NO_BUFFER, PacketIn, PortReason, PortStatus, Role,
+    Version, encode,
 };
 use ferrovs_config::{ControllerTarget, FailMode};
-use ferrovs_flowcache::xlate::MissMode;
+use ferrovs_flowcache::slow_path::ExpiredRule;
+use ferrovs_flowcache::xlate::{Expiry, MissMode};
 use ferrovs_pmd::{PacketInFrame, PacketInSource};
 
 use super::conn::{self, ConnWriter, Peer};
@@ -222,6 +224,42 @@ impl Hub {
                 writer.close();
             }
         }
+    }
+
+    /// Rule `r` of `bridge` (with `send_flow_rem`) is gone for `reason`: sends
+    /// `OFPT_FLOW_REMOVED` to the bridge's controllers that are not slaves (OVS's default
+    /// asynchronous configuration; management connections get none). Returns how many
+    /// controllers it was written to.
+    pub fn flow_removed(&self, bridge: &str, r: &super::RuleStats, reason: FlowRemovedReason) -> usize {
+        let writers: Vec<(Version, Arc<ConnWriter>)> = {
+            let st = self.lock();
+            let Some(b) = st.bridges.get(bridge) else { return 0 };
+            b.conns
+                .iter()
+                .filter(|c| c.controller && c.role != ROLE_SLAVE)
+                .map(|c| (c.version, c.writer.clone()))
+                .collect()
+        };
+        let mut n = 0;
+        for (version, writer) in writers {
+            let bytes = match super::replies::flow_removed(r, reason, version).map(|m| encode(&m)) {
+                Ok(Ok(b)) => b,
+                Ok(Err(e)) => {
+                    tracing::warn!("OpenFlow: flow-removed of `{}` not encoded: {e}", r.rule);
+                    continue;
+                }
+                Err(e) => {
+                    tracing::debug!("OpenFlow: no {version:?} flow-removed for `{}`: {e}", r.rule);
+                    continue;
+                }
+            };
+            if writer.send(&bytes).is_ok() {
+                n += 1;
+            } else {
+                writer.close();
+            }
+        }
+        n
     }
 
     /// What a table miss does on `bridge` now (see the module doc).
@@ -506,6 +544,27 @@ pub fn packet_in_message(pin: &PacketInFrame, in_port: u32, version: Version, ma
     Message { version, xid: 0, body: Body::PacketIn(body) }
 }
 
+/// Sends a flow-removed for every timed-out `send_flow_rem` rule the slow path reports,
+/// until `stop`.
+pub fn run_flow_removed(hub: Arc<Hub>, expired: Receiver<ExpiredRule>, stop: Arc<AtomicBool>) {
+    while !stop.load(Ordering::Relaxed) {
+        let Ok(e) = expired.recv_timeout(POLL) else { continue };
+        let reason = match e.reason {
+            Expiry::Idle => FlowRemovedReason::IdleTimeout,
+            Expiry::Hard => FlowRemovedReason::HardTimeout,
+        };
+        let d = e.dump;
+        let r = super::RuleStats {
+            rule: d.rule,
+            n_packets: d.packets,
+            n_bytes: d.bytes,
+            duration_ms: d.duration_ms,
+            idle_ms: d.idle_ms,
+        };
+        hub.flow_removed(&e.bridge, &r, reason);
+    }
+}
+
 /// Runs the packet-in sender until `stop`: see the module doc.
 pub fn run_packet_ins(hub: Arc<Hub>, source: PacketInSource, stop: Arc<AtomicBool>) {
     while !stop.load(Ordering::Relaxed) {
@@ -575,6 +634,76 @@ mod tests {
         // Every change asked the main thread to re-read the mode.
         let asked = rx.try_iter().filter(|c| c.request == OfRequest::MissModeChanged).count();
         assert!(asked >= 7, "{asked}");
+    }
+
+    /// A flow-removed goes to the equal and master controllers, in each one's version,
+    /// with the rule's cookie, priority, match, timeouts, duration and counters; not to
+    /// slaves nor management connections.
+    #[test]
+    fn flow_removed_goes_to_non_slave_controllers_in_their_version() {
+        use std::io::Read;
+        let (tx, _rx) = crossbeam_channel::unbounded();
+        let hub = Hub::new(tx);
+        let conn = || {
+            let (ours, theirs) = std::os::unix::net::UnixStream::pair().unwrap();
+            ours.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
+            (ours, Arc::new(ConnWriter::new(Arc::new(theirs))))
+        };
+        let (equal10, w) = conn();
+        hub.register("br0", 1, Version::Of10, true, w);
+        let (master13, w) = conn();
+        hub.register("br0", 2, Version::Of13, true, w);
+        let (slave13, w) = conn();
+        hub.register("br0", 3, Version::Of13, true, w);
+        let (mgmt, w) = conn();
+        hub.register("br0", 4, Version::Of13, false, w);
+        hub.role_request("br0", 2, Role { role: ROLE_MASTER, generation_id: 1 }).unwrap();
+        hub.role_request("br0", 3, Role { role: ROLE_SLAVE, generation_id: 1 }).unwrap();
+        let r = super::super::RuleStats {
+            rule: ferrovs_config::parse_flow(
+                "table=0,cookie=0x2a,priority=7,idle_timeout=5,hard_timeout=1,send_flow_rem,ip,nw_dst=198.18.0.2,actions=drop",
+            )
+            .unwrap(),
+            n_packets: 3,
+            n_bytes: 180,
+            duration_ms: 1_250,
+            idle_ms: 0,
+        };
+        assert_eq!(hub.flow_removed("br0", &r, FlowRemovedReason::HardTimeout), 2);
+        let read = |s: &std::os::unix::net::UnixStream| {
+            let mut buf = [0u8; 4096];
+            let n = (&*s).read(&mut buf).unwrap();
+            let (m, used) = ferrovs_config::openflow::decode(&buf[..n]).unwrap();
+            assert_eq!(used, n, "exactly one message");
+            m
+        };
+        for (s, v) in [(&equal10, Version::Of10), (&master13, Version::Of13)] {
+            let m = read(s);
+            assert_eq!(m.version, v);
+            let Body::FlowRemoved(f) = m.body else { panic!("{m:?}") };
+            assert_eq!((f.cookie, f.priority, f.reason), (0x2a, 7, FlowRemovedReason::HardTimeout));
+            assert_eq!((f.duration_sec, f.duration_nsec, f.idle_timeout), (1, 250_000_000, 5));
+            assert_eq!((f.packet_count, f.byte_count), (3, 180));
+            let hard = if v == Version::Of13 { 1 } else { 0 };
+            assert_eq!(f.hard_timeout, hard, "1.0 has no hard_timeout field");
+            let want = ferrovs_config::openflow::convert::match_to_wire(
+                &r.rule.matches,
+                if v == Version::Of13 {
+                    ferrovs_config::openflow::convert::MatchForm::Tlv
+                } else {
+                    ferrovs_config::openflow::convert::MatchForm::Of10
+                },
+            )
+            .unwrap();
+            assert_eq!(f.matches, want);
+            assert!(!f.matches.fields.is_empty());
+        }
+        for s in [&slave13, &mgmt] {
+            let mut buf = [0u8; 64];
+            let got = (&*s).read(&mut buf);
+            assert!(got.is_err(), "nothing for a slave or a management connection: {got:?}");
+        }
+        assert_eq!(hub.flow_removed("br1", &r, FlowRemovedReason::Delete), 0, "another bridge");
     }
 
     #[test]

@@ -31,10 +31,17 @@
 //!
 //! # Not supported
 //!
-//! Groups (a group description is answered empty, group-mods are refused), flow-removed
-//! and port-status messages, roles over OpenFlow 1.0 (Nicira role requests),
-//! `OFPFF_CHECK_OVERLAP` and `OFPFF_SEND_FLOW_REM` (accepted, not acted on), buffered
-//! packet-ins. `port_mod` is refused: the datapath has no administrative port state
+//! Groups: only `all` and `indirect` (select/fast-failover refused with
+//! `OFPGMFC_BAD_TYPE`); groups are not written back to the config (rules using them
+//! are, and do nothing after a restart until the group is added again); group
+//! statistics count the rules using a group, not packets (all ones). Roles over
+//! OpenFlow 1.0 (Nicira role requests), `OFPFF_CHECK_OVERLAP` (accepted, not acted on),
+//! buffered packet-ins, `set_async` (accepted, not applied).
+//!
+//! Flow-removed: a rule keeps `OFPFF_SEND_FLOW_REM` as its `send_flow_rem` flag; when
+//! such a rule times out (the slow path reports it, see `controller::run_flow_removed`)
+//! or a flow-mod deletes it ([`answer`]), its controllers get `OFPT_FLOW_REMOVED`
+//! ([`controller::Hub::flow_removed`]). `port_mod` is refused: the datapath has no administrative port state
 //! (`OFPPMFC_BAD_CONFIG` in 1.3, `OFPBRC_EPERM` in 1.0, which lacks that code;
 //! `OFPPMFC_BAD_PORT` for a port the bridge lacks; a port-mod that changes nothing is
 //! accepted).
@@ -55,7 +62,10 @@ use controller::Hub;
 use ferrovs_pmd::PacketInSource;
 
 use crossbeam_channel::{Receiver, Sender, bounded};
+use ferrovs_config::openflow::FlowRemovedReason;
+use ferrovs_config::{Action, Group};
 use ferrovs_config::{Config, Rule};
+use ferrovs_flowcache::slow_path::{ExpiredRule, GroupChange, GroupError};
 
 use crate::datapath::Datapath;
 use crate::protocol::PortInfo;
@@ -90,6 +100,10 @@ pub enum OfRequest {
     PacketOut(Box<crate::slow_path_thread::PacketOutRequest>),
     /// The bridge's connected controllers changed: apply [`Hub::miss_mode`].
     MissModeChanged,
+    /// Change a group.
+    GroupMod(GroupChange),
+    /// The bridge's groups with the number of rules using each.
+    Groups,
 }
 
 /// A rule with its counters, as the switch reports them.
@@ -109,6 +123,10 @@ pub enum OfAnswer {
     Changed,
     Flows(Vec<RuleStats>),
     Ports(Vec<PortInfo>),
+    /// A group change the switch refused (nothing changed).
+    GroupRefused(GroupError),
+    /// Each group with the number of rules that use it.
+    Groups(Vec<(u32, Group, u32)>),
 }
 
 /// One request for the main thread, with where the answer goes.
@@ -191,6 +209,7 @@ impl OpenFlowServers {
         config: &Config,
         datapath_numbers: &std::collections::HashMap<String, u32>,
         packet_in: Option<PacketInSource>,
+        expired: Option<Receiver<ExpiredRule>>,
     ) -> Result<(), String> {
         for b in &config.bridges {
             for p in &b.ports {
@@ -208,6 +227,13 @@ impl OpenFlowServers {
                 .name("ferrovs-pktin".into())
                 .spawn(move || controller::run_packet_ins(hub, source, stop))
                 .map_err(|e| format!("packet-in thread: {e}"))?;
+        }
+        if let Some(expired) = expired {
+            let (hub, stop) = (self.hub.clone(), self.stop.clone());
+            std::thread::Builder::new()
+                .name("ferrovs-flowrem".into())
+                .spawn(move || controller::run_flow_removed(hub, expired, stop))
+                .map_err(|e| format!("flow-removed thread: {e}"))?;
         }
         Ok(())
     }
@@ -270,6 +296,23 @@ pub fn answer(dp: &mut Datapath, config: &Config, hub: &Hub, call: &OfCall) -> (
             (Ok(OfAnswer::Ports(ports)), false)
         }
         OfRequest::Flows => (dp.rules(bridge).map(OfAnswer::Flows), false),
+        OfRequest::GroupMod(change) => {
+            tracing::info!(target: "ferrovs_daemon::control", uid = ?call.peer_uid, "change (OpenFlow on {bridge}): group {change:?}");
+            match dp.group_mod(bridge, change.clone()) {
+                Ok(Ok(())) => (Ok(OfAnswer::Changed), true),
+                Ok(Err(e)) => (Ok(OfAnswer::GroupRefused(e)), false),
+                Err(e) => (Err(e), false),
+            }
+        }
+        OfRequest::Groups => {
+            let answer = dp.groups(bridge).and_then(|groups| {
+                let rules = dp.rules(bridge)?;
+                let uses =
+                    |id: u32| rules.iter().filter(|r| r.rule.actions.contains(&Action::Group(id))).count() as u32;
+                Ok(OfAnswer::Groups(groups.iter().map(|(id, g)| (*id, g.clone(), uses(*id))).collect()))
+            });
+            (answer, false)
+        }
         OfRequest::AddRules(rules) => {
             tracing::info!(target: "ferrovs_daemon::control", uid = ?call.peer_uid, "change (OpenFlow on {bridge}): add {} rule(s)", rules.len());
             (dp.add_rules(bridge, rules.clone()).map(|()| OfAnswer::Changed), true)
@@ -279,21 +322,62 @@ pub fn answer(dp: &mut Datapath, config: &Config, hub: &Hub, call: &OfCall) -> (
             if change.kind == ChangeKind::Add {
                 return (dp.add_rules(bridge, vec![change.rule.clone()]).map(|()| OfAnswer::Changed), true);
             }
-            let rules: Vec<Rule> = match dp.rules(bridge) {
-                Ok(r) => r.into_iter().map(|r| r.rule).collect(),
+            let before = match dp.rules(bridge) {
+                Ok(r) => r,
                 Err(e) => return (Err(e), false),
             };
-            match apply_change(&rules, change) {
-                None => (Ok(OfAnswer::Changed), false),
-                Some(new) => (dp.set_rules(bridge, new).map(|()| OfAnswer::Changed), true),
+            let rules: Vec<Rule> = before.iter().map(|r| r.rule.clone()).collect();
+            let Some(new) = apply_change(&rules, change) else { return (Ok(OfAnswer::Changed), false) };
+            let deleted = deleted_notified(&before, &new);
+            let outcome = dp.set_rules(bridge, new).map(|()| OfAnswer::Changed);
+            if outcome.is_ok() {
+                for r in deleted {
+                    hub.flow_removed(bridge, r, FlowRemovedReason::Delete);
+                }
             }
+            (outcome, true)
         }
     }
+}
+
+/// The rules of `before` with `send_flow_rem` that `after` no longer has (a flow-mod
+/// delete keeps the other rules unchanged; a modify keeps every rule's identity, so it
+/// deletes none).
+fn deleted_notified<'a>(before: &'a [RuleStats], after: &[Rule]) -> Vec<&'a RuleStats> {
+    let kept: std::collections::HashSet<(u8, u16, &ferrovs_config::Match)> =
+        after.iter().map(|r| (r.table, r.priority, &r.matches)).collect();
+    before
+        .iter()
+        .filter(|r| r.rule.send_flow_rem && !kept.contains(&(r.rule.table, r.rule.priority, &r.rule.matches)))
+        .collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn deletes_notify_only_send_flow_rem_rules_that_went() {
+        let stats = |text: &str| RuleStats {
+            rule: ferrovs_config::parse_flow(text).unwrap(),
+            n_packets: 0,
+            n_bytes: 0,
+            duration_ms: 0,
+            idle_ms: 0,
+        };
+        let before = vec![
+            stats("priority=5,ip,send_flow_rem,actions=drop"),
+            stats("priority=6,ip,send_flow_rem,actions=drop"),
+            stats("priority=7,ip,actions=drop"),
+        ];
+        let after = vec![before[1].rule.clone()];
+        let got: Vec<u16> = deleted_notified(&before, &after).iter().map(|r| r.rule.priority).collect();
+        assert_eq!(got, vec![5], "6 stays, 7 has no flag");
+        // A modify keeps identities: nothing is deleted.
+        let mut modified: Vec<Rule> = before.iter().map(|r| r.rule.clone()).collect();
+        modified[0].actions = vec![ferrovs_config::Action::Normal];
+        assert!(deleted_notified(&before, &modified).is_empty());
+    }
 
     #[test]
     fn datapath_ids_are_stable_and_differ_per_bridge() {

@@ -5,11 +5,16 @@
 
 use ferrovs_config::openflow::convert::{MatchForm, actions_to_wire, match_to_wire};
 use ferrovs_config::openflow::{
-    AggregateStats, Desc, EncodeError, FeaturesReply, FlowStats, Message, MpReply, MultipartReply, Port, PortStats,
-    TableFeatures, TableStats, Version, encode,
+    AggregateStats, Bucket, Desc, EncodeError, FeaturesReply, FlowRemoved, FlowRemovedReason, FlowStats, GroupDesc,
+    GroupStats, GroupType, Instruction, Message, MpReply, MultipartReply, OFPFF_SEND_FLOW_REM, OFPP_ANY, Port,
+    PortStats, TableFeatures, TableStats, Version, encode,
 };
 
 use super::RuleStats;
+use ferrovs_config::{Group, GroupKind, Rule};
+
+/// `OFPG_ANY`: a bucket watches no group.
+const OFPG_ANY: u32 = 0xffff_ffff;
 use crate::protocol::PortInfo;
 
 /// Flow tables the rule model has (0..=253, as Open vSwitch).
@@ -214,14 +219,16 @@ pub fn table_features() -> Vec<TableFeatures> {
 pub fn flow_stats(r: &RuleStats, v: Version, nicira: bool) -> Result<FlowStats, &'static str> {
     let form = if v == Version::Of10 && !nicira { MatchForm::Of10 } else { MatchForm::Tlv };
     let secs = |ms: u64| (ms / 1000).min(u64::from(u16::MAX)) as u16;
+    let (duration_sec, duration_nsec) = duration(r.duration_ms);
     Ok(FlowStats {
         table_id: r.rule.table,
-        duration_sec: (r.duration_ms / 1000) as u32,
-        duration_nsec: ((r.duration_ms % 1000) * 1_000_000) as u32,
+        duration_sec,
+        duration_nsec,
         priority: r.rule.priority,
         idle_timeout: r.rule.idle_timeout,
         hard_timeout: r.rule.hard_timeout,
-        flags: 0,
+        // Only 1.3's flow statistics carry the flags (1.0's and Nicira's have no field).
+        flags: if v == Version::Of13 && r.rule.send_flow_rem { OFPFF_SEND_FLOW_REM } else { 0 },
         idle_age: if nicira { secs(r.idle_ms) } else { 0 },
         hard_age: if nicira { secs(r.duration_ms) } else { 0 },
         cookie: r.rule.cookie,
@@ -230,6 +237,85 @@ pub fn flow_stats(r: &RuleStats, v: Version, nicira: bool) -> Result<FlowStats, 
         matches: match_to_wire(&r.rule.matches, form)?,
         instructions: actions_to_wire(&r.rule, v)?,
     })
+}
+
+/// Seconds and nanoseconds of a duration in milliseconds.
+fn duration(ms: u64) -> (u32, u32) {
+    ((ms / 1000) as u32, ((ms % 1000) * 1_000_000) as u32)
+}
+
+/// The `OFPT_FLOW_REMOVED` of rule `r` (with its final counters) in `v`, or why `v`'s
+/// match cannot express the rule's (1.0's fixed match has no IPv6 fields, for example).
+pub fn flow_removed(r: &RuleStats, reason: FlowRemovedReason, v: Version) -> Result<Message, &'static str> {
+    let of13 = v == Version::Of13;
+    let form = if of13 { MatchForm::Tlv } else { MatchForm::Of10 };
+    let (duration_sec, duration_nsec) = duration(r.duration_ms);
+    let body = FlowRemoved {
+        cookie: r.rule.cookie,
+        priority: r.rule.priority,
+        reason,
+        table_id: if of13 { r.rule.table } else { 0 },
+        duration_sec,
+        duration_nsec,
+        idle_timeout: r.rule.idle_timeout,
+        hard_timeout: if of13 { r.rule.hard_timeout } else { 0 },
+        packet_count: r.n_packets,
+        byte_count: r.n_bytes,
+        matches: match_to_wire(&r.rule.matches, form)?,
+    };
+    Ok(Message { version: v, xid: 0, body: ferrovs_config::openflow::Body::FlowRemoved(body) })
+}
+
+/// A group's description: its buckets' actions in `v` (1.3; 1.0 has no groups).
+pub fn group_desc(g: &(u32, Group, u32), v: Version) -> Result<GroupDesc, &'static str> {
+    let (id, group, _) = g;
+    let buckets = group
+        .buckets
+        .iter()
+        .map(|actions| {
+            // The bucket's actions alone (no match: a set_field whose prerequisite is in
+            // the referring rule's match cannot be expressed here).
+            let rule = Rule {
+                table: 0,
+                priority: Rule::DEFAULT_PRIORITY,
+                cookie: 0,
+                idle_timeout: 0,
+                hard_timeout: 0,
+                send_flow_rem: false,
+                matches: ferrovs_config::Match::default(),
+                actions: actions.clone(),
+            };
+            let actions = actions_to_wire(&rule, v)?
+                .into_iter()
+                .flat_map(|i| match i {
+                    Instruction::ApplyActions(a) => a,
+                    _ => Vec::new(),
+                })
+                .collect();
+            Ok(Bucket { weight: 0, watch_port: OFPP_ANY, watch_group: OFPG_ANY, actions })
+        })
+        .collect::<Result<Vec<_>, &'static str>>()?;
+    let group_type = match group.kind {
+        GroupKind::All => GroupType::All,
+        GroupKind::Indirect => GroupType::Indirect,
+    };
+    Ok(GroupDesc { group_type, group_id: *id, buckets })
+}
+
+/// A group's statistics: the rules that use it are exact; packet and byte counters
+/// are not kept per group (traffic is counted per megaflow and credited to rules), so
+/// they are all ones, OpenFlow's "not available".
+pub fn group_stats(g: &(u32, Group, u32)) -> GroupStats {
+    let (id, group, ref_count) = g;
+    GroupStats {
+        group_id: *id,
+        ref_count: *ref_count,
+        packet_count: u64::MAX,
+        byte_count: u64::MAX,
+        duration_sec: 0,
+        duration_nsec: 0,
+        buckets: vec![(u64::MAX, u64::MAX); group.buckets.len()],
+    }
 }
 
 pub fn aggregate(rules: &[&RuleStats]) -> AggregateStats {

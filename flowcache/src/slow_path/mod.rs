@@ -91,7 +91,8 @@ use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
 
 use ferrovs_config::MatchSpec;
-use ferrovs_config::rules::Rule;
+use ferrovs_config::rules::{GroupKind, Groups, Rule};
+use std::sync::Arc;
 
 pub use mirror::{MirrorFlow, PmdMirror};
 pub use rule_deps::{AddedRule, RuleDeps, TableLookup};
@@ -102,8 +103,8 @@ use crate::key::{FlowKey, Mask};
 use crate::megaflow::{Megaflow, MegaflowStats};
 use crate::upcall::{FlowId, GoneReason, PmdCommand, PmdEvent, Upcall};
 use crate::xlate::{
-    BuildError, LearnOutcome, MacKey, MacLearn, MacTable, MissMode, RuleRef, RuleStats, RuleTables, Translation,
-    Verdict, revalidate, translate,
+    BuildError, Expiry, LearnOutcome, MacKey, MacLearn, MacTable, MissMode, RuleCounters, RuleRef, RuleStats,
+    RuleTables, Translation, Verdict, revalidate, translate,
 };
 
 /// One bridge as configured.
@@ -142,6 +143,35 @@ impl Default for SlowPathConfig {
     }
 }
 
+/// Why a group change was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum GroupError {
+    #[error("already exists")]
+    Exists,
+    #[error("does not exist")]
+    Unknown,
+    #[error("is a reserved group id")]
+    Invalid,
+    #[error("an indirect group has exactly one bucket")]
+    IndirectBuckets,
+    #[error("a bucket may not contain goto_table")]
+    BadBucketAction,
+}
+
+/// A group-mod (OpenFlow 1.1+): see [`SlowPath::group_mod`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GroupChange {
+    Add(u32, ferrovs_config::rules::Group),
+    Modify(u32, ferrovs_config::rules::Group),
+    /// [`OFPG_ALL`]: every group.
+    Delete(u32),
+}
+
+/// The largest group id (`OFPG_MAX`); the ids above are reserved.
+pub const OFPG_MAX: u32 = 0xffff_ff00;
+/// `OFPG_ALL`: every group (delete).
+pub const OFPG_ALL: u32 = 0xffff_fffc;
+
 /// Why a slow-path request was refused. Nothing changed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SlowPathError {
@@ -149,6 +179,8 @@ pub enum SlowPathError {
     UnknownBridge(String),
     #[error("bridge `{0}` is defined twice")]
     DuplicateBridge(String),
+    #[error("group {id}: {error}")]
+    Group { id: u32, error: GroupError },
     #[error("port {port} is on both bridge `{first}` and bridge `{second}`")]
     DuplicatePort { port: u32, first: String, second: String },
     #[error("bridge `{bridge}`: {error}")]
@@ -204,6 +236,28 @@ pub struct RuleDump {
     pub duration_ms: u64,
     /// Since the rule last had a packet (or was added).
     pub idle_ms: u64,
+}
+
+impl RuleDump {
+    /// `rule` with counters `c` plus `extra` (packets, bytes) not yet credited, at `now`.
+    fn new(rule: &Rule, c: RuleCounters, extra: (u64, u64), now: Duration) -> RuleDump {
+        RuleDump {
+            rule: rule.clone(),
+            packets: c.packets + extra.0,
+            bytes: c.bytes + extra.1,
+            duration_ms: now.saturating_sub(c.installed_at).as_millis() as u64,
+            idle_ms: now.saturating_sub(c.last_used).as_millis() as u64,
+        }
+    }
+}
+
+/// A rule with the `send_flow_rem` flag that timed out, with its final counters, for
+/// the bridge's OpenFlow controllers (taken with [`SlowPath::take_expired`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExpiredRule {
+    pub bridge: String,
+    pub dump: RuleDump,
+    pub reason: Expiry,
 }
 
 /// One mirrored megaflow, for `dump-dp-flows`.
@@ -288,7 +342,13 @@ pub struct SlowPath {
     removing: HashMap<FlowId, Removing>,
     next_id: FlowId,
     counters: SlowPathCounters,
+    /// Timed-out `send_flow_rem` rules not yet taken (bounded by [`MAX_EXPIRED_KEPT`]).
+    expired: Vec<ExpiredRule>,
 }
+
+/// At most this many unreported expirations are kept; older ones are dropped (a caller
+/// that never takes them must not grow the slow path without bound).
+pub const MAX_EXPIRED_KEPT: usize = 4096;
 
 impl SlowPath {
     /// A slow path for `bridges` and `n_pmds` PMDs (numbered 0..n_pmds), created at
@@ -334,6 +394,7 @@ impl SlowPath {
             removing: HashMap::new(),
             next_id: 1,
             counters: SlowPathCounters::default(),
+            expired: Vec::new(),
         })
     }
 
@@ -480,8 +541,61 @@ impl SlowPath {
     ) -> Result<Vec<(usize, PmdCommand)>, SlowPathError> {
         let b = self.bridge_index(bridge)?;
         let mut out = Out::new(self.mirrors.len());
-        self.change_rules(b, rules, usize::MAX, None, now_ms, &mut out)?;
+        self.change_rules(b, rules, usize::MAX, Replace::default(), now_ms, &mut out)?;
         Ok(out.finish())
+    }
+
+    /// Adds, modifies or deletes groups of `bridge`, as one rule-set version: every
+    /// megaflow of the bridge is revalidated (a full revalidation, simpler than tracking
+    /// which megaflows used which group). Deleting a group also deletes the rules that
+    /// use it, as OVS does. Returns the commands and the number of rules deleted.
+    pub fn group_mod(
+        &mut self,
+        bridge: &str,
+        change: GroupChange,
+        now_ms: u64,
+    ) -> Result<(Vec<(usize, PmdCommand)>, usize), SlowPathError> {
+        let b = self.bridge_index(bridge)?;
+        let refuse = |id: u32, error: GroupError| Err(SlowPathError::Group { id, error });
+        let mut groups: Groups = (*self.bridges[b].tables.groups).clone();
+        let rules = self.bridges[b].tables.rules();
+        let mut list = rules.to_vec();
+        let adding = matches!(change, GroupChange::Add(..));
+        match change {
+            GroupChange::Add(id, g) | GroupChange::Modify(id, g) => {
+                match (adding, groups.contains_key(&id)) {
+                    (true, true) => return refuse(id, GroupError::Exists),
+                    (false, false) => return refuse(id, GroupError::Unknown),
+                    _ => {}
+                }
+                if id > OFPG_MAX {
+                    return refuse(id, GroupError::Invalid);
+                }
+                if g.kind == GroupKind::Indirect && g.buckets.len() != 1 {
+                    return refuse(id, GroupError::IndirectBuckets);
+                }
+                if g.buckets.iter().flatten().any(|a| matches!(a, ferrovs_config::Action::GotoTable(_))) {
+                    return refuse(id, GroupError::BadBucketAction);
+                }
+                groups.insert(id, g);
+            }
+            GroupChange::Delete(id) => {
+                let gone = |g: u32| id == OFPG_ALL || g == id;
+                groups.retain(|g, _| !gone(*g));
+                list.retain(|r| !r.actions.iter().any(|a| matches!(a, ferrovs_config::Action::Group(g) if gone(*g))));
+            }
+        }
+        let deleted = rules.len() - list.len();
+        let mut out = Out::new(self.mirrors.len());
+        self.change_rules(
+            b,
+            list,
+            usize::MAX,
+            Replace { groups: Some(Arc::new(groups)), ..Replace::default() },
+            now_ms,
+            &mut out,
+        )?;
+        Ok((out.finish(), deleted))
     }
 
     /// Sets what a table miss does on `bridge` (see [`MissMode`]) and returns the
@@ -499,7 +613,7 @@ impl SlowPath {
         }
         let rules = self.bridges[b].tables.rules().to_vec();
         let mut out = Out::new(self.mirrors.len());
-        self.change_rules(b, rules, usize::MAX, Some(miss), now_ms, &mut out)?;
+        self.change_rules(b, rules, usize::MAX, Replace { miss: Some(miss), ..Replace::default() }, now_ms, &mut out)?;
         Ok(out.finish())
     }
 
@@ -540,7 +654,7 @@ impl SlowPath {
         list.extend_from_slice(old);
         list.extend(rules);
         let mut out = Out::new(self.mirrors.len());
-        self.change_rules(b, list, n_old, None, now_ms, &mut out)?;
+        self.change_rules(b, list, n_old, Replace::default(), now_ms, &mut out)?;
         Ok(out.finish())
     }
 
@@ -557,7 +671,7 @@ impl SlowPath {
         let list: Vec<Rule> = old.iter().filter(|r| !del_selects(spec, r)).cloned().collect();
         let deleted = old.len() - list.len();
         let mut out = Out::new(self.mirrors.len());
-        self.change_rules(b, list, usize::MAX, None, now_ms, &mut out)?;
+        self.change_rules(b, list, usize::MAX, Replace::default(), now_ms, &mut out)?;
         Ok((out.finish(), deleted))
     }
 
@@ -573,12 +687,22 @@ impl SlowPath {
             if expired.is_empty() {
                 continue;
             }
-            let list: Vec<Rule> = (0..br.tables.rules().len())
-                .filter(|i| !expired.contains(&RuleRef(*i as u32)))
-                .map(|i| br.tables.rules()[i].clone())
-                .collect();
+            let mut gone = vec![false; br.tables.rules().len()];
+            for (r, reason) in &expired {
+                gone[r.0 as usize] = true;
+                let rule = &br.tables.rules()[r.0 as usize];
+                if rule.send_flow_rem {
+                    let dump = RuleDump::new(rule, br.stats.get(*r), (0, 0), ms(now_ms));
+                    if self.expired.len() >= MAX_EXPIRED_KEPT {
+                        self.expired.remove(0);
+                    }
+                    self.expired.push(ExpiredRule { bridge: br.name.clone(), dump, reason: *reason });
+                }
+            }
+            let list: Vec<Rule> =
+                br.tables.rules().iter().zip(&gone).filter(|(_, g)| !**g).map(|(r, _)| r.clone()).collect();
             // Deleting rules from a valid set cannot make it invalid.
-            if self.change_rules(b, list, usize::MAX, None, now_ms, &mut out).is_ok() {
+            if self.change_rules(b, list, usize::MAX, Replace::default(), now_ms, &mut out).is_ok() {
                 self.counters.rules_expired += expired.len() as u64;
             }
         }
@@ -586,6 +710,11 @@ impl SlowPath {
             out.rest.push((pmd, PmdCommand::ExpireIdle { idle_ms: self.cfg.idle_expiry_ms }));
         }
         out.finish()
+    }
+
+    /// The `send_flow_rem` rules that timed out since the last call, oldest first.
+    pub fn take_expired(&mut self) -> Vec<ExpiredRule> {
+        std::mem::take(&mut self.expired)
     }
 
     // ----- Queries ------------------------------------------------------------------
@@ -629,16 +758,7 @@ impl SlowPath {
             .rules()
             .iter()
             .enumerate()
-            .map(|(i, rule)| {
-                let c = br.stats.get(RuleRef(i as u32));
-                RuleDump {
-                    rule: rule.clone(),
-                    packets: c.packets + extra[i].0,
-                    bytes: c.bytes + extra[i].1,
-                    duration_ms: now.saturating_sub(c.installed_at).as_millis() as u64,
-                    idle_ms: now.saturating_sub(c.last_used).as_millis() as u64,
-                }
-            })
+            .map(|(i, rule)| RuleDump::new(rule, br.stats.get(RuleRef(i as u32)), extra[i], now))
             .collect())
     }
 
@@ -696,6 +816,11 @@ impl SlowPath {
     /// The current rules of `bridge` (duplicates of one identity merged, input order).
     pub fn rules(&self, bridge: &str) -> Option<&[Rule]> {
         self.bridges.iter().find(|b| b.name == bridge).map(|b| b.tables.rules())
+    }
+
+    /// The groups of `bridge`.
+    pub fn groups(&self, bridge: &str) -> Option<Arc<Groups>> {
+        self.bridges.iter().find(|b| b.name == bridge).map(|b| b.tables.groups.clone())
     }
 
     /// The current compiled rule-set version of `bridge`.
@@ -838,14 +963,15 @@ impl SlowPath {
         b: usize,
         rules: Vec<Rule>,
         replaced_from: usize,
-        miss: Option<MissMode>,
+        replace: Replace,
         now_ms: u64,
         out: &mut Out,
     ) -> Result<(), SlowPathError> {
         let br = &self.bridges[b];
         let mut new_tables = RuleTables::new(rules, br.ports.clone())
             .map_err(|error| SlowPathError::Rules { bridge: br.name.clone(), error })?;
-        new_tables.miss = miss.unwrap_or(br.tables.miss);
+        new_tables.miss = replace.miss.unwrap_or(br.tables.miss);
+        new_tables.groups = replace.groups.unwrap_or_else(|| br.tables.groups.clone());
         self.expire_macs(now_ms, out);
         let br = &mut self.bridges[b];
         // Kept positions follow first occurrences, so a rule at a position below
@@ -862,7 +988,9 @@ impl SlowPath {
             .iter()
             .map(|r| new_tables.find(r.table, r.priority, &r.matches).filter(|n| !is_reset(*n)))
             .collect();
-        let delta = if new_tables.miss == br.tables.miss {
+        // A group change revalidates the whole bridge (megaflows do not record the
+        // groups their translation used).
+        let delta = if new_tables.miss == br.tables.miss && Arc::ptr_eq(&new_tables.groups, &br.tables.groups) {
             RuleDelta::new(&br.tables, &new_tables, &remap)
         } else {
             RuleDelta::Full
@@ -904,6 +1032,13 @@ impl SlowPath {
         }
         Ok(())
     }
+}
+
+/// Bridge-wide state a rule change may replace along with the rules (`None`: kept).
+#[derive(Default)]
+struct Replace {
+    miss: Option<MissMode>,
+    groups: Option<Arc<Groups>>,
 }
 
 /// Most rules a change may add (or modify) and still revalidate only the megaflows that

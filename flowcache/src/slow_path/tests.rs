@@ -253,7 +253,7 @@ fn add_flows_replaces_identical_rules_in_place_and_appends_others() {
 fn timeouts_delete_rules_and_their_megaflows() {
     let mut sp = slow_path(
         &[
-            "priority=10,tcp,hard_timeout=2,actions=output:2",
+            "priority=10,tcp,hard_timeout=2,send_flow_rem,cookie=0x7,actions=output:2",
             "priority=10,udp,idle_timeout=1,actions=output:3",
             "priority=0,actions=drop",
         ],
@@ -269,6 +269,13 @@ fn timeouts_delete_rules_and_their_megaflows() {
     assert_eq!(cmds[0], (0, PmdCommand::Remove { ids: vec![f_tcp, f_udp] }));
     assert_eq!(sp.rules("br0").unwrap().len(), 1);
     assert_eq!(sp.counters().rules_expired, 2);
+    // Only the rule with send_flow_rem is reported, once, with its counters and reason.
+    let expired = sp.take_expired();
+    assert_eq!(expired.len(), 1);
+    let e = &expired[0];
+    assert_eq!((e.bridge.as_str(), e.reason, e.dump.rule.cookie), ("br0", crate::xlate::Expiry::Hard, 7));
+    assert_eq!((e.dump.packets, e.dump.bytes, e.dump.duration_ms), (1, 60, 2_000));
+    assert!(sp.take_expired().is_empty());
 }
 
 #[test]
@@ -516,4 +523,44 @@ fn packet_out_translates_actions_and_output_table() {
     let table = [ferrovs_config::Action::Resubmit(ferrovs_config::rules::Resubmit { in_port: None, table: Some(0) })];
     assert_eq!(sp.packet_out("br0", &frame, 1, &table, 0).unwrap(), vec![DpAction::Output(3)]);
     assert!(matches!(sp.packet_out("nope", &frame, 1, &flood, 0), Err(SlowPathError::UnknownBridge(_))));
+}
+
+#[test]
+fn group_changes_revalidate_and_group_deletes_take_their_rules() {
+    use ferrovs_config::{Group, GroupKind};
+    let mut sp = slow_path(&["priority=10,tcp,actions=group:1", "priority=0,actions=drop"], 1, Default::default());
+    let all = |ports: &[u32]| Group {
+        kind: GroupKind::All,
+        buckets: ports.iter().map(|p| vec![ferrovs_config::Action::Output(*p)]).collect(),
+    };
+    sp.group_mod("br0", GroupChange::Add(1, all(&[2, 3])), 0).unwrap();
+    let (id, mf) = installed(&sp.handle_upcall(&up(0, tcp(80, 1)), 1), 0);
+    assert_eq!(mf.actions, vec![DpAction::Output(2), DpAction::Output(3)]);
+    // Modifying the group re-translates the megaflow that used it.
+    let (cmds, deleted) = sp.group_mod("br0", GroupChange::Modify(1, all(&[3])), 2).unwrap();
+    assert_eq!(deleted, 0);
+    assert!(!cmds.is_empty(), "the megaflow is revalidated");
+    let now_actions = sp.mirror(0).unwrap().get(id).map(|f| f.actions.clone());
+    match now_actions {
+        Some(a) => assert_eq!(a, vec![DpAction::Output(3)], "updated in place"),
+        None => {
+            let (_, mf) = installed(&sp.handle_upcall(&up(0, tcp(80, 1)), 3), 0);
+            assert_eq!(mf.actions, vec![DpAction::Output(3)], "removed, then translated anew");
+        }
+    }
+    // Refusals change nothing.
+    let e = |r: Result<_, SlowPathError>| match r {
+        Err(SlowPathError::Group { error, .. }) => error,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(e(sp.group_mod("br0", GroupChange::Add(1, all(&[2])), 4)), GroupError::Exists);
+    assert_eq!(e(sp.group_mod("br0", GroupChange::Modify(5, all(&[2])), 4)), GroupError::Unknown);
+    let two = Group { kind: GroupKind::Indirect, ..all(&[2, 3]) };
+    assert_eq!(e(sp.group_mod("br0", GroupChange::Add(2, two), 4)), GroupError::IndirectBuckets);
+    assert_eq!(sp.groups("br0").unwrap().len(), 1);
+    // Deleting the group deletes the rule that used it.
+    let (_, deleted) = sp.group_mod("br0", GroupChange::Delete(1), 5).unwrap();
+    assert_eq!(deleted, 1);
+    assert_eq!(sp.rules("br0").unwrap().len(), 1);
+    assert!(sp.groups("br0").unwrap().is_empty());
 }

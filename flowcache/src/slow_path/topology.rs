@@ -18,7 +18,7 @@ use crate::upcall::PmdCommand;
 use crate::xlate::{MacTable, RuleStats, RuleTables};
 
 use super::port_map::PortMap;
-use super::{Bridge, BridgeSpec, Out, SlowPath, SlowPathError, ms};
+use super::{Bridge, BridgeSpec, Out, Replace, SlowPath, SlowPathError, ms};
 
 impl SlowPath {
     /// Adds a bridge with its ports and rules. Nothing installed can depend on it yet.
@@ -104,7 +104,7 @@ impl SlowPath {
         let old_ports = std::mem::replace(&mut self.bridges[b].ports, ports);
         let old_map = std::mem::replace(&mut self.bridges[b].port_map, port_map);
         // Same rules, new port set: rebuilds the tables, counters carried over.
-        if let Err(e) = self.change_rules(b, rules, usize::MAX, None, now_ms, &mut out) {
+        if let Err(e) = self.change_rules(b, rules, usize::MAX, Replace::default(), now_ms, &mut out) {
             self.bridges[b].ports = old_ports;
             self.bridges[b].port_map = old_map;
             return Err(e);

@@ -69,7 +69,7 @@ use ferrovs_config::rules::Action;
 pub use fields::Field;
 pub use mac::{LearnOutcome, LearnResult, MacKey, MacLearn, MacTable, is_multicast, is_reserved};
 pub use revalidate::{Revalidated, Verdict, revalidate, revalidate_all};
-pub use stats::{RuleCounters, RuleStats};
+pub use stats::{Expiry, RuleCounters, RuleStats};
 pub use tables::{BuildError, MissMode, N_TABLES, RuleRef, RuleTables, match_key};
 pub use translate::{Lookup, MAX_DEPTH, MAX_LOOKUPS};
 
@@ -97,6 +97,9 @@ pub enum XlateError {
     TooDeep,
     /// More than [`MAX_LOOKUPS`] table lookups.
     TooManyLookups,
+    /// A group bucket changed the VLAN stack in a way the datapath's actions cannot
+    /// undo for the next bucket (more than one tag pushed or popped).
+    GroupVlanRestore,
 }
 
 /// The outcome of translating one flow key.

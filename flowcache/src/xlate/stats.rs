@@ -33,6 +33,13 @@ pub struct RuleCounters {
     pub last_used: Duration,
 }
 
+/// Why a rule timed out (a rule past both timeouts: `Hard`, as OVS checks it first).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expiry {
+    Idle,
+    Hard,
+}
+
 /// Counters of every rule of one [`RuleTables`] version.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RuleStats {
@@ -96,7 +103,7 @@ impl RuleStats {
 
     /// The rules whose idle or hard timeout has passed at `now`, to be deleted (as one
     /// rule change, followed by revalidation).
-    pub fn expired(&self, tables: &RuleTables, now: Duration) -> Vec<RuleRef> {
+    pub fn expired(&self, tables: &RuleTables, now: Duration) -> Vec<(RuleRef, Expiry)> {
         let mut out = Vec::new();
         for (i, r) in tables.rules().iter().enumerate() {
             let c = &self.per_rule[i];
@@ -104,8 +111,10 @@ impl RuleStats {
                 r.idle_timeout != 0 && now.saturating_sub(c.last_used) >= Duration::from_secs(r.idle_timeout as u64);
             let hard =
                 r.hard_timeout != 0 && now.saturating_sub(c.installed_at) >= Duration::from_secs(r.hard_timeout as u64);
-            if idle || hard {
-                out.push(RuleRef(i as u32));
+            if hard {
+                out.push((RuleRef(i as u32), Expiry::Hard));
+            } else if idle {
+                out.push((RuleRef(i as u32), Expiry::Idle));
             }
         }
         out
@@ -124,6 +133,7 @@ mod tests {
             cookie: 0,
             idle_timeout: idle,
             hard_timeout: hard,
+            send_flow_rem: false,
             matches: Match { in_port: Some(priority as u32), ..Match::default() },
             actions: vec![Action::Output(1)],
         }
@@ -140,8 +150,9 @@ mod tests {
         assert_eq!(st.get(RuleRef(0)).packets, 3);
         assert_eq!(st.get(RuleRef(2)).bytes, 180);
         assert_eq!(st.expired(&t, s(14)), vec![]);
-        assert_eq!(st.expired(&t, s(15)), vec![RuleRef(0)], "idle 10 s after the last packet");
-        assert_eq!(st.expired(&t, s(30)), vec![RuleRef(0), RuleRef(1)], "hard 30 s after install");
+        assert_eq!(st.expired(&t, s(15)), vec![(RuleRef(0), Expiry::Idle)], "idle 10 s after the last packet");
+        let both = vec![(RuleRef(0), Expiry::Idle), (RuleRef(1), Expiry::Hard)];
+        assert_eq!(st.expired(&t, s(30)), both, "hard 30 s after install");
     }
 
     #[test]

@@ -112,6 +112,8 @@ pub struct RuleTables {
     by_identity: IdentityIndex,
     /// What a table miss does.
     pub miss: MissMode,
+    /// The bridge's groups (`group:ID`), shared between versions that keep them.
+    pub groups: std::sync::Arc<ferrovs_config::rules::Groups>,
 }
 
 impl RuleTables {
@@ -185,7 +187,17 @@ impl RuleTables {
         warnings.sort_by_key(|w| w.0);
         let warnings = warnings.into_iter().map(|w| w.1).collect();
         let index = tables.iter().map(|t| TableIndex::new(t)).collect();
-        Ok(RuleTables { rules: kept, source_index, tables, index, ports, warnings, by_identity, miss: MissMode::Drop })
+        Ok(RuleTables {
+            rules: kept,
+            source_index,
+            tables,
+            index,
+            ports,
+            warnings,
+            by_identity,
+            miss: MissMode::Drop,
+            groups: Default::default(),
+        })
     }
 
     /// All rules of this version; a [`RuleRef`] indexes this slice.
@@ -416,7 +428,7 @@ mod tests {
     use super::*;
 
     fn rule(table: u8, priority: u16, m: Match, actions: Vec<Action>) -> Rule {
-        Rule { table, priority, cookie: 0, idle_timeout: 0, hard_timeout: 0, matches: m, actions }
+        Rule { table, priority, cookie: 0, idle_timeout: 0, hard_timeout: 0, send_flow_rem: false, matches: m, actions }
     }
 
     #[test]

@@ -40,7 +40,7 @@
 
 use std::time::Duration;
 
-use ferrovs_config::rules::{Action, Resubmit, SetField};
+use ferrovs_config::rules::{Action, GroupKind, Resubmit, SetField};
 
 use super::fields::Field;
 use super::mac::{MacKey, MacLearn, MacTable, is_multicast, is_reserved};
@@ -158,6 +158,9 @@ impl KeyState {
         self.vlan_written[0] |= bits;
     }
 }
+
+/// A header field and the datapath action that sets it to a value.
+type RestoreField = (Field, fn(u128) -> DpAction);
 
 struct Ctx<'a> {
     tables: &'a RuleTables,
@@ -477,8 +480,111 @@ impl<'a> Ctx<'a> {
                 cookie: u64::MAX,
             }),
             Action::GotoTable(_) => {}
+            Action::Group(g) => self.group(g, table, depth + 1),
         }
         Flow::Continue
+    }
+
+    /// `group:ID`: each bucket's actions (all of them for `all`, the one for `indirect`)
+    /// on its own copy of the packet: after a bucket the packet is restored (see
+    /// [`Ctx::restore`]), so later buckets and the rule's later actions see it as it
+    /// was. A group the bridge lacks does nothing (a group-mod delete removes the rules
+    /// that use it, as in OVS, so only a race can get here).
+    fn group(&mut self, id: u32, table: u8, depth: usize) {
+        if depth > MAX_DEPTH {
+            self.error = Some(XlateError::TooDeep);
+            return;
+        }
+        let tables = self.tables;
+        let Some(group) = tables.groups.get(&id) else { return };
+        let buckets = match group.kind {
+            GroupKind::All => &group.buckets[..],
+            GroupKind::Indirect => &group.buckets[..group.buckets.len().min(1)],
+        };
+        for bucket in buckets {
+            let saved = self.st.clone();
+            for a in bucket {
+                if self.error.is_some() || self.action(a, table, depth) == Flow::StopTable {
+                    break;
+                }
+            }
+            self.restore(saved);
+        }
+    }
+
+    /// Puts the packet back as `saved` describes it, emitting the actions that undo a
+    /// group bucket's changes: header fields it wrote are set back to their values
+    /// before it (those values, read from the key, join the mask), a tag it pushed is
+    /// popped, one it popped is pushed again (TPID 0x8100: the key does not record the
+    /// TPID), a VID/PCP it changed is set back. Deeper VLAN stack changes cannot be
+    /// undone with the datapath's actions: the translation fails.
+    fn restore(&mut self, saved: KeyState) {
+        let after = std::mem::replace(&mut self.st, saved);
+        let (a, b) = (&after.cur, self.st.cur);
+        let (a0, a1, b0, b1) = (a.vlan_tci(0), a.vlan_tci(1), b.vlan_tci(0), b.vlan_tci(1));
+        // Only what the bucket (or an earlier action) wrote can differ; whether it does
+        // depends on the packet's value, so such a field is read (mapped through the
+        // restored state: constants written before the bucket cost no mask bits).
+        let vlan_touched = after.vlan_src != self.st.vlan_src || after.vlan_written != self.st.vlan_written;
+        if vlan_touched {
+            self.read(&Field::VlanTci.mask_of(0xffff));
+        }
+        if (a0, a1) != (b0, b1) {
+            let present = |t: u16| t & VLAN_PRESENT != 0;
+            if a1 == b1 && present(a0) && present(b0) {
+                if a0 & VLAN_VID_MASK != b0 & VLAN_VID_MASK {
+                    self.actions.push(DpAction::SetVlanVid(b0 & VLAN_VID_MASK));
+                }
+                if a0 & VLAN_PCP_MASK != b0 & VLAN_PCP_MASK {
+                    self.actions.push(DpAction::SetVlanPcp(((b0 & VLAN_PCP_MASK) >> VLAN_PCP_SHIFT) as u8));
+                }
+            } else if present(a0) && a1 == b0 && b1 == 0 {
+                self.actions.push(DpAction::PopVlan);
+            } else if present(b0) && a0 == b1 {
+                self.actions.push(DpAction::PushVlan { tpid: ethertype::VLAN, tci: b0 });
+            } else {
+                self.error = Some(XlateError::GroupVlanRestore);
+                return;
+            }
+        }
+        let written = |f: Field| -> bool {
+            let m: Mask = f.mask_of(f.all_ones());
+            (0..8).any(|i| after.written.w[i] & m.w[i] != 0)
+        };
+        let restores: [RestoreField; 8] = [
+            (Field::DlSrc, |v| DpAction::SetEthSrc(crate::key::mac_from_u64(v as u64))),
+            (Field::DlDst, |v| DpAction::SetEthDst(crate::key::mac_from_u64(v as u64))),
+            (Field::NwSrc, |v| DpAction::SetIpv4Src((v as u32).into())),
+            (Field::NwDst, |v| DpAction::SetIpv4Dst((v as u32).into())),
+            (Field::Ipv6Src, |v| DpAction::SetIpv6Src(v.into())),
+            (Field::Ipv6Dst, |v| DpAction::SetIpv6Dst(v.into())),
+            (Field::TpSrc, |v| DpAction::SetTpSrc(v as u16)),
+            (Field::TpDst, |v| DpAction::SetTpDst(v as u16)),
+        ];
+        for (f, make) in restores {
+            if written(f) {
+                self.read_field(f, f.all_ones());
+                if f.get(&after.cur) != f.get(&b) {
+                    self.actions.push(make(f.get(&b)));
+                }
+            }
+        }
+        if written(Field::NwTos) {
+            self.read_field(Field::NwTos, 0xff);
+            let (at, bt) = (after.cur.nw_tos(), b.nw_tos());
+            if at >> 2 != bt >> 2 {
+                self.actions.push(DpAction::SetIpDscp(bt >> 2));
+            }
+            if at & 3 != bt & 3 {
+                self.actions.push(DpAction::SetIpEcn(bt & 3));
+            }
+        }
+        if written(Field::NwTtl) || after.ttl_derived {
+            self.read_field(Field::NwTtl, 0xff);
+            if after.cur.nw_ttl() != b.nw_ttl() {
+                self.actions.push(DpAction::SetTtl(b.nw_ttl()));
+            }
+        }
     }
 
     fn set_field(&mut self, sf: SetField) {

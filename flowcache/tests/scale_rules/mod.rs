@@ -25,7 +25,7 @@ fn prefix(len: u32) -> u32 {
 }
 
 fn rule(table: u8, priority: u16, matches: Match, actions: Vec<Action>) -> Rule {
-    Rule { table, priority, cookie: 0, idle_timeout: 0, hard_timeout: 0, matches, actions }
+    Rule { table, priority, cookie: 0, idle_timeout: 0, hard_timeout: 0, send_flow_rem: false, matches, actions }
 }
 
 fn v4(value: u32, len: u32) -> Option<Masked<Ipv4Addr>> {

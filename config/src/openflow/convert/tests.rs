@@ -90,7 +90,16 @@ fn of13_mod_vlan_vid_is_push_then_set_field() {
 }
 
 fn wire_rule<'a>(m: &'a WireMatch, ins: &'a [Instruction]) -> WireRule<'a> {
-    WireRule { table: 0, priority: 1, cookie: 0, idle_timeout: 0, hard_timeout: 0, matches: m, instructions: ins }
+    WireRule {
+        table: 0,
+        priority: 1,
+        cookie: 0,
+        idle_timeout: 0,
+        hard_timeout: 0,
+        flags: 0,
+        matches: m,
+        instructions: ins,
+    }
 }
 
 #[test]
@@ -119,7 +128,9 @@ fn what_the_model_lacks_is_refused_with_the_right_error() {
     let meter = vec![Instruction::Meter(1)];
     assert_eq!(rule_from_wire(&wire_rule(&empty, &meter)), Err(OfpError::UnsupportedInstruction));
     let group = vec![Instruction::ApplyActions(vec![WireAction::Group(1)])];
-    assert_eq!(rule_from_wire(&wire_rule(&empty, &group)), Err(OfpError::BadActionType));
+    assert_eq!(rule_from_wire(&wire_rule(&empty, &group)).map(|r| r.actions), Ok(vec![crate::rules::Action::Group(1)]));
+    let set_queue = vec![Instruction::ApplyActions(vec![WireAction::SetQueue(1)])];
+    assert_eq!(rule_from_wire(&wire_rule(&empty, &set_queue)), Err(OfpError::BadActionType));
     let set_mpls = vec![Instruction::ApplyActions(vec![WireAction::SetField { field: Field::MplsLabel, value: 1 }])];
     assert_eq!(rule_from_wire(&wire_rule(&empty, &set_mpls)), Err(OfpError::BadSetType));
     let back_goto = vec![Instruction::GotoTable(0)];
