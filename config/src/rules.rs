@@ -171,4 +171,19 @@ pub struct Position {
 impl Rule {
     /// The default priority of `ovs-ofctl add-flow`.
     pub const DEFAULT_PRIORITY: u16 = 32768;
+
+    /// A rule of table 0 with `ovs-ofctl add-flow`'s defaults (priority 32768, no cookie,
+    /// no timeouts, no flags).
+    pub fn new(matches: Match, actions: Vec<Action>) -> Rule {
+        Rule {
+            table: 0,
+            priority: Rule::DEFAULT_PRIORITY,
+            cookie: 0,
+            idle_timeout: 0,
+            hard_timeout: 0,
+            send_flow_rem: false,
+            matches,
+            actions,
+        }
+    }
 }

@@ -33,16 +33,7 @@ fn bench_dir() -> PathBuf {
 /// `ferrovs_config::parse_flows`, which is what the measurement uses).
 fn parse_rule(line: &str) -> Rule {
     let (m, a) = line.split_once(",actions=").expect("actions");
-    let mut r = Rule {
-        table: 0,
-        priority: Rule::DEFAULT_PRIORITY,
-        cookie: 0,
-        idle_timeout: 0,
-        hard_timeout: 0,
-        send_flow_rem: false,
-        matches: Match::default(),
-        actions: Vec::new(),
-    };
+    let mut r = Rule::new(Match::default(), Vec::new());
     for f in m.split(',') {
         let (k, v) = f.split_once('=').map_or((f, None), |(k, v)| (k, Some(v)));
         let num = |s: &str| {

@@ -524,16 +524,7 @@ fn check(rule: Rule) -> Result<Rule, OfpError> {
 /// statistics requests; checked like a rule's (prerequisites included).
 pub fn selection_from_wire(m: &WireMatch) -> Result<rules::Match, OfpError> {
     let matches = match_from_wire(m)?;
-    let rule = Rule {
-        table: 0,
-        priority: Rule::DEFAULT_PRIORITY,
-        cookie: 0,
-        idle_timeout: 0,
-        hard_timeout: 0,
-        send_flow_rem: false,
-        matches,
-        actions: Vec::new(),
-    };
+    let rule = Rule::new(matches, Vec::new());
     check(rule).map(|r| r.matches)
 }
 

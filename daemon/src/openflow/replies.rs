@@ -275,16 +275,7 @@ pub fn group_desc(g: &(u32, Group, u32), v: Version) -> Result<GroupDesc, &'stat
         .map(|actions| {
             // The bucket's actions alone (no match: a set_field whose prerequisite is in
             // the referring rule's match cannot be expressed here).
-            let rule = Rule {
-                table: 0,
-                priority: Rule::DEFAULT_PRIORITY,
-                cookie: 0,
-                idle_timeout: 0,
-                hard_timeout: 0,
-                send_flow_rem: false,
-                matches: ferrovs_config::Match::default(),
-                actions: actions.clone(),
-            };
+            let rule = Rule::new(ferrovs_config::Match::default(), actions.clone());
             let actions = actions_to_wire(&rule, v)?
                 .into_iter()
                 .flat_map(|i| match i {
