@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use ferrovs_config::{Config, SystemFacts};
+use ferrovs_config::{BridgeConfig, Config, SystemFacts};
 use ferrovs_dpdk::Eal;
 use ferrovs_pmd::{IdleBackoff, PortSpec, SwitchOptions};
 
@@ -387,9 +387,21 @@ fn apply_desired(
     desired: &Config,
     openflow: &mut OpenFlowServers,
 ) -> Result<ChangeReply, String> {
-    let before = running.clone();
-    let before_numbers: std::collections::HashMap<String, u32> = before
+    // The bridges as they were, without their rules (which may be 10^6 and are not needed).
+    let before: Vec<BridgeConfig> = running
         .bridges
+        .iter()
+        .map(|b| BridgeConfig {
+            name: b.name.clone(),
+            ports: b.ports.clone(),
+            controllers: b.controllers.clone(),
+            fail_mode: b.fail_mode,
+            datapath_id: b.datapath_id,
+            ..BridgeConfig::default()
+        })
+        .collect();
+    let was = |name: &str| before.iter().find(|b| b.name == name);
+    let before_numbers: std::collections::HashMap<String, u32> = before
         .iter()
         .flat_map(|b| &b.ports)
         .filter_map(|p| dp.datapath_number(&p.name).map(|n| (p.name.clone(), n)))
@@ -397,13 +409,13 @@ fn apply_desired(
     let result = crate::reconcile::reconcile(dp, running, desired);
     // Whatever applied (all, or part before an error): the OpenFlow side follows the
     // running bridges and ports.
-    for b in &before.bridges {
+    for b in &before {
         if running.bridge(&b.name).is_none() {
             openflow.remove_bridge(&b.name);
         }
     }
     for b in &running.bridges {
-        let old = before.bridge(&b.name);
+        let old = was(&b.name);
         if old.is_none()
             && let Err(e) = openflow.add_bridge(&b.name, b.datapath_id)
         {
@@ -427,7 +439,7 @@ fn apply_desired(
             }
         }
     }
-    for p in before.bridges.iter().flat_map(|b| &b.ports) {
+    for p in before.iter().flat_map(|b| &b.ports) {
         if !running.bridges.iter().any(|b| b.ports.iter().any(|x| x.name == p.name))
             && let Some(n) = before_numbers.get(&p.name)
         {
