@@ -59,5 +59,5 @@ pub use mempool::Mempool;
 pub use pdump::Pdump;
 pub use port::{
     EthStats, LinkState, LinkStatus, Port, PortConfig, PortId, RxQueue, TxQueue, port_by_name, probe, ring_port_pair,
-    rx_burst, tx_burst,
+    rx_burst, take_removed_ports, tx_burst,
 };

@@ -257,6 +257,8 @@ struct PortInner {
     /// The host interface the port is bound to (`rte_eth_dev_info.if_index`; net_tap sets
     /// it), 0 if none.
     host_if_index: u32,
+    /// `on_removal` is registered for the port (the driver reports removals).
+    removal_callback: bool,
     /// Remove the virtual device from DPDK when the port closes (see
     /// [`Port::remove_device_on_close`]).
     remove_device: AtomicBool,
@@ -289,6 +291,13 @@ impl Port {
             )));
         }
         let mut conf = sys::rte_eth_conf::default();
+        // SAFETY: `dev_flags` points into the device's data (which lives as long as the
+        // port) or is NULL.
+        let removable = unsafe { !info.dev_flags.is_null() && *info.dev_flags & ETH_DEV_INTR_RMV != 0 };
+        if removable {
+            // The driver can tell when its device goes away: ask it to (see `on_removal`).
+            conf.intr_conf.set_rmv(1);
+        }
         // Several rx queues: let the device spread flows over them by an IP/TCP/UDP hash,
         // and hand that hash to the flow cache (which then does not compute one).
         let rss_hf = RSS_IP_TCP_UDP & info.flow_type_rss_offloads;
@@ -306,6 +315,21 @@ impl Port {
         // SAFETY: valid port id.
         let socket = unsafe { sys::rte_eth_dev_socket_id(pid) };
         let socket = if socket < 0 { 0 } else { socket as u32 };
+        if removable {
+            // SAFETY: valid port id; `on_removal` is a plain function that touches only
+            // atomics, with no argument.
+            let ret = unsafe {
+                sys::rte_eth_dev_callback_register(
+                    pid,
+                    sys::rte_eth_event_type_RTE_ETH_EVENT_INTR_RMV,
+                    Some(on_removal),
+                    std::ptr::null_mut(),
+                )
+            };
+            if ret != 0 {
+                return Err(DpdkError::call(format!("rte_eth_dev_callback_register({name}, INTR_RMV)"), ret));
+            }
+        }
         for q in 0..config.n_rxq {
             // SAFETY: configured port, queue index in range, NULL conf = driver defaults, live pool.
             let ret =
@@ -330,6 +354,7 @@ impl Port {
                 txq_taken: AtomicU64::new(0),
                 started: AtomicBool::new(false),
                 host_if_index: info.if_index,
+                removal_callback: removable,
                 remove_device: AtomicBool::new(false),
                 _pool: pool.clone(),
                 _eal: eal.clone(),
@@ -355,6 +380,17 @@ impl Port {
             return Err(DpdkError::call(format!("rte_eth_dev_start({})", self.inner.name), ret));
         }
         self.inner.started.store(true, Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// Sets the link administratively down (for a TAP: its kernel interface down, until
+    /// the host sets it up).
+    pub fn set_link_down(&self) -> Result<(), DpdkError> {
+        // SAFETY: configured, valid port id.
+        let ret = unsafe { sys::rte_eth_dev_set_link_down(self.inner.id) };
+        if ret != 0 {
+            return Err(DpdkError::call(format!("rte_eth_dev_set_link_down({})", self.inner.name), ret));
+        }
         Ok(())
     }
 
@@ -486,6 +522,20 @@ impl Port {
 
 impl Drop for PortInner {
     fn drop(&mut self) {
+        if self.removal_callback {
+            // SAFETY: the callback registered in `configure`, same function and argument.
+            unsafe {
+                sys::rte_eth_dev_callback_unregister(
+                    self.id,
+                    sys::rte_eth_event_type_RTE_ETH_EVENT_INTR_RMV,
+                    Some(on_removal),
+                    std::ptr::null_mut(),
+                );
+            }
+            if let Some(flag) = REMOVED.get(usize::from(self.id)) {
+                flag.store(false, Ordering::SeqCst);
+            }
+        }
         // SAFETY: no queue handle remains (they hold the Arc), so nobody polls the port.
         unsafe {
             if self.started.load(Ordering::SeqCst) {
@@ -506,6 +556,35 @@ impl Drop for PortInner {
             }
         }
     }
+}
+
+/// `RTE_ETH_DEV_INTR_RMV` (rte_ethdev.h: `RTE_BIT32(3)`, a macro bindgen cannot read): the
+/// device's driver raises the removal interrupt.
+const ETH_DEV_INTR_RMV: u32 = 1 << 3;
+
+/// Ports whose driver reported their device removed (`RTE_ETH_EVENT_INTR_RMV`), by port
+/// id, until [`take_removed_ports`] reads them.
+static REMOVED: [AtomicBool; sys::RTE_MAX_ETHPORTS as usize] =
+    [const { AtomicBool::new(false) }; sys::RTE_MAX_ETHPORTS as usize];
+
+/// DPDK's removal callback: runs on DPDK's interrupt thread, so it only records the event
+/// (the application detaches the port from its own thread).
+unsafe extern "C" fn on_removal(
+    port_id: u16,
+    _event: sys::rte_eth_event_type,
+    _cb_arg: *mut std::os::raw::c_void,
+    _ret_param: *mut std::os::raw::c_void,
+) -> std::os::raw::c_int {
+    if let Some(flag) = REMOVED.get(usize::from(port_id)) {
+        flag.store(true, Ordering::SeqCst);
+    }
+    0
+}
+
+/// The ports whose device their driver reported removed since the last call (only drivers
+/// that support the removal interrupt report: hot-unplugged PCI devices, failsafe...).
+pub fn take_removed_ports() -> Vec<PortId> {
+    (0..REMOVED.len()).filter(|&i| REMOVED[i].swap(false, Ordering::SeqCst)).map(|i| PortId(i as u16)).collect()
 }
 
 /// Reports a device that could not be removed (nothing else can be done in a destructor).

@@ -27,10 +27,11 @@
 //!   than the rule's table (the OpenFlow 1.1+ instruction rules OVS enforces).
 //! - `resubmit` needs a port or a table; `in_port` as the resubmit port means "keep the
 //!   current ingress port".
-//! - Reserved ports: `IN_PORT`, `FLOOD`, `ALL`, `NORMAL` and `CONTROLLER` (any case,
-//!   bare or after `output:`; `controller:N` and `controller(max_len=N)` send at most N
-//!   bytes, the bare form the whole packet, as in OVS); `LOCAL`, `TABLE` and `NONE` are
-//!   refused: ferrovs has no local port, and `TABLE` is for packet-outs only.
+//! - Reserved ports: `IN_PORT`, `FLOOD`, `ALL`, `NORMAL`, `CONTROLLER` and `LOCAL` (any
+//!   case, bare or after `output:`; `controller:N` and `controller(max_len=N)` send at
+//!   most N bytes, the bare form the whole packet, as in OVS; `LOCAL` is the bridge's
+//!   internal port, [`crate::ports::LOCAL_PORT`]); `TABLE` and `NONE` are refused:
+//!   `TABLE` is for packet-outs only.
 
 use crate::field::Prereq;
 use crate::flow_syntax::split_actions;
@@ -160,9 +161,8 @@ fn reserved_port(name: &str) -> Option<Result<Action, String>> {
         "all" => Some(Ok(Action::All)),
         "normal" => Some(Ok(Action::Normal)),
         "controller" => Some(Ok(Action::Controller { max_len: u16::MAX })),
-        "local" | "table" | "none" | "any" => {
-            Some(Err(format!("reserved port `{name}` is not supported in a rule (ferrovs has no local port)")))
-        }
+        "local" => Some(Ok(Action::Output(crate::ports::LOCAL_PORT))),
+        "table" | "none" | "any" => Some(Err(format!("reserved port `{name}` is not supported in a rule"))),
         _ => None,
     }
 }
@@ -342,7 +342,8 @@ mod tests {
         assert_eq!(err("actions=output:65280").0, 16);
         assert_eq!(err("actions=output:x").0, 16);
         assert_eq!(err("actions=output").0, 9);
-        assert_eq!(err("actions=1,LOCAL").0, 11);
+        let local = Action::Output(crate::ports::LOCAL_PORT);
+        assert_eq!(acts("", "1,LOCAL,output:local"), vec![Action::Output(1), local, local]);
         assert_eq!(err("actions=output:table").0, 16);
         assert_eq!(acts("", "output:controller"), vec![Action::Controller { max_len: u16::MAX }]);
         assert_eq!(

@@ -15,7 +15,8 @@ use crate::match_builder::{Mode, RuleBuilder};
 use crate::openflow::Version;
 use crate::openflow::convert::as_loaded;
 use crate::ports::{
-    DEFAULT_MTU, PortRegistry, check_mtu, check_name, check_port_number, check_rx_queues, parse_devargs,
+    DEFAULT_MTU, PortRegistry, check_interface_name, check_mtu, check_name, check_port_number, check_rx_queues,
+    parse_devargs,
 };
 use crate::resolve::Ctx;
 use crate::rule_error::RuleError;
@@ -44,7 +45,36 @@ pub(crate) fn resolve_bridges(raw: &[Spanned<RawBridge>], ctx: &Ctx<'_>) -> Resu
         if bridges.iter().any(|x| &x.name == name) {
             return Err(ctx.err(name_at, format!("{bkey}.name"), format!("duplicate bridge name `{name}`")));
         }
-        let ports = resolve_ports(b.get_ref(), &bkey, ctx, &mut registry)?;
+        let internal_port = b.get_ref().internal_port.as_ref().is_none_or(|i| *i.get_ref());
+        let mut ports = Vec::new();
+        if internal_port {
+            check_interface_name(name).map_err(|m| {
+                ctx.err(
+                    name_at,
+                    format!("{bkey}.name"),
+                    format!(
+                        "{m}: the bridge's internal port needs it as its interface name (or set internal_port = false)"
+                    ),
+                )
+            })?;
+            let p = BridgeConfig::internal_port_config(name);
+            // The internal port's name and device are taken like any port's.
+            registry.claim_name(name, PortRef { key: format!("{bkey}.name"), name: name.clone() }).map_err(
+                |first| {
+                    ctx.err(
+                        name_at,
+                        format!("{bkey}.name"),
+                        format!(
+                            "port {} ({}) is named as this bridge, whose internal port has that name",
+                            first.name, first.key
+                        ),
+                    )
+                },
+            )?;
+            let _ = registry.claim_device(p.device.name(), PortRef { key: format!("{bkey}.name"), name: name.clone() });
+            ports.push(p);
+        }
+        ports.extend(resolve_ports(b.get_ref(), &bkey, ctx, &mut registry)?);
         let rules = resolve_rules(b.get_ref(), &bkey, &ports, ctx)?;
         let mut controllers = Vec::new();
         for (i, c) in b.get_ref().controller.iter().enumerate() {
@@ -73,7 +103,15 @@ pub(crate) fn resolve_bridges(raw: &[Spanned<RawBridge>], ctx: &Ctx<'_>) -> Resu
             }
             None => None,
         };
-        bridges.push(BridgeConfig { name: name.clone(), ports, rules, controllers, fail_mode, datapath_id });
+        bridges.push(BridgeConfig {
+            name: name.clone(),
+            ports,
+            rules,
+            controllers,
+            fail_mode,
+            datapath_id,
+            internal_port,
+        });
     }
     Ok(bridges)
 }
@@ -332,10 +370,27 @@ pub fn check_topology(bridges: &[BridgeConfig]) -> Result<(), String> {
         if bridges[..i].iter().any(|x| x.name == b.name) {
             return Err(format!("bridge {} exists", b.name));
         }
+        if b.internal_port {
+            check_interface_name(&b.name)
+                .map_err(|m| format!("bridge name: {m}: the bridge's internal port needs it as its interface name"))?;
+        }
+        // The internal port, when there is one, is the first port and only that.
+        let internal: Vec<bool> = b.ports.iter().map(PortConfig::is_internal).collect();
+        if internal.iter().skip(1).any(|&x| x) || internal.first().copied().unwrap_or(false) != b.internal_port {
+            return Err(format!("bridge {}: LOCAL is the number of the bridge's internal port only", b.name));
+        }
         for p in &b.ports {
             check_name(&p.name).map_err(|m| format!("port name: {m}"))?;
-            registry.claim_name(&p.name, p.name.clone()).map_err(|_| format!("port {} exists", p.name))?;
-            check_port_number(i64::from(p.number)).map_err(|m| format!("port {}: number {m}", p.name))?;
+            registry.claim_name(&p.name, p.name.clone()).map_err(|_| {
+                if bridges.iter().any(|x| x.name == p.name && x.internal_port) {
+                    format!("port {} exists (bridge {}'s internal port is named as its bridge)", p.name, p.name)
+                } else {
+                    format!("port {} exists", p.name)
+                }
+            })?;
+            if !p.is_internal() {
+                check_port_number(i64::from(p.number)).map_err(|m| format!("port {}: number {m}", p.name))?;
+            }
             if let Some(first) = b.ports.iter().take_while(|x| x.name != p.name).find(|x| x.number == p.number) {
                 return Err(format!("port number {} is in use by port {} on bridge {}", p.number, first.name, b.name));
             }

@@ -149,9 +149,11 @@ pub struct FlowConfig {
 }
 
 /// `[[bridge]]`.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BridgeConfig {
     pub name: String,
+    /// The bridge's ports; with `internal_port`, the first is the internal port
+    /// ([`BridgeConfig::internal_port_config`]), which is never written to the file.
     pub ports: Vec<PortConfig>,
     /// Every rule of the bridge: `[[bridge.rule]]` tables, then `flows`, then the lines
     /// of `flows_file`, in file order.
@@ -164,6 +166,60 @@ pub struct BridgeConfig {
     /// derives them); `None`: derived from the bridge's name. Controllers tell switches
     /// apart by it: bridges of one name on several hosts need their own.
     pub datapath_id: Option<u64>,
+    /// `internal_port`, default true: the bridge has an internal port (OVS's `LOCAL`), a
+    /// TAP interface named after the bridge that the host can address.
+    pub internal_port: bool,
+}
+
+impl Default for BridgeConfig {
+    fn default() -> Self {
+        BridgeConfig {
+            name: String::new(),
+            ports: Vec::new(),
+            rules: Vec::new(),
+            controllers: Vec::new(),
+            fail_mode: FailMode::default(),
+            datapath_id: None,
+            internal_port: true,
+        }
+    }
+}
+
+impl BridgeConfig {
+    /// A new bridge `name` without rules; with its internal port when `internal_port`.
+    pub fn new(name: &str, internal_port: bool) -> BridgeConfig {
+        let ports = if internal_port { vec![BridgeConfig::internal_port_config(name)] } else { Vec::new() };
+        BridgeConfig { name: name.to_string(), ports, internal_port, ..BridgeConfig::default() }
+    }
+
+    /// The internal port of bridge `bridge`: named as the bridge, OpenFlow number
+    /// [`crate::LOCAL_PORT`], a net_tap device whose kernel interface is named as the bridge.
+    pub fn internal_port_config(bridge: &str) -> PortConfig {
+        let devargs = format!("{}{bridge},iface={bridge}", crate::ports::INTERNAL_DEVICE_PREFIX);
+        PortConfig {
+            name: bridge.to_string(),
+            number: crate::ports::LOCAL_PORT,
+            device: PortDevice::Vdev {
+                name: devargs.split(',').next().unwrap_or_default().to_string(),
+                driver: "net_tap".into(),
+            },
+            devargs,
+            rx_queues: 1,
+            mtu: crate::ports::DEFAULT_MTU,
+        }
+    }
+
+    /// The ports the operator added (every port but the internal one).
+    pub fn user_ports(&self) -> impl Iterator<Item = &PortConfig> {
+        self.ports.iter().filter(|p| !p.is_internal())
+    }
+}
+
+impl PortConfig {
+    /// Whether this is a bridge's internal port.
+    pub fn is_internal(&self) -> bool {
+        self.number == crate::ports::LOCAL_PORT
+    }
 }
 
 /// Where an OpenFlow controller is.

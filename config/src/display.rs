@@ -12,8 +12,21 @@
 use crate::field::{MatchSlot, SHORTHANDS};
 use crate::field_value::format_slot;
 use crate::flow_parse::MatchSpec;
+use crate::ports::LOCAL_PORT;
 use crate::rules::{Action, Masked, Match, Resubmit, Rule, SetField};
 use std::fmt::{self, Display, Formatter, Write as _};
+
+/// A bridge port number as OVS prints it: `LOCAL` for the internal port, else the number.
+pub struct PortName(pub u32);
+
+impl Display for PortName {
+    fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            LOCAL_PORT => f.write_str("LOCAL"),
+            n => write!(f, "{n}"),
+        }
+    }
+}
 
 fn mac(m: [u8; 6]) -> String {
     format!("{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", m[0], m[1], m[2], m[3], m[4], m[5])
@@ -102,6 +115,7 @@ impl Display for SetField {
 impl Display for Action {
     fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
         match *self {
+            Action::Output(LOCAL_PORT) => f.write_str("LOCAL"),
             Action::Output(p) => write!(f, "output:{p}"),
             Action::InPort => f.write_str("IN_PORT"),
             Action::Flood => f.write_str("FLOOD"),
@@ -115,9 +129,9 @@ impl Display for Action {
             Action::Set(s) => s.fmt(f),
             Action::DecTtl => f.write_str("dec_ttl"),
             Action::Resubmit(Resubmit { in_port, table }) => match (in_port, table) {
-                (Some(p), None) => write!(f, "resubmit:{p}"),
+                (Some(p), None) => write!(f, "resubmit:{}", PortName(p)),
                 (None, Some(t)) => write!(f, "resubmit(,{t})"),
-                (Some(p), Some(t)) => write!(f, "resubmit({p},{t})"),
+                (Some(p), Some(t)) => write!(f, "resubmit({},{t})", PortName(p)),
                 // Not produced by the parser: "current port, current table".
                 (None, None) => f.write_str("resubmit(in_port,)"),
             },

@@ -121,10 +121,11 @@ pub(crate) fn format_field_value(f: &FieldDef, m: Masked<u128>) -> String {
         ValueKind::Hex { .. } if masked => format!("0x{value:04x}/0x{mask:04x}"),
         ValueKind::Hex { .. } => format!("0x{value:04x}"),
         ValueKind::Decimal { .. } | ValueKind::PortNumber if masked => format!("0x{value:x}/0x{mask:x}"),
+        ValueKind::PortNumber => crate::display::PortName(value as u32).to_string(),
         ValueKind::Frag => frag(value, mask),
         ValueKind::TcpFlags => tcp_flags(value as u16, mask as u16),
         ValueKind::Dscp => (value >> 2).to_string(),
-        ValueKind::Decimal { .. } | ValueKind::PortNumber | ValueKind::Tos => value.to_string(),
+        ValueKind::Decimal { .. } | ValueKind::Tos => value.to_string(),
         // Printed as part of the TCI by the caller.
         ValueKind::VlanVid => (value & 0x0fff).to_string(),
         ValueKind::VlanPcp => (value >> 13).to_string(),

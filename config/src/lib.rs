@@ -38,14 +38,15 @@ pub use config::{
     BURST_SIZE, BridgeConfig, Config, ControlConfig, ControllerTarget, DEFAULT_CONTROL_SOCKET, EalConfig, FailMode,
     FlowConfig, MetricsConfig, PmdConfig, PortConfig, SystemFacts, validate,
 };
-pub use display::format_actions;
+pub use display::{PortName, format_actions};
 pub use error::ConfigError;
 pub use field::{FIELDS, FieldDef, Masking, MatchSlot, Prereq, SlotStorage, ValueKind, field_by_name};
 pub use flow_parse::{MatchSpec, parse_flow, parse_flows, parse_match, parse_packet};
 pub use hugepages::{HugepageReservation, HugepageSize, HugepagesConfig};
 pub use ports::{
-    DEFAULT_MTU, MAX_MTU, MAX_NAME_LEN, MAX_PORT_NUMBER, MAX_RX_QUEUES, MIN_MTU, PortDevice, PortRegistry, check_mtu,
-    check_name, check_port_number, check_rx_queues, parse_devargs,
+    DEFAULT_MTU, INTERNAL_DEVICE_PREFIX, LOCAL_PORT, MAX_MTU, MAX_NAME_LEN, MAX_PORT_NUMBER, MAX_RX_QUEUES, MIN_MTU,
+    PortDevice, PortRegistry, check_interface_name, check_mtu, check_name, check_port_number, check_rx_queues,
+    parse_devargs,
 };
 pub use rule_error::RuleError;
 pub use rules::{Action, Group, GroupKind, Groups, Masked, Match, Position, Resubmit, Rule, SetField};

@@ -191,7 +191,14 @@ pub fn write_topology(path: &Path, bridges: &[BridgeConfig]) -> Result<(), Persi
             tables.push(t);
         }
         let Some(t) = tables.iter_mut().find(|t| name_of(t).as_deref() == Some(b.name.as_str())) else { continue };
-        write_ports(t, &b.ports);
+        if !b.internal_port || t.contains_key("internal_port") {
+            let same = t.get("internal_port").and_then(Item::as_bool) == Some(b.internal_port);
+            if !same {
+                t.insert("internal_port", toml_edit::value(b.internal_port));
+            }
+        }
+        let ports: Vec<PortConfig> = b.user_ports().cloned().collect();
+        write_ports(t, &ports);
     }
     let new_text = doc.to_string();
     if new_text != text {
@@ -410,7 +417,8 @@ flows_file = "br1.flows"
         let mut c = crate::Config::load(&p).unwrap();
         // br1 goes, br2 comes with two ports, br0 gets a second port and port a's MTU.
         c.bridges.retain(|b| b.name != "br1");
-        c.bridges[0].ports[0].mtu = 9000;
+        assert!(c.bridges[0].ports[0].is_internal());
+        c.bridges[0].ports[1].mtu = 9000;
         let port = |name: &str, number, devargs: &str| PortConfig {
             name: name.into(),
             number,
@@ -420,19 +428,21 @@ flows_file = "br1.flows"
             mtu: DEFAULT_MTU,
         };
         c.bridges[0].ports.push(port("b", 2, "net_null1"));
-        c.bridges.push(BridgeConfig {
-            name: "br2".into(),
-            ports: vec![port("c", 3, "net_tap0,iface=x0"), PortConfig { rx_queues: 4, ..port("d", 4, "net_null2") }],
-            ..BridgeConfig::default()
-        });
+        let mut br2 = BridgeConfig::new("br2", true);
+        br2.ports.extend([port("c", 3, "net_tap0,iface=x0"), PortConfig { rx_queues: 4, ..port("d", 4, "net_null2") }]);
+        c.bridges.push(br2);
+        // A bridge without an internal port says so in the file.
+        c.bridges.push(BridgeConfig::new("br3", false));
         write_topology(&p, &c.bridges).unwrap();
         let text = std::fs::read_to_string(&p).unwrap();
         assert!(text.contains("number = 1  # the uplink"), "{text}");
         assert!(!text.contains("br1"), "{text}");
+        assert!(!text.contains("LOCAL") && !text.contains("4294967294"), "{text}");
+        assert_eq!(text.matches("internal_port = false").count(), 1, "{text}");
         let back = crate::Config::load(&p).unwrap();
         assert_eq!(back.bridges, c.bridges, "{text}");
         // The last port of a bridge goes: the bridge stays, without port tables.
-        c.bridges[1].ports.clear();
+        c.bridges[1].ports.truncate(1);
         write_topology(&p, &c.bridges).unwrap();
         assert_eq!(crate::Config::load(&p).unwrap().bridges, c.bridges);
         std::fs::remove_dir_all(d).unwrap();

@@ -21,6 +21,15 @@ use std::collections::HashMap;
 /// highest usable number is 0xfeff (65279).
 pub const MAX_PORT_NUMBER: u32 = 0xfeff;
 
+/// The OpenFlow number of a bridge's internal port (`OFPP_LOCAL`), in OpenFlow 1.3's
+/// 32-bit form as the codec keeps every port number (OpenFlow 1.0's 0xfffe maps to it).
+/// Rules name it `LOCAL`; printed as `LOCAL`.
+pub const LOCAL_PORT: u32 = 0xffff_fffe;
+
+/// The DPDK device name of a bridge's internal port is this followed by the bridge name
+/// (`net_tap_local_br0`): a net_tap device, unlike any `net_tapN` an operator writes.
+pub const INTERNAL_DEVICE_PREFIX: &str = "net_tap_local_";
+
 /// Most receive queues a port may have (DPDK's default `RTE_MAX_QUEUES_PER_PORT`).
 pub const MAX_RX_QUEUES: u16 = 1024;
 
@@ -54,6 +63,16 @@ pub fn check_name(name: &str) -> Result<(), String> {
     }
     if let Some(c) = name.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))) {
         return Err(format!("`{name}` contains `{c}` (use letters, digits, `_`, `-`, `.`)"));
+    }
+    Ok(())
+}
+
+/// A bridge name that its internal port (a kernel interface of that name) can have:
+/// [`check_name`], and not `.` or `..` (which the kernel refuses).
+pub fn check_interface_name(name: &str) -> Result<(), String> {
+    check_name(name)?;
+    if name == "." || name == ".." {
+        return Err(format!("`{name}` cannot be a network interface name"));
     }
     Ok(())
 }

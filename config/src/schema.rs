@@ -108,6 +108,8 @@ pub(crate) struct RawBridge {
     pub controller: Vec<Spanned<String>>,
     pub fail_mode: Option<Spanned<String>>,
     pub datapath_id: Option<Spanned<String>>,
+    /// Whether the bridge has an internal port (default true).
+    pub internal_port: Option<Spanned<bool>>,
     /// The OpenFlow version the bridge's rules are read in, as `ovs-ofctl -O` (default
     /// OpenFlow10, as `ovs-ofctl`).
     pub protocols: Option<Spanned<String>>,

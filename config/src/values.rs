@@ -14,7 +14,7 @@
 //! `VALUE/MASK`; bits of the value outside the mask are cleared, as OVS does, so the
 //! [`Masked`] invariant `value & !mask == 0` always holds.
 
-use crate::ports::{MAX_PORT_NUMBER, check_port_number};
+use crate::ports::{LOCAL_PORT, MAX_PORT_NUMBER, check_port_number};
 use crate::rules::Masked;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
@@ -59,13 +59,17 @@ pub(crate) fn parse_uint(s: &str, max: u64) -> ValueResult<u64> {
     }
 }
 
-/// An OpenFlow port number of a bridge port: `1..=MAX_PORT_NUMBER`. Reserved port names
-/// are refused here; the action parser handles the ones it supports (`IN_PORT`, `FLOOD`...).
+/// An OpenFlow port number of a bridge port: `1..=MAX_PORT_NUMBER`, or `LOCAL` (the
+/// bridge's internal port, [`LOCAL_PORT`]). Other reserved port names are refused here;
+/// the action parser handles the ones it supports (`IN_PORT`, `FLOOD`...).
 pub(crate) fn parse_port_number(s: &str) -> ValueResult<u32> {
+    if s.eq_ignore_ascii_case("local") {
+        return Ok(LOCAL_PORT);
+    }
     if s.chars().next().is_some_and(|c| c.is_ascii_alphabetic()) {
         return Err(ValueError::new(
             0,
-            format!("port `{s}` is not supported here (expected a port number 1..={MAX_PORT_NUMBER})"),
+            format!("port `{s}` is not supported here (expected a port number 1..={MAX_PORT_NUMBER} or LOCAL)"),
         ));
     }
     let n = parse_uint(s, u64::from(u32::MAX))?;
@@ -248,7 +252,9 @@ mod tests {
         assert_eq!(parse_port_number("0xfeff"), Ok(0xfeff));
         assert!(parse_port_number("0").is_err());
         assert!(parse_port_number("65280").is_err());
-        assert!(parse_port_number("LOCAL").unwrap_err().reason.contains("LOCAL"));
+        assert_eq!(parse_port_number("LOCAL"), Ok(LOCAL_PORT));
+        assert_eq!(parse_port_number("local"), Ok(LOCAL_PORT));
+        assert!(parse_port_number("NORMAL").unwrap_err().reason.contains("NORMAL"));
         assert_eq!(parse_port_number("1x").unwrap_err().offset, 1);
     }
 

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use ferrovs_config::openflow::PortReason;
 use ferrovs_config::{BridgeConfig, Config, SystemFacts};
 use ferrovs_dpdk::Eal;
 use ferrovs_pmd::{IdleBackoff, PortSpec, SwitchOptions};
@@ -158,6 +159,7 @@ pub fn run(path: &Path, check_only: bool, log: LogControl) -> Result<(), DaemonE
         config.pmd.auto_rebalance_threshold,
         Instant::now(),
     );
+    let mut device_watch = crate::device_watch::DeviceWatch::new(Instant::now());
     while !stop.load(Ordering::Relaxed) {
         let mut got = None;
         crossbeam_channel::select! {
@@ -238,6 +240,7 @@ pub fn run(path: &Path, check_only: bool, log: LogControl) -> Result<(), DaemonE
         }
         let now = Instant::now();
         if now.duration_since(last_publish) >= PUBLISH_EVERY {
+            watch_devices(&mut dp, &config, &mut device_watch, openflow_servers.hub(), now);
             publish(&dp, &config, &published);
             openflow_servers.hub().watch_links(&dp.show(&config));
             last_publish = now;
@@ -276,6 +279,66 @@ pub fn run(path: &Path, check_only: bool, log: LogControl) -> Result<(), DaemonE
     }
     drop(eal);
     Ok(())
+}
+
+/// Detaches the ports whose device went away and reattaches those whose device is back
+/// (see `device_watch`), telling the OpenFlow controllers (port deleted, port added).
+fn watch_devices(
+    dp: &mut Datapath,
+    config: &Config,
+    watch: &mut crate::device_watch::DeviceWatch,
+    hub: &crate::openflow::controller::Hub,
+    now: Instant,
+) {
+    use crate::device_watch::{DeviceEvent, TunDescriptors, interface_exists};
+    for name in dp.removed_ports() {
+        watch.removal_reported(&name);
+    }
+    let tun = TunDescriptors::read().unwrap_or_else(|e| {
+        tracing::warn!("cannot read this process's descriptors to watch TAP ports: {e}");
+        TunDescriptors::default()
+    });
+    for event in watch.check(now, config, |n| dp.is_detached(n), &tun, interface_exists) {
+        match event {
+            DeviceEvent::Gone(name) => {
+                let before = port_info_of(dp, config, &name);
+                let number = dp.datapath_number(&name);
+                match crate::reconcile::detach_port(dp, config, &name) {
+                    Ok(n) => {
+                        tracing::warn!("port {name}: its device is gone; detached ({n} megaflow(s) removed)");
+                        if let Some((bridge, info)) = before {
+                            hub.port_status(&bridge, &info, PortReason::Delete);
+                        }
+                        if let Some(n) = number {
+                            hub.port_removed(n);
+                        }
+                    }
+                    Err(e) => tracing::error!("port {name}: its device is gone, detaching failed: {e}"),
+                }
+            }
+            DeviceEvent::Back(name) => match crate::reconcile::reattach_port(dp, config, &name) {
+                Ok(_) => {
+                    tracing::info!("port {name}: its device is back; reattached");
+                    if let Some((bridge, info)) = port_info_of(dp, config, &name) {
+                        if let Some(n) = dp.datapath_number(&name) {
+                            hub.port_added(&bridge, info.number, n);
+                        }
+                        hub.port_status(&bridge, &info, PortReason::Add);
+                    }
+                }
+                // Only a TAP comes back by name; other devices are probed on a timer.
+                Err(e) => tracing::debug!("port {name}: still detached: {e}"),
+            },
+        }
+    }
+}
+
+/// Port `name` as `show` describes it, with its bridge.
+fn port_info_of(dp: &Datapath, config: &Config, name: &str) -> Option<(String, crate::protocol::PortInfo)> {
+    dp.show(config)
+        .bridges
+        .into_iter()
+        .find_map(|b| b.ports.into_iter().find(|p| p.name == name).map(|p| (b.name.clone(), p)))
 }
 
 /// A change request for the log: `add-flows` by its size, not its (maybe million) lines.
@@ -406,7 +469,13 @@ fn apply_desired(
         .flat_map(|b| &b.ports)
         .filter_map(|p| dp.datapath_number(&p.name).map(|n| (p.name.clone(), n)))
         .collect();
+    // The ports as they were (for the controllers' port-status DELETE).
+    let shown_before = dp.show(running);
     let result = crate::reconcile::reconcile(dp, running, desired);
+    let shown_after = dp.show(running);
+    let shown = |show: &crate::protocol::ShowReply, bridge: &str, port: &str| {
+        show.bridges.iter().filter(|b| b.name == bridge).flat_map(|b| &b.ports).find(|p| p.name == port).cloned()
+    };
     // Whatever applied (all, or part before an error): the OpenFlow side follows the
     // running bridges and ports.
     for b in &before {
@@ -436,14 +505,24 @@ fn apply_desired(
                 && let Some(n) = dp.datapath_number(&p.name)
             {
                 openflow.hub().port_added(&b.name, p.number, n);
+                if let Some(info) = shown(&shown_after, &b.name, &p.name) {
+                    openflow.hub().port_status(&b.name, &info, PortReason::Add);
+                }
             }
         }
     }
-    for p in before.iter().flat_map(|b| &b.ports) {
-        if !running.bridges.iter().any(|b| b.ports.iter().any(|x| x.name == p.name))
-            && let Some(n) = before_numbers.get(&p.name)
-        {
-            openflow.hub().port_removed(*n);
+    for b in &before {
+        for p in &b.ports {
+            if !running.bridges.iter().any(|r| r.ports.iter().any(|x| x.name == p.name)) {
+                if let Some(n) = before_numbers.get(&p.name) {
+                    openflow.hub().port_removed(*n);
+                }
+                // A removed bridge's controllers are gone with it; a port that left a
+                // bridge that stays is reported.
+                if let Some(info) = shown(&shown_before, &b.name, &p.name) {
+                    openflow.hub().port_status(&b.name, &info, PortReason::Delete);
+                }
+            }
         }
     }
     let mut reply = result?;

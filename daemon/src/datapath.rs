@@ -44,6 +44,9 @@ pub struct Datapath {
     expired: Option<crossbeam_channel::Receiver<ferrovs_flowcache::slow_path::ExpiredRule>>,
     /// Each port's datapath number, by port name.
     dp_numbers: HashMap<String, u32>,
+    /// Ports of the running config whose device went away (see `reconcile::detach_port`):
+    /// not in the switch, shown as detached.
+    detached: std::collections::BTreeSet<String>,
 }
 
 /// The datapath's port numbers (unique across the switch; what the PMDs use): each
@@ -59,9 +62,14 @@ pub fn datapath_numbers(config: &Config) -> HashMap<String, u32> {
     out
 }
 
-/// `wanted` if no number in `used` is it, else the lowest free number.
+/// `wanted` if no number in `used` is it, else the lowest free number. An internal port
+/// (OpenFlow number `LOCAL`, beyond the datapath's range) gets the highest free number, so
+/// that the operator's ports keep their OpenFlow numbers in the datapath.
 fn free_number<'a>(wanted: u32, used: impl Iterator<Item = &'a u32> + Clone) -> u32 {
     let taken = |n: u32| used.clone().any(|&u| u == n);
+    if wanted > ferrovs_config::MAX_PORT_NUMBER {
+        return (1..=ferrovs_config::MAX_PORT_NUMBER).rev().find(|&n| !taken(n)).unwrap_or(wanted);
+    }
     if !taken(wanted) {
         return wanted;
     }
@@ -149,6 +157,7 @@ impl Datapath {
             dp_numbers,
             packet_in: Some(packet_in),
             expired: Some(expired),
+            detached: Default::default(),
         })
     }
 
@@ -203,7 +212,11 @@ impl Datapath {
                 ports: b
                     .ports
                     .iter()
-                    .filter_map(|pc| stats.ports.iter().find(|s| s.name == pc.name).map(|s| port_info(s, pc)))
+                    .filter_map(|pc| match stats.ports.iter().find(|s| s.name == pc.name) {
+                        Some(s) => Some(port_info(s, pc)),
+                        None if self.is_detached(&pc.name) => Some(detached_port_info(pc)),
+                        None => None,
+                    })
                     .collect(),
             })
             .collect();
@@ -402,6 +415,32 @@ impl Datapath {
         Ok(n)
     }
 
+    /// The ports whose driver reported their device removed since the last call.
+    pub fn removed_ports(&self) -> Vec<String> {
+        ferrovs_dpdk::take_removed_ports()
+            .into_iter()
+            .filter_map(|id| self.switch.port_name_of(id).map(str::to_string))
+            .collect()
+    }
+
+    /// Whether port `name` is detached (its device went away).
+    pub fn is_detached(&self, name: &str) -> bool {
+        self.detached.contains(name)
+    }
+
+    /// The detached ports.
+    pub fn detached(&self) -> impl Iterator<Item = &str> {
+        self.detached.iter().map(String::as_str)
+    }
+
+    pub(crate) fn mark_detached(&mut self, name: &str) {
+        self.detached.insert(name.to_string());
+    }
+
+    pub(crate) fn forget_detached(&mut self, name: &str) {
+        self.detached.remove(name);
+    }
+
     /// The datapath number of port `name`.
     pub fn datapath_number(&self, name: &str) -> Option<u32> {
         self.dp_numbers.get(name).copied()
@@ -525,6 +564,33 @@ fn port_info(s: &PortStats, pc: &PortConfig) -> PortInfo {
             tx_errors: e.tx_errors,
             rx_nombuf: e.rx_nombuf,
         }),
+    }
+}
+
+/// A detached port in `show`: its settings, link `detached`, no counters (it has no
+/// device; its counters went with it).
+pub fn detached_port_info(pc: &PortConfig) -> PortInfo {
+    PortInfo {
+        name: pc.name.clone(),
+        number: pc.number,
+        devargs: pc.devargs.clone(),
+        device: pc.device.name().to_string(),
+        link_up: false,
+        link_state: LinkState::Detached,
+        speed_mbps: 0,
+        rx_packets: 0,
+        rx_bytes: 0,
+        tx_packets: 0,
+        tx_bytes: 0,
+        drop_tx_full: 0,
+        drop_no_rule: 0,
+        drop_action: 0,
+        drop_malformed: 0,
+        drop_unsupported: 0,
+        drop_no_mbuf: 0,
+        drop_oversize: 0,
+        mtu: pc.mtu,
+        nic: None,
     }
 }
 

@@ -38,6 +38,8 @@ pub mod daemon;
 #[cfg(feature = "switch")]
 pub mod datapath;
 #[cfg(feature = "switch")]
+pub mod device_watch;
+#[cfg(feature = "switch")]
 pub mod dpdk_telemetry;
 #[cfg(feature = "switch")]
 pub mod flowfmt;

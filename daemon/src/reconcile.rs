@@ -17,6 +17,12 @@
 //! 4. MTUs are changed; bridges whose rules changed get their new rule set (one atomic
 //!    change each).
 //!
+//! A port whose device went away under the switch (see `crate::device_watch`) is
+//! *detached*: it stays in the desired and running state (and in the file) but not in
+//! the datapath or in its bridge's port set; [`detach_port`] and [`reattach_port`] move it
+//! out and back with the same steps as a remove and an add. A change to a detached port
+//! only edits the running state; it is applied when the port is reattached.
+//!
 //! Each step that succeeds is recorded in the running state at once, so when a step
 //! fails (DPDK rejects a device) the running state still says exactly what runs: the
 //! caller writes that back and reports the error. Settings that only a restart can
@@ -35,6 +41,7 @@ pub fn port_spec(p: &PortConfig, datapath_number: u32) -> PortSpec {
     let mut spec = PortSpec::new(p.name.clone(), datapath_number, p.devargs.clone());
     spec.n_rxq = p.rx_queues;
     spec.mtu = p.mtu;
+    spec.link_down = p.is_internal();
     spec
 }
 
@@ -89,7 +96,15 @@ pub fn reconcile(dp: &mut Datapath, running: &mut Config, desired: &Config) -> R
         .map(|(b, p)| (b.name.clone(), p.name.clone()))
         .collect();
     for (bridge, port) in leaving {
-        done.megaflows_removed += remove_port(dp, running, &bridge, &port)?;
+        if dp.is_detached(&port) {
+            // Not in the datapath: only the running state and the detached set change.
+            dp.forget_detached(&port);
+            if let Some(b) = running.bridges.iter_mut().find(|b| b.name == bridge) {
+                b.ports.retain(|x| x.name != port);
+            }
+        } else {
+            done.megaflows_removed += remove_port(dp, running, &bridge, &port)?;
+        }
         done.ports_removed.push(port);
     }
     // 2. Bridges that go.
@@ -128,7 +143,9 @@ pub fn reconcile(dp: &mut Datapath, running: &mut Config, desired: &Config) -> R
         for p in &b.ports {
             let Some((_, now)) = find_port(running, &p.name) else { continue };
             if now.mtu != p.mtu {
-                dp.set_port_mtu(&p.name, p.mtu)?;
+                if !dp.is_detached(&p.name) {
+                    dp.set_port_mtu(&p.name, p.mtu)?;
+                }
                 set_running_port(running, &p.name, |rp| rp.mtu = p.mtu);
                 done.ports_changed.push(p.name.clone());
             }
@@ -172,13 +189,48 @@ fn add_port(dp: &mut Datapath, running: &mut Config, bridge: &str, p: &PortConfi
     Ok(removed)
 }
 
-/// The slow path's port set of `bridge` made of `ports` (in flood order).
+/// The slow path's port set of `bridge` made of `ports` (in flood order), without the
+/// detached ones.
 fn set_ports(dp: &Datapath, bridge: &str, ports: &[&PortConfig]) -> TopologyChange {
+    let attached: Vec<&&PortConfig> = ports.iter().filter(|p| !dp.is_detached(&p.name)).collect();
     TopologyChange::SetPorts {
         bridge: bridge.to_string(),
-        ports: ports.iter().map(|p| p.number).collect(),
-        datapath_ports: ports.iter().map(|p| dp.datapath_number(&p.name).unwrap_or(p.number)).collect(),
+        ports: attached.iter().map(|p| p.number).collect(),
+        datapath_ports: attached.iter().map(|p| dp.datapath_number(&p.name).unwrap_or(p.number)).collect(),
     }
+}
+
+/// Port `name`'s device went away: the port leaves the datapath and its bridge's port set
+/// as in a remove (polling stops, megaflows from it removed and to it revalidated, its
+/// queues taken back, the device closed) but stays in `running`, detached. Returns the
+/// megaflows removed.
+pub fn detach_port(dp: &mut Datapath, running: &Config, name: &str) -> Result<u64, String> {
+    let (b, _) = find_port(running, name).ok_or_else(|| format!("no port named {name}"))?;
+    dp.unpoll_port(name)?;
+    dp.mark_detached(name);
+    let ports: Vec<&PortConfig> = b.ports.iter().collect();
+    let removed = dp.topology(set_ports(dp, &b.name, &ports))?;
+    dp.remove_port(name)?;
+    Ok(removed)
+}
+
+/// Port `name` (detached) is probed again with its settings and rejoins its bridge as in
+/// an add. On error it stays detached.
+pub fn reattach_port(dp: &mut Datapath, running: &Config, name: &str) -> Result<u64, String> {
+    let (b, p) = find_port(running, name).ok_or_else(|| format!("no port named {name}"))?;
+    dp.add_port(p)?;
+    dp.forget_detached(name);
+    let ports: Vec<&PortConfig> = b.ports.iter().collect();
+    let removed = match dp.topology(set_ports(dp, &b.name, &ports)) {
+        Ok(n) => n,
+        Err(e) => {
+            let _ = dp.remove_port(name);
+            dp.mark_detached(name);
+            return Err(e);
+        }
+    };
+    dp.poll_port(name)?;
+    Ok(removed)
 }
 
 /// Removes port `name` from `bridge`: polling stops, the slow path forgets it, then the

@@ -74,8 +74,9 @@ fn port(out: &mut String, p: &PortInfo) {
         LinkState::Up => format!("up {} Mbps", p.speed_mbps),
         LinkState::Down => "down".to_string(),
         LinkState::Unknown => "unknown (its interface is in another network namespace)".to_string(),
+        LinkState::Detached => "detached (its device is gone; reattached when it returns)".to_string(),
     };
-    let _ = writeln!(out, "  port {} {} ({}): link {link}", p.number, p.name, p.devargs);
+    let _ = writeln!(out, "  port {} {} ({}): link {link}", ferrovs_config::PortName(p.number), p.name, p.devargs);
     let _ = writeln!(
         out,
         "    rx {} pkts {} bytes, tx {} pkts {} bytes",

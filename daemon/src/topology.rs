@@ -35,18 +35,19 @@ pub fn desired_after(running: &Config, req: &Request) -> Result<Outcome, String>
         Request::ListBr => return Ok(Outcome::Names(NamesReply { names: names(&running.bridges) })),
         Request::ListPorts { bridge } => {
             let b = running.bridge(bridge).ok_or_else(|| no_bridge(bridge))?;
-            return Ok(Outcome::Names(NamesReply { names: b.ports.iter().map(|p| p.name.clone()).collect() }));
+            // As ovs-vsctl: the bridge's internal port is not listed.
+            return Ok(Outcome::Names(NamesReply { names: b.user_ports().map(|p| p.name.clone()).collect() }));
         }
         Request::AddBr { bridge } => {
             if running.bridge(bridge).is_some() {
                 return Err(format!("bridge {bridge} exists"));
             }
-            d.bridges.push(BridgeConfig { name: bridge.clone(), ..BridgeConfig::default() });
+            d.bridges.push(BridgeConfig::new(bridge, true));
         }
         Request::DelBr { bridge, force } => {
             let b = running.bridge(bridge).ok_or_else(|| no_bridge(bridge))?;
-            if !b.ports.is_empty() && !force {
-                let ports: Vec<&str> = b.ports.iter().map(|p| p.name.as_str()).collect();
+            if b.user_ports().next().is_some() && !force {
+                let ports: Vec<&str> = b.user_ports().map(|p| p.name.as_str()).collect();
                 return Err(format!(
                     "bridge {bridge} has ports ({}): delete them first, or use --force",
                     ports.join(", ")
@@ -78,6 +79,9 @@ pub fn desired_after(running: &Config, req: &Request) -> Result<Outcome, String>
             if !d.bridges.iter().any(|b| b.ports.iter().any(|p| &p.name == port)) {
                 return Err(no_port(port));
             }
+            if d.bridge(port).is_some_and(|b| b.internal_port) {
+                return Err(format!("port {port} is bridge {port}'s internal port: it goes with the bridge (del-br)"));
+            }
             for b in &mut d.bridges {
                 b.ports.retain(|p| &p.name != port);
             }
@@ -85,7 +89,11 @@ pub fn desired_after(running: &Config, req: &Request) -> Result<Outcome, String>
         Request::SetPort { port, settings } => {
             let p = d.bridges.iter_mut().flat_map(|b| b.ports.iter_mut()).find(|p| &p.name == port);
             let p = p.ok_or_else(|| no_port(port))?;
+            let internal = p.is_internal();
             for s in settings {
+                if internal && !s.trim_start().starts_with("mtu") {
+                    return Err(format!("{s:?}: port {port} is a bridge's internal port: only its mtu can be set"));
+                }
                 set(p, s)?;
             }
         }

@@ -39,16 +39,33 @@ pub struct PortSpec {
     /// Largest IP packet the port sends: frames longer than `mtu` + 18 bytes are dropped
     /// on output and counted (`drop_oversize`), as OVS does.
     pub mtu: u16,
+    /// Set the link down once the port has started: a bridge's internal port, which (as
+    /// OVS's LOCAL) stays down, and quiet, until the host sets its interface up.
+    pub link_down: bool,
 }
 
 impl PortSpec {
     /// A port probed from DPDK devargs, with one rx queue.
     pub fn new(name: impl Into<String>, number: u32, devargs: impl Into<String>) -> PortSpec {
-        PortSpec { name: name.into(), number, device: PortSource::Devargs(devargs.into()), n_rxq: 1, mtu: DEFAULT_MTU }
+        PortSpec {
+            name: name.into(),
+            number,
+            device: PortSource::Devargs(devargs.into()),
+            n_rxq: 1,
+            mtu: DEFAULT_MTU,
+            link_down: false,
+        }
     }
     /// A port that already exists, with one rx queue.
     pub fn existing(name: impl Into<String>, number: u32, id: PortId) -> PortSpec {
-        PortSpec { name: name.into(), number, device: PortSource::Existing(id), n_rxq: 1, mtu: DEFAULT_MTU }
+        PortSpec {
+            name: name.into(),
+            number,
+            device: PortSource::Existing(id),
+            n_rxq: 1,
+            mtu: DEFAULT_MTU,
+            link_down: false,
+        }
     }
 }
 

@@ -390,6 +390,11 @@ impl<M: Send + 'static> Switch<M> {
         set_device_mtu(&port, &spec.name, spec.mtu);
         port.start().map_err(perr)?;
         port.set_promiscuous(true).map_err(perr)?;
+        if spec.link_down
+            && let Err(e) = port.set_link_down()
+        {
+            tracing::warn!(port = %spec.name, error = %e, "setting the link down");
+        }
         let mut table = self.slot_table.clone();
         set_slot(&mut table, spec.number, slot);
         let mut changes = Vec::with_capacity(self.pmds.len());
@@ -521,6 +526,11 @@ impl<M: Send + 'static> Switch<M> {
         self.apply(changes)?;
         self.ports[i].spec.mtu = mtu;
         Ok(())
+    }
+
+    /// The name of the port whose device is `id`, if the switch has it.
+    pub fn port_name_of(&self, id: ferrovs_dpdk::PortId) -> Option<&str> {
+        self.ports.iter().find(|p| p.port.id() == id).map(|p| p.spec.name.as_str())
     }
 
     /// The ports, in the order they were added.

@@ -57,7 +57,7 @@ fn osken_python() -> Result<String, Failed> {
     Ok(python)
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free loopback port")
 }
 
@@ -273,6 +273,31 @@ fn flood_controller(mut c: RawController) -> std::thread::JoinHandle<Seen> {
             }
         }
         (seen, ports)
+    })
+}
+
+/// Collects the port statuses (port number, reason) `c` is sent, answering echo requests,
+/// until `stop` is set.
+pub(crate) fn port_status_watcher(
+    mut c: RawController,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> std::thread::JoinHandle<Vec<(u32, PortReason)>> {
+    std::thread::spawn(move || {
+        let mut out = Vec::new();
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            match c.recv() {
+                Ok(m) => match m.body {
+                    Body::PortStatus(s) => out.push((s.desc.port_no, s.reason)),
+                    Body::EchoRequest(d) => {
+                        let _ = c.send(Body::EchoReply(d));
+                    }
+                    _ => {}
+                },
+                // Silence (the read timed out) or a closed connection: look at `stop` again.
+                Err(_) => std::thread::sleep(Duration::from_millis(50)),
+            }
+        }
+        out
     })
 }
 

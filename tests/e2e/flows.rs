@@ -168,6 +168,7 @@ pub fn pcap_rules_route_and_rewrite() -> Result<(), Failed> {
         r#"{}
 [[bridge]]
 name = "br0"
+internal_port = false
 flows = [
   "priority=10,in_port=1,actions=output:4",
   "priority=100,in_port=1,udp,dl_vlan=0xffff,actions=output:2",

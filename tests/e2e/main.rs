@@ -125,6 +125,7 @@ fn pcap_flood_byte_for_byte() -> Result<(), Failed> {
         r#"{}
 [[bridge]]
 name = "br0"
+internal_port = false
 flows = ["in_port=1,actions=flood"]
 
 {}{}{}"#,
@@ -194,7 +195,7 @@ fn bad_config(body: String, must_mention: &'static [&'static str]) -> impl FnOnc
 
 /// Bridge `br0` with the keys `extra` and these (name, number, devargs) ports.
 pub(crate) fn bridge(extra: &str, ports: &[(&str, u32, &str)]) -> String {
-    let mut s = format!("\n[[bridge]]\nname = \"br0\"\n{extra}\n");
+    let mut s = format!("\n[[bridge]]\nname = \"br0\"\ninternal_port = false\n{extra}\n");
     for (name, number, devargs) in ports {
         s += &format!("\n[[bridge.port]]\nname = \"{name}\"\nnumber = {number}\ndevargs = \"{devargs}\"\n");
     }
@@ -253,6 +254,10 @@ fn main() {
         Trial::test("runtime_multi_queue_tap_spreads_flows", runtime::multi_queue_tap_spreads_flows)
             .with_ignored_flag(!root),
         Trial::test("control_socket_group_reads_only", runtime::control_socket_group_reads_only)
+            .with_ignored_flag(!root),
+        Trial::test("runtime_internal_port_reaches_the_host", runtime::internal_port_reaches_the_host)
+            .with_ignored_flag(!root),
+        Trial::test("runtime_removed_tap_detaches_and_returns", runtime::removed_tap_detaches_and_returns)
             .with_ignored_flag(!root),
         Trial::test("runtime_two_bridges_each_with_port_1", runtime::two_bridges_each_with_port_1)
             .with_ignored_flag(!root),

@@ -29,7 +29,7 @@ pub(crate) fn new_flows_replayed_at_full_speed_come_out_complete() -> Result<(),
     write_pcap(&dir.join("in.pcap"), &input);
     write_pcap(&dir.join("empty.pcap"), &[]);
     let config = format!(
-        "{}\n[[bridge]]\nname = \"br0\"\nflows = [\"in_port=1,actions=output:2\"]\n{}{}",
+        "{}\n[[bridge]]\nname = \"br0\"\ninternal_port = false\nflows = [\"in_port=1,actions=output:2\"]\n{}{}",
         preamble(),
         flows::pcap_port("in", 1, "in.pcap"),
         flows::pcap_port("out", 2, "empty.pcap"),

@@ -2,9 +2,12 @@
 //! add-port / del-port / set-port), written back so that kill -9 and a start come back
 //! to the same switch.
 
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
-use ferrovs_e2e::{Daemon, Netns, TempDir, unique, wait_until};
+use ferrovs_config::openflow::{PortReason, Version};
+use ferrovs_e2e::{Daemon, Netns, TempDir, run_ok, unique, wait_until};
 use libtest_mimic::Failed;
 
 use crate::counter;
@@ -42,8 +45,9 @@ pub fn ports_come_and_go_under_traffic() -> Result<(), Failed> {
         out.map(|o| ferrovs_e2e::parse_ping_summary(&String::from_utf8_lossy(&o.stdout))).unwrap_or((0, 0))
     });
     let mut null = 10;
-    for round in 1..=3 {
-        let br = format!("brx{round}");
+    for _ in 1..=3 {
+        // Each bridge has its internal port, a TAP named as the bridge: unique names.
+        let br = unique("fbx");
         ctl_ok(&d, &["add-br", &br])?;
         for _ in 0..7 {
             let (name, devargs) = (format!("n{null}"), format!("net_null{null},no-rx=1"));
@@ -125,8 +129,9 @@ pub fn ports_come_and_go_under_traffic() -> Result<(), Failed> {
     }
 
     // Crash and start again on the written-back config: the same switch.
-    ctl_ok(&d, &["add-br", "br9"])?;
-    ctl_ok(&d, &["add-port", "br9", "n99", "net_null99,no-rx=1", "--mtu", "9000"])?;
+    let br9 = unique("fb9");
+    ctl_ok(&d, &["add-br", &br9])?;
+    ctl_ok(&d, &["add-port", &br9, "n99", "net_null99,no-rx=1", "--mtu", "9000"])?;
     // A queue count change re-creates the port (the MTU stays).
     ctl_ok(&d, &["set-port", "n99", "rx_queues=2"])?;
     let before = topology(&d)?;
@@ -164,7 +169,7 @@ pub fn ports_come_and_go_under_traffic() -> Result<(), Failed> {
 pub fn multi_queue_tap_spreads_flows() -> Result<(), Failed> {
     let (tap_a, tap_b) = (unique("fqa"), unique("fqb"));
     let config = format!(
-        "{}\n[[bridge]]\nname = \"br0\"\nflows = [\"actions=normal\"]\n\n[[bridge.port]]\nname = \"a\"\nnumber = 1\n\
+        "{}\n[[bridge]]\nname = \"br0\"\ninternal_port = false\nflows = [\"actions=normal\"]\n\n[[bridge.port]]\nname = \"a\"\nnumber = 1\n\
          devargs = \"net_tap0,iface={tap_a}\"\nrx_queues = 4\n\n[[bridge.port]]\nname = \"b\"\nnumber = 2\n\
          devargs = \"net_tap1,iface={tap_b}\"\n",
         crate::preamble()
@@ -250,7 +255,7 @@ pub fn two_bridges_each_with_port_1() -> Result<(), Failed> {
     let rules = r#"flows = ["in_port=1,actions=output:2", "in_port=2,actions=output:1"]"#;
     let mut config = crate::preamble();
     for (b, br) in ["br0", "br1"].iter().enumerate() {
-        config += &format!("\n[[bridge]]\nname = \"{br}\"\n{rules}\n");
+        config += &format!("\n[[bridge]]\nname = \"{br}\"\ninternal_port = false\n{rules}\n");
         for n in 1..=2u32 {
             let i = b * 2 + (n as usize - 1);
             config += &format!(
@@ -285,6 +290,174 @@ pub fn two_bridges_each_with_port_1() -> Result<(), Failed> {
     ctl_ok(&d, &["add-port", "br1", "x1", "net_null21,no-rx=1", "--number", "3"])?;
     if hosts[2].ping("198.18.1.2", 2, 2).1 == 0 {
         return Err("br1 stopped forwarding after the port-3 additions".into());
+    }
+    drop(d.stop());
+    Ok(())
+}
+
+/// A network interface of the host namespace that a test made, deleted when dropped
+/// (whatever happened in the test).
+struct HostLink(String);
+
+impl Drop for HostLink {
+    fn drop(&mut self) {
+        if ferrovs_e2e::exists(&std::path::Path::new("/sys/class/net").join(&self.0)) {
+            let _ = ferrovs_e2e::run("ip", &["link", "del", &self.0]);
+        }
+    }
+}
+
+/// Gives the host-namespace interface `iface` `addr_cidr` and sets it up.
+fn host_address(iface: &str, addr_cidr: &str) {
+    run_ok("ip", &["addr", "add", addr_cidr, "dev", iface]);
+    run_ok("ip", &["link", "set", iface, "up"]);
+}
+
+/// `show`'s link state of port `name` (`up`, `down`, `unknown`, `detached`).
+fn link_state(d: &Daemon, name: &str) -> String {
+    let show = d.ctl_json(&["show"]);
+    let ports = show["bridges"].as_array().cloned().unwrap_or_default();
+    ports
+        .iter()
+        .flat_map(|b| b["ports"].as_array().cloned().unwrap_or_default())
+        .find(|p| p["name"] == name)
+        .and_then(|p| p["link_state"].as_str().map(str::to_string))
+        .unwrap_or_else(|| "absent".into())
+}
+
+/// A bridge's internal port (on by default): a TAP named as the bridge, down until the
+/// host sets it up, then addressed by the host and reachable through the bridge by a
+/// host in a namespace; `LOCAL` in rules (`in_port=LOCAL`, `actions=LOCAL`) steers that
+/// traffic; `show` and `ovs-ofctl show` name it LOCAL; `list-ports` does not list it (as
+/// ovs-vsctl); `del-port` refuses it and `del-br` removes it.
+pub fn internal_port_reaches_the_host() -> Result<(), Failed> {
+    let (br, tap_b) = (unique("fbl"), unique("fib"));
+    let config = format!(
+        "{}\n[[bridge]]\nname = \"{br}\"\nflows = [\"actions=normal\"]\n\n[[bridge.port]]\nname = \"b\"\nnumber = 1\n\
+         devargs = \"net_tap0,iface={tap_b}\"\n",
+        crate::preamble()
+    );
+    let d = Daemon::start_in(TempDir::new(), &config);
+    let _local = HostLink(br.clone());
+    let guest = Netns::new();
+    guest.adopt(&tap_b, "198.19.9.2/24");
+    let flags = std::fs::read_to_string(format!("/sys/class/net/{br}/flags")).unwrap_or_default();
+    let flags = u32::from_str_radix(flags.trim().trim_start_matches("0x"), 16).unwrap_or(1);
+    if flags & 1 != 0 {
+        return Err(format!("internal port {br} is not down at start (flags {flags:#x})\n{}", d.log_text()).into());
+    }
+    host_address(&br, "198.19.9.1/24");
+    let (tx, rx) = guest.ping("198.19.9.1", 3, 3);
+    if rx == 0 {
+        return Err(format!("no reply from the host's internal port ({rx}/{tx})\n{}", d.log_text()).into());
+    }
+    let show = ctl_ok(&d, &["show"])?;
+    if !show.contains(&format!("port LOCAL {br} ")) {
+        return Err(format!("show does not list the internal port as LOCAL:\n{show}").into());
+    }
+    if ctl_ok(&d, &["list-ports", &br])? != "b\n" {
+        return Err(format!("list-ports {br}: {:?}", ctl_ok(&d, &["list-ports", &br])?).into());
+    }
+    let mgmt = d.socket.with_file_name(format!("{br}.mgmt"));
+    let ofshow = run_ok("ovs-ofctl", &["show", &format!("unix:{}", mgmt.display())]);
+    if !ofshow.contains(&format!("LOCAL({br})")) {
+        return Err(format!("ovs-ofctl show:\n{ofshow}").into());
+    }
+    // LOCAL in rules, as OVS writes and prints it.
+    ctl_ok(&d, &["del-flows", &br])?;
+    ctl_ok(&d, &["add-flow", &br, "in_port=LOCAL,actions=output:1"])?;
+    ctl_ok(&d, &["add-flow", &br, "in_port=1,actions=LOCAL"])?;
+    let (tx, rx) = guest.ping("198.19.9.1", 3, 3);
+    let dumped = ctl_ok(&d, &["dump-flows", &br])?;
+    if rx == 0 || !dumped.contains("in_port=LOCAL") || !dumped.contains("actions=LOCAL") {
+        return Err(format!("LOCAL rules: {rx}/{tx} pings, rules:\n{dumped}").into());
+    }
+    let refused = d.ctl(&["del-port", &br, &br]);
+    if refused.status.success() || !String::from_utf8_lossy(&refused.stderr).contains("internal port") {
+        return Err(format!("del-port of the internal port: {}", String::from_utf8_lossy(&refused.stderr)).into());
+    }
+    // A bridge name that cannot be an interface name is refused, with the reason.
+    let bad = d.ctl(&["add-br", ".."]);
+    if bad.status.success() || !String::from_utf8_lossy(&bad.stderr).contains("interface name") {
+        return Err(format!("add-br ..: {}", String::from_utf8_lossy(&bad.stderr)).into());
+    }
+    ctl_ok(&d, &["del-br", "--force", &br])?;
+    if !wait_until(Duration::from_secs(3), || !ferrovs_e2e::exists(&std::path::Path::new("/sys/class/net").join(&br))) {
+        return Err(format!("del-br left the internal port's interface {br}").into());
+    }
+    drop(d.stop());
+    Ok(())
+}
+
+/// A TAP deleted under the running switch (`ip link del`) is detached: `show` says so,
+/// the log says so, the controller gets a port-status DELETE, and the other ports keep
+/// forwarding. Recreated as a persistent multi-queue TAP of the same name, it is
+/// reattached (port-status ADD) and forwards again. Ports added and removed at run time
+/// reach the controller as ADD and DELETE too.
+pub fn removed_tap_detaches_and_returns() -> Result<(), Failed> {
+    let (tap_a, tap_b, tap_c) = (unique("fda"), unique("fdb"), unique("fdc"));
+    let listen = crate::controller::free_port();
+    let mut config = format!(
+        "{}\n[[bridge]]\nname = \"br0\"\ninternal_port = false\ncontroller = [\"ptcp:{listen}\"]\n\
+         flows = [\"actions=normal\"]\n",
+        crate::preamble()
+    );
+    for (i, tap) in [&tap_a, &tap_b, &tap_c].iter().enumerate() {
+        config += &format!(
+            "\n[[bridge.port]]\nname = \"{}\"\nnumber = {}\ndevargs = \"net_tap{i},iface={tap}\"\n",
+            ["a", "b", "c"][i],
+            i + 1
+        );
+    }
+    let d = Daemon::start_in(TempDir::new(), &config);
+    let _a = HostLink(tap_a.clone());
+    let (guest, third) = (Netns::new(), Netns::new());
+    guest.adopt(&tap_b, "198.19.10.2/24");
+    third.adopt(&tap_c, "198.19.10.3/24");
+    host_address(&tap_a, "198.19.10.1/24");
+    let stop = Arc::new(AtomicBool::new(false));
+    let statuses = crate::controller::port_status_watcher(
+        crate::controller::RawController::connect(listen, Version::Of13)?,
+        stop.clone(),
+    );
+    if guest.ping("198.19.10.1", 3, 3).1 == 0 {
+        return Err(format!("no reply from the host's tap\n{}", d.log_text()).into());
+    }
+
+    run_ok("ip", &["link", "del", &tap_a]);
+    if !wait_until(Duration::from_secs(5), || link_state(&d, "a") == "detached") {
+        return Err(format!("a is {} after its TAP was deleted\n{}", link_state(&d, "a"), d.log_text()).into());
+    }
+    if !d.log_text().contains("port a: its device is gone; detached") {
+        return Err(format!("the detach is not in the log:\n{}", d.log_text()).into());
+    }
+    let (tx, rx) = guest.ping("198.19.10.3", 3, 3);
+    if (tx, rx) != (3, 3) {
+        return Err(format!("b -> c with a detached: {rx}/{tx}\n{}", d.log_text()).into());
+    }
+
+    run_ok("ip", &["tuntap", "add", "dev", &tap_a, "mode", "tap", "multi_queue"]);
+    if !wait_until(Duration::from_secs(5), || !matches!(link_state(&d, "a").as_str(), "detached" | "absent")) {
+        return Err(format!("a is {} after its TAP came back\n{}", link_state(&d, "a"), d.log_text()).into());
+    }
+    host_address(&tap_a, "198.19.10.1/24");
+    // The host's side of the TAP has a new MAC address.
+    guest.exec_ok(&["ip", "neigh", "flush", "all"]);
+    let (tx, rx) = guest.ping("198.19.10.1", 3, 3);
+    if rx == 0 {
+        return Err(format!("no reply from the reattached tap ({rx}/{tx})\n{}", d.log_text()).into());
+    }
+
+    ctl_ok(&d, &["add-port", "br0", "n4", "net_null40,no-rx=1", "--number", "4"])?;
+    ctl_ok(&d, &["del-port", "br0", "n4"])?;
+    std::thread::sleep(Duration::from_millis(500));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let seen = statuses.join().map_err(|_| "controller thread panicked")?;
+    // (A link going up or down adds MODIFYs: the reattached TAP's link came up.)
+    let seen: Vec<(u32, PortReason)> = seen.into_iter().filter(|s| s.1 != PortReason::Modify).collect();
+    let want = [(1, PortReason::Delete), (1, PortReason::Add), (4, PortReason::Add), (4, PortReason::Delete)].to_vec();
+    if seen != want {
+        return Err(format!("port statuses: {seen:?}, want {want:?}\n{}", d.log_text()).into());
     }
     drop(d.stop());
     Ok(())

@@ -18,7 +18,7 @@ fn config() -> String {
     let ncpu = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     let mut s = format!(
         "[eal]\nhugepages = false\nmemory_mb = 256\n\n[control]\nsocket = \"@SOCKET@\"\n\n[pmd]\ncores = [{}]\n\
-         idle_backoff_us = 200\n\n[[bridge]]\nname = \"br0\"\nflows = []\n",
+         idle_backoff_us = 200\n\n[[bridge]]\nname = \"br0\"\ninternal_port = false\nflows = []\n",
         ncpu.saturating_sub(1)
     );
     for p in 1..=4 {

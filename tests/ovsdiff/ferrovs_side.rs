@@ -33,7 +33,7 @@ fn protocols(openflow13: bool) -> &'static str {
 pub fn config(rules: &[String], openflow13: bool, in_port: u32) -> String {
     let flows: Vec<String> = rules.iter().map(|r| toml_string(r)).collect();
     let mut s = format!(
-        "{}\n[[bridge]]\nname = \"br0\"\nprotocols = \"{}\"\nflows = [\n  {}\n]\n",
+        "{}\n[[bridge]]\nname = \"br0\"\ninternal_port = false\nprotocols = \"{}\"\nflows = [\n  {}\n]\n",
         preamble(),
         protocols(openflow13),
         flows.join(",\n  ")

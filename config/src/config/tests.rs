@@ -43,8 +43,10 @@ fn example_configs_load() {
     assert_eq!(c.pmd.cores, vec![1]);
     assert_eq!(c.pmd.idle_backoff_us, 50);
     let br = c.bridge("br0").unwrap();
-    assert_eq!(br.ports.len(), 2);
-    assert_eq!(br.ports[0].device, PortDevice::Vdev { name: "net_tap0".into(), driver: "net_tap".into() });
+    // The internal port first, then the file's two.
+    assert_eq!(br.ports.len(), 3);
+    assert!(br.ports[0].is_internal());
+    assert_eq!(br.ports[1].device, PortDevice::Vdev { name: "net_tap0".into(), driver: "net_tap".into() });
     assert_eq!(br.rules.len(), 2);
     assert_eq!(br.rules[0].matches.in_port, Some(1));
     assert_eq!(br.rules[0].actions, vec![Action::Output(2)]);
@@ -61,6 +63,7 @@ fn example_configs_load() {
             "--no-shconf",
             "--log-level=warning",
             "--no-pci",
+            "--vdev=net_tap_local_br0,iface=br0",
             "--vdev=net_tap0,iface=fvs-tap0",
             "--vdev=net_tap1,iface=fvs-tap1",
         ]
@@ -70,8 +73,8 @@ fn example_configs_load() {
     assert!(c.eal.hugepages);
     assert!(!c.eal.no_pci);
     let br = &c.bridges[0];
-    assert_eq!(br.ports[0].device, PortDevice::Pci { address: "0000:01:00.0".into() });
-    assert_eq!(br.ports[1].rx_queues, 2);
+    assert_eq!(br.ports[1].device, PortDevice::Pci { address: "0000:01:00.0".into() });
+    assert_eq!(br.ports[2].rx_queues, 2);
     assert_eq!(br.rules.len(), 3);
     assert_eq!(br.rules[0].matches.tp_dst, Some(Masked { value: 443, mask: 0xffff }));
     assert_eq!(br.rules[0].matches.nw_dst.unwrap().mask, Ipv4Addr::new(255, 254, 0, 0));
@@ -161,11 +164,20 @@ fn ports() {
     assert_eq!(err(&PORTS.replace("\"p2\"", "\"p 2\"")).3, "`p 2` contains ` ` (use letters, digits, `_`, `-`, `.`)");
     // A bridge without ports, and no bridge at all, wait for ports added at run time.
     let no_ports = load("[[bridge]]\nname = \"br0\"\n").unwrap();
-    assert!(no_ports.bridges[0].ports.is_empty());
+    assert_eq!(no_ports.bridges[0].ports, vec![BridgeConfig::internal_port_config("br0")]);
+    let no_internal = load("[[bridge]]\nname = \"br0\"\ninternal_port = false\n").unwrap();
+    assert!(no_internal.bridges[0].ports.is_empty());
+    // The internal port takes the bridge's name as a port name and an interface name.
+    let e = err(&format!("{PORTS}\n[[bridge]]\nname = \"p1\"\n"));
+    assert_eq!(e.2, "bridge[1].name");
+    assert!(e.3.contains("bridge[0].port[0]"), "{}", e.3);
+    assert!(load(&format!("{PORTS}\n[[bridge]]\nname = \"p1\"\ninternal_port = false\n")).is_ok());
+    assert!(err("[[bridge]]\nname = \"..\"\n").3.contains("interface name"));
+    assert!(load("[[bridge]]\nname = \"..\"\ninternal_port = false\n").is_ok());
     assert!(load("[eal]\n").unwrap().bridges.is_empty());
     let mtu = PORTS.replace("number = 2", "number = 2\nmtu = 9000");
-    assert_eq!(load(&mtu).unwrap().bridges[0].ports[1].mtu, 9000);
-    assert_eq!(load(PORTS).unwrap().bridges[0].ports[1].mtu, crate::DEFAULT_MTU);
+    assert_eq!(load(&mtu).unwrap().bridges[0].ports[2].mtu, 9000);
+    assert_eq!(load(PORTS).unwrap().bridges[0].ports[2].mtu, crate::DEFAULT_MTU);
     assert_eq!(err(&PORTS.replace("number = 2", "number = 2\nmtu = 67")).3, "67 is out of range 68..=9216");
 }
 
@@ -182,7 +194,7 @@ fn bridges() {
     let two = format!("{PORTS}\n{}", second(&PORTS.replace("net_null", "net_ring")));
     let c = load(&two).unwrap();
     assert_eq!(c.bridges.len(), 2);
-    assert_eq!(c.bridges[1].ports[1].number, 4);
+    assert_eq!(c.bridges[1].ports[2].number, 4);
     let e = err(&two.replace("\"q1\"", "\"p1\""));
     assert_eq!(
         (e.2.as_str(), e.3.as_str()),
@@ -194,7 +206,7 @@ fn bridges() {
     // OpenFlow port numbers are each bridge's own (as in OVS): br1 may have a port 1 too,
     // but not two.
     let c = load(&two.replace("number = 3", "number = 1")).unwrap();
-    assert_eq!((c.bridges[0].ports[0].number, c.bridges[1].ports[0].number), (1, 1));
+    assert_eq!((c.bridges[0].ports[1].number, c.bridges[1].ports[1].number), (1, 1));
     let e = err(&two.replace("number = 3", "number = 4"));
     assert_eq!(e, (26, 10, "bridge[1].port[1].number".into(), "duplicate port number 4 (also port `q1`)".into()));
     let e = err(&two.replace("\"br1\"", "\"br0\""));
@@ -377,7 +389,7 @@ actions = "drop"
             16,
             32,
             "bridge[0].rule[0].actions".into(),
-            "invalid `output`: port `x` is not supported here (expected a port number 1..=65279)".into()
+            "invalid `output`: port `x` is not supported here (expected a port number 1..=65279 or LOCAL)".into()
         )
     );
     assert_eq!(rule("actions = [\"output:2\", \"drop\"]").1, 25);

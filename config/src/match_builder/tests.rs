@@ -86,7 +86,8 @@ fn in_port_and_ethernet() {
     assert_eq!(m("in_port=0xfeff").in_port, Some(0xfeff));
     assert_eq!(err("in_port=0,actions=drop").0, 9);
     assert_eq!(err("in_port=65280,actions=drop").0, 9);
-    assert_eq!(err("in_port=LOCAL,actions=drop").0, 9);
+    assert_eq!(m("in_port=LOCAL").in_port, Some(crate::ports::LOCAL_PORT));
+    assert_eq!(err("in_port=NONE,actions=drop").0, 9);
     let mac = [0x00, 0x11, 0x22, 0x33, 0x44, 0x55];
     assert_eq!(m("dl_src=00:11:22:33:44:55").dl_src, exact(mac, [0xff; 6]));
     assert_eq!(m("eth_dst=00:11:22:33:44:55").dl_dst, exact(mac, [0xff; 6]));

@@ -290,6 +290,7 @@ fn output(port: u32, max_len: u16, packet_out: bool) -> Result<Action, OfpError>
         OFPP_FLOOD => Action::Flood,
         OFPP_ALL => Action::All,
         OFPP_NORMAL => Action::Normal,
+        crate::ports::LOCAL_PORT => Action::Output(crate::ports::LOCAL_PORT),
         p if p >= OFPP_MAX || p == 0 => return Err(OfpError::BadActionOutPort),
         p => Action::Output(p),
     })

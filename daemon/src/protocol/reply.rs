@@ -173,6 +173,9 @@ pub enum LinkState {
     /// about the interface in ferrovsd's namespace, where it no longer is, so whatever
     /// it said ("down") would not be true. The port still forwards.
     Unknown,
+    /// The port's device went away (a TAP deleted, a device unplugged): the port is out
+    /// of the datapath until the device returns and it is reattached.
+    Detached,
 }
 
 impl LinkState {
@@ -181,6 +184,7 @@ impl LinkState {
             LinkState::Up => "up",
             LinkState::Down => "down",
             LinkState::Unknown => "unknown",
+            LinkState::Detached => "detached",
         }
     }
 }

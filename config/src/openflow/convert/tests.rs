@@ -109,8 +109,9 @@ fn what_the_model_lacks_is_refused_with_the_right_error() {
     let reg = m(vec![MatchField::exact(Field::Reg(0), 1)]);
     assert_eq!(rule_from_wire(&wire_rule(&reg, &out(1))), Err(OfpError::BadField));
     let empty = m(vec![]);
-    // LOCAL; and TABLE, which only a packet-out may use.
-    assert_eq!(rule_from_wire(&wire_rule(&empty, &out(0xffff_fffe))), Err(OfpError::BadActionOutPort));
+    // LOCAL is the bridge's internal port; TABLE only a packet-out may use.
+    let local = rule_from_wire(&wire_rule(&empty, &out(0xffff_fffe))).unwrap();
+    assert_eq!(local.actions, vec![crate::rules::Action::Output(crate::ports::LOCAL_PORT)]);
     assert_eq!(rule_from_wire(&wire_rule(&empty, &out(0xffff_fff9))), Err(OfpError::BadActionOutPort));
     // CONTROLLER with its max_len.
     let to_controller = vec![Instruction::ApplyActions(vec![WireAction::Output { port: 0xffff_fffd, max_len: 128 }])];

@@ -68,9 +68,10 @@ fn main() -> ExitCode {
         Cmd::DelPort { names } => {
             let port = names.last().cloned().unwrap_or_default();
             if let [bridge, _] = &names[..] {
-                // ovs-vsctl's form: the port must be on that bridge.
+                // ovs-vsctl's form: the port must be on that bridge (its internal port, which
+                // list-ports does not list, is the daemon's to refuse, with the reason).
                 match control::request(&cli.socket, &Request::ListPorts { bridge: bridge.clone() }) {
-                    Ok(Reply::ListPorts(p)) if p.names.contains(&port) => {}
+                    Ok(Reply::ListPorts(p)) if p.names.contains(&port) || &port == bridge => {}
                     Ok(_) => return finish(Err(format!("bridge {bridge} has no port {port}")), cli.json),
                     Err(e) => return finish(Err(e), cli.json),
                 }
