@@ -229,6 +229,7 @@ mod tests {
     fn prints_like_dump_flows() {
         for (input, printed) in [
             ("in_port=1,actions=output:2", "in_port=1 actions=output:2"),
+            ("in_port=local,actions=output:LOCAL,resubmit(LOCAL,1)", "in_port=LOCAL actions=LOCAL,resubmit(LOCAL,1)"),
             ("actions=drop", "actions=drop"),
             ("priority=32768,actions=", "actions=drop"),
             (

@@ -202,8 +202,16 @@ fn manage_in(version: &str) -> Result<(), Failed> {
         return Err(format!("dump-ports:\n{stats}").into());
     }
 
+    // The bridge's internal port, LOCAL, in a rule (in OpenFlow 1.0's 16-bit and 1.3's
+    // 32-bit numbers), printed back as LOCAL.
+    ofctl_ok(version, &of, &["add-flow", "priority=7,in_port=LOCAL,actions=LOCAL"])?;
+    let local = ofctl_ok(version, &of, &["dump-flows", "in_port=LOCAL"])?;
+    if !local.contains("priority=7,in_port=LOCAL actions=LOCAL") {
+        return Err(format!("dump-flows in_port=LOCAL:\n{local}").into());
+    }
+    ofctl_ok(version, &of, &["del-flows", "in_port=LOCAL"])?;
     // Refused: a field and an output the rule model lacks; the port's admin state.
-    for (rule, error) in [("reg0=1,actions=output:1", "OFPBMC_BAD_FIELD"), ("actions=LOCAL", "OFPBAC_BAD_OUT_PORT")] {
+    for (rule, error) in [("reg0=1,actions=output:1", "OFPBMC_BAD_FIELD"), ("actions=TABLE", "OFPBAC_BAD_OUT_PORT")] {
         match ofctl(version, &of, &["add-flow", rule]) {
             Ok(out) => return Err(format!("add-flow {rule} was accepted: {out}").into()),
             Err(e) if e.contains(error) => {}

@@ -482,6 +482,47 @@ fn each_bridge_has_its_own_port_numbers() {
 }
 
 #[test]
+fn the_internal_port_is_a_port_of_flood_all_normal_and_rules() {
+    use ferrovs_config::LOCAL_PORT;
+    // Ports 1, 2 and the internal port (OpenFlow LOCAL, datapath 0xfeff), as the daemon
+    // gives them.
+    let local_dp = 0xfeff;
+    let spec = |rule: &[&str]| BridgeSpec {
+        name: "br0".into(),
+        ports: vec![LOCAL_PORT, 1, 2],
+        datapath_ports: vec![local_dp, 1, 2],
+        rules: rules(rule),
+    };
+    let out = |ports: &[u32]| ports.iter().map(|&p| DpAction::Output(p)).collect::<Vec<_>>();
+    for action in ["flood", "all"] {
+        let mut sp = SlowPath::new(vec![spec(&[&format!("actions={action}")])], 1, Default::default(), 0).unwrap();
+        let (_, mf) = installed(&sp.handle_upcall(&up(0, tcp(80, 1)), 0), 0);
+        assert_eq!(mf.actions, out(&[local_dp, 2]), "{action} from port 1 includes LOCAL");
+        let (_, mf) = installed(&sp.handle_upcall(&up(0, tcp(80, local_dp)), 0), 0);
+        assert_eq!(mf.actions, out(&[1, 2]), "{action} from LOCAL: every other port");
+    }
+    // normal: LOCAL floods like any port until a MAC is learned on it, then is the
+    // destination of that MAC.
+    let mut sp = SlowPath::new(vec![spec(&["actions=normal"])], 1, Default::default(), 0).unwrap();
+    let (_, mf) = installed(&sp.handle_upcall(&up(0, key_of(tcp4_frame(&TCP4), A, B, local_dp)), 0), 0);
+    assert_eq!(mf.actions, out(&[1, 2]), "B unknown: flood from LOCAL");
+    let (_, mf) = installed(&sp.handle_upcall(&up(0, key_of(tcp4_frame(&TCP4), B, A, 1)), 1), 0);
+    assert_eq!(mf.actions, out(&[local_dp]), "A was learned on LOCAL");
+    // in_port=LOCAL and output:LOCAL.
+    let mut sp = SlowPath::new(
+        vec![spec(&["in_port=LOCAL,actions=output:2", "in_port=2,actions=LOCAL"])],
+        1,
+        Default::default(),
+        0,
+    )
+    .unwrap();
+    let (_, mf) = installed(&sp.handle_upcall(&up(0, tcp(80, local_dp)), 0), 0);
+    assert_eq!(mf.actions, out(&[2]));
+    let (_, mf) = installed(&sp.handle_upcall(&up(0, tcp(80, 2)), 0), 0);
+    assert_eq!(mf.actions, out(&[local_dp]));
+}
+
+#[test]
 fn controller_actions_and_table_miss_modes() {
     use crate::actions::{REASON_ACTION, REASON_NO_MATCH};
     let mut sp =
