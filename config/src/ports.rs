@@ -9,10 +9,9 @@
 //! file). They take plain values and return plain messages; callers wrap the messages in
 //! their own error types.
 //!
-//! The datapath has a single port number space: a flow key's `in_port` and an `output`
-//! action name a port of the whole switch, so port numbers are unique across all bridges
-//! (Open vSwitch's datapath port numbers are switch-wide in the same way; only its
-//! OpenFlow numbers are per bridge, and ferrovs uses one number for both).
+//! OpenFlow port numbers are each bridge's own (two bridges may each have a port 1); the
+//! datapath numbers its ports switch-wide by itself (daemon's `datapath_numbers`). A
+//! bridge's internal port has the reserved number [`LOCAL_PORT`].
 
 use std::collections::HashMap;
 

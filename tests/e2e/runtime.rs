@@ -453,7 +453,8 @@ pub fn removed_tap_detaches_and_returns() -> Result<(), Failed> {
     std::thread::sleep(Duration::from_millis(500));
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let seen = statuses.join().map_err(|_| "controller thread panicked")?;
-    // (A link going up or down adds MODIFYs: the reattached TAP's link came up.)
+    // (A link going up or down adds MODIFYs: the reattached TAP's link comes up. None
+    // while detached: the port is deleted for the controllers then.)
     let seen: Vec<(u32, PortReason)> = seen.into_iter().filter(|s| s.1 != PortReason::Modify).collect();
     let want = [(1, PortReason::Delete), (1, PortReason::Add), (4, PortReason::Add), (4, PortReason::Delete)].to_vec();
     if seen != want {

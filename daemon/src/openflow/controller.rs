@@ -132,7 +132,7 @@ struct HubState {
     /// reports the datapath's in_port; OpenFlow numbers are per bridge).
     dp_ports: HashMap<u32, (String, u32)>,
     /// Each port's link state as last seen by [`Hub::watch_links`].
-    link_up: HashMap<u32, bool>,
+    link_up: HashMap<(String, u32), bool>,
     /// Configured datapath ids.
     dpids: HashMap<String, u64>,
 }
@@ -193,7 +193,15 @@ impl Hub {
             let mut st = self.lock();
             for b in &show.bridges {
                 for p in &b.ports {
-                    if st.link_up.insert(p.number, p.link_up).is_some_and(|was| was != p.link_up) {
+                    // By bridge and number: OpenFlow numbers (LOCAL too) are each bridge's own.
+                    let key = (b.name.clone(), p.number);
+                    if p.link_state == crate::protocol::LinkState::Detached {
+                        // Reported deleted (and added when back), not modified.
+                        st.link_up.remove(&key);
+                        continue;
+                    }
+                    let was = st.link_up.insert(key, p.link_up);
+                    if was.is_some_and(|was| was != p.link_up) {
                         changed.push((b.name.clone(), p.clone()));
                     }
                 }
