@@ -294,10 +294,16 @@ fn watch_devices(
     for name in dp.removed_ports() {
         watch.removal_reported(&name);
     }
-    let tun = TunDescriptors::read().unwrap_or_else(|e| {
-        tracing::warn!("cannot read this process's descriptors to watch TAP ports: {e}");
+    // Only a switch with TAP ports reads its descriptors.
+    let taps = config.bridges.iter().flat_map(|b| &b.ports).any(|p| crate::device_watch::tap_interface(p).is_some());
+    let tun = if taps {
+        TunDescriptors::read().unwrap_or_else(|e| {
+            tracing::warn!("cannot read this process's descriptors to watch TAP ports: {e}");
+            TunDescriptors::default()
+        })
+    } else {
         TunDescriptors::default()
-    });
+    };
     for event in watch.check(now, config, |n| dp.is_detached(n), &tun, interface_exists) {
         match event {
             DeviceEvent::Gone(name) => {
@@ -545,6 +551,12 @@ fn change_topology(
         }
         crate::topology::Outcome::Change(d) => d,
     };
+    if let Request::AddBr { bridge } = req
+        && crate::device_watch::interface_exists(bridge)
+    {
+        // net_tap would fail on it (or, for a TAP, take it over): say why first.
+        return Err(format!("an interface named {bridge} exists: the bridge's internal port would take that name"));
+    }
     let result = apply_desired(dp, running, &desired, openflow);
     // Write back what runs, also after a partial failure.
     let written = ferrovs_config::persist::write_topology(path, &running.bridges).map_err(|e| {

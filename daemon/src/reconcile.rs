@@ -133,7 +133,17 @@ pub fn reconcile(dp: &mut Datapath, running: &mut Config, desired: &Config) -> R
     for b in &desired.bridges {
         for p in &b.ports {
             if find_port(running, &p.name).is_none() {
-                done.megaflows_removed += add_port(dp, running, &b.name, p)?;
+                match add_port(dp, running, &b.name, p) {
+                    Ok(n) => done.megaflows_removed += n,
+                    Err(e) if p.is_internal() && done.bridges_added.contains(&b.name) => {
+                        // A new bridge without its internal port is not the bridge asked
+                        // for (nor one the checks accept): it goes again.
+                        dp.topology(TopologyChange::RemoveBridge(b.name.clone()))?;
+                        running.bridges.retain(|x| x.name != b.name);
+                        return Err(format!("bridge {}: internal port: {e}", b.name));
+                    }
+                    Err(e) => return Err(e),
+                }
                 done.ports_added.push(p.name.clone());
             }
         }

@@ -42,6 +42,7 @@ pub fn desired_after(running: &Config, req: &Request) -> Result<Outcome, String>
             if running.bridge(bridge).is_some() {
                 return Err(format!("bridge {bridge} exists"));
             }
+
             d.bridges.push(BridgeConfig::new(bridge, true));
         }
         Request::DelBr { bridge, force } => {

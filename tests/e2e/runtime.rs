@@ -381,6 +381,32 @@ pub fn internal_port_reaches_the_host() -> Result<(), Failed> {
     if bad.status.success() || !String::from_utf8_lossy(&bad.stderr).contains("interface name") {
         return Err(format!("add-br ..: {}", String::from_utf8_lossy(&bad.stderr)).into());
     }
+    // So is a name an interface of the host has (the loopback's), and nothing changes.
+    let taken = d.ctl(&["add-br", "lo"]);
+    if taken.status.success() || !String::from_utf8_lossy(&taken.stderr).contains("interface named lo exists") {
+        return Err(format!("add-br lo: {}", String::from_utf8_lossy(&taken.stderr)).into());
+    }
+    if ctl_ok(&d, &["list-br"])? != format!("{br}\n") {
+        return Err(format!("refused add-br changed the bridges: {:?}", ctl_ok(&d, &["list-br"])?).into());
+    }
+    // The same bridge from the file (reload): its internal port fails, the bridge goes again.
+    let cfg = d.dir.join("ferrovs.toml");
+    let text = std::fs::read_to_string(&cfg)?;
+    std::fs::write(&cfg, format!("{text}\n[[bridge]]\nname = \"lo\"\n"))?;
+    let reload = d.ctl(&["reload"]);
+    std::fs::write(&cfg, &text)?;
+    let why = String::from_utf8_lossy(&reload.stderr);
+    if reload.status.success()
+        || !why.contains("bridge lo: internal port")
+        || ctl_ok(&d, &["list-br"])? != format!("{br}\n")
+    {
+        return Err(format!(
+            "reload with bridge lo: {}, bridges {:?}",
+            String::from_utf8_lossy(&reload.stderr),
+            ctl_ok(&d, &["list-br"])?
+        )
+        .into());
+    }
     ctl_ok(&d, &["del-br", "--force", &br])?;
     if !wait_until(Duration::from_secs(3), || !ferrovs_e2e::exists(&std::path::Path::new("/sys/class/net").join(&br))) {
         return Err(format!("del-br left the internal port's interface {br}").into());
