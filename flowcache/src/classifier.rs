@@ -348,7 +348,7 @@ pub struct Classifier {
 /// The partition key of a mask/key pair: the port if the mask covers all of in_port.
 #[inline(always)]
 fn port_of(key: &FlowKey, mask: &Mask) -> Option<u32> {
-    (mask.in_port() == u32::MAX).then(|| key.in_port())
+    (mask.in_port() == crate::key::IN_PORT_EXACT).then(|| key.in_port())
 }
 
 impl Classifier {

@@ -26,7 +26,7 @@
 //!   skipped; a fragment header with a non-zero offset/flags word sets `FRAG_ANY` (an
 //!   atomic fragment, offset 0 and M=0, is no fragment: RFC 6946) and, with a non-zero
 //!   offset, `FRAG_LATER`, `nw_proto = 44` and ends parsing. A truncated extension header keeps the addresses
-//!   but leaves `nw_proto`, `nw_tos`, `nw_ttl` and `nw_frag` zero, as OVS does.
+//!   but leaves `nw_proto`, `nw_tos`, `ipv6_label`, `nw_ttl` and `nw_frag` zero, as OVS does.
 //! - **ARP/RARP**: only Ethernet/IPv4 ARP (hrd 1, pro 0x0800, hln 6, pln 4) with all 28
 //!   bytes present; an opcode above 255 leaves `nw_proto` zero.
 //! - **L4** (not for later fragments): TCP needs 20 bytes and a data offset of at least 5
@@ -268,7 +268,8 @@ fn parse_ipv6(p: &[u8], key: &mut FlowKey) -> Option<(usize, usize)> {
     key.w[6] = be64(p, 24);
     key.w[7] = be64(p, 32);
 
-    let tos = ((be32(p, 0) >> 20) & 0xff) as u8;
+    let tc_flow = be32(p, 0);
+    let tos = ((tc_flow >> 20) & 0xff) as u8;
     let ttl = p[7];
     let mut next = p[6];
     let mut frag = 0;
@@ -309,6 +310,7 @@ fn parse_ipv6(p: &[u8], key: &mut FlowKey) -> Option<(usize, usize)> {
         }
     }
     key.set_nw_tos(tos);
+    key.set_ipv6_label(tc_flow & 0xfffff);
     key.set_nw_ttl(ttl);
     key.set_nw_proto(next);
     key.set_nw_frag(frag);
@@ -671,6 +673,31 @@ mod tests {
         assert_eq!(k.ipv6_dst(), "2001:db8::2".parse::<Ipv6Addr>().unwrap());
         assert_eq!((k.nw_proto(), k.nw_tos(), k.nw_ttl()), (6, 0xb8, 64));
         assert_eq!((k.tp_src(), k.tp_dst(), k.tcp_flags()), (443, 51000, 0x12));
+        assert_eq!(k.ipv6_label(), 0x12345);
+    }
+
+    #[test]
+    fn ipv6_flow_label_beside_the_traffic_class() {
+        // Version 6, traffic class 0xa5, label 0xf0e1d: the class and the label share the
+        // second byte (0x5f).
+        let mut f = vec![0u8; 14 + 40 + 8];
+        f[12..14].copy_from_slice(&[0x86, 0xdd]);
+        f[14..18].copy_from_slice(&[0x6a, 0x5f, 0x0e, 0x1d]);
+        f[18..20].copy_from_slice(&8u16.to_be_bytes());
+        f[20] = 17;
+        f[21] = 1;
+        f[54..62].copy_from_slice(&[0, 1, 0, 2, 0, 8, 0, 0]);
+        let k = extract(&f, 4);
+        assert_eq!((k.ipv6_label(), k.nw_tos(), k.nw_proto(), k.tp_dst()), (0xf0e1d, 0xa5, 17, 2));
+        // Label 0 and the all-ones label: no bit leaks into the neighbouring fields.
+        f[15] = 0x50;
+        f[16..18].copy_from_slice(&[0, 0]);
+        assert_eq!((extract(&f, 4).ipv6_label(), extract(&f, 4).nw_tos()), (0, 0xa5));
+        f[14..18].copy_from_slice(&[0x60, 0x0f, 0xff, 0xff]);
+        let k = extract(&f, 0xffff);
+        assert_eq!((k.ipv6_label(), k.nw_tos(), k.tcp_flags(), k.in_port()), (0xfffff, 0, 0, 0xffff));
+        // IPv4 has no label.
+        assert_eq!(extract(&tcp4_frame(&TCP4), 1).ipv6_label(), 0);
     }
 
     #[test]
@@ -714,7 +741,7 @@ mod tests {
         g[18..20].copy_from_slice(&12u16.to_be_bytes());
         let k = extract(&g, 2);
         assert_eq!(k.ipv6_dst(), "2001:db8::2".parse::<Ipv6Addr>().unwrap());
-        assert_eq!((k.nw_proto(), k.nw_ttl(), k.nw_tos(), k.nw_frag()), (0, 0, 0, 0));
+        assert_eq!((k.nw_proto(), k.nw_ttl(), k.nw_tos(), k.nw_frag(), k.ipv6_label()), (0, 0, 0, 0, 0));
         // Payload length larger than the frame: nothing of L3.
         let mut g = f.clone();
         g[18..20].copy_from_slice(&1000u16.to_be_bytes());

@@ -54,6 +54,8 @@ struct RefKey {
     dl_type: u16,
     nw_proto: u8,
     nw_tos: u8,
+    /// IPv6 only: the 20-bit flow label.
+    ipv6_label: u32,
     nw_ttl: u8,
     /// bit 0: a fragment; bit 1: a later fragment.
     nw_frag: u8,
@@ -234,6 +236,7 @@ fn ref_ipv6(p: &[u8], l3: usize, k: &mut RefKey, lay: &mut RefLayers) {
         }
     }
     k.nw_tos = (h[0] << 4) | (h[1] >> 4);
+    k.ipv6_label = (u32::from(h[1] & 0x0f) << 16) | (u32::from(h[2]) << 8) | u32::from(h[3]);
     k.nw_ttl = h[7];
     k.nw_proto = next;
     k.nw_frag = frag;
@@ -290,6 +293,7 @@ fn to_flow_key(r: &RefKey) -> FlowKey {
     k.set_dl_type(r.dl_type);
     k.set_nw_proto(r.nw_proto);
     k.set_nw_tos(r.nw_tos);
+    k.set_ipv6_label(r.ipv6_label);
     k.set_nw_ttl(r.nw_ttl);
     k.set_nw_frag(r.nw_frag);
     k.set_tp_src(r.tp_src);
@@ -319,6 +323,9 @@ fn check_against_reference(frame: &[u8], in_port: u32) -> (FlowKey, RefKey) {
     }
     if (k.nw_proto(), k.nw_tos(), k.nw_ttl(), k.nw_frag()) != (r.nw_proto, r.nw_tos, r.nw_ttl, r.nw_frag) {
         fail("nw_proto/tos/ttl/frag");
+    }
+    if k.ipv6_label() != r.ipv6_label {
+        fail("ipv6_label");
     }
     if (k.tp_src(), k.tp_dst(), k.tcp_flags()) != (r.tp_src, r.tp_dst, r.tcp_flags) {
         fail("L4");
@@ -358,7 +365,7 @@ fn check_prefix(frame: &[u8], full: &FlowKey, n: usize) {
 // Edits.
 // ---------------------------------------------------------------------------------------
 
-const EDITS: [DpAction; 14] = [
+const EDITS: [DpAction; 15] = [
     DpAction::SetEthSrc([2, 0, 0, 0, 0, 1]),
     DpAction::SetEthDst([2, 0, 0, 0, 0, 2]),
     DpAction::SetVlanVid(77),
@@ -367,6 +374,7 @@ const EDITS: [DpAction; 14] = [
     DpAction::SetIpv4Dst(Ipv4Addr::new(198, 51, 100, 7)),
     DpAction::SetIpv6Src(Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 9)),
     DpAction::SetIpv6Dst(Ipv6Addr::new(0xfd00, 1, 0, 0, 0, 0, 0, 9)),
+    DpAction::SetIpv6Label(0xabcde),
     DpAction::SetIpDscp(46),
     DpAction::SetIpEcn(2),
     DpAction::SetTtl(9),
@@ -392,6 +400,7 @@ fn edited(before: &RefKey, a: &DpAction) -> RefKey {
         DpAction::SetIpv4Dst(ip) => r.ip4_dst = ip.octets(),
         DpAction::SetIpv6Src(ip) => r.ip6_src = ip.octets(),
         DpAction::SetIpv6Dst(ip) => r.ip6_dst = ip.octets(),
+        DpAction::SetIpv6Label(l) => r.ipv6_label = l,
         DpAction::SetIpDscp(d) => r.nw_tos = (r.nw_tos & 3) | (d << 2),
         DpAction::SetIpEcn(e) => r.nw_tos = (r.nw_tos & 0xfc) | (e & 3),
         DpAction::SetTtl(t) => r.nw_ttl = t,
@@ -543,6 +552,7 @@ fn reference_reads_known_frames() {
     let udp = [0u8, 53, 0x30, 0x39, 0, 8, 0, 0];
     let (r, _) = reference_parse(&ipv6_frame_ext(&[ExtHdr::Opts(0, 1), ExtHdr::Ah(1)], 17, &udp), 3);
     assert_eq!((r.ip6_src, r.nw_proto, r.tp_src, r.tp_dst, r.nw_frag), (IPV6_SRC, 17, 53, 12345, 0));
+    assert_eq!(r.ipv6_label, 0x12345);
     // A later fragment reads protocol 44; an atomic fragment is no fragment at all.
     let (r, _) = reference_parse(&ipv6_frame_ext(&[ExtHdr::Frag { offset: 3, more: true }], 17, &udp), 3);
     assert_eq!((r.nw_proto, r.tp_src, r.nw_frag), (44, 0, 3));
