@@ -479,7 +479,7 @@ impl Classifier {
         let r = &mut self.slab.records[i];
         r.packets += packets;
         r.bytes += bytes;
-        r.tcp_flags |= tcp_flags;
+        r.tcp_flags_word |= crate::key::word_of_tcp_flags(tcp_flags);
         r.used = r.used.max(now);
         true
     }
@@ -634,7 +634,8 @@ impl Classifier {
             while bits != 0 {
                 let i = bits.trailing_zeros() as usize;
                 bits &= bits - 1;
-                if keys[i].in_port() == port {
+                // As 16-bit values (in_port's width), a compare with the key in memory.
+                if keys[i].in_port() as u16 == port as u16 {
                     group |= 1 << i;
                 }
             }

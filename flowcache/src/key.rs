@@ -13,7 +13,7 @@
 //!  0    vlan_tci[0]        dl_type            nw_ttl|nw_frag     in_port (16 bits)
 //!  1    vlan_tci[1]        dl_dst (48 bits) .....................................
 //!  2    nw_proto|nw_tos    dl_src (48 bits) .....................................
-//!  3    ipv6_label (20 bits, 63..44)|tcp_flags (12 bits, 43..32)  tp_dst  tp_src
+//!  3    tcp_flags (12 bits, 63..52)|ipv6_label (20 bits, 51..32)  tp_dst  tp_src
 //!  4    src_hi: IPv6 source bits 127..64      | ARP: arp_sha (48 bits)
 //!  5    src_lo: IPv6 source bits 63..0        | IPv4/ARP: nw_src in bits 31..0
 //!  6    dst_hi: IPv6 destination bits 127..64 | ARP: arp_tha (48 bits)
@@ -51,6 +51,27 @@ pub const KEY_WORDS: usize = 8;
 
 /// `in_port` of a mask that covers the whole port (the key's `in_port` is 16 bits).
 pub const IN_PORT_EXACT: u32 = 0xffff;
+
+/// The key word that holds `tcp_flags` (and nothing else that a burst's packets of one
+/// megaflow can differ in but the ports and the label): OR-ing this word of many keys and
+/// reading the flags once with [`tcp_flags_of_word`] costs one OR per packet.
+pub const TCP_FLAGS_WORD: usize = 3;
+
+/// The TCP flags held in `word`, a key's word [`TCP_FLAGS_WORD`] (or an OR of several).
+#[inline(always)]
+pub fn tcp_flags_of_word(word: u64) -> u16 {
+    let mut k = FlowKey::ZERO;
+    k.w[TCP_FLAGS_WORD] = word;
+    k.tcp_flags()
+}
+
+/// A word [`TCP_FLAGS_WORD`] holding `flags` and nothing else.
+#[inline(always)]
+pub fn word_of_tcp_flags(flags: u16) -> u64 {
+    let mut k = FlowKey::ZERO;
+    k.set_tcp_flags(flags);
+    k.w[TCP_FLAGS_WORD]
+}
 
 /// `nw_frag` bit: the packet is a fragment (first or later).
 pub const FRAG_ANY: u8 = 0x01;
@@ -149,8 +170,10 @@ impl FlowKey {
     field!(nw_proto, set_nw_proto, u8, 2, 56, 8, "IP protocol, or the low byte of the ARP opcode.");
     field!(tp_src, set_tp_src, u16, 3, 0, 16, "L4 source port, or ICMP type.");
     field!(tp_dst, set_tp_dst, u16, 3, 16, 16, "L4 destination port, or ICMP code.");
-    field!(tcp_flags, set_tcp_flags, u16, 3, 32, 12, "TCP flags (the 12 bits TCP defines).");
-    field!(ipv6_label, set_ipv6_label, u32, 3, 44, 20, "IPv6 flow label (20 bits).");
+    // The flags at the top of the word: the PMD reads them for every packet's megaflow
+    // statistics, and there they need no mask.
+    field!(tcp_flags, set_tcp_flags, u16, 3, 52, 12, "TCP flags (the 12 bits TCP defines).");
+    field!(ipv6_label, set_ipv6_label, u32, 3, 32, 20, "IPv6 flow label (20 bits).");
     field!(nw_src_u32, set_nw_src_u32, u32, 5, 0, 32, "IPv4 source / ARP spa.");
     field!(nw_dst_u32, set_nw_dst_u32, u32, 7, 0, 32, "IPv4 destination / ARP tpa.");
     field!(arp_sha_u64, set_arp_sha_u64, u64, 4, 0, 48, "ARP sender hardware address.");
