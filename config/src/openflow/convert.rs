@@ -346,7 +346,10 @@ fn actions_from_wire(list: &[WireAction], out: &mut Vec<Action>, packet_out: boo
             WireAction::DecNwTtl | WireAction::NxDecTtl => Action::DecTtl,
             WireAction::SetField { field, value } => set_field(field, value)?,
             WireAction::RegLoad2(MatchField { field, value, mask: None }) => set_field(field, value)?,
-            WireAction::RegLoad { dst, value } if dst.ofs == 0 && usize::from(dst.n_bits) == dst.field.width() * 8 => {
+            // A load of the whole field (all of its value bits: `NXM_NX_IPV6_LABEL[]` is 20).
+            WireAction::RegLoad { dst, value }
+                if dst.ofs == 0 && u32::from(dst.n_bits) == dst.field.value_bits().count_ones() =>
+            {
                 set_field(dst.field, u128::from(value))?
             }
             WireAction::Group(g) => Action::Group(g),

@@ -123,6 +123,18 @@ fn what_the_model_lacks_is_refused_with_the_right_error() {
         super::packet_out_actions_from_wire(&table),
         Ok(vec![crate::rules::Action::Resubmit(crate::rules::Resubmit { in_port: None, table: Some(0) })])
     );
+    // OpenFlow 1.0's set_field of the flow label, as ovs-ofctl sends it: a load of all of
+    // its 20 bits (`load:0x54321->NXM_NX_IPV6_LABEL[]`); a part of it is not a set_field.
+    let ipv6 = m(vec![MatchField::exact(Field::EthType, 0x86dd)]);
+    let load = |n_bits| {
+        let dst = crate::openflow::action::FieldSlice { field: Field::Ipv6Label, ofs: 0, n_bits };
+        vec![Instruction::ApplyActions(vec![WireAction::RegLoad { dst, value: 0x54321 }])]
+    };
+    assert_eq!(
+        rule_from_wire(&wire_rule(&ipv6, &load(20))).map(|r| r.actions),
+        Ok(vec![crate::rules::Action::Set(SetField::Ipv6Label(0x54321))])
+    );
+    assert_eq!(rule_from_wire(&wire_rule(&ipv6, &load(16))), Err(OfpError::BadActionType));
     // in_port is OVS's 16-bit port number: 32-bit numbers between the two ranges are none.
     for bad in [0xff00, 0x1_0000, 0xffff_feff] {
         let p = m(vec![MatchField::exact(Field::InPort, bad)]);
