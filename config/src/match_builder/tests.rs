@@ -305,6 +305,8 @@ fn packets_for_trace() {
     assert_eq!(p.nw_tos, exact(184, 0xff));
     assert_eq!(p.nw_frag, exact(0, 3));
     assert_eq!(p.tcp_flags, exact(2, 0xfff));
+    let p = parse_packet("in_port=1,udp6,ipv6_label=0x12345").unwrap();
+    assert_eq!(p.ipv6_label, exact(0x12345, 0xfffff));
     let e = |s: &str| parse_packet(s).unwrap_err();
     assert_eq!(e("tcp,tp_dst=80").position.column, 14);
     assert_eq!(e("tcp,tp_dst=80").reason, "a packet needs `in_port=N`");
