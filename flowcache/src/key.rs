@@ -52,9 +52,9 @@ pub const KEY_WORDS: usize = 8;
 /// `in_port` of a mask that covers the whole port (the key's `in_port` is 16 bits).
 pub const IN_PORT_EXACT: u32 = 0xffff;
 
-/// The key word that holds `tcp_flags` (and nothing else that a burst's packets of one
-/// megaflow can differ in but the ports and the label): OR-ing this word of many keys and
-/// reading the flags once with [`tcp_flags_of_word`] costs one OR per packet.
+/// The key word that holds `tcp_flags`. The PMD ORs this word of every packet that hits
+/// a megaflow (one OR per packet) and reads the flags from the result with
+/// [`tcp_flags_of_word`]; the word's other fields do not disturb them.
 pub const TCP_FLAGS_WORD: usize = 3;
 
 /// The TCP flags held in `word`, a key's word [`TCP_FLAGS_WORD`] (or an OR of several).
@@ -170,8 +170,7 @@ impl FlowKey {
     field!(nw_proto, set_nw_proto, u8, 2, 56, 8, "IP protocol, or the low byte of the ARP opcode.");
     field!(tp_src, set_tp_src, u16, 3, 0, 16, "L4 source port, or ICMP type.");
     field!(tp_dst, set_tp_dst, u16, 3, 16, 16, "L4 destination port, or ICMP code.");
-    // The flags at the top of the word: the PMD reads them for every packet's megaflow
-    // statistics, and there they need no mask.
+    // The flags at the top of the word, where reading them needs no mask.
     field!(tcp_flags, set_tcp_flags, u16, 3, 52, 12, "TCP flags (the 12 bits TCP defines).");
     field!(ipv6_label, set_ipv6_label, u32, 3, 32, 20, "IPv6 flow label (20 bits).");
     field!(nw_src_u32, set_nw_src_u32, u32, 5, 0, 32, "IPv4 source / ARP spa.");
