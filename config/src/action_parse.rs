@@ -204,6 +204,7 @@ fn parse_set_field(
         "ip_dst" | "nw_dst" => (SetField::NwDst(parse_ipv4(value).map_err(verr)?), Some(M(Prereq::Ip))),
         "ipv6_src" => (SetField::Ipv6Src(parse_ipv6(value).map_err(verr)?), Some(M(Prereq::Ipv6))),
         "ipv6_dst" => (SetField::Ipv6Dst(parse_ipv6(value).map_err(verr)?), Some(M(Prereq::Ipv6))),
+        "ipv6_label" => (SetField::Ipv6Label(parse_uint(value, 0xfffff).map_err(verr)? as u32), Some(M(Prereq::Ipv6))),
         "ip_dscp" => (SetField::IpDscp(parse_uint(value, 63).map_err(verr)? as u8), Some(M(Prereq::IpAny))),
         "nw_tos" => (SetField::IpDscp(parse_tos(value).map_err(verr)?), Some(M(Prereq::IpAny))),
         "nw_ecn" | "ip_ecn" => (SetField::NwEcn(parse_uint(value, 3).map_err(verr)? as u8), Some(M(Prereq::IpAny))),
@@ -429,6 +430,10 @@ mod tests {
         assert_eq!(acts("udp", "set_field:53->udp_dst"), vec![Action::Set(SetField::TpDst(53))]);
         assert_eq!(acts("tcp6", "set_field:53->tcp_src"), vec![Action::Set(SetField::TpSrc(53))]);
         assert_eq!(acts("sctp", "set_field:53->tp_src"), vec![Action::Set(SetField::TpSrc(53))]);
+        assert_eq!(acts("ipv6", "set_field:0x54321->ipv6_label"), vec![Action::Set(SetField::Ipv6Label(0x54321))]);
+        assert_eq!(acts("icmp6", "set_field:5->ipv6_label"), vec![Action::Set(SetField::Ipv6Label(5))]);
+        assert_eq!(err("ip,actions=set_field:1->ipv6_label").0, 12);
+        assert_eq!(err("ipv6,actions=set_field:0x100000->ipv6_label").0, 24);
         // Prerequisites, as OVS checks them for set_field.
         assert_eq!(
             err("actions=set_field:10.0.0.1->ip_src"),

@@ -103,6 +103,7 @@ impl Display for SetField {
             SetField::NwDst(a) => write!(f, "mod_nw_dst:{a}"),
             SetField::Ipv6Src(a) => write!(f, "set_field:{a}->ipv6_src"),
             SetField::Ipv6Dst(a) => write!(f, "set_field:{a}->ipv6_dst"),
+            SetField::Ipv6Label(l) => write!(f, "set_field:{l:#x}->ipv6_label"),
             SetField::IpDscp(d) => write!(f, "mod_nw_tos:{}", u16::from(d) << 2),
             SetField::NwEcn(e) => write!(f, "mod_nw_ecn:{e}"),
             SetField::NwTtl(t) => write!(f, "mod_nw_ttl:{t}"),
@@ -342,6 +343,7 @@ mod tests {
             nw_dst in prop::option::of(ipv4_masked()),
             ipv6_src in prop::option::of(ipv6_masked()),
             ipv6_dst in prop::option::of(ipv6_masked()),
+            ipv6_label in prop::option::of((0u32..0x10_0000, 1u32..0x10_0000)),
             tos in prop::option::of((any::<u8>(), prop::sample::select(vec![0xfcu8, 0x03, 0xff]))),
             nw_ttl in prop::option::of(any::<u8>()),
             frag in prop::option::of(prop::sample::select(vec![(0u8, 1u8), (1, 1), (1, 3), (3, 3), (0, 2)])),
@@ -368,6 +370,9 @@ mod tests {
                 nw_dst: nw_dst.filter(|_| v4_or_arp),
                 ipv6_src: ipv6_src.filter(|_| dl_type == Some(ETH_IPV6)),
                 ipv6_dst: ipv6_dst.filter(|_| dl_type == Some(ETH_IPV6)),
+                ipv6_label: ipv6_label
+                    .filter(|_| dl_type == Some(ETH_IPV6))
+                    .map(|(v, m)| Masked { value: v & m, mask: m }),
                 nw_proto,
                 nw_tos: tos.filter(|_| ip_any).map(|(v, m)| Masked { value: v & m, mask: m }),
                 nw_ttl: nw_ttl.filter(|_| ip_any),
@@ -405,6 +410,7 @@ mod tests {
             any::<u32>().prop_map(|a| Action::Set(SetField::NwDst(a.into()))),
             any::<u128>().prop_map(|a| Action::Set(SetField::Ipv6Src(a.into()))),
             any::<u128>().prop_map(|a| Action::Set(SetField::Ipv6Dst(a.into()))),
+            (0u32..=0xfffff).prop_map(|l| Action::Set(SetField::Ipv6Label(l))),
             (0u8..64).prop_map(|v| Action::Set(SetField::IpDscp(v))),
             (0u8..4).prop_map(|v| Action::Set(SetField::NwEcn(v))),
             any::<u8>().prop_map(|v| Action::Set(SetField::NwTtl(v))),
@@ -436,7 +442,7 @@ mod tests {
                 .into_iter()
                 .filter(|a| match a {
                     Action::Set(SetField::VlanVid(_) | SetField::VlanPcp(_)) => tagged,
-                    Action::Set(SetField::Ipv6Src(_) | SetField::Ipv6Dst(_)) => ipv6,
+                    Action::Set(SetField::Ipv6Src(_) | SetField::Ipv6Dst(_) | SetField::Ipv6Label(_)) => ipv6,
                     Action::PushVlan(_) | Action::ModVlanVid(_) | Action::ModVlanPcp(_) => {
                         tagged = true;
                         true

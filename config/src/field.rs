@@ -157,6 +157,8 @@ pub enum MatchSlot {
     NwDst,
     Ipv6Src,
     Ipv6Dst,
+    /// The 20-bit IPv6 flow label.
+    Ipv6Label,
     /// IP protocol / ARP opcode.
     NwProto,
     /// The TOS byte: DSCP (upper six bits) and ECN (lower two).
@@ -174,20 +176,23 @@ pub enum MatchSlot {
 
 impl MatchSlot {
     /// Every slot, in `dump-flows` order.
-    pub const ALL: [MatchSlot; 18] = {
+    pub const ALL: [MatchSlot; 19] = {
         use MatchSlot::*;
         [
-            DlType, InPort, VlanTci, DlSrc, DlDst, NwSrc, NwDst, Ipv6Src, Ipv6Dst, NwProto, NwTos, NwTtl, NwFrag,
-            TpSrc, TpDst, TcpFlags, ArpSha, ArpTha,
+            DlType, InPort, VlanTci, DlSrc, DlDst, NwSrc, NwDst, Ipv6Src, Ipv6Dst, Ipv6Label, NwProto, NwTos, NwTtl,
+            NwFrag, TpSrc, TpDst, TcpFlags, ArpSha, ArpTha,
         ]
     };
 
-    /// Width of the slot's value in bits.
+    /// Width of the slot's value in bits. `in_port` is 16 bits (port numbers are at most
+    /// [`crate::MAX_PORT_NUMBER`]) and `tcp_flags` 12 (the flags TCP defines), which
+    /// leaves room in the flow key for the flow label.
     pub const fn width(self) -> u32 {
         use MatchSlot::*;
         match self {
-            InPort => 32,
-            DlType | VlanTci | TpSrc | TpDst | TcpFlags => 16,
+            InPort | DlType | VlanTci | TpSrc | TpDst => 16,
+            TcpFlags => 12,
+            Ipv6Label => 20,
             DlSrc | DlDst | ArpSha | ArpTha => 48,
             NwSrc | NwDst => 32,
             Ipv6Src | Ipv6Dst => 128,
@@ -268,7 +273,7 @@ pub enum ValueKind {
     Decimal {
         max: u64,
     },
-    /// An unsigned integer up to `max`, printed as `0x` and four hex digits.
+    /// An unsigned integer up to `max`, printed as `0x` and as many hex digits as `max` has.
     Hex {
         max: u64,
     },
@@ -351,7 +356,7 @@ impl FieldDef {
 
 /// Every match field. Within a slot, a field needing a narrower prerequisite comes
 /// before the general one, which is what printing relies on.
-pub static FIELDS: [FieldDef; 35] = {
+pub static FIELDS: [FieldDef; 36] = {
     use Masking::{Arbitrary, Prefix};
     use MatchSlot::*;
     use Prereq::*;
@@ -371,6 +376,7 @@ pub static FIELDS: [FieldDef; 35] = {
         row("nw_dst", &["ip_dst"], NwDst, K::Ipv4, Prefix, Some(IpOrArp)),
         row("ipv6_src", &[], Ipv6Src, K::Ipv6, Prefix, Some(Ipv6)),
         row("ipv6_dst", &[], Ipv6Dst, K::Ipv6, Prefix, Some(Ipv6)),
+        row("ipv6_label", &[], Ipv6Label, K::Hex { max: 0xfffff }, Arbitrary, Some(Ipv6)),
         row("arp_op", &[], NwProto, K::Decimal { max: 255 }, N, Some(Arp)),
         row("nw_proto", &["ip_proto"], NwProto, K::Decimal { max: 255 }, N, Some(IpAnyOrArp)),
         row("nw_tos", &[], NwTos, K::Tos, N, Some(IpAny)).bits(0xfc),
@@ -399,7 +405,7 @@ pub static FIELDS: [FieldDef; 35] = {
 /// Match fields OVS 3.1 has that ferrovs refuses because its flow key (one 64-byte
 /// cache line, every bit used) has no room for them: `nd_target` alone needs 128 bits
 /// beside the IPv6 addresses an ND rule also matches. See docs/OVS-DIFFERENCES.md.
-pub const FIELDS_WITHOUT_KEY_ROOM: [&str; 4] = ["nd_target", "nd_sll", "nd_tll", "ipv6_label"];
+pub const FIELDS_WITHOUT_KEY_ROOM: [&str; 3] = ["nd_target", "nd_sll", "nd_tll"];
 
 /// The field called `name` (canonical or alias).
 pub fn field_by_name(name: &str) -> Option<&'static FieldDef> {
@@ -443,6 +449,7 @@ impl Match {
             NwDst => wide(&self.nw_dst, v4),
             Ipv6Src => wide(&self.ipv6_src, u128::from),
             Ipv6Dst => wide(&self.ipv6_dst, u128::from),
+            Ipv6Label => wide(&self.ipv6_label, u128::from),
             NwProto => self.nw_proto.map(|p| exact(p.into(), slot)),
             NwTos => wide(&self.nw_tos, u128::from),
             NwTtl => self.nw_ttl.map(|t| exact(t.into(), slot)),
@@ -471,6 +478,7 @@ impl Match {
             NwDst => self.nw_dst = narrow(m, v4),
             Ipv6Src => self.ipv6_src = narrow(m, Ipv6Addr::from),
             Ipv6Dst => self.ipv6_dst = narrow(m, Ipv6Addr::from),
+            Ipv6Label => self.ipv6_label = narrow(m, |v| v as u32),
             NwProto => self.nw_proto = v.map(|v| v as u8),
             NwTos => self.nw_tos = narrow(m, |v| v as u8),
             NwTtl => self.nw_ttl = v.map(|v| v as u8),
@@ -542,7 +550,7 @@ mod tests {
         );
         assert_eq!(m.nw_dst.unwrap().value, Ipv4Addr::new(10, 0, 0, 0));
         m.set_slot(MatchSlot::InPort, Some(Masked { value: 7, mask: 0 }));
-        assert_eq!(m.slot(MatchSlot::InPort), Some(Masked { value: 7, mask: 0xffff_ffff }));
+        assert_eq!(m.slot(MatchSlot::InPort), Some(Masked { value: 7, mask: 0xffff }));
         m.set_slot(MatchSlot::TpDst, None);
         assert_eq!(m.tp_dst, None);
     }

@@ -118,8 +118,12 @@ pub(crate) fn format_field_value(f: &FieldDef, m: Masked<u128>) -> String {
         ValueKind::Ethernet => mac(value),
         ValueKind::Ipv4 => prefix_or_mask(Ipv4Addr::from(value as u32), Ipv4Addr::from(mask as u32), mask, 32),
         ValueKind::Ipv6 => prefix_or_mask(Ipv6Addr::from(value), Ipv6Addr::from(mask), mask, 128),
-        ValueKind::Hex { .. } if masked => format!("0x{value:04x}/0x{mask:04x}"),
-        ValueKind::Hex { .. } => format!("0x{value:04x}"),
+        // As many digits as the largest value has (`dl_type` 4, `ipv6_label` 5), as OVS.
+        ValueKind::Hex { max } if masked => {
+            let w = hex_digits(max);
+            format!("0x{value:0w$x}/0x{mask:0w$x}")
+        }
+        ValueKind::Hex { max } => format!("0x{value:0w$x}", w = hex_digits(max)),
         ValueKind::Decimal { .. } | ValueKind::PortNumber if masked => format!("0x{value:x}/0x{mask:x}"),
         ValueKind::PortNumber => crate::display::PortName(value as u32).to_string(),
         ValueKind::Frag => frag(value, mask),
@@ -130,6 +134,10 @@ pub(crate) fn format_field_value(f: &FieldDef, m: Masked<u128>) -> String {
         ValueKind::VlanVid => (value & 0x0fff).to_string(),
         ValueKind::VlanPcp => (value >> 13).to_string(),
     }
+}
+
+fn hex_digits(max: u64) -> usize {
+    (64 - max.leading_zeros()).div_ceil(4) as usize
 }
 
 fn mac(v: u128) -> String {

@@ -38,6 +38,8 @@ pub struct Match {
     pub nw_dst: Option<Masked<Ipv4Addr>>,
     pub ipv6_src: Option<Masked<Ipv6Addr>>,
     pub ipv6_dst: Option<Masked<Ipv6Addr>>,
+    /// The 20-bit IPv6 flow label.
+    pub ipv6_label: Option<Masked<u32>>,
     pub nw_proto: Option<u8>,
     pub nw_tos: Option<Masked<u8>>,
     pub nw_ttl: Option<u8>,
@@ -64,6 +66,8 @@ pub enum SetField {
     NwDst(Ipv4Addr),
     Ipv6Src(Ipv6Addr),
     Ipv6Dst(Ipv6Addr),
+    /// The 20-bit IPv6 flow label.
+    Ipv6Label(u32),
     /// DSCP, as the six-bit value (`ip_dscp`); `mod_nw_tos:N` is `IpDscp(N >> 2)`.
     IpDscp(u8),
     NwEcn(u8),

@@ -83,6 +83,7 @@ pub fn format_match(key: &FlowKey, mask: &Mask) -> String {
             field(&mut a, "dst", k.ipv6_dst_u128(), mask.ipv6_dst_u128(), 0, u128::MAX, |v| {
                 std::net::Ipv6Addr::from(v).to_string()
             });
+            field(&mut a, "label", k.ipv6_label(), mask.ipv6_label(), 0, 0xfffff, |v| format!("{v:#x}"));
             ip_common(&mut a, &k, mask, hex8, dec8);
             group(&mut out, "ipv6", a);
         }
@@ -101,7 +102,7 @@ pub fn format_match(key: &FlowKey, mask: &Mask) -> String {
     let mut l4 = Vec::new();
     field(&mut l4, "src", k.tp_src(), mask.tp_src(), 0, u16::MAX, |v| v.to_string());
     field(&mut l4, "dst", k.tp_dst(), mask.tp_dst(), 0, u16::MAX, |v| v.to_string());
-    field(&mut l4, "flags", k.tcp_flags(), mask.tcp_flags(), 0, u16::MAX, |v| format!("{v:#x}"));
+    field(&mut l4, "flags", k.tcp_flags(), mask.tcp_flags(), 0, 0x0fff, |v| format!("{v:#x}"));
     group(&mut out, "l4", l4);
     out
 }
@@ -138,6 +139,7 @@ pub fn format_actions(actions: &[DpAction]) -> String {
             DpAction::SetIpv4Dst(a) => format!("set(ipv4_dst={a})"),
             DpAction::SetIpv6Src(a) => format!("set(ipv6_src={a})"),
             DpAction::SetIpv6Dst(a) => format!("set(ipv6_dst={a})"),
+            DpAction::SetIpv6Label(l) => format!("set(ipv6_label={l:#x})"),
             DpAction::SetIpDscp(d) => format!("set(ip_dscp={d})"),
             DpAction::SetIpEcn(e) => format!("set(ip_ecn={e})"),
             DpAction::SetTtl(t) => format!("set(ttl={t})"),

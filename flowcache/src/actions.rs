@@ -32,6 +32,8 @@ pub enum DpAction {
     /// IPv6 address rewrites keep the TCP/UDP/ICMPv6 checksum right.
     SetIpv6Src(Ipv6Addr),
     SetIpv6Dst(Ipv6Addr),
+    /// Set the 20-bit IPv6 flow label (no checksum covers it).
+    SetIpv6Label(u32),
     /// Set the six DSCP bits of the IPv4 TOS / IPv6 traffic class.
     SetIpDscp(u8),
     /// Set the two ECN bits.

@@ -348,7 +348,7 @@ pub struct Classifier {
 /// The partition key of a mask/key pair: the port if the mask covers all of in_port.
 #[inline(always)]
 fn port_of(key: &FlowKey, mask: &Mask) -> Option<u32> {
-    (mask.in_port() == u32::MAX).then(|| key.in_port())
+    (mask.in_port() == crate::key::IN_PORT_EXACT).then(|| key.in_port())
 }
 
 impl Classifier {
@@ -479,7 +479,7 @@ impl Classifier {
         let r = &mut self.slab.records[i];
         r.packets += packets;
         r.bytes += bytes;
-        r.tcp_flags |= tcp_flags;
+        r.tcp_flags_word |= crate::key::word_of_tcp_flags(tcp_flags);
         r.used = r.used.max(now);
         true
     }
@@ -634,7 +634,8 @@ impl Classifier {
             while bits != 0 {
                 let i = bits.trailing_zeros() as usize;
                 bits &= bits - 1;
-                if keys[i].in_port() == port {
+                // As 16-bit values (in_port's width), a compare with the key in memory.
+                if keys[i].in_port() as u16 == port as u16 {
                     group |= 1 << i;
                 }
             }

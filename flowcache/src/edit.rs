@@ -62,6 +62,7 @@ pub fn execute_edit(frame: &mut [u8], action: &DpAction) -> EditOutcome {
         DpAction::SetIpv4Dst(a) => set_ipv4_addr(frame, 16, a.octets()),
         DpAction::SetIpv6Src(a) => set_ipv6_addr(frame, IPV6_SRC, a.octets()),
         DpAction::SetIpv6Dst(a) => set_ipv6_addr(frame, 24, a.octets()),
+        DpAction::SetIpv6Label(l) => set_ipv6_label(frame, l),
         DpAction::SetIpDscp(d) => set_tos(frame, 0xfc, (d & 0x3f) << 2),
         DpAction::SetIpEcn(e) => set_tos(frame, 0x03, e & 0x03),
         DpAction::SetTtl(t) => set_ttl(frame, |_| Some(t)),
@@ -209,6 +210,16 @@ fn set_tos(frame: &mut [u8], mask: u8, bits: u8) -> EditOutcome {
         frame[l3] = (frame[l3] & 0xf0) | (tc >> 4);
         frame[l3 + 1] = (frame[l3 + 1] & 0x0f) | (tc << 4);
     }
+    EditOutcome::Applied
+}
+
+/// The flow label: the low 20 bits of the IPv6 header's first word (version and traffic
+/// class above it are kept).
+fn set_ipv6_label(frame: &mut [u8], label: u32) -> EditOutcome {
+    let Some((_, l3, false)) = ip_layers(frame) else { return EditOutcome::Skipped };
+    let word = u32::from_be_bytes([frame[l3], frame[l3 + 1], frame[l3 + 2], frame[l3 + 3]]);
+    let word = (word & !0xfffff) | (label & 0xfffff);
+    frame[l3..l3 + 4].copy_from_slice(&word.to_be_bytes());
     EditOutcome::Applied
 }
 
@@ -414,9 +425,21 @@ mod tests {
             "version and flow label kept"
         );
         assert!(checksums_ok(&f));
+        // The flow label: version and traffic class kept, checksums untouched.
+        assert_eq!(extract(&f, 1).ipv6_label(), 0x12345);
+        assert_eq!(apply(&mut f, DpAction::SetIpv6Label(0xfedcb)), EditOutcome::Applied);
+        let k = extract(&f, 1);
+        assert_eq!((k.ipv6_label(), k.nw_tos(), k.nw_ttl()), (0xfedcb, (10 << 2) | 3, 63));
+        assert_eq!(f[14] >> 4, 6);
+        assert!(checksums_ok(&f));
         // Not IP: skipped.
         let mut a = arp_frame(1);
         let before = a.clone();
+        assert_eq!(apply(&mut a, DpAction::SetIpv6Label(1)), EditOutcome::Skipped);
+        let mut v4 = tcp4_frame(&TCP4);
+        let before4 = v4.clone();
+        assert_eq!(apply(&mut v4, DpAction::SetIpv6Label(1)), EditOutcome::Skipped);
+        assert_eq!(v4, before4, "IPv4 has no flow label");
         assert_eq!(apply(&mut a, DpAction::DecTtl), EditOutcome::Skipped);
         assert_eq!(apply(&mut a, DpAction::SetIpv4Src(Ipv4Addr::new(1, 2, 3, 4))), EditOutcome::Skipped);
         assert_eq!(a, before);

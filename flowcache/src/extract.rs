@@ -26,7 +26,7 @@
 //!   skipped; a fragment header with a non-zero offset/flags word sets `FRAG_ANY` (an
 //!   atomic fragment, offset 0 and M=0, is no fragment: RFC 6946) and, with a non-zero
 //!   offset, `FRAG_LATER`, `nw_proto = 44` and ends parsing. A truncated extension header keeps the addresses
-//!   but leaves `nw_proto`, `nw_tos`, `nw_ttl` and `nw_frag` zero, as OVS does.
+//!   but leaves `nw_proto`, `nw_tos`, `ipv6_label`, `nw_ttl` and `nw_frag` zero, as OVS does.
 //! - **ARP/RARP**: only Ethernet/IPv4 ARP (hrd 1, pro 0x0800, hln 6, pln 4) with all 28
 //!   bytes present; an opcode above 255 leaves `nw_proto` zero.
 //! - **L4** (not for later fragments): TCP needs 20 bytes and a data offset of at least 5
@@ -268,7 +268,8 @@ fn parse_ipv6(p: &[u8], key: &mut FlowKey) -> Option<(usize, usize)> {
     key.w[6] = be64(p, 24);
     key.w[7] = be64(p, 32);
 
-    let tos = ((be32(p, 0) >> 20) & 0xff) as u8;
+    let tc_flow = be32(p, 0);
+    let tos = ((tc_flow >> 20) & 0xff) as u8;
     let ttl = p[7];
     let mut next = p[6];
     let mut frag = 0;
@@ -309,6 +310,7 @@ fn parse_ipv6(p: &[u8], key: &mut FlowKey) -> Option<(usize, usize)> {
         }
     }
     key.set_nw_tos(tos);
+    key.set_ipv6_label(tc_flow & 0xfffff);
     key.set_nw_ttl(ttl);
     key.set_nw_proto(next);
     key.set_nw_frag(frag);
@@ -330,6 +332,68 @@ fn parse_arp(p: &[u8], key: &mut FlowKey) -> bool {
     key.set_arp_tha_u64(be48(p, 18));
     key.set_nw_dst_u32(be32(p, 24));
     true
+}
+
+/// The IPv6 neighbour-discovery fields of a frame, as OVS's `struct flow` holds them
+/// (`nd_target`, `nd_sll` in `arp_sha`, `nd_tll` in `arp_tha`); all zero for any other
+/// frame. They are not part of the [`FlowKey`] (no room: see docs/OVS-DIFFERENCES.md);
+/// this parse is for the slow path, which sees the frame's bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct NdFields {
+    pub target: [u8; 16],
+    pub sll: [u8; 6],
+    pub tll: [u8; 6],
+}
+
+/// ND option types that carry a link-layer address (RFC 4861).
+const ND_OPT_SOURCE_LINKADDR: u8 = 1;
+const ND_OPT_TARGET_LINKADDR: u8 = 2;
+
+/// [`NdFields`] of `frame` with the default `vlan-limit`, by OVS 3.1's rules
+/// (`parse_icmpv6` in lib/flow.c), over the headers [`extract`] finds:
+/// - only an ICMPv6 neighbour solicitation (135) or advertisement (136) with code 0;
+/// - the target is the 16 bytes after the 8-byte ICMPv6 header; if they are not all
+///   there, every field stays zero;
+/// - then options, each `len * 8` bytes: a length of 0 or one past the end of the
+///   packet ends the walk (what was found so far stays); a source (type 1) or target
+///   (type 2) link-layer option of exactly 8 bytes gives `sll` / `tll` whatever the
+///   message type; the same one twice (the first not all zero) makes every field zero.
+pub fn nd_fields(frame: &[u8]) -> NdFields {
+    let mut key = FlowKey::ZERO;
+    let mut l = Layers::default();
+    parse_with_layers(frame, &mut key, &mut l, vlan_limit(DEFAULT_VLAN_LIMIT));
+    let Some((ipproto::ICMPV6, l4)) = l.l4 else { return NdFields::default() };
+    if key.dl_type() != ethertype::IPV6 {
+        return NdFields::default();
+    }
+    let icmp = &frame[l4..l.l3_end];
+    // `l4` is set for ICMPv6 only with its 8-byte header present.
+    if icmp[1] != 0 || !matches!(icmp[0], 135 | 136) || icmp.len() < 24 {
+        return NdFields::default();
+    }
+    let mut nd = NdFields::default();
+    nd.target.copy_from_slice(&icmp[8..24]);
+    let mut opts = &icmp[24..];
+    while opts.len() >= 8 {
+        let len = opts[1] as usize * 8;
+        if len == 0 || len > opts.len() {
+            break;
+        }
+        let slot = match opts[0] {
+            ND_OPT_SOURCE_LINKADDR if len == 8 => Some(&mut nd.sll),
+            ND_OPT_TARGET_LINKADDR if len == 8 => Some(&mut nd.tll),
+            _ => None,
+        };
+        if let Some(slot) = slot {
+            // "Twice" as OVS sees it: the address already taken is not all zero.
+            if *slot != [0; 6] {
+                return NdFields::default();
+            }
+            slot.copy_from_slice(&opts[2..8]);
+        }
+        opts = &opts[len..];
+    }
+    nd
 }
 
 /// Parses the L4 header `l4` (which ends where the IP packet ends). Returns true if a
@@ -671,6 +735,80 @@ mod tests {
         assert_eq!(k.ipv6_dst(), "2001:db8::2".parse::<Ipv6Addr>().unwrap());
         assert_eq!((k.nw_proto(), k.nw_tos(), k.nw_ttl()), (6, 0xb8, 64));
         assert_eq!((k.tp_src(), k.tp_dst(), k.tcp_flags()), (443, 51000, 0x12));
+        assert_eq!(k.ipv6_label(), 0x12345);
+    }
+
+    /// An ND message: type, code, then the 4 reserved/flag bytes, the target and `opts`.
+    fn nd_message(ty: u8, code: u8, target: [u8; 16], opts: &[u8]) -> Vec<u8> {
+        let mut m = vec![ty, code, 0, 0, 0x60, 0, 0, 0];
+        m.extend_from_slice(&target);
+        m.extend_from_slice(opts);
+        m
+    }
+
+    #[test]
+    fn nd_fields_as_ovs_parses_them() {
+        let target = [0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 9];
+        let (a, b) = ([2, 0, 0, 0, 0, 0xa], [2, 0, 0, 0, 0, 0xb]);
+        let ll = |ty: u8, mac: [u8; 6]| [&[ty, 1][..], &mac[..]].concat();
+        let nd = |ty, code, opts: &[u8]| nd_fields(&ipv6_frame(58, 0, &[], &nd_message(ty, code, target, opts)));
+        // A solicitation with its source address, an advertisement with its target one.
+        assert_eq!(nd(135, 0, &ll(1, a)), NdFields { target, sll: a, tll: [0; 6] });
+        assert_eq!(nd(136, 0, &ll(2, b)), NdFields { target, sll: [0; 6], tll: b });
+        // Either option on either message; an unknown option (type 14, 16 bytes) skipped.
+        let both = [ll(2, b), vec![14, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], ll(1, a)].concat();
+        assert_eq!(nd(135, 0, &both), NdFields { target, sll: a, tll: b });
+        // No options: the target alone.
+        assert_eq!(nd(136, 0, &[]), NdFields { target, ..NdFields::default() });
+        // Length 0 or past the end: the walk stops, what came before stays.
+        let zero_len = [ll(1, a), vec![2, 0, 1, 2, 3, 4, 5, 6]].concat();
+        assert_eq!(nd(135, 0, &zero_len), NdFields { target, sll: a, tll: [0; 6] });
+        let too_long = [&[2u8, 2][..], &b[..]].concat();
+        assert_eq!(nd(136, 0, &too_long), NdFields { target, ..NdFields::default() });
+        // A link-layer option of 16 bytes is not an Ethernet address.
+        let wide = [&[1u8, 2][..], &a[..], &[0; 8][..]].concat();
+        assert_eq!(nd(135, 0, &wide), NdFields { target, ..NdFields::default() });
+        // The same option twice: nothing at all, the target included; unless the first
+        // one was all zero (OVS checks the address it holds).
+        assert_eq!(nd(135, 0, &[ll(1, a), ll(1, b)].concat()), NdFields::default());
+        assert_eq!(nd(135, 0, &[ll(1, [0; 6]), ll(1, b)].concat()), NdFields { target, sll: b, tll: [0; 6] });
+        // Not ND: another type, a non-zero code, ICMPv6 cut before the target, ICMP in IPv4.
+        assert_eq!(nd(128, 0, &ll(1, a)), NdFields::default());
+        assert_eq!(nd(135, 1, &ll(1, a)), NdFields::default());
+        assert_eq!(nd_fields(&ipv6_frame(58, 0, &[], &nd_message(135, 0, target, &[])[..20])), NdFields::default());
+        assert_eq!(nd_fields(&tcp4_frame(&TCP4)), NdFields::default());
+        // Behind extension headers, as the key finds ICMPv6; a truncated option: stop.
+        let ext = [ExtHdr::Opts(IPPROTO_HOPOPTS, 0)];
+        let f = ipv6_frame_ext(&ext, 58, &nd_message(135, 0, target, &[&ll(1, a)[..], &[2, 1, 0]].concat()));
+        assert_eq!(nd_fields(&f), NdFields { target, sll: a, tll: [0; 6] });
+        // Ethernet padding after the IPv6 payload is not an option.
+        let mut f = ipv6_frame(58, 0, &[], &nd_message(136, 0, target, &[]));
+        f.extend_from_slice(&ll(2, b));
+        assert_eq!(nd_fields(&f), NdFields { target, ..NdFields::default() });
+    }
+
+    #[test]
+    fn ipv6_flow_label_beside_the_traffic_class() {
+        // Version 6, traffic class 0xa5, label 0xf0e1d: the class and the label share the
+        // second byte (0x5f).
+        let mut f = vec![0u8; 14 + 40 + 8];
+        f[12..14].copy_from_slice(&[0x86, 0xdd]);
+        f[14..18].copy_from_slice(&[0x6a, 0x5f, 0x0e, 0x1d]);
+        f[18..20].copy_from_slice(&8u16.to_be_bytes());
+        f[20] = 17;
+        f[21] = 1;
+        f[54..62].copy_from_slice(&[0, 1, 0, 2, 0, 8, 0, 0]);
+        let k = extract(&f, 4);
+        assert_eq!((k.ipv6_label(), k.nw_tos(), k.nw_proto(), k.tp_dst()), (0xf0e1d, 0xa5, 17, 2));
+        // Label 0 and the all-ones label: no bit leaks into the neighbouring fields.
+        f[15] = 0x50;
+        f[16..18].copy_from_slice(&[0, 0]);
+        assert_eq!((extract(&f, 4).ipv6_label(), extract(&f, 4).nw_tos()), (0, 0xa5));
+        f[14..18].copy_from_slice(&[0x60, 0x0f, 0xff, 0xff]);
+        let k = extract(&f, 0xffff);
+        assert_eq!((k.ipv6_label(), k.nw_tos(), k.tcp_flags(), k.in_port()), (0xfffff, 0, 0, 0xffff));
+        // IPv4 has no label.
+        assert_eq!(extract(&tcp4_frame(&TCP4), 1).ipv6_label(), 0);
     }
 
     #[test]
@@ -714,7 +852,7 @@ mod tests {
         g[18..20].copy_from_slice(&12u16.to_be_bytes());
         let k = extract(&g, 2);
         assert_eq!(k.ipv6_dst(), "2001:db8::2".parse::<Ipv6Addr>().unwrap());
-        assert_eq!((k.nw_proto(), k.nw_ttl(), k.nw_tos(), k.nw_frag()), (0, 0, 0, 0));
+        assert_eq!((k.nw_proto(), k.nw_ttl(), k.nw_tos(), k.nw_frag(), k.ipv6_label()), (0, 0, 0, 0, 0));
         // Payload length larger than the frame: nothing of L3.
         let mut g = f.clone();
         g[18..20].copy_from_slice(&1000u16.to_be_bytes());

@@ -394,7 +394,9 @@ impl FlowCache {
         let records = &mut self.cls.slab.records;
         let mut run = u32::MAX;
         let mut run_generation = 0u32;
-        let (mut packets, mut run_bytes, mut flags) = (0u64, 0u64, 0u16);
+        use crate::key::TCP_FLAGS_WORD;
+        // `flags` ORs the keys' whole flags word (see `Record::tcp_flags_word`).
+        let (mut packets, mut run_bytes, mut flags) = (0u64, 0u64, 0u64);
         for i in 0..n {
             let x = idx[i];
             if x == u32::MAX {
@@ -406,7 +408,7 @@ impl FlowCache {
                     h.packets += packets;
                     h.bytes += run_bytes;
                     h.used = now;
-                    h.tcp_flags |= flags;
+                    h.tcp_flags_word |= flags;
                 }
                 run = x;
                 run_generation = records[x as usize].generation;
@@ -414,14 +416,14 @@ impl FlowCache {
             }
             packets += 1;
             run_bytes += bytes[i] as u64;
-            flags |= keys[i].tcp_flags();
+            flags |= keys[i].w[TCP_FLAGS_WORD];
             out[i] = Some(MegaflowId { index: x, generation: run_generation });
         }
         if let Some(h) = records.get_mut(run as usize) {
             h.packets += packets;
             h.bytes += run_bytes;
             h.used = now;
-            h.tcp_flags |= flags;
+            h.tcp_flags_word |= flags;
         }
         let missed = todo.count_ones() as usize;
         self.counters.misses += missed as u64;

@@ -10,10 +10,10 @@
 //!
 //! ```text
 //! word  bits 63..48        bits 47..32        bits 31..16        bits 15..0
-//!  0    vlan_tci[0]        dl_type            in_port (u32) ..................
+//!  0    vlan_tci[0]        dl_type            nw_ttl|nw_frag     in_port (16 bits)
 //!  1    vlan_tci[1]        dl_dst (48 bits) .....................................
 //!  2    nw_proto|nw_tos    dl_src (48 bits) .....................................
-//!  3    tcp_flags          tp_dst             tp_src             nw_ttl|nw_frag
+//!  3    tcp_flags (12 bits, 63..52)|ipv6_label (20 bits, 51..32)  tp_dst  tp_src
 //!  4    src_hi: IPv6 source bits 127..64      | ARP: arp_sha (48 bits)
 //!  5    src_lo: IPv6 source bits 63..0        | IPv4/ARP: nw_src in bits 31..0
 //!  6    dst_hi: IPv6 destination bits 127..64 | ARP: arp_tha (48 bits)
@@ -24,6 +24,12 @@
 //! ARP's `spa`. That is sound because every mask that covers one of those bits also
 //! covers `dl_type` (the OpenFlow prerequisite of those fields), so two megaflows that
 //! read the same bits with different meanings always differ in `dl_type`.
+//!
+//! Every bit is used. `in_port` is a datapath (or OpenFlow) port number, at most
+//! `ferrovs_config::MAX_PORT_NUMBER` (0xfeff), so 16 bits hold it (a packet-out's
+//! 32-bit reserved in_port travels beside the key, not in it); `tcp_flags` has the 12
+//! bits TCP defines. That leaves room in word 3 for the 20-bit IPv6 flow label, which
+//! is zero for every other packet; a mask covering it also covers `dl_type`.
 //!
 //! Conventions, as in Open vSwitch's `struct flow`:
 //! - `vlan_tci[i]` holds the 802.1Q TCI with the CFI/DEI bit (0x1000) forced to 1 when a
@@ -42,6 +48,30 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 
 /// Number of 64-bit words in a key.
 pub const KEY_WORDS: usize = 8;
+
+/// `in_port` of a mask that covers the whole port (the key's `in_port` is 16 bits).
+pub const IN_PORT_EXACT: u32 = 0xffff;
+
+/// The key word that holds `tcp_flags`. The PMD ORs this word of every packet that hits
+/// a megaflow (one OR per packet) and reads the flags from the result with
+/// [`tcp_flags_of_word`]; the word's other fields do not disturb them.
+pub const TCP_FLAGS_WORD: usize = 3;
+
+/// The TCP flags held in `word`, a key's word [`TCP_FLAGS_WORD`] (or an OR of several).
+#[inline(always)]
+pub fn tcp_flags_of_word(word: u64) -> u16 {
+    let mut k = FlowKey::ZERO;
+    k.w[TCP_FLAGS_WORD] = word;
+    k.tcp_flags()
+}
+
+/// A word [`TCP_FLAGS_WORD`] holding `flags` and nothing else.
+#[inline(always)]
+pub fn word_of_tcp_flags(flags: u16) -> u64 {
+    let mut k = FlowKey::ZERO;
+    k.set_tcp_flags(flags);
+    k.w[TCP_FLAGS_WORD]
+}
 
 /// `nw_frag` bit: the packet is a fragment (first or later).
 pub const FRAG_ANY: u8 = 0x01;
@@ -130,17 +160,19 @@ impl FlowKey {
     /// The all-ones mask (exact match on every field).
     pub const EXACT: FlowKey = FlowKey { w: [u64::MAX; KEY_WORDS] };
 
-    field!(in_port, set_in_port, u32, 0, 0, 32, "Ingress port number.");
+    field!(in_port, set_in_port, u32, 0, 0, 16, "Ingress (datapath or OpenFlow) port number, at most 0xffff.");
+    field!(nw_frag, set_nw_frag, u8, 0, 16, 8, "Fragment state: FRAG_ANY | FRAG_LATER.");
+    field!(nw_ttl, set_nw_ttl, u8, 0, 24, 8, "IPv4 TTL / IPv6 hop limit.");
     field!(dl_type, set_dl_type, u16, 0, 32, 16, "EtherType after any VLAN tags.");
     field!(dl_dst_u64, set_dl_dst_u64, u64, 1, 0, 48, "Destination MAC as a 48-bit integer.");
     field!(dl_src_u64, set_dl_src_u64, u64, 2, 0, 48, "Source MAC as a 48-bit integer.");
     field!(nw_tos, set_nw_tos, u8, 2, 48, 8, "IPv4 TOS / IPv6 traffic class.");
     field!(nw_proto, set_nw_proto, u8, 2, 56, 8, "IP protocol, or the low byte of the ARP opcode.");
-    field!(nw_frag, set_nw_frag, u8, 3, 0, 8, "Fragment state: FRAG_ANY | FRAG_LATER.");
-    field!(nw_ttl, set_nw_ttl, u8, 3, 8, 8, "IPv4 TTL / IPv6 hop limit.");
-    field!(tp_src, set_tp_src, u16, 3, 16, 16, "L4 source port, or ICMP type.");
-    field!(tp_dst, set_tp_dst, u16, 3, 32, 16, "L4 destination port, or ICMP code.");
-    field!(tcp_flags, set_tcp_flags, u16, 3, 48, 16, "TCP flags (12 bits used).");
+    field!(tp_src, set_tp_src, u16, 3, 0, 16, "L4 source port, or ICMP type.");
+    field!(tp_dst, set_tp_dst, u16, 3, 16, 16, "L4 destination port, or ICMP code.");
+    // The flags at the top of the word, where reading them needs no mask.
+    field!(tcp_flags, set_tcp_flags, u16, 3, 52, 12, "TCP flags (the 12 bits TCP defines).");
+    field!(ipv6_label, set_ipv6_label, u32, 3, 32, 20, "IPv6 flow label (20 bits).");
     field!(nw_src_u32, set_nw_src_u32, u32, 5, 0, 32, "IPv4 source / ARP spa.");
     field!(nw_dst_u32, set_nw_dst_u32, u32, 7, 0, 32, "IPv4 destination / ARP tpa.");
     field!(arp_sha_u64, set_arp_sha_u64, u64, 4, 0, 48, "ARP sender hardware address.");
@@ -323,7 +355,9 @@ impl fmt::Debug for FlowKey {
         }
         write!(f, ",eth_type(0x{:04x})", self.dl_type())?;
         match self.dl_type() {
-            ethertype::IPV6 => write!(f, ",ipv6(src={},dst={}", self.ipv6_src(), self.ipv6_dst())?,
+            ethertype::IPV6 => {
+                write!(f, ",ipv6(src={},dst={},label=0x{:05x}", self.ipv6_src(), self.ipv6_dst(), self.ipv6_label())?
+            }
             ethertype::ARP => {
                 write!(f, ",arp(sip={},tip={},op={},sha=", self.nw_src(), self.nw_dst(), self.nw_proto())?;
                 fmt_mac(f, self.arp_sha())?;
@@ -357,6 +391,7 @@ mod tests {
         // and each field must read back what was written.
         let mut k = FlowKey::ZERO;
         k.set_in_port(u32::MAX);
+        k.set_ipv6_label(u32::MAX);
         k.set_dl_type(0xffff);
         k.set_vlan_tci(0, 0xffff);
         k.set_vlan_tci(1, 0xffff);

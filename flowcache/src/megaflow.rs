@@ -106,12 +106,17 @@ pub(crate) struct Record {
     pub generation: u32,
     /// Index into [`Slab::masks`]; 0 (the all-zero mask) for a free slot.
     pub mask_ix: u32,
-    pub tcp_flags: u16,
+    /// OR of the hits' key word [`crate::key::TCP_FLAGS_WORD`] (the PMD ORs whole words,
+    /// one instruction a packet; the flags are read from it in [`Record::stats`]).
+    pub tcp_flags_word: u64,
     pub live: bool,
     pub packets: u64,
     pub bytes: u64,
     pub used: u64,
 }
+
+// Two cache lines, as the lookup's prefetch assumes.
+const _: () = assert!(std::mem::size_of::<Record>() == 128);
 
 impl Record {
     /// A free slot: key all ones under mask 0 (table entry 0) matches no packet.
@@ -119,7 +124,7 @@ impl Record {
         key: FlowKey::EXACT,
         generation: 0,
         mask_ix: 0,
-        tcp_flags: 0,
+        tcp_flags_word: 0,
         live: false,
         packets: 0,
         bytes: 0,
@@ -127,7 +132,8 @@ impl Record {
     };
 
     pub fn stats(&self) -> MegaflowStats {
-        MegaflowStats { packets: self.packets, bytes: self.bytes, used: self.used, tcp_flags: self.tcp_flags }
+        let tcp_flags = crate::key::tcp_flags_of_word(self.tcp_flags_word);
+        MegaflowStats { packets: self.packets, bytes: self.bytes, used: self.used, tcp_flags }
     }
 }
 
@@ -208,7 +214,7 @@ impl Slab {
             key,
             generation,
             mask_ix: subtable + 1,
-            tcp_flags: 0,
+            tcp_flags_word: 0,
             live: true,
             packets: 0,
             bytes: 0,

@@ -206,7 +206,7 @@ proptest! {
                     }
                 }
                 Op::RemoveWherePort(p) => {
-                    let gone = fc.remove_where(|m| m.mask.in_port() == u32::MAX && m.key.in_port() == p);
+                    let gone = fc.remove_where(|m| m.mask.in_port() == ferrovs_flowcache::key::IN_PORT_EXACT && m.key.in_port() == p);
                     for (id, stats) in gone {
                         removed_packets += stats.packets;
                         let rid = ids.remove(&id).unwrap();

@@ -10,12 +10,13 @@
 //! struct of named fields ([`RefKey`]), and is compared with `extract` field by field
 //! through the key's getters, and word by word against a key built from those fields. It
 //! also computes the layer offsets, which are compared with `extract::layers` (the
-//! editor's view of the frame).
+//! editor's view of the frame), and the neighbour-discovery fields, which are compared
+//! with `extract::nd_fields` (they are not in the key).
 //!
 //! # Inputs
 //!
 //! Real frames (TCP/UDP/ICMP/SCTP over IPv4, IPv6 with extension headers and fragments,
-//! ARP, VLAN/QinQ, LLC/SNAP), mutated by bit flips, byte overwrites at header offsets,
+//! ND solicitations and advertisements with options, ARP, VLAN/QinQ, LLC/SNAP), mutated by bit flips, byte overwrites at header offsets,
 //! truncation, extension and swaps, plus fully random bytes.
 //!
 //! # Properties, for every frame
@@ -33,7 +34,7 @@
 
 use ferrovs_flowcache::actions::DpAction;
 use ferrovs_flowcache::edit::{EditOutcome, execute_edit};
-use ferrovs_flowcache::extract::{Layers, extract, layers};
+use ferrovs_flowcache::extract::{Layers, extract, layers, nd_fields};
 use ferrovs_flowcache::key::FlowKey;
 use ferrovs_flowcache::testpkt::*;
 use std::net::{Ipv4Addr, Ipv6Addr};
@@ -54,6 +55,8 @@ struct RefKey {
     dl_type: u16,
     nw_proto: u8,
     nw_tos: u8,
+    /// IPv6 only: the 20-bit flow label.
+    ipv6_label: u32,
     nw_ttl: u8,
     /// bit 0: a fragment; bit 1: a later fragment.
     nw_frag: u8,
@@ -66,6 +69,10 @@ struct RefKey {
     tp_src: u16,
     tp_dst: u16,
     tcp_flags: u16,
+    /// Neighbour discovery (not in the flow key: compared with `extract::nd_fields`).
+    nd_target: [u8; 16],
+    nd_sll: [u8; 6],
+    nd_tll: [u8; 6],
 }
 
 /// Where the reference found the layers (same meaning as `extract::Layers`).
@@ -234,6 +241,7 @@ fn ref_ipv6(p: &[u8], l3: usize, k: &mut RefKey, lay: &mut RefLayers) {
         }
     }
     k.nw_tos = (h[0] << 4) | (h[1] >> 4);
+    k.ipv6_label = (u32::from(h[1] & 0x0f) << 16) | (u32::from(h[2]) << 8) | u32::from(h[3]);
     k.nw_ttl = h[7];
     k.nw_proto = next;
     k.nw_frag = frag;
@@ -268,7 +276,35 @@ fn ref_l4(seg: &[u8], at: usize, v6: bool, k: &mut RefKey, lay: &mut RefLayers) 
     if k.nw_proto == 6 {
         k.tcp_flags = u16::from_be_bytes([seg[12] & 0x0f, seg[13]]);
     }
+    if k.nw_proto == 58 {
+        ref_nd(seg, k);
+    }
     lay.l4 = Some((k.nw_proto, at));
+}
+
+/// ND target and link-layer options of an ICMPv6 segment (OVS's `parse_icmpv6`).
+fn ref_nd(seg: &[u8], k: &mut RefKey) {
+    if !(seg[0] == 135 || seg[0] == 136) || seg[1] != 0 {
+        return;
+    }
+    let Some(target) = get::<16>(seg, 8) else { return };
+    let (mut sll, mut tll) = ([0u8; 6], [0u8; 6]);
+    let mut at = 24;
+    while seg.len() - at >= 8 {
+        let (kind, units) = (seg[at], usize::from(seg[at + 1]));
+        if units == 0 || at + units * 8 > seg.len() {
+            break;
+        }
+        if units == 1 && (kind == 1 || kind == 2) {
+            let held = if kind == 1 { &mut sll } else { &mut tll };
+            if held.iter().any(|&b| b != 0) {
+                return; // the same option twice: no ND fields at all
+            }
+            held.copy_from_slice(&seg[at + 2..at + 8]);
+        }
+        at += units * 8;
+    }
+    (k.nd_target, k.nd_sll, k.nd_tll) = (target, sll, tll);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -290,6 +326,7 @@ fn to_flow_key(r: &RefKey) -> FlowKey {
     k.set_dl_type(r.dl_type);
     k.set_nw_proto(r.nw_proto);
     k.set_nw_tos(r.nw_tos);
+    k.set_ipv6_label(r.ipv6_label);
     k.set_nw_ttl(r.nw_ttl);
     k.set_nw_frag(r.nw_frag);
     k.set_tp_src(r.tp_src);
@@ -320,6 +357,9 @@ fn check_against_reference(frame: &[u8], in_port: u32) -> (FlowKey, RefKey) {
     if (k.nw_proto(), k.nw_tos(), k.nw_ttl(), k.nw_frag()) != (r.nw_proto, r.nw_tos, r.nw_ttl, r.nw_frag) {
         fail("nw_proto/tos/ttl/frag");
     }
+    if k.ipv6_label() != r.ipv6_label {
+        fail("ipv6_label");
+    }
     if (k.tp_src(), k.tp_dst(), k.tcp_flags()) != (r.tp_src, r.tp_dst, r.tcp_flags) {
         fail("L4");
     }
@@ -335,6 +375,10 @@ fn check_against_reference(frame: &[u8], in_port: u32) -> (FlowKey, RefKey) {
     }
     if k != to_flow_key(&r) {
         fail("a key bit outside the named fields");
+    }
+    let nd = nd_fields(frame);
+    if (nd.target, nd.sll, nd.tll) != (r.nd_target, r.nd_sll, r.nd_tll) {
+        panic!("ND fields differ\nframe {frame:02x?}\nreference {r:?}\nnd_fields {nd:?}");
     }
     let l: Layers = layers(frame);
     if (l.vlan, l.l3, l.l4) != (rl.vlan, rl.l3, rl.l4) || (rl.l3.is_some() && l.l3_end != rl.l3_end) {
@@ -358,7 +402,7 @@ fn check_prefix(frame: &[u8], full: &FlowKey, n: usize) {
 // Edits.
 // ---------------------------------------------------------------------------------------
 
-const EDITS: [DpAction; 14] = [
+const EDITS: [DpAction; 15] = [
     DpAction::SetEthSrc([2, 0, 0, 0, 0, 1]),
     DpAction::SetEthDst([2, 0, 0, 0, 0, 2]),
     DpAction::SetVlanVid(77),
@@ -367,6 +411,7 @@ const EDITS: [DpAction; 14] = [
     DpAction::SetIpv4Dst(Ipv4Addr::new(198, 51, 100, 7)),
     DpAction::SetIpv6Src(Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 9)),
     DpAction::SetIpv6Dst(Ipv6Addr::new(0xfd00, 1, 0, 0, 0, 0, 0, 9)),
+    DpAction::SetIpv6Label(0xabcde),
     DpAction::SetIpDscp(46),
     DpAction::SetIpEcn(2),
     DpAction::SetTtl(9),
@@ -392,6 +437,7 @@ fn edited(before: &RefKey, a: &DpAction) -> RefKey {
         DpAction::SetIpv4Dst(ip) => r.ip4_dst = ip.octets(),
         DpAction::SetIpv6Src(ip) => r.ip6_src = ip.octets(),
         DpAction::SetIpv6Dst(ip) => r.ip6_dst = ip.octets(),
+        DpAction::SetIpv6Label(l) => r.ipv6_label = l,
         DpAction::SetIpDscp(d) => r.nw_tos = (r.nw_tos & 3) | (d << 2),
         DpAction::SetIpEcn(e) => r.nw_tos = (r.nw_tos & 0xfc) | (e & 3),
         DpAction::SetTtl(t) => r.nw_ttl = t,
@@ -403,6 +449,11 @@ fn edited(before: &RefKey, a: &DpAction) -> RefKey {
         DpAction::SetTpSrc(p) => r.tp_src = p,
         DpAction::SetTpDst(p) => r.tp_dst = p,
         _ => unreachable!("not in EDITS"),
+    }
+    // An ICMPv6 type or code rewritten away from neighbour discovery takes the ND fields
+    // with it (EDITS writes no ND type with code 0).
+    if icmp(&r) && !(matches!(r.tp_src, 135 | 136) && r.tp_dst == 0) {
+        (r.nd_target, r.nd_sll, r.nd_tll) = Default::default();
     }
     r
 }
@@ -451,6 +502,15 @@ fn seeds() -> Vec<Vec<u8>> {
         arp_frame(1),
         ipv6_frame(6, 0x20, &[], &tcp_header(1, 2, 0x12, 6)),
         ipv6_frame(58, 0, &[], &icmp6),
+        // Neighbour solicitation (target, source link-layer option) and advertisement
+        // (target link-layer option, then an unknown 16-byte option).
+        ipv6_frame(58, 0, &[], &[&[135u8, 0, 0, 0, 0, 0, 0, 0][..], &IPV6_DST, &[1, 1, 2, 0, 0, 0, 0, 7]].concat()),
+        ipv6_frame(
+            58,
+            0,
+            &[],
+            &[&[136u8, 0, 0, 0, 0x60, 0, 0, 0][..], &IPV6_SRC, &[2, 1, 2, 0, 0, 0, 0, 8], &[14, 2], &[0; 14]].concat(),
+        ),
         ipv6_frame_ext(&[ExtHdr::Opts(0, 0), ExtHdr::Opts(43, 1), ExtHdr::Ah(1)], 17, &udp),
         ipv6_frame_ext(&[ExtHdr::Frag { offset: 0, more: true }], 17, &udp),
         ipv6_frame_ext(&[ExtHdr::Frag { offset: 7, more: false }], 6, &tcp_header(1, 2, 2, 5)),
@@ -543,6 +603,7 @@ fn reference_reads_known_frames() {
     let udp = [0u8, 53, 0x30, 0x39, 0, 8, 0, 0];
     let (r, _) = reference_parse(&ipv6_frame_ext(&[ExtHdr::Opts(0, 1), ExtHdr::Ah(1)], 17, &udp), 3);
     assert_eq!((r.ip6_src, r.nw_proto, r.tp_src, r.tp_dst, r.nw_frag), (IPV6_SRC, 17, 53, 12345, 0));
+    assert_eq!(r.ipv6_label, 0x12345);
     // A later fragment reads protocol 44; an atomic fragment is no fragment at all.
     let (r, _) = reference_parse(&ipv6_frame_ext(&[ExtHdr::Frag { offset: 3, more: true }], 17, &udp), 3);
     assert_eq!((r.nw_proto, r.tp_src, r.nw_frag), (44, 0, 3));
@@ -570,6 +631,7 @@ fn millions_of_mutated_frames_match_the_reference() {
     let mut rng = SplitMix(0x5eed_f00d);
     let mut frame = Vec::with_capacity(256);
     let (mut with_l4, mut v6, mut tagged, mut applied, mut verified) = (0usize, 0usize, 0usize, 0usize, 0usize);
+    let (mut nd_target, mut nd_ll) = (0usize, 0usize);
     for n in 0..total {
         let seed = &seeds[rng.index(seeds.len())];
         mutate(&mut rng, seed, &mut frame);
@@ -577,6 +639,8 @@ fn millions_of_mutated_frames_match_the_reference() {
         with_l4 += usize::from(r.tp_src != 0 || r.tp_dst != 0);
         v6 += usize::from(r.dl_type == 0x86dd && r.nw_proto != 0);
         tagged += usize::from(r.vlan[0] != 0);
+        nd_target += usize::from(r.nd_target != [0; 16]);
+        nd_ll += usize::from(r.nd_sll != [0; 6] || r.nd_tll != [0; 6]);
         // Two random cuts of every frame, and every cut of one frame in 64.
         if n % 64 == 0 {
             for cut in 0..frame.len() {
@@ -597,6 +661,9 @@ fn millions_of_mutated_frames_match_the_reference() {
     assert!(with_l4 > total / 10, "only {with_l4} of {total} frames reached L4");
     assert!(v6 > total / 20, "only {v6} of {total} frames had an IPv6 protocol");
     assert!(tagged > total / 10, "only {tagged} of {total} frames had a VLAN tag");
+    println!("ND: {nd_target} targets, {nd_ll} link-layer addresses in {total} frames");
+    assert!(nd_target > total / 50, "only {nd_target} of {total} frames had an ND target");
+    assert!(nd_ll > total / 100, "only {nd_ll} of {total} frames had an ND link-layer address");
     assert!(applied > total / 40, "only {applied} edits changed a frame");
     assert!(verified > total / 80, "only {verified} edits were checksum-verified");
 }

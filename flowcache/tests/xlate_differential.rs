@@ -35,6 +35,7 @@ const MACS: [[u8; 6]; 6] = [
 const V4_BASES: [u32; 5] = [0x0a00_0000, 0x0a01_0000, 0x0a01_0200, 0xc0a8_0101, 0x0b00_0000];
 const TP_PORTS: [u16; 6] = [22, 53, 80, 443, 0x1000, 0x8001];
 const VIDS: [u16; 3] = [10, 20, 30];
+const LABELS: [u32; 4] = [0, 0x12345, 0x80000, 0xfffff];
 
 fn prefix32(len: u32) -> u32 {
     if len == 0 { 0 } else { u32::MAX << (32 - len) }
@@ -89,6 +90,14 @@ fn gen_match(r: &mut Rng) -> Match {
         let base: u128 = if r.chance(50) { 0x2001_0db8 << 96 } else { (0x2001_0db8 << 96) | 0x1_0000 };
         m.ipv6_dst = Some(Masked { value: Ipv6Addr::from(base & mask), mask: Ipv6Addr::from(mask) });
     }
+    if r.chance(12) {
+        m.ipv6_label = Some(if r.chance(60) {
+            Masked { value: r.pick(&LABELS), mask: 0xfffff }
+        } else {
+            let mask = r.pick(&[0xf0000u32, 0x000ff, 0x80001]);
+            Masked { value: r.pick(&LABELS) & mask, mask }
+        });
+    }
     if r.chance(10) {
         m.nw_tos = Some(Masked { value: 0xb8, mask: 0xfc });
     }
@@ -130,7 +139,7 @@ fn gen_action(r: &mut Rng, n_tables: u8) -> Action {
         11 => Action::StripVlan,
         12 => Action::PushVlan(r.pick(&[ethertype::VLAN, ethertype::QINQ])),
         13 => Action::DecTtl,
-        14..=17 => Action::Set(match r.below(13) {
+        14..=17 => Action::Set(match r.below(14) {
             0 => SetField::DlSrc(r.pick(&MACS)),
             1 => SetField::DlDst(r.pick(&MACS)),
             2 => SetField::VlanVid(r.pick(&VIDS)),
@@ -143,6 +152,7 @@ fn gen_action(r: &mut Rng, n_tables: u8) -> Action {
             9 => SetField::NwEcn(1),
             10 => SetField::NwTtl(r.pick(&[1, 64])),
             11 => SetField::TpSrc(r.pick(&TP_PORTS)),
+            12 => SetField::Ipv6Label(r.pick(&LABELS)),
             _ => SetField::TpDst(r.pick(&TP_PORTS)),
         }),
         _ => Action::Resubmit(Resubmit {
@@ -219,6 +229,11 @@ fn gen_packet(r: &mut Rng) -> FlowKey {
                 k.set_ipv6_src_u128(((0x2001_0db8u128) << 96) | r.below(1 << 20) as u128);
                 let shift = r.below(64);
                 k.set_ipv6_dst_u128(((0x2001_0db8u128) << 96) ^ ((r.next_u64() as u128) >> shift));
+                k.set_ipv6_label(if r.chance(70) {
+                    r.pick(&LABELS) ^ (r.below(4) as u32)
+                } else {
+                    r.next_u64() as u32
+                });
             }
             let proto = r.pick(&[ipproto::TCP, ipproto::UDP, ipproto::UDP, ipproto::ICMP, ipproto::ICMPV6, 47]);
             k.set_nw_proto(proto);
@@ -267,7 +282,7 @@ fn check_rule_set(seed: u64) -> Result<(), String> {
         let p = gen_packet(&mut r);
         let t = translate(&tables, &macs, &p, now);
         let got_rules: Vec<usize> = t.rules.iter().map(|&x| tables.source_index(x)).collect();
-        if !p.masked(&t.mask).matches(&t.mask, &p) || t.mask.in_port() != u32::MAX {
+        if !p.masked(&t.mask).matches(&t.mask, &p) || t.mask.in_port() != ferrovs_flowcache::key::IN_PORT_EXACT {
             return Err(format!("mask does not cover in_port or p: {:?}", t.mask));
         }
         for v in 0..6 {

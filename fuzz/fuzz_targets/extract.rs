@@ -2,12 +2,13 @@
 //!
 //! Beyond "never panics, never reads out of bounds" (libFuzzer plus Rust bounds checks),
 //! it checks properties that hold for every input: extraction is deterministic, a short
-//! frame yields only in_port, later fragments carry no L4 fields and a prefix of the frame
-//! never gains L4 fields. (The `frames` target fuzzes the editor; the stable test
+//! frame yields only in_port, later fragments carry no L4 fields, a prefix of the frame
+//! never gains L4 fields, and only a neighbour-discovery message has ND fields
+//! (`nd_fields`). (The `frames` target fuzzes the editor; the stable test
 //! `flowcache/tests/extract_random.rs` compares extraction with a reference parser.)
 #![no_main]
 
-use ferrovs_flowcache::extract::{extract, layers};
+use ferrovs_flowcache::extract::{NdFields, extract, layers, nd_fields};
 use ferrovs_flowcache::key::{FRAG_LATER, FlowKey};
 use libfuzzer_sys::fuzz_target;
 
@@ -35,4 +36,9 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(p, k, "a prefix of {} bytes gained L4 fields", cut.len());
     }
     let _ = layers(frame);
+    // ND fields only for what the key says is an ND message (ICMPv6 135/136, code 0).
+    let nd_message = k.dl_type() == 0x86dd && k.nw_proto() == 58 && matches!(k.tp_src(), 135 | 136) && k.tp_dst() == 0;
+    if !nd_message {
+        assert_eq!(nd_fields(frame), NdFields::default());
+    }
 });

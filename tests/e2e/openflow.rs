@@ -125,6 +125,8 @@ const ADDED_FILE: &[&str] = &[
     "priority=20,dl_vlan=5,actions=mod_vlan_pcp:3,IN_PORT",
     "priority=9,icmp,icmp_type=8,actions=mod_nw_dst:10.0.0.9,mod_dl_src:02:00:00:00:00:09,output:3",
     "priority=4,in_port=3,actions=resubmit(,1)",
+    "priority=6,ipv6,ipv6_label=0x10000/0xf0000,actions=output:2",
+    "priority=6,tcp6,ipv6_label=0x12345,tp_dst=80,actions=output:3",
     "table=1,priority=1,actions=drop",
     "table=3,priority=0,actions=CONTROLLER:100",
 ];
@@ -181,6 +183,7 @@ fn manage_in(version: &str) -> Result<(), Failed> {
         "table=2,priority=3,arp,arp_tpa=10.0.0.0/24,actions=output:2",
         "priority=20,dl_vlan=5,actions=mod_vlan_pcp:3,output:2",
         ADDED_FILE[6],
+        ADDED_FILE[7],
     ]);
     same("dump-flows after del-flows and mod-flows", &dumped(version, &of)?, &as_loaded(version, &want)?)?;
     same("ferrovs-ctl after the changes", &as_loaded(version, &ctl_rules(&d)?)?, &as_loaded(version, &want)?)?;

@@ -110,11 +110,35 @@ fn l4_bytes(rng: &mut Rng, l4: L4, desc: &mut String) -> Vec<u8> {
             h.extend_from_slice(&rng.bytes(4));
             if ty == 135 || ty == 136 {
                 h.extend_from_slice(pools::ipv6(rng.below(pools::IPV6.len() as u64) as usize).as_slice());
-                if rng.chance(50) {
-                    h.extend_from_slice(&[if ty == 135 { 1 } else { 2 }, 1]);
-                    let m: [u8; 6] = *rng.pick(pools::MACS);
-                    h.extend_from_slice(&m);
-                }
+                // Options: none, the link-layer address the message carries (SLL in a
+                // solicitation, TLL in an advertisement), the other one, or malformed
+                // ones (length 0, a length past the end, an unknown type first).
+                let own = if ty == 135 { 1u8 } else { 2 };
+                let m: [u8; 6] = *rng.pick(pools::MACS);
+                let what = match rng.below(8) {
+                    0 | 1 => "",
+                    2..=4 => {
+                        h.extend_from_slice(&[own, 1]);
+                        h.extend_from_slice(&m);
+                        " ll"
+                    }
+                    5 => {
+                        h.extend_from_slice(&[3 - own, 1]);
+                        h.extend_from_slice(&m);
+                        " other-ll"
+                    }
+                    6 => {
+                        h.extend_from_slice(&[own, *rng.pick(&[0u8, 2])]);
+                        h.extend_from_slice(&m);
+                        " bad-ll-len"
+                    }
+                    _ => {
+                        h.extend_from_slice(&[14, 1, 0, 0, 0, 0, 0, 0, own, 1]);
+                        h.extend_from_slice(&m);
+                        " unknown+ll"
+                    }
+                };
+                *desc += what;
             }
             *desc += &format!(" icmp type={ty} code={code}");
         }
@@ -216,7 +240,11 @@ fn ipv6_packet(rng: &mut Rng, desc: &mut String) -> Vec<u8> {
     let l4 = pick_l4(rng, true);
     let hlim = *rng.pick(&[64u8, 64, 1, 0, 255]);
     let tc = *rng.pick(&[0u8, 0, 0xb8, 0x01]);
-    let label = if rng.chance(20) { rng.below(0x100000) as u32 } else { 0 };
+    let label = match rng.below(10) {
+        0..=3 => 0,
+        4 => rng.below(0x100000) as u32,
+        _ => *rng.pick(pools::LABELS),
+    };
     // Extension headers: hop-by-hop (0), destination options (60), routing (43), fragment (44).
     let mut exts: Vec<u8> = Vec::new();
     for _ in 0..rng.below(3) {

@@ -150,6 +150,13 @@ fn match_fields(rng: &mut Rng, in_port: u32, class: Class) -> Vec<String> {
     if class == Class::Icmp6 && rng.chance(30) {
         m.push(format!("icmpv6_type={}", rng.pick(&[128u8, 129, 135])));
     }
+    if class.v6() && rng.chance(20) {
+        let l = *rng.pick(pools::LABELS);
+        match rng.below(3) {
+            0 => m.push(format!("ipv6_label={:#07x}/0xf0000", l & 0xf0000)),
+            _ => m.push(format!("ipv6_label={l:#x}")),
+        }
+    }
     // Rarely: forms OVS accepts and ferrovs refuses or treats differently, to keep the
     // list of refusals current.
     if rng.chance(4) {
@@ -206,6 +213,7 @@ fn actions(rng: &mut Rng, table: u32, n_tables: u32, in_port: u32, class: Class,
                 format!("set_field:{}->{f}", rng.pick(pools::PORTS))
             }
             19 if class.v6() => format!("set_field:{}->ipv6_dst", pools::fmt_ipv6(0)),
+            20 if class.v6() => format!("set_field:{:#x}->ipv6_label", rng.pick(pools::LABELS)),
             _ => format!("output:{}", rng.range(1, N_PORTS as u64)),
         };
         a.push(act);

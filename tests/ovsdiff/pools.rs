@@ -32,6 +32,9 @@ pub fn fmt_ipv6(i: usize) -> String {
     if IPV6[i] == 0xff02 { "ff02::1".to_string() } else { format!("fd00::{:x}", IPV6[i]) }
 }
 
+/// IPv6 flow labels (20 bits).
+pub const LABELS: &[u32] = &[0, 1, 0x12345, 0x80000, 0xfffff];
+
 pub const PORTS: &[u16] = &[80, 443, 53, 1234, 0, 65535, 8080];
 
 pub const VIDS: &[u16] = &[0, 1, 10, 20, 4095];

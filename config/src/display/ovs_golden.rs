@@ -42,6 +42,12 @@ const GOLDEN: &[(&str, &str)] = &[
     ("rarp,nw_proto=1,actions=drop", "rarp,arp_op=1 actions=drop"),
     ("arp,nw_proto=1,actions=drop", "arp,arp_op=1 actions=drop"),
     ("arp,arp_op=2,arp_spa=10.0.0.1,actions=drop", "arp,arp_spa=10.0.0.1,arp_op=2 actions=drop"),
+    ("ipv6,ipv6_label=12,actions=drop", "ipv6,ipv6_label=0x0000c actions=drop"),
+    (
+        "tcp6,tp_dst=80,nw_ttl=3,nw_tos=4,ipv6_label=0x5/0xff,ipv6_dst=::2,ipv6_src=::1,actions=drop",
+        "tcp6,ipv6_src=::1,ipv6_dst=::2,ipv6_label=0x00005/0x000ff,nw_tos=4,nw_ttl=3,tp_dst=80 actions=drop",
+    ),
+    ("ipv6,ipv6_label=0x12345/0xfffff,actions=drop", "ipv6,ipv6_label=0x12345 actions=drop"),
 ];
 
 #[test]

@@ -183,6 +183,9 @@ fn transport_fields() {
     assert_eq!(err("tcp,tp_dst=0x1000/0x10000,actions=drop").0, 19);
     assert_eq!(err("tcp,tcp_flags=+syn+bogus,actions=drop").0, 20);
     assert_eq!(err("icmp,icmp_type=256,actions=drop").0, 16);
+    assert_eq!(m("ipv6,ipv6_label=0x12345").ipv6_label, Some(Masked { value: 0x12345, mask: 0xfffff }));
+    assert_eq!(m("ipv6,ipv6_label=0x10005/0xf0000").ipv6_label, Some(Masked { value: 0x10000, mask: 0xf0000 }));
+    assert_eq!(err("ipv6,ipv6_label=0x100000,actions=drop").0, 17);
 }
 
 #[test]
@@ -197,6 +200,8 @@ fn prerequisites() {
         ("ipv6,nw_dst=1.2.3.4,actions=drop", 6, "`nw_dst` requires a match on ip, arp or rarp"),
         ("ip,ipv6_src=::1,actions=drop", 4, "`ipv6_src` requires a match on ipv6"),
         ("ipv6_dst=::1,actions=drop", 1, "`ipv6_dst` requires a match on ipv6"),
+        ("ipv6_label=5,actions=drop", 1, "`ipv6_label` requires a match on ipv6"),
+        ("ip,ipv6_label=5,actions=drop", 4, "`ipv6_label` requires a match on ipv6"),
         ("ip,icmp_type=8,actions=drop", 4, "`icmp_type` requires a match on icmp or icmp6"),
         ("udp6,icmp_code=8,actions=drop", 6, "`icmp_code` requires a match on icmp or icmp6"),
         ("icmp,icmpv6_code=0,actions=drop", 6, "`icmpv6_code` requires a match on icmp6"),
@@ -301,6 +306,8 @@ fn packets_for_trace() {
     assert_eq!(p.nw_tos, exact(184, 0xff));
     assert_eq!(p.nw_frag, exact(0, 3));
     assert_eq!(p.tcp_flags, exact(2, 0xfff));
+    let p = parse_packet("in_port=1,udp6,ipv6_label=0x12345").unwrap();
+    assert_eq!(p.ipv6_label, exact(0x12345, 0xfffff));
     let e = |s: &str| parse_packet(s).unwrap_err();
     assert_eq!(e("tcp,tp_dst=80").position.column, 14);
     assert_eq!(e("tcp,tp_dst=80").reason, "a packet needs `in_port=N`");

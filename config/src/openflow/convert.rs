@@ -98,6 +98,9 @@ pub fn match_from_wire(wire: &WireMatch) -> Result<rules::Match, OfpError> {
         let mask = |slot: MatchSlot| f.mask.unwrap_or(slot.all_ones());
         let put = |m: &mut rules::Match, slot: MatchSlot| set(m, slot, f.value, mask(slot));
         match f.field {
+            // As OVS's 16-bit `ofp_port_t`: numbers below 0xff00, or a reserved port
+            // (0xffffff00 and up, kept as its 16-bit form); the rest is no port.
+            InPort if (0xff00..u128::from(OFPP_MAX)).contains(&f.value) => return Err(OfpError::BadValue),
             InPort => put(&mut m, MatchSlot::InPort)?,
             EthSrc => put(&mut m, MatchSlot::DlSrc)?,
             EthDst => put(&mut m, MatchSlot::DlDst)?,
@@ -112,6 +115,7 @@ pub fn match_from_wire(wire: &WireMatch) -> Result<rules::Match, OfpError> {
             Ipv4Dst | ArpTpa => put(&mut m, MatchSlot::NwDst)?,
             Ipv6Src => put(&mut m, MatchSlot::Ipv6Src)?,
             Ipv6Dst => put(&mut m, MatchSlot::Ipv6Dst)?,
+            Ipv6Label => put(&mut m, MatchSlot::Ipv6Label)?,
             NwTos | IpDscp | IpEcn => {
                 let (value, bits) = match f.field {
                     NwTos => (f.value as u8 & 0xfc, 0xfc),
@@ -232,6 +236,9 @@ pub fn match_to_wire(m: &rules::Match, form: MatchForm) -> Result<WireMatch, &'s
     if let Some(v) = get(MatchSlot::Ipv6Dst) {
         push(&mut fields, Field::Ipv6Dst, MatchSlot::Ipv6Dst, v);
     }
+    if let Some(v) = get(MatchSlot::Ipv6Label) {
+        push(&mut fields, Field::Ipv6Label, MatchSlot::Ipv6Label, v);
+    }
     if let Some(t) = m.nw_tos {
         match t.mask & 0xfc {
             0 => {}
@@ -308,6 +315,7 @@ fn set_field(field: Field, value: u128) -> Result<Action, OfpError> {
         Ipv4Dst => SetField::NwDst(Ipv4Addr::from(value as u32)),
         Ipv6Src => SetField::Ipv6Src(Ipv6Addr::from(value)),
         Ipv6Dst => SetField::Ipv6Dst(Ipv6Addr::from(value)),
+        Ipv6Label => SetField::Ipv6Label(value as u32),
         IpDscp => SetField::IpDscp(value as u8),
         NwTos => SetField::IpDscp(value as u8 >> 2),
         IpEcn => SetField::NwEcn(value as u8),
@@ -339,7 +347,10 @@ fn actions_from_wire(list: &[WireAction], out: &mut Vec<Action>, packet_out: boo
             WireAction::DecNwTtl | WireAction::NxDecTtl => Action::DecTtl,
             WireAction::SetField { field, value } => set_field(field, value)?,
             WireAction::RegLoad2(MatchField { field, value, mask: None }) => set_field(field, value)?,
-            WireAction::RegLoad { dst, value } if dst.ofs == 0 && usize::from(dst.n_bits) == dst.field.width() * 8 => {
+            // A load of the whole field (all of its value bits: `NXM_NX_IPV6_LABEL[]` is 20).
+            WireAction::RegLoad { dst, value }
+                if dst.ofs == 0 && u32::from(dst.n_bits) == dst.field.value_bits().count_ones() =>
+            {
                 set_field(dst.field, u128::from(value))?
             }
             WireAction::Group(g) => Action::Group(g),
@@ -564,6 +575,7 @@ fn set_field_to_wire(s: SetField, m: &rules::Match, v: Version) -> Result<WireAc
         (VlanPcp(x), _) => field(Field::VlanPcp, u128::from(x)),
         (Ipv6Src(a), _) => field(Field::Ipv6Src, u128::from(a)),
         (Ipv6Dst(a), _) => field(Field::Ipv6Dst, u128::from(a)),
+        (Ipv6Label(l), _) => field(Field::Ipv6Label, u128::from(l)),
         (NwEcn(e), _) => field(Field::IpEcn, u128::from(e)),
         (NwTtl(t), Version::Of13) => WireAction::SetNwTtl(t),
         (NwTtl(t), Version::Of10) => field(Field::NwTtl, u128::from(t)),

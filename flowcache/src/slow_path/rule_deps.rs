@@ -92,6 +92,7 @@ fn written_bits(actions: &DpActions) -> Mask {
             DpAction::SetIpv4Dst(_) => field(&mut m, Field::NwDst),
             DpAction::SetIpv6Src(_) => field(&mut m, Field::Ipv6Src),
             DpAction::SetIpv6Dst(_) => field(&mut m, Field::Ipv6Dst),
+            DpAction::SetIpv6Label(_) => field(&mut m, Field::Ipv6Label),
             DpAction::SetIpDscp(_) | DpAction::SetIpEcn(_) => field(&mut m, Field::NwTos),
             DpAction::SetTtl(_) | DpAction::DecTtl => field(&mut m, Field::NwTtl),
             DpAction::SetTpSrc(_) => field(&mut m, Field::TpSrc),

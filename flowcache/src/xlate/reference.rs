@@ -119,6 +119,7 @@ fn matches(m: &Match, p: &FlowKey) -> bool {
         && (!(ip4 || arp) || masked_eq(m.nw_dst, p.nw_dst_u32() as u128, v4))
         && (!ip6 || masked_eq(m.ipv6_src, p.ipv6_src_u128(), v6))
         && (!ip6 || masked_eq(m.ipv6_dst, p.ipv6_dst_u128(), v6))
+        && (!ip6 || masked_eq(m.ipv6_label, p.ipv6_label() as u128, |x: u32| x as u128))
         && (!ip || masked_eq(m.nw_tos, p.nw_tos() as u128, u8c))
         && (!ip || m.nw_ttl.is_none_or(|x| x == p.nw_ttl()))
         && (!ip || masked_eq(m.nw_frag, p.nw_frag() as u128, u8c))
@@ -305,6 +306,10 @@ impl Eval<'_> {
             SetField::Ipv6Dst(x) if ip6 => {
                 p.set_ipv6_dst(x);
                 Some(DpAction::SetIpv6Dst(x))
+            }
+            SetField::Ipv6Label(l) if ip6 => {
+                p.set_ipv6_label(l & 0xfffff);
+                Some(DpAction::SetIpv6Label(l & 0xfffff))
             }
             SetField::IpDscp(d) if ip4 || ip6 => {
                 p.set_nw_tos((p.nw_tos() & 3) | ((d & 0x3f) << 2));

@@ -60,7 +60,7 @@ use crate::key::{FlowKey, Mask};
 /// The order in which a group's fields are tested. Earlier fields are preferred as
 /// witnesses: categorical fields split traffic into few megaflows, addresses come before
 /// ports because routing tables put address prefixes into most masks anyway.
-const STAGE_ORDER: [Field; 18] = [
+const STAGE_ORDER: [Field; 19] = [
     Field::InPort,
     Field::DlType,
     Field::VlanTci,
@@ -77,6 +77,7 @@ const STAGE_ORDER: [Field; 18] = [
     Field::NwSrc,
     Field::Ipv6Dst,
     Field::Ipv6Src,
+    Field::Ipv6Label,
     Field::TpDst,
     Field::TpSrc,
 ];

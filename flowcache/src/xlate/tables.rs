@@ -399,6 +399,7 @@ pub(crate) fn compile_match(m: &Match) -> (Vec<FieldMatch>, Vec<&'static str>) {
     push(is_ip4 || is_arp, "nw_dst", Field::NwDst, m.nw_dst.as_ref().map(v4));
     push(is_ip6, "ipv6_src", Field::Ipv6Src, m.ipv6_src.as_ref().map(v6));
     push(is_ip6, "ipv6_dst", Field::Ipv6Dst, m.ipv6_dst.as_ref().map(v6));
+    push(is_ip6, "ipv6_label", Field::Ipv6Label, m.ipv6_label.map(|v| (v.value as u128, v.mask as u128)));
     push(is_ip, "nw_tos", Field::NwTos, m.nw_tos.map(|v| (v.value as u128, v.mask as u128)));
     push(is_ip, "nw_ttl", Field::NwTtl, m.nw_ttl.map(|t| full(Field::NwTtl, t as u128)));
     push(is_ip, "nw_frag", Field::NwFrag, m.nw_frag.map(|v| (v.value as u128, v.mask as u128)));

@@ -58,8 +58,6 @@ pub const MAX_DEPTH: usize = 64;
 pub const MAX_LOOKUPS: usize = 4096;
 
 const VLAN_WORD_BITS: u64 = 0xffff << 48;
-const TP_BITS: u64 = 0xffff_ffff << 16;
-const TTL_BITS: u64 = 0xff << 8;
 
 /// Where each bit of the current key comes from. See the module documentation.
 #[derive(Debug, Clone)]
@@ -109,14 +107,15 @@ impl KeyState {
                 out.set_vlan_tci(j, out.vlan_tci(j) | b);
             }
         }
-        if out.w[3] & TP_BITS != 0 {
+        if out.tp_src() != 0 || out.tp_dst() != 0 {
             if self.is_frag {
-                out.w[3] &= !TP_BITS;
+                out.set_tp_src(0);
+                out.set_tp_dst(0);
             }
-            out.w[3] |= FRAG_ANY as u64;
+            out.set_nw_frag(out.nw_frag() | FRAG_ANY);
         }
-        if self.ttl_derived && out.w[3] & TTL_BITS != 0 {
-            out.w[3] |= TTL_BITS;
+        if self.ttl_derived && out.nw_ttl() != 0 {
+            out.set_nw_ttl(0xff);
         }
         out
     }
@@ -551,13 +550,14 @@ impl<'a> Ctx<'a> {
             let m: Mask = f.mask_of(f.all_ones());
             (0..8).any(|i| after.written.w[i] & m.w[i] != 0)
         };
-        let restores: [RestoreField; 8] = [
+        let restores: [RestoreField; 9] = [
             (Field::DlSrc, |v| DpAction::SetEthSrc(crate::key::mac_from_u64(v as u64))),
             (Field::DlDst, |v| DpAction::SetEthDst(crate::key::mac_from_u64(v as u64))),
             (Field::NwSrc, |v| DpAction::SetIpv4Src((v as u32).into())),
             (Field::NwDst, |v| DpAction::SetIpv4Dst((v as u32).into())),
             (Field::Ipv6Src, |v| DpAction::SetIpv6Src(v.into())),
             (Field::Ipv6Dst, |v| DpAction::SetIpv6Dst(v.into())),
+            (Field::Ipv6Label, |v| DpAction::SetIpv6Label(v as u32)),
             (Field::TpSrc, |v| DpAction::SetTpSrc(v as u16)),
             (Field::TpDst, |v| DpAction::SetTpDst(v as u16)),
         ];
@@ -627,6 +627,13 @@ impl<'a> Ctx<'a> {
                     };
                     self.actions.push(act);
                     self.st.write(f, u128::from(a));
+                }
+            }
+            SetField::Ipv6Label(l) => {
+                if self.is_ip().1 {
+                    let l = l & 0xfffff;
+                    self.actions.push(DpAction::SetIpv6Label(l));
+                    self.st.write(Field::Ipv6Label, l as u128);
                 }
             }
             SetField::IpDscp(d) => {
@@ -772,9 +779,13 @@ fn ttl_side_bits(t: u8) -> u8 {
 
 /// Adds the bits that every mask touching a field must also cover.
 pub(crate) fn add_prerequisites(mask: &mut Mask) {
-    let l3 =
-        (mask.w[2] >> 48) != 0 || mask.w[3] & !(0xffff << 48) & 0xffff != 0 || mask.w[4..8].iter().any(|&w| w != 0);
-    let l4 = mask.w[3] & (0xffff_ffff_ffff << 16) != 0;
+    let l3 = mask.nw_tos() != 0
+        || mask.nw_proto() != 0
+        || mask.nw_ttl() != 0
+        || mask.nw_frag() != 0
+        || mask.ipv6_label() != 0
+        || mask.w[4..8].iter().any(|&w| w != 0);
+    let l4 = mask.tp_src() != 0 || mask.tp_dst() != 0 || mask.tcp_flags() != 0;
     if l3 || l4 {
         mask.set_dl_type(0xffff);
     }
@@ -806,10 +817,12 @@ pub(crate) fn translate_actions(
     tables: &RuleTables,
     macs: &MacTable,
     key: &FlowKey,
+    in_port: u32,
     now: Duration,
     actions: &[Action],
 ) -> Translation {
     let mut cx = Ctx::new(tables, macs, key, now, Lookup::Index);
+    cx.in_port = in_port;
     for a in actions {
         if cx.error.is_some() {
             break;

@@ -24,6 +24,8 @@ const RULES: &[(&str, bool)] = &[
     ("ip,nw_ttl=64,nw_frag=no,actions=mod_nw_ttl:9,output:2", false),
     ("ipv6,ipv6_src=2001:db8::/32,actions=set_field:2001:db8::1->ipv6_dst,output:2", false),
     ("tcp,tcp_flags=+syn-ack,tp_dst=0x50/0xfff0,actions=resubmit(,2)", false),
+    ("ipv6,ipv6_label=0x10000/0xf0000,actions=set_field:0x54321->ipv6_label,output:2", false),
+    ("tcp6,ipv6_label=0x12345,tp_dst=80,actions=output:2", false),
     ("in_port=2,actions=resubmit:1,resubmit(3,4)", true),
     ("priority=0,actions=drop", true),
 ];
@@ -122,6 +124,25 @@ fn what_the_model_lacks_is_refused_with_the_right_error() {
         super::packet_out_actions_from_wire(&table),
         Ok(vec![crate::rules::Action::Resubmit(crate::rules::Resubmit { in_port: None, table: Some(0) })])
     );
+    // OpenFlow 1.0's set_field of the flow label, as ovs-ofctl sends it: a load of all of
+    // its 20 bits (`load:0x54321->NXM_NX_IPV6_LABEL[]`); a part of it is not a set_field.
+    let ipv6 = m(vec![MatchField::exact(Field::EthType, 0x86dd)]);
+    let load = |n_bits| {
+        let dst = crate::openflow::action::FieldSlice { field: Field::Ipv6Label, ofs: 0, n_bits };
+        vec![Instruction::ApplyActions(vec![WireAction::RegLoad { dst, value: 0x54321 }])]
+    };
+    assert_eq!(
+        rule_from_wire(&wire_rule(&ipv6, &load(20))).map(|r| r.actions),
+        Ok(vec![crate::rules::Action::Set(SetField::Ipv6Label(0x54321))])
+    );
+    assert_eq!(rule_from_wire(&wire_rule(&ipv6, &load(16))), Err(OfpError::BadActionType));
+    // in_port is OVS's 16-bit port number: 32-bit numbers between the two ranges are none.
+    for bad in [0xff00, 0x1_0000, 0xffff_feff] {
+        let p = m(vec![MatchField::exact(Field::InPort, bad)]);
+        assert_eq!(rule_from_wire(&wire_rule(&p, &out(1))), Err(OfpError::BadValue), "{bad:#x}");
+    }
+    let p = m(vec![MatchField::exact(Field::InPort, 0xfeff)]);
+    assert_eq!(rule_from_wire(&wire_rule(&p, &out(1))).map(|r| r.matches.in_port), Ok(Some(0xfeff)));
     let no_proto = m(vec![MatchField::exact(Field::EthType, 0x0800), MatchField::exact(Field::TcpDst, 80)]);
     assert_eq!(rule_from_wire(&wire_rule(&no_proto, &out(1))), Err(OfpError::BadPrereq));
     let set_vid = vec![Instruction::ApplyActions(vec![WireAction::SetField { field: Field::VlanVid, value: 4100 }])];
