@@ -264,6 +264,8 @@ fn main() {
         Trial::test("openflow_controller_osken_simple_switch_13", controller::osken_simple_switch_13)
             .with_ignored_flag(!root),
         Trial::test("openflow_controller_osken_two_switches", controller::osken_two_switches).with_ignored_flag(!root),
+        Trial::test("openflow_controller_faucet_vlan_learns_and_pings", controller::faucet_vlan_learns_and_pings)
+            .with_ignored_flag(!root),
         Trial::test("openflow_fail_open_then_of10_controller", controller::fail_open_then_of10_controller)
             .with_ignored_flag(!root),
         Trial::test("service_metrics_endpoint_matches_ctl", service::metrics_endpoint_matches_ctl),

@@ -131,7 +131,7 @@ struct HubState {
     /// Datapath port -> (bridge, its OpenFlow number): where a packet-in goes (the PMD
     /// reports the datapath's in_port; OpenFlow numbers are per bridge).
     dp_ports: HashMap<u32, (String, u32)>,
-    /// Each port's link state as last seen by [`Hub::watch_links`].
+    /// Each port's link liveness (`replies::link_live`) as last seen by [`Hub::watch_links`].
     link_up: HashMap<u32, bool>,
     /// Configured datapath ids.
     dpids: HashMap<String, u64>,
@@ -193,7 +193,8 @@ impl Hub {
             let mut st = self.lock();
             for b in &show.bridges {
                 for p in &b.ports {
-                    if st.link_up.insert(p.number, p.link_up).is_some_and(|was| was != p.link_up) {
+                    let live = super::replies::link_live(p);
+                    if st.link_up.insert(p.number, live).is_some_and(|was| was != live) {
                         changed.push((b.name.clone(), p.clone()));
                     }
                 }
@@ -582,6 +583,7 @@ mod tests {
     /// the first look only records.
     #[test]
     fn link_changes_are_port_statuses() {
+        use crate::protocol::LinkState;
         use std::io::Read;
         let (tx, _rx) = crossbeam_channel::unbounded();
         let hub = Hub::new(tx);
@@ -591,7 +593,9 @@ mod tests {
         hub.register("br0", 1, Version::Of13, true, writer);
         let mut show = crate::protocol::samples::show();
         hub.watch_links(&show);
-        show.bridges[0].ports[1].link_up = !show.bridges[0].ports[1].link_up;
+        let port = &mut show.bridges[0].ports[1];
+        port.link_up = !port.link_up;
+        port.link_state = if port.link_up { LinkState::Up } else { LinkState::Down };
         hub.watch_links(&show);
         let mut buf = [0u8; 4096];
         let n = (&ours).read(&mut buf).unwrap();

@@ -15,7 +15,7 @@ use ferrovs_config::{Group, GroupKind, Rule};
 
 /// `OFPG_ANY`: a bucket watches no group.
 const OFPG_ANY: u32 = 0xffff_ffff;
-use crate::protocol::PortInfo;
+use crate::protocol::{LinkState, PortInfo};
 
 /// Flow tables the rule model has (0..=253, as Open vSwitch).
 pub const N_TABLES: u8 = 254;
@@ -34,6 +34,14 @@ fn port_mac(dpid: u64, port: u32) -> [u8; 6] {
     [0x02, 0xfe, d[0], d[1], p[0], p[1]]
 }
 
+/// Whether OpenFlow shows the port's link as live: unless it is known to be down.
+/// OpenFlow has no "unknown" state, and a link ferrovsd cannot see (a net_tap whose
+/// interface is in another namespace) still forwards; calling it down would make a
+/// controller that honours `OFPPS_LINK_DOWN` (faucet) leave the port unconfigured.
+pub fn link_live(p: &PortInfo) -> bool {
+    p.link_state != LinkState::Down
+}
+
 pub fn port_desc(p: &PortInfo, dpid: u64, v: Version) -> Port {
     let kbps = u64::from(p.speed_mbps) * 1000;
     Port {
@@ -41,7 +49,7 @@ pub fn port_desc(p: &PortInfo, dpid: u64, v: Version) -> Port {
         hw_addr: port_mac(dpid, p.number),
         name: p.name.chars().take(15).collect(),
         config: 0,
-        state: if p.link_up { 0 } else { LINK_DOWN },
+        state: if link_live(p) { 0 } else { LINK_DOWN },
         curr: NO_FEATURES,
         curr_speed: if v == Version::Of13 { kbps.min(u64::from(u32::MAX)) as u32 } else { 0 },
         max_speed: if v == Version::Of13 { kbps.min(u64::from(u32::MAX)) as u32 } else { 0 },
