@@ -6,9 +6,9 @@
 use ferrovs_config::openflow::{
     self, Action, AsyncConfig, Body, Bucket, Desc, ErrorMsg, FeaturesReply, Field, FieldSlice, FlowFormat, FlowMod,
     FlowModCommand, FlowRemoved, FlowRemovedReason, FlowStats, FlowStatsRequest, GroupDesc, GroupMod, GroupModCommand,
-    GroupStats, GroupType, Hello, Instruction, Match, MatchField, Message, MpReply, MpRequest, MultipartReply,
-    MultipartRequest, OFPG_ANY, PacketIn, PacketInFormat, PacketOut, Port, PortMod, PortReason, PortStats, PortStatus,
-    Role, SwitchConfig, TableFeatures, TableMod, TableStats, Version,
+    GroupStats, GroupType, Hello, Instruction, METER_BAND_LEN, Match, MatchField, Message, MeterMod, MeterModCommand,
+    MpReply, MpRequest, MultipartReply, MultipartRequest, OFPG_ANY, PacketIn, PacketInFormat, PacketOut, Port, PortMod,
+    PortReason, PortStats, PortStatus, Role, SwitchConfig, TableFeatures, TableMod, TableStats, Version,
 };
 use proptest::collection::vec;
 use proptest::prelude::*;
@@ -644,9 +644,17 @@ fn body(v: Version) -> BoxedStrategy<Body> {
         buckets(),
     )
         .prop_map(|(command, group_type, group_id, buckets)| GroupMod { command, group_type, group_id, buckets });
+    let meter_mod = (
+        prop_oneof![Just(MeterModCommand::Add), Just(MeterModCommand::Modify), Just(MeterModCommand::Delete)],
+        any::<u16>().prop_map(|f| f & !1),
+        any::<u32>(),
+        proptest::collection::vec(any::<[u8; METER_BAND_LEN]>(), 0..3),
+    )
+        .prop_map(|(command, flags, meter_id, bands)| MeterMod { command, flags, meter_id, bands: bands.concat() });
     prop_oneof![
         8 => common,
         1 => group_mod.prop_map(Body::GroupMod),
+        1 => meter_mod.prop_map(Body::MeterMod),
         1 => (any::<u8>(), any::<u32>()).prop_map(|(table_id, config)| Body::TableMod(TableMod { table_id, config })),
         1 => role.clone().prop_map(Body::RoleRequest),
         1 => role.prop_map(Body::RoleReply),

@@ -80,6 +80,13 @@ pub enum OfpError {
     GroupModBadCommand,
     /// `OFPGMFC_BAD_BUCKET`.
     GroupModBadBucket,
+    /// `OFPMMFC_INVALID_METER`: what OVS answers a meter add or modify when its
+    /// datapath has no meters.
+    InvalidMeter,
+    /// `OFPMMFC_BAD_COMMAND`.
+    MeterModBadCommand,
+    /// `OFPMMFC_BAD_FLAGS`: both `KBPS` and `PKTPS`.
+    MeterModBadFlags,
     /// `OFPPMFC_BAD_PORT`.
     PortModBadPort,
     /// `OFPRRFC_BAD_ROLE`.
@@ -92,7 +99,7 @@ pub enum OfpError {
 type WirePairs = (Option<(u16, u16)>, Option<(u16, u16)>);
 
 impl OfpError {
-    const ALL: [OfpError; 37] = {
+    const ALL: [OfpError; 40] = {
         use OfpError::*;
         [
             HelloIncompatible,
@@ -129,6 +136,9 @@ impl OfpError {
             GroupModBadType,
             GroupModBadCommand,
             GroupModBadBucket,
+            InvalidMeter,
+            MeterModBadCommand,
+            MeterModBadFlags,
             PortModBadPort,
             BadRole,
             Unencodable,
@@ -173,6 +183,9 @@ impl OfpError {
             GroupModBadType => (None, Some((6, 10))),
             GroupModBadCommand => (None, Some((6, 11))),
             GroupModBadBucket => (None, Some((6, 12))),
+            InvalidMeter => (None, Some((12, 2))),
+            MeterModBadCommand => (None, Some((12, 4))),
+            MeterModBadFlags => (None, Some((12, 5))),
             PortModBadPort => (Some((4, 0)), Some((7, 0))),
             BadRole => (Some((1, 513)), Some((11, 2))),
             Unencodable => (Some((1, 521)), None),

@@ -96,7 +96,8 @@
 //!
 //! # Not covered
 //!
-//! OpenFlow 1.1, 1.2, 1.4+; meters (the meter instruction is decoded, meter-mod is
+//! OpenFlow 1.1, 1.2, 1.4+; meters (the meter instruction and meter-mod are decoded,
+//! a meter-mod's bands kept as bytes; the meter statistics and features multiparts are
 //! not); MPLS and PBB actions (refused as `OFPBAC_BAD_TYPE`; MPLS match fields are
 //! decoded); queue configuration; bundles; `NXT_PACKET_IN`/`NXT_PACKET_IN2` bodies;
 //! flow monitors; experimenter OXM classes (e.g. ONF `tcp_flags` in 1.3; OVS's NXM
@@ -124,8 +125,9 @@ pub use flow::{
     OFPFF13_RESET_COUNTS,
 };
 pub use msg::{
-    AsyncConfig, Body, ErrorMsg, FeaturesReply, FlowFormat, GroupMod, GroupModCommand, Hello, Message, PacketIn,
-    PacketInFormat, PacketOut, Role, SwitchConfig, TableMod, Version, decode, encode, negotiate, next_message_len,
+    AsyncConfig, Body, ErrorMsg, FeaturesReply, FlowFormat, GroupMod, GroupModCommand, Hello, METER_BAND_LEN, Message,
+    MeterMod, MeterModCommand, PacketIn, PacketInFormat, PacketOut, Role, SwitchConfig, TableMod, Version, decode,
+    encode, negotiate, next_message_len,
 };
 pub use multipart::{
     Bucket, Desc, GroupDesc, GroupStats, GroupType, MpReply, MpRequest, MultipartReply, MultipartRequest, PortStats,

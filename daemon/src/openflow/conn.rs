@@ -16,8 +16,8 @@ use ferrovs_config::openflow::convert::{
 };
 use ferrovs_config::openflow::{
     Body, DecodeError, ErrorMsg, FlowFormat, FlowMod, FlowModCommand, FlowStatsRequest, GroupMod, GroupModCommand,
-    GroupType, Hello, Instruction, Message, MpReply, MpRequest, MultipartReply, NO_BUFFER, OFPP_ANY, OfpError,
-    PacketOut, PortMod, SwitchConfig, Version, decode, encode, negotiate, next_message_len,
+    GroupType, Hello, Instruction, Message, MeterModCommand, MpReply, MpRequest, MultipartReply, NO_BUFFER, OFPP_ANY,
+    OfpError, PacketOut, PortMod, SwitchConfig, Version, decode, encode, negotiate, next_message_len,
 };
 use ferrovs_config::{Group, GroupKind, Masked};
 use ferrovs_flowcache::slow_path::{GroupChange, GroupError, OFPG_ALL, match_covers};
@@ -346,7 +346,12 @@ impl Conn<'_> {
             }
             // Accepted and remembered by OVS; this switch sends no packet-ins at all.
             Body::NxSetPacketInFormat(_) | Body::SetAsync(_) => Vec::new(),
-            Body::FlowMod(_) | Body::NxFlowMod(_) | Body::PortMod(_) | Body::PacketOut(_) | Body::GroupMod(_)
+            Body::FlowMod(_)
+            | Body::NxFlowMod(_)
+            | Body::PortMod(_)
+            | Body::PacketOut(_)
+            | Body::GroupMod(_)
+            | Body::MeterMod(_)
                 if self.hub.is_slave(self.peer.bridge, self.id) =>
             {
                 vec![error_reply(v, raw, pair(IS_SLAVE, v))]
@@ -361,6 +366,10 @@ impl Conn<'_> {
             },
             Body::MultipartRequest(r) => self.stats(raw, xid, r.body),
             Body::GroupMod(gm) if v == Version::Of13 => self.group_mod(raw, gm),
+            // As OVS on a datapath without meters: a delete (of none) succeeds, an add
+            // or modify is refused as `OFPMMFC_INVALID_METER`.
+            Body::MeterMod(mm) if mm.command == MeterModCommand::Delete => Vec::new(),
+            Body::MeterMod(_) => err(OfpError::InvalidMeter),
             Body::GroupMod(_) | Body::TableMod(_) | Body::RoleRequest(_) => err(OfpError::BadType),
             Body::GetAsyncRequest => err(OfpError::BadType),
             // Messages only a switch sends.
