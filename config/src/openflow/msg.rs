@@ -460,7 +460,7 @@ fn decode_body(r: &mut Reader, v: Version, t: u8) -> Result<Body, OfpError> {
                 return Err(OfpError::MeterModBadFlags);
             }
             let meter_id = r.u32()?;
-            if r.remaining() % METER_BAND_LEN != 0 {
+            if !r.remaining().is_multiple_of(METER_BAND_LEN) {
                 return Err(OfpError::BadLen);
             }
             Body::MeterMod(MeterMod { command, flags, meter_id, bands: r.rest().to_vec() })
@@ -645,7 +645,7 @@ pub fn encode(m: &Message) -> Result<Vec<u8>, EncodeError> {
         }
         Body::MeterMod(m) => {
             only13("meter-mod")?;
-            if m.bands.len() % METER_BAND_LEN != 0 {
+            if !m.bands.len().is_multiple_of(METER_BAND_LEN) {
                 return Err(EncodeError::Invalid("meter bands are whole 16-byte entries"));
             }
             w.u16(m.command as u16);
