@@ -305,7 +305,8 @@ fn persist(dp: &mut Datapath, path: &Path, request: &Request) -> Result<(), Stri
 /// Writes the running rules of `bridge` back to the config (see [`persist`]).
 fn persist_bridge(dp: &mut Datapath, path: &Path, bridge: &str) -> Result<(), String> {
     let flows = dp.rule_texts(bridge)?;
-    ferrovs_config::persist::write_bridge_flows(path, bridge, &flows).map_err(|e| {
+    let groups: Vec<String> = dp.groups(bridge)?.iter().map(|(id, g)| ferrovs_config::group_text(*id, g)).collect();
+    ferrovs_config::persist::write_bridge_flows(path, bridge, &flows, &groups).map_err(|e| {
         tracing::error!("rule change applied but not written back: {e}");
         format!("the change is applied, but it could not be written back to the config: {e}")
     })

@@ -79,6 +79,7 @@ fn bridge_specs(config: &Config) -> Vec<BridgeSpec> {
             ports: b.ports.iter().map(|p| p.number).collect(),
             datapath_ports: b.ports.iter().map(|p| dp[&p.name]).collect(),
             rules: b.rules.clone(),
+            groups: b.groups.clone(),
         })
         .collect()
 }

@@ -109,6 +109,7 @@ pub fn reconcile(dp: &mut Datapath, running: &mut Config, desired: &Config) -> R
                 ports: Vec::new(),
                 datapath_ports: Vec::new(),
                 rules: b.rules.clone(),
+                groups: b.groups.clone(),
             };
             dp.topology(TopologyChange::AddBridge(spec))?;
             running.bridges.push(BridgeConfig { ports: Vec::new(), ..b.clone() });
@@ -134,6 +135,17 @@ pub fn reconcile(dp: &mut Datapath, running: &mut Config, desired: &Config) -> R
             }
         }
         let Some(rb) = running.bridges.iter_mut().find(|x| x.name == b.name) else { continue };
+        // Groups before the rules that name them; compared with the running groups
+        // (runtime group-mods are not in `running`).
+        if *dp.groups(&b.name)? != b.groups {
+            let change = ferrovs_flowcache::slow_path::GroupChange::Replace(b.groups.clone());
+            dp.group_mod(&b.name, change)?.map_err(|e| format!("bridge {}: groups: {e}", b.name))?;
+            rb.groups = b.groups.clone();
+            done.rules_replaced.push(b.name.clone());
+            dp.set_rules(&b.name, b.rules.clone())?;
+            rb.rules = b.rules.clone();
+            continue;
+        }
         if rb.rules != b.rules {
             dp.set_rules(&b.name, b.rules.clone())?;
             rb.rules = b.rules.clone();

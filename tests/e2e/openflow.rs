@@ -390,6 +390,35 @@ pub fn ovs_ofctl_manages_groups() -> Result<(), Failed> {
     if ofctl("OpenFlow13", &of, &["add-group", "group_id=1,type=all,bucket=output:1"]).is_ok() {
         return Err("adding an existing group succeeded".into());
     }
+    // A rule naming a group that does not exist is refused, over OpenFlow with OVS's
+    // error, by ferrovs-ctl with the reason; neither is added.
+    match ofctl("OpenFlow13", &of, &["add-flow", "priority=6,udp,actions=group:9"]) {
+        Err(e) if e.contains("OFPBAC_BAD_OUT_GROUP") => {}
+        other => return Err(format!("add-flow naming group 9: {other:?}").into()),
+    }
+    let out = d.ctl(&["-O", "OpenFlow13", "add-flow", "br0", "priority=7,udp,actions=group:9"]);
+    let why = String::from_utf8_lossy(&out.stderr);
+    if out.status.success() || !why.contains("group 9 does not exist") {
+        return Err(format!("ferrovs-ctl add-flow naming group 9: {why}").into());
+    }
+    if ofctl_ok("OpenFlow13", &of, &["dump-flows"])?.contains("group:9") {
+        return Err("a rule naming group 9 was added".into());
+    }
+    // Groups are written back with the rules: kill -9 and a start keep them.
+    ofctl_ok("OpenFlow13", &of, &["add-group", "group_id=2,type=indirect,bucket=output:2"])?;
+    let dir = d.kill();
+    let d = Daemon::restart_in(dir, &[]);
+    let groups = ofctl_ok("OpenFlow13", &of, &["dump-groups"])?;
+    let flows = ofctl_ok("OpenFlow13", &of, &["dump-flows"])?;
+    let kept = ["group_id=1,type=all,bucket=actions=output:1,bucket=actions=output:2", "group_id=2,type=indirect"];
+    if !kept.iter().all(|g| groups.contains(g)) || !flows.contains("actions=group:1") {
+        return Err(format!(
+            "after kill -9 and a start:
+{groups}
+{flows}"
+        )
+        .into());
+    }
     ofctl_ok("OpenFlow13", &of, &["del-groups", "group_id=1"])?;
     let groups = ofctl_ok("OpenFlow13", &of, &["dump-groups"])?;
     let flows = ofctl_ok("OpenFlow13", &of, &["dump-flows"])?;

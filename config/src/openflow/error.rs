@@ -42,6 +42,8 @@ pub enum OfpError {
     BadActionOutPort,
     /// `OFPBAC_BAD_ARGUMENT`.
     BadActionArgument,
+    /// `OFPBAC_BAD_OUT_GROUP`: a group action naming a group the switch lacks (1.3).
+    BadOutGroup,
     /// `OFPBAC_BAD_SET_TYPE`: set-field of an unknown or unsettable field.
     BadSetType,
     /// `OFPBAC_BAD_SET_LEN`.
@@ -99,7 +101,7 @@ pub enum OfpError {
 type WirePairs = (Option<(u16, u16)>, Option<(u16, u16)>);
 
 impl OfpError {
-    const ALL: [OfpError; 40] = {
+    const ALL: [OfpError; 41] = {
         use OfpError::*;
         [
             HelloIncompatible,
@@ -117,6 +119,7 @@ impl OfpError {
             BadActionVendorType,
             BadActionOutPort,
             BadActionArgument,
+            BadOutGroup,
             BadSetType,
             BadSetLen,
             BadSetArgument,
@@ -164,6 +167,7 @@ impl OfpError {
             BadActionVendorType => both(2, 3),
             BadActionOutPort => both(2, 4),
             BadActionArgument => both(2, 5),
+            BadOutGroup => (None, Some((2, 9))),
             BadSetType => (Some((1, 523)), Some((2, 13))),
             BadSetLen => (Some((1, 524)), Some((2, 14))),
             BadSetArgument => (Some((1, 525)), Some((2, 15))),

@@ -463,10 +463,7 @@ impl Conn<'_> {
 
     fn flow_mod(&mut self, raw: &[u8], fm: FlowMod, of13: bool) -> Vec<Vec<u8>> {
         match self.prepare_flow_mod(raw, &fm, of13) {
-            Ok(change) => match self.ask(OfRequest::FlowMod(Box::new(change))) {
-                Ok(_) => Vec::new(),
-                Err(e) => self.failed(raw, &e),
-            },
+            Ok(change) => self.change_rule(raw, change),
             Err(reply) => reply,
         }
     }
@@ -564,16 +561,19 @@ impl Conn<'_> {
             return Vec::new();
         }
         let rules = run.iter().map(|(_, c)| c.rule.clone()).collect();
-        if self.ask(OfRequest::AddRules(rules)).is_ok() {
+        if matches!(self.ask(OfRequest::AddRules(rules)), Ok(OfAnswer::Changed)) {
             return Vec::new();
         }
-        let mut out = Vec::new();
-        for (raw, change) in run {
-            if let Err(e) = self.ask(OfRequest::FlowMod(Box::new(change))) {
-                out.extend(self.failed(&raw, &e));
-            }
+        run.into_iter().flat_map(|(raw, change)| self.change_rule(&raw, change)).collect()
+    }
+
+    /// Asks for one rule change; the error reply when it was refused or failed.
+    fn change_rule(&self, raw: &[u8], change: FlowChange) -> Vec<Vec<u8>> {
+        match self.ask(OfRequest::FlowMod(Box::new(change))) {
+            Ok(OfAnswer::Refused(e)) => vec![error_reply(self.version, raw, e.wire(self.version))],
+            Ok(_) => Vec::new(),
+            Err(e) => self.failed(raw, &e),
         }
-        out
     }
 
     /// Registers this connection with the hub once its version is known.

@@ -32,9 +32,9 @@
 //! # Not supported
 //!
 //! Groups: only `all` and `indirect` (select/fast-failover refused with
-//! `OFPGMFC_BAD_TYPE`); groups are not written back to the config (rules using them
-//! are, and do nothing after a restart until the group is added again); group
-//! statistics count the rules using a group, not packets (all ones). Roles over
+//! `OFPGMFC_BAD_TYPE`); they are written back to the config with the rules (a flow-mod
+//! naming a missing group is refused with `OFPBAC_BAD_OUT_GROUP`); group statistics
+//! count the rules using a group, not packets (all ones). Roles over
 //! OpenFlow 1.0 (Nicira role requests), `OFPFF_CHECK_OVERLAP` (accepted, not acted on),
 //! buffered packet-ins, `set_async` (accepted, not applied).
 //!
@@ -125,6 +125,8 @@ pub enum OfAnswer {
     Ports(Vec<PortInfo>),
     /// A group change the switch refused (nothing changed).
     GroupRefused(GroupError),
+    /// A rule change the switch refused with this error (nothing changed).
+    Refused(ferrovs_config::openflow::OfpError),
     /// Each group with the number of rules that use it.
     Groups(Vec<(u32, Group, u32)>),
 }
@@ -313,6 +315,15 @@ pub fn answer(dp: &mut Datapath, config: &Config, hub: &Hub, call: &OfCall) -> (
             });
             (answer, false)
         }
+        OfRequest::AddRules(rules) if missing_group(dp, bridge, rules).is_some() => {
+            (Ok(OfAnswer::Refused(ferrovs_config::openflow::OfpError::BadOutGroup)), false)
+        }
+        OfRequest::FlowMod(change)
+            if !matches!(change.kind, ChangeKind::Delete { .. })
+                && missing_group(dp, bridge, std::slice::from_ref(&change.rule)).is_some() =>
+        {
+            (Ok(OfAnswer::Refused(ferrovs_config::openflow::OfpError::BadOutGroup)), false)
+        }
         OfRequest::AddRules(rules) => {
             tracing::info!(target: "ferrovs_daemon::control", uid = ?call.peer_uid, "change (OpenFlow on {bridge}): add {} rule(s)", rules.len());
             (dp.add_rules(bridge, rules.clone()).map(|()| OfAnswer::Changed), true)
@@ -338,6 +349,16 @@ pub fn answer(dp: &mut Datapath, config: &Config, hub: &Hub, call: &OfCall) -> (
             (outcome, true)
         }
     }
+}
+
+/// A group that one of `rules` names and `bridge` lacks (OVS refuses such a flow-mod
+/// with `OFPBAC_BAD_OUT_GROUP`; the slow path would refuse the change too, but without
+/// the OpenFlow code).
+fn missing_group(dp: &mut Datapath, bridge: &str, rules: &[Rule]) -> Option<u32> {
+    let mut named = rules.iter().flat_map(Rule::groups).peekable();
+    named.peek()?;
+    let groups = dp.groups(bridge).ok()?;
+    named.find(|g| !groups.contains_key(g))
 }
 
 /// The rules of `before` with `send_flow_rem` that `after` no longer has (a flow-mod
