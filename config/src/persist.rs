@@ -24,6 +24,8 @@
 //!   another: the bridge's `protocols` is set to the version that reads every written rule
 //!   back as itself (`openflow::convert::version_reading_back`, the configured one when it
 //!   does); a set no one version reads back is not written, with the reason.
+//! - **Controllers** set or removed by `ferrovs-ctl set-controller` / `del-controller` go
+//!   to the bridge's `controller` array ([`write_bridge_controllers`]).
 //! - **Groups** go to the bridge's `groups` array (one `ovs-ofctl add-group` line each),
 //!   in the same edit as its rules; when the rules are in a `flows_file`, that file is
 //!   written first, so a crash between the two never leaves a rule naming a group the
@@ -99,6 +101,36 @@ pub fn check_writable(path: &Path) -> Result<(), PersistError> {
 /// bridge `bridge` in the config at `path`, and `groups` (in `ovs-ofctl add-group`
 /// syntax) its groups. See the module doc for where they go.
 pub fn write_bridge_flows(path: &Path, bridge: &str, flows: &[String], groups: &[String]) -> Result<(), PersistError> {
+    edit_bridge(path, bridge, |table| write_flows(table, path, bridge, flows, groups))
+}
+
+/// Makes `targets` the `controller` list of bridge `bridge` in the config at `path` (the
+/// key goes when there are none), after `set-controller` / `del-controller`.
+pub fn write_bridge_controllers(path: &Path, bridge: &str, targets: &[String]) -> Result<(), PersistError> {
+    edit_bridge(path, bridge, |table| {
+        if targets.is_empty() {
+            table.remove("controller");
+        } else {
+            let same = table
+                .get("controller")
+                .and_then(Item::as_array)
+                .is_some_and(|a| a.iter().map(|v| v.as_str()).eq(targets.iter().map(|t| Some(t.as_str()))));
+            if !same {
+                let array: Array = targets.iter().map(String::as_str).collect();
+                table.insert("controller", Item::Value(Value::Array(array)));
+            }
+        }
+        Ok(())
+    })
+}
+
+/// Applies `edit` to the `[[bridge]]` table named `bridge` of the config at `path` and
+/// writes the file back (atomically) if that changed it.
+fn edit_bridge(
+    path: &Path,
+    bridge: &str,
+    edit: impl FnOnce(&mut Table) -> Result<(), PersistError>,
+) -> Result<(), PersistError> {
     let text = std::fs::read_to_string(path).map_err(io(path))?;
     let mut doc = text
         .parse::<DocumentMut>()
@@ -107,6 +139,22 @@ pub fn write_bridge_flows(path: &Path, bridge: &str, flows: &[String], groups: &
     let bridges = doc.get_mut("bridge").and_then(Item::as_array_of_tables_mut).ok_or_else(no_bridge)?;
     let table =
         bridges.iter_mut().find(|t| t.get("name").and_then(Item::as_str) == Some(bridge)).ok_or_else(no_bridge)?;
+    edit(table)?;
+    let new_text = doc.to_string();
+    if new_text != text {
+        atomic_write(path, new_text.as_bytes())?;
+    }
+    Ok(())
+}
+
+/// [`write_bridge_flows`]'s edit of the bridge's table (and its `flows_file`).
+fn write_flows(
+    table: &mut Table,
+    path: &Path,
+    bridge: &str,
+    flows: &[String],
+    groups: &[String],
+) -> Result<(), PersistError> {
     let configured = match table.get("protocols").and_then(Item::as_str) {
         Some(name) => Version::from_ofctl_name(name).unwrap_or(Version::Of10),
         None => Version::Of10,
@@ -179,10 +227,6 @@ pub fn write_bridge_flows(path: &Path, bridge: &str, flows: &[String], groups: &
                 }
             }
         }
-    }
-    let new_text = doc.to_string();
-    if new_text != text {
-        atomic_write(path, new_text.as_bytes())?;
     }
     Ok(())
 }

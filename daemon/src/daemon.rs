@@ -205,7 +205,7 @@ pub fn run(path: &Path, check_only: bool, log: LogControl) -> Result<(), DaemonE
                 } else if crate::topology::is_topology_request(&request) {
                     Response::from(change_topology(&mut dp, path, &mut config, &mut openflow_servers, &request))
                 } else if let Some(r) = crate::openflow::controller_request(openflow_servers.hub(), &config, &request) {
-                    Response::from(r)
+                    Response::from(r.and_then(|reply| persist_controllers(path, &mut config, &request).map(|()| reply)))
                 } else {
                     let started = Instant::now();
                     let r = handle(&mut dp, &config, &request);
@@ -300,6 +300,26 @@ fn persist(dp: &mut Datapath, path: &Path, request: &Request) -> Result<(), Stri
         _ => return Ok(()),
     };
     persist_bridge(dp, path, bridge)
+}
+
+/// After `set-controller` / `del-controller` (applied): the bridge's controllers in the
+/// running config and written back to the file, so a restart keeps them.
+fn persist_controllers(path: &Path, config: &mut Config, request: &Request) -> Result<(), String> {
+    let (bridge, targets) = match request {
+        Request::SetController { bridge, targets } => (bridge, targets.as_slice()),
+        Request::DelController { bridge } => (bridge, &[][..]),
+        _ => return Ok(()),
+    };
+    let parsed: Vec<ferrovs_config::ControllerTarget> =
+        targets.iter().filter_map(|t| ferrovs_config::ControllerTarget::parse(t).ok()).collect();
+    if let Some(b) = config.bridges.iter_mut().find(|b| &b.name == bridge) {
+        b.controllers = parsed.clone();
+    }
+    let texts: Vec<String> = parsed.iter().map(ToString::to_string).collect();
+    ferrovs_config::persist::write_bridge_controllers(path, bridge, &texts).map_err(|e| {
+        tracing::error!("controller change applied but not written back: {e}");
+        format!("the change is applied, but it could not be written back to the config: {e}")
+    })
 }
 
 /// Writes the running rules of `bridge` back to the config (see [`persist`]).
