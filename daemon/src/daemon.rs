@@ -199,7 +199,11 @@ pub fn run(path: &Path, check_only: bool, log: LogControl) -> Result<(), DaemonE
                 let is_stop = request == Request::Stop;
                 let resp = if request == Request::Reload {
                     notifier.reloading();
-                    let r = reload_config(&mut dp, path, &mut config, &mut openflow_servers);
+                    let bridges: Vec<String> = config.bridges.iter().map(|b| b.name.clone()).collect();
+                    let hub = openflow_servers.hub().clone();
+                    let r = crate::openflow::notifying_deletes(&mut dp, &hub, &bridges, |dp| {
+                        reload_config(dp, path, &mut config, &mut openflow_servers)
+                    });
                     notifier.ready("forwarding");
                     Response::from(r.map(Reply::Reload))
                 } else if crate::topology::is_topology_request(&request) {
@@ -208,7 +212,15 @@ pub fn run(path: &Path, check_only: bool, log: LogControl) -> Result<(), DaemonE
                     Response::from(r.and_then(|reply| persist_controllers(path, &mut config, &request).map(|()| reply)))
                 } else {
                     let started = Instant::now();
-                    let r = handle(&mut dp, &config, &request);
+                    let r = match &request {
+                        Request::DelFlows { bridge, .. } => crate::openflow::notifying_deletes(
+                            &mut dp,
+                            openflow_servers.hub(),
+                            std::slice::from_ref(bridge),
+                            |dp| handle(dp, &config, &request),
+                        ),
+                        _ => handle(&mut dp, &config, &request),
+                    };
                     let applied = started.elapsed();
                     let r = r.and_then(|reply| persist(&mut dp, path, &request).map(|()| reply));
                     if let Request::AddFlows { bridge, flows, .. } = &request {

@@ -389,6 +389,11 @@ impl Datapath {
         self.slow.groups(bridge.to_string())
     }
 
+    /// Whether `bridge` runs exactly `rules` (runtime changes included).
+    pub fn runs_rules(&mut self, bridge: &str, rules: &[Rule]) -> Result<bool, String> {
+        self.slow.runs_rules(bridge.to_string(), rules.to_vec())
+    }
+
     pub fn set_rules(&mut self, bridge: &str, rules: Vec<Rule>) -> Result<(), String> {
         self.slow.replace_rules(bridge.to_string(), rules).map(|_| ())
     }

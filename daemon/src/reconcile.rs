@@ -146,7 +146,8 @@ pub fn reconcile(dp: &mut Datapath, running: &mut Config, desired: &Config) -> R
             rb.rules = b.rules.clone();
             continue;
         }
-        if rb.rules != b.rules {
+        // Compared with the running rules: `running` does not follow runtime rule changes.
+        if !dp.runs_rules(&b.name, &b.rules)? {
             dp.set_rules(&b.name, b.rules.clone())?;
             rb.rules = b.rules.clone();
             done.rules_replaced.push(b.name.clone());

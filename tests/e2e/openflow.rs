@@ -360,6 +360,31 @@ pub fn flow_removed_reaches_controllers() -> Result<(), Failed> {
             return Err(format!("{v:?}: delete flow-removed: {f:?}").into());
         }
     }
+    // Deletes not made by a flow-mod notify too: ferrovs-ctl del-flows, a reload of a
+    // config whose rules no longer have the rule, a group delete.
+    ofctl_ok("OpenFlow13", &of, &["add-flow", "send_flow_rem,priority=400,udp,tp_dst=53,actions=drop"])?;
+    ofctl_ok("OpenFlow13", &of, &["add-flow", "send_flow_rem,priority=500,udp,tp_dst=67,actions=drop"])?;
+    crate::flows::ctl_ok(&d, &["del-flows", "br0", "udp,tp_dst=53"])?;
+    let config = d.socket.with_file_name("ferrovs.toml");
+    let text = std::fs::read_to_string(&config)?;
+    let (head, rest) = text.split_once("flows = [").ok_or("no flows array in the written-back config")?;
+    let tail = rest.split_once(']').ok_or("an unterminated flows array")?.1;
+    std::fs::write(&config, format!("{head}flows = []{tail}"))?;
+    crate::flows::ctl_ok(&d, &["reload"])?;
+    // And a group delete, for the rule that used the group.
+    ofctl_ok("OpenFlow13", &of, &["add-group", "group_id=1,type=all,bucket=output:1"])?;
+    ofctl_ok("OpenFlow13", &of, &["add-flow", "send_flow_rem,priority=600,udp,tp_dst=99,actions=group:1"])?;
+    ofctl_ok("OpenFlow13", &of, &["del-groups", "group_id=1"])?;
+    for (c, v) in [(&mut of10, Version::Of10), (&mut of13, Version::Of13)] {
+        for (priority, port) in [(400, 53), (500, 67), (600, 99)] {
+            let f = next_flow_removed(c, Duration::from_secs(5))
+                .map_err(|e| format!("{v:?}: priority {priority}: {e:?}\n{}", d.log_text()))?;
+            let dst = f.matches.fields.iter().any(|m| m.field == Field::UdpDst && m.value == port);
+            if (f.reason, f.priority) != (FlowRemovedReason::Delete, priority) || !dst {
+                return Err(format!("{v:?}: flow-removed of priority {priority}: {f:?}").into());
+            }
+        }
+    }
     let left = ofctl_ok("OpenFlow13", &of, &["dump-flows"])?;
     if left.lines().any(|l| l.contains("priority=")) {
         return Err(format!("rules left:\n{left}").into());

@@ -300,7 +300,11 @@ pub fn answer(dp: &mut Datapath, config: &Config, hub: &Hub, call: &OfCall) -> (
         OfRequest::Flows => (dp.rules(bridge).map(OfAnswer::Flows), false),
         OfRequest::GroupMod(change) => {
             tracing::info!(target: "ferrovs_daemon::control", uid = ?call.peer_uid, "change (OpenFlow on {bridge}): group {change:?}");
-            match dp.group_mod(bridge, change.clone()) {
+            // The rules a group delete takes are deletions too (OpenFlow 1.3 has no
+            // `OFPRR_GROUP_DELETE`; OVS sends `delete`).
+            let applied =
+                notifying_deletes(dp, hub, std::slice::from_ref(bridge), |dp| dp.group_mod(bridge, change.clone()));
+            match applied {
                 Ok(Ok(())) => (Ok(OfAnswer::Changed), true),
                 Ok(Err(e)) => (Ok(OfAnswer::GroupRefused(e)), false),
                 Err(e) => (Err(e), false),
@@ -349,6 +353,32 @@ pub fn answer(dp: &mut Datapath, config: &Config, hub: &Hub, call: &OfCall) -> (
             (outcome, true)
         }
     }
+}
+
+/// Runs `change`, a rule change not made over OpenFlow (`ferrovs-ctl del-flows`, a
+/// reload), then sends `OFPT_FLOW_REMOVED` (reason delete) for the `send_flow_rem` rules
+/// of `bridges` it deleted, to their controllers, as OVS does for every deletion. The
+/// rules are read before and after only on bridges with a controller connected.
+pub fn notifying_deletes<T>(
+    dp: &mut Datapath,
+    hub: &Hub,
+    bridges: &[String],
+    change: impl FnOnce(&mut Datapath) -> Result<T, String>,
+) -> Result<T, String> {
+    let watched: Vec<(&String, Vec<RuleStats>)> = bridges
+        .iter()
+        .filter(|b| hub.controllers(b).1 > 0)
+        .filter_map(|b| dp.rules(b).ok().map(|before| (b, before)))
+        .collect();
+    let outcome = change(dp);
+    for (bridge, before) in watched {
+        let Ok(after) = dp.rules(bridge) else { continue };
+        let after: Vec<Rule> = after.into_iter().map(|r| r.rule).collect();
+        for r in deleted_notified(&before, &after) {
+            hub.flow_removed(bridge, r, FlowRemovedReason::Delete);
+        }
+    }
+    outcome
 }
 
 /// A group that one of `rules` names and `bridge` lacks (OVS refuses such a flow-mod
