@@ -252,6 +252,7 @@ pub fn run(path: &Path, check_only: bool, log: LogControl) -> Result<(), DaemonE
         if now.duration_since(last_publish) >= PUBLISH_EVERY {
             publish(&dp, &config, &published);
             openflow_servers.hub().watch_links(&dp.show(&config));
+            openflow_servers.hub().tick(now);
             last_publish = now;
         }
         if let Some(auto) = &mut auto_rebalance {

@@ -408,13 +408,22 @@ pub(crate) fn next_flow_removed(
 }
 
 /// Fail-open, then an OpenFlow 1.0 controller on a `ptcp:` target set by ferrovs-ctl:
-/// with no rules at all, a standalone bridge whose controller is unreachable switches
-/// as `normal`; once a 1.0 controller is connected every table miss is a packet-in and
+/// with no rules at all, a standalone bridge whose controller is unreachable drops
+/// misses, then after the fail-open delay switches as `normal`; once a 1.0 controller is connected every table miss is a packet-in and
 /// its packet-outs carry the pings; once it is removed, misses drop.
 pub fn fail_open_then_of10_controller() -> Result<(), Failed> {
     let (nobody, listen) = (free_port(), free_port());
     let (d, host, _guest) = two_hosts_in(TempDir::new(), &format!("controller = [\"tcp:127.0.0.1:{nobody}\"]"), "");
 
+    // As OVS, fail-open waits for three probe intervals (15 s) without a controller;
+    // until then misses drop.
+    let (tx, rx) = host.ping("198.18.0.2", 2, 1);
+    if rx != 0 {
+        return Err(format!("before the fail-open delay: {rx}/{tx} pings passed").into());
+    }
+    if !wait_until(Duration::from_secs(30), || host.ping("198.18.0.2", 1, 1).1 == 1) {
+        return Err(format!("fail-open never started\n{}", d.log_text()).into());
+    }
     let (tx, rx) = host.ping("198.18.0.2", 3, 3);
     if rx == 0 {
         return Err(format!("fail-open: {rx}/{tx} pings\n{}", d.log_text()).into());

@@ -18,8 +18,13 @@
 //! (1.0's table miss is a packet-in; 1.3 controllers install a table-miss rule instead).
 //! When that changes, the hub asks the main thread to recompute it
 //! ([`OfRequest::MissModeChanged`]); the main thread reads the current answer from
-//! [`Hub::miss_mode`], so concurrent changes cannot leave a stale mode behind. Unlike
-//! OVS, fail-open takes effect at once (OVS waits a few probe intervals).
+//! [`Hub::miss_mode`], so concurrent changes cannot leave a stale mode behind.
+//!
+//! Fail-open starts as in OVS (`ofproto/fail-open.c`): only once no controller has been
+//! connected for [`FAIL_OPEN_AFTER`] (three probe intervals), counted from when the
+//! targets were set or the last controller left; until then misses drop. The main
+//! thread's once-a-second [`Hub::tick`] notices the deadline. It ends as soon as a
+//! controller connects.
 //!
 //! Packet-ins: the PMDs copy frames into a bounded pool (`ferrovs_pmd::packet_in`); one
 //! thread here takes them, applies the bridge's token bucket ([`RATE`] per second, burst
@@ -53,6 +58,9 @@ pub const RATE: u32 = 1000;
 pub const BURST: u32 = RATE / 4;
 /// A controller connection idle this long is probed with an echo request.
 pub const PROBE_INTERVAL: Duration = Duration::from_secs(5);
+/// How long no controller must have been connected before a `standalone` bridge falls
+/// back to `normal` switching (OVS: three times the probe interval).
+pub const FAIL_OPEN_AFTER: Duration = Duration::from_secs(3 * PROBE_INTERVAL.as_secs());
 /// Reconnection back-off: first wait, and the most.
 const BACKOFF_MIN: Duration = Duration::from_secs(1);
 const BACKOFF_MAX: Duration = Duration::from_secs(8);
@@ -87,6 +95,10 @@ struct BridgeState {
     fail_mode: FailMode,
     targets: Vec<RunningTarget>,
     conns: Vec<ConnEntry>,
+    /// Since when the bridge has targets but no controller connected.
+    down_since: Option<Instant>,
+    /// Fail-open is on: `down_since` is older than the hub's fail-open delay.
+    fail_open: bool,
     generation: Option<u64>,
     bucket: Bucket,
 }
@@ -140,6 +152,8 @@ struct HubState {
 /// The OpenFlow connections of every bridge. See the module doc.
 pub struct Hub {
     state: Mutex<HubState>,
+    /// [`FAIL_OPEN_AFTER`]; shorter in unit tests.
+    fail_open_after: Duration,
     to_main: Sender<OfCall>,
     next_id: AtomicU64,
 }
@@ -154,7 +168,38 @@ pub struct TargetStatus {
 
 impl Hub {
     pub fn new(to_main: Sender<OfCall>) -> Arc<Hub> {
-        Arc::new(Hub { state: Mutex::new(HubState::default()), to_main, next_id: AtomicU64::new(1) })
+        Hub::with_fail_open_after(to_main, FAIL_OPEN_AFTER)
+    }
+
+    fn with_fail_open_after(to_main: Sender<OfCall>, fail_open_after: Duration) -> Arc<Hub> {
+        Arc::new(Hub { state: Mutex::new(HubState::default()), fail_open_after, to_main, next_id: AtomicU64::new(1) })
+    }
+
+    /// Starts fail-open on every `standalone` bridge whose controllers have all been
+    /// away for the fail-open delay (see the module doc). Called about once a second.
+    pub fn tick(&self, now: Instant) {
+        let due: Vec<String> = {
+            let mut st = self.lock();
+            st.bridges
+                .iter_mut()
+                .filter(|(_, b)| {
+                    b.fail_mode == FailMode::Standalone
+                        && !b.fail_open
+                        && b.down_since.is_some_and(|t| now.duration_since(t) >= self.fail_open_after)
+                })
+                .map(|(name, b)| {
+                    b.fail_open = true;
+                    name.clone()
+                })
+                .collect()
+        };
+        for bridge in due {
+            tracing::warn!(
+                "OpenFlow: no controller of {bridge} for {:?}: fail-open (normal switching)",
+                self.fail_open_after
+            );
+            self.changed(&bridge);
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HubState> {
@@ -282,6 +327,9 @@ impl Hub {
             let mut st = self.lock();
             let b = st.bridges.entry(bridge.to_string()).or_default();
             b.conns.push(ConnEntry { id, version, controller, role: ROLE_EQUAL, miss_send_len: 128, writer });
+            if controller {
+                (b.down_since, b.fail_open) = (None, false);
+            }
         }
         if controller {
             tracing::info!("OpenFlow controller connected to {bridge} ({version:?})");
@@ -296,6 +344,7 @@ impl Hub {
             let before = b.conns.len();
             let c = b.conns.iter().any(|c| c.id == id && c.controller);
             b.conns.retain(|c| c.id != id);
+            b.note_if_down(Instant::now());
             c && b.conns.len() < before
         };
         if was_controller {
@@ -376,6 +425,7 @@ impl Hub {
                     Err(e) => errors.push(format!("{target}: {e}")),
                 }
             }
+            b.note_if_down(Instant::now());
             // Connections of removed targets: their threads notice the stop flag; close
             // the controllers' sockets now (a controller connection belongs to exactly one
             // target, but which one is not recorded: close them all if every target went).
@@ -513,6 +563,18 @@ impl Hub {
     }
 }
 
+impl BridgeState {
+    /// Starts the fail-open clock when the bridge has targets and no controller (and
+    /// stops it when it has no targets).
+    fn note_if_down(&mut self, now: Instant) {
+        if self.targets.is_empty() {
+            (self.down_since, self.fail_open) = (None, false);
+        } else if !self.conns.iter().any(|c| c.controller) && self.down_since.is_none() {
+            self.down_since = Some(now);
+        }
+    }
+}
+
 fn miss_mode_of(b: &BridgeState) -> MissMode {
     if b.targets.is_empty() {
         return MissMode::Drop;
@@ -520,8 +582,8 @@ fn miss_mode_of(b: &BridgeState) -> MissMode {
     let mut controllers = b.conns.iter().filter(|c| c.controller).peekable();
     if controllers.peek().is_none() {
         return match b.fail_mode {
-            FailMode::Standalone => MissMode::FailOpen,
-            FailMode::Secure => MissMode::Drop,
+            FailMode::Standalone if b.fail_open => MissMode::FailOpen,
+            FailMode::Standalone | FailMode::Secure => MissMode::Drop,
         };
     }
     if controllers.any(|c| c.version == Version::Of10) { MissMode::Controller } else { MissMode::Drop }
@@ -610,15 +672,20 @@ mod tests {
     #[test]
     fn miss_mode_follows_targets_connections_and_fail_mode() {
         let (tx, rx) = crossbeam_channel::unbounded();
-        let hub = Hub::new(tx);
+        let after = Duration::from_millis(200);
+        let hub = Hub::with_fail_open_after(tx, after);
         let conn = || {
             let (_ours, theirs) = std::os::unix::net::UnixStream::pair().unwrap();
             Arc::new(ConnWriter::new(Arc::new(theirs)))
         };
         assert_eq!(hub.miss_mode("br0"), MissMode::Drop, "no controllers: the rules decide");
-        // A target nobody listens on (port 9 on loopback refuses at once).
+        // A target nobody listens on (port 9 on loopback refuses at once): fail-open only
+        // after the delay, noticed by the tick.
         let target = ControllerTarget::parse("tcp:127.0.0.1:9").unwrap();
         hub.set_controllers("br0", &[target], FailMode::Standalone).unwrap();
+        hub.tick(Instant::now());
+        assert_eq!(hub.miss_mode("br0"), MissMode::Drop, "not yet: the controllers may still answer");
+        hub.tick(Instant::now() + after);
         assert_eq!(hub.miss_mode("br0"), MissMode::FailOpen);
         hub.set_controllers("br0", &[target], FailMode::Secure).unwrap();
         assert_eq!(hub.miss_mode("br0"), MissMode::Drop);
@@ -632,6 +699,8 @@ mod tests {
         assert_eq!(hub.miss_mode("br0"), MissMode::Drop);
         hub.unregister("br0", 1);
         hub.set_controllers("br0", &[target], FailMode::Standalone).unwrap();
+        assert_eq!(hub.miss_mode("br0"), MissMode::Drop, "the clock restarts when the last controller leaves");
+        hub.tick(Instant::now() + after);
         assert_eq!(hub.miss_mode("br0"), MissMode::FailOpen);
         hub.set_controllers("br0", &[], FailMode::Standalone).unwrap();
         assert_eq!(hub.miss_mode("br0"), MissMode::Drop);
