@@ -199,11 +199,7 @@ pub fn run(path: &Path, check_only: bool, log: LogControl) -> Result<(), DaemonE
                 let is_stop = request == Request::Stop;
                 let resp = if request == Request::Reload {
                     notifier.reloading();
-                    let bridges: Vec<String> = config.bridges.iter().map(|b| b.name.clone()).collect();
-                    let hub = openflow_servers.hub().clone();
-                    let r = crate::openflow::notifying_deletes(&mut dp, &hub, &bridges, |dp| {
-                        reload_config(dp, path, &mut config, &mut openflow_servers)
-                    });
+                    let r = reload_config(&mut dp, path, &mut config, &mut openflow_servers);
                     notifier.ready("forwarding");
                     Response::from(r.map(Reply::Reload))
                 } else if crate::topology::is_topology_request(&request) {
@@ -402,6 +398,8 @@ fn socket_group(config: &Config) -> Result<Option<u32>, DaemonError> {
 /// Re-reads the config and applies the difference (see `reconcile`). The file is the
 /// source here, so nothing is written back; after a partial failure the error says
 /// what did not apply, and `running` describes what runs.
+/// The `send_flow_rem` rules the reload deletes are reported to the controllers
+/// (`openflow::notifying_deletes`).
 fn reload_config(
     dp: &mut Datapath,
     path: &Path,
@@ -410,7 +408,9 @@ fn reload_config(
 ) -> Result<ChangeReply, String> {
     let new = Config::load(path).map_err(|e| e.to_string())?;
     new.validate(&SystemFacts { online_cpus: ferrovs_pmd::online_cpus() }).map_err(|e| e.to_string())?;
-    apply_desired(dp, running, &new, openflow)
+    let bridges: Vec<String> = running.bridges.iter().map(|b| b.name.clone()).collect();
+    let hub = openflow.hub().clone();
+    crate::openflow::notifying_deletes(dp, &hub, &bridges, |dp| apply_desired(dp, running, &new, openflow))
 }
 
 /// Applies `desired`, then follows the bridges with their management sockets, and
