@@ -344,8 +344,13 @@ impl Conn<'_> {
                 self.table_id_enabled = on;
                 Vec::new()
             }
-            // Accepted and remembered by OVS; this switch sends no packet-ins at all.
-            Body::NxSetPacketInFormat(_) | Body::SetAsync(_) => Vec::new(),
+            // Accepted and remembered by OVS; packet-ins are sent in the standard format.
+            Body::NxSetPacketInFormat(_) => Vec::new(),
+            Body::SetAsync(a) => {
+                self.hub.set_async(self.peer.bridge, self.id, a);
+                Vec::new()
+            }
+            Body::GetAsyncRequest => reply(Body::GetAsyncReply(self.hub.get_async(self.peer.bridge, self.id))),
             Body::FlowMod(_)
             | Body::NxFlowMod(_)
             | Body::PortMod(_)
@@ -371,7 +376,6 @@ impl Conn<'_> {
             Body::MeterMod(mm) if mm.command == MeterModCommand::Delete => Vec::new(),
             Body::MeterMod(_) => err(OfpError::InvalidMeter),
             Body::GroupMod(_) | Body::TableMod(_) | Body::RoleRequest(_) => err(OfpError::BadType),
-            Body::GetAsyncRequest => err(OfpError::BadType),
             // Messages only a switch sends.
             Body::FeaturesReply(_)
             | Body::GetConfigReply(_)

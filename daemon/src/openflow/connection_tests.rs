@@ -284,6 +284,26 @@ fn meter_mods_as_a_switch_without_meters() {
     assert!(main.join().unwrap().is_empty(), "nothing reached the main thread");
 }
 
+/// set_async is remembered per connection and get_async answers it (OVS's defaults
+/// before).
+#[test]
+fn async_config_is_set_and_read_back() {
+    use ferrovs_config::openflow::AsyncConfig;
+    let mut c = Client::connect(true);
+    let main = main_thread(c.calls.clone());
+    c.hello(Version::Of13);
+    c.send(Version::Of13, 50, Body::GetAsyncRequest);
+    let m = c.recv();
+    assert_eq!((m.xid, m.body), (50, Body::GetAsyncReply(super::controller::DEFAULT_ASYNC)));
+    let mine = AsyncConfig { packet_in_mask: [1, 0], port_status_mask: [0, 0], flow_removed_mask: [4, 4] };
+    c.send(Version::Of13, 51, Body::SetAsync(mine));
+    c.send(Version::Of13, 52, Body::GetAsyncRequest);
+    let m = c.recv();
+    assert_eq!((m.xid, m.body), (52, Body::GetAsyncReply(mine)));
+    drop(c);
+    assert!(main.join().unwrap().is_empty(), "nothing reached the main thread");
+}
+
 #[test]
 fn table_features_span_several_messages() {
     let mut c = Client::connect(true);

@@ -29,8 +29,8 @@
 //! Packet-ins: the PMDs copy frames into a bounded pool (`ferrovs_pmd::packet_in`); one
 //! thread here takes them, applies the bridge's token bucket ([`RATE`] per second, burst
 //! [`BURST`], as OVS's `controller_rate_limit` / `controller_burst_limit`; the excess is
-//! counted and dropped), and writes a packet-in to every connected controller that is
-//! not a slave, in its version, truncated to the action's `max_len` (a table miss: the
+//! counted and dropped), and writes a packet-in to every connected controller whose
+//! asynchronous configuration asks for it (by default: not a slave), in its version, truncated to the action's `max_len` (a table miss: the
 //! connection's `miss_send_len`). Writes to a controller time out after a short while.
 
 use std::collections::HashMap;
@@ -41,8 +41,8 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, bounded};
 use ferrovs_config::openflow::{
-    Body, Field, FlowRemovedReason, Match, MatchField, Message, NO_BUFFER, PacketIn, PortReason, PortStatus, Role,
-    Version, encode,
+    AsyncConfig, Body, Field, FlowRemovedReason, Match, MatchField, Message, NO_BUFFER, PacketIn, PortReason,
+    PortStatus, Role, Version, encode,
 };
 use ferrovs_config::{ControllerTarget, FailMode};
 use ferrovs_flowcache::slow_path::ExpiredRule;
@@ -82,7 +82,37 @@ struct ConnEntry {
     controller: bool,
     role: u32,
     miss_send_len: u16,
+    /// Which asynchronous messages it gets (`OFPT_SET_ASYNC`; OVS's defaults at first).
+    async_config: AsyncConfig,
     writer: Arc<ConnWriter>,
+}
+
+/// OVS's default asynchronous configuration: a master or equal controller gets
+/// packet-ins (no_match, action), every port status and every flow-removed; a slave
+/// only port statuses.
+pub const DEFAULT_ASYNC: AsyncConfig =
+    AsyncConfig { packet_in_mask: [0x3, 0], port_status_mask: [0x7, 0x7], flow_removed_mask: [0xf, 0] };
+
+/// The asynchronous messages a connection may ask for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AsyncKind {
+    PacketIn,
+    PortStatus,
+    FlowRemoved,
+}
+
+impl ConnEntry {
+    /// Whether this is a controller that asked for messages of `kind` with `reason`
+    /// (management connections get none).
+    fn wants(&self, kind: AsyncKind, reason: u8) -> bool {
+        let masks = match kind {
+            AsyncKind::PacketIn => self.async_config.packet_in_mask,
+            AsyncKind::PortStatus => self.async_config.port_status_mask,
+            AsyncKind::FlowRemoved => self.async_config.flow_removed_mask,
+        };
+        let mask = masks[usize::from(self.role == ROLE_SLAVE)];
+        self.controller && u32::from(reason) < 32 && mask & (1 << reason) != 0
+    }
 }
 
 struct RunningTarget {
@@ -255,10 +285,13 @@ impl Hub {
     /// adds or removes a port at run time or sees a link change.
     pub fn port_status(&self, bridge: &str, port: &crate::protocol::PortInfo, reason: PortReason) {
         let writers: Vec<(Version, Arc<ConnWriter>)> = {
-            let _ = reason;
             let st = self.lock();
             let Some(b) = st.bridges.get(bridge) else { return };
-            b.conns.iter().filter(|c| c.controller).map(|c| (c.version, c.writer.clone())).collect()
+            b.conns
+                .iter()
+                .filter(|c| c.wants(AsyncKind::PortStatus, reason as u8))
+                .map(|c| (c.version, c.writer.clone()))
+                .collect()
         };
         let dpid = self.dpid(bridge);
         for (version, writer) in writers {
@@ -273,8 +306,8 @@ impl Hub {
     }
 
     /// Rule `r` of `bridge` (with `send_flow_rem`) is gone for `reason`: sends
-    /// `OFPT_FLOW_REMOVED` to the bridge's controllers that are not slaves (OVS's default
-    /// asynchronous configuration; management connections get none). Returns how many
+    /// `OFPT_FLOW_REMOVED` to the bridge's controllers that asked for it (by default those
+    /// that are not slaves; management connections get none). Returns how many
     /// controllers it was written to.
     pub fn flow_removed(&self, bridge: &str, r: &super::RuleStats, reason: FlowRemovedReason) -> usize {
         let writers: Vec<(Version, Arc<ConnWriter>)> = {
@@ -282,7 +315,7 @@ impl Hub {
             let Some(b) = st.bridges.get(bridge) else { return 0 };
             b.conns
                 .iter()
-                .filter(|c| c.controller && c.role != ROLE_SLAVE)
+                .filter(|c| c.wants(AsyncKind::FlowRemoved, reason as u8))
                 .map(|c| (c.version, c.writer.clone()))
                 .collect()
         };
@@ -326,7 +359,16 @@ impl Hub {
         {
             let mut st = self.lock();
             let b = st.bridges.entry(bridge.to_string()).or_default();
-            b.conns.push(ConnEntry { id, version, controller, role: ROLE_EQUAL, miss_send_len: 128, writer });
+            let async_config = DEFAULT_ASYNC;
+            b.conns.push(ConnEntry {
+                id,
+                version,
+                controller,
+                role: ROLE_EQUAL,
+                miss_send_len: 128,
+                async_config,
+                writer,
+            });
             if controller {
                 (b.down_since, b.fail_open) = (None, false);
             }
@@ -358,6 +400,23 @@ impl Hub {
         if let Some(c) = st.bridges.get_mut(bridge).and_then(|b| b.conns.iter_mut().find(|c| c.id == id)) {
             c.miss_send_len = len;
         }
+    }
+
+    /// `OFPT_SET_ASYNC`: the connection's asynchronous configuration.
+    pub(super) fn set_async(&self, bridge: &str, id: u64, config: AsyncConfig) {
+        let mut st = self.lock();
+        if let Some(c) = st.bridges.get_mut(bridge).and_then(|b| b.conns.iter_mut().find(|c| c.id == id)) {
+            c.async_config = config;
+        }
+    }
+
+    /// `OFPT_GET_ASYNC_REQUEST`: the connection's asynchronous configuration.
+    pub(super) fn get_async(&self, bridge: &str, id: u64) -> AsyncConfig {
+        let st = self.lock();
+        st.bridges
+            .get(bridge)
+            .and_then(|b| b.conns.iter().find(|c| c.id == id))
+            .map_or(DEFAULT_ASYNC, |c| c.async_config)
     }
 
     pub(super) fn is_slave(&self, bridge: &str, id: u64) -> bool {
@@ -539,7 +598,7 @@ impl Hub {
             let eligible: Vec<_> = b
                 .conns
                 .iter()
-                .filter(|c| c.controller && c.role != ROLE_SLAVE)
+                .filter(|c| c.wants(AsyncKind::PacketIn, pin.reason))
                 .map(|c| (c.version, c.miss_send_len, c.writer.clone()))
                 .collect();
             if eligible.is_empty() || !b.bucket.take(Instant::now()) {
@@ -777,6 +836,15 @@ mod tests {
             assert!(got.is_err(), "nothing for a slave or a management connection: {got:?}");
         }
         assert_eq!(hub.flow_removed("br1", &r, FlowRemovedReason::Delete), 0, "another bridge");
+        // set_async: the master asks for deletes only, the slave for every reason.
+        assert_eq!(hub.get_async("br0", 2), DEFAULT_ASYNC);
+        hub.set_async("br0", 2, AsyncConfig { flow_removed_mask: [1 << 2, 0], ..DEFAULT_ASYNC });
+        hub.set_async("br0", 3, AsyncConfig { flow_removed_mask: [0, 0xf], ..DEFAULT_ASYNC });
+        assert_eq!(hub.get_async("br0", 3).flow_removed_mask, [0, 0xf]);
+        // The 1.0 equal controller (defaults) and the slave; not the master.
+        assert_eq!(hub.flow_removed("br0", &r, FlowRemovedReason::HardTimeout), 2);
+        // The three controllers.
+        assert_eq!(hub.flow_removed("br0", &r, FlowRemovedReason::Delete), 3);
     }
 
     #[test]

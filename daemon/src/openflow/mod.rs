@@ -36,7 +36,8 @@
 //! naming a missing group is refused with `OFPBAC_BAD_OUT_GROUP`); group statistics
 //! count the rules using a group, not packets (all ones). Roles over
 //! OpenFlow 1.0 (Nicira role requests), `OFPFF_CHECK_OVERLAP` (accepted, not acted on),
-//! buffered packet-ins, `set_async` (accepted, not applied).
+//! buffered packet-ins. `set_async` masks are honoured (per connection, OVS's defaults
+//! until set; see `controller::DEFAULT_ASYNC`).
 //!
 //! Flow-removed: a rule keeps `OFPFF_SEND_FLOW_REM` as its `send_flow_rem` flag; when
 //! such a rule times out (the slow path reports it, see `controller::run_flow_removed`)
