@@ -80,17 +80,18 @@ fn start_controller(dir: &TempDir, port: u16) -> Result<Controller, Failed> {
     let python = osken_python()?;
     let app = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("e2e/controller/simple_switch_13.py");
     let log = dir.join("controller.log");
-    let out = std::fs::File::create(&log).map_err(|e| format!("{}: {e}", log.display()))?;
-    let err = out.try_clone().map_err(|e| e.to_string())?;
-    let child = Command::new(python)
-        .arg(&app)
-        .args(["--ofp-tcp-listen-port", &port.to_string(), "--ofp-listen-host", "127.0.0.1"])
-        .stdin(Stdio::null())
-        .stdout(out)
-        .stderr(err)
-        .spawn()
-        .map_err(|e| format!("starting os-ken: {e}"))?;
+    let mut cmd = Command::new(python);
+    cmd.arg(&app).args(["--ofp-tcp-listen-port", &port.to_string(), "--ofp-listen-host", "127.0.0.1"]);
+    let child = spawn_logged(cmd, &log, "os-ken")?;
     Ok(Controller { child, log })
+}
+
+/// Starts `cmd` with no input and its standard output and error in the file `output`.
+fn spawn_logged(mut cmd: Command, output: &std::path::Path, what: &str) -> Result<Child, Failed> {
+    let out = std::fs::File::create(output).map_err(|e| format!("{}: {e}", output.display()))?;
+    let err = out.try_clone().map_err(|e| e.to_string())?;
+    let child = cmd.stdin(Stdio::null()).stdout(out).stderr(err).spawn();
+    child.map_err(|e| format!("starting {what}: {e}").into())
 }
 
 fn ofctl13(d: &Daemon, args: &[&str]) -> String {
@@ -223,24 +224,18 @@ fn start_faucet(dir: &TempDir, port: u16, dpid: u64) -> Result<Controller, Faile
     let config = dir.join("faucet.yaml");
     std::fs::write(&config, faucet_yaml(dpid)).map_err(|e| format!("{}: {e}", config.display()))?;
     let log = dir.join("faucet.log");
-    let out = std::fs::File::create(dir.join("faucet.out")).map_err(|e| e.to_string())?;
-    let err = out.try_clone().map_err(|e| e.to_string())?;
     // faucet's main execs `osken-manager` from PATH: the one beside the interpreter.
     let bin = std::path::Path::new(&python).parent().map(|p| p.display().to_string()).unwrap_or_default();
     let path = format!("{bin}:{}", std::env::var("PATH").unwrap_or_default());
-    let child = Command::new(&python)
-        .env("PATH", path)
+    let mut cmd = Command::new(&python);
+    cmd.env("PATH", path)
         .args(["-m", "faucet", "--ryu-ofp-tcp-listen-port", &port.to_string(), "--ryu-ofp-listen-host", "127.0.0.1"])
         .env("FAUCET_CONFIG", &config)
         .env("FAUCET_LOG", &log)
         .env("FAUCET_EXCEPTION_LOG", dir.join("faucet_exception.log"))
         .env("FAUCET_PROMETHEUS_ADDR", "127.0.0.1")
-        .env("FAUCET_PROMETHEUS_PORT", free_port().to_string())
-        .stdin(Stdio::null())
-        .stdout(out)
-        .stderr(err)
-        .spawn()
-        .map_err(|e| format!("starting faucet: {e}"))?;
+        .env("FAUCET_PROMETHEUS_PORT", free_port().to_string());
+    let child = spawn_logged(cmd, &dir.join("faucet.out"), "faucet")?;
     Ok(Controller { child, log })
 }
 
