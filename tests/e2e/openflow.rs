@@ -478,6 +478,21 @@ flows = ["in_port=1,actions=group:1", "in_port=2,actions=group:2"]"#;
     if !copied {
         return Err(format!("the all group's copies: {} to port 3, {} to port 1", sent("copy"), sent("a")).into());
     }
+    // Group statistics count what the rules sent through each group: the pings (and
+    // ARP) each way, the same on every bucket.
+    let stats = ofctl_ok("OpenFlow13", &mgmt(&d), &["dump-group-stats"])?;
+    let count = |id: u32| -> Option<u64> {
+        let line = stats.lines().find(|l| l.contains(&format!("group_id={id},")))?;
+        line.split("packet_count=").nth(1)?.split(',').next()?.parse().ok()
+    };
+    let buckets_agree = |id: u32| {
+        let line = stats.lines().find(|l| l.contains(&format!("group_id={id},"))).unwrap_or("");
+        let n = count(id).unwrap_or(0);
+        line.matches(&format!("packet_count={n},")).count() == 1 + line.matches("bucket").count()
+    };
+    if !(count(1).is_some_and(|n| n >= 6) && count(2).is_some_and(|n| n >= 6) && buckets_agree(1) && buckets_agree(2)) {
+        return Err(format!("dump-group-stats:\n{stats}").into());
+    }
     let stopped = d.stop();
     if !stopped.status.success() {
         return Err(format!("ferrovsd exit {}:\n{}", stopped.status, stopped.log).into());

@@ -409,7 +409,7 @@ impl Conn<'_> {
         }
     }
 
-    fn groups(&self) -> Result<Vec<(u32, Group, u32)>, String> {
+    fn groups(&self) -> Result<Vec<super::GroupInfo>, String> {
         match self.ask(OfRequest::Groups)? {
             OfAnswer::Groups(g) => Ok(g),
             _ => Err("internal error: groups answered with another reply".into()),
@@ -706,7 +706,7 @@ impl Conn<'_> {
             MpRequest::Group(id) => match self.groups() {
                 Ok(groups) => {
                     let stats: Vec<_> =
-                        groups.iter().filter(|g| id == OFPG_ALL || g.0 == id).map(replies::group_stats).collect();
+                        groups.iter().filter(|g| id == OFPG_ALL || g.id == id).map(replies::group_stats).collect();
                     split(replies::encode_split(v, xid, &stats, &MpReply::Group))
                 }
                 Err(e) => self.failed(raw, &e),

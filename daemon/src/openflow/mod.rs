@@ -34,7 +34,7 @@
 //! Groups: only `all` and `indirect` (select/fast-failover refused with
 //! `OFPGMFC_BAD_TYPE`); they are written back to the config with the rules (a flow-mod
 //! naming a missing group is refused with `OFPBAC_BAD_OUT_GROUP`); group statistics
-//! count the rules using a group, not packets (all ones). Roles over
+//! are derived from the rules that name a group (see [`GroupInfo`]). Roles over
 //! OpenFlow 1.0 (Nicira role requests), `OFPFF_CHECK_OVERLAP` (accepted, not acted on),
 //! buffered packet-ins. `set_async` masks are honoured (per connection, OVS's defaults
 //! until set; see `controller::DEFAULT_ASYNC`).
@@ -63,8 +63,8 @@ use controller::Hub;
 use ferrovs_pmd::PacketInSource;
 
 use crossbeam_channel::{Receiver, Sender, bounded};
+use ferrovs_config::Group;
 use ferrovs_config::openflow::FlowRemovedReason;
-use ferrovs_config::{Action, Group};
 use ferrovs_config::{Config, Rule};
 use ferrovs_flowcache::slow_path::{ExpiredRule, GroupChange, GroupError};
 
@@ -128,8 +128,22 @@ pub enum OfAnswer {
     GroupRefused(GroupError),
     /// A rule change the switch refused with this error (nothing changed).
     Refused(ferrovs_config::openflow::OfpError),
-    /// Each group with the number of rules that use it.
-    Groups(Vec<(u32, Group, u32)>),
+    /// Each group with its use.
+    Groups(Vec<GroupInfo>),
+}
+
+/// A group of a bridge as its statistics show it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GroupInfo {
+    pub id: u32,
+    pub group: Group,
+    /// The rules that name it.
+    pub ref_count: u32,
+    /// Packets and bytes the rules that name it now sent to it (each `group:ID` action
+    /// of a rule once per packet of the rule). Traffic of rules deleted since and of
+    /// packet-outs is not in it: groups have no counters of their own.
+    pub packets: u64,
+    pub bytes: u64,
 }
 
 /// One request for the main thread, with where the answer goes.
@@ -314,9 +328,19 @@ pub fn answer(dp: &mut Datapath, config: &Config, hub: &Hub, call: &OfCall) -> (
         OfRequest::Groups => {
             let answer = dp.groups(bridge).and_then(|groups| {
                 let rules = dp.rules(bridge)?;
-                let uses =
-                    |id: u32| rules.iter().filter(|r| r.rule.actions.contains(&Action::Group(id))).count() as u32;
-                Ok(OfAnswer::Groups(groups.iter().map(|(id, g)| (*id, g.clone(), uses(*id))).collect()))
+                let info = |(id, group): (&u32, &Group)| {
+                    let mut g = GroupInfo { id: *id, group: group.clone(), ref_count: 0, packets: 0, bytes: 0 };
+                    for r in &rules {
+                        let times = r.rule.groups().filter(|x| x == id).count() as u64;
+                        if times > 0 {
+                            g.ref_count += 1;
+                            g.packets += times * r.n_packets;
+                            g.bytes += times * r.n_bytes;
+                        }
+                    }
+                    g
+                };
+                Ok(OfAnswer::Groups(groups.iter().map(info).collect()))
             });
             (answer, false)
         }

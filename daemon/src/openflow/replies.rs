@@ -10,8 +10,8 @@ use ferrovs_config::openflow::{
     PortStats, TableFeatures, TableStats, Version, encode,
 };
 
-use super::RuleStats;
-use ferrovs_config::{Group, GroupKind, Rule};
+use super::{GroupInfo, RuleStats};
+use ferrovs_config::{GroupKind, Rule};
 
 /// `OFPG_ANY`: a bucket watches no group.
 const OFPG_ANY: u32 = 0xffff_ffff;
@@ -275,8 +275,8 @@ pub fn flow_removed(r: &RuleStats, reason: FlowRemovedReason, v: Version) -> Res
 }
 
 /// A group's description: its buckets' actions in `v` (1.3; 1.0 has no groups).
-pub fn group_desc(g: &(u32, Group, u32), v: Version) -> Result<GroupDesc, &'static str> {
-    let (id, group, _) = g;
+pub fn group_desc(g: &GroupInfo, v: Version) -> Result<GroupDesc, &'static str> {
+    let (id, group) = (&g.id, &g.group);
     let buckets = group
         .buckets
         .iter()
@@ -301,19 +301,17 @@ pub fn group_desc(g: &(u32, Group, u32), v: Version) -> Result<GroupDesc, &'stat
     Ok(GroupDesc { group_type, group_id: *id, buckets })
 }
 
-/// A group's statistics: the rules that use it are exact; packet and byte counters
-/// are not kept per group (traffic is counted per megaflow and credited to rules), so
-/// they are all ones, OpenFlow's "not available".
-pub fn group_stats(g: &(u32, Group, u32)) -> GroupStats {
-    let (id, group, ref_count) = g;
+/// A group's statistics (see [`GroupInfo`] for what its counters hold); every bucket of
+/// an `all` group, and the one of an `indirect` group, sees each of its packets.
+pub fn group_stats(g: &GroupInfo) -> GroupStats {
     GroupStats {
-        group_id: *id,
-        ref_count: *ref_count,
-        packet_count: u64::MAX,
-        byte_count: u64::MAX,
+        group_id: g.id,
+        ref_count: g.ref_count,
+        packet_count: g.packets,
+        byte_count: g.bytes,
         duration_sec: 0,
         duration_nsec: 0,
-        buckets: vec![(u64::MAX, u64::MAX); group.buckets.len()],
+        buckets: vec![(g.packets, g.bytes); g.group.buckets.len()],
     }
 }
 
