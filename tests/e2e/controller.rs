@@ -7,7 +7,8 @@
 //!
 //! Then faucet (`faucet_vlan_learns_and_pings`): the production controller, with its own
 //! multi-table pipeline (VLAN push/pop, learning through packet-ins and idle timeouts,
-//! flooding by rules), given a two-port VLAN config for the bridge's datapath id.
+//! flooding through an `all` group), given a two-port VLAN config for the bridge's
+//! datapath id.
 //!
 //! Both are test peers: deploy/test.sh installs each (pinned) into its own virtualenv
 //! (faucet pins an older os-ken) and names the interpreters in `FERROVS_OSKEN_PYTHON`
@@ -206,12 +207,12 @@ pub fn osken_two_switches() -> Result<(), Failed> {
     stop(d2)
 }
 
-/// faucet's config: one datapath (the bridge's `dpid`, as Open vSwitch) with both ports
-/// untagged on VLAN 100.
+/// faucet's config: one datapath (the bridge's `dpid`, as Open vSwitch, flooding through
+/// groups) with both ports untagged on VLAN 100.
 fn faucet_yaml(dpid: u64) -> String {
     format!(
         "vlans:\n  office:\n    vid: 100\n\
-         dps:\n  ferrovs:\n    dp_id: {dpid:#x}\n    hardware: \"Open vSwitch\"\n    interfaces:\n\
+         dps:\n  ferrovs:\n    dp_id: {dpid:#x}\n    hardware: \"Open vSwitch\"\n    group_table: true\n    interfaces:\n\
          \x20     1:\n        native_vlan: office\n\
          \x20     2:\n        native_vlan: office\n"
     )
@@ -246,10 +247,10 @@ fn ether_of(ns: &Netns) -> String {
     links.lines().find_map(after).unwrap_or_default()
 }
 
-/// faucet drives one ferrovsd with two hosts on one VLAN: it programs its pipeline,
-/// the hosts' first ping and every later one get through, and the MACs faucet learned
-/// show as its rules (eth_src matches with idle timeouts, eth_dst forwarding) in
-/// `dump-flows`.
+/// faucet drives one ferrovsd with two hosts on one VLAN: it programs its pipeline
+/// (flooding through an `all` group), the hosts' first ping and every later one get
+/// through, and the MACs faucet learned show as its rules (eth_src matches, eth_dst
+/// forwarding with idle timeouts) in `dump-flows`.
 pub fn faucet_vlan_learns_and_pings() -> Result<(), Failed> {
     let dir = TempDir::new();
     let (port, dpid) = (free_port(), 0x1);
@@ -292,6 +293,11 @@ pub fn faucet_vlan_learns_and_pings() -> Result<(), Failed> {
         if !(src && dst) {
             return Err(context(format!("faucet's learned rules for {mac} on port {port} missing")));
         }
+    }
+    // With `group_table`, faucet floods the VLAN through an `all` group.
+    let groups = ofctl13(&d, &["dump-groups"]);
+    if !flows.contains("group:100") || !groups.contains("group_id=100,type=all") {
+        return Err(context(format!("faucet's flood group is not in use:\n{groups}")));
     }
     if !faucet.log_text().contains("L2 learned") {
         return Err(context("faucet logged no learned host".into()));
