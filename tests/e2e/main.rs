@@ -262,6 +262,10 @@ fn main() {
         Trial::test("openflow_rules_route_traffic", openflow::rules_route_traffic),
         Trial::test("openflow_flow_removed_reaches_controllers", openflow::flow_removed_reaches_controllers),
         Trial::test("openflow_ovs_ofctl_manages_groups", openflow::ovs_ofctl_manages_groups),
+        Trial::test(
+            "openflow_ovs_ofctl_meters_as_ovs_without_meters",
+            openflow::ovs_ofctl_meters_as_ovs_without_meters,
+        ),
         Trial::test("openflow_groups_carry_traffic", openflow::groups_carry_traffic).with_ignored_flag(!root),
         Trial::test("openflow_controller_osken_simple_switch_13", controller::osken_simple_switch_13)
             .with_ignored_flag(!root),

@@ -499,3 +499,32 @@ flows = ["in_port=1,actions=group:1", "in_port=2,actions=group:2"]"#;
     }
     Ok(())
 }
+
+/// Meters, as OVS on a datapath without them: `ovs-ofctl -O OpenFlow13 meter-features`
+/// shows none, `dump-meters` and `meter-stats` list none, `del-meters` succeeds and
+/// `add-meter` is refused with `OFPMMFC_INVALID_METER`.
+pub fn ovs_ofctl_meters_as_ovs_without_meters() -> Result<(), Failed> {
+    let ports = [("a", 1, "net_null0,no-rx=1")];
+    let d = Daemon::start_in(TempDir::new(), &format!("{}{}", preamble(), bridge("flows = []", &ports)));
+    let of = mgmt(&d);
+    let features = ofctl_ok("OpenFlow13", &of, &["meter-features"])?;
+    if !features.contains("OFPST_METER_FEATURES reply") || !features.contains("max_meter:0") {
+        return Err(format!("meter-features:\n{features}").into());
+    }
+    for cmd in ["dump-meters", "meter-stats"] {
+        let out = ofctl_ok("OpenFlow13", &of, &[cmd])?;
+        if out.lines().count() != 1 {
+            return Err(format!("{cmd}: meters listed:\n{out}").into());
+        }
+    }
+    ofctl_ok("OpenFlow13", &of, &["del-meters"])?;
+    match ofctl("OpenFlow13", &of, &["add-meter", "meter=1,kbps,band=type=drop,rate=100"]) {
+        Err(e) if e.contains("OFPMMFC_INVALID_METER") => {}
+        other => return Err(format!("add-meter: {other:?}").into()),
+    }
+    let stopped = d.stop();
+    if !stopped.status.success() {
+        return Err(format!("ferrovsd exit {}:\n{}", stopped.status, stopped.log).into());
+    }
+    Ok(())
+}

@@ -682,6 +682,10 @@ impl Conn<'_> {
                 Ok(rules) => one(MpReply::Table(replies::table_stats(&rules, v))),
                 Err(e) => self.failed(raw, &e),
             },
+            // No meters, as OVS on a datapath without them: empty lists, zero features.
+            MpRequest::Meter(_) => one(MpReply::Meter(Vec::new())),
+            MpRequest::MeterConfig(_) => one(MpReply::MeterConfig(Vec::new())),
+            MpRequest::MeterFeatures => one(MpReply::MeterFeatures(Default::default())),
             MpRequest::TableFeatures => {
                 split(replies::encode_split(v, xid, &replies::table_features(), &MpReply::TableFeatures))
             }
