@@ -410,7 +410,9 @@ fn reload_config(
     new.validate(&SystemFacts { online_cpus: ferrovs_pmd::online_cpus() }).map_err(|e| e.to_string())?;
     let bridges: Vec<String> = running.bridges.iter().map(|b| b.name.clone()).collect();
     let hub = openflow.hub().clone();
-    crate::openflow::notifying_deletes(dp, &hub, &bridges, |dp| apply_desired(dp, running, &new, openflow))
+    crate::openflow::notifying_deletes(dp, &hub, &bridges, |dp| {
+        apply_desired(dp, running, &new, openflow, crate::reconcile::RulesFrom::File)
+    })
 }
 
 /// Applies `desired`, then follows the bridges with their management sockets, and
@@ -420,6 +422,7 @@ fn apply_desired(
     running: &mut Config,
     desired: &Config,
     openflow: &mut OpenFlowServers,
+    rules_from: crate::reconcile::RulesFrom,
 ) -> Result<ChangeReply, String> {
     // The bridges as they were, without their rules (which may be 10^6 and are not needed).
     let before: Vec<BridgeConfig> = running
@@ -440,7 +443,7 @@ fn apply_desired(
         .flat_map(|b| &b.ports)
         .filter_map(|p| dp.datapath_number(&p.name).map(|n| (p.name.clone(), n)))
         .collect();
-    let result = crate::reconcile::reconcile(dp, running, desired);
+    let result = crate::reconcile::reconcile(dp, running, desired, rules_from);
     // Whatever applied (all, or part before an error): the OpenFlow side follows the
     // running bridges and ports.
     for b in &before {
@@ -500,7 +503,7 @@ fn change_topology(
         }
         crate::topology::Outcome::Change(d) => d,
     };
-    let result = apply_desired(dp, running, &desired, openflow);
+    let result = apply_desired(dp, running, &desired, openflow, crate::reconcile::RulesFrom::Running);
     // Write back what runs, also after a partial failure.
     let written = ferrovs_config::persist::write_topology(path, &running.bridges).map_err(|e| {
         tracing::error!("change applied but not written back: {e}");

@@ -69,9 +69,25 @@ fn find_port<'a>(c: &'a Config, name: &str) -> Option<(&'a BridgeConfig, &'a Por
     c.bridges.iter().find_map(|b| b.ports.iter().find(|p| p.name == name).map(|p| (b, p)))
 }
 
+/// Where the rules and groups of `desired`'s bridges that already run come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RulesFrom {
+    /// The config file (a reload): they replace what runs, runtime changes included
+    /// (`running` does not follow those, so the datapath is asked).
+    File,
+    /// `running` (a topology change, which changes no rules of a running bridge): they
+    /// are left as they run.
+    Running,
+}
+
 /// Makes the running datapath (described by `running`) match `desired`; see the module
 /// doc. On success `running` equals `desired`; on error it describes what runs.
-pub fn reconcile(dp: &mut Datapath, running: &mut Config, desired: &Config) -> Result<ChangeReply, String> {
+pub fn reconcile(
+    dp: &mut Datapath,
+    running: &mut Config,
+    desired: &Config,
+    rules_from: RulesFrom,
+) -> Result<ChangeReply, String> {
     let restart = restart_only_changes(running, desired);
     if !restart.is_empty() {
         return Err(format!("{} changed: these settings apply at start only; restart ferrovsd", restart.join(", ")));
@@ -135,8 +151,10 @@ pub fn reconcile(dp: &mut Datapath, running: &mut Config, desired: &Config) -> R
             }
         }
         let Some(rb) = running.bridges.iter_mut().find(|x| x.name == b.name) else { continue };
-        // Groups before the rules that name them; compared with the running groups
-        // (runtime group-mods are not in `running`).
+        if rules_from == RulesFrom::Running {
+            continue;
+        }
+        // Groups before the rules that name them; compared with what runs.
         if *dp.groups(&b.name)? != b.groups {
             let change = ferrovs_flowcache::slow_path::GroupChange::Replace(b.groups.clone());
             dp.group_mod(&b.name, change)?.map_err(|e| format!("bridge {}: groups: {e}", b.name))?;
@@ -146,7 +164,6 @@ pub fn reconcile(dp: &mut Datapath, running: &mut Config, desired: &Config) -> R
             rb.rules = b.rules.clone();
             continue;
         }
-        // Compared with the running rules: `running` does not follow runtime rule changes.
         if !dp.runs_rules(&b.name, &b.rules)? {
             dp.set_rules(&b.name, b.rules.clone())?;
             rb.rules = b.rules.clone();

@@ -444,6 +444,15 @@ pub fn ovs_ofctl_manages_groups() -> Result<(), Failed> {
         )
         .into());
     }
+    // A port change keeps the rules and groups changed at run time (since the start).
+    ofctl_ok("OpenFlow13", &of, &["add-group", "group_id=3,type=all,bucket=output:1"])?;
+    ofctl_ok("OpenFlow13", &of, &["add-flow", "priority=8,tcp,actions=group:3"])?;
+    let groups = ofctl_ok("OpenFlow13", &of, &["dump-groups"])?;
+    crate::flows::ctl_ok(&d, &["add-port", "br0", "c", "net_null2,no-rx=1"])?;
+    let after_port = (ofctl_ok("OpenFlow13", &of, &["dump-groups"])?, ofctl_ok("OpenFlow13", &of, &["dump-flows"])?);
+    if after_port.0 != groups || !after_port.1.contains("priority=8,tcp actions=group:3") {
+        return Err(format!("after add-port:\n{}\n{}", after_port.0, after_port.1).into());
+    }
     ofctl_ok("OpenFlow13", &of, &["del-groups", "group_id=1"])?;
     let groups = ofctl_ok("OpenFlow13", &of, &["dump-groups"])?;
     let flows = ofctl_ok("OpenFlow13", &of, &["dump-flows"])?;
