@@ -14,8 +14,9 @@
 //! 3. new bridges are added, then new ports: tx queues first, then the slow path learns
 //!    the port, then the PMDs poll it, so no miss from it meets a slow path that does not
 //!    know it;
-//! 4. MTUs are changed; bridges whose rules changed get their new rule set (one atomic
-//!    change each).
+//! 4. MTUs are changed; on a reload, bridges whose groups or rules differ from what runs
+//!    get the file's groups, then its rule set (one atomic change each); a topology
+//!    change leaves them as they run ([`RulesFrom`]).
 //!
 //! Each step that succeeds is recorded in the running state at once, so when a step
 //! fails (DPDK rejects a device) the running state still says exactly what runs: the
