@@ -37,8 +37,8 @@ if ! command -v ovs-vswitchd >/dev/null && [ ! -x /usr/sbin/ovs-vswitchd ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends openvswitch-common openvswitch-switch >/dev/null
   if [ "$own_policy" = 1 ]; then rm -f /usr/sbin/policy-rc.d; fi
 fi
-# The OpenFlow controller test (tests/e2e/controller.rs) drives ferrovsd from os-ken, a
-# test peer from PyPI, pinned and kept in its own virtualenv under target/.
+# The OpenFlow controller tests (tests/e2e/controller.rs) drive ferrovsd from os-ken and
+# faucet, test peers from PyPI, pinned and kept in their own virtualenvs under target/.
 osken_venv=target/osken-venv
 if ! "$osken_venv/bin/python3" -c 'import os_ken' 2>/dev/null; then
   command -v python3 >/dev/null || { apt-get update -qq; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3 >/dev/null; }
@@ -46,6 +46,18 @@ if ! "$osken_venv/bin/python3" -c 'import os_ken' 2>/dev/null; then
   "$osken_venv/bin/pip" install -q os-ken==4.2.2
 fi
 export FERROVS_OSKEN_PYTHON="$PWD/$osken_venv/bin/python3"
+# faucet, the second controller of that test, pins an older os-ken: its own virtualenv.
+# One dependency (pytricia) is a C extension built at install: gcc and Python's headers.
+faucet_venv=target/faucet-venv
+if ! "$faucet_venv/bin/python3" -c 'import faucet' 2>/dev/null; then
+  if ! command -v gcc >/dev/null || ! python3 -c 'import sysconfig,os,sys; sys.exit(not os.path.exists(sysconfig.get_paths()["include"] + "/Python.h"))'; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends gcc python3-dev >/dev/null
+  fi
+  python3 -m venv "$faucet_venv"
+  "$faucet_venv/bin/pip" install -q faucet==1.10.12
+fi
+export FERROVS_FAUCET_PYTHON="$PWD/$faucet_venv/bin/python3"
 # The e2e tests start target/debug/ferrovsd; build every binary first.
 cargo build --workspace --bins
 deploy/check-units.sh target/debug

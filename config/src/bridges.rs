@@ -11,6 +11,7 @@ use crate::config::{BridgeConfig, PortConfig};
 use crate::error::ConfigError;
 use crate::field::SHORTHANDS;
 use crate::flow_parse::{finish_rule, line_locator, parse_flow_located};
+use crate::group_parse::parse_group_located;
 use crate::match_builder::{Mode, RuleBuilder};
 use crate::openflow::Version;
 use crate::openflow::convert::as_loaded;
@@ -20,7 +21,7 @@ use crate::ports::{
 };
 use crate::resolve::Ctx;
 use crate::rule_error::RuleError;
-use crate::rules::{Action, Match, Position, Rule};
+use crate::rules::{Action, Groups, Match, Position, Rule};
 use crate::schema::{RawBridge, RawPort, RawRule, RuleValue};
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -75,7 +76,8 @@ pub(crate) fn resolve_bridges(raw: &[Spanned<RawBridge>], ctx: &Ctx<'_>) -> Resu
             ports.push(p);
         }
         ports.extend(resolve_ports(b.get_ref(), &bkey, ctx, &mut registry)?);
-        let rules = resolve_rules(b.get_ref(), &bkey, &ports, ctx)?;
+        let groups = resolve_groups(b.get_ref(), &bkey, ctx)?;
+        let rules = resolve_rules(b.get_ref(), &bkey, &groups, ctx)?;
         let mut controllers = Vec::new();
         for (i, c) in b.get_ref().controller.iter().enumerate() {
             let t = crate::config::ControllerTarget::parse(c.get_ref())
@@ -107,6 +109,7 @@ pub(crate) fn resolve_bridges(raw: &[Spanned<RawBridge>], ctx: &Ctx<'_>) -> Resu
             name: name.clone(),
             ports,
             rules,
+            groups,
             controllers,
             fail_mode,
             datapath_id,
@@ -182,7 +185,21 @@ struct Sourced {
     key: String,
 }
 
-fn resolve_rules(b: &RawBridge, bkey: &str, ports: &[PortConfig], ctx: &Ctx<'_>) -> Result<Vec<Rule>, ConfigError> {
+/// The bridge's `groups`: each parsed, no id twice.
+fn resolve_groups(b: &RawBridge, bkey: &str, ctx: &Ctx<'_>) -> Result<Groups, ConfigError> {
+    let mut groups = Groups::new();
+    for (gi, g) in b.groups.iter().enumerate() {
+        let key = format!("{bkey}.groups[{gi}]");
+        let locate = ctx.map.string_locator(g.span(), g.get_ref());
+        let (id, group) = parse_group_located(g.get_ref(), &locate).map_err(|e| ctx.rule_err(key.clone(), e))?;
+        if groups.insert(id, group).is_some() {
+            return Err(ctx.err(g.span().start, key, format!("group {id} is defined twice")));
+        }
+    }
+    Ok(groups)
+}
+
+fn resolve_rules(b: &RawBridge, bkey: &str, groups: &Groups, ctx: &Ctx<'_>) -> Result<Vec<Rule>, ConfigError> {
     let mut rules: Vec<Sourced> = Vec::new();
     for (ri, r) in b.rule.iter().enumerate() {
         let key = format!("{bkey}.rule[{ri}]");
@@ -211,7 +228,7 @@ fn resolve_rules(b: &RawBridge, bkey: &str, ports: &[PortConfig], ctx: &Ctx<'_>)
             Err(message) => Err(ConfigError { file: s.file, position: Some(s.position), key: s.key, message }),
         })
         .collect::<Result<Vec<_>, _>>()?;
-    check_bridge_rules(&rules, b.name.get_ref(), ports)?;
+    check_bridge_rules(&rules, groups)?;
     Ok(rules.into_iter().map(|s| s.rule).collect())
 }
 
@@ -239,11 +256,12 @@ fn rules_from_file(ff: &Spanned<String>, key: &str, ctx: &Ctx<'_>) -> Result<Vec
     Ok(rules)
 }
 
-/// Checks that rules name ports of their bridge and that no two rules have the same
-/// table, priority and match (OVS would silently keep only the later one).
-/// Rules may name ports the bridge does not have (yet): as in OVS, `in_port` of a
-/// missing port matches nothing and output to it drops (see [`dangling_ports`]).
-fn check_bridge_rules(rules: &[Sourced], _bridge: &str, _ports: &[PortConfig]) -> Result<(), ConfigError> {
+/// Checks that rules name groups of their bridge (as OVS refuses a rule whose group does
+/// not exist) and that no two rules have the same table, priority and match (OVS would
+/// silently keep only the later one). Rules may name ports the bridge does not have
+/// (yet): as in OVS, `in_port` of a missing port matches nothing and output to it drops
+/// (see [`dangling_ports`]).
+fn check_bridge_rules(rules: &[Sourced], groups: &Groups) -> Result<(), ConfigError> {
     let mut seen: HashMap<(u8, u16, &Match), usize> = HashMap::new();
     for (i, s) in rules.iter().enumerate() {
         let err = |message: String| ConfigError {
@@ -252,6 +270,9 @@ fn check_bridge_rules(rules: &[Sourced], _bridge: &str, _ports: &[PortConfig]) -
             key: s.key.clone(),
             message,
         };
+        if let Some(g) = s.rule.groups().find(|g| !groups.contains_key(g)) {
+            return Err(err(format!("group {g} does not exist (the bridge's `groups` define it)")));
+        }
         if let Some(&j) = seen.get(&(s.rule.table, s.rule.priority, &s.rule.matches)) {
             let first = &rules[j];
             return Err(err(format!(

@@ -23,7 +23,7 @@ use crate::error::ConfigError;
 use crate::hugepages::HugepagesConfig;
 use crate::ports::PortDevice;
 use crate::resolve::{Ctx, resolve};
-use crate::rules::{Position, Rule};
+use crate::rules::{Groups, Position, Rule};
 use crate::schema::deserialize;
 use crate::source_map::SourceMap;
 use std::net::SocketAddr;
@@ -158,6 +158,9 @@ pub struct BridgeConfig {
     /// Every rule of the bridge: `[[bridge.rule]]` tables, then `flows`, then the lines
     /// of `flows_file`, in file order.
     pub rules: Vec<Rule>,
+    /// The bridge's groups (`groups`, in `ovs-ofctl add-group` syntax); every group a
+    /// rule names is one of them.
+    pub groups: Groups,
     /// OpenFlow controller targets: `tcp:IP:PORT` (the switch connects) and
     /// `ptcp:PORT[:IP]` (the switch listens, on 127.0.0.1 unless an IP is given).
     pub controllers: Vec<ControllerTarget>,
@@ -177,6 +180,7 @@ impl Default for BridgeConfig {
             name: String::new(),
             ports: Vec::new(),
             rules: Vec::new(),
+            groups: Groups::default(),
             controllers: Vec::new(),
             fail_mode: FailMode::default(),
             datapath_id: None,

@@ -21,6 +21,7 @@ pub mod field;
 mod field_value;
 mod flow_parse;
 mod flow_syntax;
+mod group_parse;
 mod hugepages;
 mod match_builder;
 pub mod openflow;
@@ -42,6 +43,7 @@ pub use display::{PortName, format_actions};
 pub use error::ConfigError;
 pub use field::{FIELDS, FieldDef, Masking, MatchSlot, Prereq, SlotStorage, ValueKind, field_by_name};
 pub use flow_parse::{MatchSpec, parse_flow, parse_flows, parse_match, parse_packet};
+pub use group_parse::{group_text, parse_group};
 pub use hugepages::{HugepageReservation, HugepageSize, HugepagesConfig};
 pub use ports::{
     DEFAULT_MTU, INTERNAL_DEVICE_PREFIX, LOCAL_PORT, MAX_MTU, MAX_NAME_LEN, MAX_PORT_NUMBER, MAX_RX_QUEUES, MIN_MTU,
@@ -49,4 +51,6 @@ pub use ports::{
     parse_devargs,
 };
 pub use rule_error::RuleError;
-pub use rules::{Action, Group, GroupKind, Groups, Masked, Match, Position, Resubmit, Rule, SetField};
+pub use rules::{
+    Action, Group, GroupError, GroupKind, Groups, Masked, Match, OFPG_MAX, Position, Resubmit, Rule, SetField,
+};

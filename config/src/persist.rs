@@ -24,6 +24,12 @@
 //!   another: the bridge's `protocols` is set to the version that reads every written rule
 //!   back as itself (`openflow::convert::version_reading_back`, the configured one when it
 //!   does); a set no one version reads back is not written, with the reason.
+//! - **Controllers** set or removed by `ferrovs-ctl set-controller` / `del-controller` go
+//!   to the bridge's `controller` array ([`write_bridge_controllers`]).
+//! - **Groups** go to the bridge's `groups` array (one `ovs-ofctl add-group` line each),
+//!   in the same edit as its rules; when the rules are in a `flows_file`, that file is
+//!   written first, so a crash between the two never leaves a rule naming a group the
+//!   config lacks (a group goes only after the rules that named it).
 //! - [`check_writable`] runs at start: a config that cannot be written back is refused
 //!   before anything starts, with the reason.
 
@@ -92,8 +98,39 @@ pub fn check_writable(path: &Path) -> Result<(), PersistError> {
 }
 
 /// Makes `flows` (rules in ovs-ofctl syntax, in table order) the whole rule set of
-/// bridge `bridge` in the config at `path`. See the module doc for where they go.
-pub fn write_bridge_flows(path: &Path, bridge: &str, flows: &[String]) -> Result<(), PersistError> {
+/// bridge `bridge` in the config at `path`, and `groups` (in `ovs-ofctl add-group`
+/// syntax) its groups. See the module doc for where they go.
+pub fn write_bridge_flows(path: &Path, bridge: &str, flows: &[String], groups: &[String]) -> Result<(), PersistError> {
+    edit_bridge(path, bridge, |table| write_flows(table, path, bridge, flows, groups))
+}
+
+/// Makes `targets` the `controller` list of bridge `bridge` in the config at `path` (the
+/// key goes when there are none), after `set-controller` / `del-controller`.
+pub fn write_bridge_controllers(path: &Path, bridge: &str, targets: &[String]) -> Result<(), PersistError> {
+    edit_bridge(path, bridge, |table| {
+        if targets.is_empty() {
+            table.remove("controller");
+        } else {
+            let same = table
+                .get("controller")
+                .and_then(Item::as_array)
+                .is_some_and(|a| a.iter().map(|v| v.as_str()).eq(targets.iter().map(|t| Some(t.as_str()))));
+            if !same {
+                let array: Array = targets.iter().map(String::as_str).collect();
+                table.insert("controller", Item::Value(Value::Array(array)));
+            }
+        }
+        Ok(())
+    })
+}
+
+/// Applies `edit` to the `[[bridge]]` table named `bridge` of the config at `path` and
+/// writes the file back (atomically) if that changed it.
+fn edit_bridge(
+    path: &Path,
+    bridge: &str,
+    edit: impl FnOnce(&mut Table) -> Result<(), PersistError>,
+) -> Result<(), PersistError> {
     let text = std::fs::read_to_string(path).map_err(io(path))?;
     let mut doc = text
         .parse::<DocumentMut>()
@@ -102,6 +139,22 @@ pub fn write_bridge_flows(path: &Path, bridge: &str, flows: &[String]) -> Result
     let bridges = doc.get_mut("bridge").and_then(Item::as_array_of_tables_mut).ok_or_else(no_bridge)?;
     let table =
         bridges.iter_mut().find(|t| t.get("name").and_then(Item::as_str) == Some(bridge)).ok_or_else(no_bridge)?;
+    edit(table)?;
+    let new_text = doc.to_string();
+    if new_text != text {
+        atomic_write(path, new_text.as_bytes())?;
+    }
+    Ok(())
+}
+
+/// [`write_bridge_flows`]'s edit of the bridge's table (and its `flows_file`).
+fn write_flows(
+    table: &mut Table,
+    path: &Path,
+    bridge: &str,
+    flows: &[String],
+    groups: &[String],
+) -> Result<(), PersistError> {
     let configured = match table.get("protocols").and_then(Item::as_str) {
         Some(name) => Version::from_ofctl_name(name).unwrap_or(Version::Of10),
         None => Version::Of10,
@@ -115,6 +168,24 @@ pub fn write_bridge_flows(path: &Path, bridge: &str, flows: &[String]) -> Result
         table.insert("protocols", toml_edit::value(version.ofctl_name()));
     }
     table.remove("rule");
+    if !groups.is_empty() || table.contains_key("groups") {
+        let mut array: Array = groups.iter().map(String::as_str).collect();
+        for v in array.iter_mut() {
+            v.decor_mut().set_prefix("\n    ");
+        }
+        array.set_trailing(if groups.is_empty() { "" } else { "\n" });
+        array.set_trailing_comma(!groups.is_empty());
+        match table.get_mut("groups").and_then(Item::as_array_mut) {
+            Some(old) => {
+                let decor = old.decor().clone();
+                *old = array;
+                *old.decor_mut() = decor;
+            }
+            None => {
+                table.insert("groups", Item::Value(Value::Array(array)));
+            }
+        }
+    }
     match table.get("flows_file").and_then(Item::as_str).map(str::to_string) {
         Some(file) => {
             table.remove("flows");
@@ -156,10 +227,6 @@ pub fn write_bridge_flows(path: &Path, bridge: &str, flows: &[String]) -> Result
                 }
             }
         }
-    }
-    let new_text = doc.to_string();
-    if new_text != text {
-        atomic_write(path, new_text.as_bytes())?;
     }
     Ok(())
 }
@@ -317,18 +384,18 @@ flows_file = "br1.flows"
         let load = || crate::Config::load(&p).unwrap().bridge("br0").unwrap().rules.clone();
         // OpenFlow 1.3's push + set-field: only 1.3 reads it back, so the bridge says so.
         let of13 = vec!["actions=push_vlan:0x8100,set_field:4101->vlan_vid,output:2".to_string()];
-        write_bridge_flows(&p, "br0", &of13).unwrap();
+        write_bridge_flows(&p, "br0", &of13, &[]).unwrap();
         assert!(std::fs::read_to_string(&p).unwrap().contains("protocols = \"OpenFlow13\""));
         assert_eq!(load()[0], crate::parse_flow(&of13[0]).unwrap());
         // OpenFlow 1.0's mod_vlan_vid (push only if needed) needs 1.0 back.
         let of10 = vec!["actions=mod_vlan_vid:5,output:2".to_string()];
-        write_bridge_flows(&p, "br0", &of10).unwrap();
+        write_bridge_flows(&p, "br0", &of10, &[]).unwrap();
         assert!(std::fs::read_to_string(&p).unwrap().contains("protocols = \"OpenFlow10\""));
         assert_eq!(load()[0], crate::parse_flow(&of10[0]).unwrap());
         // Both kinds: nothing is written, and the error says why.
         let before = std::fs::read_to_string(&p).unwrap();
         let both = [of10, of13].concat();
-        let e = write_bridge_flows(&p, "br0", &both).unwrap_err();
+        let e = write_bridge_flows(&p, "br0", &both, &[]).unwrap_err();
         assert!(matches!(e, PersistError::Protocols { .. }), "{e}");
         assert_eq!(std::fs::read_to_string(&p).unwrap(), before);
     }
@@ -340,7 +407,7 @@ flows_file = "br1.flows"
         std::fs::write(&p, CONFIG).unwrap();
         check_writable(&p).unwrap();
         let rules = vec!["priority=7,in_port=1,actions=output:2".to_string(), "actions=drop".to_string()];
-        write_bridge_flows(&p, "br0", &rules).unwrap();
+        write_bridge_flows(&p, "br0", &rules, &[]).unwrap();
         let text = std::fs::read_to_string(&p).unwrap();
         assert!(
             text.starts_with("# the operator's comment\n[eal]\nhugepages = false   # trailing comment\n"),
@@ -357,12 +424,38 @@ flows_file = "br1.flows"
         // Unchanged content: the file is not rewritten (same modification).
         let before = std::fs::metadata(&p).unwrap().modified().unwrap();
         std::thread::sleep(std::time::Duration::from_millis(20));
-        write_bridge_flows(&p, "br0", &rules).unwrap();
+        write_bridge_flows(&p, "br0", &rules, &[]).unwrap();
         assert_eq!(std::fs::metadata(&p).unwrap().modified().unwrap(), before);
         // No rules: an empty array.
-        write_bridge_flows(&p, "br0", &[]).unwrap();
+        write_bridge_flows(&p, "br0", &[], &[]).unwrap();
         assert!(std::fs::read_to_string(&p).unwrap().contains("flows = []"));
-        assert!(matches!(write_bridge_flows(&p, "nope", &[]), Err(PersistError::NoBridge { .. })));
+        assert!(matches!(write_bridge_flows(&p, "nope", &[], &[]), Err(PersistError::NoBridge { .. })));
+        std::fs::remove_dir_all(d).unwrap();
+    }
+
+    #[test]
+    fn groups_are_written_beside_the_rules_and_load_back() {
+        let d = temp_dir("groups");
+        let p = d.join("f.toml");
+        std::fs::write(&p, CONFIG).unwrap();
+        std::fs::write(d.join("br1.flows"), "").unwrap();
+        let groups = vec![
+            "group_id=1,type=all,bucket=actions=output:1,bucket=actions=output:2".to_string(),
+            "group_id=2,type=indirect,bucket=actions=output:1".to_string(),
+        ];
+        let rules = vec!["priority=7,in_port=1,actions=group:1".to_string()];
+        write_bridge_flows(&p, "br0", &rules, &groups).unwrap();
+        let text = std::fs::read_to_string(&p).unwrap();
+        assert!(text.contains(&format!("groups = [\n    \"{}\",\n    \"{}\",\n]", groups[0], groups[1])), "{text}");
+        let loaded = crate::Config::load(&p).unwrap();
+        let br0 = loaded.bridge("br0").unwrap();
+        let back: Vec<String> = br0.groups.iter().map(|(id, g)| crate::group_text(*id, g)).collect();
+        assert_eq!(back, groups);
+        assert_eq!(br0.rules[0], crate::parse_flow(&rules[0]).unwrap());
+        // The last group gone: an empty array, and the config still loads.
+        write_bridge_flows(&p, "br0", &[], &[]).unwrap();
+        assert!(std::fs::read_to_string(&p).unwrap().contains("groups = []"));
+        assert!(crate::Config::load(&p).unwrap().bridge("br0").unwrap().groups.is_empty());
         std::fs::remove_dir_all(d).unwrap();
     }
 
@@ -373,7 +466,7 @@ flows_file = "br1.flows"
         std::fs::write(&p, CONFIG).unwrap();
         let rules =
             vec!["a\"b".to_string(), "c\\d\te\u{7f}".to_string(), "ünï".to_string(), "actions=drop".to_string()];
-        write_bridge_flows(&p, "br0", &rules).unwrap();
+        write_bridge_flows(&p, "br0", &rules, &[]).unwrap();
         let doc: toml::Table = toml::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap();
         let br0 = &doc["bridge"].as_array().unwrap()[0];
         let back: Vec<&str> = br0["flows"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
@@ -387,7 +480,7 @@ flows_file = "br1.flows"
         let p = d.join("f.toml");
         std::fs::write(&p, CONFIG).unwrap();
         std::fs::write(d.join("br1.flows"), "in_port=9,actions=drop\n").unwrap();
-        write_bridge_flows(&p, "br1", &["in_port=3,actions=output:4".to_string()]).unwrap();
+        write_bridge_flows(&p, "br1", &["in_port=3,actions=output:4".to_string()], &[]).unwrap();
         let flows = std::fs::read_to_string(d.join("br1.flows")).unwrap();
         assert!(flows.ends_with("\nin_port=3,actions=output:4\n") && flows.starts_with('#'), "{flows}");
         // The TOML did not need to change.

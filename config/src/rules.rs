@@ -146,6 +146,48 @@ pub struct Group {
 /// A bridge's groups by id.
 pub type Groups = std::collections::BTreeMap<u32, Group>;
 
+/// The largest group id (`OFPG_MAX`); the ids above are reserved (`ALL`, `ANY`).
+pub const OFPG_MAX: u32 = 0xffff_ff00;
+
+/// Why a group (or a change of one) was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum GroupError {
+    #[error("already exists")]
+    Exists,
+    #[error("does not exist")]
+    Unknown,
+    #[error("is a reserved group id")]
+    Invalid,
+    #[error("an indirect group has exactly one bucket")]
+    IndirectBuckets,
+    #[error("a bucket may not contain goto_table")]
+    BadBucketAction,
+}
+
+impl Group {
+    /// Whether this is a valid group `id`: an id up to [`OFPG_MAX`], one bucket when
+    /// indirect, no `goto_table` in a bucket (as OVS checks a group-mod).
+    pub fn check(&self, id: u32) -> Result<(), GroupError> {
+        if id > OFPG_MAX {
+            return Err(GroupError::Invalid);
+        }
+        if self.kind == GroupKind::Indirect && self.buckets.len() != 1 {
+            return Err(GroupError::IndirectBuckets);
+        }
+        if self.buckets.iter().flatten().any(|a| matches!(a, Action::GotoTable(_))) {
+            return Err(GroupError::BadBucketAction);
+        }
+        Ok(())
+    }
+}
+
+impl Rule {
+    /// The groups this rule's actions name.
+    pub fn groups(&self) -> impl Iterator<Item = u32> + '_ {
+        self.actions.iter().filter_map(|a| if let Action::Group(g) = a { Some(*g) } else { None })
+    }
+}
+
 /// One OpenFlow-lite rule.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Rule {

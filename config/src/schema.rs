@@ -104,6 +104,9 @@ pub(crate) struct RawBridge {
     pub flows_file: Option<Spanned<String>>,
     #[serde(default)]
     pub rule: Vec<Spanned<RawRule>>,
+    /// OpenFlow 1.3 groups in `ovs-ofctl add-group` syntax.
+    #[serde(default)]
+    pub groups: Vec<Spanned<String>>,
     #[serde(default)]
     pub controller: Vec<Spanned<String>>,
     pub fail_mode: Option<Spanned<String>>,

@@ -94,6 +94,22 @@ fn vendor_and_stats_errors() {
 }
 
 #[test]
+fn meter_mod_errors() {
+    let band = [0, 1, 0, 16, 0, 0, 0, 100, 0, 0, 0, 0, 0, 0, 0, 0]; // drop, rate 100
+    let meter_mod = |command: u8, flags: u8, bands: &[u8]| {
+        let mut b = vec![0, command, 0, flags, 0, 0, 0, 1];
+        b.extend_from_slice(bands);
+        header(4, 29, &b)
+    };
+    let (m, _) = openflow::decode(&meter_mod(0, 1, &band)).expect("valid");
+    assert!(matches!(m.body, Body::MeterMod(ref mm) if mm.meter_id == 1 && mm.bands == band));
+    assert_error(&meter_mod(3, 1, &band), OfpError::MeterModBadCommand, (12, 4));
+    assert_error(&meter_mod(0, 3, &band), OfpError::MeterModBadFlags, (12, 5));
+    assert_error(&meter_mod(0, 1, &band[..12]), OfpError::BadLen, (1, 6));
+    assert_error(&header(1, 29, &[0; 8]), OfpError::BadType, (1, 1)); // 1.3 only
+}
+
+#[test]
 fn match_errors() {
     // Unknown OXM basic field 60.
     assert_error(&flow_mod13(&[0x80, 0, 60 << 1, 2, 0, 0], &[]), OfpError::BadField, (4, 6));

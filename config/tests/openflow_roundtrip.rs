@@ -6,9 +6,10 @@
 use ferrovs_config::openflow::{
     self, Action, AsyncConfig, Body, Bucket, Desc, ErrorMsg, FeaturesReply, Field, FieldSlice, FlowFormat, FlowMod,
     FlowModCommand, FlowRemoved, FlowRemovedReason, FlowStats, FlowStatsRequest, GroupDesc, GroupMod, GroupModCommand,
-    GroupStats, GroupType, Hello, Instruction, Match, MatchField, Message, MpReply, MpRequest, MultipartReply,
-    MultipartRequest, OFPG_ANY, PacketIn, PacketInFormat, PacketOut, Port, PortMod, PortReason, PortStats, PortStatus,
-    Role, SwitchConfig, TableFeatures, TableMod, TableStats, Version,
+    GroupStats, GroupType, Hello, Instruction, METER_BAND_LEN, Match, MatchField, Message, MeterFeatures, MeterMod,
+    MeterModCommand, MpReply, MpRequest, MultipartReply, MultipartRequest, OFPG_ANY, PacketIn, PacketInFormat,
+    PacketOut, Port, PortMod, PortReason, PortStats, PortStatus, Role, SwitchConfig, TableFeatures, TableMod,
+    TableStats, Version,
 };
 use proptest::collection::vec;
 use proptest::prelude::*;
@@ -433,6 +434,9 @@ fn mp_request(v: Version) -> BoxedStrategy<MpRequest> {
             any::<u32>().prop_map(MpRequest::Group),
             Just(MpRequest::GroupDesc),
             Just(MpRequest::TableFeatures),
+            any::<u32>().prop_map(MpRequest::Meter),
+            any::<u32>().prop_map(MpRequest::MeterConfig),
+            Just(MpRequest::MeterFeatures),
         ]
         .boxed(),
     }
@@ -478,54 +482,65 @@ fn mp_reply(v: Version) -> BoxedStrategy<MpReply> {
     ];
     match v {
         Version::Of10 => common.boxed(),
-        Version::Of13 => prop_oneof![
-            common,
-            vec(
-                (any::<[u32; 4]>(), any::<[u64; 2]>(), vec(any::<(u64, u64)>(), 0..3)).prop_map(|(a, c, buckets)| {
-                    GroupStats {
-                        group_id: a[0],
-                        ref_count: a[1],
-                        packet_count: c[0],
-                        byte_count: c[1],
-                        duration_sec: a[2],
-                        duration_nsec: a[3],
-                        buckets,
-                    }
-                }),
-                0..3
-            )
-            .prop_map(MpReply::Group),
-            vec(
-                (group_type(), any::<u32>(), buckets()).prop_map(|(group_type, group_id, buckets)| GroupDesc {
-                    group_type,
-                    group_id,
-                    buckets
-                }),
-                0..3
-            )
-            .prop_map(MpReply::GroupDesc),
-            vec(
-                (
-                    any::<u8>(),
-                    text(31),
-                    any::<[u64; 2]>(),
-                    any::<[u32; 2]>(),
-                    (0usize..4).prop_flat_map(|n| vec(any::<u8>(), n * 8))
+        Version::Of13 => {
+            prop_oneof![
+                common,
+                vec(
+                    (any::<[u32; 4]>(), any::<[u64; 2]>(), vec(any::<(u64, u64)>(), 0..3)).prop_map(
+                        |(a, c, buckets)| {
+                            GroupStats {
+                                group_id: a[0],
+                                ref_count: a[1],
+                                packet_count: c[0],
+                                byte_count: c[1],
+                                duration_sec: a[2],
+                                duration_nsec: a[3],
+                                buckets,
+                            }
+                        }
+                    ),
+                    0..3
                 )
-                    .prop_map(|(table_id, name, m, c, properties)| TableFeatures {
-                        table_id,
-                        name,
-                        metadata_match: m[0],
-                        metadata_write: m[1],
-                        config: c[0],
-                        max_entries: c[1],
-                        properties,
+                .prop_map(MpReply::Group),
+                vec(
+                    (group_type(), any::<u32>(), buckets()).prop_map(|(group_type, group_id, buckets)| GroupDesc {
+                        group_type,
+                        group_id,
+                        buckets
                     }),
-                0..3
-            )
-            .prop_map(MpReply::TableFeatures),
-        ]
-        .boxed(),
+                    0..3
+                )
+                .prop_map(MpReply::GroupDesc),
+                vec(
+                    (
+                        any::<u8>(),
+                        text(31),
+                        any::<[u64; 2]>(),
+                        any::<[u32; 2]>(),
+                        (0usize..4).prop_flat_map(|n| vec(any::<u8>(), n * 8))
+                    )
+                        .prop_map(|(table_id, name, m, c, properties)| TableFeatures {
+                            table_id,
+                            name,
+                            metadata_match: m[0],
+                            metadata_write: m[1],
+                            config: c[0],
+                            max_entries: c[1],
+                            properties,
+                        }),
+                    0..3
+                )
+                .prop_map(MpReply::TableFeatures),
+                bytes(48).prop_map(MpReply::Meter),
+                bytes(48).prop_map(MpReply::MeterConfig),
+                (any::<u32>(), any::<u32>(), any::<u32>(), any::<u8>(), any::<u8>()).prop_map(
+                    |(max_meter, band_types, capabilities, max_bands, max_color)| MpReply::MeterFeatures(
+                        MeterFeatures { max_meter, band_types, capabilities, max_bands, max_color }
+                    )
+                ),
+            ]
+            .boxed()
+        }
     }
 }
 
@@ -644,9 +659,17 @@ fn body(v: Version) -> BoxedStrategy<Body> {
         buckets(),
     )
         .prop_map(|(command, group_type, group_id, buckets)| GroupMod { command, group_type, group_id, buckets });
+    let meter_mod = (
+        prop_oneof![Just(MeterModCommand::Add), Just(MeterModCommand::Modify), Just(MeterModCommand::Delete)],
+        any::<u16>().prop_map(|f| f & !1),
+        any::<u32>(),
+        proptest::collection::vec(any::<[u8; METER_BAND_LEN]>(), 0..3),
+    )
+        .prop_map(|(command, flags, meter_id, bands)| MeterMod { command, flags, meter_id, bands: bands.concat() });
     prop_oneof![
         8 => common,
         1 => group_mod.prop_map(Body::GroupMod),
+        1 => meter_mod.prop_map(Body::MeterMod),
         1 => (any::<u8>(), any::<u32>()).prop_map(|(table_id, config)| Body::TableMod(TableMod { table_id, config })),
         1 => role.clone().prop_map(Body::RoleRequest),
         1 => role.prop_map(Body::RoleReply),

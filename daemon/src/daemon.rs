@@ -207,10 +207,18 @@ pub fn run(path: &Path, check_only: bool, log: LogControl) -> Result<(), DaemonE
                 } else if crate::topology::is_topology_request(&request) {
                     Response::from(change_topology(&mut dp, path, &mut config, &mut openflow_servers, &request))
                 } else if let Some(r) = crate::openflow::controller_request(openflow_servers.hub(), &config, &request) {
-                    Response::from(r)
+                    Response::from(r.and_then(|reply| persist_controllers(path, &mut config, &request).map(|()| reply)))
                 } else {
                     let started = Instant::now();
-                    let r = handle(&mut dp, &config, &request);
+                    let r = match &request {
+                        Request::DelFlows { bridge, .. } => crate::openflow::notifying_deletes(
+                            &mut dp,
+                            openflow_servers.hub(),
+                            std::slice::from_ref(bridge),
+                            |dp| handle(dp, &config, &request),
+                        ),
+                        _ => handle(&mut dp, &config, &request),
+                    };
                     let applied = started.elapsed();
                     let r = r.and_then(|reply| persist(&mut dp, path, &request).map(|()| reply));
                     if let Request::AddFlows { bridge, flows, .. } = &request {
@@ -243,6 +251,7 @@ pub fn run(path: &Path, check_only: bool, log: LogControl) -> Result<(), DaemonE
             watch_devices(&mut dp, &config, &mut device_watch, openflow_servers.hub(), now);
             publish(&dp, &config, &published);
             openflow_servers.hub().watch_links(&dp.show(&config));
+            openflow_servers.hub().tick(now);
             last_publish = now;
         }
         if let Some(auto) = &mut auto_rebalance {
@@ -371,10 +380,31 @@ fn persist(dp: &mut Datapath, path: &Path, request: &Request) -> Result<(), Stri
     persist_bridge(dp, path, bridge)
 }
 
+/// After `set-controller` / `del-controller` (applied): the bridge's controllers in the
+/// running config and written back to the file, so a restart keeps them.
+fn persist_controllers(path: &Path, config: &mut Config, request: &Request) -> Result<(), String> {
+    let (bridge, targets) = match request {
+        Request::SetController { bridge, targets } => (bridge, targets.as_slice()),
+        Request::DelController { bridge } => (bridge, &[][..]),
+        _ => return Ok(()),
+    };
+    let parsed: Vec<ferrovs_config::ControllerTarget> =
+        targets.iter().filter_map(|t| ferrovs_config::ControllerTarget::parse(t).ok()).collect();
+    if let Some(b) = config.bridges.iter_mut().find(|b| &b.name == bridge) {
+        b.controllers = parsed.clone();
+    }
+    let texts: Vec<String> = parsed.iter().map(ToString::to_string).collect();
+    ferrovs_config::persist::write_bridge_controllers(path, bridge, &texts).map_err(|e| {
+        tracing::error!("controller change applied but not written back: {e}");
+        format!("the change is applied, but it could not be written back to the config: {e}")
+    })
+}
+
 /// Writes the running rules of `bridge` back to the config (see [`persist`]).
 fn persist_bridge(dp: &mut Datapath, path: &Path, bridge: &str) -> Result<(), String> {
     let flows = dp.rule_texts(bridge)?;
-    ferrovs_config::persist::write_bridge_flows(path, bridge, &flows).map_err(|e| {
+    let groups: Vec<String> = dp.groups(bridge)?.iter().map(|(id, g)| ferrovs_config::group_text(*id, g)).collect();
+    ferrovs_config::persist::write_bridge_flows(path, bridge, &flows, &groups).map_err(|e| {
         tracing::error!("rule change applied but not written back: {e}");
         format!("the change is applied, but it could not be written back to the config: {e}")
     })
@@ -437,6 +467,8 @@ fn socket_group(config: &Config) -> Result<Option<u32>, DaemonError> {
 /// Re-reads the config and applies the difference (see `reconcile`). The file is the
 /// source here, so nothing is written back; after a partial failure the error says
 /// what did not apply, and `running` describes what runs.
+/// The `send_flow_rem` rules the reload deletes are reported to the controllers
+/// (`openflow::notifying_deletes`).
 fn reload_config(
     dp: &mut Datapath,
     path: &Path,
@@ -445,7 +477,11 @@ fn reload_config(
 ) -> Result<ChangeReply, String> {
     let new = Config::load(path).map_err(|e| e.to_string())?;
     new.validate(&SystemFacts { online_cpus: ferrovs_pmd::online_cpus() }).map_err(|e| e.to_string())?;
-    apply_desired(dp, running, &new, openflow)
+    let bridges: Vec<String> = running.bridges.iter().map(|b| b.name.clone()).collect();
+    let hub = openflow.hub().clone();
+    crate::openflow::notifying_deletes(dp, &hub, &bridges, |dp| {
+        apply_desired(dp, running, &new, openflow, crate::reconcile::RulesFrom::File)
+    })
 }
 
 /// Applies `desired`, then follows the bridges with their management sockets, and
@@ -455,6 +491,7 @@ fn apply_desired(
     running: &mut Config,
     desired: &Config,
     openflow: &mut OpenFlowServers,
+    rules_from: crate::reconcile::RulesFrom,
 ) -> Result<ChangeReply, String> {
     // The bridges as they were, without their rules (which may be 10^6 and are not needed).
     let before: Vec<BridgeConfig> = running
@@ -477,7 +514,7 @@ fn apply_desired(
         .collect();
     // The ports as they were (for the controllers' port-status DELETE).
     let shown_before = dp.show(running);
-    let result = crate::reconcile::reconcile(dp, running, desired);
+    let result = crate::reconcile::reconcile(dp, running, desired, rules_from);
     let shown_after = dp.show(running);
     let shown = |show: &crate::protocol::ShowReply, bridge: &str, port: &str| {
         show.bridges.iter().filter(|b| b.name == bridge).flat_map(|b| &b.ports).find(|p| p.name == port).cloned()
@@ -557,7 +594,7 @@ fn change_topology(
         // net_tap would fail on it (or, for a TAP, take it over): say why first.
         return Err(format!("an interface named {bridge} exists: the bridge's internal port would take that name"));
     }
-    let result = apply_desired(dp, running, &desired, openflow);
+    let result = apply_desired(dp, running, &desired, openflow, crate::reconcile::RulesFrom::Running);
     // Write back what runs, also after a partial failure.
     let written = ferrovs_config::persist::write_topology(path, &running.bridges).map_err(|e| {
         tracing::error!("change applied but not written back: {e}");

@@ -87,6 +87,7 @@ fn bridge_specs(config: &Config) -> Vec<BridgeSpec> {
             ports: b.ports.iter().map(|p| p.number).collect(),
             datapath_ports: b.ports.iter().map(|p| dp[&p.name]).collect(),
             rules: b.rules.clone(),
+            groups: b.groups.clone(),
         })
         .collect()
 }
@@ -399,6 +400,11 @@ impl Datapath {
     /// The groups of `bridge`.
     pub fn groups(&mut self, bridge: &str) -> Result<Arc<ferrovs_config::Groups>, String> {
         self.slow.groups(bridge.to_string())
+    }
+
+    /// Whether `bridge` runs exactly `rules` (runtime changes included).
+    pub fn runs_rules(&mut self, bridge: &str, rules: &[Rule]) -> Result<bool, String> {
+        self.slow.runs_rules(bridge.to_string(), rules.to_vec())
     }
 
     pub fn set_rules(&mut self, bridge: &str, rules: Vec<Rule>) -> Result<(), String> {

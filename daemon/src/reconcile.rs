@@ -14,8 +14,9 @@
 //! 3. new bridges are added, then new ports: tx queues first, then the slow path learns
 //!    the port, then the PMDs poll it, so no miss from it meets a slow path that does not
 //!    know it;
-//! 4. MTUs are changed; bridges whose rules changed get their new rule set (one atomic
-//!    change each).
+//! 4. MTUs are changed; on a reload, bridges whose groups or rules differ from what runs
+//!    get the file's groups, then its rule set (one atomic change each); a topology
+//!    change leaves them as they run ([`RulesFrom`]).
 //!
 //! A port whose device went away under the switch (see `crate::device_watch`) is
 //! *detached*: it stays in the desired and running state (and in the file) but not in
@@ -76,9 +77,25 @@ fn find_port<'a>(c: &'a Config, name: &str) -> Option<(&'a BridgeConfig, &'a Por
     c.bridges.iter().find_map(|b| b.ports.iter().find(|p| p.name == name).map(|p| (b, p)))
 }
 
+/// Where the rules and groups of `desired`'s bridges that already run come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RulesFrom {
+    /// The config file (a reload): they replace what runs, runtime changes included
+    /// (`running` does not follow those, so the datapath is asked).
+    File,
+    /// `running` (a topology change, which changes no rules of a running bridge): they
+    /// are left as they run.
+    Running,
+}
+
 /// Makes the running datapath (described by `running`) match `desired`; see the module
 /// doc. On success `running` equals `desired`; on error it describes what runs.
-pub fn reconcile(dp: &mut Datapath, running: &mut Config, desired: &Config) -> Result<ChangeReply, String> {
+pub fn reconcile(
+    dp: &mut Datapath,
+    running: &mut Config,
+    desired: &Config,
+    rules_from: RulesFrom,
+) -> Result<ChangeReply, String> {
     let restart = restart_only_changes(running, desired);
     if !restart.is_empty() {
         return Err(format!("{} changed: these settings apply at start only; restart ferrovsd", restart.join(", ")));
@@ -124,6 +141,7 @@ pub fn reconcile(dp: &mut Datapath, running: &mut Config, desired: &Config) -> R
                 ports: Vec::new(),
                 datapath_ports: Vec::new(),
                 rules: b.rules.clone(),
+                groups: b.groups.clone(),
             };
             dp.topology(TopologyChange::AddBridge(spec))?;
             running.bridges.push(BridgeConfig { ports: Vec::new(), ..b.clone() });
@@ -161,7 +179,20 @@ pub fn reconcile(dp: &mut Datapath, running: &mut Config, desired: &Config) -> R
             }
         }
         let Some(rb) = running.bridges.iter_mut().find(|x| x.name == b.name) else { continue };
-        if rb.rules != b.rules {
+        if rules_from == RulesFrom::Running {
+            continue;
+        }
+        // Groups before the rules that name them; compared with what runs.
+        if *dp.groups(&b.name)? != b.groups {
+            let change = ferrovs_flowcache::slow_path::GroupChange::Replace(b.groups.clone());
+            dp.group_mod(&b.name, change)?.map_err(|e| format!("bridge {}: groups: {e}", b.name))?;
+            rb.groups = b.groups.clone();
+            done.rules_replaced.push(b.name.clone());
+            dp.set_rules(&b.name, b.rules.clone())?;
+            rb.rules = b.rules.clone();
+            continue;
+        }
+        if !dp.runs_rules(&b.name, &b.rules)? {
             dp.set_rules(&b.name, b.rules.clone())?;
             rb.rules = b.rules.clone();
             done.rules_replaced.push(b.name.clone());

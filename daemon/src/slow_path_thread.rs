@@ -122,6 +122,11 @@ enum SlowRequest {
         bridge: String,
         answer: Answer<Arc<Groups>>,
     },
+    RunsRules {
+        bridge: String,
+        rules: Vec<Rule>,
+        answer: Answer<bool>,
+    },
     PacketOut {
         bridge: String,
         out: PacketOutRequest,
@@ -248,6 +253,11 @@ impl SlowPathThread {
     /// messages already queued to it).
     pub fn packet_out(&self, bridge: String, out: PacketOutRequest) -> Result<(), String> {
         self.ask(|answer| SlowRequest::PacketOut { bridge, out, answer })
+    }
+
+    /// Whether `bridge` runs exactly `rules` (in that order).
+    pub fn runs_rules(&self, bridge: String, rules: Vec<Rule>) -> Result<bool, String> {
+        self.ask(|answer| SlowRequest::RunsRules { bridge, rules, answer })
     }
 
     /// Replaces all rules of `bridge` (a reload), applied everywhere before returning.
@@ -440,6 +450,10 @@ impl Worker {
                     Err(e) => Err(e.to_string()),
                 };
                 let _ = answer.send(r);
+            }
+            SlowRequest::RunsRules { bridge, rules, answer } => {
+                let same = self.slow.tables(&bridge).map(|t| t.rules() == rules.as_slice());
+                let _ = answer.send(same.ok_or_else(|| format!("no bridge `{bridge}`")));
             }
             SlowRequest::Groups { bridge, answer } => {
                 let _ = answer.send(self.slow.groups(&bridge).ok_or_else(|| format!("no bridge `{bridge}`")));

@@ -50,7 +50,13 @@ fn main() {
     let joined = stage("join lines", || lines.join("\n"));
     let parsed = stage("parse", || ferrovs_config::parse_flows(&joined).expect("the generated rules parse"));
     assert_eq!(parsed.len(), rules.len());
-    let br = BridgeSpec { name: "br0".into(), ports: vec![1, 2, 3, 4], datapath_ports: Vec::new(), rules: Vec::new() };
+    let br = BridgeSpec {
+        groups: Default::default(),
+        name: "br0".into(),
+        ports: vec![1, 2, 3, 4],
+        datapath_ports: Vec::new(),
+        rules: Vec::new(),
+    };
     let mut sp = SlowPath::new(vec![br], 1, Default::default(), 0).expect("a bridge");
     stage("slow path add_flows (empty)", || sp.add_flows("br0", parsed.clone(), 1).expect("valid rules"));
     let dump = stage("dump-flows", || sp.dump_flows("br0", &[], 2).expect("a bridge"));
@@ -60,12 +66,12 @@ fn main() {
     let config = dir.join("ferrovs.toml");
     std::fs::write(&config, "[[bridge]]\nname = \"br0\"\nflows = []\n").expect("config");
     stage("write back (TOML array)", || {
-        ferrovs_config::persist::write_bridge_flows(&config, "br0", &texts).expect("written")
+        ferrovs_config::persist::write_bridge_flows(&config, "br0", &texts, &[]).expect("written")
     });
     println!("  {:<28} {:>8.0} ms", "total", total.elapsed().as_secs_f64() * 1e3);
     std::fs::write(&config, "[[bridge]]\nname = \"br0\"\nflows_file = \"br0.flows\"\n").expect("config");
     stage("write back (flows_file)", || {
-        ferrovs_config::persist::write_bridge_flows(&config, "br0", &texts).expect("written")
+        ferrovs_config::persist::write_bridge_flows(&config, "br0", &texts, &[]).expect("written")
     });
     std::fs::remove_dir_all(&dir).expect("temp dir removed");
     stage("slow path add_flows (again)", || sp.add_flows("br0", parsed, 3).expect("valid rules"));

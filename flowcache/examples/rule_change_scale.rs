@@ -56,6 +56,7 @@ fn main() {
         // Many ingress ports (in_port is in every megaflow) so that the packets give
         // enough distinct megaflows.
         let br = BridgeSpec {
+            groups: Default::default(),
             name: "br0".into(),
             ports: (1..=PORTS).collect(),
             datapath_ports: Vec::new(),

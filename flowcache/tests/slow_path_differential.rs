@@ -465,12 +465,14 @@ impl World {
         let sp = SlowPath::new(
             vec![
                 BridgeSpec {
+                    groups: Default::default(),
                     name: "br0".into(),
                     ports: BR0_PORTS.to_vec(),
                     datapath_ports: Vec::new(),
                     rules: br0_rules.clone(),
                 },
                 BridgeSpec {
+                    groups: Default::default(),
                     name: "br1".into(),
                     ports: BR1_PORTS.to_vec(),
                     datapath_ports: Vec::new(),

@@ -5,8 +5,14 @@
 //! because the controller's table-miss rule sent it up as a packet-in and the
 //! controller answered with a packet-out, then flow-mods for the learned MACs.
 //!
-//! os-ken is a test peer: deploy/test.sh installs it (pinned) into a virtualenv and
-//! names its interpreter in `FERROVS_OSKEN_PYTHON`; without it the test fails and says so.
+//! Then faucet (`faucet_vlan_learns_and_pings`): the production controller, with its own
+//! multi-table pipeline (VLAN push/pop, learning through packet-ins and idle timeouts,
+//! flooding through an `all` group), given a two-port VLAN config for the bridge's
+//! datapath id.
+//!
+//! Both are test peers: deploy/test.sh installs each (pinned) into its own virtualenv
+//! (faucet pins an older os-ken) and names the interpreters in `FERROVS_OSKEN_PYTHON`
+//! and `FERROVS_FAUCET_PYTHON`; without them the tests fail and say so.
 
 use std::net::TcpListener;
 use std::path::PathBuf;
@@ -44,17 +50,27 @@ impl Controller {
     }
 }
 
-fn osken_python() -> Result<String, Failed> {
-    let python = std::env::var("FERROVS_OSKEN_PYTHON").unwrap_or_else(|_| "python3".into());
-    let ok = Command::new(&python).args(["-c", "import os_ken"]).output().map(|o| o.status.success()).unwrap_or(false);
+/// The faucet version deploy/test.sh installs.
+pub const FAUCET_VERSION: &str = "1.10.12";
+
+/// The interpreter named in `env` (python3 when unset) if it can import `module`; else
+/// an error saying how to install `package`.
+fn peer_python(env: &str, module: &str, package: &str) -> Result<String, Failed> {
+    let python = std::env::var(env).unwrap_or_else(|_| "python3".into());
+    let import = format!("import {module}");
+    let ok = Command::new(&python).args(["-c", &import]).output().map(|o| o.status.success()).unwrap_or(false);
     if !ok {
         return Err(format!(
-            "os-ken is not importable by `{python}`: run deploy/test.sh (it installs os-ken=={OSKEN_VERSION} \
-             into a virtualenv and sets FERROVS_OSKEN_PYTHON), or pip install os-ken=={OSKEN_VERSION}"
+            "{module} is not importable by `{python}`: run deploy/test.sh (it installs {package} into a \
+             virtualenv and sets {env}), or pip install {package}"
         )
         .into());
     }
     Ok(python)
+}
+
+fn osken_python() -> Result<String, Failed> {
+    peer_python("FERROVS_OSKEN_PYTHON", "os_ken", &format!("os-ken=={OSKEN_VERSION}"))
 }
 
 pub(crate) fn free_port() -> u16 {
@@ -65,17 +81,18 @@ fn start_controller(dir: &TempDir, port: u16) -> Result<Controller, Failed> {
     let python = osken_python()?;
     let app = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("e2e/controller/simple_switch_13.py");
     let log = dir.join("controller.log");
-    let out = std::fs::File::create(&log).map_err(|e| format!("{}: {e}", log.display()))?;
-    let err = out.try_clone().map_err(|e| e.to_string())?;
-    let child = Command::new(python)
-        .arg(&app)
-        .args(["--ofp-tcp-listen-port", &port.to_string(), "--ofp-listen-host", "127.0.0.1"])
-        .stdin(Stdio::null())
-        .stdout(out)
-        .stderr(err)
-        .spawn()
-        .map_err(|e| format!("starting os-ken: {e}"))?;
+    let mut cmd = Command::new(python);
+    cmd.arg(&app).args(["--ofp-tcp-listen-port", &port.to_string(), "--ofp-listen-host", "127.0.0.1"]);
+    let child = spawn_logged(cmd, &log, "os-ken")?;
     Ok(Controller { child, log })
+}
+
+/// Starts `cmd` with no input and its standard output and error in the file `output`.
+fn spawn_logged(mut cmd: Command, output: &std::path::Path, what: &str) -> Result<Child, Failed> {
+    let out = std::fs::File::create(output).map_err(|e| format!("{}: {e}", output.display()))?;
+    let err = out.try_clone().map_err(|e| e.to_string())?;
+    let child = cmd.stdin(Stdio::null()).stdout(out).stderr(err).spawn();
+    child.map_err(|e| format!("starting {what}: {e}").into())
 }
 
 fn ofctl13(d: &Daemon, args: &[&str]) -> String {
@@ -188,6 +205,104 @@ pub fn osken_two_switches() -> Result<(), Failed> {
     }
     stop(d1)?;
     stop(d2)
+}
+
+/// faucet's config: one datapath (the bridge's `dpid`, as Open vSwitch, flooding through
+/// groups) with both ports untagged on VLAN 100.
+fn faucet_yaml(dpid: u64) -> String {
+    format!(
+        "vlans:\n  office:\n    vid: 100\n\
+         dps:\n  ferrovs:\n    dp_id: {dpid:#x}\n    hardware: \"Open vSwitch\"\n    group_table: true\n    interfaces:\n\
+         \x20     1:\n        native_vlan: office\n\
+         \x20     2:\n        native_vlan: office\n"
+    )
+}
+
+/// faucet listening on loopback `port` with the config `faucet_yaml(dpid)`; its log is
+/// `faucet.log` in `dir`, where its standard output and error go too.
+fn start_faucet(dir: &TempDir, port: u16, dpid: u64) -> Result<Controller, Failed> {
+    let python = peer_python("FERROVS_FAUCET_PYTHON", "faucet", &format!("faucet=={FAUCET_VERSION}"))?;
+    let config = dir.join("faucet.yaml");
+    std::fs::write(&config, faucet_yaml(dpid)).map_err(|e| format!("{}: {e}", config.display()))?;
+    let log = dir.join("faucet.log");
+    // faucet's main execs `osken-manager` from PATH: the one beside the interpreter.
+    let bin = std::path::Path::new(&python).parent().map(|p| p.display().to_string()).unwrap_or_default();
+    let path = format!("{bin}:{}", std::env::var("PATH").unwrap_or_default());
+    let mut cmd = Command::new(&python);
+    cmd.env("PATH", path)
+        .args(["-m", "faucet", "--ryu-ofp-tcp-listen-port", &port.to_string(), "--ryu-ofp-listen-host", "127.0.0.1"])
+        .env("FAUCET_CONFIG", &config)
+        .env("FAUCET_LOG", &log)
+        .env("FAUCET_EXCEPTION_LOG", dir.join("faucet_exception.log"))
+        .env("FAUCET_PROMETHEUS_ADDR", "127.0.0.1")
+        .env("FAUCET_PROMETHEUS_PORT", free_port().to_string());
+    let child = spawn_logged(cmd, &dir.join("faucet.out"), "faucet")?;
+    Ok(Controller { child, log })
+}
+
+/// The Ethernet address of the one non-loopback interface in `ns`.
+fn ether_of(ns: &Netns) -> String {
+    let links = ns.exec_ok(&["ip", "-o", "link", "show"]);
+    let after = |l: &str| l.split("link/ether ").nth(1).and_then(|r| r.split_whitespace().next()).map(str::to_owned);
+    links.lines().find_map(after).unwrap_or_default()
+}
+
+/// faucet drives one ferrovsd with two hosts on one VLAN: it programs its pipeline
+/// (flooding through an `all` group), the hosts' first ping and every later one get
+/// through, and the MACs faucet learned show as its rules (eth_src matches, eth_dst
+/// forwarding with idle timeouts) in `dump-flows`.
+pub fn faucet_vlan_learns_and_pings() -> Result<(), Failed> {
+    let dir = TempDir::new();
+    let (port, dpid) = (free_port(), 0x1);
+    let faucet = start_faucet(&dir, port, dpid)?;
+    let (d, host, guest) = secure_switch(port, dpid);
+    let context = |what: String| -> Failed {
+        let out = std::fs::read_to_string(dir.join("faucet.out")).unwrap_or_default();
+        let exc = std::fs::read_to_string(dir.join("faucet_exception.log")).unwrap_or_default();
+        format!(
+            "{what}\nflows:\n{}\nfaucet log:\n{}\nfaucet output:\n{out}\nfaucet exceptions:\n{exc}\nferrovsd:\n{}",
+            ofctl13(&d, &["dump-flows"]),
+            faucet.log_text(),
+            d.log_text()
+        )
+        .into()
+    };
+    // faucet has programmed the datapath once its log says so.
+    if !wait_until(Duration::from_secs(40), || faucet.log_text().contains("Configuring VLAN")) {
+        return Err(context("faucet never configured the datapath".into()));
+    }
+    let (tx, rx) = host.ping("198.18.0.2", 1, 5);
+    if (tx, rx) != (1, 1) {
+        return Err(context(format!("first ping lost ({rx}/{tx})")));
+    }
+    let (tx, rx) = host.ping("198.18.0.2", 10, 2);
+    if (tx, rx) != (10, 10) {
+        return Err(context(format!("later pings: {rx}/{tx} replies")));
+    }
+    let (tx, rx) = guest.ping("198.18.0.1", 5, 2);
+    if (tx, rx) != (5, 5) {
+        return Err(context(format!("guest->host: {rx}/{tx} replies")));
+    }
+    // faucet learned both hosts: each MAC has an eth_src rule (with an idle timeout) and
+    // an eth_dst rule that forwards to its port.
+    let (mac1, mac2) = (ether_of(&host), ether_of(&guest));
+    let flows = ofctl13(&d, &["dump-flows"]);
+    for (mac, port) in [(&mac1, 1), (&mac2, 2)] {
+        let src = flows.lines().any(|l| l.contains(&format!("dl_src={mac}")) && l.contains(&format!("in_port={port}")));
+        let dst = flows.lines().any(|l| l.contains(&format!("dl_dst={mac}")) && l.contains(&format!("output:{port}")));
+        if !(src && dst) {
+            return Err(context(format!("faucet's learned rules for {mac} on port {port} missing")));
+        }
+    }
+    // With `group_table`, faucet floods the VLAN through an `all` group.
+    let groups = ofctl13(&d, &["dump-groups"]);
+    if !flows.contains("group:100") || !groups.contains("group_id=100,type=all") {
+        return Err(context(format!("faucet's flood group is not in use:\n{groups}")));
+    }
+    if !faucet.log_text().contains("L2 learned") {
+        return Err(context("faucet logged no learned host".into()));
+    }
+    stop(d)
 }
 
 /// A minimal OpenFlow controller written against the codec, speaking one version.
@@ -319,13 +434,22 @@ pub(crate) fn next_flow_removed(
 }
 
 /// Fail-open, then an OpenFlow 1.0 controller on a `ptcp:` target set by ferrovs-ctl:
-/// with no rules at all, a standalone bridge whose controller is unreachable switches
-/// as `normal`; once a 1.0 controller is connected every table miss is a packet-in and
+/// with no rules at all, a standalone bridge whose controller is unreachable drops
+/// misses, then after the fail-open delay switches as `normal`; once a 1.0 controller is connected every table miss is a packet-in and
 /// its packet-outs carry the pings; once it is removed, misses drop.
 pub fn fail_open_then_of10_controller() -> Result<(), Failed> {
     let (nobody, listen) = (free_port(), free_port());
     let (d, host, _guest) = two_hosts_in(TempDir::new(), &format!("controller = [\"tcp:127.0.0.1:{nobody}\"]"), "");
 
+    // As OVS, fail-open waits for three probe intervals (15 s) without a controller;
+    // until then misses drop.
+    let (tx, rx) = host.ping("198.18.0.2", 2, 1);
+    if rx != 0 {
+        return Err(format!("before the fail-open delay: {rx}/{tx} pings passed").into());
+    }
+    if !wait_until(Duration::from_secs(30), || host.ping("198.18.0.2", 1, 1).1 == 1) {
+        return Err(format!("fail-open never started\n{}", d.log_text()).into());
+    }
     let (tx, rx) = host.ping("198.18.0.2", 3, 3);
     if rx == 0 {
         return Err(format!("fail-open: {rx}/{tx} pings\n{}", d.log_text()).into());

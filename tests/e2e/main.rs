@@ -249,6 +249,7 @@ fn main() {
         Trial::test("service_ovs_appctl_views", service::ovs_appctl_views),
         Trial::test("service_pmd_stall_trips_the_watchdog", service::pmd_stall_trips_the_watchdog),
         Trial::test("persist_rules_survive_kill_9", persist::rules_survive_kill_9),
+        Trial::test("persist_controllers_survive_kill_9", persist::controllers_survive_kill_9),
         Trial::test("runtime_ports_come_and_go_under_traffic", runtime::ports_come_and_go_under_traffic)
             .with_ignored_flag(!root),
         Trial::test("runtime_multi_queue_tap_spreads_flows", runtime::multi_queue_tap_spreads_flows)
@@ -266,9 +267,16 @@ fn main() {
         Trial::test("openflow_rules_route_traffic", openflow::rules_route_traffic),
         Trial::test("openflow_flow_removed_reaches_controllers", openflow::flow_removed_reaches_controllers),
         Trial::test("openflow_ovs_ofctl_manages_groups", openflow::ovs_ofctl_manages_groups),
+        Trial::test(
+            "openflow_ovs_ofctl_meters_as_ovs_without_meters",
+            openflow::ovs_ofctl_meters_as_ovs_without_meters,
+        ),
+        Trial::test("openflow_groups_carry_traffic", openflow::groups_carry_traffic).with_ignored_flag(!root),
         Trial::test("openflow_controller_osken_simple_switch_13", controller::osken_simple_switch_13)
             .with_ignored_flag(!root),
         Trial::test("openflow_controller_osken_two_switches", controller::osken_two_switches).with_ignored_flag(!root),
+        Trial::test("openflow_controller_faucet_vlan_learns_and_pings", controller::faucet_vlan_learns_and_pings)
+            .with_ignored_flag(!root),
         Trial::test("openflow_fail_open_then_of10_controller", controller::fail_open_then_of10_controller)
             .with_ignored_flag(!root),
         Trial::test("service_metrics_endpoint_matches_ctl", service::metrics_endpoint_matches_ctl),

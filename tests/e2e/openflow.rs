@@ -371,6 +371,31 @@ pub fn flow_removed_reaches_controllers() -> Result<(), Failed> {
             return Err(format!("{v:?}: delete flow-removed: {f:?}").into());
         }
     }
+    // Deletes not made by a flow-mod notify too: ferrovs-ctl del-flows, a reload of a
+    // config whose rules no longer have the rule, a group delete.
+    ofctl_ok("OpenFlow13", &of, &["add-flow", "send_flow_rem,priority=400,udp,tp_dst=53,actions=drop"])?;
+    ofctl_ok("OpenFlow13", &of, &["add-flow", "send_flow_rem,priority=500,udp,tp_dst=67,actions=drop"])?;
+    crate::flows::ctl_ok(&d, &["del-flows", "br0", "udp,tp_dst=53"])?;
+    let config = d.socket.with_file_name("ferrovs.toml");
+    let text = std::fs::read_to_string(&config)?;
+    let (head, rest) = text.split_once("flows = [").ok_or("no flows array in the written-back config")?;
+    let tail = rest.split_once(']').ok_or("an unterminated flows array")?.1;
+    std::fs::write(&config, format!("{head}flows = []{tail}"))?;
+    crate::flows::ctl_ok(&d, &["reload"])?;
+    // And a group delete, for the rule that used the group.
+    ofctl_ok("OpenFlow13", &of, &["add-group", "group_id=1,type=all,bucket=output:1"])?;
+    ofctl_ok("OpenFlow13", &of, &["add-flow", "send_flow_rem,priority=600,udp,tp_dst=99,actions=group:1"])?;
+    ofctl_ok("OpenFlow13", &of, &["del-groups", "group_id=1"])?;
+    for (c, v) in [(&mut of10, Version::Of10), (&mut of13, Version::Of13)] {
+        for (priority, port) in [(400, 53), (500, 67), (600, 99)] {
+            let f = next_flow_removed(c, Duration::from_secs(5))
+                .map_err(|e| format!("{v:?}: priority {priority}: {e:?}\n{}", d.log_text()))?;
+            let dst = f.matches.fields.iter().any(|m| m.field == Field::UdpDst && m.value == port);
+            if (f.reason, f.priority) != (FlowRemovedReason::Delete, priority) || !dst {
+                return Err(format!("{v:?}: flow-removed of priority {priority}: {f:?}").into());
+            }
+        }
+    }
     let left = ofctl_ok("OpenFlow13", &of, &["dump-flows"])?;
     if left.lines().any(|l| l.contains("priority=")) {
         return Err(format!("rules left:\n{left}").into());
@@ -401,11 +426,121 @@ pub fn ovs_ofctl_manages_groups() -> Result<(), Failed> {
     if ofctl("OpenFlow13", &of, &["add-group", "group_id=1,type=all,bucket=output:1"]).is_ok() {
         return Err("adding an existing group succeeded".into());
     }
+    // A rule naming a group that does not exist is refused, over OpenFlow with OVS's
+    // error, by ferrovs-ctl with the reason; neither is added.
+    match ofctl("OpenFlow13", &of, &["add-flow", "priority=6,udp,actions=group:9"]) {
+        Err(e) if e.contains("OFPBAC_BAD_OUT_GROUP") => {}
+        other => return Err(format!("add-flow naming group 9: {other:?}").into()),
+    }
+    let out = d.ctl(&["-O", "OpenFlow13", "add-flow", "br0", "priority=7,udp,actions=group:9"]);
+    let why = String::from_utf8_lossy(&out.stderr);
+    if out.status.success() || !why.contains("group 9 does not exist") {
+        return Err(format!("ferrovs-ctl add-flow naming group 9: {why}").into());
+    }
+    if ofctl_ok("OpenFlow13", &of, &["dump-flows"])?.contains("group:9") {
+        return Err("a rule naming group 9 was added".into());
+    }
+    // Groups are written back with the rules: kill -9 and a start keep them.
+    ofctl_ok("OpenFlow13", &of, &["add-group", "group_id=2,type=indirect,bucket=output:2"])?;
+    let dir = d.kill();
+    let d = Daemon::restart_in(dir, &[]);
+    let groups = ofctl_ok("OpenFlow13", &of, &["dump-groups"])?;
+    let flows = ofctl_ok("OpenFlow13", &of, &["dump-flows"])?;
+    let kept = ["group_id=1,type=all,bucket=actions=output:1,bucket=actions=output:2", "group_id=2,type=indirect"];
+    if !kept.iter().all(|g| groups.contains(g)) || !flows.contains("actions=group:1") {
+        return Err(format!(
+            "after kill -9 and a start:
+{groups}
+{flows}"
+        )
+        .into());
+    }
+    // A port change keeps the rules and groups changed at run time (since the start).
+    ofctl_ok("OpenFlow13", &of, &["add-group", "group_id=3,type=all,bucket=output:1"])?;
+    ofctl_ok("OpenFlow13", &of, &["add-flow", "priority=8,tcp,actions=group:3"])?;
+    let groups = ofctl_ok("OpenFlow13", &of, &["dump-groups"])?;
+    crate::flows::ctl_ok(&d, &["add-port", "br0", "c", "net_null2,no-rx=1"])?;
+    let after_port = (ofctl_ok("OpenFlow13", &of, &["dump-groups"])?, ofctl_ok("OpenFlow13", &of, &["dump-flows"])?);
+    if after_port.0 != groups || !after_port.1.contains("priority=8,tcp actions=group:3") {
+        return Err(format!("after add-port:\n{}\n{}", after_port.0, after_port.1).into());
+    }
     ofctl_ok("OpenFlow13", &of, &["del-groups", "group_id=1"])?;
     let groups = ofctl_ok("OpenFlow13", &of, &["dump-groups"])?;
     let flows = ofctl_ok("OpenFlow13", &of, &["dump-flows"])?;
     if groups.contains("group_id=1") || flows.contains("group:1") {
         return Err(format!("after del-groups:\n{groups}\n{flows}").into());
+    }
+    let stopped = d.stop();
+    if !stopped.status.success() {
+        return Err(format!("ferrovsd exit {}:\n{}", stopped.status, stopped.log).into());
+    }
+    Ok(())
+}
+
+/// Traffic through groups loaded from the config: host -> guest through an `indirect`
+/// group, guest -> host through an `all` group whose second bucket copies every frame to
+/// a third port (a pcap). Pings get through both ways, and the copies are there.
+pub fn groups_carry_traffic() -> Result<(), Failed> {
+    let dir = TempDir::new();
+    write_pcap(&dir.join("empty.pcap"), &[]);
+    let rules = r#"protocols = "OpenFlow13"
+groups = ["group_id=1,type=indirect,bucket=actions=output:2",
+          "group_id=2,type=all,bucket=actions=output:1,bucket=actions=output:3"]
+flows = ["in_port=1,actions=group:1", "in_port=2,actions=group:2"]"#;
+    let (d, host, _guest) = crate::flows::two_hosts_in(dir, rules, &pcap_port("copy", 3, "empty.pcap"));
+    let (tx, rx) = host.ping("198.18.0.2", 5, 2);
+    if (tx, rx) != (5, 5) {
+        return Err(format!("through the groups: {rx}/{tx} replies\n{}", d.log_text()).into());
+    }
+    // Every frame from the guest (ARP, five echo replies) was copied to port 3 too.
+    let sent = |p: &str| d.port_counters(p).map_or(0, |c| counter(&c, "tx_packets"));
+    let copied = wait_until(Duration::from_secs(2), || sent("copy") >= 6 && sent("copy") == sent("a"));
+    if !copied {
+        return Err(format!("the all group's copies: {} to port 3, {} to port 1", sent("copy"), sent("a")).into());
+    }
+    // Group statistics count what the rules sent through each group: the pings (and
+    // ARP) each way, the same on every bucket.
+    let stats = ofctl_ok("OpenFlow13", &mgmt(&d), &["dump-group-stats"])?;
+    let count = |id: u32| -> Option<u64> {
+        let line = stats.lines().find(|l| l.contains(&format!("group_id={id},")))?;
+        line.split("packet_count=").nth(1)?.split(',').next()?.parse().ok()
+    };
+    let buckets_agree = |id: u32| {
+        let line = stats.lines().find(|l| l.contains(&format!("group_id={id},"))).unwrap_or("");
+        let n = count(id).unwrap_or(0);
+        line.matches(&format!("packet_count={n},")).count() == 1 + line.matches("bucket").count()
+    };
+    if !(count(1).is_some_and(|n| n >= 6) && count(2).is_some_and(|n| n >= 6) && buckets_agree(1) && buckets_agree(2)) {
+        return Err(format!("dump-group-stats:\n{stats}").into());
+    }
+    let stopped = d.stop();
+    if !stopped.status.success() {
+        return Err(format!("ferrovsd exit {}:\n{}", stopped.status, stopped.log).into());
+    }
+    Ok(())
+}
+
+/// Meters, as OVS on a datapath without them: `ovs-ofctl -O OpenFlow13 meter-features`
+/// shows none, `dump-meters` and `meter-stats` list none, `del-meters` succeeds and
+/// `add-meter` is refused with `OFPMMFC_INVALID_METER`.
+pub fn ovs_ofctl_meters_as_ovs_without_meters() -> Result<(), Failed> {
+    let ports = [("a", 1, "net_null0,no-rx=1")];
+    let d = Daemon::start_in(TempDir::new(), &format!("{}{}", preamble(), bridge("flows = []", &ports)));
+    let of = mgmt(&d);
+    let features = ofctl_ok("OpenFlow13", &of, &["meter-features"])?;
+    if !features.contains("OFPST_METER_FEATURES reply") || !features.contains("max_meter:0") {
+        return Err(format!("meter-features:\n{features}").into());
+    }
+    for cmd in ["dump-meters", "meter-stats"] {
+        let out = ofctl_ok("OpenFlow13", &of, &[cmd])?;
+        if out.lines().count() != 1 {
+            return Err(format!("{cmd}: meters listed:\n{out}").into());
+        }
+    }
+    ofctl_ok("OpenFlow13", &of, &["del-meters"])?;
+    match ofctl("OpenFlow13", &of, &["add-meter", "meter=1,kbps,band=type=drop,rate=100"]) {
+        Err(e) if e.contains("OFPMMFC_INVALID_METER") => {}
+        other => return Err(format!("add-meter: {other:?}").into()),
     }
     let stopped = d.stop();
     if !stopped.status.success() {

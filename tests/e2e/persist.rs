@@ -39,3 +39,33 @@ pub fn rules_survive_kill_9() -> Result<(), Failed> {
     drop(d.stop());
     Ok(())
 }
+
+/// `set-controller` is written back like a rule change: `kill -9` and a start come back
+/// connected to the same targets; `del-controller` removes them from the file.
+pub fn controllers_survive_kill_9() -> Result<(), Failed> {
+    let ports = [("a", 1, "net_null0,no-rx=1")];
+    let d = Daemon::start_in_with_env(TempDir::new(), &format!("{}{}", preamble(), bridge("flows = []", &ports)), &[]);
+    let free = || std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port());
+    let (listen, nobody) = (free()?, free()?);
+    let targets = [format!("ptcp:{listen}:127.0.0.1"), format!("tcp:127.0.0.1:{nobody}")];
+    ctl_ok(&d, &["set-controller", "br0", &targets[0], &targets[1]])?;
+    let dir = d.kill();
+    let text = std::fs::read_to_string(dir.join("ferrovs.toml"))?;
+    if !text.contains(&format!("controller = [\"{}\", \"{}\"]", targets[0], targets[1])) {
+        return Err(format!("set-controller not written back:\n{text}").into());
+    }
+    let d = Daemon::restart_in(dir, &[]);
+    let shown = ctl_ok(&d, &["get-controller", "br0"])?;
+    if !targets.iter().all(|t| shown.contains(t.as_str())) {
+        return Err(format!("after kill -9 and a start, get-controller: {shown}").into());
+    }
+    // The listener is back: a connection is accepted.
+    std::net::TcpStream::connect(("127.0.0.1", listen)).map_err(|e| format!("ptcp:{listen} after restart: {e}"))?;
+    ctl_ok(&d, &["del-controller", "br0"])?;
+    let stopped = d.stop();
+    let text = std::fs::read_to_string(stopped.dir.path.join("ferrovs.toml"))?;
+    if text.contains("controller") {
+        return Err(format!("del-controller not written back:\n{text}").into());
+    }
+    Ok(())
+}

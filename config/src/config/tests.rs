@@ -548,3 +548,25 @@ fn a_bridge_reads_its_rules_in_its_protocols_version_as_ovs_ofctl() {
     let e = with("OpenFlow15", "actions=drop").unwrap_err();
     assert_eq!((e.key.as_str(), e.message.contains("OpenFlow10 or OpenFlow13")), ("bridge[0].protocols", true));
 }
+
+#[test]
+fn groups_load_and_rules_name_only_defined_groups() {
+    let ok = String::from(
+        "[[bridge]]\nname = \"br0\"\nprotocols = \"OpenFlow13\"\ngroups = [\"group_id=1,type=all,bucket=output:1,bucket=output:2\"]\n\
+         flows = [\"in_port=1,actions=group:1\"]\n",
+    );
+    let c = load(&ok).unwrap_or_else(|e| panic!("{e}"));
+    let br = c.bridge("br0").unwrap();
+    assert_eq!(br.groups.len(), 1);
+    assert_eq!(br.rules[0].actions, vec![Action::Group(1)]);
+    // A rule naming a group the bridge lacks is refused, at the rule.
+    let (line, col, key, msg) = err(&ok.replace("group:1", "group:2"));
+    assert_eq!((key.as_str(), msg.contains("group 2 does not exist")), ("bridge[0].flows[0]", true), "{msg}");
+    assert!(line > 1 && col > 1);
+    // A bad group: where it is, and why.
+    let (_, col, key, msg) = err(&ok.replace("type=all", "type=select"));
+    assert_eq!((key.as_str(), msg.contains("not supported")), ("bridge[0].groups[0]", true), "{msg}");
+    assert!(col > 10, "{col}");
+    let twice = ok.replace("bucket=output:2\"]", "bucket=output:2\", \"group_id=1,type=all\"]");
+    assert!(err(&twice).3.contains("defined twice"));
+}

@@ -42,6 +42,8 @@ pub enum OfpError {
     BadActionOutPort,
     /// `OFPBAC_BAD_ARGUMENT`.
     BadActionArgument,
+    /// `OFPBAC_BAD_OUT_GROUP`: a group action naming a group the switch lacks (1.3).
+    BadOutGroup,
     /// `OFPBAC_BAD_SET_TYPE`: set-field of an unknown or unsettable field.
     BadSetType,
     /// `OFPBAC_BAD_SET_LEN`.
@@ -80,6 +82,13 @@ pub enum OfpError {
     GroupModBadCommand,
     /// `OFPGMFC_BAD_BUCKET`.
     GroupModBadBucket,
+    /// `OFPMMFC_INVALID_METER`: what OVS answers a meter add or modify when its
+    /// datapath has no meters.
+    InvalidMeter,
+    /// `OFPMMFC_BAD_COMMAND`.
+    MeterModBadCommand,
+    /// `OFPMMFC_BAD_FLAGS`: both `KBPS` and `PKTPS`.
+    MeterModBadFlags,
     /// `OFPPMFC_BAD_PORT`.
     PortModBadPort,
     /// `OFPRRFC_BAD_ROLE`.
@@ -92,7 +101,7 @@ pub enum OfpError {
 type WirePairs = (Option<(u16, u16)>, Option<(u16, u16)>);
 
 impl OfpError {
-    const ALL: [OfpError; 37] = {
+    const ALL: [OfpError; 41] = {
         use OfpError::*;
         [
             HelloIncompatible,
@@ -110,6 +119,7 @@ impl OfpError {
             BadActionVendorType,
             BadActionOutPort,
             BadActionArgument,
+            BadOutGroup,
             BadSetType,
             BadSetLen,
             BadSetArgument,
@@ -129,6 +139,9 @@ impl OfpError {
             GroupModBadType,
             GroupModBadCommand,
             GroupModBadBucket,
+            InvalidMeter,
+            MeterModBadCommand,
+            MeterModBadFlags,
             PortModBadPort,
             BadRole,
             Unencodable,
@@ -154,6 +167,7 @@ impl OfpError {
             BadActionVendorType => both(2, 3),
             BadActionOutPort => both(2, 4),
             BadActionArgument => both(2, 5),
+            BadOutGroup => (None, Some((2, 9))),
             BadSetType => (Some((1, 523)), Some((2, 13))),
             BadSetLen => (Some((1, 524)), Some((2, 14))),
             BadSetArgument => (Some((1, 525)), Some((2, 15))),
@@ -173,6 +187,9 @@ impl OfpError {
             GroupModBadType => (None, Some((6, 10))),
             GroupModBadCommand => (None, Some((6, 11))),
             GroupModBadBucket => (None, Some((6, 12))),
+            InvalidMeter => (None, Some((12, 2))),
+            MeterModBadCommand => (None, Some((12, 4))),
+            MeterModBadFlags => (None, Some((12, 5))),
             PortModBadPort => (Some((4, 0)), Some((7, 0))),
             BadRole => (Some((1, 513)), Some((11, 2))),
             Unencodable => (Some((1, 521)), None),

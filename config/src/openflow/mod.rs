@@ -96,8 +96,8 @@
 //!
 //! # Not covered
 //!
-//! OpenFlow 1.1, 1.2, 1.4+; meters (the meter instruction is decoded, meter-mod is
-//! not); MPLS and PBB actions (refused as `OFPBAC_BAD_TYPE`; MPLS match fields are
+//! OpenFlow 1.1, 1.2, 1.4+; meters (the meter instruction and meter-mod are decoded,
+//! a meter-mod's bands and the meter statistics/config replies kept as bytes); MPLS and PBB actions (refused as `OFPBAC_BAD_TYPE`; MPLS match fields are
 //! decoded); queue configuration; bundles; `NXT_PACKET_IN`/`NXT_PACKET_IN2` bodies;
 //! flow monitors; experimenter OXM classes (e.g. ONF `tcp_flags` in 1.3; OVS's NXM
 //! `tcp_flags` is supported); `NXM_NX_COOKIE` (cookie masks in 1.0 NXM flow-mods);
@@ -124,12 +124,13 @@ pub use flow::{
     OFPFF13_RESET_COUNTS,
 };
 pub use msg::{
-    AsyncConfig, Body, ErrorMsg, FeaturesReply, FlowFormat, GroupMod, GroupModCommand, Hello, Message, PacketIn,
-    PacketInFormat, PacketOut, Role, SwitchConfig, TableMod, Version, decode, encode, negotiate, next_message_len,
+    AsyncConfig, Body, ErrorMsg, FeaturesReply, FlowFormat, GroupMod, GroupModCommand, Hello, METER_BAND_LEN, Message,
+    MeterMod, MeterModCommand, PacketIn, PacketInFormat, PacketOut, Role, SwitchConfig, TableMod, Version, decode,
+    encode, negotiate, next_message_len,
 };
 pub use multipart::{
-    Bucket, Desc, GroupDesc, GroupStats, GroupType, MpReply, MpRequest, MultipartReply, MultipartRequest, PortStats,
-    TableFeatures, TableStats,
+    Bucket, Desc, GroupDesc, GroupStats, GroupType, MeterFeatures, MpReply, MpRequest, MultipartReply,
+    MultipartRequest, PortStats, TableFeatures, TableStats,
 };
 pub use port::{
     NO_BUFFER, OFPG_ANY, OFPP_ANY, OFPP_CONTROLLER, OFPP_IN_PORT, Port, PortMod, PortReason, PortStatus,

@@ -175,6 +175,28 @@ pub struct GroupMod {
     pub buckets: Vec<Bucket>,
 }
 
+/// `OFPMC_*`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MeterModCommand {
+    Add = 0,
+    Modify = 1,
+    Delete = 2,
+}
+
+/// `OFPT_METER_MOD` (1.3). The switch has no meters; the bands are kept as their bytes
+/// (whole 16-byte `ofp_meter_band_*` entries), not interpreted.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct MeterMod {
+    pub command: MeterModCommand,
+    /// `OFPMF_*`; `KBPS` and `PKTPS` together are refused.
+    pub flags: u16,
+    pub meter_id: u32,
+    pub bands: Vec<u8>,
+}
+
+/// An `ofp_meter_band_*` entry's size: every band type of OpenFlow 1.3 has 16 bytes.
+pub const METER_BAND_LEN: usize = 16;
+
 /// `OFPT_TABLE_MOD` (1.3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct TableMod {
@@ -237,6 +259,7 @@ pub enum Body {
     PacketOut(PacketOut),
     FlowMod(FlowMod),
     GroupMod(GroupMod),
+    MeterMod(MeterMod),
     PortMod(PortMod),
     TableMod(TableMod),
     MultipartRequest(MultipartRequest),
@@ -297,6 +320,7 @@ mod ty {
     pub const OF13_GET_ASYNC_REQUEST: u8 = 26;
     pub const OF13_GET_ASYNC_REPLY: u8 = 27;
     pub const OF13_SET_ASYNC: u8 = 28;
+    pub const OF13_METER_MOD: u8 = 29;
 }
 
 /// The length of the message at the start of `buf`: `Ok(None)` while fewer than the 8
@@ -422,6 +446,24 @@ fn decode_body(r: &mut Reader, v: Version, t: u8) -> Result<Body, OfpError> {
             r.skip(1)?;
             let group_id = r.u32()?;
             Body::GroupMod(GroupMod { command, group_type, group_id, buckets: decode_buckets(r)? })
+        }
+        (Of13, ty::OF13_METER_MOD) => {
+            let command = match r.u16()? {
+                0 => MeterModCommand::Add,
+                1 => MeterModCommand::Modify,
+                2 => MeterModCommand::Delete,
+                _ => return Err(OfpError::MeterModBadCommand),
+            };
+            let flags = r.u16()?;
+            // OFPMF_KBPS | OFPMF_PKTPS: a rate in both units.
+            if command != MeterModCommand::Delete && flags & 3 == 3 {
+                return Err(OfpError::MeterModBadFlags);
+            }
+            let meter_id = r.u32()?;
+            if !r.remaining().is_multiple_of(METER_BAND_LEN) {
+                return Err(OfpError::BadLen);
+            }
+            Body::MeterMod(MeterMod { command, flags, meter_id, bands: r.rest().to_vec() })
         }
         (Of13, ty::OF13_TABLE_MOD) => {
             let table_id = r.u8()?;
@@ -600,6 +642,17 @@ pub fn encode(m: &Message) -> Result<Vec<u8>, EncodeError> {
             w.u32(g.group_id);
             encode_buckets(&mut w, &g.buckets)?;
             ty::OF13_GROUP_MOD
+        }
+        Body::MeterMod(m) => {
+            only13("meter-mod")?;
+            if !m.bands.len().is_multiple_of(METER_BAND_LEN) {
+                return Err(EncodeError::Invalid("meter bands are whole 16-byte entries"));
+            }
+            w.u16(m.command as u16);
+            w.u16(m.flags);
+            w.u32(m.meter_id);
+            w.bytes(&m.bands);
+            ty::OF13_METER_MOD
         }
         Body::PortMod(p) => {
             p.encode(&mut w, v)?;

@@ -23,6 +23,9 @@ const TABLE: u16 = 3;
 const PORT: u16 = 4;
 const GROUP: u16 = 6;
 const GROUP_DESC: u16 = 7;
+const METER: u16 = 9;
+const METER_CONFIG: u16 = 10;
+const METER_FEATURES: u16 = 11;
 const TABLE_FEATURES: u16 = 12;
 const PORT_DESC: u16 = 13;
 const VENDOR: u16 = 0xffff;
@@ -52,6 +55,12 @@ pub enum MpRequest {
     GroupDesc,
     /// 1.3: table features query (no body).
     TableFeatures,
+    /// 1.3: statistics of one meter, or all (`OFPM_ALL`).
+    Meter(u32),
+    /// 1.3: configuration of one meter, or all.
+    MeterConfig(u32),
+    /// 1.3.
+    MeterFeatures,
     /// `NXST_FLOW`.
     NxFlow(FlowStatsRequest),
     /// `NXST_AGGREGATE`.
@@ -77,8 +86,23 @@ pub enum MpReply {
     Group(Vec<GroupStats>),
     GroupDesc(Vec<GroupDesc>),
     TableFeatures(Vec<TableFeatures>),
+    /// 1.3: meter statistics, kept as their bytes (the switch has no meters).
+    Meter(Vec<u8>),
+    /// 1.3: meter configurations, kept as their bytes.
+    MeterConfig(Vec<u8>),
+    MeterFeatures(MeterFeatures),
     NxFlow(Vec<FlowStats>),
     NxAggregate(AggregateStats),
+}
+
+/// `OFPMP_METER_FEATURES` reply (1.3).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct MeterFeatures {
+    pub max_meter: u32,
+    pub band_types: u32,
+    pub capabilities: u32,
+    pub max_bands: u8,
+    pub max_color: u8,
 }
 
 /// `OFPST_DESC` reply: switch description strings.
@@ -286,6 +310,16 @@ impl MultipartRequest {
                 only13(v)?;
                 MpRequest::TableFeatures
             }
+            METER | METER_CONFIG => {
+                only13(v)?;
+                let m = r.u32()?;
+                r.skip(4)?;
+                if t == METER { MpRequest::Meter(m) } else { MpRequest::MeterConfig(m) }
+            }
+            METER_FEATURES => {
+                only13(v)?;
+                MpRequest::MeterFeatures
+            }
             VENDOR => match subtype {
                 NXST_FLOW => MpRequest::NxFlow(FlowStatsRequest::decode(r, Format::Nicira(v))?),
                 NXST_AGGREGATE => MpRequest::NxAggregate(FlowStatsRequest::decode(r, Format::Nicira(v))?),
@@ -308,14 +342,23 @@ impl MultipartRequest {
             MpRequest::Group(_) => (GROUP, None),
             MpRequest::GroupDesc => (GROUP_DESC, None),
             MpRequest::TableFeatures => (TABLE_FEATURES, None),
+            MpRequest::Meter(_) => (METER, None),
+            MpRequest::MeterConfig(_) => (METER_CONFIG, None),
+            MpRequest::MeterFeatures => (METER_FEATURES, None),
             MpRequest::NxFlow(_) => (VENDOR, Some(NXST_FLOW)),
             MpRequest::NxAggregate(_) => (VENDOR, Some(NXST_AGGREGATE)),
         };
-        if v == Version::Of10 && matches!(t, GROUP | GROUP_DESC | TABLE_FEATURES) {
-            return Err(EncodeError::Unsupported("group / table-features statistics", v));
+        if v == Version::Of10
+            && matches!(t, GROUP | GROUP_DESC | TABLE_FEATURES | METER | METER_CONFIG | METER_FEATURES)
+        {
+            return Err(EncodeError::Unsupported("group / table-features / meter statistics", v));
         }
         encode_header(w, v, t, self.more, subtype);
         match &self.body {
+            MpRequest::Meter(m) | MpRequest::MeterConfig(m) => {
+                w.u32(*m);
+                w.zeros(4);
+            }
             MpRequest::Flow(f) | MpRequest::Aggregate(f) => f.encode(w, Format::Standard(v))?,
             MpRequest::NxFlow(f) | MpRequest::NxAggregate(f) => f.encode(w, Format::Nicira(v))?,
             MpRequest::Port(p) => {
@@ -398,6 +441,23 @@ impl MultipartReply {
                     })
                 })?)
             }
+            METER | METER_CONFIG => {
+                only13(v)?;
+                let bytes = r.rest().to_vec();
+                if t == METER { MpReply::Meter(bytes) } else { MpReply::MeterConfig(bytes) }
+            }
+            METER_FEATURES => {
+                only13(v)?;
+                let f = MeterFeatures {
+                    max_meter: r.u32()?,
+                    band_types: r.u32()?,
+                    capabilities: r.u32()?,
+                    max_bands: r.u8()?,
+                    max_color: r.u8()?,
+                };
+                r.skip(2)?;
+                MpReply::MeterFeatures(f)
+            }
             VENDOR => match subtype {
                 NXST_FLOW => MpReply::NxFlow(decode_list(r, |r| FlowStats::decode(r, Format::Nicira(v)))?),
                 NXST_AGGREGATE => MpReply::NxAggregate(AggregateStats::decode(r)?),
@@ -420,14 +480,28 @@ impl MultipartReply {
             MpReply::Group(_) => (GROUP, None),
             MpReply::GroupDesc(_) => (GROUP_DESC, None),
             MpReply::TableFeatures(_) => (TABLE_FEATURES, None),
+            MpReply::Meter(_) => (METER, None),
+            MpReply::MeterConfig(_) => (METER_CONFIG, None),
+            MpReply::MeterFeatures(_) => (METER_FEATURES, None),
             MpReply::NxFlow(_) => (VENDOR, Some(NXST_FLOW)),
             MpReply::NxAggregate(_) => (VENDOR, Some(NXST_AGGREGATE)),
         };
-        if v == Version::Of10 && matches!(t, GROUP | GROUP_DESC | TABLE_FEATURES) {
-            return Err(EncodeError::Unsupported("group / table-features statistics", v));
+        if v == Version::Of10
+            && matches!(t, GROUP | GROUP_DESC | TABLE_FEATURES | METER | METER_CONFIG | METER_FEATURES)
+        {
+            return Err(EncodeError::Unsupported("group / table-features / meter statistics", v));
         }
         encode_header(w, v, t, self.more, subtype);
         match &self.body {
+            MpReply::Meter(bytes) | MpReply::MeterConfig(bytes) => w.bytes(bytes),
+            MpReply::MeterFeatures(f) => {
+                w.u32(f.max_meter);
+                w.u32(f.band_types);
+                w.u32(f.capabilities);
+                w.u8(f.max_bands);
+                w.u8(f.max_color);
+                w.zeros(2);
+            }
             MpReply::Desc(d) => {
                 w.string(&d.mfr_desc, 256);
                 w.string(&d.hw_desc, 256);

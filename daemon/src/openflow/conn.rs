@@ -16,8 +16,8 @@ use ferrovs_config::openflow::convert::{
 };
 use ferrovs_config::openflow::{
     Body, DecodeError, ErrorMsg, FlowFormat, FlowMod, FlowModCommand, FlowStatsRequest, GroupMod, GroupModCommand,
-    GroupType, Hello, Instruction, Message, MpReply, MpRequest, MultipartReply, NO_BUFFER, OFPP_ANY, OfpError,
-    PacketOut, PortMod, SwitchConfig, Version, decode, encode, negotiate, next_message_len,
+    GroupType, Hello, Instruction, Message, MeterModCommand, MpReply, MpRequest, MultipartReply, NO_BUFFER, OFPP_ANY,
+    OfpError, PacketOut, PortMod, SwitchConfig, Version, decode, encode, negotiate, next_message_len,
 };
 use ferrovs_config::{Group, GroupKind, Masked};
 use ferrovs_flowcache::slow_path::{GroupChange, GroupError, OFPG_ALL, match_covers};
@@ -344,9 +344,19 @@ impl Conn<'_> {
                 self.table_id_enabled = on;
                 Vec::new()
             }
-            // Accepted and remembered by OVS; this switch sends no packet-ins at all.
-            Body::NxSetPacketInFormat(_) | Body::SetAsync(_) => Vec::new(),
-            Body::FlowMod(_) | Body::NxFlowMod(_) | Body::PortMod(_) | Body::PacketOut(_) | Body::GroupMod(_)
+            // Accepted and remembered by OVS; packet-ins are sent in the standard format.
+            Body::NxSetPacketInFormat(_) => Vec::new(),
+            Body::SetAsync(a) => {
+                self.hub.set_async(self.peer.bridge, self.id, a);
+                Vec::new()
+            }
+            Body::GetAsyncRequest => reply(Body::GetAsyncReply(self.hub.get_async(self.peer.bridge, self.id))),
+            Body::FlowMod(_)
+            | Body::NxFlowMod(_)
+            | Body::PortMod(_)
+            | Body::PacketOut(_)
+            | Body::GroupMod(_)
+            | Body::MeterMod(_)
                 if self.hub.is_slave(self.peer.bridge, self.id) =>
             {
                 vec![error_reply(v, raw, pair(IS_SLAVE, v))]
@@ -361,8 +371,11 @@ impl Conn<'_> {
             },
             Body::MultipartRequest(r) => self.stats(raw, xid, r.body),
             Body::GroupMod(gm) if v == Version::Of13 => self.group_mod(raw, gm),
+            // As OVS on a datapath without meters: a delete (of none) succeeds, an add
+            // or modify is refused as `OFPMMFC_INVALID_METER`.
+            Body::MeterMod(mm) if mm.command == MeterModCommand::Delete => Vec::new(),
+            Body::MeterMod(_) => err(OfpError::InvalidMeter),
             Body::GroupMod(_) | Body::TableMod(_) | Body::RoleRequest(_) => err(OfpError::BadType),
-            Body::GetAsyncRequest => err(OfpError::BadType),
             // Messages only a switch sends.
             Body::FeaturesReply(_)
             | Body::GetConfigReply(_)
@@ -396,7 +409,7 @@ impl Conn<'_> {
         }
     }
 
-    fn groups(&self) -> Result<Vec<(u32, Group, u32)>, String> {
+    fn groups(&self) -> Result<Vec<super::GroupInfo>, String> {
         match self.ask(OfRequest::Groups)? {
             OfAnswer::Groups(g) => Ok(g),
             _ => Err("internal error: groups answered with another reply".into()),
@@ -454,10 +467,7 @@ impl Conn<'_> {
 
     fn flow_mod(&mut self, raw: &[u8], fm: FlowMod, of13: bool) -> Vec<Vec<u8>> {
         match self.prepare_flow_mod(raw, &fm, of13) {
-            Ok(change) => match self.ask(OfRequest::FlowMod(Box::new(change))) {
-                Ok(_) => Vec::new(),
-                Err(e) => self.failed(raw, &e),
-            },
+            Ok(change) => self.change_rule(raw, change),
             Err(reply) => reply,
         }
     }
@@ -555,16 +565,19 @@ impl Conn<'_> {
             return Vec::new();
         }
         let rules = run.iter().map(|(_, c)| c.rule.clone()).collect();
-        if self.ask(OfRequest::AddRules(rules)).is_ok() {
+        if matches!(self.ask(OfRequest::AddRules(rules)), Ok(OfAnswer::Changed)) {
             return Vec::new();
         }
-        let mut out = Vec::new();
-        for (raw, change) in run {
-            if let Err(e) = self.ask(OfRequest::FlowMod(Box::new(change))) {
-                out.extend(self.failed(&raw, &e));
-            }
+        run.into_iter().flat_map(|(raw, change)| self.change_rule(&raw, change)).collect()
+    }
+
+    /// Asks for one rule change; the error reply when it was refused or failed.
+    fn change_rule(&self, raw: &[u8], change: FlowChange) -> Vec<Vec<u8>> {
+        match self.ask(OfRequest::FlowMod(Box::new(change))) {
+            Ok(OfAnswer::Refused(e)) => vec![error_reply(self.version, raw, e.wire(self.version))],
+            Ok(_) => Vec::new(),
+            Err(e) => self.failed(raw, &e),
         }
-        out
     }
 
     /// Registers this connection with the hub once its version is known.
@@ -669,6 +682,10 @@ impl Conn<'_> {
                 Ok(rules) => one(MpReply::Table(replies::table_stats(&rules, v))),
                 Err(e) => self.failed(raw, &e),
             },
+            // No meters, as OVS on a datapath without them: empty lists, zero features.
+            MpRequest::Meter(_) => one(MpReply::Meter(Vec::new())),
+            MpRequest::MeterConfig(_) => one(MpReply::MeterConfig(Vec::new())),
+            MpRequest::MeterFeatures => one(MpReply::MeterFeatures(Default::default())),
             MpRequest::TableFeatures => {
                 split(replies::encode_split(v, xid, &replies::table_features(), &MpReply::TableFeatures))
             }
@@ -693,7 +710,7 @@ impl Conn<'_> {
             MpRequest::Group(id) => match self.groups() {
                 Ok(groups) => {
                     let stats: Vec<_> =
-                        groups.iter().filter(|g| id == OFPG_ALL || g.0 == id).map(replies::group_stats).collect();
+                        groups.iter().filter(|g| id == OFPG_ALL || g.id == id).map(replies::group_stats).collect();
                     split(replies::encode_split(v, xid, &stats, &MpReply::Group))
                 }
                 Err(e) => self.failed(raw, &e),

@@ -265,6 +265,45 @@ fn errors_for_what_cannot_be_decoded_or_done() {
     assert!(main.join().unwrap().is_empty(), "nothing reached the main thread");
 }
 
+/// No meters, as OVS on a datapath without them: deleting (all) meters succeeds
+/// silently, adding one is `OFPMMFC_INVALID_METER`.
+#[test]
+fn meter_mods_as_a_switch_without_meters() {
+    use ferrovs_config::openflow::{MeterMod, MeterModCommand};
+    let mut c = Client::connect(true);
+    let main = main_thread(c.calls.clone());
+    c.hello(Version::Of13);
+    let meter = |command| MeterMod { command, flags: 1, meter_id: 0xffff_ffff, bands: Vec::new() };
+    c.send(Version::Of13, 40, Body::MeterMod(meter(MeterModCommand::Delete)));
+    c.send(Version::Of13, 41, Body::MeterMod(MeterMod { meter_id: 1, ..meter(MeterModCommand::Add) }));
+    c.send(Version::Of13, 42, Body::BarrierRequest);
+    let m = c.recv();
+    assert!(matches!(&m.body, Body::Error(e) if (e.err_type, e.code) == (12, 2)) && m.xid == 41, "{m:?}");
+    assert_eq!(c.recv().xid, 42, "the delete got no error");
+    drop(c);
+    assert!(main.join().unwrap().is_empty(), "nothing reached the main thread");
+}
+
+/// set_async is remembered per connection and get_async answers it (OVS's defaults
+/// before).
+#[test]
+fn async_config_is_set_and_read_back() {
+    use ferrovs_config::openflow::AsyncConfig;
+    let mut c = Client::connect(true);
+    let main = main_thread(c.calls.clone());
+    c.hello(Version::Of13);
+    c.send(Version::Of13, 50, Body::GetAsyncRequest);
+    let m = c.recv();
+    assert_eq!((m.xid, m.body), (50, Body::GetAsyncReply(super::controller::DEFAULT_ASYNC)));
+    let mine = AsyncConfig { packet_in_mask: [1, 0], port_status_mask: [0, 0], flow_removed_mask: [4, 4] };
+    c.send(Version::Of13, 51, Body::SetAsync(mine));
+    c.send(Version::Of13, 52, Body::GetAsyncRequest);
+    let m = c.recv();
+    assert_eq!((m.xid, m.body), (52, Body::GetAsyncReply(mine)));
+    drop(c);
+    assert!(main.join().unwrap().is_empty(), "nothing reached the main thread");
+}
+
 #[test]
 fn table_features_span_several_messages() {
     let mut c = Client::connect(true);

@@ -18,14 +18,19 @@
 //! (1.0's table miss is a packet-in; 1.3 controllers install a table-miss rule instead).
 //! When that changes, the hub asks the main thread to recompute it
 //! ([`OfRequest::MissModeChanged`]); the main thread reads the current answer from
-//! [`Hub::miss_mode`], so concurrent changes cannot leave a stale mode behind. Unlike
-//! OVS, fail-open takes effect at once (OVS waits a few probe intervals).
+//! [`Hub::miss_mode`], so concurrent changes cannot leave a stale mode behind.
+//!
+//! Fail-open starts as in OVS (`ofproto/fail-open.c`): only once no controller has been
+//! connected for [`FAIL_OPEN_AFTER`] (three probe intervals), counted from when the
+//! targets were set or the last controller left; until then misses drop. The main
+//! thread's once-a-second [`Hub::tick`] notices the deadline. It ends as soon as a
+//! controller connects.
 //!
 //! Packet-ins: the PMDs copy frames into a bounded pool (`ferrovs_pmd::packet_in`); one
 //! thread here takes them, applies the bridge's token bucket ([`RATE`] per second, burst
 //! [`BURST`], as OVS's `controller_rate_limit` / `controller_burst_limit`; the excess is
-//! counted and dropped), and writes a packet-in to every connected controller that is
-//! not a slave, in its version, truncated to the action's `max_len` (a table miss: the
+//! counted and dropped), and writes a packet-in to every connected controller whose
+//! asynchronous configuration asks for it (by default: not a slave), in its version, truncated to the action's `max_len` (a table miss: the
 //! connection's `miss_send_len`). Writes to a controller time out after a short while.
 
 use std::collections::HashMap;
@@ -36,8 +41,8 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, bounded};
 use ferrovs_config::openflow::{
-    Body, Field, FlowRemovedReason, Match, MatchField, Message, NO_BUFFER, PacketIn, PortReason, PortStatus, Role,
-    Version, encode,
+    AsyncConfig, Body, Field, FlowRemovedReason, Match, MatchField, Message, NO_BUFFER, PacketIn, PortReason,
+    PortStatus, Role, Version, encode,
 };
 use ferrovs_config::{ControllerTarget, FailMode};
 use ferrovs_flowcache::slow_path::ExpiredRule;
@@ -53,6 +58,9 @@ pub const RATE: u32 = 1000;
 pub const BURST: u32 = RATE / 4;
 /// A controller connection idle this long is probed with an echo request.
 pub const PROBE_INTERVAL: Duration = Duration::from_secs(5);
+/// How long no controller must have been connected before a `standalone` bridge falls
+/// back to `normal` switching (OVS: three times the probe interval).
+pub const FAIL_OPEN_AFTER: Duration = Duration::from_secs(3 * PROBE_INTERVAL.as_secs());
 /// Reconnection back-off: first wait, and the most.
 const BACKOFF_MIN: Duration = Duration::from_secs(1);
 const BACKOFF_MAX: Duration = Duration::from_secs(8);
@@ -74,7 +82,37 @@ struct ConnEntry {
     controller: bool,
     role: u32,
     miss_send_len: u16,
+    /// Which asynchronous messages it gets (`OFPT_SET_ASYNC`; OVS's defaults at first).
+    async_config: AsyncConfig,
     writer: Arc<ConnWriter>,
+}
+
+/// OVS's default asynchronous configuration: a master or equal controller gets
+/// packet-ins (no_match, action), every port status and every flow-removed; a slave
+/// only port statuses.
+pub const DEFAULT_ASYNC: AsyncConfig =
+    AsyncConfig { packet_in_mask: [0x3, 0], port_status_mask: [0x7, 0x7], flow_removed_mask: [0xf, 0] };
+
+/// The asynchronous messages a connection may ask for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AsyncKind {
+    PacketIn,
+    PortStatus,
+    FlowRemoved,
+}
+
+impl ConnEntry {
+    /// Whether this is a controller that asked for messages of `kind` with `reason`
+    /// (management connections get none).
+    fn wants(&self, kind: AsyncKind, reason: u8) -> bool {
+        let masks = match kind {
+            AsyncKind::PacketIn => self.async_config.packet_in_mask,
+            AsyncKind::PortStatus => self.async_config.port_status_mask,
+            AsyncKind::FlowRemoved => self.async_config.flow_removed_mask,
+        };
+        let mask = masks[usize::from(self.role == ROLE_SLAVE)];
+        self.controller && u32::from(reason) < 32 && mask & (1 << reason) != 0
+    }
 }
 
 struct RunningTarget {
@@ -87,6 +125,10 @@ struct BridgeState {
     fail_mode: FailMode,
     targets: Vec<RunningTarget>,
     conns: Vec<ConnEntry>,
+    /// Since when the bridge has targets but no controller connected.
+    down_since: Option<Instant>,
+    /// Fail-open is on: `down_since` is older than the hub's fail-open delay.
+    fail_open: bool,
     generation: Option<u64>,
     bucket: Bucket,
 }
@@ -131,7 +173,8 @@ struct HubState {
     /// Datapath port -> (bridge, its OpenFlow number): where a packet-in goes (the PMD
     /// reports the datapath's in_port; OpenFlow numbers are per bridge).
     dp_ports: HashMap<u32, (String, u32)>,
-    /// Each port's link state as last seen by [`Hub::watch_links`].
+    /// Each port's link liveness (`replies::link_live`) as last seen by [`Hub::watch_links`],
+    /// by bridge and OpenFlow number.
     link_up: HashMap<(String, u32), bool>,
     /// Configured datapath ids.
     dpids: HashMap<String, u64>,
@@ -140,6 +183,8 @@ struct HubState {
 /// The OpenFlow connections of every bridge. See the module doc.
 pub struct Hub {
     state: Mutex<HubState>,
+    /// [`FAIL_OPEN_AFTER`]; shorter in unit tests.
+    fail_open_after: Duration,
     to_main: Sender<OfCall>,
     next_id: AtomicU64,
 }
@@ -154,7 +199,38 @@ pub struct TargetStatus {
 
 impl Hub {
     pub fn new(to_main: Sender<OfCall>) -> Arc<Hub> {
-        Arc::new(Hub { state: Mutex::new(HubState::default()), to_main, next_id: AtomicU64::new(1) })
+        Hub::with_fail_open_after(to_main, FAIL_OPEN_AFTER)
+    }
+
+    fn with_fail_open_after(to_main: Sender<OfCall>, fail_open_after: Duration) -> Arc<Hub> {
+        Arc::new(Hub { state: Mutex::new(HubState::default()), fail_open_after, to_main, next_id: AtomicU64::new(1) })
+    }
+
+    /// Starts fail-open on every `standalone` bridge whose controllers have all been
+    /// away for the fail-open delay (see the module doc). Called about once a second.
+    pub fn tick(&self, now: Instant) {
+        let due: Vec<String> = {
+            let mut st = self.lock();
+            st.bridges
+                .iter_mut()
+                .filter(|(_, b)| {
+                    b.fail_mode == FailMode::Standalone
+                        && !b.fail_open
+                        && b.down_since.is_some_and(|t| now.duration_since(t) >= self.fail_open_after)
+                })
+                .map(|(name, b)| {
+                    b.fail_open = true;
+                    name.clone()
+                })
+                .collect()
+        };
+        for bridge in due {
+            tracing::warn!(
+                "OpenFlow: no controller of {bridge} for {:?}: fail-open (normal switching)",
+                self.fail_open_after
+            );
+            self.changed(&bridge);
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HubState> {
@@ -200,8 +276,8 @@ impl Hub {
                         st.link_up.remove(&key);
                         continue;
                     }
-                    let was = st.link_up.insert(key, p.link_up);
-                    if was.is_some_and(|was| was != p.link_up) {
+                    let live = super::replies::link_live(p);
+                    if st.link_up.insert(key, live).is_some_and(|was| was != live) {
                         changed.push((b.name.clone(), p.clone()));
                     }
                 }
@@ -217,10 +293,13 @@ impl Hub {
     /// adds or removes a port at run time or sees a link change.
     pub fn port_status(&self, bridge: &str, port: &crate::protocol::PortInfo, reason: PortReason) {
         let writers: Vec<(Version, Arc<ConnWriter>)> = {
-            let _ = reason;
             let st = self.lock();
             let Some(b) = st.bridges.get(bridge) else { return };
-            b.conns.iter().filter(|c| c.controller).map(|c| (c.version, c.writer.clone())).collect()
+            b.conns
+                .iter()
+                .filter(|c| c.wants(AsyncKind::PortStatus, reason as u8))
+                .map(|c| (c.version, c.writer.clone()))
+                .collect()
         };
         let dpid = self.dpid(bridge);
         for (version, writer) in writers {
@@ -235,8 +314,8 @@ impl Hub {
     }
 
     /// Rule `r` of `bridge` (with `send_flow_rem`) is gone for `reason`: sends
-    /// `OFPT_FLOW_REMOVED` to the bridge's controllers that are not slaves (OVS's default
-    /// asynchronous configuration; management connections get none). Returns how many
+    /// `OFPT_FLOW_REMOVED` to the bridge's controllers that asked for it (by default those
+    /// that are not slaves; management connections get none). Returns how many
     /// controllers it was written to.
     pub fn flow_removed(&self, bridge: &str, r: &super::RuleStats, reason: FlowRemovedReason) -> usize {
         let writers: Vec<(Version, Arc<ConnWriter>)> = {
@@ -244,7 +323,7 @@ impl Hub {
             let Some(b) = st.bridges.get(bridge) else { return 0 };
             b.conns
                 .iter()
-                .filter(|c| c.controller && c.role != ROLE_SLAVE)
+                .filter(|c| c.wants(AsyncKind::FlowRemoved, reason as u8))
                 .map(|c| (c.version, c.writer.clone()))
                 .collect()
         };
@@ -288,7 +367,19 @@ impl Hub {
         {
             let mut st = self.lock();
             let b = st.bridges.entry(bridge.to_string()).or_default();
-            b.conns.push(ConnEntry { id, version, controller, role: ROLE_EQUAL, miss_send_len: 128, writer });
+            let async_config = DEFAULT_ASYNC;
+            b.conns.push(ConnEntry {
+                id,
+                version,
+                controller,
+                role: ROLE_EQUAL,
+                miss_send_len: 128,
+                async_config,
+                writer,
+            });
+            if controller {
+                (b.down_since, b.fail_open) = (None, false);
+            }
         }
         if controller {
             tracing::info!("OpenFlow controller connected to {bridge} ({version:?})");
@@ -303,6 +394,7 @@ impl Hub {
             let before = b.conns.len();
             let c = b.conns.iter().any(|c| c.id == id && c.controller);
             b.conns.retain(|c| c.id != id);
+            b.note_if_down(Instant::now());
             c && b.conns.len() < before
         };
         if was_controller {
@@ -316,6 +408,23 @@ impl Hub {
         if let Some(c) = st.bridges.get_mut(bridge).and_then(|b| b.conns.iter_mut().find(|c| c.id == id)) {
             c.miss_send_len = len;
         }
+    }
+
+    /// `OFPT_SET_ASYNC`: the connection's asynchronous configuration.
+    pub(super) fn set_async(&self, bridge: &str, id: u64, config: AsyncConfig) {
+        let mut st = self.lock();
+        if let Some(c) = st.bridges.get_mut(bridge).and_then(|b| b.conns.iter_mut().find(|c| c.id == id)) {
+            c.async_config = config;
+        }
+    }
+
+    /// `OFPT_GET_ASYNC_REQUEST`: the connection's asynchronous configuration.
+    pub(super) fn get_async(&self, bridge: &str, id: u64) -> AsyncConfig {
+        let st = self.lock();
+        st.bridges
+            .get(bridge)
+            .and_then(|b| b.conns.iter().find(|c| c.id == id))
+            .map_or(DEFAULT_ASYNC, |c| c.async_config)
     }
 
     pub(super) fn is_slave(&self, bridge: &str, id: u64) -> bool {
@@ -383,6 +492,7 @@ impl Hub {
                     Err(e) => errors.push(format!("{target}: {e}")),
                 }
             }
+            b.note_if_down(Instant::now());
             // Connections of removed targets: their threads notice the stop flag; close
             // the controllers' sockets now (a controller connection belongs to exactly one
             // target, but which one is not recorded: close them all if every target went).
@@ -496,7 +606,7 @@ impl Hub {
             let eligible: Vec<_> = b
                 .conns
                 .iter()
-                .filter(|c| c.controller && c.role != ROLE_SLAVE)
+                .filter(|c| c.wants(AsyncKind::PacketIn, pin.reason))
                 .map(|c| (c.version, c.miss_send_len, c.writer.clone()))
                 .collect();
             if eligible.is_empty() || !b.bucket.take(Instant::now()) {
@@ -520,6 +630,18 @@ impl Hub {
     }
 }
 
+impl BridgeState {
+    /// Starts the fail-open clock when the bridge has targets and no controller (and
+    /// stops it when it has no targets).
+    fn note_if_down(&mut self, now: Instant) {
+        if self.targets.is_empty() {
+            (self.down_since, self.fail_open) = (None, false);
+        } else if !self.conns.iter().any(|c| c.controller) && self.down_since.is_none() {
+            self.down_since = Some(now);
+        }
+    }
+}
+
 fn miss_mode_of(b: &BridgeState) -> MissMode {
     if b.targets.is_empty() {
         return MissMode::Drop;
@@ -527,8 +649,8 @@ fn miss_mode_of(b: &BridgeState) -> MissMode {
     let mut controllers = b.conns.iter().filter(|c| c.controller).peekable();
     if controllers.peek().is_none() {
         return match b.fail_mode {
-            FailMode::Standalone => MissMode::FailOpen,
-            FailMode::Secure => MissMode::Drop,
+            FailMode::Standalone if b.fail_open => MissMode::FailOpen,
+            FailMode::Standalone | FailMode::Secure => MissMode::Drop,
         };
     }
     if controllers.any(|c| c.version == Version::Of10) { MissMode::Controller } else { MissMode::Drop }
@@ -590,6 +712,7 @@ mod tests {
     /// the first look only records.
     #[test]
     fn link_changes_are_port_statuses() {
+        use crate::protocol::LinkState;
         use std::io::Read;
         let (tx, _rx) = crossbeam_channel::unbounded();
         let hub = Hub::new(tx);
@@ -599,7 +722,9 @@ mod tests {
         hub.register("br0", 1, Version::Of13, true, writer);
         let mut show = crate::protocol::samples::show();
         hub.watch_links(&show);
-        show.bridges[0].ports[1].link_up = !show.bridges[0].ports[1].link_up;
+        let port = &mut show.bridges[0].ports[1];
+        port.link_up = !port.link_up;
+        port.link_state = if port.link_up { LinkState::Up } else { LinkState::Down };
         hub.watch_links(&show);
         let mut buf = [0u8; 4096];
         let n = (&ours).read(&mut buf).unwrap();
@@ -614,15 +739,20 @@ mod tests {
     #[test]
     fn miss_mode_follows_targets_connections_and_fail_mode() {
         let (tx, rx) = crossbeam_channel::unbounded();
-        let hub = Hub::new(tx);
+        let after = Duration::from_millis(200);
+        let hub = Hub::with_fail_open_after(tx, after);
         let conn = || {
             let (_ours, theirs) = std::os::unix::net::UnixStream::pair().unwrap();
             Arc::new(ConnWriter::new(Arc::new(theirs)))
         };
         assert_eq!(hub.miss_mode("br0"), MissMode::Drop, "no controllers: the rules decide");
-        // A target nobody listens on (port 9 on loopback refuses at once).
+        // A target nobody listens on (port 9 on loopback refuses at once): fail-open only
+        // after the delay, noticed by the tick.
         let target = ControllerTarget::parse("tcp:127.0.0.1:9").unwrap();
         hub.set_controllers("br0", &[target], FailMode::Standalone).unwrap();
+        hub.tick(Instant::now());
+        assert_eq!(hub.miss_mode("br0"), MissMode::Drop, "not yet: the controllers may still answer");
+        hub.tick(Instant::now() + after);
         assert_eq!(hub.miss_mode("br0"), MissMode::FailOpen);
         hub.set_controllers("br0", &[target], FailMode::Secure).unwrap();
         assert_eq!(hub.miss_mode("br0"), MissMode::Drop);
@@ -636,6 +766,8 @@ mod tests {
         assert_eq!(hub.miss_mode("br0"), MissMode::Drop);
         hub.unregister("br0", 1);
         hub.set_controllers("br0", &[target], FailMode::Standalone).unwrap();
+        assert_eq!(hub.miss_mode("br0"), MissMode::Drop, "the clock restarts when the last controller leaves");
+        hub.tick(Instant::now() + after);
         assert_eq!(hub.miss_mode("br0"), MissMode::FailOpen);
         hub.set_controllers("br0", &[], FailMode::Standalone).unwrap();
         assert_eq!(hub.miss_mode("br0"), MissMode::Drop);
@@ -712,6 +844,15 @@ mod tests {
             assert!(got.is_err(), "nothing for a slave or a management connection: {got:?}");
         }
         assert_eq!(hub.flow_removed("br1", &r, FlowRemovedReason::Delete), 0, "another bridge");
+        // set_async: the master asks for deletes only, the slave for every reason.
+        assert_eq!(hub.get_async("br0", 2), DEFAULT_ASYNC);
+        hub.set_async("br0", 2, AsyncConfig { flow_removed_mask: [1 << 2, 0], ..DEFAULT_ASYNC });
+        hub.set_async("br0", 3, AsyncConfig { flow_removed_mask: [0, 0xf], ..DEFAULT_ASYNC });
+        assert_eq!(hub.get_async("br0", 3).flow_removed_mask, [0, 0xf]);
+        // The 1.0 equal controller (defaults) and the slave; not the master.
+        assert_eq!(hub.flow_removed("br0", &r, FlowRemovedReason::HardTimeout), 2);
+        // The three controllers.
+        assert_eq!(hub.flow_removed("br0", &r, FlowRemovedReason::Delete), 3);
     }
 
     #[test]

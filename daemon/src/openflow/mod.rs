@@ -32,11 +32,12 @@
 //! # Not supported
 //!
 //! Groups: only `all` and `indirect` (select/fast-failover refused with
-//! `OFPGMFC_BAD_TYPE`); groups are not written back to the config (rules using them
-//! are, and do nothing after a restart until the group is added again); group
-//! statistics count the rules using a group, not packets (all ones). Roles over
+//! `OFPGMFC_BAD_TYPE`); they are written back to the config with the rules (a flow-mod
+//! naming a missing group is refused with `OFPBAC_BAD_OUT_GROUP`); group statistics
+//! are derived from the rules that name a group (see [`GroupInfo`]). Roles over
 //! OpenFlow 1.0 (Nicira role requests), `OFPFF_CHECK_OVERLAP` (accepted, not acted on),
-//! buffered packet-ins, `set_async` (accepted, not applied).
+//! buffered packet-ins. `set_async` masks are honoured (per connection, OVS's defaults
+//! until set; see `controller::DEFAULT_ASYNC`).
 //!
 //! Flow-removed: a rule keeps `OFPFF_SEND_FLOW_REM` as its `send_flow_rem` flag; when
 //! such a rule times out (the slow path reports it, see `controller::run_flow_removed`)
@@ -62,8 +63,8 @@ use controller::Hub;
 use ferrovs_pmd::PacketInSource;
 
 use crossbeam_channel::{Receiver, Sender, bounded};
+use ferrovs_config::Group;
 use ferrovs_config::openflow::FlowRemovedReason;
-use ferrovs_config::{Action, Group};
 use ferrovs_config::{Config, Rule};
 use ferrovs_flowcache::slow_path::{ExpiredRule, GroupChange, GroupError};
 
@@ -125,8 +126,24 @@ pub enum OfAnswer {
     Ports(Vec<PortInfo>),
     /// A group change the switch refused (nothing changed).
     GroupRefused(GroupError),
-    /// Each group with the number of rules that use it.
-    Groups(Vec<(u32, Group, u32)>),
+    /// A rule change the switch refused with this error (nothing changed).
+    Refused(ferrovs_config::openflow::OfpError),
+    /// Each group with its use.
+    Groups(Vec<GroupInfo>),
+}
+
+/// A group of a bridge as its statistics show it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GroupInfo {
+    pub id: u32,
+    pub group: Group,
+    /// The rules that name it.
+    pub ref_count: u32,
+    /// Packets and bytes the rules that name it now sent to it (each `group:ID` action
+    /// of a rule once per packet of the rule). Traffic of rules deleted since and of
+    /// packet-outs is not in it: groups have no counters of their own.
+    pub packets: u64,
+    pub bytes: u64,
 }
 
 /// One request for the main thread, with where the answer goes.
@@ -298,7 +315,11 @@ pub fn answer(dp: &mut Datapath, config: &Config, hub: &Hub, call: &OfCall) -> (
         OfRequest::Flows => (dp.rules(bridge).map(OfAnswer::Flows), false),
         OfRequest::GroupMod(change) => {
             tracing::info!(target: "ferrovs_daemon::control", uid = ?call.peer_uid, "change (OpenFlow on {bridge}): group {change:?}");
-            match dp.group_mod(bridge, change.clone()) {
+            // The rules a group delete takes are deletions too (OpenFlow 1.3 has no
+            // `OFPRR_GROUP_DELETE`; OVS sends `delete`).
+            let applied =
+                notifying_deletes(dp, hub, std::slice::from_ref(bridge), |dp| dp.group_mod(bridge, change.clone()));
+            match applied {
                 Ok(Ok(())) => (Ok(OfAnswer::Changed), true),
                 Ok(Err(e)) => (Ok(OfAnswer::GroupRefused(e)), false),
                 Err(e) => (Err(e), false),
@@ -307,11 +328,30 @@ pub fn answer(dp: &mut Datapath, config: &Config, hub: &Hub, call: &OfCall) -> (
         OfRequest::Groups => {
             let answer = dp.groups(bridge).and_then(|groups| {
                 let rules = dp.rules(bridge)?;
-                let uses =
-                    |id: u32| rules.iter().filter(|r| r.rule.actions.contains(&Action::Group(id))).count() as u32;
-                Ok(OfAnswer::Groups(groups.iter().map(|(id, g)| (*id, g.clone(), uses(*id))).collect()))
+                let info = |(id, group): (&u32, &Group)| {
+                    let mut g = GroupInfo { id: *id, group: group.clone(), ref_count: 0, packets: 0, bytes: 0 };
+                    for r in &rules {
+                        let times = r.rule.groups().filter(|x| x == id).count() as u64;
+                        if times > 0 {
+                            g.ref_count += 1;
+                            g.packets += times * r.n_packets;
+                            g.bytes += times * r.n_bytes;
+                        }
+                    }
+                    g
+                };
+                Ok(OfAnswer::Groups(groups.iter().map(info).collect()))
             });
             (answer, false)
+        }
+        OfRequest::AddRules(rules) if missing_group(dp, bridge, rules).is_some() => {
+            (Ok(OfAnswer::Refused(ferrovs_config::openflow::OfpError::BadOutGroup)), false)
+        }
+        OfRequest::FlowMod(change)
+            if !matches!(change.kind, ChangeKind::Delete { .. })
+                && missing_group(dp, bridge, std::slice::from_ref(&change.rule)).is_some() =>
+        {
+            (Ok(OfAnswer::Refused(ferrovs_config::openflow::OfpError::BadOutGroup)), false)
         }
         OfRequest::AddRules(rules) => {
             tracing::info!(target: "ferrovs_daemon::control", uid = ?call.peer_uid, "change (OpenFlow on {bridge}): add {} rule(s)", rules.len());
@@ -338,6 +378,42 @@ pub fn answer(dp: &mut Datapath, config: &Config, hub: &Hub, call: &OfCall) -> (
             (outcome, true)
         }
     }
+}
+
+/// Runs `change`, a rule change not made over OpenFlow (`ferrovs-ctl del-flows`, a
+/// reload), then sends `OFPT_FLOW_REMOVED` (reason delete) for the `send_flow_rem` rules
+/// of `bridges` it deleted, to their controllers, as OVS does for every deletion. The
+/// rules are read before and after only on bridges with a controller connected.
+pub fn notifying_deletes<T>(
+    dp: &mut Datapath,
+    hub: &Hub,
+    bridges: &[String],
+    change: impl FnOnce(&mut Datapath) -> Result<T, String>,
+) -> Result<T, String> {
+    let watched: Vec<(&String, Vec<RuleStats>)> = bridges
+        .iter()
+        .filter(|b| hub.controllers(b).1 > 0)
+        .filter_map(|b| dp.rules(b).ok().map(|before| (b, before)))
+        .collect();
+    let outcome = change(dp);
+    for (bridge, before) in watched {
+        let Ok(after) = dp.rules(bridge) else { continue };
+        let after: Vec<Rule> = after.into_iter().map(|r| r.rule).collect();
+        for r in deleted_notified(&before, &after) {
+            hub.flow_removed(bridge, r, FlowRemovedReason::Delete);
+        }
+    }
+    outcome
+}
+
+/// A group that one of `rules` names and `bridge` lacks (OVS refuses such a flow-mod
+/// with `OFPBAC_BAD_OUT_GROUP`; the slow path would refuse the change too, but without
+/// the OpenFlow code).
+fn missing_group(dp: &mut Datapath, bridge: &str, rules: &[Rule]) -> Option<u32> {
+    let mut named = rules.iter().flat_map(Rule::groups).peekable();
+    named.peek()?;
+    let groups = dp.groups(bridge).ok()?;
+    named.find(|g| !groups.contains_key(g))
 }
 
 /// The rules of `before` with `send_flow_rem` that `after` no longer has (a flow-mod

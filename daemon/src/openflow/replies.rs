@@ -10,12 +10,12 @@ use ferrovs_config::openflow::{
     PortStats, TableFeatures, TableStats, Version, encode,
 };
 
-use super::RuleStats;
-use ferrovs_config::{Group, GroupKind, Rule};
+use super::{GroupInfo, RuleStats};
+use ferrovs_config::{GroupKind, Rule};
 
 /// `OFPG_ANY`: a bucket watches no group.
 const OFPG_ANY: u32 = 0xffff_ffff;
-use crate::protocol::PortInfo;
+use crate::protocol::{LinkState, PortInfo};
 
 /// Flow tables the rule model has (0..=253, as Open vSwitch).
 pub const N_TABLES: u8 = 254;
@@ -34,6 +34,15 @@ fn port_mac(dpid: u64, port: u32) -> [u8; 6] {
     [0x02, 0xfe, d[0], d[1], p[0], p[1]]
 }
 
+/// Whether OpenFlow shows the port's link as live: unless it is known to be down.
+/// OpenFlow has no "unknown" state, and a link ferrovsd cannot see (a net_tap whose
+/// interface is in another namespace) still forwards; calling it down would make a
+/// controller that honours `OFPPS_LINK_DOWN` (faucet) leave the port unconfigured. A
+/// detached port (its device gone) is not live.
+pub fn link_live(p: &PortInfo) -> bool {
+    matches!(p.link_state, LinkState::Up | LinkState::Unknown)
+}
+
 pub fn port_desc(p: &PortInfo, dpid: u64, v: Version) -> Port {
     let kbps = u64::from(p.speed_mbps) * 1000;
     Port {
@@ -41,7 +50,7 @@ pub fn port_desc(p: &PortInfo, dpid: u64, v: Version) -> Port {
         hw_addr: port_mac(dpid, p.number),
         name: p.name.chars().take(15).collect(),
         config: 0,
-        state: if p.link_up { 0 } else { LINK_DOWN },
+        state: if link_live(p) { 0 } else { LINK_DOWN },
         curr: NO_FEATURES,
         curr_speed: if v == Version::Of13 { kbps.min(u64::from(u32::MAX)) as u32 } else { 0 },
         max_speed: if v == Version::Of13 { kbps.min(u64::from(u32::MAX)) as u32 } else { 0 },
@@ -267,8 +276,8 @@ pub fn flow_removed(r: &RuleStats, reason: FlowRemovedReason, v: Version) -> Res
 }
 
 /// A group's description: its buckets' actions in `v` (1.3; 1.0 has no groups).
-pub fn group_desc(g: &(u32, Group, u32), v: Version) -> Result<GroupDesc, &'static str> {
-    let (id, group, _) = g;
+pub fn group_desc(g: &GroupInfo, v: Version) -> Result<GroupDesc, &'static str> {
+    let (id, group) = (&g.id, &g.group);
     let buckets = group
         .buckets
         .iter()
@@ -293,19 +302,17 @@ pub fn group_desc(g: &(u32, Group, u32), v: Version) -> Result<GroupDesc, &'stat
     Ok(GroupDesc { group_type, group_id: *id, buckets })
 }
 
-/// A group's statistics: the rules that use it are exact; packet and byte counters
-/// are not kept per group (traffic is counted per megaflow and credited to rules), so
-/// they are all ones, OpenFlow's "not available".
-pub fn group_stats(g: &(u32, Group, u32)) -> GroupStats {
-    let (id, group, ref_count) = g;
+/// A group's statistics (see [`GroupInfo`] for what its counters hold); every bucket of
+/// an `all` group, and the one of an `indirect` group, sees each of its packets.
+pub fn group_stats(g: &GroupInfo) -> GroupStats {
     GroupStats {
-        group_id: *id,
-        ref_count: *ref_count,
-        packet_count: u64::MAX,
-        byte_count: u64::MAX,
+        group_id: g.id,
+        ref_count: g.ref_count,
+        packet_count: g.packets,
+        byte_count: g.bytes,
         duration_sec: 0,
         duration_nsec: 0,
-        buckets: vec![(u64::MAX, u64::MAX); group.buckets.len()],
+        buckets: vec![(g.packets, g.bytes); g.group.buckets.len()],
     }
 }
 

@@ -125,6 +125,7 @@ mod tests {
         // flow limit of 1 makes every miss of port 3 an Execute (no megaflow), and the
         // flows of port 1 parked before its megaflow came are raced Executes.
         let br = BridgeSpec {
+            groups: Default::default(),
             name: "br0".into(),
             ports: vec![1, 2, 3],
             datapath_ports: Vec::new(),

@@ -91,7 +91,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
 
 use ferrovs_config::MatchSpec;
-use ferrovs_config::rules::{GroupKind, Groups, Rule};
+use ferrovs_config::rules::{Groups, Rule};
 use std::sync::Arc;
 
 pub use mirror::{MirrorFlow, PmdMirror};
@@ -117,6 +117,8 @@ pub struct BridgeSpec {
     /// PMDs' keys and actions use). Empty: the same numbers as `ports`.
     pub datapath_ports: Vec<u32>,
     pub rules: Vec<Rule>,
+    /// The groups the rules may name.
+    pub groups: Groups,
 }
 
 /// Limits and timers of the slow path.
@@ -143,20 +145,7 @@ impl Default for SlowPathConfig {
     }
 }
 
-/// Why a group change was refused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum GroupError {
-    #[error("already exists")]
-    Exists,
-    #[error("does not exist")]
-    Unknown,
-    #[error("is a reserved group id")]
-    Invalid,
-    #[error("an indirect group has exactly one bucket")]
-    IndirectBuckets,
-    #[error("a bucket may not contain goto_table")]
-    BadBucketAction,
-}
+pub use ferrovs_config::rules::{GroupError, OFPG_MAX};
 
 /// A group-mod (OpenFlow 1.1+): see [`SlowPath::group_mod`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -165,10 +154,11 @@ pub enum GroupChange {
     Modify(u32, ferrovs_config::rules::Group),
     /// [`OFPG_ALL`]: every group.
     Delete(u32),
+    /// These groups and no others (a config reload): the rules naming a group that goes
+    /// are deleted with it.
+    Replace(Groups),
 }
 
-/// The largest group id (`OFPG_MAX`); the ids above are reserved.
-pub const OFPG_MAX: u32 = 0xffff_ff00;
 /// `OFPG_ALL`: every group (delete).
 pub const OFPG_ALL: u32 = 0xffff_fffc;
 
@@ -374,6 +364,7 @@ impl SlowPath {
                 port_bridge.insert(p, i);
             }
             let tables = RuleTables::new(b.rules, b.ports.clone())
+                .and_then(|t| t.with_groups(Arc::new(b.groups)))
                 .map_err(|error| SlowPathError::Rules { bridge: b.name.clone(), error })?;
             let stats = RuleStats::new(&tables, ms(now_ms));
             built.push(Bridge {
@@ -568,21 +559,22 @@ impl SlowPath {
                     (false, false) => return refuse(id, GroupError::Unknown),
                     _ => {}
                 }
-                if id > OFPG_MAX {
-                    return refuse(id, GroupError::Invalid);
-                }
-                if g.kind == GroupKind::Indirect && g.buckets.len() != 1 {
-                    return refuse(id, GroupError::IndirectBuckets);
-                }
-                if g.buckets.iter().flatten().any(|a| matches!(a, ferrovs_config::Action::GotoTable(_))) {
-                    return refuse(id, GroupError::BadBucketAction);
+                if let Err(error) = g.check(id) {
+                    return refuse(id, error);
                 }
                 groups.insert(id, g);
             }
             GroupChange::Delete(id) => {
                 let gone = |g: u32| id == OFPG_ALL || g == id;
                 groups.retain(|g, _| !gone(*g));
-                list.retain(|r| !r.actions.iter().any(|a| matches!(a, ferrovs_config::Action::Group(g) if gone(*g))));
+                list.retain(|r| !r.groups().any(gone));
+            }
+            GroupChange::Replace(new) => {
+                if let Some((&id, error)) = new.iter().find_map(|(id, g)| g.check(*id).err().map(|e| (id, e))) {
+                    return refuse(id, error);
+                }
+                groups = new;
+                list.retain(|r| r.groups().all(|g| groups.contains_key(&g)));
             }
         }
         let deleted = rules.len() - list.len();
@@ -968,10 +960,11 @@ impl SlowPath {
         out: &mut Out,
     ) -> Result<(), SlowPathError> {
         let br = &self.bridges[b];
+        let groups = replace.groups.unwrap_or_else(|| br.tables.groups.clone());
         let mut new_tables = RuleTables::new(rules, br.ports.clone())
+            .and_then(|t| t.with_groups(groups))
             .map_err(|error| SlowPathError::Rules { bridge: br.name.clone(), error })?;
         new_tables.miss = replace.miss.unwrap_or(br.tables.miss);
-        new_tables.groups = replace.groups.unwrap_or_else(|| br.tables.groups.clone());
         self.expire_macs(now_ms, out);
         let br = &mut self.bridges[b];
         // Kept positions follow first occurrences, so a rule at a position below

@@ -13,8 +13,13 @@ fn rules(text: &[&str]) -> Vec<Rule> {
 }
 
 fn slow_path(rule_text: &[&str], n_pmds: usize, cfg: SlowPathConfig) -> SlowPath {
-    let br =
-        BridgeSpec { name: "br0".into(), ports: vec![1, 2, 3], datapath_ports: Vec::new(), rules: rules(rule_text) };
+    let br = BridgeSpec {
+        groups: Default::default(),
+        name: "br0".into(),
+        ports: vec![1, 2, 3],
+        datapath_ports: Vec::new(),
+        rules: rules(rule_text),
+    };
     SlowPath::new(vec![br], n_pmds, cfg, 0).unwrap()
 }
 
@@ -293,6 +298,7 @@ fn looping_rules_install_a_drop_and_unknown_ports_execute_drop() {
 #[test]
 fn refuses_bad_bridge_sets() {
     let br = |name: &str, ports: Vec<u32>| BridgeSpec {
+        groups: Default::default(),
         name: name.into(),
         ports,
         datapath_ports: Vec::new(),
@@ -432,9 +438,21 @@ fn port_changes_revalidate_floods_and_forget_removed_in_ports() {
 #[test]
 fn bridges_come_and_go() {
     let mut sp = slow_path(&["actions=normal"], 2, Default::default());
-    let br1 = BridgeSpec { name: "br1".into(), ports: vec![3], datapath_ports: Vec::new(), rules: Vec::new() };
+    let br1 = BridgeSpec {
+        groups: Default::default(),
+        name: "br1".into(),
+        ports: vec![3],
+        datapath_ports: Vec::new(),
+        rules: Vec::new(),
+    };
     assert!(matches!(sp.add_bridge(br1.clone(), 0), Err(SlowPathError::DuplicatePort { port: 3, .. })));
-    let br1 = BridgeSpec { ports: vec![7, 8], datapath_ports: Vec::new(), rules: rules(&["actions=output:8"]), ..br1 };
+    let br1 = BridgeSpec {
+        groups: Default::default(),
+        ports: vec![7, 8],
+        datapath_ports: Vec::new(),
+        rules: rules(&["actions=output:8"]),
+        ..br1
+    };
     sp.add_bridge(br1.clone(), 0).unwrap();
     assert!(matches!(sp.add_bridge(br1, 0), Err(SlowPathError::DuplicateBridge(_))));
     let (id, mf) = installed(&sp.handle_upcall(&up(1, tcp(80, 7)), 0), 1);
@@ -446,8 +464,17 @@ fn bridges_come_and_go() {
     assert_eq!(sp.n_flows(1), 1, "br0's megaflow stays");
     assert!(matches!(sp.remove_bridge("br1", 1), Err(SlowPathError::UnknownBridge(_))));
     // The retired slot is reused, and port 7 is free again.
-    sp.add_bridge(BridgeSpec { name: "br2".into(), ports: vec![7], datapath_ports: Vec::new(), rules: Vec::new() }, 2)
-        .unwrap();
+    sp.add_bridge(
+        BridgeSpec {
+            groups: Default::default(),
+            name: "br2".into(),
+            ports: vec![7],
+            datapath_ports: Vec::new(),
+            rules: Vec::new(),
+        },
+        2,
+    )
+    .unwrap();
     assert_eq!(sp.bridge_of_port(7), Some("br2"));
 }
 
@@ -456,6 +483,7 @@ fn each_bridge_has_its_own_port_numbers() {
     // br0's ports 1 and 2 are datapath ports 1 and 2; br1's ports 1 and 2 are 3 and 4.
     let rule = rules(&["in_port=1,actions=output:2", "in_port=2,actions=flood"]);
     let br = |name: &str, dp: Vec<u32>| BridgeSpec {
+        groups: Default::default(),
         name: name.into(),
         ports: vec![1, 2],
         datapath_ports: dp,
@@ -492,6 +520,7 @@ fn the_internal_port_is_a_port_of_flood_all_normal_and_rules() {
         ports: vec![LOCAL_PORT, 1, 2],
         datapath_ports: vec![local_dp, 1, 2],
         rules: rules(rule),
+        groups: Default::default(),
     };
     let out = |ports: &[u32]| ports.iter().map(|&p| DpAction::Output(p)).collect::<Vec<_>>();
     for action in ["flood", "all"] {
@@ -569,12 +598,20 @@ fn packet_out_translates_actions_and_output_table() {
 #[test]
 fn group_changes_revalidate_and_group_deletes_take_their_rules() {
     use ferrovs_config::{Group, GroupKind};
-    let mut sp = slow_path(&["priority=10,tcp,actions=group:1", "priority=0,actions=drop"], 1, Default::default());
+    let mut sp = slow_path(&["priority=0,actions=drop"], 1, Default::default());
     let all = |ports: &[u32]| Group {
         kind: GroupKind::All,
         buckets: ports.iter().map(|p| vec![ferrovs_config::Action::Output(*p)]).collect(),
     };
+    let uses_group = rules(&["priority=10,tcp,actions=group:1"]);
+    // A rule naming a group that does not exist is refused, as OVS does.
+    match sp.add_flows("br0", uses_group.clone(), 0) {
+        Err(SlowPathError::Rules { error: BuildError::UnknownGroup { group: 1, .. }, .. }) => {}
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(sp.rules("br0").unwrap().len(), 1);
     sp.group_mod("br0", GroupChange::Add(1, all(&[2, 3])), 0).unwrap();
+    sp.add_flows("br0", uses_group, 0).unwrap();
     let (id, mf) = installed(&sp.handle_upcall(&up(0, tcp(80, 1)), 1), 0);
     assert_eq!(mf.actions, vec![DpAction::Output(2), DpAction::Output(3)]);
     // Modifying the group re-translates the megaflow that used it.
@@ -604,4 +641,14 @@ fn group_changes_revalidate_and_group_deletes_take_their_rules() {
     assert_eq!(deleted, 1);
     assert_eq!(sp.rules("br0").unwrap().len(), 1);
     assert!(sp.groups("br0").unwrap().is_empty());
+    // A reload's groups replace them all; the rules of a group that goes go with it.
+    let groups = |ids: &[u32]| ids.iter().map(|id| (*id, all(&[2]))).collect::<ferrovs_config::Groups>();
+    sp.group_mod("br0", GroupChange::Replace(groups(&[1, 2])), 6).unwrap();
+    sp.add_flows("br0", rules(&["priority=10,tcp,actions=group:1", "priority=11,udp,actions=group:2"]), 6).unwrap();
+    let (_, deleted) = sp.group_mod("br0", GroupChange::Replace(groups(&[2, 3])), 7).unwrap();
+    assert_eq!(deleted, 1);
+    assert_eq!(sp.groups("br0").unwrap().keys().copied().collect::<Vec<_>>(), vec![2, 3]);
+    let bad = Group { kind: GroupKind::Indirect, ..all(&[2, 3]) };
+    let e2 = sp.group_mod("br0", GroupChange::Replace([(4, bad)].into_iter().collect()), 8);
+    assert!(matches!(e2, Err(SlowPathError::Group { id: 4, error: GroupError::IndirectBuckets })), "{e2:?}");
 }

@@ -29,6 +29,7 @@ impl SlowPath {
         let port_map = PortMap::new(&spec.ports, &spec.datapath_ports);
         self.check_ports_free(&spec.name, &spec.ports, &port_map)?;
         let tables = RuleTables::new(spec.rules, spec.ports.clone())
+            .and_then(|t| t.with_groups(std::sync::Arc::new(spec.groups)))
             .map_err(|error| SlowPathError::Rules { bridge: spec.name.clone(), error })?;
         let bridge = Bridge {
             stats: RuleStats::new(&tables, ms(now_ms)),

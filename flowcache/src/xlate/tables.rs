@@ -64,6 +64,8 @@ pub enum BuildError {
     BadTable { rule: usize, table: u8 },
     /// `goto_table` must go forward.
     GotoBackwards { rule: usize, table: u8, target: u8 },
+    /// `group:G` of a group the bridge does not have (OVS: `OFPBAC_BAD_OUT_GROUP`).
+    UnknownGroup { rule: usize, group: u32 },
 }
 
 impl fmt::Display for BuildError {
@@ -74,6 +76,9 @@ impl fmt::Display for BuildError {
             }
             BuildError::GotoBackwards { rule, table, target } => {
                 write!(f, "rule {rule}: goto_table:{target} in table {table} must name a later table")
+            }
+            BuildError::UnknownGroup { rule, group } => {
+                write!(f, "rule {rule}: group {group} does not exist (add it first: OFPBAC_BAD_OUT_GROUP)")
             }
         }
     }
@@ -117,6 +122,18 @@ pub struct RuleTables {
 }
 
 impl RuleTables {
+    /// These tables with the bridge's `groups`, if every group a rule names is one of
+    /// them (as OVS refuses a flow-mod naming a missing group).
+    pub fn with_groups(mut self, groups: std::sync::Arc<ferrovs_config::rules::Groups>) -> Result<Self, BuildError> {
+        for (i, r) in self.rules.iter().enumerate() {
+            if let Some(group) = r.groups().find(|g| !groups.contains_key(g)) {
+                return Err(BuildError::UnknownGroup { rule: self.source_index[i], group });
+            }
+        }
+        self.groups = groups;
+        Ok(self)
+    }
+
     /// Compiles `rules` for a bridge whose OpenFlow ports are `ports` (in the order
     /// `flood`/`all` output to them).
     pub fn new(rules: Vec<Rule>, ports: Vec<u32>) -> Result<RuleTables, BuildError> {
