@@ -440,7 +440,7 @@ impl Match {
         use MatchSlot::*;
         let v4 = |a: Ipv4Addr| u128::from(u32::from(a));
         match slot {
-            InPort => self.in_port.map(|p| exact(p.into(), slot)),
+            InPort => self.in_port.map(|p| exact(crate::ports::port_to_16(p).into(), slot)),
             DlType => self.dl_type.map(|t| exact(t.into(), slot)),
             VlanTci => wide(&self.vlan_tci, u128::from),
             DlSrc => wide(&self.dl_src, mac_bits),
@@ -469,7 +469,7 @@ impl Match {
         let v4 = |v: u128| Ipv4Addr::from(v as u32);
         let v = m.map(|m| m.value);
         match slot {
-            InPort => self.in_port = v.map(|v| v as u32),
+            InPort => self.in_port = v.map(|v| crate::ports::port_from_16(v as u32)),
             DlType => self.dl_type = v.map(|v| v as u16),
             VlanTci => self.vlan_tci = narrow(m, |v| v as u16),
             DlSrc => self.dl_src = narrow(m, bits_mac),

@@ -125,7 +125,7 @@ pub(crate) fn format_field_value(f: &FieldDef, m: Masked<u128>) -> String {
         }
         ValueKind::Hex { max } => format!("0x{value:0w$x}", w = hex_digits(max)),
         ValueKind::Decimal { .. } | ValueKind::PortNumber if masked => format!("0x{value:x}/0x{mask:x}"),
-        ValueKind::PortNumber => crate::display::PortName(value as u32).to_string(),
+        ValueKind::PortNumber => crate::display::PortName(crate::ports::port_from_16(value as u32)).to_string(),
         ValueKind::Frag => frag(value, mask),
         ValueKind::TcpFlags => tcp_flags(value as u16, mask as u16),
         ValueKind::Dscp => (value >> 2).to_string(),

@@ -25,6 +25,18 @@ pub const MAX_PORT_NUMBER: u32 = 0xfeff;
 /// Rules name it `LOCAL`; printed as `LOCAL`.
 pub const LOCAL_PORT: u32 = 0xffff_fffe;
 
+/// `port` in the 16 bits of a match's `in_port` slot (the flow key's width, and OVS's
+/// `ofp_port_t`): [`LOCAL_PORT`] is OpenFlow 1.0's 0xfffe there, every other bridge port
+/// number fits as it is.
+pub(crate) fn port_to_16(port: u32) -> u32 {
+    if port == LOCAL_PORT { 0xfffe } else { port }
+}
+
+/// The inverse of [`port_to_16`].
+pub(crate) fn port_from_16(port: u32) -> u32 {
+    if port == 0xfffe { LOCAL_PORT } else { port }
+}
+
 /// The DPDK device name of a bridge's internal port is this followed by the bridge name
 /// (`net_tap_local_br0`): a net_tap device, unlike any `net_tapN` an operator writes.
 pub const INTERNAL_DEVICE_PREFIX: &str = "net_tap_local_";
