@@ -28,12 +28,12 @@ pub const LOCAL_PORT: u32 = 0xffff_fffe;
 /// `port` in the 16 bits of a match's `in_port` slot (the flow key's width, and OVS's
 /// `ofp_port_t`): [`LOCAL_PORT`] is OpenFlow 1.0's 0xfffe there, every other bridge port
 /// number fits as it is.
-pub(crate) fn port_to_16(port: u32) -> u32 {
+pub fn port_to_16(port: u32) -> u32 {
     if port == LOCAL_PORT { 0xfffe } else { port }
 }
 
 /// The inverse of [`port_to_16`].
-pub(crate) fn port_from_16(port: u32) -> u32 {
+pub fn port_from_16(port: u32) -> u32 {
     if port == 0xfffe { LOCAL_PORT } else { port }
 }
 

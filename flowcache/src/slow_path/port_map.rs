@@ -45,7 +45,7 @@ impl PortMap {
     pub(crate) fn of_key(&self, key: &FlowKey) -> FlowKey {
         let mut k = *key;
         if let Some(&of) = self.to_of.get(&key.in_port()) {
-            k.set_in_port(of);
+            k.set_in_port(ferrovs_config::port_to_16(of));
         }
         k
     }

@@ -55,13 +55,13 @@ pub fn evaluate_full(rules: &[Rule], ports: &[u32], macs: &MacTable, now: Durati
         ports,
         macs,
         now,
-        in_port: key.in_port(),
+        in_port: ferrovs_config::port_from_16(key.in_port()),
         pkt,
         out: Evaluation { actions: Vec::new(), rules: Vec::new(), learn: None, aborted: false },
         lookups: 0,
         retag_at: None,
     };
-    ev.table(0, key.in_port(), 0);
+    ev.table(0, ferrovs_config::port_from_16(key.in_port()), 0);
     if ev.retag_at.is_some_and(|i| i + 1 == ev.out.actions.len()) {
         ev.out.actions.pop();
     }
@@ -109,7 +109,7 @@ fn matches(m: &Match, p: &FlowKey) -> bool {
     let v6 = |a: std::net::Ipv6Addr| u128::from(a);
     let u16c = |x: u16| x as u128;
     let u8c = |x: u8| x as u128;
-    m.in_port.is_none_or(|x| x == p.in_port())
+    m.in_port.is_none_or(|x| ferrovs_config::port_to_16(x) == p.in_port())
         && m.dl_type.is_none_or(|x| x == p.dl_type())
         && masked_eq(m.vlan_tci, p.vlan_tci(0) as u128, u16c)
         && masked_eq(m.dl_src, p.dl_src_u64() as u128, mac)

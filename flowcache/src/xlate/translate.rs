@@ -842,7 +842,8 @@ impl<'a> Ctx<'a> {
             tables,
             macs,
             now,
-            in_port: key.in_port(),
+            // The key holds LOCAL in 16 bits; the translator speaks OpenFlow numbers.
+            in_port: ferrovs_config::port_from_16(key.in_port()),
             st: KeyState::new(key),
             mask: Mask::ZERO,
             actions: DpActions::new(),
