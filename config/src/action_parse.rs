@@ -32,17 +32,22 @@
 //!   bytes, the bare form the whole packet, as in OVS); `LOCAL`, `TABLE` and `NONE` are
 //!   refused: ferrovs has no local port, and `TABLE` is for packet-outs only.
 
-use crate::field::Prereq;
+use crate::field::{PipelineField, Prereq};
 use crate::flow_syntax::split_actions;
 use crate::match_builder::Locate;
 use crate::rule_error::RuleError;
-use crate::rules::{Action, Match, Position, Resubmit, SetField};
-use crate::values::{ValueError, parse_ipv4, parse_ipv6, parse_mac, parse_port_number, parse_uint};
+use crate::rules::{Action, Match, Position, Resubmit, SetField, Subfield, SubfieldField};
+use crate::values::{
+    ValueError, parse_ipv4, parse_ipv6, parse_mac, parse_masked_wide_uint, parse_port_number, parse_uint,
+    parse_wide_uint,
+};
 
 /// What a `set_field` needs from the rule's match before OVS accepts it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum ActionPrereq {
     Match(Prereq),
+    /// Both prerequisites (`move` between two packet fields).
+    Match2(Prereq, Prereq),
     /// A match on a present VLAN tag (`dl_vlan=N`, `dl_vlan_pcp=P` or `vlan_tci=0x1000/0x1000`).
     VlanTag,
 }
@@ -116,8 +121,38 @@ pub(crate) fn parse_action_text(text: &str, locate: Locate<'_>) -> Result<Vec<Pa
                 simple(Action::PushVlan(tpid))
             }
             "set_field" => {
+                if let Some(loads) = parse_pipeline_set_field(arg()?, &arg_at)? {
+                    let name = p.name.to_string();
+                    out.extend(loads.into_iter().map(|a| ParsedAction {
+                        action: Some(a),
+                        position,
+                        name: name.clone(),
+                        prereq: None,
+                    }));
+                    continue;
+                }
                 let (set, prereq) = parse_set_field(arg()?, &arg_at)?;
                 (Some(Action::Set(set)), Some(prereq).flatten())
+            }
+            "load" => {
+                let (actions, prereq) = parse_load(arg()?, &arg_at)?;
+                let prereq = prereq.map(ActionPrereq::Match);
+                let name = p.name.to_string();
+                out.extend(actions.into_iter().map(|a| ParsedAction {
+                    action: Some(a),
+                    position,
+                    name: name.clone(),
+                    prereq,
+                }));
+                continue;
+            }
+            "move" => {
+                let (action, prereq) = parse_move(arg()?, &arg_at)?;
+                (Some(action), prereq)
+            }
+            "write_metadata" => {
+                let m = parse_masked_wide_uint(arg()?, u128::from(u64::MAX)).map_err(verr)?;
+                simple(Action::WriteMetadata { value: m.value as u64, mask: m.mask as u64 })
             }
             "resubmit" => simple(Action::Resubmit(parse_resubmit(arg()?, &arg_at, position)?)),
             "goto_table" => simple(Action::GotoTable(parse_uint(arg()?, 254).map_err(verr)? as u8)),
@@ -226,6 +261,145 @@ fn parse_set_field(
     Ok(set)
 }
 
+/// `NAME[]`, `NAME[BIT]`, `NAME[START..END]` or a bare `NAME` (the whole field).
+fn parse_subfield(text: &str, at: &dyn Fn(usize) -> Position) -> Result<Subfield, RuleError> {
+    let (name, range) = match text.find('[') {
+        Some(i) => {
+            let Some(inner) = text[i + 1..].strip_suffix(']') else {
+                return Err(RuleError::new(at(i), format!("`{text}`: missing `]`")));
+            };
+            (&text[..i], Some((inner, i + 1)))
+        }
+        None => (text, None),
+    };
+    let field = SubfieldField::by_name(name).map_err(|r| RuleError::new(at(0), r))?;
+    let width = field.width();
+    let (start, end) = match range {
+        None | Some(("", _)) => (0, width - 1),
+        Some((r, off)) => {
+            let bit = |t: &str, o: usize| {
+                parse_uint(t, u64::from(u16::MAX))
+                    .map(|v| v as u16)
+                    .map_err(|e| RuleError::new(at(off + o + e.offset), format!("invalid bit in `{text}`: {}", e.reason)))
+            };
+            match r.split_once("..") {
+                Some((a, b)) => (bit(a, 0)?, bit(b, a.len() + 2)?),
+                None => {
+                    let b = bit(r, 0)?;
+                    (b, b)
+                }
+            }
+        }
+    };
+    if end >= width {
+        return Err(RuleError::new(
+            at(0),
+            format!("`{text}`: ending bit {end} is not valid because the field is only {width} bits wide"),
+        ));
+    }
+    if start > end {
+        return Err(RuleError::new(at(0), format!("`{text}`: starting bit {start} is after ending bit {end}")));
+    }
+    Ok(Subfield { field, ofs: start, n_bits: end - start + 1 })
+}
+
+/// A destination of `load`/`move`: a packet field only if ferrovs can write it.
+fn check_writable(dst: Subfield, text: &str, at: Position) -> Result<(), RuleError> {
+    match dst.field {
+        SubfieldField::Packet(p) if !p.def().writable => Err(RuleError::new(
+            at,
+            format!("`{text}`: writing {} with `load`/`move` is not supported", p.def().nxm),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// `load:VALUE->DST`: the actions and the prerequisite of a packet field. A load of
+/// more than 64 bits is two loads, low bits first, as `ovs-ofctl` encodes it (Nicira's
+/// `NXAST_REG_LOAD` carries 64 bits).
+fn parse_load(arg: &str, arg_at: &dyn Fn(usize) -> Position) -> Result<(Vec<Action>, Option<Prereq>), RuleError> {
+    let Some((value, dst_text)) = arg.split_once("->") else {
+        return Err(RuleError::new(arg_at(0), "`load` must be written `load:VALUE->DST[...]`"));
+    };
+    let dst_off = value.len() + 2;
+    let dst = parse_subfield(dst_text, &|o| arg_at(dst_off + o))?;
+    check_writable(dst, dst_text, arg_at(dst_off))?;
+    let v = parse_wide_uint(value, u128::MAX)
+        .map_err(|e| RuleError::new(arg_at(e.offset), format!("invalid `load` value: {}", e.reason)))?;
+    if dst.n_bits < 128 && v >> dst.n_bits != 0 {
+        return Err(RuleError::new(arg_at(0), format!("value {value} does not fit into {} bits", dst.n_bits)));
+    }
+    let mut loads = Vec::new();
+    let mut done = 0u16;
+    while done < dst.n_bits {
+        let n = (dst.n_bits - done).min(64);
+        let part = Subfield { field: dst.field, ofs: dst.ofs + done, n_bits: n };
+        let value = (v >> done) & ((1u128 << n) - 1);
+        loads.push(Action::Load { dst: part, value, set_field: false });
+        done += n;
+    }
+    Ok((loads, dst.field.prereq()))
+}
+
+/// `move:SRC->DST`: the action and the prerequisites of its packet fields.
+fn parse_move(arg: &str, arg_at: &dyn Fn(usize) -> Position) -> Result<(Action, Option<ActionPrereq>), RuleError> {
+    let Some((src_text, dst_text)) = arg.split_once("->") else {
+        return Err(RuleError::new(arg_at(0), "`move` must be written `move:SRC[...]->DST[...]`"));
+    };
+    let src = parse_subfield(src_text, arg_at)?;
+    let dst_off = src_text.len() + 2;
+    let dst = parse_subfield(dst_text, &|o| arg_at(dst_off + o))?;
+    check_writable(dst, dst_text, arg_at(dst_off))?;
+    if src.n_bits != dst.n_bits {
+        return Err(RuleError::new(
+            arg_at(0),
+            format!("`move`: source has {} bits and destination {} bits", src.n_bits, dst.n_bits),
+        ));
+    }
+    let prereq = match (src.field.prereq(), dst.field.prereq()) {
+        (Some(a), Some(b)) => Some(ActionPrereq::Match2(a, b)),
+        (Some(a), None) | (None, Some(a)) => Some(ActionPrereq::Match(a)),
+        (None, None) => None,
+    };
+    Ok((Action::Move { src, dst }, prereq))
+}
+
+/// `set_field:VALUE[/MASK]->FIELD` of a register or the metadata, as `ovs-ofctl` reads
+/// it: without a mask (or a full one) one whole-field set-field; with a mask, one `load`
+/// per run of consecutive mask bits. `None` if FIELD is not a pipeline field.
+fn parse_pipeline_set_field(arg: &str, arg_at: &dyn Fn(usize) -> Position) -> Result<Option<Vec<Action>>, RuleError> {
+    let Some((value, name)) = arg.split_once("->") else { return Ok(None) };
+    let Some(pf) = PipelineField::by_name(name) else { return Ok(None) };
+    let field = match pf {
+        PipelineField::Reg(n) => SubfieldField::Reg(n),
+        PipelineField::Metadata => SubfieldField::Metadata,
+        PipelineField::Xreg(_) | PipelineField::Xxreg(_) => {
+            return Err(RuleError::new(
+                arg_at(value.len() + 2),
+                format!("`set_field` of `{name}` (a wider view of the registers) is not supported: set reg0..reg15"),
+            ));
+        }
+    };
+    let width = field.width();
+    let all = (1u128 << width) - 1;
+    let m = parse_masked_wide_uint(value, all)
+        .map_err(|e| RuleError::new(arg_at(e.offset), format!("invalid value for `{name}`: {}", e.reason)))?;
+    let whole = Subfield { field, ofs: 0, n_bits: width };
+    if m.mask == all {
+        return Ok(Some(vec![Action::Load { dst: whole, value: m.value, set_field: true }]));
+    }
+    let mut loads = Vec::new();
+    let mut rest = m.mask;
+    while rest != 0 {
+        let ofs = rest.trailing_zeros();
+        let n = (rest >> ofs).trailing_ones();
+        let dst = Subfield { field, ofs: ofs as u16, n_bits: n as u16 };
+        loads.push(Action::Load { dst, value: (m.value & dst.bits()) >> ofs, set_field: false });
+        rest &= !dst.bits();
+    }
+    Ok(Some(loads))
+}
+
 /// `PORT`, `PORT,TABLE`, `,TABLE` (`in_port` as PORT means the current ingress port).
 fn parse_resubmit(arg: &str, arg_at: &dyn Fn(usize) -> Position, position: Position) -> Result<Resubmit, RuleError> {
     let (port_text, table_text) = match arg.split_once(',') {
@@ -265,6 +439,7 @@ pub(crate) fn check_actions(parsed: Vec<ParsedAction>, m: &Match, table: u8) -> 
     }
     let count = parsed.len();
     let mut actions = Vec::with_capacity(count);
+    let mut metadata_written = false;
     let mut tagged = m.vlan_tci.is_some_and(|t| t.mask & t.value & 0x1000 != 0);
     for (i, p) in parsed.into_iter().enumerate() {
         let action = p.action.expect("drop handled above");
@@ -279,13 +454,32 @@ pub(crate) fn check_actions(parsed: Vec<ParsedAction>, m: &Match, table: u8) -> 
                 ));
             }
         }
-        match p.prereq {
-            Some(ActionPrereq::Match(pr)) if !pr.holds(m.dl_type, m.nw_proto) => {
+        match action {
+            Action::WriteMetadata { .. } if metadata_written => {
+                return Err(RuleError::new(p.position, "`write_metadata` may appear only once"));
+            }
+            Action::WriteMetadata { .. } => metadata_written = true,
+            Action::GotoTable(_) => {}
+            _ if metadata_written => {
                 return Err(RuleError::new(
                     p.position,
-                    format!("`{}` of this field requires the rule to match on {}", p.name, pr.describe()),
+                    format!("`{}` after `write_metadata`: only `goto_table` may follow it (instruction order)", p.name),
                 ));
             }
+            _ => {}
+        }
+        let unmet = match p.prereq {
+            Some(ActionPrereq::Match(a)) => [Some(a), None],
+            Some(ActionPrereq::Match2(a, b)) => [Some(a), Some(b)],
+            _ => [None, None],
+        };
+        if let Some(pr) = unmet.into_iter().flatten().find(|pr| !pr.holds(m.dl_type, m.nw_proto)) {
+            return Err(RuleError::new(
+                p.position,
+                format!("`{}` of this field requires the rule to match on {}", p.name, pr.describe()),
+            ));
+        }
+        match p.prereq {
             Some(ActionPrereq::VlanTag) if !tagged => {
                 return Err(RuleError::new(
                     p.position,

@@ -12,7 +12,7 @@
 use crate::field::{MatchSlot, SHORTHANDS};
 use crate::field_value::format_slot;
 use crate::flow_parse::MatchSpec;
-use crate::rules::{Action, Masked, Match, Resubmit, Rule, SetField};
+use crate::rules::{Action, Masked, Match, Resubmit, Rule, SetField, Subfield, SubfieldField};
 use std::fmt::{self, Display, Formatter, Write as _};
 
 fn mac(m: [u8; 6]) -> String {
@@ -53,6 +53,11 @@ pub(crate) fn match_fields(m: &Match) -> Vec<String> {
     let mut out = Vec::new();
     let mut proto_printed = false;
     for slot in MatchSlot::ALL {
+        if slot == MatchSlot::InPort {
+            // OVS prints the registers and the metadata after the shorthand and before
+            // in_port.
+            pipeline_fields(m, &mut out);
+        }
         let Some(v) = m.slot(slot) else { continue };
         match slot {
             MatchSlot::DlType => match shorthand(v.value as u16, m.nw_proto) {
@@ -68,6 +73,20 @@ pub(crate) fn match_fields(m: &Match) -> Vec<String> {
         }
     }
     out
+}
+
+/// `reg0=0x5`, `reg3=0x5/0xff`, `metadata=0`, as `ovs-ofctl` prints them.
+fn pipeline_fields(m: &Match, out: &mut Vec<String>) {
+    fn hex_field(name: &str, value: u64, mask: u64, all: u64) -> String {
+        let v = hex(value.into());
+        if mask == all { format!("{name}={v}") } else { format!("{name}={v}/0x{mask:x}") }
+    }
+    for &(r, v) in &m.regs {
+        out.push(hex_field(&format!("reg{r}"), v.value.into(), v.mask.into(), u32::MAX.into()));
+    }
+    if let Some(md) = m.metadata {
+        out.push(hex_field("metadata", md.value, md.mask, u64::MAX));
+    }
 }
 
 /// Prints the match fields comma-separated (empty for a match-everything).
@@ -123,6 +142,42 @@ impl Display for Action {
             },
             Action::GotoTable(t) => write!(f, "goto_table:{t}"),
             Action::Group(g) => write!(f, "group:{g}"),
+            Action::Load { dst, value, set_field: true } => {
+                let name = match dst.field {
+                    SubfieldField::Reg(n) => format!("reg{n}"),
+                    SubfieldField::Metadata => "metadata".to_string(),
+                    // Not produced by the parser: a packet field's set_field is `Set`.
+                    SubfieldField::Packet(_) => return write!(f, "load:{}->{dst}", hex(value)),
+                };
+                write!(f, "set_field:{}->{name}", hex(value))
+            }
+            Action::Load { dst, value, set_field: false } => write!(f, "load:{}->{dst}", hex(value)),
+            Action::Move { src, dst } => write!(f, "move:{src}->{dst}"),
+            Action::WriteMetadata { value, mask } if mask == u64::MAX => {
+                write!(f, "write_metadata:{}", hex(value.into()))
+            }
+            Action::WriteMetadata { value, mask } => {
+                write!(f, "write_metadata:{}/{}", hex(value.into()), hex(mask.into()))
+            }
+        }
+    }
+}
+
+/// A number as C's `%#x`: `0`, else `0x` and the hex digits.
+fn hex(v: u128) -> String {
+    if v == 0 { "0".to_string() } else { format!("0x{v:x}") }
+}
+
+impl Display for Subfield {
+    /// `NXM_NX_REG0[]` (whole field), `NXM_NX_REG0[3]` (one bit), `NXM_NX_REG0[0..15]`.
+    fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
+        let name = self.field.nxm_name();
+        if self.ofs == 0 && self.n_bits == self.field.width() {
+            write!(f, "{name}[]")
+        } else if self.n_bits == 1 {
+            write!(f, "{name}[{}]", self.ofs)
+        } else {
+            write!(f, "{name}[{}..{}]", self.ofs, self.ofs + self.n_bits - 1)
         }
     }
 }

@@ -54,3 +54,39 @@ fn openflow10_loads_as_ovs_ofctl() {
 fn openflow13_loads_as_ovs_ofctl() {
     check(Version::Of13, "of13.txt");
 }
+
+/// Registers, metadata, `load`, `move`, `set_field` of a register and `write_metadata`
+/// (`as_loaded/pipeline.flows`): ferrovs prints the loaded rule exactly as `ovs-ofctl
+/// parse-flow` does (its `table:N` header aside, which `dump-flows` prints as
+/// `table=N,`), or refuses it where ovs-ofctl refuses it.
+fn check_printed(version: Version, golden: &str) {
+    let rules = lines("pipeline.flows");
+    let expected = lines(golden);
+    assert_eq!(rules.len(), expected.len(), "{golden} is stale: rerun capture.sh");
+    let mut wrong = Vec::new();
+    for (text, ovs) in rules.iter().zip(&expected) {
+        let ours = ferrovs_config::parse_flow(text).map_err(|e| e.to_string()).and_then(|r| as_loaded(r, version));
+        let ovs = match ovs.split_once(' ') {
+            Some((t, rest)) if t.starts_with("table:") => format!("table={}, {rest}", &t[6..]),
+            _ => ovs.clone(),
+        };
+        let same = match &ours {
+            Ok(r) => r.to_string() == ovs,
+            Err(_) => ovs == "refused",
+        };
+        if !same {
+            wrong.push(format!("{text}\n  ovs-ofctl: {ovs}\n  ferrovs:   {:?}", ours.map(|r| r.to_string())));
+        }
+    }
+    assert!(wrong.is_empty(), "{} under {}:\n{}", wrong.len(), version.ofctl_name(), wrong.join("\n"));
+}
+
+#[test]
+fn openflow10_pipeline_fields_print_as_ovs_ofctl() {
+    check_printed(Version::Of10, "pipeline_of10.txt");
+}
+
+#[test]
+fn openflow13_pipeline_fields_print_as_ovs_ofctl() {
+    check_printed(Version::Of13, "pipeline_of13.txt");
+}

@@ -48,7 +48,8 @@ use super::{
     Version,
 };
 use crate::field::MatchSlot;
-use crate::rules::{self, Action, Masked, Resubmit, Rule, SetField};
+use super::action::FieldSlice;
+use crate::rules::{self, Action, Masked, Resubmit, Rule, SetField, Subfield, SubfieldField};
 
 /// `OFPP_NORMAL`.
 pub const OFPP_NORMAL: u32 = 0xffff_fffa;
@@ -130,6 +131,20 @@ pub fn match_from_wire(wire: &WireMatch) -> Result<rules::Match, OfpError> {
             TcpFlags => put(&mut m, MatchSlot::TcpFlags)?,
             ArpSha => put(&mut m, MatchSlot::ArpSha)?,
             ArpTha => put(&mut m, MatchSlot::ArpTha)?,
+            Reg(n) => {
+                if m.reg(n).is_some() {
+                    return Err(OfpError::DupField);
+                }
+                let mask = f.mask.unwrap_or(0xffff_ffff) as u32;
+                m.set_reg(n, Some(Masked { value: f.value as u32 & mask, mask }));
+            }
+            Metadata => {
+                if m.metadata.is_some() {
+                    return Err(OfpError::DupField);
+                }
+                let mask = f.mask.unwrap_or(u128::from(u64::MAX)) as u64;
+                m.metadata = Some(Masked { value: f.value as u64 & mask, mask }).filter(|md| md.mask != 0);
+            }
             _ => return Err(OfpError::BadField),
         }
     }
@@ -278,6 +293,17 @@ pub fn match_to_wire(m: &rules::Match, form: MatchForm) -> Result<WireMatch, &'s
     if let Some(v) = get(MatchSlot::ArpTha) {
         push(&mut fields, Field::ArpTha, MatchSlot::ArpTha, v);
     }
+    if m.matches_pipeline() && form == MatchForm::Of10 {
+        return Err("registers or metadata (OpenFlow 1.0's match has neither)");
+    }
+    for &(n, r) in &m.regs {
+        let mask = (r.mask != u32::MAX).then_some(u128::from(r.mask));
+        fields.push(MatchField { field: Field::Reg(n), value: r.value.into(), mask });
+    }
+    if let Some(md) = m.metadata {
+        let mask = (md.mask != u64::MAX).then_some(u128::from(md.mask));
+        fields.push(MatchField { field: Field::Metadata, value: md.value.into(), mask });
+    }
     Ok(WireMatch { fields })
 }
 
@@ -336,11 +362,23 @@ fn actions_from_wire(list: &[WireAction], out: &mut Vec<Action>, packet_out: boo
             WireAction::PushVlan(tpid) => Action::PushVlan(tpid),
             WireAction::SetNwTtl(t) => Action::Set(SetField::NwTtl(t)),
             WireAction::DecNwTtl | WireAction::NxDecTtl => Action::DecTtl,
+            WireAction::SetField { field: field @ (Field::Reg(_) | Field::Metadata), value }
+            | WireAction::RegLoad2(MatchField { field: field @ (Field::Reg(_) | Field::Metadata), value, mask: None }) => {
+                let dst = whole_subfield(field).ok_or(OfpError::BadSetType)?;
+                Action::Load { dst, value, set_field: true }
+            }
             WireAction::SetField { field, value } => set_field(field, value)?,
             WireAction::RegLoad2(MatchField { field, value, mask: None }) => set_field(field, value)?,
+            WireAction::RegLoad { dst, value } if subfield(dst).is_some() => {
+                Action::Load { dst: subfield(dst).expect("checked"), value: value.into(), set_field: false }
+            }
             WireAction::RegLoad { dst, value } if dst.ofs == 0 && usize::from(dst.n_bits) == dst.field.width() * 8 => {
                 set_field(dst.field, u128::from(value))?
             }
+            WireAction::RegMove { src, dst } => match (subfield(src), subfield(dst)) {
+                (Some(src), Some(dst)) => Action::Move { src, dst },
+                _ => return Err(OfpError::BadSetType),
+            },
             WireAction::Group(g) => Action::Group(g),
             WireAction::Resubmit { in_port, table } => {
                 let in_port = (in_port != OFPP_IN_PORT).then_some(in_port);
@@ -358,7 +396,6 @@ fn actions_from_wire(list: &[WireAction], out: &mut Vec<Action>, packet_out: boo
             | WireAction::Note(_)
             | WireAction::RegLoad { .. }
             | WireAction::RegLoad2(_)
-            | WireAction::RegMove { .. }
             | WireAction::OutputReg { .. }
             | WireAction::Clone(_) => return Err(OfpError::BadActionType),
         };
@@ -371,18 +408,90 @@ fn actions_from_wire(list: &[WireAction], out: &mut Vec<Action>, packet_out: boo
 pub fn instructions_from_wire(list: &[Instruction]) -> Result<Vec<Action>, OfpError> {
     let mut out = Vec::new();
     let mut goto = None;
+    let mut write_metadata = None;
     for i in list {
         match i {
             Instruction::ApplyActions(a) => actions_from_wire(a, &mut out, false)?,
             Instruction::GotoTable(t) => goto = Some(*t),
-            Instruction::WriteMetadata { .. }
-            | Instruction::WriteActions(_)
+            Instruction::WriteMetadata { metadata, mask } => {
+                write_metadata = Some(Action::WriteMetadata { value: *metadata & *mask, mask: *mask })
+            }
+            Instruction::WriteActions(_)
             | Instruction::ClearActions
             | Instruction::Meter(_) => return Err(OfpError::UnsupportedInstruction),
         }
     }
+    // The instruction order: apply-actions, write-metadata, goto-table.
+    out.extend(write_metadata);
     out.extend(goto.map(Action::GotoTable));
     Ok(out)
+}
+
+/// The rule model's name for a wire field of `load`/`move`, if it has one.
+fn subfield_field(f: Field) -> Option<SubfieldField> {
+    use crate::rules::PacketField as P;
+    Some(match f {
+        Field::Reg(n) => SubfieldField::Reg(n),
+        Field::Metadata => SubfieldField::Metadata,
+        Field::InPort => SubfieldField::Packet(P::InPort),
+        Field::EthSrc => SubfieldField::Packet(P::EthSrc),
+        Field::EthDst => SubfieldField::Packet(P::EthDst),
+        Field::EthType => SubfieldField::Packet(P::EthType),
+        Field::VlanTci => SubfieldField::Packet(P::VlanTci),
+        Field::IpProto => SubfieldField::Packet(P::IpProto),
+        Field::Ipv4Src => SubfieldField::Packet(P::IpSrc),
+        Field::Ipv4Dst => SubfieldField::Packet(P::IpDst),
+        Field::NwTtl => SubfieldField::Packet(P::IpTtl),
+        Field::TcpSrc => SubfieldField::Packet(P::TcpSrc),
+        Field::TcpDst => SubfieldField::Packet(P::TcpDst),
+        Field::UdpSrc => SubfieldField::Packet(P::UdpSrc),
+        Field::UdpDst => SubfieldField::Packet(P::UdpDst),
+        Field::Ipv6Src => SubfieldField::Packet(P::Ipv6Src),
+        Field::Ipv6Dst => SubfieldField::Packet(P::Ipv6Dst),
+        _ => return None,
+    })
+}
+
+/// The wire field of a rule-model `load`/`move` field.
+fn wire_field(f: SubfieldField) -> Field {
+    use crate::rules::PacketField as P;
+    match f {
+        SubfieldField::Reg(n) => Field::Reg(n),
+        SubfieldField::Metadata => Field::Metadata,
+        SubfieldField::Packet(p) => match p {
+            P::InPort => Field::InPort,
+            P::EthSrc => Field::EthSrc,
+            P::EthDst => Field::EthDst,
+            P::EthType => Field::EthType,
+            P::VlanTci => Field::VlanTci,
+            P::IpProto => Field::IpProto,
+            P::IpSrc => Field::Ipv4Src,
+            P::IpDst => Field::Ipv4Dst,
+            P::IpTtl => Field::NwTtl,
+            P::TcpSrc => Field::TcpSrc,
+            P::TcpDst => Field::TcpDst,
+            P::UdpSrc => Field::UdpSrc,
+            P::UdpDst => Field::UdpDst,
+            P::Ipv6Src => Field::Ipv6Src,
+            P::Ipv6Dst => Field::Ipv6Dst,
+        },
+    }
+}
+
+/// A wire slice as a rule-model subfield (within the model's width of the field).
+fn subfield(s: FieldSlice) -> Option<Subfield> {
+    let field = subfield_field(s.field)?;
+    (u32::from(s.ofs) + u32::from(s.n_bits) <= u32::from(field.width()) && s.n_bits > 0)
+        .then_some(Subfield { field, ofs: s.ofs, n_bits: s.n_bits })
+}
+
+fn whole_subfield(f: Field) -> Option<Subfield> {
+    let field = subfield_field(f)?;
+    Some(Subfield { field, ofs: 0, n_bits: field.width() })
+}
+
+fn slice(s: Subfield) -> FieldSlice {
+    FieldSlice { field: wire_field(s.field), ofs: s.ofs, n_bits: s.n_bits }
 }
 
 impl<'a> WireRule<'a> {
@@ -458,14 +567,23 @@ pub fn as_loaded(rule: Rule, v: Version) -> Result<Rule, String> {
         }
     }
     if v == Version::Of10 {
+        if rule.actions.iter().any(|a| matches!(a, Action::WriteMetadata { .. }))
+            && rule.actions.iter().any(|a| matches!(a, Action::GotoTable(_)))
+        {
+            // `ovs-ofctl` encodes the two as Nicira actions that its own decoder then
+            // refuses (OFPBAC_UNSUPPORTED_ORDER).
+            return refuse("write_metadata with goto_table needs OpenFlow 1.1 or later (-O OpenFlow13)");
+        }
         // OpenFlow 1.0 has no set-field: `ovs-ofctl` sends a VLAN one (valid only with a
-        // tag, checked above) as the 1.0 action, which on a tagged frame is the same.
+        // tag, checked above) as the 1.0 action, which on a tagged frame is the same, and
+        // a register's as a Nicira `load`.
         let actions = rule
             .actions
             .into_iter()
             .map(|a| match a {
                 Action::Set(SetField::VlanVid(x)) => Action::ModVlanVid(x),
                 Action::Set(SetField::VlanPcp(x)) => Action::ModVlanPcp(x),
+                Action::Load { dst, value, set_field: true } => Action::Load { dst, value, set_field: false },
                 a => a,
             })
             .collect();
@@ -573,6 +691,7 @@ fn set_field_to_wire(s: SetField, m: &rules::Match, v: Version) -> Result<WireAc
 pub fn actions_to_wire(rule: &Rule, v: Version) -> Result<Vec<Instruction>, &'static str> {
     let mut list = Vec::new();
     let mut goto = None;
+    let mut write_metadata = None;
     // Whether the packet surely has a tag at this point (for 1.3's push-before-set).
     let mut tagged = vlan_tagged(&rule.matches);
     let out = |port: u32| WireAction::Output { port, max_len: 0 };
@@ -633,12 +752,31 @@ pub fn actions_to_wire(rule: &Rule, v: Version) -> Result<Vec<Instruction>, &'st
                 }
                 list.push(WireAction::Group(g));
             }
+            Action::Load { dst, value, set_field: true } if v == Version::Of13 => {
+                list.push(WireAction::SetField { field: wire_field(dst.field), value })
+            }
+            Action::Load { dst, value, .. } if dst.n_bits <= 64 => {
+                list.push(WireAction::RegLoad { dst: slice(dst), value: value as u64 })
+            }
+            Action::Load { dst, value, .. } => {
+                let whole = dst.ofs == 0 && dst.n_bits == dst.field.width();
+                let mask = (!whole).then_some(dst.bits());
+                list.push(WireAction::RegLoad2(MatchField { field: wire_field(dst.field), value: value << dst.ofs, mask }))
+            }
+            Action::Move { src, dst } => list.push(WireAction::RegMove { src: slice(src), dst: slice(dst) }),
+            Action::WriteMetadata { value, mask } => {
+                if v == Version::Of10 {
+                    return Err("write_metadata in OpenFlow 1.0");
+                }
+                write_metadata = Some(Instruction::WriteMetadata { metadata: value, mask });
+            }
         }
     }
     let mut out = Vec::new();
     if !list.is_empty() {
         out.push(Instruction::ApplyActions(list));
     }
+    out.extend(write_metadata);
     out.extend(goto.map(Instruction::GotoTable));
     Ok(out)
 }
