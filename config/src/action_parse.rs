@@ -278,9 +278,9 @@ fn parse_subfield(text: &str, at: &dyn Fn(usize) -> Position) -> Result<Subfield
         None | Some(("", _)) => (0, width - 1),
         Some((r, off)) => {
             let bit = |t: &str, o: usize| {
-                parse_uint(t, u64::from(u16::MAX))
-                    .map(|v| v as u16)
-                    .map_err(|e| RuleError::new(at(off + o + e.offset), format!("invalid bit in `{text}`: {}", e.reason)))
+                parse_uint(t, u64::from(u16::MAX)).map(|v| v as u16).map_err(|e| {
+                    RuleError::new(at(off + o + e.offset), format!("invalid bit in `{text}`: {}", e.reason))
+                })
             };
             match r.split_once("..") {
                 Some((a, b)) => (bit(a, 0)?, bit(b, a.len() + 2)?),
@@ -306,10 +306,9 @@ fn parse_subfield(text: &str, at: &dyn Fn(usize) -> Position) -> Result<Subfield
 /// A destination of `load`/`move`: a packet field only if ferrovs can write it.
 fn check_writable(dst: Subfield, text: &str, at: Position) -> Result<(), RuleError> {
     match dst.field {
-        SubfieldField::Packet(p) if !p.def().writable => Err(RuleError::new(
-            at,
-            format!("`{text}`: writing {} with `load`/`move` is not supported", p.def().nxm),
-        )),
+        SubfieldField::Packet(p) if !p.def().writable => {
+            Err(RuleError::new(at, format!("`{text}`: writing {} with `load`/`move` is not supported", p.def().nxm)))
+        }
         _ => Ok(()),
     }
 }
@@ -667,16 +666,57 @@ mod tests {
 
     #[test]
     fn unsupported_actions_are_named() {
-        for (action, name) in [
-            ("learn(table=1)", "learn"),
-            ("load:1->NXM_OF_IP_TOS[]", "load"),
-            ("ct(commit)", "ct"),
-            ("note:00", "note"),
-            ("enqueue:1:2", "enqueue"),
-        ] {
+        for (action, name) in
+            [("learn(table=1)", "learn"), ("ct(commit)", "ct"), ("note:00", "note"), ("enqueue:1:2", "enqueue")]
+        {
             let (column, reason) = err(&format!("actions={action}"));
             assert_eq!(column, 9, "{action}");
             assert_eq!(reason, format!("unknown or unsupported action `{name}`"));
         }
+        assert_eq!(
+            err("actions=load:1->NXM_OF_IP_TOS[]"),
+            (17, "field `NXM_OF_IP_TOS` is not supported in `load`/`move`".into())
+        );
+    }
+
+    #[test]
+    fn registers_load_move_and_write_metadata() {
+        use crate::rules::{PacketField, Subfield, SubfieldField};
+        let reg = |n, ofs, n_bits| Subfield { field: SubfieldField::Reg(n), ofs, n_bits };
+        let md = |ofs, n_bits| Subfield { field: SubfieldField::Metadata, ofs, n_bits };
+        assert_eq!(
+            acts("", "load:5->reg0[],load:0x1->NXM_NX_REG6[3],load:2->reg1[1..2]"),
+            vec![
+                Action::Load { dst: reg(0, 0, 32), value: 5, set_field: false },
+                Action::Load { dst: reg(6, 3, 1), value: 1, set_field: false },
+                Action::Load { dst: reg(1, 1, 2), value: 2, set_field: false },
+            ]
+        );
+        assert_eq!(
+            acts("", "set_field:7->reg4,set_field:0x5/0x5->metadata"),
+            vec![
+                Action::Load { dst: reg(4, 0, 32), value: 7, set_field: true },
+                Action::Load { dst: md(0, 1), value: 1, set_field: false },
+                Action::Load { dst: md(2, 1), value: 1, set_field: false },
+            ]
+        );
+        let eth_src = Subfield { field: SubfieldField::Packet(PacketField::EthSrc), ofs: 0, n_bits: 32 };
+        assert_eq!(
+            acts("", "move:dl_src[0..31]->metadata[32..63]"),
+            vec![Action::Move { src: eth_src, dst: md(32, 32) }]
+        );
+        assert_eq!(
+            acts("", "output:1,write_metadata:0x5/0xff,goto_table:1"),
+            vec![Action::Output(1), Action::WriteMetadata { value: 5, mask: 0xff }, Action::GotoTable(1)]
+        );
+        // As ovs-ofctl refuses them.
+        assert_eq!(err("actions=load:0x1ffff->reg0[0..15]"), (14, "value 0x1ffff does not fit into 16 bits".into()));
+        assert!(err("actions=load:5->reg0[0..40]").1.contains("only 32 bits wide"));
+        assert!(err("actions=move:reg0[0..3]->reg1[0..4]").1.contains("4 bits and destination 5 bits"));
+        assert!(err("actions=move:NXM_OF_IP_SRC[]->reg0[]").1.contains("requires the rule to match on ip"));
+        assert!(err("ip,actions=move:NXM_OF_IN_PORT[]->NXM_OF_ETH_TYPE[]").1.contains("not supported"));
+        assert_eq!(err("actions=write_metadata:1,output:1").0, 26);
+        assert!(err("actions=write_metadata:1,write_metadata:2").1.contains("only once"));
+        assert!(err("actions=set_field:1->xreg0").1.contains("wider view"));
     }
 }

@@ -391,6 +391,10 @@ mod tests {
             tcp_flags in prop::option::of((0u16..0x1000, 1u16..0x1000)),
             arp_sha in prop::option::of(mac_masked()),
             arp_tha in prop::option::of(mac_masked()),
+            pipeline in (
+                prop::collection::vec((0u8..16, any::<u32>(), any::<u32>()), 0..3),
+                prop::option::of((any::<u64>(), any::<u64>())),
+            ),
         ) -> Match {
             let ip_any = matches!(dl_type, Some(ETH_IPV4 | ETH_IPV6));
             let arp = dl_type == Some(ETH_ARP);
@@ -398,7 +402,7 @@ mod tests {
             let l4 = ip_any && matches!(nw_proto, Some(TCP | UDP | SCTP));
             let icmp_any = matches!((dl_type, nw_proto), (Some(ETH_IPV4), Some(ICMP)) | (Some(ETH_IPV6), Some(ICMPV6)));
             let exact = |v: Option<u16>| v.map(|value| Masked { value, mask: 0xffff });
-            Match {
+            let mut m = Match {
                 in_port,
                 dl_src,
                 dl_dst,
@@ -419,8 +423,24 @@ mod tests {
                     .map(|(v, m)| Masked { value: v & m, mask: m }),
                 arp_sha: arp_sha.filter(|_| arp),
                 arp_tha: arp_tha.filter(|_| arp),
+                ..Match::default()
+            };
+            for (r, value, mask) in pipeline.0 {
+                m.set_reg(r, Some(Masked { value, mask }));
             }
+            m.metadata = pipeline.1.filter(|&(_, mask)| mask != 0).map(|(v, mask)| Masked { value: v & mask, mask });
+            m
         }
+    }
+
+    /// A `load`/`move` operand of a register or the metadata.
+    fn subfield() -> impl Strategy<Value = Subfield> {
+        (prop_oneof![(0u8..16).prop_map(SubfieldField::Reg), Just(SubfieldField::Metadata)], any::<(u16, u16)>())
+            .prop_map(|(field, (a, b))| {
+                let w = field.width();
+                let ofs = a % w;
+                Subfield { field, ofs, n_bits: 1 + b % (w - ofs) }
+            })
     }
 
     fn action() -> impl Strategy<Value = Action> {
@@ -453,6 +473,20 @@ mod tests {
             (prop::option::of(1u32..=0xfeff), prop::option::of(0u8..=254))
                 .prop_filter("resubmit needs a port or a table", |(p, t)| p.is_some() || t.is_some())
                 .prop_map(|(in_port, table)| Action::Resubmit(Resubmit { in_port, table })),
+            (subfield(), any::<u128>()).prop_map(|(dst, v)| Action::Load {
+                dst,
+                value: v & (dst.bits() >> dst.ofs),
+                set_field: false
+            }),
+            (0u8..16, any::<u32>()).prop_map(|(r, v)| Action::Load {
+                dst: Subfield { field: SubfieldField::Reg(r), ofs: 0, n_bits: 32 },
+                value: v.into(),
+                set_field: true
+            }),
+            (subfield(), subfield()).prop_map(|(src, dst)| {
+                let n = src.n_bits.min(dst.n_bits);
+                Action::Move { src: Subfield { n_bits: n, ..src }, dst: Subfield { n_bits: n, ..dst } }
+            }),
         ]
     }
 
@@ -467,6 +501,7 @@ mod tests {
             matches in valid_match(),
             actions in prop::collection::vec(action(), 0..6),
             goto in any::<Option<u8>>(),
+            write_metadata in prop::option::of((any::<u64>(), any::<u64>())),
         ) -> Rule {
             let mut tagged = matches.vlan_tci.is_some_and(|t| t.mask & t.value & 0x1000 != 0);
             let ipv6 = matches.dl_type == Some(ETH_IPV6);
@@ -488,6 +523,8 @@ mod tests {
                     _ => true,
                 })
                 .collect();
+            // The instruction order: write_metadata after the actions, before goto_table.
+            actions.extend(write_metadata.map(|(v, mask)| Action::WriteMetadata { value: v & mask, mask }));
             if let Some(t) = goto.filter(|&t| t > table && t != 255) {
                 actions.push(Action::GotoTable(t));
             }

@@ -26,7 +26,7 @@
 //! and the shorthands (`tcp`, `arp`...) are not match fields and are handled by the
 //! builder directly.
 
-use crate::rules::{Masked, Match, PacketField, SubfieldField};
+use crate::rules::{Masked, Match, PacketField, SetField, SubfieldField};
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 /// EtherTypes and IP protocols the shorthands and prerequisites refer to.
@@ -529,6 +529,28 @@ impl PacketField {
     pub fn def(self) -> &'static PacketFieldDef {
         PACKET_FIELDS.iter().find(|d| d.field == self).expect("every packet field has a row")
     }
+
+    /// The set-field that writes `value` (the whole field) into a writable field; `None`
+    /// for a read-only one.
+    pub fn set_field(self, value: u128) -> Option<SetField> {
+        use PacketField::*;
+        let mac = |v: u128| {
+            let b = (v as u64).to_be_bytes();
+            [b[2], b[3], b[4], b[5], b[6], b[7]]
+        };
+        Some(match self {
+            EthSrc => SetField::DlSrc(mac(value)),
+            EthDst => SetField::DlDst(mac(value)),
+            IpSrc => SetField::NwSrc(Ipv4Addr::from(value as u32)),
+            IpDst => SetField::NwDst(Ipv4Addr::from(value as u32)),
+            IpTtl => SetField::NwTtl(value as u8),
+            TcpSrc | UdpSrc => SetField::TpSrc(value as u16),
+            TcpDst | UdpDst => SetField::TpDst(value as u16),
+            Ipv6Src => SetField::Ipv6Src(Ipv6Addr::from(value)),
+            Ipv6Dst => SetField::Ipv6Dst(Ipv6Addr::from(value)),
+            InPort | EthType | VlanTci | IpProto => return None,
+        })
+    }
 }
 
 impl SubfieldField {
@@ -561,7 +583,11 @@ impl SubfieldField {
         match PipelineField::by_name(name) {
             Some(PipelineField::Reg(n)) => return Ok(SubfieldField::Reg(n)),
             Some(PipelineField::Metadata) => return Ok(SubfieldField::Metadata),
-            Some(_) => return Err(format!("`{name}` (a wider view of the registers) is not supported in `load`/`move`: name the 32-bit registers (reg0..reg15)")),
+            Some(_) => {
+                return Err(format!(
+                    "`{name}` (a wider view of the registers) is not supported in `load`/`move`: name the 32-bit registers (reg0..reg15)"
+                ));
+            }
             None => {}
         }
         if name == "OXM_OF_METADATA" {

@@ -43,12 +43,12 @@
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
+use super::action::FieldSlice;
 use super::{
     Action as WireAction, Field, Instruction, Match as WireMatch, MatchField, OFPP_CONTROLLER, OFPP_IN_PORT, OfpError,
     Version,
 };
 use crate::field::MatchSlot;
-use super::action::FieldSlice;
 use crate::rules::{self, Action, Masked, Resubmit, Rule, SetField, Subfield, SubfieldField};
 
 /// `OFPP_NORMAL`.
@@ -363,7 +363,11 @@ fn actions_from_wire(list: &[WireAction], out: &mut Vec<Action>, packet_out: boo
             WireAction::SetNwTtl(t) => Action::Set(SetField::NwTtl(t)),
             WireAction::DecNwTtl | WireAction::NxDecTtl => Action::DecTtl,
             WireAction::SetField { field: field @ (Field::Reg(_) | Field::Metadata), value }
-            | WireAction::RegLoad2(MatchField { field: field @ (Field::Reg(_) | Field::Metadata), value, mask: None }) => {
+            | WireAction::RegLoad2(MatchField {
+                field: field @ (Field::Reg(_) | Field::Metadata),
+                value,
+                mask: None,
+            }) => {
                 let dst = whole_subfield(field).ok_or(OfpError::BadSetType)?;
                 Action::Load { dst, value, set_field: true }
             }
@@ -416,9 +420,9 @@ pub fn instructions_from_wire(list: &[Instruction]) -> Result<Vec<Action>, OfpEr
             Instruction::WriteMetadata { metadata, mask } => {
                 write_metadata = Some(Action::WriteMetadata { value: *metadata & *mask, mask: *mask })
             }
-            Instruction::WriteActions(_)
-            | Instruction::ClearActions
-            | Instruction::Meter(_) => return Err(OfpError::UnsupportedInstruction),
+            Instruction::WriteActions(_) | Instruction::ClearActions | Instruction::Meter(_) => {
+                return Err(OfpError::UnsupportedInstruction);
+            }
         }
     }
     // The instruction order: apply-actions, write-metadata, goto-table.
@@ -481,8 +485,11 @@ fn wire_field(f: SubfieldField) -> Field {
 /// A wire slice as a rule-model subfield (within the model's width of the field).
 fn subfield(s: FieldSlice) -> Option<Subfield> {
     let field = subfield_field(s.field)?;
-    (u32::from(s.ofs) + u32::from(s.n_bits) <= u32::from(field.width()) && s.n_bits > 0)
-        .then_some(Subfield { field, ofs: s.ofs, n_bits: s.n_bits })
+    (u32::from(s.ofs) + u32::from(s.n_bits) <= u32::from(field.width()) && s.n_bits > 0).then_some(Subfield {
+        field,
+        ofs: s.ofs,
+        n_bits: s.n_bits,
+    })
 }
 
 fn whole_subfield(f: Field) -> Option<Subfield> {
@@ -761,7 +768,11 @@ pub fn actions_to_wire(rule: &Rule, v: Version) -> Result<Vec<Instruction>, &'st
             Action::Load { dst, value, .. } => {
                 let whole = dst.ofs == 0 && dst.n_bits == dst.field.width();
                 let mask = (!whole).then_some(dst.bits());
-                list.push(WireAction::RegLoad2(MatchField { field: wire_field(dst.field), value: value << dst.ofs, mask }))
+                list.push(WireAction::RegLoad2(MatchField {
+                    field: wire_field(dst.field),
+                    value: value << dst.ofs,
+                    mask,
+                }))
             }
             Action::Move { src, dst } => list.push(WireAction::RegMove { src: slice(src), dst: slice(dst) }),
             Action::WriteMetadata { value, mask } => {

@@ -12,7 +12,7 @@
 
 use std::time::Duration;
 
-use ferrovs_config::rules::{Action, Match, Resubmit, Rule, SetField};
+use ferrovs_config::rules::{Action, Match, PacketField, Registers, Resubmit, Rule, SetField, Subfield, SubfieldField};
 
 use super::mac::{MacLearn, MacTable, is_multicast, is_reserved};
 use crate::actions::{DpAction, DpActions};
@@ -56,7 +56,9 @@ pub fn evaluate_full(rules: &[Rule], ports: &[u32], macs: &MacTable, now: Durati
         macs,
         now,
         in_port: key.in_port(),
+        port: key.in_port(),
         pkt,
+        regs: Registers::default(),
         out: Evaluation { actions: Vec::new(), rules: Vec::new(), learn: None, aborted: false },
         lookups: 0,
         retag_at: None,
@@ -79,7 +81,11 @@ struct Eval<'a> {
     macs: &'a MacTable,
     now: Duration,
     in_port: u32,
+    /// The in_port of the current lookup (`resubmit(PORT,T)`).
+    port: u32,
     pkt: FlowKey,
+    /// Registers and metadata, zero at the start.
+    regs: Registers,
     out: Evaluation,
     lookups: usize,
     /// Where `normal` last put back a tag it sent untagged (dropped if nothing follows).
@@ -144,12 +150,22 @@ impl Eval<'_> {
         // Best rule: highest priority, then earliest slot.
         let mut best: Option<(u16, usize)> = None;
         for &(t, prio, idx) in &self.slots {
-            if t == table && best.is_none_or(|(bp, _)| prio > bp) && matches(&self.rules[idx].matches, &probe) {
+            if t == table
+                && best.is_none_or(|(bp, _)| prio > bp)
+                && matches(&self.rules[idx].matches, &probe)
+                && self.regs.satisfy(&self.rules[idx].matches)
+            {
                 best = Some((prio, idx));
             }
         }
         let Some((_, idx)) = best else { return };
         self.out.rules.push(idx);
+        let caller_port = std::mem::replace(&mut self.port, lookup_port);
+        self.rule_actions(idx, table, depth);
+        self.port = caller_port;
+    }
+
+    fn rule_actions(&mut self, idx: usize, table: u8, depth: usize) {
         let rules = self.rules;
         let mut goto = None;
         for a in &rules[idx].actions {
@@ -268,6 +284,43 @@ impl Eval<'_> {
             // Groups are not modelled by the reference (it has no group table); the
             // translator's group tests state their expected actions directly.
             Action::Resubmit(_) | Action::GotoTable(_) | Action::Controller { .. } | Action::Group(_) => {}
+            Action::Load { dst, value, .. } => self.store(dst, value),
+            Action::Move { src, dst } => {
+                let v = self.fetch(src);
+                self.store(dst, v);
+            }
+            Action::WriteMetadata { value, mask } => {
+                self.regs.metadata = (self.regs.metadata & !mask) | (value & mask);
+            }
+        }
+    }
+
+    /// The bits of `sf`, shifted down.
+    fn fetch(&self, sf: Subfield) -> u128 {
+        let full = match sf.field {
+            SubfieldField::Reg(n) => u128::from(self.regs.regs[usize::from(n)]),
+            SubfieldField::Metadata => u128::from(self.regs.metadata),
+            SubfieldField::Packet(PacketField::InPort) => u128::from(self.port),
+            SubfieldField::Packet(p) => p.def().slot.get(&self.pkt),
+        };
+        (full & sf.bits()) >> sf.ofs
+    }
+
+    /// Writes `value` into the bits of `sf`; a packet field as a set-field of the whole.
+    fn store(&mut self, sf: Subfield, value: u128) {
+        let bits = sf.bits();
+        let put = |old: u128| (old & !bits) | ((value << sf.ofs) & bits);
+        match sf.field {
+            SubfieldField::Reg(n) => {
+                let r = &mut self.regs.regs[usize::from(n)];
+                *r = put(u128::from(*r)) as u32;
+            }
+            SubfieldField::Metadata => self.regs.metadata = put(u128::from(self.regs.metadata)) as u64,
+            SubfieldField::Packet(p) => {
+                if let Some(set) = p.set_field(put(p.def().slot.get(&self.pkt))) {
+                    self.set(set);
+                }
+            }
         }
     }
 

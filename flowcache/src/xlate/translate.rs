@@ -40,7 +40,7 @@
 
 use std::time::Duration;
 
-use ferrovs_config::rules::{Action, GroupKind, Resubmit, SetField};
+use ferrovs_config::rules::{Action, GroupKind, PacketField, Registers, Resubmit, SetField, Subfield, SubfieldField};
 
 use super::fields::Field;
 use super::mac::{MacKey, MacLearn, MacTable, is_multicast, is_reserved};
@@ -73,6 +73,9 @@ pub(crate) struct KeyState {
     vlan_written: [u16; 2],
     ttl_derived: bool,
     is_frag: bool,
+    /// The registers and metadata (zero when the packet enters; a group bucket's
+    /// changes are undone with the packet's).
+    pub regs: Registers,
 }
 
 impl KeyState {
@@ -90,6 +93,7 @@ impl KeyState {
             vlan_written: [0; 2],
             ttl_derived: false,
             is_frag,
+            regs: Registers::default(),
         }
     }
 
@@ -167,6 +171,9 @@ struct Ctx<'a> {
     macs: &'a MacTable,
     now: Duration,
     in_port: u32,
+    /// The in_port the current table was looked up with (`resubmit(PORT,T)` changes it
+    /// for that table's actions), as `move` from `in_port` reads it.
+    port: u32,
     st: KeyState,
     mask: Mask,
     actions: DpActions,
@@ -233,7 +240,7 @@ impl<'a> Ctx<'a> {
         key.set_in_port(lookup_port);
         let rules = tables.tables.get(table as usize)?;
         let mut proof = std::mem::take(&mut self.proof);
-        let winner = tables.index[table as usize].lookup(rules, &key, &mut proof);
+        let winner = tables.index[table as usize].lookup(rules, &key, &self.st.regs, &mut proof);
         self.read(&proof.bits);
         let winner = winner.map(|w| &rules[w as usize]);
         if let Some(w) = winner {
@@ -286,6 +293,11 @@ impl<'a> Ctx<'a> {
         let mut optional = std::mem::take(&mut self.optional);
         optional.clear();
         for r in rules {
+            // A rule whose registers differ fails for every packet of the megaflow: the
+            // registers follow from bits already in the mask.
+            if !r.pipeline_holds(&self.st.regs) {
+                continue;
+            }
             if r.matches(&key) {
                 winner = Some(r);
                 break;
@@ -346,6 +358,13 @@ impl<'a> Ctx<'a> {
             return;
         };
         self.rules.push(rule.rref);
+        let caller_port = std::mem::replace(&mut self.port, lookup_port);
+        self.rule_actions(rule, table, depth);
+        self.port = caller_port;
+    }
+
+    /// Runs the actions of `rule`, found in `table`, then its `goto_table`.
+    fn rule_actions(&mut self, rule: &'a CompiledRule, table: u8, depth: usize) {
         let mut goto = None;
         for a in &self.tables.rule(rule.rref).actions {
             if self.error.is_some() {
@@ -481,8 +500,63 @@ impl<'a> Ctx<'a> {
             }),
             Action::GotoTable(_) => {}
             Action::Group(g) => self.group(g, table, depth + 1),
+            Action::Load { dst, value, .. } => self.write_subfield(dst, value),
+            Action::Move { src, dst } => {
+                let v = self.read_subfield(src);
+                self.write_subfield(dst, v);
+            }
+            Action::WriteMetadata { value, mask } => {
+                let md = &mut self.st.regs.metadata;
+                *md = (*md & !mask) | (value & mask);
+            }
         }
         Flow::Continue
+    }
+
+    /// The value of `sf` (shifted down). A packet field's bits join the mask (through
+    /// the key state: written or moved bits map to what they came from); registers cost
+    /// nothing; `in_port` is the port the current table was looked up with (a
+    /// `resubmit(PORT,...)` changes it), always in the mask.
+    fn read_subfield(&mut self, sf: Subfield) -> u128 {
+        let full = match sf.field {
+            SubfieldField::Reg(n) => u128::from(self.st.regs.regs[usize::from(n)]),
+            SubfieldField::Metadata => u128::from(self.st.regs.metadata),
+            SubfieldField::Packet(PacketField::InPort) => u128::from(self.port),
+            SubfieldField::Packet(p) => {
+                let slot = p.def().slot;
+                self.read_field(slot, sf.bits());
+                slot.get(&self.st.cur)
+            }
+        };
+        (full & sf.bits()) >> sf.ofs
+    }
+
+    /// Writes `value` into `sf`: a register or the metadata, or a packet field as a
+    /// set-field of the whole field (its other bits, read from the packet, join the mask).
+    fn write_subfield(&mut self, sf: Subfield, value: u128) {
+        let bits = sf.bits();
+        let put = |old: u128| (old & !bits) | ((value << sf.ofs) & bits);
+        match sf.field {
+            SubfieldField::Reg(n) => {
+                let r = &mut self.st.regs.regs[usize::from(n)];
+                *r = put(u128::from(*r)) as u32;
+            }
+            SubfieldField::Metadata => self.st.regs.metadata = put(u128::from(self.st.regs.metadata)) as u64,
+            SubfieldField::Packet(p) => {
+                let slot = p.def().slot;
+                let whole = sf.ofs == 0 && sf.n_bits == sf.field.width();
+                let old = if whole {
+                    0
+                } else {
+                    self.read_field(slot, slot.all_ones() & !bits);
+                    slot.get(&self.st.cur)
+                };
+                // The parser admits only writable fields.
+                if let Some(set) = p.set_field(put(old)) {
+                    self.set_field(set);
+                }
+            }
+        }
     }
 
     /// `group:ID`: each bucket's actions (all of them for `all`, the one for `indirect`)
@@ -830,6 +904,7 @@ impl<'a> Ctx<'a> {
             macs,
             now,
             in_port: key.in_port(),
+            port: key.in_port(),
             st: KeyState::new(key),
             mask: Mask::ZERO,
             actions: DpActions::new(),

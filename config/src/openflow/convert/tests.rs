@@ -103,11 +103,42 @@ fn wire_rule<'a>(m: &'a WireMatch, ins: &'a [Instruction]) -> WireRule<'a> {
 }
 
 #[test]
+fn registers_metadata_and_their_actions_load_from_flow_mods() {
+    use crate::openflow::action::FieldSlice;
+    let m = WireMatch {
+        fields: vec![MatchField::exact(Field::Reg(3), 7), MatchField::masked(Field::Metadata, 0x10, 0xf0)],
+    };
+    let ins = vec![
+        Instruction::ApplyActions(vec![
+            WireAction::RegLoad { dst: FieldSlice { field: Field::Reg(1), ofs: 4, n_bits: 8 }, value: 0xab },
+            WireAction::RegMove {
+                src: FieldSlice { field: Field::EthSrc, ofs: 0, n_bits: 32 },
+                dst: FieldSlice { field: Field::Metadata, ofs: 32, n_bits: 32 },
+            },
+            WireAction::SetField { field: Field::Reg(2), value: 9 },
+        ]),
+        Instruction::WriteMetadata { metadata: 5, mask: 0xff },
+        Instruction::GotoTable(3),
+    ];
+    let r = rule_from_wire(&wire_rule(&m, &ins)).unwrap();
+    assert_eq!(
+        r.to_string(),
+        "priority=1,reg3=0x7,metadata=0x10/0xf0 actions=load:0xab->NXM_NX_REG1[4..11],\
+         move:NXM_OF_ETH_SRC[0..31]->OXM_OF_METADATA[32..63],set_field:0x9->reg2,write_metadata:0x5/0xff,goto_table:3"
+    );
+    // And back: the same instructions, the same match fields.
+    assert_eq!(actions_to_wire(&r, Version::Of13).unwrap(), ins);
+    assert_eq!(super::match_to_wire(&r.matches, super::MatchForm::Tlv).unwrap(), m);
+    assert!(super::match_to_wire(&r.matches, super::MatchForm::Of10).is_err());
+    assert!(actions_to_wire(&r, Version::Of10).is_err(), "write_metadata has no OpenFlow 1.0 form here");
+}
+
+#[test]
 fn what_the_model_lacks_is_refused_with_the_right_error() {
     let out = |port| vec![Instruction::ApplyActions(vec![WireAction::Output { port, max_len: 0 }])];
     let m = |fields: Vec<MatchField>| WireMatch { fields };
-    let reg = m(vec![MatchField::exact(Field::Reg(0), 1)]);
-    assert_eq!(rule_from_wire(&wire_rule(&reg, &out(1))), Err(OfpError::BadField));
+    let tunnel = m(vec![MatchField::exact(Field::TunId, 1)]);
+    assert_eq!(rule_from_wire(&wire_rule(&tunnel, &out(1))), Err(OfpError::BadField));
     let empty = m(vec![]);
     // LOCAL; and TABLE, which only a packet-out may use.
     assert_eq!(rule_from_wire(&wire_rule(&empty, &out(0xffff_fffe))), Err(OfpError::BadActionOutPort));
