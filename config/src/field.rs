@@ -575,10 +575,10 @@ impl SubfieldField {
     /// The field a `load`/`move` operand names: NXM names and `ovs-fields` names.
     /// `Err` with the reason for a field OVS has that ferrovs's `load`/`move` lacks.
     pub fn by_name(name: &str) -> Result<SubfieldField, String> {
-        if let Some(n) = name.strip_prefix("NXM_NX_REG") {
-            if let Some(PipelineField::Reg(n)) = PipelineField::by_name(&format!("reg{n}")) {
-                return Ok(SubfieldField::Reg(n));
-            }
+        if let Some(n) = name.strip_prefix("NXM_NX_REG")
+            && let Some(PipelineField::Reg(n)) = PipelineField::by_name(&format!("reg{n}"))
+        {
+            return Ok(SubfieldField::Reg(n));
         }
         match PipelineField::by_name(name) {
             Some(PipelineField::Reg(n)) => return Ok(SubfieldField::Reg(n)),
