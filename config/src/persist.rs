@@ -103,7 +103,7 @@ pub fn write_bridge_flows(path: &Path, bridge: &str, flows: &[String]) -> Result
     let table =
         bridges.iter_mut().find(|t| t.get("name").and_then(Item::as_str) == Some(bridge)).ok_or_else(no_bridge)?;
     let configured = match table.get("protocols").and_then(Item::as_str) {
-        Some(name) => Version::from_ofctl_name(name).unwrap_or(Version::Of10),
+        Some(name) => Version::from_ofctl_list(name).unwrap_or(Version::Of10),
         None => Version::Of10,
     };
     let version = version_reading_back(flows, configured).map_err(|message| PersistError::Protocols {
@@ -111,7 +111,8 @@ pub fn write_bridge_flows(path: &Path, bridge: &str, flows: &[String]) -> Result
         bridge: bridge.to_string(),
         message,
     })?;
-    if version != configured || table.contains_key("protocols") {
+    // A `protocols` list that reads the rules in the version they need stays as written.
+    if version != configured {
         table.insert("protocols", toml_edit::value(version.ofctl_name()));
     }
     table.remove("rule");

@@ -294,9 +294,10 @@ pub fn rule_set(rng: &mut Rng) -> RuleSet {
 /// from a generator seeded by the rules' text, so that the main generator (rules and
 /// frames of a seed) draws what it drew before.
 fn with_pipeline(rules: &mut [String]) {
-    let seed = rules.iter().flat_map(|r| r.bytes()).fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
-    });
+    let seed = rules
+        .iter()
+        .flat_map(|r| r.bytes())
+        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
     let mut rng = Rng::new(seed);
     if !rng.chance(35) {
         return;

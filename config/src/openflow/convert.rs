@@ -601,16 +601,39 @@ pub fn as_loaded(rule: Rule, v: Version) -> Result<Rule, String> {
     check(Rule { actions, ..rule }).map_err(|e| format!("{e:?} under {}", v.ofctl_name()))
 }
 
+/// A rule, as the rule model prints it, as `ovs-ofctl -O v dump-flows` prints it from a
+/// switch that holds it: encoded for `v` and decoded back ([`as_loaded`]), e.g. a
+/// register's `set_field` is a `load` under OpenFlow 1.0, OpenFlow 1.0's `mod_vlan_vid`
+/// that pushes a tag only if needed is `push_vlan` + `set_field` under 1.3. A rule `v`
+/// cannot express (`push_vlan` under 1.0) is printed as it is.
+pub fn printed_in(text: &str, v: Version) -> String {
+    match crate::parse_flow(text).map(|r| as_loaded(r, v)) {
+        Ok(Ok(rule)) => rule.to_string(),
+        _ => text.to_string(),
+    }
+}
+
+/// Words of the only actions that read differently by version: VLAN actions, a
+/// register's `set_field` (a `load` under OpenFlow 1.0) and `write_metadata` (with
+/// `goto_table` only under OpenFlow 1.3).
+const VERSION_DEPENDENT: [&str; 3] = ["vlan", "set_field", "write_metadata"];
+
+/// Whether a rule (as the rule model prints it) may read differently by version.
+pub fn depends_on_version(text: &str) -> bool {
+    VERSION_DEPENDENT.iter().any(|w| text.contains(w))
+}
+
 /// The version in which the rules in `texts` (in `ovs-ofctl` syntax, as the rule model
 /// prints them) read back as themselves, preferring `preferred`: what a bridge's
-/// `protocols` must say when its running rules are written back to the config. Only
-/// VLAN actions read differently by version, so only lines naming a VLAN are parsed.
+/// `protocols` must say when its running rules are written back to the config, and
+/// whether a rule set can be held at all. Only lines with [`VERSION_DEPENDENT`] words
+/// are parsed.
 /// `Err` when no one version reads them all back (OpenFlow 1.0's `mod_vlan_vid` pushing
 /// only if needed next to a `push_vlan`), naming one rule of each kind.
 pub fn version_reading_back(texts: &[String], preferred: Version) -> Result<Version, String> {
     let other = if preferred == Version::Of10 { Version::Of13 } else { Version::Of10 };
     let mut refused_by: [Option<&str>; 2] = [None, None];
-    for text in texts.iter().filter(|t| t.contains("vlan")) {
+    for text in texts.iter().filter(|t| depends_on_version(t)) {
         let rule = crate::parse_flow(text).map_err(|e| format!("{text}: {e}"))?;
         for (i, v) in [preferred, other].into_iter().enumerate() {
             if refused_by[i].is_none() && as_loaded(rule.clone(), v).as_ref() != Ok(&rule) {

@@ -182,6 +182,31 @@ fn oxm_vlan_fields_fold_into_the_tci() {
 }
 
 #[test]
+fn a_version_list_is_its_highest_version_ferrovs_speaks() {
+    assert_eq!(Version::from_ofctl_list("OpenFlow10"), Ok(Version::Of10));
+    assert_eq!(Version::from_ofctl_list("OpenFlow13,OpenFlow10"), Ok(Version::Of13));
+    assert_eq!(Version::from_ofctl_list(" openflow10 , OpenFlow11,OpenFlow15"), Ok(Version::Of10));
+    assert!(Version::from_ofctl_list("OpenFlow14,OpenFlow15").unwrap_err().contains("no OpenFlow version"));
+    assert!(Version::from_ofctl_list("OpenFlow10,bogus").unwrap_err().contains("bogus"));
+    assert!(Version::from_ofctl_list("").is_err());
+}
+
+#[test]
+fn dump_flows_prints_a_rule_as_the_version_encodes_it() {
+    assert_eq!(
+        printed_in("reg0=0x1 actions=set_field:0x7->reg4,output:2", Version::Of10),
+        "reg0=0x1 actions=load:0x7->NXM_NX_REG4[],output:2"
+    );
+    assert_eq!(printed_in("actions=set_field:0x7->reg4", Version::Of13), "actions=set_field:0x7->reg4");
+    assert_eq!(
+        printed_in("priority=5 actions=mod_vlan_vid:5,output:2", Version::Of13),
+        "priority=5 actions=push_vlan:0x8100,set_field:4101->vlan_vid,output:2"
+    );
+    // What the version cannot express stays as it is.
+    assert_eq!(printed_in("actions=push_vlan:0x8100", Version::Of10), "actions=push_vlan:0x8100");
+}
+
+#[test]
 fn the_version_that_reads_rules_back_is_found() {
     let texts = |t: &[&str]| t.iter().map(|s| s.to_string()).collect::<Vec<_>>();
     let of10 = texts(&["actions=mod_vlan_vid:5", "ip,actions=output:1"]);
@@ -194,4 +219,12 @@ fn the_version_that_reads_rules_back_is_found() {
     let mixed = [of10[0].clone(), of13[0].clone()];
     let e = version_reading_back(&mixed, Version::Of10).unwrap_err();
     assert!(e.contains("mod_vlan_vid:5") && e.contains("push_vlan"), "{e}");
+    // A register's set_field reads back only under OpenFlow 1.3 (a load under 1.0), as
+    // does write_metadata with goto_table; a load reads back under both.
+    let regs = texts(&["actions=set_field:0x7->reg4", "actions=load:0x1->NXM_NX_REG0[]"]);
+    assert_eq!(version_reading_back(&regs, Version::Of10), Ok(Version::Of13));
+    let md = texts(&["actions=write_metadata:0x1/0xff,goto_table:1"]);
+    assert_eq!(version_reading_back(&md, Version::Of10), Ok(Version::Of13));
+    let mixed = [of10[0].clone(), regs[0].clone()];
+    assert!(version_reading_back(&mixed, Version::Of10).is_err());
 }
