@@ -72,6 +72,11 @@ pub(crate) const SHORTHANDS: [Shorthand; 12] = [
     sh("icmp6", ETH_IPV6, Some(ICMPV6)),
 ];
 
+/// The shorthand keywords (`ip`, `tcp6`...), for tests and generators.
+pub fn shorthand_names() -> impl Iterator<Item = &'static str> {
+    SHORTHANDS.iter().map(|s| s.name)
+}
+
 /// What a field needs `dl_type`/`nw_proto` to be (OpenFlow's prerequisites).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Prereq {

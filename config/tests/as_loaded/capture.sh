@@ -1,7 +1,7 @@
 #!/bin/sh
-# Regenerates the goldens: for each line of rules.flows (pipeline.flows), what
+# Regenerates the goldens: for each line of rules.flows (pipeline.flows, fields.flows), what
 # `ovs-ofctl -O VERSION parse-flow` makes of it (the flow-mod after "ADD ") into
-# of10.txt/of13.txt (pipeline_of10.txt/pipeline_of13.txt), or "refused" when
+# of10.txt/of13.txt (pipeline_of*.txt, fields_of*.txt), or "refused" when
 # ovs-ofctl refuses it for that version.
 # Usage: config/tests/as_loaded/capture.sh   (needs ovs-ofctl)
 set -eu
@@ -21,3 +21,4 @@ capture() { # rules file, output prefix
 }
 capture rules.flows of
 capture pipeline.flows pipeline_of
+capture fields.flows fields_of
