@@ -92,14 +92,7 @@ pub(crate) fn parse_port_number(s: &str) -> ValueResult<u32> {
 
 /// `VALUE` or `VALUE/MASK`, both no greater than `max`; a bare value gets the full mask.
 pub(crate) fn parse_masked_uint(s: &str, max: u64) -> ValueResult<Masked<u64>> {
-    match s.split_once('/') {
-        None => Ok(Masked { value: parse_uint(s, max)?, mask: max }),
-        Some((v, m)) => {
-            let value = parse_uint(v, max)?;
-            let mask = parse_uint(m, max).map_err(|e| e.shifted(v.len() + 1))?;
-            Ok(Masked { value: value & mask, mask })
-        }
-    }
+    parse_masked_wide_uint(s, max.into()).map(|m| Masked { value: m.value as u64, mask: m.mask as u64 })
 }
 
 /// A MAC address `xx:xx:xx:xx:xx:xx` (one or two hex digits per octet).
