@@ -56,7 +56,7 @@ pub(crate) enum ActionPrereq {
 /// `output`). The parser refuses any other name before looking further, so an action
 /// added without a name here cannot be reached, and the golden test of every action
 /// (config/tests/as_loaded.rs) reads this list.
-pub const ACTION_NAMES: [&str; 29] = [
+pub const ACTION_NAMES: [&str; 31] = [
     "output",
     "in_port",
     "flood",
@@ -86,6 +86,8 @@ pub const ACTION_NAMES: [&str; 29] = [
     "resubmit",
     "goto_table",
     "group",
+    "note",
+    "clone",
 ];
 
 /// The packet fields `set_field` writes, by every name it takes (registers and the
@@ -128,6 +130,8 @@ pub(crate) struct ParsedAction {
     pub position: Position,
     pub name: String,
     pub prereq: Option<ActionPrereq>,
+    /// The actions of `clone(...)`, checked with the list they are in.
+    pub nested: Vec<ParsedAction>,
 }
 
 /// Parses one action list (`output:2,mod_vlan_vid:10`); `locate` maps byte offsets in
@@ -203,6 +207,7 @@ pub(crate) fn parse_action_text(text: &str, locate: Locate<'_>) -> Result<Vec<Pa
                         position,
                         name: name.clone(),
                         prereq: None,
+                        nested: Vec::new(),
                     }));
                     continue;
                 }
@@ -218,12 +223,25 @@ pub(crate) fn parse_action_text(text: &str, locate: Locate<'_>) -> Result<Vec<Pa
                     position,
                     name: name.clone(),
                     prereq,
+                    nested: Vec::new(),
                 }));
                 continue;
             }
             "move" => {
                 let (action, prereq) = parse_move(arg()?, &arg_at)?;
                 (Some(action), prereq)
+            }
+            "note" => simple(Action::Note(parse_note(p.arg.unwrap_or("")).map_err(verr)?)),
+            "clone" => {
+                let nested = parse_action_text(arg()?, &|off| arg_at(off))?;
+                out.push(ParsedAction {
+                    action: Some(Action::Clone(Vec::new())),
+                    position,
+                    name: p.name.to_string(),
+                    prereq: None,
+                    nested,
+                });
+                continue;
             }
             "write_metadata" => {
                 let m = parse_masked_wide_uint(arg()?, u128::from(u64::MAX)).map_err(verr)?;
@@ -252,7 +270,7 @@ pub(crate) fn parse_action_text(text: &str, locate: Locate<'_>) -> Result<Vec<Pa
             }
             name => return Err(unsupported(name, position)),
         };
-        out.push(ParsedAction { action, position, name: p.name.to_string(), prereq });
+        out.push(ParsedAction { action, position, name: p.name.to_string(), prereq, nested: Vec::new() });
     }
     Ok(out)
 }
@@ -337,6 +355,25 @@ fn parse_set_field(
         }
     };
     Ok(set)
+}
+
+/// `note:HH.HH...` (hex byte pairs, dots optional): the bytes, zero-padded as `ovs-ofctl`
+/// encodes them (the Nicira action is 10 bytes plus the note, rounded up to 8).
+fn parse_note(text: &str) -> Result<Vec<u8>, ValueError> {
+    let mut bytes = Vec::new();
+    let digits: Vec<(usize, char)> = text.char_indices().filter(|&(_, c)| c != '.').collect();
+    for pair in digits.chunks(2) {
+        let [(at, hi), (_, lo)] = pair else {
+            return Err(ValueError::new(pair[0].0, "a note is pairs of hex digits (`note:01.02`)"));
+        };
+        match (hi.to_digit(16), lo.to_digit(16)) {
+            (Some(h), Some(l)) => bytes.push((h * 16 + l) as u8),
+            _ => return Err(ValueError::new(*at, format!("`{hi}{lo}` is not a hex byte"))),
+        }
+    }
+    let padded = (10 + bytes.len()).div_ceil(8) * 8 - 10;
+    bytes.resize(padded, 0);
+    Ok(bytes)
 }
 
 /// `NAME[]`, `NAME[BIT]`, `NAME[START..END]` or a bare `NAME` (the whole field).
@@ -508,6 +545,20 @@ fn parse_resubmit(arg: &str, arg_at: &dyn Fn(usize) -> Position, position: Posit
 
 /// Checks a whole action list against the rule's match and table.
 pub(crate) fn check_actions(parsed: Vec<ParsedAction>, m: &Match, table: u8) -> Result<Vec<Action>, RuleError> {
+    let mut tagged = m.vlan_tci.is_some_and(|t| t.mask & t.value & 0x1000 != 0);
+    check_list(parsed, m, table, &mut tagged, false)
+}
+
+/// [`check_actions`] of one list: the rule's, or (`nested`) a `clone`'s, which may hold
+/// no instruction (`goto_table`, `write_metadata`). `tagged`: whether
+/// the packet surely has a VLAN tag at the start of the list (updated to its end).
+fn check_list(
+    parsed: Vec<ParsedAction>,
+    m: &Match,
+    table: u8,
+    tagged: &mut bool,
+    nested: bool,
+) -> Result<Vec<Action>, RuleError> {
     if let Some(drop) = parsed.iter().find(|a| a.action.is_none()) {
         if parsed.len() > 1 {
             return Err(RuleError::new(drop.position, "`drop` cannot be combined with other actions"));
@@ -517,9 +568,11 @@ pub(crate) fn check_actions(parsed: Vec<ParsedAction>, m: &Match, table: u8) -> 
     let count = parsed.len();
     let mut actions = Vec::with_capacity(count);
     let mut metadata_written = false;
-    let mut tagged = m.vlan_tci.is_some_and(|t| t.mask & t.value & 0x1000 != 0);
     for (i, p) in parsed.into_iter().enumerate() {
         let action = p.action.expect("drop handled above");
+        if nested && matches!(action, Action::GotoTable(_) | Action::WriteMetadata { .. }) {
+            return Err(RuleError::new(p.position, format!("`{}` is an instruction: not inside `clone`", p.name)));
+        }
         if let Action::GotoTable(t) = action {
             if i + 1 != count {
                 return Err(RuleError::new(p.position, "`goto_table` must be the last action"));
@@ -556,24 +609,29 @@ pub(crate) fn check_actions(parsed: Vec<ParsedAction>, m: &Match, table: u8) -> 
                 format!("`{}` of this field requires the rule to match on {}", p.name, pr.describe()),
             ));
         }
-        match p.prereq {
-            Some(ActionPrereq::VlanTag) if !tagged => {
-                return Err(RuleError::new(
-                    p.position,
-                    format!(
-                        "`{}` of a VLAN field requires a VLAN tag: match on one (e.g. dl_vlan=N) or \
-                         push one first (push_vlan, mod_vlan_vid, mod_vlan_pcp)",
-                        p.name
-                    ),
-                ));
+        if p.prereq == Some(ActionPrereq::VlanTag) && !*tagged {
+            return Err(RuleError::new(
+                p.position,
+                format!(
+                    "`{}` of a VLAN field requires a VLAN tag: match on one (e.g. dl_vlan=N) or \
+                     push one first (push_vlan, mod_vlan_vid, mod_vlan_pcp)",
+                    p.name
+                ),
+            ));
+        }
+        let action = match action {
+            Action::PushVlan(_) | Action::ModVlanVid(_) | Action::ModVlanPcp(_) => {
+                *tagged = true;
+                action
             }
-            _ => {}
-        }
-        match action {
-            Action::PushVlan(_) | Action::ModVlanVid(_) | Action::ModVlanPcp(_) => tagged = true,
-            Action::StripVlan => tagged = false,
-            _ => {}
-        }
+            Action::StripVlan => {
+                *tagged = false;
+                action
+            }
+            // The clone runs on a copy: what it does to the tag is undone after it.
+            Action::Clone(_) => Action::Clone(check_list(p.nested, m, table, &mut tagged.clone(), true)?),
+            _ => action,
+        };
         actions.push(action);
     }
     Ok(actions)
@@ -744,9 +802,7 @@ mod tests {
 
     #[test]
     fn unsupported_actions_are_named() {
-        for (action, name) in
-            [("learn(table=1)", "learn"), ("ct(commit)", "ct"), ("note:00", "note"), ("enqueue:1:2", "enqueue")]
-        {
+        for (action, name) in [("learn(table=1)", "learn"), ("ct(commit)", "ct"), ("enqueue:1:2", "enqueue")] {
             let (column, reason) = err(&format!("actions={action}"));
             assert_eq!(column, 9, "{action}");
             assert_eq!(reason, format!("unknown or unsupported action `{name}`"));
@@ -755,6 +811,30 @@ mod tests {
             err("actions=load:1->NXM_OF_IP_TOS[]"),
             (17, "field `NXM_OF_IP_TOS` is not supported in `load`/`move`".into())
         );
+    }
+
+    #[test]
+    fn note_and_clone() {
+        // Padded as ovs-ofctl encodes them: 10 + n bytes rounded up to 8.
+        assert_eq!(acts("", "note:01.02.03"), vec![Action::Note(vec![1, 2, 3, 0, 0, 0])]);
+        assert_eq!(
+            acts("", "note:0102030405060708")[0],
+            Action::Note([1, 2, 3, 4, 5, 6, 7, 8, 0, 0, 0, 0, 0, 0].to_vec())
+        );
+        assert_eq!(acts("", "note:"), vec![Action::Note(vec![0; 6])]);
+        assert!(err("actions=note:1").1.contains("pairs of hex digits"));
+        assert!(err("actions=note:zz").1.contains("not a hex byte"));
+        assert_eq!(
+            acts("", "clone(output:1,clone(drop)),output:2"),
+            vec![Action::Clone(vec![Action::Output(1), Action::Clone(vec![])]), Action::Output(2)]
+        );
+        // Checked where they stand: an instruction is not an action; a VLAN set-field needs
+        // a tag in the clone; a tag pushed in the clone is gone after it.
+        assert!(err("actions=clone(goto_table:1)").1.contains("instruction"));
+        assert!(err("actions=clone(set_field:5->vlan_vid)").1.contains("requires a VLAN tag"));
+        assert_eq!(acts("", "clone(push_vlan:0x8100,set_field:5->vlan_vid)").len(), 1);
+        assert!(err("actions=clone(push_vlan:0x8100),set_field:5->vlan_vid").1.contains("requires a VLAN tag"));
+        assert!(err("actions=clone(output:1,drop)").1.contains("cannot be combined"));
     }
 
     #[test]

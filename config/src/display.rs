@@ -159,6 +159,11 @@ impl Display for Action {
             Action::WriteMetadata { value, mask } => {
                 write!(f, "write_metadata:{}/{}", hex(value.into()), hex(mask.into()))
             }
+            Action::Note(ref bytes) => {
+                let hex: Vec<String> = bytes.iter().map(|b| format!("{b:02x}")).collect();
+                write!(f, "note:{}", hex.join("."))
+            }
+            Action::Clone(ref actions) => write!(f, "clone({})", format_actions(actions)),
         }
     }
 }
@@ -483,6 +488,11 @@ mod tests {
                 value: v.into(),
                 set_field: true
             }),
+            prop::collection::vec(any::<u8>(), 0..12).prop_map(|mut b| {
+                b.resize((10 + b.len()).div_ceil(8) * 8 - 10, 0);
+                Action::Note(b)
+            }),
+            prop::collection::vec((1u32..=0xfeff).prop_map(Action::Output), 0..3).prop_map(Action::Clone),
             (subfield(), subfield()).prop_map(|(src, dst)| {
                 let n = src.n_bits.min(dst.n_bits);
                 Action::Move { src: Subfield { n_bits: n, ..src }, dst: Subfield { n_bits: n, ..dst } }

@@ -178,7 +178,7 @@ pub struct Resubmit {
 }
 
 /// One action of a rule, applied in order (OpenFlow 1.0 "action list" semantics).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Action {
     /// `output:N` (or a bare port number). Output to the ingress port is dropped, as in
     /// OpenFlow; use [`Action::InPort`] for that.
@@ -226,6 +226,12 @@ pub enum Action {
     /// The OpenFlow 1.1+ `write_metadata:VALUE[/MASK]` instruction: after the other
     /// actions (before `goto_table`), the metadata bits under `mask` become `value`'s.
     WriteMetadata { value: u64, mask: u64 },
+    /// `note:HH.HH...`: bytes for the controller's eyes, padded as `ovs-ofctl` encodes
+    /// them; does nothing to the packet.
+    Note(Vec<u8>),
+    /// `clone(ACTIONS)`: the actions on a copy of the packet (and of the registers);
+    /// afterwards the packet is as it was before them.
+    Clone(Vec<Action>),
 }
 
 /// The OpenFlow group types ferrovs supports.

@@ -877,3 +877,24 @@ fn a_partial_load_into_a_packet_field_keeps_its_other_bits_and_reads_them() {
     mask.set_nw_dst_u32(0xffff_ff00);
     both_lookups(&t, &p, &[DpAction::SetIpv4Dst(Ipv4Addr::new(10, 0, 0, 9)), DpAction::Output(2)], &mask);
 }
+
+#[test]
+fn clone_runs_on_a_copy_of_the_packet_and_the_registers() {
+    let t = of13_tables(&[
+        "ip,actions=clone(mod_nw_dst:10.0.0.9,load:5->reg0[],output:2),note:01,resubmit(,1)",
+        "table=1,reg0=5,actions=output:3",
+        "table=1,priority=0,actions=output:1",
+    ]);
+    let p = key(3, &udp_frame([10, 0, 0, 1], 1, 2, 0));
+    // After the clone the destination is set back (so its bits are read) and reg0 is 0
+    // again: the priority-0 rule outputs to port 1.
+    let mut mask = l3_mask();
+    mask.set_nw_dst_u32(u32::MAX);
+    let want = [
+        DpAction::SetIpv4Dst(Ipv4Addr::new(10, 0, 0, 9)),
+        DpAction::Output(2),
+        DpAction::SetIpv4Dst(Ipv4Addr::new(10, 0, 0, 1)),
+        DpAction::Output(1),
+    ];
+    both_lookups(&t, &p, &want, &mask);
+}

@@ -290,7 +290,8 @@ pub fn rule_set(rng: &mut Rng) -> RuleSet {
 
 /// In about a third of the sets, registers and metadata: matches on them (zero when the
 /// frame enters, so table 0 sees zeros) and actions that set them (`load`, `set_field`,
-/// `move` from the input port or a MAC, `write_metadata`) or copy them into a MAC. Drawn
+/// `move` from the input port or a MAC, `write_metadata`) or copy them into a MAC; and
+/// `note` and `clone`. Drawn
 /// from a generator seeded by the rules' text, so that the main generator (rules and
 /// frames of a seed) draws what it drew before.
 fn with_pipeline(rules: &mut [String]) {
@@ -318,13 +319,19 @@ fn with_pipeline(rules: &mut [String]) {
         if acts != ["drop"] {
             for _ in 0..rng.below(3) {
                 let k = rng.below(3);
-                let a = match rng.below(6) {
+                let a = match rng.below(8) {
                     0 => format!("load:{k}->NXM_NX_REG0[]"),
                     1 => format!("set_field:{k}->reg1"),
                     2 => format!("load:{k}->OXM_OF_METADATA[0..7]"),
                     3 => "move:NXM_OF_IN_PORT[]->NXM_NX_REG0[0..15]".to_string(),
                     4 => "move:NXM_OF_ETH_SRC[0..1]->NXM_NX_REG1[0..1]".to_string(),
-                    _ => "move:NXM_NX_REG0[0..7]->NXM_OF_ETH_DST[0..7]".to_string(),
+                    5 => "move:NXM_NX_REG0[0..7]->NXM_OF_ETH_DST[0..7]".to_string(),
+                    6 => "note:01.02".to_string(),
+                    _ => format!(
+                        "clone(load:{k}->NXM_NX_REG0[],mod_dl_dst:{},output:{})",
+                        mac(&mut rng),
+                        rng.range(1, N_PORTS as u64)
+                    ),
                 };
                 acts.insert(0, a);
             }

@@ -392,16 +392,20 @@ fn actions_from_wire(list: &[WireAction], out: &mut Vec<Action>, packet_out: boo
                 }
                 Action::Resubmit(Resubmit { in_port, table })
             }
+            WireAction::Note(ref bytes) => Action::Note(bytes.clone()),
+            WireAction::Clone(ref list) => {
+                let mut inner = Vec::new();
+                actions_from_wire(list, &mut inner, packet_out)?;
+                Action::Clone(inner)
+            }
             WireAction::Enqueue { .. }
             | WireAction::CopyTtlOut
             | WireAction::CopyTtlIn
             | WireAction::SetQueue(_)
             | WireAction::PopQueue
-            | WireAction::Note(_)
             | WireAction::RegLoad { .. }
             | WireAction::RegLoad2(_)
-            | WireAction::OutputReg { .. }
-            | WireAction::Clone(_) => return Err(OfpError::BadActionType),
+            | WireAction::OutputReg { .. } => return Err(OfpError::BadActionType),
         };
         out.push(action);
     }
@@ -559,19 +563,8 @@ pub fn rule_from_wire(w: &WireRule) -> Result<Rule, OfpError> {
 /// doc. Refused, with the reason, where `ovs-ofctl` refuses the rule for that version.
 pub fn as_loaded(rule: Rule, v: Version) -> Result<Rule, String> {
     let refuse = |why: &str| Err(format!("{why} under {}", v.ofctl_name()));
-    let mut tagged = vlan_tagged(&rule.matches);
-    for a in &rule.actions {
-        match a {
-            Action::PushVlan(_) if v == Version::Of10 => {
-                return refuse("push_vlan needs OpenFlow 1.1 or later (-O OpenFlow13)");
-            }
-            Action::StripVlan if v != Version::Of10 && !tagged => {
-                return refuse("strip_vlan/pop_vlan needs a VLAN tag in the match (or pushed before it)");
-            }
-            Action::PushVlan(_) | Action::ModVlanVid(_) | Action::ModVlanPcp(_) => tagged = true,
-            Action::StripVlan => tagged = false,
-            _ => {}
-        }
+    if let Err(why) = check_vlan_actions(&rule.actions, vlan_tagged(&rule.matches), v) {
+        return refuse(why);
     }
     if v == Version::Of10 {
         if rule.actions.iter().any(|a| matches!(a, Action::WriteMetadata { .. }))
@@ -581,24 +574,47 @@ pub fn as_loaded(rule: Rule, v: Version) -> Result<Rule, String> {
             // refuses (OFPBAC_UNSUPPORTED_ORDER).
             return refuse("write_metadata with goto_table needs OpenFlow 1.1 or later (-O OpenFlow13)");
         }
-        // OpenFlow 1.0 has no set-field: `ovs-ofctl` sends a VLAN one (valid only with a
-        // tag, checked above) as the 1.0 action, which on a tagged frame is the same, and
-        // a register's as a Nicira `load`.
-        let actions = rule
-            .actions
-            .into_iter()
-            .map(|a| match a {
-                Action::Set(SetField::VlanVid(x)) => Action::ModVlanVid(x),
-                Action::Set(SetField::VlanPcp(x)) => Action::ModVlanPcp(x),
-                Action::Load { dst, value, set_field: true } => Action::Load { dst, value, set_field: false },
-                a => a,
-            })
-            .collect();
-        return Ok(Rule { actions, ..rule });
+        return Ok(Rule { actions: of10_actions(rule.actions), ..rule });
     }
     let instructions = actions_to_wire(&rule, v).map_err(|e| format!("{e} under {}", v.ofctl_name()))?;
     let actions = instructions_from_wire(&instructions).map_err(|e| format!("{e:?} under {}", v.ofctl_name()))?;
     check(Rule { actions, ..rule }).map_err(|e| format!("{e:?} under {}", v.ofctl_name()))
+}
+
+/// What `ovs-ofctl` refuses in VLAN actions for `v`: `push_vlan` under OpenFlow 1.0, a
+/// `strip_vlan` without a tag under 1.1+ (`clone`s included; `tagged`: at the list's start).
+fn check_vlan_actions(actions: &[Action], mut tagged: bool, v: Version) -> Result<(), &'static str> {
+    for a in actions {
+        match a {
+            Action::PushVlan(_) if v == Version::Of10 => {
+                return Err("push_vlan needs OpenFlow 1.1 or later (-O OpenFlow13)");
+            }
+            Action::StripVlan if v != Version::Of10 && !tagged => {
+                return Err("strip_vlan/pop_vlan needs a VLAN tag in the match (or pushed before it)");
+            }
+            Action::PushVlan(_) | Action::ModVlanVid(_) | Action::ModVlanPcp(_) => tagged = true,
+            Action::StripVlan => tagged = false,
+            Action::Clone(inner) => check_vlan_actions(inner, tagged, v)?,
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// OpenFlow 1.0 has no set-field: `ovs-ofctl` sends a VLAN one (valid only with a tag,
+/// checked before) as the 1.0 action, which on a tagged frame is the same, and a
+/// register's as a Nicira `load` (`clone`s included).
+fn of10_actions(actions: Vec<Action>) -> Vec<Action> {
+    actions
+        .into_iter()
+        .map(|a| match a {
+            Action::Set(SetField::VlanVid(x)) => Action::ModVlanVid(x),
+            Action::Set(SetField::VlanPcp(x)) => Action::ModVlanPcp(x),
+            Action::Load { dst, value, set_field: true } => Action::Load { dst, value, set_field: false },
+            Action::Clone(inner) => Action::Clone(of10_actions(inner)),
+            a => a,
+        })
+        .collect()
 }
 
 /// A rule, as the rule model prints it, as `ovs-ofctl -O v dump-flows` prints it from a
@@ -719,13 +735,38 @@ fn set_field_to_wire(s: SetField, m: &rules::Match, v: Version) -> Result<WireAc
 
 /// A rule's actions as `v`'s instructions (1.0: at most one apply-actions).
 pub fn actions_to_wire(rule: &Rule, v: Version) -> Result<Vec<Instruction>, &'static str> {
-    let mut list = Vec::new();
-    let mut goto = None;
-    let mut write_metadata = None;
+    let mut after = After::default();
     // Whether the packet surely has a tag at this point (for 1.3's push-before-set).
     let mut tagged = vlan_tagged(&rule.matches);
+    let list = list_to_wire(&rule.actions, &rule.matches, v, &mut tagged, &mut after)?;
+    let mut out = Vec::new();
+    if !list.is_empty() {
+        out.push(Instruction::ApplyActions(list));
+    }
+    out.extend(after.write_metadata);
+    out.extend(after.goto.map(Instruction::GotoTable));
+    Ok(out)
+}
+
+/// The instructions that follow the apply-actions list.
+#[derive(Default)]
+struct After {
+    write_metadata: Option<Instruction>,
+    goto: Option<u8>,
+}
+
+/// One action list (a rule's, or a `clone`'s) as wire actions; `tagged` as in
+/// [`actions_to_wire`], updated to the list's end.
+fn list_to_wire(
+    actions: &[Action],
+    m: &rules::Match,
+    v: Version,
+    tagged: &mut bool,
+    after: &mut After,
+) -> Result<Vec<WireAction>, &'static str> {
+    let mut list = Vec::new();
     let out = |port: u32| WireAction::Output { port, max_len: 0 };
-    for a in &rule.actions {
+    for a in actions {
         match *a {
             Action::Output(p) => list.push(out(p)),
             Action::InPort => list.push(out(OFPP_IN_PORT)),
@@ -736,9 +777,9 @@ pub fn actions_to_wire(rule: &Rule, v: Version) -> Result<Vec<Instruction>, &'st
             Action::ModVlanVid(x) => match v {
                 Version::Of10 => list.push(WireAction::SetVlanVid(x)),
                 Version::Of13 => {
-                    if !tagged {
+                    if !*tagged {
                         list.push(WireAction::PushVlan(0x8100));
-                        tagged = true;
+                        *tagged = true;
                     }
                     list.push(WireAction::SetField { field: Field::VlanVid, value: u128::from(VLAN_CFI | x) });
                 }
@@ -746,25 +787,25 @@ pub fn actions_to_wire(rule: &Rule, v: Version) -> Result<Vec<Instruction>, &'st
             Action::ModVlanPcp(x) => match v {
                 Version::Of10 => list.push(WireAction::SetVlanPcp(x)),
                 Version::Of13 => {
-                    if !tagged {
+                    if !*tagged {
                         list.push(WireAction::PushVlan(0x8100));
-                        tagged = true;
+                        *tagged = true;
                     }
                     list.push(WireAction::SetField { field: Field::VlanPcp, value: u128::from(x) });
                 }
             },
             Action::StripVlan => {
-                tagged = false;
+                *tagged = false;
                 list.push(WireAction::PopVlan);
             }
             Action::PushVlan(tpid) => {
                 if v == Version::Of10 {
                     return Err("push_vlan in OpenFlow 1.0");
                 }
-                tagged = true;
+                *tagged = true;
                 list.push(WireAction::PushVlan(tpid));
             }
-            Action::Set(s) => list.push(set_field_to_wire(s, &rule.matches, v)?),
+            Action::Set(s) => list.push(set_field_to_wire(s, m, v)?),
             Action::DecTtl => list.push(if v == Version::Of10 { WireAction::NxDecTtl } else { WireAction::DecNwTtl }),
             Action::Resubmit(Resubmit { in_port, table }) => list.push(WireAction::Resubmit {
                 in_port: in_port.unwrap_or(OFPP_IN_PORT),
@@ -774,7 +815,7 @@ pub fn actions_to_wire(rule: &Rule, v: Version) -> Result<Vec<Instruction>, &'st
                 if v == Version::Of10 {
                     return Err("goto_table in OpenFlow 1.0");
                 }
-                goto = Some(t);
+                after.goto = Some(t);
             }
             Action::Group(g) => {
                 if v == Version::Of10 {
@@ -802,17 +843,17 @@ pub fn actions_to_wire(rule: &Rule, v: Version) -> Result<Vec<Instruction>, &'st
                 if v == Version::Of10 {
                     return Err("write_metadata in OpenFlow 1.0");
                 }
-                write_metadata = Some(Instruction::WriteMetadata { metadata: value, mask });
+                after.write_metadata = Some(Instruction::WriteMetadata { metadata: value, mask });
+            }
+            Action::Note(ref bytes) => list.push(WireAction::Note(bytes.clone())),
+            Action::Clone(ref inner) => {
+                // A clone's tag changes are undone after it.
+                let inner = list_to_wire(inner, m, v, &mut tagged.clone(), &mut After::default())?;
+                list.push(WireAction::Clone(inner));
             }
         }
     }
-    let mut out = Vec::new();
-    if !list.is_empty() {
-        out.push(Instruction::ApplyActions(list));
-    }
-    out.extend(write_metadata);
-    out.extend(goto.map(Instruction::GotoTable));
-    Ok(out)
+    Ok(list)
 }
 
 #[cfg(test)]

@@ -509,8 +509,29 @@ impl<'a> Ctx<'a> {
                 let md = &mut self.st.regs.metadata;
                 *md = (*md & !mask) | (value & mask);
             }
+            Action::Note(_) => {}
+            Action::Clone(ref actions) => {
+                if depth + 1 > MAX_DEPTH {
+                    self.error = Some(XlateError::TooDeep);
+                } else {
+                    self.on_copy(actions, table, depth + 1);
+                }
+            }
         }
         Flow::Continue
+    }
+
+    /// Runs `actions` on a copy of the packet and the registers, as a group bucket and
+    /// `clone` do: afterwards both are as they were (see [`Ctx::restore`]). A `dec_ttl`
+    /// exception ends the copy's actions only.
+    fn on_copy(&mut self, actions: &[Action], table: u8, depth: usize) {
+        let saved = self.st.clone();
+        for a in actions {
+            if self.error.is_some() || self.action(a, table, depth) == Flow::StopTable {
+                break;
+            }
+        }
+        self.restore(saved);
     }
 
     /// The value of `sf` (shifted down). A packet field's bits join the mask (through
@@ -576,13 +597,7 @@ impl<'a> Ctx<'a> {
             GroupKind::Indirect => &group.buckets[..group.buckets.len().min(1)],
         };
         for bucket in buckets {
-            let saved = self.st.clone();
-            for a in bucket {
-                if self.error.is_some() || self.action(a, table, depth) == Flow::StopTable {
-                    break;
-                }
-            }
-            self.restore(saved);
+            self.on_copy(bucket, table, depth);
         }
     }
 
@@ -635,8 +650,16 @@ impl<'a> Ctx<'a> {
             (Field::TpSrc, |v| DpAction::SetTpSrc(v as u16)),
             (Field::TpDst, |v| DpAction::SetTpDst(v as u16)),
         ];
+        // The IPv4 and IPv6 address slots share key words: only the packet's own kind of
+        // address is set back (a written IPv4 address must not read as an IPv6 change).
+        let dl_type = b.dl_type();
+        let other_family = |f: Field| match f {
+            Field::NwSrc | Field::NwDst => dl_type == ethertype::IPV6,
+            Field::Ipv6Src | Field::Ipv6Dst => dl_type != ethertype::IPV6,
+            _ => false,
+        };
         for (f, make) in restores {
-            if written(f) {
+            if written(f) && !other_family(f) {
                 self.read_field(f, f.all_ones());
                 if f.get(&after.cur) != f.get(&b) {
                     self.actions.push(make(f.get(&b)));
