@@ -117,10 +117,12 @@ fn strings(rules: &[&str]) -> Vec<String> {
 }
 
 const PIPELINE_RULE: &str = "table=3,priority=9,reg0=0x5/0xff,metadata=0x1,\
-    actions=load:0x7->NXM_NX_REG1[0..7],move:NXM_OF_ETH_SRC[0..15]->NXM_NX_REG2[0..15],output:1";
+    actions=load:0x7->NXM_NX_REG1[0..7],move:NXM_OF_ETH_SRC[0..15]->NXM_NX_REG2[0..15],output:1,\
+    write_metadata:0x10/0xf0";
 /// [`PIPELINE_RULE`] as `ovs-ofctl dump-flows --no-stats` prints it (either version).
 const PIPELINE_PRINTED: &str = "table=3, priority=9,reg0=0x5/0xff,metadata=0x1 \
-    actions=load:0x7->NXM_NX_REG1[0..7],move:NXM_OF_ETH_SRC[0..15]->NXM_NX_REG2[0..15],output:1";
+    actions=load:0x7->NXM_NX_REG1[0..7],move:NXM_OF_ETH_SRC[0..15]->NXM_NX_REG2[0..15],output:1,\
+    write_metadata:0x10/0xf0";
 const ADDED_ONE: &str = "priority=200,tcp,nw_dst=198.18.0.0/15,tp_dst=443,actions=mod_vlan_vid:20,output:2";
 const ADDED_FILE: &[&str] = &[
     "table=1,priority=5,udp,actions=output:1",

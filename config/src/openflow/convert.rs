@@ -393,6 +393,7 @@ fn actions_from_wire(list: &[WireAction], out: &mut Vec<Action>, packet_out: boo
                 Action::Resubmit(Resubmit { in_port, table })
             }
             WireAction::Note(ref bytes) => Action::Note(bytes.clone()),
+            WireAction::NxWriteMetadata { metadata, mask } => Action::WriteMetadata { value: metadata & mask, mask },
             WireAction::Clone(ref list) => {
                 let mut inner = Vec::new();
                 actions_from_wire(list, &mut inner, packet_out)?;
@@ -839,10 +840,11 @@ fn list_to_wire(
                 }))
             }
             Action::Move { src, dst } => list.push(WireAction::RegMove { src: slice(src), dst: slice(dst) }),
+            // OpenFlow 1.0: Nicira's action, last in the list as `ovs-ofctl` writes it.
+            Action::WriteMetadata { value, mask } if v == Version::Of10 => {
+                list.push(WireAction::NxWriteMetadata { metadata: value, mask })
+            }
             Action::WriteMetadata { value, mask } => {
-                if v == Version::Of10 {
-                    return Err("write_metadata in OpenFlow 1.0");
-                }
                 after.write_metadata = Some(Instruction::WriteMetadata { metadata: value, mask });
             }
             Action::Note(ref bytes) => list.push(WireAction::Note(bytes.clone())),

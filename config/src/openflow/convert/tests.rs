@@ -130,7 +130,18 @@ fn registers_metadata_and_their_actions_load_from_flow_mods() {
     assert_eq!(actions_to_wire(&r, Version::Of13).unwrap(), ins);
     assert_eq!(super::match_to_wire(&r.matches, super::MatchForm::Tlv).unwrap(), m);
     assert!(super::match_to_wire(&r.matches, super::MatchForm::Of10).is_err());
-    assert!(actions_to_wire(&r, Version::Of10).is_err(), "write_metadata has no OpenFlow 1.0 form here");
+    // OpenFlow 1.0 has no goto_table; without it write_metadata is Nicira's action.
+    assert!(actions_to_wire(&r, Version::Of10).is_err());
+    let md = parse_flow("actions=output:1,write_metadata:0x5/0xff").unwrap();
+    let of10 = actions_to_wire(&md, Version::Of10).unwrap();
+    assert_eq!(
+        of10,
+        vec![Instruction::ApplyActions(vec![
+            WireAction::Output { port: 1, max_len: 0 },
+            WireAction::NxWriteMetadata { metadata: 5, mask: 0xff }
+        ])]
+    );
+    assert_eq!(instructions_from_wire(&of10).unwrap(), md.actions);
 }
 
 #[test]
