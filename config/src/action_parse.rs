@@ -486,16 +486,12 @@ fn parse_pipeline_set_field(arg: &str, arg_at: &dyn Fn(usize) -> Position) -> Re
     let Some(pf) = PipelineField::by_name(name) else { return Ok(None) };
     let field = match pf {
         PipelineField::Reg(n) => SubfieldField::Reg(n),
+        PipelineField::Xreg(n) => SubfieldField::Xreg(n),
+        PipelineField::Xxreg(n) => SubfieldField::Xxreg(n),
         PipelineField::Metadata => SubfieldField::Metadata,
-        PipelineField::Xreg(_) | PipelineField::Xxreg(_) => {
-            return Err(RuleError::new(
-                arg_at(value.len() + 2),
-                format!("`set_field` of `{name}` (a wider view of the registers) is not supported: set reg0..reg15"),
-            ));
-        }
     };
     let width = field.width();
-    let all = (1u128 << width) - 1;
+    let all = if width == 128 { u128::MAX } else { (1u128 << width) - 1 };
     let m = parse_masked_wide_uint(value, all)
         .map_err(|e| RuleError::new(arg_at(e.offset), format!("invalid value for `{name}`: {}", e.reason)))?;
     let whole = Subfield { field, ofs: 0, n_bits: width };
@@ -875,6 +871,7 @@ mod tests {
         assert!(err("ip,actions=move:NXM_OF_IN_PORT[]->NXM_OF_ETH_TYPE[]").1.contains("not supported"));
         assert_eq!(err("actions=write_metadata:1,output:1").0, 26);
         assert!(err("actions=write_metadata:1,write_metadata:2").1.contains("only once"));
-        assert!(err("actions=set_field:1->xreg0").1.contains("wider view"));
+        let xreg = Subfield { field: SubfieldField::Xreg(0), ofs: 0, n_bits: 64 };
+        assert_eq!(acts("", "set_field:1->xreg0"), vec![Action::Load { dst: xreg, value: 1, set_field: true }]);
     }
 }

@@ -145,6 +145,8 @@ impl Display for Action {
             Action::Load { dst, value, set_field: true } => {
                 let name = match dst.field {
                     SubfieldField::Reg(n) => format!("reg{n}"),
+                    SubfieldField::Xreg(n) => format!("xreg{n}"),
+                    SubfieldField::Xxreg(n) => format!("xxreg{n}"),
                     SubfieldField::Metadata => "metadata".to_string(),
                     // Not produced by the parser: a packet field's set_field is `Set`.
                     SubfieldField::Packet(_) => return write!(f, "load:{}->{dst}", hex(value)),

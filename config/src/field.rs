@@ -561,17 +561,33 @@ impl PacketField {
 impl SubfieldField {
     /// Width in bits.
     pub fn width(self) -> u16 {
-        match self {
-            SubfieldField::Reg(_) => 32,
-            SubfieldField::Metadata => 64,
-            SubfieldField::Packet(p) => p.def().width,
+        match self.pipeline() {
+            Some(pf) => pf.width() as u16,
+            None => match self {
+                SubfieldField::Packet(p) => p.def().width,
+                _ => unreachable!("every other field is a pipeline field"),
+            },
         }
     }
 
-    /// The name `ovs-ofctl` prints (`NXM_NX_REG0`, `OXM_OF_METADATA`, `NXM_OF_ETH_SRC`).
+    /// The register, wider view or metadata this names, if it is one.
+    pub fn pipeline(self) -> Option<PipelineField> {
+        match self {
+            SubfieldField::Reg(n) => Some(PipelineField::Reg(n)),
+            SubfieldField::Xreg(n) => Some(PipelineField::Xreg(n)),
+            SubfieldField::Xxreg(n) => Some(PipelineField::Xxreg(n)),
+            SubfieldField::Metadata => Some(PipelineField::Metadata),
+            SubfieldField::Packet(_) => None,
+        }
+    }
+
+    /// The name `ovs-ofctl` prints (`NXM_NX_REG0`, `OXM_OF_PKT_REG0`, `NXM_NX_XXREG0`,
+    /// `OXM_OF_METADATA`, `NXM_OF_ETH_SRC`).
     pub fn nxm_name(self) -> String {
         match self {
             SubfieldField::Reg(n) => format!("NXM_NX_REG{n}"),
+            SubfieldField::Xreg(n) => format!("OXM_OF_PKT_REG{n}"),
+            SubfieldField::Xxreg(n) => format!("NXM_NX_XXREG{n}"),
             SubfieldField::Metadata => "OXM_OF_METADATA".to_string(),
             SubfieldField::Packet(p) => p.def().nxm.to_string(),
         }
@@ -580,19 +596,14 @@ impl SubfieldField {
     /// The field a `load`/`move` operand names: NXM names and `ovs-fields` names.
     /// `Err` with the reason for a field OVS has that ferrovs's `load`/`move` lacks.
     pub fn by_name(name: &str) -> Result<SubfieldField, String> {
-        if let Some(n) = name.strip_prefix("NXM_NX_REG")
-            && let Some(PipelineField::Reg(n)) = PipelineField::by_name(&format!("reg{n}"))
-        {
-            return Ok(SubfieldField::Reg(n));
-        }
-        match PipelineField::by_name(name) {
+        let alias = [("NXM_NX_REG", "reg"), ("OXM_OF_PKT_REG", "xreg"), ("NXM_NX_XXREG", "xxreg")]
+            .iter()
+            .find_map(|(nxm, short)| name.strip_prefix(nxm).map(|n| format!("{short}{n}")));
+        match PipelineField::by_name(alias.as_deref().unwrap_or(name)) {
             Some(PipelineField::Reg(n)) => return Ok(SubfieldField::Reg(n)),
+            Some(PipelineField::Xreg(n)) => return Ok(SubfieldField::Xreg(n)),
+            Some(PipelineField::Xxreg(n)) => return Ok(SubfieldField::Xxreg(n)),
             Some(PipelineField::Metadata) => return Ok(SubfieldField::Metadata),
-            Some(_) => {
-                return Err(format!(
-                    "`{name}` (a wider view of the registers) is not supported in `load`/`move`: name the 32-bit registers (reg0..reg15)"
-                ));
-            }
             None => {}
         }
         if name == "OXM_OF_METADATA" {

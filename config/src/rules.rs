@@ -93,6 +93,27 @@ pub struct Registers {
 }
 
 impl Registers {
+    /// The value of a register, a wider view of several, or the metadata.
+    pub fn get(&self, f: crate::field::PipelineField) -> u128 {
+        match f {
+            crate::field::PipelineField::Metadata => self.metadata.into(),
+            _ => f.regs().fold(0, |acc, r| acc << 32 | u128::from(self.regs[usize::from(r)])),
+        }
+    }
+
+    /// Sets a register, a wider view of several (its value's low bits in the last
+    /// register), or the metadata.
+    pub fn set(&mut self, f: crate::field::PipelineField, value: u128) {
+        match f {
+            crate::field::PipelineField::Metadata => self.metadata = value as u64,
+            _ => {
+                for (k, r) in f.regs().rev().enumerate() {
+                    self.regs[usize::from(r)] = (value >> (32 * k)) as u32;
+                }
+            }
+        }
+    }
+
     /// Whether `m`'s register and metadata matches hold for these values.
     pub fn satisfy(&self, m: &Match) -> bool {
         m.regs.iter().all(|&(i, r)| self.regs[usize::from(i)] & r.mask == r.value)
@@ -126,6 +147,10 @@ pub enum PacketField {
 pub enum SubfieldField {
     /// `reg0`..`reg15` (`NXM_NX_REGn`).
     Reg(u8),
+    /// `xreg0`..`xreg7` (`OXM_OF_PKT_REGn`): registers 2n (high half) and 2n+1.
+    Xreg(u8),
+    /// `xxreg0`..`xxreg3` (`NXM_NX_XXREGn`): registers 4n (highest) to 4n+3.
+    Xxreg(u8),
     /// `metadata` (`OXM_OF_METADATA`).
     Metadata,
     Packet(PacketField),

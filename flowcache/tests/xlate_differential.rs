@@ -119,7 +119,7 @@ fn gen_match(r: &mut Rng) -> Match {
     if r.chance(20) {
         let value = r.below(4) as u32;
         let reg = if r.chance(70) { Masked { value, mask: u32::MAX } } else { Masked { value: value & 1, mask: 1 } };
-        m.set_reg(r.below(2) as u8, Some(reg));
+        m.set_reg(r.pick(&[0, 1, 1, 3]), Some(reg));
     }
     if r.chance(10) {
         let mask = r.pick(&[u64::MAX, 0xff, 0x2]);
@@ -140,7 +140,7 @@ fn gen_pipeline_action(r: &mut Rng) -> Action {
     use PacketField as P;
     use SubfieldField::{Metadata, Packet, Reg};
     let reg = |r: &mut Rng| Reg(r.below(2) as u8);
-    match r.below(6) {
+    match r.below(8) {
         0 => Action::Load { dst: sub(reg(r), 0, 32), value: r.below(4) as u128, set_field: r.chance(50) },
         1 => Action::Load { dst: sub(reg(r), 0, 1), value: r.below(2) as u128, set_field: false },
         2 => Action::Load { dst: sub(Metadata, 0, 8), value: r.below(4) as u128, set_field: false },
@@ -164,7 +164,11 @@ fn gen_pipeline_action(r: &mut Rng) -> Action {
             };
             Action::Move { src, dst }
         }
-        _ => Action::WriteMetadata { value: r.below(4), mask: r.pick(&[0xff, 0x3]) },
+        5 => Action::WriteMetadata { value: r.below(4), mask: r.pick(&[0xff, 0x3]) },
+        // The wider views: xreg0 bits 30..33 are reg1's top two and reg0's low two bits;
+        // xxreg0's low 32 bits are reg3.
+        6 => Action::Load { dst: sub(SubfieldField::Xreg(0), 30, 4), value: r.below(16) as u128, set_field: false },
+        _ => Action::Move { src: sub(Packet(P::IpDst), 0, 2), dst: sub(SubfieldField::Xxreg(0), 0, 2) },
     }
 }
 

@@ -898,3 +898,23 @@ fn clone_runs_on_a_copy_of_the_packet_and_the_registers() {
     ];
     both_lookups(&t, &p, &want, &mask);
 }
+
+#[test]
+fn xxreg_and_xreg_are_wider_views_of_the_registers() {
+    // xxreg0 holds the IPv6 destination: its low 32 bits are reg3, its top 32 bits reg0;
+    // xreg1 (reg2, reg3) then goes to the metadata.
+    let t = of13_tables(&[
+        "ipv6,actions=move:NXM_NX_IPV6_DST[]->NXM_NX_XXREG0[],move:xreg1[]->metadata[],resubmit(,1)",
+        "table=1,priority=10,reg0=0x20010db8,reg3=0x1,metadata=0x1/0xffffffff,actions=output:2",
+        "table=1,priority=0,actions=output:3",
+    ]);
+    let mut p = FlowKey::ZERO;
+    p.set_in_port(1);
+    p.set_dl_type(ethertype::IPV6);
+    p.set_ipv6_dst_u128(0x2001_0db8_0000_0000_0000_0000_0000_0001);
+    let mut mask = l3_mask();
+    mask.set_ipv6_dst_u128(u128::MAX);
+    both_lookups(&t, &p, &[DpAction::Output(2)], &mask);
+    p.set_ipv6_dst_u128(0x2001_0db8_0000_0000_0000_0000_0000_0002);
+    both_lookups(&t, &p, &[DpAction::Output(3)], &mask);
+}

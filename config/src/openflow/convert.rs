@@ -138,6 +138,24 @@ pub fn match_from_wire(wire: &WireMatch) -> Result<rules::Match, OfpError> {
                 let mask = f.mask.unwrap_or(0xffff_ffff) as u32;
                 m.set_reg(n, Some(Masked { value: f.value as u32 & mask, mask }));
             }
+            Xreg(_) | Xxreg(_) => {
+                let pf = match f.field {
+                    Xreg(n) => crate::field::PipelineField::Xreg(n),
+                    Xxreg(n) => crate::field::PipelineField::Xxreg(n),
+                    _ => unreachable!(),
+                };
+                let mask = f.mask.unwrap_or(f.field.value_bits());
+                let last = pf.regs().end - 1;
+                for r in pf.regs() {
+                    let part = |x: u128| (x >> (32 * u32::from(last - r))) as u32;
+                    if part(mask) != 0 && m.reg(r).is_some() {
+                        return Err(OfpError::DupField);
+                    }
+                    if part(mask) != 0 {
+                        m.set_reg(r, Some(Masked { value: part(f.value & mask), mask: part(mask) }));
+                    }
+                }
+            }
             Metadata => {
                 if m.metadata.is_some() {
                     return Err(OfpError::DupField);
@@ -362,9 +380,12 @@ fn actions_from_wire(list: &[WireAction], out: &mut Vec<Action>, packet_out: boo
             WireAction::PushVlan(tpid) => Action::PushVlan(tpid),
             WireAction::SetNwTtl(t) => Action::Set(SetField::NwTtl(t)),
             WireAction::DecNwTtl | WireAction::NxDecTtl => Action::DecTtl,
-            WireAction::SetField { field: field @ (Field::Reg(_) | Field::Metadata), value }
+            WireAction::SetField {
+                field: field @ (Field::Reg(_) | Field::Xreg(_) | Field::Xxreg(_) | Field::Metadata),
+                value,
+            }
             | WireAction::RegLoad2(MatchField {
-                field: field @ (Field::Reg(_) | Field::Metadata),
+                field: field @ (Field::Reg(_) | Field::Xreg(_) | Field::Xxreg(_) | Field::Metadata),
                 value,
                 mask: None,
             }) => {
@@ -441,6 +462,8 @@ fn subfield_field(f: Field) -> Option<SubfieldField> {
     use crate::rules::PacketField as P;
     Some(match f {
         Field::Reg(n) => SubfieldField::Reg(n),
+        Field::Xreg(n) => SubfieldField::Xreg(n),
+        Field::Xxreg(n) => SubfieldField::Xxreg(n),
         Field::Metadata => SubfieldField::Metadata,
         Field::InPort => SubfieldField::Packet(P::InPort),
         Field::EthSrc => SubfieldField::Packet(P::EthSrc),
@@ -466,6 +489,8 @@ fn wire_field(f: SubfieldField) -> Field {
     use crate::rules::PacketField as P;
     match f {
         SubfieldField::Reg(n) => Field::Reg(n),
+        SubfieldField::Xreg(n) => Field::Xreg(n),
+        SubfieldField::Xxreg(n) => Field::Xxreg(n),
         SubfieldField::Metadata => Field::Metadata,
         SubfieldField::Packet(p) => match p {
             P::InPort => Field::InPort,

@@ -305,10 +305,9 @@ impl Eval<'_> {
     /// The bits of `sf`, shifted down.
     fn fetch(&self, sf: Subfield) -> u128 {
         let full = match sf.field {
-            SubfieldField::Reg(n) => u128::from(self.regs.regs[usize::from(n)]),
-            SubfieldField::Metadata => u128::from(self.regs.metadata),
             SubfieldField::Packet(PacketField::InPort) => u128::from(self.port),
             SubfieldField::Packet(p) => p.def().slot.get(&self.pkt),
+            f => self.regs.get(f.pipeline().expect("not a packet field")),
         };
         (full & sf.bits()) >> sf.ofs
     }
@@ -318,15 +317,14 @@ impl Eval<'_> {
         let bits = sf.bits();
         let put = |old: u128| (old & !bits) | ((value << sf.ofs) & bits);
         match sf.field {
-            SubfieldField::Reg(n) => {
-                let r = &mut self.regs.regs[usize::from(n)];
-                *r = put(u128::from(*r)) as u32;
-            }
-            SubfieldField::Metadata => self.regs.metadata = put(u128::from(self.regs.metadata)) as u64,
             SubfieldField::Packet(p) => {
                 if let Some(set) = p.set_field(put(p.def().slot.get(&self.pkt))) {
                     self.set(set);
                 }
+            }
+            f => {
+                let pf = f.pipeline().expect("not a packet field");
+                self.regs.set(pf, put(self.regs.get(pf)));
             }
         }
     }

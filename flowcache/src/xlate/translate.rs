@@ -540,14 +540,13 @@ impl<'a> Ctx<'a> {
     /// `resubmit(PORT,...)` changes it), always in the mask.
     fn read_subfield(&mut self, sf: Subfield) -> u128 {
         let full = match sf.field {
-            SubfieldField::Reg(n) => u128::from(self.st.regs.regs[usize::from(n)]),
-            SubfieldField::Metadata => u128::from(self.st.regs.metadata),
             SubfieldField::Packet(PacketField::InPort) => u128::from(self.port),
             SubfieldField::Packet(p) => {
                 let slot = p.def().slot;
                 self.read_field(slot, sf.bits());
                 slot.get(&self.st.cur)
             }
+            f => self.st.regs.get(f.pipeline().expect("not a packet field")),
         };
         (full & sf.bits()) >> sf.ofs
     }
@@ -558,11 +557,6 @@ impl<'a> Ctx<'a> {
         let bits = sf.bits();
         let put = |old: u128| (old & !bits) | ((value << sf.ofs) & bits);
         match sf.field {
-            SubfieldField::Reg(n) => {
-                let r = &mut self.st.regs.regs[usize::from(n)];
-                *r = put(u128::from(*r)) as u32;
-            }
-            SubfieldField::Metadata => self.st.regs.metadata = put(u128::from(self.st.regs.metadata)) as u64,
             SubfieldField::Packet(p) => {
                 let slot = p.def().slot;
                 let whole = sf.ofs == 0 && sf.n_bits == sf.field.width();
@@ -576,6 +570,10 @@ impl<'a> Ctx<'a> {
                 if let Some(set) = p.set_field(put(old)) {
                     self.set_field(set);
                 }
+            }
+            f => {
+                let pf = f.pipeline().expect("not a packet field");
+                self.st.regs.set(pf, put(self.st.regs.get(pf)));
             }
         }
     }
