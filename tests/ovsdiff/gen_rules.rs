@@ -319,7 +319,7 @@ fn with_pipeline(rules: &mut [String]) {
         if acts != ["drop"] {
             for _ in 0..rng.below(3) {
                 let k = rng.below(3);
-                let a = match rng.below(8) {
+                let a = match rng.below(9) {
                     0 => format!("load:{k}->NXM_NX_REG0[]"),
                     1 => format!("set_field:{k}->reg1"),
                     2 => format!("load:{k}->OXM_OF_METADATA[0..7]"),
@@ -327,6 +327,8 @@ fn with_pipeline(rules: &mut [String]) {
                     4 => "move:NXM_OF_ETH_SRC[0..1]->NXM_NX_REG1[0..1]".to_string(),
                     5 => "move:NXM_NX_REG0[0..7]->NXM_OF_ETH_DST[0..7]".to_string(),
                     6 => "note:01.02".to_string(),
+                    // reg0's low bits through the 64-bit view (xreg0 = reg0:reg1).
+                    7 => format!("load:{k}->OXM_OF_PKT_REG0[32..33]"),
                     _ => format!(
                         "clone(load:{k}->NXM_NX_REG0[],mod_dl_dst:{},output:{})",
                         mac(&mut rng),
