@@ -33,20 +33,96 @@
 //!   internal port, [`crate::ports::LOCAL_PORT`]); `TABLE` and `NONE` are refused:
 //!   `TABLE` is for packet-outs only.
 
-use crate::field::Prereq;
+use crate::field::{PipelineField, Prereq};
 use crate::flow_syntax::split_actions;
 use crate::match_builder::Locate;
 use crate::rule_error::RuleError;
-use crate::rules::{Action, Match, Position, Resubmit, SetField};
-use crate::values::{ValueError, parse_ipv4, parse_ipv6, parse_mac, parse_port_number, parse_uint};
+use crate::rules::{Action, Match, Position, Resubmit, SetField, Subfield, SubfieldField};
+use crate::values::{
+    ValueError, parse_ipv4, parse_ipv6, parse_mac, parse_masked_wide_uint, parse_port_number, parse_uint,
+    parse_wide_uint,
+};
 
 /// What a `set_field` needs from the rule's match before OVS accepts it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum ActionPrereq {
     Match(Prereq),
+    /// Both prerequisites (`move` between two packet fields).
+    Match2(Prereq, Prereq),
     /// A match on a present VLAN tag (`dl_vlan=N`, `dl_vlan_pcp=P` or `vlan_tci=0x1000/0x1000`).
     VlanTag,
 }
+
+/// Every action keyword the parser knows (reserved ports in any case; a bare number is
+/// `output`). The parser refuses any other name before looking further, so an action
+/// added without a name here cannot be reached, and the golden test of every action
+/// (config/tests/as_loaded.rs) reads this list.
+pub const ACTION_NAMES: [&str; 31] = [
+    "output",
+    "in_port",
+    "flood",
+    "all",
+    "normal",
+    "controller",
+    "drop",
+    "strip_vlan",
+    "pop_vlan",
+    "push_vlan",
+    "mod_vlan_vid",
+    "mod_vlan_pcp",
+    "mod_dl_src",
+    "mod_dl_dst",
+    "mod_nw_src",
+    "mod_nw_dst",
+    "mod_nw_tos",
+    "mod_nw_ecn",
+    "mod_nw_ttl",
+    "mod_tp_src",
+    "mod_tp_dst",
+    "dec_ttl",
+    "set_field",
+    "load",
+    "move",
+    "write_metadata",
+    "resubmit",
+    "goto_table",
+    "group",
+    "note",
+    "clone",
+];
+
+/// The packet fields `set_field` writes, by every name it takes (registers and the
+/// metadata are `PipelineField`s). Like [`ACTION_NAMES`], the parser refuses others first.
+pub const SET_FIELD_NAMES: [&str; 28] = [
+    "eth_src",
+    "dl_src",
+    "eth_dst",
+    "dl_dst",
+    "vlan_vid",
+    "dl_vlan",
+    "vlan_pcp",
+    "dl_vlan_pcp",
+    "ip_src",
+    "nw_src",
+    "ip_dst",
+    "nw_dst",
+    "ipv6_src",
+    "ipv6_dst",
+    "ipv6_label",
+    "ip_dscp",
+    "nw_tos",
+    "nw_ecn",
+    "ip_ecn",
+    "nw_ttl",
+    "tp_src",
+    "tp_dst",
+    "tcp_src",
+    "tcp_dst",
+    "udp_src",
+    "udp_dst",
+    "sctp_src",
+    "sctp_dst",
+];
 
 /// One parsed action, before the list is checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,6 +132,8 @@ pub(crate) struct ParsedAction {
     pub position: Position,
     pub name: String,
     pub prereq: Option<ActionPrereq>,
+    /// The actions of `clone(...)`, checked with the list they are in.
+    pub nested: Vec<ParsedAction>,
 }
 
 /// Parses one action list (`output:2,mod_vlan_vid:10`); `locate` maps byte offsets in
@@ -65,6 +143,13 @@ pub(crate) fn parse_action_text(text: &str, locate: Locate<'_>) -> Result<Vec<Pa
     let mut out = Vec::with_capacity(pieces.len());
     for p in pieces {
         let position = locate(p.offset);
+        let known = p.name.starts_with(|c: char| c.is_ascii_digit())
+            // Reserved ports ferrovs lacks: refused below with their own reason.
+            || ["local", "table", "none", "any"].iter().any(|r| r.eq_ignore_ascii_case(p.name))
+            || ACTION_NAMES.iter().any(|n| n.eq_ignore_ascii_case(p.name));
+        if !known {
+            return Err(unsupported(p.name, position));
+        }
         let arg_at = |off: usize| locate(p.arg_offset + off);
         let verr = |e: ValueError| RuleError::new(arg_at(e.offset), format!("invalid `{}`: {}", p.name, e.reason));
         let arg = || p.arg.ok_or_else(|| RuleError::new(position, format!("`{}` needs an argument", p.name)));
@@ -117,8 +202,52 @@ pub(crate) fn parse_action_text(text: &str, locate: Locate<'_>) -> Result<Vec<Pa
                 simple(Action::PushVlan(tpid))
             }
             "set_field" => {
+                if let Some(loads) = parse_pipeline_set_field(arg()?, &arg_at)? {
+                    let name = p.name.to_string();
+                    out.extend(loads.into_iter().map(|a| ParsedAction {
+                        action: Some(a),
+                        position,
+                        name: name.clone(),
+                        prereq: None,
+                        nested: Vec::new(),
+                    }));
+                    continue;
+                }
                 let (set, prereq) = parse_set_field(arg()?, &arg_at)?;
                 (Some(Action::Set(set)), Some(prereq).flatten())
+            }
+            "load" => {
+                let (actions, prereq) = parse_load(arg()?, &arg_at)?;
+                let prereq = prereq.map(ActionPrereq::Match);
+                let name = p.name.to_string();
+                out.extend(actions.into_iter().map(|a| ParsedAction {
+                    action: Some(a),
+                    position,
+                    name: name.clone(),
+                    prereq,
+                    nested: Vec::new(),
+                }));
+                continue;
+            }
+            "move" => {
+                let (action, prereq) = parse_move(arg()?, &arg_at)?;
+                (Some(action), prereq)
+            }
+            "note" => simple(Action::Note(parse_note(p.arg.unwrap_or("")).map_err(verr)?)),
+            "clone" => {
+                let nested = parse_action_text(arg()?, &|off| arg_at(off))?;
+                out.push(ParsedAction {
+                    action: Some(Action::Clone(Vec::new())),
+                    position,
+                    name: p.name.to_string(),
+                    prereq: None,
+                    nested,
+                });
+                continue;
+            }
+            "write_metadata" => {
+                let m = parse_masked_wide_uint(arg()?, u128::from(u64::MAX)).map_err(verr)?;
+                simple(Action::WriteMetadata { value: m.value as u64, mask: m.mask as u64 })
             }
             "resubmit" => simple(Action::Resubmit(parse_resubmit(arg()?, &arg_at, position)?)),
             "goto_table" => simple(Action::GotoTable(parse_uint(arg()?, 254).map_err(verr)? as u8)),
@@ -143,7 +272,7 @@ pub(crate) fn parse_action_text(text: &str, locate: Locate<'_>) -> Result<Vec<Pa
             }
             name => return Err(unsupported(name, position)),
         };
-        out.push(ParsedAction { action, position, name: p.name.to_string(), prereq });
+        out.push(ParsedAction { action, position, name: p.name.to_string(), prereq, nested: Vec::new() });
     }
     Ok(out)
 }
@@ -188,6 +317,9 @@ fn parse_set_field(
     if let Some(slash) = value.find('/') {
         return Err(RuleError::new(arg_at(slash), "a masked `set_field` is not supported"));
     }
+    if !SET_FIELD_NAMES.contains(&field) {
+        return Err(RuleError::new(field_at, format!("`set_field` of field `{field}` is not supported")));
+    }
     let verr = |e: ValueError| RuleError::new(arg_at(e.offset), format!("invalid value for `{field}`: {}", e.reason));
     use ActionPrereq::{Match as M, VlanTag};
     let set = match field {
@@ -227,6 +359,159 @@ fn parse_set_field(
     Ok(set)
 }
 
+/// `note:HH.HH...` (hex byte pairs, dots optional): the bytes, zero-padded as `ovs-ofctl`
+/// encodes them (the Nicira action is 10 bytes plus the note, rounded up to 8).
+fn parse_note(text: &str) -> Result<Vec<u8>, ValueError> {
+    let mut bytes = Vec::new();
+    let digits: Vec<(usize, char)> = text.char_indices().filter(|&(_, c)| c != '.').collect();
+    for pair in digits.chunks(2) {
+        let [(at, hi), (_, lo)] = pair else {
+            return Err(ValueError::new(pair[0].0, "a note is pairs of hex digits (`note:01.02`)"));
+        };
+        match (hi.to_digit(16), lo.to_digit(16)) {
+            (Some(h), Some(l)) => bytes.push((h * 16 + l) as u8),
+            _ => return Err(ValueError::new(*at, format!("`{hi}{lo}` is not a hex byte"))),
+        }
+    }
+    let padded = (10 + bytes.len()).div_ceil(8) * 8 - 10;
+    bytes.resize(padded, 0);
+    Ok(bytes)
+}
+
+/// `NAME[]`, `NAME[BIT]`, `NAME[START..END]` or a bare `NAME` (the whole field).
+fn parse_subfield(text: &str, at: &dyn Fn(usize) -> Position) -> Result<Subfield, RuleError> {
+    let (name, range) = match text.find('[') {
+        Some(i) => {
+            let Some(inner) = text[i + 1..].strip_suffix(']') else {
+                return Err(RuleError::new(at(i), format!("`{text}`: missing `]`")));
+            };
+            (&text[..i], Some((inner, i + 1)))
+        }
+        None => (text, None),
+    };
+    let field = SubfieldField::by_name(name).map_err(|r| RuleError::new(at(0), r))?;
+    let width = field.width();
+    let (start, end) = match range {
+        None | Some(("", _)) => (0, width - 1),
+        Some((r, off)) => {
+            let bit = |t: &str, o: usize| {
+                parse_uint(t, u64::from(u16::MAX)).map(|v| v as u16).map_err(|e| {
+                    RuleError::new(at(off + o + e.offset), format!("invalid bit in `{text}`: {}", e.reason))
+                })
+            };
+            match r.split_once("..") {
+                Some((a, b)) => (bit(a, 0)?, bit(b, a.len() + 2)?),
+                None => {
+                    let b = bit(r, 0)?;
+                    (b, b)
+                }
+            }
+        }
+    };
+    if end >= width {
+        return Err(RuleError::new(
+            at(0),
+            format!("`{text}`: ending bit {end} is not valid because the field is only {width} bits wide"),
+        ));
+    }
+    if start > end {
+        return Err(RuleError::new(at(0), format!("`{text}`: starting bit {start} is after ending bit {end}")));
+    }
+    Ok(Subfield { field, ofs: start, n_bits: end - start + 1 })
+}
+
+/// A destination of `load`/`move`: a packet field only if ferrovs can write it.
+fn check_writable(dst: Subfield, text: &str, at: Position) -> Result<(), RuleError> {
+    match dst.field {
+        SubfieldField::Packet(p) if !p.def().writable => {
+            Err(RuleError::new(at, format!("`{text}`: writing {} with `load`/`move` is not supported", p.def().nxm)))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// `load:VALUE->DST`: the actions and the prerequisite of a packet field. A load of
+/// more than 64 bits is two loads, low bits first, as `ovs-ofctl` encodes it (Nicira's
+/// `NXAST_REG_LOAD` carries 64 bits).
+fn parse_load(arg: &str, arg_at: &dyn Fn(usize) -> Position) -> Result<(Vec<Action>, Option<Prereq>), RuleError> {
+    let Some((value, dst_text)) = arg.split_once("->") else {
+        return Err(RuleError::new(arg_at(0), "`load` must be written `load:VALUE->DST[...]`"));
+    };
+    let dst_off = value.len() + 2;
+    let dst = parse_subfield(dst_text, &|o| arg_at(dst_off + o))?;
+    check_writable(dst, dst_text, arg_at(dst_off))?;
+    let v = parse_wide_uint(value, u128::MAX)
+        .map_err(|e| RuleError::new(arg_at(e.offset), format!("invalid `load` value: {}", e.reason)))?;
+    if dst.n_bits < 128 && v >> dst.n_bits != 0 {
+        return Err(RuleError::new(arg_at(0), format!("value {value} does not fit into {} bits", dst.n_bits)));
+    }
+    let mut loads = Vec::new();
+    let mut done = 0u16;
+    while done < dst.n_bits {
+        let n = (dst.n_bits - done).min(64);
+        let part = Subfield { field: dst.field, ofs: dst.ofs + done, n_bits: n };
+        let value = (v >> done) & ((1u128 << n) - 1);
+        loads.push(Action::Load { dst: part, value, set_field: false });
+        done += n;
+    }
+    Ok((loads, dst.field.prereq()))
+}
+
+/// `move:SRC->DST`: the action and the prerequisites of its packet fields.
+fn parse_move(arg: &str, arg_at: &dyn Fn(usize) -> Position) -> Result<(Action, Option<ActionPrereq>), RuleError> {
+    let Some((src_text, dst_text)) = arg.split_once("->") else {
+        return Err(RuleError::new(arg_at(0), "`move` must be written `move:SRC[...]->DST[...]`"));
+    };
+    let src = parse_subfield(src_text, arg_at)?;
+    let dst_off = src_text.len() + 2;
+    let dst = parse_subfield(dst_text, &|o| arg_at(dst_off + o))?;
+    check_writable(dst, dst_text, arg_at(dst_off))?;
+    if src.n_bits != dst.n_bits {
+        return Err(RuleError::new(
+            arg_at(0),
+            format!("`move`: source has {} bits and destination {} bits", src.n_bits, dst.n_bits),
+        ));
+    }
+    let prereq = match (src.field.prereq(), dst.field.prereq()) {
+        (Some(a), Some(b)) => Some(ActionPrereq::Match2(a, b)),
+        (Some(a), None) | (None, Some(a)) => Some(ActionPrereq::Match(a)),
+        (None, None) => None,
+    };
+    Ok((Action::Move { src, dst }, prereq))
+}
+
+/// `set_field:VALUE[/MASK]->FIELD` of a register or the metadata, as `ovs-ofctl` reads
+/// it: without a mask (or a full one) one whole-field set-field; with a mask, one `load`
+/// per run of consecutive mask bits. `None` if FIELD is not a pipeline field.
+fn parse_pipeline_set_field(arg: &str, arg_at: &dyn Fn(usize) -> Position) -> Result<Option<Vec<Action>>, RuleError> {
+    let Some((value, name)) = arg.split_once("->") else { return Ok(None) };
+    let Some(pf) = PipelineField::by_name(name) else { return Ok(None) };
+    let field = match pf {
+        PipelineField::Reg(n) => SubfieldField::Reg(n),
+        PipelineField::Xreg(n) => SubfieldField::Xreg(n),
+        PipelineField::Xxreg(n) => SubfieldField::Xxreg(n),
+        PipelineField::Metadata => SubfieldField::Metadata,
+    };
+    let width = field.width();
+    let all = if width == 128 { u128::MAX } else { (1u128 << width) - 1 };
+    let m = parse_masked_wide_uint(value, all)
+        .map_err(|e| RuleError::new(arg_at(e.offset), format!("invalid value for `{name}`: {}", e.reason)))?;
+    let whole = Subfield { field, ofs: 0, n_bits: width };
+    if m.mask == all {
+        return Ok(Some(vec![Action::Load { dst: whole, value: m.value, set_field: true }]));
+    }
+    let mut loads = Vec::new();
+    let mut rest = m.mask;
+    while rest != 0 {
+        let ofs = rest.trailing_zeros();
+        let n = (rest >> ofs).trailing_ones();
+        let dst = Subfield { field, ofs: ofs as u16, n_bits: n as u16 };
+        loads.push(Action::Load { dst, value: (m.value & dst.bits()) >> ofs, set_field: false });
+        rest &= !dst.bits();
+    }
+    Ok(Some(loads))
+}
+
 /// `PORT`, `PORT,TABLE`, `,TABLE` (`in_port` as PORT means the current ingress port).
 fn parse_resubmit(arg: &str, arg_at: &dyn Fn(usize) -> Position, position: Position) -> Result<Resubmit, RuleError> {
     let (port_text, table_text) = match arg.split_once(',') {
@@ -258,6 +543,20 @@ fn parse_resubmit(arg: &str, arg_at: &dyn Fn(usize) -> Position, position: Posit
 
 /// Checks a whole action list against the rule's match and table.
 pub(crate) fn check_actions(parsed: Vec<ParsedAction>, m: &Match, table: u8) -> Result<Vec<Action>, RuleError> {
+    let mut tagged = m.vlan_tci.is_some_and(|t| t.mask & t.value & 0x1000 != 0);
+    check_list(parsed, m, table, &mut tagged, false)
+}
+
+/// [`check_actions`] of one list: the rule's, or (`nested`) a `clone`'s, which may hold
+/// no instruction (`goto_table`, `write_metadata`). `tagged`: whether
+/// the packet surely has a VLAN tag at the start of the list (updated to its end).
+fn check_list(
+    parsed: Vec<ParsedAction>,
+    m: &Match,
+    table: u8,
+    tagged: &mut bool,
+    nested: bool,
+) -> Result<Vec<Action>, RuleError> {
     if let Some(drop) = parsed.iter().find(|a| a.action.is_none()) {
         if parsed.len() > 1 {
             return Err(RuleError::new(drop.position, "`drop` cannot be combined with other actions"));
@@ -266,9 +565,12 @@ pub(crate) fn check_actions(parsed: Vec<ParsedAction>, m: &Match, table: u8) -> 
     }
     let count = parsed.len();
     let mut actions = Vec::with_capacity(count);
-    let mut tagged = m.vlan_tci.is_some_and(|t| t.mask & t.value & 0x1000 != 0);
+    let mut metadata_written = false;
     for (i, p) in parsed.into_iter().enumerate() {
         let action = p.action.expect("drop handled above");
+        if nested && matches!(action, Action::GotoTable(_) | Action::WriteMetadata { .. }) {
+            return Err(RuleError::new(p.position, format!("`{}` is an instruction: not inside `clone`", p.name)));
+        }
         if let Action::GotoTable(t) = action {
             if i + 1 != count {
                 return Err(RuleError::new(p.position, "`goto_table` must be the last action"));
@@ -280,30 +582,54 @@ pub(crate) fn check_actions(parsed: Vec<ParsedAction>, m: &Match, table: u8) -> 
                 ));
             }
         }
-        match p.prereq {
-            Some(ActionPrereq::Match(pr)) if !pr.holds(m.dl_type, m.nw_proto) => {
-                return Err(RuleError::new(
-                    p.position,
-                    format!("`{}` of this field requires the rule to match on {}", p.name, pr.describe()),
-                ));
-            }
-            Some(ActionPrereq::VlanTag) if !tagged => {
-                return Err(RuleError::new(
-                    p.position,
-                    format!(
-                        "`{}` of a VLAN field requires a VLAN tag: match on one (e.g. dl_vlan=N) or \
-                         push one first (push_vlan, mod_vlan_vid, mod_vlan_pcp)",
-                        p.name
-                    ),
-                ));
-            }
-            _ => {}
-        }
         match action {
-            Action::PushVlan(_) | Action::ModVlanVid(_) | Action::ModVlanPcp(_) => tagged = true,
-            Action::StripVlan => tagged = false,
+            Action::WriteMetadata { .. } if metadata_written => {
+                return Err(RuleError::new(p.position, "`write_metadata` may appear only once"));
+            }
+            Action::WriteMetadata { .. } => metadata_written = true,
+            Action::GotoTable(_) => {}
+            _ if metadata_written => {
+                return Err(RuleError::new(
+                    p.position,
+                    format!("`{}` after `write_metadata`: only `goto_table` may follow it (instruction order)", p.name),
+                ));
+            }
             _ => {}
         }
+        let unmet = match p.prereq {
+            Some(ActionPrereq::Match(a)) => [Some(a), None],
+            Some(ActionPrereq::Match2(a, b)) => [Some(a), Some(b)],
+            _ => [None, None],
+        };
+        if let Some(pr) = unmet.into_iter().flatten().find(|pr| !pr.holds(m.dl_type, m.nw_proto)) {
+            return Err(RuleError::new(
+                p.position,
+                format!("`{}` of this field requires the rule to match on {}", p.name, pr.describe()),
+            ));
+        }
+        if p.prereq == Some(ActionPrereq::VlanTag) && !*tagged {
+            return Err(RuleError::new(
+                p.position,
+                format!(
+                    "`{}` of a VLAN field requires a VLAN tag: match on one (e.g. dl_vlan=N) or \
+                     push one first (push_vlan, mod_vlan_vid, mod_vlan_pcp)",
+                    p.name
+                ),
+            ));
+        }
+        let action = match action {
+            Action::PushVlan(_) | Action::ModVlanVid(_) | Action::ModVlanPcp(_) => {
+                *tagged = true;
+                action
+            }
+            Action::StripVlan => {
+                *tagged = false;
+                action
+            }
+            // The clone runs on a copy: what it does to the tag is undone after it.
+            Action::Clone(_) => Action::Clone(check_list(p.nested, m, table, &mut tagged.clone(), true)?),
+            _ => action,
+        };
         actions.push(action);
     }
     Ok(actions)
@@ -344,7 +670,7 @@ mod tests {
         assert_eq!(err("actions=output:x").0, 16);
         assert_eq!(err("actions=output").0, 9);
         let local = Action::Output(crate::ports::LOCAL_PORT);
-        assert_eq!(acts("", "1,LOCAL,output:local"), vec![Action::Output(1), local, local]);
+        assert_eq!(acts("", "1,LOCAL,output:local"), vec![Action::Output(1), local.clone(), local]);
         assert_eq!(err("actions=output:table").0, 16);
         assert_eq!(acts("", "output:controller"), vec![Action::Controller { max_len: u16::MAX }]);
         assert_eq!(
@@ -479,16 +805,80 @@ mod tests {
 
     #[test]
     fn unsupported_actions_are_named() {
-        for (action, name) in [
-            ("learn(table=1)", "learn"),
-            ("load:1->NXM_OF_IP_TOS[]", "load"),
-            ("ct(commit)", "ct"),
-            ("note:00", "note"),
-            ("enqueue:1:2", "enqueue"),
-        ] {
+        for (action, name) in [("learn(table=1)", "learn"), ("ct(commit)", "ct"), ("enqueue:1:2", "enqueue")] {
             let (column, reason) = err(&format!("actions={action}"));
             assert_eq!(column, 9, "{action}");
             assert_eq!(reason, format!("unknown or unsupported action `{name}`"));
         }
+        assert_eq!(
+            err("actions=load:1->NXM_OF_IP_TOS[]"),
+            (17, "field `NXM_OF_IP_TOS` is not supported in `load`/`move`".into())
+        );
+    }
+
+    #[test]
+    fn note_and_clone() {
+        // Padded as ovs-ofctl encodes them: 10 + n bytes rounded up to 8.
+        assert_eq!(acts("", "note:01.02.03"), vec![Action::Note(vec![1, 2, 3, 0, 0, 0])]);
+        assert_eq!(
+            acts("", "note:0102030405060708")[0],
+            Action::Note([1, 2, 3, 4, 5, 6, 7, 8, 0, 0, 0, 0, 0, 0].to_vec())
+        );
+        assert_eq!(acts("", "note:"), vec![Action::Note(vec![0; 6])]);
+        assert!(err("actions=note:1").1.contains("pairs of hex digits"));
+        assert!(err("actions=note:zz").1.contains("not a hex byte"));
+        assert_eq!(
+            acts("", "clone(output:1,clone(drop)),output:2"),
+            vec![Action::Clone(vec![Action::Output(1), Action::Clone(vec![])]), Action::Output(2)]
+        );
+        // Checked where they stand: an instruction is not an action; a VLAN set-field needs
+        // a tag in the clone; a tag pushed in the clone is gone after it.
+        assert!(err("actions=clone(goto_table:1)").1.contains("instruction"));
+        assert!(err("actions=clone(set_field:5->vlan_vid)").1.contains("requires a VLAN tag"));
+        assert_eq!(acts("", "clone(push_vlan:0x8100,set_field:5->vlan_vid)").len(), 1);
+        assert!(err("actions=clone(push_vlan:0x8100),set_field:5->vlan_vid").1.contains("requires a VLAN tag"));
+        assert!(err("actions=clone(output:1,drop)").1.contains("cannot be combined"));
+    }
+
+    #[test]
+    fn registers_load_move_and_write_metadata() {
+        use crate::rules::{PacketField, Subfield, SubfieldField};
+        let reg = |n, ofs, n_bits| Subfield { field: SubfieldField::Reg(n), ofs, n_bits };
+        let md = |ofs, n_bits| Subfield { field: SubfieldField::Metadata, ofs, n_bits };
+        assert_eq!(
+            acts("", "load:5->reg0[],load:0x1->NXM_NX_REG6[3],load:2->reg1[1..2]"),
+            vec![
+                Action::Load { dst: reg(0, 0, 32), value: 5, set_field: false },
+                Action::Load { dst: reg(6, 3, 1), value: 1, set_field: false },
+                Action::Load { dst: reg(1, 1, 2), value: 2, set_field: false },
+            ]
+        );
+        assert_eq!(
+            acts("", "set_field:7->reg4,set_field:0x5/0x5->metadata"),
+            vec![
+                Action::Load { dst: reg(4, 0, 32), value: 7, set_field: true },
+                Action::Load { dst: md(0, 1), value: 1, set_field: false },
+                Action::Load { dst: md(2, 1), value: 1, set_field: false },
+            ]
+        );
+        let eth_src = Subfield { field: SubfieldField::Packet(PacketField::EthSrc), ofs: 0, n_bits: 32 };
+        assert_eq!(
+            acts("", "move:dl_src[0..31]->metadata[32..63]"),
+            vec![Action::Move { src: eth_src, dst: md(32, 32) }]
+        );
+        assert_eq!(
+            acts("", "output:1,write_metadata:0x5/0xff,goto_table:1"),
+            vec![Action::Output(1), Action::WriteMetadata { value: 5, mask: 0xff }, Action::GotoTable(1)]
+        );
+        // As ovs-ofctl refuses them.
+        assert_eq!(err("actions=load:0x1ffff->reg0[0..15]"), (14, "value 0x1ffff does not fit into 16 bits".into()));
+        assert!(err("actions=load:5->reg0[0..40]").1.contains("only 32 bits wide"));
+        assert!(err("actions=move:reg0[0..3]->reg1[0..4]").1.contains("4 bits and destination 5 bits"));
+        assert!(err("actions=move:NXM_OF_IP_SRC[]->reg0[]").1.contains("requires the rule to match on ip"));
+        assert!(err("ip,actions=move:NXM_OF_IN_PORT[]->NXM_OF_ETH_TYPE[]").1.contains("not supported"));
+        assert_eq!(err("actions=write_metadata:1,output:1").0, 26);
+        assert!(err("actions=write_metadata:1,write_metadata:2").1.contains("only once"));
+        let xreg = Subfield { field: SubfieldField::Xreg(0), ofs: 0, n_bits: 64 };
+        assert_eq!(acts("", "set_field:1->xreg0"), vec![Action::Load { dst: xreg, value: 1, set_field: true }]);
     }
 }

@@ -218,7 +218,7 @@ fn resolve_rules(b: &RawBridge, bkey: &str, groups: &Groups, ctx: &Ctx<'_>) -> R
     // Every rule as `ovs-ofctl -O <protocols>` loads it (see `openflow::convert::as_loaded`).
     let version = match &b.protocols {
         None => Version::Of10,
-        Some(p) => Version::from_ofctl_name(p.get_ref())
+        Some(p) => Version::from_ofctl_list(p.get_ref())
             .map_err(|m| ctx.err(p.span().start, format!("{bkey}.protocols"), m))?,
     };
     let rules = rules

@@ -13,7 +13,7 @@ use crate::field::{MatchSlot, SHORTHANDS};
 use crate::field_value::format_slot;
 use crate::flow_parse::MatchSpec;
 use crate::ports::LOCAL_PORT;
-use crate::rules::{Action, Masked, Match, Resubmit, Rule, SetField};
+use crate::rules::{Action, Masked, Match, Resubmit, Rule, SetField, Subfield, SubfieldField};
 use std::fmt::{self, Display, Formatter, Write as _};
 
 /// A bridge port number as OVS prints it: `LOCAL` for the internal port, else the number.
@@ -66,6 +66,11 @@ pub(crate) fn match_fields(m: &Match) -> Vec<String> {
     let mut out = Vec::new();
     let mut proto_printed = false;
     for slot in MatchSlot::ALL {
+        if slot == MatchSlot::InPort {
+            // OVS prints the registers and the metadata after the shorthand and before
+            // in_port.
+            pipeline_fields(m, &mut out);
+        }
         let Some(v) = m.slot(slot) else { continue };
         match slot {
             MatchSlot::DlType => match shorthand(v.value as u16, m.nw_proto) {
@@ -81,6 +86,20 @@ pub(crate) fn match_fields(m: &Match) -> Vec<String> {
         }
     }
     out
+}
+
+/// `reg0=0x5`, `reg3=0x5/0xff`, `metadata=0`, as `ovs-ofctl` prints them.
+fn pipeline_fields(m: &Match, out: &mut Vec<String>) {
+    fn hex_field(name: &str, value: u64, mask: u64, all: u64) -> String {
+        let v = hex(value.into());
+        if mask == all { format!("{name}={v}") } else { format!("{name}={v}/0x{mask:x}") }
+    }
+    for &(r, v) in &m.regs {
+        out.push(hex_field(&format!("reg{r}"), v.value.into(), v.mask.into(), u32::MAX.into()));
+    }
+    if let Some(md) = m.metadata {
+        out.push(hex_field("metadata", md.value, md.mask, u64::MAX));
+    }
 }
 
 /// Prints the match fields comma-separated (empty for a match-everything).
@@ -138,6 +157,49 @@ impl Display for Action {
             },
             Action::GotoTable(t) => write!(f, "goto_table:{t}"),
             Action::Group(g) => write!(f, "group:{g}"),
+            Action::Load { dst, value, set_field: true } => {
+                let name = match dst.field {
+                    SubfieldField::Reg(n) => format!("reg{n}"),
+                    SubfieldField::Xreg(n) => format!("xreg{n}"),
+                    SubfieldField::Xxreg(n) => format!("xxreg{n}"),
+                    SubfieldField::Metadata => "metadata".to_string(),
+                    // Not produced by the parser: a packet field's set_field is `Set`.
+                    SubfieldField::Packet(_) => return write!(f, "load:{}->{dst}", hex(value)),
+                };
+                write!(f, "set_field:{}->{name}", hex(value))
+            }
+            Action::Load { dst, value, set_field: false } => write!(f, "load:{}->{dst}", hex(value)),
+            Action::Move { src, dst } => write!(f, "move:{src}->{dst}"),
+            Action::WriteMetadata { value, mask } if mask == u64::MAX => {
+                write!(f, "write_metadata:{}", hex(value.into()))
+            }
+            Action::WriteMetadata { value, mask } => {
+                write!(f, "write_metadata:{}/{}", hex(value.into()), hex(mask.into()))
+            }
+            Action::Note(ref bytes) => {
+                let hex: Vec<String> = bytes.iter().map(|b| format!("{b:02x}")).collect();
+                write!(f, "note:{}", hex.join("."))
+            }
+            Action::Clone(ref actions) => write!(f, "clone({})", format_actions(actions)),
+        }
+    }
+}
+
+/// A number as C's `%#x`: `0`, else `0x` and the hex digits.
+fn hex(v: u128) -> String {
+    if v == 0 { "0".to_string() } else { format!("0x{v:x}") }
+}
+
+impl Display for Subfield {
+    /// `NXM_NX_REG0[]` (whole field), `NXM_NX_REG0[3]` (one bit), `NXM_NX_REG0[0..15]`.
+    fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
+        let name = self.field.nxm_name();
+        if self.ofs == 0 && self.n_bits == self.field.width() {
+            write!(f, "{name}[]")
+        } else if self.n_bits == 1 {
+            write!(f, "{name}[{}]", self.ofs)
+        } else {
+            write!(f, "{name}[{}..{}]", self.ofs, self.ofs + self.n_bits - 1)
         }
     }
 }
@@ -353,6 +415,10 @@ mod tests {
             tcp_flags in prop::option::of((0u16..0x1000, 1u16..0x1000)),
             arp_sha in prop::option::of(mac_masked()),
             arp_tha in prop::option::of(mac_masked()),
+            pipeline in (
+                prop::collection::vec((0u8..16, any::<u32>(), any::<u32>()), 0..3),
+                prop::option::of((any::<u64>(), any::<u64>())),
+            ),
         ) -> Match {
             let ip_any = matches!(dl_type, Some(ETH_IPV4 | ETH_IPV6));
             let arp = dl_type == Some(ETH_ARP);
@@ -360,7 +426,7 @@ mod tests {
             let l4 = ip_any && matches!(nw_proto, Some(TCP | UDP | SCTP));
             let icmp_any = matches!((dl_type, nw_proto), (Some(ETH_IPV4), Some(ICMP)) | (Some(ETH_IPV6), Some(ICMPV6)));
             let exact = |v: Option<u16>| v.map(|value| Masked { value, mask: 0xffff });
-            Match {
+            let mut m = Match {
                 in_port,
                 dl_src,
                 dl_dst,
@@ -384,8 +450,24 @@ mod tests {
                     .map(|(v, m)| Masked { value: v & m, mask: m }),
                 arp_sha: arp_sha.filter(|_| arp),
                 arp_tha: arp_tha.filter(|_| arp),
+                ..Match::default()
+            };
+            for (r, value, mask) in pipeline.0 {
+                m.set_reg(r, Some(Masked { value, mask }));
             }
+            m.metadata = pipeline.1.filter(|&(_, mask)| mask != 0).map(|(v, mask)| Masked { value: v & mask, mask });
+            m
         }
+    }
+
+    /// A `load`/`move` operand of a register or the metadata.
+    fn subfield() -> impl Strategy<Value = Subfield> {
+        (prop_oneof![(0u8..16).prop_map(SubfieldField::Reg), Just(SubfieldField::Metadata)], any::<(u16, u16)>())
+            .prop_map(|(field, (a, b))| {
+                let w = field.width();
+                let ofs = a % w;
+                Subfield { field, ofs, n_bits: 1 + b % (w - ofs) }
+            })
     }
 
     fn action() -> impl Strategy<Value = Action> {
@@ -419,6 +501,25 @@ mod tests {
             (prop::option::of(1u32..=0xfeff), prop::option::of(0u8..=254))
                 .prop_filter("resubmit needs a port or a table", |(p, t)| p.is_some() || t.is_some())
                 .prop_map(|(in_port, table)| Action::Resubmit(Resubmit { in_port, table })),
+            (subfield(), any::<u128>()).prop_map(|(dst, v)| Action::Load {
+                dst,
+                value: v & (dst.bits() >> dst.ofs),
+                set_field: false
+            }),
+            (0u8..16, any::<u32>()).prop_map(|(r, v)| Action::Load {
+                dst: Subfield { field: SubfieldField::Reg(r), ofs: 0, n_bits: 32 },
+                value: v.into(),
+                set_field: true
+            }),
+            prop::collection::vec(any::<u8>(), 0..12).prop_map(|mut b| {
+                b.resize((10 + b.len()).div_ceil(8) * 8 - 10, 0);
+                Action::Note(b)
+            }),
+            prop::collection::vec((1u32..=0xfeff).prop_map(Action::Output), 0..3).prop_map(Action::Clone),
+            (subfield(), subfield()).prop_map(|(src, dst)| {
+                let n = src.n_bits.min(dst.n_bits);
+                Action::Move { src: Subfield { n_bits: n, ..src }, dst: Subfield { n_bits: n, ..dst } }
+            }),
         ]
     }
 
@@ -433,6 +534,7 @@ mod tests {
             matches in valid_match(),
             actions in prop::collection::vec(action(), 0..6),
             goto in any::<Option<u8>>(),
+            write_metadata in prop::option::of((any::<u64>(), any::<u64>())),
         ) -> Rule {
             let mut tagged = matches.vlan_tci.is_some_and(|t| t.mask & t.value & 0x1000 != 0);
             let ipv6 = matches.dl_type == Some(ETH_IPV6);
@@ -454,6 +556,8 @@ mod tests {
                     _ => true,
                 })
                 .collect();
+            // The instruction order: write_metadata after the actions, before goto_table.
+            actions.extend(write_metadata.map(|(v, mask)| Action::WriteMetadata { value: v & mask, mask }));
             if let Some(t) = goto.filter(|&t| t > table && t != 255) {
                 actions.push(Action::GotoTable(t));
             }

@@ -26,7 +26,7 @@
 //! and the shorthands (`tcp`, `arp`...) are not match fields and are handled by the
 //! builder directly.
 
-use crate::rules::{Masked, Match};
+use crate::rules::{Masked, Match, PacketField, SetField, SubfieldField};
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 /// EtherTypes and IP protocols the shorthands and prerequisites refer to.
@@ -71,6 +71,11 @@ pub(crate) const SHORTHANDS: [Shorthand; 12] = [
     sh("sctp6", ETH_IPV6, Some(SCTP)),
     sh("icmp6", ETH_IPV6, Some(ICMPV6)),
 ];
+
+/// The shorthand keywords (`ip`, `tcp6`...), for tests and generators.
+pub fn shorthand_names() -> impl Iterator<Item = &'static str> {
+    SHORTHANDS.iter().map(|s| s.name)
+}
 
 /// What a field needs `dl_type`/`nw_proto` to be (OpenFlow's prerequisites).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -406,6 +411,224 @@ pub static FIELDS: [FieldDef; 36] = {
 /// cache line, every bit used) has no room for them: `nd_target` alone needs 128 bits
 /// beside the IPv6 addresses an ND rule also matches. See docs/OVS-DIFFERENCES.md.
 pub const FIELDS_WITHOUT_KEY_ROOM: [&str; 3] = ["nd_target", "nd_sll", "nd_tll"];
+
+/// A pipeline field: registers and metadata (OVS's `reg0`..`reg15`, their 64- and
+/// 128-bit views `xreg0`..`xreg7` and `xxreg0`..`xxreg3`, and `metadata`). They match the
+/// translation's [`Registers`](crate::rules::Registers), not the packet: no
+/// [`MatchSlot`], no flow-key bits. Printed as OVS prints them: the wider views as the
+/// 32-bit registers they cover (`xreg0` is `reg0` high, `reg1` low).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PipelineField {
+    Reg(u8),
+    Xreg(u8),
+    Xxreg(u8),
+    Metadata,
+}
+
+impl PipelineField {
+    /// Every pipeline field, for tests and generators.
+    pub fn all() -> impl Iterator<Item = PipelineField> {
+        use PipelineField::*;
+        (0..16).map(Reg).chain((0..8).map(Xreg)).chain((0..4).map(Xxreg)).chain([Metadata])
+    }
+
+    /// The name `ovs-ofctl` reads.
+    pub fn name(self) -> String {
+        match self {
+            PipelineField::Reg(n) => format!("reg{n}"),
+            PipelineField::Xreg(n) => format!("xreg{n}"),
+            PipelineField::Xxreg(n) => format!("xxreg{n}"),
+            PipelineField::Metadata => "metadata".to_string(),
+        }
+    }
+
+    pub fn width(self) -> u32 {
+        match self {
+            PipelineField::Reg(_) => 32,
+            PipelineField::Xreg(_) | PipelineField::Metadata => 64,
+            PipelineField::Xxreg(_) => 128,
+        }
+    }
+
+    /// The 32-bit registers the field covers, most significant first (none for
+    /// `metadata`).
+    pub fn regs(self) -> std::ops::Range<u8> {
+        match self {
+            PipelineField::Reg(n) => n..n + 1,
+            PipelineField::Xreg(n) => 2 * n..2 * n + 2,
+            PipelineField::Xxreg(n) => 4 * n..4 * n + 4,
+            PipelineField::Metadata => 0..0,
+        }
+    }
+
+    pub fn by_name(name: &str) -> Option<PipelineField> {
+        if name == "metadata" {
+            return Some(PipelineField::Metadata);
+        }
+        let num = |prefix: &str, max: u8| {
+            let d = name.strip_prefix(prefix)?;
+            // Digits only, no leading zero (OVS's names are exactly `reg0`..`reg15`).
+            if d.is_empty() || !d.bytes().all(|b| b.is_ascii_digit()) || (d.len() > 1 && d.starts_with('0')) {
+                return None;
+            }
+            d.parse::<u8>().ok().filter(|&n| n < max)
+        };
+        if let Some(n) = num("xxreg", 4) {
+            return Some(PipelineField::Xxreg(n));
+        }
+        if let Some(n) = num("xreg", 8) {
+            return Some(PipelineField::Xreg(n));
+        }
+        num("reg", 16).map(PipelineField::Reg)
+    }
+}
+
+/// One packet field `load`/`move` can name (see [`PacketField`]): its NXM name (how
+/// `ovs-ofctl` prints it), its other names, where it is stored, its width and its
+/// prerequisite (OVS refuses an action on a field whose prerequisite the match lacks).
+#[derive(Debug)]
+pub struct PacketFieldDef {
+    pub field: PacketField,
+    pub nxm: &'static str,
+    pub names: &'static [&'static str],
+    pub slot: MatchSlot,
+    /// Width in bits as `load`/`move` see it (`NXM_OF_IN_PORT` is 16 bits).
+    pub width: u16,
+    pub prereq: Option<Prereq>,
+    /// Whether ferrovs can write it with `load`/`move` (as a `set_field` of the whole
+    /// field); the others are read-only here.
+    pub writable: bool,
+}
+
+const fn pf(
+    field: PacketField,
+    nxm: &'static str,
+    names: &'static [&'static str],
+    slot: MatchSlot,
+    width: u16,
+    prereq: Option<Prereq>,
+    writable: bool,
+) -> PacketFieldDef {
+    PacketFieldDef { field, nxm, names, slot, width, prereq, writable }
+}
+
+/// The packet fields of `load`/`move`.
+pub static PACKET_FIELDS: [PacketFieldDef; 15] = {
+    use MatchSlot as S;
+    use PacketField::*;
+    use Prereq::*;
+    [
+        pf(InPort, "NXM_OF_IN_PORT", &["in_port"], S::InPort, 16, None, false),
+        pf(EthSrc, "NXM_OF_ETH_SRC", &["eth_src", "dl_src"], S::DlSrc, 48, None, true),
+        pf(EthDst, "NXM_OF_ETH_DST", &["eth_dst", "dl_dst"], S::DlDst, 48, None, true),
+        pf(EthType, "NXM_OF_ETH_TYPE", &["eth_type", "dl_type"], S::DlType, 16, None, false),
+        pf(VlanTci, "NXM_OF_VLAN_TCI", &["vlan_tci"], S::VlanTci, 16, None, false),
+        pf(IpProto, "NXM_OF_IP_PROTO", &["nw_proto", "ip_proto"], S::NwProto, 8, Some(IpAny), false),
+        pf(IpSrc, "NXM_OF_IP_SRC", &["ip_src", "nw_src"], S::NwSrc, 32, Some(Ip), true),
+        pf(IpDst, "NXM_OF_IP_DST", &["ip_dst", "nw_dst"], S::NwDst, 32, Some(Ip), true),
+        pf(IpTtl, "NXM_NX_IP_TTL", &["nw_ttl"], S::NwTtl, 8, Some(IpAny), true),
+        pf(TcpSrc, "NXM_OF_TCP_SRC", &["tcp_src"], S::TpSrc, 16, Some(Tcp), true),
+        pf(TcpDst, "NXM_OF_TCP_DST", &["tcp_dst"], S::TpDst, 16, Some(Tcp), true),
+        pf(UdpSrc, "NXM_OF_UDP_SRC", &["udp_src"], S::TpSrc, 16, Some(Udp), true),
+        pf(UdpDst, "NXM_OF_UDP_DST", &["udp_dst"], S::TpDst, 16, Some(Udp), true),
+        pf(Ipv6Src, "NXM_NX_IPV6_SRC", &["ipv6_src"], S::Ipv6Src, 128, Some(Ipv6), true),
+        pf(Ipv6Dst, "NXM_NX_IPV6_DST", &["ipv6_dst"], S::Ipv6Dst, 128, Some(Ipv6), true),
+    ]
+};
+
+impl PacketField {
+    pub fn def(self) -> &'static PacketFieldDef {
+        PACKET_FIELDS.iter().find(|d| d.field == self).expect("every packet field has a row")
+    }
+
+    /// The set-field that writes `value` (the whole field) into a writable field; `None`
+    /// for a read-only one.
+    pub fn set_field(self, value: u128) -> Option<SetField> {
+        use PacketField::*;
+        let mac = |v: u128| {
+            let b = (v as u64).to_be_bytes();
+            [b[2], b[3], b[4], b[5], b[6], b[7]]
+        };
+        Some(match self {
+            EthSrc => SetField::DlSrc(mac(value)),
+            EthDst => SetField::DlDst(mac(value)),
+            IpSrc => SetField::NwSrc(Ipv4Addr::from(value as u32)),
+            IpDst => SetField::NwDst(Ipv4Addr::from(value as u32)),
+            IpTtl => SetField::NwTtl(value as u8),
+            TcpSrc | UdpSrc => SetField::TpSrc(value as u16),
+            TcpDst | UdpDst => SetField::TpDst(value as u16),
+            Ipv6Src => SetField::Ipv6Src(Ipv6Addr::from(value)),
+            Ipv6Dst => SetField::Ipv6Dst(Ipv6Addr::from(value)),
+            InPort | EthType | VlanTci | IpProto => return None,
+        })
+    }
+}
+
+impl SubfieldField {
+    /// Width in bits.
+    pub fn width(self) -> u16 {
+        match self.pipeline() {
+            Some(pf) => pf.width() as u16,
+            None => match self {
+                SubfieldField::Packet(p) => p.def().width,
+                _ => unreachable!("every other field is a pipeline field"),
+            },
+        }
+    }
+
+    /// The register, wider view or metadata this names, if it is one.
+    pub fn pipeline(self) -> Option<PipelineField> {
+        match self {
+            SubfieldField::Reg(n) => Some(PipelineField::Reg(n)),
+            SubfieldField::Xreg(n) => Some(PipelineField::Xreg(n)),
+            SubfieldField::Xxreg(n) => Some(PipelineField::Xxreg(n)),
+            SubfieldField::Metadata => Some(PipelineField::Metadata),
+            SubfieldField::Packet(_) => None,
+        }
+    }
+
+    /// The name `ovs-ofctl` prints (`NXM_NX_REG0`, `OXM_OF_PKT_REG0`, `NXM_NX_XXREG0`,
+    /// `OXM_OF_METADATA`, `NXM_OF_ETH_SRC`).
+    pub fn nxm_name(self) -> String {
+        match self {
+            SubfieldField::Reg(n) => format!("NXM_NX_REG{n}"),
+            SubfieldField::Xreg(n) => format!("OXM_OF_PKT_REG{n}"),
+            SubfieldField::Xxreg(n) => format!("NXM_NX_XXREG{n}"),
+            SubfieldField::Metadata => "OXM_OF_METADATA".to_string(),
+            SubfieldField::Packet(p) => p.def().nxm.to_string(),
+        }
+    }
+
+    /// The field a `load`/`move` operand names: NXM names and `ovs-fields` names.
+    /// `Err` with the reason for a field OVS has that ferrovs's `load`/`move` lacks.
+    pub fn by_name(name: &str) -> Result<SubfieldField, String> {
+        let alias = [("NXM_NX_REG", "reg"), ("OXM_OF_PKT_REG", "xreg"), ("NXM_NX_XXREG", "xxreg")]
+            .iter()
+            .find_map(|(nxm, short)| name.strip_prefix(nxm).map(|n| format!("{short}{n}")));
+        match PipelineField::by_name(alias.as_deref().unwrap_or(name)) {
+            Some(PipelineField::Reg(n)) => return Ok(SubfieldField::Reg(n)),
+            Some(PipelineField::Xreg(n)) => return Ok(SubfieldField::Xreg(n)),
+            Some(PipelineField::Xxreg(n)) => return Ok(SubfieldField::Xxreg(n)),
+            Some(PipelineField::Metadata) => return Ok(SubfieldField::Metadata),
+            None => {}
+        }
+        if name == "OXM_OF_METADATA" {
+            return Ok(SubfieldField::Metadata);
+        }
+        if let Some(d) = PACKET_FIELDS.iter().find(|d| d.nxm == name || d.names.contains(&name)) {
+            return Ok(SubfieldField::Packet(d.field));
+        }
+        Err(format!("field `{name}` is not supported in `load`/`move`"))
+    }
+
+    /// The match prerequisite of the field (OVS: `OFPBAC_MATCH_INCONSISTENT` without it).
+    pub fn prereq(self) -> Option<Prereq> {
+        match self {
+            SubfieldField::Packet(p) => p.def().prereq,
+            _ => None,
+        }
+    }
+}
 
 /// The field called `name` (canonical or alias).
 pub fn field_by_name(name: &str) -> Option<&'static FieldDef> {

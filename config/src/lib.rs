@@ -34,6 +34,7 @@ mod schema;
 mod source_map;
 mod values;
 
+pub use action_parse::{ACTION_NAMES, SET_FIELD_NAMES};
 pub use bridges::{check_topology, dangling_ports};
 pub use config::{
     BURST_SIZE, BridgeConfig, Config, ControlConfig, ControllerTarget, DEFAULT_CONTROL_SOCKET, EalConfig, FailMode,

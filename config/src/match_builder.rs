@@ -29,12 +29,13 @@
 //! ofctl line, reports positions in the TOML file.
 
 use crate::field::{
-    FIELDS_WITHOUT_KEY_ROOM, FieldDef, Masking, MatchSlot, Prereq, SHORTHANDS, Shorthand, ValueKind, field_by_name,
+    FIELDS_WITHOUT_KEY_ROOM, FieldDef, Masking, MatchSlot, PipelineField, Prereq, SHORTHANDS, Shorthand, ValueKind,
+    field_by_name,
 };
 use crate::field_value::{ParseFailure, parse_field_value};
 use crate::rule_error::RuleError;
 use crate::rules::{Masked, Match, Position};
-use crate::values::{ValueError, parse_masked_uint, parse_uint};
+use crate::values::{ValueError, parse_masked_uint, parse_masked_wide_uint, parse_uint};
 
 /// Maps a byte offset inside a value (or key) to a position in the caller's input.
 pub(crate) type Locate<'a> = &'a dyn Fn(usize) -> Position;
@@ -119,6 +120,12 @@ impl RuleBuilder {
         if key == "actions" {
             return Err(RuleError::new(key_pos, "`actions` must be written `actions=ACTION,...`"));
         }
+        if let Some(pf) = PipelineField::by_name(key) {
+            let Some(text) = value else {
+                return Err(RuleError::new(key_pos, format!("`{key}` needs a value (`{key}=...`)")));
+            };
+            return self.apply_pipeline(pf, key, key_pos, text, locate);
+        }
         let field = field_by_name(key);
         let Some(text) = value else {
             if field.is_some() || PROPERTIES.contains(&key) {
@@ -188,6 +195,39 @@ impl RuleBuilder {
             (_, Some((v, "-1"))) => Ok(Masked { value: parse_uint(v, u64::MAX).map_err(verr)?, mask: u64::MAX }),
             _ => parse_masked_uint(text, u64::MAX).map_err(verr),
         }
+    }
+
+    /// A register or the metadata: replaces what earlier fields said about the registers
+    /// it covers (`reg0=1,reg0=0x2/0x2` is `reg0=0x2/0x2`, as in OVS).
+    fn apply_pipeline(
+        &mut self,
+        pf: PipelineField,
+        key: &str,
+        key_pos: Position,
+        text: &str,
+        locate: Locate<'_>,
+    ) -> Result<(), RuleError> {
+        if self.mode == Mode::Packet {
+            return Err(RuleError::new(
+                key_pos,
+                format!("`{key}` is pipeline state (zero when a packet enters the switch), not a packet field"),
+            ));
+        }
+        let width = pf.width();
+        let max = if width == 128 { u128::MAX } else { (1u128 << width) - 1 };
+        let v = parse_masked_wide_uint(text, max).map_err(|e| invalid(key, e, locate))?;
+        if pf == PipelineField::Metadata {
+            self.m.metadata = nonzero(Masked { value: v.value as u64, mask: v.mask as u64 }, 0);
+            return Ok(());
+        }
+        let regs = pf.regs();
+        let last = regs.end - 1;
+        for r in regs {
+            let shift = 32 * u32::from(last - r);
+            let part = |x: u128| (x >> shift) as u32;
+            self.m.set_reg(r, Some(Masked { value: part(v.value), mask: part(v.mask) }));
+        }
+        Ok(())
     }
 
     /// A match field of the table.

@@ -156,7 +156,7 @@ fn write_flows(
     groups: &[String],
 ) -> Result<(), PersistError> {
     let configured = match table.get("protocols").and_then(Item::as_str) {
-        Some(name) => Version::from_ofctl_name(name).unwrap_or(Version::Of10),
+        Some(name) => Version::from_ofctl_list(name).unwrap_or(Version::Of10),
         None => Version::Of10,
     };
     let version = version_reading_back(flows, configured).map_err(|message| PersistError::Protocols {
@@ -164,7 +164,8 @@ fn write_flows(
         bridge: bridge.to_string(),
         message,
     })?;
-    if version != configured || table.contains_key("protocols") {
+    // A `protocols` list that reads the rules in the version they need stays as written.
+    if version != configured {
         table.insert("protocols", toml_edit::value(version.ofctl_name()));
     }
     table.remove("rule");

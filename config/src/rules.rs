@@ -51,6 +51,127 @@ pub struct Match {
     pub tcp_flags: Option<Masked<u16>>,
     pub arp_sha: Option<Masked<[u8; 6]>>,
     pub arp_tha: Option<Masked<[u8; 6]>>,
+    /// Register matches (`reg0`..`reg15`; `xreg`/`xxreg` are stored as the registers
+    /// they cover), sorted by register, none with a zero mask. Registers are pipeline
+    /// state, not packet fields: see [`Registers`].
+    pub regs: Vec<(u8, Masked<u32>)>,
+    /// `metadata`: pipeline state like the registers.
+    pub metadata: Option<Masked<u64>>,
+}
+
+/// Number of 32-bit registers (`reg0`..`reg15`).
+pub const N_REGS: usize = 16;
+
+impl Match {
+    /// The match on register `n`, if any.
+    pub fn reg(&self, n: u8) -> Option<Masked<u32>> {
+        self.regs.iter().find(|(i, _)| *i == n).map(|&(_, m)| m)
+    }
+
+    /// Sets (or with `None` or a zero mask, clears) the match on register `n`.
+    pub fn set_reg(&mut self, n: u8, m: Option<Masked<u32>>) {
+        self.regs.retain(|(i, _)| *i != n);
+        if let Some(m) = m.filter(|m| m.mask != 0) {
+            let at = self.regs.partition_point(|(i, _)| *i < n);
+            self.regs.insert(at, (n, Masked { value: m.value & m.mask, mask: m.mask }));
+        }
+    }
+
+    /// Whether the rule matches on any register or the metadata.
+    pub fn matches_pipeline(&self) -> bool {
+        !self.regs.is_empty() || self.metadata.is_some()
+    }
+}
+
+/// The pipeline state a translation carries beside the packet: the registers and the
+/// metadata. OVS starts every packet that enters from a port with all of it zero; only
+/// `load`, `move`, `set_field` and `write_metadata` change it, and it is never part of
+/// the datapath's flow key (so a match on it never widens a megaflow's mask: the values
+/// follow from the packet bits and the actions that ran before).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct Registers {
+    pub regs: [u32; N_REGS],
+    pub metadata: u64,
+}
+
+impl Registers {
+    /// The value of a register, a wider view of several, or the metadata.
+    pub fn get(&self, f: crate::field::PipelineField) -> u128 {
+        match f {
+            crate::field::PipelineField::Metadata => self.metadata.into(),
+            _ => f.regs().fold(0, |acc, r| acc << 32 | u128::from(self.regs[usize::from(r)])),
+        }
+    }
+
+    /// Sets a register, a wider view of several (its value's low bits in the last
+    /// register), or the metadata.
+    pub fn set(&mut self, f: crate::field::PipelineField, value: u128) {
+        match f {
+            crate::field::PipelineField::Metadata => self.metadata = value as u64,
+            _ => {
+                for (k, r) in f.regs().rev().enumerate() {
+                    self.regs[usize::from(r)] = (value >> (32 * k)) as u32;
+                }
+            }
+        }
+    }
+
+    /// Whether `m`'s register and metadata matches hold for these values.
+    pub fn satisfy(&self, m: &Match) -> bool {
+        m.regs.iter().all(|&(i, r)| self.regs[usize::from(i)] & r.mask == r.value)
+            && m.metadata.is_none_or(|md| self.metadata & md.mask == md.value)
+    }
+}
+
+/// A packet field that `load` and `move` can read (and, where [`PacketField::writable`],
+/// write), named as OVS's NXM fields.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PacketField {
+    InPort,
+    EthSrc,
+    EthDst,
+    EthType,
+    VlanTci,
+    IpProto,
+    IpSrc,
+    IpDst,
+    IpTtl,
+    TcpSrc,
+    TcpDst,
+    UdpSrc,
+    UdpDst,
+    Ipv6Src,
+    Ipv6Dst,
+}
+
+/// What a `load`/`move` operand names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SubfieldField {
+    /// `reg0`..`reg15` (`NXM_NX_REGn`).
+    Reg(u8),
+    /// `xreg0`..`xreg7` (`OXM_OF_PKT_REGn`): registers 2n (high half) and 2n+1.
+    Xreg(u8),
+    /// `xxreg0`..`xxreg3` (`NXM_NX_XXREGn`): registers 4n (highest) to 4n+3.
+    Xxreg(u8),
+    /// `metadata` (`OXM_OF_METADATA`).
+    Metadata,
+    Packet(PacketField),
+}
+
+/// Bits `ofs..ofs + n_bits` of a field: `NXM_NX_REG0[0..15]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Subfield {
+    pub field: SubfieldField,
+    pub ofs: u16,
+    pub n_bits: u16,
+}
+
+impl Subfield {
+    /// The field's bits this subfield covers, as a value of the field.
+    pub fn bits(&self) -> u128 {
+        let ones = if self.n_bits >= 128 { u128::MAX } else { (1u128 << self.n_bits) - 1 };
+        ones << self.ofs
+    }
 }
 
 /// A field that `set_field` (and the `mod_*` shorthands) can write.
@@ -86,7 +207,7 @@ pub struct Resubmit {
 }
 
 /// One action of a rule, applied in order (OpenFlow 1.0 "action list" semantics).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Action {
     /// `output:N` (or a bare port number). Output to the ingress port is dropped, as in
     /// OpenFlow; use [`Action::InPort`] for that.
@@ -124,6 +245,22 @@ pub enum Action {
     /// `goto_table:T`: continue in table T after this rule's actions (T must be greater
     /// than the current table).
     GotoTable(u8),
+    /// `load:VALUE->DST[...]` (Nicira `NXAST_REG_LOAD`), or with `set_field` true the
+    /// OpenFlow 1.2+ `set_field:VALUE->FIELD` of a whole register or the metadata
+    /// (printed so under OpenFlow 1.3, as `load` under 1.0, as `ovs-ofctl` does).
+    /// `value` is already shifted down: it fills `dst`'s `n_bits`.
+    Load { dst: Subfield, value: u128, set_field: bool },
+    /// `move:SRC[...]->DST[...]` (Nicira `NXAST_REG_MOVE`); both have `n_bits` bits.
+    Move { src: Subfield, dst: Subfield },
+    /// The OpenFlow 1.1+ `write_metadata:VALUE[/MASK]` instruction: after the other
+    /// actions (before `goto_table`), the metadata bits under `mask` become `value`'s.
+    WriteMetadata { value: u64, mask: u64 },
+    /// `note:HH.HH...`: bytes for the controller's eyes, padded as `ovs-ofctl` encodes
+    /// them; does nothing to the packet.
+    Note(Vec<u8>),
+    /// `clone(ACTIONS)`: the actions on a copy of the packet (and of the registers);
+    /// afterwards the packet is as it was before them.
+    Clone(Vec<Action>),
 }
 
 /// The OpenFlow group types ferrovs supports.

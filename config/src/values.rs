@@ -40,6 +40,11 @@ pub(crate) type ValueResult<T> = Result<T, ValueError>;
 
 /// An unsigned integer no greater than `max`: decimal or `0x` hexadecimal.
 pub(crate) fn parse_uint(s: &str, max: u64) -> ValueResult<u64> {
+    parse_wide_uint(s, u128::from(max)).map(|v| v as u64)
+}
+
+/// [`parse_uint`] up to 128 bits (registers viewed as `xxreg`, `load` values).
+pub(crate) fn parse_wide_uint(s: &str, max: u128) -> ValueResult<u128> {
     if s.is_empty() {
         return Err(ValueError::new(0, "missing value"));
     }
@@ -53,9 +58,21 @@ pub(crate) fn parse_uint(s: &str, max: u64) -> ValueResult<u64> {
     if let Some(bad) = digits.find(|c: char| !c.is_digit(radix)) {
         return Err(ValueError::new(skip + bad, format!("`{s}` is not a number")));
     }
-    match u64::from_str_radix(digits, radix) {
+    match u128::from_str_radix(digits, radix) {
         Ok(v) if v <= max => Ok(v),
         _ => Err(ValueError::new(0, format!("{s} is out of range (maximum {max})"))),
+    }
+}
+
+/// [`parse_masked_uint`] up to 128 bits.
+pub(crate) fn parse_masked_wide_uint(s: &str, max: u128) -> ValueResult<Masked<u128>> {
+    match s.split_once('/') {
+        None => Ok(Masked { value: parse_wide_uint(s, max)?, mask: max }),
+        Some((v, m)) => {
+            let value = parse_wide_uint(v, max)?;
+            let mask = parse_wide_uint(m, max).map_err(|e| e.shifted(v.len() + 1))?;
+            Ok(Masked { value: value & mask, mask })
+        }
     }
 }
 
@@ -79,14 +96,7 @@ pub(crate) fn parse_port_number(s: &str) -> ValueResult<u32> {
 
 /// `VALUE` or `VALUE/MASK`, both no greater than `max`; a bare value gets the full mask.
 pub(crate) fn parse_masked_uint(s: &str, max: u64) -> ValueResult<Masked<u64>> {
-    match s.split_once('/') {
-        None => Ok(Masked { value: parse_uint(s, max)?, mask: max }),
-        Some((v, m)) => {
-            let value = parse_uint(v, max)?;
-            let mask = parse_uint(m, max).map_err(|e| e.shifted(v.len() + 1))?;
-            Ok(Masked { value: value & mask, mask })
-        }
-    }
+    parse_masked_wide_uint(s, max.into()).map(|m| Masked { value: m.value as u64, mask: m.mask as u64 })
 }
 
 /// A MAC address `xx:xx:xx:xx:xx:xx` (one or two hex digits per octet).

@@ -199,6 +199,7 @@ fn action(v: Version, depth: u32) -> BoxedStrategy<Action> {
             Action::RegMove { src: FieldSlice { n_bits, ..src }, dst: FieldSlice { n_bits, ..dst } }
         }),
         (slice(), any::<u16>()).prop_map(|(src, max_len)| Action::OutputReg { src, max_len }),
+        any::<(u64, u64)>().prop_map(|(metadata, mask)| Action::NxWriteMetadata { metadata, mask }),
     ];
     let specific = match v {
         Version::Of10 => prop_oneof![

@@ -328,7 +328,9 @@ impl Datapath {
                 let version = request_version(protocol.as_deref())?;
                 let rule = ferrovs_config::parse_flow(flow).map_err(|e| format!("{flow}: column {e}"))?;
                 let rule = as_loaded(rule, version).map_err(|e| format!("{flow}: {e}"))?;
-                Reply::AddFlow(slow.add_flows(bridge.clone(), vec![rule])?)
+                let rules = vec![rule];
+                self.check_one_version(bridge, &rules, version)?;
+                Reply::AddFlow(self.slow.add_flows(bridge.clone(), rules)?)
             }
             Request::AddFlows { bridge, flows, protocol } => {
                 let version = request_version(protocol.as_deref())?;
@@ -338,7 +340,8 @@ impl Datapath {
                     .enumerate()
                     .map(|(i, r)| as_loaded(r, version).map_err(|e| format!("rule {} of the set: {e}", i + 1)))
                     .collect::<Result<Vec<_>, _>>()?;
-                Reply::AddFlows(slow.add_flows(bridge.clone(), rules)?)
+                self.check_one_version(bridge, &rules, version)?;
+                Reply::AddFlows(self.slow.add_flows(bridge.clone(), rules)?)
             }
             Request::DelFlows { bridge, r#match } => {
                 let spec = ferrovs_config::parse_match(r#match.as_deref().unwrap_or(""))
@@ -500,10 +503,29 @@ impl Datapath {
 }
 
 /// A PMD's histograms as the reply carries them.
+impl Datapath {
+    /// Refuses adding `rules` (read in `version`) to `bridge` when the resulting set
+    /// mixes rules only one OpenFlow version expresses with rules only the other does
+    /// (`version_reading_back`): such a set could not be written back to the config, or
+    /// read again after a restart, as it runs. Only rules whose meaning depends on the
+    /// version can make such a mix, so the running rules are read only for them.
+    fn check_one_version(&self, bridge: &str, rules: &[ferrovs_config::Rule], version: Version) -> Result<(), String> {
+        let texts: Vec<String> = rules.iter().map(|r| r.to_string()).collect();
+        if !texts.iter().any(|t| ferrovs_config::openflow::convert::depends_on_version(t)) {
+            return Ok(());
+        }
+        let mut all = self.slow.rule_texts(bridge.to_string())?;
+        all.extend(texts);
+        ferrovs_config::openflow::convert::version_reading_back(&all, version)
+            .map(|_| ())
+            .map_err(|e| format!("refused, the bridge's rules would need two OpenFlow versions: {e}"))
+    }
+}
+
 /// The OpenFlow version an add-flow request's rules are read in (`ovs-ofctl -O`; absent:
 /// OpenFlow10, its default).
 fn request_version(protocol: Option<&str>) -> Result<Version, String> {
-    protocol.map_or(Ok(Version::Of10), Version::from_ofctl_name)
+    protocol.map_or(Ok(Version::Of10), Version::from_ofctl_list)
 }
 
 fn histograms(h: &ferrovs_pmd::perf::PmdHistograms) -> IterationHistograms {

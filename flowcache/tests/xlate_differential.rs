@@ -2,7 +2,7 @@
 //!
 //! For random rule sets (several tables, overlapping prefixes, masked port ranges,
 //! resubmit/goto_table, set-field, VLAN operations, dec_ttl, normal with a random MAC
-//! table) and random packets p: translate p into (actions, mask); then for random
+//! table, registers and metadata with load/move/write_metadata) and random packets p: translate p into (actions, mask); then for random
 //! packets q that agree with p on the mask (other bits taken from another random packet
 //! or from random noise), the reference evaluation of q must give exactly p's actions,
 //! matched rules and MAC learning. This is the test that masks are never too narrow.
@@ -14,7 +14,7 @@
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
 
-use ferrovs_config::rules::{Action, Masked, Match, Resubmit, Rule, SetField};
+use ferrovs_config::rules::{Action, Masked, Match, PacketField, Resubmit, Rule, SetField, Subfield, SubfieldField};
 use ferrovs_flowcache::key::{FRAG_ANY, FRAG_LATER, FlowKey, VLAN_PRESENT, ethertype, ipproto};
 use ferrovs_flowcache::xlate::{
     Lookup, MacLearn, MacTable, RuleTables, Verdict, reference, revalidate, translate, translate_with,
@@ -124,11 +124,66 @@ fn gen_match(r: &mut Rng) -> Match {
     if r.chance(5) {
         m.arp_sha = Some(Masked { value: r.pick(&MACS), mask: [0xff; 6] });
     }
+    // Registers and metadata: small values, so that loads and moves make them match.
+    if r.chance(20) {
+        let value = r.below(4) as u32;
+        let reg = if r.chance(70) { Masked { value, mask: u32::MAX } } else { Masked { value: value & 1, mask: 1 } };
+        m.set_reg(r.pick(&[0, 1, 1, 3]), Some(reg));
+    }
+    if r.chance(10) {
+        let mask = r.pick(&[u64::MAX, 0xff, 0x2]);
+        m.metadata = Some(Masked { value: r.below(4) & mask, mask });
+    }
     m
 }
 
+/// `field[ofs..ofs + n_bits]`.
+fn sub(field: SubfieldField, ofs: u16, n_bits: u16) -> Subfield {
+    Subfield { field, ofs, n_bits }
+}
+
+/// A `load`, `move` or `write_metadata` over registers 0 and 1, the metadata and a few
+/// packet fields (read: in_port, eth_src, nw_proto, tp_dst, nw_dst; written: eth_dst,
+/// tp_src, nw_ttl, ipv6_dst).
+fn gen_pipeline_action(r: &mut Rng) -> Action {
+    use PacketField as P;
+    use SubfieldField::{Metadata, Packet, Reg};
+    let reg = |r: &mut Rng| Reg(r.below(2) as u8);
+    match r.below(8) {
+        0 => Action::Load { dst: sub(reg(r), 0, 32), value: r.below(4) as u128, set_field: r.chance(50) },
+        1 => Action::Load { dst: sub(reg(r), 0, 1), value: r.below(2) as u128, set_field: false },
+        2 => Action::Load { dst: sub(Metadata, 0, 8), value: r.below(4) as u128, set_field: false },
+        3 => {
+            let src = match r.below(5) {
+                0 => sub(Packet(P::InPort), 0, 2),
+                1 => sub(Packet(P::EthSrc), 0, 2),
+                2 => sub(Packet(P::IpProto), 0, 2),
+                3 => sub(Packet(P::TcpDst), 0, 2),
+                _ => sub(Packet(P::IpDst), 30, 2),
+            };
+            let dst = if r.chance(70) { sub(reg(r), 0, 2) } else { sub(Metadata, 0, 2) };
+            Action::Move { src, dst }
+        }
+        4 => {
+            let (src, dst) = match r.below(4) {
+                0 => (sub(reg(r), 0, 8), sub(Packet(P::EthDst), 0, 8)),
+                1 => (sub(reg(r), 0, 16), sub(Packet(P::UdpSrc), 0, 16)),
+                2 => (sub(reg(r), 0, 8), sub(Packet(P::IpTtl), 0, 8)),
+                _ => (sub(Metadata, 0, 32), sub(Packet(P::Ipv6Dst), 0, 32)),
+            };
+            Action::Move { src, dst }
+        }
+        5 => Action::WriteMetadata { value: r.below(4), mask: r.pick(&[0xff, 0x3]) },
+        // The wider views: xreg0 bits 30..33 are reg1's top two and reg0's low two bits;
+        // xxreg0's low 32 bits are reg3.
+        6 => Action::Load { dst: sub(SubfieldField::Xreg(0), 30, 4), value: r.below(16) as u128, set_field: false },
+        _ => Action::Move { src: sub(Packet(P::IpDst), 0, 2), dst: sub(SubfieldField::Xxreg(0), 0, 2) },
+    }
+}
+
 fn gen_action(r: &mut Rng, n_tables: u8) -> Action {
-    match r.below(22) {
+    match r.below(27) {
+        22..=26 => gen_pipeline_action(r),
         0..=4 => Action::Output(r.pick(&[1, 2, 3, 4, 9])),
         5 => Action::InPort,
         6 => Action::Flood,
@@ -434,7 +489,12 @@ mod scale_rules;
 /// mask has more or fewer bits than the scan's (not asserted: the two choose witnesses
 /// differently; see XLATE.md) and prints it.
 fn check_large(n: usize, tables_n: u8, mixed: bool, seed: u64, packets: usize) -> (usize, usize, u32) {
-    let rules = scale_rules::scale_rules(n, tables_n, mixed, seed);
+    check_large_rules(scale_rules::scale_rules(n, tables_n, mixed, seed), n, seed, packets)
+}
+
+/// [`check_large`] of a given rule set (`n` names it in messages). Packets come in on
+/// ports 1..=4.
+fn check_large_rules(rules: Vec<Rule>, n: usize, seed: u64, packets: usize) -> (usize, usize, u32) {
     let tables = RuleTables::new(rules, PORTS.to_vec()).unwrap();
     let macs = MacTable::default();
     let now = Duration::ZERO;
@@ -443,7 +503,8 @@ fn check_large(n: usize, tables_n: u8, mixed: bool, seed: u64, packets: usize) -
     let bits = |m: &ferrovs_flowcache::key::Mask| m.w.iter().map(|w| w.count_ones()).sum::<u32>();
     let (mut wider, mut narrower, mut most) = (0, 0, 0);
     for _ in 0..packets {
-        let p = scale_rules::scale_packet(&rules, &mut r);
+        let mut p = scale_rules::scale_packet(&rules, &mut r);
+        p.set_in_port(r.pick(&PORTS));
         let t = translate_with(&tables, &macs, &p, now, Lookup::Index);
         let s = translate_with(&tables, &macs, &p, now, Lookup::LinearScan);
         assert_eq!((&t.actions, &t.rules), (&s.actions, &s.rules), "n {n} seed {seed}: decisions differ for {p:?}");
@@ -456,7 +517,9 @@ fn check_large(n: usize, tables_n: u8, mixed: bool, seed: u64, packets: usize) -
         }
         for v in 0..3 {
             let noise = if v == 0 {
-                scale_rules::scale_packet(&rules, &mut r)
+                let mut k = scale_rules::scale_packet(&rules, &mut r);
+                k.set_in_port(r.pick(&PORTS));
+                k
             } else {
                 FlowKey { w: std::array::from_fn(|_| r.next_u64()) }
             };
@@ -500,4 +563,53 @@ fn classifier_equals_linear_scan_on_large_tables() {
         "classifier vs scan masks: {} wider (by at most {} bits), {} narrower, of {} packets",
         total.0, total.2, total.1, total.3
     );
+}
+
+/// The scale rule sets behind a register dispatch, as OVN-style pipelines are built:
+/// table 0 loads the input port into reg0 and the IP protocol into reg1 and resubmits
+/// to table 1, whose rules (the scale shapes) mostly match reg0 (and some reg1) besides
+/// their packet fields, with a few writing the metadata and going on to table 2, which
+/// matches it. Classifier against linear scan, as `classifier_equals_linear_scan_on_large_tables`.
+#[test]
+fn classifier_equals_linear_scan_with_register_pipelines() {
+    use SubfieldField::{Metadata, Packet, Reg};
+    let rounds = (cases() / 300).max(1) as u64;
+    for round in 0..rounds {
+        for (i, &(n, packets)) in [(1000usize, 80usize), (10_000, 30)].iter().enumerate() {
+            let seed = round * 16 + i as u64;
+            let mut r = Rng(seed ^ 0x4e67);
+            let mut rules = scale_rules::scale_rules(n, 1, true, seed);
+            for rule in &mut rules {
+                rule.table = 1;
+                if r.chance(75) {
+                    rule.matches.set_reg(0, Some(Masked { value: r.pick(&PORTS), mask: u32::MAX }));
+                }
+                if r.chance(20) {
+                    let proto = rule.matches.nw_proto.map_or(6, u32::from);
+                    rule.matches.set_reg(1, Some(Masked { value: proto, mask: 0xff }));
+                }
+                if r.chance(10) {
+                    rule.actions = vec![Action::WriteMetadata { value: r.below(3), mask: 0xff }, Action::GotoTable(2)];
+                }
+            }
+            for port in PORTS {
+                let m = Match { in_port: Some(port), ..Match::default() };
+                let actions = vec![
+                    Action::Load { dst: sub(Reg(0), 0, 32), value: port.into(), set_field: false },
+                    Action::Move { src: sub(Packet(PacketField::IpProto), 0, 8), dst: sub(Reg(1), 0, 8) },
+                    Action::Resubmit(Resubmit { in_port: None, table: Some(1) }),
+                ];
+                rules.push(Rule { matches: m, ..Rule::new(Match::default(), actions) });
+            }
+            for v in 0..3u64 {
+                let m = Match { metadata: Some(Masked { value: v, mask: 0xff }), ..Match::default() };
+                let actions = vec![Action::Output(1 + v as u32)];
+                rules.push(Rule { table: 2, ..Rule::new(m, actions) });
+            }
+            let md = Match { metadata: Some(Masked { value: 1, mask: 1 }), ..Match::default() };
+            let load = Action::Load { dst: sub(Metadata, 8, 8), value: 7, set_field: false };
+            rules.push(Rule { table: 2, priority: 40000, ..Rule::new(md, vec![load, Action::Output(4)]) });
+            check_large_rules(rules, n, seed, packets);
+        }
+    }
 }

@@ -778,3 +778,143 @@ fn indirect_group_runs_its_bucket_and_restores_the_tag() {
     let x = translate(&t, &MacTable::default(), &p, NOW);
     assert_eq!(x.actions, vec![DpAction::Output(2)], "group 99 does not exist");
 }
+
+/// Rules in `ovs-ofctl` syntax, as `ovs-ofctl -O OpenFlow13 add-flows` loads them.
+fn of13_tables(lines: &[&str]) -> RuleTables {
+    use ferrovs_config::openflow::{Version, convert::as_loaded};
+    let rules = lines
+        .iter()
+        .map(|l| {
+            as_loaded(ferrovs_config::parse_flow(l).unwrap_or_else(|e| panic!("{l}: {e}")), Version::Of13).unwrap()
+        })
+        .collect();
+    tables(rules)
+}
+
+/// Both translators (classifier and linear scan) give `actions` with `mask`.
+fn both_lookups(t: &RuleTables, p: &FlowKey, actions: &[DpAction], mask: &Mask) {
+    use ferrovs_flowcache::xlate::{Lookup, translate_with};
+    for lookup in [Lookup::Index, Lookup::LinearScan] {
+        let x = translate_with(t, &MacTable::default(), p, NOW, lookup);
+        assert_eq!(x.actions, actions, "{lookup:?}");
+        assert_eq!(&x.mask, mask, "{lookup:?}");
+    }
+}
+
+#[test]
+fn a_register_loaded_by_an_earlier_table_selects_the_rule_and_costs_no_mask_bits() {
+    let t = of13_tables(&[
+        "actions=load:1->reg0[],resubmit(,1)",
+        "table=1,priority=10,reg0=1,actions=output:2",
+        "table=1,priority=5,reg0=2,actions=output:3",
+        "table=1,priority=0,actions=drop",
+    ]);
+    let p = key(1, &udp_frame([192, 168, 1, 1], 1234, 80, 0));
+    both_lookups(&t, &p, &[DpAction::Output(2)], &base_mask());
+}
+
+#[test]
+fn a_rule_whose_registers_differ_needs_no_witness() {
+    // The priority-100 rule matches the packet's nw_dst but not reg0: it fails for every
+    // packet of the megaflow, so nw_dst stays out of the mask.
+    let t = of13_tables(&[
+        "actions=load:1->reg0[],resubmit(,1)",
+        "table=1,priority=100,reg0=9,ip,nw_dst=10.0.0.0/8,actions=output:3",
+        "table=1,priority=0,actions=output:2",
+    ]);
+    let p = key(1, &udp_frame([10, 1, 1, 1], 1234, 80, 0));
+    both_lookups(&t, &p, &[DpAction::Output(2)], &base_mask());
+    // Without the register condition the same rule costs nw_dst bits (and wins).
+    let t = of13_tables(&["table=0,priority=100,ip,nw_dst=10.0.0.0/8,actions=output:3"]);
+    let x = translate(&t, &MacTable::default(), &p, NOW);
+    assert_eq!(x.actions, vec![DpAction::Output(3)]);
+    assert_ne!(x.mask, base_mask());
+}
+
+#[test]
+fn a_register_moved_from_the_packet_puts_those_packet_bits_in_the_mask() {
+    let t = of13_tables(&[
+        "actions=move:NXM_OF_ETH_SRC[0..7]->NXM_NX_REG0[0..7],move:NXM_OF_IN_PORT[]->NXM_NX_REG1[0..15],resubmit(,1)",
+        "table=1,priority=10,reg0=0x5/0xff,reg1=2,actions=output:3",
+        "table=1,priority=5,reg1=1,actions=output:2",
+    ]);
+    let f = udp_frame_macs([2, 0, 0, 0, 0, 9], [2, 0, 0, 0, 0, 5], [10, 0, 0, 1], [10, 0, 0, 2]);
+    let mut mask = base_mask();
+    mask.set_dl_src([0, 0, 0, 0, 0, 0xff]);
+    both_lookups(&t, &key(2, &f), &[DpAction::Output(3)], &mask);
+    both_lookups(&t, &key(1, &f), &[DpAction::Output(2)], &mask);
+}
+
+#[test]
+fn registers_survive_resubmit_and_the_resubmit_port_is_what_in_port_reads() {
+    let t = of13_tables(&[
+        "actions=resubmit(3,1),resubmit(,2)",
+        "table=1,actions=move:NXM_OF_IN_PORT[]->NXM_NX_REG3[0..15]",
+        "table=2,reg3=3,actions=output:2",
+        "table=2,priority=0,actions=output:1",
+    ]);
+    both_lookups(&t, &key(1, &udp_frame([10, 0, 0, 1], 1, 2, 0)), &[DpAction::Output(2)], &base_mask());
+}
+
+#[test]
+fn write_metadata_and_goto_table_under_openflow13() {
+    let t = of13_tables(&[
+        "ip,actions=write_metadata:0x5/0xff,goto_table:1",
+        "table=1,ip,metadata=0x5/0xff,actions=load:0x0a000009->NXM_OF_IP_DST[],write_metadata:0x100/0x100,goto_table:2",
+        "table=1,priority=0,actions=output:3",
+        "table=2,metadata=0x105,actions=output:2",
+    ]);
+    let p = key(1, &udp_frame([10, 0, 0, 1], 1, 2, 0));
+    let dst = Ipv4Addr::new(10, 0, 0, 9);
+    both_lookups(&t, &p, &[DpAction::SetIpv4Dst(dst), DpAction::Output(2)], &l3_mask());
+}
+
+#[test]
+fn a_partial_load_into_a_packet_field_keeps_its_other_bits_and_reads_them() {
+    let t = of13_tables(&["ip,actions=load:0x9->NXM_OF_IP_DST[0..7],output:2"]);
+    let p = key(1, &udp_frame([10, 0, 0, 1], 1, 2, 0));
+    let mut mask = l3_mask();
+    mask.set_nw_dst_u32(0xffff_ff00);
+    both_lookups(&t, &p, &[DpAction::SetIpv4Dst(Ipv4Addr::new(10, 0, 0, 9)), DpAction::Output(2)], &mask);
+}
+
+#[test]
+fn clone_runs_on_a_copy_of_the_packet_and_the_registers() {
+    let t = of13_tables(&[
+        "ip,actions=clone(mod_nw_dst:10.0.0.9,load:5->reg0[],output:2),note:01,resubmit(,1)",
+        "table=1,reg0=5,actions=output:3",
+        "table=1,priority=0,actions=output:1",
+    ]);
+    let p = key(3, &udp_frame([10, 0, 0, 1], 1, 2, 0));
+    // After the clone the destination is set back (so its bits are read) and reg0 is 0
+    // again: the priority-0 rule outputs to port 1.
+    let mut mask = l3_mask();
+    mask.set_nw_dst_u32(u32::MAX);
+    let want = [
+        DpAction::SetIpv4Dst(Ipv4Addr::new(10, 0, 0, 9)),
+        DpAction::Output(2),
+        DpAction::SetIpv4Dst(Ipv4Addr::new(10, 0, 0, 1)),
+        DpAction::Output(1),
+    ];
+    both_lookups(&t, &p, &want, &mask);
+}
+
+#[test]
+fn xxreg_and_xreg_are_wider_views_of_the_registers() {
+    // xxreg0 holds the IPv6 destination: its low 32 bits are reg3, its top 32 bits reg0;
+    // xreg1 (reg2, reg3) then goes to the metadata.
+    let t = of13_tables(&[
+        "ipv6,actions=move:NXM_NX_IPV6_DST[]->NXM_NX_XXREG0[],move:xreg1[]->metadata[],resubmit(,1)",
+        "table=1,priority=10,reg0=0x20010db8,reg3=0x1,metadata=0x1/0xffffffff,actions=output:2",
+        "table=1,priority=0,actions=output:3",
+    ]);
+    let mut p = FlowKey::ZERO;
+    p.set_in_port(1);
+    p.set_dl_type(ethertype::IPV6);
+    p.set_ipv6_dst_u128(0x2001_0db8_0000_0000_0000_0000_0000_0001);
+    let mut mask = l3_mask();
+    mask.set_ipv6_dst_u128(u128::MAX);
+    both_lookups(&t, &p, &[DpAction::Output(2)], &mask);
+    p.set_ipv6_dst_u128(0x2001_0db8_0000_0000_0000_0000_0000_0002);
+    both_lookups(&t, &p, &[DpAction::Output(3)], &mask);
+}

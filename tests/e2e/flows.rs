@@ -324,8 +324,10 @@ pub fn reload_applies_flows_file() -> Result<(), Failed> {
 /// `ferrovs-ctl add-flow -O VERSION` reads the rule as `ovs-ofctl -O VERSION` does: under
 /// OpenFlow13 `mod_vlan_vid` without a VLAN match is loaded (and dumped) as push_vlan +
 /// set_field, under the default OpenFlow10 it stays itself and `push_vlan` is refused.
-/// The write-back records the version that reads the rules back (`protocols`); a set
-/// that no one version reads back is applied but not written, and the answer says so.
+/// The write-back records the version that reads the rules back (`protocols`); a rule
+/// that would make a set no one version reads back is refused before it is applied.
+/// A version list (`OpenFlow10,OpenFlow13`) is its highest version; `dump-flows -O`
+/// prints the rules as `ovs-ofctl -O` does (a register's set_field is a load in 1.0).
 pub fn add_flow_reads_the_given_openflow_version() -> Result<(), Failed> {
     let config = format!("{}{}", crate::preamble(), crate::ports_ok());
     let d = Daemon::start(&config);
@@ -348,15 +350,28 @@ pub fn add_flow_reads_the_given_openflow_version() -> Result<(), Failed> {
     if bad.status.success() || !String::from_utf8_lossy(&bad.stderr).contains("OpenFlow99") {
         return Err("an unknown version was accepted".into());
     }
-    // OpenFlow10's mod_vlan_vid (push only if needed) next to the push_vlan rule.
+    // OpenFlow10's mod_vlan_vid (push only if needed) next to the push_vlan rule: refused
+    // before it is applied.
     let mixed = d.ctl(&["add-flow", "br0", "priority=6,in_port=2,actions=mod_vlan_vid:6,output:1"]);
     let why = String::from_utf8_lossy(&mixed.stderr).into_owned();
     if mixed.status.success() || !why.contains("no one OpenFlow version reads back") {
         return Err(format!("mixed versions: {} {why}", mixed.status).into());
     }
     let dump = ctl_ok(&d, &["dump-flows", "br0"])?;
-    if !dump.contains("actions=mod_vlan_vid:6,output:1") {
-        return Err(format!("the applied rule is not in dump-flows:\n{dump}").into());
+    if dump.contains("mod_vlan_vid:6") {
+        return Err(format!("the refused rule was applied:\n{dump}").into());
+    }
+    // A version list is its highest version; dump-flows -O prints as ovs-ofctl -O does.
+    ctl_ok(
+        &d,
+        &["add-flow", "-O", "OpenFlow10,OpenFlow13", "br0", "priority=8,reg0=1,actions=set_field:7->reg4,output:2"],
+    )?;
+    let of13 = ctl_ok(&d, &["dump-flows", "br0"])?;
+    let of10 = ctl_ok(&d, &["dump-flows", "-O", "OpenFlow10", "br0"])?;
+    if !of13.contains("priority=8,reg0=0x1 actions=set_field:0x7->reg4,output:2")
+        || !of10.contains("priority=8,reg0=0x1 actions=load:0x7->NXM_NX_REG4[],output:2")
+    {
+        return Err(format!("register set_field by version:\n{of13}\n{of10}").into());
     }
     let stopped = d.stop();
     if !stopped.status.success() {

@@ -116,6 +116,13 @@ fn strings(rules: &[&str]) -> Vec<String> {
     rules.iter().map(|s| s.to_string()).collect()
 }
 
+const PIPELINE_RULE: &str = "table=3,priority=9,reg0=0x5/0xff,metadata=0x1,\
+    actions=load:0x7->NXM_NX_REG1[0..7],move:NXM_OF_ETH_SRC[0..15]->NXM_NX_REG2[0..15],output:1,\
+    write_metadata:0x10/0xf0";
+/// [`PIPELINE_RULE`] as `ovs-ofctl dump-flows --no-stats` prints it (either version).
+const PIPELINE_PRINTED: &str = "table=3, priority=9,reg0=0x5/0xff,metadata=0x1 \
+    actions=load:0x7->NXM_NX_REG1[0..7],move:NXM_OF_ETH_SRC[0..15]->NXM_NX_REG2[0..15],output:1,\
+    write_metadata:0x10/0xf0";
 const ADDED_ONE: &str = "priority=200,tcp,nw_dst=198.18.0.0/15,tp_dst=443,actions=mod_vlan_vid:20,output:2";
 const ADDED_FILE: &[&str] = &[
     "table=1,priority=5,udp,actions=output:1",
@@ -213,8 +220,16 @@ fn manage_in(version: &str) -> Result<(), Failed> {
         return Err(format!("dump-flows in_port=LOCAL:\n{local}").into());
     }
     ofctl_ok(version, &of, &["del-flows", "in_port=LOCAL"])?;
+    // Registers and metadata: loaded from the flow-mod and dumped as OVS prints them (kept
+    // for the restart below).
+    ofctl_ok(version, &of, &["add-flow", PIPELINE_RULE])?;
+    let dump = ofctl_ok(version, &of, &["dump-flows", "--no-stats", "table=3"])?;
+    if !dump.contains(PIPELINE_PRINTED) {
+        return Err(format!("register rule dumped as:\n{dump}").into());
+    }
+
     // Refused: a field and an output the rule model lacks; the port's admin state.
-    for (rule, error) in [("reg0=1,actions=output:1", "OFPBMC_BAD_FIELD"), ("actions=TABLE", "OFPBAC_BAD_OUT_PORT")] {
+    for (rule, error) in [("tun_id=1,actions=output:1", "OFPBMC_BAD_FIELD"), ("actions=TABLE", "OFPBAC_BAD_OUT_PORT")] {
         match ofctl(version, &of, &["add-flow", rule]) {
             Ok(out) => return Err(format!("add-flow {rule} was accepted: {out}").into()),
             Err(e) if e.contains(error) => {}

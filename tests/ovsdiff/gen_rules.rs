@@ -3,7 +3,7 @@
 //! (and, rarely, without them or with fields ferrovs refuses, to record what it refuses
 //! that OVS accepts), and action lists mixing rewrites, VLAN edits, `dec_ttl`, forward
 //! `resubmit`/`goto_table`, and the outputs (`output`, `in_port`, `flood`, `all`,
-//! `normal`, `drop`).
+//! `normal`, `drop`); in some sets registers and metadata (`with_pipeline`).
 
 use crate::pools;
 use crate::rng::Rng;
@@ -292,5 +292,65 @@ pub fn rule_set(rng: &mut Rng) -> RuleSet {
     // cases too: the versions encode `mod_vlan_*`, `mod_nw_*`... differently (drawn last,
     // so the rules of a seed stay what they were).
     openflow13 |= rng.chance(25);
+    with_pipeline(&mut rules);
     RuleSet { rules, in_port, openflow13 }
+}
+
+/// In about a third of the sets, registers and metadata: matches on them (zero when the
+/// frame enters, so table 0 sees zeros) and actions that set them (`load`, `set_field`,
+/// `move` from the input port or a MAC, `write_metadata`) or copy them into a MAC; and
+/// `note` and `clone`. Drawn
+/// from a generator seeded by the rules' text, so that the main generator (rules and
+/// frames of a seed) draws what it drew before.
+fn with_pipeline(rules: &mut [String]) {
+    let seed = rules
+        .iter()
+        .flat_map(|r| r.bytes())
+        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+    let mut rng = Rng::new(seed);
+    if !rng.chance(35) {
+        return;
+    }
+    for rule in rules.iter_mut() {
+        let at = rule.find("actions=").expect("every rule has actions");
+        let (head, acts) = rule.split_at(at);
+        let mut head = head.to_string();
+        let mut acts: Vec<String> = acts["actions=".len()..].split(',').map(str::to_string).collect();
+        if rng.chance(35) {
+            let k = rng.below(3);
+            head.push_str(&match rng.below(4) {
+                0 | 1 => format!("reg0={k},"),
+                2 => "reg1=0x1/0x1,".to_string(),
+                _ => format!("metadata={k},"),
+            });
+        }
+        if acts != ["drop"] {
+            for _ in 0..rng.below(3) {
+                let k = rng.below(3);
+                let a = match rng.below(9) {
+                    0 => format!("load:{k}->NXM_NX_REG0[]"),
+                    1 => format!("set_field:{k}->reg1"),
+                    2 => format!("load:{k}->OXM_OF_METADATA[0..7]"),
+                    3 => "move:NXM_OF_IN_PORT[]->NXM_NX_REG0[0..15]".to_string(),
+                    4 => "move:NXM_OF_ETH_SRC[0..1]->NXM_NX_REG1[0..1]".to_string(),
+                    5 => "move:NXM_NX_REG0[0..7]->NXM_OF_ETH_DST[0..7]".to_string(),
+                    6 => "note:01.02".to_string(),
+                    // reg0's low bits through the 64-bit view (xreg0 = reg0:reg1).
+                    7 => format!("load:{k}->OXM_OF_PKT_REG0[32..33]"),
+                    _ => format!(
+                        "clone(load:{k}->NXM_NX_REG0[],mod_dl_dst:{},output:{})",
+                        mac(&mut rng),
+                        rng.range(1, N_PORTS as u64)
+                    ),
+                };
+                acts.insert(0, a);
+            }
+            if rng.chance(20) {
+                // An instruction: after the actions, before goto_table.
+                let at = acts.iter().position(|a| a.starts_with("goto_table")).unwrap_or(acts.len());
+                acts.insert(at, format!("write_metadata:{}/0xff", rng.below(3)));
+            }
+        }
+        *rule = format!("{head}actions={}", acts.join(","));
+    }
 }

@@ -547,6 +547,14 @@ fn a_bridge_reads_its_rules_in_its_protocols_version_as_ovs_ofctl() {
     assert!(e.message.contains("needs a VLAN tag"), "{}", e.message);
     let e = with("OpenFlow15", "actions=drop").unwrap_err();
     assert_eq!((e.key.as_str(), e.message.contains("OpenFlow10 or OpenFlow13")), ("bridge[0].protocols", true));
+    // A list, as OVS's `protocols` and ovs-ofctl's `-O` take it: its highest version.
+    assert_eq!(
+        actions("OpenFlow10, OpenFlow13", "actions=mod_vlan_vid:5"),
+        vec![Action::PushVlan(0x8100), Action::Set(SetField::VlanVid(5))]
+    );
+    assert_eq!(actions("OpenFlow10,OpenFlow12", "actions=mod_vlan_vid:5"), vec![Action::ModVlanVid(5)]);
+    let e = with("OpenFlow10,OpenFlow99", "actions=drop").unwrap_err();
+    assert!(e.message.contains("OpenFlow99"), "{}", e.message);
 }
 
 #[test]

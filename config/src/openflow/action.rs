@@ -91,6 +91,9 @@ pub enum Action {
     OutputReg { src: FieldSlice, max_len: u16 },
     /// Nicira `clone(actions)`.
     Clone(Vec<Action>),
+    /// Nicira `write_metadata` (`NXAST_WRITE_METADATA`): OpenFlow 1.0's form of the 1.1+
+    /// instruction, `ovs-ofctl -O OpenFlow10` sends it as the last action.
+    NxWriteMetadata { metadata: u64, mask: u64 },
 }
 
 const NXAST_RESUBMIT: u16 = 1;
@@ -101,6 +104,7 @@ const NXAST_NOTE: u16 = 8;
 const NXAST_RESUBMIT_TABLE: u16 = 14;
 const NXAST_OUTPUT_REG: u16 = 15;
 const NXAST_DEC_TTL: u16 = 18;
+const NXAST_WRITE_METADATA: u16 = 22;
 const NXAST_REG_LOAD2: u16 = 33;
 const NXAST_CLONE: u16 = 42;
 
@@ -332,6 +336,11 @@ fn decode_nx_action(a: &mut Reader, v: Version) -> Result<Action, OfpError> {
             a.skip(6)?;
             Action::Clone(decode_actions(a, v)?)
         }
+        NXAST_WRITE_METADATA => {
+            want(32)?;
+            a.skip(6)?;
+            Action::NxWriteMetadata { metadata: a.u64()?, mask: a.u64()? }
+        }
         _ => return Err(OfpError::BadActionVendorType),
     };
     Ok(action)
@@ -473,9 +482,12 @@ fn encode_action(w: &mut Writer, action: &Action, v: Version) -> Result<(), Enco
             if src.n_bits != dst.n_bits {
                 return Err(EncodeError::Invalid("move: slices of different widths"));
             }
-            w.u16(checked(src)?.n_bits);
+            // `n_bits` is a whole u16 here (IPv6 addresses move in one action).
+            let within =
+                |s: FieldSlice| check_slice(s).map_err(|_| EncodeError::Invalid("field slice out of the field"));
+            w.u16(within(src)?.n_bits);
             w.u16(src.ofs);
-            w.u16(checked(dst)?.ofs);
+            w.u16(within(dst)?.ofs);
             w.u32(src.field.header(NX_SLICE_DIALECT).to_u32());
             w.u32(dst.field.header(NX_SLICE_DIALECT).to_u32());
         }
@@ -490,6 +502,12 @@ fn encode_action(w: &mut Writer, action: &Action, v: Version) -> Result<(), Enco
             nx_header(w, NXAST_CLONE);
             w.zeros(6);
             encode_actions(w, inner, v)?;
+        }
+        Action::NxWriteMetadata { metadata, mask } => {
+            nx_header(w, NXAST_WRITE_METADATA);
+            w.zeros(6);
+            w.u64(metadata);
+            w.u64(mask);
         }
     }
     let len = len16(w.len() - start, "action")?;

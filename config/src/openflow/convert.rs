@@ -43,12 +43,13 @@
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
+use super::action::FieldSlice;
 use super::{
     Action as WireAction, Field, Instruction, Match as WireMatch, MatchField, OFPP_CONTROLLER, OFPP_IN_PORT, OfpError,
     Version,
 };
 use crate::field::MatchSlot;
-use crate::rules::{self, Action, Masked, Resubmit, Rule, SetField};
+use crate::rules::{self, Action, Masked, Resubmit, Rule, SetField, Subfield, SubfieldField};
 
 /// `OFPP_NORMAL`.
 pub const OFPP_NORMAL: u32 = 0xffff_fffa;
@@ -134,6 +135,38 @@ pub fn match_from_wire(wire: &WireMatch) -> Result<rules::Match, OfpError> {
             TcpFlags => put(&mut m, MatchSlot::TcpFlags)?,
             ArpSha => put(&mut m, MatchSlot::ArpSha)?,
             ArpTha => put(&mut m, MatchSlot::ArpTha)?,
+            Reg(n) => {
+                if m.reg(n).is_some() {
+                    return Err(OfpError::DupField);
+                }
+                let mask = f.mask.unwrap_or(0xffff_ffff) as u32;
+                m.set_reg(n, Some(Masked { value: f.value as u32 & mask, mask }));
+            }
+            Xreg(_) | Xxreg(_) => {
+                let pf = match f.field {
+                    Xreg(n) => crate::field::PipelineField::Xreg(n),
+                    Xxreg(n) => crate::field::PipelineField::Xxreg(n),
+                    _ => unreachable!(),
+                };
+                let mask = f.mask.unwrap_or(f.field.value_bits());
+                let last = pf.regs().end - 1;
+                for r in pf.regs() {
+                    let part = |x: u128| (x >> (32 * u32::from(last - r))) as u32;
+                    if part(mask) != 0 && m.reg(r).is_some() {
+                        return Err(OfpError::DupField);
+                    }
+                    if part(mask) != 0 {
+                        m.set_reg(r, Some(Masked { value: part(f.value & mask), mask: part(mask) }));
+                    }
+                }
+            }
+            Metadata => {
+                if m.metadata.is_some() {
+                    return Err(OfpError::DupField);
+                }
+                let mask = f.mask.unwrap_or(u128::from(u64::MAX)) as u64;
+                m.metadata = Some(Masked { value: f.value as u64 & mask, mask }).filter(|md| md.mask != 0);
+            }
             _ => return Err(OfpError::BadField),
         }
     }
@@ -285,6 +318,17 @@ pub fn match_to_wire(m: &rules::Match, form: MatchForm) -> Result<WireMatch, &'s
     if let Some(v) = get(MatchSlot::ArpTha) {
         push(&mut fields, Field::ArpTha, MatchSlot::ArpTha, v);
     }
+    if m.matches_pipeline() && form == MatchForm::Of10 {
+        return Err("registers or metadata (OpenFlow 1.0's match has neither)");
+    }
+    for &(n, r) in &m.regs {
+        let mask = (r.mask != u32::MAX).then_some(u128::from(r.mask));
+        fields.push(MatchField { field: Field::Reg(n), value: r.value.into(), mask });
+    }
+    if let Some(md) = m.metadata {
+        let mask = (md.mask != u64::MAX).then_some(u128::from(md.mask));
+        fields.push(MatchField { field: Field::Metadata, value: md.value.into(), mask });
+    }
     Ok(WireMatch { fields })
 }
 
@@ -345,14 +389,33 @@ fn actions_from_wire(list: &[WireAction], out: &mut Vec<Action>, packet_out: boo
             WireAction::PushVlan(tpid) => Action::PushVlan(tpid),
             WireAction::SetNwTtl(t) => Action::Set(SetField::NwTtl(t)),
             WireAction::DecNwTtl | WireAction::NxDecTtl => Action::DecTtl,
+            WireAction::SetField {
+                field: field @ (Field::Reg(_) | Field::Xreg(_) | Field::Xxreg(_) | Field::Metadata),
+                value,
+            }
+            | WireAction::RegLoad2(MatchField {
+                field: field @ (Field::Reg(_) | Field::Xreg(_) | Field::Xxreg(_) | Field::Metadata),
+                value,
+                mask: None,
+            }) => {
+                let dst = whole_subfield(field).ok_or(OfpError::BadSetType)?;
+                Action::Load { dst, value, set_field: true }
+            }
             WireAction::SetField { field, value } => set_field(field, value)?,
             WireAction::RegLoad2(MatchField { field, value, mask: None }) => set_field(field, value)?,
+            WireAction::RegLoad { dst, value } if subfield(dst).is_some() => {
+                Action::Load { dst: subfield(dst).expect("checked"), value: value.into(), set_field: false }
+            }
             // A load of the whole field (all of its value bits: `NXM_NX_IPV6_LABEL[]` is 20).
             WireAction::RegLoad { dst, value }
                 if dst.ofs == 0 && u32::from(dst.n_bits) == dst.field.value_bits().count_ones() =>
             {
                 set_field(dst.field, u128::from(value))?
             }
+            WireAction::RegMove { src, dst } => match (subfield(src), subfield(dst)) {
+                (Some(src), Some(dst)) => Action::Move { src, dst },
+                _ => return Err(OfpError::BadSetType),
+            },
             WireAction::Group(g) => Action::Group(g),
             WireAction::Resubmit { in_port, table } => {
                 let in_port = (in_port != OFPP_IN_PORT).then_some(in_port);
@@ -362,17 +425,21 @@ fn actions_from_wire(list: &[WireAction], out: &mut Vec<Action>, packet_out: boo
                 }
                 Action::Resubmit(Resubmit { in_port, table })
             }
+            WireAction::Note(ref bytes) => Action::Note(bytes.clone()),
+            WireAction::NxWriteMetadata { metadata, mask } => Action::WriteMetadata { value: metadata & mask, mask },
+            WireAction::Clone(ref list) => {
+                let mut inner = Vec::new();
+                actions_from_wire(list, &mut inner, packet_out)?;
+                Action::Clone(inner)
+            }
             WireAction::Enqueue { .. }
             | WireAction::CopyTtlOut
             | WireAction::CopyTtlIn
             | WireAction::SetQueue(_)
             | WireAction::PopQueue
-            | WireAction::Note(_)
             | WireAction::RegLoad { .. }
             | WireAction::RegLoad2(_)
-            | WireAction::RegMove { .. }
-            | WireAction::OutputReg { .. }
-            | WireAction::Clone(_) => return Err(OfpError::BadActionType),
+            | WireAction::OutputReg { .. } => return Err(OfpError::BadActionType),
         };
         out.push(action);
     }
@@ -383,18 +450,97 @@ fn actions_from_wire(list: &[WireAction], out: &mut Vec<Action>, packet_out: boo
 pub fn instructions_from_wire(list: &[Instruction]) -> Result<Vec<Action>, OfpError> {
     let mut out = Vec::new();
     let mut goto = None;
+    let mut write_metadata = None;
     for i in list {
         match i {
             Instruction::ApplyActions(a) => actions_from_wire(a, &mut out, false)?,
             Instruction::GotoTable(t) => goto = Some(*t),
-            Instruction::WriteMetadata { .. }
-            | Instruction::WriteActions(_)
-            | Instruction::ClearActions
-            | Instruction::Meter(_) => return Err(OfpError::UnsupportedInstruction),
+            Instruction::WriteMetadata { metadata, mask } => {
+                write_metadata = Some(Action::WriteMetadata { value: *metadata & *mask, mask: *mask })
+            }
+            Instruction::WriteActions(_) | Instruction::ClearActions | Instruction::Meter(_) => {
+                return Err(OfpError::UnsupportedInstruction);
+            }
         }
     }
+    // The instruction order: apply-actions, write-metadata, goto-table.
+    out.extend(write_metadata);
     out.extend(goto.map(Action::GotoTable));
     Ok(out)
+}
+
+/// The rule model's name for a wire field of `load`/`move`, if it has one.
+fn subfield_field(f: Field) -> Option<SubfieldField> {
+    use crate::rules::PacketField as P;
+    Some(match f {
+        Field::Reg(n) => SubfieldField::Reg(n),
+        Field::Xreg(n) => SubfieldField::Xreg(n),
+        Field::Xxreg(n) => SubfieldField::Xxreg(n),
+        Field::Metadata => SubfieldField::Metadata,
+        Field::InPort => SubfieldField::Packet(P::InPort),
+        Field::EthSrc => SubfieldField::Packet(P::EthSrc),
+        Field::EthDst => SubfieldField::Packet(P::EthDst),
+        Field::EthType => SubfieldField::Packet(P::EthType),
+        Field::VlanTci => SubfieldField::Packet(P::VlanTci),
+        Field::IpProto => SubfieldField::Packet(P::IpProto),
+        Field::Ipv4Src => SubfieldField::Packet(P::IpSrc),
+        Field::Ipv4Dst => SubfieldField::Packet(P::IpDst),
+        Field::NwTtl => SubfieldField::Packet(P::IpTtl),
+        Field::TcpSrc => SubfieldField::Packet(P::TcpSrc),
+        Field::TcpDst => SubfieldField::Packet(P::TcpDst),
+        Field::UdpSrc => SubfieldField::Packet(P::UdpSrc),
+        Field::UdpDst => SubfieldField::Packet(P::UdpDst),
+        Field::Ipv6Src => SubfieldField::Packet(P::Ipv6Src),
+        Field::Ipv6Dst => SubfieldField::Packet(P::Ipv6Dst),
+        _ => return None,
+    })
+}
+
+/// The wire field of a rule-model `load`/`move` field.
+fn wire_field(f: SubfieldField) -> Field {
+    use crate::rules::PacketField as P;
+    match f {
+        SubfieldField::Reg(n) => Field::Reg(n),
+        SubfieldField::Xreg(n) => Field::Xreg(n),
+        SubfieldField::Xxreg(n) => Field::Xxreg(n),
+        SubfieldField::Metadata => Field::Metadata,
+        SubfieldField::Packet(p) => match p {
+            P::InPort => Field::InPort,
+            P::EthSrc => Field::EthSrc,
+            P::EthDst => Field::EthDst,
+            P::EthType => Field::EthType,
+            P::VlanTci => Field::VlanTci,
+            P::IpProto => Field::IpProto,
+            P::IpSrc => Field::Ipv4Src,
+            P::IpDst => Field::Ipv4Dst,
+            P::IpTtl => Field::NwTtl,
+            P::TcpSrc => Field::TcpSrc,
+            P::TcpDst => Field::TcpDst,
+            P::UdpSrc => Field::UdpSrc,
+            P::UdpDst => Field::UdpDst,
+            P::Ipv6Src => Field::Ipv6Src,
+            P::Ipv6Dst => Field::Ipv6Dst,
+        },
+    }
+}
+
+/// A wire slice as a rule-model subfield (within the model's width of the field).
+fn subfield(s: FieldSlice) -> Option<Subfield> {
+    let field = subfield_field(s.field)?;
+    (u32::from(s.ofs) + u32::from(s.n_bits) <= u32::from(field.width()) && s.n_bits > 0).then_some(Subfield {
+        field,
+        ofs: s.ofs,
+        n_bits: s.n_bits,
+    })
+}
+
+fn whole_subfield(f: Field) -> Option<Subfield> {
+    let field = subfield_field(f)?;
+    Some(Subfield { field, ofs: 0, n_bits: field.width() })
+}
+
+fn slice(s: Subfield) -> FieldSlice {
+    FieldSlice { field: wire_field(s.field), ofs: s.ofs, n_bits: s.n_bits }
 }
 
 impl<'a> WireRule<'a> {
@@ -455,49 +601,93 @@ pub fn rule_from_wire(w: &WireRule) -> Result<Rule, OfpError> {
 /// doc. Refused, with the reason, where `ovs-ofctl` refuses the rule for that version.
 pub fn as_loaded(rule: Rule, v: Version) -> Result<Rule, String> {
     let refuse = |why: &str| Err(format!("{why} under {}", v.ofctl_name()));
-    let mut tagged = vlan_tagged(&rule.matches);
-    for a in &rule.actions {
-        match a {
-            Action::PushVlan(_) if v == Version::Of10 => {
-                return refuse("push_vlan needs OpenFlow 1.1 or later (-O OpenFlow13)");
-            }
-            Action::StripVlan if v != Version::Of10 && !tagged => {
-                return refuse("strip_vlan/pop_vlan needs a VLAN tag in the match (or pushed before it)");
-            }
-            Action::PushVlan(_) | Action::ModVlanVid(_) | Action::ModVlanPcp(_) => tagged = true,
-            Action::StripVlan => tagged = false,
-            _ => {}
-        }
+    if let Err(why) = check_vlan_actions(&rule.actions, vlan_tagged(&rule.matches), v) {
+        return refuse(why);
     }
     if v == Version::Of10 {
-        // OpenFlow 1.0 has no set-field: `ovs-ofctl` sends a VLAN one (valid only with a
-        // tag, checked above) as the 1.0 action, which on a tagged frame is the same.
-        let actions = rule
-            .actions
-            .into_iter()
-            .map(|a| match a {
-                Action::Set(SetField::VlanVid(x)) => Action::ModVlanVid(x),
-                Action::Set(SetField::VlanPcp(x)) => Action::ModVlanPcp(x),
-                a => a,
-            })
-            .collect();
-        return Ok(Rule { actions, ..rule });
+        if rule.actions.iter().any(|a| matches!(a, Action::WriteMetadata { .. }))
+            && rule.actions.iter().any(|a| matches!(a, Action::GotoTable(_)))
+        {
+            // `ovs-ofctl` encodes the two as Nicira actions that its own decoder then
+            // refuses (OFPBAC_UNSUPPORTED_ORDER).
+            return refuse("write_metadata with goto_table needs OpenFlow 1.1 or later (-O OpenFlow13)");
+        }
+        return Ok(Rule { actions: of10_actions(rule.actions), ..rule });
     }
     let instructions = actions_to_wire(&rule, v).map_err(|e| format!("{e} under {}", v.ofctl_name()))?;
     let actions = instructions_from_wire(&instructions).map_err(|e| format!("{e:?} under {}", v.ofctl_name()))?;
     check(Rule { actions, ..rule }).map_err(|e| format!("{e:?} under {}", v.ofctl_name()))
 }
 
+/// What `ovs-ofctl` refuses in VLAN actions for `v`: `push_vlan` under OpenFlow 1.0, a
+/// `strip_vlan` without a tag under 1.1+ (`clone`s included; `tagged`: at the list's start).
+fn check_vlan_actions(actions: &[Action], mut tagged: bool, v: Version) -> Result<(), &'static str> {
+    for a in actions {
+        match a {
+            Action::PushVlan(_) if v == Version::Of10 => {
+                return Err("push_vlan needs OpenFlow 1.1 or later (-O OpenFlow13)");
+            }
+            Action::StripVlan if v != Version::Of10 && !tagged => {
+                return Err("strip_vlan/pop_vlan needs a VLAN tag in the match (or pushed before it)");
+            }
+            Action::PushVlan(_) | Action::ModVlanVid(_) | Action::ModVlanPcp(_) => tagged = true,
+            Action::StripVlan => tagged = false,
+            Action::Clone(inner) => check_vlan_actions(inner, tagged, v)?,
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// OpenFlow 1.0 has no set-field: `ovs-ofctl` sends a VLAN one (valid only with a tag,
+/// checked before) as the 1.0 action, which on a tagged frame is the same, and a
+/// register's as a Nicira `load` (`clone`s included).
+fn of10_actions(actions: Vec<Action>) -> Vec<Action> {
+    actions
+        .into_iter()
+        .map(|a| match a {
+            Action::Set(SetField::VlanVid(x)) => Action::ModVlanVid(x),
+            Action::Set(SetField::VlanPcp(x)) => Action::ModVlanPcp(x),
+            Action::Load { dst, value, set_field: true } => Action::Load { dst, value, set_field: false },
+            Action::Clone(inner) => Action::Clone(of10_actions(inner)),
+            a => a,
+        })
+        .collect()
+}
+
+/// A rule, as the rule model prints it, as `ovs-ofctl -O v dump-flows` prints it from a
+/// switch that holds it: encoded for `v` and decoded back ([`as_loaded`]), e.g. a
+/// register's `set_field` is a `load` under OpenFlow 1.0, OpenFlow 1.0's `mod_vlan_vid`
+/// that pushes a tag only if needed is `push_vlan` + `set_field` under 1.3. A rule `v`
+/// cannot express (`push_vlan` under 1.0) is printed as it is.
+pub fn printed_in(text: &str, v: Version) -> String {
+    match crate::parse_flow(text).map(|r| as_loaded(r, v)) {
+        Ok(Ok(rule)) => rule.to_string(),
+        _ => text.to_string(),
+    }
+}
+
+/// Words of the only actions that read differently by version: VLAN actions, a
+/// register's `set_field` (a `load` under OpenFlow 1.0) and `write_metadata` (with
+/// `goto_table` only under OpenFlow 1.3).
+const VERSION_DEPENDENT: [&str; 3] = ["vlan", "set_field", "write_metadata"];
+
+/// Whether a rule (as the rule model prints it) may read differently by version.
+pub fn depends_on_version(text: &str) -> bool {
+    VERSION_DEPENDENT.iter().any(|w| text.contains(w))
+}
+
 /// The version in which the rules in `texts` (in `ovs-ofctl` syntax, as the rule model
 /// prints them) read back as themselves, preferring `preferred`: what a bridge's
-/// `protocols` must say when its running rules are written back to the config. Only
-/// VLAN actions read differently by version, so only lines naming a VLAN are parsed.
+/// `protocols` must say when its running rules are written back to the config, and
+/// whether a rule set can be held at all. Only lines with [`VERSION_DEPENDENT`] words
+/// are parsed.
 /// `Err` when no one version reads them all back (OpenFlow 1.0's `mod_vlan_vid` pushing
 /// only if needed next to a `push_vlan`), naming one rule of each kind.
 pub fn version_reading_back(texts: &[String], preferred: Version) -> Result<Version, String> {
     let other = if preferred == Version::Of10 { Version::Of13 } else { Version::Of10 };
     let mut refused_by: [Option<&str>; 2] = [None, None];
-    for text in texts.iter().filter(|t| t.contains("vlan")) {
+    for text in texts.iter().filter(|t| depends_on_version(t)) {
         let rule = crate::parse_flow(text).map_err(|e| format!("{text}: {e}"))?;
         for (i, v) in [preferred, other].into_iter().enumerate() {
             if refused_by[i].is_none() && as_loaded(rule.clone(), v).as_ref() != Ok(&rule) {
@@ -584,12 +774,38 @@ fn set_field_to_wire(s: SetField, m: &rules::Match, v: Version) -> Result<WireAc
 
 /// A rule's actions as `v`'s instructions (1.0: at most one apply-actions).
 pub fn actions_to_wire(rule: &Rule, v: Version) -> Result<Vec<Instruction>, &'static str> {
-    let mut list = Vec::new();
-    let mut goto = None;
+    let mut after = After::default();
     // Whether the packet surely has a tag at this point (for 1.3's push-before-set).
     let mut tagged = vlan_tagged(&rule.matches);
+    let list = list_to_wire(&rule.actions, &rule.matches, v, &mut tagged, &mut after)?;
+    let mut out = Vec::new();
+    if !list.is_empty() {
+        out.push(Instruction::ApplyActions(list));
+    }
+    out.extend(after.write_metadata);
+    out.extend(after.goto.map(Instruction::GotoTable));
+    Ok(out)
+}
+
+/// The instructions that follow the apply-actions list.
+#[derive(Default)]
+struct After {
+    write_metadata: Option<Instruction>,
+    goto: Option<u8>,
+}
+
+/// One action list (a rule's, or a `clone`'s) as wire actions; `tagged` as in
+/// [`actions_to_wire`], updated to the list's end.
+fn list_to_wire(
+    actions: &[Action],
+    m: &rules::Match,
+    v: Version,
+    tagged: &mut bool,
+    after: &mut After,
+) -> Result<Vec<WireAction>, &'static str> {
+    let mut list = Vec::new();
     let out = |port: u32| WireAction::Output { port, max_len: 0 };
-    for a in &rule.actions {
+    for a in actions {
         match *a {
             Action::Output(p) => list.push(out(p)),
             Action::InPort => list.push(out(OFPP_IN_PORT)),
@@ -600,9 +816,9 @@ pub fn actions_to_wire(rule: &Rule, v: Version) -> Result<Vec<Instruction>, &'st
             Action::ModVlanVid(x) => match v {
                 Version::Of10 => list.push(WireAction::SetVlanVid(x)),
                 Version::Of13 => {
-                    if !tagged {
+                    if !*tagged {
                         list.push(WireAction::PushVlan(0x8100));
-                        tagged = true;
+                        *tagged = true;
                     }
                     list.push(WireAction::SetField { field: Field::VlanVid, value: u128::from(VLAN_CFI | x) });
                 }
@@ -610,25 +826,25 @@ pub fn actions_to_wire(rule: &Rule, v: Version) -> Result<Vec<Instruction>, &'st
             Action::ModVlanPcp(x) => match v {
                 Version::Of10 => list.push(WireAction::SetVlanPcp(x)),
                 Version::Of13 => {
-                    if !tagged {
+                    if !*tagged {
                         list.push(WireAction::PushVlan(0x8100));
-                        tagged = true;
+                        *tagged = true;
                     }
                     list.push(WireAction::SetField { field: Field::VlanPcp, value: u128::from(x) });
                 }
             },
             Action::StripVlan => {
-                tagged = false;
+                *tagged = false;
                 list.push(WireAction::PopVlan);
             }
             Action::PushVlan(tpid) => {
                 if v == Version::Of10 {
                     return Err("push_vlan in OpenFlow 1.0");
                 }
-                tagged = true;
+                *tagged = true;
                 list.push(WireAction::PushVlan(tpid));
             }
-            Action::Set(s) => list.push(set_field_to_wire(s, &rule.matches, v)?),
+            Action::Set(s) => list.push(set_field_to_wire(s, m, v)?),
             Action::DecTtl => list.push(if v == Version::Of10 { WireAction::NxDecTtl } else { WireAction::DecNwTtl }),
             Action::Resubmit(Resubmit { in_port, table }) => list.push(WireAction::Resubmit {
                 in_port: in_port.unwrap_or(OFPP_IN_PORT),
@@ -638,7 +854,7 @@ pub fn actions_to_wire(rule: &Rule, v: Version) -> Result<Vec<Instruction>, &'st
                 if v == Version::Of10 {
                     return Err("goto_table in OpenFlow 1.0");
                 }
-                goto = Some(t);
+                after.goto = Some(t);
             }
             Action::Group(g) => {
                 if v == Version::Of10 {
@@ -646,14 +862,38 @@ pub fn actions_to_wire(rule: &Rule, v: Version) -> Result<Vec<Instruction>, &'st
                 }
                 list.push(WireAction::Group(g));
             }
+            Action::Load { dst, value, set_field: true } if v == Version::Of13 => {
+                list.push(WireAction::SetField { field: wire_field(dst.field), value })
+            }
+            Action::Load { dst, value, .. } if dst.n_bits <= 64 => {
+                list.push(WireAction::RegLoad { dst: slice(dst), value: value as u64 })
+            }
+            Action::Load { dst, value, .. } => {
+                let whole = dst.ofs == 0 && dst.n_bits == dst.field.width();
+                let mask = (!whole).then_some(dst.bits());
+                list.push(WireAction::RegLoad2(MatchField {
+                    field: wire_field(dst.field),
+                    value: value << dst.ofs,
+                    mask,
+                }))
+            }
+            Action::Move { src, dst } => list.push(WireAction::RegMove { src: slice(src), dst: slice(dst) }),
+            // OpenFlow 1.0: Nicira's action, last in the list as `ovs-ofctl` writes it.
+            Action::WriteMetadata { value, mask } if v == Version::Of10 => {
+                list.push(WireAction::NxWriteMetadata { metadata: value, mask })
+            }
+            Action::WriteMetadata { value, mask } => {
+                after.write_metadata = Some(Instruction::WriteMetadata { metadata: value, mask });
+            }
+            Action::Note(ref bytes) => list.push(WireAction::Note(bytes.clone())),
+            Action::Clone(ref inner) => {
+                // A clone's tag changes are undone after it.
+                let inner = list_to_wire(inner, m, v, &mut tagged.clone(), &mut After::default())?;
+                list.push(WireAction::Clone(inner));
+            }
         }
     }
-    let mut out = Vec::new();
-    if !list.is_empty() {
-        out.push(Instruction::ApplyActions(list));
-    }
-    out.extend(goto.map(Instruction::GotoTable));
-    Ok(out)
+    Ok(list)
 }
 
 #[cfg(test)]

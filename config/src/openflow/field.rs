@@ -77,6 +77,10 @@ pub enum Field {
     PktMark,
     /// `reg0`..`reg15`.
     Reg(u8),
+    /// `xreg0`..`xreg7` (`OXM_OF_PKT_REGn`, class `OFPXMC_PACKET_REGS`).
+    Xreg(u8),
+    /// `xxreg0`..`xxreg3` (`NXM_NX_XXREGn`).
+    Xxreg(u8),
 }
 
 /// Which header family a context prefers.
@@ -91,6 +95,10 @@ pub(crate) enum Dialect {
 pub(crate) const NXM_OF: u16 = 0x0000;
 pub(crate) const NXM_NX: u16 = 0x0001;
 pub(crate) const OXM_BASIC: u16 = 0x8000;
+/// `OFPXMC_PACKET_REGS`: OpenFlow 1.5's 64-bit packet registers, OVS's `xreg`s.
+pub(crate) const OXM_PACKET_REGS: u16 = 0x8001;
+/// `NXM_NX_XXREG0`'s field code (the four follow it).
+const NXM_NX_XXREG0_CODE: u8 = 111;
 
 /// One field's encodings: NXM (class, code, bytes), OXM basic (code, bytes), whether
 /// it takes a mask, and how many low bits a value may use (0: all of its bytes).
@@ -186,7 +194,12 @@ impl Header {
 impl Field {
     /// Every field, for generators and exhaustive tests.
     pub fn all() -> impl Iterator<Item = Field> {
-        FIELDS.iter().map(|d| d.field).chain((0..N_REGS).map(Field::Reg))
+        FIELDS
+            .iter()
+            .map(|d| d.field)
+            .chain((0..N_REGS).map(Field::Reg))
+            .chain((0..N_REGS / 2).map(Field::Xreg))
+            .chain((0..N_REGS / 4).map(Field::Xxreg))
     }
 
     fn def(self) -> Option<&'static FieldDef> {
@@ -196,7 +209,7 @@ impl Field {
     /// Whether the field takes a mask.
     pub fn maskable(self) -> bool {
         match self {
-            Field::Reg(_) => true,
+            Field::Reg(_) | Field::Xreg(_) | Field::Xxreg(_) => true,
             f => f.def().is_some_and(|d| d.maskable),
         }
     }
@@ -209,7 +222,7 @@ impl Field {
     /// The mask of all value bits the field may use.
     pub fn value_bits(self) -> u128 {
         let bits = match self {
-            Field::Reg(_) => 0,
+            Field::Reg(_) | Field::Xreg(_) | Field::Xxreg(_) => 0,
             f => f.def().map_or(0, |d| d.bits),
         };
         let bits = if bits == 0 { self.width() as u32 * 8 } else { u32::from(bits) };
@@ -218,8 +231,11 @@ impl Field {
 
     /// The header this field is written with in `dialect`.
     pub(crate) fn header(self, dialect: Dialect) -> Header {
-        if let Field::Reg(n) = self {
-            return Header { class: NXM_NX, code: n, len: 4 };
+        match self {
+            Field::Reg(n) => return Header { class: NXM_NX, code: n, len: 4 },
+            Field::Xreg(n) => return Header { class: OXM_PACKET_REGS, code: n, len: 8 },
+            Field::Xxreg(n) => return Header { class: NXM_NX, code: NXM_NX_XXREG0_CODE + n, len: 16 },
+            _ => {}
         }
         let d = self.def().expect("every non-register field has a definition");
         let nxm = d.nxm.map(|(class, code, len)| Header { class, code, len });
@@ -235,6 +251,12 @@ impl Field {
     pub(crate) fn from_header(class: u16, code: u8) -> Option<(Field, u8)> {
         if class == NXM_NX && code < N_REGS {
             return Some((Field::Reg(code), 4));
+        }
+        if class == OXM_PACKET_REGS && code < N_REGS / 2 {
+            return Some((Field::Xreg(code), 8));
+        }
+        if class == NXM_NX && (NXM_NX_XXREG0_CODE..NXM_NX_XXREG0_CODE + N_REGS / 4).contains(&code) {
+            return Some((Field::Xxreg(code - NXM_NX_XXREG0_CODE), 16));
         }
         FIELDS.iter().find_map(|d| match (class, d.nxm, d.oxm) {
             (OXM_BASIC, _, Some((c, len))) if c == code => Some((d.field, len)),

@@ -42,6 +42,23 @@ impl Version {
             .ok_or_else(|| format!("unknown or unsupported OpenFlow version `{name}` (OpenFlow10 or OpenFlow13)"))
     }
 
+    /// The version a comma-separated `ovs-ofctl -O` list (or a bridge's `protocols`)
+    /// comes to with ferrovs: the highest listed version it speaks, as `ovs-ofctl`
+    /// negotiates the highest version both ends allow (`OpenFlow10,OpenFlow13` is
+    /// OpenFlow13). Versions OVS knows and ferrovs does not (1.1, 1.2, 1.4, 1.5) are
+    /// skipped; a list of only those, or an unknown name, is an error.
+    pub fn from_ofctl_list(list: &str) -> Result<Version, String> {
+        const OTHERS: [&str; 4] = ["OpenFlow11", "OpenFlow12", "OpenFlow14", "OpenFlow15"];
+        let mut best = None;
+        for name in list.split(',').map(str::trim) {
+            if OTHERS.iter().any(|o| o.eq_ignore_ascii_case(name)) {
+                continue;
+            }
+            best = best.max(Some(Version::from_ofctl_name(name)?));
+        }
+        best.ok_or_else(|| format!("`{list}` names no OpenFlow version ferrovs speaks (OpenFlow10 or OpenFlow13)"))
+    }
+
     pub fn from_wire(v: u8) -> Option<Version> {
         match v {
             1 => Some(Version::Of10),

@@ -238,7 +238,7 @@ fn errors_for_what_cannot_be_decoded_or_done() {
         other => panic!("{other:?}"),
     }
     // A field the rule model lacks, in a Nicira flow-mod: OVS's (0,263) as a vendor error.
-    c.send(Version::Of10, 31, Body::NxFlowMod(flow_mod(vec![MatchField::exact(Field::Reg(0), 1)])));
+    c.send(Version::Of10, 31, Body::NxFlowMod(flow_mod(vec![MatchField::exact(Field::TunId, 1)])));
     match c.recv() {
         Message { xid: 31, body: Body::Error(e), .. } => {
             assert_eq!((e.err_type, e.code), (0xb0c2, 0));

@@ -47,16 +47,21 @@ pub struct FlowChange {
 
 /// Whether `rule` sends packets to `port` (a port number or a reserved port).
 pub fn outputs_to(rule: &Rule, port: u32) -> bool {
-    port == OFPP_ANY
-        || rule.actions.iter().any(|a| match *a {
-            Action::Output(p) => p == port,
-            Action::InPort => port == OFPP_IN_PORT,
-            Action::Flood => port == OFPP_FLOOD,
-            Action::All => port == OFPP_ALL,
-            Action::Normal => port == OFPP_NORMAL,
-            Action::Controller { .. } => port == OFPP_CONTROLLER,
-            _ => false,
-        })
+    port == OFPP_ANY || list_outputs_to(&rule.actions, port)
+}
+
+/// Whether an action list outputs to `port`, a `clone`'s included (as OVS looks into it).
+fn list_outputs_to(actions: &[Action], port: u32) -> bool {
+    actions.iter().any(|a| match *a {
+        Action::Output(p) => p == port,
+        Action::InPort => port == OFPP_IN_PORT,
+        Action::Flood => port == OFPP_FLOOD,
+        Action::All => port == OFPP_ALL,
+        Action::Normal => port == OFPP_NORMAL,
+        Action::Controller { .. } => port == OFPP_CONTROLLER,
+        Action::Clone(ref inner) => list_outputs_to(inner, port),
+        _ => false,
+    })
 }
 
 fn selects(c: &FlowChange, strict: bool, rule: &Rule) -> bool {

@@ -12,7 +12,7 @@
 
 use std::time::Duration;
 
-use ferrovs_config::rules::{Action, Match, Resubmit, Rule, SetField};
+use ferrovs_config::rules::{Action, Match, PacketField, Registers, Resubmit, Rule, SetField, Subfield, SubfieldField};
 
 use super::mac::{MacLearn, MacTable, is_multicast, is_reserved};
 use crate::actions::{DpAction, DpActions};
@@ -56,7 +56,9 @@ pub fn evaluate_full(rules: &[Rule], ports: &[u32], macs: &MacTable, now: Durati
         macs,
         now,
         in_port: ferrovs_config::port_from_16(key.in_port()),
+        port: ferrovs_config::port_from_16(key.in_port()),
         pkt,
+        regs: Registers::default(),
         out: Evaluation { actions: Vec::new(), rules: Vec::new(), learn: None, aborted: false },
         lookups: 0,
         retag_at: None,
@@ -79,7 +81,11 @@ struct Eval<'a> {
     macs: &'a MacTable,
     now: Duration,
     in_port: u32,
+    /// The in_port of the current lookup (`resubmit(PORT,T)`).
+    port: u32,
     pkt: FlowKey,
+    /// Registers and metadata, zero at the start.
+    regs: Registers,
     out: Evaluation,
     lookups: usize,
     /// Where `normal` last put back a tag it sent untagged (dropped if nothing follows).
@@ -145,12 +151,22 @@ impl Eval<'_> {
         // Best rule: highest priority, then earliest slot.
         let mut best: Option<(u16, usize)> = None;
         for &(t, prio, idx) in &self.slots {
-            if t == table && best.is_none_or(|(bp, _)| prio > bp) && matches(&self.rules[idx].matches, &probe) {
+            if t == table
+                && best.is_none_or(|(bp, _)| prio > bp)
+                && matches(&self.rules[idx].matches, &probe)
+                && self.regs.satisfy(&self.rules[idx].matches)
+            {
                 best = Some((prio, idx));
             }
         }
         let Some((_, idx)) = best else { return };
         self.out.rules.push(idx);
+        let caller_port = std::mem::replace(&mut self.port, lookup_port);
+        self.rule_actions(idx, table, depth);
+        self.port = caller_port;
+    }
+
+    fn rule_actions(&mut self, idx: usize, table: u8, depth: usize) {
         let rules = self.rules;
         let mut goto = None;
         for a in &rules[idx].actions {
@@ -268,7 +284,49 @@ impl Eval<'_> {
             Action::Set(sf) => self.set(sf),
             // Groups are not modelled by the reference (it has no group table); the
             // translator's group tests state their expected actions directly.
-            Action::Resubmit(_) | Action::GotoTable(_) | Action::Controller { .. } | Action::Group(_) => {}
+            // Nor is `clone`, whose undoing of header changes is the translator's business;
+            // its tests state their expected actions directly.
+            Action::Resubmit(_)
+            | Action::GotoTable(_)
+            | Action::Controller { .. }
+            | Action::Group(_)
+            | Action::Note(_)
+            | Action::Clone(_) => {}
+            Action::Load { dst, value, .. } => self.store(dst, value),
+            Action::Move { src, dst } => {
+                let v = self.fetch(src);
+                self.store(dst, v);
+            }
+            Action::WriteMetadata { value, mask } => {
+                self.regs.metadata = (self.regs.metadata & !mask) | (value & mask);
+            }
+        }
+    }
+
+    /// The bits of `sf`, shifted down.
+    fn fetch(&self, sf: Subfield) -> u128 {
+        let full = match sf.field {
+            SubfieldField::Packet(PacketField::InPort) => u128::from(self.port),
+            SubfieldField::Packet(p) => p.def().slot.get(&self.pkt),
+            f => self.regs.get(f.pipeline().expect("not a packet field")),
+        };
+        (full & sf.bits()) >> sf.ofs
+    }
+
+    /// Writes `value` into the bits of `sf`; a packet field as a set-field of the whole.
+    fn store(&mut self, sf: Subfield, value: u128) {
+        let bits = sf.bits();
+        let put = |old: u128| (old & !bits) | ((value << sf.ofs) & bits);
+        match sf.field {
+            SubfieldField::Packet(p) => {
+                if let Some(set) = p.set_field(put(p.def().slot.get(&self.pkt))) {
+                    self.set(set);
+                }
+            }
+            f => {
+                let pf = f.pipeline().expect("not a packet field");
+                self.regs.set(pf, put(self.regs.get(pf)));
+            }
         }
     }
 

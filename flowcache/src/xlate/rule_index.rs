@@ -54,7 +54,11 @@
 //! fields x log rules). Built once per [`RuleTables`](super::RuleTables) version.
 
 use super::fields::Field;
-use super::tables::{CompiledRule, IdentityBuildHasher};
+use std::collections::HashMap;
+
+use ferrovs_config::rules::Registers;
+
+use super::tables::{CompiledRule, IdentityBuildHasher, masked_regs};
 use crate::key::{FlowKey, Mask};
 
 /// The order in which a group's fields are tested. Earlier fields are preferred as
@@ -97,15 +101,31 @@ pub(crate) struct TableIndex {
     groups: Vec<Group>,
 }
 
-/// Rules of one compiled mask and one priority.
+/// Rules of one compiled mask, one priority and one set of matched register and
+/// metadata bits, split into [`Part`]s by the values of those bits.
 #[derive(Debug, Clone)]
 struct Group {
     priority: u16,
     /// Position (in the table's lookup order) of the group's first rule.
     first: u32,
+    /// The register and metadata bits the group's rules match (all zero: none).
+    pipeline_mask: Registers,
+    parts: Vec<Part>,
+    /// Register values under `pipeline_mask` -> part (empty when the mask is zero: the
+    /// group is its one part).
+    by_value: HashMap<Registers, u32, IdentityBuildHasher>,
+}
+
+/// The rules of a group with the same register and metadata values. Only the part
+/// whose values the translation's registers have can match; the others need no
+/// witness, because the registers follow from bits already in the mask.
+#[derive(Debug, Clone)]
+struct Part {
+    /// Position (in the table's lookup order) of the part's first rule.
+    first: u32,
     /// Positions of all rules, ascending (for the per-rule fallback).
     members: Vec<u32>,
-    /// One decision tree, or two over different field orders when the group has two
+    /// One decision tree, or two over different field orders when the part has two
     /// or more non-categorical fields (the caller then keeps the cheaper proof).
     trees: Vec<Tree>,
 }
@@ -144,11 +164,11 @@ impl TableIndex {
     pub fn new(rules: &[CompiledRule]) -> TableIndex {
         // The table's own fast hasher: SipHash over a 64-byte mask per rule was a tenth of
         // a million-rule build.
-        let mut by_shape: std::collections::HashMap<(u16, Mask), Vec<u32>, IdentityBuildHasher> = Default::default();
+        let mut by_shape: HashMap<(u16, Mask, Registers), Vec<u32>, IdentityBuildHasher> = Default::default();
         for (pos, r) in rules.iter().enumerate() {
-            by_shape.entry((r.priority, r.mask)).or_default().push(pos as u32);
+            by_shape.entry((r.priority, r.mask, r.pipeline_mask())).or_default().push(pos as u32);
         }
-        let mut groups: Vec<Group> = by_shape.into_iter().map(|((p, _), m)| Group::new(p, m, rules)).collect();
+        let mut groups: Vec<Group> = by_shape.into_iter().map(|((p, _, pm), m)| Group::new(p, pm, m, rules)).collect();
         groups.sort_by_key(|g| (std::cmp::Reverse(g.priority), g.first));
         TableIndex { groups }
     }
@@ -164,26 +184,17 @@ impl TableIndex {
             .iter()
             .map(|g| {
                 std::mem::size_of::<Group>()
-                    + g.members.capacity() * 4
-                    + g.trees
-                        .iter()
-                        .map(|t| {
-                            std::mem::size_of::<Tree>()
-                                + t.stages.capacity() * std::mem::size_of::<(Field, u128)>()
-                                + t.nodes.capacity() * 8
-                                + t.values.capacity() * 16
-                                + t.next.capacity() * 4
-                        })
-                        .sum::<usize>()
+                    + g.by_value.capacity() * (std::mem::size_of::<Registers>() + 4)
+                    + g.parts.iter().map(Part::heap_bytes).sum::<usize>()
             })
             .sum()
     }
 
     /// The position (in `rules`, the table this index was built from) of the rule that
-    /// wins for `key`, if any. Fills `proof` (cleared first; bits of `key`) with what
-    /// disproves every rule before the winner in lookup order. The winner's own mask is
-    /// not included.
-    pub fn lookup(&self, rules: &[CompiledRule], key: &FlowKey, proof: &mut Proof) -> Option<u32> {
+    /// wins for `key` with the registers `regs`, if any. Fills `proof` (cleared first;
+    /// bits of `key`) with what disproves every rule before the winner in lookup order.
+    /// The winner's own mask is not included.
+    pub fn lookup(&self, rules: &[CompiledRule], key: &FlowKey, regs: &Registers, proof: &mut Proof) -> Option<u32> {
         let mut best: Option<(u16, u32)> = None;
         proof.bits = Mask::ZERO;
         proof.optional.clear();
@@ -202,6 +213,8 @@ impl TableIndex {
                     continue;
                 }
             }
+            let Some(pi) = g.part_for(regs) else { continue };
+            let part = &g.parts[pi as usize];
             if level != Some(g.priority) {
                 // A new, lower level and no winner yet: the previous level's rules all
                 // come before any winner.
@@ -210,27 +223,28 @@ impl TableIndex {
                 }
                 level = Some(g.priority);
             }
-            if g.members.len() <= PER_RULE_LIMIT {
+            let at = (gi as u32, pi);
+            if part.members.len() <= PER_RULE_LIMIT {
                 // Small group: rule by rule, as the scan does, so that every rule that
                 // differs in several fields gets the cheapest witness.
-                let hit = g.members.iter().copied().find(|&p| rules[p as usize].matches(key));
+                let hit = part.members.iter().copied().find(|&p| rules[p as usize].matches(key));
                 if let Some(pos) = hit
                     && best.is_none_or(|(_, bpos)| pos < bpos)
                 {
                     best = Some((g.priority, pos));
                 }
-                pending.push(Pending { group: gi as u32, bits: Mask::ZERO, leaf: None, alt: None, per_rule: true });
+                pending.push(Pending { at, bits: Mask::ZERO, leaf: None, alt: None, per_rule: true });
                 continue;
             }
             let mut bits = Mask::ZERO;
             let mut leaf = None;
-            match g.trees[0].probe(rules, key, &mut bits) {
+            match part.trees[0].probe(rules, key, &mut bits) {
                 Probe::Hit(pos) if best.is_none_or(|(_, bpos)| pos < bpos) => best = Some((g.priority, pos)),
                 Probe::Hit(_) => {}
                 Probe::Miss(l) => leaf = l,
             }
             let mut alt = None;
-            if let Some(t) = g.trees.get(1) {
+            if let Some(t) = part.trees.get(1) {
                 let mut abits = Mask::ZERO;
                 if let Probe::Miss(l) = t.probe(rules, key, &mut abits)
                     && (abits != bits || l.is_some() || leaf.is_some())
@@ -238,7 +252,7 @@ impl TableIndex {
                     alt = Some((abits, l));
                 }
             }
-            pending.push(Pending { group: gi as u32, bits, leaf, alt, per_rule: false });
+            pending.push(Pending { at, bits, leaf, alt, per_rule: false });
         }
         let Some((_, wpos)) = best else {
             for p in pending.drain(..) {
@@ -248,14 +262,14 @@ impl TableIndex {
             return None;
         };
         for p in pending.iter() {
-            let g = &self.groups[p.group as usize];
-            if g.first > wpos || g.members.binary_search(&wpos).is_ok() {
+            let part = &self.groups[p.at.0 as usize].parts[p.at.1 as usize];
+            if part.first > wpos || part.members.binary_search(&wpos).is_ok() {
                 // Nothing in the group comes before the winner, or it is the winner's
                 // group, whose proof lies inside the winner's mask.
                 continue;
             }
-            if g.members.len() <= PER_RULE_LIMIT {
-                g.per_rule(rules, key, wpos, proof);
+            if part.members.len() <= PER_RULE_LIMIT {
+                part.per_rule(rules, key, wpos, proof);
             } else {
                 p.commit(&self.groups, rules, key, proof);
             }
@@ -268,7 +282,8 @@ impl TableIndex {
 /// A visited group's proof, held until it is known whether it is needed.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Pending {
-    group: u32,
+    /// The group and its part.
+    at: (u32, u32),
     bits: Mask,
     /// A failed rule whose witness is left to the caller.
     leaf: Option<u32>,
@@ -281,7 +296,7 @@ pub(crate) struct Pending {
 impl Pending {
     fn commit(&self, groups: &[Group], rules: &[CompiledRule], key: &FlowKey, proof: &mut Proof) {
         if self.per_rule {
-            groups[self.group as usize].per_rule(rules, key, u32::MAX, proof);
+            groups[self.at.0 as usize].parts[self.at.1 as usize].per_rule(rules, key, u32::MAX, proof);
             return;
         }
         match self.alt {
@@ -312,7 +327,54 @@ enum Leaf {
 }
 
 impl Group {
-    /// Disproves the group's failing rules before position `until` one by one: a rule
+    fn new(priority: u16, pipeline_mask: Registers, members: Vec<u32>, rules: &[CompiledRule]) -> Group {
+        let mut by_value: HashMap<Registers, u32, IdentityBuildHasher> = Default::default();
+        let mut split: Vec<Vec<u32>> = Vec::new();
+        if pipeline_mask == Registers::default() {
+            split.push(members);
+        } else {
+            for p in members {
+                let v = rules[p as usize].pipeline.as_ref().map_or(Registers::default(), |m| m.value);
+                let i = *by_value.entry(v).or_insert_with(|| {
+                    split.push(Vec::new());
+                    split.len() as u32 - 1
+                });
+                split[i as usize].push(p);
+            }
+        }
+        let parts: Vec<Part> = split.into_iter().map(|m| Part::new(m, rules)).collect();
+        let first = parts.iter().map(|p| p.first).min().expect("a group has rules");
+        Group { priority, first, pipeline_mask, parts, by_value }
+    }
+
+    /// The part whose rules' register values `regs` has, if any.
+    #[inline]
+    fn part_for(&self, regs: &Registers) -> Option<u32> {
+        if self.by_value.is_empty() {
+            return Some(0);
+        }
+        self.by_value.get(&masked_regs(regs, &self.pipeline_mask)).copied()
+    }
+}
+
+impl Part {
+    fn heap_bytes(&self) -> usize {
+        std::mem::size_of::<Part>()
+            + self.members.capacity() * 4
+            + self
+                .trees
+                .iter()
+                .map(|t| {
+                    std::mem::size_of::<Tree>()
+                        + t.stages.capacity() * std::mem::size_of::<(Field, u128)>()
+                        + t.nodes.capacity() * 8
+                        + t.values.capacity() * 16
+                        + t.next.capacity() * 4
+                })
+                .sum::<usize>()
+    }
+
+    /// Disproves the part's failing rules before position `until` one by one: a rule
     /// differing in one field adds that witness, one differing in several is left to
     /// the caller. Matching rules (after the winner) are skipped.
     fn per_rule(&self, rules: &[CompiledRule], key: &FlowKey, until: u32, proof: &mut Proof) {
@@ -323,7 +385,7 @@ impl Group {
         }
     }
 
-    fn new(priority: u16, mut members: Vec<u32>, rules: &[CompiledRule]) -> Group {
+    fn new(mut members: Vec<u32>, rules: &[CompiledRule]) -> Part {
         members.sort_unstable();
         let r0 = &rules[members[0] as usize];
         let mut stages: Vec<(Field, u128)> = STAGE_ORDER
@@ -347,7 +409,7 @@ impl Group {
             stages[n_cat..].reverse();
             trees.push(Tree::new(stages, &members, rules));
         }
-        Group { priority, first: members[0], members, trees }
+        Part { first: members[0], members, trees }
     }
 }
 

@@ -26,7 +26,7 @@ use std::fmt;
 use std::hash::{BuildHasherDefault, Hash, Hasher};
 use std::net::{Ipv4Addr, Ipv6Addr};
 
-use ferrovs_config::rules::{Action, Masked, Match, Rule};
+use ferrovs_config::rules::{Action, Masked, Match, Registers, Rule};
 
 use super::fields::{self, Field, FieldMatch};
 use super::rule_index::TableIndex;
@@ -48,13 +48,71 @@ pub(crate) struct CompiledRule {
     pub value: FlowKey,
     pub mask: Mask,
     pub fields: Vec<FieldMatch>,
+    /// The rule's register and metadata match, if it has one. Decided against the
+    /// translation's registers, never by key bits (see [`PipelineMatch`]).
+    pub pipeline: Option<Box<PipelineMatch>>,
 }
 
 impl CompiledRule {
+    /// Whether the key fields match (the pipeline match is checked apart).
     #[inline]
     pub fn matches(&self, key: &FlowKey) -> bool {
         self.value.matches(&self.mask, key)
     }
+
+    /// Whether the register and metadata match holds for `regs`.
+    #[inline]
+    pub fn pipeline_holds(&self, regs: &Registers) -> bool {
+        self.pipeline.as_ref().is_none_or(|p| p.holds(regs))
+    }
+
+    /// The mask half of the pipeline match (all zero for a rule without one).
+    pub fn pipeline_mask(&self) -> Registers {
+        self.pipeline.as_ref().map_or(Registers::default(), |p| p.mask)
+    }
+}
+
+/// A register and metadata match as two [`Registers`]: the bits that must be equal
+/// and their values. Registers are translation state that follows from the key bits the
+/// translation already depends on and the actions it ran, so such a match costs no mask
+/// bits, whether it holds or not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct PipelineMatch {
+    pub mask: Registers,
+    pub value: Registers,
+}
+
+impl PipelineMatch {
+    fn of(m: &Match) -> Option<Box<PipelineMatch>> {
+        if !m.matches_pipeline() {
+            return None;
+        }
+        let mut p = PipelineMatch { mask: Registers::default(), value: Registers::default() };
+        for &(i, r) in &m.regs {
+            p.mask.regs[usize::from(i)] = r.mask;
+            p.value.regs[usize::from(i)] = r.value & r.mask;
+        }
+        if let Some(md) = m.metadata {
+            p.mask.metadata = md.mask;
+            p.value.metadata = md.value & md.mask;
+        }
+        Some(Box::new(p))
+    }
+
+    #[inline]
+    pub fn holds(&self, regs: &Registers) -> bool {
+        masked_regs(regs, &self.mask) == self.value
+    }
+}
+
+/// `regs` under `mask`.
+#[inline]
+pub(crate) fn masked_regs(regs: &Registers, mask: &Registers) -> Registers {
+    let mut out = Registers { regs: [0; 16], metadata: regs.metadata & mask.metadata };
+    for i in 0..16 {
+        out.regs[i] = regs.regs[i] & mask.regs[i];
+    }
+    out
 }
 
 /// Why a rule set was refused.
@@ -199,6 +257,7 @@ impl RuleTables {
                 value,
                 mask,
                 fields,
+                pipeline: PipelineMatch::of(&r.matches),
             });
         }
         warnings.sort_by_key(|w| w.0);

@@ -40,7 +40,7 @@
 
 use std::time::Duration;
 
-use ferrovs_config::rules::{Action, GroupKind, Resubmit, SetField};
+use ferrovs_config::rules::{Action, GroupKind, PacketField, Registers, Resubmit, SetField, Subfield, SubfieldField};
 
 use super::fields::Field;
 use super::mac::{MacKey, MacLearn, MacTable, is_multicast, is_reserved};
@@ -71,6 +71,9 @@ pub(crate) struct KeyState {
     vlan_written: [u16; 2],
     ttl_derived: bool,
     is_frag: bool,
+    /// The registers and metadata (zero when the packet enters; a group bucket's
+    /// changes are undone with the packet's).
+    pub regs: Registers,
 }
 
 impl KeyState {
@@ -88,6 +91,7 @@ impl KeyState {
             vlan_written: [0; 2],
             ttl_derived: false,
             is_frag,
+            regs: Registers::default(),
         }
     }
 
@@ -166,6 +170,9 @@ struct Ctx<'a> {
     macs: &'a MacTable,
     now: Duration,
     in_port: u32,
+    /// The in_port the current table was looked up with (`resubmit(PORT,T)` changes it
+    /// for that table's actions), as `move` from `in_port` reads it.
+    port: u32,
     st: KeyState,
     mask: Mask,
     actions: DpActions,
@@ -232,7 +239,7 @@ impl<'a> Ctx<'a> {
         key.set_in_port(lookup_port);
         let rules = tables.tables.get(table as usize)?;
         let mut proof = std::mem::take(&mut self.proof);
-        let winner = tables.index[table as usize].lookup(rules, &key, &mut proof);
+        let winner = tables.index[table as usize].lookup(rules, &key, &self.st.regs, &mut proof);
         self.read(&proof.bits);
         let winner = winner.map(|w| &rules[w as usize]);
         if let Some(w) = winner {
@@ -285,6 +292,11 @@ impl<'a> Ctx<'a> {
         let mut optional = std::mem::take(&mut self.optional);
         optional.clear();
         for r in rules {
+            // A rule whose registers differ fails for every packet of the megaflow: the
+            // registers follow from bits already in the mask.
+            if !r.pipeline_holds(&self.st.regs) {
+                continue;
+            }
             if r.matches(&key) {
                 winner = Some(r);
                 break;
@@ -345,6 +357,13 @@ impl<'a> Ctx<'a> {
             return;
         };
         self.rules.push(rule.rref);
+        let caller_port = std::mem::replace(&mut self.port, lookup_port);
+        self.rule_actions(rule, table, depth);
+        self.port = caller_port;
+    }
+
+    /// Runs the actions of `rule`, found in `table`, then its `goto_table`.
+    fn rule_actions(&mut self, rule: &'a CompiledRule, table: u8, depth: usize) {
         let mut goto = None;
         for a in &self.tables.rule(rule.rref).actions {
             if self.error.is_some() {
@@ -480,8 +499,82 @@ impl<'a> Ctx<'a> {
             }),
             Action::GotoTable(_) => {}
             Action::Group(g) => self.group(g, table, depth + 1),
+            Action::Load { dst, value, .. } => self.write_subfield(dst, value),
+            Action::Move { src, dst } => {
+                let v = self.read_subfield(src);
+                self.write_subfield(dst, v);
+            }
+            Action::WriteMetadata { value, mask } => {
+                let md = &mut self.st.regs.metadata;
+                *md = (*md & !mask) | (value & mask);
+            }
+            Action::Note(_) => {}
+            Action::Clone(ref actions) => {
+                if depth + 1 > MAX_DEPTH {
+                    self.error = Some(XlateError::TooDeep);
+                } else {
+                    self.on_copy(actions, table, depth + 1);
+                }
+            }
         }
         Flow::Continue
+    }
+
+    /// Runs `actions` on a copy of the packet and the registers, as a group bucket and
+    /// `clone` do: afterwards both are as they were (see [`Ctx::restore`]). A `dec_ttl`
+    /// exception ends the copy's actions only.
+    fn on_copy(&mut self, actions: &[Action], table: u8, depth: usize) {
+        let saved = self.st.clone();
+        for a in actions {
+            if self.error.is_some() || self.action(a, table, depth) == Flow::StopTable {
+                break;
+            }
+        }
+        self.restore(saved);
+    }
+
+    /// The value of `sf` (shifted down). A packet field's bits join the mask (through
+    /// the key state: written or moved bits map to what they came from); registers cost
+    /// nothing; `in_port` is the port the current table was looked up with (a
+    /// `resubmit(PORT,...)` changes it), always in the mask.
+    fn read_subfield(&mut self, sf: Subfield) -> u128 {
+        let full = match sf.field {
+            SubfieldField::Packet(PacketField::InPort) => u128::from(self.port),
+            SubfieldField::Packet(p) => {
+                let slot = p.def().slot;
+                self.read_field(slot, sf.bits());
+                slot.get(&self.st.cur)
+            }
+            f => self.st.regs.get(f.pipeline().expect("not a packet field")),
+        };
+        (full & sf.bits()) >> sf.ofs
+    }
+
+    /// Writes `value` into `sf`: a register or the metadata, or a packet field as a
+    /// set-field of the whole field (its other bits, read from the packet, join the mask).
+    fn write_subfield(&mut self, sf: Subfield, value: u128) {
+        let bits = sf.bits();
+        let put = |old: u128| (old & !bits) | ((value << sf.ofs) & bits);
+        match sf.field {
+            SubfieldField::Packet(p) => {
+                let slot = p.def().slot;
+                let whole = sf.ofs == 0 && sf.n_bits == sf.field.width();
+                let old = if whole {
+                    0
+                } else {
+                    self.read_field(slot, slot.all_ones() & !bits);
+                    slot.get(&self.st.cur)
+                };
+                // The parser admits only writable fields.
+                if let Some(set) = p.set_field(put(old)) {
+                    self.set_field(set);
+                }
+            }
+            f => {
+                let pf = f.pipeline().expect("not a packet field");
+                self.st.regs.set(pf, put(self.st.regs.get(pf)));
+            }
+        }
     }
 
     /// `group:ID`: each bucket's actions (all of them for `all`, the one for `indirect`)
@@ -501,13 +594,7 @@ impl<'a> Ctx<'a> {
             GroupKind::Indirect => &group.buckets[..group.buckets.len().min(1)],
         };
         for bucket in buckets {
-            let saved = self.st.clone();
-            for a in bucket {
-                if self.error.is_some() || self.action(a, table, depth) == Flow::StopTable {
-                    break;
-                }
-            }
-            self.restore(saved);
+            self.on_copy(bucket, table, depth);
         }
     }
 
@@ -561,8 +648,16 @@ impl<'a> Ctx<'a> {
             (Field::TpSrc, |v| DpAction::SetTpSrc(v as u16)),
             (Field::TpDst, |v| DpAction::SetTpDst(v as u16)),
         ];
+        // The IPv4 and IPv6 address slots share key words: only the packet's own kind of
+        // address is set back (a written IPv4 address must not read as an IPv6 change).
+        let dl_type = b.dl_type();
+        let other_family = |f: Field| match f {
+            Field::NwSrc | Field::NwDst => dl_type == ethertype::IPV6,
+            Field::Ipv6Src | Field::Ipv6Dst => dl_type != ethertype::IPV6,
+            _ => false,
+        };
         for (f, make) in restores {
-            if written(f) {
+            if written(f) && !other_family(f) {
                 self.read_field(f, f.all_ones());
                 if f.get(&after.cur) != f.get(&b) {
                     self.actions.push(make(f.get(&b)));
@@ -844,6 +939,7 @@ impl<'a> Ctx<'a> {
             now,
             // The key holds LOCAL in 16 bits; the translator speaks OpenFlow numbers.
             in_port: ferrovs_config::port_from_16(key.in_port()),
+            port: ferrovs_config::port_from_16(key.in_port()),
             st: KeyState::new(key),
             mask: Mask::ZERO,
             actions: DpActions::new(),

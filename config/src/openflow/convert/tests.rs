@@ -105,11 +105,53 @@ fn wire_rule<'a>(m: &'a WireMatch, ins: &'a [Instruction]) -> WireRule<'a> {
 }
 
 #[test]
+fn registers_metadata_and_their_actions_load_from_flow_mods() {
+    use crate::openflow::action::FieldSlice;
+    let m = WireMatch {
+        fields: vec![MatchField::exact(Field::Reg(3), 7), MatchField::masked(Field::Metadata, 0x10, 0xf0)],
+    };
+    let ins = vec![
+        Instruction::ApplyActions(vec![
+            WireAction::RegLoad { dst: FieldSlice { field: Field::Reg(1), ofs: 4, n_bits: 8 }, value: 0xab },
+            WireAction::RegMove {
+                src: FieldSlice { field: Field::EthSrc, ofs: 0, n_bits: 32 },
+                dst: FieldSlice { field: Field::Metadata, ofs: 32, n_bits: 32 },
+            },
+            WireAction::SetField { field: Field::Reg(2), value: 9 },
+        ]),
+        Instruction::WriteMetadata { metadata: 5, mask: 0xff },
+        Instruction::GotoTable(3),
+    ];
+    let r = rule_from_wire(&wire_rule(&m, &ins)).unwrap();
+    assert_eq!(
+        r.to_string(),
+        "priority=1,reg3=0x7,metadata=0x10/0xf0 actions=load:0xab->NXM_NX_REG1[4..11],\
+         move:NXM_OF_ETH_SRC[0..31]->OXM_OF_METADATA[32..63],set_field:0x9->reg2,write_metadata:0x5/0xff,goto_table:3"
+    );
+    // And back: the same instructions, the same match fields.
+    assert_eq!(actions_to_wire(&r, Version::Of13).unwrap(), ins);
+    assert_eq!(super::match_to_wire(&r.matches, super::MatchForm::Tlv).unwrap(), m);
+    assert!(super::match_to_wire(&r.matches, super::MatchForm::Of10).is_err());
+    // OpenFlow 1.0 has no goto_table; without it write_metadata is Nicira's action.
+    assert!(actions_to_wire(&r, Version::Of10).is_err());
+    let md = parse_flow("actions=output:1,write_metadata:0x5/0xff").unwrap();
+    let of10 = actions_to_wire(&md, Version::Of10).unwrap();
+    assert_eq!(
+        of10,
+        vec![Instruction::ApplyActions(vec![
+            WireAction::Output { port: 1, max_len: 0 },
+            WireAction::NxWriteMetadata { metadata: 5, mask: 0xff }
+        ])]
+    );
+    assert_eq!(instructions_from_wire(&of10).unwrap(), md.actions);
+}
+
+#[test]
 fn what_the_model_lacks_is_refused_with_the_right_error() {
     let out = |port| vec![Instruction::ApplyActions(vec![WireAction::Output { port, max_len: 0 }])];
     let m = |fields: Vec<MatchField>| WireMatch { fields };
-    let reg = m(vec![MatchField::exact(Field::Reg(0), 1)]);
-    assert_eq!(rule_from_wire(&wire_rule(&reg, &out(1))), Err(OfpError::BadField));
+    let tunnel = m(vec![MatchField::exact(Field::TunId, 1)]);
+    assert_eq!(rule_from_wire(&wire_rule(&tunnel, &out(1))), Err(OfpError::BadField));
     let empty = m(vec![]);
     // LOCAL is the bridge's internal port; TABLE only a packet-out may use.
     let local = rule_from_wire(&wire_rule(&empty, &out(0xffff_fffe))).unwrap();
@@ -173,6 +215,31 @@ fn oxm_vlan_fields_fold_into_the_tci() {
 }
 
 #[test]
+fn a_version_list_is_its_highest_version_ferrovs_speaks() {
+    assert_eq!(Version::from_ofctl_list("OpenFlow10"), Ok(Version::Of10));
+    assert_eq!(Version::from_ofctl_list("OpenFlow13,OpenFlow10"), Ok(Version::Of13));
+    assert_eq!(Version::from_ofctl_list(" openflow10 , OpenFlow11,OpenFlow15"), Ok(Version::Of10));
+    assert!(Version::from_ofctl_list("OpenFlow14,OpenFlow15").unwrap_err().contains("no OpenFlow version"));
+    assert!(Version::from_ofctl_list("OpenFlow10,bogus").unwrap_err().contains("bogus"));
+    assert!(Version::from_ofctl_list("").is_err());
+}
+
+#[test]
+fn dump_flows_prints_a_rule_as_the_version_encodes_it() {
+    assert_eq!(
+        printed_in("reg0=0x1 actions=set_field:0x7->reg4,output:2", Version::Of10),
+        "reg0=0x1 actions=load:0x7->NXM_NX_REG4[],output:2"
+    );
+    assert_eq!(printed_in("actions=set_field:0x7->reg4", Version::Of13), "actions=set_field:0x7->reg4");
+    assert_eq!(
+        printed_in("priority=5 actions=mod_vlan_vid:5,output:2", Version::Of13),
+        "priority=5 actions=push_vlan:0x8100,set_field:4101->vlan_vid,output:2"
+    );
+    // What the version cannot express stays as it is.
+    assert_eq!(printed_in("actions=push_vlan:0x8100", Version::Of10), "actions=push_vlan:0x8100");
+}
+
+#[test]
 fn the_version_that_reads_rules_back_is_found() {
     let texts = |t: &[&str]| t.iter().map(|s| s.to_string()).collect::<Vec<_>>();
     let of10 = texts(&["actions=mod_vlan_vid:5", "ip,actions=output:1"]);
@@ -185,4 +252,12 @@ fn the_version_that_reads_rules_back_is_found() {
     let mixed = [of10[0].clone(), of13[0].clone()];
     let e = version_reading_back(&mixed, Version::Of10).unwrap_err();
     assert!(e.contains("mod_vlan_vid:5") && e.contains("push_vlan"), "{e}");
+    // A register's set_field reads back only under OpenFlow 1.3 (a load under 1.0), as
+    // does write_metadata with goto_table; a load reads back under both.
+    let regs = texts(&["actions=set_field:0x7->reg4", "actions=load:0x1->NXM_NX_REG0[]"]);
+    assert_eq!(version_reading_back(&regs, Version::Of10), Ok(Version::Of13));
+    let md = texts(&["actions=write_metadata:0x1/0xff,goto_table:1"]);
+    assert_eq!(version_reading_back(&md, Version::Of10), Ok(Version::Of13));
+    let mixed = [of10[0].clone(), regs[0].clone()];
+    assert!(version_reading_back(&mixed, Version::Of10).is_err());
 }

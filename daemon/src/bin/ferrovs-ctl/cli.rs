@@ -27,7 +27,9 @@ pub struct Cli {
     /// The OpenFlow version rules are read in, as ovs-ofctl's `-O`, before or after the
     /// command: OpenFlow10 (its default) or OpenFlow13, where `mod_vlan_vid` without a
     /// VLAN match is push_vlan + set_field as ovs-ofctl encodes it (add-flow, add-flows;
-    /// del-flows only checks it: a match reads the same in both).
+    /// del-flows only checks it: a match reads the same in both); dump-flows prints the
+    /// rules as `ovs-ofctl -O VERSION dump-flows` does. A list (`OpenFlow10,OpenFlow13`)
+    /// is its highest version, as ovs-ofctl negotiates it.
     #[arg(short = 'O', long = "protocols", value_name = "VERSION", global = true)]
     pub protocols: Option<String>,
     #[command(subcommand)]

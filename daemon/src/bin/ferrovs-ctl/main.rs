@@ -50,12 +50,29 @@ fn main() -> ExitCode {
             return finish(control::add_flows_file(&cli.socket, &bridge, &file, cli.protocols), cli.json);
         }
         Cmd::DelFlows { bridge, r#match } => {
-            if let Some(Err(e)) = cli.protocols.as_deref().map(Version::from_ofctl_name) {
+            if let Some(Err(e)) = cli.protocols.as_deref().map(Version::from_ofctl_list) {
                 return finish(Err(e), cli.json);
             }
             Request::DelFlows { bridge, r#match }
         }
-        Cmd::DumpFlows { bridge } => Request::DumpFlows { bridge },
+        Cmd::DumpFlows { bridge } => {
+            // `-O VERSION`: each rule as `ovs-ofctl -O VERSION dump-flows` prints it.
+            let version = match cli.protocols.as_deref().map(Version::from_ofctl_list).transpose() {
+                Ok(v) => v,
+                Err(e) => return finish(Err(e), cli.json),
+            };
+            let reply = control::request(&cli.socket, &Request::DumpFlows { bridge });
+            let reply = reply.map(|r| match (r, version) {
+                (Reply::DumpFlows(mut d), Some(v)) => {
+                    for f in &mut d.flows {
+                        f.rule = ferrovs_config::openflow::convert::printed_in(&f.rule, v);
+                    }
+                    Reply::DumpFlows(d)
+                }
+                (r, _) => r,
+            });
+            return finish(reply, cli.json);
+        }
         Cmd::DumpDpFlows => Request::DumpDpFlows,
         Cmd::Trace { bridge, packet } => Request::Trace { bridge, packet },
         Cmd::Reload => Request::Reload,
