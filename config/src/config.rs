@@ -206,6 +206,8 @@ impl BridgeConfig {
             devargs,
             rx_queues: 1,
             mtu: crate::ports::DEFAULT_MTU,
+            admin_down: false,
+            rxq_affinity: Vec::new(),
         }
     }
 
@@ -302,6 +304,12 @@ pub struct PortConfig {
     pub rx_queues: u16,
     /// `mtu`, default [`crate::DEFAULT_MTU`].
     pub mtu: u16,
+    /// `admin = "down"` (default `"up"`): the port neither receives nor sends (OVS's
+    /// `ovs-ofctl mod-port BR PORT down`, OpenFlow's `OFPPC_PORT_DOWN`).
+    pub admin_down: bool,
+    /// `rxq_affinity`, default none: rx queues pinned to PMD cores
+    /// ([`crate::ports::RxqAffinity`]).
+    pub rxq_affinity: crate::ports::RxqAffinity,
 }
 
 /// What [`Config::validate`] needs to know about the machine.

@@ -52,7 +52,7 @@ pub(crate) fn resolve(raw: RawConfig, ctx: &Ctx<'_>) -> Result<Config, ConfigErr
     let flow = resolve_flow(&raw.flow, ctx)?;
     let metrics = resolve_metrics(&raw.metrics, ctx)?;
     let hugepages = raw.hugepages.as_ref().map(|h| resolve_hugepages(h, ctx)).transpose()?;
-    let bridges = resolve_bridges(&raw.bridge, ctx)?;
+    let bridges = resolve_bridges(&raw.bridge, &pmd.cores, ctx)?;
     let any_pci = bridges.iter().flat_map(|b| &b.ports).any(|p| matches!(p.device, PortDevice::Pci { .. }));
     eal.no_pci = raw.eal.no_pci.unwrap_or(!any_pci);
     Ok(Config { eal, control, pmd, flow, metrics, hugepages, bridges, origin })

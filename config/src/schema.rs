@@ -123,6 +123,10 @@ pub(crate) struct RawPort {
     pub devargs: Spanned<String>,
     pub rx_queues: Option<Spanned<i64>>,
     pub mtu: Option<Spanned<i64>>,
+    /// `"up"` or `"down"`.
+    pub admin: Option<Spanned<String>>,
+    /// `"QUEUE:CPU,..."`.
+    pub rxq_affinity: Option<Spanned<String>>,
 }
 
 /// A value in a `[[bridge.rule]]` table.

@@ -261,6 +261,8 @@ fn main() {
             .with_ignored_flag(!root),
         Trial::test("runtime_two_bridges_each_with_port_1", runtime::two_bridges_each_with_port_1)
             .with_ignored_flag(!root),
+        Trial::test("runtime_admin_down_stops_a_port_in_place", runtime::admin_down_stops_a_port_in_place)
+            .with_ignored_flag(!root),
         Trial::test("openflow_ovs_ofctl_manages_rules_of10", openflow::manages_rules_of10),
         Trial::test("openflow_ovs_ofctl_manages_rules_of13", openflow::manages_rules_of13),
         Trial::test("openflow_rules_route_traffic", openflow::rules_route_traffic),

@@ -218,8 +218,21 @@ fn manage_in(version: &str) -> Result<(), Failed> {
             Err(e) => return Err(format!("add-flow {rule}: expected {error}, got {e}").into()),
         }
     }
-    if ofctl(version, &of, &["mod-port", "a", "down"]).is_ok() {
-        return Err("mod-port a down was accepted".into());
+    // mod-port: the admin state (OFPPC_PORT_DOWN) is applied as `set-port a admin=down`;
+    // other config bits are refused.
+    ofctl_ok(version, &of, &["mod-port", "a", "down"])?;
+    let admin_down = |of: &Path| -> Result<bool, Failed> {
+        let show = ofctl_ok(version, of, &["show"])?;
+        let a = show.split(" 1(a)").nth(1).unwrap_or_default();
+        Ok(a.split(" 2(b)").next().unwrap_or_default().contains("PORT_DOWN"))
+    };
+    if !admin_down(&of)? || d.port_counters("a").is_none_or(|p| p["admin_down"] != true) {
+        return Err(format!("mod-port a down: {}", ofctl_ok(version, &of, &["show"])?).into());
+    }
+    match ofctl(version, &of, &["mod-port", "a", "no-receive"]) {
+        Ok(out) => return Err(format!("mod-port a no-receive was accepted: {out}").into()),
+        Err(e) if e.contains("OFPPMFC_BAD_CONFIG") || e.contains("OFPBRC_EPERM") => {}
+        Err(e) => return Err(format!("mod-port a no-receive: {e}").into()),
     }
 
     // A restart comes back with the rules added over OpenFlow (written back), and the
@@ -233,6 +246,14 @@ fn manage_in(version: &str) -> Result<(), Failed> {
     let dpid_after = show.lines().next().and_then(|l| l.split("dpid:").nth(1)).map(str::to_string);
     if dpid.is_none() || dpid != dpid_after {
         return Err(format!("datapath id changed over a restart: {dpid:?} -> {dpid_after:?}").into());
+    }
+    // The admin state was written back; up again.
+    if !admin_down(&of)? {
+        return Err("port a came back up after a restart".into());
+    }
+    ofctl_ok(version, &of, &["mod-port", "a", "up"])?;
+    if admin_down(&of)? {
+        return Err("mod-port a up left it down".into());
     }
 
     // 1.3 selects by cookie under a mask.

@@ -489,3 +489,88 @@ pub fn removed_tap_detaches_and_returns() -> Result<(), Failed> {
     drop(d.stop());
     Ok(())
 }
+
+/// `set-port PORT admin=down|up` (OVS's `ovs-ofctl mod-port BR PORT down|up`): the port
+/// neither receives nor sends (both counted) while a ping through two other ports loses
+/// nothing; it comes back up without being re-created (its TAP stays in the guest's
+/// namespace, where only the test put it); the state is written back, and `reload` of an
+/// edited file applies it. Then `rxq_affinity`: pinning the port's queue to the PMD's core
+/// isolates that PMD (pmd-rxq-show), a core without a PMD is refused with the reason.
+pub fn admin_down_stops_a_port_in_place() -> Result<(), Failed> {
+    let tap_c = unique("fvc");
+    let extra = format!("\n[[bridge.port]]\nname = \"c\"\nnumber = 3\ndevargs = \"net_tap2,iface={tap_c}\"\n");
+    let (d, host, guest) = two_hosts_in(TempDir::new(), r#"flows = ["actions=normal"]"#, &extra);
+    let third = Netns::new();
+    third.adopt(&tap_c, "198.18.0.3/24");
+    if host.ping("198.18.0.2", 1, 3) != (1, 1) || host.ping("198.18.0.3", 1, 3) != (1, 1) {
+        return Err(format!("first pings lost\n{}", d.log_text()).into());
+    }
+    let ns = host.name.clone();
+    let pinger = std::thread::spawn(move || {
+        let out = std::process::Command::new("ip")
+            .args(["netns", "exec", &ns, "ping", "-n", "-q", "-c", "40", "-i", "0.05", "-W", "1", "198.18.0.3"])
+            .output();
+        out.map(|o| ferrovs_e2e::parse_ping_summary(&String::from_utf8_lossy(&o.stdout))).unwrap_or((0, 0))
+    });
+    let config = d.dir.join("ferrovs.toml");
+    let file = || std::fs::read_to_string(&config).unwrap_or_default();
+    let is_down = |d: &Daemon| d.port_counters("b").is_some_and(|p| p["admin_down"] == true);
+
+    ctl_ok(&d, &["set-port", "b", "admin=down"])?;
+    let (_, to_guest) = host.ping("198.18.0.2", 2, 1);
+    let (_, from_guest) = guest.ping("198.18.0.1", 2, 1);
+    let both_dropped = wait_until(Duration::from_secs(3), || {
+        d.port_counters("b")
+            .is_some_and(|p| counter(&p, "drop_admin_down_tx") > 0 && counter(&p, "drop_admin_down_rx") > 0)
+    });
+    let show = ctl_ok(&d, &["show"])?;
+    if to_guest != 0 || from_guest != 0 || !both_dropped || !is_down(&d) || !show.contains("admin down (PORT_DOWN)") {
+        return Err(format!(
+            "port b down: {to_guest} replies to the host, {from_guest} to the guest, b = {:?}\n{show}",
+            d.port_counters("b")
+        )
+        .into());
+    }
+    if !file().contains("admin = \"down\"") {
+        return Err(format!("admin state not written back:\n{}", file()).into());
+    }
+    ctl_ok(&d, &["set-port", "b", "admin=up"])?;
+    if host.ping("198.18.0.2", 2, 3).1 == 0 || is_down(&d) {
+        return Err(format!("no forwarding after admin=up\n{}", d.log_text()).into());
+    }
+    // reload applies an edited admin state, in place too.
+    std::fs::write(&config, file().replace("admin = \"up\"", "admin = \"down\"")).map_err(|e| e.to_string())?;
+    ctl_ok(&d, &["reload"])?;
+    if host.ping("198.18.0.2", 1, 1).1 != 0 || !is_down(&d) {
+        return Err("reload of admin = \"down\" did not take the port down".into());
+    }
+    std::fs::write(&config, file().replace("admin = \"down\"", "admin = \"up\"")).map_err(|e| e.to_string())?;
+    ctl_ok(&d, &["reload"])?;
+    if host.ping("198.18.0.2", 2, 3).1 == 0 {
+        return Err(format!("no forwarding after reload of admin = \"up\"\n{}", d.log_text()).into());
+    }
+    let (tx, rx) = pinger.join().map_err(|_| "ping thread panicked")?;
+    if tx != 40 || rx != 40 {
+        return Err(format!("pings through other ports lost while b went down and up: {rx}/{tx}").into());
+    }
+
+    // Pins: b's queue on the PMD's core; a core without a PMD is refused.
+    let pmd_core = d.ctl_json(&["pmd-stats-show"])["pmds"][0]["core"].as_u64().unwrap_or(u64::MAX);
+    ctl_ok(&d, &["set-port", "b", &format!("rxq_affinity=0:{pmd_core}")])?;
+    let rxq =
+        run_ok("ovs-appctl", &["-t", &d.dir.join("ferrovsd.ctl").display().to_string(), "dpif-netdev/pmd-rxq-show"]);
+    if !rxq.contains("isolated : true") || !file().contains(&format!("rxq_affinity = \"0:{pmd_core}\"")) {
+        return Err(format!("pinned: pmd-rxq-show\n{rxq}\nfile:\n{}", file()).into());
+    }
+    let out = d.ctl(&["set-port", "b", "rxq_affinity=0:4096"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    if out.status.success() || !err.contains("CPU 4096 runs no PMD thread") {
+        return Err(format!("a pin to CPU 4096: {err}").into());
+    }
+    if host.ping("198.18.0.2", 2, 3).1 == 0 {
+        return Err("no forwarding with b's queue pinned".into());
+    }
+    drop(third);
+    drop(d.stop());
+    Ok(())
+}
