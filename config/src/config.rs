@@ -134,6 +134,10 @@ pub struct PmdConfig {
     pub auto_rebalance_interval_s: u32,
     /// `auto_rebalance_threshold`, default 95 (%, as OVS's `pmd-auto-lb-load-threshold`).
     pub auto_rebalance_threshold: u8,
+    /// `share_main_lcore`, default false: a PMD may run on the main lcore's CPU, sharing it
+    /// with the control thread (machines with very few CPUs, such as a 2-CPU test host that
+    /// needs two PMDs). Off, such a `cores` entry is refused.
+    pub share_main_lcore: bool,
 }
 
 /// `[flow]`: slow-path and megaflow cache knobs.

@@ -83,6 +83,7 @@ pub(crate) struct RawPmd {
     pub burst: Option<Spanned<u32>>,
     pub auto_rebalance_interval_s: Option<Spanned<u32>>,
     pub auto_rebalance_threshold: Option<Spanned<u32>>,
+    pub share_main_lcore: Option<Spanned<bool>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

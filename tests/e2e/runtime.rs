@@ -574,3 +574,82 @@ pub fn admin_down_stops_a_port_in_place() -> Result<(), Failed> {
     drop(d.stop());
     Ok(())
 }
+
+/// The PMD whose rx queues include `queue` (`port:queue`), by `pmd-stats-show`.
+fn pmd_polling(d: &Daemon, queue: &str) -> Option<u64> {
+    let v = d.ctl_json(&["pmd-stats-show"]);
+    v["pmds"].as_array()?.iter().find(|p| p["rx_queues"].as_array().is_some_and(|q| q.iter().any(|x| x == queue)))?
+        ["pmd"]
+        .as_u64()
+}
+
+/// `[pmd] auto_rebalance_interval_s`: two PMDs (one on the main lcore's CPU, this host
+/// has two), two traffic sources on one of them and an idle port on the other. The
+/// sources start administratively down (their frames are dropped unprocessed, so no load
+/// is measured and the start-up assignment is fixed: both on PMD 0); brought up, PMD 0
+/// is busy all the time and PMD 1 idle, so within a few intervals the automatic
+/// rebalance moves one source to PMD 1, and then keeps them apart.
+pub fn auto_rebalance_follows_load() -> Result<(), Failed> {
+    let config = "
+[eal]
+hugepages = false
+memory_mb = 256
+
+[control]
+socket = \"@SOCKET@\"
+
+[pmd]
+cores = [1, 0]
+share_main_lcore = true
+idle_backoff_us = 200
+auto_rebalance_interval_s = 1
+
+[[bridge]]
+name = \"br0\"
+internal_port = false
+flows = [\"actions=drop\"]
+
+[[bridge.port]]
+name = \"g1\"
+number = 1
+devargs = \"net_null0,size=64\"
+admin = \"down\"
+
+[[bridge.port]]
+name = \"x\"
+number = 2
+devargs = \"net_null1,no-rx=1\"
+
+[[bridge.port]]
+name = \"g2\"
+number = 3
+devargs = \"net_null2,size=64\"
+admin = \"down\"
+";
+    let d = Daemon::start_in(TempDir::new(), config);
+    let placed = (pmd_polling(&d, "g1:0"), pmd_polling(&d, "x:0"), pmd_polling(&d, "g2:0"));
+    if placed != (Some(0), Some(1), Some(0)) {
+        return Err(format!("start-up assignment (g1, x, g2): {placed:?}").into());
+    }
+    ctl_ok(&d, &["set-port", "g1", "admin=up"])?;
+    ctl_ok(&d, &["set-port", "g2", "admin=up"])?;
+    let apart = |d: &Daemon| {
+        let (a, b) = (pmd_polling(d, "g1:0"), pmd_polling(d, "g2:0"));
+        a.is_some() && b.is_some() && a != b
+    };
+    if !wait_until(Duration::from_secs(8), || apart(&d)) {
+        return Err(
+            format!("no automatic rebalance: {}\n{}", d.ctl_json(&["pmd-stats-show"])["pmds"], d.log_text()).into()
+        );
+    }
+    if !d.log_text().contains("automatic rx queue rebalance") {
+        return Err(format!("the move was not logged:\n{}", d.log_text()).into());
+    }
+    // Both PMDs busy now: the sources stay apart over the next intervals.
+    std::thread::sleep(Duration::from_millis(2500));
+    if !apart(&d) {
+        return Err(format!("the sources came back together: {}", d.ctl_json(&["pmd-stats-show"])["pmds"]).into());
+    }
+    drop(d.stop());
+    Ok(())
+}

@@ -260,6 +260,10 @@ fn pmd_and_eal() {
         (2, 16, "pmd.cores[2]".into(), "CPU 1 is listed twice (also pmd.cores[0])".into())
     );
     assert_eq!(err(&format!("[pmd]\ncores = [0]\n{PORTS}")).2, "pmd.cores[0]");
+    // Allowed when asked for: two PMDs on a 2-CPU host, one beside the control thread.
+    let shared = load(&format!("[pmd]\ncores = [1, 0]\nshare_main_lcore = true\n{PORTS}")).unwrap();
+    assert!(shared.pmd.share_main_lcore && shared.pmd.cores == vec![1, 0]);
+    shared.validate(&SystemFacts { online_cpus: vec![0, 1] }).unwrap();
     assert_eq!(err(&format!("[eal]\nmain_lcore = 1\n{PORTS}")).2, "eal.main_lcore");
     assert_eq!(
         err(&format!("[pmd]\nburst = 64\n{PORTS}")),
