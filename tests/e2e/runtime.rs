@@ -26,6 +26,17 @@ fn topology(d: &Daemon) -> Result<Vec<String>, Failed> {
     Ok(out)
 }
 
+/// `count` pings 50 ms apart from `host` to `dst`, in a thread: (sent, received).
+fn ping_in_background(host: &Netns, count: u32, dst: &str) -> std::thread::JoinHandle<(u32, u32)> {
+    let (ns, count, dst) = (host.name.clone(), count.to_string(), dst.to_string());
+    std::thread::spawn(move || {
+        let out = std::process::Command::new("ip")
+            .args(["netns", "exec", &ns, "ping", "-n", "-q", "-c", &count, "-i", "0.05", "-W", "1", &dst])
+            .output();
+        out.map(|o| ferrovs_e2e::parse_ping_summary(&String::from_utf8_lossy(&o.stdout))).unwrap_or((0, 0))
+    })
+}
+
 /// 20 ports on 3 bridges added and removed while a ping runs between two other ports:
 /// no ping is lost. Then a tap port added to the running bridge carries a third host's
 /// traffic, its removal leaves no megaflow pointing at it, an MTU change drops (and
@@ -37,13 +48,7 @@ pub fn ports_come_and_go_under_traffic() -> Result<(), Failed> {
         return Err(format!("first ping lost\n{}", d.log_text()).into());
     }
     // A steady ping in the background while the switch changes under it.
-    let ns = host.name.clone();
-    let pinger = std::thread::spawn(move || {
-        let out = std::process::Command::new("ip")
-            .args(["netns", "exec", &ns, "ping", "-n", "-q", "-c", "60", "-i", "0.05", "-W", "1", "198.18.0.2"])
-            .output();
-        out.map(|o| ferrovs_e2e::parse_ping_summary(&String::from_utf8_lossy(&o.stdout))).unwrap_or((0, 0))
-    });
+    let pinger = ping_in_background(&host, 60, "198.18.0.2");
     let mut null = 10;
     for _ in 1..=3 {
         // Each bridge has its internal port, a TAP named as the bridge: unique names.
@@ -505,13 +510,7 @@ pub fn admin_down_stops_a_port_in_place() -> Result<(), Failed> {
     if host.ping("198.18.0.2", 1, 3) != (1, 1) || host.ping("198.18.0.3", 1, 3) != (1, 1) {
         return Err(format!("first pings lost\n{}", d.log_text()).into());
     }
-    let ns = host.name.clone();
-    let pinger = std::thread::spawn(move || {
-        let out = std::process::Command::new("ip")
-            .args(["netns", "exec", &ns, "ping", "-n", "-q", "-c", "40", "-i", "0.05", "-W", "1", "198.18.0.3"])
-            .output();
-        out.map(|o| ferrovs_e2e::parse_ping_summary(&String::from_utf8_lossy(&o.stdout))).unwrap_or((0, 0))
-    });
+    let pinger = ping_in_background(&host, 40, "198.18.0.3");
     let config = d.dir.join("ferrovs.toml");
     let file = || std::fs::read_to_string(&config).unwrap_or_default();
     let is_down = |d: &Daemon| d.port_counters("b").is_some_and(|p| p["admin_down"] == true);
