@@ -396,6 +396,24 @@ fn pinned_queues_stay_and_isolate_their_pmd() -> Result<(), Failed> {
     Ok(())
 }
 
+/// A port polled after others, whose pin lands on a PMD that already polls unpinned
+/// queues: those move off it (p1's queue 0 was on PMD 0, which p2's pinned queue 1 now
+/// isolates), and every queue forwards.
+fn a_later_pin_moves_unpinned_queues_off_its_pmd() -> Result<(), Failed> {
+    let rules = [(1, ForwardRule::Output(2)), (2, ForwardRule::Output(1))];
+    let mut b = bench_with(2, &[1024, 1024], 2, 2, &rules, |s| {
+        if s.name == "p2" {
+            s.rxq_affinity = vec![(1, 0)];
+        }
+    })?;
+    let info = b.sw.pmd_info();
+    check(assignment(&b.sw, &["p1", "p2"]) == vec![Some(1), Some(1), Some(1), Some(0)], || format!("{info:?}"))?;
+    check(info[0].isolated && info[0].rx_queues.len() == 1, || format!("{info:?}"))?;
+    all_queues_forward(&mut b)?;
+    b.finish()?;
+    Ok(())
+}
+
 /// An administratively down port drops what it receives and what is output to it (both
 /// counted) while its device stays; up again, it forwards.
 fn admin_down_drops_both_ways_in_place() -> Result<(), Failed> {
@@ -540,6 +558,7 @@ fn main() {
         ("rebalance_spreads_busy_queues", rebalance_spreads_busy_queues),
         ("pinned_queues_stay_and_isolate_their_pmd", pinned_queues_stay_and_isolate_their_pmd),
         ("admin_down_drops_both_ways_in_place", admin_down_drops_both_ways_in_place),
+        ("a_later_pin_moves_unpinned_queues_off_its_pmd", a_later_pin_moves_unpinned_queues_off_its_pmd),
         ("bad_requests_fail_clearly", bad_requests_fail_clearly),
         ("null_ports_forward_and_close", null_ports_forward_and_close),
     ];
