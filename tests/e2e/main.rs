@@ -270,6 +270,7 @@ fn main() {
         Trial::test("openflow_ovs_ofctl_manages_rules_of13", openflow::manages_rules_of13),
         Trial::test("openflow_rules_route_traffic", openflow::rules_route_traffic),
         Trial::test("openflow_flow_removed_reaches_controllers", openflow::flow_removed_reaches_controllers),
+        Trial::test("openflow_port_mod_reaches_controllers", openflow::port_mod_reaches_controllers),
         Trial::test("openflow_ovs_ofctl_manages_groups", openflow::ovs_ofctl_manages_groups),
         Trial::test("openflow_controller_osken_simple_switch_13", controller::osken_simple_switch_13)
             .with_ignored_flag(!root),

@@ -400,6 +400,39 @@ pub fn flow_removed_reaches_controllers() -> Result<(), Failed> {
     Ok(())
 }
 
+/// `ovs-ofctl mod-port br0 a down|up` reaches the bridge's controllers as port statuses
+/// (`OFPPR_MODIFY`) whose config has `OFPPC_PORT_DOWN` set, then clear.
+pub fn port_mod_reaches_controllers() -> Result<(), Failed> {
+    use crate::controller::RawController;
+    use ferrovs_config::openflow::{Body, PortReason, Version};
+    let ports = [("a", 1, "net_null0,no-rx=1"), ("b", 2, "net_null1,no-rx=1")];
+    let d = Daemon::start_in(TempDir::new(), &format!("{}{}", preamble(), bridge("flows = []", &ports)));
+    let listen = crate::controller::free_port();
+    crate::flows::ctl_ok(&d, &["set-controller", "br0", &format!("ptcp:{listen}")])?;
+    let mut c = RawController::connect(listen, Version::Of13)?;
+    let of = mgmt(&d);
+    // The config bit of port 1's next MODIFY (others skipped; a link change may come too).
+    let mut next_config = |want: u32| -> Result<(), Failed> {
+        let until = std::time::Instant::now() + Duration::from_secs(5);
+        while std::time::Instant::now() < until {
+            if let Body::PortStatus(s) = c.recv()?.body
+                && s.reason == PortReason::Modify
+                && s.desc.port_no == 1
+                && s.desc.config == want
+            {
+                return Ok(());
+            }
+        }
+        Err(format!("no port status for port 1 with config {want}\n{}", d.log_text()).into())
+    };
+    ofctl_ok("OpenFlow13", &of, &["mod-port", "a", "down"])?;
+    next_config(1)?;
+    ofctl_ok("OpenFlow13", &of, &["mod-port", "a", "up"])?;
+    next_config(0)?;
+    drop(d.stop());
+    Ok(())
+}
+
 /// `ovs-ofctl -O OpenFlow13 add-group/dump-groups/del-groups`: an `all` group is added
 /// and listed, a rule uses it (`group:1`), deleting the group deletes that rule.
 pub fn ovs_ofctl_manages_groups() -> Result<(), Failed> {
