@@ -77,7 +77,8 @@ fn set_device_mtu(port: &Port, name: &str, mtu: u16) {
 }
 
 /// Sets the device's link up or down where the driver can. Not fatal when it cannot
-/// (net_ring has no link to set): the PMDs enforce an administratively down port either way.
+/// (a net_tap whose interface moved to another namespace answers "no such device"): the
+/// PMDs enforce an administratively down port either way.
 fn set_device_link(port: &Port, name: &str, up: bool) {
     let r = if up { port.set_link_up() } else { port.set_link_down() };
     if let Err(e) = r {
