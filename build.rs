@@ -93,6 +93,7 @@ fn main() {
         .allowlist_function("rte_eth_dev_close")
         .allowlist_function("rte_eth_dev_set_mtu")
         .allowlist_function("rte_eth_dev_set_link_down")
+        .allowlist_function("rte_eth_dev_set_link_up")
         .allowlist_function("rte_eth_dev_callback_register")
         .allowlist_function("rte_eth_dev_callback_unregister")
         .allowlist_function("rte_eth_dev_socket_id")

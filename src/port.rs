@@ -394,6 +394,16 @@ impl Port {
         Ok(())
     }
 
+    /// Sets the link administratively up again (after [`Port::set_link_down`]).
+    pub fn set_link_up(&self) -> Result<(), DpdkError> {
+        // SAFETY: configured, valid port id.
+        let ret = unsafe { sys::rte_eth_dev_set_link_up(self.inner.id) };
+        if ret != 0 {
+            return Err(DpdkError::call(format!("rte_eth_dev_set_link_up({})", self.inner.name), ret));
+        }
+        Ok(())
+    }
+
     /// Stops the port (pollers then see empty bursts).
     pub fn stop(&self) -> Result<(), DpdkError> {
         if !self.inner.started.swap(false, Ordering::SeqCst) {

@@ -17,7 +17,7 @@ use crate::openflow::Version;
 use crate::openflow::convert::as_loaded;
 use crate::ports::{
     DEFAULT_MTU, PortRegistry, check_interface_name, check_mtu, check_name, check_port_number, check_rx_queues,
-    parse_devargs,
+    check_rxq_affinity, parse_admin, parse_devargs, parse_rxq_affinity,
 };
 use crate::resolve::Ctx;
 use crate::rule_error::RuleError;
@@ -33,7 +33,11 @@ struct PortRef {
     name: String,
 }
 
-pub(crate) fn resolve_bridges(raw: &[Spanned<RawBridge>], ctx: &Ctx<'_>) -> Result<Vec<BridgeConfig>, ConfigError> {
+pub(crate) fn resolve_bridges(
+    raw: &[Spanned<RawBridge>],
+    pmd_cores: &[usize],
+    ctx: &Ctx<'_>,
+) -> Result<Vec<BridgeConfig>, ConfigError> {
     // No bridge, or a bridge without ports, is a switch waiting for `add-br` / `add-port`
     // (and what the write-back leaves after the last `del-port`).
     let mut bridges: Vec<BridgeConfig> = Vec::new();
@@ -75,7 +79,7 @@ pub(crate) fn resolve_bridges(raw: &[Spanned<RawBridge>], ctx: &Ctx<'_>) -> Resu
             let _ = registry.claim_device(p.device.name(), PortRef { key: format!("{bkey}.name"), name: name.clone() });
             ports.push(p);
         }
-        ports.extend(resolve_ports(b.get_ref(), &bkey, ctx, &mut registry)?);
+        ports.extend(resolve_ports(b.get_ref(), &bkey, pmd_cores, ctx, &mut registry)?);
         let groups = resolve_groups(b.get_ref(), &bkey, ctx)?;
         let rules = resolve_rules(b.get_ref(), &bkey, &groups, ctx)?;
         let mut controllers = Vec::new();
@@ -122,12 +126,13 @@ pub(crate) fn resolve_bridges(raw: &[Spanned<RawBridge>], ctx: &Ctx<'_>) -> Resu
 fn resolve_ports(
     raw: &RawBridge,
     bkey: &str,
+    pmd_cores: &[usize],
     ctx: &Ctx<'_>,
     registry: &mut PortRegistry<PortRef>,
 ) -> Result<Vec<PortConfig>, ConfigError> {
     let mut ports: Vec<PortConfig> = Vec::new();
     for (pi, p) in raw.port.iter().enumerate() {
-        let port = resolve_port(p.get_ref(), &format!("{bkey}.port[{pi}]"), ctx, registry)?;
+        let port = resolve_port(p.get_ref(), &format!("{bkey}.port[{pi}]"), pmd_cores, ctx, registry)?;
         // OpenFlow numbers are the bridge's own: two bridges may each have a port 1.
         if let Some(first) = ports.iter().find(|x| x.number == port.number) {
             let number = &p.get_ref().number;
@@ -143,10 +148,11 @@ fn resolve_ports(
 fn resolve_port(
     raw: &RawPort,
     pkey: &str,
+    pmd_cores: &[usize],
     ctx: &Ctx<'_>,
     registry: &mut PortRegistry<PortRef>,
 ) -> Result<PortConfig, ConfigError> {
-    let RawPort { name, number, devargs, rx_queues, mtu } = raw;
+    let RawPort { name, number, devargs, rx_queues, mtu, admin, rxq_affinity } = raw;
     let at = |start: usize, key: &str, message: String| ctx.err(start, format!("{pkey}.{key}"), message);
     let me = || PortRef { key: pkey.to_string(), name: name.get_ref().clone() };
     check_name(name.get_ref()).map_err(|m| at(name.span().start, "name", m))?;
@@ -167,6 +173,16 @@ fn resolve_port(
         None => DEFAULT_MTU,
         Some(m) => check_mtu(*m.get_ref()).map_err(|msg| at(m.span().start, "mtu", msg))?,
     };
+    let admin_down = match admin {
+        None => false,
+        Some(a) => parse_admin(a.get_ref()).map_err(|m| at(a.span().start, "admin", m))?,
+    };
+    let rxq_affinity = match rxq_affinity {
+        None => Vec::new(),
+        Some(r) => parse_rxq_affinity(r.get_ref())
+            .and_then(|pins| check_rxq_affinity(&pins, rx_queues, pmd_cores).map(|()| pins))
+            .map_err(|m| at(r.span().start, "rxq_affinity", m))?,
+    };
     Ok(PortConfig {
         name: name.get_ref().clone(),
         number: n,
@@ -174,6 +190,8 @@ fn resolve_port(
         device,
         rx_queues,
         mtu,
+        admin_down,
+        rxq_affinity,
     })
 }
 
@@ -421,6 +439,12 @@ pub fn check_topology(bridges: &[BridgeConfig]) -> Result<(), String> {
                 .map_err(|first| format!("device {} is in use by port {first}", device.name()))?;
             check_rx_queues(i64::from(p.rx_queues)).map_err(|m| format!("port {}: rx queues {m}", p.name))?;
             check_mtu(i64::from(p.mtu)).map_err(|m| format!("port {}: MTU {m}", p.name))?;
+            if let Some(&(q, _)) = p.rxq_affinity.iter().find(|&&(q, _)| q >= p.rx_queues) {
+                return Err(format!(
+                    "port {}: rxq_affinity pins queue {q}, but the port has {} rx queue(s)",
+                    p.name, p.rx_queues
+                ));
+            }
         }
     }
     Ok(())

@@ -134,6 +134,10 @@ pub struct PmdConfig {
     pub auto_rebalance_interval_s: u32,
     /// `auto_rebalance_threshold`, default 95 (%, as OVS's `pmd-auto-lb-load-threshold`).
     pub auto_rebalance_threshold: u8,
+    /// `share_main_lcore`, default false: a PMD may run on the main lcore's CPU, sharing it
+    /// with the control thread (machines with very few CPUs, such as a 2-CPU test host that
+    /// needs two PMDs). Off, such a `cores` entry is refused.
+    pub share_main_lcore: bool,
 }
 
 /// `[flow]`: slow-path and megaflow cache knobs.
@@ -210,6 +214,8 @@ impl BridgeConfig {
             devargs,
             rx_queues: 1,
             mtu: crate::ports::DEFAULT_MTU,
+            admin_down: false,
+            rxq_affinity: Vec::new(),
         }
     }
 
@@ -306,6 +312,12 @@ pub struct PortConfig {
     pub rx_queues: u16,
     /// `mtu`, default [`crate::DEFAULT_MTU`].
     pub mtu: u16,
+    /// `admin = "down"` (default `"up"`): the port neither receives nor sends (OVS's
+    /// `ovs-ofctl mod-port BR PORT down`, OpenFlow's `OFPPC_PORT_DOWN`).
+    pub admin_down: bool,
+    /// `rxq_affinity`, default none: rx queues pinned to PMD cores
+    /// ([`crate::ports::RxqAffinity`]).
+    pub rxq_affinity: crate::ports::RxqAffinity,
 }
 
 /// What [`Config::validate`] needs to know about the machine.

@@ -303,6 +303,14 @@ fn write_ports(bridge: &mut Table, ports: &[PortConfig]) {
         if p.mtu != DEFAULT_MTU || t.contains_key("mtu") {
             set_if_changed(&mut t, "mtu", Value::from(i64::from(p.mtu)));
         }
+        if p.admin_down || t.contains_key("admin") {
+            set_if_changed(&mut t, "admin", Value::from(if p.admin_down { "down" } else { "up" }));
+        }
+        if p.rxq_affinity.is_empty() {
+            t.remove("rxq_affinity");
+        } else {
+            set_if_changed(&mut t, "rxq_affinity", Value::from(crate::ports::format_rxq_affinity(&p.rxq_affinity)));
+        }
         new.push(t);
     }
     bridge.insert("port", Item::ArrayOfTables(new));
@@ -520,10 +528,15 @@ flows_file = "br1.flows"
             device: crate::parse_devargs(devargs).unwrap(),
             rx_queues: 1,
             mtu: DEFAULT_MTU,
+            admin_down: false,
+            rxq_affinity: Vec::new(),
         };
-        c.bridges[0].ports.push(port("b", 2, "net_null1"));
+        c.bridges[0].ports.push(PortConfig { admin_down: true, ..port("b", 2, "net_null1") });
         let mut br2 = BridgeConfig::new("br2", true);
-        br2.ports.extend([port("c", 3, "net_tap0,iface=x0"), PortConfig { rx_queues: 4, ..port("d", 4, "net_null2") }]);
+        br2.ports.extend([
+            port("c", 3, "net_tap0,iface=x0"),
+            PortConfig { rx_queues: 4, rxq_affinity: vec![(0, 1), (3, 1)], ..port("d", 4, "net_null2") },
+        ]);
         c.bridges.push(br2);
         // A bridge without an internal port says so in the file.
         c.bridges.push(BridgeConfig::new("br3", false));
@@ -533,11 +546,16 @@ flows_file = "br1.flows"
         assert!(!text.contains("br1"), "{text}");
         assert!(!text.contains("LOCAL") && !text.contains("4294967294"), "{text}");
         assert_eq!(text.matches("internal_port = false").count(), 1, "{text}");
+        assert!(text.contains("admin = \"down\"") && text.contains("rxq_affinity = \"0:1,3:1\""), "{text}");
         let back = crate::Config::load(&p).unwrap();
         assert_eq!(back.bridges, c.bridges, "{text}");
         // The last port of a bridge goes: the bridge stays, without port tables.
         c.bridges[1].ports.truncate(1);
+        // Port b comes up and d's pins go (with d): `admin` says up, no `rxq_affinity` left.
+        c.bridges[0].ports[2].admin_down = false;
         write_topology(&p, &c.bridges).unwrap();
+        let text = std::fs::read_to_string(&p).unwrap();
+        assert!(text.contains("admin = \"up\"") && !text.contains("rxq_affinity"), "{text}");
         assert_eq!(crate::Config::load(&p).unwrap().bridges, c.bridges);
         std::fs::remove_dir_all(d).unwrap();
     }

@@ -120,6 +120,56 @@ pub fn check_rx_queues(queues: i64) -> Result<u16, String> {
     }
 }
 
+/// A port's `admin` setting: `"up"` or `"down"`; whether it is down.
+pub fn parse_admin(value: &str) -> Result<bool, String> {
+    match value.trim() {
+        "up" => Ok(false),
+        "down" => Ok(true),
+        other => Err(format!("`{other}`: admin is `up` or `down`")),
+    }
+}
+
+/// The queue → CPU pins of a port (`rxq_affinity = "0:1,1:3"`, OVS's
+/// `other_config:pmd-rxq-affinity`): each listed rx queue is polled by the PMD on that
+/// CPU, whatever the load, and that PMD polls no unpinned queue (OVS's default
+/// `pmd-rxq-isolate=true`). Sorted by queue; empty when none is pinned.
+pub type RxqAffinity = Vec<(u16, usize)>;
+
+/// Parses `QUEUE:CPU,...` (spaces allowed, empty for none). Each queue at most once.
+pub fn parse_rxq_affinity(text: &str) -> Result<RxqAffinity, String> {
+    let mut pins: RxqAffinity = Vec::new();
+    for item in text.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+        let (q, c) = item.split_once(':').ok_or_else(|| format!("`{item}` is not QUEUE:CPU"))?;
+        let queue = q.trim().parse::<u16>().map_err(|_| format!("`{q}` in `{item}` is not a queue number"))?;
+        let cpu = c.trim().parse::<usize>().map_err(|_| format!("`{c}` in `{item}` is not a CPU number"))?;
+        if pins.iter().any(|&(x, _)| x == queue) {
+            return Err(format!("queue {queue} is pinned twice"));
+        }
+        pins.push((queue, cpu));
+    }
+    pins.sort_unstable();
+    Ok(pins)
+}
+
+/// The `QUEUE:CPU,...` text of `pins` ([`parse_rxq_affinity`] reads it back).
+pub fn format_rxq_affinity(pins: &[(u16, usize)]) -> String {
+    pins.iter().map(|(q, c)| format!("{q}:{c}")).collect::<Vec<_>>().join(",")
+}
+
+/// Pins that a port with `rx_queues` queues and a switch with these PMD cores can have:
+/// every queue exists and every CPU runs a PMD.
+pub fn check_rxq_affinity(pins: &[(u16, usize)], rx_queues: u16, pmd_cores: &[usize]) -> Result<(), String> {
+    for &(queue, cpu) in pins {
+        if queue >= rx_queues {
+            return Err(format!("queue {queue} does not exist (the port has {rx_queues} rx queue(s))"));
+        }
+        if !pmd_cores.contains(&cpu) {
+            return Err(format!("CPU {cpu} runs no PMD thread (PMD cores: {pmd_cores:?})"));
+        }
+    }
+    Ok(())
+}
+
 /// Parses a `devargs` string: a PCI address (`0000:01:00.0` or `01:00.0`) or a virtual
 /// device `net_DRIVER<N>`, either followed by `,key=value` arguments.
 pub fn parse_devargs(devargs: &str) -> Result<PortDevice, String> {
@@ -257,6 +307,23 @@ mod tests {
         assert!(check_name("br-0.x_y").is_ok());
         assert!(check_name("").is_err());
         assert!(check_name("sixteen-chars-xx").is_err());
+    }
+
+    #[test]
+    fn rxq_affinity_text() {
+        assert_eq!(parse_rxq_affinity("1:3, 0:1"), Ok(vec![(0, 1), (1, 3)]));
+        assert_eq!(parse_rxq_affinity(""), Ok(vec![]));
+        assert_eq!(format_rxq_affinity(&[(0, 1), (1, 3)]), "0:1,1:3");
+        assert_eq!(parse_rxq_affinity("0:1,0:2"), Err("queue 0 is pinned twice".into()));
+        assert!(parse_rxq_affinity("0").is_err());
+        assert!(parse_rxq_affinity("x:1").is_err());
+        assert!(parse_rxq_affinity("0:-1").is_err());
+        assert_eq!(check_rxq_affinity(&[(0, 1), (1, 0)], 2, &[0, 1]), Ok(()));
+        assert_eq!(
+            check_rxq_affinity(&[(0, 5)], 2, &[0, 1]),
+            Err("CPU 5 runs no PMD thread (PMD cores: [0, 1])".into())
+        );
+        assert!(check_rxq_affinity(&[(2, 1)], 2, &[1]).unwrap_err().contains("queue 2 does not exist"));
     }
 
     #[test]

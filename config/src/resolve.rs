@@ -52,7 +52,7 @@ pub(crate) fn resolve(raw: RawConfig, ctx: &Ctx<'_>) -> Result<Config, ConfigErr
     let flow = resolve_flow(&raw.flow, ctx)?;
     let metrics = resolve_metrics(&raw.metrics, ctx)?;
     let hugepages = raw.hugepages.as_ref().map(|h| resolve_hugepages(h, ctx)).transpose()?;
-    let bridges = resolve_bridges(&raw.bridge, ctx)?;
+    let bridges = resolve_bridges(&raw.bridge, &pmd.cores, ctx)?;
     let any_pci = bridges.iter().flat_map(|b| &b.ports).any(|p| matches!(p.device, PortDevice::Pci { .. }));
     eal.no_pci = raw.eal.no_pci.unwrap_or(!any_pci);
     Ok(Config { eal, control, pmd, flow, metrics, hugepages, bridges, origin })
@@ -213,9 +213,10 @@ fn resolve_pmd(
     ctx: &Ctx<'_>,
     origin: &mut Origin,
 ) -> Result<PmdConfig, ConfigError> {
+    let share_main_lcore = raw.share_main_lcore.as_ref().is_some_and(|s| *s.get_ref());
     let cores = match &raw.cores {
         None => default_pmd_cores(main_lcore, ctx)?,
-        Some(list) => pmd_cores(list, main_lcore.0, ctx, origin)?,
+        Some(list) => pmd_cores(list, (!share_main_lcore).then_some(main_lcore.0), ctx, origin)?,
     };
     if let Some(b) = raw.burst.as_ref().filter(|b| *b.get_ref() as usize != BURST_SIZE) {
         return Err(ctx.err(b.span().start, "pmd.burst", format!("the burst size is fixed at {BURST_SIZE}")));
@@ -241,7 +242,14 @@ fn resolve_pmd(
         Some(t) => *t.get_ref() as u8,
         None => 95,
     };
-    Ok(PmdConfig { cores, idle_backoff_us, burst: BURST_SIZE, auto_rebalance_interval_s, auto_rebalance_threshold })
+    Ok(PmdConfig {
+        cores,
+        idle_backoff_us,
+        burst: BURST_SIZE,
+        auto_rebalance_interval_s,
+        auto_rebalance_threshold,
+        share_main_lcore,
+    })
 }
 
 /// No `pmd.cores`: CPU 1, unless that is the main lcore.
@@ -256,10 +264,11 @@ fn default_pmd_cores((main_lcore, main_lcore_at): (usize, usize), ctx: &Ctx<'_>)
     Ok(vec![1])
 }
 
-/// `pmd.cores = [...]`: not empty, no CPU twice, not the main lcore.
+/// `pmd.cores = [...]`: not empty, no CPU twice, not `main_lcore` (unless that is `None`:
+/// `share_main_lcore`).
 fn pmd_cores(
     list: &Spanned<Vec<Spanned<usize>>>,
-    main_lcore: usize,
+    main_lcore: Option<usize>,
     ctx: &Ctx<'_>,
     origin: &mut Origin,
 ) -> Result<Vec<usize>, ConfigError> {
@@ -276,11 +285,14 @@ fn pmd_cores(
                 format!("CPU {} is listed twice (also pmd.cores[{j}])", c.get_ref()),
             ));
         }
-        if *c.get_ref() == main_lcore {
+        if Some(*c.get_ref()) == main_lcore {
             return Err(ctx.err(
                 c.span().start,
                 key,
-                format!("CPU {} is the main lcore (eal.main_lcore); a PMD needs a CPU of its own", c.get_ref()),
+                format!(
+                    "CPU {} is the main lcore (eal.main_lcore); a PMD needs a CPU of its own (or set pmd.share_main_lcore)",
+                    c.get_ref()
+                ),
             ));
         }
         cores.push(*c.get_ref());

@@ -83,6 +83,7 @@ pub(crate) struct RawPmd {
     pub burst: Option<Spanned<u32>>,
     pub auto_rebalance_interval_s: Option<Spanned<u32>>,
     pub auto_rebalance_threshold: Option<Spanned<u32>>,
+    pub share_main_lcore: Option<Spanned<bool>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -126,6 +127,10 @@ pub(crate) struct RawPort {
     pub devargs: Spanned<String>,
     pub rx_queues: Option<Spanned<i64>>,
     pub mtu: Option<Spanned<i64>>,
+    /// `"up"` or `"down"`.
+    pub admin: Option<Spanned<String>>,
+    /// `"QUEUE:CPU,..."`.
+    pub rxq_affinity: Option<Spanned<String>>,
 }
 
 /// A value in a `[[bridge.rule]]` table.

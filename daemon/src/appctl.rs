@@ -140,7 +140,7 @@ pub fn pmd_rxq_show(r: &PmdStatsReply) -> String {
     let mut out = String::new();
     for p in &r.pmds {
         let _ = writeln!(out, "pmd thread numa_id 0 core_id {}:", p.core);
-        let _ = writeln!(out, "  isolated : false");
+        let _ = writeln!(out, "  isolated : {}", p.isolated);
         for q in &p.rxq_usage {
             let _ = writeln!(
                 out,

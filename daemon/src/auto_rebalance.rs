@@ -4,7 +4,8 @@
 //! and another had at least a quarter of the interval to spare, the queues are reassigned
 //! by their load (`Switch::rebalance_rxqs`). One PMD, or none over the threshold: nothing.
 //! The decision is a pure function of counters and time, tested below; the daemon's main
-//! loop calls [`AutoRebalance::due`] and does the rebalance.
+//! loop calls [`AutoRebalance::due`] and does the rebalance (pinned queues stay where
+//! they are). End to end: `tests/e2e/runtime.rs`, `auto_rebalance_follows_load`.
 
 use std::time::{Duration, Instant};
 

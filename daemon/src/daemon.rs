@@ -24,7 +24,7 @@ use crate::control::{ControlServer, Pending};
 use crate::datapath::Datapath;
 use crate::logging::LogControl;
 use crate::metrics::MetricsServer;
-use crate::openflow::OpenFlowServers;
+use crate::openflow::{OfAnswer, OfRequest, OpenFlowServers};
 use crate::protocol::{ChangeReply, Reply, Request, Response};
 use crate::published::{PUBLISH_EVERY, Published, Snapshot};
 use crate::sd_notify::{Notifier, PmdLiveness};
@@ -175,7 +175,15 @@ pub fn run(path: &Path, check_only: bool, log: LogControl) -> Result<(), DaemonE
             },
             recv(openflow_calls) -> c => {
                 if let Ok(call) = c {
-                    let (outcome, changed) = crate::openflow::answer(&mut dp, &config, openflow_servers.hub(), &call);
+                    let (outcome, changed) = if let OfRequest::PortMod { port, down } = &call.request {
+                        // A port setting: the same desired-state path as `set-port`.
+                        let req = Request::SetPort { port: port.clone(), settings: vec![admin_setting(*down)] };
+                        tracing::info!(target: "ferrovs_daemon::control", uid = ?call.peer_uid, "change (OpenFlow on {}): {}", call.bridge, describe(&req));
+                        let r = change_topology(&mut dp, path, &mut config, &mut openflow_servers, &req);
+                        (r.map(|_| OfAnswer::Changed), false)
+                    } else {
+                        crate::openflow::answer(&mut dp, &config, openflow_servers.hub(), &call)
+                    };
                     let outcome = if changed && outcome.is_ok() {
                         persist_bridge(&mut dp, path, &call.bridge).and(outcome)
                     } else {
@@ -544,13 +552,20 @@ fn apply_desired(
             openflow.hub().set_dpid(&b.name, id);
         }
         for p in &b.ports {
-            if old.is_none_or(|o| !o.ports.iter().any(|x| x.name == p.name))
+            let old_port = old.and_then(|o| o.ports.iter().find(|x| x.name == p.name));
+            if old_port.is_none()
                 && let Some(n) = dp.datapath_number(&p.name)
             {
                 openflow.hub().port_added(&b.name, p.number, n);
                 if let Some(info) = shown(&shown_after, &b.name, &p.name) {
                     openflow.hub().port_status(&b.name, &info, PortReason::Add);
                 }
+            }
+            // Its OFPPC_PORT_DOWN changed (set-port admin=, reload, or a port-mod).
+            if old_port.is_some_and(|o| o.admin_down != p.admin_down)
+                && let Some(info) = shown(&shown_after, &b.name, &p.name)
+            {
+                openflow.hub().port_status(&b.name, &info, PortReason::Modify);
             }
         }
     }
@@ -609,6 +624,11 @@ fn change_topology(
         Request::DelPort { .. } => Reply::DelPort(reply),
         _ => Reply::SetPort(reply),
     })
+}
+
+/// The `set-port` setting of an administrative state.
+fn admin_setting(down: bool) -> String {
+    format!("admin={}", if down { "down" } else { "up" })
 }
 
 /// Answers one control request (but `reload`, which needs the config's path).

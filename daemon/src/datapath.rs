@@ -248,6 +248,7 @@ impl Datapath {
                     pmd: p.index,
                     core: p.core,
                     running: p.running,
+                    isolated: p.isolated,
                     rx_queues: p.rx_queues.iter().map(|q| format!("{}:{}", q.port_name, q.queue)).collect(),
                     rxq_usage: p
                         .rx_queues
@@ -257,6 +258,7 @@ impl Datapath {
                             queue: q.queue,
                             packets: q.packets,
                             busy_cycles: q.busy_cycles,
+                            pinned: q.pinned,
                             usage_percent: 100.0
                                 * ratio(q.busy_cycles, p.counters.busy_cycles + p.counters.idle_cycles),
                         })
@@ -476,6 +478,16 @@ impl Datapath {
         self.switch.set_port_mtu(name, mtu).map_err(|e| e.to_string())
     }
 
+    /// Sets port `name` administratively down or up, in place.
+    pub fn set_port_admin(&mut self, name: &str, down: bool) -> Result<(), String> {
+        self.switch.set_port_admin(name, down).map_err(|e| e.to_string())
+    }
+
+    /// Pins port `name`'s rx queues ((queue, core)) and reassigns the queues.
+    pub fn set_rxq_affinity(&mut self, name: &str, pins: &[(u16, usize)]) -> Result<(), String> {
+        self.switch.set_rxq_affinity(name, pins).map_err(|e| e.to_string())
+    }
+
     /// Reassigns rx queues to PMDs by measured load.
     pub fn rebalance_rxqs(&mut self) -> Result<RebalanceReply, String> {
         let moves = self.switch.rebalance_rxqs().map_err(|e| e.to_string())?;
@@ -558,6 +570,8 @@ fn port_info(s: &PortStats, pc: &PortConfig) -> PortInfo {
         drop_unsupported,
         drop_no_mbuf,
         drop_oversize,
+        drop_admin_down_rx,
+        drop_admin_down_tx,
     } = s.counters;
     PortInfo {
         name: s.name.clone(),
@@ -583,6 +597,9 @@ fn port_info(s: &PortStats, pc: &PortConfig) -> PortInfo {
         drop_unsupported,
         drop_no_mbuf,
         drop_oversize,
+        drop_admin_down_rx,
+        drop_admin_down_tx,
+        admin_down: pc.admin_down,
         mtu: pc.mtu,
         nic: s.eth.map(|e| NicCounters {
             rx_packets: e.rx_packets,
@@ -617,6 +634,9 @@ pub fn detached_port_info(pc: &PortConfig) -> PortInfo {
         drop_unsupported: 0,
         drop_no_mbuf: 0,
         drop_oversize: 0,
+        drop_admin_down_rx: 0,
+        drop_admin_down_tx: 0,
+        admin_down: pc.admin_down,
         mtu: pc.mtu,
         nic: None,
     }

@@ -63,6 +63,10 @@ fn port_dict(p: &PortInfo) -> TelData {
         u("drop_malformed", p.drop_malformed),
         u("drop_unsupported", p.drop_unsupported),
         u("drop_no_mbuf", p.drop_no_mbuf),
+        u("drop_oversize", p.drop_oversize),
+        u("drop_admin_down_rx", p.drop_admin_down_rx),
+        u("drop_admin_down_tx", p.drop_admin_down_tx),
+        u("admin_down", p.admin_down as u64),
     ])
 }
 

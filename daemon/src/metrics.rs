@@ -156,19 +156,23 @@ fn encode_ports(s: &Snapshot, enc: &mut DescriptorEncoder) -> fmt::Result {
     counters(enc, "ferrovs_port_rx", "Bytes received on the port", Some(&Unit::Bytes), each(|p| p.rx_bytes))?;
     counters(enc, "ferrovs_port_tx_packets", "Packets sent on the port", None, each(|p| p.tx_packets))?;
     counters(enc, "ferrovs_port_tx", "Bytes sent on the port", Some(&Unit::Bytes), each(|p| p.tx_bytes))?;
-    let reasons: [Labelled<PortInfo>; 6] = [
+    let reasons: [Labelled<PortInfo>; 9] = [
         ("tx_full", |p| p.drop_tx_full),
         ("no_rule", |p| p.drop_no_rule),
         ("action", |p| p.drop_action),
         ("malformed", |p| p.drop_malformed),
         ("unsupported", |p| p.drop_unsupported),
         ("no_mbuf", |p| p.drop_no_mbuf),
+        ("oversize", |p| p.drop_oversize),
+        ("admin_down_rx", |p| p.drop_admin_down_rx),
+        ("admin_down_tx", |p| p.drop_admin_down_tx),
     ];
     counters(
         enc,
         "ferrovs_port_drops",
         "Packets dropped: tx_full (sent here, tx queue full), no_rule, action, malformed, unsupported, \
-         no_mbuf (received here)",
+         no_mbuf (received here), oversize (longer than the MTU allows, sent here), admin_down_rx and \
+         admin_down_tx (received here or sent here while the port was administratively down)",
         None,
         ports.iter().flat_map(|(l, p)| reasons.iter().map(move |(r, f)| (with(l, "reason", r), f(p)))),
     )?;
@@ -352,6 +356,8 @@ mod tests {
         assert_eq!(sample(&t, &format!("ferrovs_port_rx_packets_total{{{l}}}")), p.rx_packets as f64);
         assert_eq!(sample(&t, &format!("ferrovs_port_tx_bytes_total{{{l}}}")), p.tx_bytes as f64);
         assert_eq!(sample(&t, &format!("ferrovs_port_drops_total{{{l},reason=\"no_mbuf\"}}")), p.drop_no_mbuf as f64);
+        let admin_tx = sample(&t, &format!("ferrovs_port_drops_total{{{l},reason=\"admin_down_tx\"}}"));
+        assert_eq!(admin_tx, p.drop_admin_down_tx as f64);
         let pmd = samples::pmd_stats();
         let q = &pmd.pmds[0];
         let l = format!("pmd=\"{}\",core=\"{}\"", q.pmd, q.core);

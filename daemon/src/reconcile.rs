@@ -14,9 +14,10 @@
 //! 3. new bridges are added, then new ports: tx queues first, then the slow path learns
 //!    the port, then the PMDs poll it, so no miss from it meets a slow path that does not
 //!    know it;
-//! 4. MTUs are changed; on a reload, bridges whose groups or rules differ from what runs
-//!    get the file's groups, then its rule set (one atomic change each); a topology
-//!    change leaves them as they run ([`RulesFrom`]).
+//! 4. MTUs, administrative state (up/down) and rx queue pins are changed in place — the
+//!    device is not re-created, so nothing is lost on it or elsewhere; on a reload, bridges
+//!    whose groups or rules differ from what runs get the file's groups, then its rule set
+//!    (one atomic change each); a topology change leaves them as they run ([`RulesFrom`]).
 //!
 //! A port whose device went away under the switch (see `crate::device_watch`) is
 //! *detached*: it stays in the desired and running state (and in the file) but not in
@@ -43,6 +44,8 @@ pub fn port_spec(p: &PortConfig, datapath_number: u32) -> PortSpec {
     spec.n_rxq = p.rx_queues;
     spec.mtu = p.mtu;
     spec.link_down = p.is_internal();
+    spec.admin_down = p.admin_down;
+    spec.rxq_affinity = p.rxq_affinity.clone();
     spec
 }
 
@@ -166,15 +169,34 @@ pub fn reconcile(
             }
         }
     }
-    // 4. MTUs, then rules.
+    // 4. MTUs, admin state and pins, then rules.
     for b in &desired.bridges {
         for p in &b.ports {
-            let Some((_, now)) = find_port(running, &p.name) else { continue };
+            let Some(now) = find_port(running, &p.name).map(|(_, x)| x.clone()) else { continue };
+            let attached = !dp.is_detached(&p.name);
+            let mut changed = false;
             if now.mtu != p.mtu {
-                if !dp.is_detached(&p.name) {
+                if attached {
                     dp.set_port_mtu(&p.name, p.mtu)?;
                 }
                 set_running_port(running, &p.name, |rp| rp.mtu = p.mtu);
+                changed = true;
+            }
+            if now.admin_down != p.admin_down {
+                if attached {
+                    dp.set_port_admin(&p.name, p.admin_down)?;
+                }
+                set_running_port(running, &p.name, |rp| rp.admin_down = p.admin_down);
+                changed = true;
+            }
+            if now.rxq_affinity != p.rxq_affinity {
+                if attached {
+                    dp.set_rxq_affinity(&p.name, &p.rxq_affinity)?;
+                }
+                set_running_port(running, &p.name, |rp| rp.rxq_affinity = p.rxq_affinity.clone());
+                changed = true;
+            }
+            if changed {
                 done.ports_changed.push(p.name.clone());
             }
         }

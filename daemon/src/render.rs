@@ -76,7 +76,10 @@ fn port(out: &mut String, p: &PortInfo) {
         LinkState::Unknown => "unknown (its interface is in another network namespace)".to_string(),
         LinkState::Detached => "detached (its device is gone; reattached when it returns)".to_string(),
     };
-    let _ = writeln!(out, "  port {} {} ({}): link {link}", ferrovs_config::PortName(p.number), p.name, p.devargs);
+    // As ovs-ofctl show's `config: PORT_DOWN`: the administrative state beside the link.
+    let admin = if p.admin_down { ", admin down (PORT_DOWN)" } else { "" };
+    let _ =
+        writeln!(out, "  port {} {} ({}): link {link}{admin}", ferrovs_config::PortName(p.number), p.name, p.devargs);
     let _ = writeln!(
         out,
         "    rx {} pkts {} bytes, tx {} pkts {} bytes",
@@ -87,6 +90,9 @@ fn port(out: &mut String, p: &PortInfo) {
         "    drops: tx_full {}, no_rule {}, action {}, malformed {}, unsupported {}, no_mbuf {}",
         p.drop_tx_full, p.drop_no_rule, p.drop_action, p.drop_malformed, p.drop_unsupported, p.drop_no_mbuf
     );
+    if p.admin_down || p.drop_admin_down_rx + p.drop_admin_down_tx > 0 {
+        let _ = writeln!(out, "    admin down drops: rx {}, tx {}", p.drop_admin_down_rx, p.drop_admin_down_tx);
+    }
     if let Some(nic) = &p.nic {
         let _ = writeln!(
             out,
@@ -325,10 +331,12 @@ mod tests {
   port 1 a (net_null1,no-rx=1): link up 10000 Mbps
     rx 101 pkts 102 bytes, tx 103 pkts 104 bytes
     drops: tx_full 105, no_rule 106, action 107, malformed 108, unsupported 109, no_mbuf 110
+    admin down drops: rx 117, tx 118
     nic: rx 111 tx 112, rx_missed 113, rx_errors 114, tx_errors 115, rx_nombuf 116
-  port 2 b (net_null2,no-rx=1): link down
+  port 2 b (net_null2,no-rx=1): link down, admin down (PORT_DOWN)
     rx 201 pkts 202 bytes, tx 203 pkts 204 bytes
     drops: tx_full 205, no_rule 206, action 207, malformed 208, unsupported 209, no_mbuf 210
+    admin down drops: rx 217, tx 218
 br1: 0 ports
 mbufs: 1023 in use of 16383
 "
@@ -343,7 +351,7 @@ mbufs: 1023 in use of 16383
         let text = render(&Reply::Show(show));
         assert!(
             text.contains(
-                "  port 2 b (net_null2,no-rx=1): link unknown (its interface is in another network namespace)\n"
+                "  port 2 b (net_null2,no-rx=1): link unknown (its interface is in another network namespace), admin down (PORT_DOWN)\n"
             ),
             "{text}"
         );

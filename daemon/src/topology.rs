@@ -4,7 +4,10 @@
 //! refused command changes nothing and says why (name exists, number in use, number out
 //! of range, device rejected by DPDK, bridge not empty).
 
-use ferrovs_config::{BridgeConfig, Config, MAX_PORT_NUMBER, PortConfig, check_mtu, check_rx_queues, parse_devargs};
+use ferrovs_config::{
+    BridgeConfig, Config, MAX_PORT_NUMBER, PortConfig, check_mtu, check_rx_queues, check_rxq_affinity, parse_admin,
+    parse_devargs, parse_rxq_affinity,
+};
 
 use crate::protocol::{NamesReply, Request};
 
@@ -71,6 +74,8 @@ pub fn desired_after(running: &Config, req: &Request) -> Result<Outcome, String>
                 device: parse_devargs(devargs).map_err(|m| format!("port {port}: {m}"))?,
                 rx_queues: rx_queues.unwrap_or(1),
                 mtu: mtu.unwrap_or(ferrovs_config::DEFAULT_MTU),
+                admin_down: false,
+                rxq_affinity: Vec::new(),
             };
             if let Some(b) = d.bridges.iter_mut().find(|b| &b.name == bridge) {
                 b.ports.push(p);
@@ -101,6 +106,10 @@ pub fn desired_after(running: &Config, req: &Request) -> Result<Outcome, String>
         other => return Err(format!("{other:?} is not a bridge or port command")),
     }
     ferrovs_config::check_topology(&d.bridges)?;
+    for p in d.bridges.iter().flat_map(|b| &b.ports) {
+        check_rxq_affinity(&p.rxq_affinity, p.rx_queues, &d.pmd.cores)
+            .map_err(|m| format!("port {}: rxq_affinity: {m}", p.name))?;
+    }
     Ok(Outcome::Change(Box::new(d)))
 }
 
@@ -120,7 +129,15 @@ fn set(p: &mut PortConfig, setting: &str) -> Result<(), String> {
         "number" | "ofport_request" => {
             p.number = u32::try_from(int()?).map_err(|_| format!("number: {value} is out of range"))?
         }
-        other => return Err(format!("unknown port setting {other:?} (mtu, rx_queues, devargs, number)")),
+        "admin" => p.admin_down = parse_admin(value)?,
+        "rxq_affinity" | "pmd-rxq-affinity" => {
+            p.rxq_affinity = parse_rxq_affinity(value).map_err(|m| format!("rxq_affinity: {m}"))?
+        }
+        other => {
+            return Err(format!(
+                "unknown port setting {other:?} (mtu, rx_queues, devargs, number, admin, rxq_affinity)"
+            ));
+        }
     }
     Ok(())
 }
@@ -159,4 +176,42 @@ pub fn dangling_port_warnings(config: &Config) -> Vec<String> {
             })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn running() -> Config {
+        let text = "[[bridge]]\nname = \"br0\"\n\n[[bridge.port]]\nname = \"a\"\nnumber = 1\ndevargs = \"net_null0\"\nrx_queues = 2\n";
+        Config::from_str(text, std::env::temp_dir()).expect("config")
+    }
+
+    fn set_port(c: &Config, port: &str, setting: &str) -> Result<Config, String> {
+        let req = Request::SetPort { port: port.into(), settings: vec![setting.into()] };
+        match desired_after(c, &req)? {
+            Outcome::Change(d) => Ok(*d),
+            Outcome::Names(_) => Err("names".into()),
+        }
+    }
+
+    #[test]
+    fn set_port_admin_and_rxq_affinity() {
+        let c = running();
+        let port = |c: &Config| c.bridges[0].ports.iter().find(|p| p.name == "a").cloned().expect("port a");
+        let down = set_port(&c, "a", "admin=down").unwrap();
+        assert!(port(&down).admin_down);
+        assert!(!port(&set_port(&down, "a", "admin=up").unwrap()).admin_down);
+        assert!(set_port(&c, "a", "admin=off").unwrap_err().contains("admin is `up` or `down`"));
+        // The default PMD core is CPU 1.
+        let pinned = set_port(&c, "a", "rxq_affinity=1:1,0:1").unwrap();
+        assert_eq!(port(&pinned).rxq_affinity, vec![(0, 1), (1, 1)]);
+        assert!(port(&set_port(&pinned, "a", "rxq_affinity=").unwrap()).rxq_affinity.is_empty());
+        let e = set_port(&c, "a", "pmd-rxq-affinity=0:0").unwrap_err();
+        assert_eq!(e, "port a: rxq_affinity: CPU 0 runs no PMD thread (PMD cores: [1])");
+        // Fewer queues than a pin needs: refused, naming the pin.
+        assert!(set_port(&pinned, "a", "rx_queues=1").unwrap_err().contains("pins queue 1"));
+        // The internal port's admin state is the host's (its interface), not a setting.
+        assert!(set_port(&c, "br0", "admin=down").unwrap_err().contains("only its mtu"));
+    }
 }

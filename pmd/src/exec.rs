@@ -13,7 +13,9 @@
 //!
 //! A port whose frame is longer than its MTU allows (MTU + 18: Ethernet header, one VLAN
 //! tag and no FCS, as OVS counts it) is not sent: the packet is freed and counted as
-//! `drop_oversize` on that port.
+//! `drop_oversize` on that port. A port that is administratively down has a frame limit
+//! of 0, so the same single comparison drops every output to it (counted as
+//! `drop_admin_down_tx` instead) and the common path pays nothing for the state.
 //!
 //! Ports come and go at run time ([`crate::port_change`]): the per-port table has a
 //! fixed number of slots, sized when the switch starts, so attaching a port moves a
@@ -53,13 +55,23 @@ pub(crate) struct TxPort {
     txq: TxQueue,
     batch: MbufBatch,
     pending_bytes: u64,
-    /// Longest frame the port sends (MTU + 18).
+    /// Longest frame the port sends: MTU + 18, or 0 while the port is down.
     max_frame: u32,
+    /// MTU + 18, kept while the port is down.
+    mtu_frame: u32,
+    /// Administratively down: nothing is sent, nothing received is processed.
+    down: bool,
 }
 
 impl TxPort {
     pub(crate) fn new(number: u32, txq: TxQueue, max_frame: u32) -> TxPort {
-        TxPort { number, txq, batch: MbufBatch::new(), pending_bytes: 0, max_frame }
+        TxPort { number, txq, batch: MbufBatch::new(), pending_bytes: 0, max_frame, mtu_frame: max_frame, down: false }
+    }
+
+    fn set_limits(&mut self, mtu_frame: u32, down: bool) {
+        self.mtu_frame = mtu_frame;
+        self.down = down;
+        self.max_frame = if down { 0 } else { mtu_frame };
     }
 }
 
@@ -179,8 +191,21 @@ impl TxState {
     /// Changes the longest frame `slot` sends.
     pub(crate) fn set_max_frame(&mut self, slot: usize, max_frame: u32) {
         if let Some(Some(p)) = self.ports.get_mut(slot) {
-            p.max_frame = max_frame;
+            p.set_limits(max_frame, p.down);
         }
+    }
+
+    /// Sets `slot` administratively down or up.
+    pub(crate) fn set_down(&mut self, slot: usize, down: bool) {
+        if let Some(Some(p)) = self.ports.get_mut(slot) {
+            p.set_limits(p.mtu_frame, down);
+        }
+    }
+
+    /// Whether `slot`'s port is administratively down (what it receives is dropped).
+    #[inline(always)]
+    pub(crate) fn is_down(&self, slot: usize) -> bool {
+        matches!(self.ports.get(slot), Some(Some(p)) if p.down)
     }
 
     /// Replaces the number → slot table, returning the old one.
@@ -271,7 +296,12 @@ impl TxState {
         };
         let len = pkt.pkt_len();
         if len > port.max_frame as usize {
-            self.counters[idx].drop_oversize += 1;
+            let c = &mut self.counters[idx];
+            if port.down {
+                c.drop_admin_down_tx += 1
+            } else {
+                c.drop_oversize += 1
+            }
             return drop(pkt);
         }
         if port.batch.is_full() {

@@ -40,6 +40,7 @@ pub mod perf;
 pub mod pipeline;
 pub mod pmd;
 pub mod port_change;
+mod rxq_assign;
 pub mod spec;
 pub mod stats;
 pub mod switch;

@@ -120,6 +120,14 @@ impl<C: Pipeline> PmdThread<C> {
                 if n == 0 {
                     continue;
                 }
+                if self.tx.is_down(q.in_idx) {
+                    // Administratively down: what arrives is freed unprocessed (the ring
+                    // does not fill with stale frames to deliver when it comes up).
+                    self.tx.counters[q.in_idx].drop_admin_down_rx += n as u64;
+                    batch.free_all();
+                    touched = true;
+                    continue;
+                }
                 received += n;
                 self.tx.pmd.rx_bursts += 1;
                 self.tx.perf.batch(n);

@@ -35,6 +35,8 @@ pub(crate) struct PortChange {
     pub retired_tx: Option<TxPort>,
     /// A new frame limit for a slot.
     pub max_frame: Option<(usize, u32)>,
+    /// A slot set administratively down (true) or up.
+    pub admin_down: Option<(usize, bool)>,
     /// The PMD's next rx queue set: empty, with room for the queues it keeps plus
     /// `add_rxqs`. The old (emptied) vector comes back here.
     pub rx_set: Option<Vec<AssignedRxq>>,
@@ -64,6 +66,9 @@ impl PortChange {
         }
         if let Some((slot, max_frame)) = self.max_frame {
             tx.set_max_frame(slot, max_frame);
+        }
+        if let Some((slot, down)) = self.admin_down {
+            tx.set_down(slot, down);
         }
         if let Some(table) = self.slot_table.take() {
             self.slot_table = Some(tx.swap_slot_table(table));

@@ -8,7 +8,9 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use ferrovs_config::{DEFAULT_MTU, PortRegistry, check_mtu, check_port_number, check_rx_queues, parse_devargs};
+use ferrovs_config::{
+    DEFAULT_MTU, PortRegistry, check_mtu, check_port_number, check_rx_queues, check_rxq_affinity, parse_devargs,
+};
 use ferrovs_dpdk::PortId;
 
 use crate::error::SwitchError;
@@ -42,6 +44,12 @@ pub struct PortSpec {
     /// Set the link down once the port has started: a bridge's internal port, which (as
     /// OVS's LOCAL) stays down, and quiet, until the host sets its interface up.
     pub link_down: bool,
+    /// Administratively down (OpenFlow's `OFPPC_PORT_DOWN`): the link is set down where
+    /// the driver can, frames received are dropped (`drop_admin_down_rx`) and outputs to
+    /// it are dropped (`drop_admin_down_tx`).
+    pub admin_down: bool,
+    /// Rx queues pinned to PMD cores, (queue, core) ([`ferrovs_config::RxqAffinity`]).
+    pub rxq_affinity: Vec<(u16, usize)>,
 }
 
 impl PortSpec {
@@ -54,6 +62,8 @@ impl PortSpec {
             n_rxq: 1,
             mtu: DEFAULT_MTU,
             link_down: false,
+            admin_down: false,
+            rxq_affinity: Vec::new(),
         }
     }
     /// A port that already exists, with one rx queue.
@@ -65,6 +75,8 @@ impl PortSpec {
             n_rxq: 1,
             mtu: DEFAULT_MTU,
             link_down: false,
+            admin_down: false,
+            rxq_affinity: Vec::new(),
         }
     }
 }
@@ -191,6 +203,8 @@ pub fn validate(ports: &[PortSpec], options: &SwitchOptions) -> Result<(), Switc
     let mut registry = PortRegistry::new();
     for p in ports {
         check_port(p, &mut registry)?;
+        check_rxq_affinity(&p.rxq_affinity, p.n_rxq, &options.pmd_cores)
+            .map_err(|m| SwitchError::Invalid(format!("port {:?}: rxq_affinity: {m}", p.name)))?;
     }
     if options.pmd_cores.is_empty() {
         return Err(SwitchError::Invalid("no PMD cores given".into()));

@@ -81,6 +81,10 @@ counter_set! {
         drop_no_mbuf,
         /// Frames longer than the port's MTU allows, not sent (output port).
         drop_oversize,
+        /// Frames received while the port was administratively down, freed unprocessed.
+        drop_admin_down_rx,
+        /// Outputs to a port that was administratively down, not sent.
+        drop_admin_down_tx,
     }
 }
 
@@ -94,6 +98,8 @@ impl PortCounters {
             + self.drop_unsupported
             + self.drop_no_mbuf
             + self.drop_oversize
+            + self.drop_admin_down_rx
+            + self.drop_admin_down_tx
     }
 }
 

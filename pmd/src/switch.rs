@@ -6,11 +6,15 @@
 //! 2. create the mempool; probe every device (the error names the devargs DPDK rejected);
 //! 3. configure each port with its rx queues and one tx queue per PMD, start it, enable
 //!    promiscuous mode;
-//! 4. assign (port, rx queue) pairs to PMDs round-robin and start the PMD threads, each
-//!    pinned to its core and registered with DPDK; wait until all are running.
+//! 4. assign (port, rx queue) pairs to PMDs by load, pinned queues to their PMD
+//!    ([`crate::rxq_assign`]), and start the PMD threads, each pinned to its core and
+//!    registered with DPDK; wait until all are running.
 //!
 //! A port whose link goes down keeps its configuration; the PMDs just keep polling it and
-//! forwarding resumes when the link returns.
+//! forwarding resumes when the link returns. A port set administratively down
+//! ([`Switch::set_port_admin`]) keeps its device and queues too: its link is set down
+//! where the driver can, and every PMD drops what it receives and what is output to it
+//! (counted), so bringing it up again loses nothing elsewhere and re-creates nothing.
 //!
 //! Stopping sets the stop flag, joins the PMDs (which flush and free everything they hold),
 //! then stops and closes the ports.
@@ -30,6 +34,7 @@ use crate::forwarder::{ForwardRule, Forwarder};
 use crate::pipeline::Pipeline;
 use crate::pmd::{AssignedRxq, PmdMessage, PmdThread};
 use crate::port_change::{PortChange, PortChangeMessage};
+use crate::rxq_assign;
 use crate::spec::{PortSource, PortSpec, SwitchOptions, validate};
 use crate::stats::{AtomicRxqCounters, PmdLocal, PmdShared, PortCounters, RxqLocal};
 
@@ -71,6 +76,16 @@ fn set_device_mtu(port: &Port, name: &str, mtu: u16) {
     }
 }
 
+/// Sets the device's link up or down where the driver can. Not fatal when it cannot
+/// (a net_tap whose interface moved to another namespace answers "no such device"): the
+/// PMDs enforce an administratively down port either way.
+fn set_device_link(port: &Port, name: &str, up: bool) {
+    let r = if up { port.set_link_up() } else { port.set_link_down() };
+    if let Err(e) = r {
+        tracing::warn!(port = %name, error = %e, up, "device link not set; the switch still enforces the port state");
+    }
+}
+
 /// The device of `spec`: probed from its devargs, or the existing port.
 fn probe_source(eal: &Eal, spec: &PortSpec) -> Result<PortId, SwitchError> {
     match &spec.device {
@@ -91,6 +106,8 @@ pub struct RxqAssignment {
     pub busy_cycles: u64,
     /// Packets received on it.
     pub packets: u64,
+    /// Pinned to this PMD (`rxq_affinity`).
+    pub pinned: bool,
 }
 
 /// What a PMD thread is doing; see [`Switch::pmd_info`].
@@ -98,6 +115,8 @@ pub struct RxqAssignment {
 pub struct PmdInfo {
     pub index: usize,
     pub core: usize,
+    /// Polls a pinned queue, so it gets no unpinned one (OVS's `isolated`).
+    pub isolated: bool,
     pub rx_queues: Vec<RxqAssignment>,
 }
 
@@ -122,6 +141,8 @@ pub struct PmdStats {
     pub index: usize,
     pub core: usize,
     pub running: bool,
+    /// Polls a pinned queue (see [`PmdInfo::isolated`]).
+    pub isolated: bool,
     pub rx_queues: Vec<RxqAssignment>,
     /// The PMD's counters as last published.
     pub counters: PmdLocal,
@@ -211,6 +232,8 @@ struct RxqState {
     counters: Arc<AtomicRxqCounters>,
     /// `counters.busy_cycles` at the last rebalance: the load since is what counts.
     cycles_at_rebalance: u64,
+    /// The PMD it is pinned to.
+    pinned: Option<usize>,
 }
 
 struct PmdHandle<M> {
@@ -301,7 +324,7 @@ impl<M: Send + 'static> Switch<M> {
         };
         let (started_tx, started_rx) = crossbeam_channel::unbounded();
         for (pmd_index, &core) in options.pmd_cores.iter().enumerate() {
-            let info = PmdInfo { index: pmd_index, core, rx_queues: Vec::new() };
+            let info = PmdInfo { index: pmd_index, core, isolated: false, rx_queues: Vec::new() };
             let pipeline = make_pipeline(&info);
             let (msg_tx, msg_rx) = crossbeam_channel::bounded(options.message_queue);
             let shared = Arc::new(PmdShared::new(options.max_ports));
@@ -390,10 +413,8 @@ impl<M: Send + 'static> Switch<M> {
         set_device_mtu(&port, &spec.name, spec.mtu);
         port.start().map_err(perr)?;
         port.set_promiscuous(true).map_err(perr)?;
-        if spec.link_down
-            && let Err(e) = port.set_link_down()
-        {
-            tracing::warn!(port = %spec.name, error = %e, "setting the link down");
+        if spec.link_down || spec.admin_down {
+            set_device_link(&port, &spec.name, false);
         }
         let mut table = self.slot_table.clone();
         set_slot(&mut table, spec.number, slot);
@@ -402,6 +423,7 @@ impl<M: Send + 'static> Switch<M> {
             let txq = port.tx_queue(pmd as u16).map_err(perr)?;
             changes.push(PortChange {
                 attach_tx: Some((slot, TxPort::new(spec.number, txq, max_frame(spec.mtu)))),
+                admin_down: spec.admin_down.then_some((slot, true)),
                 slot_table: Some(table.clone()),
                 ..PortChange::default()
             });
@@ -413,23 +435,32 @@ impl<M: Send + 'static> Switch<M> {
         Ok(())
     }
 
-    /// Starts polling `name`'s rx queues: each queue goes to the PMD with the least
-    /// measured load (busy cycles of the queues it polls; then fewest queues).
+    /// Starts polling `name`'s rx queues: a pinned queue goes to its PMD; each other
+    /// queue to the PMD with the least measured load (busy cycles of the queues it polls;
+    /// then fewest queues) among those without pinned queues ([`crate::rxq_assign`]).
+    /// When the port's pins isolate a PMD that polls unpinned queues, those move
+    /// ([`Switch::rebalance_rxqs`]).
     pub fn poll_port(&mut self, name: &str) -> Result<(), SwitchError> {
         let i = self.port_position(name)?;
         if self.ports[i].polled {
             return Ok(());
         }
         let (slot, number, n_rxq) = (self.ports[i].slot, self.ports[i].spec.number, self.ports[i].port.config().n_rxq);
+        let pins = self.pin_pmds(&self.ports[i].spec.rxq_affinity);
         let mut load: Vec<(u64, usize)> = vec![(0, 0); self.pmds.len()];
         for q in &self.rxqs {
             load[q.pmd].0 += q.counters.snapshot().busy_cycles;
             load[q.pmd].1 += 1;
         }
+        let iso = rxq_assign::isolated(
+            self.pmds.len(),
+            self.rxqs.iter().filter_map(|q| q.pinned).chain(pins.iter().map(|&(_, p)| p)),
+        );
         let mut adds: Vec<Vec<AssignedRxq>> = (0..self.pmds.len()).map(|_| Vec::new()).collect();
         let mut new_states = Vec::new();
         for queue in 0..n_rxq {
-            let pmd = (0..load.len()).min_by_key(|&p| (load[p].0, load[p].1, p)).unwrap_or(0);
+            let pinned = pins.iter().find(|&&(q, _)| q == queue).map(|&(_, p)| p);
+            let pmd = pinned.unwrap_or_else(|| rxq_assign::least_loaded(&load, &iso));
             load[pmd].1 += 1;
             let rxq =
                 self.ports[i].port.rx_queue(queue).map_err(|e| SwitchError::Port { port: name.into(), source: e })?;
@@ -449,13 +480,70 @@ impl<M: Send + 'static> Switch<M> {
                 pmd,
                 counters,
                 cycles_at_rebalance: 0,
+                pinned,
             });
         }
         let changes = taking_changes(adds, |pmd| self.rxqs.iter().filter(|q| q.pmd == pmd).count());
         self.apply(changes)?;
         self.rxqs.extend(new_states);
         self.ports[i].polled = true;
+        if self.rxqs.iter().any(|q| q.pinned.is_none() && iso[q.pmd]) && iso.contains(&false) {
+            self.rebalance_rxqs()?;
+        }
         Ok(())
+    }
+
+    /// `pins` ((queue, core)) as (queue, PMD index); cores without a PMD left out
+    /// (`validate` refused them).
+    fn pin_pmds(&self, pins: &[(u16, usize)]) -> Vec<(u16, usize)> {
+        pins.iter()
+            .filter_map(|&(q, core)| self.options.pmd_cores.iter().position(|&c| c == core).map(|p| (q, p)))
+            .collect()
+    }
+
+    /// Pins `name`'s rx queues to PMD cores as `pins` ((queue, core); empty: none) and
+    /// reassigns every queue ([`Switch::rebalance_rxqs`]) so that pinned queues sit on their
+    /// PMD and isolated PMDs poll nothing else. Refused, with nothing changed, for a
+    /// queue the port does not have or a core that runs no PMD.
+    pub fn set_rxq_affinity(&mut self, name: &str, pins: &[(u16, usize)]) -> Result<(), SwitchError> {
+        let i = self.port_position(name)?;
+        ferrovs_config::check_rxq_affinity(pins, self.ports[i].port.config().n_rxq, &self.options.pmd_cores)
+            .map_err(|m| SwitchError::Invalid(format!("port {name:?}: rxq_affinity: {m}")))?;
+        self.ports[i].spec.rxq_affinity = pins.to_vec();
+        let slot = self.ports[i].slot;
+        let pmds = self.pin_pmds(pins);
+        for q in self.rxqs.iter_mut().filter(|q| q.slot == slot) {
+            q.pinned = pmds.iter().find(|&&(n, _)| n == q.queue).map(|&(_, p)| p);
+        }
+        self.rebalance_rxqs()?;
+        Ok(())
+    }
+
+    /// Sets `name` administratively down (or up): its link where the driver can, and on
+    /// every PMD its received frames and outputs dropped and counted (or no longer). The
+    /// device, its queues and every other port are left as they are.
+    pub fn set_port_admin(&mut self, name: &str, down: bool) -> Result<(), SwitchError> {
+        let i = self.port_position(name)?;
+        let slot = self.ports[i].slot;
+        if down {
+            // Stop forwarding first, then the link: nothing is sent on a link going down.
+            self.apply(self.admin_changes(slot, true))?;
+            set_device_link(&self.ports[i].port, name, false);
+        } else {
+            if !self.ports[i].spec.link_down {
+                set_device_link(&self.ports[i].port, name, true);
+            }
+            self.apply(self.admin_changes(slot, false))?;
+        }
+        self.ports[i].spec.admin_down = down;
+        tracing::info!(port = %name, "port administratively {}", if down { "down" } else { "up" });
+        Ok(())
+    }
+
+    fn admin_changes(&self, slot: usize, down: bool) -> Vec<(usize, PortChange)> {
+        (0..self.pmds.len())
+            .map(|pmd| (pmd, PortChange { admin_down: Some((slot, down)), ..PortChange::default() }))
+            .collect()
     }
 
     /// Stops polling `name`'s rx queues (every PMD has let go of them when this returns).
@@ -558,25 +646,17 @@ impl<M: Send + 'static> Switch<M> {
     }
 
     /// Reassigns every polled rx queue by its load since the last rebalance (OVS's
-    /// `pmd-rxq-assign=cycles`): busiest queue first, each to the PMD with the least load
-    /// so far. A moving queue is let go by its PMD, then taken by the new one (packets
-    /// wait in the device's ring meanwhile). Returns the moves as (port, queue, from, to).
+    /// `pmd-rxq-assign=cycles`): pinned queues to their PMD, the others busiest first, each
+    /// to the non-isolated PMD with the least load so far ([`crate::rxq_assign`]). A
+    /// moving queue is let go by its PMD, then taken by the new one (packets wait in the
+    /// device's ring meanwhile). Returns the moves as (port, queue, from, to).
     pub fn rebalance_rxqs(&mut self) -> Result<Vec<(String, u16, usize, usize)>, SwitchError> {
-        let mut order: Vec<(u64, usize)> = self
+        let queues: Vec<(u64, Option<usize>)> = self
             .rxqs
             .iter()
-            .enumerate()
-            .map(|(i, q)| (q.counters.snapshot().busy_cycles.saturating_sub(q.cycles_at_rebalance), i))
+            .map(|q| (q.counters.snapshot().busy_cycles.saturating_sub(q.cycles_at_rebalance), q.pinned))
             .collect();
-        order.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
-        let mut load = vec![(0u64, 0usize); self.pmds.len()];
-        let mut target = vec![0usize; self.rxqs.len()];
-        for (cycles, i) in order {
-            let pmd = (0..load.len()).min_by_key(|&p| (load[p].0, load[p].1, p)).unwrap_or(0);
-            load[pmd].0 += cycles;
-            load[pmd].1 += 1;
-            target[i] = pmd;
-        }
+        let target = rxq_assign::assign(&queues, self.pmds.len());
         let moving: Vec<usize> = (0..self.rxqs.len()).filter(|&i| target[i] != self.rxqs[i].pmd).collect();
         // Let go: each source PMD hands its moving queues back.
         let mut changes = Vec::new();
@@ -631,7 +711,12 @@ impl<M: Send + 'static> Switch<M> {
     pub fn pmd_info(&self) -> Vec<PmdInfo> {
         self.pmds
             .iter()
-            .map(|p| PmdInfo { index: p.index, core: p.core, rx_queues: self.rx_queues_of(p.index) })
+            .map(|p| PmdInfo {
+                index: p.index,
+                core: p.core,
+                isolated: self.rxqs.iter().any(|q| q.pinned == Some(p.index)),
+                rx_queues: self.rx_queues_of(p.index),
+            })
             .collect()
     }
 
@@ -648,6 +733,7 @@ impl<M: Send + 'static> Switch<M> {
                     queue: q.queue,
                     busy_cycles: c.busy_cycles,
                     packets: c.packets,
+                    pinned: q.pinned.is_some(),
                 }
             })
             .collect()
@@ -721,6 +807,7 @@ impl<M: Send + 'static> Switch<M> {
                 index: p.index,
                 core: p.core,
                 running: p.shared.running.load(Ordering::SeqCst),
+                isolated: self.rxqs.iter().any(|q| q.pinned == Some(p.index)),
                 rx_queues: self.rx_queues_of(p.index),
                 counters: p.shared.pmd(),
                 histograms: p.shared.perf.snapshot(),

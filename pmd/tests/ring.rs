@@ -61,6 +61,18 @@ fn bench(
     n_pmds: usize,
     rules: &[(u32, ForwardRule)],
 ) -> Result<Bench, Failed> {
+    bench_with(n_ports, ring_sizes, n_rxq, n_pmds, rules, |_| {})
+}
+
+/// As [`bench`], with each port spec passed through `edit` before the switch starts.
+fn bench_with(
+    n_ports: usize,
+    ring_sizes: &[u32],
+    n_rxq: u16,
+    n_pmds: usize,
+    rules: &[(u32, ForwardRule)],
+    edit: impl Fn(&mut PortSpec),
+) -> Result<Bench, Failed> {
     let eal = eal();
     let pool = Mempool::new(eal, &uniq("tpool"), 4095, 0, 2176, 0)?;
     let n_q = (n_pmds as u16).max(n_rxq);
@@ -70,6 +82,7 @@ fn bench(
         let (a, b) = ring_port_pair(eal, &uniq("r"), n_q, ring_size)?;
         let mut spec = PortSpec::existing(format!("p{}", i + 1), (i + 1) as u32, a);
         spec.n_rxq = n_rxq;
+        edit(&mut spec);
         specs.push(spec);
         peers.push(Peer::open(b, n_q, &pool)?);
     }
@@ -320,6 +333,110 @@ fn rebalance_spreads_busy_queues() -> Result<(), Failed> {
     Ok(())
 }
 
+/// Which PMD polls each of `ports`' queues 0 and 1, in that order.
+fn assignment(sw: &Switch<ForwarderMessage>, ports: &[&str]) -> Vec<Option<usize>> {
+    ports.iter().flat_map(|p| [pmd_of(sw, p, 0), pmd_of(sw, p, 1)]).collect()
+}
+
+/// Sends 32 frames on queues 0 and 1 of each of p1 and p2 and checks they all cross.
+fn all_queues_forward(b: &mut Bench) -> Result<(), Failed> {
+    for q in 0..2 {
+        b.send_on(1, q, &frames(32, 64))?;
+        b.send_on(2, q, &frames(32, 64))?;
+    }
+    let (to2, to1) = (b.recv(2, 64, Duration::from_secs(3)).len(), b.recv(1, 64, Duration::from_secs(3)).len());
+    check(to2 == 64 && to1 == 64, || format!("p1 -> p2 {to2}/64, p2 -> p1 {to1}/64"))
+}
+
+/// `rxq_affinity`: p1's queue 0 pinned to core 1 (PMD 1) is polled there, PMD 1 polls
+/// nothing else (isolated), a rebalance under load keeps it so, a core without a PMD is
+/// refused, and pins changed at run time move the queues; traffic flows on every queue
+/// throughout.
+fn pinned_queues_stay_and_isolate_their_pmd() -> Result<(), Failed> {
+    let rules = [(1, ForwardRule::Output(2)), (2, ForwardRule::Output(1))];
+    let mut b = bench_with(2, &[1024, 1024], 2, 2, &rules, |s| {
+        if s.name == "p1" {
+            s.rxq_affinity = vec![(0, 1)];
+        }
+    })?;
+    let info = b.sw.pmd_info();
+    let pinned_alone = vec![Some(1), Some(0), Some(0), Some(0)];
+    check(assignment(&b.sw, &["p1", "p2"]) == pinned_alone, || format!("{info:?}"))?;
+    check(info[1].isolated && !info[0].isolated && info[1].rx_queues.iter().all(|q| q.pinned), || format!("{info:?}"))?;
+    all_queues_forward(&mut b)?;
+    // Load the unpinned queues: PMD 0 is busy, PMD 1 idle, but isolated: nothing moves.
+    for _ in 0..10 {
+        all_queues_forward(&mut b)?;
+    }
+    let moves = b.sw.rebalance_rxqs()?;
+    check(moves.is_empty() && assignment(&b.sw, &["p1", "p2"]) == pinned_alone, || {
+        format!("moves {moves:?}: {:?}", b.sw.pmd_info())
+    })?;
+    // A core that runs no PMD is refused, with the reason, and changes nothing.
+    match b.sw.set_rxq_affinity("p1", &[(0, 7)]) {
+        Err(SwitchError::Invalid(m)) => check(m.contains("CPU 7 runs no PMD thread"), || m.clone())?,
+        other => return Err(format!("pin to core 7: {other:?}").into()),
+    }
+    check(assignment(&b.sw, &["p1", "p2"]) == pinned_alone, || format!("{:?}", b.sw.pmd_info()))?;
+    // p2's queue 1 pinned to core 0 as well: both PMDs isolated, both pins hold.
+    b.sw.set_rxq_affinity("p2", &[(1, 0)])?;
+    let a = assignment(&b.sw, &["p1", "p2"]);
+    check(a[0] == Some(1) && a[3] == Some(0) && b.sw.pmd_info().iter().all(|p| p.isolated), || {
+        format!("{:?}", b.sw.pmd_info())
+    })?;
+    all_queues_forward(&mut b)?;
+    // Pins gone: no PMD isolated, every queue polled.
+    b.sw.set_rxq_affinity("p1", &[])?;
+    b.sw.set_rxq_affinity("p2", &[])?;
+    let info = b.sw.pmd_info();
+    check(info.iter().all(|p| !p.isolated && p.rx_queues.iter().all(|q| !q.pinned)), || format!("{info:?}"))?;
+    check(assignment(&b.sw, &["p1", "p2"]).iter().all(Option::is_some), || format!("{info:?}"))?;
+    all_queues_forward(&mut b)?;
+    b.finish()?;
+    Ok(())
+}
+
+/// A port polled after others, whose pin lands on a PMD that already polls unpinned
+/// queues: those move off it (p1's queue 0 was on PMD 0, which p2's pinned queue 1 now
+/// isolates), and every queue forwards.
+fn a_later_pin_moves_unpinned_queues_off_its_pmd() -> Result<(), Failed> {
+    let rules = [(1, ForwardRule::Output(2)), (2, ForwardRule::Output(1))];
+    let mut b = bench_with(2, &[1024, 1024], 2, 2, &rules, |s| {
+        if s.name == "p2" {
+            s.rxq_affinity = vec![(1, 0)];
+        }
+    })?;
+    let info = b.sw.pmd_info();
+    check(assignment(&b.sw, &["p1", "p2"]) == vec![Some(1), Some(1), Some(1), Some(0)], || format!("{info:?}"))?;
+    check(info[0].isolated && info[0].rx_queues.len() == 1, || format!("{info:?}"))?;
+    all_queues_forward(&mut b)?;
+    b.finish()?;
+    Ok(())
+}
+
+/// An administratively down port drops what it receives and what is output to it (both
+/// counted) while its device stays; up again, it forwards.
+fn admin_down_drops_both_ways_in_place() -> Result<(), Failed> {
+    let mut b = bench(2, &[1024, 1024], 1, 1, &[(1, ForwardRule::Output(2)), (2, ForwardRule::Output(1))])?;
+    b.sw.set_port_admin("p2", true)?;
+    b.send(1, &frames(10, 64))?;
+    b.send(2, &frames(7, 64))?;
+    let s = b.wait_stats("down drops", |s| {
+        s.ports[1].counters.drop_admin_down_tx == 10 && s.ports[1].counters.drop_admin_down_rx == 7
+    })?;
+    let (to2, to1) = (b.recv(2, 1, Duration::from_millis(200)).len(), b.recv(1, 1, Duration::from_millis(50)).len());
+    check(to2 == 0 && to1 == 0 && s.ports[0].counters.tx_packets == 0, || {
+        format!("a down port passed frames: to p2 {to2}, to p1 {to1}; {:?}", s.ports)
+    })?;
+    b.sw.set_port_admin("p2", false)?;
+    b.send(1, &frames(10, 64))?;
+    b.send(2, &frames(10, 64))?;
+    let (to2, to1) = (b.recv(2, 10, Duration::from_secs(3)).len(), b.recv(1, 10, Duration::from_secs(3)).len());
+    check(to2 == 10 && to1 == 10, || format!("up again: to p2 {to2}/10, to p1 {to1}/10"))?;
+    b.finish()?;
+    Ok(())
+}
+
 fn bad_requests_fail_clearly() -> Result<(), Failed> {
     let eal = eal();
     let opts = test_options(1);
@@ -439,6 +556,9 @@ fn main() {
         ("edits_are_copy_on_write_per_output", edits_are_copy_on_write_per_output),
         ("two_pmds_share_rx_queues", two_pmds_share_rx_queues),
         ("rebalance_spreads_busy_queues", rebalance_spreads_busy_queues),
+        ("pinned_queues_stay_and_isolate_their_pmd", pinned_queues_stay_and_isolate_their_pmd),
+        ("admin_down_drops_both_ways_in_place", admin_down_drops_both_ways_in_place),
+        ("a_later_pin_moves_unpinned_queues_off_its_pmd", a_later_pin_moves_unpinned_queues_off_its_pmd),
         ("bad_requests_fail_clearly", bad_requests_fail_clearly),
         ("null_ports_forward_and_close", null_ports_forward_and_close),
     ];

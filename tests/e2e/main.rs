@@ -262,10 +262,16 @@ fn main() {
             .with_ignored_flag(!root),
         Trial::test("runtime_two_bridges_each_with_port_1", runtime::two_bridges_each_with_port_1)
             .with_ignored_flag(!root),
+        Trial::test("runtime_admin_down_stops_a_port_in_place", runtime::admin_down_stops_a_port_in_place)
+            .with_ignored_flag(!root),
+        // Two PMDs need two CPUs (one shared with the main lcore).
+        Trial::test("runtime_auto_rebalance_follows_load", runtime::auto_rebalance_follows_load)
+            .with_ignored_flag(std::thread::available_parallelism().map_or(1, |n| n.get()) < 2),
         Trial::test("openflow_ovs_ofctl_manages_rules_of10", openflow::manages_rules_of10),
         Trial::test("openflow_ovs_ofctl_manages_rules_of13", openflow::manages_rules_of13),
         Trial::test("openflow_rules_route_traffic", openflow::rules_route_traffic),
         Trial::test("openflow_flow_removed_reaches_controllers", openflow::flow_removed_reaches_controllers),
+        Trial::test("openflow_port_mod_reaches_controllers", openflow::port_mod_reaches_controllers),
         Trial::test("openflow_ovs_ofctl_manages_groups", openflow::ovs_ofctl_manages_groups),
         Trial::test(
             "openflow_ovs_ofctl_meters_as_ovs_without_meters",

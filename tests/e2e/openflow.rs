@@ -236,8 +236,21 @@ fn manage_in(version: &str) -> Result<(), Failed> {
             Err(e) => return Err(format!("add-flow {rule}: expected {error}, got {e}").into()),
         }
     }
-    if ofctl(version, &of, &["mod-port", "a", "down"]).is_ok() {
-        return Err("mod-port a down was accepted".into());
+    // mod-port: the admin state (OFPPC_PORT_DOWN) is applied as `set-port a admin=down`;
+    // other config bits are refused.
+    ofctl_ok(version, &of, &["mod-port", "a", "down"])?;
+    let admin_down = |of: &Path| -> Result<bool, Failed> {
+        let show = ofctl_ok(version, of, &["show"])?;
+        let a = show.split(" 1(a)").nth(1).unwrap_or_default();
+        Ok(a.split(" 2(b)").next().unwrap_or_default().contains("PORT_DOWN"))
+    };
+    if !admin_down(&of)? || d.port_counters("a").is_none_or(|p| p["admin_down"] != true) {
+        return Err(format!("mod-port a down: {}", ofctl_ok(version, &of, &["show"])?).into());
+    }
+    match ofctl(version, &of, &["mod-port", "a", "no-receive"]) {
+        Ok(out) => return Err(format!("mod-port a no-receive was accepted: {out}").into()),
+        Err(e) if e.contains("OFPPMFC_BAD_CONFIG") || e.contains("OFPBRC_EPERM") => {}
+        Err(e) => return Err(format!("mod-port a no-receive: {e}").into()),
     }
 
     // A restart comes back with the rules added over OpenFlow (written back), and the
@@ -251,6 +264,14 @@ fn manage_in(version: &str) -> Result<(), Failed> {
     let dpid_after = show.lines().next().and_then(|l| l.split("dpid:").nth(1)).map(str::to_string);
     if dpid.is_none() || dpid != dpid_after {
         return Err(format!("datapath id changed over a restart: {dpid:?} -> {dpid_after:?}").into());
+    }
+    // The admin state was written back; up again.
+    if !admin_down(&of)? {
+        return Err("port a came back up after a restart".into());
+    }
+    ofctl_ok(version, &of, &["mod-port", "a", "up"])?;
+    if admin_down(&of)? {
+        return Err("mod-port a up left it down".into());
     }
 
     // 1.3 selects by cookie under a mask.
@@ -419,6 +440,39 @@ pub fn flow_removed_reaches_controllers() -> Result<(), Failed> {
     if !stopped.status.success() {
         return Err(format!("ferrovsd exit {}:\n{}", stopped.status, stopped.log).into());
     }
+    Ok(())
+}
+
+/// `ovs-ofctl mod-port br0 a down|up` reaches the bridge's controllers as port statuses
+/// (`OFPPR_MODIFY`) whose config has `OFPPC_PORT_DOWN` set, then clear.
+pub fn port_mod_reaches_controllers() -> Result<(), Failed> {
+    use crate::controller::RawController;
+    use ferrovs_config::openflow::{Body, PortReason, Version};
+    let ports = [("a", 1, "net_null0,no-rx=1"), ("b", 2, "net_null1,no-rx=1")];
+    let d = Daemon::start_in(TempDir::new(), &format!("{}{}", preamble(), bridge("flows = []", &ports)));
+    let listen = crate::controller::free_port();
+    crate::flows::ctl_ok(&d, &["set-controller", "br0", &format!("ptcp:{listen}")])?;
+    let mut c = RawController::connect(listen, Version::Of13)?;
+    let of = mgmt(&d);
+    // The config bit of port 1's next MODIFY (others skipped; a link change may come too).
+    let mut next_config = |want: u32| -> Result<(), Failed> {
+        let until = std::time::Instant::now() + Duration::from_secs(5);
+        while std::time::Instant::now() < until {
+            if let Body::PortStatus(s) = c.recv()?.body
+                && s.reason == PortReason::Modify
+                && s.desc.port_no == 1
+                && s.desc.config == want
+            {
+                return Ok(());
+            }
+        }
+        Err(format!("no port status for port 1 with config {want}\n{}", d.log_text()).into())
+    };
+    ofctl_ok("OpenFlow13", &of, &["mod-port", "a", "down"])?;
+    next_config(1)?;
+    ofctl_ok("OpenFlow13", &of, &["mod-port", "a", "up"])?;
+    next_config(0)?;
+    drop(d.stop());
     Ok(())
 }
 

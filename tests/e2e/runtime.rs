@@ -26,6 +26,17 @@ fn topology(d: &Daemon) -> Result<Vec<String>, Failed> {
     Ok(out)
 }
 
+/// `count` pings 50 ms apart from `host` to `dst`, in a thread: (sent, received).
+fn ping_in_background(host: &Netns, count: u32, dst: &str) -> std::thread::JoinHandle<(u32, u32)> {
+    let (ns, count, dst) = (host.name.clone(), count.to_string(), dst.to_string());
+    std::thread::spawn(move || {
+        let out = std::process::Command::new("ip")
+            .args(["netns", "exec", &ns, "ping", "-n", "-q", "-c", &count, "-i", "0.05", "-W", "1", &dst])
+            .output();
+        out.map(|o| ferrovs_e2e::parse_ping_summary(&String::from_utf8_lossy(&o.stdout))).unwrap_or((0, 0))
+    })
+}
+
 /// 20 ports on 3 bridges added and removed while a ping runs between two other ports:
 /// no ping is lost. Then a tap port added to the running bridge carries a third host's
 /// traffic, its removal leaves no megaflow pointing at it, an MTU change drops (and
@@ -37,13 +48,7 @@ pub fn ports_come_and_go_under_traffic() -> Result<(), Failed> {
         return Err(format!("first ping lost\n{}", d.log_text()).into());
     }
     // A steady ping in the background while the switch changes under it.
-    let ns = host.name.clone();
-    let pinger = std::thread::spawn(move || {
-        let out = std::process::Command::new("ip")
-            .args(["netns", "exec", &ns, "ping", "-n", "-q", "-c", "60", "-i", "0.05", "-W", "1", "198.18.0.2"])
-            .output();
-        out.map(|o| ferrovs_e2e::parse_ping_summary(&String::from_utf8_lossy(&o.stdout))).unwrap_or((0, 0))
-    });
+    let pinger = ping_in_background(&host, 60, "198.18.0.2");
     let mut null = 10;
     for _ in 1..=3 {
         // Each bridge has its internal port, a TAP named as the bridge: unique names.
@@ -485,6 +490,164 @@ pub fn removed_tap_detaches_and_returns() -> Result<(), Failed> {
     let want = [(1, PortReason::Delete), (1, PortReason::Add), (4, PortReason::Add), (4, PortReason::Delete)].to_vec();
     if seen != want {
         return Err(format!("port statuses: {seen:?}, want {want:?}\n{}", d.log_text()).into());
+    }
+    drop(d.stop());
+    Ok(())
+}
+
+/// `set-port PORT admin=down|up` (OVS's `ovs-ofctl mod-port BR PORT down|up`): the port
+/// neither receives nor sends (both counted) while a ping through two other ports loses
+/// nothing; it comes back up without being re-created (its TAP stays in the guest's
+/// namespace, where only the test put it); the state is written back, and `reload` of an
+/// edited file applies it. Then `rxq_affinity`: pinning the port's queue to the PMD's core
+/// isolates that PMD (pmd-rxq-show), a core without a PMD is refused with the reason.
+pub fn admin_down_stops_a_port_in_place() -> Result<(), Failed> {
+    let tap_c = unique("fvc");
+    let extra = format!("\n[[bridge.port]]\nname = \"c\"\nnumber = 3\ndevargs = \"net_tap2,iface={tap_c}\"\n");
+    let (d, host, guest) = two_hosts_in(TempDir::new(), r#"flows = ["actions=normal"]"#, &extra);
+    let third = Netns::new();
+    third.adopt(&tap_c, "198.18.0.3/24");
+    if host.ping("198.18.0.2", 1, 3) != (1, 1) || host.ping("198.18.0.3", 1, 3) != (1, 1) {
+        return Err(format!("first pings lost\n{}", d.log_text()).into());
+    }
+    let pinger = ping_in_background(&host, 40, "198.18.0.3");
+    let config = d.dir.join("ferrovs.toml");
+    let file = || std::fs::read_to_string(&config).unwrap_or_default();
+    let is_down = |d: &Daemon| d.port_counters("b").is_some_and(|p| p["admin_down"] == true);
+
+    ctl_ok(&d, &["set-port", "b", "admin=down"])?;
+    let (_, to_guest) = host.ping("198.18.0.2", 2, 1);
+    let (_, from_guest) = guest.ping("198.18.0.1", 2, 1);
+    let both_dropped = wait_until(Duration::from_secs(3), || {
+        d.port_counters("b")
+            .is_some_and(|p| counter(&p, "drop_admin_down_tx") > 0 && counter(&p, "drop_admin_down_rx") > 0)
+    });
+    let show = ctl_ok(&d, &["show"])?;
+    if to_guest != 0 || from_guest != 0 || !both_dropped || !is_down(&d) || !show.contains("admin down (PORT_DOWN)") {
+        return Err(format!(
+            "port b down: {to_guest} replies to the host, {from_guest} to the guest, b = {:?}\n{show}",
+            d.port_counters("b")
+        )
+        .into());
+    }
+    if !file().contains("admin = \"down\"") {
+        return Err(format!("admin state not written back:\n{}", file()).into());
+    }
+    ctl_ok(&d, &["set-port", "b", "admin=up"])?;
+    if host.ping("198.18.0.2", 2, 3).1 == 0 || is_down(&d) {
+        return Err(format!("no forwarding after admin=up\n{}", d.log_text()).into());
+    }
+    // reload applies an edited admin state, in place too.
+    std::fs::write(&config, file().replace("admin = \"up\"", "admin = \"down\"")).map_err(|e| e.to_string())?;
+    ctl_ok(&d, &["reload"])?;
+    if host.ping("198.18.0.2", 1, 1).1 != 0 || !is_down(&d) {
+        return Err("reload of admin = \"down\" did not take the port down".into());
+    }
+    std::fs::write(&config, file().replace("admin = \"down\"", "admin = \"up\"")).map_err(|e| e.to_string())?;
+    ctl_ok(&d, &["reload"])?;
+    if host.ping("198.18.0.2", 2, 3).1 == 0 {
+        return Err(format!("no forwarding after reload of admin = \"up\"\n{}", d.log_text()).into());
+    }
+    let (tx, rx) = pinger.join().map_err(|_| "ping thread panicked")?;
+    if tx != 40 || rx != 40 {
+        return Err(format!("pings through other ports lost while b went down and up: {rx}/{tx}").into());
+    }
+
+    // Pins: b's queue on the PMD's core; a core without a PMD is refused.
+    let pmd_core = d.ctl_json(&["pmd-stats-show"])["pmds"][0]["core"].as_u64().unwrap_or(u64::MAX);
+    ctl_ok(&d, &["set-port", "b", &format!("rxq_affinity=0:{pmd_core}")])?;
+    let rxq =
+        run_ok("ovs-appctl", &["-t", &d.dir.join("ferrovsd.ctl").display().to_string(), "dpif-netdev/pmd-rxq-show"]);
+    if !rxq.contains("isolated : true") || !file().contains(&format!("rxq_affinity = \"0:{pmd_core}\"")) {
+        return Err(format!("pinned: pmd-rxq-show\n{rxq}\nfile:\n{}", file()).into());
+    }
+    let out = d.ctl(&["set-port", "b", "rxq_affinity=0:4096"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    if out.status.success() || !err.contains("CPU 4096 runs no PMD thread") {
+        return Err(format!("a pin to CPU 4096: {err}").into());
+    }
+    if host.ping("198.18.0.2", 2, 3).1 == 0 {
+        return Err("no forwarding with b's queue pinned".into());
+    }
+    drop(third);
+    drop(d.stop());
+    Ok(())
+}
+
+/// The PMD whose rx queues include `queue` (`port:queue`), by `pmd-stats-show`.
+fn pmd_polling(d: &Daemon, queue: &str) -> Option<u64> {
+    let v = d.ctl_json(&["pmd-stats-show"]);
+    v["pmds"].as_array()?.iter().find(|p| p["rx_queues"].as_array().is_some_and(|q| q.iter().any(|x| x == queue)))?
+        ["pmd"]
+        .as_u64()
+}
+
+/// `[pmd] auto_rebalance_interval_s`: two PMDs (one on the main lcore's CPU, this host
+/// has two), two traffic sources on one of them and an idle port on the other. The
+/// sources start administratively down (their frames are dropped unprocessed, so no load
+/// is measured and the start-up assignment is fixed: both on PMD 0); brought up, PMD 0
+/// is busy all the time and PMD 1 idle, so within a few intervals the automatic
+/// rebalance moves one source to PMD 1, and then keeps them apart.
+pub fn auto_rebalance_follows_load() -> Result<(), Failed> {
+    let config = "
+[eal]
+hugepages = false
+memory_mb = 256
+
+[control]
+socket = \"@SOCKET@\"
+
+[pmd]
+cores = [1, 0]
+share_main_lcore = true
+idle_backoff_us = 200
+auto_rebalance_interval_s = 1
+
+[[bridge]]
+name = \"br0\"
+internal_port = false
+flows = [\"actions=drop\"]
+
+[[bridge.port]]
+name = \"g1\"
+number = 1
+devargs = \"net_null0,size=64\"
+admin = \"down\"
+
+[[bridge.port]]
+name = \"x\"
+number = 2
+devargs = \"net_null1,no-rx=1\"
+
+[[bridge.port]]
+name = \"g2\"
+number = 3
+devargs = \"net_null2,size=64\"
+admin = \"down\"
+";
+    let d = Daemon::start_in(TempDir::new(), config);
+    let placed = (pmd_polling(&d, "g1:0"), pmd_polling(&d, "x:0"), pmd_polling(&d, "g2:0"));
+    if placed != (Some(0), Some(1), Some(0)) {
+        return Err(format!("start-up assignment (g1, x, g2): {placed:?}").into());
+    }
+    ctl_ok(&d, &["set-port", "g1", "admin=up"])?;
+    ctl_ok(&d, &["set-port", "g2", "admin=up"])?;
+    let apart = |d: &Daemon| {
+        let (a, b) = (pmd_polling(d, "g1:0"), pmd_polling(d, "g2:0"));
+        a.is_some() && b.is_some() && a != b
+    };
+    if !wait_until(Duration::from_secs(8), || apart(&d)) {
+        return Err(
+            format!("no automatic rebalance: {}\n{}", d.ctl_json(&["pmd-stats-show"])["pmds"], d.log_text()).into()
+        );
+    }
+    if !d.log_text().contains("automatic rx queue rebalance") {
+        return Err(format!("the move was not logged:\n{}", d.log_text()).into());
+    }
+    // Both PMDs busy now: the sources stay apart over the next intervals.
+    std::thread::sleep(Duration::from_millis(2500));
+    if !apart(&d) {
+        return Err(format!("the sources came back together: {}", d.ctl_json(&["pmd-stats-show"])["pmds"]).into());
     }
     drop(d.stop());
     Ok(())

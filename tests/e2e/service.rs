@@ -429,7 +429,17 @@ fn scrape_agrees_with_ctl(d: &Daemon, addr: &str, n_in: f64) -> Result<(), Faile
             check("ferrovs_port_rx_bytes_total", &l, &p["rx_bytes"])?;
             check("ferrovs_port_tx_packets_total", &l, &p["tx_packets"])?;
             check("ferrovs_port_tx_bytes_total", &l, &p["tx_bytes"])?;
-            for reason in ["tx_full", "no_rule", "action", "malformed", "unsupported", "no_mbuf"] {
+            for reason in [
+                "tx_full",
+                "no_rule",
+                "action",
+                "malformed",
+                "unsupported",
+                "no_mbuf",
+                "oversize",
+                "admin_down_rx",
+                "admin_down_tx",
+            ] {
                 let with = [l[0], l[1], ("reason", reason)];
                 check("ferrovs_port_drops_total", &with, &p[&format!("drop_{reason}")])?;
             }

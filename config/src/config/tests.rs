@@ -182,6 +182,26 @@ fn ports() {
 }
 
 #[test]
+fn admin_state_and_rxq_affinity() {
+    // Default PMD core: CPU 1.
+    let set = |extra: &str| PORTS.replace("number = 2", &format!("number = 2\nrx_queues = 2\n{extra}"));
+    let c = load(&set("admin = \"down\"\nrxq_affinity = \"1:1, 0:1\"")).unwrap();
+    let p2 = &c.bridges[0].ports[2];
+    assert!(p2.admin_down && !c.bridges[0].ports[1].admin_down);
+    assert_eq!(p2.rxq_affinity, vec![(0, 1), (1, 1)]);
+    assert!(!load(&set("admin = \"up\"")).unwrap().bridges[0].ports[2].admin_down);
+    let e = err(&set("admin = \"off\""));
+    assert_eq!((e.0, e.2.as_str(), e.3.as_str()), (14, "bridge[0].port[1].admin", "`off`: admin is `up` or `down`"));
+    let e = err(&set("rxq_affinity = \"0:0\""));
+    assert_eq!(
+        (e.2.as_str(), e.3.as_str()),
+        ("bridge[0].port[1].rxq_affinity", "CPU 0 runs no PMD thread (PMD cores: [1])")
+    );
+    assert!(err(&set("rxq_affinity = \"2:1\"")).3.contains("queue 2 does not exist"));
+    assert!(err(&set("rxq_affinity = \"0:1,0:1\"")).3.contains("pinned twice"));
+}
+
+#[test]
 fn bridges() {
     // A second bridge: other port names, numbers 3 and 4, and `devargs` as given.
     let second = |ports: &str| {
@@ -240,6 +260,10 @@ fn pmd_and_eal() {
         (2, 16, "pmd.cores[2]".into(), "CPU 1 is listed twice (also pmd.cores[0])".into())
     );
     assert_eq!(err(&format!("[pmd]\ncores = [0]\n{PORTS}")).2, "pmd.cores[0]");
+    // Allowed when asked for: two PMDs on a 2-CPU host, one beside the control thread.
+    let shared = load(&format!("[pmd]\ncores = [1, 0]\nshare_main_lcore = true\n{PORTS}")).unwrap();
+    assert!(shared.pmd.share_main_lcore && shared.pmd.cores == vec![1, 0]);
+    shared.validate(&SystemFacts { online_cpus: vec![0, 1] }).unwrap();
     assert_eq!(err(&format!("[eal]\nmain_lcore = 1\n{PORTS}")).2, "eal.main_lcore");
     assert_eq!(
         err(&format!("[pmd]\nburst = 64\n{PORTS}")),

@@ -102,7 +102,7 @@ const FLOW_MOD_EPERM: [(u16, u16); 2] = [(3, 2), (5, 4)];
 /// `OFPET_FLOW_MOD_FAILED` with the version's "unknown"/"unsupported" code: the
 /// datapath refused a change the codec and rule model accepted.
 const FLOW_MOD_FAILED: [(u16, u16); 2] = [(3, 5), (5, 0)];
-/// A port-mod that changes the (unsupported) administrative state: `OFPPMFC_BAD_CONFIG`
+/// A port-mod that changes a config bit other than `OFPPC_PORT_DOWN`: `OFPPMFC_BAD_CONFIG`
 /// in 1.3; 1.0 has no such code, so `OFPBRC_EPERM` there.
 const PORT_MOD_BAD_CONFIG: [(u16, u16); 2] = [(1, 5), (7, 2)];
 /// A change from a slave controller: `OFPBRC_IS_SLAVE` in 1.3, `OFPBRC_EPERM` in 1.0.
@@ -611,14 +611,24 @@ impl Conn<'_> {
         if !self.peer.may_change {
             return vec![error_reply(v, raw, pair(FLOW_MOD_EPERM, v))];
         }
-        match self.ports() {
+        let ports = match self.ports() {
+            Err(e) => return self.failed(raw, &e),
+            Ok(ports) => ports,
+        };
+        let Some(port) = ports.iter().find(|p| p.number == pm.port_no) else {
+            return vec![error_reply(v, raw, OfpError::PortModBadPort.wire(v))];
+        };
+        if pm.mask & !replies::PORT_DOWN != 0 {
+            return vec![error_reply(v, raw, pair(PORT_MOD_BAD_CONFIG, v))];
+        }
+        let down = pm.config & replies::PORT_DOWN != 0;
+        // Nothing to change is accepted as is.
+        if pm.mask == 0 || port.admin_down == down {
+            return Vec::new();
+        }
+        match self.ask(OfRequest::PortMod { port: port.name.clone(), down }) {
+            Ok(_) => Vec::new(),
             Err(e) => self.failed(raw, &e),
-            Ok(ports) if !ports.iter().any(|p| p.number == pm.port_no) => {
-                vec![error_reply(v, raw, OfpError::PortModBadPort.wire(v))]
-            }
-            // Nothing to change is accepted; administrative state is not supported.
-            Ok(_) if pm.mask == 0 => Vec::new(),
-            Ok(_) => vec![error_reply(v, raw, pair(PORT_MOD_BAD_CONFIG, v))],
         }
     }
 

@@ -81,7 +81,10 @@ fn main_thread(calls: Receiver<OfCall>) -> std::thread::JoinHandle<Vec<OfRequest
             let answer = match &call.request {
                 OfRequest::Ports => OfAnswer::Ports(Vec::new()),
                 OfRequest::Flows => OfAnswer::Flows(Vec::new()),
-                OfRequest::PacketOut(_) | OfRequest::MissModeChanged | OfRequest::GroupMod(_) => OfAnswer::Changed,
+                OfRequest::PacketOut(_)
+                | OfRequest::MissModeChanged
+                | OfRequest::GroupMod(_)
+                | OfRequest::PortMod { .. } => OfAnswer::Changed,
                 OfRequest::Groups => OfAnswer::Groups(Vec::new()),
                 OfRequest::FlowMod(_) | OfRequest::AddRules(_) => {
                     // A rule change takes a while (every PMD confirms it).

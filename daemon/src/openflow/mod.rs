@@ -42,10 +42,11 @@
 //! Flow-removed: a rule keeps `OFPFF_SEND_FLOW_REM` as its `send_flow_rem` flag; when
 //! such a rule times out (the slow path reports it, see `controller::run_flow_removed`)
 //! or a flow-mod deletes it ([`answer`]), its controllers get `OFPT_FLOW_REMOVED`
-//! ([`controller::Hub::flow_removed`]). `port_mod` is refused: the datapath has no administrative port state
-//! (`OFPPMFC_BAD_CONFIG` in 1.3, `OFPBRC_EPERM` in 1.0, which lacks that code;
-//! `OFPPMFC_BAD_PORT` for a port the bridge lacks; a port-mod that changes nothing is
-//! accepted).
+//! ([`controller::Hub::flow_removed`]). `port_mod` changes `OFPPC_PORT_DOWN` only, as
+//! `set-port PORT admin=down|up` does (written back; controllers get a port status); the
+//! other config bits are refused (`OFPPMFC_BAD_CONFIG` in 1.3, `OFPBRC_EPERM` in 1.0,
+//! which lacks that code; `OFPPMFC_BAD_PORT` for a port the bridge lacks; a port-mod that
+//! changes nothing is accepted).
 
 mod conn;
 #[cfg(test)]
@@ -105,6 +106,9 @@ pub enum OfRequest {
     GroupMod(GroupChange),
     /// The bridge's groups with the number of rules using each.
     Groups,
+    /// Set port `port` administratively down or up (a port-mod's `OFPPC_PORT_DOWN`): the
+    /// main loop applies it as `set-port PORT admin=down|up` (desired state, written back).
+    PortMod { port: String, down: bool },
 }
 
 /// A rule with its counters, as the switch reports them.
@@ -313,6 +317,8 @@ pub fn answer(dp: &mut Datapath, config: &Config, hub: &Hub, call: &OfCall) -> (
             (Ok(OfAnswer::Ports(ports)), false)
         }
         OfRequest::Flows => (dp.rules(bridge).map(OfAnswer::Flows), false),
+        // Needs the config file and the OpenFlow servers: the main loop applies it.
+        OfRequest::PortMod { .. } => (Err("a port-mod is applied by the main loop".into()), false),
         OfRequest::GroupMod(change) => {
             tracing::info!(target: "ferrovs_daemon::control", uid = ?call.peer_uid, "change (OpenFlow on {bridge}): group {change:?}");
             // The rules a group delete takes are deletions too (OpenFlow 1.3 has no

@@ -22,6 +22,8 @@ pub const N_TABLES: u8 = 254;
 
 /// `OFPPS_LINK_DOWN`.
 const LINK_DOWN: u32 = 1;
+/// `OFPPC_PORT_DOWN` (the same bit in OpenFlow 1.0 and 1.3).
+pub const PORT_DOWN: u32 = 1;
 /// `OFPPF_10GB_FD | OFPPF_COPPER` style "current features" are left 0: the speed is in
 /// `curr_speed` (1.3); 1.0 has no number for it.
 const NO_FEATURES: u32 = 0;
@@ -49,7 +51,7 @@ pub fn port_desc(p: &PortInfo, dpid: u64, v: Version) -> Port {
         port_no: p.number,
         hw_addr: port_mac(dpid, p.number),
         name: p.name.chars().take(15).collect(),
-        config: 0,
+        config: if p.admin_down { PORT_DOWN } else { 0 },
         state: if link_live(p) { 0 } else { LINK_DOWN },
         curr: NO_FEATURES,
         curr_speed: if v == Version::Of13 { kbps.min(u64::from(u32::MAX)) as u32 } else { 0 },
@@ -59,10 +61,12 @@ pub fn port_desc(p: &PortInfo, dpid: u64, v: Version) -> Port {
 }
 
 /// Port counters in OpenFlow's order. Drops the datapath counts on receive (no rule,
-/// actions, malformed, unsupported, no mbuf) are rx_dropped; a full tx queue is
-/// tx_dropped; the driver's error counters when it reports them.
+/// actions, malformed, unsupported, no mbuf, port down) are rx_dropped; a full tx queue
+/// and outputs to a port that is down are tx_dropped; the driver's error counters when it
+/// reports them.
 pub fn port_stats(p: &PortInfo) -> PortStats {
-    let rx_dropped = p.drop_no_rule + p.drop_action + p.drop_malformed + p.drop_unsupported + p.drop_no_mbuf;
+    let rx_dropped =
+        p.drop_no_rule + p.drop_action + p.drop_malformed + p.drop_unsupported + p.drop_no_mbuf + p.drop_admin_down_rx;
     let (rx_errors, tx_errors) = p.nic.as_ref().map_or((0, 0), |n| (n.rx_errors, n.tx_errors));
     PortStats {
         port_no: p.number,
@@ -72,7 +76,7 @@ pub fn port_stats(p: &PortInfo) -> PortStats {
             p.rx_bytes,
             p.tx_bytes,
             rx_dropped,
-            p.drop_tx_full,
+            p.drop_tx_full + p.drop_admin_down_tx,
             rx_errors,
             tx_errors,
             0,

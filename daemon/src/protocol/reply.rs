@@ -156,6 +156,13 @@ pub struct PortInfo {
     pub drop_no_mbuf: u64,
     /// Frames longer than this port's MTU allows (MTU + 18), not sent.
     pub drop_oversize: u64,
+    /// Frames received while the port was administratively down, dropped.
+    pub drop_admin_down_rx: u64,
+    /// Outputs to the port while it was administratively down, not sent.
+    pub drop_admin_down_tx: u64,
+    /// Administratively down (`admin = "down"`, `set-port PORT admin=down`, OpenFlow's
+    /// `OFPPC_PORT_DOWN`).
+    pub admin_down: bool,
     /// The port's MTU.
     pub mtu: u16,
     /// The driver's own counters; `null` when the driver did not report them.
@@ -222,6 +229,8 @@ pub struct PmdInfo {
     /// CPU the PMD runs on.
     pub core: usize,
     pub running: bool,
+    /// It polls a pinned queue, so it gets no unpinned one (OVS's `isolated`).
+    pub isolated: bool,
     /// `port:queue` of every rx queue the PMD polls.
     pub rx_queues: Vec<String>,
     /// The same queues with what each cost the PMD.
@@ -385,6 +394,8 @@ pub struct RxqUsage {
     pub packets: u64,
     /// TSC cycles the PMD spent on this queue's bursts since the queue was first polled.
     pub busy_cycles: u64,
+    /// Pinned to this PMD (`rxq_affinity`).
+    pub pinned: bool,
     /// `busy_cycles` over all the PMD's cycles (busy and idle) since it started, in %.
     pub usage_percent: f64,
 }

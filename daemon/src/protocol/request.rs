@@ -84,8 +84,8 @@ pub enum Request {
     },
     /// Remove a port.
     DelPort { port: String },
-    /// Change a port's settings: `KEY=VALUE` with keys `devargs`, `rx_queues`, `mtu`,
-    /// `number` (all but `mtu` re-create the port).
+    /// Change a port's settings: `KEY=VALUE` with keys `devargs`, `rx_queues`, `number`
+    /// (these re-create the port), `mtu`, `admin`, `rxq_affinity` (applied in place).
     SetPort { port: String, settings: Vec<String> },
     /// The ports of a bridge.
     ListPorts { bridge: String },

@@ -146,8 +146,8 @@ pub enum Cmd {
         #[arg(num_args = 1..=2, required = true, value_name = "[BRIDGE] PORT")]
         names: Vec<String>,
     },
-    /// Change a port's settings: `mtu=M`, `rx_queues=Q`, `devargs=D`, `number=N` (all but
-    /// `mtu` re-create the port).
+    /// Change a port's settings: `mtu=M`, `admin=up|down`, `rxq_affinity=QUEUE:CPU,...`
+    /// (applied in place), `rx_queues=Q`, `devargs=D`, `number=N` (these re-create the port).
     SetPort {
         /// The port to change.
         port: String,
