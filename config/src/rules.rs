@@ -123,7 +123,7 @@ impl Registers {
     }
 }
 
-/// A packet field that `load` and `move` can read (and, where [`PacketField::writable`],
+/// A packet field that `load` and `move` can read (and, where `PacketFieldDef::writable`,
 /// write), named as OVS's NXM fields.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum PacketField {

@@ -7,7 +7,7 @@
 //! 3. configure each port with its rx queues and one tx queue per PMD, start it, enable
 //!    promiscuous mode;
 //! 4. assign (port, rx queue) pairs to PMDs by load, pinned queues to their PMD
-//!    ([`crate::rxq_assign`]), and start the PMD threads, each pinned to its core and
+//!    (`rxq_assign`), and start the PMD threads, each pinned to its core and
 //!    registered with DPDK; wait until all are running.
 //!
 //! A port whose link goes down keeps its configuration; the PMDs just keep polling it and
@@ -437,7 +437,7 @@ impl<M: Send + 'static> Switch<M> {
 
     /// Starts polling `name`'s rx queues: a pinned queue goes to its PMD; each other
     /// queue to the PMD with the least measured load (busy cycles of the queues it polls;
-    /// then fewest queues) among those without pinned queues ([`crate::rxq_assign`]).
+    /// then fewest queues) among those without pinned queues (`rxq_assign`).
     /// When the port's pins isolate a PMD that polls unpinned queues, those move
     /// ([`Switch::rebalance_rxqs`]).
     pub fn poll_port(&mut self, name: &str) -> Result<(), SwitchError> {
@@ -647,7 +647,7 @@ impl<M: Send + 'static> Switch<M> {
 
     /// Reassigns every polled rx queue by its load since the last rebalance (OVS's
     /// `pmd-rxq-assign=cycles`): pinned queues to their PMD, the others busiest first, each
-    /// to the non-isolated PMD with the least load so far ([`crate::rxq_assign`]). A
+    /// to the non-isolated PMD with the least load so far (`rxq_assign`). A
     /// moving queue is let go by its PMD, then taken by the new one (packets wait in the
     /// device's ring meanwhile). Returns the moves as (port, queue, from, to).
     pub fn rebalance_rxqs(&mut self) -> Result<Vec<(String, u16, usize, usize)>, SwitchError> {

@@ -680,7 +680,7 @@ pub fn depends_on_version(text: &str) -> bool {
 /// The version in which the rules in `texts` (in `ovs-ofctl` syntax, as the rule model
 /// prints them) read back as themselves, preferring `preferred`: what a bridge's
 /// `protocols` must say when its running rules are written back to the config, and
-/// whether a rule set can be held at all. Only lines with [`VERSION_DEPENDENT`] words
+/// whether a rule set can be held at all. Only lines with `VERSION_DEPENDENT` words
 /// are parsed.
 /// `Err` when no one version reads them all back (OpenFlow 1.0's `mod_vlan_vid` pushing
 /// only if needed next to a `push_vlan`), naming one rule of each kind.
