@@ -118,7 +118,29 @@ pub fn extract_with_vlan_limit(frame: &[u8], in_port: u32, limit: usize) -> Flow
 /// and, through [`extract`], the mutated-frame differential test).
 #[inline(always)]
 pub fn extract_common(frame: &[u8], in_port: u32) -> Option<FlowKey> {
-    // The smallest frame of the shape: Ethernet, IPv4, UDP.
+    let mut key = FlowKey::ZERO;
+    extract_common_into(frame, in_port, &mut key).then_some(key)
+}
+
+/// [`extract`] into `key`: the common shapes write their words in place (a burst loop
+/// keeps its keys in an array; building each key on the stack and copying it there
+/// costs a copy of the cache line per packet).
+#[inline(always)]
+pub fn extract_into(frame: &[u8], in_port: u32, key: &mut FlowKey) {
+    if !extract_common_into(frame, in_port, key) {
+        *key = extract_general(frame, in_port, DEFAULT_VLAN_LIMIT);
+    }
+}
+
+/// [`extract_common`] into `key`: overwrites every word of `key` and returns true for
+/// a frame of the common shape; leaves `key` untouched and returns false otherwise.
+#[inline(always)]
+fn extract_common_into(frame: &[u8], in_port: u32, key: &mut FlowKey) -> bool {
+    extract_common_words(frame, in_port).map(|w| key.w = w).is_some()
+}
+
+#[inline(always)]
+fn extract_common_words(frame: &[u8], in_port: u32) -> Option<[u64; 8]> {
     let eth: &[u8; 14] = frame.get(..14)?.try_into().ok()?;
     let mut off = 14;
     let mut tci = 0u64;
@@ -151,17 +173,19 @@ pub fn extract_common(frame: &[u8], in_port: u32) -> Option<FlowKey> {
         }
         _ => return None,
     };
-    let mut key = FlowKey::ZERO;
     // Word layout: see the key module's table.
-    key.w[0] = tci << 48 | (ethertype::IPV4 as u64) << 32 | (ip[8] as u64) << 24 | (in_port & 0xffff) as u64;
-    // The MACs as two 8-byte loads (the 14 bytes are known present), top 48 bits.
-    key.w[1] = be64(eth, 0) >> 16;
-    key.w[2] = (proto as u64) << 56 | (ip[1] as u64) << 48 | be64(eth, 6) >> 16;
-    // tp_src in bits 15..0, tp_dst in 31..16, the flags in 63..52.
-    key.w[3] = flags << 52 | (ports & 0xffff) << 16 | ports >> 16;
-    key.w[5] = be32(ip, 12) as u64;
-    key.w[7] = be32(ip, 16) as u64;
-    Some(key)
+    Some([
+        tci << 48 | (ethertype::IPV4 as u64) << 32 | (ip[8] as u64) << 24 | (in_port & 0xffff) as u64,
+        // The MACs as two 8-byte loads (the 14 bytes are known present), top 48 bits.
+        be64(eth, 0) >> 16,
+        (proto as u64) << 56 | (ip[1] as u64) << 48 | be64(eth, 6) >> 16,
+        // tp_src in bits 15..0, tp_dst in 31..16, the flags in 63..52.
+        flags << 52 | (ports & 0xffff) << 16 | ports >> 16,
+        0,
+        be32(ip, 12) as u64,
+        0,
+        be32(ip, 16) as u64,
+    ])
 }
 
 /// [`extract_with_vlan_limit`] through the general parse only (any frame).
@@ -562,6 +586,10 @@ mod tests {
                 f.truncate(rng.index(f.len() + 1));
             }
             let port = rng.below(0x1_0000) as u32;
+            // In place over a key with every bit set: every word must be written.
+            let mut into = FlowKey::EXACT;
+            extract_into(&f, port, &mut into);
+            assert_eq!(into, extract_general(&f, port, DEFAULT_VLAN_LIMIT), "in place: frame {f:02x?}");
             if let Some(k) = extract_common(&f, port) {
                 taken += 1;
                 for limit in [1, 2] {
