@@ -216,15 +216,36 @@ impl Subtable {
     /// down. (Hashing all eight words unrolled, which needs no index loads, cost more:
     /// the compiler vectorises the eight 64-bit multiplies into SSE2's 32-bit ones,
     /// about twice the instructions.)
+    ///
+    /// Specialised by the number of covered words, as OVS's dpcls specialises its
+    /// lookup by the mask's shape: each count has its own fully unrolled sum, with no
+    /// loop counter or exit test per word (one predictable branch per hash picks it).
     #[inline(always)]
     fn hash(&self, key: &FlowKey) -> u32 {
+        let sum = match self.n_words {
+            1 => self.sum_words::<1>(key),
+            2 => self.sum_words::<2>(key),
+            3 => self.sum_words::<3>(key),
+            4 => self.sum_words::<4>(key),
+            5 => self.sum_words::<5>(key),
+            6 => self.sum_words::<6>(key),
+            7 => self.sum_words::<7>(key),
+            8 => self.sum_words::<8>(key),
+            _ => 0,
+        };
+        let h = (sum ^ (sum >> 32)).wrapping_mul(0xff51_afd7_ed55_8ccd);
+        (h >> 32) as u32 | HASH_SET_BIT
+    }
+
+    /// The multilinear sum over the first `N` covered words (`N == n_words`).
+    #[inline(always)]
+    fn sum_words<const N: usize>(&self, key: &FlowKey) -> u64 {
         let mut sum: u64 = 0;
-        for &wi in &self.words[..self.n_words as usize] {
+        for &wi in &self.words[..N] {
             let wi = wi as usize & (KEY_WORDS - 1);
             sum = sum.wrapping_add((key.w[wi] & self.mask.w[wi]).wrapping_mul(WORD_MULTIPLIERS[wi]));
         }
-        let h = (sum ^ (sum >> 32)).wrapping_mul(0xff51_afd7_ed55_8ccd);
-        (h >> 32) as u32 | HASH_SET_BIT
+        sum
     }
 
     #[inline(always)]
