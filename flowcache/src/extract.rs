@@ -33,6 +33,16 @@
 //!   words that fits; UDP needs 8, SCTP 12, ICMP 8, ICMPv6 8. ICMP is only parsed in
 //!   IPv4 and ICMPv6 only in IPv6.
 //!
+//! **Fast path.** Most frames a switch forwards have one shape: Ethernet, at most one
+//! VLAN tag, IPv4 without options and not fragmented, a complete UDP or TCP header.
+//! [`extract_common`] builds their key word by word (no per-field read-modify-write)
+//! and declines every other frame, which then takes the general parse above
+//! ([`extract_general`]); [`extract`] and [`extract_into`] try the fast path first.
+//! For the frames it takes, the fast path must give exactly the general parse's key:
+//! `fast_path_agrees_with_the_general_parse` checks that on mutated and truncated
+//! frames, and `tests/extract_random.rs` checks [`extract`] against an independent
+//! parser.
+//!
 //! Where OVS 3.1 and this code differ: nowhere on purpose. (OVS also parses MPLS, ND,
 //! conntrack and tunnel metadata; the ferrovs key has no such fields.)
 
