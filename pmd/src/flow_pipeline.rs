@@ -86,7 +86,7 @@ use std::sync::Arc;
 use crossbeam_channel::Sender;
 use ferrovs_dpdk::{BURST, Mbuf};
 use ferrovs_flowcache::actions::DpActions;
-use ferrovs_flowcache::extract::extract;
+use ferrovs_flowcache::extract::{extract, extract_into};
 use ferrovs_flowcache::key::FlowKey;
 use ferrovs_flowcache::pending::{Parked, PendingConfig, PendingMisses};
 use ferrovs_flowcache::upcall::{ExecutedKey, FlowId, GoneFlow, GoneReason, PmdCommand, PmdReport, UpcallBatch};
@@ -547,14 +547,13 @@ impl Pipeline for FlowPipeline {
         // hash: computing one per packet would be wasted work.
         if self.cache.uses_hashes(in_port) {
             for (i, p) in pkts[..n].iter().enumerate() {
-                let key = extract(p.frame, in_port);
-                self.hashes[i] = p.rss_hash.unwrap_or_else(|| key.hash());
-                self.keys[i] = key;
+                extract_into(p.frame, in_port, &mut self.keys[i]);
+                self.hashes[i] = p.rss_hash.unwrap_or_else(|| self.keys[i].hash());
                 self.bytes[i] = p.frame.len() as u32;
             }
         } else {
             for (i, p) in pkts[..n].iter().enumerate() {
-                self.keys[i] = extract(p.frame, in_port);
+                extract_into(p.frame, in_port, &mut self.keys[i]);
                 self.bytes[i] = p.frame.len() as u32;
             }
         }

@@ -193,13 +193,18 @@ impl<C: Pipeline> PmdThread<C> {
     }
 }
 
-/// Whether `v` is exactly `actions` (the same table entry, compared by address).
+/// Whether `v` is the single action `output(port)`. Compared by value, not by the
+/// address of the action list: packets of different megaflows with the same output
+/// (every 5-tuple its own megaflow, one output port) then form one run, moved as a block.
 #[inline(always)]
-fn same_actions(v: Verdict<'_>, actions: &[DpAction]) -> bool {
-    match v {
-        Verdict::Actions(a) => std::ptr::eq(a, actions),
-        Verdict::Miss => false,
-    }
+fn is_output_to(v: Verdict<'_>, port: u32) -> bool {
+    matches!(v, Verdict::Actions([DpAction::Output(p)]) if *p == port)
+}
+
+/// Whether `v` drops the packet (an empty action list).
+#[inline(always)]
+fn is_drop(v: Verdict<'_>) -> bool {
+    matches!(v, Verdict::Actions([]))
 }
 
 /// Classifies one burst from `in_port` and executes the verdicts. Leaves `batch` empty.
@@ -243,23 +248,28 @@ pub(crate) fn process_burst<C: Pipeline>(
             continue;
         }
         match verdicts[i] {
-            // The common case: a run of packets with the same single output (verdicts
-            // borrowed from the same table entry) moves to the tx batch as a block.
-            Verdict::Actions(actions @ [DpAction::Output(port)]) => {
+            // The common case: a run of packets with the same single output (of one
+            // megaflow or several) moves to the tx batch as a block.
+            Verdict::Actions([DpAction::Output(port)]) => {
+                let port = *port;
                 let mut j = i + 1;
                 let mut bytes = lens[i] as u64;
                 let mut longest = lens[i];
-                while j < n && !runt[j] && same_actions(verdicts[j], actions) {
+                while j < n && !runt[j] && is_output_to(verdicts[j], port) {
                     bytes += lens[j] as u64;
                     longest = longest.max(lens[j]);
                     j += 1;
                 }
-                tx.output_run(*port, &mut pkts, j - i, bytes, longest);
+                tx.output_run(port, &mut pkts, j - i, bytes, longest);
                 i = j;
             }
             Verdict::Actions([]) => {
-                tx.counters[in_idx].drop_action += pkts.move_to(1, &mut dropped) as u64;
-                i += 1;
+                let mut j = i + 1;
+                while j < n && !runt[j] && is_drop(verdicts[j]) {
+                    j += 1;
+                }
+                tx.counters[in_idx].drop_action += pkts.move_to(j - i, &mut dropped) as u64;
+                i = j;
             }
             Verdict::Actions(actions) => {
                 if let Some(pkt) = pkts.next() {
