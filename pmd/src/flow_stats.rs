@@ -162,6 +162,11 @@ mod tests {
                 let id = 1 + (n & 1);
                 t2.write(0, id, &MegaflowStats { packets: (n << 2) | id, bytes: id, used: id, tcp_flags: id as u16 });
                 n += 1;
+                // A PMD rewrites a slot once per burst, not back to back: leave the reader
+                // windows (without them a loaded 2-CPU machine may never give it one).
+                for _ in 0..64 {
+                    std::hint::spin_loop();
+                }
             }
         });
         let mut seen = 0;
