@@ -101,7 +101,10 @@ pub fn match_from_wire(wire: &WireMatch) -> Result<rules::Match, OfpError> {
         match f.field {
             // As OVS's 16-bit `ofp_port_t`: numbers below 0xff00, or a reserved port
             // (0xffffff00 and up, kept as its 16-bit form); the rest is no port.
-            InPort if (0xff00..u128::from(OFPP_MAX)).contains(&f.value) => return Err(OfpError::BadValue),
+            // OpenFlow 1.0's LOCAL (0xfffe) is the one 16-bit reserved number a bridge port has.
+            InPort if f.value != 0xfffe && (0xff00..u128::from(OFPP_MAX)).contains(&f.value) => {
+                return Err(OfpError::BadValue);
+            }
             InPort => put(&mut m, MatchSlot::InPort)?,
             EthSrc => put(&mut m, MatchSlot::DlSrc)?,
             EthDst => put(&mut m, MatchSlot::DlDst)?,
@@ -217,8 +220,10 @@ pub fn match_to_wire(m: &rules::Match, form: MatchForm) -> Result<WireMatch, &'s
     }
     let arp = m.dl_type == Some(ETH_ARP);
     let get = |slot| m.slot(slot);
-    if let Some(v) = get(MatchSlot::InPort) {
-        push(&mut fields, Field::InPort, MatchSlot::InPort, v);
+    if let Some(p) = m.in_port {
+        // The port number itself, not the slot's 16 bits: OpenFlow 1.3 carries LOCAL as
+        // 0xfffffffe (1.0's encoder keeps the low 16 bits, 0xfffe).
+        fields.push(MatchField { field: Field::InPort, value: u128::from(p), mask: None });
     }
     if let Some(v) = get(MatchSlot::DlSrc) {
         push(&mut fields, Field::EthSrc, MatchSlot::DlSrc, v);
