@@ -859,7 +859,7 @@ mod tests {
         // chains spill through several buckets and must stay findable across removals.
         let mut pool = BucketPool::new(1, 64);
         let mut st = Subtable::new(FlowKey::EXACT, 0, pool.take(1));
-        let hash_of = |i: u32| if i < 40 { i << 20 } else { i };
+        let hash_of = |i: u32| (if i < 40 { i << 20 } else { i }) | HASH_SET_BIT;
         for i in 0..60 {
             st.insert_slot(hash_of(i), i, &mut pool);
         }
