@@ -93,7 +93,8 @@ enum SlowRequest {
     },
     DelFlows {
         bridge: String,
-        spec: MatchSpec,
+        /// Boxed: a match is the largest member of any request.
+        spec: Box<MatchSpec>,
         answer: Answer<DelFlowsReply>,
     },
     DumpFlows {
@@ -267,7 +268,7 @@ impl SlowPathThread {
 
     /// Deletes the rules `spec` matches (non-strictly), applied everywhere before returning.
     pub fn del_flows(&self, bridge: String, spec: MatchSpec) -> Result<DelFlowsReply, String> {
-        self.ask_change(|answer| SlowRequest::DelFlows { bridge, spec, answer })
+        self.ask_change(|answer| SlowRequest::DelFlows { bridge, spec: Box::new(spec), answer })
     }
 
     /// Adds or removes a bridge or changes its ports, applied by every PMD before this
