@@ -162,9 +162,6 @@ pub enum BuildError {
     GotoBackwards { rule: usize, table: u8, target: u8 },
     /// `group:G` of a group the bridge does not have (OVS: `OFPBAC_BAD_OUT_GROUP`).
     UnknownGroup { rule: usize, group: u32 },
-    /// A match on `nd_target`, `nd_sll` or `nd_tll`: parsed, but not forwarded yet (the
-    /// translation that reads them from the frame is not built).
-    NdFieldNotForwarded { rule: usize, field: &'static str },
 }
 
 impl fmt::Display for BuildError {
@@ -179,11 +176,6 @@ impl fmt::Display for BuildError {
             BuildError::UnknownGroup { rule, group } => {
                 write!(f, "rule {rule}: group {group} does not exist (add it first: OFPBAC_BAD_OUT_GROUP)")
             }
-            BuildError::NdFieldNotForwarded { rule, field } => write!(
-                f,
-                "rule {rule}: `{field}` is not supported yet: the flow key has no room for it and the \
-                 slow path that reads it from the frame is not built"
-            ),
         }
     }
 }
@@ -243,15 +235,6 @@ impl RuleTables {
     /// Compiles `rules` for a bridge whose OpenFlow ports are `ports` (in the order
     /// `flood`/`all` output to them).
     pub fn new(rules: Vec<Rule>, ports: Vec<u32>) -> Result<RuleTables, BuildError> {
-        if let Some((i, field)) = rules.iter().enumerate().find_map(|(i, r)| nd_field(&r.matches).map(|f| (i, f))) {
-            return Err(BuildError::NdFieldNotForwarded { rule: i, field });
-        }
-        Self::build(rules, ports)
-    }
-
-    /// [`RuleTables::new`] accepting the ND fields, for the translator's tests until the
-    /// daemon forwards the packets they need.
-    pub(crate) fn build(rules: Vec<Rule>, ports: Vec<u32>) -> Result<RuleTables, BuildError> {
         let mut kept: Vec<Rule> = Vec::with_capacity(rules.len());
         let mut source_index = Vec::with_capacity(rules.len());
         let mut by_identity = IdentityIndex::with_capacity(rules.len());
@@ -502,13 +485,6 @@ fn v6(m: &Masked<Ipv6Addr>) -> (u128, u128) {
     (u128::from(m.value), u128::from(m.mask))
 }
 
-/// The first neighbour-discovery field `m` matches (none is in the flow key).
-fn nd_field(m: &Match) -> Option<&'static str> {
-    [(m.nd_target.is_some(), "nd_target"), (m.nd_sll.is_some(), "nd_sll"), (m.nd_tll.is_some(), "nd_tll")]
-        .into_iter()
-        .find_map(|(set, name)| set.then_some(name))
-}
-
 /// Normalises and compiles a match. Returns the field matches and the names of the
 /// fields dropped for a missing prerequisite.
 pub(crate) fn compile_match(m: &Match) -> (Vec<FieldMatch>, Vec<&'static str>) {
@@ -617,17 +593,5 @@ mod tests {
             RuleTables::new(vec![r], vec![]).unwrap_err(),
             BuildError::GotoBackwards { rule: 0, table: 3, target: 2 }
         );
-    }
-
-    /// Until the translator reads the ND fields from the frame, a rule matching them is
-    /// refused with the reason (never compiled without them, which would match more).
-    #[test]
-    fn refuses_nd_fields_for_now() {
-        let m =
-            ferrovs_config::parse_flow("icmp6,icmp_type=136,nd_tll=02:00:00:00:00:01,actions=drop").unwrap().matches;
-        let r = rule(0, 1, m, vec![]);
-        let e = RuleTables::new(vec![rule(0, 2, Match::default(), vec![]), r], vec![]).unwrap_err();
-        assert_eq!(e, BuildError::NdFieldNotForwarded { rule: 1, field: "nd_tll" });
-        assert!(e.to_string().starts_with("rule 1: `nd_tll` is not supported yet"), "{e}");
     }
 }

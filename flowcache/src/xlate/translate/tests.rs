@@ -33,7 +33,7 @@ fn nd_frame(ty: u8, code: u8, last: u8, opt: u8) -> Vec<u8> {
 
 fn tables(rules: &[&str]) -> RuleTables {
     let rules: Vec<Rule> = rules.iter().map(|r| ferrovs_config::parse_flow(r).unwrap()).collect();
-    RuleTables::build(rules, vec![1, 2, 3]).unwrap()
+    RuleTables::new(rules, vec![1, 2, 3]).unwrap()
 }
 
 const ND_RULES: [&str; 4] = [
