@@ -656,6 +656,8 @@ impl SlowPath {
         if t.error.is_some() {
             self.counters.xlate_errors += 1;
         }
+        // Its rules count it here: the slow-path megaflow that sent it credits none.
+        self.bridges[b].stats.credit(&t.rules, 1, frame.len() as u64, ms(now_ms));
         if let Some(l) = t.learn {
             let changed = self.learn(b, &l, now_ms);
             if !changed.is_empty() {
