@@ -68,6 +68,25 @@ devargs = "net_pcap{index},rx_pcap=@DIR@/{rx},tx_pcap=@DIR@/out{number}.pcap"
     )
 }
 
+/// Writes `input` as `in.pcap` in `dir` and returns the config of bridge br0 (no internal
+/// port) with `flows`: port 1 "in" replays `input` once, ports 2.. (named `outputs`)
+/// receive nothing; every port writes what it sends to `out<N>.pcap`.
+pub(crate) fn pcap_bridge(dir: &TempDir, input: &[Vec<u8>], flows: &[&str], outputs: &[&str]) -> String {
+    write_pcap(&dir.join("in.pcap"), input);
+    write_pcap(&dir.join("empty.pcap"), &[]);
+    let flows: Vec<String> = flows.iter().map(|f| format!("  {f:?},\n")).collect();
+    let mut config = format!(
+        "{}\n[[bridge]]\nname = \"br0\"\ninternal_port = false\nflows = [\n{}]\n\n{}",
+        preamble(),
+        flows.concat(),
+        pcap_port("in", 1, "in.pcap")
+    );
+    for (i, name) in outputs.iter().enumerate() {
+        config += &pcap_port(name, i as u32 + 2, "empty.pcap");
+    }
+    config
+}
+
 /// A rule change applies to the very next packet: once `add-flow` returns, ICMP is
 /// dropped; once `del-flows` returns, it passes again.
 pub fn rule_change_applies_to_next_packet() -> Result<(), Failed> {
@@ -162,27 +181,17 @@ pub fn pcap_rules_route_and_rewrite() -> Result<(), Failed> {
         frames::runt(),
         udp.clone(),
     ];
-    write_pcap(&dir.join("in.pcap"), &input);
-    write_pcap(&dir.join("empty.pcap"), &[]);
-    let config = format!(
-        r#"{}
-[[bridge]]
-name = "br0"
-internal_port = false
-flows = [
-  "priority=10,in_port=1,actions=output:4",
-  "priority=100,in_port=1,udp,dl_vlan=0xffff,actions=output:2",
-  "priority=100,in_port=1,tcp,tp_dst=80,actions=mod_nw_dst:198.18.7.7,dec_ttl,output:3",
-  "priority=100,in_port=1,arp,actions=flood",
-  "priority=100,in_port=1,dl_vlan=20,actions=strip_vlan,output:2",
-]
-
-{}{}{}{}"#,
-        preamble(),
-        pcap_port("in", 1, "in.pcap"),
-        pcap_port("udp", 2, "empty.pcap"),
-        pcap_port("web", 3, "empty.pcap"),
-        pcap_port("rest", 4, "empty.pcap"),
+    let config = pcap_bridge(
+        &dir,
+        &input,
+        &[
+            "priority=10,in_port=1,actions=output:4",
+            "priority=100,in_port=1,udp,dl_vlan=0xffff,actions=output:2",
+            "priority=100,in_port=1,tcp,tp_dst=80,actions=mod_nw_dst:198.18.7.7,dec_ttl,output:3",
+            "priority=100,in_port=1,arp,actions=flood",
+            "priority=100,in_port=1,dl_vlan=20,actions=strip_vlan,output:2",
+        ],
+        &["udp", "web", "rest"],
     );
     let d = Daemon::start_in(dir, &config);
     let n = input.len() as u64;
@@ -258,22 +267,11 @@ pub fn pcap_nd_rules_forward_by_nd_fields() -> Result<(), Failed> {
     let (ns1, ns2, na1) = (nd(135, 1), nd(135, 2), nd(136, 1));
     let v6 = frames::ipv6_udp(1, 2, 5000, 6000);
     let input = vec![ns1.clone(), ns2.clone(), v6.clone(), na1.clone(), ns1.clone(), ns2.clone()];
-    write_pcap(&dir.join("in.pcap"), &input);
-    write_pcap(&dir.join("empty.pcap"), &[]);
-    let config = format!(
-        r#"{}
-[[bridge]]
-name = "br0"
-internal_port = false
-flows = [
-  "priority=100,icmp6,icmp_type=135,nd_target=fd00::1,actions=drop",
-  "priority=0,actions=output:2",
-]
-
-{}{}"#,
-        preamble(),
-        pcap_port("in", 1, "in.pcap"),
-        pcap_port("out", 2, "empty.pcap"),
+    let config = pcap_bridge(
+        &dir,
+        &input,
+        &["priority=100,icmp6,icmp_type=135,nd_target=fd00::1,actions=drop", "priority=0,actions=output:2"],
+        &["out"],
     );
     let d = Daemon::start_in(dir, &config);
     let n = input.len() as u64;
