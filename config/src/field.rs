@@ -41,6 +41,9 @@ pub(crate) mod proto {
     pub const UDP: u8 = 17;
     pub const ICMPV6: u8 = 58;
     pub const SCTP: u8 = 132;
+    /// ICMPv6 neighbour solicitation and advertisement (RFC 4861).
+    pub const ND_SOLICIT: u16 = 135;
+    pub const ND_ADVERT: u16 = 136;
 }
 use proto::*;
 
@@ -174,6 +177,13 @@ pub enum MatchSlot {
     TpSrc,
     /// L4 destination port / ICMP code.
     TpDst,
+    /// The IPv6 neighbour-discovery target (`nd_target`). The three ND slots have no
+    /// flow-key storage (the 64-byte key has no room): see [`MatchSlot::in_flow_key`].
+    NdTarget,
+    /// The source link-layer address option of a neighbour solicitation (`nd_sll`).
+    NdSll,
+    /// The target link-layer address option of a neighbour advertisement (`nd_tll`).
+    NdTll,
     TcpFlags,
     ArpSha,
     ArpTha,
@@ -181,13 +191,33 @@ pub enum MatchSlot {
 
 impl MatchSlot {
     /// Every slot, in `dump-flows` order.
-    pub const ALL: [MatchSlot; 19] = {
+    pub const ALL: [MatchSlot; 22] = {
         use MatchSlot::*;
         [
             DlType, InPort, VlanTci, DlSrc, DlDst, NwSrc, NwDst, Ipv6Src, Ipv6Dst, Ipv6Label, NwProto, NwTos, NwTtl,
-            NwFrag, TpSrc, TpDst, TcpFlags, ArpSha, ArpTha,
+            NwFrag, TpSrc, TpDst, NdTarget, NdSll, NdTll, TcpFlags, ArpSha, ArpTha,
         ]
     };
+
+    /// Whether the flow key stores the slot. The neighbour-discovery slots are not in
+    /// it: the translator reads them from the frame (see docs/OVS-DIFFERENCES.md).
+    pub const fn in_flow_key(self) -> bool {
+        !matches!(self, MatchSlot::NdTarget | MatchSlot::NdSll | MatchSlot::NdTll)
+    }
+
+    /// For a neighbour-discovery slot, the ICMPv6 types (`icmp_type`) under which OVS
+    /// 3.1 matches it (with `icmp_code` absent or 0); `None` for every other slot. OVS
+    /// silently drops the field otherwise; ferrovs refuses the rule (checked by the
+    /// match builder, not by [`MatchSlot::prereq_holds`], which sees only
+    /// `dl_type`/`nw_proto`).
+    pub const fn nd_icmp_types(self) -> Option<&'static [u16]> {
+        match self {
+            MatchSlot::NdTarget => Some(&[ND_SOLICIT, ND_ADVERT]),
+            MatchSlot::NdSll => Some(&[ND_SOLICIT]),
+            MatchSlot::NdTll => Some(&[ND_ADVERT]),
+            _ => None,
+        }
+    }
 
     /// Width of the slot's value in bits. `in_port` is 16 bits (port numbers are at most
     /// [`crate::MAX_PORT_NUMBER`]) and `tcp_flags` 12 (the flags TCP defines), which
@@ -198,9 +228,9 @@ impl MatchSlot {
             InPort | DlType | VlanTci | TpSrc | TpDst => 16,
             TcpFlags => 12,
             Ipv6Label => 20,
-            DlSrc | DlDst | ArpSha | ArpTha => 48,
+            DlSrc | DlDst | ArpSha | ArpTha | NdSll | NdTll => 48,
             NwSrc | NwDst => 32,
-            Ipv6Src | Ipv6Dst => 128,
+            Ipv6Src | Ipv6Dst | NdTarget => 128,
             NwProto | NwTos | NwTtl | NwFrag => 8,
         }
     }
@@ -361,7 +391,7 @@ impl FieldDef {
 
 /// Every match field. Within a slot, a field needing a narrower prerequisite comes
 /// before the general one, which is what printing relies on.
-pub static FIELDS: [FieldDef; 36] = {
+pub static FIELDS: [FieldDef; 39] = {
     use Masking::{Arbitrary, Prefix};
     use MatchSlot::*;
     use Prereq::*;
@@ -401,16 +431,14 @@ pub static FIELDS: [FieldDef; 36] = {
         row("udp_dst", &[], TpDst, K::Decimal { max: 0xffff }, Arbitrary, Some(Udp)).input_only(),
         row("sctp_dst", &[], TpDst, K::Decimal { max: 0xffff }, Arbitrary, Some(Sctp)).input_only(),
         row("tp_dst", &[], TpDst, K::Decimal { max: 0xffff }, Arbitrary, Some(L4)),
+        row("nd_target", &[], NdTarget, K::Ipv6, Prefix, Some(Icmpv6)),
+        row("nd_sll", &[], NdSll, K::Ethernet, Arbitrary, Some(Icmpv6)),
+        row("nd_tll", &[], NdTll, K::Ethernet, Arbitrary, Some(Icmpv6)),
         row("tcp_flags", &[], TcpFlags, K::TcpFlags, Arbitrary, Some(Tcp)).bits(0x0fff),
         row("arp_sha", &[], ArpSha, K::Ethernet, Arbitrary, Some(Arp)),
         row("arp_tha", &[], ArpTha, K::Ethernet, Arbitrary, Some(Arp)),
     ]
 };
-
-/// Match fields OVS 3.1 has that ferrovs refuses because its flow key (one 64-byte
-/// cache line, every bit used) has no room for them: `nd_target` alone needs 128 bits
-/// beside the IPv6 addresses an ND rule also matches. See docs/OVS-DIFFERENCES.md.
-pub const FIELDS_WITHOUT_KEY_ROOM: [&str; 3] = ["nd_target", "nd_sll", "nd_tll"];
 
 /// A pipeline field: registers and metadata (OVS's `reg0`..`reg15`, their 64- and
 /// 128-bit views `xreg0`..`xreg7` and `xxreg0`..`xxreg3`, and `metadata`). They match the
@@ -682,6 +710,9 @@ impl Match {
             TcpFlags => wide(&self.tcp_flags, u128::from),
             ArpSha => wide(&self.arp_sha, mac_bits),
             ArpTha => wide(&self.arp_tha, mac_bits),
+            NdTarget => wide(&self.nd_target, u128::from),
+            NdSll => wide(&self.nd_sll, mac_bits),
+            NdTll => wide(&self.nd_tll, mac_bits),
         }
     }
 
@@ -711,6 +742,9 @@ impl Match {
             TcpFlags => self.tcp_flags = narrow(m, |v| v as u16),
             ArpSha => self.arp_sha = narrow(m, bits_mac),
             ArpTha => self.arp_tha = narrow(m, bits_mac),
+            NdTarget => self.nd_target = narrow(m, Ipv6Addr::from),
+            NdSll => self.nd_sll = narrow(m, bits_mac),
+            NdTll => self.nd_tll = narrow(m, bits_mac),
         }
     }
 }

@@ -29,8 +29,7 @@
 //! ofctl line, reports positions in the TOML file.
 
 use crate::field::{
-    FIELDS_WITHOUT_KEY_ROOM, FieldDef, Masking, MatchSlot, PipelineField, Prereq, SHORTHANDS, Shorthand, ValueKind,
-    field_by_name,
+    FieldDef, Masking, MatchSlot, PipelineField, Prereq, SHORTHANDS, Shorthand, ValueKind, field_by_name,
 };
 use crate::field_value::{ParseFailure, parse_field_value};
 use crate::rule_error::RuleError;
@@ -78,6 +77,8 @@ pub(crate) struct RuleBuilder {
     pub send_flow_rem: bool,
     m: Match,
     prereqs: Vec<(Prereq, String, Position)>,
+    /// Neighbour-discovery fields given, for their ICMPv6 type check.
+    nd_fields: Vec<(MatchSlot, String, Position)>,
 }
 
 impl RuleBuilder {
@@ -92,6 +93,7 @@ impl RuleBuilder {
             send_flow_rem: false,
             m: Match::default(),
             prereqs: Vec::new(),
+            nd_fields: Vec::new(),
         }
     }
 
@@ -245,6 +247,9 @@ impl RuleBuilder {
         if let Some(p) = f.prereq {
             self.prereqs.push((p, key.to_string(), key_pos));
         }
+        if f.slot.nd_icmp_types().is_some() {
+            self.nd_fields.push((f.slot, key.to_string(), key_pos));
+        }
         let v = parse_field_value(f, key, text, self.mode == Mode::Packet).map_err(|e| match e {
             ParseFailure::Value(e) => invalid(key, e, locate),
             ParseFailure::Whole(reason) => RuleError::new(locate(0), reason),
@@ -269,6 +274,21 @@ impl RuleBuilder {
         for (prereq, key, pos) in &self.prereqs {
             if !prereq.holds(self.m.dl_type, self.m.nw_proto) {
                 return Err(RuleError::new(*pos, format!("`{key}` requires a match on {}", prereq.describe())));
+            }
+        }
+        for (slot, key, pos) in &self.nd_fields {
+            let types = slot.nd_icmp_types().expect("an ND slot");
+            let ty_ok = self.m.tp_src.is_some_and(|t| t.mask & 0xff == 0xff && types.contains(&t.value));
+            let code_ok = self.m.tp_dst.is_none_or(|c| c.value == 0);
+            if self.m.slot(*slot).is_some() && !(ty_ok && code_ok) {
+                let types = types.iter().map(|t| format!("icmp_type={t}")).collect::<Vec<_>>().join(" or ");
+                return Err(RuleError::new(
+                    *pos,
+                    format!(
+                        "`{key}` requires {types} (and icmp_code absent or 0); \
+                         Open vSwitch would silently ignore it and match more"
+                    ),
+                ));
             }
         }
         if self.mode == Mode::Packet {
@@ -314,12 +334,6 @@ fn invalid(key: &str, e: ValueError, locate: Locate<'_>) -> RuleError {
 }
 
 fn unknown(key: &str, pos: Position) -> RuleError {
-    if FIELDS_WITHOUT_KEY_ROOM.contains(&key) {
-        return RuleError::new(
-            pos,
-            format!("`{key}` is an Open vSwitch field that ferrovs does not support: its flow key has no room for it"),
-        );
-    }
     RuleError::new(pos, format!("unknown or unsupported field `{key}`"))
 }
 

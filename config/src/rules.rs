@@ -51,6 +51,11 @@ pub struct Match {
     pub tcp_flags: Option<Masked<u16>>,
     pub arp_sha: Option<Masked<[u8; 6]>>,
     pub arp_tha: Option<Masked<[u8; 6]>>,
+    /// IPv6 neighbour discovery (`nd_target`, `nd_sll`, `nd_tll`): not in the flow key;
+    /// see [`MatchSlot::NdTarget`](crate::MatchSlot::NdTarget).
+    pub nd_target: Option<Masked<Ipv6Addr>>,
+    pub nd_sll: Option<Masked<[u8; 6]>>,
+    pub nd_tll: Option<Masked<[u8; 6]>>,
     /// Register matches (`reg0`..`reg15`; `xreg`/`xxreg` are stored as the registers
     /// they cover), sorted by register, none with a zero mask. Registers are pipeline
     /// state, not packet fields: see [`Registers`].

@@ -179,6 +179,11 @@ const FIELD_DIFFERENCES: &[(u8, &str, &str)] = &[
     ),
     (
         0,
+        "icmp6,icmp_type=136,nd_sll=00:11:22:33:44:55,actions=drop",
+        "OVS drops nd_sll outside a neighbour solicitation; ferrovs refuses (docs/OVS-DIFFERENCES.md)",
+    ),
+    (
+        0,
         "actions=move:NXM_OF_IN_PORT[0..7]->reg0[0..7],move:NXM_OF_IN_PORT[]->NXM_OF_IN_PORT[]",
         "writing in_port with move is not supported",
     ),

@@ -440,7 +440,7 @@ fn appctl(
         tracing::info!(target: "ferrovs_daemon::control", uid = ?call.peer_uid, "change (appctl): {} {:?}", call.method, call.params);
     }
     let pmd_stats = |dp: &mut Datapath| match handle(dp, config, &Request::PmdStatsShow)? {
-        Reply::PmdStatsShow(r) => Ok(r),
+        Reply::PmdStatsShow(r) => Ok(*r),
         _ => Err("internal error: pmd-stats-show answered with another reply".to_string()),
     };
     match what {
@@ -636,7 +636,7 @@ fn handle(dp: &mut Datapath, config: &Config, req: &Request) -> Result<Reply, St
     match req {
         Request::Stop => Ok(Reply::Stop),
         Request::Show => Ok(Reply::Show(dp.show(config))),
-        Request::PmdStatsShow => Ok(Reply::PmdStatsShow(dp.pmd_stats())),
+        Request::PmdStatsShow => Ok(Reply::PmdStatsShow(Box::new(dp.pmd_stats()))),
         Request::PmdStatsClear => {
             dp.pmd_stats_clear();
             Ok(Reply::PmdStatsClear)

@@ -162,9 +162,12 @@ impl Datapath {
         })
     }
 
-    /// The packet-ins of every PMD (once; the OpenFlow side sends them).
-    pub fn take_packet_in(&mut self) -> Option<ferrovs_pmd::PacketInSource> {
-        self.packet_in.take()
+    /// The packet-ins of every PMD (once; the OpenFlow side sends them), with where to
+    /// send those that are slow-path packets.
+    pub fn take_packet_in(
+        &mut self,
+    ) -> Option<(ferrovs_pmd::PacketInSource, crossbeam_channel::Sender<crate::slow_path_thread::SlowPathFrame>)> {
+        Some((self.packet_in.take()?, self.slow.frames()))
     }
 
     /// The timed-out `send_flow_rem` rules (once; the OpenFlow side sends flow-removed).
@@ -664,6 +667,7 @@ fn machine_counters(c: MachineCounters) -> SlowPathCounters {
         flows_gone,
         flows_evicted,
         executed_packets,
+        slow_path_packets,
     } = c;
     SlowPathCounters {
         upcalls,
@@ -685,6 +689,7 @@ fn machine_counters(c: MachineCounters) -> SlowPathCounters {
         flows_gone,
         flows_evicted,
         executed_packets,
+        slow_path_packets,
     }
 }
 

@@ -289,6 +289,13 @@ fn encode_slow_path(s: &Snapshot, enc: &mut DescriptorEncoder) -> fmt::Result {
     )?;
     counters(
         enc,
+        "ferrovs_slow_path_packets",
+        "Packets translated one by one in the slow path (neighbour-discovery messages ND rules may match)",
+        None,
+        one(st.slow_path_packets),
+    )?;
+    counters(
+        enc,
         "ferrovs_slow_path_xlate_errors",
         "Translations abandoned (installed as drop)",
         None,

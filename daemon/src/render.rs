@@ -131,7 +131,7 @@ fn pmd_stats(out: &mut String, r: &PmdStatsReply) {
     let _ = writeln!(
         out,
         "slow path: upcalls {} ({:.1} us avg, {:.1} us max), installs {}, executes {} (raced {}, flow limit {}), \
-         removes {}, revalidated {}, rule changes {}, MACs learned {}, undelivered commands {}",
+         removes {}, revalidated {}, rule changes {}, MACs learned {}, slow-path packets {}, undelivered commands {}",
         s.upcalls_handled,
         s.upcall_us_avg,
         s.upcall_us_max,
@@ -143,6 +143,7 @@ fn pmd_stats(out: &mut String, r: &PmdStatsReply) {
         st.revalidated,
         st.rule_changes,
         st.mac_learned,
+        st.slow_path_packets,
         s.commands_undelivered
     );
 }
@@ -360,7 +361,7 @@ mbufs: 1023 in use of 16383
     #[test]
     fn renders_pmd_stats() {
         assert_eq!(
-            render(&Reply::PmdStatsShow(samples::pmd_stats())),
+            render(&Reply::PmdStatsShow(Box::new(samples::pmd_stats()))),
             "pmd 0 core 3: rx queues a:0 b:1
   packets received: 1000
   emc hits: 500 (50.0 %)
@@ -370,7 +371,7 @@ mbufs: 1023 in use of 16383
   megaflows: 17 in 5 masks, evicted 7, reports lost 0
   busy cycles: 250000 (25.0 %), idle cycles: 750000, cycles per packet: 250.0
 slow path: upcalls 118 (3.5 us avg, 41.5 us max), installs 101, executes 17 (raced 11, flow limit 5), \
-removes 30, revalidated 31, rule changes 36, MACs learned 32, undelivered commands 6
+removes 30, revalidated 31, rule changes 36, MACs learned 32, slow-path packets 41, undelivered commands 6
 "
         );
     }

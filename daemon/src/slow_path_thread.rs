@@ -93,7 +93,8 @@ enum SlowRequest {
     },
     DelFlows {
         bridge: String,
-        spec: MatchSpec,
+        /// Boxed: a match is the largest member of any request.
+        spec: Box<MatchSpec>,
         answer: Answer<DelFlowsReply>,
     },
     DumpFlows {
@@ -164,6 +165,21 @@ pub struct PacketOutRequest {
     pub actions: Vec<ferrovs_config::Action>,
 }
 
+/// A packet a slow-path megaflow sent up through the packet-in pool (reason
+/// `REASON_SLOW_PATH`): translated with its bytes, then executed through PMD 0 like a
+/// packet-out.
+#[derive(Debug)]
+pub struct SlowPathFrame {
+    /// The datapath port it arrived on.
+    pub in_port: u32,
+    pub frame: Vec<u8>,
+}
+
+/// Slow-path frames waiting for the thread, as many as the packet-in pool has buffers:
+/// the packet-in thread waits for room, so a flood of them holds pool buffers and the
+/// PMDs drop (and count) the excess copies.
+pub const SLOW_PATH_FRAME_QUEUE: usize = ferrovs_pmd::packet_in::PACKET_IN_BUFFERS;
+
 /// Counters of the thread itself, readable from any thread.
 #[derive(Default)]
 pub struct SlowPathThreadStats {
@@ -184,6 +200,7 @@ pub struct SlowPathThreadStats {
 /// The running thread.
 pub struct SlowPathThread {
     requests: Sender<SlowRequest>,
+    frames: Sender<SlowPathFrame>,
     stop: Arc<AtomicBool>,
     join: Option<JoinHandle<()>>,
     pub stats: Arc<SlowPathThreadStats>,
@@ -200,14 +217,20 @@ impl SlowPathThread {
         expired: Sender<ExpiredRule>,
     ) -> std::io::Result<SlowPathThread> {
         let (tx, rx) = crossbeam_channel::bounded(16);
+        let (frames, frames_rx) = crossbeam_channel::bounded(SLOW_PATH_FRAME_QUEUE);
         let stop = Arc::new(AtomicBool::new(false));
         let stats = Arc::new(SlowPathThreadStats::default());
         let mut worker = Worker { slow, pmds, shared, clock, stats: stats.clone(), expired };
         let stop2 = stop.clone();
         let join = std::thread::Builder::new()
             .name("ferrovs-slow_path".into())
-            .spawn(move || worker.run(upcalls, reports, rx, stop2))?;
-        Ok(SlowPathThread { requests: tx, stop, join: Some(join), stats })
+            .spawn(move || worker.run(upcalls, reports, rx, frames_rx, stop2))?;
+        Ok(SlowPathThread { requests: tx, frames, stop, join: Some(join), stats })
+    }
+
+    /// Where the packet-in thread sends [`SlowPathFrame`]s.
+    pub fn frames(&self) -> Sender<SlowPathFrame> {
+        self.frames.clone()
     }
 
     /// Sends the request `make` builds around its answer channel and waits for the
@@ -267,7 +290,7 @@ impl SlowPathThread {
 
     /// Deletes the rules `spec` matches (non-strictly), applied everywhere before returning.
     pub fn del_flows(&self, bridge: String, spec: MatchSpec) -> Result<DelFlowsReply, String> {
-        self.ask_change(|answer| SlowRequest::DelFlows { bridge, spec, answer })
+        self.ask_change(|answer| SlowRequest::DelFlows { bridge, spec: Box::new(spec), answer })
     }
 
     /// Adds or removes a bridge or changes its ports, applied by every PMD before this
@@ -329,6 +352,7 @@ impl Worker {
         upcalls: Receiver<UpcallBatch>,
         reports: Receiver<PmdReport>,
         requests: Receiver<SlowRequest>,
+        frames: Receiver<SlowPathFrame>,
         stop: Arc<AtomicBool>,
     ) {
         let mut last_tick = Instant::now();
@@ -360,6 +384,11 @@ impl Worker {
                         self.handle_request(req);
                     }
                 }
+                recv(frames) -> f => {
+                    if let Ok(f) = f {
+                        self.slow_path_frame(f);
+                    }
+                }
                 default(Duration::from_millis(50)) => {}
             }
             if last_tick.elapsed() >= TICK {
@@ -377,6 +406,24 @@ impl Worker {
                 }
                 self.publish_counters();
             }
+        }
+    }
+
+    /// Translates a [`SlowPathFrame`] with its bytes and executes the result on it
+    /// through PMD 0 (as a packet-out).
+    fn slow_path_frame(&mut self, f: SlowPathFrame) {
+        let Some((actions, cmds)) = self.slow.slow_path_packet(&f.frame, f.in_port, self.clock.now_ms()) else {
+            return;
+        };
+        self.deliver(cmds);
+        if actions.is_empty() {
+            return;
+        }
+        let Some(pmd) = self.pmds.first() else { return };
+        let msg = FlowMessage::PacketOut(PacketOut { in_port: f.in_port, frame: f.frame, actions });
+        if let Err(e) = pmd.send_timeout(msg, PMD_TIMEOUT) {
+            self.stats.undelivered.fetch_add(1, Ordering::Relaxed);
+            tracing::error!("slow path: a slow-path packet not delivered to PMD 0: {e}");
         }
     }
 

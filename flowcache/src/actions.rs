@@ -69,6 +69,10 @@ pub enum DpAction {
 pub const REASON_NO_MATCH: u8 = 0;
 /// `OFPR_ACTION`: a packet-in for a controller action.
 pub const REASON_ACTION: u8 = 1;
+/// Not an OpenFlow reason: the megaflow's packets go to ferrovs's own slow path, which
+/// translates each with what the key lacks (the IPv6 neighbour-discovery fields: see
+/// docs/OVS-DIFFERENCES.md). Never sent to a controller.
+pub const REASON_SLOW_PATH: u8 = 0xff;
 
 /// The action list of a megaflow. Empty means drop.
 pub type DpActions = Vec<DpAction>;

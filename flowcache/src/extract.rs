@@ -908,13 +908,6 @@ mod tests {
     }
 
     /// An ND message: type, code, then the 4 reserved/flag bytes, the target and `opts`.
-    fn nd_message(ty: u8, code: u8, target: [u8; 16], opts: &[u8]) -> Vec<u8> {
-        let mut m = vec![ty, code, 0, 0, 0x60, 0, 0, 0];
-        m.extend_from_slice(&target);
-        m.extend_from_slice(opts);
-        m
-    }
-
     #[test]
     fn nd_fields_as_ovs_parses_them() {
         let target = [0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 9];

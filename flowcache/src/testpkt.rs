@@ -285,6 +285,16 @@ pub fn ipv6_frame(next: u8, tc: u8, ext: &[u8], l4: &[u8]) -> Vec<u8> {
     f
 }
 
+/// An ICMPv6 neighbour-discovery message (135: solicitation, 136: advertisement) for
+/// `target`, followed by the raw option bytes `opts`; the checksum is left to
+/// [`ipv6_frame`].
+pub fn nd_message(ty: u8, code: u8, target: [u8; 16], opts: &[u8]) -> Vec<u8> {
+    let mut m = vec![ty, code, 0, 0, 0x60, 0, 0, 0];
+    m.extend_from_slice(&target);
+    m.extend_from_slice(opts);
+    m
+}
+
 /// An IPv6 extension header for [`ipv6_frame_ext`].
 #[derive(Debug, Clone, Copy)]
 pub enum ExtHdr {

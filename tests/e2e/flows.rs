@@ -68,6 +68,25 @@ devargs = "net_pcap{index},rx_pcap=@DIR@/{rx},tx_pcap=@DIR@/out{number}.pcap"
     )
 }
 
+/// Writes `input` as `in.pcap` in `dir` and returns the config of bridge br0 (no internal
+/// port) with `flows`: port 1 "in" replays `input` once, ports 2.. (named `outputs`)
+/// receive nothing; every port writes what it sends to `out<N>.pcap`.
+pub(crate) fn pcap_bridge(dir: &TempDir, input: &[Vec<u8>], flows: &[&str], outputs: &[&str]) -> String {
+    write_pcap(&dir.join("in.pcap"), input);
+    write_pcap(&dir.join("empty.pcap"), &[]);
+    let flows: Vec<String> = flows.iter().map(|f| format!("  {f:?},\n")).collect();
+    let mut config = format!(
+        "{}\n[[bridge]]\nname = \"br0\"\ninternal_port = false\nflows = [\n{}]\n\n{}",
+        preamble(),
+        flows.concat(),
+        pcap_port("in", 1, "in.pcap")
+    );
+    for (i, name) in outputs.iter().enumerate() {
+        config += &pcap_port(name, i as u32 + 2, "empty.pcap");
+    }
+    config
+}
+
 /// A rule change applies to the very next packet: once `add-flow` returns, ICMP is
 /// dropped; once `del-flows` returns, it passes again.
 pub fn rule_change_applies_to_next_packet() -> Result<(), Failed> {
@@ -162,27 +181,17 @@ pub fn pcap_rules_route_and_rewrite() -> Result<(), Failed> {
         frames::runt(),
         udp.clone(),
     ];
-    write_pcap(&dir.join("in.pcap"), &input);
-    write_pcap(&dir.join("empty.pcap"), &[]);
-    let config = format!(
-        r#"{}
-[[bridge]]
-name = "br0"
-internal_port = false
-flows = [
-  "priority=10,in_port=1,actions=output:4",
-  "priority=100,in_port=1,udp,dl_vlan=0xffff,actions=output:2",
-  "priority=100,in_port=1,tcp,tp_dst=80,actions=mod_nw_dst:198.18.7.7,dec_ttl,output:3",
-  "priority=100,in_port=1,arp,actions=flood",
-  "priority=100,in_port=1,dl_vlan=20,actions=strip_vlan,output:2",
-]
-
-{}{}{}{}"#,
-        preamble(),
-        pcap_port("in", 1, "in.pcap"),
-        pcap_port("udp", 2, "empty.pcap"),
-        pcap_port("web", 3, "empty.pcap"),
-        pcap_port("rest", 4, "empty.pcap"),
+    let config = pcap_bridge(
+        &dir,
+        &input,
+        &[
+            "priority=10,in_port=1,actions=output:4",
+            "priority=100,in_port=1,udp,dl_vlan=0xffff,actions=output:2",
+            "priority=100,in_port=1,tcp,tp_dst=80,actions=mod_nw_dst:198.18.7.7,dec_ttl,output:3",
+            "priority=100,in_port=1,arp,actions=flood",
+            "priority=100,in_port=1,dl_vlan=20,actions=strip_vlan,output:2",
+        ],
+        &["udp", "web", "rest"],
     );
     let d = Daemon::start_in(dir, &config);
     let n = input.len() as u64;
@@ -241,6 +250,54 @@ flows = [
     }
     if !p("out1.pcap").is_empty() {
         return Err("a frame went back out its ingress port".into());
+    }
+    Ok(())
+}
+
+/// Rules on the IPv6 neighbour-discovery fields (not in the flow key): ND messages go
+/// through the slow path one by one and are forwarded by their ND fields, byte for byte;
+/// other packets stay in the fast path.
+pub fn pcap_nd_rules_forward_by_nd_fields() -> Result<(), Failed> {
+    use ferrovs_flowcache::testpkt::{ipv6_frame, nd_message};
+    let dir = TempDir::new();
+    let nd = |ty: u8, last: u8| {
+        let target = [0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, last];
+        ipv6_frame(58, 0, &[], &nd_message(ty, 0, target, &[1, 1, 2, 0, 0, 0, 0, last]))
+    };
+    let (ns1, ns2, na1) = (nd(135, 1), nd(135, 2), nd(136, 1));
+    let v6 = frames::ipv6_udp(1, 2, 5000, 6000);
+    let input = vec![ns1.clone(), ns2.clone(), v6.clone(), na1.clone(), ns1.clone(), ns2.clone()];
+    let config = pcap_bridge(
+        &dir,
+        &input,
+        &["priority=100,icmp6,icmp_type=135,nd_target=fd00::1,actions=drop", "priority=0,actions=output:2"],
+        &["out"],
+    );
+    let d = Daemon::start_in(dir, &config);
+    let n = input.len() as u64;
+    let all_in =
+        wait_until(Duration::from_secs(10), || d.port_counters("in").map(|p| counter(&p, "rx_packets")) == Some(n));
+    let settled =
+        wait_until(Duration::from_secs(5), || d.port_counters("out").map(|p| counter(&p, "tx_packets")) == Some(4));
+    // The slow path's counters are published about once a second.
+    let slow_pathed = || d.ctl_json(&["pmd-stats-show"])["slow_path"]["state"]["slow_path_packets"].as_u64();
+    let counted = wait_until(Duration::from_secs(5), || slow_pathed() == Some(5));
+    let counted = if counted { Ok(()) } else { Err(format!("slow-path packets {:?}, want 5", slow_pathed())) };
+    let dump = ctl_ok(&d, &["dump-flows", "br0"])?;
+    let stopped = d.stop();
+    if !all_in || !settled {
+        return Err(format!("not everything went through: all_in={all_in} settled={settled}\n{}", stopped.log).into());
+    }
+    counted?;
+    if !dump.contains("nd_target=fd00::1 actions=drop") {
+        return Err(format!("dump-flows:\n{dump}").into());
+    }
+    let mut got = read_pcap(&stopped.dir.path.join("out2.pcap"));
+    let mut want = vec![ns2.clone(), v6, na1, ns2];
+    got.sort();
+    want.sort();
+    if got != want {
+        return Err(format!("port 2 got {} frames, want 4 (NS for fd00::2 twice, NA, UDP)", got.len()).into());
     }
     Ok(())
 }

@@ -15,7 +15,7 @@
 
 use std::time::Duration;
 
-use ferrovs_e2e::{Daemon, TempDir, frames, read_pcap, wait_until, write_pcap};
+use ferrovs_e2e::{Daemon, TempDir, frames, read_pcap, wait_until};
 use libtest_mimic::{Arguments, Failed, Trial};
 
 mod capture;
@@ -119,21 +119,7 @@ fn pcap_flood_byte_for_byte() -> Result<(), Failed> {
     let frames_in: Vec<Vec<u8>> = input.iter().map(|(f, _)| f.clone()).collect();
     let expected: Vec<Vec<u8>> = input.iter().filter(|(_, runt)| !runt).map(|(f, _)| f.clone()).collect();
     let runts = input.iter().filter(|(_, runt)| *runt).count() as u64;
-    write_pcap(&dir.join("in.pcap"), &frames_in);
-    write_pcap(&dir.join("empty.pcap"), &[]);
-    let config = format!(
-        r#"{}
-[[bridge]]
-name = "br0"
-internal_port = false
-flows = ["in_port=1,actions=flood"]
-
-{}{}{}"#,
-        preamble(),
-        flows::pcap_port("in", 1, "in.pcap"),
-        flows::pcap_port("out2", 2, "empty.pcap"),
-        flows::pcap_port("out3", 3, "empty.pcap"),
-    );
+    let config = flows::pcap_bridge(&dir, &frames_in, &["in_port=1,actions=flood"], &["out2", "out3"]);
     let d = Daemon::start_in(dir, &config);
     let n_in = frames_in.len() as u64;
     let all_in =
@@ -235,6 +221,7 @@ fn main() {
         Trial::test("walks_through_namespaces", walks_through_namespaces).with_ignored_flag(!root),
         Trial::test("pcap_flood_byte_for_byte", pcap_flood_byte_for_byte),
         Trial::test("pcap_rules_route_and_rewrite", flows::pcap_rules_route_and_rewrite),
+        Trial::test("pcap_nd_rules_forward_by_nd_fields", flows::pcap_nd_rules_forward_by_nd_fields),
         Trial::test("pcap_new_flows_at_full_speed", many_flows::new_flows_replayed_at_full_speed_come_out_complete),
         Trial::test("rule_change_applies_to_next_packet", flows::rule_change_applies_to_next_packet)
             .with_ignored_flag(!root),

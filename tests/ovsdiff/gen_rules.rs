@@ -147,8 +147,25 @@ fn match_fields(rng: &mut Rng, in_port: u32, class: Class) -> Vec<String> {
     if class == Class::Icmp && rng.chance(30) {
         m.push(format!("icmp_type={}", rng.pick(&[0u8, 8, 3])));
     }
-    if class == Class::Icmp6 && rng.chance(30) {
-        m.push(format!("icmpv6_type={}", rng.pick(&[128u8, 129, 135])));
+    if class == Class::Icmp6 && rng.chance(60) {
+        let ty = *rng.pick(&[128u8, 129, 135, 136, 135, 136]);
+        m.push(format!("icmpv6_type={ty}"));
+        // Neighbour discovery (not in ferrovs's flow key: the slow path decides).
+        if matches!(ty, 135 | 136) && rng.chance(80) {
+            if rng.chance(30) {
+                m.push("icmp_code=0".to_string());
+            }
+            if rng.chance(70) {
+                let i = rng.below(pools::IPV6.len() as u64) as usize;
+                let mask = *rng.pick(&["", "", "/64", "/::ffff"]);
+                m.push(format!("nd_target={}{mask}", pools::fmt_ipv6(i)));
+            }
+            if rng.chance(50) {
+                let key = if ty == 135 { "nd_sll" } else { "nd_tll" };
+                let mask = if rng.chance(25) { "/ff:ff:ff:00:00:00" } else { "" };
+                m.push(format!("{key}={}{mask}", mac(rng)));
+            }
+        }
     }
     if class.v6() && rng.chance(20) {
         let l = *rng.pick(pools::LABELS);

@@ -138,6 +138,9 @@ pub fn match_from_wire(wire: &WireMatch) -> Result<rules::Match, OfpError> {
             TcpFlags => put(&mut m, MatchSlot::TcpFlags)?,
             ArpSha => put(&mut m, MatchSlot::ArpSha)?,
             ArpTha => put(&mut m, MatchSlot::ArpTha)?,
+            NdTarget => put(&mut m, MatchSlot::NdTarget)?,
+            NdSll => put(&mut m, MatchSlot::NdSll)?,
+            NdTll => put(&mut m, MatchSlot::NdTll)?,
             Reg(n) => {
                 if m.reg(n).is_some() {
                     return Err(OfpError::DupField);
@@ -312,6 +315,13 @@ pub fn match_to_wire(m: &rules::Match, form: MatchForm) -> Result<WireMatch, &'s
                     push(&mut fields, field, slot, v);
                 }
             }
+        }
+    }
+    for (slot, field) in
+        [(MatchSlot::NdTarget, Field::NdTarget), (MatchSlot::NdSll, Field::NdSll), (MatchSlot::NdTll, Field::NdTll)]
+    {
+        if let Some(v) = get(slot) {
+            push(&mut fields, field, slot, v);
         }
     }
     if let Some(v) = get(MatchSlot::TcpFlags) {

@@ -45,9 +45,12 @@ use ferrovs_config::openflow::{
     PortStatus, Role, Version, encode,
 };
 use ferrovs_config::{ControllerTarget, FailMode};
+use ferrovs_flowcache::actions::REASON_SLOW_PATH;
 use ferrovs_flowcache::slow_path::ExpiredRule;
 use ferrovs_flowcache::xlate::{Expiry, MissMode};
 use ferrovs_pmd::{PacketInFrame, PacketInSource};
+
+use crate::slow_path_thread::SlowPathFrame;
 
 use super::conn::{self, ConnWriter, Peer};
 use super::{OfCall, OfRequest};
@@ -695,14 +698,30 @@ pub fn run_flow_removed(hub: Arc<Hub>, expired: Receiver<ExpiredRule>, stop: Arc
     }
 }
 
-/// Runs the packet-in sender until `stop`: see the module doc.
-pub fn run_packet_ins(hub: Arc<Hub>, source: PacketInSource, stop: Arc<AtomicBool>) {
+/// Runs the packet-in sender until `stop`: see the module doc. Packets a slow-path
+/// megaflow sent up (reason `REASON_SLOW_PATH`) are no packet-ins: they go, whole, to the
+/// slow path (`slow_path`), waiting for room there.
+pub fn run_packet_ins(hub: Arc<Hub>, source: PacketInSource, slow_path: Sender<SlowPathFrame>, stop: Arc<AtomicBool>) {
     while !stop.load(Ordering::Relaxed) {
         let Some(pin) = source.recv_timeout(POLL) else { continue };
-        hub.deliver(&pin);
+        if pin.reason == REASON_SLOW_PATH {
+            if pin.data.len() == pin.total_len as usize {
+                let f = SlowPathFrame { in_port: pin.in_port, frame: pin.data.clone() };
+                if slow_path.send_timeout(f, SLOW_PATH_WAIT).is_err() {
+                    tracing::warn!("a slow-path packet was dropped: the slow path is not taking them");
+                }
+            } else {
+                tracing::warn!("a slow-path packet of {} bytes was dropped: longer than a copy", pin.total_len);
+            }
+        } else {
+            hub.deliver(&pin);
+        }
         source.recycle(pin.data);
     }
 }
+
+/// How long the packet-in thread waits for room in the slow path's frame queue.
+const SLOW_PATH_WAIT: Duration = Duration::from_secs(1);
 
 #[cfg(test)]
 mod tests {

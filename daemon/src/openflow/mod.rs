@@ -71,6 +71,7 @@ use ferrovs_flowcache::slow_path::{ExpiredRule, GroupChange, GroupError};
 
 use crate::datapath::Datapath;
 use crate::protocol::PortInfo;
+use crate::slow_path_thread::SlowPathFrame;
 use crate::socket_server::SocketServer;
 
 pub use flow_table::{ChangeKind, FlowChange, apply_change};
@@ -229,7 +230,7 @@ impl OpenFlowServers {
         &self,
         config: &Config,
         datapath_numbers: &std::collections::HashMap<String, u32>,
-        packet_in: Option<PacketInSource>,
+        packet_in: Option<(PacketInSource, Sender<SlowPathFrame>)>,
         expired: Option<Receiver<ExpiredRule>>,
     ) -> Result<(), String> {
         for b in &config.bridges {
@@ -242,11 +243,11 @@ impl OpenFlowServers {
                     .map_err(|e| format!("bridge {}: {e}", b.name))?;
             }
         }
-        if let Some(source) = packet_in {
+        if let Some((source, slow_path)) = packet_in {
             let (hub, stop) = (self.hub.clone(), self.stop.clone());
             std::thread::Builder::new()
                 .name("ferrovs-pktin".into())
-                .spawn(move || controller::run_packet_ins(hub, source, stop))
+                .spawn(move || controller::run_packet_ins(hub, source, slow_path, stop))
                 .map_err(|e| format!("packet-in thread: {e}"))?;
         }
         if let Some(expired) = expired {

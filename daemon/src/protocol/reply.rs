@@ -23,7 +23,8 @@ use super::Request;
 #[serde(tag = "cmd", rename_all = "kebab-case", deny_unknown_fields)]
 pub enum Reply {
     Show(ShowReply),
-    PmdStatsShow(PmdStatsReply),
+    /// Boxed: the largest reply by far.
+    PmdStatsShow(Box<PmdStatsReply>),
     PmdStatsClear,
     PmdRxqRebalance(RebalanceReply),
     /// The daemon is stopping (it answers before it stops).
@@ -350,6 +351,9 @@ pub struct SlowPathCounters {
     pub flows_evicted: u64,
     /// Packets the PMDs executed without a megaflow, credited to their rules.
     pub executed_packets: u64,
+    /// Packets a slow-path megaflow sent to the slow path one by one (neighbour-discovery
+    /// messages that ND rules may match).
+    pub slow_path_packets: u64,
 }
 
 /// `add-flow` and `add-flows`.

@@ -147,6 +147,7 @@ pub(crate) fn pmd_stats() -> PmdStatsReply {
                 flows_gone: 38,
                 flows_evicted: 39,
                 executed_packets: 40,
+                slow_path_packets: 41,
             },
         },
     }
@@ -169,7 +170,7 @@ pub(crate) fn trace(error: bool) -> TraceReply {
 pub(crate) fn all() -> Vec<Reply> {
     vec![
         Reply::Show(show()),
-        Reply::PmdStatsShow(pmd_stats()),
+        Reply::PmdStatsShow(Box::new(pmd_stats())),
         Reply::PmdStatsClear,
         Reply::Stop,
         Reply::AddFlow(AddFlowsReply { added: 1, megaflows_removed: 4 }),

@@ -157,7 +157,7 @@ fn a_renamed_or_unknown_field_anywhere_is_refused() {
 
 #[test]
 fn a_missing_field_is_refused() {
-    let good = serde_json::to_value(Response::Ok(Reply::PmdStatsShow(samples::pmd_stats()))).unwrap();
+    let good = serde_json::to_value(Response::Ok(Reply::PmdStatsShow(Box::new(samples::pmd_stats())))).unwrap();
     for k in ["tsc_hz", "pmds", "slow_path"] {
         let mut v = good.clone();
         at(&mut v, &["result".into()]).remove(k);

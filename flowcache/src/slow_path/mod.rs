@@ -214,6 +214,9 @@ pub struct SlowPathCounters {
     /// Packets executed by PMDs without a megaflow (`Execute` answers), credited to the
     /// rules of their key's translation.
     pub executed_packets: u64,
+    /// Packets a slow-path megaflow sent here one by one (neighbour-discovery messages
+    /// that ND rules may match), each translated with its frame's ND fields.
+    pub slow_path_packets: u64,
 }
 
 /// A rule with its counters, for `dump-flows`.
@@ -626,6 +629,42 @@ impl SlowPath {
         let key = crate::extract::extract(frame, in_port);
         let t = crate::xlate::translate_actions(&br.tables, &br.macs, &key, in_port, ms(now_ms), actions);
         Ok(br.port_map.dp_actions(&t.actions))
+    }
+
+    /// A packet a slow-path megaflow sent here with its bytes (a neighbour-discovery
+    /// message that ND rules may match: see `xlate::translate`), received on datapath
+    /// port `dp_in_port`: translated with the frame's ND fields, the datapath actions to
+    /// execute on it, plus the commands MAC learning made necessary. `None` if the port
+    /// is on no bridge. Nothing is installed: every such packet comes here.
+    pub fn slow_path_packet(
+        &mut self,
+        frame: &[u8],
+        dp_in_port: u32,
+        now_ms: u64,
+    ) -> Option<(DpActions, Vec<(usize, PmdCommand)>)> {
+        let mut out = Out::new(self.mirrors.len());
+        self.counters.slow_path_packets += 1;
+        let Some(&b) = self.port_bridge.get(&dp_in_port) else {
+            self.counters.no_bridge += 1;
+            return None;
+        };
+        let key = crate::extract::extract(frame, dp_in_port);
+        let nd = crate::extract::nd_fields(frame);
+        let br = &self.bridges[b];
+        let of_key = br.port_map.of_key(&key);
+        let t = crate::xlate::translate_with_nd(&br.tables, &br.macs, &of_key, &nd, ms(now_ms));
+        if t.error.is_some() {
+            self.counters.xlate_errors += 1;
+        }
+        // Its rules count it here: the slow-path megaflow that sent it credits none.
+        self.bridges[b].stats.credit(&t.rules, 1, frame.len() as u64, ms(now_ms));
+        if let Some(l) = t.learn {
+            let changed = self.learn(b, &l, now_ms);
+            if !changed.is_empty() {
+                self.revalidate_mac_deps(b, &changed, now_ms, &mut out);
+            }
+        }
+        Some((self.bridges[b].port_map.dp_actions(&t.actions), out.finish()))
     }
 
     /// `ovs-ofctl add-flows`: each rule replaces the rule with the same table, priority

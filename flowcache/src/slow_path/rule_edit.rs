@@ -19,8 +19,8 @@
 //! same as no match. So `del-flows nw_dst=10.0.0.0/8` (no `ip`) deletes every rule,
 //! which is what `ovs-ofctl` does (after a warning).
 
-use ferrovs_config::MatchSpec;
 use ferrovs_config::rules::{Match, Rule};
+use ferrovs_config::{MatchSlot, MatchSpec};
 
 use crate::xlate::tables::compile_match;
 
@@ -29,11 +29,18 @@ use crate::xlate::tables::compile_match;
 pub fn match_covers(general: &Match, specific: &Match) -> bool {
     let (g, _) = compile_match(general);
     let (s, _) = compile_match(specific);
-    g.iter().all(|gf| {
+    let key_fields = g.iter().all(|gf| {
         s.iter()
             .find(|sf| sf.field == gf.field)
             .is_some_and(|sf| sf.mask & gf.mask == gf.mask && sf.value & gf.mask == gf.value)
-    })
+    });
+    // The neighbour-discovery fields are not compiled into key fields (no key room).
+    let nd_fields = MatchSlot::ALL.into_iter().filter(|slot| !slot.in_flow_key()).all(|slot| {
+        general.slot(slot).is_none_or(|gm| {
+            specific.slot(slot).is_some_and(|sm| sm.mask & gm.mask == gm.mask && (sm.value ^ gm.value) & gm.mask == 0)
+        })
+    });
+    key_fields && nd_fields
 }
 
 /// True if `rule` is selected by a non-strict `del-flows` with `spec`.
@@ -58,6 +65,13 @@ mod tests {
         assert!(match_covers(&m("ip"), &m("tcp,nw_dst=10.1.0.0/16")));
         assert!(match_covers(&m("ip,nw_dst=10.0.0.0/8"), &m("tcp,nw_dst=10.1.0.0/16")));
         assert!(!match_covers(&m("ip,nw_dst=10.1.0.0/16"), &m("tcp,nw_dst=10.0.0.0/8")), "wider prefix");
+        let ns = "icmp6,icmp_type=135";
+        let nd = |f: &str| m(&format!("{ns},{f}"));
+        assert!(match_covers(&m(ns), &nd("nd_target=fd00::1")));
+        assert!(match_covers(&nd("nd_target=fd00::/64"), &nd("nd_target=fd00::1,nd_sll=02:00:00:00:00:01")));
+        assert!(!match_covers(&nd("nd_target=fd00::1"), &nd("nd_target=fd00::2")), "other target");
+        assert!(!match_covers(&nd("nd_target=fd00::1"), &m(ns)), "the rule has no target");
+        assert!(!match_covers(&nd("nd_sll=02:00:00:00:00:01"), &nd("nd_target=fd00::1")));
         assert!(!match_covers(&m("ip,nw_dst=11.0.0.0/8"), &m("tcp,nw_dst=10.1.0.0/16")), "other value");
         assert!(!match_covers(&m("tcp"), &m("ip")), "nw_proto not constrained");
         assert!(!match_covers(&m("in_port=1"), &m("in_port=2,ip")));

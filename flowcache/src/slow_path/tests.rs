@@ -652,3 +652,36 @@ fn group_changes_revalidate_and_group_deletes_take_their_rules() {
     let e2 = sp.group_mod("br0", GroupChange::Replace([(4, bad)].into_iter().collect()), 8);
     assert!(matches!(e2, Err(SlowPathError::Group { id: 4, error: GroupError::IndirectBuckets })), "{e2:?}");
 }
+
+/// A neighbour solicitation in a bridge with ND rules: its upcall installs a slow-path
+/// megaflow; each packet it sends up is translated with its ND fields, forwarded by them
+/// and counted for its rules.
+#[test]
+fn nd_packets_go_through_the_slow_path_one_by_one() {
+    use crate::actions::REASON_SLOW_PATH;
+    use crate::testpkt::{ipv6_frame, nd_message};
+    let mut sp = slow_path(
+        &["priority=100,icmp6,icmp_type=135,nd_target=fd00::1,actions=drop", "priority=0,actions=output:2"],
+        1,
+        Default::default(),
+    );
+    let ns = |last: u8| {
+        let target = [0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, last];
+        ipv6_frame(58, 0, &[], &nd_message(135, 0, target, &[]))
+    };
+    let (_, mf) = installed(&sp.handle_upcall(&up(0, extract(&ns(1), 1)), 0), 0);
+    assert!(
+        matches!(mf.actions[..], [DpAction::Controller { reason: REASON_SLOW_PATH, max_len: u16::MAX, .. }]),
+        "{:?}",
+        mf.actions
+    );
+    let (drop, cmds) = sp.slow_path_packet(&ns(1), 1, 10).unwrap();
+    assert!(drop.is_empty() && cmds.is_empty());
+    let (fwd, _) = sp.slow_path_packet(&ns(2), 1, 20).unwrap();
+    assert_eq!(fwd, vec![DpAction::Output(2)]);
+    assert!(sp.slow_path_packet(&ns(2), 9, 30).is_none(), "a port on no bridge");
+    assert_eq!(sp.counters().slow_path_packets, 3);
+    let dump = sp.dump_flows("br0", &[], 40).unwrap();
+    let len = ns(1).len() as u64;
+    assert_eq!((dump[0].packets, dump[0].bytes, dump[1].packets), (1, len, 1));
+}

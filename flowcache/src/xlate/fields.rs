@@ -28,11 +28,14 @@ use ferrovs_config::{MatchSlot, SlotStorage};
 /// `mask_of`.
 pub use ferrovs_config::MatchSlot as Field;
 
-/// Where a field lives: one bit range of one word, or a 128-bit address over two words.
+/// Where a field lives: one bit range of one word, a 128-bit address over two words, or
+/// nowhere (the neighbour-discovery slots: [`MatchSlot::in_flow_key`]; they read as zero
+/// and writing them changes no key bit).
 #[derive(Clone, Copy)]
 enum Loc {
     Bits { word: usize, shift: u32, width: u32 },
     Wide { hi: usize, lo: usize },
+    Nowhere,
 }
 
 /// The key location of each slot: the flow key's layout (see [`FlowKey`]).
@@ -61,6 +64,7 @@ const fn loc(slot: MatchSlot) -> Loc {
         NwDst => b(7, 0, slot),
         Ipv6Src => Loc::Wide { hi: 4, lo: 5 },
         Ipv6Dst => Loc::Wide { hi: 6, lo: 7 },
+        NdTarget | NdSll | NdTll => Loc::Nowhere,
     }
 }
 
@@ -74,6 +78,7 @@ impl SlotStorage for FlowKey {
         match loc(slot) {
             Loc::Bits { word, shift, width } => ((self.w[word] >> shift) & ((1u64 << width) - 1)) as u128,
             Loc::Wide { hi, lo } => ((self.w[hi] as u128) << 64) | self.w[lo] as u128,
+            Loc::Nowhere => 0,
         }
     }
 
@@ -88,6 +93,7 @@ impl SlotStorage for FlowKey {
                 self.w[hi] = (value >> 64) as u64;
                 self.w[lo] = value as u64;
             }
+            Loc::Nowhere => {}
         }
     }
 }
@@ -160,6 +166,10 @@ mod tests {
         let mut seen = Mask::ZERO;
         for slot in Field::ALL {
             let m: Mask = slot.mask_of(slot.all_ones());
+            if !slot.in_flow_key() {
+                assert!(m.is_zero(), "{slot:?} has no key bits");
+                continue;
+            }
             assert_eq!(slot.get(&m), slot.all_ones(), "{slot:?}");
             if !matches!(slot, Field::Ipv6Src | Field::Ipv6Dst) {
                 assert!(m.masked(&seen).is_zero(), "{slot:?} overlaps another slot");

@@ -131,7 +131,20 @@ impl Translation {
 
 /// Translates `key` through `tables`, reading (never writing) `macs` at time `now`.
 pub fn translate(tables: &RuleTables, macs: &MacTable, key: &FlowKey, now: Duration) -> Translation {
-    translate::translate(tables, macs, key, now, Lookup::Index)
+    translate::translate(tables, macs, key, None, now, Lookup::Index)
+}
+
+/// [`translate`] of a packet whose bytes the caller has, with its neighbour-discovery
+/// fields (`extract::nd_fields`): never a slow-path outcome. For executing that one
+/// packet; its mask is not a megaflow's.
+pub fn translate_with_nd(
+    tables: &RuleTables,
+    macs: &MacTable,
+    key: &FlowKey,
+    nd: &crate::extract::NdFields,
+    now: Duration,
+) -> Translation {
+    translate::translate(tables, macs, key, Some(nd), now, Lookup::Index)
 }
 
 /// [`translate`] with a chosen table lookup: [`Lookup::LinearScan`] is the former
@@ -143,7 +156,7 @@ pub fn translate_with(
     now: Duration,
     lookup: Lookup,
 ) -> Translation {
-    translate::translate(tables, macs, key, now, lookup)
+    translate::translate(tables, macs, key, None, now, lookup)
 }
 
 /// The datapath actions of a packet-out: `actions` (a rule's, plus `resubmit(,0)` for

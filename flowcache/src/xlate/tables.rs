@@ -30,6 +30,7 @@ use ferrovs_config::rules::{Action, Masked, Match, Registers, Rule};
 
 use super::fields::{self, Field, FieldMatch};
 use super::rule_index::TableIndex;
+use crate::extract::NdFields;
 use crate::key::{FlowKey, Mask, ethertype, ipproto, mac_to_u64};
 
 /// Number of OpenFlow tables (0..=254).
@@ -51,6 +52,37 @@ pub(crate) struct CompiledRule {
     /// The rule's register and metadata match, if it has one. Decided against the
     /// translation's registers, never by key bits (see [`PipelineMatch`]).
     pub pipeline: Option<Box<PipelineMatch>>,
+    /// The rule's `nd_target`/`nd_sll`/`nd_tll` match, if it has one: not in the key,
+    /// decided against the frame's ND fields by the slow path (see `translate`).
+    pub nd: Option<Box<NdMatch>>,
+}
+
+/// A match on the ND fields, as value/mask pairs (a zero mask matches anything).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct NdMatch {
+    target: Masked<u128>,
+    sll: Masked<u64>,
+    tll: Masked<u64>,
+}
+
+impl NdMatch {
+    fn of(m: &Match) -> Option<NdMatch> {
+        let none = Masked { value: 0, mask: 0 };
+        let mac = |x: &Option<Masked<[u8; 6]>>| {
+            x.map_or(none, |x| Masked { value: mac_to_u64(x.value), mask: mac_to_u64(x.mask) })
+        };
+        let target = m
+            .nd_target
+            .map_or(Masked { value: 0, mask: 0 }, |t| Masked { value: u128::from(t.value), mask: u128::from(t.mask) });
+        let nd = NdMatch { target, sll: mac(&m.nd_sll), tll: mac(&m.nd_tll) };
+        (nd.target.mask | u128::from(nd.sll.mask | nd.tll.mask) != 0).then_some(nd)
+    }
+
+    fn holds(&self, nd: &NdFields) -> bool {
+        (u128::from_be_bytes(nd.target) ^ self.target.value) & self.target.mask == 0
+            && (mac_to_u64(nd.sll) ^ self.sll.value) & self.sll.mask == 0
+            && (mac_to_u64(nd.tll) ^ self.tll.value) & self.tll.mask == 0
+    }
 }
 
 impl CompiledRule {
@@ -64,6 +96,12 @@ impl CompiledRule {
     #[inline]
     pub fn pipeline_holds(&self, regs: &Registers) -> bool {
         self.pipeline.as_ref().is_none_or(|p| p.holds(regs))
+    }
+
+    /// Whether the rule's neighbour-discovery match (if any) holds for `nd`.
+    #[inline]
+    pub fn nd_holds(&self, nd: &NdFields) -> bool {
+        self.nd.as_ref().is_none_or(|m| m.holds(nd))
     }
 
     /// The mask half of the pipeline match (all zero for a rule without one).
@@ -169,6 +207,8 @@ pub struct RuleTables {
     pub(crate) tables: Vec<Vec<CompiledRule>>,
     /// Per table, the classifier over `tables[t]` (see `rule_index`).
     pub(crate) index: Vec<TableIndex>,
+    /// Per table, whether a rule of it matches ND fields (which the key does not hold).
+    nd_tables: Vec<bool>,
     ports: Vec<u32>,
     warnings: Vec<String>,
     /// Rule identity (table, priority, match) to rule.
@@ -258,16 +298,19 @@ impl RuleTables {
                 mask,
                 fields,
                 pipeline: PipelineMatch::of(&r.matches),
+                nd: NdMatch::of(&r.matches).map(Box::new),
             });
         }
         warnings.sort_by_key(|w| w.0);
         let warnings = warnings.into_iter().map(|w| w.1).collect();
         let index = tables.iter().map(|t| TableIndex::new(t)).collect();
+        let nd_tables = tables.iter().map(|t| t.iter().any(|r| r.nd.is_some())).collect();
         Ok(RuleTables {
             rules: kept,
             source_index,
             tables,
             index,
+            nd_tables,
             ports,
             warnings,
             by_identity,
@@ -282,6 +325,11 @@ impl RuleTables {
     }
 
     /// The rule `r` refers to.
+    /// Whether a rule of `table` matches `nd_target`, `nd_sll` or `nd_tll`.
+    pub fn has_nd_rules(&self, table: u8) -> bool {
+        self.nd_tables.get(table as usize).copied().unwrap_or(false)
+    }
+
     pub fn rule(&self, r: RuleRef) -> &Rule {
         &self.rules[r.0 as usize]
     }

@@ -35,6 +35,19 @@
 //!    in_port, VLAN, frag) costs 1, any other field costs its number of new bits. So
 //!    "tcp,tp_dst=22" is disproved for a UDP packet by nw_proto, not by port bits.
 //!
+//! # Neighbour discovery: fields the key does not hold
+//!
+//! `nd_target`, `nd_sll` and `nd_tll` are not in the flow key. A lookup in a table with
+//! rules matching them, of an ICMPv6 neighbour solicitation or advertisement, cannot be
+//! decided from the key: without the packet's ND fields the translation ends there with
+//! a *slow-path* megaflow (mask: what was read so far plus the ICMPv6 type and code; one
+//! action, [`DpAction::Controller`] with [`REASON_SLOW_PATH`] and the whole frame), and
+//! the slow path translates each such packet again with its ND fields
+//! (`extract::nd_fields`), deciding that table by a linear scan. Any other packet is
+//! looked up as usual: the ND rules' key part (`icmp6`, type 135 or 136) fails for it
+//! with a witness like any failed rule, so its megaflow is what it would be if those
+//! rules had no ND fields.
+//!
 //! After translation, prerequisite bits are added (dl_type for any L3/L4 bit, nw_proto
 //! for any L4 bit) so that megaflows reading shared storage never alias, and in_port.
 
@@ -47,7 +60,8 @@ use super::mac::{MacKey, MacLearn, MacTable, is_multicast, is_reserved};
 use super::rule_index::Proof;
 use super::tables::{CompiledRule, MissMode, N_TABLES, RuleRef, RuleTables};
 use super::{TraceStep, Translation, XlateError};
-use crate::actions::{DpAction, DpActions, REASON_ACTION, REASON_NO_MATCH};
+use crate::actions::{DpAction, DpActions, REASON_ACTION, REASON_NO_MATCH, REASON_SLOW_PATH};
+use crate::extract::NdFields;
 use crate::key::{
     FRAG_ANY, FRAG_LATER, FlowKey, Mask, VLAN_PCP_MASK, VLAN_PCP_SHIFT, VLAN_PRESENT, VLAN_VID_MASK, ethertype, ipproto,
 };
@@ -58,6 +72,10 @@ pub const MAX_DEPTH: usize = 64;
 pub const MAX_LOOKUPS: usize = 4096;
 
 const VLAN_WORD_BITS: u64 = 0xffff << 48;
+
+/// ICMPv6 neighbour solicitation and advertisement (RFC 4861).
+const ND_SOLICIT: u16 = 135;
+const ND_ADVERT: u16 = 136;
 
 /// Where each bit of the current key comes from. See the module documentation.
 #[derive(Debug, Clone)]
@@ -182,6 +200,11 @@ struct Ctx<'a> {
     mac_deps: Vec<MacKey>,
     lookups: usize,
     error: Option<XlateError>,
+    /// The ND fields of the packet, when the caller has its bytes (the slow path).
+    nd: Option<NdFields>,
+    /// A lookup needed ND fields the key does not hold and `nd` was not given: the
+    /// translation ends with a slow-path megaflow (see [`translate`]).
+    slow_path: bool,
     optional: Vec<&'a CompiledRule>,
     /// Which lookup to use: the classifier (normal) or the linear scan (reference).
     lookup: Lookup,
@@ -226,10 +249,57 @@ impl<'a> Ctx<'a> {
     /// Looks `table` up with the current key (in_port replaced by `lookup_port`),
     /// recording the mask bits the answer depends on.
     fn lookup(&mut self, table: u8, lookup_port: u32) -> Option<&'a CompiledRule> {
+        if self.tables.has_nd_rules(table) && self.nd_message() {
+            return match self.nd {
+                Some(nd) => self.lookup_nd(table, lookup_port, &nd),
+                None => {
+                    self.slow_path = true;
+                    None
+                }
+            };
+        }
         match self.lookup {
             Lookup::Index => self.lookup_index(table, lookup_port),
             Lookup::LinearScan => self.lookup_linear(table, lookup_port),
         }
+    }
+
+    /// Whether the current key is an ICMPv6 neighbour solicitation or advertisement,
+    /// the packets whose ND fields (not in the key) a rule may match; if so, records the
+    /// bits that say so (the slow-path megaflow covers only such packets). Any other key
+    /// reads nothing here: it is looked up as if the table had no ND rules, whose key
+    /// part (`icmp6`, type 135/136) it fails with a witness like any failed rule.
+    fn nd_message(&mut self) -> bool {
+        let k = &self.st.cur;
+        let nd = k.dl_type() == ethertype::IPV6
+            && k.nw_proto() == ipproto::ICMPV6
+            && matches!(k.tp_src(), ND_SOLICIT | ND_ADVERT);
+        if nd {
+            for f in [Field::DlType, Field::NwProto, Field::TpSrc, Field::TpDst] {
+                self.read_field(f, f.all_ones());
+            }
+        }
+        nd
+    }
+
+    /// [`Ctx::lookup`] of a neighbour-discovery packet whose ND fields are known (the
+    /// slow path has its bytes): the first rule in priority order matching the key and
+    /// the ND fields. A linear scan (ND rules are few, and such packets come one by one);
+    /// the mask is not used (no megaflow comes of it), only the winner's bits are read.
+    fn lookup_nd(&mut self, table: u8, lookup_port: u32, nd: &NdFields) -> Option<&'a CompiledRule> {
+        let mut key = self.st.cur;
+        key.set_in_port(lookup_port);
+        let rules = self.tables.tables.get(table as usize)?;
+        let winner = rules.iter().find(|r| r.pipeline_holds(&self.st.regs) && r.matches(&key) && r.nd_holds(nd));
+        if let Some(w) = winner {
+            self.read(&w.mask);
+        }
+        winner
+    }
+
+    /// Whether the translation ended early: an error, or a slow-path decision.
+    fn stopped(&self) -> bool {
+        self.error.is_some() || self.slow_path
     }
 
     /// [`Ctx::lookup`] through the table's classifier.
@@ -322,7 +392,7 @@ impl<'a> Ctx<'a> {
 
     /// Looks up `table` and runs the matched rule's actions.
     fn table(&mut self, table: u8, lookup_port: u32, depth: usize, honor_miss: bool) {
-        if self.error.is_some() {
+        if self.stopped() {
             return;
         }
         if depth > MAX_DEPTH {
@@ -335,6 +405,9 @@ impl<'a> Ctx<'a> {
             return;
         }
         let hit = self.lookup(table, lookup_port);
+        if self.slow_path {
+            return;
+        }
         self.trace.push(TraceStep {
             depth,
             table,
@@ -366,7 +439,7 @@ impl<'a> Ctx<'a> {
     fn rule_actions(&mut self, rule: &'a CompiledRule, table: u8, depth: usize) {
         let mut goto = None;
         for a in &self.tables.rule(rule.rref).actions {
-            if self.error.is_some() {
+            if self.stopped() {
                 return;
             }
             match *a {
@@ -526,7 +599,7 @@ impl<'a> Ctx<'a> {
     fn on_copy(&mut self, actions: &[Action], table: u8, depth: usize) {
         let saved = self.st.clone();
         for a in actions {
-            if self.error.is_some() || self.action(a, table, depth) == Flow::StopTable {
+            if self.stopped() || self.action(a, table, depth) == Flow::StopTable {
                 break;
             }
         }
@@ -890,14 +963,20 @@ pub(crate) fn add_prerequisites(mask: &mut Mask) {
     mask.set_in_port(u32::MAX);
 }
 
+/// Translates `key`. `nd`: the packet's ND fields, when the caller has its bytes; without
+/// them, a lookup in a table with ND rules of an ND message ends the translation with a
+/// slow-path megaflow (its one action a [`DpAction::Controller`] with reason
+/// [`REASON_SLOW_PATH`], mask what was read so far).
 pub(crate) fn translate(
     tables: &RuleTables,
     macs: &MacTable,
     key: &FlowKey,
+    nd: Option<&NdFields>,
     now: Duration,
     lookup: Lookup,
 ) -> Translation {
     let mut cx = Ctx::new(tables, macs, key, now, lookup);
+    cx.nd = nd.copied();
     if tables.miss == MissMode::FailOpen {
         cx.normal();
     } else {
@@ -919,7 +998,7 @@ pub(crate) fn translate_actions(
     let mut cx = Ctx::new(tables, macs, key, now, Lookup::Index);
     cx.in_port = in_port;
     for a in actions {
-        if cx.error.is_some() {
+        if cx.stopped() {
             break;
         }
         if let Action::GotoTable(t) = *a {
@@ -949,6 +1028,8 @@ impl<'a> Ctx<'a> {
             mac_deps: Vec::new(),
             lookups: 0,
             error: None,
+            nd: None,
+            slow_path: false,
             optional: Vec::new(),
             lookup,
             proof: Proof::default(),
@@ -963,6 +1044,22 @@ impl<'a> Ctx<'a> {
         }
         let mut mask = self.mask;
         add_prerequisites(&mut mask);
+        if self.slow_path {
+            // Every packet of this megaflow goes, with its bytes, to the slow path,
+            // which translates it with its ND fields. What the translation did before
+            // the lookup is redone there.
+            self.actions.clear();
+            self.actions.push(DpAction::Controller {
+                in_port: self.in_port,
+                max_len: u16::MAX,
+                reason: REASON_SLOW_PATH,
+                table: 0,
+                cookie: 0,
+            });
+            self.learn = None;
+            self.mac_deps.clear();
+            self.rules.clear();
+        }
         if self.error.is_some() {
             // An abandoned translation drops the packet and learns nothing.
             self.actions.clear();
@@ -979,3 +1076,6 @@ impl<'a> Ctx<'a> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

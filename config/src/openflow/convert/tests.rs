@@ -26,6 +26,11 @@ const RULES: &[(&str, bool)] = &[
     ("tcp,tcp_flags=+syn-ack,tp_dst=0x50/0xfff0,actions=resubmit(,2)", false),
     ("ipv6,ipv6_label=0x10000/0xf0000,actions=set_field:0x54321->ipv6_label,output:2", false),
     ("tcp6,ipv6_label=0x12345,tp_dst=80,actions=output:2", false),
+    ("icmp6,icmp_type=135,nd_target=fd00::1,nd_sll=02:00:00:00:00:01,actions=drop", false),
+    (
+        "icmp6,icmp_type=136,icmp_code=0,nd_target=fe80::/64,nd_tll=02:00:00:00:00:00/ff:00:00:00:00:00,actions=NORMAL",
+        false,
+    ),
     ("in_port=2,actions=resubmit:1,resubmit(3,4)", true),
     ("priority=0,actions=drop", true),
 ];

@@ -1,0 +1,146 @@
+//! Translation of neighbour-discovery packets: a table with ND rules sends an ND message
+//! to the slow path (the key lacks its ND fields), which decides with them; every other
+//! packet translates as if those rules matched on their key fields only.
+
+use std::time::Duration;
+
+use ferrovs_config::rules::Rule;
+
+use super::{Lookup, translate};
+use crate::actions::{DpAction, REASON_SLOW_PATH};
+use crate::extract::{extract, nd_fields};
+use crate::key::FlowKey;
+use crate::testpkt::{
+    ExtHdr, TCP4, arp_frame, icmp4_frame, ipv6_frame, ipv6_frame_ext, nd_message, tcp4_frame, udp4_frame,
+};
+use crate::xlate::mac::MacTable;
+use crate::xlate::tables::RuleTables;
+
+const NS: u8 = 135;
+const NA: u8 = 136;
+
+fn target(last: u8) -> [u8; 16] {
+    let mut t = [0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+    t[15] = last;
+    t
+}
+
+/// An ND message for fd00::`last` with a link-layer option of type `opt` (0: none).
+fn nd_frame(ty: u8, code: u8, last: u8, opt: u8) -> Vec<u8> {
+    let opts: Vec<u8> = if opt == 0 { Vec::new() } else { vec![opt, 1, 2, 0, 0, 0, 0, last] };
+    ipv6_frame(58, 0, &[], &nd_message(ty, code, target(last), &opts))
+}
+
+fn tables(rules: &[&str]) -> RuleTables {
+    let rules: Vec<Rule> = rules.iter().map(|r| ferrovs_config::parse_flow(r).unwrap()).collect();
+    RuleTables::new(rules, vec![1, 2, 3]).unwrap()
+}
+
+const ND_RULES: [&str; 4] = [
+    "priority=100,icmp6,icmp_type=135,nd_target=fd00::1,actions=drop",
+    "priority=90,icmp6,icmp_type=136,nd_tll=02:00:00:00:00:07,actions=output:3",
+    "priority=80,icmp6,icmp_type=135,nd_sll=02:00:00:00:00:00/ff:ff:ff:ff:ff:00,actions=mod_dl_src:02:00:00:00:00:09,output:3",
+    "priority=0,actions=output:2",
+];
+
+/// The same rules without their ND fields (their key fields kept).
+const KEY_PARTS: [&str; 4] = [
+    "priority=100,icmp6,icmp_type=135,actions=drop",
+    "priority=90,icmp6,icmp_type=136,actions=output:3",
+    "priority=80,icmp6,icmp_type=135,actions=mod_dl_src:02:00:00:00:00:09,output:3",
+    "priority=0,actions=output:2",
+];
+
+fn key(frame: &[u8]) -> FlowKey {
+    extract(frame, 1)
+}
+
+fn slow_path_action() -> Vec<DpAction> {
+    vec![DpAction::Controller { in_port: 1, max_len: u16::MAX, reason: REASON_SLOW_PATH, table: 0, cookie: 0 }]
+}
+
+#[test]
+fn other_packets_translate_as_if_nd_rules_matched_their_key_fields_only() {
+    let (nd, plain) = (tables(&ND_RULES), tables(&KEY_PARTS));
+    let macs = MacTable::default();
+    let frag = ipv6_frame_ext(&[ExtHdr::Frag { offset: 8, more: false }], 58, &nd_message(NS, 0, target(1), &[]));
+    let frames = [
+        tcp4_frame(&TCP4),
+        udp4_frame(53, 53, b"x"),
+        icmp4_frame(8, 0),
+        arp_frame(1),
+        ipv6_frame(58, 0, &[], &[128, 0, 0, 0, 0, 1, 0, 1]),
+        ipv6_frame(17, 0, &[], &[0, 53, 0, 53, 0, 8, 0, 0]),
+        frag,
+    ];
+    for f in &frames {
+        for lookup in [Lookup::Index, Lookup::LinearScan] {
+            let a = translate(&nd, &macs, &key(f), None, Duration::ZERO, lookup);
+            let b = translate(&plain, &macs, &key(f), None, Duration::ZERO, lookup);
+            assert_eq!((a.actions, a.mask), (b.actions, b.mask), "{f:02x?} {lookup:?}");
+        }
+    }
+}
+
+#[test]
+fn nd_messages_get_a_slow_path_megaflow() {
+    let t = tables(&ND_RULES);
+    let macs = MacTable::default();
+    // Any code: a rule may match the all-zero ND fields of a message OVS does not parse.
+    for f in [nd_frame(NS, 0, 1, 1), nd_frame(NS, 0, 2, 0), nd_frame(NA, 0, 1, 2), nd_frame(NS, 1, 1, 0)] {
+        let k = key(&f);
+        for lookup in [Lookup::Index, Lookup::LinearScan] {
+            let x = translate(&t, &macs, &k, None, Duration::ZERO, lookup);
+            assert_eq!(x.actions, slow_path_action(), "{f:02x?}");
+            assert!(x.rules.is_empty() && x.learn.is_none() && x.error.is_none());
+            // The megaflow holds only ND messages of this type and code.
+            let m = &x.mask;
+            assert_eq!((m.dl_type(), m.nw_proto(), m.tp_src(), m.tp_dst()), (0xffff, 0xff, 0xffff, 0xffff));
+            assert_eq!(m.in_port(), 0xffff);
+        }
+    }
+    // A table without ND rules forwards ND messages in the fast path.
+    let x =
+        translate(&tables(&KEY_PARTS[3..]), &macs, &key(&nd_frame(NS, 0, 1, 0)), None, Duration::ZERO, Lookup::Index);
+    assert_eq!(x.actions, vec![DpAction::Output(2)]);
+}
+
+#[test]
+fn the_slow_path_decides_with_the_nd_fields() {
+    let t = tables(&ND_RULES);
+    let macs = MacTable::default();
+    let run = |f: &[u8]| {
+        let nd = nd_fields(f);
+        let x = translate(&t, &macs, &key(f), Some(&nd), Duration::ZERO, Lookup::Index);
+        assert!(x.error.is_none());
+        x.actions
+    };
+    let to3 = vec![DpAction::Output(3)];
+    let rewritten = vec![DpAction::SetEthSrc([2, 0, 0, 0, 0, 9]), DpAction::Output(3)];
+    assert_eq!(run(&nd_frame(NS, 0, 1, 0)), vec![], "NS for fd00::1: dropped");
+    assert_eq!(run(&nd_frame(NS, 0, 2, 0)), vec![DpAction::Output(2)], "NS for fd00::2");
+    assert_eq!(run(&nd_frame(NS, 0, 7, 1)), rewritten, "NS with sll 02:00:00:00:00:07");
+    assert_eq!(run(&nd_frame(NS, 0, 7, 2)), vec![DpAction::Output(2)], "a tll option is no sll");
+    assert_eq!(run(&nd_frame(NA, 0, 7, 2)), to3, "NA with tll 02:00:00:00:00:07");
+    assert_eq!(run(&nd_frame(NA, 0, 8, 2)), vec![DpAction::Output(2)]);
+    assert_eq!(run(&nd_frame(NA, 0, 1, 0)), vec![DpAction::Output(2)], "nd_target rule is for NS only");
+    // Code 1: OVS parses no ND fields, so the target is :: and no target rule matches.
+    assert_eq!(run(&nd_frame(NS, 1, 1, 0)), vec![DpAction::Output(2)], "code 1");
+}
+
+#[test]
+fn a_slow_path_megaflow_redoes_earlier_tables() {
+    let t = tables(&[
+        "table=0,actions=mod_dl_dst:02:00:00:00:00:05,goto_table:1",
+        "table=1,priority=10,icmp6,icmp_type=135,nd_target=fd00::1,actions=output:3",
+        "table=1,priority=0,actions=output:2",
+    ]);
+    let macs = MacTable::default();
+    let f = nd_frame(NS, 0, 1, 0);
+    let x = translate(&t, &macs, &key(&f), None, Duration::ZERO, Lookup::Index);
+    assert_eq!(x.actions, slow_path_action(), "the rewrite is redone by the slow path");
+    let nd = nd_fields(&f);
+    let x = translate(&t, &macs, &key(&f), Some(&nd), Duration::ZERO, Lookup::Index);
+    assert_eq!(x.actions, vec![DpAction::SetEthDst([2, 0, 0, 0, 0, 5]), DpAction::Output(3)]);
+    assert_eq!(x.rules.len(), 2);
+}
