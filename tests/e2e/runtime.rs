@@ -119,7 +119,11 @@ pub fn ports_come_and_go_under_traffic() -> Result<(), Failed> {
     }
 
     // MTU: frames longer than MTU + 18 are not sent, and counted.
-    ctl_ok(&d, &["set-port", "b", "mtu=1000"])?;
+    // ovs-vsctl's form with the bridge; a bridge the port is not on is refused.
+    if d.ctl(&["set-port", "nosuchbr", "b", "mtu=1000"]).status.success() {
+        return Err("set-port on a bridge without that port was not refused".into());
+    }
+    ctl_ok(&d, &["set-port", "br0", "b", "mtu=1000"])?;
     let (_, rx_small) = host.ping("198.18.0.2", 2, 2);
     let big = host.exec(&["ping", "-n", "-q", "-c", "2", "-W", "1", "-s", "1200", "198.18.0.2"]);
     let (_, rx_big) = ferrovs_e2e::parse_ping_summary(&String::from_utf8_lossy(&big.stdout));

@@ -149,11 +149,10 @@ pub enum Cmd {
     /// Change a port's settings: `mtu=M`, `admin=up|down`, `rxq_affinity=QUEUE:CPU,...`
     /// (applied in place), `rx_queues=Q`, `devargs=D`, `number=N` (these re-create the port).
     SetPort {
-        /// The port to change.
-        port: String,
-        /// `KEY=VALUE` settings.
-        #[arg(required = true)]
-        settings: Vec<String>,
+        /// `[BRIDGE] PORT KEY=VALUE...`: the bridge (optional, as in ovs-vsctl's form;
+        /// checked when given), the port, then its settings.
+        #[arg(num_args = 2.., required = true, value_name = "[BRIDGE] PORT KEY=VALUE")]
+        args: Vec<String>,
     },
     /// The ports of a bridge, one per line.
     ListPorts {

@@ -84,18 +84,32 @@ fn main() -> ExitCode {
         }
         Cmd::DelPort { names } => {
             let port = names.last().cloned().unwrap_or_default();
-            if let [bridge, _] = &names[..] {
-                // ovs-vsctl's form: the port must be on that bridge (its internal port, which
-                // list-ports does not list, is the daemon's to refuse, with the reason).
-                match control::request(&cli.socket, &Request::ListPorts { bridge: bridge.clone() }) {
-                    Ok(Reply::ListPorts(p)) if p.names.contains(&port) || &port == bridge => {}
-                    Ok(_) => return finish(Err(format!("bridge {bridge} has no port {port}")), cli.json),
-                    Err(e) => return finish(Err(e), cli.json),
-                }
+            if let [bridge, _] = &names[..]
+                && let Err(e) = port_on_bridge(&cli.socket, bridge, &port)
+            {
+                return finish(Err(e), cli.json);
             }
             Request::DelPort { port }
         }
-        Cmd::SetPort { port, settings } => Request::SetPort { port, settings },
+        Cmd::SetPort { args } => {
+            // The names come before the first KEY=VALUE: `PORT` or `BRIDGE PORT`.
+            let n = args.iter().position(|a| a.contains('=')).unwrap_or(args.len());
+            let (names, settings) = args.split_at(n);
+            let port = match names {
+                [port] => port.clone(),
+                [bridge, port] => {
+                    if let Err(e) = port_on_bridge(&cli.socket, bridge, port) {
+                        return finish(Err(e), cli.json);
+                    }
+                    port.clone()
+                }
+                _ => return finish(Err("usage: set-port [BRIDGE] PORT KEY=VALUE...".into()), cli.json),
+            };
+            if settings.is_empty() {
+                return finish(Err("set-port: no KEY=VALUE setting given".into()), cli.json);
+            }
+            Request::SetPort { port, settings: settings.to_vec() }
+        }
         Cmd::ListPorts { bridge } => Request::ListPorts { bridge },
         Cmd::SetController { bridge, targets } => Request::SetController { bridge, targets },
         Cmd::DelController { bridge } => Request::DelController { bridge },
@@ -187,4 +201,13 @@ fn finish(reply: Result<Reply, String>, json: bool) -> ExitCode {
         print!("{}", ferrovs_daemon::render::render(&reply));
     }
     ExitCode::SUCCESS
+}
+
+/// ovs-vsctl's `BRIDGE PORT` form: the port must be on that bridge (its internal port,
+/// which list-ports does not list, is the daemon's to refuse or accept, with the reason).
+fn port_on_bridge(socket: &std::path::Path, bridge: &str, port: &str) -> Result<(), String> {
+    match control::request(socket, &Request::ListPorts { bridge: bridge.to_string() })? {
+        Reply::ListPorts(p) if p.names.iter().any(|n| n == port) || port == bridge => Ok(()),
+        _ => Err(format!("bridge {bridge} has no port {port}")),
+    }
 }
