@@ -78,6 +78,15 @@ pub fn run(path: &Path, check_only: bool, log: LogControl) -> Result<(), DaemonE
     // Runtime changes are written back; refuse a config that cannot be.
     ferrovs_config::persist::check_writable(path)
         .map_err(|e| DaemonError::Datapath(format!("the config cannot hold runtime changes: {e}")))?;
+    // An internal port's TAP takes its bridge's name: say so before DPDK fails on a name the
+    // host already has (not in --check, which may run beside this switch's own TAPs).
+    if let Some(b) = config.bridges.iter().find(|b| b.internal_port && crate::device_watch::interface_exists(&b.name)) {
+        return Err(DaemonError::Datapath(format!(
+            "bridge {0}: an interface named {0} exists on this host, and the bridge's internal port needs that \
+             name (rename the bridge, remove the interface, or set internal_port = false)",
+            b.name
+        )));
+    }
 
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {

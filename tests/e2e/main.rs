@@ -202,7 +202,7 @@ fn main() {
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
         .unwrap_or(false);
-    let bad: [(&str, String, &'static [&'static str]); 5] = [
+    let bad: [(&str, String, &'static [&'static str]); 6] = [
         ("bad_config_unknown_key", bridge(r#"colour = "blue""#, &[NULL_A]), &["colour"]),
         ("bad_config_duplicate_port_number", bridge("", &[NULL_A, ("b", 1, "net_null1,no-rx=1")]), &["number", "1"]),
         (
@@ -216,6 +216,12 @@ fn main() {
             &["net_nosuchdriver0"],
         ),
         ("bad_config_bad_flow", bridge(r#"flows = ["in_port=1,tp_dst=80,actions=output:2"]"#, &[NULL_A]), &["tp_dst"]),
+        (
+            // The internal port's TAP would take the name of an interface every host has.
+            "bad_config_internal_port_name_taken",
+            bridge("", &[NULL_A]).replace("name = \"br0\"\ninternal_port = false", "name = \"lo\""),
+            &["lo", "exists on this host", "internal_port = false"],
+        ),
     ];
     let mut trials = vec![
         Trial::test("walks_through_namespaces", walks_through_namespaces).with_ignored_flag(!root),
