@@ -498,13 +498,8 @@ impl Conn<'_> {
         let deleting = matches!(kind, ChangeKind::Delete { .. });
         let wire = WireRule {
             table: table.unwrap_or(0),
-            priority: fm.priority,
-            cookie: fm.cookie,
-            idle_timeout: fm.idle_timeout,
-            hard_timeout: fm.hard_timeout,
-            flags: fm.flags,
-            matches: &fm.matches,
             instructions: if deleting { &[] } else { &fm.instructions },
+            ..WireRule::of(fm)
         };
         let rule = match rule_from_wire(&wire) {
             Ok(r) => r,
