@@ -40,7 +40,7 @@
 //! a leaf that differs in several fields is handed back to the caller's greedy choice;
 //! a group with two or more non-categorical fields has a second tree with those fields
 //! in reverse order, and the caller keeps the proof that adds fewer bits; and a group of
-//! at most `PER_RULE_LIMIT` rules is not walked at all but disproved rule by rule, as the
+//! at most `PER_RULE_LIMIT` rules (while the table's `PER_RULE_BUDGET` lasts) is not walked at all but disproved rule by rule, as the
 //! scan does (XLATE.md has the figures).
 //!
 //! Groups at the winner's priority are resolved once the winner is known: only their
@@ -91,6 +91,16 @@ const STAGE_ORDER: [Field; 19] = [
 /// several fields (at most 48 rules each) keep the scan's megaflow counts.
 const PER_RULE_LIMIT: usize = 64;
 
+/// At most this many rules of a table are disproved rule by rule (small groups, in
+/// lookup order, until the budget is spent; the rest by their trees), so that a lookup
+/// costs O(groups x fields x log rules) plus this constant, whatever the sizes of the
+/// groups. Without it a table of many small groups was scanned almost whole: 10,000
+/// generator rules with four priorities per shape put the port ranges into 44 groups of
+/// ~45 rules, and every lookup disproved those ~2,000 rules one by one, 15x the cost of
+/// a lookup at 100,000 rules (BENCHMARKS.md, "Slow path"). 256 covers the reference
+/// rule sets' small groups (fewer than 250 rules in groups of at most 64).
+const PER_RULE_BUDGET: usize = 128;
+
 /// Marks a `next` entry that names a rule (its position in the table) instead of a node.
 const LEAF: u32 = 1 << 31;
 
@@ -128,6 +138,8 @@ struct Part {
     /// One decision tree, or two over different field orders when the part has two
     /// or more non-categorical fields (the caller then keeps the cheaper proof).
     trees: Vec<Tree>,
+    /// Disproved rule by rule instead of by the trees (`PER_RULE_LIMIT`, `PER_RULE_BUDGET`).
+    per_rule: bool,
 }
 
 /// A decision tree over a group's fields in one order.
@@ -170,6 +182,14 @@ impl TableIndex {
         }
         let mut groups: Vec<Group> = by_shape.into_iter().map(|((p, _, pm), m)| Group::new(p, pm, m, rules)).collect();
         groups.sort_by_key(|g| (std::cmp::Reverse(g.priority), g.first));
+        let mut budget = PER_RULE_BUDGET;
+        for part in groups.iter_mut().flat_map(|g| g.parts.iter_mut()) {
+            let n = part.members.len();
+            part.per_rule = part.trees.len() > 1 && n <= PER_RULE_LIMIT && n <= budget;
+            if part.per_rule {
+                budget -= n;
+            }
+        }
         TableIndex { groups }
     }
 
@@ -224,7 +244,7 @@ impl TableIndex {
                 level = Some(g.priority);
             }
             let at = (gi as u32, pi);
-            if part.members.len() <= PER_RULE_LIMIT {
+            if part.per_rule {
                 // Small group: rule by rule, as the scan does, so that every rule that
                 // differs in several fields gets the cheapest witness.
                 let hit = part.members.iter().copied().find(|&p| rules[p as usize].matches(key));
@@ -268,8 +288,8 @@ impl TableIndex {
                 // group, whose proof lies inside the winner's mask.
                 continue;
             }
-            if part.members.len() <= PER_RULE_LIMIT {
-                part.per_rule(rules, key, wpos, proof);
+            if part.per_rule {
+                part.disprove_each(rules, key, wpos, proof);
             } else {
                 p.commit(&self.groups, rules, key, proof);
             }
@@ -296,7 +316,7 @@ pub(crate) struct Pending {
 impl Pending {
     fn commit(&self, groups: &[Group], rules: &[CompiledRule], key: &FlowKey, proof: &mut Proof) {
         if self.per_rule {
-            groups[self.at.0 as usize].parts[self.at.1 as usize].per_rule(rules, key, u32::MAX, proof);
+            groups[self.at.0 as usize].parts[self.at.1 as usize].disprove_each(rules, key, u32::MAX, proof);
             return;
         }
         match self.alt {
@@ -377,7 +397,7 @@ impl Part {
     /// Disproves the part's failing rules before position `until` one by one: a rule
     /// differing in one field adds that witness, one differing in several is left to
     /// the caller. Matching rules (after the winner) are skipped.
-    fn per_rule(&self, rules: &[CompiledRule], key: &FlowKey, until: u32, proof: &mut Proof) {
+    fn disprove_each(&self, rules: &[CompiledRule], key: &FlowKey, until: u32, proof: &mut Proof) {
         for &pos in self.members.iter().take_while(|&&p| p < until) {
             if let Leaf::Several = self.trees[0].leaf_witness(&rules[pos as usize], key, 0, &mut proof.bits) {
                 proof.optional.push(pos);
@@ -409,7 +429,7 @@ impl Part {
             stages[n_cat..].reverse();
             trees.push(Tree::new(stages, &members, rules));
         }
-        Part { first: members[0], members, trees }
+        Part { first: members[0], members, trees, per_rule: false }
     }
 }
 
