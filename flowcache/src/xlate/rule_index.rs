@@ -39,9 +39,13 @@
 //! greedy choice can differ when a rule differs in several fields. To narrow that gap:
 //! a leaf that differs in several fields is handed back to the caller's greedy choice;
 //! a group with two or more non-categorical fields has a second tree with those fields
-//! in reverse order, and the caller keeps the proof that adds fewer bits; and a group of
-//! at most `PER_RULE_LIMIT` rules (while the table's `PER_RULE_BUDGET` lasts) is not walked at all but disproved rule by rule, as the
-//! scan does (XLATE.md has the figures).
+//! in reverse order, and the caller keeps the proof that adds fewer bits; and a group
+//! with two or more non-categorical fields and at most `PER_RULE_LIMIT` rules is not
+//! walked at all but disproved rule by rule, as the scan does, while the table's
+//! `PER_RULE_BUDGET` lasts (small groups in lookup order; XLATE.md has the figures). A
+//! group with at most one non-categorical field gains little from that: its tree gives
+//! a rule the scan's witness except in rare ties among categorical fields (the
+//! reference rule sets' megaflow counts are the same either way).
 //!
 //! Groups at the winner's priority are resolved once the winner is known: only their
 //! rules before it in input order need a witness (OVS leaves overlapping equal-priority
@@ -50,8 +54,14 @@
 //! rare in real rule sets.
 //!
 //! Cost of a lookup: for each visited group, one root-to-leaf walk of at most one node
-//! per matched field, each a binary search over that node's values: O(groups visited x
-//! fields x log rules). Built once per [`RuleTables`](super::RuleTables) version.
+//! per matched field (two walks for groups with two trees), plus at most
+//! `PER_RULE_BUDGET` rules compared one by one. A node of many values finds the key's
+//! place through a bucket directory (see [`Node`]): about two cache lines instead of one
+//! per level of a binary search. So a lookup reads O(groups visited x fields) cache
+//! lines, whatever the number of rules; but at 100 rules they are all cached and at
+//! 10^6 (hundreds of MB) most are misses, which is why a lookup there still costs
+//! several times more (BENCHMARKS.md, "Slow path"). Built once per
+//! [`RuleTables`](super::RuleTables) version.
 
 use super::fields::Field;
 use std::collections::HashMap;
@@ -86,19 +96,21 @@ const STAGE_ORDER: [Field; 19] = [
     Field::TpSrc,
 ];
 
-/// Groups of at most this many rules are disproved rule by rule (as the scan does);
-/// larger ones by their trees. Chosen so that the reference rule sets' groups with
-/// several fields (at most 48 rules each) keep the scan's megaflow counts.
+/// Groups of at most this many rules with several address/port fields may be disproved
+/// rule by rule (as the scan does; see `PER_RULE_BUDGET`), larger ones by their trees.
+/// Chosen so that the reference rule sets' groups with several fields (at most 48 rules
+/// each) keep the scan's megaflow counts.
 const PER_RULE_LIMIT: usize = 64;
 
-/// At most this many rules of a table are disproved rule by rule (small groups, in
-/// lookup order, until the budget is spent; the rest by their trees), so that a lookup
-/// costs O(groups x fields x log rules) plus this constant, whatever the sizes of the
-/// groups. Without it a table of many small groups was scanned almost whole: 10,000
-/// generator rules with four priorities per shape put the port ranges into 44 groups of
-/// ~45 rules, and every lookup disproved those ~2,000 rules one by one, 15x the cost of
-/// a lookup at 100,000 rules (BENCHMARKS.md, "Slow path"). 256 covers the reference
-/// rule sets' small groups (fewer than 250 rules in groups of at most 64).
+/// At most this many rules of a table are disproved rule by rule (the small groups of
+/// `PER_RULE_LIMIT` in lookup order, until the budget is spent; the rest by their
+/// trees), so that a lookup costs O(groups x fields) plus this constant, whatever the
+/// sizes of the groups. Without it a table of many small groups was scanned almost
+/// whole: 10,000 generator rules with four priorities per shape put the port ranges
+/// into 44 groups of ~45 rules, and every lookup disproved those ~2,000 rules one by
+/// one, 7x the cost of a lookup at 100,000 rules (BENCHMARKS.md, "Slow path"). 128
+/// covers the reference rule sets' small groups with several address/port fields (96
+/// rules).
 const PER_RULE_BUDGET: usize = 128;
 
 /// Marks a `next` entry that names a rule (its position in the table) instead of a node.
@@ -164,11 +176,12 @@ struct Tree {
 /// key's place costs about two cache misses instead of one per level of a binary search
 /// (a million-rule table has nodes of 10^5 values, 1.6 MB, far outside the cache, and a
 /// lookup walks dozens of them): the values all share their bits above the highest bit
-/// where the first and the last differ, and the next `dir_bits` bits below those (bits
-/// `shift..shift + dir_bits`) cut them into `2^dir_bits` buckets in value order.
-/// `dirs[dir + b]` is the index (relative to `start`) of the first value of bucket `b`
-/// or a later one, `dirs[dir + 2^dir_bits]` is `len`; the key's place is found by a
-/// binary search of its bucket alone. `dir_bits` is chosen for about `DIR_FILL` values a
+/// where the first and the last differ, and the next `dir_bits` bits below those cut
+/// them into `2^dir_bits` buckets in value order: value `v` is in bucket
+/// `(v >> shift) - base`. `dirs[dir + b]` is the index (relative to `start`) of the
+/// first value of bucket `b` or a later one, `dirs[dir + 2^dir_bits]` is `len`; the key's
+/// place is found by a binary search of its bucket alone (a key outside the values'
+/// range searches the first or last bucket), without reading the values' ends. `dir_bits` is chosen for about `DIR_FILL` values a
 /// bucket: the values of the scale rule sets (addresses, ports) spread evenly, and
 /// skewed values only make some buckets longer (a bucket's search is still a binary search).
 #[derive(Debug, Clone, Copy)]
@@ -179,6 +192,8 @@ struct Node {
     dir: u32,
     shift: u8,
     dir_bits: u8,
+    /// The first value's bits from `shift` up.
+    base: u128,
 }
 
 /// Nodes with at least this many values get a directory.
@@ -195,15 +210,7 @@ impl Node {
         if self.dir_bits == 0 {
             return vals.binary_search(&v);
         }
-        let (first, last) = (vals[0], vals[vals.len() - 1]);
-        if v <= first {
-            return if v == first { Ok(0) } else { Err(0) };
-        }
-        if v >= last {
-            return if v == last { Ok(vals.len() - 1) } else { Err(vals.len()) };
-        }
-        // first < v < last: v shares the bits above `shift + dir_bits` with both.
-        let b = ((v >> self.shift) & ((1u128 << self.dir_bits) - 1)) as usize;
+        let b = (v >> self.shift).saturating_sub(self.base).min((1u128 << self.dir_bits) - 1) as usize;
         let d = &dirs[self.dir as usize + b..];
         let (lo, hi) = (d[0] as usize, d[1] as usize);
         match vals[lo..hi].binary_search(&v) {
@@ -214,7 +221,7 @@ impl Node {
 
     /// A node over `vals` (sorted, distinct), adding its directory to `dirs` if it gets one.
     fn new(start: usize, vals: &[u128], dirs: &mut Vec<u32>) -> Node {
-        let mut n = Node { start: start as u32, len: vals.len() as u32, dir: 0, shift: 0, dir_bits: 0 };
+        let mut n = Node { start: start as u32, len: vals.len() as u32, dir: 0, shift: 0, dir_bits: 0, base: 0 };
         if vals.len() < DIR_MIN {
             return n;
         }
@@ -225,11 +232,11 @@ impl Node {
             return n;
         }
         n.shift = (varying - u32::from(n.dir_bits)) as u8;
+        n.base = vals[0] >> n.shift;
         n.dir = dirs.len() as u32;
-        let mask = (1u128 << n.dir_bits) - 1;
         let buckets = 1usize << n.dir_bits;
         for (i, v) in vals.iter().enumerate() {
-            let b = ((v >> n.shift) & mask) as usize;
+            let b = ((v >> n.shift) - n.base) as usize;
             while dirs.len() - n.dir as usize <= b {
                 dirs.push(i as u32);
             }
@@ -342,13 +349,19 @@ impl TableIndex {
             }
             let mut bits = Mask::ZERO;
             let mut leaf = None;
+            let mut hit = false;
             match part.trees[0].probe(rules, key, &mut bits) {
-                Probe::Hit(pos) if best.is_none_or(|(_, bpos)| pos < bpos) => best = Some((g.priority, pos)),
-                Probe::Hit(_) => {}
+                Probe::Hit(pos) => {
+                    hit = true;
+                    if best.is_none_or(|(_, bpos)| pos < bpos) {
+                        best = Some((g.priority, pos));
+                    }
+                }
                 Probe::Miss(l) => leaf = l,
             }
             let mut alt = None;
-            if let Some(t) = part.trees.get(1) {
+            // A hit in one tree is a hit in the other (the same rules): no second proof.
+            if let Some(t) = part.trees.get(1).filter(|_| !hit) {
                 let mut abits = Mask::ZERO;
                 if let Probe::Miss(l) = t.probe(rules, key, &mut abits)
                     && (abits != bits || l.is_some() || leaf.is_some())
