@@ -5,7 +5,7 @@
 //!
 //! `cargo run --release -p ferrovs-flowcache --example xlate_cost [-- OPTIONS]`
 //! - `--sizes A,B,..`: rule counts (default 100,10000,100000,1000000);
-//! - `--reps R`: timed passes over the packets per size (default 5);
+//! - `--reps R`: timed passes over the packets per size (default 5; 0: one untimed pass, as `--count-only`);
 //! - `--packets P`: distinct packets per size (default 20000);
 //! - `--shape bench|scale`: the rule set (default bench):
 //!   - `bench`: what `deploy/bench`'s upcall points load: the generator's file
@@ -126,7 +126,7 @@ fn main() {
         let tables = RuleTables::new(rules, vec![1, 2, 3, 4]).expect("valid rules");
         let build_ms = start.elapsed().as_secs_f64() * 1e3;
         warm_up(&tables, &macs, &keys[..keys.len().min(1000)]);
-        if o.count_only {
+        if o.count_only || o.reps == 0 {
             measured_pass(&tables, &macs, &keys);
             println!("| {n} | {} | {build_ms:.0} | translations {} |", tables.index_groups(), keys.len());
             continue;
