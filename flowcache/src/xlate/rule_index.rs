@@ -39,9 +39,13 @@
 //! greedy choice can differ when a rule differs in several fields. To narrow that gap:
 //! a leaf that differs in several fields is handed back to the caller's greedy choice;
 //! a group with two or more non-categorical fields has a second tree with those fields
-//! in reverse order, and the caller keeps the proof that adds fewer bits; and a group of
-//! at most `PER_RULE_LIMIT` rules is not walked at all but disproved rule by rule, as the
-//! scan does (XLATE.md has the figures).
+//! in reverse order, and the caller keeps the proof that adds fewer bits; and a group
+//! with two or more non-categorical fields and at most `PER_RULE_LIMIT` rules is not
+//! walked at all but disproved rule by rule, as the scan does, while the table's
+//! `PER_RULE_BUDGET` lasts (small groups in lookup order; XLATE.md has the figures). A
+//! group with at most one non-categorical field gains little from that: its tree gives
+//! a rule the scan's witness except in rare ties among categorical fields (the
+//! reference rule sets' megaflow counts are the same either way).
 //!
 //! Groups at the winner's priority are resolved once the winner is known: only their
 //! rules before it in input order need a witness (OVS leaves overlapping equal-priority
@@ -50,8 +54,14 @@
 //! rare in real rule sets.
 //!
 //! Cost of a lookup: for each visited group, one root-to-leaf walk of at most one node
-//! per matched field, each a binary search over that node's values: O(groups visited x
-//! fields x log rules). Built once per [`RuleTables`](super::RuleTables) version.
+//! per matched field (two walks for groups with two trees), plus at most
+//! `PER_RULE_BUDGET` rules compared one by one. A node of many values finds the key's
+//! place through a bucket directory (see [`Node`]): about two cache lines instead of one
+//! per level of a binary search. So a lookup reads O(groups visited x fields) cache
+//! lines, whatever the number of rules; but at 100 rules they are all cached and at
+//! 10^6 (hundreds of MB) most are misses, which is why a lookup there still costs
+//! several times more (BENCHMARKS.md, "Slow path"). Built once per
+//! [`RuleTables`](super::RuleTables) version.
 
 use super::fields::Field;
 use std::collections::HashMap;
@@ -86,10 +96,22 @@ const STAGE_ORDER: [Field; 19] = [
     Field::TpSrc,
 ];
 
-/// Groups of at most this many rules are disproved rule by rule (as the scan does);
-/// larger ones by their trees. Chosen so that the reference rule sets' groups with
-/// several fields (at most 48 rules each) keep the scan's megaflow counts.
+/// Groups of at most this many rules with several address/port fields may be disproved
+/// rule by rule (as the scan does; see `PER_RULE_BUDGET`), larger ones by their trees.
+/// Chosen so that the reference rule sets' groups with several fields (at most 48 rules
+/// each) keep the scan's megaflow counts.
 const PER_RULE_LIMIT: usize = 64;
+
+/// At most this many rules of a table are disproved rule by rule (the small groups of
+/// `PER_RULE_LIMIT` in lookup order, until the budget is spent; the rest by their
+/// trees), so that a lookup costs O(groups x fields) plus this constant, whatever the
+/// sizes of the groups. Without it a table of many small groups was scanned almost
+/// whole: 10,000 generator rules with four priorities per shape put the port ranges
+/// into 44 groups of ~45 rules, and every lookup disproved those ~2,000 rules one by
+/// one, 7x the cost of a lookup at 100,000 rules (BENCHMARKS.md, "Slow path"). 128
+/// covers the reference rule sets' small groups with several address/port fields (96
+/// rules).
+const PER_RULE_BUDGET: usize = 128;
 
 /// Marks a `next` entry that names a rule (its position in the table) instead of a node.
 const LEAF: u32 = 1 << 31;
@@ -128,6 +150,8 @@ struct Part {
     /// One decision tree, or two over different field orders when the part has two
     /// or more non-categorical fields (the caller then keeps the cheaper proof).
     trees: Vec<Tree>,
+    /// Disproved rule by rule instead of by the trees (`PER_RULE_LIMIT`, `PER_RULE_BUDGET`).
+    per_rule: bool,
 }
 
 /// A decision tree over a group's fields in one order.
@@ -135,14 +159,93 @@ struct Part {
 struct Tree {
     /// The matched fields in test order, each with the group's mask of it.
     stages: Vec<(Field, u128)>,
-    /// Node `i` covers `values[start..start + len]` and `next[start..start + len]`.
-    nodes: Vec<(u32, u32)>,
+    nodes: Vec<Node>,
     values: Vec<u128>,
+    /// The nodes' directories (see [`Node`]), one after another.
+    dirs: Vec<u32>,
     /// Child node, or `LEAF | position` of the first rule with that value path.
     next: Vec<u32>,
     /// The entry of the root: a node, or a leaf for a group with a single rule or no
     /// matched field.
     root: u32,
+}
+
+/// A tree node: covers `values[start..start + len]` (sorted) and `next[start..start + len]`.
+///
+/// A node of at least `DIR_MIN` values also has a *directory*, so that finding the
+/// key's place costs about two cache misses instead of one per level of a binary search
+/// (a million-rule table has nodes of 10^5 values, 1.6 MB, far outside the cache, and a
+/// lookup walks dozens of them): the values all share their bits above the highest bit
+/// where the first and the last differ, and the next `dir_bits` bits below those cut
+/// them into `2^dir_bits` buckets in value order: value `v` is in bucket
+/// `(v >> shift) - base`. `dirs[dir + b]` is the index (relative to `start`) of the
+/// first value of bucket `b` or a later one, `dirs[dir + 2^dir_bits]` is `len`; the key's
+/// place is found by a binary search of its bucket alone (a key outside the values'
+/// range searches the first or last bucket), without reading the values' ends. `dir_bits` is chosen for about `DIR_FILL` values a
+/// bucket: the values of the scale rule sets (addresses, ports) spread evenly, and
+/// skewed values only make some buckets longer (a bucket's search is still a binary search).
+#[derive(Debug, Clone, Copy)]
+struct Node {
+    start: u32,
+    len: u32,
+    /// Start of the directory in `dirs` (meaningless when `dir_bits` is 0: none).
+    dir: u32,
+    shift: u8,
+    dir_bits: u8,
+    /// The first value's bits from `shift` up.
+    base: u128,
+}
+
+/// Nodes with at least this many values get a directory.
+const DIR_MIN: usize = 32;
+
+/// Values per directory bucket, on average when values spread evenly: four `u128`s are
+/// one cache line.
+const DIR_FILL: usize = 4;
+
+impl Node {
+    /// Where `v` is among the node's sorted `vals` (`binary_search`'s answer).
+    #[inline]
+    fn search(&self, vals: &[u128], dirs: &[u32], v: u128) -> Result<usize, usize> {
+        if self.dir_bits == 0 {
+            return vals.binary_search(&v);
+        }
+        let b = (v >> self.shift).saturating_sub(self.base).min((1u128 << self.dir_bits) - 1) as usize;
+        let d = &dirs[self.dir as usize + b..];
+        let (lo, hi) = (d[0] as usize, d[1] as usize);
+        match vals[lo..hi].binary_search(&v) {
+            Ok(i) => Ok(lo + i),
+            Err(i) => Err(lo + i),
+        }
+    }
+
+    /// A node over `vals` (sorted, distinct), adding its directory to `dirs` if it gets one.
+    fn new(start: usize, vals: &[u128], dirs: &mut Vec<u32>) -> Node {
+        let mut n = Node { start: start as u32, len: vals.len() as u32, dir: 0, shift: 0, dir_bits: 0, base: 0 };
+        if vals.len() < DIR_MIN {
+            return n;
+        }
+        let varying = 128 - (vals[0] ^ vals[vals.len() - 1]).leading_zeros();
+        let wanted = (vals.len() / DIR_FILL).ilog2().min(24);
+        n.dir_bits = wanted.min(varying) as u8;
+        if n.dir_bits == 0 {
+            return n;
+        }
+        n.shift = (varying - u32::from(n.dir_bits)) as u8;
+        n.base = vals[0] >> n.shift;
+        n.dir = dirs.len() as u32;
+        let buckets = 1usize << n.dir_bits;
+        for (i, v) in vals.iter().enumerate() {
+            let b = ((v >> n.shift) - n.base) as usize;
+            while dirs.len() - n.dir as usize <= b {
+                dirs.push(i as u32);
+            }
+        }
+        while dirs.len() - n.dir as usize <= buckets {
+            dirs.push(vals.len() as u32);
+        }
+        n
+    }
 }
 
 /// What a lookup found to disprove the rules before the winner.
@@ -170,6 +273,14 @@ impl TableIndex {
         }
         let mut groups: Vec<Group> = by_shape.into_iter().map(|((p, _, pm), m)| Group::new(p, pm, m, rules)).collect();
         groups.sort_by_key(|g| (std::cmp::Reverse(g.priority), g.first));
+        let mut budget = PER_RULE_BUDGET;
+        for part in groups.iter_mut().flat_map(|g| g.parts.iter_mut()) {
+            let n = part.members.len();
+            part.per_rule = part.trees.len() > 1 && n <= PER_RULE_LIMIT && n <= budget;
+            if part.per_rule {
+                budget -= n;
+            }
+        }
         TableIndex { groups }
     }
 
@@ -224,7 +335,7 @@ impl TableIndex {
                 level = Some(g.priority);
             }
             let at = (gi as u32, pi);
-            if part.members.len() <= PER_RULE_LIMIT {
+            if part.per_rule {
                 // Small group: rule by rule, as the scan does, so that every rule that
                 // differs in several fields gets the cheapest witness.
                 let hit = part.members.iter().copied().find(|&p| rules[p as usize].matches(key));
@@ -238,13 +349,19 @@ impl TableIndex {
             }
             let mut bits = Mask::ZERO;
             let mut leaf = None;
+            let mut hit = false;
             match part.trees[0].probe(rules, key, &mut bits) {
-                Probe::Hit(pos) if best.is_none_or(|(_, bpos)| pos < bpos) => best = Some((g.priority, pos)),
-                Probe::Hit(_) => {}
+                Probe::Hit(pos) => {
+                    hit = true;
+                    if best.is_none_or(|(_, bpos)| pos < bpos) {
+                        best = Some((g.priority, pos));
+                    }
+                }
                 Probe::Miss(l) => leaf = l,
             }
             let mut alt = None;
-            if let Some(t) = part.trees.get(1) {
+            // A hit in one tree is a hit in the other (the same rules): no second proof.
+            if let Some(t) = part.trees.get(1).filter(|_| !hit) {
                 let mut abits = Mask::ZERO;
                 if let Probe::Miss(l) = t.probe(rules, key, &mut abits)
                     && (abits != bits || l.is_some() || leaf.is_some())
@@ -268,8 +385,8 @@ impl TableIndex {
                 // group, whose proof lies inside the winner's mask.
                 continue;
             }
-            if part.members.len() <= PER_RULE_LIMIT {
-                part.per_rule(rules, key, wpos, proof);
+            if part.per_rule {
+                part.disprove_each(rules, key, wpos, proof);
             } else {
                 p.commit(&self.groups, rules, key, proof);
             }
@@ -296,7 +413,7 @@ pub(crate) struct Pending {
 impl Pending {
     fn commit(&self, groups: &[Group], rules: &[CompiledRule], key: &FlowKey, proof: &mut Proof) {
         if self.per_rule {
-            groups[self.at.0 as usize].parts[self.at.1 as usize].per_rule(rules, key, u32::MAX, proof);
+            groups[self.at.0 as usize].parts[self.at.1 as usize].disprove_each(rules, key, u32::MAX, proof);
             return;
         }
         match self.alt {
@@ -367,7 +484,8 @@ impl Part {
                 .map(|t| {
                     std::mem::size_of::<Tree>()
                         + t.stages.capacity() * std::mem::size_of::<(Field, u128)>()
-                        + t.nodes.capacity() * 8
+                        + t.nodes.capacity() * std::mem::size_of::<Node>()
+                        + t.dirs.capacity() * 4
                         + t.values.capacity() * 16
                         + t.next.capacity() * 4
                 })
@@ -377,7 +495,7 @@ impl Part {
     /// Disproves the part's failing rules before position `until` one by one: a rule
     /// differing in one field adds that witness, one differing in several is left to
     /// the caller. Matching rules (after the winner) are skipped.
-    fn per_rule(&self, rules: &[CompiledRule], key: &FlowKey, until: u32, proof: &mut Proof) {
+    fn disprove_each(&self, rules: &[CompiledRule], key: &FlowKey, until: u32, proof: &mut Proof) {
         for &pos in self.members.iter().take_while(|&&p| p < until) {
             if let Leaf::Several = self.trees[0].leaf_witness(&rules[pos as usize], key, 0, &mut proof.bits) {
                 proof.optional.push(pos);
@@ -409,13 +527,13 @@ impl Part {
             stages[n_cat..].reverse();
             trees.push(Tree::new(stages, &members, rules));
         }
-        Part { first: members[0], members, trees }
+        Part { first: members[0], members, trees, per_rule: false }
     }
 }
 
 impl Tree {
     fn new(stages: Vec<(Field, u128)>, members: &[u32], rules: &[CompiledRule]) -> Tree {
-        let mut t = Tree { stages, nodes: Vec::new(), values: Vec::new(), next: Vec::new(), root: 0 };
+        let mut t = Tree { stages, nodes: Vec::new(), values: Vec::new(), dirs: Vec::new(), next: Vec::new(), root: 0 };
         let mut work = members.to_vec();
         t.root = t.build(&mut work, 0, rules);
         t
@@ -453,7 +571,8 @@ impl Tree {
         self.values.extend(runs.iter().map(|r| r.0));
         self.next.resize(start + runs.len(), 0);
         let node = self.nodes.len() as u32;
-        self.nodes.push((start as u32, runs.len() as u32));
+        let n = Node::new(start, &self.values[start..], &mut self.dirs);
+        self.nodes.push(n);
         for (k, &(_, i, j)) in runs.iter().enumerate() {
             let child = self.build(&mut set[i..j], stage + 1, rules);
             self.next[start + k] = child;
@@ -476,10 +595,11 @@ impl Tree {
                 };
             }
             let (field, fmask) = self.stages[stage];
-            let (start, len) = self.nodes[entry as usize];
+            let node = self.nodes[entry as usize];
+            let (start, len) = (node.start, node.len);
             let vals = &self.values[start as usize..(start + len) as usize];
             let v = field.get(key) & fmask;
-            let found = vals.binary_search(&v);
+            let found = node.search(vals, &self.dirs, v);
             if vals.len() > 1 || found.is_err() {
                 let w = if field.is_prefix() {
                     let at = match found {
@@ -526,5 +646,43 @@ impl Tree {
         };
         *bits = bits.union(&field.mask_of(w));
         Leaf::One
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testpkt::SplitMix;
+
+    /// A node's directory search gives exactly `binary_search`'s answer, for values
+    /// spread evenly, clustered under a common prefix, and skewed into a few buckets, and
+    /// keys below, inside, between and above them.
+    #[test]
+    fn directory_search_equals_binary_search() {
+        let mut r = SplitMix(5);
+        for case in 0..200 {
+            let n = DIR_MIN + r.below(3000) as usize;
+            let mut vals: Vec<u128> = (0..n)
+                .map(|_| match case % 3 {
+                    0 => u128::from(r.next_u64() as u32),
+                    1 => 0x1000_0000 | u128::from(r.below(1 << 16)) << 8,
+                    _ => u128::from(r.below(8)) << 100 | u128::from(r.below(1 << 20)),
+                })
+                .collect();
+            vals.sort_unstable();
+            vals.dedup();
+            if vals.len() < DIR_MIN {
+                continue;
+            }
+            let mut dirs = vec![7; 3]; // a directory need not start at 0
+            let node = Node::new(0, &vals, &mut dirs);
+            assert!(node.dir_bits > 0, "case {case}: {} values get a directory", vals.len());
+            let mut keys: Vec<u128> = vals.iter().flat_map(|&v| [v, v.wrapping_sub(1), v + 1]).collect();
+            keys.extend([0, u128::MAX, vals[0] >> 1, vals[vals.len() - 1] << 1]);
+            keys.extend((0..200).map(|_| u128::from(r.next_u64()) << (r.below(64) as u32)));
+            for k in keys {
+                assert_eq!(node.search(&vals, &dirs, k), vals.binary_search(&k), "case {case} key {k:#x}");
+            }
+        }
     }
 }

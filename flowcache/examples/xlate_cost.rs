@@ -1,0 +1,170 @@
+//! Cost of one translation (the slow path's rule lookup and actions) against the size
+//! of the rule table, every size in the same run: 100, 10,000, 100,000 and 1,000,000
+//! rules by default, min and max over repetitions, and the ratio of the largest size's
+//! cost to the smallest's (issue 8's goal: at most 2).
+//!
+//! `cargo run --release -p ferrovs-flowcache --example xlate_cost [-- OPTIONS]`
+//! - `--sizes A,B,..`: rule counts (default 100,10000,100000,1000000);
+//! - `--reps R`: timed passes over the packets per size (default 5; 0: one untimed pass, as `--count-only`);
+//! - `--packets P`: distinct packets per size (default 20000);
+//! - `--shape bench|scale`: the rule set (default bench):
+//!   - `bench`: what `deploy/bench`'s upcall points load: the generator's file
+//!     (`bulk_load N FILE --write-only`: priorities spread over four values per shape)
+//!     below a `dl_src` rule of the highest priority, packets of one UDP 5-tuple each with
+//!     their own source MAC (so no lookup stops early at the `dl_src` rule);
+//!   - `scale`: `xlate_scale`'s rule set (one priority per shape) and packets.
+//! - `--compare-scan K`: also translate the first K packets with the linear scan (sizes
+//!   up to 100,000) and count the masks with more / fewer bits than the scan's (the
+//!   classifier must decide the same; its masks may differ, see XLATE.md);
+//! - `--count-only`: one untimed pass per size inside `measured_pass`, for
+//!   `valgrind --tool=callgrind --toggle-collect='*measured_pass*'` (instructions per
+//!   translation = callgrind's total / the translations printed).
+//!
+//! Rules and packets come from `tests/scale_rules` (deterministic).
+
+#[path = "../tests/scale_rules/mod.rs"]
+mod scale_rules;
+
+use std::time::{Duration, Instant};
+
+use ferrovs_config::rules::{Masked, Match, Rule};
+use ferrovs_flowcache::key::{FlowKey, ipproto};
+use ferrovs_flowcache::testpkt::SplitMix;
+use ferrovs_flowcache::xlate::{Lookup, MacTable, RuleTables, translate, translate_with};
+use scale_rules::{scale_packet, scale_rules};
+
+struct Options {
+    sizes: Vec<usize>,
+    reps: usize,
+    packets: usize,
+    bench_shape: bool,
+    count_only: bool,
+    compare_scan: usize,
+}
+
+fn options() -> Options {
+    let mut o = Options {
+        sizes: vec![100, 10_000, 100_000, 1_000_000],
+        reps: 5,
+        packets: 20_000,
+        bench_shape: true,
+        count_only: false,
+        compare_scan: 0,
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        let mut value = || args.next().unwrap_or_else(|| panic!("{a} needs a value"));
+        match a.as_str() {
+            "--sizes" => o.sizes = value().split(',').map(|s| s.trim().parse().expect("a rule count")).collect(),
+            "--reps" => o.reps = value().parse().expect("a repetition count"),
+            "--packets" => o.packets = value().parse().expect("a packet count"),
+            "--shape" => {
+                o.bench_shape = match value().as_str() {
+                    "bench" => true,
+                    "scale" => false,
+                    s => panic!("--shape {s}: bench or scale"),
+                }
+            }
+            "--count-only" => o.count_only = true,
+            "--compare-scan" => o.compare_scan = value().parse().expect("a packet count"),
+            _ => panic!("unknown option {a} (see the example's documentation)"),
+        }
+    }
+    o
+}
+
+/// The rules and packets of one size.
+fn workload(n: usize, bench_shape: bool, packets: usize) -> (Vec<Rule>, Vec<FlowKey>) {
+    let mut r = SplitMix(99);
+    if !bench_shape {
+        let rules = scale_rules(n, 1, false, 7);
+        let keys = (0..packets).map(|_| scale_packet(&rules, &mut r)).collect();
+        return (rules, keys);
+    }
+    // As deploy/bench's upcall point: the generator's rules (as `bulk_load` writes them)
+    // under a dl_src rule of the highest priority that no packet matches.
+    let mut rules = scale_rules(n, 1, true, 11);
+    let top = Match { dl_src: Some(Masked { value: [2, 0, 0, 0, 0, 0], mask: [0xff; 6] }), ..Match::default() };
+    rules.insert(0, Rule { priority: 65000, ..Rule::new(top, Vec::new()) });
+    let keys = (0..packets)
+        .map(|i| {
+            let mut k = scale_packet(&rules, &mut r);
+            k.set_nw_proto(ipproto::UDP);
+            k.set_dl_src([2, 1, 0, (i >> 16) as u8, (i >> 8) as u8, i as u8]);
+            k
+        })
+        .collect();
+    (rules, keys)
+}
+
+/// One pass over `keys`: the function callgrind counts in (`--count-only`).
+#[inline(never)]
+fn measured_pass(tables: &RuleTables, macs: &MacTable, keys: &[FlowKey]) {
+    for k in keys {
+        std::hint::black_box(translate(tables, macs, std::hint::black_box(k), Duration::ZERO));
+    }
+}
+
+/// A pass callgrind does not count (warm-up), kept apart from `measured_pass`.
+#[inline(never)]
+fn warm_up(tables: &RuleTables, macs: &MacTable, keys: &[FlowKey]) {
+    for k in keys {
+        std::hint::black_box(translate(tables, macs, std::hint::black_box(k), Duration::ZERO));
+    }
+}
+
+fn main() {
+    let o = options();
+    let macs = MacTable::default();
+    println!("shape {}, {} packets, {} repetitions", if o.bench_shape { "bench" } else { "scale" }, o.packets, o.reps);
+    println!("| rules | groups | build ms | us/translation min | max |");
+    println!("|---|---|---|---|---|");
+    let mut mins = Vec::new();
+    for &n in &o.sizes {
+        let (rules, keys) = workload(n, o.bench_shape, o.packets);
+        let start = Instant::now();
+        let tables = RuleTables::new(rules, vec![1, 2, 3, 4]).expect("valid rules");
+        let build_ms = start.elapsed().as_secs_f64() * 1e3;
+        warm_up(&tables, &macs, &keys[..keys.len().min(1000)]);
+        if o.count_only || o.reps == 0 {
+            measured_pass(&tables, &macs, &keys);
+            println!("| {n} | {} | {build_ms:.0} | translations {} |", tables.index_groups(), keys.len());
+            continue;
+        }
+        let (mut lo, mut hi) = (f64::MAX, 0f64);
+        for _ in 0..o.reps {
+            let t = Instant::now();
+            measured_pass(&tables, &macs, &keys);
+            let us = t.elapsed().as_secs_f64() * 1e6 / keys.len() as f64;
+            lo = lo.min(us);
+            hi = hi.max(us);
+        }
+        let mut scan = String::new();
+        if o.compare_scan > 0 && n <= 100_000 {
+            let bits = |m: &ferrovs_flowcache::key::Mask| m.w.iter().map(|w| w.count_ones()).sum::<u32>();
+            let (mut wider, mut narrower) = (0, 0);
+            let k = o.compare_scan.min(keys.len());
+            for key in &keys[..k] {
+                let a = translate_with(&tables, &macs, key, Duration::ZERO, Lookup::LinearScan);
+                let b = translate_with(&tables, &macs, key, Duration::ZERO, Lookup::Index);
+                assert_eq!((&a.actions, &a.rules), (&b.actions, &b.rules), "decisions differ for {key:?}");
+                wider += usize::from(bits(&b.mask) > bits(&a.mask));
+                narrower += usize::from(bits(&b.mask) < bits(&a.mask));
+            }
+            scan = format!(" masks vs scan: {wider} wider, {narrower} narrower of {k} |");
+        }
+        println!("| {n} | {} | {build_ms:.0} | {lo:.2} | {hi:.2} |{scan}", tables.index_groups());
+        mins.push((n, lo, hi));
+    }
+    if let (Some(first), Some(last)) = (mins.first(), mins.last())
+        && mins.len() > 1
+    {
+        println!(
+            "ratio {} / {} rules: {:.2} (min / min), {:.2} (max / max)",
+            last.0,
+            first.0,
+            last.1 / first.1,
+            last.2 / first.2
+        );
+    }
+}
