@@ -105,6 +105,14 @@ struct Bucket {
     index: [u32; WAYS],
 }
 
+/// The subtable hash of a multilinear sum (see `Subtable::hash`): one final mix, and
+/// [`HASH_SET_BIT`] set.
+#[inline(always)]
+fn finish_hash(sum: u64) -> u32 {
+    let h = (sum ^ (sum >> 32)).wrapping_mul(0xff51_afd7_ed55_8ccd);
+    (h >> 32) as u32 | HASH_SET_BIT
+}
+
 /// Set in every subtable hash (the bucket index takes the low bits), so that no hash
 /// equals an empty way's 0 and a probe needs no "is this way filled" test.
 const HASH_SET_BIT: u32 = 1 << 31;
@@ -233,8 +241,33 @@ impl Subtable {
             8 => self.sum_words::<8>(key),
             _ => 0,
         };
-        let h = (sum ^ (sum >> 32)).wrapping_mul(0xff51_afd7_ed55_8ccd);
-        (h >> 32) as u32 | HASH_SET_BIT
+        finish_hash(sum)
+    }
+
+    /// `hashes[i] = self.hash(&keys[i])` for every bit `i` of `todo`, with the choice by
+    /// word count made once for the whole batch rather than once per key.
+    #[inline(always)]
+    fn hash_batch(&self, keys: &[FlowKey], todo: u32, hashes: &mut [u32; MAX_BATCH]) {
+        match self.n_words {
+            1 => self.hash_batch_n::<1>(keys, todo, hashes),
+            2 => self.hash_batch_n::<2>(keys, todo, hashes),
+            3 => self.hash_batch_n::<3>(keys, todo, hashes),
+            4 => self.hash_batch_n::<4>(keys, todo, hashes),
+            5 => self.hash_batch_n::<5>(keys, todo, hashes),
+            6 => self.hash_batch_n::<6>(keys, todo, hashes),
+            7 => self.hash_batch_n::<7>(keys, todo, hashes),
+            8 => self.hash_batch_n::<8>(keys, todo, hashes),
+            _ => self.hash_batch_n::<0>(keys, todo, hashes),
+        }
+    }
+
+    #[inline(always)]
+    fn hash_batch_n<const N: usize>(&self, keys: &[FlowKey], mut todo: u32, hashes: &mut [u32; MAX_BATCH]) {
+        while todo != 0 {
+            let i = todo.trailing_zeros() as usize;
+            todo &= todo - 1;
+            hashes[i] = finish_hash(self.sum_words::<N>(&keys[i]));
+        }
     }
 
     /// The multilinear sum over the first `N` covered words (`N == n_words`).
@@ -708,12 +741,7 @@ impl Classifier {
         for &st_id in &part.order {
             let Some(st) = self.subtables[st_id as usize].as_ref() else { continue };
             // Hash every pending key first so that the probes' loads overlap.
-            let mut bits = todo;
-            while bits != 0 {
-                let i = bits.trailing_zeros() as usize;
-                bits &= bits - 1;
-                hashes[i] = st.hash(&keys[i]);
-            }
+            st.hash_batch(keys, todo, &mut hashes);
             let mut found = 0u32;
             let mut bits = todo;
             while bits != 0 {
