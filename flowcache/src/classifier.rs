@@ -720,6 +720,30 @@ impl Classifier {
         hits
     }
 
+    /// [`Classifier::lookup_batch`] for keys that all have `in_port == port` (a burst
+    /// from one port): no grouping by port, one partition lookup.
+    #[inline]
+    pub(crate) fn lookup_batch_port(
+        &mut self,
+        port: u32,
+        keys: &[FlowKey],
+        todo: u32,
+        out: &mut [u32; MAX_BATCH],
+    ) -> u32 {
+        debug_assert!(keys.len() <= MAX_BATCH);
+        debug_assert!(keys.iter().all(|k| k.in_port() == port), "keys from another port than {port}");
+        let valid = if keys.len() >= 32 { u32::MAX } else { (1u32 << keys.len()) - 1 };
+        let todo = todo & valid;
+        let mut left = todo;
+        if let Some(p) = self.partition_of_port(port) {
+            left = self.lookup_partition(p, keys, left, out);
+        }
+        if left != 0 && self.partitions[ANY_PORT as usize].len != 0 {
+            left = self.lookup_partition(ANY_PORT, keys, left, out);
+        }
+        todo & !left
+    }
+
     /// Looks up the keys of bitmap `todo` in one partition; returns the bitmap still missing.
     #[inline]
     fn lookup_partition(&mut self, p: u32, keys: &[FlowKey], mut todo: u32, out: &mut [u32; MAX_BATCH]) -> u32 {

@@ -193,12 +193,44 @@ impl FlowCache {
         now: u64,
         out: &mut [Option<MegaflowId>],
     ) -> usize {
+        self.lookup_keys(None, keys, hashes, bytes, now, out)
+    }
+
+    /// [`FlowCache::lookup_batch`] for keys that all have `in_port == in_port` (a burst
+    /// from one port, as a PMD's are): the classifier skips grouping the keys by port.
+    /// Same answers and statistics (the caller guarantees the port; debug builds check).
+    pub fn lookup_burst(
+        &mut self,
+        in_port: u32,
+        keys: &[FlowKey],
+        hashes: &[u32],
+        bytes: &[u32],
+        now: u64,
+        out: &mut [Option<MegaflowId>],
+    ) -> usize {
+        // As the keys hold it (16 bits).
+        let mut k = FlowKey::ZERO;
+        k.set_in_port(in_port);
+        self.lookup_keys(Some(k.in_port()), keys, hashes, bytes, now, out)
+    }
+
+    #[inline(always)]
+    fn lookup_keys(
+        &mut self,
+        port: Option<u32>,
+        keys: &[FlowKey],
+        hashes: &[u32],
+        bytes: &[u32],
+        now: u64,
+        out: &mut [Option<MegaflowId>],
+    ) -> usize {
         let n = keys.len().min(hashes.len()).min(bytes.len()).min(out.len());
         let mut misses = 0;
         let mut start = 0;
         while start < n {
             let end = (start + MAX_BATCH).min(n);
             misses += self.lookup_chunk(
+                port,
                 &keys[start..end],
                 &hashes[start..end],
                 &bytes[start..end],
@@ -237,9 +269,19 @@ impl FlowCache {
         !self.direct(in_port)
     }
 
-    #[inline]
+    /// Classifier lookup of the keys of `todo`: by one port if all keys have it.
+    #[inline(always)]
+    fn classifier_lookup(&mut self, port: Option<u32>, keys: &[FlowKey], todo: u32, out: &mut [u32; MAX_BATCH]) -> u32 {
+        match port {
+            Some(p) => self.cls.lookup_batch_port(p, keys, todo, out),
+            None => self.cls.lookup_batch(keys, todo, out),
+        }
+    }
+
+    #[inline(always)]
     fn lookup_chunk(
         &mut self,
+        port: Option<u32>,
         keys: &[FlowKey],
         hashes: &[u32],
         bytes: &[u32],
@@ -250,11 +292,11 @@ impl FlowCache {
         let mut idx = [u32::MAX; MAX_BATCH];
         let mut todo: u32 = if n >= 32 { u32::MAX } else { (1u32 << n) - 1 };
 
-        if n > 0 && self.direct(keys[0].in_port()) {
+        if n > 0 && self.direct(port.unwrap_or_else(|| keys[0].in_port())) {
             // Few subtables: probing them beats the caches (see the module doc). The
             // caches are not filled: they would only be read once this port has more
             // subtables, and the classifier fills them then.
-            let hits = self.cls.lookup_batch(keys, todo, &mut idx);
+            let hits = self.classifier_lookup(port, keys, todo, &mut idx);
             todo &= !hits;
             self.counters.classifier_hits += hits.count_ones() as u64;
             if self.emc_adaptive && self.emc.is_some() {
@@ -351,7 +393,7 @@ impl FlowCache {
 
         if todo != 0 {
             let mut cls_idx = [u32::MAX; MAX_BATCH];
-            let hits = self.cls.lookup_batch(keys, todo, &mut cls_idx);
+            let hits = self.classifier_lookup(port, keys, todo, &mut cls_idx);
             todo &= !hits;
             self.counters.classifier_hits += hits.count_ones() as u64;
             let mut bits = hits;

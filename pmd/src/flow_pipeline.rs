@@ -9,7 +9,7 @@
 //!
 //! Per burst ([`Pipeline::classify`]): extract the keys of up to 32 frames into fixed
 //! arrays, hash each with the NIC's RSS hash when the mbuf has one (else
-//! [`FlowKey::hash`]), read the clock once, and run [`FlowCache::lookup_batch`]. Each
+//! [`FlowKey::hash`]), read the clock once, and run [`FlowCache::lookup_burst`]. Each
 //! packet's verdict is its megaflow's action list, borrowed from the cache, or `Miss`
 //! (also for a packet of a shadowed parked key, held out of the lookup: see `Install`
 //! below).
@@ -560,7 +560,14 @@ impl Pipeline for FlowPipeline {
         let now = self.clock.now_ms();
         self.burst_ms = now;
         let m = if self.pending.shadowed() > 0 { self.hold_shadowed(n) } else { n };
-        self.cache.lookup_batch(&self.keys[..m], &self.hashes[..m], &self.bytes[..m], now, &mut self.found[..m]);
+        self.cache.lookup_burst(
+            in_port,
+            &self.keys[..m],
+            &self.hashes[..m],
+            &self.bytes[..m],
+            now,
+            &mut self.found[..m],
+        );
         if m < n {
             self.spread_found(n, m);
         }
