@@ -113,6 +113,13 @@ fn finish_hash(sum: u64) -> u32 {
     (h >> 32) as u32 | HASH_SET_BIT
 }
 
+/// Mask shapes with their own hash instance (`Subtable::hash_batch`), as bitmaps of the
+/// covered key words (see the key module's layout): in_port/dl_type and the IPv4
+/// destination; the same and the source; the same, nw_proto and the L4 ports.
+const COVER_IPV4_DST: u8 = 1 << 0 | 1 << 7;
+const COVER_IPV4_SRC_DST: u8 = COVER_IPV4_DST | 1 << 5;
+const COVER_5_TUPLE: u8 = COVER_IPV4_SRC_DST | 1 << 2 | 1 << 3;
+
 /// Set in every subtable hash (the bucket index takes the low bits), so that no hash
 /// equals an empty way's 0 and a probe needs no "is this way filled" test.
 const HASH_SET_BIT: u32 = 1 << 31;
@@ -198,6 +205,8 @@ struct Subtable {
     /// Indices of the words of `mask` that are not zero; only they are hashed.
     words: [u8; KEY_WORDS],
     n_words: u8,
+    /// The same as a bitmap (bit `i`: word `i` is covered), the mask's shape.
+    cover: u8,
     buckets: Vec<Bucket>,
     len: usize,
     hits: u64,
@@ -208,13 +217,15 @@ impl Subtable {
     fn new(mask: Mask, partition: u32, buckets: Vec<Bucket>) -> Self {
         let mut words = [0u8; KEY_WORDS];
         let mut n = 0;
+        let mut cover = 0u8;
         for (i, &w) in mask.w.iter().enumerate() {
             if w != 0 {
                 words[n] = i as u8;
                 n += 1;
+                cover |= 1 << i;
             }
         }
-        Subtable { mask, words, n_words: n as u8, buckets, len: 0, hits: 0, partition }
+        Subtable { mask, words, n_words: n as u8, cover, buckets, len: 0, hits: 0, partition }
     }
 
     /// Hash of `key & mask` (with [`HASH_SET_BIT`] set), over the covered words only.
@@ -245,9 +256,21 @@ impl Subtable {
     }
 
     /// `hashes[i] = self.hash(&keys[i])` for every bit `i` of `todo`, with the choice by
-    /// word count made once for the whole batch rather than once per key.
+    /// mask shape made once for the whole batch rather than once per key.
+    ///
+    /// A few common shapes (which words the mask covers) have their own instance with
+    /// the word positions as constants: no per-word index load, and the mask words and
+    /// multipliers stay in registers across the batch. They are the shapes of IPv4
+    /// rules on the destination (routes), on both addresses, and on the 5-tuple (L4
+    /// ACLs); any other shape takes the instance for its number of covered words.
     #[inline(always)]
     fn hash_batch(&self, keys: &[FlowKey], todo: u32, hashes: &mut [u32; MAX_BATCH]) {
+        match self.cover {
+            COVER_IPV4_DST => return self.hash_batch_cover::<COVER_IPV4_DST>(keys, todo, hashes),
+            COVER_IPV4_SRC_DST => return self.hash_batch_cover::<COVER_IPV4_SRC_DST>(keys, todo, hashes),
+            COVER_5_TUPLE => return self.hash_batch_cover::<COVER_5_TUPLE>(keys, todo, hashes),
+            _ => {}
+        }
         match self.n_words {
             1 => self.hash_batch_n::<1>(keys, todo, hashes),
             2 => self.hash_batch_n::<2>(keys, todo, hashes),
@@ -258,6 +281,25 @@ impl Subtable {
             7 => self.hash_batch_n::<7>(keys, todo, hashes),
             8 => self.hash_batch_n::<8>(keys, todo, hashes),
             _ => self.hash_batch_n::<0>(keys, todo, hashes),
+        }
+    }
+
+    /// [`Subtable::hash_batch`] for a mask covering exactly the words of `COVER` (bit
+    /// `i`: word `i`).
+    #[inline(always)]
+    fn hash_batch_cover<const COVER: u8>(&self, keys: &[FlowKey], mut todo: u32, hashes: &mut [u32; MAX_BATCH]) {
+        debug_assert_eq!(self.cover, COVER);
+        while todo != 0 {
+            let i = todo.trailing_zeros() as usize;
+            todo &= todo - 1;
+            let key = &keys[i];
+            let mut sum: u64 = 0;
+            for (wi, (&k, (&m, &mul))) in key.w.iter().zip(self.mask.w.iter().zip(&WORD_MULTIPLIERS)).enumerate() {
+                if COVER & (1 << wi) != 0 {
+                    sum = sum.wrapping_add((k & m).wrapping_mul(mul));
+                }
+            }
+            hashes[i] = finish_hash(sum);
         }
     }
 
@@ -802,6 +844,36 @@ impl Classifier {
 mod tests {
     use super::*;
     use crate::actions::DpAction;
+
+    #[test]
+    fn batch_hashes_equal_the_single_key_hash_for_every_mask_shape() {
+        let mut x = 0x1234_5678_9abc_def1u64;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for cover in 0..=u8::MAX {
+            let mut mask = FlowKey::ZERO;
+            for i in 0..KEY_WORDS {
+                if cover & (1 << i) != 0 {
+                    mask.w[i] = next() | 1;
+                }
+            }
+            let st = Subtable::new(mask, 0, vec![EMPTY_BUCKET]);
+            assert_eq!(st.cover, cover);
+            let keys: Vec<FlowKey> = (0..MAX_BATCH).map(|_| FlowKey { w: std::array::from_fn(|_| next()) }).collect();
+            // Every other key: the others must be left alone.
+            let todo = 0x5555_5555;
+            let mut hashes = [7u32; MAX_BATCH];
+            st.hash_batch(&keys, todo, &mut hashes);
+            for (i, k) in keys.iter().enumerate() {
+                let want = if todo & (1 << i) != 0 { st.hash(k) } else { 7 };
+                assert_eq!(hashes[i], want, "shape {cover:#04x}, key {i}");
+            }
+        }
+    }
 
     fn flow(port: u32, dst: u32, plen: u32, out: u32) -> Megaflow {
         let mut k = FlowKey::ZERO;
