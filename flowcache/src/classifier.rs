@@ -810,12 +810,22 @@ impl Classifier {
             st.hash_batch(keys, todo, &mut hashes);
             let mut found = 0u32;
             let mut bits = todo;
+            // The last hit's hash and megaflow: a packet with the same hash (usually the
+            // same flow: bursts come in trains) tries that megaflow first and skips the
+            // bucket probe. 0 is no subtable hash (`HASH_SET_BIT`), so the first packet
+            // never takes it.
+            let (mut last_hash, mut last_index) = (0u32, 0u32);
             while bits != 0 {
                 let i = bits.trailing_zeros() as usize;
                 bits &= bits - 1;
-                if let Some(index) = st.probe(&self.slab, &keys[i], hashes[i]) {
+                let hash = hashes[i];
+                if hash == last_hash && self.slab.records[last_index as usize].key.matches(&st.mask, &keys[i]) {
+                    out[i] = last_index;
+                    found |= 1 << i;
+                } else if let Some(index) = st.probe(&self.slab, &keys[i], hash) {
                     out[i] = index;
                     found |= 1 << i;
+                    (last_hash, last_index) = (hash, index);
                 }
             }
             if found != 0 {
@@ -916,6 +926,36 @@ mod tests {
         assert!(c.actions(b).is_none());
         assert_eq!(c.lookup(&pkt(1, 0x0b01_0203)), None);
         assert_eq!(c.n_masks(), 2);
+    }
+
+    #[test]
+    fn a_burst_with_equal_subtable_hashes_gets_each_packet_its_own_megaflow() {
+        // Two /32 destinations whose subtable hashes collide (found by search: 31-bit
+        // hashes, so a few ten thousand keys), and a third key.
+        let mask = flow(1, 0, 32, 0).mask;
+        let st = Subtable::new(mask, 0, vec![EMPTY_BUCKET]);
+        let mut seen = HashMap::new();
+        let (a, b) = (0u32..)
+            .find_map(|dst| {
+                let h = st.hash(&pkt(1, dst));
+                seen.insert(h, dst).map(|other| (other, dst))
+            })
+            .unwrap();
+        assert_ne!(a, b);
+        let c_dst = (0u32..).find(|&d| d != a && d != b).unwrap();
+        let mut cls = Classifier::new(100);
+        let fa = cls.insert(flow(1, a, 32, 2), 0).unwrap();
+        let fb = cls.insert(flow(1, b, 32, 3), 0).unwrap();
+        let fc = cls.insert(flow(1, c_dst, 32, 4), 0).unwrap();
+        let keys = [pkt(1, a), pkt(1, a), pkt(1, b), pkt(1, b), pkt(1, a), pkt(1, c_dst), pkt(1, b)];
+        let mut out = [EMPTY; MAX_BATCH];
+        assert_eq!(cls.lookup_batch_port(1, &keys, u32::MAX, &mut out), 0x7f);
+        let got: Vec<MegaflowId> = out[..keys.len()].iter().map(|&i| cls.slab.id_of(i)).collect();
+        assert_eq!(got, vec![fa, fa, fb, fb, fa, fc, fb]);
+        // With b's megaflow gone, b's packets miss even right after a's (same hash).
+        cls.remove(fb).unwrap();
+        let mut out = [EMPTY; MAX_BATCH];
+        assert_eq!(cls.lookup_batch_port(1, &keys, u32::MAX, &mut out), 0b011_0011);
     }
 
     #[test]
