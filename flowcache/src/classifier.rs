@@ -21,7 +21,10 @@
 //!   Keys are grouped by in_port (a burst usually comes from one port); for each
 //!   subtable, in rank order, all still-unmatched keys of the group are hashed first and
 //!   then probed, so the memory accesses of different packets overlap; hits clear their
-//!   bit and the loop ends when the bitmap is empty.
+//!   bit and the loop ends when the bitmap is empty. A PMD's burst comes from one port:
+//!   `lookup_batch_port` skips the grouping. In a subtable's probe loop, a key whose
+//!   hash equals the last hit's is first compared with that megaflow (a train of one
+//!   flow then skips the bucket probes).
 //! - **Ranking.** Each subtable counts its hits. Every [`RERANK_INTERVAL`] lookups of a
 //!   partition its subtables are re-sorted by hit count (most hits first) and the counts
 //!   halved, so the order follows recent traffic, deterministically.
