@@ -21,7 +21,10 @@
 //!   Keys are grouped by in_port (a burst usually comes from one port); for each
 //!   subtable, in rank order, all still-unmatched keys of the group are hashed first and
 //!   then probed, so the memory accesses of different packets overlap; hits clear their
-//!   bit and the loop ends when the bitmap is empty.
+//!   bit and the loop ends when the bitmap is empty. A PMD's burst comes from one port:
+//!   `lookup_batch_port` skips the grouping. In a subtable's probe loop, a key whose
+//!   hash equals the last hit's is first compared with that megaflow (a train of one
+//!   flow then skips the bucket probes).
 //! - **Ranking.** Each subtable counts its hits. Every [`RERANK_INTERVAL`] lookups of a
 //!   partition its subtables are re-sorted by hit count (most hits first) and the counts
 //!   halved, so the order follows recent traffic, deterministically.
@@ -104,6 +107,21 @@ struct Bucket {
     overflow: u32,
     index: [u32; WAYS],
 }
+
+/// The subtable hash of a multilinear sum (see `Subtable::hash`): one final mix, and
+/// [`HASH_SET_BIT`] set.
+#[inline(always)]
+fn finish_hash(sum: u64) -> u32 {
+    let h = (sum ^ (sum >> 32)).wrapping_mul(0xff51_afd7_ed55_8ccd);
+    (h >> 32) as u32 | HASH_SET_BIT
+}
+
+/// Mask shapes with their own hash instance (`Subtable::hash_batch`), as bitmaps of the
+/// covered key words (see the key module's layout): in_port/dl_type and the IPv4
+/// destination; the same and the source; the same, nw_proto and the L4 ports.
+const COVER_IPV4_DST: u8 = 1 << 0 | 1 << 7;
+const COVER_IPV4_SRC_DST: u8 = COVER_IPV4_DST | 1 << 5;
+const COVER_5_TUPLE: u8 = COVER_IPV4_SRC_DST | 1 << 2 | 1 << 3;
 
 /// Set in every subtable hash (the bucket index takes the low bits), so that no hash
 /// equals an empty way's 0 and a probe needs no "is this way filled" test.
@@ -190,6 +208,8 @@ struct Subtable {
     /// Indices of the words of `mask` that are not zero; only they are hashed.
     words: [u8; KEY_WORDS],
     n_words: u8,
+    /// The same as a bitmap (bit `i`: word `i` is covered), the mask's shape.
+    cover: u8,
     buckets: Vec<Bucket>,
     len: usize,
     hits: u64,
@@ -200,13 +220,15 @@ impl Subtable {
     fn new(mask: Mask, partition: u32, buckets: Vec<Bucket>) -> Self {
         let mut words = [0u8; KEY_WORDS];
         let mut n = 0;
+        let mut cover = 0u8;
         for (i, &w) in mask.w.iter().enumerate() {
             if w != 0 {
                 words[n] = i as u8;
                 n += 1;
+                cover |= 1 << i;
             }
         }
-        Subtable { mask, words, n_words: n as u8, buckets, len: 0, hits: 0, partition }
+        Subtable { mask, words, n_words: n as u8, cover, buckets, len: 0, hits: 0, partition }
     }
 
     /// Hash of `key & mask` (with [`HASH_SET_BIT`] set), over the covered words only.
@@ -233,8 +255,64 @@ impl Subtable {
             8 => self.sum_words::<8>(key),
             _ => 0,
         };
-        let h = (sum ^ (sum >> 32)).wrapping_mul(0xff51_afd7_ed55_8ccd);
-        (h >> 32) as u32 | HASH_SET_BIT
+        finish_hash(sum)
+    }
+
+    /// `hashes[i] = self.hash(&keys[i])` for every bit `i` of `todo`, with the choice by
+    /// mask shape made once for the whole batch rather than once per key.
+    ///
+    /// A few common shapes (which words the mask covers) have their own instance with
+    /// the word positions as constants: no per-word index load, and the mask words and
+    /// multipliers stay in registers across the batch. They are the shapes of IPv4
+    /// rules on the destination (routes), on both addresses, and on the 5-tuple (L4
+    /// ACLs); any other shape takes the instance for its number of covered words.
+    #[inline(always)]
+    fn hash_batch(&self, keys: &[FlowKey], todo: u32, hashes: &mut [u32; MAX_BATCH]) {
+        match self.cover {
+            COVER_IPV4_DST => return self.hash_batch_cover::<COVER_IPV4_DST>(keys, todo, hashes),
+            COVER_IPV4_SRC_DST => return self.hash_batch_cover::<COVER_IPV4_SRC_DST>(keys, todo, hashes),
+            COVER_5_TUPLE => return self.hash_batch_cover::<COVER_5_TUPLE>(keys, todo, hashes),
+            _ => {}
+        }
+        match self.n_words {
+            1 => self.hash_batch_n::<1>(keys, todo, hashes),
+            2 => self.hash_batch_n::<2>(keys, todo, hashes),
+            3 => self.hash_batch_n::<3>(keys, todo, hashes),
+            4 => self.hash_batch_n::<4>(keys, todo, hashes),
+            5 => self.hash_batch_n::<5>(keys, todo, hashes),
+            6 => self.hash_batch_n::<6>(keys, todo, hashes),
+            7 => self.hash_batch_n::<7>(keys, todo, hashes),
+            8 => self.hash_batch_n::<8>(keys, todo, hashes),
+            _ => self.hash_batch_n::<0>(keys, todo, hashes),
+        }
+    }
+
+    /// [`Subtable::hash_batch`] for a mask covering exactly the words of `COVER` (bit
+    /// `i`: word `i`).
+    #[inline(always)]
+    fn hash_batch_cover<const COVER: u8>(&self, keys: &[FlowKey], mut todo: u32, hashes: &mut [u32; MAX_BATCH]) {
+        debug_assert_eq!(self.cover, COVER);
+        while todo != 0 {
+            let i = todo.trailing_zeros() as usize;
+            todo &= todo - 1;
+            let key = &keys[i];
+            let mut sum: u64 = 0;
+            for (wi, (&k, (&m, &mul))) in key.w.iter().zip(self.mask.w.iter().zip(&WORD_MULTIPLIERS)).enumerate() {
+                if COVER & (1 << wi) != 0 {
+                    sum = sum.wrapping_add((k & m).wrapping_mul(mul));
+                }
+            }
+            hashes[i] = finish_hash(sum);
+        }
+    }
+
+    #[inline(always)]
+    fn hash_batch_n<const N: usize>(&self, keys: &[FlowKey], mut todo: u32, hashes: &mut [u32; MAX_BATCH]) {
+        while todo != 0 {
+            let i = todo.trailing_zeros() as usize;
+            todo &= todo - 1;
+            hashes[i] = finish_hash(self.sum_words::<N>(&keys[i]));
+        }
     }
 
     /// The multilinear sum over the first `N` covered words (`N == n_words`).
@@ -687,6 +765,30 @@ impl Classifier {
         hits
     }
 
+    /// [`Classifier::lookup_batch`] for keys that all have `in_port == port` (a burst
+    /// from one port): no grouping by port, one partition lookup.
+    #[inline]
+    pub(crate) fn lookup_batch_port(
+        &mut self,
+        port: u32,
+        keys: &[FlowKey],
+        todo: u32,
+        out: &mut [u32; MAX_BATCH],
+    ) -> u32 {
+        debug_assert!(keys.len() <= MAX_BATCH);
+        debug_assert!(keys.iter().all(|k| k.in_port() == port), "keys from another port than {port}");
+        let valid = if keys.len() >= 32 { u32::MAX } else { (1u32 << keys.len()) - 1 };
+        let todo = todo & valid;
+        let mut left = todo;
+        if let Some(p) = self.partition_of_port(port) {
+            left = self.lookup_partition(p, keys, left, out);
+        }
+        if left != 0 && self.partitions[ANY_PORT as usize].len != 0 {
+            left = self.lookup_partition(ANY_PORT, keys, left, out);
+        }
+        todo & !left
+    }
+
     /// Looks up the keys of bitmap `todo` in one partition; returns the bitmap still missing.
     #[inline]
     fn lookup_partition(&mut self, p: u32, keys: &[FlowKey], mut todo: u32, out: &mut [u32; MAX_BATCH]) -> u32 {
@@ -708,20 +810,25 @@ impl Classifier {
         for &st_id in &part.order {
             let Some(st) = self.subtables[st_id as usize].as_ref() else { continue };
             // Hash every pending key first so that the probes' loads overlap.
-            let mut bits = todo;
-            while bits != 0 {
-                let i = bits.trailing_zeros() as usize;
-                bits &= bits - 1;
-                hashes[i] = st.hash(&keys[i]);
-            }
+            st.hash_batch(keys, todo, &mut hashes);
             let mut found = 0u32;
             let mut bits = todo;
+            // The last hit's hash and megaflow: a packet with the same hash (usually the
+            // same flow: bursts come in trains) tries that megaflow first and skips the
+            // bucket probe. 0 is no subtable hash (`HASH_SET_BIT`), so the first packet
+            // never takes it.
+            let (mut last_hash, mut last_index) = (0u32, 0u32);
             while bits != 0 {
                 let i = bits.trailing_zeros() as usize;
                 bits &= bits - 1;
-                if let Some(index) = st.probe(&self.slab, &keys[i], hashes[i]) {
+                let hash = hashes[i];
+                if hash == last_hash && self.slab.records[last_index as usize].key.matches(&st.mask, &keys[i]) {
+                    out[i] = last_index;
+                    found |= 1 << i;
+                } else if let Some(index) = st.probe(&self.slab, &keys[i], hash) {
                     out[i] = index;
                     found |= 1 << i;
+                    (last_hash, last_index) = (hash, index);
                 }
             }
             if found != 0 {
@@ -750,6 +857,36 @@ impl Classifier {
 mod tests {
     use super::*;
     use crate::actions::DpAction;
+
+    #[test]
+    fn batch_hashes_equal_the_single_key_hash_for_every_mask_shape() {
+        let mut x = 0x1234_5678_9abc_def1u64;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for cover in 0..=u8::MAX {
+            let mut mask = FlowKey::ZERO;
+            for i in 0..KEY_WORDS {
+                if cover & (1 << i) != 0 {
+                    mask.w[i] = next() | 1;
+                }
+            }
+            let st = Subtable::new(mask, 0, vec![EMPTY_BUCKET]);
+            assert_eq!(st.cover, cover);
+            let keys: Vec<FlowKey> = (0..MAX_BATCH).map(|_| FlowKey { w: std::array::from_fn(|_| next()) }).collect();
+            // Every other key: the others must be left alone.
+            let todo = 0x5555_5555;
+            let mut hashes = [7u32; MAX_BATCH];
+            st.hash_batch(&keys, todo, &mut hashes);
+            for (i, k) in keys.iter().enumerate() {
+                let want = if todo & (1 << i) != 0 { st.hash(k) } else { 7 };
+                assert_eq!(hashes[i], want, "shape {cover:#04x}, key {i}");
+            }
+        }
+    }
 
     fn flow(port: u32, dst: u32, plen: u32, out: u32) -> Megaflow {
         let mut k = FlowKey::ZERO;
@@ -792,6 +929,36 @@ mod tests {
         assert!(c.actions(b).is_none());
         assert_eq!(c.lookup(&pkt(1, 0x0b01_0203)), None);
         assert_eq!(c.n_masks(), 2);
+    }
+
+    #[test]
+    fn a_burst_with_equal_subtable_hashes_gets_each_packet_its_own_megaflow() {
+        // Two /32 destinations whose subtable hashes collide (found by search: 31-bit
+        // hashes, so a few ten thousand keys), and a third key.
+        let mask = flow(1, 0, 32, 0).mask;
+        let st = Subtable::new(mask, 0, vec![EMPTY_BUCKET]);
+        let mut seen = HashMap::new();
+        let (a, b) = (0u32..)
+            .find_map(|dst| {
+                let h = st.hash(&pkt(1, dst));
+                seen.insert(h, dst).map(|other| (other, dst))
+            })
+            .unwrap();
+        assert_ne!(a, b);
+        let c_dst = (0u32..).find(|&d| d != a && d != b).unwrap();
+        let mut cls = Classifier::new(100);
+        let fa = cls.insert(flow(1, a, 32, 2), 0).unwrap();
+        let fb = cls.insert(flow(1, b, 32, 3), 0).unwrap();
+        let fc = cls.insert(flow(1, c_dst, 32, 4), 0).unwrap();
+        let keys = [pkt(1, a), pkt(1, a), pkt(1, b), pkt(1, b), pkt(1, a), pkt(1, c_dst), pkt(1, b)];
+        let mut out = [EMPTY; MAX_BATCH];
+        assert_eq!(cls.lookup_batch_port(1, &keys, u32::MAX, &mut out), 0x7f);
+        let got: Vec<MegaflowId> = out[..keys.len()].iter().map(|&i| cls.slab.id_of(i)).collect();
+        assert_eq!(got, vec![fa, fa, fb, fb, fa, fc, fb]);
+        // With b's megaflow gone, b's packets miss even right after a's (same hash).
+        cls.remove(fb).unwrap();
+        let mut out = [EMPTY; MAX_BATCH];
+        assert_eq!(cls.lookup_batch_port(1, &keys, u32::MAX, &mut out), 0b011_0011);
     }
 
     #[test]

@@ -45,7 +45,7 @@
 //! The packet hash should be the NIC's RSS hash when the mbuf carries one, else
 //! [`FlowKey::hash`]. Any hash is correct (every level verifies); a good one is fast.
 
-use crate::actions::DpActions;
+use crate::actions::{DpAction, DpActions};
 use crate::classifier::{Classifier, InsertError, MAX_BATCH};
 use crate::emc::Emc;
 use crate::key::FlowKey;
@@ -193,18 +193,59 @@ impl FlowCache {
         now: u64,
         out: &mut [Option<MegaflowId>],
     ) -> usize {
+        self.lookup_keys(None, keys, hashes, bytes, now, out)
+    }
+
+    /// Looks up one burst from `in_port` (every key's in_port; debug builds check), as a
+    /// PMD does: the classifier skips grouping the keys by port, and instead of filling
+    /// an array of ids, the result of each key is handed to `verdict(i, result)` in key
+    /// order, `result` being the megaflow and its actions or `None` (a miss), while the
+    /// statistics are added, so that the caller builds its verdicts in the same pass.
+    /// Takes at most [`MAX_BATCH`] keys (one burst); keys past that, or past the end of
+    /// `hashes` or `bytes`, miss. Same answers, statistics and counters as
+    /// [`FlowCache::lookup_batch`]. Returns the number of misses.
+    #[inline]
+    pub fn lookup_burst<'s>(
+        &'s mut self,
+        in_port: u32,
+        keys: &[FlowKey],
+        hashes: &[u32],
+        bytes: &[u32],
+        now: u64,
+        mut verdict: impl FnMut(usize, Option<(MegaflowId, &'s [DpAction])>),
+    ) -> usize {
+        // As the keys hold it (16 bits).
+        let mut k = FlowKey::ZERO;
+        k.set_in_port(in_port);
+        let n = keys.len().min(hashes.len()).min(bytes.len()).min(MAX_BATCH);
+        let (idx, todo) = self.probe_chunk(Some(k.in_port()), &keys[..n], &hashes[..n]);
+        self.counters.misses += (keys.len() - n) as u64;
+        let misses = self.finish_chunk(&keys[..n], &bytes[..n], now, &idx, todo, &mut verdict);
+        for i in n..keys.len() {
+            verdict(i, None);
+        }
+        misses + (keys.len() - n)
+    }
+
+    fn lookup_keys(
+        &mut self,
+        port: Option<u32>,
+        keys: &[FlowKey],
+        hashes: &[u32],
+        bytes: &[u32],
+        now: u64,
+        out: &mut [Option<MegaflowId>],
+    ) -> usize {
         let n = keys.len().min(hashes.len()).min(bytes.len()).min(out.len());
         let mut misses = 0;
         let mut start = 0;
         while start < n {
             let end = (start + MAX_BATCH).min(n);
-            misses += self.lookup_chunk(
-                &keys[start..end],
-                &hashes[start..end],
-                &bytes[start..end],
-                now,
-                &mut out[start..end],
-            );
+            let (idx, todo) = self.probe_chunk(port, &keys[start..end], &hashes[start..end]);
+            let out = &mut out[start..end];
+            misses += self.finish_chunk(&keys[start..end], &bytes[start..end], now, &idx, todo, &mut |i, r| {
+                out[i] = r.map(|(id, _)| id)
+            });
             start = end;
         }
         misses
@@ -237,31 +278,35 @@ impl FlowCache {
         !self.direct(in_port)
     }
 
-    #[inline]
-    fn lookup_chunk(
-        &mut self,
-        keys: &[FlowKey],
-        hashes: &[u32],
-        bytes: &[u32],
-        now: u64,
-        out: &mut [Option<MegaflowId>],
-    ) -> usize {
+    /// Classifier lookup of the keys of `todo`: by one port if all keys have it.
+    #[inline(always)]
+    fn classifier_lookup(&mut self, port: Option<u32>, keys: &[FlowKey], todo: u32, out: &mut [u32; MAX_BATCH]) -> u32 {
+        match port {
+            Some(p) => self.cls.lookup_batch_port(p, keys, todo, out),
+            None => self.cls.lookup_batch(keys, todo, out),
+        }
+    }
+
+    /// Looks up at most [`MAX_BATCH`] keys through the levels: returns the slab index
+    /// of each key's megaflow (`u32::MAX` for a miss) and the bitmap of the misses.
+    #[inline(always)]
+    fn probe_chunk(&mut self, port: Option<u32>, keys: &[FlowKey], hashes: &[u32]) -> ([u32; MAX_BATCH], u32) {
         let n = keys.len();
         let mut idx = [u32::MAX; MAX_BATCH];
         let mut todo: u32 = if n >= 32 { u32::MAX } else { (1u32 << n) - 1 };
 
-        if n > 0 && self.direct(keys[0].in_port()) {
+        if n > 0 && self.direct(port.unwrap_or_else(|| keys[0].in_port())) {
             // Few subtables: probing them beats the caches (see the module doc). The
             // caches are not filled: they would only be read once this port has more
             // subtables, and the classifier fills them then.
-            let hits = self.cls.lookup_batch(keys, todo, &mut idx);
+            let hits = self.classifier_lookup(port, keys, todo, &mut idx);
             todo &= !hits;
             self.counters.classifier_hits += hits.count_ones() as u64;
             if self.emc_adaptive && self.emc.is_some() {
                 // A burst that did not probe the EMC: moves the gate's sampling clock.
                 self.emc_gate.record(0, 0);
             }
-            return self.finish_chunk(keys, bytes, now, &idx, todo, out);
+            return (idx, todo);
         }
 
         // Each level works in stages over the whole burst: find candidates and load
@@ -351,7 +396,7 @@ impl FlowCache {
 
         if todo != 0 {
             let mut cls_idx = [u32::MAX; MAX_BATCH];
-            let hits = self.cls.lookup_batch(keys, todo, &mut cls_idx);
+            let hits = self.classifier_lookup(port, keys, todo, &mut cls_idx);
             todo &= !hits;
             self.counters.classifier_hits += hits.count_ones() as u64;
             let mut bits = hits;
@@ -370,28 +415,32 @@ impl FlowCache {
             }
         }
 
-        self.finish_chunk(keys, bytes, now, &idx, todo, out)
+        (idx, todo)
     }
 
-    /// Adds the statistics of every hit (`idx[i]` a slab index or `u32::MAX`), fills
-    /// `out` and counts the misses (`todo`).
+    /// Adds the statistics of every hit (`idx[i]` a slab index or `u32::MAX`), hands
+    /// each key's result to `verdict` in key order and counts the misses (`todo`).
     ///
     /// Consecutive packets of the same megaflow (a burst of one flow, or of flows that
     /// share a megaflow) are summed in registers and written once per run: adding to the
     /// record per packet chains every packet's read-modify-write through memory
     /// (store-to-load forwarding latency) for a one-flow burst.
     #[inline(always)]
-    fn finish_chunk(
-        &mut self,
+    fn finish_chunk<'s>(
+        &'s mut self,
         keys: &[FlowKey],
         bytes: &[u32],
         now: u64,
         idx: &[u32; MAX_BATCH],
         todo: u32,
-        out: &mut [Option<MegaflowId>],
+        verdict: &mut impl FnMut(usize, Option<(MegaflowId, &'s [DpAction])>),
     ) -> usize {
-        let n = keys.len();
-        let records = &mut self.cls.slab.records;
+        let n = keys.len().min(bytes.len()).min(MAX_BATCH);
+        let missed = todo.count_ones() as usize;
+        self.counters.misses += missed as u64;
+        // The records are written (statistics) while the actions are handed out.
+        let crate::megaflow::Slab { records, cold, .. } = &mut self.cls.slab;
+        let cold: &'s [crate::megaflow::Cold] = cold;
         let mut run = u32::MAX;
         let mut run_generation = 0u32;
         use crate::key::TCP_FLAGS_WORD;
@@ -399,10 +448,10 @@ impl FlowCache {
         let (mut packets, mut run_bytes, mut flags) = (0u64, 0u64, 0u64);
         for i in 0..n {
             let x = idx[i];
-            if x == u32::MAX {
-                out[i] = None;
+            let Some(c) = cold.get(x as usize) else {
+                verdict(i, None);
                 continue;
-            }
+            };
             if x != run {
                 if let Some(h) = records.get_mut(run as usize) {
                     h.packets += packets;
@@ -417,7 +466,7 @@ impl FlowCache {
             packets += 1;
             run_bytes += bytes[i] as u64;
             flags |= keys[i].w[TCP_FLAGS_WORD];
-            out[i] = Some(MegaflowId { index: x, generation: run_generation });
+            verdict(i, Some((MegaflowId { index: x, generation: run_generation }, c.actions.as_slice())));
         }
         if let Some(h) = records.get_mut(run as usize) {
             h.packets += packets;
@@ -425,8 +474,6 @@ impl FlowCache {
             h.used = now;
             h.tcp_flags_word |= flags;
         }
-        let missed = todo.count_ones() as usize;
-        self.counters.misses += missed as u64;
         missed
     }
 
@@ -692,6 +739,17 @@ mod tests {
             assert_eq!(fc.lookup_batch(&keys, &hashes, &[64; 40], 1, &mut out), 20);
             assert_eq!(out, ids);
         }
+        // One burst takes at most MAX_BATCH keys: the 8 past it miss (and are counted).
+        let before = fc.counters();
+        let mut got = vec![Some(None); 40];
+        assert_eq!(fc.lookup_burst(1, &keys, &hashes, &[64; 40], 1, |i, r| got[i] = Some(r.map(|(id, _)| id))), 24);
+        let want: Vec<_> = (0..40).map(|i| Some(if i < MAX_BATCH { ids[i] } else { None })).collect();
+        assert_eq!(got, want);
+        let after = fc.counters();
+        assert_eq!((after.misses - before.misses, after.classifier_hits - before.classifier_hits), (24, 16));
+        // Statistics: three lookup_batch passes and this burst.
+        assert_eq!(fc.stats(ids[0].unwrap()).unwrap().packets, 4);
+        assert_eq!(fc.stats(ids[38].unwrap()).unwrap().packets, 3);
     }
 
     #[test]

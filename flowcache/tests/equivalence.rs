@@ -204,6 +204,30 @@ proptest! {
                             prop_assert_eq!(o.map(|id| ids[&id]), want, "key {:?}", k);
                         }
                     }
+                    // The PMD's form: the keys of one port at a time (no grouping by port).
+                    let mut ports: Vec<u32> = keys.iter().map(|k| k.in_port()).collect();
+                    ports.sort_unstable();
+                    ports.dedup();
+                    for port in ports {
+                        let mine: Vec<FlowKey> = keys.iter().copied().filter(|k| k.in_port() == port).collect();
+                        let h: Vec<u32> = mine.iter().map(|k| k.hash() & hash_mask).collect();
+                        let mut out = vec![None; mine.len()];
+                        let mut got = Vec::new();
+                        let misses = fc.lookup_burst(port, &mine, &h, &vec![100; mine.len()], now, |i, r| {
+                            out[i] = r.map(|(id, _)| id);
+                            got.push((i, r.map(|(_, a)| a.to_vec())));
+                        });
+                        // Every key once, in order, with its megaflow's own actions.
+                        prop_assert_eq!(got.iter().map(|g| g.0).collect::<Vec<_>>(), (0..mine.len()).collect::<Vec<_>>());
+                        for ((_, actions), o) in got.iter().zip(&out) {
+                            prop_assert_eq!(actions.as_ref(), o.map(|id| fc.actions(id).expect("live")));
+                        }
+                        prop_assert_eq!(misses, out.iter().filter(|o| o.is_none()).count());
+                        PACKETS_CHECKED.fetch_add(mine.len() as u64, Ordering::Relaxed);
+                        for (k, o) in mine.iter().zip(&out) {
+                            prop_assert_eq!(o.map(|id| ids[&id]), reference.lookup(k), "burst of port {}, key {:?}", port, k);
+                        }
+                    }
                 }
                 Op::RemoveWherePort(p) => {
                     let gone = fc.remove_where(|m| m.mask.in_port() == ferrovs_flowcache::key::IN_PORT_EXACT && m.key.in_port() == p);

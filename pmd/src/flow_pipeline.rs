@@ -9,7 +9,7 @@
 //!
 //! Per burst ([`Pipeline::classify`]): extract the keys of up to 32 frames into fixed
 //! arrays, hash each with the NIC's RSS hash when the mbuf has one (else
-//! [`FlowKey::hash`]), read the clock once, and run [`FlowCache::lookup_batch`]. Each
+//! [`FlowKey::hash`]), read the clock once, and run [`FlowCache::lookup_burst`]. Each
 //! packet's verdict is its megaflow's action list, borrowed from the cache, or `Miss`
 //! (also for a packet of a shadowed parked key, held out of the lookup: see `Install`
 //! below).
@@ -85,7 +85,7 @@ use std::sync::Arc;
 
 use crossbeam_channel::Sender;
 use ferrovs_dpdk::{BURST, Mbuf};
-use ferrovs_flowcache::actions::DpActions;
+use ferrovs_flowcache::actions::{DpAction, DpActions};
 use ferrovs_flowcache::extract::{extract, extract_into};
 use ferrovs_flowcache::key::FlowKey;
 use ferrovs_flowcache::pending::{Parked, PendingConfig, PendingMisses};
@@ -233,7 +233,6 @@ pub struct FlowPipeline {
     keys: [FlowKey; BURST],
     hashes: [u32; BURST],
     bytes: [u32; BURST],
-    found: [Option<MegaflowId>; BURST],
     /// Position in the burst of each looked-up key, when shadowed keys were held back.
     burst_pos: [u8; BURST],
     /// The clock as read for the last burst (misses of that burst are parked at it).
@@ -278,7 +277,6 @@ impl FlowPipeline {
             keys: [FlowKey::ZERO; BURST],
             hashes: [0; BURST],
             bytes: [0; BURST],
-            found: [None; BURST],
             burst_pos: [0; BURST],
             burst_ms: 0,
             packet_in: None,
@@ -455,22 +453,6 @@ impl FlowPipeline {
         m
     }
 
-    /// Puts the results of looking up the first `m` keys after [`Self::hold_shadowed`]
-    /// back at their packets' positions in the burst of `n`; held packets miss (and
-    /// `miss` parks them behind their key). Backwards, so no result is overwritten before
-    /// it is moved (`burst_pos[j] >= j`).
-    fn spread_found(&mut self, n: usize, m: usize) {
-        let mut j = m;
-        for i in (0..n).rev() {
-            if j > 0 && self.burst_pos[j - 1] as usize == i {
-                j -= 1;
-                self.found[i] = self.found[j];
-            } else {
-                self.found[i] = None;
-            }
-        }
-    }
-
     fn handle_command(&mut self, cmd: PmdCommand, inject: &mut Injector<'_>) {
         let now = self.clock.now_ms();
         // Packets released from the park, for the statistics of what handled them.
@@ -560,18 +542,23 @@ impl Pipeline for FlowPipeline {
         let now = self.clock.now_ms();
         self.burst_ms = now;
         let m = if self.pending.shadowed() > 0 { self.hold_shadowed(n) } else { n };
-        self.cache.lookup_batch(&self.keys[..m], &self.hashes[..m], &self.bytes[..m], now, &mut self.found[..m]);
-        if m < n {
-            self.spread_found(n, m);
-        }
         self.dirty = true;
         self.busy = true;
-        let this: &'s FlowPipeline = self;
-        for (v, found) in out[..n].iter_mut().zip(&this.found[..n]) {
-            *v = match found.and_then(|id| this.cache.actions(id)) {
-                Some(actions) => Verdict::Actions(actions.as_slice()),
-                None => Verdict::Miss,
-            };
+        let (keys, hashes, bytes) = (&self.keys[..m], &self.hashes[..m], &self.bytes[..m]);
+        // The verdicts are written as the cache hands out each result (no array of ids
+        // to resolve into actions afterwards).
+        let to_verdict = |r: Option<(MegaflowId, &'s [DpAction])>| match r {
+            Some((_, actions)) => Verdict::Actions(actions),
+            None => Verdict::Miss,
+        };
+        if m == n {
+            let out = &mut out[..n];
+            self.cache.lookup_burst(in_port, keys, hashes, bytes, now, |i, r| out[i] = to_verdict(r));
+        } else {
+            // Held packets (not looked up) miss, and `miss` parks them behind their key.
+            out[..n].fill(Verdict::Miss);
+            let pos = &self.burst_pos;
+            self.cache.lookup_burst(in_port, keys, hashes, bytes, now, |i, r| out[pos[i] as usize] = to_verdict(r));
         }
     }
 
