@@ -62,6 +62,7 @@ pub fn evaluate_full(rules: &[Rule], ports: &[u32], macs: &MacTable, now: Durati
         out: Evaluation { actions: Vec::new(), rules: Vec::new(), learn: None, aborted: false },
         lookups: 0,
         retag_at: None,
+        vlan_base: None,
     };
     ev.table(0, ferrovs_config::port_from_16(key.in_port()), 0);
     if ev.retag_at.is_some_and(|i| i + 1 == ev.out.actions.len()) {
@@ -90,6 +91,9 @@ struct Eval<'a> {
     lookups: usize,
     /// Where `normal` last put back a tag it sent untagged (dropped if nothing follows).
     retag_at: Option<usize>,
+    /// The outer TCI the packet has while VID/PCP writes wait for the next output or tag
+    /// push/pop (OVS's `commit_vlan_action` compares only the final TCI).
+    vlan_base: Option<u16>,
 }
 
 fn masked_eq<T: Copy>(v: Option<ferrovs_config::rules::Masked<T>>, pkt: u128, conv: impl Fn(T) -> u128) -> bool {
@@ -175,7 +179,7 @@ impl Eval<'_> {
             }
             match *a {
                 Action::GotoTable(t) => goto = Some(t),
-                Action::Controller { max_len } => self.emit(DpAction::Controller {
+                Action::Controller { max_len } => self.emit_observer(DpAction::Controller {
                     in_port: self.in_port,
                     max_len,
                     reason: crate::actions::REASON_ACTION,
@@ -201,9 +205,28 @@ impl Eval<'_> {
         self.out.actions.push(a);
     }
 
+    /// An output or a packet-in: pending VLAN writes are committed first.
+    fn emit_observer(&mut self, a: DpAction) {
+        self.commit_vlan();
+        self.emit(a);
+    }
+
+    /// Rewrites the outer tag if its final VID/PCP differ from the packet's.
+    fn commit_vlan(&mut self) {
+        if let Some(base) = self.vlan_base.take() {
+            let t = self.pkt.vlan_tci(0);
+            if (t ^ base) & 0x0fff != 0 {
+                self.emit(DpAction::SetVlanVid(t & 0x0fff));
+            }
+            if (t ^ base) & 0xe000 != 0 {
+                self.emit(DpAction::SetVlanPcp((t >> 13) as u8));
+            }
+        }
+    }
+
     fn output(&mut self, port: u32) {
         if port != self.in_port && self.ports.contains(&port) {
-            self.emit(DpAction::Output(port));
+            self.emit_observer(DpAction::Output(port));
         }
     }
 
@@ -211,7 +234,7 @@ impl Eval<'_> {
         for i in 0..self.ports.len() {
             let p = self.ports[i];
             if p != self.in_port {
-                self.emit(DpAction::Output(p));
+                self.emit_observer(DpAction::Output(p));
             }
         }
     }
@@ -221,17 +244,18 @@ impl Eval<'_> {
     }
 
     fn push(&mut self, tci: u16) {
+        self.commit_vlan();
         self.pkt.set_vlan_tci(1, self.pkt.vlan_tci(0));
         self.pkt.set_vlan_tci(0, tci | VLAN_PRESENT);
     }
 
-    /// Sets the `field` bits of the outer tag to `bits` with `action`, unless equal
-    /// already (OVS commits only a changed TCI; an unchanged tag keeps its DEI bit).
-    fn set_outer(&mut self, field: u16, bits: u16, action: DpAction) {
+    /// Sets the `field` bits of the outer tag to `bits`; the datapath action waits for
+    /// the commit.
+    fn set_outer(&mut self, field: u16, bits: u16) {
         let t = self.pkt.vlan_tci(0);
         if t & field != bits {
+            self.vlan_base.get_or_insert(t);
             self.pkt.set_vlan_tci(0, (t & !field) | bits);
-            self.emit(action);
         }
     }
 
@@ -242,13 +266,13 @@ impl Eval<'_> {
     fn action(&mut self, a: &Action) {
         match *a {
             Action::Output(n) => self.output(n),
-            Action::InPort => self.emit(DpAction::Output(self.in_port)),
+            Action::InPort => self.emit_observer(DpAction::Output(self.in_port)),
             Action::Flood | Action::All => self.flood(),
             Action::Normal => self.normal(),
             Action::ModVlanVid(v) => {
                 let v = v & 0x0fff;
                 if self.tagged() {
-                    self.set_outer(0x0fff, v, DpAction::SetVlanVid(v));
+                    self.set_outer(0x0fff, v);
                 } else {
                     self.push(v);
                     self.emit(DpAction::PushVlan { tpid: ethertype::VLAN, tci: VLAN_PRESENT | v });
@@ -257,7 +281,7 @@ impl Eval<'_> {
             Action::ModVlanPcp(c) => {
                 let bits = ((c as u16) & 7) << 13;
                 if self.tagged() {
-                    self.set_outer(0xe000, bits, DpAction::SetVlanPcp(c & 7));
+                    self.set_outer(0xe000, bits);
                 } else {
                     self.push(bits);
                     self.emit(DpAction::PushVlan { tpid: ethertype::VLAN, tci: VLAN_PRESENT | bits });
@@ -265,6 +289,7 @@ impl Eval<'_> {
             }
             Action::StripVlan => {
                 if self.tagged() {
+                    self.commit_vlan();
                     let inner = self.pkt.vlan_tci(1);
                     self.pkt.set_vlan_tci(0, inner);
                     self.pkt.set_vlan_tci(1, 0);
@@ -344,10 +369,10 @@ impl Eval<'_> {
                 Some(DpAction::SetEthDst(m))
             }
             SetField::VlanVid(v) if p.vlan_tci(0) & VLAN_PRESENT != 0 => {
-                return self.set_outer(0x0fff, v & 0x0fff, DpAction::SetVlanVid(v & 0x0fff));
+                return self.set_outer(0x0fff, v & 0x0fff);
             }
             SetField::VlanPcp(c) if p.vlan_tci(0) & VLAN_PRESENT != 0 => {
-                return self.set_outer(0xe000, ((c as u16) & 7) << 13, DpAction::SetVlanPcp(c & 7));
+                return self.set_outer(0xe000, ((c as u16) & 7) << 13);
             }
             SetField::NwSrc(x) if ip4 => {
                 p.set_nw_src(x);
@@ -415,6 +440,7 @@ impl Eval<'_> {
         let vlan = if tci & VLAN_PRESENT != 0 { tci & 0x0fff } else { 0 };
         // A tag with VID 0 and PCP 0 leaves untagged (OVS's xvlan_put), then comes back.
         if tci & VLAN_PRESENT != 0 && tci & 0xefff == 0 {
+            self.commit_vlan();
             let start = self.out.actions.len();
             self.emit(DpAction::PopVlan);
             self.normal_outputs(vlan);
@@ -422,7 +448,7 @@ impl Eval<'_> {
                 self.out.actions.pop();
             } else {
                 self.retag_at = Some(self.out.actions.len());
-                self.emit(DpAction::PushVlan { tpid: ethertype::VLAN, tci: VLAN_PRESENT });
+                self.emit(DpAction::PushVlan { tpid: crate::actions::TPID_OF_LAST_POP, tci: VLAN_PRESENT });
             }
             return;
         }
