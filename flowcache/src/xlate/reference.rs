@@ -16,6 +16,7 @@ use ferrovs_config::rules::{Action, Match, PacketField, Registers, Resubmit, Rul
 
 use super::mac::{MacLearn, MacTable, is_multicast, is_reserved};
 use crate::actions::{DpAction, DpActions};
+use crate::extract::NdFields;
 use crate::key::{FRAG_ANY, FRAG_LATER, FlowKey, VLAN_PRESENT, ethertype, ipproto, mac_to_u64};
 
 /// The reference outcome for one packet.
@@ -34,8 +35,22 @@ pub fn evaluate(rules: &[Rule], ports: &[u32], macs: &MacTable, now: Duration, k
     evaluate_full(rules, ports, macs, now, key).actions
 }
 
-/// Like [`evaluate`], with matched rules and learning.
+/// Like [`evaluate`], with matched rules and learning. The packet's neighbour-discovery
+/// fields read as zero (OVS's value for every packet but an NS/NA with code 0).
 pub fn evaluate_full(rules: &[Rule], ports: &[u32], macs: &MacTable, now: Duration, key: &FlowKey) -> Evaluation {
+    evaluate_with_nd(rules, ports, macs, now, key, &NdFields::default())
+}
+
+/// Like [`evaluate_full`], for a packet whose neighbour-discovery fields are `nd` (as
+/// `extract::nd_fields` reads them from its bytes).
+pub fn evaluate_with_nd(
+    rules: &[Rule],
+    ports: &[u32],
+    macs: &MacTable,
+    now: Duration,
+    key: &FlowKey,
+    nd: &NdFields,
+) -> Evaluation {
     // Identical (table, priority, match) rules: the last one replaces the first in place.
     let mut slots: Vec<(u8, u16, usize)> = Vec::new(); // (table, priority, index of the kept rule)
     for (i, r) in rules.iter().enumerate() {
@@ -50,6 +65,7 @@ pub fn evaluate_full(rules: &[Rule], ports: &[u32], macs: &MacTable, now: Durati
         pkt.set_tp_dst(0);
     }
     let mut ev = Eval {
+        nd: *nd,
         rules,
         slots,
         ports,
@@ -81,6 +97,8 @@ struct Eval<'a> {
     ports: &'a [u32],
     macs: &'a MacTable,
     now: Duration,
+    /// The packet's neighbour-discovery fields.
+    nd: NdFields,
     in_port: u32,
     /// The in_port of the current lookup (`resubmit(PORT,T)`).
     port: u32,
@@ -103,9 +121,9 @@ fn masked_eq<T: Copy>(v: Option<ferrovs_config::rules::Masked<T>>, pkt: u128, co
     }
 }
 
-/// Does `m` match `p`, with OpenFlow 1.0 normalisation (a field whose prerequisite is
-/// not part of the match is ignored)?
-fn matches(m: &Match, p: &FlowKey) -> bool {
+/// Does `m` match `p` (neighbour-discovery fields `nd`), with OpenFlow 1.0 normalisation
+/// (a field whose prerequisite is not part of the match is ignored)?
+fn matches(m: &Match, p: &FlowKey, nd: &NdFields) -> bool {
     let ip4 = m.dl_type == Some(ethertype::IPV4);
     let ip6 = m.dl_type == Some(ethertype::IPV6);
     let arp = m.dl_type == Some(ethertype::ARP) || m.dl_type == Some(0x8035);
@@ -138,6 +156,9 @@ fn matches(m: &Match, p: &FlowKey) -> bool {
         && (proto != Some(ipproto::TCP) || masked_eq(m.tcp_flags, p.tcp_flags() as u128, u16c))
         && (!arp || masked_eq(m.arp_sha, p.arp_sha_u64() as u128, mac))
         && (!arp || masked_eq(m.arp_tha, p.arp_tha_u64() as u128, mac))
+        && masked_eq(m.nd_target, u128::from_be_bytes(nd.target), v6)
+        && masked_eq(m.nd_sll, mac_to_u64(nd.sll) as u128, mac)
+        && masked_eq(m.nd_tll, mac_to_u64(nd.tll) as u128, mac)
 }
 
 impl Eval<'_> {
@@ -157,7 +178,7 @@ impl Eval<'_> {
         for &(t, prio, idx) in &self.slots {
             if t == table
                 && best.is_none_or(|(bp, _)| prio > bp)
-                && matches(&self.rules[idx].matches, &probe)
+                && matches(&self.rules[idx].matches, &probe, &self.nd)
                 && self.regs.satisfy(&self.rules[idx].matches)
             {
                 best = Some((prio, idx));
