@@ -62,6 +62,14 @@ export FERROVS_FAUCET_PYTHON="$PWD/$faucet_venv/bin/python3"
 cargo build --workspace --bins
 deploy/check-units.sh target/debug
 
+# The differential test against OVS (tests/ovsdiff) runs its fixed seeds plus cases from
+# a fresh base seed each run, drawn here and printed now and on failure (the test prints
+# it too, with each failing case's own seed); set it to repeat a run's cases.
+FERROVS_OVSDIFF_BASE_SEED=${FERROVS_OVSDIFF_BASE_SEED:-0x$(od -An -N8 -tx8 /dev/urandom | tr -d ' \n')}
+export FERROVS_OVSDIFF_BASE_SEED
+echo "test.sh: ovsdiff fresh base seed $FERROVS_OVSDIFF_BASE_SEED"
+trap 'echo "test.sh: failed (ovsdiff fresh base seed $FERROVS_OVSDIFF_BASE_SEED)" >&2' ERR
+
 # A PMD busy-polls a core; on a 2-core machine run the DPDK test binaries one at a time.
 cargo test --workspace -- --test-threads=1
 

@@ -131,6 +131,9 @@ pub fn format_actions(actions: &[DpAction]) -> String {
             DpAction::Output(p) => p.to_string(),
             DpAction::SetEthSrc(m) => format!("set(eth_src={})", mac(ferrovs_flowcache::key::mac_to_u64(*m))),
             DpAction::SetEthDst(m) => format!("set(eth_dst={})", mac(ferrovs_flowcache::key::mac_to_u64(*m))),
+            DpAction::PushVlan { tpid: ferrovs_flowcache::actions::TPID_OF_LAST_POP, tci } => {
+                format!("push_vlan(tpid=popped,tci=0x{tci:04x})")
+            }
             DpAction::PushVlan { tpid, tci } => format!("push_vlan(tpid=0x{tpid:04x},tci=0x{tci:04x})"),
             DpAction::PopVlan => "pop_vlan".into(),
             DpAction::SetVlanVid(v) => format!("set(vlan_vid={v})"),

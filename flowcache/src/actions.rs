@@ -15,7 +15,8 @@ pub enum DpAction {
     SetEthSrc([u8; 6]),
     SetEthDst([u8; 6]),
     /// Insert a new outer 802.1Q tag with this TPID and TCI (the 0x1000 present bit is not
-    /// part of the wire TCI and is ignored).
+    /// part of the wire TCI and is ignored). [`TPID_OF_LAST_POP`] as the TPID: the one of
+    /// the tag the last `PopVlan` of the list removed.
     PushVlan {
         tpid: u16,
         tci: u16,
@@ -64,6 +65,12 @@ pub enum DpAction {
         cookie: u64,
     },
 }
+
+/// A `PushVlan` TPID that stands for the TPID of the tag the last `PopVlan` of the same
+/// action list removed (0x8100 if none did). `normal` sends a VID 0, PCP 0 tag untagged
+/// and puts it back for the actions after it with its own TPID, as OVS does; the flow key
+/// does not hold the outer TPID, so the datapath takes it from the packet.
+pub const TPID_OF_LAST_POP: u16 = 0;
 
 /// `OFPR_NO_MATCH`: a packet-in for a table miss.
 pub const REASON_NO_MATCH: u8 = 0;

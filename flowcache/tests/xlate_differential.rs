@@ -11,7 +11,9 @@
 //! translation that ends with the slow-path action must cover only ND messages (the
 //! slow path then decides each by its frame, which the key does not hold); any other
 //! translation is compared with the reference as above (an ND rule's key part, `icmp6`
-//! of type 135/136, fails every other packet, which is all the reference needs).
+//! of type 135/136, fails every other packet). The slow path's own decision for such a
+//! message, `translate_with_nd` with random ND fields as a frame could carry them, is
+//! compared with the reference given the same fields.
 //!
 //! Case count: `FERROVS_PROPTEST_CASES` (default 300 rule sets; each rule set is checked
 //! with 48 packets x 6 variants, so the default is ~86k packet comparisons and
@@ -22,9 +24,11 @@ use std::time::Duration;
 
 use ferrovs_config::rules::{Action, Masked, Match, PacketField, Resubmit, Rule, SetField, Subfield, SubfieldField};
 use ferrovs_flowcache::actions::{DpAction, REASON_SLOW_PATH};
+use ferrovs_flowcache::extract::NdFields;
 use ferrovs_flowcache::key::{FRAG_ANY, FRAG_LATER, FlowKey, VLAN_PRESENT, ethertype, ipproto};
 use ferrovs_flowcache::xlate::{
     Lookup, MacLearn, MacTable, RuleTables, Verdict, reference, revalidate, translate, translate_with,
+    translate_with_nd,
 };
 use proptest::prelude::*;
 
@@ -341,6 +345,22 @@ fn gen_packet(r: &mut Rng) -> FlowKey {
     k
 }
 
+/// ND fields a frame with key `k` could carry, as `extract::nd_fields` reads them: zero
+/// unless an NS/NA with code 0; a target the ND rules name or another; a source
+/// link-layer address only in an NS, a target one only in an NA, each present or not.
+fn gen_nd(r: &mut Rng, k: &FlowKey) -> NdFields {
+    let mut nd = NdFields::default();
+    if k.tp_dst() != 0 || !is_nd_message(k) {
+        return nd;
+    }
+    nd.target = r.pick(&[0xfd00u128 << 112 | 1, 0xfd00u128 << 112 | 2, 0]).to_be_bytes();
+    if r.chance(70) {
+        let mac = r.pick(&MACS);
+        if k.tp_src() == 135 { nd.sll = mac } else { nd.tll = mac }
+    }
+    nd
+}
+
 /// Whether `actions` are a slow-path megaflow's: every packet goes up with its bytes.
 fn is_slow_path(actions: &[DpAction]) -> bool {
     matches!(actions, [DpAction::Controller { reason: REASON_SLOW_PATH, .. }])
@@ -377,6 +397,19 @@ fn check_rule_set(seed: u64) -> Result<(), String> {
         let t = translate(&tables, &macs, &p, now);
         let got_rules: Vec<usize> = t.rules.iter().map(|&x| tables.source_index(x)).collect();
         let slow_path = is_slow_path(&t.actions);
+        // What the slow path does with the message, given ND fields it could carry.
+        for _ in 0..if slow_path { 6 } else { 0 } {
+            let nd = gen_nd(&mut r, &p);
+            let s = translate_with_nd(&tables, &macs, &p, &nd, now);
+            let s_rules: Vec<usize> = s.rules.iter().map(|&x| tables.source_index(x)).collect();
+            let e = reference::evaluate_with_nd(&rules, &PORTS, &macs, now, &p, &nd);
+            if e.actions != s.actions || e.rules != s_rules || e.learn != s.learn || e.aborted != s.error.is_some() {
+                return Err(format!(
+                    "seed {seed}: ND message with {nd:?}\nrules: {rules:#?}\np: {p:?}\nslow path: {:?} rules {s_rules:?} learn {:?} err {:?}\nreference: {:?} rules {:?} learn {:?} aborted {}",
+                    s.actions, s.learn, s.error, e.actions, e.rules, e.learn, e.aborted
+                ));
+            }
+        }
         if !p.masked(&t.mask).matches(&t.mask, &p) || t.mask.in_port() != ferrovs_flowcache::key::IN_PORT_EXACT {
             return Err(format!("mask does not cover in_port or p: {:?}", t.mask));
         }

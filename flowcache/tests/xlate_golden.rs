@@ -7,7 +7,7 @@ use std::net::Ipv4Addr;
 use std::time::Duration;
 
 use ferrovs_config::rules::{Action, Masked, Match, Resubmit, Rule, SetField};
-use ferrovs_flowcache::actions::DpAction;
+use ferrovs_flowcache::actions::{DpAction, TPID_OF_LAST_POP};
 use ferrovs_flowcache::key::{FRAG_ANY, FlowKey, Mask, VLAN_PRESENT, ethertype, ipproto};
 use ferrovs_flowcache::xlate::{
     LearnOutcome, MacLearn, MacTable, RuleTables, Verdict, XlateError, revalidate, translate,
@@ -283,6 +283,46 @@ fn mod_vlan_vid_pushes_on_untagged_and_reads_only_the_tag_bit() {
     let x = translate(&t, &MacTable::default(), &p, NOW);
     assert_eq!(x.actions, vec![DpAction::Output(1), DpAction::Output(3)]);
     assert_eq!(x.mask.vlan_tci(0), VLAN_PRESENT | 0x0fff);
+}
+
+/// VID/PCP writes are committed at the next output, comparing only the final TCI with the
+/// packet's (OVS's `commit_vlan_action`): a tag set to another value and back is not
+/// rewritten (its DEI bit stays); one left changed is rewritten once, after the edits
+/// that came before the output; after an output the packet's tag is the new base.
+#[test]
+fn vlan_writes_are_committed_at_the_output_against_the_final_tci() {
+    let back = vec![Action::ModVlanVid(20), Action::ModVlanPcp(3), Action::ModVlanVid(10), Action::ModVlanPcp(0)];
+    let t = tables(vec![rule(0, 10, Match::default(), [back, vec![Action::Output(2)]].concat())]);
+    let p = key(1, &vlan(10, &udp_frame([1, 2, 3, 4], 1, 2, 0)));
+    assert_eq!(translate(&t, &MacTable::default(), &p, NOW).actions, vec![DpAction::Output(2)]);
+    // VID 11 goes to 20 and back to 10: rewritten once, to 10.
+    let p11 = key(1, &vlan(11, &udp_frame([1, 2, 3, 4], 1, 2, 0)));
+    let x = translate(&t, &MacTable::default(), &p11, NOW);
+    assert_eq!(x.actions, vec![DpAction::SetVlanVid(10), DpAction::Output(2)]);
+
+    let t = tables(vec![rule(
+        0,
+        10,
+        Match::default(),
+        vec![
+            Action::ModVlanVid(20),
+            Action::Set(SetField::DlSrc([2, 0, 0, 0, 0, 9])),
+            Action::Output(2),
+            Action::ModVlanVid(10),
+            Action::Output(3),
+        ],
+    )]);
+    let x = translate(&t, &MacTable::default(), &p, NOW);
+    assert_eq!(
+        x.actions,
+        vec![
+            DpAction::SetEthSrc([2, 0, 0, 0, 0, 9]),
+            DpAction::SetVlanVid(20),
+            DpAction::Output(2),
+            DpAction::SetVlanVid(10),
+            DpAction::Output(3)
+        ]
+    );
 }
 
 #[test]
@@ -707,9 +747,12 @@ fn normal_sends_a_vid_0_pcp_0_tag_untagged() {
     let t = flows("priority=0,actions=mod_vlan_vid:0,normal,output:1");
     let x = translate(&t, &MacTable::default(), &key(2, &udp_frame([10, 0, 0, 1], 1, 2, 0)), NOW);
     let tag0 = DpAction::PushVlan { tpid: ethertype::VLAN, tci: VLAN_PRESENT };
+    // Put back with the TPID it had (OVS keeps it in the flow; ferrovs's datapath takes
+    // it from the tag the pop removed: an 0x88a8 tag comes back as 0x88a8).
+    let back = DpAction::PushVlan { tpid: TPID_OF_LAST_POP, tci: VLAN_PRESENT };
     assert_eq!(
         x.actions,
-        vec![tag0, DpAction::PopVlan, DpAction::Output(1), DpAction::Output(3), tag0, DpAction::Output(1)]
+        vec![tag0, DpAction::PopVlan, DpAction::Output(1), DpAction::Output(3), back, DpAction::Output(1)]
     );
     // Learned on the input port: no output, no pop.
     let mut macs = MacTable::default();

@@ -12,7 +12,6 @@
 //! - Anything else is an unclassified difference and fails the run.
 
 use crate::frame_view::View;
-use crate::gen_rules::N_PORTS;
 
 /// (port, frame) pairs one switch sent.
 type Outputs = Vec<(u32, Vec<u8>)>;
@@ -65,6 +64,23 @@ impl Difference<'_> {
         (ovs, fer)
     }
 
+    /// Each output only one side sent has a partner on the other side, to the same port,
+    /// where ferrovs's frame is OVS's with 4 more bytes at offset `at` (a tag) and
+    /// `tag_ok(ferrovs's frame)`.
+    fn ferrovs_has_one_more_tag(&self, at: usize, tag_ok: impl Fn(&[u8]) -> bool) -> bool {
+        let (ovs, fer) = self.unshared();
+        !ovs.is_empty()
+            && ovs.len() == fer.len()
+            && ovs.iter().zip(&fer).all(|((p, o), (q, f))| {
+                p == q
+                    && f.len() == o.len() + 4
+                    && o.len() >= at
+                    && f[..at] == o[..at]
+                    && f[at + 4..] == o[at..]
+                    && tag_ok(f)
+            })
+    }
+
     /// Every pair of outputs differs only at byte offsets `keep(offset)` allows.
     fn differs_only(&self, allowed: impl Fn(&View, usize) -> bool) -> bool {
         self.same_shape()
@@ -113,37 +129,44 @@ pub fn classify(d: &Difference) -> Class {
         return Class::Known("ipv6-rewrite-keeps-the-l4-checksum-right");
     }
     // Known intended: `normal` on a frame with a VID 0, PCP 0 tag pushed in front of
-    // another tag sends it with that other tag (OVS 3.1 drops both). ferrovs's side: the
-    // frame with one more tag than OVS's, right after the MACs; the rest the same.
-    if input.vlan_tags() >= 1 && actions_have(d.rules, &["push_vlan"]) && actions_have(d.rules, &["normal"]) && {
-        let (ovs, fer) = d.unshared();
-        !ovs.is_empty()
-            && ovs.len() == fer.len()
-            && ovs.iter().zip(&fer).all(|((p, o), (q, f))| {
-                p == q
-                    && f.len() == o.len() + 4
-                    && f[..12] == o[..12]
-                    && f[16..] == o[12..]
-                    && View::parse(f).vlan_tags() >= 1
-            })
-    } {
+    // another tag (`push_vlan`, or under OpenFlow 1.3 `mod_vlan_vid`/`mod_vlan_pcp` in a
+    // rule that does not require a tag) sends it with that other tag (OVS 3.1 drops
+    // both). ferrovs's side: the frame with one more tag than OVS's, right after the
+    // MACs; the rest the same.
+    // (The other tag may be the frame's or one the rules pushed before.)
+    let push_then_normal =
+        actions_have(d.rules, &["push_vlan", "mod_vlan_vid", "mod_vlan_pcp"]) && actions_have(d.rules, &["normal"]);
+    if push_then_normal && d.ferrovs_has_one_more_tag(12, |f| View::parse(f).vlan_tags() >= 1) {
         return Class::Known("normal-keeps-the-tag-behind-a-vid-0-tag");
+    }
+    // Known intended: pushing tags beyond two on a tagged frame keeps its own tag behind
+    // them (OVS 3.1's flow holds two tags: a third push loses the bottom one, which
+    // the commit then pops from the packet). ferrovs's side: OVS's frame with one more
+    // tag behind the first two.
+    if input.vlan_tags() >= 1
+        && actions_have(d.rules, &["push_vlan", "mod_vlan_vid", "mod_vlan_pcp"])
+        && d.ferrovs_has_one_more_tag(20, |f| {
+            View::parse(f).vlan_tags() >= 3 && matches!(u16::from_be_bytes([f[20], f[21]]), 0x8100 | 0x88a8)
+        })
+    {
+        return Class::Known("pushed-tags-keep-the-frame-s-own-tag");
     }
     // Open divergences (ferrovs must follow OVS).
     if d.frame.len() > 1518 || d.ovs.iter().chain(&d.ferrovs).any(|(_, f)| f.len() > 1518) {
         return Class::Open("mtu");
     }
-    // `normal` dropped by ferrovs (the destination learned on the input port) where OVS
-    // floods: OVS had not learned the address from an earlier frame that ferrovs learned
-    // it from (seeds 96285297875820, 7886042957098, 201937465313896; the last one only
-    // in some runs, so OVS's side depends on timing): not yet analysed. OVS's outputs
-    // that ferrovs did not send are the unchanged frame on every port but the input.
-    if actions_have(d.rules, &["normal"]) && {
-        let (ovs, fer) = d.unshared();
-        let ports: std::collections::BTreeSet<u32> = ovs.iter().map(|(p, _)| *p).collect();
-        fer.is_empty() && ports.len() == N_PORTS as usize - 1 && ovs.iter().all(|(_, f)| f == d.frame)
-    } {
-        return Class::Open("normal-learned-where-ovs-did-not (not analysed)");
+    // `normal` on a frame whose tag a pushed one covers, that tag being VID 0, PCP 0:
+    // OVS rebuilds every tag level from its VID and PCP and leaves out each one whose TCI
+    // is then 0 (`xvlan_put`), so it sends the frame without that inner tag; ferrovs
+    // leaves out only an outer one. ferrovs's side: OVS's frame with a VID 0, PCP 0 tag
+    // more, behind the first tag.
+    if push_then_normal
+        && d.ferrovs_has_one_more_tag(16, |f| {
+            matches!(u16::from_be_bytes([f[16], f[17]]), 0x8100 | 0x88a8)
+                && u16::from_be_bytes([f[18], f[19]]) & 0xefff == 0
+        })
+    {
+        return Class::Open("normal-keeps-an-inner-vid-0-pcp-0-tag");
     }
     Class::Unclassified
 }

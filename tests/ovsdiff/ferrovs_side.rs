@@ -75,7 +75,12 @@ fn counter(v: &serde_json::Value, port: &str, name: &str) -> u64 {
 }
 
 /// Per port (index = port - 1), the frames ferrovsd sent, in order.
-pub fn run(rules: &[String], openflow13: bool, in_port: u32, frames: &[Vec<u8>]) -> Result<Vec<Vec<Vec<u8>>>, String> {
+pub fn run(
+    rules: &[String],
+    openflow13: bool,
+    in_port: u32,
+    frames: &[Vec<u8>],
+) -> Result<crate::known::PerPort, String> {
     let dir = TempDir::new();
     write_pcap(&dir.join("in.pcap"), frames);
     write_pcap(&dir.join("empty.pcap"), &[]);

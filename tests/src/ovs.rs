@@ -272,6 +272,14 @@ impl Ovs {
         Ok(reply["result"].as_str().unwrap_or_default().to_string())
     }
 
+    /// Deletes every datapath flow, so the next frame is translated afresh. OVS's
+    /// revalidators update the datapath flows that a change of the MAC learning table
+    /// affects only some time later (asynchronously); until then a frame can hit a flow
+    /// decided with the table as it was (seen: a flood towards a MAC learned since).
+    pub fn purge_datapath_flows(&mut self) -> Result<(), String> {
+        self.appctl("revalidator/purge", &[]).map(|_| ())
+    }
+
     /// Frames the datapath has looked up so far (`hit + missed + lost` of `dpctl/show`).
     fn processed(&mut self) -> Result<u64, String> {
         let text = self.appctl("dpctl/show", &[])?;

@@ -16,6 +16,7 @@ use ferrovs_config::rules::{Action, Match, PacketField, Registers, Resubmit, Rul
 
 use super::mac::{MacLearn, MacTable, is_multicast, is_reserved};
 use crate::actions::{DpAction, DpActions};
+use crate::extract::NdFields;
 use crate::key::{FRAG_ANY, FRAG_LATER, FlowKey, VLAN_PRESENT, ethertype, ipproto, mac_to_u64};
 
 /// The reference outcome for one packet.
@@ -34,8 +35,22 @@ pub fn evaluate(rules: &[Rule], ports: &[u32], macs: &MacTable, now: Duration, k
     evaluate_full(rules, ports, macs, now, key).actions
 }
 
-/// Like [`evaluate`], with matched rules and learning.
+/// Like [`evaluate`], with matched rules and learning. The packet's neighbour-discovery
+/// fields read as zero (OVS's value for every packet but an NS/NA with code 0).
 pub fn evaluate_full(rules: &[Rule], ports: &[u32], macs: &MacTable, now: Duration, key: &FlowKey) -> Evaluation {
+    evaluate_with_nd(rules, ports, macs, now, key, &NdFields::default())
+}
+
+/// Like [`evaluate_full`], for a packet whose neighbour-discovery fields are `nd` (as
+/// `extract::nd_fields` reads them from its bytes).
+pub fn evaluate_with_nd(
+    rules: &[Rule],
+    ports: &[u32],
+    macs: &MacTable,
+    now: Duration,
+    key: &FlowKey,
+    nd: &NdFields,
+) -> Evaluation {
     // Identical (table, priority, match) rules: the last one replaces the first in place.
     let mut slots: Vec<(u8, u16, usize)> = Vec::new(); // (table, priority, index of the kept rule)
     for (i, r) in rules.iter().enumerate() {
@@ -50,6 +65,7 @@ pub fn evaluate_full(rules: &[Rule], ports: &[u32], macs: &MacTable, now: Durati
         pkt.set_tp_dst(0);
     }
     let mut ev = Eval {
+        nd: *nd,
         rules,
         slots,
         ports,
@@ -62,6 +78,7 @@ pub fn evaluate_full(rules: &[Rule], ports: &[u32], macs: &MacTable, now: Durati
         out: Evaluation { actions: Vec::new(), rules: Vec::new(), learn: None, aborted: false },
         lookups: 0,
         retag_at: None,
+        vlan_base: None,
     };
     ev.table(0, ferrovs_config::port_from_16(key.in_port()), 0);
     if ev.retag_at.is_some_and(|i| i + 1 == ev.out.actions.len()) {
@@ -80,6 +97,8 @@ struct Eval<'a> {
     ports: &'a [u32],
     macs: &'a MacTable,
     now: Duration,
+    /// The packet's neighbour-discovery fields.
+    nd: NdFields,
     in_port: u32,
     /// The in_port of the current lookup (`resubmit(PORT,T)`).
     port: u32,
@@ -90,6 +109,9 @@ struct Eval<'a> {
     lookups: usize,
     /// Where `normal` last put back a tag it sent untagged (dropped if nothing follows).
     retag_at: Option<usize>,
+    /// The outer TCI the packet has while VID/PCP writes wait for the next output or tag
+    /// push/pop (OVS's `commit_vlan_action` compares only the final TCI).
+    vlan_base: Option<u16>,
 }
 
 fn masked_eq<T: Copy>(v: Option<ferrovs_config::rules::Masked<T>>, pkt: u128, conv: impl Fn(T) -> u128) -> bool {
@@ -99,9 +121,9 @@ fn masked_eq<T: Copy>(v: Option<ferrovs_config::rules::Masked<T>>, pkt: u128, co
     }
 }
 
-/// Does `m` match `p`, with OpenFlow 1.0 normalisation (a field whose prerequisite is
-/// not part of the match is ignored)?
-fn matches(m: &Match, p: &FlowKey) -> bool {
+/// Does `m` match `p` (neighbour-discovery fields `nd`), with OpenFlow 1.0 normalisation
+/// (a field whose prerequisite is not part of the match is ignored)?
+fn matches(m: &Match, p: &FlowKey, nd: &NdFields) -> bool {
     let ip4 = m.dl_type == Some(ethertype::IPV4);
     let ip6 = m.dl_type == Some(ethertype::IPV6);
     let arp = m.dl_type == Some(ethertype::ARP) || m.dl_type == Some(0x8035);
@@ -134,6 +156,9 @@ fn matches(m: &Match, p: &FlowKey) -> bool {
         && (proto != Some(ipproto::TCP) || masked_eq(m.tcp_flags, p.tcp_flags() as u128, u16c))
         && (!arp || masked_eq(m.arp_sha, p.arp_sha_u64() as u128, mac))
         && (!arp || masked_eq(m.arp_tha, p.arp_tha_u64() as u128, mac))
+        && masked_eq(m.nd_target, u128::from_be_bytes(nd.target), v6)
+        && masked_eq(m.nd_sll, mac_to_u64(nd.sll) as u128, mac)
+        && masked_eq(m.nd_tll, mac_to_u64(nd.tll) as u128, mac)
 }
 
 impl Eval<'_> {
@@ -153,7 +178,7 @@ impl Eval<'_> {
         for &(t, prio, idx) in &self.slots {
             if t == table
                 && best.is_none_or(|(bp, _)| prio > bp)
-                && matches(&self.rules[idx].matches, &probe)
+                && matches(&self.rules[idx].matches, &probe, &self.nd)
                 && self.regs.satisfy(&self.rules[idx].matches)
             {
                 best = Some((prio, idx));
@@ -175,7 +200,7 @@ impl Eval<'_> {
             }
             match *a {
                 Action::GotoTable(t) => goto = Some(t),
-                Action::Controller { max_len } => self.emit(DpAction::Controller {
+                Action::Controller { max_len } => self.emit_observer(DpAction::Controller {
                     in_port: self.in_port,
                     max_len,
                     reason: crate::actions::REASON_ACTION,
@@ -201,9 +226,28 @@ impl Eval<'_> {
         self.out.actions.push(a);
     }
 
+    /// An output or a packet-in: pending VLAN writes are committed first.
+    fn emit_observer(&mut self, a: DpAction) {
+        self.commit_vlan();
+        self.emit(a);
+    }
+
+    /// Rewrites the outer tag if its final VID/PCP differ from the packet's.
+    fn commit_vlan(&mut self) {
+        if let Some(base) = self.vlan_base.take() {
+            let t = self.pkt.vlan_tci(0);
+            if (t ^ base) & 0x0fff != 0 {
+                self.emit(DpAction::SetVlanVid(t & 0x0fff));
+            }
+            if (t ^ base) & 0xe000 != 0 {
+                self.emit(DpAction::SetVlanPcp((t >> 13) as u8));
+            }
+        }
+    }
+
     fn output(&mut self, port: u32) {
         if port != self.in_port && self.ports.contains(&port) {
-            self.emit(DpAction::Output(port));
+            self.emit_observer(DpAction::Output(port));
         }
     }
 
@@ -211,7 +255,7 @@ impl Eval<'_> {
         for i in 0..self.ports.len() {
             let p = self.ports[i];
             if p != self.in_port {
-                self.emit(DpAction::Output(p));
+                self.emit_observer(DpAction::Output(p));
             }
         }
     }
@@ -221,17 +265,18 @@ impl Eval<'_> {
     }
 
     fn push(&mut self, tci: u16) {
+        self.commit_vlan();
         self.pkt.set_vlan_tci(1, self.pkt.vlan_tci(0));
         self.pkt.set_vlan_tci(0, tci | VLAN_PRESENT);
     }
 
-    /// Sets the `field` bits of the outer tag to `bits` with `action`, unless equal
-    /// already (OVS commits only a changed TCI; an unchanged tag keeps its DEI bit).
-    fn set_outer(&mut self, field: u16, bits: u16, action: DpAction) {
+    /// Sets the `field` bits of the outer tag to `bits`; the datapath action waits for
+    /// the commit.
+    fn set_outer(&mut self, field: u16, bits: u16) {
         let t = self.pkt.vlan_tci(0);
         if t & field != bits {
+            self.vlan_base.get_or_insert(t);
             self.pkt.set_vlan_tci(0, (t & !field) | bits);
-            self.emit(action);
         }
     }
 
@@ -242,13 +287,13 @@ impl Eval<'_> {
     fn action(&mut self, a: &Action) {
         match *a {
             Action::Output(n) => self.output(n),
-            Action::InPort => self.emit(DpAction::Output(self.in_port)),
+            Action::InPort => self.emit_observer(DpAction::Output(self.in_port)),
             Action::Flood | Action::All => self.flood(),
             Action::Normal => self.normal(),
             Action::ModVlanVid(v) => {
                 let v = v & 0x0fff;
                 if self.tagged() {
-                    self.set_outer(0x0fff, v, DpAction::SetVlanVid(v));
+                    self.set_outer(0x0fff, v);
                 } else {
                     self.push(v);
                     self.emit(DpAction::PushVlan { tpid: ethertype::VLAN, tci: VLAN_PRESENT | v });
@@ -257,7 +302,7 @@ impl Eval<'_> {
             Action::ModVlanPcp(c) => {
                 let bits = ((c as u16) & 7) << 13;
                 if self.tagged() {
-                    self.set_outer(0xe000, bits, DpAction::SetVlanPcp(c & 7));
+                    self.set_outer(0xe000, bits);
                 } else {
                     self.push(bits);
                     self.emit(DpAction::PushVlan { tpid: ethertype::VLAN, tci: VLAN_PRESENT | bits });
@@ -265,6 +310,7 @@ impl Eval<'_> {
             }
             Action::StripVlan => {
                 if self.tagged() {
+                    self.commit_vlan();
                     let inner = self.pkt.vlan_tci(1);
                     self.pkt.set_vlan_tci(0, inner);
                     self.pkt.set_vlan_tci(1, 0);
@@ -344,10 +390,10 @@ impl Eval<'_> {
                 Some(DpAction::SetEthDst(m))
             }
             SetField::VlanVid(v) if p.vlan_tci(0) & VLAN_PRESENT != 0 => {
-                return self.set_outer(0x0fff, v & 0x0fff, DpAction::SetVlanVid(v & 0x0fff));
+                return self.set_outer(0x0fff, v & 0x0fff);
             }
             SetField::VlanPcp(c) if p.vlan_tci(0) & VLAN_PRESENT != 0 => {
-                return self.set_outer(0xe000, ((c as u16) & 7) << 13, DpAction::SetVlanPcp(c & 7));
+                return self.set_outer(0xe000, ((c as u16) & 7) << 13);
             }
             SetField::NwSrc(x) if ip4 => {
                 p.set_nw_src(x);
@@ -415,6 +461,7 @@ impl Eval<'_> {
         let vlan = if tci & VLAN_PRESENT != 0 { tci & 0x0fff } else { 0 };
         // A tag with VID 0 and PCP 0 leaves untagged (OVS's xvlan_put), then comes back.
         if tci & VLAN_PRESENT != 0 && tci & 0xefff == 0 {
+            self.commit_vlan();
             let start = self.out.actions.len();
             self.emit(DpAction::PopVlan);
             self.normal_outputs(vlan);
@@ -422,7 +469,7 @@ impl Eval<'_> {
                 self.out.actions.pop();
             } else {
                 self.retag_at = Some(self.out.actions.len());
-                self.emit(DpAction::PushVlan { tpid: ethertype::VLAN, tci: VLAN_PRESENT });
+                self.emit(DpAction::PushVlan { tpid: crate::actions::TPID_OF_LAST_POP, tci: VLAN_PRESENT });
             }
             return;
         }

@@ -60,7 +60,7 @@ use super::mac::{MacKey, MacLearn, MacTable, is_multicast, is_reserved};
 use super::rule_index::Proof;
 use super::tables::{CompiledRule, MissMode, N_TABLES, RuleRef, RuleTables};
 use super::{TraceStep, Translation, XlateError};
-use crate::actions::{DpAction, DpActions, REASON_ACTION, REASON_NO_MATCH, REASON_SLOW_PATH};
+use crate::actions::{DpAction, DpActions, REASON_ACTION, REASON_NO_MATCH, REASON_SLOW_PATH, TPID_OF_LAST_POP};
 use crate::extract::NdFields;
 use crate::key::{
     FRAG_ANY, FRAG_LATER, FlowKey, Mask, VLAN_PCP_MASK, VLAN_PCP_SHIFT, VLAN_PRESENT, VLAN_VID_MASK, ethertype, ipproto,
@@ -212,6 +212,10 @@ struct Ctx<'a> {
     proof: Proof,
     /// Index in `actions` of the tag `normal` last put back after sending it untagged.
     retag_at: Option<usize>,
+    /// The outer TCI the packet has in the datapath while VID/PCP writes to `st.cur`'s
+    /// outer tag wait to be committed (None: the packet's outer tag is `st.cur`'s). See
+    /// [`Ctx::commit_vlan`].
+    vlan_base: Option<u16>,
 }
 
 /// How a table lookup finds the winner and the witness bits.
@@ -419,7 +423,7 @@ impl<'a> Ctx<'a> {
             // A miss in a table reached by goto_table (or table 0) is the bridge's table
             // miss; one after a resubmit just returns, as in OVS.
             if honor_miss && self.tables.miss == MissMode::Controller {
-                self.actions.push(DpAction::Controller {
+                self.emit_observer(DpAction::Controller {
                     in_port: self.in_port,
                     max_len: u16::MAX,
                     reason: REASON_NO_MATCH,
@@ -446,7 +450,7 @@ impl<'a> Ctx<'a> {
                 Action::GotoTable(t) => goto = Some(t),
                 Action::Controller { max_len } => {
                     let cookie = self.tables.rule(rule.rref).cookie;
-                    self.actions.push(DpAction::Controller {
+                    self.emit_observer(DpAction::Controller {
                         in_port: self.in_port,
                         max_len,
                         reason: REASON_ACTION,
@@ -470,15 +474,41 @@ impl<'a> Ctx<'a> {
 
     fn output(&mut self, port: u32) {
         if port != self.in_port && self.tables.ports().contains(&port) {
-            self.actions.push(DpAction::Output(port));
+            self.emit_observer(DpAction::Output(port));
         }
     }
 
     fn flood(&mut self) {
         for &p in self.tables.ports() {
             if p != self.in_port {
-                self.actions.push(DpAction::Output(p));
+                self.emit_observer(DpAction::Output(p));
             }
+        }
+    }
+
+    /// Emits an action that sends the packet somewhere (an output, a packet-in): the
+    /// VLAN writes waiting for it are committed first.
+    fn emit_observer(&mut self, a: DpAction) {
+        self.commit_vlan();
+        self.actions.push(a);
+    }
+
+    /// Commits the VID/PCP writes to the outer tag made since the last commit, as OVS's
+    /// `commit_vlan_action` does before each output: only the final TCI is compared with
+    /// the packet's, and only a tag that differs is rewritten (OVS pops and pushes it, so
+    /// the DEI bit is cleared, as `SetVlanVid`/`SetVlanPcp` do). A tag set to another
+    /// value and back (`mod_vlan_vid:20,mod_vlan_vid:10` on VID 10) is left as it is, DEI
+    /// included. Called before every action that sends the packet or changes its tag
+    /// stack. The bits compared are in the mask already: each write reads the bits it
+    /// overwrites ([`Ctx::set_outer_vlan`]).
+    fn commit_vlan(&mut self) {
+        let Some(base) = self.vlan_base.take() else { return };
+        let tci = self.st.cur.vlan_tci(0);
+        if (tci ^ base) & VLAN_VID_MASK != 0 {
+            self.actions.push(DpAction::SetVlanVid(tci & VLAN_VID_MASK));
+        }
+        if (tci ^ base) & VLAN_PCP_MASK != 0 {
+            self.actions.push(DpAction::SetVlanPcp(((tci & VLAN_PCP_MASK) >> VLAN_PCP_SHIFT) as u8));
         }
     }
 
@@ -488,17 +518,16 @@ impl<'a> Ctx<'a> {
         (t == ethertype::IPV4, t == ethertype::IPV6)
     }
 
-    /// Writes `bits` into the `field` bits (VID or PCP) of the present outer tag with
-    /// `action`, unless they already hold that value: OVS commits a VLAN change only if
-    /// the TCI differs, and only then is the DEI bit cleared (the tag is popped and
-    /// pushed again), so an equal value leaves the tag, DEI included, as it is. Reads
-    /// the field.
-    fn set_outer_vlan(&mut self, field: u16, bits: u16, action: DpAction) {
+    /// Writes `bits` into the `field` bits (VID or PCP) of the present outer tag; the
+    /// datapath action waits for [`Ctx::commit_vlan`]. Reads the field (the value it
+    /// overwrites decides whether the commit rewrites the tag).
+    fn set_outer_vlan(&mut self, field: u16, bits: u16) {
         self.read(&Field::VlanTci.mask_of(field as u128));
-        if self.st.cur.vlan_tci(0) & field == bits {
+        let tci = self.st.cur.vlan_tci(0);
+        if tci & field == bits {
             return;
         }
-        self.actions.push(action);
+        self.vlan_base.get_or_insert(tci);
         self.st.set_outer_vlan_bits(field, bits);
     }
 
@@ -510,14 +539,15 @@ impl<'a> Ctx<'a> {
     fn action(&mut self, a: &Action, table: u8, depth: usize) -> Flow {
         match *a {
             Action::Output(p) => self.output(p),
-            Action::InPort => self.actions.push(DpAction::Output(self.in_port)),
+            Action::InPort => self.emit_observer(DpAction::Output(self.in_port)),
             Action::Flood | Action::All => self.flood(),
             Action::Normal => self.normal(),
             Action::ModVlanVid(vid) => {
                 let vid = vid & VLAN_VID_MASK;
                 if self.outer_tagged() {
-                    self.set_outer_vlan(VLAN_VID_MASK, vid, DpAction::SetVlanVid(vid));
+                    self.set_outer_vlan(VLAN_VID_MASK, vid);
                 } else {
+                    self.commit_vlan();
                     let tci = VLAN_PRESENT | vid;
                     self.actions.push(DpAction::PushVlan { tpid: ethertype::VLAN, tci });
                     self.st.push_vlan(tci);
@@ -526,8 +556,9 @@ impl<'a> Ctx<'a> {
             Action::ModVlanPcp(pcp) => {
                 let bits = ((pcp as u16) << VLAN_PCP_SHIFT) & VLAN_PCP_MASK;
                 if self.outer_tagged() {
-                    self.set_outer_vlan(VLAN_PCP_MASK, bits, DpAction::SetVlanPcp(pcp & 7));
+                    self.set_outer_vlan(VLAN_PCP_MASK, bits);
                 } else {
+                    self.commit_vlan();
                     let tci = VLAN_PRESENT | bits;
                     self.actions.push(DpAction::PushVlan { tpid: ethertype::VLAN, tci });
                     self.st.push_vlan(tci);
@@ -535,11 +566,13 @@ impl<'a> Ctx<'a> {
             }
             Action::StripVlan => {
                 if self.outer_tagged() {
+                    self.commit_vlan();
                     self.actions.push(DpAction::PopVlan);
                     self.st.pop_vlan();
                 }
             }
             Action::PushVlan(tpid) => {
+                self.commit_vlan();
                 self.actions.push(DpAction::PushVlan { tpid, tci: VLAN_PRESENT });
                 self.st.push_vlan(VLAN_PRESENT);
             }
@@ -563,7 +596,7 @@ impl<'a> Ctx<'a> {
                 self.table(t, in_port.unwrap_or(self.in_port), depth + 1, false);
             }
             // Only in a packet-out (a rule's is handled by `table`, which knows its cookie).
-            Action::Controller { max_len } => self.actions.push(DpAction::Controller {
+            Action::Controller { max_len } => self.emit_observer(DpAction::Controller {
                 in_port: self.in_port,
                 max_len,
                 reason: REASON_ACTION,
@@ -675,12 +708,20 @@ impl<'a> Ctx<'a> {
     /// group bucket's changes: header fields it wrote are set back to their values
     /// before it (those values, read from the key, join the mask), a tag it pushed is
     /// popped, one it popped is pushed again (TPID 0x8100: the key does not record the
-    /// TPID), a VID/PCP it changed is set back. Deeper VLAN stack changes cannot be
-    /// undone with the datapath's actions: the translation fails.
+    /// TPID). A VID/PCP it changed is not set back here: as OVS (which restores the flow
+    /// but not what it committed), the next commit compares the packet's tag with the
+    /// restored one ([`Ctx::commit_vlan`]). Deeper VLAN stack changes cannot be undone
+    /// with the datapath's actions: the translation fails.
     fn restore(&mut self, saved: KeyState) {
         let after = std::mem::replace(&mut self.st, saved);
         let (a, b) = (&after.cur, self.st.cur);
-        let (a0, a1, b0, b1) = (a.vlan_tci(0), a.vlan_tci(1), b.vlan_tci(0), b.vlan_tci(1));
+        let (mut a0, a1, b0, b1) = (a.vlan_tci(0), a.vlan_tci(1), b.vlan_tci(0), b.vlan_tci(1));
+        // The outer tag as the packet has it: VID/PCP writes not committed yet did not
+        // reach it.
+        let vid_pcp = VLAN_VID_MASK | VLAN_PCP_MASK;
+        if let Some(t) = self.vlan_base.take() {
+            a0 = (a0 & !vid_pcp) | (t & vid_pcp);
+        }
         // Only what the bucket (or an earlier action) wrote can differ; whether it does
         // depends on the packet's value, so such a field is read (mapped through the
         // restored state: constants written before the bucket cost no mask bits).
@@ -691,11 +732,8 @@ impl<'a> Ctx<'a> {
         if (a0, a1) != (b0, b1) {
             let present = |t: u16| t & VLAN_PRESENT != 0;
             if a1 == b1 && present(a0) && present(b0) {
-                if a0 & VLAN_VID_MASK != b0 & VLAN_VID_MASK {
-                    self.actions.push(DpAction::SetVlanVid(b0 & VLAN_VID_MASK));
-                }
-                if a0 & VLAN_PCP_MASK != b0 & VLAN_PCP_MASK {
-                    self.actions.push(DpAction::SetVlanPcp(((b0 & VLAN_PCP_MASK) >> VLAN_PCP_SHIFT) as u8));
+                if (a0 ^ b0) & vid_pcp != 0 {
+                    self.vlan_base = Some(a0);
                 }
             } else if present(a0) && a1 == b0 && b1 == 0 {
                 self.actions.push(DpAction::PopVlan);
@@ -767,14 +805,13 @@ impl<'a> Ctx<'a> {
             }
             SetField::VlanVid(vid) => {
                 if self.outer_tagged() {
-                    let vid = vid & VLAN_VID_MASK;
-                    self.set_outer_vlan(VLAN_VID_MASK, vid, DpAction::SetVlanVid(vid));
+                    self.set_outer_vlan(VLAN_VID_MASK, vid & VLAN_VID_MASK);
                 }
             }
             SetField::VlanPcp(pcp) => {
                 if self.outer_tagged() {
                     let bits = ((pcp as u16) << VLAN_PCP_SHIFT) & VLAN_PCP_MASK;
-                    self.set_outer_vlan(VLAN_PCP_MASK, bits, DpAction::SetVlanPcp(pcp & 7));
+                    self.set_outer_vlan(VLAN_PCP_MASK, bits);
                 }
             }
             SetField::NwSrc(a) | SetField::NwDst(a) => {
@@ -865,7 +902,7 @@ impl<'a> Ctx<'a> {
     /// As OVS's `output_normal`, each output carries the outer tag rebuilt from its VID
     /// and PCP, and a tag whose TCI is then 0 (VID 0, PCP 0: a priority tag without
     /// priority) is not sent (`xvlan_put`): the outputs are wrapped in `PopVlan` ...
-    /// `PushVlan` (TCI 0, DEI cleared, as OVS's restore for the actions after `normal`;
+    /// `PushVlan` (TCI 0, DEI cleared, the popped tag's TPID: OVS's restore for the actions after `normal`;
     /// dropped again at the end if nothing follows).
     fn normal(&mut self) {
         self.read(&Field::VlanTci.mask_of((VLAN_PRESENT | VLAN_VID_MASK) as u128));
@@ -886,6 +923,9 @@ impl<'a> Ctx<'a> {
             self.read(&Field::VlanTci.mask_of(VLAN_PCP_MASK as u128));
             tci & VLAN_PCP_MASK == 0
         };
+        if untag {
+            self.commit_vlan();
+        }
         let start = self.actions.len();
         if untag {
             self.actions.push(DpAction::PopVlan);
@@ -896,7 +936,7 @@ impl<'a> Ctx<'a> {
                 self.actions.pop();
             } else {
                 self.retag_at = Some(self.actions.len());
-                self.actions.push(DpAction::PushVlan { tpid: ethertype::VLAN, tci: VLAN_PRESENT });
+                self.actions.push(DpAction::PushVlan { tpid: TPID_OF_LAST_POP, tci: VLAN_PRESENT });
             }
         }
     }
@@ -1034,6 +1074,7 @@ impl<'a> Ctx<'a> {
             lookup,
             proof: Proof::default(),
             retag_at: None,
+            vlan_base: None,
         }
     }
 
