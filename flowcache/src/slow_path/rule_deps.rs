@@ -43,6 +43,16 @@ pub struct TableLookup {
     pub winner: Option<u16>,
 }
 
+impl TableLookup {
+    /// Whether `r` could win this lookup (it is in the table, reached with this in_port,
+    /// and the lookup missed or was won at a priority not above `r`'s).
+    pub fn may_be_won_by(&self, r: &AddedRule) -> bool {
+        self.table == r.table
+            && self.winner.is_none_or(|w| w <= r.priority)
+            && r.in_port.is_none_or(|p| p == self.in_port)
+    }
+}
+
 /// The rule-table dependencies of one megaflow. See the module documentation.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct RuleDeps {
@@ -143,10 +153,6 @@ impl RuleDeps {
     pub fn may_be_changed_by(&self, key: &FlowKey, r: &AddedRule) -> bool {
         // The bit test first: it reads only what is inline in the megaflow.
         (0..key.w.len()).all(|i| (key.w[i] ^ r.value.w[i]) & self.fixed.w[i] & r.mask.w[i] == 0)
-            && self.lookups.iter().any(|l| {
-                l.table == r.table
-                    && l.winner.is_none_or(|w| w <= r.priority)
-                    && r.in_port.is_none_or(|p| p == l.in_port)
-            })
+            && self.lookups.iter().any(|l| l.may_be_won_by(r))
     }
 }
