@@ -158,6 +158,16 @@ impl Entry {
     }
 }
 
+/// Shrinks `map` once it is a quarter full. A hash table that loses most of its entries
+/// keeps their tombstones, and every lookup of an absent key (each insert starts with
+/// one) then probes through them: after a rule change removed most megaflows, inserting
+/// the next ones cost tens of microseconds each. Rehashing at a quarter is amortised O(1).
+pub(super) fn shrink_if_sparse<K: std::hash::Hash + Eq, V>(map: &mut HashMap<K, V>) {
+    if map.capacity() > 64 && map.len() * 4 < map.capacity() {
+        map.shrink_to(map.len() * 2);
+    }
+}
+
 /// No entry (end of a bucket's chain).
 const NIL: u32 = u32::MAX;
 
@@ -245,6 +255,7 @@ impl Partition {
             h.1 -= 1;
             if h.1 == 0 {
                 self.heads.remove(&d);
+                shrink_if_sparse(&mut self.heads);
             }
         }
         let last = self.links.len() - 1;
@@ -313,6 +324,7 @@ impl Group {
         if let Some(moved) = self.entries.get(i) {
             self.pos.insert(moved.flow, i);
         }
+        shrink_if_sparse(&mut self.pos);
     }
 
     /// Adds to `out` the entries that agree with `a` under `common` (the group's fixed
@@ -377,6 +389,7 @@ impl FlowIndex {
                 s.remove(&r);
                 if s.is_empty() {
                     self.users.remove(id);
+                    shrink_if_sparse(&mut self.users);
                 }
             }
         }
@@ -384,6 +397,7 @@ impl FlowIndex {
             g.remove(r);
             if g.entries.is_empty() {
                 self.groups.remove(&f.rule_deps.fixed);
+                shrink_if_sparse(&mut self.groups);
             }
         }
     }

@@ -21,7 +21,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use super::flow_index::RuleId;
+use super::flow_index::{RuleId, shrink_if_sparse};
 use super::rule_deps::RuleDeps;
 use crate::actions::DpActions;
 use crate::key::{FlowKey, Mask};
@@ -97,8 +97,10 @@ impl PmdMirror {
         let flow = self.flows.remove(&id)?;
         if let Some(keys) = self.by_mask.get_mut(&flow.mask) {
             keys.remove(&flow.key);
+            shrink_if_sparse(keys);
             if keys.is_empty() {
                 self.by_mask.remove(&flow.mask);
+                shrink_if_sparse(&mut self.by_mask);
             }
         }
         Some(flow)

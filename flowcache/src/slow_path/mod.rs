@@ -491,6 +491,7 @@ impl SlowPath {
                 self.unindex_flow(ev.pmd, *id, &f);
                 self.credit(f.bridge, &f.rules, f.credited, stats);
             } else if let Some(r) = self.removing.remove(id) {
+                flow_index::shrink_if_sparse(&mut self.removing);
                 self.credit(r.bridge, &r.rules, r.credited, stats);
             }
         }
