@@ -20,7 +20,8 @@
 //!                                       or the PMD is at its flow limit
 //!   PmdEvent ─> forget the ids; credit their final statistics to their rules
 //!   executed ─> credit an Execute's packets to the rules of its key's translation
-//!   rule change ─> new RuleTables version; revalidate every megaflow of the bridge:
+//!   rule change ─> new RuleTables version; revalidate the megaflows of the bridge the
+//!                  change can affect, found through the bridge's index (`flow_index`):
 //!                  Keep (re-point its rules/mac_deps) or Remove (never an in-place swap)
 //!   tick ─────> MAC aging, rule idle/hard timeouts (deleted as by del-flows),
 //!               ExpireIdle to every PMD
@@ -30,7 +31,11 @@
 //!
 //! Each PMD has a [`PmdMirror`]: FlowId -> (key, mask, actions, bridge, rules, mac_deps,
 //! learn, installed_at, credited stats), indexed by key+mask; each bridge indexes its
-//! megaflows by the MAC entries they depend on. An entry is forgotten when its `Remove`
+//! megaflows by the MAC entries they depend on, and (`flow_index`) by the rules they
+//! matched and by the key bits their lookups saw. Megaflows name rules by [`RuleId`],
+//! which a rule keeps across versions, so a rule change rewrites nothing in megaflows it
+//! does not revalidate: a change of one rule costs O(rules) to build the version plus
+//! the megaflows it can affect, not O(megaflows). An entry is forgotten when its `Remove`
 //! is issued (commands to one PMD are applied in order, so an `Install` of the same
 //! key+mask issued later is applied after the removal), or when the PMD reports it gone.
 //! Flows whose `Remove` is issued wait in `removing` until their `Gone` event brings

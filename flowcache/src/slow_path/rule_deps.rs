@@ -27,7 +27,8 @@
 //!
 //! Rule changes that are not a set of such deletions and additions (the relative order
 //! of kept equal-priority rules changes, or too many rules are added at once) fall back to
-//! revalidating every megaflow of the bridge (see `SlowPath::change_rules`).
+//! revalidating every megaflow of the bridge (see `SlowPath::change_rules`). The
+//! megaflows to test are found through `flow_index`, not by walking the mirror.
 
 use crate::actions::{DpAction, DpActions};
 use crate::key::{FRAG_ANY, FlowKey, Mask};
