@@ -8,6 +8,13 @@
 //!   the whole running rule set of the bridge is written to one place: its `flows_file`
 //!   if it has one (one rule per line), else its `flows` array; the other sources are
 //!   removed from the bridge's table so no rule is loaded twice.
+//! - **Large rule sets go to a side file.** A bridge without a `flows_file` whose rules
+//!   outnumber [`SIDE_FILE_RULES`] gets one: `<config name>.<bridge>.flows` beside the
+//!   config, referenced by a new `flows_file` key with a comment saying why (a TOML array
+//!   of a million strings takes over a second to write and to read back; the plain file,
+//!   a tenth of that). The side file is written (atomically) before the config that
+//!   names it, so a crash in between leaves the old config, which still loads the old
+//!   rules. Once a bridge has a `flows_file` it keeps it.
 //! - **Layout kept.** The TOML is edited with `toml_edit`: every other key, table and
 //!   comment of the file stays as the operator wrote it. The file is not rewritten when
 //!   the edit changes nothing.
@@ -42,6 +49,10 @@ use crate::config::{BridgeConfig, PortConfig};
 use crate::openflow::Version;
 use crate::openflow::convert::version_reading_back;
 use crate::ports::DEFAULT_MTU;
+
+/// Most rules written back into the config's own `flows` array; more go to a side file
+/// (see the module documentation).
+pub const SIDE_FILE_RULES: usize = 10_000;
 
 /// Why a change could not be written back.
 #[derive(Debug, thiserror::Error)]
@@ -187,7 +198,9 @@ fn write_flows(
             }
         }
     }
-    match table.get("flows_file").and_then(Item::as_str).map(str::to_string) {
+    let flows_file = table.get("flows_file").and_then(Item::as_str).map(str::to_string);
+    let flows_file = flows_file.or_else(|| (flows.len() > SIDE_FILE_RULES).then(|| side_file(table, path, bridge)));
+    match flows_file {
         Some(file) => {
             table.remove("flows");
             let base = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
@@ -230,6 +243,24 @@ fn write_flows(
         }
     }
     Ok(())
+}
+
+/// Names a new side file for the rules of `bridge` (see the module documentation) in
+/// its table, and returns the name.
+fn side_file(table: &mut Table, path: &Path, bridge: &str) -> String {
+    let config = path.file_stem().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "ferrovs".into());
+    let safe = |s: &str| -> String {
+        s.chars().map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '_' }).collect()
+    };
+    let name = format!("{}.{}.flows", safe(&config), safe(bridge));
+    table.insert("flows_file", toml_edit::value(name.as_str()));
+    if let Some((mut key, _)) = table.get_key_value_mut("flows_file") {
+        key.leaf_decor_mut().set_prefix(format!(
+            "# More than {SIDE_FILE_RULES} rules: ferrovsd keeps them in this file (one ovs-ofctl line each) \
+             and writes runtime changes back to it.\n"
+        ));
+    }
+    name
 }
 
 /// Makes the `[[bridge]]` and `[[bridge.port]]` tables of the config at `path` describe
@@ -496,6 +527,31 @@ flows_file = "br1.flows"
         assert_eq!(std::fs::read_to_string(&p).unwrap(), CONFIG);
         let left: Vec<_> = std::fs::read_dir(&d).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(left.len(), 2, "{left:?}");
+        std::fs::remove_dir_all(d).unwrap();
+    }
+
+    #[test]
+    fn a_large_rule_set_moves_to_a_side_file_named_in_the_config() {
+        let d = temp_dir("side");
+        let p = d.join("sw.toml");
+        std::fs::write(&p, CONFIG).unwrap();
+        std::fs::write(d.join("br1.flows"), "").unwrap();
+        let many: Vec<String> =
+            (0..=SIDE_FILE_RULES as u32).map(|i| format!("priority={},in_port=1,actions=drop", i % 60_000)).collect();
+        write_bridge_flows(&p, "br0", &many, &[]).unwrap();
+        let text = std::fs::read_to_string(&p).unwrap();
+        assert!(text.contains("flows_file = \"sw.br0.flows\"") && !text.contains("flows = ["), "{text}");
+        assert!(text.contains("# More than 10000 rules"), "the config says why: {text}");
+        assert!(text.starts_with("# the operator's comment"), "the rest of the file stays");
+        let side = std::fs::read_to_string(d.join("sw.br0.flows")).unwrap();
+        assert_eq!(side.lines().filter(|l| !l.starts_with('#')).count(), many.len());
+        let c = crate::Config::load(&p).unwrap();
+        let want: Vec<_> = many.iter().map(|t| crate::parse_flow(t).unwrap()).collect();
+        assert_eq!(c.bridge("br0").unwrap().rules, want, "read back from the side file");
+        // Later changes, even small ones, keep the side file.
+        write_bridge_flows(&p, "br0", &many[..1], &[]).unwrap();
+        assert_eq!(crate::Config::load(&p).unwrap().bridge("br0").unwrap().rules, want[..1]);
+        assert_eq!(std::fs::read_to_string(d.join("sw.br0.flows")).unwrap().lines().count(), 2);
         std::fs::remove_dir_all(d).unwrap();
     }
 

@@ -2,7 +2,8 @@
 //! `ferrovs-ctl add-flows`: splitting the streamed text into lines, parsing it, the
 //! slow-path change (building the `RuleTables` version, carrying counters over,
 //! revalidating), formatting every rule for the write-back (dump-flows) and writing the
-//! config back (TOML `flows` array, and a `flows_file`).
+//! config back (a config without a `flows_file`, which gets a side file past 10,000 rules, and
+//! one with a `flows_file`).
 //!
 //! `cargo run --release -p ferrovs-flowcache --example bulk_load [-- N [FILE [--write-only]]]`
 //! (N rules, default 1000000; with FILE, the rules are also written there, one per line
@@ -65,7 +66,7 @@ fn main() {
     std::fs::create_dir_all(&dir).expect("temp dir");
     let config = dir.join("ferrovs.toml");
     std::fs::write(&config, "[[bridge]]\nname = \"br0\"\nflows = []\n").expect("config");
-    stage("write back (TOML array)", || {
+    stage("write back (no flows_file: a side file past 10,000 rules)", || {
         ferrovs_config::persist::write_bridge_flows(&config, "br0", &texts, &[]).expect("written")
     });
     println!("  {:<28} {:>8.0} ms", "total", total.elapsed().as_secs_f64() * 1e3);

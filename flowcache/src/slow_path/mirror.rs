@@ -21,12 +21,13 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use super::flow_index::{RuleId, shrink_if_sparse};
 use super::rule_deps::RuleDeps;
 use crate::actions::DpActions;
 use crate::key::{FlowKey, Mask};
 use crate::megaflow::MegaflowStats;
 use crate::upcall::FlowId;
-use crate::xlate::{MacKey, MacLearn, RuleRef};
+use crate::xlate::{MacKey, MacLearn};
 
 /// What the slow path remembers about one installed megaflow.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,8 +38,8 @@ pub struct MirrorFlow {
     pub actions: DpActions,
     /// Index of the bridge (in `SlowPath::bridges` order).
     pub bridge: usize,
-    /// Rules of the bridge's current rule-set version that the translation matched.
-    pub rules: Vec<RuleRef>,
+    /// Rules that the latest translation matched (stable across rule-set versions).
+    pub rules: Vec<RuleId>,
     /// MAC table entries the decision depends on.
     pub mac_deps: Vec<MacKey>,
     /// What the translation looked at in the rule tables (which rule changes can affect it).
@@ -96,8 +97,10 @@ impl PmdMirror {
         let flow = self.flows.remove(&id)?;
         if let Some(keys) = self.by_mask.get_mut(&flow.mask) {
             keys.remove(&flow.key);
+            shrink_if_sparse(keys);
             if keys.is_empty() {
                 self.by_mask.remove(&flow.mask);
+                shrink_if_sparse(&mut self.by_mask);
             }
         }
         Some(flow)
@@ -106,11 +109,6 @@ impl PmdMirror {
     /// Every megaflow, by increasing id.
     pub fn iter(&self) -> impl Iterator<Item = (FlowId, &MirrorFlow)> + '_ {
         self.flows.iter().map(|(id, f)| (*id, f))
-    }
-
-    /// Every megaflow of bridge `bridge`, mutably, by increasing id.
-    pub fn iter_bridge_mut(&mut self, bridge: usize) -> impl Iterator<Item = (FlowId, &mut MirrorFlow)> + '_ {
-        self.flows.iter_mut().filter(move |(_, f)| f.bridge == bridge).map(|(id, f)| (*id, f))
     }
 
     /// Ids of the megaflows of bridge `bridge`, by increasing id.

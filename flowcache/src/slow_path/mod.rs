@@ -20,7 +20,8 @@
 //!                                       or the PMD is at its flow limit
 //!   PmdEvent ─> forget the ids; credit their final statistics to their rules
 //!   executed ─> credit an Execute's packets to the rules of its key's translation
-//!   rule change ─> new RuleTables version; revalidate every megaflow of the bridge:
+//!   rule change ─> new RuleTables version; revalidate the megaflows of the bridge the
+//!                  change can affect, found through the bridge's index (`flow_index`):
 //!                  Keep (re-point its rules/mac_deps) or Remove (never an in-place swap)
 //!   tick ─────> MAC aging, rule idle/hard timeouts (deleted as by del-flows),
 //!               ExpireIdle to every PMD
@@ -30,7 +31,11 @@
 //!
 //! Each PMD has a [`PmdMirror`]: FlowId -> (key, mask, actions, bridge, rules, mac_deps,
 //! learn, installed_at, credited stats), indexed by key+mask; each bridge indexes its
-//! megaflows by the MAC entries they depend on. An entry is forgotten when its `Remove`
+//! megaflows by the MAC entries they depend on, and (`flow_index`) by the rules they
+//! matched and by the key bits their lookups saw. Megaflows name rules by [`RuleId`],
+//! which a rule keeps across versions, so a rule change rewrites nothing in megaflows it
+//! does not revalidate: a change of one rule costs O(rules) to build the version plus
+//! the megaflows it can affect, not O(megaflows). An entry is forgotten when its `Remove`
 //! is issued (commands to one PMD are applied in order, so an `Install` of the same
 //! key+mask issued later is applied after the removal), or when the PMD reports it gone.
 //! Flows whose `Remove` is issued wait in `removing` until their `Gone` event brings
@@ -81,6 +86,7 @@
 //!   resets the counters of the rules it replaces (an OFPFC_ADD of an identical flow).
 
 mod executed;
+mod flow_index;
 mod mirror;
 mod port_map;
 mod rule_deps;
@@ -94,6 +100,7 @@ use ferrovs_config::MatchSpec;
 use ferrovs_config::rules::{Groups, Rule};
 use std::sync::Arc;
 
+pub use flow_index::RuleId;
 pub use mirror::{MirrorFlow, PmdMirror};
 pub use rule_deps::{AddedRule, RuleDeps, TableLookup};
 pub use rule_edit::{del_selects, match_covers};
@@ -283,12 +290,16 @@ struct Bridge {
     macs: MacTable,
     /// (VLAN, MAC) -> megaflows (pmd, id) whose decision looked it up.
     mac_index: HashMap<MacKey, BTreeSet<(usize, FlowId)>>,
+    /// Stable names of `tables`' rules (what megaflows record).
+    ids: flow_index::RuleIds,
+    /// The bridge's megaflows by rule and by fixed key bits (see `flow_index`).
+    flows: flow_index::FlowIndex,
 }
 
 /// A megaflow whose `Remove` was issued; waits for its final statistics.
 struct Removing {
     bridge: usize,
-    rules: Vec<RuleRef>,
+    rules: Vec<RuleId>,
     credited: MegaflowStats,
 }
 
@@ -337,6 +348,9 @@ pub struct SlowPath {
     counters: SlowPathCounters,
     /// Timed-out `send_flow_rem` rules not yet taken (bounded by [`MAX_EXPIRED_KEPT`]).
     expired: Vec<ExpiredRule>,
+    /// Revalidate every megaflow of the bridge on each rule change (the reference the
+    /// index is tested against).
+    full_revalidation: bool,
 }
 
 /// At most this many unreported expirations are kept; older ones are dropped (a caller
@@ -374,10 +388,12 @@ impl SlowPath {
                 name: b.name,
                 ports: b.ports,
                 port_map,
+                ids: flow_index::RuleIds::new(tables.rules().len()),
                 tables,
                 stats,
                 macs: MacTable::new(cfg.mac_aging, cfg.mac_capacity),
                 mac_index: HashMap::new(),
+                flows: Default::default(),
             });
         }
         Ok(SlowPath {
@@ -389,6 +405,7 @@ impl SlowPath {
             next_id: 1,
             counters: SlowPathCounters::default(),
             expired: Vec::new(),
+            full_revalidation: false,
         })
     }
 
@@ -450,7 +467,7 @@ impl SlowPath {
             mask: t.mask,
             actions: t.actions,
             bridge: b,
-            rules: t.rules,
+            rules: self.bridges[b].ids.ids(&t.rules),
             mac_deps: t.mac_deps,
             rule_deps,
             learn: t.learn,
@@ -458,6 +475,7 @@ impl SlowPath {
             credited: MegaflowStats::default(),
         };
         self.index_deps(b, up.pmd, id, &flow.mac_deps);
+        self.bridges[b].flows.insert((up.pmd, id), &flow);
         self.mirrors[up.pmd].insert(id, flow);
         self.counters.installs += 1;
         out.rest.push((up.pmd, PmdCommand::Install { id, key: up.key, megaflow }));
@@ -475,9 +493,10 @@ impl SlowPath {
             }
             let mirrored = self.mirrors.get_mut(ev.pmd).and_then(|m| m.remove(*id));
             if let Some(f) = mirrored {
-                self.unindex_deps(f.bridge, ev.pmd, *id, &f.mac_deps);
+                self.unindex_flow(ev.pmd, *id, &f);
                 self.credit(f.bridge, &f.rules, f.credited, stats);
             } else if let Some(r) = self.removing.remove(id) {
+                flow_index::shrink_if_sparse(&mut self.removing);
                 self.credit(r.bridge, &r.rules, r.credited, stats);
             }
         }
@@ -776,7 +795,7 @@ impl SlowPath {
             }
             let dp = st.packets.saturating_sub(f.credited.packets);
             let db = st.bytes.saturating_sub(f.credited.bytes);
-            for r in &f.rules {
+            for r in br.ids.resolve_all(&f.rules) {
                 if let Some(e) = extra.get_mut(r.0 as usize) {
                     e.0 += dp;
                     e.1 += db;
@@ -877,11 +896,13 @@ impl SlowPath {
             .ok_or_else(|| SlowPathError::UnknownBridge(name.to_string()))
     }
 
-    fn credit(&mut self, b: usize, rules: &[RuleRef], credited: MegaflowStats, st: &MegaflowStats) {
+    /// Credits a megaflow's traffic since `credited` to those of its `rules` that still exist.
+    fn credit(&mut self, b: usize, rules: &[RuleId], credited: MegaflowStats, st: &MegaflowStats) {
         let dp = st.packets.saturating_sub(credited.packets);
         let db = st.bytes.saturating_sub(credited.bytes);
         if dp > 0 || db > 0 {
-            self.bridges[b].stats.credit(rules, dp, db, ms(st.used));
+            let br = &mut self.bridges[b];
+            br.stats.credit(&br.ids.resolve_all(rules), dp, db, ms(st.used));
         }
     }
 
@@ -947,12 +968,14 @@ impl SlowPath {
                 self.unindex_deps(b, pmd, id, &old_deps);
                 let t = rv.translation;
                 self.index_deps(b, pmd, id, &t.mac_deps);
-                let tables = &self.bridges[b].tables;
+                let br = &mut self.bridges[b];
                 if let Some(f) = self.mirrors[pmd].get_mut(id) {
-                    f.rule_deps = RuleDeps::of(&t, tables, &of_key, &f.mask);
-                    f.rules = t.rules;
+                    br.flows.remove((pmd, id), f);
+                    f.rule_deps = RuleDeps::of(&t, &br.tables, &of_key, &f.mask);
+                    f.rules = br.ids.ids(&t.rules);
                     f.mac_deps = t.mac_deps;
                     f.learn = t.learn;
+                    br.flows.insert((pmd, id), f);
                 }
             }
             Verdict::Replace(_) | Verdict::Delete => self.remove_flow(pmd, id, out),
@@ -961,10 +984,16 @@ impl SlowPath {
 
     fn remove_flow(&mut self, pmd: usize, id: FlowId, out: &mut Out) {
         let Some(f) = self.mirrors[pmd].remove(id) else { return };
-        self.unindex_deps(f.bridge, pmd, id, &f.mac_deps);
+        self.unindex_flow(pmd, id, &f);
         self.removing.insert(id, Removing { bridge: f.bridge, rules: f.rules, credited: f.credited });
         out.removes[pmd].push(id);
         self.counters.removes += 1;
+    }
+
+    /// Drops a megaflow just taken out of a mirror from its bridge's indexes.
+    fn unindex_flow(&mut self, pmd: usize, id: FlowId, f: &MirrorFlow) {
+        self.unindex_deps(f.bridge, pmd, id, &f.mac_deps);
+        self.bridges[f.bridge].flows.remove((pmd, id), f);
     }
 
     fn index_deps(&mut self, b: usize, pmd: usize, id: FlowId, deps: &[MacKey]) {
@@ -1012,8 +1041,8 @@ impl SlowPath {
         let reset_refs: Vec<RuleRef> =
             (0..new_tables.rules().len().min(replaced_from) as u32).map(RuleRef).filter(|r| is_reset(*r)).collect();
         let new_stats = RuleStats::carry_over(&br.tables, &br.stats, &new_tables, &reset_refs, ms(now_ms));
-        // Old version's rule -> the same rule (by identity) in the new version, for the
-        // statistics of megaflows that are already on their way out.
+        // Old version's rule -> the same rule (by identity) in the new version, which
+        // keeps its id (and so its megaflows' credits) unless its counters restart.
         let remap: Vec<Option<RuleRef>> = br
             .tables
             .rules()
@@ -1022,47 +1051,77 @@ impl SlowPath {
             .collect();
         // A group change revalidates the whole bridge (megaflows do not record the
         // groups their translation used).
-        let delta = if new_tables.miss == br.tables.miss && Arc::ptr_eq(&new_tables.groups, &br.tables.groups) {
+        let same_bridge_state = new_tables.miss == br.tables.miss && Arc::ptr_eq(&new_tables.groups, &br.tables.groups);
+        let delta = if same_bridge_state && !self.full_revalidation {
             RuleDelta::new(&br.tables, &new_tables, &remap)
         } else {
             RuleDelta::Full
         };
+        // Megaflows name rules by stable id: nothing of theirs is rewritten, and the
+        // ids of gone rules stop resolving (see `flow_index`).
+        let dead_ids: Vec<RuleId> = match &delta {
+            RuleDelta::Partial { dead, .. } => dead.iter().map(|r| br.ids.id(*r)).collect(),
+            RuleDelta::Full => Vec::new(),
+        };
+        let mut candidates: Vec<(usize, FlowId)> = Vec::new();
+        for id in &dead_ids {
+            br.flows.users_of(*id, &mut candidates);
+        }
+        br.ids.next_version(&remap, new_tables.rules().len());
         br.tables = new_tables;
         br.stats = new_stats;
         self.counters.rule_changes += 1;
-        let remap_refs = |rules: &mut Vec<RuleRef>| {
-            rules.retain_mut(|r| match remap.get(r.0 as usize).copied().flatten() {
-                Some(n) => {
-                    *r = n;
-                    true
+        let affected: BTreeSet<(usize, FlowId)> = match &delta {
+            RuleDelta::Full => (0..self.mirrors.len())
+                .flat_map(|pmd| self.mirrors[pmd].ids_of_bridge(b).into_iter().map(move |id| (pmd, id)))
+                .collect(),
+            RuleDelta::Partial { added, .. } => {
+                let br = &self.bridges[b];
+                for a in added {
+                    let start = candidates.len();
+                    br.flows.overlapping(a, &mut candidates);
+                    // The rest of the test: table, winner priority, lookup in_port.
+                    let mirrors = &self.mirrors;
+                    let mut i = start;
+                    while i < candidates.len() {
+                        let (pmd, id) = candidates[i];
+                        let keep = mirrors[pmd].get(id).is_some_and(|f| f.rule_deps.may_be_changed_by(&f.key, a));
+                        if keep {
+                            i += 1;
+                        } else {
+                            candidates.swap_remove(i);
+                        }
+                    }
                 }
-                None => false,
-            })
+                let affected: BTreeSet<(usize, FlowId)> = candidates.into_iter().collect();
+                #[cfg(test)]
+                self.check_index(b, &dead_ids, added, &affected);
+                affected
+            }
         };
-        for r in self.removing.values_mut().filter(|r| r.bridge == b) {
-            remap_refs(&mut r.rules);
-        }
-        // Refs of unaffected megaflows need rewriting only if rules moved (a deletion
-        // shifts the later ones); an affected megaflow's are rewritten before its
-        // revalidation, which re-points them anyway when it is kept.
-        let moved = remap.iter().enumerate().any(|(i, m)| m.is_some_and(|n| n.0 as usize != i));
-        for pmd in 0..self.mirrors.len() {
-            let mut affected = Vec::new();
-            for (id, f) in self.mirrors[pmd].iter_bridge_mut(b) {
-                let hit = delta.affects(f);
-                if hit {
-                    affected.push(id);
-                }
-                if hit || moved {
-                    // Until revalidation re-points them, the flow's refs name the new version.
-                    remap_refs(&mut f.rules);
-                }
-            }
-            for id in affected {
-                self.revalidate_flow(pmd, id, now_ms, out);
-            }
+        for (pmd, id) in affected {
+            self.revalidate_flow(pmd, id, now_ms, out);
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+impl SlowPath {
+    /// Unit tests: the megaflows the index found for a change are exactly those a walk
+    /// over every mirror with the `rule_deps` test finds.
+    fn check_index(&self, b: usize, dead: &[RuleId], added: &[AddedRule], found: &BTreeSet<(usize, FlowId)>) {
+        let mut walk = BTreeSet::new();
+        for (pmd, m) in self.mirrors.iter().enumerate() {
+            for (id, f) in m.iter().filter(|(_, f)| f.bridge == b) {
+                let hit = f.rules.iter().any(|r| dead.contains(r))
+                    || added.iter().any(|a| f.rule_deps.may_be_changed_by(&f.key, a));
+                if hit {
+                    walk.insert((pmd, id));
+                }
+            }
+        }
+        assert_eq!(*found, walk, "the index and a walk over the mirrors disagree");
     }
 }
 
@@ -1074,8 +1133,9 @@ struct Replace {
 }
 
 /// Most rules a change may add (or modify) and still revalidate only the megaflows that
-/// overlap them: each added rule costs one cheap test per megaflow, a re-translation
-/// costs a few microseconds, so beyond this a full revalidation is about as fast.
+/// overlap them: an added rule costs at worst one cheap test per megaflow (see
+/// `flow_index`), a re-translation a few microseconds, so beyond this a full
+/// revalidation is about as fast.
 const MAX_FILTERED_ADDS: usize = 256;
 
 /// What a rule change did, in the terms `rule_deps` can test a megaflow against.
@@ -1083,10 +1143,8 @@ enum RuleDelta {
     /// Revalidate every megaflow of the bridge.
     Full,
     Partial {
-        /// Whether `dead` has any rule.
-        any_dead: bool,
-        /// Per rule of the old version: deleted, or its actions changed.
-        dead: Vec<bool>,
+        /// Rules of the old version deleted, or whose actions changed.
+        dead: Vec<RuleRef>,
         /// Rules of the new version that are new or changed.
         added: Vec<AddedRule>,
     },
@@ -1096,7 +1154,7 @@ impl RuleDelta {
     /// The delta from `old` to `new`, where `remap` maps each old rule to the new rule
     /// of the same identity that keeps its counters.
     fn new(old: &RuleTables, new: &RuleTables, remap: &[Option<RuleRef>]) -> RuleDelta {
-        let mut dead = vec![false; old.rules().len()];
+        let mut dead = Vec::new();
         let mut kept_new = vec![false; new.rules().len()];
         // Kept rules of one (table, priority) must stay in the same relative order: the
         // first in input order wins a tie.
@@ -1111,7 +1169,7 @@ impl RuleDelta {
                         return RuleDelta::Full;
                     }
                 }
-                _ => dead[i] = true,
+                _ => dead.push(RuleRef(i as u32)),
             }
         }
         let n_added = kept_new.iter().filter(|k| !**k).count();
@@ -1124,18 +1182,7 @@ impl RuleDelta {
             .filter(|(_, k)| !**k)
             .map(|(i, _)| AddedRule::of(new, RuleRef(i as u32)))
             .collect();
-        RuleDelta::Partial { any_dead: dead.contains(&true), dead, added }
-    }
-
-    /// Whether the megaflow `f` (its refs still naming the old version) may have to change.
-    fn affects(&self, f: &MirrorFlow) -> bool {
-        match self {
-            RuleDelta::Full => true,
-            RuleDelta::Partial { any_dead, dead, added } => {
-                (*any_dead && f.rules.iter().any(|r| dead.get(r.0 as usize).copied().unwrap_or(true)))
-                    || added.iter().any(|a| f.rule_deps.may_be_changed_by(&f.key, a))
-            }
-        }
+        RuleDelta::Partial { dead, added }
     }
 }
 

@@ -27,7 +27,8 @@
 //!
 //! Rule changes that are not a set of such deletions and additions (the relative order
 //! of kept equal-priority rules changes, or too many rules are added at once) fall back to
-//! revalidating every megaflow of the bridge (see `SlowPath::change_rules`).
+//! revalidating every megaflow of the bridge (see `SlowPath::change_rules`). The
+//! megaflows to test are found through `flow_index`, not by walking the mirror.
 
 use crate::actions::{DpAction, DpActions};
 use crate::key::{FRAG_ANY, FlowKey, Mask};
@@ -41,6 +42,16 @@ pub struct TableLookup {
     pub in_port: u32,
     /// Priority of the winner; `None` for a miss.
     pub winner: Option<u16>,
+}
+
+impl TableLookup {
+    /// Whether `r` could win this lookup (it is in the table, reached with this in_port,
+    /// and the lookup missed or was won at a priority not above `r`'s).
+    pub fn may_be_won_by(&self, r: &AddedRule) -> bool {
+        self.table == r.table
+            && self.winner.is_none_or(|w| w <= r.priority)
+            && r.in_port.is_none_or(|p| p == self.in_port)
+    }
 }
 
 /// The rule-table dependencies of one megaflow. See the module documentation.
@@ -143,10 +154,6 @@ impl RuleDeps {
     pub fn may_be_changed_by(&self, key: &FlowKey, r: &AddedRule) -> bool {
         // The bit test first: it reads only what is inline in the megaflow.
         (0..key.w.len()).all(|i| (key.w[i] ^ r.value.w[i]) & self.fixed.w[i] & r.mask.w[i] == 0)
-            && self.lookups.iter().any(|l| {
-                l.table == r.table
-                    && l.winner.is_none_or(|w| w <= r.priority)
-                    && r.in_port.is_none_or(|p| p == l.in_port)
-            })
+            && self.lookups.iter().any(|l| l.may_be_won_by(r))
     }
 }

@@ -32,6 +32,7 @@ impl SlowPath {
             .and_then(|t| t.with_groups(std::sync::Arc::new(spec.groups)))
             .map_err(|error| SlowPathError::Rules { bridge: spec.name.clone(), error })?;
         let bridge = Bridge {
+            ids: super::flow_index::RuleIds::new(tables.rules().len()),
             stats: RuleStats::new(&tables, ms(now_ms)),
             name: spec.name,
             ports: spec.ports,
@@ -39,6 +40,7 @@ impl SlowPath {
             tables,
             macs: MacTable::new(self.cfg.mac_aging, self.cfg.mac_capacity),
             mac_index: Default::default(),
+            flows: Default::default(),
         };
         let b = match self.bridges.iter().position(|b| b.name.is_empty()) {
             Some(b) => {
@@ -71,6 +73,8 @@ impl SlowPath {
             .map_err(|error| SlowPathError::Rules { bridge: name.to_string(), error })?;
         let br = &mut self.bridges[b];
         br.stats = RuleStats::new(&retired, ms(now_ms));
+        br.ids = super::flow_index::RuleIds::new(0);
+        br.flows = Default::default();
         br.tables = retired;
         br.name.clear();
         br.ports.clear();
