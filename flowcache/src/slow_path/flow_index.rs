@@ -36,7 +36,10 @@
 //!
 //! The index is kept in step with the mirror: a megaflow is added when installed,
 //! re-indexed when a revalidation keeps it (its rules and dependencies change), and
-//! dropped when removed or reported gone.
+//! dropped when removed or reported gone. A change that revalidates at least half of a
+//! bridge's megaflows (a catch-all rule, a group change) drops the index first and
+//! rebuilds it from what is left: unlinking each removed megaflow from every partition
+//! costs more than indexing the survivors afresh.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::OnceLock;
@@ -418,8 +421,7 @@ impl FlowIndex {
         }
     }
 
-    /// Number of megaflows indexed (for tests).
-    #[cfg(test)]
+    /// Number of megaflows indexed (O(groups): one per megaflow shape).
     pub fn len(&self) -> usize {
         self.groups.values().map(|g| g.entries.len()).sum()
     }

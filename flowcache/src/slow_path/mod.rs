@@ -1099,8 +1099,26 @@ impl SlowPath {
                 affected
             }
         };
-        for (pmd, id) in affected {
+        // Most of the bridge revalidated: rebuild its index from the survivors rather
+        // than unlink every removed megaflow (see `flow_index`). Kept megaflows are
+        // re-indexed by their revalidation; the others are put back after it.
+        let rebuild = affected.len() * 2 >= self.bridges[b].flows.len();
+        if rebuild {
+            self.bridges[b].flows = flow_index::FlowIndex::default();
+        }
+        for &(pmd, id) in &affected {
             self.revalidate_flow(pmd, id, now_ms, out);
+        }
+        if rebuild {
+            for (pmd, mirror) in self.mirrors.iter().enumerate() {
+                for id in mirror.ids_of_bridge(b) {
+                    if !affected.contains(&(pmd, id))
+                        && let Some(f) = mirror.get(id)
+                    {
+                        self.bridges[b].flows.insert((pmd, id), f);
+                    }
+                }
+            }
         }
         Ok(())
     }
