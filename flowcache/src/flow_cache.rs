@@ -193,7 +193,19 @@ impl FlowCache {
         now: u64,
         out: &mut [Option<MegaflowId>],
     ) -> usize {
-        self.lookup_keys(None, keys, hashes, bytes, now, out)
+        let n = keys.len().min(hashes.len()).min(bytes.len()).min(out.len());
+        let mut misses = 0;
+        let mut start = 0;
+        while start < n {
+            let end = (start + MAX_BATCH).min(n);
+            let (idx, todo) = self.probe_chunk(None, &keys[start..end], &hashes[start..end]);
+            let out = &mut out[start..end];
+            misses += self.finish_chunk(&keys[start..end], &bytes[start..end], now, &idx, todo, &mut |i, r| {
+                out[i] = r.map(|(id, _)| id)
+            });
+            start = end;
+        }
+        misses
     }
 
     /// Looks up one burst from `in_port` (every key's in_port; debug builds check), as a
@@ -225,30 +237,6 @@ impl FlowCache {
             verdict(i, None);
         }
         misses + (keys.len() - n)
-    }
-
-    fn lookup_keys(
-        &mut self,
-        port: Option<u32>,
-        keys: &[FlowKey],
-        hashes: &[u32],
-        bytes: &[u32],
-        now: u64,
-        out: &mut [Option<MegaflowId>],
-    ) -> usize {
-        let n = keys.len().min(hashes.len()).min(bytes.len()).min(out.len());
-        let mut misses = 0;
-        let mut start = 0;
-        while start < n {
-            let end = (start + MAX_BATCH).min(n);
-            let (idx, todo) = self.probe_chunk(port, &keys[start..end], &hashes[start..end]);
-            let out = &mut out[start..end];
-            misses += self.finish_chunk(&keys[start..end], &bytes[start..end], now, &idx, todo, &mut |i, r| {
-                out[i] = r.map(|(id, _)| id)
-            });
-            start = end;
-        }
-        misses
     }
 
     /// Whether a burst from `in_port` goes straight to the classifier (see the module

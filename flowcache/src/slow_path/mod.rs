@@ -1102,14 +1102,16 @@ impl SlowPath {
         // Most of the bridge revalidated: rebuild its index from the survivors rather
         // than unlink every removed megaflow (see `flow_index`). Kept megaflows are
         // re-indexed by their revalidation; the others are put back after it.
-        let rebuild = affected.len() * 2 >= self.bridges[b].flows.len();
+        let indexed = self.bridges[b].flows.len();
+        let rebuild = affected.len() * 2 >= indexed;
         if rebuild {
             self.bridges[b].flows = flow_index::FlowIndex::default();
         }
         for &(pmd, id) in &affected {
             self.revalidate_flow(pmd, id, now_ms, out);
         }
-        if rebuild {
+        // `affected` is drawn from the index: as large as it, it holds every megaflow.
+        if rebuild && affected.len() < indexed {
             for (pmd, mirror) in self.mirrors.iter().enumerate() {
                 for id in mirror.ids_of_bridge(b) {
                     if !affected.contains(&(pmd, id))
