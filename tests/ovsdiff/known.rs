@@ -51,7 +51,7 @@ pub fn through_both_all(rule: &str, openflow13: bool, frame: &[u8]) -> Result<(P
     let mut ovs = Ovs::start(N_PORTS);
     ovs.replace_rules(&rules, openflow13)?;
     let from_ovs = ovs.send(1, frame)?;
-    let fer = ferrovs_side::run(&rules, openflow13, 1, &[frame.to_vec()])?;
+    let fer = ferrovs_side::run(&rules, openflow13, 1, &[frame.to_vec()], None)?;
     println!("rule {rule}\n  input   {}", hex(frame));
     for (p, f) in &from_ovs {
         println!("  OVS     port {p}: {}", hex(f));

@@ -43,6 +43,7 @@ use ferrovs_e2e::ovs::Ovs;
 use libtest_mimic::{Arguments, Failed, Trial};
 
 use crate::classify::{Difference, classify};
+use crate::ferrovs_side::Feeder;
 use crate::gen_rules::N_PORTS;
 use crate::report::Report;
 use crate::rng::Rng;
@@ -92,8 +93,15 @@ fn accepted_rules(ovs: &mut Ovs, set: &gen_rules::RuleSet, report: &mut Report) 
     kept
 }
 
-/// Runs one case; differences go to the report.
-fn run_case(ovs: &mut Ovs, seed: u64, n_frames: usize, report: &mut Report) -> Result<(), String> {
+/// Runs one case; differences go to the report. `feeder`: the paced input of ferrovsd
+/// for sets with `normal`, made by the first such case.
+fn run_case(
+    ovs: &mut Ovs,
+    feeder: &mut Option<Feeder>,
+    seed: u64,
+    n_frames: usize,
+    report: &mut Report,
+) -> Result<(), String> {
     let mut rng = Rng::new(seed);
     let set = gen_rules::rule_set(&mut rng);
     let frames: Vec<gen_frames::Frame> = (0..n_frames).map(|_| gen_frames::frame(&mut rng)).collect();
@@ -101,9 +109,12 @@ fn run_case(ovs: &mut Ovs, seed: u64, n_frames: usize, report: &mut Report) -> R
     ovs.replace_rules(&rules, set.openflow13).map_err(|e| format!("seed {seed}: OVS refused the filtered set: {e}"))?;
     let inputs: Vec<Vec<u8>> = frames.iter().map(|f| f.bytes.clone()).collect();
     // With `normal`, each frame may teach the MAC table something that changes the
-    // decision for later frames. OVS applies that to its datapath flows asynchronously
-    // (a later frame may still hit a flow decided before), ferrovs before it forwards
-    // them; so OVS decides each frame afresh, with the table as the earlier frames left it.
+    // decision for later frames. Both switches apply that to their datapath flows some
+    // time after the frame that taught it (OVS's revalidators run asynchronously; a
+    // ferrovs PMD may look up the rest of a burst first), so a later frame may still be
+    // decided with the table as it was. Both decide each frame afresh here, with the table
+    // as the earlier frames left it: OVS's datapath flows are purged after each frame,
+    // and ferrovs gets the frames one at a time (see `ferrovs_side`).
     let learns = rules.iter().any(|r| r.split_once("actions=").is_some_and(|(_, a)| a.contains("normal")));
     let mut ovs_out = Vec::with_capacity(inputs.len());
     for f in &inputs {
@@ -112,8 +123,13 @@ fn run_case(ovs: &mut Ovs, seed: u64, n_frames: usize, report: &mut Report) -> R
             ovs.purge_datapath_flows()?;
         }
     }
-    let fer_out =
-        ferrovs_side::run(&rules, set.openflow13, set.in_port, &inputs).map_err(|e| format!("seed {seed}: {e}"))?;
+    let paced = match (learns, feeder.is_some()) {
+        (false, _) => None,
+        (true, true) => feeder.as_mut(),
+        (true, false) => Some(feeder.insert(Feeder::new()?)),
+    };
+    let fer_out = ferrovs_side::run(&rules, set.openflow13, set.in_port, &inputs, paced)
+        .map_err(|e| format!("seed {seed}: {e}"))?;
     if report.verbose() {
         // One case alone: the whole run, so order effects (MAC learning) can be followed.
         for (i, (f, o)) in frames.iter().zip(&ovs_out).enumerate() {
@@ -169,8 +185,9 @@ fn differential(one_seed: Option<u64>) -> Result<(), Failed> {
     let start = Instant::now();
     let mut ovs = Ovs::start(N_PORTS);
     let mut report = Report::new(single);
+    let mut feeder = None;
     for seed in seeds {
-        if let Err(e) = run_case(&mut ovs, seed, n_frames, &mut report) {
+        if let Err(e) = run_case(&mut ovs, &mut feeder, seed, n_frames, &mut report) {
             report.error(seed, e);
         }
     }
