@@ -21,7 +21,8 @@
 //!
 //! Environment: `FERROVS_OVSDIFF_SEED` (one case), `FERROVS_OVSDIFF_BASE_SEED` (the
 //! fresh base seed; default: from the clock and the process id), `FERROVS_OVSDIFF_CASES`
-//! (fresh cases, default `FRESH_CASES`; thousands for a long run),
+//! (fresh cases, default `FRESH_CASES`; thousands for a long run), `FERROVS_OVSDIFF_FIXED=0`
+//! (leave the fixed seeds out),
 //! `FERROVS_OVSDIFF_FRAMES` (frames per case). Needs root (DPDK) and OVS; fails without
 //! OVS (deploy/test.sh installs it).
 
@@ -104,7 +105,8 @@ fn run_case(
 ) -> Result<(), String> {
     let mut rng = Rng::new(seed);
     let set = gen_rules::rule_set(&mut rng);
-    let frames: Vec<gen_frames::Frame> = (0..n_frames).map(|_| gen_frames::frame(&mut rng)).collect();
+    let mut sizes = Rng::new(seed ^ gen_frames::SIZES_SEED);
+    let frames: Vec<gen_frames::Frame> = (0..n_frames).map(|_| gen_frames::frame(&mut rng, &mut sizes)).collect();
     let rules = accepted_rules(ovs, &set, report);
     ovs.replace_rules(&rules, set.openflow13).map_err(|e| format!("seed {seed}: OVS refused the filtered set: {e}"))?;
     let inputs: Vec<Vec<u8>> = frames.iter().map(|f| f.bytes.clone()).collect();
@@ -173,12 +175,16 @@ fn differential(one_seed: Option<u64>) -> Result<(), Failed> {
                     ^ std::process::id() as u64
             });
             let n = env_u64("FERROVS_OVSDIFF_CASES").unwrap_or(FRESH_CASES);
-            println!("ovsdiff: fixed seeds {FIXED_SEEDS:?}, fresh base seed {fresh:#x} ({n} cases)");
+            // `FERROVS_OVSDIFF_FIXED=0` leaves the fixed seeds out (long runs of fresh cases).
+            let fixed: Vec<u64> =
+                if env_u64("FERROVS_OVSDIFF_FIXED") == Some(0) { Vec::new() } else { FIXED_SEEDS.collect() };
+            let fixed_text = if fixed.is_empty() { "none".to_string() } else { format!("{FIXED_SEEDS:?}") };
+            println!("ovsdiff: fixed seeds {fixed_text}, fresh base seed {fresh:#x} ({n} cases)");
             rerun = format!(
                 "\nfresh base seed {fresh:#x} ({n} cases; repeat them with FERROVS_OVSDIFF_BASE_SEED={fresh:#x} \
                  FERROVS_OVSDIFF_CASES={n}, one case with --seed N)"
             );
-            FIXED_SEEDS.chain((0..n).map(|i| case_seed(fresh, i))).collect()
+            fixed.into_iter().chain((0..n).map(|i| case_seed(fresh, i))).collect()
         }
     };
     let single = seeds.len() == 1;
@@ -222,8 +228,13 @@ fn main() {
             fixed::normal_puts_a_vid_0_tag_back_with_its_tpid,
         ),
         Trial::test("fixed_vlan_set_and_set_back_keeps_the_dei_bit", fixed::vlan_set_and_set_back_keeps_the_dei_bit),
+        Trial::test(
+            "fixed_a_chained_frame_sent_twice_frees_each_segment_once",
+            fixed::a_chained_frame_sent_twice_frees_each_segment_once,
+        ),
         Trial::test("known_ipv4_later_fragment_payload_untouched", known::ipv4_later_fragment_payload_untouched),
         Trial::test("known_ipv4_protocol_0_rewritten", known::ipv4_protocol_0_rewritten),
+        Trial::test("known_mtu_limit_is_netdev_dpdk_s", known::mtu_limit_is_netdev_dpdk_s),
         Trial::test("known_pushed_tags_keep_the_frame_s_own_tag", known::pushed_tags_keep_the_frame_s_own_tag),
         Trial::test("known_normal_keeps_the_tag_behind_a_vid_0_tag", known::normal_keeps_the_tag_behind_a_vid_0_tag),
     ];
