@@ -23,7 +23,8 @@
 //! fresh base seed; default: from the clock and the process id), `FERROVS_OVSDIFF_CASES`
 //! (fresh cases, default `FRESH_CASES`; thousands for a long run), `FERROVS_OVSDIFF_FIXED=0`
 //! (leave the fixed seeds out),
-//! `FERROVS_OVSDIFF_FRAMES` (frames per case). Needs root (DPDK) and OVS; fails without
+//! `FERROVS_OVSDIFF_FRAMES` (frames per case). Needs root (DPDK; a veth pair and a
+//! network namespace for the paced runs of `ferrovs_side`), python3 and OVS; fails without
 //! OVS (deploy/test.sh installs it).
 
 mod classify;
@@ -52,7 +53,7 @@ use crate::rng::Rng;
 /// Seeds run every time, so a CI run always covers the same ground.
 const FIXED_SEEDS: std::ops::RangeInclusive<u64> = 1..=180;
 /// Cases drawn from a fresh base seed in a default run (see the module doc); with the
-/// fixed seeds, 200 cases in all, about 150 s.
+/// fixed seeds, 200 cases in all, about 215 s on a shared 2-CPU machine.
 const FRESH_CASES: u64 = 20;
 const FRAMES_PER_CASE: usize = 40;
 
