@@ -197,20 +197,34 @@ impl Mbuf {
     /// Another reference to the same buffer (refcount + 1): for sending one unmodified
     /// packet to several ports. Inline, as DPDK's `rte_mbuf_refcnt_update` is (no call
     /// into C per extra output): a plain store while this is the only reference (nobody
-    /// else can look at the count), an atomic add otherwise.
+    /// else can look at the count), an atomic add otherwise. A packet received as a chain
+    /// of segments (longer than one buffer) gets one more reference on *every* segment,
+    /// as `rte_pktmbuf_refcnt_update` does: freeing a packet drops one reference of each
+    /// segment, so a count on the first alone would free the others twice.
     #[inline]
     pub fn share(&self) -> Mbuf {
         let m = self.0.as_ptr();
-        // SAFETY: valid mbuf we hold a reference to. refcnt is a naturally aligned u16
-        // that DPDK updates atomically; this is the same access rte_mbuf_refcnt_update
-        // makes (the store only when we hold the sole reference, so no other thread can
-        // be updating it). The new Mbuf owns the added reference.
+        // SAFETY: valid mbuf we hold a reference to, and so its chain of segments (each
+        // `next` valid or null). refcnt is a naturally aligned u16 that DPDK updates
+        // atomically; this is the same access rte_mbuf_refcnt_update makes (the store only
+        // when we hold the sole reference, so no other thread can be updating it). The new
+        // Mbuf owns the added references.
         unsafe {
-            let count = AtomicU16::from_ptr(&raw mut (*m).refcnt);
-            if count.load(Ordering::Relaxed) == 1 {
-                count.store(2, Ordering::Relaxed);
-            } else {
-                count.fetch_add(1, Ordering::AcqRel);
+            let mut seg = m;
+            loop {
+                let count = AtomicU16::from_ptr(&raw mut (*seg).refcnt);
+                if count.load(Ordering::Relaxed) == 1 {
+                    count.store(2, Ordering::Relaxed);
+                } else {
+                    count.fetch_add(1, Ordering::AcqRel);
+                }
+                if (*m).nb_segs == 1 {
+                    break;
+                }
+                seg = (*seg).next;
+                if seg.is_null() {
+                    break;
+                }
             }
             Mbuf::from_raw(m)
         }

@@ -81,6 +81,15 @@ impl Difference<'_> {
             })
     }
 
+    /// Each output only one side sent is OVS's, ferrovs sent none of them, and each is so
+    /// long (1515 to 1518 bytes) that the same frame with one more tag is over the limit
+    /// of a port of the default MTU (1518 bytes), and `tag_ok(OVS's frame)`: where
+    /// ferrovs's frame has one more tag than OVS's, that frame is dropped for its length.
+    fn ferrovs_one_tag_longer_is_over_the_mtu(&self, tag_ok: impl Fn(&[u8]) -> bool) -> bool {
+        let (ovs, fer) = self.unshared();
+        !ovs.is_empty() && fer.is_empty() && ovs.iter().all(|(_, o)| (1515..=1518).contains(&o.len()) && tag_ok(o))
+    }
+
     /// Every pair of outputs differs only at byte offsets `keep(offset)` allows.
     fn differs_only(&self, allowed: impl Fn(&View, usize) -> bool) -> bool {
         self.same_shape()
@@ -136,25 +145,37 @@ pub fn classify(d: &Difference) -> Class {
     // (The other tag may be the frame's or one the rules pushed before.)
     let push_then_normal =
         actions_have(d.rules, &["push_vlan", "mod_vlan_vid", "mod_vlan_pcp"]) && actions_have(d.rules, &["normal"]);
-    if push_then_normal && d.ferrovs_has_one_more_tag(12, |f| View::parse(f).vlan_tags() >= 1) {
+    // (Or ferrovs's frame, one tag longer, is over the MTU.)
+    if push_then_normal
+        && (d.ferrovs_has_one_more_tag(12, |f| View::parse(f).vlan_tags() >= 1)
+            || d.ferrovs_one_tag_longer_is_over_the_mtu(|_| true))
+    {
         return Class::Known("normal-keeps-the-tag-behind-a-vid-0-tag");
     }
     // Known intended: pushing tags beyond two on a tagged frame keeps its own tag behind
     // them (OVS 3.1's flow holds two tags: a third push loses the bottom one, which
     // the commit then pops from the packet). ferrovs's side: OVS's frame with one more
-    // tag behind the first two.
+    // tag behind the first two (or nothing, where that frame is over the MTU).
     if input.vlan_tags() >= 1
         && actions_have(d.rules, &["push_vlan", "mod_vlan_vid", "mod_vlan_pcp"])
-        && d.ferrovs_has_one_more_tag(20, |f| {
+        && (d.ferrovs_has_one_more_tag(20, |f| {
             View::parse(f).vlan_tags() >= 3 && matches!(u16::from_be_bytes([f[20], f[21]]), 0x8100 | 0x88a8)
-        })
+        }) || d.ferrovs_one_tag_longer_is_over_the_mtu(|o| View::parse(o).vlan_tags() >= 2))
     {
         return Class::Known("pushed-tags-keep-the-frame-s-own-tag");
     }
-    // Open divergences (ferrovs must follow OVS).
-    if d.frame.len() > 1518 || d.ovs.iter().chain(&d.ferrovs).any(|(_, f)| f.len() > 1518) {
-        return Class::Open("mtu");
+    // Known intended: a frame of 1515 to 1518 bytes whose outer EtherType is not 0x8100
+    // leaves a ferrovs port of the default MTU, as an OVS-DPDK port (at most MTU + 18
+    // bytes whatever the tags), and not OVS's dummy port (at most MTU + 14, + 4 only
+    // behind an 0x8100 tag). ferrovs's side: exactly OVS's outputs and such frames.
+    let (ovs_only, fer_only) = d.unshared();
+    if ovs_only.is_empty()
+        && !fer_only.is_empty()
+        && fer_only.iter().all(|(_, f)| (1515..=1518).contains(&f.len()) && f[12..14] != [0x81, 0x00])
+    {
+        return Class::Known("mtu-limit-is-netdev-dpdk-s");
     }
+    // Open divergences (ferrovs must follow OVS).
     // `normal` on a frame whose tag a pushed one covers, that tag being VID 0, PCP 0:
     // OVS rebuilds every tag level from its VID and PCP and leaves out each one whose TCI
     // is then 0 (`xvlan_put`), so it sends the frame without that inner tag; ferrovs

@@ -1,11 +1,28 @@
 //! Running a rule set and a list of frames through the real ferrovsd: net_pcap ports
-//! 1..=N, the input port replaying `in.pcap` once, every port writing what it sends to
-//! `out<N>.pcap`. The daemon is stopped before the captures are read (net_pcap flushes
-//! them on close).
+//! 1..=N, every port writing what it sends to `out<N>.pcap`. The daemon is stopped
+//! before the captures are read (net_pcap flushes them on close).
+//!
+//! The input port gets the frames in one of two ways:
+//! - *replayed*: it reads `in.pcap` once, as fast as it polls (bursts of up to 32
+//!   frames, so later frames are looked up before earlier ones' upcalls are answered);
+//! - *paced* ([`Feeder`]): it captures a kernel dummy interface (net_pcap `rx_iface`)
+//!   onto which the harness writes one frame at a time, and the next frame is written only
+//!   once ferrovsd has looked the previous one up and no packet waits for the slow path
+//!   any more (`pmd-stats-show`: lookups and the `parked` gauge). The slow path applies
+//!   what `normal` learned from an upcall, and removes the megaflows it made stale,
+//!   before its answer, and a PMD applies commands in order, so by then the frame is
+//!   forwarded and every megaflow agrees with the MAC table it left. That is how the OVS
+//!   side decides frames (one at a time, its datapath flows purged after each frame of a
+//!   set with `normal`), so rule sets with `normal` are run paced: replayed, a frame
+//!   may be decided with a MAC table that frames before it in the same burst change
+//!   later, as it would be by OVS's datapath for a burst (a later packet of a batch finds
+//!   the flow an earlier packet's upcall installed).
 
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use ferrovs_e2e::{Daemon, TempDir, read_pcap, wait_until, write_pcap};
+use ferrovs_e2e::{Daemon, Netns, TempDir, read_pcap, run_ok, unique, wait_until, write_pcap};
 
 use crate::gen_rules::N_PORTS;
 
@@ -29,8 +46,8 @@ fn protocols(openflow13: bool) -> &'static str {
 }
 
 /// The whole config for `rules` (read in OpenFlow 1.3 if `openflow13`, else 1.0) with
-/// input on `in_port`.
-pub fn config(rules: &[String], openflow13: bool, in_port: u32) -> String {
+/// input on `in_port`, from `in.pcap`, or captured from the interface `rx_iface`.
+pub fn config(rules: &[String], openflow13: bool, in_port: u32, rx_iface: Option<&str>) -> String {
     let flows: Vec<String> = rules.iter().map(|r| toml_string(r)).collect();
     let mut s = format!(
         "{}\n[[bridge]]\nname = \"br0\"\ninternal_port = false\nprotocols = \"{}\"\nflows = [\n  {}\n]\n",
@@ -39,10 +56,14 @@ pub fn config(rules: &[String], openflow13: bool, in_port: u32) -> String {
         flows.join(",\n  ")
     );
     for p in 1..=N_PORTS {
-        let rx = if p == in_port { "in.pcap" } else { "empty.pcap" };
+        let rx = match rx_iface {
+            Some(iface) if p == in_port => format!("rx_iface={iface}"),
+            None if p == in_port => "rx_pcap=@DIR@/in.pcap".to_string(),
+            _ => "rx_pcap=@DIR@/empty.pcap".to_string(),
+        };
         s += &format!(
             "\n[[bridge.port]]\nname = \"p{p}\"\nnumber = {p}\n\
-             devargs = \"net_pcap{i},rx_pcap=@DIR@/{rx},tx_pcap=@DIR@/out{p}.pcap\"\n",
+             devargs = \"net_pcap{i},{rx},tx_pcap=@DIR@/out{p}.pcap\"\n",
             i = p - 1
         );
     }
@@ -51,8 +72,9 @@ pub fn config(rules: &[String], openflow13: bool, in_port: u32) -> String {
 
 /// Whether ferrovs's config parser accepts `rules` (the same check ferrovsd makes at start).
 pub fn accepts(rules: &[String], openflow13: bool) -> Result<(), String> {
-    let text =
-        config(rules, openflow13, 1).replace("@SOCKET@", "/nonexistent/ctl.sock").replace("@DIR@", "/nonexistent");
+    let text = config(rules, openflow13, 1, None)
+        .replace("@SOCKET@", "/nonexistent/ctl.sock")
+        .replace("@DIR@", "/nonexistent");
     ferrovs_config::Config::from_str(&text, std::env::temp_dir()).map(|_| ()).map_err(|e| e.to_string())
 }
 
@@ -74,17 +96,131 @@ fn counter(v: &serde_json::Value, port: &str, name: &str) -> u64 {
         .unwrap_or(0)
 }
 
-/// Per port (index = port - 1), the frames ferrovsd sent, in order.
+/// The interface a paced run's input port captures, and the writer of frames onto it.
+/// The interface is one end of a veth pair: a capture sees what is sent on it whole, as
+/// written (no tag taken off on the way, no padding added), which the receiving end
+/// would not promise (the kernel takes the outer tag off a received frame, and drops a
+/// tagged one too short for its tag). The other end is in a namespace of its own, so
+/// whatever the kernel does with the frames it receives stays there; IPv6 is off on both
+/// ends and neither has an address, so the kernel sends nothing of its own on them. The
+/// writer is a Python process holding a raw packet socket bound to the interface, which
+/// writes each hex line it reads as one frame and answers `ok` (the harness has no raw
+/// sockets of its own). One for a whole run; removed on drop.
+pub struct Feeder {
+    iface: String,
+    /// Holds the other end of the pair (deleting the namespace deletes the pair).
+    _peer_ns: Netns,
+    writer: Child,
+    to_writer: ChildStdin,
+    from_writer: BufReader<ChildStdout>,
+}
+
+/// Frames the generator writes are far shorter; the MTU only has to let them through.
+const FEEDER_MTU: &str = "9000";
+
+impl Feeder {
+    pub fn new() -> Result<Feeder, String> {
+        let iface = unique("fod");
+        let peer = format!("{iface}p");
+        let ns = Netns::new();
+        ns.quiet_ipv6();
+        run_ok(
+            "ip",
+            &["link", "add", &iface, "mtu", FEEDER_MTU, "type", "veth", "peer", "name", &peer, "mtu", FEEDER_MTU],
+        );
+        run_ok("ip", &["link", "set", &peer, "netns", &ns.name]);
+        ns.exec_ok(&["ip", "link", "set", &peer, "up"]);
+        std::fs::write(format!("/proc/sys/net/ipv6/conf/{iface}/disable_ipv6"), "1")
+            .map_err(|e| format!("turning IPv6 off on {iface}: {e}"))?;
+        run_ok("ip", &["link", "set", &iface, "up"]);
+        let script = "import socket,sys\n\
+                      s=socket.socket(socket.AF_PACKET,socket.SOCK_RAW)\n\
+                      s.bind((sys.argv[1],0))\n\
+                      for line in sys.stdin:\n\
+                      \x20s.send(bytes.fromhex(line.strip()))\n\
+                      \x20sys.stdout.write('ok\\n')\n\
+                      \x20sys.stdout.flush()\n";
+        let mut writer = Command::new("python3")
+            .args(["-c", script, &iface])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("python3 (writes frames onto {iface}): {e}"))?;
+        let to_writer = writer.stdin.take().expect("piped stdin");
+        let from_writer = BufReader::new(writer.stdout.take().expect("piped stdout"));
+        Ok(Feeder { iface, _peer_ns: ns, writer, to_writer, from_writer })
+    }
+
+    /// Writes `frame` onto the interface; returns once it is sent.
+    fn send(&mut self, frame: &[u8]) -> Result<(), String> {
+        let hex: String = frame.iter().map(|b| format!("{b:02x}")).collect();
+        writeln!(self.to_writer, "{hex}").map_err(|e| format!("frame writer: {e}"))?;
+        let mut answer = String::new();
+        self.from_writer.read_line(&mut answer).map_err(|e| format!("frame writer: {e}"))?;
+        if answer.trim() != "ok" {
+            return Err(format!("frame writer did not send a frame of {} bytes: {answer:?}", frame.len()));
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Feeder {
+    fn drop(&mut self) {
+        let _ = self.writer.kill();
+        let _ = self.writer.wait();
+    }
+}
+
+/// The first PMD's lookups so far (cache hits of every level plus misses) and the packets
+/// it has parked now.
+fn lookups_and_parked(d: &Daemon) -> Option<(u64, u64)> {
+    let line = d.request(r#"{"cmd":"pmd-stats-show"}"#).ok()?;
+    let v: serde_json::Value = serde_json::from_str(&line).ok()?;
+    let v = if v.get("result").is_some() { &v["result"] } else { &v };
+    let pmd = v["pmds"].get(0)?;
+    let n = |name: &str| pmd[name].as_u64();
+    Some((n("emc_hits")? + n("signature_hits")? + n("megaflow_hits")? + n("misses")?, n("parked")?))
+}
+
+/// Writes `frames` one at a time through `feeder`, each once ferrovsd is done with the
+/// ones before (see the module doc).
+fn feed_paced(d: &Daemon, feeder: &mut Feeder, frames: &[Vec<u8>]) -> Result<(), String> {
+    for (i, f) in frames.iter().enumerate() {
+        feeder.send(f)?;
+        let start = Instant::now();
+        loop {
+            match lookups_and_parked(d) {
+                Some((lookups, 0)) if lookups > i as u64 => break,
+                state if start.elapsed() > Duration::from_secs(10) => {
+                    return Err(format!(
+                        "ferrovsd did not finish frame {i} of a paced run within 10 s (lookups, parked: {state:?})"
+                    ));
+                }
+                _ => std::thread::sleep(Duration::from_micros(300)),
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Per port (index = port - 1), the frames ferrovsd sent, in order. The frames are
+/// replayed from a capture, or written one at a time through `paced`.
 pub fn run(
     rules: &[String],
     openflow13: bool,
     in_port: u32,
     frames: &[Vec<u8>],
+    paced: Option<&mut Feeder>,
 ) -> Result<crate::known::PerPort, String> {
     let dir = TempDir::new();
     write_pcap(&dir.join("in.pcap"), frames);
     write_pcap(&dir.join("empty.pcap"), &[]);
-    let d = Daemon::start_in(dir, &config(rules, openflow13, in_port));
+    let rx_iface = paced.as_ref().map(|f| f.iface.clone());
+    let d = Daemon::start_in(dir, &config(rules, openflow13, in_port, rx_iface.as_deref()));
+    let is_paced = paced.is_some();
+    if let Some(feeder) = paced {
+        feed_paced(&d, feeder, frames)?;
+    }
     let show = |d: &Daemon| -> serde_json::Value {
         d.request(r#"{"cmd":"show"}"#)
             .ok()
@@ -97,6 +233,14 @@ pub fn run(
     let all_in = wait_until(Duration::from_secs(20), || counter(&show(&d), &input, "rx_packets") >= n);
     if !all_in {
         return Err(format!("ferrovsd received only part of the input: {}", show(&d)));
+    }
+    if is_paced {
+        // Each frame was done before the next was written; the last one too.
+        let received = counter(&show(&d), &input, "rx_packets");
+        if received != n {
+            return Err(format!("ferrovsd received {received} frames on {input}, {n} were written"));
+        }
+        return stop_and_read(d);
     }
     // Misses go through the slow path: wait until the transmit counters rest.
     let tx_total = |v: &serde_json::Value| -> u64 {
@@ -115,6 +259,11 @@ pub fn run(
             still_since = Instant::now();
         }
     }
+    stop_and_read(d)
+}
+
+/// Stops ferrovsd and reads what each port sent.
+fn stop_and_read(d: Daemon) -> Result<crate::known::PerPort, String> {
     let stopped = d.stop();
     if !stopped.status.success() {
         return Err(format!("ferrovsd exit {}:\n{}", stopped.status, stopped.log));

@@ -5,7 +5,7 @@
 
 use libtest_mimic::Failed;
 
-use crate::known::{PerPort, hex, through_both_all, vlan_udp_frame};
+use crate::known::{PerPort, hex, through_both_all, through_both_frames, udp_frame_of_len, vlan_udp_frame};
 
 /// Runs `rule` (OpenFlow 1.0) on `frame` received on port 1; both switches must send
 /// exactly `want` (index 0: port 1).
@@ -46,4 +46,30 @@ pub fn vlan_set_and_set_back_keeps_the_dei_bit() -> Result<(), Failed> {
         &frame,
         &want,
     )
+}
+
+/// A frame longer than one mbuf holds (net_pcap receives it as a chain of segments) sent
+/// to two ports, then frames whose second output is edited (a private copy each): OVS
+/// drops the long frame on both ports (MTU) and sends the others as they are and edited.
+/// (ferrovs once shared a chained frame by counting one more reference on its first
+/// segment only; freeing both references then freed the other segments twice, and two
+/// later copies got the same buffer: ports sent one frame's edited copy twice.)
+pub fn a_chained_frame_sent_twice_frees_each_segment_once() -> Result<(), Failed> {
+    ferrovs_e2e::ovs::installed()?;
+    let long = udp_frame_of_len(&[], 3000);
+    let mut frames = vec![long.clone(), long];
+    for i in 0..8u16 {
+        frames.push(vlan_udp_frame(&[(0x8100, 10 + i)]));
+    }
+    let (ovs, fer) = through_both_frames("in_port=1,actions=output:2,mod_dl_dst:02:00:00:00:00:09,output:3", &frames)?;
+    let edited = |f: &Vec<u8>| [&[2u8, 0, 0, 0, 0, 9][..], &f[6..]].concat();
+    let want: PerPort = vec![vec![], frames[2..].to_vec(), frames[2..].iter().map(edited).collect(), vec![]];
+    if ovs != want {
+        return Err(format!("OVS's side is not what this case is about: {ovs:?}").into());
+    }
+    if fer != want {
+        let got: Vec<Vec<String>> = fer.iter().map(|p| p.iter().map(|f| hex(f)).collect()).collect();
+        return Err(format!("ferrovs sent {got:?}").into());
+    }
+    Ok(())
 }

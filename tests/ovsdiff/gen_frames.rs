@@ -4,6 +4,13 @@
 //! pools shared with the rule generator (`pools`), so random rules actually match random
 //! frames. Checksums are right unless a frame is deliberately broken; a switch that
 //! rewrites a header must keep them right.
+//!
+//! Some frames are long: around the longest frame a port with the default MTU (1500)
+//! sends, with and without tags, and well beyond it, so that both switches' MTU checks
+//! on output are compared. Whether a frame is long, and how long, is drawn from a second
+//! generator (`sizes`); the frame is then built with as much more payload as reaches
+//! that length, drawing exactly what it would draw at its own length, so the sequence of
+//! frames of a seed is the same as without long frames except for their lengths.
 
 use crate::pools;
 use crate::rng::Rng;
@@ -68,10 +75,17 @@ impl L4 {
     }
 }
 
-/// The L4 header and payload, checksum field zero (filled in by `fill_l4_checksum`).
-fn l4_bytes(rng: &mut Rng, l4: L4, desc: &mut String) -> Vec<u8> {
+/// `extra` bytes of filler payload (a long frame's; drawn from no generator).
+fn filler(extra: usize) -> impl Iterator<Item = u8> {
+    (0..extra).map(|i| (i as u8).wrapping_mul(7))
+}
+
+/// The L4 header and payload (`extra` bytes longer than drawn), checksum field zero
+/// (filled in by `fill_l4_checksum`).
+fn l4_bytes(rng: &mut Rng, l4: L4, desc: &mut String, extra: usize) -> Vec<u8> {
     let n = rng.below(12) as usize;
-    let payload = rng.bytes(n);
+    let mut payload = rng.bytes(n);
+    payload.extend(filler(extra));
     let mut h = Vec::new();
     match l4 {
         L4::Tcp => {
@@ -190,7 +204,7 @@ fn pick_l4(rng: &mut Rng, v6: bool) -> L4 {
     }
 }
 
-fn ipv4_packet(rng: &mut Rng, desc: &mut String) -> Vec<u8> {
+fn ipv4_packet(rng: &mut Rng, desc: &mut String, extra: usize) -> Vec<u8> {
     let src = *rng.pick(pools::IPV4);
     let dst = *rng.pick(pools::IPV4);
     let l4 = pick_l4(rng, false);
@@ -205,7 +219,7 @@ fn ipv4_packet(rng: &mut Rng, desc: &mut String) -> Vec<u8> {
         3..=5 => (0, ""),
         _ => (0x4000, ""),
     };
-    let mut seg = l4_bytes(rng, l4, desc);
+    let mut seg = l4_bytes(rng, l4, desc, extra);
     let total = 20 + opt_words * 4 + seg.len();
     let mut h = vec![0x40 | (5 + opt_words as u8), tos];
     h.extend_from_slice(&(total as u16).to_be_bytes());
@@ -234,7 +248,7 @@ fn ipv4_packet(rng: &mut Rng, desc: &mut String) -> Vec<u8> {
     h
 }
 
-fn ipv6_packet(rng: &mut Rng, desc: &mut String) -> Vec<u8> {
+fn ipv6_packet(rng: &mut Rng, desc: &mut String, extra: usize) -> Vec<u8> {
     let src = pools::ipv6(rng.below(pools::IPV6.len() as u64) as usize);
     let dst = pools::ipv6(rng.below(pools::IPV6.len() as u64) as usize);
     let l4 = pick_l4(rng, true);
@@ -254,7 +268,7 @@ fn ipv6_packet(rng: &mut Rng, desc: &mut String) -> Vec<u8> {
         exts.remove(p);
         exts.insert(0, 0);
     }
-    let mut seg = l4_bytes(rng, l4, desc);
+    let mut seg = l4_bytes(rng, l4, desc, extra);
     let mut frag_later = false;
     let mut ext_bytes = Vec::new();
     for (i, &e) in exts.iter().enumerate() {
@@ -311,8 +325,35 @@ fn arp_packet(rng: &mut Rng, src_mac: [u8; 6], desc: &mut String) -> Vec<u8> {
     a
 }
 
-/// One random frame.
-pub fn frame(rng: &mut Rng) -> Frame {
+/// Mixed into a case's seed for its `sizes` generator.
+pub const SIZES_SEED: u64 = 0x6c65_6e67_7468_7321;
+
+/// Lengths of long frames: the default MTU's limits (1514 untagged, 1518 with one tag)
+/// and a byte either side, with up to two tags more, and some far beyond.
+const LONG_LENGTHS: &[usize] = &[1513, 1514, 1515, 1517, 1518, 1519, 1521, 1522, 1523, 1526, 1527, 1600, 2100, 4000];
+
+/// One random frame; one in 16 is made long (see the module doc).
+pub fn frame(rng: &mut Rng, sizes: &mut Rng) -> Frame {
+    if !sizes.chance(6) {
+        return frame_with(rng, 0);
+    }
+    let want = *sizes.pick(LONG_LENGTHS);
+    // The filler that reaches `want`: the frame without it may have been padded to 60
+    // bytes, so a second probe makes up for that. (A truncated frame stays shorter.)
+    let mut extra = 0;
+    for _ in 0..2 {
+        let len = frame_with(&mut rng.fork(), extra).bytes.len();
+        if len >= want {
+            break;
+        }
+        extra += want - len;
+    }
+    let f = frame_with(rng, extra);
+    Frame { desc: format!("{} len={}", f.desc, f.bytes.len()), ..f }
+}
+
+/// One random frame, with `extra` bytes of filler in its payload.
+fn frame_with(rng: &mut Rng, extra: usize) -> Frame {
     let dst = if rng.chance(15) { [0xff; 6] } else { *rng.pick(pools::MACS) };
     let src = *rng.pick(&pools::MACS[..4]);
     let mut f = Vec::with_capacity(128);
@@ -331,14 +372,20 @@ pub fn frame(rng: &mut Rng) -> Frame {
     }
     let mut l3 = String::new();
     let (ethertype, body) = match rng.below(20) {
-        0..=3 => (0x0806u16, arp_packet(rng, src, &mut l3)),
-        4..=11 => (0x0800, ipv4_packet(rng, &mut l3)),
-        12..=16 => (0x86dd, ipv6_packet(rng, &mut l3)),
+        0..=3 => {
+            let mut a = arp_packet(rng, src, &mut l3);
+            a.extend(filler(extra));
+            (0x0806u16, a)
+        }
+        4..=11 => (0x0800, ipv4_packet(rng, &mut l3, extra)),
+        12..=16 => (0x86dd, ipv6_packet(rng, &mut l3, extra)),
         _ => {
             let t = *rng.pick(&[0x88ccu16, 0x9000, 0x0842, 0x8847]);
             l3 = format!(" ethertype={t:#06x}");
             let n = rng.range(0, 40) as usize;
-            (t, rng.bytes(n))
+            let mut body = rng.bytes(n);
+            body.extend(filler(extra));
+            (t, body)
         }
     };
     f.extend_from_slice(&ethertype.to_be_bytes());
@@ -351,7 +398,9 @@ pub fn frame(rng: &mut Rng) -> Frame {
     }
     // Truncated or broken on purpose.
     match rng.below(20) {
-        0 | 1 if f.len() > 15 => {
+        // (The guard looks at the length without filler, so that a long frame draws what
+        // it would at its own length.)
+        0 | 1 if f.len() - extra > 15 => {
             let keep = rng.range(14, f.len() as u64 - 1) as usize;
             f.truncate(keep);
             desc += &format!(" truncated-to={keep}");

@@ -21,8 +21,10 @@
 //!
 //! Environment: `FERROVS_OVSDIFF_SEED` (one case), `FERROVS_OVSDIFF_BASE_SEED` (the
 //! fresh base seed; default: from the clock and the process id), `FERROVS_OVSDIFF_CASES`
-//! (fresh cases, default `FRESH_CASES`; thousands for a long run),
-//! `FERROVS_OVSDIFF_FRAMES` (frames per case). Needs root (DPDK) and OVS; fails without
+//! (fresh cases, default `FRESH_CASES`; thousands for a long run), `FERROVS_OVSDIFF_FIXED=0`
+//! (leave the fixed seeds out),
+//! `FERROVS_OVSDIFF_FRAMES` (frames per case). Needs root (DPDK; a veth pair and a
+//! network namespace for the paced runs of `ferrovs_side`), python3 and OVS; fails without
 //! OVS (deploy/test.sh installs it).
 
 mod classify;
@@ -43,6 +45,7 @@ use ferrovs_e2e::ovs::Ovs;
 use libtest_mimic::{Arguments, Failed, Trial};
 
 use crate::classify::{Difference, classify};
+use crate::ferrovs_side::Feeder;
 use crate::gen_rules::N_PORTS;
 use crate::report::Report;
 use crate::rng::Rng;
@@ -50,7 +53,7 @@ use crate::rng::Rng;
 /// Seeds run every time, so a CI run always covers the same ground.
 const FIXED_SEEDS: std::ops::RangeInclusive<u64> = 1..=180;
 /// Cases drawn from a fresh base seed in a default run (see the module doc); with the
-/// fixed seeds, 200 cases in all, about 150 s.
+/// fixed seeds, 200 cases in all, about 215 s on a shared 2-CPU machine.
 const FRESH_CASES: u64 = 20;
 const FRAMES_PER_CASE: usize = 40;
 
@@ -92,18 +95,29 @@ fn accepted_rules(ovs: &mut Ovs, set: &gen_rules::RuleSet, report: &mut Report) 
     kept
 }
 
-/// Runs one case; differences go to the report.
-fn run_case(ovs: &mut Ovs, seed: u64, n_frames: usize, report: &mut Report) -> Result<(), String> {
+/// Runs one case; differences go to the report. `feeder`: the paced input of ferrovsd
+/// for sets with `normal`, made by the first such case.
+fn run_case(
+    ovs: &mut Ovs,
+    feeder: &mut Option<Feeder>,
+    seed: u64,
+    n_frames: usize,
+    report: &mut Report,
+) -> Result<(), String> {
     let mut rng = Rng::new(seed);
     let set = gen_rules::rule_set(&mut rng);
-    let frames: Vec<gen_frames::Frame> = (0..n_frames).map(|_| gen_frames::frame(&mut rng)).collect();
+    let mut sizes = Rng::new(seed ^ gen_frames::SIZES_SEED);
+    let frames: Vec<gen_frames::Frame> = (0..n_frames).map(|_| gen_frames::frame(&mut rng, &mut sizes)).collect();
     let rules = accepted_rules(ovs, &set, report);
     ovs.replace_rules(&rules, set.openflow13).map_err(|e| format!("seed {seed}: OVS refused the filtered set: {e}"))?;
     let inputs: Vec<Vec<u8>> = frames.iter().map(|f| f.bytes.clone()).collect();
     // With `normal`, each frame may teach the MAC table something that changes the
-    // decision for later frames. OVS applies that to its datapath flows asynchronously
-    // (a later frame may still hit a flow decided before), ferrovs before it forwards
-    // them; so OVS decides each frame afresh, with the table as the earlier frames left it.
+    // decision for later frames. Both switches apply that to their datapath flows some
+    // time after the frame that taught it (OVS's revalidators run asynchronously; a
+    // ferrovs PMD may look up the rest of a burst first), so a later frame may still be
+    // decided with the table as it was. Both decide each frame afresh here, with the table
+    // as the earlier frames left it: OVS's datapath flows are purged after each frame,
+    // and ferrovs gets the frames one at a time (see `ferrovs_side`).
     let learns = rules.iter().any(|r| r.split_once("actions=").is_some_and(|(_, a)| a.contains("normal")));
     let mut ovs_out = Vec::with_capacity(inputs.len());
     for f in &inputs {
@@ -112,8 +126,13 @@ fn run_case(ovs: &mut Ovs, seed: u64, n_frames: usize, report: &mut Report) -> R
             ovs.purge_datapath_flows()?;
         }
     }
-    let fer_out =
-        ferrovs_side::run(&rules, set.openflow13, set.in_port, &inputs).map_err(|e| format!("seed {seed}: {e}"))?;
+    let paced = match (learns, feeder.is_some()) {
+        (false, _) => None,
+        (true, true) => feeder.as_mut(),
+        (true, false) => Some(feeder.insert(Feeder::new()?)),
+    };
+    let fer_out = ferrovs_side::run(&rules, set.openflow13, set.in_port, &inputs, paced)
+        .map_err(|e| format!("seed {seed}: {e}"))?;
     if report.verbose() {
         // One case alone: the whole run, so order effects (MAC learning) can be followed.
         for (i, (f, o)) in frames.iter().zip(&ovs_out).enumerate() {
@@ -157,20 +176,25 @@ fn differential(one_seed: Option<u64>) -> Result<(), Failed> {
                     ^ std::process::id() as u64
             });
             let n = env_u64("FERROVS_OVSDIFF_CASES").unwrap_or(FRESH_CASES);
-            println!("ovsdiff: fixed seeds {FIXED_SEEDS:?}, fresh base seed {fresh:#x} ({n} cases)");
+            // `FERROVS_OVSDIFF_FIXED=0` leaves the fixed seeds out (long runs of fresh cases).
+            let fixed: Vec<u64> =
+                if env_u64("FERROVS_OVSDIFF_FIXED") == Some(0) { Vec::new() } else { FIXED_SEEDS.collect() };
+            let fixed_text = if fixed.is_empty() { "none".to_string() } else { format!("{FIXED_SEEDS:?}") };
+            println!("ovsdiff: fixed seeds {fixed_text}, fresh base seed {fresh:#x} ({n} cases)");
             rerun = format!(
                 "\nfresh base seed {fresh:#x} ({n} cases; repeat them with FERROVS_OVSDIFF_BASE_SEED={fresh:#x} \
                  FERROVS_OVSDIFF_CASES={n}, one case with --seed N)"
             );
-            FIXED_SEEDS.chain((0..n).map(|i| case_seed(fresh, i))).collect()
+            fixed.into_iter().chain((0..n).map(|i| case_seed(fresh, i))).collect()
         }
     };
     let single = seeds.len() == 1;
     let start = Instant::now();
     let mut ovs = Ovs::start(N_PORTS);
     let mut report = Report::new(single);
+    let mut feeder = None;
     for seed in seeds {
-        if let Err(e) = run_case(&mut ovs, seed, n_frames, &mut report) {
+        if let Err(e) = run_case(&mut ovs, &mut feeder, seed, n_frames, &mut report) {
             report.error(seed, e);
         }
     }
@@ -205,8 +229,13 @@ fn main() {
             fixed::normal_puts_a_vid_0_tag_back_with_its_tpid,
         ),
         Trial::test("fixed_vlan_set_and_set_back_keeps_the_dei_bit", fixed::vlan_set_and_set_back_keeps_the_dei_bit),
+        Trial::test(
+            "fixed_a_chained_frame_sent_twice_frees_each_segment_once",
+            fixed::a_chained_frame_sent_twice_frees_each_segment_once,
+        ),
         Trial::test("known_ipv4_later_fragment_payload_untouched", known::ipv4_later_fragment_payload_untouched),
         Trial::test("known_ipv4_protocol_0_rewritten", known::ipv4_protocol_0_rewritten),
+        Trial::test("known_mtu_limit_is_netdev_dpdk_s", known::mtu_limit_is_netdev_dpdk_s),
         Trial::test("known_pushed_tags_keep_the_frame_s_own_tag", known::pushed_tags_keep_the_frame_s_own_tag),
         Trial::test("known_normal_keeps_the_tag_behind_a_vid_0_tag", known::normal_keeps_the_tag_behind_a_vid_0_tag),
     ];

@@ -44,4 +44,9 @@ impl Rng {
     pub fn bytes(&mut self, n: usize) -> Vec<u8> {
         (0..n).map(|_| self.u8()).collect()
     }
+
+    /// A generator in the same state, which draws what this one will.
+    pub fn fork(&self) -> Rng {
+        Rng(SplitMix((self.0).0))
+    }
 }

@@ -261,6 +261,9 @@ pub struct PmdInfo {
     pub drop_upcall_queue_full: u64,
     pub drop_park_full: u64,
     pub drop_park_timeout: u64,
+    /// Packets parked right now, waiting for the slow path's answer to their upcall
+    /// (a gauge, not reset by `pmd-stats-clear`).
+    pub parked: u64,
     /// Megaflows installed now, and their distinct masks.
     pub megaflows: u64,
     pub masks: u64,
