@@ -119,15 +119,14 @@ const LEAF: u32 = 1 << 31;
 /// The classifier of one table. See the module documentation.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct TableIndex {
-    /// Highest priority first; equal priorities by first rule in table order.
+    /// In order of their first rule in lookup order.
     groups: Vec<Group>,
 }
 
-/// Rules of one compiled mask, one priority and one set of matched register and
-/// metadata bits, split into [`Part`]s by the values of those bits.
+/// Rules of one compiled mask and one set of matched register and metadata bits, of any
+/// priorities, split into [`Part`]s by the values of those bits.
 #[derive(Debug, Clone)]
 struct Group {
-    priority: u16,
     /// Position (in the table's lookup order) of the group's first rule.
     first: u32,
     /// The register and metadata bits the group's rules match (all zero: none).
@@ -143,8 +142,9 @@ struct Group {
 /// witness, because the registers follow from bits already in the mask.
 #[derive(Debug, Clone)]
 struct Part {
-    /// Position (in the table's lookup order) of the part's first rule.
+    /// Positions (in the table's lookup order) of the part's first and last rules.
     first: u32,
+    last: u32,
     /// Positions of all rules, ascending (for the per-rule fallback).
     members: Vec<u32>,
     /// One decision tree, or two over different field orders when the part has two
@@ -163,14 +163,30 @@ struct Tree {
     values: Vec<u128>,
     /// The nodes' directories (see [`Node`]), one after another.
     dirs: Vec<u32>,
-    /// Child node, or `LEAF | position` of the first rule with that value path.
-    next: Vec<u32>,
+    /// One per value: where its path goes on, and the first rule below.
+    links: Vec<Link>,
     /// The entry of the root: a node, or a leaf for a group with a single rule or no
     /// matched field.
     root: u32,
 }
 
-/// A tree node: covers `values[start..start + len]` (sorted) and `next[start..start + len]`.
+/// Where a value of a node leads, beside the first rule (lowest position) below it: a
+/// lookup skips the values whose rules all come after the best match it has (they can
+/// neither win nor need a witness). Kept together so that the one cache line read for a
+/// value's child also says whether the value matters.
+#[derive(Debug, Clone, Copy)]
+struct Link {
+    /// Child node, or `LEAF | position` of the first rule with that value path.
+    next: u32,
+    /// The lowest position of the rules below.
+    min: u32,
+}
+
+/// A value left behind at a node is looked for at most this many places away from the
+/// key's; past that, the value there stands in for it (see `Tree::probe`).
+const SKIP_LIMIT: usize = 8;
+
+/// A tree node: covers `values[start..start + len]` (sorted) and `links[start..start + len]`.
 ///
 /// A node of at least `DIR_MIN` values also has a *directory*, so that finding the
 /// key's place costs about two cache misses instead of one per level of a binary search
@@ -258,7 +274,7 @@ pub(crate) struct Proof {
     /// Groups with two alternative proofs (bits, and a rule left to the caller): the
     /// caller takes the one that adds fewer bits to its mask.
     pub choices: Vec<[(Mask, Option<u32>); 2]>,
-    /// Scratch: proofs of the groups at the current priority level.
+    /// Scratch: proofs of the visited parts.
     pending: Vec<Pending>,
 }
 
@@ -267,12 +283,12 @@ impl TableIndex {
     pub fn new(rules: &[CompiledRule]) -> TableIndex {
         // The table's own fast hasher: SipHash over a 64-byte mask per rule was a tenth of
         // a million-rule build.
-        let mut by_shape: HashMap<(u16, Mask, Registers), Vec<u32>, IdentityBuildHasher> = Default::default();
+        let mut by_shape: HashMap<(Mask, Registers), Vec<u32>, IdentityBuildHasher> = Default::default();
         for (pos, r) in rules.iter().enumerate() {
-            by_shape.entry((r.priority, r.mask, r.pipeline_mask())).or_default().push(pos as u32);
+            by_shape.entry((r.mask, r.pipeline_mask())).or_default().push(pos as u32);
         }
-        let mut groups: Vec<Group> = by_shape.into_iter().map(|((p, _, pm), m)| Group::new(p, pm, m, rules)).collect();
-        groups.sort_by_key(|g| (std::cmp::Reverse(g.priority), g.first));
+        let mut groups: Vec<Group> = by_shape.into_iter().map(|((_, pm), m)| Group::new(pm, m, rules)).collect();
+        groups.sort_by_key(|g| g.first);
         let mut budget = PER_RULE_BUDGET;
         for part in groups.iter_mut().flat_map(|g| g.parts.iter_mut()) {
             let n = part.members.len();
@@ -284,7 +300,7 @@ impl TableIndex {
         TableIndex { groups }
     }
 
-    /// Number of groups (distinct mask and priority pairs).
+    /// Number of groups (distinct masks, register masks apart).
     pub fn groups(&self) -> usize {
         self.groups.len()
     }
@@ -306,114 +322,76 @@ impl TableIndex {
     /// bits of `key`) with what disproves every rule before the winner in lookup order.
     /// The winner's own mask is not included.
     pub fn lookup(&self, rules: &[CompiledRule], key: &FlowKey, regs: &Registers, proof: &mut Proof) -> Option<u32> {
-        let mut best: Option<(u16, u32)> = None;
         proof.bits = Mask::ZERO;
         proof.optional.clear();
         proof.choices.clear();
-        // Proofs of the groups at the current priority level: committed only once it is
-        // known whether the winner is at this level, since some may be unnecessary.
+        // Proofs of the visited groups, committed once the winner is known (a group's
+        // rules after the winner need none).
         let mut pending = std::mem::take(&mut proof.pending);
         pending.clear();
-        let mut level = None;
+        // The best match so far, as a position in lookup order (u32::MAX: none): only
+        // rules before it can win, and only they need a witness.
+        let mut best = u32::MAX;
         for (gi, g) in self.groups.iter().enumerate() {
-            if let Some((bp, bpos)) = best {
-                if g.priority < bp {
-                    break;
-                }
-                if g.first > bpos {
-                    continue;
-                }
+            if g.first >= best {
+                // Groups are in order of their first rule: none of the rest comes
+                // before the best match.
+                break;
             }
             let Some(pi) = g.part_for(regs) else { continue };
             let part = &g.parts[pi as usize];
-            if level != Some(g.priority) {
-                // A new, lower level and no winner yet: the previous level's rules all
-                // come before any winner.
-                for p in pending.drain(..) {
-                    p.commit(&self.groups, rules, key, proof);
-                }
-                level = Some(g.priority);
-            }
-            let at = (gi as u32, pi);
-            if part.per_rule {
-                // Small group: rule by rule, as the scan does, so that every rule that
-                // differs in several fields gets the cheapest witness.
-                let hit = part.members.iter().copied().find(|&p| rules[p as usize].matches(key));
-                if let Some(pos) = hit
-                    && best.is_none_or(|(_, bpos)| pos < bpos)
-                {
-                    best = Some((g.priority, pos));
-                }
-                pending.push(Pending { at, bits: Mask::ZERO, leaf: None, alt: None, per_rule: true });
+            if part.first >= best {
                 continue;
             }
-            let mut bits = Mask::ZERO;
-            let mut leaf = None;
-            let mut hit = false;
-            match part.trees[0].probe(rules, key, &mut bits) {
-                Probe::Hit(pos) => {
-                    hit = true;
-                    if best.is_none_or(|(_, bpos)| pos < bpos) {
-                        best = Some((g.priority, pos));
-                    }
-                }
-                Probe::Miss(l) => leaf = l,
+            let p = part.prove(rules, key, best, (gi as u32, pi));
+            if let Some(pos) = p.hit {
+                best = pos;
             }
-            let mut alt = None;
-            // A hit in one tree is a hit in the other (the same rules): no second proof.
-            if let Some(t) = part.trees.get(1).filter(|_| !hit) {
-                let mut abits = Mask::ZERO;
-                if let Probe::Miss(l) = t.probe(rules, key, &mut abits)
-                    && (abits != bits || l.is_some() || leaf.is_some())
-                {
-                    alt = Some((abits, l));
-                }
-            }
-            pending.push(Pending { at, bits, leaf, alt, per_rule: false });
+            pending.push(p);
         }
-        let Some((_, wpos)) = best else {
-            for p in pending.drain(..) {
-                p.commit(&self.groups, rules, key, proof);
-            }
-            proof.pending = pending;
-            return None;
-        };
         for p in pending.iter() {
             let part = &self.groups[p.at.0 as usize].parts[p.at.1 as usize];
-            if part.first > wpos || part.members.binary_search(&wpos).is_ok() {
-                // Nothing in the group comes before the winner, or it is the winner's
-                // group, whose proof lies inside the winner's mask.
+            if part.first >= best || p.hit == Some(best) {
+                // Nothing in the part comes before the winner, or it is the winner's
+                // part: every rule of it has the winner's mask, which is all in the
+                // megaflow's mask, so the rules before it fail on bits already there.
                 continue;
             }
-            if part.per_rule {
-                part.disprove_each(rules, key, wpos, proof);
+            if p.thr != best && part.last >= best {
+                // Proved while the best match was a later rule: the proof may cover
+                // rules after the winner. Prove again for the winner alone (the part's
+                // nodes are in the cache now).
+                part.prove(rules, key, best, p.at).commit(part, rules, key, best, proof);
             } else {
-                p.commit(&self.groups, rules, key, proof);
+                p.commit(part, rules, key, best, proof);
             }
         }
         proof.pending = pending;
-        Some(wpos)
+        (best != u32::MAX).then_some(best)
     }
 }
 
-/// A visited group's proof, held until it is known whether it is needed.
+/// A visited part's proof, held until it is known whether it is needed.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Pending {
     /// The group and its part.
     at: (u32, u32),
+    /// The proof covers the part's rules before this position.
+    thr: u32,
+    /// The part's first rule before `thr` that matches the key.
+    hit: Option<u32>,
     bits: Mask,
     /// A failed rule whose witness is left to the caller.
     leaf: Option<u32>,
-    /// The proof by the group's second tree, if it has one and it differs.
+    /// The proof by the part's second tree, if it has one and it differs.
     alt: Option<(Mask, Option<u32>)>,
-    /// A small group, disproved rule by rule when committed.
-    per_rule: bool,
 }
 
 impl Pending {
-    fn commit(&self, groups: &[Group], rules: &[CompiledRule], key: &FlowKey, proof: &mut Proof) {
-        if self.per_rule {
-            groups[self.at.0 as usize].parts[self.at.1 as usize].disprove_each(rules, key, u32::MAX, proof);
+    /// Adds the proof to `proof`: the part's rules before `until` fail for `key`.
+    fn commit(&self, part: &Part, rules: &[CompiledRule], key: &FlowKey, until: u32, proof: &mut Proof) {
+        if part.per_rule {
+            part.disprove_each(rules, key, until, proof);
             return;
         }
         match self.alt {
@@ -444,7 +422,7 @@ enum Leaf {
 }
 
 impl Group {
-    fn new(priority: u16, pipeline_mask: Registers, members: Vec<u32>, rules: &[CompiledRule]) -> Group {
+    fn new(pipeline_mask: Registers, members: Vec<u32>, rules: &[CompiledRule]) -> Group {
         let mut by_value: HashMap<Registers, u32, IdentityBuildHasher> = Default::default();
         let mut split: Vec<Vec<u32>> = Vec::new();
         if pipeline_mask == Registers::default() {
@@ -461,7 +439,7 @@ impl Group {
         }
         let parts: Vec<Part> = split.into_iter().map(|m| Part::new(m, rules)).collect();
         let first = parts.iter().map(|p| p.first).min().expect("a group has rules");
-        Group { priority, first, pipeline_mask, parts, by_value }
+        Group { first, pipeline_mask, parts, by_value }
     }
 
     /// The part whose rules' register values `regs` has, if any.
@@ -487,9 +465,38 @@ impl Part {
                         + t.nodes.capacity() * std::mem::size_of::<Node>()
                         + t.dirs.capacity() * 4
                         + t.values.capacity() * 16
-                        + t.next.capacity() * 4
+                        + t.links.capacity() * std::mem::size_of::<Link>()
                 })
                 .sum::<usize>()
+    }
+
+    /// Looks the part up for `key`, for its rules before position `thr`: the first of
+    /// them that matches, and (if none does) what disproves them.
+    fn prove(&self, rules: &[CompiledRule], key: &FlowKey, thr: u32, at: (u32, u32)) -> Pending {
+        let mut p = Pending { at, thr, hit: None, bits: Mask::ZERO, leaf: None, alt: None };
+        if self.per_rule {
+            // Small part: rule by rule when committed, as the scan does, so that every
+            // rule that differs in several fields gets the cheapest witness.
+            p.hit = self.members.iter().copied().take_while(|&q| q < thr).find(|&q| rules[q as usize].matches(key));
+            return p;
+        }
+        match self.trees[0].probe(rules, key, thr, &mut p.bits) {
+            Probe::Hit(pos) => {
+                // A hit in one tree is a hit in the other (the same rules): no second proof.
+                p.hit = Some(pos);
+                return p;
+            }
+            Probe::Miss(l) => p.leaf = l,
+        }
+        if let Some(t) = self.trees.get(1) {
+            let mut abits = Mask::ZERO;
+            if let Probe::Miss(l) = t.probe(rules, key, thr, &mut abits)
+                && (abits != p.bits || l.is_some() || p.leaf.is_some())
+            {
+                p.alt = Some((abits, l));
+            }
+        }
+        p
     }
 
     /// Disproves the part's failing rules before position `until` one by one: a rule
@@ -527,24 +534,27 @@ impl Part {
             stages[n_cat..].reverse();
             trees.push(Tree::new(stages, &members, rules));
         }
-        Part { first: members[0], members, trees, per_rule: false }
+        Part { first: members[0], last: members[members.len() - 1], members, trees, per_rule: false }
     }
 }
 
 impl Tree {
     fn new(stages: Vec<(Field, u128)>, members: &[u32], rules: &[CompiledRule]) -> Tree {
-        let mut t = Tree { stages, nodes: Vec::new(), values: Vec::new(), dirs: Vec::new(), next: Vec::new(), root: 0 };
+        let mut t =
+            Tree { stages, nodes: Vec::new(), values: Vec::new(), dirs: Vec::new(), links: Vec::new(), root: 0 };
         let mut work = members.to_vec();
-        t.root = t.build(&mut work, 0, rules);
+        t.root = t.build(&mut work, 0, rules).next;
         t
     }
 
     /// Builds the subtree of `set` (rules agreeing on stages before `stage`); returns
-    /// its entry (node index or leaf).
-    fn build(&mut self, set: &mut [u32], stage: usize, rules: &[CompiledRule]) -> u32 {
+    /// its entry (node index or leaf) and its first rule.
+    fn build(&mut self, set: &mut [u32], stage: usize, rules: &[CompiledRule]) -> Link {
+        let min = *set.iter().min().expect("non-empty");
         if set.len() == 1 || stage == self.stages.len() {
-            // One rule, or duplicates of one value path: the first in order wins.
-            return LEAF | *set.iter().min().expect("non-empty");
+            // One rule, or the same value path at several priorities: the first in
+            // lookup order wins, and if it fails all fail.
+            return Link { next: LEAF | min, min };
         }
         let (field, fmask) = self.stages[stage];
         // Each rule's value read once, then sorted as pairs: a sort by a key read
@@ -569,25 +579,37 @@ impl Tree {
         drop(keyed);
         let start = self.values.len();
         self.values.extend(runs.iter().map(|r| r.0));
-        self.next.resize(start + runs.len(), 0);
+        self.links.resize(start + runs.len(), Link { next: 0, min: 0 });
         let node = self.nodes.len() as u32;
         let n = Node::new(start, &self.values[start..], &mut self.dirs);
         self.nodes.push(n);
         for (k, &(_, i, j)) in runs.iter().enumerate() {
-            let child = self.build(&mut set[i..j], stage + 1, rules);
-            self.next[start + k] = child;
+            self.links[start + k] = self.build(&mut set[i..j], stage + 1, rules);
         }
-        node
+        Link { next: node, min }
     }
 
-    /// Walks the key's path. Returns the matching rule's position, and adds to `bits`
-    /// the witnesses of every rule of the group left behind on the way.
-    fn probe(&self, rules: &[CompiledRule], key: &FlowKey, bits: &mut Mask) -> Probe {
+    /// Walks the key's path for the rules before position `thr`. Returns the matching
+    /// rule's position, and adds to `bits` the witnesses of those rules left behind on
+    /// the way.
+    ///
+    /// At a node, the rules left behind are those below the values other than the key's
+    /// whose first rule comes before `thr`. Their witness is the node's field: for a
+    /// prefix field, the prefix down to the first bit where the key differs from the
+    /// closest such value below or above the key's place (sorted values share fewer
+    /// leading bits with the key the farther they are). A value is looked for at most
+    /// `SKIP_LIMIT` places away; past that, the value there is used instead, whose
+    /// witness is at least as long as any farther value's, so the proof stays correct
+    /// (a few bits wider at worst).
+    fn probe(&self, rules: &[CompiledRule], key: &FlowKey, thr: u32, bits: &mut Mask) -> Probe {
         let mut entry = self.root;
         let mut stage = 0;
         loop {
             if entry & LEAF != 0 {
                 let pos = entry & !LEAF;
+                if pos >= thr {
+                    return Probe::Miss(None);
+                }
                 return match self.leaf_witness(&rules[pos as usize], key, stage, bits) {
                     Leaf::Matches => Probe::Hit(pos),
                     Leaf::One => Probe::Miss(None),
@@ -596,21 +618,29 @@ impl Tree {
             }
             let (field, fmask) = self.stages[stage];
             let node = self.nodes[entry as usize];
-            let (start, len) = (node.start, node.len);
-            let vals = &self.values[start as usize..(start + len) as usize];
+            let start = node.start as usize;
+            let len = node.len as usize;
+            let vals = &self.values[start..start + len];
+            let links = &self.links[start..start + len];
             let v = field.get(key) & fmask;
             let found = node.search(vals, &self.dirs, v);
-            if vals.len() > 1 || found.is_err() {
+            let (at, skip) = match found {
+                Ok(i) => (i, 1),
+                Err(i) => (i, 0),
+            };
+            // The closest values below and above the key's place, other than the key's,
+            // that have a rule before `thr` (or stand in for one: see above).
+            let wanted = |i: &usize| links[*i].min < thr;
+            let lo = (at.saturating_sub(SKIP_LIMIT)..at)
+                .rev()
+                .find(wanted)
+                .or((at > SKIP_LIMIT).then(|| at - SKIP_LIMIT - 1));
+            let up = (at + skip..len.min(at + skip + SKIP_LIMIT))
+                .find(wanted)
+                .or((len > at + skip + SKIP_LIMIT).then_some(at + skip + SKIP_LIMIT));
+            if lo.is_some() || up.is_some() {
                 let w = if field.is_prefix() {
-                    let at = match found {
-                        Ok(i) => i,
-                        Err(i) => i,
-                    };
-                    let skip = found.is_ok() as usize;
-                    // Closest values below and above the key's, other than the key's.
-                    let lo = at.checked_sub(1).map(|i| vals[i]);
-                    let hi = vals.get(at + skip).copied();
-                    let top = [lo, hi].into_iter().flatten().map(|x| 127 - (x ^ v).leading_zeros()).min();
+                    let top = [lo, up].into_iter().flatten().map(|i| 127 - (vals[i] ^ v).leading_zeros()).min();
                     top.map_or(0, |t| field.all_ones() & !((1u128 << t) - 1))
                 } else {
                     fmask
@@ -618,11 +648,11 @@ impl Tree {
                 *bits = bits.union(&field.mask_of(w));
             }
             match found {
-                Ok(i) => {
-                    entry = self.next[start as usize + i];
+                Ok(i) if links[i].min < thr => {
+                    entry = links[i].next;
                     stage += 1;
                 }
-                Err(_) => return Probe::Miss(None),
+                _ => return Probe::Miss(None),
             }
         }
     }
