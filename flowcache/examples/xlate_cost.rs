@@ -127,8 +127,8 @@ fn main() {
     let o = options();
     let macs = MacTable::default();
     println!("shape {}, {} packets, {} repetitions", if o.bench_shape { "bench" } else { "scale" }, o.packets, o.reps);
-    println!("| rules | groups | build ms | us/translation min | max |");
-    println!("|---|---|---|---|---|");
+    println!("| rules | groups | heap MB | build ms | us/translation min | max |");
+    println!("|---|---|---|---|---|---|");
     let mut mins = Vec::new();
     for &n in &o.sizes {
         let (rules, mut keys) = workload(n, o.bench_shape, o.packets + WARM_UP);
@@ -136,10 +136,11 @@ fn main() {
         let start = Instant::now();
         let tables = RuleTables::new(rules, vec![1, 2, 3, 4]).expect("valid rules");
         let build_ms = start.elapsed().as_secs_f64() * 1e3;
+        let mb = tables.index_heap_bytes() as f64 / 1e6;
         std::hint::black_box(warm_up(&tables, &macs, &warm));
         if o.count_only || o.reps == 0 {
             measured_pass(&tables, &macs, &keys);
-            println!("| {n} | {} | {build_ms:.0} | translations {} |", tables.index_groups(), keys.len());
+            println!("| {n} | {} | {mb:.1} | {build_ms:.0} | translations {} |", tables.index_groups(), keys.len());
             continue;
         }
         let (mut lo, mut hi) = (f64::MAX, 0f64);
@@ -164,7 +165,7 @@ fn main() {
             }
             scan = format!(" masks vs scan: {wider} wider, {narrower} narrower of {k} |");
         }
-        println!("| {n} | {} | {build_ms:.0} | {lo:.2} | {hi:.2} |{scan}", tables.index_groups());
+        println!("| {n} | {} | {mb:.1} | {build_ms:.0} | {lo:.2} | {hi:.2} |{scan}", tables.index_groups());
         mins.push((n, lo, hi));
     }
     if let (Some(first), Some(last)) = (mins.first(), mins.last())

@@ -274,8 +274,8 @@ pub(crate) struct Proof {
     /// Groups with two alternative proofs (bits, and a rule left to the caller): the
     /// caller takes the one that adds fewer bits to its mask.
     pub choices: Vec<[(Mask, Option<u32>); 2]>,
-    /// Scratch: proofs of the visited parts.
-    pending: Vec<Pending>,
+    /// Scratch: the parts a lookup visited.
+    visited: Vec<Visit>,
 }
 
 impl TableIndex {
@@ -325,10 +325,8 @@ impl TableIndex {
         proof.bits = Mask::ZERO;
         proof.optional.clear();
         proof.choices.clear();
-        // Proofs of the visited groups, committed once the winner is known (a group's
-        // rules after the winner need none).
-        let mut pending = std::mem::take(&mut proof.pending);
-        pending.clear();
+        let mut visited = std::mem::take(&mut proof.visited);
+        visited.clear();
         // The best match so far, as a position in lookup order (u32::MAX: none): only
         // rules before it can win, and only they need a witness.
         let mut best = u32::MAX;
@@ -343,65 +341,47 @@ impl TableIndex {
             if part.first >= best {
                 continue;
             }
-            let p = part.prove(rules, key, best, (gi as u32, pi));
-            if let Some(pos) = p.hit {
+            let hit = part.prove(rules, key, best, proof);
+            visited.push(Visit { at: (gi as u32, pi), thr: best, hit: hit.unwrap_or(u32::MAX) });
+            if let Some(pos) = hit {
                 best = pos;
             }
-            pending.push(p);
         }
-        for p in pending.iter() {
-            let part = &self.groups[p.at.0 as usize].parts[p.at.1 as usize];
-            if part.first >= best || p.hit == Some(best) {
-                // Nothing in the part comes before the winner, or it is the winner's
-                // part: every rule of it has the winner's mask, which is all in the
-                // megaflow's mask, so the rules before it fail on bits already there.
-                continue;
-            }
-            if p.thr != best && part.last >= best {
-                // Proved while the best match was a later rule: the proof may cover
-                // rules after the winner. Prove again for the winner alone (the part's
-                // nodes are in the cache now).
-                part.prove(rules, key, best, p.at).commit(part, rules, key, best, proof);
-            } else {
-                p.commit(part, rules, key, best, proof);
+        // Every visited part has rules before the winner (it was visited because its
+        // first rule comes before the best match then). Its proof is exact if it was
+        // made for the winner, or if all of its rules come before the winner; else it
+        // may cover rules after the winner and be wider than needed: then all proofs
+        // are made again for the winner (rare: a later group held a better match, and
+        // an earlier one rules on both sides of it; the nodes are in the cache now).
+        // The winner's own part needs none: its rules have the winner's mask, all of
+        // which the megaflow's mask holds, so those before the winner fail on bits
+        // already there (and its walk added only such bits).
+        let part = |v: &Visit| &self.groups[v.at.0 as usize].parts[v.at.1 as usize];
+        if visited.iter().any(|v| v.hit != best && v.thr != best && part(v).last >= best && !part(v).per_rule) {
+            proof.bits = Mask::ZERO;
+            proof.optional.clear();
+            proof.choices.clear();
+            for v in visited.iter().filter(|v| v.hit != best) {
+                part(v).prove(rules, key, best, proof);
             }
         }
-        proof.pending = pending;
+        for v in visited.iter().filter(|v| v.hit != best && part(v).per_rule) {
+            part(v).disprove_each(rules, key, best, proof);
+        }
+        proof.visited = visited;
         (best != u32::MAX).then_some(best)
     }
 }
 
-/// A visited part's proof, held until it is known whether it is needed.
+/// A part looked at by a lookup.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Pending {
+pub(crate) struct Visit {
     /// The group and its part.
     at: (u32, u32),
-    /// The proof covers the part's rules before this position.
+    /// Its proof covers its rules before this position.
     thr: u32,
-    /// The part's first rule before `thr` that matches the key.
-    hit: Option<u32>,
-    bits: Mask,
-    /// A failed rule whose witness is left to the caller.
-    leaf: Option<u32>,
-    /// The proof by the part's second tree, if it has one and it differs.
-    alt: Option<(Mask, Option<u32>)>,
-}
-
-impl Pending {
-    /// Adds the proof to `proof`: the part's rules before `until` fail for `key`.
-    fn commit(&self, part: &Part, rules: &[CompiledRule], key: &FlowKey, until: u32, proof: &mut Proof) {
-        if part.per_rule {
-            part.disprove_each(rules, key, until, proof);
-            return;
-        }
-        match self.alt {
-            None => {
-                proof.bits = proof.bits.union(&self.bits);
-                proof.optional.extend(self.leaf);
-            }
-            Some(alt) => proof.choices.push([(self.bits, self.leaf), alt]),
-        }
-    }
+    /// The matching rule it found (u32::MAX: none).
+    hit: u32,
 }
 
 /// Outcome of walking one group.
@@ -470,33 +450,32 @@ impl Part {
                 .sum::<usize>()
     }
 
-    /// Looks the part up for `key`, for its rules before position `thr`: the first of
-    /// them that matches, and (if none does) what disproves them.
-    fn prove(&self, rules: &[CompiledRule], key: &FlowKey, thr: u32, at: (u32, u32)) -> Pending {
-        let mut p = Pending { at, thr, hit: None, bits: Mask::ZERO, leaf: None, alt: None };
+    /// Looks the part up for `key`, for its rules before position `thr`: returns the
+    /// first of them that matches; if none does, adds to `proof` what disproves them
+    /// (a part disproved rule by rule adds nothing here: see `disprove_each`).
+    fn prove(&self, rules: &[CompiledRule], key: &FlowKey, thr: u32, proof: &mut Proof) -> Option<u32> {
         if self.per_rule {
-            // Small part: rule by rule when committed, as the scan does, so that every
-            // rule that differs in several fields gets the cheapest witness.
-            p.hit = self.members.iter().copied().take_while(|&q| q < thr).find(|&q| rules[q as usize].matches(key));
-            return p;
+            return self.members.iter().copied().take_while(|&q| q < thr).find(|&q| rules[q as usize].matches(key));
         }
-        match self.trees[0].probe(rules, key, thr, &mut p.bits) {
-            Probe::Hit(pos) => {
-                // A hit in one tree is a hit in the other (the same rules): no second proof.
-                p.hit = Some(pos);
-                return p;
-            }
-            Probe::Miss(l) => p.leaf = l,
-        }
+        let mut bits = Mask::ZERO;
+        let leaf = match self.trees[0].probe(rules, key, thr, &mut bits) {
+            // A hit in one tree is a hit in the other (the same rules): no second proof.
+            Probe::Hit(pos) => return Some(pos),
+            Probe::Miss(l) => l,
+        };
         if let Some(t) = self.trees.get(1) {
             let mut abits = Mask::ZERO;
             if let Probe::Miss(l) = t.probe(rules, key, thr, &mut abits)
-                && (abits != p.bits || l.is_some() || p.leaf.is_some())
+                && (abits != bits || l.is_some() || leaf.is_some())
             {
-                p.alt = Some((abits, l));
+                // Two proofs: the translator keeps the one that adds fewer bits.
+                proof.choices.push([(bits, leaf), (abits, l)]);
+                return None;
             }
         }
-        p
+        proof.bits = proof.bits.union(&bits);
+        proof.optional.extend(leaf);
+        None
     }
 
     /// Disproves the part's failing rules before position `until` one by one: a rule
