@@ -157,25 +157,58 @@ struct Part {
 /// A decision tree over a group's fields in one order.
 #[derive(Debug, Clone)]
 struct Tree {
-    /// The matched fields in test order, each with the group's mask of it.
-    stages: Vec<(Field, u128)>,
+    /// What each level tests, in order.
+    stages: Vec<Stage>,
     nodes: Vec<Node>,
-    values: Vec<u128>,
+    /// The nodes' values and where they lead, node after node.
+    entries: Vec<Entry>,
     /// The nodes' directories (see [`Node`]), one after another.
     dirs: Vec<u32>,
-    /// One per value: where its path goes on, and the first rule below.
-    links: Vec<Link>,
     /// The entry of the root: a node, or a leaf for a group with a single rule or no
     /// matched field.
     root: u32,
 }
 
-/// Where a value of a node leads, beside the first rule (lowest position) below it: a
+/// One level of a tree: up to 64 bits of one field. A field of at most 64 bits is one
+/// stage; an IPv6 address whose mask has bits in both halves is two (the upper half
+/// first), so that every value of a node is a `u64` and an [`Entry`] is 16 bytes, four
+/// to a cache line (the upper half's node leaves behind values that differ there, the
+/// lower half's those equal there, so the prefix witness is the same as over the whole
+/// field).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Stage {
+    field: Field,
+    /// The group's mask of the field, limited to this stage's half (field coordinates).
+    mask: u128,
+    /// Where the stage's bits start in the field (0 or 64).
+    shift: u32,
+}
+
+impl Stage {
+    /// The stage's value of `k` (a key or a rule's value).
+    #[inline]
+    fn get(&self, k: &FlowKey) -> u64 {
+        ((self.field.get(k) & self.mask) >> self.shift) as u64
+    }
+
+    /// The stages of a field matched under `mask`.
+    fn of(field: Field, mask: u128) -> impl Iterator<Item = Stage> {
+        let halves = if field.width() > 64 {
+            [(64, mask >> 64 << 64), (0, mask & u128::from(u64::MAX))]
+        } else {
+            [(0, mask), (0, 0)]
+        };
+        halves.into_iter().filter(|&(_, m)| m != 0).map(move |(shift, mask)| Stage { field, mask, shift })
+    }
+}
+
+/// A value of a node, where it leads, and the first rule (lowest position) below it: a
 /// lookup skips the values whose rules all come after the best match it has (they can
-/// neither win nor need a witness). Kept together so that the one cache line read for a
-/// value's child also says whether the value matters.
+/// neither win nor need a witness). Together, so that the cache line read to find the
+/// key's value also holds its child and its neighbours' first rules.
 #[derive(Debug, Clone, Copy)]
-struct Link {
+struct Entry {
+    value: u64,
     /// Child node, or `LEAF | position` of the first rule with that value path.
     next: u32,
     /// The lowest position of the rules below.
@@ -186,7 +219,7 @@ struct Link {
 /// key's; past that, the value there stands in for it (see `Tree::probe`).
 const SKIP_LIMIT: usize = 8;
 
-/// A tree node: covers `values[start..start + len]` (sorted) and `links[start..start + len]`.
+/// A tree node: covers `entries[start..start + len]` (sorted by value, distinct).
 ///
 /// A node of at least `DIR_MIN` values also has a *directory*, so that finding the
 /// key's place costs about two cache misses instead of one per level of a binary search
@@ -209,56 +242,58 @@ struct Node {
     shift: u8,
     dir_bits: u8,
     /// The first value's bits from `shift` up.
-    base: u128,
+    base: u64,
 }
 
 /// Nodes with at least this many values get a directory.
 const DIR_MIN: usize = 32;
 
-/// Values per directory bucket, on average when values spread evenly: four `u128`s are
+/// Values per directory bucket, on average when values spread evenly: four entries are
 /// one cache line.
 const DIR_FILL: usize = 4;
 
 impl Node {
-    /// Where `v` is among the node's sorted `vals` (`binary_search`'s answer).
+    /// Where `v` is among the node's `entries` (`binary_search`'s answer).
     #[inline]
-    fn search(&self, vals: &[u128], dirs: &[u32], v: u128) -> Result<usize, usize> {
+    fn search(&self, entries: &[Entry], dirs: &[u32], v: u64) -> Result<usize, usize> {
         if self.dir_bits == 0 {
-            return vals.binary_search(&v);
+            return entries.binary_search_by_key(&v, |e| e.value);
         }
-        let b = (v >> self.shift).saturating_sub(self.base).min((1u128 << self.dir_bits) - 1) as usize;
+        let b = (v >> self.shift).saturating_sub(self.base).min((1u64 << self.dir_bits) - 1) as usize;
         let d = &dirs[self.dir as usize + b..];
         let (lo, hi) = (d[0] as usize, d[1] as usize);
-        match vals[lo..hi].binary_search(&v) {
+        match entries[lo..hi].binary_search_by_key(&v, |e| e.value) {
             Ok(i) => Ok(lo + i),
             Err(i) => Err(lo + i),
         }
     }
 
-    /// A node over `vals` (sorted, distinct), adding its directory to `dirs` if it gets one.
-    fn new(start: usize, vals: &[u128], dirs: &mut Vec<u32>) -> Node {
-        let mut n = Node { start: start as u32, len: vals.len() as u32, dir: 0, shift: 0, dir_bits: 0, base: 0 };
-        if vals.len() < DIR_MIN {
+    /// A node over `entries` (sorted by value, distinct), adding its directory to `dirs`
+    /// if it gets one.
+    fn new(start: usize, entries: &[Entry], dirs: &mut Vec<u32>) -> Node {
+        let mut n = Node { start: start as u32, len: entries.len() as u32, dir: 0, shift: 0, dir_bits: 0, base: 0 };
+        if entries.len() < DIR_MIN {
             return n;
         }
-        let varying = 128 - (vals[0] ^ vals[vals.len() - 1]).leading_zeros();
-        let wanted = (vals.len() / DIR_FILL).ilog2().min(24);
+        let (first, last) = (entries[0].value, entries[entries.len() - 1].value);
+        let varying = 64 - (first ^ last).leading_zeros();
+        let wanted = (entries.len() / DIR_FILL).ilog2().min(24);
         n.dir_bits = wanted.min(varying) as u8;
         if n.dir_bits == 0 {
             return n;
         }
         n.shift = (varying - u32::from(n.dir_bits)) as u8;
-        n.base = vals[0] >> n.shift;
+        n.base = first >> n.shift;
         n.dir = dirs.len() as u32;
         let buckets = 1usize << n.dir_bits;
-        for (i, v) in vals.iter().enumerate() {
-            let b = ((v >> n.shift) - n.base) as usize;
+        for (i, e) in entries.iter().enumerate() {
+            let b = ((e.value >> n.shift) - n.base) as usize;
             while dirs.len() - n.dir as usize <= b {
                 dirs.push(i as u32);
             }
         }
         while dirs.len() - n.dir as usize <= buckets {
-            dirs.push(vals.len() as u32);
+            dirs.push(entries.len() as u32);
         }
         n
     }
@@ -441,11 +476,10 @@ impl Part {
                 .iter()
                 .map(|t| {
                     std::mem::size_of::<Tree>()
-                        + t.stages.capacity() * std::mem::size_of::<(Field, u128)>()
+                        + t.stages.capacity() * std::mem::size_of::<Stage>()
                         + t.nodes.capacity() * std::mem::size_of::<Node>()
                         + t.dirs.capacity() * 4
-                        + t.values.capacity() * 16
-                        + t.links.capacity() * std::mem::size_of::<Link>()
+                        + t.entries.capacity() * std::mem::size_of::<Entry>()
                 })
                 .sum::<usize>()
     }
@@ -492,11 +526,11 @@ impl Part {
     fn new(mut members: Vec<u32>, rules: &[CompiledRule]) -> Part {
         members.sort_unstable();
         let r0 = &rules[members[0] as usize];
-        let mut stages: Vec<(Field, u128)> = STAGE_ORDER
+        let mut fields: Vec<(Field, u128)> = STAGE_ORDER
             .iter()
             .filter_map(|&f| r0.fields.iter().find(|fm| fm.field == f).map(|fm| (f, fm.mask)))
             .collect();
-        debug_assert_eq!(stages.len(), r0.fields.len(), "every field has a stage");
+        debug_assert_eq!(fields.len(), r0.fields.len(), "every field has a stage");
         // Categorical fields stay first; the others go by number of distinct values,
         // fewest first (stable, so ties keep STAGE_ORDER). The second tree, if any,
         // tests the non-categorical fields in the reverse order.
@@ -506,40 +540,39 @@ impl Part {
             v.dedup();
             v.len()
         };
-        let n_cat = stages.iter().take_while(|(f, _)| f.is_categorical()).count();
-        stages[n_cat..].sort_by_cached_key(distinct);
-        let mut trees = vec![Tree::new(stages.clone(), &members, rules)];
-        if stages.len() - n_cat >= 2 && members.len() > 1 {
-            stages[n_cat..].reverse();
-            trees.push(Tree::new(stages, &members, rules));
+        let n_cat = fields.iter().take_while(|(f, _)| f.is_categorical()).count();
+        fields[n_cat..].sort_by_cached_key(distinct);
+        let stages = |fields: &[(Field, u128)]| fields.iter().flat_map(|&(f, m)| Stage::of(f, m)).collect();
+        let mut trees = vec![Tree::new(stages(&fields), &members, rules)];
+        if fields.len() - n_cat >= 2 && members.len() > 1 {
+            fields[n_cat..].reverse();
+            trees.push(Tree::new(stages(&fields), &members, rules));
         }
         Part { first: members[0], last: members[members.len() - 1], members, trees, per_rule: false }
     }
 }
 
 impl Tree {
-    fn new(stages: Vec<(Field, u128)>, members: &[u32], rules: &[CompiledRule]) -> Tree {
-        let mut t =
-            Tree { stages, nodes: Vec::new(), values: Vec::new(), dirs: Vec::new(), links: Vec::new(), root: 0 };
+    fn new(stages: Vec<Stage>, members: &[u32], rules: &[CompiledRule]) -> Tree {
+        let mut t = Tree { stages, nodes: Vec::new(), entries: Vec::new(), dirs: Vec::new(), root: 0 };
         let mut work = members.to_vec();
-        t.root = t.build(&mut work, 0, rules).next;
+        t.root = t.build(&mut work, 0, rules).0;
         t
     }
 
     /// Builds the subtree of `set` (rules agreeing on stages before `stage`); returns
     /// its entry (node index or leaf) and its first rule.
-    fn build(&mut self, set: &mut [u32], stage: usize, rules: &[CompiledRule]) -> Link {
+    fn build(&mut self, set: &mut [u32], stage: usize, rules: &[CompiledRule]) -> (u32, u32) {
         let min = *set.iter().min().expect("non-empty");
         if set.len() == 1 || stage == self.stages.len() {
             // One rule, or the same value path at several priorities: the first in
             // lookup order wins, and if it fails all fail.
-            return Link { next: LEAF | min, min };
+            return (LEAF | min, min);
         }
-        let (field, fmask) = self.stages[stage];
+        let st = self.stages[stage];
         // Each rule's value read once, then sorted as pairs: a sort by a key read
         // through `rules` would miss the cache at every comparison.
-        let mut keyed: Vec<(u128, u32)> =
-            set.iter().map(|&p| (field.get(&rules[p as usize].value) & fmask, p)).collect();
+        let mut keyed: Vec<(u64, u32)> = set.iter().map(|&p| (st.get(&rules[p as usize].value), p)).collect();
         keyed.sort_unstable();
         let mut runs = Vec::new();
         let mut i = 0;
@@ -556,16 +589,17 @@ impl Tree {
             *s = k.1;
         }
         drop(keyed);
-        let start = self.values.len();
-        self.values.extend(runs.iter().map(|r| r.0));
-        self.links.resize(start + runs.len(), Link { next: 0, min: 0 });
+        let start = self.entries.len();
+        self.entries.extend(runs.iter().map(|r| Entry { value: r.0, next: 0, min: 0 }));
         let node = self.nodes.len() as u32;
-        let n = Node::new(start, &self.values[start..], &mut self.dirs);
+        let n = Node::new(start, &self.entries[start..], &mut self.dirs);
         self.nodes.push(n);
         for (k, &(_, i, j)) in runs.iter().enumerate() {
-            self.links[start + k] = self.build(&mut set[i..j], stage + 1, rules);
+            let (next, min) = self.build(&mut set[i..j], stage + 1, rules);
+            let e = &mut self.entries[start + k];
+            (e.next, e.min) = (next, min);
         }
-        Link { next: node, min }
+        (node, min)
     }
 
     /// Walks the key's path for the rules before position `thr`. Returns the matching
@@ -595,21 +629,20 @@ impl Tree {
                     Leaf::Several => Probe::Miss(Some(pos)),
                 };
             }
-            let (field, fmask) = self.stages[stage];
+            let st = self.stages[stage];
             let node = self.nodes[entry as usize];
             let start = node.start as usize;
             let len = node.len as usize;
-            let vals = &self.values[start..start + len];
-            let links = &self.links[start..start + len];
-            let v = field.get(key) & fmask;
-            let found = node.search(vals, &self.dirs, v);
+            let es = &self.entries[start..start + len];
+            let v = st.get(key);
+            let found = node.search(es, &self.dirs, v);
             let (at, skip) = match found {
                 Ok(i) => (i, 1),
                 Err(i) => (i, 0),
             };
             // The closest values below and above the key's place, other than the key's,
             // that have a rule before `thr` (or stand in for one: see above).
-            let wanted = |i: &usize| links[*i].min < thr;
+            let wanted = |i: &usize| es[*i].min < thr;
             let lo = (at.saturating_sub(SKIP_LIMIT)..at)
                 .rev()
                 .find(wanted)
@@ -618,17 +651,17 @@ impl Tree {
                 .find(wanted)
                 .or((len > at + skip + SKIP_LIMIT).then_some(at + skip + SKIP_LIMIT));
             if lo.is_some() || up.is_some() {
-                let w = if field.is_prefix() {
-                    let top = [lo, up].into_iter().flatten().map(|i| 127 - (vals[i] ^ v).leading_zeros()).min();
-                    top.map_or(0, |t| field.all_ones() & !((1u128 << t) - 1))
+                let w = if st.field.is_prefix() {
+                    let top = [lo, up].into_iter().flatten().map(|i| 63 - (es[i].value ^ v).leading_zeros()).min();
+                    top.map_or(0, |t| st.field.all_ones() & !((1u128 << (t + st.shift)) - 1))
                 } else {
-                    fmask
+                    st.mask
                 };
-                *bits = bits.union(&field.mask_of(w));
+                *bits = bits.union(&st.field.mask_of(w));
             }
             match found {
-                Ok(i) if links[i].min < thr => {
-                    entry = links[i].next;
+                Ok(i) if es[i].min < thr => {
+                    entry = es[i].next;
                     stage += 1;
                 }
                 _ => return Probe::Miss(None),
@@ -637,16 +670,23 @@ impl Tree {
     }
 
     /// Compares `rule` with `key` on the stages from `stage` on. If exactly one field
-    /// differs, adds its witness to `bits`.
+    /// differs, adds its witness to `bits` (the two stages of an IPv6 address are one
+    /// field: the prefix down to its first differing bit).
     fn leaf_witness(&self, rule: &CompiledRule, key: &FlowKey, stage: usize, bits: &mut Mask) -> Leaf {
-        let mut differing = self.stages[stage..]
-            .iter()
-            .filter(|&&(field, fmask)| (field.get(key) ^ field.get(&rule.value)) & fmask != 0);
-        let Some(&(field, fmask)) = differing.next() else { return Leaf::Matches };
-        if differing.next().is_some() {
-            return Leaf::Several;
+        let mut differing = None;
+        for st in &self.stages[stage..] {
+            let diff = (st.field.get(key) ^ st.field.get(&rule.value)) & st.mask;
+            if diff == 0 {
+                continue;
+            }
+            match differing {
+                // The lower half of an address whose upper half differs already.
+                Some((f, _, _)) if f == st.field => {}
+                Some(_) => return Leaf::Several,
+                None => differing = Some((st.field, st.mask, diff)),
+            }
         }
-        let diff = (field.get(key) ^ field.get(&rule.value)) & fmask;
+        let Some((field, fmask, diff)) = differing else { return Leaf::Matches };
         let w = if field.is_prefix() {
             let top = 127 - diff.leading_zeros();
             field.all_ones() & !((1u128 << top) - 1)
@@ -671,11 +711,11 @@ mod tests {
         let mut r = SplitMix(5);
         for case in 0..200 {
             let n = DIR_MIN + r.below(3000) as usize;
-            let mut vals: Vec<u128> = (0..n)
+            let mut vals: Vec<u64> = (0..n)
                 .map(|_| match case % 3 {
-                    0 => u128::from(r.next_u64() as u32),
-                    1 => 0x1000_0000 | u128::from(r.below(1 << 16)) << 8,
-                    _ => u128::from(r.below(8)) << 100 | u128::from(r.below(1 << 20)),
+                    0 => u64::from(r.next_u64() as u32),
+                    1 => 0x1000_0000 | r.below(1 << 16) << 8,
+                    _ => r.below(8) << 60 | r.below(1 << 20),
                 })
                 .collect();
             vals.sort_unstable();
@@ -683,14 +723,15 @@ mod tests {
             if vals.len() < DIR_MIN {
                 continue;
             }
+            let entries: Vec<Entry> = vals.iter().map(|&value| Entry { value, next: 0, min: 0 }).collect();
             let mut dirs = vec![7; 3]; // a directory need not start at 0
-            let node = Node::new(0, &vals, &mut dirs);
+            let node = Node::new(0, &entries, &mut dirs);
             assert!(node.dir_bits > 0, "case {case}: {} values get a directory", vals.len());
-            let mut keys: Vec<u128> = vals.iter().flat_map(|&v| [v, v.wrapping_sub(1), v + 1]).collect();
-            keys.extend([0, u128::MAX, vals[0] >> 1, vals[vals.len() - 1] << 1]);
-            keys.extend((0..200).map(|_| u128::from(r.next_u64()) << (r.below(64) as u32)));
+            let mut keys: Vec<u64> = vals.iter().flat_map(|&v| [v, v.wrapping_sub(1), v + 1]).collect();
+            keys.extend([0, u64::MAX, vals[0] >> 1, vals[vals.len() - 1] << 1]);
+            keys.extend((0..200).map(|_| r.next_u64() >> (r.below(64) as u32)));
             for k in keys {
-                assert_eq!(node.search(&vals, &dirs, k), vals.binary_search(&k), "case {case} key {k:#x}");
+                assert_eq!(node.search(&entries, &dirs, k), vals.binary_search(&k), "case {case} key {k:#x}");
             }
         }
     }
