@@ -787,3 +787,35 @@ fn ipv6_packet(rules: &[Rule], r: &mut Rng) -> FlowKey {
     }
     k
 }
+
+/// A table where no rule matches still needs a witness for every rule: here two rules
+/// of one mask with two address fields (a group small enough to be disproved rule by
+/// rule), a packet failing each in nw_dst alone. The megaflow must not cover the
+/// packet with the first rule's nw_dst, which that rule matches (a lookup once skipped
+/// such groups' witnesses when nothing won).
+#[test]
+fn a_table_without_a_winner_disproves_every_rule() {
+    let m = |src: u32, dst: u32| Match {
+        dl_type: Some(ethertype::IPV4),
+        nw_src: Some(Masked { value: Ipv4Addr::from(src), mask: Ipv4Addr::from(0xff00_0000) }),
+        nw_dst: Some(Masked { value: Ipv4Addr::from(dst), mask: Ipv4Addr::from(0xffff_ff00) }),
+        ..Match::default()
+    };
+    let rules = vec![
+        Rule { priority: 10, ..Rule::new(m(0x0a00_0000, 0x0a01_0200), vec![Action::Output(2)]) },
+        Rule { priority: 10, ..Rule::new(m(0x0a00_0000, 0x0a01_0300), vec![Action::Output(3)]) },
+    ];
+    let tables = RuleTables::new(rules.clone(), PORTS.to_vec()).unwrap();
+    let macs = MacTable::default();
+    let mut p = FlowKey::ZERO;
+    p.set_in_port(1);
+    p.set_dl_type(ethertype::IPV4);
+    p.set_nw_src_u32(0x0a00_0001);
+    p.set_nw_dst_u32(0x0b01_0201);
+    let t = translate(&tables, &macs, &p, Duration::ZERO);
+    assert!(t.rules.is_empty());
+    let mut q = p;
+    q.set_nw_dst_u32(0x0a01_0201);
+    assert_eq!(reference::evaluate(&rules, &PORTS, &macs, Duration::ZERO, &q), vec![DpAction::Output(2)]);
+    assert!(!p.masked(&t.mask).matches(&t.mask, &q), "the megaflow covers {q:?}: mask {:x?}", t.mask.w);
+}

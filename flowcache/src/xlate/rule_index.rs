@@ -11,18 +11,21 @@
 //!
 //! # Structure
 //!
-//! Rules are partitioned into *groups* of equal compiled mask and equal priority (a
-//! tuple space as in OVS's classifier, split by priority so that a group is either
-//! wholly above the winner, wholly equal to it, or not looked at). Groups are visited in
-//! priority order, and the visit stops at the first group whose priority is below the
-//! best match found: lower rules can neither win nor need a witness.
+//! Rules are partitioned into *groups* of equal compiled mask (a tuple space as in OVS's
+//! classifier: one group per mask, whatever the priorities of its rules). A rule's
+//! *position* is its place in the table's lookup order (priority, then input order), so
+//! "comes before" is one comparison of positions. Groups are visited in the order of
+//! their first rule, and the visit stops at the first group whose first rule comes
+//! after the best match found: the rest can neither win nor need a witness.
 //!
 //! Inside a group every rule matches the same fields under the same masks, so the group
 //! is a decision tree over its fields in a fixed *stage order*: categorical fields first
 //! (in_port, dl_type, VLAN, fragment bits, nw_proto, ...), then MACs, then addresses,
-//! then L4 ports. A tree node holds the sorted distinct values that the rules below it
-//! have in the node's field; a node whose rules all share one rule collapses into a
-//! leaf that names that rule (the remaining fields are compared with the rule itself).
+//! then L4 ports (a stage is at most 64 bits: an IPv6 address is two stages, upper half
+//! first). A tree node holds the sorted distinct values that the rules below it have in
+//! the node's stage, each beside its child and the *first rule* (lowest position) below
+//! it; a node whose rules all share one value path collapses into a leaf that names the
+//! first of them (the remaining fields are compared with the rule itself).
 //! Looking a key up walks one path: at a node, the key's value either is present (go on)
 //! or not (no rule of the group matches; stop). Every rule the walk leaves behind at a
 //! node differs from the key in that node's field, and that field is the rule's witness:
@@ -33,6 +36,16 @@
 //!   longest prefix with the key is next to the key's insertion point, so one binary
 //!   search gives what OVS's prefix tries and ports trie give, and it is never longer
 //!   than the longest per-rule witness of that node.
+//!
+//! Priorities inside a group: a walk is made for the rules before a *threshold* (the
+//! best match so far). A value whose first rule comes at or after it is skipped: the
+//! walk does not go down it, and it is not a value "left behind" (the closest value is
+//! looked for among the others, at most `SKIP_LIMIT` places away, past which the value
+//! there stands in: correct, a few bits wider at worst). So a group holding rules above
+//! and below the winner proves only those above, as the scan does. A group's proof is
+//! made when it is visited, for the best match then; if a later group holds a better
+//! match and an earlier visited group has rules on both sides of it (rare), all proofs
+//! are made again for the final winner, so no proof covers a rule after the winner.
 //!
 //! So each rule is disproved by its first differing field in tree order, the witness
 //! the per-rule scan takes when that field is its only or its cheapest one; the scan's
@@ -47,21 +60,23 @@
 //! a rule the scan's witness except in rare ties among categorical fields (the
 //! reference rule sets' megaflow counts are the same either way).
 //!
-//! Groups at the winner's priority are resolved once the winner is known: only their
-//! rules before it in input order need a witness (OVS leaves overlapping equal-priority
-//! rules undefined; here the first given wins). A large such group that has rules on
-//! both sides of the winner is disproved whole: correct, possibly a few bits wider, and
-//! rare in real rule sets.
+//! Equal priorities: the first rule in input order wins (OVS leaves overlapping
+//! equal-priority rules undefined), which positions express without a special case.
 //!
-//! Cost of a lookup: for each visited group, one root-to-leaf walk of at most one node
-//! per matched field (two walks for groups with two trees), plus at most
-//! `PER_RULE_BUDGET` rules compared one by one. A node of many values finds the key's
-//! place through a bucket directory (see [`Node`]): about two cache lines instead of one
-//! per level of a binary search. So a lookup reads O(groups visited x fields) cache
-//! lines, whatever the number of rules; but at 100 rules they are all cached and at
-//! 10^6 (hundreds of MB) most are misses, which is why a lookup there still costs
-//! several times more (BENCHMARKS.md, "Slow path"). Built once per
-//! [`RuleTables`](super::RuleTables) version.
+//! # Cost and layout
+//!
+//! A lookup makes, for each visited group, one root-to-leaf walk of at most one node
+//! per stage (two walks for groups with two trees), plus at most `PER_RULE_BUDGET`
+//! rules compared one by one. The number of groups is the number of distinct masks (a
+//! rule set with several priorities per shape no longer multiplies it), and the walks
+//! stop early at values whose rules all come after the best match. At 10^6 rules the
+//! index is hundreds of MB and most node reads are cache misses, so the layout is made
+//! for few cache lines per node: a value, its child and its first rule are one 16-byte
+//! [`Entry`], four to a line; a node of many values finds the key's place through a
+//! bucket directory (see [`Node`]), so the search reads the directory entry and one
+//! bucket (which also holds the neighbours the witness needs) instead of one line per
+//! level of a binary search. BENCHMARKS.md ("Translation alone") has the counts. Built
+//! once per [`RuleTables`](super::RuleTables) version.
 
 use super::fields::Field;
 use std::collections::HashMap;
@@ -392,15 +407,16 @@ impl TableIndex {
         // which the megaflow's mask holds, so those before the winner fail on bits
         // already there (and its walk added only such bits).
         let part = |v: &Visit| &self.groups[v.at.0 as usize].parts[v.at.1 as usize];
-        if visited.iter().any(|v| v.hit != best && v.thr != best && part(v).last >= best && !part(v).per_rule) {
+        let won = |v: &Visit| best != u32::MAX && v.hit == best;
+        if visited.iter().any(|v| !won(v) && v.thr != best && part(v).last >= best && !part(v).per_rule) {
             proof.bits = Mask::ZERO;
             proof.optional.clear();
             proof.choices.clear();
-            for v in visited.iter().filter(|v| v.hit != best) {
+            for v in visited.iter().filter(|v| !won(v)) {
                 part(v).prove(rules, key, best, proof);
             }
         }
-        for v in visited.iter().filter(|v| v.hit != best && part(v).per_rule) {
+        for v in visited.iter().filter(|v| !won(v) && part(v).per_rule) {
             part(v).disprove_each(rules, key, best, proof);
         }
         proof.visited = visited;
