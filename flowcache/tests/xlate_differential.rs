@@ -819,3 +819,46 @@ fn a_table_without_a_winner_disproves_every_rule() {
     assert_eq!(reference::evaluate(&rules, &PORTS, &macs, Duration::ZERO, &q), vec![DpAction::Output(2)]);
     assert!(!p.masked(&t.mask).matches(&t.mask, &q), "the megaflow covers {q:?}: mask {:x?}", t.mask.w);
 }
+
+/// Long runs of values whose rules come after the winner: one mask (an exact nw_dst) at
+/// two priorities, the lower one on most values, under a rule of another mask whose
+/// priority lies between them and that many packets match. The lookup first proves the
+/// nw_dst group for every rule, then finds the better match and proves it again for
+/// the rules above the winner only: the closest such value is often more than the
+/// skip limit away, and the value there must stand in for it. Classifier against
+/// linear scan, as `classifier_equals_linear_scan_on_large_tables`.
+#[test]
+fn classifier_equals_linear_scan_when_values_after_the_winner_are_skipped() {
+    let rounds = (cases() / 300).max(1) as u64;
+    for round in 0..rounds {
+        check_large_rules(skip_rules(round), 2000, round, 300, skip_packet);
+    }
+}
+
+fn skip_rules(seed: u64) -> Vec<Rule> {
+    let mut r = Rng(seed ^ 0x5c1b);
+    let mut rules = Vec::new();
+    for _ in 0..2000 {
+        let dst = 0x0a00_0000 | (r.below(1 << 14) as u32) << 2;
+        let m = Match {
+            dl_type: Some(ethertype::IPV4),
+            nw_dst: Some(Masked { value: Ipv4Addr::from(dst), mask: Ipv4Addr::from(u32::MAX) }),
+            ..Match::default()
+        };
+        let priority = if r.chance(5) { 30 } else { 10 };
+        rules.push(Rule { priority, ..Rule::new(m, vec![Action::Output(1 + r.below(2) as u32)]) });
+    }
+    let mid = Match { dl_type: Some(ethertype::IPV4), nw_proto: Some(ipproto::UDP), ..Match::default() };
+    rules.push(Rule { priority: 20, ..Rule::new(mid, vec![Action::Output(3)]) });
+    rules.push(Rule { priority: 0, ..Rule::new(Match::default(), vec![Action::Output(4)]) });
+    rules
+}
+
+fn skip_packet(rules: &[Rule], r: &mut Rng) -> FlowKey {
+    let mut k = FlowKey::ZERO;
+    k.set_dl_type(ethertype::IPV4);
+    k.set_nw_proto(if r.chance(70) { ipproto::UDP } else { ipproto::TCP });
+    let near = rules[r.index(rules.len() - 2)].matches.nw_dst.map_or(0, |a| u32::from(a.value));
+    k.set_nw_dst_u32(near ^ (r.below(8) as u32) << r.below(20));
+    k
+}
