@@ -572,12 +572,18 @@ mod scale_rules;
 /// mask has more or fewer bits than the scan's (not asserted: the two choose witnesses
 /// differently; see XLATE.md) and prints it.
 fn check_large(n: usize, tables_n: u8, mixed: bool, seed: u64, packets: usize) -> (usize, usize, u32) {
-    check_large_rules(scale_rules::scale_rules(n, tables_n, mixed, seed), n, seed, packets)
+    check_large_rules(scale_rules::scale_rules(n, tables_n, mixed, seed), n, seed, packets, scale_rules::scale_packet)
 }
 
-/// [`check_large`] of a given rule set (`n` names it in messages). Packets come in on
-/// ports 1..=4.
-fn check_large_rules(rules: Vec<Rule>, n: usize, seed: u64, packets: usize) -> (usize, usize, u32) {
+/// [`check_large`] of a given rule set (`n` names it in messages) and packets made by
+/// `packet` (given the rules). Packets come in on ports 1..=4.
+fn check_large_rules(
+    rules: Vec<Rule>,
+    n: usize,
+    seed: u64,
+    packets: usize,
+    packet: fn(&[Rule], &mut Rng) -> FlowKey,
+) -> (usize, usize, u32) {
     let tables = RuleTables::new(rules, PORTS.to_vec()).unwrap();
     let macs = MacTable::default();
     let now = Duration::ZERO;
@@ -586,7 +592,7 @@ fn check_large_rules(rules: Vec<Rule>, n: usize, seed: u64, packets: usize) -> (
     let bits = |m: &ferrovs_flowcache::key::Mask| m.w.iter().map(|w| w.count_ones()).sum::<u32>();
     let (mut wider, mut narrower, mut most) = (0, 0, 0);
     for _ in 0..packets {
-        let mut p = scale_rules::scale_packet(&rules, &mut r);
+        let mut p = packet(&rules, &mut r);
         p.set_in_port(r.pick(&PORTS));
         let t = translate_with(&tables, &macs, &p, now, Lookup::Index);
         let s = translate_with(&tables, &macs, &p, now, Lookup::LinearScan);
@@ -600,7 +606,7 @@ fn check_large_rules(rules: Vec<Rule>, n: usize, seed: u64, packets: usize) -> (
         }
         for v in 0..3 {
             let noise = if v == 0 {
-                let mut k = scale_rules::scale_packet(&rules, &mut r);
+                let mut k = packet(&rules, &mut r);
                 k.set_in_port(r.pick(&PORTS));
                 k
             } else {
@@ -692,7 +698,167 @@ fn classifier_equals_linear_scan_with_register_pipelines() {
             let md = Match { metadata: Some(Masked { value: 1, mask: 1 }), ..Match::default() };
             let load = Action::Load { dst: sub(Metadata, 8, 8), value: 7, set_field: false };
             rules.push(Rule { table: 2, priority: 40000, ..Rule::new(md, vec![load, Action::Output(4)]) });
-            check_large_rules(rules, n, seed, packets);
+            check_large_rules(rules, n, seed, packets, scale_rules::scale_packet);
         }
     }
+}
+
+/// IPv6 prefixes and priorities interleaved across masks: the classifier's trees test an
+/// IPv6 address as two 64-bit stages (upper half, lower half), and a group holds the
+/// rules of one mask at every priority, each value of a node with the first rule below
+/// it. Rules: `ipv6_dst` prefixes of lengths 0..=128 around the two halves' border (and
+/// /0, /128), some with an `ipv6_src` prefix or a `tp_dst` as well, all near a few
+/// bases so that prefixes overlap; priorities from a small set shared by every shape,
+/// so that groups of one mask hold rules above and below other groups' rules.
+/// Packets: a rule's address with random low bits, often with one bit flipped in either
+/// half. Classifier against linear scan, as `classifier_equals_linear_scan_on_large_tables`.
+#[test]
+fn classifier_equals_linear_scan_on_ipv6_prefixes_with_interleaved_priorities() {
+    let rounds = (cases() / 300).max(1) as u64;
+    let mut total = (0, 0, 0, 0);
+    for round in 0..rounds {
+        for (i, &(n, packets)) in [(300usize, 150usize), (3000, 60)].iter().enumerate() {
+            let seed = round * 16 + i as u64;
+            let (w, na, most) = check_large_rules(ipv6_rules(n, seed), n, seed, packets, ipv6_packet);
+            total = (total.0 + w, total.1 + na, total.2.max(most), total.3 + packets);
+        }
+    }
+    eprintln!(
+        "IPv6 classifier vs scan masks: {} wider (by at most {} bits), {} narrower, of {} packets",
+        total.0, total.2, total.1, total.3
+    );
+    // Each address stage gives the scan's prefix witness; only groups of two or more
+    // address/port fields may choose another one.
+    assert!(total.0 * 4 <= total.3, "masks wider than the scan's for more than 25 % of the packets");
+}
+
+const V6_BASES: [u128; 3] = [
+    0x2001_0db8_0000_0000_0000_0000_0000_0000,
+    0x2001_0db8_0000_0001_8000_0000_0000_0000,
+    0xfd00_0000_0000_0000_ffff_0000_0000_0000,
+];
+
+fn v6_prefix(len: u32) -> u128 {
+    if len == 0 { 0 } else { u128::MAX << (128 - len) }
+}
+
+fn ipv6_rules(n: usize, seed: u64) -> Vec<Rule> {
+    let mut r = Rng(seed ^ 0x6666);
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        let len = r.pick(&[0u32, 16, 48, 63, 64, 65, 72, 96, 127, 128]);
+        let noise = u128::from(r.next_u64()) << 64 | u128::from(r.next_u64());
+        // Near a base: random bits only in a few places, so that prefixes overlap.
+        let near = r.pick(&V6_BASES) ^ (noise & 0x0000_0000_0000_00ff_0000_0000_0000_00ff);
+        let mut m = Match { dl_type: Some(ethertype::IPV6), ..Match::default() };
+        m.ipv6_dst =
+            Some(Masked { value: Ipv6Addr::from(near & v6_prefix(len)), mask: Ipv6Addr::from(v6_prefix(len)) });
+        if r.chance(25) {
+            let slen = r.pick(&[8u32, 64, 96, 128]);
+            let src = r.pick(&V6_BASES) ^ (noise.rotate_left(7) & 0xff);
+            m.ipv6_src =
+                Some(Masked { value: Ipv6Addr::from(src & v6_prefix(slen)), mask: Ipv6Addr::from(v6_prefix(slen)) });
+        }
+        if r.chance(25) {
+            m.nw_proto = Some(ipproto::UDP);
+            m.tp_dst = Some(Masked { value: r.pick(&TP_PORTS) & 0xff00, mask: 0xff00 });
+        }
+        let priority = r.pick(&[10u16, 20, 30, 40, 50]);
+        out.push(Rule { priority, ..Rule::new(m, vec![Action::Output(1 + r.below(4) as u32)]) });
+    }
+    out
+}
+
+fn ipv6_packet(rules: &[Rule], r: &mut Rng) -> FlowKey {
+    let mut k = FlowKey::ZERO;
+    k.set_dl_type(ethertype::IPV6);
+    k.set_nw_proto(if r.chance(50) { ipproto::UDP } else { ipproto::TCP });
+    k.set_tp_dst(r.pick(&TP_PORTS));
+    let noise = |r: &mut Rng| u128::from(r.next_u64()) << 64 | u128::from(r.next_u64());
+    let m = &rules[r.index(rules.len())].matches;
+    for (field, addr) in [(m.ipv6_dst, 0), (m.ipv6_src, 1)] {
+        let base = field.map_or(r.pick(&V6_BASES), |f| u128::from(f.value));
+        let mask = field.map_or(0, |f| u128::from(f.mask));
+        let mut a = base | (noise(r) & !mask & 0x0000_0000_0000_0fff_0000_0000_0000_0fff);
+        if r.chance(40) {
+            a ^= 1 << r.below(128);
+        }
+        if addr == 0 { k.set_ipv6_dst_u128(a) } else { k.set_ipv6_src_u128(a) }
+    }
+    k
+}
+
+/// A table where no rule matches still needs a witness for every rule: here two rules
+/// of one mask with two address fields (a group small enough to be disproved rule by
+/// rule), a packet failing each in nw_dst alone. The megaflow must not cover the
+/// packet with the first rule's nw_dst, which that rule matches (a lookup once skipped
+/// such groups' witnesses when nothing won).
+#[test]
+fn a_table_without_a_winner_disproves_every_rule() {
+    let m = |src: u32, dst: u32| Match {
+        dl_type: Some(ethertype::IPV4),
+        nw_src: Some(Masked { value: Ipv4Addr::from(src), mask: Ipv4Addr::from(0xff00_0000) }),
+        nw_dst: Some(Masked { value: Ipv4Addr::from(dst), mask: Ipv4Addr::from(0xffff_ff00) }),
+        ..Match::default()
+    };
+    let rules = vec![
+        Rule { priority: 10, ..Rule::new(m(0x0a00_0000, 0x0a01_0200), vec![Action::Output(2)]) },
+        Rule { priority: 10, ..Rule::new(m(0x0a00_0000, 0x0a01_0300), vec![Action::Output(3)]) },
+    ];
+    let tables = RuleTables::new(rules.clone(), PORTS.to_vec()).unwrap();
+    let macs = MacTable::default();
+    let mut p = FlowKey::ZERO;
+    p.set_in_port(1);
+    p.set_dl_type(ethertype::IPV4);
+    p.set_nw_src_u32(0x0a00_0001);
+    p.set_nw_dst_u32(0x0b01_0201);
+    let t = translate(&tables, &macs, &p, Duration::ZERO);
+    assert!(t.rules.is_empty());
+    let mut q = p;
+    q.set_nw_dst_u32(0x0a01_0201);
+    assert_eq!(reference::evaluate(&rules, &PORTS, &macs, Duration::ZERO, &q), vec![DpAction::Output(2)]);
+    assert!(!p.masked(&t.mask).matches(&t.mask, &q), "the megaflow covers {q:?}: mask {:x?}", t.mask.w);
+}
+
+/// Long runs of values whose rules come after the winner: one mask (an exact nw_dst) at
+/// two priorities, the lower one on most values, under a rule of another mask whose
+/// priority lies between them and that many packets match. The lookup first proves the
+/// nw_dst group for every rule, then finds the better match and proves it again for
+/// the rules above the winner only: the closest such value is often more than the
+/// skip limit away, and the value there must stand in for it. Classifier against
+/// linear scan, as `classifier_equals_linear_scan_on_large_tables`.
+#[test]
+fn classifier_equals_linear_scan_when_values_after_the_winner_are_skipped() {
+    let rounds = (cases() / 300).max(1) as u64;
+    for round in 0..rounds {
+        check_large_rules(skip_rules(round), 2000, round, 300, skip_packet);
+    }
+}
+
+fn skip_rules(seed: u64) -> Vec<Rule> {
+    let mut r = Rng(seed ^ 0x5c1b);
+    let mut rules = Vec::new();
+    for _ in 0..2000 {
+        let dst = 0x0a00_0000 | (r.below(1 << 14) as u32) << 2;
+        let m = Match {
+            dl_type: Some(ethertype::IPV4),
+            nw_dst: Some(Masked { value: Ipv4Addr::from(dst), mask: Ipv4Addr::from(u32::MAX) }),
+            ..Match::default()
+        };
+        let priority = if r.chance(5) { 30 } else { 10 };
+        rules.push(Rule { priority, ..Rule::new(m, vec![Action::Output(1 + r.below(2) as u32)]) });
+    }
+    let mid = Match { dl_type: Some(ethertype::IPV4), nw_proto: Some(ipproto::UDP), ..Match::default() };
+    rules.push(Rule { priority: 20, ..Rule::new(mid, vec![Action::Output(3)]) });
+    rules.push(Rule { priority: 0, ..Rule::new(Match::default(), vec![Action::Output(4)]) });
+    rules
+}
+
+fn skip_packet(rules: &[Rule], r: &mut Rng) -> FlowKey {
+    let mut k = FlowKey::ZERO;
+    k.set_dl_type(ethertype::IPV4);
+    k.set_nw_proto(if r.chance(70) { ipproto::UDP } else { ipproto::TCP });
+    let near = rules[r.index(rules.len() - 2)].matches.nw_dst.map_or(0, |a| u32::from(a.value));
+    k.set_nw_dst_u32(near ^ (r.below(8) as u32) << r.below(20));
+    k
 }

@@ -44,7 +44,6 @@ pub struct RuleRef(pub u32);
 #[derive(Debug, Clone)]
 pub(crate) struct CompiledRule {
     pub rref: RuleRef,
-    pub priority: u16,
     /// Masked match value and mask over the key.
     pub value: FlowKey,
     pub mask: Mask,
@@ -293,7 +292,6 @@ impl RuleTables {
             }
             tables[r.table as usize].push(CompiledRule {
                 rref: RuleRef(i as u32),
-                priority: r.priority,
                 value,
                 mask,
                 fields,
@@ -566,7 +564,7 @@ mod tests {
         ];
         let t = RuleTables::new(rules, vec![1, 2, 3]).unwrap();
         assert_eq!(t.rules().len(), 2);
-        let order: Vec<u16> = t.tables[0].iter().map(|c| c.priority).collect();
+        let order: Vec<u16> = t.tables[0].iter().map(|c| t.rule(c.rref).priority).collect();
         assert_eq!(order, vec![20, 10]);
         let low = t.tables[0][1].rref;
         assert_eq!(t.rule(low).actions, vec![Action::Output(3)]);
