@@ -95,7 +95,11 @@ fn written_bits(actions: &DpActions) -> Mask {
             DpAction::Output(_) | DpAction::Controller { .. } => {}
             DpAction::SetEthSrc(_) => field(&mut m, Field::DlSrc),
             DpAction::SetEthDst(_) => field(&mut m, Field::DlDst),
-            DpAction::PushVlan { .. } | DpAction::PopVlan | DpAction::SetVlanVid(_) | DpAction::SetVlanPcp(_) => {
+            DpAction::PushVlan { .. }
+            | DpAction::PopVlan
+            | DpAction::ReplaceVlan { .. }
+            | DpAction::SetVlanVid(_)
+            | DpAction::SetVlanPcp(_) => {
                 m.set_vlan_tci(0, 0xffff);
                 m.set_vlan_tci(1, 0xffff);
             }

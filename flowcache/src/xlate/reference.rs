@@ -77,12 +77,15 @@ pub fn evaluate_with_nd(
         regs: Registers::default(),
         out: Evaluation { actions: Vec::new(), rules: Vec::new(), learn: None, aborted: false },
         lookups: 0,
-        retag_at: None,
+        retag: None,
         vlan_base: None,
+        pending_pop: None,
     };
     ev.table(0, ferrovs_config::port_from_16(key.in_port()), 0);
-    if ev.retag_at.is_some_and(|i| i + 1 == ev.out.actions.len()) {
-        ev.out.actions.pop();
+    if let Some((start, end)) = ev.retag
+        && end == ev.out.actions.len()
+    {
+        ev.out.actions.truncate(start);
     }
     if ev.out.aborted {
         ev.out.actions.clear();
@@ -107,11 +110,15 @@ struct Eval<'a> {
     regs: Registers,
     out: Evaluation,
     lookups: usize,
-    /// Where `normal` last put back a tag it sent untagged (dropped if nothing follows).
-    retag_at: Option<usize>,
+    /// The actions with which `normal` last put back tags it sent without (dropped if
+    /// nothing follows).
+    retag: Option<(usize, usize)>,
     /// The outer TCI the packet has while VID/PCP writes wait for the next output or tag
     /// push/pop (OVS's `commit_vlan_action` compares only the final TCI).
     vlan_base: Option<u16>,
+    /// A `strip_vlan` not done on the packet yet, and the TPID of a tag pushed in its
+    /// place since (OVS compares the two at the commit: the datapath's `ReplaceVlan`).
+    pending_pop: Option<Option<u16>>,
 }
 
 fn masked_eq<T: Copy>(v: Option<ferrovs_config::rules::Masked<T>>, pkt: u128, conv: impl Fn(T) -> u128) -> bool {
@@ -234,6 +241,14 @@ impl Eval<'_> {
 
     /// Rewrites the outer tag if its final VID/PCP differ from the packet's.
     fn commit_vlan(&mut self) {
+        match self.pending_pop.take() {
+            Some(Some(tpid)) => {
+                self.vlan_base = None;
+                self.emit(DpAction::ReplaceVlan { tpid, tci: self.pkt.vlan_tci(0) });
+            }
+            Some(None) => self.emit(DpAction::PopVlan),
+            None => {}
+        }
         if let Some(base) = self.vlan_base.take() {
             let t = self.pkt.vlan_tci(0);
             if (t ^ base) & 0x0fff != 0 {
@@ -264,8 +279,14 @@ impl Eval<'_> {
         self.pkt.vlan_tci(0) & VLAN_PRESENT != 0
     }
 
-    fn push(&mut self, tci: u16) {
-        self.commit_vlan();
+    /// Pushes a tag: in place of a pending pop, left to the commit; else at once.
+    fn push(&mut self, tpid: u16, tci: u16) {
+        if self.pending_pop == Some(None) {
+            self.pending_pop = Some(Some(tpid));
+        } else {
+            self.commit_vlan();
+            self.emit(DpAction::PushVlan { tpid, tci: tci | VLAN_PRESENT });
+        }
         self.pkt.set_vlan_tci(1, self.pkt.vlan_tci(0));
         self.pkt.set_vlan_tci(0, tci | VLAN_PRESENT);
     }
@@ -295,8 +316,7 @@ impl Eval<'_> {
                 if self.tagged() {
                     self.set_outer(0x0fff, v);
                 } else {
-                    self.push(v);
-                    self.emit(DpAction::PushVlan { tpid: ethertype::VLAN, tci: VLAN_PRESENT | v });
+                    self.push(ethertype::VLAN, v);
                 }
             }
             Action::ModVlanPcp(c) => {
@@ -304,8 +324,7 @@ impl Eval<'_> {
                 if self.tagged() {
                     self.set_outer(0xe000, bits);
                 } else {
-                    self.push(bits);
-                    self.emit(DpAction::PushVlan { tpid: ethertype::VLAN, tci: VLAN_PRESENT | bits });
+                    self.push(ethertype::VLAN, bits);
                 }
             }
             Action::StripVlan => {
@@ -314,13 +333,10 @@ impl Eval<'_> {
                     let inner = self.pkt.vlan_tci(1);
                     self.pkt.set_vlan_tci(0, inner);
                     self.pkt.set_vlan_tci(1, 0);
-                    self.emit(DpAction::PopVlan);
+                    self.pending_pop = Some(None);
                 }
             }
-            Action::PushVlan(tpid) => {
-                self.push(0);
-                self.emit(DpAction::PushVlan { tpid, tci: VLAN_PRESENT });
-            }
+            Action::PushVlan(tpid) => self.push(tpid, 0),
             Action::DecTtl => {
                 if self.ip() {
                     self.pkt.set_nw_ttl(self.pkt.nw_ttl() - 1);
@@ -459,21 +475,41 @@ impl Eval<'_> {
             return;
         }
         let vlan = if tci & VLAN_PRESENT != 0 { tci & 0x0fff } else { 0 };
-        // A tag with VID 0 and PCP 0 leaves untagged (OVS's xvlan_put), then comes back.
-        if tci & VLAN_PRESENT != 0 && tci & 0xefff == 0 {
+        let inner = self.pkt.vlan_tci(1);
+        let (last, second) = (crate::actions::TPID_OF_LAST_POP, crate::actions::TPID_OF_SECOND_LAST_POP);
+        // A tag with VID 0 and PCP 0 leaves untagged (OVS's xvlan_put), then comes back:
+        // an outer one alone, an inner one behind a sent outer one with both popped and
+        // the outer pushed back around the outputs.
+        let (send, back) = if tci & VLAN_PRESENT == 0 {
+            (vec![], vec![])
+        } else if tci & 0xefff == 0 {
+            (vec![DpAction::PopVlan], vec![DpAction::PushVlan { tpid: last, tci: VLAN_PRESENT }])
+        } else if inner & VLAN_PRESENT != 0 && inner & 0xefff == 0 {
+            let outer = tci & 0xefff | VLAN_PRESENT;
+            (
+                vec![DpAction::PopVlan, DpAction::PopVlan, DpAction::PushVlan { tpid: second, tci: outer }],
+                vec![
+                    DpAction::PopVlan,
+                    DpAction::PushVlan { tpid: second, tci: VLAN_PRESENT },
+                    DpAction::PushVlan { tpid: last, tci: outer },
+                ],
+            )
+        } else {
+            (vec![], vec![])
+        };
+        if !send.is_empty() {
             self.commit_vlan();
-            let start = self.out.actions.len();
-            self.emit(DpAction::PopVlan);
-            self.normal_outputs(vlan);
-            if self.out.actions.len() == start + 1 {
-                self.out.actions.pop();
-            } else {
-                self.retag_at = Some(self.out.actions.len());
-                self.emit(DpAction::PushVlan { tpid: crate::actions::TPID_OF_LAST_POP, tci: VLAN_PRESENT });
-            }
-            return;
         }
+        let start = self.out.actions.len();
+        self.out.actions.extend_from_slice(&send);
         self.normal_outputs(vlan);
+        if self.out.actions.len() == start + send.len() {
+            self.out.actions.truncate(start);
+        } else if !back.is_empty() {
+            let at = self.out.actions.len();
+            self.out.actions.extend_from_slice(&back);
+            self.retag = Some((at, self.out.actions.len()));
+        }
     }
 
     fn normal_outputs(&mut self, vlan: u16) {

@@ -60,7 +60,9 @@ use super::mac::{MacKey, MacLearn, MacTable, is_multicast, is_reserved};
 use super::rule_index::Proof;
 use super::tables::{CompiledRule, MissMode, N_TABLES, RuleRef, RuleTables};
 use super::{TraceStep, Translation, XlateError};
-use crate::actions::{DpAction, DpActions, REASON_ACTION, REASON_NO_MATCH, REASON_SLOW_PATH, TPID_OF_LAST_POP};
+use crate::actions::{
+    DpAction, DpActions, REASON_ACTION, REASON_NO_MATCH, REASON_SLOW_PATH, TPID_OF_LAST_POP, TPID_OF_SECOND_LAST_POP,
+};
 use crate::extract::NdFields;
 use crate::key::{
     FRAG_ANY, FRAG_LATER, FlowKey, Mask, VLAN_PCP_MASK, VLAN_PCP_SHIFT, VLAN_PRESENT, VLAN_VID_MASK, ethertype, ipproto,
@@ -210,12 +212,16 @@ struct Ctx<'a> {
     lookup: Lookup,
     /// Output of the classifier lookup, reused across lookups.
     proof: Proof,
-    /// Index in `actions` of the tag `normal` last put back after sending it untagged.
-    retag_at: Option<usize>,
+    /// The range of `actions` in which `normal` last put back the tags it sent without
+    /// (dropped at the end if nothing follows it).
+    retag: Option<(usize, usize)>,
     /// The outer TCI the packet has in the datapath while VID/PCP writes to `st.cur`'s
     /// outer tag wait to be committed (None: the packet's outer tag is `st.cur`'s). See
     /// [`Ctx::commit_vlan`].
     vlan_base: Option<u16>,
+    /// A `strip_vlan` whose `PopVlan` waits for the commit, and the TPID of a tag pushed
+    /// in its place since: see [`Ctx::commit_vlan`].
+    pending_pop: Option<Option<u16>>,
 }
 
 /// How a table lookup finds the winner and the witness bits.
@@ -501,7 +507,23 @@ impl<'a> Ctx<'a> {
     /// included. Called before every action that sends the packet or changes its tag
     /// stack. The bits compared are in the mask already: each write reads the bits it
     /// overwrites ([`Ctx::set_outer_vlan`]).
+    ///
+    /// Tag pops and pushes are committed the same way where it matters: a popped tag with
+    /// another pushed in its place before the commit is a `ReplaceVlan`, which keeps a tag
+    /// equal to the one popped (TPID, VID, PCP) as it was, DEI included, as OVS's
+    /// comparison of the flow's tags with the packet's does. (The datapath compares: the
+    /// key does not hold the TPID.) A pop alone is a `PopVlan`, before the VID/PCP writes
+    /// to the tag below it; a push with no pop pending is emitted at once.
     fn commit_vlan(&mut self) {
+        match self.pending_pop.take() {
+            Some(Some(tpid)) => {
+                self.vlan_base = None;
+                let tci = self.st.cur.vlan_tci(0);
+                self.actions.push(DpAction::ReplaceVlan { tpid, tci });
+            }
+            Some(None) => self.actions.push(DpAction::PopVlan),
+            None => {}
+        }
         let Some(base) = self.vlan_base.take() else { return };
         let tci = self.st.cur.vlan_tci(0);
         if (tci ^ base) & VLAN_VID_MASK != 0 {
@@ -536,6 +558,19 @@ impl<'a> Ctx<'a> {
         self.st.cur.vlan_tci(0) & VLAN_PRESENT != 0
     }
 
+    /// Pushes a tag: in place of one a `strip_vlan` popped without a commit since, a
+    /// replacement left to [`Ctx::commit_vlan`]; otherwise at once.
+    fn push_tag(&mut self, tpid: u16, tci: u16) {
+        match self.pending_pop {
+            Some(None) => self.pending_pop = Some(Some(tpid)),
+            _ => {
+                self.commit_vlan();
+                self.actions.push(DpAction::PushVlan { tpid, tci });
+            }
+        }
+        self.st.push_vlan(tci);
+    }
+
     fn action(&mut self, a: &Action, table: u8, depth: usize) -> Flow {
         match *a {
             Action::Output(p) => self.output(p),
@@ -547,10 +582,7 @@ impl<'a> Ctx<'a> {
                 if self.outer_tagged() {
                     self.set_outer_vlan(VLAN_VID_MASK, vid);
                 } else {
-                    self.commit_vlan();
-                    let tci = VLAN_PRESENT | vid;
-                    self.actions.push(DpAction::PushVlan { tpid: ethertype::VLAN, tci });
-                    self.st.push_vlan(tci);
+                    self.push_tag(ethertype::VLAN, VLAN_PRESENT | vid);
                 }
             }
             Action::ModVlanPcp(pcp) => {
@@ -558,24 +590,17 @@ impl<'a> Ctx<'a> {
                 if self.outer_tagged() {
                     self.set_outer_vlan(VLAN_PCP_MASK, bits);
                 } else {
-                    self.commit_vlan();
-                    let tci = VLAN_PRESENT | bits;
-                    self.actions.push(DpAction::PushVlan { tpid: ethertype::VLAN, tci });
-                    self.st.push_vlan(tci);
+                    self.push_tag(ethertype::VLAN, VLAN_PRESENT | bits);
                 }
             }
             Action::StripVlan => {
                 if self.outer_tagged() {
                     self.commit_vlan();
-                    self.actions.push(DpAction::PopVlan);
+                    self.pending_pop = Some(None);
                     self.st.pop_vlan();
                 }
             }
-            Action::PushVlan(tpid) => {
-                self.commit_vlan();
-                self.actions.push(DpAction::PushVlan { tpid, tci: VLAN_PRESENT });
-                self.st.push_vlan(VLAN_PRESENT);
-            }
+            Action::PushVlan(tpid) => self.push_tag(tpid, VLAN_PRESENT),
             Action::DecTtl => {
                 let (v4, v6) = self.is_ip();
                 if v4 || v6 {
@@ -707,12 +732,21 @@ impl<'a> Ctx<'a> {
     /// Puts the packet back as `saved` describes it, emitting the actions that undo a
     /// group bucket's changes: header fields it wrote are set back to their values
     /// before it (those values, read from the key, join the mask), a tag it pushed is
-    /// popped, one it popped is pushed again (TPID 0x8100: the key does not record the
-    /// TPID). A VID/PCP it changed is not set back here: as OVS (which restores the flow
+    /// popped, one it popped is pushed again with the TPID it had (`TPID_OF_LAST_POP`: the key
+    /// does not record the TPID). A VID/PCP it changed is not set back here: as OVS (which restores the flow
     /// but not what it committed), the next commit compares the packet's tag with the
     /// restored one ([`Ctx::commit_vlan`]). Deeper VLAN stack changes cannot be undone
     /// with the datapath's actions: the translation fails.
     fn restore(&mut self, saved: KeyState) {
+        // A pop the copy left pending is done first (the undo below pushes the tag back).
+        if let Some(pushed) = self.pending_pop {
+            // (Without a push in its place, VID/PCP writes to the tag below stay pending.)
+            let vlan_base = self.vlan_base.take();
+            self.commit_vlan();
+            if pushed.is_none() {
+                self.vlan_base = vlan_base;
+            }
+        }
         let after = std::mem::replace(&mut self.st, saved);
         let (a, b) = (&after.cur, self.st.cur);
         let (mut a0, a1, b0, b1) = (a.vlan_tci(0), a.vlan_tci(1), b.vlan_tci(0), b.vlan_tci(1));
@@ -738,7 +772,7 @@ impl<'a> Ctx<'a> {
             } else if present(a0) && a1 == b0 && b1 == 0 {
                 self.actions.push(DpAction::PopVlan);
             } else if present(b0) && a0 == b1 {
-                self.actions.push(DpAction::PushVlan { tpid: ethertype::VLAN, tci: b0 });
+                self.actions.push(DpAction::PushVlan { tpid: TPID_OF_LAST_POP, tci: b0 });
             } else {
                 self.error = Some(XlateError::GroupVlanRestore);
                 return;
@@ -899,11 +933,14 @@ impl<'a> Ctx<'a> {
     /// too for VID 0), the whole dl_dst (table lookup) and the whole dl_src (so that every
     /// new or moved source misses the megaflow cache and gets learned).
     ///
-    /// As OVS's `output_normal`, each output carries the outer tag rebuilt from its VID
-    /// and PCP, and a tag whose TCI is then 0 (VID 0, PCP 0: a priority tag without
-    /// priority) is not sent (`xvlan_put`): the outputs are wrapped in `PopVlan` ...
-    /// `PushVlan` (TCI 0, DEI cleared, the popped tag's TPID: OVS's restore for the actions after `normal`;
-    /// dropped again at the end if nothing follows).
+    /// As OVS's `output_normal`, each output carries the tags rebuilt from their VID and
+    /// PCP, and a tag whose TCI is then 0 (VID 0, PCP 0: a priority tag without priority)
+    /// is not sent (`xvlan_put`): the outputs are wrapped in `PopVlan` ... `PushVlan` (TCI
+    /// 0, DEI cleared, the popped tag's TPID: OVS's restore for the actions after
+    /// `normal`; dropped again at the end if nothing follows). Such an outer tag is left
+    /// out alone (OVS drops the tags behind it too: docs/OVS-DIFFERENCES.md); an inner one
+    /// behind an outer tag that is sent goes with both tags popped and the outer one
+    /// pushed back (DEI cleared, as OVS rebuilds it), and both come back afterwards.
     fn normal(&mut self) {
         self.read(&Field::VlanTci.mask_of((VLAN_PRESENT | VLAN_VID_MASK) as u128));
         self.read_field(Field::DlDst, Field::DlDst.all_ones());
@@ -919,25 +956,50 @@ impl<'a> Ctx<'a> {
             }
         }
         let vlan = if tci & VLAN_PRESENT != 0 { tci & VLAN_VID_MASK } else { 0 };
+        let vid_pcp = VLAN_VID_MASK | VLAN_PCP_MASK;
         let untag = tci & VLAN_PRESENT != 0 && vlan == 0 && {
             self.read(&Field::VlanTci.mask_of(VLAN_PCP_MASK as u128));
             tci & VLAN_PCP_MASK == 0
         };
-        if untag {
+        // OVS's xvlan_extract reads the inner tag only behind a present outer one.
+        let untag_inner = tci & VLAN_PRESENT != 0 && !untag && {
+            let mut inner = Mask::ZERO;
+            inner.set_vlan_tci(1, VLAN_PRESENT | vid_pcp);
+            self.read(&inner);
+            let t = self.st.cur.vlan_tci(1);
+            t & VLAN_PRESENT != 0 && t & vid_pcp == 0
+        };
+        let (send, back): (&[DpAction], &[DpAction]) = if untag {
+            (&[DpAction::PopVlan], &[DpAction::PushVlan { tpid: TPID_OF_LAST_POP, tci: VLAN_PRESENT }])
+        } else if untag_inner {
+            let outer = tci & (VLAN_PRESENT | vid_pcp);
+            (
+                &[
+                    DpAction::PopVlan,
+                    DpAction::PopVlan,
+                    DpAction::PushVlan { tpid: TPID_OF_SECOND_LAST_POP, tci: outer },
+                ],
+                &[
+                    DpAction::PopVlan,
+                    DpAction::PushVlan { tpid: TPID_OF_SECOND_LAST_POP, tci: VLAN_PRESENT },
+                    DpAction::PushVlan { tpid: TPID_OF_LAST_POP, tci: outer },
+                ],
+            )
+        } else {
+            (&[], &[])
+        };
+        if !send.is_empty() {
             self.commit_vlan();
         }
         let start = self.actions.len();
-        if untag {
-            self.actions.push(DpAction::PopVlan);
-        }
+        self.actions.extend_from_slice(send);
         self.normal_outputs(vlan);
-        if untag {
-            if self.actions.len() == start + 1 {
-                self.actions.pop();
-            } else {
-                self.retag_at = Some(self.actions.len());
-                self.actions.push(DpAction::PushVlan { tpid: TPID_OF_LAST_POP, tci: VLAN_PRESENT });
-            }
+        if self.actions.len() == start + send.len() {
+            self.actions.truncate(start);
+        } else if !back.is_empty() {
+            let at = self.actions.len();
+            self.actions.extend_from_slice(back);
+            self.retag = Some((at, self.actions.len()));
         }
     }
 
@@ -1073,15 +1135,18 @@ impl<'a> Ctx<'a> {
             optional: Vec::new(),
             lookup,
             proof: Proof::default(),
-            retag_at: None,
+            retag: None,
             vlan_base: None,
+            pending_pop: None,
         }
     }
 
     fn finish(mut self) -> Translation {
-        // A tag `normal` put back for later actions that never came is not output.
-        if self.retag_at.is_some_and(|i| i + 1 == self.actions.len()) {
-            self.actions.pop();
+        // Tags `normal` put back for later actions that never came are not output.
+        if let Some((start, end)) = self.retag
+            && end == self.actions.len()
+        {
+            self.actions.truncate(start);
         }
         let mut mask = self.mask;
         add_prerequisites(&mut mask);
