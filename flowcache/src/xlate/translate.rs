@@ -207,6 +207,8 @@ struct Ctx<'a> {
     /// A lookup needed ND fields the key does not hold and `nd` was not given: the
     /// translation ends with a slow-path megaflow (see [`translate`]).
     slow_path: bool,
+    /// (table, in_port) of that lookup.
+    slow_path_at: Option<(u8, u32)>,
     optional: Vec<&'a CompiledRule>,
     /// Which lookup to use: the classifier (normal) or the linear scan (reference).
     lookup: Lookup,
@@ -264,6 +266,7 @@ impl<'a> Ctx<'a> {
                 Some(nd) => self.lookup_nd(table, lookup_port, &nd),
                 None => {
                     self.slow_path = true;
+                    self.slow_path_at = Some((table, lookup_port));
                     None
                 }
             };
@@ -1132,6 +1135,7 @@ impl<'a> Ctx<'a> {
             error: None,
             nd: None,
             slow_path: false,
+            slow_path_at: None,
             optional: Vec::new(),
             lookup,
             proof: Proof::default(),
@@ -1179,6 +1183,7 @@ impl<'a> Ctx<'a> {
             learn: self.learn,
             mac_deps: self.mac_deps,
             error: self.error,
+            slow_path_at: self.slow_path_at,
         }
     }
 }
