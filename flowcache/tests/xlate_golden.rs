@@ -972,15 +972,54 @@ fn a_register_moved_from_the_packet_puts_those_packet_bits_in_the_mask() {
     both_lookups(&t, &key(1, &f), &[DpAction::Output(2)], &mask);
 }
 
+/// `resubmit(3,1)` looks table 1 up with in_port 3, but its rule's `move` reads the
+/// packet's in_port: OVS restores the flow's in_port right after the lookup
+/// (`rule_dpif_lookup_from_table`; against OVS:
+/// `fixed_move_reads_the_packet_s_in_port_after_a_resubmit_to_another`).
 #[test]
-fn registers_survive_resubmit_and_the_resubmit_port_is_what_in_port_reads() {
+fn registers_survive_resubmit_and_in_port_reads_the_packet_s_after_a_resubmit_to_another() {
     let t = of13_tables(&[
         "actions=resubmit(3,1),resubmit(,2)",
-        "table=1,actions=move:NXM_OF_IN_PORT[]->NXM_NX_REG3[0..15]",
-        "table=2,reg3=3,actions=output:2",
-        "table=2,priority=0,actions=output:1",
+        "table=1,in_port=3,actions=move:NXM_OF_IN_PORT[]->NXM_NX_REG3[0..15]",
+        "table=2,reg3=1,actions=output:2",
+        "table=2,reg3=3,actions=output:3",
     ]);
     both_lookups(&t, &key(1, &udp_frame([10, 0, 0, 1], 1, 2, 0)), &[DpAction::Output(2)], &base_mask());
+}
+
+/// A `load`/`move` into `in_port` changes the flow's in_port, as in OVS: an output to
+/// the packet's own port is sent, one to the new in_port is skipped, `in_port` and
+/// `flood` use the new one, and a group bucket's or `clone`'s change is undone after it.
+#[test]
+fn a_loaded_in_port_is_the_one_outputs_in_port_and_flood_see() {
+    let p = key(1, &udp_frame([10, 0, 0, 1], 1, 2, 0));
+    let t = of13_tables(&["actions=load:3->NXM_OF_IN_PORT[],output:1,output:3,in_port"]);
+    both_lookups(&t, &p, &[DpAction::Output(1), DpAction::Output(3)], &base_mask());
+    let t = of13_tables(&["actions=move:NXM_NX_REG0[0..15]->NXM_OF_IN_PORT[],flood"]);
+    both_lookups(&t, &p, &[DpAction::Output(1), DpAction::Output(2), DpAction::Output(3)], &base_mask());
+    let t = of13_tables(&["actions=clone(load:2->NXM_OF_IN_PORT[],output:1),output:1,output:2"]);
+    both_lookups(&t, &p, &[DpAction::Output(1), DpAction::Output(2)], &base_mask());
+}
+
+/// A `load` into `vlan_tci` writes the whole outer TCI as OVS's flow holds it: with the
+/// 0x1000 bit set it rewrites the VID and PCP (committed at the output) or pushes an
+/// 0x8100 tag; without it the tag goes (and the bits stay for a later PCP write).
+#[test]
+fn a_loaded_vlan_tci_rewrites_pushes_or_removes_the_tag() {
+    let untagged = key(1, &udp_frame([10, 0, 0, 1], 1, 2, 0));
+    let tagged = key(1, &vlan(10, &udp_frame([10, 0, 0, 1], 1, 2, 0)));
+    let t = of13_tables(&["actions=load:0x3005->NXM_OF_VLAN_TCI[],output:2"]);
+    let x = translate(&t, &MacTable::default(), &untagged, NOW);
+    assert_eq!(x.actions, vec![DpAction::PushVlan { tpid: ethertype::VLAN, tci: 0x3005 }, DpAction::Output(2)]);
+    let x = translate(&t, &MacTable::default(), &tagged, NOW);
+    assert_eq!(x.actions, vec![DpAction::SetVlanVid(5), DpAction::SetVlanPcp(1), DpAction::Output(2)]);
+    let t = of13_tables(&["actions=load:0->NXM_OF_VLAN_TCI[],output:2"]);
+    let x = translate(&t, &MacTable::default(), &tagged, NOW);
+    assert_eq!(x.actions, vec![DpAction::PopVlan, DpAction::Output(2)]);
+    let t = of13_tables(&["actions=load:7->NXM_OF_VLAN_TCI[0..11],output:2,mod_vlan_pcp:1,output:3"]);
+    let x = translate(&t, &MacTable::default(), &untagged, NOW);
+    let pushed = DpAction::PushVlan { tpid: ethertype::VLAN, tci: 0x3007 };
+    assert_eq!(x.actions, vec![DpAction::Output(2), pushed, DpAction::Output(3)]);
 }
 
 #[test]

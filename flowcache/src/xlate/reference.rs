@@ -72,7 +72,6 @@ pub fn evaluate_with_nd(
         macs,
         now,
         in_port: ferrovs_config::port_from_16(key.in_port()),
-        port: ferrovs_config::port_from_16(key.in_port()),
         pkt,
         regs: Registers::default(),
         out: Evaluation { actions: Vec::new(), rules: Vec::new(), learn: None, aborted: false },
@@ -102,9 +101,9 @@ struct Eval<'a> {
     now: Duration,
     /// The packet's neighbour-discovery fields.
     nd: NdFields,
+    /// The flow's in_port (a `load`/`move` may write it; `resubmit(PORT,T)` only looks
+    /// up with another).
     in_port: u32,
-    /// The in_port of the current lookup (`resubmit(PORT,T)`).
-    port: u32,
     pkt: FlowKey,
     /// Registers and metadata, zero at the start.
     regs: Registers,
@@ -193,9 +192,7 @@ impl Eval<'_> {
         }
         let Some((_, idx)) = best else { return };
         self.out.rules.push(idx);
-        let caller_port = std::mem::replace(&mut self.port, lookup_port);
         self.rule_actions(idx, table, depth);
-        self.port = caller_port;
     }
 
     fn rule_actions(&mut self, idx: usize, table: u8, depth: usize) {
@@ -316,7 +313,7 @@ impl Eval<'_> {
                 if self.tagged() {
                     self.set_outer(0x0fff, v);
                 } else {
-                    self.push(ethertype::VLAN, v);
+                    self.push(ethertype::VLAN, (self.pkt.vlan_tci(0) & !0x0fff) | v);
                 }
             }
             Action::ModVlanPcp(c) => {
@@ -324,7 +321,7 @@ impl Eval<'_> {
                 if self.tagged() {
                     self.set_outer(0xe000, bits);
                 } else {
-                    self.push(ethertype::VLAN, bits);
+                    self.push(ethertype::VLAN, (self.pkt.vlan_tci(0) & !0xe000) | bits);
                 }
             }
             Action::StripVlan => {
@@ -368,7 +365,7 @@ impl Eval<'_> {
     /// The bits of `sf`, shifted down.
     fn fetch(&self, sf: Subfield) -> u128 {
         let full = match sf.field {
-            SubfieldField::Packet(PacketField::InPort) => u128::from(self.port),
+            SubfieldField::Packet(PacketField::InPort) => u128::from(ferrovs_config::port_to_16(self.in_port)),
             SubfieldField::Packet(p) => p.def().slot.get(&self.pkt),
             f => self.regs.get(f.pipeline().expect("not a packet field")),
         };
@@ -380,6 +377,32 @@ impl Eval<'_> {
         let bits = sf.bits();
         let put = |old: u128| (old & !bits) | ((value << sf.ofs) & bits);
         match sf.field {
+            SubfieldField::Packet(PacketField::InPort) => {
+                let old = u128::from(ferrovs_config::port_to_16(self.in_port));
+                self.in_port = ferrovs_config::port_from_16(put(old) as u32 & 0xffff);
+            }
+            SubfieldField::Packet(PacketField::VlanTci) => {
+                let tci = put(u128::from(self.pkt.vlan_tci(0))) as u16;
+                match (tci & VLAN_PRESENT != 0, self.tagged()) {
+                    (true, true) => {
+                        self.set_outer(0x0fff, tci & 0x0fff);
+                        self.set_outer(0xe000, tci & 0xe000);
+                    }
+                    (true, false) => self.push(ethertype::VLAN, tci & 0xefff),
+                    (false, tagged) => {
+                        // No tag: every tag the flow holds goes.
+                        if tagged {
+                            self.commit_vlan();
+                            if self.pkt.vlan_tci(1) & VLAN_PRESENT != 0 {
+                                self.emit(DpAction::PopVlan);
+                            }
+                            self.pending_pop = Some(None);
+                        }
+                        self.pkt.set_vlan_tci(if tagged { 1 } else { 0 }, 0);
+                        self.pkt.set_vlan_tci(0, tci);
+                    }
+                }
+            }
             SubfieldField::Packet(p) => {
                 if let Some(set) = p.set_field(put(p.def().slot.get(&self.pkt))) {
                     self.set(set);

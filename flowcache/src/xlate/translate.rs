@@ -189,10 +189,13 @@ struct Ctx<'a> {
     tables: &'a RuleTables,
     macs: &'a MacTable,
     now: Duration,
+    /// The flow's in_port, as OVS's `flow.in_port`: the packet's, unless a `load`/`move`
+    /// wrote it; outputs to it are skipped, `in_port`, `flood` and `normal` use it, a
+    /// `move` reads it. (`resubmit(PORT,T)` looks T up with PORT and changes nothing
+    /// else, as OVS restores the flow's in_port right after the lookup.)
     in_port: u32,
-    /// The in_port the current table was looked up with (`resubmit(PORT,T)` changes it
-    /// for that table's actions), as `move` from `in_port` reads it.
-    port: u32,
+    /// The port the packet came in on (the key's in_port).
+    ingress: u32,
     st: KeyState,
     mask: Mask,
     actions: DpActions,
@@ -443,9 +446,7 @@ impl<'a> Ctx<'a> {
             return;
         };
         self.rules.push(rule.rref);
-        let caller_port = std::mem::replace(&mut self.port, lookup_port);
         self.rule_actions(rule, table, depth);
-        self.port = caller_port;
     }
 
     /// Runs the actions of `rule`, found in `table`, then its `goto_table`.
@@ -585,7 +586,10 @@ impl<'a> Ctx<'a> {
                 if self.outer_tagged() {
                     self.set_outer_vlan(VLAN_VID_MASK, vid);
                 } else {
-                    self.push_tag(ethertype::VLAN, VLAN_PRESENT | vid);
+                    // The other bits of an absent tag's TCI (zero, unless a `vlan_tci`
+                    // write left some) stay, as OVS writes only the VID into the flow's.
+                    let t = self.st.cur.vlan_tci(0) & !VLAN_VID_MASK;
+                    self.push_tag(ethertype::VLAN, t | VLAN_PRESENT | vid);
                 }
             }
             Action::ModVlanPcp(pcp) => {
@@ -593,7 +597,8 @@ impl<'a> Ctx<'a> {
                 if self.outer_tagged() {
                     self.set_outer_vlan(VLAN_PCP_MASK, bits);
                 } else {
-                    self.push_tag(ethertype::VLAN, VLAN_PRESENT | bits);
+                    let t = self.st.cur.vlan_tci(0) & !VLAN_PCP_MASK;
+                    self.push_tag(ethertype::VLAN, t | VLAN_PRESENT | bits);
                 }
             }
             Action::StripVlan => {
@@ -659,21 +664,22 @@ impl<'a> Ctx<'a> {
     /// exception ends the copy's actions only.
     fn on_copy(&mut self, actions: &[Action], table: u8, depth: usize) {
         let saved = self.st.clone();
+        let in_port = self.in_port;
         for a in actions {
             if self.stopped() || self.action(a, table, depth) == Flow::StopTable {
                 break;
             }
         }
+        self.in_port = in_port;
         self.restore(saved);
     }
 
     /// The value of `sf` (shifted down). A packet field's bits join the mask (through
     /// the key state: written or moved bits map to what they came from); registers cost
-    /// nothing; `in_port` is the port the current table was looked up with (a
-    /// `resubmit(PORT,...)` changes it), always in the mask.
+    /// nothing; `in_port` is the flow's ([`Ctx::in_port`]), always in the mask.
     fn read_subfield(&mut self, sf: Subfield) -> u128 {
         let full = match sf.field {
-            SubfieldField::Packet(PacketField::InPort) => u128::from(self.port),
+            SubfieldField::Packet(PacketField::InPort) => u128::from(ferrovs_config::port_to_16(self.in_port)),
             SubfieldField::Packet(p) => {
                 let slot = p.def().slot;
                 self.read_field(slot, sf.bits());
@@ -684,12 +690,24 @@ impl<'a> Ctx<'a> {
         (full & sf.bits()) >> sf.ofs
     }
 
-    /// Writes `value` into `sf`: a register or the metadata, or a packet field as a
-    /// set-field of the whole field (its other bits, read from the packet, join the mask).
+    /// Writes `value` into `sf`: a register or the metadata, the flow's in_port, the outer
+    /// TCI ([`Ctx::write_vlan_tci`]), or another packet field as a set-field of the whole
+    /// field (its other bits, read from the packet, join the mask).
     fn write_subfield(&mut self, sf: Subfield, value: u128) {
         let bits = sf.bits();
         let put = |old: u128| (old & !bits) | ((value << sf.ofs) & bits);
         match sf.field {
+            SubfieldField::Packet(PacketField::InPort) => {
+                let old = ferrovs_config::port_to_16(self.in_port);
+                self.in_port = ferrovs_config::port_from_16(put(u128::from(old)) as u32 & 0xffff);
+            }
+            SubfieldField::Packet(PacketField::VlanTci) => {
+                if sf.n_bits < 16 {
+                    self.read_field(Field::VlanTci, 0xffff & !bits);
+                }
+                let tci = put(u128::from(self.st.cur.vlan_tci(0))) as u16;
+                self.write_vlan_tci(tci);
+            }
             SubfieldField::Packet(p) => {
                 let slot = p.def().slot;
                 let whole = sf.ofs == 0 && sf.n_bits == sf.field.width();
@@ -709,6 +727,40 @@ impl<'a> Ctx<'a> {
                 self.st.regs.set(pf, put(self.st.regs.get(pf)));
             }
         }
+    }
+
+    /// A write of the whole outer TCI, as OVS's `vlan_tci` field: with the 0x1000 bit set
+    /// it rewrites the tag's VID and PCP (TPID kept) or, on an untagged packet, pushes an
+    /// 0x8100 tag; without it the packet has no tag (the tags OVS's flow holds are popped:
+    /// its commit counts tags from the outside up to the first absent one), and the other
+    /// bits stay in the flow for later matches and for a PCP or VID write that brings the
+    /// tag back.
+    fn write_vlan_tci(&mut self, tci: u16) {
+        let tagged = self.outer_tagged();
+        if tci & VLAN_PRESENT != 0 {
+            if tagged {
+                self.set_outer_vlan(VLAN_VID_MASK, tci & VLAN_VID_MASK);
+                self.set_outer_vlan(VLAN_PCP_MASK, tci & VLAN_PCP_MASK);
+            } else {
+                self.push_tag(ethertype::VLAN, tci & (VLAN_PRESENT | VLAN_VID_MASK | VLAN_PCP_MASK));
+            }
+            return;
+        }
+        if tagged {
+            self.commit_vlan();
+            self.read(&{
+                let mut inner = Mask::ZERO;
+                inner.set_vlan_tci(1, VLAN_PRESENT);
+                inner
+            });
+            if self.st.cur.vlan_tci(1) & VLAN_PRESENT != 0 {
+                self.actions.push(DpAction::PopVlan);
+                self.st.pop_vlan();
+            }
+            self.pending_pop = Some(None);
+            self.st.pop_vlan();
+        }
+        self.st.set_outer_vlan_bits(0xffff, tci);
     }
 
     /// `group:ID`: each bucket's actions (all of them for `all`, the one for `indirect`)
@@ -1102,6 +1154,7 @@ pub(crate) fn translate_actions(
 ) -> Translation {
     let mut cx = Ctx::new(tables, macs, key, now, Lookup::Index);
     cx.in_port = in_port;
+    cx.ingress = in_port;
     for a in actions {
         if cx.stopped() {
             break;
@@ -1123,7 +1176,7 @@ impl<'a> Ctx<'a> {
             now,
             // The key holds LOCAL in 16 bits; the translator speaks OpenFlow numbers.
             in_port: ferrovs_config::port_from_16(key.in_port()),
-            port: ferrovs_config::port_from_16(key.in_port()),
+            ingress: ferrovs_config::port_from_16(key.in_port()),
             st: KeyState::new(key),
             mask: Mask::ZERO,
             actions: DpActions::new(),
@@ -1160,7 +1213,7 @@ impl<'a> Ctx<'a> {
             // the lookup is redone there.
             self.actions.clear();
             self.actions.push(DpAction::Controller {
-                in_port: self.in_port,
+                in_port: self.ingress,
                 max_len: u16::MAX,
                 reason: REASON_SLOW_PATH,
                 table: 0,
