@@ -1016,10 +1016,16 @@ fn a_loaded_vlan_tci_rewrites_pushes_or_removes_the_tag() {
     let t = of13_tables(&["actions=load:0->NXM_OF_VLAN_TCI[],output:2"]);
     let x = translate(&t, &MacTable::default(), &tagged, NOW);
     assert_eq!(x.actions, vec![DpAction::PopVlan, DpAction::Output(2)]);
-    let t = of13_tables(&["actions=load:7->NXM_OF_VLAN_TCI[0..11],output:2,mod_vlan_pcp:1,output:3"]);
+    // The VID bits of the absent tag come back with an OpenFlow 1.0 `mod_vlan_pcp`, which
+    // writes only the PCP into the flow's TCI (1.3's pushes a new tag with VID 0).
+    let t = flows("actions=load:7->NXM_OF_VLAN_TCI[0..11],output:2,mod_vlan_pcp:1,output:3");
     let x = translate(&t, &MacTable::default(), &untagged, NOW);
     let pushed = DpAction::PushVlan { tpid: ethertype::VLAN, tci: 0x3007 };
     assert_eq!(x.actions, vec![DpAction::Output(2), pushed, DpAction::Output(3)]);
+    let t = of13_tables(&["actions=load:7->NXM_OF_VLAN_TCI[0..11],output:2,mod_vlan_pcp:1,output:3"]);
+    let x = translate(&t, &MacTable::default(), &untagged, NOW);
+    let pushed = DpAction::PushVlan { tpid: ethertype::VLAN, tci: VLAN_PRESENT };
+    assert_eq!(x.actions, vec![DpAction::Output(2), pushed, DpAction::SetVlanPcp(1), DpAction::Output(3)]);
 }
 
 #[test]

@@ -72,6 +72,7 @@ pub fn evaluate_with_nd(
         macs,
         now,
         in_port: ferrovs_config::port_from_16(key.in_port()),
+        ingress: ferrovs_config::port_from_16(key.in_port()),
         pkt,
         regs: Registers::default(),
         out: Evaluation { actions: Vec::new(), rules: Vec::new(), learn: None, aborted: false },
@@ -104,6 +105,8 @@ struct Eval<'a> {
     /// The flow's in_port (a `load`/`move` may write it; `resubmit(PORT,T)` only looks
     /// up with another).
     in_port: u32,
+    /// The packet's ingress port (what a packet-in reports).
+    ingress: u32,
     pkt: FlowKey,
     /// Registers and metadata, zero at the start.
     regs: Registers,
@@ -205,7 +208,7 @@ impl Eval<'_> {
             match *a {
                 Action::GotoTable(t) => goto = Some(t),
                 Action::Controller { max_len } => self.emit_observer(DpAction::Controller {
-                    in_port: self.in_port,
+                    in_port: self.ingress,
                     max_len,
                     reason: crate::actions::REASON_ACTION,
                     table,

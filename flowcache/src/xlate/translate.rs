@@ -194,7 +194,9 @@ struct Ctx<'a> {
     /// `move` reads it. (`resubmit(PORT,T)` looks T up with PORT and changes nothing
     /// else, as OVS restores the flow's in_port right after the lookup.)
     in_port: u32,
-    /// The port the packet came in on (the key's in_port).
+    /// The port the packet came in on (the key's in_port). A packet-in reports it, also
+    /// after a write to in_port (OVS reports the written one): the daemon finds the
+    /// packet's bridge by it.
     ingress: u32,
     st: KeyState,
     mask: Mask,
@@ -436,7 +438,7 @@ impl<'a> Ctx<'a> {
             // miss; one after a resubmit just returns, as in OVS.
             if honor_miss && self.tables.miss == MissMode::Controller {
                 self.emit_observer(DpAction::Controller {
-                    in_port: self.in_port,
+                    in_port: self.ingress,
                     max_len: u16::MAX,
                     reason: REASON_NO_MATCH,
                     table,
@@ -461,7 +463,7 @@ impl<'a> Ctx<'a> {
                 Action::Controller { max_len } => {
                     let cookie = self.tables.rule(rule.rref).cookie;
                     self.emit_observer(DpAction::Controller {
-                        in_port: self.in_port,
+                        in_port: self.ingress,
                         max_len,
                         reason: REASON_ACTION,
                         table,
@@ -630,7 +632,7 @@ impl<'a> Ctx<'a> {
             }
             // Only in a packet-out (a rule's is handled by `table`, which knows its cookie).
             Action::Controller { max_len } => self.emit_observer(DpAction::Controller {
-                in_port: self.in_port,
+                in_port: self.ingress,
                 max_len,
                 reason: REASON_ACTION,
                 table,
