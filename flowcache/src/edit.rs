@@ -20,6 +20,7 @@
 //! VLAN push and pop change the frame length, which only the PMD can do on an mbuf:
 //! [`execute_edit`] answers [`EditOutcome::NeedsResize`] for them, and the PMD calls
 //! [`push_vlan`] after prepending 4 bytes or [`pop_vlan`] before trimming 4.
+//! `ReplaceVlan` (a pop and a push in one) keeps the length and is done in place.
 
 use crate::actions::DpAction;
 use crate::checksum;
