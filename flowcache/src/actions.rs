@@ -29,7 +29,11 @@ pub enum DpAction {
     /// bit included (no effect on an untagged packet). What OVS's `commit_vlan_action`
     /// does with a tag popped and another pushed in its place: it compares the two and
     /// keeps an equal one. The translator knows the VID and PCP but not the TPID of a
-    /// received tag (the flow key does not hold it), so the datapath compares.
+    /// received tag (the flow key does not hold it), so the datapath compares. As the pop
+    /// it stands for, it adds the TPID it found to the popped TPIDs (see
+    /// [`TPID_OF_LAST_POP`]), after taking a placeholder `tpid` from them: a group bucket
+    /// that replaced a received tag has it put back with `ReplaceVlan` of
+    /// `TPID_OF_LAST_POP`.
     ReplaceVlan {
         tpid: u16,
         tci: u16,

@@ -92,6 +92,11 @@ fn set_tci(frame: &mut [u8], mask: u16, bits: u16) -> EditOutcome {
     EditOutcome::Applied
 }
 
+/// The TPID of the outer tag, if the frame has one the parser sees.
+pub fn outer_tpid(frame: &[u8]) -> Option<u16> {
+    layers(frame).vlan.map(|off| u16::from_be_bytes([frame[off], frame[off + 1]]))
+}
+
 /// `ReplaceVlan`: the outer tag becomes (`tpid`, `tci` without DEI) unless its TPID, VID
 /// and PCP are those already (then it keeps its DEI bit). The same frame as a pop and a
 /// push, without moving bytes.

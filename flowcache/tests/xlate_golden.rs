@@ -844,6 +844,21 @@ fn a_tag_a_bucket_popped_comes_back_with_its_tpid() {
         vec![Action::Clone(vec![Action::StripVlan, Action::Output(2)]), Action::Output(3)],
     )]);
     assert_eq!(translate(&t, &MacTable::default(), &p, NOW).actions, x.actions);
+    // Popped and replaced by another tag in the copy: the received tag is put back over
+    // it, with its TPID (`ReplaceVlan` of the popped TPID).
+    let t = tables(vec![rule(
+        0,
+        1,
+        Match::default(),
+        vec![Action::Clone(vec![Action::StripVlan, Action::ModVlanVid(10), Action::Output(2)]), Action::Output(3)],
+    )]);
+    let tci = VLAN_PRESENT | 10;
+    let (replace, back) =
+        (DpAction::ReplaceVlan { tpid: 0x8100, tci }, DpAction::ReplaceVlan { tpid: TPID_OF_LAST_POP, tci });
+    assert_eq!(
+        translate(&t, &MacTable::default(), &p, NOW).actions,
+        vec![replace, DpAction::Output(2), back, DpAction::Output(3)]
+    );
 }
 
 fn with_groups(rules: Vec<Rule>, groups: &[(u32, ferrovs_config::Group)]) -> RuleTables {

@@ -33,7 +33,7 @@ use std::sync::Arc;
 
 use ferrovs_dpdk::{Drain, Mbuf, MbufBatch, Mempool, TxQueue, tx_burst};
 use ferrovs_flowcache::actions::{DpAction, PoppedTpids};
-use ferrovs_flowcache::edit::{EditOutcome, execute_edit, pop_vlan, push_vlan};
+use ferrovs_flowcache::edit::{EditOutcome, execute_edit, outer_tpid, pop_vlan, push_vlan};
 
 use crate::capture::CaptureTaps;
 use crate::perf::PmdPerf;
@@ -130,6 +130,22 @@ fn pop_vlan_mbuf(m: &mut Mbuf, popped: &mut PoppedTpids) -> EditResult {
     }
     // The MAC addresses have moved 4 bytes on: the packet now starts there.
     if m.adj(4) { EditResult::Done } else { EditResult::Unsupported }
+}
+
+/// `ReplaceVlan` (in place): its TPID taken from `popped` if it is a placeholder, then the
+/// TPID of the tag it replaces added to them, as its pop would.
+fn replace_vlan_mbuf(m: &mut Mbuf, popped: &mut PoppedTpids, tpid: u16, tci: u16) -> EditResult {
+    let Some(frame) = m.data_mut() else { return EditResult::Unsupported };
+    let found = outer_tpid(frame);
+    let a = DpAction::ReplaceVlan { tpid: popped.take(tpid), tci };
+    let result = match execute_edit(frame, &a) {
+        EditOutcome::Applied | EditOutcome::Skipped => EditResult::Done,
+        _ => EditResult::Unsupported,
+    };
+    if let Some(t) = found {
+        popped.popped(t);
+    }
+    result
 }
 
 /// An in-place edit through flowcache.
@@ -273,6 +289,7 @@ impl TxState {
                     let result = match *a {
                         DpAction::PushVlan { tpid, tci } => push_vlan_mbuf(&mut m, popped.take(tpid), tci),
                         DpAction::PopVlan => pop_vlan_mbuf(&mut m, &mut popped),
+                        DpAction::ReplaceVlan { tpid, tci } => replace_vlan_mbuf(&mut m, &mut popped, tpid, tci),
                         _ => edit_in_place(&mut m, a),
                     };
                     match result {

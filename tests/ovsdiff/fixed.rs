@@ -128,11 +128,13 @@ pub fn a_tag_stripped_and_pushed_back_equal_keeps_its_dei_bit() -> Result<(), Fa
 }
 
 /// A tag a `clone` popped comes back for the later actions with its own TPID (0x88a8
-/// here), as OVS restores the flow.
+/// here), as OVS restores the flow; also when the clone pushed another in its place.
 pub fn a_tag_a_clone_popped_comes_back_with_its_tpid() -> Result<(), Failed> {
     let frame = vlan_udp_frame(&[(0x88a8, 10), (0x8100, 20)]);
     let want = vec![vec![], vec![vlan_udp_frame(&[(0x8100, 20)])], vec![frame.clone()], vec![]];
-    same_as_ovs("in_port=1,actions=clone(strip_vlan,output:2),output:3", &frame, &want)
+    same_as_ovs("in_port=1,actions=clone(strip_vlan,output:2),output:3", &frame, &want)?;
+    let want = vec![vec![], vec![vlan_udp_frame(&[(0x8100, 10), (0x8100, 20)])], vec![frame.clone()], vec![]];
+    same_as_ovs("in_port=1,actions=clone(strip_vlan,mod_vlan_vid:10,output:2),output:3", &frame, &want)
 }
 
 /// `load` into `in_port` (NXM_OF_IN_PORT): later outputs and `in_port` use the new one,

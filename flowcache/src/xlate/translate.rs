@@ -820,8 +820,14 @@ impl<'a> Ctx<'a> {
         if vlan_touched {
             self.read(&Field::VlanTci.mask_of(0xffff));
         }
-        if (a0, a1) != (b0, b1) {
-            let present = |t: u16| t & VLAN_PRESENT != 0;
+        let present = |t: u16| t & VLAN_PRESENT != 0;
+        // A received tag the copy popped and replaced by another (equal or not: the TPIDs
+        // may differ): put back with the TPID it had (the datapath took it off the packet
+        // with the pop).
+        let replaced = self.st.vlan_src[0].is_some() && after.vlan_src[0] != self.st.vlan_src[0];
+        if a1 == b1 && present(a0) && present(b0) && replaced {
+            self.actions.push(DpAction::ReplaceVlan { tpid: TPID_OF_LAST_POP, tci: b0 });
+        } else if (a0, a1) != (b0, b1) {
             if a1 == b1 && present(a0) && present(b0) {
                 if (a0 ^ b0) & vid_pcp != 0 {
                     self.vlan_base = Some(a0);
