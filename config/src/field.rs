@@ -524,7 +524,8 @@ pub struct PacketFieldDef {
     pub width: u16,
     pub prereq: Option<Prereq>,
     /// Whether ferrovs can write it with `load`/`move` (as a `set_field` of the whole
-    /// field); the others are read-only here.
+    /// field, or, for `in_port` and `vlan_tci`, as the translator writes those: see
+    /// [`PacketField::set_field`]); the others are read-only here.
     pub writable: bool,
 }
 
@@ -546,11 +547,11 @@ pub static PACKET_FIELDS: [PacketFieldDef; 15] = {
     use PacketField::*;
     use Prereq::*;
     [
-        pf(InPort, "NXM_OF_IN_PORT", &["in_port"], S::InPort, 16, None, false),
+        pf(InPort, "NXM_OF_IN_PORT", &["in_port"], S::InPort, 16, None, true),
         pf(EthSrc, "NXM_OF_ETH_SRC", &["eth_src", "dl_src"], S::DlSrc, 48, None, true),
         pf(EthDst, "NXM_OF_ETH_DST", &["eth_dst", "dl_dst"], S::DlDst, 48, None, true),
         pf(EthType, "NXM_OF_ETH_TYPE", &["eth_type", "dl_type"], S::DlType, 16, None, false),
-        pf(VlanTci, "NXM_OF_VLAN_TCI", &["vlan_tci"], S::VlanTci, 16, None, false),
+        pf(VlanTci, "NXM_OF_VLAN_TCI", &["vlan_tci"], S::VlanTci, 16, None, true),
         pf(IpProto, "NXM_OF_IP_PROTO", &["nw_proto", "ip_proto"], S::NwProto, 8, Some(IpAny), false),
         pf(IpSrc, "NXM_OF_IP_SRC", &["ip_src", "nw_src"], S::NwSrc, 32, Some(Ip), true),
         pf(IpDst, "NXM_OF_IP_DST", &["ip_dst", "nw_dst"], S::NwDst, 32, Some(Ip), true),
@@ -570,7 +571,9 @@ impl PacketField {
     }
 
     /// The set-field that writes `value` (the whole field) into a writable field; `None`
-    /// for a read-only one.
+    /// for a read-only one, and for `in_port` and `vlan_tci`, which no set-field writes:
+    /// `in_port` is translation state (later outputs, `in_port`, `normal` and `flood` see
+    /// the new one), and a TCI whose 0x1000 bit is clear removes the tag.
     pub fn set_field(self, value: u128) -> Option<SetField> {
         use PacketField::*;
         let mac = |v: u128| {

@@ -182,26 +182,6 @@ const FIELD_DIFFERENCES: &[(u8, &str, &str)] = &[
         "icmp6,icmp_type=136,nd_sll=00:11:22:33:44:55,actions=drop",
         "OVS drops nd_sll outside a neighbour solicitation; ferrovs refuses (docs/OVS-DIFFERENCES.md)",
     ),
-    (
-        0,
-        "actions=move:NXM_OF_IN_PORT[0..7]->reg0[0..7],move:NXM_OF_IN_PORT[]->NXM_OF_IN_PORT[]",
-        "writing in_port with move is not supported",
-    ),
-    (
-        0,
-        "actions=move:in_port[0..7]->reg0[0..7],move:in_port[]->in_port[]",
-        "writing in_port with move is not supported",
-    ),
-    (
-        0,
-        "actions=move:NXM_OF_VLAN_TCI[0..7]->reg0[0..7],move:NXM_OF_VLAN_TCI[]->NXM_OF_VLAN_TCI[]",
-        "writing vlan_tci with move is not supported",
-    ),
-    (
-        0,
-        "actions=move:vlan_tci[0..7]->reg0[0..7],move:vlan_tci[]->vlan_tci[]",
-        "writing vlan_tci with move is not supported",
-    ),
 ];
 
 /// Every line of `fields.flows` (a rule per match field, name, shorthand, action and

@@ -134,6 +134,10 @@ pub fn format_actions(actions: &[DpAction]) -> String {
             DpAction::PushVlan { tpid: ferrovs_flowcache::actions::TPID_OF_LAST_POP, tci } => {
                 format!("push_vlan(tpid=popped,tci=0x{tci:04x})")
             }
+            DpAction::PushVlan { tpid: ferrovs_flowcache::actions::TPID_OF_SECOND_LAST_POP, tci } => {
+                format!("push_vlan(tpid=popped2,tci=0x{tci:04x})")
+            }
+            DpAction::ReplaceVlan { tpid, tci } => format!("replace_vlan(tpid=0x{tpid:04x},tci=0x{tci:04x})"),
             DpAction::PushVlan { tpid, tci } => format!("push_vlan(tpid=0x{tpid:04x},tci=0x{tci:04x})"),
             DpAction::PopVlan => "pop_vlan".into(),
             DpAction::SetVlanVid(v) => format!("set(vlan_vid={v})"),

@@ -15,14 +15,29 @@ pub enum DpAction {
     SetEthSrc([u8; 6]),
     SetEthDst([u8; 6]),
     /// Insert a new outer 802.1Q tag with this TPID and TCI (the 0x1000 present bit is not
-    /// part of the wire TCI and is ignored). [`TPID_OF_LAST_POP`] as the TPID: the one of
-    /// the tag the last `PopVlan` of the list removed.
+    /// part of the wire TCI and is ignored). [`TPID_OF_LAST_POP`] or
+    /// [`TPID_OF_SECOND_LAST_POP`] as the TPID: the one of a tag a `PopVlan` of the list
+    /// removed (see there).
     PushVlan {
         tpid: u16,
         tci: u16,
     },
     /// Remove the outer VLAN tag (no effect on an untagged packet).
     PopVlan,
+    /// Make the outer tag TPID `tpid`, TCI `tci` (DEI clear), as `PopVlan` then `PushVlan`
+    /// would, unless it has that TPID, VID and PCP already: then it is left as it is, DEI
+    /// bit included (no effect on an untagged packet). What OVS's `commit_vlan_action`
+    /// does with a tag popped and another pushed in its place: it compares the two and
+    /// keeps an equal one. The translator knows the VID and PCP but not the TPID of a
+    /// received tag (the flow key does not hold it), so the datapath compares. As the pop
+    /// it stands for, it adds the TPID it found to the popped TPIDs (see
+    /// [`TPID_OF_LAST_POP`]), after taking a placeholder `tpid` from them: a group bucket
+    /// that replaced a received tag has it put back with `ReplaceVlan` of
+    /// `TPID_OF_LAST_POP`.
+    ReplaceVlan {
+        tpid: u16,
+        tci: u16,
+    },
     /// Rewrite the VID of the outer tag (no effect on an untagged packet).
     SetVlanVid(u16),
     /// Rewrite the PCP of the outer tag (no effect on an untagged packet).
@@ -66,11 +81,56 @@ pub enum DpAction {
     },
 }
 
-/// A `PushVlan` TPID that stands for the TPID of the tag the last `PopVlan` of the same
-/// action list removed (0x8100 if none did). `normal` sends a VID 0, PCP 0 tag untagged
-/// and puts it back for the actions after it with its own TPID, as OVS does; the flow key
-/// does not hold the outer TPID, so the datapath takes it from the packet.
+/// A `PushVlan` TPID that stands for the TPID of the tag most recently removed by a
+/// `PopVlan` of the same action list and not put back yet (0x8100 if there is none).
+///
+/// The datapath keeps, per packet, the TPIDs of the last two tags popped and not put back
+/// (a stack of two: a `PopVlan` puts its tag's TPID on top, dropping the third; a
+/// `PushVlan` of this TPID takes the top one off, one of [`TPID_OF_SECOND_LAST_POP`] the
+/// one below it). The translator puts back tags it took off only to send the packet
+/// without them: `normal` sends VID 0, PCP 0 tags untagged and puts them back for the
+/// actions after it, and a group bucket or `clone` that popped a tag has it pushed again
+/// for what follows, each with its own TPID, as OVS restores the flow's TPIDs; the flow key
+/// does not hold the TPIDs, so the datapath takes them from the packet.
 pub const TPID_OF_LAST_POP: u16 = 0;
+
+/// A `PushVlan` TPID that stands for the TPID of the second most recently popped tag not
+/// put back yet (see [`TPID_OF_LAST_POP`]).
+pub const TPID_OF_SECOND_LAST_POP: u16 = 1;
+
+/// The TPIDs of the last two tags a packet's `PopVlan`s removed and no `PushVlan` put back:
+/// what the datapath keeps per packet for [`TPID_OF_LAST_POP`] and
+/// [`TPID_OF_SECOND_LAST_POP`]. Two `u16`s, no allocation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoppedTpids([u16; 2]);
+
+impl Default for PoppedTpids {
+    fn default() -> Self {
+        PoppedTpids([crate::key::ethertype::VLAN; 2])
+    }
+}
+
+impl PoppedTpids {
+    /// Records a popped tag's TPID.
+    pub fn popped(&mut self, tpid: u16) {
+        self.0 = [tpid, self.0[0]];
+    }
+
+    /// The TPID a `PushVlan` of `tpid` writes (a placeholder takes its popped TPID off
+    /// the stack; any other TPID is itself).
+    pub fn take(&mut self, tpid: u16) -> u16 {
+        let d = crate::key::ethertype::VLAN;
+        match tpid {
+            TPID_OF_LAST_POP => {
+                let [top, below] = self.0;
+                self.0 = [below, d];
+                top
+            }
+            TPID_OF_SECOND_LAST_POP => std::mem::replace(&mut self.0[1], d),
+            t => t,
+        }
+    }
+}
 
 /// `OFPR_NO_MATCH`: a packet-in for a table miss.
 pub const REASON_NO_MATCH: u8 = 0;
@@ -83,3 +143,29 @@ pub const REASON_SLOW_PATH: u8 = 0xff;
 
 /// The action list of a megaflow. Empty means drop.
 pub type DpActions = Vec<DpAction>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn popped_tpids_are_a_stack_of_two_that_pushes_take_from() {
+        let mut p = PoppedTpids::default();
+        assert_eq!(p.take(TPID_OF_LAST_POP), 0x8100, "nothing popped");
+        p.popped(0x88a8);
+        p.popped(0x9100);
+        // `normal` around an inner VID 0 tag: the outer one back first (second last).
+        assert_eq!(p.take(TPID_OF_SECOND_LAST_POP), 0x88a8);
+        assert_eq!(p.take(TPID_OF_LAST_POP), 0x9100);
+        assert_eq!(p.take(TPID_OF_LAST_POP), 0x8100);
+        p.popped(0x88a8);
+        p.popped(0x9100);
+        assert_eq!(p.take(TPID_OF_LAST_POP), 0x9100, "the top");
+        assert_eq!(p.take(TPID_OF_LAST_POP), 0x88a8, "then the one below");
+        assert_eq!(p.take(0x8100), 0x8100, "a real TPID is itself");
+        p.popped(1);
+        p.popped(2);
+        p.popped(3);
+        assert_eq!((p.take(TPID_OF_LAST_POP), p.take(TPID_OF_LAST_POP), p.take(TPID_OF_LAST_POP)), (3, 2, 0x8100));
+    }
+}

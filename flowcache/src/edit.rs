@@ -20,6 +20,7 @@
 //! VLAN push and pop change the frame length, which only the PMD can do on an mbuf:
 //! [`execute_edit`] answers [`EditOutcome::NeedsResize`] for them, and the PMD calls
 //! [`push_vlan`] after prepending 4 bytes or [`pop_vlan`] before trimming 4.
+//! `ReplaceVlan` (a pop and a push in one) keeps the length and is done in place.
 
 use crate::actions::DpAction;
 use crate::checksum;
@@ -58,6 +59,7 @@ pub fn execute_edit(frame: &mut [u8], action: &DpAction) -> EditOutcome {
         DpAction::SetEthSrc(mac) => set_bytes(frame, 6, &mac),
         DpAction::SetVlanVid(vid) => set_tci(frame, 0x0fff, vid & 0x0fff),
         DpAction::SetVlanPcp(pcp) => set_tci(frame, 0xe000, ((pcp & 7) as u16) << 13),
+        DpAction::ReplaceVlan { tpid, tci } => replace_tag(frame, tpid, tci),
         DpAction::SetIpv4Src(a) => set_ipv4_addr(frame, 12, a.octets()),
         DpAction::SetIpv4Dst(a) => set_ipv4_addr(frame, 16, a.octets()),
         DpAction::SetIpv6Src(a) => set_ipv6_addr(frame, IPV6_SRC, a.octets()),
@@ -87,6 +89,26 @@ fn set_tci(frame: &mut [u8], mask: u16, bits: u16) -> EditOutcome {
     let tci = u16::from_be_bytes([frame[off + 2], frame[off + 3]]);
     let tci = (tci & !mask & !VLAN_PRESENT) | bits;
     frame[off + 2..off + 4].copy_from_slice(&tci.to_be_bytes());
+    EditOutcome::Applied
+}
+
+/// The TPID of the outer tag, if the frame has one the parser sees.
+pub fn outer_tpid(frame: &[u8]) -> Option<u16> {
+    layers(frame).vlan.map(|off| u16::from_be_bytes([frame[off], frame[off + 1]]))
+}
+
+/// `ReplaceVlan`: the outer tag becomes (`tpid`, `tci` without DEI) unless its TPID, VID
+/// and PCP are those already (then it keeps its DEI bit). The same frame as a pop and a
+/// push, without moving bytes.
+fn replace_tag(frame: &mut [u8], tpid: u16, tci: u16) -> EditOutcome {
+    let Some(off) = layers(frame).vlan else { return EditOutcome::Skipped };
+    let old_tpid = u16::from_be_bytes([frame[off], frame[off + 1]]);
+    let old_tci = u16::from_be_bytes([frame[off + 2], frame[off + 3]]);
+    if old_tpid == tpid && (old_tci ^ tci) & !VLAN_PRESENT == 0 {
+        return EditOutcome::Skipped;
+    }
+    frame[off..off + 2].copy_from_slice(&tpid.to_be_bytes());
+    frame[off + 2..off + 4].copy_from_slice(&(tci & !VLAN_PRESENT).to_be_bytes());
     EditOutcome::Applied
 }
 
@@ -337,6 +359,33 @@ mod tests {
 
     fn apply(frame: &mut [u8], a: DpAction) -> EditOutcome {
         execute_edit(frame, &a)
+    }
+
+    #[test]
+    fn replace_vlan_keeps_an_equal_tag_with_its_dei_and_rewrites_any_other() {
+        // 0x8100, DEI set, PCP 5, VID 10.
+        let mut f = vec![0u8; 12];
+        f.extend_from_slice(&[0x81, 0x00, 0xb0, 0x0a, 0x08, 0x06]);
+        f.resize(60, 0);
+        let orig = f.clone();
+        let same = DpAction::ReplaceVlan { tpid: 0x8100, tci: VLAN_PRESENT | 0xa00a };
+        assert_eq!(apply(&mut f, same), EditOutcome::Skipped);
+        assert_eq!(f, orig);
+        assert_eq!(
+            apply(&mut f, DpAction::ReplaceVlan { tpid: 0x88a8, tci: VLAN_PRESENT | 0xa00a }),
+            EditOutcome::Applied
+        );
+        assert_eq!(f[12..16], [0x88, 0xa8, 0xa0, 0x0a]);
+        let mut g = orig.clone();
+        assert_eq!(
+            apply(&mut g, DpAction::ReplaceVlan { tpid: 0x8100, tci: VLAN_PRESENT | 0x000a }),
+            EditOutcome::Applied
+        );
+        assert_eq!(g[12..16], [0x81, 0x00, 0x00, 0x0a]);
+        let mut untagged = vec![0u8; 12];
+        untagged.extend_from_slice(&[0x08, 0x06]);
+        untagged.resize(60, 0);
+        assert_eq!(apply(&mut untagged, same), EditOutcome::Skipped);
     }
 
     #[test]

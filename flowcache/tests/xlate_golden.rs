@@ -7,7 +7,7 @@ use std::net::Ipv4Addr;
 use std::time::Duration;
 
 use ferrovs_config::rules::{Action, Masked, Match, Resubmit, Rule, SetField};
-use ferrovs_flowcache::actions::{DpAction, TPID_OF_LAST_POP};
+use ferrovs_flowcache::actions::{DpAction, TPID_OF_LAST_POP, TPID_OF_SECOND_LAST_POP};
 use ferrovs_flowcache::key::{FRAG_ANY, FlowKey, Mask, VLAN_PRESENT, ethertype, ipproto};
 use ferrovs_flowcache::xlate::{
     LearnOutcome, MacLearn, MacTable, RuleTables, Verdict, XlateError, revalidate, translate,
@@ -699,7 +699,7 @@ fn normal_drops_a_partial_vlan_tag() {
     let t = flows("priority=0,actions=strip_vlan,normal");
     let two = vlan(20, &tagged);
     let x = translate(&t, &MacTable::default(), &key(1, &two), NOW);
-    assert_eq!(x.actions, vec![DpAction::PopVlan]);
+    assert_eq!(x.actions, vec![], "dropped (the pop waits for an output that never comes)");
     // One tag: forwarded (flooded).
     let x = translate(&t, &MacTable::default(), &key(1, &tagged), NOW);
     assert_eq!(x.actions, vec![DpAction::PopVlan, DpAction::Output(2), DpAction::Output(3)]);
@@ -760,6 +760,105 @@ fn normal_sends_a_vid_0_pcp_0_tag_untagged() {
     let t = flows("priority=0,actions=normal");
     let k = key(1, &vlan(0, &udp_frame([10, 0, 0, 1], 1, 2, 0)));
     assert_eq!(translate(&t, &macs, &k, NOW).actions, vec![]);
+}
+
+/// OVS's `xvlan_put` rebuilds every tag level, not only the outer one, and leaves out
+/// each whose TCI is 0: a VID 0, PCP 0 tag behind a pushed VID 5 tag is not sent by
+/// `normal` (both tags popped, the outer one pushed back with its TPID and DEI cleared),
+/// and both come back, each with its own TPID, for the actions after `normal`.
+#[test]
+fn normal_sends_an_inner_vid_0_pcp_0_tag_without_it() {
+    let t = flows("priority=0,actions=push_vlan:0x88a8,mod_vlan_vid:5,normal,output:1");
+    let f = vlan(0, &udp_frame([10, 0, 0, 1], 1, 2, 0));
+    let x = translate(&t, &MacTable::default(), &key(2, &f), NOW);
+    let outer = VLAN_PRESENT | 5;
+    assert_eq!(
+        x.actions,
+        vec![
+            DpAction::PushVlan { tpid: 0x88a8, tci: VLAN_PRESENT },
+            DpAction::SetVlanVid(5),
+            DpAction::PopVlan,
+            DpAction::PopVlan,
+            DpAction::PushVlan { tpid: TPID_OF_SECOND_LAST_POP, tci: outer },
+            DpAction::Output(1),
+            DpAction::Output(3),
+            DpAction::PopVlan,
+            DpAction::PushVlan { tpid: TPID_OF_SECOND_LAST_POP, tci: VLAN_PRESENT },
+            DpAction::PushVlan { tpid: TPID_OF_LAST_POP, tci: outer },
+            DpAction::Output(1),
+        ]
+    );
+    // The received tag decided it: its presence, VID and PCP are in the mask.
+    assert_eq!(x.mask.vlan_tci(0), VLAN_PRESENT | 0xefff);
+    // Nothing after normal: nothing put back.
+    let t = flows("priority=0,actions=push_vlan:0x8100,mod_vlan_vid:5,normal");
+    let x = translate(&t, &MacTable::default(), &key(2, &f), NOW);
+    assert_eq!(x.actions.len(), 7, "{:?}", x.actions);
+    // An inner tag with a priority is sent.
+    let mut g = f.clone();
+    g[14] = 0x20;
+    let x = translate(&t, &MacTable::default(), &key(2, &g), NOW);
+    let plain = [DpAction::PushVlan { tpid: 0x8100, tci: VLAN_PRESENT }, DpAction::SetVlanVid(5)];
+    assert_eq!(x.actions, [&plain[..], &[DpAction::Output(1), DpAction::Output(3)]].concat());
+}
+
+/// A tag popped and another pushed in its place are compared at the commit, as OVS's
+/// `commit_vlan_action` compares the flow's tags with the packet's: one pop and push
+/// become a `ReplaceVlan`, which the datapath skips for a tag equal in TPID, VID and PCP
+/// (DEI kept) and does otherwise (DEI cleared). A pop with nothing pushed back is a pop.
+#[test]
+fn a_tag_stripped_and_pushed_back_is_compared_at_the_commit() {
+    let f = vlan(10, &udp_frame([10, 0, 0, 1], 1, 2, 0));
+    let t = flows("priority=0,actions=strip_vlan,mod_vlan_vid:10,output:2");
+    let x = translate(&t, &MacTable::default(), &key(1, &f), NOW);
+    let same = DpAction::ReplaceVlan { tpid: 0x8100, tci: VLAN_PRESENT | 10 };
+    assert_eq!(x.actions, vec![same, DpAction::Output(2)]);
+    // Pushed, then its VID and PCP set: the final tag is the one compared.
+    let t = flows("priority=0,actions=strip_vlan,push_vlan:0x88a8,mod_vlan_vid:7,mod_vlan_pcp:2,output:2");
+    let x = translate(&t, &MacTable::default(), &key(1, &f), NOW);
+    let tci = VLAN_PRESENT | 0x4007;
+    assert_eq!(x.actions, vec![DpAction::ReplaceVlan { tpid: 0x88a8, tci }, DpAction::Output(2)]);
+    // An output between the pop and the push sees the frame without the tag.
+    let t = flows("priority=0,actions=strip_vlan,output:3,mod_vlan_vid:10,output:2");
+    let x = translate(&t, &MacTable::default(), &key(1, &f), NOW);
+    let push = DpAction::PushVlan { tpid: 0x8100, tci: VLAN_PRESENT | 10 };
+    assert_eq!(x.actions, vec![DpAction::PopVlan, DpAction::Output(3), push, DpAction::Output(2)]);
+}
+
+/// A tag a group bucket popped comes back for the rule's later actions with the TPID it
+/// had (the datapath's popped TPID), not 0x8100.
+#[test]
+fn a_tag_a_bucket_popped_comes_back_with_its_tpid() {
+    use ferrovs_config::{Group, GroupKind};
+    let g = Group { kind: GroupKind::Indirect, buckets: vec![vec![Action::StripVlan, Action::Output(2)]] };
+    let t = with_groups(vec![rule(0, 1, Match::default(), vec![Action::Group(1), Action::Output(3)])], &[(1, g)]);
+    let p = key(1, &vlan(10, &udp_frame([198, 18, 0, 2], 1, 2, 0)));
+    let x = translate(&t, &MacTable::default(), &p, NOW);
+    let back = DpAction::PushVlan { tpid: TPID_OF_LAST_POP, tci: VLAN_PRESENT | 10 };
+    assert_eq!(x.actions, vec![DpAction::PopVlan, DpAction::Output(2), back, DpAction::Output(3)]);
+    // The same with `clone`.
+    let t = tables(vec![rule(
+        0,
+        1,
+        Match::default(),
+        vec![Action::Clone(vec![Action::StripVlan, Action::Output(2)]), Action::Output(3)],
+    )]);
+    assert_eq!(translate(&t, &MacTable::default(), &p, NOW).actions, x.actions);
+    // Popped and replaced by another tag in the copy: the received tag is put back over
+    // it, with its TPID (`ReplaceVlan` of the popped TPID).
+    let t = tables(vec![rule(
+        0,
+        1,
+        Match::default(),
+        vec![Action::Clone(vec![Action::StripVlan, Action::ModVlanVid(10), Action::Output(2)]), Action::Output(3)],
+    )]);
+    let tci = VLAN_PRESENT | 10;
+    let (replace, back) =
+        (DpAction::ReplaceVlan { tpid: 0x8100, tci }, DpAction::ReplaceVlan { tpid: TPID_OF_LAST_POP, tci });
+    assert_eq!(
+        translate(&t, &MacTable::default(), &p, NOW).actions,
+        vec![replace, DpAction::Output(2), back, DpAction::Output(3)]
+    );
 }
 
 fn with_groups(rules: Vec<Rule>, groups: &[(u32, ferrovs_config::Group)]) -> RuleTables {
@@ -888,15 +987,60 @@ fn a_register_moved_from_the_packet_puts_those_packet_bits_in_the_mask() {
     both_lookups(&t, &key(1, &f), &[DpAction::Output(2)], &mask);
 }
 
+/// `resubmit(3,1)` looks table 1 up with in_port 3, but its rule's `move` reads the
+/// packet's in_port: OVS restores the flow's in_port right after the lookup
+/// (`rule_dpif_lookup_from_table`; against OVS:
+/// `fixed_move_reads_the_packet_s_in_port_after_a_resubmit_to_another`).
 #[test]
-fn registers_survive_resubmit_and_the_resubmit_port_is_what_in_port_reads() {
+fn registers_survive_resubmit_and_in_port_reads_the_packet_s_after_a_resubmit_to_another() {
     let t = of13_tables(&[
         "actions=resubmit(3,1),resubmit(,2)",
-        "table=1,actions=move:NXM_OF_IN_PORT[]->NXM_NX_REG3[0..15]",
-        "table=2,reg3=3,actions=output:2",
-        "table=2,priority=0,actions=output:1",
+        "table=1,in_port=3,actions=move:NXM_OF_IN_PORT[]->NXM_NX_REG3[0..15]",
+        "table=2,reg3=1,actions=output:2",
+        "table=2,reg3=3,actions=output:3",
     ]);
     both_lookups(&t, &key(1, &udp_frame([10, 0, 0, 1], 1, 2, 0)), &[DpAction::Output(2)], &base_mask());
+}
+
+/// A `load`/`move` into `in_port` changes the flow's in_port, as in OVS: an output to
+/// the packet's own port is sent, one to the new in_port is skipped, `in_port` and
+/// `flood` use the new one, and a group bucket's or `clone`'s change is undone after it.
+#[test]
+fn a_loaded_in_port_is_the_one_outputs_in_port_and_flood_see() {
+    let p = key(1, &udp_frame([10, 0, 0, 1], 1, 2, 0));
+    let t = of13_tables(&["actions=load:3->NXM_OF_IN_PORT[],output:1,output:3,in_port"]);
+    both_lookups(&t, &p, &[DpAction::Output(1), DpAction::Output(3)], &base_mask());
+    let t = of13_tables(&["actions=move:NXM_NX_REG0[0..15]->NXM_OF_IN_PORT[],flood"]);
+    both_lookups(&t, &p, &[DpAction::Output(1), DpAction::Output(2), DpAction::Output(3)], &base_mask());
+    let t = of13_tables(&["actions=clone(load:2->NXM_OF_IN_PORT[],output:1),output:1,output:2"]);
+    both_lookups(&t, &p, &[DpAction::Output(1), DpAction::Output(2)], &base_mask());
+}
+
+/// A `load` into `vlan_tci` writes the whole outer TCI as OVS's flow holds it: with the
+/// 0x1000 bit set it rewrites the VID and PCP (committed at the output) or pushes an
+/// 0x8100 tag; without it the tag goes (and the bits stay for a later PCP write).
+#[test]
+fn a_loaded_vlan_tci_rewrites_pushes_or_removes_the_tag() {
+    let untagged = key(1, &udp_frame([10, 0, 0, 1], 1, 2, 0));
+    let tagged = key(1, &vlan(10, &udp_frame([10, 0, 0, 1], 1, 2, 0)));
+    let t = of13_tables(&["actions=load:0x3005->NXM_OF_VLAN_TCI[],output:2"]);
+    let x = translate(&t, &MacTable::default(), &untagged, NOW);
+    assert_eq!(x.actions, vec![DpAction::PushVlan { tpid: ethertype::VLAN, tci: 0x3005 }, DpAction::Output(2)]);
+    let x = translate(&t, &MacTable::default(), &tagged, NOW);
+    assert_eq!(x.actions, vec![DpAction::SetVlanVid(5), DpAction::SetVlanPcp(1), DpAction::Output(2)]);
+    let t = of13_tables(&["actions=load:0->NXM_OF_VLAN_TCI[],output:2"]);
+    let x = translate(&t, &MacTable::default(), &tagged, NOW);
+    assert_eq!(x.actions, vec![DpAction::PopVlan, DpAction::Output(2)]);
+    // The VID bits of the absent tag come back with an OpenFlow 1.0 `mod_vlan_pcp`, which
+    // writes only the PCP into the flow's TCI (1.3's pushes a new tag with VID 0).
+    let t = flows("actions=load:7->NXM_OF_VLAN_TCI[0..11],output:2,mod_vlan_pcp:1,output:3");
+    let x = translate(&t, &MacTable::default(), &untagged, NOW);
+    let pushed = DpAction::PushVlan { tpid: ethertype::VLAN, tci: 0x3007 };
+    assert_eq!(x.actions, vec![DpAction::Output(2), pushed, DpAction::Output(3)]);
+    let t = of13_tables(&["actions=load:7->NXM_OF_VLAN_TCI[0..11],output:2,mod_vlan_pcp:1,output:3"]);
+    let x = translate(&t, &MacTable::default(), &untagged, NOW);
+    let pushed = DpAction::PushVlan { tpid: ethertype::VLAN, tci: VLAN_PRESENT };
+    assert_eq!(x.actions, vec![DpAction::Output(2), pushed, DpAction::SetVlanPcp(1), DpAction::Output(3)]);
 }
 
 #[test]

@@ -32,8 +32,8 @@
 use std::sync::Arc;
 
 use ferrovs_dpdk::{Drain, Mbuf, MbufBatch, Mempool, TxQueue, tx_burst};
-use ferrovs_flowcache::actions::{DpAction, TPID_OF_LAST_POP};
-use ferrovs_flowcache::edit::{EditOutcome, execute_edit, pop_vlan, push_vlan};
+use ferrovs_flowcache::actions::{DpAction, PoppedTpids};
+use ferrovs_flowcache::edit::{EditOutcome, execute_edit, outer_tpid, pop_vlan, push_vlan};
 
 use crate::capture::CaptureTaps;
 use crate::perf::PmdPerf;
@@ -118,18 +118,34 @@ fn push_vlan_mbuf(m: &mut Mbuf, tpid: u16, tci: u16) -> EditResult {
 }
 
 /// Removes the outer VLAN tag if flowcache's parser sees one (else nothing to do); its
-/// TPID goes to `popped_tpid` (for a later `PushVlan` of [`TPID_OF_LAST_POP`]).
-fn pop_vlan_mbuf(m: &mut Mbuf, popped_tpid: &mut u16) -> EditResult {
+/// TPID goes to `popped` (for a later `PushVlan` of a popped tag's TPID).
+fn pop_vlan_mbuf(m: &mut Mbuf, popped: &mut PoppedTpids) -> EditResult {
     let Some(frame) = m.data_mut() else { return EditResult::Unsupported };
     let tpid = frame.get(12..14).map(|t| u16::from_be_bytes([t[0], t[1]]));
     if !pop_vlan(frame) {
         return EditResult::Done;
     }
     if let Some(t) = tpid {
-        *popped_tpid = t;
+        popped.popped(t);
     }
     // The MAC addresses have moved 4 bytes on: the packet now starts there.
     if m.adj(4) { EditResult::Done } else { EditResult::Unsupported }
+}
+
+/// `ReplaceVlan` (in place): its TPID taken from `popped` if it is a placeholder, then the
+/// TPID of the tag it replaces added to them, as its pop would.
+fn replace_vlan_mbuf(m: &mut Mbuf, popped: &mut PoppedTpids, tpid: u16, tci: u16) -> EditResult {
+    let Some(frame) = m.data_mut() else { return EditResult::Unsupported };
+    let found = outer_tpid(frame);
+    let a = DpAction::ReplaceVlan { tpid: popped.take(tpid), tci };
+    let result = match execute_edit(frame, &a) {
+        EditOutcome::Applied | EditOutcome::Skipped => EditResult::Done,
+        _ => EditResult::Unsupported,
+    };
+    if let Some(t) = found {
+        popped.popped(t);
+    }
+    result
 }
 
 /// An in-place edit through flowcache.
@@ -250,8 +266,8 @@ impl TxState {
             return self.drop_counted(in_idx, pkt, |c| c.drop_action += 1);
         };
         let mut m = pkt;
-        // The TPID of the tag the last `PopVlan` removed (see `TPID_OF_LAST_POP`).
-        let mut popped_tpid = ferrovs_flowcache::key::ethertype::VLAN;
+        // The TPIDs of the tags `PopVlan`s removed (see `TPID_OF_LAST_POP`).
+        let mut popped = PoppedTpids::default();
         for (k, a) in actions[..=last_out].iter().enumerate() {
             match *a {
                 DpAction::Output(p) if k == last_out => return self.output(p, m),
@@ -271,9 +287,9 @@ impl TxState {
                         None => return self.count_in(in_idx, |c| c.drop_no_mbuf += 1),
                     };
                     let result = match *a {
-                        DpAction::PushVlan { tpid: TPID_OF_LAST_POP, tci } => push_vlan_mbuf(&mut m, popped_tpid, tci),
-                        DpAction::PushVlan { tpid, tci } => push_vlan_mbuf(&mut m, tpid, tci),
-                        DpAction::PopVlan => pop_vlan_mbuf(&mut m, &mut popped_tpid),
+                        DpAction::PushVlan { tpid, tci } => push_vlan_mbuf(&mut m, popped.take(tpid), tci),
+                        DpAction::PopVlan => pop_vlan_mbuf(&mut m, &mut popped),
+                        DpAction::ReplaceVlan { tpid, tci } => replace_vlan_mbuf(&mut m, &mut popped, tpid, tci),
                         _ => edit_in_place(&mut m, a),
                     };
                     match result {

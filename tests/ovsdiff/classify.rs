@@ -175,19 +175,5 @@ pub fn classify(d: &Difference) -> Class {
     {
         return Class::Known("mtu-limit-is-netdev-dpdk-s");
     }
-    // Open divergences (ferrovs must follow OVS).
-    // `normal` on a frame whose tag a pushed one covers, that tag being VID 0, PCP 0:
-    // OVS rebuilds every tag level from its VID and PCP and leaves out each one whose TCI
-    // is then 0 (`xvlan_put`), so it sends the frame without that inner tag; ferrovs
-    // leaves out only an outer one. ferrovs's side: OVS's frame with a VID 0, PCP 0 tag
-    // more, behind the first tag.
-    if push_then_normal
-        && d.ferrovs_has_one_more_tag(16, |f| {
-            matches!(u16::from_be_bytes([f[16], f[17]]), 0x8100 | 0x88a8)
-                && u16::from_be_bytes([f[18], f[19]]) & 0xefff == 0
-        })
-    {
-        return Class::Open("normal-keeps-an-inner-vid-0-pcp-0-tag");
-    }
     Class::Unclassified
 }

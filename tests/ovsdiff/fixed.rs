@@ -3,18 +3,73 @@
 //! frames byte for byte, and with the frames OVS 3.1 was seen to send (so a case also
 //! fails if OVS's side is not what the case is about).
 
-use libtest_mimic::Failed;
+use ferrovs_e2e::ovs::Ovs;
+use libtest_mimic::{Failed, Trial};
 
+use crate::ferrovs_side;
+use crate::gen_rules::N_PORTS;
 use crate::known::{PerPort, hex, through_both_all, through_both_frames, udp_frame_of_len, vlan_udp_frame};
+
+/// One fixed case.
+type Case = fn() -> Result<(), Failed>;
+
+/// Every fixed case, as a trial named `fixed_<function>`.
+pub fn trials() -> Vec<Trial> {
+    let cases: [(&str, Case); 9] = [
+        ("normal_puts_a_vid_0_tag_back_with_its_tpid", normal_puts_a_vid_0_tag_back_with_its_tpid),
+        ("vlan_set_and_set_back_keeps_the_dei_bit", vlan_set_and_set_back_keeps_the_dei_bit),
+        ("normal_leaves_out_an_inner_vid_0_pcp_0_tag", normal_leaves_out_an_inner_vid_0_pcp_0_tag),
+        (
+            "a_tag_stripped_and_pushed_back_equal_keeps_its_dei_bit",
+            a_tag_stripped_and_pushed_back_equal_keeps_its_dei_bit,
+        ),
+        ("a_tag_a_clone_popped_comes_back_with_its_tpid", a_tag_a_clone_popped_comes_back_with_its_tpid),
+        ("a_loaded_in_port_is_the_one_outputs_and_flood_see", a_loaded_in_port_is_the_one_outputs_and_flood_see),
+        (
+            "move_reads_the_packet_s_in_port_after_a_resubmit_to_another",
+            move_reads_the_packet_s_in_port_after_a_resubmit_to_another,
+        ),
+        ("a_loaded_vlan_tci_sets_pushes_or_removes_the_tag", a_loaded_vlan_tci_sets_pushes_or_removes_the_tag),
+        ("a_chained_frame_sent_twice_frees_each_segment_once", a_chained_frame_sent_twice_frees_each_segment_once),
+    ];
+    cases.into_iter().map(|(name, f)| Trial::test(format!("fixed_{name}"), f)).collect()
+}
 
 /// Runs `rule` (OpenFlow 1.0) on `frame` received on port 1; both switches must send
 /// exactly `want` (index 0: port 1).
 fn same_as_ovs(rule: &str, frame: &[u8], want: &PerPort) -> Result<(), Failed> {
+    same_as_ovs_in(false, rule, frame, want)
+}
+
+/// [`same_as_ovs`], the rule loaded as OpenFlow 1.3 if `openflow13`.
+fn same_as_ovs_in(openflow13: bool, rule: &str, frame: &[u8], want: &PerPort) -> Result<(), Failed> {
     ferrovs_e2e::ovs::installed()?;
-    let (ovs, fer) = through_both_all(rule, false, frame)?;
+    let (ovs, fer) = through_both_all(rule, openflow13, frame)?;
     if ovs != *want {
         return Err(format!("OVS's side is not what this case is about: {ovs:?}").into());
     }
+    if fer != *want {
+        let got: Vec<Vec<String>> = fer.iter().map(|p| p.iter().map(|f| hex(f)).collect()).collect();
+        return Err(format!("ferrovs sent {got:?}").into());
+    }
+    Ok(())
+}
+
+/// Runs the rule set `rules` (OpenFlow 1.0) on `frame` received on port 1 through both
+/// switches; both must send exactly `want`.
+fn rules_same_as_ovs(rules: &[&str], frame: &[u8], want: &PerPort) -> Result<(), Failed> {
+    ferrovs_e2e::ovs::installed()?;
+    let rules: Vec<String> = rules.iter().map(|r| r.to_string()).collect();
+    ferrovs_side::accepts(&rules, false)?;
+    let mut ovs = Ovs::start(N_PORTS);
+    ovs.replace_rules(&rules, false)?;
+    let from_ovs = ovs.send(1, frame)?;
+    let ovs: PerPort =
+        (1..=N_PORTS).map(|p| from_ovs.iter().filter(|(q, _)| *q == p).map(|(_, f)| f.clone()).collect()).collect();
+    if ovs != *want {
+        return Err(format!("OVS's side is not what this case is about: {ovs:?}").into());
+    }
+    let fer = ferrovs_side::run(&rules, false, 1, &[frame.to_vec()])?;
     if fer != *want {
         let got: Vec<Vec<String>> = fer.iter().map(|p| p.iter().map(|f| hex(f)).collect()).collect();
         return Err(format!("ferrovs sent {got:?}").into());
@@ -72,4 +127,87 @@ pub fn a_chained_frame_sent_twice_frees_each_segment_once() -> Result<(), Failed
         return Err(format!("ferrovs sent {got:?}").into());
     }
     Ok(())
+}
+
+/// `normal` rebuilds every tag level and leaves out each whose TCI is 0 (OVS's
+/// `xvlan_put`): a VID 0, PCP 0 tag behind a pushed 0x88a8 tag of VID 5 is not sent, and
+/// both tags come back, each with its TPID, for `output:3` after `normal`.
+pub fn normal_leaves_out_an_inner_vid_0_pcp_0_tag() -> Result<(), Failed> {
+    let frame = vlan_udp_frame(&[(0x8100, 0)]);
+    let sent = vlan_udp_frame(&[(0x88a8, 5)]);
+    let both = vlan_udp_frame(&[(0x88a8, 5), (0x8100, 0)]);
+    let want = vec![vec![], vec![sent.clone()], vec![sent.clone(), both], vec![sent]];
+    same_as_ovs_in(true, "in_port=1,actions=push_vlan:0x88a8,set_field:4101->vlan_vid,normal,output:3", &frame, &want)
+}
+
+/// A tag popped and pushed back equal (TPID, VID, PCP) is left as it is, DEI bit
+/// included, as OVS's commit compares the flow's tags with the packet's; with another
+/// TPID it is replaced (DEI cleared).
+pub fn a_tag_stripped_and_pushed_back_equal_keeps_its_dei_bit() -> Result<(), Failed> {
+    let rule = "in_port=1,actions=strip_vlan,mod_vlan_vid:10,output:2";
+    let mut frame = vlan_udp_frame(&[(0x8100, 10)]);
+    frame[14] |= 0x10; // DEI
+    same_as_ovs(rule, &frame, &vec![vec![], vec![frame.clone()], vec![], vec![]])?;
+    let mut other_tpid = vlan_udp_frame(&[(0x88a8, 10)]);
+    other_tpid[14] |= 0x10;
+    let want = vec![vec![], vec![vlan_udp_frame(&[(0x8100, 10)])], vec![], vec![]];
+    same_as_ovs(rule, &other_tpid, &want)
+}
+
+/// A tag a `clone` popped comes back for the later actions with its own TPID (0x88a8
+/// here), as OVS restores the flow; also when the clone pushed another in its place.
+pub fn a_tag_a_clone_popped_comes_back_with_its_tpid() -> Result<(), Failed> {
+    let frame = vlan_udp_frame(&[(0x88a8, 10), (0x8100, 20)]);
+    let want = vec![vec![], vec![vlan_udp_frame(&[(0x8100, 20)])], vec![frame.clone()], vec![]];
+    same_as_ovs("in_port=1,actions=clone(strip_vlan,output:2),output:3", &frame, &want)?;
+    let want = vec![vec![], vec![vlan_udp_frame(&[(0x8100, 10), (0x8100, 20)])], vec![frame.clone()], vec![]];
+    same_as_ovs("in_port=1,actions=clone(strip_vlan,mod_vlan_vid:10,output:2),output:3", &frame, &want)
+}
+
+/// `load` into `in_port` (NXM_OF_IN_PORT): later outputs and `in_port` use the new one,
+/// so `output:1` sends the frame back out of port 1 it came in on, `in_port` sends it to
+/// port 3, and `flood` leaves out port 3 instead of port 1.
+pub fn a_loaded_in_port_is_the_one_outputs_and_flood_see() -> Result<(), Failed> {
+    let frame = vlan_udp_frame(&[]);
+    let f = || vec![frame.clone()];
+    same_as_ovs(
+        "in_port=1,actions=load:3->NXM_OF_IN_PORT[],output:1,in_port",
+        &frame,
+        &vec![f(), vec![], f(), vec![]],
+    )?;
+    same_as_ovs("in_port=1,actions=load:3->NXM_OF_IN_PORT[],flood", &frame, &vec![f(), f(), vec![], f()])
+}
+
+/// `resubmit(PORT,T)` looks table T up with in_port PORT, but the rule found there sees
+/// the packet's own in_port (OVS restores it after the lookup): a `move` from `in_port`
+/// reads 1, not 3.
+pub fn move_reads_the_packet_s_in_port_after_a_resubmit_to_another() -> Result<(), Failed> {
+    let frame = vlan_udp_frame(&[]);
+    rules_same_as_ovs(
+        &[
+            "table=0,in_port=1,actions=resubmit(3,1)",
+            "table=1,in_port=3,actions=move:NXM_OF_IN_PORT[]->NXM_NX_REG0[0..15],resubmit(,2)",
+            "table=2,reg0=1,actions=output:2",
+            "table=2,reg0=3,actions=output:4",
+        ],
+        &frame,
+        &vec![vec![], vec![frame.clone()], vec![], vec![]],
+    )
+}
+
+/// `load` into `vlan_tci` (NXM_OF_VLAN_TCI): a value with the 0x1000 bit set rewrites the
+/// tag (or pushes one on an untagged frame), one without it removes the tag.
+pub fn a_loaded_vlan_tci_sets_pushes_or_removes_the_tag() -> Result<(), Failed> {
+    let untagged = vlan_udp_frame(&[]);
+    let tagged = vlan_udp_frame(&[(0x88a8, 10)]);
+    let only2 = |f: Vec<u8>| vec![vec![], vec![f], vec![], vec![]];
+    let rule = "in_port=1,actions=load:0x3005->NXM_OF_VLAN_TCI[],output:2";
+    same_as_ovs(rule, &untagged, &only2(vlan_udp_frame(&[(0x8100, 0x2005)])))?;
+    same_as_ovs(rule, &tagged, &only2(vlan_udp_frame(&[(0x88a8, 0x2005)])))?;
+    let strip = "in_port=1,actions=load:0->NXM_OF_VLAN_TCI[],output:2";
+    same_as_ovs(strip, &tagged, &only2(untagged.clone()))?;
+    // Bits without the present bit: no tag, and the VID bits come back with a PCP set.
+    let partial = "in_port=1,actions=load:0x7->NXM_OF_VLAN_TCI[0..11],output:2,mod_vlan_pcp:1,output:3";
+    let want = vec![vec![], vec![untagged.clone()], vec![vlan_udp_frame(&[(0x8100, 0x2007)])], vec![]];
+    same_as_ovs(partial, &untagged, &want)
 }

@@ -222,22 +222,14 @@ fn main() {
     let mut args = Arguments::from_iter(argv);
     // Both switches share the machine's cores: run one trial at a time.
     args.test_threads = Some(1);
-    let trials = vec![
+    let mut trials = vec![
         Trial::test("ovs_differential", move || differential(one_seed)),
-        Trial::test(
-            "fixed_normal_puts_a_vid_0_tag_back_with_its_tpid",
-            fixed::normal_puts_a_vid_0_tag_back_with_its_tpid,
-        ),
-        Trial::test("fixed_vlan_set_and_set_back_keeps_the_dei_bit", fixed::vlan_set_and_set_back_keeps_the_dei_bit),
-        Trial::test(
-            "fixed_a_chained_frame_sent_twice_frees_each_segment_once",
-            fixed::a_chained_frame_sent_twice_frees_each_segment_once,
-        ),
         Trial::test("known_ipv4_later_fragment_payload_untouched", known::ipv4_later_fragment_payload_untouched),
         Trial::test("known_ipv4_protocol_0_rewritten", known::ipv4_protocol_0_rewritten),
         Trial::test("known_mtu_limit_is_netdev_dpdk_s", known::mtu_limit_is_netdev_dpdk_s),
         Trial::test("known_pushed_tags_keep_the_frame_s_own_tag", known::pushed_tags_keep_the_frame_s_own_tag),
         Trial::test("known_normal_keeps_the_tag_behind_a_vid_0_tag", known::normal_keeps_the_tag_behind_a_vid_0_tag),
     ];
+    trials.extend(fixed::trials());
     libtest_mimic::run(&args, trials).exit();
 }

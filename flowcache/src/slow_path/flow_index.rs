@@ -378,7 +378,7 @@ pub struct FlowIndex {
 impl FlowIndex {
     /// Records megaflow `r`.
     pub fn insert(&mut self, r: FlowRef, f: &MirrorFlow) {
-        for id in &f.rules {
+        for id in f.rules.iter().chain(&f.watched) {
             self.users.entry(*id).or_default().insert(r);
         }
         let deps = &f.rule_deps;
@@ -387,7 +387,7 @@ impl FlowIndex {
 
     /// Forgets megaflow `r`, recorded as `f`.
     pub fn remove(&mut self, r: FlowRef, f: &MirrorFlow) {
-        for id in &f.rules {
+        for id in f.rules.iter().chain(&f.watched) {
             if let Some(s) = self.users.get_mut(id) {
                 s.remove(&r);
                 if s.is_empty() {

@@ -40,6 +40,9 @@ pub struct MirrorFlow {
     pub bridge: usize,
     /// Rules that the latest translation matched (stable across rule-set versions).
     pub rules: Vec<RuleId>,
+    /// Rules whose deletion revalidates it, besides `rules` (`rule_deps::watched`: those
+    /// of a slow-path megaflow, which credits none).
+    pub watched: Vec<RuleId>,
     /// MAC table entries the decision depends on.
     pub mac_deps: Vec<MacKey>,
     /// What the translation looked at in the rule tables (which rule changes can affect it).
@@ -136,6 +139,7 @@ mod tests {
             actions: vec![DpAction::Output(2)],
             bridge: 0,
             rules: vec![],
+            watched: vec![],
             mac_deps: vec![],
             rule_deps: RuleDeps::default(),
             learn: None,

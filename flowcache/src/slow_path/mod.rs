@@ -462,12 +462,14 @@ impl SlowPath {
         self.next_id += 1;
         let megaflow = Megaflow::new(up.key, t.mask, self.bridges[b].port_map.dp_actions(&t.actions));
         let rule_deps = RuleDeps::of(&t, &self.bridges[b].tables, &of_key, &t.mask);
+        let watched = self.bridges[b].ids.ids(&rule_deps::watched(&t, &self.bridges[b].tables));
         let flow = MirrorFlow {
             key: megaflow.key,
             mask: t.mask,
             actions: t.actions,
             bridge: b,
             rules: self.bridges[b].ids.ids(&t.rules),
+            watched,
             mac_deps: t.mac_deps,
             rule_deps,
             learn: t.learn,
@@ -973,6 +975,7 @@ impl SlowPath {
                     br.flows.remove((pmd, id), f);
                     f.rule_deps = RuleDeps::of(&t, &br.tables, &of_key, &f.mask);
                     f.rules = br.ids.ids(&t.rules);
+                    f.watched = br.ids.ids(&rule_deps::watched(&t, &br.tables));
                     f.mac_deps = t.mac_deps;
                     f.learn = t.learn;
                     br.flows.insert((pmd, id), f);
@@ -1134,7 +1137,7 @@ impl SlowPath {
         let mut walk = BTreeSet::new();
         for (pmd, m) in self.mirrors.iter().enumerate() {
             for (id, f) in m.iter().filter(|(_, f)| f.bridge == b) {
-                let hit = f.rules.iter().any(|r| dead.contains(r))
+                let hit = f.rules.iter().chain(&f.watched).any(|r| dead.contains(r))
                     || added.iter().any(|a| f.rule_deps.may_be_changed_by(&f.key, a));
                 if hit {
                     walk.insert((pmd, id));

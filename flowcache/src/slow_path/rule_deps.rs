@@ -23,7 +23,17 @@
 //!   the megaflow's key on a fixed bit, no packet of the megaflow can match R.
 //!
 //! An abandoned translation (resubmit loop) executes no actions, so its rewrites are not
-//! visible in its (empty) action list: nothing of its mask counts as fixed.
+//! visible in its (empty) action list: nothing of its mask counts as fixed. Nor does a
+//! slow-path megaflow's (its one action sends packets to the slow path, whatever the
+//! rules before the stop rewrote).
+//!
+//! A slow-path megaflow (a lookup needed the ND fields the key lacks) credits no rule,
+//! yet its being one depends on rules: those its path matched before the stop, and the ND
+//! rules of the table it stopped at (without them the messages are decided in the fast
+//! path). [`watched`] lists them, for the deletion side; the stopping lookup counts as a
+//! miss of that table, for the addition side. The slow path decides each packet with the
+//! current rules anyway: what a change must not leave is a megaflow that sends packets
+//! there after nothing needs it.
 //!
 //! Rule changes that are not a set of such deletions and additions (the relative order
 //! of kept equal-priority rules changes, or too many rules are added at once) fall back to
@@ -95,7 +105,11 @@ fn written_bits(actions: &DpActions) -> Mask {
             DpAction::Output(_) | DpAction::Controller { .. } => {}
             DpAction::SetEthSrc(_) => field(&mut m, Field::DlSrc),
             DpAction::SetEthDst(_) => field(&mut m, Field::DlDst),
-            DpAction::PushVlan { .. } | DpAction::PopVlan | DpAction::SetVlanVid(_) | DpAction::SetVlanPcp(_) => {
+            DpAction::PushVlan { .. }
+            | DpAction::PopVlan
+            | DpAction::ReplaceVlan { .. }
+            | DpAction::SetVlanVid(_)
+            | DpAction::SetVlanPcp(_) => {
                 m.set_vlan_tci(0, 0xffff);
                 m.set_vlan_tci(1, 0xffff);
             }
@@ -111,6 +125,15 @@ fn written_bits(actions: &DpActions) -> Mask {
         }
     }
     m
+}
+
+/// Rules whose deletion must revalidate a megaflow from `t` although it matched them
+/// without crediting them: for a slow-path megaflow, those its path matched before the stop
+/// and the ND rules of the table it stopped at (see the module documentation). Empty for
+/// any other (its `rules` are the ones).
+pub fn watched(t: &Translation, tables: &RuleTables) -> Vec<RuleRef> {
+    let Some((table, _)) = t.slow_path_at else { return Vec::new() };
+    t.trace.iter().filter_map(|s| s.rule).chain(tables.nd_rules(table)).collect()
 }
 
 impl RuleDeps {
@@ -130,7 +153,13 @@ impl RuleDeps {
                 None => lookups.push(TableLookup { table: s.table, in_port: s.in_port, winner }),
             }
         }
-        let fixed = if t.error.is_some() {
+        if let Some((table, in_port)) = t.slow_path_at {
+            match lookups.iter_mut().find(|l| l.table == table && l.in_port == in_port) {
+                Some(l) => l.winner = None,
+                None => lookups.push(TableLookup { table, in_port, winner: None }),
+            }
+        }
+        let fixed = if t.error.is_some() || t.slow_path_at.is_some() {
             Mask::ZERO
         } else {
             let mut unstable = written_bits(&t.actions);

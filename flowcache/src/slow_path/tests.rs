@@ -686,6 +686,47 @@ fn nd_packets_go_through_the_slow_path_one_by_one() {
     assert_eq!((dump[0].packets, dump[0].bytes, dump[1].packets), (1, len, 1));
 }
 
+/// A slow-path megaflow depends on the ND rules of the table it stopped at and on the
+/// rules its path matched before: deleting the last ND rule removes it (the messages are
+/// decided in the fast path again), adding a higher-priority ND rule to that table
+/// revalidates it (it stays: the table still has ND rules), and so does deleting a rule
+/// of the path that led there.
+#[test]
+fn a_slow_path_megaflow_is_revalidated_when_the_nd_rules_change() {
+    use crate::actions::REASON_SLOW_PATH;
+    use crate::testpkt::{ipv6_frame, nd_message};
+    let ns = ipv6_frame(58, 0, &[], &nd_message(135, 0, [0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1], &[]));
+    let mut sp = slow_path(
+        &[
+            "priority=50,ipv6,actions=resubmit(,1)",
+            "table=1,priority=100,icmp6,icmp_type=135,nd_target=fd00::1,actions=drop",
+            "table=1,priority=0,actions=output:2",
+        ],
+        1,
+        Default::default(),
+    );
+    let slow = |mf: &Megaflow| matches!(mf.actions[..], [DpAction::Controller { reason: REASON_SLOW_PATH, .. }]);
+    let (id, mf) = installed(&sp.handle_upcall(&up(0, extract(&ns, 1)), 0), 0);
+    assert!(slow(&mf), "{:?}", mf.actions);
+    let before = sp.counters().revalidated;
+    sp.add_flows("br0", rules(&["table=1,priority=200,icmp6,icmp_type=135,nd_target=fd00::2,actions=drop"]), 1)
+        .unwrap();
+    assert_eq!(sp.counters().revalidated, before + 1, "the added ND rule revalidated it");
+    assert!(sp.mirror(0).unwrap().get(id).is_some(), "still a slow-path megaflow");
+    let (cmds, n) = sp.del_flows("br0", &parse_match("table=1,icmp6,icmp_type=135").unwrap(), 2).unwrap();
+    assert_eq!((cmds, n), (vec![(0, PmdCommand::Remove { ids: vec![id] })], 2), "no ND rule left");
+    let (id, mf) = installed(&sp.handle_upcall(&up(0, extract(&ns, 1)), 3), 0);
+    assert_eq!(mf.actions, vec![DpAction::Output(2)]);
+    // Back to the slow path with an ND rule, then the rule that led there deleted.
+    let cmds =
+        sp.add_flows("br0", rules(&["table=1,priority=100,icmp6,icmp_type=135,nd_target=fd00::1,actions=drop"]), 4);
+    assert_eq!(cmds.unwrap(), vec![(0, PmdCommand::Remove { ids: vec![id] })], "the fast-path megaflow is taken over");
+    let (id, mf) = installed(&sp.handle_upcall(&up(0, extract(&ns, 1)), 5), 0);
+    assert!(slow(&mf), "{:?}", mf.actions);
+    let (cmds, _) = sp.del_flows("br0", &parse_match("ipv6").unwrap(), 6).unwrap();
+    assert_eq!(cmds, vec![(0, PmdCommand::Remove { ids: vec![id] })], "table 0 now drops it in the fast path");
+}
+
 /// A random rule of a two-table ACL + routing set over a small address space, so that
 /// rules and megaflows overlap often.
 fn random_rule(r: &mut crate::testpkt::SplitMix) -> Rule {

@@ -120,6 +120,11 @@ pub struct Translation {
     /// revalidated. Empty when the MAC table was not used.
     pub mac_deps: Vec<MacKey>,
     pub error: Option<XlateError>,
+    /// (table, in_port) of the lookup that needed the neighbour-discovery fields the key
+    /// does not hold: the translation stopped there and the megaflow sends its packets to
+    /// the slow path. `rules` is then empty (the slow path credits each packet), `trace`
+    /// has the lookups before it.
+    pub slow_path_at: Option<(u8, u32)>,
 }
 
 impl Translation {

@@ -72,17 +72,20 @@ pub fn evaluate_with_nd(
         macs,
         now,
         in_port: ferrovs_config::port_from_16(key.in_port()),
-        port: ferrovs_config::port_from_16(key.in_port()),
+        ingress: ferrovs_config::port_from_16(key.in_port()),
         pkt,
         regs: Registers::default(),
         out: Evaluation { actions: Vec::new(), rules: Vec::new(), learn: None, aborted: false },
         lookups: 0,
-        retag_at: None,
+        retag: None,
         vlan_base: None,
+        pending_pop: None,
     };
     ev.table(0, ferrovs_config::port_from_16(key.in_port()), 0);
-    if ev.retag_at.is_some_and(|i| i + 1 == ev.out.actions.len()) {
-        ev.out.actions.pop();
+    if let Some((start, end)) = ev.retag
+        && end == ev.out.actions.len()
+    {
+        ev.out.actions.truncate(start);
     }
     if ev.out.aborted {
         ev.out.actions.clear();
@@ -99,19 +102,25 @@ struct Eval<'a> {
     now: Duration,
     /// The packet's neighbour-discovery fields.
     nd: NdFields,
+    /// The flow's in_port (a `load`/`move` may write it; `resubmit(PORT,T)` only looks
+    /// up with another).
     in_port: u32,
-    /// The in_port of the current lookup (`resubmit(PORT,T)`).
-    port: u32,
+    /// The packet's ingress port (what a packet-in reports).
+    ingress: u32,
     pkt: FlowKey,
     /// Registers and metadata, zero at the start.
     regs: Registers,
     out: Evaluation,
     lookups: usize,
-    /// Where `normal` last put back a tag it sent untagged (dropped if nothing follows).
-    retag_at: Option<usize>,
+    /// The actions with which `normal` last put back tags it sent without (dropped if
+    /// nothing follows).
+    retag: Option<(usize, usize)>,
     /// The outer TCI the packet has while VID/PCP writes wait for the next output or tag
     /// push/pop (OVS's `commit_vlan_action` compares only the final TCI).
     vlan_base: Option<u16>,
+    /// A `strip_vlan` not done on the packet yet, and the TPID of a tag pushed in its
+    /// place since (OVS compares the two at the commit: the datapath's `ReplaceVlan`).
+    pending_pop: Option<Option<u16>>,
 }
 
 fn masked_eq<T: Copy>(v: Option<ferrovs_config::rules::Masked<T>>, pkt: u128, conv: impl Fn(T) -> u128) -> bool {
@@ -186,9 +195,7 @@ impl Eval<'_> {
         }
         let Some((_, idx)) = best else { return };
         self.out.rules.push(idx);
-        let caller_port = std::mem::replace(&mut self.port, lookup_port);
         self.rule_actions(idx, table, depth);
-        self.port = caller_port;
     }
 
     fn rule_actions(&mut self, idx: usize, table: u8, depth: usize) {
@@ -201,7 +208,7 @@ impl Eval<'_> {
             match *a {
                 Action::GotoTable(t) => goto = Some(t),
                 Action::Controller { max_len } => self.emit_observer(DpAction::Controller {
-                    in_port: self.in_port,
+                    in_port: self.ingress,
                     max_len,
                     reason: crate::actions::REASON_ACTION,
                     table,
@@ -234,6 +241,14 @@ impl Eval<'_> {
 
     /// Rewrites the outer tag if its final VID/PCP differ from the packet's.
     fn commit_vlan(&mut self) {
+        match self.pending_pop.take() {
+            Some(Some(tpid)) => {
+                self.vlan_base = None;
+                self.emit(DpAction::ReplaceVlan { tpid, tci: self.pkt.vlan_tci(0) });
+            }
+            Some(None) => self.emit(DpAction::PopVlan),
+            None => {}
+        }
         if let Some(base) = self.vlan_base.take() {
             let t = self.pkt.vlan_tci(0);
             if (t ^ base) & 0x0fff != 0 {
@@ -264,8 +279,14 @@ impl Eval<'_> {
         self.pkt.vlan_tci(0) & VLAN_PRESENT != 0
     }
 
-    fn push(&mut self, tci: u16) {
-        self.commit_vlan();
+    /// Pushes a tag: in place of a pending pop, left to the commit; else at once.
+    fn push(&mut self, tpid: u16, tci: u16) {
+        if self.pending_pop == Some(None) {
+            self.pending_pop = Some(Some(tpid));
+        } else {
+            self.commit_vlan();
+            self.emit(DpAction::PushVlan { tpid, tci: tci | VLAN_PRESENT });
+        }
         self.pkt.set_vlan_tci(1, self.pkt.vlan_tci(0));
         self.pkt.set_vlan_tci(0, tci | VLAN_PRESENT);
     }
@@ -295,8 +316,7 @@ impl Eval<'_> {
                 if self.tagged() {
                     self.set_outer(0x0fff, v);
                 } else {
-                    self.push(v);
-                    self.emit(DpAction::PushVlan { tpid: ethertype::VLAN, tci: VLAN_PRESENT | v });
+                    self.push(ethertype::VLAN, (self.pkt.vlan_tci(0) & !0x0fff) | v);
                 }
             }
             Action::ModVlanPcp(c) => {
@@ -304,8 +324,7 @@ impl Eval<'_> {
                 if self.tagged() {
                     self.set_outer(0xe000, bits);
                 } else {
-                    self.push(bits);
-                    self.emit(DpAction::PushVlan { tpid: ethertype::VLAN, tci: VLAN_PRESENT | bits });
+                    self.push(ethertype::VLAN, (self.pkt.vlan_tci(0) & !0xe000) | bits);
                 }
             }
             Action::StripVlan => {
@@ -314,13 +333,10 @@ impl Eval<'_> {
                     let inner = self.pkt.vlan_tci(1);
                     self.pkt.set_vlan_tci(0, inner);
                     self.pkt.set_vlan_tci(1, 0);
-                    self.emit(DpAction::PopVlan);
+                    self.pending_pop = Some(None);
                 }
             }
-            Action::PushVlan(tpid) => {
-                self.push(0);
-                self.emit(DpAction::PushVlan { tpid, tci: VLAN_PRESENT });
-            }
+            Action::PushVlan(tpid) => self.push(tpid, 0),
             Action::DecTtl => {
                 if self.ip() {
                     self.pkt.set_nw_ttl(self.pkt.nw_ttl() - 1);
@@ -352,7 +368,7 @@ impl Eval<'_> {
     /// The bits of `sf`, shifted down.
     fn fetch(&self, sf: Subfield) -> u128 {
         let full = match sf.field {
-            SubfieldField::Packet(PacketField::InPort) => u128::from(self.port),
+            SubfieldField::Packet(PacketField::InPort) => u128::from(ferrovs_config::port_to_16(self.in_port)),
             SubfieldField::Packet(p) => p.def().slot.get(&self.pkt),
             f => self.regs.get(f.pipeline().expect("not a packet field")),
         };
@@ -364,6 +380,32 @@ impl Eval<'_> {
         let bits = sf.bits();
         let put = |old: u128| (old & !bits) | ((value << sf.ofs) & bits);
         match sf.field {
+            SubfieldField::Packet(PacketField::InPort) => {
+                let old = u128::from(ferrovs_config::port_to_16(self.in_port));
+                self.in_port = ferrovs_config::port_from_16(put(old) as u32 & 0xffff);
+            }
+            SubfieldField::Packet(PacketField::VlanTci) => {
+                let tci = put(u128::from(self.pkt.vlan_tci(0))) as u16;
+                match (tci & VLAN_PRESENT != 0, self.tagged()) {
+                    (true, true) => {
+                        self.set_outer(0x0fff, tci & 0x0fff);
+                        self.set_outer(0xe000, tci & 0xe000);
+                    }
+                    (true, false) => self.push(ethertype::VLAN, tci & 0xefff),
+                    (false, tagged) => {
+                        // No tag: every tag the flow holds goes.
+                        if tagged {
+                            self.commit_vlan();
+                            if self.pkt.vlan_tci(1) & VLAN_PRESENT != 0 {
+                                self.emit(DpAction::PopVlan);
+                            }
+                            self.pending_pop = Some(None);
+                        }
+                        self.pkt.set_vlan_tci(if tagged { 1 } else { 0 }, 0);
+                        self.pkt.set_vlan_tci(0, tci);
+                    }
+                }
+            }
             SubfieldField::Packet(p) => {
                 if let Some(set) = p.set_field(put(p.def().slot.get(&self.pkt))) {
                     self.set(set);
@@ -459,21 +501,41 @@ impl Eval<'_> {
             return;
         }
         let vlan = if tci & VLAN_PRESENT != 0 { tci & 0x0fff } else { 0 };
-        // A tag with VID 0 and PCP 0 leaves untagged (OVS's xvlan_put), then comes back.
-        if tci & VLAN_PRESENT != 0 && tci & 0xefff == 0 {
+        let inner = self.pkt.vlan_tci(1);
+        let (last, second) = (crate::actions::TPID_OF_LAST_POP, crate::actions::TPID_OF_SECOND_LAST_POP);
+        // A tag with VID 0 and PCP 0 leaves untagged (OVS's xvlan_put), then comes back:
+        // an outer one alone, an inner one behind a sent outer one with both popped and
+        // the outer pushed back around the outputs.
+        let (send, back) = if tci & VLAN_PRESENT == 0 {
+            (vec![], vec![])
+        } else if tci & 0xefff == 0 {
+            (vec![DpAction::PopVlan], vec![DpAction::PushVlan { tpid: last, tci: VLAN_PRESENT }])
+        } else if inner & VLAN_PRESENT != 0 && inner & 0xefff == 0 {
+            let outer = tci & 0xefff | VLAN_PRESENT;
+            (
+                vec![DpAction::PopVlan, DpAction::PopVlan, DpAction::PushVlan { tpid: second, tci: outer }],
+                vec![
+                    DpAction::PopVlan,
+                    DpAction::PushVlan { tpid: second, tci: VLAN_PRESENT },
+                    DpAction::PushVlan { tpid: last, tci: outer },
+                ],
+            )
+        } else {
+            (vec![], vec![])
+        };
+        if !send.is_empty() {
             self.commit_vlan();
-            let start = self.out.actions.len();
-            self.emit(DpAction::PopVlan);
-            self.normal_outputs(vlan);
-            if self.out.actions.len() == start + 1 {
-                self.out.actions.pop();
-            } else {
-                self.retag_at = Some(self.out.actions.len());
-                self.emit(DpAction::PushVlan { tpid: crate::actions::TPID_OF_LAST_POP, tci: VLAN_PRESENT });
-            }
-            return;
         }
+        let start = self.out.actions.len();
+        self.out.actions.extend_from_slice(&send);
         self.normal_outputs(vlan);
+        if self.out.actions.len() == start + send.len() {
+            self.out.actions.truncate(start);
+        } else if !back.is_empty() {
+            let at = self.out.actions.len();
+            self.out.actions.extend_from_slice(&back);
+            self.retag = Some((at, self.out.actions.len()));
+        }
     }
 
     fn normal_outputs(&mut self, vlan: u16) {

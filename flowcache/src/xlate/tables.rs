@@ -322,12 +322,18 @@ impl RuleTables {
         &self.rules
     }
 
-    /// The rule `r` refers to.
     /// Whether a rule of `table` matches `nd_target`, `nd_sll` or `nd_tll`.
     pub fn has_nd_rules(&self, table: u8) -> bool {
         self.nd_tables.get(table as usize).copied().unwrap_or(false)
     }
 
+    /// The rules of `table` that match `nd_target`, `nd_sll` or `nd_tll`.
+    pub fn nd_rules(&self, table: u8) -> impl Iterator<Item = RuleRef> + '_ {
+        let rules = if self.has_nd_rules(table) { self.tables.get(table as usize) } else { None };
+        rules.into_iter().flatten().filter(|r| r.nd.is_some()).map(|r| r.rref)
+    }
+
+    /// The rule `r` refers to.
     pub fn rule(&self, r: RuleRef) -> &Rule {
         &self.rules[r.0 as usize]
     }

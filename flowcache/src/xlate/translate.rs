@@ -60,7 +60,9 @@ use super::mac::{MacKey, MacLearn, MacTable, is_multicast, is_reserved};
 use super::rule_index::Proof;
 use super::tables::{CompiledRule, MissMode, N_TABLES, RuleRef, RuleTables};
 use super::{TraceStep, Translation, XlateError};
-use crate::actions::{DpAction, DpActions, REASON_ACTION, REASON_NO_MATCH, REASON_SLOW_PATH, TPID_OF_LAST_POP};
+use crate::actions::{
+    DpAction, DpActions, REASON_ACTION, REASON_NO_MATCH, REASON_SLOW_PATH, TPID_OF_LAST_POP, TPID_OF_SECOND_LAST_POP,
+};
 use crate::extract::NdFields;
 use crate::key::{
     FRAG_ANY, FRAG_LATER, FlowKey, Mask, VLAN_PCP_MASK, VLAN_PCP_SHIFT, VLAN_PRESENT, VLAN_VID_MASK, ethertype, ipproto,
@@ -187,10 +189,15 @@ struct Ctx<'a> {
     tables: &'a RuleTables,
     macs: &'a MacTable,
     now: Duration,
+    /// The flow's in_port, as OVS's `flow.in_port`: the packet's, unless a `load`/`move`
+    /// wrote it; outputs to it are skipped, `in_port`, `flood` and `normal` use it, a
+    /// `move` reads it. (`resubmit(PORT,T)` looks T up with PORT and changes nothing
+    /// else, as OVS restores the flow's in_port right after the lookup.)
     in_port: u32,
-    /// The in_port the current table was looked up with (`resubmit(PORT,T)` changes it
-    /// for that table's actions), as `move` from `in_port` reads it.
-    port: u32,
+    /// The port the packet came in on (the key's in_port). A packet-in reports it, also
+    /// after a write to in_port (OVS reports the written one): the daemon finds the
+    /// packet's bridge by it.
+    ingress: u32,
     st: KeyState,
     mask: Mask,
     actions: DpActions,
@@ -205,17 +212,23 @@ struct Ctx<'a> {
     /// A lookup needed ND fields the key does not hold and `nd` was not given: the
     /// translation ends with a slow-path megaflow (see [`translate`]).
     slow_path: bool,
+    /// (table, in_port) of that lookup.
+    slow_path_at: Option<(u8, u32)>,
     optional: Vec<&'a CompiledRule>,
     /// Which lookup to use: the classifier (normal) or the linear scan (reference).
     lookup: Lookup,
     /// Output of the classifier lookup, reused across lookups.
     proof: Proof,
-    /// Index in `actions` of the tag `normal` last put back after sending it untagged.
-    retag_at: Option<usize>,
+    /// The range of `actions` in which `normal` last put back the tags it sent without
+    /// (dropped at the end if nothing follows it).
+    retag: Option<(usize, usize)>,
     /// The outer TCI the packet has in the datapath while VID/PCP writes to `st.cur`'s
     /// outer tag wait to be committed (None: the packet's outer tag is `st.cur`'s). See
     /// [`Ctx::commit_vlan`].
     vlan_base: Option<u16>,
+    /// A `strip_vlan` whose `PopVlan` waits for the commit, and the TPID of a tag pushed
+    /// in its place since: see [`Ctx::commit_vlan`].
+    pending_pop: Option<Option<u16>>,
 }
 
 /// How a table lookup finds the winner and the witness bits.
@@ -258,6 +271,7 @@ impl<'a> Ctx<'a> {
                 Some(nd) => self.lookup_nd(table, lookup_port, &nd),
                 None => {
                     self.slow_path = true;
+                    self.slow_path_at = Some((table, lookup_port));
                     None
                 }
             };
@@ -424,7 +438,7 @@ impl<'a> Ctx<'a> {
             // miss; one after a resubmit just returns, as in OVS.
             if honor_miss && self.tables.miss == MissMode::Controller {
                 self.emit_observer(DpAction::Controller {
-                    in_port: self.in_port,
+                    in_port: self.ingress,
                     max_len: u16::MAX,
                     reason: REASON_NO_MATCH,
                     table,
@@ -434,9 +448,7 @@ impl<'a> Ctx<'a> {
             return;
         };
         self.rules.push(rule.rref);
-        let caller_port = std::mem::replace(&mut self.port, lookup_port);
         self.rule_actions(rule, table, depth);
-        self.port = caller_port;
     }
 
     /// Runs the actions of `rule`, found in `table`, then its `goto_table`.
@@ -451,7 +463,7 @@ impl<'a> Ctx<'a> {
                 Action::Controller { max_len } => {
                     let cookie = self.tables.rule(rule.rref).cookie;
                     self.emit_observer(DpAction::Controller {
-                        in_port: self.in_port,
+                        in_port: self.ingress,
                         max_len,
                         reason: REASON_ACTION,
                         table,
@@ -501,7 +513,23 @@ impl<'a> Ctx<'a> {
     /// included. Called before every action that sends the packet or changes its tag
     /// stack. The bits compared are in the mask already: each write reads the bits it
     /// overwrites ([`Ctx::set_outer_vlan`]).
+    ///
+    /// Tag pops and pushes are committed the same way where it matters: a popped tag with
+    /// another pushed in its place before the commit is a `ReplaceVlan`, which keeps a tag
+    /// equal to the one popped (TPID, VID, PCP) as it was, DEI included, as OVS's
+    /// comparison of the flow's tags with the packet's does. (The datapath compares: the
+    /// key does not hold the TPID.) A pop alone is a `PopVlan`, before the VID/PCP writes
+    /// to the tag below it; a push with no pop pending is emitted at once.
     fn commit_vlan(&mut self) {
+        match self.pending_pop.take() {
+            Some(Some(tpid)) => {
+                self.vlan_base = None;
+                let tci = self.st.cur.vlan_tci(0);
+                self.actions.push(DpAction::ReplaceVlan { tpid, tci });
+            }
+            Some(None) => self.actions.push(DpAction::PopVlan),
+            None => {}
+        }
         let Some(base) = self.vlan_base.take() else { return };
         let tci = self.st.cur.vlan_tci(0);
         if (tci ^ base) & VLAN_VID_MASK != 0 {
@@ -536,6 +564,19 @@ impl<'a> Ctx<'a> {
         self.st.cur.vlan_tci(0) & VLAN_PRESENT != 0
     }
 
+    /// Pushes a tag: in place of one a `strip_vlan` popped without a commit since, a
+    /// replacement left to [`Ctx::commit_vlan`]; otherwise at once.
+    fn push_tag(&mut self, tpid: u16, tci: u16) {
+        match self.pending_pop {
+            Some(None) => self.pending_pop = Some(Some(tpid)),
+            _ => {
+                self.commit_vlan();
+                self.actions.push(DpAction::PushVlan { tpid, tci });
+            }
+        }
+        self.st.push_vlan(tci);
+    }
+
     fn action(&mut self, a: &Action, table: u8, depth: usize) -> Flow {
         match *a {
             Action::Output(p) => self.output(p),
@@ -547,10 +588,10 @@ impl<'a> Ctx<'a> {
                 if self.outer_tagged() {
                     self.set_outer_vlan(VLAN_VID_MASK, vid);
                 } else {
-                    self.commit_vlan();
-                    let tci = VLAN_PRESENT | vid;
-                    self.actions.push(DpAction::PushVlan { tpid: ethertype::VLAN, tci });
-                    self.st.push_vlan(tci);
+                    // The other bits of an absent tag's TCI (zero, unless a `vlan_tci`
+                    // write left some) stay, as OVS writes only the VID into the flow's.
+                    let t = self.st.cur.vlan_tci(0) & !VLAN_VID_MASK;
+                    self.push_tag(ethertype::VLAN, t | VLAN_PRESENT | vid);
                 }
             }
             Action::ModVlanPcp(pcp) => {
@@ -558,24 +599,18 @@ impl<'a> Ctx<'a> {
                 if self.outer_tagged() {
                     self.set_outer_vlan(VLAN_PCP_MASK, bits);
                 } else {
-                    self.commit_vlan();
-                    let tci = VLAN_PRESENT | bits;
-                    self.actions.push(DpAction::PushVlan { tpid: ethertype::VLAN, tci });
-                    self.st.push_vlan(tci);
+                    let t = self.st.cur.vlan_tci(0) & !VLAN_PCP_MASK;
+                    self.push_tag(ethertype::VLAN, t | VLAN_PRESENT | bits);
                 }
             }
             Action::StripVlan => {
                 if self.outer_tagged() {
                     self.commit_vlan();
-                    self.actions.push(DpAction::PopVlan);
+                    self.pending_pop = Some(None);
                     self.st.pop_vlan();
                 }
             }
-            Action::PushVlan(tpid) => {
-                self.commit_vlan();
-                self.actions.push(DpAction::PushVlan { tpid, tci: VLAN_PRESENT });
-                self.st.push_vlan(VLAN_PRESENT);
-            }
+            Action::PushVlan(tpid) => self.push_tag(tpid, VLAN_PRESENT),
             Action::DecTtl => {
                 let (v4, v6) = self.is_ip();
                 if v4 || v6 {
@@ -597,7 +632,7 @@ impl<'a> Ctx<'a> {
             }
             // Only in a packet-out (a rule's is handled by `table`, which knows its cookie).
             Action::Controller { max_len } => self.emit_observer(DpAction::Controller {
-                in_port: self.in_port,
+                in_port: self.ingress,
                 max_len,
                 reason: REASON_ACTION,
                 table,
@@ -631,21 +666,22 @@ impl<'a> Ctx<'a> {
     /// exception ends the copy's actions only.
     fn on_copy(&mut self, actions: &[Action], table: u8, depth: usize) {
         let saved = self.st.clone();
+        let in_port = self.in_port;
         for a in actions {
             if self.stopped() || self.action(a, table, depth) == Flow::StopTable {
                 break;
             }
         }
+        self.in_port = in_port;
         self.restore(saved);
     }
 
     /// The value of `sf` (shifted down). A packet field's bits join the mask (through
     /// the key state: written or moved bits map to what they came from); registers cost
-    /// nothing; `in_port` is the port the current table was looked up with (a
-    /// `resubmit(PORT,...)` changes it), always in the mask.
+    /// nothing; `in_port` is the flow's ([`Ctx::in_port`]), always in the mask.
     fn read_subfield(&mut self, sf: Subfield) -> u128 {
         let full = match sf.field {
-            SubfieldField::Packet(PacketField::InPort) => u128::from(self.port),
+            SubfieldField::Packet(PacketField::InPort) => u128::from(ferrovs_config::port_to_16(self.in_port)),
             SubfieldField::Packet(p) => {
                 let slot = p.def().slot;
                 self.read_field(slot, sf.bits());
@@ -656,12 +692,24 @@ impl<'a> Ctx<'a> {
         (full & sf.bits()) >> sf.ofs
     }
 
-    /// Writes `value` into `sf`: a register or the metadata, or a packet field as a
-    /// set-field of the whole field (its other bits, read from the packet, join the mask).
+    /// Writes `value` into `sf`: a register or the metadata, the flow's in_port, the outer
+    /// TCI ([`Ctx::write_vlan_tci`]), or another packet field as a set-field of the whole
+    /// field (its other bits, read from the packet, join the mask).
     fn write_subfield(&mut self, sf: Subfield, value: u128) {
         let bits = sf.bits();
         let put = |old: u128| (old & !bits) | ((value << sf.ofs) & bits);
         match sf.field {
+            SubfieldField::Packet(PacketField::InPort) => {
+                let old = ferrovs_config::port_to_16(self.in_port);
+                self.in_port = ferrovs_config::port_from_16(put(u128::from(old)) as u32 & 0xffff);
+            }
+            SubfieldField::Packet(PacketField::VlanTci) => {
+                if sf.n_bits < 16 {
+                    self.read_field(Field::VlanTci, 0xffff & !bits);
+                }
+                let tci = put(u128::from(self.st.cur.vlan_tci(0))) as u16;
+                self.write_vlan_tci(tci);
+            }
             SubfieldField::Packet(p) => {
                 let slot = p.def().slot;
                 let whole = sf.ofs == 0 && sf.n_bits == sf.field.width();
@@ -681,6 +729,40 @@ impl<'a> Ctx<'a> {
                 self.st.regs.set(pf, put(self.st.regs.get(pf)));
             }
         }
+    }
+
+    /// A write of the whole outer TCI, as OVS's `vlan_tci` field: with the 0x1000 bit set
+    /// it rewrites the tag's VID and PCP (TPID kept) or, on an untagged packet, pushes an
+    /// 0x8100 tag; without it the packet has no tag (the tags OVS's flow holds are popped:
+    /// its commit counts tags from the outside up to the first absent one), and the other
+    /// bits stay in the flow for later matches and for a PCP or VID write that brings the
+    /// tag back.
+    fn write_vlan_tci(&mut self, tci: u16) {
+        let tagged = self.outer_tagged();
+        if tci & VLAN_PRESENT != 0 {
+            if tagged {
+                self.set_outer_vlan(VLAN_VID_MASK, tci & VLAN_VID_MASK);
+                self.set_outer_vlan(VLAN_PCP_MASK, tci & VLAN_PCP_MASK);
+            } else {
+                self.push_tag(ethertype::VLAN, tci & (VLAN_PRESENT | VLAN_VID_MASK | VLAN_PCP_MASK));
+            }
+            return;
+        }
+        if tagged {
+            self.commit_vlan();
+            self.read(&{
+                let mut inner = Mask::ZERO;
+                inner.set_vlan_tci(1, VLAN_PRESENT);
+                inner
+            });
+            if self.st.cur.vlan_tci(1) & VLAN_PRESENT != 0 {
+                self.actions.push(DpAction::PopVlan);
+                self.st.pop_vlan();
+            }
+            self.pending_pop = Some(None);
+            self.st.pop_vlan();
+        }
+        self.st.set_outer_vlan_bits(0xffff, tci);
     }
 
     /// `group:ID`: each bucket's actions (all of them for `all`, the one for `indirect`)
@@ -707,12 +789,21 @@ impl<'a> Ctx<'a> {
     /// Puts the packet back as `saved` describes it, emitting the actions that undo a
     /// group bucket's changes: header fields it wrote are set back to their values
     /// before it (those values, read from the key, join the mask), a tag it pushed is
-    /// popped, one it popped is pushed again (TPID 0x8100: the key does not record the
-    /// TPID). A VID/PCP it changed is not set back here: as OVS (which restores the flow
+    /// popped, one it popped is pushed again with the TPID it had (`TPID_OF_LAST_POP`: the key
+    /// does not record the TPID). A VID/PCP it changed is not set back here: as OVS (which restores the flow
     /// but not what it committed), the next commit compares the packet's tag with the
     /// restored one ([`Ctx::commit_vlan`]). Deeper VLAN stack changes cannot be undone
     /// with the datapath's actions: the translation fails.
     fn restore(&mut self, saved: KeyState) {
+        // A pop the copy left pending is done first (the undo below pushes the tag back).
+        if let Some(pushed) = self.pending_pop {
+            // (Without a push in its place, VID/PCP writes to the tag below stay pending.)
+            let vlan_base = self.vlan_base.take();
+            self.commit_vlan();
+            if pushed.is_none() {
+                self.vlan_base = vlan_base;
+            }
+        }
         let after = std::mem::replace(&mut self.st, saved);
         let (a, b) = (&after.cur, self.st.cur);
         let (mut a0, a1, b0, b1) = (a.vlan_tci(0), a.vlan_tci(1), b.vlan_tci(0), b.vlan_tci(1));
@@ -729,8 +820,14 @@ impl<'a> Ctx<'a> {
         if vlan_touched {
             self.read(&Field::VlanTci.mask_of(0xffff));
         }
-        if (a0, a1) != (b0, b1) {
-            let present = |t: u16| t & VLAN_PRESENT != 0;
+        let present = |t: u16| t & VLAN_PRESENT != 0;
+        // A received tag the copy popped and replaced by another (equal or not: the TPIDs
+        // may differ): put back with the TPID it had (the datapath took it off the packet
+        // with the pop).
+        let replaced = self.st.vlan_src[0].is_some() && after.vlan_src[0] != self.st.vlan_src[0];
+        if a1 == b1 && present(a0) && present(b0) && replaced {
+            self.actions.push(DpAction::ReplaceVlan { tpid: TPID_OF_LAST_POP, tci: b0 });
+        } else if (a0, a1) != (b0, b1) {
             if a1 == b1 && present(a0) && present(b0) {
                 if (a0 ^ b0) & vid_pcp != 0 {
                     self.vlan_base = Some(a0);
@@ -738,7 +835,7 @@ impl<'a> Ctx<'a> {
             } else if present(a0) && a1 == b0 && b1 == 0 {
                 self.actions.push(DpAction::PopVlan);
             } else if present(b0) && a0 == b1 {
-                self.actions.push(DpAction::PushVlan { tpid: ethertype::VLAN, tci: b0 });
+                self.actions.push(DpAction::PushVlan { tpid: TPID_OF_LAST_POP, tci: b0 });
             } else {
                 self.error = Some(XlateError::GroupVlanRestore);
                 return;
@@ -899,11 +996,14 @@ impl<'a> Ctx<'a> {
     /// too for VID 0), the whole dl_dst (table lookup) and the whole dl_src (so that every
     /// new or moved source misses the megaflow cache and gets learned).
     ///
-    /// As OVS's `output_normal`, each output carries the outer tag rebuilt from its VID
-    /// and PCP, and a tag whose TCI is then 0 (VID 0, PCP 0: a priority tag without
-    /// priority) is not sent (`xvlan_put`): the outputs are wrapped in `PopVlan` ...
-    /// `PushVlan` (TCI 0, DEI cleared, the popped tag's TPID: OVS's restore for the actions after `normal`;
-    /// dropped again at the end if nothing follows).
+    /// As OVS's `output_normal`, each output carries the tags rebuilt from their VID and
+    /// PCP, and a tag whose TCI is then 0 (VID 0, PCP 0: a priority tag without priority)
+    /// is not sent (`xvlan_put`): the outputs are wrapped in `PopVlan` ... `PushVlan` (TCI
+    /// 0, DEI cleared, the popped tag's TPID: OVS's restore for the actions after
+    /// `normal`; dropped again at the end if nothing follows). Such an outer tag is left
+    /// out alone (OVS drops the tags behind it too: docs/OVS-DIFFERENCES.md); an inner one
+    /// behind an outer tag that is sent goes with both tags popped and the outer one
+    /// pushed back (DEI cleared, as OVS rebuilds it), and both come back afterwards.
     fn normal(&mut self) {
         self.read(&Field::VlanTci.mask_of((VLAN_PRESENT | VLAN_VID_MASK) as u128));
         self.read_field(Field::DlDst, Field::DlDst.all_ones());
@@ -919,25 +1019,50 @@ impl<'a> Ctx<'a> {
             }
         }
         let vlan = if tci & VLAN_PRESENT != 0 { tci & VLAN_VID_MASK } else { 0 };
+        let vid_pcp = VLAN_VID_MASK | VLAN_PCP_MASK;
         let untag = tci & VLAN_PRESENT != 0 && vlan == 0 && {
             self.read(&Field::VlanTci.mask_of(VLAN_PCP_MASK as u128));
             tci & VLAN_PCP_MASK == 0
         };
-        if untag {
+        // OVS's xvlan_extract reads the inner tag only behind a present outer one.
+        let untag_inner = tci & VLAN_PRESENT != 0 && !untag && {
+            let mut inner = Mask::ZERO;
+            inner.set_vlan_tci(1, VLAN_PRESENT | vid_pcp);
+            self.read(&inner);
+            let t = self.st.cur.vlan_tci(1);
+            t & VLAN_PRESENT != 0 && t & vid_pcp == 0
+        };
+        let (send, back): (&[DpAction], &[DpAction]) = if untag {
+            (&[DpAction::PopVlan], &[DpAction::PushVlan { tpid: TPID_OF_LAST_POP, tci: VLAN_PRESENT }])
+        } else if untag_inner {
+            let outer = tci & (VLAN_PRESENT | vid_pcp);
+            (
+                &[
+                    DpAction::PopVlan,
+                    DpAction::PopVlan,
+                    DpAction::PushVlan { tpid: TPID_OF_SECOND_LAST_POP, tci: outer },
+                ],
+                &[
+                    DpAction::PopVlan,
+                    DpAction::PushVlan { tpid: TPID_OF_SECOND_LAST_POP, tci: VLAN_PRESENT },
+                    DpAction::PushVlan { tpid: TPID_OF_LAST_POP, tci: outer },
+                ],
+            )
+        } else {
+            (&[], &[])
+        };
+        if !send.is_empty() {
             self.commit_vlan();
         }
         let start = self.actions.len();
-        if untag {
-            self.actions.push(DpAction::PopVlan);
-        }
+        self.actions.extend_from_slice(send);
         self.normal_outputs(vlan);
-        if untag {
-            if self.actions.len() == start + 1 {
-                self.actions.pop();
-            } else {
-                self.retag_at = Some(self.actions.len());
-                self.actions.push(DpAction::PushVlan { tpid: TPID_OF_LAST_POP, tci: VLAN_PRESENT });
-            }
+        if self.actions.len() == start + send.len() {
+            self.actions.truncate(start);
+        } else if !back.is_empty() {
+            let at = self.actions.len();
+            self.actions.extend_from_slice(back);
+            self.retag = Some((at, self.actions.len()));
         }
     }
 
@@ -1037,6 +1162,7 @@ pub(crate) fn translate_actions(
 ) -> Translation {
     let mut cx = Ctx::new(tables, macs, key, now, Lookup::Index);
     cx.in_port = in_port;
+    cx.ingress = in_port;
     for a in actions {
         if cx.stopped() {
             break;
@@ -1058,7 +1184,7 @@ impl<'a> Ctx<'a> {
             now,
             // The key holds LOCAL in 16 bits; the translator speaks OpenFlow numbers.
             in_port: ferrovs_config::port_from_16(key.in_port()),
-            port: ferrovs_config::port_from_16(key.in_port()),
+            ingress: ferrovs_config::port_from_16(key.in_port()),
             st: KeyState::new(key),
             mask: Mask::ZERO,
             actions: DpActions::new(),
@@ -1070,18 +1196,22 @@ impl<'a> Ctx<'a> {
             error: None,
             nd: None,
             slow_path: false,
+            slow_path_at: None,
             optional: Vec::new(),
             lookup,
             proof: Proof::default(),
-            retag_at: None,
+            retag: None,
             vlan_base: None,
+            pending_pop: None,
         }
     }
 
     fn finish(mut self) -> Translation {
-        // A tag `normal` put back for later actions that never came is not output.
-        if self.retag_at.is_some_and(|i| i + 1 == self.actions.len()) {
-            self.actions.pop();
+        // Tags `normal` put back for later actions that never came are not output.
+        if let Some((start, end)) = self.retag
+            && end == self.actions.len()
+        {
+            self.actions.truncate(start);
         }
         let mut mask = self.mask;
         add_prerequisites(&mut mask);
@@ -1091,7 +1221,7 @@ impl<'a> Ctx<'a> {
             // the lookup is redone there.
             self.actions.clear();
             self.actions.push(DpAction::Controller {
-                in_port: self.in_port,
+                in_port: self.ingress,
                 max_len: u16::MAX,
                 reason: REASON_SLOW_PATH,
                 table: 0,
@@ -1114,6 +1244,7 @@ impl<'a> Ctx<'a> {
             learn: self.learn,
             mac_deps: self.mac_deps,
             error: self.error,
+            slow_path_at: self.slow_path_at,
         }
     }
 }
