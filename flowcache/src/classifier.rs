@@ -847,6 +847,9 @@ impl Classifier {
             let mask = &st.mask;
             let records = &self.slab.records[..];
             let (buckets, bucket_mask) = (&st.buckets[..], st.bucket_mask());
+            if buckets.is_empty() {
+                continue;
+            }
             while bits != 0 {
                 let i = bits.trailing_zeros() as usize;
                 bits &= bits - 1;
