@@ -892,15 +892,19 @@ mod tests {
     use super::*;
     use crate::actions::DpAction;
 
-    #[test]
-    fn batch_hashes_equal_the_single_key_hash_for_every_mask_shape() {
-        let mut x = 0x1234_5678_9abc_def1u64;
-        let mut next = move || {
+    /// A deterministic pseudo-random sequence (xorshift64) from `seed` (not 0).
+    fn xorshift(mut x: u64) -> impl FnMut() -> u64 {
+        move || {
             x ^= x << 13;
             x ^= x >> 7;
             x ^= x << 17;
             x
-        };
+        }
+    }
+
+    #[test]
+    fn batch_hashes_equal_the_single_key_hash_for_every_mask_shape() {
+        let mut next = xorshift(0x1234_5678_9abc_def1u64);
         for cover in 0..=u8::MAX {
             let mut mask = FlowKey::ZERO;
             for i in 0..KEY_WORDS {
@@ -924,13 +928,7 @@ mod tests {
 
     #[test]
     fn bucket_tag_compare_finds_exactly_the_matching_ways() {
-        let mut x = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = move || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x
-        };
+        let mut next = xorshift(0x9e37_79b9_7f4a_7c15u64);
         for _ in 0..200_000 {
             let hash = next() as u32 | HASH_SET_BIT;
             let mut b = EMPTY_BUCKET;
