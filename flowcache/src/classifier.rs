@@ -261,6 +261,10 @@ struct Subtable {
     len: usize,
     hits: u64,
     partition: u32,
+    /// [`WORD_MULTIPLIERS`], read from here by the hash instances with constant word
+    /// positions: a multiply by a value in memory is one instruction, by a 64-bit
+    /// constant two (the compiler reloads the constant for every key).
+    multipliers: [u64; KEY_WORDS],
 }
 
 impl Subtable {
@@ -275,7 +279,17 @@ impl Subtable {
                 cover |= 1 << i;
             }
         }
-        Subtable { mask, words, n_words: n as u8, cover, buckets, len: 0, hits: 0, partition }
+        Subtable {
+            mask,
+            words,
+            n_words: n as u8,
+            cover,
+            buckets,
+            len: 0,
+            hits: 0,
+            partition,
+            multipliers: WORD_MULTIPLIERS,
+        }
     }
 
     /// Hash of `key & mask` (with [`HASH_SET_BIT`] set), over the covered words only.
@@ -344,7 +358,7 @@ impl Subtable {
             todo &= todo - 1;
             let key = &keys[i];
             let mut sum: u64 = 0;
-            for (wi, (&k, (&m, &mul))) in key.w.iter().zip(self.mask.w.iter().zip(&WORD_MULTIPLIERS)).enumerate() {
+            for (wi, (&k, (&m, &mul))) in key.w.iter().zip(self.mask.w.iter().zip(&self.multipliers)).enumerate() {
                 if COVER & (1 << wi) != 0 {
                     sum = sum.wrapping_add((k & m).wrapping_mul(mul));
                 }
