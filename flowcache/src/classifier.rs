@@ -28,9 +28,10 @@
 //! - **Ranking.** Each subtable counts its hits. Every [`RERANK_INTERVAL`] lookups of a
 //!   partition its subtables are re-sorted by hit count (most hits first) and the counts
 //!   halved, so the order follows recent traffic, deterministically.
-//! - **Hash tables.** Buckets of one cache line: 7 (32-bit hash, slab index) pairs and
-//!   an overflow count. A probe compares the 7 hashes at once without branches and
-//!   reads a megaflow only on a hash match; it moves to the next bucket only if entries
+//! - **Hash tables.** Buckets of one cache line: 8 (tag byte, slab index) pairs and an
+//!   overflow count; a tag is the top byte of the entry's 32-bit hash. A probe compares
+//!   the 8 tags at once as the bytes of one word, without branches, and reads a
+//!   megaflow only on a tag match; it moves to the next bucket only if entries
 //!   spilled past this one (tables grow at 3/4 full, so that is rare). A first version
 //!   used one-slot linear probing; its "is this slot empty / equal" branches were
 //!   mispredicted on most probes of a missing subtable. The subtable hash only mixes
@@ -94,18 +95,32 @@ pub enum InsertError {
     Full(usize),
 }
 
-/// Slots per bucket: 7 hashes, an overflow count and 7 indices fill one cache line.
-const WAYS: usize = 7;
+/// Slots per bucket: 8 tag bytes, an overflow count and 8 indices fit one cache line.
+const WAYS: usize = 8;
 
 /// One cache line of a subtable's hash table.
 #[derive(Clone, Copy)]
 #[repr(C, align(64))]
 struct Bucket {
-    hash: [u32; WAYS],
+    /// Byte `w`: the tag ([`tag`]) of the entry in way `w`, 0 for an empty way.
+    tags: u64,
     /// Entries stored past this bucket because it was full when they were inserted (a
     /// lookup continues to the next bucket only if this is non-zero).
     overflow: u32,
     index: [u32; WAYS],
+}
+
+/// One in every byte lane of a `u64`.
+const LANES_01: u64 = 0x0101_0101_0101_0101;
+const LANES_7F: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+const LANES_80: u64 = 0x8080_8080_8080_8080;
+
+/// An entry's tag in its bucket: the hash's top byte, never 0 ([`HASH_SET_BIT`]). The
+/// bucket index takes the hash's low bits, so the tag's other 7 bits are independent
+/// of the bucket (up to 2^24 buckets).
+#[inline(always)]
+fn tag(hash: u32) -> u8 {
+    (hash >> 24) as u8
 }
 
 /// The subtable hash of a multilinear sum (see `Subtable::hash`): one final mix, and
@@ -123,34 +138,66 @@ const COVER_IPV4_DST: u8 = 1 << 0 | 1 << 7;
 const COVER_IPV4_SRC_DST: u8 = COVER_IPV4_DST | 1 << 5;
 const COVER_5_TUPLE: u8 = COVER_IPV4_SRC_DST | 1 << 2 | 1 << 3;
 
-/// Set in every subtable hash (the bucket index takes the low bits), so that no hash
+/// Set in every subtable hash (the bucket index takes the low bits), so that no tag
 /// equals an empty way's 0 and a probe needs no "is this way filled" test.
 const HASH_SET_BIT: u32 = 1 << 31;
 
-const EMPTY_BUCKET: Bucket = Bucket { hash: [0; WAYS], overflow: 0, index: [EMPTY; WAYS] };
+const EMPTY_BUCKET: Bucket = Bucket { tags: 0, overflow: 0, index: [EMPTY; WAYS] };
 
 impl Bucket {
-    /// Bitmap of the filled ways whose hash equals `hash` (no branches: compared all at
-    /// once, so a lookup that misses costs no mispredicted branch per slot). An empty
-    /// way's hash is 0, which no subtable hash is ([`HASH_SET_BIT`]), so only the hashes
-    /// are compared: the seven hashes and the overflow count as eight 32-bit lanes,
-    /// which the compiler turns into two vector compares and a mask extraction.
+    /// The filled ways whose tag is `hash`'s, as bit `8 * w + 7` for way `w` (no
+    /// branches, so a lookup that misses costs no mispredicted branch per slot). The
+    /// eight tags are compared at once as the bytes of one word (SWAR): XOR with the
+    /// tag in every byte leaves 0 in the matching bytes, and the exact zero-byte test
+    /// (adding 0x7f to each byte's low 7 bits carries into its top bit unless they are
+    /// 0; no carry crosses a byte) finds them. An empty way's tag is 0, which no
+    /// entry's is ([`HASH_SET_BIT`]). About ten instructions; comparing 32-bit hashes
+    /// as lanes cost about 25 (the compiler vectorised half of the lanes, with a
+    /// horizontal OR), and a tag that matches a wrong entry (1 in 128 per filled way)
+    /// costs a record compare that fails.
     #[inline(always)]
-    fn matches(&self, hash: u32) -> u32 {
+    fn matches(&self, hash: u32) -> u64 {
         debug_assert!(hash & HASH_SET_BIT != 0);
-        let mut lanes = [0u32; WAYS + 1];
-        lanes[..WAYS].copy_from_slice(&self.hash);
-        lanes[WAYS] = self.overflow;
-        let mut m = 0u32;
-        for (w, &h) in lanes.iter().enumerate() {
-            m |= ((h == hash) as u32) << w;
-        }
-        m & ((1 << WAYS) - 1)
+        let x = self.tags ^ (tag(hash) as u64).wrapping_mul(LANES_01);
+        let nonzero = ((x & LANES_7F) + LANES_7F) | x;
+        !nonzero & LANES_80
+    }
+
+    #[inline(always)]
+    fn set_way(&mut self, w: usize, hash: u32, index: u32) {
+        self.tags = self.tags & !(0xff << (8 * w)) | (tag(hash) as u64) << (8 * w);
+        self.index[w] = index;
     }
 
     #[inline(always)]
     fn free_way(&self) -> Option<usize> {
         self.index.iter().position(|&i| i == EMPTY)
+    }
+}
+
+/// [`Subtable::search`] over a subtable's `buckets` (`bucket_mask` = their number - 1).
+#[inline(always)]
+fn search_buckets(
+    buckets: &[Bucket],
+    bucket_mask: usize,
+    hash: u32,
+    mut is_it: impl FnMut(u32) -> bool,
+) -> Option<u32> {
+    let mut b = hash as usize & bucket_mask;
+    loop {
+        let bucket = &buckets[b];
+        let mut hits = bucket.matches(hash);
+        while hits != 0 {
+            let w = (hits.trailing_zeros() / 8) as usize;
+            hits &= hits - 1;
+            if is_it(bucket.index[w]) {
+                return Some(bucket.index[w]);
+            }
+        }
+        if bucket.overflow == 0 {
+            return None;
+        }
+        b = (b + 1) & bucket_mask;
     }
 }
 
@@ -214,6 +261,10 @@ struct Subtable {
     len: usize,
     hits: u64,
     partition: u32,
+    /// [`WORD_MULTIPLIERS`], read from here by the hash instances with constant word
+    /// positions: a multiply by a value in memory is one instruction, by a 64-bit
+    /// constant two (the compiler reloads the constant for every key).
+    multipliers: [u64; KEY_WORDS],
 }
 
 impl Subtable {
@@ -228,7 +279,17 @@ impl Subtable {
                 cover |= 1 << i;
             }
         }
-        Subtable { mask, words, n_words: n as u8, cover, buckets, len: 0, hits: 0, partition }
+        Subtable {
+            mask,
+            words,
+            n_words: n as u8,
+            cover,
+            buckets,
+            len: 0,
+            hits: 0,
+            partition,
+            multipliers: WORD_MULTIPLIERS,
+        }
     }
 
     /// Hash of `key & mask` (with [`HASH_SET_BIT`] set), over the covered words only.
@@ -297,7 +358,7 @@ impl Subtable {
             todo &= todo - 1;
             let key = &keys[i];
             let mut sum: u64 = 0;
-            for (wi, (&k, (&m, &mul))) in key.w.iter().zip(self.mask.w.iter().zip(&WORD_MULTIPLIERS)).enumerate() {
+            for (wi, (&k, (&m, &mul))) in key.w.iter().zip(self.mask.w.iter().zip(&self.multipliers)).enumerate() {
                 if COVER & (1 << wi) != 0 {
                     sum = sum.wrapping_add((k & m).wrapping_mul(mul));
                 }
@@ -333,24 +394,8 @@ impl Subtable {
 
     /// Finds the first entry with hash `hash` for which `is_it(slab index)` holds.
     #[inline(always)]
-    fn search(&self, hash: u32, mut is_it: impl FnMut(u32) -> bool) -> Option<u32> {
-        let m = self.bucket_mask();
-        let mut b = hash as usize & m;
-        loop {
-            let bucket = &self.buckets[b];
-            let mut hits = bucket.matches(hash);
-            while hits != 0 {
-                let w = hits.trailing_zeros() as usize;
-                hits &= hits - 1;
-                if is_it(bucket.index[w]) {
-                    return Some(bucket.index[w]);
-                }
-            }
-            if bucket.overflow == 0 {
-                return None;
-            }
-            b = (b + 1) & m;
-        }
+    fn search(&self, hash: u32, is_it: impl FnMut(u32) -> bool) -> Option<u32> {
+        search_buckets(&self.buckets, self.bucket_mask(), hash, is_it)
     }
 
     /// Finds the slab index of the megaflow whose key equals `masked` (already masked).
@@ -359,22 +404,16 @@ impl Subtable {
         self.search(hash, |i| slab.records[i as usize].key == *masked)
     }
 
-    /// Probes for a packet key (not masked).
-    #[inline(always)]
-    fn probe(&self, slab: &Slab, packet: &FlowKey, hash: u32) -> Option<u32> {
-        self.search(hash, |i| slab.records[i as usize].key.matches(&self.mask, packet))
-    }
-
-    fn insert_slot(&mut self, hash: u32, index: u32, pool: &mut BucketPool) {
+    /// Adds slab index `index` with hash `hash`. Buckets keep only a tag of each hash:
+    /// growing the table takes every entry's hash again from `rehash(self, index)`.
+    fn insert_slot(&mut self, hash: u32, index: u32, pool: &mut BucketPool, rehash: impl Fn(&Subtable, u32) -> u32) {
         // Grow at 3/4 full: overflow chains stay short.
         if (self.len + 1) * 4 > self.buckets.len() * WAYS * 3 {
             let doubled = pool.take(self.buckets.len() * 2);
             let old = std::mem::replace(&mut self.buckets, doubled);
             for b in &old {
-                for w in 0..WAYS {
-                    if b.index[w] != EMPTY {
-                        self.place(b.hash[w], b.index[w]);
-                    }
+                for &x in b.index.iter().filter(|&&x| x != EMPTY) {
+                    self.place(rehash(self, x), x);
                 }
             }
             pool.give(old);
@@ -388,8 +427,7 @@ impl Subtable {
         let mut b = hash as usize & m;
         loop {
             if let Some(w) = self.buckets[b].free_way() {
-                self.buckets[b].hash[w] = hash;
-                self.buckets[b].index[w] = index;
+                self.buckets[b].set_way(w, hash, index);
                 return;
             }
             self.buckets[b].overflow += 1;
@@ -405,8 +443,7 @@ impl Subtable {
         let mut b = home;
         loop {
             if let Some(w) = self.buckets[b].index.iter().position(|&i| i == index) {
-                self.buckets[b].index[w] = EMPTY;
-                self.buckets[b].hash[w] = 0;
+                self.buckets[b].set_way(w, 0, EMPTY);
                 break;
             }
             if self.buckets[b].overflow == 0 {
@@ -561,7 +598,8 @@ impl Classifier {
         }
         let id = self.slab.alloc(key, actions, st_id, now);
         let st = self.subtables[st_id as usize].as_mut().expect("live subtable");
-        st.insert_slot(hash, id.index, &mut self.buckets);
+        let records = &self.slab.records;
+        st.insert_slot(hash, id.index, &mut self.buckets, |st, x| st.hash(&records[x as usize].key));
         self.partitions[partition as usize].len += 1;
         Ok(id)
     }
@@ -818,14 +856,24 @@ impl Classifier {
             // bucket probe. 0 is no subtable hash (`HASH_SET_BIT`), so the first packet
             // never takes it.
             let (mut last_hash, mut last_index) = (0u32, 0u32);
+            // The subtable's invariants as locals: the loop keeps them in registers
+            // instead of reloading them through `st` around every probe.
+            let mask = &st.mask;
+            let records = &self.slab.records[..];
+            let (buckets, bucket_mask) = (&st.buckets[..], st.bucket_mask());
+            if buckets.is_empty() {
+                continue;
+            }
             while bits != 0 {
                 let i = bits.trailing_zeros() as usize;
                 bits &= bits - 1;
-                let hash = hashes[i];
-                if hash == last_hash && self.slab.records[last_index as usize].key.matches(&st.mask, &keys[i]) {
+                let (hash, key) = (hashes[i], &keys[i]);
+                if hash == last_hash && records[last_index as usize].key.matches(mask, key) {
                     out[i] = last_index;
                     found |= 1 << i;
-                } else if let Some(index) = st.probe(&self.slab, &keys[i], hash) {
+                } else if let Some(index) =
+                    search_buckets(buckets, bucket_mask, hash, |x| records[x as usize].key.matches(mask, key))
+                {
                     out[i] = index;
                     found |= 1 << i;
                     (last_hash, last_index) = (hash, index);
@@ -858,15 +906,19 @@ mod tests {
     use super::*;
     use crate::actions::DpAction;
 
-    #[test]
-    fn batch_hashes_equal_the_single_key_hash_for_every_mask_shape() {
-        let mut x = 0x1234_5678_9abc_def1u64;
-        let mut next = move || {
+    /// A deterministic pseudo-random sequence (xorshift64) from `seed` (not 0).
+    fn xorshift(mut x: u64) -> impl FnMut() -> u64 {
+        move || {
             x ^= x << 13;
             x ^= x >> 7;
             x ^= x << 17;
             x
-        };
+        }
+    }
+
+    #[test]
+    fn batch_hashes_equal_the_single_key_hash_for_every_mask_shape() {
+        let mut next = xorshift(0x1234_5678_9abc_def1u64);
         for cover in 0..=u8::MAX {
             let mut mask = FlowKey::ZERO;
             for i in 0..KEY_WORDS {
@@ -885,6 +937,30 @@ mod tests {
                 let want = if todo & (1 << i) != 0 { st.hash(k) } else { 7 };
                 assert_eq!(hashes[i], want, "shape {cover:#04x}, key {i}");
             }
+        }
+    }
+
+    #[test]
+    fn bucket_tag_compare_finds_exactly_the_matching_ways() {
+        let mut next = xorshift(0x9e37_79b9_7f4a_7c15u64);
+        for _ in 0..200_000 {
+            let hash = next() as u32 | HASH_SET_BIT;
+            let mut b = EMPTY_BUCKET;
+            for w in 0..WAYS {
+                let r = next();
+                // Empty, the same tag, a tag one bit away (a byte of XOR 1, 2, .. 64
+                // next to a matching byte is where an inexact zero-byte test errs), any.
+                let h = match r % 4 {
+                    0 => continue,
+                    1 => hash,
+                    2 => hash ^ 1 << (24 + (r >> 8) % 7),
+                    _ => (r >> 32) as u32 | HASH_SET_BIT,
+                };
+                b.set_way(w, h, w as u32);
+            }
+            let want: u64 =
+                (0..WAYS).filter(|&w| (b.tags >> (8 * w)) as u8 == tag(hash)).map(|w| 1u64 << (8 * w + 7)).sum();
+            assert_eq!(b.matches(hash), want, "tags {:#018x}, hash {hash:#010x}", b.tags);
         }
     }
 
@@ -1028,7 +1104,7 @@ mod tests {
         let mut st = Subtable::new(FlowKey::EXACT, 0, pool.take(1));
         let hash_of = |i: u32| (if i < 40 { i << 20 } else { i }) | HASH_SET_BIT;
         for i in 0..60 {
-            st.insert_slot(hash_of(i), i, &mut pool);
+            st.insert_slot(hash_of(i), i, &mut pool, |_, x| hash_of(x));
         }
         let present = |st: &Subtable, i: u32| st.search(hash_of(i), |x| x == i) == Some(i);
         assert!((0..60).all(|i| present(&st, i)));

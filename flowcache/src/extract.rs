@@ -152,6 +152,13 @@ fn extract_common_into(frame: &[u8], in_port: u32, key: &mut FlowKey) -> bool {
 #[inline(always)]
 fn extract_common_words(frame: &[u8], in_port: u32) -> Option<[u64; 8]> {
     let eth: &[u8; 14] = frame.get(..14)?.try_into().ok()?;
+    // The MACs from two 8-byte loads: bytes 0..8 are the destination and the source's
+    // first two bytes, bytes 8..12 the source's last four. (With the destination as
+    // the top 48 bits of the first load alone, the compiler narrows that load to three
+    // loads of 4, 1 and 1 bytes and reassembles them.)
+    let head = be64(eth, 0);
+    let dl_dst = head >> 16;
+    let dl_src = (head & 0xffff) << 32 | be32(eth, 8) as u64;
     let mut off = 14;
     let mut tci = 0u64;
     let mut dl_type = be16(eth, 12);
@@ -173,24 +180,24 @@ fn extract_common_words(frame: &[u8], in_port: u32) -> Option<[u64; 8]> {
     let l4 = &frame[off + 20..off + total_len];
     let proto = ip[9];
     let (ports, flags) = match proto {
-        ipproto::UDP if l4.len() >= 8 => (be32(l4, 0) as u64, 0u64),
+        ipproto::UDP if l4.len() >= 8 => (be32(l4, 0), 0u64),
         ipproto::TCP if l4.len() >= 20 => {
             let data_offset = ((l4[12] >> 4) as usize) * 4;
             if data_offset < 20 || l4.len() < data_offset {
                 return None;
             }
-            (be32(l4, 0) as u64, (be16(l4, 12) & 0x0fff) as u64)
+            (be32(l4, 0), (be16(l4, 12) & 0x0fff) as u64)
         }
         _ => return None,
     };
     // Word layout: see the key module's table.
     Some([
         tci << 48 | (ethertype::IPV4 as u64) << 32 | (ip[8] as u64) << 24 | (in_port & 0xffff) as u64,
-        // The MACs as two 8-byte loads (the 14 bytes are known present), top 48 bits.
-        be64(eth, 0) >> 16,
-        (proto as u64) << 56 | (ip[1] as u64) << 48 | be64(eth, 6) >> 16,
-        // tp_src in bits 15..0, tp_dst in 31..16, the flags in 63..52.
-        flags << 52 | (ports & 0xffff) << 16 | ports >> 16,
+        dl_dst,
+        (proto as u64) << 56 | (ip[1] as u64) << 48 | dl_src,
+        // tp_src in bits 15..0, tp_dst in 31..16 (the big-endian pair rotated by 16),
+        // the flags in 63..52.
+        flags << 52 | ports.rotate_left(16) as u64,
         0,
         be32(ip, 12) as u64,
         0,

@@ -423,17 +423,20 @@ impl FlowCache {
         todo: u32,
         verdict: &mut impl FnMut(usize, Option<(MegaflowId, &'s [DpAction])>),
     ) -> usize {
-        let n = keys.len().min(bytes.len()).min(MAX_BATCH);
         let missed = todo.count_ones() as usize;
         self.counters.misses += missed as u64;
         // The records are written (statistics) while the actions are handed out.
         let crate::megaflow::Slab { records, cold, .. } = &mut self.cls.slab;
-        let cold: &'s [crate::megaflow::Cold] = cold;
+        // Both cut to one length (they have it), so that an index found in `cold` needs
+        // no second bounds check in `records`.
+        let slots = records.len().min(cold.len());
+        let (records, cold): (_, &'s [crate::megaflow::Cold]) = (&mut records[..slots], &cold[..slots]);
         let mut run = u32::MAX;
         let mut run_generation = 0u32;
         use crate::key::TCP_FLAGS_WORD;
         // `flags` ORs the keys' whole flags word (see `Record::tcp_flags_word`).
         let (mut packets, mut run_bytes, mut flags) = (0u64, 0u64, 0u64);
+        let n = keys.len().min(bytes.len()).min(MAX_BATCH);
         for i in 0..n {
             let x = idx[i];
             let Some(c) = cold.get(x as usize) else {

@@ -3,12 +3,14 @@
 //! Beyond "never panics, never reads out of bounds" (libFuzzer plus Rust bounds checks),
 //! it checks properties that hold for every input: extraction is deterministic, a short
 //! frame yields only in_port, later fragments carry no L4 fields, a prefix of the frame
-//! never gains L4 fields, and only a neighbour-discovery message has ND fields
-//! (`nd_fields`). (The `frames` target fuzzes the editor; the stable test
+//! never gains L4 fields, only a neighbour-discovery message has ND fields
+//! (`nd_fields`), and where the fast path for common frame shapes (`extract_common`)
+//! takes a frame it gives exactly the general parse's key, with either VLAN limit. (The
+//! `frames` target fuzzes the editor; the stable test
 //! `flowcache/tests/extract_random.rs` compares extraction with a reference parser.)
 #![no_main]
 
-use ferrovs_flowcache::extract::{NdFields, extract, layers, nd_fields};
+use ferrovs_flowcache::extract::{NdFields, extract, extract_common, extract_general, layers, nd_fields};
 use ferrovs_flowcache::key::{FRAG_LATER, FlowKey};
 use libfuzzer_sys::fuzz_target;
 
@@ -34,6 +36,10 @@ fuzz_target!(|data: &[u8]| {
     let p = extract(cut, 3);
     if (p.tp_src(), p.tp_dst(), p.tcp_flags()) != (0, 0, 0) {
         assert_eq!(p, k, "a prefix of {} bytes gained L4 fields", cut.len());
+    }
+    if let Some(fast) = extract_common(frame, 3) {
+        assert_eq!(fast, extract_general(frame, 3, 1), "fast path vs general parse, vlan-limit 1");
+        assert_eq!(fast, extract_general(frame, 3, 2), "fast path vs general parse, vlan-limit 2");
     }
     let _ = layers(frame);
     // ND fields only for what the key says is an ND message (ICMPv6 135/136, code 0).

@@ -2,8 +2,8 @@
 //!
 //! Wall-clock throughput moves with the neighbours on a shared machine; the number of
 //! instructions executed per packet does not. This module runs the PMD's real
-//! per-burst code — `crate::pmd::process_burst`: the rx view pass, the
-//! [`FlowPipeline`]'s classify (key extraction, EMC / signature cache / classifier) and
+//! per-burst code — `crate::pmd::process_burst`: the [`FlowPipeline`]'s classify (the
+//! rx pass with key extraction, EMC / signature cache / classifier) and
 //! the execution into the tx batches — on the caller's thread, on bursts of frames copied
 //! into mbufs, so that a profiler can count exactly that code: every call of
 //! [`BurstBench::measured_burst`] is one burst and nothing else (refilling the burst and

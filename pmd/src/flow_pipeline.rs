@@ -97,7 +97,7 @@ use crate::flow_names::FlowNames;
 use crate::flow_reports::ReportQueue;
 use crate::flow_stats::FlowStatsTable;
 use crate::packet_in::PacketInSink;
-use crate::pipeline::{Injector, PacketView, Pipeline, Verdict};
+use crate::pipeline::{Injector, Pipeline, RxBurst, Verdict};
 use crate::stats::counter_set;
 
 /// Most parked keys given up per loop iteration (the rest wait for the next ones), so
@@ -518,7 +518,7 @@ enum InstallError {
 impl Pipeline for FlowPipeline {
     type Message = FlowMessage;
 
-    fn classify<'s>(&'s mut self, in_port: u32, pkts: &[PacketView<'_>], out: &mut [Verdict<'s>]) {
+    fn classify<'s, 'p, B: RxBurst<'p>>(&'s mut self, in_port: u32, pkts: B, out: &mut [Verdict<'s>]) {
         // The poll loop never passes more than a burst; anything beyond stays `Miss` and
         // goes through the (correct, slower) miss path.
         let n = pkts.len().min(out.len()).min(BURST);
@@ -526,18 +526,24 @@ impl Pipeline for FlowPipeline {
             return;
         }
         // With few subtables the cache probes the classifier directly and reads no
-        // hash: computing one per packet would be wasted work.
+        // hash: computing one per packet would be wasted work (and the NIC's hash is
+        // then not read either).
+        let (keys, hashes, bytes) = (&mut self.keys, &mut self.hashes, &mut self.bytes);
         if self.cache.uses_hashes(in_port) {
-            for (i, p) in pkts[..n].iter().enumerate() {
-                extract_into(p.frame, in_port, &mut self.keys[i]);
-                self.hashes[i] = p.rss_hash.unwrap_or_else(|| self.keys[i].hash());
-                self.bytes[i] = p.frame.len() as u32;
-            }
+            pkts.for_each(|i, p| {
+                if i < n {
+                    extract_into(p.frame, in_port, &mut keys[i]);
+                    hashes[i] = p.rss_hash.unwrap_or_else(|| keys[i].hash());
+                    bytes[i] = p.frame.len() as u32;
+                }
+            });
         } else {
-            for (i, p) in pkts[..n].iter().enumerate() {
-                extract_into(p.frame, in_port, &mut self.keys[i]);
-                self.bytes[i] = p.frame.len() as u32;
-            }
+            pkts.for_each(|i, p| {
+                if i < n {
+                    extract_into(p.frame, in_port, &mut keys[i]);
+                    bytes[i] = p.frame.len() as u32;
+                }
+            });
         }
         let now = self.clock.now_ms();
         self.burst_ms = now;
@@ -651,6 +657,7 @@ impl Pipeline for FlowPipeline {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pipeline::PacketView;
     use ferrovs_flowcache::actions::DpAction;
     use ferrovs_flowcache::key::Mask;
     use ferrovs_flowcache::testpkt::{TCP4, Tcp4, tcp4_frame};
@@ -714,7 +721,7 @@ mod tests {
             PacketView { frame: &[0u8; 3], rss_hash: None },
         ];
         let mut out = [Verdict::Miss; 4];
-        p.classify(1, &views, &mut out);
+        p.classify(1, &views[..], &mut out);
         assert!(out.iter().all(|v| *v == Verdict::Miss));
         let k1 = extract(&f1, 1);
         p.install(41, Megaflow::new(k1, dst_mask(), vec![DpAction::Output(2)]), 5).unwrap();
@@ -722,14 +729,14 @@ mod tests {
         assert_eq!(dup, Err(InstallError::DuplicateId));
         assert_eq!(table(&p).iter().map(|e| e.0).collect::<Vec<_>>(), vec![41], "named on install");
         let mut out = [Verdict::Miss; 4];
-        p.classify(1, &views, &mut out);
+        p.classify(1, &views[..], &mut out);
         // f1 and f2 share the destination: both hit; f3 and the runt miss.
         assert_eq!(out[0], Verdict::Actions(&[DpAction::Output(2)]));
         assert_eq!(out[1], Verdict::Actions(&[DpAction::Output(2)]));
         assert_eq!((out[2], out[3]), (Verdict::Miss, Verdict::Miss));
         // Same packets from another port: the mask has in_port, so they miss.
         let mut out2 = [Verdict::Miss; 4];
-        p.classify(2, &views, &mut out2);
+        p.classify(2, &views[..], &mut out2);
         assert!(out2.iter().all(|v| *v == Verdict::Miss));
         let s = p.stats();
         assert_eq!((s.classifier_hits + s.sig_hits + s.emc_hits, s.misses, s.megaflows, s.installs), (2, 10, 1, 1));
@@ -741,7 +748,7 @@ mod tests {
         assert_eq!(gone(&mut p, &r), vec![(41, GoneReason::Removed, 2)]);
         assert!(table(&p).is_empty());
         let mut out = [Verdict::Miss; 4];
-        p.classify(1, &views, &mut out);
+        p.classify(1, &views[..], &mut out);
         assert!(out.iter().all(|v| *v == Verdict::Miss));
     }
 

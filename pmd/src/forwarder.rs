@@ -12,7 +12,7 @@ use ferrovs_dpdk::Mbuf;
 use ferrovs_flowcache::actions::{DpAction, DpActions};
 
 use crate::error::SwitchError;
-use crate::pipeline::{Injector, PacketView, Pipeline, Verdict};
+use crate::pipeline::{Injector, Pipeline, RxBurst, Verdict};
 
 /// What to do with every packet received on one port.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -94,7 +94,7 @@ impl Pipeline for Forwarder {
     type Message = ForwarderMessage;
 
     #[inline]
-    fn classify<'s>(&'s mut self, in_port: u32, pkts: &[PacketView<'_>], out: &mut [Verdict<'s>]) {
+    fn classify<'s, 'p, B: RxBurst<'p>>(&'s mut self, in_port: u32, pkts: B, out: &mut [Verdict<'s>]) {
         let verdict = match self.table.get(in_port as usize) {
             Some(Some(actions)) => Verdict::Actions(actions.as_slice()),
             _ => Verdict::Miss,
@@ -122,6 +122,7 @@ impl Pipeline for Forwarder {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pipeline::PacketView;
 
     #[test]
     fn flood_excludes_ingress_and_rules_validate() {
@@ -142,13 +143,13 @@ mod tests {
         let frame = [0u8; 60];
         let pkts = [PacketView { frame: &frame, rss_hash: None }; 3];
         let mut out = [Verdict::Miss; 3];
-        f.classify(1, &pkts, &mut out);
+        f.classify(1, &pkts[..], &mut out);
         assert!(out.iter().all(|v| *v == Verdict::Actions(&[DpAction::Output(2)])));
         let mut out = [Verdict::Miss; 3];
-        f.classify(2, &pkts, &mut out);
+        f.classify(2, &pkts[..], &mut out);
         assert!(out.iter().all(|v| *v == Verdict::Miss));
         let mut out = [Verdict::Miss; 3];
-        f.classify(4000, &pkts, &mut out);
+        f.classify(4000, &pkts[..], &mut out);
         assert!(out.iter().all(|v| *v == Verdict::Miss));
     }
 }

@@ -30,6 +30,40 @@ pub struct PacketView<'a> {
     pub rss_hash: Option<u32>,
 }
 
+/// The packets of one received burst, as a pipeline walks them.
+///
+/// The poll loop's own per-packet work on a burst (each packet's length, runts, the
+/// port's byte count) happens inside the pipeline's loop over the packets, in
+/// [`RxBurst::for_each`]: one pass over the burst, not a pass that builds an array of
+/// views and a second one that reads it. A pipeline that does not look at the packets
+/// need not walk them (the loop then walks them itself).
+pub trait RxBurst<'a> {
+    /// Number of packets.
+    fn len(&self) -> usize;
+
+    /// True if the burst has no packet.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Calls `f(i, packet)` for every packet `i`, in order.
+    fn for_each(self, f: impl FnMut(usize, PacketView<'a>));
+}
+
+/// Views built beforehand (tests, and pipelines called outside a PMD).
+impl<'a> RxBurst<'a> for &[PacketView<'a>] {
+    fn len(&self) -> usize {
+        <[PacketView<'a>]>::len(self)
+    }
+
+    #[inline(always)]
+    fn for_each(self, mut f: impl FnMut(usize, PacketView<'a>)) {
+        for (i, &p) in self.iter().enumerate() {
+            f(i, p)
+        }
+    }
+}
+
 /// What to do with one packet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict<'a> {
@@ -44,11 +78,12 @@ pub trait Pipeline: Send + 'static {
     /// Messages other threads send to this pipeline.
     type Message: Send + 'static;
 
-    /// Classifies one burst received on `in_port`: fill `out[i]` for each `pkts[i]`
-    /// (`out.len() == pkts.len()`, pre-filled with `Miss`). Must not block, allocate or
-    /// panic, whatever the frame bytes are (runts of < 14 bytes are dropped by the loop
-    /// whatever the verdict).
-    fn classify<'s>(&'s mut self, in_port: u32, pkts: &[PacketView<'_>], out: &mut [Verdict<'s>]);
+    /// Classifies one burst received on `in_port`: fill `out[i]` for each packet `i` of
+    /// `pkts` (`out.len() == pkts.len()`, pre-filled with `Miss`), walking the packets
+    /// at most once ([`RxBurst::for_each`]). Must not block, allocate or panic, whatever
+    /// the frame bytes are (runts of < 14 bytes are dropped by the loop whatever the
+    /// verdict).
+    fn classify<'s, 'p, B: RxBurst<'p>>(&'s mut self, in_port: u32, pkts: B, out: &mut [Verdict<'s>]);
 
     /// Takes a packet that missed. Return `None` when the packet was taken (e.g. queued as
     /// an upcall), or give it back to have it dropped and counted as `no_rule`.

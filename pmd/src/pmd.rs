@@ -28,7 +28,7 @@ use ferrovs_dpdk::{BURST, Eal, MbufBatch, RxQueue, rdtsc, rx_burst};
 use ferrovs_flowcache::actions::DpAction;
 
 use crate::exec::TxState;
-use crate::pipeline::{Injector, PacketView, Pipeline, Verdict};
+use crate::pipeline::{Injector, PacketView, Pipeline, RxBurst, Verdict};
 use crate::port_change::PortChangeMessage;
 use crate::spec::IdleBackoff;
 use crate::stats::{AtomicRxqCounters, PmdShared, RxqLocal};
@@ -207,6 +207,35 @@ fn is_drop(v: Verdict<'_>) -> bool {
     matches!(v, Verdict::Actions([]))
 }
 
+/// The loop's per-packet work on a received burst, done while the pipeline walks the
+/// packets ([`RxBurst`]): each packet's length, whether it is a runt, the burst's bytes.
+struct RxPass<'b> {
+    batch: &'b MbufBatch,
+    lens: [u32; BURST],
+    runt: [bool; BURST],
+    bytes: u64,
+    /// The packets were walked (a pipeline that does not look at them leaves it false).
+    walked: bool,
+}
+
+impl<'b> RxBurst<'b> for &mut RxPass<'b> {
+    fn len(&self) -> usize {
+        self.batch.len()
+    }
+
+    #[inline(always)]
+    fn for_each(self, mut f: impl FnMut(usize, PacketView<'b>)) {
+        self.walked = true;
+        let (lens, runt, bytes) = (&mut self.lens, &mut self.runt, &mut self.bytes);
+        self.batch.for_each_packet(|i, frame, rss_hash, len| {
+            lens[i] = len;
+            runt[i] = frame.len() < MIN_FRAME;
+            *bytes += len as u64;
+            f(i, PacketView { frame, rss_hash });
+        });
+    }
+}
+
 /// Classifies one burst from `in_port` and executes the verdicts. Leaves `batch` empty.
 #[inline]
 pub(crate) fn process_burst<C: Pipeline>(
@@ -217,22 +246,17 @@ pub(crate) fn process_burst<C: Pipeline>(
     tx: &mut TxState,
 ) {
     let n = batch.len();
-    let mut rx_bytes = 0u64;
-    let mut views = [PacketView::default(); BURST];
-    let mut lens = [0u32; BURST];
-    let mut runt = [false; BURST];
-    batch.for_each_packet(|i, frame, rss_hash, len| {
-        views[i] = PacketView { frame, rss_hash };
-        lens[i] = len;
-        runt[i] = frame.len() < MIN_FRAME;
-        rx_bytes += len as u64;
-    });
+    let mut verdicts = [Verdict::Miss; BURST];
+    // The loop's pass over the packets runs inside the pipeline's (see `RxBurst`).
+    let mut rx = RxPass { batch, lens: [0; BURST], runt: [false; BURST], bytes: 0, walked: false };
+    pipeline.classify(in_port, &mut rx, &mut verdicts[..n]);
+    if !rx.walked {
+        (&mut rx).for_each(|_, _| {});
+    }
+    let RxPass { lens, runt, bytes: rx_bytes, .. } = rx;
     let c = &mut tx.counters[in_idx];
     c.rx_packets += n as u64;
     c.rx_bytes += rx_bytes;
-
-    let mut verdicts = [Verdict::Miss; BURST];
-    pipeline.classify(in_port, &views[..n], &mut verdicts[..n]);
 
     let mut misses = MbufBatch::new();
     // Runts and packets whose actions drop them: freed together after the loop (one bulk

@@ -177,10 +177,10 @@ pub enum CountedMsg<M> {
 impl<P: ferrovs_pmd::Pipeline> ferrovs_pmd::Pipeline for Counted<P> {
     type Message = CountedMsg<P::Message>;
 
-    fn classify<'s>(
+    fn classify<'s, 'p, B: ferrovs_pmd::RxBurst<'p>>(
         &'s mut self,
         in_port: u32,
-        pkts: &[ferrovs_pmd::PacketView<'_>],
+        pkts: B,
         out: &mut [ferrovs_pmd::Verdict<'s>],
     ) {
         self.0.classify(in_port, pkts, out)
