@@ -28,7 +28,12 @@ pub struct Difference<'a> {
 
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
 pub enum Class {
+    /// An intended difference, listed in docs/OVS-DIFFERENCES.md with a test.
     Known(&'static str),
+    /// A divergence ferrovs must still fix, listed under "Open" there. None is open now;
+    /// the variant stays so that the next one found is named, counted and reported as
+    /// open (not intended) until it is fixed.
+    #[expect(dead_code, reason = "no open divergence is classified at present")]
     Open(&'static str),
     Unclassified,
 }

@@ -69,7 +69,7 @@ fn rules_same_as_ovs(rules: &[&str], frame: &[u8], want: &PerPort) -> Result<(),
     if ovs != *want {
         return Err(format!("OVS's side is not what this case is about: {ovs:?}").into());
     }
-    let fer = ferrovs_side::run(&rules, false, 1, &[frame.to_vec()])?;
+    let fer = ferrovs_side::run(&rules, false, 1, &[frame.to_vec()], None)?;
     if fer != *want {
         let got: Vec<Vec<String>> = fer.iter().map(|p| p.iter().map(|f| hex(f)).collect()).collect();
         return Err(format!("ferrovs sent {got:?}").into());
