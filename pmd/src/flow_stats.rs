@@ -169,6 +169,11 @@ mod tests {
                 }
             }
         });
+        // The reads start once the slot holds a megaflow: on a loaded machine the writer
+        // thread may start later than the 200,000 reads take, and an empty slot reads None.
+        while t.read(0).is_none() {
+            std::thread::yield_now();
+        }
         let mut seen = 0;
         for _ in 0..200_000 {
             if let Some((id, st)) = t.read(0) {
