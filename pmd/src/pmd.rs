@@ -148,7 +148,7 @@ impl<C: Pipeline> PmdThread<C> {
             if received > 0 {
                 self.tx.pmd.busy_cycles += spent;
                 self.tx.pmd.packets += received as u64;
-                self.shared.publish(&self.tx.counters, &self.tx.pmd);
+                self.shared.publish(self.tx.counters_in_use(), &self.tx.pmd);
                 for q in &self.rxqs {
                     q.shared.publish(&q.counters);
                 }
@@ -159,7 +159,7 @@ impl<C: Pipeline> PmdThread<C> {
             } else {
                 self.tx.pmd.idle_cycles += spent;
                 if touched {
-                    self.shared.publish(&self.tx.counters, &self.tx.pmd);
+                    self.shared.publish(self.tx.counters_in_use(), &self.tx.pmd);
                 }
                 empty_polls = empty_polls.saturating_add(1);
                 if let Some(b) = self.backoff {
@@ -183,7 +183,7 @@ impl<C: Pipeline> PmdThread<C> {
         // Leave nothing behind: what is pending goes out (or is counted and freed).
         self.tx.flush();
         batch.free_all();
-        self.shared.publish(&self.tx.counters, &self.tx.pmd);
+        self.shared.publish(self.tx.counters_in_use(), &self.tx.pmd);
         self.tx.perf.publish(&self.shared.perf);
         self.shared.running.store(false, Ordering::SeqCst);
         // Queues, batches and the pipeline (with any packets it holds) drop here, while
