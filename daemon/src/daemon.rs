@@ -662,23 +662,25 @@ fn eal_args(config: &Config) -> Vec<String> {
     config.eal_args().into_iter().filter(|a| !a.starts_with("--vdev")).collect()
 }
 
+/// The frames a `net_pcap,infinite_rx=1` port keeps in mbufs: every record of every
+/// `rx_pcap=` file, one file per rx queue (net_pcap makes a queue of each).
 fn pcap_replay_frames(devargs: &str) -> u64 {
     let mut parts = devargs.split(',');
     if !parts.next().is_some_and(|d| d.starts_with("net_pcap")) {
         return 0;
     }
-    let (mut file, mut infinite) = (None, false);
+    let (mut files, mut infinite) = (Vec::new(), false);
     for kv in parts {
         match kv.split_once('=') {
-            Some(("rx_pcap", f)) => file = Some(f),
+            Some(("rx_pcap", f)) => files.push(f),
             Some(("infinite_rx", v)) => infinite = v.trim() == "1",
             _ => {}
         }
     }
-    match (file, infinite) {
-        (Some(f), true) => std::fs::read(f).map(|b| count_pcap_records(&b)).unwrap_or(0),
-        _ => 0,
+    if !infinite {
+        return 0;
     }
+    files.iter().map(|f| std::fs::read(f).map(|b| count_pcap_records(&b)).unwrap_or(0)).sum()
 }
 
 /// Records in a classic pcap file (either byte order); stops at a truncated record.
@@ -761,6 +763,8 @@ mod pcap_replay_tests {
         let p = path.to_str().unwrap();
         assert_eq!(pcap_replay_frames(&format!("net_pcap0,rx_pcap={p},infinite_rx=1")), 2);
         assert_eq!(pcap_replay_frames(&format!("net_pcap0,rx_pcap={p}")), 0, "not kept in mbufs");
+        // One file per rx queue: all of them are kept.
+        assert_eq!(pcap_replay_frames(&format!("net_pcap0,rx_pcap={p},rx_pcap={p},infinite_rx=1")), 4);
         assert_eq!(pcap_replay_frames("net_null0,no-rx=1"), 0);
         assert_eq!(pcap_replay_frames("net_pcap0,rx_pcap=/nonexistent,infinite_rx=1"), 0);
         let _ = std::fs::remove_file(&path);

@@ -51,7 +51,7 @@ struct Cli {
     /// headers need more are grown to fit.
     #[arg(long, default_value_t = 60)]
     size: usize,
-    /// Deal the flows over K files (flow i goes to file i % K).
+    /// Deal the flows over K files (flow i goes to file i % K), 1 ..= 512.
     #[arg(long, default_value_t = 1)]
     split: u32,
     /// PRNG seed (the same seed gives the same bytes).
@@ -315,8 +315,9 @@ fn run(cli: &Cli) -> Result<Vec<String>, String> {
     if cli.flows < 1 || cli.flows > 1 << 24 {
         return Err("--flows must be in 1 ..= 16777216".into());
     }
-    if cli.split < 1 || cli.split > 64 {
-        return Err("--split must be in 1 ..= 64".into());
+    // 32 ports of 16 rx queues each: the most one DPDK process here can replay.
+    if cli.split < 1 || cli.split > 512 {
+        return Err("--split must be in 1 ..= 512".into());
     }
     if cli.size < 42 || cli.size > 9000 {
         return Err("--size must be in 42 ..= 9000".into());
