@@ -167,6 +167,7 @@ pub fn coverage_show(r: &PmdStatsReply) -> String {
     events.push(("drop_upcall_queue_full", sum(|p| p.drop_upcall_queue_full)));
     events.push(("drop_park_full", sum(|p| p.drop_park_full)));
     events.push(("drop_park_timeout", sum(|p| p.drop_park_timeout)));
+    events.push(("rx_pauses", sum(|p| p.rx_pauses)));
     events.push(("drop_bad_output", sum(|p| p.drop_bad_output)));
     let s = &r.slow_path.state;
     for (name, v) in [

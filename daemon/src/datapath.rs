@@ -287,6 +287,7 @@ impl Datapath {
                     drop_upcall_queue_full: pl.upcall_queue_full - plb.upcall_queue_full,
                     drop_park_full: pl.park_full - plb.park_full,
                     drop_park_timeout: pl.park_timeout - plb.park_timeout,
+                    rx_pauses: pl.rx_pauses - plb.rx_pauses,
                     parked: pl.parked,
                     megaflows: pl.megaflows,
                     masks: pl.masks,

@@ -40,6 +40,7 @@ fn pmd_dict(p: &PmdInfo) -> TelData {
         u("drop_upcall_queue_full", p.drop_upcall_queue_full),
         u("drop_park_full", p.drop_park_full),
         u("drop_park_timeout", p.drop_park_timeout),
+        u("rx_pauses", p.rx_pauses),
         u("drop_bad_output", p.drop_bad_output),
         u("megaflows", p.megaflows),
         u("masks", p.masks),

@@ -18,7 +18,7 @@
 //! | `ferrovs_port_drops_total` | bridge, port, reason | `show` `drop_*` |
 //! | `ferrovs_port_link_up` | bridge, port (absent while the link state is unknown) | `show` |
 //! | `ferrovs_port_link_state` | bridge, port, state (up, down, unknown): 1 for the current one | `show` |
-//! | `ferrovs_pmd_packets_total`, `ferrovs_pmd_iterations_total`, `ferrovs_pmd_upcalls_total` | pmd, core | `pmd-stats-show` |
+//! | `ferrovs_pmd_packets_total`, `ferrovs_pmd_iterations_total`, `ferrovs_pmd_upcalls_total`, `ferrovs_pmd_rx_pauses_total` | pmd, core | `pmd-stats-show` |
 //! | `ferrovs_pmd_cycles_total` | pmd, core, state (busy, idle) | |
 //! | `ferrovs_pmd_lookups_total` | pmd, core, level (emc, signature, megaflow, miss) | |
 //! | `ferrovs_pmd_drops_total` | pmd, core, reason | |
@@ -227,6 +227,13 @@ fn encode_pmds(s: &Snapshot, enc: &mut DescriptorEncoder) -> fmt::Result {
         pmds.iter().flat_map(|(l, p)| levels.iter().map(move |(lv, f)| (with(l, "level", lv), f(p)))),
     )?;
     counters(enc, "ferrovs_pmd_upcalls", "Misses sent to the slow path", None, each(|p| p.upcalls_sent))?;
+    counters(
+        enc,
+        "ferrovs_pmd_rx_pauses",
+        "Loop iterations that left the rx queues alone while the parking table was full",
+        None,
+        each(|p| p.rx_pauses),
+    )?;
     let reasons: [Labelled<PmdInfo>; 4] = [
         ("upcall_queue_full", |p| p.drop_upcall_queue_full),
         ("park_full", |p| p.drop_park_full),

@@ -112,12 +112,13 @@ fn pmd_stats(out: &mut String, r: &PmdStatsReply) {
         let _ = writeln!(out, "  megaflow hits: {} ({:.1} %)", p.megaflow_hits, p.megaflow_hit_percent);
         let _ = writeln!(
             out,
-            "  misses: {} ({:.1} %), upcalls sent {}, parked now {}; dropped: upcall queue full {}, park full {}, park \
-             timeout {}",
+            "  misses: {} ({:.1} %), upcalls sent {}, parked now {}, rx paused {}; dropped: upcall queue full {}, \
+             park full {}, park timeout {}",
             p.misses,
             p.miss_percent,
             p.upcalls_sent,
             p.parked,
+            p.rx_pauses,
             p.drop_upcall_queue_full,
             p.drop_park_full,
             p.drop_park_timeout
@@ -374,7 +375,7 @@ mbufs: 1023 in use of 16383
   emc hits: 500 (50.0 %)
   signature cache hits: 250 (25.0 %)
   megaflow hits: 125 (12.5 %)
-  misses: 125 (12.5 %), upcalls sent 120, parked now 1; dropped: upcall queue full 2, park full 3, park timeout 4
+  misses: 125 (12.5 %), upcalls sent 120, parked now 1, rx paused 6; dropped: upcall queue full 2, park full 3, park timeout 4
   megaflows: 17 in 5 masks, evicted 7, reports lost 0
   busy cycles: 250000 (25.0 %), idle cycles: 750000, cycles per packet: 250.0
 slow path: upcalls 118 (3.5 us avg, 41.5 us max), installs 101, executes 17 (raced 11, flow limit 5), \

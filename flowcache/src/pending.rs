@@ -93,6 +93,12 @@ pub struct PendingConfig {
     pub max_packets: usize,
     /// A key parked this long without an answer is given up (its packets dropped).
     pub timeout_ms: u64,
+    /// How long the oldest key may have waited for [`PendingMisses::should_pause_rx`]
+    /// still to pause rx. It must exceed the time the slow path takes to answer a full
+    /// table (4,096 keys at 30,000-50,000 upcalls/s: 80-140 ms), so that a burst of up to
+    /// 4,096 new flows loses nothing; and it bounds how long a slow path that stopped
+    /// answering (say, a rule change that takes seconds) holds up the installed flows.
+    pub max_rx_pause_ms: u64,
 }
 
 impl PendingConfig {
@@ -101,6 +107,8 @@ impl PendingConfig {
     pub const DEFAULT_KEYS: usize = 4096;
     /// Default timeout of an unanswered upcall.
     pub const DEFAULT_TIMEOUT_MS: u64 = 1000;
+    /// Default [`PendingConfig::max_rx_pause_ms`].
+    pub const DEFAULT_MAX_RX_PAUSE_MS: u64 = 250;
 
     /// `max_keys` keys and `max_packets` packets (each at least 1), default timeout.
     pub fn new(max_keys: usize, max_packets: usize) -> PendingConfig {
@@ -108,6 +116,7 @@ impl PendingConfig {
             max_keys: max_keys.max(1),
             max_packets: max_packets.max(1),
             timeout_ms: Self::DEFAULT_TIMEOUT_MS,
+            max_rx_pause_ms: Self::DEFAULT_MAX_RX_PAUSE_MS,
         }
     }
 }
@@ -238,6 +247,24 @@ impl<P> PendingMisses<P> {
     /// When the oldest parked key times out (`None` if nothing is parked).
     pub fn next_deadline(&self) -> Option<u64> {
         (self.oldest != NIL).then(|| self.entries[self.oldest as usize].since_ms.saturating_add(self.config.timeout_ms))
+    }
+
+    /// Whether the PMD should leave its rx queues alone for now instead of receiving a
+    /// burst whose misses the table could not keep (backpressure: the frames wait in the
+    /// NIC's ring, as they do behind an OVS PMD that handles its upcalls inline). True
+    /// when fewer than `burst` packet slots are free, while
+    /// - keys still fit: a table full of *keys* is a flood of new flows, and then new keys
+    ///   are dropped and counted while installed flows keep flowing;
+    /// - the oldest key has waited less than [`PendingConfig::max_rx_pause_ms`]: a slow
+    ///   path that does not answer (or answers very slowly) must not stop the installed
+    ///   flows for long.
+    ///
+    /// O(1).
+    pub fn should_pause_rx(&self, burst: usize, now_ms: u64) -> bool {
+        self.config.max_packets - self.n_packets < burst
+            && self.n_keys < self.config.max_keys
+            && (self.oldest == NIL
+                || now_ms.saturating_sub(self.entries[self.oldest as usize].since_ms) < self.config.max_rx_pause_ms)
     }
 
     /// The parked keys, oldest first (for dumps and tests; O(parked keys)).
@@ -560,6 +587,35 @@ mod tests {
         assert_eq!(t.park(&k[4], 0, 13), Parked::NewKey);
         assert_eq!(t.park(&k[4], 0, 14), Parked::Joined);
         assert_eq!(t.park(&k[5], 0, 15), Parked::Full(15));
+    }
+
+    #[test]
+    fn rx_pauses_while_packets_fill_the_table_and_keys_still_fit() {
+        let k = real_keys();
+        // 4 keys, 8 packets, bursts of 3, pauses while the oldest key waited < 100 ms.
+        let config = PendingConfig { max_rx_pause_ms: 100, ..PendingConfig::new(4, 8) };
+        let mut t = PendingMisses::new(config);
+        assert!(!t.should_pause_rx(3, 0), "empty");
+        t.park(&k[0], 10, 0);
+        for i in 1..5 {
+            assert_eq!(t.park(&k[0], 10, i), Parked::Joined);
+        }
+        assert!(!t.should_pause_rx(3, 10), "3 slots free: a burst fits");
+        t.park(&k[1], 20, 6);
+        assert!(t.should_pause_rx(3, 20), "2 slots free, 2 of 4 keys: wait for the slow path");
+        assert!(t.should_pause_rx(3, 109), "oldest key waited 99 ms");
+        assert!(!t.should_pause_rx(3, 110), "oldest key waited 100 ms: receive (and drop) again");
+        let mut got = Vec::new();
+        t.release_key(&k[0], collect(&mut got));
+        assert!(!t.should_pause_rx(3, 20), "answered: room again");
+        // A flood of new keys fills the keys first: no pause, the new keys are dropped.
+        let mut t = PendingMisses::new(config);
+        for (i, key) in k[..4].iter().enumerate() {
+            t.park(key, 0, i);
+        }
+        t.park(&k[0], 0, 4);
+        t.park(&k[0], 0, 5);
+        assert!(!t.should_pause_rx(3, 0), "every key slot taken");
     }
 
     #[test]

@@ -22,6 +22,15 @@
 //! ```text
 //!   key already parked      -> the packet joins that key (no new upcall)
 //!   parking table full      -> give the packet back (dropped), count park_full
+//!
+//! Before a full table drops anything, the PMD stops taking bursts
+//! ([`Pipeline::rx_paused`], counted in `rx_pauses`): when fewer than a burst of packet
+//! slots are free and keys still fit, the frames wait in the device's ring until the
+//! slow path's answers free slots (as behind an OVS PMD, which handles its upcalls
+//! inline), so a burst of up to 4,096 new flows replayed at full speed loses nothing.
+//! A table full of keys (a flood of new flows) does not pause: new keys are dropped and
+//! installed flows keep their throughput; nor does one whose oldest key has waited
+//! [`PendingConfig::max_rx_pause_ms`] (250 ms by default).
 //!   new key                 -> add the key to this burst's UpcallBatch
 //! ```
 //!
@@ -156,6 +165,9 @@ counter_set! {
         park_full,
         /// Parked packets dropped because their upcall was not answered in time.
         park_timeout,
+        /// Loop iterations that left the rx queues alone because the parking table could
+        /// not keep another burst's misses (see [`PendingMisses::should_pause_rx`]).
+        rx_pauses,
         /// Packets parked right now (gauge).
         parked,
         /// Megaflows installed right now (gauge).
@@ -566,6 +578,17 @@ impl Pipeline for FlowPipeline {
             let pos = &self.burst_pos;
             self.cache.lookup_burst(in_port, keys, hashes, bytes, now, |i, r| out[pos[i] as usize] = to_verdict(r));
         }
+    }
+
+    fn rx_paused(&mut self) -> bool {
+        // The clock is read only when the table is nearly full of packets.
+        let p = &self.pending;
+        let pause = p.packets() + BURST > p.config().max_packets && p.should_pause_rx(BURST, self.clock.now_ms());
+        if pause {
+            self.local.rx_pauses += 1;
+            self.dirty = true;
+        }
+        pause
     }
 
     fn miss(&mut self, in_port: u32, pkt: Mbuf) -> Option<Mbuf> {

@@ -85,6 +85,13 @@ pub trait Pipeline: Send + 'static {
     /// verdict).
     fn classify<'s, 'p, B: RxBurst<'p>>(&'s mut self, in_port: u32, pkts: B, out: &mut [Verdict<'s>]);
 
+    /// Asked once per loop iteration before the rx queues are polled: true to leave them
+    /// alone this iteration (the frames wait in the device's ring), because the pipeline
+    /// could not keep the misses of another burst. Must be O(1).
+    fn rx_paused(&mut self) -> bool {
+        false
+    }
+
     /// Takes a packet that missed. Return `None` when the packet was taken (e.g. queued as
     /// an upcall), or give it back to have it dropped and counted as `no_rule`.
     fn miss(&mut self, in_port: u32, pkt: Mbuf) -> Option<Mbuf> {

@@ -3,6 +3,7 @@
 //! ```text
 //! loop until the stop flag is set:
 //!     apply queued messages (try_recv, no blocking)
+//!     unless the pipeline pauses rx (it could not keep another burst's misses),
 //!     for each rx queue assigned to this PMD:
 //!         rx burst (<= 32)  ->  drop runts  ->  pipeline.classify(burst)
 //!         hits: execute actions into per-port tx batches
@@ -114,7 +115,8 @@ impl<C: Pipeline> PmdThread<C> {
             }
 
             let mut received = 0usize;
-            for q in self.rxqs.iter_mut() {
+            let rxqs: &mut [AssignedRxq] = if self.pipeline.rx_paused() { &mut [] } else { &mut self.rxqs };
+            for q in rxqs.iter_mut() {
                 let t0 = rdtsc();
                 let n = rx_burst(&mut q.rxq, &mut batch);
                 if n == 0 {

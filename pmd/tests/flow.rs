@@ -155,6 +155,12 @@ fn test_options() -> SwitchOptions {
 /// A switch with two ring ports numbered 1 and 2, one PMD running a [`FlowPipeline`], an
 /// upcall queue of `upcall_queue` entries and, if `policy` is given, a fake slow path.
 fn bench(upcall_queue: usize, policy: Option<Policy>) -> Result<Bench, Failed> {
+    let options = test_options();
+    bench_with(upcall_queue, policy, pending_config_for_pool(options.n_mbufs, options.pmd_cores.len()))
+}
+
+/// [`bench`] with the parking table `pending`.
+fn bench_with(upcall_queue: usize, policy: Option<Policy>, pending: PendingConfig) -> Result<Bench, Failed> {
     let eal = eal();
     let pool = Mempool::new(eal, &uniq("fpool"), 4095, 0, 2176, 0)?;
     let mut specs = Vec::new();
@@ -170,7 +176,6 @@ fn bench(upcall_queue: usize, policy: Option<Policy>) -> Result<Bench, Failed> {
     let cfg = FlowCacheConfig { max_flows: 1000, emc_entries: 1024, emc_insert_inverse_prob: 1, sig_entries: 4096 };
     let mut shared = Vec::new();
     let options = test_options();
-    let pending = pending_config_for_pool(options.n_mbufs, options.pmd_cores.len());
     let sw = Switch::start(eal, &specs, &options, |info| {
         let c = Arc::new(PipelineShared::new(&cfg));
         shared.push(c.clone());
@@ -415,6 +420,66 @@ fn a_thousand_new_flows_park_and_their_answers_release_them_in_order() -> Result
     b.finish()
 }
 
+/// Four flows (own destinations) of `n` packets each, from sequence number `from`.
+fn four_flows(from: u16, n: u16) -> (Vec<Udp>, Vec<Vec<u8>>) {
+    let flows: Vec<Udp> = (0..4).map(|i| Udp { sport: 7000 + i, dst: [198, 18, 1, i as u8], ttl: 64 }).collect();
+    let frames = (from..from + n).flat_map(|seq| flows.iter().map(move |&u| udp_frame(u, seq))).collect();
+    (flows, frames)
+}
+
+fn a_full_parking_table_pauses_rx_and_loses_nothing() -> Result<(), Failed> {
+    // The test's parking table holds 1,024 packets; four new flows fill it, and the next
+    // 320 frames must wait in the port's ring (not be dropped) until the answers come.
+    let options = test_options();
+    let pending = PendingConfig { max_rx_pause_ms: 60_000, ..pending_config_for_pool(options.n_mbufs, 1) };
+    check(pending.max_packets == 1024 && pending.max_keys > 4, || format!("{pending:?}"))?;
+    let mut b = bench_with(16, None, pending)?;
+    let (flows, first) = four_flows(0, 256);
+    b.send(1, &first)?;
+    b.wait_pipeline("table full", |s| s.parked == 1024)?;
+    let (_, later) = four_flows(256, 80);
+    b.send(1, &later)?;
+    let s = b.wait_pipeline("rx paused", |s| s.rx_pauses > 1000)?;
+    check(s.parked == 1024 && s.park_full == 0 && s.upcalls_sent == 4, || format!("{s:#?}"))?;
+    let batches: Vec<UpcallBatch> = b.upcalls.as_ref().ok_or("no queue")?.try_iter().collect();
+    let ups: Vec<Upcall> = batches.iter().flat_map(|b| b.upcalls()).collect();
+    check(ups.len() == 4, || format!("{} upcalls", ups.len()))?;
+    // Each answer frees a quarter of the table: the PMD takes the waiting frames again,
+    // the answered flow's go out by its megaflow, the others join their keys.
+    let mut got = Vec::new();
+    for (i, u) in ups.iter().enumerate() {
+        let megaflow = Megaflow::new(u.key, dst_mask(), vec![DpAction::Output(2)]);
+        b.command(PmdCommand::Install { id: i as FlowId + 1, key: u.key, megaflow })?;
+        got.extend(b.recv(2, 336, Duration::from_secs(3)));
+    }
+    check(got.len() == first.len() + later.len(), || format!("got {} of 1344 frames", got.len()))?;
+    // Every flow's frames in the order they were sent.
+    for f in &flows {
+        let sent: Vec<&Vec<u8>> = first.iter().chain(&later).filter(|x| x[30..34] == f.dst).collect();
+        let came: Vec<&Vec<u8>> = got.iter().filter(|x| x[30..34] == f.dst).collect();
+        check(sent == came, || format!("flow to {:?}: {} frames, or out of order", f.dst, came.len()))?;
+    }
+    let s = b.wait_pipeline("released", |s| s.parked == 0 && s.installs == 4)?;
+    check(s.park_full == 0 && s.park_timeout == 0, || format!("{s:#?}"))?;
+    b.finish()
+}
+
+fn a_slow_path_that_does_not_answer_pauses_rx_for_a_bounded_time() -> Result<(), Failed> {
+    // Pauses end once the oldest key has waited 100 ms: then the waiting frames are
+    // taken and, the table being full, dropped. (Had rx stayed paused, they would have
+    // been parked as new keys after the first keys' 1 s timeout, and none dropped.)
+    let options = test_options();
+    let pending = PendingConfig { max_rx_pause_ms: 100, ..pending_config_for_pool(options.n_mbufs, 1) };
+    let mut b = bench_with(16, None, pending)?;
+    b.send(1, &four_flows(0, 256).1)?;
+    b.wait_pipeline("table full", |s| s.parked == 1024)?;
+    b.send(1, &four_flows(256, 80).1)?;
+    let s = b.wait_pipeline("dropped after the pause", |s| s.park_full == 320)?;
+    check(s.rx_pauses > 0, || format!("{s:#?}"))?;
+    b.wait_pipeline("timed out", |s| s.park_timeout == 1024 && s.parked == 0)?;
+    b.finish()
+}
+
 fn execute_without_install_forwards_and_next_packet_upcalls_again() -> Result<(), Failed> {
     let mut b = bench(16, Some(execute_only(vec![DpAction::Output(2)])))?;
     let first = flow_frames(FLOW_A, 0..5);
@@ -581,6 +646,11 @@ fn main() {
         (
             "a_thousand_new_flows_park_and_their_answers_release_them_in_order",
             a_thousand_new_flows_park_and_their_answers_release_them_in_order,
+        ),
+        ("a_full_parking_table_pauses_rx_and_loses_nothing", a_full_parking_table_pauses_rx_and_loses_nothing),
+        (
+            "a_slow_path_that_does_not_answer_pauses_rx_for_a_bounded_time",
+            a_slow_path_that_does_not_answer_pauses_rx_for_a_bounded_time,
         ),
         (
             "execute_without_install_forwards_and_next_packet_upcalls_again",

@@ -105,6 +105,7 @@ pub(crate) fn pmd_stats() -> PmdStatsReply {
             drop_upcall_queue_full: 2,
             drop_park_full: 3,
             drop_park_timeout: 4,
+            rx_pauses: 6,
             parked: 1,
             megaflows: 17,
             masks: 5,
