@@ -252,17 +252,18 @@ impl<P> PendingMisses<P> {
     /// Whether the PMD should leave its rx queues alone for now instead of receiving a
     /// burst whose misses the table could not keep (backpressure: the frames wait in the
     /// NIC's ring, as they do behind an OVS PMD that handles its upcalls inline). True
-    /// when fewer than `burst` packet slots are free, while
-    /// - keys still fit: a table full of *keys* is a flood of new flows, and then new keys
-    ///   are dropped and counted while installed flows keep flowing;
-    /// - the oldest key has waited less than [`PendingConfig::max_rx_pause_ms`]: a slow
-    ///   path that does not answer (or answers very slowly) must not stop the installed
-    ///   flows for long.
+    /// when fewer than `burst` packet slots are free and the oldest key has waited less
+    /// than [`PendingConfig::max_rx_pause_ms`] (a slow path that does not answer, or
+    /// answers very slowly, must not stop the installed flows for long).
+    ///
+    /// Packets, not keys, decide: a flood of distinct new flows (one or two packets each)
+    /// fills the keys long before the packet slots, and then new keys are dropped and
+    /// counted while installed flows keep flowing; a table short of packet slots holds
+    /// flows that each sent many packets, which the slow path's answers will release.
     ///
     /// O(1).
     pub fn should_pause_rx(&self, burst: usize, now_ms: u64) -> bool {
         self.config.max_packets - self.n_packets < burst
-            && self.n_keys < self.config.max_keys
             && (self.oldest == NIL
                 || now_ms.saturating_sub(self.entries[self.oldest as usize].since_ms) < self.config.max_rx_pause_ms)
     }
@@ -590,7 +591,7 @@ mod tests {
     }
 
     #[test]
-    fn rx_pauses_while_packets_fill_the_table_and_keys_still_fit() {
+    fn rx_pauses_while_packet_slots_run_short_for_a_bounded_time() {
         let k = real_keys();
         // 4 keys, 8 packets, bursts of 3, pauses while the oldest key waited < 100 ms.
         let config = PendingConfig { max_rx_pause_ms: 100, ..PendingConfig::new(4, 8) };
@@ -613,9 +614,11 @@ mod tests {
         for (i, key) in k[..4].iter().enumerate() {
             t.park(key, 0, i);
         }
+        assert!(!t.should_pause_rx(3, 0), "every key slot taken, 4 packet slots free");
+        // Keys full and packets short (four flows of many packets): wait for the answers.
         t.park(&k[0], 0, 4);
-        t.park(&k[0], 0, 5);
-        assert!(!t.should_pause_rx(3, 0), "every key slot taken");
+        t.park(&k[1], 0, 5);
+        assert!(t.should_pause_rx(3, 0), "2 packet slots free");
     }
 
     #[test]

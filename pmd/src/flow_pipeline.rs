@@ -25,11 +25,11 @@
 //!
 //! Before a full table drops anything, the PMD stops taking bursts
 //! ([`Pipeline::rx_paused`], counted in `rx_pauses`): when fewer than a burst of packet
-//! slots are free and keys still fit, the frames wait in the device's ring until the
-//! slow path's answers free slots (as behind an OVS PMD, which handles its upcalls
-//! inline), so a burst of up to 4,096 new flows replayed at full speed loses nothing.
-//! A table full of keys (a flood of new flows) does not pause: new keys are dropped and
-//! installed flows keep their throughput; nor does one whose oldest key has waited
+//! slots are free, the frames wait in the device's ring until the slow path's answers
+//! free slots (as behind an OVS PMD, which handles its upcalls inline), so a burst of up
+//! to 4,096 new flows replayed at full speed loses nothing. A flood of distinct new flows
+//! fills the keys, not the packet slots, so it does not pause: new keys are dropped and
+//! installed flows keep their throughput; nor does a table whose oldest key has waited
 //! [`PendingConfig::max_rx_pause_ms`] (250 ms by default).
 //!   new key                 -> add the key to this burst's UpcallBatch
 //! ```
