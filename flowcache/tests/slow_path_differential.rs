@@ -847,7 +847,7 @@ impl World {
                     Err(e) => return Err(self.fail(format!("PMD {p}: install {id} failed: {e}"))),
                 }
                 self.run_parked(p, &key, &megaflow.actions)?;
-                self.pmds[p].pending.shadow_where(|k| megaflow.matches(k));
+                self.pmds[p].pending.shadow_covered(|k| megaflow.matches(k));
             }
             PmdCommand::Execute { key, actions } => self.run_parked(p, &key, &actions)?,
             PmdCommand::Remove { ids } => {

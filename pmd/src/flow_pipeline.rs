@@ -485,7 +485,7 @@ impl FlowPipeline {
                             inject.execute(k.in_port(), pkt, actions)
                         });
                         if !self.pending.is_empty() {
-                            self.pending.shadow_where(|k| mkey.matches(&mmask, k));
+                            self.pending.shadow_covered(|k| mkey.matches(&mmask, k));
                         }
                         if packets > 0 {
                             self.cache.add_stats(mid, packets, bytes, flags, now);
