@@ -18,11 +18,9 @@
 //!   later, as it would be by OVS's datapath for a burst (a later packet of a batch finds
 //!   the flow an earlier packet's upcall installed).
 
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use ferrovs_e2e::{Daemon, Netns, TempDir, read_pcap, run_ok, unique, wait_until, write_pcap};
+use ferrovs_e2e::{Daemon, FrameWriter, Netns, TempDir, read_pcap, run_ok, unique, wait_until, write_pcap};
 
 use crate::gen_rules::N_PORTS;
 
@@ -110,9 +108,7 @@ pub struct Feeder {
     iface: String,
     /// Holds the other end of the pair (deleting the namespace deletes the pair).
     _peer_ns: Netns,
-    writer: Child,
-    to_writer: ChildStdin,
-    from_writer: BufReader<ChildStdout>,
+    writer: FrameWriter,
 }
 
 /// Frames the generator writes are far shorter; the MTU only has to let them through.
@@ -133,41 +129,13 @@ impl Feeder {
         std::fs::write(format!("/proc/sys/net/ipv6/conf/{iface}/disable_ipv6"), "1")
             .map_err(|e| format!("turning IPv6 off on {iface}: {e}"))?;
         run_ok("ip", &["link", "set", &iface, "up"]);
-        let script = "import socket,sys\n\
-                      s=socket.socket(socket.AF_PACKET,socket.SOCK_RAW)\n\
-                      s.bind((sys.argv[1],0))\n\
-                      for line in sys.stdin:\n\
-                      \x20s.send(bytes.fromhex(line.strip()))\n\
-                      \x20sys.stdout.write('ok\\n')\n\
-                      \x20sys.stdout.flush()\n";
-        let mut writer = Command::new("python3")
-            .args(["-c", script, &iface])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .map_err(|e| format!("python3 (writes frames onto {iface}): {e}"))?;
-        let to_writer = writer.stdin.take().expect("piped stdin");
-        let from_writer = BufReader::new(writer.stdout.take().expect("piped stdout"));
-        Ok(Feeder { iface, _peer_ns: ns, writer, to_writer, from_writer })
+        let writer = FrameWriter::open(None, &iface)?;
+        Ok(Feeder { iface, _peer_ns: ns, writer })
     }
 
     /// Writes `frame` onto the interface; returns once it is sent.
     fn send(&mut self, frame: &[u8]) -> Result<(), String> {
-        let hex: String = frame.iter().map(|b| format!("{b:02x}")).collect();
-        writeln!(self.to_writer, "{hex}").map_err(|e| format!("frame writer: {e}"))?;
-        let mut answer = String::new();
-        self.from_writer.read_line(&mut answer).map_err(|e| format!("frame writer: {e}"))?;
-        if answer.trim() != "ok" {
-            return Err(format!("frame writer did not send a frame of {} bytes: {answer:?}", frame.len()));
-        }
-        Ok(())
-    }
-}
-
-impl Drop for Feeder {
-    fn drop(&mut self) {
-        let _ = self.writer.kill();
-        let _ = self.writer.wait();
+        self.writer.send(frame)
     }
 }
 

@@ -157,12 +157,10 @@ impl Netns {
     /// Writes `frames` in order onto `iface` (an interface in this namespace), whole and
     /// unchanged, through one raw packet socket.
     pub fn send_frames(&self, iface: &str, frames: &[Vec<u8>]) {
-        let script = "import socket,sys\ns=socket.socket(socket.AF_PACKET,socket.SOCK_RAW)\ns.bind((sys.argv[1],0))\n\
-                      for h in sys.argv[2:]: s.send(bytes.fromhex(h))\n";
-        let hex: Vec<String> = frames.iter().map(|f| f.iter().map(|b| format!("{b:02x}")).collect()).collect();
-        let mut argv = vec!["python3", "-c", script, iface];
-        argv.extend(hex.iter().map(String::as_str));
-        self.exec_ok(&argv);
+        let mut w = FrameWriter::open(Some(&self.name), iface).unwrap_or_else(|e| panic!("{e}"));
+        for f in frames {
+            w.send(f).unwrap_or_else(|e| panic!("{e}"));
+        }
     }
 
     /// Turns IPv6 off for interfaces that join the namespace later, so the kernel sends
@@ -177,6 +175,62 @@ impl Netns {
         let out =
             self.exec(&["ping", "-n", "-q", "-c", &count.to_string(), "-i", "0.2", "-W", &wait_s.to_string(), dst]);
         parse_ping_summary(&String::from_utf8_lossy(&out.stdout))
+    }
+}
+
+/// Writes frames onto one interface through a raw socket, one at a time: a `python3` child
+/// (the standard library has no `AF_PACKET`) that reads a frame per line of hex on its
+/// stdin and answers `ok` once the kernel took it, so the caller knows each frame left
+/// before it sends the next.
+pub struct FrameWriter {
+    child: Child,
+    to_child: std::process::ChildStdin,
+    from_child: BufReader<std::process::ChildStdout>,
+}
+
+impl FrameWriter {
+    /// A writer onto `iface`, inside namespace `netns` (or the root namespace).
+    pub fn open(netns: Option<&str>, iface: &str) -> Result<FrameWriter, String> {
+        let script = "import socket,sys\n\
+                      s=socket.socket(socket.AF_PACKET,socket.SOCK_RAW)\n\
+                      s.bind((sys.argv[1],0))\n\
+                      for line in sys.stdin:\n\
+                      \x20s.send(bytes.fromhex(line.strip()))\n\
+                      \x20sys.stdout.write('ok\\n')\n\
+                      \x20sys.stdout.flush()\n";
+        let mut argv: Vec<&str> = match netns {
+            Some(ns) => vec!["ip", "netns", "exec", ns, "python3"],
+            None => vec!["python3"],
+        };
+        argv.extend(["-c", script, iface]);
+        let mut child = Command::new(argv[0])
+            .args(&argv[1..])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("python3 (writes frames onto {iface}): {e}"))?;
+        let to_child = child.stdin.take().expect("piped stdin");
+        let from_child = BufReader::new(child.stdout.take().expect("piped stdout"));
+        Ok(FrameWriter { child, to_child, from_child })
+    }
+
+    /// Writes `frame`; returns once it is sent.
+    pub fn send(&mut self, frame: &[u8]) -> Result<(), String> {
+        let hex: String = frame.iter().map(|b| format!("{b:02x}")).collect();
+        writeln!(self.to_child, "{hex}").map_err(|e| format!("frame writer: {e}"))?;
+        let mut answer = String::new();
+        self.from_child.read_line(&mut answer).map_err(|e| format!("frame writer: {e}"))?;
+        if answer.trim() != "ok" {
+            return Err(format!("frame writer did not send a frame of {} bytes: {answer:?}", frame.len()));
+        }
+        Ok(())
+    }
+}
+
+impl Drop for FrameWriter {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
