@@ -227,8 +227,8 @@ struct Part {
 struct Tree {
     /// What each level tests, in order.
     stages: Vec<Stage>,
-    nodes: Vec<Node>,
-    /// The nodes' values and where they lead, node after node.
+    /// The nodes, node after node: each its header (see [`Node::at`]) and then its
+    /// values and where they lead.
     entries: Vec<Entry>,
     /// The nodes' directories (see [`Node`]), one after another.
     dirs: Vec<u32>,
@@ -277,7 +277,7 @@ impl Stage {
 #[derive(Debug, Clone, Copy)]
 struct Entry {
     value: u64,
-    /// Child node, or `LEAF | position` of the first rule with that value path.
+    /// Child node (the index of its header in `entries`), or `LEAF | position` of the first rule with that value path.
     next: u32,
     /// The lowest position of the rules below.
     min: u32,
@@ -288,6 +288,12 @@ struct Entry {
 const SKIP_LIMIT: usize = 8;
 
 /// A tree node: covers `entries[start..start + len]` (sorted by value, distinct).
+///
+/// Stored in the tree's `entries` as one header entry just before its values, or two
+/// for a node with a directory (see [`Node::at`]), so that a walk reads a small node's
+/// description and its values from the same cache line or the next (with the nodes in
+/// an array of their own, a node below the root cost a cache miss of its own at 10^6
+/// rules).
 ///
 /// A node of at least `DIR_MIN` values also has a *directory*, so that finding the
 /// key's place costs about two cache misses instead of one per level of a binary search
@@ -320,7 +326,37 @@ const DIR_MIN: usize = 32;
 /// one cache line.
 const DIR_FILL: usize = 4;
 
+/// The header's `min` of a node without a directory.
+const NO_DIR: u32 = u32::MAX;
+
 impl Node {
+    /// The node whose header is `entries[h]`: `{value: 0, next: len, min: dir or
+    /// NO_DIR}`, for a directory followed by `{value: base, next: shift, min: dir_bits}`.
+    #[inline]
+    fn at(entries: &[Entry], h: usize) -> Node {
+        let hd = entries[h];
+        if hd.min == NO_DIR {
+            return Node { start: h as u32 + 1, len: hd.next, dir: 0, shift: 0, dir_bits: 0, base: 0 };
+        }
+        let d = entries[h + 1];
+        Node {
+            start: h as u32 + 2,
+            len: hd.next,
+            dir: hd.min,
+            shift: d.next as u8,
+            dir_bits: d.min as u8,
+            base: d.value,
+        }
+    }
+
+    /// The header entries of this node (see [`Node::at`]).
+    fn header(&self) -> impl Iterator<Item = Entry> {
+        let has_dir = self.dir_bits != 0;
+        let first = Entry { value: 0, next: self.len, min: if has_dir { self.dir } else { NO_DIR } };
+        let second = Entry { value: self.base, next: u32::from(self.shift), min: u32::from(self.dir_bits) };
+        std::iter::once(first).chain(has_dir.then_some(second))
+    }
+
     /// Where `v` is among the node's `entries` (`binary_search`'s answer).
     #[inline]
     fn search(&self, entries: &[Entry], dirs: &[u32], v: u64) -> Result<usize, usize> {
@@ -648,7 +684,6 @@ impl Part {
                 .map(|t| {
                     std::mem::size_of::<Tree>()
                         + t.stages.capacity() * std::mem::size_of::<Stage>()
-                        + t.nodes.capacity() * std::mem::size_of::<Node>()
                         + t.dirs.capacity() * 4
                         + t.entries.capacity() * std::mem::size_of::<Entry>()
                 })
@@ -725,7 +760,7 @@ impl Part {
 
 impl Tree {
     fn new(stages: Vec<Stage>, members: &[u32], rules: &[CompiledRule]) -> Tree {
-        let mut t = Tree { stages, nodes: Vec::new(), entries: Vec::new(), dirs: Vec::new(), root: 0 };
+        let mut t = Tree { stages, entries: Vec::new(), dirs: Vec::new(), root: 0 };
         let mut work = members.to_vec();
         t.root = t.build(&mut work, 0, rules).0;
         t
@@ -760,11 +795,12 @@ impl Tree {
             *s = k.1;
         }
         drop(keyed);
+        let values: Vec<Entry> = runs.iter().map(|r| Entry { value: r.0, next: 0, min: 0 }).collect();
+        let node = self.entries.len() as u32;
+        let n = Node::new(0, &values, &mut self.dirs);
+        self.entries.extend(n.header());
         let start = self.entries.len();
-        self.entries.extend(runs.iter().map(|r| Entry { value: r.0, next: 0, min: 0 }));
-        let node = self.nodes.len() as u32;
-        let n = Node::new(start, &self.entries[start..], &mut self.dirs);
-        self.nodes.push(n);
+        self.entries.extend(values);
         for (k, &(_, i, j)) in runs.iter().enumerate() {
             let (next, min) = self.build(&mut set[i..j], stage + 1, rules);
             let e = &mut self.entries[start + k];
@@ -801,7 +837,7 @@ impl Tree {
                 };
             }
             let st = self.stages[stage];
-            let node = self.nodes[entry as usize];
+            let node = Node::at(&self.entries, entry as usize);
             let start = node.start as usize;
             let len = node.len as usize;
             let es = &self.entries[start..start + len];
