@@ -19,36 +19,41 @@
 //!   `d + 1` bits: exactly the tree's witness (the tree's closest value in sorted order
 //!   is the one sharing the longest prefix with the key).
 //!
-//! So every node keeps, per child, the set of lengths below it (a 64-bit mask, one bit
-//! per length; the fields indexed here are at most 64 bits wide), and a walk records,
+//! So every node keeps, per child, the set of lengths below it (a 32-bit mask, one bit
+//! per length; the fields indexed here are at most 32 bits wide: IPv4 addresses and L4
+//! ports), and a walk records,
 //! per length, the depth of the deepest sibling holding it. The trie is path-compressed
 //! (a node only where prefixes branch or end), so a walk visits about log2(values)
-//! nodes; the top ones are shared by all lookups and stay in the cache.
+//! nodes; the top ones are shared by all lookups and stay in the cache. Nodes are 24
+//! bytes and in depth-first order, a node's first child right after it (so it needs no
+//! index, and a walk going that way often stays in the cache line).
 //!
-//! Values are top-aligned in a `u64` (bit 63 is the field's first bit), lengths are
-//! 1..=64.
+//! Values are top-aligned in a `u32` (bit 31 is the field's first bit), lengths are
+//! 1..=32.
 
 /// No node / no rule.
 const NONE: u32 = u32::MAX;
 
 /// The top `d` bits set.
 #[inline]
-fn prefix(d: u32) -> u64 {
-    if d == 0 { 0 } else { u64::MAX << (64 - d) }
+fn prefix(d: u32) -> u32 {
+    if d == 0 { 0 } else { u32::MAX << (32 - d) }
 }
 
 /// A node: the prefix of `depth` bits that all values below share.
 #[derive(Debug, Clone, Copy)]
 struct TrieNode {
     /// Top-aligned; bits below `depth` are zero.
-    value: u64,
+    value: u32,
     /// Lengths (bit `L - 1` for length `L`) of the prefixes below each child.
-    below: [u64; 2],
-    /// Children by the next bit (`NONE`: none).
-    child: [u32; 2],
+    below: [u32; 2],
+    /// The child by bit 1 (`NONE`: none); the child by bit 0, if `zero_child`, is the
+    /// next node.
+    one_child: u32,
     /// First rule (position) of the prefix of length `depth` equal to `value`, if any.
     term: u32,
     depth: u8,
+    zero_child: bool,
 }
 
 /// A path-compressed binary trie over prefixes of several lengths. See the module
@@ -63,17 +68,17 @@ pub(crate) struct PrefixTrie {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct TrieWalk {
     /// Lengths whose prefix of the key is in the trie (bit `L - 1`).
-    hits: u64,
+    hits: u32,
     /// For a hit: the first rule with the key's prefix of that length.
-    pos: [u32; 64],
+    pos: [u32; 32],
     /// For a length without a hit: the length of the witness, one more than the longest
     /// prefix the key shares with a value of that length (0: the trie has none).
-    witness: [u8; 64],
+    witness: [u8; 32],
 }
 
 impl Default for TrieWalk {
     fn default() -> TrieWalk {
-        TrieWalk { hits: 0, pos: [NONE; 64], witness: [0; 64] }
+        TrieWalk { hits: 0, pos: [NONE; 32], witness: [0; 32] }
     }
 }
 
@@ -88,7 +93,7 @@ pub(crate) enum TrieAnswer {
 }
 
 impl TrieWalk {
-    /// The answer for the prefixes of length `len` (1..=64).
+    /// The answer for the prefixes of length `len` (1..=32).
     #[inline]
     pub fn answer(&self, len: u32) -> TrieAnswer {
         let i = len as usize - 1;
@@ -102,7 +107,7 @@ impl TrieWalk {
     /// Records depth `d` as the witness of every length in `lens` (deeper calls come
     /// later in a walk and overwrite).
     #[inline]
-    fn set(&mut self, mut lens: u64, d: u32) {
+    fn set(&mut self, mut lens: u32, d: u32) {
         while lens != 0 {
             self.witness[lens.trailing_zeros() as usize] = d as u8;
             lens &= lens - 1;
@@ -112,10 +117,10 @@ impl TrieWalk {
 
 impl PrefixTrie {
     /// A trie over `items`: (top-aligned value with zeros below its length, length
-    /// 1..=64, position of a rule). Several rules with one value and length keep the
+    /// 1..=32, position of a rule). Several rules with one value and length keep the
     /// lowest position.
-    pub fn new(mut items: Vec<(u64, u8, u32)>) -> PrefixTrie {
-        debug_assert!(items.iter().all(|&(v, l, _)| (1..=64).contains(&l) && v & !prefix(l.into()) == 0));
+    pub fn new(mut items: Vec<(u32, u8, u32)>) -> PrefixTrie {
+        debug_assert!(items.iter().all(|&(v, l, _)| (1..=32).contains(&l) && v & !prefix(l.into()) == 0));
         items.sort_unstable();
         items.dedup_by_key(|i| (i.0, i.1));
         let mut t = PrefixTrie { nodes: Vec::with_capacity(items.len() * 2), root: None };
@@ -132,7 +137,7 @@ impl PrefixTrie {
 
     /// The subtree of `items` (sorted, distinct, non-empty, sharing the bits above
     /// their parent's depth + 1); returns its node.
-    fn build(&mut self, items: &[(u64, u8, u32)]) -> u32 {
+    fn build(&mut self, items: &[(u32, u8, u32)]) -> u32 {
         let (first, last) = (items[0], items[items.len() - 1]);
         let shortest = items.iter().map(|i| u32::from(i.1)).min().expect("non-empty");
         let depth = shortest.min((first.0 ^ last.0).leading_zeros());
@@ -143,32 +148,39 @@ impl PrefixTrie {
         self.nodes.push(TrieNode {
             value: first.0 & prefix(depth),
             below: [0; 2],
-            child: [NONE; 2],
+            one_child: NONE,
             term,
             depth: depth as u8,
+            zero_child: false,
         });
         if rest.is_empty() {
             return at;
         }
-        // Longer prefixes than `depth` remain, so `depth` < 64; split by bit `depth`.
-        let split = rest.partition_point(|i| (i.0 << depth) >> 63 == 0);
+        // Longer prefixes than `depth` remain, so `depth` < 32; split by bit `depth`.
+        // The zero side is built first, so that it is the next node.
+        let split = rest.partition_point(|i| (i.0 << depth) >> 31 == 0);
         for (b, side) in [&rest[..split], &rest[split..]].into_iter().enumerate() {
             if side.is_empty() {
                 continue;
             }
-            let lens = side.iter().fold(0u64, |m, i| m | 1 << (i.1 - 1));
+            let lens = side.iter().fold(0u32, |m, i| m | 1 << (i.1 - 1));
             let c = self.build(side);
             let n = &mut self.nodes[at as usize];
             n.below[b] = lens;
-            n.child[b] = c;
+            if b == 0 {
+                debug_assert_eq!(c, at + 1);
+                n.zero_child = true;
+            } else {
+                n.one_child = c;
+            }
         }
         at
     }
 
     /// Walks the path of `key` (top-aligned) into `out`.
-    pub fn walk(&self, key: u64, out: &mut TrieWalk) {
+    pub fn walk(&self, key: u32, out: &mut TrieWalk) {
         out.hits = 0;
-        out.witness = [0; 64];
+        out.witness = [0; 32];
         let Some(mut at) = self.root else { return };
         loop {
             let n = &self.nodes[at as usize];
@@ -186,15 +198,16 @@ impl PrefixTrie {
                 out.hits |= 1 << (depth - 1);
                 out.pos[depth as usize - 1] = n.term;
             }
-            if depth == 64 {
+            if depth == 32 {
                 return;
             }
-            let b = ((key << depth) >> 63) as usize;
+            let b = ((key << depth) >> 31) as usize;
             out.set(n.below[1 - b], depth + 1);
-            match n.child[b] {
-                NONE => return,
-                c => at = c,
-            }
+            at = match b {
+                0 if n.zero_child => at + 1,
+                1 if n.one_child != NONE => n.one_child,
+                _ => return,
+            };
         }
     }
 }
@@ -212,13 +225,12 @@ mod tests {
         let mut r = SplitMix(8);
         for case in 0..300 {
             let n = 1 + r.below(if case % 2 == 0 { 40 } else { 2000 }) as usize;
-            // Values clustered under a few prefixes so that lengths share paths, some
-            // lengths up to 64.
-            let top = r.below(4) << 60;
-            let items: Vec<(u64, u8, u32)> = (0..n)
+            // Values clustered under a few prefixes so that lengths share paths.
+            let top = (r.below(4) as u32) << 28;
+            let items: Vec<(u32, u8, u32)> = (0..n)
                 .map(|i| {
-                    let len = if r.chance(10) { 1 + r.below(64) as u8 } else { 8 + r.below(25) as u8 };
-                    let v = (top | r.next_u64() >> 4 >> r.below(8) << r.below(8)) & prefix(len.into());
+                    let len = if r.chance(10) { 1 + r.below(32) as u8 } else { 8 + r.below(25) as u8 };
+                    let v = (top | (r.next_u64() as u32) >> 4 >> r.below(8) << r.below(8)) & prefix(len.into());
                     (v, len, r.below(10_000) as u32 + i as u32)
                 })
                 .collect();
@@ -227,13 +239,13 @@ mod tests {
             for _ in 0..50 {
                 let key = if r.chance(50) {
                     let (v, l, _) = items[r.index(items.len())];
-                    let flip = if r.chance(30) { 1 << r.below(64) } else { 0 };
-                    (v | (r.next_u64() & !prefix(l.into()))) ^ flip
+                    let flip = if r.chance(30) { 1 << r.below(32) } else { 0 };
+                    (v | (r.next_u64() as u32 & !prefix(l.into()))) ^ flip
                 } else {
-                    top | r.next_u64() >> 4
+                    top | (r.next_u64() as u32) >> 4
                 };
                 trie.walk(key, &mut walk);
-                for len in 1..=64u32 {
+                for len in 1..=32u32 {
                     let of_len = items.iter().filter(|i| u32::from(i.1) == len);
                     let hit = of_len.clone().filter(|i| i.0 == key & prefix(len)).map(|i| i.2).min();
                     let want = match hit {

@@ -148,7 +148,7 @@ pub(crate) struct TableIndex {
 /// best match (else the group's tree is walked). See the module documentation.
 #[derive(Debug, Clone)]
 struct Family {
-    /// The prefix field (at most 64 bits wide).
+    /// The prefix field (at most 32 bits wide).
     field: Field,
     /// The other fields' mask and (masked) values, common to all rules of the family.
     rest_mask: Mask,
@@ -159,8 +159,8 @@ struct Family {
 impl Family {
     /// The field's value of `k`, top-aligned as the trie's values.
     #[inline]
-    fn top_aligned(&self, k: &FlowKey) -> u64 {
-        (self.field.get(k) as u64) << (64 - self.field.width())
+    fn top_aligned(&self, k: &FlowKey) -> u32 {
+        (self.field.get(k) as u32) << (32 - self.field.width())
     }
 }
 
@@ -620,7 +620,7 @@ impl Family {
     /// Finds the families among `groups` (at least two groups each), builds their
     /// tries and marks their groups. A group qualifies if it is one part without
     /// register matches, its only non-categorical field is a prefix of a field of at
-    /// most 64 bits (so it has one tree, walked for every visit), and its rules agree on
+    /// most 32 bits (so it has one tree, walked for every visit), and its rules agree on
     /// all other fields.
     fn find(groups: &mut [Group], rules: &[CompiledRule]) -> Vec<Family> {
         type Shape = (Field, Mask, FlowKey);
@@ -635,7 +635,7 @@ impl Family {
             let (Some(fm), None) = (others.next(), others.next()) else { continue };
             let (field, w) = (fm.field, fm.field.width());
             let len = fm.mask.count_ones();
-            if !field.is_prefix() || w > 64 || len == 0 || fm.mask != field.all_ones() & !((1u128 << (w - len)) - 1) {
+            if !field.is_prefix() || w > 32 || len == 0 || fm.mask != field.all_ones() & !((1u128 << (w - len)) - 1) {
                 continue;
             }
             let own: Mask = field.mask_of(field.all_ones());
@@ -661,7 +661,7 @@ impl Family {
                     groups[gi].parts[0]
                         .members
                         .iter()
-                        .map(move |&p| ((field.get(&rules[p as usize].value) as u64) << (64 - w), len as u8, p))
+                        .map(move |&p| ((field.get(&rules[p as usize].value) as u32) << (32 - w), len as u8, p))
                 })
                 .collect();
             let fi = families.len() as u32;
