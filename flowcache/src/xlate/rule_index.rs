@@ -75,8 +75,22 @@
 //! [`Entry`], four to a line; a node of many values finds the key's place through a
 //! bucket directory (see [`Node`]), so the search reads the directory entry and one
 //! bucket (which also holds the neighbours the witness needs) instead of one line per
-//! level of a binary search. BENCHMARKS.md ("Translation alone") has the counts. Built
-//! once per [`RuleTables`](super::RuleTables) version.
+//! level of a binary search; a node's description is a header entry just before its
+//! values, so a small node costs one or two adjacent lines. BENCHMARKS.md ("Translation
+//! alone") has the counts. Built once per [`RuleTables`](super::RuleTables) version.
+//!
+//! # Prefix families
+//!
+//! A routing table is many groups that differ only in a prefix length (nw_dst/8 ..
+//! nw_dst/32), and a lookup that misses the long routes searches a large node in each.
+//! Groups whose only non-categorical field is a prefix of the same field (at most 32
+//! bits), whose rules agree on all other fields, form a [`Family`] with one
+//! [`PrefixTrie`] over all their values: a lookup walks it once, at the family's first
+//! visited group, and answers every group of the family from that walk, exactly as the
+//! group's tree would (see `prefix_trie` for why the witnesses are the same). A group is
+//! answered by its tree instead when the key's other fields differ from the family's,
+//! when some of its rules come after the best match (the trie does not skip values),
+//! and when proofs are made again for the final winner.
 
 use super::fields::Field;
 use super::prefix_trie::{PrefixTrie, TrieAnswer, TrieWalk};
