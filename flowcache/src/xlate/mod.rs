@@ -55,6 +55,7 @@
 
 mod fields;
 mod mac;
+mod prefix_trie;
 pub mod reference;
 mod revalidate;
 mod rule_index;

@@ -75,10 +75,25 @@
 //! [`Entry`], four to a line; a node of many values finds the key's place through a
 //! bucket directory (see [`Node`]), so the search reads the directory entry and one
 //! bucket (which also holds the neighbours the witness needs) instead of one line per
-//! level of a binary search. BENCHMARKS.md ("Translation alone") has the counts. Built
-//! once per [`RuleTables`](super::RuleTables) version.
+//! level of a binary search; a node's description is a header entry just before its
+//! values, so a small node costs one or two adjacent lines. BENCHMARKS.md ("Translation
+//! alone") has the counts. Built once per [`RuleTables`](super::RuleTables) version.
+//!
+//! # Prefix families
+//!
+//! A routing table is many groups that differ only in a prefix length (nw_dst/8 ..
+//! nw_dst/32), and a lookup that misses the long routes searches a large node in each.
+//! Groups whose only non-categorical field is a prefix of the same field (at most 32
+//! bits), whose rules agree on all other fields, form a [`Family`] with one
+//! [`PrefixTrie`] over all their values: a lookup walks it once, at the family's first
+//! visited group, and answers every group of the family from that walk, exactly as the
+//! group's tree would (see `prefix_trie` for why the witnesses are the same). A group is
+//! answered by its tree instead when the key's other fields differ from the family's,
+//! when some of its rules come after the best match (the trie does not skip values),
+//! and when proofs are made again for the final winner.
 
 use super::fields::Field;
+use super::prefix_trie::{PrefixTrie, TrieAnswer, TrieWalk};
 use std::collections::HashMap;
 
 use ferrovs_config::rules::Registers;
@@ -136,6 +151,55 @@ const LEAF: u32 = 1 << 31;
 pub(crate) struct TableIndex {
     /// In order of their first rule in lookup order.
     groups: Vec<Group>,
+    /// Prefix families (see [`Family`]), named by their groups' `family`.
+    families: Vec<Family>,
+}
+
+/// Groups that differ only in the length of a prefix of one field (routes of several
+/// lengths), with the same values in all other fields: one walk of a [`PrefixTrie`]
+/// over all their values answers for each of them what its tree would, when the key
+/// has those other values and none of the group's rules is skipped for coming after the
+/// best match (else the group's tree is walked). See the module documentation.
+#[derive(Debug, Clone)]
+struct Family {
+    /// The prefix field (at most 32 bits wide).
+    field: Field,
+    /// The other fields' mask and (masked) values, common to all rules of the family.
+    rest_mask: Mask,
+    rest_value: FlowKey,
+    trie: PrefixTrie,
+}
+
+impl Family {
+    /// The field's value of `k`, top-aligned as the trie's values.
+    #[inline]
+    fn top_aligned(&self, k: &FlowKey) -> u32 {
+        (self.field.get(k) as u32) << (32 - self.field.width())
+    }
+}
+
+/// A family's walk made in the current lookup (`None`: the key's other fields differ).
+#[derive(Debug, Clone, Copy)]
+struct FamilyWalk {
+    family: u32,
+    walk: Option<TrieWalk>,
+}
+
+/// The family walks of one lookup, kept inline: a translation makes a new [`Proof`], and
+/// a heap buffer of walks cost an allocation and its cache misses per translation. A
+/// table rarely has more than one family (routes by nw_dst); past `WALK_SLOTS` the last
+/// slot is reused and a family's walk may be made again.
+#[derive(Debug, Clone, Copy, Default)]
+struct FamilyWalks {
+    slots: [Option<FamilyWalk>; WALK_SLOTS],
+}
+
+const WALK_SLOTS: usize = 4;
+
+impl FamilyWalks {
+    fn clear(&mut self) {
+        self.slots = [None; WALK_SLOTS];
+    }
 }
 
 /// Rules of one compiled mask and one set of matched register and metadata bits, of any
@@ -150,6 +214,9 @@ struct Group {
     /// Register values under `pipeline_mask` -> part (empty when the mask is zero: the
     /// group is its one part).
     by_value: HashMap<Registers, u32, IdentityBuildHasher>,
+    /// The [`Family`] (index in `TableIndex::families`) and the prefix length of a group
+    /// looked up through a prefix trie.
+    family: Option<(u32, u32)>,
 }
 
 /// The rules of a group with the same register and metadata values. Only the part
@@ -174,8 +241,8 @@ struct Part {
 struct Tree {
     /// What each level tests, in order.
     stages: Vec<Stage>,
-    nodes: Vec<Node>,
-    /// The nodes' values and where they lead, node after node.
+    /// The nodes, node after node: each its header (see [`Node::at`]) and then its
+    /// values and where they lead.
     entries: Vec<Entry>,
     /// The nodes' directories (see [`Node`]), one after another.
     dirs: Vec<u32>,
@@ -224,7 +291,7 @@ impl Stage {
 #[derive(Debug, Clone, Copy)]
 struct Entry {
     value: u64,
-    /// Child node, or `LEAF | position` of the first rule with that value path.
+    /// Child node (the index of its header in `entries`), or `LEAF | position` of the first rule with that value path.
     next: u32,
     /// The lowest position of the rules below.
     min: u32,
@@ -235,6 +302,12 @@ struct Entry {
 const SKIP_LIMIT: usize = 8;
 
 /// A tree node: covers `entries[start..start + len]` (sorted by value, distinct).
+///
+/// Stored in the tree's `entries` as one header entry just before its values, or two
+/// for a node with a directory (see [`Node::at`]), so that a walk reads a small node's
+/// description and its values from the same cache line or the next (with the nodes in
+/// an array of their own, a node below the root cost a cache miss of its own at 10^6
+/// rules).
 ///
 /// A node of at least `DIR_MIN` values also has a *directory*, so that finding the
 /// key's place costs about two cache misses instead of one per level of a binary search
@@ -267,7 +340,37 @@ const DIR_MIN: usize = 32;
 /// one cache line.
 const DIR_FILL: usize = 4;
 
+/// The header's `min` of a node without a directory.
+const NO_DIR: u32 = u32::MAX;
+
 impl Node {
+    /// The node whose header is `entries[h]`: `{value: 0, next: len, min: dir or
+    /// NO_DIR}`, for a directory followed by `{value: base, next: shift, min: dir_bits}`.
+    #[inline]
+    fn at(entries: &[Entry], h: usize) -> Node {
+        let hd = entries[h];
+        if hd.min == NO_DIR {
+            return Node { start: h as u32 + 1, len: hd.next, dir: 0, shift: 0, dir_bits: 0, base: 0 };
+        }
+        let d = entries[h + 1];
+        Node {
+            start: h as u32 + 2,
+            len: hd.next,
+            dir: hd.min,
+            shift: d.next as u8,
+            dir_bits: d.min as u8,
+            base: d.value,
+        }
+    }
+
+    /// The header entries of this node (see [`Node::at`]).
+    fn header(&self) -> impl Iterator<Item = Entry> {
+        let has_dir = self.dir_bits != 0;
+        let first = Entry { value: 0, next: self.len, min: if has_dir { self.dir } else { NO_DIR } };
+        let second = Entry { value: self.base, next: u32::from(self.shift), min: u32::from(self.dir_bits) };
+        std::iter::once(first).chain(has_dir.then_some(second))
+    }
+
     /// Where `v` is among the node's `entries` (`binary_search`'s answer).
     #[inline]
     fn search(&self, entries: &[Entry], dirs: &[u32], v: u64) -> Result<usize, usize> {
@@ -326,6 +429,8 @@ pub(crate) struct Proof {
     pub choices: Vec<[(Mask, Option<u32>); 2]>,
     /// Scratch: the parts a lookup visited.
     visited: Vec<Visit>,
+    /// Scratch: the families a lookup walked.
+    walks: FamilyWalks,
 }
 
 impl TableIndex {
@@ -347,7 +452,8 @@ impl TableIndex {
                 budget -= n;
             }
         }
-        TableIndex { groups }
+        let families = Family::find(&mut groups, rules);
+        TableIndex { groups, families }
     }
 
     /// Number of groups (distinct masks, register masks apart).
@@ -364,7 +470,30 @@ impl TableIndex {
                     + g.by_value.capacity() * (std::mem::size_of::<Registers>() + 4)
                     + g.parts.iter().map(Part::heap_bytes).sum::<usize>()
             })
-            .sum()
+            .sum::<usize>()
+            + self.families.iter().map(|f| std::mem::size_of::<Family>() + f.trie.heap_bytes()).sum::<usize>()
+    }
+
+    /// The answer of the group's family trie for `key`, walking it if this lookup has
+    /// not yet (`None`: the key's other fields differ from the family's).
+    #[inline]
+    fn family_answer(&self, (family, len): (u32, u32), key: &FlowKey, walks: &mut FamilyWalks) -> Option<TrieAnswer> {
+        let slots = &mut walks.slots;
+        let at = match slots.iter().position(|w| w.is_none_or(|w| w.family == family)) {
+            Some(i) if slots[i].is_some() => i,
+            free => {
+                let i = free.unwrap_or(WALK_SLOTS - 1);
+                let f = &self.families[family as usize];
+                let walk = (key.masked(&f.rest_mask) == f.rest_value).then(|| {
+                    let mut w = TrieWalk::default();
+                    f.trie.walk(f.top_aligned(key), &mut w);
+                    w
+                });
+                slots[i] = Some(FamilyWalk { family, walk });
+                i
+            }
+        };
+        Some(slots[at].as_ref().expect("filled above").walk.as_ref()?.answer(len))
     }
 
     /// The position (in `rules`, the table this index was built from) of the rule that
@@ -377,6 +506,7 @@ impl TableIndex {
         proof.choices.clear();
         let mut visited = std::mem::take(&mut proof.visited);
         visited.clear();
+        proof.walks.clear();
         // The best match so far, as a position in lookup order (u32::MAX: none): only
         // rules before it can win, and only they need a witness.
         let mut best = u32::MAX;
@@ -391,7 +521,24 @@ impl TableIndex {
             if part.first >= best {
                 continue;
             }
-            let hit = part.prove(rules, key, best, proof);
+            // A family's trie stands in for the tree when no rule of the group comes
+            // after the best match (the trie does not skip any).
+            let by_trie = match g.family {
+                Some(f) if part.last < best => self.family_answer(f, key, &mut proof.walks),
+                _ => None,
+            };
+            let hit = match by_trie {
+                Some(TrieAnswer::Hit(pos)) => Some(pos),
+                Some(TrieAnswer::Witness(d)) => {
+                    let f = &self.families[g.family.expect("answered by its family").0 as usize];
+                    let w = f.field.width();
+                    debug_assert!(d >= 1 && d <= w, "a group without the key's prefix has another value");
+                    let bits = f.field.all_ones() & !((1u128 << (w - d.min(w))) - 1);
+                    proof.bits = proof.bits.union(&f.field.mask_of(bits));
+                    None
+                }
+                None => part.prove(rules, key, best, proof),
+            };
             visited.push(Visit { at: (gi as u32, pi), thr: best, hit: hit.unwrap_or(u32::MAX) });
             if let Some(pos) = hit {
                 best = pos;
@@ -470,7 +617,7 @@ impl Group {
         }
         let parts: Vec<Part> = split.into_iter().map(|m| Part::new(m, rules)).collect();
         let first = parts.iter().map(|p| p.first).min().expect("a group has rules");
-        Group { first, pipeline_mask, parts, by_value }
+        Group { first, pipeline_mask, parts, by_value, family: None }
     }
 
     /// The part whose rules' register values `regs` has, if any.
@@ -480,6 +627,64 @@ impl Group {
             return Some(0);
         }
         self.by_value.get(&masked_regs(regs, &self.pipeline_mask)).copied()
+    }
+}
+
+impl Family {
+    /// Finds the families among `groups` (at least two groups each), builds their
+    /// tries and marks their groups. A group qualifies if it is one part without
+    /// register matches, its only non-categorical field is a prefix of a field of at
+    /// most 32 bits (so it has one tree, walked for every visit), and its rules agree on
+    /// all other fields.
+    fn find(groups: &mut [Group], rules: &[CompiledRule]) -> Vec<Family> {
+        type Shape = (Field, Mask, FlowKey);
+        let mut by_shape: HashMap<Shape, Vec<(usize, u32)>> = HashMap::new();
+        for (gi, g) in groups.iter().enumerate() {
+            let [part] = &g.parts[..] else { continue };
+            if !g.by_value.is_empty() || part.trees.len() != 1 {
+                continue;
+            }
+            let r0 = &rules[part.first as usize];
+            let mut others = r0.fields.iter().filter(|fm| !fm.field.is_categorical());
+            let (Some(fm), None) = (others.next(), others.next()) else { continue };
+            let (field, w) = (fm.field, fm.field.width());
+            let len = fm.mask.count_ones();
+            if !field.is_prefix() || w > 32 || len == 0 || fm.mask != field.all_ones() & !((1u128 << (w - len)) - 1) {
+                continue;
+            }
+            let own: Mask = field.mask_of(field.all_ones());
+            let mut rest_mask = r0.mask;
+            for (m, o) in rest_mask.w.iter_mut().zip(own.w) {
+                *m &= !o;
+            }
+            let rest_value = r0.value.masked(&rest_mask);
+            if part.members.iter().any(|&p| rules[p as usize].value.masked(&rest_mask) != rest_value) {
+                continue;
+            }
+            by_shape.entry((field, rest_mask, rest_value)).or_default().push((gi, len));
+        }
+        let mut families = Vec::new();
+        for ((field, rest_mask, rest_value), members) in by_shape {
+            if members.len() < 2 {
+                continue;
+            }
+            let w = field.width();
+            let items = members
+                .iter()
+                .flat_map(|&(gi, len)| {
+                    groups[gi].parts[0]
+                        .members
+                        .iter()
+                        .map(move |&p| ((field.get(&rules[p as usize].value) as u32) << (32 - w), len as u8, p))
+                })
+                .collect();
+            let fi = families.len() as u32;
+            families.push(Family { field, rest_mask, rest_value, trie: PrefixTrie::new(items) });
+            for (gi, len) in members {
+                groups[gi].family = Some((fi, len));
+            }
+        }
+        families
     }
 }
 
@@ -493,7 +698,6 @@ impl Part {
                 .map(|t| {
                     std::mem::size_of::<Tree>()
                         + t.stages.capacity() * std::mem::size_of::<Stage>()
-                        + t.nodes.capacity() * std::mem::size_of::<Node>()
                         + t.dirs.capacity() * 4
                         + t.entries.capacity() * std::mem::size_of::<Entry>()
                 })
@@ -570,7 +774,7 @@ impl Part {
 
 impl Tree {
     fn new(stages: Vec<Stage>, members: &[u32], rules: &[CompiledRule]) -> Tree {
-        let mut t = Tree { stages, nodes: Vec::new(), entries: Vec::new(), dirs: Vec::new(), root: 0 };
+        let mut t = Tree { stages, entries: Vec::new(), dirs: Vec::new(), root: 0 };
         let mut work = members.to_vec();
         t.root = t.build(&mut work, 0, rules).0;
         t
@@ -605,11 +809,12 @@ impl Tree {
             *s = k.1;
         }
         drop(keyed);
+        let values: Vec<Entry> = runs.iter().map(|r| Entry { value: r.0, next: 0, min: 0 }).collect();
+        let node = self.entries.len() as u32;
+        let n = Node::new(0, &values, &mut self.dirs);
+        self.entries.extend(n.header());
         let start = self.entries.len();
-        self.entries.extend(runs.iter().map(|r| Entry { value: r.0, next: 0, min: 0 }));
-        let node = self.nodes.len() as u32;
-        let n = Node::new(start, &self.entries[start..], &mut self.dirs);
-        self.nodes.push(n);
+        self.entries.extend(values);
         for (k, &(_, i, j)) in runs.iter().enumerate() {
             let (next, min) = self.build(&mut set[i..j], stage + 1, rules);
             let e = &mut self.entries[start + k];
@@ -646,7 +851,7 @@ impl Tree {
                 };
             }
             let st = self.stages[stage];
-            let node = self.nodes[entry as usize];
+            let node = Node::at(&self.entries, entry as usize);
             let start = node.start as usize;
             let len = node.len as usize;
             let es = &self.entries[start..start + len];
@@ -717,7 +922,76 @@ impl Tree {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::key::ethertype;
     use crate::testpkt::SplitMix;
+    use crate::xlate::RuleTables;
+    use ferrovs_config::rules::{Masked, Match, Rule};
+    use std::net::Ipv4Addr;
+
+    /// A lookup answered by a family's prefix trie gives exactly what the groups' own
+    /// trees give (winner, witness bits, rules left to the caller): the same tables are
+    /// looked up with their families and with the families removed. Routes of many
+    /// lengths in a narrow space (so lengths share paths), some with a second
+    /// destination-only family over `nw_src`, a few with a different `dl_type` or
+    /// `nw_proto` value (groups that cannot join), priorities that interleave lengths,
+    /// and keys near rule values, one bit off, and outside the family's other values.
+    #[test]
+    fn family_tries_equal_the_groups_trees() {
+        let mut r = SplitMix(81);
+        let mut walked = 0;
+        for case in 0..60 {
+            let n = 5 + r.below(if case % 3 == 0 { 3000 } else { 300 }) as usize;
+            let base = 0x0a00_0000 | (r.below(4) as u32) << 20;
+            let prefix = |len: u32| if len == 0 { 0 } else { u32::MAX << (32 - len) };
+            let mut rules: Vec<Rule> = (0..n)
+                .map(|_| {
+                    let len = if r.chance(80) { 8 + r.below(25) as u32 } else { 1 + r.below(32) as u32 };
+                    let v = (base | r.below(1 << 20) as u32) & prefix(len);
+                    let a = Some(Masked { value: Ipv4Addr::from(v), mask: Ipv4Addr::from(prefix(len)) });
+                    let mut m = Match { dl_type: Some(ethertype::IPV4), ..Match::default() };
+                    if r.chance(20) {
+                        m.nw_src = a;
+                    } else {
+                        m.nw_dst = a;
+                    }
+                    if r.chance(5) {
+                        m.nw_proto = Some(if r.chance(50) { 6 } else { 17 });
+                    }
+                    let priority = if r.chance(30) { r.below(200) as u16 } else { 100 + len as u16 };
+                    Rule { priority, ..Rule::new(m, Vec::new()) }
+                })
+                .collect();
+            rules.push(Rule { priority: 0, ..Rule::new(Match::default(), Vec::new()) });
+            let tables = RuleTables::new(rules.clone(), vec![1]).expect("valid rules");
+            let (with, compiled) = (&tables.index[0], &tables.tables[0]);
+            let mut without = with.clone();
+            without.families.clear();
+            without.groups.iter_mut().for_each(|g| g.family = None);
+            walked += usize::from(!with.families.is_empty());
+            for _ in 0..200 {
+                let mut k = FlowKey::ZERO;
+                k.set_dl_type(if r.chance(95) { ethertype::IPV4 } else { ethertype::IPV6 });
+                k.set_nw_proto(r.pick(&[6, 17, 1]) as u8);
+                let near = |r: &mut SplitMix| {
+                    let m = &rules[r.index(n)].matches;
+                    let a = m.nw_dst.or(m.nw_src).expect("an address");
+                    let v = u32::from(a.value) | (r.next_u64() as u32 & !u32::from(a.mask));
+                    if r.chance(30) { v ^ 1 << r.below(32) } else { v }
+                };
+                let (d, s) = (near(&mut r), near(&mut r));
+                k.set_nw_dst_u32(d);
+                k.set_nw_src_u32(if r.chance(50) { s } else { base | r.below(1 << 20) as u32 });
+                let (mut a, mut b) = (Proof::default(), Proof::default());
+                let regs = Registers::default();
+                let wa = with.lookup(compiled, &k, &regs, &mut a);
+                let wb = without.lookup(compiled, &k, &regs, &mut b);
+                assert_eq!(wa, wb, "case {case}: winner for {k:?}");
+                assert_eq!(a.bits, b.bits, "case {case}: witness bits for {k:?}");
+                assert_eq!((&a.optional, &a.choices), (&b.optional, &b.choices), "case {case}: {k:?}");
+            }
+        }
+        assert!(walked > 50, "the route tables form families ({walked} of 60)");
+    }
 
     /// A node's directory search gives exactly `binary_search`'s answer, for values
     /// spread evenly, clustered under a common prefix, and skewed into a few buckets, and
