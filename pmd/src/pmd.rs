@@ -84,105 +84,12 @@ impl<C: Pipeline> PmdThread<C> {
         let _ = started.send(Ok(()));
         drop(started);
 
-        let mut batch = MbufBatch::new();
-        let mut empty_polls: u32 = 0;
-        let mut sleep = self.backoff.map(|b| b.start).unwrap_or_default();
-        let mut t_prev = rdtsc();
-        while !self.stop.load(Ordering::Relaxed) {
-            // Port counters changed outside an rx burst (packets injected by a message or
-            // dropped by housekeeping): publish them even if the iteration is idle.
-            let mut touched = false;
-            while let Ok(msg) = self.messages.try_recv() {
-                self.tx.pmd.messages += 1;
-                match msg {
-                    PmdMessage::Pipeline(m) => {
-                        touched = true;
-                        self.pipeline.handle_message(m, &mut Injector { tx: &mut self.tx })
-                    }
-                    PmdMessage::Barrier(reply) => {
-                        // Packets injected by earlier messages leave before the ack.
-                        self.tx.flush();
-                        let _ = reply.send(self.index);
-                    }
-                    PmdMessage::Ports(PortChangeMessage { mut change, done }) => {
-                        touched = true;
-                        self.tx.flush();
-                        change.apply(&mut self.rxqs, &mut self.tx);
-                        let _ = done.send(change);
-                    }
-                }
-            }
-
-            let mut received = 0usize;
-            for q in self.rxqs.iter_mut() {
-                let t0 = rdtsc();
-                let n = rx_burst(&mut q.rxq, &mut batch);
-                if n == 0 {
-                    continue;
-                }
-                if self.tx.is_down(q.in_idx) {
-                    // Administratively down: what arrives is freed unprocessed (the ring
-                    // does not fill with stale frames to deliver when it comes up).
-                    self.tx.counters[q.in_idx].drop_admin_down_rx += n as u64;
-                    batch.free_all();
-                    touched = true;
-                    continue;
-                }
-                received += n;
-                self.tx.pmd.rx_bursts += 1;
-                self.tx.perf.batch(n);
-                crate::capture::rx(&self.tx.capture, q.in_port, &batch);
-                process_burst(q.in_port, q.in_idx, &mut batch, &mut self.pipeline, &mut self.tx);
-                // The queue's share of the PMD (pmd-rxq-show, and where a new queue goes).
-                q.counters.busy_cycles += rdtsc().wrapping_sub(t0);
-                q.counters.packets += n as u64;
-            }
-            touched |= self.pipeline.housekeeping(&mut Injector { tx: &mut self.tx });
-            self.tx.flush();
-
-            let now = rdtsc();
-            let spent = now.wrapping_sub(t_prev);
-            t_prev = now;
-            self.tx.pmd.iterations += 1;
-            self.tx.perf.iteration(spent, received, &self.shared.perf);
-            if received > 0 {
-                self.tx.pmd.busy_cycles += spent;
-                self.tx.pmd.packets += received as u64;
-                self.shared.publish(self.tx.counters_in_use(), &self.tx.pmd);
-                for q in &self.rxqs {
-                    q.shared.publish(&q.counters);
-                }
-                empty_polls = 0;
-                if let Some(b) = self.backoff {
-                    sleep = b.start;
-                }
-            } else {
-                self.tx.pmd.idle_cycles += spent;
-                if touched {
-                    self.shared.publish(self.tx.counters_in_use(), &self.tx.pmd);
-                }
-                empty_polls = empty_polls.saturating_add(1);
-                if let Some(b) = self.backoff {
-                    if empty_polls >= b.after_empty_polls {
-                        self.shared.publish_pmd(&self.tx.pmd);
-                        std::thread::sleep(sleep);
-                        sleep = (sleep * 2).min(b.max);
-                        // The sleep is idle time; charge it here, not to the next
-                        // iteration (which may be busy and would then report the
-                        // sleep as cycles spent on its packets).
-                        let woke = rdtsc();
-                        self.tx.pmd.idle_cycles += woke.wrapping_sub(t_prev);
-                        t_prev = woke;
-                    }
-                } else if empty_polls & 1023 == 0 {
-                    self.shared.publish_pmd(&self.tx.pmd);
-                }
-            }
-        }
+        let mut state = LoopState::new(self.backoff);
+        while self.iteration(&mut state) {}
 
         // Leave nothing behind: what is pending goes out (or is counted and freed).
         self.tx.flush();
-        batch.free_all();
+        state.batch.free_all();
         self.shared.publish(self.tx.counters_in_use(), &self.tx.pmd);
         self.tx.perf.publish(&self.shared.perf);
         self.shared.running.store(false, Ordering::SeqCst);
@@ -190,6 +97,133 @@ impl<C: Pipeline> PmdThread<C> {
         // the thread is still registered; then it unregisters.
         drop(self);
         drop(registration);
+    }
+
+    /// One loop iteration (see the module doc): messages, every rx queue's burst through
+    /// [`process_burst`], housekeeping, the tx flush, the cycle accounting, counter
+    /// publication and the idle back-off. Returns false, doing nothing, once the stop flag
+    /// is set. Inlined into [`PmdThread::run`]; the loop benchmark
+    /// ([`crate::burst_bench::LoopBench`]) calls the same function, so what it counts is
+    /// what the loop runs.
+    #[inline(always)]
+    pub(crate) fn iteration(&mut self, st: &mut LoopState) -> bool {
+        if self.stop.load(Ordering::Relaxed) {
+            return false;
+        }
+        // Port counters changed outside an rx burst (packets injected by a message or
+        // dropped by housekeeping): publish them even if the iteration is idle.
+        let mut touched = false;
+        while let Ok(msg) = self.messages.try_recv() {
+            self.tx.pmd.messages += 1;
+            match msg {
+                PmdMessage::Pipeline(m) => {
+                    touched = true;
+                    self.pipeline.handle_message(m, &mut Injector { tx: &mut self.tx })
+                }
+                PmdMessage::Barrier(reply) => {
+                    // Packets injected by earlier messages leave before the ack.
+                    self.tx.flush();
+                    let _ = reply.send(self.index);
+                }
+                PmdMessage::Ports(PortChangeMessage { mut change, done }) => {
+                    touched = true;
+                    self.tx.flush();
+                    change.apply(&mut self.rxqs, &mut self.tx);
+                    let _ = done.send(change);
+                }
+            }
+        }
+
+        let batch = &mut st.batch;
+        let mut received = 0usize;
+        for q in self.rxqs.iter_mut() {
+            let t0 = rdtsc();
+            let n = rx_burst(&mut q.rxq, batch);
+            if n == 0 {
+                continue;
+            }
+            if self.tx.is_down(q.in_idx) {
+                // Administratively down: what arrives is freed unprocessed (the ring
+                // does not fill with stale frames to deliver when it comes up).
+                self.tx.counters[q.in_idx].drop_admin_down_rx += n as u64;
+                batch.free_all();
+                touched = true;
+                continue;
+            }
+            received += n;
+            self.tx.pmd.rx_bursts += 1;
+            self.tx.perf.batch(n);
+            crate::capture::rx(&self.tx.capture, q.in_port, batch);
+            process_burst(q.in_port, q.in_idx, batch, &mut self.pipeline, &mut self.tx);
+            // The queue's share of the PMD (pmd-rxq-show, and where a new queue goes).
+            q.counters.busy_cycles += rdtsc().wrapping_sub(t0);
+            q.counters.packets += n as u64;
+        }
+        touched |= self.pipeline.housekeeping(&mut Injector { tx: &mut self.tx });
+        self.tx.flush();
+
+        let now = rdtsc();
+        let spent = now.wrapping_sub(st.t_prev);
+        st.t_prev = now;
+        self.tx.pmd.iterations += 1;
+        self.tx.perf.iteration(spent, received, &self.shared.perf);
+        if received > 0 {
+            self.tx.pmd.busy_cycles += spent;
+            self.tx.pmd.packets += received as u64;
+            self.shared.publish(self.tx.counters_in_use(), &self.tx.pmd);
+            for q in &self.rxqs {
+                q.shared.publish(&q.counters);
+            }
+            st.empty_polls = 0;
+            if let Some(b) = self.backoff {
+                st.sleep = b.start;
+            }
+        } else {
+            self.tx.pmd.idle_cycles += spent;
+            if touched {
+                self.shared.publish(self.tx.counters_in_use(), &self.tx.pmd);
+            }
+            st.empty_polls = st.empty_polls.saturating_add(1);
+            if let Some(b) = self.backoff {
+                if st.empty_polls >= b.after_empty_polls {
+                    self.shared.publish_pmd(&self.tx.pmd);
+                    std::thread::sleep(st.sleep);
+                    st.sleep = (st.sleep * 2).min(b.max);
+                    // The sleep is idle time; charge it here, not to the next
+                    // iteration (which may be busy and would then report the
+                    // sleep as cycles spent on its packets).
+                    let woke = rdtsc();
+                    self.tx.pmd.idle_cycles += woke.wrapping_sub(st.t_prev);
+                    st.t_prev = woke;
+                }
+            } else if st.empty_polls & 1023 == 0 {
+                self.shared.publish_pmd(&self.tx.pmd);
+            }
+        }
+        true
+    }
+}
+
+/// What the loop carries from one iteration to the next.
+pub(crate) struct LoopState {
+    /// The rx burst (empty between iterations).
+    pub batch: MbufBatch,
+    /// Iterations in a row that received nothing.
+    empty_polls: u32,
+    /// The next back-off sleep.
+    sleep: std::time::Duration,
+    /// The TSC at the end of the previous iteration.
+    t_prev: u64,
+}
+
+impl LoopState {
+    pub(crate) fn new(backoff: Option<IdleBackoff>) -> LoopState {
+        LoopState {
+            batch: MbufBatch::new(),
+            empty_polls: 0,
+            sleep: backoff.map(|b| b.start).unwrap_or_default(),
+            t_prev: rdtsc(),
+        }
     }
 }
 
