@@ -200,7 +200,7 @@ impl BurstBench {
     #[inline(never)]
     pub fn measured_burst(&mut self, batch: &mut MbufBatch) {
         let pmd = &mut self.pmd;
-        crate::pmd::process_burst(IN_PORT, 0, batch, &mut pmd.pipeline, &mut pmd.tx);
+        crate::pmd::process_burst(IN_PORT, 0, batch, &mut self.state.scratch, &mut pmd.pipeline, &mut pmd.tx);
     }
 
     /// The same burst path for the bursts that must not be counted (warm-up). Its body
@@ -210,7 +210,7 @@ impl BurstBench {
     pub fn unmeasured_burst(&mut self, batch: &mut MbufBatch) {
         self.unmeasured += 1;
         let pmd = &mut self.pmd;
-        crate::pmd::process_burst(IN_PORT, 0, batch, &mut pmd.pipeline, &mut pmd.tx);
+        crate::pmd::process_burst(IN_PORT, 0, batch, &mut self.state.scratch, &mut pmd.pipeline, &mut pmd.tx);
     }
 
     /// The measured code: one iteration of the PMD's run loop (what [`BurstBench::send`]
