@@ -251,10 +251,12 @@ fn is_drop(v: Verdict<'_>) -> bool {
 
 /// The loop's per-packet work on a received burst, done while the pipeline walks the
 /// packets ([`RxBurst`]): each packet's length, whether it is a runt, the burst's bytes.
-struct RxPass<'b> {
+/// The arrays are the caller's, borrowed: moving them out of the pass afterwards (it
+/// borrows the batch, which the execution then drains) copied 160 bytes per burst.
+struct RxPass<'b, 'a> {
     batch: &'b MbufBatch,
-    lens: [u32; BURST],
-    runt: [bool; BURST],
+    lens: &'a mut [u32; BURST],
+    runt: &'a mut [bool; BURST],
     /// Some packet is a runt (else the execution loop does not look at `runt`).
     any_runt: bool,
     bytes: u64,
@@ -262,7 +264,7 @@ struct RxPass<'b> {
     walked: bool,
 }
 
-impl<'b> RxBurst<'b> for &mut RxPass<'b> {
+impl<'b> RxBurst<'b> for &mut RxPass<'b, '_> {
     fn len(&self) -> usize {
         self.batch.len()
     }
@@ -270,7 +272,7 @@ impl<'b> RxBurst<'b> for &mut RxPass<'b> {
     #[inline(always)]
     fn for_each(self, mut f: impl FnMut(usize, PacketView<'b>)) {
         self.walked = true;
-        let (lens, runt, any_runt, bytes) = (&mut self.lens, &mut self.runt, &mut self.any_runt, &mut self.bytes);
+        let (lens, runt, any_runt, bytes) = (&mut *self.lens, &mut *self.runt, &mut self.any_runt, &mut self.bytes);
         self.batch.for_each_packet(|i, frame, rss_hash, len| {
             lens[i] = len;
             if frame.len() < MIN_FRAME {
@@ -311,12 +313,13 @@ pub(crate) fn process_burst<C: Pipeline>(
     let n = batch.len();
     let mut verdicts = [Verdict::Miss; BURST];
     // The loop's pass over the packets runs inside the pipeline's (see `RxBurst`).
-    let mut rx = RxPass { batch, lens: [0; BURST], runt: [false; BURST], any_runt: false, bytes: 0, walked: false };
+    let (mut lens, mut runt) = ([0u32; BURST], [false; BURST]);
+    let mut rx = RxPass { batch, lens: &mut lens, runt: &mut runt, any_runt: false, bytes: 0, walked: false };
     pipeline.classify(in_port, &mut rx, &mut verdicts[..n]);
     if !rx.walked {
         (&mut rx).for_each(|_, _| {});
     }
-    let RxPass { lens, runt, any_runt, bytes: rx_bytes, .. } = rx;
+    let RxPass { any_runt, bytes: rx_bytes, .. } = rx;
     let c = &mut tx.counters[in_idx];
     c.rx_packets += n as u64;
     c.rx_bytes += rx_bytes;
