@@ -1,19 +1,22 @@
-//! Instruction-count benchmark of the burst path: full bursts of 64-byte UDP frames from
-//! `--flows N` distinct 5-tuples (one megaflow each) through the PMD's real per-burst code
+//! Instruction-count benchmark of the PMD: full bursts of 64-byte UDP frames from
+//! `--flows N` distinct 5-tuples (one megaflow each) through the PMD's real code
 //! ([`ferrovs_pmd::burst_bench`]), on the main thread.
 //!
 //! Every flow is first installed through the miss path (warm-up passes until no packet
 //! misses), then one more untimed pass, then `--bursts B` measured bursts cycling over the
-//! flows. Only `BurstBench::measured_burst` is the measured code: run under
-//! `valgrind --tool=callgrind --toggle-collect='*measured_burst*'` (deploy/bench-instructions
-//! does), callgrind's total divided by the packets printed here is instructions per packet.
-//! Natively it prints the TSC cycles per packet of the same bursts (noisy; for orientation).
+//! flows. `--scope burst` (the default) measures `BurstBench::measured_burst` (the burst
+//! path, `process_burst`); `--scope loop` measures `BurstBench::measured_iteration` (one
+//! whole iteration of the PMD's run loop per burst, rx and tx drivers included). Run under
+//! `valgrind --tool=callgrind --toggle-collect='*BurstBench::measured_burst*'` (or
+//! `measured_iteration`; deploy/bench-instructions does), callgrind's total divided by the
+//! packets printed here is instructions per packet. Natively it prints the TSC cycles per
+//! packet of the same code (noisy; for orientation).
 //!
 //! `--actions` sets what every megaflow does: `output` (output:2, the default), `drop`
 //! (no action) or `output2` (output:1,output:2: one extra buffer reference per packet).
 //!
 //! Usage: cargo run --release -p ferrovs-pmd --example burst_bench -- [--flows N] [--bursts B]
-//!        [--actions output|drop|output2]
+//!        [--actions output|drop|output2] [--scope burst|loop]
 
 use std::net::Ipv4Addr;
 
@@ -35,9 +38,25 @@ fn frame(i: usize) -> Vec<u8> {
     f
 }
 
+/// What one measured call covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Scope {
+    /// `process_burst` on a filled burst.
+    Burst,
+    /// A whole run-loop iteration receiving the burst from the wire.
+    Loop,
+}
+
 /// Runs the bursts starting at flow `first` (wrapping), `n` bursts; returns (next flow,
 /// TSC cycles inside the measured code, upcalls answered).
-fn pass(bb: &mut BurstBench, frames: &[Vec<u8>], first: usize, n: usize, measured: bool) -> (usize, u64, usize) {
+fn pass(
+    bb: &mut BurstBench,
+    frames: &[Vec<u8>],
+    first: usize,
+    n: usize,
+    scope: Scope,
+    measured: bool,
+) -> (usize, u64, usize) {
     let mut batch = MbufBatch::new();
     let mut next = first;
     let mut cycles = 0u64;
@@ -50,11 +69,15 @@ fn pass(bb: &mut BurstBench, frames: &[Vec<u8>], first: usize, n: usize, measure
             next = (next + 1) % frames.len();
         }
         bb.fill(&mut batch, &burst).expect("fill");
+        if scope == Scope::Loop {
+            bb.send(&mut batch).expect("send");
+        }
         let t0 = rdtsc();
-        if measured {
-            bb.measured_burst(&mut batch);
-        } else {
-            bb.unmeasured_burst(&mut batch);
+        match (scope, measured) {
+            (Scope::Burst, true) => bb.measured_burst(&mut batch),
+            (Scope::Burst, false) => bb.unmeasured_burst(&mut batch),
+            (Scope::Loop, true) => bb.measured_iteration(),
+            (Scope::Loop, false) => bb.unmeasured_iteration(),
         }
         cycles += rdtsc().wrapping_sub(t0);
         answered += bb.after_burst();
@@ -66,6 +89,7 @@ fn main() {
     let mut flows = 1usize;
     let mut bursts = 2000usize;
     let mut actions = BenchActions::Output;
+    let mut scope = Scope::Burst;
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
         match a.as_str() {
@@ -73,6 +97,13 @@ fn main() {
             "--bursts" => bursts = it.next().and_then(|s| s.parse().ok()).expect("--bursts B"),
             "--actions" => {
                 actions = it.next().and_then(|s| BenchActions::parse(&s)).expect("--actions output|drop|output2")
+            }
+            "--scope" => {
+                scope = match it.next().as_deref() {
+                    Some("burst") => Scope::Burst,
+                    Some("loop") => Scope::Loop,
+                    _ => panic!("--scope burst|loop"),
+                }
             }
             other => panic!("unknown argument {other}"),
         }
@@ -92,18 +123,18 @@ fn main() {
     // cache warm as in steady state).
     let mut passes = 0;
     loop {
-        let (_, _, answered) = pass(&mut bb, &frames, 0, per_pass, false);
+        let (_, _, answered) = pass(&mut bb, &frames, 0, per_pass, scope, false);
         passes += 1;
         if answered == 0 {
             break;
         }
         assert!(passes < 10, "flows still missing after {passes} warm-up passes");
     }
-    let (_, _, _) = pass(&mut bb, &frames, 0, per_pass, false);
+    let (_, _, _) = pass(&mut bb, &frames, 0, per_pass, scope, false);
     let (sent0, dropped0, no_rule0) = bb.counts();
     let s0 = bb.stats();
 
-    let (_, cycles, answered) = pass(&mut bb, &frames, 0, bursts, true);
+    let (_, cycles, answered) = pass(&mut bb, &frames, 0, bursts, scope, true);
     let (sent1, dropped1, no_rule1) = bb.counts();
     let s1 = bb.stats();
     let packets = (bursts * BURST) as u64;
@@ -120,7 +151,7 @@ fn main() {
         s1.misses - s0.misses
     );
     println!(
-        "flows {flows} actions {actions:?} bursts {bursts} packets {packets} warm-up passes {passes} tsc cycles/packet {:.1}",
+        "scope {scope:?} flows {flows} actions {actions:?} bursts {bursts} packets {packets} warm-up passes {passes} tsc cycles/packet {:.1}",
         cycles as f64 / packets as f64
     );
 }

@@ -1,14 +1,26 @@
-//! A harness for instruction-count benchmarks of the burst path (not used by the switch).
+//! A harness for instruction-count benchmarks of the PMD (not used by the switch).
 //!
 //! Wall-clock throughput moves with the neighbours on a shared machine; the number of
-//! instructions executed per packet does not. This module runs the PMD's real
-//! per-burst code — `crate::pmd::process_burst`: the [`FlowPipeline`]'s classify (the
-//! rx pass with key extraction, EMC / signature cache / classifier) and
-//! the execution into the tx batches — on the caller's thread, on bursts of frames copied
-//! into mbufs, so that a profiler can count exactly that code: every call of
-//! [`BurstBench::measured_burst`] is one burst and nothing else (refilling the burst and
-//! sending it on are outside it). `examples/burst_bench.rs` drives it; the script that
-//! runs it under callgrind is `deploy/bench-instructions`.
+//! instructions executed per packet does not. This module builds one PMD — a real
+//! `PmdThread` with a [`FlowPipeline`], its rx queue on one side of a `net_ring` pair and
+//! its outputs on that ring port and a `net_null` port — on the caller's thread, and
+//! offers two measured functions a profiler can count exactly:
+//!
+//! - [`BurstBench::measured_burst`]: the PMD's per-burst code, `crate::pmd::process_burst`
+//!   (the pipeline's classify with the rx pass and key extraction, EMC / signature cache /
+//!   classifier, and the execution into the tx batches), on a burst of frames copied into
+//!   mbufs. Refilling the burst and sending it on are outside.
+//! - [`BurstBench::measured_iteration`]: one whole iteration of the PMD's run loop,
+//!   `PmdThread::iteration`, the very function `PmdThread::run` loops over: the message
+//!   queue poll, the rx burst from the ring, `process_burst`, housekeeping, the tx burst
+//!   to the drivers, cycle accounting, histograms and the counter publication. Only
+//!   putting the frames on the peer's side of the ring (the "wire") is outside.
+//!
+//! The difference between the two per packet is what the loop costs outside the burst
+//! path, the drivers' rx and tx included (net_ring dequeues from a ring; net_null frees
+//! each mbuf it is given, as a NIC's tx completion would).
+//! `examples/burst_bench.rs` drives both; the script that runs it under callgrind is
+//! `deploy/bench-instructions`.
 //!
 //! Setup goes through the real miss path: a warm-up pass over every flow parks the
 //! misses, the harness answers each upcall with an `Install` of a megaflow for that
@@ -16,9 +28,12 @@
 //! install for 5-tuple rules), and passes repeat until no packet misses.
 
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 
-use crossbeam_channel::Receiver;
-use ferrovs_dpdk::{Eal, MbufBatch, Mempool, Port, PortConfig, probe};
+use crossbeam_channel::{Receiver, Sender};
+use ferrovs_dpdk::{
+    Eal, MbufBatch, Mempool, Port, PortConfig, RxQueue, TxQueue, probe, ring_port_pair, rx_burst, tx_burst,
+};
 use ferrovs_flowcache::actions::DpAction;
 use ferrovs_flowcache::testpkt::five_tuple_mask;
 use ferrovs_flowcache::upcall::{PmdCommand, PmdReport, UpcallBatch};
@@ -27,10 +42,14 @@ use ferrovs_flowcache::{FlowCacheConfig, Megaflow};
 use crate::capture::CaptureTaps;
 use crate::exec::{TxPort, TxState};
 use crate::pipeline::{Injector, Pipeline};
+use crate::pmd::{AssignedRxq, LoopState, PmdMessage, PmdThread};
+use crate::spec::SwitchOptions;
+use crate::stats::{AtomicRxqCounters, PmdShared, RxqLocal};
 use crate::switch::max_frame;
 use crate::{FlowMessage, FlowPipeline, PipelineClock, PipelineShared, pending_config_for_pool};
 
-/// The ingress port's number (slot 0); output goes to [`OUT_PORT`] (slot 1).
+/// The ingress port's number (slot 0, the ring port); output goes to [`OUT_PORT`] (slot 1,
+/// `net_null`).
 pub const IN_PORT: u32 = 1;
 pub const OUT_PORT: u32 = 2;
 
@@ -64,19 +83,25 @@ impl BenchActions {
     }
 }
 
-/// One PMD's burst path on the calling thread: a flow pipeline, a tx side with two
-/// `net_null` ports, and the pool the bursts are built from.
+/// One PMD on the calling thread, as the switch builds it (default options: slot count,
+/// message queue), with [`IN_PORT`]'s rx queue assigned; the peer side of the ring is
+/// the harness's "wire".
 pub struct BurstBench {
-    pipeline: FlowPipeline,
-    tx: TxState,
+    pmd: PmdThread<FlowPipeline>,
+    state: LoopState,
     pool: Mempool,
+    /// The peer's queues: what it sends, [`IN_PORT`] receives, and the other way round.
+    wire_tx: TxQueue,
+    wire_rx: RxQueue,
     upcalls: Receiver<UpcallBatch>,
     reports: Receiver<PmdReport>,
     next_id: u64,
     actions: BenchActions,
-    /// Bursts run through `unmeasured_burst`.
+    /// Bursts and iterations run through the unmeasured functions.
     unmeasured: u64,
-    // The ports stay open while the tx queues are used.
+    // The message queue stays open (its poll is part of each iteration), as do the ports
+    // while their queues are used.
+    _messages: Sender<PmdMessage<FlowMessage>>,
     _ports: Vec<Port>,
 }
 
@@ -89,26 +114,68 @@ impl BurstBench {
         config: FlowCacheConfig,
         actions: BenchActions,
     ) -> Result<BurstBench, String> {
+        let options = SwitchOptions::default();
         let pool = Mempool::new(eal, &format!("bb_pool_{tag}"), n_mbufs, 256, 2048 + 128, eal.socket_id())
             .map_err(|e| format!("mempool: {e}"))?;
+        let (ring_id, wire_id) =
+            ring_port_pair(eal, &format!("bb_ring{tag}"), 1, 1024).map_err(|e| format!("ring pair: {e}"))?;
+        let null_id = probe(eal, &format!("net_null_bb{tag},no-rx=1")).map_err(|e| format!("probe: {e}"))?;
         let mut ports = Vec::new();
-        let mut tx_ports = Vec::new();
-        for number in [IN_PORT, OUT_PORT] {
-            let id = probe(eal, &format!("net_null_bb{tag}{number},no-rx=1")).map_err(|e| format!("probe: {e}"))?;
+        for id in [ring_id, wire_id, null_id] {
             let port = Port::configure(eal, id, &PortConfig::default(), &pool).map_err(|e| format!("port: {e}"))?;
             port.start().map_err(|e| format!("start: {e}"))?;
-            let txq = port.tx_queue(0).map_err(|e| format!("tx queue: {e}"))?;
-            tx_ports.push((number, TxPort::new(number, txq, max_frame(1500))));
             ports.push(port);
         }
-        let tx = TxState::new(2, tx_ports, pool.clone(), Arc::new(CaptureTaps::default()));
+        let queue = |e: ferrovs_dpdk::DpdkError| format!("queue: {e}");
+        let rxq = ports[0].rx_queue(0).map_err(queue)?;
+        let wire_tx = ports[1].tx_queue(0).map_err(queue)?;
+        let wire_rx = ports[1].rx_queue(0).map_err(queue)?;
+        let tx_ports = vec![
+            (IN_PORT, TxPort::new(IN_PORT, ports[0].tx_queue(0).map_err(queue)?, max_frame(1500))),
+            (OUT_PORT, TxPort::new(OUT_PORT, ports[2].tx_queue(0).map_err(queue)?, max_frame(1500))),
+        ];
+        let capture = Arc::new(CaptureTaps::default());
+        let mut tx = TxState::new(options.max_ports, tx_ports, pool.clone(), capture);
         let (up_tx, upcalls) = crossbeam_channel::bounded(1 << 16);
         let (ev_tx, reports) = crossbeam_channel::bounded(1 << 16);
         let clock = PipelineClock::new(eal.tsc_hz(), ferrovs_dpdk::rdtsc());
         let shared = Arc::new(PipelineShared::new(&config));
         let pending = pending_config_for_pool(n_mbufs, 1);
         let pipeline = FlowPipeline::new(0, config, pending, up_tx, ev_tx, clock, shared);
-        Ok(BurstBench { pipeline, tx, pool, upcalls, reports, next_id: 0, actions, unmeasured: 0, _ports: ports })
+        tx.packet_in = pipeline.packet_in_sink();
+        let (msg_tx, msg_rx) = crossbeam_channel::bounded(options.message_queue);
+        let rxqs = vec![AssignedRxq {
+            rxq,
+            in_port: IN_PORT,
+            in_idx: 0,
+            counters: RxqLocal::default(),
+            shared: Arc::new(AtomicRxqCounters::default()),
+        }];
+        let pmd = PmdThread {
+            index: 0,
+            rxqs,
+            tx,
+            pipeline,
+            messages: msg_rx,
+            stop: Arc::new(AtomicBool::new(false)),
+            shared: Arc::new(PmdShared::new(options.max_ports)),
+            backoff: options.idle_backoff,
+            eal: eal.clone(),
+        };
+        Ok(BurstBench {
+            state: LoopState::new(pmd.backoff),
+            pmd,
+            pool,
+            wire_tx,
+            wire_rx,
+            upcalls,
+            reports,
+            next_id: 0,
+            actions,
+            unmeasured: 0,
+            _messages: msg_tx,
+            _ports: ports,
+        })
     }
 
     /// Fills `batch` (empty) with copies of `frames`, at most one burst.
@@ -120,11 +187,20 @@ impl BurstBench {
         Ok(())
     }
 
+    /// Puts `batch` (emptied) on the wire, for the next iteration to receive.
+    pub fn send(&mut self, batch: &mut MbufBatch) -> Result<(), String> {
+        let n = batch.len();
+        let sent = tx_burst(&mut self.wire_tx, batch);
+        batch.free_all();
+        if sent == n { Ok(()) } else { Err(format!("the ring took {sent} of {n} frames")) }
+    }
+
     /// The measured code: one burst through the PMD's burst path. Leaves `batch` empty;
     /// the packets wait in the tx batches until [`BurstBench::after_burst`].
     #[inline(never)]
     pub fn measured_burst(&mut self, batch: &mut MbufBatch) {
-        crate::pmd::process_burst(IN_PORT, 0, batch, &mut self.pipeline, &mut self.tx);
+        let pmd = &mut self.pmd;
+        crate::pmd::process_burst(IN_PORT, 0, batch, &mut self.state.scratch, &mut pmd.pipeline, &mut pmd.tx);
     }
 
     /// The same burst path for the bursts that must not be counted (warm-up). Its body
@@ -133,36 +209,57 @@ impl BurstBench {
     #[inline(never)]
     pub fn unmeasured_burst(&mut self, batch: &mut MbufBatch) {
         self.unmeasured += 1;
-        crate::pmd::process_burst(IN_PORT, 0, batch, &mut self.pipeline, &mut self.tx);
+        let pmd = &mut self.pmd;
+        crate::pmd::process_burst(IN_PORT, 0, batch, &mut self.state.scratch, &mut pmd.pipeline, &mut pmd.tx);
     }
 
-    /// Sends what the burst queued and answers the upcalls it raised: one megaflow per
-    /// new 5-tuple, with the harness's actions. Returns how many upcalls were answered.
+    /// The measured code: one iteration of the PMD's run loop (what [`BurstBench::send`]
+    /// put on the wire is received, processed and sent).
+    #[inline(never)]
+    pub fn measured_iteration(&mut self) {
+        self.pmd.iteration(&mut self.state);
+    }
+
+    /// The same iteration, not counted (warm-up); a different body, as for the bursts.
+    #[inline(never)]
+    pub fn unmeasured_iteration(&mut self) {
+        self.unmeasured += 1;
+        self.pmd.iteration(&mut self.state);
+    }
+
+    /// Sends what a burst queued, frees what came back on the wire and answers the
+    /// upcalls raised: one megaflow per new 5-tuple, with the harness's actions. Returns
+    /// how many upcalls were answered.
     pub fn after_burst(&mut self) -> usize {
+        let pmd = &mut self.pmd;
         let mut answered = 0;
         while let Ok(batch) = self.upcalls.try_recv() {
             for u in batch.upcalls() {
                 self.next_id += 1;
                 let megaflow = Megaflow::new(u.key, five_tuple_mask(), self.actions.actions());
                 let cmd = PmdCommand::Install { id: self.next_id, key: u.key, megaflow };
-                self.pipeline.handle_message(FlowMessage::Command(cmd), &mut Injector { tx: &mut self.tx });
+                pmd.pipeline.handle_message(FlowMessage::Command(cmd), &mut Injector { tx: &mut pmd.tx });
                 answered += 1;
             }
         }
         while self.reports.try_recv().is_ok() {}
-        self.tx.flush();
+        pmd.tx.flush();
+        let mut back = MbufBatch::new();
+        while rx_burst(&mut self.wire_rx, &mut back) > 0 {
+            back.free_all();
+        }
         answered
     }
 
     /// The pipeline's counters (where lookups were answered).
     pub fn stats(&self) -> crate::PipelineStats {
-        self.pipeline.stats()
+        self.pmd.pipeline.stats()
     }
 
     /// Packets sent on [`OUT_PORT`], dropped by the actions and dropped as no_rule on
     /// [`IN_PORT`], so far.
     pub fn counts(&self) -> (u64, u64, u64) {
-        let c = &self.tx.counters;
+        let c = &self.pmd.tx.counters;
         (c[1].tx_packets, c[0].drop_action, c[0].drop_no_rule)
     }
 }

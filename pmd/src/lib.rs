@@ -21,8 +21,8 @@
 //! (counters and their published atomic mirrors), [`perf`] (iteration histograms),
 //! [`capture`] (copies of a port's frames while a capture is armed), [`forwarder`] (a per-ingress-port
 //! pipeline without packet parsing, used by the ring tests and as the benchmarks'
-//! floor; the daemon does not use it), `burst_bench` (the burst path on the caller's
-//! thread, for instruction-count benchmarks; hidden).
+//! floor; the daemon does not use it), `burst_bench` (one PMD on the caller's thread:
+//! its burst path and its whole loop iteration, for instruction-count benchmarks; hidden).
 
 #[doc(hidden)]
 pub mod burst_bench;

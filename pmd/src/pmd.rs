@@ -24,7 +24,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use crossbeam_channel::{Receiver, Sender};
-use ferrovs_dpdk::{BURST, Eal, MbufBatch, RxQueue, rdtsc, rx_burst};
+use ferrovs_dpdk::{BURST, Drain, Eal, MbufBatch, RxQueue, rdtsc, rx_burst};
 
 use ferrovs_flowcache::actions::DpAction;
 
@@ -85,113 +85,155 @@ impl<C: Pipeline> PmdThread<C> {
         let _ = started.send(Ok(()));
         drop(started);
 
-        let mut batch = MbufBatch::new();
-        let mut empty_polls: u32 = 0;
-        let mut sleep = self.backoff.map(|b| b.start).unwrap_or_default();
-        let mut t_prev = rdtsc();
-        while !self.stop.load(Ordering::Relaxed) {
-            // Port counters changed outside an rx burst (packets injected by a message or
-            // dropped by housekeeping): publish them even if the iteration is idle.
-            let mut touched = false;
-            while let Ok(msg) = self.messages.try_recv() {
-                self.tx.pmd.messages += 1;
-                match msg {
-                    PmdMessage::Pipeline(m) => {
-                        touched = true;
-                        self.pipeline.handle_message(m, &mut Injector { tx: &mut self.tx })
-                    }
-                    PmdMessage::Barrier(reply) => {
-                        // Packets injected by earlier messages leave before the ack.
-                        self.tx.flush();
-                        let _ = reply.send(self.index);
-                    }
-                    PmdMessage::Ports(PortChangeMessage { mut change, done }) => {
-                        touched = true;
-                        self.tx.flush();
-                        change.apply(&mut self.rxqs, &mut self.tx);
-                        let _ = done.send(change);
-                    }
-                }
-            }
-
-            let mut received = 0usize;
-            let rxqs: &mut [AssignedRxq] = if self.pipeline.rx_paused() { &mut [] } else { &mut self.rxqs };
-            for q in rxqs.iter_mut() {
-                let t0 = rdtsc();
-                let n = rx_burst(&mut q.rxq, &mut batch);
-                if n == 0 {
-                    continue;
-                }
-                if self.tx.is_down(q.in_idx) {
-                    // Administratively down: what arrives is freed unprocessed (the ring
-                    // does not fill with stale frames to deliver when it comes up).
-                    self.tx.counters[q.in_idx].drop_admin_down_rx += n as u64;
-                    batch.free_all();
-                    touched = true;
-                    continue;
-                }
-                received += n;
-                self.tx.pmd.rx_bursts += 1;
-                self.tx.perf.batch(n);
-                crate::capture::rx(&self.tx.capture, q.in_port, &batch);
-                process_burst(q.in_port, q.in_idx, &mut batch, &mut self.pipeline, &mut self.tx);
-                // The queue's share of the PMD (pmd-rxq-show, and where a new queue goes).
-                q.counters.busy_cycles += rdtsc().wrapping_sub(t0);
-                q.counters.packets += n as u64;
-            }
-            touched |= self.pipeline.housekeeping(&mut Injector { tx: &mut self.tx });
-            self.tx.flush();
-
-            let now = rdtsc();
-            let spent = now.wrapping_sub(t_prev);
-            t_prev = now;
-            self.tx.pmd.iterations += 1;
-            self.tx.perf.iteration(spent, received, &self.shared.perf);
-            if received > 0 {
-                self.tx.pmd.busy_cycles += spent;
-                self.tx.pmd.packets += received as u64;
-                self.shared.publish(self.tx.counters_in_use(), &self.tx.pmd);
-                for q in &self.rxqs {
-                    q.shared.publish(&q.counters);
-                }
-                empty_polls = 0;
-                if let Some(b) = self.backoff {
-                    sleep = b.start;
-                }
-            } else {
-                self.tx.pmd.idle_cycles += spent;
-                if touched {
-                    self.shared.publish(self.tx.counters_in_use(), &self.tx.pmd);
-                }
-                empty_polls = empty_polls.saturating_add(1);
-                if let Some(b) = self.backoff {
-                    if empty_polls >= b.after_empty_polls {
-                        self.shared.publish_pmd(&self.tx.pmd);
-                        std::thread::sleep(sleep);
-                        sleep = (sleep * 2).min(b.max);
-                        // The sleep is idle time; charge it here, not to the next
-                        // iteration (which may be busy and would then report the
-                        // sleep as cycles spent on its packets).
-                        let woke = rdtsc();
-                        self.tx.pmd.idle_cycles += woke.wrapping_sub(t_prev);
-                        t_prev = woke;
-                    }
-                } else if empty_polls & 1023 == 0 {
-                    self.shared.publish_pmd(&self.tx.pmd);
-                }
-            }
-        }
+        let mut state = LoopState::new(self.backoff);
+        while self.iteration(&mut state) {}
 
         // Leave nothing behind: what is pending goes out (or is counted and freed).
         self.tx.flush();
-        batch.free_all();
+        state.batch.free_all();
         self.shared.publish(self.tx.counters_in_use(), &self.tx.pmd);
         self.tx.perf.publish(&self.shared.perf);
         self.shared.running.store(false, Ordering::SeqCst);
         // Queues, batches and the pipeline (with any packets it holds) drop here, while
         // the thread is still registered; then it unregisters.
+        drop(state);
         drop(self);
         drop(registration);
+    }
+
+    /// One loop iteration (see the module doc): messages, every rx queue's burst through
+    /// [`process_burst`], housekeeping, the tx flush, the cycle accounting, counter
+    /// publication and the idle back-off. Returns false, doing nothing, once the stop flag
+    /// is set. Inlined into [`PmdThread::run`]; the loop benchmark
+    /// ([`crate::burst_bench::LoopBench`]) calls the same function, so what it counts is
+    /// what the loop runs.
+    #[inline(always)]
+    pub(crate) fn iteration(&mut self, st: &mut LoopState) -> bool {
+        if self.stop.load(Ordering::Relaxed) {
+            return false;
+        }
+        // Port counters changed outside an rx burst (packets injected by a message or
+        // dropped by housekeeping): publish them even if the iteration is idle.
+        let mut touched = false;
+        // `is_empty` (two loads) first: `try_recv` on an empty queue costs ~55
+        // instructions, paid by every iteration. A message that arrives meanwhile is
+        // applied by the next iteration.
+        while !self.messages.is_empty()
+            && let Ok(msg) = self.messages.try_recv()
+        {
+            self.tx.pmd.messages += 1;
+            match msg {
+                PmdMessage::Pipeline(m) => {
+                    touched = true;
+                    self.pipeline.handle_message(m, &mut Injector { tx: &mut self.tx })
+                }
+                PmdMessage::Barrier(reply) => {
+                    // Packets injected by earlier messages leave before the ack.
+                    self.tx.flush();
+                    let _ = reply.send(self.index);
+                }
+                PmdMessage::Ports(PortChangeMessage { mut change, done }) => {
+                    touched = true;
+                    self.tx.flush();
+                    change.apply(&mut self.rxqs, &mut self.tx);
+                    let _ = done.send(change);
+                }
+            }
+        }
+
+        let LoopState { batch, scratch, .. } = st;
+        let mut received = 0usize;
+        let rxqs: &mut [AssignedRxq] = if self.pipeline.rx_paused() { &mut [] } else { &mut self.rxqs };
+        for q in rxqs.iter_mut() {
+            let t0 = rdtsc();
+            let n = rx_burst(&mut q.rxq, batch);
+            if n == 0 {
+                continue;
+            }
+            if self.tx.is_down(q.in_idx) {
+                // Administratively down: what arrives is freed unprocessed (the ring
+                // does not fill with stale frames to deliver when it comes up).
+                self.tx.counters[q.in_idx].drop_admin_down_rx += n as u64;
+                batch.free_all();
+                touched = true;
+                continue;
+            }
+            received += n;
+            self.tx.pmd.rx_bursts += 1;
+            self.tx.perf.batch(n);
+            crate::capture::rx(&self.tx.capture, q.in_port, batch);
+            process_burst(q.in_port, q.in_idx, batch, scratch, &mut self.pipeline, &mut self.tx);
+            // The queue's share of the PMD (pmd-rxq-show, and where a new queue goes).
+            q.counters.busy_cycles += rdtsc().wrapping_sub(t0);
+            q.counters.packets += n as u64;
+        }
+        touched |= self.pipeline.housekeeping(&mut Injector { tx: &mut self.tx });
+        self.tx.flush();
+
+        let now = rdtsc();
+        let spent = now.wrapping_sub(st.t_prev);
+        st.t_prev = now;
+        self.tx.pmd.iterations += 1;
+        self.tx.perf.iteration(spent, received, &self.shared.perf);
+        if received > 0 {
+            self.tx.pmd.busy_cycles += spent;
+            self.tx.pmd.packets += received as u64;
+            self.shared.publish(self.tx.counters_in_use(), &self.tx.pmd);
+            for q in &self.rxqs {
+                q.shared.publish(&q.counters);
+            }
+            st.empty_polls = 0;
+            if let Some(b) = self.backoff {
+                st.sleep = b.start;
+            }
+        } else {
+            self.tx.pmd.idle_cycles += spent;
+            if touched {
+                self.shared.publish(self.tx.counters_in_use(), &self.tx.pmd);
+            }
+            st.empty_polls = st.empty_polls.saturating_add(1);
+            if let Some(b) = self.backoff {
+                if st.empty_polls >= b.after_empty_polls {
+                    self.shared.publish_pmd(&self.tx.pmd);
+                    std::thread::sleep(st.sleep);
+                    st.sleep = (st.sleep * 2).min(b.max);
+                    // The sleep is idle time; charge it here, not to the next
+                    // iteration (which may be busy and would then report the
+                    // sleep as cycles spent on its packets).
+                    let woke = rdtsc();
+                    self.tx.pmd.idle_cycles += woke.wrapping_sub(st.t_prev);
+                    st.t_prev = woke;
+                }
+            } else if st.empty_polls & 1023 == 0 {
+                self.shared.publish_pmd(&self.tx.pmd);
+            }
+        }
+        true
+    }
+}
+
+/// What the loop carries from one iteration to the next.
+pub(crate) struct LoopState {
+    /// The rx burst (empty between iterations).
+    pub batch: MbufBatch,
+    pub scratch: BurstScratch,
+    /// Iterations in a row that received nothing.
+    empty_polls: u32,
+    /// The next back-off sleep.
+    sleep: std::time::Duration,
+    /// The TSC at the end of the previous iteration.
+    t_prev: u64,
+}
+
+impl LoopState {
+    pub(crate) fn new(backoff: Option<IdleBackoff>) -> LoopState {
+        LoopState {
+            batch: MbufBatch::new(),
+            scratch: BurstScratch::new(),
+            empty_polls: 0,
+            sleep: backoff.map(|b| b.start).unwrap_or_default(),
+            t_prev: rdtsc(),
+        }
     }
 }
 
@@ -211,16 +253,20 @@ fn is_drop(v: Verdict<'_>) -> bool {
 
 /// The loop's per-packet work on a received burst, done while the pipeline walks the
 /// packets ([`RxBurst`]): each packet's length, whether it is a runt, the burst's bytes.
-struct RxPass<'b> {
+/// The arrays are the caller's, borrowed: moving them out of the pass afterwards (it
+/// borrows the batch, which the execution then drains) copied 160 bytes per burst.
+struct RxPass<'b, 'a> {
     batch: &'b MbufBatch,
-    lens: [u32; BURST],
-    runt: [bool; BURST],
+    lens: &'a mut [u32; BURST],
+    runt: &'a mut [bool; BURST],
+    /// Some packet is a runt (else the execution loop does not look at `runt`).
+    any_runt: bool,
     bytes: u64,
     /// The packets were walked (a pipeline that does not look at them leaves it false).
     walked: bool,
 }
 
-impl<'b> RxBurst<'b> for &mut RxPass<'b> {
+impl<'b> RxBurst<'b> for &mut RxPass<'b, '_> {
     fn len(&self) -> usize {
         self.batch.len()
     }
@@ -228,91 +274,68 @@ impl<'b> RxBurst<'b> for &mut RxPass<'b> {
     #[inline(always)]
     fn for_each(self, mut f: impl FnMut(usize, PacketView<'b>)) {
         self.walked = true;
-        let (lens, runt, bytes) = (&mut self.lens, &mut self.runt, &mut self.bytes);
+        let (lens, runt, any_runt, bytes) = (&mut *self.lens, &mut *self.runt, &mut self.any_runt, &mut self.bytes);
         self.batch.for_each_packet(|i, frame, rss_hash, len| {
             lens[i] = len;
-            runt[i] = frame.len() < MIN_FRAME;
+            if frame.len() < MIN_FRAME {
+                runt[i] = true;
+                *any_runt = true;
+            }
             *bytes += len as u64;
             f(i, PacketView { frame, rss_hash });
         });
     }
 }
 
-/// Classifies one burst from `in_port` and executes the verdicts. Leaves `batch` empty.
+/// The batches [`process_burst`] sorts packets into, kept from one burst to the next
+/// (empty in between) so that no burst pays for clearing new ones (two 256-byte
+/// `memset`s per burst, ~2 instructions per packet).
+pub(crate) struct BurstScratch {
+    misses: MbufBatch,
+    dropped: MbufBatch,
+}
+
+impl BurstScratch {
+    pub(crate) fn new() -> BurstScratch {
+        BurstScratch { misses: MbufBatch::new(), dropped: MbufBatch::new() }
+    }
+}
+
+/// Classifies one burst from `in_port` and executes the verdicts. Leaves `batch` and
+/// `scratch` empty.
 #[inline]
 pub(crate) fn process_burst<C: Pipeline>(
     in_port: u32,
     in_idx: usize,
     batch: &mut MbufBatch,
+    scratch: &mut BurstScratch,
     pipeline: &mut C,
     tx: &mut TxState,
 ) {
     let n = batch.len();
     let mut verdicts = [Verdict::Miss; BURST];
     // The loop's pass over the packets runs inside the pipeline's (see `RxBurst`).
-    let mut rx = RxPass { batch, lens: [0; BURST], runt: [false; BURST], bytes: 0, walked: false };
+    let (mut lens, mut runt) = ([0u32; BURST], [false; BURST]);
+    let mut rx = RxPass { batch, lens: &mut lens, runt: &mut runt, any_runt: false, bytes: 0, walked: false };
     pipeline.classify(in_port, &mut rx, &mut verdicts[..n]);
     if !rx.walked {
         (&mut rx).for_each(|_, _| {});
     }
-    let RxPass { lens, runt, bytes: rx_bytes, .. } = rx;
+    let RxPass { any_runt, bytes: rx_bytes, .. } = rx;
     let c = &mut tx.counters[in_idx];
     c.rx_packets += n as u64;
     c.rx_bytes += rx_bytes;
 
-    let mut misses = MbufBatch::new();
-    // Runts and packets whose actions drop them: freed together after the loop (one bulk
-    // free, not one call into C per packet).
-    let mut dropped = MbufBatch::new();
+    // Runts and packets whose actions drop them go to `dropped`: freed together after the
+    // loop (one bulk free, not one call into C per packet).
+    let BurstScratch { misses, dropped } = scratch;
+    debug_assert!(misses.is_empty() && dropped.is_empty());
     let mut pkts = batch.drain();
-    let mut i = 0;
-    while i < n {
-        if runt[i] {
-            // `dropped` has room for a whole burst.
-            tx.counters[in_idx].drop_malformed += pkts.move_to(1, &mut dropped) as u64;
-            i += 1;
-            continue;
-        }
-        match verdicts[i] {
-            // The common case: a run of packets with the same single output (of one
-            // megaflow or several) moves to the tx batch as a block.
-            Verdict::Actions([DpAction::Output(port)]) => {
-                let port = *port;
-                let mut j = i + 1;
-                let mut bytes = lens[i] as u64;
-                let mut longest = lens[i];
-                while j < n && !runt[j] && is_output_to(verdicts[j], port) {
-                    bytes += lens[j] as u64;
-                    longest = longest.max(lens[j]);
-                    j += 1;
-                }
-                tx.output_run(port, &mut pkts, j - i, bytes, longest);
-                i = j;
-            }
-            Verdict::Actions([]) => {
-                let mut j = i + 1;
-                while j < n && !runt[j] && is_drop(verdicts[j]) {
-                    j += 1;
-                }
-                tx.counters[in_idx].drop_action += pkts.move_to(j - i, &mut dropped) as u64;
-                i = j;
-            }
-            Verdict::Actions(actions) => {
-                if let Some(pkt) = pkts.next() {
-                    tx.execute(in_idx, pkt, actions);
-                }
-                i += 1;
-            }
-            // `misses` has room for a whole burst.
-            Verdict::Miss => {
-                if let Some(pkt) = pkts.next()
-                    && let Err(pkt) = misses.push(pkt)
-                {
-                    tx.drop_counted(in_idx, pkt, |c| c.drop_no_rule += 1);
-                }
-                i += 1;
-            }
-        }
+    let verdicts = &verdicts[..n];
+    if any_runt {
+        execute_verdicts::<true>(verdicts, &lens, &runt, &mut pkts, misses, dropped, in_idx, tx);
+    } else {
+        execute_verdicts::<false>(verdicts, &lens, &runt, &mut pkts, misses, dropped, in_idx, tx);
     }
     drop(pkts);
     dropped.free_all();
@@ -333,4 +356,72 @@ pub(crate) fn process_burst<C: Pipeline>(
     tx.counters[in_idx].drop_no_rule += declined.len() as u64;
     declined.free_all();
     pipeline.misses_done(&mut Injector { tx });
+}
+
+/// Executes the `verdicts` of a burst's packets, taken in order from `pkts`: runs of one
+/// single output move to the tx batch as a block, drops and runts go to `dropped`,
+/// misses to `misses`. `RUNTS`: some packet is a runt (`runt`); without any, the loop
+/// does not test for them.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn execute_verdicts<const RUNTS: bool>(
+    verdicts: &[Verdict<'_>],
+    lens: &[u32; BURST],
+    runt: &[bool; BURST],
+    pkts: &mut Drain<'_>,
+    misses: &mut MbufBatch,
+    dropped: &mut MbufBatch,
+    in_idx: usize,
+    tx: &mut TxState,
+) {
+    let n = verdicts.len();
+    let mut i = 0;
+    while i < n {
+        if RUNTS && runt[i] {
+            // `dropped` has room for a whole burst.
+            tx.counters[in_idx].drop_malformed += pkts.move_to(1, dropped) as u64;
+            i += 1;
+            continue;
+        }
+        match verdicts[i] {
+            // The common case: a run of packets with the same single output (of one
+            // megaflow or several) moves to the tx batch as a block.
+            Verdict::Actions([DpAction::Output(port)]) => {
+                let port = *port;
+                let mut j = i + 1;
+                let mut bytes = lens[i] as u64;
+                let mut longest = lens[i];
+                while j < n && !(RUNTS && runt[j]) && is_output_to(verdicts[j], port) {
+                    bytes += lens[j] as u64;
+                    longest = longest.max(lens[j]);
+                    j += 1;
+                }
+                tx.output_run(port, pkts, j - i, bytes, longest);
+                i = j;
+            }
+            Verdict::Actions([]) => {
+                let mut j = i + 1;
+                while j < n && !(RUNTS && runt[j]) && is_drop(verdicts[j]) {
+                    j += 1;
+                }
+                tx.counters[in_idx].drop_action += pkts.move_to(j - i, dropped) as u64;
+                i = j;
+            }
+            Verdict::Actions(actions) => {
+                if let Some(pkt) = pkts.next() {
+                    tx.execute(in_idx, pkt, actions);
+                }
+                i += 1;
+            }
+            // `misses` has room for a whole burst.
+            Verdict::Miss => {
+                if let Some(pkt) = pkts.next()
+                    && let Err(pkt) = misses.push(pkt)
+                {
+                    tx.drop_counted(in_idx, pkt, |c| c.drop_no_rule += 1);
+                }
+                i += 1;
+            }
+        }
+    }
 }
