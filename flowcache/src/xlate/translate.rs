@@ -175,6 +175,20 @@ impl KeyState {
         self.vlan_written = [self.vlan_written[1], 0xffff];
     }
 
+    /// The key bits on which `cur` may differ from the packet: whatever an action wrote,
+    /// moved or derived. (Ports of a fragment, read as 0, are not included.)
+    fn rewritten(&self) -> Mask {
+        let mut m = self.written;
+        if self.vlan_src != [Some(0), Some(1)] || self.vlan_written != [0; 2] {
+            m.set_vlan_tci(0, 0xffff);
+            m.set_vlan_tci(1, 0xffff);
+        }
+        if self.ttl_derived {
+            m.set_nw_ttl(0xff);
+        }
+        m
+    }
+
     fn set_outer_vlan_bits(&mut self, bits: u16, value: u16) {
         let t = self.cur.vlan_tci(0);
         self.cur.set_vlan_tci(0, (t & !bits) | (value & bits));
@@ -229,6 +243,8 @@ struct Ctx<'a> {
     /// A `strip_vlan` whose `PopVlan` waits for the commit, and the TPID of a tag pushed
     /// in its place since: see [`Ctx::commit_vlan`].
     pending_pop: Option<Option<u16>>,
+    /// [`Translation::rewritten`]: the union of [`KeyState::rewritten`] at every lookup.
+    rewritten: Mask,
 }
 
 /// How a table lookup finds the winner and the witness bits.
@@ -422,6 +438,7 @@ impl<'a> Ctx<'a> {
             self.error = Some(XlateError::TooManyLookups);
             return;
         }
+        self.rewritten = self.rewritten.union(&self.st.rewritten());
         let hit = self.lookup(table, lookup_port);
         if self.slow_path {
             return;
@@ -1203,6 +1220,7 @@ impl<'a> Ctx<'a> {
             retag: None,
             vlan_base: None,
             pending_pop: None,
+            rewritten: Mask::ZERO,
         }
     }
 
@@ -1245,6 +1263,7 @@ impl<'a> Ctx<'a> {
             mac_deps: self.mac_deps,
             error: self.error,
             slow_path_at: self.slow_path_at,
+            rewritten: self.rewritten,
         }
     }
 }
