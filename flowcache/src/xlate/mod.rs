@@ -53,6 +53,7 @@
 //!
 //! [`DpAction::DecTtl`]: crate::actions::DpAction::DecTtl
 
+mod action_set;
 mod fields;
 mod mac;
 pub mod reference;
