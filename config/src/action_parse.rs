@@ -57,7 +57,7 @@ pub(crate) enum ActionPrereq {
 /// `output`). The parser refuses any other name before looking further, so an action
 /// added without a name here cannot be reached, and the golden test of every action
 /// (config/tests/as_loaded.rs) reads this list.
-pub const ACTION_NAMES: [&str; 31] = [
+pub const ACTION_NAMES: [&str; 33] = [
     "output",
     "in_port",
     "flood",
@@ -89,6 +89,8 @@ pub const ACTION_NAMES: [&str; 31] = [
     "group",
     "note",
     "clone",
+    "clear_actions",
+    "write_actions",
 ];
 
 /// The packet fields `set_field` writes, by every name it takes (registers and the
@@ -165,6 +167,7 @@ pub(crate) fn parse_action_text(text: &str, locate: Locate<'_>) -> Result<Vec<Pa
                     "drop" => (None, None),
                     "strip_vlan" | "pop_vlan" => simple(Action::StripVlan),
                     "dec_ttl" => simple(Action::DecTtl),
+                    "clear_actions" => simple(Action::ClearActions),
                     _ if name.starts_with(|c: char| c.is_ascii_digit()) => {
                         let port = parse_port_number(name).map_err(|e| {
                             RuleError::new(locate(p.offset + e.offset), format!("invalid output port: {}", e.reason))
@@ -234,10 +237,12 @@ pub(crate) fn parse_action_text(text: &str, locate: Locate<'_>) -> Result<Vec<Pa
                 (Some(action), prereq)
             }
             "note" => simple(Action::Note(parse_note(p.arg.unwrap_or("")).map_err(verr)?)),
-            "clone" => {
+            "clone" | "write_actions" => {
                 let nested = parse_action_text(arg()?, &|off| arg_at(off))?;
+                let action =
+                    if p.name == "clone" { Action::Clone(Vec::new()) } else { Action::WriteActions(Vec::new()) };
                 out.push(ParsedAction {
-                    action: Some(Action::Clone(Vec::new())),
+                    action: Some(action),
                     position,
                     name: p.name.to_string(),
                     prereq: None,
@@ -544,18 +549,43 @@ fn parse_resubmit(arg: &str, arg_at: &dyn Fn(usize) -> Position, position: Posit
 /// Checks a whole action list against the rule's match and table.
 pub(crate) fn check_actions(parsed: Vec<ParsedAction>, m: &Match, table: u8) -> Result<Vec<Action>, RuleError> {
     let mut tagged = m.vlan_tci.is_some_and(|t| t.mask & t.value & 0x1000 != 0);
-    check_list(parsed, m, table, &mut tagged, false)
+    check_list(parsed, m, table, &mut tagged, Nest::Rule)
 }
 
-/// [`check_actions`] of one list: the rule's, or (`nested`) a `clone`'s, which may hold
-/// no instruction (`goto_table`, `write_metadata`). `tagged`: whether
-/// the packet surely has a VLAN tag at the start of the list (updated to its end).
+/// Which list [`check_list`] checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Nest {
+    /// A rule's: actions, then the instructions in OpenFlow 1.1+ order.
+    Rule,
+    /// A `clone`'s: actions only.
+    Clone,
+    /// A `write_actions`': actions allowed in the action set only (not `note` or `clone`,
+    /// which OVS refuses there).
+    ActionSet,
+}
+
+/// The OpenFlow 1.1+ instructions in the order a rule must give them (after its plain
+/// actions, stage 0), as `ovs-ofctl` enforces it.
+const INSTRUCTIONS: [&str; 5] = ["actions", "clear_actions", "write_actions", "write_metadata", "goto_table"];
+
+fn instruction_stage(a: &Action) -> usize {
+    match a {
+        Action::ClearActions => 1,
+        Action::WriteActions(_) => 2,
+        Action::WriteMetadata { .. } => 3,
+        Action::GotoTable(_) => 4,
+        _ => 0,
+    }
+}
+
+/// [`check_actions`] of one list (see [`Nest`]). `tagged`: whether the packet surely has
+/// a VLAN tag at the start of the list (updated to its end).
 fn check_list(
     parsed: Vec<ParsedAction>,
     m: &Match,
     table: u8,
     tagged: &mut bool,
-    nested: bool,
+    nest: Nest,
 ) -> Result<Vec<Action>, RuleError> {
     if let Some(drop) = parsed.iter().find(|a| a.action.is_none()) {
         if parsed.len() > 1 {
@@ -565,11 +595,16 @@ fn check_list(
     }
     let count = parsed.len();
     let mut actions = Vec::with_capacity(count);
-    let mut metadata_written = false;
+    let mut stage = 0;
     for (i, p) in parsed.into_iter().enumerate() {
         let action = p.action.expect("drop handled above");
-        if nested && matches!(action, Action::GotoTable(_) | Action::WriteMetadata { .. }) {
-            return Err(RuleError::new(p.position, format!("`{}` is an instruction: not inside `clone`", p.name)));
+        let this = instruction_stage(&action);
+        if nest != Nest::Rule && this > 0 {
+            let inside = if nest == Nest::Clone { "clone" } else { "write_actions" };
+            return Err(RuleError::new(p.position, format!("`{}` is an instruction: not inside `{inside}`", p.name)));
+        }
+        if nest == Nest::ActionSet && matches!(action, Action::Note(_) | Action::Clone(_)) {
+            return Err(RuleError::new(p.position, format!("`{}` is not allowed in the action set", p.name)));
         }
         if let Action::GotoTable(t) = action {
             if i + 1 != count {
@@ -582,20 +617,23 @@ fn check_list(
                 ));
             }
         }
-        match action {
-            Action::WriteMetadata { .. } if metadata_written => {
-                return Err(RuleError::new(p.position, "`write_metadata` may appear only once"));
-            }
-            Action::WriteMetadata { .. } => metadata_written = true,
-            Action::GotoTable(_) => {}
-            _ if metadata_written => {
-                return Err(RuleError::new(
-                    p.position,
-                    format!("`{}` after `write_metadata`: only `goto_table` may follow it (instruction order)", p.name),
-                ));
-            }
-            _ => {}
+        if this > 0 && this == stage {
+            return Err(RuleError::new(p.position, format!("`{}` may appear only once", p.name)));
         }
+        if this < stage {
+            let reason = if stage == 3 && this == 0 {
+                format!("`{}` after `write_metadata`: only `goto_table` may follow it (instruction order)", p.name)
+            } else {
+                format!(
+                    "`{}` after `{}`: the order is {} (instruction order)",
+                    p.name,
+                    INSTRUCTIONS[stage],
+                    INSTRUCTIONS.join(", ")
+                )
+            };
+            return Err(RuleError::new(p.position, reason));
+        }
+        stage = this;
         let unmet = match p.prereq {
             Some(ActionPrereq::Match(a)) => [Some(a), None],
             Some(ActionPrereq::Match2(a, b)) => [Some(a), Some(b)],
@@ -626,8 +664,18 @@ fn check_list(
                 *tagged = false;
                 action
             }
-            // The clone runs on a copy: what it does to the tag is undone after it.
-            Action::Clone(_) => Action::Clone(check_list(p.nested, m, table, &mut tagged.clone(), true)?),
+            // The clone runs on a copy: what it does to the tag is undone after it. So does
+            // OVS's check of a `write_actions` (which runs at the pipeline's end, in another
+            // order, so its tag changes cannot be followed).
+            Action::Clone(_) => Action::Clone(check_list(p.nested, m, table, &mut tagged.clone(), Nest::Clone)?),
+            Action::WriteActions(_) => {
+                let set = check_list(p.nested, m, table, &mut tagged.clone(), Nest::ActionSet)?;
+                if set.is_empty() {
+                    // `write_actions()` / `write_actions(drop)` adds nothing: OVS holds none.
+                    continue;
+                }
+                Action::WriteActions(set)
+            }
             _ => action,
         };
         actions.push(action);
@@ -838,6 +886,43 @@ mod tests {
         assert_eq!(acts("", "clone(push_vlan:0x8100,set_field:5->vlan_vid)").len(), 1);
         assert!(err("actions=clone(push_vlan:0x8100),set_field:5->vlan_vid").1.contains("requires a VLAN tag"));
         assert!(err("actions=clone(output:1,drop)").1.contains("cannot be combined"));
+    }
+
+    #[test]
+    fn clear_actions_and_write_actions() {
+        assert_eq!(
+            acts("ip", "output:1,clear_actions,write_actions(dec_ttl,output:2),write_metadata:1,goto_table:1"),
+            vec![
+                Action::Output(1),
+                Action::ClearActions,
+                Action::WriteActions(vec![Action::DecTtl, Action::Output(2)]),
+                Action::WriteMetadata { value: 1, mask: u64::MAX },
+                Action::GotoTable(1)
+            ]
+        );
+        // Nothing to write: no instruction, as OVS holds it.
+        assert_eq!(acts("", "write_actions(drop)"), vec![]);
+        assert_eq!(acts("", "write_actions()"), vec![]);
+        // The instruction order and count, as ovs-ofctl enforces them.
+        assert!(err("actions=write_actions(output:1),output:2").1.contains("instruction order"));
+        assert!(err("actions=write_actions(output:2),clear_actions").1.contains("instruction order"));
+        assert!(err("actions=write_metadata:1,write_actions(output:2)").1.contains("instruction order"));
+        assert!(err("actions=clear_actions,clear_actions").1.contains("only once"));
+        assert!(err("actions=write_actions(output:1),write_actions(output:2)").1.contains("only once"));
+        // Inside: actions of the action set only.
+        assert!(err("actions=write_actions(goto_table:1)").1.contains("instruction"));
+        assert!(err("actions=write_actions(clear_actions)").1.contains("instruction"));
+        assert!(err("actions=write_actions(note:01)").1.contains("not allowed in the action set"));
+        assert!(err("actions=write_actions(clone(output:1))").1.contains("not allowed in the action set"));
+        assert!(err("actions=write_actions(drop,output:1)").1.contains("cannot be combined"));
+        // Checked with the tag state the actions before it leave; its own changes stay in.
+        assert!(err("dl_vlan=3,actions=strip_vlan,write_actions(set_field:5->vlan_vid)").1.contains("VLAN tag"));
+        assert_eq!(acts("", "write_actions(push_vlan:0x8100,set_field:5->vlan_vid,output:1)").len(), 1);
+        assert!(
+            err("actions=write_actions(push_vlan:0x8100,output:1),set_field:5->vlan_vid")
+                .1
+                .contains("instruction order")
+        );
     }
 
     #[test]

@@ -181,6 +181,8 @@ impl Display for Action {
                 write!(f, "note:{}", hex.join("."))
             }
             Action::Clone(ref actions) => write!(f, "clone({})", format_actions(actions)),
+            Action::ClearActions => f.write_str("clear_actions"),
+            Action::WriteActions(ref actions) => write!(f, "write_actions({})", format_actions(actions)),
         }
     }
 }
@@ -523,6 +525,20 @@ mod tests {
         ]
     }
 
+    /// Actions of a `write_actions` with no prerequisite.
+    fn action_set_action() -> BoxedStrategy<Action> {
+        prop_oneof![
+            (1u32..=0xfeff).prop_map(Action::Output),
+            Just(Action::DecTtl),
+            Just(Action::StripVlan),
+            Just(Action::Normal),
+            any::<[u8; 6]>().prop_map(|m| Action::Set(SetField::DlSrc(m))),
+            (0u32..=0xffff_ff00).prop_map(Action::Group),
+            (0u8..=254).prop_map(|t| Action::Resubmit(Resubmit { in_port: None, table: Some(t) })),
+        ]
+        .boxed()
+    }
+
     prop_compose! {
         fn valid_rule()(
             table in 0u8..=254,
@@ -566,6 +582,32 @@ mod tests {
     }
 
     proptest! {
+        /// With `clear_actions` and `write_actions` (instructions: after the actions,
+        /// before `write_metadata` and `goto_table`).
+        #[test]
+        fn parse_of_display_with_the_action_set_is_identity(
+            base in 0usize..4,
+            clear in any::<bool>(),
+            write in prop::collection::vec(action_set_action(), 1..4),
+        ) {
+            let mut rule = parse_flow(
+                ["actions=drop", "ip,actions=output:1", "actions=dec_ttl,goto_table:3", "actions=write_metadata:0x1/0x3"][base],
+            )
+            .unwrap();
+            let at = rule
+                .actions
+                .iter()
+                .position(|a| matches!(a, Action::WriteMetadata { .. } | Action::GotoTable(_)))
+                .unwrap_or(rule.actions.len());
+            rule.actions.insert(at, Action::WriteActions(write));
+            if clear {
+                rule.actions.insert(at, Action::ClearActions);
+            }
+            let text = rule.to_string();
+            let parsed = parse_flow(&text).map_err(|e| TestCaseError::fail(format!("{text}: {e}")))?;
+            prop_assert_eq!(parsed, rule, "{}", text);
+        }
+
         #[test]
         fn parse_of_display_is_identity(rule in valid_rule()) {
             let text = rule.to_string();

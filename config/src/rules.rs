@@ -266,6 +266,14 @@ pub enum Action {
     /// `clone(ACTIONS)`: the actions on a copy of the packet (and of the registers);
     /// afterwards the packet is as it was before them.
     Clone(Vec<Action>),
+    /// The OpenFlow 1.1+ `clear_actions` instruction: empties the action set (after the
+    /// rule's other actions, before its `write_actions`).
+    ClearActions,
+    /// The OpenFlow 1.1+ `write_actions(ACTIONS)` instruction: adds the actions to the
+    /// action set, which runs when the pipeline ends, in OVS's fixed order, at most one
+    /// action of each kind (see ovs-actions(7) "The action set"; the translator's
+    /// `action_set` module).
+    WriteActions(Vec<Action>),
 }
 
 /// The OpenFlow group types ferrovs supports.

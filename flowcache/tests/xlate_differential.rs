@@ -273,6 +273,21 @@ fn gen_rules(r: &mut Rng) -> Vec<Rule> {
         let table = r.below(n_tables as u64) as u8;
         let n_actions = r.below(4) as usize;
         let mut actions: Vec<Action> = (0..n_actions).map(|_| gen_action(r, n_tables)).collect();
+        // The action set's instructions (after the actions, before write_metadata and
+        // goto_table), with the actions the action set can hold.
+        if r.chance(15) {
+            let at = actions.iter().position(|a| matches!(a, Action::WriteMetadata { .. })).unwrap_or(actions.len());
+            let set: Vec<Action> = (0..1 + r.below(3))
+                .map(|_| gen_action(r, n_tables))
+                .filter(|a| !matches!(a, Action::Clone(_) | Action::Note(_) | Action::WriteMetadata { .. }))
+                .collect();
+            if !set.is_empty() {
+                actions.insert(at, Action::WriteActions(set));
+            }
+            if r.chance(30) {
+                actions.insert(at, Action::ClearActions);
+            }
+        }
         if table + 1 < n_tables && r.chance(20) {
             actions.push(Action::GotoTable(table + 1 + r.below((n_tables - table - 1) as u64) as u8));
         }

@@ -1105,3 +1105,91 @@ fn xxreg_and_xreg_are_wider_views_of_the_registers() {
     p.set_ipv6_dst_u128(0x2001_0db8_0000_0000_0000_0000_0000_0002);
     both_lookups(&t, &p, &[DpAction::Output(3)], &mask);
 }
+
+// ---- The action set (`write_actions`, `clear_actions`), as OVS 3.1's ofproto/trace runs it ----
+
+/// One action set across resubmits: what a resubmitted table writes joins the caller's
+/// set, `clear_actions` empties all of it, the last output wins over a resubmit, and the
+/// set runs once, at the end, in OVS's order (pop, push, dec_ttl, writes, the final
+/// action). OVS: `set(ipv4(ttl=8)),push_vlan(tpid=0x88a8,vid=0,pcp=0),2` (it commits
+/// the TTL before the push; ferrovs emits in execution order, the same frame).
+#[test]
+fn the_action_set_spans_resubmits_and_runs_once_at_the_end_in_ovs_order() {
+    let t = of13_tables(&[
+        "priority=1,actions=resubmit(,1),write_actions(output:2)",
+        "table=1,actions=resubmit(,2),write_actions(output:3,dec_ttl,push_vlan:0x88a8)",
+        "table=2,actions=clear_actions,write_actions(resubmit(,3),output:3)",
+        "table=3,actions=output:3,write_actions(output:1)",
+    ]);
+    let mut p = key(1, &udp_frame([198, 18, 0, 2], 1, 2, 0));
+    p.set_nw_ttl(9);
+    let x = translate(&t, &MacTable::default(), &p, NOW);
+    let push = DpAction::PushVlan { tpid: 0x88a8, tci: VLAN_PRESENT };
+    assert_eq!(x.actions, vec![push, DpAction::DecTtl, DpAction::Output(2)]);
+}
+
+/// A resubmit in the set runs when no output or group is there; its table's own
+/// `write_actions` is never run (OVS runs the set once). A `dec_ttl` exception ends the
+/// set's actions.
+#[test]
+fn a_resubmit_in_the_action_set_and_the_ttl_exception() {
+    let t = of13_tables(&[
+        "priority=1,actions=write_actions(resubmit(,3),dec_ttl)",
+        "table=3,actions=output:3,write_actions(output:2)",
+    ]);
+    let mut p = key(1, &udp_frame([198, 18, 0, 2], 1, 2, 0));
+    p.set_nw_ttl(2);
+    assert_eq!(translate(&t, &MacTable::default(), &p, NOW).actions, vec![DpAction::DecTtl, DpAction::Output(3)]);
+    p.set_nw_ttl(1);
+    assert_eq!(translate(&t, &MacTable::default(), &p, NOW).actions, vec![]);
+    // Without a final action the set does nothing.
+    let t = of13_tables(&["priority=1,ip,actions=write_actions(dec_ttl,mod_nw_dst:1.2.3.4)"]);
+    assert_eq!(translate(&t, &MacTable::default(), &p, NOW).actions, vec![]);
+}
+
+/// A table miss after `goto_table` still runs the set; a `clone` runs a copy of it at its
+/// own end, on its own packet. OVS: `set(eth(src=00:00:00:00:00:09)),3,2,
+/// set(eth(src=<the packet's>)),2` and, on the miss, `2`.
+#[test]
+fn a_miss_runs_the_set_and_a_clone_runs_a_copy_of_it() {
+    let t = of13_tables(&[
+        "priority=1,actions=write_actions(output:2),goto_table:1",
+        "table=1,tcp,actions=clone(mod_dl_src:00:00:00:00:00:09,output:3)",
+    ]);
+    let p = key(1, &udp_frame([198, 18, 0, 2], 1, 2, 0));
+    assert_eq!(translate(&t, &MacTable::default(), &p, NOW).actions, vec![DpAction::Output(2)]);
+    let mut p = p;
+    p.set_nw_proto(ipproto::TCP);
+    let mac9 = [0, 0, 0, 0, 0, 9];
+    assert_eq!(
+        translate(&t, &MacTable::default(), &p, NOW).actions,
+        vec![
+            DpAction::SetEthSrc(mac9),
+            DpAction::Output(3),
+            DpAction::Output(2),
+            DpAction::SetEthSrc(p.dl_src()),
+            DpAction::Output(2)
+        ]
+    );
+}
+
+/// A group's buckets are action sets: OVS runs `output:2,mod_dl_src:..07,output:3` as
+/// `set(eth(src=00:00:00:00:00:07)),3` (the first output is not the last of its kind).
+#[test]
+fn group_buckets_run_as_action_sets() {
+    use ferrovs_config::{Group, GroupKind};
+    let mac7 = [0, 0, 0, 0, 0, 7];
+    let g = Group {
+        kind: GroupKind::All,
+        buckets: vec![
+            vec![Action::Output(2), Action::Set(SetField::DlSrc(mac7)), Action::Output(3)],
+            vec![Action::Output(2)],
+        ],
+    };
+    let t = with_groups(vec![rule(0, 1, Match::default(), vec![Action::Group(1)])], &[(1, g)]);
+    let p = key(1, &udp_frame([198, 18, 0, 2], 1, 2, 0));
+    assert_eq!(
+        translate(&t, &MacTable::default(), &p, NOW).actions,
+        vec![DpAction::SetEthSrc(mac7), DpAction::Output(3), DpAction::SetEthSrc(p.dl_src()), DpAction::Output(2)]
+    );
+}

@@ -310,7 +310,65 @@ pub fn rule_set(rng: &mut Rng) -> RuleSet {
     // so the rules of a seed stay what they were).
     openflow13 |= rng.chance(25);
     with_pipeline(&mut rules);
+    if openflow13 {
+        with_action_set(&mut rules);
+    }
     RuleSet { rules, in_port, openflow13 }
+}
+
+/// In about half of the OpenFlow 1.3 sets, the action set: `clear_actions` and
+/// `write_actions(...)` (outputs, `normal`, `flood`, `in_port`, a forward `resubmit`,
+/// `dec_ttl`, tag pushes, pops and VID writes, MAC writes), before `write_metadata` and
+/// `goto_table`. Drawn from a generator seeded by the rules' text, as [`with_pipeline`].
+fn with_action_set(rules: &mut [String]) {
+    let table_of =
+        |r: &str| r.strip_prefix("table=").and_then(|t| t.split(',').next()?.parse::<u64>().ok()).unwrap_or(0);
+    let n_tables = rules.iter().map(|r| table_of(r)).max().unwrap_or(0) + 1;
+    let mut rng = rng_of_text(rules, 0x9e37_79b9_7f4a_7c15u64);
+    if !rng.chance(50) {
+        return;
+    }
+    for rule in rules.iter_mut() {
+        if !rng.chance(60) {
+            continue;
+        }
+        let table = table_of(rule);
+        let at = rule.find("actions=").expect("every rule has actions");
+        let (head, acts) = rule.split_at(at);
+        let mut acts: Vec<String> = acts["actions=".len()..].split(',').map(str::to_string).collect();
+        if acts == ["drop"] {
+            acts.clear();
+        }
+        let mut set = Vec::new();
+        for _ in 0..rng.range(1, 4) {
+            set.push(match rng.below(12) {
+                0 => "dec_ttl".to_string(),
+                1 => format!("mod_dl_src:{}", mac(&mut rng)),
+                2 => "push_vlan:0x8100".to_string(),
+                3 => "strip_vlan".to_string(),
+                4 => format!("mod_vlan_vid:{}", rng.pick(&[10u16, 20])),
+                5 => "normal".to_string(),
+                6 => "flood".to_string(),
+                7 => "in_port".to_string(),
+                8 if table + 1 < n_tables => format!("resubmit(,{})", rng.range(table + 1, n_tables - 1)),
+                _ => format!("output:{}", rng.range(1, N_PORTS as u64)),
+            });
+        }
+        // Instructions: after the actions, before write_metadata and goto_table.
+        let at = acts.iter().position(|a| a.starts_with("write_metadata") || a.starts_with("goto_table"));
+        let at = at.unwrap_or(acts.len());
+        acts.insert(at, format!("write_actions({})", set.join(",")));
+        if rng.chance(30) {
+            acts.insert(at, "clear_actions".to_string());
+        }
+        *rule = format!("{head}actions={}", acts.join(","));
+    }
+}
+
+/// A generator seeded by the rules' text (FNV-1a from `basis`): what it draws leaves the
+/// main generator's draws as they were.
+fn rng_of_text(rules: &[String], basis: u64) -> Rng {
+    Rng::new(rules.iter().flat_map(|r| r.bytes()).fold(basis, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)))
 }
 
 /// In about a third of the sets, registers and metadata: matches on them (zero when the
@@ -320,11 +378,7 @@ pub fn rule_set(rng: &mut Rng) -> RuleSet {
 /// from a generator seeded by the rules' text, so that the main generator (rules and
 /// frames of a seed) draws what it drew before.
 fn with_pipeline(rules: &mut [String]) {
-    let seed = rules
-        .iter()
-        .flat_map(|r| r.bytes())
-        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
-    let mut rng = Rng::new(seed);
+    let mut rng = rng_of_text(rules, 0xcbf2_9ce4_8422_2325u64);
     if !rng.chance(35) {
         return;
     }

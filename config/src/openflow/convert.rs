@@ -466,6 +466,8 @@ pub fn instructions_from_wire(list: &[Instruction]) -> Result<Vec<Action>, OfpEr
     let mut out = Vec::new();
     let mut goto = None;
     let mut write_metadata = None;
+    let mut clear = None;
+    let mut write = None;
     for i in list {
         match i {
             Instruction::ApplyActions(a) => actions_from_wire(a, &mut out, false)?,
@@ -473,12 +475,23 @@ pub fn instructions_from_wire(list: &[Instruction]) -> Result<Vec<Action>, OfpEr
             Instruction::WriteMetadata { metadata, mask } => {
                 write_metadata = Some(Action::WriteMetadata { value: *metadata & *mask, mask: *mask })
             }
-            Instruction::WriteActions(_) | Instruction::ClearActions | Instruction::Meter(_) => {
-                return Err(OfpError::UnsupportedInstruction);
+            Instruction::ClearActions => clear = Some(Action::ClearActions),
+            Instruction::WriteActions(a) => {
+                let mut set = Vec::new();
+                actions_from_wire(a, &mut set, false)?;
+                // As OVS's decoder: actions the action set cannot hold.
+                if set.iter().any(|a| matches!(a, Action::Note(_) | Action::Clone(_))) {
+                    return Err(OfpError::BadActionType);
+                }
+                write = (!set.is_empty()).then_some(Action::WriteActions(set));
             }
+            Instruction::Meter(_) => return Err(OfpError::UnsupportedInstruction),
         }
     }
-    // The instruction order: apply-actions, write-metadata, goto-table.
+    // The instruction order: apply-actions, clear-actions, write-actions, write-metadata,
+    // goto-table.
+    out.extend(clear);
+    out.extend(write);
     out.extend(write_metadata);
     out.extend(goto.map(Action::GotoTable));
     Ok(out)
@@ -648,6 +661,9 @@ fn check_vlan_actions(actions: &[Action], mut tagged: bool, v: Version) -> Resul
             Action::PushVlan(_) | Action::ModVlanVid(_) | Action::ModVlanPcp(_) => tagged = true,
             Action::StripVlan => tagged = false,
             Action::Clone(inner) => check_vlan_actions(inner, tagged, v)?,
+            // `ovs-ofctl` finds no protocol for a 1.1+ action in it under 1.0 (where it
+            // drops the instruction otherwise); 1.1+ does not check the action set's tags.
+            Action::WriteActions(inner) if v == Version::Of10 => check_vlan_actions(inner, tagged, v)?,
             _ => {}
         }
     }
@@ -656,10 +672,12 @@ fn check_vlan_actions(actions: &[Action], mut tagged: bool, v: Version) -> Resul
 
 /// OpenFlow 1.0 has no set-field: `ovs-ofctl` sends a VLAN one (valid only with a tag,
 /// checked before) as the 1.0 action, which on a tagged frame is the same, and a
-/// register's as a Nicira `load` (`clone`s included).
+/// register's as a Nicira `load` (`clone`s included). Nor has it instructions: `ovs-ofctl`
+/// drops `clear_actions` and `write_actions(...)` without a word.
 fn of10_actions(actions: Vec<Action>) -> Vec<Action> {
     actions
         .into_iter()
+        .filter(|a| !matches!(a, Action::ClearActions | Action::WriteActions(_)))
         .map(|a| match a {
             Action::Set(SetField::VlanVid(x)) => Action::ModVlanVid(x),
             Action::Set(SetField::VlanPcp(x)) => Action::ModVlanPcp(x),
@@ -683,9 +701,10 @@ pub fn printed_in(text: &str, v: Version) -> String {
 }
 
 /// Words of the only actions that read differently by version: VLAN actions, a
-/// register's `set_field` (a `load` under OpenFlow 1.0) and `write_metadata` (with
-/// `goto_table` only under OpenFlow 1.3).
-const VERSION_DEPENDENT: [&str; 3] = ["vlan", "set_field", "write_metadata"];
+/// register's `set_field` (a `load` under OpenFlow 1.0), `write_metadata` (with
+/// `goto_table` only under OpenFlow 1.3) and the action set's instructions (dropped under
+/// 1.0).
+const VERSION_DEPENDENT: [&str; 4] = ["vlan", "set_field", "write_metadata", "_actions"];
 
 /// Whether a rule (as the rule model prints it) may read differently by version.
 pub fn depends_on_version(text: &str) -> bool {
@@ -797,6 +816,8 @@ pub fn actions_to_wire(rule: &Rule, v: Version) -> Result<Vec<Instruction>, &'st
     if !list.is_empty() {
         out.push(Instruction::ApplyActions(list));
     }
+    out.extend(after.clear.then_some(Instruction::ClearActions));
+    out.extend(after.write.map(Instruction::WriteActions));
     out.extend(after.write_metadata);
     out.extend(after.goto.map(Instruction::GotoTable));
     Ok(out)
@@ -805,6 +826,8 @@ pub fn actions_to_wire(rule: &Rule, v: Version) -> Result<Vec<Instruction>, &'st
 /// The instructions that follow the apply-actions list.
 #[derive(Default)]
 struct After {
+    clear: bool,
+    write: Option<Vec<WireAction>>,
     write_metadata: Option<Instruction>,
     goto: Option<u8>,
 }
@@ -905,6 +928,14 @@ fn list_to_wire(
                 // A clone's tag changes are undone after it.
                 let inner = list_to_wire(inner, m, v, &mut tagged.clone(), &mut After::default())?;
                 list.push(WireAction::Clone(inner));
+            }
+            // OpenFlow 1.0 has no instructions: `ovs-ofctl` leaves them out.
+            Action::ClearActions | Action::WriteActions(_) if v == Version::Of10 => {}
+            Action::ClearActions => after.clear = true,
+            Action::WriteActions(ref inner) => {
+                // Encoded as OVS encodes it: with the tag state the rule's actions leave
+                // (its own changes do not carry on).
+                after.write = Some(list_to_wire(inner, m, v, &mut tagged.clone(), &mut After::default())?);
             }
         }
     }

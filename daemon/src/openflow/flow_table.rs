@@ -50,7 +50,8 @@ pub fn outputs_to(rule: &Rule, port: u32) -> bool {
     port == OFPP_ANY || list_outputs_to(&rule.actions, port)
 }
 
-/// Whether an action list outputs to `port`, a `clone`'s included (as OVS looks into it).
+/// Whether an action list outputs to `port`, a `clone`'s and `write_actions`' included (as
+/// OVS looks into them).
 fn list_outputs_to(actions: &[Action], port: u32) -> bool {
     actions.iter().any(|a| match *a {
         Action::Output(p) => p == port,
@@ -59,7 +60,7 @@ fn list_outputs_to(actions: &[Action], port: u32) -> bool {
         Action::All => port == OFPP_ALL,
         Action::Normal => port == OFPP_NORMAL,
         Action::Controller { .. } => port == OFPP_CONTROLLER,
-        Action::Clone(ref inner) => list_outputs_to(inner, port),
+        Action::Clone(ref inner) | Action::WriteActions(ref inner) => list_outputs_to(inner, port),
         _ => false,
     })
 }

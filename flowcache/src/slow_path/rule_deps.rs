@@ -17,15 +17,18 @@
 //!   lookup's in_port (`resubmit(P,T)` changes it) and with whatever earlier actions
 //!   rewrote. [`RuleDeps::fixed`] is the part of the megaflow mask the lookups see
 //!   unchanged: the megaflow's mask minus in_port (checked against the recorded lookup
-//!   in_ports instead), minus every field a datapath action of the megaflow writes
-//!   (set-field, VLAN push/pop/set, TTL), minus the L4 ports unless the megaflow is known
-//!   to cover only non-fragments (fragments look up with ports 0). If R disagrees with
-//!   the megaflow's key on a fixed bit, no packet of the megaflow can match R.
+//!   in_ports instead), minus every field an action had rewritten when a lookup read the
+//!   key (`Translation::rewritten`: set-field, VLAN push/pop/set, TTL), minus the L4
+//!   ports unless the megaflow is known to cover only non-fragments (fragments look up
+//!   with ports 0). If R disagrees with the megaflow's key on a fixed bit, no packet of
+//!   the megaflow can match R. The rewrites come from the translation, not from the
+//!   datapath actions: a tag edit waits for the next output to be committed (as in OVS),
+//!   so one that no output follows (`strip_vlan,goto_table:2` and no output after) has
+//!   no datapath action, yet table 2 looked the untagged packet up.
 //!
-//! An abandoned translation (resubmit loop) executes no actions, so its rewrites are not
-//! visible in its (empty) action list: nothing of its mask counts as fixed. Nor does a
-//! slow-path megaflow's (its one action sends packets to the slow path, whatever the
-//! rules before the stop rewrote).
+//! An abandoned translation (resubmit loop) or a slow-path megaflow counts nothing of its
+//! mask as fixed (a slow-path megaflow's one action sends packets to the slow path,
+//! whatever the rules before the stop rewrote).
 //!
 //! A slow-path megaflow (a lookup needed the ND fields the key lacks) credits no rule,
 //! yet its being one depends on rules: those its path matched before the stop, and the ND
@@ -40,9 +43,8 @@
 //! revalidating every megaflow of the bridge (see `SlowPath::change_rules`). The
 //! megaflows to test are found through `flow_index`, not by walking the mirror.
 
-use crate::actions::{DpAction, DpActions};
 use crate::key::{FRAG_ANY, FlowKey, Mask};
-use crate::xlate::{Field, RuleRef, RuleTables, Translation, match_key};
+use crate::xlate::{RuleRef, RuleTables, Translation, match_key};
 
 /// One table lookup of a translation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,37 +98,6 @@ impl AddedRule {
     }
 }
 
-/// Key bits that some action in `actions` writes.
-fn written_bits(actions: &DpActions) -> Mask {
-    let mut m = Mask::ZERO;
-    let field = |m: &mut Mask, f: Field| *m = m.union(&f.mask_of(f.all_ones()));
-    for a in actions {
-        match a {
-            DpAction::Output(_) | DpAction::Controller { .. } => {}
-            DpAction::SetEthSrc(_) => field(&mut m, Field::DlSrc),
-            DpAction::SetEthDst(_) => field(&mut m, Field::DlDst),
-            DpAction::PushVlan { .. }
-            | DpAction::PopVlan
-            | DpAction::ReplaceVlan { .. }
-            | DpAction::SetVlanVid(_)
-            | DpAction::SetVlanPcp(_) => {
-                m.set_vlan_tci(0, 0xffff);
-                m.set_vlan_tci(1, 0xffff);
-            }
-            DpAction::SetIpv4Src(_) => field(&mut m, Field::NwSrc),
-            DpAction::SetIpv4Dst(_) => field(&mut m, Field::NwDst),
-            DpAction::SetIpv6Src(_) => field(&mut m, Field::Ipv6Src),
-            DpAction::SetIpv6Dst(_) => field(&mut m, Field::Ipv6Dst),
-            DpAction::SetIpv6Label(_) => field(&mut m, Field::Ipv6Label),
-            DpAction::SetIpDscp(_) | DpAction::SetIpEcn(_) => field(&mut m, Field::NwTos),
-            DpAction::SetTtl(_) | DpAction::DecTtl => field(&mut m, Field::NwTtl),
-            DpAction::SetTpSrc(_) => field(&mut m, Field::TpSrc),
-            DpAction::SetTpDst(_) => field(&mut m, Field::TpDst),
-        }
-    }
-    m
-}
-
 /// Rules whose deletion must revalidate a megaflow from `t` although it matched them
 /// without crediting them: for a slow-path megaflow, those its path matched before the stop
 /// and the ND rules of the table it stopped at (see the module documentation). Empty for
@@ -162,7 +133,7 @@ impl RuleDeps {
         let fixed = if t.error.is_some() || t.slow_path_at.is_some() {
             Mask::ZERO
         } else {
-            let mut unstable = written_bits(&t.actions);
+            let mut unstable = t.rewritten;
             unstable.set_in_port(u32::MAX);
             let non_fragment = mask.nw_frag() & FRAG_ANY != 0 && key.nw_frag() & FRAG_ANY == 0;
             if !non_fragment {

@@ -370,6 +370,30 @@ fn rewritten_fields_are_not_used_to_skip_revalidation() {
         if megaflow.actions.last() == Some(&DpAction::Output(3))));
 }
 
+/// A tag edit waits for the next output to become a datapath action (as OVS commits it),
+/// so one that no output follows leaves no action at all, yet the later lookups saw the
+/// edited tag: a rule added on it must revalidate the megaflow (slow-path differential
+/// seed 5309733: `strip_vlan,goto_table:2` into an empty table 2, then a rule on
+/// `vlan_tci=0` in table 2). The same for a VID set and set back around a lookup (no
+/// action either: the commit compares only the final TCI).
+#[test]
+fn uncommitted_tag_edits_are_not_used_to_skip_revalidation() {
+    let tagged = extract(&crate::testpkt::with_vlan(&tcp4_frame(&TCP4), 0x8100, 10), 1);
+    for (rules_text, added) in [
+        (["priority=10,actions=strip_vlan,goto_table:2"], "table=2,priority=5,vlan_tci=0,actions=dec_ttl"),
+        (
+            ["priority=10,actions=mod_vlan_vid:20,resubmit(,2),mod_vlan_vid:10"],
+            "table=2,priority=5,dl_vlan=20,actions=output:3",
+        ),
+    ] {
+        let mut sp = slow_path(&rules_text, 1, Default::default());
+        let (id, mf) = installed(&sp.handle_upcall(&up(0, tagged), 0), 0);
+        assert_eq!(mf.actions, vec![], "{rules_text:?}: no output, no action");
+        let cmds = sp.add_flows("br0", rules(&[added]), 1).unwrap();
+        assert_eq!(cmds, vec![(0, PmdCommand::Remove { ids: vec![id] })], "{added}");
+    }
+}
+
 /// The ovsdiff case "normal-keeps-flooding-after-learning" (seed 183), at the state
 /// machine: a flood megaflow towards A, then a frame *from* A on the same port (A is
 /// learned on port 1), then another frame towards A from port 1, which must be dropped

@@ -53,6 +53,7 @@
 //!
 //! [`DpAction::DecTtl`]: crate::actions::DpAction::DecTtl
 
+mod action_set;
 mod fields;
 mod mac;
 mod prefix_trie;
@@ -126,6 +127,11 @@ pub struct Translation {
     /// the slow path. `rules` is then empty (the slow path credits each packet), `trace`
     /// has the lookups before it.
     pub slow_path_at: Option<(u8, u32)>,
+    /// The key bits an action had rewritten (written, moved between tag slots, derived)
+    /// when some table lookup read the key: where a lookup may have seen other values than
+    /// the packet's. Writes waiting for a commit count too, though no datapath action may
+    /// ever show them (a `strip_vlan` or `mod_vlan_vid` with no output after it).
+    pub rewritten: Mask,
 }
 
 impl Translation {

@@ -80,8 +80,10 @@ pub fn evaluate_with_nd(
         retag: None,
         vlan_base: None,
         pending_pop: None,
+        action_set: Vec::new(),
     };
     ev.table(0, ferrovs_config::port_from_16(key.in_port()), 0);
+    ev.run_action_set();
     if let Some((start, end)) = ev.retag
         && end == ev.out.actions.len()
     {
@@ -121,6 +123,8 @@ struct Eval<'a> {
     /// A `strip_vlan` not done on the packet yet, and the TPID of a tag pushed in its
     /// place since (OVS compares the two at the commit: the datapath's `ReplaceVlan`).
     pending_pop: Option<Option<u16>>,
+    /// What `write_actions` wrote since the last `clear_actions`, in order.
+    action_set: Vec<Action>,
 }
 
 fn masked_eq<T: Copy>(v: Option<ferrovs_config::rules::Masked<T>>, pkt: u128, conv: impl Fn(T) -> u128) -> bool {
@@ -354,6 +358,8 @@ impl Eval<'_> {
             | Action::Group(_)
             | Action::Note(_)
             | Action::Clone(_) => {}
+            Action::ClearActions => self.action_set.clear(),
+            Action::WriteActions(ref list) => self.action_set.extend_from_slice(list),
             Action::Load { dst, value, .. } => self.store(dst, value),
             Action::Move { src, dst } => {
                 let v = self.fetch(src);
@@ -361,6 +367,75 @@ impl Eval<'_> {
             }
             Action::WriteMetadata { value, mask } => {
                 self.regs.metadata = (self.regs.metadata & !mask) | (value & mask);
+            }
+        }
+    }
+
+    /// The action set at the pipeline's end: nothing without an output, group or resubmit;
+    /// otherwise the last pop, push and dec_ttl, every field write in order, and the one
+    /// group, else the last output, else the last resubmit; run as table 0's rule would.
+    fn run_action_set(&mut self) {
+        let set = std::mem::take(&mut self.action_set);
+        let last = |f: fn(&Action) -> bool| set.iter().rev().find(|a| f(a)).cloned();
+        let output = |a: &Action| {
+            matches!(
+                a,
+                Action::Output(_)
+                    | Action::InPort
+                    | Action::Flood
+                    | Action::All
+                    | Action::Normal
+                    | Action::Controller { .. }
+            )
+        };
+        let Some(fin) = last(|a| matches!(a, Action::Group(_)))
+            .or_else(|| last(output))
+            .or_else(|| last(|a| matches!(a, Action::Resubmit(_))))
+        else {
+            return;
+        };
+        let mut list: Vec<Action> = [
+            last(|a| matches!(a, Action::StripVlan)),
+            last(|a| matches!(a, Action::PushVlan(_))),
+            last(|a| matches!(a, Action::DecTtl)),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        list.extend(
+            set.iter()
+                .filter(|a| {
+                    matches!(
+                        a,
+                        Action::Set(_)
+                            | Action::Load { .. }
+                            | Action::Move { .. }
+                            | Action::ModVlanVid(_)
+                            | Action::ModVlanPcp(_)
+                    )
+                })
+                .cloned(),
+        );
+        list.push(fin);
+        let cookie = self.out.rules.first().map_or(u64::MAX, |&i| self.rules[i].cookie);
+        for a in &list {
+            if self.out.aborted {
+                return;
+            }
+            match *a {
+                Action::Controller { max_len } => self.emit_observer(DpAction::Controller {
+                    in_port: self.ingress,
+                    max_len,
+                    reason: crate::actions::REASON_ACTION,
+                    table: 0,
+                    cookie,
+                }),
+                Action::Resubmit(Resubmit { in_port, table }) => {
+                    let t = if table == Some(255) { 0 } else { table.unwrap_or(0) };
+                    self.table(t, in_port.unwrap_or(self.in_port), 1)
+                }
+                Action::DecTtl if self.ip() && self.pkt.nw_ttl() < 2 => return,
+                _ => self.action(a),
             }
         }
     }

@@ -55,6 +55,7 @@ use std::time::Duration;
 
 use ferrovs_config::rules::{Action, GroupKind, PacketField, Registers, Resubmit, SetField, Subfield, SubfieldField};
 
+use super::action_set;
 use super::fields::Field;
 use super::mac::{MacKey, MacLearn, MacTable, is_multicast, is_reserved};
 use super::rule_index::Proof;
@@ -175,6 +176,20 @@ impl KeyState {
         self.vlan_written = [self.vlan_written[1], 0xffff];
     }
 
+    /// The key bits on which `cur` may differ from the packet: whatever an action wrote,
+    /// moved or derived. (Ports of a fragment, read as 0, are not included.)
+    fn rewritten(&self) -> Mask {
+        let mut m = self.written;
+        if self.vlan_src != [Some(0), Some(1)] || self.vlan_written != [0; 2] {
+            m.set_vlan_tci(0, 0xffff);
+            m.set_vlan_tci(1, 0xffff);
+        }
+        if self.ttl_derived {
+            m.set_nw_ttl(0xff);
+        }
+        m
+    }
+
     fn set_outer_vlan_bits(&mut self, bits: u16, value: u16) {
         let t = self.cur.vlan_tci(0);
         self.cur.set_vlan_tci(0, (t & !bits) | (value & bits));
@@ -229,6 +244,11 @@ struct Ctx<'a> {
     /// A `strip_vlan` whose `PopVlan` waits for the commit, and the TPID of a tag pushed
     /// in its place since: see [`Ctx::commit_vlan`].
     pending_pop: Option<Option<u16>>,
+    /// [`Translation::rewritten`]: the union of [`KeyState::rewritten`] at every lookup.
+    rewritten: Mask,
+    /// The action set: every action `write_actions` added since the last `clear_actions`
+    /// (see `action_set`), run when the pipeline ends ([`Ctx::run_action_set`]).
+    action_set: Vec<Action>,
 }
 
 /// How a table lookup finds the winner and the witness bits.
@@ -422,6 +442,7 @@ impl<'a> Ctx<'a> {
             self.error = Some(XlateError::TooManyLookups);
             return;
         }
+        self.rewritten = self.rewritten.union(&self.st.rewritten());
         let hit = self.lookup(table, lookup_port);
         if self.slow_path {
             return;
@@ -654,17 +675,50 @@ impl<'a> Ctx<'a> {
                 if depth + 1 > MAX_DEPTH {
                     self.error = Some(XlateError::TooDeep);
                 } else {
-                    self.on_copy(actions, table, depth + 1);
+                    self.clone_actions(actions, table, depth + 1);
                 }
             }
+            Action::ClearActions => self.action_set.clear(),
+            Action::WriteActions(ref actions) => self.action_set.extend(actions.iter().cloned()),
         }
         Flow::Continue
     }
 
-    /// Runs `actions` on a copy of the packet and the registers, as a group bucket and
-    /// `clone` do: afterwards both are as they were (see [`Ctx::restore`]). A `dec_ttl`
-    /// exception ends the copy's actions only.
-    fn on_copy(&mut self, actions: &[Action], table: u8, depth: usize) {
+    /// Runs the action set (emptying it) as OVS does when the pipeline ends: the actions
+    /// of [`action_set::execution_list`], as a rule of table 0 would run them (a
+    /// `resubmit` without a table looks up table 0; a packet-in reports table 0 and the
+    /// cookie of the rule that matched there). A `dec_ttl` exception ends the list. What a
+    /// table resubmitted to from here writes to the set is never run (OVS runs the set
+    /// once).
+    fn run_action_set(&mut self) {
+        let list = action_set::execution_list(&std::mem::take(&mut self.action_set));
+        let cookie = self.rules.first().map_or(u64::MAX, |&r| self.tables.rule(r).cookie);
+        for a in &list {
+            if self.stopped() {
+                break;
+            }
+            if let Action::Controller { max_len } = *a {
+                let reason = REASON_ACTION;
+                self.emit_observer(DpAction::Controller { in_port: self.ingress, max_len, reason, table: 0, cookie });
+            } else if self.action(a, 0, 0) == Flow::StopTable {
+                break;
+            }
+        }
+    }
+
+    /// `clone(ACTIONS)`: [`Ctx::on_copy`], with a copy of the action set too, which runs
+    /// at the clone's end (on the clone's packet: OVS's `clone_xlate_actions`); the
+    /// rule's own action set is as it was afterwards.
+    fn clone_actions(&mut self, actions: &[Action], table: u8, depth: usize) {
+        let set = self.action_set.clone();
+        self.on_copy(actions, table, depth, Self::run_action_set);
+        self.action_set = set;
+    }
+
+    /// Runs `actions`, then `at_end`, on a copy of the packet and the registers, as a
+    /// group bucket and `clone` do: afterwards both are as they were (see
+    /// [`Ctx::restore`]). A `dec_ttl` exception ends the copy's actions only.
+    fn on_copy(&mut self, actions: &[Action], table: u8, depth: usize, at_end: fn(&mut Self)) {
         let saved = self.st.clone();
         let in_port = self.in_port;
         for a in actions {
@@ -672,6 +726,7 @@ impl<'a> Ctx<'a> {
                 break;
             }
         }
+        at_end(self);
         self.in_port = in_port;
         self.restore(saved);
     }
@@ -766,7 +821,10 @@ impl<'a> Ctx<'a> {
     }
 
     /// `group:ID`: each bucket's actions (all of them for `all`, the one for `indirect`)
-    /// on its own copy of the packet: after a bucket the packet is restored (see
+    /// on its own copy of the packet, as an action set (OpenFlow's buckets are: ordered
+    /// and reduced by [`action_set::execution_list`], as OVS runs them; the pipeline's own
+    /// action set is not copied, a bucket's `resubmit` may write to it as in OVS). After
+    /// a bucket the packet is restored (see
     /// [`Ctx::restore`]), so later buckets and the rule's later actions see it as it
     /// was. A group the bridge lacks does nothing (a group-mod delete removes the rules
     /// that use it, as in OVS, so only a race can get here).
@@ -782,7 +840,7 @@ impl<'a> Ctx<'a> {
             GroupKind::Indirect => &group.buckets[..group.buckets.len().min(1)],
         };
         for bucket in buckets {
-            self.on_copy(bucket, table, depth);
+            self.on_copy(&action_set::execution_list(bucket), table, depth, |_| {});
         }
     }
 
@@ -1147,6 +1205,7 @@ pub(crate) fn translate(
     } else {
         cx.table(0, cx.in_port, 0, true);
     }
+    cx.run_action_set();
     cx.finish()
 }
 
@@ -1173,6 +1232,7 @@ pub(crate) fn translate_actions(
             break;
         }
     }
+    cx.run_action_set();
     cx.finish()
 }
 
@@ -1203,6 +1263,8 @@ impl<'a> Ctx<'a> {
             retag: None,
             vlan_base: None,
             pending_pop: None,
+            rewritten: Mask::ZERO,
+            action_set: Vec::new(),
         }
     }
 
@@ -1245,6 +1307,7 @@ impl<'a> Ctx<'a> {
             mac_deps: self.mac_deps,
             error: self.error,
             slow_path_at: self.slow_path_at,
+            rewritten: self.rewritten,
         }
     }
 }

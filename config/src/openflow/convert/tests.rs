@@ -266,3 +266,40 @@ fn the_version_that_reads_rules_back_is_found() {
     let mixed = [of10[0].clone(), regs[0].clone()];
     assert!(version_reading_back(&mixed, Version::Of10).is_err());
 }
+
+/// A controller's flow-mod with OFPIT_CLEAR_ACTIONS and OFPIT_WRITE_ACTIONS loads, and
+/// encodes back (dump-flows) as it came, in the instruction order; OpenFlow 1.0 has no
+/// instructions (`ovs-ofctl` drops them); the action set cannot hold a note or a clone.
+#[test]
+fn action_set_instructions_round_trip() {
+    for text in [
+        "ip,actions=output:1,clear_actions,write_actions(dec_ttl,mod_nw_dst:10.0.0.1,group:3)",
+        "actions=write_actions(mod_vlan_vid:5,output:2),write_metadata:0x1/0xf",
+        "actions=clear_actions",
+    ] {
+        let got = roundtrip(text, MatchForm::Tlv, Version::Of13, false);
+        assert!(got.actions.iter().any(|a| matches!(a, Action::ClearActions | Action::WriteActions(_))), "{text}");
+        let rule = parse_flow(text).unwrap();
+        let ins = actions_to_wire(&rule, Version::Of10).unwrap();
+        assert!(ins.iter().all(|i| matches!(i, Instruction::ApplyActions(_))), "{text}: {ins:?}");
+    }
+    let rule = parse_flow("actions=clear_actions,write_actions(output:2)").unwrap();
+    assert_eq!(
+        actions_to_wire(&rule, Version::Of13).unwrap(),
+        vec![Instruction::ClearActions, Instruction::WriteActions(vec![WireAction::Output { port: 2, max_len: 0 }])]
+    );
+    assert_eq!(as_loaded(rule, Version::Of10).unwrap().actions, vec![]);
+    let empty = WireMatch { fields: vec![] };
+    let note = vec![Instruction::WriteActions(vec![WireAction::Note(vec![1, 0, 0, 0, 0, 0])])];
+    assert_eq!(rule_from_wire(&wire_rule(&empty, &note)), Err(OfpError::BadActionType));
+    // The instruction order of the wire does not matter; the model's is fixed.
+    let reversed = vec![
+        Instruction::WriteActions(vec![WireAction::Output { port: 2, max_len: 0 }]),
+        Instruction::ClearActions,
+        Instruction::ApplyActions(vec![WireAction::Output { port: 1, max_len: 0 }]),
+    ];
+    assert_eq!(
+        rule_from_wire(&wire_rule(&empty, &reversed)).map(|r| r.to_string()),
+        Ok("priority=1 actions=output:1,clear_actions,write_actions(output:2)".to_string())
+    );
+}
