@@ -33,11 +33,11 @@
 //!   internal port, [`crate::ports::LOCAL_PORT`]); `TABLE` and `NONE` are refused:
 //!   `TABLE` is for packet-outs only.
 
-use crate::field::{PipelineField, Prereq};
+use crate::field::{Access, PipelineField, Prereq};
 use crate::flow_syntax::split_actions;
 use crate::match_builder::Locate;
 use crate::rule_error::RuleError;
-use crate::rules::{Action, Match, Position, Resubmit, SetField, Subfield, SubfieldField};
+use crate::rules::{Action, Match, PacketField, Position, Resubmit, SetField, Subfield, SubfieldField};
 use crate::values::{
     ValueError, parse_ipv4, parse_ipv6, parse_mac, parse_masked_wide_uint, parse_port_number, parse_uint,
     parse_wide_uint,
@@ -51,6 +51,9 @@ pub(crate) enum ActionPrereq {
     Match2(Prereq, Prereq),
     /// A match on a present VLAN tag (`dl_vlan=N`, `dl_vlan_pcp=P` or `vlan_tci=0x1000/0x1000`).
     VlanTag,
+    /// A present VLAN tag and the match prerequisite (`move` between `vlan_pcp` and a
+    /// packet field that has one).
+    VlanTagAnd(Prereq),
 }
 
 /// Every action keyword the parser knows (reserved ports in any case; a bare number is
@@ -95,7 +98,7 @@ pub const ACTION_NAMES: [&str; 33] = [
 
 /// The packet fields `set_field` writes, by every name it takes (registers and the
 /// metadata are `PipelineField`s). Like [`ACTION_NAMES`], the parser refuses others first.
-pub const SET_FIELD_NAMES: [&str; 28] = [
+pub const SET_FIELD_NAMES: [&str; 40] = [
     "eth_src",
     "dl_src",
     "eth_dst",
@@ -124,6 +127,18 @@ pub const SET_FIELD_NAMES: [&str; 28] = [
     "udp_dst",
     "sctp_src",
     "sctp_dst",
+    "icmp_type",
+    "icmp_code",
+    "icmpv6_type",
+    "icmpv6_code",
+    "arp_op",
+    "arp_spa",
+    "arp_tpa",
+    "arp_sha",
+    "arp_tha",
+    "nd_target",
+    "nd_sll",
+    "nd_tll",
 ];
 
 /// One parsed action, before the list is checked.
@@ -159,6 +174,10 @@ pub(crate) fn parse_action_text(text: &str, locate: Locate<'_>) -> Result<Vec<Pa
         let (action, prereq) = match p.name {
             "output" => match reserved_port(arg()?) {
                 Some(a) => simple(a.map_err(|r| RuleError::new(arg_at(0), r))?),
+                // A field (`output:reg0`, `output:NXM_NX_REG0[0..15]`), else a port number.
+                None if arg()?.contains('[') || SubfieldField::by_name(arg()?).is_ok() => {
+                    parse_output_reg(arg()?, &arg_at)?
+                }
                 None => simple(Action::Output(parse_port_number(arg()?).map_err(verr)?)),
             },
             name if p.arg.is_none() => match reserved_port(name) {
@@ -216,12 +235,16 @@ pub(crate) fn parse_action_text(text: &str, locate: Locate<'_>) -> Result<Vec<Pa
                     }));
                     continue;
                 }
-                let (set, prereq) = parse_set_field(arg()?, &arg_at)?;
-                (Some(Action::Set(set)), Some(prereq).flatten())
+                match parse_set_field(arg()?, &arg_at)? {
+                    Some((set, prereq)) => (Some(Action::Set(set)), prereq),
+                    None => {
+                        let (load, prereq) = parse_packet_set_field(arg()?, &arg_at)?;
+                        (Some(load), prereq)
+                    }
+                }
             }
             "load" => {
                 let (actions, prereq) = parse_load(arg()?, &arg_at)?;
-                let prereq = prereq.map(ActionPrereq::Match);
                 let name = p.name.to_string();
                 out.extend(actions.into_iter().map(|a| ParsedAction {
                     action: Some(a),
@@ -310,11 +333,12 @@ fn parse_tos(s: &str) -> Result<u8, ValueError> {
     Ok(v >> 2)
 }
 
-/// `VALUE->FIELD`.
+/// `VALUE->FIELD`: `None` for a field of [`SET_FIELD_NAMES`] that no [`SetField`]
+/// writes (see [`parse_packet_set_field`]).
 fn parse_set_field(
     arg: &str,
     arg_at: &dyn Fn(usize) -> Position,
-) -> Result<(SetField, Option<ActionPrereq>), RuleError> {
+) -> Result<Option<(SetField, Option<ActionPrereq>)>, RuleError> {
     let Some((value, field)) = arg.split_once("->") else {
         return Err(RuleError::new(arg_at(0), "`set_field` must be written `set_field:VALUE->FIELD`"));
     };
@@ -357,11 +381,9 @@ fn parse_set_field(
             let set = if field.ends_with("src") { SetField::TpSrc(port) } else { SetField::TpDst(port) };
             (set, Some(M(prereq)))
         }
-        _ => {
-            return Err(RuleError::new(field_at, format!("`set_field` of field `{field}` is not supported")));
-        }
+        _ => return Ok(None),
     };
-    Ok(set)
+    Ok(Some(set))
 }
 
 /// `note:HH.HH...` (hex byte pairs, dots optional): the bytes, zero-padded as `ovs-ofctl`
@@ -427,18 +449,72 @@ fn parse_subfield(text: &str, at: &dyn Fn(usize) -> Position) -> Result<Subfield
 
 /// A destination of `load`/`move`: a packet field only if ferrovs can write it.
 fn check_writable(dst: Subfield, text: &str, at: Position) -> Result<(), RuleError> {
-    match dst.field {
-        SubfieldField::Packet(p) if !p.def().writable => {
-            Err(RuleError::new(at, format!("`{text}`: writing {} with `load`/`move` is not supported", p.def().nxm)))
+    let SubfieldField::Packet(p) = dst.field else { return Ok(()) };
+    let nxm = p.def().nxm;
+    match p.def().access {
+        Access::ReadWrite => Ok(()),
+        Access::ReadOnly => Err(RuleError::new(at, format!("`{text}`: {nxm} is read-only"))),
+        Access::ReadOnlyHere(why) | Access::Unsupported(why) => {
+            Err(RuleError::new(at, format!("`{text}`: writing {nxm} is not supported: {why}")))
         }
-        _ => Ok(()),
     }
+}
+
+/// What a `load`/`set_field` into `dst` (`write`) or a use of it as a `move` operand or
+/// an `output` port needs from the rule: the field's match prerequisite, and a present
+/// VLAN tag for `vlan_pcp` (OVS's prerequisite of the field) and for a `load` or
+/// `set_field` of `vlan_vid` (OVS's check of a set-field).
+fn operand_prereq(f: SubfieldField, write: bool) -> Option<ActionPrereq> {
+    match f {
+        SubfieldField::Packet(PacketField::VlanPcp) => Some(ActionPrereq::VlanTag),
+        SubfieldField::Packet(PacketField::VlanVid) if write => Some(ActionPrereq::VlanTag),
+        f => f.prereq().map(ActionPrereq::Match),
+    }
+}
+
+/// `output:SRC[...]`: the port number read from a register or field when the action
+/// runs (Nicira's `NXAST_OUTPUT_REG`). At most 64 bits, as OVS's encoding carries: a
+/// wider source `ovs-ofctl` loads as another range of bits.
+fn parse_output_reg(
+    arg: &str,
+    arg_at: &dyn Fn(usize) -> Position,
+) -> Result<(Option<Action>, Option<ActionPrereq>), RuleError> {
+    let src = parse_subfield(arg, arg_at)?;
+    if src.n_bits > 64 {
+        return Err(RuleError::new(
+            arg_at(0),
+            format!("`output:{arg}`: a port read from more than 64 bits is not supported (OVS loads another range)"),
+        ));
+    }
+    Ok((Some(Action::OutputReg(src)), operand_prereq(src.field, false)))
+}
+
+/// `set_field:VALUE->FIELD` of a packet field of [`SET_FIELD_NAMES`] that only `load`
+/// names in ferrovs's model (ICMP type and code; the ARP and neighbour-discovery fields
+/// are refused with the reason): a whole-field load printed as a set-field.
+fn parse_packet_set_field(
+    arg: &str,
+    arg_at: &dyn Fn(usize) -> Position,
+) -> Result<(Action, Option<ActionPrereq>), RuleError> {
+    let (value, name) = arg.split_once("->").expect("checked by parse_set_field");
+    let field_at = arg_at(value.len() + 2);
+    let unsupported = || RuleError::new(field_at, format!("`set_field` of field `{name}` is not supported"));
+    let def = crate::field::PACKET_FIELDS.iter().find(|d| d.names.first() == Some(&name)).ok_or_else(unsupported)?;
+    let dst = Subfield { field: SubfieldField::Packet(def.field), ofs: 0, n_bits: def.width };
+    check_writable(dst, name, field_at)?;
+    if def.field.set_field(0).is_none() {
+        return Err(unsupported());
+    }
+    let max = (1u64 << def.width) - 1;
+    let v = parse_uint(value, max)
+        .map_err(|e| RuleError::new(arg_at(e.offset), format!("invalid value for `{name}`: {}", e.reason)))?;
+    Ok((Action::Load { dst, value: v.into(), set_field: true }, operand_prereq(dst.field, true)))
 }
 
 /// `load:VALUE->DST`: the actions and the prerequisite of a packet field. A load of
 /// more than 64 bits is two loads, low bits first, as `ovs-ofctl` encodes it (Nicira's
 /// `NXAST_REG_LOAD` carries 64 bits).
-fn parse_load(arg: &str, arg_at: &dyn Fn(usize) -> Position) -> Result<(Vec<Action>, Option<Prereq>), RuleError> {
+fn parse_load(arg: &str, arg_at: &dyn Fn(usize) -> Position) -> Result<(Vec<Action>, Option<ActionPrereq>), RuleError> {
     let Some((value, dst_text)) = arg.split_once("->") else {
         return Err(RuleError::new(arg_at(0), "`load` must be written `load:VALUE->DST[...]`"));
     };
@@ -459,7 +535,7 @@ fn parse_load(arg: &str, arg_at: &dyn Fn(usize) -> Position) -> Result<(Vec<Acti
         loads.push(Action::Load { dst: part, value, set_field: false });
         done += n;
     }
-    Ok((loads, dst.field.prereq()))
+    Ok((loads, operand_prereq(dst.field, true)))
 }
 
 /// `move:SRC->DST`: the action and the prerequisites of its packet fields.
@@ -477,10 +553,12 @@ fn parse_move(arg: &str, arg_at: &dyn Fn(usize) -> Position) -> Result<(Action, 
             format!("`move`: source has {} bits and destination {} bits", src.n_bits, dst.n_bits),
         ));
     }
-    let prereq = match (src.field.prereq(), dst.field.prereq()) {
-        (Some(a), Some(b)) => Some(ActionPrereq::Match2(a, b)),
-        (Some(a), None) | (None, Some(a)) => Some(ActionPrereq::Match(a)),
-        (None, None) => None,
+    use ActionPrereq::{Match, Match2, VlanTag, VlanTagAnd};
+    let prereq = match (operand_prereq(src.field, false), operand_prereq(dst.field, false)) {
+        (Some(Match(a)), Some(Match(b))) => Some(Match2(a, b)),
+        (Some(VlanTag), Some(Match(a))) | (Some(Match(a)), Some(VlanTag)) => Some(VlanTagAnd(a)),
+        (a, None) | (None, a) => a,
+        (a, _) => a,
     };
     Ok((Action::Move { src, dst }, prereq))
 }
@@ -603,7 +681,8 @@ fn check_list(
             let inside = if nest == Nest::Clone { "clone" } else { "write_actions" };
             return Err(RuleError::new(p.position, format!("`{}` is an instruction: not inside `{inside}`", p.name)));
         }
-        if nest == Nest::ActionSet && matches!(action, Action::Note(_) | Action::Clone(_)) {
+        // OVS 3.1 refuses `output:SRC` in the action set too ("disallowed action in action set").
+        if nest == Nest::ActionSet && matches!(action, Action::Note(_) | Action::Clone(_) | Action::OutputReg(_)) {
             return Err(RuleError::new(p.position, format!("`{}` is not allowed in the action set", p.name)));
         }
         if let Action::GotoTable(t) = action {
@@ -635,7 +714,7 @@ fn check_list(
         }
         stage = this;
         let unmet = match p.prereq {
-            Some(ActionPrereq::Match(a)) => [Some(a), None],
+            Some(ActionPrereq::Match(a) | ActionPrereq::VlanTagAnd(a)) => [Some(a), None],
             Some(ActionPrereq::Match2(a, b)) => [Some(a), Some(b)],
             _ => [None, None],
         };
@@ -645,7 +724,7 @@ fn check_list(
                 format!("`{}` of this field requires the rule to match on {}", p.name, pr.describe()),
             ));
         }
-        if p.prereq == Some(ActionPrereq::VlanTag) && !*tagged {
+        if matches!(p.prereq, Some(ActionPrereq::VlanTag | ActionPrereq::VlanTagAnd(_))) && !*tagged {
             return Err(RuleError::new(
                 p.position,
                 format!(
@@ -662,6 +741,10 @@ fn check_list(
             }
             Action::StripVlan => {
                 *tagged = false;
+                action
+            }
+            Action::Load { .. } | Action::Move { .. } => {
+                *tagged = crate::rules::tagged_after_write(&action, *tagged);
                 action
             }
             // The clone runs on a copy: what it does to the tag is undone after it. So does
@@ -859,9 +942,24 @@ mod tests {
             assert_eq!(reason, format!("unknown or unsupported action `{name}`"));
         }
         assert_eq!(
-            err("actions=load:1->NXM_OF_IP_TOS[]"),
-            (17, "field `NXM_OF_IP_TOS` is not supported in `load`/`move`".into())
+            err("actions=load:1->NXM_NX_TUN_ID[]"),
+            (17, "field `NXM_NX_TUN_ID` is not supported in `load`/`move`".into())
         );
+        assert_eq!(
+            err("icmp6,actions=move:nd_target[]->xxreg0[]"),
+            (
+                20,
+                "field `nd_target` is not supported in `load`/`move`: the flow key does not hold the \
+                 neighbour-discovery fields"
+                    .into()
+            )
+        );
+        assert_eq!(
+            err("arp,actions=load:1->arp_op[]"),
+            (21, "`arp_op[]`: writing NXM_OF_ARP_OP is not supported: the datapath has no ARP header rewrite".into())
+        );
+        assert!(err("arp,actions=set_field:1.2.3.4->arp_spa").1.contains("no ARP header rewrite"));
+        assert!(err("icmp6,actions=set_field:1->nd_sll").1.contains("neighbour-discovery"));
     }
 
     #[test]
@@ -914,6 +1012,7 @@ mod tests {
         assert!(err("actions=write_actions(clear_actions)").1.contains("instruction"));
         assert!(err("actions=write_actions(note:01)").1.contains("not allowed in the action set"));
         assert!(err("actions=write_actions(clone(output:1))").1.contains("not allowed in the action set"));
+        assert!(err("actions=write_actions(output:NXM_NX_REG0[0..15])").1.contains("not allowed in the action set"));
         assert!(err("actions=write_actions(drop,output:1)").1.contains("cannot be combined"));
         // Checked with the tag state the actions before it leave; its own changes stay in.
         assert!(err("dl_vlan=3,actions=strip_vlan,write_actions(set_field:5->vlan_vid)").1.contains("VLAN tag"));
@@ -960,7 +1059,7 @@ mod tests {
         assert!(err("actions=load:5->reg0[0..40]").1.contains("only 32 bits wide"));
         assert!(err("actions=move:reg0[0..3]->reg1[0..4]").1.contains("4 bits and destination 5 bits"));
         assert!(err("actions=move:NXM_OF_IP_SRC[]->reg0[]").1.contains("requires the rule to match on ip"));
-        assert!(err("ip,actions=move:NXM_OF_IN_PORT[]->NXM_OF_ETH_TYPE[]").1.contains("not supported"));
+        assert!(err("ip,actions=move:NXM_OF_IN_PORT[]->NXM_OF_ETH_TYPE[]").1.contains("read-only"));
         assert_eq!(err("actions=write_metadata:1,output:1").0, 26);
         assert!(err("actions=write_metadata:1,write_metadata:2").1.contains("only once"));
         let xreg = Subfield { field: SubfieldField::Xreg(0), ofs: 0, n_bits: 64 };

@@ -137,6 +137,7 @@ impl Display for Action {
         match *self {
             Action::Output(LOCAL_PORT) => f.write_str("LOCAL"),
             Action::Output(p) => write!(f, "output:{p}"),
+            Action::OutputReg(src) => write!(f, "output:{src}"),
             Action::InPort => f.write_str("IN_PORT"),
             Action::Flood => f.write_str("FLOOD"),
             Action::All => f.write_str("ALL"),
@@ -163,8 +164,8 @@ impl Display for Action {
                     SubfieldField::Xreg(n) => format!("xreg{n}"),
                     SubfieldField::Xxreg(n) => format!("xxreg{n}"),
                     SubfieldField::Metadata => "metadata".to_string(),
-                    // Not produced by the parser: a packet field's set_field is `Set`.
-                    SubfieldField::Packet(_) => return write!(f, "load:{}->{dst}", hex(value)),
+                    // A packet field no `SetField` writes (`icmp_type`): its `ovs-fields` name.
+                    SubfieldField::Packet(p) => return write!(f, "set_field:{value}->{}", p.def().names[0]),
                 };
                 write!(f, "set_field:{}->{name}", hex(value))
             }

@@ -511,24 +511,61 @@ impl PipelineField {
     }
 }
 
+/// Whether `load`/`move` may write a packet field, or use it at all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Read and written (as a set-field of the whole field, or, for `in_port` and the
+    /// VLAN fields, as the translator writes those: see [`PacketField::set_field`]).
+    ReadWrite,
+    /// A move source only: OVS refuses it as a destination too.
+    ReadOnly,
+    /// A move source only in ferrovs (OVS writes it): the reason.
+    ReadOnlyHere(&'static str),
+    /// Neither read nor written in ferrovs (OVS does both): the reason.
+    Unsupported(&'static str),
+}
+
 /// One packet field `load`/`move` can name (see [`PacketField`]): its NXM name (how
-/// `ovs-ofctl` prints it), its other names, where it is stored, its width and its
-/// prerequisite (OVS refuses an action on a field whose prerequisite the match lacks).
+/// `ovs-ofctl` prints it), its other names, where it is stored (which bits of which
+/// slot), its width and its prerequisite (OVS refuses an action on a field whose
+/// prerequisite the match lacks).
 #[derive(Debug)]
 pub struct PacketFieldDef {
     pub field: PacketField,
     pub nxm: &'static str,
     pub names: &'static [&'static str],
     pub slot: MatchSlot,
-    /// Width in bits as `load`/`move` see it (`NXM_OF_IN_PORT` is 16 bits).
+    /// The bits of the slot that hold the field, as a value of the slot.
+    pub bits: u128,
+    /// How far the field's value is shifted up in the slot (`ip_dscp` 2, `vlan_pcp` 13;
+    /// `nw_tos` 0: OVS's `NXM_OF_IP_TOS` is the TOS byte with the ECN bits zero).
+    pub shift: u32,
+    /// Width in bits as `load`/`move` see it (`NXM_OF_IN_PORT` is 16 bits, `NXM_OF_ARP_OP`
+    /// 16 over the key's 8-bit opcode, which OVS also keeps in 8 bits).
     pub width: u16,
     pub prereq: Option<Prereq>,
-    /// Whether ferrovs can write it with `load`/`move` (as a `set_field` of the whole
-    /// field, or, for `in_port` and `vlan_tci`, as the translator writes those: see
-    /// [`PacketField::set_field`]); the others are read-only here.
-    pub writable: bool,
+    pub access: Access,
 }
 
+impl PacketFieldDef {
+    /// The field's value in a slot value.
+    pub fn get(&self, slot_value: u128) -> u128 {
+        (slot_value & self.bits) >> self.shift
+    }
+
+    /// The slot bits that hold the field bits `field_bits` (bits beyond the slot's share
+    /// are dropped, as OVS drops them: `NXM_OF_IP_TOS`'s low two bits, `vlan_pcp`'s 3..7).
+    pub fn slot_bits(&self, field_bits: u128) -> u128 {
+        (field_bits << self.shift) & self.bits
+    }
+
+    /// Whether ferrovs reads the field (`move` source).
+    pub fn readable(&self) -> bool {
+        !matches!(self.access, Access::Unsupported(_))
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
 const fn pf(
     field: PacketField,
     nxm: &'static str,
@@ -536,32 +573,107 @@ const fn pf(
     slot: MatchSlot,
     width: u16,
     prereq: Option<Prereq>,
-    writable: bool,
+    access: Access,
 ) -> PacketFieldDef {
-    PacketFieldDef { field, nxm, names, slot, width, prereq, writable }
+    PacketFieldDef { field, nxm, names, slot, bits: slot.all_ones(), shift: 0, width, prereq, access }
 }
 
-/// The packet fields of `load`/`move`.
-pub static PACKET_FIELDS: [PacketFieldDef; 15] = {
+impl PacketFieldDef {
+    /// The same field over only `bits` of its slot, shifted up by `shift`.
+    const fn part(mut self, bits: u128, shift: u32) -> Self {
+        self.bits = bits;
+        self.shift = shift;
+        self
+    }
+}
+
+/// Why ferrovs cannot write the ARP fields.
+const ARP_WRITE: &str = "the datapath has no ARP header rewrite";
+/// Why ferrovs cannot read or write the neighbour-discovery fields.
+const ND_FIELDS: &str = "the flow key does not hold the neighbour-discovery fields";
+
+/// The packet fields of `load`/`move`: every L2-L4 field of ovs-fields(7) without
+/// conntrack, tunnels or MPLS. The first name after the NXM one is the `ovs-fields` name
+/// a whole-field `set_field` prints (OpenFlow 1.3).
+pub static PACKET_FIELDS: [PacketFieldDef; 37] = {
+    use Access::{ReadOnly, ReadOnlyHere, ReadWrite as RW, Unsupported};
     use MatchSlot as S;
     use PacketField::*;
     use Prereq::*;
     [
-        pf(InPort, "NXM_OF_IN_PORT", &["in_port"], S::InPort, 16, None, true),
-        pf(EthSrc, "NXM_OF_ETH_SRC", &["eth_src", "dl_src"], S::DlSrc, 48, None, true),
-        pf(EthDst, "NXM_OF_ETH_DST", &["eth_dst", "dl_dst"], S::DlDst, 48, None, true),
-        pf(EthType, "NXM_OF_ETH_TYPE", &["eth_type", "dl_type"], S::DlType, 16, None, false),
-        pf(VlanTci, "NXM_OF_VLAN_TCI", &["vlan_tci"], S::VlanTci, 16, None, true),
-        pf(IpProto, "NXM_OF_IP_PROTO", &["nw_proto", "ip_proto"], S::NwProto, 8, Some(IpAny), false),
-        pf(IpSrc, "NXM_OF_IP_SRC", &["ip_src", "nw_src"], S::NwSrc, 32, Some(Ip), true),
-        pf(IpDst, "NXM_OF_IP_DST", &["ip_dst", "nw_dst"], S::NwDst, 32, Some(Ip), true),
-        pf(IpTtl, "NXM_NX_IP_TTL", &["nw_ttl"], S::NwTtl, 8, Some(IpAny), true),
-        pf(TcpSrc, "NXM_OF_TCP_SRC", &["tcp_src"], S::TpSrc, 16, Some(Tcp), true),
-        pf(TcpDst, "NXM_OF_TCP_DST", &["tcp_dst"], S::TpDst, 16, Some(Tcp), true),
-        pf(UdpSrc, "NXM_OF_UDP_SRC", &["udp_src"], S::TpSrc, 16, Some(Udp), true),
-        pf(UdpDst, "NXM_OF_UDP_DST", &["udp_dst"], S::TpDst, 16, Some(Udp), true),
-        pf(Ipv6Src, "NXM_NX_IPV6_SRC", &["ipv6_src"], S::Ipv6Src, 128, Some(Ipv6), true),
-        pf(Ipv6Dst, "NXM_NX_IPV6_DST", &["ipv6_dst"], S::Ipv6Dst, 128, Some(Ipv6), true),
+        pf(InPort, "NXM_OF_IN_PORT", &["in_port"], S::InPort, 16, None, RW),
+        pf(EthSrc, "NXM_OF_ETH_SRC", &["eth_src", "dl_src", "OXM_OF_ETH_SRC"], S::DlSrc, 48, None, RW),
+        pf(EthDst, "NXM_OF_ETH_DST", &["eth_dst", "dl_dst", "OXM_OF_ETH_DST"], S::DlDst, 48, None, RW),
+        pf(EthType, "NXM_OF_ETH_TYPE", &["eth_type", "dl_type", "OXM_OF_ETH_TYPE"], S::DlType, 16, None, ReadOnly),
+        pf(VlanTci, "NXM_OF_VLAN_TCI", &["vlan_tci"], S::VlanTci, 16, None, RW),
+        pf(VlanVid, "OXM_OF_VLAN_VID", &["vlan_vid"], S::VlanTci, 12, None, RW).part(0x0fff, 0),
+        pf(VlanPcp, "OXM_OF_VLAN_PCP", &["vlan_pcp"], S::VlanTci, 3, None, RW).part(0xe000, 13),
+        pf(
+            IpProto,
+            "NXM_OF_IP_PROTO",
+            &["nw_proto", "ip_proto", "OXM_OF_IP_PROTO"],
+            S::NwProto,
+            8,
+            Some(IpAny),
+            ReadOnly,
+        ),
+        pf(IpSrc, "NXM_OF_IP_SRC", &["ip_src", "nw_src", "OXM_OF_IPV4_SRC"], S::NwSrc, 32, Some(Ip), RW),
+        pf(IpDst, "NXM_OF_IP_DST", &["ip_dst", "nw_dst", "OXM_OF_IPV4_DST"], S::NwDst, 32, Some(Ip), RW),
+        pf(IpTtl, "NXM_NX_IP_TTL", &["nw_ttl"], S::NwTtl, 8, Some(IpAny), RW),
+        pf(IpTos, "NXM_OF_IP_TOS", &["nw_tos"], S::NwTos, 8, Some(IpAny), RW).part(0xfc, 0),
+        pf(IpDscp, "OXM_OF_IP_DSCP", &["ip_dscp"], S::NwTos, 6, Some(IpAny), RW).part(0xfc, 2),
+        pf(IpEcn, "NXM_NX_IP_ECN", &["nw_ecn", "ip_ecn", "OXM_OF_IP_ECN"], S::NwTos, 2, Some(IpAny), RW).part(0x03, 0),
+        pf(IpFrag, "NXM_NX_IP_FRAG", &["nw_frag", "ip_frag"], S::NwFrag, 2, Some(IpAny), ReadOnly).part(0x03, 0),
+        pf(TcpSrc, "NXM_OF_TCP_SRC", &["tcp_src", "OXM_OF_TCP_SRC"], S::TpSrc, 16, Some(Tcp), RW),
+        pf(TcpDst, "NXM_OF_TCP_DST", &["tcp_dst", "OXM_OF_TCP_DST"], S::TpDst, 16, Some(Tcp), RW),
+        pf(UdpSrc, "NXM_OF_UDP_SRC", &["udp_src", "OXM_OF_UDP_SRC"], S::TpSrc, 16, Some(Udp), RW),
+        pf(UdpDst, "NXM_OF_UDP_DST", &["udp_dst", "OXM_OF_UDP_DST"], S::TpDst, 16, Some(Udp), RW),
+        pf(SctpSrc, "OXM_OF_SCTP_SRC", &["sctp_src"], S::TpSrc, 16, Some(Sctp), RW),
+        pf(SctpDst, "OXM_OF_SCTP_DST", &["sctp_dst"], S::TpDst, 16, Some(Sctp), RW),
+        pf(TcpFlags, "NXM_NX_TCP_FLAGS", &["tcp_flags", "OXM_OF_TCP_FLAGS"], S::TcpFlags, 12, Some(Tcp), ReadOnly),
+        pf(IcmpType, "NXM_OF_ICMP_TYPE", &["icmp_type", "OXM_OF_ICMPV4_TYPE"], S::TpSrc, 8, Some(Icmp), RW)
+            .part(0xff, 0),
+        pf(IcmpCode, "NXM_OF_ICMP_CODE", &["icmp_code", "OXM_OF_ICMPV4_CODE"], S::TpDst, 8, Some(Icmp), RW)
+            .part(0xff, 0),
+        pf(Icmpv6Type, "NXM_NX_ICMPV6_TYPE", &["icmpv6_type", "OXM_OF_ICMPV6_TYPE"], S::TpSrc, 8, Some(Icmpv6), RW)
+            .part(0xff, 0),
+        pf(Icmpv6Code, "NXM_NX_ICMPV6_CODE", &["icmpv6_code", "OXM_OF_ICMPV6_CODE"], S::TpDst, 8, Some(Icmpv6), RW)
+            .part(0xff, 0),
+        pf(ArpOp, "NXM_OF_ARP_OP", &["arp_op", "OXM_OF_ARP_OP"], S::NwProto, 16, Some(Arp), ReadOnlyHere(ARP_WRITE)),
+        pf(ArpSpa, "NXM_OF_ARP_SPA", &["arp_spa", "OXM_OF_ARP_SPA"], S::NwSrc, 32, Some(Arp), ReadOnlyHere(ARP_WRITE)),
+        pf(ArpTpa, "NXM_OF_ARP_TPA", &["arp_tpa", "OXM_OF_ARP_TPA"], S::NwDst, 32, Some(Arp), ReadOnlyHere(ARP_WRITE)),
+        pf(ArpSha, "NXM_NX_ARP_SHA", &["arp_sha", "OXM_OF_ARP_SHA"], S::ArpSha, 48, Some(Arp), ReadOnlyHere(ARP_WRITE)),
+        pf(ArpTha, "NXM_NX_ARP_THA", &["arp_tha", "OXM_OF_ARP_THA"], S::ArpTha, 48, Some(Arp), ReadOnlyHere(ARP_WRITE)),
+        pf(Ipv6Src, "NXM_NX_IPV6_SRC", &["ipv6_src", "OXM_OF_IPV6_SRC"], S::Ipv6Src, 128, Some(Ipv6), RW),
+        pf(Ipv6Dst, "NXM_NX_IPV6_DST", &["ipv6_dst", "OXM_OF_IPV6_DST"], S::Ipv6Dst, 128, Some(Ipv6), RW),
+        pf(Ipv6Label, "NXM_NX_IPV6_LABEL", &["ipv6_label", "OXM_OF_IPV6_FLABEL"], S::Ipv6Label, 20, Some(Ipv6), RW),
+        pf(
+            NdTarget,
+            "NXM_NX_ND_TARGET",
+            &["nd_target", "OXM_OF_IPV6_ND_TARGET"],
+            S::NdTarget,
+            128,
+            Some(Icmpv6),
+            Unsupported(ND_FIELDS),
+        ),
+        pf(
+            NdSll,
+            "NXM_NX_ND_SLL",
+            &["nd_sll", "OXM_OF_IPV6_ND_SLL"],
+            S::NdSll,
+            48,
+            Some(Icmpv6),
+            Unsupported(ND_FIELDS),
+        ),
+        pf(
+            NdTll,
+            "NXM_NX_ND_TLL",
+            &["nd_tll", "OXM_OF_IPV6_ND_TLL"],
+            S::NdTll,
+            48,
+            Some(Icmpv6),
+            Unsupported(ND_FIELDS),
+        ),
     ]
 };
 
@@ -571,9 +683,11 @@ impl PacketField {
     }
 
     /// The set-field that writes `value` (the whole field) into a writable field; `None`
-    /// for a read-only one, and for `in_port` and `vlan_tci`, which no set-field writes:
-    /// `in_port` is translation state (later outputs, `in_port`, `normal` and `flood` see
-    /// the new one), and a TCI whose 0x1000 bit is clear removes the tag.
+    /// for a read-only one, and for the fields no set-field writes the way OVS's `load`
+    /// does: `in_port` is translation state (later outputs, `in_port`, `normal` and
+    /// `flood` see the new one), a TCI whose 0x1000 bit is clear removes the tag, a VID
+    /// written to an absent tag stays in the flow without pushing one, and a PCP pushes
+    /// one (the translator writes those three itself).
     pub fn set_field(self, value: u128) -> Option<SetField> {
         use PacketField::*;
         let mac = |v: u128| {
@@ -586,11 +700,19 @@ impl PacketField {
             IpSrc => SetField::NwSrc(Ipv4Addr::from(value as u32)),
             IpDst => SetField::NwDst(Ipv4Addr::from(value as u32)),
             IpTtl => SetField::NwTtl(value as u8),
-            TcpSrc | UdpSrc => SetField::TpSrc(value as u16),
-            TcpDst | UdpDst => SetField::TpDst(value as u16),
+            IpTos => SetField::IpDscp(((value as u8) & 0xfc) >> 2),
+            IpDscp => SetField::IpDscp((value as u8) & 0x3f),
+            IpEcn => SetField::NwEcn((value as u8) & 0x03),
+            TcpSrc | UdpSrc | SctpSrc => SetField::TpSrc(value as u16),
+            TcpDst | UdpDst | SctpDst => SetField::TpDst(value as u16),
+            // ICMP type and code live in the low byte of the port slots (as in OVS's flow).
+            IcmpType | Icmpv6Type => SetField::TpSrc(u16::from(value as u8)),
+            IcmpCode | Icmpv6Code => SetField::TpDst(u16::from(value as u8)),
             Ipv6Src => SetField::Ipv6Src(Ipv6Addr::from(value)),
             Ipv6Dst => SetField::Ipv6Dst(Ipv6Addr::from(value)),
-            InPort | EthType | VlanTci | IpProto => return None,
+            Ipv6Label => SetField::Ipv6Label((value as u32) & 0xfffff),
+            InPort | EthType | VlanTci | VlanVid | VlanPcp | IpProto | IpFrag | TcpFlags | ArpOp | ArpSpa | ArpTpa
+            | ArpSha | ArpTha | NdTarget | NdSll | NdTll => return None,
         })
     }
 }
@@ -647,6 +769,9 @@ impl SubfieldField {
             return Ok(SubfieldField::Metadata);
         }
         if let Some(d) = PACKET_FIELDS.iter().find(|d| d.nxm == name || d.names.contains(&name)) {
+            if let Access::Unsupported(why) = d.access {
+                return Err(format!("field `{name}` is not supported in `load`/`move`: {why}"));
+            }
             return Ok(SubfieldField::Packet(d.field));
         }
         Err(format!("field `{name}` is not supported in `load`/`move`"))

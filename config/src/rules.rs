@@ -128,8 +128,8 @@ impl Registers {
     }
 }
 
-/// A packet field that `load` and `move` can read (and, where `PacketFieldDef::writable`,
-/// write), named as OVS's NXM fields.
+/// A packet field that `load` and `move` can read (and, where `PacketFieldDef::access`
+/// allows, write), named as OVS's NXM fields.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum PacketField {
     InPort,
@@ -137,16 +137,47 @@ pub enum PacketField {
     EthDst,
     EthType,
     VlanTci,
+    /// `vlan_vid` (`OXM_OF_VLAN_VID`): the 12 VID bits of the outer TCI.
+    VlanVid,
+    /// `vlan_pcp` (`OXM_OF_VLAN_PCP`): the 3 PCP bits of the outer TCI.
+    VlanPcp,
     IpProto,
     IpSrc,
     IpDst,
     IpTtl,
+    /// `nw_tos` (`NXM_OF_IP_TOS`): the TOS byte with its ECN bits read as zero.
+    IpTos,
+    /// `ip_dscp` (`OXM_OF_IP_DSCP`): the six DSCP bits.
+    IpDscp,
+    /// `nw_ecn` / `ip_ecn` (`NXM_NX_IP_ECN`).
+    IpEcn,
+    /// `nw_frag` (`NXM_NX_IP_FRAG`), read-only.
+    IpFrag,
     TcpSrc,
     TcpDst,
     UdpSrc,
     UdpDst,
+    SctpSrc,
+    SctpDst,
+    /// `tcp_flags` (`NXM_NX_TCP_FLAGS`), read-only.
+    TcpFlags,
+    IcmpType,
+    IcmpCode,
+    Icmpv6Type,
+    Icmpv6Code,
+    ArpOp,
+    ArpSpa,
+    ArpTpa,
+    ArpSha,
+    ArpTha,
     Ipv6Src,
     Ipv6Dst,
+    Ipv6Label,
+    /// The neighbour-discovery fields: named so that `load`/`move` refuse them with the
+    /// reason (the flow key does not hold them), never as unknown.
+    NdTarget,
+    NdSll,
+    NdTll,
 }
 
 /// What a `load`/`move` operand names.
@@ -176,6 +207,37 @@ impl Subfield {
     pub fn bits(&self) -> u128 {
         let ones = if self.n_bits >= 128 { u128::MAX } else { (1u128 << self.n_bits) - 1 };
         ones << self.ofs
+    }
+}
+
+/// Whether the packet surely has a VLAN tag after a `load`/`move` (`a`) when it had one
+/// (`tagged`) before, as OVS's action check tracks it (it applies the write to the flow it
+/// checks with): a load of the TCI's 0x1000 bit sets it to that bit, a move into that bit
+/// clears it (the value is unknown), a load or move into `vlan_pcp` sets it. Other
+/// actions: `tagged` unchanged.
+pub fn tagged_after_write(a: &Action, tagged: bool) -> bool {
+    const CFI: u128 = 0x1000;
+    match *a {
+        Action::Load { dst: Subfield { field: SubfieldField::Packet(PacketField::VlanTci), .. }, .. }
+        | Action::Move { dst: Subfield { field: SubfieldField::Packet(PacketField::VlanTci), .. }, .. }
+            if a_dst_bits(a) & CFI == 0 =>
+        {
+            tagged
+        }
+        Action::Load {
+            dst: Subfield { field: SubfieldField::Packet(PacketField::VlanTci), ofs, .. }, value, ..
+        } => (value << ofs) & CFI != 0,
+        Action::Move { dst: Subfield { field: SubfieldField::Packet(PacketField::VlanTci), .. }, .. } => false,
+        Action::Load { dst: Subfield { field: SubfieldField::Packet(PacketField::VlanPcp), .. }, .. }
+        | Action::Move { dst: Subfield { field: SubfieldField::Packet(PacketField::VlanPcp), .. }, .. } => true,
+        _ => tagged,
+    }
+}
+
+fn a_dst_bits(a: &Action) -> u128 {
+    match a {
+        Action::Load { dst, .. } | Action::Move { dst, .. } => dst.bits(),
+        _ => 0,
     }
 }
 
@@ -217,6 +279,11 @@ pub enum Action {
     /// `output:N` (or a bare port number). Output to the ingress port is dropped, as in
     /// OpenFlow; use [`Action::InPort`] for that.
     Output(u32),
+    /// `output:SRC[...]`: out the port whose number is in the bits of a register or field
+    /// when the action runs (a 16-bit OpenFlow port: the reserved ones, `IN_PORT`,
+    /// `NORMAL`, `FLOOD`, `ALL`, `CONTROLLER`, `LOCAL` and `TABLE`, act as their actions; a
+    /// larger value or a port the bridge lacks sends nothing), as OVS's `output_reg`.
+    OutputReg(Subfield),
     /// `in_port`: send back out the ingress port.
     InPort,
     /// `flood`: every port of the bridge but the ingress port (and ports with no-flood).

@@ -123,6 +123,10 @@ fn ovs_rule_text(ovs: &str) -> String {
     parts.join(",")
 }
 
+const ARP_WRITE: &str =
+    "OVS writes the ARP fields; ferrovs refuses (the datapath has no ARP rewrite: docs/OVS-DIFFERENCES.md)";
+const ND_FIELDS: &str = "the flow key does not hold the neighbour-discovery fields: ferrovs refuses their load/move/set_field (docs/OVS-DIFFERENCES.md)";
+
 /// Rules of `fields.flows` whose outcome differs from `ovs-ofctl`'s, each with the
 /// reason; the test fails if one of them comes to agree (then it leaves this list) or
 /// another one differs. (version 10/13 or 0 for both, rule, reason)
@@ -181,6 +185,56 @@ const FIELD_DIFFERENCES: &[(u8, &str, &str)] = &[
         0,
         "icmp6,icmp_type=136,nd_sll=00:11:22:33:44:55,actions=drop",
         "OVS drops nd_sll outside a neighbour solicitation; ferrovs refuses (docs/OVS-DIFFERENCES.md)",
+    ),
+    (
+        0,
+        "arp,actions=load:0xffff->NXM_OF_ARP_OP[],load:1->NXM_OF_ARP_OP[0],move:reg2[0..15]->NXM_OF_ARP_OP[0..15]",
+        ARP_WRITE,
+    ),
+    (
+        0,
+        "rarp,actions=load:0xffff->NXM_OF_ARP_SPA[],load:1->NXM_OF_ARP_SPA[0],move:reg2[0..31]->NXM_OF_ARP_SPA[0..31]",
+        ARP_WRITE,
+    ),
+    (
+        0,
+        "arp,actions=load:0xffff->NXM_OF_ARP_TPA[],load:1->NXM_OF_ARP_TPA[0],move:reg2[0..31]->NXM_OF_ARP_TPA[0..31]",
+        ARP_WRITE,
+    ),
+    (
+        0,
+        "arp,actions=load:0xffff->NXM_NX_ARP_SHA[],load:1->NXM_NX_ARP_SHA[0],move:reg2[0..31]->NXM_NX_ARP_SHA[0..31]",
+        ARP_WRITE,
+    ),
+    (
+        0,
+        "arp,actions=load:0xffff->NXM_NX_ARP_THA[],load:1->NXM_NX_ARP_THA[0],move:reg2[0..31]->NXM_NX_ARP_THA[0..31]",
+        ARP_WRITE,
+    ),
+    (0, "arp,actions=set_field:2->arp_op", ARP_WRITE),
+    (0, "arp,actions=set_field:10.0.0.1->arp_spa,set_field:10.0.0.2->arp_tpa", ARP_WRITE),
+    (0, "arp,actions=set_field:00:11:22:33:44:55->arp_sha,set_field:00:11:22:33:44:66->arp_tha", ARP_WRITE),
+    (
+        0,
+        "icmp6,icmp_type=135,actions=move:NXM_NX_ND_TARGET[0]->reg0[0],move:nd_target[1]->reg0[1],move:OXM_OF_IPV6_ND_TARGET[2]->reg0[2]",
+        ND_FIELDS,
+    ),
+    (
+        0,
+        "icmp6,icmp_type=135,actions=move:NXM_NX_ND_SLL[0]->reg0[0],move:nd_sll[1]->reg0[1],move:OXM_OF_IPV6_ND_SLL[2]->reg0[2]",
+        ND_FIELDS,
+    ),
+    (
+        0,
+        "icmp6,icmp_type=136,actions=move:NXM_NX_ND_TLL[0]->reg0[0],move:nd_tll[1]->reg0[1],move:OXM_OF_IPV6_ND_TLL[2]->reg0[2]",
+        ND_FIELDS,
+    ),
+    (0, "icmp6,icmp_type=135,actions=set_field:fd00::1->nd_target,set_field:00:11:22:33:44:55->nd_sll", ND_FIELDS),
+    (0, "icmp6,icmp_type=136,actions=set_field:00:11:22:33:44:55->nd_tll", ND_FIELDS),
+    (
+        0,
+        "actions=output:xxreg0[]",
+        "OVS encodes at most 64 bits of an output:FIELD and holds another range (NXM_NX_XXREG0[1..64]); ferrovs refuses",
     ),
 ];
 

@@ -166,14 +166,56 @@ fn sub(field: SubfieldField, ofs: u16, n_bits: u16) -> Subfield {
     Subfield { field, ofs, n_bits }
 }
 
-/// A `load`, `move` or `write_metadata` over registers 0 and 1, the metadata and a few
-/// packet fields (read: in_port, eth_src, nw_proto, tp_dst, nw_dst; written: eth_dst,
-/// tp_src, nw_ttl, ipv6_dst, in_port, vlan_tci).
+/// Random bits of a packet field of `load`/`move` other than in_port and vlan_tci (which
+/// have their own cases): one ferrovs reads (`write`: also writes).
+fn packet_subfield(r: &mut Rng, write: bool) -> Subfield {
+    use ferrovs_config::field::{Access, PACKET_FIELDS};
+    let defs: Vec<_> = PACKET_FIELDS
+        .iter()
+        .filter(|d| !matches!(d.field, PacketField::InPort | PacketField::VlanTci))
+        .filter(|d| if write { d.access == Access::ReadWrite } else { d.readable() })
+        .collect();
+    let d = defs[r.below(defs.len() as u64) as usize];
+    let (ofs, n_bits) = match r.below(3) {
+        0 => (0, d.width),
+        _ => {
+            let n = 1 + r.below(d.width.min(16) as u64) as u16;
+            (r.below((d.width - n + 1) as u64) as u16, n)
+        }
+    };
+    sub(SubfieldField::Packet(d.field), ofs, n_bits)
+}
+
+/// A `load`, `move` or `write_metadata` over registers 0 and 1, the metadata and the
+/// packet fields (in_port and vlan_tci in cases of their own), or an `output` to the port
+/// in a register (some loads put reserved ports there: IN_PORT, NORMAL, FLOOD, LOCAL).
 fn gen_pipeline_action(r: &mut Rng) -> Action {
     use PacketField as P;
     use SubfieldField::{Metadata, Packet, Reg};
     let reg = |r: &mut Rng| Reg(r.below(2) as u8);
-    match r.below(10) {
+    match r.below(14) {
+        10 => {
+            let src = packet_subfield(r, false);
+            let n = src.n_bits.min(32);
+            Action::Move { src: Subfield { n_bits: n, ..src }, dst: sub(reg(r), 0, n) }
+        }
+        11 => {
+            let dst = packet_subfield(r, true);
+            if r.chance(50) {
+                let value = r.next_u64() as u128 & ((1u128 << dst.n_bits.min(64)) - 1);
+                Action::Load { dst, value, set_field: false }
+            } else {
+                let src = packet_subfield(r, false);
+                let n = src.n_bits.min(dst.n_bits);
+                Action::Move { src: Subfield { n_bits: n, ..src }, dst: Subfield { n_bits: n, ..dst } }
+            }
+        }
+        12 => Action::OutputReg(sub(reg(r), 0, 16)),
+        13 => Action::Load {
+            dst: sub(Reg(1), 0, 16),
+            value: r.pick(&[1u128, 2, 3, 9, 0xfff8, 0xfffa, 0xfffb, 0xfffc, 0xfffe, 0xffff]),
+            set_field: false,
+        },
         0 => Action::Load { dst: sub(reg(r), 0, 32), value: r.below(4) as u128, set_field: r.chance(50) },
         1 => Action::Load { dst: sub(reg(r), 0, 1), value: r.below(2) as u128, set_field: false },
         2 => Action::Load { dst: sub(Metadata, 0, 8), value: r.below(4) as u128, set_field: false },
@@ -314,6 +356,12 @@ fn covered(p: &FlowKey, mask: &Mask, noise: &FlowKey) -> FlowKey {
     let mut q = FlowKey::ZERO;
     for i in 0..8 {
         q.w[i] = (p.w[i] & mask.w[i]) | (noise.w[i] & !mask.w[i]);
+    }
+    // A tag whose bits (a VID or PCP read) are in the mask with a non-zero value is present.
+    for slot in 0..2 {
+        if p.vlan_tci(slot) & mask.vlan_tci(slot) != 0 {
+            q.set_vlan_tci(slot, q.vlan_tci(slot) | VLAN_PRESENT);
+        }
     }
     if q.vlan_tci(0) & VLAN_PRESENT == 0 {
         q.set_vlan_tci(0, 0);

@@ -1193,3 +1193,37 @@ fn group_buckets_run_as_action_sets() {
         vec![DpAction::SetEthSrc(mac7), DpAction::Output(3), DpAction::SetEthSrc(p.dl_src()), DpAction::Output(2)]
     );
 }
+
+/// `output:SRC` reads the port from the register when the action runs (a reserved port
+/// acts as its action); `normal` with a written in_port the bridge lacks does nothing, as
+/// OVS's xlate_normal without an input bundle.
+#[test]
+fn output_to_a_register_reads_the_port_at_run_time() {
+    let p = key(1, &udp_frame([10, 0, 0, 1], 1, 2, 0));
+    let t = of13_tables(&["actions=load:2->NXM_NX_REG0[16..31],output:NXM_NX_REG0[16..31],output:reg1"]);
+    both_lookups(&t, &p, &[DpAction::Output(2)], &base_mask());
+    let t = of13_tables(&["actions=load:0xfff8->NXM_NX_REG0[0..15],output:reg0,load:0xfffb->reg1[],output:reg1"]);
+    let all_but_1 = [DpAction::Output(1), DpAction::Output(2), DpAction::Output(3)];
+    both_lookups(&t, &p, &all_but_1, &base_mask());
+    let t = of13_tables(&["actions=load:0->NXM_OF_IN_PORT[],NORMAL,output:NXM_OF_IN_PORT[],output:2"]);
+    both_lookups(&t, &p, &[DpAction::Output(2)], &base_mask());
+}
+
+/// A `move` from part of the TOS byte reads exactly those bits (through the key state,
+/// so a field written before costs none); a `load` of `NXM_OF_IP_TOS` drops the ECN bits
+/// and one of `ip_ecn` leaves the DSCP alone.
+#[test]
+fn loads_and_moves_on_the_tos_byte_read_and_write_only_their_bits() {
+    let mut p = key(1, &udp_frame([10, 0, 0, 1], 1, 2, 0));
+    p.set_nw_tos(0xb9);
+    let t = of13_tables(&["ip,actions=move:OXM_OF_IP_DSCP[0..3]->NXM_OF_ETH_DST[0..3],output:2"]);
+    let mut dst = DST;
+    dst[5] = (dst[5] & 0xf0) | ((0xb9 >> 2) & 0xf);
+    // (and the other bits of eth_dst, which the set-field of the whole address writes)
+    let mut mask = l3_mask();
+    mask.set_nw_tos(0x3c);
+    mask.set_dl_dst([0xff, 0xff, 0xff, 0xff, 0xff, 0xf0]);
+    both_lookups(&t, &p, &[DpAction::SetEthDst(dst), DpAction::Output(2)], &mask);
+    let t = of13_tables(&["ip,actions=load:0xff->NXM_OF_IP_TOS[],load:2->ip_ecn[],output:2"]);
+    both_lookups(&t, &p, &[DpAction::SetIpDscp(0x3f), DpAction::SetIpEcn(2), DpAction::Output(2)], &l3_mask());
+}

@@ -3,7 +3,9 @@
 //! (and, rarely, without them or with fields ferrovs refuses, to record what it refuses
 //! that OVS accepts), and action lists mixing rewrites, VLAN edits, `dec_ttl`, forward
 //! `resubmit`/`goto_table`, and the outputs (`output`, `in_port`, `flood`, `all`,
-//! `normal`, `drop`); in some sets registers and metadata (`with_pipeline`).
+//! `normal`, `drop`); in some sets registers and metadata (`with_pipeline`), and
+//! `load`/`move`/`set_field` on the packet fields and `output:FIELD`
+//! (`with_field_writes`).
 
 use crate::pools;
 use crate::rng::Rng;
@@ -310,6 +312,7 @@ pub fn rule_set(rng: &mut Rng) -> RuleSet {
     // so the rules of a seed stay what they were).
     openflow13 |= rng.chance(25);
     with_pipeline(&mut rules);
+    with_field_writes(&mut rules);
     if openflow13 {
         with_action_set(&mut rules);
     }
@@ -421,6 +424,98 @@ fn with_pipeline(rules: &mut [String]) {
                 let at = acts.iter().position(|a| a.starts_with("goto_table")).unwrap_or(acts.len());
                 acts.insert(at, format!("write_metadata:{}/0xff", rng.below(3)));
             }
+        }
+        *rule = format!("{head}actions={}", acts.join(","));
+    }
+}
+
+/// In about 40% of the sets, `load`/`move`/`set_field` on the packet fields (in_port,
+/// vlan_tci, vlan_vid/pcp, the TOS byte's parts, TTL, fragment bits, ports, TCP flags,
+/// ICMP type and code, ARP fields as sources, the IPv6 flow label) as the rule's match
+/// allows, values copied into the Ethernet addresses so that reads show in the output
+/// frame, and `output:FIELD` to a port loaded before. Drawn from a generator of its own,
+/// seeded by the rules' text, so the sets drawn before stay what they were.
+fn with_field_writes(rules: &mut [String]) {
+    let mut rng = rng_of_text(rules, 0x6c62_272e_07bb_0142);
+    if !rng.chance(40) {
+        return;
+    }
+    for rule in rules.iter_mut() {
+        let at = rule.find("actions=").expect("every rule has actions");
+        let (head, acts) = rule.split_at(at);
+        let acts = &acts["actions=".len()..];
+        if acts == "drop" || !rng.chance(60) {
+            continue;
+        }
+        let words: Vec<&str> = head.split(',').collect();
+        let has = |w: &[&str]| words.iter().any(|x| w.contains(x));
+        let ip = has(&["ip", "tcp", "udp", "sctp", "icmp", "ipv6", "tcp6", "udp6", "sctp6", "icmp6"]);
+        let tagged = words.iter().any(|x| x.starts_with("dl_vlan=") && *x != "dl_vlan=0xffff");
+        let mut pool: Vec<String> = vec![
+            format!("load:{}->NXM_OF_IN_PORT[]", rng.range(1, N_PORTS as u64)),
+            "move:NXM_NX_REG0[0..15]->NXM_OF_IN_PORT[]".to_string(),
+            format!("load:{:#x}->NXM_OF_VLAN_TCI[]", rng.pick(&[0u16, 0x100a, 0x3014, 0x0005])),
+            format!("load:{}->NXM_OF_VLAN_TCI[0..11]", rng.pick(&[0u16, 10, 20])),
+            "move:NXM_OF_VLAN_TCI[]->NXM_OF_ETH_DST[0..15]".to_string(),
+            "move:NXM_NX_REG0[0..11]->OXM_OF_VLAN_VID[]".to_string(),
+            "move:OXM_OF_VLAN_VID[]->NXM_OF_ETH_SRC[0..11]".to_string(),
+            format!("load:{}->NXM_NX_REG2[0..15],output:NXM_NX_REG2[0..15]", rng.range(1, N_PORTS as u64)),
+            "output:NXM_OF_IN_PORT[]".to_string(),
+            format!(
+                "load:{:#x}->NXM_NX_REG3[16..31],output:NXM_NX_REG3[16..31]",
+                rng.pick(&[0xfff8u32, 0xfffa, 0xfffb])
+            ),
+        ];
+        if tagged {
+            pool.push(format!("load:{}->OXM_OF_VLAN_PCP[]", rng.below(8)));
+            pool.push(format!("load:{}->OXM_OF_VLAN_VID[]", rng.pick(&[10u16, 20, 0])));
+            pool.push("move:OXM_OF_VLAN_PCP[]->NXM_OF_ETH_DST[0..2]".to_string());
+        }
+        if ip {
+            pool.push(format!("load:{:#x}->NXM_OF_IP_TOS[]", rng.pick(&[0u8, 0xb8, 0x13])));
+            pool.push(format!("load:{}->OXM_OF_IP_DSCP[]", rng.pick(&[0u8, 46, 10])));
+            pool.push(format!("load:{}->NXM_NX_IP_ECN[]", rng.below(4)));
+            pool.push("load:1->NXM_OF_IP_TOS[2..3]".to_string());
+            pool.push("move:NXM_OF_IP_TOS[]->NXM_OF_ETH_DST[0..7]".to_string());
+            pool.push("move:NXM_NX_IP_ECN[]->OXM_OF_IP_DSCP[0..1]".to_string());
+            pool.push("move:NXM_NX_IP_FRAG[]->NXM_OF_ETH_SRC[0..1]".to_string());
+            pool.push("move:NXM_NX_IP_TTL[0..5]->OXM_OF_IP_DSCP[]".to_string());
+            pool.push(format!("load:{}->NXM_NX_IP_TTL[0..3]", rng.below(16)));
+        }
+        if has(&["tcp", "tcp6"]) {
+            pool.push("move:NXM_NX_TCP_FLAGS[]->NXM_OF_ETH_DST[0..11]".to_string());
+            pool.push("move:OXM_OF_TCP_SRC[]->OXM_OF_TCP_DST[]".to_string());
+        }
+        if has(&["udp", "udp6"]) {
+            pool.push(format!("load:{}->OXM_OF_UDP_DST[0..7]", rng.below(256)));
+        }
+        if has(&["sctp", "sctp6"]) {
+            pool.push("move:OXM_OF_SCTP_SRC[]->OXM_OF_SCTP_DST[]".to_string());
+        }
+        if has(&["icmp"]) {
+            pool.push(format!("load:{}->NXM_OF_ICMP_TYPE[]", rng.pick(&[0u8, 3, 8])));
+            pool.push("move:NXM_OF_ICMP_CODE[]->NXM_OF_ICMP_TYPE[]".to_string());
+            pool.push(format!("set_field:{}->icmp_code", rng.below(16)));
+        }
+        if has(&["icmp6"]) {
+            pool.push(format!("load:{}->NXM_NX_ICMPV6_TYPE[]", rng.pick(&[128u8, 129, 1])));
+            pool.push(format!("set_field:{}->icmpv6_code", rng.below(4)));
+            pool.push("move:NXM_NX_ICMPV6_TYPE[]->NXM_OF_ETH_DST[0..7]".to_string());
+        }
+        if has(&["ipv6", "tcp6", "udp6", "sctp6", "icmp6"]) {
+            pool.push(format!("load:{:#x}->NXM_NX_IPV6_LABEL[0..15]", rng.below(0x10000)));
+            pool.push("move:NXM_NX_IPV6_LABEL[]->NXM_OF_ETH_SRC[0..19]".to_string());
+        }
+        if has(&["arp", "rarp"]) {
+            pool.push("move:NXM_OF_ARP_OP[]->NXM_OF_ETH_DST[0..15]".to_string());
+            pool.push("move:NXM_OF_ARP_SPA[]->NXM_OF_ETH_DST[0..31]".to_string());
+            pool.push("move:NXM_NX_ARP_THA[]->NXM_OF_ETH_SRC[]".to_string());
+        }
+        let mut acts: Vec<String> = acts.split(',').map(str::to_string).collect();
+        for _ in 0..rng.range(1, 2) {
+            let a = rng.pick(&pool).clone();
+            // First (the list may hold a `clone(...)` whose commas this split cut).
+            acts.insert(0, a);
         }
         *rule = format!("{head}actions={}", acts.join(","));
     }

@@ -386,6 +386,13 @@ fn set_field(field: Field, value: u128) -> Result<Action, OfpError> {
     Ok(Action::Set(s))
 }
 
+/// A set-field of a packet field that no [`SetField`] writes (`icmp_type`): the model's
+/// whole-field load printed as a set-field.
+fn packet_set_field(field: Field, value: u128) -> Option<Action> {
+    let dst = whole_subfield(field)?;
+    matches!(dst.field, SubfieldField::Packet(_)).then_some(Action::Load { dst, value, set_field: true })
+}
+
 /// One wire action list in the rule model.
 fn actions_from_wire(list: &[WireAction], out: &mut Vec<Action>, packet_out: bool) -> Result<(), OfpError> {
     for a in list {
@@ -416,8 +423,9 @@ fn actions_from_wire(list: &[WireAction], out: &mut Vec<Action>, packet_out: boo
                 let dst = whole_subfield(field).ok_or(OfpError::BadSetType)?;
                 Action::Load { dst, value, set_field: true }
             }
-            WireAction::SetField { field, value } => set_field(field, value)?,
-            WireAction::RegLoad2(MatchField { field, value, mask: None }) => set_field(field, value)?,
+            WireAction::SetField { field, value } | WireAction::RegLoad2(MatchField { field, value, mask: None }) => {
+                set_field(field, value).or_else(|e| packet_set_field(field, value).ok_or(e))?
+            }
             WireAction::RegLoad { dst, value } if subfield(dst).is_some() => {
                 Action::Load { dst: subfield(dst).expect("checked"), value: value.into(), set_field: false }
             }
@@ -426,6 +434,9 @@ fn actions_from_wire(list: &[WireAction], out: &mut Vec<Action>, packet_out: boo
                 if dst.ofs == 0 && u32::from(dst.n_bits) == dst.field.value_bits().count_ones() =>
             {
                 set_field(dst.field, u128::from(value))?
+            }
+            WireAction::OutputReg { src, max_len: u16::MAX } => {
+                Action::OutputReg(subfield(src).ok_or(OfpError::BadSetType)?)
             }
             WireAction::RegMove { src, dst } => match (subfield(src), subfield(dst)) {
                 (Some(src), Some(dst)) => Action::Move { src, dst },
@@ -520,6 +531,27 @@ fn subfield_field(f: Field) -> Option<SubfieldField> {
         Field::UdpDst => SubfieldField::Packet(P::UdpDst),
         Field::Ipv6Src => SubfieldField::Packet(P::Ipv6Src),
         Field::Ipv6Dst => SubfieldField::Packet(P::Ipv6Dst),
+        Field::VlanVid => SubfieldField::Packet(P::VlanVid),
+        Field::VlanPcp => SubfieldField::Packet(P::VlanPcp),
+        Field::NwTos => SubfieldField::Packet(P::IpTos),
+        Field::IpDscp => SubfieldField::Packet(P::IpDscp),
+        Field::IpEcn => SubfieldField::Packet(P::IpEcn),
+        Field::IpFrag => SubfieldField::Packet(P::IpFrag),
+        Field::SctpSrc => SubfieldField::Packet(P::SctpSrc),
+        Field::SctpDst => SubfieldField::Packet(P::SctpDst),
+        Field::TcpFlags => SubfieldField::Packet(P::TcpFlags),
+        Field::Icmpv4Type => SubfieldField::Packet(P::IcmpType),
+        Field::Icmpv4Code => SubfieldField::Packet(P::IcmpCode),
+        Field::Icmpv6Type => SubfieldField::Packet(P::Icmpv6Type),
+        Field::Icmpv6Code => SubfieldField::Packet(P::Icmpv6Code),
+        Field::ArpOp => SubfieldField::Packet(P::ArpOp),
+        Field::ArpSpa => SubfieldField::Packet(P::ArpSpa),
+        Field::ArpTpa => SubfieldField::Packet(P::ArpTpa),
+        Field::ArpSha => SubfieldField::Packet(P::ArpSha),
+        Field::ArpTha => SubfieldField::Packet(P::ArpTha),
+        Field::Ipv6Label => SubfieldField::Packet(P::Ipv6Label),
+        // The neighbour-discovery fields are not in the model's `load`/`move`
+        // (`PacketFieldDef::access`): a message naming them is refused.
         _ => return None,
     })
 }
@@ -548,6 +580,28 @@ fn wire_field(f: SubfieldField) -> Field {
             P::UdpDst => Field::UdpDst,
             P::Ipv6Src => Field::Ipv6Src,
             P::Ipv6Dst => Field::Ipv6Dst,
+            P::VlanVid => Field::VlanVid,
+            P::VlanPcp => Field::VlanPcp,
+            P::IpTos => Field::NwTos,
+            P::IpDscp => Field::IpDscp,
+            P::IpEcn => Field::IpEcn,
+            P::IpFrag => Field::IpFrag,
+            P::SctpSrc => Field::SctpSrc,
+            P::SctpDst => Field::SctpDst,
+            P::TcpFlags => Field::TcpFlags,
+            P::IcmpType => Field::Icmpv4Type,
+            P::IcmpCode => Field::Icmpv4Code,
+            P::Icmpv6Type => Field::Icmpv6Type,
+            P::Icmpv6Code => Field::Icmpv6Code,
+            P::ArpOp => Field::ArpOp,
+            P::ArpSpa => Field::ArpSpa,
+            P::ArpTpa => Field::ArpTpa,
+            P::ArpSha => Field::ArpSha,
+            P::ArpTha => Field::ArpTha,
+            P::Ipv6Label => Field::Ipv6Label,
+            P::NdTarget => Field::NdTarget,
+            P::NdSll => Field::NdSll,
+            P::NdTll => Field::NdTll,
         },
     }
 }
@@ -660,6 +714,7 @@ fn check_vlan_actions(actions: &[Action], mut tagged: bool, v: Version) -> Resul
             }
             Action::PushVlan(_) | Action::ModVlanVid(_) | Action::ModVlanPcp(_) => tagged = true,
             Action::StripVlan => tagged = false,
+            Action::Load { .. } | Action::Move { .. } => tagged = crate::rules::tagged_after_write(a, tagged),
             Action::Clone(inner) => check_vlan_actions(inner, tagged, v)?,
             // `ovs-ofctl` finds no protocol for a 1.1+ action in it under 1.0 (where it
             // drops the instruction otherwise); 1.1+ does not check the action set's tags.
@@ -916,6 +971,7 @@ fn list_to_wire(
                 }))
             }
             Action::Move { src, dst } => list.push(WireAction::RegMove { src: slice(src), dst: slice(dst) }),
+            Action::OutputReg(src) => list.push(WireAction::OutputReg { src: slice(src), max_len: u16::MAX }),
             // OpenFlow 1.0: Nicira's action, last in the list as `ovs-ofctl` writes it.
             Action::WriteMetadata { value, mask } if v == Version::Of10 => {
                 list.push(WireAction::NxWriteMetadata { metadata: value, mask })

@@ -58,6 +58,7 @@ fn kind(a: &Action) -> Kind {
         | Action::WriteMetadata { .. }
         | Action::Note(_)
         | Action::Clone(_)
+        | Action::OutputReg(_)
         | Action::ClearActions
         | Action::WriteActions(_) => Kind::Invalid,
     }

@@ -312,6 +312,15 @@ impl Eval<'_> {
     fn action(&mut self, a: &Action) {
         match *a {
             Action::Output(n) => self.output(n),
+            // TABLE and CONTROLLER from a register are not modelled (as resubmit and
+            // controller are not).
+            Action::OutputReg(src) => match self.fetch(src) {
+                0xfff8 => self.emit_observer(DpAction::Output(self.in_port)),
+                0xfffa => self.normal(),
+                0xfffb | 0xfffc => self.flood(),
+                p if p <= 0xffff => self.output(ferrovs_config::port_from_16(p as u32)),
+                _ => {}
+            },
             Action::InPort => self.emit_observer(DpAction::Output(self.in_port)),
             Action::Flood | Action::All => self.flood(),
             Action::Normal => self.normal(),
@@ -444,7 +453,7 @@ impl Eval<'_> {
     fn fetch(&self, sf: Subfield) -> u128 {
         let full = match sf.field {
             SubfieldField::Packet(PacketField::InPort) => u128::from(ferrovs_config::port_to_16(self.in_port)),
-            SubfieldField::Packet(p) => p.def().slot.get(&self.pkt),
+            SubfieldField::Packet(p) => p.def().get(p.def().slot.get(&self.pkt)),
             f => self.regs.get(f.pipeline().expect("not a packet field")),
         };
         (full & sf.bits()) >> sf.ofs
@@ -481,8 +490,21 @@ impl Eval<'_> {
                     }
                 }
             }
+            // OVS's flow_set_vlan_vid / flow_set_vlan_pcp: the VID of a present or absent
+            // tag; the PCP of a present one.
+            SubfieldField::Packet(p @ (PacketField::VlanVid | PacketField::VlanPcp)) => {
+                let d = p.def();
+                let bits = d.slot_bits(sf.bits()) as u16;
+                let new = d.slot_bits(value << sf.ofs) as u16;
+                if self.tagged() {
+                    self.set_outer(bits, new);
+                } else if p == PacketField::VlanVid {
+                    let t = self.pkt.vlan_tci(0);
+                    self.pkt.set_vlan_tci(0, (t & !bits) | new);
+                }
+            }
             SubfieldField::Packet(p) => {
-                if let Some(set) = p.set_field(put(p.def().slot.get(&self.pkt))) {
+                if let Some(set) = p.set_field(put(p.def().get(p.def().slot.get(&self.pkt)))) {
                     self.set(set);
                 }
             }
@@ -570,6 +592,10 @@ impl Eval<'_> {
     }
 
     fn normal(&mut self) {
+        // No input bundle (a written in_port the bridge lacks): nothing, as OVS.
+        if !self.ports.contains(&self.in_port) {
+            return;
+        }
         let tci = self.pkt.vlan_tci(0);
         // Partial VLAN tag: dropped as malformed (OVS's xlate_normal), nothing learned.
         if tci & VLAN_PRESENT == 0 && (self.pkt.dl_type() == 0x8100 || self.pkt.dl_type() == 0x88a8) {

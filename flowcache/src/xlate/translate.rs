@@ -662,6 +662,7 @@ impl<'a> Ctx<'a> {
             Action::GotoTable(_) => {}
             Action::Group(g) => self.group(g, table, depth + 1),
             Action::Load { dst, value, .. } => self.write_subfield(dst, value),
+            Action::OutputReg(src) => self.output_reg(src, table, depth),
             Action::Move { src, dst } => {
                 let v = self.read_subfield(src);
                 self.write_subfield(dst, v);
@@ -738,9 +739,9 @@ impl<'a> Ctx<'a> {
         let full = match sf.field {
             SubfieldField::Packet(PacketField::InPort) => u128::from(ferrovs_config::port_to_16(self.in_port)),
             SubfieldField::Packet(p) => {
-                let slot = p.def().slot;
-                self.read_field(slot, sf.bits());
-                slot.get(&self.st.cur)
+                let d = p.def();
+                self.read_field(d.slot, d.slot_bits(sf.bits()));
+                d.get(d.slot.get(&self.st.cur))
             }
             f => self.st.regs.get(f.pipeline().expect("not a packet field")),
         };
@@ -765,14 +766,17 @@ impl<'a> Ctx<'a> {
                 let tci = put(u128::from(self.st.cur.vlan_tci(0))) as u16;
                 self.write_vlan_tci(tci);
             }
+            SubfieldField::Packet(PacketField::VlanVid | PacketField::VlanPcp) => self.write_vlan_part(sf, value),
             SubfieldField::Packet(p) => {
-                let slot = p.def().slot;
+                let d = p.def();
                 let whole = sf.ofs == 0 && sf.n_bits == sf.field.width();
+                // The field's other bits (not the rest of a shared slot: a write of the
+                // ECN bits leaves the DSCP to the datapath).
                 let old = if whole {
                     0
                 } else {
-                    self.read_field(slot, slot.all_ones() & !bits);
-                    slot.get(&self.st.cur)
+                    self.read_field(d.slot, d.bits & !d.slot_bits(bits));
+                    d.get(d.slot.get(&self.st.cur))
                 };
                 // The parser admits only writable fields.
                 if let Some(set) = p.set_field(put(old)) {
@@ -783,6 +787,52 @@ impl<'a> Ctx<'a> {
                 let pf = f.pipeline().expect("not a packet field");
                 self.st.regs.set(pf, put(self.st.regs.get(pf)));
             }
+        }
+    }
+
+    /// A `load`/`move` into `vlan_vid` or `vlan_pcp` (`sf`), as OVS's `flow_set_vlan_vid`
+    /// and `flow_set_vlan_pcp`: the VID bits change, the tag's presence does not (a VID
+    /// written to an absent tag stays in the flow's TCI for a later push); a PCP is written
+    /// only to a present tag (OVS's prerequisite of the field, checked again at run time).
+    fn write_vlan_part(&mut self, sf: Subfield, value: u128) {
+        let d = match sf.field {
+            SubfieldField::Packet(p) => p.def(),
+            _ => unreachable!("a VLAN field"),
+        };
+        let bits = d.slot_bits(sf.bits());
+        let tci = self.st.cur.vlan_tci(0);
+        let new = (tci & !(bits as u16)) | (d.slot_bits(value << sf.ofs) as u16 & bits as u16);
+        if self.outer_tagged() {
+            self.set_outer_vlan(bits as u16, new & bits as u16);
+        } else if sf.field == SubfieldField::Packet(PacketField::VlanVid) {
+            self.st.set_outer_vlan_bits(bits as u16, new);
+        }
+    }
+
+    /// `output:SRC`: the port number in `src` when the action runs, a 16-bit OpenFlow
+    /// port, as OVS's `xlate_output_reg_action`: the reserved ports act as their actions
+    /// (`TABLE` looks table 0 up again, without a packet-in on a miss), a number above
+    /// 16 bits sends nothing. A `CONTROLLER` packet-in carries the cookie of the rule
+    /// last matched.
+    fn output_reg(&mut self, src: Subfield, table: u8, depth: usize) {
+        let port = self.read_subfield(src);
+        match port {
+            0xfff8 => self.emit_observer(DpAction::Output(self.in_port)),
+            0xfff9 => self.table(0, self.in_port, depth + 1, false),
+            0xfffa => self.normal(),
+            0xfffb | 0xfffc => self.flood(),
+            0xfffd => {
+                let cookie = self.rules.last().map_or(u64::MAX, |&r| self.tables.rule(r).cookie);
+                self.emit_observer(DpAction::Controller {
+                    in_port: self.ingress,
+                    max_len: u16::MAX,
+                    reason: REASON_ACTION,
+                    table,
+                    cookie,
+                });
+            }
+            p if p <= 0xffff => self.output(ferrovs_config::port_from_16(p as u32)),
+            _ => {}
         }
     }
 
@@ -1063,6 +1113,11 @@ impl<'a> Ctx<'a> {
     /// behind an outer tag that is sent goes with both tags popped and the outer one
     /// pushed back (DEI cleared, as OVS rebuilds it), and both come back afterwards.
     fn normal(&mut self) {
+        // A flow in_port the bridge lacks (a `load`/`move` wrote it): OVS's xlate_normal
+        // finds no input bundle and does nothing, before any learning.
+        if !self.tables.ports().contains(&self.in_port) {
+            return;
+        }
         self.read(&Field::VlanTci.mask_of((VLAN_PRESENT | VLAN_VID_MASK) as u128));
         self.read_field(Field::DlDst, Field::DlDst.all_ones());
         self.read_field(Field::DlSrc, Field::DlSrc.all_ones());

@@ -172,17 +172,33 @@ fn what_the_model_lacks_is_refused_with_the_right_error() {
         Ok(vec![crate::rules::Action::Resubmit(crate::rules::Resubmit { in_port: None, table: Some(0) })])
     );
     // OpenFlow 1.0's set_field of the flow label, as ovs-ofctl sends it: a load of all of
-    // its 20 bits (`load:0x54321->NXM_NX_IPV6_LABEL[]`); a part of it is not a set_field.
+    // its 20 bits, held as the load it is (`load:0x54321->NXM_NX_IPV6_LABEL[]`, as
+    // `ovs-ofctl` prints it); a part of it is a load of those bits.
     let ipv6 = m(vec![MatchField::exact(Field::EthType, 0x86dd)]);
+    let label = |n_bits| crate::rules::Subfield {
+        field: crate::rules::SubfieldField::Packet(crate::rules::PacketField::Ipv6Label),
+        ofs: 0,
+        n_bits,
+    };
     let load = |n_bits| {
         let dst = crate::openflow::action::FieldSlice { field: Field::Ipv6Label, ofs: 0, n_bits };
-        vec![Instruction::ApplyActions(vec![WireAction::RegLoad { dst, value: 0x54321 }])]
+        let value = 0x54321 & ((1 << n_bits) - 1);
+        vec![Instruction::ApplyActions(vec![WireAction::RegLoad { dst, value }])]
     };
     assert_eq!(
         rule_from_wire(&wire_rule(&ipv6, &load(20))).map(|r| r.actions),
-        Ok(vec![crate::rules::Action::Set(SetField::Ipv6Label(0x54321))])
+        Ok(vec![crate::rules::Action::Load { dst: label(20), value: 0x54321, set_field: false }])
     );
-    assert_eq!(rule_from_wire(&wire_rule(&ipv6, &load(16))), Err(OfpError::BadActionType));
+    assert_eq!(
+        rule_from_wire(&wire_rule(&ipv6, &load(16))).map(|r| r.actions),
+        Ok(vec![crate::rules::Action::Load { dst: label(16), value: 0x4321, set_field: false }])
+    );
+    // The neighbour-discovery fields are not in the model's load/move.
+    let nd = vec![Instruction::ApplyActions(vec![WireAction::RegLoad {
+        dst: crate::openflow::action::FieldSlice { field: Field::NdTarget, ofs: 0, n_bits: 16 },
+        value: 1,
+    }])];
+    assert_eq!(rule_from_wire(&wire_rule(&ipv6, &nd)), Err(OfpError::BadActionType));
     // in_port is OVS's 16-bit port number: 32-bit numbers between the two ranges are none.
     for bad in [0xff00, 0x1_0000, 0xffff_feff] {
         let p = m(vec![MatchField::exact(Field::InPort, bad)]);
