@@ -43,6 +43,26 @@ impl<'a> View<'a> {
         self.ipv4().map(|h| h[9])
     }
 
+    /// The first fragment of a fragmented IPv4 packet (offset 0, more fragments) or an
+    /// IPv6 one (a fragment header with offset 0 and M set).
+    pub fn first_fragment(&self) -> bool {
+        let v4 = self.ipv4().is_some_and(|h| u16::from_be_bytes([h[6], h[7]]) & 0x3fff == 0x2000);
+        let v6 = self.ipv6_chain().is_some_and(|(seen, _, _)| {
+            seen.iter().any(|&(t, at)| {
+                t == 44 && {
+                    let o = u16::from_be_bytes([self.bytes[self.l3 + at + 2], self.bytes[self.l3 + at + 3]]);
+                    o & 0xfff8 == 0 && o & 1 == 1
+                }
+            })
+        });
+        v4 || v6
+    }
+
+    /// Where the upper-layer header starts (IPv4 or IPv6, behind its extension headers).
+    pub fn upper_layer_offset(&self) -> Option<usize> {
+        self.l4_offset().or_else(|| self.ipv6_chain().map(|(_, _, at)| self.l3 + at))
+    }
+
     pub fn ipv4_later_fragment(&self) -> bool {
         self.ipv4().is_some_and(|h| u16::from_be_bytes([h[6], h[7]]) & 0x1fff != 0)
     }

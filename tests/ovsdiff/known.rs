@@ -114,6 +114,23 @@ pub fn ipv4_later_fragment_payload_untouched() -> Result<(), Failed> {
     Ok(())
 }
 
+/// A first TCP fragment (offset 0, more fragments) whose source port is moved into its
+/// destination port: ferrovs reads the port as 0, as the rule lookup does (OVS 3.1 moves
+/// the real port, 53).
+pub fn first_fragment_ports_read_as_zero() -> Result<(), Failed> {
+    ferrovs_e2e::ovs::installed()?;
+    // TCP 53 -> 443, data offset 5, no checksum to keep (the fragment holds part of it).
+    let mut tcp = vec![0, 53, 0x01, 0xbb, 0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x10, 0x20, 0, 0, 0, 0, 0];
+    tcp.extend_from_slice(&[0xa5; 4]);
+    let frame = ipv4_frame(6, 0x2000, 64, &tcp);
+    let out = through_both("in_port=1,tcp,actions=move:NXM_OF_TCP_SRC[]->NXM_OF_TCP_DST[],output:2", &frame)?;
+    let l4 = View::parse(&out).l4_offset().ok_or("no L4 header")?;
+    if out[l4..l4 + 4] != [0, 53, 0, 0] {
+        return Err(format!("want ports 53 -> 0, got {}", hex(&out[l4..l4 + 4])).into());
+    }
+    Ok(())
+}
+
 /// IPv4 with protocol 0: rewritten and TTL decremented like any IPv4 packet.
 pub fn ipv4_protocol_0_rewritten() -> Result<(), Failed> {
     ferrovs_e2e::ovs::installed()?;
