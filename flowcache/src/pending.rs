@@ -280,11 +280,11 @@ impl<P> PendingMisses<P> {
     /// counted while installed flows keep flowing; a table short of packet slots holds
     /// flows that each sent many packets, which the slow path's answers will release.
     ///
-    /// O(1).
-    pub fn should_pause_rx(&self, burst: usize, now_ms: u64) -> bool {
+    /// O(1); `now_ms` (the clock) is asked only when the packet slots run short.
+    pub fn should_pause_rx(&self, burst: usize, now_ms: impl FnOnce() -> u64) -> bool {
         self.config.max_packets - self.n_packets < burst
             && (self.oldest == NIL
-                || now_ms.saturating_sub(self.entries[self.oldest as usize].since_ms) < self.config.max_rx_pause_ms)
+                || now_ms().saturating_sub(self.entries[self.oldest as usize].since_ms) < self.config.max_rx_pause_ms)
     }
 
     /// The parked keys, oldest first (for dumps and tests; O(parked keys)).
@@ -661,29 +661,29 @@ mod tests {
         // 4 keys, 8 packets, bursts of 3, pauses while the oldest key waited < 100 ms.
         let config = PendingConfig { max_rx_pause_ms: 100, ..PendingConfig::new(4, 8) };
         let mut t = PendingMisses::new(config);
-        assert!(!t.should_pause_rx(3, 0), "empty");
+        assert!(!t.should_pause_rx(3, || 0), "empty");
         t.park(&k[0], 10, 0);
         for i in 1..5 {
             assert_eq!(t.park(&k[0], 10, i), Parked::Joined);
         }
-        assert!(!t.should_pause_rx(3, 10), "3 slots free: a burst fits");
+        assert!(!t.should_pause_rx(3, || 10), "3 slots free: a burst fits");
         t.park(&k[1], 20, 6);
-        assert!(t.should_pause_rx(3, 20), "2 slots free, 2 of 4 keys: wait for the slow path");
-        assert!(t.should_pause_rx(3, 109), "oldest key waited 99 ms");
-        assert!(!t.should_pause_rx(3, 110), "oldest key waited 100 ms: receive (and drop) again");
+        assert!(t.should_pause_rx(3, || 20), "2 slots free, 2 of 4 keys: wait for the slow path");
+        assert!(t.should_pause_rx(3, || 109), "oldest key waited 99 ms");
+        assert!(!t.should_pause_rx(3, || 110), "oldest key waited 100 ms: receive (and drop) again");
         let mut got = Vec::new();
         t.release_key(&k[0], collect(&mut got));
-        assert!(!t.should_pause_rx(3, 20), "answered: room again");
+        assert!(!t.should_pause_rx(3, || 20), "answered: room again");
         // A flood of new keys fills the keys first: no pause, the new keys are dropped.
         let mut t = PendingMisses::new(config);
         for (i, key) in k[..4].iter().enumerate() {
             t.park(key, 0, i);
         }
-        assert!(!t.should_pause_rx(3, 0), "every key slot taken, 4 packet slots free");
+        assert!(!t.should_pause_rx(3, || 0), "every key slot taken, 4 packet slots free");
         // Keys full and packets short (four flows of many packets): wait for the answers.
         t.park(&k[0], 0, 4);
         t.park(&k[1], 0, 5);
-        assert!(t.should_pause_rx(3, 0), "2 packet slots free");
+        assert!(t.should_pause_rx(3, || 0), "2 packet slots free");
     }
 
     #[test]

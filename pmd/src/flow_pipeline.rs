@@ -22,6 +22,8 @@
 //! ```text
 //!   key already parked      -> the packet joins that key (no new upcall)
 //!   parking table full      -> give the packet back (dropped), count park_full
+//!   new key                 -> add the key to this burst's UpcallBatch
+//! ```
 //!
 //! Before a full table drops anything, the PMD stops taking bursts
 //! ([`Pipeline::rx_paused`], counted in `rx_pauses`): when fewer than a burst of packet
@@ -31,8 +33,6 @@
 //! fills the keys, not the packet slots, so it does not pause: new keys are dropped and
 //! installed flows keep their throughput; nor does a table whose oldest key has waited
 //! [`PendingConfig::max_rx_pause_ms`] (250 ms by default).
-//!   new key                 -> add the key to this burst's UpcallBatch
-//! ```
 //!
 //! After the burst's misses ([`Pipeline::misses_done`]) the batch goes to the slow
 //! path as one message (counted in `upcalls_sent`, one per key). If the upcall queue is
@@ -601,9 +601,8 @@ impl Pipeline for FlowPipeline {
     }
 
     fn rx_paused(&mut self) -> bool {
-        // The clock is read only when the table is nearly full of packets.
-        let p = &self.pending;
-        let pause = p.packets() + BURST > p.config().max_packets && p.should_pause_rx(BURST, self.clock.now_ms());
+        let clock = &self.clock;
+        let pause = self.pending.should_pause_rx(BURST, || clock.now_ms());
         if pause {
             self.local.rx_pauses += 1;
             self.dirty = true;
