@@ -45,6 +45,12 @@ fn actions_have(rules: &[String], words: &[&str]) -> bool {
     })
 }
 
+/// Longest frame a port of the default MTU sends: OVS-DPDK's MTU + 18 (ferrovs's too).
+const DPDK_MAX_FRAME: usize = 1518;
+/// Longest frame OVS's dummy port of the default MTU sends or takes: MTU + 14 (+ 4 behind
+/// an 0x8100 tag).
+const DUMMY_MAX_FRAME: usize = 1514;
+
 /// Subfield reads of the L4 ports and ICMP type/code (`move` sources, `output:SRC`).
 const L4_READS: &[&str] = &[
     "TCP_SRC[",
@@ -120,7 +126,9 @@ impl Difference<'_> {
     /// ferrovs's frame has one more tag than OVS's, that frame is dropped for its length.
     fn ferrovs_one_tag_longer_is_over_the_mtu(&self, tag_ok: impl Fn(&[u8]) -> bool) -> bool {
         let (ovs, fer) = self.unshared();
-        !ovs.is_empty() && fer.is_empty() && ovs.iter().all(|(_, o)| (1515..=1518).contains(&o.len()) && tag_ok(o))
+        !ovs.is_empty()
+            && fer.is_empty()
+            && ovs.iter().all(|(_, o)| o.len() > DUMMY_MAX_FRAME && o.len() <= DPDK_MAX_FRAME && tag_ok(o))
     }
 
     /// Every pair of outputs differs only at byte offsets `keep(offset)` allows.
@@ -218,14 +226,16 @@ pub fn classify(d: &Difference) -> Class {
     // rules; an OVS-DPDK port on a virtual device (and ferrovs's) takes it, and its
     // outputs must fit the tx limit (a tag stripped from a 1521-byte frame). OVS's side:
     // no output at all; ferrovs's: every output within MTU + 18 bytes.
-    let dummy_rx_limit = if d.frame[12..14] == [0x81, 0x00] { 1518 } else { 1514 };
-    if d.ovs.is_empty() && d.frame.len() > dummy_rx_limit && d.ferrovs.iter().all(|(_, f)| f.len() <= 1518) {
+    let dummy_rx_limit = if d.frame[12..14] == [0x81, 0x00] { DUMMY_MAX_FRAME + 4 } else { DUMMY_MAX_FRAME };
+    if d.ovs.is_empty() && d.frame.len() > dummy_rx_limit && d.ferrovs.iter().all(|(_, f)| f.len() <= DPDK_MAX_FRAME) {
         return Class::Known("mtu-limit-is-netdev-dpdk-s");
     }
     let (ovs_only, fer_only) = d.unshared();
     if ovs_only.is_empty()
         && !fer_only.is_empty()
-        && fer_only.iter().all(|(_, f)| (1515..=1518).contains(&f.len()) && f[12..14] != [0x81, 0x00])
+        && fer_only
+            .iter()
+            .all(|(_, f)| f.len() > DUMMY_MAX_FRAME && f.len() <= DPDK_MAX_FRAME && f[12..14] != [0x81, 0x00])
     {
         return Class::Known("mtu-limit-is-netdev-dpdk-s");
     }

@@ -47,15 +47,7 @@ impl<'a> View<'a> {
     /// IPv6 one (a fragment header with offset 0 and M set).
     pub fn first_fragment(&self) -> bool {
         let v4 = self.ipv4().is_some_and(|h| u16::from_be_bytes([h[6], h[7]]) & 0x3fff == 0x2000);
-        let v6 = self.ipv6_chain().is_some_and(|(seen, _, _)| {
-            seen.iter().any(|&(t, at)| {
-                t == 44 && {
-                    let o = u16::from_be_bytes([self.bytes[self.l3 + at + 2], self.bytes[self.l3 + at + 3]]);
-                    o & 0xfff8 == 0 && o & 1 == 1
-                }
-            })
-        });
-        v4 || v6
+        v4 || self.ipv6_fragment_words().any(|w| w & 0xfff8 == 0 && w & 1 == 1)
     }
 
     /// Where the upper-layer header starts (IPv4 or IPv6, behind its extension headers).
@@ -114,10 +106,17 @@ impl<'a> View<'a> {
         Some((seen, next, at))
     }
 
+    /// The offset word (offset, reserved bits, M) of each IPv6 fragment header.
+    fn ipv6_fragment_words(&self) -> impl Iterator<Item = u16> + '_ {
+        let seen = self.ipv6_chain().map(|(seen, _, _)| seen).unwrap_or_default();
+        seen.into_iter()
+            .filter(|&(t, _)| t == 44)
+            .map(|(_, at)| u16::from_be_bytes([self.bytes[self.l3 + at + 2], self.bytes[self.l3 + at + 3]]))
+    }
+
     /// An IPv6 fragment header with offset 0 and no more fragments.
     pub fn ipv6_atomic_fragment(&self) -> bool {
-        let Some((seen, _, _)) = self.ipv6_chain() else { return false };
-        seen.iter().any(|&(t, at)| t == 44 && self.bytes[self.l3 + at + 2..self.l3 + at + 4] == [0, 0])
+        self.ipv6_fragment_words().any(|w| w == 0)
     }
 
     pub fn ipv6_has_routing_header(&self) -> bool {
