@@ -626,8 +626,7 @@ fn parse_resubmit(arg: &str, arg_at: &dyn Fn(usize) -> Position, position: Posit
 
 /// Checks a whole action list against the rule's match and table.
 pub(crate) fn check_actions(parsed: Vec<ParsedAction>, m: &Match, table: u8) -> Result<Vec<Action>, RuleError> {
-    let mut tagged = m.vlan_tci.is_some_and(|t| t.mask & t.value & 0x1000 != 0);
-    check_list(parsed, m, table, &mut tagged, Nest::Rule)
+    check_list(parsed, m, table, &mut crate::rules::VlanTags::of_match(m), Nest::Rule)
 }
 
 /// Which list [`check_list`] checks.
@@ -656,13 +655,13 @@ fn instruction_stage(a: &Action) -> usize {
     }
 }
 
-/// [`check_actions`] of one list (see [`Nest`]). `tagged`: whether the packet surely has
-/// a VLAN tag at the start of the list (updated to its end).
+/// [`check_actions`] of one list (see [`Nest`]). `tagged`: what is known of the packet's
+/// VLAN tags at the start of the list (updated to its end).
 fn check_list(
     parsed: Vec<ParsedAction>,
     m: &Match,
     table: u8,
-    tagged: &mut bool,
+    tagged: &mut crate::rules::VlanTags,
     nest: Nest,
 ) -> Result<Vec<Action>, RuleError> {
     if let Some(drop) = parsed.iter().find(|a| a.action.is_none()) {
@@ -724,7 +723,7 @@ fn check_list(
                 format!("`{}` of this field requires the rule to match on {}", p.name, pr.describe()),
             ));
         }
-        if matches!(p.prereq, Some(ActionPrereq::VlanTag | ActionPrereq::VlanTagAnd(_))) && !*tagged {
+        if matches!(p.prereq, Some(ActionPrereq::VlanTag | ActionPrereq::VlanTagAnd(_))) && !tagged.tagged() {
             return Err(RuleError::new(
                 p.position,
                 format!(
@@ -734,25 +733,14 @@ fn check_list(
                 ),
             ));
         }
+        tagged.apply(&action).map_err(|why| RuleError::new(p.position, format!("`{}`: {why}", p.name)))?;
         let action = match action {
-            Action::PushVlan(_) | Action::ModVlanVid(_) | Action::ModVlanPcp(_) => {
-                *tagged = true;
-                action
-            }
-            Action::StripVlan => {
-                *tagged = false;
-                action
-            }
-            Action::Load { .. } | Action::Move { .. } => {
-                *tagged = crate::rules::tagged_after_write(&action, *tagged);
-                action
-            }
             // The clone runs on a copy: what it does to the tag is undone after it. So does
             // OVS's check of a `write_actions` (which runs at the pipeline's end, in another
             // order, so its tag changes cannot be followed).
-            Action::Clone(_) => Action::Clone(check_list(p.nested, m, table, &mut tagged.clone(), Nest::Clone)?),
+            Action::Clone(_) => Action::Clone(check_list(p.nested, m, table, &mut tagged.to_owned(), Nest::Clone)?),
             Action::WriteActions(_) => {
-                let set = check_list(p.nested, m, table, &mut tagged.clone(), Nest::ActionSet)?;
+                let set = check_list(p.nested, m, table, &mut tagged.to_owned(), Nest::ActionSet)?;
                 if set.is_empty() {
                     // `write_actions()` / `write_actions(drop)` adds nothing: OVS holds none.
                     continue;

@@ -210,6 +210,51 @@ impl Subfield {
     }
 }
 
+/// What OVS's action check (`ofpacts_check`, run by `ovs-ofctl` on every rule) knows of
+/// the packet's VLAN tags at a point of an action list: whether the outer tag and the one
+/// behind it are surely there (OVS's flow holds two tags). It decides whether a VLAN field
+/// may be set, whether OpenFlow 1.1+'s `mod_vlan_vid`/`mod_vlan_pcp` push a tag first, and
+/// refuses a third `push_vlan` (`OFPBAC_BAD_TAG`). A `strip_vlan` uncovers the tag behind:
+/// after two pushes and a strip a tag is still known to be there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct VlanTags {
+    outer: bool,
+    inner: bool,
+}
+
+impl VlanTags {
+    /// At the start of a rule's actions: the outer tag is known from a match that requires
+    /// the 0x1000 bit of `vlan_tci`; nothing is known of a second tag.
+    pub fn of_match(m: &Match) -> Self {
+        VlanTags { outer: m.vlan_tci.is_some_and(|t| t.mask & t.value & 0x1000 != 0), inner: false }
+    }
+
+    /// Whether the packet surely has a (outer) VLAN tag.
+    pub fn tagged(&self) -> bool {
+        self.outer
+    }
+
+    /// Applies one action of the list (nested lists are the caller's: a `clone` or
+    /// `write_actions` starts from a copy). `Err` for a `push_vlan` onto two known tags.
+    pub fn apply(&mut self, a: &Action) -> Result<(), &'static str> {
+        match a {
+            Action::PushVlan(_) => {
+                if self.inner {
+                    return Err("a third VLAN tag: OVS's action check holds two (OFPBAC_BAD_TAG)");
+                }
+                *self = VlanTags { outer: true, inner: self.outer };
+            }
+            // OVS marks the outer tag present; the tag pushed for it under 1.1+ is not
+            // shifted into its check.
+            Action::ModVlanVid(_) | Action::ModVlanPcp(_) => self.outer = true,
+            Action::StripVlan => *self = VlanTags { outer: self.inner, inner: false },
+            Action::Load { .. } | Action::Move { .. } => self.outer = tagged_after_write(a, self.outer),
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
 /// Whether the packet surely has a VLAN tag after a `load`/`move` (`a`) when it had one
 /// (`tagged`) before, as OVS's action check tracks it (it applies the write to the flow it
 /// checks with): a load of the TCI's 0x1000 bit sets it to that bit, a move into that bit

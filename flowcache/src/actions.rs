@@ -144,6 +144,13 @@ pub const REASON_SLOW_PATH: u8 = 0xff;
 /// The action list of a megaflow. Empty means drop.
 pub type DpActions = Vec<DpAction>;
 
+/// Drops the edits after the last output or packet-in: they would change a packet that
+/// no port receives (OVS commits edits only at an output, so it never emits them).
+pub fn trim_unsent_edits(actions: &mut DpActions) {
+    let sent = actions.iter().rposition(|a| matches!(a, DpAction::Output(_) | DpAction::Controller { .. }));
+    actions.truncate(sent.map_or(0, |i| i + 1));
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -933,8 +933,8 @@ impl World {
                 if b == 0 { (&self.br0_rules, &BR0_PORTS[..]) } else { (&self.br1_rules, &BR1_PORTS[..]) };
             let table = self.macs[b].snapshot(self.now);
             let ev = reference::evaluate_full(rules, ports, &table, Duration::from_millis(self.now), &up.key);
-            if let Some(l) = ev.learn {
-                self.macs[b].learn(&l, self.now);
+            for l in &ev.learns {
+                self.macs[b].learn(l, self.now);
             }
         }
         // Exactly one answer, the last command for this PMD; everything else is Remove.
@@ -1118,9 +1118,7 @@ impl World {
                         if b == 0 { (&self.br0_rules, &BR0_PORTS[..]) } else { (&self.br1_rules, &BR1_PORTS[..]) };
                     let table = self.macs[b].snapshot(self.now);
                     let ev = reference::evaluate_full(rules, ports, &table, Duration::from_millis(self.now), &key);
-                    if let Some(l) = ev.learn {
-                        learns.push((b, l));
-                    }
+                    learns.extend(ev.learns.iter().map(|l| (b, *l)));
                 }
             }
         }

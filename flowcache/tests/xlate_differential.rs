@@ -505,10 +505,10 @@ fn check_rule_set(seed: u64) -> Result<(), String> {
             let s = translate_with_nd(&tables, &macs, &p, &nd, now);
             let s_rules: Vec<usize> = s.rules.iter().map(|&x| tables.source_index(x)).collect();
             let e = reference::evaluate_with_nd(&rules, &PORTS, &macs, now, &p, &nd);
-            if e.actions != s.actions || e.rules != s_rules || e.learn != s.learn || e.aborted != s.error.is_some() {
+            if e.actions != s.actions || e.rules != s_rules || e.learns != s.learns || e.aborted != s.error.is_some() {
                 return Err(format!(
                     "seed {seed}: ND message with {nd:?}\nrules: {rules:#?}\np: {p:?}\nslow path: {:?} rules {s_rules:?} learn {:?} err {:?}\nreference: {:?} rules {:?} learn {:?} aborted {}",
-                    s.actions, s.learn, s.error, e.actions, e.rules, e.learn, e.aborted
+                    s.actions, s.learns, s.error, e.actions, e.rules, e.learns, e.aborted
                 ));
             }
         }
@@ -529,10 +529,11 @@ fn check_rule_set(seed: u64) -> Result<(), String> {
                 continue;
             }
             let e = reference::evaluate_full(&rules, &PORTS, &macs, now, &q);
-            if e.actions != t.actions || e.rules != got_rules || e.learn != t.learn || e.aborted != t.error.is_some() {
+            if e.actions != t.actions || e.rules != got_rules || e.learns != t.learns || e.aborted != t.error.is_some()
+            {
                 return Err(format!(
                     "seed {seed}\nrules: {rules:#?}\np: {p:?}\nq: {q:?}\nmask: {:x?}\ntranslate: {:?} rules {:?} learn {:?} err {:?}\nreference: {:?} rules {:?} learn {:?} aborted {}",
-                    t.mask.w, t.actions, got_rules, t.learn, t.error, e.actions, e.rules, e.learn, e.aborted
+                    t.mask.w, t.actions, got_rules, t.learns, t.error, e.actions, e.rules, e.learns, e.aborted
                 ));
             }
         }

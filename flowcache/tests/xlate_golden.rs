@@ -352,8 +352,8 @@ fn normal_learns_floods_unknown_and_forwards_known() {
     want.set_dl_type(0xffff);
     assert_eq!(x.mask, want);
     assert_eq!(x.actions, vec![DpAction::Output(2), DpAction::Output(3)], "unknown dst: flood but not to ingress");
-    let learn = x.learn.unwrap();
-    assert_eq!(learn, MacLearn { vlan: 0, mac: SRC, port: 1 });
+    let learn = x.learns[0];
+    assert_eq!(x.learns, vec![MacLearn { vlan: 0, mac: SRC, port: 1 }]);
     assert_eq!(x.mac_deps.len(), 1);
 
     // The reply, from DST on port 3, is forwarded to port 1 only.
@@ -375,7 +375,21 @@ fn normal_learns_floods_unknown_and_forwards_known() {
     let b = key(2, &vlan(10, &udp_frame_macs([0xff; 6], SRC, [10, 0, 0, 1], [10, 0, 0, 255])));
     let z = translate(&t, &macs, &b, NOW);
     assert_eq!(z.actions, vec![DpAction::Output(1), DpAction::Output(3)]);
-    assert_eq!(z.learn.unwrap().vlan, 10);
+    assert_eq!(z.learns.iter().map(|l| l.vlan).collect::<Vec<_>>(), vec![10]);
+}
+
+/// OVS's `normal` writes the MAC table before it looks the destination up, so a frame
+/// sent to its own source address goes nowhere, and a second `normal` of the same
+/// translation (here in VLAN 0, behind a pushed tag) sees what the first (VLAN 10) learned
+/// about it, even with an empty table. Both learnings are returned, in order.
+#[test]
+fn normal_sees_what_an_earlier_normal_of_the_same_packet_learned() {
+    let t = flows("in_port=1,actions=output:2,mod_dl_dst:02:00:00:00:00:01,normal,push_vlan:0x8100,normal");
+    let k = key(1, &vlan(10, &udp_frame([10, 0, 0, 2], 53, 53, 0)));
+    let x = translate(&t, &MacTable::default(), &k, NOW);
+    assert_eq!(x.actions, vec![DpAction::Output(2)], "{:?}", x.actions);
+    let learned = |vlan| MacLearn { vlan, mac: SRC, port: 1 };
+    assert_eq!(x.learns, vec![learned(10), learned(0)]);
 }
 
 #[test]
@@ -693,7 +707,7 @@ fn normal_drops_a_partial_vlan_tag() {
     let k = ferrovs_flowcache::extract::extract(cut, 1);
     assert_eq!((k.dl_type(), k.vlan_tci(0)), (ethertype::VLAN, 0));
     let x = translate(&t, &MacTable::default(), &k, NOW);
-    assert_eq!((x.actions.len(), x.learn), (0, None));
+    assert_eq!((x.actions.len(), x.learns.len()), (0, 0));
     // Two tags, strip_vlan, normal: with vlan-limit 1 the key is left with no tag and
     // dl_type 0x8100, which normal drops too.
     let t = flows("priority=0,actions=strip_vlan,normal");

@@ -98,26 +98,13 @@ impl Difference<'_> {
         (ovs, fer)
     }
 
-    /// Each output only one side sent has a partner on the other side, to the same port,
-    /// where ferrovs's frame is OVS's with 4 more bytes at offset `at` (a tag) and
-    /// `tag_ok(ferrovs's frame)`.
-    fn ferrovs_has_one_more_tag(&self, at: usize, tag_ok: impl Fn(&[u8]) -> bool) -> bool {
-        self.ferrovs_has_more_tags(at, 1, tag_ok)
-    }
-
-    /// [`Difference::ferrovs_has_one_more_tag`] with `n` more tags (4 `n` bytes) at `at`.
-    fn ferrovs_has_more_tags(&self, at: usize, n: usize, tag_ok: impl Fn(&[u8]) -> bool) -> bool {
+    /// Each output only one side sent has a partner on the other side, to the same port
+    /// (paired in port order), and `explained(OVS's frame, ferrovs's frame)`.
+    fn unshared_pairs_all(&self, explained: impl Fn(&[u8], &[u8]) -> bool) -> bool {
         let (ovs, fer) = self.unshared();
         !ovs.is_empty()
             && ovs.len() == fer.len()
-            && ovs.iter().zip(&fer).all(|((p, o), (q, f))| {
-                p == q
-                    && f.len() == o.len() + 4 * n
-                    && o.len() >= at
-                    && f[..at] == o[..at]
-                    && f[at + 4 * n..] == o[at..]
-                    && tag_ok(f)
-            })
+            && ovs.iter().zip(&fer).all(|((p, o), (q, f))| p == q && explained(o, f))
     }
 
     /// Each output only one side sent is OVS's, ferrovs sent none of them, and each is so
@@ -141,22 +128,66 @@ impl Difference<'_> {
     }
 }
 
-/// The first matching class of a difference.
+/// Whether ferrovs's frame `f` is OVS's `o` with `n` more tags (4 `n` bytes) at offset
+/// `at`, and `tag_ok(f)`.
+fn one_more_tag_at(o: &[u8], f: &[u8], at: usize, n: usize, tag_ok: impl Fn(&[u8]) -> bool) -> bool {
+    f.len() == o.len() + 4 * n && o.len() >= at && f[..at] == o[..at] && f[at + 4 * n..] == o[at..] && tag_ok(f)
+}
+
+/// Whether ferrovs's frame `f` is OVS's `o` with the DEI bit set in one or more tags
+/// where OVS's is clear, and nothing else different.
+fn only_dei_kept(o: &[u8], f: &[u8]) -> bool {
+    let tags = View::parse(f).vlan_tags();
+    o.len() == f.len()
+        && o != f
+        && o.iter().zip(f).enumerate().all(|(i, (a, b))| {
+            a == b || (i >= 14 && (i - 14) % 4 == 0 && (i - 14) / 4 < tags && a ^ b == 0x10 && b & 0x10 != 0)
+        })
+}
+
+/// The class of a difference: the first that matches, after the payload of a later IPv4
+/// fragment, which the two switches edit differently on purpose, is set aside (so that a
+/// frame that also differs by another known class is still recognised).
 pub fn classify(d: &Difference) -> Class {
     let input = View::parse(d.frame);
     // Known intended: ferrovs leaves the payload of a later IPv4 fragment alone when it
     // rewrites addresses or ports (OVS patches payload bytes as if they were an L4
     // checksum or port). ferrovs's side: payload as received, IP header checksum right.
+    // OVS's frames with the received payload put back must then be ferrovs's, or differ
+    // from them only by another class.
     if input.ipv4_later_fragment()
         && actions_have(d.rules, NW_REWRITES)
-        && d.differs_only(|v, i| v.l4_offset().is_some_and(|l4| i >= l4))
         && d.ferrovs.iter().all(|(_, f)| {
             let v = View::parse(f);
             v.ipv4_header_checksum_ok() && v.l4_bytes() == input.l4_bytes()
         })
     {
-        return Class::Known("ipv4-later-fragment-payload-untouched");
+        let payload = input.l4_bytes();
+        let ovs: Outputs = d
+            .ovs
+            .iter()
+            .map(|(p, o)| {
+                let v = View::parse(o);
+                match v.l4_offset() {
+                    Some(l4) if o.len() - l4 == payload.len() => (*p, [&o[..l4], payload].concat()),
+                    _ => (*p, o.clone()),
+                }
+            })
+            .collect();
+        if ovs != d.ovs {
+            let rest = Difference { rules: d.rules, frame: d.frame, ovs, ferrovs: d.ferrovs.clone() };
+            return if rest.ovs == rest.ferrovs {
+                Class::Known("ipv4-later-fragment-payload-untouched")
+            } else {
+                classify_rest(&rest, &input)
+            };
+        }
     }
+    classify_rest(d, &input)
+}
+
+/// [`classify`] without the later-fragment payload class.
+fn classify_rest(d: &Difference, input: &View) -> Class {
     // Known intended: IPv4 with protocol 0 is rewritten like any IPv4 packet (OVS skips
     // mod_nw_*/dec_ttl when the protocol field is 0). ferrovs's side: header checksum right.
     if input.ipv4_proto() == Some(0)
@@ -195,27 +226,50 @@ pub fn classify(d: &Difference) -> Class {
     // MACs; the rest the same.
     // (The other tag may be the frame's or one the rules pushed before; with a second tag
     // pushed behind the VID 0 one, ferrovs keeps both tags behind it: two more than OVS.)
-    let push_then_normal =
-        actions_have(d.rules, &["push_vlan", "mod_vlan_vid", "mod_vlan_pcp"]) && actions_have(d.rules, &["normal"]);
-    // (Or ferrovs's frame, one tag longer, is over the MTU.)
-    if push_then_normal
-        && (d.ferrovs_has_one_more_tag(12, |f| View::parse(f).vlan_tags() >= 1)
-            || d.ferrovs_has_more_tags(12, 2, |f| View::parse(f).vlan_tags() >= 2)
-            || d.ferrovs_one_tag_longer_is_over_the_mtu(|_| true))
-    {
-        return Class::Known("normal-keeps-the-tag-behind-a-vid-0-tag");
-    }
+    let pushes = actions_have(d.rules, &["push_vlan", "mod_vlan_vid", "mod_vlan_pcp"]);
+    let push_then_normal = pushes && actions_have(d.rules, &["normal"]);
     // Known intended: pushing tags beyond two on a tagged frame keeps its own tag behind
-    // them (OVS 3.1's flow holds two tags: a third push loses the bottom one, which
-    // the commit then pops from the packet). ferrovs's side: OVS's frame with one more
-    // tag behind the first two (or nothing, where that frame is over the MTU).
-    if input.vlan_tags() >= 1
-        && actions_have(d.rules, &["push_vlan", "mod_vlan_vid", "mod_vlan_pcp"])
-        && (d.ferrovs_has_one_more_tag(20, |f| {
-            View::parse(f).vlan_tags() >= 3 && matches!(u16::from_be_bytes([f[20], f[21]]), 0x8100 | 0x88a8)
-        }) || d.ferrovs_one_tag_longer_is_over_the_mtu(|o| View::parse(o).vlan_tags() >= 2))
-    {
-        return Class::Known("pushed-tags-keep-the-frame-s-own-tag");
+    // them (OVS 3.1's flow holds two tags: a third push loses the bottom one, which the
+    // commit then pops from the packet). ferrovs's side: OVS's frame with the frame's own
+    // (outer) tag among its tags, behind the first (behind the first two, or behind one
+    // that a later pop left; OVS keeps a second tag of the frame that its flow never held).
+    let own_tag = pushes && input.vlan_tags() >= 1;
+    let own = &d.frame[12..16];
+    // (OVS's `normal` pops the tags behind the VID 0 one too, and the actions after it
+    // push them back from its flow, which has no DEI bit: where ferrovs kept such a tag,
+    // a later output may differ only by its DEI bit, set on ferrovs's side.)
+    let vid0 = |o: &[u8], f: &[u8]| {
+        one_more_tag_at(o, f, 12, 1, |f| View::parse(f).vlan_tags() >= 1)
+            || one_more_tag_at(o, f, 12, 2, |f| View::parse(f).vlan_tags() >= 2)
+            || only_dei_kept(o, f)
+    };
+    let kept = |o: &[u8], f: &[u8]| {
+        let n = View::parse(o).vlan_tags();
+        (1..=n).any(|k| one_more_tag_at(o, f, 12 + 4 * k, 1, |f| f[12 + 4 * k..16 + 4 * k] == *own))
+            || one_more_tag_at(o, f, 20, 1, |f| {
+                View::parse(f).vlan_tags() >= 3 && matches!(u16::from_be_bytes([f[20], f[21]]), 0x8100 | 0x88a8)
+            })
+    };
+    // Each output only one side sent is explained by one of the two; or (where ferrovs's
+    // frame, one tag longer, is over the MTU) ferrovs sent none of them.
+    if push_then_normal || own_tag {
+        let (only_vid0, only_kept) =
+            (push_then_normal && d.unshared_pairs_all(vid0), own_tag && d.unshared_pairs_all(kept));
+        if only_vid0 {
+            return Class::Known("normal-keeps-the-tag-behind-a-vid-0-tag");
+        }
+        if only_kept {
+            return Class::Known("pushed-tags-keep-the-frame-s-own-tag");
+        }
+        if push_then_normal && own_tag && d.unshared_pairs_all(|o, f| vid0(o, f) || kept(o, f)) {
+            return Class::Known("normal-keeps-the-tag-behind-a-vid-0-tag and pushed-tags-keep-the-frame-s-own-tag");
+        }
+        if push_then_normal && d.ferrovs_one_tag_longer_is_over_the_mtu(|_| true) {
+            return Class::Known("normal-keeps-the-tag-behind-a-vid-0-tag");
+        }
+        if own_tag && d.ferrovs_one_tag_longer_is_over_the_mtu(|o| View::parse(o).vlan_tags() >= 2) {
+            return Class::Known("pushed-tags-keep-the-frame-s-own-tag");
+        }
     }
     // Known intended: a frame of 1515 to 1518 bytes whose outer EtherType is not 0x8100
     // leaves a ferrovs port of the default MTU, as an OVS-DPDK port (at most MTU + 18

@@ -15,7 +15,7 @@ type Case = fn() -> Result<(), Failed>;
 
 /// Every fixed case, as a trial named `fixed_<function>`.
 pub fn trials() -> Vec<Trial> {
-    let cases: [(&str, Case); 9] = [
+    let cases: [(&str, Case); 10] = [
         ("normal_puts_a_vid_0_tag_back_with_its_tpid", normal_puts_a_vid_0_tag_back_with_its_tpid),
         ("vlan_set_and_set_back_keeps_the_dei_bit", vlan_set_and_set_back_keeps_the_dei_bit),
         ("normal_leaves_out_an_inner_vid_0_pcp_0_tag", normal_leaves_out_an_inner_vid_0_pcp_0_tag),
@@ -31,6 +31,7 @@ pub fn trials() -> Vec<Trial> {
         ),
         ("a_loaded_vlan_tci_sets_pushes_or_removes_the_tag", a_loaded_vlan_tci_sets_pushes_or_removes_the_tag),
         ("a_chained_frame_sent_twice_frees_each_segment_once", a_chained_frame_sent_twice_frees_each_segment_once),
+        ("normal_sees_what_an_earlier_normal_learned", normal_sees_what_an_earlier_normal_learned),
     ];
     cases.into_iter().map(|(name, f)| Trial::test(format!("fixed_{name}"), f)).collect()
 }
@@ -210,4 +211,16 @@ pub fn a_loaded_vlan_tci_sets_pushes_or_removes_the_tag() -> Result<(), Failed> 
     let partial = "in_port=1,actions=load:0x7->NXM_OF_VLAN_TCI[0..11],output:2,mod_vlan_pcp:1,output:3";
     let want = vec![vec![], vec![untagged.clone()], vec![vlan_udp_frame(&[(0x8100, 0x2007)])], vec![]];
     same_as_ovs(partial, &untagged, &want)
+}
+
+/// `normal` learns before it looks up, and a second `normal` of the same packet sees what
+/// the first learned: a frame whose destination was set to its own source goes nowhere
+/// from either `normal` (VLAN 10, then VLAN 0 behind a pushed tag), though both switches
+/// start with empty MAC tables. (ferrovs kept only the last `normal`'s learning and let
+/// the slow path apply it after the translation, so the first `normal` flooded.)
+pub fn normal_sees_what_an_earlier_normal_learned() -> Result<(), Failed> {
+    let frame = vlan_udp_frame(&[(0x8100, 10)]);
+    let want = vec![vec![], vec![frame.clone()], vec![], vec![]];
+    let rule = "in_port=1,actions=output:2,mod_dl_dst:02:00:00:00:00:01,normal,push_vlan:0x8100,normal";
+    same_as_ovs_in(true, rule, &frame, &want)
 }

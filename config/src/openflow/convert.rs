@@ -49,7 +49,7 @@ use super::{
     Version,
 };
 use crate::field::MatchSlot;
-use crate::rules::{self, Action, Masked, Resubmit, Rule, SetField, Subfield, SubfieldField};
+use crate::rules::{self, Action, Masked, Resubmit, Rule, SetField, Subfield, SubfieldField, VlanTags};
 
 /// `OFPP_NORMAL`.
 pub const OFPP_NORMAL: u32 = 0xffff_fffa;
@@ -683,7 +683,7 @@ pub fn rule_from_wire(w: &WireRule) -> Result<Rule, OfpError> {
 /// doc. Refused, with the reason, where `ovs-ofctl` refuses the rule for that version.
 pub fn as_loaded(rule: Rule, v: Version) -> Result<Rule, String> {
     let refuse = |why: &str| Err(format!("{why} under {}", v.ofctl_name()));
-    if let Err(why) = check_vlan_actions(&rule.actions, vlan_tagged(&rule.matches), v) {
+    if let Err(why) = check_vlan_actions(&rule.actions, VlanTags::of_match(&rule.matches), v) {
         return refuse(why);
     }
     if v == Version::Of10 {
@@ -703,23 +703,20 @@ pub fn as_loaded(rule: Rule, v: Version) -> Result<Rule, String> {
 
 /// What `ovs-ofctl` refuses in VLAN actions for `v`: `push_vlan` under OpenFlow 1.0, a
 /// `strip_vlan` without a tag under 1.1+ (`clone`s included; `tagged`: at the list's start).
-fn check_vlan_actions(actions: &[Action], mut tagged: bool, v: Version) -> Result<(), &'static str> {
+fn check_vlan_actions(actions: &[Action], mut tagged: VlanTags, v: Version) -> Result<(), &'static str> {
     for a in actions {
         match a {
             Action::PushVlan(_) if v == Version::Of10 => {
                 return Err("push_vlan needs OpenFlow 1.1 or later (-O OpenFlow13)");
             }
-            Action::StripVlan if v != Version::Of10 && !tagged => {
+            Action::StripVlan if v != Version::Of10 && !tagged.tagged() => {
                 return Err("strip_vlan/pop_vlan needs a VLAN tag in the match (or pushed before it)");
             }
-            Action::PushVlan(_) | Action::ModVlanVid(_) | Action::ModVlanPcp(_) => tagged = true,
-            Action::StripVlan => tagged = false,
-            Action::Load { .. } | Action::Move { .. } => tagged = crate::rules::tagged_after_write(a, tagged),
             Action::Clone(inner) => check_vlan_actions(inner, tagged, v)?,
             // `ovs-ofctl` finds no protocol for a 1.1+ action in it under 1.0 (where it
             // drops the instruction otherwise); 1.1+ does not check the action set's tags.
             Action::WriteActions(inner) if v == Version::Of10 => check_vlan_actions(inner, tagged, v)?,
-            _ => {}
+            _ => tagged.apply(a)?,
         }
     }
     Ok(())
@@ -819,10 +816,6 @@ pub fn selection_from_wire(m: &WireMatch) -> Result<rules::Match, OfpError> {
     check(rule).map(|r| r.matches)
 }
 
-fn vlan_tagged(m: &rules::Match) -> bool {
-    m.vlan_tci.is_some_and(|t| t.mask & t.value & VLAN_CFI != 0)
-}
-
 fn set_field_to_wire(s: SetField, m: &rules::Match, v: Version) -> Result<WireAction, &'static str> {
     use SetField::*;
     let tp = |src: bool| match m.nw_proto {
@@ -865,7 +858,7 @@ fn set_field_to_wire(s: SetField, m: &rules::Match, v: Version) -> Result<WireAc
 pub fn actions_to_wire(rule: &Rule, v: Version) -> Result<Vec<Instruction>, &'static str> {
     let mut after = After::default();
     // Whether the packet surely has a tag at this point (for 1.3's push-before-set).
-    let mut tagged = vlan_tagged(&rule.matches);
+    let mut tagged = VlanTags::of_match(&rule.matches);
     let list = list_to_wire(&rule.actions, &rule.matches, v, &mut tagged, &mut after)?;
     let mut out = Vec::new();
     if !list.is_empty() {
@@ -893,12 +886,15 @@ fn list_to_wire(
     actions: &[Action],
     m: &rules::Match,
     v: Version,
-    tagged: &mut bool,
+    tagged: &mut VlanTags,
     after: &mut After,
 ) -> Result<Vec<WireAction>, &'static str> {
     let mut list = Vec::new();
     let out = |port: u32| WireAction::Output { port, max_len: 0 };
     for a in actions {
+        if matches!(a, Action::Load { .. } | Action::Move { .. }) {
+            tagged.apply(a)?;
+        }
         match *a {
             Action::Output(p) => list.push(out(p)),
             Action::InPort => list.push(out(OFPP_IN_PORT)),
@@ -909,32 +905,32 @@ fn list_to_wire(
             Action::ModVlanVid(x) => match v {
                 Version::Of10 => list.push(WireAction::SetVlanVid(x)),
                 Version::Of13 => {
-                    if !*tagged {
+                    if !tagged.tagged() {
                         list.push(WireAction::PushVlan(0x8100));
-                        *tagged = true;
                     }
+                    tagged.apply(a)?;
                     list.push(WireAction::SetField { field: Field::VlanVid, value: u128::from(VLAN_CFI | x) });
                 }
             },
             Action::ModVlanPcp(x) => match v {
                 Version::Of10 => list.push(WireAction::SetVlanPcp(x)),
                 Version::Of13 => {
-                    if !*tagged {
+                    if !tagged.tagged() {
                         list.push(WireAction::PushVlan(0x8100));
-                        *tagged = true;
                     }
+                    tagged.apply(a)?;
                     list.push(WireAction::SetField { field: Field::VlanPcp, value: u128::from(x) });
                 }
             },
             Action::StripVlan => {
-                *tagged = false;
+                tagged.apply(a)?;
                 list.push(WireAction::PopVlan);
             }
             Action::PushVlan(tpid) => {
                 if v == Version::Of10 {
                     return Err("push_vlan in OpenFlow 1.0");
                 }
-                *tagged = true;
+                tagged.apply(a)?;
                 list.push(WireAction::PushVlan(tpid));
             }
             Action::Set(s) => list.push(set_field_to_wire(s, m, v)?),
@@ -982,7 +978,7 @@ fn list_to_wire(
             Action::Note(ref bytes) => list.push(WireAction::Note(bytes.clone())),
             Action::Clone(ref inner) => {
                 // A clone's tag changes are undone after it.
-                let inner = list_to_wire(inner, m, v, &mut tagged.clone(), &mut After::default())?;
+                let inner = list_to_wire(inner, m, v, &mut tagged.to_owned(), &mut After::default())?;
                 list.push(WireAction::Clone(inner));
             }
             // OpenFlow 1.0 has no instructions: `ovs-ofctl` leaves them out.
@@ -991,7 +987,7 @@ fn list_to_wire(
             Action::WriteActions(ref inner) => {
                 // Encoded as OVS encodes it: with the tag state the rule's actions leave
                 // (its own changes do not carry on).
-                after.write = Some(list_to_wire(inner, m, v, &mut tagged.clone(), &mut After::default())?);
+                after.write = Some(list_to_wire(inner, m, v, &mut tagged.to_owned(), &mut After::default())?);
             }
         }
     }

@@ -48,7 +48,7 @@ pub struct MirrorFlow {
     /// What the translation looked at in the rule tables (which rule changes can affect it).
     pub rule_deps: RuleDeps,
     /// What `normal` learns from this flow's packets (refreshed while it has traffic).
-    pub learn: Option<MacLearn>,
+    pub learns: Vec<MacLearn>,
     /// `now_ms` of the `Install`.
     pub installed_at: u64,
     /// Packets and bytes of this megaflow already credited to `rules`.
@@ -142,7 +142,7 @@ mod tests {
             watched: vec![],
             mac_deps: vec![],
             rule_deps: RuleDeps::default(),
-            learn: None,
+            learns: Vec::new(),
             installed_at: 0,
             credited: MegaflowStats::default(),
         }

@@ -432,7 +432,9 @@ impl SlowPath {
         // The bridge's view of the key: its own OpenFlow in_port.
         let of_key = br.port_map.of_key(&up.key);
         let mut t = translate(&br.tables, &br.macs, &of_key, now);
-        if let Some(l) = t.learn {
+        // What an earlier `normal` learned, a later one of this translation already saw; a
+        // change another megaflow or this translation's own lookups depended on is redone.
+        for l in t.learns.clone() {
             let changed = self.learn(b, &l, now_ms);
             if !changed.is_empty() {
                 self.revalidate_mac_deps(b, &changed, now_ms, &mut out);
@@ -472,7 +474,7 @@ impl SlowPath {
             watched,
             mac_deps: t.mac_deps,
             rule_deps,
-            learn: t.learn,
+            learns: t.learns,
             installed_at: now_ms,
             credited: MegaflowStats::default(),
         };
@@ -516,10 +518,8 @@ impl SlowPath {
         let mut learns: Vec<(usize, MacLearn)> = Vec::new();
         for (pmd, id, st) in live {
             let (b, rules, credited) = if let Some(f) = self.mirrors.get_mut(*pmd).and_then(|m| m.get_mut(*id)) {
-                if st.packets > f.credited.packets
-                    && let Some(l) = f.learn
-                {
-                    learns.push((f.bridge, l));
+                if st.packets > f.credited.packets {
+                    learns.extend(f.learns.iter().map(|l| (f.bridge, *l)));
                 }
                 let old = f.credited;
                 f.credited = advance(old, st);
@@ -679,8 +679,8 @@ impl SlowPath {
         }
         // Its rules count it here: the slow-path megaflow that sent it credits none.
         self.bridges[b].stats.credit(&t.rules, 1, frame.len() as u64, ms(now_ms));
-        if let Some(l) = t.learn {
-            let changed = self.learn(b, &l, now_ms);
+        for l in &t.learns {
+            let changed = self.learn(b, l, now_ms);
             if !changed.is_empty() {
                 self.revalidate_mac_deps(b, &changed, now_ms, &mut out);
             }
@@ -977,7 +977,7 @@ impl SlowPath {
                     f.rules = br.ids.ids(&t.rules);
                     f.watched = br.ids.ids(&rule_deps::watched(&t, &br.tables));
                     f.mac_deps = t.mac_deps;
-                    f.learn = t.learn;
+                    f.learns = t.learns;
                     br.flows.insert((pmd, id), f);
                 }
             }

@@ -111,6 +111,17 @@ impl MacTable {
         self.alive(e, now).then_some(e.port)
     }
 
+    /// The port `mac` lives behind in `vlan` for a translation that has already learned
+    /// `learned` (newest last): OVS's `normal` writes its table before it looks up the
+    /// destination, so a later `normal` of the same translation (or this one, for a frame
+    /// sent to its own source address) sees what an earlier one learned.
+    pub fn lookup_after(&self, learned: &[MacLearn], vlan: u16, mac: [u8; 6], now: Duration) -> Option<u32> {
+        match learned.iter().rev().find(|l| l.vlan == vlan && l.mac == mac) {
+            Some(l) => Some(l.port),
+            None => self.lookup(vlan, mac, now),
+        }
+    }
+
     /// Applies what translation learned. Multicast source addresses are never learned
     /// (translation does not return them); if given one anyway it is ignored as
     /// `Refreshed`.

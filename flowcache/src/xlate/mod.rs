@@ -115,8 +115,9 @@ pub struct Translation {
     /// Every rule that matched, in lookup order (for per-rule statistics).
     pub rules: Vec<RuleRef>,
     pub trace: Vec<TraceStep>,
-    /// What `normal` learned, for the slow path to apply to the [`MacTable`].
-    pub learn: Option<MacLearn>,
+    /// What each `normal` learned, in order, for the slow path to apply to the
+    /// [`MacTable`] (later lookups of the same translation already saw it).
+    pub learns: Vec<MacLearn>,
     /// The (VLAN, destination MAC) entries `normal` looked up. When one of them is
     /// learned, moves, is evicted or expires, megaflows from this translation must be
     /// revalidated. Empty when the MAC table was not used.

@@ -25,7 +25,8 @@ pub struct Evaluation {
     pub actions: DpActions,
     /// Indices into the evaluated `rules` slice of every matched rule, in order.
     pub rules: Vec<usize>,
-    pub learn: Option<MacLearn>,
+    /// What every `normal` learned, in order.
+    pub learns: Vec<MacLearn>,
     /// True if the nesting or lookup limit was hit (actions are then empty).
     pub aborted: bool,
 }
@@ -75,7 +76,7 @@ pub fn evaluate_with_nd(
         ingress: ferrovs_config::port_from_16(key.in_port()),
         pkt,
         regs: Registers::default(),
-        out: Evaluation { actions: Vec::new(), rules: Vec::new(), learn: None, aborted: false },
+        out: Evaluation { actions: Vec::new(), rules: Vec::new(), learns: Vec::new(), aborted: false },
         lookups: 0,
         retag: None,
         vlan_base: None,
@@ -89,9 +90,10 @@ pub fn evaluate_with_nd(
     {
         ev.out.actions.truncate(start);
     }
+    crate::actions::trim_unsent_edits(&mut ev.out.actions);
     if ev.out.aborted {
         ev.out.actions.clear();
-        ev.out.learn = None;
+        ev.out.learns.clear();
     }
     ev.out
 }
@@ -643,7 +645,10 @@ impl Eval<'_> {
         let src = self.pkt.dl_src();
         let dst = self.pkt.dl_dst();
         if !is_multicast(src) {
-            self.out.learn = Some(MacLearn { vlan, mac: src, port: self.in_port });
+            let l = MacLearn { vlan, mac: src, port: self.in_port };
+            if self.out.learns.last() != Some(&l) {
+                self.out.learns.push(l);
+            }
         }
         if is_reserved(dst) {
             return;
@@ -651,7 +656,7 @@ impl Eval<'_> {
         if is_multicast(dst) {
             return self.flood();
         }
-        match self.macs.lookup(vlan, dst, self.now) {
+        match self.macs.lookup_after(&self.out.learns, vlan, dst, self.now) {
             Some(port) if self.ports.contains(&port) => self.output(port),
             _ => self.flood(),
         }

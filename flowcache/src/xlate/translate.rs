@@ -218,7 +218,7 @@ struct Ctx<'a> {
     actions: DpActions,
     rules: Vec<RuleRef>,
     trace: Vec<TraceStep>,
-    learn: Option<MacLearn>,
+    learns: Vec<MacLearn>,
     mac_deps: Vec<MacKey>,
     lookups: usize,
     error: Option<XlateError>,
@@ -1184,7 +1184,10 @@ impl<'a> Ctx<'a> {
         let src = self.st.cur.dl_src();
         let dst = self.st.cur.dl_dst();
         if !is_multicast(src) {
-            self.learn = Some(MacLearn { vlan, mac: src, port: self.in_port });
+            let l = MacLearn { vlan, mac: src, port: self.in_port };
+            if self.learns.last() != Some(&l) {
+                self.learns.push(l);
+            }
         }
         if is_reserved(dst) {
             return;
@@ -1197,7 +1200,7 @@ impl<'a> Ctx<'a> {
         if !self.mac_deps.contains(&dep) {
             self.mac_deps.push(dep);
         }
-        match self.macs.lookup(vlan, dst, self.now) {
+        match self.macs.lookup_after(&self.learns, vlan, dst, self.now) {
             Some(p) if self.tables.ports().contains(&p) => self.output(p),
             _ => self.flood(),
         }
@@ -1305,7 +1308,7 @@ impl<'a> Ctx<'a> {
             actions: DpActions::new(),
             rules: Vec::new(),
             trace: Vec::new(),
-            learn: None,
+            learns: Vec::new(),
             mac_deps: Vec::new(),
             lookups: 0,
             error: None,
@@ -1330,6 +1333,7 @@ impl<'a> Ctx<'a> {
         {
             self.actions.truncate(start);
         }
+        crate::actions::trim_unsent_edits(&mut self.actions);
         let mut mask = self.mask;
         add_prerequisites(&mut mask);
         if self.slow_path {
@@ -1344,21 +1348,21 @@ impl<'a> Ctx<'a> {
                 table: 0,
                 cookie: 0,
             });
-            self.learn = None;
+            self.learns.clear();
             self.mac_deps.clear();
             self.rules.clear();
         }
         if self.error.is_some() {
             // An abandoned translation drops the packet and learns nothing.
             self.actions.clear();
-            self.learn = None;
+            self.learns.clear();
         }
         Translation {
             actions: self.actions,
             mask,
             rules: self.rules,
             trace: self.trace,
-            learn: self.learn,
+            learns: self.learns,
             mac_deps: self.mac_deps,
             error: self.error,
             slow_path_at: self.slow_path_at,

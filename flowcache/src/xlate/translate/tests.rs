@@ -92,7 +92,7 @@ fn nd_messages_get_a_slow_path_megaflow() {
         for lookup in [Lookup::Index, Lookup::LinearScan] {
             let x = translate(&t, &macs, &k, None, Duration::ZERO, lookup);
             assert_eq!(x.actions, slow_path_action(), "{f:02x?}");
-            assert!(x.rules.is_empty() && x.learn.is_none() && x.error.is_none());
+            assert!(x.rules.is_empty() && x.learns.is_empty() && x.error.is_none());
             // The megaflow holds only ND messages of this type and code.
             let m = &x.mask;
             assert_eq!((m.dl_type(), m.nw_proto(), m.tp_src(), m.tp_dst()), (0xffff, 0xff, 0xffff, 0xffff));
