@@ -873,6 +873,24 @@ fn a_tag_a_bucket_popped_comes_back_with_its_tpid() {
         translate(&t, &MacTable::default(), &p, NOW).actions,
         vec![replace, DpAction::Output(2), back, DpAction::Output(3)]
     );
+    // A tag pushed before the copy and replaced in it by one of another TPID comes back
+    // with the TPID of its push (OVS 3.1: `pop_vlan,push_vlan(tpid=0x88a8,vid=5,pcp=0)`).
+    let t = flows(
+        "in_port=1,actions=push_vlan:0x88a8,set_field:4101->vlan_vid,\
+         clone(strip_vlan,push_vlan:0x8100,set_field:4103->vlan_vid,output:2),output:3",
+    );
+    let untagged = key(1, &udp_frame([198, 18, 0, 2], 1, 2, 0));
+    let x = translate(&t, &MacTable::default(), &untagged, NOW);
+    let (to2, to3) = (VLAN_PRESENT | 7, VLAN_PRESENT | 5);
+    assert_eq!(
+        &x.actions[x.actions.len() - 4..],
+        [
+            DpAction::ReplaceVlan { tpid: 0x8100, tci: to2 },
+            DpAction::Output(2),
+            DpAction::ReplaceVlan { tpid: 0x88a8, tci: to3 },
+            DpAction::Output(3)
+        ]
+    );
 }
 
 fn with_groups(rules: Vec<Rule>, groups: &[(u32, ferrovs_config::Group)]) -> RuleTables {

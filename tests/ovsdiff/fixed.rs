@@ -15,7 +15,7 @@ type Case = fn() -> Result<(), Failed>;
 
 /// Every fixed case, as a trial named `fixed_<function>`.
 pub fn trials() -> Vec<Trial> {
-    let cases: [(&str, Case); 10] = [
+    let cases: [(&str, Case); 11] = [
         ("normal_puts_a_vid_0_tag_back_with_its_tpid", normal_puts_a_vid_0_tag_back_with_its_tpid),
         ("vlan_set_and_set_back_keeps_the_dei_bit", vlan_set_and_set_back_keeps_the_dei_bit),
         ("normal_leaves_out_an_inner_vid_0_pcp_0_tag", normal_leaves_out_an_inner_vid_0_pcp_0_tag),
@@ -32,6 +32,10 @@ pub fn trials() -> Vec<Trial> {
         ("a_loaded_vlan_tci_sets_pushes_or_removes_the_tag", a_loaded_vlan_tci_sets_pushes_or_removes_the_tag),
         ("a_chained_frame_sent_twice_frees_each_segment_once", a_chained_frame_sent_twice_frees_each_segment_once),
         ("normal_sees_what_an_earlier_normal_learned", normal_sees_what_an_earlier_normal_learned),
+        (
+            "a_pushed_tag_a_clone_replaced_comes_back_with_its_tpid",
+            a_pushed_tag_a_clone_replaced_comes_back_with_its_tpid,
+        ),
     ];
     cases.into_iter().map(|(name, f)| Trial::test(format!("fixed_{name}"), f)).collect()
 }
@@ -222,5 +226,16 @@ pub fn normal_sees_what_an_earlier_normal_learned() -> Result<(), Failed> {
     let frame = vlan_udp_frame(&[(0x8100, 10)]);
     let want = vec![vec![], vec![frame.clone()], vec![], vec![]];
     let rule = "in_port=1,actions=output:2,mod_dl_dst:02:00:00:00:00:01,normal,push_vlan:0x8100,normal";
+    same_as_ovs_in(true, rule, &frame, &want)
+}
+
+/// A tag pushed before a `clone` (0x88a8) and replaced inside it by one of another TPID
+/// (0x8100) comes back for the actions after the clone with its own TPID. (ferrovs once
+/// put back its VID and PCP but kept the copy's TPID.)
+pub fn a_pushed_tag_a_clone_replaced_comes_back_with_its_tpid() -> Result<(), Failed> {
+    let frame = vlan_udp_frame(&[]);
+    let want = vec![vec![], vec![vlan_udp_frame(&[(0x8100, 7)])], vec![vlan_udp_frame(&[(0x88a8, 5)])], vec![]];
+    let rule = "in_port=1,actions=push_vlan:0x88a8,mod_vlan_vid:5,\
+                clone(strip_vlan,push_vlan:0x8100,mod_vlan_vid:7,output:2),output:3";
     same_as_ovs_in(true, rule, &frame, &want)
 }

@@ -90,6 +90,9 @@ pub(crate) struct KeyState {
     vlan_src: [Option<usize>; 2],
     /// Bits of each current VLAN slot that were written by actions.
     vlan_written: [u16; 2],
+    /// For each current VLAN slot, the TPID of a tag the actions pushed (None: the
+    /// packet's own tag, whose TPID the key does not hold).
+    vlan_tpid: [Option<u16>; 2],
     ttl_derived: bool,
     is_frag: bool,
     /// The registers and metadata (zero when the packet enters; a group bucket's
@@ -110,6 +113,7 @@ impl KeyState {
             written: Mask::ZERO,
             vlan_src: [Some(0), Some(1)],
             vlan_written: [0; 2],
+            vlan_tpid: [None; 2],
             ttl_derived: false,
             is_frag,
             regs: Registers::default(),
@@ -160,11 +164,12 @@ impl KeyState {
         self.written = self.written.union(&field.mask_of(bits));
     }
 
-    fn push_vlan(&mut self, tci: u16) {
+    fn push_vlan(&mut self, tpid: u16, tci: u16) {
         self.cur.set_vlan_tci(1, self.cur.vlan_tci(0));
         self.cur.set_vlan_tci(0, tci | VLAN_PRESENT);
         self.vlan_src = [None, self.vlan_src[0]];
         self.vlan_written = [0xffff, self.vlan_written[0]];
+        self.vlan_tpid = [Some(tpid), self.vlan_tpid[0]];
     }
 
     fn pop_vlan(&mut self) {
@@ -174,6 +179,7 @@ impl KeyState {
         self.cur.set_vlan_tci(1, 0);
         self.vlan_src = [self.vlan_src[1], None];
         self.vlan_written = [self.vlan_written[1], 0xffff];
+        self.vlan_tpid = [self.vlan_tpid[1], None];
     }
 
     /// The key bits on which `cur` may differ from the packet: whatever an action wrote,
@@ -595,7 +601,7 @@ impl<'a> Ctx<'a> {
                 self.actions.push(DpAction::PushVlan { tpid, tci });
             }
         }
-        self.st.push_vlan(tci);
+        self.st.push_vlan(tpid, tci);
     }
 
     fn action(&mut self, a: &Action, table: u8, depth: usize) -> Flow {
@@ -933,8 +939,14 @@ impl<'a> Ctx<'a> {
         // may differ): put back with the TPID it had (the datapath took it off the packet
         // with the pop).
         let replaced = self.st.vlan_src[0].is_some() && after.vlan_src[0] != self.st.vlan_src[0];
-        if a1 == b1 && present(a0) && present(b0) && replaced {
-            self.actions.push(DpAction::ReplaceVlan { tpid: TPID_OF_LAST_POP, tci: b0 });
+        // A tag pushed before the copy that the copy replaced by one of another TPID: put
+        // back with the TPID its push gave it, as OVS restores the flow's TPID.
+        let repushed = match (self.st.vlan_src[0], self.st.vlan_tpid[0]) {
+            (None, Some(t)) if after.vlan_tpid[0] != Some(t) => Some(t),
+            _ => None,
+        };
+        if a1 == b1 && present(a0) && present(b0) && (replaced || repushed.is_some()) {
+            self.actions.push(DpAction::ReplaceVlan { tpid: repushed.unwrap_or(TPID_OF_LAST_POP), tci: b0 });
         } else if (a0, a1) != (b0, b1) {
             if a1 == b1 && present(a0) && present(b0) {
                 if (a0 ^ b0) & vid_pcp != 0 {
