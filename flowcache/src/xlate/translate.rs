@@ -809,6 +809,12 @@ impl<'a> Ctx<'a> {
         let tci = self.st.cur.vlan_tci(0);
         let new = (tci & !(bits as u16)) | (d.slot_bits(value << sf.ofs) as u16 & bits as u16);
         if self.outer_tagged() {
+            // The commit writes the whole VID (PCP): the bits this write leaves come from
+            // the packet and join the mask.
+            let rest = d.bits & !bits;
+            if rest != 0 {
+                self.read(&Field::VlanTci.mask_of(rest));
+            }
             self.set_outer_vlan(bits as u16, new & bits as u16);
         } else if sf.field == SubfieldField::Packet(PacketField::VlanVid) {
             self.st.set_outer_vlan_bits(bits as u16, new);
