@@ -199,10 +199,10 @@ impl FlowCache {
         while start < n {
             let end = (start + MAX_BATCH).min(n);
             let (idx, todo) = self.probe_chunk(None, &keys[start..end], &hashes[start..end]);
-            let out = &mut out[start..end];
-            misses += self.finish_chunk(&keys[start..end], &bytes[start..end], now, &idx, todo, &mut |i, r| {
-                out[i] = r.map(|(id, _)| id)
-            });
+            misses +=
+                self.finish_chunk(&keys[start..end], &bytes[start..end], now, &idx, todo, &mut out[start..end], |r| {
+                    r.map(|(id, _)| id)
+                });
             start = end;
         }
         misses
@@ -210,33 +210,40 @@ impl FlowCache {
 
     /// Looks up one burst from `in_port` (every key's in_port; debug builds check), as a
     /// PMD does: the classifier skips grouping the keys by port, and instead of filling
-    /// an array of ids, the result of each key is handed to `verdict(i, result)` in key
-    /// order, `result` being the megaflow and its actions or `None` (a miss), while the
-    /// statistics are added, so that the caller builds its verdicts in the same pass.
-    /// Takes at most [`MAX_BATCH`] keys (one burst); keys past that, or past the end of
-    /// `hashes` or `bytes`, miss. Same answers, statistics and counters as
-    /// [`FlowCache::lookup_batch`]. Returns the number of misses.
+    /// an array of ids, `out[i]` gets `resolve(result)` of key `i`, `result` being the
+    /// megaflow and its actions or `None` (a miss), written while the statistics are
+    /// added, so that the caller builds its verdicts in the same pass. `resolve` is
+    /// called once per run of consecutive keys with the same result (once per burst for
+    /// a burst of one flow), not once per key: its value is copied to every key of the
+    /// run. Takes at most [`MAX_BATCH`] keys (one burst); keys past that, or past the end
+    /// of `hashes` or `bytes`, miss (keys past the end of `out` are ignored). Same
+    /// answers, statistics and counters as [`FlowCache::lookup_batch`]. Returns the
+    /// number of misses.
+    #[allow(clippy::too_many_arguments)]
     #[inline]
-    pub fn lookup_burst<'s>(
+    pub fn lookup_burst<'s, V: Copy>(
         &'s mut self,
         in_port: u32,
         keys: &[FlowKey],
         hashes: &[u32],
         bytes: &[u32],
         now: u64,
-        mut verdict: impl FnMut(usize, Option<(MegaflowId, &'s [DpAction])>),
+        out: &mut [V],
+        mut resolve: impl FnMut(Option<(MegaflowId, &'s [DpAction])>) -> V,
     ) -> usize {
         // As the keys hold it (16 bits).
         let mut k = FlowKey::ZERO;
         k.set_in_port(in_port);
+        let keys = &keys[..keys.len().min(out.len())];
         let n = keys.len().min(hashes.len()).min(bytes.len()).min(MAX_BATCH);
         let (idx, todo) = self.probe_chunk(Some(k.in_port()), &keys[..n], &hashes[..n]);
         self.counters.misses += (keys.len() - n) as u64;
-        let misses = self.finish_chunk(&keys[..n], &bytes[..n], now, &idx, todo, &mut verdict);
-        for i in n..keys.len() {
-            verdict(i, None);
+        let (head, tail) = out[..keys.len()].split_at_mut(n);
+        let misses = self.finish_chunk(&keys[..n], &bytes[..n], now, &idx, todo, head, &mut resolve);
+        if !tail.is_empty() {
+            tail.fill(resolve(None));
         }
-        misses + (keys.len() - n)
+        misses + tail.len()
     }
 
     /// Whether a burst from `in_port` goes straight to the classifier (see the module
@@ -406,22 +413,27 @@ impl FlowCache {
         (idx, todo)
     }
 
-    /// Adds the statistics of every hit (`idx[i]` a slab index or `u32::MAX`), hands
-    /// each key's result to `verdict` in key order and counts the misses (`todo`).
+    /// Adds the statistics of every hit (`idx[i]` a slab index or `u32::MAX`), sets
+    /// `out[i]` to `resolve` of each key's result and counts the misses (`todo`).
     ///
-    /// Consecutive packets of the same megaflow (a burst of one flow, or of flows that
-    /// share a megaflow) are summed in registers and written once per run: adding to the
-    /// record per packet chains every packet's read-modify-write through memory
-    /// (store-to-load forwarding latency) for a one-flow burst.
+    /// Consecutive packets of the same result (a burst of one flow, or of flows that
+    /// share a megaflow; or misses) are one run: their statistics are summed in
+    /// registers and written once per run (adding to the record per packet chains every
+    /// packet's read-modify-write through memory, store-to-load forwarding latency, for
+    /// a one-flow burst), and `resolve` is called once per run. A packet that continues
+    /// its run costs the compare of its slab index, three sums and the copy of the
+    /// run's value.
+    #[allow(clippy::too_many_arguments)]
     #[inline(always)]
-    fn finish_chunk<'s>(
+    fn finish_chunk<'s, V: Copy>(
         &'s mut self,
         keys: &[FlowKey],
         bytes: &[u32],
         now: u64,
         idx: &[u32; MAX_BATCH],
         todo: u32,
-        verdict: &mut impl FnMut(usize, Option<(MegaflowId, &'s [DpAction])>),
+        out: &mut [V],
+        mut resolve: impl FnMut(Option<(MegaflowId, &'s [DpAction])>) -> V,
     ) -> usize {
         let missed = todo.count_ones() as usize;
         self.counters.misses += missed as u64;
@@ -431,18 +443,13 @@ impl FlowCache {
         // no second bounds check in `records`.
         let slots = records.len().min(cold.len());
         let (records, cold): (_, &'s [crate::megaflow::Cold]) = (&mut records[..slots], &cold[..slots]);
-        let mut run = u32::MAX;
-        let mut run_generation = 0u32;
+        // The run starts as one of misses (`u32::MAX` is no slab index).
+        let miss = resolve(None);
+        let (mut run, mut run_value) = (u32::MAX, miss);
         use crate::key::TCP_FLAGS_WORD;
         // `flags` ORs the keys' whole flags word (see `Record::tcp_flags_word`).
         let (mut packets, mut run_bytes, mut flags) = (0u64, 0u64, 0u64);
-        let n = keys.len().min(bytes.len()).min(MAX_BATCH);
-        for i in 0..n {
-            let x = idx[i];
-            let Some(c) = cold.get(x as usize) else {
-                verdict(i, None);
-                continue;
-            };
+        for (((o, &x), &b), key) in out.iter_mut().zip(idx).zip(bytes).zip(keys) {
             if x != run {
                 if let Some(h) = records.get_mut(run as usize) {
                     h.packets += packets;
@@ -451,13 +458,19 @@ impl FlowCache {
                     h.tcp_flags_word |= flags;
                 }
                 run = x;
-                run_generation = records[x as usize].generation;
+                run_value = match cold.get(x as usize) {
+                    Some(c) => {
+                        let id = MegaflowId { index: x, generation: records[x as usize].generation };
+                        resolve(Some((id, c.actions.as_slice())))
+                    }
+                    None => miss,
+                };
                 (packets, run_bytes, flags) = (0, 0, 0);
             }
             packets += 1;
-            run_bytes += bytes[i] as u64;
-            flags |= keys[i].w[TCP_FLAGS_WORD];
-            verdict(i, Some((MegaflowId { index: x, generation: run_generation }, c.actions.as_slice())));
+            run_bytes += b as u64;
+            flags |= key.w[TCP_FLAGS_WORD];
+            *o = run_value;
         }
         if let Some(h) = records.get_mut(run as usize) {
             h.packets += packets;
@@ -733,7 +746,7 @@ mod tests {
         // One burst takes at most MAX_BATCH keys: the 8 past it miss (and are counted).
         let before = fc.counters();
         let mut got = vec![Some(None); 40];
-        assert_eq!(fc.lookup_burst(1, &keys, &hashes, &[64; 40], 1, |i, r| got[i] = Some(r.map(|(id, _)| id))), 24);
+        assert_eq!(fc.lookup_burst(1, &keys, &hashes, &[64; 40], 1, &mut got, |r| Some(r.map(|(id, _)| id))), 24);
         let want: Vec<_> = (0..40).map(|i| Some(if i < MAX_BATCH { ids[i] } else { None })).collect();
         assert_eq!(got, want);
         let after = fc.counters();
