@@ -165,6 +165,33 @@ pub struct FlowCache {
     counters: CacheCounters,
 }
 
+/// Bit `i` set: `keys[i]` equals `keys[i - 1]` (`i` in 1..32). Bursts come in trains
+/// of one flow; a key of a train has the lookup result of the first one.
+///
+/// Compared word by word with an early exit, most varying words first (the L4 ports,
+/// then the IPv4 addresses): keys of different flows usually differ in the first word
+/// compared, so a burst without trains pays about one compare per key.
+#[inline(always)]
+fn repeated_keys(keys: &[FlowKey]) -> u32 {
+    let mut repeats = 0u32;
+    let keys = &keys[..keys.len().min(MAX_BATCH)];
+    for i in 1..keys.len() {
+        let (a, b) = (&keys[i - 1].w, &keys[i].w);
+        if a[3] == b[3]
+            && a[7] == b[7]
+            && a[5] == b[5]
+            && a[2] == b[2]
+            && a[1] == b[1]
+            && a[0] == b[0]
+            && a[4] == b[4]
+            && a[6] == b[6]
+        {
+            repeats |= 1 << i;
+        }
+    }
+    repeats
+}
+
 impl FlowCache {
     /// Default of [`FlowCache::set_direct_max_subtables`]; see the module doc.
     pub const DIRECT_MAX_SUBTABLES: usize = 4;
@@ -294,7 +321,18 @@ impl FlowCache {
             // Few subtables: probing them beats the caches (see the module doc). The
             // caches are not filled: they would only be read once this port has more
             // subtables, and the classifier fills them then.
-            let hits = self.classifier_lookup(port, keys, todo, &mut idx);
+            // A key equal to the one before it (a train of one flow) is not probed: it
+            // takes the result of the first key of its train.
+            let repeats = repeated_keys(keys);
+            let mut hits = self.classifier_lookup(port, keys, todo & !repeats, &mut idx);
+            let mut bits = repeats;
+            while bits != 0 {
+                let i = bits.trailing_zeros() as usize;
+                bits &= bits - 1;
+                // Bit 0 is never set, and in key order the key before was answered.
+                idx[i] = idx[i - 1];
+                hits |= (hits >> (i - 1) & 1) << i;
+            }
             todo &= !hits;
             self.counters.classifier_hits += hits.count_ones() as u64;
             if self.emc_adaptive && self.emc.is_some() {
@@ -754,6 +792,49 @@ mod tests {
         // Statistics: three lookup_batch passes and this burst.
         assert_eq!(fc.stats(ids[0].unwrap()).unwrap().packets, 4);
         assert_eq!(fc.stats(ids[38].unwrap()).unwrap().packets, 3);
+    }
+
+    #[test]
+    fn trains_of_equal_keys_take_the_first_keys_result() {
+        let mut fc = FlowCache::new(FlowCacheConfig::default());
+        let key = |sport: u16, flags: u8| extract(&tcp4_frame(&Tcp4 { sport, flags, ..TCP4 }), 1);
+        let (a, b, missing) = (key(1, 0x002), key(2, 0x010), key(3, 0x002));
+        // A key equal to `a` except for its TCP flags: another key (probed), same megaflow.
+        let a_ack = key(1, 0x010);
+        let ida = fc.insert(Megaflow::new(a, five_tuple_mask(), vec![DpAction::Output(1)]), 0).unwrap();
+        let idb = fc.insert(Megaflow::new(b, five_tuple_mask(), vec![DpAction::Output(2)]), 0).unwrap();
+        // Trains of hits and of misses, at the start, middle and end of the burst.
+        let keys = [a, a, a, missing, missing, b, a_ack, a, missing, b, b, b];
+        assert_eq!(repeated_keys(&keys), 0b1100_0001_0110);
+        let want = [
+            Some(ida),
+            Some(ida),
+            Some(ida),
+            None,
+            None,
+            Some(idb),
+            Some(ida),
+            Some(ida),
+            None,
+            Some(idb),
+            Some(idb),
+            Some(idb),
+        ];
+        let hashes: Vec<u32> = keys.iter().map(|k| k.hash()).collect();
+        let bytes: Vec<u32> = (0..keys.len() as u32).map(|i| 60 + i).collect();
+        let mut got = [None; 12];
+        assert_eq!(fc.lookup_burst(1, &keys, &hashes, &bytes, 7, &mut got, |r| r.map(|(id, _)| id)), 3);
+        assert_eq!(got, want);
+        let mut batch = [None; 12];
+        assert_eq!(fc.lookup_batch(&keys, &hashes, &bytes, 8, &mut batch), 3);
+        assert_eq!(batch, want);
+        // Every packet counted, as if each had been probed.
+        let c = fc.counters();
+        assert_eq!((c.classifier_hits, c.misses), (18, 6));
+        let sum = |id| (0..keys.len()).filter(|&i| want[i] == Some(id)).map(|i| bytes[i] as u64).sum::<u64>() * 2;
+        let (sa, sb) = (fc.stats(ida).unwrap(), fc.stats(idb).unwrap());
+        assert_eq!((sa.packets, sa.bytes, sa.used, sa.tcp_flags), (10, sum(ida), 8, 0x012));
+        assert_eq!((sb.packets, sb.bytes, sb.used), (8, sum(idb), 8));
     }
 
     #[test]

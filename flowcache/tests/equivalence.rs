@@ -210,6 +210,9 @@ proptest! {
                     ports.dedup();
                     for port in ports {
                         let mine: Vec<FlowKey> = keys.iter().copied().filter(|k| k.in_port() == port).collect();
+                        // In trains, as bursts come (a key repeated answers as the first of
+                        // its train): keys 0, 0, 1, 2, 2, 3, ... of the port's.
+                        let mine: Vec<FlowKey> = (0..mine.len()).map(|i| mine[i * 2 / 3]).collect();
                         let h: Vec<u32> = mine.iter().map(|k| k.hash() & hash_mask).collect();
                         // Each hit as its megaflow and the index of its actions in `lists`
                         // (resolved results borrow the cache; they are copied out here).
