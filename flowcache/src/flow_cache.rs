@@ -168,24 +168,15 @@ pub struct FlowCache {
 /// Bit `i` set: `keys[i]` equals `keys[i - 1]` (`i` in 1..32). Bursts come in trains
 /// of one flow; a key of a train has the lookup result of the first one.
 ///
-/// Compared word by word with an early exit, most varying words first (the L4 ports,
-/// then the IPv4 addresses): keys of different flows usually differ in the first word
-/// compared, so a burst without trains pays about one compare per key.
+/// The L4 ports first (the word that most often differs between flows), then the
+/// whole key: a burst without trains pays about one word compare per key.
 #[inline(always)]
 fn repeated_keys(keys: &[FlowKey]) -> u32 {
     let mut repeats = 0u32;
     let keys = &keys[..keys.len().min(MAX_BATCH)];
     for i in 1..keys.len() {
-        let (a, b) = (&keys[i - 1].w, &keys[i].w);
-        if a[3] == b[3]
-            && a[7] == b[7]
-            && a[5] == b[5]
-            && a[2] == b[2]
-            && a[1] == b[1]
-            && a[0] == b[0]
-            && a[4] == b[4]
-            && a[6] == b[6]
-        {
+        let (a, b) = (&keys[i - 1], &keys[i]);
+        if a.w[3] == b.w[3] && a == b {
             repeats |= 1 << i;
         }
     }
