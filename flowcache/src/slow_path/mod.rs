@@ -702,9 +702,16 @@ impl SlowPath {
         // `add-flows` (see `rule_edit`), in one identity pass.
         let old = self.bridges[b].tables.rules();
         let n_old = old.len();
-        let mut list = Vec::with_capacity(n_old + rules.len());
-        list.extend_from_slice(old);
-        list.extend(rules);
+        // Into an empty bridge (a bulk load), the new rules are the list: moving a
+        // million of them into another vector cost a tenth of the change.
+        let list = if n_old == 0 {
+            rules
+        } else {
+            let mut list = Vec::with_capacity(n_old + rules.len());
+            list.extend_from_slice(old);
+            list.extend(rules);
+            list
+        };
         let mut out = Out::new(self.mirrors.len());
         self.change_rules(b, list, n_old, Replace::default(), now_ms, &mut out)?;
         Ok(out.finish())

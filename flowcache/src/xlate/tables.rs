@@ -272,7 +272,13 @@ impl RuleTables {
             .collect();
         order.sort_unstable();
         let mut warnings = Vec::new();
-        let mut tables: Vec<Vec<CompiledRule>> = vec![Vec::new(); N_TABLES];
+        // Each table's vector sized first: a compiled rule is cache-line aligned, so a
+        // growing vector is reallocated by copying (and faulting in) all of it again.
+        let mut per_table = vec![0usize; N_TABLES];
+        for r in &kept {
+            per_table[r.table as usize] += 1;
+        }
+        let mut tables: Vec<Vec<CompiledRule>> = per_table.into_iter().map(Vec::with_capacity).collect();
         for i in order.into_iter().map(|k| k as u32 as usize) {
             let r = &kept[i];
             let (fields, dropped) = compile_match(&r.matches);
