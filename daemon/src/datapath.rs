@@ -100,6 +100,9 @@ fn slow_path_config(config: &Config) -> SlowPathConfig {
         // (answering `Execute`) is only a backstop at twice that.
         flow_limit_per_pmd: (config.flow.limit_per_pmd as usize).saturating_mul(2),
         idle_expiry_ms: config.flow.idle_expiry.as_millis() as u64,
+        // Every add-flows and del-flows is written back to the config before it is
+        // answered: a large one is printed while it is compiled (`rule_texts`).
+        print_changed_rules: true,
         ..SlowPathConfig::default()
     }
 }
@@ -341,7 +344,16 @@ impl Datapath {
             }
             Request::AddFlows { bridge, flows, protocol } => {
                 let version = request_version(protocol.as_deref())?;
-                let rules = ferrovs_config::parse_flows(&flows.join("\n")).map_err(|e| format!("line {e}"))?;
+                // A streamed file is one element: parsed where it is, not copied by a join.
+                let joined;
+                let text = match flows.as_slice() {
+                    [one] => one.as_str(),
+                    many => {
+                        joined = many.join("\n");
+                        joined.as_str()
+                    }
+                };
+                let rules = ferrovs_config::parse_flows(text).map_err(|e| format!("line {e}"))?;
                 let rules = rules
                     .into_iter()
                     .enumerate()

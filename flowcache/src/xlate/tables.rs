@@ -216,7 +216,14 @@ pub struct RuleTables {
     pub miss: MissMode,
     /// The bridge's groups (`group:ID`), shared between versions that keep them.
     pub groups: std::sync::Arc<ferrovs_config::rules::Groups>,
+    /// `rules` as text, when the version was built with them printed (see
+    /// [`RuleTables::build`]), until taken.
+    printed: Option<Vec<String>>,
 }
+
+/// Fewest rules printed on a thread of their own while a version is compiled (see
+/// [`RuleTables::build`]); below, a thread costs more than it saves.
+pub const PRINT_ON_SIDE_RULES: usize = 50_000;
 
 impl RuleTables {
     /// These tables with the bridge's `groups`, if every group a rule names is one of
@@ -234,6 +241,15 @@ impl RuleTables {
     /// Compiles `rules` for a bridge whose OpenFlow ports are `ports` (in the order
     /// `flood`/`all` output to them).
     pub fn new(rules: Vec<Rule>, ports: Vec<u32>) -> Result<RuleTables, BuildError> {
+        Self::build(rules, ports, false)
+    }
+
+    /// [`RuleTables::new`], and with `print`, the kept rules printed as text (as
+    /// `ovs-ofctl` reads them) for [`RuleTables::take_printed`]: a version of at least
+    /// [`PRINT_ON_SIDE_RULES`] rules is printed on a second thread while it is compiled
+    /// (the daemon writes every rule change back to its config, and a million rules
+    /// take most of a second to print on one thread, about what compiling them takes).
+    pub fn build(rules: Vec<Rule>, ports: Vec<u32>, print: bool) -> Result<RuleTables, BuildError> {
         let mut kept: Vec<Rule> = Vec::with_capacity(rules.len());
         let mut source_index = Vec::with_capacity(rules.len());
         let mut by_identity = IdentityIndex::with_capacity(rules.len());
@@ -262,52 +278,18 @@ impl RuleTables {
                 }
             }
         }
-        // Lookup order: by table, highest priority first, equal priorities in input
-        // order. Sorting packed keys and compiling in that order moves no compiled rule
-        // (a stable sort of a million of them took a quarter of the build).
-        let mut order: Vec<u64> = kept
-            .iter()
-            .enumerate()
-            .map(|(i, r)| (r.table as u64) << 48 | ((u16::MAX - r.priority) as u64) << 32 | i as u64)
-            .collect();
-        order.sort_unstable();
-        let mut warnings = Vec::new();
-        // Each table's vector sized first: a compiled rule is cache-line aligned, so a
-        // growing vector is reallocated by copying (and faulting in) all of it again.
-        let mut per_table = vec![0usize; N_TABLES];
-        for r in &kept {
-            per_table[r.table as usize] += 1;
-        }
-        let mut tables: Vec<Vec<CompiledRule>> = per_table.into_iter().map(Vec::with_capacity).collect();
-        for i in order.into_iter().map(|k| k as u32 as usize) {
-            let r = &kept[i];
-            let (fields, dropped) = compile_match(&r.matches);
-            for d in dropped {
-                warnings.push((
-                    i,
-                    format!(
-                        "rule {} (table {}, priority {}): {d} ignored, its prerequisite is not matched",
-                        source_index[i], r.table, r.priority
-                    ),
-                ));
-            }
-            let mut value = FlowKey::ZERO;
-            let mut mask = Mask::ZERO;
-            for fm in &fields {
-                fields::add_to(&mut value, &mut mask, fm);
-            }
-            tables[r.table as usize].push(CompiledRule {
-                rref: RuleRef(i as u32),
-                value,
-                mask,
-                fields,
-                pipeline: PipelineMatch::of(&r.matches),
-                nd: NdMatch::of(&r.matches).map(Box::new),
-            });
-        }
-        warnings.sort_by_key(|w| w.0);
-        let warnings = warnings.into_iter().map(|w| w.1).collect();
-        let index = tables.iter().map(|t| TableIndex::new(t)).collect();
+        let ((tables, warnings, index), printed) = std::thread::scope(|s| {
+            let kept = &kept;
+            let printer = (print && kept.len() >= PRINT_ON_SIDE_RULES)
+                .then(|| s.spawn(move || kept.iter().map(ToString::to_string).collect::<Vec<_>>()));
+            let (tables, warnings) = compile_in_order(kept, &source_index);
+            let index: Vec<TableIndex> = tables.iter().map(|t| TableIndex::new(t)).collect();
+            let printed = match printer {
+                Some(p) => Some(p.join().unwrap_or_else(|e| std::panic::resume_unwind(e))),
+                None => print.then(|| kept.iter().map(ToString::to_string).collect()),
+            };
+            ((tables, warnings, index), printed)
+        });
         let nd_tables = tables.iter().map(|t| t.iter().any(|r| r.nd.is_some())).collect();
         Ok(RuleTables {
             rules: kept,
@@ -320,7 +302,14 @@ impl RuleTables {
             by_identity,
             miss: MissMode::Drop,
             groups: Default::default(),
+            printed,
         })
+    }
+
+    /// The rules as text, in [`RuleTables::rules`] order, if this version was built with
+    /// them printed and they were not taken yet.
+    pub fn take_printed(&mut self) -> Option<Vec<String>> {
+        self.printed.take()
     }
 
     /// All rules of this version; a [`RuleRef`] indexes this slice.
@@ -543,6 +532,57 @@ pub(crate) fn compile_match(m: &Match) -> (Vec<FieldMatch>, Vec<&'static str>) {
     push(is_arp, "arp_sha", Field::ArpSha, m.arp_sha.as_ref().map(mac));
     push(is_arp, "arp_tha", Field::ArpTha, m.arp_tha.as_ref().map(mac));
     (out, dropped)
+}
+
+/// The kept rules compiled per table in lookup order, and the warnings for
+/// fields dropped for a missing prerequisite, in rule order.
+fn compile_in_order(kept: &[Rule], source_index: &[usize]) -> (Vec<Vec<CompiledRule>>, Vec<String>) {
+    // Lookup order: by table, highest priority first, equal priorities in input
+    // order. Sorting packed keys and compiling in that order moves no compiled rule
+    // (a stable sort of a million of them took a quarter of the build).
+    let mut order: Vec<u64> = kept
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (r.table as u64) << 48 | ((u16::MAX - r.priority) as u64) << 32 | i as u64)
+        .collect();
+    order.sort_unstable();
+    let mut warnings = Vec::new();
+    // Each table's vector sized first: a compiled rule is cache-line aligned, so a
+    // growing vector is reallocated by copying (and faulting in) all of it again.
+    let mut per_table = vec![0usize; N_TABLES];
+    for r in kept {
+        per_table[r.table as usize] += 1;
+    }
+    let mut tables: Vec<Vec<CompiledRule>> = per_table.into_iter().map(Vec::with_capacity).collect();
+    for i in order.into_iter().map(|k| k as u32 as usize) {
+        let r = &kept[i];
+        let (fields, dropped) = compile_match(&r.matches);
+        for d in dropped {
+            warnings.push((
+                i,
+                format!(
+                    "rule {} (table {}, priority {}): {d} ignored, its prerequisite is not matched",
+                    source_index[i], r.table, r.priority
+                ),
+            ));
+        }
+        let mut value = FlowKey::ZERO;
+        let mut mask = Mask::ZERO;
+        for fm in &fields {
+            fields::add_to(&mut value, &mut mask, fm);
+        }
+        tables[r.table as usize].push(CompiledRule {
+            rref: RuleRef(i as u32),
+            value,
+            mask,
+            fields,
+            pipeline: PipelineMatch::of(&r.matches),
+            nd: NdMatch::of(&r.matches).map(Box::new),
+        });
+    }
+    warnings.sort_by_key(|w| w.0);
+    let warnings = warnings.into_iter().map(|w| w.1).collect();
+    (tables, warnings)
 }
 
 /// The flow key value and mask a match describes (fields whose prerequisite is missing
