@@ -287,11 +287,16 @@ impl RuleTables {
             kept.retain(|_| keep.next().unwrap_or(true));
             let mut keep = duplicate.iter().map(|d| !d);
             source_index.retain(|_| keep.next().unwrap_or(true));
-            // Positions moved: the index is made again over the kept rules.
-            by_identity = IdentityIndex::with_capacity(kept.len());
-            for (i, r) in kept.iter().enumerate() {
-                by_identity.insert(identity_hash(r.table, r.priority, &r.matches), i);
+            // Positions moved up by the duplicates before them.
+            let mut new_position = vec![u32::MAX; duplicate.len()];
+            let mut next = 0;
+            for (p, d) in duplicate.iter().enumerate() {
+                if !d {
+                    new_position[p] = next;
+                    next += 1;
+                }
             }
+            by_identity.renumber(&new_position);
         }
         let ((tables, warnings, index), printed) = std::thread::scope(|s| {
             let kept = &kept;
@@ -479,6 +484,22 @@ impl IdentityIndex {
             at = self.next[at as usize];
         }
         None
+    }
+
+    /// Moves each recorded position `p` to `new_position[p]` (`u32::MAX`: `p` was never
+    /// recorded, and goes), after the rule list closed up over skipped positions.
+    pub fn renumber(&mut self, new_position: &[u32]) {
+        let moved = |p: u32| if p == u32::MAX { p } else { new_position[p as usize] };
+        for v in self.first.values_mut() {
+            *v = moved(*v);
+        }
+        self.next = self
+            .next
+            .iter()
+            .enumerate()
+            .filter(|&(p, _)| new_position.get(p).is_some_and(|&n| n != u32::MAX))
+            .map(|(_, &n)| moved(n))
+            .collect();
     }
 
     /// Records position `pos` with hash `h` (positions are inserted in increasing order,
