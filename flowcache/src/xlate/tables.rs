@@ -25,6 +25,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::hash::{BuildHasherDefault, Hash, Hasher};
 use std::net::{Ipv4Addr, Ipv6Addr};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use ferrovs_config::rules::{Action, Masked, Match, Registers, Rule};
 
@@ -246,9 +247,10 @@ impl RuleTables {
 
     /// [`RuleTables::new`], and with `print`, the kept rules printed as text (as
     /// `ovs-ofctl` reads them) for [`RuleTables::take_printed`]: a version of at least
-    /// [`PRINT_ON_SIDE_RULES`] rules is printed on a second thread while it is compiled
-    /// (the daemon writes every rule change back to its config, and a million rules
-    /// take most of a second to print on one thread, about what compiling them takes).
+    /// [`PRINT_ON_SIDE_RULES`] rules is printed on a second thread while it is compiled,
+    /// the compiling thread taking its share once done (the daemon writes every rule
+    /// change back to its config, and a million rules take most of a second to print on
+    /// one thread, more than compiling them takes).
     pub fn build(rules: Vec<Rule>, ports: Vec<u32>, print: bool) -> Result<RuleTables, BuildError> {
         // The identity pass works in the given vector: a rule of an identity seen before
         // is swapped into the first one's place (keeping its position, taking the later
@@ -298,16 +300,27 @@ impl RuleTables {
             }
             by_identity.renumber(&new_position);
         }
+        // Printing takes longer than compiling: the compiling thread, once done, prints
+        // the pieces the printer has not claimed yet.
+        let next_piece = AtomicUsize::new(0);
         let ((tables, warnings, index), printed) = std::thread::scope(|s| {
-            let kept = &kept;
-            let printer = (print && kept.len() >= PRINT_ON_SIDE_RULES)
-                .then(|| s.spawn(move || kept.iter().map(ToString::to_string).collect::<Vec<_>>()));
+            let (kept, next_piece) = (&kept, &next_piece);
+            let printer =
+                (print && kept.len() >= PRINT_ON_SIDE_RULES).then(|| s.spawn(move || print_pieces(kept, next_piece)));
             let (tables, warnings) = compile_in_order(kept, &source_index);
             let index: Vec<TableIndex> = tables.iter().map(|t| TableIndex::new(t)).collect();
-            let printed = match printer {
-                Some(p) => Some(p.join().unwrap_or_else(|e| std::panic::resume_unwind(e))),
-                None => print.then(|| kept.iter().map(ToString::to_string).collect()),
-            };
+            let printed = print.then(|| {
+                let mut pieces = print_pieces(kept, next_piece);
+                if let Some(p) = printer {
+                    pieces.extend(p.join().unwrap_or_else(|e| std::panic::resume_unwind(e)));
+                }
+                pieces.sort_unstable_by_key(|p| p.0);
+                let mut texts = Vec::with_capacity(kept.len());
+                for (_, piece) in pieces {
+                    texts.extend(piece);
+                }
+                texts
+            });
             ((tables, warnings, index), printed)
         });
         let nd_tables = tables.iter().map(|t| t.iter().any(|r| r.nd.is_some())).collect();
@@ -570,6 +583,20 @@ pub(crate) fn compile_match(m: &Match) -> (Vec<FieldMatch>, Vec<&'static str>) {
     push(is_arp, "arp_sha", Field::ArpSha, m.arp_sha.as_ref().map(mac));
     push(is_arp, "arp_tha", Field::ArpTha, m.arp_tha.as_ref().map(mac));
     (out, dropped)
+}
+
+/// Rules printed per piece claimed by one thread of [`RuleTables::build`].
+const PRINT_PIECE: usize = 8192;
+
+/// Prints the pieces of `rules` (of [`PRINT_PIECE`] rules) this thread claims from
+/// `next_piece` until none is left, each with its number.
+fn print_pieces(rules: &[Rule], next_piece: &AtomicUsize) -> Vec<(usize, Vec<String>)> {
+    let mut pieces = Vec::new();
+    loop {
+        let n = next_piece.fetch_add(1, Ordering::Relaxed);
+        let Some(piece) = rules.chunks(PRINT_PIECE).nth(n) else { return pieces };
+        pieces.push((n, piece.iter().map(ToString::to_string).collect()));
+    }
 }
 
 /// The kept rules compiled per table in lookup order, and the warnings for
