@@ -555,22 +555,31 @@ mod tests {
         ) -> Rule {
             let mut tagged = matches.vlan_tci.is_some_and(|t| t.mask & t.value & 0x1000 != 0);
             let ipv6 = matches.dl_type == Some(ETH_IPV6);
+            // The tags as the parser's action check counts them: a third push is refused.
+            let mut tags = crate::rules::VlanTags::of_match(&matches);
             // Keep only the set_field actions whose prerequisites are met at that point
             // (a VLAN tag: matched, or pushed and not stripped since).
             let mut actions: Vec<Action> = actions
                 .into_iter()
-                .filter(|a| match a {
-                    Action::Set(SetField::VlanVid(_) | SetField::VlanPcp(_)) => tagged,
-                    Action::Set(SetField::Ipv6Src(_) | SetField::Ipv6Dst(_) | SetField::Ipv6Label(_)) => ipv6,
-                    Action::PushVlan(_) | Action::ModVlanVid(_) | Action::ModVlanPcp(_) => {
-                        tagged = true;
-                        true
+                .filter(|a| {
+                    let keep = match a {
+                        Action::Set(SetField::VlanVid(_) | SetField::VlanPcp(_)) => tagged,
+                        Action::Set(SetField::Ipv6Src(_) | SetField::Ipv6Dst(_) | SetField::Ipv6Label(_)) => ipv6,
+                        Action::PushVlan(_) if { let mut t = tags; t.apply(a).is_err() } => false,
+                        Action::PushVlan(_) | Action::ModVlanVid(_) | Action::ModVlanPcp(_) => {
+                            tagged = true;
+                            true
+                        }
+                        Action::StripVlan => {
+                            tagged = false;
+                            true
+                        }
+                        _ => true,
+                    };
+                    if keep {
+                        let _ = tags.apply(a);
                     }
-                    Action::StripVlan => {
-                        tagged = false;
-                        true
-                    }
-                    _ => true,
+                    keep
                 })
                 .collect();
             // The instruction order: write_metadata after the actions, before goto_table.
