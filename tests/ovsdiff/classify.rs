@@ -355,7 +355,8 @@ fn classify_rest(d: &Difference, input: &View) -> Class {
     {
         return Class::Known("unparsable-ip-header-not-rewritten");
     }
-    let dummy_rx_limit = if d.frame.get(12..14) == Some(&[0x81, 0x00][..]) { DUMMY_MAX_FRAME + 4 } else { DUMMY_MAX_FRAME };
+    let dummy_rx_limit =
+        if d.frame.get(12..14) == Some(&[0x81, 0x00][..]) { DUMMY_MAX_FRAME + 4 } else { DUMMY_MAX_FRAME };
     if d.ovs.is_empty() && d.frame.len() > dummy_rx_limit && d.ferrovs.iter().all(|(_, f)| f.len() <= DPDK_MAX_FRAME) {
         return Class::Known("mtu-limit-is-netdev-dpdk-s");
     }

@@ -805,7 +805,7 @@ pub fn version_reading_back(texts: &[String], preferred: Version) -> Result<Vers
 }
 
 /// The rules among `texts` (as the rule model prints them) that [`depends_on_version`],
-/// in order. Only lines with a word of [`PRINTED_VERSION_WORDS`] are parsed.
+/// in order. Only lines with a word of `PRINTED_VERSION_WORDS` are parsed.
 pub fn version_dependent_rules(texts: &[String]) -> Result<Vec<Rule>, String> {
     let mut rules = Vec::new();
     for text in texts.iter().filter(|t| may_depend_on_version(t)) {

@@ -247,7 +247,7 @@ impl RuleTables {
 
     /// [`RuleTables::new`], and with `print`, the kept rules printed as text (as
     /// `ovs-ofctl` reads them) for [`RuleTables::take_printed`]: a version of at least
-    /// [`PRINT_ON_SIDE_RULES`] rules is printed on a second thread while it is compiled,
+    /// `PRINT_ON_SIDE_RULES` rules is printed on a second thread while it is compiled,
     /// the compiling thread taking its share once done (the daemon writes every rule
     /// change back to its config, and a million rules take most of a second to print on
     /// one thread, more than compiling them takes).
