@@ -34,6 +34,30 @@ impl<'a> View<'a> {
         self.tags
     }
 
+    /// The IPv4 or IPv6 header fails the sanity checks of a flow extraction: fewer bytes
+    /// than its fixed header (20 or 40) or than IPv4's IHL says, an IHL below 5, or a
+    /// total (payload) length below the header or beyond the bytes received. The packet
+    /// has the EtherType and no parsed IP fields.
+    pub fn ip_header_unparsable(&self) -> bool {
+        let h = self.bytes.get(self.l3..).unwrap_or(&[]);
+        match self.ethertype {
+            0x0800 => {
+                let ihl = h.first().map_or(0, |b| (b & 0x0f) as usize * 4);
+                h.len() < 20 || ihl < 20 || h.len() < ihl || {
+                    let total = u16::from_be_bytes([h[2], h[3]]) as usize;
+                    total < ihl || total > h.len()
+                }
+            }
+            0x86dd => h.len() < 40 || 40 + u16::from_be_bytes([h[4], h[5]]) as usize > h.len(),
+            _ => false,
+        }
+    }
+
+    /// The bytes from the L3 header on.
+    pub fn l3_bytes(&self) -> &'a [u8] {
+        self.bytes.get(self.l3..).unwrap_or(&[])
+    }
+
     fn ipv4(&self) -> Option<&'a [u8]> {
         let h = self.bytes.get(self.l3..)?;
         (self.ethertype == 0x0800 && h.len() >= 20 && h[0] >> 4 == 4).then_some(h)
