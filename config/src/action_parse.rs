@@ -505,7 +505,8 @@ fn parse_packet_set_field(
     if def.field.set_field(0).is_none() && !def.field.is_arp() {
         return Err(unsupported());
     }
-    let bad = |offset: usize, reason: String| RuleError::new(arg_at(offset), format!("invalid value for `{name}`: {reason}"));
+    let bad =
+        |offset: usize, reason: String| RuleError::new(arg_at(offset), format!("invalid value for `{name}`: {reason}"));
     let v = match crate::field::field_by_name(name) {
         // Addresses (the ARP ones) in their own notation, as the match field reads them;
         // exact values only (a masked `set_field` is refused above).
