@@ -31,11 +31,14 @@ pub struct MatchSpec {
 }
 
 /// Maps byte offsets of `line` to positions on line `line_no`, counting characters.
+/// The parser asks for the position of every field (it is passed down for errors): in
+/// an ASCII line, the usual one, a character is a byte, so nothing is counted.
 pub(crate) fn line_locator(line: &str, line_no: u32) -> impl Fn(usize) -> Position + '_ {
+    let ascii = line.is_ascii();
     move |offset: usize| {
         let offset = offset.min(line.len());
-        let column = line.char_indices().take_while(|&(i, _)| i < offset).count() as u32 + 1;
-        Position { line: line_no, column }
+        let column = if ascii { offset } else { line.char_indices().take_while(|&(i, _)| i < offset).count() };
+        Position { line: line_no, column: column as u32 + 1 }
     }
 }
 
@@ -192,6 +195,16 @@ pub fn parse_packet(s: &str) -> Result<Match, RuleError> {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    /// Columns count characters: bytes in an ASCII line, characters past a wider one.
+    #[test]
+    fn columns_count_characters() {
+        assert_eq!(line_locator("ab=c", 7)(3), Position { line: 7, column: 4 });
+        assert_eq!(line_locator("a\u{e9}=c", 7)(3), Position { line: 7, column: 3 });
+        assert_eq!(line_locator("ab", 1)(99).column, 3, "past the end: after the last character");
+        let e = parse_flow("priority=5,nw_\u{e9}=1 actions=drop").unwrap_err();
+        assert_eq!(e.position.column, 12, "{e}");
+    }
 
     /// Pieces of rule text, so that random lines get past the first field now and then.
     const PIECES: &[&str] = &[

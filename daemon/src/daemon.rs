@@ -242,7 +242,7 @@ pub fn run(path: &Path, check_only: bool, log: LogControl) -> Result<(), DaemonE
                         tracing::info!(
                             target: "ferrovs_daemon::control",
                             "add-flows {bridge}: {} line(s) parsed and applied in {} ms, written back in {} ms",
-                            flows.iter().map(|f| f.lines().count()).sum::<usize>(),
+                            line_count(flows),
                             applied.as_millis(),
                             (started.elapsed() - applied).as_millis()
                         );
@@ -374,13 +374,19 @@ fn port_info_of(dp: &Datapath, config: &Config, name: &str) -> Option<(String, c
 }
 
 /// A change request for the log: `add-flows` by its size, not its (maybe million) lines.
+/// The lines of an `add-flows` request (an element may hold many: a streamed file is
+/// one), counted as `str::lines` does, by bytes (a million-line request is logged twice).
+fn line_count(flows: &[String]) -> usize {
+    flows
+        .iter()
+        .map(|f| f.bytes().filter(|&b| b == b'\n').count() + usize::from(!f.is_empty() && !f.ends_with('\n')))
+        .sum()
+}
+
 fn describe(request: &Request) -> String {
     match request {
         Request::AddFlows { bridge, flows, .. } => {
-            format!(
-                "AddFlows {{ bridge: {bridge:?}, {} line(s) }}",
-                flows.iter().map(|f| f.lines().count()).sum::<usize>()
-            )
+            format!("AddFlows {{ bridge: {bridge:?}, {} line(s) }}", line_count(flows))
         }
         other => format!("{other:?}"),
     }
@@ -768,5 +774,19 @@ mod pcap_replay_tests {
         assert_eq!(pcap_replay_frames("net_null0,no-rx=1"), 0);
         assert_eq!(pcap_replay_frames("net_pcap0,rx_pcap=/nonexistent,infinite_rx=1"), 0);
         let _ = std::fs::remove_file(&path);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::line_count;
+
+    #[test]
+    fn line_count_counts_as_str_lines() {
+        let cases = ["", "a", "a\n", "a\n\nb", "a\r\nb\r\n", "\n", "x\ny"];
+        for c in cases {
+            assert_eq!(line_count(&[c.to_string()]), c.lines().count(), "{c:?}");
+        }
+        assert_eq!(line_count(&cases.map(String::from)), cases.iter().map(|c| c.lines().count()).sum::<usize>());
     }
 }

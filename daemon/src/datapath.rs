@@ -100,6 +100,9 @@ fn slow_path_config(config: &Config) -> SlowPathConfig {
         // (answering `Execute`) is only a backstop at twice that.
         flow_limit_per_pmd: (config.flow.limit_per_pmd as usize).saturating_mul(2),
         idle_expiry_ms: config.flow.idle_expiry.as_millis() as u64,
+        // Every add-flows and del-flows is written back to the config before it is
+        // answered: a large one is printed while it is compiled (`rule_texts`).
+        print_changed_rules: true,
         ..SlowPathConfig::default()
     }
 }
@@ -341,7 +344,16 @@ impl Datapath {
             }
             Request::AddFlows { bridge, flows, protocol } => {
                 let version = request_version(protocol.as_deref())?;
-                let rules = ferrovs_config::parse_flows(&flows.join("\n")).map_err(|e| format!("line {e}"))?;
+                // A streamed file is one element: parsed where it is, not copied by a join.
+                let joined;
+                let text = match flows.as_slice() {
+                    [one] => one.as_str(),
+                    many => {
+                        joined = many.join("\n");
+                        joined.as_str()
+                    }
+                };
+                let rules = ferrovs_config::parse_flows(text).map_err(|e| format!("line {e}"))?;
                 let rules = rules
                     .into_iter()
                     .enumerate()
@@ -523,17 +535,20 @@ impl Datapath {
 impl Datapath {
     /// Refuses adding `rules` (read in `version`) to `bridge` when the resulting set
     /// mixes rules only one OpenFlow version expresses with rules only the other does
-    /// (`version_reading_back`): such a set could not be written back to the config, or
-    /// read again after a restart, as it runs. Only rules whose meaning depends on the
-    /// version can make such a mix, so the running rules are read only for them.
+    /// (`version_reading_back_rules`): such a set could not be written back to the config,
+    /// or read again after a restart, as it runs. Only rules whose meaning depends on the
+    /// version can make such a mix (`depends_on_version`, decided on the typed rules: a
+    /// million-rule `add-flows` of others costs nothing here), so the running rules are
+    /// read only when a new rule is one of them.
     fn check_one_version(&self, bridge: &str, rules: &[ferrovs_config::Rule], version: Version) -> Result<(), String> {
-        let texts: Vec<String> = rules.iter().map(|r| r.to_string()).collect();
-        if !texts.iter().any(|t| ferrovs_config::openflow::convert::depends_on_version(t)) {
+        use ferrovs_config::openflow::convert::{
+            depends_on_version, version_dependent_rules, version_reading_back_rules,
+        };
+        if !rules.iter().any(depends_on_version) {
             return Ok(());
         }
-        let mut all = self.slow.rule_texts(bridge.to_string())?;
-        all.extend(texts);
-        ferrovs_config::openflow::convert::version_reading_back(&all, version)
+        let running = version_dependent_rules(&self.slow.rule_texts(bridge.to_string())?)?;
+        version_reading_back_rules(running.iter().chain(rules), version)
             .map(|_| ())
             .map_err(|e| format!("refused, the bridge's rules would need two OpenFlow versions: {e}"))
     }

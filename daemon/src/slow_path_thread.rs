@@ -544,11 +544,15 @@ impl Worker {
                 let _ = answer.send(r);
             }
             SlowRequest::RuleTexts { bridge, answer } => {
-                let r = self
-                    .slow
-                    .rules(&bridge)
-                    .map(|rules| format_in_pieces(rules, |r| r.to_string()))
-                    .ok_or_else(|| format!("no bridge named {bridge:?}"));
+                // Printed by the last change if it was large (see `print_changed_rules`).
+                let r = match self.slow.take_printed_rules(&bridge) {
+                    Some(texts) => Ok(texts),
+                    None => self
+                        .slow
+                        .rules(&bridge)
+                        .map(|rules| format_in_pieces(rules, |r| r.to_string()))
+                        .ok_or_else(|| format!("no bridge named {bridge:?}")),
+                };
                 let _ = answer.send(r);
             }
             SlowRequest::DumpDpFlows { answer } => {

@@ -173,8 +173,10 @@ fn extract_common_words(frame: &[u8], in_port: u32) -> Option<[u64; 8]> {
     }
     let ip: &[u8; 20] = frame.get(off..off + 20)?.try_into().ok()?;
     let total_len = be16(ip, 2) as usize;
-    // IHL 5, the whole packet in the frame, no fragment (MF clear, offset 0).
-    if ip[0] & 0x0f != 5 || total_len < 20 || total_len > frame.len() - off || be16(ip, 6) & 0x3fff != 0 {
+    // Version 4 and IHL 5 (the general parse does not look at the version: a frame
+    // with another one takes it), the whole packet in the frame, no fragment (MF
+    // clear, offset 0).
+    if ip[0] != 0x45 || total_len < 20 || total_len > frame.len() - off || be16(ip, 6) & 0x3fff != 0 {
         return None;
     }
     let l4 = &frame[off + 20..off + total_len];

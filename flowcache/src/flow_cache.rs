@@ -42,6 +42,14 @@
 //! megaflow, same machine and session): 11.85-12.46 Mpps before, 18.26-18.60 after,
 //! against OVS 3.1's 16.02-16.09 (its "simple match" path does the same thing).
 //!
+//! **Trains.** Bursts often carry several packets of one flow in a row. On the direct
+//! path a key equal to the key just before it is not probed: it takes that key's result
+//! (`repeated_keys`; one word compare per key when neighbours differ, the whole key when
+//! they are equal), and the statistics pass adds a run of packets of one megaflow once
+//! and hands the caller's value for it out once per run ([`FlowCache::lookup_burst`]).
+//! Counters count every packet as the level that answered its train's first key (the
+//! subtables' hit counts, which only rank them, count a train once).
+//!
 //! The packet hash should be the NIC's RSS hash when the mbuf carries one, else
 //! [`FlowKey::hash`]. Any hash is correct (every level verifies); a good one is fast.
 
@@ -165,6 +173,36 @@ pub struct FlowCache {
     counters: CacheCounters,
 }
 
+/// Bit `i` set: `keys[i]` equals `keys[i - 1]` (`i` in 1..32). Bursts come in trains
+/// of one flow; a key of a train has the lookup result of the first one.
+///
+/// The L4 ports first (the word that most often differs between flows), then the
+/// whole key: a burst without trains pays about one word compare per key.
+#[inline(always)]
+fn repeated_keys(keys: &[FlowKey]) -> u32 {
+    let mut repeats = 0u32;
+    let keys = &keys[..keys.len().min(MAX_BATCH)];
+    for i in 1..keys.len() {
+        let (a, b) = (&keys[i - 1], &keys[i]);
+        if a.w[3] == b.w[3] && a == b {
+            repeats |= 1 << i;
+        }
+    }
+    repeats
+}
+
+/// `hits` with every key of a train (`repeats`, see [`repeated_keys`]) set as the
+/// first key of its train is: each step carries the bits up through twice as many
+/// repeats as the last (five steps for 32 keys, instead of a step per key).
+#[inline(always)]
+fn spread_up_trains(mut hits: u32, mut repeats: u32) -> u32 {
+    for step in [1, 2, 4, 8, 16] {
+        hits |= (hits << step) & repeats;
+        repeats &= repeats << step;
+    }
+    hits
+}
+
 impl FlowCache {
     /// Default of [`FlowCache::set_direct_max_subtables`]; see the module doc.
     pub const DIRECT_MAX_SUBTABLES: usize = 4;
@@ -199,10 +237,10 @@ impl FlowCache {
         while start < n {
             let end = (start + MAX_BATCH).min(n);
             let (idx, todo) = self.probe_chunk(None, &keys[start..end], &hashes[start..end]);
-            let out = &mut out[start..end];
-            misses += self.finish_chunk(&keys[start..end], &bytes[start..end], now, &idx, todo, &mut |i, r| {
-                out[i] = r.map(|(id, _)| id)
-            });
+            misses +=
+                self.finish_chunk(&keys[start..end], &bytes[start..end], now, &idx, todo, &mut out[start..end], |r| {
+                    r.map(|(id, _)| id)
+                });
             start = end;
         }
         misses
@@ -210,33 +248,40 @@ impl FlowCache {
 
     /// Looks up one burst from `in_port` (every key's in_port; debug builds check), as a
     /// PMD does: the classifier skips grouping the keys by port, and instead of filling
-    /// an array of ids, the result of each key is handed to `verdict(i, result)` in key
-    /// order, `result` being the megaflow and its actions or `None` (a miss), while the
-    /// statistics are added, so that the caller builds its verdicts in the same pass.
-    /// Takes at most [`MAX_BATCH`] keys (one burst); keys past that, or past the end of
-    /// `hashes` or `bytes`, miss. Same answers, statistics and counters as
-    /// [`FlowCache::lookup_batch`]. Returns the number of misses.
+    /// an array of ids, `out[i]` gets `resolve(result)` of key `i`, `result` being the
+    /// megaflow and its actions or `None` (a miss), written while the statistics are
+    /// added, so that the caller builds its verdicts in the same pass. `resolve` is
+    /// called once per run of consecutive keys with the same result (once per burst for
+    /// a burst of one flow), not once per key: its value is copied to every key of the
+    /// run. Takes at most [`MAX_BATCH`] keys (one burst); keys past that, or past the end
+    /// of `hashes` or `bytes`, miss (keys past the end of `out` are ignored). Same
+    /// answers, statistics and counters as [`FlowCache::lookup_batch`]. Returns the
+    /// number of misses.
+    #[allow(clippy::too_many_arguments)]
     #[inline]
-    pub fn lookup_burst<'s>(
+    pub fn lookup_burst<'s, V: Copy>(
         &'s mut self,
         in_port: u32,
         keys: &[FlowKey],
         hashes: &[u32],
         bytes: &[u32],
         now: u64,
-        mut verdict: impl FnMut(usize, Option<(MegaflowId, &'s [DpAction])>),
+        out: &mut [V],
+        mut resolve: impl FnMut(Option<(MegaflowId, &'s [DpAction])>) -> V,
     ) -> usize {
         // As the keys hold it (16 bits).
         let mut k = FlowKey::ZERO;
         k.set_in_port(in_port);
+        let keys = &keys[..keys.len().min(out.len())];
         let n = keys.len().min(hashes.len()).min(bytes.len()).min(MAX_BATCH);
         let (idx, todo) = self.probe_chunk(Some(k.in_port()), &keys[..n], &hashes[..n]);
         self.counters.misses += (keys.len() - n) as u64;
-        let misses = self.finish_chunk(&keys[..n], &bytes[..n], now, &idx, todo, &mut verdict);
-        for i in n..keys.len() {
-            verdict(i, None);
+        let (head, tail) = out[..keys.len()].split_at_mut(n);
+        let misses = self.finish_chunk(&keys[..n], &bytes[..n], now, &idx, todo, head, &mut resolve);
+        if !tail.is_empty() {
+            tail.fill(resolve(None));
         }
-        misses + (keys.len() - n)
+        misses + tail.len()
     }
 
     /// Whether a burst from `in_port` goes straight to the classifier (see the module
@@ -287,7 +332,20 @@ impl FlowCache {
             // Few subtables: probing them beats the caches (see the module doc). The
             // caches are not filled: they would only be read once this port has more
             // subtables, and the classifier fills them then.
-            let hits = self.classifier_lookup(port, keys, todo, &mut idx);
+            // A key equal to the one before it (a train of one flow) is not probed: it
+            // takes the result of the first key of its train.
+            let repeats = repeated_keys(keys);
+            let mut hits = self.classifier_lookup(port, keys, todo & !repeats, &mut idx);
+            if repeats != 0 {
+                let mut bits = repeats;
+                while bits != 0 {
+                    let i = bits.trailing_zeros() as usize;
+                    bits &= bits - 1;
+                    // Bit 0 is never set, and in key order the key before was answered.
+                    idx[i] = idx[i - 1];
+                }
+                hits = spread_up_trains(hits, repeats);
+            }
             todo &= !hits;
             self.counters.classifier_hits += hits.count_ones() as u64;
             if self.emc_adaptive && self.emc.is_some() {
@@ -406,22 +464,27 @@ impl FlowCache {
         (idx, todo)
     }
 
-    /// Adds the statistics of every hit (`idx[i]` a slab index or `u32::MAX`), hands
-    /// each key's result to `verdict` in key order and counts the misses (`todo`).
+    /// Adds the statistics of every hit (`idx[i]` a slab index or `u32::MAX`), sets
+    /// `out[i]` to `resolve` of each key's result and counts the misses (`todo`).
     ///
-    /// Consecutive packets of the same megaflow (a burst of one flow, or of flows that
-    /// share a megaflow) are summed in registers and written once per run: adding to the
-    /// record per packet chains every packet's read-modify-write through memory
-    /// (store-to-load forwarding latency) for a one-flow burst.
+    /// Consecutive packets of the same result (a burst of one flow, or of flows that
+    /// share a megaflow; or misses) are one run: their statistics are summed in
+    /// registers and written once per run (adding to the record per packet chains every
+    /// packet's read-modify-write through memory, store-to-load forwarding latency, for
+    /// a one-flow burst), and `resolve` is called once per run. A packet that continues
+    /// its run costs the compare of its slab index, three sums and the copy of the
+    /// run's value.
+    #[allow(clippy::too_many_arguments)]
     #[inline(always)]
-    fn finish_chunk<'s>(
+    fn finish_chunk<'s, V: Copy>(
         &'s mut self,
         keys: &[FlowKey],
         bytes: &[u32],
         now: u64,
         idx: &[u32; MAX_BATCH],
         todo: u32,
-        verdict: &mut impl FnMut(usize, Option<(MegaflowId, &'s [DpAction])>),
+        out: &mut [V],
+        mut resolve: impl FnMut(Option<(MegaflowId, &'s [DpAction])>) -> V,
     ) -> usize {
         let missed = todo.count_ones() as usize;
         self.counters.misses += missed as u64;
@@ -431,18 +494,13 @@ impl FlowCache {
         // no second bounds check in `records`.
         let slots = records.len().min(cold.len());
         let (records, cold): (_, &'s [crate::megaflow::Cold]) = (&mut records[..slots], &cold[..slots]);
-        let mut run = u32::MAX;
-        let mut run_generation = 0u32;
+        // The run starts as one of misses (`u32::MAX` is no slab index).
+        let miss = resolve(None);
+        let (mut run, mut run_value) = (u32::MAX, miss);
         use crate::key::TCP_FLAGS_WORD;
         // `flags` ORs the keys' whole flags word (see `Record::tcp_flags_word`).
         let (mut packets, mut run_bytes, mut flags) = (0u64, 0u64, 0u64);
-        let n = keys.len().min(bytes.len()).min(MAX_BATCH);
-        for i in 0..n {
-            let x = idx[i];
-            let Some(c) = cold.get(x as usize) else {
-                verdict(i, None);
-                continue;
-            };
+        for (((o, &x), &b), key) in out.iter_mut().zip(idx).zip(bytes).zip(keys) {
             if x != run {
                 if let Some(h) = records.get_mut(run as usize) {
                     h.packets += packets;
@@ -451,13 +509,19 @@ impl FlowCache {
                     h.tcp_flags_word |= flags;
                 }
                 run = x;
-                run_generation = records[x as usize].generation;
+                run_value = match cold.get(x as usize) {
+                    Some(c) => {
+                        let id = MegaflowId { index: x, generation: records[x as usize].generation };
+                        resolve(Some((id, c.actions.as_slice())))
+                    }
+                    None => miss,
+                };
                 (packets, run_bytes, flags) = (0, 0, 0);
             }
             packets += 1;
-            run_bytes += bytes[i] as u64;
-            flags |= keys[i].w[TCP_FLAGS_WORD];
-            verdict(i, Some((MegaflowId { index: x, generation: run_generation }, c.actions.as_slice())));
+            run_bytes += b as u64;
+            flags |= key.w[TCP_FLAGS_WORD];
+            *o = run_value;
         }
         if let Some(h) = records.get_mut(run as usize) {
             h.packets += packets;
@@ -733,7 +797,7 @@ mod tests {
         // One burst takes at most MAX_BATCH keys: the 8 past it miss (and are counted).
         let before = fc.counters();
         let mut got = vec![Some(None); 40];
-        assert_eq!(fc.lookup_burst(1, &keys, &hashes, &[64; 40], 1, |i, r| got[i] = Some(r.map(|(id, _)| id))), 24);
+        assert_eq!(fc.lookup_burst(1, &keys, &hashes, &[64; 40], 1, &mut got, |r| Some(r.map(|(id, _)| id))), 24);
         let want: Vec<_> = (0..40).map(|i| Some(if i < MAX_BATCH { ids[i] } else { None })).collect();
         assert_eq!(got, want);
         let after = fc.counters();
@@ -741,6 +805,55 @@ mod tests {
         // Statistics: three lookup_batch passes and this burst.
         assert_eq!(fc.stats(ids[0].unwrap()).unwrap().packets, 4);
         assert_eq!(fc.stats(ids[38].unwrap()).unwrap().packets, 3);
+    }
+
+    #[test]
+    fn trains_of_equal_keys_take_the_first_keys_result() {
+        let mut fc = FlowCache::new(FlowCacheConfig::default());
+        let key = |sport: u16, flags: u8| extract(&tcp4_frame(&Tcp4 { sport, flags, ..TCP4 }), 1);
+        let (a, b, missing) = (key(1, 0x002), key(2, 0x010), key(3, 0x002));
+        // A key equal to `a` except for its TCP flags: another key (probed), same megaflow.
+        let a_ack = key(1, 0x010);
+        let ida = fc.insert(Megaflow::new(a, five_tuple_mask(), vec![DpAction::Output(1)]), 0).unwrap();
+        let idb = fc.insert(Megaflow::new(b, five_tuple_mask(), vec![DpAction::Output(2)]), 0).unwrap();
+        // Trains of hits and of misses, at the start, middle and end of the burst.
+        let keys = [a, a, a, missing, missing, b, a_ack, a, missing, b, b, b];
+        assert_eq!(repeated_keys(&keys), 0b1100_0001_0110);
+        // Hits carried up their trains, also through 31 repeats, never past a key that
+        // is no repeat.
+        assert_eq!(spread_up_trains(0b0010_0010_0001, 0b1100_0001_0110), 0b1110_0010_0111);
+        assert_eq!(spread_up_trains(1, u32::MAX - 1), u32::MAX);
+        assert_eq!(spread_up_trains(0b10, u32::MAX - 1), u32::MAX - 1);
+        assert_eq!(spread_up_trains(1 << 31, u32::MAX - 1), 1 << 31);
+        let want = [
+            Some(ida),
+            Some(ida),
+            Some(ida),
+            None,
+            None,
+            Some(idb),
+            Some(ida),
+            Some(ida),
+            None,
+            Some(idb),
+            Some(idb),
+            Some(idb),
+        ];
+        let hashes: Vec<u32> = keys.iter().map(|k| k.hash()).collect();
+        let bytes: Vec<u32> = (0..keys.len() as u32).map(|i| 60 + i).collect();
+        let mut got = [None; 12];
+        assert_eq!(fc.lookup_burst(1, &keys, &hashes, &bytes, 7, &mut got, |r| r.map(|(id, _)| id)), 3);
+        assert_eq!(got, want);
+        let mut batch = [None; 12];
+        assert_eq!(fc.lookup_batch(&keys, &hashes, &bytes, 8, &mut batch), 3);
+        assert_eq!(batch, want);
+        // Every packet counted, as if each had been probed.
+        let c = fc.counters();
+        assert_eq!((c.classifier_hits, c.misses), (18, 6));
+        let sum = |id| (0..keys.len()).filter(|&i| want[i] == Some(id)).map(|i| bytes[i] as u64).sum::<u64>() * 2;
+        let (sa, sb) = (fc.stats(ida).unwrap(), fc.stats(idb).unwrap());
+        assert_eq!((sa.packets, sa.bytes, sa.used, sa.tcp_flags), (10, sum(ida), 8, 0x012));
+        assert_eq!((sb.packets, sb.bytes, sb.used), (8, sum(idb), 8));
     }
 
     #[test]

@@ -210,18 +210,29 @@ proptest! {
                     ports.dedup();
                     for port in ports {
                         let mine: Vec<FlowKey> = keys.iter().copied().filter(|k| k.in_port() == port).collect();
+                        // In trains, as bursts come (a key repeated answers as the first of
+                        // its train): keys 0, 0, 1, 2, 2, 3, ... of the port's.
+                        let mine: Vec<FlowKey> = (0..mine.len()).map(|i| mine[i * 2 / 3]).collect();
                         let h: Vec<u32> = mine.iter().map(|k| k.hash() & hash_mask).collect();
-                        let mut out = vec![None; mine.len()];
-                        let mut got = Vec::new();
-                        let misses = fc.lookup_burst(port, &mine, &h, &vec![100; mine.len()], now, |i, r| {
-                            out[i] = r.map(|(id, _)| id);
-                            got.push((i, r.map(|(_, a)| a.to_vec())));
+                        // Each hit as its megaflow and the index of its actions in `lists`
+                        // (resolved results borrow the cache; they are copied out here).
+                        let mut got = vec![None; mine.len()];
+                        let mut lists: Vec<(MegaflowId, Vec<DpAction>)> = Vec::new();
+                        let misses = fc.lookup_burst(port, &mine, &h, &vec![100; mine.len()], now, &mut got, |r| {
+                            r.map(|(id, a)| {
+                                lists.push((id, a.to_vec()));
+                                (id, lists.len() - 1)
+                            })
                         });
-                        // Every key once, in order, with its megaflow's own actions.
-                        prop_assert_eq!(got.iter().map(|g| g.0).collect::<Vec<_>>(), (0..mine.len()).collect::<Vec<_>>());
-                        for ((_, actions), o) in got.iter().zip(&out) {
-                            prop_assert_eq!(actions.as_ref(), o.map(|id| fc.actions(id).expect("live")));
+                        // Resolved once per run of keys of one megaflow, with its own actions.
+                        let hit_runs = (0..got.len())
+                            .filter(|&i| got[i].is_some() && (i == 0 || got[i - 1].map(|g| g.0) != got[i].map(|g| g.0)))
+                            .count();
+                        prop_assert_eq!(lists.len(), hit_runs);
+                        for (id, actions) in &lists {
+                            prop_assert_eq!(Some(actions), fc.actions(*id));
                         }
+                        let out: Vec<_> = got.iter().map(|g| g.map(|(id, _)| id)).collect();
                         prop_assert_eq!(misses, out.iter().filter(|o| o.is_none()).count());
                         PACKETS_CHECKED.fetch_add(mine.len() as u64, Ordering::Relaxed);
                         for (k, o) in mine.iter().zip(&out) {

@@ -461,6 +461,8 @@ impl World {
             idle_expiry_ms: r.pick(&[300, 2_000]),
             mac_aging: aging,
             mac_capacity: capacity,
+            // Printing the changed rules must change nothing else.
+            print_changed_rules: r.below(2) == 0,
         };
         let sp = SlowPath::new(
             vec![

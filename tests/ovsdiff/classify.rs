@@ -284,7 +284,8 @@ fn classify_rest(d: &Difference, input: &View) -> Class {
     // (outer) tag among its tags, behind the first (behind the first two, or behind one
     // that a later pop left; OVS keeps a second tag of the frame that its flow never held).
     let own_tag = pushes && input.vlan_tags() >= 1;
-    let own = &d.frame[12..16];
+    // (A runt has none: `get`.)
+    let own = d.frame.get(12..16).unwrap_or(&[]);
     // (OVS's `normal` pops the tags behind the VID 0 one too, and the actions after it
     // push them back from its flow, which has no DEI bit: where ferrovs kept such a tag,
     // a later output may differ only by its DEI bit, set on ferrovs's side.)
@@ -374,7 +375,8 @@ fn classify_rest(d: &Difference, input: &View) -> Class {
     {
         return Class::Known("ovs-arp-opcode-0-and-255");
     }
-    let dummy_rx_limit = if d.frame[12..14] == [0x81, 0x00] { DUMMY_MAX_FRAME + 4 } else { DUMMY_MAX_FRAME };
+    let dummy_rx_limit =
+        if d.frame.get(12..14) == Some(&[0x81, 0x00][..]) { DUMMY_MAX_FRAME + 4 } else { DUMMY_MAX_FRAME };
     if d.ovs.is_empty() && d.frame.len() > dummy_rx_limit && d.ferrovs.iter().all(|(_, f)| f.len() <= DPDK_MAX_FRAME) {
         return Class::Known("mtu-limit-is-netdev-dpdk-s");
     }

@@ -752,33 +752,89 @@ pub fn printed_in(text: &str, v: Version) -> String {
     }
 }
 
-/// Words of the only actions that read differently by version: VLAN actions, a
-/// register's `set_field` (a `load` under OpenFlow 1.0), `write_metadata` (with
-/// `goto_table` only under OpenFlow 1.3) and the action set's instructions (dropped under
-/// 1.0).
-const VERSION_DEPENDENT: [&str; 4] = ["vlan", "set_field", "write_metadata", "_actions"];
+/// Whether `rule` may read differently by version: the one home of which actions do.
+/// VLAN actions (`mod_vlan_*`, `strip_vlan`, `push_vlan`, a VLAN `set_field`), a
+/// `set_field` with no OpenFlow 1.0 `mod_*` form (a register's is a `load` under 1.0),
+/// `write_metadata` (with `goto_table` only under OpenFlow 1.3) and the action set's
+/// instructions (dropped under 1.0), inside a `clone` or `write_actions` too. Every
+/// other action, and every match, reads the same under both versions.
+pub fn depends_on_version(rule: &Rule) -> bool {
+    rule.actions.iter().any(action_depends_on_version)
+}
 
-/// Whether a rule (as the rule model prints it) may read differently by version.
-pub fn depends_on_version(text: &str) -> bool {
-    VERSION_DEPENDENT.iter().any(|w| text.contains(w))
+fn action_depends_on_version(a: &Action) -> bool {
+    match a {
+        Action::ModVlanVid(_)
+        | Action::ModVlanPcp(_)
+        | Action::StripVlan
+        | Action::PushVlan(_)
+        | Action::Load { set_field: true, .. }
+        | Action::WriteMetadata { .. }
+        | Action::ClearActions
+        | Action::WriteActions(_) => true,
+        Action::Set(f) => matches!(
+            f,
+            SetField::VlanVid(_)
+                | SetField::VlanPcp(_)
+                | SetField::Ipv6Src(_)
+                | SetField::Ipv6Dst(_)
+                | SetField::Ipv6Label(_)
+        ),
+        Action::Clone(inner) => inner.iter().any(action_depends_on_version),
+        _ => false,
+    }
+}
+
+/// Words found in the printed form (as the rule model prints it) of every rule
+/// [`depends_on_version`] holds for (a test holds the two to that): lines without any
+/// are not parsed by [`version_reading_back`].
+const PRINTED_VERSION_WORDS: [&str; 4] = ["vlan", "set_field", "write_metadata", "_actions"];
+
+/// Whether a rule printed as `text` may be one [`depends_on_version`] holds for (false:
+/// surely not).
+pub(crate) fn may_depend_on_version(text: &str) -> bool {
+    PRINTED_VERSION_WORDS.iter().any(|w| text.contains(w))
 }
 
 /// The version in which the rules in `texts` (in `ovs-ofctl` syntax, as the rule model
 /// prints them) read back as themselves, preferring `preferred`: what a bridge's
 /// `protocols` must say when its running rules are written back to the config, and
-/// whether a rule set can be held at all. Only lines with `VERSION_DEPENDENT` words
-/// are parsed.
+/// whether a rule set can be held at all. `Err` as [`version_reading_back_rules`].
+pub fn version_reading_back(texts: &[String], preferred: Version) -> Result<Version, String> {
+    version_reading_back_rules(&version_dependent_rules(texts)?, preferred)
+}
+
+/// The rules among `texts` (as the rule model prints them) that [`depends_on_version`],
+/// in order. Only lines with a word of [`PRINTED_VERSION_WORDS`] are parsed.
+pub fn version_dependent_rules(texts: &[String]) -> Result<Vec<Rule>, String> {
+    let mut rules = Vec::new();
+    for text in texts.iter().filter(|t| may_depend_on_version(t)) {
+        let rule = crate::parse_flow(text).map_err(|e| format!("{text}: {e}"))?;
+        if depends_on_version(&rule) {
+            rules.push(rule);
+        }
+    }
+    Ok(rules)
+}
+
+/// The version in which `rules` read back as themselves, preferring `preferred` (see
+/// [`version_reading_back`]); only those that [`depends_on_version`] are looked at.
 /// `Err` when no one version reads them all back (OpenFlow 1.0's `mod_vlan_vid` pushing
 /// only if needed next to a `push_vlan`), naming one rule of each kind.
-pub fn version_reading_back(texts: &[String], preferred: Version) -> Result<Version, String> {
+pub fn version_reading_back_rules<'a>(
+    rules: impl IntoIterator<Item = &'a Rule>,
+    preferred: Version,
+) -> Result<Version, String> {
     let other = if preferred == Version::Of10 { Version::Of13 } else { Version::Of10 };
-    let mut refused_by: [Option<&str>; 2] = [None, None];
-    for text in texts.iter().filter(|t| depends_on_version(t)) {
-        let rule = crate::parse_flow(text).map_err(|e| format!("{text}: {e}"))?;
+    let mut refused_by: [Option<&Rule>; 2] = [None, None];
+    for rule in rules.into_iter().filter(|r| depends_on_version(r)) {
         for (i, v) in [preferred, other].into_iter().enumerate() {
-            if refused_by[i].is_none() && as_loaded(rule.clone(), v).as_ref() != Ok(&rule) {
-                refused_by[i] = Some(text);
+            if refused_by[i].is_none() && as_loaded(rule.clone(), v).as_ref() != Ok(rule) {
+                refused_by[i] = Some(rule);
             }
+        }
+        if refused_by.iter().all(Option::is_some) {
+            break;
         }
     }
     match refused_by {

@@ -139,6 +139,10 @@ pub struct SlowPathConfig {
     pub mac_aging: Duration,
     /// MAC learning table capacity per bridge.
     pub mac_capacity: usize,
+    /// Print the rules of an `add_flows` or `del_flows` change as it is compiled, for
+    /// [`SlowPath::take_printed_rules`] (a caller that writes each change back as text:
+    /// see `RuleTables::build`).
+    pub print_changed_rules: bool,
 }
 
 impl Default for SlowPathConfig {
@@ -148,6 +152,7 @@ impl Default for SlowPathConfig {
             idle_expiry_ms: 10_000,
             mac_aging: MacTable::DEFAULT_AGING,
             mac_capacity: MacTable::DEFAULT_CAPACITY,
+            print_changed_rules: false,
         }
     }
 }
@@ -702,11 +707,19 @@ impl SlowPath {
         // `add-flows` (see `rule_edit`), in one identity pass.
         let old = self.bridges[b].tables.rules();
         let n_old = old.len();
-        let mut list = Vec::with_capacity(n_old + rules.len());
-        list.extend_from_slice(old);
-        list.extend(rules);
+        // Into an empty bridge (a bulk load), the new rules are the list: moving a
+        // million of them into another vector cost a tenth of the change.
+        let list = if n_old == 0 {
+            rules
+        } else {
+            let mut list = Vec::with_capacity(n_old + rules.len());
+            list.extend_from_slice(old);
+            list.extend(rules);
+            list
+        };
         let mut out = Out::new(self.mirrors.len());
-        self.change_rules(b, list, n_old, Replace::default(), now_ms, &mut out)?;
+        let replace = Replace { print: self.cfg.print_changed_rules, ..Replace::default() };
+        self.change_rules(b, list, n_old, replace, now_ms, &mut out)?;
         Ok(out.finish())
     }
 
@@ -723,7 +736,8 @@ impl SlowPath {
         let list: Vec<Rule> = old.iter().filter(|r| !del_selects(spec, r)).cloned().collect();
         let deleted = old.len() - list.len();
         let mut out = Out::new(self.mirrors.len());
-        self.change_rules(b, list, usize::MAX, Replace::default(), now_ms, &mut out)?;
+        let replace = Replace { print: self.cfg.print_changed_rules, ..Replace::default() };
+        self.change_rules(b, list, usize::MAX, replace, now_ms, &mut out)?;
         Ok((out.finish(), deleted))
     }
 
@@ -868,6 +882,13 @@ impl SlowPath {
     /// The current rules of `bridge` (duplicates of one identity merged, input order).
     pub fn rules(&self, bridge: &str) -> Option<&[Rule]> {
         self.bridges.iter().find(|b| b.name == bridge).map(|b| b.tables.rules())
+    }
+
+    /// The current rules of `bridge` as text (as [`SlowPath::rules`]), if the last
+    /// change printed them ([`SlowPathConfig::print_changed_rules`]) and they were not
+    /// taken since; the text of each version is given once.
+    pub fn take_printed_rules(&mut self, bridge: &str) -> Option<Vec<String>> {
+        self.bridges.iter_mut().find(|b| b.name == bridge).and_then(|b| b.tables.take_printed())
     }
 
     /// The groups of `bridge`.
@@ -1032,7 +1053,7 @@ impl SlowPath {
     ) -> Result<(), SlowPathError> {
         let br = &self.bridges[b];
         let groups = replace.groups.unwrap_or_else(|| br.tables.groups.clone());
-        let mut new_tables = RuleTables::new(rules, br.ports.clone())
+        let mut new_tables = RuleTables::build(rules, br.ports.clone(), replace.print)
             .and_then(|t| t.with_groups(groups))
             .map_err(|error| SlowPathError::Rules { bridge: br.name.clone(), error })?;
         new_tables.miss = replace.miss.unwrap_or(br.tables.miss);
@@ -1153,6 +1174,9 @@ impl SlowPath {
 struct Replace {
     miss: Option<MissMode>,
     groups: Option<Arc<Groups>>,
+    /// Print the new version's rules as it is compiled (`add-flows`, `del-flows`: see
+    /// [`SlowPathConfig::print_changed_rules`]).
+    print: bool,
 }
 
 /// Most rules a change may add (or modify) and still revalidate only the megaflows that

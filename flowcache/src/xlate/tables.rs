@@ -25,6 +25,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::hash::{BuildHasherDefault, Hash, Hasher};
 use std::net::{Ipv4Addr, Ipv6Addr};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use ferrovs_config::rules::{Action, Masked, Match, Registers, Rule};
 
@@ -216,7 +217,14 @@ pub struct RuleTables {
     pub miss: MissMode,
     /// The bridge's groups (`group:ID`), shared between versions that keep them.
     pub groups: std::sync::Arc<ferrovs_config::rules::Groups>,
+    /// `rules` as text, when the version was built with them printed (see
+    /// [`RuleTables::build`]), until taken.
+    printed: Option<Vec<String>>,
 }
+
+/// Fewest rules printed on a thread of their own while a version is compiled (see
+/// [`RuleTables::build`]); below, a thread costs more than it saves.
+pub const PRINT_ON_SIDE_RULES: usize = 50_000;
 
 impl RuleTables {
     /// These tables with the bridge's `groups`, if every group a rule names is one of
@@ -234,10 +242,26 @@ impl RuleTables {
     /// Compiles `rules` for a bridge whose OpenFlow ports are `ports` (in the order
     /// `flood`/`all` output to them).
     pub fn new(rules: Vec<Rule>, ports: Vec<u32>) -> Result<RuleTables, BuildError> {
-        let mut kept: Vec<Rule> = Vec::with_capacity(rules.len());
-        let mut source_index = Vec::with_capacity(rules.len());
-        let mut by_identity = IdentityIndex::with_capacity(rules.len());
-        for (i, r) in rules.into_iter().enumerate() {
+        Self::build(rules, ports, false)
+    }
+
+    /// [`RuleTables::new`], and with `print`, the kept rules printed as text (as
+    /// `ovs-ofctl` reads them) for [`RuleTables::take_printed`]: a version of at least
+    /// [`PRINT_ON_SIDE_RULES`] rules is printed on a second thread while it is compiled,
+    /// the compiling thread taking its share once done (the daemon writes every rule
+    /// change back to its config, and a million rules take most of a second to print on
+    /// one thread, more than compiling them takes).
+    pub fn build(rules: Vec<Rule>, ports: Vec<u32>, print: bool) -> Result<RuleTables, BuildError> {
+        // The identity pass works in the given vector: a rule of an identity seen before
+        // is swapped into the first one's place (keeping its position, taking the later
+        // rule) and its own position dropped after the pass. Without duplicates (a bulk
+        // load) no rule moves: copying a million 344-byte rules cost a tenth of the build.
+        let mut kept = rules;
+        let mut source_index: Vec<usize> = (0..kept.len()).collect();
+        let mut by_identity = IdentityIndex::with_capacity(kept.len());
+        let mut duplicate: Vec<bool> = Vec::new();
+        for i in 0..kept.len() {
+            let r = &kept[i];
             if r.table as usize >= N_TABLES {
                 return Err(BuildError::BadTable { rule: i, table: r.table });
             }
@@ -252,56 +276,53 @@ impl RuleTables {
             let h = identity_hash(r.table, r.priority, &r.matches);
             match by_identity.find(h, |k| same_identity(&kept[k], r.table, r.priority, &r.matches)) {
                 Some(at) => {
-                    kept[at] = r;
+                    kept.swap(at, i);
                     source_index[at] = i;
+                    duplicate.resize(kept.len(), false);
+                    duplicate[i] = true;
                 }
-                None => {
-                    by_identity.insert(h, kept.len());
-                    kept.push(r);
-                    source_index.push(i);
-                }
+                None => by_identity.insert(h, i),
             }
         }
-        // Lookup order: by table, highest priority first, equal priorities in input
-        // order. Sorting packed keys and compiling in that order moves no compiled rule
-        // (a stable sort of a million of them took a quarter of the build).
-        let mut order: Vec<u64> = kept
-            .iter()
-            .enumerate()
-            .map(|(i, r)| (r.table as u64) << 48 | ((u16::MAX - r.priority) as u64) << 32 | i as u64)
-            .collect();
-        order.sort_unstable();
-        let mut warnings = Vec::new();
-        let mut tables: Vec<Vec<CompiledRule>> = vec![Vec::new(); N_TABLES];
-        for i in order.into_iter().map(|k| k as u32 as usize) {
-            let r = &kept[i];
-            let (fields, dropped) = compile_match(&r.matches);
-            for d in dropped {
-                warnings.push((
-                    i,
-                    format!(
-                        "rule {} (table {}, priority {}): {d} ignored, its prerequisite is not matched",
-                        source_index[i], r.table, r.priority
-                    ),
-                ));
+        if !duplicate.is_empty() {
+            let mut keep = duplicate.iter().map(|d| !d);
+            kept.retain(|_| keep.next().unwrap_or(true));
+            let mut keep = duplicate.iter().map(|d| !d);
+            source_index.retain(|_| keep.next().unwrap_or(true));
+            // Positions moved up by the duplicates before them.
+            let mut new_position = vec![u32::MAX; duplicate.len()];
+            let mut next = 0;
+            for (p, d) in duplicate.iter().enumerate() {
+                if !d {
+                    new_position[p] = next;
+                    next += 1;
+                }
             }
-            let mut value = FlowKey::ZERO;
-            let mut mask = Mask::ZERO;
-            for fm in &fields {
-                fields::add_to(&mut value, &mut mask, fm);
-            }
-            tables[r.table as usize].push(CompiledRule {
-                rref: RuleRef(i as u32),
-                value,
-                mask,
-                fields,
-                pipeline: PipelineMatch::of(&r.matches),
-                nd: NdMatch::of(&r.matches).map(Box::new),
+            by_identity.renumber(&new_position);
+        }
+        // Printing takes longer than compiling: the compiling thread, once done, prints
+        // the pieces the printer has not claimed yet.
+        let next_piece = AtomicUsize::new(0);
+        let ((tables, warnings, index), printed) = std::thread::scope(|s| {
+            let (kept, next_piece) = (&kept, &next_piece);
+            let printer =
+                (print && kept.len() >= PRINT_ON_SIDE_RULES).then(|| s.spawn(move || print_pieces(kept, next_piece)));
+            let (tables, warnings) = compile_in_order(kept, &source_index);
+            let index: Vec<TableIndex> = tables.iter().map(|t| TableIndex::new(t)).collect();
+            let printed = print.then(|| {
+                let mut pieces = print_pieces(kept, next_piece);
+                if let Some(p) = printer {
+                    pieces.extend(p.join().unwrap_or_else(|e| std::panic::resume_unwind(e)));
+                }
+                pieces.sort_unstable_by_key(|p| p.0);
+                let mut texts = Vec::with_capacity(kept.len());
+                for (_, piece) in pieces {
+                    texts.extend(piece);
+                }
+                texts
             });
-        }
-        warnings.sort_by_key(|w| w.0);
-        let warnings = warnings.into_iter().map(|w| w.1).collect();
-        let index = tables.iter().map(|t| TableIndex::new(t)).collect();
+            ((tables, warnings, index), printed)
+        });
         let nd_tables = tables.iter().map(|t| t.iter().any(|r| r.nd.is_some())).collect();
         Ok(RuleTables {
             rules: kept,
@@ -314,7 +335,14 @@ impl RuleTables {
             by_identity,
             miss: MissMode::Drop,
             groups: Default::default(),
+            printed,
         })
+    }
+
+    /// The rules as text, in [`RuleTables::rules`] order, if this version was built with
+    /// them printed and they were not taken yet.
+    pub fn take_printed(&mut self) -> Option<Vec<String>> {
+        self.printed.take()
     }
 
     /// All rules of this version; a [`RuleRef`] indexes this slice.
@@ -471,10 +499,28 @@ impl IdentityIndex {
         None
     }
 
-    /// Records position `pos` (the next one: positions are inserted in order) with hash `h`.
+    /// Moves each recorded position `p` to `new_position[p]` (`u32::MAX`: `p` was never
+    /// recorded, and goes), after the rule list closed up over skipped positions.
+    pub fn renumber(&mut self, new_position: &[u32]) {
+        let moved = |p: u32| if p == u32::MAX { p } else { new_position[p as usize] };
+        for v in self.first.values_mut() {
+            *v = moved(*v);
+        }
+        self.next = self
+            .next
+            .iter()
+            .enumerate()
+            .filter(|&(p, _)| new_position.get(p).is_some_and(|&n| n != u32::MAX))
+            .map(|(_, &n)| moved(n))
+            .collect();
+    }
+
+    /// Records position `pos` with hash `h` (positions are inserted in increasing order,
+    /// some may be skipped).
     pub fn insert(&mut self, h: u64, pos: usize) {
-        debug_assert_eq!(pos, self.next.len());
+        debug_assert!(pos >= self.next.len());
         let prev = self.first.insert(h, pos as u32).unwrap_or(u32::MAX);
+        self.next.resize(pos, u32::MAX);
         self.next.push(prev);
     }
 }
@@ -539,6 +585,71 @@ pub(crate) fn compile_match(m: &Match) -> (Vec<FieldMatch>, Vec<&'static str>) {
     (out, dropped)
 }
 
+/// Rules printed per piece claimed by one thread of [`RuleTables::build`].
+const PRINT_PIECE: usize = 8192;
+
+/// Prints the pieces of `rules` (of [`PRINT_PIECE`] rules) this thread claims from
+/// `next_piece` until none is left, each with its number.
+fn print_pieces(rules: &[Rule], next_piece: &AtomicUsize) -> Vec<(usize, Vec<String>)> {
+    let mut pieces = Vec::new();
+    loop {
+        let n = next_piece.fetch_add(1, Ordering::Relaxed);
+        let Some(piece) = rules.chunks(PRINT_PIECE).nth(n) else { return pieces };
+        pieces.push((n, piece.iter().map(ToString::to_string).collect()));
+    }
+}
+
+/// The kept rules compiled per table in lookup order, and the warnings for
+/// fields dropped for a missing prerequisite, in rule order.
+fn compile_in_order(kept: &[Rule], source_index: &[usize]) -> (Vec<Vec<CompiledRule>>, Vec<String>) {
+    // Lookup order: by table, highest priority first, equal priorities in input
+    // order. Sorting packed keys and compiling in that order moves no compiled rule
+    // (a stable sort of a million of them took a quarter of the build).
+    let mut order: Vec<u64> = kept
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (r.table as u64) << 48 | ((u16::MAX - r.priority) as u64) << 32 | i as u64)
+        .collect();
+    order.sort_unstable();
+    let mut warnings = Vec::new();
+    // Each table's vector sized first: a compiled rule is cache-line aligned, so a
+    // growing vector is reallocated by copying (and faulting in) all of it again.
+    let mut per_table = vec![0usize; N_TABLES];
+    for r in kept {
+        per_table[r.table as usize] += 1;
+    }
+    let mut tables: Vec<Vec<CompiledRule>> = per_table.into_iter().map(Vec::with_capacity).collect();
+    for i in order.into_iter().map(|k| k as u32 as usize) {
+        let r = &kept[i];
+        let (fields, dropped) = compile_match(&r.matches);
+        for d in dropped {
+            warnings.push((
+                i,
+                format!(
+                    "rule {} (table {}, priority {}): {d} ignored, its prerequisite is not matched",
+                    source_index[i], r.table, r.priority
+                ),
+            ));
+        }
+        let mut value = FlowKey::ZERO;
+        let mut mask = Mask::ZERO;
+        for fm in &fields {
+            fields::add_to(&mut value, &mut mask, fm);
+        }
+        tables[r.table as usize].push(CompiledRule {
+            rref: RuleRef(i as u32),
+            value,
+            mask,
+            fields,
+            pipeline: PipelineMatch::of(&r.matches),
+            nd: NdMatch::of(&r.matches).map(Box::new),
+        });
+    }
+    warnings.sort_by_key(|w| w.0);
+    let warnings = warnings.into_iter().map(|w| w.1).collect();
+    (tables, warnings)
+}
+
 /// The flow key value and mask a match describes (fields whose prerequisite is missing
 /// are left out, as when compiling a rule). `ferrovs-ctl trace` uses it to turn a packet
 /// described in `ovs-ofctl` syntax into a flow key.
@@ -558,6 +669,41 @@ mod tests {
 
     fn rule(table: u8, priority: u16, m: Match, actions: Vec<Action>) -> Rule {
         Rule { table, priority, cookie: 0, idle_timeout: 0, hard_timeout: 0, send_flow_rem: false, matches: m, actions }
+    }
+
+    /// Several rules of one identity: the first one's position keeps the last one's
+    /// rule, the others go, later positions close up, and every kept rule is found by
+    /// identity at its new position.
+    #[test]
+    fn repeated_identities_keep_the_first_position_and_the_last_rule() {
+        let m = |port: u32| Match { in_port: Some(port), ..Match::default() };
+        let rules = vec![
+            rule(0, 1, m(1), vec![Action::Output(10)]),
+            rule(0, 1, m(2), vec![Action::Output(20)]),
+            rule(0, 1, m(1), vec![Action::Output(11)]),
+            rule(0, 1, m(3), vec![Action::Output(30)]),
+            rule(0, 1, m(1), vec![Action::Output(12)]),
+            rule(0, 1, m(2), vec![Action::Output(21)]),
+            rule(1, 1, m(1), vec![Action::Output(40)]),
+        ];
+        let t = RuleTables::new(rules, vec![1, 2, 3]).unwrap();
+        let kept: Vec<(u8, Option<u32>, Vec<Action>)> =
+            t.rules().iter().map(|r| (r.table, r.matches.in_port, r.actions.clone())).collect();
+        assert_eq!(
+            kept,
+            vec![
+                (0, Some(1), vec![Action::Output(12)]),
+                (0, Some(2), vec![Action::Output(21)]),
+                (0, Some(3), vec![Action::Output(30)]),
+                (1, Some(1), vec![Action::Output(40)]),
+            ]
+        );
+        let sources: Vec<usize> = (0..4).map(|i| t.source_index(RuleRef(i))).collect();
+        assert_eq!(sources, vec![4, 5, 3, 6]);
+        for (i, r) in t.rules().iter().enumerate() {
+            assert_eq!(t.find(r.table, r.priority, &r.matches), Some(RuleRef(i as u32)));
+        }
+        assert_eq!(t.find(0, 1, &m(4)), None);
     }
 
     #[test]

@@ -319,3 +319,24 @@ fn action_set_instructions_round_trip() {
         Ok("priority=1 actions=output:1,clear_actions,write_actions(output:2)".to_string())
     );
 }
+
+/// The daemon's check of an `add-flows` against the running rules: on typed rules, the
+/// running ones reduced to those that depend on the version; a mixed set is refused
+/// whichever side brings which kind, naming both rules.
+#[test]
+fn the_version_of_typed_rules_is_found_and_a_mix_refused() {
+    let parse = |t: &[&str]| t.iter().map(|s| crate::parse_flow(s).unwrap()).collect::<Vec<_>>();
+    let running: Vec<String> =
+        ["ip,actions=output:1", "actions=mod_vlan_vid:5", "arp,actions=NORMAL"].iter().map(|s| s.to_string()).collect();
+    let dependent = version_dependent_rules(&running).unwrap();
+    assert_eq!(dependent, parse(&["actions=mod_vlan_vid:5"]));
+    let plain = parse(&["priority=3,ip,actions=output:2", "dl_vlan=3,actions=output:1"]);
+    assert!(!plain.iter().any(depends_on_version), "a VLAN match alone does not depend on the version");
+    assert_eq!(version_reading_back_rules(dependent.iter().chain(&plain), Version::Of10), Ok(Version::Of10));
+    let of13 = parse(&["actions=push_vlan:0x8100,set_field:4101->vlan_vid"]);
+    assert!(of13.iter().all(depends_on_version));
+    let e = version_reading_back_rules(dependent.iter().chain(&of13), Version::Of10).unwrap_err();
+    assert!(e.contains("mod_vlan_vid:5") && e.contains("push_vlan"), "{e}");
+    let e = version_reading_back_rules(of13.iter().chain(&dependent), Version::Of13).unwrap_err();
+    assert!(e.contains("mod_vlan_vid:5") && e.contains("push_vlan"), "{e}");
+}
