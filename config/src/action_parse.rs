@@ -490,8 +490,8 @@ fn parse_output_reg(
 }
 
 /// `set_field:VALUE->FIELD` of a packet field of [`SET_FIELD_NAMES`] that only `load`
-/// names in ferrovs's model (ICMP type and code; the ARP and neighbour-discovery fields
-/// are refused with the reason): a whole-field load printed as a set-field.
+/// names in ferrovs's model (ICMP type and code, the ARP fields; the neighbour-discovery
+/// fields are refused with the reason): a whole-field load printed as a set-field.
 fn parse_packet_set_field(
     arg: &str,
     arg_at: &dyn Fn(usize) -> Position,
@@ -502,13 +502,24 @@ fn parse_packet_set_field(
     let def = crate::field::PACKET_FIELDS.iter().find(|d| d.names.first() == Some(&name)).ok_or_else(unsupported)?;
     let dst = Subfield { field: SubfieldField::Packet(def.field), ofs: 0, n_bits: def.width };
     check_writable(dst, name, field_at)?;
-    if def.field.set_field(0).is_none() {
+    if def.field.set_field(0).is_none() && !def.field.is_arp() {
         return Err(unsupported());
     }
-    let max = (1u64 << def.width) - 1;
-    let v = parse_uint(value, max)
-        .map_err(|e| RuleError::new(arg_at(e.offset), format!("invalid value for `{name}`: {}", e.reason)))?;
-    Ok((Action::Load { dst, value: v.into(), set_field: true }, operand_prereq(dst.field, true)))
+    let bad =
+        |offset: usize, reason: String| RuleError::new(arg_at(offset), format!("invalid value for `{name}`: {reason}"));
+    let v = match crate::field::field_by_name(name) {
+        // Addresses (the ARP ones) in their own notation, as the match field reads them;
+        // exact values only (a masked `set_field` is refused above).
+        Some(f) if matches!(f.kind, crate::field::ValueKind::Ipv4 | crate::field::ValueKind::Ethernet) => {
+            match crate::field_value::parse_field_value(f, name, value, false) {
+                Ok(m) => m.value,
+                Err(crate::field_value::ParseFailure::Value(e)) => return Err(bad(e.offset, e.reason)),
+                Err(crate::field_value::ParseFailure::Whole(m)) => return Err(bad(0, m)),
+            }
+        }
+        _ => u128::from(parse_uint(value, (1u64 << def.width) - 1).map_err(|e| bad(e.offset, e.reason))?),
+    };
+    Ok((Action::Load { dst, value: v, set_field: true }, operand_prereq(dst.field, true)))
 }
 
 /// `load:VALUE->DST`: the actions and the prerequisite of a packet field. A load of
@@ -942,11 +953,8 @@ mod tests {
                     .into()
             )
         );
-        assert_eq!(
-            err("arp,actions=load:1->arp_op[]"),
-            (21, "`arp_op[]`: writing NXM_OF_ARP_OP is not supported: the datapath has no ARP header rewrite".into())
-        );
-        assert!(err("arp,actions=set_field:1.2.3.4->arp_spa").1.contains("no ARP header rewrite"));
+        assert!(err("ip,actions=set_field:1.2.3.4->arp_spa").1.contains("arp or rarp"));
+        assert!(err("arp,actions=set_field:1.2.3->arp_spa").1.contains("invalid value for `arp_spa`"));
         assert!(err("icmp6,actions=set_field:1->nd_sll").1.contains("neighbour-discovery"));
     }
 

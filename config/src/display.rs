@@ -164,8 +164,16 @@ impl Display for Action {
                     SubfieldField::Xreg(n) => format!("xreg{n}"),
                     SubfieldField::Xxreg(n) => format!("xxreg{n}"),
                     SubfieldField::Metadata => "metadata".to_string(),
-                    // A packet field no `SetField` writes (`icmp_type`): its `ovs-fields` name.
-                    SubfieldField::Packet(p) => return write!(f, "set_field:{value}->{}", p.def().names[0]),
+                    // A packet field no `SetField` writes (`icmp_type`, `arp_spa`): its
+                    // `ovs-fields` name, the value as its match field prints it.
+                    SubfieldField::Packet(p) => {
+                        let name = p.def().names[0];
+                        let text = match crate::field::field_by_name(name) {
+                            Some(d) => crate::field_value::format_field_value(d, Masked { value, mask: d.bits }),
+                            None => value.to_string(),
+                        };
+                        return write!(f, "set_field:{text}->{name}");
+                    }
                 };
                 write!(f, "set_field:{}->{name}", hex(value))
             }

@@ -587,8 +587,6 @@ impl PacketFieldDef {
     }
 }
 
-/// Why ferrovs cannot write the ARP fields.
-const ARP_WRITE: &str = "the datapath has no ARP header rewrite";
 /// Why ferrovs cannot read or write the neighbour-discovery fields.
 const ND_FIELDS: &str = "the flow key does not hold the neighbour-discovery fields";
 
@@ -596,7 +594,7 @@ const ND_FIELDS: &str = "the flow key does not hold the neighbour-discovery fiel
 /// conntrack, tunnels or MPLS. The first name after the NXM one is the `ovs-fields` name
 /// a whole-field `set_field` prints (OpenFlow 1.3).
 pub static PACKET_FIELDS: [PacketFieldDef; 37] = {
-    use Access::{ReadOnly, ReadOnlyHere, ReadWrite as RW, Unsupported};
+    use Access::{ReadOnly, ReadWrite as RW, Unsupported};
     use MatchSlot as S;
     use PacketField::*;
     use Prereq::*;
@@ -639,11 +637,11 @@ pub static PACKET_FIELDS: [PacketFieldDef; 37] = {
             .part(0xff, 0),
         pf(Icmpv6Code, "NXM_NX_ICMPV6_CODE", &["icmpv6_code", "OXM_OF_ICMPV6_CODE"], S::TpDst, 8, Some(Icmpv6), RW)
             .part(0xff, 0),
-        pf(ArpOp, "NXM_OF_ARP_OP", &["arp_op", "OXM_OF_ARP_OP"], S::NwProto, 16, Some(Arp), ReadOnlyHere(ARP_WRITE)),
-        pf(ArpSpa, "NXM_OF_ARP_SPA", &["arp_spa", "OXM_OF_ARP_SPA"], S::NwSrc, 32, Some(Arp), ReadOnlyHere(ARP_WRITE)),
-        pf(ArpTpa, "NXM_OF_ARP_TPA", &["arp_tpa", "OXM_OF_ARP_TPA"], S::NwDst, 32, Some(Arp), ReadOnlyHere(ARP_WRITE)),
-        pf(ArpSha, "NXM_NX_ARP_SHA", &["arp_sha", "OXM_OF_ARP_SHA"], S::ArpSha, 48, Some(Arp), ReadOnlyHere(ARP_WRITE)),
-        pf(ArpTha, "NXM_NX_ARP_THA", &["arp_tha", "OXM_OF_ARP_THA"], S::ArpTha, 48, Some(Arp), ReadOnlyHere(ARP_WRITE)),
+        pf(ArpOp, "NXM_OF_ARP_OP", &["arp_op", "OXM_OF_ARP_OP"], S::NwProto, 16, Some(Arp), RW),
+        pf(ArpSpa, "NXM_OF_ARP_SPA", &["arp_spa", "OXM_OF_ARP_SPA"], S::NwSrc, 32, Some(Arp), RW),
+        pf(ArpTpa, "NXM_OF_ARP_TPA", &["arp_tpa", "OXM_OF_ARP_TPA"], S::NwDst, 32, Some(Arp), RW),
+        pf(ArpSha, "NXM_NX_ARP_SHA", &["arp_sha", "OXM_OF_ARP_SHA"], S::ArpSha, 48, Some(Arp), RW),
+        pf(ArpTha, "NXM_NX_ARP_THA", &["arp_tha", "OXM_OF_ARP_THA"], S::ArpTha, 48, Some(Arp), RW),
         pf(Ipv6Src, "NXM_NX_IPV6_SRC", &["ipv6_src", "OXM_OF_IPV6_SRC"], S::Ipv6Src, 128, Some(Ipv6), RW),
         pf(Ipv6Dst, "NXM_NX_IPV6_DST", &["ipv6_dst", "OXM_OF_IPV6_DST"], S::Ipv6Dst, 128, Some(Ipv6), RW),
         pf(Ipv6Label, "NXM_NX_IPV6_LABEL", &["ipv6_label", "OXM_OF_IPV6_FLABEL"], S::Ipv6Label, 20, Some(Ipv6), RW),
@@ -678,6 +676,12 @@ pub static PACKET_FIELDS: [PacketFieldDef; 37] = {
 };
 
 impl PacketField {
+    /// Whether this is one of the ARP fields (written only into an ARP packet).
+    pub fn is_arp(self) -> bool {
+        use PacketField::*;
+        matches!(self, ArpOp | ArpSpa | ArpTpa | ArpSha | ArpTha)
+    }
+
     pub fn def(self) -> &'static PacketFieldDef {
         PACKET_FIELDS.iter().find(|d| d.field == self).expect("every packet field has a row")
     }
@@ -687,7 +691,9 @@ impl PacketField {
     /// does: `in_port` is translation state (later outputs, `in_port`, `normal` and
     /// `flood` see the new one), a TCI whose 0x1000 bit is clear removes the tag, a VID
     /// written to an absent tag stays in the flow without pushing one, and a PCP pushes
-    /// one (the translator writes those three itself).
+    /// one (the translator writes those three itself); nor for the ARP fields, which the
+    /// translator writes itself too (only into an ARP packet, with their own datapath
+    /// actions).
     pub fn set_field(self, value: u128) -> Option<SetField> {
         use PacketField::*;
         let mac = |v: u128| {

@@ -123,8 +123,6 @@ fn ovs_rule_text(ovs: &str) -> String {
     parts.join(",")
 }
 
-const ARP_WRITE: &str =
-    "OVS writes the ARP fields; ferrovs refuses (the datapath has no ARP rewrite: docs/OVS-DIFFERENCES.md)";
 const ND_FIELDS: &str = "the flow key does not hold the neighbour-discovery fields: ferrovs refuses their load/move/set_field (docs/OVS-DIFFERENCES.md)";
 
 /// Rules of `fields.flows` whose outcome differs from `ovs-ofctl`'s, each with the
@@ -186,34 +184,6 @@ const FIELD_DIFFERENCES: &[(u8, &str, &str)] = &[
         "icmp6,icmp_type=136,nd_sll=00:11:22:33:44:55,actions=drop",
         "OVS drops nd_sll outside a neighbour solicitation; ferrovs refuses (docs/OVS-DIFFERENCES.md)",
     ),
-    (
-        0,
-        "arp,actions=load:0xffff->NXM_OF_ARP_OP[],load:1->NXM_OF_ARP_OP[0],move:reg2[0..15]->NXM_OF_ARP_OP[0..15]",
-        ARP_WRITE,
-    ),
-    (
-        0,
-        "rarp,actions=load:0xffff->NXM_OF_ARP_SPA[],load:1->NXM_OF_ARP_SPA[0],move:reg2[0..31]->NXM_OF_ARP_SPA[0..31]",
-        ARP_WRITE,
-    ),
-    (
-        0,
-        "arp,actions=load:0xffff->NXM_OF_ARP_TPA[],load:1->NXM_OF_ARP_TPA[0],move:reg2[0..31]->NXM_OF_ARP_TPA[0..31]",
-        ARP_WRITE,
-    ),
-    (
-        0,
-        "arp,actions=load:0xffff->NXM_NX_ARP_SHA[],load:1->NXM_NX_ARP_SHA[0],move:reg2[0..31]->NXM_NX_ARP_SHA[0..31]",
-        ARP_WRITE,
-    ),
-    (
-        0,
-        "arp,actions=load:0xffff->NXM_NX_ARP_THA[],load:1->NXM_NX_ARP_THA[0],move:reg2[0..31]->NXM_NX_ARP_THA[0..31]",
-        ARP_WRITE,
-    ),
-    (0, "arp,actions=set_field:2->arp_op", ARP_WRITE),
-    (0, "arp,actions=set_field:10.0.0.1->arp_spa,set_field:10.0.0.2->arp_tpa", ARP_WRITE),
-    (0, "arp,actions=set_field:00:11:22:33:44:55->arp_sha,set_field:00:11:22:33:44:66->arp_tha", ARP_WRITE),
     (
         0,
         "icmp6,icmp_type=135,actions=move:NXM_NX_ND_TARGET[0]->reg0[0],move:nd_target[1]->reg0[1],move:OXM_OF_IPV6_ND_TARGET[2]->reg0[2]",

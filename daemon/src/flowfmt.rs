@@ -153,6 +153,11 @@ pub fn format_actions(actions: &[DpAction]) -> String {
             DpAction::DecTtl => "dec_ttl".into(),
             DpAction::SetTpSrc(p) => format!("set(tp_src={p})"),
             DpAction::SetTpDst(p) => format!("set(tp_dst={p})"),
+            DpAction::SetArpOp(op) => format!("set(arp_op={op})"),
+            DpAction::SetArpSpa(a) => format!("set(arp_spa={a})"),
+            DpAction::SetArpTpa(a) => format!("set(arp_tpa={a})"),
+            DpAction::SetArpSha(m) => format!("set(arp_sha={})", mac(ferrovs_flowcache::key::mac_to_u64(*m))),
+            DpAction::SetArpTha(m) => format!("set(arp_tha={})", mac(ferrovs_flowcache::key::mac_to_u64(*m))),
             DpAction::Controller { max_len, reason, table, cookie, .. } => {
                 format!("userspace(controller(max_len={max_len},reason={reason},table={table},cookie={cookie:#x}))")
             }

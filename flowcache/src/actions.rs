@@ -65,6 +65,14 @@ pub enum DpAction {
     /// TCP/UDP/SCTP port rewrites keep the L4 checksum right.
     SetTpSrc(u16),
     SetTpDst(u16),
+    /// ARP (Ethernet/IPv4, EtherType 0x0806) header rewrites: the opcode (the key holds
+    /// its low 8 bits; the 16-bit field is written as that value), the sender and target
+    /// protocol and hardware addresses. No checksum covers them.
+    SetArpOp(u8),
+    SetArpSpa(Ipv4Addr),
+    SetArpTpa(Ipv4Addr),
+    SetArpSha([u8; 6]),
+    SetArpTha([u8; 6]),
     /// Send a copy of the packet, as it is at this point of the list, to the bridge's
     /// OpenFlow controllers (a packet-in): at most `max_len` bytes of it (`u16::MAX`:
     /// the whole frame), with the reason (`OFPR_NO_MATCH` = 0 for a table miss,

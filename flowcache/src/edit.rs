@@ -71,6 +71,31 @@ pub fn execute_edit(frame: &mut [u8], action: &DpAction) -> EditOutcome {
         DpAction::DecTtl => set_ttl(frame, |t| if t <= 1 { None } else { Some(t - 1) }),
         DpAction::SetTpSrc(p) => set_port(frame, 0, p),
         DpAction::SetTpDst(p) => set_port(frame, 2, p),
+        DpAction::SetArpOp(op) => set_arp(frame, ARP_OP, &u16::from(op).to_be_bytes()),
+        DpAction::SetArpSha(mac) => set_arp(frame, ARP_SHA, &mac),
+        DpAction::SetArpSpa(a) => set_arp(frame, ARP_SPA, &a.octets()),
+        DpAction::SetArpTha(mac) => set_arp(frame, ARP_THA, &mac),
+        DpAction::SetArpTpa(a) => set_arp(frame, ARP_TPA, &a.octets()),
+    }
+}
+
+/// Offsets in an Ethernet/IPv4 ARP header (RFC 826).
+const ARP_OP: usize = 6;
+const ARP_SHA: usize = 8;
+const ARP_SPA: usize = 14;
+const ARP_THA: usize = 18;
+const ARP_TPA: usize = 24;
+
+/// Writes `v` at offset `off` of the ARP header of an ARP (not RARP: OVS rewrites ARP
+/// only) frame whose header the key parsed.
+fn set_arp(frame: &mut [u8], off: usize, v: &[u8]) -> EditOutcome {
+    let l = layers(frame);
+    match l.l3 {
+        Some(l3) if l.dl_type == ethertype::ARP => {
+            frame[l3 + off..l3 + off + v.len()].copy_from_slice(v);
+            EditOutcome::Applied
+        }
+        _ => EditOutcome::Skipped,
     }
 }
 
@@ -359,6 +384,44 @@ mod tests {
 
     fn apply(frame: &mut [u8], a: DpAction) -> EditOutcome {
         execute_edit(frame, &a)
+    }
+
+    /// ARP rewrites land at RFC 826 offsets of an ARP frame (behind a tag too) and leave
+    /// RARP and anything else alone, as OVS commits them for EtherType 0x0806 only.
+    #[test]
+    fn arp_edits_rewrite_arp_frames_only() {
+        let mac = [2, 0, 0, 0, 0, 0x99];
+        let ip = Ipv4Addr::new(10, 9, 9, 9);
+        let edits = [
+            DpAction::SetArpOp(2),
+            DpAction::SetArpSha(mac),
+            DpAction::SetArpSpa(ip),
+            DpAction::SetArpTha(mac),
+            DpAction::SetArpTpa(ip),
+        ];
+        for tagged in [false, true] {
+            let mut f = arp_frame(1);
+            if tagged {
+                f = with_vlan(&f, 0x8100, 7);
+            }
+            for a in edits {
+                assert_eq!(apply(&mut f, a), EditOutcome::Applied, "{a:?}");
+            }
+            let k = extract(&f, 1);
+            assert_eq!((k.nw_proto(), k.arp_sha(), k.nw_src(), k.arp_tha(), k.nw_dst()), (2, mac, ip, mac, ip));
+            let l3 = if tagged { 18 } else { 14 };
+            assert_eq!(f[l3 + 6..l3 + 8], [0, 2], "the 16-bit opcode");
+        }
+        let mut rarp = arp_frame(3);
+        rarp[12..14].copy_from_slice(&0x8035u16.to_be_bytes());
+        let mut ip4 = udp4_frame(53, 53, b"x");
+        for f in [&mut rarp, &mut ip4] {
+            let before = f.clone();
+            for a in edits {
+                assert_eq!(apply(f, a), EditOutcome::Skipped, "{a:?}");
+            }
+            assert_eq!(*f, before);
+        }
     }
 
     #[test]

@@ -1260,6 +1260,48 @@ fn loads_and_moves_on_the_tos_byte_read_and_write_only_their_bits() {
     both_lookups(&t, &p, &[DpAction::SetIpDscp(0x3f), DpAction::SetIpEcn(2), DpAction::Output(2)], &l3_mask());
 }
 
+/// The ARP responder of OVS-based pipelines (an OpenStack-style rule): a request for
+/// 10.0.0.2 becomes the reply from 02:00:00:00:00:99 and goes back out of its port. The
+/// datapath actions, run on the frame, give exactly that reply; a RARP frame of a rule
+/// on `rarp` changes the flow (a later table sees it) but is not rewritten (OVS commits
+/// ARP rewrites for EtherType 0x0806 only).
+#[test]
+fn arp_responder_turns_a_request_into_the_reply() {
+    use ferrovs_flowcache::edit::{EditOutcome, execute_edit};
+    let t = flows(
+        "priority=10,arp,arp_op=1,arp_tpa=10.0.0.2,actions=move:NXM_OF_ETH_SRC[]->NXM_OF_ETH_DST[],\
+         mod_dl_src:02:00:00:00:00:99,load:0x2->NXM_OF_ARP_OP[],move:NXM_NX_ARP_SHA[]->NXM_NX_ARP_THA[],\
+         move:NXM_OF_ARP_SPA[]->NXM_OF_ARP_TPA[],set_field:02:00:00:00:00:99->arp_sha,\
+         set_field:10.0.0.2->arp_spa,in_port",
+    );
+    let request = arp_frame();
+    let x = translate(&t, &MacTable::default(), &key(1, &request), NOW);
+    assert_eq!(x.actions.last(), Some(&DpAction::Output(1)), "{:?}", x.actions);
+    let mut reply = request.clone();
+    for a in &x.actions {
+        assert!(matches!(execute_edit(&mut reply, a), EditOutcome::Applied | EditOutcome::NotAnEdit), "{a:?}");
+    }
+    let responder = [2, 0, 0, 0, 0, 0x99];
+    let mut want = SRC.to_vec();
+    want.extend_from_slice(&responder);
+    want.extend_from_slice(&[0x08, 0x06, 0x00, 0x01, 0x08, 0x00, 0x06, 0x04, 0x00, 0x02]);
+    want.extend_from_slice(&responder);
+    want.extend_from_slice(&[10, 0, 0, 2]);
+    want.extend_from_slice(&SRC);
+    want.extend_from_slice(&[10, 0, 0, 1]);
+    assert_eq!(reply, want);
+
+    // RARP: the flow's sender address changes (table 1 sees it), the packet does not.
+    let t = flows(
+        "rarp,actions=set_field:10.9.9.9->arp_spa,resubmit(,1)
+         table=1,rarp,arp_spa=10.9.9.9,actions=output:2",
+    );
+    let mut rarp = arp_frame();
+    rarp[12..14].copy_from_slice(&[0x80, 0x35]);
+    let x = translate(&t, &MacTable::default(), &key(1, &rarp), NOW);
+    assert_eq!(x.actions, vec![DpAction::Output(2)]);
+}
+
 /// A `load` into some bits of the VID of a tagged packet: the commit writes the whole VID,
 /// so its other bits (the packet's) are in the mask; a packet that differs only there is
 /// another megaflow. (The random differential test found a mask without them: the VID

@@ -44,6 +44,11 @@ fn edited(mut k: FlowKey, a: &DpAction) -> FlowKey {
         DpAction::DecTtl => k.set_nw_ttl(k.nw_ttl() - 1),
         DpAction::SetTpSrc(p) => k.set_tp_src(p),
         DpAction::SetTpDst(p) => k.set_tp_dst(p),
+        DpAction::SetArpOp(op) => k.set_nw_proto(op),
+        DpAction::SetArpSpa(ip) => k.set_nw_src(ip),
+        DpAction::SetArpTpa(ip) => k.set_nw_dst(ip),
+        DpAction::SetArpSha(m) => k.set_arp_sha(m),
+        DpAction::SetArpTha(m) => k.set_arp_tha(m),
         DpAction::Output(_) | DpAction::Controller { .. } | DpAction::PushVlan { .. } | DpAction::PopVlan => {}
     }
     k
@@ -80,6 +85,11 @@ fuzz_target!(|data: &[u8]| {
         DpAction::DecTtl,
         DpAction::SetTpSrc(port),
         DpAction::SetTpDst(port),
+        DpAction::SetArpOp(v[5]),
+        DpAction::SetArpSpa(ip4),
+        DpAction::SetArpTpa(ip4),
+        DpAction::SetArpSha(mac),
+        DpAction::SetArpTha(mac),
     ];
     // Edits find the headers behind any number of VLAN tags (the key stops at the
     // vlan-limit): judge them on a key without the limit.

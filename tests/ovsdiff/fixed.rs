@@ -15,7 +15,7 @@ type Case = fn() -> Result<(), Failed>;
 
 /// Every fixed case, as a trial named `fixed_<function>`.
 pub fn trials() -> Vec<Trial> {
-    let cases: [(&str, Case); 11] = [
+    let cases: [(&str, Case); 12] = [
         ("normal_puts_a_vid_0_tag_back_with_its_tpid", normal_puts_a_vid_0_tag_back_with_its_tpid),
         ("vlan_set_and_set_back_keeps_the_dei_bit", vlan_set_and_set_back_keeps_the_dei_bit),
         ("normal_leaves_out_an_inner_vid_0_pcp_0_tag", normal_leaves_out_an_inner_vid_0_pcp_0_tag),
@@ -36,6 +36,7 @@ pub fn trials() -> Vec<Trial> {
             "a_pushed_tag_a_clone_replaced_comes_back_with_its_tpid",
             a_pushed_tag_a_clone_replaced_comes_back_with_its_tpid,
         ),
+        ("the_arp_responder_answers_a_request", the_arp_responder_answers_a_request),
     ];
     cases.into_iter().map(|(name, f)| Trial::test(format!("fixed_{name}"), f)).collect()
 }
@@ -238,4 +239,28 @@ pub fn a_pushed_tag_a_clone_replaced_comes_back_with_its_tpid() -> Result<(), Fa
     let rule = "in_port=1,actions=push_vlan:0x88a8,mod_vlan_vid:5,\
                 clone(strip_vlan,push_vlan:0x8100,mod_vlan_vid:7,output:2),output:3";
     same_as_ovs_in(true, rule, &frame, &want)
+}
+
+/// The ARP responder of OVS-based clouds: a request for 10.0.0.2 comes back out of its
+/// port as the reply from 02:00:00:00:00:99 (ferrovs refused ARP field writes before).
+pub fn the_arp_responder_answers_a_request() -> Result<(), Failed> {
+    let arp = |op: u8, sha: [u8; 6], spa: [u8; 4], tha: [u8; 6], tpa: [u8; 4], dst: [u8; 6], src: [u8; 6]| {
+        let mut f = dst.to_vec();
+        f.extend_from_slice(&src);
+        f.extend_from_slice(&[0x08, 0x06, 0, 1, 0x08, 0, 6, 4, 0, op]);
+        f.extend_from_slice(&sha);
+        f.extend_from_slice(&spa);
+        f.extend_from_slice(&tha);
+        f.extend_from_slice(&tpa);
+        f
+    };
+    let (host, responder) = ([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 0x99]);
+    let request = arp(1, host, [10, 0, 0, 1], [0; 6], [10, 0, 0, 2], [0xff; 6], host);
+    let reply = arp(2, responder, [10, 0, 0, 2], host, [10, 0, 0, 1], host, responder);
+    let want = vec![vec![reply], vec![], vec![], vec![]];
+    let rule = "arp,arp_op=1,arp_tpa=10.0.0.2,actions=move:NXM_OF_ETH_SRC[]->NXM_OF_ETH_DST[],\
+                mod_dl_src:02:00:00:00:00:99,load:0x2->NXM_OF_ARP_OP[],move:NXM_NX_ARP_SHA[]->NXM_NX_ARP_THA[],\
+                move:NXM_OF_ARP_SPA[]->NXM_OF_ARP_TPA[],load:0x020000000099->NXM_NX_ARP_SHA[],\
+                load:0x0a000002->NXM_OF_ARP_SPA[],in_port";
+    same_as_ovs(rule, &request, &want)
 }

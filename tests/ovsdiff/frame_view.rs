@@ -53,6 +53,19 @@ impl<'a> View<'a> {
         }
     }
 
+    /// An ARP frame (0x0806) whose header is not Ethernet/IPv4 ARP of 28 bytes: the key
+    /// holds none of its fields.
+    pub fn arp_header_unparsable(&self) -> bool {
+        let h = self.l3_bytes();
+        self.ethertype == 0x0806 && (h.len() < 28 || h[..6] != [0, 1, 8, 0, 6, 4])
+    }
+
+    /// An Ethernet/IPv4 ARP frame (0x0806) the key parses: its 16-bit opcode.
+    pub fn arp_op(&self) -> Option<u16> {
+        let h = self.l3_bytes();
+        (self.ethertype == 0x0806 && !self.arp_header_unparsable()).then(|| u16::from_be_bytes([h[6], h[7]]))
+    }
+
     /// The bytes from the L3 header on.
     pub fn l3_bytes(&self) -> &'a [u8] {
         self.bytes.get(self.l3..).unwrap_or(&[])

@@ -510,6 +510,16 @@ fn with_field_writes(rules: &mut [String]) {
             pool.push("move:NXM_OF_ARP_OP[]->NXM_OF_ETH_DST[0..15]".to_string());
             pool.push("move:NXM_OF_ARP_SPA[]->NXM_OF_ETH_DST[0..31]".to_string());
             pool.push("move:NXM_NX_ARP_THA[]->NXM_OF_ETH_SRC[]".to_string());
+            // Writes (OpenStack's ARP responder is made of these); opcodes 0 and 255 are
+            // OVS's known quirks (docs/OVS-DIFFERENCES.md).
+            pool.push(format!("load:{:#x}->NXM_OF_ARP_OP[]", rng.pick(&[2u16, 1, 3, 0, 255, 0x102])));
+            pool.push(format!("set_field:{}->arp_op", rng.pick(&[2u8, 4])));
+            pool.push("set_field:10.9.9.9->arp_spa".to_string());
+            pool.push("move:NXM_OF_ARP_SPA[]->NXM_OF_ARP_TPA[]".to_string());
+            pool.push("move:NXM_NX_ARP_SHA[]->NXM_NX_ARP_THA[]".to_string());
+            pool.push("set_field:02:00:00:00:00:99->arp_sha".to_string());
+            pool.push(format!("load:{:#x}->NXM_NX_ARP_THA[0..7]", rng.below(256)));
+            pool.push("load:0xa000002->NXM_OF_ARP_TPA[]".to_string());
         }
         let mut acts: Vec<String> = acts.split(',').map(str::to_string).collect();
         for _ in 0..rng.range(1, 2) {

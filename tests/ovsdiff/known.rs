@@ -198,6 +198,42 @@ pub fn unparsable_ip_header_not_rewritten() -> Result<(), Failed> {
     Ok(())
 }
 
+/// ARP opcodes 0 and 255 written into a request: ferrovs sends opcode 0 with the other
+/// ARP change of the rule, and opcode 0x00ff; OVS 3.1 sends the request unchanged for the
+/// first and opcode 0xffff for the second (the case fails if OVS stops doing so).
+pub fn ovs_arp_opcode_0_and_255() -> Result<(), Failed> {
+    ferrovs_e2e::ovs::installed()?;
+    let mut request = vec![0xff; 6];
+    request.extend_from_slice(&[2, 0, 0, 0, 0, 1, 0x08, 0x06, 0, 1, 0x08, 0, 6, 4, 0, 1, 2, 0, 0, 0, 0, 1]);
+    request.extend_from_slice(&[10, 0, 0, 1, 0, 0, 0, 0, 0, 0, 10, 0, 0, 2]);
+    let with = |op: u16, spa: Option<[u8; 4]>| {
+        let mut f = request.clone();
+        f[20..22].copy_from_slice(&op.to_be_bytes());
+        if let Some(a) = spa {
+            f[28..32].copy_from_slice(&a);
+        }
+        f
+    };
+    let cases = [
+        (
+            "in_port=1,arp,actions=load:0->NXM_OF_ARP_OP[],set_field:10.9.9.9->arp_spa,output:2",
+            with(0, Some([10, 9, 9, 9])),
+            request.clone(),
+        ),
+        ("in_port=1,arp,actions=load:0xff->NXM_OF_ARP_OP[],output:2", with(0x00ff, None), with(0xffff, None)),
+    ];
+    for (rule, ours, theirs) in cases {
+        let (ovs, fer) = through_both_all(rule, false, &request)?;
+        if fer[1] != [ours.clone()] {
+            return Err(format!("{rule}: want {} on port 2, got {fer:?}", hex(&ours)).into());
+        }
+        if ovs[1] != [theirs.clone()] {
+            return Err(format!("{rule}: OVS's side is not what this case is about: {ovs:?}").into());
+        }
+    }
+    Ok(())
+}
+
 /// `push_vlan` (TCI 0) on a frame tagged VID 20, then `normal`: the VID 0 tag is not sent,
 /// the VID 20 tag is (every port gets the frame as received). OVS 3.1 sends it with no
 /// tag at all (see docs/OVS-DIFFERENCES.md).

@@ -505,6 +505,15 @@ impl Eval<'_> {
                     self.pkt.set_vlan_tci(0, (t & !bits) | new);
                 }
             }
+            // ARP fields: the flow's on any packet, the packet's only if it is ARP.
+            SubfieldField::Packet(p) if p.is_arp() => {
+                let d = p.def();
+                let new = d.slot_bits(put(d.get(d.slot.get(&self.pkt))));
+                d.slot.put(&mut self.pkt, new);
+                if self.pkt.dl_type() == ethertype::ARP {
+                    self.emit(super::translate::arp_action(d.slot, new));
+                }
+            }
             SubfieldField::Packet(p) => {
                 if let Some(set) = p.set_field(put(p.def().get(p.def().slot.get(&self.pkt)))) {
                     self.set(set);

@@ -773,6 +773,7 @@ impl<'a> Ctx<'a> {
                 self.write_vlan_tci(tci);
             }
             SubfieldField::Packet(PacketField::VlanVid | PacketField::VlanPcp) => self.write_vlan_part(sf, value),
+            SubfieldField::Packet(p) if p.is_arp() => self.write_arp(p, sf, value),
             SubfieldField::Packet(p) => {
                 let d = p.def();
                 let whole = sf.ofs == 0 && sf.n_bits == sf.field.width();
@@ -794,6 +795,30 @@ impl<'a> Ctx<'a> {
                 self.st.regs.set(pf, put(self.st.regs.get(pf)));
             }
         }
+    }
+
+    /// A `load`/`move`/`set_field` into an ARP field `p` (`sf`): the flow's field changes
+    /// (later tables see it) on any packet the rule's ARP/RARP prerequisite admits; the
+    /// packet is rewritten only if it is ARP, as OVS commits ARP rewrites for EtherType
+    /// 0x0806 only. The opcode is the key's 8 bits (OVS's flow keeps 8 too). Unlike OVS,
+    /// an opcode of 0 does not cancel the rewrite and 255 is written as 255
+    /// (docs/OVS-DIFFERENCES.md).
+    fn write_arp(&mut self, p: PacketField, sf: Subfield, value: u128) {
+        let d = p.def();
+        let bits = sf.bits();
+        let whole = sf.ofs == 0 && sf.n_bits == sf.field.width();
+        let old = if whole {
+            0
+        } else {
+            self.read_field(d.slot, d.bits & !d.slot_bits(bits));
+            d.get(d.slot.get(&self.st.cur))
+        };
+        let new = d.slot_bits((old & !bits) | ((value << sf.ofs) & bits));
+        self.read_field(Field::DlType, 0xffff);
+        if self.st.cur.dl_type() == ethertype::ARP {
+            self.actions.push(arp_action(d.slot, new));
+        }
+        self.st.write(d.slot, new);
     }
 
     /// A `load`/`move` into `vlan_vid` or `vlan_pcp` (`sf`), as OVS's `flow_set_vlan_vid`
@@ -984,12 +1009,24 @@ impl<'a> Ctx<'a> {
         ];
         // The IPv4 and IPv6 address slots share key words: only the packet's own kind of
         // address is set back (a written IPv4 address must not read as an IPv6 change).
+        // An ARP packet's addresses, opcode and hardware addresses are its ARP fields.
         let dl_type = b.dl_type();
+        let arp = dl_type == ethertype::ARP;
         let other_family = |f: Field| match f {
-            Field::NwSrc | Field::NwDst => dl_type == ethertype::IPV6,
+            Field::NwSrc | Field::NwDst => dl_type == ethertype::IPV6 || arp,
             Field::Ipv6Src | Field::Ipv6Dst => dl_type != ethertype::IPV6,
             _ => false,
         };
+        if arp {
+            for f in [Field::NwProto, Field::NwSrc, Field::NwDst, Field::ArpSha, Field::ArpTha] {
+                if written(f) {
+                    self.read_field(f, f.all_ones());
+                    if f.get(&after.cur) != f.get(&b) {
+                        self.actions.push(arp_action(f, f.get(&b)));
+                    }
+                }
+            }
+        }
         for (f, make) in restores {
             if written(f) && !other_family(f) {
                 self.read_field(f, f.all_ones());
@@ -1233,6 +1270,18 @@ enum Flow {
     /// the current table", so the rest of this rule's actions (and its goto_table) do not
     /// run, but a rule that resubmitted here goes on with its own next action.
     StopTable,
+}
+
+/// The datapath action that writes `value` into the ARP field held in key slot `slot`.
+pub(super) fn arp_action(slot: Field, value: u128) -> DpAction {
+    match slot {
+        Field::NwProto => DpAction::SetArpOp(value as u8),
+        Field::NwSrc => DpAction::SetArpSpa((value as u32).into()),
+        Field::NwDst => DpAction::SetArpTpa((value as u32).into()),
+        Field::ArpSha => DpAction::SetArpSha(crate::key::mac_from_u64(value as u64)),
+        Field::ArpTha => DpAction::SetArpTha(crate::key::mac_from_u64(value as u64)),
+        _ => unreachable!("{slot:?} holds no ARP field"),
+    }
 }
 
 /// The TTL bits that decide on which side of "TTL <= 1" (the `dec_ttl` exception) a
