@@ -775,18 +775,9 @@ impl<'a> Ctx<'a> {
             SubfieldField::Packet(PacketField::VlanVid | PacketField::VlanPcp) => self.write_vlan_part(sf, value),
             SubfieldField::Packet(p) if p.is_arp() => self.write_arp(p, sf, value),
             SubfieldField::Packet(p) => {
-                let d = p.def();
-                let whole = sf.ofs == 0 && sf.n_bits == sf.field.width();
-                // The field's other bits (not the rest of a shared slot: a write of the
-                // ECN bits leaves the DSCP to the datapath).
-                let old = if whole {
-                    0
-                } else {
-                    self.read_field(d.slot, d.bits & !d.slot_bits(bits));
-                    d.get(d.slot.get(&self.st.cur))
-                };
+                let v = self.written_value(p, sf, value);
                 // The parser admits only writable fields.
-                if let Some(set) = p.set_field(put(old)) {
+                if let Some(set) = p.set_field(v) {
                     self.set_field(set);
                 }
             }
@@ -797,6 +788,22 @@ impl<'a> Ctx<'a> {
         }
     }
 
+    /// The whole value of packet field `p` once `value` is written into its bits `sf`: a
+    /// partial write takes the field's other bits from the packet, and they join the mask
+    /// (not the rest of a shared slot: a write of the ECN bits leaves the DSCP to the
+    /// datapath).
+    fn written_value(&mut self, p: PacketField, sf: Subfield, value: u128) -> u128 {
+        let d = p.def();
+        let bits = sf.bits();
+        let old = if sf.ofs == 0 && sf.n_bits == sf.field.width() {
+            0
+        } else {
+            self.read_field(d.slot, d.bits & !d.slot_bits(bits));
+            d.get(d.slot.get(&self.st.cur))
+        };
+        (old & !bits) | ((value << sf.ofs) & bits)
+    }
+
     /// A `load`/`move`/`set_field` into an ARP field `p` (`sf`): the flow's field changes
     /// (later tables see it) on any packet the rule's ARP/RARP prerequisite admits; the
     /// packet is rewritten only if it is ARP, as OVS commits ARP rewrites for EtherType
@@ -805,15 +812,7 @@ impl<'a> Ctx<'a> {
     /// (docs/OVS-DIFFERENCES.md).
     fn write_arp(&mut self, p: PacketField, sf: Subfield, value: u128) {
         let d = p.def();
-        let bits = sf.bits();
-        let whole = sf.ofs == 0 && sf.n_bits == sf.field.width();
-        let old = if whole {
-            0
-        } else {
-            self.read_field(d.slot, d.bits & !d.slot_bits(bits));
-            d.get(d.slot.get(&self.st.cur))
-        };
-        let new = d.slot_bits((old & !bits) | ((value << sf.ofs) & bits));
+        let new = d.slot_bits(self.written_value(p, sf, value));
         self.read_field(Field::DlType, 0xffff);
         if self.st.cur.dl_type() == ethertype::ARP {
             self.actions.push(arp_action(d.slot, new));
