@@ -110,7 +110,21 @@ fn run_case(
     let frames: Vec<gen_frames::Frame> = (0..n_frames).map(|_| gen_frames::frame(&mut rng, &mut sizes)).collect();
     let rules = accepted_rules(ovs, &set, report);
     ovs.replace_rules(&rules, set.openflow13).map_err(|e| format!("seed {seed}: OVS refused the filtered set: {e}"))?;
-    let inputs: Vec<Vec<u8>> = frames.iter().map(|f| f.bytes.clone()).collect();
+    // OVS 3.1's userspace datapath dies on an ARP rewrite of an ARP frame too short for
+    // its header (it writes the ARP fields past the frame: docs/OVS-DIFFERENCES.md), so
+    // sets that write ARP fields get no such frame.
+    let writes_arp = rules.iter().any(|r| {
+        r.split_once("actions=")
+            .is_some_and(|(_, a)| ["->NXM_OF_ARP_", "->NXM_NX_ARP_", "->arp_"].iter().any(|w| a.contains(w)))
+    });
+    let inputs: Vec<Vec<u8>> = frames
+        .iter()
+        .filter(|f| {
+            let v = frame_view::View::parse(&f.bytes);
+            !(writes_arp && v.arp_header_unparsable() && v.l3_bytes().len() < 28)
+        })
+        .map(|f| f.bytes.clone())
+        .collect();
     // With `normal`, each frame may teach the MAC table something that changes the
     // decision for later frames. Both switches apply that to their datapath flows some
     // time after the frame that taught it (OVS's revalidators run asynchronously; a
