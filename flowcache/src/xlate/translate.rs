@@ -1016,22 +1016,23 @@ impl<'a> Ctx<'a> {
             Field::Ipv6Src | Field::Ipv6Dst => dl_type != ethertype::IPV6,
             _ => false,
         };
+        // A field the copy wrote is read, and set back where it differs.
+        let set_back = |ctx: &mut Self, f: Field, make: &dyn Fn(u128) -> DpAction| {
+            if written(f) {
+                ctx.read_field(f, f.all_ones());
+                if f.get(&after.cur) != f.get(&b) {
+                    ctx.actions.push(make(f.get(&b)));
+                }
+            }
+        };
         if arp {
             for f in [Field::NwProto, Field::NwSrc, Field::NwDst, Field::ArpSha, Field::ArpTha] {
-                if written(f) {
-                    self.read_field(f, f.all_ones());
-                    if f.get(&after.cur) != f.get(&b) {
-                        self.actions.push(arp_action(f, f.get(&b)));
-                    }
-                }
+                set_back(self, f, &|v| arp_action(f, v));
             }
         }
         for (f, make) in restores {
-            if written(f) && !other_family(f) {
-                self.read_field(f, f.all_ones());
-                if f.get(&after.cur) != f.get(&b) {
-                    self.actions.push(make(f.get(&b)));
-                }
+            if !other_family(f) {
+                set_back(self, f, &make);
             }
         }
         if written(Field::NwTos) {
