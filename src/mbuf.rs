@@ -232,9 +232,16 @@ impl Mbuf {
 
     /// A private deep copy allocated from `pool` (`None` if the pool is empty).
     pub fn copy(&self, pool: &Mempool) -> Option<Mbuf> {
-        // SAFETY: valid source mbuf and live pool; copies the whole packet (offset 0,
-        // length u32::MAX = all). Returns NULL on allocation failure.
-        let p = unsafe { sys::rte_pktmbuf_copy(self.0.as_ptr(), pool.as_ptr(), 0, u32::MAX) };
+        self.copy_prefix(pool, u32::MAX)
+    }
+
+    /// A private deep copy of the packet's first `len` bytes (all of it if it is shorter),
+    /// allocated from `pool` (`None` if the pool is empty).
+    pub fn copy_prefix(&self, pool: &Mempool, len: u32) -> Option<Mbuf> {
+        // SAFETY: valid source mbuf and live pool; rte_pktmbuf_copy copies at most `len`
+        // bytes from offset 0 (clamped to the packet's length). Returns NULL on allocation
+        // failure.
+        let p = unsafe { sys::rte_pktmbuf_copy(self.0.as_ptr(), pool.as_ptr(), 0, len) };
         if p.is_null() {
             None
         } else {

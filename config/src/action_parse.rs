@@ -98,7 +98,9 @@ pub const ACTION_NAMES: [&str; 33] = [
 
 /// The packet fields `set_field` writes, by every name it takes (registers and the
 /// metadata are `PipelineField`s). Like [`ACTION_NAMES`], the parser refuses others first.
-pub const SET_FIELD_NAMES: [&str; 40] = [
+pub const SET_FIELD_NAMES: [&str; 42] = [
+    "in_port",
+    "in_port_oxm",
     "eth_src",
     "dl_src",
     "eth_dst",
@@ -172,6 +174,10 @@ pub(crate) fn parse_action_text(text: &str, locate: Locate<'_>) -> Result<Vec<Pa
         let arg = || p.arg.ok_or_else(|| RuleError::new(position, format!("`{}` needs an argument", p.name)));
         let simple = |a: Action| (Some(a), None);
         let (action, prereq) = match p.name {
+            // `output(port=P,max_len=N)`, recognised as `ovs-ofctl` does (both words in it).
+            "output" if arg()?.contains("port") && arg()?.contains("max_len") => {
+                simple(parse_output_trunc(arg()?, &arg_at)?)
+            }
             "output" => match reserved_port(arg()?) {
                 Some(a) => simple(a.map_err(|r| RuleError::new(arg_at(0), r))?),
                 // A field (`output:reg0`, `output:NXM_NX_REG0[0..15]`), else a port number.
@@ -303,6 +309,38 @@ pub(crate) fn parse_action_text(text: &str, locate: Locate<'_>) -> Result<Vec<Pa
         out.push(ParsedAction { action, position, name: p.name.to_string(), prereq, nested: Vec::new() });
     }
     Ok(out)
+}
+
+/// `port=P,max_len=N` (either order) of `output(...)`: `P` a port number, `LOCAL` or
+/// `IN_PORT` (`ovs-ofctl` refuses the other reserved ports), `N` at least 14.
+fn parse_output_trunc(arg: &str, arg_at: &dyn Fn(usize) -> Position) -> Result<Action, RuleError> {
+    let (mut port, mut max_len) = (None, None);
+    let mut at = 0;
+    for kv in arg.split(',') {
+        let bad = |off: usize, reason: String| RuleError::new(arg_at(at + off), format!("invalid `output`: {reason}"));
+        match kv.split_once('=') {
+            Some(("port", v)) => {
+                port = Some(if v.eq_ignore_ascii_case("in_port") {
+                    crate::rules::OUTPUT_TRUNC_IN_PORT
+                } else {
+                    crate::values::parse_port_number(v).map_err(|e| bad(5 + e.offset, e.reason))?
+                })
+            }
+            Some(("max_len", v)) => {
+                let n = parse_uint(v, u64::from(u32::MAX)).map_err(|e| bad(8 + e.offset, e.reason))? as u32;
+                if n < crate::rules::OUTPUT_TRUNC_MIN_LEN {
+                    return Err(bad(8, format!("max_len {n} is less than the minimum value 14")));
+                }
+                max_len = Some(n);
+            }
+            _ => return Err(bad(0, format!("`{kv}` is not `port=P` or `max_len=N`"))),
+        }
+        at += kv.len() + 1;
+    }
+    match (port, max_len) {
+        (Some(port), Some(max_len)) => Ok(Action::OutputTrunc { port, max_len }),
+        _ => Err(RuleError::new(arg_at(0), "`output(...)` needs `port=P` and `max_len=N`")),
+    }
 }
 
 fn unsupported(name: &str, position: Position) -> RuleError {
@@ -502,24 +540,45 @@ fn parse_packet_set_field(
     let def = crate::field::PACKET_FIELDS.iter().find(|d| d.names.first() == Some(&name)).ok_or_else(unsupported)?;
     let dst = Subfield { field: SubfieldField::Packet(def.field), ofs: 0, n_bits: def.width };
     check_writable(dst, name, field_at)?;
-    if def.field.set_field(0).is_none() && !def.field.is_arp() {
+    if def.field.set_field(0).is_none() && !def.field.is_arp() && !def.field.is_in_port() {
         return Err(unsupported());
     }
     let bad =
         |offset: usize, reason: String| RuleError::new(arg_at(offset), format!("invalid value for `{name}`: {reason}"));
-    let v = match crate::field::field_by_name(name) {
-        // Addresses (the ARP ones) in their own notation, as the match field reads them;
-        // exact values only (a masked `set_field` is refused above).
-        Some(f) if matches!(f.kind, crate::field::ValueKind::Ipv4 | crate::field::ValueKind::Ethernet) => {
-            match crate::field_value::parse_field_value(f, name, value, false) {
-                Ok(m) => m.value,
-                Err(crate::field_value::ParseFailure::Value(e)) => return Err(bad(e.offset, e.reason)),
-                Err(crate::field_value::ParseFailure::Whole(m)) => return Err(bad(0, m)),
+    let v = if def.field.is_in_port() {
+        in_port_value(def.field, value).map_err(|e| bad(e.offset, e.reason))?
+    } else {
+        match crate::field::field_by_name(name) {
+            // Addresses (the ARP ones) in their own notation, as the match field reads them;
+            // exact values only (a masked `set_field` is refused above).
+            Some(f) if matches!(f.kind, crate::field::ValueKind::Ipv4 | crate::field::ValueKind::Ethernet) => {
+                match crate::field_value::parse_field_value(f, name, value, false) {
+                    Ok(m) => m.value,
+                    Err(crate::field_value::ParseFailure::Value(e)) => return Err(bad(e.offset, e.reason)),
+                    Err(crate::field_value::ParseFailure::Whole(m)) => return Err(bad(0, m)),
+                }
             }
+            _ => u128::from(parse_uint(value, (1u64 << def.width) - 1).map_err(|e| bad(e.offset, e.reason))?),
         }
-        _ => u128::from(parse_uint(value, (1u64 << def.width) - 1).map_err(|e| bad(e.offset, e.reason))?),
     };
     Ok((Action::Load { dst, value: v, set_field: true }, operand_prereq(dst.field, true)))
+}
+
+/// The value of `set_field:VALUE->in_port` / `->in_port_oxm`: a port number or `LOCAL`,
+/// in the field's own numbering (`LOCAL` is 0xfffe in `in_port`, 0xfffffffe in
+/// `in_port_oxm`). As in `ovs-ofctl`, a number of `in_port_oxm` is an OpenFlow 1.0 one
+/// (below 0x10000) or an OpenFlow 1.1 reserved port (0xffffff00 and up).
+fn in_port_value(field: PacketField, text: &str) -> crate::values::ValueResult<u128> {
+    let port = if text.chars().next().is_some_and(|c| c.is_ascii_alphabetic()) {
+        crate::values::parse_port_number(text)?
+    } else {
+        match parse_uint(text, u64::from(u32::MAX))? as u32 {
+            n @ 0..=0xffff => crate::ports::port_from_16(n),
+            n @ 0xffff_ff00.. if field == PacketField::InPortOxm => crate::ports::port_from_16(n & 0xffff),
+            _ => return Err(crate::values::ValueError::new(0, format!("port {text} is out of range"))),
+        }
+    };
+    Ok(field.in_port_value(port).expect("an in_port field"))
 }
 
 /// `load:VALUE->DST`: the actions and the prerequisite of a packet field. A load of
@@ -691,8 +750,11 @@ fn check_list(
             let inside = if nest == Nest::Clone { "clone" } else { "write_actions" };
             return Err(RuleError::new(p.position, format!("`{}` is an instruction: not inside `{inside}`", p.name)));
         }
-        // OVS 3.1 refuses `output:SRC` in the action set too ("disallowed action in action set").
-        if nest == Nest::ActionSet && matches!(action, Action::Note(_) | Action::Clone(_) | Action::OutputReg(_)) {
+        // OVS 3.1 refuses `output:SRC` and `output(port=P,max_len=N)` in the action set too
+        // ("disallowed action in action set").
+        if nest == Nest::ActionSet
+            && matches!(action, Action::Note(_) | Action::Clone(_) | Action::OutputReg(_) | Action::OutputTrunc { .. })
+        {
             return Err(RuleError::new(p.position, format!("`{}` is not allowed in the action set", p.name)));
         }
         if let Action::GotoTable(t) = action {
@@ -788,6 +850,18 @@ mod tests {
         assert_eq!(acts("", "output:3"), vec![Action::Output(3)]);
         assert_eq!(acts("", "3,4"), vec![Action::Output(3), Action::Output(4)]);
         assert_eq!(acts("", "output(5)"), vec![Action::Output(5)]);
+        assert_eq!(
+            acts("", "output(port=2,max_len=100),output(max_len=14,port=LOCAL),output(port=IN_PORT,max_len=64)"),
+            vec![
+                Action::OutputTrunc { port: 2, max_len: 100 },
+                Action::OutputTrunc { port: crate::ports::LOCAL_PORT, max_len: 14 },
+                Action::OutputTrunc { port: crate::rules::OUTPUT_TRUNC_IN_PORT, max_len: 64 },
+            ]
+        );
+        assert!(err("actions=output(port=2,max_len=13)").1.contains("less than the minimum value 14"));
+        assert!(err("actions=output(port=FLOOD,max_len=100)").1.contains("FLOOD"));
+        assert!(err("actions=output(port=reg0,max_len=100)").1.contains("reg0"));
+        assert!(err("actions=output(port=2,max_len=64,queue=1)").1.contains("queue=1"));
         assert_eq!(acts("", "in_port,IN_PORT,output:in_port"), vec![Action::InPort; 3]);
         assert_eq!(acts("", "flood,FLOOD"), vec![Action::Flood; 2]);
         assert_eq!(acts("", "all,ALL,output:all"), vec![Action::All; 3]);
@@ -1009,6 +1083,7 @@ mod tests {
         assert!(err("actions=write_actions(note:01)").1.contains("not allowed in the action set"));
         assert!(err("actions=write_actions(clone(output:1))").1.contains("not allowed in the action set"));
         assert!(err("actions=write_actions(output:NXM_NX_REG0[0..15])").1.contains("not allowed in the action set"));
+        assert!(err("actions=write_actions(output(port=1,max_len=64))").1.contains("not allowed in the action set"));
         assert!(err("actions=write_actions(drop,output:1)").1.contains("cannot be combined"));
         // Checked with the tag state the actions before it leave; its own changes stay in.
         assert!(err("dl_vlan=3,actions=strip_vlan,write_actions(set_field:5->vlan_vid)").1.contains("VLAN tag"));

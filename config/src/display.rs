@@ -137,6 +137,13 @@ impl Display for Action {
         match *self {
             Action::Output(LOCAL_PORT) => f.write_str("LOCAL"),
             Action::Output(p) => write!(f, "output:{p}"),
+            Action::OutputTrunc { port, max_len } => {
+                let port = match port {
+                    crate::rules::OUTPUT_TRUNC_IN_PORT => "IN_PORT".to_string(),
+                    p => PortName(p).to_string(),
+                };
+                write!(f, "output(port={port},max_len={max_len})")
+            }
             Action::OutputReg(src) => write!(f, "output:{src}"),
             Action::InPort => f.write_str("IN_PORT"),
             Action::Flood => f.write_str("FLOOD"),

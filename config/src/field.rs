@@ -398,7 +398,7 @@ pub static FIELDS: [FieldDef; 39] = {
     use ValueKind as K;
     const N: Masking = Masking::None;
     [
-        row("in_port", &[], InPort, K::PortNumber, N, None),
+        row("in_port", &["in_port_oxm"], InPort, K::PortNumber, N, None),
         row("dl_type", &["eth_type"], DlType, K::Hex { max: 0xffff }, N, None),
         row("dl_vlan", &[], VlanTci, K::VlanVid, N, None).bits(0x0fff),
         row("dl_vlan_pcp", &[], VlanTci, K::VlanPcp, N, None).bits(0xe000),
@@ -593,13 +593,14 @@ const ND_FIELDS: &str = "the flow key does not hold the neighbour-discovery fiel
 /// The packet fields of `load`/`move`: every L2-L4 field of ovs-fields(7) without
 /// conntrack, tunnels or MPLS. The first name after the NXM one is the `ovs-fields` name
 /// a whole-field `set_field` prints (OpenFlow 1.3).
-pub static PACKET_FIELDS: [PacketFieldDef; 37] = {
+pub static PACKET_FIELDS: [PacketFieldDef; 38] = {
     use Access::{ReadOnly, ReadWrite as RW, Unsupported};
     use MatchSlot as S;
     use PacketField::*;
     use Prereq::*;
     [
         pf(InPort, "NXM_OF_IN_PORT", &["in_port"], S::InPort, 16, None, RW),
+        pf(InPortOxm, "OXM_OF_IN_PORT", &["in_port_oxm"], S::InPort, 32, None, RW),
         pf(EthSrc, "NXM_OF_ETH_SRC", &["eth_src", "dl_src", "OXM_OF_ETH_SRC"], S::DlSrc, 48, None, RW),
         pf(EthDst, "NXM_OF_ETH_DST", &["eth_dst", "dl_dst", "OXM_OF_ETH_DST"], S::DlDst, 48, None, RW),
         pf(EthType, "NXM_OF_ETH_TYPE", &["eth_type", "dl_type", "OXM_OF_ETH_TYPE"], S::DlType, 16, None, ReadOnly),
@@ -676,6 +677,36 @@ pub static PACKET_FIELDS: [PacketFieldDef; 37] = {
 };
 
 impl PacketField {
+    /// The value `load`/`move` read from the in_port fields, given the flow's in_port
+    /// (as bridges number ports: [`LOCAL_PORT`](crate::ports::LOCAL_PORT) for `LOCAL`):
+    /// `NXM_OF_IN_PORT` holds OpenFlow 1.0's 16-bit number, `OXM_OF_IN_PORT` OpenFlow
+    /// 1.1's 32-bit one (reserved ports 0xffffff00 and up), as OVS's `mf_get_value` reads
+    /// them. `None` for every other field.
+    pub fn in_port_value(self, in_port: u32) -> Option<u128> {
+        let of10 = crate::ports::port_to_16(in_port);
+        match self {
+            PacketField::InPort => Some(u128::from(of10)),
+            PacketField::InPortOxm => Some(u128::from(crate::openflow::port_from_of10(of10 as u16))),
+            _ => None,
+        }
+    }
+
+    /// The flow's in_port once `value` is written into in_port field `self` (OVS's
+    /// `mf_set_flow_value`): a 32-bit number OpenFlow 1.0 cannot hold
+    /// (0xff00..0xfffffeff) is `OFPP_NONE` (0xffff).
+    pub fn in_port_written(self, value: u128) -> u32 {
+        let of10 = match self {
+            PacketField::InPortOxm => crate::openflow::port_to_of10(value as u32).unwrap_or(0xffff),
+            _ => value as u16,
+        };
+        crate::ports::port_from_16(u32::from(of10))
+    }
+
+    /// Whether this is `in_port` or `in_port_oxm`: translation state, not packet bits.
+    pub fn is_in_port(self) -> bool {
+        matches!(self, PacketField::InPort | PacketField::InPortOxm)
+    }
+
     /// Whether this is one of the ARP fields (written only into an ARP packet).
     pub fn is_arp(self) -> bool {
         use PacketField::*;
@@ -717,8 +748,8 @@ impl PacketField {
             Ipv6Src => SetField::Ipv6Src(Ipv6Addr::from(value)),
             Ipv6Dst => SetField::Ipv6Dst(Ipv6Addr::from(value)),
             Ipv6Label => SetField::Ipv6Label((value as u32) & 0xfffff),
-            InPort | EthType | VlanTci | VlanVid | VlanPcp | IpProto | IpFrag | TcpFlags | ArpOp | ArpSpa | ArpTpa
-            | ArpSha | ArpTha | NdTarget | NdSll | NdTll => return None,
+            InPort | InPortOxm | EthType | VlanTci | VlanVid | VlanPcp | IpProto | IpFrag | TcpFlags | ArpOp
+            | ArpSpa | ArpTpa | ArpSha | ArpTha | NdTarget | NdSll | NdTll => return None,
         })
     }
 }

@@ -132,7 +132,10 @@ impl Registers {
 /// allows, write), named as OVS's NXM fields.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum PacketField {
+    /// `in_port` (`NXM_OF_IN_PORT`): OpenFlow 1.0's 16-bit port number.
     InPort,
+    /// `in_port_oxm` (`OXM_OF_IN_PORT`): the same port as OpenFlow 1.1's 32-bit number.
+    InPortOxm,
     EthSrc,
     EthDst,
     EthType,
@@ -318,6 +321,13 @@ pub struct Resubmit {
     pub table: Option<u8>,
 }
 
+/// The port of [`Action::OutputTrunc`] written `IN_PORT` (`OFPP_IN_PORT`, in the 32-bit
+/// form rules keep reserved ports in, as [`LOCAL_PORT`](crate::ports::LOCAL_PORT)).
+pub const OUTPUT_TRUNC_IN_PORT: u32 = 0xffff_fff8;
+
+/// The smallest `max_len` of [`Action::OutputTrunc`]: an Ethernet header.
+pub const OUTPUT_TRUNC_MIN_LEN: u32 = 14;
+
 /// One action of a rule, applied in order (OpenFlow 1.0 "action list" semantics).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Action {
@@ -329,6 +339,13 @@ pub enum Action {
     /// `NORMAL`, `FLOOD`, `ALL`, `CONTROLLER`, `LOCAL` and `TABLE`, act as their actions; a
     /// larger value or a port the bridge lacks sends nothing), as OVS's `output_reg`.
     OutputReg(Subfield),
+    /// `output(port=P,max_len=N)`: out port `P` (a port number, [`LOCAL_PORT`] or
+    /// [`OUTPUT_TRUNC_IN_PORT`]) cut to its first `max_len` bytes (at least 14); the
+    /// packet itself stays whole for the actions after it. As OVS's `output_trunc`, the
+    /// ingress port and `IN_PORT` send nothing.
+    ///
+    /// [`LOCAL_PORT`]: crate::ports::LOCAL_PORT
+    OutputTrunc { port: u32, max_len: u32 },
     /// `in_port`: send back out the ingress port.
     InPort,
     /// `flood`: every port of the bridge but the ingress port (and ports with no-flood).

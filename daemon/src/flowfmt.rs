@@ -129,6 +129,7 @@ pub fn format_actions(actions: &[DpAction]) -> String {
         .iter()
         .map(|a| match a {
             DpAction::Output(p) => p.to_string(),
+            DpAction::OutputTrunc { port, max_len } => format!("trunc({max_len}),{port}"),
             DpAction::SetEthSrc(m) => format!("set(eth_src={})", mac(ferrovs_flowcache::key::mac_to_u64(*m))),
             DpAction::SetEthDst(m) => format!("set(eth_dst={})", mac(ferrovs_flowcache::key::mac_to_u64(*m))),
             DpAction::PushVlan { tpid: ferrovs_flowcache::actions::TPID_OF_LAST_POP, tci } => {
@@ -190,6 +191,7 @@ mod tests {
             "in_port(1),eth_type(0x0800),ipv4(dst=10.1.0.0/255.255.0.0,proto=6),l4(dst=443)"
         );
         assert_eq!(format_actions(&[DpAction::SetVlanVid(20), DpAction::Output(3)]), "set(vlan_vid=20),3");
+        assert_eq!(format_actions(&[DpAction::OutputTrunc { port: 2, max_len: 100 }]), "trunc(100),2");
         assert_eq!(format_actions(&[]), "drop");
     }
 }

@@ -12,6 +12,13 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 pub enum DpAction {
     /// Transmit a copy of the packet, as it is at this point of the list, on this port.
     Output(u32),
+    /// Transmit a copy of the packet's first `max_len` bytes (all of it if shorter) on
+    /// `port`; the packet stays whole for the actions after it (OVS's `trunc(max_len)`
+    /// before an output, which cuts only that output's copy).
+    OutputTrunc {
+        port: u32,
+        max_len: u32,
+    },
     SetEthSrc([u8; 6]),
     SetEthDst([u8; 6]),
     /// Insert a new outer 802.1Q tag with this TPID and TCI (the 0x1000 present bit is not
@@ -149,13 +156,29 @@ pub const REASON_ACTION: u8 = 1;
 /// docs/OVS-DIFFERENCES.md). Never sent to a controller.
 pub const REASON_SLOW_PATH: u8 = 0xff;
 
+impl DpAction {
+    /// The port this sends the packet to, if it is an output.
+    pub fn output_port(&self) -> Option<u32> {
+        match *self {
+            DpAction::Output(p) | DpAction::OutputTrunc { port: p, .. } => Some(p),
+            _ => None,
+        }
+    }
+
+    /// Whether this sends the packet somewhere (an output or a packet-in), rather than
+    /// changing it.
+    pub fn sends(&self) -> bool {
+        matches!(self, DpAction::Output(_) | DpAction::OutputTrunc { .. } | DpAction::Controller { .. })
+    }
+}
+
 /// The action list of a megaflow. Empty means drop.
 pub type DpActions = Vec<DpAction>;
 
 /// Drops the edits after the last output or packet-in: they would change a packet that
 /// no port receives (OVS commits edits only at an output, so it never emits them).
 pub fn trim_unsent_edits(actions: &mut DpActions) {
-    let sent = actions.iter().rposition(|a| matches!(a, DpAction::Output(_) | DpAction::Controller { .. }));
+    let sent = actions.iter().rposition(DpAction::sends);
     actions.truncate(sent.map_or(0, |i| i + 1));
 }
 

@@ -270,7 +270,11 @@ fn gen_pipeline_action(r: &mut Rng) -> Action {
 fn gen_action(r: &mut Rng, n_tables: u8) -> Action {
     match r.below(27) {
         22..=26 => gen_pipeline_action(r),
-        0..=4 => Action::Output(r.pick(&[1, 2, 3, 4, 9])),
+        0..=3 => Action::Output(r.pick(&[1, 2, 3, 4, 9])),
+        4 => Action::OutputTrunc {
+            port: r.pick(&[1, 2, 3, 9, ferrovs_config::rules::OUTPUT_TRUNC_IN_PORT]),
+            max_len: r.pick(&[14, 60, 1500]),
+        },
         5 => Action::InPort,
         6 => Action::Flood,
         7 => Action::All,

@@ -1048,6 +1048,41 @@ fn a_loaded_in_port_is_the_one_outputs_in_port_and_flood_see() {
     both_lookups(&t, &p, &[DpAction::Output(1), DpAction::Output(2)], &base_mask());
 }
 
+/// `output(port=P,max_len=N)` is an output of the first N bytes: none to the ingress port
+/// or to `IN_PORT`, edits committed before it as before any output.
+#[test]
+fn output_trunc_is_an_output_of_the_head() {
+    let p = key(1, &udp_frame([10, 0, 0, 1], 1, 2, 0));
+    let t = flows(
+        "actions=output(port=2,max_len=100),output(port=1,max_len=64),output(port=IN_PORT,max_len=64),\
+         mod_dl_dst:02:00:00:00:00:09,output(port=3,max_len=14)",
+    );
+    let x = translate(&t, &MacTable::default(), &p, NOW);
+    assert_eq!(
+        x.actions,
+        vec![
+            DpAction::OutputTrunc { port: 2, max_len: 100 },
+            DpAction::SetEthDst([2, 0, 0, 0, 0, 9]),
+            DpAction::OutputTrunc { port: 3, max_len: 14 },
+        ]
+    );
+}
+
+/// `OXM_OF_IN_PORT` holds the flow's in_port as an OpenFlow 1.1 number (LOCAL is
+/// 0xfffffffe); a 32-bit value without an OpenFlow 1.0 form writes OFPP_NONE.
+#[test]
+fn the_oxm_in_port_is_the_in_port_in_openflow_11_numbers() {
+    let p = key(1, &udp_frame([10, 0, 0, 1], 1, 2, 0));
+    let t = of13_tables(&[
+        "actions=move:OXM_OF_IN_PORT[]->NXM_NX_REG0[],load:0xffff0000->OXM_OF_IN_PORT[],\
+         move:OXM_OF_IN_PORT[]->NXM_NX_REG1[],load:0xfffffffe->OXM_OF_IN_PORT[],\
+         move:NXM_OF_IN_PORT[]->NXM_NX_REG2[0..15],load:3->OXM_OF_IN_PORT[],resubmit(,1)",
+        "table=1,reg0=1,reg1=0xffffffff,reg2=0xfffe,actions=output:2,in_port",
+        "table=1,priority=0,actions=drop",
+    ]);
+    both_lookups(&t, &p, &[DpAction::Output(2), DpAction::Output(3)], &base_mask());
+}
+
 /// A `load` into `vlan_tci` writes the whole outer TCI as OVS's flow holds it: with the
 /// 0x1000 bit set it rewrites the VID and PCP (committed at the output) or pushes an
 /// 0x8100 tag; without it the tag goes (and the bits stay for a later PCP write).

@@ -49,7 +49,11 @@ fn edited(mut k: FlowKey, a: &DpAction) -> FlowKey {
         DpAction::SetArpTpa(ip) => k.set_nw_dst(ip),
         DpAction::SetArpSha(m) => k.set_arp_sha(m),
         DpAction::SetArpTha(m) => k.set_arp_tha(m),
-        DpAction::Output(_) | DpAction::Controller { .. } | DpAction::PushVlan { .. } | DpAction::PopVlan => {}
+        DpAction::Output(_)
+        | DpAction::OutputTrunc { .. }
+        | DpAction::Controller { .. }
+        | DpAction::PushVlan { .. }
+        | DpAction::PopVlan => {}
     }
     k
 }

@@ -9,7 +9,10 @@
 //! Several outputs of one packet share the buffer (refcount + 1 per extra output) instead
 //! of copying it. An edit after an output is copy-on-write: if the buffer is shared at
 //! that point, the PMD edits a private deep copy. The last output hands over the PMD's own
-//! reference, so the common single-output case touches no refcount at all.
+//! reference, so the common single-output case touches no refcount at all. An
+//! `OutputTrunc` of a frame longer than its `max_len` sends a copy of the frame's head
+//! (`output(port=P,max_len=N)`, a rare action: one copy per packet, counted as
+//! `drop_no_mbuf` when the pool is empty); a shorter frame goes out as an `Output`.
 //!
 //! A port whose frame is longer than its MTU allows (MTU + 18: Ethernet header, one VLAN
 //! tag and no FCS, as OVS counts it) is not sent: the packet is freed and counted as
@@ -272,9 +275,7 @@ impl TxState {
 
     fn execute_list(&mut self, in_idx: usize, pkt: Mbuf, actions: &[DpAction]) {
         // Edits after the last output cannot be observed: stop there.
-        let Some(last_out) =
-            actions.iter().rposition(|a| matches!(a, DpAction::Output(_) | DpAction::Controller { .. }))
-        else {
+        let Some(last_out) = actions.iter().rposition(DpAction::sends) else {
             return self.drop_counted(in_idx, pkt, |c| c.drop_action += 1);
         };
         let mut m = pkt;
@@ -286,6 +287,24 @@ impl TxState {
                 DpAction::Output(p) => {
                     let s = m.share();
                     self.output(p, s);
+                }
+                // A frame no longer than `max_len` goes out as an `Output` would.
+                DpAction::OutputTrunc { port, max_len } if m.pkt_len() <= max_len as usize => {
+                    if k == last_out {
+                        return self.output(port, m);
+                    }
+                    let s = m.share();
+                    self.output(port, s);
+                }
+                // A longer one: a copy of its head (the packet itself stays whole).
+                DpAction::OutputTrunc { port, max_len } => {
+                    match m.copy_prefix(&self.pool, max_len) {
+                        Some(head) => self.output(port, head),
+                        None => self.count_in(in_idx, |c| c.drop_no_mbuf += 1),
+                    }
+                    if k == last_out {
+                        return;
+                    }
                 }
                 DpAction::Controller { .. } => {
                     crate::packet_in::execute(self.packet_in.as_ref(), &m, a);

@@ -15,7 +15,7 @@ type Case = fn() -> Result<(), Failed>;
 
 /// Every fixed case, as a trial named `fixed_<function>`.
 pub fn trials() -> Vec<Trial> {
-    let cases: [(&str, Case); 12] = [
+    let cases: [(&str, Case); 14] = [
         ("normal_puts_a_vid_0_tag_back_with_its_tpid", normal_puts_a_vid_0_tag_back_with_its_tpid),
         ("vlan_set_and_set_back_keeps_the_dei_bit", vlan_set_and_set_back_keeps_the_dei_bit),
         ("normal_leaves_out_an_inner_vid_0_pcp_0_tag", normal_leaves_out_an_inner_vid_0_pcp_0_tag),
@@ -37,6 +37,8 @@ pub fn trials() -> Vec<Trial> {
             a_pushed_tag_a_clone_replaced_comes_back_with_its_tpid,
         ),
         ("the_arp_responder_answers_a_request", the_arp_responder_answers_a_request),
+        ("oxm_in_port_holds_openflow_11_numbers", oxm_in_port_holds_openflow_11_numbers),
+        ("output_trunc_cuts_only_its_own_copy", output_trunc_cuts_only_its_own_copy),
     ];
     cases.into_iter().map(|(name, f)| Trial::test(format!("fixed_{name}"), f)).collect()
 }
@@ -182,6 +184,41 @@ pub fn a_loaded_in_port_is_the_one_outputs_and_flood_see() -> Result<(), Failed>
         &vec![f(), vec![], f(), vec![]],
     )?;
     same_as_ovs("in_port=1,actions=load:3->NXM_OF_IN_PORT[],flood", &frame, &vec![f(), f(), vec![], f()])
+}
+
+/// `output(port=P,max_len=N)` sends the frame's first N bytes (all of a shorter frame) and
+/// leaves the frame whole for what follows, edits included; to the ingress port and to
+/// `IN_PORT` it sends nothing.
+pub fn output_trunc_cuts_only_its_own_copy() -> Result<(), Failed> {
+    let frame = vlan_udp_frame(&[]);
+    assert!(frame.len() > 40, "the case needs a frame longer than 40 bytes");
+    let mut edited = frame.clone();
+    edited[..6].copy_from_slice(&[0x02, 0, 0, 0, 0, 0x09]);
+    same_as_ovs(
+        "in_port=1,actions=output(port=2,max_len=40),output(port=1,max_len=40),output(port=IN_PORT,max_len=40),\
+         output(port=4,max_len=1500),mod_dl_dst:02:00:00:00:00:09,output(port=3,max_len=14)",
+        &frame,
+        &vec![vec![], vec![frame[..40].to_vec()], vec![edited[..14].to_vec()], vec![frame.clone()]],
+    )
+}
+
+/// `OXM_OF_IN_PORT` is the flow's in_port as OpenFlow 1.1 numbers it: read as 1 on port 1,
+/// 0xffff0000 (no 1.0 form) written as OFPP_NONE and read back as 0xffffffff, LOCAL
+/// written as 0xfffffffe is 0xfffe in `NXM_OF_IN_PORT`; a later `load` of 2 makes `in_port`
+/// send to port 2.
+pub fn oxm_in_port_holds_openflow_11_numbers() -> Result<(), Failed> {
+    let frame = vlan_udp_frame(&[]);
+    rules_same_as_ovs(
+        &[
+            "table=0,in_port=1,actions=move:OXM_OF_IN_PORT[]->NXM_NX_REG0[],load:0xffff0000->OXM_OF_IN_PORT[],\
+             move:OXM_OF_IN_PORT[]->NXM_NX_REG1[],load:0xfffffffe->OXM_OF_IN_PORT[],\
+             move:NXM_OF_IN_PORT[]->NXM_NX_REG2[0..15],load:2->OXM_OF_IN_PORT[],resubmit(,1)",
+            "table=1,reg0=1,reg1=0xffffffff,reg2=0xfffe,actions=output:3,in_port",
+            "table=1,priority=0,actions=output:4",
+        ],
+        &frame,
+        &vec![vec![], vec![frame.clone()], vec![frame.clone()], vec![]],
+    )
 }
 
 /// `resubmit(PORT,T)` looks table T up with in_port PORT, but the rule found there sees

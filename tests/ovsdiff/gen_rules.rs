@@ -429,11 +429,11 @@ fn with_pipeline(rules: &mut [String]) {
     }
 }
 
-/// In about 40% of the sets, `load`/`move`/`set_field` on the packet fields (in_port,
-/// vlan_tci, vlan_vid/pcp, the TOS byte's parts, TTL, fragment bits, ports, TCP flags,
+/// In about 40% of the sets, `load`/`move`/`set_field` on the packet fields (in_port and
+/// its OXM form, vlan_tci, vlan_vid/pcp, the TOS byte's parts, TTL, fragment bits, ports, TCP flags,
 /// ICMP type and code, ARP fields as sources, the IPv6 flow label) as the rule's match
 /// allows, values copied into the Ethernet addresses so that reads show in the output
-/// frame, and `output:FIELD` to a port loaded before. Drawn from a generator of its own,
+/// frame, `output:FIELD` to a port loaded before, and `output(port=P,max_len=N)`. Drawn from a generator of its own,
 /// seeded by the rules' text, so the sets drawn before stay what they were.
 fn with_field_writes(rules: &mut [String]) {
     let mut rng = rng_of_text(rules, 0x6c62_272e_07bb_0142);
@@ -461,6 +461,13 @@ fn with_field_writes(rules: &mut [String]) {
             "move:OXM_OF_VLAN_VID[]->NXM_OF_ETH_SRC[0..11]".to_string(),
             format!("load:{}->NXM_NX_REG2[0..15],output:NXM_NX_REG2[0..15]", rng.range(1, N_PORTS as u64)),
             "output:NXM_OF_IN_PORT[]".to_string(),
+            format!("load:{}->OXM_OF_IN_PORT[]", rng.pick(&[2u32, 0xffff_0000])),
+            "move:OXM_OF_IN_PORT[]->NXM_OF_ETH_DST[0..31]".to_string(),
+            format!(
+                "output(port={},max_len={})",
+                rng.range(1, N_PORTS as u64),
+                rng.pick(&[14u32, 34, 60, 64, 100, 1500])
+            ),
             format!(
                 "load:{:#x}->NXM_NX_REG3[16..31],output:NXM_NX_REG3[16..31]",
                 rng.pick(&[0xfff8u32, 0xfffa, 0xfffb])

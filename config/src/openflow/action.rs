@@ -89,6 +89,9 @@ pub enum Action {
     RegMove { src: FieldSlice, dst: FieldSlice },
     /// Nicira `output:src` (`NXAST_OUTPUT_REG`).
     OutputReg { src: FieldSlice, max_len: u16 },
+    /// Nicira `output(port=P,max_len=N)` (`NXAST_OUTPUT_TRUNC`): the port in OpenFlow
+    /// 1.0's 16 bits on the wire.
+    OutputTrunc { port: u32, max_len: u32 },
     /// Nicira `clone(actions)`.
     Clone(Vec<Action>),
     /// Nicira `write_metadata` (`NXAST_WRITE_METADATA`): OpenFlow 1.0's form of the 1.1+
@@ -106,6 +109,7 @@ const NXAST_OUTPUT_REG: u16 = 15;
 const NXAST_DEC_TTL: u16 = 18;
 const NXAST_WRITE_METADATA: u16 = 22;
 const NXAST_REG_LOAD2: u16 = 33;
+const NXAST_OUTPUT_TRUNC: u16 = 39;
 const NXAST_CLONE: u16 = 42;
 
 /// The header family of fields in Nicira actions: OVS writes `NXAST_REG_LOAD`,
@@ -122,6 +126,8 @@ fn dialect(v: Version) -> Dialect {
 fn read_slice_header(r: &mut Reader) -> Result<Field, OfpError> {
     let (h, has_mask) = Header::from_u32(r.u32()?);
     match Field::from_header(h.class, h.code) {
+        // A field slice keeps the OXM in_port apart: its bits are OpenFlow 1.1's number.
+        Some((Field::InPort, 4)) if h.len == 4 && !has_mask => Ok(Field::InPortOxm),
         Some((f, len)) if len == h.len && !has_mask => Ok(f),
         _ => Err(OfpError::BadSetType),
     }
@@ -321,6 +327,11 @@ fn decode_nx_action(a: &mut Reader, v: Version) -> Result<Action, OfpError> {
             let dst = FieldSlice { field: read_slice_header(a)?, ofs: dst_ofs, n_bits };
             Action::RegMove { src: check_slice(src)?, dst: check_slice(dst)? }
         }
+        NXAST_OUTPUT_TRUNC => {
+            want(16)?;
+            let port = port_from_of10(a.u16()?);
+            Action::OutputTrunc { port, max_len: a.u32()? }
+        }
         NXAST_OUTPUT_REG => {
             want(24)?;
             let on = a.u16()?;
@@ -497,6 +508,11 @@ fn encode_action(w: &mut Writer, action: &Action, v: Version) -> Result<(), Enco
             w.u32(src.field.header(NX_SLICE_DIALECT).to_u32());
             w.u16(max_len);
             w.zeros(6);
+        }
+        Action::OutputTrunc { port, max_len } => {
+            nx_header(w, NXAST_OUTPUT_TRUNC);
+            w.u16(port_to_of10(port).ok_or(EncodeError::Invalid("output_trunc port without a 16-bit form"))?);
+            w.u32(max_len);
         }
         Action::Clone(ref inner) => {
             nx_header(w, NXAST_CLONE);

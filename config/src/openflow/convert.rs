@@ -46,10 +46,10 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use super::action::FieldSlice;
 use super::{
     Action as WireAction, Field, Instruction, Match as WireMatch, MatchField, OFPP_CONTROLLER, OFPP_IN_PORT, OfpError,
-    Version,
+    Version, port_from_of10, port_to_of10,
 };
 use crate::field::MatchSlot;
-use crate::rules::{self, Action, Masked, Resubmit, Rule, SetField, Subfield, SubfieldField, VlanTags};
+use crate::rules::{self, Action, Masked, PacketField, Resubmit, Rule, SetField, Subfield, SubfieldField, VlanTags};
 
 /// `OFPP_NORMAL`.
 pub const OFPP_NORMAL: u32 = 0xffff_fffa;
@@ -362,6 +362,20 @@ fn output(port: u32, max_len: u16, packet_out: bool) -> Result<Action, OfpError>
     })
 }
 
+/// `output(port=P,max_len=N)` as `ovs-ofctl` writes it: a port number, `LOCAL` or
+/// `IN_PORT`, at least an Ethernet header's 14 bytes.
+fn output_trunc(port: u32, max_len: u32) -> Result<Action, OfpError> {
+    if max_len < rules::OUTPUT_TRUNC_MIN_LEN {
+        return Err(OfpError::BadActionArgument);
+    }
+    match port {
+        crate::ports::LOCAL_PORT | rules::OUTPUT_TRUNC_IN_PORT => {}
+        p if p >= OFPP_MAX || p == 0 => return Err(OfpError::BadActionOutPort),
+        _ => {}
+    }
+    Ok(Action::OutputTrunc { port, max_len })
+}
+
 /// A set-field (1.3 `set_field`, Nicira `load` of a whole field) in the rule model.
 fn set_field(field: Field, value: u128) -> Result<Action, OfpError> {
     use Field::*;
@@ -386,10 +400,15 @@ fn set_field(field: Field, value: u128) -> Result<Action, OfpError> {
     Ok(Action::Set(s))
 }
 
-/// A set-field of a packet field that no [`SetField`] writes (`icmp_type`): the model's
-/// whole-field load printed as a set-field.
+/// A set-field of a packet field that no [`SetField`] writes (`icmp_type`, `in_port`):
+/// the model's whole-field load printed as a set-field (an OXM in_port's 32-bit number
+/// as `in_port`'s 16 bits; one that has no such form is OFPP_NONE, as OVS reads it).
 fn packet_set_field(field: Field, value: u128) -> Option<Action> {
     let dst = whole_subfield(field)?;
+    let value = match field {
+        Field::InPort => u128::from(port_to_of10(value as u32).unwrap_or(0xffff)),
+        _ => value,
+    };
     matches!(dst.field, SubfieldField::Packet(_)).then_some(Action::Load { dst, value, set_field: true })
 }
 
@@ -435,6 +454,7 @@ fn actions_from_wire(list: &[WireAction], out: &mut Vec<Action>, packet_out: boo
             {
                 set_field(dst.field, u128::from(value))?
             }
+            WireAction::OutputTrunc { port, max_len } => output_trunc(port, max_len)?,
             WireAction::OutputReg { src, max_len: u16::MAX } => {
                 Action::OutputReg(subfield(src).ok_or(OfpError::BadSetType)?)
             }
@@ -517,6 +537,7 @@ fn subfield_field(f: Field) -> Option<SubfieldField> {
         Field::Xxreg(n) => SubfieldField::Xxreg(n),
         Field::Metadata => SubfieldField::Metadata,
         Field::InPort => SubfieldField::Packet(P::InPort),
+        Field::InPortOxm => SubfieldField::Packet(P::InPortOxm),
         Field::EthSrc => SubfieldField::Packet(P::EthSrc),
         Field::EthDst => SubfieldField::Packet(P::EthDst),
         Field::EthType => SubfieldField::Packet(P::EthType),
@@ -566,6 +587,7 @@ fn wire_field(f: SubfieldField) -> Field {
         SubfieldField::Metadata => Field::Metadata,
         SubfieldField::Packet(p) => match p {
             P::InPort => Field::InPort,
+            P::InPortOxm => Field::InPortOxm,
             P::EthSrc => Field::EthSrc,
             P::EthDst => Field::EthDst,
             P::EthType => Field::EthType,
@@ -958,6 +980,7 @@ fn list_to_wire(
             Action::All => list.push(out(OFPP_ALL)),
             Action::Normal => list.push(out(OFPP_NORMAL)),
             Action::Controller { max_len } => list.push(WireAction::Output { port: OFPP_CONTROLLER, max_len }),
+            Action::OutputTrunc { port, max_len } => list.push(WireAction::OutputTrunc { port, max_len }),
             Action::ModVlanVid(x) => match v {
                 Version::Of10 => list.push(WireAction::SetVlanVid(x)),
                 Version::Of13 => {
@@ -1007,7 +1030,21 @@ fn list_to_wire(
                 }
                 list.push(WireAction::Group(g));
             }
+            Action::Load {
+                dst: Subfield { field: SubfieldField::Packet(PacketField::InPortOxm), .. },
+                set_field: true,
+                ..
+            } if v == Version::Of13 => {
+                // OVS 3.1 cannot decode its own 1.3 set-field of `in_port_oxm`
+                // (OFPBAC_BAD_SET_ARGUMENT), so the rule never loads there.
+                return Err("set_field of in_port_oxm in OpenFlow 1.3");
+            }
+            // OXM's in_port is OpenFlow 1.1's 32-bit number; the load holds 1.0's.
             Action::Load { dst, value, set_field: true } if v == Version::Of13 => {
+                let value = match dst.field {
+                    SubfieldField::Packet(PacketField::InPort) => u128::from(port_from_of10(value as u16)),
+                    _ => value,
+                };
                 list.push(WireAction::SetField { field: wire_field(dst.field), value })
             }
             Action::Load { dst, value, .. } if dst.n_bits <= 64 => {

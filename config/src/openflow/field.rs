@@ -26,6 +26,10 @@ use super::wire::{Reader, Writer};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Field {
     InPort,
+    /// `OXM_OF_IN_PORT` as a `load`/`move`/`output` operand (32 bits, OpenFlow 1.1
+    /// numbers), where OVS keeps it apart from `NXM_OF_IN_PORT`; in a match the OXM header
+    /// is [`Field::InPort`].
+    InPortOxm,
     InPhyPort,
     Metadata,
     EthSrc,
@@ -119,6 +123,8 @@ const FIELDS: &[FieldDef] = {
     use Field::*;
     &[
         def(InPort, Some((NXM_OF, 0, 2)), Some((0, 4)), false, 0),
+        // After `InPort`, so that a match's OXM header reads as `InPort`.
+        def(InPortOxm, None, Some((0, 4)), false, 0),
         def(InPhyPort, None, Some((1, 4)), false, 0),
         def(Metadata, None, Some((2, 8)), true, 0),
         def(EthDst, Some((NXM_OF, 1, 6)), Some((3, 6)), true, 0),

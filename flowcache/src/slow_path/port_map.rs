@@ -58,6 +58,9 @@ impl PortMap {
             .iter()
             .filter_map(|a| match a {
                 DpAction::Output(of) => self.dp(*of).map(DpAction::Output),
+                DpAction::OutputTrunc { port, max_len } => {
+                    self.dp(*port).map(|port| DpAction::OutputTrunc { port, max_len: *max_len })
+                }
                 // The PMD reports the datapath's in_port with the packet-in; the daemon maps
                 // it back to the bridge and its OpenFlow number. (A packet-out's pseudo
                 // in_port, e.g. CONTROLLER, has no datapath number and stays.)

@@ -13,7 +13,6 @@
 //! caller applies the returned commands (and waits for every PMD) before it reports the
 //! change done, so after `del-port` returns no megaflow outputs to the port.
 
-use crate::actions::DpAction;
 use crate::upcall::PmdCommand;
 use crate::xlate::{MacTable, RuleStats, RuleTables};
 
@@ -129,9 +128,7 @@ impl SlowPath {
                 // datapath number changed must go even when its translation did not change.
                 let gone_port = self.mirrors[pmd].get(id).is_some_and(|f| {
                     removed_dp.contains(&f.key.in_port())
-                        || f.actions
-                            .iter()
-                            .any(|a| matches!(a, DpAction::Output(p) if removed.iter().any(|r| r.0 == *p)))
+                        || f.actions.iter().any(|a| a.output_port().is_some_and(|p| removed.iter().any(|r| r.0 == p)))
                 });
                 if gone_port {
                     self.remove_flow(pmd, id, &mut out);

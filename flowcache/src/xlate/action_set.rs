@@ -59,6 +59,7 @@ fn kind(a: &Action) -> Kind {
         | Action::Note(_)
         | Action::Clone(_)
         | Action::OutputReg(_)
+        | Action::OutputTrunc { .. }
         | Action::ClearActions
         | Action::WriteActions(_) => Kind::Invalid,
     }

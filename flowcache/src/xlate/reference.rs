@@ -272,6 +272,12 @@ impl Eval<'_> {
         }
     }
 
+    fn output_trunc(&mut self, port: u32, max_len: u32) {
+        if port != self.in_port && self.ports.contains(&port) {
+            self.emit_observer(DpAction::OutputTrunc { port, max_len });
+        }
+    }
+
     fn flood(&mut self) {
         for i in 0..self.ports.len() {
             let p = self.ports[i];
@@ -314,6 +320,7 @@ impl Eval<'_> {
     fn action(&mut self, a: &Action) {
         match *a {
             Action::Output(n) => self.output(n),
+            Action::OutputTrunc { port, max_len } => self.output_trunc(port, max_len),
             // TABLE and CONTROLLER from a register are not modelled (as resubmit and
             // controller are not).
             Action::OutputReg(src) => match self.fetch(src) {
@@ -454,7 +461,7 @@ impl Eval<'_> {
     /// The bits of `sf`, shifted down.
     fn fetch(&self, sf: Subfield) -> u128 {
         let full = match sf.field {
-            SubfieldField::Packet(PacketField::InPort) => u128::from(ferrovs_config::port_to_16(self.in_port)),
+            SubfieldField::Packet(p) if p.is_in_port() => p.in_port_value(self.in_port).expect("an in_port field"),
             SubfieldField::Packet(p) => p.def().get(p.def().slot.get(&self.pkt)),
             f => self.regs.get(f.pipeline().expect("not a packet field")),
         };
@@ -466,9 +473,9 @@ impl Eval<'_> {
         let bits = sf.bits();
         let put = |old: u128| (old & !bits) | ((value << sf.ofs) & bits);
         match sf.field {
-            SubfieldField::Packet(PacketField::InPort) => {
-                let old = u128::from(ferrovs_config::port_to_16(self.in_port));
-                self.in_port = ferrovs_config::port_from_16(put(old) as u32 & 0xffff);
+            SubfieldField::Packet(p) if p.is_in_port() => {
+                let old = p.in_port_value(self.in_port).expect("an in_port field");
+                self.in_port = p.in_port_written(put(old));
             }
             SubfieldField::Packet(PacketField::VlanTci) => {
                 let tci = put(u128::from(self.pkt.vlan_tci(0))) as u16;

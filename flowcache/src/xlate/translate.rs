@@ -517,6 +517,14 @@ impl<'a> Ctx<'a> {
         }
     }
 
+    /// `output(port=P,max_len=N)`: as [`Ctx::output`] (OVS's `xlate_output_trunc_action`:
+    /// `IN_PORT` is no port of the bridge, so it sends nothing either).
+    fn output_trunc(&mut self, port: u32, max_len: u32) {
+        if port != self.in_port && self.tables.ports().contains(&port) {
+            self.emit_observer(DpAction::OutputTrunc { port, max_len });
+        }
+    }
+
     fn flood(&mut self) {
         for &p in self.tables.ports() {
             if p != self.in_port {
@@ -607,6 +615,7 @@ impl<'a> Ctx<'a> {
     fn action(&mut self, a: &Action, table: u8, depth: usize) -> Flow {
         match *a {
             Action::Output(p) => self.output(p),
+            Action::OutputTrunc { port, max_len } => self.output_trunc(port, max_len),
             Action::InPort => self.emit_observer(DpAction::Output(self.in_port)),
             Action::Flood | Action::All => self.flood(),
             Action::Normal => self.normal(),
@@ -743,7 +752,7 @@ impl<'a> Ctx<'a> {
     /// nothing; `in_port` is the flow's ([`Ctx::in_port`]), always in the mask.
     fn read_subfield(&mut self, sf: Subfield) -> u128 {
         let full = match sf.field {
-            SubfieldField::Packet(PacketField::InPort) => u128::from(ferrovs_config::port_to_16(self.in_port)),
+            SubfieldField::Packet(p) if p.is_in_port() => p.in_port_value(self.in_port).expect("an in_port field"),
             SubfieldField::Packet(p) => {
                 let d = p.def();
                 self.read_field(d.slot, d.slot_bits(sf.bits()));
@@ -761,9 +770,9 @@ impl<'a> Ctx<'a> {
         let bits = sf.bits();
         let put = |old: u128| (old & !bits) | ((value << sf.ofs) & bits);
         match sf.field {
-            SubfieldField::Packet(PacketField::InPort) => {
-                let old = ferrovs_config::port_to_16(self.in_port);
-                self.in_port = ferrovs_config::port_from_16(put(u128::from(old)) as u32 & 0xffff);
+            SubfieldField::Packet(p) if p.is_in_port() => {
+                let old = p.in_port_value(self.in_port).expect("an in_port field");
+                self.in_port = p.in_port_written(put(old));
             }
             SubfieldField::Packet(PacketField::VlanTci) => {
                 if sf.n_bits < 16 {
