@@ -8,7 +8,7 @@
 
 use std::fmt::Write;
 
-use ferrovs_flowcache::actions::DpAction;
+use ferrovs_flowcache::actions::{DpAction, PacketInNote};
 use ferrovs_flowcache::key::{FlowKey, Mask, ethertype, mac_from_u64};
 
 fn mac(v: u64) -> String {
@@ -162,6 +162,9 @@ pub fn format_actions(actions: &[DpAction]) -> String {
             DpAction::Controller { max_len, reason, table, cookie, .. } => {
                 format!("userspace(controller(max_len={max_len},reason={reason},table={table},cookie={cookie:#x}))")
             }
+            DpAction::PacketInNote(PacketInNote::Reg(n, v)) => format!("pin_note(reg{n}={v:#x})"),
+            DpAction::PacketInNote(PacketInNote::Metadata(m)) => format!("pin_note(metadata={m:#x})"),
+            DpAction::PacketInNote(PacketInNote::InPort(p)) => format!("pin_note(in_port={p})"),
         })
         .collect::<Vec<_>>()
         .join(",")
@@ -192,6 +195,8 @@ mod tests {
         );
         assert_eq!(format_actions(&[DpAction::SetVlanVid(20), DpAction::Output(3)]), "set(vlan_vid=20),3");
         assert_eq!(format_actions(&[DpAction::OutputTrunc { port: 2, max_len: 100 }]), "trunc(100),2");
+        let note = DpAction::PacketInNote(PacketInNote::Reg(3, 5));
+        assert_eq!(format_actions(&[note]), "pin_note(reg3=0x5)");
         assert_eq!(format_actions(&[]), "drop");
     }
 }

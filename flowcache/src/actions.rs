@@ -94,6 +94,55 @@ pub enum DpAction {
         table: u8,
         cookie: u64,
     },
+    /// A value of the flow that the packet-in of the `Controller` right after this (and
+    /// any other notes) reports in its match, as OVS reports the flow's registers and
+    /// metadata that are not zero and its in_port, also a written one. No effect on the
+    /// packet. The values are constants of the megaflow: every packet bit they were
+    /// computed from is in its mask.
+    PacketInNote(PacketInNote),
+}
+
+/// One value a [`DpAction::PacketInNote`] carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PacketInNote {
+    /// Register `n` (0..16) holds this (not zero).
+    Reg(u8, u32),
+    /// The metadata holds this (not zero).
+    Metadata(u64),
+    /// The flow's in_port, written by a `load`/`move` (the `Controller`'s own `in_port`
+    /// is the packet's ingress port, which finds its bridge).
+    InPort(u32),
+}
+
+/// What a packet-in reports of the flow besides its ingress port: the notes before its
+/// `Controller` action, gathered (all zero and `None` without notes).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PacketInFlow {
+    pub regs: [u32; ferrovs_config::rules::N_REGS],
+    pub metadata: u64,
+    /// The flow's in_port if a write changed it from the ingress port.
+    pub in_port: Option<u32>,
+}
+
+impl PacketInFlow {
+    /// The notes that end `actions` (those right before a `Controller` at
+    /// `actions.len()`), gathered.
+    pub fn before(actions: &[DpAction]) -> PacketInFlow {
+        let mut flow = PacketInFlow::default();
+        for a in actions.iter().rev() {
+            match *a {
+                DpAction::PacketInNote(PacketInNote::Reg(n, v)) => {
+                    if let Some(r) = flow.regs.get_mut(usize::from(n)) {
+                        *r = v;
+                    }
+                }
+                DpAction::PacketInNote(PacketInNote::Metadata(m)) => flow.metadata = m,
+                DpAction::PacketInNote(PacketInNote::InPort(p)) => flow.in_port = Some(p),
+                _ => break,
+            }
+        }
+        flow
+    }
 }
 
 /// A `PushVlan` TPID that stands for the TPID of the tag most recently removed by a
@@ -163,6 +212,11 @@ impl DpAction {
             DpAction::Output(p) | DpAction::OutputTrunc { port: p, .. } => Some(p),
             _ => None,
         }
+    }
+
+    /// Whether this neither sends nor changes the packet (a [`DpAction::PacketInNote`]).
+    pub fn is_note(&self) -> bool {
+        matches!(self, DpAction::PacketInNote(_))
     }
 
     /// Whether this sends the packet somewhere (an output or a packet-in), rather than

@@ -53,7 +53,10 @@ pub enum VlanEditError {
 /// Applies one action to `frame`. See the module doc.
 pub fn execute_edit(frame: &mut [u8], action: &DpAction) -> EditOutcome {
     match *action {
-        DpAction::Output(_) | DpAction::OutputTrunc { .. } | DpAction::Controller { .. } => EditOutcome::NotAnEdit,
+        DpAction::Output(_)
+        | DpAction::OutputTrunc { .. }
+        | DpAction::Controller { .. }
+        | DpAction::PacketInNote(_) => EditOutcome::NotAnEdit,
         DpAction::PushVlan { .. } | DpAction::PopVlan => EditOutcome::NeedsResize,
         DpAction::SetEthDst(mac) => set_bytes(frame, 0, &mac),
         DpAction::SetEthSrc(mac) => set_bytes(frame, 6, &mac),

@@ -7,7 +7,7 @@ use std::net::Ipv4Addr;
 use std::time::Duration;
 
 use ferrovs_config::rules::{Action, Masked, Match, Resubmit, Rule, SetField};
-use ferrovs_flowcache::actions::{DpAction, TPID_OF_LAST_POP, TPID_OF_SECOND_LAST_POP};
+use ferrovs_flowcache::actions::{DpAction, REASON_ACTION, TPID_OF_LAST_POP, TPID_OF_SECOND_LAST_POP};
 use ferrovs_flowcache::key::{FRAG_ANY, FlowKey, Mask, VLAN_PRESENT, ethertype, ipproto};
 use ferrovs_flowcache::xlate::{
     LearnOutcome, MacLearn, MacTable, RuleTables, Verdict, XlateError, revalidate, translate,
@@ -1046,6 +1046,51 @@ fn a_loaded_in_port_is_the_one_outputs_in_port_and_flood_see() {
     both_lookups(&t, &p, &[DpAction::Output(1), DpAction::Output(2), DpAction::Output(3)], &base_mask());
     let t = of13_tables(&["actions=clone(load:2->NXM_OF_IN_PORT[],output:1),output:1,output:2"]);
     both_lookups(&t, &p, &[DpAction::Output(1), DpAction::Output(2)], &base_mask());
+}
+
+/// A packet-in reports the cookie of the rule whose action sent it (OVS's
+/// `ctx->rule_cookie`): the caller's again after a `resubmit` returns, in a `clone`, from
+/// `output:SRC` of CONTROLLER, the clone's rule's for the action set a `clone` runs (with
+/// its table), the first rule's for the one the pipeline's end runs.
+#[test]
+fn a_packet_in_carries_the_cookie_of_the_rule_that_sent_it() {
+    let p = key(1, &udp_frame([10, 0, 0, 1], 1, 2, 0));
+    let pin =
+        |table, cookie| DpAction::Controller { in_port: 1, max_len: u16::MAX, reason: REASON_ACTION, table, cookie };
+    let t = of13_tables(&[
+        "cookie=0x1,actions=resubmit(,1),load:0xfffd->NXM_NX_REG0[0..15],output:NXM_NX_REG0[0..15],\
+         clone(controller),write_actions(controller),goto_table:2",
+        "table=1,cookie=0x2,actions=controller",
+        "table=2,cookie=0x3,actions=clone(controller)",
+    ]);
+    let x = translate(&t, &MacTable::default(), &p, NOW);
+    let pins: Vec<DpAction> = x.actions.into_iter().filter(|a| !a.is_note()).collect();
+    assert_eq!(pins, vec![pin(1, 2), pin(0, 1), pin(0, 1), pin(2, 3), pin(2, 3), pin(0, 1)]);
+}
+
+/// A packet-in's notes say what OVS's packet-in match reports of the flow: the registers
+/// and the metadata that are not zero, and the in_port a `load` wrote (the action's own
+/// in_port stays the ingress port, by which the daemon finds the bridge).
+#[test]
+fn a_packet_in_is_preceded_by_the_registers_metadata_and_in_port_it_reports() {
+    use ferrovs_flowcache::actions::PacketInNote;
+    let p = key(1, &udp_frame([10, 0, 0, 1], 1, 2, 0));
+    let t = of13_tables(&[
+        "actions=load:5->NXM_NX_REG0[],load:3->NXM_OF_IN_PORT[],controller,write_metadata:0x10,goto_table:1",
+        "table=1,actions=load:0->NXM_NX_REG0[],load:1->NXM_OF_IN_PORT[],controller",
+    ]);
+    let x = translate(&t, &MacTable::default(), &p, NOW);
+    let pin = |table| DpAction::Controller { in_port: 1, max_len: u16::MAX, reason: REASON_ACTION, table, cookie: 0 };
+    assert_eq!(
+        x.actions,
+        vec![
+            DpAction::PacketInNote(PacketInNote::Reg(0, 5)),
+            DpAction::PacketInNote(PacketInNote::InPort(3)),
+            pin(0),
+            DpAction::PacketInNote(PacketInNote::Metadata(0x10)),
+            pin(1),
+        ]
+    );
 }
 
 /// `output(port=P,max_len=N)` is an output of the first N bytes: none to the ingress port

@@ -35,7 +35,7 @@
 use std::sync::Arc;
 
 use ferrovs_dpdk::{Drain, Mbuf, MbufBatch, Mempool, TxQueue, tx_burst};
-use ferrovs_flowcache::actions::{DpAction, PoppedTpids};
+use ferrovs_flowcache::actions::{DpAction, PacketInFlow, PoppedTpids};
 use ferrovs_flowcache::edit::{EditOutcome, execute_edit, outer_tpid, pop_vlan, push_vlan};
 
 use crate::capture::CaptureTaps;
@@ -306,8 +306,11 @@ impl TxState {
                         return;
                     }
                 }
+                // Read by the packet-in after them.
+                DpAction::PacketInNote(_) => {}
                 DpAction::Controller { .. } => {
-                    crate::packet_in::execute(self.packet_in.as_ref(), &m, a);
+                    let flow = PacketInFlow::before(&actions[..k]);
+                    crate::packet_in::execute(self.packet_in.as_ref(), &m, a, flow);
                     if k == last_out {
                         return;
                     }

@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender, bounded};
-use ferrovs_flowcache::actions::DpAction;
+use ferrovs_flowcache::actions::{DpAction, PacketInFlow};
 
 /// Buffers in the pool (shared by every PMD of the switch).
 pub const PACKET_IN_BUFFERS: usize = 256;
@@ -33,6 +33,8 @@ pub struct PacketInFrame {
     pub reason: u8,
     pub table: u8,
     pub cookie: u64,
+    /// The registers, metadata and written in_port the packet-in reports.
+    pub flow: PacketInFlow,
     /// What the action asked for (65535: the whole frame).
     pub max_len: u16,
     /// The frame's length on the wire.
@@ -96,6 +98,7 @@ impl PacketInSink {
             reason: meta.reason,
             table: meta.table,
             cookie: meta.cookie,
+            flow: meta.flow,
             max_len: meta.max_len,
             total_len,
             data,
@@ -115,12 +118,13 @@ impl PacketInSink {
     }
 }
 
-/// Executes a `DpAction::Controller` on `m` (on a PMD; nothing else is ever passed).
-pub(crate) fn execute(sink: Option<&PacketInSink>, m: &ferrovs_dpdk::Mbuf, action: &DpAction) {
+/// Executes a `DpAction::Controller` on `m` (on a PMD; nothing else is ever passed),
+/// reporting `flow` (the notes before it).
+pub(crate) fn execute(sink: Option<&PacketInSink>, m: &ferrovs_dpdk::Mbuf, action: &DpAction, flow: PacketInFlow) {
     let (Some(sink), &DpAction::Controller { in_port, max_len, reason, table, cookie }) = (sink, action) else {
         return;
     };
-    sink.send(m.data(), m.pkt_len() as u32, PacketInMeta { in_port, reason, table, cookie, max_len });
+    sink.send(m.data(), m.pkt_len() as u32, PacketInMeta { in_port, reason, table, cookie, max_len, flow });
 }
 
 /// What a PMD knows about a packet-in besides the frame.
@@ -131,6 +135,7 @@ pub struct PacketInMeta {
     pub table: u8,
     pub cookie: u64,
     pub max_len: u16,
+    pub flow: PacketInFlow,
 }
 
 impl PacketInSource {
@@ -150,7 +155,7 @@ mod tests {
     use super::*;
 
     fn meta(max_len: u16) -> PacketInMeta {
-        PacketInMeta { in_port: 3, reason: 1, table: 2, cookie: 7, max_len }
+        PacketInMeta { in_port: 3, reason: 1, table: 2, cookie: 7, max_len, flow: PacketInFlow::default() }
     }
 
     #[test]

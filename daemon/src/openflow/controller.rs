@@ -659,19 +659,34 @@ fn miss_mode_of(b: &BridgeState) -> MissMode {
     if controllers.any(|c| c.version == Version::Of10) { MissMode::Controller } else { MissMode::Drop }
 }
 
-/// The packet-in message for `pin` in `version`, at most `max_len` bytes of the frame
-/// (65535: all of it). OVS's match: the ingress port.
-/// The packet-in of `pin`, received on the bridge's OpenFlow port `in_port`.
+/// The packet-in message for `pin`, received on the bridge's OpenFlow port `in_port`, in
+/// `version`, at most `max_len` bytes of the frame (65535: all of it). Its match is what
+/// OVS's holds of the flow: the in_port (a written one, as the flow had it), and under
+/// OpenFlow 1.3 (whose packet-in has a match) the registers and the metadata that are
+/// not zero.
 pub fn packet_in_message(pin: &PacketInFrame, in_port: u32, version: Version, max_len: u16) -> Message {
     let n = if max_len == u16::MAX { pin.data.len() } else { pin.data.len().min(usize::from(max_len)) };
     let (table_id, cookie) = if version == Version::Of13 { (pin.table, pin.cookie) } else { (0, 0) };
+    // The flow's in_port in the 32-bit numbers of the codec (OFPP_NONE is 0xffffffff).
+    let flow_in_port = pin
+        .flow
+        .in_port
+        .map_or(in_port, |p| ferrovs_config::openflow::port_from_of10(ferrovs_config::port_to_16(p) as u16));
+    let mut fields = vec![MatchField::exact(Field::InPort, u128::from(flow_in_port))];
+    if version == Version::Of13 {
+        let regs = pin.flow.regs.iter().enumerate().filter(|&(_, &v)| v != 0);
+        fields.extend(regs.map(|(n, &v)| MatchField::exact(Field::Reg(n as u8), u128::from(v))));
+        if pin.flow.metadata != 0 {
+            fields.push(MatchField::exact(Field::Metadata, u128::from(pin.flow.metadata)));
+        }
+    }
     let body = PacketIn {
         buffer_id: NO_BUFFER,
         total_len: u16::try_from(pin.total_len).unwrap_or(u16::MAX),
         reason: pin.reason,
         table_id,
         cookie,
-        matches: Match { fields: vec![MatchField::exact(Field::InPort, u128::from(in_port))] },
+        matches: Match { fields },
         data: pin.data[..n].to_vec(),
     };
     Message { version, xid: 0, body: Body::PacketIn(body) }
@@ -893,6 +908,7 @@ mod tests {
             reason: 1,
             table: 2,
             cookie: 9,
+            flow: Default::default(),
             max_len: 3,
             total_len: 5,
             data: vec![1, 2, 3, 4, 5],
@@ -908,5 +924,42 @@ mod tests {
         let m10 = packet_in_message(&pin, pin.in_port, Version::Of10, u16::MAX);
         let back = ferrovs_config::openflow::decode(&encode(&m10).unwrap()).unwrap().0;
         assert_eq!(back, m10);
+    }
+
+    /// As OVS's: the written in_port (LOCAL, OFPP_NONE in 32 bits), and under 1.3 the
+    /// registers and the metadata that are not zero; 1.0's packet-in has no room for them.
+    #[test]
+    fn packet_ins_report_the_flow_s_registers_metadata_and_in_port() {
+        let mut flow = ferrovs_flowcache::actions::PacketInFlow::default();
+        flow.regs[0] = 5;
+        flow.regs[15] = 0xffff_ffff;
+        flow.metadata = 0x10;
+        flow.in_port = Some(ferrovs_config::LOCAL_PORT);
+        let pin = PacketInFrame {
+            in_port: 7,
+            reason: 1,
+            table: 2,
+            cookie: 9,
+            flow,
+            max_len: u16::MAX,
+            total_len: 1,
+            data: vec![1],
+        };
+        let m = packet_in_message(&pin, pin.in_port, Version::Of13, u16::MAX);
+        let Body::PacketIn(p) = &m.body else { panic!() };
+        let want = vec![
+            MatchField::exact(Field::InPort, 0xffff_fffe),
+            MatchField::exact(Field::Reg(0), 5),
+            MatchField::exact(Field::Reg(15), 0xffff_ffff),
+            MatchField::exact(Field::Metadata, 0x10),
+        ];
+        assert_eq!(p.matches.fields, want);
+        assert_eq!(ferrovs_config::openflow::decode(&encode(&m).unwrap()).unwrap().0, m);
+        let none =
+            PacketInFrame { flow: ferrovs_flowcache::actions::PacketInFlow { in_port: Some(0xffff), ..flow }, ..pin };
+        let m10 = packet_in_message(&none, none.in_port, Version::Of10, u16::MAX);
+        let Body::PacketIn(p) = &m10.body else { panic!() };
+        assert_eq!(p.matches.fields, vec![MatchField::exact(Field::InPort, 0xffff_ffff)]);
+        assert_eq!(ferrovs_config::openflow::decode(&encode(&m10).unwrap()).unwrap().0, m10);
     }
 }

@@ -62,7 +62,8 @@ use super::rule_index::Proof;
 use super::tables::{CompiledRule, MissMode, N_TABLES, RuleRef, RuleTables};
 use super::{TraceStep, Translation, XlateError};
 use crate::actions::{
-    DpAction, DpActions, REASON_ACTION, REASON_NO_MATCH, REASON_SLOW_PATH, TPID_OF_LAST_POP, TPID_OF_SECOND_LAST_POP,
+    DpAction, DpActions, PacketInNote, REASON_ACTION, REASON_NO_MATCH, REASON_SLOW_PATH, TPID_OF_LAST_POP,
+    TPID_OF_SECOND_LAST_POP,
 };
 use crate::extract::NdFields;
 use crate::key::{
@@ -223,6 +224,11 @@ struct Ctx<'a> {
     mask: Mask,
     actions: DpActions,
     rules: Vec<RuleRef>,
+    /// The cookie of the rule whose actions run (OVS's `ctx->rule_cookie`): what a
+    /// packet-in reports, in a `clone`, a group bucket, the action set or from
+    /// `output:SRC` too; back to the caller's after a `resubmit` or `goto_table`, the
+    /// first rule's once the pipeline ends; `u64::MAX` in a packet-out.
+    cookie: u64,
     trace: Vec<TraceStep>,
     learns: Vec<MacLearn>,
     mac_deps: Vec<MacKey>,
@@ -464,18 +470,18 @@ impl<'a> Ctx<'a> {
             // A miss in a table reached by goto_table (or table 0) is the bridge's table
             // miss; one after a resubmit just returns, as in OVS.
             if honor_miss && self.tables.miss == MissMode::Controller {
-                self.emit_observer(DpAction::Controller {
-                    in_port: self.ingress,
-                    max_len: u16::MAX,
-                    reason: REASON_NO_MATCH,
-                    table,
-                    cookie: u64::MAX,
-                });
+                self.packet_in(u16::MAX, REASON_NO_MATCH, table, u64::MAX);
             }
             return;
         };
         self.rules.push(rule.rref);
+        // OVS sets the first rule's cookie for good and saves and restores it around every
+        // other (`xlate_recursively`): after the pipeline, the action set sees the first's.
+        let caller_cookie = std::mem::replace(&mut self.cookie, self.tables.rule(rule.rref).cookie);
         self.rule_actions(rule, table, depth);
+        if depth > 0 {
+            self.cookie = caller_cookie;
+        }
     }
 
     /// Runs the actions of `rule`, found in `table`, then its `goto_table`.
@@ -487,16 +493,6 @@ impl<'a> Ctx<'a> {
             }
             match *a {
                 Action::GotoTable(t) => goto = Some(t),
-                Action::Controller { max_len } => {
-                    let cookie = self.tables.rule(rule.rref).cookie;
-                    self.emit_observer(DpAction::Controller {
-                        in_port: self.ingress,
-                        max_len,
-                        reason: REASON_ACTION,
-                        table,
-                        cookie,
-                    });
-                }
                 _ => {
                     if self.action(a, table, depth) == Flow::StopTable {
                         // The rest of this rule, its goto_table included, is skipped;
@@ -531,6 +527,21 @@ impl<'a> Ctx<'a> {
                 self.emit_observer(DpAction::Output(p));
             }
         }
+    }
+
+    /// A packet-in (`max_len` bytes, `reason`, `table`, `cookie`), preceded by the notes of
+    /// what its match reports of the flow as OVS's does: the registers and the metadata
+    /// that are not zero, and the in_port if a write changed it.
+    fn packet_in(&mut self, max_len: u16, reason: u8, table: u8, cookie: u64) {
+        self.commit_vlan();
+        let regs = &self.st.regs;
+        let notes = (regs.regs.iter().enumerate())
+            .filter(|&(_, &v)| v != 0)
+            .map(|(n, &v)| PacketInNote::Reg(n as u8, v))
+            .chain((regs.metadata != 0).then_some(PacketInNote::Metadata(regs.metadata)))
+            .chain((self.in_port != self.ingress).then_some(PacketInNote::InPort(self.in_port)));
+        self.actions.extend(notes.map(DpAction::PacketInNote));
+        self.actions.push(DpAction::Controller { in_port: self.ingress, max_len, reason, table, cookie });
     }
 
     /// Emits an action that sends the packet somewhere (an output, a packet-in): the
@@ -666,14 +677,7 @@ impl<'a> Ctx<'a> {
                 let t = t.filter(|&t| (t as usize) < N_TABLES).unwrap_or(table);
                 self.table(t, in_port.unwrap_or(self.in_port), depth + 1, false);
             }
-            // Only in a packet-out (a rule's is handled by `table`, which knows its cookie).
-            Action::Controller { max_len } => self.emit_observer(DpAction::Controller {
-                in_port: self.ingress,
-                max_len,
-                reason: REASON_ACTION,
-                table,
-                cookie: u64::MAX,
-            }),
+            Action::Controller { max_len } => self.packet_in(max_len, REASON_ACTION, table, self.cookie),
             Action::GotoTable(_) => {}
             Action::Group(g) => self.group(g, table, depth + 1),
             Action::Load { dst, value, .. } => self.write_subfield(dst, value),
@@ -700,23 +704,17 @@ impl<'a> Ctx<'a> {
         Flow::Continue
     }
 
-    /// Runs the action set (emptying it) as OVS does when the pipeline ends: the actions
-    /// of [`action_set::execution_list`], as a rule of table 0 would run them (a
-    /// `resubmit` without a table looks up table 0; a packet-in reports table 0 and the
-    /// cookie of the rule that matched there). A `dec_ttl` exception ends the list. What a
-    /// table resubmitted to from here writes to the set is never run (OVS runs the set
-    /// once).
-    fn run_action_set(&mut self) {
+    /// Runs the action set (emptying it) as OVS does when the pipeline ends (`table` 0)
+    /// or a `clone` does (its rule's table): the actions of
+    /// [`action_set::execution_list`], as a rule of `table` would run them (a `resubmit`
+    /// without a table looks up `table`; a packet-in reports `table` and [`Ctx::cookie`]:
+    /// the first rule's at the pipeline's end, the clone's rule's in a clone). A `dec_ttl`
+    /// exception ends the list. What a table resubmitted to from here writes to the set is
+    /// never run (OVS runs the set once).
+    fn run_action_set(&mut self, table: u8, depth: usize) {
         let list = action_set::execution_list(&std::mem::take(&mut self.action_set));
-        let cookie = self.rules.first().map_or(u64::MAX, |&r| self.tables.rule(r).cookie);
         for a in &list {
-            if self.stopped() {
-                break;
-            }
-            if let Action::Controller { max_len } = *a {
-                let reason = REASON_ACTION;
-                self.emit_observer(DpAction::Controller { in_port: self.ingress, max_len, reason, table: 0, cookie });
-            } else if self.action(a, 0, 0) == Flow::StopTable {
+            if self.stopped() || self.action(a, table, depth) == Flow::StopTable {
                 break;
             }
         }
@@ -734,7 +732,7 @@ impl<'a> Ctx<'a> {
     /// Runs `actions`, then `at_end`, on a copy of the packet and the registers, as a
     /// group bucket and `clone` do: afterwards both are as they were (see
     /// [`Ctx::restore`]). A `dec_ttl` exception ends the copy's actions only.
-    fn on_copy(&mut self, actions: &[Action], table: u8, depth: usize, at_end: fn(&mut Self)) {
+    fn on_copy(&mut self, actions: &[Action], table: u8, depth: usize, at_end: fn(&mut Self, u8, usize)) {
         let saved = self.st.clone();
         let in_port = self.in_port;
         for a in actions {
@@ -742,7 +740,7 @@ impl<'a> Ctx<'a> {
                 break;
             }
         }
-        at_end(self);
+        at_end(self, table, depth);
         self.in_port = in_port;
         self.restore(saved);
     }
@@ -858,7 +856,7 @@ impl<'a> Ctx<'a> {
     /// port, as OVS's `xlate_output_reg_action`: the reserved ports act as their actions
     /// (`TABLE` looks table 0 up again, without a packet-in on a miss), a number above
     /// 16 bits sends nothing. A `CONTROLLER` packet-in carries the cookie of the rule
-    /// last matched.
+    /// whose action this is ([`Ctx::cookie`]).
     fn output_reg(&mut self, src: Subfield, table: u8, depth: usize) {
         let port = self.read_subfield(src);
         match port {
@@ -866,16 +864,7 @@ impl<'a> Ctx<'a> {
             0xfff9 => self.table(0, self.in_port, depth + 1, false),
             0xfffa => self.normal(),
             0xfffb | 0xfffc => self.flood(),
-            0xfffd => {
-                let cookie = self.rules.last().map_or(u64::MAX, |&r| self.tables.rule(r).cookie);
-                self.emit_observer(DpAction::Controller {
-                    in_port: self.ingress,
-                    max_len: u16::MAX,
-                    reason: REASON_ACTION,
-                    table,
-                    cookie,
-                });
-            }
+            0xfffd => self.packet_in(u16::MAX, REASON_ACTION, table, self.cookie),
             p if p <= 0xffff => self.output(ferrovs_config::port_from_16(p as u32)),
             _ => {}
         }
@@ -935,7 +924,7 @@ impl<'a> Ctx<'a> {
             GroupKind::Indirect => &group.buckets[..group.buckets.len().min(1)],
         };
         for bucket in buckets {
-            self.on_copy(&action_set::execution_list(bucket), table, depth, |_| {});
+            self.on_copy(&action_set::execution_list(bucket), table, depth, |_, _, _| {});
         }
     }
 
@@ -1339,7 +1328,7 @@ pub(crate) fn translate(
     } else {
         cx.table(0, cx.in_port, 0, true);
     }
-    cx.run_action_set();
+    cx.run_action_set(0, 0);
     cx.finish()
 }
 
@@ -1366,7 +1355,7 @@ pub(crate) fn translate_actions(
             break;
         }
     }
-    cx.run_action_set();
+    cx.run_action_set(0, 0);
     cx.finish()
 }
 
@@ -1383,6 +1372,7 @@ impl<'a> Ctx<'a> {
             mask: Mask::ZERO,
             actions: DpActions::new(),
             rules: Vec::new(),
+            cookie: u64::MAX,
             trace: Vec::new(),
             learns: Vec::new(),
             mac_deps: Vec::new(),
