@@ -52,6 +52,7 @@ fn edited(mut k: FlowKey, a: &DpAction) -> FlowKey {
         DpAction::Output(_)
         | DpAction::OutputTrunc { .. }
         | DpAction::Controller { .. }
+        | DpAction::PacketInNote(_)
         | DpAction::PushVlan { .. }
         | DpAction::PopVlan => {}
     }
