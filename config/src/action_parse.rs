@@ -98,7 +98,7 @@ pub const ACTION_NAMES: [&str; 33] = [
 
 /// The packet fields `set_field` writes, by every name it takes (registers and the
 /// metadata are `PipelineField`s). Like [`ACTION_NAMES`], the parser refuses others first.
-pub const SET_FIELD_NAMES: [&str; 42] = [
+pub const SET_FIELD_NAMES: [&str; 45] = [
     "in_port",
     "in_port_oxm",
     "eth_src",
@@ -141,6 +141,9 @@ pub const SET_FIELD_NAMES: [&str; 42] = [
     "nd_target",
     "nd_sll",
     "nd_tll",
+    "mpls_label",
+    "mpls_tc",
+    "mpls_ttl",
 ];
 
 /// One parsed action, before the list is checked.
@@ -540,7 +543,8 @@ fn parse_packet_set_field(
     let def = crate::field::PACKET_FIELDS.iter().find(|d| d.names.first() == Some(&name)).ok_or_else(unsupported)?;
     let dst = Subfield { field: SubfieldField::Packet(def.field), ofs: 0, n_bits: def.width };
     check_writable(dst, name, field_at)?;
-    if def.field.set_field(0).is_none() && !def.field.is_arp() && !def.field.is_in_port() {
+    let written_by_the_translator = def.field.is_arp() || def.field.is_in_port() || def.field.is_mpls();
+    if def.field.set_field(0).is_none() && !written_by_the_translator {
         return Err(unsupported());
     }
     let bad =

@@ -172,11 +172,15 @@ impl Display for Action {
                     SubfieldField::Xxreg(n) => format!("xxreg{n}"),
                     SubfieldField::Metadata => "metadata".to_string(),
                     // A packet field no `SetField` writes (`icmp_type`, `arp_spa`): its
-                    // `ovs-fields` name, the value as its match field prints it.
+                    // `ovs-fields` name, the value as its match field prints it (from
+                    // where it sits in the match field's slot: `mpls_tc` is bits 9..11).
                     SubfieldField::Packet(p) => {
                         let name = p.def().names[0];
                         let text = match crate::field::field_by_name(name) {
-                            Some(d) => crate::field_value::format_field_value(d, Masked { value, mask: d.bits }),
+                            Some(d) => {
+                                let value = p.def().slot_bits(value);
+                                crate::field_value::format_field_value(d, Masked { value, mask: d.bits })
+                            }
                             None => value.to_string(),
                         };
                         return write!(f, "set_field:{text}->{name}");
@@ -339,6 +343,13 @@ mod tests {
             ("icmp6,icmpv6_type=135,actions=drop", "icmp6,icmp_type=135 actions=drop"),
             ("tcp,tcp_flags=0x12/0x12,actions=drop", "tcp,tcp_flags=+syn+ack actions=drop"),
             ("tcp,tcp_flags=0x800/0x800,actions=drop", "tcp,tcp_flags=0x800/0x800 actions=drop"),
+            // As `ovs-ofctl` prints them (captured): label, tc, ttl, bos.
+            (
+                "mpls,mpls_label=5,mpls_tc=3,mpls_bos=1,mpls_ttl=64,actions=drop",
+                "mpls,mpls_label=5,mpls_tc=3,mpls_ttl=64,mpls_bos=1 actions=drop",
+            ),
+            ("dl_type=0x8848,mpls_bos=0,actions=output:1", "mplsm,mpls_bos=0 actions=output:1"),
+            ("eth,actions=drop", "actions=drop"),
             (
                 "ip,ip_dscp=46,nw_ecn=1,nw_ttl=3,nw_frag=not_later,actions=drop",
                 "ip,nw_tos=184,nw_ecn=1,nw_ttl=3,nw_frag=not_later actions=drop",
@@ -356,6 +367,8 @@ mod tests {
             assert_eq!(rule.to_string(), printed, "{input}");
             assert_eq!(parse_flow(printed).unwrap(), rule, "{printed}");
         }
+        assert!(parse_flow("mpls_label=5,actions=drop").unwrap_err().to_string().contains("mpls or mplsm"));
+        assert!(parse_flow("mpls,mpls_tc=8,actions=drop").is_err());
     }
 
     #[test]

@@ -35,6 +35,9 @@ pub(crate) mod proto {
     pub const ETH_ARP: u16 = 0x0806;
     /// Reverse ARP: same header as ARP, so the ARP fields apply (as in OVS).
     pub const ETH_RARP: u16 = 0x8035;
+    /// MPLS unicast and multicast (`mpls`, `mplsm`).
+    pub const ETH_MPLS: u16 = 0x8847;
+    pub const ETH_MPLS_MCAST: u16 = 0x8848;
     pub const ETH_IPV6: u16 = 0x86dd;
     pub const ICMP: u8 = 1;
     pub const TCP: u8 = 6;
@@ -60,7 +63,7 @@ const fn sh(name: &'static str, dl_type: u16, nw_proto: Option<u8>) -> Shorthand
 }
 
 /// The shorthands, in the order `ovs-ofctl` documents them.
-pub(crate) const SHORTHANDS: [Shorthand; 12] = [
+pub(crate) const SHORTHANDS: [Shorthand; 14] = [
     sh("ip", ETH_IPV4, None),
     sh("ipv6", ETH_IPV6, None),
     sh("arp", ETH_ARP, None),
@@ -73,6 +76,8 @@ pub(crate) const SHORTHANDS: [Shorthand; 12] = [
     sh("udp6", ETH_IPV6, Some(UDP)),
     sh("sctp6", ETH_IPV6, Some(SCTP)),
     sh("icmp6", ETH_IPV6, Some(ICMPV6)),
+    sh("mpls", ETH_MPLS, None),
+    sh("mplsm", ETH_MPLS_MCAST, None),
 ];
 
 /// The shorthand keywords (`ip`, `tcp6`...), for tests and generators.
@@ -104,6 +109,8 @@ pub enum Prereq {
     /// ICMP over IPv4 or ICMPv6 over IPv6: OVS reads `icmp_type`/`icmp_code` in an
     /// `icmp6` rule as the ICMPv6 type/code.
     IcmpAny,
+    /// MPLS unicast or multicast (`dl_type` 0x8847 or 0x8848).
+    Mpls,
 }
 
 impl Prereq {
@@ -124,6 +131,7 @@ impl Prereq {
             Prereq::Icmp => dl_type == Some(ETH_IPV4) && nw_proto == Some(ICMP),
             Prereq::Icmpv6 => dl_type == Some(ETH_IPV6) && nw_proto == Some(ICMPV6),
             Prereq::IcmpAny => Prereq::Icmp.holds(dl_type, nw_proto) || Prereq::Icmpv6.holds(dl_type, nw_proto),
+            Prereq::Mpls => matches!(dl_type, Some(ETH_MPLS | ETH_MPLS_MCAST)),
         }
     }
 
@@ -143,6 +151,7 @@ impl Prereq {
             Prereq::Icmp => "icmp",
             Prereq::Icmpv6 => "icmp6",
             Prereq::IcmpAny => "icmp or icmp6",
+            Prereq::Mpls => "mpls or mplsm",
         }
     }
 }
@@ -159,6 +168,9 @@ pub enum MatchSlot {
     VlanTci,
     DlSrc,
     DlDst,
+    /// The first MPLS label stack entry (label, traffic class, bottom of stack, TTL), as
+    /// on the wire: OVS's `mpls_lse[0]`.
+    MplsLse,
     /// IPv4 source / ARP spa.
     NwSrc,
     /// IPv4 destination / ARP tpa.
@@ -191,11 +203,11 @@ pub enum MatchSlot {
 
 impl MatchSlot {
     /// Every slot, in `dump-flows` order.
-    pub const ALL: [MatchSlot; 22] = {
+    pub const ALL: [MatchSlot; 23] = {
         use MatchSlot::*;
         [
-            DlType, InPort, VlanTci, DlSrc, DlDst, NwSrc, NwDst, Ipv6Src, Ipv6Dst, Ipv6Label, NwProto, NwTos, NwTtl,
-            NwFrag, TpSrc, TpDst, NdTarget, NdSll, NdTll, TcpFlags, ArpSha, ArpTha,
+            DlType, InPort, VlanTci, DlSrc, DlDst, MplsLse, NwSrc, NwDst, Ipv6Src, Ipv6Dst, Ipv6Label, NwProto, NwTos,
+            NwTtl, NwFrag, TpSrc, TpDst, NdTarget, NdSll, NdTll, TcpFlags, ArpSha, ArpTha,
         ]
     };
 
@@ -229,7 +241,7 @@ impl MatchSlot {
             TcpFlags => 12,
             Ipv6Label => 20,
             DlSrc | DlDst | ArpSha | ArpTha | NdSll | NdTll => 48,
-            NwSrc | NwDst => 32,
+            NwSrc | NwDst | MplsLse => 32,
             Ipv6Src | Ipv6Dst | NdTarget => 128,
             NwProto | NwTos | NwTtl | NwFrag => 8,
         }
@@ -327,6 +339,11 @@ pub enum ValueKind {
     Frag,
     /// `+syn-ack` or `VALUE[/MASK]` over the 12 flag bits.
     TcpFlags,
+    /// An unsigned integer up to `max` in the field's `bits` of its slot (shifted up to
+    /// their lowest bit), printed in decimal: the parts of an MPLS label stack entry.
+    Bits {
+        max: u64,
+    },
 }
 
 /// Whether and how a field can be masked (`FIELD=VALUE/MASK`).
@@ -391,7 +408,7 @@ impl FieldDef {
 
 /// Every match field. Within a slot, a field needing a narrower prerequisite comes
 /// before the general one, which is what printing relies on.
-pub static FIELDS: [FieldDef; 39] = {
+pub static FIELDS: [FieldDef; 43] = {
     use Masking::{Arbitrary, Prefix};
     use MatchSlot::*;
     use Prereq::*;
@@ -435,6 +452,10 @@ pub static FIELDS: [FieldDef; 39] = {
         row("nd_sll", &[], NdSll, K::Ethernet, Arbitrary, Some(Icmpv6)),
         row("nd_tll", &[], NdTll, K::Ethernet, Arbitrary, Some(Icmpv6)),
         row("tcp_flags", &[], TcpFlags, K::TcpFlags, Arbitrary, Some(Tcp)).bits(0x0fff),
+        row("mpls_label", &[], MplsLse, K::Bits { max: 0xfffff }, N, Some(Mpls)).bits(0xffff_f000),
+        row("mpls_tc", &[], MplsLse, K::Bits { max: 7 }, N, Some(Mpls)).bits(0xe00),
+        row("mpls_ttl", &[], MplsLse, K::Bits { max: 255 }, N, Some(Mpls)).bits(0xff),
+        row("mpls_bos", &[], MplsLse, K::Bits { max: 1 }, N, Some(Mpls)).bits(0x100),
         row("arp_sha", &[], ArpSha, K::Ethernet, Arbitrary, Some(Arp)),
         row("arp_tha", &[], ArpTha, K::Ethernet, Arbitrary, Some(Arp)),
     ]
@@ -593,7 +614,7 @@ const ND_FIELDS: &str = "the flow key does not hold the neighbour-discovery fiel
 /// The packet fields of `load`/`move`: every L2-L4 field of ovs-fields(7) without
 /// conntrack, tunnels or MPLS. The first name after the NXM one is the `ovs-fields` name
 /// a whole-field `set_field` prints (OpenFlow 1.3).
-pub static PACKET_FIELDS: [PacketFieldDef; 38] = {
+pub static PACKET_FIELDS: [PacketFieldDef; 42] = {
     use Access::{ReadOnly, ReadWrite as RW, Unsupported};
     use MatchSlot as S;
     use PacketField::*;
@@ -646,6 +667,10 @@ pub static PACKET_FIELDS: [PacketFieldDef; 38] = {
         pf(Ipv6Src, "NXM_NX_IPV6_SRC", &["ipv6_src", "OXM_OF_IPV6_SRC"], S::Ipv6Src, 128, Some(Ipv6), RW),
         pf(Ipv6Dst, "NXM_NX_IPV6_DST", &["ipv6_dst", "OXM_OF_IPV6_DST"], S::Ipv6Dst, 128, Some(Ipv6), RW),
         pf(Ipv6Label, "NXM_NX_IPV6_LABEL", &["ipv6_label", "OXM_OF_IPV6_FLABEL"], S::Ipv6Label, 20, Some(Ipv6), RW),
+        pf(MplsLabel, "OXM_OF_MPLS_LABEL", &["mpls_label"], S::MplsLse, 20, Some(Mpls), RW).part(0xffff_f000, 12),
+        pf(MplsTc, "OXM_OF_MPLS_TC", &["mpls_tc"], S::MplsLse, 3, Some(Mpls), RW).part(0xe00, 9),
+        pf(MplsBos, "OXM_OF_MPLS_BOS", &["mpls_bos"], S::MplsLse, 1, Some(Mpls), ReadOnly).part(0x100, 8),
+        pf(MplsTtl, "NXM_NX_MPLS_TTL", &["mpls_ttl"], S::MplsLse, 8, Some(Mpls), RW).part(0xff, 0),
         pf(
             NdTarget,
             "NXM_NX_ND_TARGET",
@@ -707,6 +732,13 @@ impl PacketField {
         matches!(self, PacketField::InPort | PacketField::InPortOxm)
     }
 
+    /// Whether this is a part of the first MPLS label stack entry (written only into an
+    /// MPLS packet, with its own datapath action).
+    pub fn is_mpls(self) -> bool {
+        use PacketField::*;
+        matches!(self, MplsLabel | MplsTc | MplsBos | MplsTtl)
+    }
+
     /// Whether this is one of the ARP fields (written only into an ARP packet).
     pub fn is_arp(self) -> bool {
         use PacketField::*;
@@ -749,7 +781,9 @@ impl PacketField {
             Ipv6Dst => SetField::Ipv6Dst(Ipv6Addr::from(value)),
             Ipv6Label => SetField::Ipv6Label((value as u32) & 0xfffff),
             InPort | InPortOxm | EthType | VlanTci | VlanVid | VlanPcp | IpProto | IpFrag | TcpFlags | ArpOp
-            | ArpSpa | ArpTpa | ArpSha | ArpTha | NdTarget | NdSll | NdTll => return None,
+            | ArpSpa | ArpTpa | ArpSha | ArpTha | NdTarget | NdSll | NdTll | MplsLabel | MplsTc | MplsBos | MplsTtl => {
+                return None;
+            }
         })
     }
 }
@@ -878,6 +912,7 @@ impl Match {
             NdTarget => wide(&self.nd_target, u128::from),
             NdSll => wide(&self.nd_sll, mac_bits),
             NdTll => wide(&self.nd_tll, mac_bits),
+            MplsLse => wide(&self.mpls_lse, u128::from),
         }
     }
 
@@ -910,6 +945,7 @@ impl Match {
             NdTarget => self.nd_target = narrow(m, Ipv6Addr::from),
             NdSll => self.nd_sll = narrow(m, bits_mac),
             NdTll => self.nd_tll = narrow(m, bits_mac),
+            MplsLse => self.mpls_lse = narrow(m, |v| v as u32),
         }
     }
 }

@@ -80,6 +80,7 @@ pub(crate) fn parse_field_value(
             Masked { value, mask }
         }
         ValueKind::TcpFlags => widen(parse_tcp_flags(text)?, u128::from),
+        ValueKind::Bits { max } => exact(u128::from(parse_uint(text, max)?) << f.bits.trailing_zeros()),
     })
 }
 
@@ -133,6 +134,7 @@ pub(crate) fn format_field_value(f: &FieldDef, m: Masked<u128>) -> String {
         // Printed as part of the TCI by the caller.
         ValueKind::VlanVid => (value & 0x0fff).to_string(),
         ValueKind::VlanPcp => (value >> 13).to_string(),
+        ValueKind::Bits { .. } => (value >> f.bits.trailing_zeros()).to_string(),
     }
 }
 

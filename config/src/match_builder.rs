@@ -109,6 +109,11 @@ impl RuleBuilder {
         if let Some(sh) = SHORTHANDS.iter().find(|s| s.name == key) {
             return self.apply_shorthand(sh, value, key_pos);
         }
+        // OVS's `eth` is `packet_type=(0,0)`, an Ethernet frame: every packet a bridge
+        // sees is one, so it matches everything (and OVS prints nothing for it).
+        if key == "eth" && value.is_none() {
+            return Ok(());
+        }
         if key == SEND_FLOW_REM {
             if self.mode != Mode::Flow {
                 return Err(not_allowed(key, key_pos, if self.mode == Mode::Packet { "a packet" } else { "a match" }));

@@ -56,6 +56,9 @@ pub struct Match {
     pub nd_target: Option<Masked<Ipv6Addr>>,
     pub nd_sll: Option<Masked<[u8; 6]>>,
     pub nd_tll: Option<Masked<[u8; 6]>>,
+    /// The first MPLS label stack entry (`mpls_label`, `mpls_tc`, `mpls_bos`, `mpls_ttl`
+    /// are its bits).
+    pub mpls_lse: Option<Masked<u32>>,
     /// Register matches (`reg0`..`reg15`; `xreg`/`xxreg` are stored as the registers
     /// they cover), sorted by register, none with a zero mask. Registers are pipeline
     /// state, not packet fields: see [`Registers`].
@@ -176,6 +179,14 @@ pub enum PacketField {
     Ipv6Src,
     Ipv6Dst,
     Ipv6Label,
+    /// `mpls_label` (`OXM_OF_MPLS_LABEL`): the 20-bit label of the first MPLS entry.
+    MplsLabel,
+    /// `mpls_tc` (`OXM_OF_MPLS_TC`): its 3-bit traffic class.
+    MplsTc,
+    /// `mpls_bos` (`OXM_OF_MPLS_BOS`), read-only: its bottom-of-stack bit.
+    MplsBos,
+    /// `mpls_ttl` (`NXM_NX_MPLS_TTL`): its TTL.
+    MplsTtl,
     /// The neighbour-discovery fields: named so that `load`/`move` refuse them with the
     /// reason (the flow key does not hold them), never as unknown.
     NdTarget,

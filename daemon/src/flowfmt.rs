@@ -75,6 +75,16 @@ pub fn format_match(key: &FlowKey, mask: &Mask) -> String {
             group(&mut out, "arp", a);
             return out;
         }
+        ethertype::MPLS | ethertype::MPLS_MCAST => {
+            let (lse, m) = (k.mpls_lse(), mask.mpls_lse());
+            let mut a = Vec::new();
+            field(&mut a, "label", lse >> 12, m >> 12, 0, 0xfffff, |v| v.to_string());
+            field(&mut a, "tc", lse >> 9 & 7, m >> 9 & 7, 0, 7, |v| v.to_string());
+            field(&mut a, "ttl", lse & 0xff, m & 0xff, 0, 0xff, |v| v.to_string());
+            field(&mut a, "bos", lse >> 8 & 1, m >> 8 & 1, 0, 1, |v| v.to_string());
+            group(&mut out, "mpls", a);
+            return out;
+        }
         ethertype::IPV6 => {
             let mut a = Vec::new();
             field(&mut a, "src", k.ipv6_src_u128(), mask.ipv6_src_u128(), 0, u128::MAX, |v| {
@@ -162,6 +172,8 @@ pub fn format_actions(actions: &[DpAction]) -> String {
             DpAction::Controller { max_len, reason, table, cookie, .. } => {
                 format!("userspace(controller(max_len={max_len},reason={reason},table={table},cookie={cookie:#x}))")
             }
+            DpAction::SetMplsLse { value, mask: u32::MAX } => format!("set(mpls(lse={value:#010x}))"),
+            DpAction::SetMplsLse { value, mask } => format!("set(mpls(lse={value:#010x}/{mask:#010x}))"),
             DpAction::PacketInNote(PacketInNote::Reg(n, v)) => format!("pin_note(reg{n}={v:#x})"),
             DpAction::PacketInNote(PacketInNote::Metadata(m)) => format!("pin_note(metadata={m:#x})"),
             DpAction::PacketInNote(PacketInNote::InPort(p)) => format!("pin_note(in_port={p})"),
@@ -195,6 +207,13 @@ mod tests {
         );
         assert_eq!(format_actions(&[DpAction::SetVlanVid(20), DpAction::Output(3)]), "set(vlan_vid=20),3");
         assert_eq!(format_actions(&[DpAction::OutputTrunc { port: 2, max_len: 100 }]), "trunc(100),2");
+        let mut k = FlowKey::ZERO;
+        let mut m = Mask::ZERO;
+        k.set_dl_type(ethertype::MPLS);
+        k.set_mpls_lse(16 << 12 | 5 << 9 | 1 << 8 | 64);
+        m.set_dl_type(0xffff);
+        m.set_mpls_lse(0xffff_f000 | 0xff);
+        assert_eq!(format_match(&k, &m), "in_port(0),eth_type(0x8847),mpls(label=16,ttl=64)");
         let note = DpAction::PacketInNote(PacketInNote::Reg(3, 5));
         assert_eq!(format_actions(&[note]), "pin_note(reg3=0x5)");
         assert_eq!(format_actions(&[]), "drop");

@@ -80,6 +80,13 @@ pub enum DpAction {
     SetArpTpa(Ipv4Addr),
     SetArpSha([u8; 6]),
     SetArpTha([u8; 6]),
+    /// Rewrite the `mask` bits of the first MPLS label stack entry to `value`'s (an MPLS
+    /// packet whose entry is complete; no checksum covers it). OVS commits the whole
+    /// entry; the other bits are the packet's own either way.
+    SetMplsLse {
+        value: u32,
+        mask: u32,
+    },
     /// Send a copy of the packet, as it is at this point of the list, to the bridge's
     /// OpenFlow controllers (a packet-in): at most `max_len` bytes of it (`u16::MAX`:
     /// the whole frame), with the reason (`OFPR_NO_MATCH` = 0 for a table miss,

@@ -79,7 +79,18 @@ pub fn execute_edit(frame: &mut [u8], action: &DpAction) -> EditOutcome {
         DpAction::SetArpSpa(a) => set_arp(frame, ARP_SPA, &a.octets()),
         DpAction::SetArpTha(mac) => set_arp(frame, ARP_THA, &mac),
         DpAction::SetArpTpa(a) => set_arp(frame, ARP_TPA, &a.octets()),
+        DpAction::SetMplsLse { value, mask } => set_mpls_lse(frame, value, mask),
     }
+}
+
+/// Rewrites bits of the first MPLS label stack entry, if the packet has all four bytes of
+/// one.
+fn set_mpls_lse(frame: &mut [u8], value: u32, mask: u32) -> EditOutcome {
+    let Some(at) = layers(frame).mpls else { return EditOutcome::Skipped };
+    let Some(lse) = frame.get_mut(at..at + 4) else { return EditOutcome::Skipped };
+    let old = u32::from_be_bytes([lse[0], lse[1], lse[2], lse[3]]);
+    lse.copy_from_slice(&((old & !mask) | (value & mask)).to_be_bytes());
+    EditOutcome::Applied
 }
 
 /// Offsets in an Ethernet/IPv4 ARP header (RFC 826).

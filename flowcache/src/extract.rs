@@ -29,6 +29,8 @@
 //!   but leaves `nw_proto`, `nw_tos`, `ipv6_label`, `nw_ttl` and `nw_frag` zero, as OVS does.
 //! - **ARP/RARP**: only Ethernet/IPv4 ARP (hrd 1, pro 0x0800, hln 6, pln 4) with all 28
 //!   bytes present; an opcode above 255 leaves `nw_proto` zero.
+//! - **MPLS** (0x8847, 0x8848): the first label stack entry, if its 4 bytes are there
+//!   (OVS's `mpls_lse[0]`); nothing behind the label stack is parsed.
 //! - **L4** (not for later fragments): TCP needs 20 bytes and a data offset of at least 5
 //!   words that fits; UDP needs 8, SCTP 12, ICMP 8, ICMPv6 8. ICMP is only parsed in
 //!   IPv4 and ICMPv6 only in IPv6.
@@ -43,8 +45,10 @@
 //! frames, and `tests/extract_random.rs` checks [`extract`] against an independent
 //! parser.
 //!
-//! Where OVS 3.1 and this code differ: nowhere on purpose. (OVS also parses MPLS, ND,
-//! conntrack and tunnel metadata; the ferrovs key has no such fields.)
+//! Where OVS 3.1 and this code differ: nowhere on purpose. (OVS also keeps the second
+//! and third MPLS label stack entries, ND fields, conntrack and tunnel metadata; the
+//! ferrovs key has no such fields: the ND fields are read from the frame by the slow
+//! path.)
 
 use crate::key::{FRAG_ANY, FRAG_LATER, FlowKey, VLAN_PRESENT, ethertype, ipproto};
 
@@ -235,6 +239,8 @@ pub struct Layers {
     pub dl_type: u16,
     /// Offset of the L3 header, if it passed the checks above (IPv4, IPv6, ARP).
     pub l3: Option<usize>,
+    /// Offset of the first MPLS label stack entry, if its 4 bytes are there.
+    pub mpls: Option<usize>,
     /// IP protocol as the key has it (for an IPv6 later fragment, 44).
     pub ip_proto: u8,
     /// Offset just past the IP header and the IPv6 extension headers, when `l3` is IP:
@@ -313,6 +319,13 @@ fn parse_with_layers(frame: &[u8], key: &mut FlowKey, layers: &mut Layers, vlan_
             if parse_arp(l3, key) {
                 layers.l3 = Some(off);
                 layers.l3_end = off + 28;
+            }
+            None
+        }
+        ethertype::MPLS | ethertype::MPLS_MCAST => {
+            if let Some(lse) = l3.first_chunk::<4>() {
+                key.set_mpls_lse(u32::from_be_bytes(*lse));
+                layers.mpls = Some(off);
             }
             None
         }

@@ -16,12 +16,14 @@
 //!  3    tcp_flags (12 bits, 63..52)|ipv6_label (20 bits, 51..32)  tp_dst  tp_src
 //!  4    src_hi: IPv6 source bits 127..64      | ARP: arp_sha (48 bits)
 //!  5    src_lo: IPv6 source bits 63..0        | IPv4/ARP: nw_src in bits 31..0
+//!                                            | MPLS: mpls_lse in bits 63..32
 //!  6    dst_hi: IPv6 destination bits 127..64 | ARP: arp_tha (48 bits)
 //!  7    dst_lo: IPv6 destination bits 63..0   | IPv4/ARP: nw_dst in bits 31..0
 //! ```
 //!
-//! Words 4..8 are shared by IPv4, IPv6 and ARP, as OVS shares `nw_src` for IPv4 and
-//! ARP's `spa`. That is sound because every mask that covers one of those bits also
+//! Words 4..8 are shared by IPv4, IPv6, ARP and MPLS (whose first label stack entry
+//! sits where no IPv4 or ARP field is, so an `nw_src` write on an MPLS packet cannot
+//! reach it), as OVS shares `nw_src` for IPv4 and ARP's `spa`. That is sound because every mask that covers one of those bits also
 //! covers `dl_type` (the OpenFlow prerequisite of those fields), so two megaflows that
 //! read the same bits with different meanings always differ in `dl_type`.
 //!
@@ -93,6 +95,10 @@ pub mod ethertype {
     pub const ARP: u16 = 0x0806;
     /// Reverse ARP: parsed like ARP, and the ARP fields apply to it.
     pub const RARP: u16 = 0x8035;
+    /// MPLS unicast and multicast: the first label stack entry is in the key, nothing
+    /// behind the label stack is parsed (as OVS).
+    pub const MPLS: u16 = 0x8847;
+    pub const MPLS_MCAST: u16 = 0x8848;
     pub const VLAN: u16 = 0x8100;
     pub const QINQ: u16 = 0x88a8;
     pub const IPV6: u16 = 0x86dd;
@@ -174,6 +180,7 @@ impl FlowKey {
     field!(tcp_flags, set_tcp_flags, u16, 3, 52, 12, "TCP flags (the 12 bits TCP defines).");
     field!(ipv6_label, set_ipv6_label, u32, 3, 32, 20, "IPv6 flow label (20 bits).");
     field!(nw_src_u32, set_nw_src_u32, u32, 5, 0, 32, "IPv4 source / ARP spa.");
+    field!(mpls_lse, set_mpls_lse, u32, 5, 32, 32, "MPLS: the first label stack entry, as on the wire.");
     field!(nw_dst_u32, set_nw_dst_u32, u32, 7, 0, 32, "IPv4 destination / ARP tpa.");
     field!(arp_sha_u64, set_arp_sha_u64, u64, 4, 0, 48, "ARP sender hardware address.");
     field!(arp_tha_u64, set_arp_tha_u64, u64, 6, 0, 48, "ARP target hardware address.");

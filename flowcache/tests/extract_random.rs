@@ -66,6 +66,8 @@ struct RefKey {
     ip6_dst: [u8; 16],
     arp_sha: [u8; 6],
     arp_tha: [u8; 6],
+    /// MPLS: the first label stack entry's four bytes.
+    mpls_lse: [u8; 4],
     tp_src: u16,
     tp_dst: u16,
     tcp_flags: u16,
@@ -82,6 +84,7 @@ struct RefLayers {
     /// EtherType after every tag.
     dl_type: u16,
     l3: Option<usize>,
+    mpls: Option<usize>,
     l4: Option<(u8, usize)>,
     l3_end: usize,
 }
@@ -163,6 +166,12 @@ fn reference_parse_tags(frame: &[u8], in_port: u32, vlan_limit: usize) -> (RefKe
                 k.ip4_dst.copy_from_slice(&a[24..28]);
                 lay.l3 = Some(l3);
                 lay.l3_end = l3 + 28;
+            }
+        }
+        0x8847 | 0x8848 => {
+            if let Some(lse) = get::<4>(p, 0) {
+                k.mpls_lse = lse;
+                lay.mpls = Some(l3);
             }
         }
         _ => {}
@@ -332,6 +341,9 @@ fn to_flow_key(r: &RefKey) -> FlowKey {
     k.set_tp_src(r.tp_src);
     k.set_tp_dst(r.tp_dst);
     k.set_tcp_flags(r.tcp_flags);
+    if matches!(r.dl_type, 0x8847 | 0x8848) {
+        k.set_mpls_lse(u32::from_be_bytes(r.mpls_lse));
+    }
     if r.dl_type == 0x86dd {
         k.set_ipv6_src_u128(u128::from_be_bytes(r.ip6_src));
         k.set_ipv6_dst_u128(u128::from_be_bytes(r.ip6_dst));
@@ -373,6 +385,10 @@ fn check_against_reference(frame: &[u8], in_port: u32) -> (FlowKey, RefKey) {
     if !addrs_ok {
         fail("addresses");
     }
+    // The entry shares its word with IPv6's source address.
+    if matches!(r.dl_type, 0x8847 | 0x8848) && k.mpls_lse().to_be_bytes() != r.mpls_lse {
+        fail("mpls_lse");
+    }
     if k != to_flow_key(&r) {
         fail("a key bit outside the named fields");
     }
@@ -381,7 +397,7 @@ fn check_against_reference(frame: &[u8], in_port: u32) -> (FlowKey, RefKey) {
         panic!("ND fields differ\nframe {frame:02x?}\nreference {r:?}\nnd_fields {nd:?}");
     }
     let l: Layers = layers(frame);
-    if (l.vlan, l.l3, l.l4) != (rl.vlan, rl.l3, rl.l4) || (rl.l3.is_some() && l.l3_end != rl.l3_end) {
+    if (l.vlan, l.l3, l.mpls, l.l4) != (rl.vlan, rl.l3, rl.mpls, rl.l4) || (rl.l3.is_some() && l.l3_end != rl.l3_end) {
         panic!("layers differ\nframe {frame:02x?}\nreference {rl:?}\nlayers {l:?}");
     }
     if rl.l3.is_some() && l.dl_type != rl.dl_type {
@@ -515,6 +531,11 @@ fn seeds() -> Vec<Vec<u8>> {
         ipv6_frame_ext(&[ExtHdr::Frag { offset: 0, more: true }], 17, &udp),
         ipv6_frame_ext(&[ExtHdr::Frag { offset: 7, more: false }], 6, &tcp_header(1, 2, 2, 5)),
     ];
+    // MPLS: two label stack entries (label 16, TC 5, TTL 64; label 17 with BOS) over IPv4.
+    let mut mpls = udp4_frame(7, 9, b"x");
+    mpls[12..14].copy_from_slice(&0x8847u16.to_be_bytes());
+    mpls.splice(14..14, [0x00, 0x01, 0x0a, 0x40, 0x00, 0x01, 0x11, 0x40]);
+    s.push(mpls);
     // Ethernet padding after an IPv4 packet.
     let mut padded = udp4_frame(7, 9, b"x");
     padded.resize(60, 0);
@@ -544,7 +565,7 @@ fn mutate(rng: &mut SplitMix, seed: &[u8], out: &mut Vec<u8>) {
         let len = rng.index(128);
         out.extend((0..len).map(|_| rng.next_u64() as u8));
         if len >= 14 && rng.index(2) == 0 {
-            let t = [0x0800u16, 0x86dd, 0x0806, 0x8035, 0x8100, 0x88a8, 0x0030];
+            let t = [0x0800u16, 0x86dd, 0x0806, 0x8035, 0x8100, 0x88a8, 0x0030, 0x8847, 0x8848];
             out[12..14].copy_from_slice(&t[rng.index(t.len())].to_be_bytes());
         }
         return;

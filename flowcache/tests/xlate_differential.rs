@@ -48,6 +48,9 @@ const TP_PORTS: [u16; 6] = [22, 53, 80, 443, 0x1000, 0x8001];
 const VIDS: [u16; 3] = [10, 20, 30];
 const LABELS: [u32; 4] = [0, 0x12345, 0x80000, 0xfffff];
 
+/// MPLS labels rules match and packets carry.
+const MPLS_LABELS: [u32; 4] = [16, 17, 1000, 0xfffff];
+
 fn prefix32(len: u32) -> u32 {
     if len == 0 { 0 } else { u32::MAX << (32 - len) }
 }
@@ -66,7 +69,18 @@ fn gen_match(r: &mut Rng) -> Match {
             ethertype::ARP,
             ethertype::RARP,
             0x88cc,
+            ethertype::MPLS,
         ]));
+    }
+    // MPLS: parts of the first label stack entry (label, TC, BOS, TTL), as rules write them.
+    if m.dl_type == Some(ethertype::MPLS) && r.chance(70) {
+        let (value, mask) = match r.below(4) {
+            0 => (r.pick(&MPLS_LABELS) << 12, 0xffff_f000),
+            1 => ((r.below(8) as u32) << 9, 0xe00),
+            2 => ((r.below(2) as u32) << 8, 0x100),
+            _ => (r.pick(&MPLS_LABELS) << 12 | 0x100 | r.pick(&[1u32, 64]), 0xffff_f1ff),
+        };
+        m.mpls_lse = Some(Masked { value, mask });
     }
     if r.chance(15) {
         m.vlan_tci = Some(match r.below(4) {
@@ -395,6 +409,7 @@ fn gen_packet(r: &mut Rng) -> FlowKey {
         ethertype::ARP,
         ethertype::RARP,
         0x88cc,
+        ethertype::MPLS,
         // A tag cut short, or one beyond the vlan-limit: the TPID is the EtherType.
         ethertype::VLAN,
     ]);
@@ -445,6 +460,10 @@ fn gen_packet(r: &mut Rng) -> FlowKey {
             k.set_nw_src_u32(r.pick(&V4_BASES) | 1);
             k.set_nw_dst_u32(r.pick(&V4_BASES) | 2);
             k.set_arp_sha(r.pick(&MACS));
+        }
+        ethertype::MPLS => {
+            let lse = r.pick(&MPLS_LABELS) << 12 | (r.below(8) as u32) << 9 | (r.below(2) as u32) << 8;
+            k.set_mpls_lse(lse | r.pick(&[0u32, 1, 64, 255]));
         }
         _ => {}
     }

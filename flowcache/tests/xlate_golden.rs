@@ -1093,6 +1093,33 @@ fn a_packet_in_is_preceded_by_the_registers_metadata_and_in_port_it_reports() {
     );
 }
 
+/// MPLS: a rule matches the first label stack entry's parts; writes rewrite just their
+/// bits (no packet bit read for them), later tables see the written label, a `move` reads
+/// the traffic class into the mask.
+#[test]
+fn mpls_entries_are_matched_and_rewritten_part_by_part() {
+    let mut p = key(1, &udp_frame([10, 0, 0, 1], 1, 2, 0));
+    p.set_dl_type(ethertype::MPLS);
+    (p.set_nw_src_u32(0), p.set_nw_dst_u32(0), p.set_nw_proto(0), p.set_tp_src(0), p.set_tp_dst(0));
+    (p.set_nw_ttl(0), p.set_nw_tos(0));
+    // Label 16, TC 5, bottom of stack, TTL 64.
+    p.set_mpls_lse(16 << 12 | 5 << 9 | 1 << 8 | 64);
+    let t = of13_tables(&[
+        "mpls,mpls_label=16,actions=set_field:17->mpls_label,load:3->NXM_NX_MPLS_TTL[0..1],\
+         move:OXM_OF_MPLS_TC[]->NXM_NX_REG0[0..2],resubmit(,1)",
+        "table=1,mpls,mpls_label=17,reg0=5,actions=output:2",
+        "table=1,priority=0,actions=drop",
+    ]);
+    let mut mask = l3_mask();
+    mask.set_mpls_lse(0xffff_f000 | 0xe00);
+    let actions = [
+        DpAction::SetMplsLse { value: 17 << 12, mask: 0xffff_f000 },
+        DpAction::SetMplsLse { value: 3, mask: 3 },
+        DpAction::Output(2),
+    ];
+    both_lookups(&t, &p, &actions, &mask);
+}
+
 /// `output(port=P,max_len=N)` is an output of the first N bytes: none to the ingress port
 /// or to `IN_PORT`, edits committed before it as before any output.
 #[test]

@@ -49,6 +49,7 @@ fn edited(mut k: FlowKey, a: &DpAction) -> FlowKey {
         DpAction::SetArpTpa(ip) => k.set_nw_dst(ip),
         DpAction::SetArpSha(m) => k.set_arp_sha(m),
         DpAction::SetArpTha(m) => k.set_arp_tha(m),
+        DpAction::SetMplsLse { value, mask } => k.set_mpls_lse((k.mpls_lse() & !mask) | (value & mask)),
         DpAction::Output(_)
         | DpAction::OutputTrunc { .. }
         | DpAction::Controller { .. }
@@ -95,6 +96,10 @@ fuzz_target!(|data: &[u8]| {
         DpAction::SetArpTpa(ip4),
         DpAction::SetArpSha(mac),
         DpAction::SetArpTha(mac),
+        DpAction::SetMplsLse {
+            value: u32::from_be_bytes([v[0], v[1], v[2], v[3]]),
+            mask: u32::from_be_bytes([v[4], v[5], v[6], v[7]]),
+        },
     ];
     // Edits find the headers behind any number of VLAN tags (the key stops at the
     // vlan-limit): judge them on a key without the limit.

@@ -15,7 +15,7 @@ type Case = fn() -> Result<(), Failed>;
 
 /// Every fixed case, as a trial named `fixed_<function>`.
 pub fn trials() -> Vec<Trial> {
-    let cases: [(&str, Case); 14] = [
+    let cases: [(&str, Case); 15] = [
         ("normal_puts_a_vid_0_tag_back_with_its_tpid", normal_puts_a_vid_0_tag_back_with_its_tpid),
         ("vlan_set_and_set_back_keeps_the_dei_bit", vlan_set_and_set_back_keeps_the_dei_bit),
         ("normal_leaves_out_an_inner_vid_0_pcp_0_tag", normal_leaves_out_an_inner_vid_0_pcp_0_tag),
@@ -39,6 +39,7 @@ pub fn trials() -> Vec<Trial> {
         ("the_arp_responder_answers_a_request", the_arp_responder_answers_a_request),
         ("oxm_in_port_holds_openflow_11_numbers", oxm_in_port_holds_openflow_11_numbers),
         ("output_trunc_cuts_only_its_own_copy", output_trunc_cuts_only_its_own_copy),
+        ("mpls_entries_match_and_rewrite_part_by_part", mpls_entries_match_and_rewrite_part_by_part),
     ];
     cases.into_iter().map(|(name, f)| Trial::test(format!("fixed_{name}"), f)).collect()
 }
@@ -184,6 +185,33 @@ pub fn a_loaded_in_port_is_the_one_outputs_and_flood_see() -> Result<(), Failed>
         &vec![f(), vec![], f(), vec![]],
     )?;
     same_as_ovs("in_port=1,actions=load:3->NXM_OF_IN_PORT[],flood", &frame, &vec![f(), f(), vec![], f()])
+}
+
+/// An MPLS frame (label 16, TC 5, bottom of stack, TTL 64, then IPv4): rules match the
+/// first entry's parts, `set_field`/`load` rewrite just their bits, a `move` reads them,
+/// and an IPv4 rewrite does nothing (nothing behind the label stack is parsed).
+pub fn mpls_entries_match_and_rewrite_part_by_part() -> Result<(), Failed> {
+    let ip = vlan_udp_frame(&[]);
+    let mpls = |lse: u32| {
+        let mut f = ip[..12].to_vec();
+        f.extend_from_slice(&0x8847u16.to_be_bytes());
+        f.extend_from_slice(&lse.to_be_bytes());
+        f.extend_from_slice(&ip[14..]);
+        f
+    };
+    let lse = 16 << 12 | 5 << 9 | 1 << 8 | 64;
+    let mut moved = mpls(17 << 12 | 5 << 9 | 1 << 8 | 67);
+    moved[5] = 5; // move:OXM_OF_MPLS_TC[]->NXM_OF_ETH_DST[0..2]
+    rules_same_as_ovs(
+        &[
+            "table=0,in_port=1,mpls,mpls_label=16,mpls_tc=5,mpls_bos=1,mpls_ttl=64,actions=\
+             mod_nw_src:10.9.9.9,set_field:17->mpls_label,load:3->NXM_NX_MPLS_TTL[0..1],output:2,resubmit(,1)",
+            "table=1,mpls,mpls_label=17,actions=move:OXM_OF_MPLS_TC[]->NXM_OF_ETH_DST[0..2],output:3",
+            "table=1,priority=0,actions=output:4",
+        ],
+        &mpls(lse),
+        &vec![vec![], vec![mpls(17 << 12 | 5 << 9 | 1 << 8 | 67)], vec![moved], vec![]],
+    )
 }
 
 /// `output(port=P,max_len=N)` sends the frame's first N bytes (all of a shorter frame) and

@@ -66,6 +66,13 @@ impl<'a> View<'a> {
         (self.ethertype == 0x0806 && !self.arp_header_unparsable()).then(|| u16::from_be_bytes([h[6], h[7]]))
     }
 
+    /// An MPLS frame (0x8847 or 0x8848) whose first label stack entry OVS 3.1 does not
+    /// count: fewer than its four bytes after the EtherType, or four zero bytes.
+    pub fn mpls_entry_zero_or_cut(&self) -> bool {
+        let lse = self.l3_bytes();
+        matches!(self.ethertype, 0x8847 | 0x8848) && (lse.len() < 4 || lse[..4] == [0; 4])
+    }
+
     /// The bytes from the L3 header on.
     pub fn l3_bytes(&self) -> &'a [u8] {
         self.bytes.get(self.l3..).unwrap_or(&[])

@@ -382,8 +382,17 @@ fn frame_with(rng: &mut Rng, extra: usize) -> Frame {
         _ => {
             let t = *rng.pick(&[0x88ccu16, 0x9000, 0x0842, 0x8847]);
             l3 = format!(" ethertype={t:#06x}");
+            let mut body = Vec::new();
+            // MPLS: a label stack entry the rules name, most of the time.
+            if t == 0x8847 && rng.chance(70) {
+                let label = *rng.pick(&[16u32, 17, 1000]);
+                let lse = label << 12 | (rng.below(8) as u32) << 9 | (rng.below(2) as u32) << 8;
+                let lse = lse | *rng.pick(&[0u32, 1, 64]);
+                body.extend_from_slice(&lse.to_be_bytes());
+                l3 += &format!(" lse={lse:#010x}");
+            }
             let n = rng.range(0, 40) as usize;
-            let mut body = rng.bytes(n);
+            body.extend(rng.bytes(n));
             body.extend(filler(extra));
             (t, body)
         }

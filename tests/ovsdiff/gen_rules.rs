@@ -5,7 +5,7 @@
 //! `resubmit`/`goto_table`, and the outputs (`output`, `in_port`, `flood`, `all`,
 //! `normal`, `drop`); in some sets registers and metadata (`with_pipeline`), and
 //! `load`/`move`/`set_field` on the packet fields and `output:FIELD`
-//! (`with_field_writes`).
+//! (`with_field_writes`), and MPLS matches and writes (`with_mpls`).
 
 use crate::pools;
 use crate::rng::Rng;
@@ -313,6 +313,7 @@ pub fn rule_set(rng: &mut Rng) -> RuleSet {
     openflow13 |= rng.chance(25);
     with_pipeline(&mut rules);
     with_field_writes(&mut rules);
+    with_mpls(&mut rules);
     if openflow13 {
         with_action_set(&mut rules);
     }
@@ -426,6 +427,55 @@ fn with_pipeline(rules: &mut [String]) {
             }
         }
         *rule = format!("{head}actions={}", acts.join(","));
+    }
+}
+
+/// In about a fifth of the sets, some rules that match no protocol become MPLS rules
+/// (`mpls`, `mplsm`, the parts of the first label stack entry), most with writes and reads
+/// of those parts first in their actions. Drawn from a generator of its own, as
+/// [`with_field_writes`].
+fn with_mpls(rules: &mut [String]) {
+    let mut rng = rng_of_text(rules, 0x3c6e_f372_fe94_f82b);
+    if !rng.chance(20) {
+        return;
+    }
+    for rule in rules.iter_mut() {
+        let at = rule.find("actions=").expect("every rule has actions");
+        let (head, acts) = rule.split_at(at);
+        let acts = &acts["actions=".len()..];
+        let words: Vec<&str> = head.split(',').map(|w| w.split('=').next().unwrap_or("")).collect();
+        let protocol = ["ip", "ipv6", "arp", "tcp", "udp", "sctp", "icmp", "tcp6", "udp6", "sctp6", "icmp6", "dl_type"];
+        if words.iter().any(|w| protocol.contains(w)) || !rng.chance(40) {
+            continue;
+        }
+        let mut m = vec![if rng.chance(85) { "mpls" } else { "mplsm" }.to_string()];
+        if rng.chance(50) {
+            m.push(format!("mpls_label={}", rng.pick(&[16u32, 17, 1000])));
+        }
+        if rng.chance(20) {
+            m.push(format!("mpls_tc={}", rng.below(8)));
+        }
+        if rng.chance(20) {
+            m.push(format!("mpls_bos={}", rng.below(2)));
+        }
+        if rng.chance(20) {
+            m.push(format!("mpls_ttl={}", rng.pick(&[0u32, 1, 64])));
+        }
+        let mut writes = Vec::new();
+        if acts != "drop" {
+            for _ in 0..rng.below(3) {
+                writes.push(match rng.below(6) {
+                    0 => format!("set_field:{}->mpls_label", rng.pick(&[16u32, 17, 1000])),
+                    1 => format!("load:{}->NXM_NX_MPLS_TTL[]", rng.pick(&[0u32, 1, 63, 255])),
+                    2 => "move:OXM_OF_MPLS_TC[]->NXM_OF_ETH_DST[0..2]".to_string(),
+                    3 => format!("load:{}->OXM_OF_MPLS_TC[]", rng.below(8)),
+                    4 => "load:0x5->OXM_OF_MPLS_LABEL[0..3],move:OXM_OF_MPLS_BOS[]->NXM_OF_ETH_SRC[0]".to_string(),
+                    _ => "move:OXM_OF_MPLS_LABEL[]->NXM_OF_ETH_SRC[0..19]".to_string(),
+                });
+            }
+        }
+        writes.push(acts.to_string());
+        *rule = format!("{}{}actions={}", head, m.join(",") + ",", writes.join(","));
     }
 }
 

@@ -234,6 +234,31 @@ pub fn ovs_arp_opcode_0_and_255() -> Result<(), Failed> {
     Ok(())
 }
 
+/// An MPLS write on a frame whose first label stack entry is cut short (two bytes after
+/// the EtherType) or all zero (before an IPv4 header): OVS 3.1 counts the entries of its
+/// flow by the non-zero ones, so it finds one entry fewer than the packet has and
+/// "pushes" a new one, which makes the frame 4 bytes longer (the zero entry followed by
+/// IPv4 comes out with four IPv4 bytes twice). ferrovs rewrites the entry in place, or
+/// sends a cut one as it came (docs/OVS-DIFFERENCES.md).
+pub fn ovs_mpls_write_to_a_zero_or_cut_entry_pushes_one() -> Result<(), Failed> {
+    ferrovs_e2e::ovs::installed()?;
+    let rule = "in_port=1,mpls,actions=set_field:17->mpls_label,output:2";
+    let cut = vec![2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x88, 0x47, 0, 0];
+    let ip = vlan_udp_frame(&[]);
+    let with_entry = |lse: [u8; 4]| [&cut[..14], &lse[..], &ip[14..]].concat();
+    let (zero, rewritten) = (with_entry([0; 4]), with_entry([0, 0x01, 0x10, 0x00]));
+    for (frame, ours) in [(&cut, &cut), (&zero, &rewritten)] {
+        let (ovs, fer) = through_both_all(rule, false, frame)?;
+        if fer[1] != [ours.clone()] {
+            return Err(format!("want {} on port 2, got {fer:?}", hex(ours)).into());
+        }
+        if ovs[1].len() != 1 || ovs[1][0].len() != frame.len() + 4 {
+            return Err(format!("OVS's side is not what this case is about: {ovs:?}").into());
+        }
+    }
+    Ok(())
+}
+
 /// `push_vlan` (TCI 0) on a frame tagged VID 20, then `normal`: the VID 0 tag is not sent,
 /// the VID 20 tag is (every port gets the frame as received). OVS 3.1 sends it with no
 /// tag at all (see docs/OVS-DIFFERENCES.md).

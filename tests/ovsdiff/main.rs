@@ -242,6 +242,10 @@ fn main() {
         Trial::test("known_first_fragment_ports_read_as_zero", known::first_fragment_ports_read_as_zero),
         Trial::test("known_ipv4_protocol_0_rewritten", known::ipv4_protocol_0_rewritten),
         Trial::test("known_ovs_arp_opcode_0_and_255", known::ovs_arp_opcode_0_and_255),
+        Trial::test(
+            "known_ovs_mpls_write_to_a_zero_or_cut_entry_pushes_one",
+            known::ovs_mpls_write_to_a_zero_or_cut_entry_pushes_one,
+        ),
         Trial::test("known_unparsable_ip_header_not_rewritten", known::unparsable_ip_header_not_rewritten),
         Trial::test("known_mtu_limit_is_netdev_dpdk_s", known::mtu_limit_is_netdev_dpdk_s),
         Trial::test("known_pushed_tags_keep_the_frame_s_own_tag", known::pushed_tags_keep_the_frame_s_own_tag),

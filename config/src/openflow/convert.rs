@@ -95,6 +95,8 @@ pub fn match_from_wire(wire: &WireMatch) -> Result<rules::Match, OfpError> {
     use Field::*;
     let mut m = rules::Match::default();
     let (mut vid, mut pcp, mut tos) = (None, None, Masked { value: 0u8, mask: 0u8 });
+    // The parts of the first MPLS label stack entry, gathered.
+    let mut lse = Masked { value: 0u32, mask: 0u32 };
     for f in &wire.fields {
         let mask = |slot: MatchSlot| f.mask.unwrap_or(slot.all_ones());
         let put = |m: &mut rules::Match, slot: MatchSlot| set(m, slot, f.value, mask(slot));
@@ -132,6 +134,18 @@ pub fn match_from_wire(wire: &WireMatch) -> Result<rules::Match, OfpError> {
                 tos = Masked { value: tos.value | value, mask: tos.mask | bits };
             }
             NwTtl => put(&mut m, MatchSlot::NwTtl)?,
+            MplsLabel | MplsTc | MplsBos | MplsTtl => {
+                let (shift, bits) = match f.field {
+                    MplsLabel => (12, 0xffff_f000),
+                    MplsTc => (9, 0xe00),
+                    MplsBos => (8, 0x100),
+                    _ => (0, 0xff),
+                };
+                if lse.mask & bits != 0 {
+                    return Err(OfpError::DupField);
+                }
+                lse = Masked { value: lse.value | ((f.value as u32) << shift), mask: lse.mask | bits };
+            }
             IpFrag => put(&mut m, MatchSlot::NwFrag)?,
             TcpSrc | UdpSrc | SctpSrc | Icmpv4Type | Icmpv6Type => put(&mut m, MatchSlot::TpSrc)?,
             TcpDst | UdpDst | SctpDst | Icmpv4Code | Icmpv6Code => put(&mut m, MatchSlot::TpDst)?,
@@ -178,6 +192,9 @@ pub fn match_from_wire(wire: &WireMatch) -> Result<rules::Match, OfpError> {
     }
     if tos.mask != 0 {
         m.nw_tos = Some(tos);
+    }
+    if lse.mask != 0 {
+        m.mpls_lse = Some(lse);
     }
     if vid.is_some() || pcp.is_some() {
         if m.vlan_tci.is_some() {
@@ -259,6 +276,17 @@ pub fn match_to_wire(m: &rules::Match, form: MatchForm) -> Result<WireMatch, &'s
                     }
                     _ => return Err("a vlan_tci mask OpenFlow 1.0 cannot express"),
                 }
+            }
+        }
+    }
+    if let Some(lse) = m.mpls_lse {
+        if form == MatchForm::Of10 {
+            return Err("MPLS fields (OpenFlow 1.0's match has none)");
+        }
+        let parts = [(Field::MplsLabel, 12, 0xffff_f000), (Field::MplsTc, 9, 0xe00), (Field::MplsTtl, 0, 0xff)];
+        for (field, shift, bits) in parts.into_iter().chain([(Field::MplsBos, 8, 0x100)]) {
+            if lse.mask & bits != 0 {
+                fields.push(MatchField::exact(field, u128::from((lse.value & bits) >> shift)));
             }
         }
     }
@@ -538,6 +566,10 @@ fn subfield_field(f: Field) -> Option<SubfieldField> {
         Field::Metadata => SubfieldField::Metadata,
         Field::InPort => SubfieldField::Packet(P::InPort),
         Field::InPortOxm => SubfieldField::Packet(P::InPortOxm),
+        Field::MplsLabel => SubfieldField::Packet(P::MplsLabel),
+        Field::MplsTc => SubfieldField::Packet(P::MplsTc),
+        Field::MplsBos => SubfieldField::Packet(P::MplsBos),
+        Field::MplsTtl => SubfieldField::Packet(P::MplsTtl),
         Field::EthSrc => SubfieldField::Packet(P::EthSrc),
         Field::EthDst => SubfieldField::Packet(P::EthDst),
         Field::EthType => SubfieldField::Packet(P::EthType),
@@ -588,6 +620,10 @@ fn wire_field(f: SubfieldField) -> Field {
         SubfieldField::Packet(p) => match p {
             P::InPort => Field::InPort,
             P::InPortOxm => Field::InPortOxm,
+            P::MplsLabel => Field::MplsLabel,
+            P::MplsTc => Field::MplsTc,
+            P::MplsBos => Field::MplsBos,
+            P::MplsTtl => Field::MplsTtl,
             P::EthSrc => Field::EthSrc,
             P::EthDst => Field::EthDst,
             P::EthType => Field::EthType,

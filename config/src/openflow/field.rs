@@ -75,6 +75,8 @@ pub enum Field {
     MplsLabel,
     MplsTc,
     MplsBos,
+    /// `mpls_ttl` (`NXM_NX_MPLS_TTL`).
+    MplsTtl,
     /// `tun_id` / `tunnel_id`.
     TunId,
     Ipv6Exthdr,
@@ -163,6 +165,7 @@ const FIELDS: &[FieldDef] = {
         def(MplsLabel, None, Some((34, 4)), false, 20),
         def(MplsTc, None, Some((35, 1)), false, 3),
         def(MplsBos, None, Some((36, 1)), false, 1),
+        def(MplsTtl, Some((NXM_NX, 30, 1)), None, false, 0),
         def(TunId, Some((NXM_NX, 16, 8)), Some((38, 8)), true, 0),
         def(Ipv6Exthdr, None, Some((39, 2)), true, 9),
         def(IpFrag, Some((NXM_NX, 26, 1)), None, true, 2),

@@ -60,6 +60,7 @@ const fn loc(slot: MatchSlot) -> Loc {
         Ipv6Label => b(3, 32, slot),
         ArpSha => b(4, 0, slot),
         NwSrc => b(5, 0, slot),
+        MplsLse => b(5, 32, slot),
         ArpTha => b(6, 0, slot),
         NwDst => b(7, 0, slot),
         Ipv6Src => Loc::Wide { hi: 4, lo: 5 },

@@ -142,6 +142,7 @@ fn matches(m: &Match, p: &FlowKey, nd: &NdFields) -> bool {
     let ip4 = m.dl_type == Some(ethertype::IPV4);
     let ip6 = m.dl_type == Some(ethertype::IPV6);
     let arp = m.dl_type == Some(ethertype::ARP) || m.dl_type == Some(0x8035);
+    let mpls = m.dl_type == Some(ethertype::MPLS) || m.dl_type == Some(ethertype::MPLS_MCAST);
     let ip = ip4 || ip6;
     let proto = if ip { m.nw_proto } else { None };
     let ports = matches!(proto, Some(ipproto::TCP | ipproto::UDP | ipproto::SCTP))
@@ -171,6 +172,7 @@ fn matches(m: &Match, p: &FlowKey, nd: &NdFields) -> bool {
         && (proto != Some(ipproto::TCP) || masked_eq(m.tcp_flags, p.tcp_flags() as u128, u16c))
         && (!arp || masked_eq(m.arp_sha, p.arp_sha_u64() as u128, mac))
         && (!arp || masked_eq(m.arp_tha, p.arp_tha_u64() as u128, mac))
+        && (!mpls || masked_eq(m.mpls_lse, p.mpls_lse() as u128, |x: u32| x as u128))
         && masked_eq(m.nd_target, u128::from_be_bytes(nd.target), v6)
         && masked_eq(m.nd_sll, mac_to_u64(nd.sll) as u128, mac)
         && masked_eq(m.nd_tll, mac_to_u64(nd.tll) as u128, mac)
@@ -520,6 +522,19 @@ impl Eval<'_> {
                 if self.pkt.dl_type() == ethertype::ARP {
                     self.emit(super::translate::arp_action(d.slot, new));
                 }
+            }
+            // MPLS entry parts: only MPLS packets get here (the rule's prerequisite);
+            // the written bits of the entry, nothing else.
+            SubfieldField::Packet(p) if p.is_mpls() => {
+                if !matches!(self.pkt.dl_type(), ethertype::MPLS | ethertype::MPLS_MCAST) {
+                    return;
+                }
+                let d = p.def();
+                let lse = self.pkt.mpls_lse();
+                let new = d.slot_bits(put(d.get(u128::from(lse)))) as u32;
+                let written = d.slot_bits(bits) as u32;
+                self.pkt.set_mpls_lse((lse & !written) | (new & written));
+                self.emit(DpAction::SetMplsLse { value: new & written, mask: written });
             }
             SubfieldField::Packet(p) => {
                 if let Some(set) = p.set_field(put(p.def().get(p.def().slot.get(&self.pkt)))) {

@@ -104,7 +104,7 @@ use crate::key::{FlowKey, Mask};
 /// The order in which a group's fields are tested. Earlier fields are preferred as
 /// witnesses: categorical fields split traffic into few megaflows, addresses come before
 /// ports because routing tables put address prefixes into most masks anyway.
-const STAGE_ORDER: [Field; 19] = [
+const STAGE_ORDER: [Field; 20] = [
     Field::InPort,
     Field::DlType,
     Field::VlanTci,
@@ -117,6 +117,7 @@ const STAGE_ORDER: [Field; 19] = [
     Field::DlSrc,
     Field::ArpSha,
     Field::ArpTha,
+    Field::MplsLse,
     Field::NwDst,
     Field::NwSrc,
     Field::Ipv6Dst,

@@ -543,6 +543,7 @@ pub(crate) fn compile_match(m: &Match) -> (Vec<FieldMatch>, Vec<&'static str>) {
     let is_ip4 = m.dl_type == Some(ethertype::IPV4);
     let is_ip6 = m.dl_type == Some(ethertype::IPV6);
     let is_arp = matches!(m.dl_type, Some(ethertype::ARP | ethertype::RARP));
+    let is_mpls = matches!(m.dl_type, Some(ethertype::MPLS | ethertype::MPLS_MCAST));
     let is_ip = is_ip4 || is_ip6;
     let proto = if is_ip { m.nw_proto } else { None };
     let has_ports = matches!(proto, Some(ipproto::TCP | ipproto::UDP | ipproto::SCTP))
@@ -582,6 +583,7 @@ pub(crate) fn compile_match(m: &Match) -> (Vec<FieldMatch>, Vec<&'static str>) {
     push(is_tcp, "tcp_flags", Field::TcpFlags, m.tcp_flags.map(|v| (v.value as u128, v.mask as u128)));
     push(is_arp, "arp_sha", Field::ArpSha, m.arp_sha.as_ref().map(mac));
     push(is_arp, "arp_tha", Field::ArpTha, m.arp_tha.as_ref().map(mac));
+    push(is_mpls, "mpls_lse", Field::MplsLse, m.mpls_lse.map(|v| (v.value as u128, v.mask as u128)));
     (out, dropped)
 }
 

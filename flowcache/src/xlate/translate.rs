@@ -781,6 +781,7 @@ impl<'a> Ctx<'a> {
             }
             SubfieldField::Packet(PacketField::VlanVid | PacketField::VlanPcp) => self.write_vlan_part(sf, value),
             SubfieldField::Packet(p) if p.is_arp() => self.write_arp(p, sf, value),
+            SubfieldField::Packet(p) if p.is_mpls() => self.write_mpls(p, sf, value),
             SubfieldField::Packet(p) => {
                 let v = self.written_value(p, sf, value);
                 // The parser admits only writable fields.
@@ -825,6 +826,23 @@ impl<'a> Ctx<'a> {
             self.actions.push(arp_action(d.slot, new));
         }
         self.st.write(d.slot, new);
+    }
+
+    /// A `load`/`move`/`set_field` into a part of the first MPLS label stack entry (`sf`):
+    /// the rule's MPLS prerequisite admits only MPLS packets (`dl_type` cannot be written),
+    /// so the packet is rewritten at once, just the written bits (no other bit of the
+    /// packet is read for it), and the flow's entry changes for later tables. (A rule
+    /// without the prerequisite, which no parser makes, writes nothing.)
+    fn write_mpls(&mut self, p: PacketField, sf: Subfield, value: u128) {
+        self.read_field(Field::DlType, 0xffff);
+        if !matches!(self.st.cur.dl_type(), ethertype::MPLS | ethertype::MPLS_MCAST) {
+            return;
+        }
+        let d = p.def();
+        let bits = d.slot_bits(sf.bits());
+        let new = d.slot_bits(value << sf.ofs);
+        self.actions.push(DpAction::SetMplsLse { value: new as u32, mask: bits as u32 });
+        self.st.write_bits(d.slot, bits, new);
     }
 
     /// A `load`/`move` into `vlan_vid` or `vlan_pcp` (`sf`), as OVS's `flow_set_vlan_vid`

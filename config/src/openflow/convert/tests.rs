@@ -216,8 +216,18 @@ fn what_the_model_lacks_is_refused_with_the_right_error() {
     assert_eq!(rule_from_wire(&wire_rule(&empty, &group)).map(|r| r.actions), Ok(vec![crate::rules::Action::Group(1)]));
     let set_queue = vec![Instruction::ApplyActions(vec![WireAction::SetQueue(1)])];
     assert_eq!(rule_from_wire(&wire_rule(&empty, &set_queue)), Err(OfpError::BadActionType));
+    let set_tun = vec![Instruction::ApplyActions(vec![WireAction::SetField { field: Field::TunId, value: 1 }])];
+    assert_eq!(rule_from_wire(&wire_rule(&empty, &set_tun)), Err(OfpError::BadSetType));
+    // An MPLS set-field needs an MPLS match (OVS: OFPBAC_MATCH_INCONSISTENT).
     let set_mpls = vec![Instruction::ApplyActions(vec![WireAction::SetField { field: Field::MplsLabel, value: 1 }])];
-    assert_eq!(rule_from_wire(&wire_rule(&empty, &set_mpls)), Err(OfpError::BadSetType));
+    assert_eq!(rule_from_wire(&wire_rule(&empty, &set_mpls)), Err(OfpError::BadActionArgument));
+    let mpls = m(vec![MatchField::exact(Field::EthType, 0x8847), MatchField::exact(Field::MplsLabel, 5)]);
+    let label = |l: u32| crate::rules::Match {
+        dl_type: Some(0x8847),
+        mpls_lse: Some(crate::rules::Masked { value: l << 12, mask: 0xffff_f000 }),
+        ..Default::default()
+    };
+    assert_eq!(rule_from_wire(&wire_rule(&mpls, &set_mpls)).map(|r| r.matches), Ok(label(5)));
     let back_goto = vec![Instruction::GotoTable(0)];
     assert_eq!(rule_from_wire(&wire_rule(&empty, &back_goto)), Err(OfpError::BadActionArgument));
 }
