@@ -1098,10 +1098,9 @@ fn a_packet_in_is_preceded_by_the_registers_metadata_and_in_port_it_reports() {
 /// the traffic class into the mask.
 #[test]
 fn mpls_entries_are_matched_and_rewritten_part_by_part() {
-    let mut p = key(1, &udp_frame([10, 0, 0, 1], 1, 2, 0));
+    let mut p = FlowKey::ZERO;
+    p.set_in_port(1);
     p.set_dl_type(ethertype::MPLS);
-    (p.set_nw_src_u32(0), p.set_nw_dst_u32(0), p.set_nw_proto(0), p.set_tp_src(0), p.set_tp_dst(0));
-    (p.set_nw_ttl(0), p.set_nw_tos(0));
     // Label 16, TC 5, bottom of stack, TTL 64.
     p.set_mpls_lse(16 << 12 | 5 << 9 | 1 << 8 | 64);
     let t = of13_tables(&[
