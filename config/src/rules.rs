@@ -56,6 +56,10 @@ pub struct Match {
     pub nd_target: Option<Masked<Ipv6Addr>>,
     pub nd_sll: Option<Masked<[u8; 6]>>,
     pub nd_tll: Option<Masked<[u8; 6]>>,
+    /// `nd_reserved` and `nd_options_type` (exact values only, as in OVS): not in the
+    /// flow key either.
+    pub nd_reserved: Option<u32>,
+    pub nd_options_type: Option<u8>,
     /// Register matches (`reg0`..`reg15`; `xreg`/`xxreg` are stored as the registers
     /// they cover), sorted by register, none with a zero mask. Registers are pipeline
     /// state, not packet fields: see [`Registers`].
@@ -173,11 +177,15 @@ pub enum PacketField {
     Ipv6Src,
     Ipv6Dst,
     Ipv6Label,
-    /// The neighbour-discovery fields: named so that `load`/`move` refuse them with the
-    /// reason (the flow key does not hold them), never as unknown.
+    /// The neighbour-discovery fields: not in the flow key, read and written per packet
+    /// by the slow path.
     NdTarget,
     NdSll,
     NdTll,
+    /// `nd_reserved` (`ERICOXM_OF_ICMPV6_ND_RESERVED`).
+    NdReserved,
+    /// `nd_options_type` (`ERICOXM_OF_ICMPV6_ND_OPTIONS_TYPE`).
+    NdOptionsType,
 }
 
 /// What a `load`/`move` operand names.

@@ -158,6 +158,11 @@ pub fn format_actions(actions: &[DpAction]) -> String {
             DpAction::SetArpTpa(a) => format!("set(arp_tpa={a})"),
             DpAction::SetArpSha(m) => format!("set(arp_sha={})", mac(ferrovs_flowcache::key::mac_to_u64(*m))),
             DpAction::SetArpTha(m) => format!("set(arp_tha={})", mac(ferrovs_flowcache::key::mac_to_u64(*m))),
+            DpAction::SetNdTarget(a) => format!("set(nd(target={a}))"),
+            DpAction::SetNdSll(m) => format!("set(nd(sll={}))", mac(ferrovs_flowcache::key::mac_to_u64(*m))),
+            DpAction::SetNdTll(m) => format!("set(nd(tll={}))", mac(ferrovs_flowcache::key::mac_to_u64(*m))),
+            DpAction::SetNdReserved(r) => format!("set(nd_ext(nd_reserved={r:#x}))"),
+            DpAction::SetNdOptionsType(t) => format!("set(nd_ext(nd_options_type={t}))"),
             DpAction::Controller { max_len, reason, table, cookie, .. } => {
                 format!("userspace(controller(max_len={max_len},reason={reason},table={table},cookie={cookie:#x}))")
             }

@@ -15,7 +15,10 @@
 //! - a UDP checksum of zero over IPv4 means "none" and stays zero; a computed UDP
 //!   checksum of zero is sent as 0xffff (RFC 768);
 //! - SCTP port rewrites recompute the CRC32c over the SCTP packet (it is not
-//!   incrementally updatable), as Open vSwitch does.
+//!   incrementally updatable), as Open vSwitch does;
+//! - the neighbour-discovery target and link-layer option rewrites update the ICMPv6
+//!   checksum incrementally; the `nd_reserved` and `nd_options_type` ones recompute it
+//!   over the message, as OVS's `packet_set_nd_ext` does (see [`nd_edit`]).
 //!
 //! VLAN push and pop change the frame length, which only the PMD can do on an mbuf:
 //! [`execute_edit`] answers [`EditOutcome::NeedsResize`] for them, and the PMD calls
@@ -76,7 +79,107 @@ pub fn execute_edit(frame: &mut [u8], action: &DpAction) -> EditOutcome {
         DpAction::SetArpSpa(a) => set_arp(frame, ARP_SPA, &a.octets()),
         DpAction::SetArpTha(mac) => set_arp(frame, ARP_THA, &mac),
         DpAction::SetArpTpa(a) => set_arp(frame, ARP_TPA, &a.octets()),
+        DpAction::SetNdTarget(_)
+        | DpAction::SetNdSll(_)
+        | DpAction::SetNdTll(_)
+        | DpAction::SetNdReserved(_)
+        | DpAction::SetNdOptionsType(_) => nd_edit(frame, action),
     }
+}
+
+/// The ICMPv6 message of an IPv6 frame as OVS's ND edits see it: (L3 offset, message
+/// offset, end of the IP packet), when the IPv6 payload (behind its extension headers)
+/// is ICMPv6 and holds at least the 24-byte message (header, flags, target), which is
+/// what OVS's `odp_set_nd`/`packet_set_nd`/`packet_set_nd_ext` require.
+fn nd_message(frame: &[u8]) -> Option<(usize, usize, usize)> {
+    let (l, l3, false) = ip_layers(frame)? else { return None };
+    let l4 = l.l4_start?;
+    (l.ip_proto == ipproto::ICMPV6 && !l.later_fragment && l.l3_end >= l4 + ND_MSG_LEN).then_some((l3, l4, l.l3_end))
+}
+
+/// An ND message's fixed part: ICMPv6 header (4), flags/reserved (4), target (16).
+const ND_MSG_LEN: usize = 24;
+
+/// The offset of the link-layer address option OVS's `odp_set_nd`/`packet_set_nd` rewrite
+/// in the message at `l4` (ending at `end`): the first source (type 1) or target (type 2)
+/// option of length 1, by their walk. It starts with the bytes after the fixed part as
+/// remaining, stops at a length of 0 or when fewer than 8 bytes remain, and subtracts the
+/// length of the option it moves *to* (not of the one it leaves), so it may look past the
+/// message's end by up to the first option's length. Those steps are replicated exactly
+/// while they read inside the frame (its Ethernet padding included: OVS's packet holds it
+/// too); where OVS would read or write past the frame's last byte (into its buffer's
+/// tailroom), ferrovs stops and writes nothing (docs/OVS-DIFFERENCES.md).
+fn nd_link_layer_option(frame: &[u8], l4: usize, end: usize) -> Option<usize> {
+    let mut remain = (end - l4 - ND_MSG_LEN) as isize;
+    let mut opt = l4 + ND_MSG_LEN;
+    while remain >= 8 {
+        let (ty, len) = (*frame.get(opt)?, *frame.get(opt + 1)?);
+        if len == 0 {
+            return None;
+        }
+        if matches!(ty, 1 | 2) && len == 1 {
+            return (opt + 8 <= frame.len()).then_some(opt);
+        }
+        opt += usize::from(len) * 8;
+        remain -= isize::from(*frame.get(opt + 1)?) * 8;
+    }
+    None
+}
+
+/// The neighbour-discovery rewrites (see [`DpAction::SetNdTarget`]), as OVS's datapath
+/// applies `set(nd(...))` and `set(nd_ext(...))` to the packet's bytes.
+fn nd_edit(frame: &mut [u8], action: &DpAction) -> EditOutcome {
+    let Some((l3, l4, end)) = nd_message(frame) else { return EditOutcome::Skipped };
+    let csum_at = l4 + 2;
+    let rewrite = |frame: &mut [u8], at: usize, new: &[u8]| {
+        if frame[at..at + new.len()] == *new {
+            return EditOutcome::Skipped;
+        }
+        let c = u16::from_be_bytes([frame[csum_at], frame[csum_at + 1]]);
+        let c = checksum::update(c, &frame[at..at + new.len()], new);
+        frame[csum_at..csum_at + 2].copy_from_slice(&c.to_be_bytes());
+        frame[at..at + new.len()].copy_from_slice(new);
+        EditOutcome::Applied
+    };
+    match *action {
+        DpAction::SetNdTarget(t) => rewrite(frame, l4 + 8, &t.octets()),
+        DpAction::SetNdSll(mac) | DpAction::SetNdTll(mac) => {
+            let want = if matches!(action, DpAction::SetNdSll(_)) { 1 } else { 2 };
+            match nd_link_layer_option(frame, l4, end) {
+                Some(opt) if frame[opt] == want => rewrite(frame, opt + 2, &mac),
+                _ => EditOutcome::Skipped,
+            }
+        }
+        DpAction::SetNdReserved(r) => {
+            frame[l4 + 4..l4 + 8].copy_from_slice(&r.to_be_bytes());
+            nd_recompute_checksum(frame, l3, l4, end)
+        }
+        DpAction::SetNdOptionsType(t) => {
+            // The first option's type byte: OVS writes the byte after the fixed part even
+            // when the message has no option (the frame's padding, if it has any there).
+            if let Some(b) = frame.get_mut(l4 + ND_MSG_LEN) {
+                *b = t;
+            }
+            nd_recompute_checksum(frame, l3, l4, end)
+        }
+        _ => unreachable!("not an ND edit"),
+    }
+}
+
+/// The ICMPv6 checksum of the message at `l4..end`, computed again as OVS's
+/// `packet_set_nd_ext` does: its pseudo-header takes the IPv6 header's next-header and
+/// payload-length fields as they are (not the upper-layer ones, when extension headers
+/// stand between).
+fn nd_recompute_checksum(frame: &mut [u8], l3: usize, l4: usize, end: usize) -> EditOutcome {
+    let mut src = [0u8; 16];
+    let mut dst = [0u8; 16];
+    src.copy_from_slice(&frame[l3 + 8..l3 + 24]);
+    dst.copy_from_slice(&frame[l3 + 24..l3 + 40]);
+    let plen = usize::from(u16::from_be_bytes([frame[l3 + 4], frame[l3 + 5]]));
+    frame[l4 + 2..l4 + 4].fill(0);
+    let sum = checksum::sum_words(&frame[l4..end], checksum::ipv6_pseudo_sum(&src, &dst, frame[l3 + 6], plen));
+    frame[l4 + 2..l4 + 4].copy_from_slice(&(!checksum::fold(sum)).to_be_bytes());
+    EditOutcome::Applied
 }
 
 /// Offsets in an Ethernet/IPv4 ARP header (RFC 826).

@@ -193,12 +193,22 @@ fn what_the_model_lacks_is_refused_with_the_right_error() {
         rule_from_wire(&wire_rule(&ipv6, &load(16))).map(|r| r.actions),
         Ok(vec![crate::rules::Action::Load { dst: label(16), value: 0x4321, set_field: false }])
     );
-    // The neighbour-discovery fields are not in the model's load/move.
+    // A neighbour-discovery field is loaded only in a rule matching an ND message.
     let nd = vec![Instruction::ApplyActions(vec![WireAction::RegLoad {
         dst: crate::openflow::action::FieldSlice { field: Field::NdTarget, ofs: 0, n_bits: 16 },
         value: 1,
     }])];
-    assert_eq!(rule_from_wire(&wire_rule(&ipv6, &nd)), Err(OfpError::BadActionType));
+    assert_eq!(rule_from_wire(&wire_rule(&ipv6, &nd)), Err(OfpError::BadActionArgument));
+    let ns = m(vec![
+        MatchField::exact(Field::EthType, 0x86dd),
+        MatchField::exact(Field::IpProto, 58),
+        MatchField::exact(Field::Icmpv6Type, 135),
+    ]);
+    let target = Subfield { field: SubfieldField::Packet(crate::rules::PacketField::NdTarget), ofs: 0, n_bits: 16 };
+    assert_eq!(
+        rule_from_wire(&wire_rule(&ns, &nd)).map(|r| r.actions),
+        Ok(vec![crate::rules::Action::Load { dst: target, value: 1, set_field: false }])
+    );
     // in_port is OVS's 16-bit port number: 32-bit numbers between the two ranges are none.
     for bad in [0xff00, 0x1_0000, 0xffff_feff] {
         let p = m(vec![MatchField::exact(Field::InPort, bad)]);
