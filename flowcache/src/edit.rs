@@ -91,7 +91,7 @@ pub fn execute_edit(frame: &mut [u8], action: &DpAction) -> EditOutcome {
 /// offset, end of the IP packet), when the IPv6 payload (behind its extension headers)
 /// is ICMPv6 and holds at least the 24-byte message (header, flags, target), which is
 /// what OVS's `odp_set_nd`/`packet_set_nd`/`packet_set_nd_ext` require.
-fn nd_message(frame: &[u8]) -> Option<(usize, usize, usize)> {
+fn nd_message_at(frame: &[u8]) -> Option<(usize, usize, usize)> {
     let (l, l3, false) = ip_layers(frame)? else { return None };
     let l4 = l.l4_start?;
     (l.ip_proto == ipproto::ICMPV6 && !l.later_fragment && l.l3_end >= l4 + ND_MSG_LEN).then_some((l3, l4, l.l3_end))
@@ -129,7 +129,7 @@ fn nd_link_layer_option(frame: &[u8], l4: usize, end: usize) -> Option<usize> {
 /// The neighbour-discovery rewrites (see [`DpAction::SetNdTarget`]), as OVS's datapath
 /// applies `set(nd(...))` and `set(nd_ext(...))` to the packet's bytes.
 fn nd_edit(frame: &mut [u8], action: &DpAction) -> EditOutcome {
-    let Some((l3, l4, end)) = nd_message(frame) else { return EditOutcome::Skipped };
+    let Some((l3, l4, end)) = nd_message_at(frame) else { return EditOutcome::Skipped };
     let csum_at = l4 + 2;
     let rewrite = |frame: &mut [u8], at: usize, new: &[u8]| {
         if frame[at..at + new.len()] == *new {
@@ -525,6 +525,112 @@ mod tests {
             }
             assert_eq!(*f, before);
         }
+    }
+
+    /// The neighbour-discovery edits over real messages, at RFC 4861 offsets, checksums
+    /// kept right (incrementally, or computed again for the `nd_ext` ones), the option
+    /// OVS's walk finds rewritten and nothing else.
+    #[test]
+    fn nd_edits_rewrite_the_target_the_first_link_layer_option_and_the_flags() {
+        let target = [0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
+        let new_target: Ipv6Addr = "fd00::99".parse().unwrap();
+        let (a, b) = ([2, 0, 0, 0, 0, 0xa], [2, 0, 0, 0, 0, 0xb]);
+        let ll = |ty: u8, mac: [u8; 6]| [&[ty, 1][..], &mac[..]].concat();
+        let frame = |ty, opts: &[u8]| ipv6_frame(58, 0, &[], &nd_message(ty, 0, target, opts));
+        const L4: usize = 14 + 40;
+        // NS with its source address: target and SLL rewritten, a TLL write skipped.
+        let mut ns = frame(135, &ll(1, a));
+        assert!(checksums_ok(&ns));
+        assert_eq!(apply(&mut ns, DpAction::SetNdTarget(new_target)), EditOutcome::Applied);
+        assert_eq!(apply(&mut ns, DpAction::SetNdTll(b)), EditOutcome::Skipped);
+        assert_eq!(apply(&mut ns, DpAction::SetNdSll(b)), EditOutcome::Applied);
+        assert_eq!(apply(&mut ns, DpAction::SetNdSll(b)), EditOutcome::Skipped, "already so");
+        assert_eq!(ns, frame_with(&frame(135, &ll(1, b)), L4 + 8, &new_target.octets()));
+        assert!(checksums_ok(&ns));
+        // NA with its target address: the TLL.
+        let mut na = frame(136, &ll(2, a));
+        assert_eq!(apply(&mut na, DpAction::SetNdSll(b)), EditOutcome::Skipped);
+        assert_eq!(apply(&mut na, DpAction::SetNdTll(b)), EditOutcome::Applied);
+        assert_eq!(na, frame(136, &ll(2, b)));
+        // The option after an unknown one (type 14, 16 bytes); only the first link-layer
+        // option is ever rewritten (OVS's walk stops there), whatever comes after it.
+        let opts = |x| [vec![14, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], ll(2, x), ll(1, a)].concat();
+        let mut f = frame(135, &opts(a));
+        assert_eq!(apply(&mut f, DpAction::SetNdSll(b)), EditOutcome::Skipped, "the first is a TLL");
+        assert_eq!(apply(&mut f, DpAction::SetNdTll(b)), EditOutcome::Applied);
+        assert_eq!(f, frame(135, &opts(b)));
+        // The flags and the first option's type: checksum computed again.
+        let mut f = frame(136, &ll(2, a));
+        assert_eq!(apply(&mut f, DpAction::SetNdReserved(0xe000_0001)), EditOutcome::Applied);
+        assert_eq!(apply(&mut f, DpAction::SetNdOptionsType(1)), EditOutcome::Applied);
+        let mut want = frame(136, &ll(1, a));
+        want[L4 + 4..L4 + 8].copy_from_slice(&0xe000_0001u32.to_be_bytes());
+        fill_l4_checksum(&mut want);
+        assert_eq!(f, want);
+        assert!(checksums_ok(&f));
+        // A bad checksum is left bad by the incremental edits, corrected by the others.
+        let mut bad = frame(135, &ll(1, a));
+        bad[L4 + 2] ^= 0xff;
+        apply(&mut bad, DpAction::SetNdSll(b));
+        assert!(!checksums_ok(&bad));
+        apply(&mut bad, DpAction::SetNdReserved(0));
+        assert!(checksums_ok(&bad));
+        // NS without options: no address to rewrite; the options type lands on the byte
+        // after the message only if the frame has one (here, a trailer after the IPv6
+        // payload, as Ethernet padding would be), which no checksum covers.
+        let mut bare = frame(135, &[]);
+        assert_eq!(apply(&mut bare, DpAction::SetNdSll(b)), EditOutcome::Skipped);
+        let before = bare.clone();
+        assert_eq!(apply(&mut bare, DpAction::SetNdOptionsType(2)), EditOutcome::Applied);
+        assert_eq!(bare, before);
+        let mut trailer = [frame(135, &[]), vec![0; 6]].concat();
+        apply(&mut trailer, DpAction::SetNdOptionsType(2));
+        assert_eq!(trailer[L4 + 24..], [2, 0, 0, 0, 0, 0]);
+        assert_eq!(trailer[..L4 + 24], before[..]);
+        // Not an ND-sized ICMPv6 message, not ICMPv6: nothing.
+        for mut other in [ipv6_frame(58, 0, &[], &[128, 0, 0, 0, 0, 0, 0, 0]), udp4_frame(1, 2, b"x")] {
+            let before = other.clone();
+            for e in [DpAction::SetNdTarget(new_target), DpAction::SetNdReserved(1), DpAction::SetNdOptionsType(1)] {
+                assert_eq!(apply(&mut other, e), EditOutcome::Skipped, "{e:?}");
+            }
+            assert_eq!(other, before);
+        }
+    }
+
+    /// OVS's option walk subtracts the length of the option it moves to, so after a first
+    /// option of 16 bytes it takes a link-layer option that crosses the end of the
+    /// message (where its parse stopped); ferrovs does the same while the bytes are in the
+    /// frame, and stops where OVS would read past the frame.
+    #[test]
+    fn nd_option_walk_is_ovs_s_arithmetic_inside_the_frame() {
+        let target = [0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
+        const L4: usize = 14 + 40;
+        // Options: a 16-byte unknown one, then 4 bytes of a source link-layer option; the
+        // IPv6 payload ends there, 4 more bytes of frame follow.
+        let first = [14, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+        let msg = nd_message(135, 0, target, &[&first[..], &[1, 1, 2, 0]].concat());
+        let mut f = [ipv6_frame(58, 0, &[], &msg), vec![0, 0, 0, 0xa]].concat();
+        assert_eq!(crate::extract::nd_fields(&f).sll, [0; 6], "OVS's parse stops before it");
+        let mac = [2, 0, 0, 0, 0, 0xb];
+        assert_eq!(apply(&mut f, DpAction::SetNdSll(mac)), EditOutcome::Applied);
+        assert_eq!(f[L4 + 40 + 2..], mac);
+        // One byte shorter: OVS would write past the frame; ferrovs writes nothing.
+        let mut short = [ipv6_frame(58, 0, &[], &msg), vec![0, 0, 0]].concat();
+        let before = short.clone();
+        assert_eq!(apply(&mut short, DpAction::SetNdSll(mac)), EditOutcome::Skipped);
+        assert_eq!(short, before);
+        // A length of 0 ends the walk.
+        let msg = nd_message(135, 0, target, &[&[14, 0, 0, 0, 0, 0, 0, 0][..], &[1, 1, 2, 0, 0, 0, 0, 0]].concat());
+        let mut f = ipv6_frame(58, 0, &[], &msg);
+        assert_eq!(apply(&mut f, DpAction::SetNdSll(mac)), EditOutcome::Skipped);
+    }
+
+    /// `frame` with `bytes` at `at` and its L4 checksum filled again.
+    fn frame_with(frame: &[u8], at: usize, bytes: &[u8]) -> Vec<u8> {
+        let mut f = frame.to_vec();
+        f[at..at + bytes.len()].copy_from_slice(bytes);
+        fill_l4_checksum(&mut f);
+        f
     }
 
     #[test]
