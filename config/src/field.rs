@@ -177,7 +177,8 @@ pub enum MatchSlot {
     TpSrc,
     /// L4 destination port / ICMP code.
     TpDst,
-    /// The IPv6 neighbour-discovery target (`nd_target`). The three ND slots have no
+    /// The IPv6 neighbour-discovery target (`nd_target`). The ND slots (this and the four
+    /// after it) have no
     /// flow-key storage (the 64-byte key has no room): see [`MatchSlot::in_flow_key`].
     NdTarget,
     /// The source link-layer address option of a neighbour solicitation (`nd_sll`).
@@ -196,33 +197,12 @@ pub enum MatchSlot {
 
 impl MatchSlot {
     /// Every slot, in `dump-flows` order.
+    #[rustfmt::skip]
     pub const ALL: [MatchSlot; 24] = {
         use MatchSlot::*;
         [
-            DlType,
-            InPort,
-            VlanTci,
-            DlSrc,
-            DlDst,
-            NwSrc,
-            NwDst,
-            Ipv6Src,
-            Ipv6Dst,
-            Ipv6Label,
-            NwProto,
-            NwTos,
-            NwTtl,
-            NwFrag,
-            TpSrc,
-            TpDst,
-            NdTarget,
-            NdSll,
-            NdTll,
-            NdReserved,
-            NdOptionsType,
-            TcpFlags,
-            ArpSha,
-            ArpTha,
+            DlType, InPort, VlanTci, DlSrc, DlDst, NwSrc, NwDst, Ipv6Src, Ipv6Dst, Ipv6Label, NwProto, NwTos, NwTtl,
+            NwFrag, TpSrc, TpDst, NdTarget, NdSll, NdTll, NdReserved, NdOptionsType, TcpFlags, ArpSha, ArpTha,
         ]
     };
 

@@ -104,6 +104,20 @@ pub enum DpAction {
     },
 }
 
+impl DpAction {
+    /// Whether this is one of the neighbour-discovery rewrites (`SetNd*`).
+    pub fn is_nd_edit(&self) -> bool {
+        matches!(
+            self,
+            DpAction::SetNdTarget(_)
+                | DpAction::SetNdSll(_)
+                | DpAction::SetNdTll(_)
+                | DpAction::SetNdReserved(_)
+                | DpAction::SetNdOptionsType(_)
+        )
+    }
+}
+
 /// A `PushVlan` TPID that stands for the TPID of the tag most recently removed by a
 /// `PopVlan` of the same action list and not put back yet (0x8100 if there is none).
 ///

@@ -18,7 +18,7 @@
 //!   incrementally updatable), as Open vSwitch does;
 //! - the neighbour-discovery target and link-layer option rewrites update the ICMPv6
 //!   checksum incrementally; the `nd_reserved` and `nd_options_type` ones recompute it
-//!   over the message, as OVS's `packet_set_nd_ext` does (see [`nd_edit`]).
+//!   over the message, as OVS's `packet_set_nd_ext` does (see [`DpAction::SetNdTarget`]).
 //!
 //! VLAN push and pop change the frame length, which only the PMD can do on an mbuf:
 //! [`execute_edit`] answers [`EditOutcome::NeedsResize`] for them, and the PMD calls

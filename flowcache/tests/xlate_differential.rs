@@ -718,16 +718,7 @@ fn check_nd_pipeline(seed: u64) -> Result<(), String> {
                     s.actions, e.actions, e.rules
                 ));
             }
-            let touches_nd = e.actions.iter().any(|a| {
-                matches!(
-                    a,
-                    DpAction::SetNdTarget(_)
-                        | DpAction::SetNdSll(_)
-                        | DpAction::SetNdTll(_)
-                        | DpAction::SetNdReserved(_)
-                        | DpAction::SetNdOptionsType(_)
-                )
-            });
+            let touches_nd = e.actions.iter().any(DpAction::is_nd_edit);
             if touches_nd && !slow_path {
                 return Err(format!(
                     "seed {seed}: ND rewrites {:?} from a fast-path megaflow {:?}",

@@ -61,17 +61,6 @@ fn edited(mut k: FlowKey, a: &DpAction) -> FlowKey {
     k
 }
 
-fn is_nd_edit(a: &DpAction) -> bool {
-    matches!(
-        a,
-        DpAction::SetNdTarget(_)
-            | DpAction::SetNdSll(_)
-            | DpAction::SetNdTll(_)
-            | DpAction::SetNdReserved(_)
-            | DpAction::SetNdOptionsType(_)
-    )
-}
-
 fuzz_target!(|data: &[u8]| {
     if data.len() < 8 {
         return;
@@ -135,7 +124,7 @@ fuzz_target!(|data: &[u8]| {
                 // IPv6 header's next header and length, not those of the ICMPv6 message
                 // behind extension headers; judged on frames without either.
                 let judgeable = !(matches!(a, DpAction::SetIpv6Dst(_)) && routing_header_pending(frame))
-                    && (!is_nd_edit(a) || {
+                    && (!a.is_nd_edit() || {
                         let l = layers(frame);
                         l.l3.is_some_and(|l3| l.l4_start == Some(l3 + 40)) && l.l3_end == frame.len()
                     });

@@ -431,7 +431,8 @@ fn with_pipeline(rules: &mut [String]) {
 
 /// In about 40% of the sets, `load`/`move`/`set_field` on the packet fields (in_port,
 /// vlan_tci, vlan_vid/pcp, the TOS byte's parts, TTL, fragment bits, ports, TCP flags,
-/// ICMP type and code, ARP fields as sources, the IPv6 flow label) as the rule's match
+/// ICMP type and code, ARP fields as sources, the IPv6 flow label, the neighbour-discovery
+/// fields of an NS/NA rule) as the rule's match
 /// allows, values copied into the Ethernet addresses so that reads show in the output
 /// frame, and `output:FIELD` to a port loaded before. Drawn from a generator of its own,
 /// seeded by the rules' text, so the sets drawn before stay what they were.
@@ -501,6 +502,27 @@ fn with_field_writes(rules: &mut [String]) {
             pool.push(format!("load:{}->NXM_NX_ICMPV6_TYPE[]", rng.pick(&[128u8, 129, 1])));
             pool.push(format!("set_field:{}->icmpv6_code", rng.below(4)));
             pool.push("move:NXM_NX_ICMPV6_TYPE[]->NXM_OF_ETH_DST[0..7]".to_string());
+        }
+        // Neighbour discovery: writes of the five fields (whole, or some bits of the
+        // target and addresses), reads into the Ethernet addresses. Not partial writes of
+        // nd_reserved/nd_options_type nor reads of nd_options_type: OVS 3.1 gets those
+        // wrong (known_nd_extension_partial_writes).
+        let nd_type = words.iter().find_map(|w| w.strip_prefix("icmpv6_type=")).filter(|t| matches!(*t, "135" | "136"));
+        if let Some(ty) = nd_type.filter(|_| !words.iter().any(|w| w.starts_with("icmp_code=") && *w != "icmp_code=0"))
+        {
+            let ll = if ty == "135" { "SLL" } else { "TLL" };
+            let ll_name = ll.to_ascii_lowercase();
+            pool.push(format!("set_field:fd00::{:x}->nd_target", rng.range(1, 9)));
+            pool.push(format!("load:{:#x}->NXM_NX_ND_TARGET[0..15]", rng.below(0x10000)));
+            pool.push("move:NXM_NX_ND_TARGET[0..47]->NXM_OF_ETH_DST[]".to_string());
+            pool.push(format!("set_field:{}->nd_reserved", rng.pick(&[0u32, 0x6000_0000, 0xa000_0000, 7])));
+            pool.push(format!("load:{:#x}->ERICOXM_OF_ICMPV6_ND_RESERVED[]", rng.pick(&[0u32, 0x2000_0000])));
+            pool.push("move:ERICOXM_OF_ICMPV6_ND_RESERVED[]->NXM_OF_ETH_SRC[0..31]".to_string());
+            pool.push("move:NXM_NX_ND_TARGET[0..31]->ERICOXM_OF_ICMPV6_ND_RESERVED[]".to_string());
+            pool.push(format!("set_field:{}->nd_options_type", rng.pick(&[0u8, 1, 2, 14])));
+            pool.push(format!("set_field:{}->nd_{ll_name}", mac(&mut rng)));
+            pool.push(format!("load:{:#x}->NXM_NX_ND_{ll}[0..7]", rng.below(256)));
+            pool.push(format!("move:NXM_NX_ND_{ll}[]->NXM_OF_ETH_SRC[]"));
         }
         if has(&["ipv6", "tcp6", "udp6", "sctp6", "icmp6"]) {
             pool.push(format!("load:{:#x}->NXM_NX_IPV6_LABEL[0..15]", rng.below(0x10000)));
