@@ -196,5 +196,17 @@ mod tests {
         );
         assert_eq!(format_actions(&[DpAction::SetVlanVid(20), DpAction::Output(3)]), "set(vlan_vid=20),3");
         assert_eq!(format_actions(&[]), "drop");
+        let nd = [
+            DpAction::SetNdReserved(0x6000_0000),
+            DpAction::SetNdOptionsType(1),
+            DpAction::SetNdTarget("fd00::9".parse().unwrap()),
+            DpAction::SetNdSll([2, 0, 0, 0, 0, 0xb]),
+            DpAction::SetNdTll([2, 0, 0, 0, 0, 0xc]),
+        ];
+        assert_eq!(
+            format_actions(&nd),
+            "set(nd_ext(nd_reserved=0x60000000)),set(nd_ext(nd_options_type=1)),set(nd(target=fd00::9)),\
+             set(nd(sll=02:00:00:00:00:0b)),set(nd(tll=02:00:00:00:00:0c))"
+        );
     }
 }
