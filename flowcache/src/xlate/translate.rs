@@ -246,6 +246,8 @@ struct Ctx<'a> {
     /// after a write to in_port (OVS reports the written one): the daemon finds the
     /// packet's bridge by it.
     ingress: u32,
+    /// The packet's key as received.
+    orig: FlowKey,
     st: KeyState,
     mask: Mask,
     actions: DpActions,
@@ -369,6 +371,23 @@ impl<'a> Ctx<'a> {
             && k.nw_proto() == ipproto::ICMPV6
             && k.tp_dst() == 0
             && types.contains(&k.tp_src())
+    }
+
+    /// Whether the packet as received carries ND fields OVS parses (an NS or NA with code 0,
+    /// not a fragment: ferrovs reads a fragment's ports as 0); reads the bits that say so.
+    fn packet_has_nd_fields(&mut self) -> bool {
+        let mut bits = Mask::ZERO;
+        for f in [Field::DlType, Field::NwProto, Field::TpSrc, Field::TpDst] {
+            bits = bits.union(&f.mask_of(f.all_ones()));
+        }
+        bits.set_nw_frag(FRAG_ANY);
+        self.mask = self.mask.union(&bits);
+        let k = &self.orig;
+        k.dl_type() == ethertype::IPV6
+            && k.nw_proto() == ipproto::ICMPV6
+            && k.nw_frag() & FRAG_ANY == 0
+            && k.tp_dst() == 0
+            && matches!(k.tp_src(), ND_SOLICIT | ND_ADVERT)
     }
 
     /// Whether this translation lacks the packet's ND fields; if so it ends here with a
@@ -828,10 +847,11 @@ impl<'a> Ctx<'a> {
     fn read_subfield(&mut self, sf: Subfield) -> u128 {
         let full = match sf.field {
             SubfieldField::Packet(PacketField::InPort) => u128::from(ferrovs_config::port_to_16(self.in_port)),
-            // The flow's value (zero in a translation without the ND fields, for a packet
-            // that is no ND message: OVS's flow holds zero there too).
+            // The flow's value: in a translation without the ND fields nothing wrote them
+            // (a write ends it), so it is what OVS parsed from the packet, zero unless the
+            // packet as received is an ND message.
             SubfieldField::Packet(p) if p.is_nd() => {
-                if self.nd_message() && self.lacks_nd_fields() {
+                if self.packet_has_nd_fields() && self.lacks_nd_fields() {
                     return 0;
                 }
                 self.st.nd.get(p.def().slot)
@@ -1474,6 +1494,7 @@ impl<'a> Ctx<'a> {
             // The key holds LOCAL in 16 bits; the translator speaks OpenFlow numbers.
             in_port: ferrovs_config::port_from_16(key.in_port()),
             ingress: ferrovs_config::port_from_16(key.in_port()),
+            orig: *key,
             st: KeyState::new(key),
             mask: Mask::ZERO,
             actions: DpActions::new(),

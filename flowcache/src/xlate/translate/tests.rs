@@ -239,3 +239,23 @@ fn written_nd_fields_are_read_back() {
     let x = translate(&t, &macs, &key(&f), Some(&nd), Duration::ZERO, Lookup::Index);
     assert_eq!(x.actions, vec![DpAction::SetTpSrc(136), DpAction::Output(2)]);
 }
+
+/// A read of an ND field gives what OVS parsed from the packet as received, also after a
+/// rewrite of the ICMPv6 type: `output:NXM_NX_ND_SLL[0..15]` of an NS whose type became
+/// 128 still sends to the port its SLL names (slow path); of an NS with code 1 (OVS
+/// parses no ND fields), to port 0 (nothing), in the fast path.
+#[test]
+fn nd_reads_see_the_packet_s_parse() {
+    let macs = MacTable::default();
+    let t = tables(&["icmp6,icmp_type=135,actions=set_field:128->icmpv6_type,output:NXM_NX_ND_SLL[0..15]"]);
+    let f = nd_frame(NS, 0, 2, 1);
+    let x = translate(&t, &macs, &key(&f), None, Duration::ZERO, Lookup::Index);
+    assert_eq!(x.actions, slow_path_action());
+    let nd = nd_fields(&f);
+    let x = translate(&t, &macs, &key(&f), Some(&nd), Duration::ZERO, Lookup::Index);
+    assert_eq!(x.actions, vec![DpAction::SetTpSrc(128), DpAction::Output(2)]);
+    let code_1 = nd_frame(NS, 1, 2, 1);
+    let x = translate(&t, &macs, &key(&code_1), None, Duration::ZERO, Lookup::Index);
+    assert!(x.actions.is_empty(), "no output, so no edit: {:?}", x.actions);
+    assert_eq!((x.mask.tp_src(), x.mask.tp_dst()), (0xffff, 0xffff), "what decided it");
+}
