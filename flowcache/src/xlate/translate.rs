@@ -50,13 +50,14 @@
 //!
 //! # Neighbour discovery: writes and reads go through the slow path too
 //!
-//! `set_field`/`load`/`move` into an ND field, and a `move`/`output:SRC` out of one, of
-//! an ND message (the field's prerequisite, OVS's `is_nd`, holding for the current key)
-//! end the translation with a slow-path megaflow the same way; without the prerequisite
-//! the write is skipped, as OVS skips it, and costs only the type/code bits. A read must
-//! be per packet (the key does not hold the value). A write could in principle be a
-//! fast-path datapath action (a whole or masked write needs no value from the packet),
-//! but not with OVS's semantics: OVS writes the field into its flow and *commits* it
+//! A `set_field`/`load`/`move` into an ND field of an ND message (the field's
+//! prerequisite, OVS's `is_nd`, holding for the current key), and a `move`/`output:SRC`
+//! out of one when the packet was received as an NS/NA with code 0 (the value is OVS's
+//! parse of it), end the translation with a slow-path megaflow the same way; without the
+//! prerequisite a write or `move` is skipped, as OVS skips it, and costs only the type and
+//! code bits. A read must be per packet (the key does not hold the value). A write could
+//! in principle be a fast-path datapath action (a whole or masked write needs no value
+//! from the packet), but not with OVS's semantics: OVS writes the field into its flow and *commits* it
 //! (`commit_set_nd_action`, `commit_set_nd_extensions_action`) only if the flow's value
 //! then differs from what its parse of the packet gave, and that parse is not what the
 //! datapath edit touches: `nd_options_type` is the type of the first *link-layer*
