@@ -98,7 +98,7 @@ pub const ACTION_NAMES: [&str; 33] = [
 
 /// The packet fields `set_field` writes, by every name it takes (registers and the
 /// metadata are `PipelineField`s). Like [`ACTION_NAMES`], the parser refuses others first.
-pub const SET_FIELD_NAMES: [&str; 45] = [
+pub const SET_FIELD_NAMES: [&str; 47] = [
     "in_port",
     "in_port_oxm",
     "eth_src",
@@ -141,6 +141,8 @@ pub const SET_FIELD_NAMES: [&str; 45] = [
     "nd_target",
     "nd_sll",
     "nd_tll",
+    "nd_reserved",
+    "nd_options_type",
     "mpls_label",
     "mpls_tc",
     "mpls_ttl",
@@ -513,6 +515,21 @@ fn operand_prereq(f: SubfieldField, write: bool) -> Option<ActionPrereq> {
     }
 }
 
+/// The neighbour-discovery slots a `load`/`set_field`/`move`/`output:SRC` reads or
+/// writes: OVS checks their ICMPv6 type and code prerequisite (`is_nd`) against the match.
+fn nd_operands(a: &Action) -> impl Iterator<Item = crate::field::MatchSlot> {
+    let (x, y) = match *a {
+        Action::Load { dst, .. } => (Some(dst.field), None),
+        Action::Move { src, dst } => (Some(src.field), Some(dst.field)),
+        Action::OutputReg(src) => (Some(src.field), None),
+        _ => (None, None),
+    };
+    [x, y].into_iter().flatten().filter_map(|f| match f {
+        SubfieldField::Packet(p) if p.is_nd() => Some(p.def().slot),
+        _ => None,
+    })
+}
+
 /// `output:SRC[...]`: the port number read from a register or field when the action
 /// runs (Nicira's `NXAST_OUTPUT_REG`). At most 64 bits, as OVS's encoding carries: a
 /// wider source `ovs-ofctl` loads as another range of bits.
@@ -531,8 +548,8 @@ fn parse_output_reg(
 }
 
 /// `set_field:VALUE->FIELD` of a packet field of [`SET_FIELD_NAMES`] that only `load`
-/// names in ferrovs's model (ICMP type and code, the ARP fields; the neighbour-discovery
-/// fields are refused with the reason): a whole-field load printed as a set-field.
+/// names in ferrovs's model (ICMP type and code, the ARP and neighbour-discovery fields):
+/// a whole-field load printed as a set-field.
 fn parse_packet_set_field(
     arg: &str,
     arg_at: &dyn Fn(usize) -> Position,
@@ -543,7 +560,8 @@ fn parse_packet_set_field(
     let def = crate::field::PACKET_FIELDS.iter().find(|d| d.names.first() == Some(&name)).ok_or_else(unsupported)?;
     let dst = Subfield { field: SubfieldField::Packet(def.field), ofs: 0, n_bits: def.width };
     check_writable(dst, name, field_at)?;
-    let written_by_the_translator = def.field.is_arp() || def.field.is_in_port() || def.field.is_mpls();
+    let written_by_the_translator =
+        def.field.is_arp() || def.field.is_in_port() || def.field.is_mpls() || def.field.is_nd();
     if def.field.set_field(0).is_none() && !written_by_the_translator {
         return Err(unsupported());
     }
@@ -553,9 +571,14 @@ fn parse_packet_set_field(
         in_port_value(def.field, value).map_err(|e| bad(e.offset, e.reason))?
     } else {
         match crate::field::field_by_name(name) {
-            // Addresses (the ARP ones) in their own notation, as the match field reads them;
-            // exact values only (a masked `set_field` is refused above).
-            Some(f) if matches!(f.kind, crate::field::ValueKind::Ipv4 | crate::field::ValueKind::Ethernet) => {
+            // Addresses (the ARP and ND ones) in their own notation, as the match field reads
+            // them; exact values only (a masked `set_field` is refused above).
+            Some(f)
+                if matches!(
+                    f.kind,
+                    crate::field::ValueKind::Ipv4 | crate::field::ValueKind::Ipv6 | crate::field::ValueKind::Ethernet
+                ) =>
+            {
                 match crate::field_value::parse_field_value(f, name, value, false) {
                     Ok(m) => m.value,
                     Err(crate::field_value::ParseFailure::Value(e)) => return Err(bad(e.offset, e.reason)),
@@ -800,6 +823,18 @@ fn check_list(
                 format!("`{}` of this field requires the rule to match on {}", p.name, pr.describe()),
             ));
         }
+        if let Some(slot) = nd_operands(&action).find(|s| !s.nd_type_holds(m)) {
+            let types = slot.nd_icmp_types().expect("an ND slot").iter().map(|t| format!("icmp_type={t}"));
+            return Err(RuleError::new(
+                p.position,
+                format!(
+                    "`{}` of a neighbour-discovery field requires the rule to match on {} (and icmp_code \
+                     absent or 0), as Open vSwitch requires",
+                    p.name,
+                    types.collect::<Vec<_>>().join(" or ")
+                ),
+            ));
+        }
         if matches!(p.prereq, Some(ActionPrereq::VlanTag | ActionPrereq::VlanTagAnd(_))) && !tagged.tagged() {
             return Err(RuleError::new(
                 p.position,
@@ -1025,15 +1060,16 @@ mod tests {
         assert_eq!(
             err("icmp6,actions=move:nd_target[]->xxreg0[]"),
             (
-                20,
-                "field `nd_target` is not supported in `load`/`move`: the flow key does not hold the \
-                 neighbour-discovery fields"
+                15,
+                "`move` of a neighbour-discovery field requires the rule to match on icmp_type=135 or \
+                 icmp_type=136 (and icmp_code absent or 0), as Open vSwitch requires"
                     .into()
             )
         );
         assert!(err("ip,actions=set_field:1.2.3.4->arp_spa").1.contains("arp or rarp"));
         assert!(err("arp,actions=set_field:1.2.3->arp_spa").1.contains("invalid value for `arp_spa`"));
-        assert!(err("icmp6,actions=set_field:1->nd_sll").1.contains("neighbour-discovery"));
+        assert!(err("icmp6,actions=set_field:1->nd_sll").1.contains("invalid value for `nd_sll`"));
+        assert!(err("icmp6,actions=set_field:00:00:00:00:00:01->nd_sll").1.contains("neighbour-discovery"));
     }
 
     #[test]

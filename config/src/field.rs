@@ -189,13 +189,19 @@ pub enum MatchSlot {
     TpSrc,
     /// L4 destination port / ICMP code.
     TpDst,
-    /// The IPv6 neighbour-discovery target (`nd_target`). The three ND slots have no
+    /// The IPv6 neighbour-discovery target (`nd_target`). The ND slots (this and the four
+    /// after it) have no
     /// flow-key storage (the 64-byte key has no room): see [`MatchSlot::in_flow_key`].
     NdTarget,
     /// The source link-layer address option of a neighbour solicitation (`nd_sll`).
     NdSll,
     /// The target link-layer address option of a neighbour advertisement (`nd_tll`).
     NdTll,
+    /// The 32 bits after an ND message's ICMPv6 header (`nd_reserved`: the advertisement's
+    /// R/S/O flags and reserved bits).
+    NdReserved,
+    /// The type of the first link-layer address option OVS's parse finds (`nd_options_type`).
+    NdOptionsType,
     TcpFlags,
     ArpSha,
     ArpTha,
@@ -203,18 +209,26 @@ pub enum MatchSlot {
 
 impl MatchSlot {
     /// Every slot, in `dump-flows` order.
-    pub const ALL: [MatchSlot; 23] = {
+    #[rustfmt::skip]
+    pub const ALL: [MatchSlot; 25] = {
         use MatchSlot::*;
         [
             DlType, InPort, VlanTci, DlSrc, DlDst, MplsLse, NwSrc, NwDst, Ipv6Src, Ipv6Dst, Ipv6Label, NwProto, NwTos,
-            NwTtl, NwFrag, TpSrc, TpDst, NdTarget, NdSll, NdTll, TcpFlags, ArpSha, ArpTha,
+            NwTtl, NwFrag, TpSrc, TpDst, NdTarget, NdSll, NdTll, NdReserved, NdOptionsType, TcpFlags, ArpSha, ArpTha,
         ]
     };
 
     /// Whether the flow key stores the slot. The neighbour-discovery slots are not in
     /// it: the translator reads them from the frame (see docs/OVS-DIFFERENCES.md).
     pub const fn in_flow_key(self) -> bool {
-        !matches!(self, MatchSlot::NdTarget | MatchSlot::NdSll | MatchSlot::NdTll)
+        !matches!(
+            self,
+            MatchSlot::NdTarget
+                | MatchSlot::NdSll
+                | MatchSlot::NdTll
+                | MatchSlot::NdReserved
+                | MatchSlot::NdOptionsType
+        )
     }
 
     /// For a neighbour-discovery slot, the ICMPv6 types (`icmp_type`) under which OVS
@@ -224,11 +238,21 @@ impl MatchSlot {
     /// `dl_type`/`nw_proto`).
     pub const fn nd_icmp_types(self) -> Option<&'static [u16]> {
         match self {
-            MatchSlot::NdTarget => Some(&[ND_SOLICIT, ND_ADVERT]),
+            MatchSlot::NdTarget | MatchSlot::NdReserved | MatchSlot::NdOptionsType => Some(&[ND_SOLICIT, ND_ADVERT]),
             MatchSlot::NdSll => Some(&[ND_SOLICIT]),
             MatchSlot::NdTll => Some(&[ND_ADVERT]),
             _ => None,
         }
+    }
+
+    /// Whether the match `m` meets the ICMPv6 part of the slot's prerequisite: for a
+    /// neighbour-discovery slot, `icmp_type` one of [`MatchSlot::nd_icmp_types`] and
+    /// `icmp_code` absent or 0 (OVS's `is_nd`, which both a match and an action on the
+    /// field need); true for every other slot.
+    pub fn nd_type_holds(self, m: &Match) -> bool {
+        let Some(types) = self.nd_icmp_types() else { return true };
+        let ty_ok = m.tp_src.is_some_and(|t| t.mask & 0xff == 0xff && types.contains(&t.value));
+        ty_ok && m.tp_dst.is_none_or(|c| c.value == 0)
     }
 
     /// Width of the slot's value in bits. `in_port` is 16 bits (port numbers are at most
@@ -241,9 +265,9 @@ impl MatchSlot {
             TcpFlags => 12,
             Ipv6Label => 20,
             DlSrc | DlDst | ArpSha | ArpTha | NdSll | NdTll => 48,
-            NwSrc | NwDst | MplsLse => 32,
+            NwSrc | NwDst | MplsLse | NdReserved => 32,
             Ipv6Src | Ipv6Dst | NdTarget => 128,
-            NwProto | NwTos | NwTtl | NwFrag => 8,
+            NwProto | NwTos | NwTtl | NwFrag | NdOptionsType => 8,
         }
     }
 
@@ -408,7 +432,7 @@ impl FieldDef {
 
 /// Every match field. Within a slot, a field needing a narrower prerequisite comes
 /// before the general one, which is what printing relies on.
-pub static FIELDS: [FieldDef; 43] = {
+pub static FIELDS: [FieldDef; 45] = {
     use Masking::{Arbitrary, Prefix};
     use MatchSlot::*;
     use Prereq::*;
@@ -451,6 +475,8 @@ pub static FIELDS: [FieldDef; 43] = {
         row("nd_target", &[], NdTarget, K::Ipv6, Prefix, Some(Icmpv6)),
         row("nd_sll", &[], NdSll, K::Ethernet, Arbitrary, Some(Icmpv6)),
         row("nd_tll", &[], NdTll, K::Ethernet, Arbitrary, Some(Icmpv6)),
+        row("nd_reserved", &[], NdReserved, K::Decimal { max: 0xffff_ffff }, N, Some(Icmpv6)),
+        row("nd_options_type", &[], NdOptionsType, K::Decimal { max: 255 }, N, Some(Icmpv6)),
         row("tcp_flags", &[], TcpFlags, K::TcpFlags, Arbitrary, Some(Tcp)).bits(0x0fff),
         row("mpls_label", &[], MplsLse, K::Bits { max: 0xfffff }, N, Some(Mpls)).bits(0xffff_f000),
         row("mpls_tc", &[], MplsLse, K::Bits { max: 7 }, N, Some(Mpls)).bits(0xe00),
@@ -608,14 +634,11 @@ impl PacketFieldDef {
     }
 }
 
-/// Why ferrovs cannot read or write the neighbour-discovery fields.
-const ND_FIELDS: &str = "the flow key does not hold the neighbour-discovery fields";
-
 /// The packet fields of `load`/`move`: every L2-L4 field of ovs-fields(7) without
 /// conntrack, tunnels or MPLS. The first name after the NXM one is the `ovs-fields` name
 /// a whole-field `set_field` prints (OpenFlow 1.3).
-pub static PACKET_FIELDS: [PacketFieldDef; 42] = {
-    use Access::{ReadOnly, ReadWrite as RW, Unsupported};
+pub static PACKET_FIELDS: [PacketFieldDef; 44] = {
+    use Access::{ReadOnly, ReadWrite as RW};
     use MatchSlot as S;
     use PacketField::*;
     use Prereq::*;
@@ -671,32 +694,18 @@ pub static PACKET_FIELDS: [PacketFieldDef; 42] = {
         pf(MplsTc, "OXM_OF_MPLS_TC", &["mpls_tc"], S::MplsLse, 3, Some(Mpls), RW).part(0xe00, 9),
         pf(MplsBos, "OXM_OF_MPLS_BOS", &["mpls_bos"], S::MplsLse, 1, Some(Mpls), ReadOnly).part(0x100, 8),
         pf(MplsTtl, "NXM_NX_MPLS_TTL", &["mpls_ttl"], S::MplsLse, 8, Some(Mpls), RW).part(0xff, 0),
+        pf(NdTarget, "NXM_NX_ND_TARGET", &["nd_target", "OXM_OF_IPV6_ND_TARGET"], S::NdTarget, 128, Some(Icmpv6), RW),
+        pf(NdSll, "NXM_NX_ND_SLL", &["nd_sll", "OXM_OF_IPV6_ND_SLL"], S::NdSll, 48, Some(Icmpv6), RW),
+        pf(NdTll, "NXM_NX_ND_TLL", &["nd_tll", "OXM_OF_IPV6_ND_TLL"], S::NdTll, 48, Some(Icmpv6), RW),
+        pf(NdReserved, "ERICOXM_OF_ICMPV6_ND_RESERVED", &["nd_reserved"], S::NdReserved, 32, Some(Icmpv6), RW),
         pf(
-            NdTarget,
-            "NXM_NX_ND_TARGET",
-            &["nd_target", "OXM_OF_IPV6_ND_TARGET"],
-            S::NdTarget,
-            128,
+            NdOptionsType,
+            "ERICOXM_OF_ICMPV6_ND_OPTIONS_TYPE",
+            &["nd_options_type"],
+            S::NdOptionsType,
+            8,
             Some(Icmpv6),
-            Unsupported(ND_FIELDS),
-        ),
-        pf(
-            NdSll,
-            "NXM_NX_ND_SLL",
-            &["nd_sll", "OXM_OF_IPV6_ND_SLL"],
-            S::NdSll,
-            48,
-            Some(Icmpv6),
-            Unsupported(ND_FIELDS),
-        ),
-        pf(
-            NdTll,
-            "NXM_NX_ND_TLL",
-            &["nd_tll", "OXM_OF_IPV6_ND_TLL"],
-            S::NdTll,
-            48,
-            Some(Icmpv6),
-            Unsupported(ND_FIELDS),
+            RW,
         ),
     ]
 };
@@ -737,6 +746,12 @@ impl PacketField {
     pub fn is_mpls(self) -> bool {
         use PacketField::*;
         matches!(self, MplsLabel | MplsTc | MplsBos | MplsTtl)
+    }
+
+    /// Whether this is one of the neighbour-discovery fields (not in the flow key: read
+    /// and written per packet by the slow path).
+    pub fn is_nd(self) -> bool {
+        self.def().slot.nd_icmp_types().is_some()
     }
 
     /// Whether this is one of the ARP fields (written only into an ARP packet).
@@ -781,9 +796,8 @@ impl PacketField {
             Ipv6Dst => SetField::Ipv6Dst(Ipv6Addr::from(value)),
             Ipv6Label => SetField::Ipv6Label((value as u32) & 0xfffff),
             InPort | InPortOxm | EthType | VlanTci | VlanVid | VlanPcp | IpProto | IpFrag | TcpFlags | ArpOp
-            | ArpSpa | ArpTpa | ArpSha | ArpTha | NdTarget | NdSll | NdTll | MplsLabel | MplsTc | MplsBos | MplsTtl => {
-                return None;
-            }
+            | ArpSpa | ArpTpa | ArpSha | ArpTha | NdTarget | NdSll | NdTll | NdReserved | NdOptionsType | MplsLabel
+            | MplsTc | MplsBos | MplsTtl => return None,
         })
     }
 }
@@ -885,7 +899,8 @@ fn narrow<T>(m: Option<Masked<u128>>, f: impl Fn(u128) -> T) -> Option<Masked<T>
 
 impl Match {
     /// The value of `slot` under its mask, widened to 128 bits; `None` if wildcarded.
-    /// Exact-only slots (`in_port`, `dl_type`, `nw_proto`, `nw_ttl`) have a full mask.
+    /// Exact-only slots (`in_port`, `dl_type`, `nw_proto`, `nw_ttl`, `nd_reserved`,
+    /// `nd_options_type`) have a full mask.
     pub fn slot(&self, slot: MatchSlot) -> Option<Masked<u128>> {
         use MatchSlot::*;
         let v4 = |a: Ipv4Addr| u128::from(u32::from(a));
@@ -913,6 +928,8 @@ impl Match {
             NdSll => wide(&self.nd_sll, mac_bits),
             NdTll => wide(&self.nd_tll, mac_bits),
             MplsLse => wide(&self.mpls_lse, u128::from),
+            NdReserved => self.nd_reserved.map(|v| exact(v.into(), slot)),
+            NdOptionsType => self.nd_options_type.map(|v| exact(v.into(), slot)),
         }
     }
 
@@ -946,6 +963,8 @@ impl Match {
             NdSll => self.nd_sll = narrow(m, bits_mac),
             NdTll => self.nd_tll = narrow(m, bits_mac),
             MplsLse => self.mpls_lse = narrow(m, |v| v as u32),
+            NdReserved => self.nd_reserved = v.map(|v| v as u32),
+            NdOptionsType => self.nd_options_type = v.map(|v| v as u8),
         }
     }
 }

@@ -283,9 +283,7 @@ impl RuleBuilder {
         }
         for (slot, key, pos) in &self.nd_fields {
             let types = slot.nd_icmp_types().expect("an ND slot");
-            let ty_ok = self.m.tp_src.is_some_and(|t| t.mask & 0xff == 0xff && types.contains(&t.value));
-            let code_ok = self.m.tp_dst.is_none_or(|c| c.value == 0);
-            if self.m.slot(*slot).is_some() && !(ty_ok && code_ok) {
+            if self.m.slot(*slot).is_some() && !slot.nd_type_holds(&self.m) {
                 let types = types.iter().map(|t| format!("icmp_type={t}")).collect::<Vec<_>>().join(" or ");
                 return Err(RuleError::new(
                     *pos,

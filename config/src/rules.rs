@@ -59,6 +59,10 @@ pub struct Match {
     /// The first MPLS label stack entry (`mpls_label`, `mpls_tc`, `mpls_bos`, `mpls_ttl`
     /// are its bits).
     pub mpls_lse: Option<Masked<u32>>,
+    /// `nd_reserved` and `nd_options_type` (exact values only, as in OVS): not in the
+    /// flow key either.
+    pub nd_reserved: Option<u32>,
+    pub nd_options_type: Option<u8>,
     /// Register matches (`reg0`..`reg15`; `xreg`/`xxreg` are stored as the registers
     /// they cover), sorted by register, none with a zero mask. Registers are pipeline
     /// state, not packet fields: see [`Registers`].
@@ -187,11 +191,15 @@ pub enum PacketField {
     MplsBos,
     /// `mpls_ttl` (`NXM_NX_MPLS_TTL`): its TTL.
     MplsTtl,
-    /// The neighbour-discovery fields: named so that `load`/`move` refuse them with the
-    /// reason (the flow key does not hold them), never as unknown.
+    /// The neighbour-discovery fields: not in the flow key, read and written per packet
+    /// by the slow path.
     NdTarget,
     NdSll,
     NdTll,
+    /// `nd_reserved` (`ERICOXM_OF_ICMPV6_ND_RESERVED`).
+    NdReserved,
+    /// `nd_options_type` (`ERICOXM_OF_ICMPV6_ND_OPTIONS_TYPE`).
+    NdOptionsType,
 }
 
 /// What a `load`/`move` operand names.

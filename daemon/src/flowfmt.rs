@@ -169,6 +169,11 @@ pub fn format_actions(actions: &[DpAction]) -> String {
             DpAction::SetArpTpa(a) => format!("set(arp_tpa={a})"),
             DpAction::SetArpSha(m) => format!("set(arp_sha={})", mac(ferrovs_flowcache::key::mac_to_u64(*m))),
             DpAction::SetArpTha(m) => format!("set(arp_tha={})", mac(ferrovs_flowcache::key::mac_to_u64(*m))),
+            DpAction::SetNdTarget(a) => format!("set(nd(target={a}))"),
+            DpAction::SetNdSll(m) => format!("set(nd(sll={}))", mac(ferrovs_flowcache::key::mac_to_u64(*m))),
+            DpAction::SetNdTll(m) => format!("set(nd(tll={}))", mac(ferrovs_flowcache::key::mac_to_u64(*m))),
+            DpAction::SetNdReserved(r) => format!("set(nd_ext(nd_reserved={r:#x}))"),
+            DpAction::SetNdOptionsType(t) => format!("set(nd_ext(nd_options_type={t}))"),
             DpAction::Controller { max_len, reason, table, cookie, .. } => {
                 format!("userspace(controller(max_len={max_len},reason={reason},table={table},cookie={cookie:#x}))")
             }
@@ -217,5 +222,17 @@ mod tests {
         let note = DpAction::PacketInNote(PacketInNote::Reg(3, 5));
         assert_eq!(format_actions(&[note]), "pin_note(reg3=0x5)");
         assert_eq!(format_actions(&[]), "drop");
+        let nd = [
+            DpAction::SetNdReserved(0x6000_0000),
+            DpAction::SetNdOptionsType(1),
+            DpAction::SetNdTarget("fd00::9".parse().unwrap()),
+            DpAction::SetNdSll([2, 0, 0, 0, 0, 0xb]),
+            DpAction::SetNdTll([2, 0, 0, 0, 0, 0xc]),
+        ];
+        assert_eq!(
+            format_actions(&nd),
+            "set(nd_ext(nd_reserved=0x60000000)),set(nd_ext(nd_options_type=1)),set(nd(target=fd00::9)),\
+             set(nd(sll=02:00:00:00:00:0b)),set(nd(tll=02:00:00:00:00:0c))"
+        );
     }
 }

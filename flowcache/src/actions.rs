@@ -87,6 +87,21 @@ pub enum DpAction {
         value: u32,
         mask: u32,
     },
+    /// IPv6 neighbour-discovery rewrites, OVS's `set(nd(...))` and `set(nd_ext(...))`
+    /// (`odp_set_nd`, `odp_set_nd_ext`): only the translation of one packet in the slow
+    /// path emits them (see `xlate::translate`), so every one of them the datapath runs
+    /// was decided with that packet's ND fields. The target (bytes 8..24 of the message),
+    /// the first source or target link-layer option as OVS's option walk finds it (the
+    /// `Sll` one writes it only if that option is a source one, the `Tll` one only if a
+    /// target one), each with an incremental ICMPv6 checksum update.
+    SetNdTarget(Ipv6Addr),
+    SetNdSll([u8; 6]),
+    SetNdTll([u8; 6]),
+    /// The 32 bits after the ICMPv6 header, and the type byte of the first option (the
+    /// byte after the 24-byte message, whatever it holds); both recompute the ICMPv6
+    /// checksum over the message, as OVS's `packet_set_nd_ext` does.
+    SetNdReserved(u32),
+    SetNdOptionsType(u8),
     /// Send a copy of the packet, as it is at this point of the list, to the bridge's
     /// OpenFlow controllers (a packet-in): at most `max_len` bytes of it (`u16::MAX`:
     /// the whole frame), with the reason (`OFPR_NO_MATCH` = 0 for a table miss,
@@ -149,6 +164,20 @@ impl PacketInFlow {
             }
         }
         flow
+    }
+}
+
+impl DpAction {
+    /// Whether this is one of the neighbour-discovery rewrites (`SetNd*`).
+    pub fn is_nd_edit(&self) -> bool {
+        matches!(
+            self,
+            DpAction::SetNdTarget(_)
+                | DpAction::SetNdSll(_)
+                | DpAction::SetNdTll(_)
+                | DpAction::SetNdReserved(_)
+                | DpAction::SetNdOptionsType(_)
+        )
     }
 }
 

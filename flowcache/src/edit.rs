@@ -15,7 +15,10 @@
 //! - a UDP checksum of zero over IPv4 means "none" and stays zero; a computed UDP
 //!   checksum of zero is sent as 0xffff (RFC 768);
 //! - SCTP port rewrites recompute the CRC32c over the SCTP packet (it is not
-//!   incrementally updatable), as Open vSwitch does.
+//!   incrementally updatable), as Open vSwitch does;
+//! - the neighbour-discovery target and link-layer option rewrites update the ICMPv6
+//!   checksum incrementally; the `nd_reserved` and `nd_options_type` ones recompute it
+//!   over the message, as OVS's `packet_set_nd_ext` does (see [`DpAction::SetNdTarget`]).
 //!
 //! VLAN push and pop change the frame length, which only the PMD can do on an mbuf:
 //! [`execute_edit`] answers [`EditOutcome::NeedsResize`] for them, and the PMD calls
@@ -80,7 +83,107 @@ pub fn execute_edit(frame: &mut [u8], action: &DpAction) -> EditOutcome {
         DpAction::SetArpTha(mac) => set_arp(frame, ARP_THA, &mac),
         DpAction::SetArpTpa(a) => set_arp(frame, ARP_TPA, &a.octets()),
         DpAction::SetMplsLse { value, mask } => set_mpls_lse(frame, value, mask),
+        DpAction::SetNdTarget(_)
+        | DpAction::SetNdSll(_)
+        | DpAction::SetNdTll(_)
+        | DpAction::SetNdReserved(_)
+        | DpAction::SetNdOptionsType(_) => nd_edit(frame, action),
     }
+}
+
+/// The ICMPv6 message of an IPv6 frame as OVS's ND edits see it: (L3 offset, message
+/// offset, end of the IP packet), when the IPv6 payload (behind its extension headers)
+/// is ICMPv6 and holds at least the 24-byte message (header, flags, target), which is
+/// what OVS's `odp_set_nd`/`packet_set_nd`/`packet_set_nd_ext` require.
+fn nd_message_at(frame: &[u8]) -> Option<(usize, usize, usize)> {
+    let (l, l3, false) = ip_layers(frame)? else { return None };
+    let l4 = l.l4_start?;
+    (l.ip_proto == ipproto::ICMPV6 && !l.later_fragment && l.l3_end >= l4 + ND_MSG_LEN).then_some((l3, l4, l.l3_end))
+}
+
+/// An ND message's fixed part: ICMPv6 header (4), flags/reserved (4), target (16).
+const ND_MSG_LEN: usize = 24;
+
+/// The offset of the link-layer address option OVS's `odp_set_nd`/`packet_set_nd` rewrite
+/// in the message at `l4` (ending at `end`): the first source (type 1) or target (type 2)
+/// option of length 1, by their walk. It starts with the bytes after the fixed part as
+/// remaining, stops at a length of 0 or when fewer than 8 bytes remain, and subtracts the
+/// length of the option it moves *to* (not of the one it leaves), so it may look past the
+/// message's end by up to the first option's length. Those steps are replicated exactly
+/// while they read inside the frame (its Ethernet padding included: OVS's packet holds it
+/// too); where OVS would read or write past the frame's last byte (into its buffer's
+/// tailroom), ferrovs stops and writes nothing (docs/OVS-DIFFERENCES.md).
+fn nd_link_layer_option(frame: &[u8], l4: usize, end: usize) -> Option<usize> {
+    let mut remain = (end - l4 - ND_MSG_LEN) as isize;
+    let mut opt = l4 + ND_MSG_LEN;
+    while remain >= 8 {
+        let (ty, len) = (*frame.get(opt)?, *frame.get(opt + 1)?);
+        if len == 0 {
+            return None;
+        }
+        if matches!(ty, 1 | 2) && len == 1 {
+            return (opt + 8 <= frame.len()).then_some(opt);
+        }
+        opt += usize::from(len) * 8;
+        remain -= isize::from(*frame.get(opt + 1)?) * 8;
+    }
+    None
+}
+
+/// The neighbour-discovery rewrites (see [`DpAction::SetNdTarget`]), as OVS's datapath
+/// applies `set(nd(...))` and `set(nd_ext(...))` to the packet's bytes.
+fn nd_edit(frame: &mut [u8], action: &DpAction) -> EditOutcome {
+    let Some((l3, l4, end)) = nd_message_at(frame) else { return EditOutcome::Skipped };
+    let csum_at = l4 + 2;
+    let rewrite = |frame: &mut [u8], at: usize, new: &[u8]| {
+        if frame[at..at + new.len()] == *new {
+            return EditOutcome::Skipped;
+        }
+        let c = u16::from_be_bytes([frame[csum_at], frame[csum_at + 1]]);
+        let c = checksum::update(c, &frame[at..at + new.len()], new);
+        frame[csum_at..csum_at + 2].copy_from_slice(&c.to_be_bytes());
+        frame[at..at + new.len()].copy_from_slice(new);
+        EditOutcome::Applied
+    };
+    match *action {
+        DpAction::SetNdTarget(t) => rewrite(frame, l4 + 8, &t.octets()),
+        DpAction::SetNdSll(mac) | DpAction::SetNdTll(mac) => {
+            let want = if matches!(action, DpAction::SetNdSll(_)) { 1 } else { 2 };
+            match nd_link_layer_option(frame, l4, end) {
+                Some(opt) if frame[opt] == want => rewrite(frame, opt + 2, &mac),
+                _ => EditOutcome::Skipped,
+            }
+        }
+        DpAction::SetNdReserved(r) => {
+            frame[l4 + 4..l4 + 8].copy_from_slice(&r.to_be_bytes());
+            nd_recompute_checksum(frame, l3, l4, end)
+        }
+        DpAction::SetNdOptionsType(t) => {
+            // The first option's type byte: OVS writes the byte after the fixed part even
+            // when the message has no option (the frame's padding, if it has any there).
+            if let Some(b) = frame.get_mut(l4 + ND_MSG_LEN) {
+                *b = t;
+            }
+            nd_recompute_checksum(frame, l3, l4, end)
+        }
+        _ => unreachable!("not an ND edit"),
+    }
+}
+
+/// The ICMPv6 checksum of the message at `l4..end`, computed again as OVS's
+/// `packet_set_nd_ext` does: its pseudo-header takes the IPv6 header's next-header and
+/// payload-length fields as they are (not the upper-layer ones, when extension headers
+/// stand between).
+fn nd_recompute_checksum(frame: &mut [u8], l3: usize, l4: usize, end: usize) -> EditOutcome {
+    let mut src = [0u8; 16];
+    let mut dst = [0u8; 16];
+    src.copy_from_slice(&frame[l3 + 8..l3 + 24]);
+    dst.copy_from_slice(&frame[l3 + 24..l3 + 40]);
+    let plen = usize::from(u16::from_be_bytes([frame[l3 + 4], frame[l3 + 5]]));
+    frame[l4 + 2..l4 + 4].fill(0);
+    let sum = checksum::sum_words(&frame[l4..end], checksum::ipv6_pseudo_sum(&src, &dst, frame[l3 + 6], plen));
+    frame[l4 + 2..l4 + 4].copy_from_slice(&(!checksum::fold(sum)).to_be_bytes());
+    EditOutcome::Applied
 }
 
 /// Rewrites bits of the first MPLS label stack entry, if the packet has all four bytes of
@@ -436,6 +539,112 @@ mod tests {
             }
             assert_eq!(*f, before);
         }
+    }
+
+    /// The neighbour-discovery edits over real messages, at RFC 4861 offsets, checksums
+    /// kept right (incrementally, or computed again for the `nd_ext` ones), the option
+    /// OVS's walk finds rewritten and nothing else.
+    #[test]
+    fn nd_edits_rewrite_the_target_the_first_link_layer_option_and_the_flags() {
+        let target = [0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
+        let new_target: Ipv6Addr = "fd00::99".parse().unwrap();
+        let (a, b) = ([2, 0, 0, 0, 0, 0xa], [2, 0, 0, 0, 0, 0xb]);
+        let ll = |ty: u8, mac: [u8; 6]| [&[ty, 1][..], &mac[..]].concat();
+        let frame = |ty, opts: &[u8]| ipv6_frame(58, 0, &[], &nd_message(ty, 0, target, opts));
+        const L4: usize = 14 + 40;
+        // NS with its source address: target and SLL rewritten, a TLL write skipped.
+        let mut ns = frame(135, &ll(1, a));
+        assert!(checksums_ok(&ns));
+        assert_eq!(apply(&mut ns, DpAction::SetNdTarget(new_target)), EditOutcome::Applied);
+        assert_eq!(apply(&mut ns, DpAction::SetNdTll(b)), EditOutcome::Skipped);
+        assert_eq!(apply(&mut ns, DpAction::SetNdSll(b)), EditOutcome::Applied);
+        assert_eq!(apply(&mut ns, DpAction::SetNdSll(b)), EditOutcome::Skipped, "already so");
+        assert_eq!(ns, frame_with(&frame(135, &ll(1, b)), L4 + 8, &new_target.octets()));
+        assert!(checksums_ok(&ns));
+        // NA with its target address: the TLL.
+        let mut na = frame(136, &ll(2, a));
+        assert_eq!(apply(&mut na, DpAction::SetNdSll(b)), EditOutcome::Skipped);
+        assert_eq!(apply(&mut na, DpAction::SetNdTll(b)), EditOutcome::Applied);
+        assert_eq!(na, frame(136, &ll(2, b)));
+        // The option after an unknown one (type 14, 16 bytes); only the first link-layer
+        // option is ever rewritten (OVS's walk stops there), whatever comes after it.
+        let opts = |x| [vec![14, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], ll(2, x), ll(1, a)].concat();
+        let mut f = frame(135, &opts(a));
+        assert_eq!(apply(&mut f, DpAction::SetNdSll(b)), EditOutcome::Skipped, "the first is a TLL");
+        assert_eq!(apply(&mut f, DpAction::SetNdTll(b)), EditOutcome::Applied);
+        assert_eq!(f, frame(135, &opts(b)));
+        // The flags and the first option's type: checksum computed again.
+        let mut f = frame(136, &ll(2, a));
+        assert_eq!(apply(&mut f, DpAction::SetNdReserved(0xe000_0001)), EditOutcome::Applied);
+        assert_eq!(apply(&mut f, DpAction::SetNdOptionsType(1)), EditOutcome::Applied);
+        let mut want = frame(136, &ll(1, a));
+        want[L4 + 4..L4 + 8].copy_from_slice(&0xe000_0001u32.to_be_bytes());
+        fill_l4_checksum(&mut want);
+        assert_eq!(f, want);
+        assert!(checksums_ok(&f));
+        // A bad checksum is left bad by the incremental edits, corrected by the others.
+        let mut bad = frame(135, &ll(1, a));
+        bad[L4 + 2] ^= 0xff;
+        apply(&mut bad, DpAction::SetNdSll(b));
+        assert!(!checksums_ok(&bad));
+        apply(&mut bad, DpAction::SetNdReserved(0));
+        assert!(checksums_ok(&bad));
+        // NS without options: no address to rewrite; the options type lands on the byte
+        // after the message only if the frame has one (here, a trailer after the IPv6
+        // payload, as Ethernet padding would be), which no checksum covers.
+        let mut bare = frame(135, &[]);
+        assert_eq!(apply(&mut bare, DpAction::SetNdSll(b)), EditOutcome::Skipped);
+        let before = bare.clone();
+        assert_eq!(apply(&mut bare, DpAction::SetNdOptionsType(2)), EditOutcome::Applied);
+        assert_eq!(bare, before);
+        let mut trailer = [frame(135, &[]), vec![0; 6]].concat();
+        apply(&mut trailer, DpAction::SetNdOptionsType(2));
+        assert_eq!(trailer[L4 + 24..], [2, 0, 0, 0, 0, 0]);
+        assert_eq!(trailer[..L4 + 24], before[..]);
+        // Not an ND-sized ICMPv6 message, not ICMPv6: nothing.
+        for mut other in [ipv6_frame(58, 0, &[], &[128, 0, 0, 0, 0, 0, 0, 0]), udp4_frame(1, 2, b"x")] {
+            let before = other.clone();
+            for e in [DpAction::SetNdTarget(new_target), DpAction::SetNdReserved(1), DpAction::SetNdOptionsType(1)] {
+                assert_eq!(apply(&mut other, e), EditOutcome::Skipped, "{e:?}");
+            }
+            assert_eq!(other, before);
+        }
+    }
+
+    /// OVS's option walk subtracts the length of the option it moves to, so after a first
+    /// option of 16 bytes it takes a link-layer option that crosses the end of the
+    /// message (where its parse stopped); ferrovs does the same while the bytes are in the
+    /// frame, and stops where OVS would read past the frame.
+    #[test]
+    fn nd_option_walk_is_ovs_s_arithmetic_inside_the_frame() {
+        let target = [0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
+        const L4: usize = 14 + 40;
+        // Options: a 16-byte unknown one, then 4 bytes of a source link-layer option; the
+        // IPv6 payload ends there, 4 more bytes of frame follow.
+        let first = [14, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+        let msg = nd_message(135, 0, target, &[&first[..], &[1, 1, 2, 0]].concat());
+        let mut f = [ipv6_frame(58, 0, &[], &msg), vec![0, 0, 0, 0xa]].concat();
+        assert_eq!(crate::extract::nd_fields(&f).sll, [0; 6], "OVS's parse stops before it");
+        let mac = [2, 0, 0, 0, 0, 0xb];
+        assert_eq!(apply(&mut f, DpAction::SetNdSll(mac)), EditOutcome::Applied);
+        assert_eq!(f[L4 + 40 + 2..], mac);
+        // One byte shorter: OVS would write past the frame; ferrovs writes nothing.
+        let mut short = [ipv6_frame(58, 0, &[], &msg), vec![0, 0, 0]].concat();
+        let before = short.clone();
+        assert_eq!(apply(&mut short, DpAction::SetNdSll(mac)), EditOutcome::Skipped);
+        assert_eq!(short, before);
+        // A length of 0 ends the walk.
+        let msg = nd_message(135, 0, target, &[&[14, 0, 0, 0, 0, 0, 0, 0][..], &[1, 1, 2, 0, 0, 0, 0, 0]].concat());
+        let mut f = ipv6_frame(58, 0, &[], &msg);
+        assert_eq!(apply(&mut f, DpAction::SetNdSll(mac)), EditOutcome::Skipped);
+    }
+
+    /// `frame` with `bytes` at `at` and its L4 checksum filled again.
+    fn frame_with(frame: &[u8], at: usize, bytes: &[u8]) -> Vec<u8> {
+        let mut f = frame.to_vec();
+        f[at..at + bytes.len()].copy_from_slice(bytes);
+        fill_l4_checksum(&mut f);
+        f
     }
 
     #[test]

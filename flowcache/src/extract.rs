@@ -50,7 +50,9 @@
 //! ferrovs key has no such fields: the ND fields are read from the frame by the slow
 //! path.)
 
+use crate::actions::DpAction;
 use crate::key::{FRAG_ANY, FRAG_LATER, FlowKey, VLAN_PRESENT, ethertype, ipproto};
+use ferrovs_config::MatchSlot;
 
 /// `dl_type` of an 802.3 frame without a SNAP EtherType (OVS's `FLOW_DL_TYPE_NONE`).
 pub const DL_TYPE_NONE: u16 = 0x05ff;
@@ -469,6 +471,55 @@ pub struct NdFields {
     pub target: [u8; 16],
     pub sll: [u8; 6],
     pub tll: [u8; 6],
+    /// `nd_reserved`: the 32 bits after the ICMPv6 header (OVS's `igmp_group_ip4`).
+    pub reserved: u32,
+    /// `nd_options_type`: the type of the first source or target link-layer option the
+    /// walk takes (OVS keeps it in `tcp_flags`); 0 if none.
+    pub options_type: u8,
+}
+
+impl NdFields {
+    /// The value of the neighbour-discovery slot `slot` (as a value of the slot: an
+    /// address's big-endian bytes); 0 for any other slot.
+    pub fn get(&self, slot: MatchSlot) -> u128 {
+        match slot {
+            MatchSlot::NdTarget => u128::from_be_bytes(self.target),
+            MatchSlot::NdSll => u128::from(crate::key::mac_to_u64(self.sll)),
+            MatchSlot::NdTll => u128::from(crate::key::mac_to_u64(self.tll)),
+            MatchSlot::NdReserved => u128::from(self.reserved),
+            MatchSlot::NdOptionsType => u128::from(self.options_type),
+            _ => 0,
+        }
+    }
+
+    /// Writes `value` into the neighbour-discovery slot `slot` (nothing for another).
+    pub fn put(&mut self, slot: MatchSlot, value: u128) {
+        let mac = |v: u128| crate::key::mac_from_u64(v as u64);
+        match slot {
+            MatchSlot::NdTarget => self.target = value.to_be_bytes(),
+            MatchSlot::NdSll => self.sll = mac(value),
+            MatchSlot::NdTll => self.tll = mac(value),
+            MatchSlot::NdReserved => self.reserved = value as u32,
+            MatchSlot::NdOptionsType => self.options_type = value as u8,
+            _ => {}
+        }
+    }
+
+    /// The datapath actions that make a packet whose ND fields are `base` (as the
+    /// datapath has them) carry these ones, in the order OVS commits them
+    /// (`commit_set_nw_action`: the `nd_ext` fields, then target, SLL, TLL), each only if
+    /// it differs, as OVS's commit compares the flow with its base flow.
+    pub fn commit_from(&self, base: &NdFields) -> impl Iterator<Item = DpAction> + use<> {
+        [
+            (self.reserved != base.reserved).then_some(DpAction::SetNdReserved(self.reserved)),
+            (self.options_type != base.options_type).then_some(DpAction::SetNdOptionsType(self.options_type)),
+            (self.target != base.target).then_some(DpAction::SetNdTarget(self.target.into())),
+            (self.sll != base.sll).then_some(DpAction::SetNdSll(self.sll)),
+            (self.tll != base.tll).then_some(DpAction::SetNdTll(self.tll)),
+        ]
+        .into_iter()
+        .flatten()
+    }
 }
 
 /// ND option types that carry a link-layer address (RFC 4861).
@@ -478,12 +529,15 @@ const ND_OPT_TARGET_LINKADDR: u8 = 2;
 /// [`NdFields`] of `frame` with the default `vlan-limit`, by OVS 3.1's rules
 /// (`parse_icmpv6` in lib/flow.c), over the headers [`extract`] finds:
 /// - only an ICMPv6 neighbour solicitation (135) or advertisement (136) with code 0;
+/// - `reserved` is the 4 bytes after the type, code and checksum;
 /// - the target is the 16 bytes after the 8-byte ICMPv6 header; if they are not all
-///   there, every field stays zero;
+///   there, every other field stays zero;
 /// - then options, each `len * 8` bytes: a length of 0 or one past the end of the
 ///   packet ends the walk (what was found so far stays); a source (type 1) or target
 ///   (type 2) link-layer option of exactly 8 bytes gives `sll` / `tll` whatever the
-///   message type; the same one twice (the first not all zero) makes every field zero.
+///   message type, and the first of them its type to `options_type`; the same one twice
+///   (the first not all zero) makes the target and both addresses zero (`reserved` and
+///   `options_type` stay).
 pub fn nd_fields(frame: &[u8]) -> NdFields {
     let mut key = FlowKey::ZERO;
     let mut l = Layers::default();
@@ -494,10 +548,13 @@ pub fn nd_fields(frame: &[u8]) -> NdFields {
     }
     let icmp = &frame[l4..l.l3_end];
     // `l4` is set for ICMPv6 only with its 8-byte header present.
-    if icmp[1] != 0 || !matches!(icmp[0], 135 | 136) || icmp.len() < 24 {
+    if icmp[1] != 0 || !matches!(icmp[0], 135 | 136) {
         return NdFields::default();
     }
-    let mut nd = NdFields::default();
+    let mut nd = NdFields { reserved: u32::from_be_bytes([icmp[4], icmp[5], icmp[6], icmp[7]]), ..NdFields::default() };
+    if icmp.len() < 24 {
+        return nd;
+    }
     nd.target.copy_from_slice(&icmp[8..24]);
     let mut opts = &icmp[24..];
     while opts.len() >= 8 {
@@ -513,9 +570,12 @@ pub fn nd_fields(frame: &[u8]) -> NdFields {
         if let Some(slot) = slot {
             // "Twice" as OVS sees it: the address already taken is not all zero.
             if *slot != [0; 6] {
-                return NdFields::default();
+                return NdFields { reserved: nd.reserved, options_type: nd.options_type, ..NdFields::default() };
             }
             slot.copy_from_slice(&opts[2..8]);
+            if nd.options_type == 0 {
+                nd.options_type = opts[0];
+            }
         }
         opts = &opts[len..];
     }
@@ -936,39 +996,46 @@ mod tests {
         let (a, b) = ([2, 0, 0, 0, 0, 0xa], [2, 0, 0, 0, 0, 0xb]);
         let ll = |ty: u8, mac: [u8; 6]| [&[ty, 1][..], &mac[..]].concat();
         let nd = |ty, code, opts: &[u8]| nd_fields(&ipv6_frame(58, 0, &[], &nd_message(ty, code, target, opts)));
+        // What OVS's parse gives: the flags word (0x60000000 in these messages) always.
+        let want = |target, sll, tll, options_type| NdFields { target, sll, tll, reserved: 0x6000_0000, options_type };
+        let none = [0; 6];
         // A solicitation with its source address, an advertisement with its target one.
-        assert_eq!(nd(135, 0, &ll(1, a)), NdFields { target, sll: a, tll: [0; 6] });
-        assert_eq!(nd(136, 0, &ll(2, b)), NdFields { target, sll: [0; 6], tll: b });
+        assert_eq!(nd(135, 0, &ll(1, a)), want(target, a, none, 1));
+        assert_eq!(nd(136, 0, &ll(2, b)), want(target, none, b, 2));
         // Either option on either message; an unknown option (type 14, 16 bytes) skipped.
         let both = [ll(2, b), vec![14, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], ll(1, a)].concat();
-        assert_eq!(nd(135, 0, &both), NdFields { target, sll: a, tll: b });
+        assert_eq!(nd(135, 0, &both), want(target, a, b, 2));
         // No options: the target alone.
-        assert_eq!(nd(136, 0, &[]), NdFields { target, ..NdFields::default() });
+        assert_eq!(nd(136, 0, &[]), want(target, none, none, 0));
         // Length 0 or past the end: the walk stops, what came before stays.
         let zero_len = [ll(1, a), vec![2, 0, 1, 2, 3, 4, 5, 6]].concat();
-        assert_eq!(nd(135, 0, &zero_len), NdFields { target, sll: a, tll: [0; 6] });
+        assert_eq!(nd(135, 0, &zero_len), want(target, a, none, 1));
         let too_long = [&[2u8, 2][..], &b[..]].concat();
-        assert_eq!(nd(136, 0, &too_long), NdFields { target, ..NdFields::default() });
+        assert_eq!(nd(136, 0, &too_long), want(target, none, none, 0));
         // A link-layer option of 16 bytes is not an Ethernet address.
         let wide = [&[1u8, 2][..], &a[..], &[0; 8][..]].concat();
-        assert_eq!(nd(135, 0, &wide), NdFields { target, ..NdFields::default() });
-        // The same option twice: nothing at all, the target included; unless the first
-        // one was all zero (OVS checks the address it holds).
-        assert_eq!(nd(135, 0, &[ll(1, a), ll(1, b)].concat()), NdFields::default());
-        assert_eq!(nd(135, 0, &[ll(1, [0; 6]), ll(1, b)].concat()), NdFields { target, sll: b, tll: [0; 6] });
-        // Not ND: another type, a non-zero code, ICMPv6 cut before the target, ICMP in IPv4.
+        assert_eq!(nd(135, 0, &wide), want(target, none, none, 0));
+        // The same option twice: no target nor address (the flags and the first option's
+        // type stay); unless the first one was all zero (OVS checks the address it holds).
+        assert_eq!(nd(135, 0, &[ll(1, a), ll(1, b)].concat()), want([0; 16], none, none, 1));
+        assert_eq!(nd(135, 0, &[ll(1, [0; 6]), ll(1, b)].concat()), want(target, b, none, 1));
+        // Not ND: another type, a non-zero code, ICMP in IPv4.
         assert_eq!(nd(128, 0, &ll(1, a)), NdFields::default());
         assert_eq!(nd(135, 1, &ll(1, a)), NdFields::default());
-        assert_eq!(nd_fields(&ipv6_frame(58, 0, &[], &nd_message(135, 0, target, &[])[..20])), NdFields::default());
+        // (Cut before the end of the target: the flags alone.)
+        assert_eq!(
+            nd_fields(&ipv6_frame(58, 0, &[], &nd_message(135, 0, target, &[])[..20])),
+            want([0; 16], none, none, 0)
+        );
         assert_eq!(nd_fields(&tcp4_frame(&TCP4)), NdFields::default());
         // Behind extension headers, as the key finds ICMPv6; a truncated option: stop.
         let ext = [ExtHdr::Opts(IPPROTO_HOPOPTS, 0)];
         let f = ipv6_frame_ext(&ext, 58, &nd_message(135, 0, target, &[&ll(1, a)[..], &[2, 1, 0]].concat()));
-        assert_eq!(nd_fields(&f), NdFields { target, sll: a, tll: [0; 6] });
+        assert_eq!(nd_fields(&f), want(target, a, none, 1));
         // Ethernet padding after the IPv6 payload is not an option.
         let mut f = ipv6_frame(58, 0, &[], &nd_message(136, 0, target, &[]));
         f.extend_from_slice(&ll(2, b));
-        assert_eq!(nd_fields(&f), NdFields { target, ..NdFields::default() });
+        assert_eq!(nd_fields(&f), want(target, none, none, 0));
     }
 
     #[test]

@@ -8,14 +8,17 @@ use libtest_mimic::{Failed, Trial};
 
 use crate::ferrovs_side;
 use crate::gen_rules::N_PORTS;
-use crate::known::{PerPort, hex, through_both_all, through_both_frames, udp_frame_of_len, vlan_udp_frame};
+use crate::known::{
+    MAC_A, MAC_B, PerPort, hex, ll_option, nd_frame, through_both_all, through_both_frames, udp_frame_of_len,
+    vlan_udp_frame,
+};
 
 /// One fixed case.
 type Case = fn() -> Result<(), Failed>;
 
 /// Every fixed case, as a trial named `fixed_<function>`.
 pub fn trials() -> Vec<Trial> {
-    let cases: [(&str, Case); 15] = [
+    let cases: [(&str, Case); 19] = [
         ("normal_puts_a_vid_0_tag_back_with_its_tpid", normal_puts_a_vid_0_tag_back_with_its_tpid),
         ("vlan_set_and_set_back_keeps_the_dei_bit", vlan_set_and_set_back_keeps_the_dei_bit),
         ("normal_leaves_out_an_inner_vid_0_pcp_0_tag", normal_leaves_out_an_inner_vid_0_pcp_0_tag),
@@ -40,6 +43,13 @@ pub fn trials() -> Vec<Trial> {
         ("oxm_in_port_holds_openflow_11_numbers", oxm_in_port_holds_openflow_11_numbers),
         ("output_trunc_cuts_only_its_own_copy", output_trunc_cuts_only_its_own_copy),
         ("mpls_entries_match_and_rewrite_part_by_part", mpls_entries_match_and_rewrite_part_by_part),
+        (
+            "nd_writes_rewrite_a_solicitation_and_its_source_address",
+            nd_writes_rewrite_a_solicitation_and_its_source_address,
+        ),
+        ("nd_writes_rewrite_an_advertisement_and_its_flags", nd_writes_rewrite_an_advertisement_and_its_flags),
+        ("nd_writes_to_a_solicitation_without_options", nd_writes_to_a_solicitation_without_options),
+        ("nd_writes_find_the_address_behind_another_option", nd_writes_find_the_address_behind_another_option),
     ];
     cases.into_iter().map(|(name, f)| Trial::test(format!("fixed_{name}"), f)).collect()
 }
@@ -328,4 +338,57 @@ pub fn the_arp_responder_answers_a_request() -> Result<(), Failed> {
                 move:NXM_OF_ARP_SPA[]->NXM_OF_ARP_TPA[],load:0x020000000099->NXM_NX_ARP_SHA[],\
                 load:0x0a000002->NXM_OF_ARP_SPA[],in_port";
     same_as_ovs(rule, &request, &want)
+}
+
+/// `set_field` of the target and the source link-layer address of a solicitation that
+/// carries one: both rewritten, the ICMPv6 checksum kept right (ferrovs refused writes
+/// to the ND fields before).
+pub fn nd_writes_rewrite_a_solicitation_and_its_source_address() -> Result<(), Failed> {
+    let frame = nd_frame(135, 0, 1, &ll_option(1, MAC_A));
+    let want = vec![vec![], vec![nd_frame(135, 0, 9, &ll_option(1, MAC_B))], vec![], vec![]];
+    let rule = "icmp6,icmp_type=135,actions=set_field:fd00::9->nd_target,set_field:02:00:00:00:00:0b->nd_sll,output:2";
+    same_as_ovs(rule, &frame, &want)?;
+    same_as_ovs_in(true, rule, &frame, &want)
+}
+
+/// An advertisement with its target link-layer address: a partial `load` of the TLL and
+/// a `load` of the flags (`nd_reserved`: the R/S/O bits) before one output, then the
+/// first option's type (`nd_options_type`) before another: the checksum is computed
+/// again. (Partial writes of those two: `known_nd_extension_partial_writes`.)
+pub fn nd_writes_rewrite_an_advertisement_and_its_flags() -> Result<(), Failed> {
+    let frame = nd_frame(136, 0x6000_0000, 1, &ll_option(2, MAC_A));
+    let tll = [2, 0, 0, 0, 0, 0xbb];
+    let first = nd_frame(136, 0xe000_0000, 1, &ll_option(2, tll));
+    let second = nd_frame(136, 0xe000_0000, 1, &ll_option(1, tll));
+    let want = vec![vec![], vec![first], vec![second], vec![]];
+    let rule = "icmp6,icmp_type=136,actions=load:0xbb->NXM_NX_ND_TLL[0..7],load:0xe0000000->ERICOXM_OF_ICMPV6_ND_RESERVED[],\
+                output:2,set_field:1->nd_options_type,output:3";
+    same_as_ovs(rule, &frame, &want)
+}
+
+/// A solicitation without options: no address to rewrite (the flow's changes, not the
+/// packet), the target rewritten; the options type lands past the message (OVS writes the
+/// byte after it, outside this frame) and only the checksum is computed again.
+pub fn nd_writes_to_a_solicitation_without_options() -> Result<(), Failed> {
+    let frame = nd_frame(135, 0, 1, &[]);
+    let want = vec![vec![], vec![nd_frame(135, 7, 2, &[])], vec![], vec![]];
+    let rule = "icmp6,icmp_type=135,actions=set_field:02:00:00:00:00:0b->nd_sll,set_field:fd00::2->nd_target,\
+                set_field:7->nd_reserved,set_field:1->nd_options_type,output:2";
+    same_as_ovs(rule, &frame, &want)
+}
+
+/// A solicitation whose source address follows an unknown option (type 14, a nonce):
+/// OVS's option walk finds it there; a `move` reads the address before the rewrite into
+/// the Ethernet source, and the written target into the flags.
+pub fn nd_writes_find_the_address_behind_another_option() -> Result<(), Failed> {
+    let nonce = [14, 1, 1, 2, 3, 4, 5, 6];
+    let opts = |mac| [&nonce[..], &ll_option(1, mac)[..]].concat();
+    let frame = nd_frame(135, 0, 1, &opts(MAC_A));
+    let mut sent = nd_frame(135, 0x5, 5, &opts(MAC_B));
+    sent[6..12].copy_from_slice(&MAC_A);
+    let want = vec![vec![], vec![sent], vec![], vec![]];
+    let rule = "icmp6,icmp_type=135,actions=move:NXM_NX_ND_SLL[]->NXM_OF_ETH_SRC[],\
+                set_field:02:00:00:00:00:0b->nd_sll,set_field:fd00::5->nd_target,\
+                move:NXM_NX_ND_TARGET[0..31]->ERICOXM_OF_ICMPV6_ND_RESERVED[],output:2";
+    same_as_ovs(rule, &frame, &want)
 }

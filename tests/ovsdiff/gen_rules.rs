@@ -480,24 +480,26 @@ fn with_mpls(rules: &mut [String]) {
 }
 
 /// In about 40% of the sets, `load`/`move`/`set_field` on the packet fields (in_port and
-/// its OXM form, vlan_tci, vlan_vid/pcp, the TOS byte's parts, TTL, fragment bits, ports, TCP flags,
-/// ICMP type and code, ARP fields as sources, the IPv6 flow label) as the rule's match
-/// allows, values copied into the Ethernet addresses so that reads show in the output
-/// frame, `output:FIELD` to a port loaded before, and `output(port=P,max_len=N)`. Drawn from a generator of its own,
-/// seeded by the rules' text, so the sets drawn before stay what they were.
+/// its OXM form, vlan_tci, vlan_vid/pcp, the TOS byte's parts, TTL, fragment bits, ports,
+/// TCP flags, ICMP type and code, ARP fields as sources, the IPv6 flow label, the
+/// neighbour-discovery fields of an NS/NA rule) as the rule's match allows, values copied
+/// into the Ethernet addresses so that reads show in the output frame, `output:FIELD` to a
+/// port loaded before, and `output(port=P,max_len=N)`. Drawn from a generator of its own,
+/// seeded by the rules' text, so the sets drawn before stay what they were. Rules on
+/// neighbour solicitations and advertisements get them in the other sets too, mostly the
+/// ND fields' own.
 fn with_field_writes(rules: &mut [String]) {
     let mut rng = rng_of_text(rules, 0x6c62_272e_07bb_0142);
-    if !rng.chance(40) {
-        return;
-    }
+    let write_set = rng.chance(40);
     for rule in rules.iter_mut() {
         let at = rule.find("actions=").expect("every rule has actions");
         let (head, acts) = rule.split_at(at);
         let acts = &acts["actions=".len()..];
-        if acts == "drop" || !rng.chance(60) {
+        let words: Vec<&str> = head.split(',').collect();
+        let nd_type = words.iter().find_map(|w| w.strip_prefix("icmpv6_type=")).filter(|t| matches!(*t, "135" | "136"));
+        if (!write_set && nd_type.is_none()) || acts == "drop" || !rng.chance(60) {
             continue;
         }
-        let words: Vec<&str> = head.split(',').collect();
         let has = |w: &[&str]| words.iter().any(|x| w.contains(x));
         let ip = has(&["ip", "tcp", "udp", "sctp", "icmp", "ipv6", "tcp6", "udp6", "sctp6", "icmp6"]);
         let tagged = words.iter().any(|x| x.starts_with("dl_vlan=") && *x != "dl_vlan=0xffff");
@@ -559,6 +561,28 @@ fn with_field_writes(rules: &mut [String]) {
             pool.push(format!("set_field:{}->icmpv6_code", rng.below(4)));
             pool.push("move:NXM_NX_ICMPV6_TYPE[]->NXM_OF_ETH_DST[0..7]".to_string());
         }
+        // Neighbour discovery: writes of the five fields (whole, or some bits of the
+        // target and addresses), reads into the Ethernet addresses. Not partial writes of
+        // nd_reserved/nd_options_type nor reads of nd_options_type: OVS 3.1 gets those
+        // wrong (known_nd_extension_partial_writes).
+        let mut nd_pool = Vec::new();
+        if let Some(ty) = nd_type.filter(|_| !words.iter().any(|w| w.starts_with("icmp_code=") && *w != "icmp_code=0"))
+        {
+            let ll = if ty == "135" { "SLL" } else { "TLL" };
+            let ll_name = ll.to_ascii_lowercase();
+            nd_pool.push(format!("set_field:fd00::{:x}->nd_target", rng.range(1, 9)));
+            nd_pool.push(format!("load:{:#x}->NXM_NX_ND_TARGET[0..15]", rng.below(0x10000)));
+            nd_pool.push("move:NXM_NX_ND_TARGET[0..47]->NXM_OF_ETH_DST[]".to_string());
+            nd_pool.push(format!("set_field:{}->nd_reserved", rng.pick(&[0u32, 0x6000_0000, 0xa000_0000, 7])));
+            nd_pool.push(format!("load:{:#x}->ERICOXM_OF_ICMPV6_ND_RESERVED[]", rng.pick(&[0u32, 0x2000_0000])));
+            nd_pool.push("move:ERICOXM_OF_ICMPV6_ND_RESERVED[]->NXM_OF_ETH_SRC[0..31]".to_string());
+            nd_pool.push("move:NXM_NX_ND_TARGET[0..31]->ERICOXM_OF_ICMPV6_ND_RESERVED[]".to_string());
+            nd_pool.push(format!("set_field:{}->nd_options_type", rng.pick(&[0u8, 1, 2, 14])));
+            nd_pool.push(format!("set_field:{}->nd_{ll_name}", mac(&mut rng)));
+            nd_pool.push(format!("load:{:#x}->NXM_NX_ND_{ll}[0..7]", rng.below(256)));
+            nd_pool.push(format!("move:NXM_NX_ND_{ll}[]->NXM_OF_ETH_SRC[]"));
+            pool.extend(nd_pool.iter().cloned());
+        }
         if has(&["ipv6", "tcp6", "udp6", "sctp6", "icmp6"]) {
             pool.push(format!("load:{:#x}->NXM_NX_IPV6_LABEL[0..15]", rng.below(0x10000)));
             pool.push("move:NXM_NX_IPV6_LABEL[]->NXM_OF_ETH_SRC[0..19]".to_string());
@@ -580,7 +604,8 @@ fn with_field_writes(rules: &mut [String]) {
         }
         let mut acts: Vec<String> = acts.split(',').map(str::to_string).collect();
         for _ in 0..rng.range(1, 2) {
-            let a = rng.pick(&pool).clone();
+            let from = if !nd_pool.is_empty() && rng.chance(70) { &nd_pool } else { &pool };
+            let a = rng.pick(from).clone();
             // First (the list may hold a `clone(...)` whose commas this split cut).
             acts.insert(0, a);
         }

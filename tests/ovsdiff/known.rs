@@ -341,3 +341,44 @@ pub fn mtu_limit_is_netdev_dpdk_s() -> Result<(), Failed> {
     }
     Ok(())
 }
+
+/// An ICMPv6 neighbour solicitation (135) or advertisement (136) from port 1's host for
+/// fd00::`last`, its 4 flag bytes `flags`, options `opts`, checksum right.
+pub fn nd_frame(ty: u8, flags: u32, last: u8, opts: &[u8]) -> Vec<u8> {
+    use ferrovs_flowcache::testpkt::{ipv6_frame, nd_message};
+    let mut target = [0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+    target[15] = last;
+    let mut msg = nd_message(ty, 0, target, opts);
+    msg[4..8].copy_from_slice(&flags.to_be_bytes());
+    ipv6_frame(58, 0, &[], &msg)
+}
+
+/// A link-layer address option: type 1 (source) or 2 (target), 8 bytes.
+pub fn ll_option(ty: u8, mac: [u8; 6]) -> Vec<u8> {
+    [&[ty, 1][..], &mac[..]].concat()
+}
+
+pub const MAC_A: [u8; 6] = [2, 0, 0, 0, 0, 0xa];
+pub const MAC_B: [u8; 6] = [2, 0, 0, 0, 0, 0xb];
+
+/// Partial writes of `nd_reserved` and `nd_options_type` keep the field's other bits,
+/// and a `move` out of `nd_options_type` reads its value. OVS 3.1 commits them as a
+/// masked `set(nd_ext(...))` whose key it stores with the unwritten bits cleared, and its
+/// datapath writes that key whole, so the other bits become 0 (the flags 0x60000000
+/// with bit 31 written become 0x80000000); and it reads `nd_options_type` as the high
+/// byte of the 16-bit field it keeps it in, always 0.
+pub fn nd_extension_partial_writes() -> Result<(), Failed> {
+    ferrovs_e2e::ovs::installed()?;
+    let frame = nd_frame(136, 0x6000_0000, 1, &ll_option(2, MAC_A));
+    let rule = "icmp6,icmp_type=136,actions=load:1->ERICOXM_OF_ICMPV6_ND_RESERVED[31],\
+                load:1->ERICOXM_OF_ICMPV6_ND_OPTIONS_TYPE[0],\
+                move:ERICOXM_OF_ICMPV6_ND_OPTIONS_TYPE[]->NXM_NX_ND_TARGET[0..7],output:2";
+    let out = through_both(rule, &frame)?;
+    let want = nd_frame(136, 0xe000_0000, 3, &ll_option(3, MAC_A));
+    if out != want {
+        return Err(
+            format!("want flags 0xe0000000, options type 3, target fd00::3: {} != {}", hex(&out), hex(&want)).into()
+        );
+    }
+    Ok(())
+}

@@ -269,13 +269,26 @@ fn neighbour_discovery_fields() {
     for (line, column, reason) in cases {
         assert_eq!(err(line), (column, reason), "{line}");
     }
-    // Writing them is not supported (refused naming the field).
-    for a in
-        ["set_field:fd00::1->nd_target", "load:1->NXM_NX_ND_TARGET[0..7]", "move:NXM_NX_ND_SLL[]->NXM_OF_ETH_SRC[]"]
-    {
-        let (_, reason) = err(&format!("icmp6,icmp_type=135,actions={a}"));
-        assert!(reason.contains("nd_target") || reason.contains("ND_"), "{a}: {reason}");
+    // Written and read as OVS checks them: the rule must match the message type the field
+    // belongs to (and icmp_code absent or 0).
+    for (rule, ok) in [
+        ("icmp6,icmp_type=135,actions=set_field:fd00::1->nd_target", true),
+        ("icmp6,icmp_type=135,actions=load:1->NXM_NX_ND_TARGET[0..7],move:NXM_NX_ND_SLL[]->NXM_OF_ETH_SRC[]", true),
+        ("icmp6,icmp_type=136,icmp_code=0,actions=set_field:7->nd_reserved,set_field:2->nd_options_type", true),
+        ("icmp6,icmp_type=135,actions=set_field:00:11:22:33:44:55->nd_tll", false),
+        ("icmp6,icmp_type=136,actions=move:nd_sll[]->dl_src[]", false),
+        ("icmp6,actions=set_field:3->nd_reserved", false),
+        ("icmp6,icmp_type=135,icmp_code=1,actions=load:1->nd_options_type[]", false),
+        ("ipv6,actions=output:nd_reserved[0..15]", false),
+    ] {
+        let got = parse_flow(rule);
+        assert_eq!(got.is_ok(), ok, "{rule}: {got:?}");
+        if let Err(e) = got {
+            assert!(e.to_string().contains("icmp_type=13") || e.to_string().contains("icmp6"), "{rule}: {e}");
+        }
     }
+    assert_eq!(m("icmp6,icmp_type=136,nd_reserved=7,nd_options_type=2").nd_reserved, Some(7));
+    assert!(parse_flow("icmp6,icmp_type=136,nd_reserved=7/7,actions=drop").is_err(), "exact values only");
 }
 
 #[test]

@@ -155,6 +155,8 @@ pub fn match_from_wire(wire: &WireMatch) -> Result<rules::Match, OfpError> {
             NdTarget => put(&mut m, MatchSlot::NdTarget)?,
             NdSll => put(&mut m, MatchSlot::NdSll)?,
             NdTll => put(&mut m, MatchSlot::NdTll)?,
+            NdReserved => put(&mut m, MatchSlot::NdReserved)?,
+            NdOptionsType => put(&mut m, MatchSlot::NdOptionsType)?,
             Reg(n) => {
                 if m.reg(n).is_some() {
                     return Err(OfpError::DupField);
@@ -345,9 +347,13 @@ pub fn match_to_wire(m: &rules::Match, form: MatchForm) -> Result<WireMatch, &'s
             }
         }
     }
-    for (slot, field) in
-        [(MatchSlot::NdTarget, Field::NdTarget), (MatchSlot::NdSll, Field::NdSll), (MatchSlot::NdTll, Field::NdTll)]
-    {
+    for (slot, field) in [
+        (MatchSlot::NdTarget, Field::NdTarget),
+        (MatchSlot::NdSll, Field::NdSll),
+        (MatchSlot::NdTll, Field::NdTll),
+        (MatchSlot::NdReserved, Field::NdReserved),
+        (MatchSlot::NdOptionsType, Field::NdOptionsType),
+    ] {
         if let Some(v) = get(slot) {
             push(&mut fields, field, slot, v);
         }
@@ -603,8 +609,11 @@ fn subfield_field(f: Field) -> Option<SubfieldField> {
         Field::ArpSha => SubfieldField::Packet(P::ArpSha),
         Field::ArpTha => SubfieldField::Packet(P::ArpTha),
         Field::Ipv6Label => SubfieldField::Packet(P::Ipv6Label),
-        // The neighbour-discovery fields are not in the model's `load`/`move`
-        // (`PacketFieldDef::access`): a message naming them is refused.
+        Field::NdTarget => SubfieldField::Packet(P::NdTarget),
+        Field::NdSll => SubfieldField::Packet(P::NdSll),
+        Field::NdTll => SubfieldField::Packet(P::NdTll),
+        Field::NdReserved => SubfieldField::Packet(P::NdReserved),
+        Field::NdOptionsType => SubfieldField::Packet(P::NdOptionsType),
         _ => return None,
     })
 }
@@ -660,6 +669,8 @@ fn wire_field(f: SubfieldField) -> Field {
             P::NdTarget => Field::NdTarget,
             P::NdSll => Field::NdSll,
             P::NdTll => Field::NdTll,
+            P::NdReserved => Field::NdReserved,
+            P::NdOptionsType => Field::NdOptionsType,
         },
     }
 }
@@ -791,9 +802,20 @@ fn of10_actions(actions: Vec<Action>) -> Vec<Action> {
         .map(|a| match a {
             Action::Set(SetField::VlanVid(x)) => Action::ModVlanVid(x),
             Action::Set(SetField::VlanPcp(x)) => Action::ModVlanPcp(x),
-            Action::Load { dst, value, set_field: true } => Action::Load { dst, value, set_field: false },
             Action::Clone(inner) => Action::Clone(of10_actions(inner)),
             a => a,
+        })
+        .flat_map(|a| match a {
+            // A `load` carries 64 bits: a wider set-field is loads of 64, low bits first.
+            Action::Load { dst, value, set_field: true } => (0..dst.n_bits)
+                .step_by(64)
+                .map(|done| {
+                    let n_bits = (dst.n_bits - done).min(64);
+                    let part = Subfield { field: dst.field, ofs: dst.ofs + done, n_bits };
+                    Action::Load { dst: part, value: (value >> done) & (u128::MAX >> (128 - n_bits)), set_field: false }
+                })
+                .collect(),
+            a => vec![a],
         })
         .collect()
 }

@@ -72,6 +72,10 @@ pub enum Field {
     NdTarget,
     NdSll,
     NdTll,
+    /// `nd_reserved` (`ERICOXM_OF_ICMPV6_ND_RESERVED`).
+    NdReserved,
+    /// `nd_options_type` (`ERICOXM_OF_ICMPV6_ND_OPTIONS_TYPE`).
+    NdOptionsType,
     MplsLabel,
     MplsTc,
     MplsBos,
@@ -101,6 +105,9 @@ pub(crate) enum Dialect {
 pub(crate) const NXM_OF: u16 = 0x0000;
 pub(crate) const NXM_NX: u16 = 0x0001;
 pub(crate) const OXM_BASIC: u16 = 0x8000;
+/// The class of OVS's `ERICOXM_OF_*` fields: a plain 32-bit header (no experimenter
+/// ID), the same in NXM and OXM contexts.
+pub(crate) const ERICOXM_OF: u16 = 0x1000;
 /// `OFPXMC_PACKET_REGS`: OpenFlow 1.5's 64-bit packet registers, OVS's `xreg`s.
 pub(crate) const OXM_PACKET_REGS: u16 = 0x8001;
 /// `NXM_NX_XXREG0`'s field code (the four follow it).
@@ -162,6 +169,8 @@ const FIELDS: &[FieldDef] = {
         def(NdTarget, Some((NXM_NX, 23, 16)), Some((31, 16)), true, 0),
         def(NdSll, Some((NXM_NX, 24, 6)), Some((32, 6)), true, 0),
         def(NdTll, Some((NXM_NX, 25, 6)), Some((33, 6)), true, 0),
+        def(NdReserved, Some((ERICOXM_OF, 1, 4)), None, false, 0),
+        def(NdOptionsType, Some((ERICOXM_OF, 2, 1)), None, false, 0),
         def(MplsLabel, None, Some((34, 4)), false, 20),
         def(MplsTc, None, Some((35, 1)), false, 3),
         def(MplsBos, None, Some((36, 1)), false, 1),

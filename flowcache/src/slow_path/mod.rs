@@ -653,7 +653,8 @@ impl SlowPath {
         // `in_port` is the bridge's OpenFlow number (or a pseudo port); the actions go to
         // a PMD, in datapath numbers.
         let key = crate::extract::extract(frame, in_port);
-        let t = crate::xlate::translate_actions(&br.tables, &br.macs, &key, in_port, ms(now_ms), actions);
+        let nd = crate::extract::nd_fields(frame);
+        let t = crate::xlate::translate_actions(&br.tables, &br.macs, &key, &nd, in_port, ms(now_ms), actions);
         Ok(br.port_map.dp_actions(&t.actions))
     }
 

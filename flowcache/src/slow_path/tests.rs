@@ -710,6 +710,42 @@ fn nd_packets_go_through_the_slow_path_one_by_one() {
     assert_eq!((dump[0].packets, dump[0].bytes, dump[1].packets), (1, len, 1));
 }
 
+/// A rule writing the ND fields: an NS's upcall installs a slow-path megaflow (the writes
+/// are per packet), each packet comes back rewritten by its own ND fields' difference, a
+/// packet-out's writes too; deleting the rule takes the megaflow away; other packets keep
+/// the fast path.
+#[test]
+fn nd_writes_go_through_the_slow_path_one_by_one() {
+    use crate::actions::REASON_SLOW_PATH;
+    use crate::testpkt::{ipv6_frame, nd_message};
+    let mut sp = slow_path(
+        &[
+            "priority=100,icmp6,icmp_type=135,actions=set_field:fd00::9->nd_target,output:2",
+            "priority=0,actions=output:3",
+        ],
+        1,
+        Default::default(),
+    );
+    let ns = |last: u8| {
+        let target = [0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, last];
+        ipv6_frame(58, 0, &[], &nd_message(135, 0, target, &[]))
+    };
+    let (id, mf) = installed(&sp.handle_upcall(&up(0, extract(&ns(1), 1)), 0), 0);
+    assert!(matches!(mf.actions[..], [DpAction::Controller { reason: REASON_SLOW_PATH, .. }]), "{:?}", mf.actions);
+    let (rewritten, _) = sp.slow_path_packet(&ns(1), 1, 10).unwrap();
+    assert_eq!(rewritten, vec![DpAction::SetNdTarget("fd00::9".parse().unwrap()), DpAction::Output(2)]);
+    let (same, _) = sp.slow_path_packet(&ns(9), 1, 11).unwrap();
+    assert_eq!(same, vec![DpAction::Output(2)], "already fd00::9: nothing to commit");
+    let set = ferrovs_config::parse_flow("icmp6,icmp_type=135,actions=set_field:7->nd_reserved,output:2").unwrap();
+    let out = sp.packet_out("br0", &ns(1), 1, &set.actions, 12).unwrap();
+    assert_eq!(out, vec![DpAction::SetNdReserved(7), DpAction::Output(2)], "a packet-out's ND write");
+    let (_, other) =
+        installed(&sp.handle_upcall(&up(0, extract(&crate::testpkt::tcp4_frame(&crate::testpkt::TCP4), 1)), 13), 0);
+    assert_eq!(other.actions, vec![DpAction::Output(3)]);
+    let (cmds, _) = sp.del_flows("br0", &parse_match("icmp6").unwrap(), 14).unwrap();
+    assert_eq!(cmds, vec![(0, PmdCommand::Remove { ids: vec![id] })]);
+}
+
 /// A slow-path megaflow depends on the ND rules of the table it stopped at and on the
 /// rules its path matched before: deleting the last ND rule removes it (the messages are
 /// decided in the fast path again), adding a higher-priority ND rule to that table

@@ -65,7 +65,7 @@ const fn loc(slot: MatchSlot) -> Loc {
         NwDst => b(7, 0, slot),
         Ipv6Src => Loc::Wide { hi: 4, lo: 5 },
         Ipv6Dst => Loc::Wide { hi: 6, lo: 7 },
-        NdTarget | NdSll | NdTll => Loc::Nowhere,
+        NdTarget | NdSll | NdTll | NdReserved | NdOptionsType => Loc::Nowhere,
     }
 }
 

@@ -173,18 +173,20 @@ pub fn translate_with(
 }
 
 /// The datapath actions of a packet-out: `actions` (a rule's, plus `resubmit(,0)` for
-/// `output:TABLE`) executed on the packet whose key is `key`, received on `in_port` (a
-/// port number or a 32-bit reserved port such as `OFPP_CONTROLLER`, which the key's
-/// 16-bit in_port cannot hold).
+/// `output:TABLE`) executed on the packet whose key is `key` and neighbour-discovery
+/// fields `nd` (`extract::nd_fields` of its bytes), received on `in_port` (a port number
+/// or a 32-bit reserved port such as `OFPP_CONTROLLER`, which the key's 16-bit in_port
+/// cannot hold).
 pub fn translate_actions(
     tables: &RuleTables,
     macs: &MacTable,
     key: &FlowKey,
+    nd: &crate::extract::NdFields,
     in_port: u32,
     now: Duration,
     actions: &[ferrovs_config::rules::Action],
 ) -> Translation {
-    translate::translate_actions(tables, macs, key, in_port, now, actions)
+    translate::translate_actions(tables, macs, key, nd, in_port, now, actions)
 }
 
 /// The megaflow key to install for a translation of `key`.

@@ -67,6 +67,7 @@ pub fn evaluate_with_nd(
     }
     let mut ev = Eval {
         nd: *nd,
+        nd_base: *nd,
         rules,
         slots,
         ports,
@@ -104,8 +105,10 @@ struct Eval<'a> {
     ports: &'a [u32],
     macs: &'a MacTable,
     now: Duration,
-    /// The packet's neighbour-discovery fields.
+    /// The flow's neighbour-discovery fields: the packet's, as the actions wrote them.
     nd: NdFields,
+    /// The ND fields the datapath's packet has after the actions emitted so far.
+    nd_base: NdFields,
     /// The flow's in_port (a `load`/`move` may write it; `resubmit(PORT,T)` only looks
     /// up with another).
     in_port: u32,
@@ -176,6 +179,15 @@ fn matches(m: &Match, p: &FlowKey, nd: &NdFields) -> bool {
         && masked_eq(m.nd_target, u128::from_be_bytes(nd.target), v6)
         && masked_eq(m.nd_sll, mac_to_u64(nd.sll) as u128, mac)
         && masked_eq(m.nd_tll, mac_to_u64(nd.tll) as u128, mac)
+        && m.nd_reserved.is_none_or(|r| r == nd.reserved)
+        && m.nd_options_type.is_none_or(|t| t == nd.options_type)
+}
+
+/// OVS's `is_nd` prerequisite of an ND field `p` on packet `k`: ICMPv6 in IPv6, code 0,
+/// type 135 or 136 (135 only for `nd_sll`, 136 only for `nd_tll`).
+fn nd_prereq(p: PacketField, k: &FlowKey) -> bool {
+    let types = p.def().slot.nd_icmp_types().unwrap_or(&[]);
+    k.dl_type() == ethertype::IPV6 && k.nw_proto() == ipproto::ICMPV6 && k.tp_dst() == 0 && types.contains(&k.tp_src())
 }
 
 impl Eval<'_> {
@@ -241,9 +253,11 @@ impl Eval<'_> {
         self.out.actions.push(a);
     }
 
-    /// An output or a packet-in: pending VLAN writes are committed first.
+    /// An output or a packet-in: pending VLAN and ND writes are committed first.
     fn emit_observer(&mut self, a: DpAction) {
         self.commit_vlan();
+        self.out.actions.extend(self.nd.commit_from(&self.nd_base));
+        self.nd_base = self.nd;
         self.emit(a);
     }
 
@@ -382,8 +396,14 @@ impl Eval<'_> {
             Action::WriteActions(ref list) => self.action_set.extend_from_slice(list),
             Action::Load { dst, value, .. } => self.store(dst, value),
             Action::Move { src, dst } => {
-                let v = self.fetch(src);
-                self.store(dst, v);
+                let nd_ok = |f: SubfieldField| match f {
+                    SubfieldField::Packet(p) if p.is_nd() => nd_prereq(p, &self.pkt),
+                    _ => true,
+                };
+                if nd_ok(src.field) && nd_ok(dst.field) {
+                    let v = self.fetch(src);
+                    self.store(dst, v);
+                }
             }
             Action::WriteMetadata { value, mask } => {
                 self.regs.metadata = (self.regs.metadata & !mask) | (value & mask);
@@ -464,6 +484,7 @@ impl Eval<'_> {
     fn fetch(&self, sf: Subfield) -> u128 {
         let full = match sf.field {
             SubfieldField::Packet(p) if p.is_in_port() => p.in_port_value(self.in_port).expect("an in_port field"),
+            SubfieldField::Packet(p) if p.is_nd() => self.nd.get(p.def().slot),
             SubfieldField::Packet(p) => p.def().get(p.def().slot.get(&self.pkt)),
             f => self.regs.get(f.pipeline().expect("not a packet field")),
         };
@@ -535,6 +556,14 @@ impl Eval<'_> {
                 let written = d.slot_bits(bits) as u32;
                 self.pkt.set_mpls_lse((lse & !written) | (new & written));
                 self.emit(DpAction::SetMplsLse { value: new & written, mask: written });
+            }
+            // ND fields: the flow's, on an ND message of the field's type; the packet's at
+            // the next output.
+            SubfieldField::Packet(p) if p.is_nd() => {
+                if nd_prereq(p, &self.pkt) {
+                    let slot = p.def().slot;
+                    self.nd.put(slot, put(self.nd.get(slot)));
+                }
             }
             SubfieldField::Packet(p) => {
                 if let Some(set) = p.set_field(put(p.def().get(p.def().slot.get(&self.pkt)))) {

@@ -52,17 +52,21 @@ pub(crate) struct CompiledRule {
     /// The rule's register and metadata match, if it has one. Decided against the
     /// translation's registers, never by key bits (see [`PipelineMatch`]).
     pub pipeline: Option<Box<PipelineMatch>>,
-    /// The rule's `nd_target`/`nd_sll`/`nd_tll` match, if it has one: not in the key,
+    /// The rule's match on the neighbour-discovery fields (`nd_target`, `nd_sll`, `nd_tll`,
+    /// `nd_reserved`, `nd_options_type`), if it has one: not in the key,
     /// decided against the frame's ND fields by the slow path (see `translate`).
     pub nd: Option<Box<NdMatch>>,
 }
 
-/// A match on the ND fields, as value/mask pairs (a zero mask matches anything).
+/// A match on the ND fields, as value/mask pairs (a zero mask matches anything) and the
+/// two exact-only ones.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct NdMatch {
     target: Masked<u128>,
     sll: Masked<u64>,
     tll: Masked<u64>,
+    reserved: Option<u32>,
+    options_type: Option<u8>,
 }
 
 impl NdMatch {
@@ -74,14 +78,23 @@ impl NdMatch {
         let target = m
             .nd_target
             .map_or(Masked { value: 0, mask: 0 }, |t| Masked { value: u128::from(t.value), mask: u128::from(t.mask) });
-        let nd = NdMatch { target, sll: mac(&m.nd_sll), tll: mac(&m.nd_tll) };
-        (nd.target.mask | u128::from(nd.sll.mask | nd.tll.mask) != 0).then_some(nd)
+        let nd = NdMatch {
+            target,
+            sll: mac(&m.nd_sll),
+            tll: mac(&m.nd_tll),
+            reserved: m.nd_reserved,
+            options_type: m.nd_options_type,
+        };
+        let any = nd.target.mask | u128::from(nd.sll.mask | nd.tll.mask) != 0;
+        (any || nd.reserved.is_some() || nd.options_type.is_some()).then_some(nd)
     }
 
     fn holds(&self, nd: &NdFields) -> bool {
         (u128::from_be_bytes(nd.target) ^ self.target.value) & self.target.mask == 0
             && (mac_to_u64(nd.sll) ^ self.sll.value) & self.sll.mask == 0
             && (mac_to_u64(nd.tll) ^ self.tll.value) & self.tll.mask == 0
+            && self.reserved.is_none_or(|r| r == nd.reserved)
+            && self.options_type.is_none_or(|t| t == nd.options_type)
     }
 }
 
@@ -350,12 +363,12 @@ impl RuleTables {
         &self.rules
     }
 
-    /// Whether a rule of `table` matches `nd_target`, `nd_sll` or `nd_tll`.
+    /// Whether a rule of `table` matches a neighbour-discovery field.
     pub fn has_nd_rules(&self, table: u8) -> bool {
         self.nd_tables.get(table as usize).copied().unwrap_or(false)
     }
 
-    /// The rules of `table` that match `nd_target`, `nd_sll` or `nd_tll`.
+    /// The rules of `table` that match a neighbour-discovery field.
     pub fn nd_rules(&self, table: u8) -> impl Iterator<Item = RuleRef> + '_ {
         let rules = if self.has_nd_rules(table) { self.tables.get(table as usize) } else { None };
         rules.into_iter().flatten().filter(|r| r.nd.is_some()).map(|r| r.rref)

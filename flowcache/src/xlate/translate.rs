@@ -48,6 +48,28 @@
 //! with a witness like any failed rule, so its megaflow is what it would be if those
 //! rules had no ND fields.
 //!
+//! # Neighbour discovery: writes and reads go through the slow path too
+//!
+//! A `set_field`/`load`/`move` into an ND field of an ND message (the field's
+//! prerequisite, OVS's `is_nd`, holding for the current key), and a `move`/`output:SRC`
+//! out of one when the packet was received as an NS/NA with code 0 (the value is OVS's
+//! parse of it), end the translation with a slow-path megaflow the same way; without the
+//! prerequisite a write or `move` is skipped, as OVS skips it, and costs only the type and
+//! code bits. A read must be per packet (the key does not hold the value). A write could
+//! in principle be a fast-path datapath action (a whole or masked write needs no value
+//! from the packet), but not with OVS's semantics: OVS writes the field into its flow and *commits* it
+//! (`commit_set_nd_action`, `commit_set_nd_extensions_action`) only if the flow's value
+//! then differs from what its parse of the packet gave, and that parse is not what the
+//! datapath edit touches: `nd_options_type` is the type of the first *link-layer*
+//! option while `set(nd_ext)` writes the first option's type byte and recomputes the
+//! whole ICMPv6 checksum; a repeated option makes the parsed target and addresses zero
+//! while the bytes stay. Whether a write changes the packet at all (a bad checksum
+//! corrected or left, a byte written or not) so depends on the packet's ND fields. OVS
+//! itself sends every packet of such a flow to userspace (`SLOW_ACTION`); so does
+//! ferrovs. In the slow path the translator keeps the flow's ND fields beside the key
+//! ([`KeyState::nd`], starting as the packet's) and, at every output, emits the changes
+//! from what the packet has ([`Ctx::commit_nd`]), in OVS's order.
+//!
 //! After translation, prerequisite bits are added (dl_type for any L3/L4 bit, nw_proto
 //! for any L4 bit) so that megaflows reading shared storage never alias, and in_port.
 
@@ -99,6 +121,11 @@ pub(crate) struct KeyState {
     /// The registers and metadata (zero when the packet enters; a group bucket's
     /// changes are undone with the packet's).
     pub regs: Registers,
+    /// The flow's neighbour-discovery fields: the packet's, as written by the actions
+    /// since (a group bucket's writes are undone with the packet's). Only the slow path
+    /// has them; in a translation without them they stay zero (an ND read or write of an
+    /// ND message ends it first).
+    pub nd: NdFields,
 }
 
 impl KeyState {
@@ -118,6 +145,7 @@ impl KeyState {
             ttl_derived: false,
             is_frag,
             regs: Registers::default(),
+            nd: NdFields::default(),
         }
     }
 
@@ -220,6 +248,8 @@ struct Ctx<'a> {
     /// after a write to in_port (OVS reports the written one): the daemon finds the
     /// packet's bridge by it.
     ingress: u32,
+    /// The packet's key as received.
+    orig: FlowKey,
     st: KeyState,
     mask: Mask,
     actions: DpActions,
@@ -234,8 +264,12 @@ struct Ctx<'a> {
     mac_deps: Vec<MacKey>,
     lookups: usize,
     error: Option<XlateError>,
-    /// The ND fields of the packet, when the caller has its bytes (the slow path).
+    /// The ND fields of the packet, when the caller has its bytes (the slow path); the
+    /// flow's current ones are [`KeyState::nd`].
     nd: Option<NdFields>,
+    /// The ND fields as the datapath's copy of the packet has them after the actions
+    /// emitted so far (OVS's base flow): [`Ctx::commit_nd`] writes the difference.
+    nd_base: NdFields,
     /// A lookup needed ND fields the key does not hold and `nd` was not given: the
     /// translation ends with a slow-path megaflow (see [`translate`]).
     slow_path: bool,
@@ -299,14 +333,13 @@ impl<'a> Ctx<'a> {
     /// recording the mask bits the answer depends on.
     fn lookup(&mut self, table: u8, lookup_port: u32) -> Option<&'a CompiledRule> {
         if self.tables.has_nd_rules(table) && self.nd_message() {
-            return match self.nd {
-                Some(nd) => self.lookup_nd(table, lookup_port, &nd),
-                None => {
-                    self.slow_path = true;
-                    self.slow_path_at = Some((table, lookup_port));
-                    None
-                }
-            };
+            if self.nd.is_none() {
+                self.slow_path = true;
+                self.slow_path_at = Some((table, lookup_port));
+                return None;
+            }
+            let nd = self.st.nd;
+            return self.lookup_nd(table, lookup_port, &nd);
         }
         match self.lookup {
             Lookup::Index => self.lookup_index(table, lookup_port),
@@ -330,6 +363,71 @@ impl<'a> Ctx<'a> {
             }
         }
         nd
+    }
+
+    /// Whether the prerequisite of the ND field in `slot` holds for the current key (OVS's
+    /// `is_nd`, plus the message type for `nd_sll`/`nd_tll`): ICMPv6 in IPv6, code 0, one
+    /// of the slot's types. Reads the bits it looks at.
+    fn nd_prereq_holds(&mut self, slot: Field) -> bool {
+        let types = slot.nd_icmp_types().expect("a neighbour-discovery slot");
+        for f in [Field::DlType, Field::NwProto, Field::TpSrc, Field::TpDst] {
+            self.read_field(f, f.all_ones());
+        }
+        let k = &self.st.cur;
+        k.dl_type() == ethertype::IPV6
+            && k.nw_proto() == ipproto::ICMPV6
+            && k.tp_dst() == 0
+            && types.contains(&k.tp_src())
+    }
+
+    /// Whether the packet as received carries ND fields OVS parses (an NS or NA with code 0,
+    /// not a fragment: ferrovs reads a fragment's ports as 0); reads the bits that say so.
+    fn packet_has_nd_fields(&mut self) -> bool {
+        let mut bits = Mask::ZERO;
+        for f in [Field::DlType, Field::NwProto, Field::TpSrc, Field::TpDst] {
+            bits = bits.union(&f.mask_of(f.all_ones()));
+        }
+        bits.set_nw_frag(FRAG_ANY);
+        self.mask = self.mask.union(&bits);
+        let k = &self.orig;
+        k.dl_type() == ethertype::IPV6
+            && k.nw_proto() == ipproto::ICMPV6
+            && k.nw_frag() & FRAG_ANY == 0
+            && k.tp_dst() == 0
+            && matches!(k.tp_src(), ND_SOLICIT | ND_ADVERT)
+    }
+
+    /// Whether this translation lacks the packet's ND fields; if so it ends here with a
+    /// slow-path megaflow (see the module documentation), noted at the last lookup.
+    fn lacks_nd_fields(&mut self) -> bool {
+        if self.nd.is_some() {
+            return false;
+        }
+        self.slow_path = true;
+        self.slow_path_at = Some(self.trace.last().map_or((0, self.in_port), |s| (s.table, s.in_port)));
+        true
+    }
+
+    /// A write of `value` into the bits `sf` of the ND field `p`: skipped where its
+    /// prerequisite does not hold (as OVS skips it); otherwise the flow's field changes,
+    /// and the next output commits it ([`Ctx::commit_nd`]).
+    fn write_nd(&mut self, p: PacketField, sf: Subfield, value: u128) {
+        let slot = p.def().slot;
+        if !self.nd_prereq_holds(slot) || self.lacks_nd_fields() {
+            return;
+        }
+        let bits = sf.bits();
+        let old = self.st.nd.get(slot);
+        self.st.nd.put(slot, (old & !bits) | ((value << sf.ofs) & bits));
+    }
+
+    /// Emits the ND rewrites that make the packet carry the flow's ND fields, as OVS's
+    /// commit before an output (see [`NdFields::commit_from`]).
+    fn commit_nd(&mut self) {
+        if self.nd.is_some() {
+            self.actions.extend(self.st.nd.commit_from(&self.nd_base));
+            self.nd_base = self.st.nd;
+        }
     }
 
     /// [`Ctx::lookup`] of a neighbour-discovery packet whose ND fields are known (the
@@ -534,6 +632,7 @@ impl<'a> Ctx<'a> {
     /// that are not zero, and the in_port if a write changed it.
     fn packet_in(&mut self, max_len: u16, reason: u8, table: u8, cookie: u64) {
         self.commit_vlan();
+        self.commit_nd();
         let regs = &self.st.regs;
         let notes = (regs.regs.iter().enumerate())
             .filter(|&(_, &v)| v != 0)
@@ -548,6 +647,7 @@ impl<'a> Ctx<'a> {
     /// VLAN writes waiting for it are committed first.
     fn emit_observer(&mut self, a: DpAction) {
         self.commit_vlan();
+        self.commit_nd();
         self.actions.push(a);
     }
 
@@ -683,8 +783,13 @@ impl<'a> Ctx<'a> {
             Action::Load { dst, value, .. } => self.write_subfield(dst, value),
             Action::OutputReg(src) => self.output_reg(src, table, depth),
             Action::Move { src, dst } => {
-                let v = self.read_subfield(src);
-                self.write_subfield(dst, v);
+                // OVS copies only if both fields' prerequisites hold (`mf_subfield_copy`);
+                // the rule's match guarantees them but for the ND fields' message type.
+                let nd_slots = [src, dst].map(|s| nd_slot(s.field));
+                if nd_slots.into_iter().flatten().all(|slot| self.nd_prereq_holds(slot)) {
+                    let v = self.read_subfield(src);
+                    self.write_subfield(dst, v);
+                }
             }
             Action::WriteMetadata { value, mask } => {
                 let md = &mut self.st.regs.metadata;
@@ -751,6 +856,15 @@ impl<'a> Ctx<'a> {
     fn read_subfield(&mut self, sf: Subfield) -> u128 {
         let full = match sf.field {
             SubfieldField::Packet(p) if p.is_in_port() => p.in_port_value(self.in_port).expect("an in_port field"),
+            // The flow's value: in a translation without the ND fields nothing wrote them
+            // (a write ends it), so it is what OVS parsed from the packet, zero unless the
+            // packet as received is an ND message.
+            SubfieldField::Packet(p) if p.is_nd() => {
+                if self.packet_has_nd_fields() && self.lacks_nd_fields() {
+                    return 0;
+                }
+                self.st.nd.get(p.def().slot)
+            }
             SubfieldField::Packet(p) => {
                 let d = p.def();
                 self.read_field(d.slot, d.slot_bits(sf.bits()));
@@ -782,6 +896,7 @@ impl<'a> Ctx<'a> {
             SubfieldField::Packet(PacketField::VlanVid | PacketField::VlanPcp) => self.write_vlan_part(sf, value),
             SubfieldField::Packet(p) if p.is_arp() => self.write_arp(p, sf, value),
             SubfieldField::Packet(p) if p.is_mpls() => self.write_mpls(p, sf, value),
+            SubfieldField::Packet(p) if p.is_nd() => self.write_nd(p, sf, value),
             SubfieldField::Packet(p) => {
                 let v = self.written_value(p, sf, value);
                 // The parser admits only writable fields.
@@ -1288,6 +1403,14 @@ enum Flow {
     StopTable,
 }
 
+/// The neighbour-discovery slot a `load`/`move` operand names, if it names one.
+fn nd_slot(f: SubfieldField) -> Option<Field> {
+    match f {
+        SubfieldField::Packet(p) if p.is_nd() => Some(p.def().slot),
+        _ => None,
+    }
+}
+
 /// The datapath action that writes `value` into the ARP field held in key slot `slot`.
 pub(super) fn arp_action(slot: Field, value: u128) -> DpAction {
     match slot {
@@ -1340,7 +1463,7 @@ pub(crate) fn translate(
     lookup: Lookup,
 ) -> Translation {
     let mut cx = Ctx::new(tables, macs, key, now, lookup);
-    cx.nd = nd.copied();
+    cx.set_nd(nd);
     if tables.miss == MissMode::FailOpen {
         cx.normal();
     } else {
@@ -1351,16 +1474,19 @@ pub(crate) fn translate(
 }
 
 /// The datapath actions of a packet-out: `actions` run on the packet `key` (its in_port
-/// the packet-out's) as a rule of table 0 would run them. No megaflow comes of it.
+/// the packet-out's, its ND fields `nd`) as a rule of table 0 would run them. No
+/// megaflow comes of it.
 pub(crate) fn translate_actions(
     tables: &RuleTables,
     macs: &MacTable,
     key: &FlowKey,
+    nd: &NdFields,
     in_port: u32,
     now: Duration,
     actions: &[Action],
 ) -> Translation {
     let mut cx = Ctx::new(tables, macs, key, now, Lookup::Index);
+    cx.set_nd(Some(nd));
     cx.in_port = in_port;
     cx.ingress = in_port;
     for a in actions {
@@ -1386,6 +1512,7 @@ impl<'a> Ctx<'a> {
             // The key holds LOCAL in 16 bits; the translator speaks OpenFlow numbers.
             in_port: ferrovs_config::port_from_16(key.in_port()),
             ingress: ferrovs_config::port_from_16(key.in_port()),
+            orig: *key,
             st: KeyState::new(key),
             mask: Mask::ZERO,
             actions: DpActions::new(),
@@ -1397,6 +1524,7 @@ impl<'a> Ctx<'a> {
             lookups: 0,
             error: None,
             nd: None,
+            nd_base: NdFields::default(),
             slow_path: false,
             slow_path_at: None,
             optional: Vec::new(),
@@ -1408,6 +1536,14 @@ impl<'a> Ctx<'a> {
             rewritten: Mask::ZERO,
             action_set: Vec::new(),
         }
+    }
+
+    /// Gives the translation the packet's ND fields (`None`: a key without its bytes).
+    fn set_nd(&mut self, nd: Option<&NdFields>) {
+        self.nd = nd.copied();
+        let nd = nd.copied().unwrap_or_default();
+        self.st.nd = nd;
+        self.nd_base = nd;
     }
 
     fn finish(mut self) -> Translation {

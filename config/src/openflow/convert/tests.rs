@@ -31,6 +31,13 @@ const RULES: &[(&str, bool)] = &[
         "icmp6,icmp_type=136,icmp_code=0,nd_target=fe80::/64,nd_tll=02:00:00:00:00:00/ff:00:00:00:00:00,actions=NORMAL",
         false,
     ),
+    (
+        "icmp6,icmp_type=136,nd_reserved=1610612736,nd_options_type=2,actions=load:7->ERICOXM_OF_ICMPV6_ND_RESERVED[],\
+         load:1->ERICOXM_OF_ICMPV6_ND_OPTIONS_TYPE[],move:NXM_NX_ND_TARGET[0..31]->ERICOXM_OF_ICMPV6_ND_RESERVED[],\
+         load:0x020000000009->NXM_NX_ND_TLL[],output:2",
+        false,
+    ),
+    ("icmp6,icmp_type=135,actions=load:0xfd00->NXM_NX_ND_TARGET[112..127],load:3->NXM_NX_ND_SLL[0..7],output:2", false),
     ("in_port=2,actions=resubmit:1,resubmit(3,4)", true),
     ("priority=0,actions=drop", true),
 ];
@@ -65,6 +72,19 @@ fn roundtrip(text: &str, form: MatchForm, v: Version, nicira: bool) -> Rule {
     };
     assert_eq!(got, expected, "{text} via {form:?} {v}");
     got
+}
+
+/// The ND fields' set-fields under OpenFlow 1.3: OXM set-fields, `nd_reserved` and
+/// `nd_options_type` with OVS's `ERICOXM_OF` headers.
+#[test]
+fn nd_set_fields_travel_as_oxm_set_fields() {
+    roundtrip(
+        "icmp6,icmp_type=136,nd_reserved=7,actions=set_field:7->nd_reserved,set_field:1->nd_options_type,\
+         set_field:fd00::9->nd_target,set_field:02:00:00:00:00:09->nd_tll,output:2",
+        MatchForm::Tlv,
+        Version::Of13,
+        false,
+    );
 }
 
 #[test]
@@ -193,12 +213,22 @@ fn what_the_model_lacks_is_refused_with_the_right_error() {
         rule_from_wire(&wire_rule(&ipv6, &load(16))).map(|r| r.actions),
         Ok(vec![crate::rules::Action::Load { dst: label(16), value: 0x4321, set_field: false }])
     );
-    // The neighbour-discovery fields are not in the model's load/move.
+    // A neighbour-discovery field is loaded only in a rule matching an ND message.
     let nd = vec![Instruction::ApplyActions(vec![WireAction::RegLoad {
         dst: crate::openflow::action::FieldSlice { field: Field::NdTarget, ofs: 0, n_bits: 16 },
         value: 1,
     }])];
-    assert_eq!(rule_from_wire(&wire_rule(&ipv6, &nd)), Err(OfpError::BadActionType));
+    assert_eq!(rule_from_wire(&wire_rule(&ipv6, &nd)), Err(OfpError::BadActionArgument));
+    let ns = m(vec![
+        MatchField::exact(Field::EthType, 0x86dd),
+        MatchField::exact(Field::IpProto, 58),
+        MatchField::exact(Field::Icmpv6Type, 135),
+    ]);
+    let target = Subfield { field: SubfieldField::Packet(crate::rules::PacketField::NdTarget), ofs: 0, n_bits: 16 };
+    assert_eq!(
+        rule_from_wire(&wire_rule(&ns, &nd)).map(|r| r.actions),
+        Ok(vec![crate::rules::Action::Load { dst: target, value: 1, set_field: false }])
+    );
     // in_port is OVS's 16-bit port number: 32-bit numbers between the two ranges are none.
     for bad in [0xff00, 0x1_0000, 0xffff_feff] {
         let p = m(vec![MatchField::exact(Field::InPort, bad)]);

@@ -144,3 +144,118 @@ fn a_slow_path_megaflow_redoes_earlier_tables() {
     assert_eq!(x.actions, vec![DpAction::SetEthDst([2, 0, 0, 0, 0, 5]), DpAction::Output(3)]);
     assert_eq!(x.rules.len(), 2);
 }
+
+/// ND writes and reads: without the ND fields an ND message of the field's type ends in
+/// a slow-path megaflow (and any other packet skips the write, as OVS's prerequisite
+/// check does, reading only the bits that decide it); with them the flow's fields change
+/// and every output commits what differs from the packet, in OVS's order.
+#[test]
+fn nd_writes_and_reads_go_through_the_slow_path() {
+    let macs = MacTable::default();
+    let t = tables(&[
+        "priority=10,icmp6,icmp_type=135,actions=set_field:fd00::99->nd_target,set_field:02:00:00:00:00:aa->nd_sll,\
+         set_field:7->nd_reserved,output:2",
+        "priority=10,icmp6,icmp_type=136,actions=load:0xbb->NXM_NX_ND_TLL[0..7],output:2,load:0x1->nd_options_type[],\
+         output:3",
+        "priority=0,actions=output:3",
+    ]);
+    let run = |f: &[u8], with_nd: bool| {
+        let nd = nd_fields(f);
+        translate(&t, &macs, &key(f), with_nd.then_some(&nd), Duration::ZERO, Lookup::Index)
+    };
+    // Fast path: ND messages go to the slow path, their megaflow only ND messages.
+    for f in [nd_frame(NS, 0, 1, 1), nd_frame(NA, 0, 1, 2)] {
+        let x = run(&f, false);
+        assert_eq!(x.actions, slow_path_action());
+        assert_eq!((x.mask.tp_src(), x.mask.tp_dst()), (0xffff, 0xffff));
+    }
+    // Code 1: no ND message, the writes are skipped (OVS's prerequisite), fast path.
+    let x = run(&nd_frame(NS, 1, 1, 1), false);
+    assert_eq!(x.actions, vec![DpAction::Output(2)]);
+    // Slow path: the changes, committed before the output that sends them.
+    let ns = run(&nd_frame(NS, 0, 1, 1), true);
+    assert_eq!(
+        ns.actions,
+        vec![
+            DpAction::SetNdReserved(7),
+            DpAction::SetNdTarget("fd00::99".parse().unwrap()),
+            DpAction::SetNdSll([2, 0, 0, 0, 0, 0xaa]),
+            DpAction::Output(2),
+        ]
+    );
+    // NA with tll 02:00:00:00:00:01: the low byte, then the options type (already 2 is
+    // the packet's; 1 differs) after the first output.
+    let na = run(&nd_frame(NA, 0, 1, 2), true);
+    assert_eq!(
+        na.actions,
+        vec![
+            DpAction::SetNdTll([2, 0, 0, 0, 0, 0xbb]),
+            DpAction::Output(2),
+            DpAction::SetNdOptionsType(1),
+            DpAction::Output(3)
+        ]
+    );
+    // A write of the value the packet has commits nothing.
+    let same = tables(&["icmp6,icmp_type=135,actions=set_field:fd00::1->nd_target,output:2"]);
+    let f = nd_frame(NS, 0, 1, 0);
+    let nd = nd_fields(&f);
+    let x = translate(&same, &macs, &key(&f), Some(&nd), Duration::ZERO, Lookup::Index);
+    assert_eq!(x.actions, vec![DpAction::Output(2)]);
+}
+
+/// Later tables and `move` see the written ND fields; a bucket's or a clone's write is
+/// undone for what follows (set back at the next output); a `move` out of an ND field
+/// into a register decides a later match.
+#[test]
+fn written_nd_fields_are_read_back() {
+    let macs = MacTable::default();
+    let t = tables(&[
+        "table=0,icmp6,icmp_type=135,actions=clone(set_field:fd00::5->nd_target,output:3),\
+         set_field:fd00::7->nd_target,goto_table:1",
+        "table=1,priority=20,icmp6,icmp_type=135,nd_target=fd00::7,actions=move:nd_target[0..7]->reg0[0..7],resubmit(,2)",
+        "table=1,priority=10,actions=output:1",
+        "table=2,priority=10,reg0=7,actions=output:2",
+    ]);
+    let f = nd_frame(NS, 0, 1, 0);
+    let nd = nd_fields(&f);
+    let x = translate(&t, &macs, &key(&f), Some(&nd), Duration::ZERO, Lookup::Index);
+    assert_eq!(
+        x.actions,
+        vec![
+            DpAction::SetNdTarget("fd00::5".parse().unwrap()),
+            DpAction::Output(3),
+            DpAction::SetNdTarget("fd00::7".parse().unwrap()),
+            DpAction::Output(2),
+        ]
+    );
+    // Without the ND fields: the first lookup with an ND write ends it.
+    let x = translate(&t, &macs, &key(&f), None, Duration::ZERO, Lookup::Index);
+    assert_eq!(x.actions, slow_path_action());
+    // A `move` out of `nd_sll` on an NA (its prerequisite fails): no copy at all.
+    let t =
+        tables(&["table=0,icmp6,icmp_type=135,actions=set_field:136->icmpv6_type,move:nd_sll[]->dl_src[],output:2"]);
+    let f = nd_frame(NS, 0, 1, 1);
+    let nd = nd_fields(&f);
+    let x = translate(&t, &macs, &key(&f), Some(&nd), Duration::ZERO, Lookup::Index);
+    assert_eq!(x.actions, vec![DpAction::SetTpSrc(136), DpAction::Output(2)]);
+}
+
+/// A read of an ND field gives what OVS parsed from the packet as received, also after a
+/// rewrite of the ICMPv6 type: `output:NXM_NX_ND_SLL[0..15]` of an NS whose type became
+/// 128 still sends to the port its SLL names (slow path); of an NS with code 1 (OVS
+/// parses no ND fields), to port 0 (nothing), in the fast path.
+#[test]
+fn nd_reads_see_the_packet_s_parse() {
+    let macs = MacTable::default();
+    let t = tables(&["icmp6,icmp_type=135,actions=set_field:128->icmpv6_type,output:NXM_NX_ND_SLL[0..15]"]);
+    let f = nd_frame(NS, 0, 2, 1);
+    let x = translate(&t, &macs, &key(&f), None, Duration::ZERO, Lookup::Index);
+    assert_eq!(x.actions, slow_path_action());
+    let nd = nd_fields(&f);
+    let x = translate(&t, &macs, &key(&f), Some(&nd), Duration::ZERO, Lookup::Index);
+    assert_eq!(x.actions, vec![DpAction::SetTpSrc(128), DpAction::Output(2)]);
+    let code_1 = nd_frame(NS, 1, 2, 1);
+    let x = translate(&t, &macs, &key(&code_1), None, Duration::ZERO, Lookup::Index);
+    assert!(x.actions.is_empty(), "no output, so no edit: {:?}", x.actions);
+    assert_eq!((x.mask.tp_src(), x.mask.tp_dst()), (0xffff, 0xffff), "what decided it");
+}
