@@ -85,11 +85,21 @@ pub trait Pipeline: Send + 'static {
     /// verdict).
     fn classify<'s, 'p, B: RxBurst<'p>>(&'s mut self, in_port: u32, pkts: B, out: &mut [Verdict<'s>]);
 
-    /// Asked once per loop iteration before the rx queues are polled: true to leave them
-    /// alone this iteration (the frames wait in the device's ring), because the pipeline
-    /// could not keep the misses of another burst. Must be O(1).
-    fn rx_paused(&mut self) -> bool {
+    /// Asked once per loop iteration before the rx queues are polled: true to leave alone,
+    /// this iteration, the rx queues whose recent bursts were mostly misses (the loop
+    /// keeps a [`MissShare`] per queue; their frames wait in the device's ring), because
+    /// the pipeline could not keep the misses of another burst. The other queues are
+    /// polled as usual. Must be O(1).
+    ///
+    /// [`MissShare`]: ferrovs_flowcache::pending::MissShare
+    fn hold_missing_rxqs(&mut self) -> bool {
         false
+    }
+
+    /// Told when an iteration left rx queues alone after [`Pipeline::hold_missing_rxqs`]
+    /// (`queues` > 0 of them), for its counters.
+    fn rxqs_held(&mut self, queues: usize) {
+        let _ = queues;
     }
 
     /// Takes a packet that missed. Return `None` when the packet was taken (e.g. queued as
