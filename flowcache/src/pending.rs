@@ -45,20 +45,30 @@
 //!
 //! # Backpressure per rx queue
 //!
-//! When the table cannot keep another burst's misses (fewer than a burst of packet slots
-//! or of keys free), receiving more from a port whose bursts are mostly misses only
-//! costs the PMD: each such packet is extracted, looked up at every level, probed here
-//! and dropped. So the PMD leaves those rx queues alone until answers free room
-//! ([`PendingMisses::should_hold_missing_rxqs`]); their frames wait in the device's ring
-//! (and a device whose ring is full drops and counts them, at no cost to the PMD). Each
-//! queue's share of misses is its own ([`MissShare`], kept by the poll loop per queue):
-//! a queue whose bursts are mostly cache hits is never held, so the installed flows of
-//! one port keep their rate while another port floods the switch with new flows. Under
-//! such a flood the flooding queue is taken about as often as the slow path answers a
-//! burst's worth of keys: the slow path stays saturated, and the PMD spends on the flood
-//! little more than the answers (installs) themselves. A queue that carries both, mostly
-//! hits, is polled as usual and its misses are dropped and counted (`park_full`) while
-//! the table is full.
+//! When the table cannot keep another burst's misses, receiving more from a port whose
+//! packets miss only costs the PMD: each such packet is extracted, looked up at every
+//! level, probed here and dropped. So the PMD leaves those rx queues alone until answers
+//! free room ([`PendingMisses::rx_hold`]); their frames wait in the device's ring (and a
+//! device whose ring is full drops and counts them, at no cost to the PMD). Which queues
+//! wait depends on what runs short, and on each queue's own recent share of misses
+//! ([`MissShare`], kept by the poll loop per queue):
+//!
+//! ```text
+//!   fewer than a burst of packet slots free   RxHold::AnyMissing     queues that missed at
+//!   (flows of many packets each wait for                             all lately: every packet
+//!   their answers: a burst of new flows)                             that could be parked waits
+//!   fewer than a burst of keys free           RxHold::MostlyMissing  queues of mostly misses
+//!   (a flood of distinct new flows)
+//! ```
+//!
+//! A queue of cache hits alone is never held, so the installed flows of one port keep
+//! their rate while another port floods the switch with new flows or replays a burst of
+//! them. Under a flood, the flooding queue is taken about as often as the slow path
+//! answers a burst's worth of keys: the slow path stays saturated, and the PMD spends on
+//! the flood little more than the answers (installs) themselves. A queue of mostly hits
+//! that also carries new flows is polled during a flood, and its new keys are dropped
+//! and counted (`park_full`) while the flood's keys fill the table: holding it would
+//! cost its installed flows their rate, and the table has no room for its keys anyway.
 //!
 //! A held queue's frames are not parked, so the bound of [`PendingConfig::max_rx_pause_ms`]
 //! on the oldest key's wait ends the hold when the slow path stops answering.
@@ -138,8 +148,8 @@ pub struct PendingConfig {
     pub max_packets: usize,
     /// A key parked this long without an answer is given up (its packets dropped).
     pub timeout_ms: u64,
-    /// How long the oldest key may have waited for
-    /// [`PendingMisses::should_hold_missing_rxqs`] still to hold rx queues. It must exceed the time the slow path takes to answer a full
+    /// How long the oldest key may have waited for [`PendingMisses::rx_hold`] still to
+    /// hold rx queues. It must exceed the time the slow path takes to answer a full
     /// table (4,096 keys at 30,000-50,000 upcalls/s: 80-140 ms), so that a burst of up to
     /// 4,096 new flows loses nothing; and it bounds how long a slow path that stopped
     /// answering (say, a rule change that takes seconds) holds up the installed flows.
@@ -173,22 +183,36 @@ impl Default for PendingConfig {
     }
 }
 
+/// Which rx queues the PMD leaves alone for now ([`PendingMisses::rx_hold`], decided
+/// per queue by [`MissShare::held_by`]; see the module doc).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum RxHold {
+    /// None: the table can keep another burst's misses.
+    #[default]
+    None,
+    /// The queues whose recent bursts were mostly misses: fewer than a burst of keys free.
+    MostlyMissing,
+    /// The queues that missed at all lately: fewer than a burst of packet slots free.
+    AnyMissing,
+}
+
 /// The share of one rx queue's recent packets that missed every cache: an exponential
-/// moving average over its bursts (each weighs 1/8), in 1/256ths. The poll loop keeps
+/// moving average over its bursts (each weighs 1/8), in 1/65,536ths. The poll loop keeps
 /// one per rx queue and records every burst; while the parking table is short
-/// ([`PendingMisses::should_hold_missing_rxqs`]) the queues whose share is at least half
-/// are left alone (see the module doc). A queue turns from all hits to "mostly misses"
-/// after 6 bursts of misses, long before a burst of new flows can fill a table of
-/// thousands of packets; a held queue's share is not updated, and it is polled again as
+/// ([`PendingMisses::rx_hold`]) it leaves alone the queues [`MissShare::held_by`] names
+/// (see the module doc). A queue turns from all hits to "mostly misses" after 6 bursts
+/// of misses, long before a burst of new flows can fill a table of thousands of packets;
+/// one missed packet makes it "missing" for the next 30-odd bursts; the share of a queue
+/// of hits alone is 0. A held queue's share is not updated, and it is polled again as
 /// soon as the table has room. O(1), one division per burst.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct MissShare {
-    share: u16,
+    share: u32,
 }
 
 impl MissShare {
-    /// Share (in 1/256ths) at and above which a queue is mostly misses.
-    pub const MOSTLY: u16 = 128;
+    /// The whole share (every packet missed).
+    pub const ALL: u32 = 1 << 16;
 
     /// Records a burst of `packets` of which `misses` missed (a burst of none changes
     /// nothing).
@@ -196,19 +220,31 @@ impl MissShare {
         if packets == 0 {
             return;
         }
-        let burst = (misses.min(packets) * 256 / packets) as i32;
-        let share = self.share as i32;
-        self.share = (share + (burst - share) / 8) as u16;
+        let burst = (misses.min(packets) as u64 * Self::ALL as u64 / packets as u64) as i64;
+        let share = self.share as i64;
+        // An arithmetic shift rounds down, so a queue whose packets stop missing gets back
+        // to 0 (a division would stop short of it).
+        self.share = (share + ((burst - share) >> 3)) as u32;
     }
 
-    /// The share, in 1/256ths.
-    pub fn share(&self) -> u16 {
+    /// The share, in 1/65,536ths.
+    pub fn share(&self) -> u32 {
         self.share
     }
 
     /// Whether at least half of the queue's recent packets missed.
     pub fn mostly_misses(&self) -> bool {
-        self.share >= Self::MOSTLY
+        self.share >= Self::ALL / 2
+    }
+
+    /// Whether the queue is left alone under `hold`.
+    #[inline]
+    pub fn held_by(&self, hold: RxHold) -> bool {
+        match hold {
+            RxHold::None => false,
+            RxHold::MostlyMissing => self.mostly_misses(),
+            RxHold::AnyMissing => self.share > 0,
+        }
     }
 }
 
@@ -340,25 +376,29 @@ impl<P> PendingMisses<P> {
         (self.oldest != NIL).then(|| self.entries[self.oldest as usize].since_ms.saturating_add(self.config.timeout_ms))
     }
 
-    /// Whether the PMD should leave alone, for now, the rx queues whose recent bursts
-    /// were mostly misses ([`MissShare`]) instead of receiving a burst whose misses the
-    /// table could not keep (backpressure: the frames wait in the device's ring, as they
-    /// do behind an OVS PMD that handles its upcalls inline). True when fewer than a
-    /// burst of packet slots, or fewer than a burst of key entries, are free, and the
-    /// oldest key has waited less than [`PendingConfig::max_rx_pause_ms`] (a slow path
-    /// that does not answer, or answers very slowly, must not hold up those queues for
-    /// long; an empty table waits for nothing and holds nothing).
-    ///
-    /// The queues of cached flows are never held (see the module doc, "Backpressure per
-    /// rx queue"): a flood of new flows on one port costs the installed flows of another
-    /// only the slow path's answers, not the flood's packets.
+    /// Which rx queues the PMD should leave alone for now instead of receiving bursts
+    /// whose misses the table could not keep (backpressure: the frames wait in the
+    /// device's ring, as they do behind an OVS PMD that handles its upcalls inline; see
+    /// the module doc, "Backpressure per rx queue"): [`RxHold::AnyMissing`] when fewer
+    /// than a burst of packet slots are free, else [`RxHold::MostlyMissing`] when fewer
+    /// than a burst of keys are free, else none. None either once the oldest key has
+    /// waited [`PendingConfig::max_rx_pause_ms`] (a slow path that does not answer, or
+    /// answers very slowly, must not hold up those queues for long), or when the table is
+    /// empty (it waits for nothing; a table smaller than a burst holds while anything is
+    /// parked).
     ///
     /// O(1); `now_ms` (the clock) is asked only when the table runs short.
-    pub fn should_hold_missing_rxqs(&self, burst: usize, now_ms: impl FnOnce() -> u64) -> bool {
+    pub fn rx_hold(&self, burst: usize, now_ms: impl FnOnce() -> u64) -> RxHold {
         let short = |max: usize, used: usize| max - used < burst.min(max);
-        (short(self.config.max_packets, self.n_packets) || short(self.config.max_keys, self.n_keys))
-            && self.oldest != NIL
-            && now_ms().saturating_sub(self.entries[self.oldest as usize].since_ms) < self.config.max_rx_pause_ms
+        let hold = if short(self.config.max_packets, self.n_packets) {
+            RxHold::AnyMissing
+        } else if short(self.config.max_keys, self.n_keys) {
+            RxHold::MostlyMissing
+        } else {
+            return RxHold::None;
+        };
+        let waited = |oldest: u32| now_ms().saturating_sub(self.entries[oldest as usize].since_ms);
+        if self.oldest != NIL && waited(self.oldest) < self.config.max_rx_pause_ms { hold } else { RxHold::None }
     }
 
     /// Whether a packet received on `in_port` may belong to a shadowed key. False means
@@ -742,50 +782,54 @@ mod tests {
 
     #[test]
     fn missing_queues_are_held_while_slots_or_keys_run_short_for_a_bounded_time() {
+        use RxHold::*;
         let k = real_keys();
         // 4 keys, 8 packets, bursts of 3, holds while the oldest key waited < 100 ms.
         let config = PendingConfig { max_rx_pause_ms: 100, ..PendingConfig::new(4, 8) };
         let mut t = PendingMisses::new(config);
-        assert!(!t.should_hold_missing_rxqs(3, || 0), "empty");
+        assert_eq!(t.rx_hold(3, || 0), None, "empty");
         t.park(&k[0], 10, 0);
         for i in 1..5 {
             assert_eq!(t.park(&k[0], 10, i), Parked::Joined);
         }
-        assert!(!t.should_hold_missing_rxqs(3, || 10), "3 slots and 3 keys free: a burst fits");
+        assert_eq!(t.rx_hold(3, || 10), None, "3 slots and 3 keys free: a burst fits");
         t.park(&k[1], 20, 6);
-        assert!(t.should_hold_missing_rxqs(3, || 20), "2 slots free: wait for the slow path");
-        assert!(t.should_hold_missing_rxqs(3, || 109), "oldest key waited 99 ms");
-        assert!(!t.should_hold_missing_rxqs(3, || 110), "oldest key waited 100 ms: receive (and drop) again");
+        assert_eq!(t.rx_hold(3, || 20), AnyMissing, "2 slots free: wait for the slow path");
+        assert_eq!(t.rx_hold(3, || 109), AnyMissing, "oldest key waited 99 ms");
+        assert_eq!(t.rx_hold(3, || 110), None, "oldest key waited 100 ms: receive (and drop) again");
         let mut got = Vec::new();
         t.release_key(&k[0], collect(&mut got));
-        assert!(!t.should_hold_missing_rxqs(3, || 20), "answered: room again");
-        // A flood of new keys fills the keys first: held too, until answers free a burst's
-        // worth of keys.
+        assert_eq!(t.rx_hold(3, || 20), None, "answered: room again");
+        // A flood of new keys fills the keys first: the queues of mostly misses wait until
+        // answers free a burst's worth of keys.
         let mut t = PendingMisses::new(config);
         t.park(&k[0], 0, 0);
         t.park(&k[1], 0, 1);
-        assert!(t.should_hold_missing_rxqs(3, || 0), "2 of 4 keys free, 6 packet slots");
+        assert_eq!(t.rx_hold(3, || 0), MostlyMissing, "2 of 4 keys free, 6 packet slots");
         t.park(&k[2], 0, 2);
         t.park(&k[3], 0, 3);
-        assert!(t.should_hold_missing_rxqs(3, || 99), "every key taken");
-        assert!(!t.should_hold_missing_rxqs(3, || 100), "bounded by the oldest key's wait");
-        t.release_key(&k[0], collect(&mut got));
-        assert!(t.should_hold_missing_rxqs(3, || 0), "one key free");
-        t.release_key(&k[1], collect(&mut got));
-        t.release_key(&k[2], collect(&mut got));
-        assert!(!t.should_hold_missing_rxqs(3, || 0), "3 keys free");
+        assert_eq!(t.rx_hold(3, || 99), MostlyMissing, "every key taken");
+        assert_eq!(t.rx_hold(3, || 100), None, "bounded by the oldest key's wait");
+        t.park(&k[3], 0, 4);
+        t.park(&k[3], 0, 5);
+        assert_eq!(t.rx_hold(3, || 0), AnyMissing, "packet slots short too: the stronger hold");
+        for key in &k[..3] {
+            t.release_key(key, collect(&mut got));
+        }
+        assert_eq!(t.rx_hold(3, || 0), None, "3 keys and 5 slots free");
         // A table smaller than a burst never takes a whole one: it holds while anything
         // is parked, until it is empty.
         let mut t = PendingMisses::new(PendingConfig::new(2, 2));
-        assert!(!t.should_hold_missing_rxqs(32, || 0), "empty");
+        assert_eq!(t.rx_hold(32, || 0), None, "empty");
         t.park(&k[0], 0, 0);
-        assert!(t.should_hold_missing_rxqs(32, || 0), "one key parked");
+        assert_eq!(t.rx_hold(32, || 0), AnyMissing, "one key parked");
     }
 
     #[test]
     fn a_queue_is_mostly_misses_after_a_few_bursts_of_them_and_back() {
+        use RxHold::*;
         let mut q = MissShare::default();
-        assert!(!q.mostly_misses());
+        assert!(!q.held_by(None) && !q.held_by(MostlyMissing) && !q.held_by(AnyMissing), "hits alone");
         q.record(0, 0);
         assert_eq!(q.share(), 0, "an empty burst is no evidence");
         let mut bursts = 0;
@@ -794,26 +838,43 @@ mod tests {
             bursts += 1;
         }
         assert_eq!(bursts, 6);
+        assert!(q.held_by(MostlyMissing) && q.held_by(AnyMissing) && !q.held_by(None));
         // Half-and-half bursts stay at about half; hits take it back down.
         for _ in 0..64 {
             q.record(32, 16);
         }
-        assert!((120..=136).contains(&q.share()), "{}", q.share());
+        let half = MissShare::ALL / 2;
+        assert!((half - half / 16..=half + half / 16).contains(&q.share()), "{}", q.share());
         let mut bursts = 0;
         while q.mostly_misses() {
             q.record(32, 0);
             bursts += 1;
         }
         assert!(bursts <= 1, "{bursts}");
-        for _ in 0..64 {
+        // Hits alone bring it back to exactly 0: then no hold applies.
+        let mut bursts = 0;
+        while q.held_by(AnyMissing) {
             q.record(32, 0);
+            bursts += 1;
         }
-        assert!(q.share() < 8, "{}", q.share());
-        // A queue with a miss now and then (a new flow among cached ones) is not.
+        assert!((40..=120).contains(&bursts), "{bursts}");
+        assert_eq!(q.share(), 0);
+        // One missed packet among hits: "missing" for the next 30-odd bursts, never
+        // "mostly".
+        q.record(32, 1);
+        let mut bursts = 0;
+        while q.held_by(AnyMissing) {
+            assert!(!q.mostly_misses());
+            q.record(32, 0);
+            bursts += 1;
+        }
+        assert!((20..=60).contains(&bursts), "{bursts}");
+        // A queue with a miss now and then (a new flow among cached ones) is not mostly
+        // misses.
         for i in 0..1000 {
             q.record(32, (i % 4 == 0) as usize);
         }
-        assert!(!q.mostly_misses() && q.share() < 16, "{}", q.share());
+        assert!(!q.mostly_misses() && q.share() < MissShare::ALL / 16, "{}", q.share());
     }
 
     #[test]

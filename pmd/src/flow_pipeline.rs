@@ -26,15 +26,16 @@
 //! ```
 //!
 //! Before a full table drops anything, the PMD stops taking bursts from the rx queues
-//! whose recent bursts were mostly misses ([`Pipeline::hold_missing_rxqs`], counted in
-//! `rx_pauses`): when fewer than a burst of packet slots or of keys are free, their
-//! frames wait in the device's ring until the slow path's answers free room (as behind
-//! an OVS PMD, which handles its upcalls inline), so a burst of up to 4,096 new flows
-//! replayed at full speed loses nothing, and a flood of new flows on one queue is taken
-//! only as fast as the slow path answers it (see [`PendingMisses`], "Backpressure per rx
-//! queue"). Queues of mostly cache hits are polled as usual: the installed flows of one
-//! port do not wait for another port's new flows. Nor is anything held once the oldest
-//! parked key has waited [`PendingConfig::max_rx_pause_ms`] (250 ms by default).
+//! whose packets miss ([`Pipeline::rx_hold`], counted in `rx_pauses`): while fewer than
+//! a burst of packet slots are free, every queue that missed lately waits; while fewer
+//! than a burst of keys are free, the queues of mostly misses. Their frames wait in the
+//! device's ring until the slow path's answers free room (as behind an OVS PMD, which
+//! handles its upcalls inline), so a burst of up to 4,096 new flows replayed at full
+//! speed loses nothing, and a flood of new flows on one queue is taken only as fast as
+//! the slow path answers it (see [`PendingMisses`], "Backpressure per rx queue"). Queues
+//! of cache hits are polled as usual: the installed flows of one port do not wait for
+//! another port's new flows. Nor is anything held once the oldest parked key has waited
+//! [`PendingConfig::max_rx_pause_ms`] (250 ms by default).
 //!
 //! After the burst's misses ([`Pipeline::misses_done`]) the batch goes to the slow
 //! path as one message (counted in `upcalls_sent`, one per key). If the upcall queue is
@@ -102,7 +103,7 @@ use ferrovs_dpdk::{BURST, Mbuf};
 use ferrovs_flowcache::actions::{DpAction, DpActions};
 use ferrovs_flowcache::extract::{extract, extract_into};
 use ferrovs_flowcache::key::FlowKey;
-use ferrovs_flowcache::pending::{Parked, PendingConfig, PendingMisses};
+use ferrovs_flowcache::pending::{Parked, PendingConfig, PendingMisses, RxHold};
 use ferrovs_flowcache::upcall::{ExecutedKey, FlowId, GoneFlow, GoneReason, PmdCommand, PmdReport, UpcallBatch};
 use ferrovs_flowcache::{FlowCache, FlowCacheConfig, InsertError, Megaflow, MegaflowId, MegaflowStats};
 
@@ -173,9 +174,9 @@ counter_set! {
         park_full,
         /// Parked packets dropped because their upcall was not answered in time.
         park_timeout,
-        /// Loop iterations that left the rx queues of mostly misses alone because the
+        /// Loop iterations that left rx queues whose packets miss alone because the
         /// parking table could not keep another burst's misses (see
-        /// [`PendingMisses::should_hold_missing_rxqs`]).
+        /// [`PendingMisses::rx_hold`]).
         rx_pauses,
         /// Packets parked right now (gauge).
         parked,
@@ -610,9 +611,9 @@ impl Pipeline for FlowPipeline {
         }
     }
 
-    fn hold_missing_rxqs(&mut self) -> bool {
+    fn rx_hold(&mut self) -> RxHold {
         let clock = &self.clock;
-        self.pending.should_hold_missing_rxqs(BURST, || clock.now_ms())
+        self.pending.rx_hold(BURST, || clock.now_ms())
     }
 
     fn rxqs_held(&mut self, _queues: usize) {

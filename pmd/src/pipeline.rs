@@ -18,6 +18,7 @@
 
 use ferrovs_dpdk::Mbuf;
 use ferrovs_flowcache::actions::DpAction;
+use ferrovs_flowcache::pending::RxHold;
 
 use crate::exec::TxState;
 
@@ -85,18 +86,19 @@ pub trait Pipeline: Send + 'static {
     /// verdict).
     fn classify<'s, 'p, B: RxBurst<'p>>(&'s mut self, in_port: u32, pkts: B, out: &mut [Verdict<'s>]);
 
-    /// Asked once per loop iteration before the rx queues are polled: true to leave alone,
-    /// this iteration, the rx queues whose recent bursts were mostly misses (the loop
-    /// keeps a [`MissShare`] per queue; their frames wait in the device's ring), because
-    /// the pipeline could not keep the misses of another burst. The other queues are
-    /// polled as usual. Must be O(1).
+    /// Asked once per loop iteration before the rx queues are polled: which of them to
+    /// leave alone this iteration (their frames wait in the device's ring), because the
+    /// pipeline could not keep the misses of another burst. The loop keeps a
+    /// [`MissShare`] per queue and skips those it names ([`MissShare::held_by`]); a queue
+    /// of cache hits alone is always polled. Must be O(1).
     ///
     /// [`MissShare`]: ferrovs_flowcache::pending::MissShare
-    fn hold_missing_rxqs(&mut self) -> bool {
-        false
+    /// [`MissShare::held_by`]: ferrovs_flowcache::pending::MissShare::held_by
+    fn rx_hold(&mut self) -> RxHold {
+        RxHold::None
     }
 
-    /// Told when an iteration left rx queues alone after [`Pipeline::hold_missing_rxqs`]
+    /// Told when an iteration left rx queues alone after [`Pipeline::rx_hold`]
     /// (`queues` > 0 of them), for its counters.
     fn rxqs_held(&mut self, queues: usize) {
         let _ = queues;

@@ -4,8 +4,8 @@
 //! loop until the stop flag is set:
 //!     apply queued messages (try_recv, no blocking)
 //!     for each rx queue assigned to this PMD:
-//!         skip it if its recent bursts were mostly misses and the pipeline cannot keep
-//!         another burst's misses (the frames wait in the device's ring)
+//!         skip it if its recent bursts missed and the pipeline cannot keep another
+//!         burst's misses (pipeline.rx_hold; the frames wait in the device's ring)
 //!         rx burst (<= 32)  ->  drop runts  ->  pipeline.classify(burst)
 //!         hits: execute actions into per-port tx batches
 //!         misses: pipeline.miss(pkt) (park) or drop; then pipeline.misses_done
@@ -57,8 +57,8 @@ pub(crate) struct AssignedRxq {
     pub in_idx: usize,
     pub counters: RxqLocal,
     pub shared: Arc<AtomicRxqCounters>,
-    /// The share of misses of its recent bursts: a queue of mostly misses is left alone
-    /// while the pipeline cannot keep more ([`Pipeline::hold_missing_rxqs`]).
+    /// The share of misses of its recent bursts: a queue whose packets miss is left alone
+    /// while the pipeline cannot keep more ([`Pipeline::rx_hold`]).
     pub misses: MissShare,
 }
 
@@ -148,12 +148,12 @@ impl<C: Pipeline> PmdThread<C> {
 
         let LoopState { batch, scratch, .. } = st;
         let mut received = 0usize;
-        // Queues of mostly misses wait while the pipeline cannot keep another burst of
-        // them; queues of cached flows never do.
-        let hold_missing = self.pipeline.hold_missing_rxqs();
+        // Queues whose packets miss wait while the pipeline cannot keep another burst of
+        // misses; queues of cached flows never do.
+        let hold = self.pipeline.rx_hold();
         let mut held = 0;
         for q in self.rxqs.iter_mut() {
-            if hold_missing && q.misses.mostly_misses() {
+            if q.misses.held_by(hold) {
                 held += 1;
                 continue;
             }
