@@ -230,7 +230,7 @@ fn encode_pmds(s: &Snapshot, enc: &mut DescriptorEncoder) -> fmt::Result {
     counters(
         enc,
         "ferrovs_pmd_rx_pauses",
-        "Loop iterations that left the rx queues alone while the parking table was full",
+        "Loop iterations that left rx queues whose packets miss alone while the parking table was short",
         None,
         each(|p| p.rx_pauses),
     )?;

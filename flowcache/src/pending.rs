@@ -36,10 +36,42 @@
 //! does not: it shadows *every* key parked now or later, until the table is empty. That
 //! is safe (a packet of a parked key that hits a megaflow must join its key whether or
 //! not an install marked it: the megaflow covers its key) and turns an O(parked keys)
-//! scan per install into one probe per packet while the table holds keys. Under a flood
+//! scan per install into one probe per packet while the table holds keys, and only for
+//! the packets of ports that have keys parked ([`PendingMisses::shadowed_on`]: a count of
+//! parked keys per ingress port), so the cached flows of other ports pay nothing. Under a flood
 //! of new flows the table stays full and the slow path answers hundreds of thousands of
 //! keys a second; a 4,096-key scan per answer took the PMD's whole time, and installed
 //! flows fell to a few percent of their rate.
+//!
+//! # Backpressure per rx queue
+//!
+//! When the table cannot keep another burst's misses, receiving more from a port whose
+//! packets miss only costs the PMD: each such packet is extracted, looked up at every
+//! level, probed here and dropped. So the PMD leaves those rx queues alone until answers
+//! free room ([`PendingMisses::rx_hold`]); their frames wait in the device's ring (and a
+//! device whose ring is full drops and counts them, at no cost to the PMD). Which queues
+//! wait depends on what runs short, and on each queue's own recent share of misses
+//! ([`MissShare`], kept by the poll loop per queue):
+//!
+//! ```text
+//!   fewer than a burst of packet slots free   RxHold::AnyMissing     queues that missed at
+//!   (flows of many packets each wait for                             all lately: every packet
+//!   their answers: a burst of new flows)                             that could be parked waits
+//!   fewer than a burst of keys free           RxHold::MostlyMissing  queues of mostly misses
+//!   (a flood of distinct new flows)
+//! ```
+//!
+//! A queue of cache hits alone is never held, so the installed flows of one port keep
+//! their rate while another port floods the switch with new flows or replays a burst of
+//! them. Under a flood, the flooding queue is taken about as often as the slow path
+//! answers a burst's worth of keys: the slow path stays saturated, and the PMD spends on
+//! the flood little more than the answers (installs) themselves. A queue of mostly hits
+//! that also carries new flows is polled during a flood, and its new keys are dropped
+//! and counted (`park_full`) while the flood's keys fill the table: holding it would
+//! cost its installed flows their rate, and the table has no room for its keys anyway.
+//!
+//! A held queue's frames are not parked, so the bound of [`PendingConfig::max_rx_pause_ms`]
+//! on the oldest key's wait ends the hold when the slow path stops answering.
 //!
 //! # Design
 //!
@@ -99,6 +131,14 @@ use crate::key::FlowKey;
 /// than a probe for each packet of a burst.
 pub const SHADOW_SCAN_MAX_KEYS: usize = 64;
 
+/// Buckets of the count of parked keys by ingress port ([`PendingMisses::shadowed_on`]):
+/// ports are numbered from 1 and a PMD polls a few, so 64 buckets rarely share one.
+pub const PORT_BUCKETS: usize = 64;
+
+fn port_bucket(in_port: u32) -> usize {
+    in_port as usize % PORT_BUCKETS
+}
+
 /// Sizes and timeout of a [`PendingMisses`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PendingConfig {
@@ -108,8 +148,8 @@ pub struct PendingConfig {
     pub max_packets: usize,
     /// A key parked this long without an answer is given up (its packets dropped).
     pub timeout_ms: u64,
-    /// How long the oldest key may have waited for [`PendingMisses::should_pause_rx`]
-    /// still to pause rx. It must exceed the time the slow path takes to answer a full
+    /// How long the oldest key may have waited for [`PendingMisses::rx_hold`] still to
+    /// hold rx queues. It must exceed the time the slow path takes to answer a full
     /// table (4,096 keys at 30,000-50,000 upcalls/s: 80-140 ms), so that a burst of up to
     /// 4,096 new flows loses nothing; and it bounds how long a slow path that stopped
     /// answering (say, a rule change that takes seconds) holds up the installed flows.
@@ -140,6 +180,71 @@ impl Default for PendingConfig {
     /// 4,096 keys, four packets per key on average, one second.
     fn default() -> Self {
         PendingConfig::new(Self::DEFAULT_KEYS, 4 * Self::DEFAULT_KEYS)
+    }
+}
+
+/// Which rx queues the PMD leaves alone for now ([`PendingMisses::rx_hold`], decided
+/// per queue by [`MissShare::held_by`]; see the module doc).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum RxHold {
+    /// None: the table can keep another burst's misses.
+    #[default]
+    None,
+    /// The queues whose recent bursts were mostly misses: fewer than a burst of keys free.
+    MostlyMissing,
+    /// The queues that missed at all lately: fewer than a burst of packet slots free.
+    AnyMissing,
+}
+
+/// The share of one rx queue's recent packets that missed every cache: an exponential
+/// moving average over its bursts (each weighs 1/8), in 1/65,536ths. The poll loop keeps
+/// one per rx queue and records every burst; while the parking table is short
+/// ([`PendingMisses::rx_hold`]) it leaves alone the queues [`MissShare::held_by`] names
+/// (see the module doc). A queue turns from all hits to "mostly misses" after 6 bursts
+/// of misses, long before a burst of new flows can fill a table of thousands of packets;
+/// one missed packet makes it "missing" for the next 30-odd bursts; the share of a queue
+/// of hits alone is 0. A held queue's share is not updated, and it is polled again as
+/// soon as the table has room. O(1), one division per burst.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MissShare {
+    share: u32,
+}
+
+impl MissShare {
+    /// The whole share (every packet missed).
+    pub const ALL: u32 = 1 << 16;
+
+    /// Records a burst of `packets` of which `misses` missed (a burst of none changes
+    /// nothing).
+    pub fn record(&mut self, packets: usize, misses: usize) {
+        if packets == 0 {
+            return;
+        }
+        let burst = (misses.min(packets) as u64 * Self::ALL as u64 / packets as u64) as i64;
+        let share = self.share as i64;
+        // An arithmetic shift rounds down, so a queue whose packets stop missing gets back
+        // to 0 (a division would stop short of it).
+        self.share = (share + ((burst - share) >> 3)) as u32;
+    }
+
+    /// The share, in 1/65,536ths.
+    pub fn share(&self) -> u32 {
+        self.share
+    }
+
+    /// Whether at least half of the queue's recent packets missed.
+    pub fn mostly_misses(&self) -> bool {
+        self.share >= Self::ALL / 2
+    }
+
+    /// Whether the queue is left alone under `hold`.
+    #[inline]
+    pub fn held_by(&self, hold: RxHold) -> bool {
+        match hold {
+            RxHold::None => false,
+            RxHold::MostlyMissing => self.mostly_misses(),
+            RxHold::AnyMissing => self.share > 0,
+        }
     }
 }
 
@@ -203,6 +308,8 @@ pub struct PendingMisses<P> {
     /// Every parked key counts as shadowed until the table is empty
     /// ([`PendingMisses::shadow_covered`]).
     all_shadowed: bool,
+    /// Parked keys by bucket of their ingress port ([`port_bucket`]).
+    port_keys: [u32; PORT_BUCKETS],
     oldest: u32,
     newest: u32,
 }
@@ -230,6 +337,7 @@ impl<P> PendingMisses<P> {
             n_packets: 0,
             n_shadowed: 0,
             all_shadowed: false,
+            port_keys: [0; PORT_BUCKETS],
             oldest: NIL,
             newest: NIL,
         }
@@ -268,23 +376,38 @@ impl<P> PendingMisses<P> {
         (self.oldest != NIL).then(|| self.entries[self.oldest as usize].since_ms.saturating_add(self.config.timeout_ms))
     }
 
-    /// Whether the PMD should leave its rx queues alone for now instead of receiving a
-    /// burst whose misses the table could not keep (backpressure: the frames wait in the
-    /// NIC's ring, as they do behind an OVS PMD that handles its upcalls inline). True
-    /// when fewer than `burst` packet slots are free and the oldest key has waited less
-    /// than [`PendingConfig::max_rx_pause_ms`] (a slow path that does not answer, or
-    /// answers very slowly, must not stop the installed flows for long).
+    /// Which rx queues the PMD should leave alone for now instead of receiving bursts
+    /// whose misses the table could not keep (backpressure: the frames wait in the
+    /// device's ring, as they do behind an OVS PMD that handles its upcalls inline; see
+    /// the module doc, "Backpressure per rx queue"): [`RxHold::AnyMissing`] when fewer
+    /// than a burst of packet slots are free, else [`RxHold::MostlyMissing`] when fewer
+    /// than a burst of keys are free, else none. None either once the oldest key has
+    /// waited [`PendingConfig::max_rx_pause_ms`] (a slow path that does not answer, or
+    /// answers very slowly, must not hold up those queues for long), or when the table is
+    /// empty (it waits for nothing; a table smaller than a burst holds while anything is
+    /// parked).
     ///
-    /// Packets, not keys, decide: a flood of distinct new flows (one or two packets each)
-    /// fills the keys long before the packet slots, and then new keys are dropped and
-    /// counted while installed flows keep flowing; a table short of packet slots holds
-    /// flows that each sent many packets, which the slow path's answers will release.
-    ///
-    /// O(1); `now_ms` (the clock) is asked only when the packet slots run short.
-    pub fn should_pause_rx(&self, burst: usize, now_ms: impl FnOnce() -> u64) -> bool {
-        self.config.max_packets - self.n_packets < burst
-            && (self.oldest == NIL
-                || now_ms().saturating_sub(self.entries[self.oldest as usize].since_ms) < self.config.max_rx_pause_ms)
+    /// O(1); `now_ms` (the clock) is asked only when the table runs short.
+    pub fn rx_hold(&self, burst: usize, now_ms: impl FnOnce() -> u64) -> RxHold {
+        let short = |max: usize, used: usize| max - used < burst.min(max);
+        let hold = if short(self.config.max_packets, self.n_packets) {
+            RxHold::AnyMissing
+        } else if short(self.config.max_keys, self.n_keys) {
+            RxHold::MostlyMissing
+        } else {
+            return RxHold::None;
+        };
+        let waited = |oldest: u32| now_ms().saturating_sub(self.entries[oldest as usize].since_ms);
+        if self.oldest != NIL && waited(self.oldest) < self.config.max_rx_pause_ms { hold } else { RxHold::None }
+    }
+
+    /// Whether a packet received on `in_port` may belong to a shadowed key. False means
+    /// that none of that port's packets needs [`PendingMisses::must_join`]: no key of that
+    /// port (or of another port sharing its bucket of [`PORT_BUCKETS`]) is parked. A
+    /// flood of new flows on one port thus costs the cached flows of the other ports no
+    /// probe per packet. O(1).
+    pub fn shadowed_on(&self, in_port: u32) -> bool {
+        self.shadowed() > 0 && self.port_keys[port_bucket(in_port)] > 0
     }
 
     /// The parked keys, oldest first (for dumps and tests; O(parked keys)).
@@ -345,6 +468,7 @@ impl<P> PendingMisses<P> {
         }
         self.index[i] = e;
         self.n_keys += 1;
+        self.port_keys[port_bucket(key.in_port())] += 1;
         self.append(e, pkt);
         Parked::NewKey
     }
@@ -426,6 +550,7 @@ impl<P> PendingMisses<P> {
         self.index[hole] = NIL;
         self.free_entries.push(e);
         self.n_keys -= 1;
+        self.port_keys[port_bucket(self.entry_keys[e as usize].in_port())] -= 1;
     }
 
     /// Releases every packet of entry `e`, oldest first.
@@ -656,34 +781,126 @@ mod tests {
     }
 
     #[test]
-    fn rx_pauses_while_packet_slots_run_short_for_a_bounded_time() {
+    fn missing_queues_are_held_while_slots_or_keys_run_short_for_a_bounded_time() {
+        use RxHold::*;
         let k = real_keys();
-        // 4 keys, 8 packets, bursts of 3, pauses while the oldest key waited < 100 ms.
+        // 4 keys, 8 packets, bursts of 3, holds while the oldest key waited < 100 ms.
         let config = PendingConfig { max_rx_pause_ms: 100, ..PendingConfig::new(4, 8) };
         let mut t = PendingMisses::new(config);
-        assert!(!t.should_pause_rx(3, || 0), "empty");
+        assert_eq!(t.rx_hold(3, || 0), None, "empty");
         t.park(&k[0], 10, 0);
         for i in 1..5 {
             assert_eq!(t.park(&k[0], 10, i), Parked::Joined);
         }
-        assert!(!t.should_pause_rx(3, || 10), "3 slots free: a burst fits");
+        assert_eq!(t.rx_hold(3, || 10), None, "3 slots and 3 keys free: a burst fits");
         t.park(&k[1], 20, 6);
-        assert!(t.should_pause_rx(3, || 20), "2 slots free, 2 of 4 keys: wait for the slow path");
-        assert!(t.should_pause_rx(3, || 109), "oldest key waited 99 ms");
-        assert!(!t.should_pause_rx(3, || 110), "oldest key waited 100 ms: receive (and drop) again");
+        assert_eq!(t.rx_hold(3, || 20), AnyMissing, "2 slots free: wait for the slow path");
+        assert_eq!(t.rx_hold(3, || 109), AnyMissing, "oldest key waited 99 ms");
+        assert_eq!(t.rx_hold(3, || 110), None, "oldest key waited 100 ms: receive (and drop) again");
         let mut got = Vec::new();
         t.release_key(&k[0], collect(&mut got));
-        assert!(!t.should_pause_rx(3, || 20), "answered: room again");
-        // A flood of new keys fills the keys first: no pause, the new keys are dropped.
+        assert_eq!(t.rx_hold(3, || 20), None, "answered: room again");
+        // A flood of new keys fills the keys first: the queues of mostly misses wait until
+        // answers free a burst's worth of keys.
         let mut t = PendingMisses::new(config);
-        for (i, key) in k[..4].iter().enumerate() {
-            t.park(key, 0, i);
+        t.park(&k[0], 0, 0);
+        t.park(&k[1], 0, 1);
+        assert_eq!(t.rx_hold(3, || 0), MostlyMissing, "2 of 4 keys free, 6 packet slots");
+        t.park(&k[2], 0, 2);
+        t.park(&k[3], 0, 3);
+        assert_eq!(t.rx_hold(3, || 99), MostlyMissing, "every key taken");
+        assert_eq!(t.rx_hold(3, || 100), None, "bounded by the oldest key's wait");
+        t.park(&k[3], 0, 4);
+        t.park(&k[3], 0, 5);
+        assert_eq!(t.rx_hold(3, || 0), AnyMissing, "packet slots short too: the stronger hold");
+        for key in &k[..3] {
+            t.release_key(key, collect(&mut got));
         }
-        assert!(!t.should_pause_rx(3, || 0), "every key slot taken, 4 packet slots free");
-        // Keys full and packets short (four flows of many packets): wait for the answers.
-        t.park(&k[0], 0, 4);
-        t.park(&k[1], 0, 5);
-        assert!(t.should_pause_rx(3, || 0), "2 packet slots free");
+        assert_eq!(t.rx_hold(3, || 0), None, "3 keys and 5 slots free");
+        // A table smaller than a burst never takes a whole one: it holds while anything
+        // is parked, until it is empty.
+        let mut t = PendingMisses::new(PendingConfig::new(2, 2));
+        assert_eq!(t.rx_hold(32, || 0), None, "empty");
+        t.park(&k[0], 0, 0);
+        assert_eq!(t.rx_hold(32, || 0), AnyMissing, "one key parked");
+    }
+
+    #[test]
+    fn a_queue_is_mostly_misses_after_a_few_bursts_of_them_and_back() {
+        use RxHold::*;
+        let mut q = MissShare::default();
+        assert!(!q.held_by(None) && !q.held_by(MostlyMissing) && !q.held_by(AnyMissing), "hits alone");
+        q.record(0, 0);
+        assert_eq!(q.share(), 0, "an empty burst is no evidence");
+        let mut bursts = 0;
+        while !q.mostly_misses() {
+            q.record(32, 32);
+            bursts += 1;
+        }
+        assert_eq!(bursts, 6);
+        assert!(q.held_by(MostlyMissing) && q.held_by(AnyMissing) && !q.held_by(None));
+        // Half-and-half bursts stay at about half; hits take it back down.
+        for _ in 0..64 {
+            q.record(32, 16);
+        }
+        let half = MissShare::ALL / 2;
+        assert!((half - half / 16..=half + half / 16).contains(&q.share()), "{}", q.share());
+        let mut bursts = 0;
+        while q.mostly_misses() {
+            q.record(32, 0);
+            bursts += 1;
+        }
+        assert!(bursts <= 1, "{bursts}");
+        // Hits alone bring it back to exactly 0: then no hold applies.
+        let mut bursts = 0;
+        while q.held_by(AnyMissing) {
+            q.record(32, 0);
+            bursts += 1;
+        }
+        assert!((40..=120).contains(&bursts), "{bursts}");
+        assert_eq!(q.share(), 0);
+        // One missed packet among hits: "missing" for the next 30-odd bursts, never
+        // "mostly".
+        q.record(32, 1);
+        let mut bursts = 0;
+        while q.held_by(AnyMissing) {
+            assert!(!q.mostly_misses());
+            q.record(32, 0);
+            bursts += 1;
+        }
+        assert!((20..=60).contains(&bursts), "{bursts}");
+        // A queue with a miss now and then (a new flow among cached ones) is not mostly
+        // misses.
+        for i in 0..1000 {
+            q.record(32, (i % 4 == 0) as usize);
+        }
+        assert!(!q.mostly_misses() && q.share() < MissShare::ALL / 16, "{}", q.share());
+    }
+
+    #[test]
+    fn only_ports_with_parked_keys_need_the_shadow_probe() {
+        let on = |port: u32, i: u16| extract(&udp4_frame(53, 3000 + i, b"q"), port);
+        let mut t = PendingMisses::new(PendingConfig::new(1024, 4096));
+        for i in 0..=SHADOW_SCAN_MAX_KEYS as u16 {
+            t.park(&on(2, i), 0, i);
+        }
+        assert!(!t.shadowed_on(2), "nothing shadowed yet");
+        t.shadow_covered(|_| false);
+        assert!(t.shadowed_on(2) && !t.shadowed_on(1) && !t.shadowed_on(3));
+        assert!(t.shadowed_on(2 + PORT_BUCKETS as u32), "same bucket: conservative");
+        t.park(&on(1, 0), 0, 100);
+        assert!(t.shadowed_on(1), "a port's first parked key");
+        let mut got = Vec::new();
+        t.release_key(&on(1, 0), collect(&mut got));
+        assert!(!t.shadowed_on(1) && t.shadowed_on(2));
+        t.expire(u64::MAX, usize::MAX, collect(&mut got));
+        assert!(!t.shadowed_on(2) && t.keys() == 0);
+        // Few keys: only the shadowed ones count, on their ports.
+        t.park(&on(5, 0), 0, 0);
+        t.park(&on(6, 0), 0, 1);
+        assert!(!t.shadowed_on(5));
+        t.shadow_covered(|k| k.in_port() == 5);
+        assert!(t.shadowed_on(5) && t.must_join(&on(5, 0)) && !t.must_join(&on(6, 0)));
     }
 
     #[test]
@@ -833,6 +1050,8 @@ mod tests {
                 for k in &keys {
                     prop_assert_eq!(t.packets_of(k), m.parked.iter().filter(|(x, _)| x == k).count());
                     prop_assert_eq!(t.must_join(k), m.shadowed.contains(k));
+                    // Never false for a port with a shadowed key.
+                    prop_assert!(!t.must_join(k) || t.shadowed_on(k.in_port()));
                 }
             }
         }

@@ -150,6 +150,7 @@ impl BurstBench {
             in_idx: 0,
             counters: RxqLocal::default(),
             shared: Arc::new(AtomicRxqCounters::default()),
+            misses: Default::default(),
         }];
         let pmd = PmdThread {
             index: 0,

@@ -25,13 +25,16 @@
 //!   new key                 -> add the key to this burst's UpcallBatch
 //! ```
 //!
-//! Before a full table drops anything, the PMD stops taking bursts
-//! ([`Pipeline::rx_paused`], counted in `rx_pauses`): when fewer than a burst of packet
-//! slots are free, the frames wait in the device's ring until the slow path's answers
-//! free slots (as behind an OVS PMD, which handles its upcalls inline), so a burst of up
-//! to 4,096 new flows replayed at full speed loses nothing. A flood of distinct new flows
-//! fills the keys, not the packet slots, so it does not pause: new keys are dropped and
-//! installed flows keep their throughput; nor does a table whose oldest key has waited
+//! Before a full table drops anything, the PMD stops taking bursts from the rx queues
+//! whose packets miss ([`Pipeline::rx_hold`], counted in `rx_pauses`): while fewer than
+//! a burst of packet slots are free, every queue that missed lately waits; while fewer
+//! than a burst of keys are free, the queues of mostly misses. Their frames wait in the
+//! device's ring until the slow path's answers free room (as behind an OVS PMD, which
+//! handles its upcalls inline), so a burst of up to 4,096 new flows replayed at full
+//! speed loses nothing, and a flood of new flows on one queue is taken only as fast as
+//! the slow path answers it (see [`PendingMisses`], "Backpressure per rx queue"). Queues
+//! of cache hits are polled as usual: the installed flows of one port do not wait for
+//! another port's new flows. Nor is anything held once the oldest parked key has waited
 //! [`PendingConfig::max_rx_pause_ms`] (250 ms by default).
 //!
 //! After the burst's misses ([`Pipeline::misses_done`]) the batch goes to the slow
@@ -47,7 +50,8 @@
 //!   batches, before any newer packet of the flow can be classified), and add those
 //!   packets to the new megaflow's statistics (they were handled by its actions). Other
 //!   parked keys the megaflow covers wait for their own answers, *shadowed*: while any
-//!   key is, `classify` keeps the packets of shadowed keys out of the lookup and they
+//!   key of the burst's port is ([`PendingMisses::shadowed_on`]), `classify` keeps the
+//!   packets of shadowed keys out of the lookup and they
 //!   join their key (see [`PendingMisses`], "Each key waits for its own answer"), so
 //!   every packet gets its own key's decision and a flow's packets stay in order. At
 //!   the flow limit, the least
@@ -99,7 +103,7 @@ use ferrovs_dpdk::{BURST, Mbuf};
 use ferrovs_flowcache::actions::{DpAction, DpActions};
 use ferrovs_flowcache::extract::{extract, extract_into};
 use ferrovs_flowcache::key::FlowKey;
-use ferrovs_flowcache::pending::{Parked, PendingConfig, PendingMisses};
+use ferrovs_flowcache::pending::{Parked, PendingConfig, PendingMisses, RxHold};
 use ferrovs_flowcache::upcall::{ExecutedKey, FlowId, GoneFlow, GoneReason, PmdCommand, PmdReport, UpcallBatch};
 use ferrovs_flowcache::{FlowCache, FlowCacheConfig, InsertError, Megaflow, MegaflowId, MegaflowStats};
 
@@ -170,8 +174,9 @@ counter_set! {
         park_full,
         /// Parked packets dropped because their upcall was not answered in time.
         park_timeout,
-        /// Loop iterations that left the rx queues alone because the parking table could
-        /// not keep another burst's misses (see [`PendingMisses::should_pause_rx`]).
+        /// Loop iterations that left rx queues whose packets miss alone because the
+        /// parking table could not keep another burst's misses (see
+        /// [`PendingMisses::rx_hold`]).
         rx_pauses,
         /// Packets parked right now (gauge).
         parked,
@@ -582,7 +587,7 @@ impl Pipeline for FlowPipeline {
         }
         let now = self.clock.now_ms();
         self.burst_ms = now;
-        let m = if self.pending.shadowed() > 0 { self.hold_shadowed(n) } else { n };
+        let m = if self.pending.shadowed_on(in_port) { self.hold_shadowed(n) } else { n };
         self.dirty = true;
         self.busy = true;
         let (keys, hashes, bytes) = (&self.keys[..m], &self.hashes[..m], &self.bytes[..m]);
@@ -606,14 +611,14 @@ impl Pipeline for FlowPipeline {
         }
     }
 
-    fn rx_paused(&mut self) -> bool {
+    fn rx_hold(&mut self) -> RxHold {
         let clock = &self.clock;
-        let pause = self.pending.should_pause_rx(BURST, || clock.now_ms());
-        if pause {
-            self.local.rx_pauses += 1;
-            self.dirty = true;
-        }
-        pause
+        self.pending.rx_hold(BURST, || clock.now_ms())
+    }
+
+    fn rxqs_held(&mut self, _queues: usize) {
+        self.local.rx_pauses += 1;
+        self.dirty = true;
     }
 
     fn miss(&mut self, in_port: u32, pkt: Mbuf) -> Option<Mbuf> {

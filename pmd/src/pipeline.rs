@@ -18,6 +18,7 @@
 
 use ferrovs_dpdk::Mbuf;
 use ferrovs_flowcache::actions::DpAction;
+use ferrovs_flowcache::pending::RxHold;
 
 use crate::exec::TxState;
 
@@ -85,11 +86,22 @@ pub trait Pipeline: Send + 'static {
     /// verdict).
     fn classify<'s, 'p, B: RxBurst<'p>>(&'s mut self, in_port: u32, pkts: B, out: &mut [Verdict<'s>]);
 
-    /// Asked once per loop iteration before the rx queues are polled: true to leave them
-    /// alone this iteration (the frames wait in the device's ring), because the pipeline
-    /// could not keep the misses of another burst. Must be O(1).
-    fn rx_paused(&mut self) -> bool {
-        false
+    /// Asked once per loop iteration before the rx queues are polled: which of them to
+    /// leave alone this iteration (their frames wait in the device's ring), because the
+    /// pipeline could not keep the misses of another burst. The loop keeps a
+    /// [`MissShare`] per queue and skips those it names ([`MissShare::held_by`]); a queue
+    /// of cache hits alone is always polled. Must be O(1).
+    ///
+    /// [`MissShare`]: ferrovs_flowcache::pending::MissShare
+    /// [`MissShare::held_by`]: ferrovs_flowcache::pending::MissShare::held_by
+    fn rx_hold(&mut self) -> RxHold {
+        RxHold::None
+    }
+
+    /// Told when an iteration left rx queues alone after [`Pipeline::rx_hold`]
+    /// (`queues` > 0 of them), for its counters.
+    fn rxqs_held(&mut self, queues: usize) {
+        let _ = queues;
     }
 
     /// Takes a packet that missed. Return `None` when the packet was taken (e.g. queued as

@@ -3,12 +3,13 @@
 //! ```text
 //! loop until the stop flag is set:
 //!     apply queued messages (try_recv, no blocking)
-//!     unless the pipeline pauses rx (it could not keep another burst's misses),
 //!     for each rx queue assigned to this PMD:
+//!         skip it if its recent bursts missed and the pipeline cannot keep another
+//!         burst's misses (pipeline.rx_hold; the frames wait in the device's ring)
 //!         rx burst (<= 32)  ->  drop runts  ->  pipeline.classify(burst)
 //!         hits: execute actions into per-port tx batches
 //!         misses: pipeline.miss(pkt) (park) or drop; then pipeline.misses_done
-//!         (e.g. one upcall message for the burst)
+//!         (e.g. one upcall message for the burst); record the queue's share of misses
 //!     pipeline housekeeping (cheap periodic work, e.g. parked-packet timeouts)
 //!     send every non-empty tx batch on this PMD's own tx queue of that port
 //!     account the iteration's TSC cycles as busy or idle; publish counters if busy
@@ -27,6 +28,7 @@ use crossbeam_channel::{Receiver, Sender};
 use ferrovs_dpdk::{BURST, Drain, Eal, MbufBatch, RxQueue, rdtsc, rx_burst};
 
 use ferrovs_flowcache::actions::DpAction;
+use ferrovs_flowcache::pending::MissShare;
 
 use crate::exec::TxState;
 use crate::pipeline::{Injector, PacketView, Pipeline, RxBurst, Verdict};
@@ -55,6 +57,9 @@ pub(crate) struct AssignedRxq {
     pub in_idx: usize,
     pub counters: RxqLocal,
     pub shared: Arc<AtomicRxqCounters>,
+    /// The share of misses of its recent bursts: a queue whose packets miss is left alone
+    /// while the pipeline cannot keep more ([`Pipeline::rx_hold`]).
+    pub misses: MissShare,
 }
 
 pub(crate) struct PmdThread<C: Pipeline> {
@@ -143,8 +148,15 @@ impl<C: Pipeline> PmdThread<C> {
 
         let LoopState { batch, scratch, .. } = st;
         let mut received = 0usize;
-        let rxqs: &mut [AssignedRxq] = if self.pipeline.rx_paused() { &mut [] } else { &mut self.rxqs };
-        for q in rxqs.iter_mut() {
+        // Queues whose packets miss wait while the pipeline cannot keep another burst of
+        // misses; queues of cached flows never do.
+        let hold = self.pipeline.rx_hold();
+        let mut held = 0;
+        for q in self.rxqs.iter_mut() {
+            if q.misses.held_by(hold) {
+                held += 1;
+                continue;
+            }
             let t0 = rdtsc();
             let n = rx_burst(&mut q.rxq, batch);
             if n == 0 {
@@ -162,10 +174,14 @@ impl<C: Pipeline> PmdThread<C> {
             self.tx.pmd.rx_bursts += 1;
             self.tx.perf.batch(n);
             crate::capture::rx(&self.tx.capture, q.in_port, batch);
-            process_burst(q.in_port, q.in_idx, batch, scratch, &mut self.pipeline, &mut self.tx);
+            let misses = process_burst(q.in_port, q.in_idx, batch, scratch, &mut self.pipeline, &mut self.tx);
+            q.misses.record(n, misses);
             // The queue's share of the PMD (pmd-rxq-show, and where a new queue goes).
             q.counters.busy_cycles += rdtsc().wrapping_sub(t0);
             q.counters.packets += n as u64;
+        }
+        if held > 0 {
+            self.pipeline.rxqs_held(held);
         }
         touched |= self.pipeline.housekeeping(&mut Injector { tx: &mut self.tx });
         self.tx.flush();
@@ -302,7 +318,7 @@ impl BurstScratch {
 }
 
 /// Classifies one burst from `in_port` and executes the verdicts. Leaves `batch` and
-/// `scratch` empty.
+/// `scratch` empty. Returns how many of its packets missed.
 #[inline]
 pub(crate) fn process_burst<C: Pipeline>(
     in_port: u32,
@@ -311,7 +327,7 @@ pub(crate) fn process_burst<C: Pipeline>(
     scratch: &mut BurstScratch,
     pipeline: &mut C,
     tx: &mut TxState,
-) {
+) -> usize {
     let n = batch.len();
     let mut verdicts = [Verdict::Miss; BURST];
     // The loop's pass over the packets runs inside the pipeline's (see `RxBurst`).
@@ -340,8 +356,9 @@ pub(crate) fn process_burst<C: Pipeline>(
     drop(pkts);
     dropped.free_all();
     // The verdicts borrow the pipeline; misses are handed over after they are done.
-    if misses.is_empty() {
-        return;
+    let n_misses = misses.len();
+    if n_misses == 0 {
+        return 0;
     }
     // Declined packets are freed together (one bulk free, not one call per packet).
     let mut declined = MbufBatch::new();
@@ -356,6 +373,7 @@ pub(crate) fn process_burst<C: Pipeline>(
     tx.counters[in_idx].drop_no_rule += declined.len() as u64;
     declined.free_all();
     pipeline.misses_done(&mut Injector { tx });
+    n_misses
 }
 
 /// Executes the `verdicts` of a burst's packets, taken in order from `pkts`: runs of one

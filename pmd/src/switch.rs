@@ -471,6 +471,7 @@ impl<M: Send + 'static> Switch<M> {
                 in_idx: slot,
                 counters: RxqLocal::default(),
                 shared: counters.clone(),
+                misses: Default::default(),
             });
             new_states.push(RxqState {
                 slot,

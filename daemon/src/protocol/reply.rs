@@ -261,9 +261,9 @@ pub struct PmdInfo {
     pub drop_upcall_queue_full: u64,
     pub drop_park_full: u64,
     pub drop_park_timeout: u64,
-    /// Loop iterations that left the rx queues alone because the parking table could not
-    /// keep another burst's misses (the frames waited in the device's ring instead of
-    /// being dropped).
+    /// Loop iterations that left rx queues whose packets miss alone because the parking
+    /// table could not keep another burst's misses (the frames waited in the device's
+    /// ring instead of being dropped; queues of cache hits alone are never left alone).
     pub rx_pauses: u64,
     /// Packets parked right now, waiting for the slow path's answer to their upcall
     /// (a gauge, not reset by `pmd-stats-clear`).
