@@ -242,6 +242,7 @@ fn main() {
         Trial::test("known_first_fragment_ports_read_as_zero", known::first_fragment_ports_read_as_zero),
         Trial::test("known_ipv4_protocol_0_rewritten", known::ipv4_protocol_0_rewritten),
         Trial::test("known_ovs_arp_opcode_0_and_255", known::ovs_arp_opcode_0_and_255),
+        Trial::test("known_nd_partial_write_after_a_repeated_option", known::nd_partial_write_after_a_repeated_option),
         Trial::test(
             "known_ovs_mpls_write_to_a_zero_or_cut_entry_pushes_one",
             known::ovs_mpls_write_to_a_zero_or_cut_entry_pushes_one,
