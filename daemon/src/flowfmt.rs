@@ -76,12 +76,13 @@ pub fn format_match(key: &FlowKey, mask: &Mask) -> String {
             return out;
         }
         ethertype::MPLS | ethertype::MPLS_MCAST => {
-            let (lse, m) = (k.mpls_lse(), mask.mpls_lse());
+            use ferrovs_config::rules::PacketField as P;
+            let (lse, m) = (u128::from(k.mpls_lse()), u128::from(mask.mpls_lse()));
             let mut a = Vec::new();
-            field(&mut a, "label", lse >> 12, m >> 12, 0, 0xfffff, |v| v.to_string());
-            field(&mut a, "tc", lse >> 9 & 7, m >> 9 & 7, 0, 7, |v| v.to_string());
-            field(&mut a, "ttl", lse & 0xff, m & 0xff, 0, 0xff, |v| v.to_string());
-            field(&mut a, "bos", lse >> 8 & 1, m >> 8 & 1, 0, 1, |v| v.to_string());
+            for (name, p) in [("label", P::MplsLabel), ("tc", P::MplsTc), ("ttl", P::MplsTtl), ("bos", P::MplsBos)] {
+                let d = p.def();
+                field(&mut a, name, d.get(lse), d.get(m), 0, d.get(d.bits), |v| v.to_string());
+            }
             group(&mut out, "mpls", a);
             return out;
         }

@@ -135,16 +135,14 @@ pub fn match_from_wire(wire: &WireMatch) -> Result<rules::Match, OfpError> {
             }
             NwTtl => put(&mut m, MatchSlot::NwTtl)?,
             MplsLabel | MplsTc | MplsBos | MplsTtl => {
-                let (shift, bits) = match f.field {
-                    MplsLabel => (12, 0xffff_f000),
-                    MplsTc => (9, 0xe00),
-                    MplsBos => (8, 0x100),
-                    _ => (0, 0xff),
-                };
+                // Where each part sits in the entry: its `load`/`move` field's bits.
+                let Some(SubfieldField::Packet(p)) = subfield_field(f.field) else { unreachable!("an MPLS field") };
+                let d = p.def();
+                let bits = d.bits as u32;
                 if lse.mask & bits != 0 {
                     return Err(OfpError::DupField);
                 }
-                lse = Masked { value: lse.value | ((f.value as u32) << shift), mask: lse.mask | bits };
+                lse = Masked { value: lse.value | d.slot_bits(f.value) as u32, mask: lse.mask | bits };
             }
             IpFrag => put(&mut m, MatchSlot::NwFrag)?,
             TcpSrc | UdpSrc | SctpSrc | Icmpv4Type | Icmpv6Type => put(&mut m, MatchSlot::TpSrc)?,
@@ -285,10 +283,11 @@ pub fn match_to_wire(m: &rules::Match, form: MatchForm) -> Result<WireMatch, &'s
         if form == MatchForm::Of10 {
             return Err("MPLS fields (OpenFlow 1.0's match has none)");
         }
-        let parts = [(Field::MplsLabel, 12, 0xffff_f000), (Field::MplsTc, 9, 0xe00), (Field::MplsTtl, 0, 0xff)];
-        for (field, shift, bits) in parts.into_iter().chain([(Field::MplsBos, 8, 0x100)]) {
-            if lse.mask & bits != 0 {
-                fields.push(MatchField::exact(field, u128::from((lse.value & bits) >> shift)));
+        // In `ovs-ofctl`'s order: label, tc, ttl, bos.
+        for p in [PacketField::MplsLabel, PacketField::MplsTc, PacketField::MplsTtl, PacketField::MplsBos] {
+            let d = p.def();
+            if u128::from(lse.mask) & d.bits != 0 {
+                fields.push(MatchField::exact(wire_field(SubfieldField::Packet(p)), d.get(lse.value.into())));
             }
         }
     }

@@ -667,12 +667,12 @@ fn miss_mode_of(b: &BridgeState) -> MissMode {
 pub fn packet_in_message(pin: &PacketInFrame, in_port: u32, version: Version, max_len: u16) -> Message {
     let n = if max_len == u16::MAX { pin.data.len() } else { pin.data.len().min(usize::from(max_len)) };
     let (table_id, cookie) = if version == Version::Of13 { (pin.table, pin.cookie) } else { (0, 0) };
-    // The flow's in_port in the 32-bit numbers of the codec (OFPP_NONE is 0xffffffff).
-    let flow_in_port = pin
-        .flow
-        .in_port
-        .map_or(in_port, |p| ferrovs_config::openflow::port_from_of10(ferrovs_config::port_to_16(p) as u16));
-    let mut fields = vec![MatchField::exact(Field::InPort, u128::from(flow_in_port))];
+    // The flow's in_port in the 32-bit numbers of the codec (OFPP_NONE is 0xffffffff):
+    // what `OXM_OF_IN_PORT` reads.
+    let oxm = ferrovs_config::rules::PacketField::InPortOxm;
+    let flow_in_port =
+        pin.flow.in_port.map_or(u128::from(in_port), |p| oxm.in_port_value(p).expect("an in_port field"));
+    let mut fields = vec![MatchField::exact(Field::InPort, flow_in_port)];
     if version == Version::Of13 {
         let regs = pin.flow.regs.iter().enumerate().filter(|&(_, &v)| v != 0);
         fields.extend(regs.map(|(n, &v)| MatchField::exact(Field::Reg(n as u8), u128::from(v))));
