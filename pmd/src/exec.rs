@@ -283,24 +283,21 @@ impl TxState {
         let mut popped = PoppedTpids::default();
         for (k, a) in actions[..=last_out].iter().enumerate() {
             match *a {
-                DpAction::Output(p) if k == last_out => return self.output(p, m),
-                DpAction::Output(p) => {
-                    let s = m.share();
-                    self.output(p, s);
-                }
-                // A frame no longer than `max_len` goes out as an `Output` would.
-                DpAction::OutputTrunc { port, max_len } if m.pkt_len() <= max_len as usize => {
-                    if k == last_out {
-                        return self.output(port, m);
-                    }
-                    let s = m.share();
-                    self.output(port, s);
-                }
-                // A longer one: a copy of its head (the packet itself stays whole).
-                DpAction::OutputTrunc { port, max_len } => {
-                    match m.copy_prefix(&self.pool, max_len) {
-                        Some(head) => self.output(port, head),
-                        None => self.count_in(in_idx, |c| c.drop_no_mbuf += 1),
+                DpAction::Output(p) | DpAction::OutputTrunc { port: p, .. } => {
+                    // A frame longer than an `OutputTrunc`'s `max_len`: a copy of its head
+                    // (the packet itself stays whole); any other goes out as it is.
+                    if let DpAction::OutputTrunc { max_len, .. } = *a
+                        && m.pkt_len() > max_len as usize
+                    {
+                        match m.copy_prefix(&self.pool, max_len) {
+                            Some(head) => self.output(p, head),
+                            None => self.count_in(in_idx, |c| c.drop_no_mbuf += 1),
+                        }
+                    } else if k == last_out {
+                        return self.output(p, m);
+                    } else {
+                        let s = m.share();
+                        self.output(p, s);
                     }
                     if k == last_out {
                         return;

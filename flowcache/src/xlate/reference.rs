@@ -283,14 +283,12 @@ impl Eval<'_> {
     }
 
     fn output(&mut self, port: u32) {
-        if port != self.in_port && self.ports.contains(&port) {
-            self.emit_observer(DpAction::Output(port));
-        }
+        self.output_as(port, DpAction::Output(port));
     }
 
-    fn output_trunc(&mut self, port: u32, max_len: u32) {
+    fn output_as(&mut self, port: u32, send: DpAction) {
         if port != self.in_port && self.ports.contains(&port) {
-            self.emit_observer(DpAction::OutputTrunc { port, max_len });
+            self.emit_observer(send);
         }
     }
 
@@ -336,7 +334,7 @@ impl Eval<'_> {
     fn action(&mut self, a: &Action) {
         match *a {
             Action::Output(n) => self.output(n),
-            Action::OutputTrunc { port, max_len } => self.output_trunc(port, max_len),
+            Action::OutputTrunc { port, max_len } => self.output_as(port, DpAction::OutputTrunc { port, max_len }),
             // TABLE and CONTROLLER from a register are not modelled (as resubmit and
             // controller are not).
             Action::OutputReg(src) => match self.fetch(src) {

@@ -606,16 +606,15 @@ impl<'a> Ctx<'a> {
     }
 
     fn output(&mut self, port: u32) {
-        if port != self.in_port && self.tables.ports().contains(&port) {
-            self.emit_observer(DpAction::Output(port));
-        }
+        self.output_as(port, DpAction::Output(port));
     }
 
-    /// `output(port=P,max_len=N)`: as [`Ctx::output`] (OVS's `xlate_output_trunc_action`:
-    /// `IN_PORT` is no port of the bridge, so it sends nothing either).
-    fn output_trunc(&mut self, port: u32, max_len: u32) {
+    /// Emits `send`, an output to `port`, unless `port` is the flow's in_port or no port
+    /// of the bridge (so `output(port=IN_PORT,max_len=N)` sends nothing either, as OVS's
+    /// `xlate_output_trunc_action`).
+    fn output_as(&mut self, port: u32, send: DpAction) {
         if port != self.in_port && self.tables.ports().contains(&port) {
-            self.emit_observer(DpAction::OutputTrunc { port, max_len });
+            self.emit_observer(send);
         }
     }
 
@@ -726,7 +725,7 @@ impl<'a> Ctx<'a> {
     fn action(&mut self, a: &Action, table: u8, depth: usize) -> Flow {
         match *a {
             Action::Output(p) => self.output(p),
-            Action::OutputTrunc { port, max_len } => self.output_trunc(port, max_len),
+            Action::OutputTrunc { port, max_len } => self.output_as(port, DpAction::OutputTrunc { port, max_len }),
             Action::InPort => self.emit_observer(DpAction::Output(self.in_port)),
             Action::Flood | Action::All => self.flood(),
             Action::Normal => self.normal(),
