@@ -497,9 +497,6 @@ fn check_writable(dst: Subfield, text: &str, at: Position) -> Result<(), RuleErr
     match p.def().access {
         Access::ReadWrite => Ok(()),
         Access::ReadOnly => Err(RuleError::new(at, format!("`{text}`: {nxm} is read-only"))),
-        Access::ReadOnlyHere(why) | Access::Unsupported(why) => {
-            Err(RuleError::new(at, format!("`{text}`: writing {nxm} is not supported: {why}")))
-        }
     }
 }
 

@@ -558,7 +558,7 @@ impl PipelineField {
     }
 }
 
-/// Whether `load`/`move` may write a packet field, or use it at all.
+/// Whether `load`/`move` may write a packet field (every one of them is read).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Access {
     /// Read and written (as a set-field of the whole field, or, for `in_port` and the
@@ -566,10 +566,6 @@ pub enum Access {
     ReadWrite,
     /// A move source only: OVS refuses it as a destination too.
     ReadOnly,
-    /// A move source only in ferrovs (OVS writes it): the reason.
-    ReadOnlyHere(&'static str),
-    /// Neither read nor written in ferrovs (OVS does both): the reason.
-    Unsupported(&'static str),
 }
 
 /// One packet field `load`/`move` can name (see [`PacketField`]): its NXM name (how
@@ -604,11 +600,6 @@ impl PacketFieldDef {
     /// are dropped, as OVS drops them: `NXM_OF_IP_TOS`'s low two bits, `vlan_pcp`'s 3..7).
     pub fn slot_bits(&self, field_bits: u128) -> u128 {
         (field_bits << self.shift) & self.bits
-    }
-
-    /// Whether ferrovs reads the field (`move` source).
-    pub fn readable(&self) -> bool {
-        !matches!(self.access, Access::Unsupported(_))
     }
 }
 
@@ -854,9 +845,6 @@ impl SubfieldField {
             return Ok(SubfieldField::Metadata);
         }
         if let Some(d) = PACKET_FIELDS.iter().find(|d| d.nxm == name || d.names.contains(&name)) {
-            if let Access::Unsupported(why) = d.access {
-                return Err(format!("field `{name}` is not supported in `load`/`move`: {why}"));
-            }
             return Ok(SubfieldField::Packet(d.field));
         }
         Err(format!("field `{name}` is not supported in `load`/`move`"))

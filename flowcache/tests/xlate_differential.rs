@@ -197,7 +197,7 @@ fn packet_subfield(r: &mut Rng, write: bool) -> Subfield {
     let defs: Vec<_> = PACKET_FIELDS
         .iter()
         .filter(|d| !matches!(d.field, PacketField::InPort | PacketField::VlanTci))
-        .filter(|d| if write { d.access == Access::ReadWrite } else { d.readable() })
+        .filter(|d| !write || d.access == Access::ReadWrite)
         .collect();
     let d = defs[r.below(defs.len() as u64) as usize];
     let (ofs, n_bits) = match r.below(3) {
