@@ -296,6 +296,7 @@ impl Datapath {
                     masks: pl.masks,
                     evictions: pl.evictions - plb.evictions,
                     reports_lost: pl.reports_lost - plb.reports_lost,
+                    frees_on_pmd: pl.frees_on_pmd - plb.frees_on_pmd,
                     histograms: histograms(&base.map_or(p.histograms, |b| p.histograms.since(&b.histograms))),
                 }
             })

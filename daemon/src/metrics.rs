@@ -261,6 +261,13 @@ fn encode_pmds(s: &Snapshot, enc: &mut DescriptorEncoder) -> fmt::Result {
         None,
         each(|p| p.reports_lost),
     )?;
+    counters(
+        enc,
+        "ferrovs_pmd_frees_on_pmd",
+        "Heap values of the slow path's commands the PMD freed itself (their way back was full)",
+        None,
+        each(|p| p.frees_on_pmd),
+    )?;
     gauges(
         enc,
         "ferrovs_tsc_frequency",

@@ -125,8 +125,8 @@ fn pmd_stats(out: &mut String, r: &PmdStatsReply) {
         );
         let _ = writeln!(
             out,
-            "  megaflows: {} in {} masks, evicted {}, reports lost {}",
-            p.megaflows, p.masks, p.evictions, p.reports_lost
+            "  megaflows: {} in {} masks, evicted {}, reports lost {}, frees on the PMD {}",
+            p.megaflows, p.masks, p.evictions, p.reports_lost, p.frees_on_pmd
         );
         let _ = writeln!(
             out,
@@ -376,7 +376,7 @@ mbufs: 1023 in use of 16383
   signature cache hits: 250 (25.0 %)
   megaflow hits: 125 (12.5 %)
   misses: 125 (12.5 %), upcalls sent 120, parked now 1, rx paused 6; dropped: upcall queue full 2, park full 3, park timeout 4
-  megaflows: 17 in 5 masks, evicted 7, reports lost 0
+  megaflows: 17 in 5 masks, evicted 7, reports lost 0, frees on the PMD 0
   busy cycles: 250000 (25.0 %), idle cycles: 750000, cycles per packet: 250.0
 slow path: upcalls 118 (3.5 us avg, 41.5 us max), installs 101, executes 17 (raced 11, flow limit 5), \
 removes 30, revalidated 31, rule changes 36, MACs learned 32, slow-path packets 41, undelivered commands 6

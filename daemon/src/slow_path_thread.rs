@@ -391,6 +391,11 @@ impl Worker {
                 }
                 default(Duration::from_millis(50)) => {}
             }
+            // What the PMDs handed back since the last wake-up is freed here, not on them
+            // (see the pmd crate's heap_return module).
+            for pmd in &self.shared {
+                pmd.returned.free_returned();
+            }
             if last_tick.elapsed() >= TICK {
                 last_tick = Instant::now();
                 let live = self.live_stats();

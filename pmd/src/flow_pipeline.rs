@@ -89,10 +89,12 @@
 //!   [`PUBLISH_EVERY_BUSY`]th busy one (a copy of 18 counters per burst cost ~2
 //!   instructions per packet), so a reader is at most that many bursts behind.
 //!
-//! Nothing above allocates on the PMD thread (`tests/alloc.rs` counts it: forwarding,
-//! parking, installs with evictions, executes, removals, expiry, statistics). Two
-//! limits: a command's own heap parts (a megaflow's action list, a `Remove`'s id list)
-//! are allocated by the slow path and *freed* here; and the classifier's reserves
+//! Nothing above allocates or frees on the PMD thread (`tests/alloc.rs` counts both:
+//! forwarding, parking, installs with evictions, executes, removals, expiry, statistics).
+//! A command's own heap parts (a megaflow's action list, a `Remove`'s id list, a
+//! packet-out's frame) are allocated by the slow path, and the PMD hands them back to it
+//! to be freed ([`crate::heap_return`]: why, and the one case where the PMD
+//! frees them itself, counted in `frees_on_pmd`). One limit: the classifier's reserves
 //! (subtables, ports, spare hash tables: see [`ferrovs_flowcache::classifier`]) can be
 //! outgrown by unusual rule sets, which then allocate on install.
 
@@ -111,6 +113,7 @@ use crate::clock::PipelineClock;
 use crate::flow_names::FlowNames;
 use crate::flow_reports::ReportQueue;
 use crate::flow_stats::FlowStatsTable;
+use crate::heap_return::{HeapReturn, Spent};
 use crate::packet_in::PacketInSink;
 use crate::pipeline::{Injector, Pipeline, RxBurst, Verdict};
 use crate::stats::counter_set;
@@ -198,19 +201,28 @@ counter_set! {
         sweeps,
         /// Reports (gone megaflows, executed keys) dropped: backlog full or slow path gone.
         reports_lost,
+        /// Heap values of the slow path's commands the PMD freed itself because their way
+        /// back to the slow path was full (see [`crate::heap_return`]).
+        frees_on_pmd,
     }
 }
 
-/// What a PMD shares with other threads: its counters and its live megaflow statistics.
+/// What a PMD shares with other threads: its counters, its live megaflow statistics and
+/// the heap values it hands back to the slow path to be freed.
 pub struct PipelineShared {
     pub counters: PipelineCounters,
     pub flows: FlowStatsTable,
+    pub returned: HeapReturn,
 }
 
 impl PipelineShared {
     /// For a PMD whose cache is configured by `config`.
     pub fn new(config: &FlowCacheConfig) -> PipelineShared {
-        PipelineShared { counters: PipelineCounters::default(), flows: FlowStatsTable::new(cache_slots(config)) }
+        PipelineShared {
+            counters: PipelineCounters::default(),
+            flows: FlowStatsTable::new(cache_slots(config)),
+            returned: HeapReturn::default(),
+        }
     }
 }
 
@@ -393,10 +405,18 @@ impl FlowPipeline {
 
     /// Removes megaflow `mid` (named `id`) and reports it gone.
     fn forget(&mut self, id: FlowId, mid: MegaflowId, reason: GoneReason) -> bool {
-        let Some((_, stats)) = self.cache.remove(mid) else { return false };
+        let Some((megaflow, stats)) = self.cache.remove(mid) else { return false };
+        self.give_back(Spent::Actions(megaflow.actions));
         self.shared.flows.clear(mid.index() as usize);
         self.reports.gone(GoneFlow { id, reason, stats });
         true
+    }
+
+    /// Hands a heap value of the slow path's back to it (see [`crate::heap_return`]).
+    fn give_back(&mut self, spent: Spent) {
+        if !self.shared.returned.give(spent) {
+            self.local.frees_on_pmd += 1;
+        }
     }
 
     /// Removes the megaflows named `ids` (unknown ones are ignored), reporting each.
@@ -525,6 +545,7 @@ impl FlowPipeline {
                         });
                         let stats = MegaflowStats { packets, bytes, used: now, tcp_flags: flags };
                         self.reports.gone(GoneFlow { id, reason: GoneReason::Refused, stats });
+                        self.give_back(Spent::Actions(megaflow.actions));
                     }
                 }
             }
@@ -536,8 +557,12 @@ impl FlowPipeline {
                 if packets > 0 {
                     self.reports.executed(ExecutedKey { key, packets, bytes, used: now });
                 }
+                self.give_back(Spent::Actions(actions));
             }
-            PmdCommand::Remove { ids } => self.remove(&ids),
+            PmdCommand::Remove { ids } => {
+                self.remove(&ids);
+                self.give_back(Spent::Ids(ids));
+            }
             PmdCommand::ExpireIdle { idle_ms } => self.idle_ms = idle_ms,
         }
     }
@@ -673,7 +698,11 @@ impl Pipeline for FlowPipeline {
         self.dirty = true;
         match msg {
             FlowMessage::Command(cmd) => self.handle_command(cmd, inject),
-            FlowMessage::PacketOut(p) => inject.execute_frame(p.in_port, &p.frame, &p.actions),
+            FlowMessage::PacketOut(p) => {
+                inject.execute_frame(p.in_port, &p.frame, &p.actions);
+                self.give_back(Spent::Frame(p.frame));
+                self.give_back(Spent::Actions(p.actions));
+            }
             FlowMessage::Stall(d) => std::thread::sleep(d),
         }
     }

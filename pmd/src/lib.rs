@@ -14,7 +14,8 @@
 //! what decides), [`flow_pipeline`] (the flow-cache pipeline: lookups, parked misses,
 //! upcalls and the slow path's commands), [`flow_stats`] (live megaflow statistics for
 //! the slow path), `flow_reports` (gone megaflows and executed keys on their way to the
-//! slow path, private), `flow_names` (slow-path
+//! slow path, private), [`heap_return`] (the slow path's heap values on their way back
+//! to be freed there), `flow_names` (slow-path
 //! flow ids against cache ids, private), [`clock`] (the pipeline's millisecond time base),
 //! [`exec`] (executing actions through flowcache's edits, per-port tx batching),
 //! [`packet_in`] (frames copied for the OpenFlow controllers), [`stats`]
@@ -35,6 +36,7 @@ pub mod flow_pipeline;
 mod flow_reports;
 pub mod flow_stats;
 pub mod forwarder;
+pub mod heap_return;
 pub mod packet_in;
 pub mod perf;
 pub mod pipeline;

@@ -7,9 +7,10 @@
 //! `Counted`, which switches counting on and off on the PMD thread when told by a message,
 //! so everything the poll loop does between the two messages (its own code included) is
 //! counted. A fake slow path answers upcalls (installs for most flows, executes for some)
-//! and drains the reports, on its own (uncounted) thread. Frees on the PMD are counted
-//! apart and printed: a command's heap parts (action lists, id lists) are allocated by
-//! the slow path and freed by the PMD.
+//! and drains the reports and the heap values the PMD hands back, on its own (uncounted)
+//! thread. Frees are counted too: a command's heap parts (action lists, id lists) are
+//! allocated by the slow path and must be freed there, not on the PMD (see the pmd
+//! crate's `heap_return` module).
 //!
 //! One EAL per process, so this is a `harness = false` binary like `flow`.
 
@@ -62,19 +63,22 @@ fn dst_mask() -> Mask {
 /// The fake slow path: installs a megaflow (in_port, dl_type, nw_dst -> output 2) per
 /// upcall, except for destinations whose last byte is a multiple of 5 (executed without
 /// a megaflow, every time they miss); destinations whose last byte is a multiple of 3
-/// also go to the controller (packet-ins, drained here). Drains the reports. Returns
-/// the ids it installed, the packets executed and the packet-ins received.
+/// also go to the controller (packet-ins, drained here). Drains the reports and frees
+/// what the PMD hands back. Returns the ids it installed, the packets executed and the
+/// packet-ins received.
 fn slow_path(
     upcalls: crossbeam_channel::Receiver<UpcallBatch>,
     reports: crossbeam_channel::Receiver<PmdReport>,
     packet_ins: ferrovs_pmd::PacketInSource,
     pmd: PmdSender<Msg>,
+    shared: Arc<PipelineShared>,
     stop: Arc<AtomicBool>,
 ) -> std::thread::JoinHandle<(Vec<FlowId>, u64, u64)> {
     std::thread::spawn(move || {
         let (mut ids, mut executed, mut pins) = (Vec::new(), 0u64, 0u64);
         let mut next: FlowId = 1;
         while !stop.load(Ordering::SeqCst) {
+            shared.returned.free_returned();
             while let Ok(r) = reports.try_recv() {
                 executed += r.executed().iter().map(|e| e.packets).sum::<u64>();
             }
@@ -149,7 +153,7 @@ fn pmd_loop_does_not_allocate() -> Result<(), Failed> {
     })?;
     drop((up_tx, rep_tx));
     let stop = Arc::new(AtomicBool::new(false));
-    let slow = slow_path(up_rx, rep_rx, pin_source, sw.sender(0)?, stop.clone());
+    let slow = slow_path(up_rx, rep_rx, pin_source, sw.sender(0)?, shared.clone(), stop.clone());
     let stats = || -> PipelineStats { shared.counters.snapshot() };
 
     sw.send(0, Msg::Count(true))?;
@@ -213,6 +217,9 @@ fn pmd_loop_does_not_allocate() -> Result<(), Failed> {
     );
     check(executed > 0 && installed.len() > LIMIT && packet_ins > 0, || format!("{s:#?}"))?;
     check(allocs == 0, || format!("the PMD thread allocated {allocs} times"))?;
+    check(frees == 0 && s.frees_on_pmd == 0, || {
+        format!("the PMD thread freed {frees} times ({} counted by the PMD)", s.frees_on_pmd)
+    })?;
     peers.push(peer3);
     stop_and_check_pools(sw, peers, &pool)
 }

@@ -275,6 +275,9 @@ pub struct PmdInfo {
     pub evictions: u64,
     /// Reports to the slow path (gone megaflows, executed keys) that were lost.
     pub reports_lost: u64,
+    /// Heap values of the slow path's commands the PMD freed itself (their way back to
+    /// the slow path was full; normally 0).
+    pub frees_on_pmd: u64,
     /// Iteration histograms (`pmd-perf-show`).
     pub histograms: IterationHistograms,
 }

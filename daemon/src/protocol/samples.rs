@@ -111,6 +111,7 @@ pub(crate) fn pmd_stats() -> PmdStatsReply {
             masks: 5,
             evictions: 7,
             reports_lost: 0,
+            frees_on_pmd: 0,
             // As many buckets as the PMD keeps (32, 16, 32, 7).
             histograms: IterationHistograms {
                 cycles_per_iteration: padded(&[0, 0, 0, 0, 0, 0, 0, 8000, 960, 0, 40], 32),
