@@ -238,13 +238,22 @@ pub fn run(path: &Path, check_only: bool, log: LogControl) -> Result<(), DaemonE
                     };
                     let applied = started.elapsed();
                     let r = r.and_then(|reply| persist(&mut dp, path, &request).map(|()| reply));
+                    let written = started.elapsed() - applied;
                     if let Request::AddFlows { bridge, flows, .. } = &request {
                         tracing::info!(
                             target: "ferrovs_daemon::control",
                             "add-flows {bridge}: {} line(s) parsed and applied in {} ms, written back in {} ms",
                             line_count(flows),
                             applied.as_millis(),
-                            (started.elapsed() - applied).as_millis()
+                            written.as_millis()
+                        );
+                    } else if request.is_mutating() {
+                        tracing::info!(
+                            target: "ferrovs_daemon::control",
+                            "{}: applied in {} us, written back in {} us",
+                            describe(&request),
+                            applied.as_micros(),
+                            written.as_micros()
                         );
                     }
                     Response::from(r)
