@@ -16,8 +16,8 @@
 //! Nothing is allocated, locked or called across FFI per packet (the clock costs one
 //! `rdtsc` per burst).
 //!
-//! Misses ([`Pipeline::miss`], rare) re-extract the key and park the packet under it
-//! (see [`PendingMisses`] for the table's design and costs):
+//! Misses ([`Pipeline::miss`]) park the packet under the key `classify` extracted for
+//! its place in the burst (see [`PendingMisses`] for the table's design and costs):
 //!
 //! ```text
 //!   key already parked      -> the packet joins that key (no new upcall)
@@ -266,10 +266,15 @@ pub struct FlowPipeline {
     /// Busy iterations since the counters were last published.
     busy_unpublished: u32,
     // Per-burst scratch, reused.
+    /// The last burst's keys, by place in the burst (`miss` parks under them).
     keys: [FlowKey; BURST],
+    /// Packets of the last burst whose key is in `keys`.
+    classified: usize,
     hashes: [u32; BURST],
     bytes: [u32; BURST],
-    /// Position in the burst of each looked-up key, when shadowed keys were held back.
+    /// The keys looked up, when shadowed keys were held back (`hold_shadowed`), and the
+    /// place in the burst of each.
+    lookup_keys: [FlowKey; BURST],
     burst_pos: [u8; BURST],
     /// The clock as read for the last burst (misses of that burst are parked at it).
     burst_ms: u64,
@@ -312,6 +317,8 @@ impl FlowPipeline {
             busy: false,
             busy_unpublished: 0,
             keys: [FlowKey::ZERO; BURST],
+            classified: 0,
+            lookup_keys: [FlowKey::ZERO; BURST],
             hashes: [0; BURST],
             bytes: [0; BURST],
             burst_pos: [0; BURST],
@@ -493,15 +500,16 @@ impl FlowPipeline {
     }
 
     /// Keeps the packets of shadowed parked keys (see [`PendingMisses::must_join`]) out of
-    /// this burst's lookup: moves the keys, hashes and lengths of the other `n` packets
-    /// to the front, noting where each came from. Returns how many are left to look up.
+    /// this burst's lookup: copies the keys of the other `n` packets to `lookup_keys` and
+    /// moves their hashes and lengths to the front, noting where each came from (`keys`
+    /// stays as it is, for `miss`). Returns how many are left to look up.
     fn hold_shadowed(&mut self, n: usize) -> usize {
         let mut m = 0;
         for i in 0..n {
             if self.pending.must_join(&self.keys[i]) {
                 continue;
             }
-            self.keys[m] = self.keys[i];
+            self.lookup_keys[m] = self.keys[i];
             self.hashes[m] = self.hashes[i];
             self.bytes[m] = self.bytes[i];
             self.burst_pos[m] = i as u8;
@@ -584,6 +592,7 @@ impl Pipeline for FlowPipeline {
         // The poll loop never passes more than a burst; anything beyond stays `Miss` and
         // goes through the (correct, slower) miss path.
         let n = pkts.len().min(out.len()).min(BURST);
+        self.classified = 0;
         if n == 0 {
             return;
         }
@@ -612,10 +621,12 @@ impl Pipeline for FlowPipeline {
         }
         let now = self.clock.now_ms();
         self.burst_ms = now;
+        self.classified = n;
         let m = if self.pending.shadowed_on(in_port) { self.hold_shadowed(n) } else { n };
         self.dirty = true;
         self.busy = true;
-        let (keys, hashes, bytes) = (&self.keys[..m], &self.hashes[..m], &self.bytes[..m]);
+        let keys = if m < n { &self.lookup_keys[..m] } else { &self.keys[..m] };
+        let (hashes, bytes) = (&self.hashes[..m], &self.bytes[..m]);
         // The verdicts are written as the cache hands out each result (no array of ids
         // to resolve into actions afterwards), resolved once per run of one megaflow.
         let to_verdict = |r: Option<(MegaflowId, &'s [DpAction])>| match r {
@@ -646,9 +657,14 @@ impl Pipeline for FlowPipeline {
         self.dirty = true;
     }
 
-    fn miss(&mut self, in_port: u32, pkt: Mbuf) -> Option<Mbuf> {
+    fn miss(&mut self, in_port: u32, at: usize, pkt: Mbuf) -> Option<Mbuf> {
         self.dirty = true;
-        let key = extract(pkt.data(), in_port);
+        // The key `classify` extracted for this place of the burst (a caller that did not
+        // classify the packet gets it extracted again).
+        let key = match self.keys.get(at) {
+            Some(k) if at < self.classified => *k,
+            _ => extract(pkt.data(), in_port),
+        };
         match self.pending.park(&key, self.burst_ms, pkt) {
             Parked::Joined => None,
             Parked::Full(pkt) => {

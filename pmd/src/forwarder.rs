@@ -104,7 +104,7 @@ impl Pipeline for Forwarder {
         }
     }
 
-    fn miss(&mut self, _in_port: u32, pkt: Mbuf) -> Option<Mbuf> {
+    fn miss(&mut self, _in_port: u32, _at: usize, pkt: Mbuf) -> Option<Mbuf> {
         Some(pkt)
     }
 

@@ -104,10 +104,12 @@ pub trait Pipeline: Send + 'static {
         let _ = queues;
     }
 
-    /// Takes a packet that missed. Return `None` when the packet was taken (e.g. queued as
-    /// an upcall), or give it back to have it dropped and counted as `no_rule`.
-    fn miss(&mut self, in_port: u32, pkt: Mbuf) -> Option<Mbuf> {
-        let _ = in_port;
+    /// Takes a packet that missed; `at` is its place in the burst the last
+    /// [`Pipeline::classify`] saw (so that what classify learnt of it, such as its key,
+    /// need not be worked out again). Return `None` when the packet was taken (e.g.
+    /// queued as an upcall), or give it back to have it dropped and counted as `no_rule`.
+    fn miss(&mut self, in_port: u32, at: usize, pkt: Mbuf) -> Option<Mbuf> {
+        let _ = (in_port, at);
         Some(pkt)
     }
 

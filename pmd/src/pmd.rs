@@ -8,7 +8,7 @@
 //!         burst's misses (pipeline.rx_hold; the frames wait in the device's ring)
 //!         rx burst (<= 32)  ->  drop runts  ->  pipeline.classify(burst)
 //!         hits: execute actions into per-port tx batches
-//!         misses: pipeline.miss(pkt) (park) or drop; then pipeline.misses_done
+//!         misses: pipeline.miss(pkt, its place in the burst) (park) or drop; then pipeline.misses_done
 //!         (e.g. one upcall message for the burst); record the queue's share of misses
 //!     pipeline housekeeping (cheap periodic work, e.g. parked-packet timeouts)
 //!     send every non-empty tx batch on this PMD's own tx queue of that port
@@ -43,8 +43,9 @@ const MIN_FRAME: usize = 14;
 pub enum PmdMessage<M> {
     /// For the pipeline ([`Pipeline::handle_message`]).
     Pipeline(M),
-    /// Replies with the PMD index once every message sent before it has been applied.
-    Barrier(Sender<usize>),
+    /// Barrier number `n`: once every message sent before it has been applied, the PMD
+    /// stores `n` where its senders wait (see [`crate::PmdSender::barrier`]).
+    Barrier(u64),
     /// Ports added, removed or changed (see [`crate::port_change`]).
     Ports(PortChangeMessage),
 }
@@ -132,10 +133,10 @@ impl<C: Pipeline> PmdThread<C> {
                     touched = true;
                     self.pipeline.handle_message(m, &mut Injector { tx: &mut self.tx })
                 }
-                PmdMessage::Barrier(reply) => {
+                PmdMessage::Barrier(n) => {
                     // Packets injected by earlier messages leave before the ack.
                     self.tx.flush();
-                    let _ = reply.send(self.index);
+                    self.shared.barrier_done.fetch_max(n, Ordering::Release);
                 }
                 PmdMessage::Ports(PortChangeMessage { mut change, done }) => {
                     touched = true;
@@ -308,12 +309,14 @@ impl<'b> RxBurst<'b> for &mut RxPass<'b, '_> {
 /// `memset`s per burst, ~2 instructions per packet).
 pub(crate) struct BurstScratch {
     misses: MbufBatch,
+    /// The place in the burst of each packet of `misses`.
+    miss_at: [u8; BURST],
     dropped: MbufBatch,
 }
 
 impl BurstScratch {
     pub(crate) fn new() -> BurstScratch {
-        BurstScratch { misses: MbufBatch::new(), dropped: MbufBatch::new() }
+        BurstScratch { misses: MbufBatch::new(), miss_at: [0; BURST], dropped: MbufBatch::new() }
     }
 }
 
@@ -344,14 +347,14 @@ pub(crate) fn process_burst<C: Pipeline>(
 
     // Runts and packets whose actions drop them go to `dropped`: freed together after the
     // loop (one bulk free, not one call into C per packet).
-    let BurstScratch { misses, dropped } = scratch;
+    let BurstScratch { misses, miss_at, dropped } = scratch;
     debug_assert!(misses.is_empty() && dropped.is_empty());
     let mut pkts = batch.drain();
     let verdicts = &verdicts[..n];
     if any_runt {
-        execute_verdicts::<true>(verdicts, &lens, &runt, &mut pkts, misses, dropped, in_idx, tx);
+        execute_verdicts::<true>(verdicts, &lens, &runt, &mut pkts, misses, miss_at, dropped, in_idx, tx);
     } else {
-        execute_verdicts::<false>(verdicts, &lens, &runt, &mut pkts, misses, dropped, in_idx, tx);
+        execute_verdicts::<false>(verdicts, &lens, &runt, &mut pkts, misses, miss_at, dropped, in_idx, tx);
     }
     drop(pkts);
     dropped.free_all();
@@ -362,8 +365,8 @@ pub(crate) fn process_burst<C: Pipeline>(
     }
     // Declined packets are freed together (one bulk free, not one call per packet).
     let mut declined = MbufBatch::new();
-    for pkt in misses.drain() {
-        if let Some(pkt) = pipeline.miss(in_port, pkt) {
+    for (pkt, &at) in misses.drain().zip(miss_at.iter()) {
+        if let Some(pkt) = pipeline.miss(in_port, at as usize, pkt) {
             // Same capacity as `misses`: cannot fail, but never lose a packet silently.
             if let Err(pkt) = declined.push(pkt) {
                 drop(pkt);
@@ -378,7 +381,8 @@ pub(crate) fn process_burst<C: Pipeline>(
 
 /// Executes the `verdicts` of a burst's packets, taken in order from `pkts`: runs of one
 /// single output move to the tx batch as a block, drops and runts go to `dropped`,
-/// misses to `misses`. `RUNTS`: some packet is a runt (`runt`); without any, the loop
+/// misses to `misses` (their places in the burst to `miss_at`). `RUNTS`: some packet is
+/// a runt (`runt`); without any, the loop
 /// does not test for them.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
@@ -388,6 +392,7 @@ fn execute_verdicts<const RUNTS: bool>(
     runt: &[bool; BURST],
     pkts: &mut Drain<'_>,
     misses: &mut MbufBatch,
+    miss_at: &mut [u8; BURST],
     dropped: &mut MbufBatch,
     in_idx: usize,
     tx: &mut TxState,
@@ -433,10 +438,13 @@ fn execute_verdicts<const RUNTS: bool>(
             }
             // `misses` has room for a whole burst.
             Verdict::Miss => {
-                if let Some(pkt) = pkts.next()
-                    && let Err(pkt) = misses.push(pkt)
-                {
-                    tx.drop_counted(in_idx, pkt, |c| c.drop_no_rule += 1);
+                if let Some(pkt) = pkts.next() {
+                    if let Some(at) = miss_at.get_mut(misses.len()) {
+                        *at = i as u8;
+                    }
+                    if let Err(pkt) = misses.push(pkt) {
+                        tx.drop_counted(in_idx, pkt, |c| c.drop_no_rule += 1);
+                    }
                 }
                 i += 1;
             }

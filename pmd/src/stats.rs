@@ -12,7 +12,7 @@
 //! plain struct, its atomic mirror, `publish` / `snapshot` between them, and `add`, so
 //! that a new counter is one line and cannot be forgotten by one of them.
 
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicU64};
 
 /// Declares a counter set: `$plain` (plain `u64` fields, `Copy`, `Default`, with `add`)
 /// and `$atomic` (the same fields as `AtomicU64`, with `publish` from a `$plain` by its
@@ -146,6 +146,10 @@ pub(crate) struct PmdShared {
     pmd: AtomicPmdLocal,
     pub(crate) running: AtomicBool,
     pub(crate) perf: crate::perf::AtomicPmdHistograms,
+    /// The last barrier number handed out to a sender, and the highest the PMD has
+    /// reached (see `PmdSender::barrier`).
+    pub(crate) barrier_sent: AtomicU64,
+    pub(crate) barrier_done: AtomicU64,
 }
 
 impl PmdShared {
@@ -155,6 +159,8 @@ impl PmdShared {
             pmd: AtomicPmdLocal::default(),
             running: AtomicBool::new(false),
             perf: Default::default(),
+            barrier_sent: AtomicU64::new(0),
+            barrier_done: AtomicU64::new(0),
         }
     }
 

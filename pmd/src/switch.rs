@@ -179,11 +179,13 @@ pub struct SwitchStats {
 pub struct PmdSender<M> {
     index: usize,
     tx: Sender<PmdMessage<M>>,
+    /// The PMD's shared state, for barriers.
+    shared: Arc<PmdShared>,
 }
 
 impl<M> Clone for PmdSender<M> {
     fn clone(&self) -> Self {
-        PmdSender { index: self.index, tx: self.tx.clone() }
+        PmdSender { index: self.index, tx: self.tx.clone(), shared: self.shared.clone() }
     }
 }
 
@@ -207,10 +209,30 @@ impl<M: Send + 'static> PmdSender<M> {
         })
     }
     /// Waits until the PMD has applied every message sent before this call.
+    ///
+    /// The PMD answers barrier `n` by storing `n` (a reply channel per barrier was freed
+    /// on the PMD whenever the waiter dropped its end first, and woke the waiter with a
+    /// system call from the PMD loop); the waiter polls, spinning briefly and then
+    /// sleeping 20 us at a time. Numbers come from one counter per PMD, taken after the
+    /// caller's earlier messages were queued, so the PMD reaching a later barrier than
+    /// ours (another thread's, queued first) also means ours is passed.
     pub fn barrier(&self, timeout: Duration) -> Result<(), SwitchError> {
-        let (tx, rx) = crossbeam_channel::bounded(1);
-        self.tx.send_timeout(PmdMessage::Barrier(tx), timeout).map_err(|_| SwitchError::PmdGone(self.index))?;
-        rx.recv_timeout(timeout).map(|_| ()).map_err(|_| SwitchError::PmdGone(self.index))
+        let deadline = Instant::now() + timeout;
+        let n = self.shared.barrier_sent.fetch_add(1, Ordering::SeqCst) + 1;
+        self.tx.send_timeout(PmdMessage::Barrier(n), timeout).map_err(|_| SwitchError::PmdGone(self.index))?;
+        let mut spins = 0u32;
+        while self.shared.barrier_done.load(Ordering::Acquire) < n {
+            if Instant::now() >= deadline || !self.shared.running.load(Ordering::SeqCst) {
+                return Err(SwitchError::PmdGone(self.index));
+            }
+            if spins < 200 {
+                spins += 1;
+                std::hint::spin_loop();
+            } else {
+                std::thread::sleep(Duration::from_micros(20));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -354,7 +376,7 @@ impl<M: Send + 'static> Switch<M> {
             switch.pmds.push(PmdHandle {
                 index: pmd_index,
                 core,
-                sender: PmdSender { index: pmd_index, tx: msg_tx },
+                sender: PmdSender { index: pmd_index, tx: msg_tx, shared: shared.clone() },
                 shared,
                 join: Some(join),
             });

@@ -186,8 +186,8 @@ impl<P: ferrovs_pmd::Pipeline> ferrovs_pmd::Pipeline for Counted<P> {
         self.0.classify(in_port, pkts, out)
     }
 
-    fn miss(&mut self, in_port: u32, pkt: ferrovs_dpdk::Mbuf) -> Option<ferrovs_dpdk::Mbuf> {
-        self.0.miss(in_port, pkt)
+    fn miss(&mut self, in_port: u32, at: usize, pkt: ferrovs_dpdk::Mbuf) -> Option<ferrovs_dpdk::Mbuf> {
+        self.0.miss(in_port, at, pkt)
     }
 
     fn misses_done(&mut self, inject: &mut ferrovs_pmd::Injector<'_>) {
