@@ -266,16 +266,17 @@ pub struct FlowPipeline {
     /// Busy iterations since the counters were last published.
     busy_unpublished: u32,
     // Per-burst scratch, reused.
-    /// The last burst's keys, by place in the burst (`miss` parks under them).
+    /// The last burst's keys, by place in the burst (`miss` parks under them), unless
+    /// shadowed keys were held back: then the keys looked up, moved to the front.
     keys: [FlowKey; BURST],
-    /// Packets of the last burst whose key is in `keys`.
-    classified: usize,
     hashes: [u32; BURST],
     bytes: [u32; BURST],
-    /// The keys looked up, when shadowed keys were held back (`hold_shadowed`), and the
-    /// place in the burst of each.
-    lookup_keys: [FlowKey; BURST],
+    /// Position in the burst of each looked-up key, when shadowed keys were held back.
     burst_pos: [u8; BURST],
+    /// Where `miss` finds the last burst's keys (see [`MissKeys`]).
+    miss_keys: MissKeys,
+    /// The last burst's keys by place in the burst, when `keys` was reordered.
+    burst_keys: [FlowKey; BURST],
     /// The clock as read for the last burst (misses of that burst are parked at it).
     burst_ms: u64,
     /// Where `DpAction::Controller` sends packets (see [`FlowPipeline::with_packet_in`]).
@@ -317,8 +318,8 @@ impl FlowPipeline {
             busy: false,
             busy_unpublished: 0,
             keys: [FlowKey::ZERO; BURST],
-            classified: 0,
-            lookup_keys: [FlowKey::ZERO; BURST],
+            miss_keys: MissKeys::None,
+            burst_keys: [FlowKey::ZERO; BURST],
             hashes: [0; BURST],
             bytes: [0; BURST],
             burst_pos: [0; BURST],
@@ -500,16 +501,18 @@ impl FlowPipeline {
     }
 
     /// Keeps the packets of shadowed parked keys (see [`PendingMisses::must_join`]) out of
-    /// this burst's lookup: copies the keys of the other `n` packets to `lookup_keys` and
-    /// moves their hashes and lengths to the front, noting where each came from (`keys`
-    /// stays as it is, for `miss`). Returns how many are left to look up.
+    /// this burst's lookup: moves the keys, hashes and lengths of the other `n` packets
+    /// to the front, noting where each came from (the keys as they were go to
+    /// `burst_keys`, for `miss`). Returns how many are left to look up.
     fn hold_shadowed(&mut self, n: usize) -> usize {
+        self.burst_keys[..n].copy_from_slice(&self.keys[..n]);
+        self.miss_keys = MissKeys::Copied(n as u8);
         let mut m = 0;
         for i in 0..n {
             if self.pending.must_join(&self.keys[i]) {
                 continue;
             }
-            self.lookup_keys[m] = self.keys[i];
+            self.keys[m] = self.keys[i];
             self.hashes[m] = self.hashes[i];
             self.bytes[m] = self.bytes[i];
             self.burst_pos[m] = i as u8;
@@ -576,6 +579,15 @@ impl FlowPipeline {
     }
 }
 
+/// Where the last burst's keys are, by place in the burst, for `miss`: the first `n`
+/// of `keys`, or of `burst_keys` when `keys` was reordered to hold shadowed keys back.
+#[derive(Debug, Clone, Copy)]
+enum MissKeys {
+    None,
+    InPlace(u8),
+    Copied(u8),
+}
+
 /// Why an `Install` was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 enum InstallError {
@@ -592,7 +604,7 @@ impl Pipeline for FlowPipeline {
         // The poll loop never passes more than a burst; anything beyond stays `Miss` and
         // goes through the (correct, slower) miss path.
         let n = pkts.len().min(out.len()).min(BURST);
-        self.classified = 0;
+        self.miss_keys = MissKeys::InPlace(n as u8);
         if n == 0 {
             return;
         }
@@ -621,12 +633,10 @@ impl Pipeline for FlowPipeline {
         }
         let now = self.clock.now_ms();
         self.burst_ms = now;
-        self.classified = n;
         let m = if self.pending.shadowed_on(in_port) { self.hold_shadowed(n) } else { n };
         self.dirty = true;
         self.busy = true;
-        let keys = if m < n { &self.lookup_keys[..m] } else { &self.keys[..m] };
-        let (hashes, bytes) = (&self.hashes[..m], &self.bytes[..m]);
+        let (keys, hashes, bytes) = (&self.keys[..m], &self.hashes[..m], &self.bytes[..m]);
         // The verdicts are written as the cache hands out each result (no array of ids
         // to resolve into actions afterwards), resolved once per run of one megaflow.
         let to_verdict = |r: Option<(MegaflowId, &'s [DpAction])>| match r {
@@ -661,8 +671,9 @@ impl Pipeline for FlowPipeline {
         self.dirty = true;
         // The key `classify` extracted for this place of the burst (a caller that did not
         // classify the packet gets it extracted again).
-        let key = match self.keys.get(at) {
-            Some(k) if at < self.classified => *k,
+        let key = match self.miss_keys {
+            MissKeys::InPlace(n) if at < n as usize => self.keys[at],
+            MissKeys::Copied(n) if at < n as usize => self.burst_keys[at],
             _ => extract(pkt.data(), in_port),
         };
         match self.pending.park(&key, self.burst_ms, pkt) {

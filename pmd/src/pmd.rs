@@ -309,14 +309,12 @@ impl<'b> RxBurst<'b> for &mut RxPass<'b, '_> {
 /// `memset`s per burst, ~2 instructions per packet).
 pub(crate) struct BurstScratch {
     misses: MbufBatch,
-    /// The place in the burst of each packet of `misses`.
-    miss_at: [u8; BURST],
     dropped: MbufBatch,
 }
 
 impl BurstScratch {
     pub(crate) fn new() -> BurstScratch {
-        BurstScratch { misses: MbufBatch::new(), miss_at: [0; BURST], dropped: MbufBatch::new() }
+        BurstScratch { misses: MbufBatch::new(), dropped: MbufBatch::new() }
     }
 }
 
@@ -347,14 +345,14 @@ pub(crate) fn process_burst<C: Pipeline>(
 
     // Runts and packets whose actions drop them go to `dropped`: freed together after the
     // loop (one bulk free, not one call into C per packet).
-    let BurstScratch { misses, miss_at, dropped } = scratch;
+    let BurstScratch { misses, dropped } = scratch;
     debug_assert!(misses.is_empty() && dropped.is_empty());
     let mut pkts = batch.drain();
     let verdicts = &verdicts[..n];
     if any_runt {
-        execute_verdicts::<true>(verdicts, &lens, &runt, &mut pkts, misses, miss_at, dropped, in_idx, tx);
+        execute_verdicts::<true>(verdicts, &lens, &runt, &mut pkts, misses, dropped, in_idx, tx);
     } else {
-        execute_verdicts::<false>(verdicts, &lens, &runt, &mut pkts, misses, miss_at, dropped, in_idx, tx);
+        execute_verdicts::<false>(verdicts, &lens, &runt, &mut pkts, misses, dropped, in_idx, tx);
     }
     drop(pkts);
     dropped.free_all();
@@ -363,9 +361,10 @@ pub(crate) fn process_burst<C: Pipeline>(
     if n_misses == 0 {
         return 0;
     }
+    let (places, found) = miss_places(verdicts, &runt, any_runt);
     // Declined packets are freed together (one bulk free, not one call per packet).
     let mut declined = MbufBatch::new();
-    for (pkt, &at) in misses.drain().zip(miss_at.iter()) {
+    for (pkt, &at) in misses.drain().zip(&places[..found]) {
         if let Some(pkt) = pipeline.miss(in_port, at as usize, pkt) {
             // Same capacity as `misses`: cannot fail, but never lose a packet silently.
             if let Err(pkt) = declined.push(pkt) {
@@ -379,10 +378,29 @@ pub(crate) fn process_burst<C: Pipeline>(
     n_misses
 }
 
+/// The places in the burst of the packets that went to `misses`: those whose verdict is a
+/// miss, runts excepted (dropped before their verdict is read), and how many. Found
+/// again after the execution loop rather than noted by it, and out of line: either way
+/// in the hot path cost every packet of every burst an instruction or two, misses or not.
+#[inline(never)]
+fn miss_places(verdicts: &[Verdict<'_>], runt: &[bool; BURST], any_runt: bool) -> ([u8; BURST], usize) {
+    let mut places = [0u8; BURST];
+    let mut found = 0;
+    for (i, v) in verdicts.iter().enumerate() {
+        if matches!(v, Verdict::Miss)
+            && !(any_runt && runt[i])
+            && let Some(p) = places.get_mut(found)
+        {
+            *p = i as u8;
+            found += 1;
+        }
+    }
+    (places, found)
+}
+
 /// Executes the `verdicts` of a burst's packets, taken in order from `pkts`: runs of one
 /// single output move to the tx batch as a block, drops and runts go to `dropped`,
-/// misses to `misses` (their places in the burst to `miss_at`). `RUNTS`: some packet is
-/// a runt (`runt`); without any, the loop
+/// misses to `misses`. `RUNTS`: some packet is a runt (`runt`); without any, the loop
 /// does not test for them.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
@@ -392,7 +410,6 @@ fn execute_verdicts<const RUNTS: bool>(
     runt: &[bool; BURST],
     pkts: &mut Drain<'_>,
     misses: &mut MbufBatch,
-    miss_at: &mut [u8; BURST],
     dropped: &mut MbufBatch,
     in_idx: usize,
     tx: &mut TxState,
@@ -438,13 +455,10 @@ fn execute_verdicts<const RUNTS: bool>(
             }
             // `misses` has room for a whole burst.
             Verdict::Miss => {
-                if let Some(pkt) = pkts.next() {
-                    if let Some(at) = miss_at.get_mut(misses.len()) {
-                        *at = i as u8;
-                    }
-                    if let Err(pkt) = misses.push(pkt) {
-                        tx.drop_counted(in_idx, pkt, |c| c.drop_no_rule += 1);
-                    }
+                if let Some(pkt) = pkts.next()
+                    && let Err(pkt) = misses.push(pkt)
+                {
+                    tx.drop_counted(in_idx, pkt, |c| c.drop_no_rule += 1);
                 }
                 i += 1;
             }
