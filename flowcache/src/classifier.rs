@@ -191,10 +191,12 @@ fn search_buckets(
         let mut hits = bucket.matches(hash);
         while hits != 0 {
             let w = (hits.trailing_zeros() / 8) as usize;
-            hits &= hits - 1;
             if is_it(bucket.index[w]) {
                 return Some(bucket.index[w]);
             }
+            // Cleared only after a failed compare: clearing it before kept the old and
+            // the new bitmap live across the compare's exits (a copy per compared word).
+            hits &= hits - 1;
         }
         if bucket.overflow == 0 {
             return None;
