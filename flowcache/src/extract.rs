@@ -192,10 +192,11 @@ fn extract_common_words(frame: &[u8], in_port: u32) -> Option<[u64; 8]> {
     // Version 4 and IHL 5 (the general parse does not look at the version: a frame
     // with another one takes it), the whole packet in the frame, no fragment (MF
     // clear, offset 0).
-    if ip[0] != 0x45 || total_len < 20 || total_len > frame.len() - off || ne16(ip, 6) & 0x3fffu16.to_be() != 0 {
+    if ip[0] != 0x45 || ne16(ip, 6) & 0x3fffu16.to_be() != 0 {
         return None;
     }
-    let l4 = &frame[off + 20..off + total_len];
+    // None if the total length is below the header's 20 bytes or past the frame.
+    let l4 = frame.get(off + 20..off + total_len)?;
     let proto = ip[9];
     let (ports, flags) = match proto {
         ipproto::UDP if l4.len() >= 8 => (be32(l4, 0), 0u64),
