@@ -236,7 +236,8 @@ impl ShapeHashUser for ProbeSubtable<'_> {
     #[inline(always)]
     fn run(self, hash_of: impl Fn(&FlowKey) -> u32, matches: impl Fn(&FlowKey, &FlowKey) -> bool) -> u32 {
         let ProbeSubtable { st, records, keys, todo, out } = self;
-        let mut found = 0u32;
+        // The misses, set off the hit path (the hits are `todo` without them).
+        let mut missed = 0u32;
         let mut bits = todo;
         // The last hit's hash and megaflow: a packet with the same hash (usually the
         // same flow: bursts come in trains) tries that megaflow first and skips the
@@ -253,16 +254,16 @@ impl ShapeHashUser for ProbeSubtable<'_> {
             let hash = hash_of(key);
             if hash == last_hash && matches(&records[last_index as usize].key, key) {
                 out[i] = last_index;
-                found |= 1 << i;
             } else if let Some(index) =
                 search_buckets(buckets, bucket_mask, hash, |x| matches(&records[x as usize].key, key))
             {
                 out[i] = index;
-                found |= 1 << i;
                 (last_hash, last_index) = (hash, index);
+            } else {
+                missed |= 1 << i;
             }
         }
-        found
+        todo & !missed
     }
 }
 
