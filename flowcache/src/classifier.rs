@@ -19,9 +19,11 @@
 //!   port's partition.
 //! - **Batches.** A lookup takes up to 32 keys and a bitmap of the ones still unmatched.
 //!   Keys are grouped by in_port (a burst usually comes from one port); for each
-//!   subtable, in rank order, all still-unmatched keys of the group are hashed first and
-//!   then probed, so the memory accesses of different packets overlap; hits clear their
-//!   bit and the loop ends when the bitmap is empty. A PMD's burst comes from one port:
+//!   subtable, in rank order, every still-unmatched key of the group is hashed and
+//!   probed in one pass, by an instance of the probe loop for the subtable's mask shape
+//!   (its hash, and for common shapes a compare of only the covered words, which reuses
+//!   the masked words the hash loaded); hits clear their bit and the loop ends when the
+//!   bitmap is empty. A PMD's burst comes from one port:
 //!   `lookup_batch_port` skips the grouping. In a subtable's probe loop, a key whose
 //!   hash equals the last hit's is first compared with that megaflow (a train of one
 //!   flow then skips the bucket probes).
@@ -60,7 +62,7 @@ use std::collections::HashMap;
 
 use crate::actions::DpActions;
 use crate::key::{FlowKey, KEY_WORDS, Mask};
-use crate::megaflow::{Megaflow, MegaflowId, MegaflowRef, MegaflowStats, Slab, masks_overlap};
+use crate::megaflow::{Megaflow, MegaflowId, MegaflowRef, MegaflowStats, Record, Slab, masks_overlap};
 
 /// Largest batch a lookup takes.
 pub const MAX_BATCH: usize = ferrovs_config::BURST_SIZE;
@@ -131,7 +133,7 @@ fn finish_hash(sum: u64) -> u32 {
     (h >> 32) as u32 | HASH_SET_BIT
 }
 
-/// Mask shapes with their own hash instance (`Subtable::hash_batch`), as bitmaps of the
+/// Mask shapes with their own hash instance (`Subtable::with_shape_hash`), as bitmaps of the
 /// covered key words (see the key module's layout): in_port/dl_type and the IPv4
 /// destination; the same and the source; the same, nw_proto and the L4 ports.
 const COVER_IPV4_DST: u8 = 1 << 0 | 1 << 7;
@@ -189,15 +191,79 @@ fn search_buckets(
         let mut hits = bucket.matches(hash);
         while hits != 0 {
             let w = (hits.trailing_zeros() / 8) as usize;
-            hits &= hits - 1;
             if is_it(bucket.index[w]) {
                 return Some(bucket.index[w]);
             }
+            // Cleared only after a failed compare: clearing it before kept the old and
+            // the new bitmap live across the compare's exits (a copy per compared word).
+            hits &= hits - 1;
         }
         if bucket.overflow == 0 {
             return None;
         }
         b = (b + 1) & bucket_mask;
+    }
+}
+
+/// Code generic over a subtable's hash instance ([`Subtable::with_shape_hash`]).
+trait ShapeHashUser {
+    type Out;
+    /// `hash` is [`Subtable::hash`]; `matches(record, key)` is
+    /// `record.matches(&subtable.mask, key)` for a record of the subtable (its key
+    /// masked by the subtable's mask).
+    fn run(self, hash: impl Fn(&FlowKey) -> u32, matches: impl Fn(&FlowKey, &FlowKey) -> bool) -> Self::Out;
+}
+
+/// One subtable's probe of the keys of bitmap `todo`: for each, its hash by the
+/// subtable's instance, then its bucket; a hit sets `out[i]`. Returns the bitmap of hits.
+///
+/// Hash and probe in one pass over the keys: a pass that hashed every key first and
+/// stored the hashes (so that the probes' loads would overlap) cost the bitmap walk,
+/// the store and the reload twice per key, and gained no overlap the processor's
+/// out-of-order window does not find in one pass (the probes of different keys are
+/// independent either way).
+struct ProbeSubtable<'a> {
+    st: &'a Subtable,
+    records: &'a [Record],
+    keys: &'a [FlowKey],
+    todo: u32,
+    out: &'a mut [u32; MAX_BATCH],
+}
+
+impl ShapeHashUser for ProbeSubtable<'_> {
+    type Out = u32;
+
+    #[inline(always)]
+    fn run(self, hash_of: impl Fn(&FlowKey) -> u32, matches: impl Fn(&FlowKey, &FlowKey) -> bool) -> u32 {
+        let ProbeSubtable { st, records, keys, todo, out } = self;
+        // The misses, set off the hit path (the hits are `todo` without them).
+        let mut missed = 0u32;
+        let mut bits = todo;
+        // The last hit's hash and megaflow: a packet with the same hash (usually the
+        // same flow: bursts come in trains) tries that megaflow first and skips the
+        // bucket probe. 0 is no subtable hash (`HASH_SET_BIT`), so the first packet
+        // never takes it.
+        let (mut last_hash, mut last_index) = (0u32, 0u32);
+        // The subtable's invariants as locals: the loop keeps them in registers
+        // instead of reloading them through `st` around every probe.
+        let (buckets, bucket_mask) = (&st.buckets[..], st.bucket_mask());
+        while bits != 0 {
+            let i = bits.trailing_zeros() as usize;
+            bits &= bits - 1;
+            let key = &keys[i];
+            let hash = hash_of(key);
+            if hash == last_hash && matches(&records[last_index as usize].key, key) {
+                out[i] = last_index;
+            } else if let Some(index) =
+                search_buckets(buckets, bucket_mask, hash, |x| matches(&records[x as usize].key, key))
+            {
+                out[i] = index;
+                (last_hash, last_index) = (hash, index);
+            } else {
+                missed |= 1 << i;
+            }
+        }
+        todo & !missed
     }
 }
 
@@ -319,8 +385,9 @@ impl Subtable {
         finish_hash(sum)
     }
 
-    /// `hashes[i] = self.hash(&keys[i])` for every bit `i` of `todo`, with the choice by
-    /// mask shape made once for the whole batch rather than once per key.
+    /// Runs `user` with this subtable's hash instance (a function equal to
+    /// [`Subtable::hash`]), the choice by mask shape made once for a whole batch rather
+    /// than once per key.
     ///
     /// A few common shapes (which words the mask covers) have their own instance with
     /// the word positions as constants: no per-word index load, and the mask words and
@@ -328,52 +395,67 @@ impl Subtable {
     /// rules on the destination (routes), on both addresses, and on the 5-tuple (L4
     /// ACLs); any other shape takes the instance for its number of covered words.
     #[inline(always)]
-    fn hash_batch(&self, keys: &[FlowKey], todo: u32, hashes: &mut [u32; MAX_BATCH]) {
+    fn with_shape_hash<U: ShapeHashUser>(&self, user: U) -> U::Out {
+        let mask = &self.mask;
+        let any = |r: &FlowKey, k: &FlowKey| r.matches(mask, k);
         match self.cover {
-            COVER_IPV4_DST => return self.hash_batch_cover::<COVER_IPV4_DST>(keys, todo, hashes),
-            COVER_IPV4_SRC_DST => return self.hash_batch_cover::<COVER_IPV4_SRC_DST>(keys, todo, hashes),
-            COVER_5_TUPLE => return self.hash_batch_cover::<COVER_5_TUPLE>(keys, todo, hashes),
+            COVER_IPV4_DST => {
+                return user
+                    .run(|k| self.hash_cover::<COVER_IPV4_DST>(k), |r, k| self.matches_cover::<COVER_IPV4_DST>(r, k));
+            }
+            COVER_IPV4_SRC_DST => {
+                return user.run(
+                    |k| self.hash_cover::<COVER_IPV4_SRC_DST>(k),
+                    |r, k| self.matches_cover::<COVER_IPV4_SRC_DST>(r, k),
+                );
+            }
+            COVER_5_TUPLE => {
+                return user
+                    .run(|k| self.hash_cover::<COVER_5_TUPLE>(k), |r, k| self.matches_cover::<COVER_5_TUPLE>(r, k));
+            }
             _ => {}
         }
         match self.n_words {
-            1 => self.hash_batch_n::<1>(keys, todo, hashes),
-            2 => self.hash_batch_n::<2>(keys, todo, hashes),
-            3 => self.hash_batch_n::<3>(keys, todo, hashes),
-            4 => self.hash_batch_n::<4>(keys, todo, hashes),
-            5 => self.hash_batch_n::<5>(keys, todo, hashes),
-            6 => self.hash_batch_n::<6>(keys, todo, hashes),
-            7 => self.hash_batch_n::<7>(keys, todo, hashes),
-            8 => self.hash_batch_n::<8>(keys, todo, hashes),
-            _ => self.hash_batch_n::<0>(keys, todo, hashes),
+            1 => user.run(|k| finish_hash(self.sum_words::<1>(k)), any),
+            2 => user.run(|k| finish_hash(self.sum_words::<2>(k)), any),
+            3 => user.run(|k| finish_hash(self.sum_words::<3>(k)), any),
+            4 => user.run(|k| finish_hash(self.sum_words::<4>(k)), any),
+            5 => user.run(|k| finish_hash(self.sum_words::<5>(k)), any),
+            6 => user.run(|k| finish_hash(self.sum_words::<6>(k)), any),
+            7 => user.run(|k| finish_hash(self.sum_words::<7>(k)), any),
+            8 => user.run(|k| finish_hash(self.sum_words::<8>(k)), any),
+            _ => user.run(|k| finish_hash(self.sum_words::<0>(k)), any),
         }
     }
 
-    /// [`Subtable::hash_batch`] for a mask covering exactly the words of `COVER` (bit
-    /// `i`: word `i`).
+    /// `record.matches(&self.mask, key)` for a record of this subtable and a mask
+    /// covering exactly the words of `COVER`: the record's other words are 0 (it is
+    /// masked), and so is the key's masked, so only the covered words are compared.
     #[inline(always)]
-    fn hash_batch_cover<const COVER: u8>(&self, keys: &[FlowKey], mut todo: u32, hashes: &mut [u32; MAX_BATCH]) {
+    fn matches_cover<const COVER: u8>(&self, record: &FlowKey, key: &FlowKey) -> bool {
         debug_assert_eq!(self.cover, COVER);
-        while todo != 0 {
-            let i = todo.trailing_zeros() as usize;
-            todo &= todo - 1;
-            let key = &keys[i];
-            let mut sum: u64 = 0;
-            for (wi, (&k, (&m, &mul))) in key.w.iter().zip(self.mask.w.iter().zip(&self.multipliers)).enumerate() {
-                if COVER & (1 << wi) != 0 {
-                    sum = sum.wrapping_add((k & m).wrapping_mul(mul));
-                }
+        debug_assert!(record.masked(&self.mask) == *record, "record not masked by its subtable's mask");
+        let mut diff = 0;
+        for (wi, (&k, (&m, &r))) in key.w.iter().zip(self.mask.w.iter().zip(&record.w)).enumerate() {
+            if COVER & (1 << wi) != 0 {
+                diff |= (k & m) ^ r;
             }
-            hashes[i] = finish_hash(sum);
         }
+        diff == 0
     }
 
+    /// [`Subtable::hash`] for a mask covering exactly the words of `COVER` (bit `i`:
+    /// word `i`).
     #[inline(always)]
-    fn hash_batch_n<const N: usize>(&self, keys: &[FlowKey], mut todo: u32, hashes: &mut [u32; MAX_BATCH]) {
-        while todo != 0 {
-            let i = todo.trailing_zeros() as usize;
-            todo &= todo - 1;
-            hashes[i] = finish_hash(self.sum_words::<N>(&keys[i]));
+    fn hash_cover<const COVER: u8>(&self, key: &FlowKey) -> u32 {
+        debug_assert_eq!(self.cover, COVER);
+        let mut sum: u64 = 0;
+        for (wi, (&k, (&m, &mul))) in key.w.iter().zip(self.mask.w.iter().zip(&self.multipliers)).enumerate() {
+            if COVER & (1 << wi) != 0 {
+                sum = sum.wrapping_add((k & m).wrapping_mul(mul));
+            }
         }
+        finish_hash(sum)
     }
 
     /// The multilinear sum over the first `N` covered words (`N == n_words`).
@@ -844,41 +926,12 @@ impl Classifier {
             }
         }
         let part = &self.partitions[p as usize];
-        let mut hashes = [0u32; MAX_BATCH];
         for &st_id in &part.order {
             let Some(st) = self.subtables[st_id as usize].as_ref() else { continue };
-            // Hash every pending key first so that the probes' loads overlap.
-            st.hash_batch(keys, todo, &mut hashes);
-            let mut found = 0u32;
-            let mut bits = todo;
-            // The last hit's hash and megaflow: a packet with the same hash (usually the
-            // same flow: bursts come in trains) tries that megaflow first and skips the
-            // bucket probe. 0 is no subtable hash (`HASH_SET_BIT`), so the first packet
-            // never takes it.
-            let (mut last_hash, mut last_index) = (0u32, 0u32);
-            // The subtable's invariants as locals: the loop keeps them in registers
-            // instead of reloading them through `st` around every probe.
-            let mask = &st.mask;
-            let records = &self.slab.records[..];
-            let (buckets, bucket_mask) = (&st.buckets[..], st.bucket_mask());
-            if buckets.is_empty() {
+            if st.buckets.is_empty() {
                 continue;
             }
-            while bits != 0 {
-                let i = bits.trailing_zeros() as usize;
-                bits &= bits - 1;
-                let (hash, key) = (hashes[i], &keys[i]);
-                if hash == last_hash && records[last_index as usize].key.matches(mask, key) {
-                    out[i] = last_index;
-                    found |= 1 << i;
-                } else if let Some(index) =
-                    search_buckets(buckets, bucket_mask, hash, |x| records[x as usize].key.matches(mask, key))
-                {
-                    out[i] = index;
-                    found |= 1 << i;
-                    (last_hash, last_index) = (hash, index);
-                }
-            }
+            let found = st.with_shape_hash(ProbeSubtable { st, records: &self.slab.records, keys, todo, out });
             if found != 0 {
                 todo &= !found;
                 // Counted once per burst and subtable: cheap, and enough to rank.
@@ -917,7 +970,7 @@ mod tests {
     }
 
     #[test]
-    fn batch_hashes_equal_the_single_key_hash_for_every_mask_shape() {
+    fn shape_hash_instances_equal_the_single_key_hash_for_every_mask_shape() {
         let mut next = xorshift(0x1234_5678_9abc_def1u64);
         for cover in 0..=u8::MAX {
             let mut mask = FlowKey::ZERO;
@@ -929,12 +982,16 @@ mod tests {
             let st = Subtable::new(mask, 0, vec![EMPTY_BUCKET]);
             assert_eq!(st.cover, cover);
             let keys: Vec<FlowKey> = (0..MAX_BATCH).map(|_| FlowKey { w: std::array::from_fn(|_| next()) }).collect();
-            // Every other key: the others must be left alone.
-            let todo = 0x5555_5555;
-            let mut hashes = [7u32; MAX_BATCH];
-            st.hash_batch(&keys, todo, &mut hashes);
+            struct HashAll<'a>(&'a [FlowKey]);
+            impl ShapeHashUser for HashAll<'_> {
+                type Out = Vec<u32>;
+                fn run(self, hash: impl Fn(&FlowKey) -> u32, _: impl Fn(&FlowKey, &FlowKey) -> bool) -> Vec<u32> {
+                    self.0.iter().map(hash).collect()
+                }
+            }
+            let hashes = st.with_shape_hash(HashAll(&keys));
             for (i, k) in keys.iter().enumerate() {
-                let want = if todo & (1 << i) != 0 { st.hash(k) } else { 7 };
+                let want = st.hash(k);
                 assert_eq!(hashes[i], want, "shape {cover:#04x}, key {i}");
             }
         }
