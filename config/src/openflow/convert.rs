@@ -794,29 +794,43 @@ fn check_vlan_actions(actions: &[Action], mut tagged: VlanTags, v: Version) -> R
 /// checked before) as the 1.0 action, which on a tagged frame is the same, and a
 /// register's as a Nicira `load` (`clone`s included). Nor has it instructions: `ovs-ofctl`
 /// drops `clear_actions` and `write_actions(...)` without a word.
+///
+/// A list with nothing to rewrite (most rules) is returned as it is: `add-flows` of a
+/// million rules goes through here, and rebuilding every list cost an allocation or two
+/// per rule.
 fn of10_actions(actions: Vec<Action>) -> Vec<Action> {
-    actions
-        .into_iter()
-        .filter(|a| !matches!(a, Action::ClearActions | Action::WriteActions(_)))
-        .map(|a| match a {
-            Action::Set(SetField::VlanVid(x)) => Action::ModVlanVid(x),
-            Action::Set(SetField::VlanPcp(x)) => Action::ModVlanPcp(x),
-            Action::Clone(inner) => Action::Clone(of10_actions(inner)),
-            a => a,
-        })
-        .flat_map(|a| match a {
+    if !actions.iter().any(of10_rewrites) {
+        return actions;
+    }
+    let mut out = Vec::with_capacity(actions.len());
+    for a in actions {
+        match a {
+            Action::ClearActions | Action::WriteActions(_) => {}
+            Action::Set(SetField::VlanVid(x)) => out.push(Action::ModVlanVid(x)),
+            Action::Set(SetField::VlanPcp(x)) => out.push(Action::ModVlanPcp(x)),
+            Action::Clone(inner) => out.push(Action::Clone(of10_actions(inner))),
             // A `load` carries 64 bits: a wider set-field is loads of 64, low bits first.
-            Action::Load { dst, value, set_field: true } => (0..dst.n_bits)
-                .step_by(64)
-                .map(|done| {
-                    let n_bits = (dst.n_bits - done).min(64);
-                    let part = Subfield { field: dst.field, ofs: dst.ofs + done, n_bits };
-                    Action::Load { dst: part, value: (value >> done) & (u128::MAX >> (128 - n_bits)), set_field: false }
-                })
-                .collect(),
-            a => vec![a],
-        })
-        .collect()
+            Action::Load { dst, value, set_field: true } => out.extend((0..dst.n_bits).step_by(64).map(|done| {
+                let n_bits = (dst.n_bits - done).min(64);
+                let part = Subfield { field: dst.field, ofs: dst.ofs + done, n_bits };
+                Action::Load { dst: part, value: (value >> done) & (u128::MAX >> (128 - n_bits)), set_field: false }
+            })),
+            a => out.push(a),
+        }
+    }
+    out
+}
+
+/// Whether [`of10_actions`] changes `a` (a `clone` may hold an action it changes).
+fn of10_rewrites(a: &Action) -> bool {
+    match a {
+        Action::ClearActions
+        | Action::WriteActions(_)
+        | Action::Set(SetField::VlanVid(_) | SetField::VlanPcp(_))
+        | Action::Load { set_field: true, .. } => true,
+        Action::Clone(inner) => inner.iter().any(of10_rewrites),
+        _ => false,
+    }
 }
 
 /// A rule, as the rule model prints it, as `ovs-ofctl -O v dump-flows` prints it from a
