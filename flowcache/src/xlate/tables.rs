@@ -478,10 +478,118 @@ impl Hasher for IdentityHasher {
     }
 }
 
-/// The hash of a rule identity (table, priority, match).
+/// The hash of a rule identity (table, priority, match): which fields the match has,
+/// then the present fields' values packed into 64-bit words. The derived `Hash` fed the
+/// hasher a discriminant, a length and the bytes of every field, present or not (about
+/// seventy steps per rule, and every rule of a change is hashed). Equal identities hash
+/// alike; the match is taken apart without `..`, so a field added to `Match` does not
+/// compile here until it is hashed.
 pub(crate) fn identity_hash(table: u8, priority: u16, matches: &Match) -> u64 {
+    let Match {
+        in_port,
+        dl_src,
+        dl_dst,
+        dl_type,
+        vlan_tci,
+        nw_src,
+        nw_dst,
+        ipv6_src,
+        ipv6_dst,
+        ipv6_label,
+        nw_proto,
+        nw_tos,
+        nw_ttl,
+        nw_frag,
+        tp_src,
+        tp_dst,
+        tcp_flags,
+        arp_sha,
+        arp_tha,
+        nd_target,
+        nd_sll,
+        nd_tll,
+        mpls_lse,
+        nd_reserved,
+        nd_options_type,
+        regs,
+        metadata,
+    } = matches;
     let mut h = IdentityHasher::default();
-    (table, priority, matches).hash(&mut h);
+    // Which fields are present (so a missing field and a zero one differ).
+    let present = [
+        in_port.is_some(),
+        dl_src.is_some(),
+        dl_dst.is_some(),
+        dl_type.is_some(),
+        vlan_tci.is_some(),
+        nw_src.is_some(),
+        nw_dst.is_some(),
+        ipv6_src.is_some(),
+        ipv6_dst.is_some(),
+        ipv6_label.is_some(),
+        nw_proto.is_some(),
+        nw_tos.is_some(),
+        nw_ttl.is_some(),
+        nw_frag.is_some(),
+        tp_src.is_some(),
+        tp_dst.is_some(),
+        tcp_flags.is_some(),
+        arp_sha.is_some(),
+        arp_tha.is_some(),
+        nd_target.is_some(),
+        nd_sll.is_some(),
+        nd_tll.is_some(),
+        mpls_lse.is_some(),
+        nd_reserved.is_some(),
+        nd_options_type.is_some(),
+        metadata.is_some(),
+    ];
+    let bits = present.iter().enumerate().fold(0u64, |b, (i, &p)| b | u64::from(p) << i);
+    h.add(u64::from(table) | u64::from(priority) << 8 | bits << 24);
+    let m16 = |m: &Option<Masked<u16>>| m.map_or(0, |m| u64::from(m.value) | u64::from(m.mask) << 16);
+    let m8 = |m: &Option<Masked<u8>>| m.map_or(0, |m| u64::from(m.value) | u64::from(m.mask) << 8);
+    let m32 = |m: &Option<Masked<u32>>| m.map_or(0, |m| u64::from(m.value) | u64::from(m.mask) << 32);
+    h.add(
+        u64::from(in_port.unwrap_or(0))
+            | u64::from(dl_type.unwrap_or(0)) << 32
+            | u64::from(nw_proto.unwrap_or(0)) << 48
+            | u64::from(nw_ttl.unwrap_or(0)) << 56,
+    );
+    h.add(m16(vlan_tci) | m8(nw_tos) << 32 | m8(nw_frag) << 48);
+    h.add(m16(tp_src) | m16(tp_dst) << 32);
+    h.add(m16(tcp_flags) | u64::from(nd_reserved.unwrap_or(0)) << 32);
+    let v4 = |m: &Option<Masked<Ipv4Addr>>| {
+        m.map_or(0, |m| u64::from(u32::from(m.value)) | u64::from(u32::from(m.mask)) << 32)
+    };
+    h.add(v4(nw_src));
+    h.add(v4(nw_dst));
+    for m in [ipv6_label, mpls_lse] {
+        if m.is_some() {
+            h.add(m32(m));
+        }
+    }
+    for m in [dl_src, dl_dst, arp_sha, arp_tha, nd_sll, nd_tll].into_iter().flatten() {
+        h.add(mac_to_u64(m.value));
+        h.add(mac_to_u64(m.mask));
+    }
+    for m in [ipv6_src, ipv6_dst, nd_target].into_iter().flatten() {
+        for a in [m.value, m.mask] {
+            let a = u128::from(a);
+            h.add(a as u64);
+            h.add((a >> 64) as u64);
+        }
+    }
+    if let Some(t) = nd_options_type {
+        h.add(u64::from(*t));
+    }
+    if let Some(md) = metadata {
+        h.add(md.value);
+        h.add(md.mask);
+    }
+    for &(n, r) in regs {
+        h.add(u64::from(n));
+        h.add(u64::from(r.value) | u64::from(r.mask) << 32);
+    }
     h.finish()
 }
 
