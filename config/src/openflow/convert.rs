@@ -880,7 +880,9 @@ fn action_depends_on_version(a: &Action) -> bool {
 
 /// Words found in the printed form (as the rule model prints it) of every rule
 /// [`depends_on_version`] holds for (a test holds the two to that): lines without any
-/// are not parsed by [`version_reading_back`].
+/// are not parsed by [`version_reading_back`]. Each has, or is printed only inside
+/// actions that have, an underscore (`mod_vlan_vid`, `set_field:...->vlan_vid`), which
+/// is looked for first.
 const PRINTED_VERSION_WORDS: [&str; 4] = ["vlan", "set_field", "write_metadata", "_actions"];
 
 /// Whether a rule printed as `text` may be one [`depends_on_version`] holds for (false:
@@ -890,7 +892,7 @@ const PRINTED_VERSION_WORDS: [&str; 4] = ["vlan", "set_field", "write_metadata",
 /// whole lines cost a tenth of a second at a million rules.
 pub(crate) fn may_depend_on_version(text: &str) -> bool {
     let actions = text.find("actions=").map_or(text, |at| &text[at..]);
-    PRINTED_VERSION_WORDS.iter().any(|w| actions.contains(w))
+    actions.contains('_') && PRINTED_VERSION_WORDS.iter().any(|w| actions.contains(w))
 }
 
 /// The version in which the rules in `texts` (in `ovs-ofctl` syntax, as the rule model
