@@ -6,7 +6,7 @@
 //! folded into one TCI by the builder, so they only parse here.
 
 use crate::display::Pieces;
-use crate::field::{FieldDef, Masking, MatchSlot, ValueKind};
+use crate::field::{FIELDS, FieldDef, Masking, MatchSlot, ValueKind};
 use crate::rules::Masked;
 use crate::values::{
     TCP_FLAG_NAMES, ValueError, parse_masked_ipv4, parse_masked_ipv6, parse_masked_mac, parse_masked_uint,
@@ -14,6 +14,7 @@ use crate::values::{
 };
 use std::fmt::{self, Write};
 use std::net::{Ipv4Addr, Ipv6Addr};
+use std::sync::LazyLock;
 
 /// A parsed value that is not an error but has an error message of its own, positioned
 /// at the value's start (e.g. `nw_tos=185`).
@@ -192,6 +193,16 @@ fn tcp_flags(w: &mut impl Write, value: u16, mask: u16) -> fmt::Result {
     Ok(())
 }
 
+/// Each slot's printed fields, in field-table order: gathered once (picking them out of
+/// the whole field table, again for each field's group, was most of printing a rule).
+static PRINTED_BY_SLOT: LazyLock<[Vec<&'static FieldDef>; MatchSlot::ALL.len()]> = LazyLock::new(|| {
+    let mut by_slot: [Vec<&'static FieldDef>; MatchSlot::ALL.len()] = Default::default();
+    for f in FIELDS.iter().filter(|f| f.printed) {
+        by_slot[f.slot as usize].push(f);
+    }
+    by_slot
+});
+
 /// Writes a slot's value as `dump-flows` does, as `NAME=VALUE` pieces: for each group
 /// of printed fields covering the same bits, the first field whose prerequisite holds
 /// (else the group's last) names it. `dl_type` and VLAN slots are printed by the caller.
@@ -202,13 +213,13 @@ pub(crate) fn write_slot<W: Write>(
     dl_type: Option<u16>,
     nw_proto: Option<u8>,
 ) -> fmt::Result {
-    let printed = || slot.fields().filter(|f| f.printed);
+    let printed = &PRINTED_BY_SLOT[slot as usize];
     let mut done = 0u128;
-    for (i, f) in printed().enumerate() {
+    for (i, f) in printed.iter().enumerate() {
         if f.bits & m.mask == 0 || f.bits & done != 0 {
             continue;
         }
-        let last_of_group = printed().skip(i + 1).all(|g| g.bits != f.bits);
+        let last_of_group = printed[i + 1..].iter().all(|g| g.bits != f.bits);
         if last_of_group || f.prereq.is_none_or(|p| p.holds(dl_type, nw_proto)) {
             let w = out.next()?;
             w.write_str(f.name)?;
