@@ -185,7 +185,12 @@ pub(crate) fn parse_action_text(text: &str, locate: Locate<'_>) -> Result<Vec<Pa
             }
             "output" => match reserved_port(arg()?) {
                 Some(a) => simple(a.map_err(|r| RuleError::new(arg_at(0), r))?),
-                // A field (`output:reg0`, `output:NXM_NX_REG0[0..15]`), else a port number.
+                // A port number (no field name starts with a digit: the usual case, told
+                // apart before the field names are searched), a field (`output:reg0`,
+                // `output:NXM_NX_REG0[0..15]`), else a port number.
+                None if arg()?.starts_with(|c: char| c.is_ascii_digit()) && !arg()?.contains('[') => {
+                    simple(Action::Output(parse_port_number(arg()?).map_err(verr)?))
+                }
                 None if arg()?.contains('[') || SubfieldField::by_name(arg()?).is_ok() => {
                     parse_output_reg(arg()?, &arg_at)?
                 }

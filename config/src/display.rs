@@ -10,11 +10,11 @@
 //! the closest form and is documented as lossy.
 
 use crate::field::{MatchSlot, SHORTHANDS};
-use crate::field_value::format_slot;
+use crate::field_value::{write_field_value, write_slot};
 use crate::flow_parse::MatchSpec;
 use crate::ports::LOCAL_PORT;
 use crate::rules::{Action, Masked, Match, Resubmit, Rule, SetField, Subfield, SubfieldField};
-use std::fmt::{self, Display, Formatter, Write as _};
+use std::fmt::{self, Display, Formatter, Write};
 
 /// A bridge port number as OVS prints it: `LOCAL` for the internal port, else the number.
 pub struct PortName(pub u32);
@@ -28,8 +28,14 @@ impl Display for PortName {
     }
 }
 
-fn mac(m: [u8; 6]) -> String {
-    format!("{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", m[0], m[1], m[2], m[3], m[4], m[5])
+/// A MAC address as `00:11:22:33:44:55`.
+struct Mac([u8; 6]);
+
+impl Display for Mac {
+    fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
+        let m = self.0;
+        write!(f, "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", m[0], m[1], m[2], m[3], m[4], m[5])
+    }
 }
 
 /// The `ovs-ofctl` shorthand for a `dl_type`/`nw_proto` pair, and whether it covers
@@ -42,70 +48,114 @@ fn shorthand(dl_type: u16, nw_proto: Option<u8>) -> Option<(&'static str, bool)>
     }
 }
 
+/// Pieces of text joined by a separator, written straight to the output as they come:
+/// printing a rule wrote every piece to a string of its own and joined them, about
+/// twenty allocations per rule, and every rule of a bridge is printed for the
+/// write-back after a change.
+pub(crate) struct Pieces<'a, W> {
+    out: &'a mut W,
+    sep: &'static str,
+    /// The separator before the next piece, if not `sep` (`, ` between a rule's header
+    /// and its match).
+    next_sep: Option<&'static str>,
+    any: bool,
+}
+
+impl<'a, W: Write> Pieces<'a, W> {
+    pub(crate) fn new(out: &'a mut W, sep: &'static str) -> Self {
+        Pieces { out, sep, next_sep: None, any: false }
+    }
+
+    /// The output, after the separator if a piece came before: write the next piece.
+    pub(crate) fn next(&mut self) -> Result<&mut W, fmt::Error> {
+        let sep = self.next_sep.take().unwrap_or(self.sep);
+        if self.any {
+            self.out.write_str(sep)?;
+        }
+        self.any = true;
+        Ok(self.out)
+    }
+
+    /// Writes one piece given as format arguments.
+    fn piece(&mut self, args: fmt::Arguments<'_>) -> fmt::Result {
+        self.next()?.write_fmt(args)
+    }
+}
+
 /// `dl_vlan`/`dl_vlan_pcp` when the TCI match says "a tag with this VID and/or PCP",
 /// else `vlan_tci`.
-fn vlan_fields(t: Masked<u16>, out: &mut Vec<String>) {
+fn vlan_fields<W: Write>(t: Masked<u16>, out: &mut Pieces<'_, W>) -> fmt::Result {
     let present = t.value & 0x1000 != 0;
     let vid = t.value & 0x0fff;
     let pcp = t.value >> 13;
     match t.mask {
-        0x1fff if present => out.push(format!("dl_vlan={vid}")),
-        0xf000 if present => out.push(format!("dl_vlan_pcp={pcp}")),
+        0x1fff if present => out.piece(format_args!("dl_vlan={vid}")),
+        0xf000 if present => out.piece(format_args!("dl_vlan_pcp={pcp}")),
         0xffff if present => {
-            out.push(format!("dl_vlan={vid}"));
-            out.push(format!("dl_vlan_pcp={pcp}"));
+            out.piece(format_args!("dl_vlan={vid}"))?;
+            out.piece(format_args!("dl_vlan_pcp={pcp}"))
         }
-        0xffff => out.push(format!("vlan_tci=0x{:04x}", t.value)),
-        _ => out.push(format!("vlan_tci=0x{:04x}/0x{:04x}", t.value, t.mask)),
+        0xffff => out.piece(format_args!("vlan_tci=0x{:04x}", t.value)),
+        _ => out.piece(format_args!("vlan_tci=0x{:04x}/0x{:04x}", t.value, t.mask)),
     }
 }
 
 /// The fields of a match in `ovs-ofctl` order, each as `KEY` or `KEY=VALUE`: slot by slot
 /// ([`MatchSlot::ALL`]), each under the name and in the format the field table gives.
-pub(crate) fn match_fields(m: &Match) -> Vec<String> {
-    let mut out = Vec::new();
+fn match_fields<W: Write>(m: &Match, out: &mut Pieces<'_, W>) -> fmt::Result {
     let mut proto_printed = false;
     for slot in MatchSlot::ALL {
         if slot == MatchSlot::InPort {
             // OVS prints the registers and the metadata after the shorthand and before
             // in_port.
-            pipeline_fields(m, &mut out);
+            pipeline_fields(m, out)?;
         }
         let Some(v) = m.slot(slot) else { continue };
         match slot {
             MatchSlot::DlType => match shorthand(v.value as u16, m.nw_proto) {
                 Some((name, covers_proto)) => {
-                    out.push(name.to_string());
+                    out.next()?.write_str(name)?;
                     proto_printed = covers_proto;
                 }
-                None => out.extend(format_slot(slot, v, m.dl_type, m.nw_proto)),
+                None => write_slot(out, slot, v, m.dl_type, m.nw_proto)?,
             },
             MatchSlot::NwProto if proto_printed => {}
-            MatchSlot::VlanTci => vlan_fields(Masked { value: v.value as u16, mask: v.mask as u16 }, &mut out),
-            _ => out.extend(format_slot(slot, v, m.dl_type, m.nw_proto)),
+            MatchSlot::VlanTci => vlan_fields(Masked { value: v.value as u16, mask: v.mask as u16 }, out)?,
+            _ => write_slot(out, slot, v, m.dl_type, m.nw_proto)?,
         }
     }
-    out
+    Ok(())
 }
 
 /// `reg0=0x5`, `reg3=0x5/0xff`, `metadata=0`, as `ovs-ofctl` prints them.
-fn pipeline_fields(m: &Match, out: &mut Vec<String>) {
-    fn hex_field(name: &str, value: u64, mask: u64, all: u64) -> String {
+fn pipeline_fields<W: Write>(m: &Match, out: &mut Pieces<'_, W>) -> fmt::Result {
+    fn hex_field<W: Write>(
+        out: &mut Pieces<'_, W>,
+        name: fmt::Arguments<'_>,
+        value: u64,
+        mask: u64,
+        all: u64,
+    ) -> fmt::Result {
         let v = hex(value.into());
-        if mask == all { format!("{name}={v}") } else { format!("{name}={v}/0x{mask:x}") }
+        if mask == all {
+            out.piece(format_args!("{name}={v}"))
+        } else {
+            out.piece(format_args!("{name}={v}/0x{mask:x}"))
+        }
     }
     for &(r, v) in &m.regs {
-        out.push(hex_field(&format!("reg{r}"), v.value.into(), v.mask.into(), u32::MAX.into()));
+        hex_field(out, format_args!("reg{r}"), v.value.into(), v.mask.into(), u32::MAX.into())?;
     }
     if let Some(md) = m.metadata {
-        out.push(hex_field("metadata", md.value, md.mask, u64::MAX));
+        hex_field(out, format_args!("metadata"), md.value, md.mask, u64::MAX)?;
     }
+    Ok(())
 }
 
 /// Prints the match fields comma-separated (empty for a match-everything).
 impl Display for Match {
     fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
-        f.write_str(&match_fields(self).join(","))
+        match_fields(self, &mut Pieces::new(f, ","))
     }
 }
 
@@ -114,8 +164,8 @@ impl Display for SetField {
     /// there is one, else `set_field:VALUE->FIELD`.
     fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
         match *self {
-            SetField::DlSrc(m) => write!(f, "mod_dl_src:{}", mac(m)),
-            SetField::DlDst(m) => write!(f, "mod_dl_dst:{}", mac(m)),
+            SetField::DlSrc(m) => write!(f, "mod_dl_src:{}", Mac(m)),
+            SetField::DlDst(m) => write!(f, "mod_dl_dst:{}", Mac(m)),
             SetField::VlanVid(v) => write!(f, "set_field:{}->vlan_vid", v | 0x1000),
             SetField::VlanPcp(p) => write!(f, "set_field:{p}->vlan_pcp"),
             SetField::NwSrc(a) => write!(f, "mod_nw_src:{a}"),
@@ -176,14 +226,15 @@ impl Display for Action {
                     // where it sits in the match field's slot: `mpls_tc` is bits 9..11).
                     SubfieldField::Packet(p) => {
                         let name = p.def().names[0];
-                        let text = match crate::field::field_by_name(name) {
+                        f.write_str("set_field:")?;
+                        match crate::field::field_by_name(name) {
                             Some(d) => {
                                 let value = p.def().slot_bits(value);
-                                crate::field_value::format_field_value(d, Masked { value, mask: d.bits })
+                                write_field_value(f, d, Masked { value, mask: d.bits })?;
                             }
-                            None => value.to_string(),
-                        };
-                        return write!(f, "set_field:{text}->{name}");
+                            None => write!(f, "{value}")?,
+                        }
+                        return write!(f, "->{name}");
                     }
                 };
                 write!(f, "set_field:{}->{name}", hex(value))
@@ -228,53 +279,53 @@ impl Display for Subfield {
 
 /// An action list as after `actions=`: comma-separated, `drop` when empty.
 pub fn format_actions(actions: &[Action]) -> String {
-    if actions.is_empty() {
-        return "drop".to_string();
-    }
     let mut s = String::new();
-    for (i, a) in actions.iter().enumerate() {
-        if i > 0 {
-            s.push(',');
-        }
-        let _ = write!(s, "{a}");
-    }
+    let _ = write_actions(&mut s, actions);
     s
+}
+
+/// [`format_actions`], written to `w`.
+fn write_actions(w: &mut impl Write, actions: &[Action]) -> fmt::Result {
+    if actions.is_empty() {
+        return w.write_str("drop");
+    }
+    let mut list = Pieces::new(w, ",");
+    for a in actions {
+        write!(list.next()?, "{a}")?;
+    }
+    Ok(())
 }
 
 impl Display for Rule {
     fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
-        let mut header = Vec::new();
+        let mut parts = Pieces::new(f, ", ");
         if self.cookie != 0 {
-            header.push(format!("cookie=0x{:x}", self.cookie));
+            parts.piece(format_args!("cookie=0x{:x}", self.cookie))?;
         }
         if self.table != 0 {
-            header.push(format!("table={}", self.table));
+            parts.piece(format_args!("table={}", self.table))?;
         }
         if self.idle_timeout != 0 {
-            header.push(format!("idle_timeout={}", self.idle_timeout));
+            parts.piece(format_args!("idle_timeout={}", self.idle_timeout))?;
         }
         if self.hard_timeout != 0 {
-            header.push(format!("hard_timeout={}", self.hard_timeout));
+            parts.piece(format_args!("hard_timeout={}", self.hard_timeout))?;
         }
         if self.send_flow_rem {
-            header.push(crate::match_builder::SEND_FLOW_REM.to_string());
+            parts.next()?.write_str(crate::match_builder::SEND_FLOW_REM)?;
         }
-        let mut body = Vec::new();
+        // The header's pieces are joined by `, `, the match's by `,`, with `, ` between.
+        parts.next_sep = Some(parts.sep);
+        parts.sep = ",";
         if self.priority != Rule::DEFAULT_PRIORITY {
-            body.push(format!("priority={}", self.priority));
+            parts.piece(format_args!("priority={}", self.priority))?;
         }
-        body.extend(match_fields(&self.matches));
-        let mut s = header.join(", ");
-        if !body.is_empty() {
-            if !s.is_empty() {
-                s.push_str(", ");
-            }
-            s.push_str(&body.join(","));
+        match_fields(&self.matches, &mut parts)?;
+        if parts.any {
+            f.write_char(' ')?;
         }
-        if !s.is_empty() {
-            s.push(' ');
-        }
-        write!(f, "{s}actions={}", format_actions(&self.actions))
+        f.write_str("actions=")?;
+        write_actions(f, &self.actions)
     }
 }
 
@@ -294,8 +345,11 @@ impl Display for MatchSpec {
         if let Some(p) = self.priority {
             parts.push(format!("priority={p}"));
         }
-        parts.extend(match_fields(&self.matches));
-        f.write_str(&parts.join(","))
+        let mut out = Pieces::new(f, ",");
+        for p in parts {
+            out.next()?.write_str(&p)?;
+        }
+        match_fields(&self.matches, &mut out)
     }
 }
 

@@ -5,13 +5,16 @@
 //! same way. Printing is the inverse for the forms `dump-flows` uses. VLAN fields are
 //! folded into one TCI by the builder, so they only parse here.
 
-use crate::field::{FieldDef, Masking, MatchSlot, ValueKind};
+use crate::display::Pieces;
+use crate::field::{FIELDS, FieldDef, Masking, MatchSlot, ValueKind};
 use crate::rules::Masked;
 use crate::values::{
     TCP_FLAG_NAMES, ValueError, parse_masked_ipv4, parse_masked_ipv6, parse_masked_mac, parse_masked_uint,
     parse_port_number, parse_tcp_flags, parse_uint,
 };
+use std::fmt::{self, Write};
 use std::net::{Ipv4Addr, Ipv6Addr};
+use std::sync::LazyLock;
 
 /// A parsed value that is not an error but has an error message of its own, positioned
 /// at the value's start (e.g. `nw_tos=185`).
@@ -109,32 +112,38 @@ fn parse_frag(name: &str, text: &str, packet: bool) -> Result<(u128, u128), Pars
     })
 }
 
-/// Prints `m` (a value of `f`'s slot) as `f`'s value: only the bits of `f`, masks only
-/// for maskable fields, prefixes as `/LEN`.
-pub(crate) fn format_field_value(f: &FieldDef, m: Masked<u128>) -> String {
+/// Writes `m` (a value of `f`'s slot) as `f`'s value: only the bits of `f`, masks only
+/// for maskable fields, prefixes as `/LEN`. Written straight to `w`, as every rule of a
+/// bridge is printed for the write-back after a change (a string per value cost an
+/// allocation per field of a million rules).
+pub(crate) fn write_field_value(w: &mut impl Write, f: &FieldDef, m: Masked<u128>) -> fmt::Result {
     let (value, mask) = (m.value & f.bits, m.mask & f.bits);
     let masked = f.masking != Masking::None && mask != f.bits;
     match f.kind {
-        ValueKind::Ethernet if masked => format!("{}/{}", mac(value), mac(mask)),
-        ValueKind::Ethernet => mac(value),
-        ValueKind::Ipv4 => prefix_or_mask(Ipv4Addr::from(value as u32), Ipv4Addr::from(mask as u32), mask, 32),
-        ValueKind::Ipv6 => prefix_or_mask(Ipv6Addr::from(value), Ipv6Addr::from(mask), mask, 128),
+        ValueKind::Ethernet if masked => {
+            write_mac(w, value)?;
+            w.write_char('/')?;
+            write_mac(w, mask)
+        }
+        ValueKind::Ethernet => write_mac(w, value),
+        ValueKind::Ipv4 => prefix_or_mask(w, Ipv4Addr::from(value as u32), Ipv4Addr::from(mask as u32), mask, 32),
+        ValueKind::Ipv6 => prefix_or_mask(w, Ipv6Addr::from(value), Ipv6Addr::from(mask), mask, 128),
         // As many digits as the largest value has (`dl_type` 4, `ipv6_label` 5), as OVS.
         ValueKind::Hex { max } if masked => {
-            let w = hex_digits(max);
-            format!("0x{value:0w$x}/0x{mask:0w$x}")
+            let w_ = hex_digits(max);
+            write!(w, "0x{value:0w_$x}/0x{mask:0w_$x}")
         }
-        ValueKind::Hex { max } => format!("0x{value:0w$x}", w = hex_digits(max)),
-        ValueKind::Decimal { .. } | ValueKind::PortNumber if masked => format!("0x{value:x}/0x{mask:x}"),
-        ValueKind::PortNumber => crate::display::PortName(crate::ports::port_from_16(value as u32)).to_string(),
-        ValueKind::Frag => frag(value, mask),
-        ValueKind::TcpFlags => tcp_flags(value as u16, mask as u16),
-        ValueKind::Dscp => (value >> 2).to_string(),
-        ValueKind::Decimal { .. } | ValueKind::Tos => value.to_string(),
+        ValueKind::Hex { max } => write!(w, "0x{value:0w_$x}", w_ = hex_digits(max)),
+        ValueKind::Decimal { .. } | ValueKind::PortNumber if masked => write!(w, "0x{value:x}/0x{mask:x}"),
+        ValueKind::PortNumber => write!(w, "{}", crate::display::PortName(crate::ports::port_from_16(value as u32))),
+        ValueKind::Frag => frag(w, value, mask),
+        ValueKind::TcpFlags => tcp_flags(w, value as u16, mask as u16),
+        ValueKind::Dscp => write!(w, "{}", value >> 2),
+        ValueKind::Decimal { .. } | ValueKind::Tos => write!(w, "{value}"),
         // Printed as part of the TCI by the caller.
-        ValueKind::VlanVid => (value & 0x0fff).to_string(),
-        ValueKind::VlanPcp => (value >> 13).to_string(),
-        ValueKind::Bits { .. } => (value >> f.bits.trailing_zeros()).to_string(),
+        ValueKind::VlanVid => write!(w, "{}", value & 0x0fff),
+        ValueKind::VlanPcp => write!(w, "{}", value >> 13),
+        ValueKind::Bits { .. } => write!(w, "{}", value >> f.bits.trailing_zeros()),
     }
 }
 
@@ -142,55 +151,69 @@ fn hex_digits(max: u64) -> usize {
     (64 - max.leading_zeros()).div_ceil(4) as usize
 }
 
-fn mac(v: u128) -> String {
+fn write_mac(w: &mut impl Write, v: u128) -> fmt::Result {
     let b = (v as u64).to_be_bytes();
-    format!("{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", b[2], b[3], b[4], b[5], b[6], b[7])
+    write!(w, "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", b[2], b[3], b[4], b[5], b[6], b[7])
 }
 
-fn prefix_or_mask<A: std::fmt::Display>(value: A, mask_addr: A, mask: u128, width: u32) -> String {
+fn prefix_or_mask<A: fmt::Display>(w: &mut impl Write, value: A, mask_addr: A, mask: u128, width: u32) -> fmt::Result {
     let all = if width == 128 { u128::MAX } else { (1u128 << width) - 1 };
     let leading = (mask << (128 - width)).leading_ones();
     if mask == all {
-        value.to_string()
+        write!(w, "{value}")
     } else if leading + mask.trailing_zeros().min(width) == width {
-        format!("{value}/{leading}")
+        write!(w, "{value}/{leading}")
     } else {
-        format!("{value}/{mask_addr}")
+        write!(w, "{value}/{mask_addr}")
     }
 }
 
-fn frag(value: u128, mask: u128) -> String {
+fn frag(w: &mut impl Write, value: u128, mask: u128) -> fmt::Result {
     match (value, mask) {
-        (0, 1) | (0, 3) => "no".to_string(),
-        (1, 1) => "yes".to_string(),
-        (1, 3) => "first".to_string(),
-        (3, 3) => "later".to_string(),
-        (0, 2) => "not_later".to_string(),
-        (v, mask) => format!("0x{v:x}/0x{mask:x}"),
+        (0, 1) | (0, 3) => w.write_str("no"),
+        (1, 1) => w.write_str("yes"),
+        (1, 3) => w.write_str("first"),
+        (3, 3) => w.write_str("later"),
+        (0, 2) => w.write_str("not_later"),
+        (v, mask) => write!(w, "0x{v:x}/0x{mask:x}"),
     }
 }
 
-fn tcp_flags(value: u16, mask: u16) -> String {
+fn tcp_flags(w: &mut impl Write, value: u16, mask: u16) -> fmt::Result {
     let named: u16 = TCP_FLAG_NAMES.iter().map(|&(_, b)| b).sum();
     if mask & !named != 0 {
-        return format!("0x{value:03x}/0x{mask:03x}");
+        return write!(w, "0x{value:03x}/0x{mask:03x}");
     }
-    let mut s = String::new();
     for &(name, bit) in &TCP_FLAG_NAMES {
         if mask & bit != 0 {
-            s.push(if value & bit != 0 { '+' } else { '-' });
-            s.push_str(name);
+            w.write_char(if value & bit != 0 { '+' } else { '-' })?;
+            w.write_str(name)?;
         }
     }
-    s
+    Ok(())
 }
 
-/// A slot's value printed as `dump-flows` does, as `NAME=VALUE` pieces: for each group of
-/// printed fields covering the same bits, the first field whose prerequisite holds (else
-/// the group's last) names it. `dl_type` and VLAN slots are printed by the caller.
-pub(crate) fn format_slot(slot: MatchSlot, m: Masked<u128>, dl_type: Option<u16>, nw_proto: Option<u8>) -> Vec<String> {
-    let printed: Vec<&FieldDef> = slot.fields().filter(|f| f.printed).collect();
-    let mut out = Vec::new();
+/// Each slot's printed fields, in field-table order: gathered once (picking them out of
+/// the whole field table, again for each field's group, was most of printing a rule).
+static PRINTED_BY_SLOT: LazyLock<[Vec<&'static FieldDef>; MatchSlot::ALL.len()]> = LazyLock::new(|| {
+    let mut by_slot: [Vec<&'static FieldDef>; MatchSlot::ALL.len()] = Default::default();
+    for f in FIELDS.iter().filter(|f| f.printed) {
+        by_slot[f.slot as usize].push(f);
+    }
+    by_slot
+});
+
+/// Writes a slot's value as `dump-flows` does, as `NAME=VALUE` pieces: for each group
+/// of printed fields covering the same bits, the first field whose prerequisite holds
+/// (else the group's last) names it. `dl_type` and VLAN slots are printed by the caller.
+pub(crate) fn write_slot<W: Write>(
+    out: &mut Pieces<'_, W>,
+    slot: MatchSlot,
+    m: Masked<u128>,
+    dl_type: Option<u16>,
+    nw_proto: Option<u8>,
+) -> fmt::Result {
+    let printed = &PRINTED_BY_SLOT[slot as usize];
     let mut done = 0u128;
     for (i, f) in printed.iter().enumerate() {
         if f.bits & m.mask == 0 || f.bits & done != 0 {
@@ -198,9 +221,12 @@ pub(crate) fn format_slot(slot: MatchSlot, m: Masked<u128>, dl_type: Option<u16>
         }
         let last_of_group = printed[i + 1..].iter().all(|g| g.bits != f.bits);
         if last_of_group || f.prereq.is_none_or(|p| p.holds(dl_type, nw_proto)) {
-            out.push(format!("{}={}", f.name, format_field_value(f, m)));
+            let w = out.next()?;
+            w.write_str(f.name)?;
+            w.write_char('=')?;
+            write_field_value(w, f, m)?;
             done |= f.bits;
         }
     }
-    out
+    Ok(())
 }

@@ -111,26 +111,42 @@ pub fn parse_flow(line: &str) -> Result<Rule, RuleError> {
 /// A large text is cut at line ends into one piece per available CPU (at most
 /// `MAX_PARSE_THREADS`), parsed on scoped threads: lines are independent, and a
 /// million-rule file takes about a second on one thread.
+///
+/// Rules are large (a few hundred bytes) and a million of them are hundreds of MB: each
+/// piece's vector is sized by its line count before parsing (grown by doubling, it was
+/// copied and faulted in again at every step), and the first piece's holds the whole
+/// set, so the other pieces are copied once, into it.
 pub fn parse_flows(text: &str) -> Result<Vec<Rule>, RuleError> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(MAX_PARSE_THREADS);
     let pieces = split_at_lines(text, threads, MIN_PARSE_PIECE);
+    let total = line_bound(text);
     if pieces.len() == 1 {
-        return parse_lines(text, 0);
+        return parse_lines(text, 0, total);
     }
-    let parsed: Vec<Result<Vec<Rule>, RuleError>> = std::thread::scope(|s| {
-        let handles: Vec<_> =
-            pieces[1..].iter().map(|&(piece, first_line)| s.spawn(move || parse_lines(piece, first_line))).collect();
-        let mut parsed = vec![parse_lines(pieces[0].0, pieces[0].1)];
+    let (first, rest) = pieces.split_first().expect("at least one piece");
+    let (first, rest) = std::thread::scope(|s| {
+        let handles: Vec<_> = rest
+            .iter()
+            .map(|&(piece, first_line)| s.spawn(move || parse_lines(piece, first_line, line_bound(piece))))
+            .collect();
+        let first = parse_lines(first.0, first.1, total);
         // A parser thread cannot panic on any input (the fuzz target holds it to that);
         // if one did, the panic is passed on rather than hidden.
-        parsed.extend(handles.into_iter().map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))));
-        parsed
+        let rest: Vec<_> =
+            handles.into_iter().map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))).collect();
+        (first, rest)
     });
-    let mut rules = Vec::with_capacity(parsed.iter().map(|p| p.as_ref().map_or(0, Vec::len)).sum());
-    for p in parsed {
-        rules.extend(p?);
+    // The first error in line order: the pieces are in line order.
+    let mut rules = first?;
+    for p in rest {
+        rules.append(&mut p?);
     }
     Ok(rules)
+}
+
+/// Most rules `text` can hold: one per line.
+fn line_bound(text: &str) -> usize {
+    text.as_bytes().iter().filter(|&&b| b == b'\n').count() + 1
 }
 
 /// Most threads [`parse_flows`] uses.
@@ -157,9 +173,10 @@ fn split_at_lines(text: &str, n: usize, min: usize) -> Vec<(&str, u32)> {
     pieces
 }
 
-/// [`parse_flows`] of a piece whose first line is line `lines_before + 1` of the file.
-fn parse_lines(text: &str, lines_before: u32) -> Result<Vec<Rule>, RuleError> {
-    let mut rules = Vec::new();
+/// [`parse_flows`] of a piece whose first line is line `lines_before + 1` of the file,
+/// into a vector with room for `capacity` rules.
+fn parse_lines(text: &str, lines_before: u32, capacity: usize) -> Result<Vec<Rule>, RuleError> {
+    let mut rules = Vec::with_capacity(capacity);
     for (i, line) in text.lines().enumerate() {
         let trimmed = line.trim_start();
         if trimmed.is_empty() || trimmed.starts_with('#') {
@@ -310,7 +327,7 @@ mod tests {
             .collect();
         let text = lines.join("\n");
         assert!(text.len() > 2 * MIN_PARSE_PIECE, "the test must cover several pieces");
-        let whole = parse_lines(&text, 0).unwrap();
+        let whole = parse_lines(&text, 0, 0).unwrap();
         assert_eq!(parse_flows(&text).unwrap(), whole);
         assert_eq!(whole.len(), 53_333, "every line but the 26,667 comments");
         let mut bad = lines.clone();
@@ -318,6 +335,6 @@ mod tests {
         bad[70_002] = "priority=1,nw_dst=1.2.3.4,frobnicate,actions=drop".into();
         let e = parse_flows(&bad.join("\n")).unwrap_err();
         assert_eq!(e.position.line, 70_003, "{e}");
-        assert_eq!(e, parse_lines(&bad.join("\n"), 0).unwrap_err());
+        assert_eq!(e, parse_lines(&bad.join("\n"), 0, 0).unwrap_err());
     }
 }

@@ -81,7 +81,9 @@ fn skip_separators(s: &str, mut i: usize) -> usize {
 
 /// Splits a flow line into fields and the action text.
 pub(crate) fn split_line(s: &str) -> Result<SplitLine<'_>, SyntaxError> {
-    let mut fields = Vec::new();
+    // Room for a usual rule's fields at once (growing from four reallocated for most
+    // lines of a large file).
+    let mut fields = Vec::with_capacity(8);
     let mut i = skip_separators(s, 0);
     while i < s.len() {
         let end = token_end(s, i)?;

@@ -74,6 +74,15 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> PersistError + '_ {
 /// Writes `bytes` to `path` atomically (temporary file, fsync, rename, fsync of the
 /// directory).
 pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<(), PersistError> {
+    atomic_write_with(path, |w| w.write_all(bytes))
+}
+
+/// [`atomic_write`] of what `write` writes (buffered): a large file is written as it is
+/// produced, not gathered in memory first.
+fn atomic_write_with(
+    path: &Path,
+    write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+) -> Result<(), PersistError> {
     let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
@@ -83,7 +92,9 @@ pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<(), PersistError> {
             // Keep the old file's permissions (a config may be 0640).
             let _ = f.set_permissions(meta.permissions());
         }
-        f.write_all(bytes).map_err(io(&tmp))?;
+        let mut buffered = std::io::BufWriter::with_capacity(1 << 20, &mut f);
+        write(&mut buffered).and_then(|()| buffered.flush()).map_err(io(&tmp))?;
+        drop(buffered);
         f.sync_all().map_err(io(&tmp))?;
         std::fs::rename(&tmp, path).map_err(io(path))?;
         std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir))
@@ -205,12 +216,15 @@ fn write_flows(
             table.remove("flows");
             let base = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
             let file_path = base.join(&file);
-            let mut body = format!("# Rules of bridge {bridge}, written back by ferrovsd after a runtime change.\n");
-            for f in flows {
-                body.push_str(f);
-                body.push('\n');
-            }
-            atomic_write(&file_path, body.as_bytes())?;
+            // Written line by line: a million rules are 75 MB, not worth a copy in memory.
+            atomic_write_with(&file_path, |w| {
+                writeln!(w, "# Rules of bridge {bridge}, written back by ferrovsd after a runtime change.")?;
+                for f in flows {
+                    w.write_all(f.as_bytes())?;
+                    w.write_all(b"\n")?;
+                }
+                Ok(())
+            })?;
         }
         None => {
             // The elements are written as the array's raw inner text (one basic string a

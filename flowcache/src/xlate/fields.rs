@@ -125,6 +125,61 @@ impl FieldMatch {
     }
 }
 
+/// The key fields a compiled rule matches. Its field matches are its key/mask pair read
+/// field by field: normalisation keeps the fields that share key words apart (IPv4, IPv6,
+/// ARP and MPLS fields need different `dl_type`s), so the pair and the set say the same as
+/// a list of [`FieldMatch`]es, without the heap allocation per rule (a million rules are
+/// compiled for each change of a large rule set).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FieldSet(u32);
+
+impl FieldSet {
+    /// The order [`FieldSet::matches`] lists fields in: the order a match is compiled
+    /// in (`tables::compile_match`), which the translator's choice between equally
+    /// cheap witnesses follows.
+    pub const ORDER: [Field; 20] = {
+        use Field::*;
+        [
+            InPort, DlType, VlanTci, DlSrc, DlDst, NwProto, NwSrc, NwDst, Ipv6Src, Ipv6Dst, Ipv6Label, NwTos, NwTtl,
+            NwFrag, TpSrc, TpDst, TcpFlags, ArpSha, ArpTha, MplsLse,
+        ]
+    };
+
+    /// Each slot's bit: its position in [`FieldSet::ORDER`] (slots outside the key have
+    /// none).
+    const BIT: [u8; Field::ALL.len()] = {
+        let mut bit = [u8::MAX; Field::ALL.len()];
+        let mut i = 0;
+        while i < FieldSet::ORDER.len() {
+            bit[FieldSet::ORDER[i] as usize] = i as u8;
+            i += 1;
+        }
+        bit
+    };
+
+    /// Adds a key field (one of [`FieldSet::ORDER`]).
+    pub fn insert(&mut self, f: Field) {
+        let bit = Self::BIT[f as usize];
+        debug_assert!(bit != u8::MAX, "{f:?} is not a key field");
+        self.0 |= 1 << bit;
+    }
+
+    /// The field matches of the rule compiled to `value`/`mask` with these fields, in
+    /// [`FieldSet::ORDER`].
+    #[inline]
+    pub fn matches<'a>(self, value: &'a FlowKey, mask: &'a Mask) -> impl Iterator<Item = FieldMatch> + 'a {
+        let mut bits = self.0;
+        std::iter::from_fn(move || {
+            if bits == 0 {
+                return None;
+            }
+            let field = Self::ORDER[bits.trailing_zeros() as usize];
+            bits &= bits - 1;
+            Some(FieldMatch { field, value: field.get(value), mask: field.get(mask) })
+        })
+    }
+}
+
 /// Writes a field match into a key/mask pair (the compiled form of a rule).
 pub fn add_to(value: &mut FlowKey, mask: &mut Mask, fm: &FieldMatch) {
     let old_v = fm.field.get(value);

@@ -646,7 +646,7 @@ impl Family {
                 continue;
             }
             let r0 = &rules[part.first as usize];
-            let mut others = r0.fields.iter().filter(|fm| !fm.field.is_categorical());
+            let mut others = r0.fields().filter(|fm| !fm.field.is_categorical());
             let (Some(fm), None) = (others.next(), others.next()) else { continue };
             let (field, w) = (fm.field, fm.field.width());
             let len = fm.mask.count_ones();
@@ -747,11 +747,9 @@ impl Part {
     fn new(mut members: Vec<u32>, rules: &[CompiledRule]) -> Part {
         members.sort_unstable();
         let r0 = &rules[members[0] as usize];
-        let mut fields: Vec<(Field, u128)> = STAGE_ORDER
-            .iter()
-            .filter_map(|&f| r0.fields.iter().find(|fm| fm.field == f).map(|fm| (f, fm.mask)))
-            .collect();
-        debug_assert_eq!(fields.len(), r0.fields.len(), "every field has a stage");
+        let mut fields: Vec<(Field, u128)> =
+            STAGE_ORDER.iter().filter_map(|&f| r0.fields().find(|fm| fm.field == f).map(|fm| (f, fm.mask))).collect();
+        debug_assert_eq!(fields.len(), r0.fields().count(), "every field has a stage");
         // Categorical fields stay first; the others go by number of distinct values,
         // fewest first (stable, so ties keep STAGE_ORDER). The second tree, if any,
         // tests the non-categorical fields in the reverse order.

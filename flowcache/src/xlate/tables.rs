@@ -29,7 +29,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use ferrovs_config::rules::{Action, Masked, Match, Registers, Rule};
 
-use super::fields::{self, Field, FieldMatch};
+use super::fields::{self, Field, FieldMatch, FieldSet};
 use super::rule_index::TableIndex;
 use crate::extract::NdFields;
 use crate::key::{FlowKey, Mask, ethertype, ipproto, mac_to_u64};
@@ -48,7 +48,9 @@ pub(crate) struct CompiledRule {
     /// Masked match value and mask over the key.
     pub value: FlowKey,
     pub mask: Mask,
-    pub fields: Vec<FieldMatch>,
+    /// The fields matched: with `value` and `mask`, the rule's field matches (see
+    /// [`CompiledRule::fields`]).
+    pub field_set: FieldSet,
     /// The rule's register and metadata match, if it has one. Decided against the
     /// translation's registers, never by key bits (see [`PipelineMatch`]).
     pub pipeline: Option<Box<PipelineMatch>>,
@@ -103,6 +105,13 @@ impl CompiledRule {
     #[inline]
     pub fn matches(&self, key: &FlowKey) -> bool {
         self.value.matches(&self.mask, key)
+    }
+
+    /// The rule's field matches, one per matched key field, in the order of
+    /// [`FieldSet::ORDER`].
+    #[inline]
+    pub fn fields(&self) -> impl Iterator<Item = FieldMatch> + '_ {
+        self.field_set.matches(&self.value, &self.mask)
     }
 
     /// Whether the register and metadata match holds for `regs`.
@@ -409,12 +418,7 @@ impl RuleTables {
     /// Approximate heap bytes of the compiled rules and the classifier (not counting
     /// the source rules and the identity map).
     pub fn index_heap_bytes(&self) -> usize {
-        let compiled: usize = self
-            .tables
-            .iter()
-            .flatten()
-            .map(|c| std::mem::size_of::<CompiledRule>() + c.fields.capacity() * std::mem::size_of::<FieldMatch>())
-            .sum();
+        let compiled: usize = self.tables.iter().map(|t| t.len() * std::mem::size_of::<CompiledRule>()).sum();
         compiled + self.index.iter().map(TableIndex::heap_bytes).sum::<usize>()
     }
 
@@ -474,10 +478,118 @@ impl Hasher for IdentityHasher {
     }
 }
 
-/// The hash of a rule identity (table, priority, match).
+/// The hash of a rule identity (table, priority, match): which fields the match has,
+/// then the present fields' values packed into 64-bit words. The derived `Hash` fed the
+/// hasher a discriminant, a length and the bytes of every field, present or not (about
+/// seventy steps per rule, and every rule of a change is hashed). Equal identities hash
+/// alike; the match is taken apart without `..`, so a field added to `Match` does not
+/// compile here until it is hashed.
 pub(crate) fn identity_hash(table: u8, priority: u16, matches: &Match) -> u64 {
+    let Match {
+        in_port,
+        dl_src,
+        dl_dst,
+        dl_type,
+        vlan_tci,
+        nw_src,
+        nw_dst,
+        ipv6_src,
+        ipv6_dst,
+        ipv6_label,
+        nw_proto,
+        nw_tos,
+        nw_ttl,
+        nw_frag,
+        tp_src,
+        tp_dst,
+        tcp_flags,
+        arp_sha,
+        arp_tha,
+        nd_target,
+        nd_sll,
+        nd_tll,
+        mpls_lse,
+        nd_reserved,
+        nd_options_type,
+        regs,
+        metadata,
+    } = matches;
     let mut h = IdentityHasher::default();
-    (table, priority, matches).hash(&mut h);
+    // Which fields are present (so a missing field and a zero one differ).
+    let present = [
+        in_port.is_some(),
+        dl_src.is_some(),
+        dl_dst.is_some(),
+        dl_type.is_some(),
+        vlan_tci.is_some(),
+        nw_src.is_some(),
+        nw_dst.is_some(),
+        ipv6_src.is_some(),
+        ipv6_dst.is_some(),
+        ipv6_label.is_some(),
+        nw_proto.is_some(),
+        nw_tos.is_some(),
+        nw_ttl.is_some(),
+        nw_frag.is_some(),
+        tp_src.is_some(),
+        tp_dst.is_some(),
+        tcp_flags.is_some(),
+        arp_sha.is_some(),
+        arp_tha.is_some(),
+        nd_target.is_some(),
+        nd_sll.is_some(),
+        nd_tll.is_some(),
+        mpls_lse.is_some(),
+        nd_reserved.is_some(),
+        nd_options_type.is_some(),
+        metadata.is_some(),
+    ];
+    let bits = present.iter().enumerate().fold(0u64, |b, (i, &p)| b | u64::from(p) << i);
+    h.add(u64::from(table) | u64::from(priority) << 8 | bits << 24);
+    let m16 = |m: &Option<Masked<u16>>| m.map_or(0, |m| u64::from(m.value) | u64::from(m.mask) << 16);
+    let m8 = |m: &Option<Masked<u8>>| m.map_or(0, |m| u64::from(m.value) | u64::from(m.mask) << 8);
+    let m32 = |m: &Option<Masked<u32>>| m.map_or(0, |m| u64::from(m.value) | u64::from(m.mask) << 32);
+    h.add(
+        u64::from(in_port.unwrap_or(0))
+            | u64::from(dl_type.unwrap_or(0)) << 32
+            | u64::from(nw_proto.unwrap_or(0)) << 48
+            | u64::from(nw_ttl.unwrap_or(0)) << 56,
+    );
+    h.add(m16(vlan_tci) | m8(nw_tos) << 32 | m8(nw_frag) << 48);
+    h.add(m16(tp_src) | m16(tp_dst) << 32);
+    h.add(m16(tcp_flags) | u64::from(nd_reserved.unwrap_or(0)) << 32);
+    let v4 = |m: &Option<Masked<Ipv4Addr>>| {
+        m.map_or(0, |m| u64::from(u32::from(m.value)) | u64::from(u32::from(m.mask)) << 32)
+    };
+    h.add(v4(nw_src));
+    h.add(v4(nw_dst));
+    for m in [ipv6_label, mpls_lse] {
+        if m.is_some() {
+            h.add(m32(m));
+        }
+    }
+    for m in [dl_src, dl_dst, arp_sha, arp_tha, nd_sll, nd_tll].into_iter().flatten() {
+        h.add(mac_to_u64(m.value));
+        h.add(mac_to_u64(m.mask));
+    }
+    for m in [ipv6_src, ipv6_dst, nd_target].into_iter().flatten() {
+        for a in [m.value, m.mask] {
+            let a = u128::from(a);
+            h.add(a as u64);
+            h.add((a >> 64) as u64);
+        }
+    }
+    if let Some(t) = nd_options_type {
+        h.add(u64::from(*t));
+    }
+    if let Some(md) = metadata {
+        h.add(md.value);
+        h.add(md.mask);
+    }
+    for &(n, r) in regs {
+        h.add(u64::from(n));
+        h.add(u64::from(r.value) | u64::from(r.mask) << 32);
+    }
     h.finish()
 }
 
@@ -552,6 +664,14 @@ fn v6(m: &Masked<Ipv6Addr>) -> (u128, u128) {
 /// fields dropped for a missing prerequisite.
 pub(crate) fn compile_match(m: &Match) -> (Vec<FieldMatch>, Vec<&'static str>) {
     let mut out = Vec::new();
+    let dropped = for_each_field_match(m, |fm| out.push(fm));
+    (out, dropped)
+}
+
+/// Normalises a match and gives `each` its field matches, in [`FieldSet::ORDER`];
+/// returns the names of the fields dropped for a missing prerequisite. (Compiling a
+/// rule keeps no list of them: see [`FieldSet`].)
+fn for_each_field_match(m: &Match, mut each: impl FnMut(FieldMatch)) -> Vec<&'static str> {
     let mut dropped = Vec::new();
     let is_ip4 = m.dl_type == Some(ethertype::IPV4);
     let is_ip6 = m.dl_type == Some(ethertype::IPV6);
@@ -572,7 +692,7 @@ pub(crate) fn compile_match(m: &Match) -> (Vec<FieldMatch>, Vec<&'static str>) {
             }
             let mask = mask & field.all_ones();
             if mask != 0 {
-                out.push(FieldMatch { field, value: value & mask, mask });
+                each(FieldMatch { field, value: value & mask, mask });
             }
         }
     };
@@ -597,7 +717,7 @@ pub(crate) fn compile_match(m: &Match) -> (Vec<FieldMatch>, Vec<&'static str>) {
     push(is_arp, "arp_sha", Field::ArpSha, m.arp_sha.as_ref().map(mac));
     push(is_arp, "arp_tha", Field::ArpTha, m.arp_tha.as_ref().map(mac));
     push(is_mpls, "mpls_lse", Field::MplsLse, m.mpls_lse.map(|v| (v.value as u128, v.mask as u128)));
-    (out, dropped)
+    dropped
 }
 
 /// Rules printed per piece claimed by one thread of [`RuleTables::build`].
@@ -636,7 +756,13 @@ fn compile_in_order(kept: &[Rule], source_index: &[usize]) -> (Vec<Vec<CompiledR
     let mut tables: Vec<Vec<CompiledRule>> = per_table.into_iter().map(Vec::with_capacity).collect();
     for i in order.into_iter().map(|k| k as u32 as usize) {
         let r = &kept[i];
-        let (fields, dropped) = compile_match(&r.matches);
+        let mut value = FlowKey::ZERO;
+        let mut mask = Mask::ZERO;
+        let mut field_set = FieldSet::default();
+        let dropped = for_each_field_match(&r.matches, |fm| {
+            fields::add_to(&mut value, &mut mask, &fm);
+            field_set.insert(fm.field);
+        });
         for d in dropped {
             warnings.push((
                 i,
@@ -646,16 +772,11 @@ fn compile_in_order(kept: &[Rule], source_index: &[usize]) -> (Vec<Vec<CompiledR
                 ),
             ));
         }
-        let mut value = FlowKey::ZERO;
-        let mut mask = Mask::ZERO;
-        for fm in &fields {
-            fields::add_to(&mut value, &mut mask, fm);
-        }
         tables[r.table as usize].push(CompiledRule {
             rref: RuleRef(i as u32),
             value,
             mask,
-            fields,
+            field_set,
             pipeline: PipelineMatch::of(&r.matches),
             nd: NdMatch::of(&r.matches).map(Box::new),
         });
@@ -737,6 +858,30 @@ mod tests {
         assert_eq!(t.rule(low).actions, vec![Action::Output(3)]);
         assert_eq!(t.source_index(low), 2);
         assert_eq!(t.find(0, 20, &ip), Some(t.tables[0][0].rref));
+    }
+
+    /// A compiled rule's field matches, read from its key/mask pair and field set, are
+    /// the compiled match's list, in its order (the translator's witness choice follows
+    /// it), for every family of fields that share key words.
+    #[test]
+    fn field_matches_read_back_from_the_key_in_compile_order() {
+        for text in [
+            "in_port=3,dl_src=00:11:22:00:00:00/ff:ff:ff:00:00:00,dl_dst=02:00:00:00:00:01,dl_vlan=5,tcp,\
+             nw_src=10.1.0.0/16,nw_dst=192.0.2.1,nw_tos=32,nw_ttl=9,ip_frag=first,tp_src=0x1000/0xf000,tp_dst=443,\
+             tcp_flags=+syn-ack,actions=drop",
+            "udp6,ipv6_src=2001:db8::/32,ipv6_dst=2001:db8::1,ipv6_label=0x12345,tp_dst=53,actions=drop",
+            "arp,arp_spa=10.0.0.1,arp_tpa=10.0.0.0/8,arp_op=1,arp_sha=02:00:00:00:00:02,arp_tha=02:00:00:00:00:03,\
+             actions=drop",
+            "mpls,mpls_label=17,mpls_tc=3,mpls_bos=1,actions=drop",
+            "icmp6,icmp_type=135,nd_target=fd00::1,actions=drop",
+            "actions=drop",
+        ] {
+            let r = ferrovs_config::parse_flow(text).unwrap();
+            let (listed, _) = compile_match(&r.matches);
+            let t = RuleTables::new(vec![r], vec![]).unwrap();
+            let read: Vec<FieldMatch> = t.tables[0][0].fields().collect();
+            assert_eq!(read, listed, "{text}");
+        }
     }
 
     #[test]

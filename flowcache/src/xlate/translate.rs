@@ -480,7 +480,7 @@ impl<'a> Ctx<'a> {
     /// already covered): a categorical field costs 1, any other its number of new bits.
     fn cheapest_witness(&mut self, r: &CompiledRule, key: &FlowKey) {
         let mut best: Option<(u32, Mask)> = None;
-        for fm in &r.fields {
+        for fm in r.fields() {
             let Some(bits) = fm.witness(key) else { continue };
             let m = fm.field.mask_of(bits);
             let c = self.cost(&m, fm.field.is_categorical());
@@ -519,7 +519,7 @@ impl<'a> Ctx<'a> {
                 winner = Some(r);
                 break;
             }
-            let mut found = r.fields.iter().filter_map(|fm| fm.witness(&key).map(|bits| (fm, bits)));
+            let mut found = r.fields().filter_map(|fm| fm.witness(&key).map(|bits| (fm, bits)));
             match (found.next(), found.next()) {
                 (Some((fm, bits)), None) => self.read_field(fm.field, bits),
                 (Some(_), Some(_)) => optional.push(r),
