@@ -119,7 +119,10 @@ pub fn parse_flow(line: &str) -> Result<Rule, RuleError> {
 pub fn parse_flows(text: &str) -> Result<Vec<Rule>, RuleError> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(MAX_PARSE_THREADS);
     let pieces = split_at_lines(text, threads, MIN_PARSE_PIECE);
-    let total = line_bound(text);
+    // The lines of each piece, the rules it can hold: `split_at_lines` counted those
+    // before each piece, so only the last piece's are counted here.
+    let (last, last_first_line) = *pieces.last().expect("at least one piece");
+    let total = last_first_line as usize + line_bound(last);
     if pieces.len() == 1 {
         return parse_lines(text, 0, total);
     }
@@ -127,7 +130,10 @@ pub fn parse_flows(text: &str) -> Result<Vec<Rule>, RuleError> {
     let (first, rest) = std::thread::scope(|s| {
         let handles: Vec<_> = rest
             .iter()
-            .map(|&(piece, first_line)| s.spawn(move || parse_lines(piece, first_line, line_bound(piece))))
+            .zip(rest.iter().skip(1).map(|p| p.1 as usize).chain([total]))
+            .map(|(&(piece, first_line), next_first_line)| {
+                s.spawn(move || parse_lines(piece, first_line, next_first_line - first_line as usize))
+            })
             .collect();
         let first = parse_lines(first.0, first.1, total);
         // A parser thread cannot panic on any input (the fuzz target holds it to that);
