@@ -318,7 +318,7 @@ impl FlowPipeline {
             busy: false,
             busy_unpublished: 0,
             keys: [FlowKey::ZERO; BURST],
-            miss_keys: MissKeys::None,
+            miss_keys: MissKeys::InPlace(0),
             burst_keys: [FlowKey::ZERO; BURST],
             hashes: [0; BURST],
             bytes: [0; BURST],
@@ -580,10 +580,10 @@ impl FlowPipeline {
 }
 
 /// Where the last burst's keys are, by place in the burst, for `miss`: the first `n`
-/// of `keys`, or of `burst_keys` when `keys` was reordered to hold shadowed keys back.
+/// of `keys`, or of `burst_keys` when `keys` was reordered to hold shadowed keys back
+/// (`InPlace(0)` before the first burst).
 #[derive(Debug, Clone, Copy)]
 enum MissKeys {
-    None,
     InPlace(u8),
     Copied(u8),
 }
