@@ -802,6 +802,11 @@ fn of10_actions(actions: Vec<Action>) -> Vec<Action> {
     if !actions.iter().any(of10_rewrites) {
         return actions;
     }
+    of10_rebuild(actions)
+}
+
+/// [`of10_actions`]' rewrite, action by action.
+fn of10_rebuild(actions: Vec<Action>) -> Vec<Action> {
     let mut out = Vec::with_capacity(actions.len());
     for a in actions {
         match a {
@@ -821,7 +826,8 @@ fn of10_actions(actions: Vec<Action>) -> Vec<Action> {
     out
 }
 
-/// Whether [`of10_actions`] changes `a` (a `clone` may hold an action it changes).
+/// Whether [`of10_rebuild`] changes `a` (a `clone` may hold an action it changes): a
+/// twin of its match, held to it by `of10_rewrites_names_exactly_the_actions_the_rebuild_changes`.
 fn of10_rewrites(a: &Action) -> bool {
     match a {
         Action::ClearActions

@@ -380,3 +380,37 @@ fn the_version_of_typed_rules_is_found_and_a_mix_refused() {
     let e = version_reading_back_rules(of13.iter().chain(&dependent), Version::Of13).unwrap_err();
     assert!(e.contains("mod_vlan_vid:5") && e.contains("push_vlan"), "{e}");
 }
+
+/// `of10_rewrites`, which lets `of10_actions` keep a list as it is, says yes exactly for
+/// the actions whose rebuild differs from them, alone and inside a `clone`.
+#[test]
+fn of10_rewrites_names_exactly_the_actions_the_rebuild_changes() {
+    let actions = [
+        "output:1",
+        "mod_vlan_vid:5",
+        "set_field:5->vlan_vid",
+        "set_field:3->vlan_pcp",
+        "strip_vlan",
+        "set_field:0x5->reg0",
+        "set_field:0x5->xxreg0",
+        "load:5->NXM_NX_REG0[0..7]",
+        "set_field:10.0.0.1->ip_dst",
+        "mod_nw_dst:10.0.0.1",
+        "set_field:1->metadata",
+        "write_metadata:0x1",
+        "dec_ttl",
+        "clear_actions",
+        "write_actions(output:1)",
+        "goto_table:1",
+    ];
+    let mut rewritten = 0;
+    for text in actions {
+        let rule = parse_flow(&format!("dl_vlan=3,ip,actions={text}")).unwrap_or_else(|e| panic!("{text}: {e}"));
+        for list in [rule.actions.clone(), vec![Action::Clone(rule.actions.clone())]] {
+            let changes = of10_rebuild(list.clone()) != list;
+            assert_eq!(list.iter().any(of10_rewrites), changes, "{list:?}");
+            rewritten += usize::from(changes);
+        }
+    }
+    assert!(rewritten >= 10, "the list holds actions of both kinds");
+}
