@@ -463,6 +463,8 @@ impl World {
             mac_capacity: capacity,
             // Printing the changed rules must change nothing else.
             print_changed_rules: r.below(2) == 0,
+            // Small rule changes in place (from the first rule) or by new versions.
+            add_in_place_from: r.pick(&[1, usize::MAX]),
         };
         let sp = SlowPath::new(
             vec![

@@ -104,6 +104,54 @@ impl RuleIds {
         ids.iter().filter_map(|id| self.resolve(*id)).collect()
     }
 
+    /// Moves to a version changed in place (see `RuleTables::add_in_place`): the rules
+    /// `renewed` get fresh ids (their old ids no longer resolve), rules from the current
+    /// count up to `n_new` are new and get fresh ids, all others keep theirs.
+    pub fn renew(&mut self, renewed: &[RuleRef], n_new: usize) {
+        for r in renewed {
+            let old = self.id_of[r.0 as usize];
+            let s = &mut self.slots[old.slot as usize];
+            *s = (s.0.wrapping_add(1), FREE);
+            self.free.push(old.slot);
+        }
+        let n_old = self.id_of.len();
+        let fresh = renewed.iter().map(|r| r.0).chain(n_old as u32..n_new as u32);
+        for n in fresh.collect::<Vec<u32>>() {
+            let slot = self.free.pop().unwrap_or_else(|| {
+                self.slots.push((0, FREE));
+                (self.slots.len() - 1) as u32
+            });
+            let id = RuleId { slot, generation: self.slots[slot as usize].0 };
+            self.slots[slot as usize].1 = n;
+            if n as usize == self.id_of.len() {
+                self.id_of.push(id);
+            } else {
+                self.id_of[n as usize] = id;
+            }
+        }
+    }
+
+    /// Moves to a version changed in place by deleting rules (see
+    /// `RuleTables::delete_in_place`): rule `r` is now `new_position[r]`, or gone
+    /// (`u32::MAX`: its id no longer resolves).
+    pub fn close_up(&mut self, new_position: &[u32]) {
+        let mut id_of = Vec::with_capacity(self.id_of.len());
+        for (r, id) in self.id_of.iter().enumerate() {
+            let s = &mut self.slots[id.slot as usize];
+            match new_position[r] {
+                u32::MAX => {
+                    *s = (s.0.wrapping_add(1), FREE);
+                    self.free.push(id.slot);
+                }
+                n => {
+                    s.1 = n;
+                    id_of.push(*id);
+                }
+            }
+        }
+        self.id_of = id_of;
+    }
+
     /// Moves to a version of `n_new` rules in which old rule `i` is new rule `remap[i]`
     /// (keeping its id) or gone (its id no longer resolves); the other new rules get
     /// fresh ids.

@@ -135,7 +135,7 @@ pub struct FieldSet(u32);
 
 impl FieldSet {
     /// The order [`FieldSet::matches`] lists fields in: the order a match is compiled
-    /// in (`tables::compile_match`), which the translator's choice between equally
+    /// in (`tables::for_each_field_match`), which the translator's choice between equally
     /// cheap witnesses follows.
     pub const ORDER: [Field; 20] = {
         use Field::*;

@@ -77,7 +77,10 @@
 //! bucket (which also holds the neighbours the witness needs) instead of one line per
 //! level of a binary search; a node's description is a header entry just before its
 //! values, so a small node costs one or two adjacent lines. BENCHMARKS.md ("Translation
-//! alone") has the counts. Built once per [`RuleTables`](super::RuleTables) version.
+//! alone") has the counts. Built once per [`RuleTables`](super::RuleTables) version; the
+//! rules a version gets in place are indexed beside it (`tables::Delta`), and a rule it
+//! loses in place stays, marked dead: a walk that ends at its leaf looks on to the next
+//! live rule of the same values, a family's trie hit on it is answered by the tree.
 //!
 //! # Prefix families
 //!
@@ -209,6 +212,8 @@ impl FamilyWalks {
 struct Group {
     /// Position (in the table's lookup order) of the group's first rule.
     first: u32,
+    /// The compiled mask of the group's rules.
+    mask: Mask,
     /// The register and metadata bits the group's rules match (all zero: none).
     pipeline_mask: Registers,
     parts: Vec<Part>,
@@ -437,13 +442,33 @@ pub(crate) struct Proof {
 impl TableIndex {
     /// Indexes `rules`, a table's compiled rules in lookup order.
     pub fn new(rules: &[CompiledRule]) -> TableIndex {
+        Self::build(rules, None)
+    }
+
+    /// Indexes `rules`, compiled rules in lookup order added beside the table `like`
+    /// indexes (see `tables::Delta`): a group of a shape `like` has too tests its fields
+    /// in the order `like`'s group does, so that a lookup's walks in both leave values
+    /// behind at the stages where one walk over all the rules would (and the witnesses
+    /// of the two are about those of one index over all of them), whatever the order
+    /// the few added rules alone would suggest.
+    pub fn beside(rules: &[CompiledRule], like: &TableIndex) -> TableIndex {
+        Self::build(rules, Some(like))
+    }
+
+    fn build(rules: &[CompiledRule], like: Option<&TableIndex>) -> TableIndex {
         // The table's own fast hasher: SipHash over a 64-byte mask per rule was a tenth of
         // a million-rule build.
         let mut by_shape: HashMap<(Mask, Registers), Vec<u32>, IdentityBuildHasher> = Default::default();
         for (pos, r) in rules.iter().enumerate() {
             by_shape.entry((r.mask, r.pipeline_mask())).or_default().push(pos as u32);
         }
-        let mut groups: Vec<Group> = by_shape.into_iter().map(|((_, pm), m)| Group::new(pm, m, rules)).collect();
+        let like_group = |mask: &Mask, pm: &Registers| {
+            like.and_then(|l| l.groups.iter().find(|g| g.mask == *mask && g.pipeline_mask == *pm))
+        };
+        let mut groups: Vec<Group> = by_shape
+            .into_iter()
+            .map(|((mask, pm), m)| Group::new(mask, pm, m, rules, like_group(&mask, &pm)))
+            .collect();
         groups.sort_by_key(|g| g.first);
         let mut budget = PER_RULE_BUDGET;
         for part in groups.iter_mut().flat_map(|g| g.parts.iter_mut()) {
@@ -498,19 +523,27 @@ impl TableIndex {
     }
 
     /// The position (in `rules`, the table this index was built from) of the rule that
-    /// wins for `key` with the registers `regs`, if any. Fills `proof` (cleared first;
-    /// bits of `key`) with what disproves every rule before the winner in lookup order.
-    /// The winner's own mask is not included.
-    pub fn lookup(&self, rules: &[CompiledRule], key: &FlowKey, regs: &Registers, proof: &mut Proof) -> Option<u32> {
+    /// wins for `key` with the registers `regs` among those before position `thr` (all:
+    /// `u32::MAX`), if any. Fills `proof` (cleared first; bits of `key`) with what
+    /// disproves every rule before the winner in lookup order (before `thr` if none
+    /// wins). The winner's own mask is not included.
+    pub fn lookup(
+        &self,
+        rules: &[CompiledRule],
+        key: &FlowKey,
+        regs: &Registers,
+        thr: u32,
+        proof: &mut Proof,
+    ) -> Option<u32> {
         proof.bits = Mask::ZERO;
         proof.optional.clear();
         proof.choices.clear();
         let mut visited = std::mem::take(&mut proof.visited);
         visited.clear();
         proof.walks.clear();
-        // The best match so far, as a position in lookup order (u32::MAX: none): only
-        // rules before it can win, and only they need a witness.
-        let mut best = u32::MAX;
+        // The best match so far, as a position in lookup order (`thr`: none): only rules
+        // before it can win, and only they need a witness.
+        let mut best = thr;
         for (gi, g) in self.groups.iter().enumerate() {
             if g.first >= best {
                 // Groups are in order of their first rule: none of the rest comes
@@ -528,6 +561,8 @@ impl TableIndex {
                 Some(f) if part.last < best => self.family_answer(f, key, &mut proof.walks),
                 _ => None,
             };
+            // A rule deleted in place is answered by the tree, which looks past it.
+            let by_trie = by_trie.filter(|a| !matches!(*a, TrieAnswer::Hit(pos) if rules[pos as usize].dead));
             let hit = match by_trie {
                 Some(TrieAnswer::Hit(pos)) => Some(pos),
                 Some(TrieAnswer::Witness(d)) => {
@@ -555,7 +590,8 @@ impl TableIndex {
         // which the megaflow's mask holds, so those before the winner fail on bits
         // already there (and its walk added only such bits).
         let part = |v: &Visit| &self.groups[v.at.0 as usize].parts[v.at.1 as usize];
-        let won = |v: &Visit| best != u32::MAX && v.hit == best;
+        let found = best < thr;
+        let won = |v: &Visit| found && v.hit == best;
         if visited.iter().any(|v| !won(v) && v.thr != best && part(v).last >= best && !part(v).per_rule) {
             proof.bits = Mask::ZERO;
             proof.optional.clear();
@@ -568,7 +604,7 @@ impl TableIndex {
             part(v).disprove_each(rules, key, best, proof);
         }
         proof.visited = visited;
-        (best != u32::MAX).then_some(best)
+        found.then_some(best)
     }
 }
 
@@ -589,6 +625,9 @@ enum Probe {
     Hit(u32),
     /// No rule matches; a rule left for the caller to disprove, if any.
     Miss(Option<u32>),
+    /// The walk ended at a leaf whose rule was deleted in place (position, stage
+    /// reached): the leaf's other rules, if any, are the part's with the same values.
+    Dead(u32, usize),
 }
 
 /// Outcome of comparing one rule with the key.
@@ -601,7 +640,15 @@ enum Leaf {
 }
 
 impl Group {
-    fn new(pipeline_mask: Registers, members: Vec<u32>, rules: &[CompiledRule]) -> Group {
+    /// The group of `members`, whose trees test the fields in the order `like`'s first
+    /// part does, if given.
+    fn new(
+        mask: Mask,
+        pipeline_mask: Registers,
+        members: Vec<u32>,
+        rules: &[CompiledRule],
+        like: Option<&Group>,
+    ) -> Group {
         let mut by_value: HashMap<Registers, u32, IdentityBuildHasher> = Default::default();
         let mut split: Vec<Vec<u32>> = Vec::new();
         if pipeline_mask == Registers::default() {
@@ -616,9 +663,10 @@ impl Group {
                 split[i as usize].push(p);
             }
         }
-        let parts: Vec<Part> = split.into_iter().map(|m| Part::new(m, rules)).collect();
+        let orders: Option<Vec<&[Stage]>> = like.map(|g| g.parts[0].trees.iter().map(|t| &t.stages[..]).collect());
+        let parts: Vec<Part> = split.into_iter().map(|m| Part::new(m, rules, orders.as_deref())).collect();
         let first = parts.iter().map(|p| p.first).min().expect("a group has rules");
-        Group { first, pipeline_mask, parts, by_value, family: None }
+        Group { first, mask, pipeline_mask, parts, by_value, family: None }
     }
 
     /// The part whose rules' register values `regs` has, if any.
@@ -710,17 +758,20 @@ impl Part {
     /// (a part disproved rule by rule adds nothing here: see `disprove_each`).
     fn prove(&self, rules: &[CompiledRule], key: &FlowKey, thr: u32, proof: &mut Proof) -> Option<u32> {
         if self.per_rule {
-            return self.members.iter().copied().take_while(|&q| q < thr).find(|&q| rules[q as usize].matches(key));
+            let live = |q: &u32| !rules[*q as usize].dead && rules[*q as usize].matches(key);
+            return self.members.iter().copied().take_while(|&q| q < thr).find(live);
         }
         let mut bits = Mask::ZERO;
-        let leaf = match self.trees[0].probe(rules, key, thr, &mut bits) {
+        let leaf = match self.probe(0, rules, key, thr, &mut bits) {
             // A hit in one tree is a hit in the other (the same rules): no second proof.
             Probe::Hit(pos) => return Some(pos),
             Probe::Miss(l) => l,
+            // (`Part::probe` resolves a dead leaf.)
+            Probe::Dead(..) => None,
         };
-        if let Some(t) = self.trees.get(1) {
+        if self.trees.len() > 1 {
             let mut abits = Mask::ZERO;
-            if let Probe::Miss(l) = t.probe(rules, key, thr, &mut abits)
+            if let Probe::Miss(l) = self.probe(1, rules, key, thr, &mut abits)
                 && (abits != bits || l.is_some() || leaf.is_some())
             {
                 // Two proofs: the translator keeps the one that adds fewer bits.
@@ -733,19 +784,54 @@ impl Part {
         None
     }
 
+    /// Walks tree `t` (see [`Tree::probe`]); a leaf whose rule was deleted in place
+    /// stands for the next live rule of the part with the same values, if any (only a
+    /// leaf at the last stage holds several rules: those of equal values).
+    fn probe(&self, t: usize, rules: &[CompiledRule], key: &FlowKey, thr: u32, bits: &mut Mask) -> Probe {
+        let tree = &self.trees[t];
+        match tree.probe(rules, key, thr, bits) {
+            Probe::Dead(pos, stage) => {
+                let value = &rules[pos as usize].value;
+                let next = (stage == tree.stages.len())
+                    .then(|| {
+                        let mut later = self.members.iter().copied().skip_while(|&q| q <= pos).take_while(|&q| q < thr);
+                        later.find(|&q| !rules[q as usize].dead && rules[q as usize].value == *value)
+                    })
+                    .flatten();
+                match next.map(|q| (q, tree.leaf_witness(&rules[q as usize], key, stage, bits))) {
+                    Some((q, Leaf::Matches)) => Probe::Hit(q),
+                    Some((q, Leaf::Several)) => Probe::Miss(Some(q)),
+                    Some((_, Leaf::One)) | None => Probe::Miss(None),
+                }
+            }
+            p => p,
+        }
+    }
+
     /// Disproves the part's failing rules before position `until` one by one: a rule
     /// differing in one field adds that witness, one differing in several is left to
-    /// the caller. Matching rules (after the winner) are skipped.
+    /// the caller. Matching rules (after the winner) and rules deleted in place are
+    /// skipped.
     fn disprove_each(&self, rules: &[CompiledRule], key: &FlowKey, until: u32, proof: &mut Proof) {
         for &pos in self.members.iter().take_while(|&&p| p < until) {
+            if rules[pos as usize].dead {
+                continue;
+            }
             if let Leaf::Several = self.trees[0].leaf_witness(&rules[pos as usize], key, 0, &mut proof.bits) {
                 proof.optional.push(pos);
             }
         }
     }
 
-    fn new(mut members: Vec<u32>, rules: &[CompiledRule]) -> Part {
+    /// The part of `members`, with trees in the stage orders `orders` if given (one or
+    /// two: those of another part of the same fields), else chosen here.
+    fn new(mut members: Vec<u32>, rules: &[CompiledRule], orders: Option<&[&[Stage]]>) -> Part {
         members.sort_unstable();
+        if let Some(orders) = orders {
+            let n = if members.len() > 1 { orders.len() } else { 1 };
+            let trees = orders[..n].iter().map(|st| Tree::new(st.to_vec(), &members, rules)).collect();
+            return Part { first: members[0], last: members[members.len() - 1], members, trees, per_rule: false };
+        }
         let r0 = &rules[members[0] as usize];
         let mut fields: Vec<(Field, u128)> =
             STAGE_ORDER.iter().filter_map(|&f| r0.fields().find(|fm| fm.field == f).map(|fm| (f, fm.mask))).collect();
@@ -842,6 +928,9 @@ impl Tree {
                 let pos = entry & !LEAF;
                 if pos >= thr {
                     return Probe::Miss(None);
+                }
+                if rules[pos as usize].dead {
+                    return Probe::Dead(pos, stage);
                 }
                 return match self.leaf_witness(&rules[pos as usize], key, stage, bits) {
                     Leaf::Matches => Probe::Hit(pos),
@@ -982,8 +1071,8 @@ mod tests {
                 k.set_nw_src_u32(if r.chance(50) { s } else { base | r.below(1 << 20) as u32 });
                 let (mut a, mut b) = (Proof::default(), Proof::default());
                 let regs = Registers::default();
-                let wa = with.lookup(compiled, &k, &regs, &mut a);
-                let wb = without.lookup(compiled, &k, &regs, &mut b);
+                let wa = with.lookup(compiled, &k, &regs, u32::MAX, &mut a);
+                let wb = without.lookup(compiled, &k, &regs, u32::MAX, &mut b);
                 assert_eq!(wa, wb, "case {case}: winner for {k:?}");
                 assert_eq!(a.bits, b.bits, "case {case}: witness bits for {k:?}");
                 assert_eq!((&a.optional, &a.choices), (&b.optional, &b.choices), "case {case}: {k:?}");

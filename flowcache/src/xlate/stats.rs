@@ -53,6 +53,24 @@ impl RuleStats {
         RuleStats { per_rule: vec![c; tables.rules().len()] }
     }
 
+    /// The counters after an in-place change (see `RuleTables::add_in_place`): those of
+    /// `restarted` and of the rules from the current count up to `n_new` start at `now`,
+    /// the others are kept.
+    pub fn restart(&mut self, restarted: &[RuleRef], n_new: usize, now: Duration) {
+        let c = RuleCounters { packets: 0, bytes: 0, installed_at: now, last_used: now };
+        for r in restarted {
+            self.per_rule[r.0 as usize] = c;
+        }
+        self.per_rule.resize(n_new, c);
+    }
+
+    /// The counters after rules were deleted in place (see
+    /// `RuleTables::delete_in_place`): those of the rules `r` with `gone[r]` go.
+    pub fn close_up(&mut self, gone: &[bool]) {
+        let mut keep = gone.iter().map(|g| !g);
+        self.per_rule.retain(|_| keep.next().unwrap_or(true));
+    }
+
     /// Counters for `new_tables`, keeping those of rules that `old_tables` also had
     /// (same table, priority and match) unless they are listed in `reset`.
     pub fn carry_over(

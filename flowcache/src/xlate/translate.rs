@@ -280,6 +280,8 @@ struct Ctx<'a> {
     lookup: Lookup,
     /// Output of the classifier lookup, reused across lookups.
     proof: Proof,
+    /// The same for the index of a table's rules added in place (see `Delta`).
+    added_proof: Proof,
     /// The range of `actions` in which `normal` last put back the tags it sent without
     /// (dropped at the end if nothing follows it).
     retag: Option<(usize, usize)>,
@@ -437,8 +439,8 @@ impl<'a> Ctx<'a> {
     fn lookup_nd(&mut self, table: u8, lookup_port: u32, nd: &NdFields) -> Option<&'a CompiledRule> {
         let mut key = self.st.cur;
         key.set_in_port(lookup_port);
-        let rules = self.tables.tables.get(table as usize)?;
-        let winner = rules.iter().find(|r| r.pipeline_holds(&self.st.regs) && r.matches(&key) && r.nd_holds(nd));
+        let winner =
+            self.tables.in_order(table).find(|r| r.pipeline_holds(&self.st.regs) && r.matches(&key) && r.nd_holds(nd));
         if let Some(w) = winner {
             self.read(&w.mask);
         }
@@ -455,11 +457,47 @@ impl<'a> Ctx<'a> {
         let tables = self.tables;
         let mut key = self.st.cur;
         key.set_in_port(lookup_port);
-        let rules = tables.tables.get(table as usize)?;
+        let t = table as usize;
+        let rules = tables.tables.get(t)?;
+        let regs = self.st.regs;
         let mut proof = std::mem::take(&mut self.proof);
-        let winner = tables.index[table as usize].lookup(rules, &key, &self.st.regs, &mut proof);
+        let Some(delta) = tables.deltas[t].as_deref() else {
+            let winner = tables.index[t].lookup(rules, &key, &regs, u32::MAX, &mut proof).map(|w| &rules[w as usize]);
+            self.take_proof(&mut proof, rules, winner, &key);
+            self.proof = proof;
+            return winner;
+        };
+        // Rules added in place since the version was built (see `Delta`): each index
+        // finds its winner among the rules before the other's, the first in lookup order
+        // wins, and each proof covers its rules before that winner.
+        let mut added = std::mem::take(&mut self.added_proof);
+        let in_delta = delta.index.lookup(&delta.rules, &key, &regs, u32::MAX, &mut added);
+        let before_it = in_delta.map_or(u32::MAX, |j| delta.rank[j as usize]);
+        let winner = match tables.index[t].lookup(rules, &key, &regs, before_it, &mut proof) {
+            Some(w) => {
+                // The table's rule wins: the added rules after it need no witness.
+                let thr = delta.rank.partition_point(|&r| r <= w) as u32;
+                if (thr as usize) < delta.rules.len() {
+                    delta.index.lookup(&delta.rules, &key, &regs, thr, &mut added);
+                }
+                Some(&rules[w as usize])
+            }
+            None => in_delta.map(|j| &delta.rules[j as usize]),
+        };
+        self.read(&added.bits);
+        self.take_proof(&mut proof, rules, winner, &key);
+        added.bits = Mask::ZERO;
+        self.take_proof(&mut added, &delta.rules, None, &key);
+        self.added_proof = added;
+        self.proof = proof;
+        winner
+    }
+
+    /// Reads what a classifier lookup found: the proof's unavoidable bits, the winner's
+    /// mask, then a witness for each choice and each rule left to the caller (positions
+    /// in `rules`), each the cheapest given the bits read so far.
+    fn take_proof(&mut self, proof: &mut Proof, rules: &[CompiledRule], winner: Option<&CompiledRule>, key: &FlowKey) {
         self.read(&proof.bits);
-        let winner = winner.map(|w| &rules[w as usize]);
         if let Some(w) = winner {
             self.read(&w.mask);
         }
@@ -470,10 +508,8 @@ impl<'a> Ctx<'a> {
             proof.optional.extend(*leaf);
         }
         for &pos in &proof.optional {
-            self.cheapest_witness(&rules[pos as usize], &key);
+            self.cheapest_witness(&rules[pos as usize], key);
         }
-        self.proof = proof;
-        winner
     }
 
     /// Adds to the mask the cheapest witness of the failed rule `r` (nothing if one is
@@ -503,13 +539,12 @@ impl<'a> Ctx<'a> {
         let tables = self.tables;
         let mut key = self.st.cur;
         key.set_in_port(lookup_port);
-        let rules = tables.tables.get(table as usize)?;
         let mut winner = None;
         // Failed rules with a choice of witnesses, decided once the unavoidable bits
         // (winner, single-witness rules) are known. Reused across lookups.
         let mut optional = std::mem::take(&mut self.optional);
         optional.clear();
-        for r in rules {
+        for r in tables.in_order(table) {
             // A rule whose registers differ fails for every packet of the megaflow: the
             // registers follow from bits already in the mask.
             if !r.pipeline_holds(&self.st.regs) {
@@ -1529,6 +1564,7 @@ impl<'a> Ctx<'a> {
             optional: Vec::new(),
             lookup,
             proof: Proof::default(),
+            added_proof: Proof::default(),
             retag: None,
             vlan_base: None,
             pending_pop: None,
