@@ -27,7 +27,7 @@ use ferrovs_flowcache::actions::{DpAction, REASON_SLOW_PATH};
 use ferrovs_flowcache::extract::NdFields;
 use ferrovs_flowcache::key::{FRAG_ANY, FRAG_LATER, FlowKey, Mask, VLAN_PRESENT, ethertype, ipproto};
 use ferrovs_flowcache::xlate::{
-    Lookup, MacLearn, MacTable, RuleTables, Verdict, reference, revalidate, translate, translate_with,
+    Lookup, MacLearn, MacTable, RuleTables, Translation, Verdict, reference, revalidate, translate, translate_with,
     translate_with_nd,
 };
 use proptest::prelude::*;
@@ -593,27 +593,45 @@ fn check_rule_set(seed: u64) -> Result<(), String> {
         if !p.masked(&t.mask).matches(&t.mask, &p) || t.mask.in_port() != ferrovs_flowcache::key::IN_PORT_EXACT {
             return Err(format!("mask does not cover in_port or p: {:?}", t.mask));
         }
-        for v in 0..6 {
-            let noise = match v {
-                0 => p,
-                1 | 2 => gen_packet(&mut r),
-                _ => FlowKey { w: std::array::from_fn(|_| r.next_u64()) },
-            };
-            let q = covered(&p, &t.mask, &noise);
-            if slow_path {
-                if !is_nd_message(&q) {
-                    return Err(format!("seed {seed}: a slow-path megaflow covers {q:?} (mask {:x?})", t.mask.w));
-                }
-                continue;
+        covered_agree(&mut r, &rules, &macs, now, &p, &t, &got_rules).map_err(|e| format!("seed {seed}: {e}"))?;
+    }
+    Ok(())
+}
+
+/// Every packet the megaflow of `p` covers (translation `t`, whose matched rules are
+/// `got_rules`, indices in `rules`) gets `t`'s decision from the reference evaluator over
+/// `rules`: `p` itself and packets with other bits from other packets or from noise. A
+/// slow-path megaflow must cover only ND messages (the slow path decides each by its
+/// frame).
+fn covered_agree(
+    r: &mut Rng,
+    rules: &[Rule],
+    macs: &MacTable,
+    now: Duration,
+    p: &FlowKey,
+    t: &Translation,
+    got_rules: &[usize],
+) -> Result<(), String> {
+    let slow_path = is_slow_path(&t.actions);
+    for v in 0..6 {
+        let noise = match v {
+            0 => *p,
+            1 | 2 => gen_packet(r),
+            _ => FlowKey { w: std::array::from_fn(|_| r.next_u64()) },
+        };
+        let q = covered(p, &t.mask, &noise);
+        if slow_path {
+            if !is_nd_message(&q) {
+                return Err(format!("a slow-path megaflow covers {q:?} (mask {:x?})", t.mask.w));
             }
-            let e = reference::evaluate_full(&rules, &PORTS, &macs, now, &q);
-            if e.actions != t.actions || e.rules != got_rules || e.learns != t.learns || e.aborted != t.error.is_some()
-            {
-                return Err(format!(
-                    "seed {seed}\nrules: {rules:#?}\np: {p:?}\nq: {q:?}\nmask: {:x?}\ntranslate: {:?} rules {:?} learn {:?} err {:?}\nreference: {:?} rules {:?} learn {:?} aborted {}",
-                    t.mask.w, t.actions, got_rules, t.learns, t.error, e.actions, e.rules, e.learns, e.aborted
-                ));
-            }
+            continue;
+        }
+        let e = reference::evaluate_full(rules, &PORTS, macs, now, &q);
+        if e.actions != t.actions || e.rules != got_rules || e.learns != t.learns || e.aborted != t.error.is_some() {
+            return Err(format!(
+                "rules: {rules:#?}\np: {p:?}\nq: {q:?}\nmask: {:x?}\ntranslate: {:?} rules {:?} learn {:?} err {:?}\nreference: {:?} rules {:?} learn {:?} aborted {}",
+                t.mask.w, t.actions, got_rules, t.learns, t.error, e.actions, e.rules, e.learns, e.aborted
+            ));
         }
     }
     Ok(())
@@ -670,26 +688,9 @@ fn check_in_place(seed: u64) -> Result<(), String> {
                 ));
             }
         }
-        if is_slow_path(&t.actions) {
-            continue;
-        }
         let got_rules: Vec<usize> = t.rules.iter().map(|x| x.0 as usize).collect();
-        for v in 0..6 {
-            let noise = match v {
-                0 => p,
-                1 | 2 => gen_packet(&mut r),
-                _ => FlowKey { w: std::array::from_fn(|_| r.next_u64()) },
-            };
-            let q = covered(&p, &t.mask, &noise);
-            let e = reference::evaluate_full(&list, &PORTS, &macs, now, &q);
-            if e.actions != t.actions || e.rules != got_rules || e.learns != t.learns || e.aborted != t.error.is_some()
-            {
-                return Err(format!(
-                    "seed {seed} (built from {k}): megaflow of {p:?} (mask {:x?}) covers {q:?}: {:?} rules {got_rules:?}, reference {:?} rules {:?}\nrules: {list:#?}",
-                    t.mask.w, t.actions, e.actions, e.rules
-                ));
-            }
-        }
+        covered_agree(&mut r, &list, &macs, now, &p, &t, &got_rules)
+            .map_err(|e| format!("seed {seed} (built from {k}): {e}"))?;
     }
     Ok(())
 }
