@@ -67,8 +67,7 @@ impl RuleStats {
     /// The counters after rules were deleted in place (see
     /// `RuleTables::delete_in_place`): those of the rules `r` with `gone[r]` go.
     pub fn close_up(&mut self, gone: &[bool]) {
-        let mut keep = gone.iter().map(|g| !g);
-        self.per_rule.retain(|_| keep.next().unwrap_or(true));
+        super::tables::drop_flagged(&mut self.per_rule, gone);
     }
 
     /// Counters for `new_tables`, keeping those of rules that `old_tables` also had

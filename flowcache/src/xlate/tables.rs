@@ -405,10 +405,8 @@ impl RuleTables {
             }
         }
         if !duplicate.is_empty() {
-            let mut keep = duplicate.iter().map(|d| !d);
-            kept.retain(|_| keep.next().unwrap_or(true));
-            let mut keep = duplicate.iter().map(|d| !d);
-            source_index.retain(|_| keep.next().unwrap_or(true));
+            drop_flagged(&mut kept, &duplicate);
+            drop_flagged(&mut source_index, &duplicate);
             // Positions moved up by the duplicates before them.
             let mut new_position = vec![u32::MAX; duplicate.len()];
             let mut next = 0;
@@ -540,18 +538,16 @@ impl RuleTables {
                 nd || delta.is_some_and(|d| d.rules.iter().any(|c| c.nd.is_some() && !gone[c.rref.0 as usize]));
             let Some(d) = self.deltas[t].as_deref_mut() else { continue };
             let before = d.rules.len();
-            let mut keep = d.rules.iter().map(|c| !gone[c.rref.0 as usize]).collect::<Vec<bool>>().into_iter();
-            d.rank.retain(|_| keep.next().unwrap_or(true));
+            let dropped: Vec<bool> = d.rules.iter().map(|c| gone[c.rref.0 as usize]).collect();
+            drop_flagged(&mut d.rank, &dropped);
             d.rules.retain(|c| !gone[c.rref.0 as usize]);
             d.rules.iter_mut().for_each(&moved);
             if d.rules.len() != before {
                 d.index = TableIndex::beside(&d.rules, &self.index[t]);
             }
         }
-        let mut keep = gone.iter().map(|g| !g);
-        self.rules.retain(|_| keep.next().unwrap_or(true));
-        let mut keep = gone.iter().map(|g| !g);
-        self.source_index.retain(|_| keep.next().unwrap_or(true));
+        drop_flagged(&mut self.rules, gone);
+        drop_flagged(&mut self.source_index, gone);
         self.by_identity.close_up(&new_position, self.rules.len());
         self.printed = None;
         new_position
@@ -1055,6 +1051,13 @@ fn compile_in_order(kept: &[Rule], source_index: &[usize]) -> (Vec<Vec<CompiledR
     warnings.sort_by_key(|w| w.0);
     let warnings = warnings.into_iter().map(|w| w.1).collect();
     (tables, warnings)
+}
+
+/// Removes the elements `v[i]` with `flags[i]` (elements past the flags stay), keeping
+/// the order of the rest.
+pub(crate) fn drop_flagged<T>(v: &mut Vec<T>, flags: &[bool]) {
+    let mut dropped = flags.iter();
+    v.retain(|_| !dropped.next().copied().unwrap_or(false));
 }
 
 /// Rule `r` compiled, as [`RuleTables`] refers to it by `rref`, and the names of the
