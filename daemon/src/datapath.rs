@@ -380,7 +380,7 @@ impl Datapath {
     }
 
     /// The rules of `bridge` as text, in table order, without counters (for the write-back).
-    pub fn rule_texts(&self, bridge: &str) -> Result<Vec<String>, String> {
+    pub fn rule_texts(&self, bridge: &str) -> Result<std::sync::Arc<Vec<String>>, String> {
         self.slow.rule_texts(bridge.to_string())
     }
 

@@ -135,7 +135,7 @@ enum SlowRequest {
     },
     RuleTexts {
         bridge: String,
-        answer: Answer<Vec<String>>,
+        answer: Answer<Arc<Vec<String>>>,
     },
     /// A bridge added or removed, or a bridge's port set changed; answered with the
     /// number of megaflows removed once every PMD has applied the change.
@@ -305,7 +305,7 @@ impl SlowPathThread {
 
     /// The rules of `bridge` as text, in table order, without counters (for writing them
     /// back: no read of the PMDs' megaflow statistics, which is O(megaflows)).
-    pub fn rule_texts(&self, bridge: String) -> Result<Vec<String>, String> {
+    pub fn rule_texts(&self, bridge: String) -> Result<Arc<Vec<String>>, String> {
         self.ask(|answer| SlowRequest::RuleTexts { bridge, answer })
     }
 
@@ -549,14 +549,18 @@ impl Worker {
                 let _ = answer.send(r);
             }
             SlowRequest::RuleTexts { bridge, answer } => {
-                // Printed by the last change if it was large (see `print_changed_rules`).
-                let r = match self.slow.take_printed_rules(&bridge) {
+                // Printed by the last build (see `print_changed_rules`) or kept from the
+                // last time, with the changes in place since printed alone.
+                let r = match self.slow.printed_rules(&bridge) {
                     Some(texts) => Ok(texts),
-                    None => self
-                        .slow
-                        .rules(&bridge)
-                        .map(|rules| format_in_pieces(rules, |r| r.to_string()))
-                        .ok_or_else(|| format!("no bridge named {bridge:?}")),
+                    None => match self.slow.rules(&bridge).map(|rules| format_in_pieces(rules, |r| r.to_string())) {
+                        Some(texts) => {
+                            let texts = Arc::new(texts);
+                            self.slow.keep_printed_rules(&bridge, texts.clone());
+                            Ok(texts)
+                        }
+                        None => Err(format!("no bridge named {bridge:?}")),
+                    },
                 };
                 let _ = answer.send(r);
             }

@@ -63,7 +63,7 @@ fn main() {
     let cfg = SlowPathConfig { print_changed_rules: true, ..Default::default() };
     let mut sp = SlowPath::new(vec![br], 1, cfg, 0).expect("a bridge");
     stage("slow path add_flows (empty)", || sp.add_flows("br0", parsed.clone(), 1).expect("valid rules"));
-    let texts = sp.take_printed_rules("br0").expect("printed by the change");
+    let texts = sp.printed_rules("br0").expect("printed by the change");
     let dir = std::env::temp_dir().join(format!("ferrovs-bulk-load-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let config = dir.join("ferrovs.toml");
@@ -76,7 +76,7 @@ fn main() {
     let again: Vec<String> = stage("format rules (one thread)", || {
         sp.rules("br0").expect("a bridge").iter().map(|r| r.to_string()).collect()
     });
-    assert_eq!(texts, again);
+    assert_eq!(*texts, again);
     std::fs::write(&config, "[[bridge]]\nname = \"br0\"\nflows_file = \"br0.flows\"\n").expect("config");
     stage("write back (flows_file)", || {
         ferrovs_config::persist::write_bridge_flows(&config, "br0", &texts, &[]).expect("written")

@@ -140,7 +140,7 @@ pub struct SlowPathConfig {
     /// MAC learning table capacity per bridge.
     pub mac_capacity: usize,
     /// Print the rules of an `add_flows` or `del_flows` change as it is compiled, for
-    /// [`SlowPath::take_printed_rules`] (a caller that writes each change back as text:
+    /// [`SlowPath::printed_rules`] (a caller that writes each change back as text:
     /// see `RuleTables::build`).
     pub print_changed_rules: bool,
     /// Fewest rules a bridge has for `add_flows` of a few rules to add them in place
@@ -909,11 +909,19 @@ impl SlowPath {
         self.bridges.iter().find(|b| b.name == bridge).map(|b| b.tables.rules())
     }
 
-    /// The current rules of `bridge` as text (as [`SlowPath::rules`]), if the last
-    /// change printed them ([`SlowPathConfig::print_changed_rules`]) and they were not
-    /// taken since; the text of each version is given once.
-    pub fn take_printed_rules(&mut self, bridge: &str) -> Option<Vec<String>> {
-        self.bridges.iter_mut().find(|b| b.name == bridge).and_then(|b| b.tables.take_printed())
+    /// The current rules of `bridge` as text (as [`SlowPath::rules`]), if the last build
+    /// printed them ([`SlowPathConfig::print_changed_rules`]) or they were kept
+    /// ([`SlowPath::keep_printed_rules`]); changes in place keep them current.
+    pub fn printed_rules(&self, bridge: &str) -> Option<Arc<Vec<String>>> {
+        self.bridges.iter().find(|b| b.name == bridge).and_then(|b| b.tables.printed())
+    }
+
+    /// Keeps `texts`, the current rules of `bridge` printed, for
+    /// [`SlowPath::printed_rules`] (see `RuleTables::keep_printed`).
+    pub fn keep_printed_rules(&mut self, bridge: &str, texts: Arc<Vec<String>>) {
+        if let Some(b) = self.bridges.iter_mut().find(|b| b.name == bridge) {
+            b.tables.keep_printed(texts);
+        }
     }
 
     /// The groups of `bridge`.

@@ -922,34 +922,44 @@ fn indexed_rule_changes_agree_with_full_revalidation() {
 }
 
 /// With `print_changed_rules`, `add_flows` and `del_flows` leave the text of the new
-/// version (a rule replaced in place included), given once; a large change is printed
+/// version (a rule replaced in place included), and it stays; a large change is printed
 /// on a thread of its own (`PRINT_ON_SIDE_RULES`), a small one inline, with the same
-/// result; without it, nothing is printed.
+/// result; changes in place keep it current; without it, nothing is printed until texts
+/// are kept (`keep_printed_rules`, which changes in place then keep current as well).
 #[test]
-fn changes_print_their_rules_once_when_asked() {
+fn changes_keep_their_rules_printed_when_asked() {
     use crate::xlate::tables::PRINT_ON_SIDE_RULES;
     let printed_as_rules =
         |sp: &SlowPath| -> Vec<String> { sp.rules("br0").unwrap().iter().map(ToString::to_string).collect() };
+    let current = |sp: &SlowPath, what: &str| {
+        assert_eq!(sp.printed_rules("br0").as_deref(), Some(&printed_as_rules(sp)), "{what}");
+    };
     let cfg = SlowPathConfig { print_changed_rules: true, ..Default::default() };
     let mut sp = slow_path(&["priority=5,ip,actions=output:1", "priority=0,actions=drop"], 1, cfg);
-    assert_eq!(sp.take_printed_rules("br0"), None, "the initial rules come from the config, not a change");
+    assert_eq!(sp.printed_rules("br0"), None, "the initial rules come from the config, not a change");
     sp.add_flows("br0", rules(&["priority=5,ip,actions=output:3", "priority=7,arp,actions=NORMAL"]), 1).unwrap();
-    let texts = sp.take_printed_rules("br0").expect("printed by the change");
-    assert_eq!(texts, printed_as_rules(&sp));
-    assert_eq!(texts[0], "priority=5,ip actions=output:3", "replaced in place");
-    assert_eq!(sp.take_printed_rules("br0"), None, "given once");
+    current(&sp, "printed by the change");
+    assert_eq!(sp.printed_rules("br0").unwrap()[0], "priority=5,ip actions=output:3", "replaced in place");
+    current(&sp, "kept");
 
     let many: Vec<Rule> = (0..PRINT_ON_SIDE_RULES as u32 + 10)
         .map(|i| parse_flow(&format!("priority=9,ip,nw_dst={},actions=output:2", std::net::Ipv4Addr::from(i))).unwrap())
         .collect();
     sp.add_flows("br0", many, 2).unwrap();
-    let texts = sp.take_printed_rules("br0").expect("printed on the side");
-    assert_eq!(texts.len(), PRINT_ON_SIDE_RULES + 13);
-    assert_eq!(texts, printed_as_rules(&sp));
+    assert_eq!(sp.printed_rules("br0").map(|t| t.len()), Some(PRINT_ON_SIDE_RULES + 13));
+    current(&sp, "printed on the side");
     sp.del_flows("br0", &parse_match("ip,nw_dst=0.0.0.0/1").unwrap(), 3).unwrap();
-    assert_eq!(sp.take_printed_rules("br0").expect("printed by del_flows"), printed_as_rules(&sp));
+    current(&sp, "printed by del_flows");
 
-    let mut quiet = slow_path(&["priority=0,actions=drop"], 1, Default::default());
+    let cfg = SlowPathConfig { add_in_place_from: 1, ..Default::default() };
+    let mut quiet = slow_path(&["priority=0,actions=drop", "priority=3,arp,actions=drop"], 1, cfg);
     quiet.add_flows("br0", rules(&["priority=5,ip,actions=output:3"]), 1).unwrap();
-    assert_eq!(quiet.take_printed_rules("br0"), None);
+    assert_eq!(quiet.printed_rules("br0"), None);
+    let texts = quiet.rules("br0").unwrap().iter().map(ToString::to_string).collect();
+    quiet.keep_printed_rules("br0", Arc::new(texts));
+    quiet.add_flows("br0", rules(&["priority=5,ip,actions=output:4", "priority=6,ip,actions=drop"]), 2).unwrap();
+    assert_eq!(quiet.tables("br0").unwrap().changed_in_place(), 2, "changed in place");
+    current(&quiet, "added in place");
+    quiet.del_flows("br0", &parse_match("arp").unwrap(), 3).unwrap();
+    current(&quiet, "deleted in place");
 }

@@ -278,8 +278,9 @@ pub struct RuleTables {
     /// The bridge's groups (`group:ID`), shared between versions that keep them.
     pub groups: std::sync::Arc<ferrovs_config::rules::Groups>,
     /// `rules` as text, when the version was built with them printed (see
-    /// [`RuleTables::build`]), until taken.
-    printed: Option<Vec<String>>,
+    /// [`RuleTables::build`]) or was given them ([`RuleTables::keep_printed`]); changes
+    /// in place keep them current by printing only the rules they add.
+    printed: Option<std::sync::Arc<Vec<String>>>,
 }
 
 /// The rules added to one table of a version in place (see [`RuleTables::add_in_place`]),
@@ -366,7 +367,7 @@ impl RuleTables {
     }
 
     /// [`RuleTables::new`], and with `print`, the kept rules printed as text (as
-    /// `ovs-ofctl` reads them) for [`RuleTables::take_printed`]: a version of at least
+    /// `ovs-ofctl` reads them) for [`RuleTables::printed`]: a version of at least
     /// `PRINT_ON_SIDE_RULES` rules is printed on a second thread while it is compiled,
     /// the compiling thread taking its share once done (the daemon writes every rule
     /// change back to its config, and a million rules take most of a second to print on
@@ -455,14 +456,26 @@ impl RuleTables {
             by_identity,
             miss: MissMode::Drop,
             groups: Default::default(),
-            printed,
+            printed: printed.map(std::sync::Arc::new),
         })
     }
 
     /// The rules as text, in [`RuleTables::rules`] order, if this version was built with
-    /// them printed and they were not taken yet.
-    pub fn take_printed(&mut self) -> Option<Vec<String>> {
-        self.printed.take()
+    /// them printed or given them (see [`RuleTables::keep_printed`]). Shared: a change in
+    /// place while a caller still holds them copies them first.
+    pub fn printed(&self) -> Option<std::sync::Arc<Vec<String>>> {
+        self.printed.clone()
+    }
+
+    /// Keeps `texts`, the rules printed (one per rule, in [`RuleTables::rules`] order),
+    /// for [`RuleTables::printed`]: the daemon writes every rule change back as text, and
+    /// with them kept, a change in place prints only the rules it adds (printing 100,000
+    /// rules takes tens of milliseconds of the slow-path thread; keeping them costs their
+    /// text in memory, about 100 bytes a rule). Texts of another count are not kept.
+    pub fn keep_printed(&mut self, texts: std::sync::Arc<Vec<String>>) {
+        if texts.len() == self.rules.len() {
+            self.printed = Some(texts);
+        }
     }
 
     /// All rules of this version; a [`RuleRef`] indexes this slice.
@@ -549,7 +562,9 @@ impl RuleTables {
         drop_flagged(&mut self.rules, gone);
         drop_flagged(&mut self.source_index, gone);
         self.by_identity.close_up(&new_position, self.rules.len());
-        self.printed = None;
+        if let Some(texts) = self.printed.as_mut() {
+            drop_flagged(std::sync::Arc::make_mut(texts), gone);
+        }
         new_position
     }
 
@@ -620,8 +635,8 @@ impl RuleTables {
     /// built, not with the version: the appended rules of a table go into its `Delta`,
     /// a small index of their own that lookups consult beside the table's. Nothing
     /// changes if an error is returned (rules are numbered as in `build`'s list: this
-    /// version's rules, then `new`). The rules are not printed (see
-    /// [`RuleTables::take_printed`]).
+    /// version's rules, then `new`). If the rules are kept printed (see
+    /// [`RuleTables::printed`]), the added ones are printed.
     pub fn add_in_place(&mut self, new: Vec<Rule>) -> Result<InPlaceAdd, BuildError> {
         let n_old = self.rules.len();
         for (i, r) in new.iter().enumerate() {
@@ -652,6 +667,9 @@ impl RuleTables {
                     if at < n_old && !replaced.contains(&RuleRef(at as u32)) {
                         replaced.push(RuleRef(at as u32));
                     }
+                    if let Some(texts) = self.printed.as_mut() {
+                        std::sync::Arc::make_mut(texts)[at] = r.to_string();
+                    }
                     self.rules[at] = r;
                     self.source_index[at] = n_old + i;
                 }
@@ -673,6 +691,9 @@ impl RuleTables {
                     if !touched.contains(&t) {
                         touched.push(t);
                     }
+                    if let Some(texts) = self.printed.as_mut() {
+                        std::sync::Arc::make_mut(texts).push(r.to_string());
+                    }
                     self.rules.push(r);
                     self.source_index.push(n_old + i);
                 }
@@ -683,7 +704,6 @@ impl RuleTables {
                 d.index = TableIndex::beside(&d.rules, &self.index[t]);
             }
         }
-        self.printed = None;
         Ok(InPlaceAdd { replaced, appended: n_old as u32..self.rules.len() as u32 })
     }
 }
