@@ -242,6 +242,7 @@ fn main() {
         Trial::test("service_ovs_appctl_views", service::ovs_appctl_views),
         Trial::test("service_pmd_stall_trips_the_watchdog", service::pmd_stall_trips_the_watchdog),
         Trial::test("persist_rules_survive_kill_9", persist::rules_survive_kill_9),
+        Trial::test("persist_rules_changed_in_place_survive_kill_9", persist::rules_changed_in_place_survive_kill_9),
         Trial::test("persist_controllers_survive_kill_9", persist::controllers_survive_kill_9),
         Trial::test("runtime_ports_come_and_go_under_traffic", runtime::ports_come_and_go_under_traffic)
             .with_ignored_flag(!root),
