@@ -131,6 +131,20 @@ fn ip_common(
     field(a, "frag", k.nw_frag(), mask.nw_frag(), 0, u8::MAX, dec8);
 }
 
+/// A `push_vlan`/`replace_vlan` TPID: a placeholder by what it stands for, any other in hex.
+fn tpid_name(tpid: u16) -> String {
+    use ferrovs_flowcache::actions::{
+        TPID_OF_LAST_POP, TPID_OF_RECEIVED_INNER, TPID_OF_RECEIVED_OUTER, TPID_OF_SECOND_LAST_POP,
+    };
+    match tpid {
+        TPID_OF_LAST_POP => "popped".into(),
+        TPID_OF_SECOND_LAST_POP => "popped2".into(),
+        TPID_OF_RECEIVED_OUTER => "received".into(),
+        TPID_OF_RECEIVED_INNER => "received2".into(),
+        t => format!("0x{t:04x}"),
+    }
+}
+
 /// Datapath actions, comma separated; `drop` when empty.
 pub fn format_actions(actions: &[DpAction]) -> String {
     if actions.is_empty() {
@@ -143,14 +157,8 @@ pub fn format_actions(actions: &[DpAction]) -> String {
             DpAction::OutputTrunc { port, max_len } => format!("trunc({max_len}),{port}"),
             DpAction::SetEthSrc(m) => format!("set(eth_src={})", mac(ferrovs_flowcache::key::mac_to_u64(*m))),
             DpAction::SetEthDst(m) => format!("set(eth_dst={})", mac(ferrovs_flowcache::key::mac_to_u64(*m))),
-            DpAction::PushVlan { tpid: ferrovs_flowcache::actions::TPID_OF_LAST_POP, tci } => {
-                format!("push_vlan(tpid=popped,tci=0x{tci:04x})")
-            }
-            DpAction::PushVlan { tpid: ferrovs_flowcache::actions::TPID_OF_SECOND_LAST_POP, tci } => {
-                format!("push_vlan(tpid=popped2,tci=0x{tci:04x})")
-            }
-            DpAction::ReplaceVlan { tpid, tci } => format!("replace_vlan(tpid=0x{tpid:04x},tci=0x{tci:04x})"),
-            DpAction::PushVlan { tpid, tci } => format!("push_vlan(tpid=0x{tpid:04x},tci=0x{tci:04x})"),
+            DpAction::PushVlan { tpid, tci } => format!("push_vlan(tpid={},tci=0x{tci:04x})", tpid_name(*tpid)),
+            DpAction::ReplaceVlan { tpid, tci } => format!("replace_vlan(tpid={},tci=0x{tci:04x})", tpid_name(*tpid)),
             DpAction::PopVlan => "pop_vlan".into(),
             DpAction::SetVlanVid(v) => format!("set(vlan_vid={v})"),
             DpAction::SetVlanPcp(p) => format!("set(vlan_pcp={p})"),

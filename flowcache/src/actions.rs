@@ -24,7 +24,8 @@ pub enum DpAction {
     /// Insert a new outer 802.1Q tag with this TPID and TCI (the 0x1000 present bit is not
     /// part of the wire TCI and is ignored). [`TPID_OF_LAST_POP`] or
     /// [`TPID_OF_SECOND_LAST_POP`] as the TPID: the one of a tag a `PopVlan` of the list
-    /// removed (see there).
+    /// removed (see there); [`TPID_OF_RECEIVED_OUTER`] or [`TPID_OF_RECEIVED_INNER`]: the
+    /// one a tag of the packet had when it was received.
     PushVlan {
         tpid: u16,
         tci: u16,
@@ -38,9 +39,9 @@ pub enum DpAction {
     /// keeps an equal one. The translator knows the VID and PCP but not the TPID of a
     /// received tag (the flow key does not hold it), so the datapath compares. As the pop
     /// it stands for, it adds the TPID it found to the popped TPIDs (see
-    /// [`TPID_OF_LAST_POP`]), after taking a placeholder `tpid` from them: a group bucket
-    /// that replaced a received tag has it put back with `ReplaceVlan` of
-    /// `TPID_OF_LAST_POP`.
+    /// [`TPID_OF_LAST_POP`]), after resolving a placeholder `tpid`: a `clone` that
+    /// replaced a received tag has it put back with `ReplaceVlan` of
+    /// [`TPID_OF_RECEIVED_OUTER`].
     ReplaceVlan {
         tpid: u16,
         tci: u16,
@@ -187,46 +188,77 @@ impl DpAction {
 /// The datapath keeps, per packet, the TPIDs of the last two tags popped and not put back
 /// (a stack of two: a `PopVlan` puts its tag's TPID on top, dropping the third; a
 /// `PushVlan` of this TPID takes the top one off, one of [`TPID_OF_SECOND_LAST_POP`] the
-/// one below it). The translator puts back tags it took off only to send the packet
-/// without them: `normal` sends VID 0, PCP 0 tags untagged and puts them back for the
-/// actions after it, and a group bucket or `clone` that popped a tag has it pushed again
-/// for what follows, each with its own TPID, as OVS restores the flow's TPIDs; the flow key
-/// does not hold the TPIDs, so the datapath takes them from the packet.
+/// one below it). `normal` sends VID 0, PCP 0 tags untagged and puts them back for the
+/// actions after it with their own TPIDs, as OVS restores the flow's TPIDs; the flow key
+/// does not hold the TPIDs, so the datapath takes them from the tags it popped.
 pub const TPID_OF_LAST_POP: u16 = 0;
 
 /// A `PushVlan` TPID that stands for the TPID of the second most recently popped tag not
 /// put back yet (see [`TPID_OF_LAST_POP`]).
 pub const TPID_OF_SECOND_LAST_POP: u16 = 1;
 
-/// The TPIDs of the last two tags a packet's `PopVlan`s removed and no `PushVlan` put back:
-/// what the datapath keeps per packet for [`TPID_OF_LAST_POP`] and
-/// [`TPID_OF_SECOND_LAST_POP`]. Two `u16`s, no allocation.
+/// A `PushVlan` or `ReplaceVlan` TPID that stands for the TPID the packet's outer tag (the
+/// first one of the frame as received) had when it was received, whatever the actions did
+/// to the tags since.
+///
+/// OVS's flow keeps each VLAN slot's TPID apart from its TCI: a `vlan_tci` write, or a
+/// `mod_vlan_vid` that brings back a tag such a write removed, keeps the TPID of the tag
+/// that was there, and OVS's commit pushes the tags it pushes with their own TPIDs. The
+/// flow key does not hold the TPIDs of the received tags, so the datapath reads them from
+/// the frame before the actions change its tags.
+pub const TPID_OF_RECEIVED_OUTER: u16 = 2;
+
+/// A `PushVlan` or `ReplaceVlan` TPID that stands for the TPID the packet's second tag had
+/// when it was received (see [`TPID_OF_RECEIVED_OUTER`]).
+pub const TPID_OF_RECEIVED_INNER: u16 = 3;
+
+/// What the datapath keeps per packet to resolve the TPID placeholders: the TPIDs of the
+/// last two tags a packet's `PopVlan`s removed and no `PushVlan` put back (for
+/// [`TPID_OF_LAST_POP`] and [`TPID_OF_SECOND_LAST_POP`]), and those of its first two tags
+/// as received (for [`TPID_OF_RECEIVED_OUTER`] and [`TPID_OF_RECEIVED_INNER`]). Four
+/// `u16`s, no allocation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PoppedTpids([u16; 2]);
+pub struct PoppedTpids {
+    popped: [u16; 2],
+    received: [u16; 2],
+}
 
 impl Default for PoppedTpids {
     fn default() -> Self {
-        PoppedTpids([crate::key::ethertype::VLAN; 2])
+        let d = crate::key::ethertype::VLAN;
+        PoppedTpids { popped: [d; 2], received: [d; 2] }
     }
 }
 
 impl PoppedTpids {
-    /// Records a popped tag's TPID.
-    pub fn popped(&mut self, tpid: u16) {
-        self.0 = [tpid, self.0[0]];
+    /// The state for a packet received as `frame`, before its actions run: nothing popped,
+    /// the EtherTypes where its first two tags' TPIDs are (a placeholder of a received tag
+    /// is only used for a tag the flow key holds, so it is one).
+    pub fn for_frame(frame: &[u8]) -> Self {
+        let at =
+            |o: usize| frame.get(o..o + 2).map_or(crate::key::ethertype::VLAN, |t| u16::from_be_bytes([t[0], t[1]]));
+        PoppedTpids { received: [at(12), at(16)], ..PoppedTpids::default() }
     }
 
-    /// The TPID a `PushVlan` of `tpid` writes (a placeholder takes its popped TPID off
-    /// the stack; any other TPID is itself).
+    /// Records a popped tag's TPID.
+    pub fn popped(&mut self, tpid: u16) {
+        self.popped = [tpid, self.popped[0]];
+    }
+
+    /// The TPID a `PushVlan` of `tpid` writes (a popped-tag placeholder takes its popped
+    /// TPID off the stack, a received-tag one is that tag's TPID; any other TPID is
+    /// itself).
     pub fn take(&mut self, tpid: u16) -> u16 {
         let d = crate::key::ethertype::VLAN;
         match tpid {
             TPID_OF_LAST_POP => {
-                let [top, below] = self.0;
-                self.0 = [below, d];
+                let [top, below] = self.popped;
+                self.popped = [below, d];
                 top
             }
-            TPID_OF_SECOND_LAST_POP => std::mem::replace(&mut self.0[1], d),
+            TPID_OF_SECOND_LAST_POP => std::mem::replace(&mut self.popped[1], d),
+            TPID_OF_RECEIVED_OUTER => self.received[0],
+            TPID_OF_RECEIVED_INNER => self.received[1],
             t => t,
         }
     }
@@ -295,5 +327,19 @@ mod tests {
         p.popped(2);
         p.popped(3);
         assert_eq!((p.take(TPID_OF_LAST_POP), p.take(TPID_OF_LAST_POP), p.take(TPID_OF_LAST_POP)), (3, 2, 0x8100));
+    }
+
+    #[test]
+    fn received_tag_tpids_come_from_the_frame_and_stay() {
+        let mut frame = [0u8; 24];
+        frame[12..14].copy_from_slice(&0x88a8u16.to_be_bytes());
+        frame[16..18].copy_from_slice(&0x8100u16.to_be_bytes());
+        let mut p = PoppedTpids::for_frame(&frame);
+        p.popped(0x9100);
+        assert_eq!(p.take(TPID_OF_RECEIVED_OUTER), 0x88a8);
+        assert_eq!(p.take(TPID_OF_RECEIVED_OUTER), 0x88a8, "not taken off");
+        assert_eq!(p.take(TPID_OF_RECEIVED_INNER), 0x8100);
+        assert_eq!(p.take(TPID_OF_LAST_POP), 0x9100, "the popped ones apart");
+        assert_eq!(PoppedTpids::for_frame(&frame[..14]).take(TPID_OF_RECEIVED_INNER), 0x8100, "short frame");
     }
 }

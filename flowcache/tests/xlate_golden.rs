@@ -7,7 +7,9 @@ use std::net::Ipv4Addr;
 use std::time::Duration;
 
 use ferrovs_config::rules::{Action, Masked, Match, Resubmit, Rule, SetField};
-use ferrovs_flowcache::actions::{DpAction, REASON_ACTION, TPID_OF_LAST_POP, TPID_OF_SECOND_LAST_POP};
+use ferrovs_flowcache::actions::{
+    DpAction, REASON_ACTION, TPID_OF_LAST_POP, TPID_OF_RECEIVED_OUTER, TPID_OF_SECOND_LAST_POP,
+};
 use ferrovs_flowcache::key::{FRAG_ANY, FlowKey, Mask, VLAN_PRESENT, ethertype, ipproto};
 use ferrovs_flowcache::xlate::{
     LearnOutcome, MacLearn, MacTable, RuleTables, Verdict, XlateError, revalidate, translate,
@@ -789,8 +791,7 @@ fn normal_sends_an_inner_vid_0_pcp_0_tag_without_it() {
     assert_eq!(
         x.actions,
         vec![
-            DpAction::PushVlan { tpid: 0x88a8, tci: VLAN_PRESENT },
-            DpAction::SetVlanVid(5),
+            DpAction::PushVlan { tpid: 0x88a8, tci: outer },
             DpAction::PopVlan,
             DpAction::PopVlan,
             DpAction::PushVlan { tpid: TPID_OF_SECOND_LAST_POP, tci: outer },
@@ -807,13 +808,13 @@ fn normal_sends_an_inner_vid_0_pcp_0_tag_without_it() {
     // Nothing after normal: nothing put back.
     let t = flows("priority=0,actions=push_vlan:0x8100,mod_vlan_vid:5,normal");
     let x = translate(&t, &MacTable::default(), &key(2, &f), NOW);
-    assert_eq!(x.actions.len(), 7, "{:?}", x.actions);
+    assert_eq!(x.actions.len(), 6, "{:?}", x.actions);
     // An inner tag with a priority is sent.
     let mut g = f.clone();
     g[14] = 0x20;
     let x = translate(&t, &MacTable::default(), &key(2, &g), NOW);
-    let plain = [DpAction::PushVlan { tpid: 0x8100, tci: VLAN_PRESENT }, DpAction::SetVlanVid(5)];
-    assert_eq!(x.actions, [&plain[..], &[DpAction::Output(1), DpAction::Output(3)]].concat());
+    let push = DpAction::PushVlan { tpid: 0x8100, tci: VLAN_PRESENT | 5 };
+    assert_eq!(x.actions, [push, DpAction::Output(1), DpAction::Output(3)]);
 }
 
 /// A tag popped and another pushed in its place are compared at the commit, as OVS's
@@ -840,7 +841,7 @@ fn a_tag_stripped_and_pushed_back_is_compared_at_the_commit() {
 }
 
 /// A tag a group bucket popped comes back for the rule's later actions with the TPID it
-/// had (the datapath's popped TPID), not 0x8100.
+/// had (the one the datapath read from the received frame), not 0x8100.
 #[test]
 fn a_tag_a_bucket_popped_comes_back_with_its_tpid() {
     use ferrovs_config::{Group, GroupKind};
@@ -848,7 +849,7 @@ fn a_tag_a_bucket_popped_comes_back_with_its_tpid() {
     let t = with_groups(vec![rule(0, 1, Match::default(), vec![Action::Group(1), Action::Output(3)])], &[(1, g)]);
     let p = key(1, &vlan(10, &udp_frame([198, 18, 0, 2], 1, 2, 0)));
     let x = translate(&t, &MacTable::default(), &p, NOW);
-    let back = DpAction::PushVlan { tpid: TPID_OF_LAST_POP, tci: VLAN_PRESENT | 10 };
+    let back = DpAction::PushVlan { tpid: TPID_OF_RECEIVED_OUTER, tci: VLAN_PRESENT | 10 };
     assert_eq!(x.actions, vec![DpAction::PopVlan, DpAction::Output(2), back, DpAction::Output(3)]);
     // The same with `clone`.
     let t = tables(vec![rule(
@@ -859,7 +860,7 @@ fn a_tag_a_bucket_popped_comes_back_with_its_tpid() {
     )]);
     assert_eq!(translate(&t, &MacTable::default(), &p, NOW).actions, x.actions);
     // Popped and replaced by another tag in the copy: the received tag is put back over
-    // it, with its TPID (`ReplaceVlan` of the popped TPID).
+    // it, with its TPID (`ReplaceVlan` of the received TPID).
     let t = tables(vec![rule(
         0,
         1,
@@ -868,13 +869,15 @@ fn a_tag_a_bucket_popped_comes_back_with_its_tpid() {
     )]);
     let tci = VLAN_PRESENT | 10;
     let (replace, back) =
-        (DpAction::ReplaceVlan { tpid: 0x8100, tci }, DpAction::ReplaceVlan { tpid: TPID_OF_LAST_POP, tci });
+        (DpAction::ReplaceVlan { tpid: 0x8100, tci }, DpAction::ReplaceVlan { tpid: TPID_OF_RECEIVED_OUTER, tci });
     assert_eq!(
         translate(&t, &MacTable::default(), &p, NOW).actions,
         vec![replace, DpAction::Output(2), back, DpAction::Output(3)]
     );
     // A tag pushed before the copy and replaced in it by one of another TPID comes back
-    // with the TPID of its push (OVS 3.1: `pop_vlan,push_vlan(tpid=0x88a8,vid=5,pcp=0)`).
+    // with the TPID of its push: the push waits for the output after the clone, the clone's
+    // own tag is taken off again (OVS 3.1 runs the clone on a copy:
+    // `clone(push_vlan(tpid=0x8100,vid=7,pcp=0),2),push_vlan(tpid=0x88a8,vid=5,pcp=0),3`).
     let t = flows(
         "in_port=1,actions=push_vlan:0x88a8,set_field:4101->vlan_vid,\
          clone(strip_vlan,push_vlan:0x8100,set_field:4103->vlan_vid,output:2),output:3",
@@ -883,11 +886,12 @@ fn a_tag_a_bucket_popped_comes_back_with_its_tpid() {
     let x = translate(&t, &MacTable::default(), &untagged, NOW);
     let (to2, to3) = (VLAN_PRESENT | 7, VLAN_PRESENT | 5);
     assert_eq!(
-        &x.actions[x.actions.len() - 4..],
+        x.actions,
         [
-            DpAction::ReplaceVlan { tpid: 0x8100, tci: to2 },
+            DpAction::PushVlan { tpid: 0x8100, tci: to2 },
             DpAction::Output(2),
-            DpAction::ReplaceVlan { tpid: 0x88a8, tci: to3 },
+            DpAction::PopVlan,
+            DpAction::PushVlan { tpid: 0x88a8, tci: to3 },
             DpAction::Output(3)
         ]
     );
@@ -1177,8 +1181,8 @@ fn a_loaded_vlan_tci_rewrites_pushes_or_removes_the_tag() {
     assert_eq!(x.actions, vec![DpAction::Output(2), pushed, DpAction::Output(3)]);
     let t = of13_tables(&["actions=load:7->NXM_OF_VLAN_TCI[0..11],output:2,mod_vlan_pcp:1,output:3"]);
     let x = translate(&t, &MacTable::default(), &untagged, NOW);
-    let pushed = DpAction::PushVlan { tpid: ethertype::VLAN, tci: VLAN_PRESENT };
-    assert_eq!(x.actions, vec![DpAction::Output(2), pushed, DpAction::SetVlanPcp(1), DpAction::Output(3)]);
+    let pushed = DpAction::PushVlan { tpid: ethertype::VLAN, tci: 0x3000 };
+    assert_eq!(x.actions, vec![DpAction::Output(2), pushed, DpAction::Output(3)]);
 }
 
 #[test]
@@ -1249,8 +1253,8 @@ fn xxreg_and_xreg_are_wider_views_of_the_registers() {
 /// One action set across resubmits: what a resubmitted table writes joins the caller's
 /// set, `clear_actions` empties all of it, the last output wins over a resubmit, and the
 /// set runs once, at the end, in OVS's order (pop, push, dec_ttl, writes, the final
-/// action). OVS: `set(ipv4(ttl=8)),push_vlan(tpid=0x88a8,vid=0,pcp=0),2` (it commits
-/// the TTL before the push; ferrovs emits in execution order, the same frame).
+/// action). OVS: `set(ipv4(ttl=8)),push_vlan(tpid=0x88a8,vid=0,pcp=0),2` (the push is
+/// committed at the output, after the TTL).
 #[test]
 fn the_action_set_spans_resubmits_and_runs_once_at_the_end_in_ovs_order() {
     let t = of13_tables(&[
@@ -1263,7 +1267,7 @@ fn the_action_set_spans_resubmits_and_runs_once_at_the_end_in_ovs_order() {
     p.set_nw_ttl(9);
     let x = translate(&t, &MacTable::default(), &p, NOW);
     let push = DpAction::PushVlan { tpid: 0x88a8, tci: VLAN_PRESENT };
-    assert_eq!(x.actions, vec![push, DpAction::DecTtl, DpAction::Output(2)]);
+    assert_eq!(x.actions, vec![DpAction::DecTtl, push, DpAction::Output(2)]);
 }
 
 /// A resubmit in the set runs when no output or group is there; its table's own

@@ -159,7 +159,7 @@ impl BurstBench {
             pipeline,
             messages: msg_rx,
             stop: Arc::new(AtomicBool::new(false)),
-            shared: Arc::new(PmdShared::new(options.max_ports)),
+            shared: Arc::new(PmdShared::new(options.max_ports, options.message_queue)),
             backoff: options.idle_backoff,
             eal: eal.clone(),
         };

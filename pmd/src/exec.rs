@@ -278,9 +278,10 @@ impl TxState {
         let Some(last_out) = actions.iter().rposition(DpAction::sends) else {
             return self.drop_counted(in_idx, pkt, |c| c.drop_action += 1);
         };
+        // The TPIDs of the tags `PopVlan`s removed and of the received ones (see
+        // `TPID_OF_LAST_POP`, `TPID_OF_RECEIVED_OUTER`), read before any action runs.
+        let mut popped = PoppedTpids::for_frame(pkt.data());
         let mut m = pkt;
-        // The TPIDs of the tags `PopVlan`s removed (see `TPID_OF_LAST_POP`).
-        let mut popped = PoppedTpids::default();
         for (k, a) in actions[..=last_out].iter().enumerate() {
             match *a {
                 DpAction::Output(p) | DpAction::OutputTrunc { port: p, .. } => {

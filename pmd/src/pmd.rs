@@ -138,11 +138,11 @@ impl<C: Pipeline> PmdThread<C> {
                     self.tx.flush();
                     self.shared.barrier_done.fetch_max(n, Ordering::Release);
                 }
-                PmdMessage::Ports(PortChangeMessage { mut change, done }) => {
+                PmdMessage::Ports(PortChangeMessage { mut change }) => {
                     touched = true;
                     self.tx.flush();
                     change.apply(&mut self.rxqs, &mut self.tx);
-                    let _ = done.send(change);
+                    self.shared.port_changes.give(change);
                 }
             }
         }

@@ -150,10 +150,13 @@ pub(crate) struct PmdShared {
     /// reached (see `PmdSender::barrier`).
     pub(crate) barrier_sent: AtomicU64,
     pub(crate) barrier_done: AtomicU64,
+    /// The port changes the PMD applied, on their way back (see `crate::port_change`).
+    pub(crate) port_changes: crate::port_change::PortChangeReturn,
 }
 
 impl PmdShared {
-    pub(crate) fn new(n_ports: usize) -> PmdShared {
+    /// For a PMD of `n_ports` port slots and a message queue of `message_queue`.
+    pub(crate) fn new(n_ports: usize, message_queue: usize) -> PmdShared {
         PmdShared {
             ports: (0..n_ports).map(|_| AtomicPortCounters::default()).collect(),
             pmd: AtomicPmdLocal::default(),
@@ -161,6 +164,7 @@ impl PmdShared {
             perf: Default::default(),
             barrier_sent: AtomicU64::new(0),
             barrier_done: AtomicU64::new(0),
+            port_changes: crate::port_change::PortChangeReturn::new(message_queue + 1),
         }
     }
 
@@ -191,7 +195,7 @@ mod tests {
 
     #[test]
     fn publish_then_read_round_trips() {
-        let s = PmdShared::new(2);
+        let s = PmdShared::new(2, 1);
         let mut p = [PortCounters::default(); 2];
         p[1].rx_packets = 7;
         p[1].drop_no_mbuf = 3;

@@ -20,7 +20,7 @@
 //! then stops and closes the ports.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -282,6 +282,8 @@ pub struct Switch<M: Send + 'static> {
     pmds: Vec<PmdHandle<M>>,
     stop: Arc<AtomicBool>,
     capture: Arc<CaptureTaps>,
+    /// The last round number a port change was sent with (see `PortChange::round`).
+    port_change_rounds: AtomicU64,
 }
 
 /// Longest frame a port with `mtu` sends: Ethernet header, one VLAN tag, no FCS (OVS's
@@ -343,13 +345,14 @@ impl<M: Send + 'static> Switch<M> {
             pmds: Vec::new(),
             stop: stop.clone(),
             capture: capture.clone(),
+            port_change_rounds: AtomicU64::new(0),
         };
         let (started_tx, started_rx) = crossbeam_channel::unbounded();
         for (pmd_index, &core) in options.pmd_cores.iter().enumerate() {
             let info = PmdInfo { index: pmd_index, core, isolated: false, rx_queues: Vec::new() };
             let pipeline = make_pipeline(&info);
             let (msg_tx, msg_rx) = crossbeam_channel::bounded(options.message_queue);
-            let shared = Arc::new(PmdShared::new(options.max_ports));
+            let shared = Arc::new(PmdShared::new(options.max_ports, options.message_queue));
             let thread = PmdThread {
                 index: pmd_index,
                 rxqs: Vec::new(),
@@ -653,19 +656,48 @@ impl<M: Send + 'static> Switch<M> {
         self.ports.iter().position(|p| p.spec.name == name).ok_or_else(|| SwitchError::NoSuchPort(name.to_string()))
     }
 
-    /// Sends each `(pmd, change)` and waits until every PMD has sent its change back;
-    /// what comes back (old tables, retired queues) is dropped here, on this thread.
+    /// Sends each `(pmd, change)` and waits until every PMD has handed its change back
+    /// (polling each PMD's `PortChangeReturn`, see [`crate::port_change`], so
+    /// the PMD never wakes this thread); what comes back (old tables, retired queues) is
+    /// dropped here, on this thread, as is any change an earlier call gave up on.
     fn apply(&self, changes: Vec<(usize, PortChange)>) -> Result<Vec<PortChange>, SwitchError> {
-        let (done_tx, done_rx) = crossbeam_channel::bounded(changes.len().max(1));
-        let n = changes.len();
-        for (pmd, change) in changes {
+        let round = self.port_change_rounds.fetch_add(1, Ordering::SeqCst) + 1;
+        let mut waiting = vec![0usize; self.pmds.len()];
+        for (pmd, mut change) in changes {
             let p = self.pmds.get(pmd).ok_or(SwitchError::NoSuchPmd(pmd))?;
-            let msg = PmdMessage::Ports(PortChangeMessage { change: Box::new(change), done: done_tx.clone() });
+            if waiting[pmd] == 0 {
+                while p.shared.port_changes.take().is_some() {}
+            }
+            change.round = round;
+            let msg = PmdMessage::Ports(PortChangeMessage { change: Box::new(change) });
             p.sender.tx.send_timeout(msg, PORT_CHANGE_TIMEOUT).map_err(|_| SwitchError::PmdGone(pmd))?;
+            waiting[pmd] += 1;
         }
-        (0..n)
-            .map(|_| done_rx.recv_timeout(PORT_CHANGE_TIMEOUT).map(|c| *c).map_err(|_| SwitchError::PmdGone(0)))
-            .collect()
+        let deadline = Instant::now() + PORT_CHANGE_TIMEOUT;
+        let mut back = Vec::new();
+        for (pmd, n) in waiting.into_iter().enumerate() {
+            let shared = &self.pmds[pmd].shared;
+            let mut spins = 0u32;
+            let mut got = 0;
+            while got < n {
+                match shared.port_changes.take() {
+                    Some(c) if c.round == round => {
+                        back.push(*c);
+                        got += 1;
+                    }
+                    Some(_stale) => {}
+                    None if Instant::now() >= deadline || !shared.running.load(Ordering::SeqCst) => {
+                        return Err(SwitchError::PmdGone(pmd));
+                    }
+                    None if spins < 200 => {
+                        spins += 1;
+                        std::hint::spin_loop();
+                    }
+                    None => std::thread::sleep(Duration::from_micros(20)),
+                }
+            }
+        }
+        Ok(back)
     }
 
     /// Reassigns every polled rx queue by its load since the last rebalance (OVS's

@@ -1,6 +1,6 @@
 //! The PMD thread allocates nothing while it forwards, parks misses, installs megaflows
 //! (evicting at the flow limit), executes, removes, expires idle megaflows and publishes
-//! statistics, and while a port is added, polled and removed.
+//! statistics, and while a port is added, polled, changed and removed.
 //!
 //! The binary's global allocator counts the allocations of threads that ask for it
 //! ([`ferrovs_dpdk::alloc_count`]). The PMD runs a [`FlowPipeline`] wrapped in `common`'s
@@ -189,8 +189,10 @@ fn pmd_loop_does_not_allocate() -> Result<(), Failed> {
     std::thread::sleep(Duration::from_millis(5));
     sw.send(0, Msg::Inner(FlowMessage::Command(PmdCommand::ExpireIdle { idle_ms: 1 })))?;
     let s = wait_for("expiry", stats, |s| s.megaflows == 0 && s.expirations > 0)?;
-    // A port added, forwarded from and removed while counting: the PMD only moves the
-    // values the control thread prepared (queues, slot table, room for what it hands back).
+    // A port added, forwarded from, given another MTU and removed while counting: the PMD
+    // only moves the values the control thread prepared (queues, slot table, room for what
+    // it hands back) and hands each change back through its shared return, which it never
+    // frees.
     let (c, c_peer) = ring_port_pair(eal, &uniq("ar"), 1, 1024)?;
     let mut peer3 = Peer::open(c_peer, 1, &pool)?;
     sw.add_port(PortSpec::existing("p3", 3, c))?;
@@ -199,6 +201,7 @@ fn pmd_loop_does_not_allocate() -> Result<(), Failed> {
     peer3.send(&pool, 0, &frames)?;
     let got = peers[1].recv(frames.len(), Duration::from_secs(3));
     check(got.len() == frames.len(), || format!("from the added port: {} of {} frames", got.len(), frames.len()))?;
+    sw.set_port_mtu("p3", 1400)?;
     sw.remove_port("p3")?;
 
     sw.send(0, Msg::Count(false))?;

@@ -102,7 +102,7 @@ impl Difference<'_> {
     }
 
     /// Whether every output only one side sent is explained, and by which classes (a set
-    /// of `VID0`, `KEPT`, `MTU`): an OVS frame paired with a ferrovs frame to the same port
+    /// of `VID0`, `MTU`): an OVS frame paired with a ferrovs frame to the same port
     /// by `pair(o, f)` (first fit, in port order), else alone by `ovs_alone(o)`; a ferrovs
     /// frame left over by the MTU class (over the dummy port's limit, or sent after such a
     /// frame to the same port). `None` when something is left unexplained or nothing
@@ -163,8 +163,7 @@ impl Difference<'_> {
 
 /// The classes [`Difference::explained`] can name.
 const VID0: u8 = 1;
-const KEPT: u8 = 2;
-const MTU: u8 = 4;
+const MTU: u8 = 2;
 
 /// One class of a set that has any (the first named), so that a pair two classes
 /// explain is counted once.
@@ -176,14 +175,8 @@ fn lowest(set: u8) -> u8 {
 fn class_name(set: u8) -> &'static str {
     match set {
         VID0 => "normal-keeps-the-tag-behind-a-vid-0-tag",
-        KEPT => "pushed-tags-keep-the-frame-s-own-tag",
         MTU => "mtu-limit-is-netdev-dpdk-s",
-        3 => "normal-keeps-the-tag-behind-a-vid-0-tag + pushed-tags-keep-the-frame-s-own-tag",
-        5 => "normal-keeps-the-tag-behind-a-vid-0-tag + mtu-limit-is-netdev-dpdk-s",
-        6 => "pushed-tags-keep-the-frame-s-own-tag + mtu-limit-is-netdev-dpdk-s",
-        _ => {
-            "normal-keeps-the-tag-behind-a-vid-0-tag + pushed-tags-keep-the-frame-s-own-tag + mtu-limit-is-netdev-dpdk-s"
-        }
+        _ => "normal-keeps-the-tag-behind-a-vid-0-tag + mtu-limit-is-netdev-dpdk-s",
     }
 }
 
@@ -294,14 +287,6 @@ fn classify_rest(d: &Difference, input: &View) -> Class {
     // pushed behind the VID 0 one, ferrovs keeps both tags behind it: two more than OVS.)
     let pushes = actions_have(d.rules, &["push_vlan", "mod_vlan_vid", "mod_vlan_pcp"]);
     let push_then_normal = pushes && actions_have(d.rules, &["normal"]);
-    // Known intended: pushing tags beyond two on a tagged frame keeps its own tag behind
-    // them (OVS 3.1's flow holds two tags: a third push loses the bottom one, which the
-    // commit then pops from the packet). ferrovs's side: OVS's frame with the frame's own
-    // (outer) tag among its tags, behind the first (behind the first two, or behind one
-    // that a later pop left; OVS keeps a second tag of the frame that its flow never held).
-    let own_tag = pushes && input.vlan_tags() >= 1;
-    // (A runt has none: `get`.)
-    let own = d.frame.get(12..16).unwrap_or(&[]);
     // (OVS's `normal` pops the tags behind the VID 0 one too, and the actions after it
     // push them back from its flow, which has no DEI bit: where ferrovs kept such a tag,
     // a later output may differ only by its DEI bit, set on ferrovs's side.)
@@ -310,38 +295,25 @@ fn classify_rest(d: &Difference, input: &View) -> Class {
             || one_more_tag_at(o, f, 12, 2, |f| View::parse(f).vlan_tags() >= 2)
             || only_dei_kept(o, f)
     };
-    let kept = |o: &[u8], f: &[u8]| {
-        let n = View::parse(o).vlan_tags();
-        (1..=n).any(|k| one_more_tag_at(o, f, 12 + 4 * k, 1, |f| f[12 + 4 * k..16 + 4 * k] == *own))
-            || one_more_tag_at(o, f, 20, 1, |f| {
-                View::parse(f).vlan_tags() >= 3 && matches!(u16::from_be_bytes([f[20], f[21]]), 0x8100 | 0x88a8)
-            })
-    };
-    // Each output only one side sent must be explained: a pair (same port) by one of the
-    // two tag classes, an OVS-only frame by ferrovs's one-tag-longer frame being over the
-    // MTU, a ferrovs-only frame by the MTU class below. Mixed explanations are reported
-    // under all their names.
+    // Each output only one side sent must be explained: a pair (same port) by the tag
+    // class, an OVS-only frame by ferrovs's longer frame being over the MTU, a
+    // ferrovs-only frame by the MTU class below. Mixed explanations are reported under
+    // all their names.
     let pair_classes = |o: &[u8], f: &[u8]| {
         let mut c = 0;
         if push_then_normal && vid0(o, f) {
             c |= VID0;
         }
-        if own_tag && kept(o, f) {
-            c |= KEPT;
-        }
         c
     };
-    // (ferrovs's frame has up to two more tags by the `normal` class, one more by the
-    // frame's own tag, up to three with both: over the limit if OVS's plus those is.)
-    let more_tags = 2 * usize::from(push_then_normal) + usize::from(own_tag);
+    // (ferrovs's frame has up to two more tags by the `normal` class: over the limit if
+    // OVS's plus those is.)
+    let more_tags = 2 * usize::from(push_then_normal);
     let ovs_only_class = |o: &[u8]| {
         let longer_is_over = o.len() + 4 * more_tags > DPDK_MAX_FRAME && o.len() <= DPDK_MAX_FRAME;
         let mut c = 0;
         if push_then_normal && longer_is_over {
             c |= VID0;
-        }
-        if own_tag && longer_is_over && View::parse(o).vlan_tags() >= 1 {
-            c |= KEPT;
         }
         c
     };

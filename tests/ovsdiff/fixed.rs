@@ -18,7 +18,7 @@ type Case = fn() -> Result<(), Failed>;
 
 /// Every fixed case, as a trial named `fixed_<function>`.
 pub fn trials() -> Vec<Trial> {
-    let cases: [(&str, Case); 19] = [
+    let cases: [(&str, Case); 22] = [
         ("normal_puts_a_vid_0_tag_back_with_its_tpid", normal_puts_a_vid_0_tag_back_with_its_tpid),
         ("vlan_set_and_set_back_keeps_the_dei_bit", vlan_set_and_set_back_keeps_the_dei_bit),
         ("normal_leaves_out_an_inner_vid_0_pcp_0_tag", normal_leaves_out_an_inner_vid_0_pcp_0_tag),
@@ -50,6 +50,15 @@ pub fn trials() -> Vec<Trial> {
         ("nd_writes_rewrite_an_advertisement_and_its_flags", nd_writes_rewrite_an_advertisement_and_its_flags),
         ("nd_writes_to_a_solicitation_without_options", nd_writes_to_a_solicitation_without_options),
         ("nd_writes_find_the_address_behind_another_option", nd_writes_find_the_address_behind_another_option),
+        (
+            "a_tag_a_vlan_tci_write_removed_comes_back_with_its_tpid",
+            a_tag_a_vlan_tci_write_removed_comes_back_with_its_tpid,
+        ),
+        (
+            "a_vlan_tci_write_removes_both_tags_and_brings_both_back",
+            a_vlan_tci_write_removes_both_tags_and_brings_both_back,
+        ),
+        ("tags_pushed_beyond_two_lose_the_frame_s_own_tag", tags_pushed_beyond_two_lose_the_frame_s_own_tag),
     ];
     cases.into_iter().map(|(name, f)| Trial::test(format!("fixed_{name}"), f)).collect()
 }
@@ -291,6 +300,74 @@ pub fn a_loaded_vlan_tci_sets_pushes_or_removes_the_tag() -> Result<(), Failed> 
     let partial = "in_port=1,actions=load:0x7->NXM_OF_VLAN_TCI[0..11],output:2,mod_vlan_pcp:1,output:3";
     let want = vec![vec![], vec![untagged.clone()], vec![vlan_udp_frame(&[(0x8100, 0x2007)])], vec![]];
     same_as_ovs(partial, &untagged, &want)
+}
+
+/// A tag a `load:0->NXM_OF_VLAN_TCI[]` removed and a `mod_vlan_pcp`, a `mod_vlan_vid` or a
+/// `load` with the 0x1000 bit brought back has the TPID of the tag that was there (OVS's
+/// flow keeps a slot's TPID apart from its TCI), also when an output sent the frame
+/// without it in between; brought back equal (TPID, VID, PCP), it is left as it was, DEI
+/// included. A second tag the key does not hold (vlan-limit 1) stays behind it. (ferrovs
+/// brought it back as 0x8100.)
+pub fn a_tag_a_vlan_tci_write_removed_comes_back_with_its_tpid() -> Result<(), Failed> {
+    let tagged = vlan_udp_frame(&[(0x88a8, 0x6014)]);
+    let untagged = vlan_udp_frame(&[]);
+    let only2 = |f: Vec<u8>| vec![vec![], vec![f], vec![], vec![]];
+    let on2_and_3 = |a: Vec<u8>, b: Vec<u8>| vec![vec![], vec![a], vec![b], vec![]];
+    let pcp2 = vlan_udp_frame(&[(0x88a8, 0x4000)]);
+    same_as_ovs("in_port=1,actions=load:0->NXM_OF_VLAN_TCI[],mod_vlan_pcp:2,output:2", &tagged, &only2(pcp2.clone()))?;
+    same_as_ovs(
+        "in_port=1,actions=load:0->NXM_OF_VLAN_TCI[],output:2,mod_vlan_pcp:2,output:3",
+        &tagged,
+        &on2_and_3(untagged.clone(), pcp2),
+    )?;
+    let vid7 = vlan_udp_frame(&[(0x88a8, 7)]);
+    same_as_ovs("in_port=1,actions=load:0->NXM_OF_VLAN_TCI[],mod_vlan_vid:7,output:2", &tagged, &only2(vid7.clone()))?;
+    same_as_ovs(
+        "in_port=1,actions=load:0->NXM_OF_VLAN_TCI[],output:2,mod_vlan_vid:7,output:3",
+        &tagged,
+        &on2_and_3(untagged.clone(), vid7),
+    )?;
+    same_as_ovs(
+        "in_port=1,actions=load:0->NXM_OF_VLAN_TCI[],output:2,load:0x3005->NXM_OF_VLAN_TCI[],output:3",
+        &tagged,
+        &on2_and_3(untagged, vlan_udp_frame(&[(0x88a8, 0x2005)])),
+    )?;
+    // PCP 2, DEI, VID 0: the same tag comes back, the frame is left as it is.
+    let dei = vlan_udp_frame(&[(0x88a8, 0x5000)]);
+    same_as_ovs("in_port=1,actions=load:0->NXM_OF_VLAN_TCI[],mod_vlan_pcp:2,output:2", &dei, &only2(dei.clone()))?;
+    // The case a differential run found: the inner tag is payload to both switches.
+    let two = vlan_udp_frame(&[(0x88a8, 0x6014), (0x8100, 0x0fff)]);
+    same_as_ovs(
+        "in_port=1,actions=load:0->NXM_OF_VLAN_TCI[],mod_vlan_pcp:2,output:2",
+        &two,
+        &only2(vlan_udp_frame(&[(0x88a8, 0x4000), (0x8100, 0x0fff)])),
+    )
+}
+
+/// A `vlan_tci` write of 0 over two tags (a pushed 0x8100 one over the received 0x88a8
+/// one) removes both (OVS's commit counts tags from the outside up to the first absent
+/// one), while the flow keeps the inner one: a write of a present TCI then brings back
+/// both, the inner one with its TPID, VID and PCP. Without an output in between only the
+/// outer one is pushed. (ferrovs took the inner tag out of the flow: it came back alone,
+/// as 0x8100.)
+pub fn a_vlan_tci_write_removes_both_tags_and_brings_both_back() -> Result<(), Failed> {
+    let tagged = vlan_udp_frame(&[(0x88a8, 0x6014)]);
+    let both = vlan_udp_frame(&[(0x8100, 0x2005), (0x88a8, 0x6014)]);
+    let rule = "in_port=1,actions=push_vlan:0x8100,load:0->NXM_OF_VLAN_TCI[],output:2,\
+                load:0x3005->NXM_OF_VLAN_TCI[],output:3";
+    same_as_ovs_in(true, rule, &tagged, &vec![vec![], vec![vlan_udp_frame(&[])], vec![both.clone()], vec![]])?;
+    let rule = "in_port=1,actions=push_vlan:0x8100,load:0->NXM_OF_VLAN_TCI[],load:0x3005->NXM_OF_VLAN_TCI[],output:2";
+    same_as_ovs_in(true, rule, &tagged, &vec![vec![], vec![both], vec![], vec![]])
+}
+
+/// Two `push_vlan` on a frame tagged VID 20 leave it with the two new tags only: the
+/// flow holds two tags, the second push loses the frame's own one and the commit pops it
+/// from the packet. (ferrovs used to push the tags at once, in front of it: an intended
+/// difference until its commit became OVS's.)
+pub fn tags_pushed_beyond_two_lose_the_frame_s_own_tag() -> Result<(), Failed> {
+    let frame = vlan_udp_frame(&[(0x8100, 20)]);
+    let want = vec![vec![], vec![vlan_udp_frame(&[(0x8100, 0), (0x8100, 0)])], vec![], vec![]];
+    same_as_ovs_in(true, "in_port=1,actions=push_vlan:0x8100,push_vlan:0x8100,output:2", &frame, &want)
 }
 
 /// `normal` learns before it looks up, and a second `normal` of the same packet sees what

@@ -273,20 +273,6 @@ pub fn normal_keeps_the_tag_behind_a_vid_0_tag() -> Result<(), Failed> {
     Ok(())
 }
 
-/// Two `push_vlan` on a frame tagged VID 20: ferrovs sends it with both new tags in front
-/// of the VID 20 tag. OVS 3.1 sends only the two new tags (see docs/OVS-DIFFERENCES.md).
-pub fn pushed_tags_keep_the_frame_s_own_tag() -> Result<(), Failed> {
-    ferrovs_e2e::ovs::installed()?;
-    let frame = vlan_udp_frame(&[(0x8100, 20)]);
-    let (_, fer) = through_both_all("in_port=1,actions=push_vlan:0x8100,push_vlan:0x8100,output:2", true, &frame)?;
-    let want = vlan_udp_frame(&[(0x8100, 0), (0x8100, 0), (0x8100, 20)]);
-    let want: PerPort = (1..=N_PORTS).map(|p| if p == 2 { vec![want.clone()] } else { vec![] }).collect();
-    if fer != want {
-        return Err(format!("want the frame with two more tags on port 2, got {fer:?}").into());
-    }
-    Ok(())
-}
-
 /// A UDP/IPv4 frame exactly `len` bytes long behind `tags` ((TPID, TCI) from the outside
 /// in), port 1's MACs, UDP checksum 0 (none).
 pub fn udp_frame_of_len(tags: &[(u16, u16)], len: usize) -> Vec<u8> {

@@ -249,7 +249,6 @@ fn main() {
         ),
         Trial::test("known_unparsable_ip_header_not_rewritten", known::unparsable_ip_header_not_rewritten),
         Trial::test("known_mtu_limit_is_netdev_dpdk_s", known::mtu_limit_is_netdev_dpdk_s),
-        Trial::test("known_pushed_tags_keep_the_frame_s_own_tag", known::pushed_tags_keep_the_frame_s_own_tag),
         Trial::test("known_normal_keeps_the_tag_behind_a_vid_0_tag", known::normal_keeps_the_tag_behind_a_vid_0_tag),
         Trial::test("known_nd_extension_partial_writes", known::nd_extension_partial_writes),
     ];

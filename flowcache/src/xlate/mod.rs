@@ -99,9 +99,6 @@ pub enum XlateError {
     TooDeep,
     /// More than [`MAX_LOOKUPS`] table lookups.
     TooManyLookups,
-    /// A group bucket changed the VLAN stack in a way the datapath's actions cannot
-    /// undo for the next bucket (more than one tag pushed or popped).
-    GroupVlanRestore,
 }
 
 /// The outcome of translating one flow key.

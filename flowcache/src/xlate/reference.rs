@@ -80,8 +80,9 @@ pub fn evaluate_with_nd(
         out: Evaluation { actions: Vec::new(), rules: Vec::new(), learns: Vec::new(), aborted: false },
         lookups: 0,
         retag: None,
-        vlan_base: None,
-        pending_pop: None,
+        received: [0, 1].map(|j| key.vlan_tci(j) & VLAN_PRESENT != 0),
+        tpids: [TagTpid::Received(0), TagTpid::Received(1)],
+        base: ([key.vlan_tci(0), key.vlan_tci(1)], [TagTpid::Received(0), TagTpid::Received(1)]),
         action_set: Vec::new(),
     };
     ev.table(0, ferrovs_config::port_from_16(key.in_port()), 0);
@@ -122,14 +123,25 @@ struct Eval<'a> {
     /// The actions with which `normal` last put back tags it sent without (dropped if
     /// nothing follows).
     retag: Option<(usize, usize)>,
-    /// The outer TCI the packet has while VID/PCP writes wait for the next output or tag
-    /// push/pop (OVS's `commit_vlan_action` compares only the final TCI).
-    vlan_base: Option<u16>,
-    /// A `strip_vlan` not done on the packet yet, and the TPID of a tag pushed in its
-    /// place since (OVS compares the two at the commit: the datapath's `ReplaceVlan`).
-    pending_pop: Option<Option<u16>>,
+    /// Whether the packet has a first, a second tag (the key's VLAN slots).
+    received: [bool; 2],
+    /// The TPIDs of the flow's two VLAN slots (`pkt` holds their TCIs).
+    tpids: [TagTpid; 2],
+    /// The tags the datapath's packet has: the flow's at the last output (OVS's base
+    /// flow), TCIs and TPIDs.
+    base: ([u16; 2], [TagTpid; 2]),
     /// What `write_actions` wrote since the last `clear_actions`, in order.
     action_set: Vec<Action>,
+}
+
+/// The TPID of a VLAN slot of the flow, as OVS's flow keeps it beside the TCI.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TagTpid {
+    /// Given by `push_vlan` (or 0x8100, by a write that made a slot without one present);
+    /// 0 for an emptied slot.
+    Set(u16),
+    /// The one of the packet's tag `j` as received (none if it has no such tag).
+    Received(usize),
 }
 
 fn masked_eq<T: Copy>(v: Option<ferrovs_config::rules::Masked<T>>, pkt: u128, conv: impl Fn(T) -> u128) -> bool {
@@ -261,25 +273,45 @@ impl Eval<'_> {
         self.emit(a);
     }
 
-    /// Rewrites the outer tag if its final VID/PCP differ from the packet's.
+    /// OVS's `commit_vlan_action`: the tags of the packet and of the flow counted from the
+    /// outside to the first absent one, the same innermost ones kept, the packet's others
+    /// popped and the flow's pushed. One tag for one: a VID/PCP rewrite if the TPIDs are
+    /// the same, else a `ReplaceVlan` (the datapath compares the TPIDs).
     fn commit_vlan(&mut self) {
-        match self.pending_pop.take() {
-            Some(Some(tpid)) => {
-                self.vlan_base = None;
-                self.emit(DpAction::ReplaceVlan { tpid, tci: self.pkt.vlan_tci(0) });
-            }
-            Some(None) => self.emit(DpAction::PopVlan),
-            None => {}
+        let flow = ([self.pkt.vlan_tci(0), self.pkt.vlan_tci(1)], self.tpids);
+        let base = self.base;
+        let count = |t: &[u16; 2]| t.iter().take_while(|&&x| x & VLAN_PRESENT != 0).count();
+        let (mut b, mut f) = (count(&base.0), count(&flow.0));
+        while b > 0 && f > 0 && (base.0[b - 1], base.1[b - 1]) == (flow.0[f - 1], flow.1[f - 1]) {
+            b -= 1;
+            f -= 1;
         }
-        if let Some(base) = self.vlan_base.take() {
-            let t = self.pkt.vlan_tci(0);
-            if (t ^ base) & 0x0fff != 0 {
-                self.emit(DpAction::SetVlanVid(t & 0x0fff));
+        let tpid = |t: TagTpid| match t {
+            TagTpid::Set(t) => t,
+            TagTpid::Received(0) => crate::actions::TPID_OF_RECEIVED_OUTER,
+            TagTpid::Received(_) => crate::actions::TPID_OF_RECEIVED_INNER,
+        };
+        if (b, f) == (1, 1) {
+            let (old, new) = (base.0[0], flow.0[0]);
+            if base.1[0] != flow.1[0] {
+                self.emit(DpAction::ReplaceVlan { tpid: tpid(flow.1[0]), tci: new });
+            } else {
+                if (old ^ new) & 0x0fff != 0 {
+                    self.emit(DpAction::SetVlanVid(new & 0x0fff));
+                }
+                if (old ^ new) & 0xe000 != 0 {
+                    self.emit(DpAction::SetVlanPcp((new >> 13) as u8));
+                }
             }
-            if (t ^ base) & 0xe000 != 0 {
-                self.emit(DpAction::SetVlanPcp((t >> 13) as u8));
+        } else {
+            for _ in 0..b {
+                self.emit(DpAction::PopVlan);
+            }
+            for k in (0..f).rev() {
+                self.emit(DpAction::PushVlan { tpid: tpid(flow.1[k]), tci: flow.0[k] });
             }
         }
+        self.base = flow;
     }
 
     fn output(&mut self, port: u32) {
@@ -305,25 +337,44 @@ impl Eval<'_> {
         self.pkt.vlan_tci(0) & VLAN_PRESENT != 0
     }
 
-    /// Pushes a tag: in place of a pending pop, left to the commit; else at once.
-    fn push(&mut self, tpid: u16, tci: u16) {
-        if self.pending_pop == Some(None) {
-            self.pending_pop = Some(Some(tpid));
-        } else {
-            self.commit_vlan();
-            self.emit(DpAction::PushVlan { tpid, tci: tci | VLAN_PRESENT });
-        }
+    /// `push_vlan`: the slots move in, the inner one falls out.
+    fn push(&mut self, tpid: u16) {
         self.pkt.set_vlan_tci(1, self.pkt.vlan_tci(0));
-        self.pkt.set_vlan_tci(0, tci | VLAN_PRESENT);
+        self.pkt.set_vlan_tci(0, VLAN_PRESENT);
+        self.tpids = [TagTpid::Set(tpid), self.tpids[0]];
     }
 
-    /// Sets the `field` bits of the outer tag to `bits`; the datapath action waits for
-    /// the commit.
+    /// `strip_vlan` (OVS's `flow_pop_vlan`, which counts the tags from the outside): two
+    /// tags move out; of one, the outer slot is emptied; none (an absent outer slot, a
+    /// present inner one or not): nothing.
+    fn pop(&mut self) {
+        if !self.tagged() {
+            return;
+        }
+        if self.pkt.vlan_tci(1) & VLAN_PRESENT != 0 {
+            self.pkt.set_vlan_tci(0, self.pkt.vlan_tci(1));
+            self.pkt.set_vlan_tci(1, 0);
+            self.tpids = [self.tpids[1], TagTpid::Set(0)];
+        } else {
+            self.pkt.set_vlan_tci(0, 0);
+            self.tpids[0] = TagTpid::Set(0);
+        }
+    }
+
+    /// Sets the `field` bits of the outer slot to `bits` (the commit writes them out).
     fn set_outer(&mut self, field: u16, bits: u16) {
         let t = self.pkt.vlan_tci(0);
-        if t & field != bits {
-            self.vlan_base.get_or_insert(t);
-            self.pkt.set_vlan_tci(0, (t & !field) | bits);
+        self.pkt.set_vlan_tci(0, (t & !field) | bits);
+    }
+
+    /// Sets the `field` bits of the outer slot to `bits` and makes it present, with
+    /// 0x8100 if it has no TPID (OVS's `flow_fix_vlan_tpid`).
+    fn set_outer_present(&mut self, field: u16, bits: u16) {
+        self.set_outer(field | VLAN_PRESENT, bits | VLAN_PRESENT);
+        match self.tpids[0] {
+            TagTpid::Set(0) => self.tpids[0] = TagTpid::Set(ethertype::VLAN),
+            TagTpid::Received(j) if !self.received[j] => self.tpids[0] = TagTpid::Set(ethertype::VLAN),
+            _ => {}
         }
     }
 
@@ -347,32 +398,11 @@ impl Eval<'_> {
             Action::InPort => self.emit_observer(DpAction::Output(self.in_port)),
             Action::Flood | Action::All => self.flood(),
             Action::Normal => self.normal(),
-            Action::ModVlanVid(v) => {
-                let v = v & 0x0fff;
-                if self.tagged() {
-                    self.set_outer(0x0fff, v);
-                } else {
-                    self.push(ethertype::VLAN, (self.pkt.vlan_tci(0) & !0x0fff) | v);
-                }
-            }
-            Action::ModVlanPcp(c) => {
-                let bits = ((c as u16) & 7) << 13;
-                if self.tagged() {
-                    self.set_outer(0xe000, bits);
-                } else {
-                    self.push(ethertype::VLAN, (self.pkt.vlan_tci(0) & !0xe000) | bits);
-                }
-            }
-            Action::StripVlan => {
-                if self.tagged() {
-                    self.commit_vlan();
-                    let inner = self.pkt.vlan_tci(1);
-                    self.pkt.set_vlan_tci(0, inner);
-                    self.pkt.set_vlan_tci(1, 0);
-                    self.pending_pop = Some(None);
-                }
-            }
-            Action::PushVlan(tpid) => self.push(tpid, 0),
+            // On an absent tag: written in place, the inner slot stays.
+            Action::ModVlanVid(v) => self.set_outer_present(0x0fff, v & 0x0fff),
+            Action::ModVlanPcp(c) => self.set_outer_present(0xe000, ((c as u16) & 7) << 13),
+            Action::StripVlan => self.pop(),
+            Action::PushVlan(tpid) => self.push(tpid),
             Action::DecTtl => {
                 if self.ip() {
                     self.pkt.set_nw_ttl(self.pkt.nw_ttl() - 1);
@@ -499,25 +529,12 @@ impl Eval<'_> {
                 self.in_port = p.in_port_written(put(old));
             }
             SubfieldField::Packet(PacketField::VlanTci) => {
+                // The outer slot's TCI only: its TPID and the inner slot stay.
                 let tci = put(u128::from(self.pkt.vlan_tci(0))) as u16;
-                match (tci & VLAN_PRESENT != 0, self.tagged()) {
-                    (true, true) => {
-                        self.set_outer(0x0fff, tci & 0x0fff);
-                        self.set_outer(0xe000, tci & 0xe000);
-                    }
-                    (true, false) => self.push(ethertype::VLAN, tci & 0xefff),
-                    (false, tagged) => {
-                        // No tag: every tag the flow holds goes.
-                        if tagged {
-                            self.commit_vlan();
-                            if self.pkt.vlan_tci(1) & VLAN_PRESENT != 0 {
-                                self.emit(DpAction::PopVlan);
-                            }
-                            self.pending_pop = Some(None);
-                        }
-                        self.pkt.set_vlan_tci(if tagged { 1 } else { 0 }, 0);
-                        self.pkt.set_vlan_tci(0, tci);
-                    }
+                if tci & VLAN_PRESENT != 0 {
+                    self.set_outer_present(0xffff, tci);
+                } else {
+                    self.set_outer(0xffff, tci);
                 }
             }
             // OVS's flow_set_vlan_vid / flow_set_vlan_pcp: the VID of a present or absent

@@ -85,7 +85,7 @@ use super::tables::{CompiledRule, MissMode, N_TABLES, RuleRef, RuleTables};
 use super::{TraceStep, Translation, XlateError};
 use crate::actions::{
     DpAction, DpActions, PacketInNote, REASON_ACTION, REASON_NO_MATCH, REASON_SLOW_PATH, TPID_OF_LAST_POP,
-    TPID_OF_SECOND_LAST_POP,
+    TPID_OF_RECEIVED_INNER, TPID_OF_RECEIVED_OUTER, TPID_OF_SECOND_LAST_POP,
 };
 use crate::extract::NdFields;
 use crate::key::{
@@ -113,9 +113,9 @@ pub(crate) struct KeyState {
     vlan_src: [Option<usize>; 2],
     /// Bits of each current VLAN slot that were written by actions.
     vlan_written: [u16; 2],
-    /// For each current VLAN slot, the TPID of a tag the actions pushed (None: the
-    /// packet's own tag, whose TPID the key does not hold).
-    vlan_tpid: [Option<u16>; 2],
+    /// For each current VLAN slot, its TPID (OVS's flow keeps it apart from the TCI: a
+    /// TCI write leaves it).
+    vlan_tpid: [Tpid; 2],
     ttl_derived: bool,
     is_frag: bool,
     /// The registers and metadata (zero when the packet enters; a group bucket's
@@ -141,7 +141,7 @@ impl KeyState {
             written: Mask::ZERO,
             vlan_src: [Some(0), Some(1)],
             vlan_written: [0; 2],
-            vlan_tpid: [None; 2],
+            vlan_tpid: [Tpid::Received(0), Tpid::Received(1)],
             ttl_derived: false,
             is_frag,
             regs: Registers::default(),
@@ -193,22 +193,48 @@ impl KeyState {
         self.written = self.written.union(&field.mask_of(bits));
     }
 
+    /// `push_vlan`: the slots move in (the inner one falls out, as OVS's
+    /// `flow_push_vlan_uninit`), the new outer tag has `tpid` and `tci`.
     fn push_vlan(&mut self, tpid: u16, tci: u16) {
         self.cur.set_vlan_tci(1, self.cur.vlan_tci(0));
         self.cur.set_vlan_tci(0, tci | VLAN_PRESENT);
         self.vlan_src = [None, self.vlan_src[0]];
         self.vlan_written = [0xffff, self.vlan_written[0]];
-        self.vlan_tpid = [Some(tpid), self.vlan_tpid[0]];
+        self.vlan_tpid = [Tpid::Set(tpid), self.vlan_tpid[0]];
     }
 
+    /// `strip_vlan` of a present outer tag, as OVS's `flow_pop_vlan`: with a present inner
+    /// tag the slots move out and the inner one becomes empty; with an absent one only the
+    /// outer slot is emptied, the inner one (which may hold bits a `vlan_tci` write left
+    /// before a push) stays. An inner slot whose presence is the packet's is moved either
+    /// way: absent, it is all zero, as the emptied slot would be.
     fn pop_vlan(&mut self) {
+        let inner_absent_constant =
+            self.vlan_written[1] & VLAN_PRESENT != 0 && self.cur.vlan_tci(1) & VLAN_PRESENT == 0;
+        if inner_absent_constant {
+            self.cur.set_vlan_tci(0, 0);
+            self.vlan_src[0] = None;
+            self.vlan_written[0] = 0xffff;
+            self.vlan_tpid[0] = Tpid::Set(0);
+            return;
+        }
         // The key holds two tags; a third one, if any, is not represented and the
         // inner slot reads as "no tag" afterwards.
         self.cur.set_vlan_tci(0, self.cur.vlan_tci(1));
         self.cur.set_vlan_tci(1, 0);
         self.vlan_src = [self.vlan_src[1], None];
         self.vlan_written = [self.vlan_written[1], 0xffff];
-        self.vlan_tpid = [self.vlan_tpid[1], None];
+        self.vlan_tpid = [self.vlan_tpid[1], Tpid::Set(0)];
+    }
+
+    /// The VLAN slots as they are now.
+    fn vlans(&self) -> VlanSlots {
+        VlanSlots {
+            tci: [self.cur.vlan_tci(0), self.cur.vlan_tci(1)],
+            tpid: self.vlan_tpid,
+            src: self.vlan_src,
+            written: self.vlan_written,
+        }
     }
 
     /// The key bits on which `cur` may differ from the packet: whatever an action wrote,
@@ -230,6 +256,51 @@ impl KeyState {
         self.cur.set_vlan_tci(0, (t & !bits) | (value & bits));
         self.vlan_written[0] |= bits;
     }
+}
+
+/// The TPID of a VLAN slot of the flow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Tpid {
+    /// Given by an action: `push_vlan`, or 0x8100 for a tag a VID, PCP or TCI write made
+    /// present in a slot without a TPID. 0: none (an emptied slot).
+    Set(u16),
+    /// The TPID the packet's tag in this slot of the key had when it was received, which
+    /// the key does not hold: the datapath reads it ([`TPID_OF_RECEIVED_OUTER`],
+    /// [`TPID_OF_RECEIVED_INNER`]). None if the packet has no tag there (a write that makes
+    /// such a slot present gives it 0x8100, as OVS's for a TPID of 0).
+    Received(usize),
+}
+
+/// The two VLAN slots of a flow at one point: TCIs (with the present bit), TPIDs, and
+/// where the TCI bits come from (as [`KeyState`] records it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct VlanSlots {
+    tci: [u16; 2],
+    tpid: [Tpid; 2],
+    src: [Option<usize>; 2],
+    written: [u16; 2],
+}
+
+impl VlanSlots {
+    /// The original-key bits that the `bits` of slot `i` depend on.
+    fn orig_bits(&self, i: usize, bits: u16) -> Mask {
+        let mut m = Mask::ZERO;
+        let b = bits & !self.written[i];
+        if let (true, Some(j)) = (b != 0, self.src[i]) {
+            m.set_vlan_tci(j, b);
+        }
+        m
+    }
+}
+
+/// How a tag of the packet compares with one of the flow (OVS's `qtag` compare).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TagCompare {
+    Same,
+    Different,
+    /// Same TCI, TPIDs the translator cannot compare (a received one and another): the
+    /// datapath compares them.
+    TpidUnknown,
 }
 
 /// A header field and the datapath action that sets it to a value.
@@ -285,13 +356,9 @@ struct Ctx<'a> {
     /// The range of `actions` in which `normal` last put back the tags it sent without
     /// (dropped at the end if nothing follows it).
     retag: Option<(usize, usize)>,
-    /// The outer TCI the packet has in the datapath while VID/PCP writes to `st.cur`'s
-    /// outer tag wait to be committed (None: the packet's outer tag is `st.cur`'s). See
-    /// [`Ctx::commit_vlan`].
-    vlan_base: Option<u16>,
-    /// A `strip_vlan` whose `PopVlan` waits for the commit, and the TPID of a tag pushed
-    /// in its place since: see [`Ctx::commit_vlan`].
-    pending_pop: Option<Option<u16>>,
+    /// The VLAN tags the datapath's packet has after the actions emitted so far: the
+    /// flow's slots at the last commit (OVS's base flow). See [`Ctx::commit_vlan`].
+    vlan_base: VlanSlots,
     /// [`Translation::rewritten`]: the union of [`KeyState::rewritten`] at every lookup.
     rewritten: Mask,
     /// The action set: every action `write_actions` added since the last `clear_actions`
@@ -685,38 +752,102 @@ impl<'a> Ctx<'a> {
         self.actions.push(a);
     }
 
-    /// Commits the VID/PCP writes to the outer tag made since the last commit, as OVS's
-    /// `commit_vlan_action` does before each output: only the final TCI is compared with
-    /// the packet's, and only a tag that differs is rewritten (OVS pops and pushes it, so
-    /// the DEI bit is cleared, as `SetVlanVid`/`SetVlanPcp` do). A tag set to another
-    /// value and back (`mod_vlan_vid:20,mod_vlan_vid:10` on VID 10) is left as it is, DEI
-    /// included. Called before every action that sends the packet or changes its tag
-    /// stack. The bits compared are in the mask already: each write reads the bits it
-    /// overwrites ([`Ctx::set_outer_vlan`]).
+    /// Commits the flow's VLAN slots to the packet, as OVS's `commit_vlan_action` does
+    /// before each output: the tags of the packet ([`Ctx::vlan_base`]) and of the flow
+    /// are counted from the outside up to the first absent one, the innermost ones that are
+    /// the same on both sides (TPID and TCI) are kept, the packet's others are popped and
+    /// the flow's others pushed, each with its own TPID. Only the final state counts: a
+    /// tag set to another value and back (`mod_vlan_vid:20,mod_vlan_vid:10` on VID 10), or
+    /// stripped and pushed back equal, is left as it is, DEI included; a tag rewritten
+    /// loses its DEI bit, as OVS's pop and push clear it.
     ///
-    /// Tag pops and pushes are committed the same way where it matters: a popped tag with
-    /// another pushed in its place before the commit is a `ReplaceVlan`, which keeps a tag
-    /// equal to the one popped (TPID, VID, PCP) as it was, DEI included, as OVS's
-    /// comparison of the flow's tags with the packet's does. (The datapath compares: the
-    /// key does not hold the TPID.) A pop alone is a `PopVlan`, before the VID/PCP writes
-    /// to the tag below it; a push with no pop pending is emitted at once.
+    /// One tag replaced by one of the same TPID is a VID/PCP rewrite (`SetVlanVid`,
+    /// `SetVlanPcp`: the same frame as a pop and a push); by one whose TPID may differ, a
+    /// `ReplaceVlan`, which the datapath leaves undone if the tag is equal already (the
+    /// key does not hold the received tags' TPIDs, so the datapath compares). Pushed
+    /// tags whose TPID is a received tag's take it from the datapath
+    /// ([`TPID_OF_RECEIVED_OUTER`]). Called before every action that sends the packet;
+    /// the bits the comparison and the pushed TCIs depend on join the mask.
     fn commit_vlan(&mut self) {
-        match self.pending_pop.take() {
-            Some(Some(tpid)) => {
-                self.vlan_base = None;
-                let tci = self.st.cur.vlan_tci(0);
-                self.actions.push(DpAction::ReplaceVlan { tpid, tci });
+        let flow = self.st.vlans();
+        self.commit_vlan_to(flow);
+    }
+
+    /// [`Ctx::commit_vlan`] of `flow`'s slots (the flow's, or the ones a `clone` found).
+    fn commit_vlan_to(&mut self, flow: VlanSlots) {
+        let base = self.vlan_base;
+        if base == flow {
+            return;
+        }
+        let (mut b, mut f) = (self.count_tags(&base), self.count_tags(&flow));
+        while b > 0 && f > 0 && self.compare_tags(&base, b - 1, &flow, f - 1) == TagCompare::Same {
+            b -= 1;
+            f -= 1;
+        }
+        // A pair whose TPIDs cannot be compared below the outer tag is popped and pushed:
+        // for tags that are in fact equal OVS would keep them, DEI included, which only a
+        // pair of received tags each moved to the other's slot, or a received tag pushed
+        // back under a pushed one, can meet.
+        if (b, f) == (1, 1) {
+            let (old, new) = (base.tci[0], flow.tci[0]);
+            if base.tpid[0] == flow.tpid[0] {
+                if (old ^ new) & VLAN_VID_MASK != 0 {
+                    self.read_slot(&flow, 0, VLAN_VID_MASK);
+                    self.actions.push(DpAction::SetVlanVid(new & VLAN_VID_MASK));
+                }
+                if (old ^ new) & VLAN_PCP_MASK != 0 {
+                    self.read_slot(&flow, 0, VLAN_PCP_MASK);
+                    self.actions.push(DpAction::SetVlanPcp(((new & VLAN_PCP_MASK) >> VLAN_PCP_SHIFT) as u8));
+                }
+            } else {
+                self.read_slot(&flow, 0, VLAN_VID_MASK | VLAN_PCP_MASK);
+                let tpid = tpid_action_value(flow.tpid[0]);
+                self.actions.push(DpAction::ReplaceVlan { tpid, tci: new });
             }
-            Some(None) => self.actions.push(DpAction::PopVlan),
-            None => {}
+        } else {
+            self.actions.extend(std::iter::repeat_n(DpAction::PopVlan, b));
+            for k in (0..f).rev() {
+                self.read_slot(&flow, k, VLAN_VID_MASK | VLAN_PCP_MASK);
+                let tpid = tpid_action_value(flow.tpid[k]);
+                self.actions.push(DpAction::PushVlan { tpid, tci: flow.tci[k] });
+            }
         }
-        let Some(base) = self.vlan_base.take() else { return };
-        let tci = self.st.cur.vlan_tci(0);
-        if (tci ^ base) & VLAN_VID_MASK != 0 {
-            self.actions.push(DpAction::SetVlanVid(tci & VLAN_VID_MASK));
+        self.vlan_base = flow;
+    }
+
+    /// Reads the `bits` of slot `i` of `slots` (the original bits they come from).
+    fn read_slot(&mut self, slots: &VlanSlots, i: usize, bits: u16) {
+        let m = slots.orig_bits(i, bits);
+        self.mask = self.mask.union(&m);
+    }
+
+    /// The number of tags of `slots` from the outside up to the first absent one (OVS's
+    /// `flow_count_vlan_headers`), reading the present bits it looks at.
+    fn count_tags(&mut self, slots: &VlanSlots) -> usize {
+        for i in 0..2 {
+            self.read_slot(slots, i, VLAN_PRESENT);
+            if slots.tci[i] & VLAN_PRESENT == 0 {
+                return i;
+            }
         }
-        if (tci ^ base) & VLAN_PCP_MASK != 0 {
-            self.actions.push(DpAction::SetVlanPcp(((tci & VLAN_PCP_MASK) >> VLAN_PCP_SHIFT) as u8));
+        2
+    }
+
+    /// Compares the packet's tag `i` (of `base`) with the flow's tag `k`: the TCI bits
+    /// that may differ are read (those both took unchanged from the same packet bits
+    /// cannot).
+    fn compare_tags(&mut self, base: &VlanSlots, i: usize, flow: &VlanSlots, k: usize) -> TagCompare {
+        let same_source = base.src[i].is_some() && base.src[i] == flow.src[k];
+        let may_differ = if same_source { base.written[i] | flow.written[k] } else { 0xffff };
+        self.read_slot(base, i, may_differ);
+        self.read_slot(flow, k, may_differ);
+        if base.tci[i] != flow.tci[k] {
+            return TagCompare::Different;
+        }
+        match (base.tpid[i], flow.tpid[k]) {
+            (a, b) if a == b => TagCompare::Same,
+            (Tpid::Set(_), Tpid::Set(_)) => TagCompare::Different,
+            _ => TagCompare::TpidUnknown,
         }
     }
 
@@ -735,26 +866,46 @@ impl<'a> Ctx<'a> {
         if tci & field == bits {
             return;
         }
-        self.vlan_base.get_or_insert(tci);
         self.st.set_outer_vlan_bits(field, bits);
+    }
+
+    /// Writes `bits` into the `field` bits of the absent outer slot and makes it present,
+    /// as OVS's `mod_vlan_vid`/`mod_vlan_pcp` write the flow's outer TCI in place: the inner
+    /// slot stays (a tag a `vlan_tci` write removed comes back with the tag under it), and
+    /// the slot's other bits, zero unless a `vlan_tci` write left some, stay too.
+    fn set_absent_outer_vlan(&mut self, field: u16, bits: u16) {
+        // An absent tag of the packet's (its presence read by `outer_tagged`) is all zero:
+        // its bits are constants; without an outer tag the packet has no inner one either.
+        if self.st.vlan_written[0] & VLAN_PRESENT == 0 {
+            self.st.vlan_written[0] = 0xffff;
+            if self.st.vlan_src == [Some(0), Some(1)] {
+                self.st.vlan_written[1] = 0xffff;
+            }
+        }
+        self.st.set_outer_vlan_bits(field | VLAN_PRESENT, bits | VLAN_PRESENT);
+        self.fix_outer_tpid();
+    }
+
+    /// Gives a present outer slot without a TPID 0x8100, as OVS's `flow_fix_vlan_tpid`
+    /// and its VID/PCP actions do: an emptied slot, or one of the packet's without a tag.
+    fn fix_outer_tpid(&mut self) {
+        match self.st.vlan_tpid[0] {
+            Tpid::Set(0) => self.st.vlan_tpid[0] = Tpid::Set(ethertype::VLAN),
+            Tpid::Received(j) => {
+                let mut present = Mask::ZERO;
+                present.set_vlan_tci(j, VLAN_PRESENT);
+                self.mask = self.mask.union(&present);
+                if self.orig.vlan_tci(j) & VLAN_PRESENT == 0 {
+                    self.st.vlan_tpid[0] = Tpid::Set(ethertype::VLAN);
+                }
+            }
+            Tpid::Set(_) => {}
+        }
     }
 
     fn outer_tagged(&mut self) -> bool {
         self.read(&Field::VlanTci.mask_of(VLAN_PRESENT as u128));
         self.st.cur.vlan_tci(0) & VLAN_PRESENT != 0
-    }
-
-    /// Pushes a tag: in place of one a `strip_vlan` popped without a commit since, a
-    /// replacement left to [`Ctx::commit_vlan`]; otherwise at once.
-    fn push_tag(&mut self, tpid: u16, tci: u16) {
-        match self.pending_pop {
-            Some(None) => self.pending_pop = Some(Some(tpid)),
-            _ => {
-                self.commit_vlan();
-                self.actions.push(DpAction::PushVlan { tpid, tci });
-            }
-        }
-        self.st.push_vlan(tpid, tci);
     }
 
     fn action(&mut self, a: &Action, table: u8, depth: usize) -> Flow {
@@ -769,10 +920,7 @@ impl<'a> Ctx<'a> {
                 if self.outer_tagged() {
                     self.set_outer_vlan(VLAN_VID_MASK, vid);
                 } else {
-                    // The other bits of an absent tag's TCI (zero, unless a `vlan_tci`
-                    // write left some) stay, as OVS writes only the VID into the flow's.
-                    let t = self.st.cur.vlan_tci(0) & !VLAN_VID_MASK;
-                    self.push_tag(ethertype::VLAN, t | VLAN_PRESENT | vid);
+                    self.set_absent_outer_vlan(VLAN_VID_MASK, vid);
                 }
             }
             Action::ModVlanPcp(pcp) => {
@@ -780,18 +928,15 @@ impl<'a> Ctx<'a> {
                 if self.outer_tagged() {
                     self.set_outer_vlan(VLAN_PCP_MASK, bits);
                 } else {
-                    let t = self.st.cur.vlan_tci(0) & !VLAN_PCP_MASK;
-                    self.push_tag(ethertype::VLAN, t | VLAN_PRESENT | bits);
+                    self.set_absent_outer_vlan(VLAN_PCP_MASK, bits);
                 }
             }
             Action::StripVlan => {
                 if self.outer_tagged() {
-                    self.commit_vlan();
-                    self.pending_pop = Some(None);
                     self.st.pop_vlan();
                 }
             }
-            Action::PushVlan(tpid) => self.push_tag(tpid, VLAN_PRESENT),
+            Action::PushVlan(tpid) => self.st.push_vlan(tpid, VLAN_PRESENT),
             Action::DecTtl => {
                 let (v4, v6) = self.is_ip();
                 if v4 || v6 {
@@ -864,15 +1009,16 @@ impl<'a> Ctx<'a> {
     /// rule's own action set is as it was afterwards.
     fn clone_actions(&mut self, actions: &[Action], table: u8, depth: usize) {
         let set = self.action_set.clone();
-        self.on_copy(actions, table, depth, Self::run_action_set);
+        self.on_copy(actions, table, depth, Self::run_action_set, true);
         self.action_set = set;
     }
 
     /// Runs `actions`, then `at_end`, on a copy of the packet and the registers, as a
-    /// group bucket and `clone` do: afterwards both are as they were (see
+    /// group bucket and (`clone` true) a `clone` do: afterwards both are as they were (see
     /// [`Ctx::restore`]). A `dec_ttl` exception ends the copy's actions only.
-    fn on_copy(&mut self, actions: &[Action], table: u8, depth: usize, at_end: fn(&mut Self, u8, usize)) {
+    fn on_copy(&mut self, actions: &[Action], table: u8, depth: usize, at_end: fn(&mut Self, u8, usize), clone: bool) {
         let saved = self.st.clone();
+        let clone_base = clone.then_some(self.vlan_base);
         let in_port = self.in_port;
         for a in actions {
             if self.stopped() || self.action(a, table, depth) == Flow::StopTable {
@@ -881,7 +1027,7 @@ impl<'a> Ctx<'a> {
         }
         at_end(self, table, depth);
         self.in_port = in_port;
-        self.restore(saved);
+        self.restore(saved, clone_base);
     }
 
     /// The value of `sf` (shifted down). A packet field's bits join the mask (through
@@ -1037,38 +1183,17 @@ impl<'a> Ctx<'a> {
         }
     }
 
-    /// A write of the whole outer TCI, as OVS's `vlan_tci` field: with the 0x1000 bit set
-    /// it rewrites the tag's VID and PCP (TPID kept) or, on an untagged packet, pushes an
-    /// 0x8100 tag; without it the packet has no tag (the tags OVS's flow holds are popped:
-    /// its commit counts tags from the outside up to the first absent one), and the other
-    /// bits stay in the flow for later matches and for a PCP or VID write that brings the
-    /// tag back.
+    /// A write of the whole outer TCI, as OVS's `vlan_tci` field: only the outer slot's TCI
+    /// changes, its TPID stays (0x8100 for a slot without one made present), the inner
+    /// slot stays. With the 0x1000 bit set the tag is rewritten, or one comes back; without
+    /// it the packet has no tag for the commit (it counts tags from the outside up to the
+    /// first absent one, so an inner tag goes too), and the other bits stay in the flow for
+    /// later matches and for a PCP or VID write that brings the tags back.
     fn write_vlan_tci(&mut self, tci: u16) {
-        let tagged = self.outer_tagged();
-        if tci & VLAN_PRESENT != 0 {
-            if tagged {
-                self.set_outer_vlan(VLAN_VID_MASK, tci & VLAN_VID_MASK);
-                self.set_outer_vlan(VLAN_PCP_MASK, tci & VLAN_PCP_MASK);
-            } else {
-                self.push_tag(ethertype::VLAN, tci & (VLAN_PRESENT | VLAN_VID_MASK | VLAN_PCP_MASK));
-            }
-            return;
-        }
-        if tagged {
-            self.commit_vlan();
-            self.read(&{
-                let mut inner = Mask::ZERO;
-                inner.set_vlan_tci(1, VLAN_PRESENT);
-                inner
-            });
-            if self.st.cur.vlan_tci(1) & VLAN_PRESENT != 0 {
-                self.actions.push(DpAction::PopVlan);
-                self.st.pop_vlan();
-            }
-            self.pending_pop = Some(None);
-            self.st.pop_vlan();
-        }
         self.st.set_outer_vlan_bits(0xffff, tci);
+        if tci & VLAN_PRESENT != 0 {
+            self.fix_outer_tpid();
+        }
     }
 
     /// `group:ID`: each bucket's actions (all of them for `all`, the one for `indirect`)
@@ -1091,71 +1216,25 @@ impl<'a> Ctx<'a> {
             GroupKind::Indirect => &group.buckets[..group.buckets.len().min(1)],
         };
         for bucket in buckets {
-            self.on_copy(&action_set::execution_list(bucket), table, depth, |_, _, _| {});
+            self.on_copy(&action_set::execution_list(bucket), table, depth, |_, _, _| {}, false);
         }
     }
 
-    /// Puts the packet back as `saved` describes it, emitting the actions that undo a
-    /// group bucket's changes: header fields it wrote are set back to their values
-    /// before it (those values, read from the key, join the mask), a tag it pushed is
-    /// popped, one it popped is pushed again with the TPID it had (`TPID_OF_LAST_POP`: the key
-    /// does not record the TPID). A VID/PCP it changed is not set back here: as OVS (which restores the flow
-    /// but not what it committed), the next commit compares the packet's tag with the
-    /// restored one ([`Ctx::commit_vlan`]). Deeper VLAN stack changes cannot be undone
-    /// with the datapath's actions: the translation fails.
-    fn restore(&mut self, saved: KeyState) {
-        // A pop the copy left pending is done first (the undo below pushes the tag back).
-        if let Some(pushed) = self.pending_pop {
-            // (Without a push in its place, VID/PCP writes to the tag below stay pending.)
-            let vlan_base = self.vlan_base.take();
-            self.commit_vlan();
-            if pushed.is_none() {
-                self.vlan_base = vlan_base;
-            }
-        }
+    /// Puts the flow back as `saved` describes it, emitting the actions that undo a group
+    /// bucket's or a clone's changes to header fields: those it wrote are set back to
+    /// their values before it (those values, read from the key, join the mask).
+    ///
+    /// The VLAN tags are OVS's way: after a group bucket OVS restores the flow but not
+    /// what it committed, so the next commit compares the packet's tags with the restored
+    /// flow's ([`Ctx::commit_vlan`]); a `clone` is a datapath clone in OVS, which leaves
+    /// the packet's tags as they were, so they are put back here (`clone_base`: the tags
+    /// the packet had before it).
+    fn restore(&mut self, saved: KeyState, clone_base: Option<VlanSlots>) {
         let after = std::mem::replace(&mut self.st, saved);
-        let (a, b) = (&after.cur, self.st.cur);
-        let (mut a0, a1, b0, b1) = (a.vlan_tci(0), a.vlan_tci(1), b.vlan_tci(0), b.vlan_tci(1));
-        // The outer tag as the packet has it: VID/PCP writes not committed yet did not
-        // reach it.
-        let vid_pcp = VLAN_VID_MASK | VLAN_PCP_MASK;
-        if let Some(t) = self.vlan_base.take() {
-            a0 = (a0 & !vid_pcp) | (t & vid_pcp);
+        if let Some(base) = clone_base {
+            self.commit_vlan_to(base);
         }
-        // Only what the bucket (or an earlier action) wrote can differ; whether it does
-        // depends on the packet's value, so such a field is read (mapped through the
-        // restored state: constants written before the bucket cost no mask bits).
-        let vlan_touched = after.vlan_src != self.st.vlan_src || after.vlan_written != self.st.vlan_written;
-        if vlan_touched {
-            self.read(&Field::VlanTci.mask_of(0xffff));
-        }
-        let present = |t: u16| t & VLAN_PRESENT != 0;
-        // A received tag the copy popped and replaced by another (equal or not: the TPIDs
-        // may differ): put back with the TPID it had (the datapath took it off the packet
-        // with the pop).
-        let replaced = self.st.vlan_src[0].is_some() && after.vlan_src[0] != self.st.vlan_src[0];
-        // A tag pushed before the copy that the copy replaced by one of another TPID: put
-        // back with the TPID its push gave it, as OVS restores the flow's TPID.
-        let repushed = match (self.st.vlan_src[0], self.st.vlan_tpid[0]) {
-            (None, Some(t)) if after.vlan_tpid[0] != Some(t) => Some(t),
-            _ => None,
-        };
-        if a1 == b1 && present(a0) && present(b0) && (replaced || repushed.is_some()) {
-            self.actions.push(DpAction::ReplaceVlan { tpid: repushed.unwrap_or(TPID_OF_LAST_POP), tci: b0 });
-        } else if (a0, a1) != (b0, b1) {
-            if a1 == b1 && present(a0) && present(b0) {
-                if (a0 ^ b0) & vid_pcp != 0 {
-                    self.vlan_base = Some(a0);
-                }
-            } else if present(a0) && a1 == b0 && b1 == 0 {
-                self.actions.push(DpAction::PopVlan);
-            } else if present(b0) && a0 == b1 {
-                self.actions.push(DpAction::PushVlan { tpid: TPID_OF_LAST_POP, tci: b0 });
-            } else {
-                self.error = Some(XlateError::GroupVlanRestore);
-                return;
-            }
-        }
+        let b = self.st.cur;
         let written = |f: Field| -> bool {
             let m: Mask = f.mask_of(f.all_ones());
             (0..8).any(|i| after.written.w[i] & m.w[i] != 0)
@@ -1437,6 +1516,15 @@ enum Flow {
     StopTable,
 }
 
+/// The TPID a datapath action gives a tag of TPID `t` (present, so not an empty one).
+fn tpid_action_value(t: Tpid) -> u16 {
+    match t {
+        Tpid::Set(t) => t,
+        Tpid::Received(0) => TPID_OF_RECEIVED_OUTER,
+        Tpid::Received(_) => TPID_OF_RECEIVED_INNER,
+    }
+}
+
 /// The neighbour-discovery slot a `load`/`move` operand names, if it names one.
 fn nd_slot(f: SubfieldField) -> Option<Field> {
     match f {
@@ -1566,8 +1654,7 @@ impl<'a> Ctx<'a> {
             proof: Proof::default(),
             added_proof: Proof::default(),
             retag: None,
-            vlan_base: None,
-            pending_pop: None,
+            vlan_base: KeyState::new(key).vlans(),
             rewritten: Mask::ZERO,
             action_set: Vec::new(),
         }

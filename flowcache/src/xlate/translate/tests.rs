@@ -1,6 +1,10 @@
 //! Translation of neighbour-discovery packets: a table with ND rules sends an ND message
 //! to the slow path (the key lacks its ND fields), which decides with them; every other
 //! packet translates as if those rules matched on their key fields only.
+//!
+//! VLAN slots as OVS's flow holds them: a `vlan_tci` write changes only the outer slot's
+//! TCI (its TPID and the inner slot stay), and the commit pushes a tag brought back with
+//! its slot's TPID (the frames each translation makes are checked too).
 
 use std::time::Duration;
 
@@ -258,4 +262,180 @@ fn nd_reads_see_the_packet_s_parse() {
     let x = translate(&t, &macs, &key(&code_1), None, Duration::ZERO, Lookup::Index);
     assert!(x.actions.is_empty(), "no output, so no edit: {:?}", x.actions);
     assert_eq!((x.mask.tp_src(), x.mask.tp_dst()), (0xffff, 0xffff), "what decided it");
+}
+
+// ---- VLAN slots: TPIDs kept across `vlan_tci` writes, inner tags kept in the flow ----
+
+use crate::actions::{PoppedTpids, TPID_OF_RECEIVED_INNER, TPID_OF_RECEIVED_OUTER};
+use crate::edit::{execute_edit, outer_tpid, pop_vlan, push_vlan};
+use crate::extract::extract_with_vlan_limit;
+use crate::key::VLAN_PRESENT;
+
+/// `frame` with the tags `(tpid, tci)`, outer first, after its MAC addresses.
+fn with_tags(tags: &[(u16, u16)], frame: &[u8]) -> Vec<u8> {
+    let mut f = frame[..12].to_vec();
+    for (tpid, tci) in tags {
+        f.extend_from_slice(&tpid.to_be_bytes());
+        f.extend_from_slice(&tci.to_be_bytes());
+    }
+    f.extend_from_slice(&frame[12..]);
+    f
+}
+
+/// The frames `actions` send from `frame`, (port, frame) in order, executed as the PMD
+/// does (the TPID placeholders resolved by `PoppedTpids`).
+fn sent(frame: &[u8], actions: &[DpAction]) -> Vec<(u32, Vec<u8>)> {
+    let mut f = frame.to_vec();
+    let mut tpids = PoppedTpids::for_frame(frame);
+    let mut out = Vec::new();
+    for a in actions {
+        match *a {
+            DpAction::Output(p) => out.push((p, f.clone())),
+            DpAction::PushVlan { tpid, tci } => {
+                let mut grown = vec![0; 4];
+                grown.extend_from_slice(&f);
+                push_vlan(&mut grown, tpids.take(tpid), tci).unwrap();
+                f = grown;
+            }
+            DpAction::PopVlan => {
+                let found = outer_tpid(&f);
+                if pop_vlan(&mut f) {
+                    tpids.popped(found.unwrap());
+                    f.drain(..4);
+                }
+            }
+            DpAction::ReplaceVlan { tpid, tci } => {
+                let found = outer_tpid(&f);
+                execute_edit(&mut f, &DpAction::ReplaceVlan { tpid: tpids.take(tpid), tci });
+                if let Some(t) = found {
+                    tpids.popped(t);
+                }
+            }
+            _ => {
+                execute_edit(&mut f, a);
+            }
+        }
+    }
+    out
+}
+
+/// Translates `frame` (received on port 1, the key parsing `vlan_limit` tags) with `rules`:
+/// the actions and the frames they send.
+fn vlan_run(rules: &[&str], frame: &[u8], vlan_limit: usize) -> (Vec<DpAction>, Vec<(u32, Vec<u8>)>) {
+    let k = extract_with_vlan_limit(frame, 1, vlan_limit);
+    let x = translate(&tables(rules), &MacTable::default(), &k, None, Duration::ZERO, Lookup::Index);
+    assert!(x.error.is_none());
+    let out = sent(frame, &x.actions);
+    (x.actions, out)
+}
+
+/// A tag a `vlan_tci` write of 0 removed and a PCP, VID or TCI write brought back keeps
+/// the TPID of the tag that was there: the received one's (the datapath reads it), or the
+/// one a `push_vlan` gave; without an output in between the received tag is rewritten in
+/// place, or left as it is if it is equal (DEI included).
+#[test]
+fn a_tag_a_vlan_tci_write_removed_comes_back_with_its_tpid() {
+    let plain = udp4_frame(53, 53, b"x");
+    let frame = with_tags(&[(0x88a8, 0x6014)], &plain);
+    let pcp2 = with_tags(&[(0x88a8, 0x4000)], &plain);
+    let (a, out) = vlan_run(&["actions=load:0->NXM_OF_VLAN_TCI[],mod_vlan_pcp:2,output:2"], &frame, 1);
+    assert_eq!(a, [DpAction::SetVlanVid(0), DpAction::SetVlanPcp(2), DpAction::Output(2)]);
+    assert_eq!(out, [(2, pcp2.clone())]);
+    let (a, out) = vlan_run(&["actions=load:0->NXM_OF_VLAN_TCI[],output:2,mod_vlan_pcp:2,output:3"], &frame, 1);
+    let push = DpAction::PushVlan { tpid: TPID_OF_RECEIVED_OUTER, tci: 0x5000 };
+    assert_eq!(a, [DpAction::PopVlan, DpAction::Output(2), push, DpAction::Output(3)]);
+    assert_eq!(out, [(2, plain.clone()), (3, pcp2)]);
+    let (_, out) = vlan_run(&["actions=load:0->NXM_OF_VLAN_TCI[],output:2,mod_vlan_vid:7,output:3"], &frame, 1);
+    assert_eq!(out, [(2, plain.clone()), (3, with_tags(&[(0x88a8, 7)], &plain))]);
+    let (_, out) = vlan_run(&["actions=load:0->NXM_OF_VLAN_TCI[],mod_vlan_vid:7,output:2"], &frame, 1);
+    assert_eq!(out, [(2, with_tags(&[(0x88a8, 7)], &plain))]);
+    let rule = "actions=load:0->NXM_OF_VLAN_TCI[],output:2,load:0x3005->NXM_OF_VLAN_TCI[],output:3";
+    let (_, out) = vlan_run(&[rule], &frame, 1);
+    assert_eq!(out, [(2, plain.clone()), (3, with_tags(&[(0x88a8, 0x2005)], &plain))]);
+    // Brought back equal: the frame is left as it is, DEI bit included.
+    let dei = with_tags(&[(0x88a8, 0x5000)], &plain);
+    let (_, out) = vlan_run(&["actions=load:0->NXM_OF_VLAN_TCI[],mod_vlan_pcp:2,output:2"], &dei, 1);
+    assert_eq!(out, [(2, dei.clone())]);
+    // A pushed tag's TPID is the push's; an untagged packet's slot gets 0x8100.
+    let rule = "actions=push_vlan:0x88a8,output:2,load:0->NXM_OF_VLAN_TCI[],output:3,mod_vlan_pcp:2,in_port";
+    let (_, out) = vlan_run(&[rule], &plain, 1);
+    let want =
+        [(2, with_tags(&[(0x88a8, 0)], &plain)), (3, plain.clone()), (1, with_tags(&[(0x88a8, 0x4000)], &plain))];
+    assert_eq!(out, want);
+    let (a, _) = vlan_run(&["actions=mod_vlan_pcp:2,output:2"], &plain, 1);
+    assert_eq!(a, [DpAction::PushVlan { tpid: 0x8100, tci: 0x5000 }, DpAction::Output(2)]);
+}
+
+/// Two received tags (vlan-limit 2): a `vlan_tci` write of 0 removes both at the commit
+/// (OVS counts tags from the outside up to the first absent one) while the flow keeps
+/// the inner one, so a PCP write brings both back, each with its own TPID; without an
+/// output in between the inner tag is left where it is. A `strip_vlan` of the absent
+/// outer slot does nothing (OVS pops only counted tags), a later table sees no tag.
+#[test]
+fn a_vlan_tci_write_of_0_over_two_tags_keeps_the_inner_one_in_the_flow() {
+    let plain = udp4_frame(53, 53, b"x");
+    let frame = with_tags(&[(0x88a8, 0x6014), (0x8100, 0x000a)], &plain);
+    let both = with_tags(&[(0x88a8, 0x4000), (0x8100, 0x000a)], &plain);
+    let rule = "actions=load:0->NXM_OF_VLAN_TCI[],output:2,mod_vlan_pcp:2,output:3";
+    let (a, out) = vlan_run(&[rule], &frame, 2);
+    assert_eq!(
+        a,
+        [
+            DpAction::PopVlan,
+            DpAction::PopVlan,
+            DpAction::Output(2),
+            DpAction::PushVlan { tpid: TPID_OF_RECEIVED_INNER, tci: VLAN_PRESENT | 0x000a },
+            DpAction::PushVlan { tpid: TPID_OF_RECEIVED_OUTER, tci: 0x5000 },
+            DpAction::Output(3),
+        ]
+    );
+    assert_eq!(out, [(2, plain.clone()), (3, both.clone())]);
+    let (a, out) = vlan_run(&["actions=load:0->NXM_OF_VLAN_TCI[],strip_vlan,mod_vlan_pcp:2,output:2"], &frame, 2);
+    assert_eq!(a, [DpAction::SetVlanVid(0), DpAction::SetVlanPcp(2), DpAction::Output(2)]);
+    assert_eq!(out, [(2, both)]);
+    let rules = [
+        "table=0,actions=load:0->NXM_OF_VLAN_TCI[],strip_vlan,resubmit(,1)",
+        "table=1,priority=10,vlan_tci=0x0000/0x1000,actions=output:2",
+        "table=1,priority=0,actions=output:3",
+    ];
+    let (_, out) = vlan_run(&rules, &frame, 2);
+    assert_eq!(out, [(2, plain.clone())]);
+    // One received tag and one pushed over it: the same, the pushed one's TPID its own.
+    let one = with_tags(&[(0x88a8, 0x6014)], &plain);
+    let rule = "actions=push_vlan:0x8100,load:0->NXM_OF_VLAN_TCI[],output:2,load:0x3005->NXM_OF_VLAN_TCI[],output:3";
+    let (_, out) = vlan_run(&[rule], &one, 1);
+    assert_eq!(out, [(2, plain.clone()), (3, with_tags(&[(0x8100, 0x2005), (0x88a8, 0x6014)], &plain))]);
+}
+
+/// The one place the commit is not OVS's (docs/OVS-DIFFERENCES.md): a received tag
+/// compared with a pushed one of the same TCI below the outer tag. The datapath can only
+/// compare the outer tag's TPID (`ReplaceVlan`), so such a pair is popped and pushed: the
+/// frame is OVS's (which keeps the equal tags) but for the DEI bit of the received tag.
+/// OVS 3.1 (the rule under OpenFlow 1.3 with `dl_vlan=5`) sends port 2's frame to port 3
+/// too, `8100 1005` included.
+#[test]
+fn a_received_tag_compared_below_the_outer_one_is_popped_and_pushed() {
+    let plain = udp4_frame(53, 53, b"x");
+    let frame = with_tags(&[(0x8100, 0x1005)], &plain);
+    let rule = "actions=push_vlan:0x88a8,output:2,strip_vlan,strip_vlan,push_vlan:0x8100,\
+                load:0x1005->NXM_OF_VLAN_TCI[],push_vlan:0x88a8,output:3";
+    let (a, out) = vlan_run(&[rule], &frame, 1);
+    assert_eq!(
+        &a[a.len() - 5..],
+        [
+            DpAction::PopVlan,
+            DpAction::PopVlan,
+            DpAction::PushVlan { tpid: 0x8100, tci: 0x1005 },
+            DpAction::PushVlan { tpid: 0x88a8, tci: VLAN_PRESENT },
+            DpAction::Output(3),
+        ]
+    );
+    // OVS sends the frame of port 2 again, DEI included.
+    assert_eq!(
+        out,
+        [
+            (2, with_tags(&[(0x88a8, 0), (0x8100, 0x1005)], &plain)),
+            (3, with_tags(&[(0x88a8, 0), (0x8100, 0x0005)], &plain))
+        ]
+    );
 }
