@@ -14,6 +14,8 @@
 //! - add an exact 5-tuple ACL rule at the ACLs' priority (overlaps few megaflows),
 //! - add a /24 route in table 1 (overlaps the megaflows of its destinations), delete it,
 //! - delete one ACL rule,
+//! - change the actions of one ACL rule, and delete one, as an OpenFlow modify and
+//!   delete do (`replace_rules` with the whole list, copied and changed),
 //! - change the actions of the default route (re-add with other actions),
 //! - add a catch-all rule above everything in table 0 (overlaps every megaflow).
 
@@ -127,6 +129,38 @@ fn main() {
             |sp| sp.del_flows("br0", &spec, 5).unwrap().0,
             |sp| {
                 sp.add_flows("br0", vec![first_acl.clone()], 5).unwrap();
+            },
+        );
+        // What an OpenFlow modify or delete flow-mod makes of the daemon's copy of the
+        // rules: the whole list, changed, given to `replace_rules` (the copy is timed too).
+        timed(
+            &mut sp,
+            "replace: one ACL rule's actions (OF modify)",
+            REPEAT,
+            |sp| {
+                let mut list = sp.rules("br0").unwrap().to_vec();
+                let at = list.iter().position(|r| r.matches == first_acl.matches).unwrap();
+                list[at].actions = vec![ferrovs_config::rules::Action::Output(4)];
+                sp.replace_rules("br0", list, 6).unwrap()
+            },
+            |sp| {
+                let mut list = sp.rules("br0").unwrap().to_vec();
+                let at = list.iter().position(|r| r.matches == first_acl.matches).unwrap();
+                list[at].actions = first_acl.actions.clone();
+                sp.replace_rules("br0", list, 6).unwrap();
+            },
+        );
+        timed(
+            &mut sp,
+            "replace: one ACL rule less (OF delete)",
+            REPEAT,
+            |sp| {
+                let list =
+                    sp.rules("br0").unwrap().iter().filter(|r| r.matches != first_acl.matches).cloned().collect();
+                sp.replace_rules("br0", list, 7).unwrap()
+            },
+            |sp| {
+                sp.add_flows("br0", vec![first_acl.clone()], 7).unwrap();
             },
         );
         let default = rules.last().expect("a default route").clone();

@@ -1001,8 +1001,28 @@ impl World {
         let mut reset: Vec<RuleId> = Vec::new();
         let cmds = match kind {
             0 => {
-                let n = self.r.below(20);
-                let new = gen_rules(&mut self.r, self.n_tables, n);
+                // A new rule set; or the current one less some rules, or with the actions
+                // of some changed (what an OpenFlow delete or modify makes: in place).
+                let current = self.sp.rules("br0").map(<[Rule]>::to_vec).unwrap_or_default();
+                let new = match self.r.below(3) {
+                    0 if !current.is_empty() => current.into_iter().filter(|_| !self.r.chance(20)).collect(),
+                    1 if !current.is_empty() => {
+                        let mut v = current;
+                        for i in 0..v.len() {
+                            if self.r.chance(25) {
+                                let table = v[i].table;
+                                let mut actions = gen_rules(&mut self.r, self.n_tables, 1)[0].actions.clone();
+                                actions.retain(|a| !matches!(a, Action::GotoTable(t) if *t <= table));
+                                v[i].actions = actions;
+                            }
+                        }
+                        v
+                    }
+                    _ => {
+                        let n = self.r.below(20);
+                        gen_rules(&mut self.r, self.n_tables, n)
+                    }
+                };
                 let cmds = self.sp.replace_rules("br0", new.clone(), now);
                 self.br0_rules = Rc::new(canon(&new));
                 cmds

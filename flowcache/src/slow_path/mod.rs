@@ -566,8 +566,83 @@ impl SlowPath {
     ) -> Result<Vec<(usize, PmdCommand)>, SlowPathError> {
         let b = self.bridge_index(bridge)?;
         let mut out = Out::new(self.mirrors.len());
+        // An OpenFlow delete or modify, or a reload, often leaves most rules as they are:
+        // the bridge's rules less some, or with the actions of some changed, is a change
+        // in place (a pass comparing the lists instead of a build).
+        match Self::edit_of(self.bridges[b].tables.rules(), &rules) {
+            Some(Edit::Delete(gone)) if self.in_place(b, gone.iter().filter(|g| **g).count()) => {
+                self.delete_in_place(b, &gone, now_ms, &mut out);
+                return Ok(out.finish());
+            }
+            Some(Edit::Modify(changed))
+                if self.in_place(b, changed.len())
+                    && changed.iter().all(|r| self.bridges[b].tables.valid_in_place(&rules[r.0 as usize])) =>
+            {
+                self.modify_in_place(b, changed, rules, now_ms, &mut out);
+                return Ok(out.finish());
+            }
+            _ => {}
+        }
         self.change_rules(b, rules, usize::MAX, Replace::default(), now_ms, &mut out)?;
         Ok(out.finish())
+    }
+
+    /// `new` as an edit of `old` that can be made in place, if it is one: the same rules
+    /// in the same order less some (flagged), or the same rules but for the actions of
+    /// some (listed; the rest of each rule, its identity included, as before).
+    fn edit_of(old: &[Rule], new: &[Rule]) -> Option<Edit> {
+        if new.len() < old.len() {
+            let mut gone = vec![true; old.len()];
+            let mut next = new.iter().peekable();
+            for (i, r) in old.iter().enumerate() {
+                if next.peek() == Some(&r) {
+                    gone[i] = false;
+                    next.next();
+                }
+            }
+            return next.peek().is_none().then_some(Edit::Delete(gone));
+        }
+        if new.len() != old.len() {
+            return None;
+        }
+        let mut changed = Vec::new();
+        for (i, (o, n)) in old.iter().zip(new).enumerate() {
+            if o == n {
+                continue;
+            }
+            // Destructured whole: a field added to `Rule` must be thought about here.
+            let Rule { table, priority, cookie, idle_timeout, hard_timeout, send_flow_rem, matches, actions: _ } = o;
+            let same_but_actions = (*table, *priority, *cookie, *idle_timeout, *hard_timeout, *send_flow_rem, matches)
+                == (n.table, n.priority, n.cookie, n.idle_timeout, n.hard_timeout, n.send_flow_rem, &n.matches);
+            if !same_but_actions {
+                return None;
+            }
+            changed.push(RuleRef(i as u32));
+        }
+        Some(Edit::Modify(changed))
+    }
+
+    /// [`SlowPath::replace_rules`] of bridge `b` by `new`, the same rules but for the
+    /// actions of `changed`, in place: the rules keep their ids and counters (as a
+    /// replacement keeps those of an unchanged identity), and the megaflows that used a
+    /// changed rule, or that a changed rule could now decide, are revalidated.
+    fn modify_in_place(&mut self, b: usize, changed: Vec<RuleRef>, new: Vec<Rule>, now_ms: u64, out: &mut Out) {
+        let br = &mut self.bridges[b];
+        let mut new = new;
+        for r in &changed {
+            let actions = std::mem::take(&mut new[r.0 as usize].actions);
+            br.tables.set_actions_in_place(*r, actions);
+        }
+        self.expire_macs(now_ms, out);
+        let br = &self.bridges[b];
+        let dead_ids: Vec<RuleId> = changed.iter().map(|r| br.ids.id(*r)).collect();
+        let delta = if changed.len() > MAX_FILTERED_ADDS || self.full_revalidation {
+            RuleDelta::Full
+        } else {
+            let added = changed.iter().map(|r| AddedRule::of(&br.tables, *r)).collect();
+            RuleDelta::Partial { dead: changed, added }
+        };
+        self.revalidate_change(b, &delta, &dead_ids, now_ms, out);
     }
 
     /// Adds, modifies or deletes groups of `bridge`, as one rule-set version: every
@@ -1264,6 +1339,14 @@ impl SlowPath {
         }
         assert_eq!(*found, walk, "the index and a walk over the mirrors disagree");
     }
+}
+
+/// A new rule list as a change that can be made in place (see `SlowPath::edit_of`).
+enum Edit {
+    /// The rules flagged are deleted.
+    Delete(Vec<bool>),
+    /// The rules listed get other actions.
+    Modify(Vec<RuleRef>),
 }
 
 /// Bridge-wide state a rule change may replace along with the rules (`None`: kept).

@@ -513,6 +513,27 @@ impl RuleTables {
         self.dead + self.deltas.iter().flatten().map(|d| d.rules.len()).sum::<usize>()
     }
 
+    /// Whether `rule` may be a rule of this version as far as its actions go (a
+    /// `goto_table` forward to a table that exists, every group it names the bridge's), as
+    /// [`RuleTables::build`] and [`RuleTables::with_groups`] check.
+    pub fn valid_in_place(&self, rule: &Rule) -> bool {
+        let goto_ok = rule.actions.iter().all(|a| match a {
+            Action::GotoTable(t) => *t > rule.table && (*t as usize) < N_TABLES,
+            _ => true,
+        });
+        goto_ok && rule.groups().all(|g| self.groups.contains_key(&g))
+    }
+
+    /// Gives rule `r` the actions `actions` in place (its match, and so its compiled
+    /// form and its place in the index, stay), its text too if the rules are kept printed.
+    pub fn set_actions_in_place(&mut self, r: RuleRef, actions: Vec<Action>) {
+        let rule = &mut self.rules[r.0 as usize];
+        rule.actions = actions;
+        if let Some(texts) = self.printed.as_mut() {
+            std::sync::Arc::make_mut(texts)[r.0 as usize] = rule.to_string();
+        }
+    }
+
     /// `del-flows` in place: deletes the rules `r` for which `gone[r]` holds (`gone` has
     /// one flag per rule), as a build of the rules kept would (the kept rules keep their
     /// order; [`RuleRef`]s close up over the deleted ones: kept rule `r` becomes
