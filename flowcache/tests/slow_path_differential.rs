@@ -1008,12 +1008,12 @@ impl World {
                     0 if !current.is_empty() => current.into_iter().filter(|_| !self.r.chance(20)).collect(),
                     1 if !current.is_empty() => {
                         let mut v = current;
-                        for i in 0..v.len() {
+                        for rule in v.iter_mut() {
                             if self.r.chance(25) {
-                                let table = v[i].table;
+                                let table = rule.table;
                                 let mut actions = gen_rules(&mut self.r, self.n_tables, 1)[0].actions.clone();
                                 actions.retain(|a| !matches!(a, Action::GotoTable(t) if *t <= table));
-                                v[i].actions = actions;
+                                rule.actions = actions;
                             }
                         }
                         v
