@@ -143,8 +143,9 @@ pub struct SlowPathConfig {
     /// [`SlowPath::printed_rules`] (a caller that writes each change back as text:
     /// see `RuleTables::build`).
     pub print_changed_rules: bool,
-    /// Fewest rules a bridge has for `add_flows` of a few rules to add them in place
-    /// (see `RuleTables::add_in_place`) rather than build a new version: below, a build
+    /// Fewest rules a bridge has for a change of a few rules (`add_flows`, `del_flows`,
+    /// `replace_rules` that only deletes or changes actions, expiry) to be made in place
+    /// (see `RuleTables::add_in_place`) rather than by a new version: below, a build
     /// takes a few milliseconds at most and gives the narrowest megaflows.
     pub add_in_place_from: usize,
 }
@@ -626,9 +627,8 @@ impl SlowPath {
     /// actions of `changed`, in place: the rules keep their ids and counters (as a
     /// replacement keeps those of an unchanged identity), and the megaflows that used a
     /// changed rule, or that a changed rule could now decide, are revalidated.
-    fn modify_in_place(&mut self, b: usize, changed: Vec<RuleRef>, new: Vec<Rule>, now_ms: u64, out: &mut Out) {
+    fn modify_in_place(&mut self, b: usize, changed: Vec<RuleRef>, mut new: Vec<Rule>, now_ms: u64, out: &mut Out) {
         let br = &mut self.bridges[b];
-        let mut new = new;
         for r in &changed {
             let actions = std::mem::take(&mut new[r.0 as usize].actions);
             br.tables.set_actions_in_place(*r, actions);
@@ -636,12 +636,7 @@ impl SlowPath {
         self.expire_macs(now_ms, out);
         let br = &self.bridges[b];
         let dead_ids: Vec<RuleId> = changed.iter().map(|r| br.ids.id(*r)).collect();
-        let delta = if changed.len() > MAX_FILTERED_ADDS || self.full_revalidation {
-            RuleDelta::Full
-        } else {
-            let added = changed.iter().map(|r| AddedRule::of(&br.tables, *r)).collect();
-            RuleDelta::Partial { dead: changed, added }
-        };
+        let delta = self.delta_in_place(b, changed.clone(), &changed);
         self.revalidate_change(b, &delta, &dead_ids, now_ms, out);
     }
 
@@ -1218,16 +1213,8 @@ impl SlowPath {
         let dead_ids: Vec<RuleId> = done.replaced.iter().map(|r| br.ids.id(*r)).collect();
         br.ids.renew(&done.replaced, n);
         br.stats.restart(&done.replaced, n, ms(now_ms));
-        let changed = done.replaced.len() + done.appended.len();
-        let delta = if changed > MAX_FILTERED_ADDS || self.full_revalidation {
-            RuleDelta::Full
-        } else {
-            let tables = &br.tables;
-            let added =
-                done.replaced.iter().copied().chain(done.appended.map(RuleRef)).map(|r| AddedRule::of(tables, r));
-            let added = added.collect();
-            RuleDelta::Partial { dead: done.replaced, added }
-        };
+        let added: Vec<RuleRef> = done.replaced.iter().copied().chain(done.appended.map(RuleRef)).collect();
+        let delta = self.delta_in_place(b, done.replaced, &added);
         self.revalidate_change(b, &delta, &dead_ids, now_ms, out);
         Ok(())
     }
@@ -1252,9 +1239,19 @@ impl SlowPath {
         let br = &mut self.bridges[b];
         br.ids.close_up(&new_position);
         br.stats.close_up(gone);
-        let delta =
-            if self.full_revalidation { RuleDelta::Full } else { RuleDelta::Partial { dead, added: Vec::new() } };
+        let delta = self.delta_in_place(b, dead, &[]);
         self.revalidate_change(b, &delta, &dead_ids, now_ms, out);
+    }
+
+    /// What a change in place of bridge `b` did, for `revalidate_change`: the rules
+    /// `dead` gone (or changed) and `added` new (or changed), in the current version; the
+    /// whole bridge past `MAX_FILTERED_ADDS` added rules, as for a new version.
+    fn delta_in_place(&self, b: usize, dead: Vec<RuleRef>, added: &[RuleRef]) -> RuleDelta {
+        if added.len() > MAX_FILTERED_ADDS || self.full_revalidation {
+            return RuleDelta::Full;
+        }
+        let tables = &self.bridges[b].tables;
+        RuleDelta::Partial { dead, added: added.iter().map(|r| AddedRule::of(tables, *r)).collect() }
     }
 
     /// Revalidates the megaflows of bridge `b` that a change described by `delta` may

@@ -383,17 +383,7 @@ impl RuleTables {
         let mut duplicate: Vec<bool> = Vec::new();
         for i in 0..kept.len() {
             let r = &kept[i];
-            if r.table as usize >= N_TABLES {
-                return Err(BuildError::BadTable { rule: i, table: r.table });
-            }
-            for a in &r.actions {
-                match a {
-                    Action::GotoTable(t) if *t <= r.table || *t as usize >= N_TABLES => {
-                        return Err(BuildError::GotoBackwards { rule: i, table: r.table, target: *t });
-                    }
-                    _ => {}
-                }
-            }
+            check_table_and_gotos(r, i)?;
             let h = identity_hash(r.table, r.priority, &r.matches);
             match by_identity.find(h, |k| same_identity(&kept[k], r.table, r.priority, &r.matches)) {
                 Some(at) => {
@@ -409,15 +399,7 @@ impl RuleTables {
             drop_flagged(&mut kept, &duplicate);
             drop_flagged(&mut source_index, &duplicate);
             // Positions moved up by the duplicates before them.
-            let mut new_position = vec![u32::MAX; duplicate.len()];
-            let mut next = 0;
-            for (p, d) in duplicate.iter().enumerate() {
-                if !d {
-                    new_position[p] = next;
-                    next += 1;
-                }
-            }
-            by_identity.renumber(&new_position);
+            by_identity.close_up(&kept_positions(&duplicate), kept.len());
         }
         // Printing takes longer than compiling: the compiling thread, once done, prints
         // the pieces the printer has not claimed yet.
@@ -517,11 +499,23 @@ impl RuleTables {
     /// `goto_table` forward to a table that exists, every group it names the bridge's), as
     /// [`RuleTables::build`] and [`RuleTables::with_groups`] check.
     pub fn valid_in_place(&self, rule: &Rule) -> bool {
-        let goto_ok = rule.actions.iter().all(|a| match a {
-            Action::GotoTable(t) => *t > rule.table && (*t as usize) < N_TABLES,
-            _ => true,
-        });
-        goto_ok && rule.groups().all(|g| self.groups.contains_key(&g))
+        self.check_in_place(rule, 0).is_ok()
+    }
+
+    /// What [`RuleTables::build`] and [`RuleTables::with_groups`] check of a rule, for
+    /// rule `rule` (its number in the change) of a change in place.
+    fn check_in_place(&self, r: &Rule, rule: usize) -> Result<(), BuildError> {
+        check_table_and_gotos(r, rule)?;
+        match r.groups().find(|g| !self.groups.contains_key(g)) {
+            Some(group) => Err(BuildError::UnknownGroup { rule, group }),
+            None => Ok(()),
+        }
+    }
+
+    /// The rules kept printed, to change in place (copied first if a caller still holds
+    /// them).
+    fn printed_mut(&mut self) -> Option<&mut Vec<String>> {
+        self.printed.as_mut().map(std::sync::Arc::make_mut)
     }
 
     /// Gives rule `r` the actions `actions` in place (its match, and so its compiled
@@ -529,8 +523,9 @@ impl RuleTables {
     pub fn set_actions_in_place(&mut self, r: RuleRef, actions: Vec<Action>) {
         let rule = &mut self.rules[r.0 as usize];
         rule.actions = actions;
-        if let Some(texts) = self.printed.as_mut() {
-            std::sync::Arc::make_mut(texts)[r.0 as usize] = rule.to_string();
+        let text = self.printed.is_some().then(|| rule.to_string());
+        if let (Some(texts), Some(text)) = (self.printed_mut(), text) {
+            texts[r.0 as usize] = text;
         }
     }
 
@@ -544,14 +539,7 @@ impl RuleTables {
     /// build; one added in place leaves the table's `Delta`, which is indexed again.
     pub fn delete_in_place(&mut self, gone: &[bool]) -> Vec<u32> {
         debug_assert_eq!(gone.len(), self.rules.len());
-        let mut new_position = vec![u32::MAX; gone.len()];
-        let mut next = 0;
-        for (p, g) in gone.iter().enumerate() {
-            if !g {
-                new_position[p] = next;
-                next += 1;
-            }
-        }
+        let new_position = kept_positions(gone);
         let moved = |c: &mut CompiledRule| {
             if !c.dead {
                 c.rref = RuleRef(new_position[c.rref.0 as usize]);
@@ -583,8 +571,8 @@ impl RuleTables {
         drop_flagged(&mut self.rules, gone);
         drop_flagged(&mut self.source_index, gone);
         self.by_identity.close_up(&new_position, self.rules.len());
-        if let Some(texts) = self.printed.as_mut() {
-            drop_flagged(std::sync::Arc::make_mut(texts), gone);
+        if let Some(texts) = self.printed_mut() {
+            drop_flagged(texts, gone);
         }
         new_position
     }
@@ -661,21 +649,7 @@ impl RuleTables {
     pub fn add_in_place(&mut self, new: Vec<Rule>) -> Result<InPlaceAdd, BuildError> {
         let n_old = self.rules.len();
         for (i, r) in new.iter().enumerate() {
-            let rule = n_old + i;
-            if r.table as usize >= N_TABLES {
-                return Err(BuildError::BadTable { rule, table: r.table });
-            }
-            for a in &r.actions {
-                match a {
-                    Action::GotoTable(t) if *t <= r.table || *t as usize >= N_TABLES => {
-                        return Err(BuildError::GotoBackwards { rule, table: r.table, target: *t });
-                    }
-                    _ => {}
-                }
-            }
-            if let Some(group) = r.groups().find(|g| !self.groups.contains_key(g)) {
-                return Err(BuildError::UnknownGroup { rule, group });
-            }
+            self.check_in_place(r, n_old + i)?;
         }
         let mut replaced = Vec::new();
         let mut touched = Vec::new();
@@ -688,8 +662,8 @@ impl RuleTables {
                     if at < n_old && !replaced.contains(&RuleRef(at as u32)) {
                         replaced.push(RuleRef(at as u32));
                     }
-                    if let Some(texts) = self.printed.as_mut() {
-                        std::sync::Arc::make_mut(texts)[at] = r.to_string();
+                    if let Some(texts) = self.printed_mut() {
+                        texts[at] = r.to_string();
                     }
                     self.rules[at] = r;
                     self.source_index[at] = n_old + i;
@@ -712,8 +686,8 @@ impl RuleTables {
                     if !touched.contains(&t) {
                         touched.push(t);
                     }
-                    if let Some(texts) = self.printed.as_mut() {
-                        std::sync::Arc::make_mut(texts).push(r.to_string());
+                    if let Some(texts) = self.printed_mut() {
+                        texts.push(r.to_string());
                     }
                     self.rules.push(r);
                     self.source_index.push(n_old + i);
@@ -924,22 +898,6 @@ impl IdentityIndex {
         None
     }
 
-    /// Moves each recorded position `p` to `new_position[p]` (`u32::MAX`: `p` was never
-    /// recorded, and goes), after the rule list closed up over skipped positions.
-    pub fn renumber(&mut self, new_position: &[u32]) {
-        let moved = |p: u32| if p == u32::MAX { p } else { new_position[p as usize] };
-        for v in self.first.values_mut() {
-            *v = moved(*v);
-        }
-        self.next = self
-            .next
-            .iter()
-            .enumerate()
-            .filter(|&(p, _)| new_position.get(p).is_some_and(|&n| n != u32::MAX))
-            .map(|(_, &n)| moved(n))
-            .collect();
-    }
-
     /// Drops the recorded positions `p` with `new_position[p] == u32::MAX` and moves the
     /// others to `new_position[p]` (of which there are `n`), keeping every chain whole.
     pub fn close_up(&mut self, new_position: &[u32], n: usize) {
@@ -1092,6 +1050,39 @@ fn compile_in_order(kept: &[Rule], source_index: &[usize]) -> (Vec<Vec<CompiledR
     warnings.sort_by_key(|w| w.0);
     let warnings = warnings.into_iter().map(|w| w.1).collect();
     (tables, warnings)
+}
+
+/// For each position of a list, its position once the flagged ones are removed
+/// (`u32::MAX` for those).
+fn kept_positions(flags: &[bool]) -> Vec<u32> {
+    let mut next = 0;
+    flags
+        .iter()
+        .map(|&f| {
+            if f {
+                return u32::MAX;
+            }
+            next += 1;
+            next - 1
+        })
+        .collect()
+}
+
+/// What [`RuleTables::build`] checks of a rule alone (number `rule` of its list): its
+/// table exists, and every `goto_table` goes forward to one that does.
+fn check_table_and_gotos(r: &Rule, rule: usize) -> Result<(), BuildError> {
+    if r.table as usize >= N_TABLES {
+        return Err(BuildError::BadTable { rule, table: r.table });
+    }
+    for a in &r.actions {
+        match a {
+            Action::GotoTable(t) if *t <= r.table || *t as usize >= N_TABLES => {
+                return Err(BuildError::GotoBackwards { rule, table: r.table, target: *t });
+            }
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// Removes the elements `v[i]` with `flags[i]` (elements past the flags stay), keeping
