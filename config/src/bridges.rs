@@ -15,6 +15,7 @@ use crate::group_parse::parse_group_located;
 use crate::match_builder::{Mode, RuleBuilder};
 use crate::openflow::Version;
 use crate::openflow::convert::as_loaded;
+use crate::persist::journal::{self, LineOrigin};
 use crate::ports::{
     DEFAULT_MTU, PortRegistry, check_interface_name, check_mtu, check_name, check_port_number, check_rx_queues,
     check_rxq_affinity, parse_admin, parse_devargs, parse_rxq_affinity,
@@ -250,26 +251,61 @@ fn resolve_rules(b: &RawBridge, bkey: &str, groups: &Groups, ctx: &Ctx<'_>) -> R
     Ok(rules.into_iter().map(|s| s.rule).collect())
 }
 
-/// The rules of a `flows_file` (relative to the config's directory); errors point into
-/// that file.
+/// The rules of a `flows_file` (relative to the config's directory), with the changes
+/// of its journal replayed (see `persist::journal`); errors point into the file they
+/// were read in.
 fn rules_from_file(ff: &Spanned<String>, key: &str, ctx: &Ctx<'_>) -> Result<Vec<Sourced>, ConfigError> {
     let path = ctx.base_dir.join(ff.get_ref());
     let text = std::fs::read_to_string(&path)
         .map_err(|e| ctx.err(ff.span().start, key, format!("cannot read flows file `{}`: {e}", path.display())))?;
-    let mut rules = Vec::new();
-    for (i, line) in text.lines().enumerate() {
-        let trimmed = line.trim_start();
-        if trimmed.is_empty() || trimmed.starts_with('#') {
-            continue;
+    let mut lines: Vec<(&str, LineOrigin)> = text
+        .lines()
+        .zip(1u32..)
+        .filter(|(line, _)| {
+            let trimmed = line.trim_start();
+            !trimmed.is_empty() && !trimmed.starts_with('#')
+        })
+        .map(|(line, no)| (line, LineOrigin::Flows(no)))
+        .collect();
+    let journal_path = journal::journal_path(&path);
+    let journal_text = match std::fs::read_to_string(&journal_path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => {
+            return Err(ctx.err(
+                ff.span().start,
+                key,
+                format!("cannot read the journal of the flows file `{}`: {e}", journal_path.display()),
+            ));
         }
-        let locate = line_locator(line, i as u32 + 1);
+    };
+    if !journal_text.is_empty() {
+        journal::replay(&mut lines, journal::flows_generation(&text), &journal_text).map_err(|e| ConfigError {
+            file: journal_path.clone(),
+            position: Some(Position { line: e.line, column: 1 }),
+            key: key.to_string(),
+            message: e.message,
+        })?;
+    }
+    let mut rules = Vec::with_capacity(lines.len());
+    for (line, origin) in lines {
+        let (file, no) = match origin {
+            LineOrigin::Flows(no) => (&path, no),
+            LineOrigin::Journal(no) => (&journal_path, no),
+        };
+        // A journal line's rule starts after its two-character tag.
+        let shift = if matches!(origin, LineOrigin::Journal(_)) { 2 } else { 0 };
+        let locate = |i: usize| {
+            let p = line_locator(line, no)(i);
+            Position { column: p.column + shift, ..p }
+        };
         let rule = parse_flow_located(line, &locate).map_err(|e| ConfigError {
-            file: path.clone(),
+            file: file.clone(),
             position: Some(e.position),
             key: key.to_string(),
             message: e.reason,
         })?;
-        rules.push(Sourced { rule, file: path.clone(), position: locate(0), key: key.to_string() });
+        rules.push(Sourced { rule, file: file.clone(), position: locate(0), key: key.to_string() });
     }
     Ok(rules)
 }

@@ -39,7 +39,17 @@
 //!   config lacks (a group goes only after the rules that named it).
 //! - [`check_writable`] runs at start: a config that cannot be written back is refused
 //!   before anything starts, with the reason.
+//! - **Small changes to a flows file go to its journal.** [`RuleWriteBack`] writes a
+//!   bridge's rules whole the first time in the daemon's life, and after that appends
+//!   the changes of a bridge with a `flows_file` to the file's [`journal`] (one synced
+//!   append per change) until the journal outgrows a quarter of the flows file (at least
+//!   [`JOURNAL_MIN_BYTES`]), its groups change, or an added rule needs another
+//!   `protocols`; then it writes them whole again (which folds the journal in). Loading
+//!   a flows file replays its journal.
 
+pub mod journal;
+
+use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -49,6 +59,7 @@ use crate::config::{BridgeConfig, PortConfig};
 use crate::openflow::Version;
 use crate::openflow::convert::version_reading_back;
 use crate::ports::DEFAULT_MTU;
+use journal::RuleTextEdit;
 
 /// Most rules written back into the config's own `flows` array; more go to a side file
 /// (see the module documentation).
@@ -123,7 +134,134 @@ pub fn check_writable(path: &Path) -> Result<(), PersistError> {
 /// bridge `bridge` in the config at `path`, and `groups` (in `ovs-ofctl add-group`
 /// syntax) its groups. See the module doc for where they go.
 pub fn write_bridge_flows(path: &Path, bridge: &str, flows: &[String], groups: &[String]) -> Result<(), PersistError> {
-    edit_bridge(path, bridge, |table| write_flows(table, path, bridge, flows, groups))
+    edit_bridge(path, bridge, |table| write_flows(table, path, bridge, flows, groups, new_generation(0))).map(|_| ())
+}
+
+/// Journals smaller than this are never folded in (see the module documentation).
+pub const JOURNAL_MIN_BYTES: u64 = 1 << 20;
+
+/// What the daemon wrote of one bridge's rules: its flows file whole (of which
+/// generation, how large, in which version), and how much journal since.
+#[derive(Debug)]
+struct OnDisk {
+    flows_file: PathBuf,
+    generation: u64,
+    flows_bytes: u64,
+    version: Version,
+    groups: Vec<String>,
+    /// The journal, open for appends once it exists, and its length.
+    journal: Option<(std::fs::File, u64)>,
+}
+
+/// How [`RuleWriteBack::write`] wrote a change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Written {
+    /// The bridge's rules whole (and its groups), folding any journal in.
+    Whole,
+    /// One journal record of this many bytes.
+    Journal(usize),
+}
+
+/// The daemon's write-back of its bridges' rules: whole, or as journal records when it
+/// wrote the flows file whole itself before (see the module documentation). One per
+/// config file.
+#[derive(Debug, Default)]
+pub struct RuleWriteBack {
+    bridges: HashMap<String, OnDisk>,
+}
+
+impl RuleWriteBack {
+    /// Forgets what was written (after the config was read again): the next change of
+    /// each bridge is written whole.
+    pub fn forget(&mut self) {
+        self.bridges.clear();
+    }
+
+    /// Makes `flows` (the bridge's rules printed, in order) and `groups` the rules and
+    /// groups of bridge `bridge` in the config at `path`. `edits`, when known, are the
+    /// changes to the printed rules since this was last called for the bridge: they are
+    /// appended to the flows file's journal if the flows file was written whole by this
+    /// write-back (and nothing else asks for a whole write, see the module doc).
+    pub fn write(
+        &mut self,
+        path: &Path,
+        bridge: &str,
+        flows: &[String],
+        edits: Option<&[RuleTextEdit]>,
+        groups: &[String],
+    ) -> Result<Written, PersistError> {
+        if let (Some(edits), Some(disk)) = (edits, self.bridges.get_mut(bridge))
+            && let Some(record) = journal_record(disk, edits, groups)
+        {
+            let appended = append_record(disk, &record);
+            if appended.is_err() {
+                // Whatever the journal holds now, the next write is whole.
+                self.bridges.remove(bridge);
+            }
+            return appended.map(|()| Written::Journal(record.len()));
+        }
+        let old = self.bridges.remove(bridge);
+        let generation = new_generation(old.map_or(0, |d| d.generation));
+        let file = edit_bridge(path, bridge, |table| write_flows(table, path, bridge, flows, groups, generation))?;
+        if let Some(FlowsFileWritten { path: flows_file, bytes, version }) = file {
+            // The journal belonged to the older generation: ignored from now on, and gone.
+            let _ = std::fs::remove_file(journal::journal_path(&flows_file));
+            self.bridges.insert(
+                bridge.to_string(),
+                OnDisk { flows_file, generation, flows_bytes: bytes, version, groups: groups.to_vec(), journal: None },
+            );
+        }
+        Ok(Written::Whole)
+    }
+}
+
+/// The journal record of `edits`, if they may be appended to `disk`'s journal (see the
+/// module documentation).
+fn journal_record(disk: &OnDisk, edits: &[RuleTextEdit], groups: &[String]) -> Option<Vec<u8>> {
+    if disk.groups != groups || !journal::can_record(edits) {
+        return None;
+    }
+    let added: Vec<String> = edits.iter().filter_map(|e| e.added().map(str::to_string)).collect();
+    if version_reading_back(&added, disk.version).ok() != Some(disk.version) {
+        return None;
+    }
+    let record = journal::record(edits);
+    let journal_bytes = disk.journal.as_ref().map_or(0, |(_, n)| *n);
+    (journal_bytes + record.len() as u64 <= JOURNAL_MIN_BYTES.max(disk.flows_bytes / 4)).then_some(record)
+}
+
+/// Appends `record` to `disk`'s journal (created first if need be) and syncs it.
+fn append_record(disk: &mut OnDisk, record: &[u8]) -> Result<(), PersistError> {
+    let jpath = journal::journal_path(&disk.flows_file);
+    if disk.journal.is_none() {
+        let name = disk.flows_file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let mut f = std::fs::File::create(&jpath).map_err(io(&jpath))?;
+        f.write_all(journal::journal_header(&name, disk.generation).as_bytes()).map_err(io(&jpath))?;
+        f.sync_all().map_err(io(&jpath))?;
+        let dir = jpath.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir))?;
+        let len = f.metadata().map_err(io(&jpath))?.len();
+        disk.journal = Some((f, len));
+    }
+    let Some((f, len)) = disk.journal.as_mut() else { unreachable!("created above") };
+    f.write_all(record).and_then(|()| f.sync_data()).map_err(io(&jpath))?;
+    *len += record.len() as u64;
+    Ok(())
+}
+
+/// A generation for a flows file written whole: the time in nanoseconds, and always
+/// another than `old`'s.
+fn new_generation(old: u64) -> u64 {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
+    if now == old { now + 1 } else { now }
+}
+
+/// A flows file [`write_flows`] wrote whole: where, its size and the version its rules
+/// are read in.
+struct FlowsFileWritten {
+    path: PathBuf,
+    bytes: u64,
+    version: Version,
 }
 
 /// Makes `targets` the `controller` list of bridge `bridge` in the config at `path` (the
@@ -148,11 +286,11 @@ pub fn write_bridge_controllers(path: &Path, bridge: &str, targets: &[String]) -
 
 /// Applies `edit` to the `[[bridge]]` table named `bridge` of the config at `path` and
 /// writes the file back (atomically) if that changed it.
-fn edit_bridge(
+fn edit_bridge<T>(
     path: &Path,
     bridge: &str,
-    edit: impl FnOnce(&mut Table) -> Result<(), PersistError>,
-) -> Result<(), PersistError> {
+    edit: impl FnOnce(&mut Table) -> Result<T, PersistError>,
+) -> Result<T, PersistError> {
     let text = std::fs::read_to_string(path).map_err(io(path))?;
     let mut doc = text
         .parse::<DocumentMut>()
@@ -161,12 +299,12 @@ fn edit_bridge(
     let bridges = doc.get_mut("bridge").and_then(Item::as_array_of_tables_mut).ok_or_else(no_bridge)?;
     let table =
         bridges.iter_mut().find(|t| t.get("name").and_then(Item::as_str) == Some(bridge)).ok_or_else(no_bridge)?;
-    edit(table)?;
+    let edited = edit(table)?;
     let new_text = doc.to_string();
     if new_text != text {
         atomic_write(path, new_text.as_bytes())?;
     }
-    Ok(())
+    Ok(edited)
 }
 
 /// [`write_bridge_flows`]'s edit of the bridge's table (and its `flows_file`).
@@ -176,7 +314,8 @@ fn write_flows(
     bridge: &str,
     flows: &[String],
     groups: &[String],
-) -> Result<(), PersistError> {
+    generation: u64,
+) -> Result<Option<FlowsFileWritten>, PersistError> {
     let configured = match table.get("protocols").and_then(Item::as_str) {
         Some(name) => Version::from_ofctl_list(name).unwrap_or(Version::Of10),
         None => Version::Of10,
@@ -217,14 +356,17 @@ fn write_flows(
             let base = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
             let file_path = base.join(&file);
             // Written line by line: a million rules are 75 MB, not worth a copy in memory.
+            let header = journal::flows_header(bridge, generation);
             atomic_write_with(&file_path, |w| {
-                writeln!(w, "# Rules of bridge {bridge}, written back by ferrovsd after a runtime change.")?;
+                writeln!(w, "{header}")?;
                 for f in flows {
                     w.write_all(f.as_bytes())?;
                     w.write_all(b"\n")?;
                 }
                 Ok(())
             })?;
+            let bytes = header.len() as u64 + 1 + flows.iter().map(|f| f.len() as u64 + 1).sum::<u64>();
+            return Ok(Some(FlowsFileWritten { path: file_path, bytes, version }));
         }
         None => {
             // The elements are written as the array's raw inner text (one basic string a
@@ -256,7 +398,7 @@ fn write_flows(
             }
         }
     }
-    Ok(())
+    Ok(None)
 }
 
 /// Names a new side file for the rules of `bridge` (see the module documentation) in
@@ -541,6 +683,111 @@ flows_file = "br1.flows"
         assert_eq!(std::fs::read_to_string(&p).unwrap(), CONFIG);
         let left: Vec<_> = std::fs::read_dir(&d).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(left.len(), 2, "{left:?}");
+        std::fs::remove_dir_all(d).unwrap();
+    }
+
+    #[test]
+    fn changes_after_a_whole_write_go_to_the_journal_and_load_back() {
+        use journal::RuleTextEdit::{Add, Delete, Replace};
+        let d = temp_dir("journal");
+        let p = d.join("f.toml");
+        std::fs::write(&p, CONFIG).unwrap();
+        // br0's `[[bridge.rule]]` here is for the editor only: written out so the file loads.
+        write_bridge_flows(&p, "br0", &[], &[]).unwrap();
+        std::fs::write(d.join("br1.flows"), "in_port=9,actions=drop\n").unwrap();
+        let flows_path = d.join("br1.flows");
+        let journal_path = journal::journal_path(&flows_path);
+        let load = || {
+            let rules = crate::Config::load(&p).unwrap().bridge("br1").unwrap().rules.clone();
+            rules.iter().map(ToString::to_string).collect::<Vec<_>>()
+        };
+        let print = |texts: &[&str]| -> Vec<String> {
+            texts.iter().map(|t| crate::parse_flow(t).unwrap().to_string()).collect()
+        };
+        let mut wb = RuleWriteBack::default();
+        let mut flows = print(&["in_port=1,actions=output:2", "priority=7,tcp,actions=drop", "actions=drop"]);
+        // Edits given the first time: still whole (nothing known of the file yet).
+        assert_eq!(wb.write(&p, "br1", &flows, Some(&[]), &[]).unwrap(), Written::Whole);
+        assert!(!journal_path.exists());
+        assert_eq!(load(), flows);
+        let whole = std::fs::read_to_string(&flows_path).unwrap();
+        // Then each change is one record, and the flows file stays as it was.
+        let added = print(&["priority=9,ip,actions=drop"])[0].clone();
+        let modified = print(&["in_port=1,actions=output:3"])[0].clone();
+        let edits = vec![
+            Add(added.clone()),
+            Replace { old: flows[0].clone(), new: modified.clone() },
+            Delete(flows[1].clone()),
+        ];
+        flows = vec![modified, flows[2].clone(), added];
+        assert!(matches!(wb.write(&p, "br1", &flows, Some(&edits), &[]).unwrap(), Written::Journal(n) if n > 0));
+        assert_eq!(std::fs::read_to_string(&flows_path).unwrap(), whole);
+        assert_eq!(load(), flows, "the flows file with its journal replayed");
+        let more = print(&["priority=3,udp,actions=output:1"])[0].clone();
+        flows.push(more.clone());
+        assert!(matches!(wb.write(&p, "br1", &flows, Some(&[Add(more)]), &[]).unwrap(), Written::Journal(_)));
+        assert_eq!(load(), flows);
+        // A change of groups, unknown edits or a forgotten state: whole again, journal gone.
+        let groups = vec!["group_id=1,type=all,bucket=actions=output:1".to_string()];
+        assert_eq!(wb.write(&p, "br1", &flows, Some(&[]), &groups).unwrap(), Written::Whole);
+        assert!(!journal_path.exists());
+        assert_eq!(load(), flows);
+        let last = flows.pop().unwrap();
+        assert!(matches!(wb.write(&p, "br1", &flows, Some(&[Delete(last)]), &groups).unwrap(), Written::Journal(_)));
+        assert!(journal_path.exists());
+        assert_eq!(wb.write(&p, "br1", &flows, None, &groups).unwrap(), Written::Whole);
+        assert!(!journal_path.exists());
+        // A journal that outgrows its bound (a quarter of the flows file, at least
+        // JOURNAL_MIN_BYTES) is folded in by a whole write.
+        let many: Vec<String> = (0..30_000u32)
+            .map(|i| {
+                print(&[&format!("priority={},tcp,tp_dst={},actions=drop", i % 30_000 + 10, i % 60_000)])[0].clone()
+            })
+            .collect();
+        let edits: Vec<_> = many.iter().cloned().map(Add).collect();
+        flows.extend(many);
+        assert_eq!(wb.write(&p, "br1", &flows, Some(&edits), &groups).unwrap(), Written::Whole);
+        assert_eq!(load(), flows);
+        std::fs::remove_dir_all(d).unwrap();
+    }
+
+    #[test]
+    fn a_journal_of_another_generation_is_ignored_and_a_damaged_one_refused() {
+        use journal::RuleTextEdit::Add;
+        let d = temp_dir("stale");
+        let p = d.join("f.toml");
+        std::fs::write(&p, CONFIG).unwrap();
+        // br0's `[[bridge.rule]]` here is for the editor only: written out so the file loads.
+        write_bridge_flows(&p, "br0", &[], &[]).unwrap();
+        let flows_path = d.join("br1.flows");
+        std::fs::write(&flows_path, "").unwrap();
+        let journal_path = journal::journal_path(&flows_path);
+        let load = || crate::Config::load(&p).map(|c| c.bridge("br1").unwrap().rules.len());
+        let mut wb = RuleWriteBack::default();
+        let flows = vec![crate::parse_flow("actions=drop").unwrap().to_string()];
+        wb.write(&p, "br1", &flows, None, &[]).unwrap();
+        let added = crate::parse_flow("priority=5,actions=drop").unwrap().to_string();
+        wb.write(&p, "br1", &[flows.clone(), vec![added.clone()]].concat(), Some(&[Add(added)]), &[]).unwrap();
+        assert_eq!(load().unwrap(), 2);
+        let journal = std::fs::read_to_string(&journal_path).unwrap();
+        // A crash after a whole write, before the old journal went: the file is newer.
+        let whole = std::fs::read_to_string(&flows_path).unwrap();
+        let newer = whole.replacen("(generation ", "(generation 1", 1);
+        std::fs::write(&flows_path, &newer).unwrap();
+        assert_eq!(load().unwrap(), 1, "a journal of another generation is not replayed");
+        std::fs::write(&flows_path, &whole).unwrap();
+        // A record damaged before a whole one: the error names the journal's line.
+        let second = String::from_utf8(journal::record(&[Add("priority=6,actions=drop".into())])).unwrap();
+        std::fs::write(&journal_path, format!("{}{second}", journal.replacen("priority=5", "priority=4", 1))).unwrap();
+        let e = load().unwrap_err();
+        assert_eq!(e.file, journal_path);
+        assert_eq!(e.position.map(|p| p.line), Some(3), "{e}");
+        // A rule that does not parse: the error points at it in the journal.
+        let bad = String::from_utf8(journal::record(&[Add("priority=6,nw_ttl=900,actions=drop".into())])).unwrap();
+        std::fs::write(&journal_path, format!("{journal}{bad}")).unwrap();
+        let e = load().unwrap_err();
+        assert_eq!((e.file.clone(), e.position.map(|p| p.line)), (journal_path.clone(), Some(5)), "{e}");
+        assert!(e.position.unwrap().column > 2, "{e}");
         std::fs::remove_dir_all(d).unwrap();
     }
 

@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use ferrovs_config::openflow::PortReason;
+use ferrovs_config::persist::RuleWriteBack;
 use ferrovs_config::{BridgeConfig, Config, SystemFacts};
 use ferrovs_dpdk::Eal;
 use ferrovs_pmd::{IdleBackoff, PortSpec, SwitchOptions};
@@ -119,6 +120,9 @@ pub fn run(path: &Path, check_only: bool, log: LogControl) -> Result<(), DaemonE
     }
     let mut dp = Datapath::start(&eal, &config, &ports, &options)?;
     let mut captures = Captures::new(eal.tsc_hz());
+    // What this daemon wrote of each bridge's rules: after a first whole write, small
+    // changes go to the flows file's journal (see `ferrovs_config::persist`).
+    let mut write_back = RuleWriteBack::default();
     let test_hooks = std::env::var(appctl::TEST_HOOKS_ENV).is_ok_and(|v| v == "1");
     if test_hooks {
         tracing::warn!(
@@ -194,7 +198,7 @@ pub fn run(path: &Path, check_only: bool, log: LogControl) -> Result<(), DaemonE
                         crate::openflow::answer(&mut dp, &config, openflow_servers.hub(), &call)
                     };
                     let outcome = if changed && outcome.is_ok() {
-                        persist_bridge(&mut dp, path, &call.bridge).and(outcome)
+                        persist_bridge(&mut dp, path, &mut write_back, &call.bridge).and(outcome)
                     } else {
                         outcome
                     };
@@ -219,9 +223,14 @@ pub fn run(path: &Path, check_only: bool, log: LogControl) -> Result<(), DaemonE
                 let resp = if request == Request::Reload {
                     notifier.reloading();
                     let r = reload_config(&mut dp, path, &mut config, &mut openflow_servers);
+                    write_back.forget();
                     notifier.ready("forwarding");
                     Response::from(r.map(Reply::Reload))
                 } else if crate::topology::is_topology_request(&request) {
+                    if matches!(request, Request::AddBr { .. } | Request::DelBr { .. }) {
+                        // A bridge of the same name later is another bridge table.
+                        write_back.forget();
+                    }
                     Response::from(change_topology(&mut dp, path, &mut config, &mut openflow_servers, &request))
                 } else if let Some(r) = crate::openflow::controller_request(openflow_servers.hub(), &config, &request) {
                     Response::from(r.and_then(|reply| persist_controllers(path, &mut config, &request).map(|()| reply)))
@@ -237,7 +246,7 @@ pub fn run(path: &Path, check_only: bool, log: LogControl) -> Result<(), DaemonE
                         _ => handle(&mut dp, &config, &request),
                     };
                     let applied = started.elapsed();
-                    let r = r.and_then(|reply| persist(&mut dp, path, &request).map(|()| reply));
+                    let r = r.and_then(|reply| persist(&mut dp, path, &mut write_back, &request).map(|()| reply));
                     let written = started.elapsed() - applied;
                     if let Request::AddFlows { bridge, flows, .. } = &request {
                         tracing::info!(
@@ -266,6 +275,7 @@ pub fn run(path: &Path, check_only: bool, log: LogControl) -> Result<(), DaemonE
         }
         if reload.swap(false, Ordering::Relaxed) {
             notifier.reloading();
+            write_back.forget();
             match reload_config(&mut dp, path, &mut config, &mut openflow_servers) {
                 Ok(r) => tracing::info!("SIGHUP: reloaded {}: {r:?}", path.display()),
                 Err(e) => tracing::error!("SIGHUP: reload failed: {e}"),
@@ -404,12 +414,12 @@ fn describe(request: &Request) -> String {
 /// Writes the rules of the bridge a rule change touched back to the config (see
 /// `ferrovs_config::persist`), so a restart comes back to the running rules. The change
 /// itself is applied whatever happens here; a failure is reported, never hidden.
-fn persist(dp: &mut Datapath, path: &Path, request: &Request) -> Result<(), String> {
+fn persist(dp: &mut Datapath, path: &Path, write_back: &mut RuleWriteBack, request: &Request) -> Result<(), String> {
     let bridge = match request {
         Request::AddFlow { bridge, .. } | Request::AddFlows { bridge, .. } | Request::DelFlows { bridge, .. } => bridge,
         _ => return Ok(()),
     };
-    persist_bridge(dp, path, bridge)
+    persist_bridge(dp, path, write_back, bridge)
 }
 
 /// After `set-controller` / `del-controller` (applied): the bridge's controllers in the
@@ -433,10 +443,11 @@ fn persist_controllers(path: &Path, config: &mut Config, request: &Request) -> R
 }
 
 /// Writes the running rules of `bridge` back to the config (see [`persist`]).
-fn persist_bridge(dp: &mut Datapath, path: &Path, bridge: &str) -> Result<(), String> {
-    let flows = dp.rule_texts(bridge)?;
+fn persist_bridge(dp: &mut Datapath, path: &Path, write_back: &mut RuleWriteBack, bridge: &str) -> Result<(), String> {
     let groups: Vec<String> = dp.groups(bridge)?.iter().map(|(id, g)| ferrovs_config::group_text(*id, g)).collect();
-    ferrovs_config::persist::write_bridge_flows(path, bridge, &flows, &groups).map_err(|e| {
+    // Taken last: the changes taken must reach the write (or be forgotten with it).
+    let rules = dp.rules_to_write(bridge)?;
+    write_back.write(path, bridge, &rules.texts, rules.edits.as_deref(), &groups).map(|_| ()).map_err(|e| {
         tracing::error!("rule change applied but not written back: {e}");
         format!("the change is applied, but it could not be written back to the config: {e}")
     })

@@ -379,9 +379,10 @@ impl Datapath {
         })
     }
 
-    /// The rules of `bridge` as text, in table order, without counters (for the write-back).
-    pub fn rule_texts(&self, bridge: &str) -> Result<std::sync::Arc<Vec<String>>, String> {
-        self.slow.rule_texts(bridge.to_string())
+    /// The rules of `bridge` as text, in table order, without counters, and the changes
+    /// to them since the last call (for the write-back).
+    pub fn rules_to_write(&self, bridge: &str) -> Result<crate::slow_path_thread::RulesToWrite, String> {
+        self.slow.rules_to_write(bridge.to_string())
     }
 
     /// The rules of `bridge` with their counters, in table order (OpenFlow statistics).

@@ -135,7 +135,9 @@ enum SlowRequest {
     },
     RuleTexts {
         bridge: String,
-        answer: Answer<Arc<Vec<String>>>,
+        /// Whether to take the changes since the last time (to write them back).
+        take_edits: bool,
+        answer: Answer<RulesToWrite>,
     },
     /// A bridge added or removed, or a bridge's port set changed; answered with the
     /// number of megaflows removed once every PMD has applied the change.
@@ -158,6 +160,15 @@ pub enum TopologyChange {
 }
 
 /// An OpenFlow packet-out in the rule model: `actions` on `frame` from `in_port`.
+/// A bridge's rules as the write-back needs them (see `ferrovs_config::persist`).
+#[derive(Debug)]
+pub struct RulesToWrite {
+    /// Every rule printed, in order.
+    pub texts: Arc<Vec<String>>,
+    /// The changes to `texts` since they were last taken, if known.
+    pub edits: Option<Vec<ferrovs_config::persist::journal::RuleTextEdit>>,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct PacketOutRequest {
     pub in_port: u32,
@@ -306,7 +317,13 @@ impl SlowPathThread {
     /// The rules of `bridge` as text, in table order, without counters (for writing them
     /// back: no read of the PMDs' megaflow statistics, which is O(megaflows)).
     pub fn rule_texts(&self, bridge: String) -> Result<Arc<Vec<String>>, String> {
-        self.ask(|answer| SlowRequest::RuleTexts { bridge, answer })
+        self.ask(|answer| SlowRequest::RuleTexts { bridge, take_edits: false, answer }).map(|r| r.texts)
+    }
+
+    /// The rules of `bridge` as text (as [`SlowPathThread::rule_texts`]) and the changes
+    /// made to them since the last call, if known: what the write-back writes.
+    pub fn rules_to_write(&self, bridge: String) -> Result<RulesToWrite, String> {
+        self.ask(|answer| SlowRequest::RuleTexts { bridge, take_edits: true, answer })
     }
 
     pub fn dump_dp_flows(&self) -> Result<DumpDpFlowsReply, String> {
@@ -548,10 +565,10 @@ impl Worker {
                     .map(|rules| DumpFlowsReply { flows: format_in_pieces(&rules, rule_counters) });
                 let _ = answer.send(r);
             }
-            SlowRequest::RuleTexts { bridge, answer } => {
+            SlowRequest::RuleTexts { bridge, take_edits, answer } => {
                 // Printed by the last build (see `print_changed_rules`) or kept from the
                 // last time, with the changes in place since printed alone.
-                let r = match self.slow.printed_rules(&bridge) {
+                let texts = match self.slow.printed_rules(&bridge) {
                     Some(texts) => Ok(texts),
                     None => match self.slow.rules(&bridge).map(|rules| format_in_pieces(rules, |r| r.to_string())) {
                         Some(texts) => {
@@ -562,7 +579,8 @@ impl Worker {
                         None => Err(format!("no bridge named {bridge:?}")),
                     },
                 };
-                let _ = answer.send(r);
+                let edits = if take_edits { self.slow.take_rule_text_edits(&bridge) } else { None };
+                let _ = answer.send(texts.map(|texts| RulesToWrite { texts, edits }));
             }
             SlowRequest::DumpDpFlows { answer } => {
                 // The mirror (by PMD, then id) with the live statistics; a megaflow whose

@@ -405,6 +405,8 @@ struct Totals {
     executes_flow_limit: u64,
     xlate_errors: u64,
     revalidated: u64,
+    /// Rule changes written back as journal records (replayed and compared).
+    journal_records: u64,
 }
 
 struct World {
@@ -443,6 +445,10 @@ struct World {
     /// The epoch of the answer issued to the upcall of each key parked on each PMD.
     answered: HashMap<(usize, FlowKey), u64>,
     t: Totals,
+    /// With `print_changed_rules`: br0's rules as the daemon's write-back would have them
+    /// on disk (printed whole, then with each change's journal record replayed).
+    written: Option<Vec<String>>,
+    print: bool,
 }
 
 impl World {
@@ -466,6 +472,7 @@ impl World {
             // Small rule changes in place (from the first rule) or by new versions.
             add_in_place_from: r.pick(&[1, usize::MAX]),
         };
+        let print = cfg.print_changed_rules;
         let sp = SlowPath::new(
             vec![
                 BridgeSpec {
@@ -543,6 +550,8 @@ impl World {
             outstanding: HashMap::new(),
             answered: HashMap::new(),
             t: Totals::default(),
+            written: None,
+            print,
         };
         w.retime(&[]);
         w.push_epoch();
@@ -1069,6 +1078,7 @@ impl World {
         if self.sp.rules("br0").unwrap() != &self.br0_rules[..] {
             return Err(self.fail(format!("slow path rules differ from the model: {:#?}", self.sp.rules("br0"))));
         }
+        self.check_written()?;
         self.note_removes(&cmds);
         self.retime(&reset);
         self.rerule_flows(&reset);
@@ -1088,6 +1098,43 @@ impl World {
         self.barrier()
     }
 
+    /// Writes br0's rules back as the daemon does (whole when the changes are not known,
+    /// else their journal record replayed over what was written) and checks that what is
+    /// written is the rules printed.
+    fn check_written(&mut self) -> Result<(), String> {
+        use ferrovs_config::persist::journal;
+        if !self.print {
+            return Ok(());
+        }
+        let texts = match self.sp.printed_rules("br0") {
+            Some(t) => t,
+            None => {
+                let t = std::sync::Arc::new(self.sp.rules("br0").unwrap().iter().map(ToString::to_string).collect());
+                self.sp.keep_printed_rules("br0", std::sync::Arc::clone(&t));
+                t
+            }
+        };
+        let edits = self.sp.take_rule_text_edits("br0");
+        if let (Some(written), Some(edits)) = (&self.written, &edits) {
+            let header = journal::journal_header("br0.flows", 1);
+            let record = String::from_utf8(journal::record(edits)).unwrap();
+            let j = format!("{header}{record}");
+            let mut lines: Vec<(&str, journal::LineOrigin)> =
+                written.iter().map(|t| (t.as_str(), journal::LineOrigin::Flows(0))).collect();
+            journal::replay(&mut lines, Some(1), &j).map_err(|e| self.fail(format!("journal replay: {e:?}")))?;
+            let replayed: Vec<&str> = lines.iter().map(|(t, _)| *t).collect();
+            let want: Vec<&str> = texts.iter().map(String::as_str).collect();
+            if replayed != want {
+                return Err(self.fail(format!(
+                    "written back with the journal {replayed:#?}\nbut the rules are {want:#?}\nedits {edits:#?}"
+                )));
+            }
+            self.t.journal_records += 1;
+        }
+        self.written = Some(texts.to_vec());
+        Ok(())
+    }
+
     fn tick(&mut self) -> Result<(), String> {
         let timed_out = self.timed_out_rules();
         let cmds = self.sp.tick(self.now);
@@ -1103,6 +1150,7 @@ impl World {
             )));
         }
         if !timed_out.is_empty() {
+            self.check_written()?;
             self.br0_rules = Rc::new(after);
             self.t.rule_changes += 1;
             self.t.rules_timed_out += timed_out.len() as u64;
@@ -1320,7 +1368,9 @@ fn slow_path_matches_reference_under_late_commands() {
         total.executes_flow_limit += t.executes_flow_limit;
         total.xlate_errors += t.xlate_errors;
         total.revalidated += t.revalidated;
+        total.journal_records += t.journal_records;
     }
     eprintln!("slow_path differential: {total:?}");
     assert!(total.packets > 0 && total.installs > 0);
+    assert!(only.is_some() || total.journal_records > 0, "no change was written as a journal record");
 }

@@ -43,11 +43,19 @@ pub fn rules_survive_kill_9() -> Result<(), Failed> {
 /// Changes of a few rules to a large rule set, which the slow path makes in place (at
 /// least 2,048 rules, see `SlowPathConfig::add_in_place_from`) and writes back from the
 /// rule texts it keeps, survive a crash too: an added rule, one replaced with other
-/// actions, one deleted, on top of 3,000 loaded with `add-flows`.
+/// actions, one deleted, on top of 3,000 loaded with `add-flows`. The bridge's rules are
+/// in a `flows_file`, written whole once (the `add-flows`), and the changes after it go
+/// to the file's journal (`ferrovs_config::persist::journal`); a torn record at the
+/// journal's end (a crash in the middle of an append) is left out at start, and the
+/// next change writes the rules whole again.
 pub fn rules_changed_in_place_survive_kill_9() -> Result<(), Failed> {
     let ports = [("a", 1, "net_null0,no-rx=1"), ("b", 2, "net_null1,no-rx=1")];
-    let config = format!("{}{}", preamble(), bridge("flows = [\"priority=0,actions=drop\"]", &ports));
-    let d = Daemon::start_in_with_env(TempDir::new(), &config, &[]);
+    let config = format!("{}{}", preamble(), bridge("flows_file = \"br0.flows\"", &ports));
+    let dir = TempDir::new();
+    std::fs::write(dir.path.join("br0.flows"), "priority=0,actions=drop\n")?;
+    let flows_file = dir.path.join("br0.flows");
+    let journal = dir.path.join("br0.flows.journal");
+    let d = Daemon::start_in_with_env(dir, &config, &[]);
     let file = d.dir.path.join("many.flows");
     let many: String = (0..3000u32)
         .map(|i| format!("priority=10,ip,nw_dst=198.18.{}.{},actions=output:2\n", i / 256, i % 256))
@@ -66,13 +74,25 @@ pub fn rules_changed_in_place_survive_kill_9() -> Result<(), Failed> {
     {
         return Err(format!("not the rules expected before the crash ({} rules)", before.len()).into());
     }
+    let whole = std::fs::read_to_string(&flows_file)?;
+    let journal_text = std::fs::read_to_string(&journal).map_err(|e| format!("no journal after changes: {e}"))?;
+    if whole.contains("198.19.0.1") || journal_text.matches("\ncommit ").count() != 3 {
+        return Err(format!("expected the 3 changes in the journal only:\n{journal_text}").into());
+    }
     let dir = d.kill();
+    // A crash in the middle of a fourth append.
+    std::fs::write(&journal, format!("{journal_text}+ priority=30,ip,nw_dst=198.19.0.2 actions=drop\ncomm"))?;
     let d = Daemon::restart_in(dir, &[]);
     let after = ctl_rules(&d)?;
     if after != before {
         let gone: Vec<&String> = before.iter().filter(|r| !after.contains(r)).collect();
         let new: Vec<&String> = after.iter().filter(|r| !before.contains(r)).collect();
         return Err(format!("rules after kill -9 differ: lost {gone:?}, gained {new:?}").into());
+    }
+    // The first change after a start writes the rules whole; the journal goes.
+    ctl_ok(&d, &["add-flow", "br0", "priority=20,ip,nw_dst=198.19.0.3,actions=output:1"])?;
+    if journal.exists() || !std::fs::read_to_string(&flows_file)?.contains("198.19.0.3") {
+        return Err("the first change after a start did not write the rules whole".into());
     }
     drop(d.stop());
     Ok(())

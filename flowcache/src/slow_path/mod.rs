@@ -986,6 +986,15 @@ impl SlowPath {
         self.bridges.iter().find(|b| b.name == bridge).and_then(|b| b.tables.printed())
     }
 
+    /// The changes to [`SlowPath::printed_rules`] of `bridge` since the last call (see
+    /// `RuleTables::take_text_edits`): `None` when they must be written whole.
+    pub fn take_rule_text_edits(
+        &mut self,
+        bridge: &str,
+    ) -> Option<Vec<ferrovs_config::persist::journal::RuleTextEdit>> {
+        self.bridges.iter_mut().find(|b| b.name == bridge).and_then(|b| b.tables.take_text_edits())
+    }
+
     /// Keeps `texts`, the current rules of `bridge` printed, for
     /// [`SlowPath::printed_rules`] (see `RuleTables::keep_printed`).
     pub fn keep_printed_rules(&mut self, bridge: &str, texts: Arc<Vec<String>>) {

@@ -53,6 +53,7 @@ use std::hash::{BuildHasherDefault, Hash, Hasher};
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use ferrovs_config::persist::journal::RuleTextEdit;
 use ferrovs_config::rules::{Action, Masked, Match, Registers, Rule};
 
 use super::fields::{self, Field, FieldMatch, FieldSet};
@@ -280,7 +281,63 @@ pub struct RuleTables {
     /// `rules` as text, when the version was built with them printed (see
     /// [`RuleTables::build`]) or was given them ([`RuleTables::keep_printed`]); changes
     /// in place keep them current by printing only the rules they add.
-    printed: Option<std::sync::Arc<Vec<String>>>,
+    printed: Option<PrintedRules>,
+}
+
+/// A version's rules printed (see [`RuleTables::printed`]), and the changes made to them
+/// in place since they were last taken ([`RuleTables::take_text_edits`]): the daemon
+/// writes those to the flows file's journal instead of the whole file.
+#[derive(Debug, Clone)]
+struct PrintedRules {
+    texts: std::sync::Arc<Vec<String>>,
+    /// `None` when not known: the texts were printed whole (a build) or given, or more
+    /// changes were made than a whole write costs ([`PrintedRules::MAX_EDITS`]).
+    edits: Option<Vec<RuleTextEdit>>,
+}
+
+impl PrintedRules {
+    /// Most edits kept between two takes: a quarter of the rules, at least 1,024 (more
+    /// are written whole anyway: see `ferrovs_config::persist`).
+    fn max_edits(&self) -> usize {
+        (self.texts.len() / 4).max(1024)
+    }
+
+    fn note(&mut self, edit: RuleTextEdit) {
+        let max = self.max_edits();
+        if let Some(edits) = &mut self.edits {
+            if edits.len() < max {
+                edits.push(edit);
+            } else {
+                self.edits = None;
+            }
+        }
+    }
+
+    /// The texts, to change (copied first if a caller still holds them).
+    fn texts_mut(&mut self) -> &mut Vec<String> {
+        std::sync::Arc::make_mut(&mut self.texts)
+    }
+
+    fn replace(&mut self, i: usize, new: String) {
+        let old = std::mem::replace(&mut self.texts_mut()[i], new.clone());
+        self.note(RuleTextEdit::Replace { old, new });
+    }
+
+    fn push(&mut self, text: String) {
+        self.note(RuleTextEdit::Add(text.clone()));
+        self.texts_mut().push(text);
+    }
+
+    /// Deletes the texts `gone` flags (one flag per text).
+    fn delete(&mut self, gone: &[bool]) {
+        let texts = self.texts_mut();
+        let deleted: Vec<String> =
+            texts.iter_mut().zip(gone).filter(|(_, g)| **g).map(|(t, _)| std::mem::take(t)).collect();
+        drop_flagged(texts, gone);
+        for t in deleted {
+            self.note(RuleTextEdit::Delete(t));
+        }
+    }
 }
 
 /// The rules added to one table of a version in place (see [`RuleTables::add_in_place`]),
@@ -438,7 +495,7 @@ impl RuleTables {
             by_identity,
             miss: MissMode::Drop,
             groups: Default::default(),
-            printed: printed.map(std::sync::Arc::new),
+            printed: printed.map(|texts| PrintedRules { texts: std::sync::Arc::new(texts), edits: None }),
         })
     }
 
@@ -446,7 +503,16 @@ impl RuleTables {
     /// them printed or given them (see [`RuleTables::keep_printed`]). Shared: a change in
     /// place while a caller still holds them copies them first.
     pub fn printed(&self) -> Option<std::sync::Arc<Vec<String>>> {
-        self.printed.clone()
+        self.printed.as_ref().map(|p| p.texts.clone())
+    }
+
+    /// The changes made in place to the printed rules (see [`RuleTables::printed`])
+    /// since the last call, in order; `None` when they are not known (the rules were
+    /// printed whole since, by a build, or given, or changed too much): then the
+    /// printed rules must be written whole. Known from now on.
+    pub fn take_text_edits(&mut self) -> Option<Vec<RuleTextEdit>> {
+        let printed = self.printed.as_mut()?;
+        printed.edits.replace(Vec::new())
     }
 
     /// Keeps `texts`, the rules printed (one per rule, in [`RuleTables::rules`] order),
@@ -456,7 +522,7 @@ impl RuleTables {
     /// text in memory, about 100 bytes a rule). Texts of another count are not kept.
     pub fn keep_printed(&mut self, texts: std::sync::Arc<Vec<String>>) {
         if texts.len() == self.rules.len() {
-            self.printed = Some(texts);
+            self.printed = Some(PrintedRules { texts, edits: None });
         }
     }
 
@@ -512,20 +578,13 @@ impl RuleTables {
         }
     }
 
-    /// The rules kept printed, to change in place (copied first if a caller still holds
-    /// them).
-    fn printed_mut(&mut self) -> Option<&mut Vec<String>> {
-        self.printed.as_mut().map(std::sync::Arc::make_mut)
-    }
-
     /// Gives rule `r` the actions `actions` in place (its match, and so its compiled
     /// form and its place in the index, stay), its text too if the rules are kept printed.
     pub fn set_actions_in_place(&mut self, r: RuleRef, actions: Vec<Action>) {
         let rule = &mut self.rules[r.0 as usize];
         rule.actions = actions;
-        let text = self.printed.is_some().then(|| rule.to_string());
-        if let (Some(texts), Some(text)) = (self.printed_mut(), text) {
-            texts[r.0 as usize] = text;
+        if let Some(printed) = &mut self.printed {
+            printed.replace(r.0 as usize, rule.to_string());
         }
     }
 
@@ -571,8 +630,8 @@ impl RuleTables {
         drop_flagged(&mut self.rules, gone);
         drop_flagged(&mut self.source_index, gone);
         self.by_identity.close_up(&new_position, self.rules.len());
-        if let Some(texts) = self.printed_mut() {
-            drop_flagged(texts, gone);
+        if let Some(printed) = &mut self.printed {
+            printed.delete(gone);
         }
         new_position
     }
@@ -662,8 +721,8 @@ impl RuleTables {
                     if at < n_old && !replaced.contains(&RuleRef(at as u32)) {
                         replaced.push(RuleRef(at as u32));
                     }
-                    if let Some(texts) = self.printed_mut() {
-                        texts[at] = r.to_string();
+                    if let Some(printed) = &mut self.printed {
+                        printed.replace(at, r.to_string());
                     }
                     self.rules[at] = r;
                     self.source_index[at] = n_old + i;
@@ -686,8 +745,8 @@ impl RuleTables {
                     if !touched.contains(&t) {
                         touched.push(t);
                     }
-                    if let Some(texts) = self.printed_mut() {
-                        texts.push(r.to_string());
+                    if let Some(printed) = &mut self.printed {
+                        printed.push(r.to_string());
                     }
                     self.rules.push(r);
                     self.source_index.push(n_old + i);

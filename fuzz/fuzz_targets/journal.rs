@@ -1,0 +1,57 @@
+//! Fuzzes the rule journal's reader (`persist::journal::replay`), which runs at start
+//! over a file a crash may have cut anywhere, on arbitrary UTF-8 over a fixed flows file.
+//!
+//! Properties: never panics; an error names a line of the journal; a stale journal
+//! changes nothing; what is replayed holds each rule text once; and a journal cut at any
+//! byte replays a prefix of its whole records (never an error, never part of a record).
+#![no_main]
+
+use ferrovs_config::persist::journal::{self, LineOrigin, Replayed};
+use libfuzzer_sys::fuzz_target;
+
+const BASE: [&str; 3] = ["in_port=1 actions=output:2", "priority=7,tcp actions=drop", "actions=drop"];
+
+fn base() -> Vec<(&'static str, LineOrigin)> {
+    BASE.iter().zip(2u32..).map(|(t, n)| (*t, LineOrigin::Flows(n))).collect()
+}
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(text) = std::str::from_utf8(data) else { return };
+    let mut lines = base();
+    match journal::replay(&mut lines, Some(1), text) {
+        Ok(Replayed::Stale) => assert_eq!(lines, base()),
+        Ok(Replayed::Applied(_)) => {
+            let mut texts: Vec<&str> = lines.iter().map(|(t, _)| *t).collect();
+            texts.sort_unstable();
+            let n = texts.len();
+            texts.dedup();
+            assert_eq!(texts.len(), n, "a rule twice after {text:?}");
+        }
+        Err(e) => assert!(e.line >= 1 && e.line as usize <= text.split('\n').count(), "{e:?} for {text:?}"),
+    }
+    // The input's lines as edits of a well-formed journal, cut at every byte.
+    let edits: Vec<journal::RuleTextEdit> = text
+        .lines()
+        .filter(|l| !l.is_empty() && !l.contains('\r'))
+        .take(8)
+        .map(|l| journal::RuleTextEdit::Add(l.to_string()))
+        .collect();
+    let mut whole = journal::journal_header("br0.flows", 1);
+    for e in &edits {
+        whole.push_str(std::str::from_utf8(&journal::record(std::slice::from_ref(e))).expect("UTF-8 record"));
+    }
+    let mut before = 0;
+    for cut in (0..=whole.len()).filter(|&c| whole.is_char_boundary(c)) {
+        let mut lines = base();
+        match journal::replay(&mut lines, Some(1), &whole[..cut]) {
+            Ok(Replayed::Applied(n)) => {
+                assert!(n >= before && n <= edits.len(), "cut at {cut}: {n} records after {before}");
+                before = n;
+            }
+            Ok(Replayed::Stale) => assert_eq!(before, 0, "cut at {cut}: stale after records"),
+            // A text already in the flows file, or added twice, is an error whatever the cut.
+            Err(_) => return,
+        }
+    }
+    assert_eq!(before, edits.len(), "the whole journal replays every record");
+});
