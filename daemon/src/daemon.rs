@@ -188,6 +188,7 @@ pub fn run(path: &Path, check_only: bool, log: LogControl) -> Result<(), DaemonE
             },
             recv(openflow_calls) -> c => {
                 if let Ok(call) = c {
+                    let started = Instant::now();
                     let (outcome, changed) = if let OfRequest::PortMod { port, down } = &call.request {
                         // A port setting: the same desired-state path as `set-port`.
                         let req = Request::SetPort { port: port.clone(), settings: vec![admin_setting(*down)] };
@@ -197,8 +198,17 @@ pub fn run(path: &Path, check_only: bool, log: LogControl) -> Result<(), DaemonE
                     } else {
                         crate::openflow::answer(&mut dp, &config, openflow_servers.hub(), &call)
                     };
+                    let applied = started.elapsed();
                     let outcome = if changed && outcome.is_ok() {
-                        persist_bridge(&mut dp, path, &mut write_back, &call.bridge).and(outcome)
+                        let outcome = persist_bridge(&mut dp, path, &mut write_back, &call.bridge).and(outcome);
+                        tracing::info!(
+                            target: "ferrovs_daemon::control",
+                            "change (OpenFlow on {}): applied in {} us, written back in {} us",
+                            call.bridge,
+                            applied.as_micros(),
+                            (started.elapsed() - applied).as_micros()
+                        );
+                        outcome
                     } else {
                         outcome
                     };

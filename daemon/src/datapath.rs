@@ -431,6 +431,21 @@ impl Datapath {
         self.slow.runs_rules(bridge.to_string(), rules.to_vec())
     }
 
+    /// How many rules each table of `bridge` has, by table number.
+    pub fn rules_per_table(&self, bridge: &str) -> Result<Vec<u32>, String> {
+        self.slow.rules_per_table(bridge.to_string())
+    }
+
+    /// Applies an OpenFlow flow-mod to `bridge` (see `SlowPath::flow_mod`), applied by
+    /// every PMD before this returns.
+    pub fn flow_mod(
+        &mut self,
+        bridge: &str,
+        change: ferrovs_flowcache::slow_path::FlowChange,
+    ) -> Result<crate::slow_path_thread::FlowModReply, String> {
+        self.slow.flow_mod(bridge.to_string(), change)
+    }
+
     pub fn set_rules(&mut self, bridge: &str, rules: Vec<Rule>) -> Result<(), String> {
         self.slow.replace_rules(bridge.to_string(), rules).map(|_| ())
     }

@@ -28,7 +28,7 @@ use ferrovs_config::{MatchSpec, Rule};
 use ferrovs_flowcache::key::FlowKey;
 use ferrovs_flowcache::megaflow::MegaflowStats;
 use ferrovs_flowcache::slow_path::{
-    BridgeSpec, ExpiredRule, GroupChange, GroupError, SlowPath, SlowPathCounters, SlowPathError,
+    BridgeSpec, ExpiredRule, FlowChange, GroupChange, GroupError, SlowPath, SlowPathCounters, SlowPathError,
 };
 use ferrovs_flowcache::upcall::{FlowId, PmdCommand, PmdReport, UpcallBatch};
 use ferrovs_flowcache::xlate::MissMode;
@@ -91,6 +91,12 @@ enum SlowRequest {
         rules: Vec<Rule>,
         answer: Answer<ReloadedBridge>,
     },
+    /// An OpenFlow flow-mod (see `SlowPath::flow_mod`).
+    FlowMod {
+        bridge: String,
+        change: Box<FlowChange>,
+        answer: Answer<FlowModReply>,
+    },
     DelFlows {
         bridge: String,
         /// Boxed: a match is the largest member of any request.
@@ -100,6 +106,10 @@ enum SlowRequest {
     DumpFlows {
         bridge: String,
         answer: Answer<DumpFlowsReply>,
+    },
+    RulesPerTable {
+        bridge: String,
+        answer: Answer<Vec<u32>>,
     },
     DumpDpFlows {
         answer: Answer<DumpDpFlowsReply>,
@@ -160,6 +170,15 @@ pub enum TopologyChange {
 }
 
 /// An OpenFlow packet-out in the rule model: `actions` on `frame` from `in_port`.
+/// What an OpenFlow flow-mod did (see `SlowPath::flow_mod`).
+#[derive(Debug, Default)]
+pub struct FlowModReply {
+    /// Whether a rule changed (else nothing is written back).
+    pub changed: bool,
+    /// The deleted rules with `send_flow_rem`, with their counters.
+    pub removed: Vec<ferrovs_flowcache::slow_path::RuleDump>,
+}
+
 /// A bridge's rules as the write-back needs them (see `ferrovs_config::persist`).
 #[derive(Debug)]
 pub struct RulesToWrite {
@@ -299,6 +318,13 @@ impl SlowPathThread {
         self.ask_change(|answer| SlowRequest::ReplaceRules { bridge, rules, answer })
     }
 
+    /// Applies an OpenFlow flow-mod (see `SlowPath::flow_mod`), everywhere before
+    /// returning: whether a rule changed, and the deleted rules that asked for a
+    /// flow-removed.
+    pub fn flow_mod(&self, bridge: String, change: FlowChange) -> Result<FlowModReply, String> {
+        self.ask_change(|answer| SlowRequest::FlowMod { bridge, change: Box::new(change), answer })
+    }
+
     /// Deletes the rules `spec` matches (non-strictly), applied everywhere before returning.
     pub fn del_flows(&self, bridge: String, spec: MatchSpec) -> Result<DelFlowsReply, String> {
         self.ask_change(|answer| SlowRequest::DelFlows { bridge, spec: Box::new(spec), answer })
@@ -308,6 +334,11 @@ impl SlowPathThread {
     /// returns (so no megaflow outputs to a removed port). Returns the megaflows removed.
     pub fn topology(&self, change: TopologyChange) -> Result<u64, String> {
         self.ask_change(|answer| SlowRequest::Topology { change, answer })
+    }
+
+    /// How many rules each table of `bridge` has, by table number.
+    pub fn rules_per_table(&self, bridge: String) -> Result<Vec<u32>, String> {
+        self.ask(|answer| SlowRequest::RulesPerTable { bridge, answer })
     }
 
     pub fn dump_flows(&self, bridge: String) -> Result<DumpFlowsReply, String> {
@@ -509,6 +540,16 @@ impl Worker {
                 let r = self.rule_change(|slow| slow.replace_rules(&bridge, rules, now));
                 let _ = answer.send(r.map(|megaflows_removed| ReloadedBridge { bridge, rules: n, megaflows_removed }));
             }
+            SlowRequest::FlowMod { bridge, change, answer } => {
+                let mut reply = FlowModReply::default();
+                let r = self.rule_change(|slow| {
+                    slow.flow_mod(&bridge, &change, now).map(|done| {
+                        reply = FlowModReply { changed: done.changed, removed: done.removed };
+                        done.cmds
+                    })
+                });
+                let _ = answer.send(r.map(|_| reply));
+            }
             SlowRequest::SetMissMode { bridge, miss, answer } => {
                 let _ = answer.send(self.rule_change(|slow| slow.set_miss_mode(&bridge, miss, now)));
             }
@@ -553,6 +594,16 @@ impl Worker {
                     TopologyChange::SetPorts { bridge, ports, datapath_ports } => {
                         slow.set_bridge_ports(&bridge, ports, datapath_ports, now)
                     }
+                });
+                let _ = answer.send(r);
+            }
+            SlowRequest::RulesPerTable { bridge, answer } => {
+                let r = self.slow.rules(&bridge).ok_or_else(|| format!("no bridge named {bridge:?}")).map(|rules| {
+                    let mut counts = vec![0u32; 256];
+                    for r in rules {
+                        counts[r.table as usize] += 1;
+                    }
+                    counts
                 });
                 let _ = answer.send(r);
             }

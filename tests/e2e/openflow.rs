@@ -343,6 +343,16 @@ pub fn rules_route_traffic() -> Result<(), Failed> {
     if before == 0 || of_packets < before {
         return Err(format!("rule counters: ferrovs-ctl {before}, ovs-ofctl {of_packets}\n{dump}").into());
     }
+    // Table statistics count each table's rules (ovs-ofctl asks for them before every
+    // flow-mod; the slow path counts them without reading every rule).
+    ofctl_ok("OpenFlow13", &of, &["add-flow", "table=3,priority=1,actions=drop"])?;
+    let tables = ofctl_ok("OpenFlow10", &of, &["dump-tables"])?;
+    let active = |table: &str| {
+        tables.split(table).nth(1).and_then(|t| t.split("active=").nth(1)).and_then(|n| n.split(',').next())
+    };
+    if active("table 0 ").map(str::trim) != Some("2") || active("table 3 ").map(str::trim) != Some("1") {
+        return Err(format!("table statistics: {tables}").into());
+    }
     // Port counters likewise.
     let ctl_tx = tx(&d, "udp");
     let ports = ofctl_ok("OpenFlow10", &of, &["dump-ports", "2"])?;

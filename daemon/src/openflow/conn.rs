@@ -23,11 +23,11 @@ use ferrovs_config::{Group, GroupKind, Masked};
 use ferrovs_flowcache::slow_path::{GroupChange, GroupError, OFPG_ALL, match_covers};
 
 use super::controller::Hub;
-use super::flow_table::{ChangeKind, FlowChange, outputs_to};
 use super::replies::{self, N_TABLES};
 use super::{OfAnswer, OfCall, OfRequest, RuleStats};
 use crate::protocol::{ANSWER_TIMEOUT, PortInfo};
 use crate::slow_path_thread::PacketOutRequest;
+use ferrovs_flowcache::slow_path::{ChangeKind, FlowChange, outputs_to};
 
 /// Who is at the other end.
 pub struct Peer<'a> {
@@ -683,8 +683,9 @@ impl Conn<'_> {
                     }
                 }
             }
-            MpRequest::Table => match self.flows() {
-                Ok(rules) => one(MpReply::Table(replies::table_stats(&rules, v))),
+            MpRequest::Table => match self.ask(OfRequest::TableCounts) {
+                Ok(OfAnswer::TableCounts(counts)) => one(MpReply::Table(replies::table_stats(&counts, v))),
+                Ok(_) => self.failed(raw, "internal error: table counts answered with another reply"),
                 Err(e) => self.failed(raw, &e),
             },
             // No meters, as OVS on a datapath without them: empty lists, zero features.

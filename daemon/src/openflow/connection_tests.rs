@@ -81,6 +81,7 @@ fn main_thread(calls: Receiver<OfCall>) -> std::thread::JoinHandle<Vec<OfRequest
             let answer = match &call.request {
                 OfRequest::Ports => OfAnswer::Ports(Vec::new()),
                 OfRequest::Flows => OfAnswer::Flows(Vec::new()),
+                OfRequest::TableCounts => OfAnswer::TableCounts(Vec::new()),
                 OfRequest::PacketOut(_)
                 | OfRequest::MissModeChanged
                 | OfRequest::GroupMod(_)

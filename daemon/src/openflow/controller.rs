@@ -701,15 +701,7 @@ pub fn run_flow_removed(hub: Arc<Hub>, expired: Receiver<ExpiredRule>, stop: Arc
             Expiry::Idle => FlowRemovedReason::IdleTimeout,
             Expiry::Hard => FlowRemovedReason::HardTimeout,
         };
-        let d = e.dump;
-        let r = super::RuleStats {
-            rule: d.rule,
-            n_packets: d.packets,
-            n_bytes: d.bytes,
-            duration_ms: d.duration_ms,
-            idle_ms: d.idle_ms,
-        };
-        hub.flow_removed(&e.bridge, &r, reason);
+        hub.flow_removed(&e.bridge, &super::RuleStats::from(e.dump), reason);
     }
 }
 

@@ -114,14 +114,15 @@ pub fn desc(bridge: &str) -> Desc {
     }
 }
 
-pub fn table_stats(rules: &[RuleStats], v: Version) -> Vec<TableStats> {
+/// Table statistics from the rule count of each table (`counts[t]`; absent: none).
+pub fn table_stats(counts: &[u32], v: Version) -> Vec<TableStats> {
     (0..N_TABLES)
         .map(|t| TableStats {
             table_id: t,
             name: if v == Version::Of10 { format!("table{t}") } else { String::new() },
             wildcards: if v == Version::Of10 { 0x3f_ffff } else { 0 },
             max_entries: if v == Version::Of10 { 1_000_000 } else { 0 },
-            active_count: rules.iter().filter(|r| r.rule.table == t).count() as u32,
+            active_count: counts.get(t as usize).copied().unwrap_or(0),
             lookup_count: 0,
             matched_count: 0,
         })

@@ -87,6 +87,7 @@
 
 mod executed;
 mod flow_index;
+mod flow_mod;
 mod mirror;
 mod port_map;
 mod rule_deps;
@@ -97,10 +98,11 @@ use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
 
 use ferrovs_config::MatchSpec;
-use ferrovs_config::rules::{Groups, Rule};
+use ferrovs_config::rules::{Action, Groups, Rule};
 use std::sync::Arc;
 
 pub use flow_index::RuleId;
+pub use flow_mod::{ChangeKind, FlowChange, FlowModDone, apply_change, outputs_to};
 pub use mirror::{MirrorFlow, PmdMirror};
 pub use rule_deps::{AddedRule, RuleDeps, TableLookup};
 pub use rule_edit::{del_selects, match_covers};
@@ -579,7 +581,15 @@ impl SlowPath {
                 if self.in_place(b, changed.len())
                     && changed.iter().all(|r| self.bridges[b].tables.valid_in_place(&rules[r.0 as usize])) =>
             {
-                self.modify_in_place(b, changed, rules, now_ms, &mut out);
+                let mut rules = rules;
+                let changes = changed
+                    .iter()
+                    .map(|r| {
+                        let rule = &mut rules[r.0 as usize];
+                        (*r, std::mem::take(&mut rule.actions), rule.cookie)
+                    })
+                    .collect();
+                self.modify_in_place(b, changes, now_ms, &mut out);
                 return Ok(out.finish());
             }
             _ => {}
@@ -623,15 +633,16 @@ impl SlowPath {
         Some(Edit::Modify(changed))
     }
 
-    /// [`SlowPath::replace_rules`] of bridge `b` by `new`, the same rules but for the
-    /// actions of `changed`, in place: the rules keep their ids and counters (as a
-    /// replacement keeps those of an unchanged identity), and the megaflows that used a
-    /// changed rule, or that a changed rule could now decide, are revalidated.
-    fn modify_in_place(&mut self, b: usize, changed: Vec<RuleRef>, mut new: Vec<Rule>, now_ms: u64, out: &mut Out) {
+    /// Gives the rules of bridge `b` in `changes` their new actions and cookie, in place
+    /// (a [`SlowPath::replace_rules`] that changed only those, an OpenFlow modify): the
+    /// rules keep their ids and counters (as a replacement keeps those of an unchanged
+    /// identity), and the megaflows that used a changed rule, or that a changed rule could
+    /// now decide, are revalidated.
+    fn modify_in_place(&mut self, b: usize, changes: Vec<(RuleRef, Vec<Action>, u64)>, now_ms: u64, out: &mut Out) {
         let br = &mut self.bridges[b];
-        for r in &changed {
-            let actions = std::mem::take(&mut new[r.0 as usize].actions);
-            br.tables.set_actions_in_place(*r, actions);
+        let changed: Vec<RuleRef> = changes.iter().map(|(r, _, _)| *r).collect();
+        for (r, actions, cookie) in changes {
+            br.tables.modify_in_place(r, actions, cookie);
         }
         self.expire_macs(now_ms, out);
         let br = &self.bridges[b];

@@ -578,11 +578,13 @@ impl RuleTables {
         }
     }
 
-    /// Gives rule `r` the actions `actions` in place (its match, and so its compiled
-    /// form and its place in the index, stay), its text too if the rules are kept printed.
-    pub fn set_actions_in_place(&mut self, r: RuleRef, actions: Vec<Action>) {
+    /// Gives rule `r` the actions `actions` and the cookie `cookie` in place (an OpenFlow
+    /// modify: its match, and so its compiled form and its place in the index, stay), its
+    /// text too if the rules are kept printed.
+    pub fn modify_in_place(&mut self, r: RuleRef, actions: Vec<Action>, cookie: u64) {
         let rule = &mut self.rules[r.0 as usize];
         rule.actions = actions;
+        rule.cookie = cookie;
         if let Some(printed) = &mut self.printed {
             printed.replace(r.0 as usize, rule.to_string());
         }
