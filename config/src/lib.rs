@@ -40,7 +40,7 @@ pub use config::{
     BURST_SIZE, BridgeConfig, Config, ControlConfig, ControllerTarget, DEFAULT_CONTROL_SOCKET, EalConfig, FailMode,
     FlowConfig, MetricsConfig, PmdConfig, PortConfig, SystemFacts, validate,
 };
-pub use display::{PortName, format_actions};
+pub use display::{PortName, format_actions, rule_text};
 pub use error::ConfigError;
 pub use field::{FIELDS, FieldDef, Masking, MatchSlot, Prereq, SlotStorage, ValueKind, field_by_name};
 pub use flow_parse::{MatchSpec, parse_flow, parse_flows, parse_match, parse_packet};

@@ -1076,7 +1076,7 @@ fn print_pieces(rules: &[Rule], next_piece: &AtomicUsize) -> Vec<(usize, Vec<Str
     loop {
         let n = next_piece.fetch_add(1, Ordering::Relaxed);
         let Some(piece) = rules.chunks(PRINT_PIECE).nth(n) else { return pieces };
-        pieces.push((n, piece.iter().map(ToString::to_string).collect()));
+        pieces.push((n, piece.iter().map(ferrovs_config::rule_text).collect()));
     }
 }
 
