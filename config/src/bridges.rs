@@ -280,7 +280,7 @@ fn rules_from_file(ff: &Spanned<String>, key: &str, ctx: &Ctx<'_>) -> Result<Vec
         }
     };
     if !journal_text.is_empty() {
-        journal::replay(&mut lines, journal::flows_generation(&text), &journal_text).map_err(|e| ConfigError {
+        journal::replay(&mut lines, journal::FlowsStamp::of(&text), &journal_text).map_err(|e| ConfigError {
             file: journal_path.clone(),
             position: Some(Position { line: e.line, column: 1 }),
             key: key.to_string(),

@@ -145,7 +145,7 @@ pub const JOURNAL_MIN_BYTES: u64 = 1 << 20;
 #[derive(Debug)]
 struct OnDisk {
     flows_file: PathBuf,
-    generation: u64,
+    stamp: journal::FlowsStamp,
     flows_bytes: u64,
     version: Version,
     groups: Vec<String>,
@@ -201,14 +201,14 @@ impl RuleWriteBack {
             return appended.map(|()| Written::Journal(record.len()));
         }
         let old = self.bridges.remove(bridge);
-        let generation = new_generation(old.map_or(0, |d| d.generation));
+        let generation = new_generation(old.map_or(0, |d| d.stamp.generation));
         let file = edit_bridge(path, bridge, |table| write_flows(table, path, bridge, flows, groups, generation))?;
-        if let Some(FlowsFileWritten { path: flows_file, bytes, version }) = file {
+        if let Some(FlowsFileWritten { path: flows_file, bytes, version, stamp }) = file {
             // The journal belonged to the older generation: ignored from now on, and gone.
             let _ = std::fs::remove_file(journal::journal_path(&flows_file));
             self.bridges.insert(
                 bridge.to_string(),
-                OnDisk { flows_file, generation, flows_bytes: bytes, version, groups: groups.to_vec(), journal: None },
+                OnDisk { flows_file, stamp, flows_bytes: bytes, version, groups: groups.to_vec(), journal: None },
             );
         }
         Ok(Written::Whole)
@@ -236,7 +236,7 @@ fn append_record(disk: &mut OnDisk, record: &[u8]) -> Result<(), PersistError> {
     if disk.journal.is_none() {
         let name = disk.flows_file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         let mut f = std::fs::File::create(&jpath).map_err(io(&jpath))?;
-        f.write_all(journal::journal_header(&name, disk.generation).as_bytes()).map_err(io(&jpath))?;
+        f.write_all(journal::journal_header(&name, disk.stamp).as_bytes()).map_err(io(&jpath))?;
         f.sync_all().map_err(io(&jpath))?;
         let dir = jpath.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
         std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir))?;
@@ -262,6 +262,7 @@ struct FlowsFileWritten {
     path: PathBuf,
     bytes: u64,
     version: Version,
+    stamp: journal::FlowsStamp,
 }
 
 /// Makes `targets` the `controller` list of bridge `bridge` in the config at `path` (the
@@ -366,7 +367,8 @@ fn write_flows(
                 Ok(())
             })?;
             let bytes = header.len() as u64 + 1 + flows.iter().map(|f| f.len() as u64 + 1).sum::<u64>();
-            return Ok(Some(FlowsFileWritten { path: file_path, bytes, version }));
+            let stamp = journal::FlowsStamp::of_lines(&header, generation, flows);
+            return Ok(Some(FlowsFileWritten { path: file_path, bytes, version, stamp }));
         }
         None => {
             // The elements are written as the array's raw inner text (one basic string a
@@ -775,7 +777,12 @@ flows_file = "br1.flows"
         let newer = whole.replacen("(generation ", "(generation 1", 1);
         std::fs::write(&flows_path, &newer).unwrap();
         assert_eq!(load().unwrap(), 1, "a journal of another generation is not replayed");
+        // The same generation edited by hand: an error that says what to do.
+        std::fs::write(&flows_path, whole.replace("actions=drop", "actions=output:1")).unwrap();
+        let e = load().unwrap_err();
+        assert!(e.message.contains("edited after ferrovsd wrote it") && e.file == journal_path, "{e}");
         std::fs::write(&flows_path, &whole).unwrap();
+        assert_eq!(load().unwrap(), 2);
         // A record damaged before a whole one: the error names the journal's line.
         let second = String::from_utf8(journal::record(&[Add("priority=6,actions=drop".into())])).unwrap();
         std::fs::write(&journal_path, format!("{}{second}", journal.replacen("priority=5", "priority=4", 1))).unwrap();

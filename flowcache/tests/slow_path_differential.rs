@@ -1116,12 +1116,13 @@ impl World {
         };
         let edits = self.sp.take_rule_text_edits("br0");
         if let (Some(written), Some(edits)) = (&self.written, &edits) {
-            let header = journal::journal_header("br0.flows", 1);
+            let stamp = journal::FlowsStamp { generation: 1, hash: 1 };
+            let header = journal::journal_header("br0.flows", stamp);
             let record = String::from_utf8(journal::record(edits)).unwrap();
             let j = format!("{header}{record}");
             let mut lines: Vec<(&str, journal::LineOrigin)> =
                 written.iter().map(|t| (t.as_str(), journal::LineOrigin::Flows(0))).collect();
-            journal::replay(&mut lines, Some(1), &j).map_err(|e| self.fail(format!("journal replay: {e:?}")))?;
+            journal::replay(&mut lines, Some(stamp), &j).map_err(|e| self.fail(format!("journal replay: {e:?}")))?;
             let replayed: Vec<&str> = lines.iter().map(|(t, _)| *t).collect();
             let want: Vec<&str> = texts.iter().map(String::as_str).collect();
             if replayed != want {

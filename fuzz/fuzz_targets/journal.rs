@@ -9,6 +9,8 @@
 use ferrovs_config::persist::journal::{self, LineOrigin, Replayed};
 use libfuzzer_sys::fuzz_target;
 
+const STAMP: journal::FlowsStamp = journal::FlowsStamp { generation: 1, hash: 0x5eed };
+
 const BASE: [&str; 3] = ["in_port=1 actions=output:2", "priority=7,tcp actions=drop", "actions=drop"];
 
 fn base() -> Vec<(&'static str, LineOrigin)> {
@@ -18,7 +20,7 @@ fn base() -> Vec<(&'static str, LineOrigin)> {
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else { return };
     let mut lines = base();
-    match journal::replay(&mut lines, Some(1), text) {
+    match journal::replay(&mut lines, Some(STAMP), text) {
         Ok(Replayed::Stale) => assert_eq!(lines, base()),
         Ok(Replayed::Applied(_)) => {
             let mut texts: Vec<&str> = lines.iter().map(|(t, _)| *t).collect();
@@ -36,14 +38,14 @@ fuzz_target!(|data: &[u8]| {
         .take(8)
         .map(|l| journal::RuleTextEdit::Add(l.to_string()))
         .collect();
-    let mut whole = journal::journal_header("br0.flows", 1);
+    let mut whole = journal::journal_header("br0.flows", STAMP);
     for e in &edits {
         whole.push_str(std::str::from_utf8(&journal::record(std::slice::from_ref(e))).expect("UTF-8 record"));
     }
     let mut before = 0;
     for cut in (0..=whole.len()).filter(|&c| whole.is_char_boundary(c)) {
         let mut lines = base();
-        match journal::replay(&mut lines, Some(1), &whole[..cut]) {
+        match journal::replay(&mut lines, Some(STAMP), &whole[..cut]) {
             Ok(Replayed::Applied(n)) => {
                 assert!(n >= before && n <= edits.len(), "cut at {cut}: {n} records after {before}");
                 before = n;

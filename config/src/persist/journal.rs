@@ -14,7 +14,7 @@
 //!
 //! ```text
 //! # Changes to the rules in br0.flows since ferrovsd wrote it; ...
-//! generation 1796118172111589400
+//! generation 1796118172111589400 flows 5e2c7d41a9b03f18
 //! + priority=10,ip,nw_dst=198.18.0.0/24 actions=output:2
 //! ~ priority=5,ip actions=output:3
 //! = priority=5,ip actions=output:4
@@ -22,10 +22,14 @@
 //! commit 4 9c0b2d7e51a8f3c4
 //! ```
 //!
-//! - `generation G` names the flows file the changes apply to: the whole write puts
-//!   `(generation G)` in the flows file's first line (`flows_header`). A journal of
-//!   another generation is ignored: the flows file was written whole after it (a crash
-//!   between that write and the journal's removal) or replaced by hand.
+//! - `generation G flows H` names the flows file the changes apply to: the whole write
+//!   puts `(generation G)` in the flows file's first line (`flows_header`), and `H` is the
+//!   FNV-1a hash of the file as written ([`FlowsStamp`]). A journal of another generation
+//!   is ignored: the flows file was written whole after it (a crash between that write
+//!   and the journal's removal) or replaced by hand. A journal of the file's generation
+//!   whose hash the file no longer has is an error: the file was edited after the daemon
+//!   wrote it, and replaying the changes over it could not be right (the error says how
+//!   to load the file without them).
 //! - `+ RULE` appends a rule, `- RULE` deletes the rule printed exactly so, and `~ OLD`
 //!   then `= NEW` replaces one in place, as the running rule list changed (a rule of a
 //!   new identity is appended; one of an existing identity keeps its place). Rules are
@@ -93,11 +97,38 @@ pub(crate) fn flows_generation(flows_text: &str) -> Option<u64> {
     rest[..rest.find(')')?].parse().ok()
 }
 
-/// The start of a new journal of a flows file of generation `generation`.
-pub fn journal_header(flows_name: &str, generation: u64) -> String {
+/// What a journal is checked against: the generation of the flows file it changes and
+/// the hash of that file's bytes as written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FlowsStamp {
+    pub generation: u64,
+    pub hash: u64,
+}
+
+impl FlowsStamp {
+    /// The stamp of a flows file's text, if the daemon wrote it (its first line names a
+    /// generation).
+    pub fn of(flows_text: &str) -> Option<FlowsStamp> {
+        Some(FlowsStamp { generation: flows_generation(flows_text)?, hash: fnv1a(FNV_START, flows_text.as_bytes()) })
+    }
+
+    /// The stamp of the flows file `header` (its first line, naming `generation`) and
+    /// then `lines` (one per line) make, without putting them together.
+    pub(crate) fn of_lines(header: &str, generation: u64, lines: &[String]) -> FlowsStamp {
+        let mut hash = fnv1a(fnv1a(FNV_START, header.as_bytes()), b"\n");
+        for l in lines {
+            hash = fnv1a(fnv1a(hash, l.as_bytes()), b"\n");
+        }
+        FlowsStamp { generation, hash }
+    }
+}
+
+/// The start of a new journal of the flows file stamped `stamp`.
+pub fn journal_header(flows_name: &str, stamp: FlowsStamp) -> String {
     format!(
         "# Changes to the rules in {flows_name} since ferrovsd wrote it: replayed over it at start, \
-         folded into it by the next whole write.\ngeneration {generation}\n"
+         folded into it by the next whole write.\ngeneration {} flows {:016x}\n",
+        stamp.generation, stamp.hash
     )
 }
 
@@ -127,15 +158,18 @@ pub fn record(edits: &[RuleTextEdit]) -> Vec<u8> {
             }
         }
     }
-    let sum = fnv1a(&out);
+    let sum = fnv1a(FNV_START, &out);
     out.extend_from_slice(format!("commit {lines} {sum:016x}\n").as_bytes());
     out
 }
 
-/// FNV-1a, 64 bits: enough to tell a whole record from a torn or damaged one.
-fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3))
+/// FNV-1a, 64 bits, continued from `h` (start: [`FNV_START`]): enough to tell a whole
+/// record from a torn or damaged one, and a flows file from an edited one.
+fn fnv1a(h: u64, bytes: &[u8]) -> u64 {
+    bytes.iter().fold(h, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3))
 }
+
+const FNV_START: u64 = 0xcbf2_9ce4_8422_2325;
 
 /// Where a rule line of a replayed rule list was read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -163,25 +197,40 @@ pub struct JournalError {
 }
 
 /// Applies the whole records of `journal` to `lines`, the rule lines of the flows file
-/// of generation `flows_generation` (see the module documentation for what counts).
+/// stamped `flows` (`None`: not written by the daemon; see the module documentation for
+/// what counts).
 pub fn replay<'a>(
     lines: &mut Vec<(&'a str, LineOrigin)>,
-    flows_generation: Option<u64>,
+    flows: Option<FlowsStamp>,
     journal: &'a str,
 ) -> Result<Replayed, JournalError> {
     let mut whole = journal.split_inclusive('\n').filter(|l| l.ends_with('\n')).zip(1u32..).peekable();
-    // The generation line comes first, after comments.
-    let mut generation = None;
-    for (line, _) in whole.by_ref() {
+    // The stamp line comes first, after comments.
+    let mut stamp = None;
+    for (line, no) in whole.by_ref() {
         let l = line.trim_end_matches(['\n', '\r']);
         if l.trim().is_empty() || l.starts_with('#') {
             continue;
         }
-        generation = l.strip_prefix("generation ").and_then(|g| g.parse::<u64>().ok());
+        stamp = l.strip_prefix("generation ").and_then(|g| g.split_once(" flows ")).and_then(|(g, h)| {
+            Some((FlowsStamp { generation: g.parse().ok()?, hash: u64::from_str_radix(h, 16).ok()? }, no))
+        });
         break;
     }
-    if generation.is_none() || generation != flows_generation {
-        return Ok(Replayed::Stale);
+    let Some((stamp, no)) = stamp else { return Ok(Replayed::Stale) };
+    match flows {
+        Some(f) if f.generation == stamp.generation => {
+            if f.hash != stamp.hash {
+                return Err(JournalError {
+                    line: no,
+                    message: "the flows file was edited after ferrovsd wrote it, and this journal holds changes \
+                              to it as written: restore the file, or remove the journal to load the file as it is \
+                              (without the changes the journal holds)"
+                        .into(),
+                });
+            }
+        }
+        _ => return Ok(Replayed::Stale),
     }
     let mut records = Vec::new();
     let mut record: Vec<(&'a str, u32)> = Vec::new();
@@ -192,7 +241,7 @@ pub fn replay<'a>(
         if let Some(commit) = l.strip_prefix("commit ") {
             let agrees = commit.split_once(' ').is_some_and(|(n, sum)| {
                 n.parse::<usize>().ok() == Some(record.len())
-                    && u64::from_str_radix(sum, 16).ok() == Some(fnv1a(&bytes))
+                    && u64::from_str_radix(sum, 16).ok() == Some(fnv1a(FNV_START, &bytes))
             });
             match (agrees, damaged) {
                 (true, None) => records.push(std::mem::take(&mut record)),
@@ -225,7 +274,12 @@ pub fn replay<'a>(
             let err = |message: String| JournalError { line: no, message };
             let (tag, text) = (l.get(..2).unwrap_or(""), l.get(2..).unwrap_or(""));
             let find = |at: &HashMap<&str, usize>| {
-                at.get(text).copied().ok_or_else(|| err(format!("no rule `{text}` to change in the flows file")))
+                at.get(text).copied().ok_or_else(|| {
+                    err(format!(
+                        "no rule `{text}` to change in the flows file: was the file edited after ferrovsd wrote it? \
+                         (without this journal the file loads as it is, without the changes the journal holds)"
+                    ))
+                })
             };
             match tag {
                 "+ " => {
@@ -284,8 +338,12 @@ mod tests {
         ]
     }
 
+    fn stamp(generation: u64) -> Option<FlowsStamp> {
+        Some(FlowsStamp { generation, hash: 0x5eed })
+    }
+
     fn journal(generation: u64, records: &[&[RuleTextEdit]]) -> String {
-        let mut j = journal_header("br0.flows", generation);
+        let mut j = journal_header("br0.flows", stamp(generation).unwrap());
         for r in records {
             j.push_str(std::str::from_utf8(&record(r)).unwrap());
         }
@@ -300,7 +358,7 @@ mod tests {
     fn records_replay_in_place_in_order() {
         let j = journal(7, &[&edits(), &[RuleTextEdit::Add("priority=1 actions=drop".into())]]);
         let mut lines = base();
-        assert_eq!(replay(&mut lines, Some(7), &j), Ok(Replayed::Applied(2)));
+        assert_eq!(replay(&mut lines, stamp(7), &j), Ok(Replayed::Applied(2)));
         assert_eq!(
             texts(&lines),
             ["in_port=1 actions=output:3", "actions=drop", "priority=9,ip actions=drop", "priority=1 actions=drop"]
@@ -312,13 +370,16 @@ mod tests {
     #[test]
     fn another_generation_is_ignored() {
         let j = journal(7, &[&edits()]);
-        for generation in [Some(8), None] {
+        for flows in [stamp(8), None] {
             let mut lines = base();
-            assert_eq!(replay(&mut lines, generation, &j), Ok(Replayed::Stale));
+            assert_eq!(replay(&mut lines, flows, &j), Ok(Replayed::Stale));
             assert_eq!(lines, base());
         }
+        // The same generation, another file: an error, on the stamp's line.
+        let e = replay(&mut base(), Some(FlowsStamp { generation: 7, hash: 1 }), &j).unwrap_err();
+        assert_eq!(e.line, 2, "{e:?}");
         let mut lines = base();
-        assert_eq!(replay(&mut lines, Some(7), "# nothing else\n"), Ok(Replayed::Stale));
+        assert_eq!(replay(&mut lines, stamp(7), "# nothing else\n"), Ok(Replayed::Stale));
     }
 
     #[test]
@@ -330,17 +391,17 @@ mod tests {
         for cut in 0..second.len() {
             let j = format!("{whole}{}", &second[..cut]);
             let mut lines = base();
-            assert_eq!(replay(&mut lines, Some(7), &j), Ok(Replayed::Applied(1)), "cut at {cut}");
+            assert_eq!(replay(&mut lines, stamp(7), &j), Ok(Replayed::Applied(1)), "cut at {cut}");
             assert_eq!(lines.len(), 3);
         }
         // A flipped byte in the first record: refused, since a whole one follows.
         let damaged = format!("{}{second}", whole.replacen("output:3", "output:4", 1));
-        let e = replay(&mut base(), Some(7), &damaged).unwrap_err();
+        let e = replay(&mut base(), stamp(7), &damaged).unwrap_err();
         assert_eq!(e.line, 3, "the damaged record's first line: {e:?}");
         // The same damage at the end: a torn tail, left out.
         let mut lines = base();
         let torn = whole.replacen("output:3", "output:4", 1);
-        assert_eq!(replay(&mut lines, Some(7), &torn), Ok(Replayed::Applied(0)));
+        assert_eq!(replay(&mut lines, stamp(7), &torn), Ok(Replayed::Applied(0)));
         assert_eq!(lines, base());
     }
 
@@ -352,14 +413,17 @@ mod tests {
             RuleTextEdit::Add("actions=drop".into()),
         ] {
             let j = journal(1, &[std::slice::from_ref(&bad)]);
-            let e = replay(&mut base(), Some(1), &j).unwrap_err();
+            let e = replay(&mut base(), stamp(1), &j).unwrap_err();
             assert_eq!(e.line, 3, "{bad:?}: {e:?}");
         }
     }
 
     #[test]
     fn the_flows_header_names_its_generation() {
-        assert_eq!(flows_generation(&format!("{}\nactions=drop\n", flows_header("br0", 42))), Some(42));
+        let text = format!("{}\nactions=drop\n", flows_header("br0", 42));
+        assert_eq!(flows_generation(&text), Some(42));
+        let lines = ["actions=drop".to_string()];
+        assert_eq!(FlowsStamp::of(&text), Some(FlowsStamp::of_lines(&flows_header("br0", 42), 42, &lines)));
         assert_eq!(flows_generation("# Rules of bridge br0, written back\nactions=drop\n"), None);
         assert_eq!(flows_generation(""), None);
         assert_eq!(journal_path(Path::new("a/b.flows")), Path::new("a/b.flows.journal"));
