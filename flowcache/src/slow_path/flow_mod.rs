@@ -23,7 +23,7 @@ use ferrovs_config::openflow::convert::{OFPP_ALL, OFPP_FLOOD, OFPP_NORMAL};
 use ferrovs_config::openflow::{OFPP_ANY, OFPP_CONTROLLER, OFPP_IN_PORT};
 use ferrovs_config::{Action, Masked, Rule};
 
-use super::{Out, Replace, RuleDump, SlowPath, SlowPathError, match_covers, ms};
+use super::{ListEdit, Out, Replace, RuleDump, SlowPath, SlowPathError, match_covers, ms};
 use crate::upcall::PmdCommand;
 use crate::xlate::{RuleRef, RuleTables};
 
@@ -179,7 +179,7 @@ impl SlowPath {
             };
         }
         let mut out = Out::new(self.mirrors.len());
-        let replace = Replace { print: self.cfg.print_changed_rules, ..Replace::default() };
+        let print = self.cfg.print_changed_rules;
         let n = tables.rules().len();
         if delete {
             let br = &self.bridges[b];
@@ -197,6 +197,7 @@ impl SlowPath {
                 self.delete_in_place(b, &gone, now_ms, &mut out);
             } else {
                 let list = br.tables.rules().iter().zip(&gone).filter(|(_, g)| !**g).map(|(r, _)| r.clone()).collect();
+                let replace = Replace { print, list_edit: ListEdit::Deleted(gone), ..Replace::default() };
                 self.change_rules(b, list, usize::MAX, replace, now_ms, &mut out)?;
             }
             return Ok(FlowModDone { cmds: out.finish(), changed: true, removed });
@@ -214,6 +215,7 @@ impl SlowPath {
                 list[r.0 as usize] = modified(&list[r.0 as usize]);
             }
             // Identities unchanged: every rule keeps its counters (as `replace_rules`).
+            let replace = Replace { print, list_edit: ListEdit::Modified(selected), ..Replace::default() };
             self.change_rules(b, list, usize::MAX, replace, now_ms, &mut out)?;
         }
         Ok(FlowModDone { cmds: out.finish(), changed: true, removed: Vec::new() })
@@ -334,7 +336,9 @@ mod tests {
             );
             parse_flow(&text).unwrap()
         };
+        use ferrovs_config::persist::journal;
         let mut in_place_changes = 0;
+        let mut journaled = 0;
         for add_in_place_from in [1, usize::MAX] {
             let initial = canon((0..40).map(|_| gen_rule(&mut rnd)).collect());
             let cfg = SlowPathConfig { add_in_place_from, print_changed_rules: true, ..SlowPathConfig::default() };
@@ -346,6 +350,7 @@ mod tests {
                 groups: Default::default(),
             };
             let mut sp = SlowPath::new(vec![br], 1, cfg, 0).unwrap();
+            let mut written: Option<Vec<String>> = None;
             for step in 0..400u64 {
                 let kind = match rnd(4) {
                     0 => ChangeKind::Modify { strict: false },
@@ -364,8 +369,8 @@ mod tests {
                 let changed_before = sp.bridges[0].tables.changed_in_place();
                 let done = sp.flow_mod("br0", &c, 1_000 * step).unwrap();
                 in_place_changes += usize::from(sp.bridges[0].tables.changed_in_place() != changed_before);
-                let got = sp.rules("br0").unwrap();
-                assert_eq!(got, &want[..], "step {step}: {c:?}");
+                let got = sp.rules("br0").unwrap().to_vec();
+                assert_eq!(got, want, "step {step}: {c:?}");
                 assert!(done.changed || want == before, "step {step}: changed, not said so");
                 if matches!(c.kind, ChangeKind::Delete { .. }) {
                     assert_eq!(done.changed, want != before, "step {step}");
@@ -376,6 +381,20 @@ mod tests {
                 if let Some(printed) = sp.printed_rules("br0") {
                     let texts: Vec<String> = got.iter().map(ToString::to_string).collect();
                     assert_eq!(*printed, texts, "step {step}: the printed rules");
+                    // What the write-back journals, replayed over what it wrote before.
+                    let edits = sp.take_rule_text_edits("br0");
+                    if let (Some(w), Some(edits)) = (&written, &edits) {
+                        let stamp = journal::FlowsStamp { generation: 1, hash: 1 };
+                        let record = String::from_utf8(journal::record(edits)).unwrap();
+                        let j = format!("{}{record}", journal::journal_header("br0.flows", stamp));
+                        let mut lines: Vec<(&str, journal::LineOrigin)> =
+                            w.iter().map(|t| (t.as_str(), journal::LineOrigin::Flows(0))).collect();
+                        journal::replay(&mut lines, Some(stamp), &j).unwrap();
+                        let replayed: Vec<&str> = lines.iter().map(|(t, _)| *t).collect();
+                        assert_eq!(replayed, texts, "step {step}: journaled {edits:?}");
+                        journaled += 1;
+                    }
+                    written = Some(texts);
                 }
                 if got.len() < 10 {
                     for _ in 0..20 {
@@ -385,5 +404,6 @@ mod tests {
             }
         }
         assert!(in_place_changes > 100, "only {in_place_changes} flow-mods were made in place");
+        assert!(journaled > 300, "only {journaled} changes were journaled");
     }
 }

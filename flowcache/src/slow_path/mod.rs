@@ -813,7 +813,7 @@ impl SlowPath {
             list
         };
         let mut out = Out::new(self.mirrors.len());
-        let replace = Replace { print: self.cfg.print_changed_rules, ..Replace::default() };
+        let replace = Replace { print: self.cfg.print_changed_rules, list_edit: ListEdit::Added, ..Replace::default() };
         self.change_rules(b, list, n_old, replace, now_ms, &mut out)?;
         Ok(out.finish())
     }
@@ -837,7 +837,8 @@ impl SlowPath {
         }
         let old = self.bridges[b].tables.rules();
         let list: Vec<Rule> = old.iter().zip(&gone).filter(|(_, g)| !**g).map(|(r, _)| r.clone()).collect();
-        let replace = Replace { print: self.cfg.print_changed_rules, ..Replace::default() };
+        let replace =
+            Replace { print: self.cfg.print_changed_rules, list_edit: ListEdit::Deleted(gone), ..Replace::default() };
         self.change_rules(b, list, usize::MAX, replace, now_ms, &mut out)?;
         Ok((out.finish(), deleted))
     }
@@ -1179,6 +1180,11 @@ impl SlowPath {
         let mut new_tables = RuleTables::build(rules, br.ports.clone(), replace.print)
             .and_then(|t| t.with_groups(groups))
             .map_err(|error| SlowPathError::Rules { bridge: br.name.clone(), error })?;
+        let br = &mut self.bridges[b];
+        if let Some(edits) = text_edits_of(&mut br.tables, &new_tables, &replace.list_edit, replaced_from) {
+            new_tables.carry_text_edits(edits);
+        }
+        let br = &self.bridges[b];
         new_tables.miss = replace.miss.unwrap_or(br.tables.miss);
         self.expire_macs(now_ms, out);
         let br = &mut self.bridges[b];
@@ -1366,6 +1372,49 @@ enum Edit {
     Modify(Vec<RuleRef>),
 }
 
+/// The edits that turn the printed rules of `old` into those of `new`, built from it by
+/// `list_edit` (`replaced_from`: see [`SlowPath::change_rules`]), after `old`'s own edits
+/// not yet taken; `None` when they are not known (either version not printed, `old`'s
+/// edits not known, or the list edit not one of the known kinds).
+fn text_edits_of(
+    old: &mut RuleTables,
+    new: &RuleTables,
+    list_edit: &ListEdit,
+    replaced_from: usize,
+) -> Option<Vec<ferrovs_config::persist::journal::RuleTextEdit>> {
+    use ferrovs_config::persist::journal::RuleTextEdit;
+    if matches!(list_edit, ListEdit::Unknown) {
+        return None;
+    }
+    let (before, after) = (old.printed()?, new.printed()?);
+    let mut edits = old.take_text_edits()?;
+    match list_edit {
+        ListEdit::Unknown => return None,
+        ListEdit::Added => {
+            // The current rules keep their places (their identities are unique); a later
+            // rule of one of them took its place.
+            for p in 0..new.rules().len() {
+                let from = new.source_index(RuleRef(p as u32));
+                if p >= before.len() {
+                    edits.push(RuleTextEdit::Add(after[p].clone()));
+                } else if from >= replaced_from {
+                    edits.push(RuleTextEdit::Replace { old: before[p].clone(), new: after[p].clone() });
+                }
+            }
+        }
+        ListEdit::Deleted(gone) => {
+            edits.extend(before.iter().zip(gone).filter(|(_, g)| **g).map(|(t, _)| RuleTextEdit::Delete(t.clone())));
+        }
+        ListEdit::Modified(changed) => {
+            for r in changed {
+                let p = r.0 as usize;
+                edits.push(RuleTextEdit::Replace { old: before[p].clone(), new: after[p].clone() });
+            }
+        }
+    }
+    Some(edits)
+}
+
 /// Bridge-wide state a rule change may replace along with the rules (`None`: kept).
 #[derive(Default)]
 struct Replace {
@@ -1374,6 +1423,25 @@ struct Replace {
     /// Print the new version's rules as it is compiled (`add-flows`, `del-flows`: see
     /// [`SlowPathConfig::print_changed_rules`]).
     print: bool,
+    /// What the change did to the rule list, when it is one of these: the new version
+    /// then carries the printed rules' edits on (see `RuleTables::take_text_edits`), so
+    /// the write-back journals a change that was built, not made in place.
+    list_edit: ListEdit,
+}
+
+/// How a rule change's list follows from the current one (see [`Replace::list_edit`]).
+#[derive(Default)]
+enum ListEdit {
+    /// Not known (a reload, a group or miss-mode change): the rules are written whole.
+    #[default]
+    Unknown,
+    /// The rules added after the current ones (`add-flows`: a rule of an existing
+    /// identity replaces it where it is).
+    Added,
+    /// The current rules less those flagged.
+    Deleted(Vec<bool>),
+    /// The current rules, these with new actions or cookie.
+    Modified(Vec<RuleRef>),
 }
 
 /// Most rules a change may add (or modify) and still revalidate only the megaflows that

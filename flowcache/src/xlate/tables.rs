@@ -515,6 +515,16 @@ impl RuleTables {
         printed.edits.replace(Vec::new())
     }
 
+    /// Makes `edits` the changes to this version's printed rules not yet taken (see
+    /// [`RuleTables::take_text_edits`]): a version built from another by a known edit of
+    /// its rule list carries on the other's edits with that one's (the slow path
+    /// computes them). Too many for a journal: not known.
+    pub fn carry_text_edits(&mut self, edits: Vec<RuleTextEdit>) {
+        if let Some(printed) = &mut self.printed {
+            printed.edits = (edits.len() <= printed.max_edits()).then_some(edits);
+        }
+    }
+
     /// Keeps `texts`, the rules printed (one per rule, in [`RuleTables::rules`] order),
     /// for [`RuleTables::printed`]: the daemon writes every rule change back as text, and
     /// with them kept, a change in place prints only the rules it adds (printing 100,000
