@@ -1387,6 +1387,16 @@ fn text_edits_of(
         return None;
     }
     let (before, after) = (old.printed()?, new.printed()?);
+    // A bulk load is written whole anyway: no million texts copied into edits first.
+    let at_least = match list_edit {
+        ListEdit::Unknown => return None,
+        ListEdit::Added => after.len().saturating_sub(before.len()),
+        ListEdit::Deleted(gone) => gone.iter().filter(|g| **g).count(),
+        ListEdit::Modified(changed) => changed.len(),
+    };
+    if at_least > new.max_text_edits() {
+        return None;
+    }
     let mut edits = old.take_text_edits()?;
     match list_edit {
         ListEdit::Unknown => return None,

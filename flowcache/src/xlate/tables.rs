@@ -519,6 +519,11 @@ impl RuleTables {
     /// [`RuleTables::take_text_edits`]): a version built from another by a known edit of
     /// its rule list carries on the other's edits with that one's (the slow path
     /// computes them). Too many for a journal: not known.
+    /// Most edits [`RuleTables::carry_text_edits`] keeps for this version.
+    pub fn max_text_edits(&self) -> usize {
+        self.printed.as_ref().map_or(0, PrintedRules::max_edits)
+    }
+
     pub fn carry_text_edits(&mut self, edits: Vec<RuleTextEdit>) {
         if let Some(printed) = &mut self.printed {
             printed.edits = (edits.len() <= printed.max_edits()).then_some(edits);
