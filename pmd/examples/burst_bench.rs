@@ -14,16 +14,19 @@
 //!
 //! `--actions` sets what every megaflow does: `output` (output:2, the default), `drop`
 //! (no action) or `output2` (output:1,output:2: one extra buffer reference per packet).
+//! `--mask` sets the megaflows' mask: `5tuple` (the default, one megaflow per flow) or
+//! `port` (in_port alone: one megaflow answers every flow, as for a table of in_port
+//! rules).
 //!
 //! Usage: cargo run --release -p ferrovs-pmd --example burst_bench -- [--flows N] [--bursts B]
-//!        [--actions output|drop|output2] [--scope burst|loop]
+//!        [--actions output|drop|output2] [--mask 5tuple|port] [--scope burst|loop]
 
 use std::net::Ipv4Addr;
 
 use ferrovs_dpdk::{BURST, Eal, MbufBatch, rdtsc};
 use ferrovs_flowcache::FlowCacheConfig;
 use ferrovs_flowcache::testpkt::{Ipv4Hdr, eth_header, fill_l4_checksum, ipv4_header, udp_segment};
-use ferrovs_pmd::burst_bench::{BenchActions, BurstBench};
+use ferrovs_pmd::burst_bench::{BenchActions, BenchMask, BurstBench};
 
 /// Flow `i`: UDP 198.18.0.1:(1024 + i % 50000) -> 198.19.(i / 50000).1:53, 64 bytes.
 fn frame(i: usize) -> Vec<u8> {
@@ -89,6 +92,7 @@ fn main() {
     let mut flows = 1usize;
     let mut bursts = 2000usize;
     let mut actions = BenchActions::Output;
+    let mut mask = BenchMask::FiveTuple;
     let mut scope = Scope::Burst;
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
@@ -98,6 +102,7 @@ fn main() {
             "--actions" => {
                 actions = it.next().and_then(|s| BenchActions::parse(&s)).expect("--actions output|drop|output2")
             }
+            "--mask" => mask = it.next().and_then(|s| BenchMask::parse(&s)).expect("--mask 5tuple|port"),
             "--scope" => {
                 scope = match it.next().as_deref() {
                     Some("burst") => Scope::Burst,
@@ -114,8 +119,9 @@ fn main() {
         .to_vec();
     let eal = Eal::init(&eal_args).expect("EAL");
     let config = FlowCacheConfig::for_max_flows(flows.max(1024) * 2);
-    let mut bb =
-        BurstBench::new(&eal, &std::process::id().to_string(), 16 * 1024 - 1, config, actions).expect("harness");
+    let mut bb = BurstBench::new(&eal, &std::process::id().to_string(), 16 * 1024 - 1, config, actions)
+        .expect("harness")
+        .with_mask(mask);
     let frames: Vec<Vec<u8>> = (0..flows).map(frame).collect();
     let per_pass = flows.div_ceil(BURST).max(1);
 
@@ -151,7 +157,7 @@ fn main() {
         s1.misses - s0.misses
     );
     println!(
-        "scope {scope:?} flows {flows} actions {actions:?} bursts {bursts} packets {packets} warm-up passes {passes} tsc cycles/packet {:.1}",
+        "scope {scope:?} flows {flows} actions {actions:?} mask {mask:?} bursts {bursts} packets {packets} warm-up passes {passes} tsc cycles/packet {:.1}",
         cycles as f64 / packets as f64
     );
 }
