@@ -16,10 +16,11 @@
 //! (no action) or `output2` (output:1,output:2: one extra buffer reference per packet).
 //! `--mask` sets the megaflows' mask: `5tuple` (the default, one megaflow per flow) or
 //! `port` (in_port alone: one megaflow answers every flow, as for a table of in_port
-//! rules).
+//! rules). `--emc` looks the bursts up through the exact-match cache (filled by every hit
+//! of the warm-up) instead of straight in the classifier.
 //!
 //! Usage: cargo run --release -p ferrovs-pmd --example burst_bench -- [--flows N] [--bursts B]
-//!        [--actions output|drop|output2] [--mask 5tuple|port] [--scope burst|loop]
+//!        [--actions output|drop|output2] [--mask 5tuple|port] [--emc] [--scope burst|loop]
 
 use std::net::Ipv4Addr;
 
@@ -93,6 +94,7 @@ fn main() {
     let mut bursts = 2000usize;
     let mut actions = BenchActions::Output;
     let mut mask = BenchMask::FiveTuple;
+    let mut emc = false;
     let mut scope = Scope::Burst;
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
@@ -103,6 +105,7 @@ fn main() {
                 actions = it.next().and_then(|s| BenchActions::parse(&s)).expect("--actions output|drop|output2")
             }
             "--mask" => mask = it.next().and_then(|s| BenchMask::parse(&s)).expect("--mask 5tuple|port"),
+            "--emc" => emc = true,
             "--scope" => {
                 scope = match it.next().as_deref() {
                     Some("burst") => Scope::Burst,
@@ -118,10 +121,16 @@ fn main() {
         .map(String::from)
         .to_vec();
     let eal = Eal::init(&eal_args).expect("EAL");
-    let config = FlowCacheConfig::for_max_flows(flows.max(1024) * 2);
+    let mut config = FlowCacheConfig::for_max_flows(flows.max(1024) * 2);
+    if emc {
+        config.emc_insert_inverse_prob = 1;
+    }
     let mut bb = BurstBench::new(&eal, &std::process::id().to_string(), 16 * 1024 - 1, config, actions)
         .expect("harness")
         .with_mask(mask);
+    if emc {
+        bb = bb.through_emc();
+    }
     let frames: Vec<Vec<u8>> = (0..flows).map(frame).collect();
     let per_pass = flows.div_ceil(BURST).max(1);
 
@@ -157,7 +166,7 @@ fn main() {
         s1.misses - s0.misses
     );
     println!(
-        "scope {scope:?} flows {flows} actions {actions:?} mask {mask:?} bursts {bursts} packets {packets} warm-up passes {passes} tsc cycles/packet {:.1}",
+        "scope {scope:?} flows {flows} actions {actions:?} mask {mask:?} emc {emc} bursts {bursts} packets {packets} warm-up passes {passes} tsc cycles/packet {:.1}",
         cycles as f64 / packets as f64
     );
 }

@@ -222,6 +222,15 @@ impl BurstBench {
         self
     }
 
+    /// Looks every burst up through the exact-match cache (the direct classifier path
+    /// off, as for a port with many subtables: deploy/bench's rule set "b"). The
+    /// caller's `FlowCacheConfig` should insert every hit into the EMC
+    /// (`emc_insert_inverse_prob` 1), so that the warm-up fills it.
+    pub fn through_emc(mut self) -> BurstBench {
+        self.pmd.pipeline.set_direct_max_subtables(0);
+        self
+    }
+
     /// Fills `batch` (empty) with copies of `frames`, at most one burst.
     pub fn fill(&self, batch: &mut MbufBatch, frames: &[Vec<u8>]) -> Result<(), String> {
         for f in frames {
