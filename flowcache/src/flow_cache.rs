@@ -294,7 +294,7 @@ impl FlowCache {
 
     /// The megaflow that answers every packet from `in_port` whatever its other fields
     /// (its mask covers `in_port` alone, and a lookup from the port probes nothing else:
-    /// see [`Classifier::port_wide`]), if there is one and the port's bursts go straight
+    /// see `Classifier::port_wide`), if there is one and the port's bursts go straight
     /// to the classifier. The caller then needs no keys for a burst from the port: it
     /// accounts the burst with [`FlowCache::port_wide_hits`] and gets the megaflow the
     /// lookup of any key would (OVS's "simple match" serves tables of `in_port` rules

@@ -320,8 +320,8 @@ impl FlowKey {
     #[inline(always)]
     pub fn hash(&self) -> u32 {
         let mut sum = 0u64;
-        for i in 0..KEY_WORDS {
-            sum = sum.wrapping_add(self.w[i].wrapping_mul(KEY_HASH_MULTIPLIERS[i]));
+        for (&w, m) in self.w.iter().zip(KEY_HASH_MULTIPLIERS) {
+            sum = sum.wrapping_add(w.wrapping_mul(m));
         }
         finish_key_hash(sum)
     }
@@ -330,8 +330,8 @@ impl FlowKey {
     #[inline(always)]
     pub fn hash_masked(&self, mask: &Mask) -> u32 {
         let mut sum = 0u64;
-        for i in 0..KEY_WORDS {
-            sum = sum.wrapping_add((self.w[i] & mask.w[i]).wrapping_mul(KEY_HASH_MULTIPLIERS[i]));
+        for ((&w, &m), k) in self.w.iter().zip(&mask.w).zip(KEY_HASH_MULTIPLIERS) {
+            sum = sum.wrapping_add((w & m).wrapping_mul(k));
         }
         finish_key_hash(sum)
     }
@@ -465,7 +465,8 @@ mod tests {
         base.set_nw_dst(Ipv4Addr::new(10, 0, 0, 2));
         base.set_tp_src(1000);
         base.set_tp_dst(80);
-        let fields: [(&str, fn(&mut FlowKey, u32)); 6] = [
+        type SetField = fn(&mut FlowKey, u32);
+        let fields: [(&str, SetField); 6] = [
             ("in_port", |k, v| k.set_in_port(v)),
             ("tp_src", |k, v| k.set_tp_src(v as u16)),
             ("nw_dst", |k, v| k.set_nw_dst_u32(0x0a00_0000 | v)),
