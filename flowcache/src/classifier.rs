@@ -575,6 +575,10 @@ pub struct Classifier {
     /// renumbered, so a remembered mapping stays right forever.
     last_port: Option<(u32, u32)>,
     max_flows: usize,
+    /// Megaflows installed and removed so far (what `port_wide_memo` was found at).
+    changes: u64,
+    /// The last answer of [`Classifier::port_wide`]: (port, `changes` then, answer).
+    port_wide_memo: (u32, u64, Option<(u32, MegaflowId)>),
 }
 
 /// The partition key of a mask/key pair: the port if the mask covers all of in_port.
@@ -601,6 +605,9 @@ impl Classifier {
             port_partition: HashMap::with_capacity(PREALLOC_PORTS),
             last_port: None,
             max_flows,
+            changes: 0,
+            // No port is 0xffff_ffff (ports are 16 bits): the first call finds.
+            port_wide_memo: (u32::MAX, 0, None),
         }
     }
 
@@ -683,6 +690,7 @@ impl Classifier {
         let records = &self.slab.records;
         st.insert_slot(hash, id.index, &mut self.buckets, |st, x| st.hash(&records[x as usize].key));
         self.partitions[partition as usize].len += 1;
+        self.changes += 1;
         Ok(id)
     }
 
@@ -791,6 +799,7 @@ impl Classifier {
     }
 
     fn remove_index(&mut self, index: u32) -> (Megaflow, MegaflowStats) {
+        self.changes += 1;
         let i = index as usize;
         let st_id = self.slab.cold[i].subtable;
         let st = self.subtables[st_id as usize].as_mut().expect("live subtable");
@@ -842,6 +851,51 @@ impl Classifier {
     #[inline]
     pub fn actions(&self, id: MegaflowId) -> Option<&DpActions> {
         self.slab.resolve(id).map(|i| &self.slab.cold[i].actions)
+    }
+
+    /// The megaflow that answers every key from `port` whatever its other fields, as
+    /// (its subtable's id, its id): when a lookup of a key from `port` probes exactly
+    /// one subtable (its port's partition has one, the "any port" partition none), that
+    /// subtable's mask covers `in_port` and nothing else, and it holds `port`'s
+    /// megaflow (what the slow path installs for a table of `in_port` rules). Every key
+    /// of the port then hits it, so a caller can skip extracting the keys; it gets the
+    /// megaflow the batch lookup would. The answer is remembered for the last port
+    /// until a megaflow is installed or removed: a call costs two compares (a probe of
+    /// the subtable after a change), so asking on every burst is cheap.
+    #[inline]
+    pub(crate) fn port_wide(&mut self, port: u32) -> Option<(u32, MegaflowId)> {
+        let (memo_port, memo_changes, found) = self.port_wide_memo;
+        if memo_port == port && memo_changes == self.changes {
+            return found;
+        }
+        let found = self.find_port_wide(port);
+        self.port_wide_memo = (port, self.changes, found);
+        found
+    }
+
+    fn find_port_wide(&mut self, port: u32) -> Option<(u32, MegaflowId)> {
+        if !self.partitions[ANY_PORT as usize].order.is_empty() {
+            return None;
+        }
+        let p = self.partition_of_port(port)?;
+        let &[st_id] = self.partitions[p as usize].order.as_slice() else { return None };
+        let st = self.subtables[st_id as usize].as_ref()?;
+        if st.cover != 1 || st.mask.w[0] != crate::key::IN_PORT_EXACT as u64 {
+            return None;
+        }
+        // The masked key of every packet from `port`.
+        let mut masked = FlowKey::ZERO;
+        masked.set_in_port(port);
+        let index = st.find(&self.slab, &masked, st.hash(&masked))?;
+        Some((st_id, self.slab.id_of(index)))
+    }
+
+    /// Counts `hits` lookups answered through [`Classifier::port_wide`] by subtable
+    /// `st_id` (its rank among the port's subtables).
+    pub(crate) fn credit_subtable(&mut self, st_id: u32, hits: u32) {
+        if let Some(Some(st)) = self.subtables.get_mut(st_id as usize) {
+            st.hits += hits as u64;
+        }
     }
 
     /// Looks up one key.

@@ -224,6 +224,32 @@ fn extract_common_words(frame: &[u8], in_port: u32) -> Option<[u64; 8]> {
     ])
 }
 
+/// The TCP flags [`extract`] puts in a frame's key (0 for any frame that is not TCP),
+/// without building the key: for a lookup that needs no other field (a megaflow of
+/// mask `in_port` answers every packet of the port; its statistics still OR the flags
+/// of every packet, as OVS's do). An untagged IPv4 frame whose protocol byte is not
+/// TCP's answers 0 from two reads (the key's `nw_proto` is that byte or, for a header
+/// that fails the parse's checks, 0: either way not TCP, so no flags); any other frame
+/// takes the whole extraction. The tests check it against [`extract`] on mutated and
+/// truncated frames (`tcp_flags_agrees_with_the_key`).
+#[inline(always)]
+pub fn tcp_flags(frame: &[u8]) -> u16 {
+    if let Some(head) = frame.get(..24)
+        && ne16(head, 12) == ethertype::IPV4.to_be()
+        && head[23] != ipproto::TCP
+    {
+        return 0;
+    }
+    tcp_flags_by_key(frame)
+}
+
+/// [`tcp_flags`] of a frame of another shape: through the key (in_port does not matter).
+#[cold]
+#[inline(never)]
+fn tcp_flags_by_key(frame: &[u8]) -> u16 {
+    extract(frame, 0).tcp_flags()
+}
+
 /// [`extract_with_vlan_limit`] through the general parse only (any frame).
 #[inline(never)]
 pub fn extract_general(frame: &[u8], in_port: u32, limit: usize) -> FlowKey {
@@ -641,6 +667,43 @@ mod tests {
     /// The fast path of the common shapes against the general parse: on frames of those
     /// shapes (which it must take) and on random mutations and truncations of them
     /// (which it must either decline or get exactly right), with both VLAN limits.
+    #[test]
+    fn tcp_flags_agrees_with_the_key() {
+        let frames = [
+            tcp4_frame(&TCP4),
+            tcp4_frame(&Tcp4 { flags: 0xff, ..TCP4 }),
+            udp4_frame(5353, 53, &[0xde, 0xad]),
+            tcp4_frame_with_options(&TCP4, &[1, 1, 1, 1]),
+            icmp4_frame(8, 0),
+            arp_frame(1),
+            ipv6_frame(6, 0, &[], &tcp_header(1, 2, 0x12, 5)),
+            ipv6_frame(17, 0, &[], &udp_segment(1, 2, b"")),
+            with_vlan(&tcp4_frame(&TCP4), 0x8100, 0x2005),
+            with_vlan(&udp4_frame(7, 9, b"x"), 0x88a8, 0xffff),
+        ];
+        for (i, f) in frames.iter().enumerate() {
+            assert_eq!(tcp_flags(f), extract(f, 1).tcp_flags(), "frame {i}");
+        }
+        assert_ne!(tcp_flags(&frames[0]), 0, "a TCP frame's flags");
+        let mut rng = SplitMix(13);
+        let (mut zero_fast, mut tcp) = (0, 0);
+        for _ in 0..200_000 {
+            let mut f = frames[rng.index(frames.len())].clone();
+            for _ in 0..rng.below(4) {
+                let at = rng.index(f.len().min(60));
+                f[at] = if rng.chance(50) { rng.next_u64() as u8 } else { f[at] ^ (1 << rng.below(8)) };
+            }
+            if rng.chance(30) {
+                f.truncate(rng.index(f.len() + 1));
+            }
+            let want = extract(&f, 1).tcp_flags();
+            assert_eq!(tcp_flags(&f), want, "frame {f:02x?}");
+            zero_fast += (f.len() >= 24 && f[12..14] == [8, 0] && f[23] != 6) as u32;
+            tcp += (want != 0) as u32;
+        }
+        assert!(zero_fast > 20_000 && tcp > 20_000, "shapes: {zero_fast} answered at once, {tcp} with flags");
+    }
+
     #[test]
     fn fast_path_agrees_with_the_general_parse() {
         let tcp_opts = {

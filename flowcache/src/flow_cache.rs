@@ -203,6 +203,14 @@ fn spread_up_trains(mut hits: u32, mut repeats: u32) -> u32 {
     hits
 }
 
+/// A megaflow that answers every packet of one port ([`FlowCache::port_wide`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PortWide {
+    pub id: MegaflowId,
+    /// Its subtable (ranked by hits).
+    subtable: u32,
+}
+
 impl FlowCache {
     /// Default of [`FlowCache::set_direct_max_subtables`]; see the module doc.
     pub const DIRECT_MAX_SUBTABLES: usize = 4;
@@ -282,6 +290,56 @@ impl FlowCache {
             tail.fill(resolve(None));
         }
         misses + tail.len()
+    }
+
+    /// The megaflow that answers every packet from `in_port` whatever its other fields
+    /// (its mask covers `in_port` alone, and a lookup from the port probes nothing else:
+    /// see `Classifier::port_wide`), if there is one and the port's bursts go straight
+    /// to the classifier. The caller then needs no keys for a burst from the port: it
+    /// accounts the burst with [`FlowCache::port_wide_hits`] and gets the megaflow the
+    /// lookup of any key would (OVS's "simple match" serves tables of `in_port` rules
+    /// the same way). Two compares per call while no megaflow is installed or removed.
+    #[inline]
+    pub fn port_wide(&mut self, in_port: u32) -> Option<PortWide> {
+        // With one subtable to probe, the burst goes straight to the classifier unless
+        // that is switched off (see `direct`).
+        if self.direct_max_subtables == 0 {
+            return None;
+        }
+        let mut k = FlowKey::ZERO;
+        k.set_in_port(in_port);
+        let (subtable, id) = self.cls.port_wide(k.in_port())?;
+        Some(PortWide { id, subtable })
+    }
+
+    /// Accounts a burst of `packets` packets of `bytes` bytes, whose keys' TCP flags OR
+    /// to `tcp_flags`, as hits of the megaflow `found` by [`FlowCache::port_wide`] for
+    /// their port (statistics, counters, the subtable's rank), exactly as
+    /// [`FlowCache::lookup_burst`] would have for their keys; returns the megaflow's
+    /// actions. `None` (nothing counted) if that megaflow is no longer installed.
+    #[inline]
+    pub fn port_wide_hits(
+        &mut self,
+        found: PortWide,
+        packets: usize,
+        bytes: u64,
+        tcp_flags: u16,
+        now: u64,
+    ) -> Option<&[DpAction]> {
+        let i = self.cls.slab.resolve(found.id)?;
+        self.cls.credit_subtable(found.subtable, packets as u32);
+        self.counters.classifier_hits += packets as u64;
+        if self.emc_adaptive && self.emc.is_some() {
+            // As on the direct path: a burst that did not probe the EMC.
+            self.emc_gate.record(0, 0);
+        }
+        let crate::megaflow::Slab { records, cold, .. } = &mut self.cls.slab;
+        let r = &mut records[i];
+        r.packets += packets as u64;
+        r.bytes += bytes;
+        r.used = now;
+        r.tcp_flags_word |= crate::key::word_of_tcp_flags(tcp_flags);
+        Some(cold[i].actions.as_slice())
     }
 
     /// Whether a burst from `in_port` goes straight to the classifier (see the module
@@ -715,6 +773,69 @@ mod tests {
         fc.remove(id).unwrap();
         assert_eq!(fc.lookup_batch(&[key], &[key.hash()], &[60], 10, &mut out), 1);
         assert!(fc.actions(id).is_none());
+    }
+
+    #[test]
+    fn port_wide_answers_as_the_burst_lookup_does() {
+        let mut port_mask = FlowKey::ZERO;
+        port_mask.set_in_port(u32::MAX);
+        let frames = [
+            tcp4_frame(&TCP4),
+            tcp4_frame(&Tcp4 { sport: 7, flags: 0x11, ..TCP4 }),
+            udp4_frame(1, 2, b"x"),
+            icmp4_frame(8, 0),
+            arp_frame(1),
+            ipv6_frame(6, 0, &[], &tcp_header(1, 2, 0x18, 5)),
+            with_vlan(&tcp4_frame(&Tcp4 { flags: 0x04, ..TCP4 }), 0x8100, 5),
+            vec![0u8; 3],
+        ];
+        let n = frames.len();
+        let keys: Vec<FlowKey> = frames.iter().map(|f| extract(f, 3)).collect();
+        let bytes: Vec<u32> = frames.iter().map(|f| f.len() as u32).collect();
+        let total = bytes.iter().map(|&b| b as u64).sum::<u64>();
+        let flags = frames.iter().fold(0, |a, f| a | crate::extract::tcp_flags(f));
+        assert_eq!(flags, 0x02 | 0x11 | 0x18 | 0x04);
+        let (mut a, mut b) = (FlowCache::new(FlowCacheConfig::default()), FlowCache::new(FlowCacheConfig::default()));
+        assert_eq!(a.port_wide(3), None, "nothing installed");
+        let mf = Megaflow::new(keys[0], port_mask, vec![DpAction::Output(2)]);
+        let (ida, idb) = (a.insert(mf.clone(), 1).unwrap(), b.insert(mf, 1).unwrap());
+        assert_eq!(a.port_wide(4), None, "another port");
+        let found = a.port_wide(3).expect("one megaflow of mask in_port");
+        assert_eq!(found.id, ida);
+        let mut out = vec![None; n];
+        b.lookup_burst(3, &keys, &vec![0; n], &bytes, 9, &mut out, |r| r.map(|(id, _)| id));
+        assert!(out.iter().all(|o| *o == Some(idb)), "{out:?}");
+        assert_eq!(a.port_wide_hits(found, n, total, flags, 9), Some(&[DpAction::Output(2)][..]));
+        assert_eq!(a.stats(ida), b.stats(idb));
+        assert_eq!(a.counters(), b.counters());
+
+        // Anything else a lookup from the port would probe, and the answer is gone;
+        // it comes back when that is removed.
+        let mut by_type = port_mask;
+        by_type.set_dl_type(0xffff);
+        let mut any_port = port_mask;
+        any_port.set_in_port(0xff);
+        for other in [five_tuple_mask(), by_type, any_port] {
+            let id = a.insert_unchecked(Megaflow::new(keys[2], other, vec![]), 10).unwrap();
+            assert_eq!(a.port_wide(3), None, "with a megaflow of mask {other:?}");
+            a.remove(id).unwrap();
+            assert_eq!(a.port_wide(3), Some(found));
+        }
+        // A port-wide megaflow of in_port and dl_type is not one.
+        let mut c = FlowCache::new(FlowCacheConfig::default());
+        c.insert(Megaflow::new(keys[0], by_type, vec![]), 1).unwrap();
+        assert_eq!(c.port_wide(3), None);
+        // Removed: no answer, and a stale one counts nothing.
+        a.remove(ida).unwrap();
+        assert_eq!(a.port_wide(3), None);
+        let before = a.counters();
+        assert_eq!(a.port_wide_hits(found, n, total, flags, 11), None);
+        assert_eq!(a.counters(), before);
+        // Off with the direct path.
+        let id = a.insert(Megaflow::new(keys[0], port_mask, vec![]), 12).unwrap();
+        assert_eq!(a.port_wide(3).map(|f| f.id), Some(id));
+        a.set_direct_max_subtables(0);
+        assert_eq!(a.port_wide(3), None);
     }
 
     #[test]

@@ -14,16 +14,20 @@
 //!
 //! `--actions` sets what every megaflow does: `output` (output:2, the default), `drop`
 //! (no action) or `output2` (output:1,output:2: one extra buffer reference per packet).
+//! `--mask` sets the megaflows' mask: `5tuple` (the default, one megaflow per flow) or
+//! `port` (in_port alone: one megaflow answers every flow, as for a table of in_port
+//! rules). `--emc` looks the bursts up through the exact-match cache (filled by every hit
+//! of the warm-up) instead of straight in the classifier.
 //!
 //! Usage: cargo run --release -p ferrovs-pmd --example burst_bench -- [--flows N] [--bursts B]
-//!        [--actions output|drop|output2] [--scope burst|loop]
+//!        [--actions output|drop|output2] [--mask 5tuple|port] [--emc] [--scope burst|loop]
 
 use std::net::Ipv4Addr;
 
 use ferrovs_dpdk::{BURST, Eal, MbufBatch, rdtsc};
 use ferrovs_flowcache::FlowCacheConfig;
 use ferrovs_flowcache::testpkt::{Ipv4Hdr, eth_header, fill_l4_checksum, ipv4_header, udp_segment};
-use ferrovs_pmd::burst_bench::{BenchActions, BurstBench};
+use ferrovs_pmd::burst_bench::{BenchActions, BenchMask, BurstBench};
 
 /// Flow `i`: UDP 198.18.0.1:(1024 + i % 50000) -> 198.19.(i / 50000).1:53, 64 bytes.
 fn frame(i: usize) -> Vec<u8> {
@@ -89,6 +93,8 @@ fn main() {
     let mut flows = 1usize;
     let mut bursts = 2000usize;
     let mut actions = BenchActions::Output;
+    let mut mask = BenchMask::FiveTuple;
+    let mut emc = false;
     let mut scope = Scope::Burst;
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
@@ -98,6 +104,8 @@ fn main() {
             "--actions" => {
                 actions = it.next().and_then(|s| BenchActions::parse(&s)).expect("--actions output|drop|output2")
             }
+            "--mask" => mask = it.next().and_then(|s| BenchMask::parse(&s)).expect("--mask 5tuple|port"),
+            "--emc" => emc = true,
             "--scope" => {
                 scope = match it.next().as_deref() {
                     Some("burst") => Scope::Burst,
@@ -113,9 +121,16 @@ fn main() {
         .map(String::from)
         .to_vec();
     let eal = Eal::init(&eal_args).expect("EAL");
-    let config = FlowCacheConfig::for_max_flows(flows.max(1024) * 2);
-    let mut bb =
-        BurstBench::new(&eal, &std::process::id().to_string(), 16 * 1024 - 1, config, actions).expect("harness");
+    let mut config = FlowCacheConfig::for_max_flows(flows.max(1024) * 2);
+    if emc {
+        config.emc_insert_inverse_prob = 1;
+    }
+    let mut bb = BurstBench::new(&eal, &std::process::id().to_string(), 16 * 1024 - 1, config, actions)
+        .expect("harness")
+        .with_mask(mask);
+    if emc {
+        bb = bb.through_emc();
+    }
     let frames: Vec<Vec<u8>> = (0..flows).map(frame).collect();
     let per_pass = flows.div_ceil(BURST).max(1);
 
@@ -151,7 +166,7 @@ fn main() {
         s1.misses - s0.misses
     );
     println!(
-        "scope {scope:?} flows {flows} actions {actions:?} bursts {bursts} packets {packets} warm-up passes {passes} tsc cycles/packet {:.1}",
+        "scope {scope:?} flows {flows} actions {actions:?} mask {mask:?} emc {emc} bursts {bursts} packets {packets} warm-up passes {passes} tsc cycles/packet {:.1}",
         cycles as f64 / packets as f64
     );
 }

@@ -25,7 +25,11 @@
 //! Setup goes through the real miss path: a warm-up pass over every flow parks the
 //! misses, the harness answers each upcall with an `Install` of a megaflow for that
 //! flow's 5-tuple (`five_tuple_mask`: every flow its own megaflow, as a slow path would
-//! install for 5-tuple rules), and passes repeat until no packet misses.
+//! install for 5-tuple rules), and passes repeat until no packet misses. With
+//! [`BenchMask::InPort`] the megaflow's mask covers `in_port` alone (what the slow path
+//! installs for a table of `in_port` rules, deploy/bench's rule set "a"): the first
+//! upcall's megaflow then answers every flow, and the others' installs are refused as
+//! identical.
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -35,6 +39,7 @@ use ferrovs_dpdk::{
     Eal, MbufBatch, Mempool, Port, PortConfig, RxQueue, TxQueue, probe, ring_port_pair, rx_burst, tx_burst,
 };
 use ferrovs_flowcache::actions::DpAction;
+use ferrovs_flowcache::key::FlowKey;
 use ferrovs_flowcache::testpkt::five_tuple_mask;
 use ferrovs_flowcache::upcall::{PmdCommand, PmdReport, UpcallBatch};
 use ferrovs_flowcache::{FlowCacheConfig, Megaflow};
@@ -83,6 +88,36 @@ impl BenchActions {
     }
 }
 
+/// The mask of every installed megaflow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BenchMask {
+    /// The IPv4 5-tuple (with in_port and dl_type): one megaflow per flow.
+    FiveTuple,
+    /// `in_port` alone: one megaflow for every flow of the port.
+    InPort,
+}
+
+impl BenchMask {
+    pub fn parse(s: &str) -> Option<BenchMask> {
+        match s {
+            "5tuple" => Some(BenchMask::FiveTuple),
+            "port" => Some(BenchMask::InPort),
+            _ => None,
+        }
+    }
+
+    fn mask(self) -> FlowKey {
+        match self {
+            BenchMask::FiveTuple => five_tuple_mask(),
+            BenchMask::InPort => {
+                let mut m = FlowKey::ZERO;
+                m.set_in_port(u32::MAX);
+                m
+            }
+        }
+    }
+}
+
 /// One PMD on the calling thread, as the switch builds it (default options: slot count,
 /// message queue), with [`IN_PORT`]'s rx queue assigned; the peer side of the ring is
 /// the harness's "wire".
@@ -97,6 +132,7 @@ pub struct BurstBench {
     reports: Receiver<PmdReport>,
     next_id: u64,
     actions: BenchActions,
+    mask: BenchMask,
     /// Bursts and iterations run through the unmeasured functions.
     unmeasured: u64,
     // The message queue stays open (its poll is part of each iteration), as do the ports
@@ -173,10 +209,26 @@ impl BurstBench {
             reports,
             next_id: 0,
             actions,
+            mask: BenchMask::FiveTuple,
             unmeasured: 0,
             _messages: msg_tx,
             _ports: ports,
         })
+    }
+
+    /// Installs megaflows of `mask` from now on (the default: [`BenchMask::FiveTuple`]).
+    pub fn with_mask(mut self, mask: BenchMask) -> BurstBench {
+        self.mask = mask;
+        self
+    }
+
+    /// Looks every burst up through the exact-match cache (the direct classifier path
+    /// off, as for a port with many subtables: deploy/bench's rule set "b"). The
+    /// caller's `FlowCacheConfig` should insert every hit into the EMC
+    /// (`emc_insert_inverse_prob` 1), so that the warm-up fills it.
+    pub fn through_emc(mut self) -> BurstBench {
+        self.pmd.pipeline.set_direct_max_subtables(0);
+        self
     }
 
     /// Fills `batch` (empty) with copies of `frames`, at most one burst.
@@ -229,15 +281,15 @@ impl BurstBench {
     }
 
     /// Sends what a burst queued, frees what came back on the wire and answers the
-    /// upcalls raised: one megaflow per new 5-tuple, with the harness's actions. Returns
-    /// how many upcalls were answered.
+    /// upcalls raised: one megaflow per new key, of the harness's mask and actions.
+    /// Returns how many upcalls were answered.
     pub fn after_burst(&mut self) -> usize {
         let pmd = &mut self.pmd;
         let mut answered = 0;
         while let Ok(batch) = self.upcalls.try_recv() {
             for u in batch.upcalls() {
                 self.next_id += 1;
-                let megaflow = Megaflow::new(u.key, five_tuple_mask(), self.actions.actions());
+                let megaflow = Megaflow::new(u.key, self.mask.mask(), self.actions.actions());
                 let cmd = PmdCommand::Install { id: self.next_id, key: u.key, megaflow };
                 pmd.pipeline.handle_message(FlowMessage::Command(cmd), &mut Injector { tx: &mut pmd.tx });
                 answered += 1;

@@ -103,11 +103,11 @@ use std::sync::Arc;
 use crossbeam_channel::Sender;
 use ferrovs_dpdk::{BURST, Mbuf};
 use ferrovs_flowcache::actions::{DpAction, DpActions};
-use ferrovs_flowcache::extract::{extract, extract_into};
+use ferrovs_flowcache::extract::{extract, extract_into, tcp_flags};
 use ferrovs_flowcache::key::FlowKey;
 use ferrovs_flowcache::pending::{Parked, PendingConfig, PendingMisses, RxHold};
 use ferrovs_flowcache::upcall::{ExecutedKey, FlowId, GoneFlow, GoneReason, PmdCommand, PmdReport, UpcallBatch};
-use ferrovs_flowcache::{FlowCache, FlowCacheConfig, InsertError, Megaflow, MegaflowId, MegaflowStats};
+use ferrovs_flowcache::{FlowCache, FlowCacheConfig, InsertError, Megaflow, MegaflowId, MegaflowStats, PortWide};
 
 use crate::clock::PipelineClock;
 use crate::flow_names::FlowNames;
@@ -388,6 +388,38 @@ impl FlowPipeline {
         }
     }
 
+    /// [`Pipeline::classify`] of a burst of `n` packets that the megaflow `found`
+    /// ([`FlowCache::port_wide`]) answers whatever their keys: no key is extracted, only
+    /// the burst's bytes and TCP flags are taken for its statistics. Inlined: out of
+    /// line it cost 6.5 instructions per packet more, and the keyed path 1.3 less.
+    #[inline(always)]
+    fn classify_port_wide<'s, 'p, B: RxBurst<'p>>(
+        &'s mut self,
+        found: PortWide,
+        n: usize,
+        pkts: B,
+        out: &mut [Verdict<'s>],
+    ) {
+        let (mut total, mut flags) = (0u64, 0u16);
+        pkts.for_each(|i, p| {
+            if i < n {
+                total += p.frame.len() as u64;
+                flags |= tcp_flags(p.frame);
+            }
+        });
+        let now = self.clock.now_ms();
+        self.burst_ms = now;
+        // No keys were extracted: a miss (none is possible) would extract its own.
+        self.miss_keys = MissKeys::InPlace(0);
+        self.dirty = true;
+        self.busy = true;
+        let verdict = match self.cache.port_wide_hits(found, n, total, flags, now) {
+            Some(actions) => Verdict::Actions(actions),
+            None => Verdict::Miss,
+        };
+        out[..n].fill(verdict);
+    }
+
     /// The parking table (read-only).
     pub fn pending(&self) -> &PendingMisses<Mbuf> {
         &self.pending
@@ -608,6 +640,13 @@ impl Pipeline for FlowPipeline {
         if n == 0 {
             return;
         }
+        // One megaflow answers every packet of the port (a table of in_port rules): no
+        // key is needed, only the burst's bytes and TCP flags for its statistics. Not
+        // while keys of the port are parked (shadowed keys must be held out by key).
+        let shadowed = self.pending.shadowed_on(in_port);
+        if !shadowed && let Some(found) = self.cache.port_wide(in_port) {
+            return self.classify_port_wide(found, n, pkts, out);
+        }
         // With few subtables the cache probes the classifier directly and reads no
         // hash: computing one per packet would be wasted work (and the NIC's hash is
         // then not read either).
@@ -633,7 +672,7 @@ impl Pipeline for FlowPipeline {
         }
         let now = self.clock.now_ms();
         self.burst_ms = now;
-        let m = if self.pending.shadowed_on(in_port) { self.hold_shadowed(n) } else { n };
+        let m = if shadowed { self.hold_shadowed(n) } else { n };
         self.dirty = true;
         self.busy = true;
         let (keys, hashes, bytes) = (&self.keys[..m], &self.hashes[..m], &self.bytes[..m]);

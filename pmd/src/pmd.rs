@@ -262,6 +262,16 @@ fn is_output_to(v: Verdict<'_>, port: u32) -> bool {
     matches!(v, Verdict::Actions([DpAction::Output(p)]) if *p == port)
 }
 
+/// The output port, if every verdict is the same action list `output(port)` (by
+/// address: one megaflow's list, as a burst of one flow or a port-wide megaflow gives).
+/// Stops at the first other list, so a burst of several costs a compare or two.
+#[inline(always)]
+fn one_output_for_all(verdicts: &[Verdict<'_>]) -> Option<u32> {
+    let (&first, rest) = verdicts.split_first()?;
+    let Verdict::Actions(list @ [DpAction::Output(port)]) = first else { return None };
+    rest.iter().all(|v| matches!(v, Verdict::Actions(l) if std::ptr::eq(*l, list))).then_some(*port)
+}
+
 /// Whether `v` drops the packet (an empty action list).
 #[inline(always)]
 fn is_drop(v: Verdict<'_>) -> bool {
@@ -349,7 +359,12 @@ pub(crate) fn process_burst<C: Pipeline>(
     debug_assert!(misses.is_empty() && dropped.is_empty());
     let mut pkts = batch.drain();
     let verdicts = &verdicts[..n];
-    if any_runt {
+    if !any_runt && let Some(port) = one_output_for_all(verdicts) {
+        // The whole burst is one run (one megaflow, or a port-wide one): one block,
+        // without the run loop's test of every verdict.
+        let longest = lens[..n].iter().copied().max().unwrap_or(0);
+        tx.output_run(port, &mut pkts, n, rx_bytes, longest);
+    } else if any_runt {
         execute_verdicts::<true>(verdicts, &lens, &runt, &mut pkts, misses, dropped, in_idx, tx);
     } else {
         execute_verdicts::<false>(verdicts, &lens, &runt, &mut pkts, misses, dropped, in_idx, tx);
@@ -463,5 +478,27 @@ fn execute_verdicts<const RUNTS: bool>(
                 i += 1;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_output_for_all_takes_one_list_by_address() {
+        let list = [DpAction::Output(4)];
+        let same_content = [DpAction::Output(4)];
+        let two = [DpAction::Output(4), DpAction::Output(5)];
+        let one = Verdict::Actions(&list);
+        assert_eq!(one_output_for_all(&[one; 32]), Some(4));
+        assert_eq!(one_output_for_all(&[one]), Some(4));
+        assert_eq!(one_output_for_all(&[]), None);
+        // Equal actions of another megaflow: the run loop groups them, not this.
+        assert_eq!(one_output_for_all(&[one, Verdict::Actions(&same_content)]), None);
+        assert_eq!(one_output_for_all(&[one, one, Verdict::Miss]), None);
+        assert_eq!(one_output_for_all(&[Verdict::Actions(&[]); 4]), None);
+        assert_eq!(one_output_for_all(&[Verdict::Actions(&two); 4]), None);
+        assert_eq!(one_output_for_all(&[Verdict::Actions(&list[..0]), one]), None);
     }
 }
