@@ -43,6 +43,7 @@ pub(crate) fn resolve_bridges(
     // (and what the write-back leaves after the last `del-port`).
     let mut bridges: Vec<BridgeConfig> = Vec::new();
     let mut registry = PortRegistry::new();
+    let mut flows_files: Vec<(PathBuf, String)> = Vec::new();
     for (bi, b) in raw.iter().enumerate() {
         let bkey = format!("bridge[{bi}]");
         let name = b.get_ref().name.get_ref();
@@ -50,6 +51,22 @@ pub(crate) fn resolve_bridges(
         check_name(name).map_err(|m| ctx.err(name_at, format!("{bkey}.name"), m))?;
         if bridges.iter().any(|x| &x.name == name) {
             return Err(ctx.err(name_at, format!("{bkey}.name"), format!("duplicate bridge name `{name}`")));
+        }
+        if let Some(ff) = &b.get_ref().flows_file {
+            // Each bridge's runtime changes are written back to its own file (and journal).
+            let path = ctx.base_dir.join(ff.get_ref());
+            if let Some((_, first)) = flows_files.iter().find(|(p, _)| *p == path) {
+                return Err(ctx.err(
+                    ff.span().start,
+                    format!("{bkey}.flows_file"),
+                    format!(
+                        "`{}` is also {first}'s flows_file: each bridge needs its own (runtime changes are \
+                         written back to it)",
+                        ff.get_ref()
+                    ),
+                ));
+            }
+            flows_files.push((path, format!("{bkey}.flows_file")));
         }
         let internal_port = b.get_ref().internal_port.as_ref().is_none_or(|i| *i.get_ref());
         let mut ports = Vec::new();

@@ -342,6 +342,14 @@ fn flows_file() {
     let e = Config::from_str(&with_bridge(r#"flows_file = "missing.flows""#), &dir).unwrap_err();
     assert_eq!((e.position, e.key.as_str()), (Some(Position { line: 4, column: 14 }), "bridge[0].flows_file"));
     assert!(e.message.starts_with("cannot read flows file"), "{}", e.message);
+    // Two bridges may not share a flows file (each one's changes are written back to it).
+    let two = format!(
+        "{}\n[[bridge]]\nname = \"br1\"\ninternal_port = false\nflows_file = \"./br0.flows\"\n",
+        with_bridge(r#"flows_file = "br0.flows""#)
+    );
+    let e = Config::from_str(&two, &dir).unwrap_err();
+    assert_eq!(e.key, "bridge[1].flows_file", "{e}");
+    assert!(e.message.contains("bridge[0].flows_file"), "{e}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
