@@ -174,6 +174,7 @@ pub fn coverage_show(r: &PmdStatsReply) -> String {
         ("xlate_upcall", s.upcalls),
         ("xlate_install", s.installs),
         ("xlate_execute", s.executes),
+        ("xlate_execute_relearned", s.executes_relearned),
         ("xlate_execute_raced", s.executes_raced),
         ("xlate_execute_flow_limit", s.executes_flow_limit),
         ("xlate_error", s.xlate_errors),

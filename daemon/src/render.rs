@@ -138,13 +138,14 @@ fn pmd_stats(out: &mut String, r: &PmdStatsReply) {
     let st = &s.state;
     let _ = writeln!(
         out,
-        "slow path: upcalls {} ({:.1} us avg, {:.1} us max), installs {}, executes {} (raced {}, flow limit {}), \
+        "slow path: upcalls {} ({:.1} us avg, {:.1} us max), installs {}, executes {} (relearned {}, raced {}, flow limit {}), \
          removes {}, revalidated {}, rule changes {}, MACs learned {}, slow-path packets {}, undelivered commands {}",
         s.upcalls_handled,
         s.upcall_us_avg,
         s.upcall_us_max,
         st.installs,
         st.executes,
+        st.executes_relearned,
         st.executes_raced,
         st.executes_flow_limit,
         st.removes,
@@ -378,7 +379,7 @@ mbufs: 1023 in use of 16383
   misses: 125 (12.5 %), upcalls sent 120, parked now 1, rx paused 6; dropped: upcall queue full 2, park full 3, park timeout 4
   megaflows: 17 in 5 masks, evicted 7, reports lost 0, frees on the PMD 0
   busy cycles: 250000 (25.0 %), idle cycles: 750000, cycles per packet: 250.0
-slow path: upcalls 118 (3.5 us avg, 41.5 us max), installs 101, executes 17 (raced 11, flow limit 5), \
+slow path: upcalls 118 (3.5 us avg, 41.5 us max), installs 101, executes 18 (relearned 1, raced 11, flow limit 5), \
 removes 30, revalidated 31, rule changes 36, MACs learned 32, slow-path packets 41, undelivered commands 6
 "
         );

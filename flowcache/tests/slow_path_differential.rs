@@ -361,6 +361,17 @@ impl ModelMacs {
     }
 }
 
+/// The answer to one key's upcall on one PMD, as its parked packets must see it.
+#[derive(Clone)]
+struct Answered {
+    /// The epoch just after the answer (the upcalled packet's learning applied).
+    epoch: u64,
+    /// The reference's decision for the upcalled packet, learning in order as it goes.
+    in_order: DpActions,
+    /// Answered by an `Execute` because its learning changed what it had read.
+    relearned: bool,
+}
+
 /// What decisions were made from: the model state after one slow-path call.
 struct Epoch {
     br0_rules: Rc<Vec<Rule>>,
@@ -402,6 +413,7 @@ struct Totals {
     mac_learned: u64,
     max_window: u64,
     executes_raced: u64,
+    executes_relearned: u64,
     executes_flow_limit: u64,
     xlate_errors: u64,
     revalidated: u64,
@@ -442,8 +454,8 @@ struct World {
     dropped: u64,
     last_exec: HashMap<(usize, FlowKey), u64>,
     outstanding: HashMap<(usize, FlowKey), u64>,
-    /// The epoch of the answer issued to the upcall of each key parked on each PMD.
-    answered: HashMap<(usize, FlowKey), u64>,
+    /// The answer issued to the upcall of each key parked on each PMD.
+    answered: HashMap<(usize, FlowKey), Answered>,
     t: Totals,
     /// With `print_changed_rules`: br0's rules as the daemon's write-back would have them
     /// on disk (printed whole, then with each change's journal record replayed).
@@ -818,15 +830,21 @@ impl World {
         if run.windows(2).any(|w| w[0].1 >= w[1].1) {
             return Err(self.fail(format!("PMD {p}: parked packets released out of arrival order: {run:?}")));
         }
-        for &(k, n) in &run {
-            let Some(&e) = self.answered.get(&(p, k)) else {
+        for (i, &(k, n)) in run.iter().enumerate() {
+            let Some(a) = self.answered.get(&(p, k)).cloned() else {
                 return Err(self.fail(format!("PMD {p}: packet {n} of {k:?} released before its upcall was answered")));
             };
-            let want = self.decision(e, &k);
+            // The upcalled packet (the key's first parked one) gets the decision its
+            // translation made in order, learning as it went; the rest the decision at the
+            // answer, or the same in-order one when the answer was a relearned Execute.
+            let (want, what) = if i == 0 || a.relearned {
+                (a.in_order, "in-order decision at its upcall".to_string())
+            } else {
+                (self.decision(a.epoch, &k), format!("decision at the answer to its upcall (epoch {})", a.epoch))
+            };
             if want != *actions {
                 return Err(self.fail(format!(
-                    "PMD {p}: parked packet {n} of {k:?} executed {actions:?}; its key's decision at the answer \
-                     to its upcall (epoch {e}) is {want:?}"
+                    "PMD {p}: parked packet {n} of {k:?} executed {actions:?}; its key's {what} is {want:?}"
                 )));
             }
         }
@@ -938,9 +956,12 @@ impl World {
 
     fn handle_upcall(&mut self, p: usize, up: Upcall) -> Result<(), String> {
         self.t.upcalls += 1;
+        let relearned_before = self.sp.counters().executes_relearned;
         let cmds = self.sp.handle_upcall(&up, self.now);
+        let relearned = self.sp.counters().executes_relearned > relearned_before;
         // Model: expire, then learn what the reference says this packet teaches.
         self.model_expire();
+        let mut in_order = DpActions::new();
         if let Some(b) = Self::bridge_of(up.key.in_port()) {
             let (rules, ports) =
                 if b == 0 { (&self.br0_rules, &BR0_PORTS[..]) } else { (&self.br1_rules, &BR1_PORTS[..]) };
@@ -949,6 +970,7 @@ impl World {
             for l in &ev.learns {
                 self.macs[b].learn(l, self.now);
             }
+            in_order = ev.actions;
         }
         // Exactly one answer, the last command for this PMD; everything else is Remove.
         let answers: Vec<&PmdCommand> =
@@ -966,6 +988,7 @@ impl World {
             }
             [PmdCommand::Execute { key, .. }] => {
                 self.t.executes += 1;
+                self.t.executes_relearned += u64::from(relearned);
                 *key == up.key
             }
             _ => false,
@@ -976,7 +999,18 @@ impl World {
         *self.outstanding.get_mut(&(p, up.key)).expect("upcall was sent") -= 1;
         self.check_macs(&format!("upcall {up:?}"))?;
         self.push_epoch();
-        self.answered.insert((p, up.key), self.current_epoch());
+        let epoch = self.current_epoch();
+        // What this packet learned changed what its own translation read only if the
+        // decision before and after its learning can differ; a relearned answer is the
+        // only one that may leave the key's decision at the answer unmet.
+        let after = self.decision(epoch, &up.key);
+        if !relearned && in_order != after {
+            return Err(self.fail(format!(
+                "upcall {up:?}: its learning changed its key's decision ({in_order:?} in order, {after:?} after), \
+                 yet it was answered by {cmds:?}"
+            )));
+        }
+        self.answered.insert((p, up.key), Answered { epoch, in_order, relearned });
         self.deliver(cmds);
         Ok(())
     }
@@ -1330,6 +1364,9 @@ fn run_case(seed: u64, steps: usize) -> Result<Totals, String> {
     let c = w.sp.counters();
     w.t.mac_learned = c.mac_learned;
     w.t.executes_raced = c.executes_raced;
+    if c.executes_relearned != w.t.executes_relearned {
+        return Err(w.fail(format!("counters {c:?}: relearned executes seen {}", w.t.executes_relearned)));
+    }
     w.t.executes_flow_limit = c.executes_flow_limit;
     w.t.xlate_errors = c.xlate_errors;
     w.t.revalidated = c.revalidated;
@@ -1366,6 +1403,7 @@ fn slow_path_matches_reference_under_late_commands() {
         total.mac_learned += t.mac_learned;
         total.max_window = total.max_window.max(t.max_window);
         total.executes_raced += t.executes_raced;
+        total.executes_relearned += t.executes_relearned;
         total.executes_flow_limit += t.executes_flow_limit;
         total.xlate_errors += t.xlate_errors;
         total.revalidated += t.revalidated;
@@ -1374,4 +1412,5 @@ fn slow_path_matches_reference_under_late_commands() {
     eprintln!("slow_path differential: {total:?}");
     assert!(total.packets > 0 && total.installs > 0);
     assert!(only.is_some() || total.journal_records > 0, "no change was written as a journal record");
+    assert!(only.is_some() || total.executes_relearned > 0, "no translation changed what it had read by learning");
 }

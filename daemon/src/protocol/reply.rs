@@ -336,6 +336,8 @@ pub struct SlowPathCounters {
     pub installs: u64,
     /// Every execute (packets sent without installing a megaflow).
     pub executes: u64,
+    /// Executes because the translation's own MAC learning changed what it had read.
+    pub executes_relearned: u64,
     /// Executes because the PMD already had a covering megaflow.
     pub executes_raced: u64,
     /// Executes because the PMD was at its flow limit.

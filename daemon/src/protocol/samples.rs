@@ -133,7 +133,8 @@ pub(crate) fn pmd_stats() -> PmdStatsReply {
             state: SlowPathCounters {
                 upcalls: 118,
                 installs: 101,
-                executes: 17,
+                executes: 18,
+                executes_relearned: 1,
                 executes_raced: 11,
                 executes_flow_limit: 5,
                 no_bridge: 1,

@@ -202,8 +202,11 @@ pub enum SlowPathError {
 pub struct SlowPathCounters {
     pub upcalls: u64,
     pub installs: u64,
-    /// Every `Execute` (the sum of the three reasons below and `no_bridge`).
+    /// Every `Execute` (the sum of the reasons below and `no_bridge`).
     pub executes: u64,
+    /// Executes because the translation's own learning changed a MAC entry an earlier
+    /// lookup of it had read (installed at the key's next miss).
+    pub executes_relearned: u64,
     /// Executes because the PMD already had this key+mask or a covering megaflow.
     pub executes_raced: u64,
     /// Executes because the PMD was at its flow limit.
@@ -444,17 +447,20 @@ impl SlowPath {
         let br = &self.bridges[b];
         // The bridge's view of the key: its own OpenFlow in_port.
         let of_key = br.port_map.of_key(&up.key);
-        let mut t = translate(&br.tables, &br.macs, &of_key, now);
-        // What an earlier `normal` learned, a later one of this translation already saw; a
-        // change another megaflow or this translation's own lookups depended on is redone.
+        let t = translate(&br.tables, &br.macs, &of_key, now);
+        // What an earlier `normal` learned, a later one of this translation already saw.
+        // A learning that changes what another megaflow depended on revalidates it; one
+        // that changes what this translation's own earlier lookups saw (a later `normal`
+        // learned the destination an earlier one flooded to) leaves a decision the MAC
+        // table no longer gives: the missed packets take it, as OVS's do (its translation
+        // runs once, in order), and nothing is installed, so the key's next packet is
+        // translated over the table as it now is.
+        let mut unstable = false;
         for l in t.learns.clone() {
             let changed = self.learn(b, &l, now_ms);
             if !changed.is_empty() {
                 self.revalidate_mac_deps(b, &changed, now_ms, &mut out);
-                if t.mac_deps.iter().any(|d| changed.contains(d)) {
-                    let br = &self.bridges[b];
-                    t = translate(&br.tables, &br.macs, &of_key, now);
-                }
+                unstable |= t.mac_deps.iter().any(|d| changed.contains(d));
             }
         }
         if t.error.is_some() {
@@ -462,8 +468,10 @@ impl SlowPath {
         }
         let mirror = &self.mirrors[up.pmd];
         let raced = mirror.find_exact(&up.key, &t.mask).is_some() || mirror.find_covering(&up.key).is_some();
-        if raced || mirror.len() >= self.cfg.flow_limit_per_pmd {
-            if raced {
+        if unstable || raced || mirror.len() >= self.cfg.flow_limit_per_pmd {
+            if unstable {
+                self.counters.executes_relearned += 1;
+            } else if raced {
                 self.counters.executes_raced += 1;
             } else {
                 self.counters.executes_flow_limit += 1;
