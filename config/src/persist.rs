@@ -539,14 +539,30 @@ fn push_basic_string(out: &mut String, s: &str) {
 mod tests {
     use super::*;
 
-    fn temp_dir(tag: &str) -> PathBuf {
+    /// A scratch directory of one test, removed when the test ends, failed or not.
+    struct TempDir(PathBuf);
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    impl std::ops::Deref for TempDir {
+        type Target = Path;
+        fn deref(&self) -> &Path {
+            &self.0
+        }
+    }
+
+    fn temp_dir(tag: &str) -> TempDir {
         let d = std::env::temp_dir().join(format!(
             "ferrovs-persist-{tag}-{}-{:?}",
             std::process::id(),
             std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos()
         ));
         std::fs::create_dir_all(&d).unwrap();
-        d
+        TempDir(d)
     }
 
     const CONFIG: &str = r#"# the operator's comment
@@ -628,7 +644,6 @@ flows_file = "br1.flows"
         write_bridge_flows(&p, "br0", &[], &[]).unwrap();
         assert!(std::fs::read_to_string(&p).unwrap().contains("flows = []"));
         assert!(matches!(write_bridge_flows(&p, "nope", &[], &[]), Err(PersistError::NoBridge { .. })));
-        std::fs::remove_dir_all(d).unwrap();
     }
 
     #[test]
@@ -654,7 +669,6 @@ flows_file = "br1.flows"
         write_bridge_flows(&p, "br0", &[], &[]).unwrap();
         assert!(std::fs::read_to_string(&p).unwrap().contains("groups = []"));
         assert!(crate::Config::load(&p).unwrap().bridge("br0").unwrap().groups.is_empty());
-        std::fs::remove_dir_all(d).unwrap();
     }
 
     #[test]
@@ -669,7 +683,6 @@ flows_file = "br1.flows"
         let br0 = &doc["bridge"].as_array().unwrap()[0];
         let back: Vec<&str> = br0["flows"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
         assert_eq!(back, rules);
-        std::fs::remove_dir_all(d).unwrap();
     }
 
     #[test]
@@ -683,9 +696,8 @@ flows_file = "br1.flows"
         assert!(flows.ends_with("\nin_port=3,actions=output:4\n") && flows.starts_with('#'), "{flows}");
         // The TOML did not need to change.
         assert_eq!(std::fs::read_to_string(&p).unwrap(), CONFIG);
-        let left: Vec<_> = std::fs::read_dir(&d).unwrap().map(|e| e.unwrap().file_name()).collect();
+        let left: Vec<_> = std::fs::read_dir(&*d).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(left.len(), 2, "{left:?}");
-        std::fs::remove_dir_all(d).unwrap();
     }
 
     #[test]
@@ -750,7 +762,6 @@ flows_file = "br1.flows"
         flows.extend(many);
         assert_eq!(wb.write(&p, "br1", &flows, Some(&edits), &groups).unwrap(), Written::Whole);
         assert_eq!(load(), flows);
-        std::fs::remove_dir_all(d).unwrap();
     }
 
     #[test]
@@ -795,7 +806,6 @@ flows_file = "br1.flows"
         let e = load().unwrap_err();
         assert_eq!((e.file.clone(), e.position.map(|p| p.line)), (journal_path.clone(), Some(5)), "{e}");
         assert!(e.position.unwrap().column > 2, "{e}");
-        std::fs::remove_dir_all(d).unwrap();
     }
 
     #[test]
@@ -820,7 +830,6 @@ flows_file = "br1.flows"
         write_bridge_flows(&p, "br0", &many[..1], &[]).unwrap();
         assert_eq!(crate::Config::load(&p).unwrap().bridge("br0").unwrap().rules, want[..1]);
         assert_eq!(std::fs::read_to_string(d.join("sw.br0.flows")).unwrap().lines().count(), 2);
-        std::fs::remove_dir_all(d).unwrap();
     }
 
     #[test]
@@ -830,7 +839,6 @@ flows_file = "br1.flows"
         assert!(matches!(check_writable(&p), Err(PersistError::Io { .. })));
         std::fs::write(&p, "[[bridge]\n").unwrap();
         assert!(matches!(check_writable(&p), Err(PersistError::Toml { .. })));
-        std::fs::remove_dir_all(d).unwrap();
     }
 
     #[test]
@@ -881,6 +889,5 @@ flows_file = "br1.flows"
         let text = std::fs::read_to_string(&p).unwrap();
         assert!(text.contains("admin = \"up\"") && !text.contains("rxq_affinity"), "{text}");
         assert_eq!(crate::Config::load(&p).unwrap().bridges, c.bridges);
-        std::fs::remove_dir_all(d).unwrap();
     }
 }

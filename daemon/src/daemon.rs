@@ -246,15 +246,9 @@ pub fn run(path: &Path, check_only: bool, log: LogControl) -> Result<(), DaemonE
                     Response::from(r.and_then(|reply| persist_controllers(path, &mut config, &request).map(|()| reply)))
                 } else {
                     let started = Instant::now();
-                    let r = match &request {
-                        Request::DelFlows { bridge, .. } => crate::openflow::notifying_deletes(
-                            &mut dp,
-                            openflow_servers.hub(),
-                            std::slice::from_ref(bridge),
-                            |dp| handle(dp, &config, &request),
-                        ),
-                        _ => handle(&mut dp, &config, &request),
-                    };
+                    let r = crate::openflow::notifying_deletes(&mut dp, openflow_servers.hub(), |dp| {
+                        handle(dp, &config, &request)
+                    });
                     let applied = started.elapsed();
                     let r = r.and_then(|reply| persist(&mut dp, path, &mut write_back, &request).map(|()| reply));
                     let written = started.elapsed() - applied;
@@ -530,9 +524,8 @@ fn reload_config(
 ) -> Result<ChangeReply, String> {
     let new = Config::load(path).map_err(|e| e.to_string())?;
     new.validate(&SystemFacts { online_cpus: ferrovs_pmd::online_cpus() }).map_err(|e| e.to_string())?;
-    let bridges: Vec<String> = running.bridges.iter().map(|b| b.name.clone()).collect();
     let hub = openflow.hub().clone();
-    crate::openflow::notifying_deletes(dp, &hub, &bridges, |dp| {
+    crate::openflow::notifying_deletes(dp, &hub, |dp| {
         apply_desired(dp, running, &new, openflow, crate::reconcile::RulesFrom::File)
     })
 }

@@ -436,6 +436,12 @@ impl Datapath {
         self.slow.rules_per_table(bridge.to_string())
     }
 
+    /// The `send_flow_rem` rules change requests deleted since the last call (see
+    /// `SlowPath::take_deleted`).
+    pub fn take_deleted(&mut self) -> Result<Vec<ferrovs_flowcache::slow_path::DeletedRule>, String> {
+        self.slow.take_deleted()
+    }
+
     /// Applies an OpenFlow flow-mod to `bridge` (see `SlowPath::flow_mod`), applied by
     /// every PMD before this returns.
     pub fn flow_mod(

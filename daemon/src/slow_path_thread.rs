@@ -28,7 +28,8 @@ use ferrovs_config::{MatchSpec, Rule};
 use ferrovs_flowcache::key::FlowKey;
 use ferrovs_flowcache::megaflow::MegaflowStats;
 use ferrovs_flowcache::slow_path::{
-    BridgeSpec, ExpiredRule, FlowChange, GroupChange, GroupError, SlowPath, SlowPathCounters, SlowPathError,
+    BridgeSpec, DeletedRule, ExpiredRule, FlowChange, GroupChange, GroupError, SlowPath, SlowPathCounters,
+    SlowPathError,
 };
 use ferrovs_flowcache::upcall::{FlowId, PmdCommand, PmdReport, UpcallBatch};
 use ferrovs_flowcache::xlate::MissMode;
@@ -110,6 +111,10 @@ enum SlowRequest {
     RulesPerTable {
         bridge: String,
         answer: Answer<Vec<u32>>,
+    },
+    /// The `send_flow_rem` rules change requests deleted since the last ask.
+    TakeDeleted {
+        answer: Answer<Vec<DeletedRule>>,
     },
     DumpDpFlows {
         answer: Answer<DumpDpFlowsReply>,
@@ -334,6 +339,12 @@ impl SlowPathThread {
     /// returns (so no megaflow outputs to a removed port). Returns the megaflows removed.
     pub fn topology(&self, change: TopologyChange) -> Result<u64, String> {
         self.ask_change(|answer| SlowRequest::Topology { change, answer })
+    }
+
+    /// The `send_flow_rem` rules that change requests (not flow-mods, which return
+    /// theirs) deleted since the last call, for the controllers' flow-removed messages.
+    pub fn take_deleted(&self) -> Result<Vec<DeletedRule>, String> {
+        self.ask(|answer| SlowRequest::TakeDeleted { answer })
     }
 
     /// How many rules each table of `bridge` has, by table number.
@@ -606,6 +617,9 @@ impl Worker {
                     counts
                 });
                 let _ = answer.send(r);
+            }
+            SlowRequest::TakeDeleted { answer } => {
+                let _ = answer.send(Ok(self.slow.take_deleted()));
             }
             SlowRequest::DumpFlows { bridge, answer } => {
                 let live = self.live_stats();

@@ -342,8 +342,7 @@ pub fn answer(dp: &mut Datapath, config: &Config, hub: &Hub, call: &OfCall) -> (
             tracing::info!(target: "ferrovs_daemon::control", uid = ?call.peer_uid, "change (OpenFlow on {bridge}): group {change:?}");
             // The rules a group delete takes are deletions too (OpenFlow 1.3 has no
             // `OFPRR_GROUP_DELETE`; OVS sends `delete`).
-            let applied =
-                notifying_deletes(dp, hub, std::slice::from_ref(bridge), |dp| dp.group_mod(bridge, change.clone()));
+            let applied = notifying_deletes(dp, hub, |dp| dp.group_mod(bridge, change.clone()));
             match applied {
                 Ok(Ok(())) => (Ok(OfAnswer::Changed), true),
                 Ok(Err(e)) => (Ok(OfAnswer::GroupRefused(e)), false),
@@ -402,28 +401,24 @@ pub fn answer(dp: &mut Datapath, config: &Config, hub: &Hub, call: &OfCall) -> (
     }
 }
 
-/// Runs `change`, a rule change not made over OpenFlow (`ferrovs-ctl del-flows`, a
-/// reload), then sends `OFPT_FLOW_REMOVED` (reason delete) for the `send_flow_rem` rules
-/// of `bridges` it deleted, to their controllers, as OVS does for every deletion. The
-/// rules are read before and after only on bridges with a controller connected.
+/// Runs `change`, a rule change not made by a flow-mod (`ferrovs-ctl del-flows`, a
+/// group delete, a reload), then sends `OFPT_FLOW_REMOVED` (reason delete) for the
+/// `send_flow_rem` rules it deleted to their bridges' controllers, as OVS does for every
+/// deletion. The slow path names those rules as it deletes them (`take_deleted`): one
+/// short request, whatever the size of the rule tables.
 pub fn notifying_deletes<T>(
     dp: &mut Datapath,
     hub: &Hub,
-    bridges: &[String],
     change: impl FnOnce(&mut Datapath) -> Result<T, String>,
 ) -> Result<T, String> {
-    let watched: Vec<(&String, Vec<RuleStats>)> = bridges
-        .iter()
-        .filter(|b| hub.controllers(b).1 > 0)
-        .filter_map(|b| dp.rules(b).ok().map(|before| (b, before)))
-        .collect();
     let outcome = change(dp);
-    for (bridge, before) in watched {
-        let Ok(after) = dp.rules(bridge) else { continue };
-        let after: Vec<Rule> = after.into_iter().map(|r| r.rule).collect();
-        for r in deleted_notified(&before, &after) {
-            hub.flow_removed(bridge, r, FlowRemovedReason::Delete);
+    match dp.take_deleted() {
+        Ok(deleted) => {
+            for d in deleted {
+                hub.flow_removed(&d.bridge, &RuleStats::from(d.dump), FlowRemovedReason::Delete);
+            }
         }
+        Err(e) => tracing::warn!("flow-removed for deleted rules not sent: {e}"),
     }
     outcome
 }
@@ -438,44 +433,9 @@ fn missing_group(dp: &mut Datapath, bridge: &str, rules: &[Rule]) -> Option<u32>
     named.find(|g| !groups.contains_key(g))
 }
 
-/// The rules of `before` with `send_flow_rem` that `after` no longer has (a flow-mod
-/// delete keeps the other rules unchanged; a modify keeps every rule's identity, so it
-/// deletes none).
-fn deleted_notified<'a>(before: &'a [RuleStats], after: &[Rule]) -> Vec<&'a RuleStats> {
-    let kept: std::collections::HashSet<(u8, u16, &ferrovs_config::Match)> =
-        after.iter().map(|r| (r.table, r.priority, &r.matches)).collect();
-    before
-        .iter()
-        .filter(|r| r.rule.send_flow_rem && !kept.contains(&(r.rule.table, r.rule.priority, &r.rule.matches)))
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn deletes_notify_only_send_flow_rem_rules_that_went() {
-        let stats = |text: &str| RuleStats {
-            rule: ferrovs_config::parse_flow(text).unwrap(),
-            n_packets: 0,
-            n_bytes: 0,
-            duration_ms: 0,
-            idle_ms: 0,
-        };
-        let before = vec![
-            stats("priority=5,ip,send_flow_rem,actions=drop"),
-            stats("priority=6,ip,send_flow_rem,actions=drop"),
-            stats("priority=7,ip,actions=drop"),
-        ];
-        let after = vec![before[1].rule.clone()];
-        let got: Vec<u16> = deleted_notified(&before, &after).iter().map(|r| r.rule.priority).collect();
-        assert_eq!(got, vec![5], "6 stays, 7 has no flag");
-        // A modify keeps identities: nothing is deleted.
-        let mut modified: Vec<Rule> = before.iter().map(|r| r.rule.clone()).collect();
-        modified[0].actions = vec![ferrovs_config::Action::Normal];
-        assert!(deleted_notified(&before, &modified).is_empty());
-    }
 
     #[test]
     fn datapath_ids_are_stable_and_differ_per_bridge() {

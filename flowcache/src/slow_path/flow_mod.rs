@@ -23,7 +23,7 @@ use ferrovs_config::openflow::convert::{OFPP_ALL, OFPP_FLOOD, OFPP_NORMAL};
 use ferrovs_config::openflow::{OFPP_ANY, OFPP_CONTROLLER, OFPP_IN_PORT};
 use ferrovs_config::{Action, Masked, Rule};
 
-use super::{ListEdit, Out, Replace, RuleDump, SlowPath, SlowPathError, match_covers, ms};
+use super::{ListEdit, Out, Replace, RuleDump, SlowPath, SlowPathError, match_covers};
 use crate::upcall::PmdCommand;
 use crate::xlate::{RuleRef, RuleTables};
 
@@ -182,13 +182,8 @@ impl SlowPath {
         let print = self.cfg.print_changed_rules;
         let n = tables.rules().len();
         if delete {
+            let removed = self.notified_dumps(b, selected.iter().copied(), now_ms);
             let br = &self.bridges[b];
-            let removed = selected
-                .iter()
-                .map(|r| (br.tables.rule(*r), *r))
-                .filter(|(rule, _)| rule.send_flow_rem)
-                .map(|(rule, r)| RuleDump::new(rule, br.stats.get(r), (0, 0), ms(now_ms)))
-                .collect();
             let mut gone = vec![false; n];
             for r in &selected {
                 gone[r.0 as usize] = true;

@@ -276,6 +276,17 @@ pub struct ExpiredRule {
     pub reason: Expiry,
 }
 
+/// A rule with the `send_flow_rem` flag that a change request deleted (`del-flows`, a
+/// group delete, a replacement of the rule set), with its counters when it went, for
+/// the bridge's OpenFlow controllers (taken with [`SlowPath::take_deleted`]). Rules
+/// that time out are [`ExpiredRule`]s; an OpenFlow flow-mod returns its own
+/// ([`FlowModDone::removed`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeletedRule {
+    pub bridge: String,
+    pub dump: RuleDump,
+}
+
 /// One mirrored megaflow, for `dump-dp-flows`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DpFlowDump {
@@ -364,6 +375,8 @@ pub struct SlowPath {
     counters: SlowPathCounters,
     /// Timed-out `send_flow_rem` rules not yet taken (bounded by [`MAX_EXPIRED_KEPT`]).
     expired: Vec<ExpiredRule>,
+    /// Deleted `send_flow_rem` rules not yet taken (bounded the same way).
+    deleted: Vec<DeletedRule>,
     /// Revalidate every megaflow of the bridge on each rule change (the reference the
     /// index is tested against).
     full_revalidation: bool,
@@ -421,6 +434,7 @@ impl SlowPath {
             next_id: 1,
             counters: SlowPathCounters::default(),
             expired: Vec::new(),
+            deleted: Vec::new(),
             full_revalidation: false,
         })
     }
@@ -580,9 +594,16 @@ impl SlowPath {
         // An OpenFlow delete or modify, or a reload, often leaves most rules as they are:
         // the bridge's rules less some, or with the actions of some changed, is a change
         // in place (a pass comparing the lists instead of a build).
-        match Self::edit_of(self.bridges[b].tables.rules(), &rules) {
+        let edit = Self::edit_of(self.bridges[b].tables.rules(), &rules);
+        let notified = match &edit {
+            Some(Edit::Delete(gone)) => self.notified_dumps(b, Self::flagged(gone), now_ms),
+            Some(Edit::Modify(_)) => Vec::new(),
+            None => self.notified_dumps(b, self.absent_from(b, &rules).into_iter(), now_ms),
+        };
+        match edit {
             Some(Edit::Delete(gone)) if self.in_place(b, gone.iter().filter(|g| **g).count()) => {
                 self.delete_in_place(b, &gone, now_ms, &mut out);
+                self.keep_deleted(b, notified);
                 return Ok(out.finish());
             }
             Some(Edit::Modify(changed))
@@ -603,7 +624,29 @@ impl SlowPath {
             _ => {}
         }
         self.change_rules(b, rules, usize::MAX, Replace::default(), now_ms, &mut out)?;
+        self.keep_deleted(b, notified);
         Ok(out.finish())
+    }
+
+    /// The `send_flow_rem` rules of bridge `b` whose identity (table, priority, match)
+    /// `rules` lacks: those a replacement by `rules` deletes. Only those rules are looked
+    /// for, so a bridge without any costs one pass over its rules.
+    fn absent_from(&self, b: usize, rules: &[Rule]) -> Vec<RuleRef> {
+        let old = self.bridges[b].tables.rules();
+        let notified: Vec<RuleRef> =
+            (0..old.len() as u32).map(RuleRef).filter(|r| old[r.0 as usize].send_flow_rem).collect();
+        let kept: std::collections::HashSet<(u8, u16, &ferrovs_config::Match)> = if notified.is_empty() {
+            Default::default()
+        } else {
+            rules.iter().map(|r| (r.table, r.priority, &r.matches)).collect()
+        };
+        notified
+            .into_iter()
+            .filter(|r| {
+                let o = &old[r.0 as usize];
+                !kept.contains(&(o.table, o.priority, &o.matches))
+            })
+            .collect()
     }
 
     /// `new` as an edit of `old` that can be made in place, if it is one: the same rules
@@ -701,6 +744,13 @@ impl SlowPath {
             }
         }
         let deleted = rules.len() - list.len();
+        let notified = if deleted == 0 {
+            Vec::new()
+        } else {
+            // What a group delete takes: the rules naming a group the bridge no longer has.
+            let gone: Vec<bool> = rules.iter().map(|r| r.groups().any(|g| !groups.contains_key(&g))).collect();
+            self.notified_dumps(b, Self::flagged(&gone), now_ms)
+        };
         let mut out = Out::new(self.mirrors.len());
         self.change_rules(
             b,
@@ -710,6 +760,7 @@ impl SlowPath {
             now_ms,
             &mut out,
         )?;
+        self.keep_deleted(b, notified);
         Ok((out.finish(), deleted))
     }
 
@@ -838,16 +889,21 @@ impl SlowPath {
         let old = self.bridges[b].tables.rules();
         let gone: Vec<bool> = old.iter().map(|r| del_selects(spec, r)).collect();
         let deleted = gone.iter().filter(|g| **g).count();
+        let notified = self.notified_dumps(b, Self::flagged(&gone), now_ms);
         let mut out = Out::new(self.mirrors.len());
         if self.in_place(b, deleted) {
             self.delete_in_place(b, &gone, now_ms, &mut out);
-            return Ok((out.finish(), deleted));
+        } else {
+            let old = self.bridges[b].tables.rules();
+            let list: Vec<Rule> = old.iter().zip(&gone).filter(|(_, g)| !**g).map(|(r, _)| r.clone()).collect();
+            let replace = Replace {
+                print: self.cfg.print_changed_rules,
+                list_edit: ListEdit::Deleted(gone),
+                ..Replace::default()
+            };
+            self.change_rules(b, list, usize::MAX, replace, now_ms, &mut out)?;
         }
-        let old = self.bridges[b].tables.rules();
-        let list: Vec<Rule> = old.iter().zip(&gone).filter(|(_, g)| !**g).map(|(r, _)| r.clone()).collect();
-        let replace =
-            Replace { print: self.cfg.print_changed_rules, list_edit: ListEdit::Deleted(gone), ..Replace::default() };
-        self.change_rules(b, list, usize::MAX, replace, now_ms, &mut out)?;
+        self.keep_deleted(b, notified);
         Ok((out.finish(), deleted))
     }
 
@@ -896,6 +952,38 @@ impl SlowPath {
     /// The `send_flow_rem` rules that timed out since the last call, oldest first.
     pub fn take_expired(&mut self) -> Vec<ExpiredRule> {
         std::mem::take(&mut self.expired)
+    }
+
+    /// The `send_flow_rem` rules that change requests deleted since the last call, in
+    /// the order they went.
+    pub fn take_deleted(&mut self) -> Vec<DeletedRule> {
+        std::mem::take(&mut self.deleted)
+    }
+
+    /// The `send_flow_rem` rules among `refs` of bridge `b`, with their counters at
+    /// `now_ms`: what a change about to delete them reports.
+    fn notified_dumps(&self, b: usize, refs: impl Iterator<Item = RuleRef>, now_ms: u64) -> Vec<RuleDump> {
+        let br = &self.bridges[b];
+        refs.map(|r| (br.tables.rule(r), r))
+            .filter(|(rule, _)| rule.send_flow_rem)
+            .map(|(rule, r)| RuleDump::new(rule, br.stats.get(r), (0, 0), ms(now_ms)))
+            .collect()
+    }
+
+    /// Keeps the dumps of `send_flow_rem` rules a change of bridge `b` deleted, for
+    /// [`SlowPath::take_deleted`].
+    fn keep_deleted(&mut self, b: usize, dumps: Vec<RuleDump>) {
+        for dump in dumps {
+            if self.deleted.len() >= MAX_EXPIRED_KEPT {
+                self.deleted.remove(0);
+            }
+            self.deleted.push(DeletedRule { bridge: self.bridges[b].name.clone(), dump });
+        }
+    }
+
+    /// The rules flagged in `gone` (one flag per rule of a bridge), as references.
+    fn flagged(gone: &[bool]) -> impl Iterator<Item = RuleRef> + '_ {
+        gone.iter().enumerate().filter(|(_, g)| **g).map(|(i, _)| RuleRef(i as u32))
     }
 
     // ----- Queries ------------------------------------------------------------------

@@ -963,3 +963,57 @@ fn changes_keep_their_rules_printed_when_asked() {
     quiet.del_flows("br0", &parse_match("arp").unwrap(), 3).unwrap();
     current(&quiet, "deleted in place");
 }
+
+/// Every change request that deletes rules (`del_flows`, a replacement of the rule set,
+/// a group delete) names the deleted `send_flow_rem` rules for the controllers'
+/// flow-removed messages, once each, in place and by a new version alike; a modify and a
+/// rule without the flag name none, a timeout is an expiry, not a deletion.
+#[test]
+fn deletions_by_request_name_their_send_flow_rem_rules() {
+    use ferrovs_config::{Group, GroupKind};
+    for in_place_from in [1, usize::MAX] {
+        let cfg = SlowPathConfig { add_in_place_from: in_place_from, ..Default::default() };
+        let base = [
+            "priority=5,udp,send_flow_rem,actions=drop",
+            "priority=6,ip,send_flow_rem,actions=drop",
+            "priority=7,icmp,actions=drop",
+            "priority=8,tcp,send_flow_rem,hard_timeout=2,actions=drop",
+            "priority=0,actions=drop",
+        ];
+        let mut sp = slow_path(&base, 1, cfg);
+        let priorities = |d: Vec<DeletedRule>| d.iter().map(|d| d.dump.rule.priority).collect::<Vec<_>>();
+        // del-flows of two flagged rules and one without the flag.
+        sp.del_flows("br0", &parse_match("udp").unwrap(), 10).unwrap();
+        sp.del_flows("br0", &parse_match("icmp").unwrap(), 10).unwrap();
+        assert_eq!(priorities(sp.take_deleted()), vec![5], "in_place_from {in_place_from}");
+        assert!(sp.take_deleted().is_empty(), "taken once");
+        // A replacement that changes only actions deletes nothing; one without a flagged
+        // rule's identity deletes it, in place (a deletion edit) or by a new version.
+        let mut modified = sp.rules("br0").unwrap().to_vec();
+        modified[0].actions = vec![ferrovs_config::Action::Normal];
+        sp.replace_rules("br0", modified, 20).unwrap();
+        assert!(sp.take_deleted().is_empty());
+        let fewer: Vec<Rule> = sp.rules("br0").unwrap().iter().filter(|r| r.priority != 6).cloned().collect();
+        sp.replace_rules("br0", fewer, 30).unwrap();
+        assert_eq!(priorities(sp.take_deleted()), vec![6]);
+        sp.add_flows("br0", rules(&["priority=6,ip,send_flow_rem,actions=drop"]), 40).unwrap();
+        let reordered = rules(&["priority=0,actions=drop", "priority=9,udp,send_flow_rem,actions=drop"]);
+        sp.replace_rules("br0", reordered, 50).unwrap();
+        assert_eq!(priorities(sp.take_deleted()), vec![8, 6], "in rule order; the new rule is no deletion");
+        // A group delete takes the flagged rule that used the group.
+        let all = Group { kind: GroupKind::All, buckets: vec![vec![ferrovs_config::Action::Output(2)]] };
+        sp.group_mod("br0", GroupChange::Add(1, all), 60).unwrap();
+        sp.add_flows("br0", rules(&["priority=10,tcp,send_flow_rem,actions=group:1"]), 60).unwrap();
+        sp.group_mod("br0", GroupChange::Delete(1), 70).unwrap();
+        assert_eq!(priorities(sp.take_deleted()), vec![10]);
+        // A timeout is reported as an expiry only.
+        sp.add_flows("br0", rules(&["priority=11,tcp,send_flow_rem,hard_timeout=1,actions=drop"]), 80).unwrap();
+        sp.tick(5_000);
+        assert_eq!(sp.take_expired().iter().map(|e| e.dump.rule.priority).collect::<Vec<_>>(), vec![11]);
+        assert!(sp.take_deleted().is_empty());
+        // A failed change deletes nothing.
+        let bad = rules(&["priority=12,actions=group:9"]);
+        assert!(sp.replace_rules("br0", bad, 90).is_err());
+        assert!(sp.take_deleted().is_empty());
+    }
+}
