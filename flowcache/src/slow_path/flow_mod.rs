@@ -137,8 +137,9 @@ pub struct FlowModDone {
 /// The rules of `tables` that `c` selects, in rule order (see the module documentation).
 fn select(tables: &RuleTables, c: &FlowChange, strict: bool) -> Vec<RuleRef> {
     if strict {
-        // One identity per table: found through the identity index.
-        let tables_of = |t: u8| c.table.is_none_or(|x| x == t);
+        // One identity per table: found through the identity index (a table that never
+        // had a rule is not hashed for: a flow-mod without a table names all 256).
+        let tables_of = |t: u8| c.table.is_none_or(|x| x == t) && tables.may_have_rules(t);
         let found: Vec<RuleRef> = (0..=u8::MAX)
             .filter(|t| tables_of(*t))
             .filter_map(|t| tables.find(t, c.rule.priority, &c.rule.matches))

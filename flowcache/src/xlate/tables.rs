@@ -653,6 +653,13 @@ impl RuleTables {
         new_position
     }
 
+    /// Whether `table` may hold a rule (false: it has never had one since this version
+    /// was built), so that a lookup by identity in every table skips the empty ones.
+    pub fn may_have_rules(&self, table: u8) -> bool {
+        let t = table as usize;
+        self.tables.get(t).is_some_and(|c| !c.is_empty()) || self.deltas.get(t).is_some_and(Option::is_some)
+    }
+
     /// The rule `r` refers to.
     pub fn rule(&self, r: RuleRef) -> &Rule {
         &self.rules[r.0 as usize]
