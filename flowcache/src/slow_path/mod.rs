@@ -690,12 +690,13 @@ impl SlowPath {
     /// identity), and the megaflows that used a changed rule, or that a changed rule could
     /// now decide, are revalidated.
     fn modify_in_place(&mut self, b: usize, changes: Vec<(RuleRef, Vec<Action>, u64)>, now_ms: u64, out: &mut Out) {
+        // MAC aging first, while the rules and their ids agree (see `add_in_place`).
+        self.expire_macs(now_ms, out);
         let br = &mut self.bridges[b];
         let changed: Vec<RuleRef> = changes.iter().map(|(r, _, _)| *r).collect();
         for (r, actions, cookie) in changes {
             br.tables.modify_in_place(r, actions, cookie);
         }
-        self.expire_macs(now_ms, out);
         let br = &self.bridges[b];
         let dead_ids: Vec<RuleId> = changed.iter().map(|r| br.ids.id(*r)).collect();
         let delta = self.delta_in_place(b, changed.clone(), &changed);
@@ -1324,11 +1325,13 @@ impl SlowPath {
     /// without touching what the change leaves as it was (the rules' ids, counters and
     /// compiled forms).
     fn add_in_place(&mut self, b: usize, rules: Vec<Rule>, now_ms: u64, out: &mut Out) -> Result<(), SlowPathError> {
+        // MAC aging first: it re-translates the megaflows of aged entries, which must see
+        // rules that all have ids and counters (between the tables' change below and the
+        // ids' renewal, a translation that reached an added rule had none: a panic).
+        self.expire_macs(now_ms, out);
         let br = &mut self.bridges[b];
         let done =
             br.tables.add_in_place(rules).map_err(|error| SlowPathError::Rules { bridge: br.name.clone(), error })?;
-        self.expire_macs(now_ms, out);
-        let br = &mut self.bridges[b];
         let n = br.tables.rules().len();
         // A replaced rule is a rule gone (its id no longer resolves) and one added in its
         // place, with counters from zero.
@@ -1353,11 +1356,12 @@ impl SlowPath {
     /// `del_flows` of the rules `r` with `gone[r]` from bridge `b`, in place: the same
     /// outcome as [`SlowPath::change_rules`] of the rules kept.
     fn delete_in_place(&mut self, b: usize, gone: &[bool], now_ms: u64, out: &mut Out) {
+        // MAC aging first, while the rules and their ids agree (see `add_in_place`).
+        self.expire_macs(now_ms, out);
         let br = &mut self.bridges[b];
         let dead: Vec<RuleRef> = (0..gone.len() as u32).filter(|r| gone[*r as usize]).map(RuleRef).collect();
         let dead_ids: Vec<RuleId> = dead.iter().map(|r| br.ids.id(*r)).collect();
         let new_position = br.tables.delete_in_place(gone);
-        self.expire_macs(now_ms, out);
         let br = &mut self.bridges[b];
         br.ids.close_up(&new_position);
         br.stats.close_up(gone);

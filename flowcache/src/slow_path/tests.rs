@@ -1017,3 +1017,33 @@ fn deletions_by_request_name_their_send_flow_rem_rules() {
         assert!(sp.take_deleted().is_empty());
     }
 }
+
+/// A MAC entry that ages out during a change made in place re-translates the megaflows
+/// that read it over rules that all have ids: here the megaflow B -> A (`normal`'s
+/// unicast to A) at the moment `add_flows` adds a rule that decides it the same way.
+/// (Aging ran between the rules' change and their ids' renewal: the re-translation
+/// reached the added rule, which had no id yet, and the slow path panicked.) Deleting
+/// in place ages first as well.
+#[test]
+fn mac_aging_during_a_change_in_place_sees_rules_with_ids() {
+    let cfg = SlowPathConfig { mac_aging: Duration::from_secs(10), add_in_place_from: 1, ..Default::default() };
+    let mut sp = slow_path(&["priority=0,actions=normal"], 1, cfg);
+    sp.handle_upcall(&up(0, key_of(tcp4_frame(&TCP4), A, B, 1)), 0);
+    let b_to_a = key_of(tcp4_frame(&TCP4), B, A, 2);
+    let (_, mf) = installed(&sp.handle_upcall(&up(0, b_to_a), 1), 0);
+    assert_eq!(mf.actions, vec![DpAction::Output(1)]);
+    sp.add_flows("br0", rules(&["priority=10,in_port=2,actions=output:1"]), 10_000).unwrap();
+    assert_eq!(sp.counters().mac_expired, 1);
+    let (id, mf) = installed(&sp.handle_upcall(&up(0, b_to_a), 10_001), 0);
+    assert_eq!(mf.actions, vec![DpAction::Output(1)]);
+    let dump = sp.dump_flows("br0", &[(0, id, stats(3, 180, 10_002))], 10_002).unwrap();
+    let added = dump.iter().find(|d| d.rule.priority == 10).expect("the added rule");
+    assert_eq!(added.packets, 3, "the megaflow's traffic is the added rule's");
+    // The same at a deletion in place: B aged out too by now.
+    sp.handle_upcall(&up(0, key_of(tcp4_frame(&TCP4), A, B, 1)), 10_003);
+    let (_, mf) = installed(&sp.handle_upcall(&up(0, key_of(tcp4_frame(&TCP4), B, A, 3)), 10_004), 0);
+    assert_eq!(mf.actions, vec![DpAction::Output(1)]);
+    sp.del_flows("br0", &parse_match("in_port=2").unwrap(), 20_004).unwrap();
+    assert!(sp.counters().mac_expired >= 2);
+    assert_eq!(sp.rules("br0").unwrap().len(), 1);
+}
