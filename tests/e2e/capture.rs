@@ -164,7 +164,16 @@ pub fn ctl_capture_is_what_was_sent() -> Result<(), Failed> {
     let data: Vec<&Vec<u8>> = got.iter().map(|f| &f.data).collect();
     if data != sent.iter().collect::<Vec<_>>() {
         let first = data.iter().zip(&sent).position(|(a, b)| *a != b);
-        return Err(format!("captured {} frames, sent {}; first difference at {first:?}", got.len(), sent.len()).into());
+        let at = |v: &[&Vec<u8>], i: Option<usize>| i.and_then(|i| v.get(i)).map(|f| hex(f)).unwrap_or_default();
+        let sent_refs: Vec<&Vec<u8>> = sent.iter().collect();
+        return Err(format!(
+            "captured {} frames, sent {}; first difference at {first:?}:\n got  {}\n sent {}",
+            got.len(),
+            sent.len(),
+            at(&data, first),
+            at(&sent_refs, first)
+        )
+        .into());
     }
     if let Some(f) = got.iter().find(|f| f.flags != Some(1) || f.orig_len as usize != f.data.len()) {
         return Err(format!("a frame is not a whole inbound frame: {f:?}").into());
@@ -278,4 +287,9 @@ pub fn ctl_capture_filter_and_limits() -> Result<(), Failed> {
         return Err(format!("the port was not freed after Ctrl-C: {again:?}\n{}", d.log_text()).into());
     }
     Ok(())
+}
+
+/// A frame as hex, for failure messages.
+fn hex(f: &[u8]) -> String {
+    f.iter().map(|b| format!("{b:02x}")).collect()
 }
