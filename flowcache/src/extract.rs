@@ -51,7 +51,7 @@
 //! path.)
 
 use crate::actions::DpAction;
-use crate::key::{FRAG_ANY, FRAG_LATER, FlowKey, VLAN_PRESENT, ethertype, ipproto};
+use crate::key::{FRAG_ANY, FRAG_LATER, FlowKey, VLAN_PRESENT, ethertype, hash_key_words, ipproto};
 use ferrovs_config::MatchSlot;
 
 /// `dl_type` of an 802.3 frame without a SNAP EtherType (OVS's `FLOW_DL_TYPE_NONE`).
@@ -151,6 +151,24 @@ pub fn extract_common(frame: &[u8], in_port: u32) -> Option<FlowKey> {
 pub fn extract_into(frame: &[u8], in_port: u32, key: &mut FlowKey) {
     if !extract_common_into(frame, in_port, key) {
         *key = extract_general(frame, in_port, DEFAULT_VLAN_LIMIT);
+    }
+}
+
+/// [`extract_into`] that also returns the key's [`FlowKey::hash`]: for the common shapes
+/// the hash is taken from the words before they are stored (its two multiplies by the
+/// words those shapes leave zero fold away, and no word is read back), which cost 14
+/// instructions per packet less than hashing the stored key.
+#[inline(always)]
+pub fn extract_hashed_into(frame: &[u8], in_port: u32, key: &mut FlowKey) -> u32 {
+    match extract_common_words(frame, in_port) {
+        Some(w) => {
+            key.w = w;
+            hash_key_words(&w)
+        }
+        None => {
+            *key = extract_general(frame, in_port, DEFAULT_VLAN_LIMIT);
+            key.hash()
+        }
     }
 }
 
@@ -756,6 +774,9 @@ mod tests {
             let mut into = FlowKey::EXACT;
             extract_into(&f, port, &mut into);
             assert_eq!(into, extract_general(&f, port, DEFAULT_VLAN_LIMIT), "in place: frame {f:02x?}");
+            let mut hashed = FlowKey::EXACT;
+            let hash = extract_hashed_into(&f, port, &mut hashed);
+            assert_eq!((hashed, hash), (into, into.hash()), "hashed in place: frame {f:02x?}");
             if let Some(k) = extract_common(&f, port) {
                 taken += 1;
                 for limit in [1, 2] {

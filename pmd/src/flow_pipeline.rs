@@ -103,7 +103,7 @@ use std::sync::Arc;
 use crossbeam_channel::Sender;
 use ferrovs_dpdk::{BURST, Mbuf};
 use ferrovs_flowcache::actions::{DpAction, DpActions};
-use ferrovs_flowcache::extract::{extract, extract_into, tcp_flags};
+use ferrovs_flowcache::extract::{extract, extract_hashed_into, extract_into, tcp_flags};
 use ferrovs_flowcache::key::FlowKey;
 use ferrovs_flowcache::pending::{Parked, PendingConfig, PendingMisses, RxHold};
 use ferrovs_flowcache::upcall::{ExecutedKey, FlowId, GoneFlow, GoneReason, PmdCommand, PmdReport, UpcallBatch};
@@ -657,8 +657,15 @@ impl Pipeline for FlowPipeline {
         if self.cache.uses_hashes(in_port) {
             pkts.for_each(|i, p| {
                 if let (Some(key), Some(hash), Some(len)) = (keys.get_mut(i), hashes.get_mut(i), bytes.get_mut(i)) {
-                    extract_into(p.frame, in_port, key);
-                    *hash = p.rss_hash.unwrap_or_else(|| key.hash());
+                    // Without the NIC's hash, the key's is computed from its words as
+                    // they are extracted.
+                    *hash = match p.rss_hash {
+                        Some(rss) => {
+                            extract_into(p.frame, in_port, key);
+                            rss
+                        }
+                        None => extract_hashed_into(p.frame, in_port, key),
+                    };
                     *len = p.frame.len() as u32;
                 }
             });
