@@ -420,25 +420,7 @@ impl FlowCache {
         let slab = &self.cls.slab;
         let probe_emc = self.emc_probed_now();
         if let Some(emc) = self.emc.as_ref().filter(|_| probe_emc) {
-            let mut pos = [usize::MAX; MAX_BATCH];
-            let mut acc = 0u64;
-            for i in 0..n {
-                let p = emc.candidate(hashes[i]);
-                pos[i] = p;
-                if p != usize::MAX {
-                    let r = &slab.records[emc.index_at(p) as usize];
-                    acc ^= r.key.w[0] ^ r.packets;
-                }
-            }
-            std::hint::black_box(acc);
-            for i in 0..n {
-                if pos[i] != usize::MAX
-                    && let Some(x) = emc.verify(slab, pos[i], &keys[i], hashes[i])
-                {
-                    idx[i] = x;
-                    todo &= !(1 << i);
-                }
-            }
+            todo &= !emc.lookup_burst(slab, keys, hashes, &mut idx);
             let hits = n as u32 - todo.count_ones();
             self.counters.emc_hits += hits as u64;
             if self.emc_adaptive {
