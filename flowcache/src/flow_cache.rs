@@ -203,6 +203,86 @@ fn spread_up_trains(mut hits: u32, mut repeats: u32) -> u32 {
     hits
 }
 
+/// What [`FlowCache::probe_chunk`] found for at most [`MAX_BATCH`] keys.
+struct Probed {
+    /// Slab index of each key's megaflow, `u32::MAX` for a miss; unset (`u32::MAX`) for
+    /// a key of `repeats`.
+    idx: [u32; MAX_BATCH],
+    /// The misses.
+    todo: u32,
+    /// Keys equal to the key before them ([`repeated_keys`]; only on the direct path):
+    /// each has the result of the first key of its train.
+    repeats: u32,
+}
+
+/// The loop of [`FlowCache::finish_chunk`]; with `TRAINS`, a key of `probed.repeats`
+/// continues the run of the key before it without a look at its slab index or flags
+/// (equal keys: the same result, the same flags word).
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn add_runs<'s, V: Copy, const TRAINS: bool>(
+    records: &mut [crate::megaflow::Record],
+    cold: &'s [crate::megaflow::Cold],
+    keys: &[FlowKey],
+    bytes: &[u32],
+    now: u64,
+    probed: &Probed,
+    out: &mut [V],
+    resolve: &mut impl FnMut(Option<(MegaflowId, &'s [DpAction])>) -> V,
+) {
+    // The run starts as one of misses (`u32::MAX` is no slab index).
+    let miss = resolve(None);
+    let (mut run, mut run_value) = (u32::MAX, miss);
+    use crate::key::TCP_FLAGS_WORD;
+    // `flags` ORs the keys' whole flags word (see `Record::tcp_flags_word`).
+    let (mut packets, mut run_bytes, mut flags) = (0u64, 0u64, 0u64);
+    let n = out.len().min(bytes.len()).min(keys.len()).min(MAX_BATCH);
+    let (out, bytes, keys) = (&mut out[..n], &bytes[..n], &keys[..n]);
+    let mut i = 0;
+    while i < n {
+        if TRAINS && probed.repeats & (1 << i) != 0 {
+            // The whole train at once: the keys from `i` up to the first that is no
+            // repeat (`!repeats >> i` has at least one bit: bit 31 or above when the
+            // train runs to the end).
+            let end = (i + (!probed.repeats >> i).trailing_zeros() as usize).min(n);
+            packets += (end - i) as u64;
+            run_bytes += bytes[i..end].iter().map(|&b| b as u64).sum::<u64>();
+            out[i..end].fill(run_value);
+            i = end;
+            continue;
+        }
+        let (x, b, key) = (probed.idx[i], bytes[i], &keys[i]);
+        if x != run {
+            if let Some(h) = records.get_mut(run as usize) {
+                h.packets += packets;
+                h.bytes += run_bytes;
+                h.used = now;
+                h.tcp_flags_word |= flags;
+            }
+            run = x;
+            run_value = match cold.get(x as usize) {
+                Some(c) => {
+                    let id = MegaflowId { index: x, generation: records[x as usize].generation };
+                    resolve(Some((id, c.actions.as_slice())))
+                }
+                None => miss,
+            };
+            (packets, run_bytes, flags) = (0, 0, 0);
+        }
+        packets += 1;
+        run_bytes += b as u64;
+        flags |= key.w[TCP_FLAGS_WORD];
+        out[i] = run_value;
+        i += 1;
+    }
+    if let Some(h) = records.get_mut(run as usize) {
+        h.packets += packets;
+        h.bytes += run_bytes;
+        h.used = now;
+        h.tcp_flags_word |= flags;
+    }
+}
+
 /// A megaflow that answers every packet of one port ([`FlowCache::port_wide`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PortWide {
@@ -244,11 +324,10 @@ impl FlowCache {
         let mut start = 0;
         while start < n {
             let end = (start + MAX_BATCH).min(n);
-            let (idx, todo) = self.probe_chunk(None, &keys[start..end], &hashes[start..end]);
-            misses +=
-                self.finish_chunk(&keys[start..end], &bytes[start..end], now, &idx, todo, &mut out[start..end], |r| {
-                    r.map(|(id, _)| id)
-                });
+            let probed = self.probe_chunk(None, &keys[start..end], &hashes[start..end]);
+            misses += self.finish_chunk(&keys[start..end], &bytes[start..end], now, &probed, &mut out[start..end], |r| {
+                r.map(|(id, _)| id)
+            });
             start = end;
         }
         misses
@@ -282,10 +361,10 @@ impl FlowCache {
         k.set_in_port(in_port);
         let keys = &keys[..keys.len().min(out.len())];
         let n = keys.len().min(hashes.len()).min(bytes.len()).min(MAX_BATCH);
-        let (idx, todo) = self.probe_chunk(Some(k.in_port()), &keys[..n], &hashes[..n]);
+        let probed = self.probe_chunk(Some(k.in_port()), &keys[..n], &hashes[..n]);
         self.counters.misses += (keys.len() - n) as u64;
         let (head, tail) = out[..keys.len()].split_at_mut(n);
-        let misses = self.finish_chunk(&keys[..n], &bytes[..n], now, &idx, todo, head, &mut resolve);
+        let misses = self.finish_chunk(&keys[..n], &bytes[..n], now, &probed, head, &mut resolve);
         if !tail.is_empty() {
             tail.fill(resolve(None));
         }
@@ -378,10 +457,9 @@ impl FlowCache {
         }
     }
 
-    /// Looks up at most [`MAX_BATCH`] keys through the levels: returns the slab index
-    /// of each key's megaflow (`u32::MAX` for a miss) and the bitmap of the misses.
+    /// Looks up at most [`MAX_BATCH`] keys through the levels (see [`Probed`]).
     #[inline(always)]
-    fn probe_chunk(&mut self, port: Option<u32>, keys: &[FlowKey], hashes: &[u32]) -> ([u32; MAX_BATCH], u32) {
+    fn probe_chunk(&mut self, port: Option<u32>, keys: &[FlowKey], hashes: &[u32]) -> Probed {
         let n = keys.len();
         let mut idx = [u32::MAX; MAX_BATCH];
         let mut todo: u32 = if n >= 32 { u32::MAX } else { (1u32 << n) - 1 };
@@ -392,16 +470,10 @@ impl FlowCache {
             // subtables, and the classifier fills them then.
             // A key equal to the one before it (a train of one flow) is not probed: it
             // takes the result of the first key of its train.
+            // Their `idx` is left unset: the statistics pass continues the train's run.
             let repeats = repeated_keys(keys);
             let mut hits = self.classifier_lookup(port, keys, todo & !repeats, &mut idx);
             if repeats != 0 {
-                let mut bits = repeats;
-                while bits != 0 {
-                    let i = bits.trailing_zeros() as usize;
-                    bits &= bits - 1;
-                    // Bit 0 is never set, and in key order the key before was answered.
-                    idx[i] = idx[i - 1];
-                }
                 hits = spread_up_trains(hits, repeats);
             }
             todo &= !hits;
@@ -410,7 +482,7 @@ impl FlowCache {
                 // A burst that did not probe the EMC: moves the gate's sampling clock.
                 self.emc_gate.record(0, 0);
             }
-            return (idx, todo);
+            return Probed { idx, todo, repeats };
         }
 
         // Each level works in stages over the whole burst: find candidates and load
@@ -501,11 +573,11 @@ impl FlowCache {
             }
         }
 
-        (idx, todo)
+        Probed { idx, todo, repeats: 0 }
     }
 
-    /// Adds the statistics of every hit (`idx[i]` a slab index or `u32::MAX`), sets
-    /// `out[i]` to `resolve` of each key's result and counts the misses (`todo`).
+    /// Adds the statistics of every hit, sets `out[i]` to `resolve` of each key's result
+    /// and counts the misses (see [`Probed`]).
     ///
     /// Consecutive packets of the same result (a burst of one flow, or of flows that
     /// share a megaflow; or misses) are one run: their statistics are summed in
@@ -513,7 +585,7 @@ impl FlowCache {
     /// packet's read-modify-write through memory, store-to-load forwarding latency, for
     /// a one-flow burst), and `resolve` is called once per run. A packet that continues
     /// its run costs the compare of its slab index, three sums and the copy of the
-    /// run's value.
+    /// run's value; a key of a train (`repeats`) two sums and the copy.
     #[allow(clippy::too_many_arguments)]
     #[inline(always)]
     fn finish_chunk<'s, V: Copy>(
@@ -521,12 +593,11 @@ impl FlowCache {
         keys: &[FlowKey],
         bytes: &[u32],
         now: u64,
-        idx: &[u32; MAX_BATCH],
-        todo: u32,
+        probed: &Probed,
         out: &mut [V],
         mut resolve: impl FnMut(Option<(MegaflowId, &'s [DpAction])>) -> V,
     ) -> usize {
-        let missed = todo.count_ones() as usize;
+        let missed = probed.todo.count_ones() as usize;
         self.counters.misses += missed as u64;
         // The records are written (statistics) while the actions are handed out.
         let crate::megaflow::Slab { records, cold, .. } = &mut self.cls.slab;
@@ -534,40 +605,11 @@ impl FlowCache {
         // no second bounds check in `records`.
         let slots = records.len().min(cold.len());
         let (records, cold): (_, &'s [crate::megaflow::Cold]) = (&mut records[..slots], &cold[..slots]);
-        // The run starts as one of misses (`u32::MAX` is no slab index).
-        let miss = resolve(None);
-        let (mut run, mut run_value) = (u32::MAX, miss);
-        use crate::key::TCP_FLAGS_WORD;
-        // `flags` ORs the keys' whole flags word (see `Record::tcp_flags_word`).
-        let (mut packets, mut run_bytes, mut flags) = (0u64, 0u64, 0u64);
-        for (((o, &x), &b), key) in out.iter_mut().zip(idx).zip(bytes).zip(keys) {
-            if x != run {
-                if let Some(h) = records.get_mut(run as usize) {
-                    h.packets += packets;
-                    h.bytes += run_bytes;
-                    h.used = now;
-                    h.tcp_flags_word |= flags;
-                }
-                run = x;
-                run_value = match cold.get(x as usize) {
-                    Some(c) => {
-                        let id = MegaflowId { index: x, generation: records[x as usize].generation };
-                        resolve(Some((id, c.actions.as_slice())))
-                    }
-                    None => miss,
-                };
-                (packets, run_bytes, flags) = (0, 0, 0);
-            }
-            packets += 1;
-            run_bytes += b as u64;
-            flags |= key.w[TCP_FLAGS_WORD];
-            *o = run_value;
-        }
-        if let Some(h) = records.get_mut(run as usize) {
-            h.packets += packets;
-            h.bytes += run_bytes;
-            h.used = now;
-            h.tcp_flags_word |= flags;
+        // Two copies of the loop: bursts without trains do not pay for testing for them.
+        if probed.repeats != 0 {
+            add_runs::<V, true>(records, cold, keys, bytes, now, probed, out, &mut resolve);
+        } else {
+            add_runs::<V, false>(records, cold, keys, bytes, now, probed, out, &mut resolve);
         }
         missed
     }
