@@ -203,6 +203,19 @@ fn spread_up_trains(mut hits: u32, mut repeats: u32) -> u32 {
     hits
 }
 
+/// What [`FlowCache::lookup_burst`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BurstLookup {
+    /// Keys that found no megaflow.
+    pub misses: usize,
+    /// The burst was one train (every key equal to the first) and it hit: every value
+    /// written to `out` is the same, from one call of `resolve` with the megaflow. Known
+    /// from the train test the direct path makes anyway (a burst through the caches has
+    /// no trains: only one key), so a caller that would otherwise scan the values for a
+    /// burst of one flow need not.
+    pub one_train: bool,
+}
+
 /// What [`FlowCache::probe_chunk`] found for at most [`MAX_BATCH`] keys.
 struct Probed {
     /// Slab index of each key's megaflow, `u32::MAX` for a miss; unset (`u32::MAX`) for
@@ -343,7 +356,8 @@ impl FlowCache {
     /// run. Takes at most [`MAX_BATCH`] keys (one burst); keys past that, or past the end
     /// of `hashes` or `bytes`, miss (keys past the end of `out` are ignored). Same
     /// answers, statistics and counters as [`FlowCache::lookup_batch`]. Returns the
-    /// number of misses.
+    /// number of misses, and whether the burst was one train of equal keys that hit
+    /// (see [`BurstLookup`]).
     #[allow(clippy::too_many_arguments)]
     #[inline]
     pub fn lookup_burst<'s, V: Copy>(
@@ -355,7 +369,7 @@ impl FlowCache {
         now: u64,
         out: &mut [V],
         mut resolve: impl FnMut(Option<(MegaflowId, &'s [DpAction])>) -> V,
-    ) -> usize {
+    ) -> BurstLookup {
         // As the keys hold it (16 bits).
         let mut k = FlowKey::ZERO;
         k.set_in_port(in_port);
@@ -364,11 +378,13 @@ impl FlowCache {
         let probed = self.probe_chunk(Some(k.in_port()), &keys[..n], &hashes[..n]);
         self.counters.misses += (keys.len() - n) as u64;
         let (head, tail) = out[..keys.len()].split_at_mut(n);
-        let misses = self.finish_chunk(&keys[..n], &bytes[..n], now, &probed, head, &mut resolve);
+        let misses = self.finish_chunk(&keys[..n], &bytes[..n], now, &probed, head, &mut resolve) + tail.len();
         if !tail.is_empty() {
             tail.fill(resolve(None));
         }
-        misses + tail.len()
+        // Keys 1..n all repeats of the key before them (bits 1..n of `repeats`).
+        let train = (1u64 << n).wrapping_sub(2) as u32;
+        BurstLookup { misses, one_train: misses == 0 && n > 0 && probed.repeats == train }
     }
 
     /// The megaflow that answers every packet from `in_port` whatever its other fields
@@ -942,7 +958,8 @@ mod tests {
         // One burst takes at most MAX_BATCH keys: the 8 past it miss (and are counted).
         let before = fc.counters();
         let mut got = vec![Some(None); 40];
-        assert_eq!(fc.lookup_burst(1, &keys, &hashes, &[64; 40], 1, &mut got, |r| Some(r.map(|(id, _)| id))), 24);
+        let found = fc.lookup_burst(1, &keys, &hashes, &[64; 40], 1, &mut got, |r| Some(r.map(|(id, _)| id)));
+        assert_eq!(found, BurstLookup { misses: 24, one_train: false });
         let want: Vec<_> = (0..40).map(|i| Some(if i < MAX_BATCH { ids[i] } else { None })).collect();
         assert_eq!(got, want);
         let after = fc.counters();
@@ -987,7 +1004,8 @@ mod tests {
         let hashes: Vec<u32> = keys.iter().map(|k| k.hash()).collect();
         let bytes: Vec<u32> = (0..keys.len() as u32).map(|i| 60 + i).collect();
         let mut got = [None; 12];
-        assert_eq!(fc.lookup_burst(1, &keys, &hashes, &bytes, 7, &mut got, |r| r.map(|(id, _)| id)), 3);
+        let found = fc.lookup_burst(1, &keys, &hashes, &bytes, 7, &mut got, |r| r.map(|(id, _)| id));
+        assert_eq!(found, BurstLookup { misses: 3, one_train: false });
         assert_eq!(got, want);
         let mut batch = [None; 12];
         assert_eq!(fc.lookup_batch(&keys, &hashes, &bytes, 8, &mut batch), 3);
@@ -999,6 +1017,28 @@ mod tests {
         let (sa, sb) = (fc.stats(ida).unwrap(), fc.stats(idb).unwrap());
         assert_eq!((sa.packets, sa.bytes, sa.used, sa.tcp_flags), (10, sum(ida), 8, 0x012));
         assert_eq!((sb.packets, sb.bytes, sb.used), (8, sum(idb), 8));
+        // One train: a whole burst of `a` (one value, from one call); not when it misses,
+        // nor with one other key anywhere in it, nor past the keys looked up.
+        let train = |keys: &[FlowKey], fc: &mut FlowCache| {
+            let mut got = vec![None; keys.len()];
+            let mut calls = 0;
+            let hashes: Vec<u32> = keys.iter().map(|k| k.hash()).collect();
+            let found = fc.lookup_burst(1, keys, &hashes, &vec![60; keys.len()], 9, &mut got, |r| {
+                calls += 1;
+                r.map(|(id, _)| id)
+            });
+            (found.one_train, calls)
+        };
+        assert_eq!(train(&[a; 32], &mut fc), (true, 2), "the miss value first, then the train's");
+        assert_eq!(train(&[a], &mut fc), (true, 2));
+        assert_eq!(train(&[missing; 32], &mut fc).0, false);
+        assert_eq!(train(&[a; 33], &mut fc).0, false, "the key past a burst misses");
+        for at in [0, 1, 17, 31] {
+            let mut keys = [a; 32];
+            keys[at] = a_ack;
+            assert_eq!(train(&keys, &mut fc).0, false, "another key at {at}");
+        }
+        assert_eq!(train(&[], &mut fc).0, false);
     }
 
     #[test]

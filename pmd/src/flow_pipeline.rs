@@ -115,7 +115,7 @@ use crate::flow_reports::ReportQueue;
 use crate::flow_stats::FlowStatsTable;
 use crate::heap_return::{HeapReturn, Spent};
 use crate::packet_in::PacketInSink;
-use crate::pipeline::{Injector, Pipeline, RxBurst, Verdict};
+use crate::pipeline::{Classified, Injector, Pipeline, RxBurst, Verdict};
 use crate::stats::counter_set;
 
 /// Most parked keys given up per loop iteration (the rest wait for the next ones), so
@@ -399,7 +399,7 @@ impl FlowPipeline {
         n: usize,
         pkts: B,
         out: &mut [Verdict<'s>],
-    ) {
+    ) -> Classified {
         let (mut total, mut flags) = (0u64, 0u16);
         pkts.for_each(|i, p| {
             if i < n {
@@ -418,6 +418,7 @@ impl FlowPipeline {
             None => Verdict::Miss,
         };
         out[..n].fill(verdict);
+        if out.len() == n { Classified::Uniform } else { Classified::Mixed }
     }
 
     /// The parking table (read-only).
@@ -632,13 +633,13 @@ enum InstallError {
 impl Pipeline for FlowPipeline {
     type Message = FlowMessage;
 
-    fn classify<'s, 'p, B: RxBurst<'p>>(&'s mut self, in_port: u32, pkts: B, out: &mut [Verdict<'s>]) {
+    fn classify<'s, 'p, B: RxBurst<'p>>(&'s mut self, in_port: u32, pkts: B, out: &mut [Verdict<'s>]) -> Classified {
         // The poll loop never passes more than a burst; anything beyond stays `Miss` and
         // goes through the (correct, slower) miss path.
         let n = pkts.len().min(out.len()).min(BURST);
         self.miss_keys = MissKeys::InPlace(n as u8);
         if n == 0 {
-            return;
+            return Classified::Mixed;
         }
         // One megaflow answers every packet of the port (a table of in_port rules): no
         // key is needed, only the burst's bytes and TCP flags for its statistics. Not
@@ -689,18 +690,21 @@ impl Pipeline for FlowPipeline {
             Some((_, actions)) => Verdict::Actions(actions),
             None => Verdict::Miss,
         };
-        self.cache.lookup_burst(in_port, keys, hashes, bytes, now, &mut out[..m], to_verdict);
-        if m < n {
-            // Held packets (not looked up) miss, and `miss` parks them behind their key:
-            // the verdict of looked-up key `i` moves to its packet's place `burst_pos[i]`
-            // (increasing, `>= i`, so from the last down no verdict is overwritten
-            // before it moved).
-            out[m..n].fill(Verdict::Miss);
-            for i in (0..m).rev() {
-                let v = std::mem::replace(&mut out[i], Verdict::Miss);
-                out[self.burst_pos[i] as usize] = v;
-            }
+        let found = self.cache.lookup_burst(in_port, keys, hashes, bytes, now, &mut out[..m], to_verdict);
+        if m == n {
+            // A burst of one flow that hit: every verdict is its megaflow's list.
+            return if found.one_train && out.len() == n { Classified::Uniform } else { Classified::Mixed };
         }
+        // Held packets (not looked up) miss, and `miss` parks them behind their key: the
+        // verdict of looked-up key `i` moves to its packet's place `burst_pos[i]`
+        // (increasing, `>= i`, so from the last down no verdict is overwritten before it
+        // moved).
+        out[m..n].fill(Verdict::Miss);
+        for i in (0..m).rev() {
+            let v = std::mem::replace(&mut out[i], Verdict::Miss);
+            out[self.burst_pos[i] as usize] = v;
+        }
+        Classified::Mixed
     }
 
     fn rx_hold(&mut self) -> RxHold {
@@ -925,6 +929,40 @@ mod tests {
         let mut out = [Verdict::Miss; 4];
         p.classify(1, &views[..], &mut out);
         assert!(out.iter().all(|v| *v == Verdict::Miss));
+    }
+
+    #[test]
+    fn classify_says_uniform_only_for_one_flow_that_hit() {
+        let (mut p, _channels) = pipeline(4);
+        let f1 = tcp4_frame(&TCP4);
+        let f2 = tcp4_frame(&Tcp4 { sport: 999, ..TCP4 });
+        let f3 = tcp4_frame(&Tcp4 { dst: [10, 9, 9, 9], ..TCP4 });
+        p.install(1, Megaflow::new(extract(&f1, 1), dst_mask(), vec![DpAction::Output(2)]), 5).unwrap();
+        p.install(2, Megaflow::new(extract(&f3, 1), dst_mask(), vec![DpAction::Output(3)]), 5).unwrap();
+        let view = |f: &'static [u8]| PacketView { frame: f, rss_hash: None };
+        let leak = |f: &Vec<u8>| -> &'static [u8] { Box::leak(f.clone().into_boxed_slice()) };
+        let (f1, f2, f3) = (leak(&f1), leak(&f2), leak(&f3));
+        let cases: [(Vec<&'static [u8]>, Classified); 7] = [
+            (vec![f1; 32], Classified::Uniform),
+            (vec![f1], Classified::Uniform),
+            // Two megaflows, all hits: each verdict must be read.
+            ([vec![f1; 16], vec![f3; 16]].concat(), Classified::Mixed),
+            ([vec![f1; 31], vec![f3]].concat(), Classified::Mixed),
+            // One megaflow, two keys: not known without a look at the verdicts.
+            (vec![f1, f2, f1], Classified::Mixed),
+            // A miss.
+            (vec![f1, &[0u8; 3]], Classified::Mixed),
+            (vec![&[0u8; 3]; 4], Classified::Mixed),
+        ];
+        for (i, (frames, want)) in cases.iter().enumerate() {
+            let views: Vec<PacketView<'_>> = frames.iter().map(|f| view(f)).collect();
+            let mut out = vec![Verdict::Miss; views.len()];
+            let got = p.classify(1, &views[..], &mut out);
+            assert_eq!(got, *want, "case {i}");
+            if got == Classified::Uniform {
+                assert!(out.iter().all(|v| *v == out[0]) && out[0] != Verdict::Miss, "case {i}");
+            }
+        }
     }
 
     #[test]
