@@ -160,15 +160,74 @@ pub fn extract_into(frame: &[u8], in_port: u32, key: &mut FlowKey) {
 /// instructions per packet less than hashing the stored key.
 #[inline(always)]
 pub fn extract_hashed_into(frame: &[u8], in_port: u32, key: &mut FlowKey) -> u32 {
+    extract_step::<true>(frame, in_port, key).0
+}
+
+/// One step of a burst's walk: [`extract_into`], with `HASH` also the key's hash as
+/// [`extract_hashed_into`] computes it (else 0), and whether the frame took the common
+/// shape untagged: a frame that [`same_untagged_key`] can compare the next ones with.
+#[inline(always)]
+pub fn extract_step<const HASH: bool>(frame: &[u8], in_port: u32, key: &mut FlowKey) -> (u32, bool) {
     match extract_common_words(frame, in_port) {
         Some(w) => {
             key.w = w;
-            hash_key_words(&w)
+            // Untagged: no TCI in word 0 (a tag always sets VLAN_PRESENT there).
+            (if HASH { hash_key_words(&w) } else { 0 }, w[0] >> 48 == 0)
         }
         None => {
             *key = extract_general(frame, in_port, DEFAULT_VLAN_LIMIT);
-            key.hash()
+            (if HASH { key.hash() } else { 0 }, false)
         }
+    }
+}
+
+/// Whether `frame` has the key of `prev`, a frame that took the common shape untagged
+/// ([`extract_step`] said so) received on the same port, decided from the bytes
+/// without extracting: for the packets of one flow in a burst (a train), whose IPv4
+/// identification, checksum, lengths and TCP sequence numbers differ from packet to
+/// packet, but not their key.
+///
+/// For such a `prev`, [`extract`] reads exactly these bytes: the Ethernet header (0..14),
+/// IPv4 bytes 14 (version and IHL: 0x45), 15 (TOS), 16..18 (total length: only checked,
+/// not in the key), 20..22 (fragment bits: checked), 22 (TTL), 23 (protocol), 26..34
+/// (addresses), the ports (34..38) and for TCP 46..48 (data offset: checked; flags).
+/// `frame` has the same key if all of them but the total length are equal to `prev`'s
+/// (so the same checks pass on them) and its total length passes the checks of
+/// `prev`'s protocol: within the frame, and covering the UDP header or the TCP header
+/// of that data offset. Otherwise false (its key may still be equal). The tests check
+/// it against [`extract`] on mutated frames (`same_untagged_key_agrees_with_the_keys`).
+#[inline(always)]
+pub fn same_untagged_key(prev: &[u8], frame: &[u8]) -> bool {
+    let (Some(a), Some(b)) = (prev.get(..38), frame.get(..38)) else { return false };
+    let (a, b): (&[u8; 38], &[u8; 38]) = match (a.try_into(), b.try_into()) {
+        (Ok(a), Ok(b)) => (a, b),
+        _ => return false,
+    };
+    let ne64 = |f: &[u8; 38], at: usize| u64::from_ne_bytes([f[at], f[at + 1], f[at + 2], f[at + 3], f[at + 4], f[at + 5], f[at + 6], f[at + 7]]);
+    let ne32 = |f: &[u8; 38], at: usize| u32::from_ne_bytes([f[at], f[at + 1], f[at + 2], f[at + 3]]);
+    // The destination address and the ports first: where two flows differ most often.
+    if ne64(a, 30) != ne64(b, 30)
+        || ne64(a, 0) != ne64(b, 0)
+        || ne64(a, 8) != ne64(b, 8)
+        || ne32(a, 20) != ne32(b, 20)
+        || ne32(a, 26) != ne32(b, 26)
+    {
+        return false;
+    }
+    let total_len = be16(b, 16) as usize;
+    if 14 + total_len > frame.len() {
+        return false;
+    }
+    match b[23] {
+        ipproto::UDP => total_len >= 28,
+        ipproto::TCP => match (prev.get(46..48), frame.get(46..48)) {
+            (Some(x), Some(y)) if x == y => {
+                let data_offset = ((y[0] >> 4) as usize) * 4;
+                data_offset >= 20 && total_len >= 20 + data_offset
+            }
+            _ => false,
+        },
+        _ => false,
     }
 }
 
@@ -720,6 +779,81 @@ mod tests {
             tcp += (want != 0) as u32;
         }
         assert!(zero_fast > 20_000 && tcp > 20_000, "shapes: {zero_fast} answered at once, {tcp} with flags");
+    }
+
+    /// The train test on frame bytes against the keys: whenever it says a frame has the
+    /// key of an untagged common-shape frame before it, the extracted keys are equal; on
+    /// mutated, truncated and extended copies (key bytes and others), and it must say so
+    /// for most copies that differ only in bytes outside the key.
+    #[test]
+    fn same_untagged_key_agrees_with_the_keys() {
+        let tcp_opts = {
+            let mut f = eth_header(DST_MAC, SRC_MAC, 0x0800);
+            let tcp = tcp_header(1, 2, 0x12, 8);
+            let ip = Ipv4Hdr::new([10, 0, 0, 1], [10, 0, 0, 2], 6);
+            f.extend(ipv4_header(&ip, &[], tcp.len()));
+            f.extend(tcp);
+            f
+        };
+        let bases = [
+            tcp4_frame(&TCP4),
+            tcp4_frame(&Tcp4 { flags: 0x10, ..TCP4 }),
+            udp4_frame(5353, 53, &[0xde, 0xad]),
+            pad_to(udp4_frame(1, 2, &[]), 60),
+            tcp_opts,
+            with_vlan(&tcp4_frame(&TCP4), 0x8100, 0x2005),
+            icmp4_frame(8, 0),
+        ];
+        // Bytes no key reads: IPv4 identification and checksum, TCP sequence and
+        // acknowledgement numbers, window, checksum, the payload.
+        let outside_key = [18, 19, 24, 25, 38, 39, 40, 41, 42, 43, 44, 45, 48, 49, 50, 51, 52, 53];
+        let mut rng = SplitMix(14);
+        let (mut same, mut same_outside, mut tried_outside) = (0, 0, 0);
+        for _ in 0..300_000 {
+            let prev = bases[rng.index(bases.len())].clone();
+            let mut scratch = FlowKey::ZERO;
+            if !extract_step::<false>(&prev, 1, &mut scratch).1 {
+                assert!(!matches!(extract_common(&prev, 1), Some(k) if k.vlan_tci(0) == 0));
+                continue;
+            }
+            let mut f = prev.clone();
+            let outside = rng.chance(40);
+            if outside {
+                for _ in 0..1 + rng.below(3) {
+                    let at = outside_key[rng.index(outside_key.len())];
+                    if at < f.len() {
+                        f[at] = rng.next_u64() as u8;
+                    }
+                }
+            } else {
+                for _ in 0..rng.below(4) {
+                    let at = rng.index(f.len().min(60));
+                    f[at] = if rng.chance(50) { rng.next_u64() as u8 } else { f[at] ^ (1 << rng.below(8)) };
+                }
+                if rng.chance(20) {
+                    // Another total length, within the frame or not.
+                    let len = (rng.below(f.len() as u64 + 8) as u16).to_be_bytes();
+                    f[16..18].copy_from_slice(&len);
+                }
+                if rng.chance(20) {
+                    f.truncate(rng.index(f.len() + 1));
+                } else if rng.chance(20) {
+                    f.extend(std::iter::repeat_n(0xa5, rng.index(30)));
+                }
+            }
+            let port = rng.below(0x1_0000) as u32;
+            let same_key = same_untagged_key(&prev, &f);
+            if same_key {
+                assert_eq!(extract(&f, port), extract(&prev, port), "prev {prev:02x?} frame {f:02x?}");
+                same += 1;
+            }
+            if outside && f.len() >= 54 {
+                tried_outside += 1;
+                same_outside += same_key as u32;
+            }
+        }
+        assert!(same > 50_000, "only {same} frames recognised");
+        assert!(same_outside * 10 >= tried_outside * 9, "{same_outside} of {tried_outside} differing outside the key");
     }
 
     #[test]

@@ -178,11 +178,18 @@ pub struct FlowCache {
 ///
 /// The L4 ports first (the word that most often differs between flows), then the
 /// whole key: a burst without trains pays about one word compare per key.
+///
+/// With `KNOWN`, the keys of `known` (bits the caller knows to be repeats: see
+/// [`FlowCache::lookup_burst_known`]) are taken without a compare.
 #[inline(always)]
-fn repeated_keys(keys: &[FlowKey]) -> u32 {
+fn repeated_keys<const KNOWN: bool>(keys: &[FlowKey], known: u32) -> u32 {
     let mut repeats = 0u32;
     let keys = &keys[..keys.len().min(MAX_BATCH)];
     for i in 1..keys.len() {
+        if KNOWN && known & (1 << i) != 0 {
+            repeats |= 1 << i;
+            continue;
+        }
         let (a, b) = (&keys[i - 1], &keys[i]);
         if a.w[3] == b.w[3] && a == b {
             repeats |= 1 << i;
@@ -214,6 +221,9 @@ pub struct BurstLookup {
     /// no trains: only one key), so a caller that would otherwise scan the values for a
     /// burst of one flow need not.
     pub one_train: bool,
+    /// Some key of the burst was equal to the key before it (found only where the
+    /// burst goes straight to the classifier: the cached path does not look for trains).
+    pub trains: bool,
 }
 
 /// What [`FlowCache::probe_chunk`] found for at most [`MAX_BATCH`] keys.
@@ -337,7 +347,7 @@ impl FlowCache {
         let mut start = 0;
         while start < n {
             let end = (start + MAX_BATCH).min(n);
-            let probed = self.probe_chunk(None, &keys[start..end], &hashes[start..end]);
+            let probed = self.probe_chunk(None, &keys[start..end], &hashes[start..end], 0);
             misses += self.finish_chunk(&keys[start..end], &bytes[start..end], now, &probed, &mut out[start..end], |r| {
                 r.map(|(id, _)| id)
             });
@@ -368,6 +378,28 @@ impl FlowCache {
         bytes: &[u32],
         now: u64,
         out: &mut [V],
+        resolve: impl FnMut(Option<(MegaflowId, &'s [DpAction])>) -> V,
+    ) -> BurstLookup {
+        self.lookup_burst_known(in_port, keys, hashes, bytes, 0, now, out, resolve)
+    }
+
+    /// [`FlowCache::lookup_burst`] of a burst whose caller knows that the keys of
+    /// `known` (bit `i`: `keys[i]` is `keys[i - 1]`, `i` in 1..32) are repeats: they are
+    /// not compared when the burst looks for trains. A caller that found them equal
+    /// without extracting them (the frames' bytes) saves the compare of their keys; a
+    /// bit set for keys that differ is a caller's bug (the key takes the result of the
+    /// one before it).
+    #[allow(clippy::too_many_arguments)]
+    #[inline]
+    pub fn lookup_burst_known<'s, V: Copy>(
+        &'s mut self,
+        in_port: u32,
+        keys: &[FlowKey],
+        hashes: &[u32],
+        bytes: &[u32],
+        known: u32,
+        now: u64,
+        out: &mut [V],
         mut resolve: impl FnMut(Option<(MegaflowId, &'s [DpAction])>) -> V,
     ) -> BurstLookup {
         // As the keys hold it (16 bits).
@@ -375,7 +407,7 @@ impl FlowCache {
         k.set_in_port(in_port);
         let keys = &keys[..keys.len().min(out.len())];
         let n = keys.len().min(hashes.len()).min(bytes.len()).min(MAX_BATCH);
-        let probed = self.probe_chunk(Some(k.in_port()), &keys[..n], &hashes[..n]);
+        let probed = self.probe_chunk(Some(k.in_port()), &keys[..n], &hashes[..n], known);
         self.counters.misses += (keys.len() - n) as u64;
         let (head, tail) = out[..keys.len()].split_at_mut(n);
         let misses = self.finish_chunk(&keys[..n], &bytes[..n], now, &probed, head, &mut resolve) + tail.len();
@@ -384,7 +416,7 @@ impl FlowCache {
         }
         // Keys 1..n all repeats of the key before them (bits 1..n of `repeats`).
         let train = (1u64 << n).wrapping_sub(2) as u32;
-        BurstLookup { misses, one_train: misses == 0 && n > 0 && probed.repeats == train }
+        BurstLookup { misses, one_train: misses == 0 && n > 0 && probed.repeats == train, trains: probed.repeats != 0 }
     }
 
     /// The megaflow that answers every packet from `in_port` whatever its other fields
@@ -475,7 +507,7 @@ impl FlowCache {
 
     /// Looks up at most [`MAX_BATCH`] keys through the levels (see [`Probed`]).
     #[inline(always)]
-    fn probe_chunk(&mut self, port: Option<u32>, keys: &[FlowKey], hashes: &[u32]) -> Probed {
+    fn probe_chunk(&mut self, port: Option<u32>, keys: &[FlowKey], hashes: &[u32], known: u32) -> Probed {
         let n = keys.len();
         let mut idx = [u32::MAX; MAX_BATCH];
         let mut todo: u32 = if n >= 32 { u32::MAX } else { (1u32 << n) - 1 };
@@ -487,7 +519,7 @@ impl FlowCache {
             // A key equal to the one before it (a train of one flow) is not probed: it
             // takes the result of the first key of its train.
             // Their `idx` is left unset: the statistics pass continues the train's run.
-            let repeats = repeated_keys(keys);
+            let repeats = if known == 0 { repeated_keys::<false>(keys, 0) } else { repeated_keys::<true>(keys, known) };
             let mut hits = self.classifier_lookup(port, keys, todo & !repeats, &mut idx);
             if repeats != 0 {
                 hits = spread_up_trains(hits, repeats);
@@ -959,7 +991,7 @@ mod tests {
         let before = fc.counters();
         let mut got = vec![Some(None); 40];
         let found = fc.lookup_burst(1, &keys, &hashes, &[64; 40], 1, &mut got, |r| Some(r.map(|(id, _)| id)));
-        assert_eq!(found, BurstLookup { misses: 24, one_train: false });
+        assert_eq!(found, BurstLookup { misses: 24, one_train: false, trains: false });
         let want: Vec<_> = (0..40).map(|i| Some(if i < MAX_BATCH { ids[i] } else { None })).collect();
         assert_eq!(got, want);
         let after = fc.counters();
@@ -980,7 +1012,9 @@ mod tests {
         let idb = fc.insert(Megaflow::new(b, five_tuple_mask(), vec![DpAction::Output(2)]), 0).unwrap();
         // Trains of hits and of misses, at the start, middle and end of the burst.
         let keys = [a, a, a, missing, missing, b, a_ack, a, missing, b, b, b];
-        assert_eq!(repeated_keys(&keys), 0b1100_0001_0110);
+        assert_eq!(repeated_keys::<false>(&keys, 0), 0b1100_0001_0110);
+        // Known repeats are taken as they are; the others still compared.
+        assert_eq!(repeated_keys::<true>(&keys, 0b0100_0000_0010), 0b1100_0001_0110);
         // Hits carried up their trains, also through 31 repeats, never past a key that
         // is no repeat.
         assert_eq!(spread_up_trains(0b0010_0010_0001, 0b1100_0001_0110), 0b1110_0010_0111);
@@ -1005,7 +1039,7 @@ mod tests {
         let bytes: Vec<u32> = (0..keys.len() as u32).map(|i| 60 + i).collect();
         let mut got = [None; 12];
         let found = fc.lookup_burst(1, &keys, &hashes, &bytes, 7, &mut got, |r| r.map(|(id, _)| id));
-        assert_eq!(found, BurstLookup { misses: 3, one_train: false });
+        assert_eq!(found, BurstLookup { misses: 3, one_train: false, trains: true });
         assert_eq!(got, want);
         let mut batch = [None; 12];
         assert_eq!(fc.lookup_batch(&keys, &hashes, &bytes, 8, &mut batch), 3);
