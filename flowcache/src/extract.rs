@@ -203,7 +203,9 @@ pub fn same_untagged_key(prev: &[u8], frame: &[u8]) -> bool {
         (Ok(a), Ok(b)) => (a, b),
         _ => return false,
     };
-    let ne64 = |f: &[u8; 38], at: usize| u64::from_ne_bytes([f[at], f[at + 1], f[at + 2], f[at + 3], f[at + 4], f[at + 5], f[at + 6], f[at + 7]]);
+    let ne64 = |f: &[u8; 38], at: usize| {
+        u64::from_ne_bytes([f[at], f[at + 1], f[at + 2], f[at + 3], f[at + 4], f[at + 5], f[at + 6], f[at + 7]])
+    };
     let ne32 = |f: &[u8; 38], at: usize| u32::from_ne_bytes([f[at], f[at + 1], f[at + 2], f[at + 3]]);
     // The destination address and the ports first: where two flows differ most often.
     if ne64(a, 30) != ne64(b, 30)

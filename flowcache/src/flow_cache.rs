@@ -48,7 +48,12 @@
 //! they are equal), and the statistics pass adds a run of packets of one megaflow once
 //! and hands the caller's value for it out once per run ([`FlowCache::lookup_burst`]).
 //! Counters count every packet as the level that answered its train's first key (the
-//! subtables' hit counts, which only rank them, count a train once).
+//! subtables' hit counts, which only rank them, count a train once). A caller that
+//! knows some keys are repeats (the PMD finds them from the frames' bytes without
+//! extracting: `extract::same_untagged_key`) passes them to
+//! [`FlowCache::lookup_burst_known`], and they are not compared; a burst that was one
+//! train and hit says so ([`BurstLookup::one_train`]), so that the caller can take one
+//! verdict for all its packets.
 //!
 //! The packet hash should be the NIC's RSS hash when the mbuf carries one, else
 //! [`FlowKey::hash`]. Any hash is correct (every level verifies); a good one is fast.
@@ -348,9 +353,10 @@ impl FlowCache {
         while start < n {
             let end = (start + MAX_BATCH).min(n);
             let probed = self.probe_chunk(None, &keys[start..end], &hashes[start..end], 0);
-            misses += self.finish_chunk(&keys[start..end], &bytes[start..end], now, &probed, &mut out[start..end], |r| {
-                r.map(|(id, _)| id)
-            });
+            misses +=
+                self.finish_chunk(&keys[start..end], &bytes[start..end], now, &probed, &mut out[start..end], |r| {
+                    r.map(|(id, _)| id)
+                });
             start = end;
         }
         misses
@@ -1065,14 +1071,14 @@ mod tests {
         };
         assert_eq!(train(&[a; 32], &mut fc), (true, 2), "the miss value first, then the train's");
         assert_eq!(train(&[a], &mut fc), (true, 2));
-        assert_eq!(train(&[missing; 32], &mut fc).0, false);
-        assert_eq!(train(&[a; 33], &mut fc).0, false, "the key past a burst misses");
+        assert!(!train(&[missing; 32], &mut fc).0);
+        assert!(!train(&[a; 33], &mut fc).0, "the key past a burst misses");
         for at in [0, 1, 17, 31] {
             let mut keys = [a; 32];
             keys[at] = a_ack;
-            assert_eq!(train(&keys, &mut fc).0, false, "another key at {at}");
+            assert!(!train(&keys, &mut fc).0, "another key at {at}");
         }
-        assert_eq!(train(&[], &mut fc).0, false);
+        assert!(!train(&[], &mut fc).0);
     }
 
     #[test]

@@ -9,10 +9,15 @@
 //!
 //! Per burst ([`Pipeline::classify`]): extract the keys of up to 32 frames into fixed
 //! arrays, hash each with the NIC's RSS hash when the mbuf has one (else
-//! [`FlowKey::hash`]), read the clock once, and run [`FlowCache::lookup_burst`]. Each
-//! packet's verdict is its megaflow's action list, borrowed from the cache, or `Miss`
-//! (also for a packet of a shadowed parked key, held out of the lookup: see `Install`
-//! below).
+//! [`FlowKey::hash`], computed from the key's words as they are extracted), read the
+//! clock once, and run [`FlowCache::lookup_burst_known`]. Each packet's verdict is its
+//! megaflow's action list, borrowed from the cache, or `Miss` (also for a packet of a
+//! shadowed parked key, held out of the lookup: see `Install` below). After a burst
+//! with trains (packets of one flow in a row), the next burst's walk takes a frame whose
+//! key bytes equal those of the untagged common-shape frame before it
+//! (`extract::same_untagged_key`) as a repeat: its key is copied, not extracted, and
+//! the lookup does not compare it. A burst that was one train and hit is reported
+//! [`Classified::Uniform`], and the loop reads one verdict for it.
 //! Nothing is allocated, locked or called across FFI per packet (the clock costs one
 //! `rdtsc` per burst).
 //!
@@ -103,7 +108,9 @@ use std::sync::Arc;
 use crossbeam_channel::Sender;
 use ferrovs_dpdk::{BURST, Mbuf};
 use ferrovs_flowcache::actions::{DpAction, DpActions};
-use ferrovs_flowcache::extract::{extract, extract_hashed_into, extract_into, extract_step, same_untagged_key, tcp_flags};
+use ferrovs_flowcache::extract::{
+    extract, extract_hashed_into, extract_into, extract_step, same_untagged_key, tcp_flags,
+};
 use ferrovs_flowcache::key::FlowKey;
 use ferrovs_flowcache::pending::{Parked, PendingConfig, PendingMisses, RxHold};
 use ferrovs_flowcache::upcall::{ExecutedKey, FlowId, GoneFlow, GoneReason, PmdCommand, PmdReport, UpcallBatch};
@@ -1037,7 +1044,8 @@ mod tests {
         // Each burst in another order (so that no key is left from the burst before).
         for burst in 0..4 {
             let order: Vec<usize> = (0..frames.len()).map(|i| (i + burst * 5) % frames.len()).collect();
-            let views: Vec<PacketView<'_>> = order.iter().map(|&i| PacketView { frame: &frames[i], rss_hash: None }).collect();
+            let views: Vec<PacketView<'_>> =
+                order.iter().map(|&i| PacketView { frame: &frames[i], rss_hash: None }).collect();
             let mut out = vec![Verdict::Miss; views.len()];
             p.classify(1, &views[..], &mut out);
             let got: Vec<Option<Vec<DpAction>>> = out

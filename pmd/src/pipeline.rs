@@ -96,8 +96,7 @@ pub trait Pipeline: Send + 'static {
     /// the frame bytes are (runts of < 14 bytes are dropped by the loop whatever the
     /// verdict). Returns [`Classified::Uniform`] only if every verdict of `out` is the
     /// same (debug builds check).
-    fn classify<'s, 'p, B: RxBurst<'p>>(&'s mut self, in_port: u32, pkts: B, out: &mut [Verdict<'s>])
-    -> Classified;
+    fn classify<'s, 'p, B: RxBurst<'p>>(&'s mut self, in_port: u32, pkts: B, out: &mut [Verdict<'s>]) -> Classified;
 
     /// Asked once per loop iteration before the rx queues are polled: which of them to
     /// leave alone this iteration (their frames wait in the device's ring), because the
