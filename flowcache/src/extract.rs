@@ -783,20 +783,23 @@ mod tests {
         assert!(zero_fast > 20_000 && tcp > 20_000, "shapes: {zero_fast} answered at once, {tcp} with flags");
     }
 
+    /// A TCP/IPv4 frame whose TCP header has 12 bytes of options (data offset 8 words).
+    fn tcp4_frame_with_data_offset_8() -> Vec<u8> {
+        let mut f = eth_header(DST_MAC, SRC_MAC, 0x0800);
+        let tcp = tcp_header(1, 2, 0x12, 8);
+        let ip = Ipv4Hdr::new([10, 0, 0, 1], [10, 0, 0, 2], 6);
+        f.extend(ipv4_header(&ip, &[], tcp.len()));
+        f.extend(tcp);
+        f
+    }
+
     /// The train test on frame bytes against the keys: whenever it says a frame has the
     /// key of an untagged common-shape frame before it, the extracted keys are equal; on
     /// mutated, truncated and extended copies (key bytes and others), and it must say so
     /// for most copies that differ only in bytes outside the key.
     #[test]
     fn same_untagged_key_agrees_with_the_keys() {
-        let tcp_opts = {
-            let mut f = eth_header(DST_MAC, SRC_MAC, 0x0800);
-            let tcp = tcp_header(1, 2, 0x12, 8);
-            let ip = Ipv4Hdr::new([10, 0, 0, 1], [10, 0, 0, 2], 6);
-            f.extend(ipv4_header(&ip, &[], tcp.len()));
-            f.extend(tcp);
-            f
-        };
+        let tcp_opts = tcp4_frame_with_data_offset_8();
         let bases = [
             tcp4_frame(&TCP4),
             tcp4_frame(&Tcp4 { flags: 0x10, ..TCP4 }),
@@ -860,14 +863,7 @@ mod tests {
 
     #[test]
     fn fast_path_agrees_with_the_general_parse() {
-        let tcp_opts = {
-            let mut f = eth_header(DST_MAC, SRC_MAC, 0x0800);
-            let tcp = tcp_header(1, 2, 0x12, 8);
-            let ip = Ipv4Hdr::new([10, 0, 0, 1], [10, 0, 0, 2], 6);
-            f.extend(ipv4_header(&ip, &[], tcp.len()));
-            f.extend(tcp);
-            f
-        };
+        let tcp_opts = tcp4_frame_with_data_offset_8();
         let common = [
             tcp4_frame(&TCP4),
             udp4_frame(5353, 53, &[0xde, 0xad]),
