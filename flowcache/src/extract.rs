@@ -250,41 +250,52 @@ fn extract_common_words(frame: &[u8], in_port: u32) -> Option<[u64; 8]> {
     let head = be64(eth, 0);
     let dl_dst = head >> 16;
     let dl_src = (head & 0xffff) << 32 | be32(eth, 8) as u64;
-    let mut off = 14;
-    let mut tci = 0u64;
     // Untagged IPv4 first, as the EtherType's bytes as they are in the frame (no swap,
     // no VLAN compares on the way).
-    if ne16(eth, 12) != ethertype::IPV4.to_be() {
-        let dl_type = be16(eth, 12);
-        if dl_type != ethertype::VLAN && dl_type != ethertype::QINQ {
-            return None;
-        }
-        let tag: &[u8; 4] = frame.get(14..18)?.try_into().ok()?;
-        if ne16(tag, 2) != ethertype::IPV4.to_be() {
-            return None;
-        }
-        tci = (be16(tag, 0) | VLAN_PRESENT) as u64;
-        off = 18;
+    if ne16(eth, 12) == ethertype::IPV4.to_be() {
+        return ipv4_words(frame, 14, 0, in_port, dl_dst, dl_src);
     }
-    let ip: &[u8; 20] = frame.get(off..off + 20)?.try_into().ok()?;
-    let total_len = be16(ip, 2) as usize;
+    let dl_type = be16(eth, 12);
+    if dl_type != ethertype::VLAN && dl_type != ethertype::QINQ {
+        return None;
+    }
+    let tag: &[u8; 4] = frame.get(14..18)?.try_into().ok()?;
+    if ne16(tag, 2) != ethertype::IPV4.to_be() {
+        return None;
+    }
+    let tci = (be16(tag, 0) | VLAN_PRESENT) as u64;
+    ipv4_words(frame, 18, tci, in_port, dl_dst, dl_src)
+}
+
+/// The key words of a frame of the common shape whose IPv4 header is at `off` (14, or
+/// 18 behind a tag: inlined with each constant, so every offset below is one), or
+/// `None`. Every frame of the shape has the 20-byte IPv4 header and 8 bytes behind it
+/// (a UDP header, or the start of a TCP header): one bounds check covers them, and a
+/// shorter frame could not have been of the shape.
+#[inline(always)]
+fn ipv4_words(frame: &[u8], off: usize, tci: u64, in_port: u32, dl_dst: u64, dl_src: u64) -> Option<[u64; 8]> {
+    let ip: &[u8; 28] = frame.get(off..off + 28)?.try_into().ok()?;
     // Version 4 and IHL 5 (the general parse does not look at the version: a frame
-    // with another one takes it), the whole packet in the frame, no fragment (MF
-    // clear, offset 0).
+    // with another one takes it), no fragment (MF clear, offset 0).
     if ip[0] != 0x45 || ne16(ip, 6) & 0x3fffu16.to_be() != 0 {
         return None;
     }
-    // None if the total length is below the header's 20 bytes or past the frame.
-    let l4 = frame.get(off + 20..off + total_len)?;
+    // The whole packet in the frame, and (below, by protocol) long enough for its L4
+    // header: the general parse takes the L4 header from the IP packet's payload.
+    let total_len = be16(ip, 2) as usize;
+    if off + total_len > frame.len() {
+        return None;
+    }
     let proto = ip[9];
     let (ports, flags) = match proto {
-        ipproto::UDP if l4.len() >= 8 => (be32(l4, 0), 0u64),
-        ipproto::TCP if l4.len() >= 20 => {
-            let data_offset = ((l4[12] >> 4) as usize) * 4;
-            if data_offset < 20 || l4.len() < data_offset {
+        ipproto::UDP if total_len >= 20 + 8 => (be32(ip, 20), 0u64),
+        ipproto::TCP if total_len >= 20 + 20 => {
+            let tcp: &[u8; 20] = frame.get(off + 20..off + 40)?.try_into().ok()?;
+            let data_offset = ((tcp[12] >> 4) as usize) * 4;
+            if data_offset < 20 || total_len - 20 < data_offset {
                 return None;
             }
-            (be32(l4, 0), (be16(l4, 12) & 0x0fff) as u64)
+            (be32(tcp, 0), (be16(tcp, 12) & 0x0fff) as u64)
         }
         _ => return None,
     };
