@@ -539,10 +539,11 @@ impl FlowCache {
             return Probed { idx, todo, repeats };
         }
 
-        // Each level works in stages over the whole burst: find candidates and load
-        // their memory for every packet, then verify. The loads of different packets
-        // are independent, so their cache misses overlap instead of queueing (safe
-        // Rust has no prefetch instruction; an early plain load does the same job).
+        // The signature cache works in stages over the whole burst: find candidates and
+        // load their memory for every packet, then verify. The loads of different
+        // packets are independent, so their cache misses overlap instead of queueing
+        // (safe Rust has no prefetch instruction; an early plain load does the same
+        // job). The EMC looks each packet up in one pass (see `Emc::lookup_burst`).
         let slab = &self.cls.slab;
         let probe_emc = self.emc_probed_now();
         if let Some(emc) = self.emc.as_ref().filter(|_| probe_emc) {
