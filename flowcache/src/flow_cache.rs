@@ -48,7 +48,12 @@
 //! they are equal), and the statistics pass adds a run of packets of one megaflow once
 //! and hands the caller's value for it out once per run ([`FlowCache::lookup_burst`]).
 //! Counters count every packet as the level that answered its train's first key (the
-//! subtables' hit counts, which only rank them, count a train once).
+//! subtables' hit counts, which only rank them, count a train once). A caller that
+//! knows some keys are repeats (the PMD finds them from the frames' bytes without
+//! extracting: `extract::same_untagged_key`) passes them to
+//! [`FlowCache::lookup_burst_known`], and they are not compared; a burst that was one
+//! train and hit says so ([`BurstLookup::one_train`]), so that the caller can take one
+//! verdict for all its packets.
 //!
 //! The packet hash should be the NIC's RSS hash when the mbuf carries one, else
 //! [`FlowKey::hash`]. Any hash is correct (every level verifies); a good one is fast.
@@ -178,11 +183,18 @@ pub struct FlowCache {
 ///
 /// The L4 ports first (the word that most often differs between flows), then the
 /// whole key: a burst without trains pays about one word compare per key.
+///
+/// With `KNOWN`, the keys of `known` (bits the caller knows to be repeats: see
+/// [`FlowCache::lookup_burst_known`]) are taken without a compare.
 #[inline(always)]
-fn repeated_keys(keys: &[FlowKey]) -> u32 {
+fn repeated_keys<const KNOWN: bool>(keys: &[FlowKey], known: u32) -> u32 {
     let mut repeats = 0u32;
     let keys = &keys[..keys.len().min(MAX_BATCH)];
     for i in 1..keys.len() {
+        if KNOWN && known & (1 << i) != 0 {
+            repeats |= 1 << i;
+            continue;
+        }
         let (a, b) = (&keys[i - 1], &keys[i]);
         if a.w[3] == b.w[3] && a == b {
             repeats |= 1 << i;
@@ -201,6 +213,102 @@ fn spread_up_trains(mut hits: u32, mut repeats: u32) -> u32 {
         repeats &= repeats << step;
     }
     hits
+}
+
+/// What [`FlowCache::lookup_burst`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BurstLookup {
+    /// Keys that found no megaflow.
+    pub misses: usize,
+    /// The burst was one train (every key equal to the first) and it hit: every value
+    /// written to `out` is the same, from one call of `resolve` with the megaflow. Known
+    /// from the train test the direct path makes anyway (a burst through the caches has
+    /// no trains: only one key), so a caller that would otherwise scan the values for a
+    /// burst of one flow need not.
+    pub one_train: bool,
+    /// Some key of the burst was equal to the key before it (found only where the
+    /// burst goes straight to the classifier: the cached path does not look for trains).
+    pub trains: bool,
+}
+
+/// What [`FlowCache::probe_chunk`] found for at most [`MAX_BATCH`] keys.
+struct Probed {
+    /// Slab index of each key's megaflow, `u32::MAX` for a miss; unset (`u32::MAX`) for
+    /// a key of `repeats`.
+    idx: [u32; MAX_BATCH],
+    /// The misses.
+    todo: u32,
+    /// Keys equal to the key before them ([`repeated_keys`]; only on the direct path):
+    /// each has the result of the first key of its train.
+    repeats: u32,
+}
+
+/// The loop of [`FlowCache::finish_chunk`]; with `TRAINS`, a key of `probed.repeats`
+/// continues the run of the key before it without a look at its slab index or flags
+/// (equal keys: the same result, the same flags word).
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn add_runs<'s, V: Copy, const TRAINS: bool>(
+    records: &mut [crate::megaflow::Record],
+    cold: &'s [crate::megaflow::Cold],
+    keys: &[FlowKey],
+    bytes: &[u32],
+    now: u64,
+    probed: &Probed,
+    out: &mut [V],
+    resolve: &mut impl FnMut(Option<(MegaflowId, &'s [DpAction])>) -> V,
+) {
+    // The run starts as one of misses (`u32::MAX` is no slab index).
+    let miss = resolve(None);
+    let (mut run, mut run_value) = (u32::MAX, miss);
+    use crate::key::TCP_FLAGS_WORD;
+    // `flags` ORs the keys' whole flags word (see `Record::tcp_flags_word`).
+    let (mut packets, mut run_bytes, mut flags) = (0u64, 0u64, 0u64);
+    let n = out.len().min(bytes.len()).min(keys.len()).min(MAX_BATCH);
+    let (out, bytes, keys) = (&mut out[..n], &bytes[..n], &keys[..n]);
+    let mut i = 0;
+    while i < n {
+        if TRAINS && probed.repeats & (1 << i) != 0 {
+            // The whole train at once: the keys from `i` up to the first that is no
+            // repeat (`!repeats >> i` has at least one bit: bit 31 or above when the
+            // train runs to the end).
+            let end = (i + (!probed.repeats >> i).trailing_zeros() as usize).min(n);
+            packets += (end - i) as u64;
+            run_bytes += bytes[i..end].iter().map(|&b| b as u64).sum::<u64>();
+            out[i..end].fill(run_value);
+            i = end;
+            continue;
+        }
+        let (x, b, key) = (probed.idx[i], bytes[i], &keys[i]);
+        if x != run {
+            if let Some(h) = records.get_mut(run as usize) {
+                h.packets += packets;
+                h.bytes += run_bytes;
+                h.used = now;
+                h.tcp_flags_word |= flags;
+            }
+            run = x;
+            run_value = match cold.get(x as usize) {
+                Some(c) => {
+                    let id = MegaflowId { index: x, generation: records[x as usize].generation };
+                    resolve(Some((id, c.actions.as_slice())))
+                }
+                None => miss,
+            };
+            (packets, run_bytes, flags) = (0, 0, 0);
+        }
+        packets += 1;
+        run_bytes += b as u64;
+        flags |= key.w[TCP_FLAGS_WORD];
+        out[i] = run_value;
+        i += 1;
+    }
+    if let Some(h) = records.get_mut(run as usize) {
+        h.packets += packets;
+        h.bytes += run_bytes;
+        h.used = now;
+        h.tcp_flags_word |= flags;
+    }
 }
 
 /// A megaflow that answers every packet of one port ([`FlowCache::port_wide`]).
@@ -244,9 +352,9 @@ impl FlowCache {
         let mut start = 0;
         while start < n {
             let end = (start + MAX_BATCH).min(n);
-            let (idx, todo) = self.probe_chunk(None, &keys[start..end], &hashes[start..end]);
+            let probed = self.probe_chunk(None, &keys[start..end], &hashes[start..end], 0);
             misses +=
-                self.finish_chunk(&keys[start..end], &bytes[start..end], now, &idx, todo, &mut out[start..end], |r| {
+                self.finish_chunk(&keys[start..end], &bytes[start..end], now, &probed, &mut out[start..end], |r| {
                     r.map(|(id, _)| id)
                 });
             start = end;
@@ -264,7 +372,8 @@ impl FlowCache {
     /// run. Takes at most [`MAX_BATCH`] keys (one burst); keys past that, or past the end
     /// of `hashes` or `bytes`, miss (keys past the end of `out` are ignored). Same
     /// answers, statistics and counters as [`FlowCache::lookup_batch`]. Returns the
-    /// number of misses.
+    /// number of misses, and whether the burst was one train of equal keys that hit
+    /// (see [`BurstLookup`]).
     #[allow(clippy::too_many_arguments)]
     #[inline]
     pub fn lookup_burst<'s, V: Copy>(
@@ -275,21 +384,45 @@ impl FlowCache {
         bytes: &[u32],
         now: u64,
         out: &mut [V],
+        resolve: impl FnMut(Option<(MegaflowId, &'s [DpAction])>) -> V,
+    ) -> BurstLookup {
+        self.lookup_burst_known(in_port, keys, hashes, bytes, 0, now, out, resolve)
+    }
+
+    /// [`FlowCache::lookup_burst`] of a burst whose caller knows that the keys of
+    /// `known` (bit `i`: `keys[i]` is `keys[i - 1]`, `i` in 1..32) are repeats: they are
+    /// not compared when the burst looks for trains. A caller that found them equal
+    /// without extracting them (the frames' bytes) saves the compare of their keys; a
+    /// bit set for keys that differ is a caller's bug (the key takes the result of the
+    /// one before it).
+    #[allow(clippy::too_many_arguments)]
+    #[inline]
+    pub fn lookup_burst_known<'s, V: Copy>(
+        &'s mut self,
+        in_port: u32,
+        keys: &[FlowKey],
+        hashes: &[u32],
+        bytes: &[u32],
+        known: u32,
+        now: u64,
+        out: &mut [V],
         mut resolve: impl FnMut(Option<(MegaflowId, &'s [DpAction])>) -> V,
-    ) -> usize {
+    ) -> BurstLookup {
         // As the keys hold it (16 bits).
         let mut k = FlowKey::ZERO;
         k.set_in_port(in_port);
         let keys = &keys[..keys.len().min(out.len())];
         let n = keys.len().min(hashes.len()).min(bytes.len()).min(MAX_BATCH);
-        let (idx, todo) = self.probe_chunk(Some(k.in_port()), &keys[..n], &hashes[..n]);
+        let probed = self.probe_chunk(Some(k.in_port()), &keys[..n], &hashes[..n], known);
         self.counters.misses += (keys.len() - n) as u64;
         let (head, tail) = out[..keys.len()].split_at_mut(n);
-        let misses = self.finish_chunk(&keys[..n], &bytes[..n], now, &idx, todo, head, &mut resolve);
+        let misses = self.finish_chunk(&keys[..n], &bytes[..n], now, &probed, head, &mut resolve) + tail.len();
         if !tail.is_empty() {
             tail.fill(resolve(None));
         }
-        misses + tail.len()
+        // Keys 1..n all repeats of the key before them (bits 1..n of `repeats`).
+        let train = (1u64 << n).wrapping_sub(2) as u32;
+        BurstLookup { misses, one_train: misses == 0 && n > 0 && probed.repeats == train, trains: probed.repeats != 0 }
     }
 
     /// The megaflow that answers every packet from `in_port` whatever its other fields
@@ -378,10 +511,9 @@ impl FlowCache {
         }
     }
 
-    /// Looks up at most [`MAX_BATCH`] keys through the levels: returns the slab index
-    /// of each key's megaflow (`u32::MAX` for a miss) and the bitmap of the misses.
+    /// Looks up at most [`MAX_BATCH`] keys through the levels (see [`Probed`]).
     #[inline(always)]
-    fn probe_chunk(&mut self, port: Option<u32>, keys: &[FlowKey], hashes: &[u32]) -> ([u32; MAX_BATCH], u32) {
+    fn probe_chunk(&mut self, port: Option<u32>, keys: &[FlowKey], hashes: &[u32], known: u32) -> Probed {
         let n = keys.len();
         let mut idx = [u32::MAX; MAX_BATCH];
         let mut todo: u32 = if n >= 32 { u32::MAX } else { (1u32 << n) - 1 };
@@ -392,16 +524,10 @@ impl FlowCache {
             // subtables, and the classifier fills them then.
             // A key equal to the one before it (a train of one flow) is not probed: it
             // takes the result of the first key of its train.
-            let repeats = repeated_keys(keys);
+            // Their `idx` is left unset: the statistics pass continues the train's run.
+            let repeats = if known == 0 { repeated_keys::<false>(keys, 0) } else { repeated_keys::<true>(keys, known) };
             let mut hits = self.classifier_lookup(port, keys, todo & !repeats, &mut idx);
             if repeats != 0 {
-                let mut bits = repeats;
-                while bits != 0 {
-                    let i = bits.trailing_zeros() as usize;
-                    bits &= bits - 1;
-                    // Bit 0 is never set, and in key order the key before was answered.
-                    idx[i] = idx[i - 1];
-                }
                 hits = spread_up_trains(hits, repeats);
             }
             todo &= !hits;
@@ -410,35 +536,18 @@ impl FlowCache {
                 // A burst that did not probe the EMC: moves the gate's sampling clock.
                 self.emc_gate.record(0, 0);
             }
-            return (idx, todo);
+            return Probed { idx, todo, repeats };
         }
 
-        // Each level works in stages over the whole burst: find candidates and load
-        // their memory for every packet, then verify. The loads of different packets
-        // are independent, so their cache misses overlap instead of queueing (safe
-        // Rust has no prefetch instruction; an early plain load does the same job).
+        // The signature cache works in stages over the whole burst: find candidates and
+        // load their memory for every packet, then verify. The loads of different
+        // packets are independent, so their cache misses overlap instead of queueing
+        // (safe Rust has no prefetch instruction; an early plain load does the same
+        // job). The EMC looks each packet up in one pass (see `Emc::lookup_burst`).
         let slab = &self.cls.slab;
         let probe_emc = self.emc_probed_now();
         if let Some(emc) = self.emc.as_ref().filter(|_| probe_emc) {
-            let mut pos = [usize::MAX; MAX_BATCH];
-            let mut acc = 0u64;
-            for i in 0..n {
-                let p = emc.candidate(hashes[i]);
-                pos[i] = p;
-                if p != usize::MAX {
-                    let r = &slab.records[emc.index_at(p) as usize];
-                    acc ^= r.key.w[0] ^ r.packets;
-                }
-            }
-            std::hint::black_box(acc);
-            for i in 0..n {
-                if pos[i] != usize::MAX
-                    && let Some(x) = emc.verify(slab, pos[i], &keys[i], hashes[i])
-                {
-                    idx[i] = x;
-                    todo &= !(1 << i);
-                }
-            }
+            todo &= !emc.lookup_burst(slab, keys, hashes, &mut idx);
             let hits = n as u32 - todo.count_ones();
             self.counters.emc_hits += hits as u64;
             if self.emc_adaptive {
@@ -519,11 +628,11 @@ impl FlowCache {
             }
         }
 
-        (idx, todo)
+        Probed { idx, todo, repeats: 0 }
     }
 
-    /// Adds the statistics of every hit (`idx[i]` a slab index or `u32::MAX`), sets
-    /// `out[i]` to `resolve` of each key's result and counts the misses (`todo`).
+    /// Adds the statistics of every hit, sets `out[i]` to `resolve` of each key's result
+    /// and counts the misses (see [`Probed`]).
     ///
     /// Consecutive packets of the same result (a burst of one flow, or of flows that
     /// share a megaflow; or misses) are one run: their statistics are summed in
@@ -531,7 +640,7 @@ impl FlowCache {
     /// packet's read-modify-write through memory, store-to-load forwarding latency, for
     /// a one-flow burst), and `resolve` is called once per run. A packet that continues
     /// its run costs the compare of its slab index, three sums and the copy of the
-    /// run's value.
+    /// run's value; a key of a train (`repeats`) two sums and the copy.
     #[allow(clippy::too_many_arguments)]
     #[inline(always)]
     fn finish_chunk<'s, V: Copy>(
@@ -539,12 +648,11 @@ impl FlowCache {
         keys: &[FlowKey],
         bytes: &[u32],
         now: u64,
-        idx: &[u32; MAX_BATCH],
-        todo: u32,
+        probed: &Probed,
         out: &mut [V],
         mut resolve: impl FnMut(Option<(MegaflowId, &'s [DpAction])>) -> V,
     ) -> usize {
-        let missed = todo.count_ones() as usize;
+        let missed = probed.todo.count_ones() as usize;
         self.counters.misses += missed as u64;
         // The records are written (statistics) while the actions are handed out.
         let crate::megaflow::Slab { records, cold, .. } = &mut self.cls.slab;
@@ -552,40 +660,11 @@ impl FlowCache {
         // no second bounds check in `records`.
         let slots = records.len().min(cold.len());
         let (records, cold): (_, &'s [crate::megaflow::Cold]) = (&mut records[..slots], &cold[..slots]);
-        // The run starts as one of misses (`u32::MAX` is no slab index).
-        let miss = resolve(None);
-        let (mut run, mut run_value) = (u32::MAX, miss);
-        use crate::key::TCP_FLAGS_WORD;
-        // `flags` ORs the keys' whole flags word (see `Record::tcp_flags_word`).
-        let (mut packets, mut run_bytes, mut flags) = (0u64, 0u64, 0u64);
-        for (((o, &x), &b), key) in out.iter_mut().zip(idx).zip(bytes).zip(keys) {
-            if x != run {
-                if let Some(h) = records.get_mut(run as usize) {
-                    h.packets += packets;
-                    h.bytes += run_bytes;
-                    h.used = now;
-                    h.tcp_flags_word |= flags;
-                }
-                run = x;
-                run_value = match cold.get(x as usize) {
-                    Some(c) => {
-                        let id = MegaflowId { index: x, generation: records[x as usize].generation };
-                        resolve(Some((id, c.actions.as_slice())))
-                    }
-                    None => miss,
-                };
-                (packets, run_bytes, flags) = (0, 0, 0);
-            }
-            packets += 1;
-            run_bytes += b as u64;
-            flags |= key.w[TCP_FLAGS_WORD];
-            *o = run_value;
-        }
-        if let Some(h) = records.get_mut(run as usize) {
-            h.packets += packets;
-            h.bytes += run_bytes;
-            h.used = now;
-            h.tcp_flags_word |= flags;
+        // Two copies of the loop: bursts without trains do not pay for testing for them.
+        if probed.repeats != 0 {
+            add_runs::<V, true>(records, cold, keys, bytes, now, probed, out, &mut resolve);
+        } else {
+            add_runs::<V, false>(records, cold, keys, bytes, now, probed, out, &mut resolve);
         }
         missed
     }
@@ -918,7 +997,8 @@ mod tests {
         // One burst takes at most MAX_BATCH keys: the 8 past it miss (and are counted).
         let before = fc.counters();
         let mut got = vec![Some(None); 40];
-        assert_eq!(fc.lookup_burst(1, &keys, &hashes, &[64; 40], 1, &mut got, |r| Some(r.map(|(id, _)| id))), 24);
+        let found = fc.lookup_burst(1, &keys, &hashes, &[64; 40], 1, &mut got, |r| Some(r.map(|(id, _)| id)));
+        assert_eq!(found, BurstLookup { misses: 24, one_train: false, trains: false });
         let want: Vec<_> = (0..40).map(|i| Some(if i < MAX_BATCH { ids[i] } else { None })).collect();
         assert_eq!(got, want);
         let after = fc.counters();
@@ -939,7 +1019,9 @@ mod tests {
         let idb = fc.insert(Megaflow::new(b, five_tuple_mask(), vec![DpAction::Output(2)]), 0).unwrap();
         // Trains of hits and of misses, at the start, middle and end of the burst.
         let keys = [a, a, a, missing, missing, b, a_ack, a, missing, b, b, b];
-        assert_eq!(repeated_keys(&keys), 0b1100_0001_0110);
+        assert_eq!(repeated_keys::<false>(&keys, 0), 0b1100_0001_0110);
+        // Known repeats are taken as they are; the others still compared.
+        assert_eq!(repeated_keys::<true>(&keys, 0b0100_0000_0010), 0b1100_0001_0110);
         // Hits carried up their trains, also through 31 repeats, never past a key that
         // is no repeat.
         assert_eq!(spread_up_trains(0b0010_0010_0001, 0b1100_0001_0110), 0b1110_0010_0111);
@@ -963,7 +1045,8 @@ mod tests {
         let hashes: Vec<u32> = keys.iter().map(|k| k.hash()).collect();
         let bytes: Vec<u32> = (0..keys.len() as u32).map(|i| 60 + i).collect();
         let mut got = [None; 12];
-        assert_eq!(fc.lookup_burst(1, &keys, &hashes, &bytes, 7, &mut got, |r| r.map(|(id, _)| id)), 3);
+        let found = fc.lookup_burst(1, &keys, &hashes, &bytes, 7, &mut got, |r| r.map(|(id, _)| id));
+        assert_eq!(found, BurstLookup { misses: 3, one_train: false, trains: true });
         assert_eq!(got, want);
         let mut batch = [None; 12];
         assert_eq!(fc.lookup_batch(&keys, &hashes, &bytes, 8, &mut batch), 3);
@@ -975,6 +1058,28 @@ mod tests {
         let (sa, sb) = (fc.stats(ida).unwrap(), fc.stats(idb).unwrap());
         assert_eq!((sa.packets, sa.bytes, sa.used, sa.tcp_flags), (10, sum(ida), 8, 0x012));
         assert_eq!((sb.packets, sb.bytes, sb.used), (8, sum(idb), 8));
+        // One train: a whole burst of `a` (one value, from one call); not when it misses,
+        // nor with one other key anywhere in it, nor past the keys looked up.
+        let train = |keys: &[FlowKey], fc: &mut FlowCache| {
+            let mut got = vec![None; keys.len()];
+            let mut calls = 0;
+            let hashes: Vec<u32> = keys.iter().map(|k| k.hash()).collect();
+            let found = fc.lookup_burst(1, keys, &hashes, &vec![60; keys.len()], 9, &mut got, |r| {
+                calls += 1;
+                r.map(|(id, _)| id)
+            });
+            (found.one_train, calls)
+        };
+        assert_eq!(train(&[a; 32], &mut fc), (true, 2), "the miss value first, then the train's");
+        assert_eq!(train(&[a], &mut fc), (true, 2));
+        assert!(!train(&[missing; 32], &mut fc).0);
+        assert!(!train(&[a; 33], &mut fc).0, "the key past a burst misses");
+        for at in [0, 1, 17, 31] {
+            let mut keys = [a; 32];
+            keys[at] = a_ack;
+            assert!(!train(&keys, &mut fc).0, "another key at {at}");
+        }
+        assert!(!train(&[], &mut fc).0);
     }
 
     #[test]

@@ -319,11 +319,7 @@ impl FlowKey {
     /// word always changes the sum (the constants are odd, so invertible modulo 2^64).
     #[inline(always)]
     pub fn hash(&self) -> u32 {
-        let mut sum = 0u64;
-        for (&w, m) in self.w.iter().zip(KEY_HASH_MULTIPLIERS) {
-            sum = sum.wrapping_add(w.wrapping_mul(m));
-        }
-        finish_key_hash(sum)
+        hash_key_words(&self.w)
     }
 
     /// Hash of `self & mask` without building the masked key.
@@ -349,6 +345,18 @@ const KEY_HASH_MULTIPLIERS: [u64; KEY_WORDS] = [
     0x3e19_00a6_529b_e043,
     0x2a16_cd9e_d424_ea1f,
 ];
+
+/// [`FlowKey::hash`] of the key whose words are `w`. For a caller that has the words in
+/// registers (key extraction builds them before it stores them): inlined there, the
+/// multiplies of words known to be zero fold away and no word is read back from memory.
+#[inline(always)]
+pub fn hash_key_words(w: &[u64; KEY_WORDS]) -> u32 {
+    let mut sum = 0u64;
+    for (&w, m) in w.iter().zip(KEY_HASH_MULTIPLIERS) {
+        sum = sum.wrapping_add(w.wrapping_mul(m));
+    }
+    finish_key_hash(sum)
+}
 
 /// The final mix of [`FlowKey::hash`]: the sum's halves folded, one multiply, its top half.
 #[inline(always)]

@@ -27,5 +27,5 @@ pub mod upcall;
 pub mod xlate;
 
 pub use classifier::{Classifier, InsertError};
-pub use flow_cache::{CacheCounters, FlowCache, FlowCacheConfig, PortWide};
+pub use flow_cache::{BurstLookup, CacheCounters, FlowCache, FlowCacheConfig, PortWide};
 pub use megaflow::{Megaflow, MegaflowId, MegaflowRef, MegaflowStats};

@@ -218,12 +218,20 @@ proptest! {
                         // (resolved results borrow the cache; they are copied out here).
                         let mut got = vec![None; mine.len()];
                         let mut lists: Vec<(MegaflowId, Vec<DpAction>)> = Vec::new();
-                        let misses = fc.lookup_burst(port, &mine, &h, &vec![100; mine.len()], now, &mut got, |r| {
+                        let found = fc.lookup_burst(port, &mine, &h, &vec![100; mine.len()], now, &mut got, |r| {
                             r.map(|(id, a)| {
                                 lists.push((id, a.to_vec()));
                                 (id, lists.len() - 1)
                             })
                         });
+                        let misses = found.misses;
+                        // One train that hit: one value everywhere (the caller reads only
+                        // the first).
+                        if found.one_train {
+                            prop_assert!(got[0].is_some() && got.iter().all(|g| *g == got[0]), "{:?}", got);
+                        }
+                        let one_key = !mine.is_empty() && mine.iter().all(|k| *k == mine[0]);
+                        prop_assert!(!found.one_train || one_key);
                         // Resolved once per run of keys of one megaflow, with its own actions.
                         let hit_runs = (0..got.len())
                             .filter(|&i| got[i].is_some() && (i == 0 || got[i - 1].map(|g| g.0) != got[i].map(|g| g.0)))

@@ -9,10 +9,15 @@
 //!
 //! Per burst ([`Pipeline::classify`]): extract the keys of up to 32 frames into fixed
 //! arrays, hash each with the NIC's RSS hash when the mbuf has one (else
-//! [`FlowKey::hash`]), read the clock once, and run [`FlowCache::lookup_burst`]. Each
-//! packet's verdict is its megaflow's action list, borrowed from the cache, or `Miss`
-//! (also for a packet of a shadowed parked key, held out of the lookup: see `Install`
-//! below).
+//! [`FlowKey::hash`], computed from the key's words as they are extracted), read the
+//! clock once, and run [`FlowCache::lookup_burst_known`]. Each packet's verdict is its
+//! megaflow's action list, borrowed from the cache, or `Miss` (also for a packet of a
+//! shadowed parked key, held out of the lookup: see `Install` below). After a burst
+//! with trains (packets of one flow in a row), the next burst's walk takes a frame whose
+//! key bytes equal those of the untagged common-shape frame before it
+//! (`extract::same_untagged_key`) as a repeat: its key is copied, not extracted, and
+//! the lookup does not compare it. A burst that was one train and hit is reported
+//! [`Classified::Uniform`], and the loop reads one verdict for it.
 //! Nothing is allocated, locked or called across FFI per packet (the clock costs one
 //! `rdtsc` per burst).
 //!
@@ -103,7 +108,9 @@ use std::sync::Arc;
 use crossbeam_channel::Sender;
 use ferrovs_dpdk::{BURST, Mbuf};
 use ferrovs_flowcache::actions::{DpAction, DpActions};
-use ferrovs_flowcache::extract::{extract, extract_into, tcp_flags};
+use ferrovs_flowcache::extract::{
+    extract, extract_hashed_into, extract_into, extract_step, same_untagged_key, tcp_flags,
+};
 use ferrovs_flowcache::key::FlowKey;
 use ferrovs_flowcache::pending::{Parked, PendingConfig, PendingMisses, RxHold};
 use ferrovs_flowcache::upcall::{ExecutedKey, FlowId, GoneFlow, GoneReason, PmdCommand, PmdReport, UpcallBatch};
@@ -115,7 +122,7 @@ use crate::flow_reports::ReportQueue;
 use crate::flow_stats::FlowStatsTable;
 use crate::heap_return::{HeapReturn, Spent};
 use crate::packet_in::PacketInSink;
-use crate::pipeline::{Injector, Pipeline, RxBurst, Verdict};
+use crate::pipeline::{Classified, Injector, Pipeline, RxBurst, Verdict};
 use crate::stats::counter_set;
 
 /// Most parked keys given up per loop iteration (the rest wait for the next ones), so
@@ -281,6 +288,10 @@ pub struct FlowPipeline {
     burst_ms: u64,
     /// Where `DpAction::Controller` sends packets (see [`FlowPipeline::with_packet_in`]).
     packet_in: Option<PacketInSink>,
+    /// The last keyed burst had trains of equal keys: the next one's walk looks for
+    /// them in the frames' bytes (see `classify`). Bursts without trains do not pay for
+    /// that test.
+    expect_trains: bool,
 }
 
 impl FlowPipeline {
@@ -325,6 +336,7 @@ impl FlowPipeline {
             burst_pos: [0; BURST],
             burst_ms: 0,
             packet_in: None,
+            expect_trains: false,
         }
     }
 
@@ -399,7 +411,7 @@ impl FlowPipeline {
         n: usize,
         pkts: B,
         out: &mut [Verdict<'s>],
-    ) {
+    ) -> Classified {
         let (mut total, mut flags) = (0u64, 0u16);
         pkts.for_each(|i, p| {
             if i < n {
@@ -418,6 +430,7 @@ impl FlowPipeline {
             None => Verdict::Miss,
         };
         out[..n].fill(verdict);
+        if out.len() == n { Classified::Uniform } else { Classified::Mixed }
     }
 
     /// The parking table (read-only).
@@ -632,13 +645,13 @@ enum InstallError {
 impl Pipeline for FlowPipeline {
     type Message = FlowMessage;
 
-    fn classify<'s, 'p, B: RxBurst<'p>>(&'s mut self, in_port: u32, pkts: B, out: &mut [Verdict<'s>]) {
+    fn classify<'s, 'p, B: RxBurst<'p>>(&'s mut self, in_port: u32, pkts: B, out: &mut [Verdict<'s>]) -> Classified {
         // The poll loop never passes more than a burst; anything beyond stays `Miss` and
         // goes through the (correct, slower) miss path.
         let n = pkts.len().min(out.len()).min(BURST);
         self.miss_keys = MissKeys::InPlace(n as u8);
         if n == 0 {
-            return;
+            return Classified::Mixed;
         }
         // One megaflow answers every packet of the port (a table of in_port rules): no
         // key is needed, only the burst's bytes and TCP flags for its statistics. Not
@@ -651,15 +664,47 @@ impl Pipeline for FlowPipeline {
         // hash: computing one per packet would be wasted work (and the NIC's hash is
         // then not read either).
         let (keys, hashes, bytes) = (&mut self.keys, &mut self.hashes, &mut self.bytes);
+        // Keys the walk found equal to the key before them from their frames' bytes.
+        let mut known = 0u32;
         // Both walks are bounded by the arrays (a constant), not by `n`: packets past
         // `n` (none from the poll loop) fill slots that are not looked up, and the walk
         // keeps one value less live across the extraction (-7 instructions per packet).
         if self.cache.uses_hashes(in_port) {
             pkts.for_each(|i, p| {
                 if let (Some(key), Some(hash), Some(len)) = (keys.get_mut(i), hashes.get_mut(i), bytes.get_mut(i)) {
-                    extract_into(p.frame, in_port, key);
-                    *hash = p.rss_hash.unwrap_or_else(|| key.hash());
+                    // Without the NIC's hash, the key's is computed from its words as
+                    // they are extracted.
+                    *hash = match p.rss_hash {
+                        Some(rss) => {
+                            extract_into(p.frame, in_port, key);
+                            rss
+                        }
+                        None => extract_hashed_into(p.frame, in_port, key),
+                    };
                     *len = p.frame.len() as u32;
+                }
+            });
+        } else if self.expect_trains {
+            // The last burst had trains (packets of one flow in a row): a packet whose
+            // key bytes equal those of the untagged common-shape frame before it takes
+            // that frame's key without an extraction, and is a known repeat for the
+            // lookup (no key compare). `prev` is empty when the frame before was of
+            // another shape (or there was none).
+            let mut prev: &[u8] = &[];
+            pkts.for_each(|i, p| {
+                if let Some(len) = bytes.get_mut(i) {
+                    *len = p.frame.len() as u32;
+                }
+                if i > 0
+                    && !prev.is_empty()
+                    && same_untagged_key(prev, p.frame)
+                    && let Some([before, key]) = keys.get_mut(i - 1..=i)
+                {
+                    *key = *before;
+                    known |= 1 << i;
+                } else if let Some(key) = keys.get_mut(i) {
+                    let (_, untagged) = extract_step::<false>(p.frame, in_port, key);
+                    prev = if untagged { p.frame } else { &[] };
                 }
             });
         } else {
@@ -682,18 +727,25 @@ impl Pipeline for FlowPipeline {
             Some((_, actions)) => Verdict::Actions(actions),
             None => Verdict::Miss,
         };
-        self.cache.lookup_burst(in_port, keys, hashes, bytes, now, &mut out[..m], to_verdict);
-        if m < n {
-            // Held packets (not looked up) miss, and `miss` parks them behind their key:
-            // the verdict of looked-up key `i` moves to its packet's place `burst_pos[i]`
-            // (increasing, `>= i`, so from the last down no verdict is overwritten
-            // before it moved).
-            out[m..n].fill(Verdict::Miss);
-            for i in (0..m).rev() {
-                let v = std::mem::replace(&mut out[i], Verdict::Miss);
-                out[self.burst_pos[i] as usize] = v;
-            }
+        // Held-back keys were moved: the bits of `known` no longer say which key was
+        // before which.
+        let known = if m == n { known } else { 0 };
+        let found = self.cache.lookup_burst_known(in_port, keys, hashes, bytes, known, now, &mut out[..m], to_verdict);
+        self.expect_trains = found.trains;
+        if m == n {
+            // A burst of one flow that hit: every verdict is its megaflow's list.
+            return if found.one_train && out.len() == n { Classified::Uniform } else { Classified::Mixed };
         }
+        // Held packets (not looked up) miss, and `miss` parks them behind their key: the
+        // verdict of looked-up key `i` moves to its packet's place `burst_pos[i]`
+        // (increasing, `>= i`, so from the last down no verdict is overwritten before it
+        // moved).
+        out[m..n].fill(Verdict::Miss);
+        for i in (0..m).rev() {
+            let v = std::mem::replace(&mut out[i], Verdict::Miss);
+            out[self.burst_pos[i] as usize] = v;
+        }
+        Classified::Mixed
     }
 
     fn rx_hold(&mut self) -> RxHold {
@@ -806,7 +858,7 @@ mod tests {
     use crate::pipeline::PacketView;
     use ferrovs_flowcache::actions::DpAction;
     use ferrovs_flowcache::key::Mask;
-    use ferrovs_flowcache::testpkt::{TCP4, Tcp4, tcp4_frame};
+    use ferrovs_flowcache::testpkt::{TCP4, Tcp4, tcp4_frame, with_vlan};
 
     type Channels = (crossbeam_channel::Receiver<UpcallBatch>, crossbeam_channel::Receiver<PmdReport>);
 
@@ -918,6 +970,97 @@ mod tests {
         let mut out = [Verdict::Miss; 4];
         p.classify(1, &views[..], &mut out);
         assert!(out.iter().all(|v| *v == Verdict::Miss));
+    }
+
+    #[test]
+    fn classify_says_uniform_only_for_one_flow_that_hit() {
+        let (mut p, _channels) = pipeline(4);
+        let f1 = tcp4_frame(&TCP4);
+        let f2 = tcp4_frame(&Tcp4 { sport: 999, ..TCP4 });
+        let f3 = tcp4_frame(&Tcp4 { dst: [10, 9, 9, 9], ..TCP4 });
+        p.install(1, Megaflow::new(extract(&f1, 1), dst_mask(), vec![DpAction::Output(2)]), 5).unwrap();
+        p.install(2, Megaflow::new(extract(&f3, 1), dst_mask(), vec![DpAction::Output(3)]), 5).unwrap();
+        let view = |f: &'static [u8]| PacketView { frame: f, rss_hash: None };
+        let leak = |f: &Vec<u8>| -> &'static [u8] { Box::leak(f.clone().into_boxed_slice()) };
+        let (f1, f2, f3) = (leak(&f1), leak(&f2), leak(&f3));
+        let cases: [(Vec<&'static [u8]>, Classified); 7] = [
+            (vec![f1; 32], Classified::Uniform),
+            (vec![f1], Classified::Uniform),
+            // Two megaflows, all hits: each verdict must be read.
+            ([vec![f1; 16], vec![f3; 16]].concat(), Classified::Mixed),
+            ([vec![f1; 31], vec![f3]].concat(), Classified::Mixed),
+            // One megaflow, two keys: not known without a look at the verdicts.
+            (vec![f1, f2, f1], Classified::Mixed),
+            // A miss.
+            (vec![f1, &[0u8; 3]], Classified::Mixed),
+            (vec![&[0u8; 3]; 4], Classified::Mixed),
+        ];
+        for (i, (frames, want)) in cases.iter().enumerate() {
+            let views: Vec<PacketView<'_>> = frames.iter().map(|f| view(f)).collect();
+            let mut out = vec![Verdict::Miss; views.len()];
+            let got = p.classify(1, &views[..], &mut out);
+            assert_eq!(got, *want, "case {i}");
+            if got == Classified::Uniform {
+                assert!(out.iter().all(|v| *v == out[0]) && out[0] != Verdict::Miss, "case {i}");
+            }
+        }
+    }
+
+    #[test]
+    fn trains_found_in_the_frames_get_the_keys_an_extraction_would() {
+        let (mut p, _channels) = pipeline(4);
+        let f1 = tcp4_frame(&TCP4);
+        let f3 = tcp4_frame(&Tcp4 { dst: [10, 9, 9, 9], ..TCP4 });
+        p.install(1, Megaflow::new(extract(&f1, 1), dst_mask(), vec![DpAction::Output(2)]), 5).unwrap();
+        p.install(2, Megaflow::new(extract(&f3, 1), dst_mask(), vec![DpAction::Output(3)]), 5).unwrap();
+        // The same flow with another IPv4 identification (not in the key), another TTL
+        // (in the key), another TCP flag; tagged; unknown; a runt.
+        let with = |f: &[u8], at: usize, v: u8| {
+            let mut f = f.to_vec();
+            f[at] = v;
+            f
+        };
+        let frames: Vec<Vec<u8>> = vec![
+            f1.clone(),
+            with(&f1, 18, 0x77),
+            with(&f1, 19, 0x01),
+            with(&f1, 22, 9),
+            with(&f1, 47, 0x10),
+            f3.clone(),
+            with(&f3, 18, 0x55),
+            with_vlan(&f3, 0x8100, 5),
+            with_vlan(&f3, 0x8100, 5),
+            with(&f1, 30, 99),
+            with(&f1, 30, 99),
+            vec![0u8; 3],
+            vec![0u8; 3],
+            f1.clone(),
+        ];
+        let want = |i: usize| match i {
+            0..=4 | 13 => Some(vec![DpAction::Output(2)]),
+            5..=8 => Some(vec![DpAction::Output(3)]),
+            _ => None,
+        };
+        // Each burst in another order (so that no key is left from the burst before).
+        for burst in 0..4 {
+            let order: Vec<usize> = (0..frames.len()).map(|i| (i + burst * 5) % frames.len()).collect();
+            let views: Vec<PacketView<'_>> =
+                order.iter().map(|&i| PacketView { frame: &frames[i], rss_hash: None }).collect();
+            let mut out = vec![Verdict::Miss; views.len()];
+            p.classify(1, &views[..], &mut out);
+            let got: Vec<Option<Vec<DpAction>>> = out
+                .iter()
+                .map(|v| match v {
+                    Verdict::Actions(a) => Some(a.to_vec()),
+                    Verdict::Miss => None,
+                })
+                .collect();
+            assert_eq!(got, order.iter().map(|&i| want(i)).collect::<Vec<_>>(), "burst {burst}");
+            assert!(p.expect_trains, "burst {burst}: the burst has trains");
+            for (at, &i) in order.iter().enumerate() {
+                assert_eq!(p.keys[at], extract(&frames[i], 1), "burst {burst}, packet {at}");
+            }
+        }
     }
 
     #[test]

@@ -12,7 +12,7 @@ use ferrovs_dpdk::Mbuf;
 use ferrovs_flowcache::actions::{DpAction, DpActions};
 
 use crate::error::SwitchError;
-use crate::pipeline::{Injector, Pipeline, RxBurst, Verdict};
+use crate::pipeline::{Classified, Injector, Pipeline, RxBurst, Verdict};
 
 /// What to do with every packet received on one port.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -94,7 +94,7 @@ impl Pipeline for Forwarder {
     type Message = ForwarderMessage;
 
     #[inline]
-    fn classify<'s, 'p, B: RxBurst<'p>>(&'s mut self, in_port: u32, pkts: B, out: &mut [Verdict<'s>]) {
+    fn classify<'s, 'p, B: RxBurst<'p>>(&'s mut self, in_port: u32, pkts: B, out: &mut [Verdict<'s>]) -> Classified {
         let verdict = match self.table.get(in_port as usize) {
             Some(Some(actions)) => Verdict::Actions(actions.as_slice()),
             _ => Verdict::Miss,
@@ -102,6 +102,8 @@ impl Pipeline for Forwarder {
         for v in out.iter_mut().take(pkts.len()) {
             *v = verdict;
         }
+        // Packets past `pkts` keep their `Miss`.
+        if out.len() <= pkts.len() { Classified::Uniform } else { Classified::Mixed }
     }
 
     fn miss(&mut self, _in_port: u32, _at: usize, pkt: Mbuf) -> Option<Mbuf> {

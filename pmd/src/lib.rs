@@ -55,7 +55,7 @@ pub use flow_pipeline::{
 pub use flow_stats::FlowStatsTable;
 pub use forwarder::{ForwardRule, Forwarder, ForwarderMessage};
 pub use packet_in::{PacketInFrame, PacketInSink, PacketInSource, packet_in_channel};
-pub use pipeline::{Injector, PacketView, Pipeline, RxBurst, Verdict};
+pub use pipeline::{Classified, Injector, PacketView, Pipeline, RxBurst, Verdict};
 pub use pmd::PmdMessage;
 pub use spec::{IdleBackoff, MAX_PORT_NUMBER, PortSource, PortSpec, SwitchOptions, online_cpus, validate};
 pub use stats::{AtomicPmdLocal, AtomicPortCounters, PmdLocal, PortCounters};

@@ -31,7 +31,7 @@ use ferrovs_flowcache::actions::DpAction;
 use ferrovs_flowcache::pending::MissShare;
 
 use crate::exec::TxState;
-use crate::pipeline::{Injector, PacketView, Pipeline, RxBurst, Verdict};
+use crate::pipeline::{Classified, Injector, PacketView, Pipeline, RxBurst, Verdict};
 use crate::port_change::PortChangeMessage;
 use crate::spec::IdleBackoff;
 use crate::stats::{AtomicRxqCounters, PmdShared, RxqLocal};
@@ -272,6 +272,15 @@ fn one_output_for_all(verdicts: &[Verdict<'_>]) -> Option<u32> {
     rest.iter().all(|v| matches!(v, Verdict::Actions(l) if std::ptr::eq(*l, list))).then_some(*port)
 }
 
+/// The port of `v` if it is the single action `output(port)`.
+#[inline(always)]
+fn single_output(v: Verdict<'_>) -> Option<u32> {
+    match v {
+        Verdict::Actions([DpAction::Output(port)]) => Some(*port),
+        _ => None,
+    }
+}
+
 /// Whether `v` drops the packet (an empty action list).
 #[inline(always)]
 fn is_drop(v: Verdict<'_>) -> bool {
@@ -344,7 +353,7 @@ pub(crate) fn process_burst<C: Pipeline>(
     // The loop's pass over the packets runs inside the pipeline's (see `RxBurst`).
     let (mut lens, mut runt) = ([0u32; BURST], [false; BURST]);
     let mut rx = RxPass { batch, lens: &mut lens, runt: &mut runt, any_runt: false, bytes: 0, walked: false };
-    pipeline.classify(in_port, &mut rx, &mut verdicts[..n]);
+    let classified = pipeline.classify(in_port, &mut rx, &mut verdicts[..n]);
     if !rx.walked {
         (&mut rx).for_each(|_, _| {});
     }
@@ -359,7 +368,12 @@ pub(crate) fn process_burst<C: Pipeline>(
     debug_assert!(misses.is_empty() && dropped.is_empty());
     let mut pkts = batch.drain();
     let verdicts = &verdicts[..n];
-    if !any_runt && let Some(port) = one_output_for_all(verdicts) {
+    debug_assert!(classified == Classified::Mixed || verdicts.iter().all(|v| *v == verdicts[0]), "{verdicts:?}");
+    let one_output = match classified {
+        Classified::Uniform => verdicts.first().and_then(|&v| single_output(v)),
+        Classified::Mixed => one_output_for_all(verdicts),
+    };
+    if !any_runt && let Some(port) = one_output {
         // The whole burst is one run (one megaflow, or a port-wide one): one block,
         // without the run loop's test of every verdict.
         let longest = lens[..n].iter().copied().max().unwrap_or(0);

@@ -182,7 +182,7 @@ impl<P: ferrovs_pmd::Pipeline> ferrovs_pmd::Pipeline for Counted<P> {
         in_port: u32,
         pkts: B,
         out: &mut [ferrovs_pmd::Verdict<'s>],
-    ) {
+    ) -> ferrovs_pmd::Classified {
         self.0.classify(in_port, pkts, out)
     }
 
