@@ -284,6 +284,13 @@ fn encode_slow_path(s: &Snapshot, enc: &mut DescriptorEncoder) -> fmt::Result {
     counters(enc, "ferrovs_slow_path_upcalls_handled", "Upcalls the slow path handled", None, one(sp.upcalls_handled))?;
     counters(enc, "ferrovs_slow_path_installs", "Megaflows installed", None, one(st.installs))?;
     counters(enc, "ferrovs_slow_path_executes", "Upcalls answered without installing", None, one(st.executes))?;
+    counters(
+        enc,
+        "ferrovs_slow_path_executes_relearned",
+        "Upcalls answered without installing because their own MAC learning changed what they read",
+        None,
+        one(st.executes_relearned),
+    )?;
     counters(enc, "ferrovs_slow_path_removes", "Megaflows removed", None, one(st.removes))?;
     counters(
         enc,
