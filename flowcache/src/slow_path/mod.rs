@@ -716,8 +716,6 @@ impl SlowPath {
         let b = self.bridge_index(bridge)?;
         let refuse = |id: u32, error: GroupError| Err(SlowPathError::Group { id, error });
         let mut groups: Groups = (*self.bridges[b].tables.groups).clone();
-        let rules = self.bridges[b].tables.rules();
-        let mut list = rules.to_vec();
         let adding = matches!(change, GroupChange::Add(..));
         match change {
             GroupChange::Add(id, g) | GroupChange::Modify(id, g) => {
@@ -732,26 +730,22 @@ impl SlowPath {
                 groups.insert(id, g);
             }
             GroupChange::Delete(id) => {
-                let gone = |g: u32| id == OFPG_ALL || g == id;
-                groups.retain(|g, _| !gone(*g));
-                list.retain(|r| !r.groups().any(gone));
+                groups.retain(|g, _| id != OFPG_ALL && *g != id);
             }
             GroupChange::Replace(new) => {
                 if let Some((&id, error)) = new.iter().find_map(|(id, g)| g.check(*id).err().map(|e| (id, e))) {
                     return refuse(id, error);
                 }
                 groups = new;
-                list.retain(|r| r.groups().all(|g| groups.contains_key(&g)));
             }
         }
+        // The rules a group delete (or replacement) takes: those naming a group the bridge
+        // no longer has (none after an add or a modify).
+        let rules = self.bridges[b].tables.rules();
+        let gone: Vec<bool> = rules.iter().map(|r| r.groups().any(|g| !groups.contains_key(&g))).collect();
+        let list: Vec<Rule> = rules.iter().zip(&gone).filter(|(_, g)| !**g).map(|(r, _)| r.clone()).collect();
         let deleted = rules.len() - list.len();
-        let notified = if deleted == 0 {
-            Vec::new()
-        } else {
-            // What a group delete takes: the rules naming a group the bridge no longer has.
-            let gone: Vec<bool> = rules.iter().map(|r| r.groups().any(|g| !groups.contains_key(&g))).collect();
-            self.notified_dumps(b, Self::flagged(&gone), now_ms)
-        };
+        let notified = self.notified_dumps(b, Self::flagged(&gone), now_ms);
         let mut out = Out::new(self.mirrors.len());
         self.change_rules(
             b,
