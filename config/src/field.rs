@@ -745,6 +745,14 @@ impl PacketField {
         self.def().slot.nd_icmp_types().is_some()
     }
 
+    /// Whether this is a TCP, UDP or SCTP field (ports, `tcp_flags`): OVS's prerequisite
+    /// of these (`MFP_TCP`, `MFP_UDP`, `MFP_SCTP`) fails on a later fragment, which has no
+    /// L4 header, so a `move` from or to one does nothing there.
+    pub fn is_transport(self) -> bool {
+        use PacketField::*;
+        matches!(self, TcpSrc | TcpDst | UdpSrc | UdpDst | SctpSrc | SctpDst | TcpFlags)
+    }
+
     /// Whether this is one of the ARP fields (written only into an ARP packet).
     pub fn is_arp(self) -> bool {
         use PacketField::*;

@@ -9,8 +9,8 @@ use libtest_mimic::{Failed, Trial};
 use crate::ferrovs_side;
 use crate::gen_rules::N_PORTS;
 use crate::known::{
-    MAC_A, MAC_B, PerPort, hex, ll_option, nd_frame, through_both_all, through_both_frames, udp_frame_of_len,
-    vlan_udp_frame,
+    MAC_A, MAC_B, PerPort, hex, ipv4_frame, ll_option, nd_frame, through_both_all, through_both_frames,
+    udp_frame_of_len, vlan_udp_frame,
 };
 
 /// One fixed case.
@@ -18,7 +18,7 @@ type Case = fn() -> Result<(), Failed>;
 
 /// Every fixed case, as a trial named `fixed_<function>`.
 pub fn trials() -> Vec<Trial> {
-    let cases: [(&str, Case); 23] = [
+    let cases: [(&str, Case); 24] = [
         ("normal_puts_a_vid_0_tag_back_with_its_tpid", normal_puts_a_vid_0_tag_back_with_its_tpid),
         ("vlan_set_and_set_back_keeps_the_dei_bit", vlan_set_and_set_back_keeps_the_dei_bit),
         ("normal_leaves_out_an_inner_vid_0_pcp_0_tag", normal_leaves_out_an_inner_vid_0_pcp_0_tag),
@@ -60,6 +60,7 @@ pub fn trials() -> Vec<Trial> {
             a_vlan_tci_write_removes_both_tags_and_brings_both_back,
         ),
         ("tags_pushed_beyond_two_lose_the_frame_s_own_tag", tags_pushed_beyond_two_lose_the_frame_s_own_tag),
+        ("a_move_of_tcp_flags_skips_a_later_fragment", a_move_of_tcp_flags_skips_a_later_fragment),
     ];
     cases.into_iter().map(|(name, f)| Trial::test(format!("fixed_{name}"), f)).collect()
 }
@@ -481,4 +482,17 @@ pub fn nd_writes_find_the_address_behind_another_option() -> Result<(), Failed> 
                 set_field:02:00:00:00:00:0b->nd_sll,set_field:fd00::5->nd_target,\
                 move:NXM_NX_ND_TARGET[0..31]->ERICOXM_OF_ICMPV6_ND_RESERVED[],output:2";
     same_as_ovs(rule, &frame, &want)
+}
+
+/// A `move` out of `tcp_flags` does nothing on a later TCP fragment: OVS's prerequisite
+/// of a TCP field fails without an L4 header, so the destination keeps its bits. (ferrovs
+/// once copied the fragment's flags, read as 0, over them; the seed that found it:
+/// `FERROVS_OVSDIFF_SEED=83580367895460`.)
+pub fn a_move_of_tcp_flags_skips_a_later_fragment() -> Result<(), Failed> {
+    // Offset 16 bytes, no more fragments; the payload would read as TCP flags PSH|ACK.
+    let mut payload = vec![0, 53, 0x04, 0xd2, 0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x18, 0x20, 0, 0, 0, 0, 0];
+    payload.extend_from_slice(&[0xa5; 4]);
+    let frame = ipv4_frame(6, 0x0002, 64, &payload);
+    let want = vec![vec![], vec![frame.clone()], vec![], vec![]];
+    same_as_ovs("in_port=1,tcp,actions=move:NXM_NX_TCP_FLAGS[]->NXM_OF_ETH_DST[0..11],output:2", &frame, &want)
 }

@@ -9,7 +9,8 @@ use crate::ferrovs_side;
 use crate::frame_view::View;
 use crate::gen_rules::N_PORTS;
 
-fn ipv4_frame(proto: u8, frag: u16, ttl: u8, payload: &[u8]) -> Vec<u8> {
+/// An IPv4 frame (port 1's MACs) of protocol `proto`, flags and fragment offset `frag`.
+pub fn ipv4_frame(proto: u8, frag: u16, ttl: u8, payload: &[u8]) -> Vec<u8> {
     let mut f = vec![0x02, 0, 0, 0, 0, 0x02, 0x02, 0, 0, 0, 0, 0x01, 0x08, 0x00];
     let total = (20 + payload.len()) as u16;
     let mut h = vec![0x45, 0];

@@ -428,7 +428,12 @@ impl Eval<'_> {
                     SubfieldField::Packet(p) if p.is_nd() => nd_prereq(p, &self.pkt),
                     _ => true,
                 };
-                if nd_ok(src.field) && nd_ok(dst.field) {
+                // A TCP, UDP or SCTP field's prerequisite fails on a later fragment.
+                let l4_ok = |f: SubfieldField| match f {
+                    SubfieldField::Packet(p) if p.is_transport() => self.pkt.nw_frag() & FRAG_LATER == 0,
+                    _ => true,
+                };
+                if nd_ok(src.field) && nd_ok(dst.field) && l4_ok(src.field) && l4_ok(dst.field) {
                     let v = self.fetch(src);
                     self.store(dst, v);
                 }

@@ -449,6 +449,12 @@ impl<'a> Ctx<'a> {
             && types.contains(&k.tp_src())
     }
 
+    /// Whether the packet is a later fragment (no L4 header); reads the bit that says so.
+    fn later_fragment(&mut self) -> bool {
+        self.read_field(Field::NwFrag, FRAG_LATER as u128);
+        self.st.cur.nw_frag() & FRAG_LATER != 0
+    }
+
     /// Whether the packet as received carries ND fields OVS parses (an NS or NA with code 0,
     /// not a fragment: ferrovs reads a fragment's ports as 0); reads the bits that say so.
     fn packet_has_nd_fields(&mut self) -> bool {
@@ -963,8 +969,15 @@ impl<'a> Ctx<'a> {
             Action::OutputReg(src) => self.output_reg(src, table, depth),
             Action::Move { src, dst } => {
                 // OVS copies only if both fields' prerequisites hold (`mf_subfield_copy`);
-                // the rule's match guarantees them but for the ND fields' message type.
+                // the rule's match guarantees them but for the ND fields' message type
+                // and, for a TCP, UDP or SCTP field, that the packet is not a later
+                // fragment (whose `tcp_flags` read as 0: OVS leaves the destination).
                 let nd_slots = [src, dst].map(|s| nd_slot(s.field));
+                let transport =
+                    [src, dst].iter().any(|s| matches!(s.field, SubfieldField::Packet(p) if p.is_transport()));
+                if transport && self.later_fragment() {
+                    return Flow::Continue;
+                }
                 if nd_slots.into_iter().flatten().all(|slot| self.nd_prereq_holds(slot)) {
                     let v = self.read_subfield(src);
                     self.write_subfield(dst, v);
@@ -1384,8 +1397,7 @@ impl<'a> Ctx<'a> {
                 if !has_ports {
                     return;
                 }
-                self.read_field(Field::NwFrag, FRAG_LATER as u128);
-                if self.st.cur.nw_frag() & FRAG_LATER != 0 {
+                if self.later_fragment() {
                     return;
                 }
                 let (act, f) = match sf {

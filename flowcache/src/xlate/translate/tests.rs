@@ -439,3 +439,40 @@ fn a_received_tag_compared_below_the_outer_one_is_popped_and_pushed() {
         ]
     );
 }
+
+/// A `move` from or to a TCP, UDP or SCTP field does nothing on a later fragment (OVS's
+/// `MFP_TCP`/`MFP_UDP`/`MFP_SCTP` prerequisite fails without an L4 header): the later
+/// fragment's `tcp_flags` (0) are not copied over the destination, and a move into its
+/// port reads nothing from the source; the megaflow holds the fragment bit it was decided
+/// by. On a whole packet both copy.
+#[test]
+fn a_transport_move_skips_a_later_fragment() {
+    let macs = MacTable::default();
+    let whole = tcp4_frame(&TCP4);
+    let mut later = whole.clone();
+    later[20..22].copy_from_slice(&[0x00, 0x02]); // offset 16 bytes, no more fragments
+    let from_flags = tables(&["tcp,actions=move:NXM_NX_TCP_FLAGS[]->NXM_OF_ETH_DST[0..11],output:2"]);
+    let into_port = tables(&["tcp,actions=move:NXM_OF_ETH_SRC[0..15]->NXM_OF_TCP_DST[],output:2"]);
+    for lookup in [Lookup::Index, Lookup::LinearScan] {
+        let run = |t: &RuleTables, f: &[u8]| {
+            let x = translate(t, &macs, &key(f), None, Duration::ZERO, lookup);
+            assert!(x.error.is_none());
+            x
+        };
+        let x = run(&from_flags, &later);
+        assert_eq!(x.actions, vec![DpAction::Output(2)]);
+        assert_ne!(x.mask.nw_frag() & crate::key::FRAG_LATER, 0);
+        let mut dst: [u8; 6] = whole[..6].try_into().unwrap();
+        dst[4] &= 0xf0;
+        dst[5] = TCP4.flags;
+        assert_eq!(run(&from_flags, &whole).actions, vec![DpAction::SetEthDst(dst), DpAction::Output(2)]);
+
+        let x = run(&into_port, &later);
+        assert_eq!(x.actions, vec![DpAction::Output(2)]);
+        assert_eq!(x.mask.dl_src(), [0; 6], "the source is not read");
+        let y = run(&into_port, &whole);
+        let port = u16::from_be_bytes([whole[10], whole[11]]);
+        assert_eq!(y.actions, vec![DpAction::SetTpDst(port), DpAction::Output(2)]);
+        assert_ne!(y.mask.dl_src(), [0; 6]);
+    }
+}
