@@ -36,7 +36,7 @@ use crate::port_change::PortChangeMessage;
 use crate::spec::IdleBackoff;
 use crate::stats::{AtomicRxqCounters, PmdShared, RxqLocal};
 
-/// Minimum Ethernet header; shorter frames are dropped as malformed.
+/// Minimum Ethernet header; shorter frames (runts) are dropped as malformed.
 const MIN_FRAME: usize = 14;
 
 /// A message to a PMD thread.
@@ -288,15 +288,15 @@ fn is_drop(v: Verdict<'_>) -> bool {
 }
 
 /// The loop's per-packet work on a received burst, done while the pipeline walks the
-/// packets ([`RxBurst`]): each packet's length, whether it is a runt, the burst's bytes.
+/// packets ([`RxBurst`]): each packet's length, whether it is malformed (a runt, or in more than one segment), the burst's bytes.
 /// The arrays are the caller's, borrowed: moving them out of the pass afterwards (it
 /// borrows the batch, which the execution then drains) copied 160 bytes per burst.
 struct RxPass<'b, 'a> {
     batch: &'b MbufBatch,
     lens: &'a mut [u32; BURST],
-    runt: &'a mut [bool; BURST],
-    /// Some packet is a runt (else the execution loop does not look at `runt`).
-    any_runt: bool,
+    malformed: &'a mut [bool; BURST],
+    /// Some packet is malformed (else the execution loop does not look at `malformed`).
+    any_malformed: bool,
     bytes: u64,
     /// The packets were walked (a pipeline that does not look at them leaves it false).
     walked: bool,
@@ -310,12 +310,18 @@ impl<'b> RxBurst<'b> for &mut RxPass<'b, '_> {
     #[inline(always)]
     fn for_each(self, mut f: impl FnMut(usize, PacketView<'b>)) {
         self.walked = true;
-        let (lens, runt, any_runt, bytes) = (&mut *self.lens, &mut *self.runt, &mut self.any_runt, &mut self.bytes);
+        let (lens, malformed, any_malformed, bytes) =
+            (&mut *self.lens, &mut *self.malformed, &mut self.any_malformed, &mut self.bytes);
         self.batch.for_each_packet(|i, frame, rss_hash, len| {
             lens[i] = len;
-            if frame.len() < MIN_FRAME {
-                runt[i] = true;
-                *any_runt = true;
+            // A runt, or a frame received in more than one segment (longer than an mbuf's
+            // data room): the parser and the edits see the first segment only, so its
+            // key could say a header is absent or cut short that is there. Dropped as
+            // malformed whatever its verdict, as a NIC drops a frame longer than its
+            // buffers (OVS-DPDK without multi-segment mbufs does not take it either).
+            if frame.len() < MIN_FRAME || frame.len() != len as usize {
+                malformed[i] = true;
+                *any_malformed = true;
             }
             *bytes += len as u64;
             f(i, PacketView { frame, rss_hash });
@@ -351,13 +357,14 @@ pub(crate) fn process_burst<C: Pipeline>(
     let n = batch.len();
     let mut verdicts = [Verdict::Miss; BURST];
     // The loop's pass over the packets runs inside the pipeline's (see `RxBurst`).
-    let (mut lens, mut runt) = ([0u32; BURST], [false; BURST]);
-    let mut rx = RxPass { batch, lens: &mut lens, runt: &mut runt, any_runt: false, bytes: 0, walked: false };
+    let (mut lens, mut malformed) = ([0u32; BURST], [false; BURST]);
+    let mut rx =
+        RxPass { batch, lens: &mut lens, malformed: &mut malformed, any_malformed: false, bytes: 0, walked: false };
     let classified = pipeline.classify(in_port, &mut rx, &mut verdicts[..n]);
     if !rx.walked {
         (&mut rx).for_each(|_, _| {});
     }
-    let RxPass { any_runt, bytes: rx_bytes, .. } = rx;
+    let RxPass { any_malformed, bytes: rx_bytes, .. } = rx;
     let c = &mut tx.counters[in_idx];
     c.rx_packets += n as u64;
     c.rx_bytes += rx_bytes;
@@ -373,15 +380,15 @@ pub(crate) fn process_burst<C: Pipeline>(
         Classified::Uniform => verdicts.first().and_then(|&v| single_output(v)),
         Classified::Mixed => one_output_for_all(verdicts),
     };
-    if !any_runt && let Some(port) = one_output {
+    if !any_malformed && let Some(port) = one_output {
         // The whole burst is one run (one megaflow, or a port-wide one): one block,
         // without the run loop's test of every verdict.
         let longest = lens[..n].iter().copied().max().unwrap_or(0);
         tx.output_run(port, &mut pkts, n, rx_bytes, longest);
-    } else if any_runt {
-        execute_verdicts::<true>(verdicts, &lens, &runt, &mut pkts, misses, dropped, in_idx, tx);
+    } else if any_malformed {
+        execute_verdicts::<true>(verdicts, &lens, &malformed, &mut pkts, misses, dropped, in_idx, tx);
     } else {
-        execute_verdicts::<false>(verdicts, &lens, &runt, &mut pkts, misses, dropped, in_idx, tx);
+        execute_verdicts::<false>(verdicts, &lens, &malformed, &mut pkts, misses, dropped, in_idx, tx);
     }
     drop(pkts);
     dropped.free_all();
@@ -390,7 +397,7 @@ pub(crate) fn process_burst<C: Pipeline>(
     if n_misses == 0 {
         return 0;
     }
-    let (places, found) = miss_places(verdicts, &runt, any_runt);
+    let (places, found) = miss_places(verdicts, &malformed, any_malformed);
     // Declined packets are freed together (one bulk free, not one call per packet).
     let mut declined = MbufBatch::new();
     for (pkt, &at) in misses.drain().zip(&places[..found]) {
@@ -412,12 +419,12 @@ pub(crate) fn process_burst<C: Pipeline>(
 /// again after the execution loop rather than noted by it, and out of line: either way
 /// in the hot path cost every packet of every burst an instruction or two, misses or not.
 #[inline(never)]
-fn miss_places(verdicts: &[Verdict<'_>], runt: &[bool; BURST], any_runt: bool) -> ([u8; BURST], usize) {
+fn miss_places(verdicts: &[Verdict<'_>], malformed: &[bool; BURST], any_malformed: bool) -> ([u8; BURST], usize) {
     let mut places = [0u8; BURST];
     let mut found = 0;
     for (i, v) in verdicts.iter().enumerate() {
         if matches!(v, Verdict::Miss)
-            && !(any_runt && runt[i])
+            && !(any_malformed && malformed[i])
             && let Some(p) = places.get_mut(found)
         {
             *p = i as u8;
@@ -429,14 +436,14 @@ fn miss_places(verdicts: &[Verdict<'_>], runt: &[bool; BURST], any_runt: bool) -
 
 /// Executes the `verdicts` of a burst's packets, taken in order from `pkts`: runs of one
 /// single output move to the tx batch as a block, drops and runts go to `dropped`,
-/// misses to `misses`. `RUNTS`: some packet is a runt (`runt`); without any, the loop
+/// misses to `misses`. `MALFORMED`: some packet is malformed (`malformed`); without any, the loop
 /// does not test for them.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-fn execute_verdicts<const RUNTS: bool>(
+fn execute_verdicts<const MALFORMED: bool>(
     verdicts: &[Verdict<'_>],
     lens: &[u32; BURST],
-    runt: &[bool; BURST],
+    malformed: &[bool; BURST],
     pkts: &mut Drain<'_>,
     misses: &mut MbufBatch,
     dropped: &mut MbufBatch,
@@ -446,7 +453,7 @@ fn execute_verdicts<const RUNTS: bool>(
     let n = verdicts.len();
     let mut i = 0;
     while i < n {
-        if RUNTS && runt[i] {
+        if MALFORMED && malformed[i] {
             // `dropped` has room for a whole burst.
             tx.counters[in_idx].drop_malformed += pkts.move_to(1, dropped) as u64;
             i += 1;
@@ -460,7 +467,7 @@ fn execute_verdicts<const RUNTS: bool>(
                 let mut j = i + 1;
                 let mut bytes = lens[i] as u64;
                 let mut longest = lens[i];
-                while j < n && !(RUNTS && runt[j]) && is_output_to(verdicts[j], port) {
+                while j < n && !(MALFORMED && malformed[j]) && is_output_to(verdicts[j], port) {
                     bytes += lens[j] as u64;
                     longest = longest.max(lens[j]);
                     j += 1;
@@ -470,7 +477,7 @@ fn execute_verdicts<const RUNTS: bool>(
             }
             Verdict::Actions([]) => {
                 let mut j = i + 1;
-                while j < n && !(RUNTS && runt[j]) && is_drop(verdicts[j]) {
+                while j < n && !(MALFORMED && malformed[j]) && is_drop(verdicts[j]) {
                     j += 1;
                 }
                 tx.counters[in_idx].drop_action += pkts.move_to(j - i, dropped) as u64;

@@ -73,7 +73,8 @@ counter_set! {
         drop_no_rule,
         /// Packets whose actions dropped them: empty action list, or DecTtl at 0/1 (ingress port).
         drop_action,
-        /// Runts / malformed frames (ingress port).
+        /// Runts, and frames received in more than one segment (longer than an mbuf),
+        /// which the parser would see cut short (ingress port).
         drop_malformed,
         /// Packets with an action this build cannot execute, or an edit that did not fit (ingress port).
         drop_unsupported,

@@ -300,6 +300,25 @@ pub fn udp_frame_of_len(tags: &[(u16, u16)], len: usize) -> Vec<u8> {
 /// the 4-byte FCS that a frame in memory does not have).
 const MAX_FRAME: usize = 1518;
 
+/// A frame longer than one mbuf (2,100 bytes: net_pcap receives it in two segments) is
+/// dropped on receive as malformed, as a NIC drops a frame longer than its buffers: the
+/// parser sees the first segment only, so its key would lack the IPv4 header whose total
+/// length runs past it. `normal` so learns nothing from it, and a frame to its source
+/// that follows is flooded. (OVS's dummy port takes it whole: it learns the source and
+/// sends the second frame nowhere, back to the port it came from.)
+pub fn a_frame_longer_than_an_mbuf_is_dropped_on_receive() -> Result<(), Failed> {
+    ferrovs_e2e::ovs::installed()?;
+    let long = udp_frame_of_len(&[], 2100);
+    let mut back = vlan_udp_frame(&[]);
+    back[..12].copy_from_slice(&[2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 3]);
+    let (_, fer) = through_both_frames("actions=normal", &[long, back.clone()])?;
+    let want: PerPort = (1..=N_PORTS).map(|p| if p == 1 { vec![] } else { vec![back.clone()] }).collect();
+    if fer != want {
+        return Err(format!("want the second frame flooded (nothing learned from the first), got {fer:?}").into());
+    }
+    Ok(())
+}
+
 /// Frames around the default MTU's limits, untagged and with one or two tags of either
 /// TPID, through `output:2`: ferrovs sends exactly those of at most 1518 bytes, as
 /// OVS-DPDK does. (OVS's dummy ports, the harness's reference, send at most 1514 bytes,

@@ -253,6 +253,10 @@ fn main() {
         ),
         Trial::test("known_unparsable_ip_header_not_rewritten", known::unparsable_ip_header_not_rewritten),
         Trial::test("known_mtu_limit_is_netdev_dpdk_s", known::mtu_limit_is_netdev_dpdk_s),
+        Trial::test(
+            "known_a_frame_longer_than_an_mbuf_is_dropped_on_receive",
+            known::a_frame_longer_than_an_mbuf_is_dropped_on_receive,
+        ),
         Trial::test("known_normal_keeps_the_tag_behind_a_vid_0_tag", known::normal_keeps_the_tag_behind_a_vid_0_tag),
         Trial::test("known_nd_extension_partial_writes", known::nd_extension_partial_writes),
     ];
