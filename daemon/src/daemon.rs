@@ -15,8 +15,9 @@ use std::time::{Duration, Instant};
 
 use ferrovs_config::openflow::PortReason;
 use ferrovs_config::persist::RuleWriteBack;
-use ferrovs_config::{BridgeConfig, Config, SystemFacts};
+use ferrovs_config::{BridgeConfig, Config, DEFAULT_MTU, SystemFacts};
 use ferrovs_dpdk::Eal;
+use ferrovs_pmd::spec::data_room_for_mtu;
 use ferrovs_pmd::{IdleBackoff, PortSpec, SwitchOptions};
 
 use crate::appctl::{self, AppctlCall};
@@ -730,9 +731,14 @@ fn switch_options(config: &Config) -> SwitchOptions {
         max: Duration::from_micros(config.pmd.idle_backoff_us as u64),
     });
     // Enough mbufs for every rx and tx descriptor of every port plus the PMDs' caches and
-    // in-flight bursts, within the EAL memory the config grants (2.2 KB per mbuf).
+    // in-flight bursts, within the EAL memory the config grants. Each mbuf receives a
+    // frame of the largest configured MTU whole (a frame in segments is dropped: see
+    // `data_room_for_mtu`); with DPDK's default data room one takes about 2.4 KB.
     let n_ports = config.bridges.iter().map(|b| b.ports.len()).sum::<usize>() as u32;
     let defaults = SwitchOptions::default();
+    let largest_mtu = config.bridges.iter().flat_map(|b| &b.ports).map(|p| p.mtu).max().unwrap_or(DEFAULT_MTU);
+    let data_room = data_room_for_mtu(largest_mtu);
+    let mbuf_bytes = u64::from(data_room) + 224;
     // A `net_pcap` port with `infinite_rx=1` keeps every frame of its capture in an mbuf
     // of this pool for as long as it runs, so those frames come on top.
     let replay: u64 = config.bridges.iter().flat_map(|b| &b.ports).map(|p| pcap_replay_frames(&p.devargs)).sum();
@@ -740,18 +746,19 @@ fn switch_options(config: &Config) -> SwitchOptions {
     let want64 =
         (n_ports as u64 * (defaults.rx_desc as u64 + defaults.tx_desc as u64) + 8192).next_power_of_two() - 1 + replay;
     let want = want64.min(u32::MAX as u64) as u32;
-    let budget = (config.eal.memory_mb as u64 * 1024 * 1024 / 2 / 2400) as u32;
+    let budget = (config.eal.memory_mb as u64 * 1024 * 1024 / 2 / mbuf_bytes).min(u64::from(u32::MAX)) as u32;
     if want > budget && replay > 0 {
         tracing::warn!(
             "{replay} frames of pcap replay need about {} MB of EAL memory for mbufs; [eal] memory_mb = {} \
              gives {budget} mbufs: raise memory_mb or the replay ports run out of mbufs",
-            (want64 * 2400 * 2) >> 20,
+            (want64 * mbuf_bytes * 2) >> 20,
             config.eal.memory_mb
         );
     }
     SwitchOptions {
         pmd_cores: config.pmd.cores.clone(),
         n_mbufs: want.min(budget).max(4095),
+        mbuf_data_room: data_room,
         idle_backoff,
         // Installs after a burst of new flows arrive together; the slow path waits for
         // room rather than drop one, but a deep queue keeps it from waiting.

@@ -106,7 +106,9 @@ pub struct SwitchOptions {
     pub n_mbufs: u32,
     /// Per-lcore mempool cache size.
     pub mbuf_cache: u32,
-    /// Mbuf data room including headroom (DPDK default 2176).
+    /// Mbuf data room including headroom (DPDK default 2176; see [`data_room_for_mtu`]).
+    /// Every port's MTU must fit it ([`max_mtu_for_data_room`]): a frame longer than one
+    /// mbuf arrives in segments, and the PMD drops those.
     pub mbuf_data_room: u16,
     pub rx_desc: u16,
     pub tx_desc: u16,
@@ -121,6 +123,41 @@ pub struct SwitchOptions {
     pub max_ports: usize,
 }
 
+/// DPDK's default mbuf data room (`RTE_MBUF_DEFAULT_BUF_SIZE`): 2,048 bytes of frame
+/// behind the headroom.
+pub const DEFAULT_DATA_ROOM: u16 = 2176;
+/// Bytes DPDK keeps in front of a received frame (`RTE_PKTMBUF_HEADROOM`).
+pub const MBUF_HEADROOM: u16 = 128;
+/// Bytes a received frame may have beyond its port's MTU: the Ethernet header, two VLAN
+/// tags, and a frame check sequence a device may leave on.
+pub const RX_FRAME_OVERHEAD: u16 = 14 + 8 + 4;
+
+/// The mbuf data room that receives a frame of a port with `mtu` in one segment: DPDK's
+/// default for MTUs up to 2,022, more (in 64-byte steps) for a jumbo MTU.
+pub fn data_room_for_mtu(mtu: u16) -> u16 {
+    let need = u32::from(MBUF_HEADROOM) + u32::from(mtu) + u32::from(RX_FRAME_OVERHEAD);
+    need.div_ceil(64).saturating_mul(64).clamp(u32::from(DEFAULT_DATA_ROOM), u32::from(u16::MAX)) as u16
+}
+
+/// The largest MTU whose frames one mbuf of `data_room` receives whole.
+pub fn max_mtu_for_data_room(data_room: u16) -> u16 {
+    data_room.saturating_sub(MBUF_HEADROOM + RX_FRAME_OVERHEAD)
+}
+
+/// Refuses an MTU the switch's mbufs cannot receive in one segment (the PMD would drop
+/// every frame longer than one mbuf as malformed).
+pub(crate) fn check_mtu_fits(name: &str, mtu: u16, data_room: u16) -> Result<(), SwitchError> {
+    let max = max_mtu_for_data_room(data_room);
+    if mtu > max {
+        return Err(SwitchError::Invalid(format!(
+            "port {name:?}: MTU {mtu} is above {max}, the largest this switch's mbufs ({data_room} bytes) receive \
+             whole; their size follows the largest MTU in the config when the switch starts: put the MTU in the \
+             config and restart"
+        )));
+    }
+    Ok(())
+}
+
 /// Default [`SwitchOptions::max_ports`]: 256 slots cost each PMD about 100 KiB.
 pub const DEFAULT_MAX_PORTS: usize = 256;
 
@@ -130,7 +167,7 @@ impl Default for SwitchOptions {
             pmd_cores: vec![1],
             n_mbufs: 16 * 1024 - 1,
             mbuf_cache: 256,
-            mbuf_data_room: 2176,
+            mbuf_data_room: DEFAULT_DATA_ROOM,
             rx_desc: 1024,
             tx_desc: 1024,
             idle_backoff: None,
@@ -203,6 +240,7 @@ pub fn validate(ports: &[PortSpec], options: &SwitchOptions) -> Result<(), Switc
     let mut registry = PortRegistry::new();
     for p in ports {
         check_port(p, &mut registry)?;
+        check_mtu_fits(&p.name, p.mtu, options.mbuf_data_room)?;
         check_rxq_affinity(&p.rxq_affinity, p.n_rxq, &options.pmd_cores)
             .map_err(|m| SwitchError::Invalid(format!("port {:?}: rxq_affinity: {m}", p.name)))?;
     }
@@ -239,6 +277,26 @@ pub fn validate(ports: &[PortSpec], options: &SwitchOptions) -> Result<(), Switc
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_data_room_follows_the_mtu() {
+        assert_eq!(data_room_for_mtu(1500), DEFAULT_DATA_ROOM);
+        assert_eq!(max_mtu_for_data_room(DEFAULT_DATA_ROOM), 2022);
+        assert_eq!(data_room_for_mtu(2022), DEFAULT_DATA_ROOM);
+        assert_eq!(data_room_for_mtu(2023), DEFAULT_DATA_ROOM + 64);
+        for mtu in [68, 1500, 2022, 2023, 4000, 9000, 9216] {
+            let room = data_room_for_mtu(mtu);
+            assert!(max_mtu_for_data_room(room) >= mtu, "{mtu}: {room}");
+            assert!(
+                room.is_multiple_of(64)
+                    && room - 64 < u16::max(DEFAULT_DATA_ROOM, MBUF_HEADROOM + mtu + RX_FRAME_OVERHEAD)
+            );
+        }
+        assert!(check_mtu_fits("p", 2022, DEFAULT_DATA_ROOM).is_ok());
+        let e = check_mtu_fits("p", 9000, DEFAULT_DATA_ROOM).unwrap_err().to_string();
+        assert!(e.contains("MTU 9000 is above 2022") && e.contains("restart"), "{e}");
+        assert!(check_mtu_fits("p", 9000, data_room_for_mtu(9000)).is_ok());
+    }
 
     fn opts() -> SwitchOptions {
         SwitchOptions { pmd_cores: vec![0], ..Default::default() }

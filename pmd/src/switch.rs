@@ -632,6 +632,7 @@ impl<M: Send + 'static> Switch<M> {
     /// Changes `name`'s MTU: the device's (where the driver can) and the PMDs' limit.
     pub fn set_port_mtu(&mut self, name: &str, mtu: u16) -> Result<(), SwitchError> {
         let i = self.port_position(name)?;
+        crate::spec::check_mtu_fits(name, mtu, self.options.mbuf_data_room)?;
         set_device_mtu(&self.ports[i].port, name, mtu);
         let slot = self.ports[i].slot;
         let changes = (0..self.pmds.len())

@@ -254,6 +254,61 @@ pub fn pcap_rules_route_and_rewrite() -> Result<(), Failed> {
     Ok(())
 }
 
+/// A jumbo MTU in the config sizes the mbufs to receive its frames whole: a 5,000-byte
+/// TCP frame is parsed, its destination rewritten (checksums right) and sent on a port of
+/// MTU 9000. With the default MTU the mbufs hold 2,048 bytes: the same frame arrives in
+/// segments, which the parser would see cut short, and is dropped as malformed.
+pub fn pcap_jumbo_frames_with_a_jumbo_mtu() -> Result<(), Failed> {
+    use ferrovs_flowcache::testpkt::{Ipv4Hdr, eth_header, fill_l4_checksum, ipv4_header, tcp_header};
+    let mut l4 = tcp_header(40000, 80, 0x18, 5);
+    l4.extend((0..4946u32).map(|i| i as u8));
+    let mut jumbo = eth_header(frames::MAC_B, frames::MAC_A, 0x0800);
+    jumbo.extend(ipv4_header(&Ipv4Hdr::new([198, 18, 0, 1], [198, 18, 0, 2], 6), &[], l4.len()));
+    jumbo.extend_from_slice(&l4);
+    fill_l4_checksum(&mut jumbo);
+    for mtu in [9000, 1500] {
+        let dir = TempDir::new();
+        let rule = "in_port=1,tcp,actions=mod_nw_dst:198.18.7.7,output:2";
+        let config = pcap_bridge(&dir, std::slice::from_ref(&jumbo), &[rule], &["out"])
+            .replace("\ndevargs = ", &format!("\nmtu = {mtu}\ndevargs = "));
+        let d = Daemon::start_in(dir, &config);
+        let port = |d: &Daemon, name: &str, c: &str| d.port_counters(name).map(|p| counter(&p, c)).unwrap_or(0);
+        let settled = wait_until(Duration::from_secs(5), || {
+            port(&d, "in", "rx_packets") == 1 && port(&d, "out", "tx_packets") + port(&d, "in", "drop_malformed") == 1
+        });
+        let malformed = port(&d, "in", "drop_malformed");
+        let stopped = d.stop();
+        let got = read_pcap(&stopped.dir.path.join("out2.pcap"));
+        if !settled {
+            return Err(
+                format!("MTU {mtu}: the frame was neither sent nor dropped as malformed\n{}", stopped.log).into()
+            );
+        }
+        match mtu {
+            9000 => {
+                let ok = got.len() == 1
+                    && got[0].len() == jumbo.len()
+                    && got[0][30..34] == [198, 18, 7, 7]
+                    && checksums_ok(&got[0])
+                    && got[0][54..] == jumbo[54..];
+                if !ok || malformed != 0 {
+                    return Err(format!(
+                        "MTU 9000: sent {:?} bytes, malformed {malformed}",
+                        got.iter().map(Vec::len).collect::<Vec<_>>()
+                    )
+                    .into());
+                }
+            }
+            _ => {
+                if !got.is_empty() || malformed != 1 {
+                    return Err(format!("MTU {mtu}: sent {} frames, malformed {malformed}", got.len()).into());
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Rules on the IPv6 neighbour-discovery fields (not in the flow key): ND messages go
 /// through the slow path one by one and are forwarded by their ND fields, byte for byte;
 /// other packets stay in the fast path.

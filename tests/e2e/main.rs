@@ -227,6 +227,7 @@ fn main() {
         Trial::test("walks_through_namespaces", walks_through_namespaces).with_ignored_flag(!root),
         Trial::test("pcap_flood_byte_for_byte", pcap_flood_byte_for_byte),
         Trial::test("pcap_rules_route_and_rewrite", flows::pcap_rules_route_and_rewrite),
+        Trial::test("pcap_jumbo_frames_with_a_jumbo_mtu", flows::pcap_jumbo_frames_with_a_jumbo_mtu),
         Trial::test("pcap_nd_rules_forward_by_nd_fields", flows::pcap_nd_rules_forward_by_nd_fields),
         Trial::test("pcap_new_flows_at_full_speed", many_flows::new_flows_replayed_at_full_speed_come_out_complete),
         Trial::test("rule_change_applies_to_next_packet", flows::rule_change_applies_to_next_packet)
