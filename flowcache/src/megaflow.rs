@@ -150,11 +150,33 @@ impl Record {
 }
 
 /// Actions and classifier bookkeeping of one slot.
-#[derive(Default)]
 pub(crate) struct Cold {
     pub actions: DpActions,
     /// Subtable holding this flow.
     pub subtable: u32,
+    /// `port` if `actions` is the single action `output(port)`, else
+    /// [`Cold::NOT_ONE_OUTPUT`] (see `BurstLookup::one_output`).
+    pub one_output: u32,
+}
+
+impl Default for Cold {
+    fn default() -> Cold {
+        Cold::new(DpActions::default(), 0)
+    }
+}
+
+impl Cold {
+    /// [`Cold::one_output`] of any other action list (a port of this number is taken as
+    /// not one output: only a burst's shortcut is lost).
+    pub const NOT_ONE_OUTPUT: u32 = u32::MAX;
+
+    fn new(actions: DpActions, subtable: u32) -> Cold {
+        let one_output = match actions.as_slice() {
+            [DpAction::Output(port)] => *port,
+            _ => Cold::NOT_ONE_OUTPUT,
+        };
+        Cold { actions, subtable, one_output }
+    }
 }
 
 /// The storage of megaflows. See the module doc.
@@ -232,7 +254,7 @@ impl Slab {
             bytes: 0,
             used: now,
         };
-        self.cold[i] = Cold { actions, subtable };
+        self.cold[i] = Cold::new(actions, subtable);
         self.len += 1;
         MegaflowId { index, generation }
     }
@@ -244,6 +266,7 @@ impl Slab {
         let r = self.records[i];
         self.records[i] = Record { generation: r.generation.wrapping_add(1), ..Record::FREE };
         let actions = std::mem::take(&mut self.cold[i].actions);
+        self.cold[i].one_output = Cold::NOT_ONE_OUTPUT;
         self.free.push(index);
         self.len -= 1;
         (Megaflow { key: r.key, mask, actions }, r.stats())
