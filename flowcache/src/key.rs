@@ -342,16 +342,8 @@ impl FlowKey {
 /// reaches bits `p..p + 32` of the sum, above them through carries); the final fold
 /// and the 64-bit multiply of [`finish_key_hash`] mix the sum's halves
 /// (`hash_spreads_keys_that_differ_in_one_field` checks the spread).
-const KEY_HASH_MULTIPLIERS: [u64; KEY_WORDS] = [
-    0x3a34_ce63,
-    0x405a_6779,
-    0x1e32_cdf7,
-    0x2776_5f79,
-    0x3bbb_23ff,
-    0x5bf0_c31d,
-    0x3e19_00a7,
-    0x2a16_cd9f,
-];
+const KEY_HASH_MULTIPLIERS: [u64; KEY_WORDS] =
+    [0x3a34_ce63, 0x405a_6779, 0x1e32_cdf7, 0x2776_5f79, 0x3bbb_23ff, 0x5bf0_c31d, 0x3e19_00a7, 0x2a16_cd9f];
 
 /// [`FlowKey::hash`] of the key whose words are `w`. For a caller that has the words in
 /// registers (key extraction builds them before it stores them): inlined there, the
