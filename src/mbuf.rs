@@ -71,7 +71,10 @@ unsafe fn rss(m: *mut sys::rte_mbuf) -> Option<u32> {
     // SAFETY: plain field reads of a valid mbuf; hash.rss is a u32 in a union of PODs.
     unsafe {
         let m = &*m;
-        if m.ol_flags & RX_RSS_HASH != 0 { Some(m.__bindgen_anon_2.hash.rss) } else { None }
+        // Read whether it is valid or not (a plain load, no branch around it): the
+        // caller's own test of the option is then the only one.
+        let rss = m.__bindgen_anon_2.hash.rss;
+        (m.ol_flags & RX_RSS_HASH != 0).then_some(rss)
     }
 }
 

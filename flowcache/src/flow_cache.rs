@@ -229,6 +229,12 @@ pub struct BurstLookup {
     /// Some key of the burst was equal to the key before it (found only where the
     /// burst goes straight to the classifier: the cached path does not look for trains).
     pub trains: bool,
+    /// `Some(port)`: the burst had no trains and every key hit a megaflow whose actions
+    /// are the single action `output(port)`, of one port for all (known from a value
+    /// each megaflow keeps, read once per run of one megaflow), so that a caller need
+    /// not test each value for it. `None` says nothing (a burst with trains is not
+    /// looked at: see `one_train`).
+    pub one_output: Option<u32>,
 }
 
 /// What [`FlowCache::probe_chunk`] found for at most [`MAX_BATCH`] keys.
@@ -243,12 +249,12 @@ struct Probed {
     repeats: u32,
 }
 
-/// The loop of [`FlowCache::finish_chunk`]; with `TRAINS`, a key of `probed.repeats`
+/// The loop of [`FlowCache::finish_chunk`] for a burst with trains: a key of `probed.repeats`
 /// continues the run of the key before it without a look at its slab index or flags
 /// (equal keys: the same result, the same flags word).
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-fn add_runs<'s, V: Copy, const TRAINS: bool>(
+fn add_runs<'s, V: Copy>(
     records: &mut [crate::megaflow::Record],
     cold: &'s [crate::megaflow::Cold],
     keys: &[FlowKey],
@@ -268,7 +274,7 @@ fn add_runs<'s, V: Copy, const TRAINS: bool>(
     let (out, bytes, keys) = (&mut out[..n], &bytes[..n], &keys[..n]);
     let mut i = 0;
     while i < n {
-        if TRAINS && probed.repeats & (1 << i) != 0 {
+        if probed.repeats & (1 << i) != 0 {
             // The whole train at once: the keys from `i` up to the first that is no
             // repeat (`!repeats >> i` has at least one bit: bit 31 or above when the
             // train runs to the end).
@@ -309,6 +315,57 @@ fn add_runs<'s, V: Copy, const TRAINS: bool>(
         h.used = now;
         h.tcp_flags_word |= flags;
     }
+}
+
+/// The statistics pass of a burst without trains: each hit adds its packet to its
+/// megaflow's record at once, and `resolve` is called once per run of keys of one result
+/// (its value copied to the rest of the run).
+///
+/// Without trains, each packet is its own run in the common bursts of many flows (the
+/// EMC path, the direct path at 1,000 flows): summing runs in registers and writing each
+/// run's sums at its end ([`add_runs`]) then cost about 12 instructions per packet more
+/// than adding each packet to its record. A run of one megaflow's packets chains their
+/// additions through memory (store-to-load forwarding, a few cycles a packet), hidden
+/// behind a lookup's tens of instructions a packet; trains, whose packets cost a few
+/// instructions each, keep the sums ([`add_runs`]).
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn add_each<'s, V: Copy>(
+    records: &mut [crate::megaflow::Record],
+    cold: &'s [crate::megaflow::Cold],
+    keys: &[FlowKey],
+    bytes: &[u32],
+    now: u64,
+    probed: &Probed,
+    out: &mut [V],
+    resolve: &mut impl FnMut(Option<(MegaflowId, &'s [DpAction])>) -> V,
+) -> Option<u32> {
+    use crate::key::TCP_FLAGS_WORD;
+    // The run starts as one of misses (`u32::MAX` is no slab index).
+    let miss = resolve(None);
+    let (mut run, mut run_value) = (u32::MAX, miss);
+    // The OR and the AND of the runs' `one_output`: equal only if all were the same.
+    let (mut any, mut all) = (0u32, u32::MAX);
+    let n = out.len().min(bytes.len()).min(keys.len()).min(MAX_BATCH);
+    let (out, bytes, keys) = (&mut out[..n], &bytes[..n], &keys[..n]);
+    for (((slot, &x), &b), key) in out.iter_mut().zip(&probed.idx).zip(bytes).zip(keys) {
+        if x != run {
+            run = x;
+            run_value = match cold.get(x as usize) {
+                Some(c) => {
+                    (any, all) = (any | c.one_output, all & c.one_output);
+                    let id = MegaflowId { index: x, generation: records[x as usize].generation };
+                    resolve(Some((id, c.actions.as_slice())))
+                }
+                None => miss,
+            };
+        }
+        if let Some(r) = records.get_mut(x as usize) {
+            r.add_packet(b, key.w[TCP_FLAGS_WORD], now);
+        }
+        *slot = run_value;
+    }
+    (any == all && any != crate::megaflow::Cold::NOT_ONE_OUTPUT).then_some(any)
 }
 
 /// A megaflow that answers every packet of one port ([`FlowCache::port_wide`]).
@@ -353,10 +410,11 @@ impl FlowCache {
         while start < n {
             let end = (start + MAX_BATCH).min(n);
             let probed = self.probe_chunk(None, &keys[start..end], &hashes[start..end], 0);
-            misses +=
-                self.finish_chunk(&keys[start..end], &bytes[start..end], now, &probed, &mut out[start..end], |r| {
+            misses += self
+                .finish_chunk(&keys[start..end], &bytes[start..end], now, &probed, &mut out[start..end], |r| {
                     r.map(|(id, _)| id)
-                });
+                })
+                .0;
             start = end;
         }
         misses
@@ -416,13 +474,19 @@ impl FlowCache {
         let probed = self.probe_chunk(Some(k.in_port()), &keys[..n], &hashes[..n], known);
         self.counters.misses += (keys.len() - n) as u64;
         let (head, tail) = out[..keys.len()].split_at_mut(n);
-        let misses = self.finish_chunk(&keys[..n], &bytes[..n], now, &probed, head, &mut resolve) + tail.len();
+        let (missed, one_output) = self.finish_chunk(&keys[..n], &bytes[..n], now, &probed, head, &mut resolve);
+        let misses = missed + tail.len();
         if !tail.is_empty() {
             tail.fill(resolve(None));
         }
         // Keys 1..n all repeats of the key before them (bits 1..n of `repeats`).
         let train = (1u64 << n).wrapping_sub(2) as u32;
-        BurstLookup { misses, one_train: misses == 0 && n > 0 && probed.repeats == train, trains: probed.repeats != 0 }
+        BurstLookup {
+            misses,
+            one_train: misses == 0 && n > 0 && probed.repeats == train,
+            trains: probed.repeats != 0,
+            one_output: one_output.filter(|_| misses == 0),
+        }
     }
 
     /// The megaflow that answers every packet from `in_port` whatever its other fields
@@ -635,12 +699,14 @@ impl FlowCache {
     /// and counts the misses (see [`Probed`]).
     ///
     /// Consecutive packets of the same result (a burst of one flow, or of flows that
-    /// share a megaflow; or misses) are one run: their statistics are summed in
-    /// registers and written once per run (adding to the record per packet chains every
-    /// packet's read-modify-write through memory, store-to-load forwarding latency, for
-    /// a one-flow burst), and `resolve` is called once per run. A packet that continues
-    /// its run costs the compare of its slab index, three sums and the copy of the
-    /// run's value; a key of a train (`repeats`) two sums and the copy.
+    /// share a megaflow; or misses) are one run, and `resolve` is called once per run.
+    /// In a burst with trains (`repeats`) the run's statistics are summed in registers
+    /// and written once per run (adding to the record per packet chains every packet's
+    /// read-modify-write through memory, store-to-load forwarding latency, for a
+    /// one-flow burst whose packets cost little else: [`add_runs`]); a key of a train
+    /// costs two sums and the copy of the run's value. Without trains each packet adds
+    /// to its record ([`add_each`]). Also returns the burst's single output port, if
+    /// [`add_each`] found one (see [`BurstLookup::one_output`]).
     #[allow(clippy::too_many_arguments)]
     #[inline(always)]
     fn finish_chunk<'s, V: Copy>(
@@ -651,7 +717,7 @@ impl FlowCache {
         probed: &Probed,
         out: &mut [V],
         mut resolve: impl FnMut(Option<(MegaflowId, &'s [DpAction])>) -> V,
-    ) -> usize {
+    ) -> (usize, Option<u32>) {
         let missed = probed.todo.count_ones() as usize;
         self.counters.misses += missed as u64;
         // The records are written (statistics) while the actions are handed out.
@@ -660,13 +726,14 @@ impl FlowCache {
         // no second bounds check in `records`.
         let slots = records.len().min(cold.len());
         let (records, cold): (_, &'s [crate::megaflow::Cold]) = (&mut records[..slots], &cold[..slots]);
-        // Two copies of the loop: bursts without trains do not pay for testing for them.
-        if probed.repeats != 0 {
-            add_runs::<V, true>(records, cold, keys, bytes, now, probed, out, &mut resolve);
+        // Two loops: bursts without trains do not pay for testing for them.
+        let one_output = if probed.repeats != 0 {
+            add_runs(records, cold, keys, bytes, now, probed, out, &mut resolve);
+            None
         } else {
-            add_runs::<V, false>(records, cold, keys, bytes, now, probed, out, &mut resolve);
-        }
-        missed
+            add_each(records, cold, keys, bytes, now, probed, out, &mut resolve)
+        };
+        (missed, one_output)
     }
 
     /// Looks up one key without touching statistics or caches (for the slow path and
@@ -998,7 +1065,7 @@ mod tests {
         let before = fc.counters();
         let mut got = vec![Some(None); 40];
         let found = fc.lookup_burst(1, &keys, &hashes, &[64; 40], 1, &mut got, |r| Some(r.map(|(id, _)| id)));
-        assert_eq!(found, BurstLookup { misses: 24, one_train: false, trains: false });
+        assert_eq!(found, BurstLookup { misses: 24, one_train: false, trains: false, one_output: None });
         let want: Vec<_> = (0..40).map(|i| Some(if i < MAX_BATCH { ids[i] } else { None })).collect();
         assert_eq!(got, want);
         let after = fc.counters();
@@ -1046,7 +1113,7 @@ mod tests {
         let bytes: Vec<u32> = (0..keys.len() as u32).map(|i| 60 + i).collect();
         let mut got = [None; 12];
         let found = fc.lookup_burst(1, &keys, &hashes, &bytes, 7, &mut got, |r| r.map(|(id, _)| id));
-        assert_eq!(found, BurstLookup { misses: 3, one_train: false, trains: true });
+        assert_eq!(found, BurstLookup { misses: 3, one_train: false, trains: true, one_output: None });
         assert_eq!(got, want);
         let mut batch = [None; 12];
         assert_eq!(fc.lookup_batch(&keys, &hashes, &bytes, 8, &mut batch), 3);

@@ -333,18 +333,17 @@ impl FlowKey {
     }
 }
 
-/// Odd 64-bit constants (from a seeded generator), one per key word, for [`FlowKey::hash`]
-/// (others than the classifier's, so that the two hashes of one key are unrelated).
-const KEY_HASH_MULTIPLIERS: [u64; KEY_WORDS] = [
-    0x3a34_ce63_80fc_0bc5,
-    0xc05a_6778_50dc_981b,
-    0x9e32_cdf7_9483_70bd,
-    0xa776_5f79_6f00_bbef,
-    0xbbbb_23fe_6921_fe53,
-    0x5bf0_c31c_acf1_e17f,
-    0x3e19_00a6_529b_e043,
-    0x2a16_cd9e_d424_ea1f,
-];
+/// Odd constants below 2^31 (bits 32..63 of a seeded generator's words), one per key
+/// word, for [`FlowKey::hash`] (others than the classifier's, so that the two hashes of
+/// one key are unrelated). A multiply by a constant that fits in a sign-extended 32-bit
+/// immediate is one instruction; a 64-bit constant needs a `movabs` before it (six per
+/// packet for the common shapes' six nonzero words). Only a word's bits below 32
+/// spread less far up the product than with 64-bit constants (a difference in bit `p`
+/// reaches bits `p..p + 32` of the sum, above them through carries); the final fold
+/// and the 64-bit multiply of [`finish_key_hash`] mix the sum's halves
+/// (`hash_spreads_keys_that_differ_in_one_field` checks the spread).
+const KEY_HASH_MULTIPLIERS: [u64; KEY_WORDS] =
+    [0x3a34_ce63, 0x405a_6779, 0x1e32_cdf7, 0x2776_5f79, 0x3bbb_23ff, 0x5bf0_c31d, 0x3e19_00a7, 0x2a16_cd9f];
 
 /// [`FlowKey::hash`] of the key whose words are `w`. For a caller that has the words in
 /// registers (key extraction builds them before it stores them): inlined there, the

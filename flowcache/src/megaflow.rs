@@ -110,9 +110,11 @@ pub(crate) struct Record {
     /// one instruction a packet; the flags are read from it in [`Record::stats`]).
     pub tcp_flags_word: u64,
     pub live: bool,
+    // `used` between the two counters: adjacent, the two additions of a packet compiled
+    // to one vector addition that takes six instructions to set up and store.
     pub packets: u64,
-    pub bytes: u64,
     pub used: u64,
+    pub bytes: u64,
 }
 
 // Two cache lines, as the lookup's prefetch assumes.
@@ -131,6 +133,16 @@ impl Record {
         used: 0,
     };
 
+    /// Adds one packet of `bytes` bytes, whose key's word [`crate::key::TCP_FLAGS_WORD`]
+    /// is `flags_word`, seen at `now`.
+    #[inline(always)]
+    pub fn add_packet(&mut self, bytes: u32, flags_word: u64, now: u64) {
+        self.packets += 1;
+        self.bytes += bytes as u64;
+        self.used = now;
+        self.tcp_flags_word |= flags_word;
+    }
+
     pub fn stats(&self) -> MegaflowStats {
         let tcp_flags = crate::key::tcp_flags_of_word(self.tcp_flags_word);
         MegaflowStats { packets: self.packets, bytes: self.bytes, used: self.used, tcp_flags }
@@ -138,11 +150,33 @@ impl Record {
 }
 
 /// Actions and classifier bookkeeping of one slot.
-#[derive(Default)]
 pub(crate) struct Cold {
     pub actions: DpActions,
     /// Subtable holding this flow.
     pub subtable: u32,
+    /// `port` if `actions` is the single action `output(port)`, else
+    /// [`Cold::NOT_ONE_OUTPUT`] (see `BurstLookup::one_output`).
+    pub one_output: u32,
+}
+
+impl Default for Cold {
+    fn default() -> Cold {
+        Cold::new(DpActions::default(), 0)
+    }
+}
+
+impl Cold {
+    /// [`Cold::one_output`] of any other action list (a port of this number is taken as
+    /// not one output: only a burst's shortcut is lost).
+    pub const NOT_ONE_OUTPUT: u32 = u32::MAX;
+
+    fn new(actions: DpActions, subtable: u32) -> Cold {
+        let one_output = match actions.as_slice() {
+            [DpAction::Output(port)] => *port,
+            _ => Cold::NOT_ONE_OUTPUT,
+        };
+        Cold { actions, subtable, one_output }
+    }
 }
 
 /// The storage of megaflows. See the module doc.
@@ -220,7 +254,7 @@ impl Slab {
             bytes: 0,
             used: now,
         };
-        self.cold[i] = Cold { actions, subtable };
+        self.cold[i] = Cold::new(actions, subtable);
         self.len += 1;
         MegaflowId { index, generation }
     }
@@ -232,6 +266,7 @@ impl Slab {
         let r = self.records[i];
         self.records[i] = Record { generation: r.generation.wrapping_add(1), ..Record::FREE };
         let actions = std::mem::take(&mut self.cold[i].actions);
+        self.cold[i].one_output = Cold::NOT_ONE_OUTPUT;
         self.free.push(index);
         self.len -= 1;
         (Megaflow { key: r.key, mask, actions }, r.stats())

@@ -232,6 +232,16 @@ proptest! {
                         }
                         let one_key = !mine.is_empty() && mine.iter().all(|k| *k == mine[0]);
                         prop_assert!(!found.one_train || one_key);
+                        // One output port: reported exactly when the burst had no trains,
+                        // every key hit, and every megaflow's list is that one output.
+                        let port_of = |g: &Option<(MegaflowId, usize)>| match g.map(|(_, l)| lists[l].1.as_slice()) {
+                            Some([DpAction::Output(p)]) => Some(*p),
+                            _ => None,
+                        };
+                        let one_port =
+                            got.first().and_then(port_of).filter(|p| got.iter().all(|g| port_of(g) == Some(*p)));
+                        let want_one_output = one_port.filter(|p| !found.trains && *p != u32::MAX);
+                        prop_assert_eq!(found.one_output, want_one_output, "{:?}", got);
                         // Resolved once per run of keys of one megaflow, with its own actions.
                         let hit_runs = (0..got.len())
                             .filter(|&i| got[i].is_some() && (i == 0 || got[i - 1].map(|g| g.0) != got[i].map(|g| g.0)))

@@ -734,7 +734,14 @@ impl Pipeline for FlowPipeline {
         self.expect_trains = found.trains;
         if m == n {
             // A burst of one flow that hit: every verdict is its megaflow's list.
-            return if found.one_train && out.len() == n { Classified::Uniform } else { Classified::Mixed };
+            if found.one_train && out.len() == n {
+                return Classified::Uniform;
+            }
+            // Every packet hit a megaflow whose list is one output, the same port for all.
+            return match found.one_output {
+                Some(port) if out.len() == n => Classified::OneOutput(port),
+                _ => Classified::Mixed,
+            };
         }
         // Held packets (not looked up) miss, and `miss` parks them behind their key: the
         // verdict of looked-up key `i` moves to its packet's place `burst_pos[i]`
@@ -983,25 +990,55 @@ mod tests {
         let view = |f: &'static [u8]| PacketView { frame: f, rss_hash: None };
         let leak = |f: &Vec<u8>| -> &'static [u8] { Box::leak(f.clone().into_boxed_slice()) };
         let (f1, f2, f3) = (leak(&f1), leak(&f2), leak(&f3));
-        let cases: [(Vec<&'static [u8]>, Classified); 7] = [
+        let f4 = tcp4_frame(&Tcp4 { dst: [10, 8, 8, 8], ..TCP4 });
+        let f5 = tcp4_frame(&Tcp4 { dst: [10, 7, 7, 7], ..TCP4 });
+        // Another megaflow with the same single output, one with two outputs.
+        p.install(3, Megaflow::new(extract(&f4, 1), dst_mask(), vec![DpAction::Output(2)]), 5).unwrap();
+        p.install(4, Megaflow::new(extract(&f5, 1), dst_mask(), vec![DpAction::Output(2), DpAction::Output(3)]), 5)
+            .unwrap();
+        let (f4, f5) = (leak(&f4), leak(&f5));
+        let cases: [(Vec<&'static [u8]>, Classified); 13] = [
             (vec![f1; 32], Classified::Uniform),
             (vec![f1], Classified::Uniform),
-            // Two megaflows, all hits: each verdict must be read.
+            // Two megaflows of two outputs, all hits: each verdict must be read.
             ([vec![f1; 16], vec![f3; 16]].concat(), Classified::Mixed),
             ([vec![f1; 31], vec![f3]].concat(), Classified::Mixed),
-            // One megaflow, two keys: not known without a look at the verdicts.
-            (vec![f1, f2, f1], Classified::Mixed),
-            // A miss.
+            // One megaflow, two keys, no train: its one output.
+            (vec![f1, f2, f1], Classified::OneOutput(2)),
+            // Two megaflows of the same one output, with and without trains (a burst
+            // with trains is not looked at).
+            (vec![f1, f4, f2, f4], Classified::OneOutput(2)),
+            (vec![f4, f1], Classified::OneOutput(2)),
+            (vec![f1, f1, f4], Classified::Mixed),
+            // Another output, two outputs, a miss: not one output.
+            (vec![f1, f4, f3, f4], Classified::Mixed),
+            (vec![f1, f5, f4], Classified::Mixed),
+            (vec![f5, f1], Classified::Mixed),
             (vec![f1, &[0u8; 3]], Classified::Mixed),
             (vec![&[0u8; 3]; 4], Classified::Mixed),
         ];
-        for (i, (frames, want)) in cases.iter().enumerate() {
-            let views: Vec<PacketView<'_>> = frames.iter().map(|f| view(f)).collect();
-            let mut out = vec![Verdict::Miss; views.len()];
-            let got = p.classify(1, &views[..], &mut out);
-            assert_eq!(got, *want, "case {i}");
-            if got == Classified::Uniform {
-                assert!(out.iter().all(|v| *v == out[0]) && out[0] != Verdict::Miss, "case {i}");
+        // The direct path (one subtable), then the caches (no trains found: a burst
+        // of one flow is one output there).
+        for cached in [false, true] {
+            if cached {
+                p.set_direct_max_subtables(0);
+            }
+            for (i, (frames, want)) in cases.iter().enumerate() {
+                let want = match (cached, want) {
+                    (true, Classified::Uniform) if frames.len() > 1 => Classified::OneOutput(2),
+                    (true, _) if i == 7 => Classified::OneOutput(2),
+                    (_, w) => *w,
+                };
+                let views: Vec<PacketView<'_>> = frames.iter().map(|f| view(f)).collect();
+                let mut out = vec![Verdict::Miss; views.len()];
+                let got = p.classify(1, &views[..], &mut out);
+                assert_eq!(got, want, "case {i}, through the caches: {cached}");
+                if got == Classified::Uniform {
+                    assert!(out.iter().all(|v| *v == out[0]) && out[0] != Verdict::Miss, "case {i}");
+                }
+                if let Classified::OneOutput(port) = got {
+                    assert!(out.iter().all(|v| *v == Verdict::Actions(&[DpAction::Output(port)])), "case {i}");
+                }
             }
         }
     }

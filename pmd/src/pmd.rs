@@ -392,9 +392,17 @@ pub(crate) fn process_burst<C: Pipeline>(
     debug_assert!(misses.is_empty() && dropped.is_empty());
     let mut pkts = batch.drain();
     let verdicts = &verdicts[..n];
-    debug_assert!(classified == Classified::Mixed || verdicts.iter().all(|v| *v == verdicts[0]), "{verdicts:?}");
+    debug_assert!(
+        match classified {
+            Classified::Uniform => verdicts.iter().all(|v| *v == verdicts[0]),
+            Classified::OneOutput(port) => verdicts.iter().all(|&v| single_output(v) == Some(port)),
+            Classified::Mixed => true,
+        },
+        "{classified:?} {verdicts:?}"
+    );
     let one_output = match classified {
         Classified::Uniform => verdicts.first().and_then(|&v| single_output(v)),
+        Classified::OneOutput(port) => Some(port),
         Classified::Mixed => one_output_for_all(verdicts),
     };
     if !any_malformed && let Some(port) = one_output {
