@@ -126,7 +126,9 @@ pub(crate) fn write_field_value(w: &mut impl Write, f: &FieldDef, m: Masked<u128
             write_mac(w, mask)
         }
         ValueKind::Ethernet => write_mac(w, value),
-        ValueKind::Ipv4 => prefix_or_mask(w, Ipv4Addr::from(value as u32), Ipv4Addr::from(mask as u32), mask, 32),
+        ValueKind::Ipv4 => {
+            prefix_or_mask(w, Dotted(Ipv4Addr::from(value as u32)), Dotted(Ipv4Addr::from(mask as u32)), mask, 32)
+        }
         ValueKind::Ipv6 => prefix_or_mask(w, Ipv6Addr::from(value), Ipv6Addr::from(mask), mask, 128),
         // As many digits as the largest value has (`dl_type` 4, `ipv6_label` 5), as OVS.
         ValueKind::Hex { max } if masked => {
@@ -139,7 +141,12 @@ pub(crate) fn write_field_value(w: &mut impl Write, f: &FieldDef, m: Masked<u128
         ValueKind::Frag => frag(w, value, mask),
         ValueKind::TcpFlags => tcp_flags(w, value as u16, mask as u16),
         ValueKind::Dscp => write!(w, "{}", value >> 2),
-        ValueKind::Decimal { .. } | ValueKind::Tos => write!(w, "{value}"),
+        // (A u128 formats through 128-bit divisions; the values of these fields fit 64 bits
+        // but for `xxreg`s.)
+        ValueKind::Decimal { .. } | ValueKind::Tos => match u64::try_from(value) {
+            Ok(v) => write!(w, "{v}"),
+            Err(_) => write!(w, "{value}"),
+        },
         // Printed as part of the TCI by the caller.
         ValueKind::VlanVid => write!(w, "{}", value & 0x0fff),
         ValueKind::VlanPcp => write!(w, "{}", value >> 13),
@@ -151,9 +158,48 @@ fn hex_digits(max: u64) -> usize {
     (64 - max.leading_zeros()).div_ceil(4) as usize
 }
 
+/// An Ethernet address as `xx:xx:xx:xx:xx:xx`, written from a stack buffer (six `{:02x}`
+/// through `core::fmt` cost several times more, once per MAC of every rule printed).
 fn write_mac(w: &mut impl Write, v: u128) -> fmt::Result {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let b = (v as u64).to_be_bytes();
-    write!(w, "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", b[2], b[3], b[4], b[5], b[6], b[7])
+    let mut buf = [b':'; 17];
+    for (i, &x) in b[2..].iter().enumerate() {
+        buf[3 * i] = HEX[usize::from(x >> 4)];
+        buf[3 * i + 1] = HEX[usize::from(x & 15)];
+    }
+    w.write_str(std::str::from_utf8(&buf).map_err(|_| fmt::Error)?)
+}
+
+/// An IPv4 address in dotted decimal, written from a stack buffer: `Ipv4Addr`'s own
+/// `Display` formats each octet through `core::fmt`, which was the largest single cost of
+/// printing a million rules for the write-back. No padding or width is honoured (rules
+/// never ask for any).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Dotted(pub Ipv4Addr);
+
+impl fmt::Display for Dotted {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut buf = [0u8; 15];
+        let mut n = 0;
+        for (i, &o) in self.0.octets().iter().enumerate() {
+            if i > 0 {
+                buf[n] = b'.';
+                n += 1;
+            }
+            if o >= 100 {
+                buf[n] = b'0' + o / 100;
+                n += 1;
+            }
+            if o >= 10 {
+                buf[n] = b'0' + o / 10 % 10;
+                n += 1;
+            }
+            buf[n] = b'0' + o % 10;
+            n += 1;
+        }
+        f.write_str(std::str::from_utf8(&buf[..n]).map_err(|_| fmt::Error)?)
+    }
 }
 
 fn prefix_or_mask<A: fmt::Display>(w: &mut impl Write, value: A, mask_addr: A, mask: u128, width: u32) -> fmt::Result {
@@ -229,4 +275,27 @@ pub(crate) fn write_slot<W: Write>(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The stack-buffer writers print what `core::fmt` prints: every octet value in every
+    /// position of an address, and MACs of every byte value.
+    #[test]
+    fn dotted_and_mac_print_as_core_fmt_does() {
+        for o in 0..=255u8 {
+            for a in [[o, 0, 0, 0], [1, o, 2, 3], [255, 255, o, 9], [10, 0, 0, o], [o, o, o, o]] {
+                let ip = Ipv4Addr::from(a);
+                assert_eq!(Dotted(ip).to_string(), ip.to_string());
+            }
+            let mac = u128::from(u64::from_be_bytes([0, 0, o, o ^ 0x5a, 0, 0xff, o.wrapping_mul(7), 1]));
+            let b = (mac as u64).to_be_bytes();
+            let want = format!("{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", b[2], b[3], b[4], b[5], b[6], b[7]);
+            let mut got = String::new();
+            write_mac(&mut got, mac).unwrap();
+            assert_eq!(got, want);
+        }
+    }
 }
