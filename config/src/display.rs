@@ -10,7 +10,7 @@
 //! the closest form and is documented as lossy.
 
 use crate::field::{MatchSlot, SHORTHANDS};
-use crate::field_value::{write_field_value, write_slot};
+use crate::field_value::{Dotted, Mac, write_field_value, write_slot};
 use crate::flow_parse::MatchSpec;
 use crate::ports::LOCAL_PORT;
 use crate::rules::{Action, Masked, Match, Resubmit, Rule, SetField, Subfield, SubfieldField};
@@ -25,16 +25,6 @@ impl Display for PortName {
             LOCAL_PORT => f.write_str("LOCAL"),
             n => write!(f, "{n}"),
         }
-    }
-}
-
-/// A MAC address as `00:11:22:33:44:55`.
-struct Mac([u8; 6]);
-
-impl Display for Mac {
-    fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
-        let m = self.0;
-        write!(f, "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", m[0], m[1], m[2], m[3], m[4], m[5])
     }
 }
 
@@ -168,8 +158,8 @@ impl Display for SetField {
             SetField::DlDst(m) => write!(f, "mod_dl_dst:{}", Mac(m)),
             SetField::VlanVid(v) => write!(f, "set_field:{}->vlan_vid", v | 0x1000),
             SetField::VlanPcp(p) => write!(f, "set_field:{p}->vlan_pcp"),
-            SetField::NwSrc(a) => write!(f, "mod_nw_src:{}", crate::field_value::Dotted(a)),
-            SetField::NwDst(a) => write!(f, "mod_nw_dst:{}", crate::field_value::Dotted(a)),
+            SetField::NwSrc(a) => write!(f, "mod_nw_src:{}", Dotted(a)),
+            SetField::NwDst(a) => write!(f, "mod_nw_dst:{}", Dotted(a)),
             SetField::Ipv6Src(a) => write!(f, "set_field:{a}->ipv6_src"),
             SetField::Ipv6Dst(a) => write!(f, "set_field:{a}->ipv6_dst"),
             SetField::Ipv6Label(l) => write!(f, "set_field:{l:#x}->ipv6_label"),

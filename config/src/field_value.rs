@@ -158,17 +158,27 @@ fn hex_digits(max: u64) -> usize {
     (64 - max.leading_zeros()).div_ceil(4) as usize
 }
 
-/// An Ethernet address as `xx:xx:xx:xx:xx:xx`, written from a stack buffer (six `{:02x}`
-/// through `core::fmt` cost several times more, once per MAC of every rule printed).
 fn write_mac(w: &mut impl Write, v: u128) -> fmt::Result {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
     let b = (v as u64).to_be_bytes();
-    let mut buf = [b':'; 17];
-    for (i, &x) in b[2..].iter().enumerate() {
-        buf[3 * i] = HEX[usize::from(x >> 4)];
-        buf[3 * i + 1] = HEX[usize::from(x & 15)];
+    write!(w, "{}", Mac([b[2], b[3], b[4], b[5], b[6], b[7]]))
+}
+
+/// An Ethernet address as `xx:xx:xx:xx:xx:xx` (matches and `mod_dl_src`/`mod_dl_dst`),
+/// written from a stack buffer: six `{:02x}` through `core::fmt` cost several times more,
+/// once per MAC of every rule printed. No padding or width is honoured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Mac(pub [u8; 6]);
+
+impl fmt::Display for Mac {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut buf = [b':'; 17];
+        for (i, &x) in self.0.iter().enumerate() {
+            buf[3 * i] = HEX[usize::from(x >> 4)];
+            buf[3 * i + 1] = HEX[usize::from(x & 15)];
+        }
+        f.write_str(std::str::from_utf8(&buf).map_err(|_| fmt::Error)?)
     }
-    w.write_str(std::str::from_utf8(&buf).map_err(|_| fmt::Error)?)
 }
 
 /// An IPv4 address in dotted decimal, written from a stack buffer: `Ipv4Addr`'s own
