@@ -33,9 +33,12 @@
 //!   internal port, [`crate::ports::LOCAL_PORT`]); `TABLE` and `NONE` are refused:
 //!   `TABLE` is for packet-outs only.
 
+use std::sync::OnceLock;
+
 use crate::field::{Access, PipelineField, Prereq};
 use crate::flow_syntax::split_actions;
 use crate::match_builder::Locate;
+use crate::name_index::NameIndex;
 use crate::rule_error::RuleError;
 use crate::rules::{Action, Match, PacketField, Position, Resubmit, SetField, Subfield, SubfieldField};
 use crate::values::{
@@ -150,27 +153,25 @@ pub const SET_FIELD_NAMES: [&str; 47] = [
 
 /// One parsed action, before the list is checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct ParsedAction {
+pub(crate) struct ParsedAction<'a> {
     /// `None` for `drop`.
     pub action: Option<Action>,
     pub position: Position,
-    pub name: String,
+    /// The action's name as written (for errors).
+    pub name: &'a str,
     pub prereq: Option<ActionPrereq>,
     /// The actions of `clone(...)`, checked with the list they are in.
-    pub nested: Vec<ParsedAction>,
+    pub nested: Vec<ParsedAction<'a>>,
 }
 
 /// Parses one action list (`output:2,mod_vlan_vid:10`); `locate` maps byte offsets in
 /// `text` to positions.
-pub(crate) fn parse_action_text(text: &str, locate: Locate<'_>) -> Result<Vec<ParsedAction>, RuleError> {
+pub(crate) fn parse_action_text<'a>(text: &'a str, locate: Locate<'_>) -> Result<Vec<ParsedAction<'a>>, RuleError> {
     let pieces = split_actions(text, 0).map_err(|e| RuleError::new(locate(e.offset), e.reason))?;
     let mut out = Vec::with_capacity(pieces.len());
     for p in pieces {
         let position = locate(p.offset);
-        let known = p.name.starts_with(|c: char| c.is_ascii_digit())
-            // Reserved ports ferrovs lacks: refused below with their own reason.
-            || ["local", "table", "none", "any"].iter().any(|r| r.eq_ignore_ascii_case(p.name))
-            || ACTION_NAMES.iter().any(|n| n.eq_ignore_ascii_case(p.name));
+        let known = p.name.starts_with(|c: char| c.is_ascii_digit()) || known_action_name(p.name);
         if !known {
             return Err(unsupported(p.name, position));
         }
@@ -241,11 +242,10 @@ pub(crate) fn parse_action_text(text: &str, locate: Locate<'_>) -> Result<Vec<Pa
             }
             "set_field" => {
                 if let Some(loads) = parse_pipeline_set_field(arg()?, &arg_at)? {
-                    let name = p.name.to_string();
                     out.extend(loads.into_iter().map(|a| ParsedAction {
                         action: Some(a),
                         position,
-                        name: name.clone(),
+                        name: p.name,
                         prereq: None,
                         nested: Vec::new(),
                     }));
@@ -261,11 +261,10 @@ pub(crate) fn parse_action_text(text: &str, locate: Locate<'_>) -> Result<Vec<Pa
             }
             "load" => {
                 let (actions, prereq) = parse_load(arg()?, &arg_at)?;
-                let name = p.name.to_string();
                 out.extend(actions.into_iter().map(|a| ParsedAction {
                     action: Some(a),
                     position,
-                    name: name.clone(),
+                    name: p.name,
                     prereq,
                     nested: Vec::new(),
                 }));
@@ -280,13 +279,7 @@ pub(crate) fn parse_action_text(text: &str, locate: Locate<'_>) -> Result<Vec<Pa
                 let nested = parse_action_text(arg()?, &|off| arg_at(off))?;
                 let action =
                     if p.name == "clone" { Action::Clone(Vec::new()) } else { Action::WriteActions(Vec::new()) };
-                out.push(ParsedAction {
-                    action: Some(action),
-                    position,
-                    name: p.name.to_string(),
-                    prereq: None,
-                    nested,
-                });
+                out.push(ParsedAction { action: Some(action), position, name: p.name, prereq: None, nested });
                 continue;
             }
             "write_metadata" => {
@@ -316,7 +309,7 @@ pub(crate) fn parse_action_text(text: &str, locate: Locate<'_>) -> Result<Vec<Pa
             }
             name => return Err(unsupported(name, position)),
         };
-        out.push(ParsedAction { action, position, name: p.name.to_string(), prereq, nested: Vec::new() });
+        out.push(ParsedAction { action, position, name: p.name, prereq, nested: Vec::new() });
     }
     Ok(out)
 }
@@ -360,16 +353,34 @@ fn unsupported(name: &str, position: Position) -> RuleError {
 /// Reserved port names usable as actions: `Some(Ok(action))`, `Some(Err(reason))` for
 /// a reserved port ferrovs does not have, `None` for anything else.
 fn reserved_port(name: &str) -> Option<Result<Action, String>> {
-    match name.to_ascii_lowercase().as_str() {
-        "in_port" => Some(Ok(Action::InPort)),
-        "flood" => Some(Ok(Action::Flood)),
-        "all" => Some(Ok(Action::All)),
-        "normal" => Some(Ok(Action::Normal)),
-        "controller" => Some(Ok(Action::Controller { max_len: u16::MAX })),
-        "local" => Some(Ok(Action::Output(crate::ports::LOCAL_PORT))),
-        "table" | "none" | "any" => Some(Err(format!("reserved port `{name}` is not supported in a rule"))),
-        _ => None,
+    let is = |n: &str| name.eq_ignore_ascii_case(n);
+    if is("in_port") {
+        Some(Ok(Action::InPort))
+    } else if is("flood") {
+        Some(Ok(Action::Flood))
+    } else if is("all") {
+        Some(Ok(Action::All))
+    } else if is("normal") {
+        Some(Ok(Action::Normal))
+    } else if is("controller") {
+        Some(Ok(Action::Controller { max_len: u16::MAX }))
+    } else if is("local") {
+        Some(Ok(Action::Output(crate::ports::LOCAL_PORT)))
+    } else if is("table") || is("none") || is("any") {
+        Some(Err(format!("reserved port `{name}` is not supported in a rule")))
+    } else {
+        None
     }
+}
+
+/// Whether `name` is one of [`ACTION_NAMES`] or a reserved port ferrovs lacks (refused
+/// later with its own reason), without case, in one probe of an index of them.
+fn known_action_name(name: &str) -> bool {
+    static INDEX: OnceLock<NameIndex<()>> = OnceLock::new();
+    let index = INDEX.get_or_init(|| {
+        NameIndex::new(["local", "table", "none", "any"].into_iter().chain(ACTION_NAMES).map(|n| (n, ())), true)
+    });
+    index.get(name).is_some()
 }
 
 /// A TOS byte whose ECN bits are zero, as the six-bit DSCP.
@@ -724,7 +735,7 @@ fn parse_resubmit(arg: &str, arg_at: &dyn Fn(usize) -> Position, position: Posit
 }
 
 /// Checks a whole action list against the rule's match and table.
-pub(crate) fn check_actions(parsed: Vec<ParsedAction>, m: &Match, table: u8) -> Result<Vec<Action>, RuleError> {
+pub(crate) fn check_actions(parsed: Vec<ParsedAction<'_>>, m: &Match, table: u8) -> Result<Vec<Action>, RuleError> {
     check_list(parsed, m, table, &mut crate::rules::VlanTags::of_match(m), Nest::Rule)
 }
 
@@ -757,7 +768,7 @@ fn instruction_stage(a: &Action) -> usize {
 /// [`check_actions`] of one list (see [`Nest`]). `tagged`: what is known of the packet's
 /// VLAN tags at the start of the list (updated to its end).
 fn check_list(
-    parsed: Vec<ParsedAction>,
+    parsed: Vec<ParsedAction<'_>>,
     m: &Match,
     table: u8,
     tagged: &mut crate::rules::VlanTags,
@@ -873,6 +884,20 @@ mod tests {
     use crate::parse_flow;
     use crate::rules::{Action, Resubmit, SetField};
     use std::net::{Ipv4Addr, Ipv6Addr};
+
+    /// The index of action names answers as the list does, without case.
+    #[test]
+    fn known_action_names_are_the_list_without_case() {
+        use super::{ACTION_NAMES, known_action_name};
+        for n in ACTION_NAMES.iter().chain(&["local", "table", "none", "any"]) {
+            for name in [n.to_string(), n.to_ascii_uppercase(), n[..1].to_ascii_uppercase() + &n[1..]] {
+                assert!(known_action_name(&name), "{name}");
+            }
+        }
+        for name in ["", "outpu", "output_", "mod_nw", "frobnicate", "loca", "tables"] {
+            assert!(!known_action_name(name), "{name}");
+        }
+    }
 
     /// The actions of `match,actions=ACTIONS`.
     fn acts(matches: &str, actions: &str) -> Vec<Action> {

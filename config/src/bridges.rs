@@ -9,7 +9,7 @@
 use crate::action_parse::{ParsedAction, parse_action_text};
 use crate::config::{BridgeConfig, PortConfig};
 use crate::error::ConfigError;
-use crate::field::SHORTHANDS;
+use crate::field::{SHORTHANDS, shorthand_by_name};
 use crate::flow_parse::{finish_rule, line_locator, parse_flow_located};
 use crate::group_parse::parse_group_located;
 use crate::match_builder::{Mode, RuleBuilder};
@@ -364,7 +364,7 @@ fn check_bridge_rules(rules: &[Sourced], groups: &Groups) -> Result<(), ConfigEr
 /// shorthand, and `actions` is a string or an array of strings.
 fn rule_from_table(r: &Spanned<RawRule>, key: &str, ctx: &Ctx<'_>) -> Result<Rule, ConfigError> {
     let mut builder = RuleBuilder::new(Mode::Flow);
-    let mut actions: Option<Vec<ParsedAction>> = None;
+    let mut actions: Option<Vec<ParsedAction<'_>>> = None;
     for (k, v) in &r.get_ref().fields {
         let name = k.get_ref().as_str();
         let fkey = format!("{key}.{name}");
@@ -378,7 +378,11 @@ fn rule_from_table(r: &Spanned<RawRule>, key: &str, ctx: &Ctx<'_>) -> Result<Rul
 }
 
 /// `actions = "A,B"` or `actions = ["A", "B"]`.
-fn table_actions(v: &Spanned<RuleValue>, fkey: &str, ctx: &Ctx<'_>) -> Result<Vec<ParsedAction>, ConfigError> {
+fn table_actions<'a>(
+    v: &'a Spanned<RuleValue>,
+    fkey: &str,
+    ctx: &Ctx<'_>,
+) -> Result<Vec<ParsedAction<'a>>, ConfigError> {
     let rerr = |e: RuleError| ctx.rule_err(fkey, e);
     match v.get_ref() {
         RuleValue::Str(s) => parse_action_text(s, &ctx.map.string_locator(v.span(), s)).map_err(rerr),
@@ -403,7 +407,7 @@ fn table_proto(
 ) -> Result<(), ConfigError> {
     let at = v.span().start;
     match v.get_ref() {
-        RuleValue::Str(s) if !SHORTHANDS.iter().any(|sh| sh.name == s) => {
+        RuleValue::Str(s) if shorthand_by_name(s).is_none() => {
             let names: Vec<&str> = SHORTHANDS.iter().map(|sh| sh.name).collect();
             Err(ctx.err(at, fkey, format!("`{s}` is not one of {}", names.join(", "))))
         }

@@ -28,6 +28,9 @@
 
 use crate::rules::{Masked, Match, PacketField, SetField, SubfieldField};
 use std::net::{Ipv4Addr, Ipv6Addr};
+use std::sync::OnceLock;
+
+use crate::name_index::NameIndex;
 
 /// EtherTypes and IP protocols the shorthands and prerequisites refer to.
 pub(crate) mod proto {
@@ -63,7 +66,7 @@ const fn sh(name: &'static str, dl_type: u16, nw_proto: Option<u8>) -> Shorthand
 }
 
 /// The shorthands, in the order `ovs-ofctl` documents them.
-pub(crate) const SHORTHANDS: [Shorthand; 14] = [
+pub(crate) static SHORTHANDS: [Shorthand; 14] = [
     sh("ip", ETH_IPV4, None),
     sh("ipv6", ETH_IPV6, None),
     sh("arp", ETH_ARP, None),
@@ -869,7 +872,46 @@ impl SubfieldField {
 
 /// The field called `name` (canonical or alias).
 pub fn field_by_name(name: &str) -> Option<&'static FieldDef> {
-    FIELDS.iter().find(|f| f.is_named(name))
+    field_entry(name).map(|(_, f)| f)
+}
+
+/// [`field_by_name`], with the name as the table spells it (a `'static` string equal to
+/// `name`: the field's name or one of its aliases).
+pub(crate) fn field_entry(name: &str) -> Option<(&'static str, &'static FieldDef)> {
+    match key_by_name(name)? {
+        KeyName::Field(name, f) => Some((name, f)),
+        KeyName::Shorthand(_) => None,
+    }
+}
+
+/// The shorthand named `name` (`tcp`, `ip6`...).
+pub(crate) fn shorthand_by_name(name: &str) -> Option<&'static Shorthand> {
+    match key_by_name(name)? {
+        KeyName::Shorthand(s) => Some(s),
+        KeyName::Field(..) => None,
+    }
+}
+
+/// What a key of a match names: a shorthand or a field of [`FIELDS`] (with the name as
+/// the table spells it). No name is both (a test holds the tables to that), so one
+/// lookup answers both questions.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum KeyName {
+    Shorthand(&'static Shorthand),
+    Field(&'static str, &'static FieldDef),
+}
+
+/// The shorthand or field named `name`, in one probe of an index of both tables.
+pub(crate) fn key_by_name(name: &str) -> Option<KeyName> {
+    static INDEX: OnceLock<NameIndex<KeyName>> = OnceLock::new();
+    let index = INDEX.get_or_init(|| {
+        let shorthands = SHORTHANDS.iter().map(|s| (s.name, KeyName::Shorthand(s)));
+        let fields = FIELDS.iter().flat_map(|f| {
+            std::iter::once(f.name).chain(f.aliases.iter().copied()).map(move |n| (n, KeyName::Field(n, f)))
+        });
+        NameIndex::new(shorthands.chain(fields), false)
+    });
+    index.get(name)
 }
 
 fn mac_bits(m: [u8; 6]) -> u128 {
@@ -968,6 +1010,20 @@ impl Match {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The indexes answer what a search of the tables in order answers, for every name
+    /// and alias, shorthand, and names that are neither.
+    #[test]
+    fn lookups_by_name_answer_as_the_tables() {
+        let all = FIELDS.iter().flat_map(|f| std::iter::once(f.name).chain(f.aliases.iter().copied()));
+        let others = ["", "nw", "NW_DST", "tcp", "ip6", "reg0", "priority", "actions", "tp_dst_"];
+        for name in all.chain(SHORTHANDS.iter().map(|s| s.name)).chain(others) {
+            let by_table = FIELDS.iter().find(|f| f.is_named(name)).map(|f| f as *const FieldDef);
+            assert_eq!(field_by_name(name).map(|f| f as *const FieldDef), by_table, "{name}");
+            let by_table = SHORTHANDS.iter().find(|s| s.name == name).map(|s| s as *const Shorthand);
+            assert_eq!(shorthand_by_name(name).map(|s| s as *const Shorthand), by_table, "{name}");
+        }
+    }
 
     #[test]
     fn every_name_is_unique_and_every_slot_has_a_printed_field() {

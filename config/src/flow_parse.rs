@@ -70,7 +70,7 @@ fn parse_fields<'a>(
 /// Turns a finished builder plus parsed actions into a rule.
 pub(crate) fn finish_rule(
     builder: RuleBuilder,
-    actions: Option<Vec<ParsedAction>>,
+    actions: Option<Vec<ParsedAction<'_>>>,
     end: Position,
 ) -> Result<Rule, RuleError> {
     let table = builder.table.unwrap_or(0);

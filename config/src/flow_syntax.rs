@@ -37,30 +37,60 @@ pub(crate) struct SyntaxError {
 }
 
 fn is_separator(b: u8) -> bool {
-    matches!(b, b',' | b' ' | b'\t' | b'\r' | b'\n')
+    BYTE_CLASS[usize::from(b)] == SEPARATOR
 }
 
-/// Ends the token starting at `start`: the first separator outside parentheses.
-fn token_end(s: &str, start: usize) -> Result<usize, SyntaxError> {
+/// What a byte is to [`token_end`], looked up per byte: most bytes of a line are
+/// ordinary, and the test of one is then a load and a compare.
+const ORDINARY: u8 = 0;
+const SEPARATOR: u8 = 1;
+const OPEN: u8 = 2;
+const CLOSE: u8 = 3;
+const EQUALS: u8 = 4;
+static BYTE_CLASS: [u8; 256] = {
+    let mut class = [ORDINARY; 256];
+    class[b',' as usize] = SEPARATOR;
+    class[b' ' as usize] = SEPARATOR;
+    class[b'\t' as usize] = SEPARATOR;
+    class[b'\r' as usize] = SEPARATOR;
+    class[b'\n' as usize] = SEPARATOR;
+    class[b'(' as usize] = OPEN;
+    class[b')' as usize] = CLOSE;
+    class[b'=' as usize] = EQUALS;
+    class
+};
+
+/// Ends the token starting at `start`: the first separator outside parentheses. Also
+/// returns the first `=` in the token, which splits a field's key from its value (found
+/// in this pass rather than by a search of the token after it).
+fn token_end(s: &str, start: usize) -> Result<(usize, Option<usize>), SyntaxError> {
     let bytes = s.as_bytes();
     let mut depth = 0usize;
     let mut open_at = start;
+    let mut equals = None;
     let mut i = start;
     while i < bytes.len() {
-        match bytes[i] {
-            b'(' => {
+        let class = BYTE_CLASS[usize::from(bytes[i])];
+        if class == ORDINARY {
+            i += 1;
+            continue;
+        }
+        match class {
+            EQUALS if equals.is_none() => equals = Some(i),
+            EQUALS => {}
+            OPEN => {
                 if depth == 0 {
                     open_at = i;
                 }
                 depth += 1;
             }
-            b')' => {
+            CLOSE => {
                 if depth == 0 {
                     return Err(SyntaxError { offset: i, reason: "`)` without a matching `(`".into() });
                 }
                 depth -= 1;
             }
-            b if depth == 0 && is_separator(b) => return Ok(i),
+            _ if depth == 0 => return Ok((i, equals)),
             _ => {}
         }
         i += 1;
@@ -68,7 +98,7 @@ fn token_end(s: &str, start: usize) -> Result<usize, SyntaxError> {
     if depth > 0 {
         return Err(SyntaxError { offset: open_at, reason: "`(` without a matching `)`".into() });
     }
-    Ok(i)
+    Ok((i, equals))
 }
 
 fn skip_separators(s: &str, mut i: usize) -> usize {
@@ -86,11 +116,10 @@ pub(crate) fn split_line(s: &str) -> Result<SplitLine<'_>, SyntaxError> {
     let mut fields = Vec::with_capacity(8);
     let mut i = skip_separators(s, 0);
     while i < s.len() {
-        let end = token_end(s, i)?;
-        let token = &s[i..end];
-        let piece = match token.split_once('=') {
-            None => Piece { key: token, key_offset: i, value: None, value_offset: end },
-            Some((key, value)) => Piece { key, key_offset: i, value: Some(value), value_offset: i + key.len() + 1 },
+        let (end, equals) = token_end(s, i)?;
+        let piece = match equals {
+            None => Piece { key: &s[i..end], key_offset: i, value: None, value_offset: end },
+            Some(eq) => Piece { key: &s[i..eq], key_offset: i, value: Some(&s[eq + 1..end]), value_offset: eq + 1 },
         };
         if piece.key.is_empty() {
             return Err(SyntaxError { offset: i, reason: "missing field name before `=`".into() });
@@ -124,7 +153,7 @@ pub(crate) fn split_actions(s: &str, base: usize) -> Result<Vec<ActionPiece<'_>>
     let mut out = Vec::new();
     let mut i = skip_separators(s, 0);
     while i < s.len() {
-        let end = token_end(s, i).map_err(|e| SyntaxError { offset: e.offset + base, ..e })?;
+        let (end, _) = token_end(s, i).map_err(|e| SyntaxError { offset: e.offset + base, ..e })?;
         let text = &s[i..end];
         let colon = text.find(':');
         let paren = text.find('(');

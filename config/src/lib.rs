@@ -24,6 +24,7 @@ mod flow_syntax;
 mod group_parse;
 mod hugepages;
 mod match_builder;
+mod name_index;
 pub mod openflow;
 pub mod persist;
 mod ports;

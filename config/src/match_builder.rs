@@ -28,9 +28,7 @@
 //! inside the value to a [`Position`], so the TOML `[[bridge.rule]]` form, which has no
 //! ofctl line, reports positions in the TOML file.
 
-use crate::field::{
-    FieldDef, Masking, MatchSlot, PipelineField, Prereq, SHORTHANDS, Shorthand, ValueKind, field_by_name,
-};
+use crate::field::{FieldDef, KeyName, Masking, MatchSlot, PipelineField, Prereq, Shorthand, ValueKind, key_by_name};
 use crate::field_value::{ParseFailure, parse_field_value};
 use crate::rule_error::RuleError;
 use crate::rules::{Masked, Match, Position};
@@ -76,9 +74,33 @@ pub(crate) struct RuleBuilder {
     /// The `send_flow_rem` flag (a keyword without value).
     pub send_flow_rem: bool,
     m: Match,
-    prereqs: Vec<(Prereq, String, Position)>,
+    /// Each field with a prerequisite as it was given (its name as written), checked
+    /// when the match is whole.
+    prereqs: Prereqs,
     /// Neighbour-discovery fields given, for their ICMPv6 type check.
-    nd_fields: Vec<(MatchSlot, String, Position)>,
+    nd_fields: Vec<(MatchSlot, &'static str, Position)>,
+}
+
+/// The fields with a prerequisite of one rule, in order: the first few in place (a rule
+/// line names a handful of fields; a vector per line was an allocation per rule of a
+/// million-line file), more in a vector.
+#[derive(Debug, Default)]
+struct Prereqs {
+    inline: [Option<(Prereq, &'static str, Position)>; 8],
+    more: Vec<(Prereq, &'static str, Position)>,
+}
+
+impl Prereqs {
+    fn push(&mut self, p: (Prereq, &'static str, Position)) {
+        match self.inline.iter_mut().find(|s| s.is_none()) {
+            Some(slot) => *slot = Some(p),
+            None => self.more.push(p),
+        }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &(Prereq, &'static str, Position)> {
+        self.inline.iter().map_while(Option::as_ref).chain(&self.more)
+    }
 }
 
 impl RuleBuilder {
@@ -92,7 +114,7 @@ impl RuleBuilder {
             hard_timeout: None,
             send_flow_rem: false,
             m: Match::default(),
-            prereqs: Vec::new(),
+            prereqs: Prereqs::default(),
             nd_fields: Vec::new(),
         }
     }
@@ -106,7 +128,8 @@ impl RuleBuilder {
         value: Option<&str>,
         locate: Locate<'_>,
     ) -> Result<(), RuleError> {
-        if let Some(sh) = SHORTHANDS.iter().find(|s| s.name == key) {
+        let name = key_by_name(key);
+        if let Some(KeyName::Shorthand(sh)) = name {
             return self.apply_shorthand(sh, value, key_pos);
         }
         // OVS's `eth` is `packet_type=(0,0)`, an Ethernet frame: every packet a bridge
@@ -133,7 +156,10 @@ impl RuleBuilder {
             };
             return self.apply_pipeline(pf, key, key_pos, text, locate);
         }
-        let field = field_by_name(key);
+        let field = match name {
+            Some(KeyName::Field(name, f)) => Some((name, f)),
+            _ => None,
+        };
         let Some(text) = value else {
             if field.is_some() || PROPERTIES.contains(&key) {
                 return Err(RuleError::new(key_pos, format!("`{key}` needs a value (`{key}=...`)")));
@@ -141,7 +167,7 @@ impl RuleBuilder {
             return Err(unknown(key, key_pos));
         };
         match field {
-            Some(f) => self.apply_field(f, key, key_pos, text, locate),
+            Some((name, f)) => self.apply_field(f, name, key_pos, text, locate),
             None => self.apply_property(key, key_pos, text, locate),
         }
     }
@@ -237,11 +263,11 @@ impl RuleBuilder {
         Ok(())
     }
 
-    /// A match field of the table.
+    /// A match field of the table; `key` is its name as written (the table's spelling).
     fn apply_field(
         &mut self,
         f: &FieldDef,
-        key: &str,
+        key: &'static str,
         key_pos: Position,
         text: &str,
         locate: Locate<'_>,
@@ -250,10 +276,10 @@ impl RuleBuilder {
             check_packet_value(f, key, text, locate)?;
         }
         if let Some(p) = f.prereq {
-            self.prereqs.push((p, key.to_string(), key_pos));
+            self.prereqs.push((p, key, key_pos));
         }
         if f.slot.nd_icmp_types().is_some() {
-            self.nd_fields.push((f.slot, key.to_string(), key_pos));
+            self.nd_fields.push((f.slot, key, key_pos));
         }
         let v = parse_field_value(f, key, text, self.mode == Mode::Packet).map_err(|e| match e {
             ParseFailure::Value(e) => invalid(key, e, locate),
@@ -276,7 +302,7 @@ impl RuleBuilder {
     /// Checks the fields as a whole and returns the match. `end` is the position used for
     /// errors about something missing (e.g. a packet without `in_port`).
     pub(crate) fn finish(mut self, end: Position) -> Result<Match, RuleError> {
-        for (prereq, key, pos) in &self.prereqs {
+        for (prereq, key, pos) in self.prereqs.iter() {
             if !prereq.holds(self.m.dl_type, self.m.nw_proto) {
                 return Err(RuleError::new(*pos, format!("`{key}` requires a match on {}", prereq.describe())));
             }

@@ -55,11 +55,22 @@ pub(crate) fn parse_wide_uint(s: &str, max: u128) -> ValueResult<u128> {
     if digits.is_empty() {
         return Err(ValueError::new(0, format!("`{s}` is not a number")));
     }
-    if let Some(bad) = digits.find(|c: char| !c.is_digit(radix)) {
-        return Err(ValueError::new(skip + bad, format!("`{s}` is not a number")));
+    // One pass checks the digits and sums them in 64 bits, which hold every value but
+    // the widest registers' (128-bit arithmetic per digit was most of this function).
+    let mut sum = 0u64;
+    let mut wide = false;
+    for (i, b) in digits.bytes().enumerate() {
+        let Some(d) = char::from(b).to_digit(radix) else {
+            return Err(ValueError::new(skip + i, format!("`{s}` is not a number")));
+        };
+        match sum.checked_mul(u64::from(radix)).and_then(|x| x.checked_add(u64::from(d))) {
+            Some(x) => sum = x,
+            None => wide = true,
+        }
     }
-    match u128::from_str_radix(digits, radix) {
-        Ok(v) if v <= max => Ok(v),
+    let value = if wide { u128::from_str_radix(digits, radix).ok() } else { Some(u128::from(sum)) };
+    match value {
+        Some(v) if v <= max => Ok(v),
         _ => Err(ValueError::new(0, format!("{s} is out of range (maximum {max})"))),
     }
 }
@@ -254,6 +265,47 @@ mod tests {
         assert!(parse_uint("-1", 255).is_err());
         assert!(parse_uint("99999999999999999999999", u64::MAX).is_err());
         assert_eq!(parse_uint("18446744073709551615", u64::MAX), Ok(u64::MAX));
+    }
+
+    /// The 64-bit sum with its 128-bit fallback answers as parsing in 128 bits does:
+    /// around 2^64, 2^128, with bad digits after an overflow, in both radixes.
+    #[test]
+    fn wide_integers_answer_as_128_bit_parsing() {
+        fn reference(s: &str, max: u128) -> ValueResult<u128> {
+            let (digits, radix, skip) = match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+                Some(hex) => (hex, 16, 2),
+                None => (s, 10, 0),
+            };
+            if s.is_empty() || digits.is_empty() {
+                return parse_wide_uint(s, max);
+            }
+            if let Some(bad) = digits.find(|c: char| !c.is_digit(radix)) {
+                return Err(ValueError::new(skip + bad, format!("`{s}` is not a number")));
+            }
+            match u128::from_str_radix(digits, radix) {
+                Ok(v) if v <= max => Ok(v),
+                _ => Err(ValueError::new(0, format!("{s} is out of range (maximum {max})"))),
+            }
+        }
+        let texts = [
+            "0",
+            "18446744073709551615",
+            "18446744073709551616",
+            "0xffffffffffffffff",
+            "0x10000000000000000",
+            "0xffffffffffffffffffffffffffffffff",
+            "0x100000000000000000000000000000000",
+            "340282366920938463463374607431768211455",
+            "340282366920938463463374607431768211456",
+            "99999999999999999999999x",
+            "0x1ffffffffffffffffz",
+            "12\u{e9}",
+        ];
+        for s in texts {
+            for max in [255, u128::from(u64::MAX), u128::MAX] {
+                assert_eq!(parse_wide_uint(s, max), reference(s, max), "{s} {max}");
+            }
+        }
     }
 
     #[test]
