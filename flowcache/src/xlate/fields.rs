@@ -180,17 +180,65 @@ impl FieldSet {
     }
 }
 
-/// Writes a field match into a key/mask pair (the compiled form of a rule).
+/// Writes a field match into a key/mask pair (the compiled form of a rule): the mask
+/// gains the match's mask bits, the value takes the match's value under them.
+///
+/// In place on the key's words, the field's location looked up once (four reads and
+/// writes through the slot table were a tenth of compiling a million rules).
 pub fn add_to(value: &mut FlowKey, mask: &mut Mask, fm: &FieldMatch) {
-    let old_v = fm.field.get(value);
-    let old_m = fm.field.get(mask);
-    fm.field.put(mask, old_m | fm.mask);
-    fm.field.put(value, (old_v & !fm.mask) | (fm.value & fm.mask));
+    match loc(fm.field) {
+        Loc::Bits { word, shift, width } => {
+            let m = (fm.mask as u64 & ((1u64 << width) - 1)) << shift;
+            let v = (fm.value as u64) << shift & m;
+            mask.w[word] |= m;
+            value.w[word] = (value.w[word] & !m) | v;
+        }
+        Loc::Wide { hi, lo } => {
+            for (word, shift) in [(hi, 64), (lo, 0)] {
+                let m = (fm.mask >> shift) as u64;
+                let v = (fm.value >> shift) as u64 & m;
+                mask.w[word] |= m;
+                value.w[word] = (value.w[word] & !m) | v;
+            }
+        }
+        Loc::Nowhere => {}
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `add_to` writes what reading and writing the field through the slot table
+    /// writes, for every field, over keys and masks already holding other bits.
+    #[test]
+    fn add_to_is_the_slot_tables_read_modify_write() {
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for field in MatchSlot::ALL {
+            for _ in 0..64 {
+                let mut value = FlowKey::ZERO;
+                let mut mask = Mask::ZERO;
+                for w in 0..value.w.len() {
+                    value.w[w] = next();
+                    mask.w[w] = next();
+                }
+                let wide = |a: u64, b: u64| u128::from(a) << 64 | u128::from(b);
+                let fm = FieldMatch { field, value: wide(next(), next()), mask: wide(next(), next()) };
+                let (mut v2, mut m2) = (value, mask);
+                let (old_v, old_m) = (field.get(&v2), field.get(&m2));
+                field.put(&mut m2, old_m | fm.mask);
+                field.put(&mut v2, (old_v & !fm.mask) | (fm.value & fm.mask));
+                add_to(&mut value, &mut mask, &fm);
+                assert_eq!((value, mask), (v2, m2), "{field:?}");
+            }
+        }
+    }
 
     #[test]
     fn prefix_witness_stops_at_first_difference() {

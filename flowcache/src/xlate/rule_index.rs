@@ -147,6 +147,14 @@ const PER_RULE_LIMIT: usize = 64;
 /// rules).
 const PER_RULE_BUDGET: usize = 128;
 
+/// Tables (and parts of a group) of at least this many rules are indexed on several
+/// threads: their groups side by side, a part's two trees side by side. Below it a
+/// thread costs more than it saves.
+const PARALLEL_BUILD_RULES: usize = 20_000;
+
+/// Most threads indexing one table.
+const MAX_BUILD_THREADS: usize = 4;
+
 /// Marks a `next` entry that names a rule (its position in the table) instead of a node.
 const LEAF: u32 = 1 << 31;
 
@@ -465,10 +473,34 @@ impl TableIndex {
         let like_group = |mask: &Mask, pm: &Registers| {
             like.and_then(|l| l.groups.iter().find(|g| g.mask == *mask && g.pipeline_mask == *pm))
         };
-        let mut groups: Vec<Group> = by_shape
-            .into_iter()
-            .map(|((mask, pm), m)| Group::new(mask, pm, m, rules, like_group(&mask, &pm)))
-            .collect();
+        let group =
+            |((mask, pm), m): ((Mask, Registers), Vec<u32>)| Group::new(mask, pm, m, rules, like_group(&mask, &pm));
+        let threads = if rules.len() < PARALLEL_BUILD_RULES {
+            1
+        } else {
+            std::thread::available_parallelism().map_or(1, |n| n.get()).min(MAX_BUILD_THREADS).min(by_shape.len())
+        };
+        let mut groups: Vec<Group> = if threads <= 1 {
+            by_shape.into_iter().map(group).collect()
+        } else {
+            // Groups are independent: built on several threads, each taking the largest
+            // group left (so that a large one does not start last).
+            let mut shapes: Vec<_> = by_shape.into_iter().collect();
+            shapes.sort_unstable_by_key(|s| s.1.len());
+            let queue = std::sync::Mutex::new(shapes);
+            let take = || queue.lock().unwrap_or_else(std::sync::PoisonError::into_inner).pop();
+            let work = || std::iter::from_fn(take).map(group).collect::<Vec<Group>>();
+            std::thread::scope(|s| {
+                let helpers: Vec<_> = (1..threads).map(|_| s.spawn(work)).collect();
+                let mut groups = work();
+                for h in helpers {
+                    groups.extend(h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)));
+                }
+                groups
+            })
+        };
+        // Positions are distinct across groups: the order is the same however the
+        // groups were built.
         groups.sort_by_key(|g| g.first);
         let mut budget = PER_RULE_BUDGET;
         for part in groups.iter_mut().flat_map(|g| g.parts.iter_mut()) {
@@ -840,34 +872,73 @@ impl Part {
         // fewest first (stable, so ties keep STAGE_ORDER). The second tree, if any,
         // tests the non-categorical fields in the reverse order.
         let distinct = |&(f, m): &(Field, u128)| {
-            let mut v: Vec<u128> = members.iter().map(|&p| f.get(&rules[p as usize].value) & m).collect();
-            v.sort_unstable();
-            v.dedup();
-            v.len()
+            let values = members.iter().map(|&p| f.get(&rules[p as usize].value) & m);
+            if f.width() <= 64 {
+                // Sorting 64-bit values: half the work of 128-bit ones.
+                let mut v: Vec<u64> = values.map(|x| x as u64).collect();
+                v.sort_unstable();
+                v.dedup();
+                v.len()
+            } else {
+                let mut v: Vec<u128> = values.collect();
+                v.sort_unstable();
+                v.dedup();
+                v.len()
+            }
         };
         let n_cat = fields.iter().take_while(|(f, _)| f.is_categorical()).count();
         fields[n_cat..].sort_by_cached_key(distinct);
-        let stages = |fields: &[(Field, u128)]| fields.iter().flat_map(|&(f, m)| Stage::of(f, m)).collect();
-        let mut trees = vec![Tree::new(stages(&fields), &members, rules)];
-        if fields.len() - n_cat >= 2 && members.len() > 1 {
+        let stages =
+            |fields: &[(Field, u128)]| -> Vec<Stage> { fields.iter().flat_map(|&(f, m)| Stage::of(f, m)).collect() };
+        let first = stages(&fields);
+        let second = (fields.len() - n_cat >= 2 && members.len() > 1).then(|| {
             fields[n_cat..].reverse();
-            trees.push(Tree::new(stages(&fields), &members, rules));
-        }
+            stages(&fields)
+        });
+        let trees = match second {
+            // The two trees of a large part are built side by side.
+            Some(second) if members.len() >= PARALLEL_BUILD_RULES => std::thread::scope(|s| {
+                let other = s.spawn(|| Tree::new(second, &members, rules));
+                let one = Tree::new(first, &members, rules);
+                vec![one, other.join().unwrap_or_else(|e| std::panic::resume_unwind(e))]
+            }),
+            Some(second) => vec![Tree::new(first, &members, rules), Tree::new(second, &members, rules)],
+            None => vec![Tree::new(first, &members, rules)],
+        };
         Part { first: members[0], last: members[members.len() - 1], members, trees, per_rule: false }
     }
+}
+
+/// Buffers [`Tree::build`] reuses from node to node (a million-rule tree has hundreds of
+/// thousands of nodes; three vectors each were a tenth of building it).
+#[derive(Default)]
+struct BuildScratch {
+    /// The node's rules with their values at its stage, sorted by value.
+    keyed: Vec<(u64, u32)>,
+    /// The runs of equal values (value, start, end in the node's set) of the nodes on
+    /// the path being built, the deepest last.
+    runs: Vec<(u64, usize, usize)>,
+    /// The node's distinct values as entries, before they are copied into the tree.
+    values: Vec<Entry>,
 }
 
 impl Tree {
     fn new(stages: Vec<Stage>, members: &[u32], rules: &[CompiledRule]) -> Tree {
         let mut t = Tree { stages, entries: Vec::new(), dirs: Vec::new(), root: 0 };
         let mut work = members.to_vec();
-        t.root = t.build(&mut work, 0, rules).0;
+        t.root = t.build(&mut work, 0, rules, &mut BuildScratch::default()).0;
         t
     }
 
     /// Builds the subtree of `set` (rules agreeing on stages before `stage`); returns
     /// its entry (node index or leaf) and its first rule.
-    fn build(&mut self, set: &mut [u32], stage: usize, rules: &[CompiledRule]) -> (u32, u32) {
+    fn build(
+        &mut self,
+        set: &mut [u32],
+        stage: usize,
+        rules: &[CompiledRule],
+        scratch: &mut BuildScratch,
+    ) -> (u32, u32) {
         let min = *set.iter().min().expect("non-empty");
         if set.len() == 1 || stage == self.stages.len() {
             // One rule, or the same value path at several priorities: the first in
@@ -875,11 +946,15 @@ impl Tree {
             return (LEAF | min, min);
         }
         let st = self.stages[stage];
-        // Each rule's value read once, then sorted as pairs: a sort by a key read
-        // through `rules` would miss the cache at every comparison.
-        let mut keyed: Vec<(u64, u32)> = set.iter().map(|&p| (st.get(&rules[p as usize].value), p)).collect();
-        keyed.sort_unstable();
-        let mut runs = Vec::new();
+        // Each rule's value read once, then sorted by it: a sort by a key read through
+        // `rules` would miss the cache at every comparison. The order of the rules of
+        // one value does not matter (a subtree depends on its set, not its order), so
+        // the sort compares values only.
+        let keyed = &mut scratch.keyed;
+        keyed.clear();
+        keyed.extend(set.iter().map(|&p| (st.get(&rules[p as usize].value), p)));
+        keyed.sort_unstable_by_key(|k| k.0);
+        let runs_start = scratch.runs.len();
         let mut i = 0;
         while i < keyed.len() {
             let v = keyed[i].0;
@@ -887,24 +962,27 @@ impl Tree {
             while j < keyed.len() && keyed[j].0 == v {
                 j += 1;
             }
-            runs.push((v, i, j));
+            scratch.runs.push((v, i, j));
             i = j;
         }
-        for (s, k) in set.iter_mut().zip(&keyed) {
+        for (s, k) in set.iter_mut().zip(keyed.iter()) {
             *s = k.1;
         }
-        drop(keyed);
-        let values: Vec<Entry> = runs.iter().map(|r| Entry { value: r.0, next: 0, min: 0 }).collect();
+        let runs = &scratch.runs[runs_start..];
+        scratch.values.clear();
+        scratch.values.extend(runs.iter().map(|r| Entry { value: r.0, next: 0, min: 0 }));
         let node = self.entries.len() as u32;
-        let n = Node::new(0, &values, &mut self.dirs);
+        let n = Node::new(0, &scratch.values, &mut self.dirs);
         self.entries.extend(n.header());
         let start = self.entries.len();
-        self.entries.extend(values);
-        for (k, &(_, i, j)) in runs.iter().enumerate() {
-            let (next, min) = self.build(&mut set[i..j], stage + 1, rules);
+        self.entries.extend_from_slice(&scratch.values);
+        for k in 0..scratch.runs.len() - runs_start {
+            let (_, i, j) = scratch.runs[runs_start + k];
+            let (next, min) = self.build(&mut set[i..j], stage + 1, rules, scratch);
             let e = &mut self.entries[start + k];
             (e.next, e.min) = (next, min);
         }
+        scratch.runs.truncate(runs_start);
         (node, min)
     }
 
