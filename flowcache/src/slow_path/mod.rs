@@ -105,7 +105,7 @@ pub use flow_index::RuleId;
 pub use flow_mod::{ChangeKind, FlowChange, FlowModDone, apply_change, outputs_to};
 pub use mirror::{MirrorFlow, PmdMirror};
 pub use rule_deps::{AddedRule, RuleDeps, TableLookup};
-pub use rule_edit::{del_selects, match_covers};
+pub use rule_edit::{del_selected, del_selects, match_covers};
 
 use crate::actions::DpActions;
 use crate::key::{FlowKey, Mask};
@@ -881,8 +881,7 @@ impl SlowPath {
         now_ms: u64,
     ) -> Result<(Vec<(usize, PmdCommand)>, usize), SlowPathError> {
         let b = self.bridge_index(bridge)?;
-        let old = self.bridges[b].tables.rules();
-        let gone: Vec<bool> = old.iter().map(|r| del_selects(spec, r)).collect();
+        let gone = del_selected(spec, &self.bridges[b].tables);
         let deleted = gone.iter().filter(|g| **g).count();
         let notified = self.notified_dumps(b, Self::flagged(&gone), now_ms);
         let mut out = Out::new(self.mirrors.len());

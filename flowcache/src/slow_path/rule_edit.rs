@@ -22,24 +22,31 @@
 use ferrovs_config::rules::{Match, Rule};
 use ferrovs_config::{MatchSlot, MatchSpec};
 
-use crate::xlate::tables::match_key;
+use crate::key::{FlowKey, Mask};
+use crate::xlate::RuleTables;
+use crate::xlate::tables::{N_TABLES, match_key};
 
 /// True if `specific` is at least as specific as `general` (see the module doc).
 /// Both matches are normalised exactly as `RuleTables` compiles rules.
 pub fn match_covers(general: &Match, specific: &Match) -> bool {
-    // Over the compiled key (no field list built: `del-flows` tests every rule): every
-    // bit the general match constrains, the specific one constrains to the same value.
-    // Fields of different `dl_type`s may share key bits, but then the `dl_type`s differ.
-    let (gv, gm) = match_key(general);
     let (sv, sm) = match_key(specific);
-    let key_fields = (0..gm.w.len()).all(|i| gm.w[i] & !sm.w[i] == 0 && (gv.w[i] ^ sv.w[i]) & gm.w[i] == 0);
-    // The neighbour-discovery fields are not compiled into key fields (no key room).
-    let nd_fields = MatchSlot::ALL.into_iter().filter(|slot| !slot.in_flow_key()).all(|slot| {
+    key_covers(&match_key(general), (&sv, &sm)) && nd_covers(general, specific)
+}
+
+/// Over the compiled key (no field list built: `del-flows` tests every rule): every bit
+/// the general match constrains, the specific one constrains to the same value. Fields
+/// of different `dl_type`s may share key bits, but then the `dl_type`s differ.
+fn key_covers((gv, gm): &(FlowKey, Mask), (sv, sm): (&FlowKey, &Mask)) -> bool {
+    (0..gm.w.len()).all(|i| gm.w[i] & !sm.w[i] == 0 && (gv.w[i] ^ sv.w[i]) & gm.w[i] == 0)
+}
+
+/// The neighbour-discovery fields, which are not compiled into key fields (no key room).
+fn nd_covers(general: &Match, specific: &Match) -> bool {
+    MatchSlot::ALL.into_iter().filter(|slot| !slot.in_flow_key()).all(|slot| {
         general.slot(slot).is_none_or(|gm| {
             specific.slot(slot).is_some_and(|sm| sm.mask & gm.mask == gm.mask && (sm.value ^ gm.value) & gm.mask == 0)
         })
-    });
-    key_fields && nd_fields
+    })
 }
 
 /// True if `rule` is selected by a non-strict `del-flows` with `spec`.
@@ -49,6 +56,28 @@ pub fn del_selects(spec: &MatchSpec, rule: &Rule) -> bool {
         && match_covers(&spec.matches, &rule.matches)
 }
 
+/// [`del_selects`] of every rule of `tables`, by position. The rules' key matches are
+/// read from their compiled form, and `spec`'s is compiled once: compiling both matches
+/// for every rule was most of deleting one rule from a million (about 200 ms).
+pub fn del_selected(spec: &MatchSpec, tables: &RuleTables) -> Vec<bool> {
+    let rules = tables.rules();
+    let general = match_key(&spec.matches);
+    let nd = MatchSlot::ALL.into_iter().any(|slot| !slot.in_flow_key() && spec.matches.slot(slot).is_some());
+    let mut selected = vec![false; rules.len()];
+    for table in 0..N_TABLES as u8 {
+        if spec.table.is_some_and(|t| t != table) {
+            continue;
+        }
+        for c in tables.in_order(table) {
+            let rule = &rules[c.rref.0 as usize];
+            selected[c.rref.0 as usize] = spec.cookie.is_none_or(|k| rule.cookie & k.mask == k.value & k.mask)
+                && key_covers(&general, (&c.value, &c.mask))
+                && (!nd || nd_covers(&spec.matches, &rule.matches));
+        }
+    }
+    selected
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -56,6 +85,51 @@ mod tests {
 
     fn m(s: &str) -> Match {
         parse_match(s).unwrap().matches
+    }
+
+    /// `del_selected` over the compiled rules answers as `del_selects` rule by rule, for
+    /// tables changed in place too (rules added beside the version, rules deleted).
+    #[test]
+    fn del_selected_is_del_selects_of_each_rule() {
+        let lines = [
+            "priority=10,tcp,nw_dst=10.1.0.0/16,tp_dst=80,actions=output:1",
+            "table=1,priority=20,ip,nw_src=10.0.0.0/8,actions=output:2",
+            "cookie=0x5,priority=30,udp,tp_src=53,actions=drop",
+            "priority=40,icmp6,icmp_type=135,nd_target=fd00::1,actions=output:1",
+            "priority=41,icmp6,icmp_type=135,actions=output:2",
+            "priority=5,in_port=1,dl_src=00:11:22:33:44:55,actions=output:3",
+            "priority=6,arp,arp_spa=10.0.0.1,actions=normal",
+            "table=2,priority=7,reg0=0x5,actions=output:1",
+            "priority=8,actions=drop",
+        ];
+        let rule = |l: &str| parse_flow(l).unwrap();
+        let mut tables = RuleTables::new(lines.iter().map(|l| rule(l)).collect(), vec![1, 2, 3]).unwrap();
+        tables.add_in_place(vec![rule("priority=11,tcp,nw_dst=10.1.2.0/24,actions=output:2")]).unwrap();
+        tables.add_in_place(vec![rule("table=1,cookie=0x7,priority=3,ip,actions=output:1")]).unwrap();
+        let mut gone = vec![false; tables.rules().len()];
+        gone[1] = true;
+        tables.delete_in_place(&gone);
+        let specs = [
+            "",
+            "ip",
+            "tcp",
+            "tcp,nw_dst=10.0.0.0/8",
+            "table=1",
+            "table=1,ip",
+            "cookie=0x5/0xf",
+            "cookie=0x7/-1",
+            "icmp6,icmp_type=135,nd_target=fd00::1",
+            "icmp6,icmp_type=135",
+            "in_port=1",
+            "dl_src=00:11:22:00:00:00/ff:ff:ff:00:00:00",
+            "arp",
+            "table=2",
+        ];
+        for spec in specs {
+            let spec = parse_match(spec).unwrap();
+            let each: Vec<bool> = tables.rules().iter().map(|r| del_selects(&spec, r)).collect();
+            assert_eq!(del_selected(&spec, &tables), each, "{spec:?}");
+        }
     }
 
     #[test]
