@@ -366,3 +366,18 @@ fn packets_for_trace() {
     assert_eq!(e("in_port=1,tp_dst=80").position.column, 11);
     assert_eq!(e("in_port=1,actions=drop").position.column, 11);
 }
+
+/// Past the fields whose prerequisites the builder keeps in place, the rest are still
+/// checked, and the first failing one in line order is the error.
+#[test]
+fn many_fields_with_prerequisites_are_all_checked() {
+    let ports = (1..=9).map(|p| format!("tp_src={p}")).collect::<Vec<_>>().join(",");
+    let line = format!("tcp,{ports},icmp_type=3,actions=drop");
+    let (column, reason) = err(&line);
+    assert_eq!(column as usize, line.find("icmp_type").unwrap() + 1, "{reason}");
+    assert!(reason.contains("`icmp_type` requires"), "{reason}");
+    let line = format!("{ports},actions=drop");
+    let (column, reason) = err(&line);
+    assert_eq!((column, reason.contains("`tp_src` requires")), (1, true), "{reason}");
+    assert_eq!(m(&format!("tcp,{ports}")).tp_src, exact(9, 0xffff));
+}
