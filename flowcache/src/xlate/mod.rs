@@ -54,6 +54,7 @@
 //! [`DpAction::DecTtl`]: crate::actions::DpAction::DecTtl
 
 mod action_set;
+mod build_threads;
 mod fields;
 mod mac;
 mod prefix_trie;

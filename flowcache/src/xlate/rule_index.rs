@@ -95,6 +95,7 @@
 //! when some of its rules come after the best match (the trie does not skip values),
 //! and when proofs are made again for the final winner.
 
+use super::build_threads::{Queue, on_threads};
 use super::fields::Field;
 use super::prefix_trie::{PrefixTrie, TrieAnswer, TrieWalk};
 use std::collections::HashMap;
@@ -487,17 +488,8 @@ impl TableIndex {
             // group left (so that a large one does not start last).
             let mut shapes: Vec<_> = by_shape.into_iter().collect();
             shapes.sort_unstable_by_key(|s| s.1.len());
-            let queue = std::sync::Mutex::new(shapes);
-            let take = || queue.lock().unwrap_or_else(std::sync::PoisonError::into_inner).pop();
-            let work = || std::iter::from_fn(take).map(group).collect::<Vec<Group>>();
-            std::thread::scope(|s| {
-                let helpers: Vec<_> = (1..threads).map(|_| s.spawn(work)).collect();
-                let mut groups = work();
-                for h in helpers {
-                    groups.extend(h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)));
-                }
-                groups
-            })
+            let queue = Queue::new(shapes);
+            on_threads(threads, || std::iter::from_fn(|| queue.take()).map(&group).collect())
         };
         // Positions are distinct across groups: the order is the same however the
         // groups were built.

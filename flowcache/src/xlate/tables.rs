@@ -56,6 +56,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use ferrovs_config::persist::journal::RuleTextEdit;
 use ferrovs_config::rules::{Action, Masked, Match, Registers, Rule};
 
+use super::build_threads::{Queue, on_threads};
 use super::fields::{self, Field, FieldMatch, FieldSet};
 use super::rule_index::TableIndex;
 use crate::extract::NdFields;
@@ -134,6 +135,20 @@ impl NdMatch {
 }
 
 impl CompiledRule {
+    /// A slot's value before its rule is compiled into it (see `compile_in_order`).
+    fn placeholder() -> CompiledRule {
+        CompiledRule {
+            rref: RuleRef(u32::MAX),
+            value: FlowKey::ZERO,
+            mask: Mask::ZERO,
+            field_set: FieldSet::default(),
+            pipeline: None,
+            nd: None,
+            priority: 0,
+            dead: true,
+        }
+    }
+
     /// Whether the key fields match (the pipeline match is checked apart).
     #[inline]
     pub fn matches(&self, key: &FlowKey) -> bool {
@@ -1102,9 +1117,29 @@ fn print_pieces(rules: &[Rule], next_piece: &AtomicUsize) -> Vec<(usize, Vec<Str
     }
 }
 
+/// Rule sets of at least this many rules are compiled on several threads (see
+/// [`compile_in_order`]): below, a thread costs more than it saves.
+const PARALLEL_COMPILE_RULES: usize = 20_000;
+
+/// Most threads compiling one rule set (the printer of the write-back runs beside them).
+const MAX_COMPILE_THREADS: usize = 4;
+
+/// Rules compiled by one claim of a compiling thread.
+const COMPILE_PIECE: usize = 4096;
+
 /// The kept rules compiled per table in lookup order, and the warnings for
 /// fields dropped for a missing prerequisite, in rule order.
 fn compile_in_order(kept: &[Rule], source_index: &[usize]) -> (Vec<Vec<CompiledRule>>, Vec<String>) {
+    let threads = if kept.len() < PARALLEL_COMPILE_RULES {
+        1
+    } else {
+        std::thread::available_parallelism().map_or(1, |n| n.get()).min(MAX_COMPILE_THREADS)
+    };
+    compile_on_threads(kept, source_index, threads)
+}
+
+/// [`compile_in_order`] on `threads` threads.
+fn compile_on_threads(kept: &[Rule], source_index: &[usize], threads: usize) -> (Vec<Vec<CompiledRule>>, Vec<String>) {
     // Lookup order: by table, highest priority first, equal priorities in input
     // order. Sorting packed keys and compiling in that order moves no compiled rule
     // (a stable sort of a million of them took a quarter of the build).
@@ -1121,15 +1156,48 @@ fn compile_in_order(kept: &[Rule], source_index: &[usize]) -> (Vec<Vec<CompiledR
     for r in kept {
         per_table[r.table as usize] += 1;
     }
-    let mut tables: Vec<Vec<CompiledRule>> = per_table.into_iter().map(Vec::with_capacity).collect();
-    for i in order.into_iter().map(|k| k as u32 as usize) {
-        let r = &kept[i];
-        let (c, dropped) = compile_rule(r, RuleRef(i as u32));
-        for d in dropped {
-            warnings.push((i, dropped_warning(source_index[i], r, d)));
+    let tables = if threads <= 1 {
+        let mut tables: Vec<Vec<CompiledRule>> = per_table.into_iter().map(Vec::with_capacity).collect();
+        for i in order.into_iter().map(|k| k as u32 as usize) {
+            let r = &kept[i];
+            let (c, dropped) = compile_rule(r, RuleRef(i as u32));
+            for d in dropped {
+                warnings.push((i, dropped_warning(source_index[i], r, d)));
+            }
+            tables[r.table as usize].push(c);
         }
-        tables[r.table as usize].push(c);
-    }
+        tables
+    } else {
+        // Rules compile independently: each table's vector is made whole first (of
+        // placeholders) and cut into pieces, which threads claim and compile in place
+        // (rules of table `t` are `order[start of t..]`, tables in order).
+        let mut tables: Vec<Vec<CompiledRule>> =
+            per_table.into_iter().map(|n| vec![CompiledRule::placeholder(); n]).collect();
+        let mut pieces: Vec<(usize, &mut [CompiledRule])> = Vec::new();
+        let mut start = 0;
+        for t in &mut tables {
+            let n = t.len();
+            pieces.extend(t.chunks_mut(COMPILE_PIECE).enumerate().map(|(k, c)| (start + k * COMPILE_PIECE, c)));
+            start += n;
+        }
+        let queue = Queue::new(pieces);
+        let order = &order;
+        warnings = on_threads(threads, || {
+            let mut warnings = Vec::new();
+            while let Some((at, slots)) = queue.take() {
+                for (slot, &k) in slots.iter_mut().zip(&order[at..]) {
+                    let i = k as u32 as usize;
+                    let (c, dropped) = compile_rule(&kept[i], RuleRef(i as u32));
+                    for d in dropped {
+                        warnings.push((i, dropped_warning(source_index[i], &kept[i], d)));
+                    }
+                    *slot = c;
+                }
+            }
+            warnings
+        });
+        tables
+    };
     warnings.sort_by_key(|w| w.0);
     let warnings = warnings.into_iter().map(|w| w.1).collect();
     (tables, warnings)
@@ -1214,6 +1282,46 @@ mod tests {
 
     fn rule(table: u8, priority: u16, m: Match, actions: Vec<Action>) -> Rule {
         Rule { table, priority, cookie: 0, idle_timeout: 0, hard_timeout: 0, send_flow_rem: false, matches: m, actions }
+    }
+
+    /// Compiling on several threads gives the tables and warnings compiling on one does:
+    /// every rule in its place, in lookup order, over several tables and pieces.
+    #[test]
+    fn compiling_on_threads_is_compiling_in_order() {
+        let rules: Vec<Rule> = (0..3 * COMPILE_PIECE as u32 + 77)
+            .map(|i| {
+                let line = match i % 4 {
+                    0 => format!(
+                        "table={},priority={},tcp,nw_dst=10.{}.{}.0/24,actions=drop",
+                        i % 3,
+                        i % 7,
+                        i >> 8 & 255,
+                        i & 255
+                    ),
+                    1 => format!("priority={},udp,tp_dst={},actions=output:1", i % 5, i % 65_000),
+                    2 => format!("table=2,priority={},in_port={},actions=output:2", i % 11, i % 200 + 1),
+                    _ => format!("priority=3,ip,nw_src={}.0.0.0/8,actions=drop", i % 250),
+                };
+                ferrovs_config::parse_flow(&line).unwrap()
+            })
+            .collect();
+        let mut rules = rules;
+        // A field dropped for its missing prerequisite: a warning, in rule order.
+        rules[5].matches.tp_dst = Some(Masked { value: 80, mask: 0xffff });
+        rules[5].matches.nw_proto = None;
+        rules[9_000].matches.tp_src = Some(Masked { value: 81, mask: 0xffff });
+        rules[9_000].matches.nw_proto = None;
+        let source: Vec<usize> = (0..rules.len()).collect();
+        let (one, warnings_one) = compile_on_threads(&rules, &source, 1);
+        let (three, warnings_three) = compile_on_threads(&rules, &source, 3);
+        assert_eq!(warnings_one.len(), 2);
+        assert_eq!(warnings_three, warnings_one);
+        let view = |t: &Vec<Vec<CompiledRule>>| -> Vec<(u32, FlowKey, Mask, FieldSet, u16, bool)> {
+            t.iter().flatten().map(|c| (c.rref.0, c.value, c.mask, c.field_set, c.priority, c.dead)).collect()
+        };
+        assert_eq!(one.iter().map(Vec::len).collect::<Vec<_>>(), three.iter().map(Vec::len).collect::<Vec<_>>());
+        assert_eq!(view(&three), view(&one));
+        assert!(view(&one).iter().all(|c| !c.5 && c.0 != u32::MAX), "no placeholder left");
     }
 
     /// Several rules of one identity: the first one's position keeps the last one's

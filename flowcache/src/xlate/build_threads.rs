@@ -1,0 +1,34 @@
+//! Building a rule-table version on several threads: rules compile independently, and a
+//! table's groups index independently, so both are cut into pieces that threads claim
+//! from a shared queue (a large piece first where sizes differ). The result does not
+//! depend on which thread built what: callers put the pieces back in their order.
+
+use std::sync::{Mutex, PoisonError};
+
+/// Runs `work` on `threads` threads (this one and `threads - 1` scoped others) and
+/// returns what they made, concatenated. `work` claims its pieces itself (see
+/// [`Queue`]); a panic in one is passed on.
+pub(crate) fn on_threads<T: Send>(threads: usize, work: impl Fn() -> Vec<T> + Sync) -> Vec<T> {
+    std::thread::scope(|s| {
+        let helpers: Vec<_> = (1..threads).map(|_| s.spawn(&work)).collect();
+        let mut made = work();
+        for h in helpers {
+            made.extend(h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)));
+        }
+        made
+    })
+}
+
+/// Pieces of work claimed one at a time, the last first.
+pub(crate) struct Queue<P>(Mutex<Vec<P>>);
+
+impl<P> Queue<P> {
+    pub(crate) fn new(pieces: Vec<P>) -> Self {
+        Queue(Mutex::new(pieces))
+    }
+
+    /// The next piece, if any is left.
+    pub(crate) fn take(&self) -> Option<P> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).pop()
+    }
+}
