@@ -5,6 +5,22 @@
 
 use std::sync::{Mutex, PoisonError};
 
+/// Rule sets (and parts of a table's group) of at least this many rules are built on
+/// several threads: below, a thread costs more than it saves.
+pub(crate) const PARALLEL_BUILD_RULES: usize = 20_000;
+
+/// Most threads building one version (the printer of the write-back runs beside them).
+const MAX_BUILD_THREADS: usize = 4;
+
+/// The threads to build `rules` rules on: one below [`PARALLEL_BUILD_RULES`], else as
+/// many as the CPUs, at most [`MAX_BUILD_THREADS`].
+pub(crate) fn threads_for(rules: usize) -> usize {
+    if rules < PARALLEL_BUILD_RULES {
+        return 1;
+    }
+    std::thread::available_parallelism().map_or(1, |n| n.get()).min(MAX_BUILD_THREADS)
+}
+
 /// Runs `work` on `threads` threads (this one and `threads - 1` scoped others) and
 /// returns what they made, concatenated. `work` claims its pieces itself (see
 /// [`Queue`]); a panic in one is passed on.

@@ -95,7 +95,7 @@
 //! when some of its rules come after the best match (the trie does not skip values),
 //! and when proofs are made again for the final winner.
 
-use super::build_threads::{Queue, on_threads};
+use super::build_threads::{PARALLEL_BUILD_RULES, Queue, on_threads, threads_for};
 use super::fields::Field;
 use super::prefix_trie::{PrefixTrie, TrieAnswer, TrieWalk};
 use std::collections::HashMap;
@@ -147,14 +147,6 @@ const PER_RULE_LIMIT: usize = 64;
 /// covers the reference rule sets' small groups with several address/port fields (96
 /// rules).
 const PER_RULE_BUDGET: usize = 128;
-
-/// Tables (and parts of a group) of at least this many rules are indexed on several
-/// threads: their groups side by side, a part's two trees side by side. Below it a
-/// thread costs more than it saves.
-const PARALLEL_BUILD_RULES: usize = 20_000;
-
-/// Most threads indexing one table.
-const MAX_BUILD_THREADS: usize = 4;
 
 /// Marks a `next` entry that names a rule (its position in the table) instead of a node.
 const LEAF: u32 = 1 << 31;
@@ -476,11 +468,8 @@ impl TableIndex {
         };
         let group =
             |((mask, pm), m): ((Mask, Registers), Vec<u32>)| Group::new(mask, pm, m, rules, like_group(&mask, &pm));
-        let threads = if rules.len() < PARALLEL_BUILD_RULES {
-            1
-        } else {
-            std::thread::available_parallelism().map_or(1, |n| n.get()).min(MAX_BUILD_THREADS).min(by_shape.len())
-        };
+        // A large table's groups are built side by side (and a large part's two trees).
+        let threads = threads_for(rules.len()).min(by_shape.len());
         let mut groups: Vec<Group> = if threads <= 1 {
             by_shape.into_iter().map(group).collect()
         } else {

@@ -56,7 +56,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use ferrovs_config::persist::journal::RuleTextEdit;
 use ferrovs_config::rules::{Action, Masked, Match, Registers, Rule};
 
-use super::build_threads::{Queue, on_threads};
+use super::build_threads::{Queue, on_threads, threads_for};
 use super::fields::{self, Field, FieldMatch, FieldSet};
 use super::rule_index::TableIndex;
 use crate::extract::NdFields;
@@ -1117,25 +1117,13 @@ fn print_pieces(rules: &[Rule], next_piece: &AtomicUsize) -> Vec<(usize, Vec<Str
     }
 }
 
-/// Rule sets of at least this many rules are compiled on several threads (see
-/// [`compile_in_order`]): below, a thread costs more than it saves.
-const PARALLEL_COMPILE_RULES: usize = 20_000;
-
-/// Most threads compiling one rule set (the printer of the write-back runs beside them).
-const MAX_COMPILE_THREADS: usize = 4;
-
 /// Rules compiled by one claim of a compiling thread.
 const COMPILE_PIECE: usize = 4096;
 
 /// The kept rules compiled per table in lookup order, and the warnings for
 /// fields dropped for a missing prerequisite, in rule order.
 fn compile_in_order(kept: &[Rule], source_index: &[usize]) -> (Vec<Vec<CompiledRule>>, Vec<String>) {
-    let threads = if kept.len() < PARALLEL_COMPILE_RULES {
-        1
-    } else {
-        std::thread::available_parallelism().map_or(1, |n| n.get()).min(MAX_COMPILE_THREADS)
-    };
-    compile_on_threads(kept, source_index, threads)
+    compile_on_threads(kept, source_index, threads_for(kept.len()))
 }
 
 /// [`compile_in_order`] on `threads` threads.
@@ -1149,55 +1137,41 @@ fn compile_on_threads(kept: &[Rule], source_index: &[usize], threads: usize) -> 
         .map(|(i, r)| (r.table as u64) << 48 | ((u16::MAX - r.priority) as u64) << 32 | i as u64)
         .collect();
     order.sort_unstable();
-    let mut warnings = Vec::new();
     // Each table's vector sized first: a compiled rule is cache-line aligned, so a
     // growing vector is reallocated by copying (and faulting in) all of it again.
     let mut per_table = vec![0usize; N_TABLES];
     for r in kept {
         per_table[r.table as usize] += 1;
     }
-    let tables = if threads <= 1 {
-        let mut tables: Vec<Vec<CompiledRule>> = per_table.into_iter().map(Vec::with_capacity).collect();
-        for i in order.into_iter().map(|k| k as u32 as usize) {
-            let r = &kept[i];
-            let (c, dropped) = compile_rule(r, RuleRef(i as u32));
-            for d in dropped {
-                warnings.push((i, dropped_warning(source_index[i], r, d)));
-            }
-            tables[r.table as usize].push(c);
-        }
-        tables
-    } else {
-        // Rules compile independently: each table's vector is made whole first (of
-        // placeholders) and cut into pieces, which threads claim and compile in place
-        // (rules of table `t` are `order[start of t..]`, tables in order).
-        let mut tables: Vec<Vec<CompiledRule>> =
-            per_table.into_iter().map(|n| vec![CompiledRule::placeholder(); n]).collect();
-        let mut pieces: Vec<(usize, &mut [CompiledRule])> = Vec::new();
-        let mut start = 0;
-        for t in &mut tables {
-            let n = t.len();
-            pieces.extend(t.chunks_mut(COMPILE_PIECE).enumerate().map(|(k, c)| (start + k * COMPILE_PIECE, c)));
-            start += n;
-        }
-        let queue = Queue::new(pieces);
-        let order = &order;
-        warnings = on_threads(threads, || {
-            let mut warnings = Vec::new();
-            while let Some((at, slots)) = queue.take() {
-                for (slot, &k) in slots.iter_mut().zip(&order[at..]) {
-                    let i = k as u32 as usize;
-                    let (c, dropped) = compile_rule(&kept[i], RuleRef(i as u32));
-                    for d in dropped {
-                        warnings.push((i, dropped_warning(source_index[i], &kept[i], d)));
-                    }
-                    *slot = c;
+    // Rules compile independently: each table's vector is made whole first (of
+    // placeholders) and cut into pieces, which the threads claim and compile in place,
+    // so no compiled rule is moved (rules of table `t` are `order[start of t..]`, tables
+    // in order).
+    let mut tables: Vec<Vec<CompiledRule>> =
+        per_table.into_iter().map(|n| vec![CompiledRule::placeholder(); n]).collect();
+    let mut pieces: Vec<(usize, &mut [CompiledRule])> = Vec::new();
+    let mut start = 0;
+    for t in &mut tables {
+        let n = t.len();
+        pieces.extend(t.chunks_mut(COMPILE_PIECE).enumerate().map(|(k, c)| (start + k * COMPILE_PIECE, c)));
+        start += n;
+    }
+    let queue = Queue::new(pieces);
+    let order = &order;
+    let mut warnings = on_threads(threads, || {
+        let mut warnings = Vec::new();
+        while let Some((at, slots)) = queue.take() {
+            for (slot, &k) in slots.iter_mut().zip(&order[at..]) {
+                let i = k as u32 as usize;
+                let (c, dropped) = compile_rule(&kept[i], RuleRef(i as u32));
+                for d in dropped {
+                    warnings.push((i, dropped_warning(source_index[i], &kept[i], d)));
                 }
+                *slot = c;
             }
-            warnings
-        });
-        tables
-    };
+        }
+        warnings
+    });
     warnings.sort_by_key(|w| w.0);
     let warnings = warnings.into_iter().map(|w| w.1).collect();
     (tables, warnings)
@@ -1322,6 +1296,18 @@ mod tests {
         assert_eq!(one.iter().map(Vec::len).collect::<Vec<_>>(), three.iter().map(Vec::len).collect::<Vec<_>>());
         assert_eq!(view(&three), view(&one));
         assert!(view(&one).iter().all(|c| !c.5 && c.0 != u32::MAX), "no placeholder left");
+        // Against compiling rule by rule in lookup order: by table, highest priority
+        // first, equal priorities in input order.
+        let mut by_order: Vec<usize> = (0..rules.len()).collect();
+        by_order.sort_by_key(|&i| (rules[i].table, u16::MAX - rules[i].priority, i));
+        let reference: Vec<_> = by_order
+            .iter()
+            .map(|&i| {
+                let c = compile_rule(&rules[i], RuleRef(i as u32)).0;
+                (c.rref.0, c.value, c.mask, c.field_set, c.priority, c.dead)
+            })
+            .collect();
+        assert_eq!(view(&three), reference);
     }
 
     /// Several rules of one identity: the first one's position keeps the last one's
