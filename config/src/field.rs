@@ -872,14 +872,8 @@ impl SubfieldField {
 
 /// The field called `name` (canonical or alias).
 pub fn field_by_name(name: &str) -> Option<&'static FieldDef> {
-    field_entry(name).map(|(_, f)| f)
-}
-
-/// [`field_by_name`], with the name as the table spells it (a `'static` string equal to
-/// `name`: the field's name or one of its aliases).
-pub(crate) fn field_entry(name: &str) -> Option<(&'static str, &'static FieldDef)> {
     match key_by_name(name)? {
-        KeyName::Field(name, f) => Some((name, f)),
+        KeyName::Field(_, f) => Some(f),
         KeyName::Shorthand(_) => None,
     }
 }

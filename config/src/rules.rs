@@ -18,6 +18,13 @@ pub struct Masked<T> {
     pub mask: T,
 }
 
+impl Masked<u64> {
+    /// Whether `x` has this value under this mask (a cookie selected by a masked cookie).
+    pub fn selects(&self, x: u64) -> bool {
+        x & self.mask == self.value & self.mask
+    }
+}
+
 /// The match part of a rule. `None` means wildcarded.
 ///
 /// Several OpenFlow field names share one slot, as in OVS's `struct flow`:

@@ -75,7 +75,7 @@ fn list_outputs_to(actions: &[Action], port: u32) -> bool {
 
 fn selects(c: &FlowChange, strict: bool, rule: &Rule) -> bool {
     c.table.is_none_or(|t| t == rule.table)
-        && c.cookie.is_none_or(|k| rule.cookie & k.mask == k.value & k.mask)
+        && c.cookie.is_none_or(|k| k.selects(rule.cookie))
         && (!strict || rule.priority == c.rule.priority)
         && match_covers(&c.rule.matches, &rule.matches)
         && (!strict || match_covers(&rule.matches, &c.rule.matches))

@@ -52,7 +52,7 @@ fn nd_covers(general: &Match, specific: &Match) -> bool {
 /// True if `rule` is selected by a non-strict `del-flows` with `spec`.
 pub fn del_selects(spec: &MatchSpec, rule: &Rule) -> bool {
     spec.table.is_none_or(|t| t == rule.table)
-        && spec.cookie.is_none_or(|c| rule.cookie & c.mask == c.value & c.mask)
+        && spec.cookie.is_none_or(|c| c.selects(rule.cookie))
         && match_covers(&spec.matches, &rule.matches)
 }
 
@@ -70,7 +70,7 @@ pub fn del_selected(spec: &MatchSpec, tables: &RuleTables) -> Vec<bool> {
         }
         for c in tables.in_order(table) {
             let rule = &rules[c.rref.0 as usize];
-            selected[c.rref.0 as usize] = spec.cookie.is_none_or(|k| rule.cookie & k.mask == k.value & k.mask)
+            selected[c.rref.0 as usize] = spec.cookie.is_none_or(|c| c.selects(rule.cookie))
                 && key_covers(&general, (&c.value, &c.mask))
                 && (!nd || nd_covers(&spec.matches, &rule.matches));
         }
