@@ -22,7 +22,7 @@
 
 use ferrovs_config::format_actions;
 use ferrovs_config::openflow::Version;
-use ferrovs_config::openflow::convert::as_loaded;
+use ferrovs_config::openflow::convert::{as_loaded, load_in_place};
 
 fn lines(name: &str) -> Vec<String> {
     let path = format!("{}/tests/as_loaded/{name}", env!("CARGO_MANIFEST_DIR"));
@@ -278,4 +278,33 @@ fn every_field_shorthand_and_action_has_a_golden() {
         }
     }
     assert!(missing.is_empty(), "no golden rule uses:\n{}", missing.join("\n"));
+}
+
+/// `load_in_place` (what `add-flows` uses, to move no rule) writes what `as_loaded`
+/// returns, and leaves a refused rule as it was given, under both versions, over every
+/// rule of the three files (some refused by each version).
+#[test]
+fn loading_in_place_is_as_loaded_and_a_refusal_changes_nothing() {
+    let (mut loaded, mut refused) = (0, 0);
+    for file in ["rules.flows", "fields.flows", "pipeline.flows"] {
+        for text in lines(file) {
+            let Ok(given) = ferrovs_config::parse_flow(&text) else { continue };
+            for version in [Version::Of10, Version::Of13] {
+                let mut rule = given.clone();
+                match (load_in_place(&mut rule, version), as_loaded(given.clone(), version)) {
+                    (Ok(()), Ok(want)) => {
+                        assert_eq!(rule, want, "{text} under {version:?}");
+                        loaded += 1;
+                    }
+                    (Err(e), Err(want)) => {
+                        assert_eq!(e, want, "{text} under {version:?}");
+                        assert_eq!(rule, given, "{text}: refused under {version:?} but changed");
+                        refused += 1;
+                    }
+                    (ours, want) => panic!("{text} under {version:?}: {ours:?} in place, {want:?} by value"),
+                }
+            }
+        }
+    }
+    assert!(loaded > 100 && refused > 5, "{loaded} loaded, {refused} refused");
 }

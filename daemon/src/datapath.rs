@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use ferrovs_config::openflow::Version;
-use ferrovs_config::openflow::convert::as_loaded;
+use ferrovs_config::openflow::convert::{as_loaded, load_in_place};
 use ferrovs_config::{Config, PortConfig, Rule};
 use ferrovs_dpdk::Eal;
 use ferrovs_flowcache::flow_cache::FlowCacheConfig;
@@ -354,12 +354,10 @@ impl Datapath {
                         joined.as_str()
                     }
                 };
-                let rules = ferrovs_config::parse_flows(text).map_err(|e| format!("line {e}"))?;
-                let rules = rules
-                    .into_iter()
-                    .enumerate()
-                    .map(|(i, r)| as_loaded(r, version).map_err(|e| format!("rule {} of the set: {e}", i + 1)))
-                    .collect::<Result<Vec<_>, _>>()?;
+                let mut rules = ferrovs_config::parse_flows(text).map_err(|e| format!("line {e}"))?;
+                for (i, r) in rules.iter_mut().enumerate() {
+                    load_in_place(r, version).map_err(|e| format!("rule {} of the set: {e}", i + 1))?;
+                }
                 self.check_one_version(bridge, &rules, version)?;
                 Reply::AddFlows(self.slow.add_flows(bridge.clone(), rules)?)
             }

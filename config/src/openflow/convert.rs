@@ -744,12 +744,20 @@ pub fn rule_from_wire(w: &WireRule) -> Result<Rule, OfpError> {
         matches: match_from_wire(w.matches)?,
         actions: instructions_from_wire(w.instructions)?,
     };
-    check(rule)
+    check(&rule)
 }
 
 /// What `ovs-ofctl -O v` loads for `rule` (parsed in `ovs-ofctl` syntax): see the module
 /// doc. Refused, with the reason, where `ovs-ofctl` refuses the rule for that version.
-pub fn as_loaded(rule: Rule, v: Version) -> Result<Rule, String> {
+pub fn as_loaded(mut rule: Rule, v: Version) -> Result<Rule, String> {
+    load_in_place(&mut rule, v)?;
+    Ok(rule)
+}
+
+/// [`as_loaded`] of `rule`, written over it: a rule is a few hundred bytes, and a
+/// million-line add-flows would move each of them twice more through a by-value call.
+/// `rule` is unchanged when refused.
+pub fn load_in_place(rule: &mut Rule, v: Version) -> Result<(), String> {
     let refuse = |why: &str| Err(format!("{why} under {}", v.ofctl_name()));
     if let Err(why) = check_vlan_actions(&rule.actions, VlanTags::of_match(&rule.matches), v) {
         return refuse(why);
@@ -762,11 +770,18 @@ pub fn as_loaded(rule: Rule, v: Version) -> Result<Rule, String> {
             // refuses (OFPBAC_UNSUPPORTED_ORDER).
             return refuse("write_metadata with goto_table needs OpenFlow 1.1 or later (-O OpenFlow13)");
         }
-        return Ok(Rule { actions: of10_actions(rule.actions), ..rule });
+        rule.actions = of10_actions(std::mem::take(&mut rule.actions));
+        return Ok(());
     }
-    let instructions = actions_to_wire(&rule, v).map_err(|e| format!("{e} under {}", v.ofctl_name()))?;
+    let instructions = actions_to_wire(rule, v).map_err(|e| format!("{e} under {}", v.ofctl_name()))?;
     let actions = instructions_from_wire(&instructions).map_err(|e| format!("{e:?} under {}", v.ofctl_name()))?;
-    check(Rule { actions, ..rule }).map_err(|e| format!("{e:?} under {}", v.ofctl_name()))
+    // The converted list is checked in the rule's place, and the given one put back
+    // whatever the answer: a refused rule is left as it came.
+    let given = std::mem::replace(&mut rule.actions, actions);
+    let loaded = check(rule);
+    rule.actions = given;
+    *rule = loaded.map_err(|e| format!("{e:?} under {}", v.ofctl_name()))?;
+    Ok(())
 }
 
 /// What `ovs-ofctl` refuses in VLAN actions for `v`: `push_vlan` under OpenFlow 1.0, a
@@ -954,7 +969,7 @@ pub fn version_reading_back_rules<'a>(
 }
 
 /// `rule` as the rule model's parser accepts it, or the error for the part it refuses.
-fn check(rule: Rule) -> Result<Rule, OfpError> {
+fn check(rule: &Rule) -> Result<Rule, OfpError> {
     let text = rule.to_string();
     match crate::parse_flow(&text) {
         Ok(parsed) => Ok(parsed),
@@ -974,7 +989,7 @@ fn check(rule: Rule) -> Result<Rule, OfpError> {
 pub fn selection_from_wire(m: &WireMatch) -> Result<rules::Match, OfpError> {
     let matches = match_from_wire(m)?;
     let rule = Rule::new(matches, Vec::new());
-    check(rule).map(|r| r.matches)
+    check(&rule).map(|r| r.matches)
 }
 
 fn set_field_to_wire(s: SetField, m: &rules::Match, v: Version) -> Result<WireAction, &'static str> {

@@ -80,6 +80,10 @@ impl RuleStats {
         now: Duration,
     ) -> RuleStats {
         let mut s = RuleStats::new(new_tables, now);
+        // Into an empty bridge (a bulk load) nothing is kept: no lookups of a million rules.
+        if old_tables.rules().is_empty() {
+            return s;
+        }
         // A flag per rule: `reset` may list a million rules (a bulk add of existing ones).
         let mut is_reset = vec![false; new_tables.rules().len()];
         for r in reset {
