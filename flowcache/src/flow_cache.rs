@@ -237,6 +237,13 @@ pub struct BurstLookup {
     pub one_output: Option<u32>,
 }
 
+/// Who asks [`FlowCache::lookup_burst_holding`] whether key `i` must join its parked
+/// packets.
+type MustJoin = fn(usize) -> bool;
+
+/// No hold pass ([`FlowCache::lookup_burst_holding`]).
+const NO_HOLD: Option<(u64, MustJoin)> = None;
+
 /// What [`FlowCache::probe_chunk`] found for at most [`MAX_BATCH`] keys.
 struct Probed {
     /// Slab index of each key's megaflow, `u32::MAX` for a miss; unset (`u32::MAX`) for
@@ -247,6 +254,8 @@ struct Probed {
     /// Keys equal to the key before them ([`repeated_keys`]; only on the direct path):
     /// each has the result of the first key of its train.
     repeats: u32,
+    /// Hits held back as misses ([`FlowCache::lookup_burst_holding`]), also in `todo`.
+    held: u32,
 }
 
 /// The loop of [`FlowCache::finish_chunk`] for a burst with trains: a key of `probed.repeats`
@@ -464,14 +473,47 @@ impl FlowCache {
         known: u32,
         now: u64,
         out: &mut [V],
-        mut resolve: impl FnMut(Option<(MegaflowId, &'s [DpAction])>) -> V,
+        resolve: impl FnMut(Option<(MegaflowId, &'s [DpAction])>) -> V,
     ) -> BurstLookup {
+        self.lookup_burst_holding(in_port, keys, hashes, bytes, known, now, NO_HOLD, out, resolve).0
+    }
+
+    /// [`FlowCache::lookup_burst_known`] that may hold hits back, for a PMD with parked
+    /// keys whose newer packets must not overtake them (see `crate::pending`, "Each key
+    /// waits for its own answer"). With `hold = Some((since, must_join))`, a key that
+    /// hits a megaflow installed at or after `since` (the `now` of its insert; `since`
+    /// on the same clock: the time the oldest parked key was parked) is held when
+    /// `must_join(i)` says so: it is looked up as a miss (`resolve(None)`, no
+    /// statistics, counted as the hit it was and not as a miss), and so are the repeats
+    /// of it after it. A hit on a megaflow installed before `since` is never asked
+    /// about: a key parked since then missed every megaflow installed before its lookup,
+    /// so such a megaflow does not cover it. A burst of installed flows thus pays no
+    /// probe per packet while new flows wait. Returns the lookup (its `misses` count the
+    /// held keys) and the held keys (bit `i`: key `i`).
+    #[allow(clippy::too_many_arguments)]
+    #[inline]
+    pub fn lookup_burst_holding<'s, V: Copy>(
+        &'s mut self,
+        in_port: u32,
+        keys: &[FlowKey],
+        hashes: &[u32],
+        bytes: &[u32],
+        known: u32,
+        now: u64,
+        hold: Option<(u64, impl FnMut(usize) -> bool)>,
+        out: &mut [V],
+        mut resolve: impl FnMut(Option<(MegaflowId, &'s [DpAction])>) -> V,
+    ) -> (BurstLookup, u32) {
         // As the keys hold it (16 bits).
         let mut k = FlowKey::ZERO;
         k.set_in_port(in_port);
         let keys = &keys[..keys.len().min(out.len())];
         let n = keys.len().min(hashes.len()).min(bytes.len()).min(MAX_BATCH);
-        let probed = self.probe_chunk(Some(k.in_port()), &keys[..n], &hashes[..n], known);
+        let mut probed = self.probe_chunk(Some(k.in_port()), &keys[..n], &hashes[..n], known);
+        if let Some((since, must_join)) = hold {
+            self.hold_young(&mut probed, n, since, must_join);
+        }
+        let held = probed.held;
         self.counters.misses += (keys.len() - n) as u64;
         let (head, tail) = out[..keys.len()].split_at_mut(n);
         let (missed, one_output) = self.finish_chunk(&keys[..n], &bytes[..n], now, &probed, head, &mut resolve);
@@ -481,12 +523,45 @@ impl FlowCache {
         }
         // Keys 1..n all repeats of the key before them (bits 1..n of `repeats`).
         let train = (1u64 << n).wrapping_sub(2) as u32;
-        BurstLookup {
+        let found = BurstLookup {
             misses,
             one_train: misses == 0 && n > 0 && probed.repeats == train,
             trains: probed.repeats != 0,
             one_output: one_output.filter(|_| misses == 0),
+        };
+        (found, held)
+    }
+
+    /// The hold pass of [`FlowCache::lookup_burst_holding`]: turns the hits of the first
+    /// `n` keys on megaflows installed at or after `since` for which `must_join` holds
+    /// into misses, with the repeats that follow each (`probed.held`).
+    fn hold_young(&self, probed: &mut Probed, n: usize, since: u64, mut must_join: impl FnMut(usize) -> bool) {
+        let records = &self.cls.slab.records;
+        for i in 0..n.min(MAX_BATCH) {
+            let bit = 1u32 << i;
+            // Misses stay misses; a repeat goes with the key before it.
+            if (probed.todo | probed.repeats) & bit != 0 {
+                continue;
+            }
+            let young = records.get(probed.idx[i] as usize).is_some_and(|r| r.installed >= since);
+            if young && must_join(i) {
+                // The key and the repeats right after it (in u64: `i + 1` may be 32).
+                let run = 1 + (!((probed.repeats as u64) >> (i + 1))).trailing_zeros() as usize;
+                let end = (i + run).min(n);
+                let bits = ((1u64 << end) - (1u64 << i)) as u32;
+                probed.idx[i] = u32::MAX;
+                probed.todo |= bits;
+                probed.held |= bits;
+            }
         }
+    }
+
+    /// Whether megaflow `id` is installed and was installed before `t` (on the clock of
+    /// the inserts' `now`): a caller with keys parked since `t` can use it for a port's
+    /// whole burst without asking about each packet (see
+    /// [`FlowCache::lookup_burst_holding`]).
+    pub fn installed_before(&self, id: MegaflowId, t: u64) -> bool {
+        self.cls.slab.resolve(id).is_some_and(|i| self.cls.slab.records[i].installed < t)
     }
 
     /// The megaflow that answers every packet from `in_port` whatever its other fields
@@ -600,7 +675,7 @@ impl FlowCache {
                 // A burst that did not probe the EMC: moves the gate's sampling clock.
                 self.emc_gate.record(0, 0);
             }
-            return Probed { idx, todo, repeats };
+            return Probed { idx, todo, repeats, held: 0 };
         }
 
         // The signature cache works in stages over the whole burst: find candidates and
@@ -692,7 +767,7 @@ impl FlowCache {
             }
         }
 
-        Probed { idx, todo, repeats: 0 }
+        Probed { idx, todo, repeats: 0, held: 0 }
     }
 
     /// Adds the statistics of every hit, sets `out[i]` to `resolve` of each key's result
@@ -719,7 +794,8 @@ impl FlowCache {
         mut resolve: impl FnMut(Option<(MegaflowId, &'s [DpAction])>) -> V,
     ) -> (usize, Option<u32>) {
         let missed = probed.todo.count_ones() as usize;
-        self.counters.misses += missed as u64;
+        // Held keys were counted as the hits they were.
+        self.counters.misses += (probed.todo & !probed.held).count_ones() as u64;
         // The records are written (statistics) while the actions are handed out.
         let crate::megaflow::Slab { records, cold, .. } = &mut self.cls.slab;
         // Both cut to one length (they have it), so that an index found in `cold` needs
@@ -1147,6 +1223,64 @@ mod tests {
             assert!(!train(&keys, &mut fc).0, "another key at {at}");
         }
         assert!(!train(&[], &mut fc).0);
+    }
+
+    /// The hold pass: only hits on megaflows installed at or after `since` are asked
+    /// about; a held key (and the repeats right after it) is a miss without statistics,
+    /// counted as the hit it was; keys of older megaflows are never asked about. On the
+    /// direct path (trains) and through the caches.
+    #[test]
+    fn hits_on_megaflows_installed_since_a_parked_key_are_held_when_asked() {
+        let key = |sport: u16| extract(&tcp4_frame(&Tcp4 { sport, ..TCP4 }), 1);
+        let (old, young, young2, missing) = (key(1), key(2), key(3), key(4));
+        for direct in [true, false] {
+            let mut fc = FlowCache::new(FlowCacheConfig { emc_insert_inverse_prob: 1, ..Default::default() });
+            if !direct {
+                fc.set_direct_max_subtables(0);
+            }
+            let mf = |k| Megaflow::new(k, five_tuple_mask(), vec![DpAction::Output(1)]);
+            let id_old = fc.insert(mf(old), 9).unwrap();
+            let id_young = fc.insert(mf(young), 10).unwrap();
+            let id_young2 = fc.insert(mf(young2), 12).unwrap();
+            assert!(fc.installed_before(id_old, 10) && !fc.installed_before(id_young, 10));
+            let keys = [old, young, young, young, missing, young2, old, young];
+            let hashes: Vec<u32> = keys.iter().map(|k| k.hash()).collect();
+            let bytes = [60u32; 8];
+            let before = fc.counters();
+            let lookup = |fc: &mut FlowCache, since: u64, asked: &mut Vec<usize>| {
+                let mut got = [None; 8];
+                // `young`'s packets are parked: they must join; `young2`'s are not.
+                let hold = Some((since, |i: usize| {
+                    asked.push(i);
+                    keys[i] == young
+                }));
+                let (found, held) =
+                    fc.lookup_burst_holding(1, &keys, &hashes, &bytes, 0, 20, hold, &mut got, |r| r.map(|(id, _)| id));
+                (found.misses, held, got)
+            };
+            let mut asked = Vec::new();
+            let (misses, held, got) = lookup(&mut fc, 10, &mut asked);
+            assert_eq!(held, 0b1000_1110, "direct {direct}");
+            assert_eq!(
+                got,
+                [Some(id_old), None, None, None, None, Some(id_young2), Some(id_old), None],
+                "direct {direct}"
+            );
+            assert_eq!(misses, 5, "direct {direct}");
+            // Asked about the first key of each run of `young` (its repeats go with it on
+            // the direct path) and about `young2`; never about `old`.
+            let want_asked: &[usize] = if direct { &[1, 5, 7] } else { &[1, 2, 3, 5, 7] };
+            assert_eq!(asked, want_asked, "direct {direct}");
+            let c = fc.counters();
+            let hits = |c: CacheCounters| c.classifier_hits + c.sig_hits + c.emc_hits;
+            assert_eq!((hits(c) - hits(before), c.misses - before.misses), (7, 1), "direct {direct}");
+            assert_eq!(fc.stats(id_young).unwrap().packets, 0, "held packets are not counted");
+            assert_eq!((fc.stats(id_old).unwrap().packets, fc.stats(id_young2).unwrap().packets), (2, 1));
+            // Parked since after every install: nothing is asked about or held.
+            asked.clear();
+            let (misses, held, _) = lookup(&mut fc, 13, &mut asked);
+            assert_eq!((misses, held, asked.len()), (1, 0, 0), "direct {direct}");
+        }
     }
 
     #[test]

@@ -115,6 +115,10 @@ pub(crate) struct Record {
     pub packets: u64,
     pub used: u64,
     pub bytes: u64,
+    /// When it was installed (the `now` of the insert): a hit on a megaflow installed
+    /// before the oldest parked key cannot be a packet of a parked key (see
+    /// `FlowCache::lookup_burst_holding`).
+    pub installed: u64,
 }
 
 // Two cache lines, as the lookup's prefetch assumes.
@@ -131,6 +135,7 @@ impl Record {
         packets: 0,
         bytes: 0,
         used: 0,
+        installed: 0,
     };
 
     /// Adds one packet of `bytes` bytes, whose key's word [`crate::key::TCP_FLAGS_WORD`]
@@ -253,6 +258,7 @@ impl Slab {
             packets: 0,
             bytes: 0,
             used: now,
+            installed: now,
         };
         self.cold[i] = Cold::new(actions, subtable);
         self.len += 1;

@@ -26,19 +26,23 @@
 //! The other covered keys are *shadowed* ([`PendingMisses::shadow_where`]): a megaflow
 //! now matches their packets, but their parked packets have not been sent yet. A newer
 //! packet of a shadowed key must not use the megaflow (it would overtake its flow's
-//! parked packets), so the PMD asks [`PendingMisses::must_join`] for each packet while
-//! any key is shadowed, and parks the packets it names behind their key. That costs one
-//! hash and probe per packet, only between such an install and the answers of the keys
-//! it shadowed (a fraction of a millisecond); [`PendingMisses::shadowed`] is O(1).
+//! parked packets), so while any key is shadowed the PMD asks [`PendingMisses::must_join`]
+//! about each packet that hits a megaflow installed since the oldest parked key
+//! ([`PendingMisses::shadowing_since`]; a key parked then missed every megaflow installed
+//! before, so none of those covers it), and parks the packets it names behind their key
+//! (`FlowCache::lookup_burst_holding`). That costs one hash and probe per such packet;
+//! the packets of megaflows installed before stay free of it, also under a flood of new
+//! flows on their own rx queue. [`PendingMisses::shadowed`] is O(1).
 //!
 //! Finding the covered keys means testing each parked key against the megaflow's mask.
 //! With more than [`SHADOW_SCAN_MAX_KEYS`] keys parked, [`PendingMisses::shadow_covered`]
 //! does not: it shadows *every* key parked now or later, until the table is empty. That
 //! is safe (a packet of a parked key that hits a megaflow must join its key whether or
 //! not an install marked it: the megaflow covers its key) and turns an O(parked keys)
-//! scan per install into one probe per packet while the table holds keys, and only for
-//! the packets of ports that have keys parked ([`PendingMisses::shadowed_on`]: a count of
-//! parked keys per ingress port), so the cached flows of other ports pay nothing. Under a flood
+//! scan per install into one probe per packet of a young megaflow while the table holds
+//! keys, and only for the packets of ports that have keys parked
+//! ([`PendingMisses::shadowed_on`]: a count of parked keys per ingress port), so the
+//! cached flows of other ports pay nothing. Under a flood
 //! of new flows the table stays full and the slow path answers hundreds of thousands of
 //! keys a second; a 4,096-key scan per answer took the PMD's whole time, and installed
 //! flows fell to a few percent of their rate.
@@ -408,6 +412,14 @@ impl<P> PendingMisses<P> {
     /// probe per packet. O(1).
     pub fn shadowed_on(&self, in_port: u32) -> bool {
         self.shadowed() > 0 && self.port_keys[port_bucket(in_port)] > 0
+    }
+
+    /// When the oldest parked key was parked (the `now_ms` of its first
+    /// [`PendingMisses::park`]), while any key is shadowed: the packets that may need
+    /// [`PendingMisses::must_join`] are those that hit a megaflow installed since (see
+    /// `FlowCache::lookup_burst_holding`). O(1).
+    pub fn shadowing_since(&self) -> Option<u64> {
+        (self.shadowed() > 0 && self.oldest != NIL).then(|| self.entries[self.oldest as usize].since_ms)
     }
 
     /// The parked keys, oldest first (for dumps and tests; O(parked keys)).

@@ -773,14 +773,35 @@ impl World {
         let hashes: Vec<u32> = keys.iter().map(|k| k.hash()).collect();
         let bytes: Vec<u32> = (0..n).map(|i| 60 + i as u32).collect();
         let mut out = vec![None; n];
-        // As the PMD: packets of shadowed parked keys skip the lookup and join their key.
-        let looked: Vec<usize> = (0..n).filter(|&i| !self.pmds[p].pending.must_join(&keys[i])).collect();
-        let pick = |v: &[u32]| looked.iter().map(|&i| v[i]).collect::<Vec<u32>>();
-        let lkeys: Vec<FlowKey> = looked.iter().map(|&i| keys[i]).collect();
-        let mut lout = vec![None; looked.len()];
-        self.pmds[p].cache.lookup_batch(&lkeys, &pick(&hashes), &pick(&bytes), self.now, &mut lout);
-        for (&i, found) in looked.iter().zip(lout) {
-            out[i] = found;
+        // As the PMD: each port's keys are one burst, whose hits on megaflows installed
+        // since the oldest parked key are held (a miss here) when their key must join its
+        // parked packets. The check below that no parked key hits holds the bound to it.
+        let mut ports: Vec<u32> = keys.iter().map(|k| k.in_port()).collect();
+        ports.sort_unstable();
+        ports.dedup();
+        for port in ports {
+            let at: Vec<usize> = (0..n).filter(|&i| keys[i].in_port() == port).collect();
+            let pick = |v: &[u32]| at.iter().map(|&i| v[i]).collect::<Vec<u32>>();
+            let pkeys: Vec<FlowKey> = at.iter().map(|&i| keys[i]).collect();
+            let pm = &mut self.pmds[p];
+            let since = if pm.pending.shadowed_on(port) { pm.pending.shadowing_since() } else { None };
+            let pending = &pm.pending;
+            let hold = since.map(|since| (since, |j: usize| pending.must_join(&pkeys[j])));
+            let mut pout = vec![None; at.len()];
+            pm.cache.lookup_burst_holding(
+                port,
+                &pkeys,
+                &pick(&hashes),
+                &pick(&bytes),
+                0,
+                self.now,
+                hold,
+                &mut pout,
+                |r| r.map(|(id, _)| id),
+            );
+            for (&i, found) in at.iter().zip(pout) {
+                out[i] = found;
+            }
         }
         let mut batch = UpcallBatch::new(p);
         for i in 0..n {

@@ -273,17 +273,13 @@ pub struct FlowPipeline {
     /// Busy iterations since the counters were last published.
     busy_unpublished: u32,
     // Per-burst scratch, reused.
-    /// The last burst's keys, by place in the burst (`miss` parks under them), unless
-    /// shadowed keys were held back: then the keys looked up, moved to the front.
+    /// The last burst's keys, by place in the burst (`miss` parks under them).
     keys: [FlowKey; BURST],
     hashes: [u32; BURST],
     bytes: [u32; BURST],
-    /// Position in the burst of each looked-up key, when shadowed keys were held back.
-    burst_pos: [u8; BURST],
-    /// Where `miss` finds the last burst's keys (see [`MissKeys`]).
-    miss_keys: MissKeys,
-    /// The last burst's keys by place in the burst, when `keys` was reordered.
-    burst_keys: [FlowKey; BURST],
+    /// How many of `keys` are the last burst's (0 after a burst served without keys:
+    /// `miss` then extracts a packet's key again).
+    keyed: u8,
     /// The clock as read for the last burst (misses of that burst are parked at it).
     burst_ms: u64,
     /// Where `DpAction::Controller` sends packets (see [`FlowPipeline::with_packet_in`]).
@@ -329,11 +325,9 @@ impl FlowPipeline {
             busy: false,
             busy_unpublished: 0,
             keys: [FlowKey::ZERO; BURST],
-            miss_keys: MissKeys::InPlace(0),
-            burst_keys: [FlowKey::ZERO; BURST],
+            keyed: 0,
             hashes: [0; BURST],
             bytes: [0; BURST],
-            burst_pos: [0; BURST],
             burst_ms: 0,
             packet_in: None,
             expect_trains: false,
@@ -422,7 +416,7 @@ impl FlowPipeline {
         let now = self.clock.now_ms();
         self.burst_ms = now;
         // No keys were extracted: a miss (none is possible) would extract its own.
-        self.miss_keys = MissKeys::InPlace(0);
+        self.keyed = 0;
         self.dirty = true;
         self.busy = true;
         let verdict = match self.cache.port_wide_hits(found, n, total, flags, now) {
@@ -545,27 +539,6 @@ impl FlowPipeline {
         }
     }
 
-    /// Keeps the packets of shadowed parked keys (see [`PendingMisses::must_join`]) out of
-    /// this burst's lookup: moves the keys, hashes and lengths of the other `n` packets
-    /// to the front, noting where each came from (the keys as they were go to
-    /// `burst_keys`, for `miss`). Returns how many are left to look up.
-    fn hold_shadowed(&mut self, n: usize) -> usize {
-        self.burst_keys[..n].copy_from_slice(&self.keys[..n]);
-        self.miss_keys = MissKeys::Copied(n as u8);
-        let mut m = 0;
-        for i in 0..n {
-            if self.pending.must_join(&self.keys[i]) {
-                continue;
-            }
-            self.keys[m] = self.keys[i];
-            self.hashes[m] = self.hashes[i];
-            self.bytes[m] = self.bytes[i];
-            self.burst_pos[m] = i as u8;
-            m += 1;
-        }
-        m
-    }
-
     fn handle_command(&mut self, cmd: PmdCommand, inject: &mut Injector<'_>) {
         let now = self.clock.now_ms();
         // Packets released from the park, for the statistics of what handled them.
@@ -624,15 +597,6 @@ impl FlowPipeline {
     }
 }
 
-/// Where the last burst's keys are, by place in the burst, for `miss`: the first `n`
-/// of `keys`, or of `burst_keys` when `keys` was reordered to hold shadowed keys back
-/// (`InPlace(0)` before the first burst).
-#[derive(Debug, Clone, Copy)]
-enum MissKeys {
-    InPlace(u8),
-    Copied(u8),
-}
-
 /// Why an `Install` was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 enum InstallError {
@@ -649,15 +613,20 @@ impl Pipeline for FlowPipeline {
         // The poll loop never passes more than a burst; anything beyond stays `Miss` and
         // goes through the (correct, slower) miss path.
         let n = pkts.len().min(out.len()).min(BURST);
-        self.miss_keys = MissKeys::InPlace(n as u8);
+        self.keyed = n as u8;
         if n == 0 {
             return Classified::Mixed;
         }
+        // While keys of the port are shadowed (parked, with a covering megaflow installed
+        // since), packets that hit a megaflow installed since the oldest parked key may
+        // be theirs and must join them (see `FlowCache::lookup_burst_holding`).
+        let shadowing_since = if self.pending.shadowed_on(in_port) { self.pending.shadowing_since() } else { None };
         // One megaflow answers every packet of the port (a table of in_port rules): no
-        // key is needed, only the burst's bytes and TCP flags for its statistics. Not
-        // while keys of the port are parked (shadowed keys must be held out by key).
-        let shadowed = self.pending.shadowed_on(in_port);
-        if !shadowed && let Some(found) = self.cache.port_wide(in_port) {
+        // key is needed, only the burst's bytes and TCP flags for its statistics. Unless
+        // it is newer than a parked key of the port (then packets are held by key).
+        if let Some(found) = self.cache.port_wide(in_port)
+            && shadowing_since.is_none_or(|since| self.cache.installed_before(found.id, since))
+        {
             return self.classify_port_wide(found, n, pkts, out);
         }
         // With few subtables the cache probes the classifier directly and reads no
@@ -717,42 +686,29 @@ impl Pipeline for FlowPipeline {
         }
         let now = self.clock.now_ms();
         self.burst_ms = now;
-        let m = if shadowed { self.hold_shadowed(n) } else { n };
         self.dirty = true;
         self.busy = true;
-        let (keys, hashes, bytes) = (&self.keys[..m], &self.hashes[..m], &self.bytes[..m]);
+        let (keys, hashes, bytes) = (&self.keys[..n], &self.hashes[..n], &self.bytes[..n]);
         // The verdicts are written as the cache hands out each result (no array of ids
         // to resolve into actions afterwards), resolved once per run of one megaflow.
         let to_verdict = |r: Option<(MegaflowId, &'s [DpAction])>| match r {
             Some((_, actions)) => Verdict::Actions(actions),
             None => Verdict::Miss,
         };
-        // Held-back keys were moved: the bits of `known` no longer say which key was
-        // before which.
-        let known = if m == n { known } else { 0 };
-        let found = self.cache.lookup_burst_known(in_port, keys, hashes, bytes, known, now, &mut out[..m], to_verdict);
+        let pending = &self.pending;
+        let hold = shadowing_since.map(|since| (since, |i: usize| pending.must_join(&keys[i])));
+        let (found, _held) =
+            self.cache.lookup_burst_holding(in_port, keys, hashes, bytes, known, now, hold, &mut out[..n], to_verdict);
         self.expect_trains = found.trains;
-        if m == n {
-            // A burst of one flow that hit: every verdict is its megaflow's list.
-            if found.one_train && out.len() == n {
-                return Classified::Uniform;
-            }
-            // Every packet hit a megaflow whose list is one output, the same port for all.
-            return match found.one_output {
-                Some(port) if out.len() == n => Classified::OneOutput(port),
-                _ => Classified::Mixed,
-            };
+        // A burst of one flow that hit: every verdict is its megaflow's list.
+        if found.one_train && out.len() == n {
+            return Classified::Uniform;
         }
-        // Held packets (not looked up) miss, and `miss` parks them behind their key: the
-        // verdict of looked-up key `i` moves to its packet's place `burst_pos[i]`
-        // (increasing, `>= i`, so from the last down no verdict is overwritten before it
-        // moved).
-        out[m..n].fill(Verdict::Miss);
-        for i in (0..m).rev() {
-            let v = std::mem::replace(&mut out[i], Verdict::Miss);
-            out[self.burst_pos[i] as usize] = v;
+        // Every packet hit a megaflow whose list is one output, the same port for all.
+        match found.one_output {
+            Some(port) if out.len() == n => Classified::OneOutput(port),
+            _ => Classified::Mixed,
         }
-        Classified::Mixed
     }
 
     fn rx_hold(&mut self) -> RxHold {
@@ -769,11 +725,7 @@ impl Pipeline for FlowPipeline {
         self.dirty = true;
         // The key `classify` extracted for this place of the burst (a caller that did not
         // classify the packet gets it extracted again).
-        let key = match self.miss_keys {
-            MissKeys::InPlace(n) if at < n as usize => self.keys[at],
-            MissKeys::Copied(n) if at < n as usize => self.burst_keys[at],
-            _ => extract(pkt.data(), in_port),
-        };
+        let key = if at < self.keyed as usize { self.keys[at] } else { extract(pkt.data(), in_port) };
         match self.pending.park(&key, self.burst_ms, pkt) {
             Parked::Joined => None,
             Parked::Full(pkt) => {
