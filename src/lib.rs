@@ -55,7 +55,7 @@ pub mod telemetry;
 pub use eal::{Eal, ThreadRegistration, lcore_id, rdtsc};
 pub use error::DpdkError;
 pub use mbuf::{BURST, Drain, Mbuf, MbufBatch};
-pub use mempool::Mempool;
+pub use mempool::{Mempool, PKTMBUF_HEADROOM};
 pub use pdump::Pdump;
 pub use port::{
     EthStats, LinkState, LinkStatus, Port, PortConfig, PortId, RxQueue, TxQueue, port_by_name, probe, ring_port_pair,

@@ -16,6 +16,13 @@ use crate::error::{DpdkError, rte_errno, strerror};
 use crate::mbuf::Mbuf;
 use crate::sys;
 
+/// Bytes in front of a received frame in every mbuf (`RTE_PKTMBUF_HEADROOM`, a constant
+/// of the DPDK build): an mbuf's data room must exceed it.
+pub const PKTMBUF_HEADROOM: u16 = {
+    assert!(sys::RTE_PKTMBUF_HEADROOM <= u16::MAX as u32);
+    sys::RTE_PKTMBUF_HEADROOM as u16
+};
+
 /// A pool of packet buffers.
 #[derive(Clone)]
 pub struct Mempool {

@@ -42,7 +42,7 @@ fn main() {
 
     // Reference: trivial rx -> tx loop on a registered thread pinned to `core`.
     let (ref_mpps, ref_cpp) = {
-        let pool = Mempool::new(&eal, "ref_pool", 16383, 256, 2176, 0).expect("pool");
+        let pool = Mempool::new(&eal, "ref_pool", 16383, 256, ferrovs_pmd::spec::DEFAULT_DATA_ROOM, 0).expect("pool");
         let a = probe(&eal, &src(100)).expect("source");
         let b = probe(&eal, "net_null101,no-rx=1").expect("sink");
         let cfg = PortConfig::default();

@@ -106,7 +106,7 @@ pub struct SwitchOptions {
     pub n_mbufs: u32,
     /// Per-lcore mempool cache size.
     pub mbuf_cache: u32,
-    /// Mbuf data room including headroom (DPDK default 2176; see [`data_room_for_mtu`]).
+    /// Mbuf data room including headroom (DPDK default [`DEFAULT_DATA_ROOM`]; see [`data_room_for_mtu`]).
     /// Every port's MTU must fit it ([`max_mtu_for_data_room`]): a frame longer than one
     /// mbuf arrives in segments, and the PMD drops those.
     pub mbuf_data_room: u16,
@@ -125,9 +125,10 @@ pub struct SwitchOptions {
 
 /// DPDK's default mbuf data room (`RTE_MBUF_DEFAULT_BUF_SIZE`): 2,048 bytes of frame
 /// behind the headroom.
-pub const DEFAULT_DATA_ROOM: u16 = 2176;
-/// Bytes DPDK keeps in front of a received frame (`RTE_PKTMBUF_HEADROOM`).
-pub const MBUF_HEADROOM: u16 = 128;
+pub const DEFAULT_DATA_ROOM: u16 = 2048 + MBUF_HEADROOM;
+/// Bytes DPDK keeps in front of a received frame (`RTE_PKTMBUF_HEADROOM`, as the
+/// installed DPDK was built with it).
+pub const MBUF_HEADROOM: u16 = ferrovs_dpdk::PKTMBUF_HEADROOM;
 /// Bytes a received frame may have beyond its port's MTU: the Ethernet header, two VLAN
 /// tags, and a frame check sequence a device may leave on.
 pub const RX_FRAME_OVERHEAD: u16 = 14 + 8 + 4;

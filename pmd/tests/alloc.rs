@@ -113,7 +113,7 @@ fn slow_path(
 
 fn pmd_loop_does_not_allocate() -> Result<(), Failed> {
     let eal = eal();
-    let pool = Mempool::new(eal, &uniq("apool"), 4095, 0, 2176, 0)?;
+    let pool = Mempool::new(eal, &uniq("apool"), 4095, 0, ferrovs_pmd::spec::DEFAULT_DATA_ROOM, 0)?;
     let mut specs = Vec::new();
     let mut peers = Vec::new();
     for i in 0..2 {

@@ -42,7 +42,7 @@ fn take_all(h: &CaptureHandle) -> Vec<(Direction, Vec<u8>, u32)> {
 
 fn armed_capture_copies_without_allocating() -> Result<(), Failed> {
     let eal = eal();
-    let pool = Mempool::new(eal, &uniq("cpool"), 4095, 0, 2176, 0)?;
+    let pool = Mempool::new(eal, &uniq("cpool"), 4095, 0, ferrovs_pmd::spec::DEFAULT_DATA_ROOM, 0)?;
     let mut specs = Vec::new();
     let mut peers = Vec::new();
     for i in 0..3u32 {

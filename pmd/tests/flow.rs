@@ -162,7 +162,7 @@ fn bench(upcall_queue: usize, policy: Option<Policy>) -> Result<Bench, Failed> {
 /// [`bench`] with the parking table `pending`.
 fn bench_with(upcall_queue: usize, policy: Option<Policy>, pending: PendingConfig) -> Result<Bench, Failed> {
     let eal = eal();
-    let pool = Mempool::new(eal, &uniq("fpool"), 4095, 0, 2176, 0)?;
+    let pool = Mempool::new(eal, &uniq("fpool"), 4095, 0, ferrovs_pmd::spec::DEFAULT_DATA_ROOM, 0)?;
     let mut specs = Vec::new();
     let mut peers = Vec::new();
     for i in 0..2 {

@@ -74,7 +74,7 @@ fn bench_with(
     edit: impl Fn(&mut PortSpec),
 ) -> Result<Bench, Failed> {
     let eal = eal();
-    let pool = Mempool::new(eal, &uniq("tpool"), 4095, 0, 2176, 0)?;
+    let pool = Mempool::new(eal, &uniq("tpool"), 4095, 0, ferrovs_pmd::spec::DEFAULT_DATA_ROOM, 0)?;
     let n_q = (n_pmds as u16).max(n_rxq);
     let mut specs = Vec::new();
     let mut peers = Vec::new();
@@ -492,7 +492,7 @@ fn null_ports_forward_and_close() -> Result<(), Failed> {
 
 fn mbuf_api_share_copy_prepend_adj() -> Result<(), Failed> {
     let eal = eal();
-    let pool = Mempool::new(eal, &uniq("mpool"), 127, 0, 2176, 0)?;
+    let pool = Mempool::new(eal, &uniq("mpool"), 127, 0, ferrovs_pmd::spec::DEFAULT_DATA_ROOM, 0)?;
     let frame = udp_frame(1, 20);
     let mut m = pool.alloc_frame(&frame)?;
     check(m.data() == &frame[..] && m.pkt_len() == frame.len(), || "alloc_frame".into())?;
@@ -528,7 +528,7 @@ fn mbuf_api_share_copy_prepend_adj() -> Result<(), Failed> {
 
 fn queues_are_taken_once() -> Result<(), Failed> {
     let eal = eal();
-    let pool = Mempool::new(eal, &uniq("qpool"), 255, 0, 2176, 0)?;
+    let pool = Mempool::new(eal, &uniq("qpool"), 255, 0, ferrovs_pmd::spec::DEFAULT_DATA_ROOM, 0)?;
     let (a, _b): (PortId, PortId) = ring_port_pair(eal, &uniq("q"), 2, 256)?;
     let port = Port::configure(eal, a, &PortConfig { n_rxq: 2, n_txq: 1, rx_desc: 128, tx_desc: 128 }, &pool)?;
     let q0 = port.rx_queue(0)?;

@@ -51,7 +51,6 @@ use std::collections::HashMap;
 use std::fmt;
 use std::hash::{BuildHasherDefault, Hash, Hasher};
 use std::net::{Ipv4Addr, Ipv6Addr};
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use ferrovs_config::persist::journal::RuleTextEdit;
 use ferrovs_config::rules::{Action, Masked, Match, Registers, Rule};
@@ -475,15 +474,14 @@ impl RuleTables {
         }
         // Printing takes longer than compiling: the compiling thread, once done, prints
         // the pieces the printer has not claimed yet.
-        let next_piece = AtomicUsize::new(0);
+        let to_print = Queue::new(if print { kept.chunks(PRINT_PIECE).enumerate().collect() } else { Vec::new() });
         let ((tables, warnings, index), printed) = std::thread::scope(|s| {
-            let (kept, next_piece) = (&kept, &next_piece);
-            let printer =
-                (print && kept.len() >= PRINT_ON_SIDE_RULES).then(|| s.spawn(move || print_pieces(kept, next_piece)));
+            let (kept, to_print) = (&kept, &to_print);
+            let printer = (print && kept.len() >= PRINT_ON_SIDE_RULES).then(|| s.spawn(move || print_pieces(to_print)));
             let (tables, warnings) = compile_in_order(kept, &source_index);
             let index: Vec<TableIndex> = tables.iter().map(|t| TableIndex::new(t)).collect();
             let printed = print.then(|| {
-                let mut pieces = print_pieces(kept, next_piece);
+                let mut pieces = print_pieces(to_print);
                 if let Some(p) = printer {
                     pieces.extend(p.join().unwrap_or_else(|e| std::panic::resume_unwind(e)));
                 }
@@ -1106,15 +1104,14 @@ fn for_each_field_match(m: &Match, mut each: impl FnMut(FieldMatch)) -> Vec<&'st
 /// Rules printed per piece claimed by one thread of [`RuleTables::build`].
 const PRINT_PIECE: usize = 8192;
 
-/// Prints the pieces of `rules` (of [`PRINT_PIECE`] rules) this thread claims from
-/// `next_piece` until none is left, each with its number.
-fn print_pieces(rules: &[Rule], next_piece: &AtomicUsize) -> Vec<(usize, Vec<String>)> {
+/// Prints the pieces of rules (numbered, of [`PRINT_PIECE`] rules) this thread claims
+/// from `to_print` until none is left, each with its number.
+fn print_pieces(to_print: &Queue<(usize, &[Rule])>) -> Vec<(usize, Vec<String>)> {
     let mut pieces = Vec::new();
-    loop {
-        let n = next_piece.fetch_add(1, Ordering::Relaxed);
-        let Some(piece) = rules.chunks(PRINT_PIECE).nth(n) else { return pieces };
+    while let Some((n, piece)) = to_print.take() {
         pieces.push((n, piece.iter().map(ferrovs_config::rule_text).collect()));
     }
+    pieces
 }
 
 /// Rules compiled by one claim of a compiling thread.
