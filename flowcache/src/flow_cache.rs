@@ -51,7 +51,7 @@
 //! subtables' hit counts, which only rank them, count a train once). A caller that
 //! knows some keys are repeats (the PMD finds them from the frames' bytes without
 //! extracting: `extract::same_untagged_key`) passes them to
-//! [`FlowCache::lookup_burst_known`], and they are not compared; a burst that was one
+//! [`FlowCache::lookup_burst_holding`], and they are not compared; a burst that was one
 //! train and hit says so ([`BurstLookup::one_train`]), so that the caller can take one
 //! verdict for all its packets.
 //!
@@ -185,7 +185,7 @@ pub struct FlowCache {
 /// whole key: a burst without trains pays about one word compare per key.
 ///
 /// With `KNOWN`, the keys of `known` (bits the caller knows to be repeats: see
-/// [`FlowCache::lookup_burst_known`]) are taken without a compare.
+/// [`FlowCache::lookup_burst_holding`]) are taken without a compare.
 #[inline(always)]
 fn repeated_keys<const KNOWN: bool>(keys: &[FlowKey], known: u32) -> u32 {
     let mut repeats = 0u32;
@@ -453,34 +453,20 @@ impl FlowCache {
         out: &mut [V],
         resolve: impl FnMut(Option<(MegaflowId, &'s [DpAction])>) -> V,
     ) -> BurstLookup {
-        self.lookup_burst_known(in_port, keys, hashes, bytes, 0, now, out, resolve)
+        self.lookup_burst_holding(in_port, keys, hashes, bytes, 0, now, NO_HOLD, out, resolve).0
     }
 
-    /// [`FlowCache::lookup_burst`] of a burst whose caller knows that the keys of
-    /// `known` (bit `i`: `keys[i]` is `keys[i - 1]`, `i` in 1..32) are repeats: they are
-    /// not compared when the burst looks for trains. A caller that found them equal
-    /// without extracting them (the frames' bytes) saves the compare of their keys; a
-    /// bit set for keys that differ is a caller's bug (the key takes the result of the
-    /// one before it).
-    #[allow(clippy::too_many_arguments)]
-    #[inline]
-    pub fn lookup_burst_known<'s, V: Copy>(
-        &'s mut self,
-        in_port: u32,
-        keys: &[FlowKey],
-        hashes: &[u32],
-        bytes: &[u32],
-        known: u32,
-        now: u64,
-        out: &mut [V],
-        resolve: impl FnMut(Option<(MegaflowId, &'s [DpAction])>) -> V,
-    ) -> BurstLookup {
-        self.lookup_burst_holding(in_port, keys, hashes, bytes, known, now, NO_HOLD, out, resolve).0
-    }
-
-    /// [`FlowCache::lookup_burst_known`] that may hold hits back, for a PMD with parked
-    /// keys whose newer packets must not overtake them (see `crate::pending`, "Each key
-    /// waits for its own answer"). With `hold = Some((since, must_join))`, a key that
+    /// [`FlowCache::lookup_burst`] as a PMD runs it, with two more inputs.
+    ///
+    /// `known`: the keys of `known` (bit `i`: `keys[i]` is `keys[i - 1]`, `i` in 1..32)
+    /// are repeats: they are not compared when the burst looks for trains. A caller that
+    /// found them equal without extracting them (the frames' bytes) saves the compare of
+    /// their keys; a bit set for keys that differ is a caller's bug (the key takes the
+    /// result of the one before it).
+    ///
+    /// `hold`: hits may be held back, for a PMD with parked keys whose newer packets
+    /// must not overtake them (see `crate::pending`, "Each key waits for its own
+    /// answer"). With `hold = Some((since, must_join))`, a key that
     /// hits a megaflow installed at or after `since` (the `now` of its insert; `since`
     /// on the same clock: the time the oldest parked key was parked) is held when
     /// `must_join(i)` says so: it is looked up as a miss (`resolve(None)`, no

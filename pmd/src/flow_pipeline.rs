@@ -10,9 +10,9 @@
 //! Per burst ([`Pipeline::classify`]): extract the keys of up to 32 frames into fixed
 //! arrays, hash each with the NIC's RSS hash when the mbuf has one (else
 //! [`FlowKey::hash`], computed from the key's words as they are extracted), read the
-//! clock once, and run [`FlowCache::lookup_burst_known`]. Each packet's verdict is its
+//! clock once, and run [`FlowCache::lookup_burst_holding`]. Each packet's verdict is its
 //! megaflow's action list, borrowed from the cache, or `Miss` (also for a packet of a
-//! shadowed parked key, held out of the lookup: see `Install` below). After a burst
+//! shadowed parked key, held back by the lookup: see `Install` below). After a burst
 //! with trains (packets of one flow in a row), the next burst's walk takes a frame whose
 //! key bytes equal those of the untagged common-shape frame before it
 //! (`extract::same_untagged_key`) as a repeat: its key is copied, not extracted, and
@@ -55,11 +55,11 @@
 //!   batches, before any newer packet of the flow can be classified), and add those
 //!   packets to the new megaflow's statistics (they were handled by its actions). Other
 //!   parked keys the megaflow covers wait for their own answers, *shadowed*: while any
-//!   key of the burst's port is ([`PendingMisses::shadowed_on`]), `classify` keeps the
-//!   packets of shadowed keys out of the lookup and they
-//!   join their key (see [`PendingMisses`], "Each key waits for its own answer"), so
-//!   every packet gets its own key's decision and a flow's packets stay in order. At
-//!   the flow limit, the least
+//!   key of the burst's port is ([`PendingMisses::shadowed_on`]), `classify` holds the
+//!   hits of shadowed keys on megaflows installed since the oldest parked key (the
+//!   lookup's hold pass; older megaflows cover no parked key) and they join their key
+//!   (see [`PendingMisses`], "Each key waits for its own answer"), so every packet gets
+//!   its own key's decision and a flow's packets stay in order. At the flow limit, the least
 //!   recently used megaflow of a sample of [`EVICT_SAMPLE`] live slots is evicted first
 //!   (reported `Evicted`, counted in `evictions`). If the cache refuses it anyway (an
 //!   identical key+mask is installed, or nothing could be evicted), the key's parked
