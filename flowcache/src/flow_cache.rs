@@ -185,16 +185,32 @@ pub struct FlowCache {
 /// whole key: a burst without trains pays about one word compare per key.
 ///
 /// With `KNOWN`, the keys of `known` (bits the caller knows to be repeats: see
-/// [`FlowCache::lookup_burst_known`]) are taken without a compare.
+/// [`FlowCache::lookup_burst_known`]) are taken without a compare, and the loop visits
+/// only the others (a burst of one flow whose repeats the caller found visits none:
+/// testing each key's bit instead cost 8.5 instructions per packet at 1 flow).
 #[inline(always)]
 fn repeated_keys<const KNOWN: bool>(keys: &[FlowKey], known: u32) -> u32 {
     let mut repeats = 0u32;
     let keys = &keys[..keys.len().min(MAX_BATCH)];
-    for i in 1..keys.len() {
-        if KNOWN && known & (1 << i) != 0 {
-            repeats |= 1 << i;
-            continue;
+    if KNOWN {
+        // Keys 1.. that are not known: only they are compared (none, for a burst the
+        // caller found to be one train).
+        let valid = if keys.len() >= 32 { u32::MAX } else { (1u32 << keys.len()) - 1 } & !1;
+        let mut todo = valid & !known;
+        repeats = valid & known;
+        while todo != 0 {
+            let i = todo.trailing_zeros() as usize;
+            todo &= todo - 1;
+            if let (Some(a), Some(b)) = (keys.get(i.wrapping_sub(1)), keys.get(i))
+                && a.w[3] == b.w[3]
+                && a == b
+            {
+                repeats |= 1 << i;
+            }
         }
+        return repeats;
+    }
+    for i in 1..keys.len() {
         let (a, b) = (&keys[i - 1], &keys[i]);
         if a.w[3] == b.w[3] && a == b {
             repeats |= 1 << i;
@@ -1073,6 +1089,29 @@ mod tests {
         // Statistics: three lookup_batch passes and this burst.
         assert_eq!(fc.stats(ids[0].unwrap()).unwrap().packets, 4);
         assert_eq!(fc.stats(ids[38].unwrap()).unwrap().packets, 3);
+    }
+
+    #[test]
+    fn known_repeats_are_taken_and_the_other_keys_compared() {
+        let mut rng = SplitMix(16);
+        let flows: Vec<FlowKey> =
+            (0..3u8).map(|i| extract(&tcp4_frame(&Tcp4 { sport: 100 + i as u16, ..TCP4 }), 1)).collect();
+        for _ in 0..20_000 {
+            let n = rng.index(MAX_BATCH + 3);
+            let few = if rng.chance(50) { 1 } else { 3 };
+            let keys: Vec<FlowKey> = (0..n).map(|_| flows[rng.index(few)]).collect();
+            let repeats = repeated_keys::<false>(&keys, 0);
+            // Any subset of the repeats may be known (bit 0 and bits past the keys
+            // are not repeats whatever the caller says).
+            let known = repeats & rng.next_u64() as u32;
+            assert_eq!(repeated_keys::<true>(&keys, known), repeats, "{n} keys, known {known:#x}");
+            assert_eq!(repeated_keys::<true>(&keys, known | 1), repeats, "{n} keys, known {known:#x} | 1");
+            if n < 32 {
+                assert_eq!(repeated_keys::<true>(&keys, known | !0 << n.max(1)), repeats, "{n} keys");
+            }
+            let want = (1..n.min(MAX_BATCH)).filter(|&i| keys[i] == keys[i - 1]).fold(0u32, |r, i| r | 1 << i);
+            assert_eq!(repeats, want);
+        }
     }
 
     #[test]
