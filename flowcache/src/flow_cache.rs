@@ -7,7 +7,10 @@
 //! here locks or uses atomics. A burst of up to 32 packets goes through three levels,
 //! each working on the bitmap of packets the previous level missed:
 //!
-//! 1. the [`Emc`]: full key compare, a few thousand of the hottest flows;
+//! 1. the [`Emc`]: full key compare, a few thousand of the hottest flows (for the
+//!    frames of the common shape, a table keyed by the frame bytes their key is made
+//!    of, which the PMD probes as it walks the burst, before any key is extracted:
+//!    [`FlowCache::frame_probe`], [`FlowCache::lookup_burst_framed`]);
 //! 2. the [`SigCache`]: hash -> megaflow slot, verified by matching the megaflow, sized
 //!    for the whole working set; its buckets are all loaded before any is examined, so
 //!    the cache misses of the burst overlap;
@@ -60,7 +63,7 @@
 
 use crate::actions::{DpAction, DpActions};
 use crate::classifier::{Classifier, InsertError, MAX_BATCH};
-use crate::emc::Emc;
+use crate::emc::{Emc, FrameProbe, FramedBurst};
 use crate::key::FlowKey;
 use crate::megaflow::{Megaflow, MegaflowId, MegaflowRef, MegaflowStats};
 use crate::sigcache::SigCache;
@@ -505,6 +508,66 @@ impl FlowCache {
         }
     }
 
+    /// The frame table of the EMC for the walk over the next burst, if the EMC is probed
+    /// now (see [`FrameProbe`]). For a burst that goes through the caches
+    /// ([`FlowCache::uses_hashes`]): its walk looks up each frame of the common shape by
+    /// its window, extracts the keys of the others and of the frames the table did not
+    /// answer, and hands what it found to [`FlowCache::lookup_burst_framed`].
+    #[inline(always)]
+    pub fn frame_probe(&self) -> Option<FrameProbe<'_>> {
+        self.emc.as_ref().filter(|_| self.emc_probed_now()).map(|emc| emc.frame_probe(&self.cls.slab))
+    }
+
+    /// Whether [`FlowCache::frame_probe`] gives the frame table now.
+    #[inline(always)]
+    pub fn frame_probed(&self) -> bool {
+        self.emc_probed_now()
+    }
+
+    /// [`FlowCache::lookup_burst`] of a burst whose walk probed the EMC's frame table
+    /// ([`FlowCache::frame_probe`]): the packets of `framed.hits` are EMC hits of the
+    /// megaflows in `framed.idx` (their keys need only their word
+    /// [`crate::key::TCP_FLAGS_WORD`], for the statistics); the other keys are looked up
+    /// as usual, the EMC's key table probed only for the packets whose frames had no
+    /// window (not in `framed.windowed`), and a hit of a later level is cached in the
+    /// frame table for a packet of `framed.windowed`. The same answers, statistics and
+    /// counters as [`FlowCache::lookup_burst`] (the frame table's hits count as EMC
+    /// hits), except that the burst goes through the caches whatever its port's
+    /// subtables and no trains are looked for.
+    #[allow(clippy::too_many_arguments)]
+    #[inline]
+    pub fn lookup_burst_framed<'s, V: Copy>(
+        &'s mut self,
+        in_port: u32,
+        keys: &[FlowKey],
+        hashes: &[u32],
+        bytes: &[u32],
+        framed: &FramedBurst,
+        now: u64,
+        out: &mut [V],
+        mut resolve: impl FnMut(Option<(MegaflowId, &'s [DpAction])>) -> V,
+    ) -> BurstLookup {
+        let mut k = FlowKey::ZERO;
+        k.set_in_port(in_port);
+        let keys = &keys[..keys.len().min(out.len())];
+        let n = keys.len().min(hashes.len()).min(bytes.len()).min(MAX_BATCH);
+        let probed = self.probe_chunk_framed(Some(k.in_port()), &keys[..n], &hashes[..n], framed);
+        self.counters.misses += (keys.len() - n) as u64;
+        let (head, tail) = out[..keys.len()].split_at_mut(n);
+        let (missed, one_output) = self.finish_chunk(&keys[..n], &bytes[..n], now, &probed, head, &mut resolve);
+        let misses = missed + tail.len();
+        if !tail.is_empty() {
+            tail.fill(resolve(None));
+        }
+        // No trains are looked for: one packet that hit is the only train.
+        BurstLookup {
+            misses,
+            one_train: misses == 0 && n == 1,
+            trains: false,
+            one_output: one_output.filter(|_| misses == 0),
+        }
+    }
+
     /// The megaflow that answers every packet from `in_port` whatever its other fields
     /// (its mask covers `in_port` alone, and a lookup from the port probes nothing else:
     /// see `Classifier::port_wide`), if there is one and the port's bursts go straight
@@ -637,6 +700,25 @@ impl FlowCache {
             self.emc_gate.record(0, 0);
         }
 
+        todo = self.probe_later_levels(port, keys, hashes, todo, &mut idx, None);
+
+        Probed { idx, todo, repeats: 0 }
+    }
+
+    /// The levels after the EMC (signature cache, classifier) for the keys of `todo`:
+    /// sets `idx[i]` of each hit, fills the caches, returns the keys still missing. A
+    /// hit is cached in the EMC's frame table for a packet of `framed.windowed` (see
+    /// [`FlowCache::lookup_burst_framed`]), in its key table otherwise.
+    #[inline(always)]
+    fn probe_later_levels(
+        &mut self,
+        port: Option<u32>,
+        keys: &[FlowKey],
+        hashes: &[u32],
+        mut todo: u32,
+        idx: &mut [u32; MAX_BATCH],
+        framed: Option<&FramedBurst>,
+    ) -> u32 {
         if todo != 0
             && let Some(sig) = &self.sig
         {
@@ -657,7 +739,7 @@ impl FlowCache {
                 bits &= bits - 1;
                 let c = sig.candidate(hashes[i]);
                 cand[i] = c;
-                if let Some(r) = slab.records.get(c as usize) {
+                if let Some(r) = self.cls.slab.records.get(c as usize) {
                     acc ^= r.key.w[0] ^ r.packets;
                 }
             }
@@ -668,7 +750,7 @@ impl FlowCache {
                 let i = bits.trailing_zeros() as usize;
                 bits &= bits - 1;
                 let c = cand[i] as usize;
-                if c < slab.records.len() && slab.slot_matches(c, &keys[i]) {
+                if c < self.cls.slab.records.len() && self.cls.slab.slot_matches(c, &keys[i]) {
                     idx[i] = c as u32;
                     found |= 1 << i;
                 }
@@ -681,7 +763,11 @@ impl FlowCache {
                     let i = bits.trailing_zeros() as usize;
                     bits &= bits - 1;
                     if emc.should_insert() {
-                        emc.insert(&keys[i], hashes[i], self.cls.slab.id_of(idx[i]));
+                        let id = self.cls.slab.id_of(idx[i]);
+                        match framed {
+                            Some(f) if f.windowed & (1 << i) != 0 => emc.insert_window(&f.windows[i], f.hashes[i], id),
+                            _ => emc.insert(&keys[i], hashes[i], id),
+                        }
                     }
                 }
             }
@@ -703,12 +789,72 @@ impl FlowCache {
                 if let Some(emc) = &mut self.emc
                     && emc.should_insert()
                 {
-                    emc.insert(&keys[i], hashes[i], self.cls.slab.id_of(idx[i]));
+                    let id = self.cls.slab.id_of(idx[i]);
+                    match framed {
+                        Some(f) if f.windowed & (1 << i) != 0 => emc.insert_window(&f.windows[i], f.hashes[i], id),
+                        _ => emc.insert(&keys[i], hashes[i], id),
+                    }
                 }
             }
         }
 
+        todo
+    }
+
+    /// [`FlowCache::probe_chunk`] of a burst whose walk probed the EMC's frame table (see
+    /// [`FlowCache::lookup_burst_framed`]): its hits first, the key table for the keys of
+    /// the frames that had no window, then the later levels (out of line: through the
+    /// EMC they answer few packets).
+    #[inline(always)]
+    fn probe_chunk_framed(
+        &mut self,
+        port: Option<u32>,
+        keys: &[FlowKey],
+        hashes: &[u32],
+        framed: &FramedBurst,
+    ) -> Probed {
+        let n = keys.len();
+        let all: u32 = if n >= 32 { u32::MAX } else { (1u32 << n) - 1 };
+        // `framed.idx` holds the frame table's hits; the other entries are stale (set
+        // below as the levels answer them, or as misses).
+        let mut idx = framed.idx;
+        let mut todo = all & !framed.hits;
+        let rest = todo & !framed.windowed;
+        if rest != 0
+            && let Some(emc) = &self.emc
+        {
+            todo &= !emc.lookup_some(&self.cls.slab, keys, hashes, rest, &mut idx);
+        }
+        let hits = n as u32 - todo.count_ones();
+        self.counters.emc_hits += hits as u64;
+        if self.emc_adaptive && self.emc.is_some() {
+            self.emc_gate.record(n as u32, hits);
+        }
+        if todo != 0 {
+            todo = self.probe_misses_framed(port, keys, hashes, todo, &mut idx, framed);
+        }
         Probed { idx, todo, repeats: 0 }
+    }
+
+    /// The later levels of [`FlowCache::probe_chunk_framed`]; the misses' entries of
+    /// `idx` set to `u32::MAX`.
+    #[inline(never)]
+    fn probe_misses_framed(
+        &mut self,
+        port: Option<u32>,
+        keys: &[FlowKey],
+        hashes: &[u32],
+        todo: u32,
+        idx: &mut [u32; MAX_BATCH],
+        framed: &FramedBurst,
+    ) -> u32 {
+        let todo = self.probe_later_levels(port, keys, hashes, todo, idx, Some(framed));
+        let mut bits = todo;
+        while bits != 0 {
+            idx[bits.trailing_zeros() as usize] = u32::MAX;
+            bits &= bits - 1;
+        }
+        todo
     }
 
     /// Adds the statistics of every hit, sets `out[i]` to `resolve` of each key's result
