@@ -22,7 +22,9 @@
 //! table's are (after a signature cache or classifier hit, at the same probability), for
 //! the packets whose window the walk kept ([`FramedBurst`]); frames of other shapes use
 //! the key table. Every entry carries the megaflow's generation, so removals need no
-//! walk of either table.
+//! walk of either table. An entry of the frame table holds its tag and window in one
+//! cache line (64 bytes), so that a probe reads one line of the table, not a tag's and
+//! a key's.
 //!
 //! Insertion is probabilistic (1 in `insert_inverse_prob`, from a seeded xorshift, so
 //! runs are reproducible): with more active flows than entries, inserting every miss
@@ -43,18 +45,23 @@ struct Tag {
 
 const NO_TAG: Tag = Tag { hash: 0, index: u32::MAX, generation: 0 };
 
-/// An entry of the frame table: a key window, aligned so that no entry spans two lines.
-#[derive(Clone, Copy, PartialEq, Eq)]
-#[repr(align(32))]
-struct Window(FrameWindow);
+/// An entry of the frame table: its tag and window in one cache line (a probe reads one
+/// line at the candidate position).
+#[derive(Clone, Copy)]
+#[repr(C, align(64))]
+struct FrameEntry {
+    tag: Tag,
+    window: FrameWindow,
+}
+
+const NO_FRAME: FrameEntry = FrameEntry { tag: NO_TAG, window: [0; 4] };
 
 /// The exact-match cache. See the module doc.
 pub struct Emc {
     keys: Vec<FlowKey>,
     tags: Vec<Tag>,
     /// The frame table (see the module doc), as many entries as the key table.
-    windows: Vec<Window>,
-    window_tags: Vec<Tag>,
+    frames: Vec<FrameEntry>,
     mask: usize,
     insert_inverse_prob: u32,
     rng: u32,
@@ -68,8 +75,7 @@ impl Emc {
         Emc {
             keys: vec![FlowKey::ZERO; n],
             tags: vec![NO_TAG; n],
-            windows: vec![Window([0; 4]); n],
-            window_tags: vec![NO_TAG; n],
+            frames: vec![NO_FRAME; n],
             mask: n - 1,
             insert_inverse_prob,
             rng: 0x2545_f491,
@@ -182,12 +188,7 @@ impl Emc {
     /// The frame table for lookups from a burst's walk (see [`FrameProbe`]).
     #[inline(always)]
     pub(crate) fn frame_probe<'a>(&'a self, slab: &'a Slab) -> FrameProbe<'a> {
-        FrameProbe {
-            tags: &self.window_tags[..=self.mask],
-            windows: &self.windows[..=self.mask],
-            records: &slab.records,
-            mask: self.mask,
-        }
+        FrameProbe { entries: &self.frames[..=self.mask], records: &slab.records, mask: self.mask }
     }
 
     /// Caches the frame window `w` (hash `hash`) -> `id` in the frame table, as
@@ -195,22 +196,21 @@ impl Emc {
     #[inline]
     pub(crate) fn insert_window(&mut self, w: &FrameWindow, hash: u32, id: MegaflowId) {
         let [a, b] = self.positions(hash);
-        let (tags, windows) = (&self.window_tags, &self.windows);
-        let pos = if tags[a].hash == hash && windows[a].0 == *w {
+        let (ea, eb) = (&self.frames[a], &self.frames[b]);
+        let pos = if ea.tag.hash == hash && ea.window == *w {
             a
-        } else if tags[b].hash == hash && windows[b].0 == *w {
+        } else if eb.tag.hash == hash && eb.window == *w {
             b
-        } else if tags[a].index == u32::MAX {
+        } else if ea.tag.index == u32::MAX {
             a
-        } else if tags[b].index == u32::MAX {
+        } else if eb.tag.index == u32::MAX {
             b
         } else if self.next_random() & 1 == 0 {
             a
         } else {
             b
         };
-        self.windows[pos] = Window(*w);
-        self.window_tags[pos] = Tag { hash, index: id.index, generation: id.generation };
+        self.frames[pos] = FrameEntry { tag: Tag { hash, index: id.index, generation: id.generation }, window: *w };
     }
 
     /// [`Emc::lookup`] out of line, for a candidate that failed.
@@ -269,13 +269,13 @@ impl Emc {
     /// Forgets everything.
     pub fn clear(&mut self) {
         self.tags.fill(NO_TAG);
-        self.window_tags.fill(NO_TAG);
+        self.frames.fill(NO_FRAME);
     }
 
     /// Bytes of memory the EMC uses.
     pub fn memory_bytes(&self) -> usize {
         self.keys.len()
-            * (std::mem::size_of::<FlowKey>() + std::mem::size_of::<Window>() + 2 * std::mem::size_of::<Tag>())
+            * (std::mem::size_of::<FlowKey>() + std::mem::size_of::<Tag>() + std::mem::size_of::<FrameEntry>())
     }
 }
 
@@ -284,9 +284,8 @@ impl Emc {
 /// frame window ([`crate::extract::frame_window`]) as the walk reaches it, and only the
 /// packets it does not answer have their key extracted.
 pub struct FrameProbe<'a> {
-    /// Both cut to `mask + 1` entries: an index `& mask` needs no bounds check.
-    tags: &'a [Tag],
-    windows: &'a [Window],
+    /// Cut to `mask + 1` entries: an index `& mask` needs no bounds check.
+    entries: &'a [FrameEntry],
     records: &'a [Record],
     mask: usize,
 }
@@ -300,15 +299,15 @@ impl FrameProbe<'_> {
     #[inline(always)]
     pub fn lookup(&self, w: &FrameWindow, hash: u32) -> Option<u32> {
         let mask = self.mask;
-        let (tags, windows) = (&self.tags[..=mask], &self.windows[..=mask]);
+        let entries = &self.entries[..=mask];
         let (a, b) = (hash as usize & mask, (hash >> 16) as usize & mask);
-        let at = if tags[a].hash == hash { a } else { b };
-        let t = tags[at];
+        let e = if entries[a].tag.hash == hash { &entries[a] } else { &entries[b] };
+        let t = e.tag;
         if t.hash != hash {
             return None;
         }
         match self.records.get(t.index as usize) {
-            Some(r) if r.generation == t.generation && windows[at].0 == *w => Some(t.index),
+            Some(r) if r.generation == t.generation && e.window == *w => Some(t.index),
             _ => self.lookup_again(w, hash),
         }
     }
@@ -319,9 +318,9 @@ impl FrameProbe<'_> {
     fn lookup_again(&self, w: &FrameWindow, hash: u32) -> Option<u32> {
         let mask = self.mask;
         for pos in [hash as usize & mask, (hash >> 16) as usize & mask] {
-            let (Some(t), Some(entry)) = (self.tags.get(pos), self.windows.get(pos)) else { continue };
+            let Some(FrameEntry { tag: t, window }) = self.entries.get(pos) else { continue };
             if t.hash == hash
-                && entry.0 == *w
+                && *window == *w
                 && let Some(r) = self.records.get(t.index as usize)
                 && r.live
                 && r.generation == t.generation

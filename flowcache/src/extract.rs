@@ -304,6 +304,13 @@ pub fn frame_window(frame: &[u8], in_port: u32) -> Option<(FrameWindow, u64)> {
     Some((w, flags << 52))
 }
 
+/// The flags word [`frame_window`] returns with `w`, from `w` (the TCP flags are bits
+/// 27..16 of its word 2).
+#[inline(always)]
+pub fn window_flags_word(w: &FrameWindow) -> u64 {
+    (w[2] << 36) & 0xfff << 52
+}
+
 /// [`extract_common`] into `key`: overwrites every word of `key` and returns true for
 /// a frame of the common shape; leaves `key` untouched and returns false otherwise.
 #[inline(always)]
@@ -1019,6 +1026,7 @@ mod tests {
             }
             let Some((w, flags_word)) = got else { continue };
             taken += 1;
+            assert_eq!(window_flags_word(&w), flags_word);
             assert_eq!(extract_common(&f, port), Some(key), "{f:02x?}");
             assert_eq!(key.vlan_tci(0), 0);
             assert_eq!(flags_word, key.w[crate::key::TCP_FLAGS_WORD] & 0xfff << 52, "{f:02x?}");

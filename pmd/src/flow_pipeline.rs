@@ -118,6 +118,7 @@ use ferrovs_flowcache::actions::{DpAction, DpActions};
 use ferrovs_flowcache::emc::FramedBurst;
 use ferrovs_flowcache::extract::{
     extract, extract_hashed_into, extract_into, extract_step, frame_window, same_untagged_key, tcp_flags,
+    window_flags_word,
 };
 use ferrovs_flowcache::key::{FlowKey, TCP_FLAGS_WORD, hash_window};
 use ferrovs_flowcache::pending::{Parked, PendingConfig, PendingMisses, RxHold};
@@ -473,14 +474,14 @@ impl FlowPipeline {
                 (keys.get_mut(i), hashes.get_mut(i), bytes.get_mut(i), idx.get_mut(i))
             {
                 *len = p.frame.len() as u32;
-                if let Some((w, flags_word)) = frame_window(p.frame, in_port) {
+                if let Some((w, _)) = frame_window(p.frame, in_port) {
                     let wh = match p.rss_hash {
                         Some(rss) => rss,
                         None => hash_window(&w),
                     };
                     if let Some(hit) = probe.lookup(&w, wh) {
                         *x = hit;
-                        key.w[TCP_FLAGS_WORD] = flags_word;
+                        key.w[TCP_FLAGS_WORD] = window_flags_word(&w);
                         found |= 1 << i;
                         return;
                     }
