@@ -939,8 +939,9 @@ impl Classifier {
         hits
     }
 
-    /// [`Classifier::lookup_batch`] for keys that all have `in_port == port` (a burst
-    /// from one port): no grouping by port, one partition lookup.
+    /// [`Classifier::lookup_batch`] for keys (those of `todo`: the others may be unset)
+    /// that all have `in_port == port` (a burst from one port): no grouping by port, one
+    /// partition lookup.
     #[inline]
     pub(crate) fn lookup_batch_port(
         &mut self,
@@ -950,9 +951,13 @@ impl Classifier {
         out: &mut [u32; MAX_BATCH],
     ) -> u32 {
         debug_assert!(keys.len() <= MAX_BATCH);
-        debug_assert!(keys.iter().all(|k| k.in_port() == port), "keys from another port than {port}");
         let valid = if keys.len() >= 32 { u32::MAX } else { (1u32 << keys.len()) - 1 };
         let todo = todo & valid;
+        // Only the keys looked up (the others may be unset: see `FramedBurst`).
+        debug_assert!(
+            keys.iter().enumerate().all(|(i, k)| todo & (1 << i) == 0 || k.in_port() == port),
+            "keys from another port than {port}"
+        );
         let mut left = todo;
         if let Some(p) = self.partition_of_port(port) {
             left = self.lookup_partition(p, keys, left, out);

@@ -45,6 +45,12 @@
 //! frames, and `tests/extract_random.rs` checks [`extract`] against an independent
 //! parser.
 //!
+//! **Frame windows.** For the untagged frames of that shape, [`frame_window`] gathers
+//! the bytes their key is made of (and in_port) into four words without building the
+//! key: equal windows mean equal keys and equal keys equal windows, so the EMC keeps a
+//! table keyed by them, which the PMD probes before it extracts anything
+//! (`frame_window_stands_for_the_key` checks the correspondence on mutated frames).
+//!
 //! Where OVS 3.1 and this code differ: nowhere on purpose. (OVS also keeps the second
 //! and third MPLS label stack entries, ND fields, conntrack and tunnel metadata; the
 //! ferrovs key has no such fields: the ND fields are read from the frame by the slow
@@ -231,6 +237,78 @@ pub fn same_untagged_key(prev: &[u8], frame: &[u8]) -> bool {
         },
         _ => false,
     }
+}
+
+/// The bytes a key is made of, for a frame of the untagged common shape, with the port
+/// it came in on: see [`frame_window`].
+pub type FrameWindow = [u64; 4];
+
+/// The four words of [`FrameWindow`] for `frame` received on `in_port`, if the frame is
+/// of the untagged common shape ([`extract`] builds its key without the general parse:
+/// Ethernet, no VLAN tag, IPv4 without options, not a fragment, a complete UDP header or
+/// TCP header within the IP packet, whose total length fits in the frame) and at least 48
+/// bytes long; with the key's word [`crate::key::TCP_FLAGS_WORD`] as far as the TCP flags
+/// go (their bits; the ports are left out). `None` for every other frame (its key may
+/// still be one a window stands for).
+///
+/// For the frames it takes, the window holds every byte of the frame their key is made
+/// of, and `in_port`, and nothing else that varies: two frames with equal windows have
+/// equal keys, and two frames with equal keys equal windows, so that an exact-match
+/// cache keyed on the window (the EMC's frame table, `crate::emc`) answers a frame
+/// without its key being extracted. Little-endian loads of the frame, the words being
+/// (byte offsets in the frame):
+///
+/// ```text
+///  0  bytes 0..8: destination MAC, the source MAC's first two bytes
+///  1  bytes 8..12: the source MAC's last four (bits 31..0); in_port (47..32); TOS (63..56)
+///  2  TTL (7..0), protocol (15..8), TCP flags as the key has them (27..16, 0 for UDP),
+///     source address (63..32)
+///  3  bytes 30..38: destination address, source and destination ports
+/// ```
+///
+/// Word 1's bits 55..32 are the EtherType and the version/IHL byte (0x0800, 0x45) in the
+/// frame: the shape fixes them, so they are XORed away and `in_port` takes their place;
+/// word 2's bits 31..16, the IPv4 checksum, are not in the key and carry the TCP flags.
+/// The IPv4 identification, total length, checksum, DF bit, TCP sequence numbers, data
+/// offset and the payload are not in the window (the total length and the data offset
+/// are checked for each frame). The tests check the two directions above against
+/// [`extract`] on mutated frames (`frame_window_stands_for_the_key`).
+#[inline(always)]
+pub fn frame_window(frame: &[u8], in_port: u32) -> Option<(FrameWindow, u64)> {
+    let f: &[u8; 48] = frame.get(..48)?.try_into().ok()?;
+    let le64 = |at: usize| {
+        u64::from_le_bytes([f[at], f[at + 1], f[at + 2], f[at + 3], f[at + 4], f[at + 5], f[at + 6], f[at + 7]])
+    };
+    // EtherType IPv4 and version 4, IHL 5 in bits 55..32 (bytes 12, 13, 14).
+    const SHAPE: u64 = 0x0045_0008 << 32;
+    let w1 = le64(8) ^ SHAPE;
+    if w1 & 0x00ff_ffff << 32 != 0 || ne16(f, 20) & 0x3fffu16.to_be() != 0 {
+        return None;
+    }
+    let total_len = be16(f, 16) as usize;
+    if 14 + total_len > frame.len() {
+        return None;
+    }
+    let flags = match f[23] {
+        ipproto::UDP if total_len >= 20 + 8 => 0,
+        ipproto::TCP => {
+            let data_offset = ((f[46] >> 4) as usize) * 4;
+            if data_offset < 20 || total_len < 20 + data_offset {
+                return None;
+            }
+            (be16(f, 46) & 0x0fff) as u64
+        }
+        _ => return None,
+    };
+    let w = [le64(0), w1 | ((in_port & 0xffff) as u64) << 32, le64(22) & 0xffff_ffff_0000_ffff | flags << 16, le64(30)];
+    Some((w, flags << 52))
+}
+
+/// The flags word [`frame_window`] returns with `w`, from `w` (the TCP flags are bits
+/// 27..16 of its word 2).
+#[inline(always)]
+pub fn window_flags_word(w: &FrameWindow) -> u64 {
+    (w[2] << 36) & 0xfff << 52
 }
 
 /// [`extract_common`] into `key`: overwrites every word of `key` and returns true for
@@ -870,6 +948,95 @@ mod tests {
         }
         assert!(same > 50_000, "only {same} frames recognised");
         assert!(same_outside * 10 >= tried_outside * 9, "{same_outside} of {tried_outside} differing outside the key");
+    }
+
+    /// `frame_window` on mutated, truncated and extended frames: every frame it takes is
+    /// one `extract` takes untagged through the common shape, its flags word is the key's
+    /// flags, and windows and keys correspond one to one (equal windows, equal keys: the
+    /// EMC's frame table gives no wrong answer; equal keys, equal windows: it answers the
+    /// packets of one flow whatever their identification, checksum, lengths or sequence
+    /// numbers).
+    #[test]
+    fn frame_window_stands_for_the_key() {
+        let bases = [
+            tcp4_frame(&TCP4),
+            tcp4_frame(&Tcp4 { flags: 0x10, tos: 0xb8, ttl: 3, ..TCP4 }),
+            udp4_frame(5353, 53, &[0xde, 0xad]),
+            pad_to(udp4_frame(1, 2, &[]), 60),
+            tcp4_frame_with_data_offset_8(),
+            with_vlan(&tcp4_frame(&TCP4), 0x8100, 0x2005),
+            tcp4_frame_with_options(&TCP4, &[1, 1, 1, 0]),
+            icmp4_frame(8, 0),
+        ];
+        // Frames that must not take it, as they are.
+        for (i, f) in bases[5..].iter().enumerate() {
+            assert_eq!(frame_window(f, 1), None, "base {}", i + 5);
+        }
+        let mut first_frag = pad_to(udp4_frame(1, 2, &[]), 60);
+        first_frag[20] = 0x20;
+        let mut later_frag = pad_to(udp4_frame(1, 2, &[]), 60);
+        later_frag[21] = 1;
+        let short_udp = udp4_frame(1, 2, &[]);
+        assert_eq!(short_udp.len(), 42);
+        for f in [&first_frag, &later_frag, &short_udp] {
+            assert_eq!(frame_window(f, 1), None);
+        }
+        let mut df = pad_to(udp4_frame(1, 2, &[]), 60);
+        df[20] = 0x40;
+        assert!(frame_window(&df, 1).is_some(), "DF alone is no fragment");
+        let outside_key = [18, 19, 20, 24, 25, 38, 39, 40, 41, 42, 43, 44, 45, 48, 49, 50, 51, 52, 53];
+        let mut by_window = std::collections::HashMap::new();
+        let mut by_key = std::collections::HashMap::new();
+        let mut rng = SplitMix(15);
+        let (mut taken, mut outside_same, mut outside_tried) = (0, 0, 0);
+        for _ in 0..300_000 {
+            let base = &bases[rng.index(bases.len())];
+            let mut f = base.clone();
+            let outside = rng.chance(30);
+            if outside {
+                for _ in 0..1 + rng.below(3) {
+                    let at = outside_key[rng.index(outside_key.len())];
+                    if at >= f.len() {
+                        continue;
+                    }
+                    // The DF bit, or any byte outside the key.
+                    f[at] = if at == 20 { f[at] ^ 0x40 } else { rng.next_u64() as u8 };
+                }
+            } else {
+                for _ in 0..rng.below(4) {
+                    let at = rng.index(f.len().min(64));
+                    f[at] = if rng.chance(50) { rng.next_u64() as u8 } else { f[at] ^ (1 << rng.below(8)) };
+                }
+                if rng.chance(20) {
+                    let len = (rng.below(f.len() as u64 + 8) as u16).to_be_bytes();
+                    f[16..18].copy_from_slice(&len);
+                }
+                if rng.chance(20) {
+                    f.truncate(rng.index(f.len() + 1));
+                } else if rng.chance(20) {
+                    f.extend(std::iter::repeat_n(0xa5, rng.index(30)));
+                }
+            }
+            let port = rng.pick(&[1, 2, 0xfeff, 0x1_0001]);
+            let got = frame_window(&f, port);
+            let key = extract(&f, port);
+            if outside && f.len() >= 54 && frame_window(base, port).is_some() {
+                outside_tried += 1;
+                outside_same += (got == frame_window(base, port)) as u32;
+            }
+            let Some((w, flags_word)) = got else { continue };
+            taken += 1;
+            assert_eq!(window_flags_word(&w), flags_word);
+            assert_eq!(extract_common(&f, port), Some(key), "{f:02x?}");
+            assert_eq!(key.vlan_tci(0), 0);
+            assert_eq!(flags_word, key.w[crate::key::TCP_FLAGS_WORD] & 0xfff << 52, "{f:02x?}");
+            assert_eq!(*by_window.entry(w).or_insert(key), key, "one window, two keys: {f:02x?}");
+            assert_eq!(*by_key.entry(key).or_insert(w), w, "one key, two windows: {f:02x?}");
+        }
+        assert!(taken > 50_000, "only {taken} frames taken");
+        assert!(by_key.len() > 5_000, "only {} keys", by_key.len());
+        assert_eq!(outside_same, outside_tried, "frames differing outside the key");
+        assert!(outside_tried > 10_000);
     }
 
     #[test]

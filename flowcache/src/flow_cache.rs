@@ -7,7 +7,10 @@
 //! here locks or uses atomics. A burst of up to 32 packets goes through three levels,
 //! each working on the bitmap of packets the previous level missed:
 //!
-//! 1. the [`Emc`]: full key compare, a few thousand of the hottest flows;
+//! 1. the [`Emc`]: full key compare, a few thousand of the hottest flows (for the
+//!    frames of the common shape, a table keyed by the frame bytes their key is made
+//!    of, which the PMD probes as it walks the burst, before any key is extracted:
+//!    [`FlowCache::frame_probe`], [`FlowCache::lookup_burst_framed`]);
 //! 2. the [`SigCache`]: hash -> megaflow slot, verified by matching the megaflow, sized
 //!    for the whole working set; its buckets are all loaded before any is examined, so
 //!    the cache misses of the burst overlap;
@@ -60,7 +63,7 @@
 
 use crate::actions::{DpAction, DpActions};
 use crate::classifier::{Classifier, InsertError, MAX_BATCH};
-use crate::emc::Emc;
+use crate::emc::{Emc, FrameProbe, FramedBurst};
 use crate::key::FlowKey;
 use crate::megaflow::{Megaflow, MegaflowId, MegaflowRef, MegaflowStats};
 use crate::sigcache::SigCache;
@@ -185,16 +188,32 @@ pub struct FlowCache {
 /// whole key: a burst without trains pays about one word compare per key.
 ///
 /// With `KNOWN`, the keys of `known` (bits the caller knows to be repeats: see
-/// [`FlowCache::lookup_burst_holding`]) are taken without a compare.
+/// [`FlowCache::lookup_burst_holding`]) are taken without a compare, and the loop visits
+/// only the others (a burst of one flow whose repeats the caller found visits none:
+/// testing each key's bit instead cost 8.5 instructions per packet at 1 flow).
 #[inline(always)]
 fn repeated_keys<const KNOWN: bool>(keys: &[FlowKey], known: u32) -> u32 {
     let mut repeats = 0u32;
     let keys = &keys[..keys.len().min(MAX_BATCH)];
-    for i in 1..keys.len() {
-        if KNOWN && known & (1 << i) != 0 {
-            repeats |= 1 << i;
-            continue;
+    if KNOWN {
+        // Keys 1.. that are not known: only they are compared (none, for a burst the
+        // caller found to be one train).
+        let valid = if keys.len() >= 32 { u32::MAX } else { (1u32 << keys.len()) - 1 } & !1;
+        let mut todo = valid & !known;
+        repeats = valid & known;
+        while todo != 0 {
+            let i = todo.trailing_zeros() as usize;
+            todo &= todo - 1;
+            if let (Some(a), Some(b)) = (keys.get(i.wrapping_sub(1)), keys.get(i))
+                && a.w[3] == b.w[3]
+                && a == b
+            {
+                repeats |= 1 << i;
+            }
         }
+        return repeats;
+    }
+    for i in 1..keys.len() {
         let (a, b) = (&keys[i - 1], &keys[i]);
         if a.w[3] == b.w[3] && a == b {
             repeats |= 1 << i;
@@ -550,6 +569,66 @@ impl FlowCache {
         self.cls.slab.resolve(id).is_some_and(|i| self.cls.slab.records[i].installed < t)
     }
 
+    /// The frame table of the EMC for the walk over the next burst, if the EMC is probed
+    /// now (see [`FrameProbe`]). For a burst that goes through the caches
+    /// ([`FlowCache::uses_hashes`]): its walk looks up each frame of the common shape by
+    /// its window, extracts the keys of the others and of the frames the table did not
+    /// answer, and hands what it found to [`FlowCache::lookup_burst_framed`].
+    #[inline(always)]
+    pub fn frame_probe(&self) -> Option<FrameProbe<'_>> {
+        self.emc.as_ref().filter(|_| self.emc_probed_now()).map(|emc| emc.frame_probe(&self.cls.slab))
+    }
+
+    /// Whether [`FlowCache::frame_probe`] gives the frame table now.
+    #[inline(always)]
+    pub fn frame_probed(&self) -> bool {
+        self.emc_probed_now()
+    }
+
+    /// [`FlowCache::lookup_burst`] of a burst whose walk probed the EMC's frame table
+    /// ([`FlowCache::frame_probe`]): the packets of `framed.hits` are EMC hits of the
+    /// megaflows in `framed.idx` (their keys need only their word
+    /// [`crate::key::TCP_FLAGS_WORD`], for the statistics); the other keys are looked up
+    /// as usual, the EMC's key table probed only for the packets whose frames had no
+    /// window (not in `framed.windowed`), and a hit of a later level is cached in the
+    /// frame table for a packet of `framed.windowed`. The same answers, statistics and
+    /// counters as [`FlowCache::lookup_burst`] (the frame table's hits count as EMC
+    /// hits), except that the burst goes through the caches whatever its port's
+    /// subtables and no trains are looked for.
+    #[allow(clippy::too_many_arguments)]
+    #[inline]
+    pub fn lookup_burst_framed<'s, V: Copy>(
+        &'s mut self,
+        in_port: u32,
+        keys: &[FlowKey],
+        hashes: &[u32],
+        bytes: &[u32],
+        framed: &FramedBurst,
+        now: u64,
+        out: &mut [V],
+        mut resolve: impl FnMut(Option<(MegaflowId, &'s [DpAction])>) -> V,
+    ) -> BurstLookup {
+        let mut k = FlowKey::ZERO;
+        k.set_in_port(in_port);
+        let keys = &keys[..keys.len().min(out.len())];
+        let n = keys.len().min(hashes.len()).min(bytes.len()).min(MAX_BATCH);
+        let probed = self.probe_chunk_framed(Some(k.in_port()), &keys[..n], &hashes[..n], framed);
+        self.counters.misses += (keys.len() - n) as u64;
+        let (head, tail) = out[..keys.len()].split_at_mut(n);
+        let (missed, one_output) = self.finish_chunk(&keys[..n], &bytes[..n], now, &probed, head, &mut resolve);
+        let misses = missed + tail.len();
+        if !tail.is_empty() {
+            tail.fill(resolve(None));
+        }
+        // No trains are looked for: one packet that hit is the only train.
+        BurstLookup {
+            misses,
+            one_train: misses == 0 && n == 1,
+            trains: false,
+            one_output: one_output.filter(|_| misses == 0),
+        }
+    }
+
     /// The megaflow that answers every packet from `in_port` whatever its other fields
     /// (its mask covers `in_port` alone, and a lookup from the port probes nothing else:
     /// see `Classifier::port_wide`), if there is one and the port's bursts go straight
@@ -682,6 +761,25 @@ impl FlowCache {
             self.emc_gate.record(0, 0);
         }
 
+        todo = self.probe_later_levels(port, keys, hashes, todo, &mut idx, None);
+
+        Probed { idx, todo, repeats: 0, held: 0 }
+    }
+
+    /// The levels after the EMC (signature cache, classifier) for the keys of `todo`:
+    /// sets `idx[i]` of each hit, fills the caches, returns the keys still missing. A
+    /// hit is cached in the EMC's frame table for a packet of `framed.windowed` (see
+    /// [`FlowCache::lookup_burst_framed`]), in its key table otherwise.
+    #[inline(always)]
+    fn probe_later_levels(
+        &mut self,
+        port: Option<u32>,
+        keys: &[FlowKey],
+        hashes: &[u32],
+        mut todo: u32,
+        idx: &mut [u32; MAX_BATCH],
+        framed: Option<&FramedBurst>,
+    ) -> u32 {
         if todo != 0
             && let Some(sig) = &self.sig
         {
@@ -702,7 +800,7 @@ impl FlowCache {
                 bits &= bits - 1;
                 let c = sig.candidate(hashes[i]);
                 cand[i] = c;
-                if let Some(r) = slab.records.get(c as usize) {
+                if let Some(r) = self.cls.slab.records.get(c as usize) {
                     acc ^= r.key.w[0] ^ r.packets;
                 }
             }
@@ -713,7 +811,7 @@ impl FlowCache {
                 let i = bits.trailing_zeros() as usize;
                 bits &= bits - 1;
                 let c = cand[i] as usize;
-                if c < slab.records.len() && slab.slot_matches(c, &keys[i]) {
+                if c < self.cls.slab.records.len() && self.cls.slab.slot_matches(c, &keys[i]) {
                     idx[i] = c as u32;
                     found |= 1 << i;
                 }
@@ -726,7 +824,11 @@ impl FlowCache {
                     let i = bits.trailing_zeros() as usize;
                     bits &= bits - 1;
                     if emc.should_insert() {
-                        emc.insert(&keys[i], hashes[i], self.cls.slab.id_of(idx[i]));
+                        let id = self.cls.slab.id_of(idx[i]);
+                        match framed {
+                            Some(f) if f.windowed & (1 << i) != 0 => emc.insert_window(&f.windows[i], f.hashes[i], id),
+                            _ => emc.insert(&keys[i], hashes[i], id),
+                        }
                     }
                 }
             }
@@ -748,12 +850,72 @@ impl FlowCache {
                 if let Some(emc) = &mut self.emc
                     && emc.should_insert()
                 {
-                    emc.insert(&keys[i], hashes[i], self.cls.slab.id_of(idx[i]));
+                    let id = self.cls.slab.id_of(idx[i]);
+                    match framed {
+                        Some(f) if f.windowed & (1 << i) != 0 => emc.insert_window(&f.windows[i], f.hashes[i], id),
+                        _ => emc.insert(&keys[i], hashes[i], id),
+                    }
                 }
             }
         }
 
+        todo
+    }
+
+    /// [`FlowCache::probe_chunk`] of a burst whose walk probed the EMC's frame table (see
+    /// [`FlowCache::lookup_burst_framed`]): its hits first, the key table for the keys of
+    /// the frames that had no window, then the later levels (out of line: through the
+    /// EMC they answer few packets).
+    #[inline(always)]
+    fn probe_chunk_framed(
+        &mut self,
+        port: Option<u32>,
+        keys: &[FlowKey],
+        hashes: &[u32],
+        framed: &FramedBurst,
+    ) -> Probed {
+        let n = keys.len();
+        let all: u32 = if n >= 32 { u32::MAX } else { (1u32 << n) - 1 };
+        // `framed.idx` holds the frame table's hits; the other entries are stale (set
+        // below as the levels answer them, or as misses).
+        let mut idx = framed.idx;
+        let mut todo = all & !framed.hits;
+        let rest = todo & !framed.windowed;
+        if rest != 0
+            && let Some(emc) = &self.emc
+        {
+            todo &= !emc.lookup_some(&self.cls.slab, keys, hashes, rest, &mut idx);
+        }
+        let hits = n as u32 - todo.count_ones();
+        self.counters.emc_hits += hits as u64;
+        if self.emc_adaptive && self.emc.is_some() {
+            self.emc_gate.record(n as u32, hits);
+        }
+        if todo != 0 {
+            todo = self.probe_misses_framed(port, keys, hashes, todo, &mut idx, framed);
+        }
         Probed { idx, todo, repeats: 0, held: 0 }
+    }
+
+    /// The later levels of [`FlowCache::probe_chunk_framed`]; the misses' entries of
+    /// `idx` set to `u32::MAX`.
+    #[inline(never)]
+    fn probe_misses_framed(
+        &mut self,
+        port: Option<u32>,
+        keys: &[FlowKey],
+        hashes: &[u32],
+        todo: u32,
+        idx: &mut [u32; MAX_BATCH],
+        framed: &FramedBurst,
+    ) -> u32 {
+        let todo = self.probe_later_levels(port, keys, hashes, todo, idx, Some(framed));
+        let mut bits = todo;
+        while bits != 0 {
+            idx[bits.trailing_zeros() as usize] = u32::MAX;
+            bits &= bits - 1;
+        }
+        todo
     }
 
     /// Adds the statistics of every hit, sets `out[i]` to `resolve` of each key's result
@@ -1135,6 +1297,29 @@ mod tests {
         // Statistics: three lookup_batch passes and this burst.
         assert_eq!(fc.stats(ids[0].unwrap()).unwrap().packets, 4);
         assert_eq!(fc.stats(ids[38].unwrap()).unwrap().packets, 3);
+    }
+
+    #[test]
+    fn known_repeats_are_taken_and_the_other_keys_compared() {
+        let mut rng = SplitMix(16);
+        let flows: Vec<FlowKey> =
+            (0..3u8).map(|i| extract(&tcp4_frame(&Tcp4 { sport: 100 + i as u16, ..TCP4 }), 1)).collect();
+        for _ in 0..20_000 {
+            let n = rng.index(MAX_BATCH + 3);
+            let few = if rng.chance(50) { 1 } else { 3 };
+            let keys: Vec<FlowKey> = (0..n).map(|_| flows[rng.index(few)]).collect();
+            let repeats = repeated_keys::<false>(&keys, 0);
+            // Any subset of the repeats may be known (bit 0 and bits past the keys
+            // are not repeats whatever the caller says).
+            let known = repeats & rng.next_u64() as u32;
+            assert_eq!(repeated_keys::<true>(&keys, known), repeats, "{n} keys, known {known:#x}");
+            assert_eq!(repeated_keys::<true>(&keys, known | 1), repeats, "{n} keys, known {known:#x} | 1");
+            if n < 32 {
+                assert_eq!(repeated_keys::<true>(&keys, known | !0 << n.max(1)), repeats, "{n} keys");
+            }
+            let want = (1..n.min(MAX_BATCH)).filter(|&i| keys[i] == keys[i - 1]).fold(0u32, |r, i| r | 1 << i);
+            assert_eq!(repeats, want);
+        }
     }
 
     #[test]

@@ -357,6 +357,17 @@ pub fn hash_key_words(w: &[u64; KEY_WORDS]) -> u32 {
     finish_key_hash(sum)
 }
 
+/// The hash of a frame's key window (`extract::frame_window`, four words): the mix of
+/// [`FlowKey::hash`] over them (four multiplies). The EMC's frame table is indexed by it.
+#[inline(always)]
+pub fn hash_window(w: &[u64; 4]) -> u32 {
+    let mut sum = 0u64;
+    for (&w, m) in w.iter().zip(KEY_HASH_MULTIPLIERS) {
+        sum = sum.wrapping_add(w.wrapping_mul(m));
+    }
+    finish_key_hash(sum)
+}
+
 /// The final mix of [`FlowKey::hash`]: the sum's halves folded, one multiply, its top half.
 #[inline(always)]
 fn finish_key_hash(sum: u64) -> u32 {
