@@ -886,6 +886,25 @@ mod tests {
     /// key of an untagged common-shape frame before it, the extracted keys are equal; on
     /// mutated, truncated and extended copies (key bytes and others), and it must say so
     /// for most copies that differ only in bytes outside the key.
+    /// Changes up to three of the first `within` bytes of `f` (a random byte or one flipped
+    /// bit), sometimes its IPv4 total length (within the frame or not), and sometimes cuts
+    /// or extends it: frames near a common shape, of it or not.
+    fn mutate_frame(rng: &mut SplitMix, f: &mut Vec<u8>, within: usize) {
+        for _ in 0..rng.below(4) {
+            let at = rng.index(f.len().min(within));
+            f[at] = if rng.chance(50) { rng.next_u64() as u8 } else { f[at] ^ (1 << rng.below(8)) };
+        }
+        if rng.chance(20) {
+            let len = (rng.below(f.len() as u64 + 8) as u16).to_be_bytes();
+            f[16..18].copy_from_slice(&len);
+        }
+        if rng.chance(20) {
+            f.truncate(rng.index(f.len() + 1));
+        } else if rng.chance(20) {
+            f.extend(std::iter::repeat_n(0xa5, rng.index(30)));
+        }
+    }
+
     #[test]
     fn same_untagged_key_agrees_with_the_keys() {
         let tcp_opts = tcp4_frame_with_data_offset_8();
@@ -920,20 +939,7 @@ mod tests {
                     }
                 }
             } else {
-                for _ in 0..rng.below(4) {
-                    let at = rng.index(f.len().min(60));
-                    f[at] = if rng.chance(50) { rng.next_u64() as u8 } else { f[at] ^ (1 << rng.below(8)) };
-                }
-                if rng.chance(20) {
-                    // Another total length, within the frame or not.
-                    let len = (rng.below(f.len() as u64 + 8) as u16).to_be_bytes();
-                    f[16..18].copy_from_slice(&len);
-                }
-                if rng.chance(20) {
-                    f.truncate(rng.index(f.len() + 1));
-                } else if rng.chance(20) {
-                    f.extend(std::iter::repeat_n(0xa5, rng.index(30)));
-                }
+                mutate_frame(&mut rng, &mut f, 60);
             }
             let port = rng.below(0x1_0000) as u32;
             let same_key = same_untagged_key(&prev, &f);
@@ -1003,19 +1009,7 @@ mod tests {
                     f[at] = if at == 20 { f[at] ^ 0x40 } else { rng.next_u64() as u8 };
                 }
             } else {
-                for _ in 0..rng.below(4) {
-                    let at = rng.index(f.len().min(64));
-                    f[at] = if rng.chance(50) { rng.next_u64() as u8 } else { f[at] ^ (1 << rng.below(8)) };
-                }
-                if rng.chance(20) {
-                    let len = (rng.below(f.len() as u64 + 8) as u16).to_be_bytes();
-                    f[16..18].copy_from_slice(&len);
-                }
-                if rng.chance(20) {
-                    f.truncate(rng.index(f.len() + 1));
-                } else if rng.chance(20) {
-                    f.extend(std::iter::repeat_n(0xa5, rng.index(30)));
-                }
+                mutate_frame(&mut rng, &mut f, 64);
             }
             let port = rng.pick(&[1, 2, 0xfeff, 0x1_0001]);
             let got = frame_window(&f, port);

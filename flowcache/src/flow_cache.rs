@@ -507,7 +507,7 @@ impl FlowCache {
         now: u64,
         hold: Option<(u64, impl FnMut(usize) -> bool)>,
         out: &mut [V],
-        mut resolve: impl FnMut(Option<(MegaflowId, &'s [DpAction])>) -> V,
+        resolve: impl FnMut(Option<(MegaflowId, &'s [DpAction])>) -> V,
     ) -> (BurstLookup, u32) {
         // As the keys hold it (16 bits).
         let mut k = FlowKey::ZERO;
@@ -519,13 +519,7 @@ impl FlowCache {
             self.hold_young(&mut probed, n, since, must_join);
         }
         let held = probed.held;
-        self.counters.misses += (keys.len() - n) as u64;
-        let (head, tail) = out[..keys.len()].split_at_mut(n);
-        let (missed, one_output) = self.finish_chunk(&keys[..n], &bytes[..n], now, &probed, head, &mut resolve);
-        let misses = missed + tail.len();
-        if !tail.is_empty() {
-            tail.fill(resolve(None));
-        }
+        let (misses, one_output) = self.finish_burst(keys, bytes, n, now, &probed, out, resolve);
         // Keys 1..n all repeats of the key before them (bits 1..n of `repeats`).
         let train = (1u64 << n).wrapping_sub(2) as u32;
         let found = BurstLookup {
@@ -606,20 +600,14 @@ impl FlowCache {
         framed: &FramedBurst,
         now: u64,
         out: &mut [V],
-        mut resolve: impl FnMut(Option<(MegaflowId, &'s [DpAction])>) -> V,
+        resolve: impl FnMut(Option<(MegaflowId, &'s [DpAction])>) -> V,
     ) -> BurstLookup {
         let mut k = FlowKey::ZERO;
         k.set_in_port(in_port);
         let keys = &keys[..keys.len().min(out.len())];
         let n = keys.len().min(hashes.len()).min(bytes.len()).min(MAX_BATCH);
         let probed = self.probe_chunk_framed(Some(k.in_port()), &keys[..n], &hashes[..n], framed);
-        self.counters.misses += (keys.len() - n) as u64;
-        let (head, tail) = out[..keys.len()].split_at_mut(n);
-        let (missed, one_output) = self.finish_chunk(&keys[..n], &bytes[..n], now, &probed, head, &mut resolve);
-        let misses = missed + tail.len();
-        if !tail.is_empty() {
-            tail.fill(resolve(None));
-        }
+        let (misses, one_output) = self.finish_burst(keys, bytes, n, now, &probed, out, resolve);
         // No trains are looked for: one packet that hit is the only train.
         BurstLookup {
             misses,
@@ -752,11 +740,7 @@ impl FlowCache {
         let probe_emc = self.emc_probed_now();
         if let Some(emc) = self.emc.as_ref().filter(|_| probe_emc) {
             todo &= !emc.lookup_burst(slab, keys, hashes, &mut idx);
-            let hits = n as u32 - todo.count_ones();
-            self.counters.emc_hits += hits as u64;
-            if self.emc_adaptive {
-                self.emc_gate.record(n as u32, hits);
-            }
+            self.count_emc_hits(n, todo);
         } else if self.emc_adaptive && self.emc.is_some() {
             self.emc_gate.record(0, 0);
         }
@@ -764,6 +748,41 @@ impl FlowCache {
         todo = self.probe_later_levels(port, keys, hashes, todo, &mut idx, None);
 
         Probed { idx, todo, repeats: 0, held: 0 }
+    }
+
+    /// The statistics pass and verdicts of a burst of `keys` whose first `n` were probed
+    /// (`probed`; the rest miss). Returns the misses and the one output of
+    /// [`FlowCache::finish_chunk`].
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    fn finish_burst<'s, V: Copy>(
+        &'s mut self,
+        keys: &[FlowKey],
+        bytes: &[u32],
+        n: usize,
+        now: u64,
+        probed: &Probed,
+        out: &mut [V],
+        mut resolve: impl FnMut(Option<(MegaflowId, &'s [DpAction])>) -> V,
+    ) -> (usize, Option<u32>) {
+        self.counters.misses += (keys.len() - n) as u64;
+        let (head, tail) = out[..keys.len()].split_at_mut(n);
+        let (missed, one_output) = self.finish_chunk(&keys[..n], &bytes[..n], now, probed, head, &mut resolve);
+        if !tail.is_empty() {
+            tail.fill(resolve(None));
+        }
+        (missed + tail.len(), one_output)
+    }
+
+    /// Counts the EMC's answers to a burst of `n` keys of which `todo` are left, and tells
+    /// its gate (see [`EmcGate`]).
+    #[inline(always)]
+    fn count_emc_hits(&mut self, n: usize, todo: u32) {
+        let hits = n as u32 - todo.count_ones();
+        self.counters.emc_hits += hits as u64;
+        if self.emc_adaptive {
+            self.emc_gate.record(n as u32, hits);
+        }
     }
 
     /// The levels after the EMC (signature cache, classifier) for the keys of `todo`:
@@ -886,11 +905,7 @@ impl FlowCache {
         {
             todo &= !emc.lookup_some(&self.cls.slab, keys, hashes, rest, &mut idx);
         }
-        let hits = n as u32 - todo.count_ones();
-        self.counters.emc_hits += hits as u64;
-        if self.emc_adaptive && self.emc.is_some() {
-            self.emc_gate.record(n as u32, hits);
-        }
+        self.count_emc_hits(n, todo);
         if todo != 0 {
             todo = self.probe_misses_framed(port, keys, hashes, todo, &mut idx, framed);
         }

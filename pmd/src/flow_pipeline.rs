@@ -123,7 +123,9 @@ use ferrovs_flowcache::extract::{
 use ferrovs_flowcache::key::{FlowKey, TCP_FLAGS_WORD, hash_window};
 use ferrovs_flowcache::pending::{Parked, PendingConfig, PendingMisses, RxHold};
 use ferrovs_flowcache::upcall::{ExecutedKey, FlowId, GoneFlow, GoneReason, PmdCommand, PmdReport, UpcallBatch};
-use ferrovs_flowcache::{FlowCache, FlowCacheConfig, InsertError, Megaflow, MegaflowId, MegaflowStats, PortWide};
+use ferrovs_flowcache::{
+    BurstLookup, FlowCache, FlowCacheConfig, InsertError, Megaflow, MegaflowId, MegaflowStats, PortWide,
+};
 
 use crate::clock::PipelineClock;
 use crate::flow_names::FlowNames;
@@ -500,20 +502,10 @@ impl FlowPipeline {
         self.dirty = true;
         self.busy = true;
         let (keys, hashes, bytes) = (&self.keys[..n], &self.hashes[..n], &self.bytes[..n]);
-        let to_verdict = |r: Option<(MegaflowId, &'s [DpAction])>| match r {
-            Some((_, actions)) => Verdict::Actions(actions),
-            None => Verdict::Miss,
-        };
         let found =
-            self.cache.lookup_burst_framed(in_port, keys, hashes, bytes, &self.framed, now, &mut out[..n], to_verdict);
+            self.cache.lookup_burst_framed(in_port, keys, hashes, bytes, &self.framed, now, &mut out[..n], verdict);
         self.expect_trains = found.trains;
-        if found.one_train && out.len() == n {
-            return Classified::Uniform;
-        }
-        match found.one_output {
-            Some(port) if out.len() == n => Classified::OneOutput(port),
-            _ => Classified::Mixed,
-        }
+        classified(&found, n, out.len())
     }
 
     /// The parking table (read-only).
@@ -686,6 +678,31 @@ impl FlowPipeline {
     }
 }
 
+/// A lookup's result as its packet's verdict. The verdicts are written as the cache
+/// hands out each result (no array of ids to resolve into actions afterwards), resolved
+/// once per run of one megaflow.
+#[inline(always)]
+fn verdict<'s>(r: Option<(MegaflowId, &'s [DpAction])>) -> Verdict<'s> {
+    match r {
+        Some((_, actions)) => Verdict::Actions(actions),
+        None => Verdict::Miss,
+    }
+}
+
+/// What a keyed burst's lookup says of its `n` verdicts (of `len` places): a burst of one
+/// flow that hit has its megaflow's list everywhere; one whose packets all hit megaflows
+/// of the same single output, that port.
+#[inline(always)]
+fn classified(found: &BurstLookup, n: usize, len: usize) -> Classified {
+    if found.one_train && len == n {
+        return Classified::Uniform;
+    }
+    match found.one_output {
+        Some(port) if len == n => Classified::OneOutput(port),
+        _ => Classified::Mixed,
+    }
+}
+
 /// The key and hash of a frame the EMC's frame table did not answer (see
 /// `FlowPipeline::classify_framed`): extracted, its hash the NIC's or computed from the
 /// key's words. Out of line: through the EMC few packets need it.
@@ -799,26 +816,12 @@ impl Pipeline for FlowPipeline {
         self.dirty = true;
         self.busy = true;
         let (keys, hashes, bytes) = (&self.keys[..n], &self.hashes[..n], &self.bytes[..n]);
-        // The verdicts are written as the cache hands out each result (no array of ids
-        // to resolve into actions afterwards), resolved once per run of one megaflow.
-        let to_verdict = |r: Option<(MegaflowId, &'s [DpAction])>| match r {
-            Some((_, actions)) => Verdict::Actions(actions),
-            None => Verdict::Miss,
-        };
         let pending = &self.pending;
         let hold = shadowing_since.map(|since| (since, |i: usize| pending.must_join(&keys[i])));
         let (found, _held) =
-            self.cache.lookup_burst_holding(in_port, keys, hashes, bytes, known, now, hold, &mut out[..n], to_verdict);
+            self.cache.lookup_burst_holding(in_port, keys, hashes, bytes, known, now, hold, &mut out[..n], verdict);
         self.expect_trains = found.trains;
-        // A burst of one flow that hit: every verdict is its megaflow's list.
-        if found.one_train && out.len() == n {
-            return Classified::Uniform;
-        }
-        // Every packet hit a megaflow whose list is one output, the same port for all.
-        match found.one_output {
-            Some(port) if out.len() == n => Classified::OneOutput(port),
-            _ => Classified::Mixed,
-        }
+        classified(&found, n, out.len())
     }
 
     fn rx_hold(&mut self) -> RxHold {
@@ -928,6 +931,16 @@ mod tests {
     use ferrovs_flowcache::actions::DpAction;
     use ferrovs_flowcache::key::Mask;
     use ferrovs_flowcache::testpkt::{TCP4, Tcp4, pad_to, tcp4_frame, tcp4_frame_with_options, udp4_frame, with_vlan};
+
+    /// Each verdict's action list (`None`: a miss).
+    fn action_lists(out: &[Verdict<'_>]) -> Vec<Option<Vec<DpAction>>> {
+        out.iter()
+            .map(|v| match v {
+                Verdict::Actions(a) => Some(a.to_vec()),
+                Verdict::Miss => None,
+            })
+            .collect()
+    }
 
     type Channels = (crossbeam_channel::Receiver<UpcallBatch>, crossbeam_channel::Receiver<PmdReport>);
 
@@ -1147,13 +1160,7 @@ mod tests {
                 order.iter().map(|&i| PacketView { frame: &frames[i], rss_hash: None }).collect();
             let mut out = vec![Verdict::Miss; views.len()];
             p.classify(1, &views[..], &mut out);
-            let got: Vec<Option<Vec<DpAction>>> = out
-                .iter()
-                .map(|v| match v {
-                    Verdict::Actions(a) => Some(a.to_vec()),
-                    Verdict::Miss => None,
-                })
-                .collect();
+            let got = action_lists(&out);
             assert_eq!(got, order.iter().map(|&i| want(i)).collect::<Vec<_>>(), "burst {burst}");
             assert!(p.expect_trains, "burst {burst}: the burst has trains");
             for (at, &i) in order.iter().enumerate() {
@@ -1212,13 +1219,7 @@ mod tests {
             let mut out = vec![Verdict::Miss; views.len()];
             let hits_before = p.stats().emc_hits;
             p.classify(1, &views[..], &mut out);
-            let got: Vec<Option<Vec<DpAction>>> = out
-                .iter()
-                .map(|v| match v {
-                    Verdict::Actions(a) => Some(a.to_vec()),
-                    Verdict::Miss => None,
-                })
-                .collect();
+            let got = action_lists(&out);
             for (at, &i) in order.iter().enumerate() {
                 let expected = want[i].and_then(|m| p.cache.actions(m)).map(|a| a.to_vec());
                 assert_eq!(got[at], expected, "burst {burst}, frame {i}");
