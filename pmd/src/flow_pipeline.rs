@@ -409,6 +409,16 @@ impl FlowPipeline {
         }
     }
 
+    /// Notes a burst's start for the statistics and the parking table, and returns its time.
+    #[inline(always)]
+    fn burst_started(&mut self) -> u64 {
+        let now = self.clock.now_ms();
+        self.burst_ms = now;
+        self.dirty = true;
+        self.busy = true;
+        now
+    }
+
     /// [`Pipeline::classify`] of a burst of `n` packets that the megaflow `found`
     /// ([`FlowCache::port_wide`]) answers whatever their keys: no key is extracted, only
     /// the burst's bytes and TCP flags are taken for its statistics. Inlined: out of
@@ -428,12 +438,9 @@ impl FlowPipeline {
                 flags |= tcp_flags(p.frame);
             }
         });
-        let now = self.clock.now_ms();
-        self.burst_ms = now;
+        let now = self.burst_started();
         // No keys were extracted: a miss (none is possible) would extract its own.
         self.keyed = 0;
-        self.dirty = true;
-        self.busy = true;
         let verdict = match self.cache.port_wide_hits(found, n, total, flags, now) {
             Some(actions) => Verdict::Actions(actions),
             None => Verdict::Miss,
@@ -497,10 +504,7 @@ impl FlowPipeline {
     /// The lookup of [`FlowPipeline::classify_framed`]'s burst and its verdicts.
     #[inline(always)]
     fn look_up_framed<'s>(&'s mut self, in_port: u32, n: usize, out: &mut [Verdict<'s>]) -> Classified {
-        let now = self.clock.now_ms();
-        self.burst_ms = now;
-        self.dirty = true;
-        self.busy = true;
+        let now = self.burst_started();
         let (keys, hashes, bytes) = (&self.keys[..n], &self.hashes[..n], &self.bytes[..n]);
         let found =
             self.cache.lookup_burst_framed(in_port, keys, hashes, bytes, &self.framed, now, &mut out[..n], verdict);
@@ -703,11 +707,10 @@ fn classified(found: &BurstLookup, n: usize, len: usize) -> Classified {
     }
 }
 
-/// The key and hash of a frame the EMC's frame table did not answer (see
-/// `FlowPipeline::classify_framed`): extracted, its hash the NIC's or computed from the
-/// key's words. Out of line: through the EMC few packets need it.
-#[inline(never)]
-fn extract_missed(frame: &[u8], rss_hash: Option<u32>, in_port: u32, key: &mut FlowKey) -> u32 {
+/// Extracts a frame's key for a lookup through the caches and returns its hash: the NIC's
+/// if it gave one, else computed from the key's words as they are extracted.
+#[inline(always)]
+fn extract_keyed(frame: &[u8], rss_hash: Option<u32>, in_port: u32, key: &mut FlowKey) -> u32 {
     match rss_hash {
         Some(rss) => {
             extract_into(frame, in_port, key);
@@ -715,6 +718,13 @@ fn extract_missed(frame: &[u8], rss_hash: Option<u32>, in_port: u32, key: &mut F
         }
         None => extract_hashed_into(frame, in_port, key),
     }
+}
+
+/// [`extract_keyed`] for a frame the EMC's frame table did not answer (see
+/// `FlowPipeline::classify_framed`). Out of line: through the EMC few packets need it.
+#[inline(never)]
+fn extract_missed(frame: &[u8], rss_hash: Option<u32>, in_port: u32, key: &mut FlowKey) -> u32 {
+    extract_keyed(frame, rss_hash, in_port, key)
 }
 
 /// Why an `Install` was refused.
@@ -766,15 +776,7 @@ impl Pipeline for FlowPipeline {
             let (keys, hashes, bytes) = (&mut self.keys, &mut self.hashes, &mut self.bytes);
             pkts.for_each(|i, p| {
                 if let (Some(key), Some(hash), Some(len)) = (keys.get_mut(i), hashes.get_mut(i), bytes.get_mut(i)) {
-                    // Without the NIC's hash, the key's is computed from its words as
-                    // they are extracted.
-                    *hash = match p.rss_hash {
-                        Some(rss) => {
-                            extract_into(p.frame, in_port, key);
-                            rss
-                        }
-                        None => extract_hashed_into(p.frame, in_port, key),
-                    };
+                    *hash = extract_keyed(p.frame, p.rss_hash, in_port, key);
                     *len = p.frame.len() as u32;
                 }
             });
@@ -811,10 +813,7 @@ impl Pipeline for FlowPipeline {
                 }
             });
         }
-        let now = self.clock.now_ms();
-        self.burst_ms = now;
-        self.dirty = true;
-        self.busy = true;
+        let now = self.burst_started();
         let (keys, hashes, bytes) = (&self.keys[..n], &self.hashes[..n], &self.bytes[..n]);
         let pending = &self.pending;
         let hold = shadowing_since.map(|since| (since, |i: usize| pending.must_join(&keys[i])));
