@@ -12,6 +12,7 @@ use std::collections::HashMap;
 
 use ferrovs_flowcache::MegaflowId;
 use ferrovs_flowcache::upcall::FlowId;
+use ferrovs_flowcache::xlate::IdentityBuildHasher;
 
 /// Name of an installed megaflow, by cache slot.
 #[derive(Clone, Copy)]
@@ -22,7 +23,10 @@ struct SlotName {
 
 /// Both directions of the naming. See the module doc.
 pub(crate) struct FlowNames {
-    slot_of: HashMap<FlowId, MegaflowId>,
+    /// Flow ids are the slow path's own numbers, not chosen by packets: hashed without
+    /// SipHash (under a flood of new flows at the flow limit, every install and eviction
+    /// hashes three times).
+    slot_of: HashMap<FlowId, MegaflowId, IdentityBuildHasher>,
     /// Indexed by cache slot.
     name_of: Vec<Option<SlotName>>,
 }
@@ -32,7 +36,7 @@ impl FlowNames {
     /// The map is reserved for twice that: with at most half its room in use, clearing
     /// the tombstones that removals leave rehashes in place instead of reallocating.
     pub(crate) fn with_capacity(n: usize) -> FlowNames {
-        FlowNames { slot_of: HashMap::with_capacity(2 * n), name_of: vec![None; n] }
+        FlowNames { slot_of: HashMap::with_capacity_and_hasher(2 * n, Default::default()), name_of: vec![None; n] }
     }
 
     pub(crate) fn contains(&self, id: FlowId) -> bool {

@@ -799,14 +799,16 @@ impl RuleTables {
     }
 }
 
-/// A fast, non-keyed hasher (multiply-rotate, as rustc's) for rule identities: rules
-/// come from the administrator, and SipHash over a million matches costs more than the
-/// rest of building a version.
+/// A fast, non-keyed hasher (multiply-rotate, as rustc's) for keys that no packet
+/// chooses: rule identities (rules come from the administrator, and SipHash over a
+/// million matches costs more than the rest of building a version) and the slow path's
+/// own numbers (a PMD's flow ids). Never for keys taken from packets: without a secret
+/// key, colliding ones are easy to make.
 #[derive(Default, Clone, Copy)]
-pub(crate) struct IdentityHasher(u64);
+pub struct IdentityHasher(u64);
 
-/// Builds [`IdentityHasher`]s, for maps keyed by rule identities or masks.
-pub(crate) type IdentityBuildHasher = BuildHasherDefault<IdentityHasher>;
+/// Builds [`IdentityHasher`]s, for maps keyed by rule identities, masks or flow ids.
+pub type IdentityBuildHasher = BuildHasherDefault<IdentityHasher>;
 
 impl IdentityHasher {
     #[inline]
