@@ -677,6 +677,44 @@ mod tests {
         move |k, p| v.push((*k, p))
     }
 
+    /// What a flood of new keys costs the table (release build: `cargo test --release -p
+    /// ferrovs-flowcache --lib park_cost -- --ignored --nocapture`): parks refused by a full
+    /// table (every key new), and keys parked and released one after another at 4,095
+    /// keys parked.
+    #[test]
+    #[ignore]
+    fn park_cost() {
+        let key = |i: u32| {
+            let mut k = FlowKey::ZERO;
+            k.set_in_port(1);
+            k.set_dl_type(0x0800);
+            k.set_nw_dst_u32(i);
+            k
+        };
+        let n = PendingConfig::default().max_keys as u32;
+        let mut t: PendingMisses<u32> = PendingMisses::new(PendingConfig::default());
+        for i in 0..n {
+            assert!(matches!(t.park(&key(i), 0, i), Parked::NewKey));
+        }
+        let rounds = 2_000_000u32;
+        let start = std::time::Instant::now();
+        let mut refused = 0u32;
+        for i in 0..rounds {
+            refused += matches!(t.park(&key(n + i), 0, i), Parked::Full(_)) as u32;
+        }
+        let full = start.elapsed().as_nanos() as f64 / rounds as f64;
+        assert_eq!(refused, rounds);
+        t.release_key(&key(0), |_, _| ());
+        let start = std::time::Instant::now();
+        for i in 0..rounds {
+            let k = key(n + i);
+            assert!(matches!(t.park(&k, 0, i), Parked::NewKey));
+            assert_eq!(t.release_key(&k, |_, _| ()), 1);
+        }
+        let cycle = start.elapsed().as_nanos() as f64 / rounds as f64;
+        println!("ns per park refused by a full table: {full:.1}; per park and release at {} keys: {cycle:.1}", n - 1);
+    }
+
     #[test]
     fn sizes_are_what_the_doc_says() {
         assert_eq!(std::mem::size_of::<Entry>() + std::mem::size_of::<FlowKey>(), 104);
