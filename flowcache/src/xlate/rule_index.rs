@@ -96,7 +96,7 @@
 //! and when proofs are made again for the final winner.
 
 use super::build_threads::{PARALLEL_BUILD_RULES, Queue, on_threads, threads_for};
-use super::fields::Field;
+use super::fields::{Field, word_of};
 use super::prefix_trie::{PrefixTrie, TrieAnswer, TrieWalk};
 use std::collections::HashMap;
 
@@ -271,13 +271,20 @@ struct Stage {
     mask: u128,
     /// Where the stage's bits start in the field (0 or 64).
     shift: u32,
+    /// The key word that holds the stage's bits, the shift of the stage's lowest bit in
+    /// it, and the stage's mask there: `(k.w[word] >> bit) & bits` is the stage's value,
+    /// read without going through the field's 128-bit value (a walk reads the key's
+    /// value at every node it visits, a build every rule's at every stage).
+    word: u8,
+    bit: u8,
+    bits: u64,
 }
 
 impl Stage {
-    /// The stage's value of `k` (a key or a rule's value).
+    /// The stage's value of `k` (a key or a rule's value): `(field(k) & mask) >> shift`.
     #[inline]
     fn get(&self, k: &FlowKey) -> u64 {
-        ((self.field.get(k) & self.mask) >> self.shift) as u64
+        (k.w[self.word as usize] >> self.bit) & self.bits
     }
 
     /// The stages of a field matched under `mask`.
@@ -287,7 +294,10 @@ impl Stage {
         } else {
             [(0, mask), (0, 0)]
         };
-        halves.into_iter().filter(|&(_, m)| m != 0).map(move |(shift, mask)| Stage { field, mask, shift })
+        halves.into_iter().filter(|&(_, m)| m != 0).map(move |(shift, mask)| {
+            let (word, bit) = word_of(field, shift == 64).expect("an indexed field is in the key");
+            Stage { field, mask, shift, word: word as u8, bit: bit as u8, bits: (mask >> shift) as u64 }
+        })
     }
 }
 
@@ -1138,6 +1148,32 @@ mod tests {
             }
         }
         assert!(walked > 50, "the route tables form families ({walked} of 60)");
+    }
+
+    /// A stage's value read from its key word equals the field's value under the stage's
+    /// mask, shifted down by the stage's start: for every indexed field, random masks
+    /// (prefixes and arbitrary bits, both halves of an IPv6 address) and random keys.
+    #[test]
+    fn stage_value_equals_the_fields() {
+        let mut r = SplitMix(17);
+        for &field in &STAGE_ORDER {
+            let all = field.all_ones();
+            for _ in 0..200 {
+                let m = (u128::from(r.next_u64()) << 64 | u128::from(r.next_u64())) & all;
+                let len = r.below(u64::from(field.width()) + 1) as u32;
+                let prefix = if len == 0 { 0 } else { all & !((1u128 << (field.width() - len)) - 1) };
+                let mask = if r.chance(50) { m } else { prefix };
+                let k = FlowKey { w: std::array::from_fn(|_| r.next_u64()) };
+                for st in Stage::of(field, mask) {
+                    assert_eq!(
+                        u128::from(st.get(&k)),
+                        (field.get(&k) & st.mask) >> st.shift,
+                        "{field:?} mask {mask:#x} stage at {}",
+                        st.shift
+                    );
+                }
+            }
+        }
     }
 
     /// A node's directory search gives exactly `binary_search`'s answer, for values
