@@ -69,6 +69,18 @@ const fn loc(slot: MatchSlot) -> Loc {
     }
 }
 
+/// Where the bits of `field` in one 64-bit half live in a [`FlowKey`]: the key word and
+/// the shift of the field's (or the half's) lowest bit in it. `upper` selects the upper
+/// half of a 128-bit address (ignored for fields of at most 64 bits). `None` for the
+/// fields that are not in the key.
+pub(crate) fn word_of(field: Field, upper: bool) -> Option<(usize, u32)> {
+    match loc(field) {
+        Loc::Bits { word, shift, .. } => Some((word, shift)),
+        Loc::Wide { hi, lo } => Some((if upper { hi } else { lo }, 0)),
+        Loc::Nowhere => None,
+    }
+}
+
 impl SlotStorage for FlowKey {
     fn zero() -> Self {
         FlowKey::ZERO

@@ -80,7 +80,9 @@
 //! alone") has the counts. Built once per [`RuleTables`](super::RuleTables) version; the
 //! rules a version gets in place are indexed beside it (`tables::Delta`), and a rule it
 //! loses in place stays, marked dead: a walk that ends at its leaf looks on to the next
-//! live rule of the same values, a family's trie hit on it is answered by the tree.
+//! live rule of the same values, a family's trie hit on it is answered by the tree. The
+//! rules' `dead` flags are read only once some rule of the table is dead (at 10^6 rules
+//! the flag of a leaf's rule was a cache miss of its own, about four per lookup).
 //!
 //! # Prefix families
 //!
@@ -96,7 +98,7 @@
 //! and when proofs are made again for the final winner.
 
 use super::build_threads::{PARALLEL_BUILD_RULES, Queue, on_threads, threads_for};
-use super::fields::Field;
+use super::fields::{Field, word_of};
 use super::prefix_trie::{PrefixTrie, TrieAnswer, TrieWalk};
 use std::collections::HashMap;
 
@@ -158,6 +160,11 @@ pub(crate) struct TableIndex {
     groups: Vec<Group>,
     /// Prefix families (see [`Family`]), named by their groups' `family`.
     families: Vec<Family>,
+    /// Some of the indexed rules are deleted in place ([`CompiledRule::dead`]). Only then
+    /// does a lookup read a rule's `dead` flag: at 10^6 rules the flag of a rule a walk
+    /// ends at is a cache miss of its own (the rule's values the leaf compares are in
+    /// another cache line).
+    dead: bool,
 }
 
 /// Groups that differ only in the length of a prefix of one field (routes of several
@@ -271,13 +278,20 @@ struct Stage {
     mask: u128,
     /// Where the stage's bits start in the field (0 or 64).
     shift: u32,
+    /// The key word that holds the stage's bits, the shift of the stage's lowest bit in
+    /// it, and the stage's mask there: `(k.w[word] >> bit) & bits` is the stage's value,
+    /// read without going through the field's 128-bit value (a walk reads the key's
+    /// value at every node it visits, a build every rule's at every stage).
+    word: u8,
+    bit: u8,
+    bits: u64,
 }
 
 impl Stage {
-    /// The stage's value of `k` (a key or a rule's value).
+    /// The stage's value of `k` (a key or a rule's value): `(field(k) & mask) >> shift`.
     #[inline]
     fn get(&self, k: &FlowKey) -> u64 {
-        ((self.field.get(k) & self.mask) >> self.shift) as u64
+        (k.w[self.word as usize] >> self.bit) & self.bits
     }
 
     /// The stages of a field matched under `mask`.
@@ -287,7 +301,10 @@ impl Stage {
         } else {
             [(0, mask), (0, 0)]
         };
-        halves.into_iter().filter(|&(_, m)| m != 0).map(move |(shift, mask)| Stage { field, mask, shift })
+        halves.into_iter().filter(|&(_, m)| m != 0).map(move |(shift, mask)| {
+            let (word, bit) = word_of(field, shift == 64).expect("an indexed field is in the key");
+            Stage { field, mask, shift, word: word as u8, bit: bit as u8, bits: (mask >> shift) as u64 }
+        })
     }
 }
 
@@ -460,8 +477,10 @@ impl TableIndex {
         // The table's own fast hasher: SipHash over a 64-byte mask per rule was a tenth of
         // a million-rule build.
         let mut by_shape: HashMap<(Mask, Registers), Vec<u32>, IdentityBuildHasher> = Default::default();
+        let mut dead = false;
         for (pos, r) in rules.iter().enumerate() {
             by_shape.entry((r.mask, r.pipeline_mask())).or_default().push(pos as u32);
+            dead |= r.dead;
         }
         let like_group = |mask: &Mask, pm: &Registers| {
             like.and_then(|l| l.groups.iter().find(|g| g.mask == *mask && g.pipeline_mask == *pm))
@@ -492,7 +511,13 @@ impl TableIndex {
             }
         }
         let families = Family::find(&mut groups, rules);
-        TableIndex { groups, families }
+        TableIndex { groups, families, dead }
+    }
+
+    /// Notes that some of the indexed rules were deleted in place (their `dead` flags are
+    /// read from now on; see [`TableIndex::dead`]).
+    pub fn mark_dead(&mut self) {
+        self.dead = true;
     }
 
     /// Number of groups (distinct masks, register masks apart).
@@ -575,7 +600,8 @@ impl TableIndex {
                 _ => None,
             };
             // A rule deleted in place is answered by the tree, which looks past it.
-            let by_trie = by_trie.filter(|a| !matches!(*a, TrieAnswer::Hit(pos) if rules[pos as usize].dead));
+            let by_trie =
+                by_trie.filter(|a| !matches!(*a, TrieAnswer::Hit(pos) if self.dead && rules[pos as usize].dead));
             let hit = match by_trie {
                 Some(TrieAnswer::Hit(pos)) => Some(pos),
                 Some(TrieAnswer::Witness(d)) => {
@@ -586,7 +612,7 @@ impl TableIndex {
                     proof.bits = proof.bits.union(&f.field.mask_of(bits));
                     None
                 }
-                None => part.prove(rules, key, best, proof),
+                None => part.prove(rules, key, best, proof, self.dead),
             };
             visited.push(Visit { at: (gi as u32, pi), thr: best, hit: hit.unwrap_or(u32::MAX) });
             if let Some(pos) = hit {
@@ -610,11 +636,11 @@ impl TableIndex {
             proof.optional.clear();
             proof.choices.clear();
             for v in visited.iter().filter(|v| !won(v)) {
-                part(v).prove(rules, key, best, proof);
+                part(v).prove(rules, key, best, proof, self.dead);
             }
         }
         for v in visited.iter().filter(|v| !won(v) && part(v).per_rule) {
-            part(v).disprove_each(rules, key, best, proof);
+            part(v).disprove_each(rules, key, best, proof, self.dead);
         }
         proof.visited = visited;
         found.then_some(best)
@@ -769,13 +795,14 @@ impl Part {
     /// Looks the part up for `key`, for its rules before position `thr`: returns the
     /// first of them that matches; if none does, adds to `proof` what disproves them
     /// (a part disproved rule by rule adds nothing here: see `disprove_each`).
-    fn prove(&self, rules: &[CompiledRule], key: &FlowKey, thr: u32, proof: &mut Proof) -> Option<u32> {
+    /// `dead`: some rules of the table are deleted in place (see [`TableIndex::dead`]).
+    fn prove(&self, rules: &[CompiledRule], key: &FlowKey, thr: u32, proof: &mut Proof, dead: bool) -> Option<u32> {
         if self.per_rule {
-            let live = |q: &u32| !rules[*q as usize].dead && rules[*q as usize].matches(key);
+            let live = |q: &u32| !(dead && rules[*q as usize].dead) && rules[*q as usize].matches(key);
             return self.members.iter().copied().take_while(|&q| q < thr).find(live);
         }
         let mut bits = Mask::ZERO;
-        let leaf = match self.probe(0, rules, key, thr, &mut bits) {
+        let leaf = match self.probe(0, rules, key, thr, &mut bits, dead) {
             // A hit in one tree is a hit in the other (the same rules): no second proof.
             Probe::Hit(pos) => return Some(pos),
             Probe::Miss(l) => l,
@@ -784,7 +811,7 @@ impl Part {
         };
         if self.trees.len() > 1 {
             let mut abits = Mask::ZERO;
-            if let Probe::Miss(l) = self.probe(1, rules, key, thr, &mut abits)
+            if let Probe::Miss(l) = self.probe(1, rules, key, thr, &mut abits, dead)
                 && (abits != bits || l.is_some() || leaf.is_some())
             {
                 // Two proofs: the translator keeps the one that adds fewer bits.
@@ -800,9 +827,9 @@ impl Part {
     /// Walks tree `t` (see [`Tree::probe`]); a leaf whose rule was deleted in place
     /// stands for the next live rule of the part with the same values, if any (only a
     /// leaf at the last stage holds several rules: those of equal values).
-    fn probe(&self, t: usize, rules: &[CompiledRule], key: &FlowKey, thr: u32, bits: &mut Mask) -> Probe {
+    fn probe(&self, t: usize, rules: &[CompiledRule], key: &FlowKey, thr: u32, bits: &mut Mask, dead: bool) -> Probe {
         let tree = &self.trees[t];
-        match tree.probe(rules, key, thr, bits) {
+        match tree.probe(rules, key, thr, bits, dead) {
             Probe::Dead(pos, stage) => {
                 let value = &rules[pos as usize].value;
                 let next = (stage == tree.stages.len())
@@ -825,9 +852,9 @@ impl Part {
     /// differing in one field adds that witness, one differing in several is left to
     /// the caller. Matching rules (after the winner) and rules deleted in place are
     /// skipped.
-    fn disprove_each(&self, rules: &[CompiledRule], key: &FlowKey, until: u32, proof: &mut Proof) {
+    fn disprove_each(&self, rules: &[CompiledRule], key: &FlowKey, until: u32, proof: &mut Proof, dead: bool) {
         for &pos in self.members.iter().take_while(|&&p| p < until) {
-            if rules[pos as usize].dead {
+            if dead && rules[pos as usize].dead {
                 continue;
             }
             if let Leaf::Several = self.trees[0].leaf_witness(&rules[pos as usize], key, 0, &mut proof.bits) {
@@ -979,7 +1006,10 @@ impl Tree {
     /// `SKIP_LIMIT` places away; past that, the value there is used instead, whose
     /// witness is at least as long as any farther value's, so the proof stays correct
     /// (a few bits wider at worst).
-    fn probe(&self, rules: &[CompiledRule], key: &FlowKey, thr: u32, bits: &mut Mask) -> Probe {
+    ///
+    /// `dead`: some rules of the table are deleted in place (see [`TableIndex::dead`]);
+    /// if not, a leaf's rule is not asked.
+    fn probe(&self, rules: &[CompiledRule], key: &FlowKey, thr: u32, bits: &mut Mask, dead: bool) -> Probe {
         let mut entry = self.root;
         let mut stage = 0;
         loop {
@@ -988,7 +1018,7 @@ impl Tree {
                 if pos >= thr {
                     return Probe::Miss(None);
                 }
-                if rules[pos as usize].dead {
+                if dead && rules[pos as usize].dead {
                     return Probe::Dead(pos, stage);
                 }
                 return match self.leaf_witness(&rules[pos as usize], key, stage, bits) {
@@ -1138,6 +1168,32 @@ mod tests {
             }
         }
         assert!(walked > 50, "the route tables form families ({walked} of 60)");
+    }
+
+    /// A stage's value read from its key word equals the field's value under the stage's
+    /// mask, shifted down by the stage's start: for every indexed field, random masks
+    /// (prefixes and arbitrary bits, both halves of an IPv6 address) and random keys.
+    #[test]
+    fn stage_value_equals_the_fields() {
+        let mut r = SplitMix(17);
+        for &field in &STAGE_ORDER {
+            let all = field.all_ones();
+            for _ in 0..200 {
+                let m = (u128::from(r.next_u64()) << 64 | u128::from(r.next_u64())) & all;
+                let len = r.below(u64::from(field.width()) + 1) as u32;
+                let prefix = if len == 0 { 0 } else { all & !((1u128 << (field.width() - len)) - 1) };
+                let mask = if r.chance(50) { m } else { prefix };
+                let k = FlowKey { w: std::array::from_fn(|_| r.next_u64()) };
+                for st in Stage::of(field, mask) {
+                    assert_eq!(
+                        u128::from(st.get(&k)),
+                        (field.get(&k) & st.mask) >> st.shift,
+                        "{field:?} mask {mask:#x} stage at {}",
+                        st.shift
+                    );
+                }
+            }
+        }
     }
 
     /// A node's directory search gives exactly `binary_search`'s answer, for values

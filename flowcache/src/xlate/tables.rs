@@ -640,6 +640,7 @@ impl RuleTables {
                 if !c.dead && gone[c.rref.0 as usize] {
                     c.dead = true;
                     self.dead += 1;
+                    self.index[t].mark_dead();
                 }
                 nd |= !c.dead && c.nd.is_some();
                 moved(c);
