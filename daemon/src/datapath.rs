@@ -15,7 +15,7 @@ use ferrovs_config::openflow::convert::{as_loaded, load_in_place};
 use ferrovs_config::{Config, PortConfig, Rule};
 use ferrovs_dpdk::Eal;
 use ferrovs_flowcache::flow_cache::FlowCacheConfig;
-use ferrovs_flowcache::slow_path::{BridgeSpec, SlowPath, SlowPathConfig};
+use ferrovs_flowcache::slow_path::{BridgeSpec, SlowPath, SlowPathConfig, SlowPathCounters as MachineCounters};
 use ferrovs_pmd::PipelineClock;
 use ferrovs_pmd::flow_pipeline::{FlowMessage, FlowPipeline, PipelineShared, PipelineStats, pending_config_for_pool};
 use ferrovs_pmd::{PmdLocal, PmdStats, PortCounters, PortSpec, PortStats, Switch, SwitchOptions, SwitchStats};
@@ -23,7 +23,7 @@ use ferrovs_pmd::{PmdLocal, PmdStats, PortCounters, PortSpec, PortStats, Switch,
 use crate::daemon::DaemonError;
 use crate::protocol::{
     BridgeInfo, IterationHistograms, LatencyHistogram, LinkState, NicCounters, PmdInfo, PmdStatsReply, PortInfo,
-    RebalanceReply, Reply, Request, RxqMove, RxqUsage, ShowReply, SlowPathInfo,
+    RebalanceReply, Reply, Request, RxqMove, RxqUsage, ShowReply, SlowPathCounters, SlowPathInfo,
 };
 use crate::slow_path_thread::{SlowPathThread, TopologyChange, UPCALL_LATENCY_BOUNDS_US};
 
@@ -313,7 +313,7 @@ impl Datapath {
                 sum_us: st.upcall_ns.load(Ordering::Relaxed) as f64 / 1000.0,
             }),
             commands_undelivered: st.undelivered.load(Ordering::Relaxed),
-            state: st.machine.lock().map(|g| *g).unwrap_or_default(),
+            state: machine_counters(st.machine.lock().map(|g| *g).unwrap_or_default()),
         };
         PmdStatsReply { tsc_hz: stats.tsc_hz, pmds, slow_path }
     }
@@ -680,6 +680,56 @@ pub fn detached_port_info(pc: &PortConfig) -> PortInfo {
         admin_down: pc.admin_down,
         mtu: pc.mtu,
         nic: None,
+    }
+}
+
+/// The slow-path state machine's counters, every one (no `..`, as for ports).
+fn machine_counters(c: MachineCounters) -> SlowPathCounters {
+    let MachineCounters {
+        upcalls,
+        installs,
+        executes,
+        executes_relearned,
+        executes_raced,
+        executes_flow_limit,
+        no_bridge,
+        bad_upcalls,
+        xlate_errors,
+        removes,
+        revalidated,
+        mac_learned,
+        mac_moved,
+        mac_expired,
+        mac_evicted,
+        rule_changes,
+        rules_expired,
+        flows_gone,
+        flows_evicted,
+        executed_packets,
+        slow_path_packets,
+    } = c;
+    SlowPathCounters {
+        upcalls,
+        installs,
+        executes,
+        executes_relearned,
+        executes_raced,
+        executes_flow_limit,
+        no_bridge,
+        bad_upcalls,
+        xlate_errors,
+        removes,
+        revalidated,
+        mac_learned,
+        mac_moved,
+        mac_expired,
+        mac_evicted,
+        rule_changes,
+        rules_expired,
+        flows_gone,
+        flows_evicted,
+        executed_packets,
+        slow_path_packets,
     }
 }
 

@@ -328,9 +328,45 @@ pub struct LatencyHistogram {
     pub sum_us: f64,
 }
 
-/// The slow-path state machine's counters (refreshed about once a second): the state
-/// machine's own struct, which is serialized as it is.
-pub use ferrovs_flowcache::slow_path::SlowPathCounters;
+/// The slow-path state machine's counters (refreshed about once a second).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlowPathCounters {
+    pub upcalls: u64,
+    pub installs: u64,
+    /// Every execute (packets sent without installing a megaflow).
+    pub executes: u64,
+    /// Executes because the translation's own MAC learning changed what it had read.
+    pub executes_relearned: u64,
+    /// Executes because the PMD already had a covering megaflow.
+    pub executes_raced: u64,
+    /// Executes because the PMD was at its flow limit.
+    pub executes_flow_limit: u64,
+    /// Upcalls whose in_port is on no bridge.
+    pub no_bridge: u64,
+    /// Upcalls from a PMD that does not exist.
+    pub bad_upcalls: u64,
+    /// Abandoned translations (installed as drop).
+    pub xlate_errors: u64,
+    pub removes: u64,
+    /// Megaflows re-translated after a rule or MAC change.
+    pub revalidated: u64,
+    pub mac_learned: u64,
+    pub mac_moved: u64,
+    pub mac_expired: u64,
+    pub mac_evicted: u64,
+    pub rule_changes: u64,
+    pub rules_expired: u64,
+    /// Megaflows the PMDs reported gone.
+    pub flows_gone: u64,
+    /// Megaflows the PMDs evicted at their flow limit.
+    pub flows_evicted: u64,
+    /// Packets the PMDs executed without a megaflow, credited to their rules.
+    pub executed_packets: u64,
+    /// Packets a slow-path megaflow sent to the slow path one by one (neighbour-discovery
+    /// messages that ND rules may match).
+    pub slow_path_packets: u64,
+}
 
 /// `add-flow` and `add-flows`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

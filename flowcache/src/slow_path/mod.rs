@@ -197,10 +197,8 @@ pub enum SlowPathError {
     Rules { bridge: String, error: BuildError },
 }
 
-/// What the slow path has done since it was created. Also the control protocol's form of
-/// them (ferrovs-ctl's `show`), hence the serde derives: one list of counters.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
+/// What the slow path has done since it was created.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct SlowPathCounters {
     pub upcalls: u64,
     pub installs: u64,
