@@ -882,10 +882,6 @@ mod tests {
         f
     }
 
-    /// The train test on frame bytes against the keys: whenever it says a frame has the
-    /// key of an untagged common-shape frame before it, the extracted keys are equal; on
-    /// mutated, truncated and extended copies (key bytes and others), and it must say so
-    /// for most copies that differ only in bytes outside the key.
     /// Changes up to three of the first `within` bytes of `f` (a random byte or one flipped
     /// bit), sometimes its IPv4 total length (within the frame or not), and sometimes cuts
     /// or extends it: frames near a common shape, of it or not.
@@ -905,6 +901,10 @@ mod tests {
         }
     }
 
+    /// The train test on frame bytes against the keys: whenever it says a frame has the
+    /// key of an untagged common-shape frame before it, the extracted keys are equal; on
+    /// mutated, truncated and extended copies (key bytes and others), and it must say so
+    /// for most copies that differ only in bytes outside the key.
     #[test]
     fn same_untagged_key_agrees_with_the_keys() {
         let tcp_opts = tcp4_frame_with_data_offset_8();
