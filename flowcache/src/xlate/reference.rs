@@ -610,8 +610,12 @@ impl Eval<'_> {
                 p.set_dl_dst(m);
                 Some(DpAction::SetEthDst(m))
             }
-            SetField::VlanVid(v) if p.vlan_tci(0) & VLAN_PRESENT != 0 => {
-                return self.set_outer(0x0fff, v & 0x0fff);
+            // `vlan_vid` has no prerequisite in OVS (`vlan_pcp` needs a VID): on an absent
+            // tag the write makes one, as `mod_vlan_vid` does (the value carries the
+            // present bit). A rule can only be loaded with a tag known at that point, but
+            // the action set runs `strip_vlan` before every write.
+            SetField::VlanVid(v) => {
+                return self.set_outer_present(0x0fff, v & 0x0fff);
             }
             SetField::VlanPcp(c) if p.vlan_tci(0) & VLAN_PRESENT != 0 => {
                 return self.set_outer(0xe000, ((c as u16) & 7) << 13);

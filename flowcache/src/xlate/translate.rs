@@ -909,6 +909,17 @@ impl<'a> Ctx<'a> {
         }
     }
 
+    /// `mod_vlan_vid`, and a `vlan_vid` set-field: the outer tag's VID, a tag made if there
+    /// is none.
+    fn set_vlan_vid(&mut self, vid: u16) {
+        let vid = vid & VLAN_VID_MASK;
+        if self.outer_tagged() {
+            self.set_outer_vlan(VLAN_VID_MASK, vid);
+        } else {
+            self.set_absent_outer_vlan(VLAN_VID_MASK, vid);
+        }
+    }
+
     fn outer_tagged(&mut self) -> bool {
         self.read(&Field::VlanTci.mask_of(VLAN_PRESENT as u128));
         self.st.cur.vlan_tci(0) & VLAN_PRESENT != 0
@@ -921,14 +932,7 @@ impl<'a> Ctx<'a> {
             Action::InPort => self.emit_observer(DpAction::Output(self.in_port)),
             Action::Flood | Action::All => self.flood(),
             Action::Normal => self.normal(),
-            Action::ModVlanVid(vid) => {
-                let vid = vid & VLAN_VID_MASK;
-                if self.outer_tagged() {
-                    self.set_outer_vlan(VLAN_VID_MASK, vid);
-                } else {
-                    self.set_absent_outer_vlan(VLAN_VID_MASK, vid);
-                }
-            }
+            Action::ModVlanVid(vid) => self.set_vlan_vid(vid),
             Action::ModVlanPcp(pcp) => {
                 let bits = ((pcp as u16) << VLAN_PCP_SHIFT) & VLAN_PCP_MASK;
                 if self.outer_tagged() {
@@ -1320,11 +1324,11 @@ impl<'a> Ctx<'a> {
                 self.actions.push(DpAction::SetEthDst(m));
                 self.st.write(Field::DlDst, crate::key::mac_to_u64(m) as u128);
             }
-            SetField::VlanVid(vid) => {
-                if self.outer_tagged() {
-                    self.set_outer_vlan(VLAN_VID_MASK, vid & VLAN_VID_MASK);
-                }
-            }
+            // `vlan_vid` has no prerequisite in OVS (`vlan_pcp` needs a VID): on an absent
+            // tag the write makes one, as `mod_vlan_vid` does (the value carries the
+            // present bit). A rule can only be loaded with a tag known at that point, but
+            // the action set runs `strip_vlan` before every write.
+            SetField::VlanVid(vid) => self.set_vlan_vid(vid),
             SetField::VlanPcp(pcp) => {
                 if self.outer_tagged() {
                     let bits = ((pcp as u16) << VLAN_PCP_SHIFT) & VLAN_PCP_MASK;

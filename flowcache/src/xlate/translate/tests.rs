@@ -476,3 +476,16 @@ fn a_transport_move_skips_a_later_fragment() {
         assert_ne!(y.mask.dl_src(), [0; 6]);
     }
 }
+
+/// The action set pops before it writes: a `vlan_vid` set-field it then runs on the
+/// untagged packet makes a 0x8100 tag (OVS's field has no prerequisite), a `vlan_pcp` one
+/// before it does nothing (its prerequisite is a VID).
+#[test]
+fn the_action_set_s_vid_write_tags_a_stripped_packet() {
+    let plain = udp4_frame(53, 53, b"x");
+    let rule = "actions=push_vlan:0x8100,set_field:20->vlan_vid,\
+                write_actions(set_field:3->vlan_pcp,set_field:10->vlan_vid,strip_vlan,output:2)";
+    let (a, out) = vlan_run(&[rule], &plain, 1);
+    assert_eq!(a, [DpAction::PushVlan { tpid: 0x8100, tci: 0x100a }, DpAction::Output(2)]);
+    assert_eq!(out, [(2, with_tags(&[(0x8100, 10)], &plain))]);
+}
