@@ -1,11 +1,13 @@
 //! Cost of one translation (the slow path's rule lookup and actions) against the size
 //! of the rule table, every size in the same run: 100, 10,000, 100,000 and 1,000,000
 //! rules by default, min and max over repetitions, and the ratio of the largest size's
-//! cost to the smallest's (issue 8's goal: at most 2).
+//! cost to the smallest's (issue 8's goal: at most 2). The sizes' timed passes take
+//! turns, one of each per round, and the ratio is also given per round (the two sizes'
+//! passes of one round ran within a second of each other, under the same load).
 //!
 //! `cargo run --release -p ferrovs-flowcache --example xlate_cost [-- OPTIONS]`
 //! - `--sizes A,B,..`: rule counts (default 100,10000,100000,1000000);
-//! - `--reps R`: timed passes over the packets per size (default 5; 0: one untimed pass, as `--count-only`);
+//! - `--reps R`: rounds of timed passes, one pass over the packets per size each (default 5; 0: one untimed pass, as `--count-only`);
 //! - `--packets P`: distinct packets per size (default 20000);
 //! - `--shape bench|scale`: the rule set (default bench):
 //!   - `bench`: what `deploy/bench`'s upcall points load: the generator's file
@@ -129,54 +131,86 @@ fn main() {
     println!("shape {}, {} packets, {} repetitions", if o.bench_shape { "bench" } else { "scale" }, o.packets, o.reps);
     println!("| rules | groups | heap MB | build ms | us/translation min | max |");
     println!("|---|---|---|---|---|---|");
-    let mut mins = Vec::new();
+    // Every size is built first and the timed passes take turns (one pass of each size
+    // per round), so that another tenant's load on this machine falls on all sizes
+    // alike rather than on whichever size was being timed then.
+    let mut sizes = Vec::new();
     for &n in &o.sizes {
         let (rules, mut keys) = workload(n, o.bench_shape, o.packets + WARM_UP);
         let warm = keys.split_off(o.packets);
         let start = Instant::now();
         let tables = RuleTables::new(rules, vec![1, 2, 3, 4]).expect("valid rules");
         let build_ms = start.elapsed().as_secs_f64() * 1e3;
-        let mb = tables.index_heap_bytes() as f64 / 1e6;
         std::hint::black_box(warm_up(&tables, &macs, &warm));
         if o.count_only || o.reps == 0 {
             measured_pass(&tables, &macs, &keys);
+            let mb = tables.index_heap_bytes() as f64 / 1e6;
             println!("| {n} | {} | {mb:.1} | {build_ms:.0} | translations {} |", tables.index_groups(), keys.len());
             continue;
         }
-        let (mut lo, mut hi) = (f64::MAX, 0f64);
-        for _ in 0..o.reps {
-            let t = Instant::now();
-            measured_pass(&tables, &macs, &keys);
-            let us = t.elapsed().as_secs_f64() * 1e6 / keys.len() as f64;
-            lo = lo.min(us);
-            hi = hi.max(us);
-        }
-        let mut scan = String::new();
-        if o.compare_scan > 0 && n <= 100_000 {
-            let bits = |m: &ferrovs_flowcache::key::Mask| m.w.iter().map(|w| w.count_ones()).sum::<u32>();
-            let (mut wider, mut narrower) = (0, 0);
-            let k = o.compare_scan.min(keys.len());
-            for key in &keys[..k] {
-                let a = translate_with(&tables, &macs, key, Duration::ZERO, Lookup::LinearScan);
-                let b = translate_with(&tables, &macs, key, Duration::ZERO, Lookup::Index);
-                assert_eq!((&a.actions, &a.rules), (&b.actions, &b.rules), "decisions differ for {key:?}");
-                wider += usize::from(bits(&b.mask) > bits(&a.mask));
-                narrower += usize::from(bits(&b.mask) < bits(&a.mask));
-            }
-            scan = format!(" masks vs scan: {wider} wider, {narrower} narrower of {k} |");
-        }
-        println!("| {n} | {} | {mb:.1} | {build_ms:.0} | {lo:.2} | {hi:.2} |{scan}", tables.index_groups());
-        mins.push((n, lo, hi));
+        sizes.push(Size { n, tables, keys, warm, build_ms, us: Vec::new() });
     }
-    if let (Some(first), Some(last)) = (mins.first(), mins.last())
-        && mins.len() > 1
+    for _ in 0..o.reps {
+        for s in &mut sizes {
+            // The warm-up again: the other sizes' passes ran since this size's last.
+            std::hint::black_box(warm_up(&s.tables, &macs, &s.warm));
+            let t = Instant::now();
+            measured_pass(&s.tables, &macs, &s.keys);
+            s.us.push(t.elapsed().as_secs_f64() * 1e6 / s.keys.len() as f64);
+        }
+    }
+    for s in &sizes {
+        let lo = s.us.iter().copied().fold(f64::MAX, f64::min);
+        let hi = s.us.iter().copied().fold(0f64, f64::max);
+        let mb = s.tables.index_heap_bytes() as f64 / 1e6;
+        let scan = if o.compare_scan > 0 && s.n <= 100_000 {
+            compare_scan(&s.tables, &macs, &s.keys, o.compare_scan)
+        } else {
+            String::new()
+        };
+        println!("| {} | {} | {mb:.1} | {:.0} | {lo:.2} | {hi:.2} |{scan}", s.n, s.tables.index_groups(), s.build_ms);
+    }
+    if let (Some(first), Some(last)) = (sizes.first(), sizes.last())
+        && sizes.len() > 1
     {
+        let min = |v: &[f64]| v.iter().copied().fold(f64::MAX, f64::min);
+        let max = |v: &[f64]| v.iter().copied().fold(0f64, f64::max);
+        // The same round's passes of the two sizes, one ratio per round.
+        let rounds: Vec<f64> = last.us.iter().zip(&first.us).map(|(a, b)| a / b).collect();
         println!(
-            "ratio {} / {} rules: {:.2} (min / min), {:.2} (max / max)",
-            last.0,
-            first.0,
-            last.1 / first.1,
-            last.2 / first.2
+            "ratio {} / {} rules: {:.2} (min / min), {:.2} (max / max); per round {:.2}-{:.2}",
+            last.n,
+            first.n,
+            min(&last.us) / min(&first.us),
+            max(&last.us) / max(&first.us),
+            min(&rounds),
+            max(&rounds)
         );
     }
+}
+
+/// One size's tables, packets and timed passes (us per translation, one per round).
+struct Size {
+    n: usize,
+    tables: RuleTables,
+    keys: Vec<FlowKey>,
+    warm: Vec<FlowKey>,
+    build_ms: f64,
+    us: Vec<f64>,
+}
+
+/// Translates the first `k` packets with the linear scan too: the decisions must be the
+/// same; counts the masks with more and fewer bits than the scan's.
+fn compare_scan(tables: &RuleTables, macs: &MacTable, keys: &[FlowKey], k: usize) -> String {
+    let bits = |m: &ferrovs_flowcache::key::Mask| m.w.iter().map(|w| w.count_ones()).sum::<u32>();
+    let (mut wider, mut narrower) = (0, 0);
+    let k = k.min(keys.len());
+    for key in &keys[..k] {
+        let a = translate_with(tables, macs, key, Duration::ZERO, Lookup::LinearScan);
+        let b = translate_with(tables, macs, key, Duration::ZERO, Lookup::Index);
+        assert_eq!((&a.actions, &a.rules), (&b.actions, &b.rules), "decisions differ for {key:?}");
+        wider += usize::from(bits(&b.mask) > bits(&a.mask));
+        narrower += usize::from(bits(&b.mask) < bits(&a.mask));
+    }
+    format!(" masks vs scan: {wider} wider, {narrower} narrower of {k} |")
 }

@@ -81,6 +81,18 @@ pub(crate) fn word_of(field: Field, upper: bool) -> Option<(usize, u32)> {
     }
 }
 
+/// The key words of `field` and the bits `bits` (field coordinates) take in each: one
+/// word for a field of at most 64 bits (the second pair is `(0, 0)`), two for an IPv6
+/// address, none for a field outside the key.
+#[inline]
+pub(crate) fn word_bits(field: Field, bits: u128) -> [(usize, u64); 2] {
+    match loc(field) {
+        Loc::Bits { word, shift, width } => [(word, (bits as u64 & ((1u64 << width) - 1)) << shift), (0, 0)],
+        Loc::Wide { hi, lo } => [(hi, (bits >> 64) as u64), (lo, bits as u64)],
+        Loc::Nowhere => [(0, 0), (0, 0)],
+    }
+}
+
 impl SlotStorage for FlowKey {
     fn zero() -> Self {
         FlowKey::ZERO

@@ -285,6 +285,11 @@ struct Stage {
     word: u8,
     bit: u8,
     bits: u64,
+    /// The field's `is_prefix`, and whether a witness found at this stage may cover the
+    /// other key word too (the lower half of an IPv6 address: its prefix witness takes
+    /// the whole upper half): kept here, read at every node a walk leaves values behind.
+    prefix: bool,
+    spans_words: bool,
 }
 
 impl Stage {
@@ -292,6 +297,32 @@ impl Stage {
     #[inline]
     fn get(&self, k: &FlowKey) -> u64 {
         (k.w[self.word as usize] >> self.bit) & self.bits
+    }
+
+    /// Adds the witness `w` (bits of the stage's field, field coordinates, none below the
+    /// stage's half) to `bits`: into the stage's key word, where every witness but a
+    /// prefix ending in the lower half of an IPv6 address lies (a `Mask` built through
+    /// the field's slot and merged word by word was a tenth of a walk's instructions).
+    #[inline]
+    fn add_witness(&self, bits: &mut Mask, w: u128) {
+        if self.spans_words {
+            *bits = bits.union(&self.field.mask_of(w));
+        } else {
+            bits.w[self.word as usize] |= ((w >> self.shift) as u64) << self.bit;
+        }
+    }
+
+    /// The witness of a value that differs from the key's in the stage's bits `diff`
+    /// (stage coordinates, not zero): for a prefix field the prefix down to the highest
+    /// differing bit, else the stage's whole mask (field coordinates).
+    #[inline]
+    fn witness(&self, diff: u64) -> u128 {
+        if self.prefix {
+            let top = 63 - diff.leading_zeros() + self.shift;
+            self.field.all_ones() & !((1u128 << top) - 1)
+        } else {
+            self.mask
+        }
     }
 
     /// The stages of a field matched under `mask`.
@@ -303,7 +334,16 @@ impl Stage {
         };
         halves.into_iter().filter(|&(_, m)| m != 0).map(move |(shift, mask)| {
             let (word, bit) = word_of(field, shift == 64).expect("an indexed field is in the key");
-            Stage { field, mask, shift, word: word as u8, bit: bit as u8, bits: (mask >> shift) as u64 }
+            Stage {
+                field,
+                mask,
+                shift,
+                word: word as u8,
+                bit: bit as u8,
+                bits: (mask >> shift) as u64,
+                prefix: field.is_prefix(),
+                spans_words: field.width() > 64 && shift == 0,
+            }
         })
     }
 }
@@ -1048,14 +1088,10 @@ impl Tree {
             let up = (at + skip..len.min(at + skip + SKIP_LIMIT))
                 .find(wanted)
                 .or((len > at + skip + SKIP_LIMIT).then_some(at + skip + SKIP_LIMIT));
-            if lo.is_some() || up.is_some() {
-                let w = if st.field.is_prefix() {
-                    let top = [lo, up].into_iter().flatten().map(|i| 63 - (es[i].value ^ v).leading_zeros()).min();
-                    top.map_or(0, |t| st.field.all_ones() & !((1u128 << (t + st.shift)) - 1))
-                } else {
-                    st.mask
-                };
-                *bits = bits.union(&st.field.mask_of(w));
+            // The closer of the two (the smaller highest differing bit) gives the witness.
+            let diff = [lo, up].into_iter().flatten().map(|i| es[i].value ^ v).min();
+            if let Some(diff) = diff {
+                st.add_witness(bits, st.witness(diff));
             }
             match found {
                 Ok(i) if es[i].min < thr => {
@@ -1071,27 +1107,21 @@ impl Tree {
     /// differs, adds its witness to `bits` (the two stages of an IPv6 address are one
     /// field: the prefix down to its first differing bit).
     fn leaf_witness(&self, rule: &CompiledRule, key: &FlowKey, stage: usize, bits: &mut Mask) -> Leaf {
-        let mut differing = None;
+        let mut differing: Option<(&Stage, u64)> = None;
         for st in &self.stages[stage..] {
-            let diff = (st.field.get(key) ^ st.field.get(&rule.value)) & st.mask;
+            let diff = st.get(key) ^ st.get(&rule.value);
             if diff == 0 {
                 continue;
             }
             match differing {
                 // The lower half of an address whose upper half differs already.
-                Some((f, _, _)) if f == st.field => {}
+                Some((d, _)) if d.field == st.field => {}
                 Some(_) => return Leaf::Several,
-                None => differing = Some((st.field, st.mask, diff)),
+                None => differing = Some((st, diff)),
             }
         }
-        let Some((field, fmask, diff)) = differing else { return Leaf::Matches };
-        let w = if field.is_prefix() {
-            let top = 127 - diff.leading_zeros();
-            field.all_ones() & !((1u128 << top) - 1)
-        } else {
-            fmask
-        };
-        *bits = bits.union(&field.mask_of(w));
+        let Some((st, diff)) = differing else { return Leaf::Matches };
+        st.add_witness(bits, st.witness(diff));
         Leaf::One
     }
 }

@@ -73,12 +73,13 @@
 //! After translation, prerequisite bits are added (dl_type for any L3/L4 bit, nw_proto
 //! for any L4 bit) so that megaflows reading shared storage never alias, and in_port.
 
+use std::cell::Cell;
 use std::time::Duration;
 
 use ferrovs_config::rules::{Action, GroupKind, PacketField, Registers, Resubmit, SetField, Subfield, SubfieldField};
 
 use super::action_set;
-use super::fields::Field;
+use super::fields::{Field, word_bits};
 use super::mac::{MacKey, MacLearn, MacTable, is_multicast, is_reserved};
 use super::rule_index::Proof;
 use super::tables::{CompiledRule, MissMode, N_TABLES, RuleRef, RuleTables};
@@ -349,10 +350,10 @@ struct Ctx<'a> {
     optional: Vec<&'a CompiledRule>,
     /// Which lookup to use: the classifier (normal) or the linear scan (reference).
     lookup: Lookup,
-    /// Output of the classifier lookup, reused across lookups.
-    proof: Proof,
-    /// The same for the index of a table's rules added in place (see `Delta`).
-    added_proof: Proof,
+    /// Output of the classifier lookups, reused across lookups and translations (see
+    /// [`PROOF_BUFFERS`]); taken out while a lookup fills it. Boxed: a proof is most of a
+    /// kilobyte (its family walks), moved whole it cost a copy per lookup.
+    proofs: Option<Box<Proofs>>,
     /// The range of `actions` in which `normal` last put back the tags it sent without
     /// (dropped at the end if nothing follows it).
     retag: Option<(usize, usize)>,
@@ -395,6 +396,24 @@ impl<'a> Ctx<'a> {
             1
         } else {
             new
+        }
+    }
+
+    /// [`Ctx::cost`] of the bits `bits` of field `f`, straight from the key words for
+    /// the fields whose original bits are their own unless written: all but the VLAN TCI
+    /// (its slots move), the L4 ports (they bring the fragment bits) and the TTL (a
+    /// derived one is read whole). The greedy choice of witnesses prices every field of
+    /// every rule it is given; a `Mask` built and mapped per field was most of its cost.
+    fn field_cost(&self, f: Field, bits: u128) -> u32 {
+        if matches!(f, Field::VlanTci | Field::TpSrc | Field::TpDst | Field::NwTtl) {
+            return self.cost(&f.mask_of(bits), f.is_categorical());
+        }
+        let new: u32 =
+            word_bits(f, bits).iter().map(|&(i, b)| (b & !self.st.written.w[i] & !self.mask.w[i]).count_ones()).sum();
+        match new {
+            0 => 0,
+            _ if f.is_categorical() => 1,
+            n => n,
         }
     }
 
@@ -533,36 +552,39 @@ impl<'a> Ctx<'a> {
         let t = table as usize;
         let rules = tables.tables.get(t)?;
         let regs = self.st.regs;
-        let mut proof = std::mem::take(&mut self.proof);
-        let Some(delta) = tables.deltas[t].as_deref() else {
-            let winner = tables.index[t].lookup(rules, &key, &regs, u32::MAX, &mut proof).map(|w| &rules[w as usize]);
-            self.take_proof(&mut proof, rules, winner, &key);
-            self.proof = proof;
-            return winner;
-        };
-        // Rules added in place since the version was built (see `Delta`): each index
-        // finds its winner among the rules before the other's, the first in lookup order
-        // wins, and each proof covers its rules before that winner.
-        let mut added = std::mem::take(&mut self.added_proof);
-        let in_delta = delta.index.lookup(&delta.rules, &key, &regs, u32::MAX, &mut added);
-        let before_it = in_delta.map_or(u32::MAX, |j| delta.rank[j as usize]);
-        let winner = match tables.index[t].lookup(rules, &key, &regs, before_it, &mut proof) {
-            Some(w) => {
-                // The table's rule wins: the added rules after it need no witness.
-                let thr = delta.rank.partition_point(|&r| r <= w) as u32;
-                if (thr as usize) < delta.rules.len() {
-                    delta.index.lookup(&delta.rules, &key, &regs, thr, &mut added);
-                }
-                Some(&rules[w as usize])
+        let mut proofs = self.proofs.take().unwrap_or_default();
+        let Proofs { table: proof, added } = &mut *proofs;
+        let winner = match tables.deltas[t].as_deref() {
+            None => {
+                let winner = tables.index[t].lookup(rules, &key, &regs, u32::MAX, proof).map(|w| &rules[w as usize]);
+                self.take_proof(proof, rules, winner, &key);
+                winner
             }
-            None => in_delta.map(|j| &delta.rules[j as usize]),
+            // Rules added in place since the version was built (see `Delta`): each index
+            // finds its winner among the rules before the other's, the first in lookup
+            // order wins, and each proof covers its rules before that winner.
+            Some(delta) => {
+                let in_delta = delta.index.lookup(&delta.rules, &key, &regs, u32::MAX, added);
+                let before_it = in_delta.map_or(u32::MAX, |j| delta.rank[j as usize]);
+                let winner = match tables.index[t].lookup(rules, &key, &regs, before_it, proof) {
+                    Some(w) => {
+                        // The table's rule wins: the added rules after it need no witness.
+                        let thr = delta.rank.partition_point(|&r| r <= w) as u32;
+                        if (thr as usize) < delta.rules.len() {
+                            delta.index.lookup(&delta.rules, &key, &regs, thr, added);
+                        }
+                        Some(&rules[w as usize])
+                    }
+                    None => in_delta.map(|j| &delta.rules[j as usize]),
+                };
+                self.read(&added.bits);
+                self.take_proof(proof, rules, winner, &key);
+                added.bits = Mask::ZERO;
+                self.take_proof(added, &delta.rules, None, &key);
+                winner
+            }
         };
-        self.read(&added.bits);
-        self.take_proof(&mut proof, rules, winner, &key);
-        added.bits = Mask::ZERO;
-        self.take_proof(&mut added, &delta.rules, None, &key);
-        self.added_proof = added;
-        self.proof = proof;
+        self.proofs = Some(proofs);
         winner
     }
 
@@ -588,20 +610,19 @@ impl<'a> Ctx<'a> {
     /// Adds to the mask the cheapest witness of the failed rule `r` (nothing if one is
     /// already covered): a categorical field costs 1, any other its number of new bits.
     fn cheapest_witness(&mut self, r: &CompiledRule, key: &FlowKey) {
-        let mut best: Option<(u32, Mask)> = None;
+        let mut best: Option<(u32, Field, u128)> = None;
         for fm in r.fields() {
             let Some(bits) = fm.witness(key) else { continue };
-            let m = fm.field.mask_of(bits);
-            let c = self.cost(&m, fm.field.is_categorical());
-            if best.is_none_or(|(bc, _)| c < bc) {
-                best = Some((c, m));
+            let c = self.field_cost(fm.field, bits);
+            if best.is_none_or(|(bc, _, _)| c < bc) {
+                best = Some((c, fm.field, bits));
             }
             if c == 0 {
                 break;
             }
         }
         match best {
-            Some((c, m)) if c > 0 => self.read(&m),
+            Some((c, f, bits)) if c > 0 => self.read_field(f, bits),
             _ => {}
         }
     }
@@ -1588,6 +1609,23 @@ pub(crate) fn add_prerequisites(mask: &mut Mask) {
     mask.set_in_port(u32::MAX);
 }
 
+/// The proofs of a translation's classifier lookups.
+#[derive(Default)]
+struct Proofs {
+    /// The table's index.
+    table: Proof,
+    /// The index of the rules added to the table in place (see `Delta`).
+    added: Proof,
+}
+
+thread_local! {
+    /// The classifier lookups' proof buffers, handed from one translation to the next on
+    /// a thread. Their vectors hold 64-byte-aligned masks, so each growth is an aligned
+    /// allocation: made afresh for every translation, about four of them were a tenth of
+    /// a translation's instructions at 10^6 rules.
+    static PROOF_BUFFERS: Cell<Option<Box<Proofs>>> = const { Cell::new(None) };
+}
+
 /// Translates `key`. `nd`: the packet's ND fields, when the caller has its bytes; without
 /// them, a lookup in a table with ND rules of an ND message ends the translation with a
 /// slow-path megaflow (its one action a [`DpAction::Controller`] with reason
@@ -1643,6 +1681,8 @@ pub(crate) fn translate_actions(
 
 impl<'a> Ctx<'a> {
     fn new(tables: &'a RuleTables, macs: &'a MacTable, key: &FlowKey, now: Duration, lookup: Lookup) -> Ctx<'a> {
+        // (A lookup clears what it uses of a proof first.)
+        let proofs = Some(PROOF_BUFFERS.take().unwrap_or_default());
         Ctx {
             tables,
             macs,
@@ -1667,8 +1707,7 @@ impl<'a> Ctx<'a> {
             slow_path_at: None,
             optional: Vec::new(),
             lookup,
-            proof: Proof::default(),
-            added_proof: Proof::default(),
+            proofs,
             retag: None,
             vlan_base: KeyState::new(key).vlans(),
             rewritten: Mask::ZERO,
@@ -1685,6 +1724,7 @@ impl<'a> Ctx<'a> {
     }
 
     fn finish(mut self) -> Translation {
+        PROOF_BUFFERS.set(self.proofs.take());
         // Tags `normal` put back for later actions that never came are not output.
         if let Some((start, end)) = self.retag
             && end == self.actions.len()

@@ -489,3 +489,29 @@ fn the_action_set_s_vid_write_tags_a_stripped_packet() {
     assert_eq!(a, [DpAction::PushVlan { tpid: 0x8100, tci: 0x100a }, DpAction::Output(2)]);
     assert_eq!(out, [(2, with_tags(&[(0x8100, 10)], &plain))]);
 }
+
+/// The greedy witness choice's price of a field's bits read from the key words is
+/// `Ctx::cost` of the field's mask: for every key field, random bits, random masks read
+/// so far and random fields written (the fields priced through the mask included).
+#[test]
+fn field_cost_is_the_cost_of_the_field_s_mask() {
+    use crate::testpkt::SplitMix;
+    use crate::xlate::fields::FieldSet;
+    let t = tables(&["actions=output:2"]);
+    let macs = MacTable::default();
+    let mut r = SplitMix(23);
+    let random = |r: &mut SplitMix| FlowKey { w: std::array::from_fn(|_| r.next_u64() & r.next_u64()) };
+    for _ in 0..2000 {
+        let k = random(&mut r);
+        let mut c = super::Ctx::new(&t, &macs, &k, Duration::ZERO, Lookup::Index);
+        c.mask = random(&mut r);
+        c.st.written = random(&mut r);
+        c.st.is_frag = r.chance(50);
+        c.st.ttl_derived = r.chance(50);
+        for f in FieldSet::ORDER {
+            let bits = (u128::from(r.next_u64()) << 64 | u128::from(r.next_u64())) & f.all_ones();
+            let bits = if r.chance(20) { 0 } else { bits };
+            assert_eq!(c.field_cost(f, bits), c.cost(&f.mask_of(bits), f.is_categorical()), "{f:?} {bits:#x}");
+        }
+    }
+}
