@@ -250,7 +250,10 @@ fn classify_rest(d: &Difference, input: &View) -> Class {
     // Known intended: IPv4 with protocol 0 is rewritten like any IPv4 packet (OVS skips
     // mod_nw_*/dec_ttl when the protocol field is 0). ferrovs's side: header checksum right.
     if input.ipv4_proto() == Some(0)
-        && actions_have(d.rules, &["mod_nw_", "dec_ttl", "->ip_", "->nw_"])
+        && actions_have(
+            d.rules,
+            &["mod_nw_", "dec_ttl", "->ip_", "->nw_", "->NXM_OF_IP_", "->NXM_NX_IP_", "->OXM_OF_IP_", "->OXM_OF_IPV4_"],
+        )
         && d.ferrovs.iter().all(|(_, f)| View::parse(f).ipv4_header_checksum_ok())
     {
         return Class::Known("ipv4-protocol-0-rewritten");

@@ -18,7 +18,7 @@ type Case = fn() -> Result<(), Failed>;
 
 /// Every fixed case, as a trial named `fixed_<function>`.
 pub fn trials() -> Vec<Trial> {
-    let cases: [(&str, Case); 25] = [
+    let cases: [(&str, Case); 26] = [
         ("normal_puts_a_vid_0_tag_back_with_its_tpid", normal_puts_a_vid_0_tag_back_with_its_tpid),
         ("vlan_set_and_set_back_keeps_the_dei_bit", vlan_set_and_set_back_keeps_the_dei_bit),
         ("normal_leaves_out_an_inner_vid_0_pcp_0_tag", normal_leaves_out_an_inner_vid_0_pcp_0_tag),
@@ -62,6 +62,7 @@ pub fn trials() -> Vec<Trial> {
         ("tags_pushed_beyond_two_lose_the_frame_s_own_tag", tags_pushed_beyond_two_lose_the_frame_s_own_tag),
         ("a_move_of_tcp_flags_skips_a_later_fragment", a_move_of_tcp_flags_skips_a_later_fragment),
         ("the_action_set_s_vid_write_tags_a_stripped_frame", the_action_set_s_vid_write_tags_a_stripped_frame),
+        ("normal_from_no_port_floods_to_every_port", normal_from_no_port_floods_to_every_port),
     ];
     cases.into_iter().map(|(name, f)| Trial::test(format!("fixed_{name}"), f)).collect()
 }
@@ -509,4 +510,16 @@ pub fn the_action_set_s_vid_write_tags_a_stripped_frame() -> Result<(), Failed> 
     let want = vec![vec![], vec![vlan_udp_frame(&[(0x8100, 10)])], vec![], vec![]];
     let rule = "in_port=1,actions=mod_vlan_vid:20,write_actions(mod_vlan_pcp:3,mod_vlan_vid:10,strip_vlan,output:2)";
     same_as_ovs_in(true, rule, &frame, &want)
+}
+
+/// `normal` with the flow's in_port written to OFPP_NONE (an `OXM_OF_IN_PORT` of no
+/// OpenFlow 1.0 form) or OFPP_CONTROLLER is OVS's "none" bundle, a controller's own
+/// traffic: it floods to every port, the packet's own included. (ferrovs treated it as
+/// any in_port the bridge lacks and dropped the packet; the seed that found it:
+/// `FERROVS_OVSDIFF_SEED=128652390451134`.)
+pub fn normal_from_no_port_floods_to_every_port() -> Result<(), Failed> {
+    let frame = vlan_udp_frame(&[]);
+    let everywhere = vec![vec![frame.clone()]; 4];
+    same_as_ovs("in_port=1,actions=load:0xffff0000->OXM_OF_IN_PORT[],normal", &frame, &everywhere)?;
+    same_as_ovs("in_port=1,actions=load:0xfffd->NXM_OF_IN_PORT[],normal", &frame, &everywhere)
 }

@@ -1449,9 +1449,11 @@ impl<'a> Ctx<'a> {
     /// behind an outer tag that is sent goes with both tags popped and the outer one
     /// pushed back (DEI cleared, as OVS rebuilds it), and both come back afterwards.
     fn normal(&mut self) {
-        // A flow in_port the bridge lacks (a `load`/`move` wrote it): OVS's xlate_normal
-        // finds no input bundle and does nothing, before any learning.
-        if !self.tables.ports().contains(&self.in_port) {
+        // A flow in_port of OFPP_NONE or OFPP_CONTROLLER (a `load`/`move` wrote it) is a
+        // controller's own traffic to OVS's xlate_normal: its "none" bundle, which learns
+        // nothing and excludes no port. Any other in_port the bridge lacks: no input
+        // bundle, nothing done, before any learning.
+        if !self.in_port_is_no_port() && !self.tables.ports().contains(&self.in_port) {
             return;
         }
         self.read(&Field::VlanTci.mask_of((VLAN_PRESENT | VLAN_VID_MASK) as u128));
@@ -1516,10 +1518,16 @@ impl<'a> Ctx<'a> {
     }
 
     /// What `normal` learns and where it sends the packet (the outer VID is `vlan`).
+    /// Whether the flow's in_port is OFPP_NONE or OFPP_CONTROLLER (OpenFlow 1.0 numbers,
+    /// as the translator keeps in_port): traffic from no port, to `normal`.
+    fn in_port_is_no_port(&self) -> bool {
+        matches!(self.in_port, 0xffff | 0xfffd)
+    }
+
     fn normal_outputs(&mut self, vlan: u16) {
         let src = self.st.cur.dl_src();
         let dst = self.st.cur.dl_dst();
-        if !is_multicast(src) {
+        if !is_multicast(src) && !self.in_port_is_no_port() {
             let l = MacLearn { vlan, mac: src, port: self.in_port };
             if self.learns.last() != Some(&l) {
                 self.learns.push(l);
