@@ -35,11 +35,11 @@ mod scale_rules;
 
 use std::time::{Duration, Instant};
 
-use ferrovs_config::rules::{Masked, Match, Rule};
-use ferrovs_flowcache::key::{FlowKey, ipproto};
+use ferrovs_config::rules::Rule;
+use ferrovs_flowcache::key::FlowKey;
 use ferrovs_flowcache::testpkt::SplitMix;
 use ferrovs_flowcache::xlate::{Lookup, MacTable, RuleTables, translate, translate_with};
-use scale_rules::{scale_packet, scale_rules};
+use scale_rules::{bench_workload, scale_packet, scale_rules};
 
 struct Options {
     sizes: Vec<usize>,
@@ -81,28 +81,15 @@ fn options() -> Options {
     o
 }
 
-/// The rules and packets of one size.
+/// The rules and packets of one size (`bench`: `scale_rules::bench_workload`).
 /// The last `WARM_UP` packets are the warm-up's, not measured.
 fn workload(n: usize, bench_shape: bool, packets: usize) -> (Vec<Rule>, Vec<FlowKey>) {
-    let mut r = SplitMix(99);
-    if !bench_shape {
-        let rules = scale_rules(n, 1, false, 7);
-        let keys = (0..packets).map(|_| scale_packet(&rules, &mut r)).collect();
-        return (rules, keys);
+    if bench_shape {
+        return bench_workload(n, packets);
     }
-    // As deploy/bench's upcall point: the generator's rules (as `bulk_load` writes them)
-    // under a dl_src rule of the highest priority that no packet matches.
-    let mut rules = scale_rules(n, 1, true, 11);
-    let top = Match { dl_src: Some(Masked { value: [2, 0, 0, 0, 0, 0], mask: [0xff; 6] }), ..Match::default() };
-    rules.insert(0, Rule { priority: 65000, ..Rule::new(top, Vec::new()) });
-    let keys = (0..packets)
-        .map(|i| {
-            let mut k = scale_packet(&rules, &mut r);
-            k.set_nw_proto(ipproto::UDP);
-            k.set_dl_src([2, 1, 0, (i >> 16) as u8, (i >> 8) as u8, i as u8]);
-            k
-        })
-        .collect();
+    let mut r = SplitMix(99);
+    let rules = scale_rules(n, 1, false, 7);
+    let keys = (0..packets).map(|_| scale_packet(&rules, &mut r)).collect();
     (rules, keys)
 }
 

@@ -48,7 +48,7 @@ use super::mirror::MirrorFlow;
 use super::rule_deps::{AddedRule, TableLookup};
 use crate::key::{FlowKey, KEY_WORDS, Mask};
 use crate::upcall::FlowId;
-use crate::xlate::{Field, RuleRef};
+use crate::xlate::{Field, IdentityBuildHasher, RuleRef};
 
 /// A megaflow of some PMD: (pmd, id).
 pub type FlowRef = (usize, FlowId);
@@ -213,7 +213,7 @@ impl Entry {
 /// keeps their tombstones, and every lookup of an absent key (each insert starts with
 /// one) then probes through them: after a rule change removed most megaflows, inserting
 /// the next ones cost tens of microseconds each. Rehashing at a quarter is amortised O(1).
-pub(super) fn shrink_if_sparse<K: std::hash::Hash + Eq, V>(map: &mut HashMap<K, V>) {
+pub(super) fn shrink_if_sparse<K: std::hash::Hash + Eq, V, S: std::hash::BuildHasher>(map: &mut HashMap<K, V, S>) {
     if map.capacity() > 64 && map.len() * 4 < map.capacity() {
         map.shrink_to(map.len() * 2);
     }
@@ -260,7 +260,7 @@ fn digest(k: &FlowKey) -> u64 {
 struct Partition {
     mask: Mask,
     /// Digest -> (first entry, number of entries).
-    heads: HashMap<u64, (u32, u32)>,
+    heads: HashMap<u64, (u32, u32), IdentityBuildHasher>,
     /// By entry: (previous, next) in its bucket.
     links: Vec<(u32, u32)>,
     /// By entry: its digest.
@@ -331,7 +331,7 @@ impl Partition {
 struct Group {
     /// Contiguous, for a scan.
     entries: Vec<Entry>,
-    pos: HashMap<FlowRef, usize>,
+    pos: HashMap<FlowRef, usize, IdentityBuildHasher>,
     /// One per distinct non-empty slice of the fixed mask (the whole mask first).
     parts: Vec<Partition>,
 }
@@ -347,9 +347,9 @@ impl Group {
         }
         let parts = masks
             .into_iter()
-            .map(|mask| Partition { mask, heads: HashMap::new(), links: Vec::new(), digests: Vec::new() })
+            .map(|mask| Partition { mask, heads: HashMap::default(), links: Vec::new(), digests: Vec::new() })
             .collect();
-        Group { entries: Vec::new(), pos: HashMap::new(), parts }
+        Group { entries: Vec::new(), pos: HashMap::default(), parts }
     }
 
     fn insert(&mut self, r: FlowRef, key: FlowKey, deps: &[TableLookup]) {
@@ -417,10 +417,14 @@ impl Group {
 }
 
 /// The per-bridge megaflow index. See the module documentation.
+///
+/// Its maps, keyed by rule ids, flow references, masks and digests, hash as the rule
+/// index's do (`IdentityBuildHasher`): with SipHash they were a tenth of an upcall's
+/// slow-path share (every install indexes its megaflow under each rule it depends on).
 #[derive(Debug, Clone, Default)]
 pub struct FlowIndex {
-    users: HashMap<RuleId, BTreeSet<FlowRef>>,
-    groups: HashMap<Mask, Group>,
+    users: HashMap<RuleId, BTreeSet<FlowRef>, IdentityBuildHasher>,
+    groups: HashMap<Mask, Group, IdentityBuildHasher>,
 }
 
 impl FlowIndex {

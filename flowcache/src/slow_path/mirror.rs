@@ -16,7 +16,9 @@
 //! - `by_mask`: a small tuple space, mask -> masked key -> id. It answers "does the PMD
 //!   already hold this exact key+mask" (two upcalls raced) and "does some megaflow of
 //!   the PMD already cover this packet" in one hash probe per distinct mask, the way
-//!   the PMD's own classifier does;
+//!   the PMD's own classifier does (hashed as the rule index's maps are, not with
+//!   SipHash: a PMD of a large rule set holds a few hundred masks, and the covering
+//!   check of every upcall hashes the packet under each);
 //! - the per-bridge MAC dependency index lives in the slow path (it spans PMDs).
 
 use std::collections::{BTreeMap, HashMap};
@@ -27,7 +29,7 @@ use crate::actions::DpActions;
 use crate::key::{FlowKey, Mask};
 use crate::megaflow::MegaflowStats;
 use crate::upcall::FlowId;
-use crate::xlate::{MacKey, MacLearn};
+use crate::xlate::{IdentityBuildHasher, MacKey, MacLearn};
 
 /// What the slow path remembers about one installed megaflow.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,7 +61,7 @@ pub struct MirrorFlow {
 #[derive(Debug, Default, Clone)]
 pub struct PmdMirror {
     flows: BTreeMap<FlowId, MirrorFlow>,
-    by_mask: HashMap<Mask, HashMap<FlowKey, FlowId>>,
+    by_mask: HashMap<Mask, HashMap<FlowKey, FlowId, IdentityBuildHasher>, IdentityBuildHasher>,
 }
 
 impl PmdMirror {

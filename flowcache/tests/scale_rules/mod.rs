@@ -127,3 +127,24 @@ pub fn scale_packet(rules: &[Rule], r: &mut SplitMix) -> FlowKey {
     }
     k
 }
+
+/// What `deploy/bench`'s upcall points load, with `packets` packets: the generator's rules
+/// (as `bulk_load` writes them: priorities spread over four values per shape) below a
+/// `dl_src` rule of the highest priority that no packet matches, and packets of one UDP
+/// 5-tuple each with their own source MAC (so every one is its own megaflow, and no
+/// lookup stops early at the `dl_src` rule).
+pub fn bench_workload(n: usize, packets: usize) -> (Vec<Rule>, Vec<FlowKey>) {
+    let mut r = SplitMix(99);
+    let mut rules = scale_rules(n, 1, true, 11);
+    let top = Match { dl_src: Some(Masked { value: [2, 0, 0, 0, 0, 0], mask: [0xff; 6] }), ..Match::default() };
+    rules.insert(0, Rule { priority: 65000, ..Rule::new(top, Vec::new()) });
+    let keys = (0..packets)
+        .map(|i| {
+            let mut k = scale_packet(&rules, &mut r);
+            k.set_nw_proto(ipproto::UDP);
+            k.set_dl_src([2, 1, 0, (i >> 16) as u8, (i >> 8) as u8, i as u8]);
+            k
+        })
+        .collect();
+    (rules, keys)
+}
