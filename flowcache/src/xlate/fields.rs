@@ -149,6 +149,35 @@ impl FieldMatch {
     }
 }
 
+/// [`FieldMatch::witness`] of the match of `field` in the compiled rule `value`/`mask`,
+/// read from the key words: the field's differing bits found without building the
+/// match's 128-bit value and mask (the greedy witness choice asks it of every field of
+/// every rule it is given).
+#[inline]
+pub(crate) fn witness_in(field: Field, key: &FlowKey, value: &FlowKey, mask: &Mask) -> Option<u128> {
+    let (diff, fmask) = match loc(field) {
+        Loc::Bits { word, shift, width } => {
+            let ones = (1u64 << width) - 1;
+            let d = ((key.w[word] ^ value.w[word]) & mask.w[word]) >> shift & ones;
+            (u128::from(d), u128::from(mask.w[word] >> shift & ones))
+        }
+        Loc::Wide { hi, lo } => {
+            let d = |i: usize| u128::from((key.w[i] ^ value.w[i]) & mask.w[i]);
+            (d(hi) << 64 | d(lo), u128::from(mask.w[hi]) << 64 | u128::from(mask.w[lo]))
+        }
+        Loc::Nowhere => return None,
+    };
+    if diff == 0 {
+        return None;
+    }
+    if field.is_prefix() {
+        let top = 127 - diff.leading_zeros();
+        Some(field.all_ones() & !((1u128 << top) - 1))
+    } else {
+        Some(fmask)
+    }
+}
+
 /// The key fields a compiled rule matches. Its field matches are its key/mask pair read
 /// field by field: normalisation keeps the fields that share key words apart (IPv4, IPv6,
 /// ARP and MPLS fields need different `dl_type`s), so the pair and the set say the same as
@@ -188,10 +217,9 @@ impl FieldSet {
         self.0 |= 1 << bit;
     }
 
-    /// The field matches of the rule compiled to `value`/`mask` with these fields, in
-    /// [`FieldSet::ORDER`].
+    /// The fields, in [`FieldSet::ORDER`].
     #[inline]
-    pub fn matches<'a>(self, value: &'a FlowKey, mask: &'a Mask) -> impl Iterator<Item = FieldMatch> + 'a {
+    pub fn fields(self) -> impl Iterator<Item = Field> {
         let mut bits = self.0;
         std::iter::from_fn(move || {
             if bits == 0 {
@@ -199,8 +227,15 @@ impl FieldSet {
             }
             let field = Self::ORDER[bits.trailing_zeros() as usize];
             bits &= bits - 1;
-            Some(FieldMatch { field, value: field.get(value), mask: field.get(mask) })
+            Some(field)
         })
+    }
+
+    /// The field matches of the rule compiled to `value`/`mask` with these fields, in
+    /// [`FieldSet::ORDER`].
+    #[inline]
+    pub fn matches<'a>(self, value: &'a FlowKey, mask: &'a Mask) -> impl Iterator<Item = FieldMatch> + 'a {
+        self.fields().map(|field| FieldMatch { field, value: field.get(value), mask: field.get(mask) })
     }
 }
 
@@ -232,6 +267,33 @@ pub fn add_to(value: &mut FlowKey, mask: &mut Mask, fm: &FieldMatch) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `witness_in` read from the key words is the witness of the field's match built
+    /// through the slot table, for every field of the key, over random keys, values and
+    /// masks (sparse ones too, so that some fields do not differ).
+    #[test]
+    fn witness_in_is_the_field_match_s_witness() {
+        let mut r = crate::testpkt::SplitMix(41);
+        for _ in 0..3000 {
+            let word = |r: &mut crate::testpkt::SplitMix| match r.below(3) {
+                0 => r.next_u64(),
+                1 => r.next_u64() & r.next_u64() & r.next_u64(),
+                _ => 0,
+            };
+            let key = FlowKey { w: std::array::from_fn(|_| word(&mut r)) };
+            let mask = FlowKey { w: std::array::from_fn(|_| word(&mut r)) };
+            let mut value = FlowKey { w: std::array::from_fn(|_| word(&mut r)) }.masked(&mask);
+            if r.chance(50) {
+                value = key.masked(&mask);
+                value.w[r.index(crate::key::KEY_WORDS)] ^= 1 << r.below(64);
+                value = value.masked(&mask);
+            }
+            for field in FieldSet::ORDER {
+                let fm = FieldMatch { field, value: field.get(&value), mask: field.get(&mask) };
+                assert_eq!(witness_in(field, &key, &value, &mask), fm.witness(&key), "{field:?}");
+            }
+        }
+    }
 
     /// `add_to` writes what reading and writing the field through the slot table
     /// writes, for every field, over keys and masks already holding other bits.

@@ -79,7 +79,7 @@ use std::time::Duration;
 use ferrovs_config::rules::{Action, GroupKind, PacketField, Registers, Resubmit, SetField, Subfield, SubfieldField};
 
 use super::action_set;
-use super::fields::{Field, word_bits};
+use super::fields::{Field, witness_in, word_bits};
 use super::mac::{MacKey, MacLearn, MacTable, is_multicast, is_reserved};
 use super::rule_index::Proof;
 use super::tables::{CompiledRule, MissMode, N_TABLES, RuleRef, RuleTables};
@@ -611,11 +611,11 @@ impl<'a> Ctx<'a> {
     /// already covered): a categorical field costs 1, any other its number of new bits.
     fn cheapest_witness(&mut self, r: &CompiledRule, key: &FlowKey) {
         let mut best: Option<(u32, Field, u128)> = None;
-        for fm in r.fields() {
-            let Some(bits) = fm.witness(key) else { continue };
-            let c = self.field_cost(fm.field, bits);
+        for field in r.field_set.fields() {
+            let Some(bits) = witness_in(field, key, &r.value, &r.mask) else { continue };
+            let c = self.field_cost(field, bits);
             if best.is_none_or(|(bc, _, _)| c < bc) {
-                best = Some((c, fm.field, bits));
+                best = Some((c, field, bits));
             }
             if c == 0 {
                 break;
