@@ -1226,6 +1226,39 @@ mod tests {
         }
     }
 
+    /// A stage's witness written into its key word is the field's mask of that witness,
+    /// merged: for every indexed field, random masks (prefixes and arbitrary bits, both
+    /// halves of an IPv6 address, the lower one alone too), random differing bits, and
+    /// masks already holding other bits.
+    #[test]
+    fn a_witness_added_in_its_word_is_the_field_s_mask_of_it() {
+        let mut r = SplitMix(29);
+        for &field in &STAGE_ORDER {
+            let all = field.all_ones();
+            for _ in 0..300 {
+                let m = (u128::from(r.next_u64()) << 64 | u128::from(r.next_u64())) & all;
+                let len = r.below(u64::from(field.width()) + 1) as u32;
+                let prefix = if len == 0 { 0 } else { all & !((1u128 << (field.width() - len)) - 1) };
+                let mask = match r.below(3) {
+                    0 => m,
+                    1 => prefix,
+                    _ => m & u128::from(u64::MAX),
+                };
+                for st in Stage::of(field, mask) {
+                    let diff = r.next_u64() & st.bits;
+                    if diff == 0 {
+                        continue;
+                    }
+                    let w = st.witness(diff);
+                    let start = FlowKey { w: std::array::from_fn(|_| r.next_u64() & r.next_u64()) };
+                    let mut got = start;
+                    st.add_witness(&mut got, w);
+                    assert_eq!(got, start.union(&field.mask_of(w)), "{field:?} mask {mask:#x} stage at {}", st.shift);
+                }
+            }
+        }
+    }
+
     /// A node's directory search gives exactly `binary_search`'s answer, for values
     /// spread evenly, clustered under a common prefix, and skewed into a few buckets, and
     /// keys below, inside, between and above them.

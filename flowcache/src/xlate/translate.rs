@@ -1517,13 +1517,13 @@ impl<'a> Ctx<'a> {
         }
     }
 
-    /// What `normal` learns and where it sends the packet (the outer VID is `vlan`).
     /// Whether the flow's in_port is OFPP_NONE or OFPP_CONTROLLER (OpenFlow 1.0 numbers,
     /// as the translator keeps in_port): traffic from no port, to `normal`.
     fn in_port_is_no_port(&self) -> bool {
         matches!(self.in_port, 0xffff | 0xfffd)
     }
 
+    /// What `normal` learns and where it sends the packet (the outer VID is `vlan`).
     fn normal_outputs(&mut self, vlan: u16) {
         let src = self.st.cur.dl_src();
         let dst = self.st.cur.dl_dst();
