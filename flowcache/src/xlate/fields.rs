@@ -137,15 +137,7 @@ impl FieldMatch {
     #[inline]
     pub fn witness(&self, key: &FlowKey) -> Option<u128> {
         let diff = (self.field.get(key) ^ self.value) & self.mask;
-        if diff == 0 {
-            return None;
-        }
-        if self.field.is_prefix() {
-            let top = 127 - diff.leading_zeros();
-            Some(self.field.all_ones() & !((1u128 << top) - 1))
-        } else {
-            Some(self.mask)
-        }
+        (diff != 0).then(|| witness_of(self.field, diff, self.mask))
     }
 }
 
@@ -167,14 +159,20 @@ pub(crate) fn witness_in(field: Field, key: &FlowKey, value: &FlowKey, mask: &Ma
         }
         Loc::Nowhere => return None,
     };
-    if diff == 0 {
-        return None;
-    }
+    (diff != 0).then(|| witness_of(field, diff, fmask))
+}
+
+/// The witness of a match of `field` under `mask` that a key fails in the bits `diff`
+/// (field coordinates, not zero): for a prefix field the prefix down to the highest
+/// differing bit (any key sharing it fails too), else the whole mask.
+#[inline]
+pub(crate) fn witness_of(field: Field, diff: u128, mask: u128) -> u128 {
+    debug_assert!(diff != 0, "a witness is of a difference");
     if field.is_prefix() {
         let top = 127 - diff.leading_zeros();
-        Some(field.all_ones() & !((1u128 << top) - 1))
+        field.all_ones() & !((1u128 << top) - 1)
     } else {
-        Some(fmask)
+        mask
     }
 }
 

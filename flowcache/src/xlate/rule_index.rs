@@ -98,7 +98,7 @@
 //! and when proofs are made again for the final winner.
 
 use super::build_threads::{PARALLEL_BUILD_RULES, Queue, on_threads, threads_for};
-use super::fields::{Field, word_of};
+use super::fields::{Field, witness_of, word_of};
 use super::prefix_trie::{PrefixTrie, TrieAnswer, TrieWalk};
 use std::collections::HashMap;
 
@@ -285,11 +285,6 @@ struct Stage {
     word: u8,
     bit: u8,
     bits: u64,
-    /// The field's `is_prefix`, and whether a witness found at this stage may cover the
-    /// other key word too (the lower half of an IPv6 address: its prefix witness takes
-    /// the whole upper half): kept here, read at every node a walk leaves values behind.
-    prefix: bool,
-    spans_words: bool,
 }
 
 impl Stage {
@@ -305,7 +300,8 @@ impl Stage {
     /// the field's slot and merged word by word was a tenth of a walk's instructions).
     #[inline]
     fn add_witness(&self, bits: &mut Mask, w: u128) {
-        if self.spans_words {
+        // The lower half of an IPv6 address: its prefix witness takes the upper half too.
+        if self.shift == 0 && self.field.width() > 64 {
             *bits = bits.union(&self.field.mask_of(w));
         } else {
             bits.w[self.word as usize] |= ((w >> self.shift) as u64) << self.bit;
@@ -317,12 +313,7 @@ impl Stage {
     /// differing bit, else the stage's whole mask (field coordinates).
     #[inline]
     fn witness(&self, diff: u64) -> u128 {
-        if self.prefix {
-            let top = 63 - diff.leading_zeros() + self.shift;
-            self.field.all_ones() & !((1u128 << top) - 1)
-        } else {
-            self.mask
-        }
+        witness_of(self.field, u128::from(diff) << self.shift, self.mask)
     }
 
     /// The stages of a field matched under `mask`.
@@ -334,16 +325,7 @@ impl Stage {
         };
         halves.into_iter().filter(|&(_, m)| m != 0).map(move |(shift, mask)| {
             let (word, bit) = word_of(field, shift == 64).expect("an indexed field is in the key");
-            Stage {
-                field,
-                mask,
-                shift,
-                word: word as u8,
-                bit: bit as u8,
-                bits: (mask >> shift) as u64,
-                prefix: field.is_prefix(),
-                spans_words: field.width() > 64 && shift == 0,
-            }
+            Stage { field, mask, shift, word: word as u8, bit: bit as u8, bits: (mask >> shift) as u64 }
         })
     }
 }
