@@ -50,8 +50,8 @@ pub use hugepages::{HugepageReservation, HugepageSize, HugepagesConfig};
 pub use ports::{
     DEFAULT_MTU, INTERNAL_DEVICE_PREFIX, LOCAL_PORT, MAX_MTU, MAX_NAME_LEN, MAX_PORT_NUMBER, MAX_RX_QUEUES, MIN_MTU,
     PortDevice, PortRegistry, RxqAffinity, check_interface_name, check_mtu, check_name, check_port_number,
-    check_rx_queues, check_rxq_affinity, format_rxq_affinity, parse_admin, parse_devargs, parse_rxq_affinity,
-    port_from_16, port_to_16,
+    check_rx_queues, check_rxq_affinity, format_rxq_affinity, is_no_port, parse_admin, parse_devargs,
+    parse_rxq_affinity, port_from_16, port_to_16,
 };
 pub use rule_error::RuleError;
 pub use rules::{

@@ -37,6 +37,13 @@ pub fn port_from_16(port: u32) -> u32 {
     if port == 0xfffe { LOCAL_PORT } else { port }
 }
 
+/// Whether `port`, in the 16-bit form of [`port_to_16`], is OpenFlow 1.0's `OFPP_NONE`
+/// (0xffff) or `OFPP_CONTROLLER` (0xfffd): an in_port a `load` or `move` may write, which
+/// OVS's `normal` takes for a controller's own traffic (no port's).
+pub fn is_no_port(port: u32) -> bool {
+    matches!(port, 0xffff | 0xfffd)
+}
+
 /// The DPDK device name of a bridge's internal port is this followed by the bridge name
 /// (`net_tap_local_br0`): a net_tap device, unlike any `net_tapN` an operator writes.
 pub const INTERNAL_DEVICE_PREFIX: &str = "net_tap_local_";

@@ -681,8 +681,7 @@ impl Eval<'_> {
         // No input bundle (a written in_port the bridge lacks): nothing, as OVS; but
         // OFPP_NONE and OFPP_CONTROLLER are OVS's "none" bundle: no learning, no port
         // excluded.
-        let nowhere = matches!(self.in_port, 0xffff | 0xfffd);
-        if !nowhere && !self.ports.contains(&self.in_port) {
+        if !ferrovs_config::is_no_port(self.in_port) && !self.ports.contains(&self.in_port) {
             return;
         }
         let tci = self.pkt.vlan_tci(0);
@@ -731,7 +730,7 @@ impl Eval<'_> {
     fn normal_outputs(&mut self, vlan: u16) {
         let src = self.pkt.dl_src();
         let dst = self.pkt.dl_dst();
-        if !is_multicast(src) && !matches!(self.in_port, 0xffff | 0xfffd) {
+        if !is_multicast(src) && !ferrovs_config::is_no_port(self.in_port) {
             let l = MacLearn { vlan, mac: src, port: self.in_port };
             if self.out.learns.last() != Some(&l) {
                 self.out.learns.push(l);

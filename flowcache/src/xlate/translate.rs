@@ -1453,7 +1453,7 @@ impl<'a> Ctx<'a> {
         // controller's own traffic to OVS's xlate_normal: its "none" bundle, which learns
         // nothing and excludes no port. Any other in_port the bridge lacks: no input
         // bundle, nothing done, before any learning.
-        if !self.in_port_is_no_port() && !self.tables.ports().contains(&self.in_port) {
+        if !ferrovs_config::is_no_port(self.in_port) && !self.tables.ports().contains(&self.in_port) {
             return;
         }
         self.read(&Field::VlanTci.mask_of((VLAN_PRESENT | VLAN_VID_MASK) as u128));
@@ -1517,17 +1517,11 @@ impl<'a> Ctx<'a> {
         }
     }
 
-    /// Whether the flow's in_port is OFPP_NONE or OFPP_CONTROLLER (OpenFlow 1.0 numbers,
-    /// as the translator keeps in_port): traffic from no port, to `normal`.
-    fn in_port_is_no_port(&self) -> bool {
-        matches!(self.in_port, 0xffff | 0xfffd)
-    }
-
     /// What `normal` learns and where it sends the packet (the outer VID is `vlan`).
     fn normal_outputs(&mut self, vlan: u16) {
         let src = self.st.cur.dl_src();
         let dst = self.st.cur.dl_dst();
-        if !is_multicast(src) && !self.in_port_is_no_port() {
+        if !is_multicast(src) && !ferrovs_config::is_no_port(self.in_port) {
             let l = MacLearn { vlan, mac: src, port: self.in_port };
             if self.learns.last() != Some(&l) {
                 self.learns.push(l);
