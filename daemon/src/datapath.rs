@@ -683,54 +683,40 @@ pub fn detached_port_info(pc: &PortConfig) -> PortInfo {
     }
 }
 
-/// The slow-path state machine's counters, every one (no `..`, as for ports).
+/// The slow-path state machine's counters, every one: the names are listed once, and
+/// used both to take the state machine's struct apart (no `..`) and to build the
+/// protocol's (no default), so a counter added to either side without the other does not
+/// compile.
 fn machine_counters(c: MachineCounters) -> SlowPathCounters {
-    let MachineCounters {
-        upcalls,
-        installs,
-        executes,
-        executes_relearned,
-        executes_raced,
-        executes_flow_limit,
-        no_bridge,
-        bad_upcalls,
-        xlate_errors,
-        removes,
-        revalidated,
-        mac_learned,
-        mac_moved,
-        mac_expired,
-        mac_evicted,
-        rule_changes,
-        rules_expired,
-        flows_gone,
-        flows_evicted,
-        executed_packets,
-        slow_path_packets,
-    } = c;
-    SlowPathCounters {
-        upcalls,
-        installs,
-        executes,
-        executes_relearned,
-        executes_raced,
-        executes_flow_limit,
-        no_bridge,
-        bad_upcalls,
-        xlate_errors,
-        removes,
-        revalidated,
-        mac_learned,
-        mac_moved,
-        mac_expired,
-        mac_evicted,
-        rule_changes,
-        rules_expired,
-        flows_gone,
-        flows_evicted,
-        executed_packets,
-        slow_path_packets,
+    macro_rules! copy_counters {
+        ($($name:ident),* $(,)?) => {{
+            let MachineCounters { $($name),* } = c;
+            SlowPathCounters { $($name),* }
+        }};
     }
+    copy_counters!(
+        upcalls,
+        installs,
+        executes,
+        executes_relearned,
+        executes_raced,
+        executes_flow_limit,
+        no_bridge,
+        bad_upcalls,
+        xlate_errors,
+        removes,
+        revalidated,
+        mac_learned,
+        mac_moved,
+        mac_expired,
+        mac_evicted,
+        rule_changes,
+        rules_expired,
+        flows_gone,
+        flows_evicted,
+        executed_packets,
+        slow_path_packets,
+    )
 }
 
 /// The final counters, one line per port and per PMD.
