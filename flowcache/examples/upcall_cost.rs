@@ -41,8 +41,8 @@ fn main() {
     println!("|---|---|---|---|---|");
     for n in sizes {
         let (rules, keys) = bench_workload(n, PACKETS);
-        let (mut upcall_us, mut commands) = (f64::MAX, 0);
-        let mut tables = None;
+        let mut upcall_us = f64::MAX;
+        let mut last = None;
         for _ in 0..RUNS {
             let br = BridgeSpec {
                 groups: Default::default(),
@@ -54,11 +54,11 @@ fn main() {
             let cfg = SlowPathConfig { flow_limit_per_pmd: usize::MAX, ..Default::default() };
             let mut sp = SlowPath::new(vec![br], 1, cfg, 0).expect("valid rules");
             let t = Instant::now();
-            commands = std::hint::black_box(upcalls(&mut sp, &keys));
+            std::hint::black_box(upcalls(&mut sp, &keys));
             upcall_us = upcall_us.min(t.elapsed().as_secs_f64() * 1e6 / keys.len() as f64);
-            tables = Some(sp);
+            last = Some(sp);
         }
-        let sp = tables.expect("one run");
+        let sp = last.expect("one run");
         let mirror = sp.mirror(0).expect("one PMD");
         let (megaflows, masks) = (mirror.len(), mirror.n_masks());
         let tables = sp.tables("br0").expect("the bridge");
@@ -68,7 +68,6 @@ fn main() {
             std::hint::black_box(translate(tables, &macs, k, Duration::ZERO));
         }
         let xlate_us = t.elapsed().as_secs_f64() * 1e6 / keys.len() as f64;
-        std::hint::black_box(commands);
         println!("| {n} | {upcall_us:.2} | {xlate_us:.2} | {megaflows} | {masks} |");
     }
 }

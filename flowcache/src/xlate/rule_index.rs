@@ -1182,6 +1182,15 @@ mod tests {
         assert!(walked > 50, "the route tables form families ({walked} of 60)");
     }
 
+    /// Two random masks of `field`: arbitrary bits, and a prefix of a random length.
+    fn random_masks(r: &mut SplitMix, field: Field) -> (u128, u128) {
+        let all = field.all_ones();
+        let m = (u128::from(r.next_u64()) << 64 | u128::from(r.next_u64())) & all;
+        let len = r.below(u64::from(field.width()) + 1) as u32;
+        let prefix = if len == 0 { 0 } else { all & !((1u128 << (field.width() - len)) - 1) };
+        (m, prefix)
+    }
+
     /// A stage's value read from its key word equals the field's value under the stage's
     /// mask, shifted down by the stage's start: for every indexed field, random masks
     /// (prefixes and arbitrary bits, both halves of an IPv6 address) and random keys.
@@ -1189,11 +1198,8 @@ mod tests {
     fn stage_value_equals_the_fields() {
         let mut r = SplitMix(17);
         for &field in &STAGE_ORDER {
-            let all = field.all_ones();
             for _ in 0..200 {
-                let m = (u128::from(r.next_u64()) << 64 | u128::from(r.next_u64())) & all;
-                let len = r.below(u64::from(field.width()) + 1) as u32;
-                let prefix = if len == 0 { 0 } else { all & !((1u128 << (field.width() - len)) - 1) };
+                let (m, prefix) = random_masks(&mut r, field);
                 let mask = if r.chance(50) { m } else { prefix };
                 let k = FlowKey { w: std::array::from_fn(|_| r.next_u64()) };
                 for st in Stage::of(field, mask) {
@@ -1216,11 +1222,8 @@ mod tests {
     fn a_witness_added_in_its_word_is_the_field_s_mask_of_it() {
         let mut r = SplitMix(29);
         for &field in &STAGE_ORDER {
-            let all = field.all_ones();
             for _ in 0..300 {
-                let m = (u128::from(r.next_u64()) << 64 | u128::from(r.next_u64())) & all;
-                let len = r.below(u64::from(field.width()) + 1) as u32;
-                let prefix = if len == 0 { 0 } else { all & !((1u128 << (field.width() - len)) - 1) };
+                let (m, prefix) = random_masks(&mut r, field);
                 let mask = match r.below(3) {
                     0 => m,
                     1 => prefix,
