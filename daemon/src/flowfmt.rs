@@ -160,6 +160,13 @@ pub fn format_actions(actions: &[DpAction]) -> String {
             DpAction::PushVlan { tpid, tci } => format!("push_vlan(tpid={},tci=0x{tci:04x})", tpid_name(*tpid)),
             DpAction::ReplaceVlan { tpid, tci } => format!("replace_vlan(tpid={},tci=0x{tci:04x})", tpid_name(*tpid)),
             DpAction::PopVlan => "pop_vlan".into(),
+            DpAction::CommitVlans { pop, push, tags } => {
+                let tags: Vec<String> = tags[..usize::from(*push)]
+                    .iter()
+                    .map(|(tpid, tci)| format!("{}/0x{tci:04x}", tpid_name(*tpid)))
+                    .collect();
+                format!("commit_vlans(pop={pop},tags=[{}])", tags.join(","))
+            }
             DpAction::SetVlanVid(v) => format!("set(vlan_vid={v})"),
             DpAction::SetVlanPcp(p) => format!("set(vlan_pcp={p})"),
             DpAction::SetIpv4Src(a) => format!("set(ipv4_src={a})"),

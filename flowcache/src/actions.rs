@@ -46,6 +46,22 @@ pub enum DpAction {
         tpid: u16,
         tci: u16,
     },
+    /// The packet's outer `pop` tags become `tags[..push]` (outermost first), as OVS's
+    /// `commit_vlan_action` makes them: from the innermost pair on (the packet's last of
+    /// the `pop` against the list's last), a tag equal in TPID, VID and PCP to the one in
+    /// its place stays as it is, DEI bit included, up to the first pair that differs; the
+    /// packet's other tags are popped (their TPIDs added to the popped ones, see
+    /// [`TPID_OF_LAST_POP`]) and the list's others pushed, innermost first. A TPID of the
+    /// list may be a received-tag placeholder ([`TPID_OF_RECEIVED_OUTER`]). The translator
+    /// emits it where it cannot compare a pair below the outer tag itself: a received tag's
+    /// TPID, which the flow key does not hold, against another tag of the same VID and PCP
+    /// (for the outer tag alone it emits [`DpAction::ReplaceVlan`]). See
+    /// [`crate::edit::vlans_kept`].
+    CommitVlans {
+        pop: u8,
+        push: u8,
+        tags: [(u16, u16); 2],
+    },
     /// Rewrite the VID of the outer tag (no effect on an untagged packet).
     SetVlanVid(u16),
     /// Rewrite the PCP of the outer tag (no effect on an untagged packet).
@@ -243,6 +259,18 @@ impl PoppedTpids {
     /// Records a popped tag's TPID.
     pub fn popped(&mut self, tpid: u16) {
         self.popped = [tpid, self.popped[0]];
+    }
+
+    /// The TPID a `PushVlan` of `tpid` would write, without taking a popped one off the
+    /// stack (what a `CommitVlans` compares).
+    pub fn peek(&self, tpid: u16) -> u16 {
+        match tpid {
+            TPID_OF_LAST_POP => self.popped[0],
+            TPID_OF_SECOND_LAST_POP => self.popped[1],
+            TPID_OF_RECEIVED_OUTER => self.received[0],
+            TPID_OF_RECEIVED_INNER => self.received[1],
+            t => t,
+        }
     }
 
     /// The TPID a `PushVlan` of `tpid` writes (a popped-tag placeholder takes its popped

@@ -23,9 +23,10 @@
 //! VLAN push and pop change the frame length, which only the PMD can do on an mbuf:
 //! [`execute_edit`] answers [`EditOutcome::NeedsResize`] for them, and the PMD calls
 //! [`push_vlan`] after prepending 4 bytes or [`pop_vlan`] before trimming 4.
-//! `ReplaceVlan` (a pop and a push in one) keeps the length and is done in place.
+//! `ReplaceVlan` (a pop and a push in one) keeps the length and is done in place;
+//! `CommitVlans` is pops and pushes after [`vlans_kept`] says how many tags stay.
 
-use crate::actions::DpAction;
+use crate::actions::{DpAction, PoppedTpids};
 use crate::checksum;
 use crate::extract::{Layers, layers};
 use crate::key::{VLAN_PRESENT, ethertype, ipproto};
@@ -42,7 +43,7 @@ pub enum EditOutcome {
     /// Not an edit (`Output`): the caller handles it.
     NotAnEdit,
     /// `PushVlan` / `PopVlan`: the caller resizes the buffer and calls [`push_vlan`] /
-    /// [`pop_vlan`].
+    /// [`pop_vlan`]; `CommitVlans`: the same for the pops and pushes [`vlans_kept`] leaves.
     NeedsResize,
 }
 
@@ -60,7 +61,7 @@ pub fn execute_edit(frame: &mut [u8], action: &DpAction) -> EditOutcome {
         | DpAction::OutputTrunc { .. }
         | DpAction::Controller { .. }
         | DpAction::PacketInNote(_) => EditOutcome::NotAnEdit,
-        DpAction::PushVlan { .. } | DpAction::PopVlan => EditOutcome::NeedsResize,
+        DpAction::PushVlan { .. } | DpAction::PopVlan | DpAction::CommitVlans { .. } => EditOutcome::NeedsResize,
         DpAction::SetEthDst(mac) => set_bytes(frame, 0, &mac),
         DpAction::SetEthSrc(mac) => set_bytes(frame, 6, &mac),
         DpAction::SetVlanVid(vid) => set_tci(frame, 0x0fff, vid & 0x0fff),
@@ -481,6 +482,28 @@ pub fn push_vlan(buf: &mut [u8], tpid: u16, tci: u16) -> Result<(), VlanEditErro
     Ok(())
 }
 
+/// `CommitVlans { pop, push, tags }`: how many of the packet's outer `pop` tags stay,
+/// innermost first, each equal in TPID (`tpids` resolves a placeholder), VID and PCP to the
+/// tag of `tags[..push]` in its place. The caller then pops the other `pop - kept` tags and
+/// pushes `tags[..push - kept]`, innermost first. A tag the frame does not have is not
+/// equal to anything.
+pub fn vlans_kept(frame: &[u8], pop: u8, push: u8, tags: &[(u16, u16); 2], tpids: &PoppedTpids) -> u8 {
+    let tag_at = |i: u8| {
+        let at = 12 + 4 * usize::from(i);
+        frame.get(at..at + 4).map(|t| (u16::from_be_bytes([t[0], t[1]]), u16::from_be_bytes([t[2], t[3]])))
+    };
+    let mut kept = 0;
+    while kept < pop.min(push) {
+        let Some((tpid, tci)) = tag_at(pop - 1 - kept) else { break };
+        let (want_tpid, want_tci) = tags[usize::from(push - 1 - kept)];
+        if tpid != tpids.peek(want_tpid) || (tci ^ want_tci) & !VLAN_PRESENT != 0 {
+            break;
+        }
+        kept += 1;
+    }
+    kept
+}
+
 /// Removes the outer VLAN tag by moving the MAC addresses 4 bytes towards the end; the
 /// caller then drops the first 4 bytes (`rte_pktmbuf_adj(m, 4)`). Returns false (and
 /// changes nothing) if the frame has no parsable outer tag.
@@ -645,6 +668,33 @@ mod tests {
         f[at..at + bytes.len()].copy_from_slice(bytes);
         fill_l4_checksum(&mut f);
         f
+    }
+
+    /// `CommitVlans` keeps the innermost pairs equal in TPID, VID and PCP (DEI ignored) up
+    /// to the first that differs, a received-tag placeholder compared as that tag's TPID.
+    #[test]
+    fn commit_vlans_keeps_the_innermost_equal_tags_up_to_the_first_difference() {
+        use crate::actions::{TPID_OF_RECEIVED_INNER, TPID_OF_RECEIVED_OUTER};
+        // 0x88a8 VID 5, then 0x8100 PCP 5 VID 10 with DEI set, then ARP.
+        let mut f = vec![0u8; 12];
+        f.extend_from_slice(&[0x88, 0xa8, 0x00, 0x05, 0x81, 0x00, 0xb0, 0x0a, 0x08, 0x06]);
+        f.resize(60, 0);
+        let tpids = PoppedTpids::for_frame(&f);
+        let (outer, inner) = ((0x88a8, VLAN_PRESENT | 5), (0x8100, VLAN_PRESENT | 0xa00a));
+        let kept = |pop, push, tags| vlans_kept(&f, pop, push, &tags, &tpids);
+        assert_eq!(kept(2, 2, [outer, inner]), 2);
+        assert_eq!(kept(2, 2, [(0x88a8, VLAN_PRESENT | 6), inner]), 1, "the outer VID differs");
+        assert_eq!(kept(2, 2, [outer, (0x88a8, inner.1)]), 0, "the inner TPID differs: nothing after it");
+        assert_eq!(kept(2, 2, [outer, (0x8100, VLAN_PRESENT | 0x800a)]), 0, "the inner PCP differs");
+        assert_eq!(kept(2, 2, [(TPID_OF_RECEIVED_OUTER, outer.1), (TPID_OF_RECEIVED_INNER, inner.1)]), 2);
+        assert_eq!(kept(2, 2, [outer, (TPID_OF_RECEIVED_OUTER, inner.1)]), 0, "the outer tag's TPID");
+        // One tag of the packet against the inner of two, and two against one.
+        assert_eq!(kept(1, 2, [(0x8100, VLAN_PRESENT), outer]), 1);
+        assert_eq!(kept(2, 1, [inner, (0, 0)]), 1);
+        assert_eq!(kept(2, 1, [outer, (0, 0)]), 0);
+        assert_eq!(kept(0, 2, [outer, inner]), 0);
+        // A tag the frame is too short to have is equal to nothing.
+        assert_eq!(vlans_kept(&f[..18], 2, 2, &[outer, inner], &tpids), 0);
     }
 
     #[test]

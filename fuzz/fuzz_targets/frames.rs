@@ -2,8 +2,9 @@
 //!
 //! The first 8 bytes choose the edit values (addresses, ports, TTL, VLAN TCI...), the
 //! rest is the frame. For every action kind, on a copy of the frame:
-//! - nothing panics (`execute_edit`, and `push_vlan` / `pop_vlan` for the two actions
-//!   that answer `NeedsResize`);
+//! - nothing panics (`execute_edit`, and `push_vlan` / `pop_vlan` / `vlans_kept` for the
+//!   three actions that answer `NeedsResize`); a `CommitVlans` keeps no more tags than
+//!   it pops and pushes;
 //! - an edit that is not `Applied` leaves the bytes alone;
 //! - after an `Applied` edit, extraction still works and the key is the old key with
 //!   exactly the edited field changed (the parser sees the same structure);
@@ -12,8 +13,8 @@
 //!   the key; a pop of a frame with one tag removes it and changes nothing else.
 #![no_main]
 
-use ferrovs_flowcache::actions::DpAction;
-use ferrovs_flowcache::edit::{EditOutcome, execute_edit, pop_vlan, push_vlan};
+use ferrovs_flowcache::actions::{DpAction, PoppedTpids};
+use ferrovs_flowcache::edit::{EditOutcome, execute_edit, pop_vlan, push_vlan, vlans_kept};
 use ferrovs_flowcache::extract::{extract, extract_with_vlan_limit, layers};
 use ferrovs_flowcache::key::{FlowKey, VLAN_PRESENT, ethertype, ipproto};
 use ferrovs_flowcache::testpkt::{checksums_ok, routing_header_pending};
@@ -62,7 +63,8 @@ fn edited(mut k: FlowKey, a: &DpAction) -> FlowKey {
         | DpAction::Controller { .. }
         | DpAction::PacketInNote(_)
         | DpAction::PushVlan { .. }
-        | DpAction::PopVlan => {}
+        | DpAction::PopVlan
+        | DpAction::CommitVlans { .. } => {}
     }
     k
 }
@@ -87,6 +89,7 @@ fuzz_target!(|data: &[u8]| {
         DpAction::SetVlanVid(tci),
         DpAction::SetVlanPcp(v[6]),
         DpAction::ReplaceVlan { tpid, tci },
+        DpAction::CommitVlans { pop: v[0] % 3, push: v[1] % 3, tags: [(tpid, tci), (0x8100, tci ^ 0x1000)] },
         DpAction::SetIpv4Src(ip4),
         DpAction::SetIpv4Dst(ip4),
         DpAction::SetIpv6Src(ip6),
@@ -164,6 +167,10 @@ fuzz_target!(|data: &[u8]| {
                         assert_eq!(buf, frame, "a refused pop changed the frame");
                         assert_eq!(before.vlan_tci(0), 0, "pop refused a tagged frame");
                     }
+                }
+                DpAction::CommitVlans { pop, push, tags } => {
+                    let kept = vlans_kept(frame, pop, push, &tags, &PoppedTpids::for_frame(frame));
+                    assert!(kept <= pop.min(push), "{a:?} kept {kept} tags of {frame:02x?}");
                 }
                 _ => panic!("{a:?} answered NeedsResize"),
             },

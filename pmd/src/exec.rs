@@ -36,7 +36,7 @@ use std::sync::Arc;
 
 use ferrovs_dpdk::{Drain, Mbuf, MbufBatch, Mempool, TxQueue, tx_burst};
 use ferrovs_flowcache::actions::{DpAction, PacketInFlow, PoppedTpids};
-use ferrovs_flowcache::edit::{EditOutcome, execute_edit, outer_tpid, pop_vlan, push_vlan};
+use ferrovs_flowcache::edit::{EditOutcome, execute_edit, outer_tpid, pop_vlan, push_vlan, vlans_kept};
 
 use crate::capture::CaptureTaps;
 use crate::perf::PmdPerf;
@@ -104,6 +104,7 @@ pub struct TxState {
 }
 
 /// What one edit did to a packet.
+#[derive(PartialEq, Eq)]
 enum EditResult {
     Done,
     /// The action drops the packet (DecTtl at TTL 0 or 1).
@@ -154,6 +155,25 @@ fn replace_vlan_mbuf(m: &mut Mbuf, popped: &mut PoppedTpids, tpid: u16, tci: u16
         popped.popped(t);
     }
     result
+}
+
+/// `CommitVlans`: the tags [`vlans_kept`] leaves are popped and pushed, one at a time.
+fn commit_vlans_mbuf(m: &mut Mbuf, popped: &mut PoppedTpids, pop: u8, push: u8, tags: &[(u16, u16); 2]) -> EditResult {
+    let Some(frame) = m.data_mut() else { return EditResult::Unsupported };
+    let kept = vlans_kept(frame, pop, push, tags, popped);
+    for _ in kept..pop {
+        let result = pop_vlan_mbuf(m, popped);
+        if result != EditResult::Done {
+            return result;
+        }
+    }
+    for &(tpid, tci) in tags[..usize::from(push - kept)].iter().rev() {
+        let result = push_vlan_mbuf(m, popped.take(tpid), tci);
+        if result != EditResult::Done {
+            return result;
+        }
+    }
+    EditResult::Done
 }
 
 /// An in-place edit through flowcache.
@@ -322,6 +342,9 @@ impl TxState {
                         DpAction::PushVlan { tpid, tci } => push_vlan_mbuf(&mut m, popped.take(tpid), tci),
                         DpAction::PopVlan => pop_vlan_mbuf(&mut m, &mut popped),
                         DpAction::ReplaceVlan { tpid, tci } => replace_vlan_mbuf(&mut m, &mut popped, tpid, tci),
+                        DpAction::CommitVlans { pop, push, tags } => {
+                            commit_vlans_mbuf(&mut m, &mut popped, pop, push, &tags)
+                        }
                         _ => edit_in_place(&mut m, a),
                     };
                     match result {

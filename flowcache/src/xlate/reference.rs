@@ -276,7 +276,9 @@ impl Eval<'_> {
     /// OVS's `commit_vlan_action`: the tags of the packet and of the flow counted from the
     /// outside to the first absent one, the same innermost ones kept, the packet's others
     /// popped and the flow's pushed. One tag for one: a VID/PCP rewrite if the TPIDs are
-    /// the same, else a `ReplaceVlan` (the datapath compares the TPIDs).
+    /// the same, else a `ReplaceVlan` (the datapath compares the TPIDs); any other count
+    /// with a pair of the same TCI whose TPIDs are not both known (a received tag's) at the
+    /// innermost difference, a `CommitVlans` (the datapath compares them).
     fn commit_vlan(&mut self) {
         let flow = ([self.pkt.vlan_tci(0), self.pkt.vlan_tci(1)], self.tpids);
         let base = self.base;
@@ -286,6 +288,11 @@ impl Eval<'_> {
             b -= 1;
             f -= 1;
         }
+        // The same TCI, and TPIDs that are not both known: the datapath compares them.
+        let tpid_unknown = b > 0
+            && f > 0
+            && base.0[b - 1] == flow.0[f - 1]
+            && !matches!((base.1[b - 1], flow.1[f - 1]), (TagTpid::Set(_), TagTpid::Set(_)));
         let tpid = |t: TagTpid| match t {
             TagTpid::Set(t) => t,
             TagTpid::Received(0) => crate::actions::TPID_OF_RECEIVED_OUTER,
@@ -303,6 +310,9 @@ impl Eval<'_> {
                     self.emit(DpAction::SetVlanPcp((new >> 13) as u8));
                 }
             }
+        } else if tpid_unknown {
+            let tags = std::array::from_fn(|k| if k < f { (tpid(flow.1[k]), flow.0[k]) } else { (0, 0) });
+            self.emit(DpAction::CommitVlans { pop: b as u8, push: f as u8, tags });
         } else {
             for _ in 0..b {
                 self.emit(DpAction::PopVlan);

@@ -791,7 +791,9 @@ impl<'a> Ctx<'a> {
     /// One tag replaced by one of the same TPID is a VID/PCP rewrite (`SetVlanVid`,
     /// `SetVlanPcp`: the same frame as a pop and a push); by one whose TPID may differ, a
     /// `ReplaceVlan`, which the datapath leaves undone if the tag is equal already (the
-    /// key does not hold the received tags' TPIDs, so the datapath compares). Pushed
+    /// key does not hold the received tags' TPIDs, so the datapath compares); any other
+    /// count whose innermost difference is such a pair of the same TCI, a `CommitVlans`,
+    /// which has the datapath compare the pairs and pop and push what differs. Pushed
     /// tags whose TPID is a received tag's take it from the datapath
     /// ([`TPID_OF_RECEIVED_OUTER`]). Called before every action that sends the packet;
     /// the bits the comparison and the pushed TCIs depend on join the mask.
@@ -807,14 +809,15 @@ impl<'a> Ctx<'a> {
             return;
         }
         let (mut b, mut f) = (self.count_tags(&base), self.count_tags(&flow));
-        while b > 0 && f > 0 && self.compare_tags(&base, b - 1, &flow, f - 1) == TagCompare::Same {
+        let mut last = TagCompare::Different;
+        while b > 0 && f > 0 {
+            last = self.compare_tags(&base, b - 1, &flow, f - 1);
+            if last != TagCompare::Same {
+                break;
+            }
             b -= 1;
             f -= 1;
         }
-        // A pair whose TPIDs cannot be compared below the outer tag is popped and pushed:
-        // for tags that are in fact equal OVS would keep them, DEI included, which only a
-        // pair of received tags each moved to the other's slot, or a received tag pushed
-        // back under a pushed one, can meet.
         if (b, f) == (1, 1) {
             let (old, new) = (base.tci[0], flow.tci[0]);
             if base.tpid[0] == flow.tpid[0] {
@@ -831,6 +834,19 @@ impl<'a> Ctx<'a> {
                 let tpid = tpid_action_value(flow.tpid[0]);
                 self.actions.push(DpAction::ReplaceVlan { tpid, tci: new });
             }
+        } else if last == TagCompare::TpidUnknown {
+            // A pair of the same VID and PCP whose TPIDs only the datapath knows (a
+            // received tag's against another's): it compares them, and the pairs outside
+            // it, whose bits are read here as the comparison would read them.
+            if b == 2 && f == 2 {
+                self.compare_tags(&base, 0, &flow, 0);
+            }
+            let mut tags = [(0, 0); 2];
+            for (k, tag) in tags.iter_mut().enumerate().take(f) {
+                self.read_slot(&flow, k, VLAN_VID_MASK | VLAN_PCP_MASK);
+                *tag = (tpid_action_value(flow.tpid[k]), flow.tci[k]);
+            }
+            self.actions.push(DpAction::CommitVlans { pop: b as u8, push: f as u8, tags });
         } else {
             self.actions.extend(std::iter::repeat_n(DpAction::PopVlan, b));
             for k in (0..f).rev() {

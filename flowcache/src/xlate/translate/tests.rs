@@ -267,7 +267,7 @@ fn nd_reads_see_the_packet_s_parse() {
 // ---- VLAN slots: TPIDs kept across `vlan_tci` writes, inner tags kept in the flow ----
 
 use crate::actions::{PoppedTpids, TPID_OF_RECEIVED_INNER, TPID_OF_RECEIVED_OUTER};
-use crate::edit::{execute_edit, outer_tpid, pop_vlan, push_vlan};
+use crate::edit::{execute_edit, outer_tpid, pop_vlan, push_vlan, vlans_kept};
 use crate::extract::extract_with_vlan_limit;
 use crate::key::VLAN_PRESENT;
 
@@ -288,20 +288,31 @@ fn sent(frame: &[u8], actions: &[DpAction]) -> Vec<(u32, Vec<u8>)> {
     let mut f = frame.to_vec();
     let mut tpids = PoppedTpids::for_frame(frame);
     let mut out = Vec::new();
+    let push = |f: &mut Vec<u8>, tpids: &mut PoppedTpids, tpid: u16, tci: u16| {
+        let mut grown = vec![0; 4];
+        grown.extend_from_slice(f);
+        push_vlan(&mut grown, tpids.take(tpid), tci).unwrap();
+        *f = grown;
+    };
+    let pop = |f: &mut Vec<u8>, tpids: &mut PoppedTpids| {
+        let found = outer_tpid(f);
+        if pop_vlan(f) {
+            tpids.popped(found.unwrap());
+            f.drain(..4);
+        }
+    };
     for a in actions {
         match *a {
             DpAction::Output(p) => out.push((p, f.clone())),
-            DpAction::PushVlan { tpid, tci } => {
-                let mut grown = vec![0; 4];
-                grown.extend_from_slice(&f);
-                push_vlan(&mut grown, tpids.take(tpid), tci).unwrap();
-                f = grown;
-            }
-            DpAction::PopVlan => {
-                let found = outer_tpid(&f);
-                if pop_vlan(&mut f) {
-                    tpids.popped(found.unwrap());
-                    f.drain(..4);
+            DpAction::PushVlan { tpid, tci } => push(&mut f, &mut tpids, tpid, tci),
+            DpAction::PopVlan => pop(&mut f, &mut tpids),
+            DpAction::CommitVlans { pop: n_pop, push: n_push, tags } => {
+                let kept = vlans_kept(&f, n_pop, n_push, &tags, &tpids);
+                for _ in kept..n_pop {
+                    pop(&mut f, &mut tpids);
+                }
+                for &(tpid, tci) in tags[..usize::from(n_push - kept)].iter().rev() {
+                    push(&mut f, &mut tpids, tpid, tci);
                 }
             }
             DpAction::ReplaceVlan { tpid, tci } => {
@@ -407,37 +418,46 @@ fn a_vlan_tci_write_of_0_over_two_tags_keeps_the_inner_one_in_the_flow() {
     assert_eq!(out, [(2, plain.clone()), (3, with_tags(&[(0x8100, 0x2005), (0x88a8, 0x6014)], &plain))]);
 }
 
-/// The one place the commit is not OVS's (docs/OVS-DIFFERENCES.md): a received tag
-/// compared with a pushed one of the same TCI below the outer tag. The datapath can only
-/// compare the outer tag's TPID (`ReplaceVlan`), so such a pair is popped and pushed: the
-/// frame is OVS's (which keeps the equal tags) but for the DEI bit of the received tag.
-/// OVS 3.1 (the rule under OpenFlow 1.3 with `dl_vlan=5`) sends port 2's frame to port 3
-/// too, `8100 1005` included.
+/// A received tag compared with a pushed one of the same TCI below the outer tag: the
+/// translator does not know the received tag's TPID (the key does not hold it), so the
+/// datapath compares the pair (`CommitVlans`) and keeps an equal tag as it is, DEI bit
+/// included, as OVS 3.1 does (the rule under OpenFlow 1.3 with `dl_vlan=5` sends port
+/// 2's frame to port 3 too, `8100 1005` included); a tag of another TPID is replaced.
 #[test]
-fn a_received_tag_compared_below_the_outer_one_is_popped_and_pushed() {
+fn a_received_tag_compared_below_the_outer_one_is_compared_by_the_datapath() {
     let plain = udp4_frame(53, 53, b"x");
-    let frame = with_tags(&[(0x8100, 0x1005)], &plain);
     let rule = "actions=push_vlan:0x88a8,output:2,strip_vlan,strip_vlan,push_vlan:0x8100,\
                 load:0x1005->NXM_OF_VLAN_TCI[],push_vlan:0x88a8,output:3";
-    let (a, out) = vlan_run(&[rule], &frame, 1);
-    assert_eq!(
-        &a[a.len() - 5..],
-        [
-            DpAction::PopVlan,
-            DpAction::PopVlan,
-            DpAction::PushVlan { tpid: 0x8100, tci: 0x1005 },
-            DpAction::PushVlan { tpid: 0x88a8, tci: VLAN_PRESENT },
-            DpAction::Output(3),
-        ]
-    );
-    // OVS sends the frame of port 2 again, DEI included.
-    assert_eq!(
-        out,
-        [
-            (2, with_tags(&[(0x88a8, 0), (0x8100, 0x1005)], &plain)),
-            (3, with_tags(&[(0x88a8, 0), (0x8100, 0x0005)], &plain))
-        ]
-    );
+    let tags = [(0x88a8, VLAN_PRESENT), (0x8100, 0x1005)];
+    for (tpid, kept) in [(0x8100, true), (0x88a8, false)] {
+        let frame = with_tags(&[(tpid, 0x1005)], &plain);
+        let (a, out) = vlan_run(&[rule], &frame, 1);
+        assert_eq!(&a[a.len() - 2..], [DpAction::CommitVlans { pop: 2, push: 2, tags }, DpAction::Output(3)]);
+        let inner = if kept { (tpid, 0x1005) } else { (0x8100, 0x0005) };
+        assert_eq!(
+            out,
+            [(2, with_tags(&[(0x88a8, 0), (tpid, 0x1005)], &plain)), (3, with_tags(&[(0x88a8, 0), inner], &plain))],
+            "received TPID {tpid:#x}"
+        );
+    }
+}
+
+/// The frame of OpenFlow 1.3's `mod_vlan_pcp` on a tagged frame without a VLAN match
+/// (`push_vlan` then a PCP set-field, as `ovs-ofctl` encodes it) and another `push_vlan`:
+/// the flow's inner slot is the first pushed tag, of the received tag's VID and PCP, so
+/// the received tag stays as it is, DEI bit included, under the second pushed tag, as
+/// OVS 3.1 sends it.
+#[test]
+fn a_pushed_tag_equal_to_the_received_one_keeps_it_under_another() {
+    let plain = udp4_frame(53, 53, b"x");
+    let frame = with_tags(&[(0x8100, 0xb000)], &plain);
+    let rule = "actions=push_vlan:0x8100,set_field:5->vlan_pcp,push_vlan:0x8100,output:3";
+    let (_, out) = vlan_run(&[rule], &frame, 1);
+    assert_eq!(out, [(3, with_tags(&[(0x8100, 0), (0x8100, 0xb000)], &plain))]);
+    // A received tag of another PCP is not the pushed one: popped, both pushed.
+    let frame = with_tags(&[(0x8100, 0x9000)], &plain);
+    let (_, out) = vlan_run(&[rule], &frame, 1);
+    assert_eq!(out, [(3, with_tags(&[(0x8100, 0), (0x8100, 0xa000)], &plain))]);
 }
 
 /// A `move` from or to a TCP, UDP or SCTP field does nothing on a later fragment (OVS's
