@@ -246,6 +246,10 @@ fn main() {
             "compare_a_truncated_copy_goes_with_the_frame_it_was_cut_from",
             compare::a_truncated_copy_goes_with_the_frame_it_was_cut_from,
         ),
+        Trial::test(
+            "compare_a_changed_frame_keeps_its_place_among_the_outputs",
+            compare::a_changed_frame_keeps_its_place_among_the_outputs,
+        ),
         Trial::test("known_ipv4_later_fragment_payload_untouched", known::ipv4_later_fragment_payload_untouched),
         Trial::test("known_first_fragment_ports_read_as_zero", known::first_fragment_ports_read_as_zero),
         Trial::test("known_ipv4_protocol_0_rewritten", known::ipv4_protocol_0_rewritten),
