@@ -277,18 +277,14 @@ impl PoppedTpids {
     /// TPID off the stack, a received-tag one is that tag's TPID; any other TPID is
     /// itself).
     pub fn take(&mut self, tpid: u16) -> u16 {
+        let written = self.peek(tpid);
         let d = crate::key::ethertype::VLAN;
         match tpid {
-            TPID_OF_LAST_POP => {
-                let [top, below] = self.popped;
-                self.popped = [below, d];
-                top
-            }
-            TPID_OF_SECOND_LAST_POP => std::mem::replace(&mut self.popped[1], d),
-            TPID_OF_RECEIVED_OUTER => self.received[0],
-            TPID_OF_RECEIVED_INNER => self.received[1],
-            t => t,
+            TPID_OF_LAST_POP => self.popped = [self.popped[1], d],
+            TPID_OF_SECOND_LAST_POP => self.popped[1] = d,
+            _ => {}
         }
+        written
     }
 }
 
