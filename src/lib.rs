@@ -23,7 +23,9 @@
 //!   into another batch, queued to a slow path, or shared between several outputs.
 //!
 //! - [`alloc_count`] is a counting global allocator for tests that check a thread
-//!   allocates nothing (the PMD loop); the only `unsafe` here that is not about DPDK.
+//!   allocates nothing (the PMD loop); [`thread_affinity`] and [`set_thread_affinity`]
+//!   read and set the CPUs a thread may run on (the EAL pins the thread that starts it:
+//!   see `affinity`). These are the only `unsafe` here that is not about DPDK.
 //!
 //! Static inline DPDK functions and macros are reached through the small C file
 //! `csrc/ferrovs_dpdk.c`, compiled by build.rs with DPDK's cflags.
@@ -42,6 +44,7 @@ pub mod sys {
     include!(concat!(env!("OUT_DIR"), "/bindings.rs"));
 }
 
+mod affinity;
 pub mod alloc_count;
 mod eal;
 mod error;
@@ -52,6 +55,7 @@ mod pdump;
 mod port;
 pub mod telemetry;
 
+pub use affinity::{set_thread_affinity, thread_affinity};
 pub use eal::{Eal, ThreadRegistration, lcore_id, rdtsc};
 pub use error::DpdkError;
 pub use mbuf::{BURST, Drain, Mbuf, MbufBatch};

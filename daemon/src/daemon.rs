@@ -90,6 +90,9 @@ pub fn run(path: &Path, check_only: bool, log: LogControl) -> Result<(), DaemonE
         )));
     }
 
+    // Before any thread starts, so that every thread but the PMDs inherits these CPUs.
+    let cpus = confine_to_control_cpus(&config.pmd.cores, None);
+
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(sig, stop.clone()).map_err(DaemonError::Signal)?;
@@ -111,6 +114,12 @@ pub fn run(path: &Path, check_only: bool, log: LogControl) -> Result<(), DaemonE
     // the handler they talk to (see ferrovs_dpdk::Pdump).
     let eal = if config.eal.capture { Eal::init_multi_process } else { Eal::init }(&eal_args(&config))?;
     tracing::info!("EAL up: {} Hz TSC", eal.tsc_hz());
+    // The EAL pinned this thread to the main lcore's CPU: the threads started from here on
+    // (the slow path, the rule build's and the parser's helpers) would all share it.
+    if confine_to_control_cpus(&config.pmd.cores, cpus.as_deref()).is_some() {
+        let cpus = ferrovs_dpdk::thread_affinity().unwrap_or_default();
+        tracing::info!("threads other than the PMDs run on CPUs {cpus:?}");
+    }
     let pdump = if config.eal.capture { Some(ferrovs_dpdk::Pdump::init(&eal)?) } else { None };
     if pdump.is_some() {
         tracing::info!(
@@ -688,6 +697,38 @@ fn handle(dp: &mut Datapath, config: &Config, req: &Request) -> Result<Reply, St
 /// The EAL arguments: the config's, minus its `--vdev`s, because the switch probes every
 /// virtual device itself (a failed `--vdev` would not fail `rte_eal_init`, it would just
 /// leave the port missing; probing reports DPDK's refusal for the port that caused it).
+/// The CPUs for every thread but the PMDs: those the daemon was started with (its
+/// service's `CPUAffinity=`, `taskset`, or all), less the PMDs' CPUs, since a PMD polls its
+/// CPU all the time and a thread beside it takes the PMD's cycles; all of them if that
+/// leaves none (a PMD then shares, as it shares the main lcore with
+/// `pmd.share_main_lcore`).
+fn control_cpus(started_with: &[usize], pmd_cores: &[usize]) -> Vec<usize> {
+    let rest: Vec<usize> = started_with.iter().copied().filter(|c| !pmd_cores.contains(c)).collect();
+    if rest.is_empty() { started_with.to_vec() } else { rest }
+}
+
+/// Lets the calling thread, and the threads it starts from now on, run on the
+/// [`control_cpus`] of `started_with` (`None`: the calling thread's CPUs now). Returns
+/// the CPUs it started with, for a later call; a failure is logged, not fatal (the
+/// threads then stay where they are).
+fn confine_to_control_cpus(pmd_cores: &[usize], started_with: Option<&[usize]>) -> Option<Vec<usize>> {
+    let started_with = match started_with {
+        Some(cpus) => cpus.to_vec(),
+        None => match ferrovs_dpdk::thread_affinity() {
+            Ok(cpus) => cpus,
+            Err(e) => {
+                tracing::warn!("cannot read the CPUs this process may use: {e}");
+                return None;
+            }
+        },
+    };
+    let cpus = control_cpus(&started_with, pmd_cores);
+    if let Err(e) = ferrovs_dpdk::set_thread_affinity(&cpus) {
+        tracing::warn!("cannot move the threads other than the PMDs to CPUs {cpus:?}: {e}");
+    }
+    Some(started_with)
+}
+
 fn eal_args(config: &Config) -> Vec<String> {
     config.eal_args().into_iter().filter(|a| !a.starts_with("--vdev")).collect()
 }
@@ -809,7 +850,16 @@ mod pcap_replay_tests {
 
 #[cfg(test)]
 mod tests {
-    use super::line_count;
+    use super::{control_cpus, line_count};
+
+    #[test]
+    fn control_threads_leave_the_pmds_their_cpus_unless_none_would_be_left() {
+        assert_eq!(control_cpus(&[0, 1, 2, 3], &[1, 3]), vec![0, 2]);
+        assert_eq!(control_cpus(&[0, 2, 3], &[1, 3]), vec![0, 2], "a PMD CPU outside the set changes nothing");
+        assert_eq!(control_cpus(&[1], &[1]), vec![1], "nothing else: shared with the PMD");
+        assert_eq!(control_cpus(&[0, 1], &[0, 1]), vec![0, 1]);
+        assert_eq!(control_cpus(&[0, 1], &[]), vec![0, 1]);
+    }
 
     #[test]
     fn line_count_counts_as_str_lines() {

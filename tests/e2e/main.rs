@@ -262,6 +262,11 @@ fn main() {
         // Two PMDs need two CPUs (one shared with the main lcore).
         Trial::test("runtime_auto_rebalance_follows_load", runtime::auto_rebalance_follows_load)
             .with_ignored_flag(std::thread::available_parallelism().map_or(1, |n| n.get()) < 2),
+        Trial::test(
+            "runtime_threads_other_than_the_pmds_leave_them_their_cpus",
+            runtime::threads_other_than_the_pmds_leave_them_their_cpus,
+        )
+        .with_ignored_flag(!root),
         Trial::test("openflow_ovs_ofctl_manages_rules_of10", openflow::manages_rules_of10),
         Trial::test("openflow_ovs_ofctl_manages_rules_of13", openflow::manages_rules_of13),
         Trial::test("openflow_rules_route_traffic", openflow::rules_route_traffic),

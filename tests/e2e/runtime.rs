@@ -663,3 +663,73 @@ admin = \"down\"
     drop(d.stop());
     Ok(())
 }
+
+/// The CPUs in a `Cpus_allowed_list` line of `/proc/.../status` ("0-2,5").
+fn cpu_list(status: &str) -> Option<Vec<usize>> {
+    let list = status.lines().find_map(|l| l.strip_prefix("Cpus_allowed_list:"))?.trim();
+    let mut cpus = Vec::new();
+    for part in list.split(',') {
+        let (a, b) = part.split_once('-').unwrap_or((part, part));
+        cpus.extend(a.parse::<usize>().ok()?..=b.parse::<usize>().ok()?);
+    }
+    Some(cpus)
+}
+
+/// Threads other than the PMDs run on the CPUs ferrovsd was started with, less the
+/// PMDs' (the EAL pins the thread that starts it to the main lcore's CPU, and the threads
+/// started after it used to inherit that one CPU: the slow path shared it with the PMD
+/// here). A PMD on the main lcore's CPU 0: every other thread must be on the other CPUs
+/// (on a host of one CPU, on that one).
+pub fn threads_other_than_the_pmds_leave_them_their_cpus() -> Result<(), Failed> {
+    let config = "
+[eal]
+hugepages = false
+memory_mb = 256
+
+[control]
+socket = \"@SOCKET@\"
+
+[pmd]
+cores = [0]
+share_main_lcore = true
+idle_backoff_us = 200
+
+[[bridge]]
+name = \"br0\"
+internal_port = false
+flows = [\"actions=drop\"]
+
+[[bridge.port]]
+name = \"x\"
+number = 1
+devargs = \"net_null0,no-rx=1\"
+";
+    let ours = cpu_list(&std::fs::read_to_string("/proc/thread-self/status")?).ok_or("no Cpus_allowed_list")?;
+    let others: Vec<usize> = ours.iter().copied().filter(|&c| c != 0).collect();
+    let expected = if others.is_empty() { ours.clone() } else { others };
+    let d = Daemon::start_in(TempDir::new(), config);
+    let mut seen = Vec::new();
+    for task in std::fs::read_dir(format!("/proc/{}/task", d.pid()))? {
+        let task = task?.path();
+        // A thread may end between the listing and the reads.
+        let (Ok(name), Ok(status)) =
+            (std::fs::read_to_string(task.join("comm")), std::fs::read_to_string(task.join("status")))
+        else {
+            continue;
+        };
+        let name = name.trim().to_string();
+        let cpus = cpu_list(&status).ok_or("no Cpus_allowed_list")?;
+        let want = if name.starts_with("pmd") { vec![0] } else { expected.clone() };
+        if cpus != want {
+            return Err(format!("thread {name} may run on CPUs {cpus:?}, expected {want:?} (ours: {ours:?})").into());
+        }
+        seen.push(name);
+    }
+    for must in ["ferrovsd", "pmd0-c0", "ferrovs-slow_pa", "ferrovs-ctl"] {
+        if !seen.iter().any(|n| n == must) {
+            return Err(format!("no thread {must} among {seen:?}").into());
+        }
+    }
+    drop(d.stop());
+    Ok(())
+}
