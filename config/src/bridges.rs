@@ -275,15 +275,7 @@ fn rules_from_file(ff: &Spanned<String>, key: &str, ctx: &Ctx<'_>) -> Result<Vec
     let path = ctx.base_dir.join(ff.get_ref());
     let text = std::fs::read_to_string(&path)
         .map_err(|e| ctx.err(ff.span().start, key, format!("cannot read flows file `{}`: {e}", path.display())))?;
-    let mut lines: Vec<(&str, LineOrigin)> = text
-        .lines()
-        .zip(1u32..)
-        .filter(|(line, _)| {
-            let trimmed = line.trim_start();
-            !trimmed.is_empty() && !trimmed.starts_with('#')
-        })
-        .map(|(line, no)| (line, LineOrigin::Flows(no)))
-        .collect();
+    let mut lines = journal::rule_lines(&text);
     let journal_path = journal::journal_path(&path);
     let journal_text = match std::fs::read_to_string(&journal_path) {
         Ok(t) => t,

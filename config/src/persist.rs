@@ -40,7 +40,9 @@
 //! - [`check_writable`] runs at start: a config that cannot be written back is refused
 //!   before anything starts, with the reason.
 //! - **Small changes to a flows file go to its journal.** [`RuleWriteBack`] writes a
-//!   bridge's rules whole the first time in the daemon's life, and after that appends
+//!   bridge's rules whole the first time in the daemon's life (unless the daemon found
+//!   at start the flows file it wrote in an earlier run, with exactly the rules it runs:
+//!   [`RuleWriteBack::adopt`]), and after that appends
 //!   the changes of a bridge with a `flows_file` to the file's [`journal`] (one synced
 //!   append per change) until the journal outgrows a quarter of the flows file (at least
 //!   [`JOURNAL_MIN_BYTES`]), its groups change, or an added rule needs another
@@ -215,6 +217,106 @@ impl RuleWriteBack {
     }
 }
 
+impl RuleWriteBack {
+    /// Takes `flows_file`, bridge `bridge`'s flows file written whole by the daemon (in
+    /// an earlier run: see [`daemon_flows_file`]; its rules read in `version`), as written
+    /// by this write-back, if its rule lines with its journal replayed are `flows` exactly
+    /// (the running rules printed, as [`RuleWriteBack::write`] gets them) and `groups` are
+    /// the bridge's groups: the bridge's next change may then go to the journal, where
+    /// otherwise the first change after a start writes the rules whole (75 MB at a
+    /// million rules). A torn or damaged record at the journal's end (a crash in the
+    /// middle of an append, a change that was never answered) is cut off, so that the
+    /// next record follows whole ones. Returns whether it took the file; nothing changes
+    /// when it does not (rules printed otherwise than in the file, by another build of the
+    /// daemon, say, or a file or journal changed since the rules were loaded).
+    pub fn adopt(
+        &mut self,
+        bridge: &str,
+        flows_file: &Path,
+        version: Version,
+        flows: &[String],
+        groups: &[String],
+    ) -> Result<bool, PersistError> {
+        let text = match std::fs::read_to_string(flows_file) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(io(flows_file)(e)),
+        };
+        let Some(stamp) = journal::FlowsStamp::of(&text) else { return Ok(false) };
+        let mut lines = journal::rule_lines(&text);
+        let jpath = journal::journal_path(flows_file);
+        let journal_text = match std::fs::read_to_string(&jpath) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(e) => return Err(io(&jpath)(e)),
+        };
+        // The whole part of a journal of this generation; a journal of another one (or an
+        // empty file) is replaced by the first append.
+        let whole_bytes = match journal::replay(&mut lines, Some(stamp), &journal_text) {
+            Ok(journal::Replayed::Applied { whole_bytes, .. }) => Some(whole_bytes as u64),
+            Ok(journal::Replayed::Stale) => None,
+            // The rules were loaded through it at start: changed since, so not ours.
+            Err(_) => return Ok(false),
+        };
+        if lines.len() != flows.len() || lines.iter().zip(flows).any(|((line, _), f)| line != f) {
+            return Ok(false);
+        }
+        let journal = match whole_bytes {
+            None => None,
+            Some(whole) => {
+                let f = std::fs::OpenOptions::new().append(true).open(&jpath).map_err(io(&jpath))?;
+                if whole < journal_text.len() as u64 {
+                    f.set_len(whole).and_then(|()| f.sync_all()).map_err(io(&jpath))?;
+                }
+                Some((f, whole))
+            }
+        };
+        self.bridges.insert(
+            bridge.to_string(),
+            OnDisk {
+                flows_file: flows_file.to_path_buf(),
+                stamp,
+                flows_bytes: text.len() as u64,
+                version,
+                groups: groups.to_vec(),
+                journal,
+            },
+        );
+        Ok(true)
+    }
+}
+
+/// Bridge `bridge`'s `flows_file` in the config at `path` (relative paths from the
+/// config's directory) and the version its rules are read in, if the daemon wrote that
+/// file whole (its first line names a generation, see [`journal`]): a file
+/// [`RuleWriteBack::adopt`] may take. Reads the config and the file's first line.
+pub fn daemon_flows_file(path: &Path, bridge: &str) -> Result<Option<(PathBuf, Version)>, PersistError> {
+    let (file, version) = edit_bridge(path, bridge, |table| {
+        Ok((table.get("flows_file").and_then(Item::as_str).map(str::to_string), configured_version(table)))
+    })?;
+    let Some(file) = file else { return Ok(None) };
+    let base = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let file_path = base.join(file);
+    let mut first = String::new();
+    match std::fs::File::open(&file_path) {
+        Ok(f) => {
+            // A first line that is not text is no header of ours.
+            let _ = std::io::BufRead::read_line(&mut std::io::BufReader::new(f), &mut first);
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io(&file_path)(e)),
+    }
+    Ok(journal::flows_generation(&first).map(|_| (file_path, version)))
+}
+
+/// The version a bridge's `protocols` reads its rules in (OpenFlow 1.0 without one).
+fn configured_version(table: &Table) -> Version {
+    match table.get("protocols").and_then(Item::as_str) {
+        Some(name) => Version::from_ofctl_list(name).unwrap_or(Version::Of10),
+        None => Version::Of10,
+    }
+}
+
 /// The journal record of `edits`, if they may be appended to `disk`'s journal (see the
 /// module documentation).
 fn journal_record(disk: &OnDisk, edits: &[RuleTextEdit], groups: &[String]) -> Option<Vec<u8>> {
@@ -317,10 +419,7 @@ fn write_flows(
     groups: &[String],
     generation: u64,
 ) -> Result<Option<FlowsFileWritten>, PersistError> {
-    let configured = match table.get("protocols").and_then(Item::as_str) {
-        Some(name) => Version::from_ofctl_list(name).unwrap_or(Version::Of10),
-        None => Version::Of10,
-    };
+    let configured = configured_version(table);
     let version = version_reading_back(flows, configured).map_err(|message| PersistError::Protocols {
         path: path.display().to_string(),
         bridge: bridge.to_string(),
@@ -761,6 +860,67 @@ flows_file = "br1.flows"
         let edits: Vec<_> = many.iter().cloned().map(Add).collect();
         flows.extend(many);
         assert_eq!(wb.write(&p, "br1", &flows, Some(&edits), &groups).unwrap(), Written::Whole);
+        assert_eq!(load(), flows);
+    }
+
+    #[test]
+    fn a_flows_file_of_an_earlier_run_is_adopted_with_its_torn_tail_cut_off() {
+        use journal::RuleTextEdit::{Add, Delete};
+        let d = temp_dir("adopt");
+        let p = d.join("f.toml");
+        std::fs::write(&p, CONFIG).unwrap();
+        write_bridge_flows(&p, "br0", &[], &[]).unwrap();
+        let flows_path = d.join("br1.flows");
+        std::fs::write(&flows_path, "actions=drop\n").unwrap();
+        let journal_path = journal::journal_path(&flows_path);
+        let load = || {
+            let rules = crate::Config::load(&p).unwrap().bridge("br1").unwrap().rules.clone();
+            rules.iter().map(ToString::to_string).collect::<Vec<_>>()
+        };
+        let print = |t: &str| crate::parse_flow(t).unwrap().to_string();
+        // A file the operator wrote is not the daemon's.
+        assert_eq!(daemon_flows_file(&p, "br1").unwrap(), None);
+        let mut flows = vec![print("actions=drop"), print("priority=5,tcp,actions=output:1")];
+        let mut earlier = RuleWriteBack::default();
+        assert_eq!(earlier.write(&p, "br1", &flows, None, &[]).unwrap(), Written::Whole);
+        let added = print("priority=6,udp,actions=drop");
+        flows.push(added.clone());
+        assert!(matches!(earlier.write(&p, "br1", &flows, Some(&[Add(added)]), &[]).unwrap(), Written::Journal(_)));
+        drop(earlier);
+        // A crash in the middle of a second append.
+        let journal_text = std::fs::read_to_string(&journal_path).unwrap();
+        std::fs::write(&journal_path, format!("{journal_text}+ priority=7,actions=drop\ncommit 1 00")).unwrap();
+        assert_eq!(load(), flows, "the torn record is left out at start");
+
+        // The next run: rules printed otherwise are not adopted, and nothing changes.
+        let (file, version) = daemon_flows_file(&p, "br1").unwrap().expect("written by the daemon");
+        assert_eq!((file.as_path(), version), (flows_path.as_path(), Version::Of10));
+        let mut wb = RuleWriteBack::default();
+        let other: Vec<String> = flows.iter().map(|f| f.replace("actions=drop", "actions=drop ")).collect();
+        assert!(!wb.adopt("br1", &file, version, &other, &[]).unwrap());
+        assert!(!wb.adopt("br1", &file, version, &flows[..2], &[]).unwrap());
+        let whole = std::fs::read_to_string(&flows_path).unwrap();
+        assert!(std::fs::read_to_string(&journal_path).unwrap().ends_with("commit 1 00"));
+        // The rules as loaded: adopted, the tail cut off, the next change one record.
+        assert!(wb.adopt("br1", &file, version, &flows, &[]).unwrap());
+        assert_eq!(std::fs::read_to_string(&journal_path).unwrap(), journal_text);
+        let gone = flows.remove(1);
+        assert!(matches!(wb.write(&p, "br1", &flows, Some(&[Delete(gone)]), &[]).unwrap(), Written::Journal(_)));
+        assert_eq!(std::fs::read_to_string(&flows_path).unwrap(), whole, "the flows file stays");
+        assert_eq!(load(), flows, "the records before and after the cut replay");
+        // Groups other than the adopted ones: whole, as any change of groups.
+        let groups = vec!["group_id=1,type=all,bucket=actions=output:1".to_string()];
+        assert_eq!(wb.write(&p, "br1", &flows, Some(&[]), &groups).unwrap(), Written::Whole);
+        assert!(!journal_path.exists());
+        assert_eq!(load(), flows);
+        // A journal of an older generation beside the file: replaced by the first append.
+        std::fs::write(&journal_path, journal_text).unwrap();
+        let mut wb = RuleWriteBack::default();
+        let (file, version) = daemon_flows_file(&p, "br1").unwrap().expect("written by the daemon");
+        assert!(wb.adopt("br1", &file, version, &flows, &groups).unwrap());
+        let added = print("priority=8,actions=drop");
+        flows.push(added.clone());
+        assert!(matches!(wb.write(&p, "br1", &flows, Some(&[Add(added)]), &groups).unwrap(), Written::Journal(_)));
         assert_eq!(load(), flows);
     }
 

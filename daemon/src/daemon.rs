@@ -177,6 +177,12 @@ pub fn run(path: &Path, check_only: bool, log: LogControl) -> Result<(), DaemonE
         tracing::info!("metrics: http://{}/metrics", m.local_addr());
     }
 
+    // A flows file this daemon wrote in an earlier run, holding exactly the rules now
+    // running: the next change goes to its journal instead of a whole write.
+    for bridge in config.bridges.iter().map(|b| b.name.clone()).collect::<Vec<_>>() {
+        adopt_flows_file(&mut dp, path, &mut write_back, &bridge);
+    }
+
     let mut auto_rebalance = crate::auto_rebalance::AutoRebalance::new(
         config.pmd.auto_rebalance_interval_s,
         config.pmd.auto_rebalance_threshold,
@@ -458,13 +464,50 @@ fn persist_controllers(path: &Path, config: &mut Config, request: &Request) -> R
 
 /// Writes the running rules of `bridge` back to the config (see [`persist`]).
 fn persist_bridge(dp: &mut Datapath, path: &Path, write_back: &mut RuleWriteBack, bridge: &str) -> Result<(), String> {
-    let groups: Vec<String> = dp.groups(bridge)?.iter().map(|(id, g)| ferrovs_config::group_text(*id, g)).collect();
+    let groups = group_texts(dp, bridge)?;
     // Taken last: the changes taken must reach the write (or be forgotten with it).
     let rules = dp.rules_to_write(bridge)?;
     write_back.write(path, bridge, &rules.texts, rules.edits.as_deref(), &groups).map(|_| ()).map_err(|e| {
         tracing::error!("rule change applied but not written back: {e}");
         format!("the change is applied, but it could not be written back to the config: {e}")
     })
+}
+
+/// The groups of `bridge` printed, as the write-back keeps them.
+fn group_texts(dp: &mut Datapath, bridge: &str) -> Result<Vec<String>, String> {
+    Ok(dp.groups(bridge)?.iter().map(|(id, g)| ferrovs_config::group_text(*id, g)).collect())
+}
+
+/// Lets `write_back` take the flows file of `bridge` if this daemon wrote it in an
+/// earlier run (see `RuleWriteBack::adopt`). Prints the running rules to compare them
+/// with the file's (kept: the first change would print them anyway). Whatever goes
+/// wrong is logged: the first change then writes the rules whole, as it would.
+fn adopt_flows_file(dp: &mut Datapath, path: &Path, write_back: &mut RuleWriteBack, bridge: &str) {
+    let (file, version) = match ferrovs_config::persist::daemon_flows_file(path, bridge) {
+        Ok(Some(found)) => found,
+        Ok(None) => return,
+        Err(e) => {
+            tracing::warn!("bridge {bridge}: flows file not checked: {e}");
+            return;
+        }
+    };
+    let started = Instant::now();
+    let adopted = group_texts(dp, bridge).and_then(|groups| {
+        let rules = dp.rules_to_write(bridge)?;
+        write_back.adopt(bridge, &file, version, &rules.texts, &groups).map_err(|e| e.to_string())
+    });
+    let ms = started.elapsed().as_millis();
+    match adopted {
+        Ok(true) => {
+            tracing::info!("bridge {bridge}: changes go to the journal of {} (checked in {ms} ms)", file.display())
+        }
+        Ok(false) => tracing::info!(
+            "bridge {bridge}: {} holds the rules otherwise than this daemon prints them: the first change writes them \
+             whole",
+            file.display()
+        ),
+        Err(e) => tracing::warn!("bridge {bridge}: flows file not checked: {e}"),
+    }
 }
 
 /// Publishes the counters for other threads (see `published`).

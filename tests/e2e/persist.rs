@@ -46,8 +46,9 @@ pub fn rules_survive_kill_9() -> Result<(), Failed> {
 /// actions, one deleted, on top of 3,000 loaded with `add-flows`. The bridge's rules are
 /// in a `flows_file`, written whole once (the `add-flows`), and the changes after it go
 /// to the file's journal (`ferrovs_config::persist::journal`); a torn record at the
-/// journal's end (a crash in the middle of an append) is left out at start, and the
-/// next change writes the rules whole again.
+/// journal's end (a crash in the middle of an append) is left out at start and cut off,
+/// and the next change goes to the journal too: the daemon takes at start the flows file
+/// it wrote in the earlier run, since it holds exactly the running rules.
 pub fn rules_changed_in_place_survive_kill_9() -> Result<(), Failed> {
     let ports = [("a", 1, "net_null0,no-rx=1"), ("b", 2, "net_null1,no-rx=1")];
     let config = format!("{}{}", preamble(), bridge("flows_file = \"br0.flows\"", &ports));
@@ -89,10 +90,25 @@ pub fn rules_changed_in_place_survive_kill_9() -> Result<(), Failed> {
         let new: Vec<&String> = after.iter().filter(|r| !before.contains(r)).collect();
         return Err(format!("rules after kill -9 differ: lost {gone:?}, gained {new:?}").into());
     }
-    // The first change after a start writes the rules whole; the journal goes.
+    // The first change after a start goes to the journal, after its whole records.
+    if !d.log_text().contains("changes go to the journal of") {
+        return Err(format!("the flows file was not taken at start:\n{}", d.log_text()).into());
+    }
     ctl_ok(&d, &["add-flow", "br0", "priority=20,ip,nw_dst=198.19.0.3,actions=output:1"])?;
-    if journal.exists() || !std::fs::read_to_string(&flows_file)?.contains("198.19.0.3") {
-        return Err("the first change after a start did not write the rules whole".into());
+    let journal_now = std::fs::read_to_string(&journal)?;
+    if std::fs::read_to_string(&flows_file)? != whole
+        || !journal_now.starts_with(&journal_text)
+        || journal_now.matches("\ncommit ").count() != 4
+        || !journal_now.contains("198.19.0.3")
+    {
+        return Err(format!("the first change after a start was not appended to the journal:\n{journal_now}").into());
+    }
+    let before = ctl_rules(&d)?;
+    let dir = d.kill();
+    let d = Daemon::restart_in(dir, &[]);
+    let after = ctl_rules(&d)?;
+    if after != before {
+        return Err(format!("rules after the second kill -9 differ ({} against {})", after.len(), before.len()).into());
     }
     drop(d.stop());
     Ok(())

@@ -180,11 +180,26 @@ pub enum LineOrigin {
     Journal(u32),
 }
 
+/// The rule lines of a flows file's `text`, each with its line number: every line but
+/// blank ones and comments (`#` first), as a flows file is loaded.
+pub fn rule_lines(text: &str) -> Vec<(&str, LineOrigin)> {
+    text.lines()
+        .zip(1u32..)
+        .filter(|(line, _)| {
+            let trimmed = line.trim_start();
+            !trimmed.is_empty() && !trimmed.starts_with('#')
+        })
+        .map(|(line, no)| (line, LineOrigin::Flows(no)))
+        .collect()
+}
+
 /// What [`replay`] made of a journal.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Replayed {
-    /// Its whole records were applied (this many; a torn tail is left out).
-    Applied(usize),
+    /// Its whole records were applied (`records` of them; a torn or damaged tail is left
+    /// out). The journal's first `whole_bytes` bytes are its header and those records:
+    /// where the next record may be appended (after the tail is cut off).
+    Applied { records: usize, whole_bytes: usize },
     /// It belongs to another generation of the flows file (or names none): ignored.
     Stale,
 }
@@ -206,7 +221,10 @@ pub fn replay<'a>(
 ) -> Result<Replayed, JournalError> {
     let mut whole = journal.split_inclusive('\n').filter(|l| l.ends_with('\n')).zip(1u32..).peekable();
     // The stamp line comes first, after comments.
+    // Where a line of `journal` ends (an offset into it).
+    let end_of = |line: &str| line.as_ptr() as usize - journal.as_ptr() as usize + line.len();
     let mut stamp = None;
+    let mut whole_bytes = 0;
     for (line, no) in whole.by_ref() {
         let l = line.trim_end_matches(['\n', '\r']);
         if l.trim().is_empty() || l.starts_with('#') {
@@ -215,6 +233,7 @@ pub fn replay<'a>(
         stamp = l.strip_prefix("generation ").and_then(|g| g.split_once(" flows ")).and_then(|(g, h)| {
             Some((FlowsStamp { generation: g.parse().ok()?, hash: u64::from_str_radix(h, 16).ok()? }, no))
         });
+        whole_bytes = end_of(line);
         break;
     }
     let Some((stamp, no)) = stamp else { return Ok(Replayed::Stale) };
@@ -244,7 +263,10 @@ pub fn replay<'a>(
                     && u64::from_str_radix(sum, 16).ok() == Some(fnv1a(FNV_START, &bytes))
             });
             match (agrees, damaged) {
-                (true, None) => records.push(std::mem::take(&mut record)),
+                (true, None) => {
+                    records.push(std::mem::take(&mut record));
+                    whole_bytes = end_of(line);
+                }
                 (true, Some(at)) => {
                     return Err(JournalError {
                         line: at,
@@ -264,7 +286,7 @@ pub fn replay<'a>(
     }
     let n = records.len();
     if n == 0 {
-        return Ok(Replayed::Applied(0));
+        return Ok(Replayed::Applied { records: 0, whole_bytes });
     }
     let mut list: Vec<Option<(&'a str, LineOrigin)>> = lines.drain(..).map(Some).collect();
     let mut at: HashMap<&'a str, usize> = list.iter().enumerate().filter_map(|(i, l)| l.map(|(t, _)| (t, i))).collect();
@@ -312,7 +334,7 @@ pub fn replay<'a>(
         }
     }
     lines.extend(list.into_iter().flatten());
-    Ok(Replayed::Applied(n))
+    Ok(Replayed::Applied { records: n, whole_bytes })
 }
 
 #[cfg(test)]
@@ -358,7 +380,7 @@ mod tests {
     fn records_replay_in_place_in_order() {
         let j = journal(7, &[&edits(), &[RuleTextEdit::Add("priority=1 actions=drop".into())]]);
         let mut lines = base();
-        assert_eq!(replay(&mut lines, stamp(7), &j), Ok(Replayed::Applied(2)));
+        assert_eq!(replay(&mut lines, stamp(7), &j), Ok(Replayed::Applied { records: 2, whole_bytes: j.len() }));
         assert_eq!(
             texts(&lines),
             ["in_port=1 actions=output:3", "actions=drop", "priority=9,ip actions=drop", "priority=1 actions=drop"]
@@ -391,7 +413,8 @@ mod tests {
         for cut in 0..second.len() {
             let j = format!("{whole}{}", &second[..cut]);
             let mut lines = base();
-            assert_eq!(replay(&mut lines, stamp(7), &j), Ok(Replayed::Applied(1)), "cut at {cut}");
+            let applied = Replayed::Applied { records: 1, whole_bytes: whole.len() };
+            assert_eq!(replay(&mut lines, stamp(7), &j), Ok(applied), "cut at {cut}");
             assert_eq!(lines.len(), 3);
         }
         // A flipped byte in the first record: refused, since a whole one follows.
@@ -401,8 +424,13 @@ mod tests {
         // The same damage at the end: a torn tail, left out.
         let mut lines = base();
         let torn = whole.replacen("output:3", "output:4", 1);
-        assert_eq!(replay(&mut lines, stamp(7), &torn), Ok(Replayed::Applied(0)));
+        let header = journal_header("br0.flows", stamp(7).unwrap()).len();
+        assert_eq!(replay(&mut lines, stamp(7), &torn), Ok(Replayed::Applied { records: 0, whole_bytes: header }));
         assert_eq!(lines, base());
+        // Nothing after the header, or a first record cut short: the header is whole.
+        let mut lines = base();
+        let cut = format!("{}+ priority=1 act", journal_header("br0.flows", stamp(7).unwrap()));
+        assert_eq!(replay(&mut lines, stamp(7), &cut), Ok(Replayed::Applied { records: 0, whole_bytes: header }));
     }
 
     #[test]
