@@ -126,16 +126,18 @@ impl RuleStats {
     /// rule change, followed by revalidation).
     pub fn expired(&self, tables: &RuleTables, now: Duration) -> Vec<(RuleRef, Expiry)> {
         let mut out = Vec::new();
-        for (i, r) in tables.rules().iter().enumerate() {
-            let c = &self.per_rule[i];
+        // Only the rules that may have a timeout: the tick runs once a second, and most
+        // rules of a large rule set (a bulk load) have none.
+        for RuleRef(i) in tables.timed_rules() {
+            let (r, c) = (tables.rule(RuleRef(i)), &self.per_rule[i as usize]);
             let idle =
                 r.idle_timeout != 0 && now.saturating_sub(c.last_used) >= Duration::from_secs(r.idle_timeout as u64);
             let hard =
                 r.hard_timeout != 0 && now.saturating_sub(c.installed_at) >= Duration::from_secs(r.hard_timeout as u64);
             if hard {
-                out.push((RuleRef(i as u32), Expiry::Hard));
+                out.push((RuleRef(i), Expiry::Hard));
             } else if idle {
-                out.push((RuleRef(i as u32), Expiry::Idle));
+                out.push((RuleRef(i), Expiry::Idle));
             }
         }
         out
