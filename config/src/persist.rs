@@ -863,16 +863,24 @@ flows_file = "br1.flows"
         assert_eq!(load(), flows);
     }
 
+    /// `CONFIG` in a directory of its own, with bridge br1's flows file holding `flows`:
+    /// the directory, the config's path, the flows file's and its journal's.
+    fn br1_with_flows_file(tag: &str, flows: &str) -> (TempDir, PathBuf, PathBuf, PathBuf) {
+        let d = temp_dir(tag);
+        let p = d.join("f.toml");
+        std::fs::write(&p, CONFIG).unwrap();
+        // br0's `[[bridge.rule]]` here is for the editor only: written out so the file loads.
+        write_bridge_flows(&p, "br0", &[], &[]).unwrap();
+        let flows_path = d.join("br1.flows");
+        std::fs::write(&flows_path, flows).unwrap();
+        let journal_path = journal::journal_path(&flows_path);
+        (d, p, flows_path, journal_path)
+    }
+
     #[test]
     fn a_flows_file_of_an_earlier_run_is_adopted_with_its_torn_tail_cut_off() {
         use journal::RuleTextEdit::{Add, Delete};
-        let d = temp_dir("adopt");
-        let p = d.join("f.toml");
-        std::fs::write(&p, CONFIG).unwrap();
-        write_bridge_flows(&p, "br0", &[], &[]).unwrap();
-        let flows_path = d.join("br1.flows");
-        std::fs::write(&flows_path, "actions=drop\n").unwrap();
-        let journal_path = journal::journal_path(&flows_path);
+        let (_d, p, flows_path, journal_path) = br1_with_flows_file("adopt", "actions=drop\n");
         let load = || {
             let rules = crate::Config::load(&p).unwrap().bridge("br1").unwrap().rules.clone();
             rules.iter().map(ToString::to_string).collect::<Vec<_>>()
@@ -927,14 +935,7 @@ flows_file = "br1.flows"
     #[test]
     fn a_journal_of_another_generation_is_ignored_and_a_damaged_one_refused() {
         use journal::RuleTextEdit::Add;
-        let d = temp_dir("stale");
-        let p = d.join("f.toml");
-        std::fs::write(&p, CONFIG).unwrap();
-        // br0's `[[bridge.rule]]` here is for the editor only: written out so the file loads.
-        write_bridge_flows(&p, "br0", &[], &[]).unwrap();
-        let flows_path = d.join("br1.flows");
-        std::fs::write(&flows_path, "").unwrap();
-        let journal_path = journal::journal_path(&flows_path);
+        let (_d, p, flows_path, journal_path) = br1_with_flows_file("stale", "");
         let load = || crate::Config::load(&p).map(|c| c.bridge("br1").unwrap().rules.len());
         let mut wb = RuleWriteBack::default();
         let flows = vec![crate::parse_flow("actions=drop").unwrap().to_string()];

@@ -2,7 +2,8 @@
 //! over a file a crash may have cut anywhere, on arbitrary UTF-8 over a fixed flows file.
 //!
 //! Properties: never panics; an error names a line of the journal; a stale journal
-//! changes nothing; what is replayed holds each rule text once; and a journal cut at any
+//! changes nothing; what is replayed holds each rule text once; the part it reports whole
+//! (where an append may follow) replays alone to the same; and a journal cut at any
 //! byte replays a prefix of its whole records (never an error, never part of a record).
 #![no_main]
 
@@ -22,12 +23,18 @@ fuzz_target!(|data: &[u8]| {
     let mut lines = base();
     match journal::replay(&mut lines, Some(STAMP), text) {
         Ok(Replayed::Stale) => assert_eq!(lines, base()),
-        Ok(Replayed::Applied(_)) => {
+        Ok(Replayed::Applied { records, whole_bytes }) => {
             let mut texts: Vec<&str> = lines.iter().map(|(t, _)| *t).collect();
             texts.sort_unstable();
             let n = texts.len();
             texts.dedup();
             assert_eq!(texts.len(), n, "a rule twice after {text:?}");
+            // The whole part alone (what an append may follow) replays the same.
+            assert!(whole_bytes <= text.len() && text.is_char_boundary(whole_bytes), "{whole_bytes} of {text:?}");
+            let mut again = base();
+            let whole_part = journal::replay(&mut again, Some(STAMP), &text[..whole_bytes]);
+            assert_eq!(whole_part, Ok(Replayed::Applied { records, whole_bytes }), "the whole part of {text:?}");
+            assert_eq!(again, lines, "the whole part of {text:?}");
         }
         Err(e) => assert!(e.line >= 1 && e.line as usize <= text.split('\n').count(), "{e:?} for {text:?}"),
     }
@@ -46,8 +53,9 @@ fuzz_target!(|data: &[u8]| {
     for cut in (0..=whole.len()).filter(|&c| whole.is_char_boundary(c)) {
         let mut lines = base();
         match journal::replay(&mut lines, Some(STAMP), &whole[..cut]) {
-            Ok(Replayed::Applied(n)) => {
+            Ok(Replayed::Applied { records: n, whole_bytes }) => {
                 assert!(n >= before && n <= edits.len(), "cut at {cut}: {n} records after {before}");
+                assert!(whole_bytes <= cut, "cut at {cut}: whole up to {whole_bytes}");
                 before = n;
             }
             Ok(Replayed::Stale) => assert_eq!(before, 0, "cut at {cut}: stale after records"),

@@ -593,14 +593,12 @@ fn pmd_polling(d: &Daemon, queue: &str) -> Option<u64> {
         .as_u64()
 }
 
-/// `[pmd] auto_rebalance_interval_s`: two PMDs (one on the main lcore's CPU, this host
-/// has two), two traffic sources on one of them and an idle port on the other. The
-/// sources start administratively down (their frames are dropped unprocessed, so no load
-/// is measured and the start-up assignment is fixed: both on PMD 0); brought up, PMD 0
-/// is busy all the time and PMD 1 idle, so within a few intervals the automatic
-/// rebalance moves one source to PMD 1, and then keeps them apart.
-pub fn auto_rebalance_follows_load() -> Result<(), Failed> {
-    let config = "
+/// The EAL, control and PMD settings of a test whose PMDs are on CPUs `cores` (a
+/// list), one of them the main lcore's CPU 0 (a host of two CPUs has no other); the
+/// `[pmd]` table is last, open for more keys.
+fn sharing_the_main_lcore(cores: &str) -> String {
+    format!(
+        "
 [eal]
 hugepages = false
 memory_mb = 256
@@ -609,10 +607,22 @@ memory_mb = 256
 socket = \"@SOCKET@\"
 
 [pmd]
-cores = [1, 0]
+cores = [{cores}]
 share_main_lcore = true
 idle_backoff_us = 200
-auto_rebalance_interval_s = 1
+"
+    )
+}
+
+/// `[pmd] auto_rebalance_interval_s`: two PMDs (one on the main lcore's CPU, this host
+/// has two), two traffic sources on one of them and an idle port on the other. The
+/// sources start administratively down (their frames are dropped unprocessed, so no load
+/// is measured and the start-up assignment is fixed: both on PMD 0); brought up, PMD 0
+/// is busy all the time and PMD 1 idle, so within a few intervals the automatic
+/// rebalance moves one source to PMD 1, and then keeps them apart.
+pub fn auto_rebalance_follows_load() -> Result<(), Failed> {
+    let config = sharing_the_main_lcore("1, 0")
+        + "auto_rebalance_interval_s = 1
 
 [[bridge]]
 name = \"br0\"
@@ -636,7 +646,7 @@ number = 3
 devargs = \"net_null2,size=64\"
 admin = \"down\"
 ";
-    let d = Daemon::start_in(TempDir::new(), config);
+    let d = Daemon::start_in(TempDir::new(), &config);
     let placed = (pmd_polling(&d, "g1:0"), pmd_polling(&d, "x:0"), pmd_polling(&d, "g2:0"));
     if placed != (Some(0), Some(1), Some(0)) {
         return Err(format!("start-up assignment (g1, x, g2): {placed:?}").into());
@@ -681,18 +691,8 @@ fn cpu_list(status: &str) -> Option<Vec<usize>> {
 /// here). A PMD on the main lcore's CPU 0: every other thread must be on the other CPUs
 /// (on a host of one CPU, on that one).
 pub fn threads_other_than_the_pmds_leave_them_their_cpus() -> Result<(), Failed> {
-    let config = "
-[eal]
-hugepages = false
-memory_mb = 256
-
-[control]
-socket = \"@SOCKET@\"
-
-[pmd]
-cores = [0]
-share_main_lcore = true
-idle_backoff_us = 200
+    let config = sharing_the_main_lcore("0")
+        + "
 
 [[bridge]]
 name = \"br0\"
@@ -707,7 +707,7 @@ devargs = \"net_null0,no-rx=1\"
     let ours = cpu_list(&std::fs::read_to_string("/proc/thread-self/status")?).ok_or("no Cpus_allowed_list")?;
     let others: Vec<usize> = ours.iter().copied().filter(|&c| c != 0).collect();
     let expected = if others.is_empty() { ours.clone() } else { others };
-    let d = Daemon::start_in(TempDir::new(), config);
+    let d = Daemon::start_in(TempDir::new(), &config);
     let mut seen = Vec::new();
     for task in std::fs::read_dir(format!("/proc/{}/task", d.pid()))? {
         let task = task?.path();
