@@ -737,9 +737,6 @@ fn handle(dp: &mut Datapath, config: &Config, req: &Request) -> Result<Reply, St
     }
 }
 
-/// The EAL arguments: the config's, minus its `--vdev`s, because the switch probes every
-/// virtual device itself (a failed `--vdev` would not fail `rte_eal_init`, it would just
-/// leave the port missing; probing reports DPDK's refusal for the port that caused it).
 /// The CPUs for every thread but the PMDs: those the daemon was started with (its
 /// service's `CPUAffinity=`, `taskset`, or all), less the PMDs' CPUs, since a PMD polls its
 /// CPU all the time and a thread beside it takes the PMD's cycles; all of them if that
@@ -772,6 +769,9 @@ fn confine_to_control_cpus(pmd_cores: &[usize], started_with: Option<&[usize]>) 
     Some(started_with)
 }
 
+/// The EAL arguments: the config's, minus its `--vdev`s, because the switch probes every
+/// virtual device itself (a failed `--vdev` would not fail `rte_eal_init`, it would just
+/// leave the port missing; probing reports DPDK's refusal for the port that caused it).
 fn eal_args(config: &Config) -> Vec<String> {
     config.eal_args().into_iter().filter(|a| !a.starts_with("--vdev")).collect()
 }
