@@ -215,9 +215,7 @@ impl RuleWriteBack {
         }
         Ok(Written::Whole)
     }
-}
 
-impl RuleWriteBack {
     /// Takes `flows_file`, bridge `bridge`'s flows file written whole by the daemon (in
     /// an earlier run: see [`daemon_flows_file`]; its rules read in `version`), as written
     /// by this write-back, if its rule lines with its journal replayed are `flows` exactly

@@ -91,7 +91,16 @@ pub fn run(path: &Path, check_only: bool, log: LogControl) -> Result<(), DaemonE
     }
 
     // Before any thread starts, so that every thread but the PMDs inherits these CPUs.
-    let cpus = confine_to_control_cpus(&config.pmd.cores, None);
+    let started_with = match ferrovs_dpdk::thread_affinity() {
+        Ok(cpus) => Some(cpus),
+        Err(e) => {
+            tracing::warn!("cannot read the CPUs this process may use: {e}");
+            None
+        }
+    };
+    if let Some(cpus) = &started_with {
+        confine_to_control_cpus(cpus, &config.pmd.cores);
+    }
 
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
@@ -116,9 +125,10 @@ pub fn run(path: &Path, check_only: bool, log: LogControl) -> Result<(), DaemonE
     tracing::info!("EAL up: {} Hz TSC", eal.tsc_hz());
     // The EAL pinned this thread to the main lcore's CPU: the threads started from here on
     // (the slow path, the rule build's and the parser's helpers) would all share it.
-    if confine_to_control_cpus(&config.pmd.cores, cpus.as_deref()).is_some() {
-        let cpus = ferrovs_dpdk::thread_affinity().unwrap_or_default();
-        tracing::info!("threads other than the PMDs run on CPUs {cpus:?}");
+    if let Some(cpus) = &started_with {
+        confine_to_control_cpus(cpus, &config.pmd.cores);
+        let now = ferrovs_dpdk::thread_affinity().unwrap_or_default();
+        tracing::info!("threads other than the PMDs run on CPUs {now:?}");
     }
     let pdump = if config.eal.capture { Some(ferrovs_dpdk::Pdump::init(&eal)?) } else { None };
     if pdump.is_some() {
@@ -748,25 +758,13 @@ fn control_cpus(started_with: &[usize], pmd_cores: &[usize]) -> Vec<usize> {
 }
 
 /// Lets the calling thread, and the threads it starts from now on, run on the
-/// [`control_cpus`] of `started_with` (`None`: the calling thread's CPUs now). Returns
-/// the CPUs it started with, for a later call; a failure is logged, not fatal (the
-/// threads then stay where they are).
-fn confine_to_control_cpus(pmd_cores: &[usize], started_with: Option<&[usize]>) -> Option<Vec<usize>> {
-    let started_with = match started_with {
-        Some(cpus) => cpus.to_vec(),
-        None => match ferrovs_dpdk::thread_affinity() {
-            Ok(cpus) => cpus,
-            Err(e) => {
-                tracing::warn!("cannot read the CPUs this process may use: {e}");
-                return None;
-            }
-        },
-    };
-    let cpus = control_cpus(&started_with, pmd_cores);
+/// [`control_cpus`] of `started_with`. A failure is logged, not fatal (the threads then
+/// stay where they are).
+fn confine_to_control_cpus(started_with: &[usize], pmd_cores: &[usize]) {
+    let cpus = control_cpus(started_with, pmd_cores);
     if let Err(e) = ferrovs_dpdk::set_thread_affinity(&cpus) {
         tracing::warn!("cannot move the threads other than the PMDs to CPUs {cpus:?}: {e}");
     }
-    Some(started_with)
 }
 
 /// The EAL arguments: the config's, minus its `--vdev`s, because the switch probes every

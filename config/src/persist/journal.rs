@@ -220,9 +220,9 @@ pub fn replay<'a>(
     journal: &'a str,
 ) -> Result<Replayed, JournalError> {
     let mut whole = journal.split_inclusive('\n').filter(|l| l.ends_with('\n')).zip(1u32..).peekable();
-    // The stamp line comes first, after comments.
     // Where a line of `journal` ends (an offset into it).
     let end_of = |line: &str| line.as_ptr() as usize - journal.as_ptr() as usize + line.len();
+    // The stamp line comes first, after comments.
     let mut stamp = None;
     let mut whole_bytes = 0;
     for (line, no) in whole.by_ref() {

@@ -128,16 +128,16 @@ impl RuleStats {
         let mut out = Vec::new();
         // Only the rules that may have a timeout: the tick runs once a second, and most
         // rules of a large rule set (a bulk load) have none.
-        for RuleRef(i) in tables.timed_rules() {
-            let (r, c) = (tables.rule(RuleRef(i)), &self.per_rule[i as usize]);
+        for rref in tables.timed_rules() {
+            let (r, c) = (tables.rule(rref), &self.per_rule[rref.0 as usize]);
             let idle =
                 r.idle_timeout != 0 && now.saturating_sub(c.last_used) >= Duration::from_secs(r.idle_timeout as u64);
             let hard =
                 r.hard_timeout != 0 && now.saturating_sub(c.installed_at) >= Duration::from_secs(r.hard_timeout as u64);
             if hard {
-                out.push((RuleRef(i), Expiry::Hard));
+                out.push((rref, Expiry::Hard));
             } else if idle {
-                out.push((RuleRef(i), Expiry::Idle));
+                out.push((rref, Expiry::Idle));
             }
         }
         out
