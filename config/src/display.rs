@@ -10,7 +10,7 @@
 //! the closest form and is documented as lossy.
 
 use crate::field::{MatchSlot, SHORTHANDS};
-use crate::field_value::{Dotted, Mac, write_field_value, write_slot};
+use crate::field_value::{Dotted, Mac, write_decimal, write_field_value, write_slot};
 use crate::flow_parse::MatchSpec;
 use crate::ports::LOCAL_PORT;
 use crate::rules::{Action, Masked, Match, Resubmit, Rule, SetField, Subfield, SubfieldField};
@@ -19,12 +19,18 @@ use std::fmt::{self, Display, Formatter, Write};
 /// A bridge port number as OVS prints it: `LOCAL` for the internal port, else the number.
 pub struct PortName(pub u32);
 
+impl PortName {
+    pub(crate) fn write_to(&self, w: &mut impl Write) -> fmt::Result {
+        match self.0 {
+            LOCAL_PORT => w.write_str("LOCAL"),
+            n => write_decimal(w, n.into()),
+        }
+    }
+}
+
 impl Display for PortName {
     fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
-        match self.0 {
-            LOCAL_PORT => f.write_str("LOCAL"),
-            n => write!(f, "{n}"),
-        }
+        self.write_to(f)
     }
 }
 
@@ -174,77 +180,86 @@ impl Display for SetField {
 
 impl Display for Action {
     fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
-        match *self {
-            Action::Output(LOCAL_PORT) => f.write_str("LOCAL"),
-            Action::Output(p) => write!(f, "output:{p}"),
-            Action::OutputTrunc { port, max_len } => {
-                let port = match port {
-                    crate::rules::OUTPUT_TRUNC_IN_PORT => "IN_PORT".to_string(),
-                    p => PortName(p).to_string(),
-                };
-                write!(f, "output(port={port},max_len={max_len})")
-            }
-            Action::OutputReg(src) => write!(f, "output:{src}"),
-            Action::InPort => f.write_str("IN_PORT"),
-            Action::Flood => f.write_str("FLOOD"),
-            Action::All => f.write_str("ALL"),
-            Action::Normal => f.write_str("NORMAL"),
-            Action::Controller { max_len } => write!(f, "CONTROLLER:{max_len}"),
-            Action::ModVlanVid(v) => write!(f, "mod_vlan_vid:{v}"),
-            Action::ModVlanPcp(p) => write!(f, "mod_vlan_pcp:{p}"),
-            Action::StripVlan => f.write_str("strip_vlan"),
-            Action::PushVlan(tpid) => write!(f, "push_vlan:0x{tpid:04x}"),
-            Action::Set(s) => s.fmt(f),
-            Action::DecTtl => f.write_str("dec_ttl"),
-            Action::Resubmit(Resubmit { in_port, table }) => match (in_port, table) {
-                (Some(p), None) => write!(f, "resubmit:{}", PortName(p)),
-                (None, Some(t)) => write!(f, "resubmit(,{t})"),
-                (Some(p), Some(t)) => write!(f, "resubmit({},{t})", PortName(p)),
-                // Not produced by the parser: "current port, current table".
-                (None, None) => f.write_str("resubmit(in_port,)"),
-            },
-            Action::GotoTable(t) => write!(f, "goto_table:{t}"),
-            Action::Group(g) => write!(f, "group:{g}"),
-            Action::Load { dst, value, set_field: true } => {
-                let name = match dst.field {
-                    SubfieldField::Reg(n) => format!("reg{n}"),
-                    SubfieldField::Xreg(n) => format!("xreg{n}"),
-                    SubfieldField::Xxreg(n) => format!("xxreg{n}"),
-                    SubfieldField::Metadata => "metadata".to_string(),
-                    // A packet field no `SetField` writes (`icmp_type`, `arp_spa`): its
-                    // `ovs-fields` name, the value as its match field prints it (from
-                    // where it sits in the match field's slot: `mpls_tc` is bits 9..11).
-                    SubfieldField::Packet(p) => {
-                        let name = p.def().names[0];
-                        f.write_str("set_field:")?;
-                        match crate::field::field_by_name(name) {
-                            Some(d) => {
-                                let value = p.def().slot_bits(value);
-                                write_field_value(f, d, Masked { value, mask: d.bits })?;
-                            }
-                            None => write!(f, "{value}")?,
-                        }
-                        return write!(f, "->{name}");
-                    }
-                };
-                write!(f, "set_field:{}->{name}", hex(value))
-            }
-            Action::Load { dst, value, set_field: false } => write!(f, "load:{}->{dst}", hex(value)),
-            Action::Move { src, dst } => write!(f, "move:{src}->{dst}"),
-            Action::WriteMetadata { value, mask } if mask == u64::MAX => {
-                write!(f, "write_metadata:{}", hex(value.into()))
-            }
-            Action::WriteMetadata { value, mask } => {
-                write!(f, "write_metadata:{}/{}", hex(value.into()), hex(mask.into()))
-            }
-            Action::Note(ref bytes) => {
-                let hex: Vec<String> = bytes.iter().map(|b| format!("{b:02x}")).collect();
-                write!(f, "note:{}", hex.join("."))
-            }
-            Action::Clone(ref actions) => write!(f, "clone({})", format_actions(actions)),
-            Action::ClearActions => f.write_str("clear_actions"),
-            Action::WriteActions(ref actions) => write!(f, "write_actions({})", format_actions(actions)),
+        write_action(f, self)
+    }
+}
+
+/// [`Action`]'s `Display`, written to any `Write` (the actions of a rule printed for
+/// the write-back are written straight into its text, not through `core::fmt`).
+fn write_action(f: &mut impl Write, action: &Action) -> fmt::Result {
+    match *action {
+        Action::Output(LOCAL_PORT) => f.write_str("LOCAL"),
+        Action::Output(p) => {
+            f.write_str("output:")?;
+            write_decimal(f, p.into())
         }
+        Action::OutputTrunc { port, max_len } => {
+            let port = match port {
+                crate::rules::OUTPUT_TRUNC_IN_PORT => "IN_PORT".to_string(),
+                p => PortName(p).to_string(),
+            };
+            write!(f, "output(port={port},max_len={max_len})")
+        }
+        Action::OutputReg(src) => write!(f, "output:{src}"),
+        Action::InPort => f.write_str("IN_PORT"),
+        Action::Flood => f.write_str("FLOOD"),
+        Action::All => f.write_str("ALL"),
+        Action::Normal => f.write_str("NORMAL"),
+        Action::Controller { max_len } => write!(f, "CONTROLLER:{max_len}"),
+        Action::ModVlanVid(v) => write!(f, "mod_vlan_vid:{v}"),
+        Action::ModVlanPcp(p) => write!(f, "mod_vlan_pcp:{p}"),
+        Action::StripVlan => f.write_str("strip_vlan"),
+        Action::PushVlan(tpid) => write!(f, "push_vlan:0x{tpid:04x}"),
+        Action::Set(s) => write!(f, "{s}"),
+        Action::DecTtl => f.write_str("dec_ttl"),
+        Action::Resubmit(Resubmit { in_port, table }) => match (in_port, table) {
+            (Some(p), None) => write!(f, "resubmit:{}", PortName(p)),
+            (None, Some(t)) => write!(f, "resubmit(,{t})"),
+            (Some(p), Some(t)) => write!(f, "resubmit({},{t})", PortName(p)),
+            // Not produced by the parser: "current port, current table".
+            (None, None) => f.write_str("resubmit(in_port,)"),
+        },
+        Action::GotoTable(t) => write!(f, "goto_table:{t}"),
+        Action::Group(g) => write!(f, "group:{g}"),
+        Action::Load { dst, value, set_field: true } => {
+            let name = match dst.field {
+                SubfieldField::Reg(n) => format!("reg{n}"),
+                SubfieldField::Xreg(n) => format!("xreg{n}"),
+                SubfieldField::Xxreg(n) => format!("xxreg{n}"),
+                SubfieldField::Metadata => "metadata".to_string(),
+                // A packet field no `SetField` writes (`icmp_type`, `arp_spa`): its
+                // `ovs-fields` name, the value as its match field prints it (from
+                // where it sits in the match field's slot: `mpls_tc` is bits 9..11).
+                SubfieldField::Packet(p) => {
+                    let name = p.def().names[0];
+                    f.write_str("set_field:")?;
+                    match crate::field::field_by_name(name) {
+                        Some(d) => {
+                            let value = p.def().slot_bits(value);
+                            write_field_value(f, d, Masked { value, mask: d.bits })?;
+                        }
+                        None => write!(f, "{value}")?,
+                    }
+                    return write!(f, "->{name}");
+                }
+            };
+            write!(f, "set_field:{}->{name}", hex(value))
+        }
+        Action::Load { dst, value, set_field: false } => write!(f, "load:{}->{dst}", hex(value)),
+        Action::Move { src, dst } => write!(f, "move:{src}->{dst}"),
+        Action::WriteMetadata { value, mask } if mask == u64::MAX => {
+            write!(f, "write_metadata:{}", hex(value.into()))
+        }
+        Action::WriteMetadata { value, mask } => {
+            write!(f, "write_metadata:{}/{}", hex(value.into()), hex(mask.into()))
+        }
+        Action::Note(ref bytes) => {
+            let hex: Vec<String> = bytes.iter().map(|b| format!("{b:02x}")).collect();
+            write!(f, "note:{}", hex.join("."))
+        }
+        Action::Clone(ref actions) => write!(f, "clone({})", format_actions(actions)),
+        Action::ClearActions => f.write_str("clear_actions"),
+        Action::WriteActions(ref actions) => write!(f, "write_actions({})", format_actions(actions)),
     }
 }
 
@@ -281,7 +296,7 @@ fn write_actions(w: &mut impl Write, actions: &[Action]) -> fmt::Result {
     }
     let mut list = Pieces::new(w, ",");
     for a in actions {
-        write!(list.next()?, "{a}")?;
+        write_action(list.next()?, a)?;
     }
     Ok(())
 }
@@ -323,7 +338,9 @@ impl Display for Rule {
         parts.next_sep = Some(parts.sep);
         parts.sep = ",";
         if self.priority != Rule::DEFAULT_PRIORITY {
-            parts.piece(format_args!("priority={}", self.priority))?;
+            let w = parts.next()?;
+            w.write_str("priority=")?;
+            write_decimal(w, self.priority.into())?;
         }
         match_fields(&self.matches, &mut parts)?;
         if parts.any {

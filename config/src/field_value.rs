@@ -126,10 +126,8 @@ pub(crate) fn write_field_value(w: &mut impl Write, f: &FieldDef, m: Masked<u128
             write_mac(w, mask)
         }
         ValueKind::Ethernet => write_mac(w, value),
-        ValueKind::Ipv4 => {
-            prefix_or_mask(w, Dotted(Ipv4Addr::from(value as u32)), Dotted(Ipv4Addr::from(mask as u32)), mask, 32)
-        }
-        ValueKind::Ipv6 => prefix_or_mask(w, Ipv6Addr::from(value), Ipv6Addr::from(mask), mask, 128),
+        ValueKind::Ipv4 => prefix_or_mask(w, value, mask, 32, |w, a| Dotted(Ipv4Addr::from(a as u32)).write_to(w)),
+        ValueKind::Ipv6 => prefix_or_mask(w, value, mask, 128, |w, a| write!(w, "{}", Ipv6Addr::from(a))),
         // As many digits as the largest value has (`dl_type` 4, `ipv6_label` 5), as OVS.
         ValueKind::Hex { max } if masked => {
             let w_ = hex_digits(max);
@@ -137,20 +135,20 @@ pub(crate) fn write_field_value(w: &mut impl Write, f: &FieldDef, m: Masked<u128
         }
         ValueKind::Hex { max } => write!(w, "0x{value:0w_$x}", w_ = hex_digits(max)),
         ValueKind::Decimal { .. } | ValueKind::PortNumber if masked => write!(w, "0x{value:x}/0x{mask:x}"),
-        ValueKind::PortNumber => write!(w, "{}", crate::display::PortName(crate::ports::port_from_16(value as u32))),
+        ValueKind::PortNumber => crate::display::PortName(crate::ports::port_from_16(value as u32)).write_to(w),
         ValueKind::Frag => frag(w, value, mask),
         ValueKind::TcpFlags => tcp_flags(w, value as u16, mask as u16),
-        ValueKind::Dscp => write!(w, "{}", value >> 2),
+        ValueKind::Dscp => write_decimal(w, (value >> 2) as u64),
         // (A u128 formats through 128-bit divisions; the values of these fields fit 64 bits
         // but for `xxreg`s.)
         ValueKind::Decimal { .. } | ValueKind::Tos => match u64::try_from(value) {
-            Ok(v) => write!(w, "{v}"),
+            Ok(v) => write_decimal(w, v),
             Err(_) => write!(w, "{value}"),
         },
         // Printed as part of the TCI by the caller.
-        ValueKind::VlanVid => write!(w, "{}", value & 0x0fff),
-        ValueKind::VlanPcp => write!(w, "{}", value >> 13),
-        ValueKind::Bits { .. } => write!(w, "{}", value >> f.bits.trailing_zeros()),
+        ValueKind::VlanVid => write_decimal(w, (value & 0x0fff) as u64),
+        ValueKind::VlanPcp => write_decimal(w, (value >> 13) as u64),
+        ValueKind::Bits { .. } => write_decimal(w, (value >> f.bits.trailing_zeros()) as u64),
     }
 }
 
@@ -160,7 +158,29 @@ fn hex_digits(max: u64) -> usize {
 
 fn write_mac(w: &mut impl Write, v: u128) -> fmt::Result {
     let b = (v as u64).to_be_bytes();
-    write!(w, "{}", Mac([b[2], b[3], b[4], b[5], b[6], b[7]]))
+    Mac([b[2], b[3], b[4], b[5], b[6], b[7]]).write_to(w)
+}
+
+/// `v` in decimal, written from a stack buffer: through `core::fmt` (its arguments, its
+/// padding) a number cost several times its digits, for each number of every rule
+/// printed for the write-back.
+pub(crate) fn write_decimal(w: &mut impl Write, mut v: u64) -> fmt::Result {
+    let mut buf = [0u8; 20];
+    let mut at = buf.len();
+    loop {
+        at -= 1;
+        buf[at] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    write_ascii(w, &buf[at..])
+}
+
+/// Bytes known to be ASCII (digits, separators), as a string.
+fn write_ascii(w: &mut impl Write, ascii: &[u8]) -> fmt::Result {
+    w.write_str(std::str::from_utf8(ascii).map_err(|_| fmt::Error)?)
 }
 
 /// An Ethernet address as `xx:xx:xx:xx:xx:xx` (matches and `mod_dl_src`/`mod_dl_dst`),
@@ -169,15 +189,21 @@ fn write_mac(w: &mut impl Write, v: u128) -> fmt::Result {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Mac(pub [u8; 6]);
 
-impl fmt::Display for Mac {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl Mac {
+    pub(crate) fn write_to(self, w: &mut impl Write) -> fmt::Result {
         const HEX: &[u8; 16] = b"0123456789abcdef";
         let mut buf = [b':'; 17];
         for (i, &x) in self.0.iter().enumerate() {
             buf[3 * i] = HEX[usize::from(x >> 4)];
             buf[3 * i + 1] = HEX[usize::from(x & 15)];
         }
-        f.write_str(std::str::from_utf8(&buf).map_err(|_| fmt::Error)?)
+        write_ascii(w, &buf)
+    }
+}
+
+impl fmt::Display for Mac {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.write_to(f)
     }
 }
 
@@ -188,8 +214,8 @@ impl fmt::Display for Mac {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Dotted(pub Ipv4Addr);
 
-impl fmt::Display for Dotted {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl Dotted {
+    pub(crate) fn write_to(self, w: &mut impl Write) -> fmt::Result {
         let mut buf = [0u8; 15];
         let mut n = 0;
         for (i, &o) in self.0.octets().iter().enumerate() {
@@ -208,19 +234,36 @@ impl fmt::Display for Dotted {
             buf[n] = b'0' + o % 10;
             n += 1;
         }
-        f.write_str(std::str::from_utf8(&buf[..n]).map_err(|_| fmt::Error)?)
+        write_ascii(w, &buf[..n])
     }
 }
 
-fn prefix_or_mask<A: fmt::Display>(w: &mut impl Write, value: A, mask_addr: A, mask: u128, width: u32) -> fmt::Result {
+impl fmt::Display for Dotted {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.write_to(f)
+    }
+}
+
+/// An address `value` of `width` bits (written by `put`), with its mask as `/LEN` if a
+/// prefix, else as an address, if not all ones.
+fn prefix_or_mask<W: Write>(
+    w: &mut W,
+    value: u128,
+    mask: u128,
+    width: u32,
+    put: impl Fn(&mut W, u128) -> fmt::Result,
+) -> fmt::Result {
     let all = if width == 128 { u128::MAX } else { (1u128 << width) - 1 };
     let leading = (mask << (128 - width)).leading_ones();
+    put(w, value)?;
     if mask == all {
-        write!(w, "{value}")
+        Ok(())
     } else if leading + mask.trailing_zeros().min(width) == width {
-        write!(w, "{value}/{leading}")
+        w.write_char('/')?;
+        write_decimal(w, leading.into())
     } else {
-        write!(w, "{value}/{mask_addr}")
+        w.write_char('/')?;
+        put(w, mask)
     }
 }
 
@@ -290,6 +333,22 @@ pub(crate) fn write_slot<W: Write>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `write_decimal` prints what `core::fmt` prints, at every number of digits.
+    #[test]
+    fn decimal_prints_as_core_fmt_does() {
+        let mut values = vec![0, u64::MAX, u64::from(u16::MAX), u64::from(u32::MAX)];
+        let mut p = 1u64;
+        while let Some(next) = p.checked_mul(10) {
+            values.extend([p - 1, p, p + 1, next / 2]);
+            p = next;
+        }
+        for v in values {
+            let mut got = String::new();
+            write_decimal(&mut got, v).unwrap();
+            assert_eq!(got, v.to_string());
+        }
+    }
 
     /// The stack-buffer writers print what `core::fmt` prints: every octet value in every
     /// position of an address, and MACs of every byte value.
