@@ -252,8 +252,14 @@ pub fn run(path: &Path, check_only: bool, log: LogControl) -> Result<(), DaemonE
         }
         if let Some(Pending { request, peer_uid, reply, .. }) = got {
             {
+                // An add-flows request's lines, counted once for both log lines (a million
+                // of them take a few tens of milliseconds to count).
+                let lines = match &request {
+                    Request::AddFlows { flows, .. } => line_count(flows),
+                    _ => 0,
+                };
                 if request.is_mutating() {
-                    tracing::info!(target: "ferrovs_daemon::control", uid = ?peer_uid, "change: {}", describe(&request));
+                    tracing::info!(target: "ferrovs_daemon::control", uid = ?peer_uid, "change: {}", describe_counted(&request, lines));
                 }
                 let is_stop = request == Request::Stop;
                 let resp = if request == Request::Reload {
@@ -278,11 +284,10 @@ pub fn run(path: &Path, check_only: bool, log: LogControl) -> Result<(), DaemonE
                     let applied = started.elapsed();
                     let r = r.and_then(|reply| persist(&mut dp, path, &mut write_back, &request).map(|()| reply));
                     let written = started.elapsed() - applied;
-                    if let Request::AddFlows { bridge, flows, .. } = &request {
+                    if let Request::AddFlows { bridge, .. } = &request {
                         tracing::info!(
                             target: "ferrovs_daemon::control",
-                            "add-flows {bridge}: {} line(s) parsed and applied in {} ms, written back in {} ms",
-                            line_count(flows),
+                            "add-flows {bridge}: {lines} line(s) parsed and applied in {} ms, written back in {} ms",
                             applied.as_millis(),
                             written.as_millis()
                         );
@@ -433,10 +438,17 @@ fn line_count(flows: &[String]) -> usize {
 }
 
 fn describe(request: &Request) -> String {
+    let lines = match request {
+        Request::AddFlows { flows, .. } => line_count(flows),
+        _ => 0,
+    };
+    describe_counted(request, lines)
+}
+
+/// [`describe`] of a request whose lines are counted already (`lines`: of an `add-flows`).
+fn describe_counted(request: &Request, lines: usize) -> String {
     match request {
-        Request::AddFlows { bridge, flows, .. } => {
-            format!("AddFlows {{ bridge: {bridge:?}, {} line(s) }}", line_count(flows))
-        }
+        Request::AddFlows { bridge, .. } => format!("AddFlows {{ bridge: {bridge:?}, {lines} line(s) }}"),
         other => format!("{other:?}"),
     }
 }

@@ -910,9 +910,14 @@ const PRINTED_VERSION_WORDS: [&str; 4] = ["vlan", "set_field", "write_metadata",
 /// surely not). Only actions depend on the version, so only the action list (from the
 /// first `actions=`: a match has no such word) is searched for the words: every rule of
 /// a bridge goes through here when its rules are written back, and four searches of
-/// whole lines cost a tenth of a second at a million rules.
+/// whole lines cost a tenth of a second at a million rules. The rule model prints no
+/// space inside an action list, so the list is most often what follows the last space,
+/// found without setting up a substring search for every rule (that was as much again).
 pub(crate) fn may_depend_on_version(text: &str) -> bool {
-    let actions = text.find("actions=").map_or(text, |at| &text[at..]);
+    let actions = match text.rfind(' ') {
+        Some(at) if text[at + 1..].starts_with("actions=") => &text[at + 1..],
+        _ => text.find("actions=").map_or(text, |at| &text[at..]),
+    };
     actions.contains('_') && PRINTED_VERSION_WORDS.iter().any(|w| actions.contains(w))
 }
 
