@@ -277,17 +277,13 @@ fn rules_from_file(ff: &Spanned<String>, key: &str, ctx: &Ctx<'_>) -> Result<Vec
         .map_err(|e| ctx.err(ff.span().start, key, format!("cannot read flows file `{}`: {e}", path.display())))?;
     let mut lines = journal::rule_lines(&text);
     let journal_path = journal::journal_path(&path);
-    let journal_text = match std::fs::read_to_string(&journal_path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-        Err(e) => {
-            return Err(ctx.err(
-                ff.span().start,
-                key,
-                format!("cannot read the journal of the flows file `{}`: {e}", journal_path.display()),
-            ));
-        }
-    };
+    let journal_text = journal::read(&journal_path).map_err(|e| {
+        ctx.err(
+            ff.span().start,
+            key,
+            format!("cannot read the journal of the flows file `{}`: {e}", journal_path.display()),
+        )
+    })?;
     if !journal_text.is_empty() {
         journal::replay(&mut lines, journal::FlowsStamp::of(&text), &journal_text).map_err(|e| ConfigError {
             file: journal_path.clone(),

@@ -243,11 +243,7 @@ impl RuleWriteBack {
         let Some(stamp) = journal::FlowsStamp::of(&text) else { return Ok(false) };
         let mut lines = journal::rule_lines(&text);
         let jpath = journal::journal_path(flows_file);
-        let journal_text = match std::fs::read_to_string(&jpath) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-            Err(e) => return Err(io(&jpath)(e)),
-        };
+        let journal_text = journal::read(&jpath).map_err(io(&jpath))?;
         // The whole part of a journal of this generation; a journal of another one (or an
         // empty file) is replaced by the first append.
         let whole_bytes = match journal::replay(&mut lines, Some(stamp), &journal_text) {

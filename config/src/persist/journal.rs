@@ -84,6 +84,14 @@ pub fn journal_path(flows_file: &Path) -> PathBuf {
     flows_file.with_file_name(name)
 }
 
+/// The text of the journal at `path` (see [`journal_path`]); empty if there is none.
+pub fn read(path: &Path) -> std::io::Result<String> {
+    match std::fs::read_to_string(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(String::new()),
+        r => r,
+    }
+}
+
 /// The first line of a flows file written whole, naming its generation.
 pub(crate) fn flows_header(bridge: &str, generation: u64) -> String {
     format!("# Rules of bridge {bridge}, written back by ferrovsd after a runtime change (generation {generation}).")
