@@ -43,7 +43,10 @@
 //! a *slow-path* megaflow (mask: what was read so far plus the ICMPv6 type and code; one
 //! action, [`DpAction::Controller`] with [`REASON_SLOW_PATH`] and the whole frame), and
 //! the slow path translates each such packet again with its ND fields
-//! (`extract::nd_fields`), deciding that table by a linear scan. Any other packet is
+//! (`extract::nd_fields`), deciding that table by a linear scan. (An NS or NA in the key
+//! of that lookup: an action before it may have written the ICMPv6 type, so such a
+//! megaflow may cover packets received as other ICMPv6 messages, which the slow path
+//! decides with no ND fields, as OVS decides by its current flow.) Any other packet is
 //! looked up as usual: the ND rules' key part (`icmp6`, type 135 or 136) fails for it
 //! with a witness like any failed rule, so its megaflow is what it would be if those
 //! rules had no ND fields.
