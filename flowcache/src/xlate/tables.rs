@@ -1160,7 +1160,7 @@ fn compile_on_threads(kept: &[Rule], source_index: &[usize], threads: usize) -> 
     // stable sort of compiled rules took a quarter of the build; compiling in lookup
     // order, after a sort of packed keys, read a large set's rules in a jump from one
     // to the next: a rule is hundreds of bytes and the rules of one priority are spread
-    // over the whole list, so each was a cache and TLB miss, 0.4 s of a million-rule
+    // over the whole list, so each was a cache and TLB miss, 0.3-0.4 s of a million-rule
     // build.)
     let key = |r: &Rule| u32::from(r.table) << 16 | u32::from(u16::MAX - r.priority);
     let mut buckets: HashMap<u32, u32, IdentityBuildHasher> = HashMap::default();
