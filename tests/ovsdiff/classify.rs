@@ -20,6 +20,8 @@ type Outputs = Vec<(u32, Vec<u8>)>;
 pub struct Difference<'a> {
     pub rules: &'a [String],
     pub frame: &'a [u8],
+    /// The frames the case sent before this one (on the same port), in order.
+    pub earlier: &'a [Vec<u8>],
     /// (port, frame) as OVS sent them.
     pub ovs: Outputs,
     /// (port, frame) as ferrovs sent them.
@@ -37,6 +39,10 @@ pub enum Class {
     Open(&'static str),
     Unclassified,
 }
+
+/// Actions that write IPv4 header fields.
+const IPV4_WRITES: &[&str] =
+    &["mod_nw_", "dec_ttl", "->ip_", "->nw_", "->NXM_OF_IP_", "->NXM_NX_IP_", "->OXM_OF_IP_", "->OXM_OF_IPV4_"];
 
 fn actions_have(rules: &[String], words: &[&str]) -> bool {
     rules.iter().any(|r| {
@@ -234,7 +240,8 @@ pub fn classify(d: &Difference) -> Class {
             })
             .collect();
         if ovs != d.ovs {
-            let rest = Difference { rules: d.rules, frame: d.frame, ovs, ferrovs: d.ferrovs.clone() };
+            let rest =
+                Difference { rules: d.rules, frame: d.frame, earlier: d.earlier, ovs, ferrovs: d.ferrovs.clone() };
             return if rest.ovs == rest.ferrovs {
                 Class::Known("ipv4-later-fragment-payload-untouched")
             } else {
@@ -250,13 +257,28 @@ fn classify_rest(d: &Difference, input: &View) -> Class {
     // Known intended: IPv4 with protocol 0 is rewritten like any IPv4 packet (OVS skips
     // mod_nw_*/dec_ttl when the protocol field is 0). ferrovs's side: header checksum right.
     if input.ipv4_proto() == Some(0)
-        && actions_have(
-            d.rules,
-            &["mod_nw_", "dec_ttl", "->ip_", "->nw_", "->NXM_OF_IP_", "->NXM_NX_IP_", "->OXM_OF_IP_", "->OXM_OF_IPV4_"],
-        )
+        && actions_have(d.rules, IPV4_WRITES)
         && d.ferrovs.iter().all(|(_, f)| View::parse(f).ipv4_header_checksum_ok())
     {
         return Class::Known("ipv4-protocol-0-rewritten");
+    }
+    // Known intended: OVS 3.1 keeps what it did for an IPv4 frame of protocol 0 (none of
+    // those writes) in a megaflow that does not hold the protocol, so a later IPv4 frame of
+    // another protocol that the megaflow covers is not rewritten either. ferrovs's side:
+    // header checksum right; OVS's: the same frames to the same ports, differing from
+    // ferrovs's only in the IPv4 header, which is as received; and an earlier frame of
+    // the case was IPv4 of protocol 0.
+    if input.ipv4_proto().is_some_and(|p| p != 0)
+        && d.earlier.iter().any(|f| View::parse(f).ipv4_proto() == Some(0))
+        && actions_have(d.rules, IPV4_WRITES)
+        && d.ferrovs.iter().all(|(_, f)| View::parse(f).ipv4_header_checksum_ok())
+        && d.differs_only(|v, i| {
+            let l3 = v.bytes.len() - v.l3_bytes().len();
+            i >= l3 && i < l3 + 20
+        })
+        && d.ovs.iter().all(|(_, o)| View::parse(o).l3_bytes().get(..20) == input.l3_bytes().get(..20))
+    {
+        return Class::Known("ovs-megaflow-of-ipv4-protocol-0");
     }
     // Known intended: an IPv6 address rewrite of an atomic fragment, or of a packet with
     // a routing header, keeps the L4 checksum right (OVS leaves it stale). ferrovs's side:

@@ -148,6 +148,39 @@ pub fn ipv4_protocol_0_rewritten() -> Result<(), Failed> {
     Ok(())
 }
 
+/// After an IPv4 packet of protocol 0 (which OVS 3.1 does not rewrite, see above), a UDP
+/// packet its megaflow covers: OVS forwards it unchanged, as it forwarded the first (its
+/// megaflow does not hold the protocol), where alone it rewrites it; ferrovs rewrites it
+/// either way. (Frames and rule from a differential seed: a priority tag on both, the
+/// rule's `in_port` load as it was.)
+pub fn ovs_megaflow_of_ipv4_protocol_0() -> Result<(), Failed> {
+    ferrovs_e2e::ovs::installed()?;
+    let unhex = |s: &str| -> Result<Vec<u8>, std::num::ParseIntError> {
+        (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16)).collect()
+    };
+    let proto0: Vec<u8> =
+        unhex("0a00000000040200000000028100a00008004503001a3a6e4000ff0075c7c0a801010a0000024f29cdbae9f5")?;
+    let udp: Vec<u8> =
+        unhex("0200000000030200000000028100e00008004500001cc11340000011a1f20a0001c80a0102031f9000000008c882")?;
+    let rule = "ip,actions=load:10->OXM_OF_IP_DSCP[],load:4294901760->OXM_OF_IN_PORT[],output:3";
+    // The UDP packet with DSCP 10 and its header checksum patched.
+    let mut rewritten = udp.clone();
+    rewritten[19] = 0x28;
+    rewritten[28..30].copy_from_slice(&[0xa1, 0xca]);
+    let (alone_ovs, alone_fer) = through_both_frames(rule, std::slice::from_ref(&udp))?;
+    if alone_ovs[2] != [rewritten.clone()] || alone_fer[2] != [rewritten.clone()] {
+        return Err(format!("alone, not rewritten by both: OVS {alone_ovs:?}, ferrovs {alone_fer:?}").into());
+    }
+    let (ovs, fer) = through_both_frames(rule, &[proto0, udp.clone()])?;
+    if ovs[2].last() != Some(&udp) {
+        return Err(format!("OVS's side is not what this case is about: {ovs:?}").into());
+    }
+    if fer[2].last() != Some(&rewritten) {
+        return Err(format!("ferrovs did not rewrite the UDP packet after the protocol-0 one: {fer:?}").into());
+    }
+    Ok(())
+}
+
 /// An IPv4 header that fails the sanity checks (total length beyond the frame, or the
 /// frame cut inside the header): the key shows no IP field, the rule `ip,nw_tos=0`
 /// matches, and ferrovs leaves the bytes as received. OVS 3.1 rewrites such a packet or

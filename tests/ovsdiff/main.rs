@@ -168,7 +168,13 @@ fn run_case(
     }
     for m in mismatches {
         let frame = &frames[m.frame_index];
-        let d = Difference { rules: &rules, frame: &frame.bytes, ovs: m.ovs, ferrovs: m.ferrovs };
+        let d = Difference {
+            rules: &rules,
+            frame: &frame.bytes,
+            earlier: &inputs[..m.frame_index],
+            ovs: m.ovs,
+            ferrovs: m.ferrovs,
+        };
         let class = classify(&d);
         report.difference(class, seed, set.in_port, &frame.desc, &d);
     }
@@ -253,6 +259,7 @@ fn main() {
         Trial::test("known_ipv4_later_fragment_payload_untouched", known::ipv4_later_fragment_payload_untouched),
         Trial::test("known_first_fragment_ports_read_as_zero", known::first_fragment_ports_read_as_zero),
         Trial::test("known_ipv4_protocol_0_rewritten", known::ipv4_protocol_0_rewritten),
+        Trial::test("known_ovs_megaflow_of_ipv4_protocol_0", known::ovs_megaflow_of_ipv4_protocol_0),
         Trial::test("known_ovs_arp_opcode_0_and_255", known::ovs_arp_opcode_0_and_255),
         Trial::test("known_nd_partial_write_after_a_repeated_option", known::nd_partial_write_after_a_repeated_option),
         Trial::test(
