@@ -254,10 +254,7 @@ pub fn run(path: &Path, check_only: bool, log: LogControl) -> Result<(), DaemonE
             {
                 // An add-flows request's lines, counted once for both log lines (a million
                 // of them take a few tens of milliseconds to count).
-                let lines = match &request {
-                    Request::AddFlows { flows, .. } => line_count(flows),
-                    _ => 0,
-                };
+                let lines = add_flows_lines(&request);
                 if request.is_mutating() {
                     tracing::info!(target: "ferrovs_daemon::control", uid = ?peer_uid, "change: {}", describe_counted(&request, lines));
                 }
@@ -437,12 +434,16 @@ fn line_count(flows: &[String]) -> usize {
         .sum()
 }
 
-fn describe(request: &Request) -> String {
-    let lines = match request {
+/// The lines of `request` if an `add-flows` (see [`line_count`]), else 0.
+fn add_flows_lines(request: &Request) -> usize {
+    match request {
         Request::AddFlows { flows, .. } => line_count(flows),
         _ => 0,
-    };
-    describe_counted(request, lines)
+    }
+}
+
+fn describe(request: &Request) -> String {
+    describe_counted(request, add_flows_lines(request))
 }
 
 /// [`describe`] of a request whose lines are counted already (`lines`: of an `add-flows`).
