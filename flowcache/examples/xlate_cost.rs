@@ -18,6 +18,9 @@
 //! - `--compare-scan K`: also translate the first K packets with the linear scan (sizes
 //!   up to 100,000) and count the masks with more / fewer bits than the scan's (the
 //!   classifier must decide the same; its masks may differ, see XLATE.md);
+//! - `--digest`: one untimed pass per size that prints a digest of every translation's
+//!   mask, actions and rules (a change meant to make the index faster, not to choose other
+//!   witnesses, leaves the digests as they were);
 //! - `--count-only`: one untimed pass per size inside `measured_pass`, for
 //!   `valgrind --tool=callgrind --toggle-collect='*measured_pass*'` (instructions per
 //!   translation = callgrind's total / the translations printed).
@@ -47,6 +50,7 @@ struct Options {
     packets: usize,
     bench_shape: bool,
     count_only: bool,
+    digest: bool,
     compare_scan: usize,
 }
 
@@ -57,6 +61,7 @@ fn options() -> Options {
         packets: 20_000,
         bench_shape: true,
         count_only: false,
+        digest: false,
         compare_scan: 0,
     };
     let mut args = std::env::args().skip(1);
@@ -74,6 +79,7 @@ fn options() -> Options {
                 }
             }
             "--count-only" => o.count_only = true,
+            "--digest" => o.digest = true,
             "--compare-scan" => o.compare_scan = value().parse().expect("a packet count"),
             _ => panic!("unknown option {a} (see the example's documentation)"),
         }
@@ -129,6 +135,10 @@ fn main() {
         let tables = RuleTables::new(rules, vec![1, 2, 3, 4]).expect("valid rules");
         let build_ms = start.elapsed().as_secs_f64() * 1e3;
         std::hint::black_box(warm_up(&tables, &macs, &warm));
+        if o.digest {
+            println!("| {n} | digest {:016x} of {} translations |", digest(&tables, &macs, &keys), keys.len());
+            continue;
+        }
         if o.count_only || o.reps == 0 {
             measured_pass(&tables, &macs, &keys);
             let mb = tables.index_heap_bytes() as f64 / 1e6;
@@ -184,6 +194,24 @@ struct Size {
     warm: Vec<FlowKey>,
     build_ms: f64,
     us: Vec<f64>,
+}
+
+/// A digest (FNV-1a) of every translation's mask, actions and matched rules.
+fn digest(tables: &RuleTables, macs: &MacTable, keys: &[FlowKey]) -> u64 {
+    let mut h = 0xcbf2_9ce4_8422_2325_u64;
+    let mut eat = |bytes: &[u8]| {
+        for &b in bytes {
+            h = (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
+        }
+    };
+    for k in keys {
+        let t = translate(tables, macs, k, Duration::ZERO);
+        for w in t.mask.w {
+            eat(&w.to_le_bytes());
+        }
+        eat(format!("{:?}{:?}", t.actions, t.rules).as_bytes());
+    }
+    h
 }
 
 /// Translates the first `k` packets with the linear scan too: the decisions must be the
