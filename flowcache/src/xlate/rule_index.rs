@@ -25,7 +25,9 @@
 //! first). A tree node holds the sorted distinct values that the rules below it have in
 //! the node's stage, each beside its child and the *first rule* (lowest position) below
 //! it; a node whose rules all share one value path collapses into a leaf that names the
-//! first of them (the remaining fields are compared with the rule itself).
+//! first of them (the remaining fields are compared with the rule itself, or, when only
+//! the last stage remains and its values fit in 31 bits, with the rule's value there,
+//! which the leaf's entry holds: a port, an IPv4 prefix of at most 31 bits).
 //! Looking a key up walks one path: at a node, the key's value either is present (go on)
 //! or not (no rule of the group matches; stop). Every rule the walk leaves behind at a
 //! node differs from the key in that node's field, and that field is the rule's witness:
@@ -263,6 +265,10 @@ struct Tree {
     /// The entry of the root: a node, or a leaf for a group with a single rule or no
     /// matched field.
     root: u32,
+    /// The tree has at least two stages and the last one's values, shifted down by
+    /// [`Stage::low_zeros`], fit in 31 bits: the leaves of nodes at the stage before the
+    /// last are inline (see [`Entry`]).
+    inline_leaves: bool,
 }
 
 /// One level of a tree: up to 64 bits of one field. A field of at most 64 bits is one
@@ -308,6 +314,12 @@ impl Stage {
         }
     }
 
+    /// The stage's value bits below its mask's lowest one, always zero.
+    #[inline]
+    fn low_zeros(&self) -> u32 {
+        self.bits.trailing_zeros()
+    }
+
     /// The witness of a value that differs from the key's in the stage's bits `diff`
     /// (stage coordinates, not zero): for a prefix field the prefix down to the highest
     /// differing bit, else the stage's whole mask (field coordinates).
@@ -334,10 +346,18 @@ impl Stage {
 /// lookup skips the values whose rules all come after the best match it has (they can
 /// neither win nor need a witness). Together, so that the cache line read to find the
 /// key's value also holds its child and its neighbours' first rules.
+///
+/// A leaf's first rule is the leaf's own, so `next` names it only once, in `min`, when
+/// the leaf is *inline*: in a tree with [`Tree::inline_leaves`], a leaf of a node at the
+/// stage before the last (one rule, the last stage left to compare) holds in `next`,
+/// beside `LEAF`, that rule's value at the last stage, so that a walk ending there
+/// compares it with the key without reading the rule (at 10^6 rules a rule read is a
+/// cache miss of its own, and groups of two address/port fields end most walks so).
 #[derive(Debug, Clone, Copy)]
 struct Entry {
     value: u64,
-    /// Child node (the index of its header in `entries`), or `LEAF | position` of the first rule with that value path.
+    /// Child node (the index of its header in `entries`), or `LEAF | position` of the
+    /// first rule with that value path, or for an inline leaf `LEAF | value` (see above).
     next: u32,
     /// The lowest position of the rules below.
     min: u32,
@@ -954,7 +974,9 @@ struct BuildScratch {
 
 impl Tree {
     fn new(stages: Vec<Stage>, members: &[u32], rules: &[CompiledRule]) -> Tree {
-        let mut t = Tree { stages, entries: Vec::new(), dirs: Vec::new(), root: 0 };
+        let inline_leaves =
+            stages.len() >= 2 && stages.last().is_some_and(|st| st.bits >> st.low_zeros() < u64::from(LEAF));
+        let mut t = Tree { stages, entries: Vec::new(), dirs: Vec::new(), root: 0, inline_leaves };
         let mut work = members.to_vec();
         t.root = t.build(&mut work, 0, rules, &mut BuildScratch::default()).0;
         t
@@ -1006,9 +1028,15 @@ impl Tree {
         self.entries.extend(n.header());
         let start = self.entries.len();
         self.entries.extend_from_slice(&scratch.values);
+        // A leaf with the last stage left to compare is inline (see `Entry`).
+        let last = (self.inline_leaves && stage + 2 == self.stages.len()).then(|| self.stages[stage + 1]);
         for k in 0..scratch.runs.len() - runs_start {
             let (_, i, j) = scratch.runs[runs_start + k];
             let (next, min) = self.build(&mut set[i..j], stage + 1, rules, scratch);
+            let next = match last {
+                Some(st) if next & LEAF != 0 => LEAF | (st.get(&rules[min as usize].value) >> st.low_zeros()) as u32,
+                _ => next,
+            };
             let e = &mut self.entries[start + k];
             (e.next, e.min) = (next, min);
         }
@@ -1034,14 +1062,30 @@ impl Tree {
     fn probe(&self, rules: &[CompiledRule], key: &FlowKey, thr: u32, bits: &mut Mask, dead: bool) -> Probe {
         let mut entry = self.root;
         let mut stage = 0;
+        // The `min` of the entry that led to `entry`: an inline leaf's rule.
+        let mut min = 0;
         loop {
             if entry & LEAF != 0 {
-                let pos = entry & !LEAF;
+                // Only an entry of a node leads to an inline leaf, never the root: the
+                // leaf's stage, the last, is not the first.
+                let inline = self.inline_leaves && stage + 1 == self.stages.len();
+                let pos = if inline { min } else { entry & !LEAF };
                 if pos >= thr {
                     return Probe::Miss(None);
                 }
                 if dead && rules[pos as usize].dead {
                     return Probe::Dead(pos, stage);
+                }
+                if inline {
+                    // What `leaf_witness` finds for the one stage left, from the entry's
+                    // value instead of the rule's (see `Entry`).
+                    let st = &self.stages[stage];
+                    let diff = st.get(key) ^ (u64::from(entry & !LEAF) << st.low_zeros());
+                    if diff == 0 {
+                        return Probe::Hit(pos);
+                    }
+                    st.add_witness(bits, st.witness(diff));
+                    return Probe::Miss(None);
                 }
                 return match self.leaf_witness(&rules[pos as usize], key, stage, bits) {
                     Leaf::Matches => Probe::Hit(pos),
@@ -1077,7 +1121,7 @@ impl Tree {
             }
             match found {
                 Ok(i) if es[i].min < thr => {
-                    entry = es[i].next;
+                    (entry, min) = (es[i].next, es[i].min);
                     stage += 1;
                 }
                 _ => return Probe::Miss(None),
