@@ -152,7 +152,15 @@ pub fn parse_flows(text: &str) -> Result<Vec<Rule>, RuleError> {
 
 /// Most rules `text` can hold: one per line.
 fn line_bound(text: &str) -> usize {
-    text.as_bytes().iter().filter(|&&b| b == b'\n').count() + 1
+    newlines(text.as_bytes()) + 1
+}
+
+/// The number of `\n` in `bytes`. Counted in byte lanes over chunks too short to
+/// overflow one, which the compiler turns into vector compares: a million-line request
+/// is counted three times (the log line, the parse's pieces and their lengths), and a
+/// count filtered byte by byte took 2.5 instructions a byte, about three times as long.
+pub fn newlines(bytes: &[u8]) -> usize {
+    bytes.chunks(255).map(|c| usize::from(c.iter().fold(0u8, |n, &b| n + u8::from(b == b'\n')))).sum()
 }
 
 /// Most threads [`parse_flows`] uses.
@@ -172,7 +180,7 @@ fn split_at_lines(text: &str, n: usize, min: usize) -> Vec<(&str, u32)> {
         let Some(nl) = text.as_bytes()[target..].iter().position(|&b| b == b'\n') else { break };
         let end = target + nl + 1;
         pieces.push((&text[start..end], lines_before));
-        lines_before += text.as_bytes()[start..end].iter().filter(|&&b| b == b'\n').count() as u32;
+        lines_before += newlines(&text.as_bytes()[start..end]) as u32;
         start = end;
     }
     pieces.push((&text[start..], lines_before));
@@ -294,6 +302,26 @@ mod tests {
         for line in ["in_port=1,actions=output:", "tcp,tp_dst=", "actions=resubmit(", "é,actions=drop"] {
             let e = parse_flow(line).unwrap_err();
             assert!(e.position.column as usize <= line.chars().count() + 1, "{line}: {e}");
+        }
+    }
+
+    /// Counted by chunks of 255 bytes: texts of every length around a chunk's end, with
+    /// every byte a newline (a byte lane at its limit) or none, and random bytes.
+    #[test]
+    fn newlines_are_counted_as_byte_by_byte() {
+        let mut r = 0x9e37_79b9_7f4a_7c15_u64;
+        for len in (0..600).chain([255 * 7 - 1, 255 * 7, 255 * 7 + 1, 100_000]) {
+            let random: Vec<u8> = (0..len)
+                .map(|_| {
+                    r ^= r << 13;
+                    r ^= r >> 7;
+                    r ^= r << 17;
+                    if r.is_multiple_of(5) { b'\n' } else { r as u8 }
+                })
+                .collect();
+            for bytes in [vec![b'\n'; len], vec![b'x'; len], random] {
+                assert_eq!(newlines(&bytes), bytes.iter().filter(|&&b| b == b'\n').count(), "{len} bytes");
+            }
         }
     }
 

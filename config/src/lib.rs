@@ -44,7 +44,7 @@ pub use config::{
 pub use display::{PortName, format_actions, rule_text};
 pub use error::ConfigError;
 pub use field::{FIELDS, FieldDef, Masking, MatchSlot, Prereq, SlotStorage, ValueKind, field_by_name};
-pub use flow_parse::{MatchSpec, parse_flow, parse_flows, parse_match, parse_packet};
+pub use flow_parse::{MatchSpec, newlines, parse_flow, parse_flows, parse_match, parse_packet};
 pub use group_parse::{group_text, parse_group};
 pub use hugepages::{HugepageReservation, HugepageSize, HugepagesConfig};
 pub use ports::{

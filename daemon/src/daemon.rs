@@ -430,7 +430,7 @@ fn port_info_of(dp: &Datapath, config: &Config, name: &str) -> Option<(String, c
 fn line_count(flows: &[String]) -> usize {
     flows
         .iter()
-        .map(|f| f.bytes().filter(|&b| b == b'\n').count() + usize::from(!f.is_empty() && !f.ends_with('\n')))
+        .map(|f| ferrovs_config::newlines(f.as_bytes()) + usize::from(!f.is_empty() && !f.ends_with('\n')))
         .sum()
 }
 
