@@ -635,16 +635,12 @@ impl Worker {
                 // last time, with the changes in place since printed alone.
                 let texts = match self.slow.printed_rules(&bridge) {
                     Some(texts) => Ok(texts),
-                    None => {
-                        match self.slow.rules(&bridge).map(|rules| format_in_pieces(rules, ferrovs_config::rule_text)) {
-                            Some(texts) => {
-                                let texts = Arc::new(texts);
-                                self.slow.keep_printed_rules(&bridge, texts.clone());
-                                Ok(texts)
-                            }
-                            None => Err(format!("no bridge named {bridge:?}")),
-                        }
-                    }
+                    None => self
+                        .slow
+                        .rules(&bridge)
+                        .map(|rules| format_in_pieces(rules, ferrovs_config::rule_text))
+                        .and_then(|texts| self.slow.keep_printed_rules(&bridge, texts))
+                        .ok_or_else(|| format!("no bridge named {bridge:?}")),
                 };
                 let edits = if take_edits { self.slow.take_rule_text_edits(&bridge) } else { None };
                 let _ = answer.send(texts.map(|texts| RulesToWrite { texts, edits }));

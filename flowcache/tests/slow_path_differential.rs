@@ -1176,9 +1176,8 @@ impl World {
         let texts = match self.sp.printed_rules("br0") {
             Some(t) => t,
             None => {
-                let t = std::sync::Arc::new(self.sp.rules("br0").unwrap().iter().map(ToString::to_string).collect());
-                self.sp.keep_printed_rules("br0", std::sync::Arc::clone(&t));
-                t
+                let t = self.sp.rules("br0").unwrap().iter().map(ToString::to_string).collect();
+                self.sp.keep_printed_rules("br0", t).unwrap()
             }
         };
         let edits = self.sp.take_rule_text_edits("br0");

@@ -48,7 +48,7 @@ use super::mirror::MirrorFlow;
 use super::rule_deps::{AddedRule, TableLookup};
 use crate::key::{FlowKey, KEY_WORDS, Mask};
 use crate::upcall::FlowId;
-use crate::xlate::{Field, IdentityBuildHasher, RuleRef};
+use crate::xlate::{Field, IdentityBuildHasher, RuleRef, RuleTables, per_rule_vec};
 
 /// A megaflow of some PMD: (pmd, id).
 pub type FlowRef = (usize, FlowId);
@@ -135,7 +135,7 @@ impl RuleIds {
     /// `RuleTables::delete_in_place`): rule `r` is now `new_position[r]`, or gone
     /// (`u32::MAX`: its id no longer resolves).
     pub fn close_up(&mut self, new_position: &[u32]) {
-        let mut id_of = Vec::with_capacity(self.id_of.len());
+        let mut id_of = Vec::with_capacity(self.id_of.len() + RuleTables::in_place_limit(self.id_of.len()));
         for (r, id) in self.id_of.iter().enumerate() {
             let s = &mut self.slots[id.slot as usize];
             match new_position[r] {
@@ -157,7 +157,7 @@ impl RuleIds {
     /// fresh ids.
     pub fn next_version(&mut self, remap: &[Option<RuleRef>], n_new: usize) {
         const UNSET: RuleId = RuleId { slot: FREE, generation: 0 };
-        let mut id_of = vec![UNSET; n_new];
+        let mut id_of = per_rule_vec(UNSET, n_new);
         for (i, m) in remap.iter().enumerate() {
             let id = self.id_of[i];
             match m {
@@ -180,6 +180,9 @@ impl RuleIds {
             self.slots[id.slot as usize].1 = n as u32;
         }
         self.id_of = id_of;
+        // Room for the slots of rules added in place (none are free after a build).
+        let free = self.free.len();
+        self.slots.reserve(RuleTables::in_place_limit(n_new).saturating_sub(free));
     }
 }
 
@@ -482,6 +485,26 @@ impl FlowIndex {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Ids have room for the rules a version may get in place (see
+    /// `RuleTables::in_place_limit`): adding them, after a new version or a delete in
+    /// place, moves neither vector.
+    #[test]
+    fn ids_have_room_for_the_rules_added_in_place() {
+        let n = 5000;
+        let limit = RuleTables::in_place_limit(n);
+        let mut ids = RuleIds::new(n);
+        let mut fresh = RuleIds::new(n);
+        let gone: Vec<u32> = (0..n as u32).map(|r| if r % 50 == 0 { u32::MAX } else { r - r / 50 - 1 }).collect();
+        fresh.close_up(&gone);
+        for (ids, n) in [(&mut ids, n), (&mut fresh, n - n / 50)] {
+            let before = (ids.id_of.as_ptr(), ids.slots.as_ptr());
+            for k in 1..=limit {
+                ids.renew(&[], n + k);
+            }
+            assert_eq!((ids.id_of.as_ptr(), ids.slots.as_ptr()), before, "{n} rules");
+        }
+    }
 
     #[test]
     fn ids_survive_shifts_and_stale_ids_resolve_to_nothing() {

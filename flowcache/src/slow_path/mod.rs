@@ -1098,11 +1098,10 @@ impl SlowPath {
     }
 
     /// Keeps `texts`, the current rules of `bridge` printed, for
-    /// [`SlowPath::printed_rules`] (see `RuleTables::keep_printed`).
-    pub fn keep_printed_rules(&mut self, bridge: &str, texts: Arc<Vec<String>>) {
-        if let Some(b) = self.bridges.iter_mut().find(|b| b.name == bridge) {
-            b.tables.keep_printed(texts);
-        }
+    /// [`SlowPath::printed_rules`] (see `RuleTables::keep_printed`), and gives them back
+    /// shared (`None`: no such bridge).
+    pub fn keep_printed_rules(&mut self, bridge: &str, texts: Vec<String>) -> Option<Arc<Vec<String>>> {
+        self.bridges.iter_mut().find(|b| b.name == bridge).map(|b| b.tables.keep_printed(texts))
     }
 
     /// The groups of `bridge`.

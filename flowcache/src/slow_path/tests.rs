@@ -956,7 +956,7 @@ fn changes_keep_their_rules_printed_when_asked() {
     quiet.add_flows("br0", rules(&["priority=5,ip,actions=output:3"]), 1).unwrap();
     assert_eq!(quiet.printed_rules("br0"), None);
     let texts = quiet.rules("br0").unwrap().iter().map(ToString::to_string).collect();
-    quiet.keep_printed_rules("br0", Arc::new(texts));
+    quiet.keep_printed_rules("br0", texts);
     quiet.add_flows("br0", rules(&["priority=5,ip,actions=output:4", "priority=6,ip,actions=drop"]), 2).unwrap();
     assert_eq!(quiet.tables("br0").unwrap().changed_in_place(), 2, "changed in place");
     current(&quiet, "added in place");

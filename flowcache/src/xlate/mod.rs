@@ -76,6 +76,7 @@ pub use stats::{Expiry, RuleCounters, RuleStats};
 pub use tables::{
     BuildError, IdentityBuildHasher, IdentityHasher, InPlaceAdd, MissMode, N_TABLES, RuleRef, RuleTables, match_key,
 };
+pub(crate) use tables::per_rule_vec;
 pub use translate::{Lookup, MAX_DEPTH, MAX_LOOKUPS};
 
 use crate::actions::DpActions;

@@ -50,7 +50,7 @@ impl RuleStats {
     /// Fresh counters for every rule of `tables`, installed at `now`.
     pub fn new(tables: &RuleTables, now: Duration) -> RuleStats {
         let c = RuleCounters { packets: 0, bytes: 0, installed_at: now, last_used: now };
-        RuleStats { per_rule: vec![c; tables.rules().len()] }
+        RuleStats { per_rule: super::tables::per_rule_vec(c, tables.rules().len()) }
     }
 
     /// The counters after an in-place change (see `RuleTables::add_in_place`): those of
@@ -165,6 +165,17 @@ mod tests {
         Duration::from_secs(x)
     }
 
+    /// Counters have room for the rules a version may get in place (see
+    /// `RuleTables::in_place_limit`): restarting with them added does not move them.
+    #[test]
+    fn counters_have_room_for_the_rules_added_in_place() {
+        let n = 4000;
+        let tables = RuleTables::new((0..n).map(|i| rule(i as u16, 0, 0)).collect(), vec![1]).unwrap();
+        let mut stats = RuleStats::new(&tables, Duration::ZERO);
+        let before = stats.per_rule.as_ptr();
+        stats.restart(&[], n + RuleTables::in_place_limit(n), Duration::from_secs(1));
+        assert_eq!(stats.per_rule.as_ptr(), before);
+    }
     #[test]
     fn credits_and_times_out() {
         let t = RuleTables::new(vec![rule(1, 10, 0), rule(2, 0, 30), rule(3, 0, 0)], vec![1]).unwrap();

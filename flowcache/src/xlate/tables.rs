@@ -332,9 +332,16 @@ impl PrintedRules {
         }
     }
 
-    /// The texts, to change (copied first if a caller still holds them).
+    /// The texts, to change (copied first if a caller still holds them, with room for
+    /// the changes in place to come: a copy has none).
     fn texts_mut(&mut self) -> &mut Vec<String> {
-        std::sync::Arc::make_mut(&mut self.texts)
+        let shared = std::sync::Arc::strong_count(&self.texts) > 1;
+        let texts = std::sync::Arc::make_mut(&mut self.texts);
+        if shared {
+            let n = texts.len();
+            reserve_for_changes_in_place(texts, n);
+        }
+        texts
     }
 
     fn replace(&mut self, i: usize, new: String) {
@@ -454,8 +461,11 @@ impl RuleTables {
         // rule) and its own position dropped after the pass. Without duplicates (a bulk
         // load) no rule moves: copying a million 344-byte rules cost a tenth of the build.
         let mut kept = rules;
-        let mut source_index: Vec<usize> = (0..kept.len()).collect();
-        let mut by_identity = IdentityIndex::with_capacity(kept.len());
+        let n = kept.len();
+        reserve_for_changes_in_place(&mut kept, n);
+        let mut source_index: Vec<usize> = Vec::with_capacity(n + RuleTables::in_place_limit(n));
+        source_index.extend(0..n);
+        let mut by_identity = IdentityIndex::with_capacity(n + RuleTables::in_place_limit(n));
         let mut duplicate: Vec<bool> = Vec::new();
         for i in 0..kept.len() {
             let r = &kept[i];
@@ -491,7 +501,7 @@ impl RuleTables {
                     pieces.extend(p.join().unwrap_or_else(|e| std::panic::resume_unwind(e)));
                 }
                 pieces.sort_unstable_by_key(|p| p.0);
-                let mut texts = Vec::with_capacity(kept.len());
+                let mut texts = Vec::with_capacity(kept.len() + RuleTables::in_place_limit(kept.len()));
                 for (_, piece) in pieces {
                     texts.extend(piece);
                 }
@@ -500,7 +510,8 @@ impl RuleTables {
             ((tables, warnings, index), printed)
         });
         let nd_tables = tables.iter().map(|t| t.iter().any(|r| r.nd.is_some())).collect();
-        let timed = (0..kept.len() as u32).filter(|&i| has_timeout(&kept[i as usize])).collect();
+        let mut timed: Vec<u32> = (0..kept.len() as u32).filter(|&i| has_timeout(&kept[i as usize])).collect();
+        reserve_for_changes_in_place(&mut timed, kept.len());
         Ok(RuleTables {
             timed,
             rules: kept,
@@ -555,10 +566,15 @@ impl RuleTables {
     /// with them kept, a change in place prints only the rules it adds (printing 100,000
     /// rules takes tens of milliseconds of the slow-path thread; keeping them costs their
     /// text in memory, about 100 bytes a rule). Texts of another count are not kept.
-    pub fn keep_printed(&mut self, texts: std::sync::Arc<Vec<String>>) {
+    /// Returns them shared, as [`RuleTables::printed`] gives them.
+    pub fn keep_printed(&mut self, mut texts: Vec<String>) -> std::sync::Arc<Vec<String>> {
+        // Room for the changes in place, made before the texts are shared.
+        reserve_for_changes_in_place(&mut texts, self.rules.len());
+        let texts = std::sync::Arc::new(texts);
         if texts.len() == self.rules.len() {
-            self.printed = Some(PrintedRules { texts, edits: None });
+            self.printed = Some(PrintedRules { texts: texts.clone(), edits: None });
         }
+        texts
     }
 
     /// All rules of this version; a [`RuleRef`] indexes this slice.
@@ -824,6 +840,25 @@ impl RuleTables {
     }
 }
 
+/// Gives `v`, a vector of (at most) one entry per rule of a version of `n` rules, room
+/// for the entries of the rules it may get in place before it is built again
+/// ([`RuleTables::in_place_limit`]), so that no change in place grows it. Grown by
+/// doubling instead, the per-rule vectors (rules, their positions, texts, ids, counters)
+/// were each copied by the first change after a build or a start, those below the
+/// allocator's mmap threshold with their pages faulted in anew: 26-44 ms for the first
+/// `add-flow` at 842,013 rules against 0.4-0.5 ms for the next.
+pub(crate) fn reserve_for_changes_in_place<T>(v: &mut Vec<T>, n: usize) {
+    v.reserve_exact(RuleTables::in_place_limit(n));
+}
+
+/// `n` copies of `value` in a vector with the room of [`reserve_for_changes_in_place`],
+/// allocated once.
+pub(crate) fn per_rule_vec<T: Clone>(value: T, n: usize) -> Vec<T> {
+    let mut v = Vec::with_capacity(n + RuleTables::in_place_limit(n));
+    v.resize(n, value);
+    v
+}
+
 /// Whether rule `r` expires by an idle or a hard timeout.
 fn has_timeout(r: &Rule) -> bool {
     r.idle_timeout != 0 || r.hard_timeout != 0
@@ -1030,7 +1065,7 @@ impl IdentityIndex {
     /// others to `new_position[p]` (of which there are `n`), keeping every chain whole.
     pub fn close_up(&mut self, new_position: &[u32], n: usize) {
         let old_next = std::mem::take(&mut self.next);
-        let mut next = vec![u32::MAX; n];
+        let mut next = per_rule_vec(u32::MAX, n);
         self.first.retain(|_, head| {
             let (mut at, mut new_head, mut last) = (*head, u32::MAX, u32::MAX);
             while at != u32::MAX {
@@ -1476,6 +1511,42 @@ mod tests {
     /// The rules with a timeout are among [`RuleTables::timed_rules`] (ascending, in
     /// range) after a build and after every change in place: rules added with and without
     /// timeouts, a rule replaced by one with a timeout, rules deleted (the rest renumbered).
+    /// A version has room in every per-rule vector for the rules it may get in place
+    /// before it is built again: none of them moves (is grown) while it gets them, as
+    /// built (printed or not), after a delete in place, and with texts kept.
+    #[test]
+    fn changes_in_place_up_to_the_limit_move_no_per_rule_vector() {
+        let r =
+            |i: u32| rule(0, (i % 7) as u16, Match { in_port: Some(i), ..Match::default() }, vec![Action::Output(1)]);
+        let addresses = |t: &RuleTables| {
+            let printed = t.printed.as_ref().map(|p| p.texts.as_ptr());
+            (t.rules.as_ptr(), t.source_index.as_ptr(), t.by_identity.next.as_ptr(), t.timed.as_ptr(), printed)
+        };
+        let n = 3000;
+        let limit = RuleTables::in_place_limit(n as usize);
+        for (print, delete, keep) in
+            [(false, false, false), (true, false, false), (false, true, false), (false, false, true)]
+        {
+            let mut t = RuleTables::build((0..n).map(r).collect(), vec![1], print).unwrap();
+            let mut next = n;
+            if delete {
+                let gone: Vec<bool> = (0..t.rules().len()).map(|i| i % 100 == 0).collect();
+                t.delete_in_place(&gone);
+            }
+            if keep {
+                let texts = t.rules().iter().map(ToString::to_string).collect();
+                drop(t.keep_printed(texts));
+            }
+            let before = addresses(&t);
+            while t.changed_in_place() < limit {
+                let timed = Rule { idle_timeout: 5, ..r(next) };
+                t.add_in_place(vec![timed]).unwrap();
+                next += 1;
+            }
+            assert_eq!(addresses(&t), before, "printed {print}, after a delete {delete}, texts kept {keep}");
+        }
+    }
+
     #[test]
     fn timed_rules_hold_every_rule_with_a_timeout_through_changes_in_place() {
         let timed = |i: u32, idle: u16, hard: u16| Rule {
