@@ -176,6 +176,7 @@ mod tests {
         stats.restart(&[], n + RuleTables::in_place_limit(n), Duration::from_secs(1));
         assert_eq!(stats.per_rule.as_ptr(), before);
     }
+
     #[test]
     fn credits_and_times_out() {
         let t = RuleTables::new(vec![rule(1, 10, 0), rule(2, 0, 30), rule(3, 0, 0)], vec![1]).unwrap();
