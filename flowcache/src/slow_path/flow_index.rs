@@ -48,7 +48,7 @@ use super::mirror::MirrorFlow;
 use super::rule_deps::{AddedRule, TableLookup};
 use crate::key::{FlowKey, KEY_WORDS, Mask};
 use crate::upcall::FlowId;
-use crate::xlate::{Field, IdentityBuildHasher, RuleRef, RuleTables, per_rule_vec};
+use crate::xlate::{Field, IdentityBuildHasher, RuleRef, RuleTables, per_rule_capacity, per_rule_vec};
 
 /// A megaflow of some PMD: (pmd, id).
 pub type FlowRef = (usize, FlowId);
@@ -135,7 +135,7 @@ impl RuleIds {
     /// `RuleTables::delete_in_place`): rule `r` is now `new_position[r]`, or gone
     /// (`u32::MAX`: its id no longer resolves).
     pub fn close_up(&mut self, new_position: &[u32]) {
-        let mut id_of = Vec::with_capacity(self.id_of.len() + RuleTables::in_place_limit(self.id_of.len()));
+        let mut id_of = Vec::with_capacity(per_rule_capacity(self.id_of.len()));
         for (r, id) in self.id_of.iter().enumerate() {
             let s = &mut self.slots[id.slot as usize];
             match new_position[r] {

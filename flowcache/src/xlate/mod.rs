@@ -73,10 +73,10 @@ pub use fields::Field;
 pub use mac::{LearnOutcome, LearnResult, MacKey, MacLearn, MacTable, is_multicast, is_reserved};
 pub use revalidate::{Revalidated, Verdict, revalidate, revalidate_all};
 pub use stats::{Expiry, RuleCounters, RuleStats};
-pub(crate) use tables::per_rule_vec;
 pub use tables::{
     BuildError, IdentityBuildHasher, IdentityHasher, InPlaceAdd, MissMode, N_TABLES, RuleRef, RuleTables, match_key,
 };
+pub(crate) use tables::{per_rule_capacity, per_rule_vec};
 pub use translate::{Lookup, MAX_DEPTH, MAX_LOOKUPS};
 
 use crate::actions::DpActions;

@@ -463,9 +463,9 @@ impl RuleTables {
         let mut kept = rules;
         let n = kept.len();
         reserve_for_changes_in_place(&mut kept, n);
-        let mut source_index: Vec<usize> = Vec::with_capacity(n + RuleTables::in_place_limit(n));
+        let mut source_index: Vec<usize> = Vec::with_capacity(per_rule_capacity(n));
         source_index.extend(0..n);
-        let mut by_identity = IdentityIndex::with_capacity(n + RuleTables::in_place_limit(n));
+        let mut by_identity = IdentityIndex::with_capacity(per_rule_capacity(n));
         let mut duplicate: Vec<bool> = Vec::new();
         for i in 0..kept.len() {
             let r = &kept[i];
@@ -501,7 +501,7 @@ impl RuleTables {
                     pieces.extend(p.join().unwrap_or_else(|e| std::panic::resume_unwind(e)));
                 }
                 pieces.sort_unstable_by_key(|p| p.0);
-                let mut texts = Vec::with_capacity(kept.len() + RuleTables::in_place_limit(kept.len()));
+                let mut texts = Vec::with_capacity(per_rule_capacity(kept.len()));
                 for (_, piece) in pieces {
                     texts.extend(piece);
                 }
@@ -845,16 +845,21 @@ impl RuleTables {
 /// ([`RuleTables::in_place_limit`]), so that no change in place grows it. Grown by
 /// doubling instead, the per-rule vectors (rules, their positions, texts, ids, counters)
 /// were each copied by the first change after a build or a start, those below the
-/// allocator's mmap threshold with their pages faulted in anew: 26-44 ms for the first
+/// allocator's mmap threshold with their pages faulted in anew: 21-44 ms for the first
 /// `add-flow` at 842,013 rules against 0.4-0.5 ms for the next.
 pub(crate) fn reserve_for_changes_in_place<T>(v: &mut Vec<T>, n: usize) {
     v.reserve_exact(RuleTables::in_place_limit(n));
 }
 
-/// `n` copies of `value` in a vector with the room of [`reserve_for_changes_in_place`],
-/// allocated once.
+/// The capacity of a per-rule vector of a version of `n` rules: its entries and the room
+/// of [`reserve_for_changes_in_place`].
+pub(crate) fn per_rule_capacity(n: usize) -> usize {
+    n + RuleTables::in_place_limit(n)
+}
+
+/// `n` copies of `value` in a vector of [`per_rule_capacity`], allocated once.
 pub(crate) fn per_rule_vec<T: Clone>(value: T, n: usize) -> Vec<T> {
-    let mut v = Vec::with_capacity(n + RuleTables::in_place_limit(n));
+    let mut v = Vec::with_capacity(per_rule_capacity(n));
     v.resize(n, value);
     v
 }
